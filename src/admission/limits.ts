@@ -1,0 +1,82 @@
+import { LRUCache } from 'lru-cache';
+import type { Clock } from '../core/clock.js';
+import type { RateLimit } from '../config/types.js';
+import type { RejectReason } from '../observe/events.js';
+import { TokenBucket } from './token-bucket.js';
+
+export interface LimitSettings {
+  readonly maxPerRoute: number;
+  readonly maxPerSource: number;
+  readonly rate: RateLimit;
+  readonly ratePerSource: RateLimit;
+}
+
+/** How many per-source buckets are remembered; older ones are forgotten (a forgotten source starts full). */
+const SOURCE_BUCKETS = 65_536;
+
+/**
+ * Caps and creation rates for one route, per route and per source IP. Used once per new session
+ * or connection, before anything is allocated for it. `release` must be called exactly once for
+ * every successful `admit`.
+ */
+export class AdmissionLimits {
+  #active = 0;
+  readonly #perSource = new Map<string, number>();
+  readonly #routeBucket: TokenBucket;
+  readonly #sourceBuckets = new LRUCache<string, TokenBucket>({ max: SOURCE_BUCKETS });
+
+  constructor(
+    private settings: LimitSettings,
+    private readonly clock: Clock,
+  ) {
+    this.#routeBucket = new TokenBucket(settings.rate, clock);
+  }
+
+  get active(): number {
+    return this.#active;
+  }
+
+  activeFor(source: string): number {
+    return this.#perSource.get(source) ?? 0;
+  }
+
+  /**
+   * Checks caps then rates. `routeCapIsSoft` is true when the caller will evict a session to make
+   * room, so the route cap does not refuse (the rate still does).
+   */
+  admit(source: string, routeCapIsSoft = false): RejectReason | undefined {
+    const s = this.settings;
+    if (s.maxPerSource > 0 && (this.#perSource.get(source) ?? 0) >= s.maxPerSource) return 'limit-source-sessions';
+    if (!routeCapIsSoft && s.maxPerRoute > 0 && this.#active >= s.maxPerRoute) return 'limit-route-sessions';
+    if (s.ratePerSource.perSecond > 0) {
+      let b = this.#sourceBuckets.get(source);
+      if (!b) this.#sourceBuckets.set(source, (b = new TokenBucket(s.ratePerSource, this.clock)));
+      if (!b.take()) return 'limit-source-rate';
+    }
+    if (!this.#routeBucket.take()) return 'limit-route-rate';
+    return undefined;
+  }
+
+  /** True when the route is at its cap (an evicting caller then makes room first). */
+  get atRouteCap(): boolean {
+    return this.settings.maxPerRoute > 0 && this.#active >= this.settings.maxPerRoute;
+  }
+
+  acquire(source: string): void {
+    this.#active++;
+    this.#perSource.set(source, (this.#perSource.get(source) ?? 0) + 1);
+  }
+
+  release(source: string): void {
+    this.#active--;
+    const n = (this.#perSource.get(source) ?? 1) - 1;
+    if (n <= 0) this.#perSource.delete(source);
+    else this.#perSource.set(source, n);
+  }
+
+  update(settings: LimitSettings): void {
+    this.settings = settings;
+    this.#routeBucket.setLimit(settings.rate);
+    this.#sourceBuckets.clear();
+  }
+}

@@ -1,0 +1,121 @@
+import { watch, type FSWatcher } from 'node:fs';
+import pino, { type Logger } from 'pino';
+import type { Clock } from './core/clock.js';
+import { SluiceError } from './core/errors.js';
+import { formatIssue, type SluiceConfig } from './config/types.js';
+import { loadConfigFile } from './config/load.js';
+import { EventStream } from './observe/events.js';
+import { accessLogSink } from './observe/access-log.js';
+import { openLineWriter, type LineWriter } from './observe/line-writer.js';
+import { opsLogSink } from './observe/ops-log.js';
+import { SluiceNode, type ReloadSummary } from './node.js';
+import { DirectStreamDialer } from './upstream/direct/tcp-dialer.js';
+import { DirectDatagramDialer } from './upstream/direct/udp-dialer.js';
+
+export interface AppDeps {
+  readonly clock: Clock;
+  /** Where operational logs go (JSON lines). */
+  readonly logDestination: NodeJS.WritableStream;
+}
+
+/**
+ * A running Sluice with its sinks: the node, the access log, the ops log, and reload from the
+ * config file. main.ts owns the process (signals, exit codes); this owns everything else.
+ */
+export class App {
+  readonly events: EventStream;
+  #accessLog: { output: string; writer: LineWriter; unsubscribe: () => void } | undefined;
+  #watcher: FSWatcher | undefined;
+  #reloading: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    readonly node: SluiceNode,
+    readonly log: Logger,
+    events: EventStream,
+    private readonly configPath: string | undefined,
+    private readonly deps: AppDeps,
+  ) {
+    this.events = events;
+  }
+
+  /** Starts from a validated config. Throws SluiceError (SLUICE_ERR_BIND) when a route cannot bind. */
+  static async start(config: SluiceConfig, configPath: string | undefined, deps: AppDeps): Promise<App> {
+    const log = pino({ level: config.log.level, base: undefined }, deps.logDestination as never);
+    const events = new EventStream((err) => log.error({ err }, 'an event sink failed and was detached'));
+    events.subscribe(opsLogSink(log, deps.clock));
+    const node = await SluiceNode.start(config, {
+      clock: deps.clock,
+      events,
+      streamDialer: new DirectStreamDialer(),
+      datagramDialer: new DirectDatagramDialer(),
+    });
+    const app = new App(node, log, events, configPath, deps);
+    app.#applyAccessLog(config);
+    if (config.lifecycle.watch && configPath) app.#watch(configPath);
+    return app;
+  }
+
+  /**
+   * Re-reads the config file and applies the difference. An invalid config (or a bind failure
+   * of a new listener) is rejected with its problems and the running config stays. Serialised:
+   * a reload requested during another one runs after it.
+   */
+  reload(): Promise<ReloadSummary | undefined> {
+    const next = this.#reloading.then(() => this.#reloadOnce());
+    this.#reloading = next.catch(() => {});
+    return next;
+  }
+
+  async #reloadOnce(): Promise<ReloadSummary | undefined> {
+    if (!this.configPath) return undefined;
+    const parsed = await loadConfigFile(this.configPath);
+    if (!parsed.ok) {
+      this.events.emit({ type: 'config-rejected', at: this.deps.clock.wallNow(), problems: parsed.issues.map(formatIssue) });
+      return undefined;
+    }
+    try {
+      const summary = await this.node.reload(parsed.config);
+      this.log.level = parsed.config.log.level;
+      this.#applyAccessLog(parsed.config);
+      return summary;
+    } catch (err) {
+      const message = err instanceof SluiceError ? err.message : String(err);
+      this.events.emit({ type: 'config-rejected', at: this.deps.clock.wallNow(), problems: [message] });
+      return undefined;
+    }
+  }
+
+  /** Graceful stop with the configured drain deadline. */
+  async stop(): Promise<void> {
+    this.#watcher?.close();
+    await this.node.shutdown();
+    await this.#accessLog?.writer.close();
+  }
+
+  #applyAccessLog(config: SluiceConfig): void {
+    const output = config.accessLog.output;
+    if (this.#accessLog?.output === output) return;
+    const old = this.#accessLog;
+    this.#accessLog = undefined;
+    if (old) {
+      old.unsubscribe();
+      void old.writer.close();
+    }
+    if (output === 'off') return;
+    const writer = openLineWriter(output);
+    this.#accessLog = { output, writer, unsubscribe: this.events.subscribe(accessLogSink(writer, this.deps.clock)) };
+  }
+
+  #watch(path: string): void {
+    let pending: { cancel(): void } | undefined;
+    try {
+      this.#watcher = watch(path, () => {
+        pending?.cancel();
+        pending = this.deps.clock.setTimeout(() => void this.reload(), 200);
+      });
+      this.#watcher.unref();
+    } catch (err) {
+      this.log.warn({ path, err: (err as Error).message }, 'cannot watch the config file; reload with SIGHUP');
+    }
+  }
+}

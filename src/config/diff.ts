@@ -1,0 +1,28 @@
+import { formatListen } from '../core/address.js';
+import type { RouteConfig } from './types.js';
+
+export interface RouteDiff {
+  /** Routes whose name is new. */
+  readonly added: RouteConfig[];
+  /** Names that are gone. */
+  readonly removed: string[];
+  /** Same name and same `listen`: keep the socket and live sessions, swap settings. */
+  readonly changed: RouteConfig[];
+  /** Same name, different `listen`: a new listener; the old one drains. */
+  readonly rebuilt: RouteConfig[];
+}
+
+/** Classifies the difference between two route lists by name. Unchanged routes appear nowhere. */
+export function diffRoutes(before: readonly RouteConfig[], after: readonly RouteConfig[]): RouteDiff {
+  const old = new Map(before.map((r) => [r.name, r]));
+  const diff: RouteDiff = { added: [], removed: [], changed: [], rebuilt: [] };
+  for (const r of after) {
+    const prev = old.get(r.name);
+    old.delete(r.name);
+    if (!prev) diff.added.push(r);
+    else if (formatListen(prev.listen) !== formatListen(r.listen)) diff.rebuilt.push(r);
+    else if (JSON.stringify(prev) !== JSON.stringify(r)) diff.changed.push(r);
+  }
+  diff.removed.push(...old.keys());
+  return diff;
+}

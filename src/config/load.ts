@@ -1,0 +1,159 @@
+import { readFile } from 'node:fs/promises';
+import { isMap, isNode, LineCounter, parseDocument, type Document } from 'yaml';
+import { formatListen } from '../core/address.js';
+import { SluiceError } from '../core/errors.js';
+import { configSchema, type RawConfig } from './schema.js';
+import type { ConfigIssue, RouteConfig, SluiceConfig } from './types.js';
+
+export type ParseResult = { ok: true; config: SluiceConfig } | { ok: false; issues: ConfigIssue[] };
+
+/**
+ * Parses and validates config text. Collects every problem it can find rather than stopping at
+ * the first, each with its key path and line. The result is deeply frozen: the running node
+ * swaps whole configs, it never edits one.
+ */
+export function parseConfig(text: string): ParseResult {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  const lineOf = (offset: number | undefined) => (offset === undefined ? undefined : lines.linePos(offset).line);
+
+  if (doc.errors.length > 0) {
+    return {
+      ok: false,
+      issues: doc.errors.map((e) => ({ path: '', line: lineOf(e.pos[0]), message: `YAML: ${e.message.split('\n')[0]}` })),
+    };
+  }
+  const raw: unknown = doc.toJS() ?? {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    return { ok: false, issues: [{ path: '', line: 1, message: 'expected a mapping of keys (routes:, ...)' }] };
+  }
+
+  const issues: ConfigIssue[] = [];
+  const at = (path: (string | number)[], message: string) =>
+    issues.push({ path: path.join('.'), line: lineOf(nodeOffset(doc, path)), message });
+
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const path = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
+      if (issue.code === 'unrecognized_keys') {
+        for (const key of issue.keys) at([...path, key], `unknown key "${key}"`);
+      } else {
+        at(path, describe(issue));
+      }
+    }
+  }
+  const routesRaw = (raw as { routes?: Record<string, Record<string, unknown>> }).routes;
+  if (routesRaw && typeof routesRaw === 'object') checkRoutes(routesRaw, parsed.success ? parsed.data : undefined, at);
+
+  if (issues.length > 0 || !parsed.success) {
+    issues.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+    return { ok: false, issues };
+  }
+  return { ok: true, config: compile(parsed.data) };
+}
+
+/** Reads and parses a file; a read failure is an issue too, so `check` reports it the same way. */
+export async function loadConfigFile(path: string): Promise<ParseResult> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+    return { ok: false, issues: [{ path: '', message: `cannot read config file ${path}: ${code}` }] };
+  }
+  return parseConfig(text);
+}
+
+export function expectConfig(result: ParseResult): SluiceConfig {
+  if (result.ok) return result.config;
+  throw new SluiceError('SLUICE_ERR_CONFIG_INVALID', `config has ${result.issues.length} problem(s)`, { cause: result.issues });
+}
+
+function checkRoutes(
+  routesRaw: Record<string, Record<string, unknown>>,
+  data: RawConfig | undefined,
+  at: (path: (string | number)[], message: string) => void,
+): void {
+  const seen = new Map<string, string>();
+  for (const [name, route] of Object.entries(routesRaw)) {
+    if (!route || typeof route !== 'object') continue;
+    const listen = typeof route.listen === 'string' ? route.listen : '';
+    const transport = listen.startsWith('udp://') ? 'udp' : listen.startsWith('tcp://') ? 'tcp' : undefined;
+    if (transport === 'tcp' && route.udp !== undefined) at(['routes', name, 'udp'], 'udp settings on a tcp:// route');
+    if (transport === 'udp' && route.tcp !== undefined) at(['routes', name, 'tcp'], 'tcp settings on a udp:// route');
+    const compiled = data?.routes[name]?.listen;
+    if (compiled && compiled.port !== 0) {
+      const key = formatListen(compiled);
+      const other = seen.get(key);
+      if (other) at(['routes', name, 'listen'], `${key} is already the listen address of route "${other}"`);
+      else seen.set(key, name);
+    }
+  }
+}
+
+function compile(data: RawConfig): SluiceConfig {
+  const routes: RouteConfig[] = Object.entries(data.routes).map(([name, r]) => ({
+    name,
+    listen: r.listen,
+    upstream: r.upstream,
+    udp: {
+      idleTimeoutMs: r.udp.idleTimeout,
+      maxSessions: r.udp.maxSessions,
+      maxSessionsPerSource: r.udp.maxSessionsPerSource,
+      rate: r.udp.rate,
+      ratePerSource: r.udp.ratePerSource,
+      onLimit: r.udp.onLimit,
+      setupQueue: r.udp.setupQueue,
+      maxDatagramBytes: r.udp.maxDatagramBytes,
+    },
+    tcp: {
+      connectTimeoutMs: r.tcp.connectTimeout,
+      idleTimeoutMs: r.tcp.idleTimeout,
+      maxConnections: r.tcp.maxConnections,
+      maxConnectionsPerSource: r.tcp.maxConnectionsPerSource,
+      rate: r.tcp.rate,
+      ratePerSource: r.tcp.ratePerSource,
+    },
+  }));
+  return deepFreeze({
+    routes,
+    accessLog: data.accessLog,
+    log: data.log,
+    lifecycle: { drainTimeoutMs: data.lifecycle.drainTimeout, watch: data.lifecycle.watch },
+  });
+}
+
+/** Offset of the node at `path`, or of its nearest existing parent (for a missing key). */
+function nodeOffset(doc: Document, path: (string | number)[]): number | undefined {
+  for (let n = path.length; n >= 0; n--) {
+    const node = doc.getIn(path.slice(0, n), true);
+    if (isNode(node) && node.range) {
+      if (n < path.length || !isMap(node)) return node.range[0];
+      // A map value: point at its key's line, which is where people look.
+      return keyOffset(doc, path) ?? node.range[0];
+    }
+  }
+  return undefined;
+}
+
+function keyOffset(doc: Document, path: (string | number)[]): number | undefined {
+  const parent = doc.getIn(path.slice(0, -1), true);
+  if (!isMap(parent)) return undefined;
+  const pair = parent.items.find((p) => isNode(p.key) && (p.key as { value?: unknown }).value === path[path.length - 1]);
+  const key = pair?.key;
+  return isNode(key) && key.range ? key.range[0] : undefined;
+}
+
+function describe(issue: { code: string; message: string; expected?: unknown; input?: unknown }): string {
+  if (issue.code === 'invalid_type' && issue.input === undefined) return 'is required';
+  return issue.message.replace(/^Invalid input: /, '');
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}

@@ -1,0 +1,86 @@
+import { z } from 'zod';
+import { parseDurationMs } from '../core/duration.js';
+import { parseHostPort, parseListenUrl } from '../core/address.js';
+
+/**
+ * The config file's shape. Every object is strict (unknown keys are errors) and every default is
+ * here, in one place; docs/configuration.md lists the same defaults.
+ */
+const duration = z.string().transform((text, ctx) => {
+  const ms = parseDurationMs(text);
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: `expected a duration such as 30s, 10m, 250ms; got "${text}"` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const count = (max = 10_000_000) => z.number().int().min(0).max(max);
+
+const rate = (perSecond: number, burst: number) =>
+  z
+    .strictObject({
+      perSecond: z.number().min(0).default(perSecond),
+      burst: count().default(burst),
+    })
+    .prefault({});
+
+const udp = z
+  .strictObject({
+    idleTimeout: duration.prefault('30s'),
+    maxSessions: count().default(1024),
+    maxSessionsPerSource: count().default(256),
+    rate: rate(50, 100),
+    ratePerSource: rate(20, 40),
+    onLimit: z.enum(['reject', 'evict-lru']).default('reject'),
+    setupQueue: count(4096).default(64),
+    maxDatagramBytes: z.number().int().min(1).max(65535).default(65507),
+  })
+  .prefault({});
+
+const tcp = z
+  .strictObject({
+    connectTimeout: duration.prefault('10s'),
+    idleTimeout: duration.prefault('10m'),
+    maxConnections: count().default(4096),
+    maxConnectionsPerSource: count().default(256),
+    rate: rate(0, 0),
+    ratePerSource: rate(0, 0),
+  })
+  .prefault({});
+
+const listen = z.string().transform((text, ctx) => {
+  const r = parseListenUrl(text);
+  if (typeof r === 'string') {
+    ctx.addIssue({ code: 'custom', message: r });
+    return z.NEVER;
+  }
+  return r;
+});
+
+const upstream = z.string().transform((text, ctx) => {
+  const r = parseHostPort(text);
+  if (typeof r === 'string') {
+    ctx.addIssue({ code: 'custom', message: r });
+    return z.NEVER;
+  }
+  return r;
+});
+
+export const routeSchema = z.strictObject({
+  listen,
+  upstream,
+  udp,
+  tcp,
+});
+
+export const configSchema = z.strictObject({
+  routes: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'route names use letters, digits, _ . - (max 63)'), routeSchema).default({}),
+  accessLog: z.strictObject({ output: z.string().min(1).default('stdout') }).prefault({}),
+  log: z
+    .strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
+    .prefault({}),
+  lifecycle: z.strictObject({ drainTimeout: duration.prefault('30s'), watch: z.boolean().default(false) }).prefault({}),
+});
+
+export type RawConfig = z.output<typeof configSchema>;

@@ -1,0 +1,63 @@
+import type { HostPort, ListenAddress } from '../core/address.js';
+
+/** A token bucket: `perSecond` refill, `burst` capacity. `perSecond: 0` turns the limit off. */
+export interface RateLimit {
+  readonly perSecond: number;
+  readonly burst: number;
+}
+
+export type OnLimit = 'reject' | 'evict-lru';
+
+export interface UdpSettings {
+  readonly idleTimeoutMs: number;
+  readonly maxSessions: number;
+  readonly maxSessionsPerSource: number;
+  readonly rate: RateLimit;
+  readonly ratePerSource: RateLimit;
+  readonly onLimit: OnLimit;
+  /** Datagrams held per session while its upstream socket is being set up. */
+  readonly setupQueue: number;
+  /** Largest datagram payload forwarded; larger ones are dropped and counted. */
+  readonly maxDatagramBytes: number;
+}
+
+export interface TcpSettings {
+  readonly connectTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly maxConnections: number;
+  readonly maxConnectionsPerSource: number;
+  readonly rate: RateLimit;
+  readonly ratePerSource: RateLimit;
+}
+
+export interface RouteConfig {
+  readonly name: string;
+  readonly listen: ListenAddress;
+  readonly upstream: HostPort;
+  readonly udp: UdpSettings;
+  readonly tcp: TcpSettings;
+}
+
+export interface AccessLogConfig {
+  /** `stdout`, `stderr`, a file path, or `off`. */
+  readonly output: string;
+}
+
+export interface SluiceConfig {
+  readonly routes: readonly RouteConfig[];
+  readonly accessLog: AccessLogConfig;
+  readonly log: { readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
+  readonly lifecycle: { readonly drainTimeoutMs: number; readonly watch: boolean };
+}
+
+/** One problem found in a config: the dotted key path, its line when known, and what is wrong. */
+export interface ConfigIssue {
+  readonly path: string;
+  readonly line?: number;
+  readonly message: string;
+}
+
+export function formatIssue(issue: ConfigIssue): string {
+  const where = issue.path === '' ? '(top level)' : issue.path;
+  return issue.line !== undefined ? `${where} (line ${issue.line}): ${issue.message}` : `${where}: ${issue.message}`;
+}

@@ -1,0 +1,41 @@
+/**
+ * One error type for the whole project. Branch on `code`, never on the message: the message is
+ * for people and may change. Keep `cause` when wrapping so the original errno survives.
+ */
+export type SluiceErrorCode =
+  | 'SLUICE_ERR_CONFIG_INVALID'
+  | 'SLUICE_ERR_CONFIG_READ'
+  | 'SLUICE_ERR_BIND'
+  | 'SLUICE_ERR_DIAL_TIMEOUT'
+  | 'SLUICE_ERR_DIAL_FAILED'
+  | 'SLUICE_ERR_RESOLVE'
+  | 'SLUICE_ERR_ADDRESS_INVALID'
+  | 'SLUICE_ERR_ACL_DENIED'
+  | 'SLUICE_ERR_LIMIT'
+  | 'SLUICE_ERR_PROXY_HEADER_INVALID'
+  | 'SLUICE_ERR_STUN_INVALID'
+  | 'SLUICE_ERR_TUNNEL_AUTH'
+  | 'SLUICE_ERR_ICE_STATE'
+  | 'SLUICE_ERR_CLOSED'
+  | 'SLUICE_ERR_USAGE';
+
+export class SluiceError extends Error {
+  override name = 'SluiceError';
+  constructor(
+    readonly code: SluiceErrorCode,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+export function isSluiceError(err: unknown, code?: SluiceErrorCode): err is SluiceError {
+  return err instanceof SluiceError && (code === undefined || err.code === code);
+}
+
+/** The errno code of a Node system error (`ECONNREFUSED`, ...), or undefined. */
+export function errnoCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}

@@ -1,0 +1,33 @@
+import type { Endpoint } from '../core/address.js';
+import type { RouteConfig } from '../config/types.js';
+import type { EndReason, FlowCounters } from '../observe/events.js';
+
+/** A live session or connection, as the admin API and `sluice status` show it. */
+export interface SessionInfo extends FlowCounters {
+  readonly id: number;
+  readonly route: string;
+  readonly proto: 'tcp' | 'udp';
+  readonly client: Endpoint;
+  readonly upstream: Endpoint | undefined;
+  readonly state: string;
+  readonly startedAt: number;
+}
+
+/**
+ * One route's listener with its sessions. Built by node.ts, which swaps settings on reload and
+ * decides when it drains.
+ */
+export interface RouteRuntime {
+  readonly name: string;
+  readonly config: RouteConfig;
+  /** The bound address (the real port when the config said 0). */
+  readonly local: Endpoint;
+  readonly active: number;
+  /** New settings for the same `listen`: new sessions use them (docs/configuration.md lists what live ones pick up). */
+  update(route: RouteConfig): void;
+  /** Stops admitting; resolves when the last session ends. The caller enforces a deadline with `close`. */
+  drain(): Promise<void>;
+  /** Ends every session with `reason` and releases the socket. Idempotent. */
+  close(reason: EndReason): Promise<void>;
+  sessions(): SessionInfo[];
+}

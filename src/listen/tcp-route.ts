@@ -1,0 +1,214 @@
+import net from 'node:net';
+import { once } from 'node:events';
+import { canonicalIp, formatListen, type Endpoint } from '../core/address.js';
+import type { Clock } from '../core/clock.js';
+import { errnoCode, SluiceError } from '../core/errors.js';
+import type { RouteConfig } from '../config/types.js';
+import { AdmissionLimits, type LimitSettings } from '../admission/limits.js';
+import type { EndReason, EventStream, FlowRef, RejectReason } from '../observe/events.js';
+import { relayTcp } from '../session/tcp-relay.js';
+import type { Admitter } from '../admission/admitter.js';
+import type { StreamDialer } from '../upstream/dialer.js';
+import type { RouteRuntime, SessionInfo } from './route.js';
+
+export interface TcpRouteDeps {
+  readonly clock: Clock;
+  readonly dialer: StreamDialer;
+  readonly events: EventStream;
+  readonly nextFlowId: () => number;
+  readonly admit?: Admitter;
+}
+
+class TcpConnection implements FlowRef {
+  readonly proto = 'tcp' as const;
+  state: 'dialing' | 'open' | 'closed' = 'dialing';
+  upstream: Endpoint | undefined;
+  stop: ((reason: EndReason) => void) | undefined;
+  constructor(
+    readonly id: number,
+    readonly route: string,
+    readonly client: Endpoint,
+    readonly down: net.Socket,
+    readonly startedAt: number,
+    readonly startedWall: number,
+  ) {}
+}
+
+/** A TCP listener: admits each connection, dials the upstream, then relays with half-close. */
+export class TcpRoute implements RouteRuntime {
+  readonly #conns = new Set<TcpConnection>();
+  readonly #limits: AdmissionLimits;
+  readonly #abort = new AbortController();
+  #route: RouteConfig;
+  #draining = false;
+  #onEmpty: (() => void) | undefined;
+  #closed: Promise<void> | undefined;
+
+  private constructor(
+    route: RouteConfig,
+    private readonly server: net.Server,
+    readonly local: Endpoint,
+    private readonly deps: TcpRouteDeps,
+  ) {
+    this.#route = route;
+    this.#limits = new AdmissionLimits(limitSettings(route), deps.clock);
+    server.on('connection', (down: net.Socket) => this.#accept(down));
+    // Accept errors (EMFILE under a flood) must not take the process down; the listener keeps going.
+    server.on('error', () => {});
+  }
+
+  static async start(route: RouteConfig, deps: TcpRouteDeps): Promise<TcpRoute> {
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
+    try {
+      const listening = once(server, 'listening');
+      server.listen({ host: route.listen.host, port: route.listen.port, backlog: 4096, exclusive: true });
+      await listening;
+    } catch (err) {
+      server.close();
+      throw new SluiceError('SLUICE_ERR_BIND', `route "${route.name}": cannot listen on ${formatListen(route.listen)}: ${errnoCode(err) ?? (err as Error).message}`, { cause: err });
+    }
+    const a = server.address() as net.AddressInfo;
+    const local: Endpoint = { address: canonicalIp(a.address)?.address ?? a.address, port: a.port, family: a.family === 'IPv6' ? 6 : 4 };
+    return new TcpRoute(route, server, local, deps);
+  }
+
+  get name(): string {
+    return this.#route.name;
+  }
+
+  get config(): RouteConfig {
+    return this.#route;
+  }
+
+  get active(): number {
+    return this.#conns.size;
+  }
+
+  update(route: RouteConfig): void {
+    this.#route = route;
+    this.#limits.update(limitSettings(route));
+  }
+
+  drain(): Promise<void> {
+    this.#draining = true;
+    this.server.close();
+    if (this.#conns.size === 0) return Promise.resolve();
+    return new Promise((resolve) => (this.#onEmpty = resolve));
+  }
+
+  close(reason: EndReason): Promise<void> {
+    this.#closed ??= new Promise<void>((resolve) => {
+      this.#draining = true;
+      this.#abort.abort();
+      for (const c of this.#conns) this.#finish(c, reason);
+      if (this.server.listening) this.server.close(() => resolve());
+      else resolve();
+    });
+    return this.#closed;
+  }
+
+  sessions(): SessionInfo[] {
+    return [...this.#conns].map((c) => ({
+      id: c.id,
+      route: c.route,
+      proto: 'tcp',
+      client: c.client,
+      upstream: c.upstream,
+      state: c.state,
+      startedAt: c.startedWall,
+      bytesFromClient: c.down.bytesRead,
+      packetsFromClient: 0,
+      bytesToClient: c.down.bytesWritten,
+      packetsToClient: 0,
+    }));
+  }
+
+  #accept(down: net.Socket): void {
+    const { clock, events } = this.deps;
+    const canon = canonicalIp(down.remoteAddress ?? '');
+    if (!canon) {
+      down.destroy();
+      return;
+    }
+    const client: Endpoint = { address: canon.address, port: down.remotePort ?? 0, family: canon.family };
+    const reject = (reason: RejectReason) => {
+      events.emit({ type: 'session-rejected', at: clock.wallNow(), route: this.#route.name, proto: 'tcp', client, reason });
+      down.destroy();
+    };
+    if (this.#draining) return reject('draining');
+    const denied = this.deps.admit?.(client, this.#route.name) ?? this.#limits.admit(client.address);
+    if (denied) return reject(denied);
+
+    this.#limits.acquire(client.address);
+    const route = this.#route;
+    const c = new TcpConnection(this.deps.nextFlowId(), route.name, client, down, clock.now(), clock.wallNow());
+    this.#conns.add(c);
+    down.on('error', () => {}); // errors before the relay starts: the dial outcome decides
+    this.deps.dialer.dial(route.upstream, { signal: this.#abort.signal, timeoutMs: route.tcp.connectTimeoutMs }).then(
+      ({ stream, remote }) => {
+        if (c.state === 'closed' || down.destroyed) {
+          stream.destroy();
+          this.#finish(c, 'client-closed');
+          return;
+        }
+        c.state = 'open';
+        c.upstream = remote;
+        events.emit({ type: 'session-started', at: clock.wallNow(), flow: c, upstream: remote });
+        events.emit({ type: 'dial-ok', at: clock.wallNow(), flow: c, latencyMs: clock.now() - c.startedAt });
+        c.stop = relayTcp(down, stream, route.tcp.idleTimeoutMs, (o) => this.#ended(c, o.reason, o.bytesFromClient, o.bytesToClient));
+      },
+      (err: SluiceError) => {
+        events.emit({
+          type: 'dial-error',
+          at: clock.wallNow(),
+          flow: c,
+          upstream: `${route.upstream.host}:${route.upstream.port}`,
+          code: err.code ?? 'ERROR',
+          message: err.message,
+          latencyMs: clock.now() - c.startedAt,
+        });
+        this.#finish(c, 'upstream-unreachable');
+      },
+    );
+  }
+
+  /** Ends a connection from outside the relay (shutdown, dial failure). */
+  #finish(c: TcpConnection, reason: EndReason): void {
+    if (c.stop) return c.stop(reason);
+    if (c.state === 'closed') return;
+    c.state = 'closed';
+    c.down.destroy();
+    this.#forget(c);
+  }
+
+  #ended(c: TcpConnection, reason: EndReason, bytesFromClient: number, bytesToClient: number): void {
+    c.state = 'closed';
+    const { clock } = this.deps;
+    this.deps.events.emit({
+      type: 'session-ended',
+      at: clock.wallNow(),
+      flow: c,
+      upstream: c.upstream,
+      startedAt: c.startedWall,
+      durationMs: Math.max(0, Math.round(clock.now() - c.startedAt)),
+      reason,
+      counters: { bytesFromClient, packetsFromClient: 0, bytesToClient, packetsToClient: 0 },
+    });
+    this.#forget(c);
+  }
+
+  #forget(c: TcpConnection): void {
+    if (!this.#conns.delete(c)) return;
+    this.#limits.release(c.client.address);
+    if (this.#draining && this.#conns.size === 0 && this.#onEmpty) {
+      const done = this.#onEmpty;
+      this.#onEmpty = undefined;
+      done();
+    }
+  }
+}
+
+function limitSettings(route: RouteConfig): LimitSettings {
+  const t = route.tcp;
+  return { maxPerRoute: t.maxConnections, maxPerSource: t.maxConnectionsPerSource, rate: t.rate, ratePerSource: t.ratePerSource };
+}

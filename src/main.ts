@@ -1,0 +1,124 @@
+import { readFileSync } from 'node:fs';
+import { systemClock } from './core/clock.js';
+import { isSluiceError } from './core/errors.js';
+import { formatIssue, type SluiceConfig } from './config/types.js';
+import { loadConfigFile } from './config/load.js';
+import { parseArgs } from './cli/args.js';
+import { EXIT } from './cli/exit-codes.js';
+import { HELP } from './cli/help.js';
+import { startDemoUpstreams } from './cli/demo.js';
+import { formatHostPort } from './core/address.js';
+import { App } from './app.js';
+
+/** The process shell: the only module that touches `process`. */
+const FLAGS = { config: 'string', help: 'boolean', h: 'boolean', version: 'boolean', v: 'boolean' } as const;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let args;
+  try {
+    args = parseArgs(argv, FLAGS);
+  } catch (err) {
+    process.stderr.write(`sluice: ${(err as Error).message}\n${'Run sluice --help for usage.'}\n`);
+    return EXIT.usage;
+  }
+  if (args.flags.has('version') || args.flags.has('v')) {
+    process.stdout.write(`sluice ${version()}\n`);
+    return EXIT.ok;
+  }
+  if (args.flags.has('help') || args.flags.has('h') || args.command === 'help') {
+    process.stdout.write(HELP);
+    return EXIT.ok;
+  }
+  switch (args.command) {
+    case 'check':
+      return check(args.flags.get('config'));
+    case 'run':
+      return run(args.flags.get('config'));
+    case 'demo':
+      return demo();
+    case undefined:
+      process.stderr.write(HELP);
+      return EXIT.usage;
+    default:
+      process.stderr.write(`sluice: unknown command "${args.command}"\nRun sluice --help for usage.\n`);
+      return EXIT.usage;
+  }
+}
+
+async function load(path: string | true | undefined): Promise<SluiceConfig | number> {
+  if (typeof path !== 'string') {
+    process.stderr.write('sluice: --config FILE is required\n');
+    return EXIT.usage;
+  }
+  const parsed = await loadConfigFile(path);
+  if (parsed.ok) return parsed.config;
+  process.stderr.write(`sluice: ${path}: ${parsed.issues.length} problem(s)\n`);
+  for (const issue of parsed.issues) process.stderr.write(`  ${formatIssue(issue)}\n`);
+  return EXIT.configInvalid;
+}
+
+async function check(path: string | true | undefined): Promise<number> {
+  const config = await load(path);
+  if (typeof config === 'number') return config;
+  process.stdout.write(`${path}: ok, ${config.routes.length} route(s)\n`);
+  return EXIT.ok;
+}
+
+async function run(path: string | true | undefined): Promise<number> {
+  const config = await load(path);
+  if (typeof config === 'number') return config;
+  return serve(config, path as string);
+}
+
+async function demo(): Promise<number> {
+  const upstreams = await startDemoUpstreams();
+  const code = await serve(upstreams.config, undefined, (app) => {
+    const [udp, tcp] = [app.node.route('demo-udp')!, app.node.route('demo-tcp')!];
+    process.stderr.write(
+      [
+        '',
+        'Sluice demo is running: two routes in front of an embedded echo service.',
+        `  UDP ${formatHostPort(udp.local.address, udp.local.port)}  try: echo hello | nc -u -w1 ${udp.local.address} ${udp.local.port}`,
+        `  TCP ${formatHostPort(tcp.local.address, tcp.local.port)}  try: echo hello | nc -N ${tcp.local.address} ${tcp.local.port}`,
+        'Access log lines appear on stdout. Ctrl-C stops it.',
+        '',
+      ].join('\n') + '\n',
+    );
+  });
+  upstreams.close();
+  return code;
+}
+
+async function serve(config: SluiceConfig, path: string | undefined, started?: (app: App) => void): Promise<number> {
+  let app: App;
+  try {
+    app = await App.start(config, path, { clock: systemClock, logDestination: process.stderr });
+  } catch (err) {
+    process.stderr.write(`sluice: ${isSluiceError(err) ? err.message : String(err)}\n`);
+    return isSluiceError(err, 'SLUICE_ERR_BIND') ? EXIT.startFailed : EXIT.runtime;
+  }
+  started?.(app);
+  process.on('SIGHUP', () => void app.reload());
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  app.log.info('stopping: draining live sessions');
+  await app.stop();
+  return EXIT.ok;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`sluice: unexpected failure: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = EXIT.runtime;
+  },
+);

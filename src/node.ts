@@ -1,0 +1,151 @@
+import { formatListen } from './core/address.js';
+import type { Clock } from './core/clock.js';
+import { SluiceError } from './core/errors.js';
+import type { RouteConfig, SluiceConfig } from './config/types.js';
+import type { Admitter } from './admission/admitter.js';
+import type { EndReason, EventStream } from './observe/events.js';
+import type { DatagramDialer, StreamDialer } from './upstream/dialer.js';
+import type { RouteRuntime } from './listen/route.js';
+import { TcpRoute } from './listen/tcp-route.js';
+import { UdpRoute } from './listen/udp-route.js';
+import { diffRoutes } from './config/diff.js';
+
+export interface NodeDeps {
+  readonly clock: Clock;
+  readonly events: EventStream;
+  readonly streamDialer: StreamDialer;
+  readonly datagramDialer: DatagramDialer;
+  readonly admit?: Admitter;
+}
+
+export interface ReloadSummary {
+  readonly added: string[];
+  readonly removed: string[];
+  readonly changed: string[];
+  readonly rebuilt: string[];
+}
+
+/**
+ * The composition root of a running Sluice: routes built from a config, swapped on reload,
+ * drained on shutdown. Owns every listener it starts.
+ */
+export class SluiceNode {
+  readonly #routes = new Map<string, RouteRuntime>();
+  readonly #draining = new Set<Promise<void>>();
+  #config: SluiceConfig;
+  #flowId = 0;
+  #stopping: Promise<void> | undefined;
+
+  private constructor(
+    config: SluiceConfig,
+    private readonly deps: NodeDeps,
+  ) {
+    this.#config = config;
+  }
+
+  /** Binds every route; if one fails, the ones already bound are closed and the error names the route. */
+  static async start(config: SluiceConfig, deps: NodeDeps): Promise<SluiceNode> {
+    const node = new SluiceNode(config, deps);
+    const started = await node.#startAll(config.routes);
+    for (const r of started) node.#routes.set(r.name, r);
+    return node;
+  }
+
+  get config(): SluiceConfig {
+    return this.#config;
+  }
+
+  routes(): RouteRuntime[] {
+    return [...this.#routes.values()];
+  }
+
+  route(name: string): RouteRuntime | undefined {
+    return this.#routes.get(name);
+  }
+
+  /**
+   * Applies a validated config. New and rebuilt listeners are bound first; if any bind fails,
+   * nothing changes and the error is thrown. Then: unchanged `listen` keeps socket and sessions
+   * (settings swapped), changed `listen` is rebuilt (old one drains), removed routes drain.
+   */
+  async reload(next: SluiceConfig): Promise<ReloadSummary> {
+    if (this.#stopping) throw new SluiceError('SLUICE_ERR_CLOSED', 'node is shutting down');
+    const diff = diffRoutes(this.#config.routes, next.routes);
+    const fresh = await this.#startAll([...diff.added, ...diff.rebuilt]);
+    for (const r of diff.changed) this.#routes.get(r.name)?.update(r);
+    for (const name of [...diff.removed, ...diff.rebuilt.map((r) => r.name)]) {
+      const old = this.#routes.get(name);
+      this.#routes.delete(name);
+      if (old) this.#drainInBackground(old, 'route-removed');
+    }
+    for (const r of fresh) this.#routes.set(r.name, r);
+    this.#config = next;
+    const summary = {
+      added: diff.added.map((r) => r.name),
+      removed: diff.removed,
+      changed: diff.changed.map((r) => r.name),
+      rebuilt: diff.rebuilt.map((r) => r.name),
+    };
+    this.deps.events.emit({ type: 'config-reloaded', at: this.deps.clock.wallNow(), ...summary });
+    return summary;
+  }
+
+  /** Graceful stop: no new sessions, live ones drain until the deadline, then are closed. */
+  shutdown(deadlineMs = this.#config.lifecycle.drainTimeoutMs): Promise<void> {
+    this.#stopping ??= (async () => {
+      const all = [...this.#routes.values()];
+      this.#routes.clear();
+      await Promise.all([...all.map((r) => this.#drain(r, deadlineMs, 'drain-deadline')), ...this.#draining]);
+    })();
+    return this.#stopping;
+  }
+
+  /** Immediate stop: every session ends with `shutdown`. */
+  async destroy(): Promise<void> {
+    const all = [...this.#routes.values()];
+    this.#routes.clear();
+    this.#stopping ??= Promise.resolve();
+    await Promise.all(all.map((r) => this.#closeRoute(r, 'shutdown')));
+    await Promise.all(this.#draining);
+  }
+
+  async #startAll(routes: readonly RouteConfig[]): Promise<RouteRuntime[]> {
+    const results = await Promise.allSettled(routes.map((r) => this.#startRoute(r)));
+    const ok = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const failed = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));
+    if (failed.length === 0) return ok;
+    await Promise.all(ok.map((r) => r.close('shutdown')));
+    const err = failed[0]!;
+    throw failed.length === 1 ? err : new SluiceError('SLUICE_ERR_BIND', failed.map((e) => e.message).join('; '), { cause: err });
+  }
+
+  async #startRoute(route: RouteConfig): Promise<RouteRuntime> {
+    const { clock, events, admit } = this.deps;
+    const nextFlowId = () => ++this.#flowId;
+    const r =
+      route.listen.transport === 'udp'
+        ? await UdpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.datagramDialer })
+        : await TcpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.streamDialer });
+    events.emit({ type: 'route-up', at: clock.wallNow(), route: route.name, listen: formatListen(route.listen), address: r.local });
+    return r;
+  }
+
+  #drainInBackground(r: RouteRuntime, reason: EndReason): void {
+    const p = this.#drain(r, this.#config.lifecycle.drainTimeoutMs, reason);
+    this.#draining.add(p);
+    void p.finally(() => this.#draining.delete(p));
+  }
+
+  async #drain(r: RouteRuntime, deadlineMs: number, reason: EndReason): Promise<void> {
+    let timer: { cancel(): void } | undefined;
+    const deadline = new Promise<void>((resolve) => (timer = this.deps.clock.setTimeout(resolve, deadlineMs)));
+    await Promise.race([r.drain(), deadline]);
+    timer?.cancel();
+    await this.#closeRoute(r, reason);
+  }
+
+  async #closeRoute(r: RouteRuntime, reason: EndReason): Promise<void> {
+    await r.close(reason);
+    this.deps.events.emit({ type: 'route-down', at: this.deps.clock.wallNow(), route: r.name, listen: formatListen(r.config.listen) });
+  }
+}

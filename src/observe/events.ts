@@ -1,0 +1,113 @@
+import type { Endpoint, Transport } from '../core/address.js';
+
+/** Traffic of one flow so far. "from client" is what the client sent towards the upstream. */
+export interface FlowCounters {
+  bytesFromClient: number;
+  packetsFromClient: number;
+  bytesToClient: number;
+  packetsToClient: number;
+}
+
+/** Why a session or connection ended. Stable strings: logs, metrics and the API carry them. */
+export type EndReason =
+  | 'idle-timeout'
+  | 'client-closed'
+  | 'upstream-closed'
+  | 'client-error'
+  | 'upstream-error'
+  | 'upstream-unreachable'
+  | 'evicted'
+  | 'route-removed'
+  | 'shutdown'
+  | 'drain-deadline';
+
+/** Why a new session or connection was refused before any upstream resource was spent. */
+export type RejectReason =
+  | 'limit-route-sessions'
+  | 'limit-source-sessions'
+  | 'limit-route-rate'
+  | 'limit-source-rate'
+  | 'draining'
+  | 'acl-cidr'
+  | 'acl-country'
+  | 'crowdsec'
+  | 'proxy-header-missing'
+  | 'proxy-header-invalid'
+  | 'proxy-header-untrusted';
+
+/** Why single datagrams were dropped (counted in batches, never one event per datagram). */
+export type DropReason = 'too-big' | 'setup-queue-full' | 'send-error' | 'no-session';
+
+export interface FlowRef {
+  /** Local flow number, unique within this process. */
+  readonly id: number;
+  readonly route: string;
+  readonly proto: Transport;
+  readonly client: Endpoint;
+}
+
+export type SluiceEvent =
+  | { type: 'session-started'; at: number; flow: FlowRef; upstream: Endpoint }
+  | {
+      type: 'session-ended';
+      at: number;
+      flow: FlowRef;
+      upstream: Endpoint | undefined;
+      startedAt: number;
+      durationMs: number;
+      reason: EndReason;
+      counters: FlowCounters;
+    }
+  | { type: 'session-rejected'; at: number; route: string; proto: Transport; client: Endpoint; reason: RejectReason; detail?: string; observeOnly?: boolean }
+  | { type: 'dial-error'; at: number; flow: FlowRef; upstream: string; code: string; message: string; latencyMs: number }
+  | { type: 'dial-ok'; at: number; flow: FlowRef; latencyMs: number }
+  | { type: 'datagrams-dropped'; at: number; route: string; reason: DropReason; count: number }
+  | { type: 'route-up'; at: number; route: string; listen: string; address: Endpoint }
+  | { type: 'route-down'; at: number; route: string; listen: string }
+  | { type: 'config-reloaded'; at: number; added: string[]; removed: string[]; changed: string[]; rebuilt: string[] }
+  | { type: 'config-rejected'; at: number; problems: string[] };
+
+export type EventType = SluiceEvent['type'];
+export type Sink = (event: SluiceEvent) => void;
+
+/**
+ * The one event stream. Sessions and listeners publish; the access log, metrics, flow records
+ * and the admin API subscribe. Delivery is synchronous and in order, so sinks must be cheap and
+ * buffer their own I/O. A sink that throws is detached and reported, never allowed to break the
+ * data path.
+ */
+export class EventStream {
+  #sinks: Sink[] = [];
+  #onSinkError: (err: unknown) => void;
+
+  constructor(onSinkError: (err: unknown) => void = () => {}) {
+    this.#onSinkError = onSinkError;
+  }
+
+  subscribe(sink: Sink): () => void {
+    this.#sinks = [...this.#sinks, sink];
+    return () => {
+      this.#sinks = this.#sinks.filter((s) => s !== sink);
+    };
+  }
+
+  get hasSubscribers(): boolean {
+    return this.#sinks.length > 0;
+  }
+
+  emit(event: SluiceEvent): void {
+    const sinks = this.#sinks;
+    for (let i = 0; i < sinks.length; i++) {
+      try {
+        sinks[i]!(event);
+      } catch (err) {
+        this.#sinks = this.#sinks.filter((s) => s !== sinks[i]);
+        this.#onSinkError(err);
+      }
+    }
+  }
+}
+
+export function zeroCounters(): FlowCounters {
+  return { bytesFromClient: 0, packetsFromClient: 0, bytesToClient: 0, packetsToClient: 0 };
+}

@@ -1,0 +1,41 @@
+import type { Logger } from 'pino';
+import { formatHostPort } from '../core/address.js';
+import type { SluiceEvent } from './events.js';
+
+/**
+ * What an operator needs in the process log: routes going up and down, reloads, and dial errors
+ * (at most one line per route per second, with a count of the ones folded in). Per-session
+ * records go to the access log, not here.
+ */
+export function opsLogSink(log: Logger, clock: { now(): number }): (e: SluiceEvent) => void {
+  const lastDialError = new Map<string, { at: number; folded: number }>();
+  return (e) => {
+    switch (e.type) {
+      case 'route-up':
+        log.info({ route: e.route, listen: e.listen, address: formatHostPort(e.address.address, e.address.port) }, 'route up');
+        return;
+      case 'route-down':
+        log.info({ route: e.route, listen: e.listen }, 'route down');
+        return;
+      case 'config-reloaded':
+        log.info({ added: e.added, removed: e.removed, changed: e.changed, rebuilt: e.rebuilt }, 'config reloaded');
+        return;
+      case 'config-rejected':
+        log.error({ problems: e.problems }, 'config rejected; the running config stays');
+        return;
+      case 'dial-error': {
+        const now = clock.now();
+        const last = lastDialError.get(e.flow.route);
+        if (last && now - last.at < 1000) {
+          last.folded++;
+          return;
+        }
+        log.warn({ route: e.flow.route, upstream: e.upstream, code: e.code, folded: last?.folded ?? 0 }, e.message);
+        lastDialError.set(e.flow.route, { at: now, folded: 0 });
+        return;
+      }
+      default:
+        return;
+    }
+  };
+}

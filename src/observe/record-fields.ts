@@ -1,0 +1,34 @@
+import type { Endpoint } from '../core/address.js';
+import type { FlowCounters, FlowRef } from './events.js';
+
+/**
+ * Field names shared by the access log and flow records, so the same thing has the same name
+ * everywhere (docs/records.md).
+ */
+export interface FlowFields {
+  flowId: number;
+  route: string;
+  proto: 'tcp' | 'udp';
+  clientAddr: string;
+  clientPort: number;
+  upstreamAddr?: string;
+  upstreamPort?: number;
+}
+
+export function flowFields(flow: FlowRef, upstream?: Endpoint): FlowFields {
+  const f: FlowFields = { flowId: flow.id, route: flow.route, proto: flow.proto, clientAddr: flow.client.address, clientPort: flow.client.port };
+  if (upstream) {
+    f.upstreamAddr = upstream.address;
+    f.upstreamPort = upstream.port;
+  }
+  return f;
+}
+
+export function counterFields(c: FlowCounters): FlowCounters {
+  return {
+    bytesFromClient: c.bytesFromClient,
+    bytesToClient: c.bytesToClient,
+    packetsFromClient: c.packetsFromClient,
+    packetsToClient: c.packetsToClient,
+  };
+}

@@ -1,0 +1,270 @@
+import { canonicalIp, ipv4PortKey, type Endpoint } from '../core/address.js';
+import type { Clock, Timer } from '../core/clock.js';
+import { errnoCode } from '../core/errors.js';
+import type { RouteConfig } from '../config/types.js';
+import type { Admitter } from '../admission/admitter.js';
+import { AdmissionLimits } from '../admission/limits.js';
+import type { DropReason, EndReason, EventStream, RejectReason } from '../observe/events.js';
+import type { DatagramDialer } from '../upstream/dialer.js';
+import { UdpSession, type UdpSessionOwner } from './udp-session.js';
+
+
+export interface UdpTableDeps {
+  readonly clock: Clock;
+  readonly dialer: DatagramDialer;
+  readonly events: EventStream;
+  readonly nextFlowId: () => number;
+  /** Sends one datagram back to a client through the listener socket. */
+  readonly sendToClient: (buf: Buffer, port: number, address: string) => void;
+  readonly admit?: Admitter;
+}
+
+const DROP_REASONS: readonly DropReason[] = ['too-big', 'setup-queue-full', 'send-error', 'no-session'];
+
+/** Sweep period for a given idle timeout: fine enough that expiry lands within [T, T + 2 sweeps). */
+export function sweepIntervalMs(idleTimeoutMs: number): number {
+  return Math.max(10, Math.min(250, Math.floor(idleTimeoutMs / 8)));
+}
+
+/**
+ * The per-datagram path of a UDP route and its session table: one session per client ip:port,
+ * each with its own upstream channel. Admission runs once, when a new client's first datagram
+ * arrives, before any upstream resource is spent. Idle sessions are found by a periodic sweep
+ * over coarse ticks, so the per-datagram path touches no timer and allocates nothing.
+ */
+export class UdpSessionTable implements UdpSessionOwner {
+  readonly #v4 = new Map<number, UdpSession>();
+  readonly #other = new Map<string, UdpSession>();
+  readonly #limits: AdmissionLimits;
+  readonly #drops = new Float64Array(DROP_REASONS.length);
+  readonly #abort = new AbortController();
+  #route: RouteConfig;
+  #tick = 0;
+  #idleTicks = 0;
+  #sweepMs = 0;
+  #sweepTimer: Timer | undefined;
+  #draining = false;
+  #onEmpty: (() => void) | undefined;
+
+  constructor(
+    route: RouteConfig,
+    private readonly deps: UdpTableDeps,
+  ) {
+    this.#route = route;
+    this.#limits = new AdmissionLimits(limitSettings(route), deps.clock);
+    this.#schedule();
+  }
+
+  get size(): number {
+    return this.#v4.size + this.#other.size;
+  }
+
+  get route(): RouteConfig {
+    return this.#route;
+  }
+
+  sessions(): IterableIterator<UdpSession> {
+    return [...this.#v4.values(), ...this.#other.values()][Symbol.iterator]();
+  }
+
+  /** Hot path: one datagram from a client. */
+  onDatagram(buf: Buffer, address: string, port: number): void {
+    const k = ipv4PortKey(address, port);
+    let s = k >= 0 ? this.#v4.get(k) : this.#other.get(`${address}|${port}`);
+    if (s === undefined) {
+      s = this.#create(k >= 0 ? k : `${address}|${port}`, address, port);
+      if (s === undefined) return;
+    }
+    if (buf.length > this.#route.udp.maxDatagramBytes) {
+      this.#drops[0]++;
+      return;
+    }
+    s.lastTick = this.#tick;
+    s.bytesFromClient += buf.length;
+    s.packetsFromClient++;
+    const ch = s.channel;
+    if (ch !== null) {
+      ch.send(buf);
+    } else if (s.queue !== null && s.queue.length < this.#route.udp.setupQueue) {
+      s.queue.push(buf);
+    } else {
+      this.#drops[1]++;
+    }
+  }
+
+  /** Hot path: one datagram back from a session's upstream. */
+  toClient(s: UdpSession, buf: Buffer): void {
+    if (s.state === 'closed') return;
+    if (buf.length > this.#route.udp.maxDatagramBytes) {
+      this.#drops[0]++;
+      return;
+    }
+    s.lastTick = this.#tick;
+    s.bytesToClient += buf.length;
+    s.packetsToClient++;
+    this.deps.sendToClient(buf, s.client.port, s.replyAddress);
+  }
+
+  upstreamFailed(s: UdpSession, err: Error): void {
+    const code = errnoCode(err);
+    this.end(s, code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' ? 'upstream-unreachable' : 'upstream-error');
+  }
+
+  /** Counts a datagram the listener could not send back to a client. */
+  countSendError(): void {
+    this.#drops[2]++;
+  }
+
+  /** Applies new settings of the same route: new sessions use them; idle timeout applies to live ones too. */
+  update(route: RouteConfig): void {
+    this.#route = route;
+    this.#limits.update(limitSettings(route));
+    this.#schedule();
+  }
+
+  /** Refuses new clients from now on; resolves once the last session has ended. */
+  drain(): Promise<void> {
+    this.#draining = true;
+    if (this.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#onEmpty = resolve;
+    });
+  }
+
+  /** Ends every session with `reason` and stops the sweep. Idempotent. */
+  close(reason: EndReason): void {
+    this.#draining = true;
+    this.#abort.abort();
+    for (const s of this.sessions()) this.end(s, reason);
+    this.#sweepTimer?.cancel();
+    this.#sweepTimer = undefined;
+    this.#flushDrops();
+  }
+
+  end(s: UdpSession, reason: EndReason): void {
+    if (s.state === 'closed') return;
+    const wasOpen = s.state === 'open';
+    s.state = 'closed';
+    const map = typeof s.key === 'number' ? this.#v4 : this.#other;
+    if ((map as Map<unknown, UdpSession>).get(s.key) === s) (map as Map<unknown, UdpSession>).delete(s.key);
+    this.#limits.release(s.client.address);
+    s.channel?.close();
+    s.queue = null;
+    if (wasOpen) {
+      const now = this.deps.clock.now();
+      this.deps.events.emit({
+        type: 'session-ended',
+        at: this.deps.clock.wallNow(),
+        flow: s,
+        upstream: s.upstream,
+        startedAt: s.startedWall,
+        durationMs: Math.max(0, Math.round(now - s.startedAt)),
+        reason,
+        counters: s.counters(),
+      });
+    }
+    if (this.#draining && this.size === 0 && this.#onEmpty) {
+      const done = this.#onEmpty;
+      this.#onEmpty = undefined;
+      done();
+    }
+  }
+
+  #create(key: number | string, address: string, port: number): UdpSession | undefined {
+    const canon = canonicalIp(address);
+    if (!canon) return undefined;
+    const client: Endpoint = { address: canon.address, port, family: canon.family };
+    const { clock, events } = this.deps;
+    const reject = (reason: RejectReason) => {
+      events.emit({ type: 'session-rejected', at: clock.wallNow(), route: this.#route.name, proto: 'udp', client, reason });
+      return undefined;
+    };
+    if (this.#draining) return reject('draining');
+    const denied = this.deps.admit?.(client, this.#route.name);
+    if (denied) return reject(denied);
+    const evict = this.#route.udp.onLimit === 'evict-lru';
+    const limited = this.#limits.admit(client.address, evict);
+    if (limited) return reject(limited);
+    if (evict && this.#limits.atRouteCap) this.#evictOldest();
+
+    const s = new UdpSession(this, this.deps.nextFlowId(), this.#route.name, client, key, address, clock.now(), clock.wallNow(), this.#tick);
+    if (typeof key === 'number') this.#v4.set(key, s);
+    else this.#other.set(key, s);
+    this.#limits.acquire(client.address);
+    void this.#open(s);
+    return s;
+  }
+
+  async #open(s: UdpSession): Promise<void> {
+    const route = this.#route;
+    const started = this.deps.clock.now();
+    try {
+      const ch = await this.deps.dialer.open(route.upstream, s, { signal: this.#abort.signal, timeoutMs: 10_000 });
+      if (s.state === 'closed') {
+        ch.close();
+        return;
+      }
+      s.channel = ch;
+      s.upstream = ch.remote;
+      s.state = 'open';
+      this.deps.events.emit({ type: 'session-started', at: this.deps.clock.wallNow(), flow: s, upstream: ch.remote });
+      this.deps.events.emit({ type: 'dial-ok', at: this.deps.clock.wallNow(), flow: s, latencyMs: this.deps.clock.now() - started });
+      const queued = s.queue!;
+      s.queue = null;
+      for (let i = 0; i < queued.length && s.channel !== null && s.state === 'open'; i++) ch.send(queued[i]!);
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      this.deps.events.emit({
+        type: 'dial-error',
+        at: this.deps.clock.wallNow(),
+        flow: s,
+        upstream: `${route.upstream.host}:${route.upstream.port}`,
+        code: e.code ?? 'ERROR',
+        message: e.message,
+        latencyMs: this.deps.clock.now() - started,
+      });
+      this.#drops[3] += s.queue?.length ?? 0;
+      this.end(s, 'upstream-unreachable');
+    }
+  }
+
+  #evictOldest(): void {
+    let oldest: UdpSession | undefined;
+    for (const s of this.sessions()) if (oldest === undefined || s.lastTick < oldest.lastTick) oldest = s;
+    if (oldest) this.end(oldest, 'evicted');
+  }
+
+  #schedule(): void {
+    const idle = this.#route.udp.idleTimeoutMs;
+    const sweepMs = sweepIntervalMs(idle);
+    // A datagram seen during tick k happened no earlier than the sweep that opened tick k, so a
+    // session is idle for at least T once ceil(T / sweep) + 1 ticks have passed.
+    this.#idleTicks = Math.ceil(idle / sweepMs) + 1;
+    if (sweepMs === this.#sweepMs && this.#sweepTimer) return;
+    this.#sweepTimer?.cancel();
+    this.#sweepMs = sweepMs;
+    this.#sweepTimer = this.deps.clock.setInterval(() => this.#sweep(), sweepMs);
+  }
+
+  #sweep(): void {
+    const tick = ++this.#tick;
+    const limit = this.#idleTicks;
+    for (const s of this.#v4.values()) if (tick - s.lastTick >= limit) this.end(s, 'idle-timeout');
+    for (const s of this.#other.values()) if (tick - s.lastTick >= limit) this.end(s, 'idle-timeout');
+    this.#flushDrops();
+  }
+
+  #flushDrops(): void {
+    for (let i = 0; i < DROP_REASONS.length; i++) {
+      const count = this.#drops[i]!;
+      if (count === 0) continue;
+      this.#drops[i] = 0;
+      this.deps.events.emit({ type: 'datagrams-dropped', at: this.deps.clock.wallNow(), route: this.#route.name, reason: DROP_REASONS[i]!, count });
+    }
+  }
+}
+
+function limitSettings(route: RouteConfig) {
+  const u = route.udp;
+  return { maxPerRoute: u.maxSessions, maxPerSource: u.maxSessionsPerSource, rate: u.rate, ratePerSource: u.ratePerSource };
+}

@@ -1,0 +1,63 @@
+import type { Endpoint } from '../core/address.js';
+import type { DatagramChannel, DatagramReceiver } from '../upstream/dialer.js';
+import type { FlowCounters, FlowRef } from '../observe/events.js';
+
+/** What a session needs from the table that owns it. */
+export interface UdpSessionOwner {
+  toClient(session: UdpSession, buf: Buffer): void;
+  upstreamFailed(session: UdpSession, err: Error): void;
+}
+
+export type UdpSessionState = 'opening' | 'open' | 'closed';
+
+/**
+ * One client ip:port on one UDP route. Plain fields, no timers and no closures of its own: the
+ * table sweeps idle sessions, and the counters are bumped in place on the per-datagram path.
+ */
+export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef {
+  readonly proto = 'udp' as const;
+  state: UdpSessionState = 'opening';
+  channel: DatagramChannel | null = null;
+  /** Datagrams from the client held while the upstream channel opens; null once open. */
+  queue: Buffer[] | null = [];
+  /** Sweep tick of the last datagram in either direction. */
+  lastTick: number;
+  bytesFromClient = 0;
+  packetsFromClient = 0;
+  bytesToClient = 0;
+  packetsToClient = 0;
+  upstream: Endpoint | undefined = undefined;
+
+  constructor(
+    private readonly owner: UdpSessionOwner,
+    readonly id: number,
+    readonly route: string,
+    /** Canonical client address, for admission and records. */
+    readonly client: Endpoint,
+    /** The socket-level key and reply address as the listener reported them (may be ::ffff:v4). */
+    readonly key: number | string,
+    readonly replyAddress: string,
+    readonly startedAt: number,
+    readonly startedWall: number,
+    tick: number,
+  ) {
+    this.lastTick = tick;
+  }
+
+  onUpstreamDatagram(buf: Buffer): void {
+    this.owner.toClient(this, buf);
+  }
+
+  onUpstreamError(err: Error): void {
+    this.owner.upstreamFailed(this, err);
+  }
+
+  counters(): FlowCounters {
+    return {
+      bytesFromClient: this.bytesFromClient,
+      packetsFromClient: this.packetsFromClient,
+      bytesToClient: this.bytesToClient,
+      packetsToClient: this.packetsToClient,
+    };
+  }
+}

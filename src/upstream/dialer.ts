@@ -1,0 +1,46 @@
+import type { Duplex } from 'node:stream';
+import type { Endpoint, HostPort } from '../core/address.js';
+
+/**
+ * The seam between a route and whatever is behind it: a host:port (direct/), an exposed service
+ * behind an agent (agent/), or another agent's service over a peer path (peer/). A route never
+ * knows which.
+ */
+
+export interface DialOptions {
+  readonly signal: AbortSignal;
+  readonly timeoutMs: number;
+}
+
+export interface DialedStream {
+  /** The caller owns it and must destroy it. Half-close (end()) must be forwarded as a FIN. */
+  readonly stream: Duplex;
+  /** Where it ended up, for records. */
+  readonly remote: Endpoint;
+}
+
+/** Opens a byte stream. Rejects with a SluiceError (SLUICE_ERR_DIAL_TIMEOUT, _DIAL_FAILED, _RESOLVE). */
+export interface StreamDialer {
+  dial(target: HostPort, opts: DialOptions): Promise<DialedStream>;
+}
+
+/** Receives what comes back on a datagram channel. Called with one datagram at a time. */
+export interface DatagramReceiver {
+  onUpstreamDatagram(buf: Buffer): void;
+  /** The channel is unusable (ICMP unreachable, socket error); the owner should end the session. */
+  onUpstreamError(err: Error): void;
+}
+
+/** One session's datagram path to its upstream. Datagram boundaries are preserved. */
+export interface DatagramChannel {
+  readonly remote: Endpoint;
+  /** Sends one datagram whole or not at all; failures arrive through `onUpstreamError` or are counted. */
+  send(buf: Buffer): void;
+  /** Idempotent. */
+  close(): void;
+}
+
+/** Opens one datagram channel per session. Rejects with a SluiceError. */
+export interface DatagramDialer {
+  open(target: HostPort, receiver: DatagramReceiver, opts: DialOptions): Promise<DatagramChannel>;
+}
