@@ -34,13 +34,14 @@ export function decodeMessageType(type: number): { cls: StunClass; method: numbe
 
 /**
  * Reads the header. `mismatch` means "not STUN" (top two bits set, or no magic cookie, which also
- * excludes RFC 3489 messages); `need-more` means fewer than 20 bytes. The length is not checked
+ * excludes RFC 3489 messages). Methods up to 0xfff put up to 0x3e in the first byte; only the
+ * demultiplexer narrows that to 0-3 (demux.ts). `need-more` means fewer than 20 bytes. The length is not checked
  * against the buffer here; framing is the caller's business.
  */
 export function decodeStunHeader(
   buf: Uint8Array,
 ): { kind: 'need-more' } | { kind: 'mismatch' } | { kind: 'ok'; value: StunHeader } {
-  if (buf.length >= 1 && buf[0]! > 3) return { kind: 'mismatch' };
+  if (buf.length >= 1 && (buf[0]! & 0xc0) !== 0) return { kind: 'mismatch' };
   if (buf.length < HEADER_BYTES) return { kind: 'need-more' };
   const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   if (b.readUInt32BE(4) !== MAGIC_COOKIE) return { kind: 'mismatch' };
