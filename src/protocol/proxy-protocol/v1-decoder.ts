@@ -55,32 +55,34 @@ function needMore(final: boolean, at: number): ProxyDecodeResult {
   return NEED_MORE;
 }
 
-/** The protocol token, undefined while too few bytes are in; throws on a token that cannot match. */
+/** The protocol token, undefined while too few bytes are in; throws at the first byte that cannot match. */
 function readProtocol(buf: Buffer): Protocol | undefined {
   const at = SIGNATURE.length;
-  const first = buf[at];
-  if (first === TCP[0]) {
-    if (!matchesPrefix(buf, at, TCP)) throw badProtocol(at);
-    if (buf.length < at + 5) return undefined;
+  if (buf[at] === TCP[0]) {
+    // "TCP4 " or "TCP6 "
+    mustMatch(buf, at, TCP);
     const digit = buf[at + 3];
-    if ((digit !== 0x34 && digit !== 0x36) || buf[at + 4] !== SP) throw badProtocol(at);
+    if (digit !== undefined && digit !== 0x34 && digit !== 0x36) throw badProtocol(at + 3);
+    const sp = buf[at + 4];
+    if (sp === undefined) return undefined;
+    if (sp !== SP) throw badProtocol(at + 4);
     return digit === 0x34 ? 'TCP4' : 'TCP6';
   }
-  if (first === UNKNOWN[0]) {
-    if (!matchesPrefix(buf, at, UNKNOWN)) throw badProtocol(at);
-    if (buf.length < at + UNKNOWN.length + 1) return undefined;
+  if (buf[at] === UNKNOWN[0]) {
+    // "UNKNOWN" then SP or CR
+    mustMatch(buf, at, UNKNOWN);
     const next = buf[at + UNKNOWN.length];
-    if (next !== SP && next !== CR) throw badProtocol(at);
+    if (next === undefined) return undefined;
+    if (next !== SP && next !== CR) throw badProtocol(at + UNKNOWN.length);
     return 'UNKNOWN';
   }
   throw badProtocol(at);
 }
 
-/** True when the available bytes from `at` agree with `literal` (a partial match counts). */
-function matchesPrefix(buf: Buffer, at: number, literal: Buffer): boolean {
+/** Throws at the first available byte from `at` that differs from `literal` (a partial match passes). */
+function mustMatch(buf: Buffer, at: number, literal: Buffer): void {
   const end = Math.min(buf.length, at + literal.length);
-  for (let i = at; i < end; i++) if (buf[i] !== literal[i - at]) return false;
-  return true;
+  for (let i = at; i < end; i++) if (buf[i] !== literal[i - at]) throw badProtocol(i);
 }
 
 function badProtocol(at: number): ProxyHeaderError {
