@@ -124,9 +124,13 @@ export function createFlowRecords(out: LineWriter, opts: FlowRecordOptions): Flo
 
   const sink: Sink = (e) => {
     switch (e.type) {
-      case 'session-started':
-        write(record('start', e.at, e.flow, e.upstream, e.at, 0, zeroCounters()));
+      case 'session-started': {
+        // The event marks the dial's completion; the flow began at accept (session-ended.startedAt,
+        // SessionInfo.startedAt). Until the event carries that too, the start record uses its own time.
+        const startedAt = (e as { startedAt?: number }).startedAt ?? e.at;
+        write(record('start', e.at, e.flow, e.upstream, startedAt, Math.max(0, e.at - startedAt), zeroCounters()));
         return;
+      }
       case 'session-ended': {
         const r = record('end', e.at, e.flow, e.upstream, e.startedAt, e.durationMs, e.counters);
         r.reason = e.reason;
