@@ -255,12 +255,12 @@ export function createMetrics(registry: Registry, opts: MetricsOptions = {}): Sl
         (e.observeOnly ? wouldReject : rejected).inc({ route: e.route, proto: e.proto, reason: e.reason });
         return;
       case 'dial-ok':
-        dialDuration.observe({ route: e.flow.route, proto: e.flow.proto, result: 'ok' }, e.latencyMs / 1000);
+        observeDial(dialDuration, e.flow.route, e.flow.proto, 'ok', e.latencyMs);
         return;
       case 'dial-error': {
         const { route, proto } = e.flow;
         dialErrors.inc({ route, proto, code: CODE_LABEL.test(e.code) ? e.code : 'other' });
-        dialDuration.observe({ route, proto, result: 'error' }, e.latencyMs / 1000);
+        observeDial(dialDuration, route, proto, 'error', e.latencyMs);
         return;
       }
       case 'datagrams-dropped':
@@ -299,6 +299,11 @@ export function createMetrics(registry: Registry, opts: MetricsOptions = {}): Sl
 
 function add(c: Counter<'route' | 'proto' | 'direction'>, route: string, proto: Transport, direction: Direction, n: number): void {
   if (n > 0) c.inc({ route, proto, direction }, n);
+}
+
+/** A sink that throws is detached from the stream, so a bad number is skipped rather than thrown on. */
+function observeDial(h: Histogram<'route' | 'proto' | 'result'>, route: string, proto: Transport, result: 'ok' | 'error', latencyMs: number): void {
+  if (Number.isFinite(latencyMs) && latencyMs >= 0) h.observe({ route, proto, result }, latencyMs / 1000);
 }
 
 function accumulate(into: FlowCounters, d: FlowCounters): void {

@@ -168,6 +168,7 @@ test('dial latency histogram in seconds and dial errors by code', async () => {
   const m = createMetrics(registry);
   m.sink({ type: 'dial-ok', at: T0, flow: flow(1), latencyMs: 3 });
   m.sink({ type: 'dial-ok', at: T0, flow: flow(2), latencyMs: 0.2 });
+  m.sink({ type: 'dial-ok', at: T0, flow: flow(5), latencyMs: Number.NaN }); // skipped, and the sink stays usable
   m.sink({ type: 'dial-error', at: T0, flow: flow(3), upstream: '10.0.0.2:53', code: 'SLUICE_ERR_DIAL_TIMEOUT', message: 'timed out', latencyMs: 5000 });
   m.sink({ type: 'dial-error', at: T0, flow: flow(4), upstream: '10.0.0.2:53', code: 'connect ECONNREFUSED 10.0.0.2:53', message: 'refused', latencyMs: 1 });
   const s = parseExposition(await registry.metrics());
