@@ -50,10 +50,11 @@ export class MaxmindCountryLookup implements CountryLookup {
 }
 
 /**
- * Reads a MaxMind DB file (GeoLite2-Country, GeoIP2-Country or -City) into memory. Call once at
- * start or on reload; lookups are synchronous afterwards. A reload opens a new lookup and swaps
- * it in with the new ACL; the old one needs no closing (the file is not kept open).
- * Rejects with SLUICE_ERR_CONFIG_READ when the file is missing or not a MaxMind DB.
+ * Reads a MaxMind DB file (GeoLite2-Country, GeoIP2-Country, -City or -Enterprise) into memory.
+ * Call once at start or on reload; lookups are synchronous afterwards. A reload opens a new
+ * lookup and swaps it in with the new ACL; the old one needs no closing (the file is not kept
+ * open). Rejects with SLUICE_ERR_CONFIG_READ when the file is missing, is not a MaxMind DB, or
+ * holds no countries (an ASN database, say).
  */
 export async function openCountryDatabase(path: string): Promise<MaxmindCountryLookup> {
   let reader: Reader<CountryResponse>;
@@ -63,8 +64,8 @@ export async function openCountryDatabase(path: string): Promise<MaxmindCountryL
     throw new SluiceError('SLUICE_ERR_CONFIG_READ', `geoip.database: cannot open ${path}: ${(err as Error).message}`, { cause: err });
   }
   const type = reader.metadata.databaseType;
-  if (!/country|city/i.test(type)) {
-    throw new SluiceError('SLUICE_ERR_CONFIG_READ', `geoip.database: ${path} is a ${type} database; a Country or City database is needed`);
+  if (!/country|city|enterprise/i.test(type)) {
+    throw new SluiceError('SLUICE_ERR_CONFIG_READ', `geoip.database: ${path} is a ${type} database; a Country, City or Enterprise database is needed`);
   }
   return new MaxmindCountryLookup(reader);
 }
