@@ -138,6 +138,7 @@ export class AclPolicy {
   readonly empty: boolean;
   readonly observeOnly: boolean;
 
+  /** Use `compileAcl`, which validates the spec and builds the parts. */
   constructor(allow: CidrSet, deny: CidrSet, countries: CountryRules | undefined, observeOnly: boolean) {
     this.#allow = allow;
     this.#deny = deny;
@@ -153,7 +154,6 @@ export class AclPolicy {
    * refused whenever the policy has any rule (fail closed).
    */
   check(address: string, family?: Family): AclDenial | undefined {
-    void family;
     if (this.empty) return undefined;
     const ip = parseIpValue(address);
     if (!ip) return this.#denial('acl-cidr', `${JSON.stringify(address.slice(0, 64))} is not an IP address`);
