@@ -10,6 +10,7 @@ import {
 } from './types.js';
 
 const V1_FIRST = 0x50; // 'P'
+const NEED_MORE: ProxyDecodeResult = Object.freeze({ kind: 'need-more' });
 const V2_FIRST = 0x0d; // '\r'
 
 /**
@@ -32,7 +33,7 @@ export function decodeProxyHeader(buf: Buffer, options?: ProxyDecodeOptions): Pr
   const final = options?.final ?? false;
   if (buf.length === 0) {
     if (final) throw new ProxyHeaderError('truncated', 'no bytes at all', 0);
-    return { kind: 'need-more' };
+    return NEED_MORE;
   }
   const first = buf[0];
   if (first === V2_FIRST) {
