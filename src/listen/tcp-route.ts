@@ -153,7 +153,7 @@ export class TcpRoute implements RouteRuntime {
         }
         c.state = 'open';
         c.upstream = remote;
-        events.emit({ type: 'session-started', at: clock.wallNow(), flow: c, upstream: remote });
+        events.emit({ type: 'session-started', at: clock.wallNow(), flow: c, upstream: remote, startedAt: c.startedWall });
         events.emit({ type: 'dial-ok', at: clock.wallNow(), flow: c, latencyMs: clock.now() - c.startedAt });
         c.stop = relayTcp(down, stream, route.tcp.idleTimeoutMs, (o) => this.#ended(c, o.reason, o.bytesFromClient, o.bytesToClient));
       },

@@ -47,7 +47,7 @@ export interface FlowRef {
 }
 
 export type SluiceEvent =
-  | { type: 'session-started'; at: number; flow: FlowRef; upstream: Endpoint }
+  | { type: 'session-started'; at: number; flow: FlowRef; upstream: Endpoint; /** Wall time the client was accepted (before the dial). */ startedAt: number }
   | {
       type: 'session-ended';
       at: number;

@@ -125,10 +125,8 @@ export function createFlowRecords(out: LineWriter, opts: FlowRecordOptions): Flo
   const sink: Sink = (e) => {
     switch (e.type) {
       case 'session-started': {
-        // The event marks the dial's completion; the flow began at accept (session-ended.startedAt,
-        // SessionInfo.startedAt). Until the event carries that too, the start record uses its own time.
-        const startedAt = (e as { startedAt?: number }).startedAt ?? e.at;
-        write(record('start', e.at, e.flow, e.upstream, startedAt, Math.max(0, e.at - startedAt), zeroCounters()));
+        // The event marks the dial's completion; the flow began at accept.
+        write(record('start', e.at, e.flow, e.upstream, e.startedAt, Math.max(0, e.at - e.startedAt), zeroCounters()));
         return;
       }
       case 'session-ended': {

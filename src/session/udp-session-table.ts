@@ -207,7 +207,7 @@ export class UdpSessionTable implements UdpSessionOwner {
       s.channel = ch;
       s.upstream = ch.remote;
       s.state = 'open';
-      this.deps.events.emit({ type: 'session-started', at: this.deps.clock.wallNow(), flow: s, upstream: ch.remote });
+      this.deps.events.emit({ type: 'session-started', at: this.deps.clock.wallNow(), flow: s, upstream: ch.remote, startedAt: s.startedWall });
       this.deps.events.emit({ type: 'dial-ok', at: this.deps.clock.wallNow(), flow: s, latencyMs: this.deps.clock.now() - started });
       const queued = s.queue!;
       s.queue = null;

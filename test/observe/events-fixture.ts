@@ -15,7 +15,7 @@ export function counters(bytesFromClient: number, bytesToClient: number, packets
 }
 
 export function started(f: FlowRef, at = T0): SluiceEvent {
-  return { type: 'session-started', at, flow: f, upstream };
+  return { type: 'session-started', at, flow: f, upstream, startedAt: at };
 }
 
 export function ended(f: FlowRef, c: FlowCounters, at: number, startedAt = T0, reason: EndReason = 'idle-timeout'): SluiceEvent {
