@@ -41,8 +41,9 @@ export class TcpRoute implements RouteRuntime {
   readonly #abort = new AbortController();
   #route: RouteConfig;
   #draining = false;
-  #onEmpty: (() => void) | undefined;
+  #onEmpty: (() => void)[] = [];
   #closed: Promise<void> | undefined;
+  #serverClosed: Promise<void> = Promise.resolve();
 
   private constructor(
     route: RouteConfig,
@@ -90,20 +91,22 @@ export class TcpRoute implements RouteRuntime {
   }
 
   drain(): Promise<void> {
-    this.#draining = true;
-    this.server.close();
-    if (this.#conns.size === 0) return Promise.resolve();
-    return new Promise((resolve) => (this.#onEmpty = resolve));
+    if (!this.#draining) {
+      this.#draining = true;
+      this.#serverClosed = new Promise((resolve) => this.server.close(() => resolve()));
+    }
+    const empty = this.#conns.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => this.#onEmpty.push(resolve));
+    return Promise.all([empty, this.#serverClosed]).then(() => {});
   }
 
+  /** Ends every connection with `reason`; resolves once all are closed and the listener is released. */
   close(reason: EndReason): Promise<void> {
-    this.#closed ??= new Promise<void>((resolve) => {
-      this.#draining = true;
+    this.#closed ??= (async () => {
       this.#abort.abort();
+      const empty = this.drain();
       for (const c of this.#conns) this.#finish(c, reason);
-      if (this.server.listening) this.server.close(() => resolve());
-      else resolve();
-    });
+      await empty;
+    })();
     return this.#closed;
   }
 
@@ -158,6 +161,7 @@ export class TcpRoute implements RouteRuntime {
         c.stop = relayTcp(down, stream, route.tcp.idleTimeoutMs, (o) => this.#ended(c, o.reason, o.bytesFromClient, o.bytesToClient));
       },
       (err: SluiceError) => {
+        if (this.#abort.signal.aborted) return this.#finish(c, 'shutdown');
         events.emit({
           type: 'dial-error',
           at: clock.wallNow(),
@@ -200,11 +204,7 @@ export class TcpRoute implements RouteRuntime {
   #forget(c: TcpConnection): void {
     if (!this.#conns.delete(c)) return;
     this.#limits.release(c.client.address);
-    if (this.#draining && this.#conns.size === 0 && this.#onEmpty) {
-      const done = this.#onEmpty;
-      this.#onEmpty = undefined;
-      done();
-    }
+    if (this.#conns.size === 0) for (const done of this.#onEmpty.splice(0)) done();
   }
 }
 

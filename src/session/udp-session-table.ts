@@ -44,7 +44,7 @@ export class UdpSessionTable implements UdpSessionOwner {
   #sweepMs = 0;
   #sweepTimer: Timer | undefined;
   #draining = false;
-  #onEmpty: (() => void) | undefined;
+  #onEmpty: (() => void)[] = [];
 
   constructor(
     route: RouteConfig,
@@ -126,9 +126,7 @@ export class UdpSessionTable implements UdpSessionOwner {
   drain(): Promise<void> {
     this.#draining = true;
     if (this.size === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.#onEmpty = resolve;
-    });
+    return new Promise((resolve) => this.#onEmpty.push(resolve));
   }
 
   /** Ends every session with `reason` and stops the sweep. Idempotent. */
@@ -163,11 +161,7 @@ export class UdpSessionTable implements UdpSessionOwner {
         counters: s.counters(),
       });
     }
-    if (this.#draining && this.size === 0 && this.#onEmpty) {
-      const done = this.#onEmpty;
-      this.#onEmpty = undefined;
-      done();
-    }
+    if (this.size === 0) for (const done of this.#onEmpty.splice(0)) done();
   }
 
   #create(key: number | string, address: string, port: number): UdpSession | undefined {
