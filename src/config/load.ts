@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { isMap, isNode, LineCounter, parseDocument, type Document } from 'yaml';
-import { formatListen } from '../core/address.js';
+import { formatListen, parseListenUrl } from '../core/address.js';
 import { SluiceError } from '../core/errors.js';
 import { configSchema, type RawConfig } from './schema.js';
 import type { ConfigIssue, RouteConfig, SluiceConfig } from './types.js';
@@ -44,7 +44,7 @@ export function parseConfig(text: string): ParseResult {
     }
   }
   const routesRaw = (raw as { routes?: Record<string, Record<string, unknown>> }).routes;
-  if (routesRaw && typeof routesRaw === 'object') checkRoutes(routesRaw, parsed.success ? parsed.data : undefined, at);
+  if (routesRaw && typeof routesRaw === 'object' && !Array.isArray(routesRaw)) checkRoutes(routesRaw, at);
 
   if (issues.length > 0 || !parsed.success) {
     issues.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
@@ -70,25 +70,23 @@ export function expectConfig(result: ParseResult): SluiceConfig {
   throw new SluiceError('SLUICE_ERR_CONFIG_INVALID', `config has ${result.issues.length} problem(s)`, { cause: result.issues });
 }
 
-function checkRoutes(
-  routesRaw: Record<string, Record<string, unknown>>,
-  data: RawConfig | undefined,
-  at: (path: (string | number)[], message: string) => void,
-): void {
+const ROUTE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+/** Checks across keys that a per-field schema cannot see. */
+function checkRoutes(routesRaw: Record<string, Record<string, unknown>>, at: (path: (string | number)[], message: string) => void): void {
   const seen = new Map<string, string>();
   for (const [name, route] of Object.entries(routesRaw)) {
+    if (!ROUTE_NAME.test(name)) at(['routes', name], 'route names use letters, digits, _ . - (at most 63, starting with a letter or digit)');
     if (!route || typeof route !== 'object') continue;
-    const listen = typeof route.listen === 'string' ? route.listen : '';
-    const transport = listen.startsWith('udp://') ? 'udp' : listen.startsWith('tcp://') ? 'tcp' : undefined;
-    if (transport === 'tcp' && route.udp !== undefined) at(['routes', name, 'udp'], 'udp settings on a tcp:// route');
-    if (transport === 'udp' && route.tcp !== undefined) at(['routes', name, 'tcp'], 'tcp settings on a udp:// route');
-    const compiled = data?.routes[name]?.listen;
-    if (compiled && compiled.port !== 0) {
-      const key = formatListen(compiled);
-      const other = seen.get(key);
-      if (other) at(['routes', name, 'listen'], `${key} is already the listen address of route "${other}"`);
-      else seen.set(key, name);
-    }
+    const listen = typeof route.listen === 'string' ? parseListenUrl(route.listen) : undefined;
+    if (!listen || typeof listen === 'string') continue;
+    if (listen.transport === 'tcp' && route.udp !== undefined) at(['routes', name, 'udp'], 'udp settings on a tcp:// route');
+    if (listen.transport === 'udp' && route.tcp !== undefined) at(['routes', name, 'tcp'], 'tcp settings on a udp:// route');
+    if (listen.port === 0) continue;
+    const key = formatListen(listen);
+    const other = seen.get(key);
+    if (other) at(['routes', name, 'listen'], `${key} is already the listen address of route "${other}"`);
+    else seen.set(key, name);
   }
 }
 
@@ -129,9 +127,9 @@ function nodeOffset(doc: Document, path: (string | number)[]): number | undefine
   for (let n = path.length; n >= 0; n--) {
     const node = doc.getIn(path.slice(0, n), true);
     if (isNode(node) && node.range) {
-      if (n < path.length || !isMap(node)) return node.range[0];
-      // A map value: point at its key's line, which is where people look.
-      return keyOffset(doc, path) ?? node.range[0];
+      // A map's own range starts at its first entry; people look for the line of its key.
+      if (isMap(node) && n > 0) return keyOffset(doc, path.slice(0, n)) ?? node.range[0];
+      return node.range[0];
     }
   }
   return undefined;

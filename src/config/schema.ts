@@ -75,7 +75,7 @@ export const routeSchema = z.strictObject({
 });
 
 export const configSchema = z.strictObject({
-  routes: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'route names use letters, digits, _ . - (max 63)'), routeSchema).default({}),
+  routes: z.record(z.string(), routeSchema).default({}),
   accessLog: z.strictObject({ output: z.string().min(1).default('stdout') }).prefault({}),
   log: z
     .strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
