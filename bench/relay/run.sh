@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# npm run bench: Sluice as the `subject` relay beside nginx and HAProxy, in one run of
+# ../shared/bench/run-peers.sh, then the per-core ratios to nginx/HAProxy.
+#   ROUNDS=1 DUR=1 SKIP_IDLE=1 npm run bench     # quick look
+#   SUBJECT2_CMD='...' ONLY="direct nginx haproxy subject subject2" npm run bench
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+PEERS="$ROOT/../shared/bench/run-peers.sh"
+[ -f "$PEERS" ] || { echo "bench: $PEERS not found (../shared must sit beside the repository)" >&2; exit 1; }
+export ONLY=${ONLY:-"direct nginx haproxy subject"}
+export SUBJECT_CMD=${SUBJECT_CMD:-"$HERE/subject.sh {RELAY_PORT} {ECHO_PORT} {IPERF_RELAY_PORT} {IPERF_PORT}"}
+export SKIP_STRACE=${SKIP_STRACE:-1}
+OUT=$(mktemp /tmp/sluice-bench-out.XXXXXX)
+bash "$PEERS" 2>&1 | tee "$OUT"
+echo
+node "$HERE/ratios.mjs" "$OUT"

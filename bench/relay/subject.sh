@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Starts Sluice as the benchmark's `subject` relay (contract of ../shared/bench/run-peers.sh):
+#   subject.sh RELAY_PORT ECHO_PORT IPERF_RELAY_PORT IPERF_PORT
+# Caps and rate limits are lifted because all load comes from 127.0.0.1; recording is off unless
+# SLUICE_BENCH_RECORD=1 (then the access log goes to a file in the temp dir).
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+R=$1 E=$2 RI=$3 I=$4
+CFG=$(mktemp /tmp/sluice-bench.XXXXXX.yaml)
+ACCESS=off
+[ "${SLUICE_BENCH_RECORD:-0}" = 1 ] && ACCESS="${CFG%.yaml}.access.log"
+cat > "$CFG" <<YAML
+routes:
+  echo-udp:
+    listen: udp://127.0.0.1:$R
+    upstream: 127.0.0.1:$E
+    udp:
+      idleTimeout: 120s
+      maxSessions: 0
+      maxSessionsPerSource: 0
+      rate: { perSecond: 0 }
+      ratePerSource: { perSecond: 0 }
+  echo-tcp:
+    listen: tcp://127.0.0.1:$R
+    upstream: 127.0.0.1:$E
+    tcp: { idleTimeout: 120s, maxConnections: 0, maxConnectionsPerSource: 0 }
+  iperf:
+    listen: tcp://127.0.0.1:$RI
+    upstream: 127.0.0.1:$I
+    tcp: { idleTimeout: 120s, maxConnections: 0, maxConnectionsPerSource: 0 }
+accessLog: { output: $ACCESS }
+log: { level: warn }
+lifecycle: { drainTimeout: 1s }
+YAML
+exec node "$ROOT/dist/src/main.js" run --config "$CFG"
