@@ -87,7 +87,6 @@ test('turnutils_stunclient gets its own address from Sluice\'s STUN server', { t
 test('Sluice\'s client gets its own address from coturn turnserver', { timeout: 60_000 }, async (t) => {
   if (!haveCoturn(t)) return;
   const dir = mkdtempSync(join(tmpdir(), 'sluice-turn-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const port = await freePort();
   const child = spawn(
     'turnserver',
@@ -109,6 +108,7 @@ test('Sluice\'s client gets its own address from coturn turnserver', { timeout: 
       await exited;
       clearTimeout(late);
     }
+    rmSync(dir, { recursive: true, force: true }); // after the exit: turnserver removes its pid file then
   });
 
   const cl = await udp(t);
