@@ -1,0 +1,411 @@
+import { spawn } from 'node:child_process';
+import type { Readable } from 'node:stream';
+import type { Clock, Timer } from '../../core/clock.js';
+import { SluiceError } from '../../core/errors.js';
+import type { FlowRecord, FlowRecorder } from '../flow-records.js';
+import { Backoff, type BackoffOptions } from './backoff.js';
+import { compileDirection, type DirectionOf, type DirectionOptions } from './direction.js';
+import { isConntrackLineError, type ConntrackEvent, type ConntrackLineError, type ConntrackProto } from './event.js';
+import { MAX_LINE, parseEventLine } from './event-parser.js';
+import { conntrackFlowRecord } from './flow-record.js';
+import { LineSplitter } from './line-splitter.js';
+import { SysctlOverride, procSysctl, type Sysctl } from './sysctl.js';
+
+/** The part of a ChildProcess the source uses; node's ChildProcess fits, and tests pass fakes. */
+export interface ChildProcessLike {
+  readonly pid?: number | undefined;
+  readonly stdout: Readable | null;
+  readonly stderr: Readable | null;
+  kill(signal?: NodeJS.Signals): boolean;
+  on(event: 'close', listener: (code: number | null, signal: NodeJS.Signals | null) => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+}
+
+/** Starts `file` with `args`, stdout and stderr piped. May throw or emit 'error' (ENOENT, EACCES). */
+export type SpawnProcess = (file: string, args: readonly string[]) => ChildProcessLike;
+
+export const nodeSpawn: SpawnProcess = (file, args) => spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+
+export interface ConntrackSourceOptions extends DirectionOptions {
+  /**
+   * The conntrack program and any leading words; the event arguments are appended. Default
+   * `['conntrack']`. `['ip', 'netns', 'exec', 'ns1', 'conntrack']` watches another namespace
+   * (`ip netns exec` execs, so the pid is still conntrack's own).
+   */
+  readonly command?: readonly string[];
+  /** Turn `net.netfilter.nf_conntrack_acct` on while the source runs, for counters. Default true. */
+  readonly accounting?: boolean;
+  /** Turn `net.netfilter.nf_conntrack_timestamp` on, so end records of flows seen only at their end have a start. Default false. */
+  readonly timestamps?: boolean;
+  /** Netlink receive buffer (`conntrack -b`); larger loses fewer events in bursts. Default 4 MiB; 0 leaves the tool's default. */
+  readonly netlinkBufferBytes?: number;
+  /** Restart schedule; `resetAfterMs` (default 60 000) is how long a run must last to start again from `initialMs`. */
+  readonly backoff?: BackoffOptions & { readonly resetAfterMs?: number };
+  /** Start times remembered for end records (oldest forgotten first). Default 65 536. */
+  readonly maxTrackedFlows?: number;
+  /** How long `stop` waits after SIGTERM before SIGKILL. Default 2 000. */
+  readonly stopTimeoutMs?: number;
+}
+
+export interface ConntrackSourceDeps {
+  readonly clock: Clock;
+  /** Where records go: the node's FlowRecorder (the same output as Sluice's own flow records). */
+  readonly recorder: Pick<FlowRecorder, 'write'>;
+  /** This process's instance UUID (flow-id.ts `newInstanceId`); flow UUIDs are derived under it. */
+  readonly instanceId: string;
+  readonly spawn?: SpawnProcess;
+  /** Default: `/proc/sys` of this process's namespace. Must reach the namespace `command` watches. */
+  readonly sysctl?: Sysctl;
+  /** For backoff jitter. Default Math.random. */
+  readonly random?: () => number;
+  /** Lifecycle reports (few: per start, exit and failure, never per event). Must not throw. */
+  readonly onStatus?: (status: ConntrackStatus) => void;
+  /** Aborting it closes the source. */
+  readonly signal?: AbortSignal;
+}
+
+export type ConntrackStatus =
+  | { type: 'spawned'; pid: number | undefined; command: readonly string[] }
+  /** The tool ended while it should have been running; the next attempt is in `retryInMs`. */
+  | { type: 'exited'; pid: number | undefined; code: number | null; signal: NodeJS.Signals | null; runMs: number; stderr: string; retryInMs: number }
+  | { type: 'spawn-failed'; error: Error; retryInMs: number }
+  /** The first unparsable line of a run (the rest are only counted in `stats.linesRejected`). */
+  | { type: 'line-rejected'; error: ConntrackLineError; line: string }
+  /** The tool reported ENOBUFS: the kernel dropped events. Once per run; see `stats.eventsLostWarnings`. */
+  | { type: 'events-lost'; detail: string }
+  | { type: 'sysctl-set'; name: string; from: string; to: string }
+  | { type: 'sysctl-restored'; name: string; to: string }
+  | { type: 'sysctl-failed'; name: string; error: unknown };
+
+export interface ConntrackStats {
+  spawned: number;
+  exits: number;
+  lines: number;
+  linesRejected: number;
+  linesOverlong: number;
+  eventsLostWarnings: number;
+  recordsWritten: number;
+  /** Events of protocols without a record format (GRE, unknown numbers). */
+  skippedProtocol: number;
+  /** Events whose direction could not be decided (unknownDirection: skip). */
+  skippedDirection: number;
+}
+
+/** Source states (STYLE 11). `waiting`: the tool died and a restart is scheduled. */
+export type ConntrackSourceState = 'idle' | 'starting' | 'running' | 'waiting' | 'stopping' | 'closed';
+const next: Record<ConntrackSourceState, readonly ConntrackSourceState[]> = {
+  idle: ['starting', 'closed'],
+  starting: ['running', 'waiting'],
+  running: ['waiting', 'stopping'],
+  waiting: ['running', 'waiting', 'stopping'],
+  stopping: ['idle', 'closed'],
+  closed: [],
+};
+
+interface Run {
+  readonly child: ChildProcessLike;
+  readonly startedAt: number;
+  readonly done: Promise<void>;
+  readonly splitter: LineSplitter;
+  end(code: number | null, signal: NodeJS.Signals | null): void;
+  rejectedReported: boolean;
+  lostReported: boolean;
+  stderr: string;
+}
+
+const STDERR_TAIL = 4096;
+
+/**
+ * Kernel flows (Linux): runs `conntrack -E -e NEW,DESTROY -o extended,id,timestamp` and turns its
+ * events into flow records (`source: 'conntrack'`) written through the node's FlowRecorder.
+ * NEW becomes `start`, DESTROY becomes `end`; there are no `update` records (docs/conntrack.md).
+ *
+ * Supervision: if the tool exits or cannot be started, it is started again after an exponential
+ * backoff with jitter (5 s, 10 s, ... 5 min, forever), timed on the injected clock; a run that
+ * lasted `resetAfterMs` starts the schedule over. Events that happen while no tool runs are lost.
+ *
+ * Lifetime: `start`, `stop` and `close` are idempotent and serialised (a `stop` during `start`
+ * waits for it). `stop` kills the tool (SIGTERM, then SIGKILL), waits for it to exit and restores
+ * the sysctls it changed; the source may be started again. `close` is a final stop; `start` after
+ * it rejects with `SLUICE_ERR_CLOSED`. The source owns its child process and nothing else.
+ */
+export class ConntrackSource implements AsyncDisposable {
+  readonly #deps: ConntrackSourceDeps;
+  readonly #command: readonly string[];
+  readonly #args: readonly string[];
+  readonly #directionOf: DirectionOf;
+  readonly #backoff: Backoff;
+  readonly #resetAfterMs: number;
+  readonly #maxTracked: number;
+  readonly #stopTimeoutMs: number;
+  readonly #sysctls: SysctlOverride[];
+  /** conntrack id → wall ms of its NEW event, for the end record's startTime. Insertion-ordered. */
+  readonly #starts = new Map<number, number>();
+  readonly #stats: ConntrackStats = {
+    spawned: 0,
+    exits: 0,
+    lines: 0,
+    linesRejected: 0,
+    linesOverlong: 0,
+    eventsLostWarnings: 0,
+    recordsWritten: 0,
+    skippedProtocol: 0,
+    skippedDirection: 0,
+  };
+  #state: ConntrackSourceState = 'idle';
+  #ops: Promise<unknown> = Promise.resolve();
+  #run: Run | undefined;
+  #timer: Timer | undefined;
+  readonly #onAbort = () => void this.close().catch(() => {});
+
+  /** Throws SluiceError `SLUICE_ERR_CONFIG_INVALID` for bad networks, marks or backoff. */
+  constructor(opts: ConntrackSourceOptions, deps: ConntrackSourceDeps) {
+    this.#deps = deps;
+    this.#directionOf = compileDirection(opts);
+    this.#backoff = new Backoff(opts.backoff, deps.random);
+    this.#resetAfterMs = opts.backoff?.resetAfterMs ?? 60_000;
+    this.#maxTracked = opts.maxTrackedFlows ?? 65_536;
+    this.#stopTimeoutMs = opts.stopTimeoutMs ?? 2_000;
+    this.#command = opts.command ?? ['conntrack'];
+    if (this.#command.length === 0) throw new SluiceError('SLUICE_ERR_CONFIG_INVALID', 'conntrack: command must name a program');
+    const buffer = opts.netlinkBufferBytes ?? 4 * 1024 * 1024;
+    if (!(Number.isInteger(buffer) && buffer >= 0)) throw new SluiceError('SLUICE_ERR_CONFIG_INVALID', 'conntrack: netlinkBufferBytes must be a whole number');
+    this.#args = [...this.#command.slice(1), '-E', '-e', 'NEW,DESTROY', '-o', 'extended,id,timestamp', ...(buffer > 0 ? ['-b', String(buffer)] : [])];
+    const sysctl = deps.sysctl ?? procSysctl();
+    this.#sysctls = [];
+    if (opts.accounting ?? true) this.#sysctls.push(new SysctlOverride(sysctl, 'net.netfilter.nf_conntrack_acct', '1'));
+    if (opts.timestamps ?? false) this.#sysctls.push(new SysctlOverride(sysctl, 'net.netfilter.nf_conntrack_timestamp', '1'));
+    deps.signal?.addEventListener('abort', this.#onAbort, { once: true });
+    if (deps.signal?.aborted) this.#onAbort();
+  }
+
+  get state(): ConntrackSourceState {
+    return this.#state;
+  }
+
+  /** The running tool's pid, if one runs. */
+  get pid(): number | undefined {
+    return this.#run?.child.pid;
+  }
+
+  /** Counters since construction (a copy). */
+  get stats(): Readonly<ConntrackStats> {
+    return { ...this.#stats };
+  }
+
+  /** The full argument vector the tool is started with (for logs and docs). */
+  get commandLine(): readonly string[] {
+    return [this.#command[0]!, ...this.#args];
+  }
+
+  /**
+   * Applies the sysctls (a failure is reported, not fatal: records then lack counters) and starts
+   * the tool. Resolves once the first attempt is made, not when the kernel subscription is live;
+   * a tool that fails to start is retried in the background. Idempotent while started.
+   */
+  start(): Promise<void> {
+    return this.#serial(async () => {
+      if (this.#state === 'closed') throw new SluiceError('SLUICE_ERR_CLOSED', 'conntrack source is closed');
+      if (this.#state !== 'idle') return;
+      this.#to('starting');
+      for (const s of this.#sysctls) {
+        try {
+          const r = await s.apply();
+          if (r.changed) this.#report({ type: 'sysctl-set', name: s.name, from: r.previous, to: s.value });
+        } catch (error) {
+          this.#report({ type: 'sysctl-failed', name: s.name, error });
+        }
+      }
+      this.#spawn();
+    });
+  }
+
+  /** Stops the tool, waits for it to exit and restores the sysctls. Idempotent; `start` may follow. */
+  stop(): Promise<void> {
+    return this.#serial(() => this.#halt('idle'));
+  }
+
+  /** A final `stop`. Idempotent. */
+  close(): Promise<void> {
+    return this.#serial(async () => {
+      if (this.#state === 'closed') return;
+      await this.#halt('closed');
+      this.#deps.signal?.removeEventListener('abort', this.#onAbort);
+    });
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #serial(op: () => Promise<void>): Promise<void> {
+    const p = this.#ops.then(op);
+    this.#ops = p.catch(() => {});
+    return p;
+  }
+
+  #to(state: ConntrackSourceState): void {
+    if (!next[this.#state].includes(state)) throw new Error(`conntrack source: ${this.#state} -> ${state}`);
+    this.#state = state;
+  }
+
+  async #halt(final: 'idle' | 'closed'): Promise<void> {
+    if (this.#state === 'idle' || this.#state === 'closed') {
+      if (final === 'closed' && this.#state === 'idle') this.#to('closed');
+      return;
+    }
+    this.#to('stopping');
+    this.#timer?.cancel();
+    this.#timer = undefined;
+    const run = this.#run;
+    if (run) {
+      run.child.kill('SIGTERM');
+      const kill = this.#deps.clock.setTimeout(() => run.child.kill('SIGKILL'), this.#stopTimeoutMs);
+      await run.done;
+      kill.cancel();
+    }
+    for (const s of [...this.#sysctls].reverse()) {
+      try {
+        const r = await s.restore();
+        if (r.restored) this.#report({ type: 'sysctl-restored', name: s.name, to: s.previous ?? '' });
+      } catch (error) {
+        this.#report({ type: 'sysctl-failed', name: s.name, error });
+      }
+    }
+    this.#to(final);
+  }
+
+  #spawn(): void {
+    this.#timer = undefined;
+    if (this.#state !== 'starting' && this.#state !== 'waiting') return;
+    const { clock } = this.#deps;
+    const file = this.#command[0]!;
+    let child: ChildProcessLike;
+    try {
+      child = (this.#deps.spawn ?? nodeSpawn)(file, this.#args);
+    } catch (err) {
+      this.#retry({ type: 'spawn-failed', error: err instanceof Error ? err : new Error(String(err)) });
+      return;
+    }
+    let resolveDone!: () => void;
+    const done = new Promise<void>((r) => (resolveDone = r));
+    let spawnError: Error | undefined;
+    const run: Run = {
+      child,
+      startedAt: clock.now(),
+      done,
+      splitter: new LineSplitter(MAX_LINE, (line) => this.#onLine(run, line), () => void this.#stats.linesOverlong++),
+      rejectedReported: false,
+      lostReported: false,
+      stderr: '',
+      end: (code, signal) => {
+        if (this.#run !== run) return;
+        this.#run = undefined;
+        run.splitter.end();
+        this.#stats.exits++;
+        resolveDone();
+        if (this.#state !== 'running') return; // stopping: the stop owns what comes next
+        const runMs = clock.now() - run.startedAt;
+        if (runMs >= this.#resetAfterMs) this.#backoff.reset();
+        if (spawnError && child.pid === undefined) this.#retry({ type: 'spawn-failed', error: spawnError });
+        else this.#retry({ type: 'exited', pid: child.pid, code, signal, runMs, stderr: run.stderr });
+      },
+    };
+    this.#run = run;
+    this.#to('running');
+    this.#stats.spawned++;
+    child.stdout?.setEncoding('utf8');
+    child.stdout?.on('data', (chunk: string) => run.splitter.push(chunk));
+    child.stdout?.on('error', () => {});
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (chunk: string) => this.#onStderr(run, chunk));
+    child.stderr?.on('error', () => {});
+    child.on('error', (err) => {
+      // Spawning failed (ENOENT, EACCES): no 'close' may follow. A failed kill() is also an
+      // 'error', but then the process still runs and its 'close' will come.
+      if (child.pid !== undefined) return;
+      spawnError = err;
+      run.end(null, null);
+    });
+    child.on('close', (code, signal) => run.end(code, signal));
+    this.#report({ type: 'spawned', pid: child.pid, command: this.commandLine });
+  }
+
+  #retry(status: Omit<Extract<ConntrackStatus, { type: 'exited' }>, 'retryInMs'> | Omit<Extract<ConntrackStatus, { type: 'spawn-failed' }>, 'retryInMs'>): void {
+    const delay = this.#backoff.next();
+    this.#to('waiting');
+    this.#timer = this.#deps.clock.setTimeout(() => this.#spawn(), delay);
+    this.#report({ ...status, retryInMs: delay } as ConntrackStatus);
+  }
+
+  #onStderr(run: Run, chunk: string): void {
+    run.stderr = (run.stderr + chunk).slice(-STDERR_TAIL);
+    if (chunk.includes('ENOBUFS')) {
+      this.#stats.eventsLostWarnings++;
+      if (!run.lostReported) {
+        run.lostReported = true;
+        this.#report({ type: 'events-lost', detail: chunk.trim().split('\n')[0]!.slice(0, 200) });
+      }
+    }
+  }
+
+  #onLine(run: Run, line: string): void {
+    this.#stats.lines++;
+    let ev: ConntrackEvent;
+    try {
+      ev = parseEventLine(line);
+    } catch (err) {
+      if (!isConntrackLineError(err)) throw err;
+      this.#stats.linesRejected++;
+      if (!run.rejectedReported) {
+        run.rejectedReported = true;
+        this.#report({ type: 'line-rejected', error: err, line: line.slice(0, 300) });
+      }
+      return;
+    }
+    this.#onEvent(ev);
+  }
+
+  #onEvent(ev: ConntrackEvent): void {
+    if (ev.type === 'update') return;
+    if (ev.proto === 'other') {
+      this.#stats.skippedProtocol++;
+      return;
+    }
+    const direction = this.#directionOf(ev);
+    if (!direction) {
+      this.#stats.skippedDirection++;
+      return;
+    }
+    const time = ev.timestampMs ?? this.#deps.clock.wallNow();
+    let startedAt = time;
+    if (ev.type === 'new') {
+      this.#starts.delete(ev.id);
+      if (this.#starts.size >= this.#maxTracked) this.#starts.delete(this.#starts.keys().next().value!);
+      if (this.#maxTracked > 0) this.#starts.set(ev.id, time);
+    } else {
+      const seen = this.#starts.get(ev.id);
+      this.#starts.delete(ev.id);
+      // Not seen (started before this run, or forgotten): the kernel's own age, if it keeps one.
+      startedAt = seen ?? (ev.deltaTimeS !== undefined ? time - ev.deltaTimeS * 1000 : time);
+    }
+    const record = conntrackFlowRecord(ev as ConntrackEvent & { proto: ConntrackProto }, {
+      instanceId: this.#deps.instanceId,
+      direction,
+      time,
+      startedAt: Math.min(startedAt, time),
+    });
+    // FlowRecord's proto is still 'tcp' | 'udp' and it has no icmpType/icmpCode; the recorder
+    // only serialises the record, so the wider conntrack record passes through unchanged.
+    this.#deps.recorder.write(record as unknown as FlowRecord);
+    this.#stats.recordsWritten++;
+  }
+
+  #report(status: ConntrackStatus): void {
+    try {
+      this.#deps.onStatus?.(status);
+    } catch {
+      // A status sink that throws must not take the event loop or the supervisor down.
+    }
+  }
+}
