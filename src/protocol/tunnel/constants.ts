@@ -1,0 +1,103 @@
+/**
+ * Numbers of the agent-gateway tunnel protocol, version 1 (docs/tunnel-protocol.md). Everything on
+ * the wire is big-endian.
+ */
+
+export const TUNNEL_PROTOCOL_VERSION = 1;
+
+/** ALPN protocol id for the control TLS connection; both ends require it, so a stray client fails in the handshake. */
+export const TUNNEL_ALPN = 'sluice-tunnel/1';
+
+// ---- control frames: u32 length | u8 type | body; length counts type + body ----
+
+/** u32 length + u8 type. */
+export const FRAME_HEADER_BYTES = 5;
+/** Largest length field accepted before authentication: every pre-auth message fits in 128 bytes. */
+export const PRE_AUTH_MAX_FRAME_BYTES = 256;
+/** Largest length field accepted after authentication: the largest datagram fallback frame plus room. */
+export const MAX_FRAME_BYTES = 65_536 + 1024;
+/** Largest STREAM_DATA payload (HTTP/2's default SETTINGS_MAX_FRAME_SIZE), so one stream cannot hog the channel. */
+export const MAX_STREAM_DATA_BYTES = 16_384;
+/** Largest opaque SIGNAL payload (ICE candidates and credentials are a few hundred bytes). */
+export const MAX_SIGNAL_BYTES = 16_384;
+/** Largest human-readable message in AUTH_ERROR, PUBLISH_ERROR and GOAWAY, in UTF-8 bytes. */
+export const MAX_REASON_BYTES = 512;
+/** Names (agents, services, peers): 1-64 bytes. */
+export const MAX_NAME_BYTES = 64;
+/** Per-stream flow-control windows: HTTP/2's limit (RFC 9113 §6.9.1). */
+export const MAX_WINDOW_BYTES = 0x7fff_ffff;
+/** Default initial receive window per stream (256 KiB, as yamux's default). */
+export const DEFAULT_STREAM_WINDOW_BYTES = 256 * 1024;
+
+/** Control frame type bytes. */
+export const FrameType = {
+  hello: 0x01,
+  challenge: 0x02,
+  auth: 0x03,
+  authOk: 0x04,
+  authError: 0x05,
+  goaway: 0x06,
+  publish: 0x10,
+  publishOk: 0x11,
+  publishError: 0x12,
+  unpublish: 0x13,
+  streamOpen: 0x20,
+  streamAccept: 0x21,
+  streamData: 0x22,
+  streamEnd: 0x23,
+  streamReset: 0x24,
+  windowUpdate: 0x25,
+  datagram: 0x30,
+  datagramClose: 0x31,
+  ping: 0x40,
+  pong: 0x41,
+  signal: 0x50,
+  signalError: 0x51,
+} as const;
+
+// ---- auth ----
+
+/** Bytes of the gateway's challenge nonce, of the TLS binding, and of each HMAC-SHA256 digest. */
+export const NONCE_BYTES = 32;
+export const BINDING_BYTES = 32;
+export const DIGEST_BYTES = 32;
+/** RFC 5705 / RFC 8446 §7.5 exporter labels. The context is the protocol version as a u16. */
+export const AUTH_EXPORTER_LABEL = 'EXPORTER-sluice-tunnel-auth';
+export const DATAGRAM_EXPORTER_LABEL = 'EXPORTER-sluice-datagram';
+
+// ---- datagrams: u8 type | u8 flags | u32 key id | u32 tag | u48 sequence | ciphertext | 16-byte tag ----
+
+/**
+ * Datagram type bytes. 4-15 is the one first-byte range that RFC 7983 and RFC 9443 leave to no
+ * protocol (0-3 STUN, 16-19 ZRTP, 20-63 DTLS, 64-79 TURN ChannelData, 80-127 and 192-255 QUIC,
+ * 128-191 RTP/RTCP), so tunnel datagrams can share a socket with any of them.
+ */
+export const DatagramType = {
+  data: 0x0c,
+  keepalive: 0x0d,
+  keepaliveAck: 0x0e,
+} as const;
+
+export const DATAGRAM_HEADER_BYTES = 16;
+export const AEAD_TAG_BYTES = 16;
+export const DATAGRAM_OVERHEAD_BYTES = DATAGRAM_HEADER_BYTES + AEAD_TAG_BYTES;
+/** Header flag: the plaintext starts with an origin block (service id and client endpoint). */
+export const FLAG_ORIGIN = 0x01;
+/** Largest UDP payload over IPv4; a sealed datagram never exceeds it. */
+export const MAX_UDP_PAYLOAD_BYTES = 65_507;
+/** Origin block: u16 service id | u8 family | u16 port | 4 or 16 address bytes. */
+export const MAX_ORIGIN_BYTES = 21;
+/** Largest application payload of one datagram, on UDP or in a DATAGRAM control frame. */
+export const MAX_DATAGRAM_PAYLOAD_BYTES = MAX_UDP_PAYLOAD_BYTES - DATAGRAM_OVERHEAD_BYTES - MAX_ORIGIN_BYTES;
+/** Sequence numbers are u48: 2^48 datagrams per key and direction. */
+export const MAX_SEQUENCE = 2 ** 48 - 1;
+/** Default replay window in datagrams (IPsec's RFC 6479 example size; WireGuard uses 8192 - 64). */
+export const DEFAULT_REPLAY_WINDOW = 2048;
+/**
+ * Failed authentications one key tolerates before it must be retired (RFC 9001 §6.6: integrity
+ * limit of AEAD_CHACHA20_POLY1305 is 2^36 forgery attempts).
+ */
+export const MAX_AUTH_FAILURES_PER_KEY = 2 ** 36;
+/** ChaCha20-Poly1305 (RFC 8439): no practical per-key confidentiality limit, unlike AES-GCM's 2^23 packets in QUIC. */
+export const AEAD_ALGORITHM = 'chacha20-poly1305';
+export const AEAD_KEY_BYTES = 32;

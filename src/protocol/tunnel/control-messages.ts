@@ -1,0 +1,261 @@
+import type { Endpoint } from '../../core/address.js';
+
+/**
+ * The control messages of the tunnel, as values. The wire layouts are in control-codec.ts and
+ * docs/tunnel-protocol.md. Buffers in decoded messages are views into the decoder's input: copy
+ * them if you keep them longer than that input.
+ */
+
+/**
+ * Stable codes carried by AUTH_ERROR, PUBLISH_ERROR, SIGNAL_ERROR and GOAWAY. Both ends log and
+ * count them by this name; the text message beside them is for people only.
+ */
+export type RefusalCode =
+  | 'unknown-agent'
+  | 'wrong-token'
+  | 'unsupported-version'
+  | 'rate-limited'
+  | 'port-outside-range'
+  | 'port-in-use'
+  | 'duplicate-service'
+  | 'too-many-services'
+  | 'not-allowed'
+  | 'invalid-request'
+  | 'unknown-peer'
+  | 'peer-offline'
+  | 'superseded'
+  | 'shutting-down'
+  | 'protocol-error'
+  | 'keepalive-timeout'
+  | 'internal';
+
+/** Wire values of RefusalCode, in order from 1. Append only: a value never changes meaning. */
+export const REFUSAL_CODES: readonly RefusalCode[] = [
+  'unknown-agent', 'wrong-token', 'unsupported-version', 'rate-limited', 'port-outside-range', 'port-in-use',
+  'duplicate-service', 'too-many-services', 'not-allowed', 'invalid-request', 'unknown-peer', 'peer-offline',
+  'superseded', 'shutting-down', 'protocol-error', 'keepalive-timeout', 'internal',
+];
+
+/** Why a stream was reset. */
+export type StreamResetCode =
+  | 'refused'
+  | 'dial-failed'
+  | 'timeout'
+  | 'cancel'
+  | 'flow-control'
+  | 'protocol'
+  | 'unknown-service'
+  | 'limit'
+  | 'internal';
+
+export const STREAM_RESET_CODES: readonly StreamResetCode[] = [
+  'refused', 'dial-failed', 'timeout', 'cancel', 'flow-control', 'protocol', 'unknown-service', 'limit', 'internal',
+];
+
+export type ServiceTransport = 'tcp' | 'udp';
+export const SERVICE_TRANSPORTS: readonly ServiceTransport[] = ['tcp', 'udp'];
+export type ProxyProtocolMode = 'off' | 'v1' | 'v2';
+export const PROXY_PROTOCOL_MODES: readonly ProxyProtocolMode[] = ['off', 'v1', 'v2'];
+
+/** Who a datagram came from, sent with the first datagrams of each connectee tag. */
+export interface DatagramOrigin {
+  /** The agent's id for the service (from PUBLISH). */
+  readonly serviceId: number;
+  /** The public client (connectee) as the gateway saw it. */
+  readonly client: Endpoint;
+}
+
+// ---- handshake (the only messages accepted before authentication) ----
+
+/** Agent → gateway, first message. */
+export interface Hello {
+  readonly type: 'hello';
+  readonly version: number;
+  /** Agent name, the key of the gateway's `agents` table. */
+  readonly name: string;
+  /** The key id the gateway must put in datagrams to this agent (chosen by the agent, u32). */
+  readonly datagramKeyId: number;
+  /** The gateway's datagram key id from the agent's previous session, to keep its UDP connectees; 0 for none. */
+  readonly resumeKeyId: number;
+  /** The agent's initial receive window for each stream, in bytes (1 to 2^31-1). */
+  readonly streamWindow: number;
+}
+
+/** Gateway → agent: a fresh random nonce. */
+export interface Challenge {
+  readonly type: 'challenge';
+  /** 32 bytes. */
+  readonly nonce: Buffer;
+}
+
+/** Agent → gateway: HMAC-SHA256 answer to the challenge (auth.ts). */
+export interface Auth {
+  readonly type: 'auth';
+  /** 32 bytes. */
+  readonly digest: Buffer;
+}
+
+/** Gateway → agent: authenticated. */
+export interface AuthOk {
+  readonly type: 'auth-ok';
+  /** The key id the agent must put in datagrams to the gateway (chosen by the gateway, u32). */
+  readonly datagramKeyId: number;
+  /** The gateway kept the agent's UDP connectee tags from the session named by `resumeKeyId`. */
+  readonly resumed: boolean;
+  /** The gateway's initial receive window for each stream, in bytes. */
+  readonly streamWindow: number;
+  /** How often the agent should send PING and datagram keepalives, in milliseconds. */
+  readonly keepaliveIntervalMs: number;
+  /** 32 bytes: proves the gateway also holds the agent's token (auth.ts). */
+  readonly proof: Buffer;
+}
+
+export interface AuthError {
+  readonly type: 'auth-error';
+  readonly code: RefusalCode;
+  readonly message: string;
+}
+
+/** Either side, before closing the connection on purpose. */
+export interface Goaway {
+  readonly type: 'goaway';
+  readonly code: RefusalCode;
+  readonly message: string;
+}
+
+// ---- services ----
+
+/** Agent → gateway: open a public listener for a local service. */
+export interface Publish {
+  readonly type: 'publish';
+  /** Chosen by the agent, unique within its session; used in STREAM_OPEN and datagram origins. */
+  readonly serviceId: number;
+  readonly name: string;
+  readonly transport: ServiceTransport;
+  /** Where the gateway should listen; port 0 asks for any free port of the gateway's range. */
+  readonly remote: Endpoint;
+  /** What the agent will write to the local service; the gateway only records it. */
+  readonly proxyProtocol: ProxyProtocolMode;
+}
+
+export interface PublishOk {
+  readonly type: 'publish-ok';
+  readonly serviceId: number;
+  /** The address and port the gateway actually listens on. */
+  readonly bound: Endpoint;
+}
+
+export interface PublishError {
+  readonly type: 'publish-error';
+  readonly serviceId: number;
+  readonly code: RefusalCode;
+  readonly message: string;
+}
+
+/** Agent → gateway: close a published service (config reload). Its streams are reset. */
+export interface Unpublish {
+  readonly type: 'unpublish';
+  readonly serviceId: number;
+}
+
+// ---- TCP streams ----
+
+/** Gateway → agent: a public client connected. The agent dials the service, then accepts or resets. */
+export interface StreamOpen {
+  readonly type: 'stream-open';
+  /** u32, not 0; even when the gateway opens, odd when the agent opens. */
+  readonly streamId: number;
+  readonly serviceId: number;
+  readonly client: Endpoint;
+  /** The public address the client connected to (PROXY header destination). */
+  readonly server: Endpoint;
+}
+
+/** The receiver of STREAM_OPEN reached the local service. */
+export interface StreamAccept {
+  readonly type: 'stream-accept';
+  readonly streamId: number;
+}
+
+export interface StreamData {
+  readonly type: 'stream-data';
+  readonly streamId: number;
+  /** 1 to MAX_STREAM_DATA_BYTES; counts against the receiver's window. */
+  readonly data: Buffer;
+}
+
+/** Half-close: the sender will send no more data on this stream (a FIN). */
+export interface StreamEnd {
+  readonly type: 'stream-end';
+  readonly streamId: number;
+}
+
+/** Abort in both directions; the stream id is dead afterwards. */
+export interface StreamReset {
+  readonly type: 'stream-reset';
+  readonly streamId: number;
+  readonly code: StreamResetCode;
+}
+
+/** The receiver consumed `increment` more bytes of this stream; the sender may send that much more. */
+export interface WindowUpdate {
+  readonly type: 'window-update';
+  readonly streamId: number;
+  /** 1 to 2^31-1. */
+  readonly increment: number;
+}
+
+// ---- datagrams over the control connection (UDP to the gateway blocked) ----
+
+export interface DatagramFrame {
+  readonly type: 'datagram';
+  /** Connectee tag, u32, not 0. */
+  readonly tag: number;
+  readonly origin: DatagramOrigin | undefined;
+  readonly payload: Buffer;
+}
+
+/** The sender dropped its session for this tag (idle expiry, or a tag it does not know). */
+export interface DatagramClose {
+  readonly type: 'datagram-close';
+  readonly tag: number;
+}
+
+// ---- liveness ----
+
+export interface Ping {
+  readonly type: 'ping';
+  /** u32, echoed by PONG. */
+  readonly counter: number;
+}
+
+export interface Pong {
+  readonly type: 'pong';
+  readonly counter: number;
+}
+
+// ---- signalling passthrough (ICE, later) ----
+
+/** Agent → gateway: `peer` is the addressee. Gateway → agent: `peer` is the sender. The payload is opaque. */
+export interface Signal {
+  readonly type: 'signal';
+  readonly peer: string;
+  readonly payload: Buffer;
+}
+
+/** Gateway → agent: a SIGNAL to `peer` could not be delivered. */
+export interface SignalError {
+  readonly type: 'signal-error';
+  readonly peer: string;
+  readonly code: RefusalCode;
+}
+
+export type ControlMessage =
+  | Hello | Challenge | Auth | AuthOk | AuthError | Goaway
+  | Publish | PublishOk | PublishError | Unpublish
+  | StreamOpen | StreamAccept | StreamData | StreamEnd | StreamReset | WindowUpdate
+  | DatagramFrame | DatagramClose
+  | Ping | Pong
+  | Signal | SignalError;
+
+export type ControlMessageType = ControlMessage['type'];

@@ -1,0 +1,149 @@
+import { createDecipheriv } from 'node:crypto';
+import {
+  AEAD_ALGORITHM, AEAD_KEY_BYTES, AEAD_TAG_BYTES, DATAGRAM_HEADER_BYTES, DEFAULT_REPLAY_WINDOW, MAX_AUTH_FAILURES_PER_KEY,
+} from './constants.js';
+import type { DatagramOrigin } from './control-messages.js';
+import { readUnverifiedHeader } from './datagram-header.js';
+import { newNonceBuffer, setNonceSequence } from './datagram-nonce.js';
+import { TunnelError } from './errors.js';
+import type { Direction } from './key-schedule.js';
+import { readOrigin } from './origin-block.js';
+import { ReplayWindow } from './replay-window.js';
+import { WireReader, checkUint } from './wire.js';
+
+export interface OpenerOptions {
+  /** 32-byte receive key from `exportDatagramKeys(...).receive`; copied. */
+  readonly key: Uint8Array;
+  /** The direction of the datagrams this opener receives. */
+  readonly direction: Direction;
+  /** This end's own key id (sent in HELLO or AUTH_OK); datagrams carrying another are refused. */
+  readonly keyId: number;
+  /** Replay window in datagrams (multiple of 32). Default DEFAULT_REPLAY_WINDOW (2048). */
+  readonly replayWindow?: number;
+}
+
+/** Why a datagram was dropped: a closed set for per-reason counters. Drops are silent on the wire. */
+export type DatagramRejectReason =
+  /** Not a tunnel datagram, too short, or header rules broken (checked before any crypto). */
+  | 'malformed'
+  /** The key id is not this session's. */
+  | 'unknown-key'
+  /** Sequence at or below the window's lower edge. */
+  | 'too-old'
+  /** Sequence already accepted. */
+  | 'replayed'
+  /** The AEAD tag did not verify: forged, damaged, or sealed under another key. */
+  | 'auth-failed'
+  /** Authentic, but the plaintext does not follow the layout (a bug at the peer). */
+  | 'bad-plaintext'
+  /** The key has seen MAX_AUTH_FAILURES_PER_KEY forgeries and is retired: reconnect for new keys. */
+  | 'key-exhausted';
+
+/** A verified datagram. Only these fields may be trusted, and only because the tag verified. */
+export type OpenedDatagram =
+  | {
+      readonly kind: 'data';
+      readonly sequence: number;
+      /**
+       * True when this datagram raised the highest accepted sequence. Move the peer's address
+       * (NAT rebinding) only on such datagrams, so a delayed datagram from an old address
+       * cannot move it back.
+       */
+      readonly newest: boolean;
+      readonly tag: number;
+      readonly origin: DatagramOrigin | undefined;
+      /** The application payload (a fresh buffer, or a view into one). */
+      readonly payload: Buffer;
+    }
+  | { readonly kind: 'keepalive' | 'keepalive-ack'; readonly sequence: number; readonly newest: boolean; readonly counter: number };
+
+export type OpenResult = { readonly ok: true; readonly datagram: OpenedDatagram } | { readonly ok: false; readonly reason: DatagramRejectReason };
+
+const rejected = (reason: DatagramRejectReason): OpenResult => ({ ok: false, reason });
+const REJECT: { readonly [R in DatagramRejectReason]: OpenResult } = {
+  malformed: rejected('malformed'),
+  'unknown-key': rejected('unknown-key'),
+  'too-old': rejected('too-old'),
+  replayed: rejected('replayed'),
+  'auth-failed': rejected('auth-failed'),
+  'bad-plaintext': rejected('bad-plaintext'),
+  'key-exhausted': rejected('key-exhausted'),
+};
+
+/**
+ * Verifies and decrypts datagrams for one direction of one tunnel session, with the replay window.
+ * `open` never throws on any input: every failure is a reject reason. Cheap checks (type, length,
+ * flags, key id, window) run before the AEAD, so garbage and replays cost no crypto; the window is
+ * updated only after the tag verified.
+ */
+export class DatagramOpener {
+  readonly #key: Buffer;
+  readonly #keyId: number;
+  readonly #nonce: Buffer;
+  readonly #window: ReplayWindow;
+  #authFailures = 0;
+
+  constructor(opts: OpenerOptions) {
+    if (opts.key.length !== AEAD_KEY_BYTES) throw new TunnelError('bad-key', `datagram key must be ${AEAD_KEY_BYTES} bytes, got ${opts.key.length}`);
+    checkUint(opts.keyId, 0xffff_ffff, 'key id');
+    this.#key = Buffer.from(opts.key);
+    this.#keyId = opts.keyId;
+    this.#nonce = newNonceBuffer(opts.direction);
+    this.#window = new ReplayWindow(opts.replayWindow ?? DEFAULT_REPLAY_WINDOW);
+  }
+
+  /** Datagrams whose tag failed to verify under this key. */
+  get authFailures(): number {
+    return this.#authFailures;
+  }
+
+  /** Highest sequence accepted, -1 before the first. */
+  get highestSequence(): number {
+    return this.#window.top;
+  }
+
+  open(buf: Buffer): OpenResult {
+    const h = readUnverifiedHeader(buf);
+    if (!h) return REJECT.malformed;
+    if (h.keyId !== this.#keyId) return REJECT['unknown-key'];
+    if (this.#authFailures >= MAX_AUTH_FAILURES_PER_KEY) return REJECT['key-exhausted'];
+    const verdict = this.#window.check(h.sequence);
+    if (verdict !== 'ok') return REJECT[verdict];
+
+    const end = buf.length - AEAD_TAG_BYTES;
+    setNonceSequence(this.#nonce, h.sequence);
+    let plain: Buffer;
+    try {
+      const d = createDecipheriv(AEAD_ALGORITHM, this.#key, this.#nonce, { authTagLength: AEAD_TAG_BYTES });
+      d.setAAD(buf.subarray(0, DATAGRAM_HEADER_BYTES), { plaintextLength: end - DATAGRAM_HEADER_BYTES });
+      d.setAuthTag(buf.subarray(end));
+      plain = d.update(buf.subarray(DATAGRAM_HEADER_BYTES, end));
+      d.final();
+    } catch {
+      this.#authFailures++;
+      return REJECT['auth-failed'];
+    }
+
+    let datagram: OpenedDatagram;
+    const newest = h.sequence > this.#window.top;
+    if (h.kind === 'data') {
+      let origin: DatagramOrigin | undefined;
+      let payload = plain;
+      if (h.flags !== 0) {
+        try {
+          const r = new WireReader(plain, 0, plain.length, 'datagram origin');
+          origin = readOrigin(r);
+          payload = plain.subarray(plain.length - r.remaining);
+        } catch {
+          return REJECT['bad-plaintext'];
+        }
+      }
+      datagram = { kind: 'data', sequence: h.sequence, newest, tag: h.tag, origin, payload };
+    } else {
+      if (plain.length !== 4) return REJECT['bad-plaintext'];
+      datagram = { kind: h.kind, sequence: h.sequence, newest, counter: plain.readUInt32BE(0) };
+    }
+    this.#window.accept(h.sequence);
+    return { ok: true, datagram };
+  }
+}

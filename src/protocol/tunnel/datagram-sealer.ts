@@ -1,0 +1,110 @@
+import { createCipheriv } from 'node:crypto';
+import {
+  AEAD_ALGORITHM, AEAD_KEY_BYTES, AEAD_TAG_BYTES, DATAGRAM_HEADER_BYTES, DatagramType, FLAG_ORIGIN,
+  MAX_DATAGRAM_PAYLOAD_BYTES, MAX_SEQUENCE,
+} from './constants.js';
+import type { DatagramOrigin } from './control-messages.js';
+import { writeDatagramHeader } from './datagram-header.js';
+import { newNonceBuffer, setNonceSequence } from './datagram-nonce.js';
+import { TunnelError } from './errors.js';
+import type { Direction } from './key-schedule.js';
+import { encodeOrigin, originBytes, writeOrigin } from './origin-block.js';
+import { WireWriter, checkUint } from './wire.js';
+
+export interface SealerOptions {
+  /** 32-byte send key from `exportDatagramKeys(...).send`; copied. */
+  readonly key: Uint8Array;
+  readonly direction: Direction;
+  /** The key id the receiver chose (its HELLO or AUTH_OK), written in every header. */
+  readonly peerKeyId: number;
+}
+
+/**
+ * Encodes an origin block once per connectee, so sealing does not parse an address per datagram.
+ * Throws TunnelError('bad-value') for a service id or endpoint that cannot be represented.
+ */
+export function encodeOriginBlock(origin: DatagramOrigin): Buffer {
+  const o = encodeOrigin(origin);
+  const out = Buffer.allocUnsafe(originBytes(o));
+  writeOrigin(new WireWriter(out), o);
+  return out;
+}
+
+/**
+ * Seals datagrams for one direction of one tunnel session with ChaCha20-Poly1305. Holds the
+ * sequence counter, so exactly one sealer may exist per (key, direction): two would reuse nonces.
+ * Every method is synchronous and returns a new Buffer, which the socket may keep until its send
+ * completes; the header, nonce and counter scratch buffers are reused between calls.
+ */
+export class DatagramSealer {
+  readonly #key: Buffer;
+  readonly #peerKeyId: number;
+  readonly #nonce: Buffer;
+  readonly #header = Buffer.alloc(DATAGRAM_HEADER_BYTES);
+  readonly #counter = Buffer.alloc(4);
+  #sequence = 0;
+
+  constructor(opts: SealerOptions) {
+    if (opts.key.length !== AEAD_KEY_BYTES) throw new TunnelError('bad-key', `datagram key must be ${AEAD_KEY_BYTES} bytes, got ${opts.key.length}`);
+    checkUint(opts.peerKeyId, 0xffff_ffff, 'peer key id');
+    this.#key = Buffer.from(opts.key);
+    this.#peerKeyId = opts.peerKeyId;
+    this.#nonce = newNonceBuffer(opts.direction);
+  }
+
+  /** The sequence number the next sealed datagram will carry. */
+  get nextSequence(): number {
+    return this.#sequence;
+  }
+
+  /**
+   * A data datagram for connectee `tag` (1 to 2^32-1). `originBlock` (from `encodeOriginBlock`) is
+   * sent by the gateway until the agent has answered on this tag. Throws TunnelError('bad-value')
+   * for a bad tag or a payload over MAX_DATAGRAM_PAYLOAD_BYTES, 'sequence-exhausted' after 2^48.
+   */
+  sealData(tag: number, payload: Uint8Array, originBlock?: Buffer): Buffer {
+    if (tag >>> 0 !== tag || tag === 0) throw new TunnelError('bad-value', `connectee tag ${tag} is not in 1-4294967295`);
+    if (payload.length > MAX_DATAGRAM_PAYLOAD_BYTES) {
+      throw new TunnelError('bad-value', `datagram of ${payload.length} bytes exceeds ${MAX_DATAGRAM_PAYLOAD_BYTES}`);
+    }
+    if (originBlock && originBlock.length !== 9 && originBlock.length !== 21) {
+      throw new TunnelError('bad-value', `origin block of ${originBlock.length} bytes; use encodeOriginBlock`);
+    }
+    return this.#seal(DatagramType.data, originBlock ? FLAG_ORIGIN : 0, tag, originBlock, payload);
+  }
+
+  /** An authenticated keepalive (agent to gateway): proves the key holder; `counter` is echoed in the ack. */
+  sealKeepalive(counter: number): Buffer {
+    return this.#sealCounter(DatagramType.keepalive, counter);
+  }
+
+  /** The answer to an opened keepalive, the same size as it (amplification factor 1). */
+  sealKeepaliveAck(counter: number): Buffer {
+    return this.#sealCounter(DatagramType.keepaliveAck, counter);
+  }
+
+  #sealCounter(typeByte: number, counter: number): Buffer {
+    checkUint(counter, 0xffff_ffff, 'keepalive counter');
+    this.#counter.writeUInt32BE(counter, 0);
+    return this.#seal(typeByte, 0, 0, undefined, this.#counter);
+  }
+
+  #seal(typeByte: number, flags: number, tag: number, prefix: Buffer | undefined, body: Uint8Array): Buffer {
+    const seq = this.#sequence;
+    if (seq > MAX_SEQUENCE) throw new TunnelError('sequence-exhausted', 'datagram sequence space used up; reconnect for new keys');
+    this.#sequence = seq + 1;
+    writeDatagramHeader(this.#header, typeByte, flags, this.#peerKeyId, tag, seq);
+    setNonceSequence(this.#nonce, seq);
+    const plainBytes = (prefix ? prefix.length : 0) + body.length;
+    const out = Buffer.allocUnsafe(DATAGRAM_HEADER_BYTES + plainBytes + AEAD_TAG_BYTES);
+    this.#header.copy(out, 0);
+    const cipher = createCipheriv(AEAD_ALGORITHM, this.#key, this.#nonce, { authTagLength: AEAD_TAG_BYTES });
+    cipher.setAAD(this.#header, { plaintextLength: plainBytes });
+    let off = DATAGRAM_HEADER_BYTES;
+    if (prefix) off += cipher.update(prefix).copy(out, off);
+    if (body.length > 0) off += cipher.update(body).copy(out, off);
+    cipher.final();
+    cipher.getAuthTag().copy(out, off);
+    return out;
+  }
+}
