@@ -11,6 +11,7 @@ import { opsLogSink } from './observe/ops-log.js';
 import { SluiceNode, type ReloadSummary } from './node.js';
 import { DirectStreamDialer } from './upstream/direct/tcp-dialer.js';
 import { DirectDatagramDialer } from './upstream/direct/udp-dialer.js';
+import { GeoHolder } from './admission/geo-holder.js';
 
 export interface AppDeps {
   readonly clock: Clock;
@@ -34,6 +35,7 @@ export class App {
     events: EventStream,
     private readonly configPath: string | undefined,
     private readonly deps: AppDeps,
+    private readonly geo: GeoHolder,
   ) {
     this.events = events;
   }
@@ -43,13 +45,16 @@ export class App {
     const log = pino({ level: config.log.level, base: undefined }, deps.logDestination as never);
     const events = new EventStream((err) => log.error({ err }, 'an event sink failed and was detached'));
     events.subscribe(opsLogSink(log, deps.clock));
+    const geo = new GeoHolder();
+    await geo.load(config.geoip?.database);
     const node = await SluiceNode.start(config, {
       clock: deps.clock,
       events,
       streamDialer: new DirectStreamDialer(),
       datagramDialer: new DirectDatagramDialer(),
+      geo: () => geo.current,
     });
-    const app = new App(node, log, events, configPath, deps);
+    const app = new App(node, log, events, configPath, deps, geo);
     app.#applyAccessLog(config);
     if (config.lifecycle.watch && configPath) app.#watch(configPath);
     return app;
@@ -74,6 +79,7 @@ export class App {
       return undefined;
     }
     try {
+      await this.geo.load(parsed.config.geoip?.database);
       const summary = await this.node.reload(parsed.config);
       this.log.level = parsed.config.log.level;
       this.#applyAccessLog(parsed.config);

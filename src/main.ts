@@ -100,7 +100,8 @@ async function serve(config: SluiceConfig, path: string | undefined, started?: (
     app = await App.start(config, path, { clock: systemClock, logDestination: process.stderr });
   } catch (err) {
     process.stderr.write(`sluice: ${isSluiceError(err) ? err.message : String(err)}\n`);
-    return isSluiceError(err, 'SLUICE_ERR_BIND') ? EXIT.startFailed : EXIT.runtime;
+    if (isSluiceError(err, 'SLUICE_ERR_BIND')) return EXIT.startFailed;
+    return isSluiceError(err, 'SLUICE_ERR_CONFIG_READ') ? EXIT.configInvalid : EXIT.runtime;
   }
   started?.(app);
   process.on('SIGHUP', () => void app.reload());

@@ -2,7 +2,9 @@ import { formatListen } from './core/address.js';
 import type { Clock } from './core/clock.js';
 import { SluiceError } from './core/errors.js';
 import type { RouteConfig, SluiceConfig } from './config/types.js';
-import type { Admitter } from './admission/admitter.js';
+import { chainAdmitters, type Admitter } from './admission/admitter.js';
+import { aclAdmitter } from './admission/acl-admitter.js';
+import type { CountryLookup } from './admission/acl/country.js';
 import type { EndReason, EventStream } from './observe/events.js';
 import type { DatagramDialer, StreamDialer } from './upstream/dialer.js';
 import type { RouteRuntime } from './listen/route.js';
@@ -15,7 +17,10 @@ export interface NodeDeps {
   readonly events: EventStream;
   readonly streamDialer: StreamDialer;
   readonly datagramDialer: DatagramDialer;
+  /** An admission step after the ACL for every route (threat intel). */
   readonly admit?: Admitter;
+  /** The country database for ACL country rules; read at start and at each reload. */
+  readonly geo?: () => CountryLookup | undefined;
 }
 
 export interface ReloadSummary {
@@ -72,7 +77,10 @@ export class SluiceNode {
     if (this.#stopping) throw new SluiceError('SLUICE_ERR_CLOSED', 'node is shutting down');
     const diff = diffRoutes(this.#config.routes, next.routes);
     const fresh = await this.#startAll([...diff.added, ...diff.rebuilt]);
-    for (const r of diff.changed) this.#routes.get(r.name)?.update(r);
+    for (const r of next.routes) {
+      const live = this.#routes.get(r.name);
+      if (live && !diff.rebuilt.includes(r)) live.update(r, this.#admitter(r));
+    }
     for (const name of [...diff.removed, ...diff.rebuilt.map((r) => r.name)]) {
       const old = this.#routes.get(name);
       this.#routes.delete(name);
@@ -119,8 +127,15 @@ export class SluiceNode {
     throw failed.length === 1 ? err : new SluiceError('SLUICE_ERR_BIND', failed.map((e) => e.message).join('; '), { cause: err });
   }
 
+  /** ACL then the node-wide step; compiled per route, again at every reload (the database may change). */
+  #admitter(route: RouteConfig): Admitter | undefined {
+    const steps = [aclAdmitter(route.acl, this.deps.geo?.()), this.deps.admit].filter((a): a is Admitter => a !== undefined);
+    return chainAdmitters(steps);
+  }
+
   async #startRoute(route: RouteConfig): Promise<RouteRuntime> {
-    const { clock, events, admit } = this.deps;
+    const { clock, events } = this.deps;
+    const admit = this.#admitter(route);
     const nextFlowId = () => ++this.#flowId;
     const r =
       route.listen.transport === 'udp'

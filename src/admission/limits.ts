@@ -75,8 +75,9 @@ export class AdmissionLimits {
   }
 
   update(settings: LimitSettings): void {
+    const rateChanged = JSON.stringify(settings.ratePerSource) !== JSON.stringify(this.settings.ratePerSource);
     this.settings = settings;
     this.#routeBucket.setLimit(settings.rate);
-    this.#sourceBuckets.clear();
+    if (rateChanged) this.#sourceBuckets.clear();
   }
 }

@@ -4,6 +4,8 @@ import { formatListen, parseListenUrl } from '../core/address.js';
 import { SluiceError } from '../core/errors.js';
 import { configSchema, type RawConfig } from './schema.js';
 import type { ConfigIssue, RouteConfig, SluiceConfig } from './types.js';
+import { aclSpecIssues, type AclSpec } from '../admission/acl/acl-policy.js';
+import { parseCidr } from '../admission/acl/cidr.js';
 
 export type ParseResult = { ok: true; config: SluiceConfig } | { ok: false; issues: ConfigIssue[] };
 
@@ -45,6 +47,7 @@ export function parseConfig(text: string): ParseResult {
   }
   const routesRaw = (raw as { routes?: Record<string, Record<string, unknown>> }).routes;
   if (routesRaw && typeof routesRaw === 'object' && !Array.isArray(routesRaw)) checkRoutes(routesRaw, at);
+  if (parsed.success) checkAdmission(parsed.data, at);
 
   if (issues.length > 0 || !parsed.success) {
     issues.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
@@ -90,6 +93,30 @@ function checkRoutes(routesRaw: Record<string, Record<string, unknown>>, at: (pa
   }
 }
 
+/** ACL and PROXY protocol rules, checked by the modules that own them. */
+function checkAdmission(data: RawConfig, at: (path: (string | number)[], message: string) => void): void {
+  const hasGeo = data.geoip !== undefined;
+  const aclAt = (prefix: (string | number)[], spec: AclSpec) => {
+    for (const issue of aclSpecIssues(spec, hasGeo)) at([...prefix, ...splitPath(issue.path)], issue.message);
+  };
+  if (data.acl) aclAt(['acl'], data.acl);
+  for (const [name, r] of Object.entries(data.routes)) {
+    if (r.acl) aclAt(['routes', name, 'acl'], r.acl);
+    const pp = r.proxyProtocol;
+    if (!pp) continue;
+    pp.accept.forEach((text, i) => {
+      const c = parseCidr(text);
+      if (typeof c === 'string') at(['routes', name, 'proxyProtocol', 'accept', i], c);
+    });
+    if (pp.send === 'v1' && r.listen.transport === 'udp') at(['routes', name, 'proxyProtocol', 'send'], 'v1 is TCP only; use v2 on a udp:// route');
+  }
+}
+
+/** `countries.deny[0]` -> ['countries', 'deny', 0] */
+function splitPath(path: string): (string | number)[] {
+  return path.split(/[.[\]]/).filter((p) => p !== '').map((p) => (/^\d+$/.test(p) ? Number(p) : p));
+}
+
 function compile(data: RawConfig): SluiceConfig {
   const routes: RouteConfig[] = Object.entries(data.routes).map(([name, r]) => ({
     name,
@@ -113,9 +140,18 @@ function compile(data: RawConfig): SluiceConfig {
       rate: r.tcp.rate,
       ratePerSource: r.tcp.ratePerSource,
     },
+    acl: r.acl ?? data.acl,
+    proxyProtocol: r.proxyProtocol && {
+      accept: r.proxyProtocol.accept,
+      send: r.proxyProtocol.send,
+      udp: r.proxyProtocol.udp,
+      headerTimeoutMs: r.proxyProtocol.headerTimeout,
+      maxHeaderBytes: r.proxyProtocol.maxHeaderBytes,
+    },
   }));
   return deepFreeze({
     routes,
+    geoip: data.geoip,
     accessLog: data.accessLog,
     log: data.log,
     lifecycle: { drainTimeoutMs: data.lifecycle.drainTimeout, watch: data.lifecycle.watch },

@@ -67,15 +67,39 @@ const upstream = z.string().transform((text, ctx) => {
   return r;
 });
 
+const stringList = z.array(z.string()).default([]);
+
+/** Checked in depth by admission/acl (aclSpecIssues), which knows CIDR and country rules. */
+const acl = z.strictObject({
+  allow: stringList,
+  deny: stringList,
+  countries: z
+    .strictObject({ allow: stringList, deny: stringList, unknown: z.enum(['unlisted', 'deny', 'allow']).default('unlisted') })
+    .prefault({}),
+  observeOnly: z.boolean().default(false),
+});
+
+const proxyProtocol = z.strictObject({
+  accept: stringList,
+  send: z.enum(['v1', 'v2']).optional(),
+  udp: z.enum(['every', 'first']).default('every'),
+  headerTimeout: duration.prefault('5s'),
+  maxHeaderBytes: z.number().int().min(232).max(65551).default(4096),
+});
+
 export const routeSchema = z.strictObject({
   listen,
   upstream,
   udp,
   tcp,
+  acl: acl.optional(),
+  proxyProtocol: proxyProtocol.optional(),
 });
 
 export const configSchema = z.strictObject({
   routes: z.record(z.string(), routeSchema).default({}),
+  acl: acl.optional(),
+  geoip: z.strictObject({ database: z.string().min(1) }).optional(),
   accessLog: z.strictObject({ output: z.string().min(1).default('stdout') }).prefault({}),
   log: z
     .strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })

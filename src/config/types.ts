@@ -1,4 +1,5 @@
 import type { HostPort, ListenAddress } from '../core/address.js';
+import type { AclSpec } from '../admission/acl/acl-policy.js';
 
 /** A token bucket: `perSecond` refill, `burst` capacity. `perSecond: 0` turns the limit off. */
 export interface RateLimit {
@@ -30,12 +31,27 @@ export interface TcpSettings {
   readonly ratePerSource: RateLimit;
 }
 
+/** PROXY protocol for one route (docs/proxy-protocol.md). */
+export interface ProxyProtocolSettings {
+  /** Senders whose headers are trusted (CIDR texts); empty = never parse a header. */
+  readonly accept: readonly string[];
+  /** Header sent to the upstream; v1 is TCP only. */
+  readonly send: 'v1' | 'v2' | undefined;
+  /** How a UDP session sends v2: on every datagram, or on the first ones (until the upstream answers). */
+  readonly udp: 'every' | 'first';
+  readonly headerTimeoutMs: number;
+  readonly maxHeaderBytes: number;
+}
+
 export interface RouteConfig {
   readonly name: string;
   readonly listen: ListenAddress;
   readonly upstream: HostPort;
   readonly udp: UdpSettings;
   readonly tcp: TcpSettings;
+  /** The route's own `acl`, else the top-level one, else undefined (everyone). */
+  readonly acl: AclSpec | undefined;
+  readonly proxyProtocol: ProxyProtocolSettings | undefined;
 }
 
 export interface AccessLogConfig {
@@ -45,6 +61,7 @@ export interface AccessLogConfig {
 
 export interface SluiceConfig {
   readonly routes: readonly RouteConfig[];
+  readonly geoip: { readonly database: string } | undefined;
   readonly accessLog: AccessLogConfig;
   readonly log: { readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
   readonly lifecycle: { readonly drainTimeoutMs: number; readonly watch: boolean };

@@ -1,5 +1,6 @@
 import type { Endpoint } from '../core/address.js';
 import type { RouteConfig } from '../config/types.js';
+import type { Admitter } from '../admission/admitter.js';
 import type { EndReason, FlowCounters } from '../observe/events.js';
 
 /** A live session or connection, as the admin API and `sluice status` show it. */
@@ -24,7 +25,7 @@ export interface RouteRuntime {
   readonly local: Endpoint;
   readonly active: number;
   /** New settings for the same `listen`: new sessions use them (docs/configuration.md lists what live ones pick up). */
-  update(route: RouteConfig): void;
+  update(route: RouteConfig, admit: Admitter | undefined): void;
   /** Stops admitting; resolves when the last session ends. The caller enforces a deadline with `close`. */
   drain(): Promise<void>;
   /** Ends every session with `reason` and releases the socket. Idempotent. */

@@ -7,7 +7,9 @@ import type { RouteConfig } from '../config/types.js';
 import { AdmissionLimits, type LimitSettings } from '../admission/limits.js';
 import type { EndReason, EventStream, FlowRef, RejectReason } from '../observe/events.js';
 import { relayTcp } from '../session/tcp-relay.js';
-import type { Admitter } from '../admission/admitter.js';
+import { applyAdmitter, type Admitter, type VerdictReporter } from '../admission/admitter.js';
+import { firstBytesAreClean, readProxyHeader } from './proxy-header-reader.js';
+import { TcpProxyHeaders, localOf } from './tcp-proxy-header.js';
 import type { StreamDialer } from '../upstream/dialer.js';
 import type { RouteRuntime, SessionInfo } from './route.js';
 
@@ -40,6 +42,10 @@ export class TcpRoute implements RouteRuntime {
   readonly #limits: AdmissionLimits;
   readonly #abort = new AbortController();
   #route: RouteConfig;
+  #admit: Admitter | undefined;
+  #pp: TcpProxyHeaders | null;
+  #pendingHeaders = 0;
+  readonly #reporter: VerdictReporter;
   #draining = false;
   #onEmpty: (() => void)[] = [];
   #closed: Promise<void> | undefined;
@@ -52,7 +58,22 @@ export class TcpRoute implements RouteRuntime {
     private readonly deps: TcpRouteDeps,
   ) {
     this.#route = route;
+    this.#admit = deps.admit;
+    this.#pp = route.proxyProtocol ? new TcpProxyHeaders(route.proxyProtocol) : null;
     this.#limits = new AdmissionLimits(limitSettings(route), deps.clock);
+    this.#reporter = {
+      rejected: (client, v) =>
+        deps.events.emit({
+          type: 'session-rejected',
+          at: deps.clock.wallNow(),
+          route: this.#route.name,
+          proto: 'tcp',
+          client,
+          reason: v.reason,
+          detail: v.detail,
+          observeOnly: v.observeOnly,
+        }),
+    };
     server.on('connection', (down: net.Socket) => this.#accept(down));
     // Accept errors (EMFILE under a flood) must not take the process down; the listener keeps going.
     server.on('error', () => {});
@@ -85,8 +106,10 @@ export class TcpRoute implements RouteRuntime {
     return this.#conns.size;
   }
 
-  update(route: RouteConfig): void {
+  update(route: RouteConfig, admit: Admitter | undefined): void {
     this.#route = route;
+    this.#admit = admit;
+    this.#pp = route.proxyProtocol ? new TcpProxyHeaders(route.proxyProtocol) : null;
     this.#limits.update(limitSettings(route));
   }
 
@@ -127,26 +150,53 @@ export class TcpRoute implements RouteRuntime {
   }
 
   #accept(down: net.Socket): void {
-    const { clock, events } = this.deps;
     const canon = canonicalIp(down.remoteAddress ?? '');
     if (!canon) {
       down.destroy();
       return;
     }
-    const client: Endpoint = { address: canon.address, port: down.remotePort ?? 0, family: canon.family };
-    const reject = (reason: RejectReason) => {
-      events.emit({ type: 'session-rejected', at: clock.wallNow(), route: this.#route.name, proto: 'tcp', client, reason });
+    down.on('error', () => {}); // errors before the relay starts: the outcome of what we wait for decides
+    const peer: Endpoint = { address: canon.address, port: down.remotePort ?? 0, family: canon.family };
+    const pp = this.#pp;
+    if (pp === null || !pp.trust.trusts(peer.address)) {
+      this.#admitAndDial(down, peer, undefined, pp !== null && !pp.trust.empty);
+      return;
+    }
+    if (this.#pendingHeaders >= Math.max(1, this.#route.tcp.maxConnections || 4096)) return this.#reject(down, peer, 'limit-route-sessions');
+    this.#pendingHeaders++;
+    void readProxyHeader(down, pp.settings.headerTimeoutMs, pp.settings.maxHeaderBytes).then((r) => {
+      this.#pendingHeaders--;
+      if (!r.ok) return this.#reject(down, peer, r.reason);
+      const a = r.header.addresses;
+      this.#admitAndDial(down, a ? a.source : peer, a?.destination, false);
+    });
+  }
+
+  #reject(down: net.Socket, client: Endpoint, reason: RejectReason, detail?: string): void {
+    const { clock, events } = this.deps;
+    events.emit({ type: 'session-rejected', at: clock.wallNow(), route: this.#route.name, proto: 'tcp', client, reason, ...(detail ? { detail } : {}) });
+    down.destroy();
+  }
+
+  /**
+   * `client` is the real client (from a trusted header, or the peer); `destination` what the
+   * header said the client connected to. `sniff`: an untrusted peer on a route that accepts
+   * headers, whose first bytes must not be a PROXY header.
+   */
+  #admitAndDial(down: net.Socket, client: Endpoint, destination: Endpoint | undefined, sniff: boolean): void {
+    const { clock, events } = this.deps;
+    if (this.#draining || down.destroyed) return this.#reject(down, client, 'draining');
+    if (applyAdmitter(this.#admit, client, this.#route.name, this.#reporter) !== undefined) {
       down.destroy();
-    };
-    if (this.#draining) return reject('draining');
-    const denied = this.deps.admit?.(client, this.#route.name) ?? this.#limits.admit(client.address);
-    if (denied) return reject(denied);
+      return;
+    }
+    const limited = this.#limits.admit(client.address);
+    if (limited) return this.#reject(down, client, limited);
 
     this.#limits.acquire(client.address);
     const route = this.#route;
     const c = new TcpConnection(this.deps.nextFlowId(), route.name, client, down, clock.now(), clock.wallNow());
     this.#conns.add(c);
-    down.on('error', () => {}); // errors before the relay starts: the dial outcome decides
     this.deps.dialer.dial(route.upstream, { signal: this.#abort.signal, timeoutMs: route.tcp.connectTimeoutMs }).then(
       ({ stream, remote }) => {
         if (c.state === 'closed' || down.destroyed) {
@@ -158,7 +208,11 @@ export class TcpRoute implements RouteRuntime {
         c.upstream = remote;
         events.emit({ type: 'session-started', at: clock.wallNow(), flow: c, upstream: remote, startedAt: c.startedWall });
         events.emit({ type: 'dial-ok', at: clock.wallNow(), flow: c, latencyMs: clock.now() - c.startedAt });
-        c.stop = relayTcp(down, stream, route.tcp.idleTimeoutMs, (o) => this.#ended(c, o.reason, o.bytesFromClient, o.bytesToClient));
+        const header = this.#pp?.outbound(client, destination ?? localOf(down));
+        if (header) stream.write(header);
+        const clean = sniff ? firstBytesAreClean(down) : undefined;
+        if (clean) void clean.then((ok) => ok || this.#reject(down, client, 'proxy-header-untrusted'));
+        c.stop = relayTcp(down, stream, route.tcp.idleTimeoutMs, (o) => this.#ended(c, o.reason, o.bytesFromClient, o.bytesToClient), clean);
       },
       (err: SluiceError) => {
         if (this.#abort.signal.aborted) return this.#finish(c, 'shutdown');

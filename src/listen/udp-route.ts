@@ -7,8 +7,9 @@ import type { EndReason } from '../observe/events.js';
 import { UdpSessionTable, type UdpTableDeps } from '../session/udp-session-table.js';
 import { literalLookup } from '../upstream/direct/resolve.js';
 import type { RouteRuntime, SessionInfo } from './route.js';
+import type { Admitter } from '../admission/admitter.js';
 
-export type UdpRouteDeps = Omit<UdpTableDeps, 'sendToClient'>;
+export type UdpRouteDeps = Omit<UdpTableDeps, 'sendToClient' | 'local'>;
 
 /**
  * A UDP listener feeding a session table. The socket stays open while the route drains, because
@@ -35,15 +36,16 @@ export class UdpRoute implements RouteRuntime {
       socket.close();
       throw new SluiceError('SLUICE_ERR_BIND', `route "${route.name}": cannot listen on ${formatListen(route.listen)}: ${errnoCode(err) ?? (err as Error).message}`, { cause: err });
     }
+    const a = socket.address();
+    const local: Endpoint = { address: canonicalIp(a.address)?.address ?? a.address, port: a.port, family: a.family === 'IPv6' ? 6 : 4 };
     const table = new UdpSessionTable(route, {
       ...deps,
-      sendToClient: (buf, p, a) => socket.send(buf, p, a),
+      sendToClient: (buf, p, addr) => socket.send(buf, p, addr),
+      local: () => local,
     });
     // Send failures (an unreachable client, a full buffer) surface here; they cost one datagram, never the listener.
     socket.on('error', () => table.countSendError());
     socket.on('message', (msg, rinfo) => table.onDatagram(msg, rinfo.address, rinfo.port));
-    const a = socket.address();
-    const local: Endpoint = { address: canonicalIp(a.address)?.address ?? a.address, port: a.port, family: a.family === 'IPv6' ? 6 : 4 };
     return new UdpRoute(socket, table, local);
   }
 
@@ -59,8 +61,8 @@ export class UdpRoute implements RouteRuntime {
     return this.table.size;
   }
 
-  update(route: RouteConfig): void {
-    this.table.update(route);
+  update(route: RouteConfig, admit: Admitter | undefined): void {
+    this.table.update(route, admit);
   }
 
   drain(): Promise<void> {

@@ -36,7 +36,14 @@ export type RejectReason =
   | 'proxy-header-untrusted';
 
 /** Why single datagrams were dropped (counted in batches, never one event per datagram). */
-export type DropReason = 'too-big' | 'setup-queue-full' | 'send-error' | 'no-session';
+export type DropReason =
+  | 'too-big'
+  | 'setup-queue-full'
+  | 'send-error'
+  | 'no-session'
+  | 'proxy-header-untrusted'
+  | 'proxy-header-missing'
+  | 'proxy-header-invalid';
 
 export interface FlowRef {
   /** Local flow number, unique within this process. */

@@ -24,6 +24,8 @@ export function relayTcp(
   up: Duplex,
   idleTimeoutMs: number,
   onDone: (outcome: RelayOutcome) => void,
+  /** When given, client bytes flow upstream only once it resolves true (false ends both sides). */
+  clientReady?: Promise<boolean>,
 ): (reason: EndReason) => void {
   let reason: EndReason | undefined;
   let open = 2;
@@ -44,7 +46,8 @@ export function relayTcp(
   down.on('close', onClosed);
   up.on('close', onClosed);
   if (idleTimeoutMs > 0) down.setTimeout(idleTimeoutMs);
-  down.pipe(up);
   up.pipe(down);
+  if (!clientReady) down.pipe(up);
+  else void clientReady.then((ok) => (ok ? down.pipe(up) : stop('client-error')));
   return stop;
 }

@@ -2,7 +2,8 @@ import { canonicalIp, ipv4PortKey, type Endpoint } from '../core/address.js';
 import type { Clock, Timer } from '../core/clock.js';
 import { errnoCode } from '../core/errors.js';
 import type { RouteConfig } from '../config/types.js';
-import type { Admitter } from '../admission/admitter.js';
+import { applyAdmitter, type Admitter, type VerdictReporter } from '../admission/admitter.js';
+import { UdpProxyHeaders } from './udp-proxy-header.js';
 import { AdmissionLimits } from '../admission/limits.js';
 import type { DropReason, EndReason, EventStream, RejectReason } from '../observe/events.js';
 import type { DatagramDialer } from '../upstream/dialer.js';
@@ -16,10 +17,20 @@ export interface UdpTableDeps {
   readonly nextFlowId: () => number;
   /** Sends one datagram back to a client through the listener socket. */
   readonly sendToClient: (buf: Buffer, port: number, address: string) => void;
+  /** The listener's own address: the destination in PROXY headers sent for plain clients. */
+  readonly local: () => Endpoint;
   readonly admit?: Admitter;
 }
 
-const DROP_REASONS: readonly DropReason[] = ['too-big', 'setup-queue-full', 'send-error', 'no-session'];
+const DROP_REASONS: readonly DropReason[] = [
+  'too-big',
+  'setup-queue-full',
+  'send-error',
+  'no-session',
+  'proxy-header-untrusted',
+  'proxy-header-missing',
+  'proxy-header-invalid',
+];
 
 /** Sweep period for a given idle timeout: fine enough that expiry lands within [T, T + 2 sweeps). */
 export function sweepIntervalMs(idleTimeoutMs: number): number {
@@ -39,6 +50,9 @@ export class UdpSessionTable implements UdpSessionOwner {
   readonly #drops = new Float64Array(DROP_REASONS.length);
   readonly #abort = new AbortController();
   #route: RouteConfig;
+  #admit: Admitter | undefined;
+  #pp: UdpProxyHeaders | null;
+  readonly #reporter: VerdictReporter;
   #tick = 0;
   #idleTicks = 0;
   #sweepMs = 0;
@@ -51,7 +65,22 @@ export class UdpSessionTable implements UdpSessionOwner {
     private readonly deps: UdpTableDeps,
   ) {
     this.#route = route;
+    this.#admit = deps.admit;
+    this.#pp = route.proxyProtocol ? new UdpProxyHeaders(route.proxyProtocol) : null;
     this.#limits = new AdmissionLimits(limitSettings(route), deps.clock);
+    this.#reporter = {
+      rejected: (client, v) =>
+        deps.events.emit({
+          type: 'session-rejected',
+          at: deps.clock.wallNow(),
+          route: this.#route.name,
+          proto: 'udp',
+          client,
+          reason: v.reason,
+          detail: v.detail,
+          observeOnly: v.observeOnly,
+        }),
+    };
     this.#schedule();
   }
 
@@ -67,15 +96,25 @@ export class UdpSessionTable implements UdpSessionOwner {
     return [...this.#v4.values(), ...this.#other.values()][Symbol.iterator]();
   }
 
-  /** Hot path: one datagram from a client. */
+  /** Hot path: one datagram from a client (or from a trusted proxy in front of it). */
   onDatagram(buf: Buffer, address: string, port: number): void {
+    if (this.#pp !== null && this.#pp.receives) this.#onProxied(buf, address, port);
+    else this.#plain(buf, address, port);
+  }
+
+  #plain(buf: Buffer, address: string, port: number): void {
     const k = ipv4PortKey(address, port);
     let s = k >= 0 ? this.#v4.get(k) : this.#other.get(`${address}|${port}`);
     if (s === undefined) {
-      s = this.#create(k >= 0 ? k : `${address}|${port}`, address, port);
+      s = this.#create(k >= 0 ? k : `${address}|${port}`, address, port, address, port, undefined);
       if (s === undefined) return;
     }
-    if (buf.length > this.#route.udp.maxDatagramBytes) {
+    this.#fromClient(s, buf);
+  }
+
+  #fromClient(s: UdpSession, buf: Buffer): void {
+    const prefix = s.prefix;
+    if (buf.length + (prefix === null ? 0 : prefix.length) > this.#route.udp.maxDatagramBytes) {
       this.#drops[0]++;
       return;
     }
@@ -84,12 +123,36 @@ export class UdpSessionTable implements UdpSessionOwner {
     s.packetsFromClient++;
     const ch = s.channel;
     if (ch !== null) {
-      ch.send(buf);
+      ch.send(buf, prefix);
     } else if (s.queue !== null && s.queue.length < this.#route.udp.setupQueue) {
       s.queue.push(buf);
     } else {
       this.#drops[1]++;
     }
+  }
+
+  /** A route that accepts PROXY headers: the real client comes from a trusted sender's header. */
+  #onProxied(buf: Buffer, address: string, port: number): void {
+    const v = this.#pp!.inbound(buf, address);
+    if (v === null) return this.#plain(buf, address, port);
+    if (typeof v === 'string') {
+      this.#drops[DROP_REASONS.indexOf(v)]++;
+      return;
+    }
+    const src = v.source;
+    const clientAddr = src ? src.address : address;
+    const clientPort = src ? src.port : port;
+    const k = ipv4PortKey(clientAddr, clientPort);
+    const key = k >= 0 ? k : `${clientAddr}|${clientPort}`;
+    let s = k >= 0 ? this.#v4.get(k) : this.#other.get(key as string);
+    if (s === undefined) {
+      s = this.#create(key, clientAddr, clientPort, address, port, v.destination);
+      if (s === undefined) return;
+    } else {
+      s.replyAddress = address;
+      s.replyPort = port;
+    }
+    this.#fromClient(s, buf.subarray(v.offset));
   }
 
   /** Hot path: one datagram back from a session's upstream. */
@@ -102,7 +165,11 @@ export class UdpSessionTable implements UdpSessionOwner {
     s.lastTick = this.#tick;
     s.bytesToClient += buf.length;
     s.packetsToClient++;
-    this.deps.sendToClient(buf, s.client.port, s.replyAddress);
+    if (s.prefixUntilReply) {
+      s.prefixUntilReply = false;
+      s.prefix = null;
+    }
+    this.deps.sendToClient(buf, s.replyPort, s.replyAddress);
   }
 
   upstreamFailed(s: UdpSession, err: Error): void {
@@ -116,8 +183,10 @@ export class UdpSessionTable implements UdpSessionOwner {
   }
 
   /** Applies new settings of the same route: new sessions use them; idle timeout applies to live ones too. */
-  update(route: RouteConfig): void {
+  update(route: RouteConfig, admit: Admitter | undefined): void {
     this.#route = route;
+    this.#admit = admit;
+    this.#pp = route.proxyProtocol ? new UdpProxyHeaders(route.proxyProtocol) : null;
     this.#limits.update(limitSettings(route));
     this.#schedule();
   }
@@ -164,24 +233,28 @@ export class UdpSessionTable implements UdpSessionOwner {
     if (this.size === 0) for (const done of this.#onEmpty.splice(0)) done();
   }
 
-  #create(key: number | string, address: string, port: number): UdpSession | undefined {
+  #create(key: number | string, address: string, port: number, replyAddress: string, replyPort: number, destination: Endpoint | undefined): UdpSession | undefined {
     const canon = canonicalIp(address);
     if (!canon) return undefined;
     const client: Endpoint = { address: canon.address, port, family: canon.family };
     const { clock, events } = this.deps;
+    const name = this.#route.name;
     const reject = (reason: RejectReason) => {
-      events.emit({ type: 'session-rejected', at: clock.wallNow(), route: this.#route.name, proto: 'udp', client, reason });
+      events.emit({ type: 'session-rejected', at: clock.wallNow(), route: name, proto: 'udp', client, reason });
       return undefined;
     };
     if (this.#draining) return reject('draining');
-    const denied = this.deps.admit?.(client, this.#route.name);
-    if (denied) return reject(denied);
+    if (applyAdmitter(this.#admit, client, name, this.#reporter) !== undefined) return undefined;
     const evict = this.#route.udp.onLimit === 'evict-lru';
     const limited = this.#limits.admit(client.address, evict);
     if (limited) return reject(limited);
     if (evict && this.#limits.atRouteCap) this.#evictOldest();
 
-    const s = new UdpSession(this, this.deps.nextFlowId(), this.#route.name, client, key, address, clock.now(), clock.wallNow(), this.#tick);
+    const s = new UdpSession(this, this.deps.nextFlowId(), name, client, key, replyAddress, replyPort, clock.now(), clock.wallNow(), this.#tick);
+    if (this.#pp !== null) {
+      s.prefix = this.#pp.outboundHeader(client, destination ?? this.deps.local());
+      s.prefixUntilReply = s.prefix !== null && this.#pp.settings.udp === 'first';
+    }
     if (typeof key === 'number') this.#v4.set(key, s);
     else this.#other.set(key, s);
     this.#limits.acquire(client.address);
@@ -205,7 +278,7 @@ export class UdpSessionTable implements UdpSessionOwner {
       this.deps.events.emit({ type: 'dial-ok', at: this.deps.clock.wallNow(), flow: s, latencyMs: this.deps.clock.now() - started });
       const queued = s.queue!;
       s.queue = null;
-      for (let i = 0; i < queued.length && s.channel !== null && s.state === 'open'; i++) ch.send(queued[i]!);
+      for (let i = 0; i < queued.length && s.channel !== null && s.state === 'open'; i++) ch.send(queued[i]!, s.prefix);
     } catch (err) {
       const e = err as Error & { code?: string };
       this.deps.events.emit({

@@ -27,6 +27,10 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef {
   bytesToClient = 0;
   packetsToClient = 0;
   upstream: Endpoint | undefined = undefined;
+  /** PROXY v2 header put in front of each datagram to the upstream; null when none (any more). */
+  prefix: Buffer | null = null;
+  /** `first` mode: the header rides every datagram only until the upstream has answered once. */
+  prefixUntilReply = false;
 
   constructor(
     private readonly owner: UdpSessionOwner,
@@ -34,9 +38,14 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef {
     readonly route: string,
     /** Canonical client address, for admission and records. */
     readonly client: Endpoint,
-    /** The socket-level key and reply address as the listener reported them (may be ::ffff:v4). */
+    /** The session key: the client's ip:port (from a trusted PROXY header when there is one). */
     readonly key: number | string,
-    readonly replyAddress: string,
+    /**
+     * Where replies go, as the listener socket spells it (may be ::ffff:v4): the client itself, or
+     * the trusted proxy that sent its datagrams (updated by each datagram, so a proxy may move).
+     */
+    public replyAddress: string,
+    public replyPort: number,
     readonly startedAt: number,
     readonly startedWall: number,
     tick: number,

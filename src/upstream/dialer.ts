@@ -34,8 +34,11 @@ export interface DatagramReceiver {
 /** One session's datagram path to its upstream. Datagram boundaries are preserved. */
 export interface DatagramChannel {
   readonly remote: Endpoint;
-  /** Sends one datagram whole or not at all; failures arrive through `onUpstreamError` or are counted. */
-  send(buf: Buffer): void;
+  /**
+   * Sends one datagram whole or not at all: `prefix` (a PROXY v2 header) then `buf`, as one
+   * datagram. Failures arrive through `onUpstreamError` or are counted.
+   */
+  send(buf: Buffer, prefix: Buffer | null): void;
   /** Idempotent. */
   close(): void;
 }

@@ -42,8 +42,10 @@ class ConnectedChannel implements DatagramChannel {
     socket.on('error', (err) => receiver.onUpstreamError(err));
   }
 
-  send(buf: Buffer): void {
-    if (!this.#closed) this.socket.send(buf);
+  send(buf: Buffer, prefix: Buffer | null): void {
+    if (this.#closed) return;
+    if (prefix === null) this.socket.send(buf);
+    else this.socket.send([prefix, buf]);
   }
 
   close(): void {

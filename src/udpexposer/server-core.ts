@@ -1,0 +1,300 @@
+import { canonicalIp } from '../core/address.js';
+import type { Clock } from '../core/clock.js';
+import { MAX_PAYLOAD_BYTES, STATS_NONCE } from '../protocol/udpexposer/constants.js';
+import { decodeFrame, hasTokenPrefix, tagBytes } from '../protocol/udpexposer/frame.js';
+import type { UdpexposerKey } from '../protocol/udpexposer/key.js';
+import { encodeReplyToken, verifyRequestToken } from '../protocol/udpexposer/token.js';
+import { ConnecteeTable, type Connectee } from './connectee-table.js';
+import { peerKey } from './endpoint-key.js';
+import { peerPolicy, type PeerPolicy } from './peer-policy.js';
+import { RetryCookies, type CookieCheck } from './retry-cookie.js';
+import type { DatagramSender, PeerAddress, UdpexposerEvent } from './types.js';
+
+/**
+ * The udpexposer server role, without a socket: every datagram the shared socket receives goes
+ * to `handleDatagram`, and everything it sends goes out through the injected sender. Wire
+ * behaviour follows udpexposer 0.3.0 (protocols.md §1.3); where it has known flaws this class
+ * keeps the wire and changes the behaviour (docs/udpexposer.md, "Flaws and what Sluice does"):
+ *
+ *  - one coherent connectee table instead of two disagreeing LRUs (connectee-table.ts);
+ *  - password mode: only a signed echo of a fresh, address-bound, single-use Retry moves the
+ *    client address; empty or unsigned datagrams never do (SPF-2). Without a password an empty
+ *    datagram re-points the client, as the protocol defines: that mode is unauthenticated;
+ *  - amplification: to a source that has not shown it receives what it is sent, the server sends
+ *    at most `amplificationFactor` (3) times the bytes it received from it (QUIC's bound,
+ *    RFC 9000 §8). Its own replies (Retry, Registered) fit inside that bound too; stats requests
+ *    are never answered (a constant, replayable token asking for 184 bytes);
+ *  - sources in loopback-adjacent networks (private, link-local, metadata) are neither answered
+ *    nor forwarded unless the peer policy allows them (peer-policy.ts);
+ *  - payloads longer than 2046 bytes are dropped and counted, not cut short.
+ *
+ * Not re-entrant: call handleDatagram from one event loop turn at a time (the socket does).
+ */
+
+export interface UdpexposerServerOptions {
+  /** udpexposer's `-n`: most connectees at once (1-65535). */
+  readonly maxClients: number;
+  /** Password mode when present (`-P`). */
+  readonly key?: UdpexposerKey;
+  /** A full table evicts its least recently heard-from connectee only after this long silent. Default 30 s. */
+  readonly evictIdleAfterMs?: number;
+  /** Bytes sent to an unvalidated source per byte received from it. Default 3; Infinity turns it off. */
+  readonly amplificationFactor?: number;
+  /**
+   * When true (default), a connectee that sends again after a reply was sent or withheld counts
+   * as validated and is no longer budgeted. False keeps every connectee budgeted for life.
+   */
+  readonly validateConnectees?: boolean;
+  /** Largest payload forwarded either way. Default 2046, what a real udpexposer peer can receive. */
+  readonly maxPayloadBytes?: number;
+  /** Which sources are served. Default: public and loopback only (peer-policy.ts). */
+  readonly peerPolicy?: PeerPolicy;
+}
+
+export type ServerDropReason =
+  /** The source is not an IP, or the peer policy refuses it. */
+  | 'peer-denied'
+  /** A connectee datagram before any client registered: udpexposer drops it too. */
+  | 'no-client'
+  /** A datagram from the client shorter than a tag. */
+  | 'short-from-client'
+  /** A client frame naming a tag the table does not hold. */
+  | 'unknown-tag'
+  /** A new connectee while the table is full of connectees that are still talking. */
+  | 'table-full'
+  /** A payload longer than maxPayloadBytes. */
+  | 'too-big'
+  /** A reply withheld because the destination has not validated and its budget is spent. */
+  | 'amplification';
+
+export interface UdpexposerServerCounters {
+  /** Bare keepalives (no-password mode). */
+  keepalives: number;
+  clientAddressChanges: number;
+  /** Datagrams that started with the token prefix (password mode). */
+  tokens: number;
+  /** ... and did not verify; they were then handled as data, as udpexposer does. */
+  invalidTokens: number;
+  retriesSent: number;
+  registeredSent: number;
+  /** Echoes that failed the cookie check, by reason. */
+  echoesRefused: Record<Exclude<CookieCheck, 'ok'>, number>;
+  /** Signed stats requests; never answered. */
+  statsRequests: number;
+  connecteesAdded: number;
+  connecteesEvicted: number;
+  fromConnectees: { datagrams: number; bytes: number };
+  toClient: { datagrams: number; bytes: number };
+  fromClient: { datagrams: number; bytes: number };
+  toConnectees: { datagrams: number; bytes: number };
+  dropped: Record<ServerDropReason, number>;
+}
+
+export function newServerCounters(): UdpexposerServerCounters {
+  return {
+    keepalives: 0,
+    clientAddressChanges: 0,
+    tokens: 0,
+    invalidTokens: 0,
+    retriesSent: 0,
+    registeredSent: 0,
+    echoesRefused: { stale: 0, forged: 0, replayed: 0 },
+    statsRequests: 0,
+    connecteesAdded: 0,
+    connecteesEvicted: 0,
+    fromConnectees: { datagrams: 0, bytes: 0 },
+    toClient: { datagrams: 0, bytes: 0 },
+    fromClient: { datagrams: 0, bytes: 0 },
+    toConnectees: { datagrams: 0, bytes: 0 },
+    dropped: { 'peer-denied': 0, 'no-client': 0, 'short-from-client': 0, 'unknown-tag': 0, 'table-full': 0, 'too-big': 0, amplification: 0 },
+  };
+}
+
+interface ClientPeer extends PeerAddress {
+  /** Key as peerKey() gives it, for comparing sources without allocating. */
+  readonly key: number | string;
+  /** As the socket reported it: where frames go. */
+  readonly replyAddress: string;
+  readonly authenticated: boolean;
+}
+
+export interface ServerCoreDeps {
+  readonly clock: Clock;
+  readonly send: DatagramSender;
+  readonly onEvent?: (e: UdpexposerEvent) => void;
+  readonly cookieSecret?: Buffer;
+}
+
+export class UdpexposerServerCore {
+  readonly counters: UdpexposerServerCounters = newServerCounters();
+  readonly table: ConnecteeTable;
+  readonly #key: UdpexposerKey | undefined;
+  readonly #cookies: RetryCookies | undefined;
+  readonly #registered: Buffer | undefined;
+  readonly #factor: number;
+  readonly #validate: boolean;
+  readonly #maxPayload: number;
+  readonly #policy: PeerPolicy;
+  readonly #deps: ServerCoreDeps;
+  #client: ClientPeer | undefined;
+
+  constructor(opts: UdpexposerServerOptions, deps: ServerCoreDeps) {
+    this.#deps = deps;
+    this.#key = opts.key;
+    this.#factor = opts.amplificationFactor ?? 3;
+    this.#validate = opts.validateConnectees ?? true;
+    this.#maxPayload = opts.maxPayloadBytes ?? MAX_PAYLOAD_BYTES;
+    this.#policy = opts.peerPolicy ?? peerPolicy({ allowPrivate: false });
+    this.table = new ConnecteeTable({ capacity: opts.maxClients, evictIdleAfterMs: opts.evictIdleAfterMs ?? 30_000 }, deps.clock);
+    if (opts.key) {
+      this.#cookies = new RetryCookies(deps.clock, deps.cookieSecret);
+      this.#registered = encodeReplyToken({ kind: 'registered' }, opts.key);
+    }
+  }
+
+  /** The registered client, if any. */
+  get client(): (PeerAddress & { readonly authenticated: boolean }) | undefined {
+    const c = this.#client;
+    return c && { address: c.address, port: c.port, authenticated: c.authenticated };
+  }
+
+  /** Handles one datagram from `address:port` (as the socket reported them). Never throws. */
+  handleDatagram(buf: Buffer, address: string, port: number): void {
+    const key = peerKey(address, port);
+    if (key === undefined || !this.#policy(address, port)) {
+      this.counters.dropped['peer-denied']++;
+      return;
+    }
+    const fromClient = this.#client !== undefined && this.#client.key === key;
+    if (this.#key !== undefined) {
+      if (hasTokenPrefix(buf) && this.#token(buf, key, address, port, fromClient)) return;
+    } else if (buf.length === 0) {
+      this.counters.keepalives++;
+      if (!fromClient) this.#setClient(key, address, port, false);
+      return;
+    }
+    if (fromClient) this.#fromClient(buf);
+    else this.#fromConnectee(buf, key, address, port);
+  }
+
+  /** Returns true when the token was consumed; false to treat the datagram as data (udpexposer's fall-through). */
+  #token(buf: Buffer, key: number | string, address: string, port: number, fromClient: boolean): boolean {
+    this.counters.tokens++;
+    const v = verifyRequestToken(buf, this.#key!);
+    if (!v.ok) {
+      this.counters.invalidTokens++;
+      return false;
+    }
+    const { nonce } = v.value;
+    if (nonce === STATS_NONCE) {
+      this.counters.statsRequests++;
+      return true;
+    }
+    if (fromClient) {
+      // udpexposer's "lax mode": any valid token from the current client is answered. The address does not change.
+      if (this.#reply(this.#registered!, buf.length, port, address)) this.counters.registeredSent++;
+      return true;
+    }
+    const canon = canonicalIp(address)!.address;
+    if (nonce !== null) {
+      const check = this.#cookies!.check(nonce, canon, port);
+      if (check === 'ok') {
+        this.#setClient(key, address, port, true);
+        if (this.#reply(this.#registered!, buf.length, port, address)) this.counters.registeredSent++;
+        return true;
+      }
+      this.counters.echoesRefused[check]++;
+    }
+    const retry = encodeReplyToken({ kind: 'retry', value: this.#cookies!.issue(canon, port) }, this.#key!);
+    if (this.#reply(retry, buf.length, port, address)) this.counters.retriesSent++;
+    return true;
+  }
+
+  /** A reply generated by the server itself to an unverified source: bounded by the factor, or not sent. */
+  #reply(bytes: Buffer, received: number, port: number, address: string): boolean {
+    if (bytes.length > this.#factor * received) {
+      this.counters.dropped.amplification++;
+      return false;
+    }
+    this.#deps.send(bytes, port, address);
+    return true;
+  }
+
+  #setClient(key: number | string, address: string, port: number, authenticated: boolean): void {
+    const previous = this.#client;
+    const canon = canonicalIp(address)!.address;
+    this.#client = { key, address: canon, port, replyAddress: address, authenticated };
+    this.counters.clientAddressChanges++;
+    this.#deps.onEvent?.({
+      type: 'client-address',
+      address: { address: canon, port },
+      previous: previous && { address: previous.address, port: previous.port },
+      authenticated,
+    });
+  }
+
+  #fromClient(buf: Buffer): void {
+    const f = decodeFrame(buf);
+    if (f.kind !== 'ok') {
+      this.counters.dropped['short-from-client']++;
+      return;
+    }
+    const { tag, payload } = f.value;
+    const c = this.table.byTag(tag);
+    if (c === undefined) {
+      this.counters.dropped['unknown-tag']++;
+      return;
+    }
+    if (payload.length > this.#maxPayload) {
+      this.counters.dropped['too-big']++;
+      return;
+    }
+    this.counters.fromClient.datagrams++;
+    this.counters.fromClient.bytes += payload.length;
+    c.replyAttempted = true;
+    if (!c.validated && c.bytesOut + payload.length > this.#factor * c.bytesIn) {
+      this.counters.dropped.amplification++;
+      return;
+    }
+    c.bytesOut += payload.length;
+    c.datagramsOut++;
+    this.counters.toConnectees.datagrams++;
+    this.counters.toConnectees.bytes += payload.length;
+    this.#deps.send(payload, c.port, c.address);
+  }
+
+  #fromConnectee(buf: Buffer, key: number | string, address: string, port: number): void {
+    const client = this.#client;
+    if (client === undefined) {
+      this.counters.dropped['no-client']++;
+      return;
+    }
+    if (buf.length > this.#maxPayload) {
+      this.counters.dropped['too-big']++;
+      return;
+    }
+    const r = this.table.fromConnectee(key, address, port);
+    if (r.kind === 'full') {
+      this.counters.dropped['table-full']++;
+      return;
+    }
+    const c: Connectee = r.connectee;
+    if (r.kind === 'added') this.#added(c, r.evicted);
+    else if (this.#validate && c.replyAttempted) c.validated = true;
+    c.bytesIn += buf.length;
+    c.datagramsIn++;
+    this.counters.fromConnectees.datagrams++;
+    this.counters.fromConnectees.bytes += buf.length;
+    this.counters.toClient.datagrams++;
+    this.counters.toClient.bytes += buf.length + 2;
+    this.#deps.send([tagBytes(c.tag), buf], client.port, client.replyAddress);
+  }
+
+  #added(c: Connectee, evicted: Connectee | undefined): void {
+    this.counters.connecteesAdded++;
+    if (evicted) this.counters.connecteesEvicted++;
+    if (!this.#deps.onEvent) return;
+    const peer = (x: Connectee) => ({ address: canonicalIp(x.address)!.address, port: x.port });
+    this.#deps.onEvent({ type: 'connectee-added', tag: c.tag, peer: peer(c), evicted: evicted && { tag: evicted.tag, peer: peer(evicted) } });
+  }
+}

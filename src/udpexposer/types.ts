@@ -1,0 +1,38 @@
+import type { Clock } from '../core/clock.js';
+import type { UdpBinder } from './socket.js';
+
+/** Sends one datagram made of `parts` (concatenated on the wire). Must not throw. */
+export type DatagramSender = (parts: Buffer | readonly Buffer[], port: number, address: string) => void;
+
+export interface PeerAddress {
+  /** Canonical text (canonicalIp). */
+  readonly address: string;
+  readonly port: number;
+}
+
+/**
+ * Rare events, one call each: who the client is, connectees coming and going, the client role
+ * being authenticated, worker sockets. Nothing here fires per datagram, so a sink may log them
+ * (the CLI prints them as udpexposer does). Counters cover everything else.
+ */
+export type UdpexposerEvent =
+  | {
+      readonly type: 'client-address';
+      readonly address: PeerAddress;
+      readonly previous: PeerAddress | undefined;
+      /** True in password mode (a signed echo of a fresh Retry); false for a bare keepalive. */
+      readonly authenticated: boolean;
+    }
+  | { readonly type: 'connectee-added'; readonly tag: number; readonly peer: PeerAddress; readonly evicted: { readonly tag: number; readonly peer: PeerAddress } | undefined }
+  | { readonly type: 'authenticated'; readonly server: PeerAddress }
+  | { readonly type: 'worker-opened'; readonly tag: number }
+  | { readonly type: 'worker-closed'; readonly tag: number };
+
+export interface UdpexposerDeps {
+  readonly clock: Clock;
+  /** Defaults to real dgram sockets (socket.ts `bindDgram`). */
+  readonly bindUdp?: UdpBinder;
+  readonly onEvent?: (e: UdpexposerEvent) => void;
+  /** Secret of the server's Retry cookies; random per process by default. */
+  readonly cookieSecret?: Buffer;
+}
