@@ -59,7 +59,7 @@ export interface StunTransactionResult {
   readonly rttMs: number | undefined;
 }
 
-/** No response arrived in time. Code SLUICE_ERR_DIAL_TIMEOUT; the fields say how hard we tried. */
+/** No response arrived in time. Code SLUICE_ERR_STUN_TIMEOUT; the fields say how hard we tried. */
 export class StunTimeoutError extends SluiceError {
   override name = 'StunTimeoutError';
   constructor(
@@ -68,7 +68,7 @@ export class StunTimeoutError extends SluiceError {
     readonly elapsedMs: number,
     readonly to: StunPeer,
   ) {
-    super('SLUICE_ERR_DIAL_TIMEOUT', `STUN transaction ${transactionId} to ${to.address}:${to.port} timed out after ${transmissions} transmissions (${elapsedMs} ms)`);
+    super('SLUICE_ERR_STUN_TIMEOUT', `STUN transaction ${transactionId} to ${to.address}:${to.port} timed out after ${transmissions} transmissions (${elapsedMs} ms)`);
   }
 }
 

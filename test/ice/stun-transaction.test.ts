@@ -51,7 +51,7 @@ test('retransmits at 0, 500, 1500, ... 31500 ms and times out at 39500 ms (RFC 8
   assert.equal(r.settled(), 'rejected');
   const err = r.error();
   assert.ok(err instanceof StunTimeoutError);
-  assert.ok(isSluiceError(err, 'SLUICE_ERR_DIAL_TIMEOUT'));
+  assert.ok(isSluiceError(err, 'SLUICE_ERR_STUN_TIMEOUT'));
   assert.equal(err.transmissions, 7);
   assert.equal(err.elapsedMs, 39_500);
   assert.equal(err.transactionId, tid.toString('hex'));
