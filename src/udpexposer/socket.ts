@@ -24,19 +24,6 @@ export const bindDgram: UdpBinder = async ({ host, port, signal }) => {
   return socket;
 };
 
-/** Resolves once `socket` has closed (immediately if it already has). */
-export function socketClosed(socket: dgram.Socket): Promise<void> {
-  return new Promise((resolve) => {
-    try {
-      socket.address();
-    } catch {
-      resolve(); // not bound or already closed
-      return;
-    }
-    socket.once('close', () => resolve());
-  });
-}
-
 /** A DatagramSender over `socket` that counts failures instead of throwing. */
 export function socketSender(socket: dgram.Socket, onError: (err: Error) => void) {
   const cb = (err: Error | null) => {

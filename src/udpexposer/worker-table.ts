@@ -8,7 +8,8 @@ import { LRUCache } from 'lru-cache';
  */
 export interface Worker {
   readonly tag: number;
-  readonly socket: dgram.Socket;
+  /** Null until bound and connected. */
+  socket: dgram.Socket | null;
   /** Payloads waiting until the socket is bound and connected; null once it is. */
   queue: Buffer[] | null;
   closed: boolean;
@@ -24,7 +25,7 @@ export class WorkerTable {
         w.closed = true;
         w.queue = null;
         try {
-          w.socket.close();
+          w.socket?.close();
         } catch {
           // already closed (bind failed, or the socket errored out)
         }

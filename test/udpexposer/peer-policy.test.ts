@@ -1,0 +1,51 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { classifyPeer, defaultAllowPrivate, peerPolicy } from '../../src/udpexposer/peer-policy.js';
+
+const cases: [string, number, string][] = [
+  ['198.51.100.1', 5, 'public'],
+  ['2001:db8::5', 5, 'public'],
+  ['127.0.0.1', 5, 'loopback'],
+  ['::ffff:127.0.0.1', 5, 'loopback'],
+  ['::1', 5, 'loopback'],
+  ['10.1.2.3', 5, 'private'],
+  ['172.31.0.1', 5, 'private'],
+  ['192.168.1.1', 5, 'private'],
+  ['100.64.0.1', 5, 'private'],
+  ['fd12::1', 5, 'private'],
+  ['64:ff9b::a00:1', 5, 'private'],
+  ['2002:a00:1::1', 5, 'private'],
+  ['169.254.1.1', 5, 'link-local'],
+  ['fe80::1%lo', 5, 'link-local'],
+  ['169.254.169.254', 80, 'metadata'],
+  ['::ffff:169.254.169.254', 80, 'metadata'],
+  ['64:ff9b::a9fe:a9fe', 80, 'metadata'],
+  ['fd00:ec2::254', 80, 'metadata'],
+  ['0.0.0.0', 5, 'unusable'],
+  ['::', 5, 'unusable'],
+  ['224.0.0.1', 5, 'unusable'],
+  ['255.255.255.255', 5, 'unusable'],
+  ['ff02::1', 5, 'unusable'],
+  ['198.51.100.1', 0, 'unusable'],
+  ['not-an-ip', 5, 'unusable'],
+];
+
+for (const [address, port, want] of cases) {
+  test(`${address}:${port} is ${want}`, () => assert.equal(classifyPeer(address, port), want));
+}
+
+test('default policy: public and loopback; allowPrivate adds private and link-local, never metadata', () => {
+  const strict = peerPolicy({ allowPrivate: false });
+  const lax = peerPolicy({ allowPrivate: true });
+  assert.ok(strict('198.51.100.1', 1) && strict('127.0.0.1', 1));
+  assert.ok(!strict('10.0.0.1', 1) && lax('10.0.0.1', 1) && lax('fe80::1', 1));
+  assert.ok(!lax('169.254.169.254', 80) && !lax('0.0.0.0', 1) && !lax('224.0.0.1', 1));
+});
+
+test('private peers are expected by default only when bound to a private address', () => {
+  assert.equal(defaultAllowPrivate('0.0.0.0'), false);
+  assert.equal(defaultAllowPrivate('::'), false);
+  assert.equal(defaultAllowPrivate('127.0.0.1'), false);
+  assert.equal(defaultAllowPrivate('192.168.1.10'), true);
+  assert.equal(defaultAllowPrivate('fe80::1'), true);
+});
