@@ -1,0 +1,282 @@
+// The server role without sockets, on a ManualClock: wire behaviour (wire.json bytes), password
+// handshake, anti-hijack (SPF-2), amplification (AMP-1/AMP-2) and the flaws Sluice changes.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  encodeFrame, encodeReplyToken, encodeRequestToken, STATS_NONCE, verifyReplyToken,
+} from '../../src/protocol/udpexposer/index.js';
+import { peerPolicy } from '../../src/udpexposer/peer-policy.js';
+import { vectorKey, wire } from '../protocol/udpexposer/helpers.js';
+import { A, B, CLIENT, EVIL, MOVED, recordingServer } from './helpers.js';
+
+const np = wire.no_password;
+const pw = wire.password_mode;
+const hex = (h: string) => Buffer.from(h, 'hex');
+const initial = Buffer.from(pw.initial_request.token!, 'ascii');
+
+/** Runs the password handshake for `peer` and returns what the server answered last. */
+function handshake(s: ReturnType<typeof recordingServer>, peer: { address: string; port: number }) {
+  s.core.handleDatagram(initial, peer.address, peer.port);
+  const [retry] = s.take();
+  const r = verifyReplyToken(retry!.bytes, vectorKey);
+  assert.ok(r.ok && r.value.kind === 'retry', 'first answer is a Retry');
+  s.core.handleDatagram(encodeRequestToken({ nonce: r.value.value }, vectorKey), peer.address, peer.port);
+  return s.take();
+}
+
+test('no password: keepalive registers the client; frames match wire.json both ways', () => {
+  const s = recordingServer();
+  s.core.handleDatagram(Buffer.from(np.connectee_to_server_payload_ascii), A.address, A.port);
+  assert.equal(s.core.counters.dropped['no-client'], 1, 'no client yet: dropped, no tag spent');
+  s.core.handleDatagram(hex(np.keepalive_client_to_server_hex), CLIENT.address, CLIENT.port);
+  assert.deepEqual(s.core.client, { ...CLIENT, authenticated: false });
+  assert.equal(s.take().length, 0, 'a keepalive is never answered');
+
+  s.core.handleDatagram(Buffer.from(np.connectee_to_server_payload_ascii), A.address, A.port);
+  assert.deepEqual(s.take(), [{ bytes: hex(np.server_to_client_hex), ...CLIENT }]);
+
+  s.core.handleDatagram(hex(np.client_to_server_hex), CLIENT.address, CLIENT.port);
+  assert.deepEqual(s.take(), [{ bytes: Buffer.from(np.server_to_connectee_ascii), ...A }]);
+
+  s.core.handleDatagram(hex(np.client_to_server_tag_only_hex), CLIENT.address, CLIENT.port);
+  const [empty] = s.take();
+  assert.equal(empty!.bytes.length, np.server_to_connectee_len);
+});
+
+test('no password: any empty datagram re-points the client (inherent in that mode; documented)', () => {
+  const s = recordingServer();
+  s.core.handleDatagram(Buffer.alloc(0), CLIENT.address, CLIENT.port);
+  s.core.handleDatagram(Buffer.alloc(0), EVIL.address, EVIL.port);
+  assert.deepEqual(s.core.client, { ...EVIL, authenticated: false });
+  assert.equal(s.events.filter((e) => e.type === 'client-address').length, 2);
+});
+
+test('client frames: short ones and unknown tags are dropped', () => {
+  const s = recordingServer();
+  s.core.handleDatagram(Buffer.alloc(0), CLIENT.address, CLIENT.port);
+  s.core.handleDatagram(Buffer.from([1]), CLIENT.address, CLIENT.port);
+  s.core.handleDatagram(encodeFrame(9, Buffer.from('x')), CLIENT.address, CLIENT.port);
+  assert.equal(s.core.counters.dropped['short-from-client'], 1);
+  assert.equal(s.core.counters.dropped['unknown-tag'], 1);
+  assert.equal(s.take().length, 0);
+});
+
+test('password: the real client\'s handshake (constant request, Retry, echo, Registered as in wire.json)', () => {
+  const s = recordingServer({ key: vectorKey });
+  const answer = handshake(s, CLIENT);
+  assert.deepEqual(answer, [{ bytes: Buffer.from(pw.registered_reply.token!), ...CLIENT }]);
+  assert.deepEqual(s.core.client, { ...CLIENT, authenticated: true });
+  // lax mode: the current client's periodic constant token is answered with Registered
+  s.core.handleDatagram(initial, CLIENT.address, CLIENT.port);
+  assert.deepEqual(s.take(), [{ bytes: Buffer.from(pw.registered_reply.token!), ...CLIENT }]);
+  // data flows with tags as in no-password mode
+  s.core.handleDatagram(Buffer.from('helloA'), A.address, A.port);
+  assert.deepEqual(s.take(), [{ bytes: hex(np.server_to_client_hex), ...CLIENT }]);
+});
+
+test('password: empty datagrams are data, never keepalives', () => {
+  const s = recordingServer({ key: vectorKey });
+  s.core.handleDatagram(Buffer.alloc(0), EVIL.address, EVIL.port);
+  assert.equal(s.core.client, undefined);
+  handshake(s, CLIENT);
+  s.core.handleDatagram(Buffer.alloc(0), A.address, A.port);
+  // udpexposer forwards it as a tag-only frame, which its client drops (protocols.md §1.3)
+  assert.deepEqual(s.take(), [{ bytes: hex('0001'), ...CLIENT }]);
+});
+
+test('SPF-2: nothing unauthenticated moves the client in password mode', () => {
+  const s = recordingServer({ key: vectorKey });
+  handshake(s, CLIENT);
+  const forged: Buffer[] = [
+    Buffer.alloc(0), // udpexposer's no-password keepalive
+    Buffer.from('garbage'),
+    initial, // the constant, replayable token
+    Buffer.from(pw.registered_reply.token!), // a server token sent the wrong way
+    encodeRequestToken({ nonce: 12345n }, vectorKey), // signed, but not a value this server issued
+    encodeRequestToken({ nonce: STATS_NONCE }, vectorKey),
+    Buffer.from(`${pw.initial_request.token!.slice(0, -1)}A`), // bad MAC
+  ];
+  for (const buf of forged) s.core.handleDatagram(buf, EVIL.address, EVIL.port);
+  // also from the client's own address: may not move it anywhere either
+  for (const buf of forged) s.core.handleDatagram(buf, CLIENT.address, CLIENT.port);
+  assert.deepEqual(s.core.client, { ...CLIENT, authenticated: true });
+  assert.equal(s.core.counters.clientAddressChanges, 1);
+  assert.equal(s.core.counters.statsRequests, 2, 'stats requests are counted, never answered');
+});
+
+test('password: a captured echo cannot be replayed, from anywhere', () => {
+  const s = recordingServer({ key: vectorKey });
+  s.core.handleDatagram(initial, CLIENT.address, CLIENT.port);
+  const r = verifyReplyToken(s.take()[0]!.bytes, vectorKey);
+  assert.ok(r.ok && r.value.kind === 'retry');
+  const echo = encodeRequestToken({ nonce: r.value.value }, vectorKey);
+  s.core.handleDatagram(echo, EVIL.address, EVIL.port); // wrong address: refused, gets its own Retry
+  assert.equal(s.core.client, undefined);
+  assert.equal(s.core.counters.echoesRefused.forged, 1);
+  s.core.handleDatagram(echo, CLIENT.address, CLIENT.port);
+  assert.deepEqual(s.core.client, { ...CLIENT, authenticated: true });
+  s.take();
+  // the client roams; an eavesdropper replays the old echo from (a spoof of) the old address
+  handshake(s, MOVED);
+  assert.deepEqual(s.core.client, { ...MOVED, authenticated: true });
+  s.core.handleDatagram(echo, CLIENT.address, CLIENT.port);
+  assert.deepEqual(s.core.client, { ...MOVED, authenticated: true });
+  assert.equal(s.core.counters.echoesRefused.replayed, 1);
+});
+
+test('password: an echo older than 10 s gets a new Retry, as udpexposer does', () => {
+  const s = recordingServer({ key: vectorKey });
+  s.core.handleDatagram(initial, CLIENT.address, CLIENT.port);
+  const r = verifyReplyToken(s.take()[0]!.bytes, vectorKey);
+  assert.ok(r.ok && r.value.kind === 'retry');
+  s.clock.advance(11_000);
+  s.core.handleDatagram(encodeRequestToken({ nonce: r.value.value }, vectorKey), CLIENT.address, CLIENT.port);
+  assert.equal(s.core.client, undefined);
+  const again = verifyReplyToken(s.take()[0]!.bytes, vectorKey);
+  assert.ok(again.ok && again.value.kind === 'retry' && again.value.value !== r.value.value);
+});
+
+test('password: a token that does not verify falls through as connectee data (udpexposer compatible)', () => {
+  const s = recordingServer({ key: vectorKey });
+  handshake(s, CLIENT);
+  const bad = Buffer.from(`${pw.initial_request.token!.slice(0, -1)}A`);
+  s.core.handleDatagram(bad, A.address, A.port);
+  assert.deepEqual(s.take(), [{ bytes: encodeFrame(1, bad), ...CLIENT }]);
+  assert.equal(s.core.counters.invalidTokens, 1);
+});
+
+test('password: a wrong password never registers', async () => {
+  const { UdpexposerKey } = await import('../../src/protocol/udpexposer/key.js');
+  const wrong = await UdpexposerKey.fromPassword('not-the-password');
+  const s = recordingServer({ key: vectorKey });
+  s.core.handleDatagram(encodeRequestToken({ nonce: null }, wrong), CLIENT.address, CLIENT.port);
+  assert.equal(s.core.client, undefined);
+  assert.equal(s.core.counters.invalidTokens, 1);
+  assert.equal(s.take().length, 0, 'no Retry for a token that does not verify (and no client to forward it to)');
+});
+
+test('AMP-1: what the server itself sends to an unverified source is at most 3x what it got', () => {
+  const s = recordingServer({ key: vectorKey });
+  const payloads: Buffer[] = [
+    Buffer.alloc(0),
+    Buffer.from('x'),
+    Buffer.alloc(2046, 0x41),
+    Buffer.alloc(3000, 0x41),
+    initial,
+    encodeRequestToken({ nonce: 2n ** 63n }, vectorKey),
+    encodeRequestToken({ nonce: STATS_NONCE }, vectorKey),
+    Buffer.from(pw.retry_reply.token!),
+    Buffer.from(`${pw.initial_request.token!}x`),
+  ];
+  let received = 0;
+  for (const p of payloads) {
+    s.core.handleDatagram(p, EVIL.address, EVIL.port);
+    received += p.length;
+    const back = s.take().filter((x) => x.address === EVIL.address).reduce((n, x) => n + x.bytes.length, 0);
+    assert.ok(back <= 3 * p.length, `${back} bytes back for ${p.length}`);
+  }
+  assert.ok(received > 0);
+  // and a Retry in particular: at most 105 bytes (20 digits) for an 84-byte request
+  s.core.handleDatagram(initial, EVIL.address, EVIL.port);
+  const [retry] = s.take();
+  assert.equal(initial.length, 84);
+  assert.ok(retry!.bytes.length <= 105 && retry!.bytes.length / initial.length < 1.26);
+});
+
+test('server replies are withheld when a stricter factor would be exceeded', () => {
+  const s = recordingServer({ key: vectorKey, amplificationFactor: 1 });
+  s.core.handleDatagram(initial, EVIL.address, EVIL.port);
+  assert.equal(s.take().length, 0);
+  assert.equal(s.core.counters.dropped.amplification, 1);
+});
+
+test('AMP-2: replies to a connectee are budgeted at 3x until it sends again after a reply', () => {
+  const s = recordingServer();
+  s.core.handleDatagram(Buffer.alloc(0), CLIENT.address, CLIENT.port);
+  s.core.handleDatagram(Buffer.alloc(10, 1), A.address, A.port); // a spoofed 10-byte request "from" A
+  s.take();
+  for (let i = 0; i < 10; i++) s.core.handleDatagram(encodeFrame(1, Buffer.alloc(20, 2)), CLIENT.address, CLIENT.port); // upstream answers 200 bytes
+  const toA = s.take().filter((x) => x.address === A.address);
+  const bytes = toA.reduce((n, x) => n + x.bytes.length, 0);
+  assert.equal(bytes, 20, 'one 20-byte reply fits the 30-byte budget, the second would not');
+  assert.equal(s.core.counters.dropped.amplification, 9);
+  // a real A sends again: validated, replies flow in full
+  s.core.handleDatagram(Buffer.alloc(1), A.address, A.port);
+  s.take();
+  for (let i = 0; i < 10; i++) s.core.handleDatagram(encodeFrame(1, Buffer.alloc(100, 2)), CLIENT.address, CLIENT.port);
+  assert.equal(s.take().length, 10);
+});
+
+test('validateConnectees: false keeps the budget for life', () => {
+  const s = recordingServer({ validateConnectees: false });
+  s.core.handleDatagram(Buffer.alloc(0), CLIENT.address, CLIENT.port);
+  for (let round = 0; round < 5; round++) {
+    s.core.handleDatagram(Buffer.alloc(10), A.address, A.port);
+    for (let i = 0; i < 5; i++) s.core.handleDatagram(encodeFrame(1, Buffer.alloc(20)), CLIENT.address, CLIENT.port);
+  }
+  assert.ok(s.bytesTo(A.address, A.port) <= 3 * 50);
+});
+
+test('payloads over 2046 bytes are dropped, not cut short', () => {
+  const s = recordingServer();
+  s.core.handleDatagram(Buffer.alloc(0), CLIENT.address, CLIENT.port);
+  s.core.handleDatagram(Buffer.alloc(2047), A.address, A.port);
+  s.core.handleDatagram(Buffer.alloc(2046), A.address, A.port);
+  const out = s.take();
+  assert.equal(out.length, 1);
+  assert.equal(out[0]!.bytes.length, 2048);
+  assert.equal(s.core.counters.dropped['too-big'], 1);
+});
+
+test('sources outside the peer policy are neither answered nor forwarded', () => {
+  const s = recordingServer({ key: vectorKey });
+  handshake(s, CLIENT);
+  for (const src of ['10.0.0.5', '169.254.169.254', '::ffff:192.168.0.1', '0.0.0.0', '224.0.0.1']) {
+    s.core.handleDatagram(initial, src, 53);
+    s.core.handleDatagram(Buffer.from('data'), src, 53);
+  }
+  assert.equal(s.take().length, 0);
+  assert.equal(s.core.counters.dropped['peer-denied'], 10);
+  const lax = recordingServer({ peerPolicy: peerPolicy({ allowPrivate: true }) });
+  lax.core.handleDatagram(Buffer.alloc(0), '10.0.0.5', 53);
+  assert.deepEqual(lax.core.client, { address: '10.0.0.5', port: 53, authenticated: false });
+});
+
+test('a dual-stack socket\'s mapped addresses are the same peers as plain IPv4', () => {
+  const s = recordingServer();
+  s.core.handleDatagram(Buffer.alloc(0), `::ffff:${CLIENT.address}`, CLIENT.port);
+  s.core.handleDatagram(Buffer.from('hi'), `::ffff:${A.address}`, A.port);
+  const [toClient] = s.take();
+  assert.equal(toClient!.address, `::ffff:${CLIENT.address}`, 'replies go to the address exactly as reported');
+  s.core.handleDatagram(encodeFrame(1, Buffer.from('yo')), CLIENT.address, CLIENT.port);
+  assert.deepEqual(s.take(), [{ bytes: Buffer.from('yo'), address: `::ffff:${A.address}`, port: A.port }]);
+  assert.deepEqual(s.core.client, { ...CLIENT, authenticated: false });
+});
+
+test('a flood of new sources does not evict connectees that are talking', () => {
+  const s = recordingServer({ maxClients: 2 });
+  s.core.handleDatagram(Buffer.alloc(0), CLIENT.address, CLIENT.port);
+  s.core.handleDatagram(Buffer.from('a'), A.address, A.port);
+  s.core.handleDatagram(Buffer.from('b'), B.address, B.port);
+  for (let i = 0; i < 100; i++) s.core.handleDatagram(Buffer.from('flood'), '192.0.2.1', 10_000 + i);
+  assert.equal(s.core.counters.dropped['table-full'], 100);
+  assert.equal(s.core.table.byTag(1)?.port, A.port);
+  assert.equal(s.core.table.byTag(2)?.port, B.port);
+  s.clock.advance(30_000);
+  s.core.handleDatagram(Buffer.from('new'), '192.0.2.1', 20_000);
+  assert.equal(s.core.counters.connecteesEvicted, 1, 'after 30 s of silence the oldest may go');
+  const added = s.events.filter((e) => e.type === 'connectee-added');
+  assert.equal(added.length, 3);
+  const last = added.at(-1);
+  assert.ok(last?.type === 'connectee-added' && last.tag === 3 && last.evicted?.tag === 1);
+});
+
+test('Retry tokens carry values above 2^53 as digits (cookie high bits are the time)', () => {
+  const s = recordingServer({ key: vectorKey });
+  s.core.handleDatagram(initial, CLIENT.address, CLIENT.port);
+  const text = s.take()[0]!.bytes.toString('ascii');
+  const claims = Buffer.from(text.split('.')[1]!, 'base64url').toString();
+  const digits = /^\{"Retry":(\d+)\}$/.exec(claims)?.[1];
+  assert.ok(digits !== undefined && BigInt(digits) > BigInt(Number.MAX_SAFE_INTEGER));
+  assert.deepEqual(encodeReplyToken({ kind: 'retry', value: BigInt(digits) }, vectorKey).toString('ascii'), text);
+});
