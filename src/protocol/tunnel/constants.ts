@@ -12,7 +12,7 @@ export const TUNNEL_ALPN = 'sluice-tunnel/1';
 
 /** u32 length + u8 type. */
 export const FRAME_HEADER_BYTES = 5;
-/** Largest length field accepted before authentication: every pre-auth message fits in 128 bytes. */
+/** Largest length field accepted before authentication: every pre-auth message, at its longest, fits (AUTH_ERROR with a 200-byte reason is 204). */
 export const PRE_AUTH_MAX_FRAME_BYTES = 256;
 /** Largest length field accepted after authentication: the largest datagram fallback frame plus room. */
 export const MAX_FRAME_BYTES = 65_536 + 1024;
@@ -21,7 +21,7 @@ export const MAX_STREAM_DATA_BYTES = 16_384;
 /** Largest opaque SIGNAL payload (ICE candidates and credentials are a few hundred bytes). */
 export const MAX_SIGNAL_BYTES = 16_384;
 /** Largest human-readable message in AUTH_ERROR, PUBLISH_ERROR and GOAWAY, in UTF-8 bytes. */
-export const MAX_REASON_BYTES = 512;
+export const MAX_REASON_BYTES = 200;
 /** Names (agents, services, peers): 1-64 bytes. */
 export const MAX_NAME_BYTES = 64;
 /** Per-stream flow-control windows: HTTP/2's limit (RFC 9113 §6.9.1). */

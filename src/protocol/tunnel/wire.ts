@@ -8,6 +8,7 @@ import { TunnelError } from './errors.js';
  */
 
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Agent, service and peer names: 1-64 ASCII bytes of letters, digits, `.`, `_`, `-`, not starting with `.` or `-`. */
 export function isValidTunnelName(name: string): boolean {
@@ -67,11 +68,16 @@ export class WireReader {
     return text;
   }
 
-  /** u16 length | UTF-8 text of at most MAX_REASON_BYTES (invalid UTF-8 becomes U+FFFD). */
+  /** u16 length | UTF-8 text of at most MAX_REASON_BYTES; invalid UTF-8 is malformed (one canonical form). */
   reason(): string {
     const n = this.u16();
     if (n > MAX_REASON_BYTES) throw malformed(`${this.what}: reason of ${n} bytes exceeds ${MAX_REASON_BYTES}`);
-    return this.bytes(n).toString('utf8');
+    const b = this.bytes(n);
+    try {
+      return UTF8.decode(b);
+    } catch {
+      throw malformed(`${this.what}: reason is not valid UTF-8`);
+    }
   }
 
   /** u8 family (4 or 6) | u16 port | 4 or 16 address bytes. */
