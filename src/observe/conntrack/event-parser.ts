@@ -46,7 +46,10 @@ export function parseEventLine(line: string): ConntrackEvent {
 
   let l3: Family | undefined;
   const w0 = word(tokens[i]);
-  if (w0 === 'ipv4' || w0 === 'ipv6' || w0 === 'unknown') {
+  // `-o extended` adds "ipv4 2" before "tcp 6"; without it the first pair is the layer 4 one
+  // (and both layers print an unknown protocol as "unknown").
+  const extended = L4_NAME.test(word(tokens[i + 2]) ?? '') && DIGITS.test(word(tokens[i + 3]) ?? '');
+  if (extended && (w0 === 'ipv4' || w0 === 'ipv6' || w0 === 'unknown')) {
     const n = smallInt(word(tokens[i + 1]), 255);
     if (n === undefined) throw new ConntrackLineError('bad-head', 'expected the layer 3 protocol number', tokens[i + 1]?.offset ?? line.length);
     if (n !== 2 && n !== 10) throw new ConntrackLineError('bad-value', `layer 3 protocol ${n} is neither IPv4 (2) nor IPv6 (10)`, at());
@@ -266,7 +269,7 @@ function counter(s: string): number | undefined {
  * written as IPv4 (like every address Sluice records) but still belongs to the IPv6 entry.
  */
 function address(s: string): { address: string; family: Family } | undefined {
-  const kind = net.isIP(s);
+  const kind = s.includes('%') ? 0 : net.isIP(s); // inet_ntop never prints a zone
   const c = kind === 0 ? undefined : canonicalIp(s);
   return c && { address: c.address, family: kind === 4 ? 4 : 6 };
 }
