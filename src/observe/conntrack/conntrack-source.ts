@@ -65,7 +65,7 @@ export interface ConntrackSourceDeps {
 }
 
 export type ConntrackStatus =
-  | { type: 'spawned'; pid: number | undefined; command: readonly string[] }
+  | { type: 'spawned'; pid: number; command: readonly string[] }
   /** The tool ended while it should have been running; the next attempt is in `retryInMs`. */
   | { type: 'exited'; pid: number | undefined; code: number | null; signal: NodeJS.Signals | null; runMs: number; stderr: string; retryInMs: number }
   | { type: 'spawn-failed'; error: Error; retryInMs: number }
@@ -78,6 +78,7 @@ export type ConntrackStatus =
   | { type: 'sysctl-failed'; name: string; error: unknown };
 
 export interface ConntrackStats {
+  /** Tool processes that started (a failed exec is not counted). */
   spawned: number;
   exits: number;
   lines: number;
@@ -305,7 +306,7 @@ export class ConntrackSource implements AsyncDisposable {
         this.#stats.exits++;
         resolveDone();
         if (this.#state !== 'running') return; // stopping: the stop owns what comes next
-        const runMs = clock.now() - run.startedAt;
+        const runMs = Math.round(clock.now() - run.startedAt);
         if (runMs >= this.#resetAfterMs) this.#backoff.reset();
         if (spawnError && child.pid === undefined) this.#retry({ type: 'spawn-failed', error: spawnError });
         else this.#retry({ type: 'exited', pid: child.pid, code, signal, runMs, stderr: run.stderr });
@@ -313,7 +314,6 @@ export class ConntrackSource implements AsyncDisposable {
     };
     this.#run = run;
     this.#to('running');
-    this.#stats.spawned++;
     child.stdout?.setEncoding('utf8');
     child.stdout?.on('data', (chunk: string) => run.splitter.push(chunk));
     child.stdout?.on('error', () => {});
@@ -328,6 +328,9 @@ export class ConntrackSource implements AsyncDisposable {
       run.end(null, null);
     });
     child.on('close', (code, signal) => run.end(code, signal));
+    // Node reports a failed exec (ENOENT, EACCES) with no pid and an 'error' on the next tick.
+    if (child.pid === undefined) return;
+    this.#stats.spawned++;
     this.#report({ type: 'spawned', pid: child.pid, command: this.commandLine });
   }
 

@@ -136,7 +136,8 @@ test('a spawn that throws or fails like ENOENT is retried on the same schedule',
   assert.deepEqual(h.retries(), [5_000, 10_000]);
   h.clock.advance(10_000);
   assert.equal(h.source.state, 'running');
-  assert.equal(h.source.stats.spawned, 2);
+  assert.equal(h.source.stats.spawned, 1, 'failed execs are not counted');
+  assert.equal(h.statuses.filter((s) => s.type === 'spawned').length, 1);
 });
 
 test('start, stop and close are idempotent; stop during backoff cancels the restart; start after close rejects', async () => {
