@@ -40,7 +40,7 @@ export function parseEventLine(line: string): ConntrackEvent {
   }
 
   const typeTok = tokens[i];
-  const type = typeTok?.bracket ? EVENT_TYPES[typeTok.text] : undefined;
+  const type = typeTok?.bracket ? EVENT_TYPES.get(typeTok.text) : undefined;
   if (!type) throw new ConntrackLineError('bad-head', 'expected [NEW], [UPDATE] or [DESTROY]', at());
   i++;
 
@@ -117,7 +117,7 @@ export function parseEventLine(line: string): ConntrackEvent {
       phase = 2;
       continue;
     }
-    const field = TUPLE_KEYS[key];
+    const field = TUPLE_KEYS.get(key);
     if (field) {
       if (phase > 1) throw new ConntrackLineError('bad-token', `${key} after both tuples`, tok.offset);
       const t = tuples[phase]!;
@@ -152,7 +152,7 @@ export function parseEventLine(line: string): ConntrackEvent {
   if (o.dst!.family !== family || r.src!.family !== family || r.dst!.family !== family || (l3 !== undefined && l3 !== family)) {
     throw new ConntrackLineError('bad-value', 'addresses of different families', 0);
   }
-  const proto = PROTOS[protoNum] ?? 'other';
+  const proto = PROTOS.get(protoNum) ?? 'other';
   if (PORT_PROTOS.has(proto) && (o.sport === undefined || o.dport === undefined)) missing('original sport/dport');
   if ((proto === 'icmp' || proto === 'icmpv6') && (o.icmpType === undefined || o.icmpCode === undefined)) missing('original ICMP type/code');
 
@@ -192,19 +192,30 @@ interface MutableTuple {
 }
 type NumberField = 'sport' | 'dport' | 'icmpType' | 'icmpCode' | 'packets' | 'bytes';
 
-const EVENT_TYPES: Record<string, ConntrackEventType | undefined> = { __proto__: null, NEW: 'new', UPDATE: 'update', DESTROY: 'destroy' } as never;
-const TUPLE_KEYS: Record<string, NumberField | 'dst' | undefined> = {
-  __proto__: null,
-  dst: 'dst',
-  sport: 'sport',
-  dport: 'dport',
-  type: 'icmpType',
-  code: 'icmpCode',
-  packets: 'packets',
-  bytes: 'bytes',
-} as never;
+const EVENT_TYPES = new Map<string, ConntrackEventType>([
+  ['NEW', 'new'],
+  ['UPDATE', 'update'],
+  ['DESTROY', 'destroy'],
+]);
+const TUPLE_KEYS = new Map<string, NumberField | 'dst'>([
+  ['dst', 'dst'],
+  ['sport', 'sport'],
+  ['dport', 'dport'],
+  ['type', 'icmpType'],
+  ['code', 'icmpCode'],
+  ['packets', 'packets'],
+  ['bytes', 'bytes'],
+]);
 const TAIL_KEYS = new Set(['mark', 'secmark', 'secctx', 'zone', 'delta-time', 'helper', 'use', 'labels']);
-const PROTOS: Record<number, ConntrackProto | undefined> = { 6: 'tcp', 17: 'udp', 136: 'udplite', 132: 'sctp', 33: 'dccp', 1: 'icmp', 58: 'icmpv6' };
+const PROTOS = new Map<number, ConntrackProto>([
+  [6, 'tcp'],
+  [17, 'udp'],
+  [136, 'udplite'],
+  [132, 'sctp'],
+  [33, 'dccp'],
+  [1, 'icmp'],
+  [58, 'icmpv6'],
+]);
 const PORT_PROTOS = new Set<string>(['tcp', 'udp', 'udplite', 'sctp', 'dccp']);
 
 const TIMESTAMP = /^([0-9]{1,12})\.([0-9]{1,9})$/;
