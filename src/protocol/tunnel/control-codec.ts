@@ -5,7 +5,7 @@ import {
 } from './constants.js';
 import {
   PROXY_PROTOCOL_MODES, REFUSAL_CODES, SERVICE_TRANSPORTS, STREAM_RESET_CODES,
-  type ControlMessage, type ControlMessageType,
+  type ControlMessage, type ControlMessageType, type RefusalCode,
 } from './control-messages.js';
 import { TunnelError } from './errors.js';
 import { encodeOrigin, originBytes, readOrigin, writeOrigin } from './origin-block.js';
@@ -70,12 +70,17 @@ const readWindow = (r: WireReader, what: string) => {
   if (v < 1 || v > MAX_WINDOW_BYTES) throw malformed(`${what} ${v} is not in 1-${MAX_WINDOW_BYTES}`);
   return v;
 };
-const fixed = (b: Buffer, n: number, what: string) => {
+/** Checks a fixed-size field and returns its size. */
+const fixed = (b: Buffer, n: number, what: string): number => {
   if (b.length !== n) throw new TunnelError('bad-value', `${what} must be ${n} bytes, got ${b.length}`);
+  return n;
 };
-const sized = (b: Buffer, min: number, max: number, what: string) => {
+/** Checks a variable-size field and returns its size. */
+const sized = (b: Buffer, min: number, max: number, what: string): number => {
   if (b.length < min || b.length > max) throw new TunnelError('bad-value', `${what} of ${b.length} bytes is not in ${min}-${max}`);
+  return b.length;
 };
+const refusalByte = (code: RefusalCode) => enumByte(REFUSAL_CODES, code, 'refusal code');
 const reasonPrep = (p: Prep, text: string) => (p.text = encodeReason(text)).length + 2;
 const ep1 = (p: Prep, e: Endpoint, what: string) => endpointBytes((p.e1 = encodeEndpoint(e, what)));
 const ep2 = (p: Prep, e: Endpoint, what: string) => endpointBytes((p.e2 = encodeEndpoint(e, what)));
@@ -84,8 +89,13 @@ const CODECS: { [T in ControlMessageType]: BodyCodec<T> } = {
   // u16 version | u32 datagram key id | u32 resume key id | u32 stream window | name
   hello: {
     byte: FrameType.hello,
-    size: (m) => (u16(m.version, 'version'), u32(m.datagramKeyId, 'datagram key id'), u32(m.resumeKeyId, 'resume key id'),
-      window(m.streamWindow, 'stream window'), 14 + nameBytes(m.name, 'agent name')),
+    size: (m) => {
+      u16(m.version, 'version');
+      u32(m.datagramKeyId, 'datagram key id');
+      u32(m.resumeKeyId, 'resume key id');
+      window(m.streamWindow, 'stream window');
+      return 14 + nameBytes(m.name, 'agent name');
+    },
     write: (w, m) => void w.u16(m.version).u32(m.datagramKeyId).u32(m.resumeKeyId).u32(m.streamWindow).name(m.name),
     read: (r) => {
       const version = r.u16();
@@ -98,22 +108,26 @@ const CODECS: { [T in ControlMessageType]: BodyCodec<T> } = {
   // 32-byte nonce
   challenge: {
     byte: FrameType.challenge,
-    size: (m) => (fixed(m.nonce, NONCE_BYTES, 'challenge nonce'), NONCE_BYTES),
+    size: (m) => fixed(m.nonce, NONCE_BYTES, 'challenge nonce'),
     write: (w, m) => void w.bytes(m.nonce),
     read: (r) => ({ type: 'challenge', nonce: r.bytes(NONCE_BYTES) }),
   },
   // 32-byte digest
   auth: {
     byte: FrameType.auth,
-    size: (m) => (fixed(m.digest, DIGEST_BYTES, 'auth digest'), DIGEST_BYTES),
+    size: (m) => fixed(m.digest, DIGEST_BYTES, 'auth digest'),
     write: (w, m) => void w.bytes(m.digest),
     read: (r) => ({ type: 'auth', digest: r.bytes(DIGEST_BYTES) }),
   },
   // u32 datagram key id | u8 flags (bit 0 resumed) | u32 stream window | u32 keepalive ms | 32-byte proof
   'auth-ok': {
     byte: FrameType.authOk,
-    size: (m) => (u32(m.datagramKeyId, 'datagram key id'), window(m.streamWindow, 'stream window'),
-      u32(m.keepaliveIntervalMs, 'keepalive interval'), fixed(m.proof, DIGEST_BYTES, 'gateway proof'), 13 + DIGEST_BYTES),
+    size: (m) => {
+      u32(m.datagramKeyId, 'datagram key id');
+      window(m.streamWindow, 'stream window');
+      u32(m.keepaliveIntervalMs, 'keepalive interval');
+      return 13 + fixed(m.proof, DIGEST_BYTES, 'gateway proof');
+    },
     write: (w, m) => void w.u32(m.datagramKeyId).u8(m.resumed ? 1 : 0).u32(m.streamWindow).u32(m.keepaliveIntervalMs).bytes(m.proof),
     read: (r) => {
       const datagramKeyId = r.u32();
@@ -127,21 +141,23 @@ const CODECS: { [T in ControlMessageType]: BodyCodec<T> } = {
   // u8 code | u16 length | UTF-8 message
   'auth-error': {
     byte: FrameType.authError,
-    size: (m, p) => 1 + (enumByte(REFUSAL_CODES, m.code, 'refusal code'), reasonPrep(p, m.message)),
-    write: (w, m, p) => void w.u8(enumByte(REFUSAL_CODES, m.code, 'refusal code')).reason(p.text!),
+    size: (m, p) => 1 + reasonPrep(p, m.message),
+    write: (w, m, p) => void w.u8(refusalByte(m.code)).reason(p.text!),
     read: (r) => ({ type: 'auth-error', code: enumRead(REFUSAL_CODES, r.u8(), 'refusal code'), message: r.reason() }),
   },
   goaway: {
     byte: FrameType.goaway,
-    size: (m, p) => 1 + (enumByte(REFUSAL_CODES, m.code, 'refusal code'), reasonPrep(p, m.message)),
-    write: (w, m, p) => void w.u8(enumByte(REFUSAL_CODES, m.code, 'refusal code')).reason(p.text!),
+    size: (m, p) => 1 + reasonPrep(p, m.message),
+    write: (w, m, p) => void w.u8(refusalByte(m.code)).reason(p.text!),
     read: (r) => ({ type: 'goaway', code: enumRead(REFUSAL_CODES, r.u8(), 'refusal code'), message: r.reason() }),
   },
   // u16 service id | u8 transport | u8 proxy protocol | endpoint remote | name
   publish: {
     byte: FrameType.publish,
-    size: (m, p) => (u16(m.serviceId, 'service id'), enumByte(SERVICE_TRANSPORTS, m.transport, 'transport'),
-      enumByte(PROXY_PROTOCOL_MODES, m.proxyProtocol, 'proxy protocol'), 4 + ep1(p, m.remote, 'publish remote') + nameBytes(m.name, 'service name')),
+    size: (m, p) => {
+      u16(m.serviceId, 'service id');
+      return 4 + ep1(p, m.remote, 'publish remote') + nameBytes(m.name, 'service name');
+    },
     write: (w, m, p) => void w.u16(m.serviceId).u8(enumByte(SERVICE_TRANSPORTS, m.transport, 'transport'))
       .u8(enumByte(PROXY_PROTOCOL_MODES, m.proxyProtocol, 'proxy protocol')).endpoint(p.e1!).name(m.name),
     read: (r) => {
@@ -155,41 +171,59 @@ const CODECS: { [T in ControlMessageType]: BodyCodec<T> } = {
   // u16 service id | endpoint bound
   'publish-ok': {
     byte: FrameType.publishOk,
-    size: (m, p) => (u16(m.serviceId, 'service id'), 2 + ep1(p, m.bound, 'publish bound')),
+    size: (m, p) => {
+      u16(m.serviceId, 'service id');
+      return 2 + ep1(p, m.bound, 'publish bound');
+    },
     write: (w, m, p) => void w.u16(m.serviceId).endpoint(p.e1!),
     read: (r) => ({ type: 'publish-ok', serviceId: r.u16(), bound: r.endpoint() }),
   },
   // u16 service id | u8 code | u16 length | UTF-8 message
   'publish-error': {
     byte: FrameType.publishError,
-    size: (m, p) => (u16(m.serviceId, 'service id'), enumByte(REFUSAL_CODES, m.code, 'refusal code'), 3 + reasonPrep(p, m.message)),
-    write: (w, m, p) => void w.u16(m.serviceId).u8(enumByte(REFUSAL_CODES, m.code, 'refusal code')).reason(p.text!),
+    size: (m, p) => {
+      u16(m.serviceId, 'service id');
+      return 3 + reasonPrep(p, m.message);
+    },
+    write: (w, m, p) => void w.u16(m.serviceId).u8(refusalByte(m.code)).reason(p.text!),
     read: (r) => ({ type: 'publish-error', serviceId: r.u16(), code: enumRead(REFUSAL_CODES, r.u8(), 'refusal code'), message: r.reason() }),
   },
   unpublish: {
     byte: FrameType.unpublish,
-    size: (m) => (u16(m.serviceId, 'service id'), 2),
+    size: (m) => {
+      u16(m.serviceId, 'service id');
+      return 2;
+    },
     write: (w, m) => void w.u16(m.serviceId),
     read: (r) => ({ type: 'unpublish', serviceId: r.u16() }),
   },
   // u32 stream id | u16 service id | endpoint client | endpoint server
   'stream-open': {
     byte: FrameType.streamOpen,
-    size: (m, p) => (streamId(m.streamId), u16(m.serviceId, 'service id'),
-      6 + ep1(p, m.client, 'stream client') + ep2(p, m.server, 'stream server')),
+    size: (m, p) => {
+      streamId(m.streamId);
+      u16(m.serviceId, 'service id');
+      return 6 + ep1(p, m.client, 'stream client') + ep2(p, m.server, 'stream server');
+    },
     write: (w, m, p) => void w.u32(m.streamId).u16(m.serviceId).endpoint(p.e1!).endpoint(p.e2!),
     read: (r) => ({ type: 'stream-open', streamId: readStreamId(r), serviceId: r.u16(), client: r.endpoint(), server: r.endpoint() }),
   },
   'stream-accept': {
     byte: FrameType.streamAccept,
-    size: (m) => (streamId(m.streamId), 4),
+    size: (m) => {
+      streamId(m.streamId);
+      return 4;
+    },
     write: (w, m) => void w.u32(m.streamId),
     read: (r) => ({ type: 'stream-accept', streamId: readStreamId(r) }),
   },
   // u32 stream id | data (1 to 16384 bytes)
   'stream-data': {
     byte: FrameType.streamData,
-    size: (m) => (streamId(m.streamId), sized(m.data, 1, MAX_STREAM_DATA_BYTES, 'stream data'), 4 + m.data.length),
+    size: (m) => {
+      streamId(m.streamId);
+      return 4 + sized(m.data, 1, MAX_STREAM_DATA_BYTES, 'stream data');
+    },
     write: (w, m) => void w.u32(m.streamId).bytes(m.data),
     read: (r) => {
       const id = readStreamId(r);
@@ -200,21 +234,32 @@ const CODECS: { [T in ControlMessageType]: BodyCodec<T> } = {
   },
   'stream-end': {
     byte: FrameType.streamEnd,
-    size: (m) => (streamId(m.streamId), 4),
+    size: (m) => {
+      streamId(m.streamId);
+      return 4;
+    },
     write: (w, m) => void w.u32(m.streamId),
     read: (r) => ({ type: 'stream-end', streamId: readStreamId(r) }),
   },
   // u32 stream id | u8 code
   'stream-reset': {
     byte: FrameType.streamReset,
-    size: (m) => (streamId(m.streamId), enumByte(STREAM_RESET_CODES, m.code, 'reset code'), 5),
+    size: (m) => {
+      streamId(m.streamId);
+      enumByte(STREAM_RESET_CODES, m.code, 'reset code');
+      return 5;
+    },
     write: (w, m) => void w.u32(m.streamId).u8(enumByte(STREAM_RESET_CODES, m.code, 'reset code')),
     read: (r) => ({ type: 'stream-reset', streamId: readStreamId(r), code: enumRead(STREAM_RESET_CODES, r.u8(), 'reset code') }),
   },
   // u32 stream id | u32 increment (1 to 2^31-1)
   'window-update': {
     byte: FrameType.windowUpdate,
-    size: (m) => (streamId(m.streamId), window(m.increment, 'window increment'), 8),
+    size: (m) => {
+      streamId(m.streamId);
+      window(m.increment, 'window increment');
+      return 8;
+    },
     write: (w, m) => void w.u32(m.streamId).u32(m.increment),
     read: (r) => ({ type: 'window-update', streamId: readStreamId(r), increment: readWindow(r, 'window increment') }),
   },
@@ -244,7 +289,10 @@ const CODECS: { [T in ControlMessageType]: BodyCodec<T> } = {
   },
   'datagram-close': {
     byte: FrameType.datagramClose,
-    size: (m) => (tagOk(m.tag), 4),
+    size: (m) => {
+      tagOk(m.tag);
+      return 4;
+    },
     write: (w, m) => void w.u32(m.tag),
     read: (r) => {
       const tag = r.u32();
@@ -254,20 +302,26 @@ const CODECS: { [T in ControlMessageType]: BodyCodec<T> } = {
   },
   ping: {
     byte: FrameType.ping,
-    size: (m) => (u32(m.counter, 'ping counter'), 4),
+    size: (m) => {
+      u32(m.counter, 'ping counter');
+      return 4;
+    },
     write: (w, m) => void w.u32(m.counter),
     read: (r) => ({ type: 'ping', counter: r.u32() }),
   },
   pong: {
     byte: FrameType.pong,
-    size: (m) => (u32(m.counter, 'pong counter'), 4),
+    size: (m) => {
+      u32(m.counter, 'pong counter');
+      return 4;
+    },
     write: (w, m) => void w.u32(m.counter),
     read: (r) => ({ type: 'pong', counter: r.u32() }),
   },
   // name peer | payload (0 to 16384 bytes)
   signal: {
     byte: FrameType.signal,
-    size: (m) => (sized(m.payload, 0, MAX_SIGNAL_BYTES, 'signal payload'), nameBytes(m.peer, 'signal peer') + m.payload.length),
+    size: (m) => nameBytes(m.peer, 'signal peer') + sized(m.payload, 0, MAX_SIGNAL_BYTES, 'signal payload'),
     write: (w, m) => void w.name(m.peer).bytes(m.payload),
     read: (r) => {
       const peer = r.name();
@@ -278,8 +332,8 @@ const CODECS: { [T in ControlMessageType]: BodyCodec<T> } = {
   // u8 code | name peer
   'signal-error': {
     byte: FrameType.signalError,
-    size: (m) => (enumByte(REFUSAL_CODES, m.code, 'refusal code'), 1 + nameBytes(m.peer, 'signal peer')),
-    write: (w, m) => void w.u8(enumByte(REFUSAL_CODES, m.code, 'refusal code')).name(m.peer),
+    size: (m) => 1 + nameBytes(m.peer, 'signal peer'),
+    write: (w, m) => void w.u8(refusalByte(m.code)).name(m.peer),
     read: (r) => {
       const code = enumRead(REFUSAL_CODES, r.u8(), 'refusal code');
       return { type: 'signal-error', peer: r.name(), code };
