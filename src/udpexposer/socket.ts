@@ -15,10 +15,16 @@ export const bindDgram: UdpBinder = async ({ host, port, signal }) => {
   // literalLookup: every address here is an IP literal, and Node's default lookup costs a tick per unconnected send.
   const socket = dgram.createSocket({ type, signal, lookup: literalLookup });
   try {
+    // Listen before binding: with a synchronous lookup, 'listening' can fire inside bind().
+    const listening = once(socket, 'listening');
     socket.bind(port, host);
-    await once(socket, 'listening');
+    await listening;
   } catch (err) {
-    socket.close();
+    try {
+      socket.close();
+    } catch {
+      // already closed by the abort signal
+    }
     throw new SluiceError('SLUICE_ERR_BIND', `cannot bind udp ${formatHostPort(host, port)}: ${(err as Error).message}`, { cause: err });
   }
   return socket;

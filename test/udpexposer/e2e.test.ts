@@ -1,0 +1,152 @@
+// Loopback end to end: a Sluice udpexposer server, a Sluice udpexposer client exposing a UDP echo
+// service, and plain sockets as connectees (the public side).
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { UdpexposerKey } from '../../src/protocol/udpexposer/key.js';
+import { UdpexposerClient } from '../../src/udpexposer/client.js';
+import { UdpexposerServer } from '../../src/udpexposer/server.js';
+import type { UdpexposerServerOptions } from '../../src/udpexposer/server-core.js';
+import type { UdpexposerEvent } from '../../src/udpexposer/types.js';
+import { ManualClock } from '../helpers/manual-clock.js';
+import { echoServer, sleep, udpPeer, waitFor } from './net.js';
+import { vectorKey, wire } from '../protocol/udpexposer/helpers.js';
+
+interface Setup {
+  server: UdpexposerServer;
+  client: UdpexposerClient;
+  events: UdpexposerEvent[];
+}
+
+async function start(
+  t: TestContext,
+  target: number,
+  keys: { server?: UdpexposerKey; client?: UdpexposerKey } = {},
+  serverOpts: Partial<UdpexposerServerOptions> = {},
+): Promise<Setup> {
+  const ac = new AbortController();
+  const clock = new ManualClock();
+  const events: UdpexposerEvent[] = [];
+  const deps = { clock, onEvent: (e: UdpexposerEvent) => void events.push(e) };
+  const server = await UdpexposerServer.listen({ listen: { host: '127.0.0.1', port: 0 }, maxClients: 4, key: keys.server, ...serverOpts }, deps, ac.signal);
+  const client = await UdpexposerClient.start(
+    {
+      listen: { host: '127.0.0.1', port: 0 },
+      server: { host: '127.0.0.1', port: server.local.port },
+      target: { host: '127.0.0.1', port: target },
+      maxClients: 4,
+      pingIntervalMs: 25_000,
+      key: keys.client,
+    },
+    deps,
+    ac.signal,
+  );
+  t.after(async () => {
+    ac.abort();
+    await Promise.all([server.closed, client.closed]);
+    assert.equal(client.workers, 0, 'leak check: no worker left');
+  });
+  return { server, client, events };
+}
+
+test('no password: a public client gets its echoes through server and client', async (t) => {
+  const echo = await echoServer(t);
+  const { server, client } = await start(t, echo.port);
+  await waitFor(() => server.client !== undefined);
+  assert.equal(server.client?.port, client.local.port);
+  const a = await udpPeer(t);
+  const b = await udpPeer(t);
+  for (let i = 0; i < 5; i++) {
+    a.send(`a${i}`, server.local.port);
+    b.send(`b${i}`, server.local.port);
+    assert.equal((await a.next()).msg.toString(), `a${i}`);
+    assert.equal((await b.next()).msg.toString(), `b${i}`);
+  }
+  assert.equal(server.connectees, 2);
+  assert.equal(client.workers, 2);
+  // each connectee reaches the echo service from its own worker socket
+  assert.equal(new Set(echo.inbox.map((m) => m.from.port)).size, 2);
+  assert.equal(a.inbox.length + b.inbox.length, 0);
+});
+
+test('password mode: the client authenticates and echoes flow', async (t) => {
+  const echo = await echoServer(t);
+  const { server, client, events } = await start(t, echo.port, { server: vectorKey, client: vectorKey });
+  await waitFor(() => client.authenticated);
+  assert.deepEqual(server.client, { address: '127.0.0.1', port: client.local.port, authenticated: true });
+  assert.equal(client.counters.retriesAnswered, 1);
+  assert.ok(events.some((e) => e.type === 'authenticated'));
+  const a = await udpPeer(t);
+  for (let i = 0; i < 5; i++) {
+    a.send(`ping ${i}`, server.local.port);
+    assert.equal((await a.next()).msg.toString(), `ping ${i}`);
+  }
+});
+
+test('password mode: a wrong password is refused', async (t) => {
+  const echo = await echoServer(t);
+  const wrong = await UdpexposerKey.fromPassword('wrong-password');
+  const { server, client } = await start(t, echo.port, { server: vectorKey, client: wrong });
+  await waitFor(() => server.counters.invalidTokens >= 1);
+  const a = await udpPeer(t);
+  a.send('hello?', server.local.port);
+  await waitFor(() => server.counters.dropped['no-client'] >= 1);
+  await sleep(50);
+  assert.equal(server.client, undefined);
+  assert.equal(client.authenticated, false);
+  assert.equal(a.inbox.length, 0);
+  assert.equal(echo.inbox.length, 0);
+  assert.equal(server.counters.retriesSent, 0, 'a token that does not verify gets no answer');
+});
+
+test('SPF-2 on real sockets: forged empty datagrams and replayed tokens do not re-point the client', async (t) => {
+  const echo = await echoServer(t);
+  const { server, client } = await start(t, echo.port, { server: vectorKey, client: vectorKey });
+  await waitFor(() => client.authenticated);
+  const attacker = await udpPeer(t);
+  attacker.send(Buffer.alloc(0), server.local.port);
+  attacker.send(wire.password_mode.initial_request.token!, server.local.port);
+  const retry = await attacker.next(); // the constant token gets a Retry (bounded), nothing more
+  assert.ok(retry.msg.length <= 105);
+  await sleep(50);
+  assert.deepEqual(server.client, { address: '127.0.0.1', port: client.local.port, authenticated: true });
+  const a = await udpPeer(t);
+  a.send('still mine', server.local.port);
+  assert.equal((await a.next()).msg.toString(), 'still mine');
+});
+
+test('AMP-2 on real sockets: an amplifying service reaches an unvalidated source at most 3x', async (t) => {
+  // The exposed service answers every datagram with ten 100-byte datagrams.
+  const amp = await udpPeer(t, (msg, from, s) => {
+    for (let i = 0; i < 10; i++) s.send(Buffer.alloc(100, i), from.port, from.address);
+  });
+  const { server } = await start(t, amp.port);
+  await waitFor(() => server.client !== undefined);
+  const victim = await udpPeer(t);
+  victim.send(Buffer.alloc(40), server.local.port); // stands for one spoofed datagram
+  await waitFor(() => server.counters.dropped.amplification + server.counters.toConnectees.datagrams >= 10);
+  await sleep(30);
+  const got = victim.inbox.reduce((n, m) => n + m.msg.length, 0);
+  assert.ok(got <= 3 * 40, `victim got ${got} bytes for 40 sent`);
+  assert.equal(got, 100);
+  // a real client that keeps talking after a reply is validated and gets everything
+  victim.inbox.length = 0;
+  victim.send(Buffer.alloc(40), server.local.port);
+  await waitFor(() => victim.inbox.length === 10);
+});
+
+test('close() and abort are idempotent and release every socket', async () => {
+  const ac = new AbortController();
+  const clock = new ManualClock();
+  const server = await UdpexposerServer.listen({ listen: { host: '127.0.0.1', port: 0 }, maxClients: 1 }, { clock }, ac.signal);
+  const client = await UdpexposerClient.start(
+    { listen: { host: '127.0.0.1', port: 0 }, server: { host: '127.0.0.1', port: server.local.port }, target: { host: '127.0.0.1', port: 9 }, maxClients: 1, pingIntervalMs: 10 },
+    { clock },
+    ac.signal,
+  );
+  server.close();
+  server.close();
+  ac.abort();
+  client.close();
+  await Promise.all([server.closed, client.closed]);
+  assert.equal(clock.pendingTimers, 0, 'keepalive timer cancelled');
+});
