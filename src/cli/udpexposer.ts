@@ -1,0 +1,248 @@
+import { canonicalIp, formatHostPort, parseHostPort, type Endpoint, type HostPort } from '../core/address.js';
+import type { Clock } from '../core/clock.js';
+import { isSluiceError, SluiceError } from '../core/errors.js';
+import { DEFAULT_MAX_CLIENTS, DEFAULT_PING_INTERVAL_MS, MAX_TAG } from '../protocol/udpexposer/constants.js';
+import { UdpexposerKey } from '../protocol/udpexposer/key.js';
+import { UdpexposerClient } from '../udpexposer/client.js';
+import { defaultAllowPrivate, peerPolicy } from '../udpexposer/peer-policy.js';
+import { UdpexposerServer } from '../udpexposer/server.js';
+import type { PeerAddress, UdpexposerEvent } from '../udpexposer/types.js';
+import { EXIT } from './exit-codes.js';
+
+/**
+ * `sluice udpexposer ...`: udpexposer's own command line (vi/udpexposer 0.3.0, argh flags),
+ * running Sluice's implementation of the server or client role until `io.signal` aborts.
+ * The flags, and what Sluice does differently, are in docs/udpexposer.md.
+ */
+
+export interface UdpexposerIo {
+  readonly stdout: { write(text: string): unknown };
+  readonly stderr: { write(text: string): unknown };
+  /** Aborting it stops the mode; the returned promise resolves once every socket is closed. */
+  readonly signal: AbortSignal;
+  readonly clock: Clock;
+  /** Called once the sockets are bound: the chosen port when listen_addr has port 0. */
+  readonly onReady?: (ready: UdpexposerReady) => void;
+}
+
+export type UdpexposerReady =
+  | { readonly role: 'server'; readonly local: Endpoint; readonly server: UdpexposerServer }
+  | { readonly role: 'client'; readonly local: Endpoint; readonly client: UdpexposerClient };
+
+export interface UdpexposerArgs {
+  readonly listen: HostPort;
+  readonly mode: 'server' | 'client';
+  readonly localConnect: HostPort | undefined;
+  readonly serverAddr: HostPort | undefined;
+  readonly maxClients: number;
+  readonly pingIntervalMs: number;
+  readonly password: string | undefined;
+  /** Sluice extension: also serve private and link-local peers (server role). */
+  readonly allowPrivatePeers: boolean;
+  /** Options given that the chosen role ignores (udpexposer ignores them silently). */
+  readonly ignored: readonly string[];
+}
+
+export const UDPEXPOSER_USAGE = `Usage: sluice udpexposer <listen_addr> [-c <local_connect_addr>] [-a <server_addr>] [-s] [-n <max_clients>] [-i <ping_interval_ms>] [-P <password>]
+
+Expose a UDP port through a helper host; wire-compatible with udpexposer 0.3.0.
+
+Positional Arguments:
+  listen_addr       UDP socket address to bind to
+
+Options:
+  -c, --local-connect-addr   client mode: expose specified UDP socket
+  -a, --server-addr          client mode: use specified server
+  -s, --server-mode          server mode
+  -n, --max-clients          maximum number of clients (default 4)
+  -i, --ping-interval-ms     for client mode, keepalive interval (default 25000)
+  -P, --password             pre-shared key / password; turns on signed keepalives
+  --allow-private-peers      (Sluice) server mode: also serve private and link-local sources
+  -h, --help                 display usage information
+
+See docs/udpexposer.md.
+`;
+
+const OPTIONS: Record<string, 'c' | 'a' | 's' | 'n' | 'i' | 'P' | 'S' | 'h' | 'allow-private'> = {
+  '-c': 'c', '--local-connect-addr': 'c',
+  '-a': 'a', '--server-addr': 'a',
+  '-s': 's', '--server-mode': 's',
+  '-n': 'n', '--max-clients': 'n',
+  '-i': 'i', '--ping-interval-ms': 'i',
+  '-P': 'P', '--password': 'P',
+  '-S': 'S', '--dump-stats': 'S',
+  '-h': 'h', '--help': 'h',
+  '--allow-private-peers': 'allow-private',
+};
+const SWITCHES = new Set(['s', 'S', 'h', 'allow-private']);
+
+/** Parses udpexposer's flags. Throws SluiceError('SLUICE_ERR_USAGE'); `'help'` for -h/--help. */
+export function parseUdpexposerArgs(argv: readonly string[]): UdpexposerArgs | 'help' {
+  const seen = new Map<string, string | true>();
+  const positional: string[] = [];
+  let onlyPositional = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (onlyPositional || !arg.startsWith('-') || arg === '-') {
+      positional.push(arg);
+      continue;
+    }
+    if (arg === '--') {
+      onlyPositional = true;
+      continue;
+    }
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    const name = eq >= 0 ? arg.slice(0, eq) : arg;
+    const opt = OPTIONS[name];
+    if (opt === undefined) throw usage(`Unrecognized argument: ${name}`);
+    if (opt === 'h') return 'help';
+    if (seen.has(opt)) throw usage(`Duplicate value for ${name}`);
+    if (SWITCHES.has(opt)) {
+      if (eq >= 0) throw usage(`${name} takes no value`);
+      seen.set(opt, true);
+      continue;
+    }
+    const value = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
+    if (value === undefined) throw usage(`No value provided for option '${name}'.`);
+    seen.set(opt, value);
+  }
+  if (seen.has('S')) throw usage('-S/--dump-stats is not supported: Sluice servers do not answer stats requests (see docs/udpexposer.md)');
+  if (positional.length === 0) throw usage('Required positional arguments not provided:\n    listen_addr');
+  if (positional.length > 1) throw usage(`Unrecognized argument: ${positional[1]}`);
+  const str = (k: string) => seen.get(k) as string | undefined;
+  const listen = socketAddr(positional[0]!, 'listen_addr', true);
+  const localConnect = str('c') === undefined ? undefined : socketAddr(str('c')!, '--local-connect-addr', false);
+  const serverAddr = str('a') === undefined ? undefined : socketAddr(str('a')!, '--server-addr', false);
+  const maxClients = str('n') === undefined ? DEFAULT_MAX_CLIENTS : integer(str('n')!, '--max-clients', 1, MAX_TAG);
+  const pingIntervalMs = str('i') === undefined ? DEFAULT_PING_INTERVAL_MS : integer(str('i')!, '--ping-interval-ms', 1, 2_147_483_647);
+  const server = seen.has('s');
+  if (!server && (localConnect === undefined || serverAddr === undefined)) {
+    throw usage('Invalid options: either -s or both -c and -a should be specified');
+  }
+  const ignored = server
+    ? [...(localConnect ? ['-c'] : []), ...(serverAddr ? ['-a'] : []), ...(str('i') !== undefined ? ['-i'] : [])]
+    : seen.has('allow-private') ? ['--allow-private-peers'] : [];
+  return {
+    listen,
+    mode: server ? 'server' : 'client',
+    localConnect,
+    serverAddr,
+    maxClients,
+    pingIntervalMs,
+    password: str('P'),
+    allowPrivatePeers: seen.has('allow-private'),
+    ignored,
+  };
+}
+
+/**
+ * Runs udpexposer mode with `argv` (the words after `sluice udpexposer`) until `io.signal`
+ * aborts. Returns the process exit code: 0 after a clean stop, 2 for usage errors, 4 when a
+ * socket cannot be bound, 1 otherwise. Prints udpexposer's own event lines on stdout.
+ */
+export async function runUdpexposerCommand(argv: string[], io: UdpexposerIo): Promise<number> {
+  let args: UdpexposerArgs | 'help';
+  try {
+    args = parseUdpexposerArgs(argv);
+  } catch (err) {
+    io.stderr.write(`sluice udpexposer: ${(err as Error).message}\nRun sluice udpexposer --help for usage.\n`);
+    return EXIT.usage;
+  }
+  if (args === 'help') {
+    io.stdout.write(UDPEXPOSER_USAGE);
+    return EXIT.ok;
+  }
+  for (const flag of args.ignored) io.stderr.write(`sluice udpexposer: warning: ${flag} has no effect in ${args.mode} mode\n`);
+  if (io.signal.aborted) return EXIT.ok;
+  const key = args.password === undefined ? undefined : await UdpexposerKey.fromPassword(args.password);
+  const deps = { clock: io.clock, onEvent: (e: UdpexposerEvent) => printEvent(io, e) };
+  const ac = new AbortController();
+  const signal = AbortSignal.any([io.signal, ac.signal]);
+  let closed: Promise<void>;
+  let summary: () => unknown;
+  try {
+    if (args.mode === 'server') {
+      if (key === undefined) {
+        io.stderr.write('sluice udpexposer: warning: without -P any host can take over the client role with an empty datagram\n');
+      }
+      const server = await UdpexposerServer.listen(
+        {
+          listen: args.listen,
+          maxClients: args.maxClients,
+          key,
+          peerPolicy: peerPolicy({ allowPrivate: args.allowPrivatePeers || defaultAllowPrivate(args.listen.host) }),
+        },
+        deps,
+        signal,
+      );
+      closed = server.closed;
+      summary = () => server.counters;
+      io.onReady?.({ role: 'server', local: server.local, server });
+    } else {
+      const client = await UdpexposerClient.start(
+        {
+          listen: args.listen,
+          server: args.serverAddr!,
+          target: args.localConnect!,
+          maxClients: args.maxClients,
+          pingIntervalMs: args.pingIntervalMs,
+          key,
+        },
+        deps,
+        signal,
+      );
+      closed = client.closed;
+      summary = () => client.counters;
+      io.onReady?.({ role: 'client', local: client.local, client });
+    }
+  } catch (err) {
+    io.stderr.write(`sluice udpexposer: ${(err as Error).message}\n`);
+    if (isSluiceError(err, 'SLUICE_ERR_BIND')) return EXIT.startFailed;
+    return isSluiceError(err, 'SLUICE_ERR_USAGE') ? EXIT.usage : EXIT.runtime;
+  }
+  await closed;
+  ac.abort();
+  io.stderr.write(`sluice udpexposer: stopped ${JSON.stringify(summary())}\n`);
+  return EXIT.ok;
+}
+
+function printEvent(io: UdpexposerIo, e: UdpexposerEvent): void {
+  const at = (p: PeerAddress) => formatHostPort(p.address, p.port);
+  switch (e.type) {
+    case 'client-address':
+      io.stdout.write(`New client address: ${at(e.address)}\n`);
+      return;
+    case 'connectee-added':
+      io.stdout.write(`Connectee seqn ${e.tag} from ${at(e.peer)}${e.evicted ? ` (evicted seqn ${e.evicted.tag}, idle)` : ''}\n`);
+      return;
+    case 'authenticated':
+      io.stdout.write('Authenticated\n');
+      return;
+    case 'worker-opened':
+      io.stdout.write(`New incoming channel ${e.tag}\n`);
+      return;
+    case 'worker-closed':
+      io.stdout.write(`Finished serving channel ${e.tag}\n`);
+      return;
+  }
+}
+
+function usage(message: string): SluiceError {
+  return new SluiceError('SLUICE_ERR_USAGE', message);
+}
+
+/** Rust's SocketAddr syntax: `a.b.c.d:port` or `[v6]:port`; names are not resolved. */
+function socketAddr(text: string, what: string, allowZeroPort: boolean): HostPort {
+  const hp = parseHostPort(text, allowZeroPort);
+  if (typeof hp === 'string' || !canonicalIp(hp.host)) {
+    throw usage(`${what}: invalid socket address syntax "${text}" (expected IP:port or [IPv6]:port)`);
+  }
+  return hp;
+}
+
+function integer(text: string, what: string, min: number, max: number): number {
+  if (!/^\d+$/.test(text)) throw usage(`${what}: "${text}" is not a non-negative integer`);
+  const n = Number(text);
+  if (n < min || n > max) throw usage(`${what}: ${text} is out of range (${min}-${max})`);
+  return n;
+}

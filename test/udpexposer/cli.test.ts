@@ -1,0 +1,117 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isSluiceError } from '../../src/core/errors.js';
+import { systemClock } from '../../src/core/clock.js';
+import { parseUdpexposerArgs, runUdpexposerCommand, type UdpexposerReady } from '../../src/cli/udpexposer.js';
+import { echoServer, udpPeer, waitFor } from './net.js';
+
+function sink() {
+  let text = '';
+  return { write: (s: string) => void (text += s), get text() { return text; } };
+}
+
+test('udpexposer flags: defaults and both roles', () => {
+  assert.deepEqual(parseUdpexposerArgs(['0.0.0.0:1234', '-s']), {
+    listen: { host: '0.0.0.0', port: 1234 },
+    mode: 'server',
+    localConnect: undefined,
+    serverAddr: undefined,
+    maxClients: 4,
+    pingIntervalMs: 25_000,
+    password: undefined,
+    allowPrivatePeers: false,
+    ignored: [],
+  });
+  const c = parseUdpexposerArgs(['[::]:0', '-c', '127.0.0.1:51820', '-a', '[2001:db8::1]:1234', '-n', '16', '-i', '300', '-P', 'pw']);
+  assert.ok(c !== 'help');
+  assert.equal(c.mode, 'client');
+  assert.deepEqual(c.listen, { host: '::', port: 0 });
+  assert.deepEqual(c.localConnect, { host: '127.0.0.1', port: 51820 });
+  assert.deepEqual(c.serverAddr, { host: '2001:db8::1', port: 1234 });
+  assert.equal(c.maxClients, 16);
+  assert.equal(c.pingIntervalMs, 300);
+  assert.equal(c.password, 'pw');
+  const long = parseUdpexposerArgs(['127.0.0.1:5', '--server-mode', '--max-clients=2', '--password', 'x', '--allow-private-peers']);
+  assert.ok(long !== 'help' && long.mode === 'server' && long.maxClients === 2 && long.password === 'x' && long.allowPrivatePeers);
+  assert.equal(parseUdpexposerArgs(['-h']), 'help');
+  assert.equal(parseUdpexposerArgs(['127.0.0.1:1', '--help']), 'help');
+});
+
+test('udpexposer flags: -s wins over -c/-a, which are reported as ignored', () => {
+  const a = parseUdpexposerArgs(['127.0.0.1:1', '-s', '-c', '127.0.0.1:2', '-a', '127.0.0.1:3']);
+  assert.ok(a !== 'help');
+  assert.equal(a.mode, 'server');
+  assert.deepEqual(a.ignored, ['-c', '-a']);
+});
+
+const bad: [string[], RegExp][] = [
+  [[], /listen_addr/],
+  [['127.0.0.1:1'], /either -s or both -c and -a/],
+  [['127.0.0.1:1', '-c', '127.0.0.1:2'], /either -s or both -c and -a/],
+  [['localhost:1', '-s'], /invalid socket address/],
+  [['127.0.0.1', '-s'], /invalid socket address/],
+  [['127.0.0.1:1', '-c', 'example.com:2', '-a', '127.0.0.1:3'], /invalid socket address/],
+  [['127.0.0.1:1', '-c', '127.0.0.1:0', '-a', '127.0.0.1:3'], /invalid socket address/],
+  [['127.0.0.1:1', '-s', '-n', '0'], /out of range/],
+  [['127.0.0.1:1', '-s', '-n', '65536'], /out of range/],
+  [['127.0.0.1:1', '-s', '-n', '-1'], /Unrecognized|integer/],
+  [['127.0.0.1:1', '-s', '-n', 'four'], /integer/],
+  [['127.0.0.1:1', '-s', '-i', '0'], /out of range/],
+  [['127.0.0.1:1', '-s', '-n', '2', '-n', '3'], /Duplicate/],
+  [['127.0.0.1:1', '-s', '-x'], /Unrecognized argument: -x/],
+  [['127.0.0.1:1', '-s', '-P'], /No value/],
+  [['127.0.0.1:1', '127.0.0.1:2', '-s'], /Unrecognized argument/],
+  [['127.0.0.1:1', '-P', 'x', '-a', '127.0.0.1:2', '-S'], /dump-stats is not supported/],
+];
+for (const [argv, re] of bad) {
+  test(`udpexposer flags refused: ${argv.join(' ') || '(none)'}`, () => {
+    assert.throws(() => parseUdpexposerArgs(argv), (e) => isSluiceError(e, 'SLUICE_ERR_USAGE') && re.test(e.message));
+  });
+}
+
+test('runUdpexposerCommand: usage errors exit 2, --help exits 0', async () => {
+  const out = sink();
+  const err = sink();
+  const ac = new AbortController();
+  assert.equal(await runUdpexposerCommand(['127.0.0.1:1'], { stdout: out, stderr: err, signal: ac.signal, clock: systemClock }), 2);
+  assert.match(err.text, /either -s or both -c and -a/);
+  assert.equal(await runUdpexposerCommand(['--help'], { stdout: out, stderr: err, signal: ac.signal, clock: systemClock }), 0);
+  assert.match(out.text, /Usage: sluice udpexposer <listen_addr>/);
+});
+
+test('runUdpexposerCommand: a port already in use exits 4', async (t) => {
+  const busy = await udpPeer(t);
+  const ac = new AbortController();
+  const err = sink();
+  const code = await runUdpexposerCommand([`127.0.0.1:${busy.port}`, '-s'], { stdout: sink(), stderr: err, signal: ac.signal, clock: systemClock });
+  assert.equal(code, 4);
+  assert.match(err.text, /cannot bind/);
+});
+
+test('runUdpexposerCommand: server and client, password mode, echo end to end, stop on abort', async (t) => {
+  const echo = await echoServer(t);
+  const ac = new AbortController();
+  t.after(() => ac.abort());
+  const sOut = sink();
+  const cOut = sink();
+  let server: UdpexposerReady | undefined;
+  let client: UdpexposerReady | undefined;
+  const serverDone = runUdpexposerCommand(['127.0.0.1:0', '-s', '-P', 'test-password', '-n', '2'], {
+    stdout: sOut, stderr: sink(), signal: ac.signal, clock: systemClock, onReady: (r) => void (server = r),
+  });
+  await waitFor(() => server !== undefined, 5000);
+  const clientDone = runUdpexposerCommand(
+    ['127.0.0.1:0', '-c', `127.0.0.1:${echo.port}`, '-a', `127.0.0.1:${server!.local.port}`, '-P', 'test-password', '-i', '200'],
+    { stdout: cOut, stderr: sink(), signal: ac.signal, clock: systemClock, onReady: (r) => void (client = r) },
+  );
+  await waitFor(() => cOut.text.includes('Authenticated'), 5000);
+  assert.match(sOut.text, new RegExp(`New client address: 127\\.0\\.0\\.1:${client!.local.port}`));
+  const pub = await udpPeer(t);
+  pub.send('through the cli', server!.local.port);
+  assert.equal((await pub.next()).msg.toString(), 'through the cli');
+  assert.match(sOut.text, /Connectee seqn 1 from 127\.0\.0\.1:\d+/);
+  assert.match(cOut.text, /New incoming channel 1/);
+  ac.abort();
+  assert.deepEqual(await Promise.all([serverDone, clientDone]), [0, 0]);
+  assert.match(cOut.text, /Finished serving channel 1/);
+});
