@@ -105,3 +105,43 @@ test('Sluice client -> udpexposer server bytes (password mode, u64 echoed digit 
   ac.abort();
   await client.closed;
 });
+
+test('Sluice client: -n bounds worker sockets; the least recently used tag is closed', async (t) => {
+  const ac = new AbortController();
+  t.after(() => ac.abort());
+  const echo = await echoServer(t);
+  const rustServer = await udpPeer(t);
+  const closedTags: number[] = [];
+  const client = await UdpexposerClient.start(
+    {
+      listen: { host: '127.0.0.1', port: 0 },
+      server: { host: '127.0.0.1', port: rustServer.port },
+      target: { host: '127.0.0.1', port: echo.port },
+      maxClients: 2,
+      pingIntervalMs: 60_000,
+    },
+    { clock: new ManualClock(), onEvent: (e) => void (e.type === 'worker-closed' && closedTags.push(e.tag)) },
+    ac.signal,
+  );
+  await rustServer.next(); // keepalive
+  for (const tag of [1, 2, 1, 3]) {
+    rustServer.send(Buffer.concat([Buffer.from([0, tag]), Buffer.from(`t${tag}`)]), client.local.port);
+    const back = await rustServer.next();
+    assert.equal(back.msg.readUInt16BE(0), tag);
+    assert.equal(back.msg.subarray(2).toString(), `t${tag}`);
+  }
+  assert.equal(client.workers, 2);
+  assert.deepEqual(closedTags, [2], 'tag 2 was least recently used when tag 3 arrived');
+  assert.equal(new Set(echo.inbox.map((m) => m.from.port)).size, 3, 'one worker socket per tag');
+});
+
+test('Sluice client refuses an IPv6 server from an IPv4 listen address', async () => {
+  await assert.rejects(
+    UdpexposerClient.start(
+      { listen: { host: '0.0.0.0', port: 0 }, server: { host: '::1', port: 1 }, target: { host: '127.0.0.1', port: 2 }, maxClients: 1, pingIntervalMs: 1000 },
+      { clock: new ManualClock() },
+      new AbortController().signal,
+    ),
+    (e: Error & { code?: string }) => e.code === 'SLUICE_ERR_USAGE',
+  );
+});
