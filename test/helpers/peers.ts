@@ -35,14 +35,22 @@ export async function tempDir(t: TestContext, prefix = 'sluice-'): Promise<strin
   return dir;
 }
 
-/** Starts a peer in the foreground; it is killed by its PID when the test ends. */
+/**
+ * Starts a peer in the foreground in its own process group; the group (the peer and any workers
+ * it forked, as nginx does) is killed by its PID when the test ends.
+ */
 export function startPeer(t: TestContext, command: string, args: string[]): ChildProcess & { output: () => string } {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
   t.after(() => {
-    if (child.exitCode === null && child.pid) process.kill(child.pid, 'SIGKILL');
+    if (child.pid === undefined) return;
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
   });
   return Object.assign(child, { output: () => out });
 }
