@@ -9,6 +9,7 @@ import { HELP } from './cli/help.js';
 import { startDemoUpstreams } from './cli/demo.js';
 import { formatHostPort } from './core/address.js';
 import { App } from './app.js';
+import { runUdpexposerCommand } from './cli/udpexposer.js';
 
 /** The process shell: the only module that touches `process`. */
 const FLAGS = { config: 'string', help: 'boolean', h: 'boolean', version: 'boolean', v: 'boolean' } as const;
@@ -19,6 +20,8 @@ function version(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // udpexposer's own flags (-s, -c, a positional address) are passed through untouched.
+  if (argv[0] === 'udpexposer') return udpexposer(argv.slice(1));
   let args;
   try {
     args = parseArgs(argv, FLAGS);
@@ -48,6 +51,13 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`sluice: unknown command "${args.command}"\nRun sluice --help for usage.\n`);
       return EXIT.usage;
   }
+}
+
+async function udpexposer(argv: string[]): Promise<number> {
+  const ac = new AbortController();
+  process.once('SIGINT', () => ac.abort());
+  process.once('SIGTERM', () => ac.abort());
+  return runUdpexposerCommand(argv, { stdout: process.stdout, stderr: process.stderr, signal: ac.signal, clock: systemClock });
 }
 
 async function load(path: string | true | undefined): Promise<SluiceConfig | number> {

@@ -4,6 +4,7 @@ Usage:
   sluice run --config FILE     run the routes in FILE (SIGHUP reloads, SIGTERM drains and exits)
   sluice check --config FILE   validate FILE and list every problem; exits 0 when valid
   sluice demo                  run an embedded demo: echo upstreams behind a UDP and a TCP route
+  sluice udpexposer ...        udpexposer-compatible mode (its own flags; sluice udpexposer -h)
   sluice --help | -h           this text
   sluice --version | -v        the version
 
