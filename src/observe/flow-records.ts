@@ -4,7 +4,7 @@ import { zeroCounters, type FlowCounters, type FlowRef, type Sink } from './even
 import { flowUuid, type FlowSource } from './flow-id.js';
 import type { LineWriter } from './line-writer.js';
 import type { LiveFlow, LiveFlows } from './live-flows.js';
-import { counterFields, flowFields, type FlowFields } from './record-fields.js';
+import { counterFields, flowFields, type FlowFields, type FlowProto } from './record-fields.js';
 
 /** Ingress: opened from outside towards a service (routes). Egress: opened by a local client outwards. */
 export type FlowDirection = 'ingress' | 'egress';
@@ -15,7 +15,12 @@ export type FlowDirection = 'ingress' | 'egress';
  * flow number. `rx*`/`tx*` are the same counters from this host's point of view (NetBird's mapping):
  * ingress rx = from client, egress rx = to client.
  */
-export interface FlowRecord extends FlowFields, FlowCounters {
+export interface FlowRecord extends Omit<FlowFields, 'proto'>, FlowCounters {
+  /** Sluice's own flows: tcp or udp; kernel flows (conntrack) add the others. */
+  proto: FlowProto;
+  /** ICMP and ICMPv6 kernel flows only (their ports are 0). */
+  icmpType?: number;
+  icmpCode?: number;
   time: string;
   event: 'start' | 'update' | 'end';
   source: FlowSource;
@@ -27,6 +32,7 @@ export interface FlowRecord extends FlowFields, FlowCounters {
   txBytes: number;
   rxPackets: number;
   txPackets: number;
+  /** End reason: an EndReason for Sluice's flows, `closed`/`expired`/`deleted` for kernel flows. */
   reason?: string;
 }
 

@@ -2,6 +2,12 @@ import type { Endpoint } from '../core/address.js';
 import type { FlowCounters, FlowRef } from './events.js';
 
 /**
+ * Protocols a flow record may carry: Sluice's own flows are tcp or udp; kernel flows
+ * (conntrack) add the others. ICMP flows have ports 0 and carry `icmpType`/`icmpCode`.
+ */
+export type FlowProto = 'tcp' | 'udp' | 'udplite' | 'sctp' | 'dccp' | 'icmp' | 'icmpv6';
+
+/**
  * Field names shared by the access log and flow records, so the same thing has the same name
  * everywhere (docs/records.md).
  */

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import type { Clock, Timer } from '../../core/clock.js';
 import { SluiceError } from '../../core/errors.js';
-import type { FlowRecord, FlowRecorder } from '../flow-records.js';
+import type { FlowRecorder } from '../flow-records.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { compileDirection, type DirectionOf, type DirectionOptions } from './direction.js';
 import { isConntrackLineError, type ConntrackEvent, type ConntrackLineError, type ConntrackProto } from './event.js';
@@ -398,9 +398,7 @@ export class ConntrackSource implements AsyncDisposable {
       time,
       startedAt: Math.min(startedAt, time),
     });
-    // FlowRecord's proto is still 'tcp' | 'udp' and it has no icmpType/icmpCode; the recorder
-    // only serialises the record, so the wider conntrack record passes through unchanged.
-    this.#deps.recorder.write(record as unknown as FlowRecord);
+    this.#deps.recorder.write(record);
     this.#stats.recordsWritten++;
   }
 

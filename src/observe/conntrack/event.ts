@@ -1,4 +1,5 @@
 import type { Family } from '../../core/address.js';
+import { SluiceError } from '../../core/errors.js';
 
 /** The conntrack event types `conntrack -E` reports. The source asks for NEW and DESTROY only. */
 export type ConntrackEventType = 'new' | 'update' | 'destroy';
@@ -78,19 +79,18 @@ export type ConntrackLineErrorReason =
 
 /**
  * A line of `conntrack -E` output that is not an event this parser understands. The parser throws
- * nothing else. Code `SLUICE_ERR_CONNTRACK_LINE` (not yet in core's SluiceErrorCode union, so this
- * extends Error directly; see docs/conntrack.md).
+ * nothing else. Code `SLUICE_ERR_CONNTRACK_LINE` (docs/conntrack.md).
  */
-export class ConntrackLineError extends Error {
+export class ConntrackLineError extends SluiceError {
   override name = 'ConntrackLineError';
-  readonly code = 'SLUICE_ERR_CONNTRACK_LINE' as const;
+  declare readonly code: 'SLUICE_ERR_CONNTRACK_LINE';
   constructor(
     readonly reason: ConntrackLineErrorReason,
     message: string,
     /** Character offset in the line where the problem was seen. */
     readonly offset: number,
   ) {
-    super(`conntrack event ${reason} at ${offset}: ${message}`);
+    super('SLUICE_ERR_CONNTRACK_LINE', `conntrack event ${reason} at ${offset}: ${message}`);
   }
 }
 

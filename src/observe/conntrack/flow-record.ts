@@ -12,10 +12,9 @@ export type ConntrackEndReason =
   | 'deleted';
 
 /**
- * A flow record from the kernel (docs/records.md, docs/conntrack.md). The same shape as Sluice's
- * own records with three differences the shared FlowRecord type does not yet allow: `proto` may
- * be an ICMP or other port-less protocol, ICMP flows carry `icmpType`/`icmpCode` (their ports are
- * 0), and `reason` is a ConntrackEndReason.
+ * A flow record from the kernel (docs/records.md, docs/conntrack.md): a FlowRecord whose `proto`
+ * is a ConntrackProto (ICMP flows carry `icmpType`/`icmpCode`, their ports are 0) and whose
+ * `reason` is a ConntrackEndReason.
  */
 export interface ConntrackFlowRecord extends Omit<FlowRecord, 'proto' | 'reason'> {
   proto: ConntrackProto;
