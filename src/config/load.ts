@@ -7,6 +7,7 @@ import type { ConfigIssue, RouteConfig, SluiceConfig } from './types.js';
 import { aclSpecIssues, type AclSpec } from '../admission/acl/acl-policy.js';
 import { parseCidr } from '../admission/acl/cidr.js';
 
+import { checkExpose, compileAgent, compileGateway, type RawAgent, type RawGateway } from './gateway-schema.js';
 export type ParseResult = { ok: true; config: SluiceConfig } | { ok: false; issues: ConfigIssue[] };
 
 /**
@@ -49,6 +50,7 @@ export function parseConfig(text: string): ParseResult {
   if (routesRaw && typeof routesRaw === 'object' && !Array.isArray(routesRaw)) checkRoutes(routesRaw, at);
   if (parsed.success) checkAdmission(parsed.data, at);
 
+  if (parsed.success) checkExpose(parsed.data as { gateway?: RawGateway; agent?: RawAgent }, at);
   if (issues.length > 0 || !parsed.success) {
     issues.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
     return { ok: false, issues };

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { parseDurationMs } from '../core/duration.js';
 import { parseHostPort, parseListenUrl } from '../core/address.js';
+import { exposeSchemas } from './gateway-schema.js';
+import { observeShape } from './observe-schema.js';
 
 /**
  * The config file's shape. Every object is strict (unknown keys are errors) and every default is
@@ -96,6 +98,9 @@ export const routeSchema = z.strictObject({
   proxyProtocol: proxyProtocol.optional(),
 });
 
+/** `gateway:` and `agent:` (docs/expose.md), built from the route parts above. */
+const expose = exposeSchemas({ duration, udp, tcp, acl });
+
 export const configSchema = z.strictObject({
   routes: z.record(z.string(), routeSchema).default({}),
   acl: acl.optional(),
@@ -105,6 +110,9 @@ export const configSchema = z.strictObject({
     .strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
     .prefault({}),
   lifecycle: z.strictObject({ drainTimeout: duration.prefault('30s'), watch: z.boolean().default(false) }).prefault({}),
+  gateway: expose.gateway.optional(),
+  agent: expose.agent.optional(),
+  ...observeShape,
 });
 
 export type RawConfig = z.output<typeof configSchema>;

@@ -68,6 +68,10 @@ export interface SluiceConfig {
 }
 
 /** One problem found in a config: the dotted key path, its line when known, and what is wrong. */
+  /** The agent endpoint and public listeners of exposed services (docs/expose.md); absent = no gateway. */
+  readonly gateway?: GatewayConfig;
+  /** Publishes local services through a gateway (docs/expose.md); absent = no agent. */
+  readonly agent?: AgentConfig;
 export interface ConfigIssue {
   readonly path: string;
   readonly line?: number;

@@ -1,0 +1,281 @@
+import { z } from 'zod';
+import { canonicalIp, parseHostPort, parseListenUrl, type HostPort, type ListenAddress } from '../core/address.js';
+import type { AclSpec } from '../admission/acl/acl-policy.js';
+import type { ProxyProtocolSettings, TcpSettings, UdpSettings } from './types.js';
+
+/**
+ * The `gateway:` and `agent:` sections (docs/expose.md). The keys the issue fixed are `listen`,
+ * `agents.<name>.token`, `ports` (gateway) and `name`, `gateway`, `token`, `fingerprint`,
+ * `expose.<name>.{local, remote, proxyProtocol}` (agent); everything else has a documented
+ * default here. The route-level parts (udp, tcp, acl) are passed in by schema.ts so the two files
+ * do not import each other.
+ */
+
+/** At least this many characters of token: 16 random hex characters are 64 bits. */
+export const MIN_TOKEN_CHARS = 16;
+const TUNNEL_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/;
+const FINGERPRINT = /^sha256:((?:[0-9a-f]{2}:?){31}[0-9a-f]{2})$/i;
+
+/** `sha256:AB:CD:...` or `sha256:abcd...` -> 64 lowercase hex characters, or undefined. */
+export function normaliseFingerprint(text: string): string | undefined {
+  const m = FINGERPRINT.exec(text.trim());
+  return m ? m[1]!.replace(/:/g, '').toLowerCase() : undefined;
+}
+
+/** `20000-20100`, `20001`, or a list of those -> sorted inclusive ranges; a string on error. */
+export function parsePortRanges(input: string | number | readonly (string | number)[]): [number, number][] | string {
+  const parts = Array.isArray(input) ? input : [input];
+  const out: [number, number][] = [];
+  for (const p of parts) {
+    const m = /^\s*(\d{1,5})\s*(?:-\s*(\d{1,5})\s*)?$/.exec(String(p));
+    if (!m) return `"${String(p)}" is not a port or a range like 20000-20100`;
+    const lo = Number(m[1]);
+    const hi = m[2] === undefined ? lo : Number(m[2]);
+    if (lo < 1 || hi > 65535 || lo > hi) return `"${String(p)}" is not a range within 1-65535`;
+    out.push([lo, hi]);
+  }
+  return out.sort((a, b) => a[0] - b[0]);
+}
+
+export interface AgentCredentials {
+  readonly token: string;
+  /** Public ports this agent may ask for; the gateway's `ports` when not given. */
+  readonly ports: readonly (readonly [number, number])[];
+}
+
+/** Route settings for every public listener of an exposed service. */
+export interface ExposedRouteSettings {
+  readonly udp: UdpSettings;
+  readonly tcp: TcpSettings;
+  readonly acl: AclSpec | undefined;
+}
+
+export interface GatewayConfig {
+  /** TLS over TCP, and tunnel datagrams + STUN over UDP, on the same port number. */
+  readonly listen: HostPort;
+  readonly agents: ReadonlyMap<string, AgentCredentials>;
+  readonly ports: readonly (readonly [number, number])[];
+  /** Where a generated certificate and key are kept. */
+  readonly stateDir: string;
+  /** A certificate of your own (CA-signed); when absent one is generated in `stateDir`. */
+  readonly tls: { readonly cert: string; readonly key: string } | undefined;
+  readonly keepaliveIntervalMs: number;
+  readonly handshakeTimeoutMs: number;
+  readonly maxHandshakes: number;
+  readonly maxHandshakesPerSource: number;
+  readonly authBackoff: { readonly after: number; readonly initialMs: number; readonly maxMs: number };
+  readonly resumeGraceMs: number;
+  readonly streamWindow: number;
+  readonly maxStreamsPerAgent: number;
+  readonly maxServicesPerAgent: number;
+  readonly stun: boolean;
+  readonly services: ExposedRouteSettings;
+}
+
+export interface ExposeConfig {
+  readonly name: string;
+  readonly local: HostPort;
+  readonly remote: ListenAddress;
+  readonly proxyProtocol: 'off' | 'v1' | 'v2';
+  /** The agent's session rules toward the local service (idle timeout, caps, PROXY v2 on UDP). */
+  readonly udp: UdpSettings;
+  readonly proxyProtocolUdp: 'every' | 'first';
+  readonly connectTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+}
+
+export interface AgentConfig {
+  readonly name: string;
+  readonly gateway: HostPort;
+  readonly token: string;
+  /** 64 lowercase hex characters of the gateway certificate's SHA-256, or undefined with `ca`. */
+  readonly fingerprint: string | undefined;
+  readonly ca: string | undefined;
+  readonly serverName: string | undefined;
+  readonly expose: readonly ExposeConfig[];
+  readonly reconnect: { readonly initialMs: number; readonly maxMs: number };
+  readonly streamWindow: number;
+}
+
+/** Raw parsed route parts, as schema.ts's `udp` and `tcp` produce them. */
+export interface RawUdp {
+  idleTimeout: number; maxSessions: number; maxSessionsPerSource: number; rate: { perSecond: number; burst: number };
+  ratePerSource: { perSecond: number; burst: number }; onLimit: 'reject' | 'evict-lru'; setupQueue: number; maxDatagramBytes: number;
+}
+export interface RawTcp {
+  connectTimeout: number; idleTimeout: number; maxConnections: number; maxConnectionsPerSource: number;
+  rate: { perSecond: number; burst: number }; ratePerSource: { perSecond: number; burst: number };
+}
+
+/* eslint-disable @typescript-eslint/no-explicit-any -- the inputs of schema.ts's parts are its business */
+export interface RouteParts {
+  readonly duration: z.ZodType<number, string>;
+  readonly udp: z.ZodType<RawUdp, any>;
+  readonly tcp: z.ZodType<RawTcp, any>;
+  readonly acl: z.ZodType<AclSpec, any>;
+}
+
+/** Builds the two schemas from the route parts of schema.ts. */
+export function exposeSchemas(parts: RouteParts) {
+  const { duration, udp, tcp, acl } = parts;
+  const hostPort = (allowZero: boolean) =>
+    z.string().transform((text, ctx) => {
+      const r = parseHostPort(text, allowZero);
+      if (typeof r === 'string') {
+        ctx.addIssue({ code: 'custom', message: r });
+        return z.NEVER;
+      }
+      return r;
+    });
+  const ports = z.union([z.string(), z.number(), z.array(z.union([z.string(), z.number()]))]).transform((v, ctx) => {
+    const r = parsePortRanges(v);
+    if (typeof r === 'string') {
+      ctx.addIssue({ code: 'custom', message: r });
+      return z.NEVER;
+    }
+    return r;
+  });
+  const token = z.string().min(MIN_TOKEN_CHARS, `use a token of at least ${MIN_TOKEN_CHARS} characters (e.g. openssl rand -hex 24)`);
+  const window = z.number().int().min(1024).max(0x7fff_ffff).default(256 * 1024);
+  const count = (max: number) => z.number().int().min(1).max(max);
+
+  const gateway = z.strictObject({
+    listen: hostPort(true),
+    agents: z.record(z.string().regex(TUNNEL_NAME, 'agent names use letters, digits, _ . - (1-64, not starting with . or -)'), z.strictObject({ token, ports: ports.optional() })),
+    ports,
+    stateDir: z.string().min(1).default('sluice-state'),
+    tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+    keepaliveInterval: duration.prefault('15s'),
+    handshakeTimeout: duration.prefault('10s'),
+    maxHandshakes: count(100_000).default(256),
+    maxHandshakesPerSource: count(100_000).default(16),
+    authBackoff: z
+      .strictObject({ after: count(1000).default(5), initial: duration.prefault('1s'), max: duration.prefault('60s') })
+      .prefault({}),
+    resumeGrace: duration.prefault('30s'),
+    streamWindow: window,
+    maxStreamsPerAgent: count(1_000_000).default(1024),
+    maxServicesPerAgent: count(65_535).default(64),
+    stun: z.boolean().default(true),
+    services: z.strictObject({ udp, tcp, acl: acl.optional() }).prefault({ udp: {}, tcp: {} }),
+  });
+
+  const expose = z.strictObject({
+    local: hostPort(false),
+    remote: z.string().transform((text, ctx) => {
+      const r = parseListenUrl(text);
+      if (typeof r === 'string') {
+        ctx.addIssue({ code: 'custom', message: r });
+        return z.NEVER;
+      }
+      return r;
+    }),
+    proxyProtocol: z.enum(['off', 'v1', 'v2']).default('off'),
+    proxyProtocolUdp: z.enum(['every', 'first']).default('every'),
+    udp,
+    tcp: z.strictObject({ connectTimeout: duration.prefault('10s'), idleTimeout: duration.prefault('10m') }).prefault({}),
+  });
+
+  const agent = z.strictObject({
+    name: z.string().regex(TUNNEL_NAME, 'agent names use letters, digits, _ . - (1-64, not starting with . or -)'),
+    gateway: hostPort(false),
+    token,
+    fingerprint: z
+      .string()
+      .refine((s) => normaliseFingerprint(s) !== undefined, 'expected sha256: and 64 hex digits (colons allowed), as the gateway prints it')
+      .optional(),
+    ca: z.string().min(1).optional(),
+    serverName: z.string().min(1).optional(),
+    expose: z.record(z.string().regex(TUNNEL_NAME, 'service names use letters, digits, _ . - (1-64)'), expose).default({}),
+    reconnect: z.strictObject({ initial: duration.prefault('500ms'), max: duration.prefault('30s') }).prefault({}),
+    streamWindow: window,
+  });
+  return { gateway, agent };
+}
+
+type Schemas = ReturnType<typeof exposeSchemas>;
+export type RawGateway = z.output<Schemas['gateway']>;
+export type RawAgent = z.output<Schemas['agent']>;
+
+export function udpSettings(u: RawUdp): UdpSettings {
+  return {
+    idleTimeoutMs: u.idleTimeout, maxSessions: u.maxSessions, maxSessionsPerSource: u.maxSessionsPerSource, rate: u.rate,
+    ratePerSource: u.ratePerSource, onLimit: u.onLimit, setupQueue: u.setupQueue, maxDatagramBytes: u.maxDatagramBytes,
+  };
+}
+
+export function tcpSettings(t: RawTcp): TcpSettings {
+  return {
+    connectTimeoutMs: t.connectTimeout, idleTimeoutMs: t.idleTimeout, maxConnections: t.maxConnections,
+    maxConnectionsPerSource: t.maxConnectionsPerSource, rate: t.rate, ratePerSource: t.ratePerSource,
+  };
+}
+
+/** Cross-key checks a field schema cannot make; `at` reports with a path. */
+export function checkExpose(
+  data: { gateway?: RawGateway; agent?: RawAgent },
+  at: (path: (string | number)[], message: string) => void,
+): void {
+  const g = data.gateway;
+  if (g && !canonicalIp(g.listen.host)) at(['gateway', 'listen'], `listen host must be an IP address, got "${g.listen.host}"`);
+  if (g && g.authBackoff.max < g.authBackoff.initial) at(['gateway', 'authBackoff', 'max'], 'must be at least authBackoff.initial');
+  const a = data.agent;
+  if (!a) return;
+  if (a.fingerprint === undefined && a.ca === undefined) {
+    at(['agent'], 'set fingerprint (printed by the gateway on first start) or ca (a CA file) to authenticate the gateway');
+  }
+  if (a.reconnect.max < a.reconnect.initial) at(['agent', 'reconnect', 'max'], 'must be at least reconnect.initial');
+  const seen = new Map<string, string>();
+  for (const [name, e] of Object.entries(a.expose)) {
+    if (e.proxyProtocol === 'v1' && e.remote.transport === 'udp') at(['agent', 'expose', name, 'proxyProtocol'], 'v1 is TCP only; use v2 on a udp:// service');
+    if (e.remote.port === 0) continue;
+    const key = `${e.remote.transport}:${e.remote.port}`;
+    const other = seen.get(key);
+    if (other) at(['agent', 'expose', name, 'remote'], `${e.remote.transport} port ${e.remote.port} is already asked for by "${other}"`);
+    else seen.set(key, name);
+  }
+}
+
+export function compileGateway(g: RawGateway, topAcl: AclSpec | undefined): GatewayConfig {
+  return {
+    listen: g.listen,
+    agents: new Map(Object.entries(g.agents).map(([name, a]) => [name, { token: a.token, ports: a.ports ?? g.ports }])),
+    ports: g.ports,
+    stateDir: g.stateDir,
+    tls: g.tls,
+    keepaliveIntervalMs: g.keepaliveInterval,
+    handshakeTimeoutMs: g.handshakeTimeout,
+    maxHandshakes: g.maxHandshakes,
+    maxHandshakesPerSource: g.maxHandshakesPerSource,
+    authBackoff: { after: g.authBackoff.after, initialMs: g.authBackoff.initial, maxMs: g.authBackoff.max },
+    resumeGraceMs: g.resumeGrace,
+    streamWindow: g.streamWindow,
+    maxStreamsPerAgent: g.maxStreamsPerAgent,
+    maxServicesPerAgent: g.maxServicesPerAgent,
+    stun: g.stun,
+    services: { udp: udpSettings(g.services.udp), tcp: tcpSettings(g.services.tcp), acl: g.services.acl ?? topAcl },
+  };
+}
+
+export function compileAgent(a: RawAgent): AgentConfig {
+  return {
+    name: a.name,
+    gateway: a.gateway,
+    token: a.token,
+    fingerprint: a.fingerprint === undefined ? undefined : normaliseFingerprint(a.fingerprint),
+    ca: a.ca,
+    serverName: a.serverName,
+    expose: Object.entries(a.expose).map(([name, e]) => ({
+      name,
+      local: e.local,
+      remote: e.remote,
+      proxyProtocol: e.proxyProtocol,
+      proxyProtocolUdp: e.proxyProtocolUdp,
+      udp: udpSettings(e.udp),
+      connectTimeoutMs: e.tcp.connectTimeout,
+      idleTimeoutMs: e.tcp.idleTimeout,
+    })),
+    reconnect: { initialMs: a.reconnect.initial, maxMs: a.reconnect.max },
+    streamWindow: a.streamWindow,
+  };
+}
