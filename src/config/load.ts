@@ -3,6 +3,7 @@ import { isMap, isNode, LineCounter, parseDocument, type Document } from 'yaml';
 import { formatListen, parseListenUrl } from '../core/address.js';
 import { SluiceError } from '../core/errors.js';
 import { configSchema, type RawConfig } from './schema.js';
+import { compileObserve } from './observe-schema.js';
 import type { ConfigIssue, RouteConfig, SluiceConfig } from './types.js';
 import { aclSpecIssues, type AclSpec } from '../admission/acl/acl-policy.js';
 import { parseCidr } from '../admission/acl/cidr.js';
@@ -157,6 +158,7 @@ function compile(data: RawConfig): SluiceConfig {
     accessLog: data.accessLog,
     log: data.log,
     lifecycle: { drainTimeoutMs: data.lifecycle.drainTimeout, watch: data.lifecycle.watch },
+    ...compileObserve(data),
   });
 }
 

@@ -1,5 +1,6 @@
 import type { HostPort, ListenAddress } from '../core/address.js';
 import type { AclSpec } from '../admission/acl/acl-policy.js';
+import type { ObserveConfig } from './observe-schema.js';
 
 /** A token bucket: `perSecond` refill, `burst` capacity. `perSecond: 0` turns the limit off. */
 export interface RateLimit {
@@ -59,7 +60,8 @@ export interface AccessLogConfig {
   readonly output: string;
 }
 
-export interface SluiceConfig {
+/** `metrics`, `flowLog`, `conntrack`, `admin` (observe-schema.ts, docs/admin.md). */
+export interface SluiceConfig extends ObserveConfig {
   readonly routes: readonly RouteConfig[];
   readonly geoip: { readonly database: string } | undefined;
   readonly accessLog: AccessLogConfig;
