@@ -5,8 +5,7 @@ import { SluiceError } from './core/errors.js';
 import { formatIssue, type SluiceConfig } from './config/types.js';
 import { loadConfigFile } from './config/load.js';
 import { EventStream } from './observe/events.js';
-import { accessLogSink } from './observe/access-log.js';
-import { openLineWriter, type LineWriter } from './observe/line-writer.js';
+import { Recording } from './observe/recording.js';
 import { opsLogSink } from './observe/ops-log.js';
 import { SluiceNode, type ReloadSummary } from './node.js';
 import { DirectStreamDialer } from './upstream/direct/tcp-dialer.js';
@@ -25,7 +24,6 @@ export interface AppDeps {
  */
 export class App {
   readonly events: EventStream;
-  #accessLog: { output: string; writer: LineWriter; unsubscribe: () => void } | undefined;
   #watcher: FSWatcher | undefined;
   #reloading: Promise<unknown> = Promise.resolve();
 
@@ -36,6 +34,8 @@ export class App {
     private readonly configPath: string | undefined,
     private readonly deps: AppDeps,
     private readonly geo: GeoHolder,
+    /** Access log, flow records, metrics, conntrack and the admin listener (observe/recording.ts). */
+    readonly recording: Recording,
   ) {
     this.events = events;
   }
@@ -47,15 +47,22 @@ export class App {
     events.subscribe(opsLogSink(log, deps.clock));
     const geo = new GeoHolder();
     await geo.load(config.geoip?.database);
-    const node = await SluiceNode.start(config, {
-      clock: deps.clock,
-      events,
-      streamDialer: new DirectStreamDialer(),
-      datagramDialer: new DirectDatagramDialer(),
-      geo: () => geo.current,
-    });
-    const app = new App(node, log, events, configPath, deps, geo);
-    app.#applyAccessLog(config);
+    // Sinks first, so they see the routes come up; they read the routes through `node` once it exists.
+    let node: SluiceNode | undefined;
+    const recording = await Recording.start(config, { clock: deps.clock, events, log, routes: () => node?.routes() ?? [] });
+    try {
+      node = await SluiceNode.start(config, {
+        clock: deps.clock,
+        events,
+        streamDialer: new DirectStreamDialer(),
+        datagramDialer: new DirectDatagramDialer(),
+        geo: () => geo.current,
+      });
+    } catch (err) {
+      await recording.stop();
+      throw err;
+    }
+    const app = new App(node, log, events, configPath, deps, geo, recording);
     if (config.lifecycle.watch && configPath) app.#watch(configPath);
     return app;
   }
@@ -82,7 +89,7 @@ export class App {
       await this.geo.load(parsed.config.geoip?.database);
       const summary = await this.node.reload(parsed.config);
       this.log.level = parsed.config.log.level;
-      this.#applyAccessLog(parsed.config);
+      await this.recording.apply(parsed.config);
       return summary;
     } catch (err) {
       const message = err instanceof SluiceError ? err.message : String(err);
@@ -95,21 +102,7 @@ export class App {
   async stop(): Promise<void> {
     this.#watcher?.close();
     await this.node.shutdown();
-    await this.#accessLog?.writer.close();
-  }
-
-  #applyAccessLog(config: SluiceConfig): void {
-    const output = config.accessLog.output;
-    if (this.#accessLog?.output === output) return;
-    const old = this.#accessLog;
-    this.#accessLog = undefined;
-    if (old) {
-      old.unsubscribe();
-      void old.writer.close();
-    }
-    if (output === 'off') return;
-    const writer = openLineWriter(output);
-    this.#accessLog = { output, writer, unsubscribe: this.events.subscribe(accessLogSink(writer, this.deps.clock)) };
+    await this.recording.stop();
   }
 
   #watch(path: string): void {

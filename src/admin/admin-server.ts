@@ -1,0 +1,225 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { once } from 'node:events';
+import type { Logger } from 'pino';
+import { canonicalIp, formatHostPort, type Endpoint } from '../core/address.js';
+import type { Clock } from '../core/clock.js';
+import { errnoCode, SluiceError } from '../core/errors.js';
+import type { AdminConfig } from '../config/observe-schema.js';
+import type { RouteRuntime } from '../listen/route.js';
+import { TokenBucket } from '../admission/token-bucket.js';
+import { AdminAuth } from './auth.js';
+import type { LiveHub } from './live-hub.js';
+import type { RecentActivity } from './recent.js';
+import { checkRequest } from './request-guard.js';
+import { dashboardFiles, type StaticFile } from './static-files.js';
+import { routeView, sessionsView } from './views.js';
+
+export interface AdminServerDeps {
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** The node's routes right now. */
+  readonly routes: () => readonly RouteRuntime[];
+  /** The Prometheus exposition, or undefined when there is no registry. */
+  readonly metrics: () => Promise<{ contentType: string; body: string } | undefined>;
+  /** The body of /api/health beside `status` (recording outputs, conntrack state, ...). */
+  readonly health: () => Record<string, unknown>;
+  readonly recent: RecentActivity;
+  readonly live: LiveHub;
+}
+
+/** Largest request body read (the login form). */
+const MAX_BODY_BYTES = 4096;
+/** Failed logins allowed, across all clients, before 429: slows a token guesser to a crawl. */
+const FAILED_LOGINS = { perSecond: 1, burst: 10 };
+
+const SECURITY_HEADERS = {
+  'content-security-policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store',
+  'cross-origin-resource-policy': 'same-origin',
+} as const;
+
+/**
+ * The admin HTTP listener: JSON API, /metrics, the live stream and the dashboard (docs/admin.md).
+ * Every request passes the Host/Origin guard first (403), then the token check when a token is
+ * configured (401). Owns its server and every connection on it; `close` ends them all.
+ */
+export class AdminServer {
+  #auth: AdminAuth;
+  readonly #failedLogins: TokenBucket;
+  readonly #files: Map<string, StaticFile>;
+  #closed: Promise<void> | undefined;
+
+  private constructor(
+    private readonly server: http.Server,
+    readonly config: AdminConfig,
+    readonly address: Endpoint,
+    private readonly deps: AdminServerDeps,
+  ) {
+    this.#auth = new AdminAuth(config.token);
+    this.#failedLogins = new TokenBucket(FAILED_LOGINS, deps.clock);
+    this.#files = dashboardFiles();
+  }
+
+  /** Binds `config.listen`; throws SluiceError SLUICE_ERR_BIND when it cannot. */
+  static async start(config: AdminConfig, deps: AdminServerDeps): Promise<AdminServer> {
+    const server = http.createServer({ requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 5_000, maxHeaderSize: 16 * 1024 });
+    server.maxConnections = 64;
+    const where = formatHostPort(config.listen.host, config.listen.port);
+    try {
+      server.listen({ host: config.listen.host, port: config.listen.port, exclusive: true });
+      await once(server, 'listening');
+    } catch (err) {
+      server.close();
+      throw new SluiceError('SLUICE_ERR_BIND', `admin: cannot listen on ${where}: ${errnoCode(err) ?? (err as Error).message}`, { cause: err });
+    }
+    const a = server.address() as { address: string; port: number; family: string };
+    const address: Endpoint = { address: canonicalIp(a.address)?.address ?? a.address, port: a.port, family: a.family === 'IPv6' ? 6 : 4 };
+    const admin = new AdminServer(server, config, address, deps);
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      admin.#handle(req, res).catch((err: unknown) => {
+        deps.log.error({ err: (err as Error).message, path: pathOf(req) }, 'admin request failed');
+        if (!res.headersSent) admin.#json(res, 500, { error: 'internal' });
+        else res.destroy();
+      });
+    });
+    server.on('clientError', (_err, socket) => socket.destroy());
+    return admin;
+  }
+
+  /** A reload with the same `listen`: the new token applies to the next request; cookies from the old one stop working. */
+  setToken(token: string | undefined): void {
+    this.#auth = new AdminAuth(token);
+  }
+
+  /** Stops listening and ends every connection, live streams included. Idempotent. */
+  close(): Promise<void> {
+    this.#closed ??= new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+    return this.#closed;
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const refusal = checkRequest(req.headers, { host: this.config.listen.host, port: this.address.port });
+    if (refusal) {
+      this.deps.log.debug({ reason: refusal, path: pathOf(req), remote: req.socket.remoteAddress }, 'admin request refused');
+      return this.#json(res, 403, { error: 'forbidden', reason: refusal });
+    }
+    const url = new URL(req.url ?? '/', 'http://admin.invalid');
+    const path = url.pathname;
+    const method = req.method ?? 'GET';
+
+    if (path === '/login') return method === 'POST' ? this.#login(req, res) : this.#loginPage(res, method, 200);
+    if (path === '/logout') {
+      if (method !== 'POST') return this.#json(res, 405, { error: 'method not allowed' }, { allow: 'POST' });
+      return this.#send(res, 303, 'text/plain; charset=utf-8', '', { location: '/login', 'set-cookie': AdminAuth.logoutCookie() });
+    }
+    if (path === '/dashboard.css' && method === 'GET') return this.#static(res, path); // the login page uses it; no data in it
+
+    if (!this.#auth.allows(req.headers)) {
+      if (path === '/' && method === 'GET') return this.#send(res, 303, 'text/plain; charset=utf-8', '', { location: '/login' });
+      return this.#json(res, 401, { error: 'unauthorized' }, { 'www-authenticate': 'Bearer realm="sluice-admin"' });
+    }
+    if (method !== 'GET') return this.#json(res, 405, { error: 'method not allowed' }, { allow: 'GET' });
+
+    const now = this.deps.clock.wallNow();
+    const limit = intParam(url, 'limit');
+    switch (path) {
+      case '/':
+      case '/dashboard.js':
+        return this.#static(res, path);
+      case '/api/health':
+        return this.#json(res, 200, { status: 'ok', time: new Date(now).toISOString(), ...this.deps.health() });
+      case '/api/routes':
+        return this.#json(res, 200, { routes: this.deps.routes().map(routeView) });
+      case '/api/sessions':
+        return this.#json(res, 200, sessionsView(this.deps.routes(), now, { route: url.searchParams.get('route') ?? undefined, limit }));
+      case '/api/flows':
+        return this.#json(res, 200, { flows: this.deps.recent.flows.newest(limit) });
+      case '/api/denials':
+        return this.#json(res, 200, { denials: this.deps.recent.denials.newest(limit) });
+      case '/api/stream':
+        if (!this.deps.live.open(res)) this.#json(res, 503, { error: 'too many live streams' });
+        return;
+      case '/metrics': {
+        const m = await this.deps.metrics();
+        if (!m) return this.#json(res, 404, { error: 'no metrics' });
+        return this.#send(res, 200, m.contentType, m.body);
+      }
+      default:
+        return this.#json(res, 404, { error: 'not found' });
+    }
+  }
+
+  async #login(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!this.#auth.required) return this.#send(res, 303, 'text/plain; charset=utf-8', '', { location: '/' });
+    const body = await readBody(req, MAX_BODY_BYTES);
+    if (body === undefined) return this.#json(res, 413, { error: 'body too large' });
+    const json = (req.headers['content-type'] ?? '').startsWith('application/json');
+    let token = '';
+    try {
+      token = json ? String((JSON.parse(body) as { token?: unknown }).token ?? '') : (new URLSearchParams(body).get('token') ?? '');
+    } catch {
+      token = '';
+    }
+    if (token !== '' && this.#auth.matchesToken(token)) {
+      const cookie = { 'set-cookie': this.#auth.loginCookie() };
+      return json ? this.#send(res, 204, 'text/plain; charset=utf-8', '', cookie) : this.#send(res, 303, 'text/plain; charset=utf-8', '', { ...cookie, location: '/' });
+    }
+    if (!this.#failedLogins.take()) return this.#json(res, 429, { error: 'too many failed logins; wait a few seconds' }, { 'retry-after': '5' });
+    this.deps.log.warn({ remote: req.socket.remoteAddress }, 'admin login failed');
+    return json ? this.#json(res, 401, { error: 'unauthorized' }) : this.#loginPage(res, 'GET', 401);
+  }
+
+  #loginPage(res: ServerResponse, method: string, status: number): void {
+    if (method !== 'GET') return this.#json(res, 405, { error: 'method not allowed' }, { allow: 'GET, POST' });
+    if (!this.#auth.required) return this.#send(res, 303, 'text/plain; charset=utf-8', '', { location: '/' });
+    const f = this.#files.get('/login');
+    if (!f) return this.#json(res, 404, { error: 'dashboard files not found' });
+    const body = status === 401 ? f.body.toString('utf8').replace('<!--error-->', '<p class="error">That token is not right.</p>') : f.body;
+    this.#send(res, status, f.type, body);
+  }
+
+  #static(res: ServerResponse, path: string, status = 200): void {
+    const f = this.#files.get(path);
+    if (!f) return this.#json(res, 404, { error: 'dashboard files not found' });
+    this.#send(res, status, f.type, f.body);
+  }
+
+  #json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+    this.#send(res, status, 'application/json; charset=utf-8', JSON.stringify(body), headers);
+  }
+
+  #send(res: ServerResponse, status: number, type: string, body: string | Buffer, headers: Record<string, string> = {}): void {
+    res.writeHead(status, { ...SECURITY_HEADERS, 'content-type': type, 'content-length': Buffer.byteLength(body), ...headers });
+    res.end(body);
+  }
+}
+
+function pathOf(req: IncomingMessage): string {
+  return (req.url ?? '/').split('?')[0]!.slice(0, 200);
+}
+
+function intParam(url: URL, name: string): number | undefined {
+  const v = url.searchParams.get(name);
+  if (v === null || !/^\d{1,7}$/.test(v)) return undefined;
+  return Number(v);
+}
+
+/** Reads at most `max` bytes; undefined (and the request drained no further) when it is longer. */
+async function readBody(req: IncomingMessage, max: number): Promise<string | undefined> {
+  if (Number(req.headers['content-length'] ?? 0) > max) return undefined;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > max) return undefined;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}

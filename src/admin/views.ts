@@ -1,0 +1,120 @@
+import { formatHostPort, formatListen } from '../core/address.js';
+import { formatDurationMs } from '../core/duration.js';
+import type { RouteConfig } from '../config/types.js';
+import type { RouteRuntime, SessionInfo } from '../listen/route.js';
+import type { FlowCounters } from '../observe/events.js';
+
+/**
+ * The JSON shapes of the admin API (docs/admin.md). Field names follow the access log and flow
+ * records (`flowId`, `clientAddr`, `bytesFromClient`, ...), so one vocabulary serves all of them.
+ */
+export interface RouteView {
+  name: string;
+  proto: 'tcp' | 'udp';
+  state: 'up';
+  listen: string;
+  /** The bound address (the real port when `listen` said 0). */
+  address: string;
+  upstream: string;
+  active: number;
+  settings: Record<string, unknown>;
+}
+
+export interface SessionView extends FlowCounters {
+  flowId: number;
+  route: string;
+  proto: 'tcp' | 'udp';
+  state: string;
+  clientAddr: string;
+  clientPort: number;
+  upstreamAddr?: string;
+  upstreamPort?: number;
+  startTime: string;
+  ageMs: number;
+}
+
+export function routeView(r: RouteRuntime): RouteView {
+  return {
+    name: r.name,
+    proto: r.config.listen.transport,
+    state: 'up',
+    listen: formatListen(r.config.listen),
+    address: formatHostPort(r.local.address, r.local.port),
+    upstream: formatHostPort(r.config.upstream.host, r.config.upstream.port),
+    active: r.active,
+    settings: settingsSummary(r.config),
+  };
+}
+
+/** What an operator checks first; the full config stays in the file. */
+function settingsSummary(c: RouteConfig): Record<string, unknown> {
+  const s: Record<string, unknown> =
+    c.listen.transport === 'udp'
+      ? {
+          idleTimeout: formatDurationMs(c.udp.idleTimeoutMs),
+          maxSessions: c.udp.maxSessions,
+          maxSessionsPerSource: c.udp.maxSessionsPerSource,
+          rate: c.udp.rate,
+          ratePerSource: c.udp.ratePerSource,
+          onLimit: c.udp.onLimit,
+        }
+      : {
+          connectTimeout: formatDurationMs(c.tcp.connectTimeoutMs),
+          idleTimeout: formatDurationMs(c.tcp.idleTimeoutMs),
+          maxConnections: c.tcp.maxConnections,
+          maxConnectionsPerSource: c.tcp.maxConnectionsPerSource,
+          rate: c.tcp.rate,
+          ratePerSource: c.tcp.ratePerSource,
+        };
+  s.acl = c.acl ? (c.acl.observeOnly ? 'observe-only' : 'on') : 'off';
+  if (c.proxyProtocol) s.proxyProtocol = { accept: c.proxyProtocol.accept.length > 0, send: c.proxyProtocol.send ?? 'off' };
+  return s;
+}
+
+export function sessionView(s: SessionInfo, nowWall: number): SessionView {
+  const v: SessionView = {
+    flowId: s.id,
+    route: s.route,
+    proto: s.proto,
+    state: s.state,
+    clientAddr: s.client.address,
+    clientPort: s.client.port,
+    startTime: new Date(s.startedAt).toISOString(),
+    ageMs: Math.max(0, nowWall - s.startedAt),
+    bytesFromClient: s.bytesFromClient,
+    bytesToClient: s.bytesToClient,
+    packetsFromClient: s.packetsFromClient,
+    packetsToClient: s.packetsToClient,
+  };
+  if (s.upstream) {
+    v.upstreamAddr = s.upstream.address;
+    v.upstreamPort = s.upstream.port;
+  }
+  return v;
+}
+
+/** Most sessions one response lists; `total` still counts them all. */
+export const MAX_SESSIONS_LISTED = 1000;
+
+/** Live sessions, oldest first, at most `limit` (capped at MAX_SESSIONS_LISTED). */
+export function sessionsView(routes: readonly RouteRuntime[], nowWall: number, opts: { route?: string; limit?: number } = {}) {
+  const limit = Math.max(0, Math.min(opts.limit ?? MAX_SESSIONS_LISTED, MAX_SESSIONS_LISTED));
+  let total = 0;
+  const sessions: SessionView[] = [];
+  for (const r of routes) {
+    if (opts.route !== undefined && r.name !== opts.route) continue;
+    // active is cheap; sessions() copies, so skip the copy once the page is full.
+    if (sessions.length >= limit) {
+      total += r.active;
+      continue;
+    }
+    const list = r.sessions();
+    total += list.length;
+    for (const s of list) {
+      if (sessions.length >= limit) break;
+      sessions.push(sessionView(s, nowWall));
+    }
+  }
+  sessions.sort((a, b) => a.startTime.localeCompare(b.startTime) || a.flowId - b.flowId);
+  return { total, truncated: total > sessions.length, sessions };
+}

@@ -1,0 +1,392 @@
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { formatHostPort, type Endpoint } from '../core/address.js';
+import type { Clock } from '../core/clock.js';
+import type { SluiceConfig } from '../config/types.js';
+import type { AdminConfig } from '../config/observe-schema.js';
+import type { RouteRuntime } from '../listen/route.js';
+import { AdminServer } from '../admin/admin-server.js';
+import { LiveHub } from '../admin/live-hub.js';
+import { RecentActivity } from '../admin/recent.js';
+import { accessLogSink } from './access-log.js';
+import { ConntrackSource, type ConntrackSourceDeps, type ConntrackStats, type ConntrackStatus } from './conntrack/index.js';
+import type { EventStream } from './events.js';
+import { newInstanceId } from './flow-id.js';
+import { createFlowRecords, type FlowRecorder } from './flow-records.js';
+import { openLineWriter } from './line-writer.js';
+import { createMetrics, type SluiceMetrics } from './metrics.js';
+import { openRecordOutput } from './record-output.js';
+import type { RecordWriter } from './rotating-file.js';
+
+export interface RecordingDeps {
+  readonly clock: Clock;
+  readonly events: EventStream;
+  /** The process log: output failures, conntrack status, the admin address. Never a token. */
+  readonly log: Logger;
+  /** The node's routes right now (empty before the node has started). */
+  readonly routes: () => readonly RouteRuntime[];
+  /** This process's UUID for flow UUIDs; a fresh one by default. */
+  readonly instanceId?: string;
+  /** Test seams for the conntrack source (a fake `conntrack`, another namespace's sysctls). */
+  readonly conntrack?: Pick<ConntrackSourceDeps, 'spawn' | 'sysctl' | 'random'>;
+}
+
+/** How long `stop` waits for an output to flush (a stalled stdout reader may never drain). */
+const FLUSH_DEADLINE_MS = 2_000;
+
+interface AccessLogPart {
+  readonly output: string;
+  readonly writer: ReturnType<typeof openLineWriter>;
+  readonly unsubscribe: () => void;
+}
+interface FlowLogPart {
+  readonly key: string;
+  readonly output: string;
+  readonly writer: RecordWriter;
+  readonly recorder: FlowRecorder;
+  readonly unsubscribe: () => void;
+}
+interface MetricsPart {
+  readonly registry: Registry;
+  readonly metrics: SluiceMetrics;
+  readonly unsubscribe: () => void;
+  unwatch: { access?: () => void; flow?: () => void };
+  /** prom-client's process_* and nodejs_* collectors, in their own registry so a reload can drop them. */
+  process: Registry | undefined;
+}
+interface ConntrackPart {
+  readonly key: string;
+  readonly source: ConntrackSource;
+}
+
+/**
+ * Every sink of the event stream, built from the config and swapped on reload (issue 4): the
+ * access log, flow records (with the conntrack source writing through the same recorder), the
+ * Prometheus metrics, and the admin listener with what it shows (recent flows and denials, the
+ * live stream). Each part is rebuilt only when its own keys change, so a reload that touches a
+ * route does not reopen a file or reset a counter.
+ *
+ * Metrics exist while `admin` is configured: /metrics on the admin listener is their only reader.
+ * Contract: `apply` and `stop` are called one at a time (App serialises reloads); `stop` is final.
+ */
+export class Recording {
+  readonly instanceId: string;
+  readonly recent = new RecentActivity();
+  readonly live: LiveHub;
+  readonly #deps: RecordingDeps;
+  readonly #startedAt: number;
+  readonly #version: string;
+  #accessLog: AccessLogPart | undefined;
+  #flowLog: FlowLogPart | undefined;
+  #metrics: MetricsPart | undefined;
+  #conntrack: ConntrackPart | undefined;
+  #admin: AdminServer | undefined;
+  #adminViews: (() => void) | undefined;
+  #stopped = false;
+
+  private constructor(deps: RecordingDeps) {
+    this.#deps = deps;
+    this.instanceId = deps.instanceId ?? newInstanceId();
+    this.#startedAt = deps.clock.wallNow();
+    this.#version = readVersion();
+    this.live = new LiveHub({ clock: deps.clock, routes: deps.routes });
+  }
+
+  /**
+   * Builds every sink the config asks for. Call it before the node starts, so `route-up` and the
+   * first sessions are seen. Throws SluiceError SLUICE_ERR_BIND when the admin listener cannot
+   * bind; nothing is left running then.
+   */
+  static async start(config: SluiceConfig, deps: RecordingDeps): Promise<Recording> {
+    const r = new Recording(deps);
+    r.#deps.log.info({ instanceId: r.instanceId }, 'recording instance');
+    try {
+      await r.apply(config);
+    } catch (err) {
+      await r.stop();
+      throw err;
+    }
+    return r;
+  }
+
+  /** The admin listener's bound address, while it runs. */
+  get adminAddress(): Endpoint | undefined {
+    return this.#admin?.address;
+  }
+
+  /** The metrics registry (without the process collectors), while metrics are on. */
+  get registry(): Registry | undefined {
+    return this.#metrics?.registry;
+  }
+
+  /**
+   * Applies a validated config. Parts whose keys did not change are left alone. A new admin
+   * address is bound before the old listener closes; if it cannot bind, the old one stays, the
+   * other parts are still applied, and the bind error is thrown at the end.
+   */
+  async apply(config: SluiceConfig): Promise<void> {
+    if (this.#stopped) return;
+    this.#applyMetrics(config);
+    let adminError: unknown;
+    try {
+      await this.#applyAdmin(config.admin);
+    } catch (err) {
+      adminError = err;
+    }
+    this.#applyAccessLog(config.accessLog.output);
+    await this.#applyFlowLog(config);
+    await this.#applyConntrack(config);
+    if (adminError !== undefined) throw adminError;
+  }
+
+  /** What /api/health shows about the recording side. */
+  status(): Record<string, unknown> {
+    const routes = this.#deps.routes();
+    return {
+      version: this.#version,
+      instanceId: this.instanceId,
+      startedAt: new Date(this.#startedAt).toISOString(),
+      uptimeMs: Math.max(0, this.#deps.clock.wallNow() - this.#startedAt),
+      routes: routes.length,
+      activeSessions: routes.reduce((n, r) => n + r.active, 0),
+      accessLog: this.#accessLog ? { output: this.#accessLog.output, dropped: this.#accessLog.writer.dropped } : { output: 'off' },
+      flowLog: this.#flowLog ? { output: this.#flowLog.output, written: this.#flowLog.writer.written, dropped: this.#flowLog.writer.dropped } : { output: 'off' },
+      conntrack: this.#conntrack ? { state: this.#conntrack.source.state, pid: this.#conntrack.source.pid, stats: this.#conntrack.source.stats } : { state: 'off' },
+      metrics: this.#metrics ? { process: this.#metrics.process !== undefined } : 'off',
+    };
+  }
+
+  /** The conntrack source's counters, while it runs (tests, health). */
+  get conntrack(): { state: string; pid: number | undefined; stats: Readonly<ConntrackStats> } | undefined {
+    const s = this.#conntrack?.source;
+    return s && { state: s.state, pid: s.pid, stats: s.stats };
+  }
+
+  /** Final: closes the admin listener and streams, stops conntrack, flushes and closes the outputs. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.live.close();
+    await this.#applyAdmin(undefined);
+    await this.#applyConntrack(undefined);
+    this.#applyAccessLog('off');
+    await this.#applyFlowLog(undefined);
+    this.#applyMetrics(undefined);
+    await this.#flushing;
+  }
+
+  /** Closing outputs that were swapped out; `stop` waits for them. */
+  #flushing: Promise<unknown> = Promise.resolve();
+  #closeLater(close: () => Promise<void>): void {
+    const deadline = new Promise<void>((resolve) => this.#deps.clock.setTimeout(resolve, FLUSH_DEADLINE_MS));
+    const done = Promise.race([close().catch(() => {}), deadline]);
+    this.#flushing = Promise.all([this.#flushing, done]);
+  }
+
+  #applyMetrics(config: SluiceConfig | undefined): void {
+    const want = config?.admin !== undefined;
+    if (!want) {
+      if (this.#metrics) {
+        this.#metrics.unsubscribe();
+        this.#metrics = undefined;
+      }
+      return;
+    }
+    if (!this.#metrics) {
+      const registry = new Registry();
+      const routes = this.#deps.routes;
+      const metrics = createMetrics(registry, {
+        liveCounters: () => routes().flatMap((r) => r.sessions()),
+        activeSessions: () => routes().map((r) => ({ route: r.name, proto: r.config.listen.transport, active: r.active })),
+      });
+      this.#metrics = { registry, metrics, unsubscribe: this.#deps.events.subscribe(metrics.sink), unwatch: {}, process: undefined };
+      this.#watchDrops();
+    }
+    const m = this.#metrics;
+    if (config!.metrics.process && !m.process) {
+      m.process = new Registry();
+      collectDefaultMetrics({ register: m.process });
+    } else if (!config!.metrics.process && m.process) {
+      m.process.clear();
+      m.process = undefined;
+    }
+  }
+
+  /** (Re)points sluice_records_dropped_total at the current outputs. */
+  #watchDrops(): void {
+    const m = this.#metrics;
+    if (!m) return;
+    m.unwatch.access?.();
+    m.unwatch.flow?.();
+    const access = this.#accessLog?.writer;
+    const flow = this.#flowLog?.writer;
+    m.unwatch = {
+      access: access && m.metrics.watchRecordLog('access', () => access.dropped),
+      flow: flow && m.metrics.watchRecordLog('flow', () => flow.dropped),
+    };
+  }
+
+  async #exposition(): Promise<{ contentType: string; body: string } | undefined> {
+    const m = this.#metrics;
+    if (!m) return undefined;
+    let body = await m.registry.metrics();
+    if (m.process) body += await m.process.metrics();
+    return { contentType: m.registry.contentType, body };
+  }
+
+  async #applyAdmin(config: AdminConfig | undefined): Promise<void> {
+    const old = this.#admin;
+    if (!config) {
+      this.#admin = undefined;
+      this.#adminViews?.();
+      this.#adminViews = undefined;
+      await old?.close();
+      return;
+    }
+    if (old && old.config.listen.host === config.listen.host && old.config.listen.port === config.listen.port) {
+      old.setToken(config.token);
+      return;
+    }
+    const { clock, log, routes, events } = this.#deps;
+    const admin = await AdminServer.start(config, {
+      clock,
+      log,
+      routes,
+      metrics: () => this.#exposition(),
+      health: () => this.status(),
+      recent: this.recent,
+      live: this.live,
+    });
+    this.#admin = admin;
+    if (!this.#adminViews) {
+      const a = events.subscribe(this.recent.sink);
+      const b = events.subscribe(this.live.sink);
+      this.#adminViews = () => {
+        a();
+        b();
+      };
+    }
+    log.info({ address: formatHostPort(admin.address.address, admin.address.port), token: config.token !== undefined }, 'admin listening');
+    await old?.close();
+  }
+
+  #applyAccessLog(output: string): void {
+    if ((this.#accessLog?.output ?? 'off') === output) return;
+    const old = this.#accessLog;
+    this.#accessLog = undefined;
+    if (old) {
+      old.unsubscribe();
+      this.#closeLater(() => old.writer.close());
+    }
+    if (output !== 'off') {
+      const writer = openLineWriter(output);
+      this.#accessLog = { output, writer, unsubscribe: this.#deps.events.subscribe(accessLogSink(writer, this.#deps.clock)) };
+    }
+    this.#watchDrops();
+  }
+
+  async #applyFlowLog(config: SluiceConfig | undefined): Promise<void> {
+    const f = config?.flowLog;
+    const key = f && f.output !== 'off' ? JSON.stringify(f) : 'off';
+    if ((this.#flowLog?.key ?? 'off') === key) return;
+    const old = this.#flowLog;
+    this.#flowLog = undefined;
+    if (old) {
+      old.unsubscribe();
+      old.recorder.stop();
+      this.#closeLater(() => old.writer.close());
+    }
+    if (f && key !== 'off') {
+      const { clock, log, routes, events } = this.#deps;
+      let failing = false;
+      const writer = openRecordOutput(f.output, {
+        maxBytes: f.maxBytes,
+        maxFiles: f.maxFiles,
+        clock,
+        onError: (err) => {
+          // Once per failure spell (the output reports it so); records are dropped and counted meanwhile.
+          if (!failing) log.error({ output: f.output, err: (err as Error).message }, 'flow log output failing; records are dropped');
+          failing = true;
+        },
+      });
+      const recorder = createFlowRecords(writer, {
+        clock,
+        instanceId: this.instanceId,
+        updateIntervalMs: f.updateIntervalMs,
+        liveFlows: () => routes().flatMap((r) => r.sessions()),
+      });
+      this.#flowLog = { key, output: f.output, writer, recorder, unsubscribe: events.subscribe(recorder.sink) };
+    }
+    this.#watchDrops();
+  }
+
+  async #applyConntrack(config: SluiceConfig | undefined): Promise<void> {
+    const c = config?.conntrack;
+    const key = c?.enabled ? JSON.stringify(c) : 'off';
+    if ((this.#conntrack?.key ?? 'off') === key) return;
+    const old = this.#conntrack;
+    this.#conntrack = undefined;
+    await old?.source.close();
+    if (!c || key === 'off') return;
+    const { clock, log } = this.#deps;
+    const source = new ConntrackSource(
+      {
+        localNetworks: c.localNetworks,
+        marks: c.marks,
+        unknownDirection: c.unknownDirection,
+        accounting: c.accounting,
+        timestamps: c.timestamps,
+        command: c.command,
+        netlinkBufferBytes: c.netlinkBufferBytes,
+        maxTrackedFlows: c.maxTrackedFlows,
+        backoff: c.backoff,
+      },
+      {
+        clock,
+        instanceId: this.instanceId,
+        // Through whatever flow log is current, so a flowLog change does not restart the tool.
+        recorder: { write: (r) => this.#flowLog?.recorder.write(r) },
+        onStatus: (s) => logConntrack(log, s),
+        ...this.#deps.conntrack,
+      },
+    );
+    this.#conntrack = { key, source };
+    await source.start();
+  }
+}
+
+function logConntrack(log: Logger, s: ConntrackStatus): void {
+  switch (s.type) {
+    case 'spawned':
+      log.info({ pid: s.pid, command: s.command }, 'conntrack source started');
+      return;
+    case 'exited':
+      log.warn({ pid: s.pid, code: s.code, signal: s.signal, runMs: s.runMs, stderr: s.stderr, retryInMs: s.retryInMs }, 'conntrack tool exited; restarting');
+      return;
+    case 'spawn-failed':
+      log.error({ err: s.error.message, retryInMs: s.retryInMs }, 'conntrack tool cannot start; retrying');
+      return;
+    case 'line-rejected':
+      log.warn({ reason: s.error.reason, line: s.line.slice(0, 300) }, 'conntrack line not understood (further ones are only counted)');
+      return;
+    case 'events-lost':
+      log.warn({ detail: s.detail }, 'the kernel dropped conntrack events (netlink buffer full)');
+      return;
+    case 'sysctl-set':
+    case 'sysctl-restored':
+      log.info({ name: s.name, to: s.to }, s.type === 'sysctl-set' ? 'sysctl set for conntrack' : 'sysctl restored');
+      return;
+    case 'sysctl-failed':
+      log.warn({ name: s.name, err: (s.error as Error)?.message ?? String(s.error) }, 'cannot set sysctl; records will lack counters');
+      return;
+  }
+}
+
+function readVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
