@@ -10,6 +10,7 @@ import { startDemoUpstreams } from './cli/demo.js';
 import { formatHostPort } from './core/address.js';
 import { App } from './app.js';
 import { runUdpexposerCommand } from './cli/udpexposer.js';
+import { runStatusCommand } from './cli/status.js';
 
 /** The process shell: the only module that touches `process`. */
 const FLAGS = { config: 'string', help: 'boolean', h: 'boolean', version: 'boolean', v: 'boolean' } as const;
@@ -22,6 +23,8 @@ function version(): string {
 async function main(argv: string[]): Promise<number> {
   // udpexposer's own flags (-s, -c, a positional address) are passed through untouched.
   if (argv[0] === 'udpexposer') return udpexposer(argv.slice(1));
+  // status has its own flags (--admin, --token, --json).
+  if (argv[0] === 'status') return runStatusCommand(argv.slice(1), { stdout: process.stdout, stderr: process.stderr, env: process.env });
   let args;
   try {
     args = parseArgs(argv, FLAGS);

@@ -134,7 +134,7 @@ export class AdminServer {
       case '/dashboard.js':
         return this.#static(res, path);
       case '/api/health':
-        return this.#json(res, 200, { status: 'ok', time: new Date(now).toISOString(), ...this.deps.health() });
+        return this.#json(res, 200, { status: 'ok', time: new Date(now).toISOString(), auth: this.#auth.required, ...this.deps.health() });
       case '/api/routes':
         return this.#json(res, 200, { routes: this.deps.routes().map(routeView) });
       case '/api/sessions':

@@ -1,0 +1,185 @@
+import { formatHostPort } from '../core/address.js';
+import { isSluiceError } from '../core/errors.js';
+import { formatIssue } from '../config/types.js';
+import { loadConfigFile } from '../config/load.js';
+import type { RouteView, SessionView } from '../admin/views.js';
+import { parseArgs } from './args.js';
+import { EXIT } from './exit-codes.js';
+
+/**
+ * `sluice status [--admin URL] [--token T] [--config FILE] [--json]`: routes and live sessions of
+ * a running Sluice, read from its admin API (docs/admin.md) and printed as tables.
+ *
+ * Where to ask: `--admin`, else `$SLUICE_ADMIN`, else `admin.listen` of `--config FILE`, else
+ * http://127.0.0.1:9090. The token: `--token`, else `$SLUICE_ADMIN_TOKEN`, else `admin.token` of
+ * `--config FILE`. The environment keeps the token out of `ps` output.
+ */
+export interface StatusIo {
+  readonly stdout: { write(text: string): unknown };
+  readonly stderr: { write(text: string): unknown };
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Default: the global fetch. */
+  readonly fetch?: typeof fetch;
+}
+
+const FLAGS = { admin: 'string', token: 'string', config: 'string', json: 'boolean', help: 'boolean', h: 'boolean' } as const;
+const DEFAULT_ADMIN = 'http://127.0.0.1:9090';
+const TIMEOUT_MS = 5_000;
+
+export const STATUS_HELP = `Usage: sluice status [--admin URL] [--token TOKEN] [--config FILE] [--json]
+
+Prints the routes and live sessions of a running Sluice, from its admin API.
+  --admin URL      the admin listener (http://127.0.0.1:9090, or host:port); env SLUICE_ADMIN
+  --token TOKEN    the admin token, if one is set; env SLUICE_ADMIN_TOKEN (keeps it out of ps)
+  --config FILE    read admin.listen and admin.token from the config file
+  --json           print the API's JSON instead of tables
+Exit codes: 0 ok, 1 the admin API is unreachable or refused the request, 2 bad command line,
+3 the config file given with --config is invalid.
+`;
+
+export async function runStatusCommand(argv: readonly string[], io: StatusIo): Promise<number> {
+  let args;
+  try {
+    args = parseArgs(argv, FLAGS);
+  } catch (err) {
+    io.stderr.write(`sluice status: ${(err as Error).message}\n${STATUS_HELP}`);
+    return EXIT.usage;
+  }
+  if (args.flags.has('help') || args.flags.has('h')) {
+    io.stdout.write(STATUS_HELP);
+    return EXIT.ok;
+  }
+  if (args.command !== undefined) {
+    io.stderr.write(`sluice status: unexpected argument "${args.command}"\n${STATUS_HELP}`);
+    return EXIT.usage;
+  }
+  const flag = (name: string) => {
+    const v = args.flags.get(name);
+    return typeof v === 'string' ? v : undefined;
+  };
+
+  let fromConfig: { url?: string; token?: string } = {};
+  const configPath = flag('config');
+  if (configPath) {
+    const parsed = await loadConfigFile(configPath);
+    if (!parsed.ok) {
+      io.stderr.write(`sluice status: ${configPath}: ${parsed.issues.length} problem(s)\n`);
+      for (const issue of parsed.issues) io.stderr.write(`  ${formatIssue(issue)}\n`);
+      return EXIT.configInvalid;
+    }
+    const admin = parsed.config.admin;
+    if (!admin) {
+      io.stderr.write(`sluice status: ${configPath} has no admin: section, so there is no admin API to ask\n`);
+      return EXIT.usage;
+    }
+    const host = admin.listen.host === '0.0.0.0' ? '127.0.0.1' : admin.listen.host === '::' ? '::1' : admin.listen.host;
+    fromConfig = { url: `http://${formatHostPort(host, admin.listen.port)}`, token: admin.token };
+  }
+
+  const base = normaliseUrl(flag('admin') ?? io.env.SLUICE_ADMIN ?? fromConfig.url ?? DEFAULT_ADMIN);
+  if (!base) {
+    io.stderr.write(`sluice status: --admin must be http://host:port or host:port\n`);
+    return EXIT.usage;
+  }
+  const token = flag('token') ?? io.env.SLUICE_ADMIN_TOKEN ?? fromConfig.token;
+
+  const get = async (path: string): Promise<unknown> => {
+    let res: Response;
+    try {
+      res = await (io.fetch ?? fetch)(new URL(path, base), {
+        headers: { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        signal: AbortSignal.timeout(TIMEOUT_MS),
+      });
+    } catch (err) {
+      throw new StatusError(`cannot reach the admin API at ${base}: ${reachError(err)} (is \`sluice run\` running with admin.listen set?)`);
+    }
+    if (res.status === 401) throw new StatusError(`the admin API at ${base} needs a valid token (401): pass --token or set SLUICE_ADMIN_TOKEN`);
+    if (res.status === 403) {
+      const body = (await res.json().catch(() => ({}))) as { reason?: string };
+      throw new StatusError(`the admin API at ${base} refused the request (403 ${body.reason ?? 'forbidden'})`);
+    }
+    if (!res.ok) throw new StatusError(`the admin API at ${base} answered ${res.status} for ${path}`);
+    return res.json();
+  };
+
+  try {
+    const [routes, sessions] = (await Promise.all([get('/api/routes'), get('/api/sessions')])) as [
+      { routes: RouteView[] },
+      { total: number; truncated: boolean; sessions: SessionView[] },
+    ];
+    if (args.flags.has('json')) io.stdout.write(JSON.stringify({ routes: routes.routes, ...sessions }, null, 2) + '\n');
+    else io.stdout.write(formatStatus(routes.routes, sessions));
+    return EXIT.ok;
+  } catch (err) {
+    if (!(err instanceof StatusError)) throw err;
+    io.stderr.write(`sluice status: ${err.message}\n`);
+    return EXIT.runtime;
+  }
+}
+
+class StatusError extends Error {}
+
+function normaliseUrl(text: string): URL | undefined {
+  const withScheme = /^[a-z]+:\/\//i.test(text) ? text : `http://${text}`;
+  try {
+    const u = new URL(withScheme);
+    return u.protocol === 'http:' || u.protocol === 'https:' ? u : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The errno behind undici's "fetch failed" (ECONNREFUSED, ...), or the timeout. */
+function reachError(err: unknown): string {
+  if (isSluiceError(err)) return err.message;
+  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (e.name === 'TimeoutError') return `no answer within ${TIMEOUT_MS / 1000}s`;
+  return e.cause?.code ?? e.cause?.message ?? e.message ?? String(err);
+}
+
+/** Two plain-text tables: routes, then live sessions. Columns are padded to their widest cell. */
+export function formatStatus(routes: readonly RouteView[], page: { total: number; truncated: boolean; sessions: readonly SessionView[] }): string {
+  const hp = (a: string | undefined, p: number | undefined) => (a === undefined || p === undefined ? '-' : formatHostPort(a, p));
+  const out = [
+    table(
+      ['ROUTE', 'PROTO', 'LISTEN', 'BOUND', 'UPSTREAM', 'ACTIVE'],
+      routes.map((r) => [r.name, r.proto, r.listen, r.address, r.upstream, String(r.active)]),
+    ),
+    '',
+    `SESSIONS: ${page.total}${page.truncated ? ` (first ${page.sessions.length} shown)` : ''}`,
+  ];
+  if (page.sessions.length > 0) {
+    out.push(
+      table(
+        ['FLOW', 'ROUTE', 'PROTO', 'CLIENT', 'UPSTREAM', 'STATE', 'AGE', 'BYTES_FROM_CLIENT', 'BYTES_TO_CLIENT', 'PKTS_FROM_CLIENT', 'PKTS_TO_CLIENT'],
+        page.sessions.map((s) => [
+          String(s.flowId),
+          s.route,
+          s.proto,
+          hp(s.clientAddr, s.clientPort),
+          hp(s.upstreamAddr, s.upstreamPort),
+          s.state,
+          formatAge(s.ageMs),
+          String(s.bytesFromClient),
+          String(s.bytesToClient),
+          String(s.packetsFromClient),
+          String(s.packetsToClient),
+        ]),
+      ),
+    );
+  }
+  return out.join('\n') + '\n';
+}
+
+function table(head: string[], rows: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
+  return [line(head), ...rows.map(line)].join('\n');
+}
+
+function formatAge(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, '0')}m`;
+}
