@@ -3,7 +3,7 @@ import { isMap, isNode, LineCounter, parseDocument, type Document } from 'yaml';
 import { formatListen, parseListenUrl } from '../core/address.js';
 import { SluiceError } from '../core/errors.js';
 import { configSchema, type RawConfig } from './schema.js';
-import { compileObserve } from './observe-schema.js';
+import { checkObserve, compileObserve } from './observe-schema.js';
 import type { ConfigIssue, RouteConfig, SluiceConfig } from './types.js';
 import { aclSpecIssues, type AclSpec } from '../admission/acl/acl-policy.js';
 import { parseCidr } from '../admission/acl/cidr.js';
@@ -50,6 +50,7 @@ export function parseConfig(text: string): ParseResult {
   const routesRaw = (raw as { routes?: Record<string, Record<string, unknown>> }).routes;
   if (routesRaw && typeof routesRaw === 'object' && !Array.isArray(routesRaw)) checkRoutes(routesRaw, at);
   if (parsed.success) checkAdmission(parsed.data, at);
+  if (parsed.success) checkObserve(parsed.data, at);
 
   if (parsed.success) checkExpose(parsed.data as { gateway?: RawGateway; agent?: RawAgent }, at);
   if (issues.length > 0 || !parsed.success) {

@@ -178,3 +178,10 @@ export function isLoopback(host: string): boolean {
   if (!ip) return false;
   return ip.family === 4 ? ip.address.startsWith('127.') : ip.address === '::1';
 }
+
+/** Checks across sections: kernel flow records go to the flow log, so conntrack needs one. */
+export function checkObserve(data: ObserveRaw, at: (path: (string | number)[], message: string) => void): void {
+  if (data.conntrack.enabled && data.flowLog.output === 'off') {
+    at(['conntrack', 'enabled'], 'kernel flow records are written to the flow log: set flowLog.output too');
+  }
+}
