@@ -11,6 +11,7 @@ import { SluiceNode, type ReloadSummary } from './node.js';
 import { DirectStreamDialer } from './upstream/direct/tcp-dialer.js';
 import { DirectDatagramDialer } from './upstream/direct/udp-dialer.js';
 import { GeoHolder } from './admission/geo-holder.js';
+import { startExposure, type Exposure } from './gateway/exposure.js';
 
 export interface AppDeps {
   readonly clock: Clock;
@@ -26,6 +27,8 @@ export class App {
   readonly events: EventStream;
   #watcher: FSWatcher | undefined;
   #reloading: Promise<unknown> = Promise.resolve();
+  /** The gateway and agent of `gateway:` / `agent:` (docs/expose.md); a reload does not change them. */
+  exposure: Exposure | undefined;
 
   private constructor(
     readonly node: SluiceNode,
@@ -62,7 +65,16 @@ export class App {
       await recording.stop();
       throw err;
     }
+    let exposure: Exposure;
+    try {
+      exposure = await startExposure(config, { clock: deps.clock, events, log, routeDeps: (r) => node.routeDeps(r), nextFlowId: () => node.nextFlowId() });
+    } catch (err) {
+      await node.destroy();
+      await recording.stop();
+      throw err;
+    }
     const app = new App(node, log, events, configPath, deps, geo, recording);
+    app.exposure = exposure;
     if (config.lifecycle.watch && configPath) app.#watch(configPath);
     return app;
   }
@@ -101,6 +113,7 @@ export class App {
   /** Graceful stop with the configured drain deadline. */
   async stop(): Promise<void> {
     this.#watcher?.close();
+    await this.exposure?.close();
     await this.node.shutdown();
     await this.recording.stop();
   }

@@ -127,6 +127,20 @@ export class SluiceNode {
     throw failed.length === 1 ? err : new SluiceError('SLUICE_ERR_BIND', failed.map((e) => e.message).join('; '), { cause: err });
   }
 
+  /**
+   * Admission and flow ids for a route started outside the config (an exposed service's public
+   * listener, src/gateway/), so it gets the same ACL, node-wide steps and flow numbering as the
+   * node's own routes.
+   */
+  routeDeps(route: RouteConfig): { admit: Admitter | undefined; nextFlowId: () => number } {
+    return { admit: this.#admitter(route), nextFlowId: () => this.nextFlowId() };
+  }
+
+  /** The next flow number, unique in this process (the agent's sessions toward local services use it too). */
+  nextFlowId(): number {
+    return ++this.#flowId;
+  }
+
   /** ACL then the node-wide step; compiled per route, again at every reload (the database may change). */
   #admitter(route: RouteConfig): Admitter | undefined {
     const steps = [aclAdmitter(route.acl, this.deps.geo?.()), this.deps.admit].filter((a): a is Admitter => a !== undefined);

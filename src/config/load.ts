@@ -7,8 +7,8 @@ import { checkObserve, compileObserve } from './observe-schema.js';
 import type { ConfigIssue, RouteConfig, SluiceConfig } from './types.js';
 import { aclSpecIssues, type AclSpec } from '../admission/acl/acl-policy.js';
 import { parseCidr } from '../admission/acl/cidr.js';
-
 import { checkExpose, compileAgent, compileGateway, type RawAgent, type RawGateway } from './gateway-schema.js';
+
 export type ParseResult = { ok: true; config: SluiceConfig } | { ok: false; issues: ConfigIssue[] };
 
 /**
@@ -51,8 +51,8 @@ export function parseConfig(text: string): ParseResult {
   if (routesRaw && typeof routesRaw === 'object' && !Array.isArray(routesRaw)) checkRoutes(routesRaw, at);
   if (parsed.success) checkAdmission(parsed.data, at);
   if (parsed.success) checkObserve(parsed.data, at);
-
   if (parsed.success) checkExpose(parsed.data as { gateway?: RawGateway; agent?: RawAgent }, at);
+
   if (issues.length > 0 || !parsed.success) {
     issues.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
     return { ok: false, issues };
@@ -159,6 +159,8 @@ function compile(data: RawConfig): SluiceConfig {
     accessLog: data.accessLog,
     log: data.log,
     lifecycle: { drainTimeoutMs: data.lifecycle.drainTimeout, watch: data.lifecycle.watch },
+    ...(data.gateway ? { gateway: compileGateway(data.gateway as RawGateway, data.acl) } : {}),
+    ...(data.agent ? { agent: compileAgent(data.agent as RawAgent) } : {}),
     ...compileObserve(data),
   });
 }

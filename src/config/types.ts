@@ -1,5 +1,6 @@
 import type { HostPort, ListenAddress } from '../core/address.js';
 import type { AclSpec } from '../admission/acl/acl-policy.js';
+import type { AgentConfig, GatewayConfig } from './gateway-schema.js';
 import type { ObserveConfig } from './observe-schema.js';
 
 /** A token bucket: `perSecond` refill, `burst` capacity. `perSecond: 0` turns the limit off. */
@@ -67,13 +68,13 @@ export interface SluiceConfig extends ObserveConfig {
   readonly accessLog: AccessLogConfig;
   readonly log: { readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
   readonly lifecycle: { readonly drainTimeoutMs: number; readonly watch: boolean };
-}
-
-/** One problem found in a config: the dotted key path, its line when known, and what is wrong. */
   /** The agent endpoint and public listeners of exposed services (docs/expose.md); absent = no gateway. */
   readonly gateway?: GatewayConfig;
   /** Publishes local services through a gateway (docs/expose.md); absent = no agent. */
   readonly agent?: AgentConfig;
+}
+
+/** One problem found in a config: the dotted key path, its line when known, and what is wrong. */
 export interface ConfigIssue {
   readonly path: string;
   readonly line?: number;

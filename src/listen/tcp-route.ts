@@ -197,7 +197,7 @@ export class TcpRoute implements RouteRuntime {
     const route = this.#route;
     const c = new TcpConnection(this.deps.nextFlowId(), route.name, client, down, clock.now(), clock.wallNow());
     this.#conns.add(c);
-    this.deps.dialer.dial(route.upstream, { signal: this.#abort.signal, timeoutMs: route.tcp.connectTimeoutMs }).then(
+    this.deps.dialer.dial(route.upstream, { signal: this.#abort.signal, timeoutMs: route.tcp.connectTimeoutMs, client, local: destination ?? localOf(down) }).then(
       ({ stream, remote }) => {
         if (c.state === 'closed' || down.destroyed) {
           stream.destroy();

@@ -10,6 +10,13 @@ import type { Endpoint, HostPort } from '../core/address.js';
 export interface DialOptions {
   readonly signal: AbortSignal;
   readonly timeoutMs: number;
+  /**
+   * The session's client and the address it reached, as the route knows them (after a trusted
+   * PROXY header). Dialers that carry them on (the agent dialer: STREAM_OPEN, datagram origins)
+   * use them; a direct dialer ignores them.
+   */
+  readonly client?: Endpoint;
+  readonly local?: Endpoint;
 }
 
 export interface DialedStream {

@@ -1,0 +1,264 @@
+import { randomInt } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type tls from 'node:tls';
+import { canonicalIp, formatHostPort, type Endpoint } from '../core/address.js';
+import type { Clock, Timer } from '../core/clock.js';
+import type { AgentConfig } from '../config/gateway-schema.js';
+import type { EventStream } from '../observe/events.js';
+import { Backoff } from '../observe/conntrack/backoff.js';
+import type { ControlMessage, RefusalCode } from '../protocol/tunnel/index.js';
+import { DirectStreamDialer } from '../upstream/direct/tcp-dialer.js';
+import { DirectDatagramDialer } from '../upstream/direct/udp-dialer.js';
+import { resolveTarget, systemResolver, type Resolver } from '../upstream/direct/resolve.js';
+import type { DatagramDialer, StreamDialer } from '../upstream/dialer.js';
+import type { ControlChannel } from '../upstream/agent/control-channel.js';
+import { StreamMux } from '../upstream/agent/stream-mux.js';
+import { AgentDatagramPath, type DatagramMode } from './datagram-path.js';
+import { connectToGateway, GatewayConnectError, type ConnectFailure } from './gateway-connection.js';
+import { LocalServices, type ExposedService } from './local-services.js';
+
+/** What the agent reports, once per occurrence. */
+export interface AgentObserver {
+  connected(e: { gateway: string; resumed: boolean; keepaliveIntervalMs: number }): void;
+  /** A connection attempt failed or a connection ended; the next try is in `retryInMs`. */
+  disconnected(e: { failure: ConnectFailure | 'lost'; message: string; retryInMs: number }): void;
+  published(e: { service: string; bound: Endpoint }): void;
+  publishRefused(e: { service: string; code: RefusalCode; message: string }): void;
+  datagramMode(e: { mode: DatagramMode }): void;
+}
+
+export interface AgentDeps {
+  readonly clock: Clock;
+  readonly events: EventStream;
+  readonly nextFlowId: () => number;
+  readonly observer?: Partial<AgentObserver>;
+  readonly resolver?: Resolver;
+  readonly streamDialer?: StreamDialer;
+  readonly datagramDialer?: DatagramDialer;
+  /** For tests: a fixed source of randomness for the backoff jitter. */
+  readonly random?: () => number;
+}
+
+export interface AgentCounters {
+  connects: number;
+  resumed: number;
+  refused: Partial<Record<ConnectFailure, number>>;
+  publishRefused: Partial<Record<RefusalCode, number>>;
+}
+
+/** Longest a connection attempt (TCP, TLS, authentication) may take. */
+const CONNECT_TIMEOUT_MS = 15_000;
+/** Streams the gateway may have open on one connection; more are reset with `limit`. */
+const MAX_STREAMS = 4096;
+
+/**
+ * Publishes local services on a gateway (docs/expose.md). Keeps one control connection, and
+ * reconnects with exponential backoff and jitter when it fails or ends; each new connection
+ * re-publishes every service. The UDP socket, the UDP sessions toward local services and the
+ * datagram keys outlive a connection: a short outage does not drop UDP flows whose datagram path
+ * still works, and a reconnect that the gateway resumes keeps them.
+ */
+export class Agent {
+  readonly counters: AgentCounters = { connects: 0, resumed: 0, refused: {}, publishRefused: {} };
+  readonly #abort = new AbortController();
+  readonly #backoff: Backoff;
+  readonly #observer: Partial<AgentObserver>;
+  readonly #path: AgentDatagramPath;
+  readonly local: LocalServices;
+  #state: 'connecting' | 'connected' | 'waiting' | 'closed' = 'connecting';
+  #channel: ControlChannel | null = null;
+  #wait: Timer | undefined;
+  #wake: (() => void) | undefined;
+  readonly #done: Promise<void>;
+
+  private constructor(
+    readonly config: AgentConfig,
+    private readonly deps: AgentDeps,
+    path: AgentDatagramPath,
+    private readonly ca: Buffer | undefined,
+  ) {
+    this.#observer = deps.observer ?? {};
+    this.#backoff = new Backoff({ initialMs: config.reconnect.initialMs, maxMs: config.reconnect.maxMs, multiplier: 2, jitter: 0.3 }, deps.random);
+    this.#path = path;
+    this.local = new LocalServices(config.expose, {
+      agent: config.name,
+      clock: deps.clock,
+      events: deps.events,
+      nextFlowId: deps.nextFlowId,
+      streamDialer: deps.streamDialer ?? new DirectStreamDialer(),
+      datagramDialer: deps.datagramDialer ?? new DirectDatagramDialer(),
+      send: (tag, payload) => this.#path.send(tag, payload),
+      sendClose: (tag) => this.#path.sendClose(tag),
+    });
+    this.#done = this.#run();
+  }
+
+  /** Starts connecting in the background; never waits for the gateway. */
+  static async start(config: AgentConfig, deps: AgentDeps): Promise<Agent> {
+    const ca = config.ca === undefined ? undefined : await readFile(config.ca);
+    const target = canonicalIp(config.gateway.host);
+    let sink: LocalServices | undefined;
+    const path = await AgentDatagramPath.open(
+      target?.family ?? 4,
+      deps.clock,
+      { onGatewayDatagram: (t, o, p) => sink?.onGatewayDatagram(t, o, p), onGatewayClose: (t) => sink?.onGatewayClose(t) },
+      (mode) => deps.observer?.datagramMode?.({ mode }),
+    );
+    const agent = new Agent(config, deps, path, ca);
+    sink = agent.local;
+    return agent;
+  }
+
+  get state(): 'connecting' | 'connected' | 'waiting' | 'closed' {
+    return this.#state;
+  }
+
+  get datagramMode(): DatagramMode {
+    return this.#path.mode;
+  }
+
+  get datagramCounters() {
+    return this.#path.counters;
+  }
+
+  get udpPort(): number {
+    return this.#path.localPort;
+  }
+
+  services(): readonly ExposedService[] {
+    return this.local.services;
+  }
+
+  /** Closes the current connection now and reconnects at once (tests, and operators after a network change). */
+  reconnectNow(): void {
+    this.#channel?.destroy({ error: new Error('reconnect requested') });
+    this.#wait?.cancel();
+    this.#wake?.();
+  }
+
+  /** Says GOAWAY(shutting-down), closes everything. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#state === 'closed') return this.#done;
+    this.#state = 'closed';
+    this.#abort.abort();
+    this.#channel?.close('shutting-down', 'the agent is shutting down');
+    this.#wait?.cancel();
+    this.#wake?.();
+    await this.#done;
+    this.local.close();
+    this.#path.close();
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#abort.signal.aborted) {
+      let failure: ConnectFailure | 'lost' = 'lost';
+      let message = 'the connection ended';
+      try {
+        const end = await this.#connectOnce();
+        message = end;
+      } catch (err) {
+        failure = err instanceof GatewayConnectError ? err.failure : 'closed';
+        message = (err as Error).message;
+        if (failure !== 'closed' || !this.#abort.signal.aborted) this.counters.refused[failure] = (this.counters.refused[failure] ?? 0) + 1;
+      }
+      if (this.#abort.signal.aborted) break;
+      this.#state = 'waiting';
+      const delay = this.#backoff.next();
+      this.#observer.disconnected?.({ failure, message, retryInMs: delay });
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+        this.#wait = this.deps.clock.setTimeout(resolve, delay);
+      });
+      this.#wake = undefined;
+      if (!this.#abort.signal.aborted) this.#state = 'connecting';
+    }
+  }
+
+  /** One connection from TLS to its end; resolves with why it ended, rejects when it never authenticated. */
+  async #connectOnce(): Promise<string> {
+    const cfg = this.config;
+    const remote = await resolveTarget(cfg.gateway, this.deps.resolver ?? systemResolver);
+    const keyId = randomInt(1, 0xffff_ffff);
+    const { channel, authOk, keys } = await connectToGateway({
+      host: remote.address,
+      port: remote.port,
+      name: cfg.name,
+      token: cfg.token,
+      fingerprint: cfg.fingerprint,
+      ca: this.ca,
+      serverName: cfg.serverName ?? (canonicalIp(cfg.gateway.host) ? undefined : cfg.gateway.host),
+      datagramKeyId: keyId,
+      resumeKeyId: this.#path.gatewayKeyId,
+      streamWindow: cfg.streamWindow,
+      timeoutMs: CONNECT_TIMEOUT_MS,
+      signal: this.#abort.signal,
+      onKeys: (k) => this.#path.prepare(keyId, k),
+    });
+    this.#channel = channel;
+    this.#state = 'connected';
+    this.#backoff.reset();
+    this.counters.connects++;
+    if (authOk.resumed) this.counters.resumed++;
+    else {
+      this.local.resetUdp();
+      this.#path.forgetKeys();
+    }
+    const socket = channel.socket as tls.TLSSocket;
+    const gwIp = canonicalIp(socket.remoteAddress ?? remote.address)?.address ?? remote.address;
+    const mux = new StreamMux(channel, { role: 'agent', localWindow: cfg.streamWindow, peerWindow: authOk.streamWindow, maxStreams: MAX_STREAMS }, (stream, m) =>
+      this.local.onStreamOpen(stream, m, (s) => mux.accept(s)),
+    );
+    const pending = new Map<number, ExposedService>();
+    channel.onMessage((m: ControlMessage) => {
+      if (mux.handle(m)) return;
+      switch (m.type) {
+        case 'publish-ok': {
+          const svc = pending.get(m.serviceId);
+          if (!svc) return;
+          svc.bound = m.bound;
+          this.#observer.published?.({ service: svc.config.name, bound: m.bound });
+          return;
+        }
+        case 'publish-error': {
+          const svc = pending.get(m.serviceId);
+          this.counters.publishRefused[m.code] = (this.counters.publishRefused[m.code] ?? 0) + 1;
+          this.#observer.publishRefused?.({ service: svc?.config.name ?? String(m.serviceId), code: m.code, message: m.message });
+          return;
+        }
+        case 'datagram':
+          this.#path.onFrame(m.tag, m.origin, m.payload);
+          return;
+        case 'datagram-close':
+          this.local.onGatewayClose(m.tag);
+          return;
+        default:
+          return;
+      }
+    });
+    this.#path.attach(channel, keys, authOk.datagramKeyId, { address: gwIp, port: remote.port }, authOk.keepaliveIntervalMs);
+    channel.startKeepalive(this.deps.clock, authOk.keepaliveIntervalMs);
+    for (const svc of this.local.services) {
+      pending.set(svc.id, svc);
+      const r = svc.config.remote;
+      const ip = canonicalIp(r.host)!;
+      channel.send({
+        type: 'publish',
+        serviceId: svc.id,
+        name: svc.config.name,
+        transport: r.transport,
+        remote: { address: ip.address, port: r.port, family: ip.family },
+        proxyProtocol: svc.config.proxyProtocol,
+      });
+    }
+    // The gateway holds its own frames until it hears from us after AUTH_OK (control-channel.ts).
+    channel.send({ type: 'ping', counter: 0 });
+    this.#observer.connected?.({ gateway: formatHostPort(remote.address, remote.port), resumed: authOk.resumed, keepaliveIntervalMs: authOk.keepaliveIntervalMs });
+    const end = await channel.ended;
+    this.#channel = null;
+    mux.destroyAll();
+    this.#path.detach(channel);
+    if (end.goaway) return `the gateway said goaway ${end.goaway.code}: ${end.goaway.message}`;
+    if (end.sent) return `closed here: ${end.sent}`;
+    return end.error?.message ?? 'closed';
+  }
+}

@@ -1,0 +1,222 @@
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import type { Clock, Timer } from '../core/clock.js';
+import {
+  DatagramOpener, DatagramSealer, MAX_DATAGRAM_PAYLOAD_BYTES, isTunnelError, readUnverifiedHeader,
+  type DatagramKeys, type DatagramOrigin, type DatagramRejectReason,
+} from '../protocol/tunnel/index.js';
+import { literalLookup } from '../upstream/direct/resolve.js';
+import { CHANNEL_BACKLOG_BYTES, type ControlChannel } from '../upstream/agent/control-channel.js';
+
+/** Where the agent's datagrams go now (docs/tunnel-protocol.md §7). */
+export type DatagramMode = 'udp' | 'tls';
+
+/** Receives the datagrams of exposed UDP services. */
+export interface DatagramSink {
+  onGatewayDatagram(tag: number, origin: DatagramOrigin | undefined, payload: Buffer): void;
+  onGatewayClose(tag: number): void;
+}
+
+export interface AgentDatagramCounters {
+  toGateway: number;
+  toGatewayOverTls: number;
+  toGatewayDropped: number;
+  fromGateway: number;
+  fromGatewayOverTls: number;
+  keepalives: number;
+  acks: number;
+  rejected: Record<DatagramRejectReason, number>;
+}
+
+/** Keepalive intervals without an ack before the agent falls back to the control channel. */
+export const FALLBACK_AFTER_INTERVALS = 3;
+
+/**
+ * The agent's datagram path to the gateway: one UDP socket for the agent's whole life (so its
+ * NAT mapping is one, and survives control-channel reconnects), the sealer of the current keys,
+ * openers for the current and the previous keys, keepalives and the UDP/TLS choice.
+ *
+ * Keepalives go over UDP every interval in both modes; an opened keepalive-ack means UDP works
+ * (switch to, or stay on, UDP); FALLBACK_AFTER_INTERVALS intervals without one mean it does not
+ * (switch to DATAGRAM frames on the control channel). Keys outlive the control connection: during
+ * an outage the agent keeps sealing and opening with the old ones, which the gateway keeps for its
+ * resume grace period, so working UDP flows continue.
+ */
+export class AgentDatagramPath {
+  readonly counters: AgentDatagramCounters = {
+    toGateway: 0, toGatewayOverTls: 0, toGatewayDropped: 0, fromGateway: 0, fromGatewayOverTls: 0, keepalives: 0, acks: 0,
+    rejected: { malformed: 0, 'unknown-key': 0, 'too-old': 0, replayed: 0, 'auth-failed': 0, 'bad-plaintext': 0, 'key-exhausted': 0 },
+  };
+  #mode: DatagramMode = 'tls';
+  #sealer: DatagramSealer | null = null;
+  /** The gateway's key id of the current keys (HELLO.resumeKeyId next time). */
+  gatewayKeyId = 0;
+  readonly #openers = new Map<number, DatagramOpener>();
+  #channel: ControlChannel | null = null;
+  #gateway: { address: string; port: number } | undefined;
+  #intervalMs = 0;
+  #timer: Timer | undefined;
+  #lastAck = -Infinity;
+  #keepaliveCounter = 0;
+  #closed = false;
+
+  private constructor(
+    private readonly socket: dgram.Socket,
+    private readonly clock: Clock,
+    private readonly sink: DatagramSink,
+    private readonly onMode: (mode: DatagramMode) => void,
+  ) {
+    socket.on('message', (buf, rinfo) => this.#onUdp(buf, rinfo.address, rinfo.port));
+    socket.on('error', () => {});
+  }
+
+  static async open(family: 4 | 6, clock: Clock, sink: DatagramSink, onMode: (mode: DatagramMode) => void = () => {}): Promise<AgentDatagramPath> {
+    const socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', lookup: literalLookup as never });
+    const listening = once(socket, 'listening');
+    socket.bind(0);
+    await listening;
+    return new AgentDatagramPath(socket, clock, sink, onMode);
+  }
+
+  get mode(): DatagramMode {
+    return this.#mode;
+  }
+
+  get localPort(): number {
+    return this.socket.address().port;
+  }
+
+  /** Registers the opener of a new connection's keys before HELLO; the previous opener stays until the next call. */
+  prepare(ownKeyId: number, keys: DatagramKeys): void {
+    const keep = [...this.#openers.entries()].at(-1);
+    this.#openers.clear();
+    if (keep) this.#openers.set(keep[0], keep[1]);
+    this.#openers.set(ownKeyId, new DatagramOpener({ key: keys.receive, direction: keys.receiveDirection, keyId: ownKeyId }));
+  }
+
+  /** After AUTH_OK: seal with the new keys, send over this channel, keep alive every `intervalMs`. */
+  attach(channel: ControlChannel, keys: DatagramKeys, gatewayKeyId: number, gateway: { address: string; port: number }, intervalMs: number): void {
+    this.#channel = channel;
+    this.#sealer = new DatagramSealer({ key: keys.send, direction: keys.sendDirection, peerKeyId: gatewayKeyId });
+    this.gatewayKeyId = gatewayKeyId;
+    this.#gateway = gateway;
+    if (intervalMs !== this.#intervalMs || !this.#timer) {
+      this.#intervalMs = intervalMs;
+      this.#timer?.cancel();
+      this.#timer = this.clock.setInterval(() => this.#tick(), intervalMs);
+    }
+    this.#keepalive();
+  }
+
+  /** The control connection is gone; UDP goes on with the current keys. */
+  detach(channel: ControlChannel): void {
+    if (this.#channel === channel) this.#channel = null;
+  }
+
+  /** Forget the keys: the gateway did not resume, so nothing sealed under them is of use. */
+  forgetKeys(): void {
+    this.#sealer = null;
+    this.gatewayKeyId = 0;
+  }
+
+  send(tag: number, payload: Buffer): void {
+    if (payload.length > MAX_DATAGRAM_PAYLOAD_BYTES) {
+      this.counters.toGatewayDropped++;
+      return;
+    }
+    const sealer = this.#sealer;
+    const gw = this.#gateway;
+    if (this.#mode === 'udp' && sealer && gw) {
+      let out: Buffer;
+      try {
+        out = sealer.sealData(tag, payload);
+      } catch (err) {
+        if (isTunnelError(err, 'sequence-exhausted')) this.#channel?.close('internal', 'datagram sequence space used up');
+        this.counters.toGatewayDropped++;
+        return;
+      }
+      this.socket.send(out, gw.port, gw.address);
+      this.counters.toGateway++;
+      return;
+    }
+    const ch = this.#channel;
+    if (ch && ch.isOpen && ch.backlog < CHANNEL_BACKLOG_BYTES) {
+      ch.send({ type: 'datagram', tag, origin: undefined, payload });
+      this.counters.toGatewayOverTls++;
+      return;
+    }
+    this.counters.toGatewayDropped++;
+  }
+
+  /** The agent dropped its session for `tag`. */
+  sendClose(tag: number): void {
+    const ch = this.#channel;
+    if (ch && ch.isOpen) ch.send({ type: 'datagram-close', tag });
+  }
+
+  /** A DATAGRAM frame from the control channel. */
+  onFrame(tag: number, origin: DatagramOrigin | undefined, payload: Buffer): void {
+    this.counters.fromGatewayOverTls++;
+    this.sink.onGatewayDatagram(tag, origin, payload);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#timer?.cancel();
+    this.socket.close();
+  }
+
+  #tick(): void {
+    if (this.#mode === 'udp' && this.clock.now() - this.#lastAck > FALLBACK_AFTER_INTERVALS * this.#intervalMs) this.#setMode('tls');
+    this.#keepalive();
+  }
+
+  #keepalive(): void {
+    const sealer = this.#sealer;
+    const gw = this.#gateway;
+    if (!sealer || !gw || this.#closed) return;
+    this.#keepaliveCounter = (this.#keepaliveCounter + 1) >>> 0;
+    try {
+      this.socket.send(sealer.sealKeepalive(this.#keepaliveCounter), gw.port, gw.address);
+      this.counters.keepalives++;
+    } catch {
+      /* sequence exhausted or socket closed: the next connection brings new keys */
+    }
+  }
+
+  #setMode(mode: DatagramMode): void {
+    if (this.#mode === mode) return;
+    this.#mode = mode;
+    this.onMode(mode);
+  }
+
+  #onUdp(buf: Buffer, _address: string, _port: number): void {
+    const h = readUnverifiedHeader(buf);
+    if (!h) {
+      this.counters.rejected.malformed++;
+      return;
+    }
+    const opener = this.#openers.get(h.keyId);
+    if (!opener) {
+      this.counters.rejected['unknown-key']++;
+      return;
+    }
+    const r = opener.open(buf);
+    if (!r.ok) {
+      this.counters.rejected[r.reason]++;
+      return;
+    }
+    const d = r.datagram;
+    if (d.kind === 'keepalive-ack') {
+      this.counters.acks++;
+      this.#lastAck = this.clock.now();
+      this.#setMode('udp');
+      return;
+    }
+    if (d.kind === 'data') {
+      this.counters.fromGateway++;
+      this.sink.onGatewayDatagram(d.tag, d.origin, d.payload);
+    }
+  }
+}

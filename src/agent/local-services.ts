@@ -1,0 +1,216 @@
+import { canonicalIp, ipv4PortKey, type Endpoint } from '../core/address.js';
+import type { Clock } from '../core/clock.js';
+import { errnoCode, isSluiceError } from '../core/errors.js';
+import type { RouteConfig } from '../config/types.js';
+import type { ExposeConfig } from '../config/gateway-schema.js';
+import type { EventStream } from '../observe/events.js';
+import { encodeProxyV1, encodeProxyV2 } from '../protocol/proxy-protocol/index.js';
+import type { DatagramOrigin, StreamOpen, StreamResetCode } from '../protocol/tunnel/index.js';
+import { relayTcp } from '../session/tcp-relay.js';
+import { UdpSessionTable } from '../session/udp-session-table.js';
+import type { UdpSession } from '../session/udp-session.js';
+import type { DatagramDialer, StreamDialer } from '../upstream/dialer.js';
+import type { TunnelStream } from '../upstream/agent/tunnel-stream.js';
+import type { DatagramSink } from './datagram-path.js';
+
+export interface LocalServicesDeps {
+  readonly agent: string;
+  readonly clock: Clock;
+  readonly events: EventStream;
+  readonly nextFlowId: () => number;
+  readonly streamDialer: StreamDialer;
+  readonly datagramDialer: DatagramDialer;
+  /** Sends one datagram of `tag` to the gateway. */
+  readonly send: (tag: number, payload: Buffer) => void;
+  readonly sendClose: (tag: number) => void;
+}
+
+interface TagOwner {
+  readonly service: ExposedService;
+  readonly client: Endpoint;
+  readonly key: number | string;
+}
+
+/** One exposed service at the agent: its config, its id in PUBLISH, where the gateway bound it. */
+export class ExposedService {
+  bound: Endpoint | undefined;
+  /** The agent's UDP sessions toward the local service, one per public client, with the service's udp rules. */
+  readonly table: UdpSessionTable | undefined;
+  readonly clientTags = new Map<number | string, number>();
+  readonly sessions = new Map<number | string, UdpSession>();
+
+  constructor(
+    readonly id: number,
+    readonly config: ExposeConfig,
+    table: (svc: ExposedService) => UdpSessionTable | undefined,
+  ) {
+    this.table = table(this);
+  }
+}
+
+const keyOf = (address: string, port: number): number | string => {
+  const k = ipv4PortKey(address, port);
+  return k >= 0 ? k : `${address}|${port}`;
+};
+
+/**
+ * The agent's side of its exposed services (docs/expose.md): TCP streams from the gateway are
+ * dialed to the local service (PROXY v1/v2 first when configured) and relayed with half-close;
+ * UDP connectee tags become sessions of an ordinary UdpSessionTable (idle timeout, caps, rates,
+ * PROXY v2 per datagram, events), keyed by the real client from the datagram origin.
+ */
+export class LocalServices implements DatagramSink {
+  readonly services: ExposedService[];
+  readonly #byId = new Map<number, ExposedService>();
+  readonly #tags = new Map<number, TagOwner>();
+  readonly #stops = new Set<(reason: 'shutdown') => void>();
+
+  constructor(
+    configs: readonly ExposeConfig[],
+    private readonly deps: LocalServicesDeps,
+  ) {
+    this.services = configs.map((c, i) => new ExposedService(i + 1, c, (svc) => (c.remote.transport === 'udp' ? this.#table(svc) : undefined)));
+    for (const s of this.services) this.#byId.set(s.id, s);
+  }
+
+  get tagCount(): number {
+    return this.#tags.size;
+  }
+
+  // ---- UDP ----
+
+  onGatewayDatagram(tag: number, origin: DatagramOrigin | undefined, payload: Buffer): void {
+    let owner = this.#tags.get(tag);
+    if (owner === undefined) {
+      const svc = origin ? this.#byId.get(origin.serviceId) : undefined;
+      if (!origin || !svc || !svc.table) return this.deps.sendClose(tag);
+      const key = keyOf(origin.client.address, origin.client.port);
+      const previous = svc.clientTags.get(key);
+      if (previous !== undefined) this.#tags.delete(previous);
+      owner = { service: svc, client: origin.client, key };
+      this.#tags.set(tag, owner);
+      svc.clientTags.set(key, tag);
+    }
+    owner.service.table!.onDatagram(payload, owner.client.address, owner.client.port);
+  }
+
+  onGatewayClose(tag: number): void {
+    const owner = this.#tags.get(tag);
+    if (!owner) return;
+    this.#tags.delete(tag);
+    owner.service.clientTags.delete(owner.key);
+    const s = owner.service.sessions.get(owner.key);
+    if (s) owner.service.table!.end(s, 'client-closed');
+  }
+
+  /** The gateway did not resume: every tag is meaningless now, so every UDP session ends. */
+  resetUdp(): void {
+    this.#tags.clear();
+    for (const svc of this.services) {
+      svc.clientTags.clear();
+      if (svc.table) for (const s of [...svc.table.sessions()]) svc.table.end(s, 'upstream-closed');
+    }
+  }
+
+  #table(svc: ExposedService): UdpSessionTable {
+    const c = svc.config;
+    const route: RouteConfig = {
+      name: `${this.deps.agent}/${c.name}`,
+      listen: c.remote,
+      upstream: c.local,
+      udp: c.udp,
+      tcp: { connectTimeoutMs: c.connectTimeoutMs, idleTimeoutMs: c.idleTimeoutMs, maxConnections: 0, maxConnectionsPerSource: 0, rate: { perSecond: 0, burst: 0 }, ratePerSource: { perSecond: 0, burst: 0 } },
+      acl: undefined,
+      proxyProtocol: c.proxyProtocol === 'v2' ? { accept: [], send: 'v2', udp: c.proxyProtocolUdp, headerTimeoutMs: 0, maxHeaderBytes: 4096 } : undefined,
+    };
+    const direct = this.deps.datagramDialer;
+    // Each session's channel reports its end, so the gateway hears DATAGRAM_CLOSE for its tag.
+    const dialer: DatagramDialer = {
+      open: async (target, receiver, opts) => {
+        const ch = await direct.open(target, receiver, opts);
+        const client = opts.client!;
+        const key = keyOf(client.address, client.port);
+        svc.sessions.set(key, receiver as UdpSession);
+        return {
+          remote: ch.remote,
+          send: (b, p) => ch.send(b, p),
+          close: () => {
+            ch.close();
+            if (svc.sessions.get(key) === receiver) svc.sessions.delete(key);
+            const tag = svc.clientTags.get(key);
+            if (tag === undefined) return;
+            svc.clientTags.delete(key);
+            this.#tags.delete(tag);
+            this.deps.sendClose(tag);
+          },
+        };
+      },
+    };
+    const bound = () => svc.bound ?? { address: '0.0.0.0', port: c.remote.port, family: 4 as const };
+    return new UdpSessionTable(route, {
+      clock: this.deps.clock,
+      dialer,
+      events: this.deps.events,
+      nextFlowId: this.deps.nextFlowId,
+      local: bound,
+      sendToClient: (buf, port, address) => {
+        const tag = svc.clientTags.get(keyOf(address, port));
+        if (tag !== undefined) this.deps.send(tag, buf);
+      },
+    });
+  }
+
+  // ---- TCP ----
+
+  /** A public client connected to a TCP service: dial the local service, then accept or reset. */
+  onStreamOpen(stream: TunnelStream, m: StreamOpen, accept: (s: TunnelStream) => void): void {
+    const svc = this.#byId.get(m.serviceId);
+    if (!svc || svc.config.remote.transport !== 'tcp') return stream.reset('unknown-service');
+    const c = svc.config;
+    const ac = new AbortController();
+    const onClose = () => ac.abort();
+    stream.once('close', onClose);
+    stream.on('error', () => {});
+    this.deps.streamDialer.dial(c.local, { signal: ac.signal, timeoutMs: c.connectTimeoutMs, client: m.client, local: m.server }).then(
+      ({ stream: local }) => {
+        stream.off('close', onClose);
+        if (stream.destroyed) return void local.destroy();
+        accept(stream);
+        const header = proxyHeader(c.proxyProtocol, m.client, m.server);
+        if (header) local.write(header);
+        let stop: ((reason: 'shutdown') => void) | undefined;
+        stop = relayTcp(local as import('node:net').Socket, stream, c.idleTimeoutMs, () => {
+          if (stop) this.#stops.delete(stop);
+        });
+        this.#stops.add(stop);
+      },
+      (err: unknown) => {
+        stream.off('close', onClose);
+        stream.reset(resetCodeFor(err));
+      },
+    );
+  }
+
+  /** Ends every local connection and session. */
+  close(): void {
+    for (const stop of [...this.#stops]) stop('shutdown');
+    for (const svc of this.services) svc.table?.close('shutdown');
+  }
+}
+
+function proxyHeader(mode: 'off' | 'v1' | 'v2', client: Endpoint, server: Endpoint): Buffer | undefined {
+  if (mode === 'off') return undefined;
+  const addresses = { source: canon(client), destination: canon(server) };
+  return mode === 'v1' ? encodeProxyV1(addresses) : encodeProxyV2({ transport: 'STREAM', addresses });
+}
+
+function canon(e: Endpoint): Endpoint {
+  const ip = canonicalIp(e.address);
+  return ip ? { address: ip.address, port: e.port, family: ip.family } : e;
+}
+
+function resetCodeFor(err: unknown): StreamResetCode {
+  if (isSluiceError(err, 'SLUICE_ERR_DIAL_TIMEOUT')) return 'timeout';
+  const cause = isSluiceError(err) ? err.cause : err;
+  return errnoCode(cause) === 'ECONNREFUSED' ? 'refused' : 'dial-failed';
+}

@@ -1,0 +1,381 @@
+import type { Duplex } from 'node:stream';
+import type { Endpoint } from '../core/address.js';
+import type { Clock, Timer } from '../core/clock.js';
+import { SluiceError } from '../core/errors.js';
+import type { RouteRuntime } from '../listen/route.js';
+import {
+  MAX_DATAGRAM_PAYLOAD_BYTES, encodeOriginBlock, isTunnelError, type ControlMessage, type DatagramOpener,
+  type DatagramSealer, type Hello, type Publish, type RefusalCode,
+} from '../protocol/tunnel/index.js';
+import type { DatagramChannel, DatagramReceiver, DialOptions } from '../upstream/dialer.js';
+import type { AgentTunnel } from '../upstream/agent/agent-tunnel.js';
+import { CHANNEL_BACKLOG_BYTES, type ChannelEnd, type ControlChannel } from '../upstream/agent/control-channel.js';
+import { StreamMux } from '../upstream/agent/stream-mux.js';
+import type { GatewayCounters } from './counters.js';
+
+/** The datagram keys of one control connection (docs/tunnel-protocol.md §6). */
+export interface KeySet {
+  /** The gateway's own key id (AUTH_OK): agent-to-gateway datagrams carry it. */
+  readonly keyId: number;
+  readonly opener: DatagramOpener;
+  /** Seals gateway-to-agent datagrams under the agent's key id (HELLO). */
+  readonly sealer: DatagramSealer;
+}
+
+/** A public listener of one of the agent's services. */
+export interface PublishedService {
+  readonly serviceId: number;
+  readonly name: string;
+  readonly transport: 'tcp' | 'udp';
+  readonly route: RouteRuntime;
+  /** True after a resume until the agent publishes it again; stale services are closed. */
+  stale: boolean;
+}
+
+/** What a link needs from the gateway that owns it. */
+export interface LinkHost {
+  readonly clock: Clock;
+  readonly counters: GatewayCounters;
+  readonly keepaliveIntervalMs: number;
+  readonly localWindow: number;
+  readonly maxStreams: number;
+  readonly resumeGraceMs: number;
+  /** How long after a resume the agent has to publish its services again. */
+  readonly republishMs: number;
+  sendUdp(buf: Buffer, port: number, address: string): void;
+  publish(link: AgentLink, m: Publish): Promise<ControlMessage>;
+  forgetKey(keyId: number): void;
+  /** The link is closed for good; the registry drops it. */
+  closed(link: AgentLink, reason: string): void;
+  agentDown(link: AgentLink, end: ChannelEnd): void;
+}
+
+/** Freshness of the agent's UDP address, in keepalive intervals (docs/tunnel-protocol.md §7). */
+const FRESH_INTERVALS = 3;
+
+/**
+ * One authenticated agent, kept across its control connections (docs/expose.md): its published
+ * services, its UDP connectees, the datagram keys and the address its datagrams come from.
+ *
+ * Attached: a control connection is up. Detached: the connection is gone but the agent may come
+ * back within `resumeGraceMs` with HELLO.resumeKeyId = the current key id; meanwhile public UDP
+ * sessions keep working over UDP as long as its datagrams open, and the public listeners stay.
+ * TCP streams ride the connection and end with it. Closed: everything released.
+ *
+ * Datagram address rule (SPF-2): the address moves only on a datagram that opened under the
+ * current keys and raised the highest sequence (`newest`); nothing unauthenticated ever moves it.
+ */
+export class AgentLink implements AgentTunnel {
+  state: 'attached' | 'detached' | 'closed' = 'detached';
+  readonly services = new Map<number, PublishedService>();
+  readonly #publishing = new Set<number>();
+  readonly #connectees = new Map<number, Connectee>();
+  #nextTag = 1;
+  #keys: KeySet[] = [];
+  #channel: ControlChannel | null = null;
+  #mux: StreamMux | null = null;
+  /** The agent has sent something after AUTH_OK, so it reads frames at the full size (control-channel.ts). */
+  #peerReady = false;
+  #udp: { address: string; port: number } | undefined;
+  #lastFresh = -Infinity;
+  #grace: Timer | undefined;
+  #republish: Timer | undefined;
+  remote: Endpoint;
+  readonly connectedAt: number;
+
+  constructor(
+    readonly name: string,
+    private readonly host: LinkHost,
+    remote: Endpoint,
+  ) {
+    this.remote = remote;
+    this.connectedAt = host.clock.wallNow();
+  }
+
+  get currentKeyId(): number {
+    return this.#keys.at(-1)?.keyId ?? 0;
+  }
+
+  get udpAddress(): { address: string; port: number } | undefined {
+    return this.#udp;
+  }
+
+  /** True while the agent's UDP address has delivered an authenticated datagram recently. */
+  get udpFresh(): boolean {
+    return this.#udp !== undefined && this.host.clock.now() - this.#lastFresh < FRESH_INTERVALS * this.host.keepaliveIntervalMs;
+  }
+
+  get connectees(): number {
+    return this.#connectees.size;
+  }
+
+  get streams(): number {
+    return this.#mux?.size ?? 0;
+  }
+
+  /**
+   * Takes a freshly authenticated connection. `resumed`: the agent keeps its services and
+   * connectees; otherwise the link is new. The previous connection, if any, is told it was
+   * superseded.
+   */
+  attach(channel: ControlChannel, keys: KeySet, hello: Hello, remote: Endpoint, resumed: boolean): void {
+    const old = this.#channel;
+    this.#grace?.cancel();
+    this.#grace = undefined;
+    this.#channel = channel;
+    this.#peerReady = false;
+    this.remote = remote;
+    this.#keys.push(keys);
+    this.state = 'attached';
+    this.#mux?.destroyAll();
+    this.#mux = new StreamMux(channel, { role: 'gateway', localWindow: this.host.localWindow, peerWindow: hello.streamWindow, maxStreams: this.host.maxStreams });
+    if (old && old.isOpen) old.close('superseded', 'a newer connection of this agent authenticated');
+    if (resumed) {
+      for (const s of this.services.values()) s.stale = true;
+      this.#republish?.cancel();
+      this.#republish = this.host.clock.setTimeout(() => this.#closeStale(), this.host.republishMs);
+      // Old keys stay for the grace period: datagrams sealed before the agent switched still open.
+      const previous = this.#keys.slice(0, -1);
+      this.#keys = [keys];
+      this.host.clock.setTimeout(() => previous.forEach((k) => this.host.forgetKey(k.keyId)), this.host.resumeGraceMs);
+    }
+    channel.onMessage((m) => this.#onMessage(m));
+    channel.startKeepalive(this.host.clock, this.host.keepaliveIntervalMs);
+    void channel.ended.then((end) => this.#lost(channel, end));
+  }
+
+  /** Ends the link: listeners close, sessions end, keys are forgotten. Idempotent. */
+  close(code: RefusalCode, message: string): Promise<void> {
+    if (this.state === 'closed') return Promise.resolve();
+    this.state = 'closed';
+    this.#grace?.cancel();
+    this.#republish?.cancel();
+    this.#channel?.close(code, message);
+    this.#channel = null;
+    this.#mux?.destroyAll();
+    for (const k of this.#keys) this.host.forgetKey(k.keyId);
+    this.#keys = [];
+    const routes = [...this.services.values()].map((s) => s.route.close('upstream-closed'));
+    this.services.clear();
+    for (const c of this.#connectees.values()) c.closed = true;
+    this.#connectees.clear();
+    this.host.closed(this, message);
+    return Promise.all(routes).then(() => {});
+  }
+
+  /** Closes one service's listener (UNPUBLISH, or stale after a resume). */
+  async unpublish(serviceId: number): Promise<void> {
+    const s = this.services.get(serviceId);
+    if (!s) return;
+    this.services.delete(serviceId);
+    for (const c of this.#connectees.values()) if (c.serviceId === serviceId) this.#drop(c);
+    await s.route.close('upstream-closed');
+  }
+
+  // ---- AgentTunnel: the dialers of the public listeners ----
+
+  async openStream(serviceId: number, client: Endpoint, server: Endpoint, opts: DialOptions): Promise<Duplex> {
+    if (!this.#mux || this.state !== 'attached') throw new SluiceError('SLUICE_ERR_DIAL_FAILED', `agent "${this.name}" is not connected`);
+    return this.#mux.open(serviceId, client, server, opts.timeoutMs, opts.signal);
+  }
+
+  openDatagram(serviceId: number, client: Endpoint, receiver: DatagramReceiver): DatagramChannel {
+    if (this.state === 'closed') throw new SluiceError('SLUICE_ERR_DIAL_FAILED', `agent "${this.name}" is gone`);
+    const c = new Connectee(this, this.#allocateTag(), serviceId, client, receiver);
+    this.#connectees.set(c.tag, c);
+    return c;
+  }
+
+  // ---- datagrams ----
+
+  /** A datagram whose header named one of this link's key ids, from `address:port`. */
+  onUdpDatagram(keys: KeySet, buf: Buffer, address: string, port: number): void {
+    if (this.state === 'closed') return;
+    const r = keys.opener.open(buf);
+    const counters = this.host.counters;
+    if (!r.ok) {
+      counters.datagramRejected[r.reason]++;
+      if (r.reason === 'key-exhausted') void this.close('internal', 'datagram key exhausted; reconnect');
+      return;
+    }
+    const d = r.datagram;
+    this.#lastFresh = this.host.clock.now();
+    if (d.newest && keys === this.#keys.at(-1) && (this.#udp === undefined || this.#udp.address !== address || this.#udp.port !== port)) {
+      if (this.#udp !== undefined) counters.agentAddressMoves++;
+      this.#udp = { address, port };
+    }
+    if (d.kind === 'keepalive') {
+      counters.keepalives++;
+      const sealer = this.#keys.at(-1)?.sealer;
+      if (sealer) this.#sealAndSend(() => sealer.sealKeepaliveAck(d.counter), port, address);
+      return;
+    }
+    if (d.kind === 'data') {
+      counters.datagramsFromAgent++;
+      this.#deliver(d.tag, d.payload);
+    }
+  }
+
+  /** Called by a connectee: one datagram toward the agent. */
+  sendData(c: Connectee, payload: Buffer): void {
+    const counters = this.host.counters;
+    if (payload.length > MAX_DATAGRAM_PAYLOAD_BYTES) {
+      counters.datagramsToAgentDropped++;
+      return;
+    }
+    const keys = this.#keys.at(-1);
+    const udp = this.#udp;
+    if (keys && udp && this.udpFresh) {
+      const origin = c.answered ? undefined : c.originBlock;
+      this.#sealAndSend(() => keys.sealer.sealData(c.tag, payload, origin), udp.port, udp.address);
+      counters.datagramsToAgent++;
+      return;
+    }
+    const ch = this.#channel;
+    if (ch && this.#peerReady && ch.backlog < CHANNEL_BACKLOG_BYTES) {
+      ch.send({ type: 'datagram', tag: c.tag, origin: c.answered ? undefined : { serviceId: c.serviceId, client: c.client }, payload });
+      counters.datagramsToAgentOverTls++;
+      return;
+    }
+    counters.datagramsToAgentDropped++;
+  }
+
+  /** Called by a connectee whose public session ended. */
+  dropConnectee(c: Connectee): void {
+    if (this.#connectees.get(c.tag) !== c) return;
+    this.#connectees.delete(c.tag);
+    if (this.#peerReady) this.#channel?.send({ type: 'datagram-close', tag: c.tag });
+  }
+
+  #drop(c: Connectee): void {
+    this.#connectees.delete(c.tag);
+    c.closed = true;
+    c.receiver.onUpstreamError(new SluiceError('SLUICE_ERR_CLOSED', 'the service was unpublished'));
+  }
+
+  #sealAndSend(seal: () => Buffer, port: number, address: string): void {
+    let out: Buffer;
+    try {
+      out = seal();
+    } catch (err) {
+      if (isTunnelError(err, 'sequence-exhausted')) void this.close('internal', 'datagram sequence space used up; reconnect');
+      return;
+    }
+    this.host.sendUdp(out, port, address);
+  }
+
+  #deliver(tag: number, payload: Buffer): void {
+    const c = this.#connectees.get(tag);
+    if (!c) {
+      // The public session is gone; tell the agent to drop its side.
+      if (this.#peerReady) this.#channel?.send({ type: 'datagram-close', tag });
+      return;
+    }
+    c.answered = true;
+    c.receiver.onUpstreamDatagram(payload);
+  }
+
+  #allocateTag(): number {
+    let tag = this.#nextTag;
+    while (tag === 0 || this.#connectees.has(tag)) tag = (tag + 1) >>> 0;
+    this.#nextTag = (tag + 1) >>> 0;
+    return tag;
+  }
+
+  // ---- control messages ----
+
+  #onMessage(m: ControlMessage): void {
+    this.#peerReady = true;
+    if (this.#mux?.handle(m)) return;
+    const ch = this.#channel;
+    switch (m.type) {
+      case 'publish':
+        if (this.#publishing.has(m.serviceId)) {
+          ch?.send({ type: 'publish-error', serviceId: m.serviceId, code: 'duplicate-service', message: `service id ${m.serviceId} is being published` });
+          return;
+        }
+        this.#publishing.add(m.serviceId);
+        void this.host.publish(this, m).then((answer) => {
+          this.#publishing.delete(m.serviceId);
+          if (this.#channel === ch) ch?.send(answer);
+        });
+        return;
+      case 'unpublish':
+        void this.unpublish(m.serviceId);
+        return;
+      case 'datagram':
+        this.host.counters.datagramsFromAgentOverTls++;
+        this.#deliver(m.tag, m.payload);
+        return;
+      case 'datagram-close': {
+        // The agent dropped its session: the next datagram of this client gets a new tag with an origin.
+        const c = this.#connectees.get(m.tag);
+        if (!c) return;
+        this.#connectees.delete(m.tag);
+        c.tag = this.#allocateTag();
+        c.answered = false;
+        this.#connectees.set(c.tag, c);
+        return;
+      }
+      case 'signal':
+        ch?.send({ type: 'signal-error', peer: m.peer, code: 'unknown-peer' });
+        return;
+      default:
+        return;
+    }
+  }
+
+  #lost(channel: ControlChannel, end: ChannelEnd): void {
+    if (this.#channel !== channel) return; // superseded
+    this.#channel = null;
+    this.#mux?.destroyAll();
+    this.#mux = null;
+    if (this.state === 'closed') return;
+    this.state = 'detached';
+    this.host.agentDown(this, end);
+    if (end.goaway?.code === 'shutting-down') {
+      void this.close('shutting-down', 'the agent shut down');
+      return;
+    }
+    this.#grace = this.host.clock.setTimeout(() => void this.close('keepalive-timeout', 'the agent did not come back'), this.host.resumeGraceMs);
+  }
+
+  #closeStale(): void {
+    for (const s of [...this.services.values()]) if (s.stale) void this.unpublish(s.serviceId);
+  }
+}
+
+/**
+ * One public UDP session's path to the agent: a connectee tag (docs/tunnel-protocol.md §6). The
+ * origin block rides every datagram until the agent has answered on the tag.
+ */
+export class Connectee implements DatagramChannel {
+  answered = false;
+  closed = false;
+  readonly originBlock: Buffer;
+
+  constructor(
+    private readonly link: AgentLink,
+    public tag: number,
+    readonly serviceId: number,
+    readonly client: Endpoint,
+    readonly receiver: DatagramReceiver,
+  ) {
+    this.originBlock = encodeOriginBlock({ serviceId, client });
+  }
+
+  get remote(): Endpoint {
+    return this.link.remote;
+  }
+
+  send(buf: Buffer, prefix: Buffer | null): void {
+    if (this.closed) return;
+    this.link.sendData(this, prefix === null ? buf : Buffer.concat([prefix, buf]));
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.link.dropConnectee(this);
+  }
+}

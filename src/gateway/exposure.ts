@@ -1,0 +1,97 @@
+import type { Logger } from 'pino';
+import type { Clock } from '../core/clock.js';
+import type { SluiceConfig } from '../config/types.js';
+import type { EventStream } from '../observe/events.js';
+import { Agent } from '../agent/agent.js';
+import { Gateway } from './gateway.js';
+import type { RouteDepsSource } from './service-publisher.js';
+
+/** The gateway and the agent a config asks for (either, both, or none), with their log lines. */
+export interface Exposure {
+  readonly gateway: Gateway | undefined;
+  readonly agent: Agent | undefined;
+  close(): Promise<void>;
+}
+
+export interface ExposureDeps {
+  readonly clock: Clock;
+  readonly events: EventStream;
+  readonly log: Logger;
+  readonly routeDeps: RouteDepsSource;
+  readonly nextFlowId: () => number;
+}
+
+/** At most this many lines per minute for refused handshakes (the counters keep every one). */
+const REFUSAL_LINES_PER_MINUTE = 20;
+
+/**
+ * Starts `gateway:` and `agent:` of a config. The gateway prints its certificate fingerprint on
+ * every start (warn level on the start that generated it: operators must pin it on agents).
+ * Tokens, digests and keys are never logged (threats-and-tests EXP-4).
+ */
+export async function startExposure(config: SluiceConfig, deps: ExposureDeps): Promise<Exposure> {
+  const { log, clock } = deps;
+  let gateway: Gateway | undefined;
+  let agent: Agent | undefined;
+  if (config.gateway) {
+    let window = 0;
+    let lines = 0;
+    let suppressed = 0;
+    gateway = await Gateway.start(config.gateway, {
+      clock,
+      events: deps.events,
+      routeDeps: deps.routeDeps,
+      observer: {
+        started: (e) => {
+          const fields = { tcp: e.tcp, udp: e.udp, fingerprint: e.fingerprint, certificate: e.certPath };
+          if (e.generated) log.warn(fields, `gateway: generated a certificate; pin it on agents with fingerprint: ${e.fingerprint}`);
+          else log.info(fields, `gateway listening, fingerprint: ${e.fingerprint}`);
+        },
+        authRefused: (e) => {
+          const minute = Math.floor(clock.now() / 60_000);
+          if (minute !== window) {
+            if (suppressed > 0) log.warn({ suppressed }, 'gateway: more refused handshakes were not logged (see counters)');
+            window = minute;
+            lines = 0;
+            suppressed = 0;
+          }
+          if (++lines > REFUSAL_LINES_PER_MINUTE) return void suppressed++;
+          log.warn({ remote: e.remote, agent: e.agent, reason: e.failure }, `gateway: refused an agent connection: ${e.message}`);
+        },
+        agentUp: (e) => log.info({ agent: e.agent, remote: e.remote, resumed: e.resumed }, 'gateway: agent connected'),
+        agentDown: (e) => log.info({ agent: e.agent, reason: e.reason }, 'gateway: agent connection lost; keeping its services for the resume grace period'),
+        agentGone: (e) => log.info({ agent: e.agent, reason: e.reason }, 'gateway: agent gone; its services are closed'),
+        published: (e) => log.info({ agent: e.agent, service: e.service, transport: e.transport, bound: e.bound }, 'gateway: service published'),
+        publishRefused: (e) => log.warn({ agent: e.agent, service: e.service, reason: e.code }, `gateway: refused to publish: ${e.message}`),
+      },
+    });
+  }
+  if (config.agent) {
+    try {
+      agent = await Agent.start(config.agent, {
+        clock,
+        events: deps.events,
+        nextFlowId: deps.nextFlowId,
+        observer: {
+          connected: (e) => log.info({ gateway: e.gateway, resumed: e.resumed }, 'agent: connected to the gateway'),
+          disconnected: (e) => log.warn({ reason: e.failure, retryInMs: e.retryInMs }, `agent: not connected: ${e.message}`),
+          published: (e) => log.info({ service: e.service, bound: e.bound }, 'agent: service published'),
+          publishRefused: (e) => log.error({ service: e.service, reason: e.code }, `agent: the gateway refused to publish: ${e.message}`),
+          datagramMode: (e) =>
+            log.info({ mode: e.mode }, e.mode === 'udp' ? 'agent: datagrams go over UDP' : 'agent: UDP to the gateway does not answer; datagrams go over the TLS connection'),
+        },
+      });
+    } catch (err) {
+      await gateway?.close();
+      throw err;
+    }
+  }
+  return {
+    gateway,
+    agent,
+    close: async () => {
+      await agent?.close();
+      await gateway?.close();
+    },
+  };
+}

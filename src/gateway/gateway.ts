@@ -1,0 +1,332 @@
+import dgram from 'node:dgram';
+import { randomInt } from 'node:crypto';
+import { once } from 'node:events';
+import type net from 'node:net';
+import tls from 'node:tls';
+import { canonicalIp, formatHostPort, type Endpoint } from '../core/address.js';
+import type { Clock } from '../core/clock.js';
+import { errnoCode, SluiceError } from '../core/errors.js';
+import type { GatewayConfig } from '../config/gateway-schema.js';
+import type { EventStream } from '../observe/events.js';
+import {
+  DatagramOpener, DatagramSealer, TUNNEL_ALPN, computeGatewayProof, exportDatagramKeys, readUnverifiedHeader,
+  type RefusalCode,
+} from '../protocol/tunnel/index.js';
+import { literalLookup } from '../upstream/direct/resolve.js';
+import { ControlChannel, type ChannelEnd } from '../upstream/agent/control-channel.js';
+import { AgentLink, type KeySet, type LinkHost } from './agent-link.js';
+import { AuthBackoff } from './auth-backoff.js';
+import { loadOrCreateCertificate, type GatewayCertificate, type OpensslRunner } from './certificate.js';
+import { newGatewayCounters, type GatewayCounters } from './counters.js';
+import { DatagramDemux, attachDatagramHandler, dgramSender } from './demux.js';
+import { runGatewayHandshake, type HandshakeFailure, type HandshakeOutcome } from './handshake.js';
+import { ServicePublisher, type RouteDepsSource } from './service-publisher.js';
+import { StunBindingServer, stunRoute } from './stun-server.js';
+
+/** What the gateway reports; each is called once per occurrence, at the boundary that owns it. */
+export interface GatewayObserver {
+  started(e: { tcp: Endpoint; udp: Endpoint; fingerprint: string; generated: boolean; certPath: string }): void;
+  authRefused(e: { remote: Endpoint; agent: string | undefined; failure: HandshakeFailure; message: string }): void;
+  agentUp(e: { agent: string; remote: Endpoint; resumed: boolean }): void;
+  agentDown(e: { agent: string; reason: string }): void;
+  agentGone(e: { agent: string; reason: string }): void;
+  published(e: { agent: string; service: string; transport: 'tcp' | 'udp'; bound: Endpoint }): void;
+  publishRefused(e: { agent: string; service: string; code: RefusalCode; message: string }): void;
+}
+
+export interface GatewayDeps {
+  readonly clock: Clock;
+  readonly events: EventStream;
+  /** Admission and flow ids for the public listeners, as the node's own routes get (SluiceNode.routeDeps). */
+  readonly routeDeps: RouteDepsSource;
+  readonly observer?: Partial<GatewayObserver>;
+  readonly openssl?: OpensslRunner;
+}
+
+/**
+ * The public side of exposed services (docs/expose.md): the agent endpoint (TLS 1.3 on
+ * `listen`), tunnel datagrams and STUN on the UDP port with the same number, the registry of
+ * authenticated agents (by name and by datagram key id), and their public listeners.
+ *
+ * Before authentication a connection costs a slot in the pre-auth caps, a timer and a nonce,
+ * never an agent entry: AgentLinks exist only for agents that proved their token.
+ */
+export class Gateway {
+  readonly counters: GatewayCounters = newGatewayCounters();
+  readonly #links = new Map<string, AgentLink>();
+  readonly #byKey = new Map<number, { link: AgentLink; keys: KeySet }>();
+  readonly #pendingBySource = new Map<string, number>();
+  #pending = 0;
+  readonly #backoff: AuthBackoff;
+  readonly #publisher: ServicePublisher;
+  readonly #host: LinkHost;
+  readonly #observer: Partial<GatewayObserver>;
+  readonly stun: StunBindingServer;
+  #closing: Promise<void> | undefined;
+
+  private constructor(
+    readonly config: GatewayConfig,
+    private readonly deps: GatewayDeps,
+    private readonly server: tls.Server,
+    private readonly udp: dgram.Socket,
+    readonly certificate: GatewayCertificate,
+    readonly tcpAddress: Endpoint,
+    readonly udpAddress: Endpoint,
+  ) {
+    this.#observer = deps.observer ?? {};
+    this.#backoff = new AuthBackoff(config.authBackoff, deps.clock);
+    this.#publisher = new ServicePublisher({
+      clock: deps.clock,
+      events: deps.events,
+      routeDeps: deps.routeDeps,
+      settings: config.services,
+      maxServicesPerAgent: config.maxServicesPerAgent,
+      portsOf: (agent) => config.agents.get(agent)?.ports ?? config.ports,
+    });
+    const send = dgramSender(udp);
+    this.stun = new StunBindingServer(send);
+    this.#host = {
+      clock: deps.clock,
+      counters: this.counters,
+      keepaliveIntervalMs: config.keepaliveIntervalMs,
+      localWindow: config.streamWindow,
+      maxStreams: config.maxStreamsPerAgent,
+      resumeGraceMs: config.resumeGraceMs,
+      republishMs: config.handshakeTimeoutMs,
+      sendUdp: send,
+      publish: async (link, m) => {
+        const answer = await this.#publisher.publish(link, m);
+        if (answer.type === 'publish-ok') {
+          this.counters.publishOk++;
+          this.#observer.published?.({ agent: link.name, service: m.name, transport: m.transport, bound: answer.bound });
+        } else if (answer.type === 'publish-error') {
+          this.counters.publishRefused[answer.code] = (this.counters.publishRefused[answer.code] ?? 0) + 1;
+          this.#observer.publishRefused?.({ agent: link.name, service: m.name, code: answer.code, message: answer.message });
+        }
+        return answer;
+      },
+      forgetKey: (keyId) => void this.#byKey.delete(keyId),
+      closed: (link, reason) => {
+        if (this.#links.get(link.name) === link) this.#links.delete(link.name);
+        this.#observer.agentGone?.({ agent: link.name, reason });
+      },
+      agentDown: (link, end) => this.#observer.agentDown?.({ agent: link.name, reason: describeEnd(end) }),
+    };
+    const demux = new DatagramDemux({
+      stun: config.stun ? stunRoute(this.stun) : undefined,
+      application: (buf, from) => this.#onDatagram(buf, from.address, from.port),
+    });
+    attachDatagramHandler(udp, demux.handle);
+    udp.on('error', () => {}); // a failed send costs one datagram, never the socket
+    server.on('connection', (raw: net.Socket) => this.#onConnection(raw));
+    server.on('secureConnection', (s: tls.TLSSocket) => this.#onSecure(s));
+    server.on('tlsClientError', () => void this.counters.tlsErrors++);
+    server.on('error', () => {});
+  }
+
+  /**
+   * Loads (or makes) the certificate, listens on TLS, binds the UDP port with the same number.
+   * Throws SluiceError: SLUICE_ERR_BIND, _CONFIG_READ, _CONFIG_INVALID (no openssl to make a cert).
+   */
+  static async start(config: GatewayConfig, deps: GatewayDeps): Promise<Gateway> {
+    const cert = await loadOrCreateCertificate({ stateDir: config.stateDir, tls: config.tls }, deps.openssl);
+    const { server, udp, tcp, udpLocal } = await bindPair(config, cert);
+    const g = new Gateway(config, deps, server, udp, cert, tcp, udpLocal);
+    g.#observer.started?.({ tcp, udp: udpLocal, fingerprint: cert.fingerprint, generated: cert.generated, certPath: cert.certPath });
+    return g;
+  }
+
+  get fingerprint(): string {
+    return this.certificate.fingerprint;
+  }
+
+  agent(name: string): AgentLink | undefined {
+    return this.#links.get(name);
+  }
+
+  agents(): AgentLink[] {
+    return [...this.#links.values()];
+  }
+
+  /** Pre-auth connections right now. */
+  get pendingHandshakes(): number {
+    return this.#pending;
+  }
+
+  /** Stops accepting, tells every agent it is shutting down, closes the public listeners. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      const closedServer = new Promise<void>((resolve) => this.server.close(() => resolve()));
+      await Promise.all([...this.#links.values()].map((l) => l.close('shutting-down', 'the gateway is shutting down')));
+      for (const s of this.#sockets) s.destroy();
+      this.udp.close();
+      await closedServer;
+    })();
+    return this.#closing;
+  }
+
+  readonly #sockets = new Set<net.Socket>();
+  /** Releases the pre-auth slot of a connection, by remote address|port. */
+  readonly #releases = new Map<string, () => void>();
+
+  #onConnection(raw: net.Socket): void {
+    const source = canonicalIp(raw.remoteAddress ?? '')?.address ?? '?';
+    const perSource = this.#pendingBySource.get(source) ?? 0;
+    if (this.#closing || this.#pending >= this.config.maxHandshakes || perSource >= this.config.maxHandshakesPerSource) {
+      this.counters.preAuthCapped++;
+      raw.destroy();
+      return;
+    }
+    this.#pending++;
+    this.#pendingBySource.set(source, perSource + 1);
+    this.#sockets.add(raw);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.#pending--;
+      const n = (this.#pendingBySource.get(source) ?? 1) - 1;
+      if (n <= 0) this.#pendingBySource.delete(source);
+      else this.#pendingBySource.set(source, n);
+    };
+    const key = `${raw.remoteAddress}|${raw.remotePort}`;
+    this.#releases.set(key, release);
+    raw.once('close', () => {
+      release();
+      this.#releases.delete(key);
+      this.#sockets.delete(raw);
+    });
+    raw.on('error', () => {});
+  }
+
+  #onSecure(socket: tls.TLSSocket): void {
+    socket.on('error', () => {});
+    const release = this.#releases.get(`${socket.remoteAddress}|${socket.remotePort}`) ?? (() => {});
+    const ip = canonicalIp(socket.remoteAddress ?? '');
+    const remote: Endpoint = { address: ip?.address ?? '0.0.0.0', port: socket.remotePort ?? 0, family: ip?.family ?? 4 };
+    if (socket.alpnProtocol !== TUNNEL_ALPN) {
+      this.counters.tlsErrors++;
+      socket.destroy();
+      return;
+    }
+    const channel = new ControlChannel(socket, 'gateway');
+    void runGatewayHandshake(channel, {
+      clock: this.deps.clock,
+      timeoutMs: this.config.handshakeTimeoutMs,
+      backoff: this.#backoff,
+      credentials: (name) => this.config.agents.get(name),
+      source: remote.address,
+    }).then((o) => {
+      release();
+      if (!o.ok) {
+        this.counters.authRefused[o.failure] = (this.counters.authRefused[o.failure] ?? 0) + 1;
+        this.#observer.authRefused?.({ remote, agent: o.agent, failure: o.failure, message: o.message });
+        return;
+      }
+      if (this.#closing) return channel.close('shutting-down', 'the gateway is shutting down');
+      this.#authenticated(channel, o, remote);
+    });
+  }
+
+  #authenticated(channel: ControlChannel, o: Extract<HandshakeOutcome, { ok: true }>, remote: Endpoint): void {
+    const socket = channel.socket as tls.TLSSocket;
+    const material = exportDatagramKeys(socket, 'gateway');
+    const keyId = this.#allocateKeyId();
+    const keys: KeySet = {
+      keyId,
+      opener: new DatagramOpener({ key: material.receive, direction: material.receiveDirection, keyId }),
+      sealer: new DatagramSealer({ key: material.send, direction: material.sendDirection, peerKeyId: o.hello.datagramKeyId }),
+    };
+    const name = o.hello.name;
+    let link = this.#links.get(name);
+    const resumed = link !== undefined && link.state !== 'closed' && o.hello.resumeKeyId !== 0 && o.hello.resumeKeyId === link.currentKeyId;
+    if (link && !resumed) {
+      void link.close('superseded', 'a newer connection of this agent authenticated');
+      link = undefined;
+    }
+    if (!link) {
+      link = new AgentLink(name, this.#host, remote);
+      this.#links.set(name, link);
+    }
+    this.#byKey.set(keyId, { link, keys });
+    const proof = computeGatewayProof({ token: o.token, nonce: o.nonce, binding: o.binding, agentName: name });
+    channel.send({
+      type: 'auth-ok',
+      datagramKeyId: keyId,
+      resumed,
+      streamWindow: this.config.streamWindow,
+      keepaliveIntervalMs: this.config.keepaliveIntervalMs,
+      proof,
+    });
+    link.attach(channel, keys, o.hello, remote, resumed);
+    this.counters.authOk++;
+    if (resumed) this.counters.authResumed++;
+    this.#observer.agentUp?.({ agent: name, remote, resumed });
+  }
+
+  #allocateKeyId(): number {
+    for (;;) {
+      const id = randomInt(1, 0xffff_ffff);
+      if (!this.#byKey.has(id)) return id;
+    }
+  }
+
+  /** Hot path: a datagram the demultiplexer gave to the application (tunnel types 12-14). */
+  #onDatagram(buf: Buffer, address: string, port: number): void {
+    const h = readUnverifiedHeader(buf);
+    if (!h) {
+      this.counters.datagramRejected.malformed++;
+      return;
+    }
+    const e = this.#byKey.get(h.keyId);
+    if (!e) {
+      this.counters.datagramUnknownKey++;
+      return;
+    }
+    e.link.onUdpDatagram(e.keys, buf, address, port);
+  }
+}
+
+function describeEnd(end: ChannelEnd): string {
+  if (end.goaway) return `goaway ${end.goaway.code}: ${end.goaway.message}`;
+  if (end.sent) return `closed by the gateway: ${end.sent}`;
+  return end.error?.message ?? 'closed';
+}
+
+/** TLS on `listen`, then UDP on the same port number (a port 0 listen retries until both fit). */
+async function bindPair(config: GatewayConfig, cert: GatewayCertificate) {
+  const { host, port } = config.listen;
+  for (let attempt = 0; ; attempt++) {
+    const server = tls.createServer({
+      cert: cert.cert,
+      key: cert.key,
+      minVersion: 'TLSv1.3',
+      ALPNProtocols: [TUNNEL_ALPN],
+      handshakeTimeout: config.handshakeTimeoutMs,
+      allowHalfOpen: false,
+    });
+    try {
+      const listening = once(server, 'listening');
+      server.listen({ host, port, exclusive: true });
+      await listening;
+    } catch (err) {
+      server.close();
+      throw new SluiceError('SLUICE_ERR_BIND', `gateway: cannot listen on tcp ${formatHostPort(host, port)}: ${errnoCode(err) ?? (err as Error).message}`, { cause: err });
+    }
+    const a = server.address() as net.AddressInfo;
+    const udp = dgram.createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', lookup: literalLookup as never });
+    try {
+      const listening = once(udp, 'listening');
+      udp.bind({ address: host, port: a.port, exclusive: true });
+      await listening;
+    } catch (err) {
+      udp.close();
+      server.close();
+      if (port === 0 && errnoCode(err) === 'EADDRINUSE' && attempt < 20) continue;
+      throw new SluiceError('SLUICE_ERR_BIND', `gateway: cannot bind udp ${formatHostPort(host, a.port)}: ${errnoCode(err) ?? (err as Error).message}`, { cause: err });
+    }
+    const ip = canonicalIp(a.address)!;
+    const tcp: Endpoint = { address: ip.address, port: a.port, family: ip.family };
+    return { server, udp, tcp, udpLocal: tcp };
+  }
+}

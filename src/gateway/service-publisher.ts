@@ -1,0 +1,124 @@
+import { randomInt } from 'node:crypto';
+import type { Endpoint } from '../core/address.js';
+import type { Clock } from '../core/clock.js';
+import { errnoCode, isSluiceError } from '../core/errors.js';
+import type { RouteConfig } from '../config/types.js';
+import type { ExposedRouteSettings } from '../config/gateway-schema.js';
+import type { Admitter } from '../admission/admitter.js';
+import type { EventStream } from '../observe/events.js';
+import { TcpRoute } from '../listen/tcp-route.js';
+import { UdpRoute } from '../listen/udp-route.js';
+import type { RouteRuntime } from '../listen/route.js';
+import type { ControlMessage, Publish, RefusalCode } from '../protocol/tunnel/index.js';
+import { AgentDatagramDialer, AgentStreamDialer } from '../upstream/agent/agent-dialer.js';
+import type { AgentLink } from './agent-link.js';
+import { inRanges, type PortRanges } from './port-range.js';
+
+/** What a public listener needs from the node: admission (ACL + node-wide steps) and flow ids. */
+export interface RouteDepsSource {
+  (route: RouteConfig): { readonly admit: Admitter | undefined; readonly nextFlowId: () => number };
+}
+
+export interface PublisherDeps {
+  readonly clock: Clock;
+  readonly events: EventStream;
+  readonly routeDeps: RouteDepsSource;
+  readonly settings: ExposedRouteSettings;
+  readonly maxServicesPerAgent: number;
+  readonly portsOf: (agent: string) => PortRanges;
+}
+
+/** Tries for a free port when the agent asked for "any" (port 0). */
+const ANY_PORT_TRIES = 64;
+
+/**
+ * Turns a PUBLISH into a public listener: an ordinary TcpRoute or UdpRoute (ACL, caps, rate
+ * limits, access log and events as any route) whose upstream dialer is the agent's. Answers with
+ * PUBLISH_OK(bound) or PUBLISH_ERROR(code) and never throws.
+ */
+export class ServicePublisher {
+  constructor(private readonly deps: PublisherDeps) {}
+
+  async publish(link: AgentLink, m: Publish): Promise<ControlMessage> {
+    const refuse = (code: RefusalCode, message: string): ControlMessage => ({ type: 'publish-error', serviceId: m.serviceId, code, message });
+    const existing = link.services.get(m.serviceId);
+    if (existing) {
+      const same = existing.transport === m.transport && existing.name === m.name && (m.remote.port === 0 || m.remote.port === existing.route.local.port);
+      if (existing.stale && same) {
+        existing.stale = false;
+        return { type: 'publish-ok', serviceId: m.serviceId, bound: existing.route.local };
+      }
+      if (!existing.stale) return refuse('duplicate-service', `service id ${m.serviceId} is already published`);
+      await link.unpublish(m.serviceId);
+    }
+    if (link.services.size >= this.deps.maxServicesPerAgent) return refuse('too-many-services', `at most ${this.deps.maxServicesPerAgent} services per agent`);
+    const ranges = this.deps.portsOf(link.name);
+    if (m.remote.port !== 0 && !inRanges(ranges, m.remote.port)) {
+      return refuse('port-outside-range', `port ${m.remote.port} is outside the ports this agent may use (${formatRanges(ranges)})`);
+    }
+    const candidates = m.remote.port !== 0 ? [m.remote.port] : pickPorts(ranges, ANY_PORT_TRIES);
+    for (const port of candidates) {
+      let route: RouteRuntime;
+      try {
+        route = await this.#start(link, m, port);
+      } catch (err) {
+        const code = errnoCode(isSluiceError(err) ? err.cause : err);
+        if (code === 'EADDRINUSE' || code === 'EACCES') continue;
+        return refuse('invalid-request', `cannot listen on ${m.remote.address}:${port}: ${code ?? (err as Error).message}`);
+      }
+      if (link.state === 'closed') {
+        await route.close('upstream-closed');
+        return refuse('shutting-down', 'the agent went away');
+      }
+      link.services.set(m.serviceId, { serviceId: m.serviceId, name: m.name, transport: m.transport, route, stale: false });
+      return { type: 'publish-ok', serviceId: m.serviceId, bound: route.local };
+    }
+    return refuse('port-in-use', m.remote.port !== 0 ? `port ${m.remote.port} is in use` : `no free port in ${formatRanges(ranges)}`);
+  }
+
+  async #start(link: AgentLink, m: Publish, port: number): Promise<RouteRuntime> {
+    const { settings, clock, events } = this.deps;
+    const name = `${link.name}/${m.name}`;
+    const route: RouteConfig = {
+      name,
+      listen: { transport: m.transport, host: m.remote.address, port },
+      upstream: { host: name, port: 0 },
+      udp: settings.udp,
+      tcp: settings.tcp,
+      acl: settings.acl,
+      proxyProtocol: undefined,
+    };
+    const { admit, nextFlowId } = this.deps.routeDeps(route);
+    const r =
+      m.transport === 'udp'
+        ? await UdpRoute.start(route, { clock, events, admit, nextFlowId, dialer: new AgentDatagramDialer(link, m.serviceId) })
+        : await TcpRoute.start(route, { clock, events, admit, nextFlowId, dialer: new AgentStreamDialer(link, m.serviceId) });
+    events.emit({ type: 'route-up', at: clock.wallNow(), route: name, listen: `${m.transport}://${formatEndpoint(r.local)}`, address: r.local });
+    return r;
+  }
+}
+
+function formatEndpoint(e: Endpoint): string {
+  return e.family === 6 ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+}
+
+function formatRanges(r: PortRanges): string {
+  return r.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(', ');
+}
+
+/** Up to `n` distinct random ports from the ranges. */
+function pickPorts(ranges: PortRanges, n: number): number[] {
+  const total = ranges.reduce((sum, [a, b]) => sum + b - a + 1, 0);
+  const out = new Set<number>();
+  for (let i = 0; i < n * 2 && out.size < Math.min(n, total); i++) {
+    let k = randomInt(total);
+    for (const [a, b] of ranges) {
+      if (k <= b - a) {
+        out.add(a + k);
+        break;
+      }
+      k -= b - a + 1;
+    }
+  }
+  return [...out];
+}

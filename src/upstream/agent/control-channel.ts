@@ -1,0 +1,177 @@
+import type { Duplex } from 'node:stream';
+import type { Clock, Timer } from '../../core/clock.js';
+import {
+  ControlFrameReader, PRE_AUTH_MAX_FRAME_BYTES, encodeControlMessage, encodeStreamDataHeader, initialPhase, isTunnelError,
+  maxFrameBytesFor, receiveTransition, type ControlMessage, type ControlPhase, type RefusalCode, type TunnelRole,
+} from '../../protocol/tunnel/index.js';
+
+/** How a control channel ended, for whoever owns it (logged and counted there, once). */
+export interface ChannelEnd {
+  /** The peer said why (GOAWAY or AUTH_ERROR are both reported here by the owner's handler). */
+  readonly goaway?: { readonly code: RefusalCode; readonly message: string };
+  /** This end closed it on purpose with this code. */
+  readonly sent?: RefusalCode;
+  /** A framing or phase error from the peer, or a socket error. */
+  readonly error?: Error;
+}
+
+/** Bytes queued in the TLS socket above which stream writers wait for 'drain' and fallback datagrams are dropped. */
+export const CHANNEL_BACKLOG_BYTES = 256 * 1024;
+
+/**
+ * One end of the tunnel's control connection (docs/tunnel-protocol.md §2, §8) over an established
+ * TLS socket: frames in and out, the receive phase, and PING/PONG liveness. Owns the socket and
+ * destroys it when it ends. Messages reach `onMessage` in order, after `receiveTransition` accepted
+ * them; PING and PONG are answered here and never reach it.
+ *
+ * Not re-entrant per message: `onMessage` may send and may close the channel, after which no
+ * further message of the same chunk is delivered.
+ */
+export class ControlChannel {
+  #phase: ControlPhase;
+  readonly #reader = new ControlFrameReader({ maxFrameBytes: PRE_AUTH_MAX_FRAME_BYTES });
+  readonly #drainWaiters: (() => void)[] = [];
+  #ended: ChannelEnd | undefined;
+  #resolveEnded!: (end: ChannelEnd) => void;
+  /** Resolves once, when the socket is gone. */
+  readonly ended: Promise<ChannelEnd>;
+  #ping: Timer | undefined;
+  #pingCounter = 0;
+  #unanswered = 0;
+  #onMessage: (m: ControlMessage) => void = () => {};
+
+  constructor(
+    readonly socket: Duplex,
+    readonly role: TunnelRole,
+  ) {
+    this.#phase = initialPhase(role);
+    this.ended = new Promise((resolve) => (this.#resolveEnded = resolve));
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('drain', () => {
+      for (const w of this.#drainWaiters.splice(0)) w();
+    });
+    socket.on('error', (err) => this.#finish({ error: err }));
+    socket.on('end', () => this.#finish({ error: new Error('the peer closed the connection') }));
+    socket.on('close', () => this.#finish({ error: new Error('connection closed') }));
+  }
+
+  get phase(): ControlPhase {
+    return this.#phase;
+  }
+
+  get isOpen(): boolean {
+    return this.#ended === undefined;
+  }
+
+  /** Bytes waiting in the socket. */
+  get backlog(): number {
+    return this.socket.writableLength;
+  }
+
+  /** Sets the one receiver of messages. */
+  onMessage(fn: (m: ControlMessage) => void): void {
+    this.#onMessage = fn;
+  }
+
+  /** Encodes and writes one message; false when the channel has ended. */
+  send(m: ControlMessage): boolean {
+    if (this.#ended) return false;
+    this.socket.write(encodeControlMessage(m));
+    return true;
+  }
+
+  /** STREAM_DATA without copying `data` (1..MAX_STREAM_DATA_BYTES bytes). */
+  sendStreamData(streamId: number, data: Buffer): void {
+    if (this.#ended) return;
+    const s = this.socket as Duplex & { cork(): void; uncork(): void };
+    s.cork();
+    s.write(encodeStreamDataHeader(streamId, data.length));
+    s.write(data);
+    s.uncork();
+  }
+
+  /** Runs `fn` once the socket's backlog is below CHANNEL_BACKLOG_BYTES (now, or after 'drain' or the end). */
+  whenWritable(fn: () => void): void {
+    if (this.#ended || this.backlog < CHANNEL_BACKLOG_BYTES) fn();
+    else this.#drainWaiters.push(fn);
+  }
+
+  /** Sends PING every `intervalMs`; three unanswered in a row end the channel with keepalive-timeout. */
+  startKeepalive(clock: Clock, intervalMs: number): void {
+    this.#ping?.cancel();
+    this.#ping = clock.setInterval(() => {
+      if (this.#unanswered >= 3) return this.close('keepalive-timeout', `no PONG for ${3 * intervalMs}ms`);
+      this.#unanswered++;
+      this.#pingCounter = (this.#pingCounter + 1) >>> 0;
+      this.send({ type: 'ping', counter: this.#pingCounter });
+    }, intervalMs);
+  }
+
+  /** GOAWAY(code) then close. Idempotent. */
+  close(code: RefusalCode, message: string): void {
+    if (this.#ended) return;
+    this.send({ type: 'goaway', code, message });
+    this.socket.end();
+    this.#finish({ sent: code });
+    // A peer that never closes its side must not hold the socket open.
+    setTimeout(() => this.socket.destroy(), 2000).unref();
+  }
+
+  /** Closes without a GOAWAY (the handshake sent AUTH_ERROR, or the owner is going away). */
+  destroy(end: ChannelEnd = {}): void {
+    this.#finish(end);
+    this.socket.destroy();
+  }
+
+  #finish(end: ChannelEnd): void {
+    if (this.#ended) return;
+    this.#ended = end;
+    this.#ping?.cancel();
+    for (const w of this.#drainWaiters.splice(0)) w();
+    this.#resolveEnded(end);
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#ended && this.#ended.sent === undefined) return;
+    let messages: ControlMessage[];
+    try {
+      messages = this.#reader.push(chunk);
+    } catch (err) {
+      return this.#protocolError(err as Error);
+    }
+    for (const m of messages) {
+      if (this.#ended) return;
+      try {
+        this.#phase = receiveTransition(this.role, this.#phase, m.type);
+      } catch (err) {
+        return this.#protocolError(err as Error);
+      }
+      this.#reader.maxFrameBytes = maxFrameBytesFor(this.#phase);
+      if (m.type === 'ping') {
+        this.send({ type: 'pong', counter: m.counter });
+        continue;
+      }
+      if (m.type === 'pong') {
+        this.#unanswered = 0;
+        continue;
+      }
+      if (m.type === 'goaway') {
+        this.#onMessage(m);
+        this.socket.end();
+        this.#finish({ goaway: { code: m.code, message: m.message } });
+        return;
+      }
+      this.#onMessage(m);
+    }
+  }
+
+  #protocolError(err: Error): void {
+    if (this.#ended) return;
+    const open = this.#phase === 'open';
+    if (open && isTunnelError(err)) this.send({ type: 'goaway', code: 'protocol-error', message: err.message });
+    this.#finish({ error: err });
+    if (!open) return void this.socket.destroy();
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+}

@@ -1,0 +1,145 @@
+import { Duplex } from 'node:stream';
+import { SluiceError } from '../../core/errors.js';
+import { MAX_STREAM_DATA_BYTES, ReceiveWindow, SendWindow, type StreamResetCode } from '../../protocol/tunnel/index.js';
+
+/** What a stream needs from the multiplexer that owns it. */
+export interface StreamLink {
+  sendData(id: number, data: Buffer): void;
+  sendEnd(id: number): void;
+  sendReset(id: number, code: StreamResetCode): void;
+  sendWindowUpdate(id: number, increment: number): void;
+  /** Runs `fn` when the shared connection can take more bytes (connection-level backpressure). */
+  whenWritable(fn: () => void): void;
+  /** The stream is finished; forget its id. */
+  released(id: number): void;
+}
+
+/** The error a stream is destroyed with when the peer reset it. */
+export class StreamResetError extends SluiceError {
+  constructor(readonly resetCode: StreamResetCode) {
+    super(resetCode === 'refused' || resetCode === 'dial-failed' || resetCode === 'timeout' ? 'SLUICE_ERR_DIAL_FAILED' : 'SLUICE_ERR_CLOSED', `stream reset by the peer: ${resetCode}`);
+  }
+}
+
+/**
+ * One multiplexed TCP stream of the tunnel as a Duplex (docs/tunnel-protocol.md §5): writes spend
+ * the peer's per-stream credit (SendWindow) and wait for WINDOW_UPDATE when it runs out; received
+ * data counts against this end's window (ReceiveWindow), whose credit goes back only as the
+ * consumer takes bytes out of the readable buffer, so a slow consumer stalls only its own stream.
+ *
+ * Half-close: `end()` sends STREAM_END (a FIN); the peer's STREAM_END ends the readable side. Both
+ * done = finished, quietly. Destroyed before that (by the owner, or an error) = STREAM_RESET
+ * `cancel`, unless the peer reset it first. Created with allowHalfOpen, as relayTcp requires.
+ */
+export class TunnelStream extends Duplex {
+  readonly #link: StreamLink;
+  readonly #send: SendWindow;
+  readonly #recv: ReceiveWindow;
+  #pending: { chunk: Buffer; off: number; cb: (err?: Error | null) => void } | null = null;
+  #pushed = 0;
+  #released = 0;
+  #remoteEnded = false;
+  #localEnded = false;
+  #resetByPeer = false;
+  bytesRead = 0;
+  bytesWritten = 0;
+
+  constructor(
+    readonly id: number,
+    link: StreamLink,
+    /** The peer's initial window (what this end may send). */
+    sendWindow: number,
+    /** This end's initial window (what the peer may send). */
+    receiveWindow: number,
+  ) {
+    super({ allowHalfOpen: true, readableHighWaterMark: 64 * 1024, writableHighWaterMark: 64 * 1024 });
+    this.#link = link;
+    this.#send = new SendWindow(sendWindow);
+    this.#recv = new ReceiveWindow(receiveWindow);
+  }
+
+  // ---- from the multiplexer ----
+
+  /** STREAM_DATA from the peer. */
+  onPeerData(data: Buffer): void {
+    if (this.#remoteEnded) return this.#fail('protocol');
+    if (!this.#recv.receive(data.length)) return this.#fail('flow-control');
+    this.#pushed += data.length;
+    this.bytesRead += data.length;
+    this.push(data);
+  }
+
+  onPeerEnd(): void {
+    if (this.#remoteEnded) return;
+    this.#remoteEnded = true;
+    this.push(null);
+  }
+
+  onPeerReset(code: StreamResetCode): void {
+    this.#resetByPeer = true;
+    this.destroy(new StreamResetError(code));
+  }
+
+  onWindowUpdate(increment: number): void {
+    if (!this.#send.grant(increment)) return this.#fail('flow-control');
+    this.#pump();
+  }
+
+  /** Resets the stream with `code` (a local decision: limit, dial failure). */
+  reset(code: StreamResetCode): void {
+    if (this.destroyed) return;
+    this.#link.sendReset(this.id, code);
+    this.#resetByPeer = true; // sent already; _destroy must not send another
+    this.destroy();
+  }
+
+  // ---- Duplex ----
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.#pending = { chunk, off: 0, cb };
+    this.#pump();
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.#localEnded = true;
+    this.#link.sendEnd(this.id);
+    cb();
+  }
+
+  override _read(): void {
+    const consumed = this.#pushed - this.readableLength - this.#released;
+    if (consumed <= 0) return;
+    this.#released += consumed;
+    const inc = this.#recv.release(consumed);
+    if (inc > 0) this.#link.sendWindowUpdate(this.id, inc);
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    const clean = this.#remoteEnded && this.#localEnded;
+    if (!clean && !this.#resetByPeer) this.#link.sendReset(this.id, 'cancel');
+    this.#pending = null;
+    this.#link.released(this.id);
+    cb(err);
+  }
+
+  #pump(): void {
+    const p = this.#pending;
+    if (!p || this.destroyed) return;
+    while (p.off < p.chunk.length) {
+      const n = Math.min(this.#send.available, MAX_STREAM_DATA_BYTES, p.chunk.length - p.off);
+      if (n === 0) return; // resumes at the next WINDOW_UPDATE
+      this.#send.consume(n);
+      this.#link.sendData(this.id, p.chunk.subarray(p.off, p.off + n));
+      p.off += n;
+      this.bytesWritten += n;
+    }
+    this.#pending = null;
+    this.#link.whenWritable(() => {
+      if (!this.destroyed) p.cb();
+    });
+  }
+
+  #fail(code: StreamResetCode): void {
+    this.reset(code);
+  }
+}

@@ -1,0 +1,87 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { parseConfig } from '../../src/config/load.js';
+import type { AgentConfig, GatewayConfig } from '../../src/config/gateway-schema.js';
+import { systemClock, type Clock } from '../../src/core/clock.js';
+import { EventStream, type SluiceEvent } from '../../src/observe/events.js';
+import { Gateway, type GatewayObserver } from '../../src/gateway/gateway.js';
+import { Agent, type AgentObserver } from '../../src/agent/agent.js';
+import { aclAdmitter } from '../../src/admission/acl-admitter.js';
+import { waitFor } from '../helpers/net.js';
+
+export const TOKEN = 'test-token-0123456789abcdef';
+
+/** One certificate for the whole test process (openssl costs ~50 ms a run). */
+let sharedState: string | undefined;
+function stateDir(): string {
+  if (!sharedState) {
+    sharedState = mkdtempSync(join(tmpdir(), 'sluice-gw-'));
+    process.once('exit', () => rmSync(sharedState!, { recursive: true, force: true }));
+  }
+  return sharedState;
+}
+
+export interface Recorded<T> {
+  readonly calls: { kind: keyof T; e: unknown }[];
+  of<K extends keyof T>(kind: K): T[K] extends (e: infer E) => void ? E[] : never;
+}
+
+function recorder<T extends object>(): { observer: Partial<T>; rec: Recorded<T> } {
+  const calls: { kind: keyof T; e: unknown }[] = [];
+  const observer = new Proxy({}, { get: (_t, kind) => (e: unknown) => calls.push({ kind: kind as keyof T, e }) }) as Partial<T>;
+  return { observer, rec: { calls, of: ((kind: keyof T) => calls.filter((c) => c.kind === kind).map((c) => c.e)) as Recorded<T>['of'] } };
+}
+
+/** `gateway:` YAML body (indented by the caller's keys), parsed with the real schema. */
+export function gatewayConfig(extra = '', listen = '127.0.0.1:0'): GatewayConfig {
+  const yaml = `gateway:\n  listen: ${listen}\n  stateDir: ${stateDir()}\n  agents:\n    home: { token: "${TOKEN}" }\n  ports: 20000-60000\n${extra}`;
+  const r = parseConfig(yaml);
+  if (!r.ok) throw new Error(`gateway config: ${JSON.stringify(r.issues)}`);
+  return r.config.gateway!;
+}
+
+export function agentConfig(gw: { port: number; fingerprint: string }, expose: string, extra = ''): AgentConfig {
+  const yaml = `agent:\n  name: home\n  gateway: 127.0.0.1:${gw.port}\n  token: "${TOKEN}"\n  fingerprint: ${gw.fingerprint}\n  reconnect: { initial: 50ms, max: 500ms }\n  expose:\n${expose}\n${extra}`;
+  const r = parseConfig(yaml);
+  if (!r.ok) throw new Error(`agent config: ${JSON.stringify(r.issues)}`);
+  return r.config.agent!;
+}
+
+export async function startGateway(t: TestContext, config: GatewayConfig, clock: Clock = systemClock) {
+  const events = new EventStream((err) => {
+    throw err;
+  });
+  const seen: SluiceEvent[] = [];
+  events.subscribe((e) => seen.push(e));
+  const { observer, rec } = recorder<GatewayObserver>();
+  let flow = 0;
+  const gateway = await Gateway.start(config, {
+    clock,
+    events,
+    observer,
+    routeDeps: (route) => ({ admit: aclAdmitter(route.acl, undefined), nextFlowId: () => ++flow }),
+  });
+  t.after(() => gateway.close());
+  return { gateway, events, seen, rec, port: gateway.tcpAddress.port, fingerprint: gateway.fingerprint };
+}
+
+export async function startAgent(t: TestContext, config: AgentConfig, clock: Clock = systemClock) {
+  const events = new EventStream((err) => {
+    throw err;
+  });
+  const seen: SluiceEvent[] = [];
+  events.subscribe((e) => seen.push(e));
+  const { observer, rec } = recorder<AgentObserver>();
+  let flow = 1_000_000;
+  const agent = await Agent.start(config, { clock, events, observer, nextFlowId: () => ++flow });
+  t.after(() => agent.close());
+  return { agent, seen, rec };
+}
+
+/** Waits until the agent has every service bound; returns the public ports by service name. */
+export async function published(agent: Agent, timeoutMs = 5000): Promise<Record<string, number>> {
+  await waitFor(() => agent.state === 'connected' && agent.services().every((s) => s.bound !== undefined), 'services published', timeoutMs);
+  return Object.fromEntries(agent.services().map((s) => [s.config.name, s.bound!.port]));
+}
