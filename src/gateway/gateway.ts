@@ -120,7 +120,11 @@ export class Gateway {
     udp.on('error', () => {}); // a failed send costs one datagram, never the socket
     server.on('connection', (raw: net.Socket) => this.#onConnection(raw));
     server.on('secureConnection', (s: tls.TLSSocket) => this.#onSecure(s));
-    server.on('tlsClientError', () => void this.counters.tlsErrors++);
+    server.on('tlsClientError', (_err, socket: tls.TLSSocket) => {
+      this.counters.tlsErrors++;
+      this.#releases.get(`${socket.remoteAddress}|${socket.remotePort}`)?.();
+      socket.destroy();
+    });
     server.on('error', () => {});
   }
 
@@ -180,20 +184,28 @@ export class Gateway {
     this.#pending++;
     this.#pendingBySource.set(source, perSource + 1);
     this.#sockets.add(raw);
+    const key = `${raw.remoteAddress}|${raw.remotePort}`;
     let released = false;
+    // Node hands the raw socket to a TLSSocket and emits no 'close' on it afterwards, so the slot
+    // is also freed by this timer: nothing may stay pre-auth longer than the handshake timeout.
+    const deadline = this.deps.clock.setTimeout(() => {
+      if (released) return;
+      release();
+      raw.destroy();
+    }, this.config.handshakeTimeoutMs + 100);
     const release = () => {
       if (released) return;
       released = true;
+      deadline.cancel();
+      this.#releases.delete(key);
       this.#pending--;
       const n = (this.#pendingBySource.get(source) ?? 1) - 1;
       if (n <= 0) this.#pendingBySource.delete(source);
       else this.#pendingBySource.set(source, n);
     };
-    const key = `${raw.remoteAddress}|${raw.remotePort}`;
     this.#releases.set(key, release);
     raw.once('close', () => {
       release();
-      this.#releases.delete(key);
       this.#sockets.delete(raw);
     });
     raw.on('error', () => {});
@@ -202,6 +214,7 @@ export class Gateway {
   #onSecure(socket: tls.TLSSocket): void {
     socket.on('error', () => {});
     const release = this.#releases.get(`${socket.remoteAddress}|${socket.remotePort}`) ?? (() => {});
+    socket.once('close', release);
     const ip = canonicalIp(socket.remoteAddress ?? '');
     const remote: Endpoint = { address: ip?.address ?? '0.0.0.0', port: socket.remotePort ?? 0, family: ip?.family ?? 4 };
     if (socket.alpnProtocol !== TUNNEL_ALPN) {

@@ -45,7 +45,9 @@ export function runGatewayHandshake(channel: ControlChannel, deps: HandshakeDeps
       resolve(o);
     };
     const refuse = (code: RefusalCode, message: string) => {
-      channel.send({ type: 'auth-error', code, message });
+      // The agent accepts AUTH_ERROR only in answer to AUTH (control-phase.ts); before the
+      // CHALLENGE the same code travels in a GOAWAY, which every phase accepts.
+      channel.send(nonce ? { type: 'auth-error', code, message } : { type: 'goaway', code, message });
       channel.socket.end();
       setTimeout(() => channel.destroy({ sent: code }), 1000).unref();
       finish({ ok: false, failure: code, agent: hello?.name, message });

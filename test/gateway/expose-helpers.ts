@@ -1,4 +1,7 @@
+import dgram from 'node:dgram';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -84,4 +87,62 @@ export async function startAgent(t: TestContext, config: AgentConfig, clock: Clo
 export async function published(agent: Agent, timeoutMs = 5000): Promise<Record<string, number>> {
   await waitFor(() => agent.state === 'connected' && agent.services().every((s) => s.bound !== undefined), 'services published', timeoutMs);
   return Object.fromEntries(agent.services().map((s) => [s.config.name, s.bound!.port]));
+}
+
+/**
+ * An on-path box between agent and gateway on 127.0.0.1: TCP is piped through untouched, UDP is
+ * forwarded from one socket of its own (so the gateway sees the box as the agent's address),
+ * recorded, and dropped while `blocked` (UDP blocked by a firewall).
+ */
+export async function middlebox(t: TestContext, gatewayPort: number) {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((c) => {
+    const up = net.connect(gatewayPort, '127.0.0.1');
+    sockets.add(c).add(up);
+    c.pipe(up).pipe(c);
+    const kill = () => {
+      c.destroy();
+      up.destroy();
+    };
+    c.on('error', kill).on('close', kill);
+    up.on('error', kill).on('close', kill);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as net.AddressInfo).port;
+  const front = dgram.createSocket('udp4');
+  front.bind(port, '127.0.0.1');
+  await once(front, 'listening');
+  const back = dgram.createSocket('udp4');
+  back.bind(0, '127.0.0.1');
+  await once(back, 'listening');
+  const box = {
+    port,
+    blocked: false,
+    /** Datagrams agent -> gateway, as they passed. */
+    upstream: [] as Buffer[],
+    agent: undefined as { port: number; address: string } | undefined,
+    /** Cuts every TCP connection through the box (a control-channel outage). */
+    cutTcp() {
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+    },
+  };
+  front.on('message', (msg, r) => {
+    if (box.blocked) return;
+    box.agent = { port: r.port, address: r.address };
+    box.upstream.push(msg);
+    back.send(msg, gatewayPort, '127.0.0.1');
+  });
+  back.on('message', (msg) => {
+    if (box.blocked || !box.agent) return;
+    front.send(msg, box.agent.port, box.agent.address);
+  });
+  t.after(() => {
+    box.cutTcp();
+    server.close();
+    front.close();
+    back.close();
+  });
+  return box;
 }
