@@ -122,7 +122,10 @@ async function serve(config: SluiceConfig, path: string | undefined, started?: (
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
-  app.log.info('stopping: draining live sessions');
+  app.log.info('stopping: draining live sessions (send the signal again to stop at once)');
+  const again = () => void app.node.destroy();
+  process.once('SIGTERM', again);
+  process.once('SIGINT', again);
   await app.stop();
   return EXIT.ok;
 }
