@@ -5,6 +5,7 @@ import type { RouteConfig, SluiceConfig } from './config/types.js';
 import { chainAdmitters, type Admitter } from './admission/admitter.js';
 import { aclAdmitter } from './admission/acl-admitter.js';
 import type { CountryLookup } from './admission/acl/country.js';
+import type { UdpDatapath } from './datapath/udp-datapath.js';
 import type { EndReason, EventStream } from './observe/events.js';
 import type { DatagramDialer, StreamDialer } from './upstream/dialer.js';
 import type { RouteRuntime } from './listen/route.js';
@@ -19,6 +20,8 @@ export interface NodeDeps {
   readonly datagramDialer: DatagramDialer;
   /** An admission step after the ACL for every route (threat intel). */
   readonly admit?: Admitter;
+  /** How UDP datagrams move (default: Node's dgram). */
+  readonly udpDatapath?: UdpDatapath;
   /** The country database for ACL country rules; read at start and at each reload. */
   readonly geo?: () => CountryLookup | undefined;
 }
@@ -153,7 +156,7 @@ export class SluiceNode {
     const nextFlowId = () => ++this.#flowId;
     const r =
       route.listen.transport === 'udp'
-        ? await UdpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.datagramDialer })
+        ? await UdpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.datagramDialer, datapath: this.deps.udpDatapath })
         : await TcpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.streamDialer });
     events.emit({ type: 'route-up', at: clock.wallNow(), route: route.name, listen: formatListen(route.listen), address: r.local });
     return r;

@@ -1,15 +1,14 @@
-import dgram from 'node:dgram';
-import { once } from 'node:events';
-import { canonicalIp, formatListen, type Endpoint } from '../core/address.js';
+import { formatListen, type Endpoint } from '../core/address.js';
 import { errnoCode, SluiceError } from '../core/errors.js';
 import type { RouteConfig } from '../config/types.js';
 import type { EndReason } from '../observe/events.js';
 import { UdpSessionTable, type UdpTableDeps } from '../session/udp-session-table.js';
-import { literalLookup } from '../upstream/direct/resolve.js';
+import type { UdpDatapath, UdpListener } from '../datapath/udp-datapath.js';
+import { jsDatapath } from '../datapath/js-datapath.js';
 import type { RouteRuntime, SessionInfo } from './route.js';
 import type { Admitter } from '../admission/admitter.js';
 
-export type UdpRouteDeps = Omit<UdpTableDeps, 'sendToClient' | 'local'>;
+export type UdpRouteDeps = Omit<UdpTableDeps, 'sendToClient' | 'local'> & { readonly datapath?: UdpDatapath };
 
 /**
  * A UDP listener feeding a session table. The socket stays open while the route drains, because
@@ -19,34 +18,29 @@ export class UdpRoute implements RouteRuntime {
   #closed: Promise<void> | undefined;
 
   private constructor(
-    private readonly socket: dgram.Socket,
+    private readonly listener: UdpListener,
     private readonly table: UdpSessionTable,
-    readonly local: Endpoint,
   ) {}
 
   static async start(route: RouteConfig, deps: UdpRouteDeps): Promise<UdpRoute> {
-    const { host, port } = route.listen;
-    const socket = dgram.createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', lookup: literalLookup as never });
+    let table: UdpSessionTable | undefined;
+    let listener: UdpListener;
     try {
-      // Listen before binding: with a synchronous lookup, 'listening' can fire inside bind().
-      const listening = once(socket, 'listening');
-      socket.bind({ address: host, port, exclusive: true });
-      await listening;
+      listener = await (deps.datapath ?? jsDatapath).listen(route.listen.host, route.listen.port, {
+        onDatagram: (buf, address, port) => table!.onDatagram(buf, address, port),
+        // Send failures (an unreachable client, a full buffer) cost one datagram, never the listener.
+        onSendError: () => table?.countSendError(),
+      });
     } catch (err) {
-      socket.close();
       throw new SluiceError('SLUICE_ERR_BIND', `route "${route.name}": cannot listen on ${formatListen(route.listen)}: ${errnoCode(err) ?? (err as Error).message}`, { cause: err });
     }
-    const a = socket.address();
-    const local: Endpoint = { address: canonicalIp(a.address)?.address ?? a.address, port: a.port, family: a.family === 'IPv6' ? 6 : 4 };
-    const table = new UdpSessionTable(route, {
-      ...deps,
-      sendToClient: (buf, p, addr) => socket.send(buf, p, addr),
-      local: () => local,
-    });
-    // Send failures (an unreachable client, a full buffer) surface here; they cost one datagram, never the listener.
-    socket.on('error', () => table.countSendError());
-    socket.on('message', (msg, rinfo) => table.onDatagram(msg, rinfo.address, rinfo.port));
-    return new UdpRoute(socket, table, local);
+    const local = listener.local;
+    table = new UdpSessionTable(route, { ...deps, sendToClient: (buf, p, addr) => listener.send(buf, p, addr), local: () => local });
+    return new UdpRoute(listener, table);
+  }
+
+  get local(): Endpoint {
+    return this.listener.local;
   }
 
   get name(): string {
@@ -70,10 +64,10 @@ export class UdpRoute implements RouteRuntime {
   }
 
   close(reason: EndReason): Promise<void> {
-    this.#closed ??= new Promise<void>((resolve) => {
+    this.#closed ??= (async () => {
       this.table.close(reason);
-      this.socket.close(() => resolve());
-    });
+      await this.listener.close();
+    })();
     return this.#closed;
   }
 

@@ -1,56 +1,24 @@
-import dgram from 'node:dgram';
-import { formatHostPort, type Endpoint, type HostPort } from '../../core/address.js';
-import { SluiceError } from '../../core/errors.js';
+import { formatHostPort, type HostPort } from '../../core/address.js';
+import { errnoCode, SluiceError } from '../../core/errors.js';
+import type { UdpDatapath } from '../../datapath/udp-datapath.js';
+import { jsDatapath } from '../../datapath/js-datapath.js';
 import type { DatagramChannel, DatagramDialer, DatagramReceiver, DialOptions } from '../dialer.js';
-import { literalLookup, resolveTarget, systemResolver, type Resolver } from './resolve.js';
+import { resolveTarget, systemResolver, type Resolver } from './resolve.js';
 
-/**
- * One connected UDP socket per session: the kernel filters replies to the upstream's address, and
- * a connected send skips the per-datagram address handling of an unconnected one.
- */
+/** Opens one connected socket per session to a host:port, through the datapath in use. */
 export class DirectDatagramDialer implements DatagramDialer {
-  constructor(private readonly resolver: Resolver = systemResolver) {}
+  constructor(
+    private readonly resolver: Resolver = systemResolver,
+    private readonly datapath: UdpDatapath = jsDatapath,
+  ) {}
 
   async open(target: HostPort, receiver: DatagramReceiver, opts: DialOptions): Promise<DatagramChannel> {
     const remote = await resolveTarget(target, this.resolver);
     opts.signal.throwIfAborted();
-    const socket = dgram.createSocket({ type: remote.family === 6 ? 'udp6' : 'udp4', lookup: literalLookup as never });
     try {
-      await new Promise<void>((resolve, reject) => {
-        socket.once('error', reject);
-        socket.connect(remote.port, remote.address, () => {
-          socket.off('error', reject);
-          resolve();
-        });
-      });
+      return await this.datapath.connect(remote, receiver);
     } catch (err) {
-      socket.close();
-      throw new SluiceError('SLUICE_ERR_DIAL_FAILED', `udp connect to ${formatHostPort(remote.address, remote.port)} failed`, { cause: err });
+      throw new SluiceError('SLUICE_ERR_DIAL_FAILED', `udp connect to ${formatHostPort(remote.address, remote.port)} failed: ${errnoCode(err) ?? (err as Error).message}`, { cause: err });
     }
-    return new ConnectedChannel(socket, remote, receiver);
-  }
-}
-
-class ConnectedChannel implements DatagramChannel {
-  #closed = false;
-  constructor(
-    private readonly socket: dgram.Socket,
-    readonly remote: Endpoint,
-    receiver: DatagramReceiver,
-  ) {
-    socket.on('message', (buf) => receiver.onUpstreamDatagram(buf));
-    socket.on('error', (err) => receiver.onUpstreamError(err));
-  }
-
-  send(buf: Buffer, prefix: Buffer | null): void {
-    if (this.#closed) return;
-    if (prefix === null) this.socket.send(buf);
-    else this.socket.send([prefix, buf]);
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.socket.close();
   }
 }

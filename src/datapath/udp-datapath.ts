@@ -1,0 +1,35 @@
+import type { Endpoint } from '../core/address.js';
+import type { DatagramChannel, DatagramReceiver } from '../upstream/dialer.js';
+
+/**
+ * The UDP fast path: how datagrams of established sessions move. Everything above it (session
+ * table, admission, PROXY headers, counters, events) is the same whichever implementation runs:
+ * `js` on Node's dgram, or a batched native one. Nothing outside src/datapath may depend on how
+ * an implementation moves packets.
+ */
+export interface UdpDatapath {
+  readonly kind: 'js' | 'native';
+  /**
+   * Binds a listener (exclusively; dual-stack for `::`). Rejects with the system error
+   * (EADDRINUSE, EACCES) for the caller to name the route.
+   */
+  listen(host: string, port: number, receiver: ListenerReceiver): Promise<UdpListener>;
+  /** A socket connected to `remote` for one session; replies arrive through `receiver`. */
+  connect(remote: Endpoint, receiver: DatagramReceiver): Promise<DatagramChannel>;
+}
+
+/** Gets what arrives on a listener. Called once per datagram, in arrival order. */
+export interface ListenerReceiver {
+  /** `address` is as the socket reports it (an IPv4 client on a dual-stack socket is ::ffff:a.b.c.d). */
+  onDatagram(buf: Buffer, address: string, port: number): void;
+  /** A datagram to a client could not be sent (ICMP error, full buffer); counted, never fatal. */
+  onSendError(err: Error): void;
+}
+
+export interface UdpListener {
+  readonly local: Endpoint;
+  /** Sends one datagram to a client, whole or not at all. */
+  send(buf: Buffer, port: number, address: string): void;
+  /** Idempotent; resolves once the socket is released. */
+  close(): Promise<void>;
+}
