@@ -1,0 +1,66 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { accessLogSink } from '../../src/observe/access-log.js';
+import type { LineWriter } from '../../src/observe/line-writer.js';
+import { ManualClock } from '../helpers/manual-clock.js';
+import { startNode } from '../helpers/node.js';
+import { udpClient, udpEcho, waitFor } from '../helpers/net.js';
+
+function memoryWriter(): LineWriter & { lines: () => Record<string, unknown>[] } {
+  const out: string[] = [];
+  return {
+    write: (l) => void out.push(l),
+    close: async () => {},
+    lines: () => out.join('').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
+}
+
+test('access log: one start and one end line per session, with the schema of docs/access-log.md', async (t) => {
+  const clock = new ManualClock();
+  const echo = await udpEcho(t);
+  const n = await startNode(t, `
+routes:
+  dns:
+    listen: udp://127.0.0.1:0
+    upstream: 127.0.0.1:${echo.port}
+    udp: { idleTimeout: 5s }
+`, { clock });
+  const out = memoryWriter();
+  n.events.subscribe(accessLogSink(out, clock));
+  const c = await udpClient(t);
+  c.send(n.port('dns'), 'abc');
+  await c.next();
+  c.send(n.port('dns'), 'defg');
+  await c.next();
+  clock.advance(6_000);
+  await waitFor(() => out.lines().length === 2, 'two lines');
+  const [start, end] = out.lines();
+  assert.deepEqual(Object.keys(start!), ['time', 'event', 'flowId', 'route', 'proto', 'clientAddr', 'clientPort', 'upstreamAddr', 'upstreamPort']);
+  assert.equal(start!.event, 'start');
+  assert.equal(start!.clientPort, c.port);
+  assert.equal(start!.upstreamPort, echo.port);
+  assert.equal(end!.event, 'end');
+  assert.equal(end!.flowId, start!.flowId);
+  assert.equal(end!.reason, 'idle-timeout');
+  assert.equal(end!.bytesFromClient, 7);
+  assert.equal(end!.bytesToClient, 7);
+  assert.equal(end!.packetsFromClient, 2);
+  assert.equal(end!.packetsToClient, 2);
+  assert.equal(typeof end!.durationMs, 'number');
+  assert.match(String(end!.startTime), /^\d{4}-\d\d-\d\dT/);
+});
+
+test('access log: rejections are rate-limited and the next line says how many were left out', () => {
+  const clock = new ManualClock();
+  const out = memoryWriter();
+  const sink = accessLogSink(out, clock);
+  const client = { address: '198.51.100.7', port: 4000, family: 4 as const };
+  for (let i = 0; i < 100; i++) sink({ type: 'session-rejected', at: clock.wallNow(), route: 'r', proto: 'udp', client, reason: 'limit-route-rate' });
+  assert.equal(out.lines().length, 40, 'the burst');
+  clock.advance(1000);
+  sink({ type: 'session-rejected', at: clock.wallNow(), route: 'r', proto: 'udp', client, reason: 'acl-cidr', detail: 'deny 198.51.100.0/24' });
+  const last = out.lines().at(-1)!;
+  assert.equal(last.suppressed, 60);
+  assert.equal(last.detail, 'deny 198.51.100.0/24');
+  assert.equal(last.reason, 'acl-cidr');
+});
