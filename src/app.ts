@@ -12,6 +12,8 @@ import { DirectStreamDialer } from './upstream/direct/tcp-dialer.js';
 import { DirectDatagramDialer } from './upstream/direct/udp-dialer.js';
 import { GeoHolder } from './admission/geo-holder.js';
 import { startExposure, type Exposure } from './gateway/exposure.js';
+import { CrowdsecHolder } from './admission/crowdsec/crowdsec-holder.js';
+import { crowdsecStatusLogger } from './admission/crowdsec/status-log.js';
 
 export interface AppDeps {
   readonly clock: Clock;
@@ -29,6 +31,8 @@ export class App {
   #reloading: Promise<unknown> = Promise.resolve();
   /** The gateway and agent of `gateway:` / `agent:` (docs/expose.md); a reload does not change them. */
   exposure: Exposure | undefined;
+  /** The CrowdSec bouncer of `crowdsec:` (docs/crowdsec.md), restarted by a reload that changes its LAPI. */
+  crowdsec: CrowdsecHolder | undefined;
 
   private constructor(
     readonly node: SluiceNode,
@@ -53,15 +57,20 @@ export class App {
     // Sinks first, so they see the routes come up; they read the routes through `node` once it exists.
     let node: SluiceNode | undefined;
     const recording = await Recording.start(config, { clock: deps.clock, events, log, routes: () => node?.routes() ?? [] });
+    const crowdsec = new CrowdsecHolder({ clock: deps.clock, onStatus: crowdsecStatusLogger(log) });
     try {
+      await crowdsec.apply(config.crowdsec);
+      crowdsec.exposeMetrics(recording.registry);
       node = await SluiceNode.start(config, {
         clock: deps.clock,
         events,
         streamDialer: new DirectStreamDialer(),
         datagramDialer: new DirectDatagramDialer(),
         geo: () => geo.current,
+        crowdsec: (r) => crowdsec.admitter(r),
       });
     } catch (err) {
+      crowdsec.close();
       await recording.stop();
       throw err;
     }
@@ -70,11 +79,13 @@ export class App {
       exposure = await startExposure(config, { clock: deps.clock, events, log, routeDeps: (r) => node.routeDeps(r), nextFlowId: () => node.nextFlowId() });
     } catch (err) {
       await node.destroy();
+      crowdsec.close();
       await recording.stop();
       throw err;
     }
     const app = new App(node, log, events, configPath, deps, geo, recording);
     app.exposure = exposure;
+    app.crowdsec = crowdsec;
     if (config.lifecycle.watch && configPath) app.#watch(configPath);
     return app;
   }
@@ -99,9 +110,11 @@ export class App {
     }
     try {
       await this.geo.load(parsed.config.geoip?.database);
+      await this.crowdsec?.apply(parsed.config.crowdsec);
       const summary = await this.node.reload(parsed.config);
       this.log.level = parsed.config.log.level;
       await this.recording.apply(parsed.config);
+      this.crowdsec?.exposeMetrics(this.recording.registry);
       return summary;
     } catch (err) {
       const message = err instanceof SluiceError ? err.message : String(err);
@@ -115,6 +128,7 @@ export class App {
     this.#watcher?.close();
     await this.exposure?.close();
     await this.node.shutdown();
+    this.crowdsec?.close();
     await this.recording.stop();
   }
 

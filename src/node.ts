@@ -20,6 +20,8 @@ export interface NodeDeps {
   readonly datagramDialer: DatagramDialer;
   /** An admission step after the ACL for every route (threat intel). */
   readonly admit?: Admitter;
+  /** The CrowdSec step for one route, after its ACL; undefined for routes that do not opt in (`acl.crowdsec`). */
+  readonly crowdsec?: (route: RouteConfig) => Admitter | undefined;
   /** How UDP datagrams move (default: Node's dgram). */
   readonly udpDatapath?: UdpDatapath;
   /** The country database for ACL country rules; read at start and at each reload. */
@@ -146,7 +148,7 @@ export class SluiceNode {
 
   /** ACL then the node-wide step; compiled per route, again at every reload (the database may change). */
   #admitter(route: RouteConfig): Admitter | undefined {
-    const steps = [aclAdmitter(route.acl, this.deps.geo?.()), this.deps.admit].filter((a): a is Admitter => a !== undefined);
+    const steps = [aclAdmitter(route.acl, this.deps.geo?.()), this.deps.crowdsec?.(route), this.deps.admit].filter((a): a is Admitter => a !== undefined);
     return chainAdmitters(steps);
   }
 

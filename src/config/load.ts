@@ -7,6 +7,7 @@ import { checkObserve, compileObserve } from './observe-schema.js';
 import type { ConfigIssue, RouteConfig, SluiceConfig } from './types.js';
 import { aclSpecIssues, type AclSpec } from '../admission/acl/acl-policy.js';
 import { parseCidr } from '../admission/acl/cidr.js';
+import { normaliseLapiUrl } from '../admission/crowdsec/settings.js';
 import { checkExpose, compileAgent, compileGateway, type RawAgent, type RawGateway } from './gateway-schema.js';
 
 export type ParseResult = { ok: true; config: SluiceConfig } | { ok: false; issues: ConfigIssue[] };
@@ -102,6 +103,7 @@ function checkAdmission(data: RawConfig, at: (path: (string | number)[], message
   const hasGeo = data.geoip !== undefined;
   const aclAt = (prefix: (string | number)[], spec: AclSpec) => {
     for (const issue of aclSpecIssues(spec, hasGeo)) at([...prefix, ...splitPath(issue.path)], issue.message);
+    if (spec.crowdsec && !data.crowdsec) at([...prefix, 'crowdsec'], 'needs the top-level crowdsec: section (url, apiKey)');
   };
   if (data.acl) aclAt(['acl'], data.acl);
   for (const [name, r] of Object.entries(data.routes)) {
@@ -156,6 +158,18 @@ function compile(data: RawConfig): SluiceConfig {
   return deepFreeze({
     routes,
     geoip: data.geoip,
+    ...(data.crowdsec
+      ? {
+          crowdsec: {
+            url: normaliseLapiUrl(data.crowdsec.url),
+            apiKey: data.crowdsec.apiKey,
+            mode: data.crowdsec.mode,
+            onUnavailable: data.crowdsec.onUnavailable,
+            intervalMs: data.crowdsec.interval,
+            timeoutMs: data.crowdsec.timeout,
+          },
+        }
+      : {}),
     accessLog: data.accessLog,
     log: data.log,
     lifecycle: { drainTimeoutMs: data.lifecycle.drainTimeout, watch: data.lifecycle.watch },

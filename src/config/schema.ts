@@ -3,6 +3,7 @@ import { parseDurationMs } from '../core/duration.js';
 import { parseHostPort, parseListenUrl } from '../core/address.js';
 import { exposeSchemas } from './gateway-schema.js';
 import { observeShape } from './observe-schema.js';
+import { lapiUrlIssue, MIN_INTERVAL_MS } from '../admission/crowdsec/settings.js';
 
 /**
  * The config file's shape. Every object is strict (unknown keys are errors) and every default is
@@ -79,6 +80,7 @@ const acl = z.strictObject({
     .strictObject({ allow: stringList, deny: stringList, unknown: z.enum(['unlisted', 'deny', 'allow']).default('unlisted') })
     .prefault({}),
   observeOnly: z.boolean().default(false),
+  crowdsec: z.boolean().default(false),
 });
 
 const proxyProtocol = z.strictObject({
@@ -87,6 +89,19 @@ const proxyProtocol = z.strictObject({
   udp: z.enum(['every', 'first']).default('every'),
   headerTimeout: duration.prefault('5s'),
   maxHeaderBytes: z.number().int().min(232).max(65551).default(4096),
+});
+
+/** The CrowdSec Local API the bouncer pulls from (docs/crowdsec.md). */
+const crowdsec = z.strictObject({
+  url: z.string().superRefine((text, ctx) => {
+    const m = lapiUrlIssue(text);
+    if (m) ctx.addIssue({ code: 'custom', message: m });
+  }),
+  apiKey: z.string().min(1, 'is required (cscli bouncers add <name>)').regex(/^[\x21-\x7e]+$/, 'must be visible ASCII without spaces'),
+  mode: z.enum(['enforce', 'observe']).default('enforce'),
+  onUnavailable: z.enum(['allow', 'deny']).default('allow'),
+  interval: duration.prefault('10s').refine((ms) => ms >= MIN_INTERVAL_MS, `must be at least ${MIN_INTERVAL_MS}ms`),
+  timeout: duration.prefault('5s').refine((ms) => ms >= MIN_INTERVAL_MS, `must be at least ${MIN_INTERVAL_MS}ms`),
 });
 
 export const routeSchema = z.strictObject({
@@ -105,6 +120,7 @@ export const configSchema = z.strictObject({
   routes: z.record(z.string(), routeSchema).default({}),
   acl: acl.optional(),
   geoip: z.strictObject({ database: z.string().min(1) }).optional(),
+  crowdsec: crowdsec.optional(),
   accessLog: z.strictObject({ output: z.string().min(1).default('stdout') }).prefault({}),
   log: z
     .strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })

@@ -1,5 +1,6 @@
 import type { HostPort, ListenAddress } from '../core/address.js';
 import type { AclSpec } from '../admission/acl/acl-policy.js';
+import type { CrowdsecSettings } from '../admission/crowdsec/settings.js';
 import type { AgentConfig, GatewayConfig } from './gateway-schema.js';
 import type { ObserveConfig } from './observe-schema.js';
 
@@ -65,6 +66,8 @@ export interface AccessLogConfig {
 export interface SluiceConfig extends ObserveConfig {
   readonly routes: readonly RouteConfig[];
   readonly geoip: { readonly database: string } | undefined;
+  /** The CrowdSec Local API for routes whose acl says `crowdsec: true` (docs/crowdsec.md); absent = none. */
+  readonly crowdsec?: CrowdsecSettings;
   readonly accessLog: AccessLogConfig;
   readonly log: { readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
   readonly lifecycle: { readonly drainTimeoutMs: number; readonly watch: boolean };

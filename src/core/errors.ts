@@ -21,6 +21,7 @@ export type SluiceErrorCode =
   | 'SLUICE_ERR_ICE_STATE'
   | 'SLUICE_ERR_CLOSED'
   | 'SLUICE_ERR_CONNTRACK_LINE'
+  | 'SLUICE_ERR_CROWDSEC'
   | 'SLUICE_ERR_USAGE';
 
 export class SluiceError extends Error {

@@ -30,6 +30,8 @@ export interface AclSpec {
   };
   /** Record what would be refused, then admit. */
   readonly observeOnly?: boolean;
+  /** Also refuse clients banned by CrowdSec (the top-level `crowdsec:` section, docs/crowdsec.md). */
+  readonly crowdsec?: boolean;
 }
 
 export type AclReason = Extract<RejectReason, 'acl-cidr' | 'acl-country'>;

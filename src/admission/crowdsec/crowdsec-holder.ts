@@ -1,0 +1,89 @@
+import type { Registry } from 'prom-client';
+import type { Clock } from '../../core/clock.js';
+import type { RouteConfig } from '../../config/types.js';
+import type { Admitter } from '../admitter.js';
+import { CrowdsecBouncer, CrowdsecCounters, type BouncerStatus } from './crowdsec-bouncer.js';
+import { registerCrowdsecMetrics } from './crowdsec-metrics.js';
+import type { CrowdsecSettings } from './settings.js';
+
+export interface CrowdsecHolderDeps {
+  readonly clock: Clock;
+  /** State changes of the bouncer in use, for the ops log. Must not throw. */
+  readonly onStatus?: (s: BouncerStatus, settings: CrowdsecSettings) => void;
+}
+
+/**
+ * The bouncer of the `crowdsec:` section, across reloads. `apply` starts, replaces or stops it;
+ * route admitters read the current one at each check, so they never hold a stopped bouncer.
+ */
+export class CrowdsecHolder {
+  readonly counters = new CrowdsecCounters();
+  readonly #deps: CrowdsecHolderDeps;
+  readonly #registries = new WeakSet<Registry>();
+  #current: CrowdsecBouncer | undefined;
+
+  constructor(deps: CrowdsecHolderDeps) {
+    this.#deps = deps;
+  }
+
+  get current(): CrowdsecBouncer | undefined {
+    return this.#current;
+  }
+
+  /**
+   * Makes `settings` current. Same LAPI, key, interval and timeout: the running bouncer keeps its
+   * list and only takes the new mode and onUnavailable. Otherwise a new bouncer is started and
+   * its first pull awaited (at most `timeout`) before it replaces the old one, so a reload does not
+   * open a window without decisions. `undefined` stops the bouncer.
+   */
+  async apply(settings: CrowdsecSettings | undefined): Promise<void> {
+    const old = this.#current;
+    if (!settings) {
+      this.#current = undefined;
+      old?.close();
+      return;
+    }
+    if (old && sameSource(old.settings, settings)) {
+      old.setPolicy(settings.mode, settings.onUnavailable);
+      return;
+    }
+    const next = new CrowdsecBouncer(settings, {
+      clock: this.#deps.clock,
+      counters: this.counters,
+      onStatus: (s) => this.#deps.onStatus?.(s, settings),
+    });
+    await next.firstPull;
+    this.#current = next;
+    old?.close();
+  }
+
+  /**
+   * The admission step for `route`: undefined unless its acl says `crowdsec: true`. Observe-only
+   * when `crowdsec.mode` is observe or the route's `acl.observeOnly` is true.
+   */
+  admitter(route: RouteConfig): Admitter | undefined {
+    if (!route.acl?.crowdsec) return undefined;
+    const observeOnly = route.acl.observeOnly === true;
+    return (client) => {
+      const v = this.#current?.check(client.address);
+      return v && observeOnly && !v.observeOnly ? { ...v, observeOnly } : v;
+    };
+  }
+
+  /** Adds the crowdsec metrics to `registry` once (call after the metrics registry may have changed). */
+  exposeMetrics(registry: Registry | undefined): void {
+    if (!registry || this.#registries.has(registry)) return;
+    this.#registries.add(registry);
+    registerCrowdsecMetrics(registry, () => ({ counters: this.counters, bouncer: this.#current }));
+  }
+
+  /** Stops pulling. Idempotent. */
+  close(): void {
+    this.#current?.close();
+    this.#current = undefined;
+  }
+}
+
+function sameSource(a: CrowdsecSettings, b: CrowdsecSettings): boolean {
+  return a.url === b.url && a.apiKey === b.apiKey && a.intervalMs === b.intervalMs && a.timeoutMs === b.timeoutMs;
+}

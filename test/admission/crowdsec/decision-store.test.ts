@@ -1,0 +1,88 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DecisionStore } from '../../../src/admission/crowdsec/decision-store.js';
+import { parseStreamBody, type StreamBody } from '../../../src/admission/crowdsec/stream-body.js';
+import { parseIpValue } from '../../../src/admission/acl/ip-value.js';
+
+let nextId = 1;
+function d(scope: 'Ip' | 'Range', value: string, o: Record<string, unknown> = {}) {
+  return { id: nextId++, origin: 'cscli', type: 'ban', scope, value, duration: '1h', scenario: 'manual', ...o };
+}
+function body(added: unknown[], deleted: unknown[] = []): StreamBody {
+  const r = parseStreamBody(JSON.stringify({ new: added, deleted }));
+  if (typeof r === 'string') throw new Error(r);
+  return r;
+}
+const at = (s: DecisionStore, address: string, now = 0) => s.match(parseIpValue(address)!, now)?.detail;
+
+test('single addresses and ranges, IPv4 and IPv6', () => {
+  const s = new DecisionStore();
+  s.replace(body([d('Ip', '192.0.2.1', { scenario: 'crowdsecurity/ssh-bf', origin: 'crowdsec' }), d('Ip', '2001:db8::5'), d('Range', '198.51.100.0/24'), d('Range', '2001:db8:1::/48')]), 0);
+  assert.equal(at(s, '192.0.2.1'), 'crowdsecurity/ssh-bf (ban on Ip 192.0.2.1, origin crowdsec)');
+  assert.equal(at(s, '192.0.2.2'), undefined);
+  assert.match(at(s, '2001:db8::5')!, /Ip 2001:db8::5/);
+  assert.match(at(s, '2001:DB8:0::5')!, /Ip 2001:db8::5/, 'any spelling');
+  assert.match(at(s, '198.51.100.200')!, /Range 198.51.100.0\/24/);
+  assert.match(at(s, '2001:db8:1:ffff::1')!, /Range 2001:db8:1::\/48/);
+  assert.equal(at(s, '2001:db8:2::1'), undefined);
+  assert.deepEqual(s.size, { ips: 2, ranges: 2 });
+});
+
+test('an IPv4 ban also refuses the IPv4-mapped client and IPv6 forms that embed the address', () => {
+  const s = new DecisionStore();
+  s.replace(body([d('Ip', '192.0.2.1'), d('Range', '203.0.113.0/24')]), 0);
+  assert.equal(at(s, '::ffff:192.0.2.1'), 'manual (ban on Ip 192.0.2.1, origin cscli)', 'mapped is the IPv4 client itself');
+  assert.match(at(s, '::ffff:c000:201')!, /Ip 192.0.2.1/);
+  assert.match(at(s, '2002:c000:201::1')!, /Ip 192.0.2.1.*6to4 address embeds 192.0.2.1/);
+  assert.match(at(s, '64:ff9b::cb00:7105')!, /Range 203.0.113.0\/24.*nat64 address embeds 203.0.113.5/);
+  assert.equal(at(s, '2002:c000:202::1'), undefined);
+});
+
+test('deltas: deleting one of two decisions on an address leaves the other in force', () => {
+  const s = new DecisionStore();
+  const a = d('Ip', '192.0.2.1', { scenario: 'first' });
+  const b = d('Ip', '192.0.2.1', { scenario: 'second' });
+  s.replace(body([a]), 0);
+  s.apply(body([b]), 0);
+  assert.equal(s.decisions, 2);
+  s.apply(body([], [a]), 0);
+  assert.match(at(s, '192.0.2.1')!, /^second/);
+  s.apply(body([], [{ id: b.id }]), 0);
+  assert.equal(at(s, '192.0.2.1'), undefined);
+  assert.deepEqual(s.size, { ips: 0, ranges: 0 });
+  s.apply(body([], [{ id: 999_999 }]), 0); // unknown ids are harmless
+});
+
+test('a re-sent decision replaces the earlier copy (new duration), replace() drops what the full list lacks', () => {
+  const s = new DecisionStore();
+  const a = d('Ip', '192.0.2.1', { duration: '10s' });
+  s.replace(body([a, d('Range', '198.51.100.0/24')]), 0);
+  s.apply(body([{ ...a, duration: '1h' }]), 5_000);
+  assert.equal(s.decisions, 2);
+  assert.ok(at(s, '192.0.2.1', 20_000), 'the longer copy counts');
+  s.replace(body([d('Ip', '192.0.2.9')]), 20_000);
+  assert.equal(at(s, '192.0.2.1', 20_000), undefined);
+  assert.equal(at(s, '198.51.100.1', 20_000), undefined);
+  assert.ok(at(s, '192.0.2.9', 20_000));
+});
+
+test('expiry is honoured at lookup, for addresses and ranges, and sweep frees them', () => {
+  const s = new DecisionStore();
+  s.replace(body([d('Ip', '192.0.2.1', { duration: '2s' }), d('Range', '198.51.100.0/24', { duration: '3s' }), d('Ip', '192.0.2.2', { duration: '1h' })]), 1000);
+  assert.ok(at(s, '192.0.2.1', 2999));
+  assert.equal(at(s, '192.0.2.1', 3000), undefined);
+  assert.ok(at(s, '198.51.100.7', 3999));
+  assert.equal(at(s, '198.51.100.7', 4000), undefined);
+  s.sweep(4000);
+  assert.deepEqual(s.size, { ips: 1, ranges: 0 });
+  assert.equal(s.decisions, 1);
+});
+
+test('an expired narrow range does not hide a live wider one', () => {
+  const s = new DecisionStore();
+  s.replace(body([d('Range', '10.0.0.0/8', { duration: '1h', scenario: 'wide' }), d('Range', '10.1.0.0/16', { duration: '1s', scenario: 'narrow' })]), 0);
+  assert.match(at(s, '10.1.2.3', 500)!, /^narrow/, 'the most specific live range names the ban');
+  assert.match(at(s, '10.1.2.3', 1000)!, /^wide/);
+  s.apply(body([], []), 2000);
+  assert.match(at(s, '10.1.2.3', 2000)!, /^wide/);
+});
