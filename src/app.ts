@@ -14,6 +14,7 @@ import { GeoHolder } from './admission/geo-holder.js';
 import { startExposure, type Exposure } from './gateway/exposure.js';
 import { CrowdsecHolder } from './admission/crowdsec/crowdsec-holder.js';
 import { crowdsecStatusLogger } from './admission/crowdsec/status-log.js';
+import { ContainerRoutes } from './discovery/container-routes.js';
 
 export interface AppDeps {
   readonly clock: Clock;
@@ -33,6 +34,8 @@ export class App {
   exposure: Exposure | undefined;
   /** The CrowdSec bouncer of `crowdsec:` (docs/crowdsec.md), restarted by a reload that changes its LAPI. */
   crowdsec: CrowdsecHolder | undefined;
+  /** Routes from container labels (`docker:`, docs/containers.md); adding or removing `docker:` needs a restart. */
+  containers: ContainerRoutes | undefined;
 
   private constructor(
     readonly node: SluiceNode,
@@ -86,6 +89,9 @@ export class App {
     const app = new App(node, log, events, configPath, deps, geo, recording);
     app.exposure = exposure;
     app.crowdsec = crowdsec;
+    if (config.docker) {
+      app.containers = ContainerRoutes.start({ ...config, docker: config.docker }, { clock: deps.clock, log, node, serialize: (fn) => app.#serial(fn) });
+    }
     if (config.lifecycle.watch && configPath) app.#watch(configPath);
     return app;
   }
@@ -96,7 +102,12 @@ export class App {
    * a reload requested during another one runs after it.
    */
   reload(): Promise<ReloadSummary | undefined> {
-    const next = this.#reloading.then(() => this.#reloadOnce());
+    return this.#serial(() => this.#reloadOnce());
+  }
+
+  /** Runs `fn` after every reload already queued: file reloads and container changes never overlap. */
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#reloading.then(fn);
     this.#reloading = next.catch(() => {});
     return next;
   }
@@ -111,7 +122,7 @@ export class App {
     try {
       await this.geo.load(parsed.config.geoip?.database);
       await this.crowdsec?.apply(parsed.config.crowdsec);
-      const summary = await this.node.reload(parsed.config);
+      const summary = this.containers ? await this.containers.reloadFile(parsed.config) : await this.node.reload(parsed.config);
       this.log.level = parsed.config.log.level;
       await this.recording.apply(parsed.config);
       this.crowdsec?.exposeMetrics(this.recording.registry);
@@ -127,6 +138,7 @@ export class App {
   async stop(): Promise<void> {
     this.#watcher?.close();
     await this.exposure?.close();
+    await this.containers?.close();
     await this.node.shutdown();
     this.crowdsec?.close();
     await this.recording.stop();

@@ -160,7 +160,7 @@ export class SluiceNode {
       route.listen.transport === 'udp'
         ? await UdpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.datagramDialer, datapath: this.deps.udpDatapath })
         : await TcpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.streamDialer });
-    events.emit({ type: 'route-up', at: clock.wallNow(), route: route.name, listen: formatListen(route.listen), address: r.local });
+    events.emit({ type: 'route-up', at: clock.wallNow(), route: route.name, listen: formatListen(route.listen), address: r.local, ...(route.origin ? { origin: route.origin } : {}) });
     return r;
   }
 

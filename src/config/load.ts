@@ -9,6 +9,7 @@ import { aclSpecIssues, type AclSpec } from '../admission/acl/acl-policy.js';
 import { parseCidr } from '../admission/acl/cidr.js';
 import { normaliseLapiUrl } from '../admission/crowdsec/settings.js';
 import { checkExpose, compileAgent, compileGateway, type RawAgent, type RawGateway } from './gateway-schema.js';
+import { compileDocker } from '../discovery/docker-config.js';
 
 export type ParseResult = { ok: true; config: SluiceConfig } | { ok: false; issues: ConfigIssue[] };
 
@@ -175,6 +176,8 @@ function compile(data: RawConfig): SluiceConfig {
     lifecycle: { drainTimeoutMs: data.lifecycle.drainTimeout, watch: data.lifecycle.watch },
     ...(data.gateway ? { gateway: compileGateway(data.gateway as RawGateway, data.acl) } : {}),
     ...(data.agent ? { agent: compileAgent(data.agent as RawAgent) } : {}),
+    ...(data.docker ? { docker: compileDocker(data.docker) } : {}),
+    ...(data.acl ? { acl: data.acl } : {}),
     ...compileObserve(data),
   });
 }

@@ -4,6 +4,7 @@ import { parseHostPort, parseListenUrl } from '../core/address.js';
 import { exposeSchemas } from './gateway-schema.js';
 import { observeShape } from './observe-schema.js';
 import { lapiUrlIssue, MIN_INTERVAL_MS } from '../admission/crowdsec/settings.js';
+import { dockerSchema } from '../discovery/docker-config.js';
 
 /**
  * The config file's shape. Every object is strict (unknown keys are errors) and every default is
@@ -128,6 +129,8 @@ export const configSchema = z.strictObject({
   lifecycle: z.strictObject({ drainTimeout: duration.prefault('30s'), watch: z.boolean().default(false) }).prefault({}),
   gateway: expose.gateway.optional(),
   agent: expose.agent.optional(),
+  /** Routes from container labels (docs/containers.md). */
+  docker: dockerSchema.optional(),
   ...observeShape,
 });
 

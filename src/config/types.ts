@@ -3,6 +3,7 @@ import type { AclSpec } from '../admission/acl/acl-policy.js';
 import type { CrowdsecSettings } from '../admission/crowdsec/settings.js';
 import type { AgentConfig, GatewayConfig } from './gateway-schema.js';
 import type { ObserveConfig } from './observe-schema.js';
+import type { DockerConfig } from '../discovery/docker-config.js';
 
 /** A token bucket: `perSecond` refill, `burst` capacity. `perSecond: 0` turns the limit off. */
 export interface RateLimit {
@@ -55,6 +56,18 @@ export interface RouteConfig {
   /** The route's own `acl`, else the top-level one, else undefined (everyone). */
   readonly acl: AclSpec | undefined;
   readonly proxyProtocol: ProxyProtocolSettings | undefined;
+  /** Absent for the config file's routes; set on routes discovered elsewhere (container labels). */
+  readonly origin?: RouteOrigin;
+}
+
+/** Where a discovered route came from (src/discovery/, docs/containers.md). */
+export interface RouteOrigin {
+  readonly kind: 'container';
+  /** Container name, without Docker's leading slash. */
+  readonly container: string;
+  readonly containerId: string;
+  /** Which labels declared it: Sluice's `sluice.routes.*` or GoDoxy's `proxy.*`. */
+  readonly labels: 'sluice' | 'godoxy';
 }
 
 export interface AccessLogConfig {
@@ -75,6 +88,10 @@ export interface SluiceConfig extends ObserveConfig {
   readonly gateway?: GatewayConfig;
   /** Publishes local services through a gateway (docs/expose.md); absent = no agent. */
   readonly agent?: AgentConfig;
+  /** Routes from container labels (docs/containers.md); absent = no discovery. */
+  readonly docker?: DockerConfig;
+  /** The top-level `acl`, kept for routes that do not come from the file (they inherit it too). */
+  readonly acl?: AclSpec;
 }
 
 /** One problem found in a config: the dotted key path, its line when known, and what is wrong. */

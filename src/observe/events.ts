@@ -1,4 +1,5 @@
 import type { Endpoint, Transport } from '../core/address.js';
+import type { RouteOrigin } from '../config/types.js';
 
 /** Traffic of one flow so far. "from client" is what the client sent towards the upstream. */
 export interface FlowCounters {
@@ -69,7 +70,7 @@ export type SluiceEvent =
   | { type: 'dial-error'; at: number; flow: FlowRef; upstream: string; code: string; message: string; latencyMs: number }
   | { type: 'dial-ok'; at: number; flow: FlowRef; latencyMs: number }
   | { type: 'datagrams-dropped'; at: number; route: string; reason: DropReason; count: number }
-  | { type: 'route-up'; at: number; route: string; listen: string; address: Endpoint }
+  | { type: 'route-up'; at: number; route: string; listen: string; address: Endpoint; /** Set for routes from container labels. */ origin?: RouteOrigin }
   | { type: 'route-down'; at: number; route: string; listen: string }
   | { type: 'config-reloaded'; at: number; added: string[]; removed: string[]; changed: string[]; rebuilt: string[] }
   | { type: 'config-rejected'; at: number; problems: string[] };

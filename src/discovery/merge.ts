@@ -1,0 +1,55 @@
+import { formatListen, type ListenAddress } from '../core/address.js';
+import type { RouteConfig } from '../config/types.js';
+import { shortId } from './container.js';
+
+export interface Skipped {
+  readonly route: RouteConfig;
+  readonly message: string;
+}
+
+export interface Merged {
+  /** The file's routes, then the discovered ones that fit, in input order. */
+  readonly routes: RouteConfig[];
+  readonly skipped: Skipped[];
+}
+
+/**
+ * Puts discovered routes beside the config file's. The file wins every conflict: a discovered
+ * route is skipped when its name is taken, or its listen address is taken or overlapped
+ * (`0.0.0.0:53` and `127.0.0.1:53` cannot both bind). Between discovered routes the earlier one
+ * in `discovered` wins, so the caller orders them: routes already running first (a new container
+ * never takes a route away from a running one), then older containers first.
+ */
+export function mergeRoutes(file: readonly RouteConfig[], discovered: readonly RouteConfig[]): Merged {
+  const routes = [...file];
+  const skipped: Skipped[] = [];
+  const byName = new Map(file.map((r) => [r.name, r]));
+  for (const r of discovered) {
+    const sameName = byName.get(r.name);
+    if (sameName) {
+      skipped.push({ route: r, message: `route name "${r.name}" is already used by ${describe(sameName)}` });
+      continue;
+    }
+    const clash = routes.find((other) => overlaps(other.listen, r.listen));
+    if (clash) {
+      const same = formatListen(clash.listen) === formatListen(r.listen);
+      skipped.push({ route: r, message: `${formatListen(r.listen)} ${same ? 'is already' : 'overlaps'} the listen address of route "${clash.name}" (${describe(clash)})` });
+      continue;
+    }
+    routes.push(r);
+    byName.set(r.name, r);
+  }
+  return { routes, skipped };
+}
+
+function describe(r: RouteConfig): string {
+  return r.origin ? `container ${r.origin.container} (${shortId(r.origin.containerId)})` : 'the config file';
+}
+
+/** Port 0 picks a free port, so it never clashes. */
+function overlaps(a: ListenAddress, b: ListenAddress): boolean {
+  if (a.transport !== b.transport || a.port !== b.port || a.port === 0) return false;
+  if (a.host === b.host || a.host === '::' || b.host === '::') return true;
+  const v4 = (h: string) => !h.includes(':');
+  return (a.host === '0.0.0.0' && v4(b.host)) || (b.host === '0.0.0.0' && v4(a.host));
+}
