@@ -244,7 +244,8 @@ export class Recording {
       await old?.close();
       return;
     }
-    if (old && old.config.listen.host === config.listen.host && old.config.listen.port === config.listen.port) {
+    // The same listener when host and port are unchanged, or the port now names the one port 0 picked.
+    if (old && old.config.listen.host === config.listen.host && (config.listen.port === old.config.listen.port || config.listen.port === old.address.port)) {
       old.setToken(config.token);
       return;
     }
