@@ -76,12 +76,13 @@ export async function runStatusCommand(argv: readonly string[], io: StatusIo): P
     fromConfig = { url: `http://${formatHostPort(host, admin.listen.port)}`, token: admin.token };
   }
 
-  const base = normaliseUrl(flag('admin') ?? io.env.SLUICE_ADMIN ?? fromConfig.url ?? DEFAULT_ADMIN);
+  const env = (name: string) => io.env[name] || undefined; // set but empty counts as unset
+  const base = normaliseUrl(flag('admin') ?? env('SLUICE_ADMIN') ?? fromConfig.url ?? DEFAULT_ADMIN);
   if (!base) {
     io.stderr.write(`sluice status: --admin must be http://host:port or host:port\n`);
     return EXIT.usage;
   }
-  const token = flag('token') ?? io.env.SLUICE_ADMIN_TOKEN ?? fromConfig.token;
+  const token = flag('token') ?? env('SLUICE_ADMIN_TOKEN') ?? fromConfig.token;
 
   const get = async (path: string): Promise<unknown> => {
     let res: Response;
