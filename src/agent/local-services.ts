@@ -48,6 +48,9 @@ export class ExposedService {
   }
 }
 
+/** Closed tags remembered (a few hundred bytes each at most). */
+const RECENTLY_CLOSED_TAGS = 1024;
+
 const keyOf = (address: string, port: number): number | string => {
   const k = ipv4PortKey(address, port);
   return k >= 0 ? k : `${address}|${port}`;
@@ -73,6 +76,14 @@ export class LocalServices implements DatagramSink {
     for (const s of this.services) this.#byId.set(s.id, s);
   }
 
+  /** Tags this end closed lately, so a datagram that crossed the DATAGRAM_CLOSE is not lost. */
+  readonly #recentlyClosed = new Map<number, TagOwner>();
+
+  #rememberClosed(tag: number, owner: TagOwner): void {
+    this.#recentlyClosed.set(tag, owner);
+    if (this.#recentlyClosed.size > RECENTLY_CLOSED_TAGS) this.#recentlyClosed.delete(this.#recentlyClosed.keys().next().value!);
+  }
+
   get tagCount(): number {
     return this.#tags.size;
   }
@@ -81,6 +92,14 @@ export class LocalServices implements DatagramSink {
 
   onGatewayDatagram(tag: number, origin: DatagramOrigin | undefined, payload: Buffer): void {
     let owner = this.#tags.get(tag);
+    if (owner === undefined && origin === undefined) {
+      // A datagram that crossed our DATAGRAM_CLOSE: serve it (a new session); the gateway re-tags.
+      owner = this.#recentlyClosed.get(tag);
+      if (owner === undefined) return this.deps.sendClose(tag);
+      this.#recentlyClosed.delete(tag);
+      this.#tags.set(tag, owner);
+      owner.service.clientTags.set(owner.key, tag);
+    }
     if (owner === undefined) {
       const svc = origin ? this.#byId.get(origin.serviceId) : undefined;
       if (!origin || !svc || !svc.table) return this.deps.sendClose(tag);
@@ -106,6 +125,7 @@ export class LocalServices implements DatagramSink {
   /** The gateway did not resume: every tag is meaningless now, so every UDP session ends. */
   resetUdp(): void {
     this.#tags.clear();
+    this.#recentlyClosed.clear();
     for (const svc of this.services) {
       svc.clientTags.clear();
       if (svc.table) for (const s of [...svc.table.sessions()]) svc.table.end(s, 'upstream-closed');
@@ -140,7 +160,9 @@ export class LocalServices implements DatagramSink {
             const tag = svc.clientTags.get(key);
             if (tag === undefined) return;
             svc.clientTags.delete(key);
+            const owner = this.#tags.get(tag);
             this.#tags.delete(tag);
+            if (owner) this.#rememberClosed(tag, owner);
             this.deps.sendClose(tag);
           },
         };

@@ -50,6 +50,8 @@ export interface LinkHost {
   agentDown(link: AgentLink, end: ChannelEnd): void;
 }
 
+const RETAGGED_KEPT = 1024;
+
 /** Freshness of the agent's UDP address, in keepalive intervals (docs/tunnel-protocol.md §7). */
 const FRESH_INTERVALS = 3;
 
@@ -70,6 +72,8 @@ export class AgentLink implements AgentTunnel {
   readonly services = new Map<number, PublishedService>();
   readonly #publishing = new Set<number>();
   readonly #connectees = new Map<number, Connectee>();
+  /** Old tag -> connectee, for the last RETAGGED_KEPT re-tags (DATAGRAM_CLOSE from the agent). */
+  readonly #retagged = new Map<number, Connectee>();
   #nextTag = 1;
   #keys: KeySet[] = [];
   #channel: ControlChannel | null = null;
@@ -265,8 +269,8 @@ export class AgentLink implements AgentTunnel {
   }
 
   #deliver(tag: number, payload: Buffer): void {
-    const c = this.#connectees.get(tag);
-    if (!c) {
+    const c = this.#connectees.get(tag) ?? this.#retagged.get(tag);
+    if (!c || c.closed) {
       // The public session is gone; tell the agent to drop its side.
       if (this.#peerReady) this.#channel?.send({ type: 'datagram-close', tag });
       return;
@@ -277,7 +281,7 @@ export class AgentLink implements AgentTunnel {
 
   #allocateTag(): number {
     let tag = this.#nextTag;
-    while (tag === 0 || this.#connectees.has(tag)) tag = (tag + 1) >>> 0;
+    while (tag === 0 || this.#connectees.has(tag) || this.#retagged.has(tag)) tag = (tag + 1) >>> 0;
     this.#nextTag = (tag + 1) >>> 0;
     return tag;
   }
@@ -312,6 +316,9 @@ export class AgentLink implements AgentTunnel {
         const c = this.#connectees.get(m.tag);
         if (!c) return;
         this.#connectees.delete(m.tag);
+        // An answer the agent sent on the old tag before it saw our next datagram still arrives.
+        this.#retagged.set(m.tag, c);
+        if (this.#retagged.size > RETAGGED_KEPT) this.#retagged.delete(this.#retagged.keys().next().value!);
         c.tag = this.#allocateTag();
         c.answered = false;
         this.#connectees.set(c.tag, c);

@@ -39,7 +39,7 @@ function recorder<T extends object>(): { observer: Partial<T>; rec: Recorded<T> 
 
 /** `gateway:` YAML body (indented by the caller's keys), parsed with the real schema. */
 export function gatewayConfig(extra = '', listen = '127.0.0.1:0'): GatewayConfig {
-  const yaml = `gateway:\n  listen: ${listen}\n  stateDir: ${stateDir()}\n  agents:\n    home: { token: "${TOKEN}" }\n  ports: 20000-60000\n${extra}`;
+  const yaml = `gateway:\n  listen: ${listen}\n  stateDir: ${stateDir()}\n  agents:\n    home: { token: "${TOKEN}" }\n  ports: 1024-65535\n${extra}`;
   const r = parseConfig(yaml);
   if (!r.ok) throw new Error(`gateway config: ${JSON.stringify(r.issues)}`);
   return r.config.gateway!;
@@ -107,16 +107,33 @@ export async function middlebox(t: TestContext, gatewayPort: number) {
     c.on('error', kill).on('close', kill);
     up.on('error', kill).on('close', kill);
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as net.AddressInfo).port;
-  const front = dgram.createSocket('udp4');
-  front.bind(port, '127.0.0.1');
-  await once(front, 'listening');
-  const back = dgram.createSocket('udp4');
+  let port = 0;
+  let front!: dgram.Socket;
+  for (let attempt = 0; ; attempt++) {
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    port = (server.address() as net.AddressInfo).port;
+    front = dgram.createSocket('udp4');
+    try {
+      front.bind(port, '127.0.0.1');
+      await once(front, 'listening');
+      break;
+    } catch (err) {
+      front.close();
+      await new Promise((r) => server.close(r));
+      if (attempt > 20) throw err;
+    }
+  }
+  let back = dgram.createSocket('udp4');
   back.bind(0, '127.0.0.1');
   await once(back, 'listening');
+  const onBack = (msg: Buffer) => {
+    if (box.blocked || !box.agent) return;
+    front.send(msg, box.agent.port, box.agent.address);
+  };
   const box = {
+    /** Set to move the box's gateway-facing socket to a new port (a NAT re-mapping). */
+    rebind: false,
     port,
     blocked: false,
     /** Datagrams agent -> gateway, as they passed. */
@@ -130,14 +147,18 @@ export async function middlebox(t: TestContext, gatewayPort: number) {
   };
   front.on('message', (msg, r) => {
     if (box.blocked) return;
+    if (box.rebind) {
+      box.rebind = false;
+      back.close();
+      back = dgram.createSocket('udp4');
+      back.bind(0, '127.0.0.1');
+      back.on('message', onBack);
+    }
     box.agent = { port: r.port, address: r.address };
     box.upstream.push(msg);
     back.send(msg, gatewayPort, '127.0.0.1');
   });
-  back.on('message', (msg) => {
-    if (box.blocked || !box.agent) return;
-    front.send(msg, box.agent.port, box.agent.address);
-  });
+  back.on('message', onBack);
   t.after(() => {
     box.cutTcp();
     server.close();
