@@ -103,8 +103,8 @@ export class ContainerRoutes {
         this.#scheduleApply();
       },
       connected: (identity, n) => deps.log.info({ socket: docker.socketPath, engine: identity.engine, version: identity.version, containers: n }, 'container engine connected'),
-      lost: (err, retryInMs) => {
-        const level = this.#watcher.lastError === undefined ? 'warn' : 'debug';
+      lost: (err, retryInMs, attempt) => {
+        const level = attempt === 1 ? 'warn' : 'debug';
         deps.log[level]({ socket: docker.socketPath, err: err instanceof Error ? err.message : err, retryInMs }, 'container engine unreachable; routes from labels stay as they are until it is back');
       },
     });

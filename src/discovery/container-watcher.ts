@@ -8,8 +8,11 @@ export interface WatcherObserver {
   /** The running containers changed (after a resync or an event). The map is the watcher's own: read it, do not keep it. */
   changed(containers: ReadonlyMap<string, ContainerInfo>): void;
   connected(identity: EngineIdentity, containers: number): void;
-  /** The engine could not be reached or the connection was lost; the next try is in `retryInMs`. */
-  lost(err: unknown, retryInMs: number): void;
+  /**
+   * The engine could not be reached or the connection was lost; the next try is in `retryInMs`.
+   * `attempt` counts failures since the last successful sync (1 = the first).
+   */
+  lost(err: unknown, retryInMs: number, attempt: number): void;
 }
 
 /** Events after which a container runs (or runs under a new name or settings): its state is read again. */
@@ -74,6 +77,7 @@ export class ContainerWatcher {
 
   async #run(): Promise<void> {
     let delayMs = this.backoff.minMs;
+    let attempt = 0;
     while (!this.#abort.signal.aborted) {
       const conn = new AbortController();
       const signal = AbortSignal.any([this.#abort.signal, conn.signal]);
@@ -98,6 +102,7 @@ export class ContainerWatcher {
           this.#state = 'connected';
           this.#lastError = undefined;
           delayMs = this.backoff.minMs;
+          attempt = 0;
           this.observer.connected(this.#identity!, this.#containers.size);
         }
         await stream.ended;
@@ -109,7 +114,7 @@ export class ContainerWatcher {
       if (this.#abort.signal.aborted) break;
       this.#state = 'disconnected';
       this.#lastError = failure instanceof Error ? failure.message : failure === undefined ? 'the event stream ended' : String(failure);
-      this.observer.lost(failure, delayMs);
+      this.observer.lost(failure, delayMs, ++attempt);
       await this.#sleep(delayMs);
       delayMs = Math.min(delayMs * 2, this.backoff.maxMs);
     }
