@@ -107,6 +107,8 @@ function checkAdmission(data: RawConfig, at: (path: (string | number)[], message
     if (spec.crowdsec && !data.crowdsec) at([...prefix, 'crowdsec'], 'needs the top-level crowdsec: section (url, apiKey)');
   };
   if (data.acl) aclAt(['acl'], data.acl);
+  const servicesAcl = (data.gateway as { services?: { acl?: AclSpec } } | undefined)?.services?.acl;
+  if (servicesAcl?.crowdsec && !data.crowdsec) at(['gateway', 'services', 'acl', 'crowdsec'], 'needs the top-level crowdsec: section (url, apiKey)');
   for (const [name, r] of Object.entries(data.routes)) {
     if (r.acl) aclAt(['routes', name, 'acl'], r.acl);
     const pp = r.proxyProtocol;

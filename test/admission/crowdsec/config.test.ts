@@ -69,3 +69,17 @@ routes:
     ['routes.game.acl.crowdsec (line 7): needs the top-level crowdsec: section (url, apiKey)'],
   );
 });
+
+test('gateway.services.acl.crowdsec needs the crowdsec section too', () => {
+  const p = problems(`
+gateway:
+  listen: 127.0.0.1:0
+  stateDir: /tmp/sluice-cs-config-test
+  agents:
+    home: { token: "0123456789abcdef0123456789abcdef" }
+  ports: 1024-65535
+  services:
+    acl: { crowdsec: true }
+`);
+  assert.deepEqual(p, ['gateway.services.acl.crowdsec (line 9): needs the top-level crowdsec: section (url, apiKey)']);
+});
