@@ -58,7 +58,7 @@ export async function startExposure(config: SluiceConfig, deps: ExposureDeps): P
           if (++lines > REFUSAL_LINES_PER_MINUTE) return void suppressed++;
           log.warn({ remote: e.remote, agent: e.agent, reason: e.failure }, `gateway: refused an agent connection: ${e.message}`);
         },
-        agentUp: (e) => log.info({ agent: e.agent, remote: e.remote, resumed: e.resumed }, 'gateway: agent connected'),
+        agentUp: (e) => log.info({ agent: e.agent, remote: e.remote, resumed: e.resumed, keyId: e.keyId }, 'gateway: agent connected'),
         agentDown: (e) => log.info({ agent: e.agent, reason: e.reason }, 'gateway: agent connection lost; keeping its services for the resume grace period'),
         agentGone: (e) => log.info({ agent: e.agent, reason: e.reason }, 'gateway: agent gone; its services are closed'),
         published: (e) => log.info({ agent: e.agent, service: e.service, transport: e.transport, bound: e.bound }, 'gateway: service published'),
@@ -92,6 +92,8 @@ export async function startExposure(config: SluiceConfig, deps: ExposureDeps): P
     close: async () => {
       await agent?.close();
       await gateway?.close();
+      if (gateway) log.info({ counters: gateway.counters }, 'gateway: stopped');
+      if (agent) log.info({ counters: agent.counters, datagrams: agent.datagramCounters }, 'agent: stopped');
     },
   };
 }

@@ -27,7 +27,7 @@ import { StunBindingServer, stunRoute } from './stun-server.js';
 export interface GatewayObserver {
   started(e: { tcp: Endpoint; udp: Endpoint; fingerprint: string; generated: boolean; certPath: string }): void;
   authRefused(e: { remote: Endpoint; agent: string | undefined; failure: HandshakeFailure; message: string }): void;
-  agentUp(e: { agent: string; remote: Endpoint; resumed: boolean }): void;
+  agentUp(e: { agent: string; remote: Endpoint; resumed: boolean; keyId: number }): void;
   agentDown(e: { agent: string; reason: string }): void;
   agentGone(e: { agent: string; reason: string }): void;
   published(e: { agent: string; service: string; transport: 'tcp' | 'udp'; bound: Endpoint }): void;
@@ -274,7 +274,7 @@ export class Gateway {
     link.attach(channel, keys, o.hello, remote, resumed);
     this.counters.authOk++;
     if (resumed) this.counters.authResumed++;
-    this.#observer.agentUp?.({ agent: name, remote, resumed });
+    this.#observer.agentUp?.({ agent: name, remote, resumed, keyId });
   }
 
   #allocateKeyId(): number {
