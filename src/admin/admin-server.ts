@@ -37,7 +37,8 @@ const SECURITY_HEADERS = {
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
-  'referrer-policy': 'no-referrer',
+  // Not no-referrer: under it Chromium sends `Origin: null` on the login form's POST, which the guard refuses.
+  'referrer-policy': 'same-origin',
   'cache-control': 'no-store',
   'cross-origin-resource-policy': 'same-origin',
 } as const;
@@ -120,6 +121,7 @@ export class AdminServer {
       return this.#send(res, 303, 'text/plain; charset=utf-8', '', { location: '/login', 'set-cookie': AdminAuth.logoutCookie() });
     }
     if (path === '/dashboard.css' && method === 'GET') return this.#static(res, path); // the login page uses it; no data in it
+    if (path === '/favicon.ico') return this.#send(res, 204, 'image/x-icon', ''); // browsers ask for it on every page
 
     if (!this.#auth.allows(req.headers)) {
       if (path === '/' && method === 'GET') return this.#send(res, 303, 'text/plain; charset=utf-8', '', { location: '/login' });

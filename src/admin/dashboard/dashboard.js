@@ -22,7 +22,7 @@ function fmtBytes(n) {
     n /= 1024;
     i++;
   }
-  return `${i === 0 ? n : n.toFixed(n < 10 ? 2 : 1)} ${units[i]}`;
+  return `${i === 0 ? Math.round(n) : n.toFixed(n < 10 ? 2 : 1)} ${units[i]}`;
 }
 
 function fmtAge(ms) {
@@ -168,8 +168,8 @@ function drawChart() {
   const max = Math.max(1024, ...state.history.map((p) => Math.max(p.from, p.to)));
   const x = (i) => pad.l + ((w - pad.l - pad.r) * i) / (HISTORY - 1);
   const y = (v) => h - pad.b - ((h - pad.t - pad.b) * v) / max;
-  ctx.strokeStyle = css.getPropertyValue('--line');
-  ctx.fillStyle = css.getPropertyValue('--muted');
+  ctx.strokeStyle = css.getPropertyValue('--line').trim();
+  ctx.fillStyle = css.getPropertyValue('--muted').trim();
   ctx.font = '11px system-ui, sans-serif';
   ctx.lineWidth = 1;
   for (let k = 0; k <= 4; k++) {
@@ -183,13 +183,31 @@ function drawChart() {
   ctx.fillText('now', w - pad.r - 22, h - 5);
   ctx.fillText(`-${HISTORY}s`, pad.l, h - 5);
   const offset = HISTORY - state.history.length;
-  for (const [field, color] of [['from', '--from'], ['to', '--to']]) {
-    ctx.strokeStyle = css.getPropertyValue(color);
-    ctx.lineWidth = 2;
+  canvas.dataset.points = String(state.history.length);
+  if (state.history.length < 2) return;
+  const path = (field) => {
     ctx.beginPath();
     state.history.forEach((p, i) => (i === 0 ? ctx.moveTo(x(i + offset), y(p[field])) : ctx.lineTo(x(i + offset), y(p[field]))));
-    ctx.stroke();
-  }
+  };
+  // "from clients" as a filled area, "to clients" as a line on top: equal rates stay visible.
+  const from = css.getPropertyValue('--from').trim();
+  path('from');
+  ctx.lineTo(x(offset + state.history.length - 1), y(0));
+  ctx.lineTo(x(offset), y(0));
+  ctx.closePath();
+  ctx.globalAlpha = 0.3;
+  ctx.fillStyle = from;
+  ctx.fill();
+  ctx.globalAlpha = 1;
+  ctx.lineWidth = 2;
+  ctx.strokeStyle = from;
+  path('from');
+  ctx.stroke();
+  ctx.strokeStyle = css.getPropertyValue('--to').trim();
+  ctx.setLineDash([6, 4]);
+  path('to');
+  ctx.stroke();
+  ctx.setLineDash([]);
 }
 
 function onTick(tick) {
