@@ -1,5 +1,6 @@
-import type { Endpoint } from '../core/address.js';
-import type { RejectReason } from '../observe/events.js';
+import type { Endpoint, Transport } from '../core/address.js';
+import type { Clock } from '../core/clock.js';
+import type { EventStream, RejectReason } from '../observe/events.js';
 
 /** Why a client is (or, in observe-only mode, would be) refused. */
 export interface AdmitVerdict {
@@ -36,6 +37,23 @@ export function chainAdmitters(steps: readonly Admitter[]): Admitter | undefined
 /** What a listener needs to report a verdict. */
 export interface VerdictReporter {
   rejected(client: Endpoint, verdict: AdmitVerdict): void;
+}
+
+/** Reports verdicts as `session-rejected` events of the route `routeName()` names now. */
+export function eventReporter(events: EventStream, clock: Clock, routeName: () => string, proto: Transport): VerdictReporter {
+  return {
+    rejected: (client, v) =>
+      events.emit({
+        type: 'session-rejected',
+        at: clock.wallNow(),
+        route: routeName(),
+        proto,
+        client,
+        reason: v.reason,
+        detail: v.detail,
+        observeOnly: v.observeOnly,
+      }),
+  };
 }
 
 /**

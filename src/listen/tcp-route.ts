@@ -7,7 +7,7 @@ import type { RouteConfig } from '../config/types.js';
 import { AdmissionLimits, type LimitSettings } from '../admission/limits.js';
 import type { EndReason, EventStream, FlowRef, RejectReason } from '../observe/events.js';
 import { relayTcp } from '../session/tcp-relay.js';
-import { applyAdmitter, type Admitter, type VerdictReporter } from '../admission/admitter.js';
+import { applyAdmitter, eventReporter, type Admitter, type VerdictReporter } from '../admission/admitter.js';
 import { firstBytesAreClean, readProxyHeader } from './proxy-header-reader.js';
 import { TcpProxyHeaders, localOf } from './tcp-proxy-header.js';
 import type { StreamDialer } from '../upstream/dialer.js';
@@ -61,19 +61,7 @@ export class TcpRoute implements RouteRuntime {
     this.#admit = deps.admit;
     this.#pp = route.proxyProtocol ? new TcpProxyHeaders(route.proxyProtocol) : null;
     this.#limits = new AdmissionLimits(limitSettings(route), deps.clock);
-    this.#reporter = {
-      rejected: (client, v) =>
-        deps.events.emit({
-          type: 'session-rejected',
-          at: deps.clock.wallNow(),
-          route: this.#route.name,
-          proto: 'tcp',
-          client,
-          reason: v.reason,
-          detail: v.detail,
-          observeOnly: v.observeOnly,
-        }),
-    };
+    this.#reporter = eventReporter(deps.events, deps.clock, () => this.#route.name, 'tcp');
     server.on('connection', (down: net.Socket) => this.#accept(down));
     // Accept errors (EMFILE under a flood) must not take the process down; the listener keeps going.
     server.on('error', () => {});

@@ -127,3 +127,28 @@ async function retryConnect(port: number): Promise<net.Socket> {
   }
   throw new Error(`nothing listens on ${port}`);
 }
+
+test('cli: with lifecycle.watch the config file is reloaded when it changes, without a signal', async (t) => {
+  const dir = await tempDir(t);
+  const up = await tcpServer(t);
+  const [first, second] = [await freePort('tcp'), await freePort('tcp')];
+  const file = join(dir, 'sluice.yaml');
+  const yaml = (more = '') => `routes:
+  a:
+    listen: tcp://127.0.0.1:${first}
+    upstream: 127.0.0.1:${up.port}
+${more}accessLog: { output: off }
+lifecycle: { drainTimeout: 1s, watch: true }
+`;
+  await writeFile(file, yaml());
+  const p = sluice(t, ['run', '--config', file]);
+  const a = await retryConnect(first);
+  a.end('a');
+  assert.equal((await readAll(a)).toString(), 'a');
+  await writeFile(file, yaml(`  b:\n    listen: tcp://127.0.0.1:${second}\n    upstream: 127.0.0.1:${up.port}\n`));
+  const b = await retryConnect(second);
+  b.end('b');
+  assert.equal((await readAll(b)).toString(), 'b');
+  p.child.kill('SIGTERM');
+  assert.equal(await p.exited, 0);
+});
