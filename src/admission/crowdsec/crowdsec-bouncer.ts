@@ -18,6 +18,20 @@ import type { IgnoredReason, StreamBody } from './stream-body.js';
  */
 export type BouncerState = 'starting' | 'ready' | 'degraded' | 'stale' | 'unavailable' | 'closed';
 
+/** A snapshot of the bouncer for people and metrics. */
+export interface BouncerStats {
+  readonly state: BouncerState;
+  readonly consecutiveFailures: number;
+  readonly lastError: { readonly kind: PullFailure; readonly message: string } | undefined;
+  /** Wall-clock ms of the last successful pull, or undefined. */
+  readonly lastSuccessAt: number | undefined;
+  /** Decisions held (several may ban one address). */
+  readonly decisions: number;
+  /** Distinct banned addresses and networks. */
+  readonly ips: number;
+  readonly ranges: number;
+}
+
 /** A state change, reported once by the bouncer; the composition root logs it. */
 export interface BouncerStatus {
   readonly state: BouncerState;
@@ -117,12 +131,11 @@ export class CrowdsecBouncer {
   }
 
   /** For the admin view, logs and tests. */
-  stats() {
+  stats(): BouncerStats {
     return {
       state: this.#state,
       consecutiveFailures: this.#failures,
       lastError: this.#lastError,
-      /** Wall-clock ms of the last successful pull, or undefined. */
       lastSuccessAt: this.#lastSuccessWall,
       decisions: this.#store.decisions,
       ...this.#store.size,

@@ -4,15 +4,26 @@ import { embeddedIpv4, type EmbeddedIpv4 } from '../acl/embedded-ipv4.js';
 import { formatIpv4, formatIpValue, type IpValue } from '../acl/ip-value.js';
 import { targetText, type Ban, type StreamBody } from './stream-body.js';
 
-/** A ban in the store: what it matches, until when, and the denial detail, written once. */
-interface Entry {
-  readonly key: string;
-  /** Map key for Ip scope (uint32 for IPv4, canonical text for IPv6); Range scope: the network's text. */
-  readonly slot: number | string;
-  readonly range: Cidr | undefined;
-  /** Monotonic milliseconds (Clock.now) when the ban ends; Infinity for none. */
-  readonly expiresAt: number;
-  readonly detail: string;
+/**
+ * A ban in the store: what it matches and until when. Entries sharing a slot (one address or
+ * network banned by several decisions) form a chain through `next`, so the common case of one
+ * decision per address costs one object and no array. The detail text is built only on a match.
+ */
+class Entry {
+  next: Entry | undefined = undefined;
+  constructor(
+    readonly ban: Ban,
+    /** Map key for Ip scope (uint32 for IPv4, canonical text for IPv6); Range scope: the network's text. */
+    readonly slot: number | string,
+    /** Monotonic milliseconds (Clock.now) when the ban ends; Infinity for none. */
+    readonly expiresAt: number,
+  ) {}
+
+  get detail(): string {
+    const b = this.ban;
+    const what = `${b.target.scope === 'ip' ? 'Ip' : 'Range'} ${targetText(b.target)}`;
+    return `${b.scenario || 'no scenario'} (ban on ${what}${b.origin ? `, origin ${b.origin}` : ''})`;
+  }
 }
 
 /** What matched a client: the ban's detail, with the embedded-IPv4 form when that is how it matched. */
@@ -36,9 +47,9 @@ export interface BanMatch {
  */
 export class DecisionStore {
   readonly #byKey = new Map<string, Entry>();
-  readonly #v4 = new Map<number, Entry[]>();
-  readonly #v6 = new Map<string, Entry[]>();
-  readonly #ranges = new Map<string, Entry[]>();
+  readonly #v4 = new Map<number, Entry>();
+  readonly #v6 = new Map<string, Entry>();
+  readonly #ranges = new Map<string, Entry>();
   #rangeSet = new CidrSet([]);
   #rangesDirty = false;
   /** The earliest expiry among ranges: a lookup at or after it rebuilds the set first. */
@@ -75,13 +86,13 @@ export class DecisionStore {
     if (ip.family === 4) return this.#matchV4(ip.words[0]!, now, undefined);
     if (this.#v6.size > 0) {
       const hit = live(this.#v6.get(formatIpValue(ip)), now);
-      if (hit) return hit;
+      if (hit) return { detail: hit.detail };
     }
     const ranges = this.#rangeTable(now);
     if (ranges.size > 0) {
       const c = ranges.match(ip);
       const hit = c && live(this.#ranges.get(c.text), now);
-      if (hit) return hit;
+      if (hit) return { detail: hit.detail };
     }
     for (const e of embeddedIpv4(ip)) {
       const hit = this.#matchV4(e.v4, now, e);
@@ -92,7 +103,7 @@ export class DecisionStore {
 
   /** Drops expired decisions (memory only: lookups already ignore them). */
   sweep(now: number): void {
-    for (const e of [...this.#byKey.values()]) if (e.expiresAt <= now) this.#remove(e.key);
+    for (const e of [...this.#byKey.values()]) if (e.expiresAt <= now) this.#remove(e.ban.key);
   }
 
   #matchV4(v4: number, now: number, via: EmbeddedIpv4 | undefined): BanMatch | undefined {
@@ -103,8 +114,8 @@ export class DecisionStore {
       const c = ranges.matchIpv4(v4);
       hit = c && live(this.#ranges.get(c.text), now);
     }
-    if (!hit || !via) return hit;
-    return { detail: `${hit.detail}, ${via.form} address embeds ${formatIpv4(via.v4)}` };
+    if (!hit) return undefined;
+    return { detail: via ? `${hit.detail}, ${via.form} address embeds ${formatIpv4(via.v4)}` : hit.detail };
   }
 
   /** The range set, rebuilt first if ranges changed or one expired (so an expired narrow range cannot hide a live wider one). */
@@ -112,19 +123,18 @@ export class DecisionStore {
     if (!this.#rangesDirty && now < this.#rangesValidUntil) return this.#rangeSet;
     let validUntil = Infinity;
     const cidrs: Cidr[] = [];
-    for (const [text, entries] of this.#ranges) {
-      const alive = entries.filter((e) => e.expiresAt > now);
-      if (alive.length === 0) {
-        this.#ranges.delete(text);
-        for (const e of entries) this.#byKey.delete(e.key);
-        continue;
+    for (const head of [...this.#ranges.values()]) {
+      let alive: Entry | undefined;
+      for (let e: Entry | undefined = head; e; ) {
+        const next: Entry | undefined = e.next; // #remove unlinks e
+        if (e.expiresAt <= now) this.#remove(e.ban.key);
+        else {
+          alive ??= e;
+          validUntil = Math.min(validUntil, e.expiresAt);
+        }
+        e = next;
       }
-      if (alive.length !== entries.length) {
-        for (const e of entries) if (e.expiresAt <= now) this.#byKey.delete(e.key);
-        this.#ranges.set(text, alive);
-      }
-      for (const e of alive) validUntil = Math.min(validUntil, e.expiresAt);
-      cidrs.push(alive[0]!.range!);
+      if (alive) cidrs.push((alive.ban.target as { cidr: Cidr }).cidr);
     }
     this.#rangeSet = new CidrSet(cidrs);
     this.#rangesValidUntil = validUntil;
@@ -133,21 +143,22 @@ export class DecisionStore {
   }
 
   #add(b: Ban, now: number): void {
-    this.#remove(b.key);
+    if (this.#byKey.size > 0) this.#remove(b.key);
     const t = b.target;
-    const what = `${t.scope === 'ip' ? 'Ip' : 'Range'} ${targetText(t)}`;
-    const detail = `${b.scenario || 'no scenario'} (ban on ${what}${b.origin ? `, origin ${b.origin}` : ''})`;
-    const base = { key: b.key, expiresAt: now + b.remainingMs, detail };
+    const expiresAt = now + b.remainingMs;
+    let e: Entry;
     if (t.scope === 'range') {
-      const e: Entry = { ...base, slot: t.cidr.text, range: t.cidr };
-      push(this.#ranges, e.slot as string, e);
+      e = new Entry(b, t.cidr.text, expiresAt);
+      chain(this.#ranges, t.cidr.text, e);
       this.#rangesDirty = true;
-      this.#byKey.set(b.key, e);
-      return;
+    } else if (t.ip.family === 4) {
+      e = new Entry(b, t.ip.words[0]!, expiresAt);
+      chain(this.#v4, t.ip.words[0]!, e);
+    } else {
+      const text = formatIpValue(t.ip);
+      e = new Entry(b, text, expiresAt);
+      chain(this.#v6, text, e);
     }
-    const e: Entry = { ...base, slot: t.ip.family === 4 ? t.ip.words[0]! : formatIpValue(t.ip), range: undefined };
-    if (typeof e.slot === 'number') push(this.#v4, e.slot, e);
-    else push(this.#v6, e.slot, e);
     this.#byKey.set(b.key, e);
   }
 
@@ -155,33 +166,46 @@ export class DecisionStore {
     const e = this.#byKey.get(key);
     if (!e) return;
     this.#byKey.delete(key);
-    if (e.range) {
-      pull(this.#ranges, e.slot as string, e);
+    if (e.ban.target.scope === 'range') {
+      unchain(this.#ranges, e.slot as string, e);
       this.#rangesDirty = true;
     } else if (typeof e.slot === 'number') {
-      pull(this.#v4, e.slot, e);
+      unchain(this.#v4, e.slot, e);
     } else {
-      pull(this.#v6, e.slot, e);
+      unchain(this.#v6, e.slot, e);
     }
   }
 }
 
-function live(entries: readonly Entry[] | undefined, now: number): BanMatch | undefined {
-  if (!entries) return undefined;
-  for (let i = 0; i < entries.length; i++) if (entries[i]!.expiresAt > now) return entries[i];
+function live(head: Entry | undefined, now: number): Entry | undefined {
+  for (let e = head; e; e = e.next) if (e.expiresAt > now) return e;
   return undefined;
 }
 
-function push<K>(map: Map<K, Entry[]>, k: K, e: Entry): void {
-  const list = map.get(k);
-  if (list) list.push(e);
-  else map.set(k, [e]);
+function chain<K>(map: Map<K, Entry>, k: K, e: Entry): void {
+  const head = map.get(k);
+  if (!head) {
+    map.set(k, e);
+    return;
+  }
+  let last = head;
+  while (last.next) last = last.next;
+  last.next = e;
 }
 
-function pull<K>(map: Map<K, Entry[]>, k: K, e: Entry): void {
-  const list = map.get(k);
-  if (!list) return;
-  const i = list.indexOf(e);
-  if (i >= 0) list.splice(i, 1);
-  if (list.length === 0) map.delete(k);
+function unchain<K>(map: Map<K, Entry>, k: K, e: Entry): void {
+  const head = map.get(k);
+  if (head === e) {
+    if (e.next) map.set(k, e.next);
+    else map.delete(k);
+    e.next = undefined;
+    return;
+  }
+  for (let p = head; p; p = p.next) {
+    if (p.next === e) {
+      p.next = e.next;
+      e.next = undefined;
+      return;
+    }
+  }
 }

@@ -86,3 +86,30 @@ test('an expired narrow range does not hide a live wider one', () => {
   s.apply(body([], []), 2000);
   assert.match(at(s, '10.1.2.3', 2000)!, /^wide/);
 });
+
+test('several decisions on one range expire one by one; the rest keep it banned', () => {
+  const s = new DecisionStore();
+  s.replace(
+    body([
+      d('Range', '10.0.0.0/8', { duration: '1s', scenario: 'a' }),
+      d('Range', '10.0.0.0/8', { duration: '2s', scenario: 'b' }),
+      d('Range', '10.0.0.0/8', { duration: '3s', scenario: 'c' }),
+      d('Ip', '10.9.9.9', { duration: '1s', scenario: 'ip-a' }),
+      d('Ip', '10.9.9.9', { duration: '2s', scenario: 'ip-b' }),
+    ]),
+    0,
+  );
+  assert.equal(s.decisions, 5);
+  assert.match(at(s, '10.1.1.1', 0)!, /^a /);
+  assert.match(at(s, '10.1.1.1', 1000)!, /^b /);
+  assert.match(at(s, '10.9.9.9', 1000)!, /^ip-b /);
+  assert.match(at(s, '10.1.1.1', 2500)!, /^c /);
+  assert.equal(s.decisions, 3, 'expired range decisions were dropped by the rebuild');
+  s.sweep(2500);
+  assert.equal(s.decisions, 1);
+  assert.equal(at(s, '10.9.9.9', 2500)!.startsWith('c '), true, 'the address is still inside the live range');
+  assert.equal(at(s, '10.1.1.1', 3000), undefined);
+  s.sweep(3000);
+  assert.equal(s.decisions, 0);
+  assert.deepEqual(s.size, { ips: 0, ranges: 0 });
+});
