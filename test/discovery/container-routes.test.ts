@@ -184,3 +184,25 @@ test('a listener that cannot bind is skipped with a problem, the others run, and
   assert.equal(s.node.route('x')!.local.port, taken);
   await waitFor(() => s.routes.problems().length === 0, 'problem cleared');
 });
+
+test('a restarted container gets its UDP route back once the old listener has drained', async (t) => {
+  const udp = await udpEcho(t);
+  const engine = new FakeEngine();
+  const listen = await freePort('udp');
+  const c = engine.run(container({ name: 'dns', labels: { 'sluice.routes.dns.listen': `udp://127.0.0.1:${listen}`, 'sluice.routes.dns.upstream': `:${udp.port}` } }));
+  const s = await startWithContainers(t, FILE, engine);
+  await waitFor(() => s.node.route('dns') !== undefined, 'dns');
+  const client = await udpClient(t);
+  client.send(listen, 'a');
+  assert.equal((await client.next()).toString(), 'a');
+  engine.stop(c.id);
+  engine.run(c); // docker restart: die, stop, start
+  // The live session keeps flowing through the draining listener meanwhile.
+  client.send(listen, 'b');
+  assert.equal((await client.next()).toString(), 'b');
+  await waitFor(() => s.ofType('route-up').filter((e) => e.route === 'dns').length === 2, 'dns bound again', 5000);
+  const fresh = await udpClient(t);
+  fresh.send(listen, 'c');
+  assert.equal((await fresh.next()).toString(), 'c');
+  await waitFor(() => s.routes.problems().length === 0, 'no problem left');
+});
