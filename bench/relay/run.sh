@@ -3,6 +3,8 @@
 # ../shared/bench/run-peers.sh, then the per-core ratios to nginx/HAProxy.
 #   ROUNDS=1 DUR=1 SKIP_IDLE=1 npm run bench     # quick look
 #   SUBJECT2_CMD='...' ONLY="direct nginx haproxy subject subject2" npm run bench
+#   cost of recording (all sinks on vs off):
+#   ROUNDS=2 SKIP_IDLE=1 ONLY="subject subject2" SUBJECT2_CMD="SLUICE_BENCH_RECORD=all $PWD/bench/relay/subject.sh {RELAY_PORT} {ECHO_PORT} {IPERF_RELAY_PORT} {IPERF_PORT}" npm run bench
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"

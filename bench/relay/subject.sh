@@ -2,14 +2,18 @@
 # Starts Sluice as the benchmark's `subject` relay (contract of ../shared/bench/run-peers.sh):
 #   subject.sh RELAY_PORT ECHO_PORT IPERF_RELAY_PORT IPERF_PORT
 # Caps and rate limits are lifted because all load comes from 127.0.0.1; recording is off unless
-# SLUICE_BENCH_RECORD=1 (then the access log goes to a file in the temp dir).
+# SLUICE_BENCH_RECORD=1 (the access log goes to a file in the temp dir) or SLUICE_BENCH_RECORD=all
+# (access log and flow records to files, metrics collected behind an admin listener on a free port).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 R=$1 E=$2 RI=$3 I=$4
 CFG=$(mktemp /tmp/sluice-bench.XXXXXX.yaml)
-ACCESS=off
-[ "${SLUICE_BENCH_RECORD:-0}" = 1 ] && ACCESS="${CFG%.yaml}.access.log"
+ACCESS=off FLOW=off ADMIN=
+case "${SLUICE_BENCH_RECORD:-0}" in
+  1) ACCESS="${CFG%.yaml}.access.log" ;;
+  all) ACCESS="${CFG%.yaml}.access.log" FLOW="${CFG%.yaml}.flow.log" ADMIN="admin: { listen: 127.0.0.1:0 }" ;;
+esac
 cat > "$CFG" <<YAML
 routes:
   echo-udp:
@@ -30,6 +34,8 @@ routes:
     upstream: 127.0.0.1:$I
     tcp: { idleTimeout: 120s, maxConnections: 0, maxConnectionsPerSource: 0 }
 accessLog: { output: $ACCESS }
+flowLog: { output: $FLOW }
+$ADMIN
 log: { level: warn }
 lifecycle: { drainTimeout: 1s }
 YAML
