@@ -26,7 +26,8 @@ export async function checkContainers(
 ): Promise<ContainerCheck> {
   const containers = (await engine.listRunning(signal)).sort((a, b) => a.created - b.created || a.id.localeCompare(b.id));
   const candidates = containers.map((c) => containerCandidates(c, config.docker, config));
-  const merged = mergeRoutes(config.routes, candidates.flatMap((c) => c.routes));
+  // A running config already holds label routes: only the file's take part.
+  const merged = mergeRoutes(config.routes.filter((r) => !r.origin), candidates.flatMap((c) => c.routes));
   const problems: DiscoveryProblem[] = [
     ...candidates.flatMap((c) => c.problems),
     ...merged.skipped.map((s) => ({ kind: 'conflict' as const, container: s.route.origin!.container, containerId: s.route.origin!.containerId, route: s.route.name, message: s.message })),

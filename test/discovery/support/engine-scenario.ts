@@ -10,6 +10,7 @@ import { App } from '../../../src/app.js';
 import { expectConfig, loadConfigFile } from '../../../src/config/load.js';
 import { systemClock } from '../../../src/core/clock.js';
 import { formatProblem } from '../../../src/discovery/problems.js';
+import { checkContainers } from '../../../src/discovery/check.js';
 import type { SluiceEvent } from '../../../src/observe/events.js';
 import { freePort, sleep, waitFor } from '../../helpers/net.js';
 import { engineOrSkip, type EngineKind } from './real-engine.js';
@@ -83,8 +84,8 @@ async function echo(s: net.Socket, text: string): Promise<string> {
  * that died meanwhile loses its route, the others are not touched (their live connection
  * survives, no route comes up twice).
  */
-export async function containerRoutesOnRealEngine(t: TestContext, kind: EngineKind): Promise<void> {
-  const engine = await engineOrSkip(t, kind);
+export async function containerRoutesOnRealEngine(t: TestContext, kind: EngineKind, opts: { optional?: boolean } = {}): Promise<void> {
+  const engine = await engineOrSkip(t, kind, opts);
   if (!engine) return;
   const [udpPort, tcpPort, sparePort, sshListen] = [await freePort('udp'), await freePort(), await freePort(), await freePort()];
   const dir = mkdtempSync('/tmp/sluice-containers-');
@@ -141,6 +142,11 @@ export async function containerRoutesOnRealEngine(t: TestContext, kind: EngineKi
   assert.equal(app.node.route('bad'), undefined);
   assert.ok(logs.lines.some((l) => l.msg === problem && l.level === 50), 'logged as an error');
   assert.equal(containers.status().engine.name, kind);
+  // The same, one-off, as a check command would print it.
+  const check = await checkContainers(app.node.config as Parameters<typeof checkContainers>[0], AbortSignal.timeout(10_000));
+  assert.deepEqual(check.problems.map(formatProblem), [problem]);
+  assert.deepEqual(check.routes.map((r) => r.name).sort(), ['dns', 'spare', 'ssh']);
+  assert.ok(check.lines.includes(`container tcp-echo (${tcpId.slice(0, 12)}) route "ssh": tcp://127.0.0.1:${sshListen} -> 127.0.0.1:${tcpPort}`));
 
   // Both reachable through Sluice.
   assert.equal(await udpRoundTrip(t, app.node.route('dns')!.local.port, 'ping'), 'ping');
