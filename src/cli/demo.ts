@@ -33,6 +33,7 @@ routes:
     listen: tcp://127.0.0.1:0
     upstream: 127.0.0.1:${tcpPort}
 accessLog: { output: stdout }
+admin: { listen: 127.0.0.1:0 }
 log: { level: info }
 lifecycle: { drainTimeout: 2s }
 `);
