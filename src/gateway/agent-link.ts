@@ -275,7 +275,8 @@ export class AgentLink implements AgentTunnel {
       if (this.#peerReady) this.#channel?.send({ type: 'datagram-close', tag });
       return;
     }
-    c.answered = true;
+    // Only an answer on the current tag shows the agent knows it; one on an old alias does not.
+    if (c.tag === tag) c.answered = true;
     c.receiver.onUpstreamDatagram(payload);
   }
 

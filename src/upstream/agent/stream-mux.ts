@@ -53,8 +53,7 @@ export class StreamMux implements StreamLink {
     this.#nextId += 2;
     const stream = new TunnelStream(id, this, this.opts.peerWindow, this.opts.localWindow);
     this.#streams.set(id, stream);
-    this.channel.send({ type: 'stream-open', streamId: id, serviceId, client, server });
-    return new Promise<TunnelStream>((resolve, reject) => {
+    const opened = new Promise<TunnelStream>((resolve, reject) => {
       const timer = setTimeout(() => settle(new SluiceError('SLUICE_ERR_DIAL_TIMEOUT', `the agent did not accept the stream within ${timeoutMs}ms`)), timeoutMs);
       const onAbort = () => settle(new SluiceError('SLUICE_ERR_CLOSED', 'stream open aborted'));
       const settle = (err?: Error) => {
@@ -73,6 +72,9 @@ export class StreamMux implements StreamLink {
       if (signal.aborted) return onAbort();
       signal.addEventListener('abort', onAbort, { once: true });
     });
+    // Registered before sending: a peer on an in-memory pipe may answer within the write.
+    this.channel.send({ type: 'stream-open', streamId: id, serviceId, client, server });
+    return opened;
   }
 
   /** The agent reached the local service: tell the gateway. */

@@ -38,6 +38,7 @@ export class TunnelStream extends Duplex {
   #pending: { chunk: Buffer; off: number; cb: (err?: Error | null) => void } | null = null;
   #pushed = 0;
   #released = 0;
+  #releaseScheduled = false;
   #remoteEnded = false;
   #localEnded = false;
   #resetByPeer = false;
@@ -106,7 +107,33 @@ export class TunnelStream extends Duplex {
     cb();
   }
 
+  /**
+   * Credit goes back when the consumer takes bytes out of the readable buffer. Every way of
+   * consuming (flowing mode, pipe, read()) goes through read(), which is hooked here; _read is
+   * not enough, because Readable calls it before it removes the chunk and not again until the
+   * next push, so the last credit of a window would never go back.
+   */
+  override read(size?: number): Buffer | null {
+    const chunk = super.read(size) as Buffer | null;
+    if (chunk !== null) this.#scheduleRelease();
+    return chunk;
+  }
+
   override _read(): void {
+    this.#scheduleRelease();
+  }
+
+  #scheduleRelease(): void {
+    if (this.#releaseScheduled) return;
+    this.#releaseScheduled = true;
+    process.nextTick(() => {
+      this.#releaseScheduled = false;
+      this.#releaseConsumed();
+    });
+  }
+
+  #releaseConsumed(): void {
+    if (this.destroyed) return;
     const consumed = this.#pushed - this.readableLength - this.#released;
     if (consumed <= 0) return;
     this.#released += consumed;

@@ -1,0 +1,121 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { Duplex, PassThrough } from 'node:stream';
+import { encodeControlMessage } from '../../src/protocol/tunnel/index.js';
+import { ControlChannel } from '../../src/upstream/agent/control-channel.js';
+import { StreamMux } from '../../src/upstream/agent/stream-mux.js';
+import type { TunnelStream } from '../../src/upstream/agent/tunnel-stream.js';
+import { waitFor } from '../helpers/net.js';
+
+/** A socket-like Duplex over two in-memory pipes. */
+function duplexOf(readFrom: PassThrough, writeTo: PassThrough): Duplex {
+  const d = new Duplex({
+    read() {},
+    write(chunk, _enc, cb) {
+      writeTo.write(chunk, cb);
+    },
+  });
+  readFrom.on('data', (c: Buffer) => d.push(c));
+  return d;
+}
+
+const EP = { address: '192.0.2.7', port: 40000, family: 4 as const };
+
+/**
+ * Two multiplexers over in-memory pipes (no TLS, no sockets). Each channel is walked through the
+ * handshake messages first, so both are in the open phase as after AUTH_OK.
+ */
+async function pair(window: number, onOpen?: (s: TunnelStream) => void) {
+  const a2g = new PassThrough();
+  const g2a = new PassThrough();
+  const gc = new ControlChannel(duplexOf(a2g, g2a), 'gateway');
+  const ac = new ControlChannel(duplexOf(g2a, a2g), 'agent');
+  a2g.write(encodeControlMessage({ type: 'hello', version: 1, name: 'home', datagramKeyId: 1, resumeKeyId: 0, streamWindow: window }));
+  a2g.write(encodeControlMessage({ type: 'auth', digest: Buffer.alloc(32) }));
+  g2a.write(encodeControlMessage({ type: 'challenge', nonce: Buffer.alloc(32) }));
+  g2a.write(encodeControlMessage({ type: 'auth-ok', datagramKeyId: 2, resumed: false, streamWindow: window, keepaliveIntervalMs: 1000, proof: Buffer.alloc(32) }));
+  await waitFor(() => gc.phase === 'open' && ac.phase === 'open', 'both phases open');
+  const accepted: TunnelStream[] = [];
+  const gm = new StreamMux(gc, { role: 'gateway', localWindow: window, peerWindow: window, maxStreams: 16 });
+  const am = new StreamMux(ac, { role: 'agent', localWindow: window, peerWindow: window, maxStreams: 16 }, (s) => {
+    accepted.push(s);
+    if (onOpen) onOpen(s);
+    else am.accept(s);
+  });
+  gc.onMessage((m) => void gm.handle(m));
+  ac.onMessage((m) => void am.handle(m));
+  const open = () => gm.open(1, EP, EP, 1000, new AbortController().signal);
+  return { gm, am, accepted, open };
+}
+
+test('a stream carries bytes both ways and forwards each FIN separately', async () => {
+  const { accepted, open, gm, am } = await pair(64 * 1024);
+  const g = await open();
+  const a = accepted[0]!;
+  g.end('from the gateway');
+  const chunks: Buffer[] = [];
+  a.on('data', (c: Buffer) => chunks.push(c));
+  await once(a, 'end');
+  assert.equal(Buffer.concat(chunks).toString(), 'from the gateway');
+  a.end('and back');
+  const back: Buffer[] = [];
+  g.on('data', (c: Buffer) => back.push(c));
+  await once(g, 'end');
+  assert.equal(Buffer.concat(back).toString(), 'and back');
+  await waitFor(() => gm.size === 0 && am.size === 0, 'both ends forget the finished stream');
+});
+
+test('a sender never has more than the window in flight; credit returns as the reader consumes', async () => {
+  const window = 32 * 1024;
+  const { accepted, open } = await pair(window);
+  const g = await open();
+  const a = accepted[0]!;
+  const total = 1024 * 1024;
+  let written = 0;
+  const write = () => {
+    while (written < total) {
+      written += 4096;
+      if (!g.write(Buffer.alloc(4096, 1))) return void g.once('drain', write);
+    }
+    g.end();
+  };
+  write();
+  await new Promise((r) => setTimeout(r, 50));
+  // Nobody reads: the receiver holds at most its window.
+  assert.ok(a.readableLength <= window, `buffered ${a.readableLength} > window ${window}`);
+  assert.ok(g.bytesWritten <= window, `sent ${g.bytesWritten} before any credit came back`);
+  let got = 0;
+  a.on('data', (c: Buffer) => (got += c.length));
+  await once(a, 'end');
+  assert.equal(got, total);
+});
+
+test('a stalled stream does not stop another on the same channel', async () => {
+  const window = 16 * 1024;
+  const { accepted, open } = await pair(window);
+  const stalled = await open();
+  const s2 = await open();
+  stalled.write(Buffer.alloc(window * 4)); // three windows wait for credit that never comes
+  const [, peer2] = accepted;
+  s2.end(Buffer.alloc(200_000, 2));
+  let got = 0;
+  peer2!.on('data', (c: Buffer) => (got += c.length));
+  await once(peer2!, 'end');
+  assert.equal(got, 200_000);
+  assert.ok(accepted[0]!.readableLength <= window);
+});
+
+test('destroying one end resets the stream at the other; a reset open is a dial error', async () => {
+  const { accepted, open } = await pair(16 * 1024);
+  const g = await open();
+  const a = accepted[0]!;
+  const err = once(a, 'error');
+  g.destroy();
+  const [e] = (await err) as [Error & { resetCode?: string }];
+  assert.equal(e.resetCode, 'cancel');
+
+  // An agent that cannot reach its service resets at once: the open rejects as a dial failure.
+  const refusing = await pair(16 * 1024, (s) => s.reset('refused'));
+  await assert.rejects(refusing.open(), (e: Error & { code?: string }) => e.code === 'SLUICE_ERR_DIAL_FAILED' && /refused/.test(e.message));
+});
