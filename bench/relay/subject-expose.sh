@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Starts Sluice as a gateway and an agent in one process on loopback, exposing the benchmark's
+# echo and iperf3 servers through the tunnel (contract of ../shared/bench/run-peers.sh, as
+# subject.sh): the public listeners on 127.0.0.1:RELAY_PORT (UDP + TCP) and IPERF_RELAY_PORT
+# (TCP) are the gateway's; the agent connects to it over TLS on RELAY_PORT+200 and reaches the
+# services on 127.0.0.1. UDP goes sealed over UDP, TCP as multiplexed streams.
+#   subject-expose.sh RELAY_PORT ECHO_PORT IPERF_RELAY_PORT IPERF_PORT
+# UDP through the exposure vs the same route direct, in one run:
+#   SUBJECT2_CMD="$PWD/bench/relay/subject-expose.sh {RELAY_PORT} {ECHO_PORT} {IPERF_RELAY_PORT} {IPERF_PORT}" \
+#     ONLY="direct subject subject2" ROUNDS=1 npm run bench
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+R=$1 E=$2 RI=$3 I=$4
+GW=$((R + 200))
+DIR=$(mktemp -d /tmp/sluice-bench-expose.XXXXXX)
+# A certificate of our own, so the agent's pin is known before the gateway starts.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench \
+  -keyout "$DIR/key.pem" -out "$DIR/cert.pem" 2>/dev/null
+FP=$(openssl x509 -in "$DIR/cert.pem" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | tr 'A-F' 'a-f')
+TOKEN=$(openssl rand -hex 16)
+UNLIMITED_UDP='{ idleTimeout: 120s, maxSessions: 0, maxSessionsPerSource: 0, rate: { perSecond: 0 }, ratePerSource: { perSecond: 0 } }'
+cat > "$DIR/sluice.yaml" <<YAML
+gateway:
+  listen: 127.0.0.1:$GW
+  tls: { cert: $DIR/cert.pem, key: $DIR/key.pem }
+  agents:
+    bench: { token: "$TOKEN" }
+  ports: [$R, $RI]
+  services:
+    udp: $UNLIMITED_UDP
+    tcp: { idleTimeout: 120s, maxConnections: 0, maxConnectionsPerSource: 0 }
+  maxStreamsPerAgent: 100000
+agent:
+  name: bench
+  gateway: 127.0.0.1:$GW
+  token: "$TOKEN"
+  fingerprint: sha256:$FP
+  expose:
+    echo-udp: { local: 127.0.0.1:$E, remote: udp://127.0.0.1:$R, udp: $UNLIMITED_UDP }
+    echo-tcp: { local: 127.0.0.1:$E, remote: tcp://127.0.0.1:$R }
+    iperf: { local: 127.0.0.1:$I, remote: tcp://127.0.0.1:$RI }
+accessLog: { output: "off" }
+log: { level: warn }
+lifecycle: { drainTimeout: 1s }
+YAML
+exec node "$ROOT/dist/src/main.js" run --config "$DIR/sluice.yaml"
