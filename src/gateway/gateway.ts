@@ -209,6 +209,7 @@ export class Gateway {
       this.#sockets.delete(raw);
     });
     raw.on('error', () => {});
+    raw.setNoDelay(true); // stream frames are latency-bound; TLS records already batch
   }
 
   #onSecure(socket: tls.TLSSocket): void {
