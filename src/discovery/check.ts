@@ -5,6 +5,7 @@ import { shortId } from './container.js';
 import { UnixSocketEngine, type ContainerEngine } from './engine-client.js';
 import { mergeRoutes } from './merge.js';
 import { containerCandidates, formatProblem, type DiscoveryProblem } from './problems.js';
+import { hasRouteLabels } from './container-routes.js';
 
 export interface ContainerCheck {
   /** Label routes that would run beside the file's. */
@@ -22,7 +23,7 @@ export interface ContainerCheck {
 export async function checkContainers(
   config: SluiceConfig & { docker: DockerConfig },
   signal: AbortSignal,
-  engine: ContainerEngine = new UnixSocketEngine(config.docker.socketPath),
+  engine: ContainerEngine = new UnixSocketEngine(config.docker.socketPath, hasRouteLabels),
 ): Promise<ContainerCheck> {
   const containers = (await engine.listRunning(signal)).sort((a, b) => a.created - b.created || a.id.localeCompare(b.id));
   const candidates = containers.map((c) => containerCandidates(c, config.docker, config));

@@ -96,7 +96,7 @@ export class ContainerRoutes {
   ) {
     this.#file = file;
     this.#docker = docker;
-    const engine = deps.engine ?? new UnixSocketEngine(docker.socketPath);
+    const engine = deps.engine ?? new UnixSocketEngine(docker.socketPath, hasRouteLabels);
     this.#watcher = new ContainerWatcher(engine, docker.reconnect, deps.clock, {
       changed: (containers) => {
         this.#containers = new Map(containers);
@@ -244,8 +244,9 @@ export class ContainerRoutes {
       if (!isSluiceError(err, 'SLUICE_ERR_BIND')) throw err;
       summary = await this.#applyOneByOne(routes);
     }
+    const running = this.#running();
     for (const [key, b] of this.#blocked) {
-      if (b.due && before.has(key) === false && this.#running().has(key)) {
+      if (running.has(key)) {
         b.timer?.cancel();
         this.#blocked.delete(key);
       }
@@ -318,6 +319,11 @@ export class ContainerRoutes {
     this.#logged.clear();
     for (const line of now) this.#logged.add(line);
   }
+}
+
+/** Containers worth an inspect when the engine's list leaves out their networking (Podman). */
+export function hasRouteLabels(labels: Readonly<Record<string, string>>): boolean {
+  return Object.keys(labels).some((k) => k.startsWith('sluice.') || k.startsWith('proxy.'));
 }
 
 function routeKey(r: RouteConfig): string {

@@ -71,6 +71,38 @@ export function containerFromSummary(json: unknown): ContainerInfo | undefined {
   };
 }
 
+/**
+ * Podman's compatible list (4.x) leaves out `HostConfig` and gives `Networks: null` even for a
+ * container on the host's network; only inspecting it tells. True for such a summary.
+ */
+export function summaryLacksNetworking(json: unknown): boolean {
+  return (json as { HostConfig?: { NetworkMode?: unknown } } | undefined)?.HostConfig?.NetworkMode === undefined;
+}
+
+/** The networking part of `GET /containers/{id}/json` (the inspect shape, same on both engines). */
+export function networkingFromInspect(json: unknown): Pick<ContainerInfo, 'hostNetwork' | 'networks' | 'ports'> {
+  const o = (json ?? {}) as {
+    HostConfig?: { NetworkMode?: unknown };
+    NetworkSettings?: { Networks?: Record<string, { IPAddress?: unknown }> | null; Ports?: Record<string, { HostIp?: unknown; HostPort?: unknown }[] | null> | null };
+  };
+  const networks: Record<string, string> = {};
+  for (const [net, v] of Object.entries(o.NetworkSettings?.Networks ?? {})) {
+    const ip = typeof v?.IPAddress === 'string' ? canonicalIp(v.IPAddress) : undefined;
+    if (ip) networks[net] = ip.address;
+  }
+  const ports: PublishedPort[] = [];
+  for (const [key, bindings] of Object.entries(o.NetworkSettings?.Ports ?? {})) {
+    const m = /^(\d+)\/(tcp|udp)$/.exec(key);
+    if (!m) continue;
+    for (const b of bindings ?? []) {
+      const publicPort = Number(b.HostPort);
+      if (!Number.isInteger(publicPort) || publicPort <= 0) continue;
+      ports.push({ privatePort: Number(m[1]), publicPort, type: m[2] as Transport, ip: typeof b.HostIp === 'string' && b.HostIp !== '' ? b.HostIp : undefined });
+    }
+  }
+  return { hostNetwork: o.HostConfig?.NetworkMode === 'host', networks, ports };
+}
+
 /** First 12 hex digits, as `docker ps` shows an id. */
 export function shortId(id: string): string {
   return id.slice(0, 12);

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { SluiceError } from '../core/errors.js';
-import { containerFromSummary, type ContainerInfo } from './container.js';
+import { containerFromSummary, networkingFromInspect, summaryLacksNetworking, type ContainerInfo } from './container.js';
 
 /** One line of the engine's event stream, reduced to what discovery reads. */
 export interface EngineEvent {
@@ -34,13 +34,32 @@ export interface ContainerEngine {
   subscribe(signal: AbortSignal, onEvent: (e: EngineEvent) => void): Promise<{ ended: Promise<void> }>;
 }
 
+/** An engine call that failed with an HTTP status (`status`), or without one (socket errors). */
+export class EngineError extends SluiceError {
+  override name = 'EngineError';
+  constructor(
+    message: string,
+    readonly status: number | undefined,
+    options?: ErrorOptions,
+  ) {
+    super('SLUICE_ERR_ENGINE', message, options);
+  }
+}
+
 const REQUEST_TIMEOUT_MS = 10_000;
 /** A line longer than this is not an event; the stream is treated as broken. */
 const MAX_EVENT_LINE_BYTES = 1 << 20;
 
 /** The engine's HTTP API on its unix socket, with node:http (no client library needed for four calls). */
 export class UnixSocketEngine implements ContainerEngine {
-  constructor(readonly socketPath: string) {}
+  /**
+   * @param relevant Containers whose labels pass are inspected when the list leaves out their
+   *   networking (Podman); the others are not worth a request each.
+   */
+  constructor(
+    readonly socketPath: string,
+    private readonly relevant: (labels: Readonly<Record<string, string>>) => boolean = () => true,
+  ) {}
 
   async identify(signal: AbortSignal): Promise<EngineIdentity> {
     const v = (await this.#getJson('/version', signal)) as { Version?: string; ApiVersion?: string; Components?: { Name?: string }[] };
@@ -50,16 +69,34 @@ export class UnixSocketEngine implements ContainerEngine {
 
   async listRunning(signal: AbortSignal): Promise<ContainerInfo[]> {
     const list = await this.#getJson('/containers/json', signal);
-    if (!Array.isArray(list)) throw new SluiceError('SLUICE_ERR_ENGINE', 'GET /containers/json: expected a JSON array');
-    return list.map(containerFromSummary).filter((c): c is ContainerInfo => c !== undefined && c.state === 'running');
+    if (!Array.isArray(list)) throw new EngineError('GET /containers/json: expected a JSON array', 200);
+    return this.#running(list, signal);
   }
 
   async runningContainer(id: string, signal: AbortSignal): Promise<ContainerInfo | undefined> {
     const filters = encodeURIComponent(JSON.stringify({ id: [id] }));
     const list = await this.#getJson(`/containers/json?filters=${filters}`, signal);
-    if (!Array.isArray(list)) throw new SluiceError('SLUICE_ERR_ENGINE', 'GET /containers/json: expected a JSON array');
+    if (!Array.isArray(list)) throw new EngineError('GET /containers/json: expected a JSON array', 200);
     // The id filter matches prefixes; keep the exact one.
-    return list.map(containerFromSummary).find((c) => c !== undefined && c.id === id && c.state === 'running');
+    return (await this.#running(list.filter((s) => (s as { Id?: unknown } | null)?.Id === id), signal))[0];
+  }
+
+  async #running(summaries: unknown[], signal: AbortSignal): Promise<ContainerInfo[]> {
+    const out: ContainerInfo[] = [];
+    for (const s of summaries) {
+      const c = containerFromSummary(s);
+      if (!c || c.state !== 'running') continue;
+      if (!summaryLacksNetworking(s) || !this.relevant(c.labels)) {
+        out.push(c);
+        continue;
+      }
+      const inspected = await this.#getJson(`/containers/${encodeURIComponent(c.id)}/json`, signal).catch((err: unknown) => {
+        if (err instanceof EngineError && err.status === 404) return undefined; // gone meanwhile
+        throw err;
+      });
+      if (inspected !== undefined) out.push({ ...c, ...networkingFromInspect(inspected) });
+    }
+    return out;
   }
 
   subscribe(signal: AbortSignal, onEvent: (e: EngineEvent) => void): Promise<{ ended: Promise<void> }> {
@@ -73,7 +110,7 @@ export class UnixSocketEngine implements ContainerEngine {
       req.once('response', (res) => {
         if (res.statusCode !== 200) {
           res.resume();
-          reject(new SluiceError('SLUICE_ERR_ENGINE', `GET ${path}: HTTP ${res.statusCode}`));
+          reject(new EngineError(`GET ${path}: HTTP ${res.statusCode}`, res.statusCode));
           return;
         }
         const ended = new Promise<void>((done) => {
@@ -115,13 +152,13 @@ export class UnixSocketEngine implements ContainerEngine {
         res.once('end', () => {
           const body = Buffer.concat(chunks).toString('utf8');
           if (res.statusCode !== 200) {
-            reject(new SluiceError('SLUICE_ERR_ENGINE', `GET ${path}: HTTP ${res.statusCode} ${body.slice(0, 200).trim()}`));
+            reject(new EngineError(`GET ${path}: HTTP ${res.statusCode} ${body.slice(0, 200).trim()}`, res.statusCode));
             return;
           }
           try {
             resolve(JSON.parse(body));
           } catch (err) {
-            reject(new SluiceError('SLUICE_ERR_ENGINE', `GET ${path}: the answer is not JSON`, { cause: err }));
+            reject(new EngineError(`GET ${path}: the answer is not JSON`, res.statusCode, { cause: err }));
           }
         });
       });
@@ -131,9 +168,9 @@ export class UnixSocketEngine implements ContainerEngine {
   }
 }
 
-function engineError(path: string, err: Error): SluiceError {
+function engineError(path: string, err: Error): EngineError {
   const code = (err as NodeJS.ErrnoException).code ?? err.name;
-  return new SluiceError('SLUICE_ERR_ENGINE', `GET ${path}: ${code}`, { cause: err });
+  return new EngineError(`GET ${path}: ${code}`, undefined, { cause: err });
 }
 
 /** Docker writes `Action` (and the older `status`); Podman's compatible API writes both too. */

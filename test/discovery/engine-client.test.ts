@@ -105,3 +105,41 @@ test('the event stream: split across chunks, both field spellings, non-container
   await again.ended;
   await waitFor(() => e.open.size === 0, 'no response left open');
 });
+
+test("Podman's list without networking: labelled containers are inspected, others are not, a vanished one is dropped", async (t) => {
+  const inspected: string[] = [];
+  const podmanSummary = (id: string, labels: Record<string, string>) => ({ Id: id, Names: [`/${id}`], Labels: labels, State: 'running', NetworkSettings: { Networks: null }, Ports: [] });
+  const e = await scriptedEngine(t, (req, res) => {
+    if (req.url === '/containers/json') {
+      return res.end(JSON.stringify([podmanSummary('host1', { 'proxy.a.port': '1:1' }), podmanSummary('bridged', { 'sluice.routes.b.listen': 'x' }), podmanSummary('plain', {}), podmanSummary('gone', { 'proxy.g.port': '1:1' })]));
+    }
+    const m = /^\/containers\/(\w+)\/json$/.exec(req.url!);
+    if (m) {
+      inspected.push(m[1]!);
+      if (m[1] === 'gone') {
+        res.statusCode = 404;
+        return res.end('{"message":"no such container"}');
+      }
+      const bridged = m[1] === 'bridged';
+      return res.end(
+        JSON.stringify({
+          HostConfig: { NetworkMode: bridged ? 'bridge' : 'host' },
+          NetworkSettings: bridged ? { Networks: { podman: { IPAddress: '10.88.0.5' } }, Ports: { '53/udp': [{ HostIp: '', HostPort: '10053' }] } } : { Networks: {}, Ports: {} },
+        }),
+      );
+    }
+    res.statusCode = 404;
+    res.end('{}');
+  });
+  const engine = new UnixSocketEngine(e.socketPath, (labels) => Object.keys(labels).some((k) => k.startsWith('sluice.') || k.startsWith('proxy.')));
+  const list = await engine.listRunning(new AbortController().signal);
+  assert.deepEqual(inspected.sort(), ['bridged', 'gone', 'host1']);
+  assert.deepEqual(
+    list.map((c) => [c.id, c.hostNetwork, c.networks, c.ports]),
+    [
+      ['host1', true, {}, []],
+      ['bridged', false, { podman: '10.88.0.5' }, [{ privatePort: 53, publicPort: 10053, type: 'udp', ip: undefined }]],
+      ['plain', false, {}, []],
+    ],
+  );
+});

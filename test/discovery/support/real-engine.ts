@@ -13,7 +13,8 @@ import type { TestContext } from 'node:test';
  */
 export type EngineKind = 'docker' | 'podman';
 
-export const IMAGE = 'localhost/sluice/echo:test';
+/** Tagged latest: Podman's compatible import ignores the tag parameter. */
+export const IMAGE = 'localhost/sluice/echo:latest';
 
 /** A UDP or TCP echo on 127.0.0.1:PORT; TCP half-close is forwarded. Built with `cc -static`. */
 const ECHO_C = String.raw`
