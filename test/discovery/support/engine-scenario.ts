@@ -84,8 +84,8 @@ async function echo(s: net.Socket, text: string): Promise<string> {
  * that died meanwhile loses its route, the others are not touched (their live connection
  * survives, no route comes up twice).
  */
-export async function containerRoutesOnRealEngine(t: TestContext, kind: EngineKind, opts: { optional?: boolean } = {}): Promise<void> {
-  const engine = await engineOrSkip(t, kind, opts);
+export async function containerRoutesOnRealEngine(t: TestContext, kind: EngineKind): Promise<void> {
+  const engine = await engineOrSkip(t, kind);
   if (!engine) return;
   const [udpPort, tcpPort, sparePort, sshListen] = [await freePort('udp'), await freePort(), await freePort(), await freePort()];
   const dir = mkdtempSync('/tmp/sluice-containers-');

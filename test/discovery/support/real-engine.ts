@@ -186,15 +186,12 @@ export async function startEngine(t: TestContext, kind: EngineKind): Promise<Rea
 
 /**
  * The engine, or a loud skip: under CI=true an engine that cannot start fails the test, since
- * .ci/run installs everything it needs. `optional` engines (.ci/run does not install Podman)
- * are skipped loudly when their tools are missing, under CI too, and fail there if they are
- * installed but do not start.
+ * .ci/run installs everything it needs.
  */
-export async function engineOrSkip(t: TestContext, kind: EngineKind, opts: { optional?: boolean } = {}): Promise<RealEngine | undefined> {
-  const absent = opts.optional === true && missingTools(kind).length > 0;
+export async function engineOrSkip(t: TestContext, kind: EngineKind): Promise<RealEngine | undefined> {
   const r = await startEngine(t, kind);
   if (typeof r !== 'string') return r;
-  if (process.env.CI === 'true' && !absent) throw new Error(`the ${kind} engine did not start under CI: ${r}`);
+  if (process.env.CI === 'true') throw new Error(`the ${kind} engine did not start under CI: ${r}`);
   process.stderr.write(`\n*** SKIPPED: ${kind} interop test: ${r} ***\n\n`);
   t.skip(`${kind} engine unavailable: ${r}`);
   return undefined;
