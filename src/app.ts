@@ -10,6 +10,7 @@ import { opsLogSink } from './observe/ops-log.js';
 import { SluiceNode, type ReloadSummary } from './node.js';
 import { DirectStreamDialer } from './upstream/direct/tcp-dialer.js';
 import { DirectDatagramDialer } from './upstream/direct/udp-dialer.js';
+import { selectUdpDatapath } from './datapath/native/select.js';
 import { GeoHolder } from './admission/geo-holder.js';
 import { startExposure, type Exposure } from './gateway/exposure.js';
 import { CrowdsecHolder } from './admission/crowdsec/crowdsec-holder.js';
@@ -20,6 +21,8 @@ export interface AppDeps {
   readonly clock: Clock;
   /** Where operational logs go (JSON lines). */
   readonly logDestination: NodeJS.WritableStream;
+  /** UDP_SEGMENT on the native datapath where the kernel has it (default true). */
+  readonly udpGso?: boolean;
 }
 
 /**
@@ -57,6 +60,9 @@ export class App {
     events.subscribe(opsLogSink(log, deps.clock));
     const geo = new GeoHolder();
     await geo.load(config.geoip?.database);
+    // Chosen once per process; `datapath: native` where the addon cannot load stops the start here.
+    const udp = selectUdpDatapath(config.datapath ?? 'auto', { gso: deps.udpGso });
+    if (udp.fallback !== undefined) log.warn({ reason: udp.fallback }, 'native UDP datapath unavailable; using the js datapath');
     // Sinks first, so they see the routes come up; they read the routes through `node` once it exists.
     let node: SluiceNode | undefined;
     const recording = await Recording.start(config, { clock: deps.clock, events, log, routes: () => node?.routes() ?? [] });
@@ -68,7 +74,8 @@ export class App {
         clock: deps.clock,
         events,
         streamDialer: new DirectStreamDialer(),
-        datagramDialer: new DirectDatagramDialer(),
+        datagramDialer: new DirectDatagramDialer(undefined, udp.datapath),
+        udpDatapath: udp.datapath,
         geo: () => geo.current,
         crowdsec: (r) => crowdsec.admitter(r),
       });

@@ -113,7 +113,7 @@ async function demo(): Promise<number> {
 async function serve(config: SluiceConfig, path: string | undefined, started?: (app: App) => void): Promise<number> {
   let app: App;
   try {
-    app = await App.start(config, path, { clock: systemClock, logDestination: process.stderr });
+    app = await App.start(config, path, { clock: systemClock, logDestination: process.stderr, udpGso: process.env.SLUICE_UDP_GSO !== '0' });
   } catch (err) {
     process.stderr.write(`sluice: ${isSluiceError(err) ? err.message : String(err)}\n`);
     if (isSluiceError(err, 'SLUICE_ERR_BIND')) return EXIT.startFailed;

@@ -65,6 +65,11 @@ export class SluiceNode {
     return this.#config;
   }
 
+  /** Which UDP datapath moves this node's datagrams (for status and metrics). */
+  get udpDatapathKind(): 'js' | 'native' {
+    return this.deps.udpDatapath?.kind ?? 'js';
+  }
+
   routes(): RouteRuntime[] {
     return [...this.#routes.values()];
   }

@@ -176,6 +176,7 @@ function compile(data: RawConfig): SluiceConfig {
     accessLog: data.accessLog,
     log: data.log,
     lifecycle: { drainTimeoutMs: data.lifecycle.drainTimeout, watch: data.lifecycle.watch },
+    datapath: data.datapath,
     ...(data.gateway ? { gateway: compileGateway(data.gateway as RawGateway, data.acl) } : {}),
     ...(data.agent ? { agent: compileAgent(data.agent as RawAgent) } : {}),
     ...(data.docker ? { docker: compileDocker(data.docker) } : {}),

@@ -127,6 +127,8 @@ export const configSchema = z.strictObject({
     .strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
     .prefault({}),
   lifecycle: z.strictObject({ drainTimeout: duration.prefault('30s'), watch: z.boolean().default(false) }).prefault({}),
+  /** How UDP datagrams move (docs/datapath.md): `auto` = native where the addon loads, else js. */
+  datapath: z.enum(['auto', 'native', 'js']).default('auto'),
   gateway: expose.gateway.optional(),
   agent: expose.agent.optional(),
   /** Routes from container labels (docs/containers.md). */

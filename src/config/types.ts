@@ -84,6 +84,8 @@ export interface SluiceConfig extends ObserveConfig {
   readonly accessLog: AccessLogConfig;
   readonly log: { readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
   readonly lifecycle: { readonly drainTimeoutMs: number; readonly watch: boolean };
+  /** The UDP datapath (docs/datapath.md); read at start, a reload does not switch it. Absent = auto. */
+  readonly datapath?: 'auto' | 'native' | 'js';
   /** The agent endpoint and public listeners of exposed services (docs/expose.md); absent = no gateway. */
   readonly gateway?: GatewayConfig;
   /** Publishes local services through a gateway (docs/expose.md); absent = no agent. */

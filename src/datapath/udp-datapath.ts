@@ -18,17 +18,29 @@ export interface UdpDatapath {
   connect(remote: Endpoint, receiver: DatagramReceiver): Promise<DatagramChannel>;
 }
 
-/** Gets what arrives on a listener. Called once per datagram, in arrival order. */
+/**
+ * Gets what arrives on a listener. Called once per datagram, in arrival order. `buf` may be a
+ * view of memory the datapath reuses once the call returns: copy it to keep it.
+ */
 export interface ListenerReceiver {
   /** `address` is as the socket reports it (an IPv4 client on a dual-stack socket is ::ffff:a.b.c.d). */
   onDatagram(buf: Buffer, address: string, port: number): void;
+  /**
+   * Optional fast entry for IPv4 clients (mapped ones on a dual-stack socket included): the
+   * address as a uint32, so a datapath that reads addresses as numbers makes no string per
+   * datagram. A datapath calls this instead of `onDatagram` when it is there.
+   */
+  onDatagramV4?(buf: Buffer, ipv4: number, port: number): void;
   /** A datagram to a client could not be sent (ICMP error, full buffer); counted, never fatal. */
   onSendError(err: Error): void;
 }
 
 export interface UdpListener {
   readonly local: Endpoint;
-  /** Sends one datagram to a client, whole or not at all. */
+  /**
+   * Sends one datagram to a client, whole or not at all. The datapath may read `buf` after the
+   * call returns (a batched one sends when the current batch ends), so the caller must not change it.
+   */
   send(buf: Buffer, port: number, address: string): void;
   /** Idempotent; resolves once the socket is released. */
   close(): Promise<void>;

@@ -28,6 +28,7 @@ export class UdpRoute implements RouteRuntime {
     try {
       listener = await (deps.datapath ?? jsDatapath).listen(route.listen.host, route.listen.port, {
         onDatagram: (buf, address, port) => table!.onDatagram(buf, address, port),
+        onDatagramV4: (buf, ipv4, port) => table!.onDatagramV4(buf, ipv4, port),
         // Send failures (an unreachable client, a full buffer) cost one datagram, never the listener.
         onSendError: () => table?.countSendError(),
       });

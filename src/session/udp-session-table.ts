@@ -102,6 +102,16 @@ export class UdpSessionTable implements UdpSessionOwner {
     else this.#plain(buf, address, port);
   }
 
+  /**
+   * Hot path for an IPv4 client given as a number (ListenerReceiver.onDatagramV4): a known
+   * session is found without a string; the first datagram of a client takes the path above.
+   */
+  onDatagramV4(buf: Buffer, ipv4: number, port: number): void {
+    const s = this.#pp !== null && this.#pp.receives ? undefined : this.#v4.get(ipv4 * 65536 + port);
+    if (s !== undefined) this.#fromClient(s, buf);
+    else this.onDatagram(buf, `${ipv4 >>> 24}.${(ipv4 >>> 16) & 255}.${(ipv4 >>> 8) & 255}.${ipv4 & 255}`, port);
+  }
+
   #plain(buf: Buffer, address: string, port: number): void {
     const k = ipv4PortKey(address, port);
     let s = k >= 0 ? this.#v4.get(k) : this.#other.get(`${address}|${port}`);
@@ -125,7 +135,7 @@ export class UdpSessionTable implements UdpSessionOwner {
     if (ch !== null) {
       ch.send(buf, prefix);
     } else if (s.queue !== null && s.queue.length < this.#route.udp.setupQueue) {
-      s.queue.push(buf);
+      s.queue.push(Buffer.from(buf)); // a datapath may reuse buf's memory once this call returns
     } else {
       this.#drops[1]++;
     }

@@ -6,6 +6,7 @@ import type { FlowCounters, FlowRef } from '../observe/events.js';
 export interface UdpSessionOwner {
   toClient(session: UdpSession, buf: Buffer): void;
   upstreamFailed(session: UdpSession, err: Error): void;
+  countSendError(): void;
 }
 
 export type UdpSessionState = 'opening' | 'open' | 'closed';
@@ -59,6 +60,10 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef {
 
   onUpstreamError(err: Error): void {
     this.owner.upstreamFailed(this, err);
+  }
+
+  onDatagramError(): void {
+    this.owner.countSendError();
   }
 
   counters(): FlowCounters {

@@ -31,11 +31,16 @@ export interface StreamDialer {
   dial(target: HostPort, opts: DialOptions): Promise<DialedStream>;
 }
 
-/** Receives what comes back on a datagram channel. Called with one datagram at a time. */
+/**
+ * Receives what comes back on a datagram channel. Called with one datagram at a time; `buf` may
+ * be a view of memory the channel reuses once the call returns: copy it to keep it.
+ */
 export interface DatagramReceiver {
   onUpstreamDatagram(buf: Buffer): void;
   /** The channel is unusable (ICMP unreachable, socket error); the owner should end the session. */
   onUpstreamError(err: Error): void;
+  /** One datagram was lost to a per-datagram error (EMSGSIZE, ENOBUFS); counted, never fatal. */
+  onDatagramError?(err: Error): void;
 }
 
 /** One session's datagram path to its upstream. Datagram boundaries are preserved. */

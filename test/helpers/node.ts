@@ -24,7 +24,8 @@ export async function startNode(t: TestContext, yaml: string, deps: Partial<Node
     clock: deps.clock ?? systemClock,
     events,
     streamDialer: deps.streamDialer ?? new DirectStreamDialer(),
-    datagramDialer: deps.datagramDialer ?? new DirectDatagramDialer(),
+    datagramDialer: deps.datagramDialer ?? new DirectDatagramDialer(undefined, deps.udpDatapath),
+    udpDatapath: deps.udpDatapath,
     admit: deps.admit,
     geo: deps.geo,
   });

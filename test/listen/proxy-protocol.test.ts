@@ -4,9 +4,12 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { once } from 'node:events';
 import { ManualClock } from '../helpers/manual-clock.js';
-import { startNode } from '../helpers/node.js';
 import { readAll, tcpConnect, tcpServer, udpClient, waitFor } from '../helpers/net.js';
+import { perDatapath } from '../datapath/datapaths.js';
 import { decodeProxyDatagram, decodeProxyHeader, encodeProxyV1, encodeProxyV2 } from '../../src/protocol/proxy-protocol/index.js';
+
+// The UDP tests run once per datapath (js, native); the TCP ones once, on the same startNode.
+const { test: udpTest, startNode } = perDatapath();
 
 const v2Tcp = (src: string, port: number) =>
   encodeProxyV2({ transport: 'STREAM', addresses: { source: { address: src, port }, destination: { address: '192.0.2.10', port: 443 } } });
@@ -113,7 +116,7 @@ routes:
   await waitFor(() => up.got.some((b) => b.toString() === 'plain'), 'plain client served');
 });
 
-test('proxy protocol (udp): each trusted datagram carries the real client; sessions are keyed by it and replies go back to the proxy', async (t) => {
+udpTest('proxy protocol (udp): each trusted datagram carries the real client; sessions are keyed by it and replies go back to the proxy', async (t) => {
   const clock = new ManualClock();
   const up = dgram.createSocket('udp4');
   const upstreamGot: Buffer[] = [];
@@ -147,7 +150,7 @@ routes:
   assert.deepEqual(sources.map((h) => h.header.transport), ['DGRAM', 'DGRAM', 'DGRAM']);
 });
 
-test('proxy protocol (udp): untrusted headers and trusted datagrams without one are dropped and counted', async (t) => {
+udpTest('proxy protocol (udp): untrusted headers and trusted datagrams without one are dropped and counted', async (t) => {
   const clock = new ManualClock();
   const up = await recordingUdp(t);
   const n = await startNode(t, `
@@ -173,7 +176,7 @@ routes:
   assert.deepEqual(drops, ['trusted:proxy-header-invalid:1', 'trusted:proxy-header-missing:1', 'untrusted:proxy-header-untrusted:1']);
 });
 
-test('proxy protocol (udp first): the header rides the first datagrams until the upstream answers, so a lost first datagram costs nothing', async (t) => {
+udpTest('proxy protocol (udp first): the header rides the first datagrams until the upstream answers, so a lost first datagram costs nothing', async (t) => {
   const up = dgram.createSocket('udp4');
   const got: Buffer[] = [];
   up.on('message', (m, r) => {

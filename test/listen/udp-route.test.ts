@@ -1,11 +1,14 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { TestContext } from 'node:test';
 import { ManualClock } from '../helpers/manual-clock.js';
-import { startNode } from '../helpers/node.js';
+import { perDatapath } from '../datapath/datapaths.js';
 import { freePort, udpClient, udpEcho, waitFor } from '../helpers/net.js';
 import { DirectDatagramDialer } from '../../src/upstream/direct/udp-dialer.js';
 import type { DatagramChannel, DatagramDialer, DatagramReceiver, DialOptions } from '../../src/upstream/dialer.js';
 import type { HostPort } from '../../src/core/address.js';
+
+// Every test here runs once per UDP datapath (js, native).
+const { test, startNode, datapathOf } = perDatapath();
 
 const route = (upstream: number, extra = '') => `
 routes:
@@ -141,8 +144,8 @@ test('udp route: per-source cap and creation rate limits (route and source) on t
 });
 
 /** A dialer whose opens wait until `release()`; everything else is the real direct dialer. */
-function gatedDialer() {
-  const real = new DirectDatagramDialer();
+function gatedDialer(t: TestContext) {
+  const real = new DirectDatagramDialer(undefined, datapathOf(t));
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
   const dialer: DatagramDialer = {
@@ -156,7 +159,7 @@ function gatedDialer() {
 
 test('udp route: datagrams that arrive while the session opens are queued and delivered in order', async (t) => {
   const echo = await udpEcho(t);
-  const { dialer, release } = gatedDialer();
+  const { dialer, release } = gatedDialer(t);
   const n = await startNode(t, route(echo.port), { datagramDialer: dialer });
   const c = await udpClient(t);
   for (let i = 0; i < 5; i++) c.send(n.port('game'), `m${i}`);
@@ -170,7 +173,7 @@ test('udp route: datagrams that arrive while the session opens are queued and de
 
 test('udp route: the set-up queue is bounded and overflow is counted', async (t) => {
   const echo = await udpEcho(t);
-  const { dialer, release } = gatedDialer();
+  const { dialer, release } = gatedDialer(t);
   const clock = new ManualClock();
   const n = await startNode(t, route(echo.port, '    udp: { setupQueue: 3 }'), { datagramDialer: dialer, clock });
   const c = await udpClient(t);

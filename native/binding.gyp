@@ -1,0 +1,15 @@
+{
+  # The native UDP datapath (docs/datapath.md). Built by scripts/build-native.mjs against the
+  # running Node's own headers; Linux only (recvmmsg, sendmmsg, UDP_SEGMENT, epoll).
+  "targets": [
+    {
+      "target_name": "sluice_udp",
+      "sources": ["src/addon.cc", "src/engine.cc", "src/tx.cc", "src/errors.cc"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags_cc": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "conditions": [
+        ["OS!='linux'", { "type": "none" }]
+      ]
+    }
+  ]
+}

@@ -1,0 +1,145 @@
+// Receiving: readiness from one uv_poll on the private epoll set, datagrams by recvmmsg into the
+// shared slots, one JavaScript call per batch.
+#include "engine.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+namespace sluice {
+
+int AllocId(Engine* e) {
+  // Ids closed during a batch stay reserved until it ends: the batch may still hold records for
+  // them, and JavaScript must not mistake those for the new socket's.
+  if (!e->in_batch && !e->pending_ids.empty()) {
+    e->free_ids.insert(e->free_ids.end(), e->pending_ids.begin(), e->pending_ids.end());
+    e->pending_ids.clear();
+  }
+  if (!e->free_ids.empty()) {
+    int id = e->free_ids.back();
+    e->free_ids.pop_back();
+    return id;
+  }
+  e->socks.emplace_back();
+  return static_cast<int>(e->socks.size()) - 1;
+}
+
+void ReleaseId(Engine* e, int id) {
+  e->socks[id] = Sock();
+  e->pending_ids.push_back(id);
+}
+
+// The poll handle is active (and keeps the loop alive) exactly while a socket is open, as an
+// open dgram socket would.
+void Watch(Engine* e) {
+  if (e->destroyed) return;
+  if (e->active > 0 && !e->polling) {
+    uv_poll_start(&e->poll, UV_READABLE, OnReadable);
+    e->polling = true;
+  } else if (e->active == 0 && e->polling) {
+    uv_poll_stop(&e->poll);
+    e->polling = false;
+  }
+}
+
+static void PutAddress(int32_t* rec, const sockaddr_in6* name) {
+  if (name->sin6_family == AF_INET) {
+    const sockaddr_in* a = reinterpret_cast<const sockaddr_in*>(name);
+    rec[2] = ntohs(a->sin_port);
+    rec[3] = 4;
+    rec[4] = static_cast<int32_t>(ntohl(a->sin_addr.s_addr));
+    return;
+  }
+  rec[2] = ntohs(name->sin6_port);
+  if (IN6_IS_ADDR_V4MAPPED(&name->sin6_addr)) {
+    // An IPv4 client on a dual-stack socket: reported as IPv4, replies are mapped back on send.
+    uint32_t v4;
+    memcpy(&v4, name->sin6_addr.s6_addr + 12, 4);
+    rec[3] = 4;
+    rec[4] = static_cast<int32_t>(ntohl(v4));
+    return;
+  }
+  rec[3] = 6;
+  memcpy(rec + 4, name->sin6_addr.s6_addr, 16);
+}
+
+int Harvest(Engine* e) {
+  epoll_event evs[64];
+  int n = epoll_wait(e->epfd, evs, 64, 0);
+  int used = 0;
+  for (int k = 0; k < n && used < e->rx_slots; k++) {
+    int id = static_cast<int>(evs[k].data.u32);
+    if (id >= static_cast<int>(e->socks.size())) continue;
+    const Sock& s = e->socks[id];
+    if (s.fd < 0) continue;
+    int room = e->rx_slots - used;
+    if (room > kMaxRecv) room = kMaxRecv;
+    mmsghdr* h = e->rx_hdrs.data() + used;
+    for (int j = 0; j < room; j++) {
+      h[j].msg_hdr.msg_name = s.listener ? &e->rx_names[used + j] : nullptr;
+      h[j].msg_hdr.msg_namelen = s.listener ? sizeof(sockaddr_in6) : 0;
+      h[j].msg_hdr.msg_flags = 0;
+    }
+    int r = recvmmsg(s.fd, h, room, MSG_DONTWAIT, nullptr);
+    if (r < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) continue;
+      // A pending socket error (ICMP unreachable on a connected socket): one record, no slot data.
+      int32_t* rec = e->rxm + used * kRxRec;
+      rec[0] = id;
+      rec[1] = -errno;
+      rec[2] = rec[3] = 0;
+      used++;
+      continue;
+    }
+    for (int j = 0; j < r; j++) {
+      int32_t* rec = e->rxm + (used + j) * kRxRec;
+      rec[0] = id;
+      // A slot holds the largest UDP payload, so truncation means a jumbogram: not forwarded.
+      rec[1] = (h[j].msg_hdr.msg_flags & MSG_TRUNC) ? -EMSGSIZE : static_cast<int32_t>(h[j].msg_len);
+      if (s.listener) {
+        PutAddress(rec, &e->rx_names[used + j]);
+      } else {
+        rec[2] = rec[3] = 0;
+      }
+    }
+    used += r;
+  }
+  return used;
+}
+
+static void Deliver(Engine* e, int n) {
+  napi_env env = e->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value fn, recv, arg, result;
+  napi_get_reference_value(env, e->on_batch, &fn);
+  napi_get_global(env, &recv);  // make_callback wants an object as `this`
+  napi_create_int32(env, n, &arg);
+  e->in_batch = true;
+  // make_callback runs the microtask and nextTick queues afterwards, as any I/O callback does.
+  napi_status st = napi_make_callback(env, e->actx, recv, fn, 1, &arg, &result);
+  e->in_batch = false;
+  if (st == napi_pending_exception) {
+    napi_value err;
+    napi_get_and_clear_last_exception(env, &err);
+    napi_fatal_exception(env, err);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+void OnReadable(uv_poll_t* handle, int status, int events) {
+  Engine* e = static_cast<Engine*>(handle->data);
+  for (int round = 0; round < kMaxRounds && !e->destroyed; round++) {
+    if (!e->pending_ids.empty()) {
+      e->free_ids.insert(e->free_ids.end(), e->pending_ids.begin(), e->pending_ids.end());
+      e->pending_ids.clear();
+    }
+    int n = Harvest(e);
+    if (n == 0) break;
+    Deliver(e, n);
+    if (n < e->rx_slots) break;
+  }
+}
+
+}  // namespace sluice

@@ -1,0 +1,106 @@
+// The native UDP datapath engine: sockets in a private epoll set, watched by one uv_poll on the
+// main loop; datagrams received in batches (recvmmsg) into memory shared with JavaScript and sent
+// in batches (sendmmsg, with UDP_SEGMENT for runs of equal-sized datagrams to one destination).
+//
+// Threading: everything here runs on the JavaScript thread (the uv_poll callback and the N-API
+// calls); there is no lock because there is no second thread.
+//
+// Shared memory layout (src/datapath/native/layout.ts must agree; `layout()` reports these):
+//   rx:  RX slots of kSlotBytes each; datagram i of a batch is at i * kSlotBytes.
+//   rxm: Int32 records of kRxRec: [socket id, length or -errno, port, family (0/4/6), addr x4]
+//        (family 4: addr[0] is the IPv4 address as a host-order uint32; 6: the 16 raw bytes).
+//   tx:  staging bytes written by JavaScript (copies of datagrams that are not in rx, prefixes).
+//   txm: Int32 records of kTxRec: [socket id, flags, offset, length, port, family, addr x4,
+//        prefix offset, prefix length] (flags bit 0: payload in tx, else in rx).
+//   errm: Int32 records of kErrRec: [socket id, errno, datagrams].
+#pragma once
+
+#include <node_api.h>
+#include <uv.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <cstdint>
+#include <vector>
+
+namespace sluice {
+
+constexpr int kSlotBytes = 65536;
+constexpr int kRxRec = 8;
+constexpr int kTxRec = 12;
+constexpr int kErrRec = 3;
+// At most this many datagrams per recvmmsg, and per UDP_SEGMENT send (the kernel's limit was
+// 64 before Linux 6.9 raised it to 128).
+constexpr int kMaxRecv = 64;
+constexpr int kMaxGsoSegments = 64;
+// Payload bytes in one UDP_SEGMENT send: under the IPv4 limit of 65507 with room to spare.
+constexpr int kMaxGsoBytes = 65000;
+// Poll callback rounds before yielding to the loop when every slot keeps filling.
+constexpr int kMaxRounds = 8;
+
+struct Sock {
+  int fd = -1;
+  int family = 0;          // AF_INET or AF_INET6
+  bool listener = false;
+  int gso_limit = 1 << 30; // UDP_SEGMENT only for segment sizes below this (lowered on EINVAL)
+};
+
+struct Engine {
+  napi_env env = nullptr;
+  uv_poll_t poll;
+  int epfd = -1;
+  bool polling = false;
+  bool destroyed = false;
+  bool in_batch = false;
+  bool gso = false;  // kernel supports UDP_SEGMENT and the user did not turn it off
+  int active = 0;    // open sockets
+  int owners = 2;    // the JavaScript external and the uv_poll handle
+
+  std::vector<Sock> socks;
+  std::vector<int> free_ids;     // reusable now
+  std::vector<int> pending_ids;  // closed during a batch: reusable once it is over
+
+  uint8_t* rx = nullptr;
+  size_t rx_bytes = 0;
+  int rx_slots = 0;
+  int32_t* rxm = nullptr;
+  uint8_t* tx = nullptr;
+  size_t tx_bytes = 0;
+  int32_t* txm = nullptr;
+  int tx_max = 0;
+  int32_t* errm = nullptr;
+  int err_max = 0;
+  int err_count = 0;
+
+  napi_ref refs[6] = {};  // rx, rxm, tx, txm, errm, onBatch
+  napi_ref on_batch = nullptr;
+  napi_async_context actx = nullptr;
+
+  // Scratch for batched calls, sized once from the shared memory.
+  std::vector<mmsghdr> rx_hdrs;
+  std::vector<iovec> rx_iovs;
+  std::vector<sockaddr_in6> rx_names;
+  std::vector<mmsghdr> tx_hdrs;
+  std::vector<iovec> tx_iovs;
+  std::vector<sockaddr_in6> tx_names;
+  std::vector<uint64_t> tx_cmsg;   // 4 words (>= CMSG_SPACE(uint16_t)) per message
+  std::vector<int> tx_first;       // first record of each message
+  std::vector<int> tx_count;       // records (datagrams) in each message
+  std::vector<int> tx_segment;     // UDP_SEGMENT size of each message, 0 when none
+};
+
+// engine.cc
+int AllocId(Engine* e);
+void ReleaseId(Engine* e, int id);
+void Watch(Engine* e);
+void OnReadable(uv_poll_t* handle, int status, int events);
+int Harvest(Engine* e);
+
+// tx.cc
+int Flush(Engine* e, int count);
+bool ProbeGso();
+
+// errors.cc
+napi_value ErrnoError(napi_env env, int err, const char* syscall, const char* detail);
+const char* ErrnoName(int err);
+
+}  // namespace sluice

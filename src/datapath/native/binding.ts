@@ -1,0 +1,53 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/** An opaque handle to one native engine (native/src/engine.h). */
+export type EngineHandle = { readonly __engine: unique symbol };
+
+/** Record sizes of the shared memory, as the addon was built (native/src/engine.h). */
+export interface NativeLayout {
+  readonly slotBytes: number;
+  readonly rxRecord: number;
+  readonly txRecord: number;
+  readonly errRecord: number;
+  /** The kernel accepts UDP_SEGMENT. */
+  readonly gso: boolean;
+}
+
+/**
+ * The addon's functions (native/src/addon.cc). All synchronous, all on the JavaScript thread;
+ * socket calls throw Node-style system errors (`code`, `errno`, `syscall`).
+ */
+export interface NativeBinding {
+  layout(): NativeLayout;
+  open(rx: ArrayBuffer, rxm: Int32Array, tx: ArrayBuffer, txm: Int32Array, errm: Int32Array, onBatch: (n: number) => void, gso: boolean): EngineHandle;
+  listen(engine: EngineHandle, host: string, port: number, rcvbufBytes: number, sndbufBytes: number): number;
+  connect(engine: EngineHandle, host: string, port: number): number;
+  localAddress(engine: EngineHandle, id: number): [family: 4 | 6, address: string, port: number];
+  close(engine: EngineHandle, id: number): void;
+  /** Sends `count` staged records; returns how many error records it wrote. */
+  flush(engine: EngineHandle, count: number): number;
+  destroy(engine: EngineHandle): void;
+}
+
+export type BindingLoad = { ok: true; binding: NativeBinding; layout: NativeLayout } | { ok: false; reason: string };
+
+/** Where `npm install` builds the addon (native/build.mjs), from dist/src/datapath/native/. */
+export const ADDON_PATH = fileURLToPath(new URL('../../../../native/build/Release/sluice_udp.node', import.meta.url));
+
+/**
+ * Loads the addon. Never throws: an unsupported platform, a missing build or a broken one is a
+ * reason, for the caller to fall back on the js datapath (or refuse, when `native` was asked for).
+ */
+export function loadNativeBinding(path: string = ADDON_PATH, platform: string = process.platform): BindingLoad {
+  if (platform !== 'linux') return { ok: false, reason: `it needs Linux, this is ${platform}` };
+  if (!existsSync(path)) return { ok: false, reason: `${path} is not built (npm install builds it; see native/build.log)` };
+  try {
+    const binding = createRequire(import.meta.url)(path) as NativeBinding;
+    const layout = binding.layout();
+    return { ok: true, binding, layout };
+  } catch (err) {
+    return { ok: false, reason: `${path} does not load: ${(err as Error).message}` };
+  }
+}

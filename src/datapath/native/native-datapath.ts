@@ -1,0 +1,207 @@
+import { canonicalIp, type Endpoint } from '../../core/address.js';
+import type { DatagramChannel, DatagramReceiver } from '../../upstream/dialer.js';
+import type { ListenerReceiver, UdpDatapath, UdpListener } from '../udp-datapath.js';
+import { AddressBook, type NativeAddress } from './address-book.js';
+import type { EngineHandle, NativeBinding, NativeLayout } from './binding.js';
+import { NativeChannel, NativeListener, type NativeSocket } from './native-sockets.js';
+
+export interface NativeDatapathOptions {
+  /** Use UDP_SEGMENT for runs of equal-sized datagrams to one destination, where the kernel has it. Default true. */
+  readonly gso?: boolean;
+  /** Receive slots (datagrams per batch); each is 64 KiB of mostly untouched memory. Default 128. */
+  readonly rxSlots?: number;
+  /** Send records per flush. Default 512. */
+  readonly txRecords?: number;
+  /** Bytes for copies of datagrams that are not in receive memory. Default 1 MiB. */
+  readonly txBytes?: number;
+  /** SO_RCVBUF / SO_SNDBUF of listener sockets; 0 keeps the system default. */
+  readonly listenerRcvbufBytes?: number;
+  readonly listenerSndbufBytes?: number;
+}
+
+/**
+ * The batched native datapath (docs/datapath.md). One engine owns every socket in a private epoll
+ * set watched from the main loop; a readable set becomes one batch: the addon fills the receive
+ * slots with recvmmsg, calls `#onBatch` once, and the datagrams go to their listener or channel
+ * here, one call each, in arrival order per socket. What they send is staged in shared memory and
+ * leaves in one flush when the batch ends (sendmmsg per socket, GSO for runs). Sends made outside
+ * a batch (a session's set-up queue) are flushed in a microtask.
+ *
+ * Receive buffers are views of the slots and are reused by the next batch: receivers copy what
+ * they keep (the seam's contract). A send whose buffer is in the slots is sent from there without
+ * a copy; any other buffer is copied into staging when it is sent.
+ */
+export class NativeDatapath implements UdpDatapath {
+  readonly kind = 'native' as const;
+  readonly gso: boolean;
+  readonly #b: NativeBinding;
+  readonly #engine: EngineHandle;
+  readonly #slot: number;
+  readonly #rxAb: ArrayBuffer;
+  readonly #rx: Buffer;
+  readonly #rxm: Int32Array;
+  readonly #rxRec: number;
+  readonly #tx: Buffer;
+  readonly #txm: Int32Array;
+  readonly #txRec: number;
+  readonly #txMax: number;
+  readonly #errm: Int32Array;
+  readonly #errRec: number;
+  readonly #handlers: (NativeSocket | undefined)[] = [];
+  readonly #opts: NativeDatapathOptions;
+  readonly book = new AddressBook();
+  #txCount = 0;
+  #txUsed = 0;
+  #inBatch = false;
+  #flushQueued = false;
+  /** The last prefix staged since the last flush, and where. */
+  #prefix: Buffer | null = null;
+  #prefixAt = 0;
+
+  constructor(binding: NativeBinding, layout: NativeLayout, opts: NativeDatapathOptions = {}) {
+    this.#b = binding;
+    this.#opts = opts;
+    this.#slot = layout.slotBytes;
+    this.#rxRec = layout.rxRecord;
+    this.#txRec = layout.txRecord;
+    this.#errRec = layout.errRecord;
+    const slots = opts.rxSlots ?? 128;
+    this.#rxAb = new ArrayBuffer(slots * this.#slot);
+    this.#rx = Buffer.from(this.#rxAb);
+    this.#rxm = new Int32Array(slots * this.#rxRec);
+    this.#txMax = opts.txRecords ?? 512;
+    const txAb = new ArrayBuffer(Math.max(opts.txBytes ?? 1 << 20, 2 * this.#slot));
+    this.#tx = Buffer.from(txAb);
+    this.#txm = new Int32Array(this.#txMax * this.#txRec);
+    this.#errm = new Int32Array(64 * this.#errRec);
+    this.gso = (opts.gso ?? true) && layout.gso;
+    this.#engine = binding.open(this.#rxAb, this.#rxm, txAb, this.#txm, this.#errm, this.#onBatch, this.gso);
+  }
+
+  async listen(host: string, port: number, receiver: ListenerReceiver): Promise<UdpListener> {
+    const id = this.#b.listen(this.#engine, host, port, this.#opts.listenerRcvbufBytes ?? 0, this.#opts.listenerSndbufBytes ?? 0);
+    const [family, address, boundPort] = this.#b.localAddress(this.#engine, id);
+    const local: Endpoint = { address: canonicalIp(address)?.address ?? address, port: boundPort, family };
+    const l = new NativeListener(this, id, local, family, receiver);
+    this.#handlers[id] = l;
+    return l;
+  }
+
+  async connect(remote: Endpoint, receiver: DatagramReceiver): Promise<DatagramChannel> {
+    const id = this.#b.connect(this.#engine, remote.address, remote.port);
+    const ch = new NativeChannel(this, id, remote, receiver);
+    this.#handlers[id] = ch;
+    return ch;
+  }
+
+  /** Closes every socket; the datapath is unusable afterwards. */
+  destroy(): void {
+    this.flush();
+    this.#handlers.length = 0;
+    this.#b.destroy(this.#engine);
+  }
+
+  /** Called by the addon with the number of records in the receive slots. */
+  readonly #onBatch = (n: number): void => {
+    const m = this.#rxm;
+    const rx = this.#rx;
+    const hs = this.#handlers;
+    const rec = this.#rxRec;
+    const slot = this.#slot;
+    this.#inBatch = true;
+    try {
+      for (let i = 0, b = 0; i < n; i++, b += rec) {
+        const h = hs[m[b]!];
+        if (h === undefined) continue; // closed since the datagram arrived
+        const len = m[b + 1]!;
+        if (len < 0) h.failed(-len, 'recv');
+        else h.deliver(rx.subarray(i * slot, i * slot + len), m, b);
+      }
+    } finally {
+      this.#inBatch = false;
+      this.flush();
+    }
+  };
+
+  /**
+   * Stages one datagram for socket `id`: `prefix` (a PROXY header) then `buf`, to `dest` (null
+   * for a connected socket).
+   */
+  stage(id: number, buf: Buffer, prefix: Buffer | null, port: number, dest: NativeAddress | null): void {
+    const len = buf.length;
+    const plen = prefix === null ? 0 : prefix.length;
+    if (this.#txCount === this.#txMax) this.flush();
+    const inSlots = this.#inBatch && buf.buffer === this.#rxAb;
+    if (this.#txUsed + (inSlots ? 0 : len) + plen > this.#tx.length) this.flush();
+    let flags = 0;
+    let off = buf.byteOffset;
+    if (!inSlots) {
+      off = this.#txUsed;
+      buf.copy(this.#tx, off);
+      this.#txUsed += len;
+      flags = 1;
+    }
+    let poff = 0;
+    if (prefix !== null) {
+      if (prefix === this.#prefix) poff = this.#prefixAt;
+      else {
+        poff = this.#txUsed;
+        prefix.copy(this.#tx, poff);
+        this.#txUsed += plen;
+        this.#prefix = prefix;
+        this.#prefixAt = poff;
+      }
+    }
+    const m = this.#txm;
+    const b = this.#txCount++ * this.#txRec;
+    m[b] = id;
+    m[b + 1] = flags;
+    m[b + 2] = off;
+    m[b + 3] = len;
+    if (dest === null) {
+      m[b + 4] = m[b + 5] = m[b + 6] = m[b + 7] = m[b + 8] = m[b + 9] = 0;
+    } else {
+      m[b + 4] = port;
+      m[b + 5] = dest.family;
+      m[b + 6] = dest.a0;
+      m[b + 7] = dest.a1;
+      m[b + 8] = dest.a2;
+      m[b + 9] = dest.a3;
+    }
+    m[b + 10] = poff;
+    m[b + 11] = plen;
+    if (!this.#inBatch && !this.#flushQueued) {
+      this.#flushQueued = true;
+      queueMicrotask(this.#flushSoon);
+    }
+  }
+
+  readonly #flushSoon = (): void => {
+    this.#flushQueued = false;
+    this.flush();
+  };
+
+  /** Sends everything staged; per-datagram errors go to their sockets. */
+  flush(): void {
+    const n = this.#txCount;
+    if (n === 0) return;
+    this.#txCount = 0;
+    this.#txUsed = 0;
+    this.#prefix = null;
+    const errors = this.#b.flush(this.#engine, n);
+    if (errors === 0) return;
+    // Copied first: a handler may end a session, whose close flushes again into the same memory.
+    const e = this.#errm.slice(0, errors * this.#errRec);
+    for (let i = 0; i < e.length; i += this.#errRec) {
+      const h = this.#handlers[e[i]!];
+      for (let k = 0; h !== undefined && k < e[i + 2]!; k++) h.failed(e[i + 1]!, 'send');
+    }
+  }
+
+  /** Called by a socket that closes: nothing staged may outlive it, nor reach a socket that reuses its id. */
+  release(id: number): void {
+    if (this.#txCount > 0) this.flush();
+    this.#handlers[id] = undefined;
+    this.#b.close(this.#engine, id);
+  }
+}
