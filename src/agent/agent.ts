@@ -235,7 +235,7 @@ export class Agent {
           return;
       }
     });
-    this.#path.attach(channel, keys, authOk.datagramKeyId, { address: gwIp, port: remote.port }, authOk.keepaliveIntervalMs);
+    this.#path.attach(channel, keyId, keys, authOk.datagramKeyId, { address: gwIp, port: remote.port }, authOk.keepaliveIntervalMs);
     channel.startKeepalive(this.deps.clock, authOk.keepaliveIntervalMs);
     for (const svc of this.local.services) {
       pending.set(svc.id, svc);

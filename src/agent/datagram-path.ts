@@ -52,6 +52,8 @@ export class AgentDatagramPath {
   /** The gateway's key id of the current keys (HELLO.resumeKeyId next time). */
   gatewayKeyId = 0;
   readonly #openers = new Map<number, DatagramOpener>();
+  #currentKeyId = 0;
+  #previousKeyId = 0;
   #channel: ControlChannel | null = null;
   #gateway: { address: string; port: number } | undefined;
   #intervalMs = 0;
@@ -86,16 +88,22 @@ export class AgentDatagramPath {
     return this.socket.address().port;
   }
 
-  /** Registers the opener of a new connection's keys before HELLO; the previous opener stays until the next call. */
+  /**
+   * Registers the opener of a new connection's keys before HELLO. The openers of the current and
+   * the previous session stay: failed attempts during an outage must not evict the keys the
+   * working UDP flows still use.
+   */
   prepare(ownKeyId: number, keys: DatagramKeys): void {
-    const keep = [...this.#openers.entries()].at(-1);
-    this.#openers.clear();
-    if (keep) this.#openers.set(keep[0], keep[1]);
+    for (const id of [...this.#openers.keys()]) if (id !== this.#currentKeyId && id !== this.#previousKeyId) this.#openers.delete(id);
     this.#openers.set(ownKeyId, new DatagramOpener({ key: keys.receive, direction: keys.receiveDirection, keyId: ownKeyId }));
   }
 
   /** After AUTH_OK: seal with the new keys, send over this channel, keep alive every `intervalMs`. */
-  attach(channel: ControlChannel, keys: DatagramKeys, gatewayKeyId: number, gateway: { address: string; port: number }, intervalMs: number): void {
+  attach(channel: ControlChannel, ownKeyId: number, keys: DatagramKeys, gatewayKeyId: number, gateway: { address: string; port: number }, intervalMs: number): void {
+    if (this.#currentKeyId !== ownKeyId) {
+      this.#previousKeyId = this.#currentKeyId;
+      this.#currentKeyId = ownKeyId;
+    }
     this.#channel = channel;
     this.#sealer = new DatagramSealer({ key: keys.send, direction: keys.sendDirection, peerKeyId: gatewayKeyId });
     this.gatewayKeyId = gatewayKeyId;

@@ -162,14 +162,17 @@ export class Gateway {
     this.#closing ??= (async () => {
       const closedServer = new Promise<void>((resolve) => this.server.close(() => resolve()));
       await Promise.all([...this.#links.values()].map((l) => l.close('shutting-down', 'the gateway is shutting down')));
-      for (const s of this.#sockets) s.destroy();
+      for (const s of [...this.#sockets, ...this.#secure]) s.destroy();
       this.udp.close();
       await closedServer;
     })();
     return this.#closing;
   }
 
+  /** Raw sockets before their handshake ended (Node emits no 'close' on them once TLS wraps them). */
   readonly #sockets = new Set<net.Socket>();
+  /** TLS sockets, until they close. */
+  readonly #secure = new Set<tls.TLSSocket>();
   /** Releases the pre-auth slot of a connection, by remote address|port. */
   readonly #releases = new Map<string, () => void>();
 
@@ -197,6 +200,7 @@ export class Gateway {
       if (released) return;
       released = true;
       deadline.cancel();
+      this.#sockets.delete(raw);
       this.#releases.delete(key);
       this.#pending--;
       const n = (this.#pendingBySource.get(source) ?? 1) - 1;
@@ -204,10 +208,7 @@ export class Gateway {
       else this.#pendingBySource.set(source, n);
     };
     this.#releases.set(key, release);
-    raw.once('close', () => {
-      release();
-      this.#sockets.delete(raw);
-    });
+    raw.once('close', release);
     raw.on('error', () => {});
     raw.setNoDelay(true); // stream frames are latency-bound; TLS records already batch
   }
@@ -216,6 +217,8 @@ export class Gateway {
     socket.on('error', () => {});
     const release = this.#releases.get(`${socket.remoteAddress}|${socket.remotePort}`) ?? (() => {});
     socket.once('close', release);
+    this.#secure.add(socket);
+    socket.once('close', () => this.#secure.delete(socket));
     const ip = canonicalIp(socket.remoteAddress ?? '');
     const remote: Endpoint = { address: ip?.address ?? '0.0.0.0', port: socket.remotePort ?? 0, family: ip?.family ?? 4 };
     if (socket.alpnProtocol !== TUNNEL_ALPN) {
