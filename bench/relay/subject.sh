@@ -4,6 +4,9 @@
 # Caps and rate limits are lifted because all load comes from 127.0.0.1; recording is off unless
 # SLUICE_BENCH_RECORD=1 (the access log goes to a file in the temp dir) or SLUICE_BENCH_RECORD=all
 # (access log and flow records to files, metrics collected behind an admin listener on a free port).
+# SLUICE_DATAPATH=js|native|auto picks the UDP datapath (default auto); SLUICE_UDP_GSO=0 turns
+# UDP_SEGMENT off on the native one. Both variants in one run:
+#   SUBJECT_CMD="SLUICE_DATAPATH=js $0 ..." SUBJECT2_CMD="SLUICE_DATAPATH=native $0 ..."
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -37,6 +40,7 @@ accessLog: { output: $ACCESS }
 flowLog: { output: $FLOW }
 $ADMIN
 log: { level: warn }
+datapath: ${SLUICE_DATAPATH:-auto}
 lifecycle: { drainTimeout: 1s }
 YAML
 exec node "$ROOT/dist/src/main.js" run --config "$CFG"

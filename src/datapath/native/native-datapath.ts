@@ -54,6 +54,7 @@ export class NativeDatapath implements UdpDatapath {
   #txUsed = 0;
   #inBatch = false;
   #flushQueued = false;
+  #destroyed = false;
   /** The last prefix staged since the last flush, and where. */
   #prefix: Buffer | null = null;
   #prefixAt = 0;
@@ -94,9 +95,11 @@ export class NativeDatapath implements UdpDatapath {
     return ch;
   }
 
-  /** Closes every socket; the datapath is unusable afterwards. */
+  /** Closes every socket; the datapath is unusable afterwards. Idempotent. */
   destroy(): void {
+    if (this.#destroyed) return;
     this.flush();
+    this.#destroyed = true;
     this.#handlers.length = 0;
     this.#b.destroy(this.#engine);
   }
@@ -128,6 +131,7 @@ export class NativeDatapath implements UdpDatapath {
    * for a connected socket).
    */
   stage(id: number, buf: Buffer, prefix: Buffer | null, port: number, dest: NativeAddress | null): void {
+    if (this.#destroyed) return;
     const len = buf.length;
     const plen = prefix === null ? 0 : prefix.length;
     if (this.#txCount === this.#txMax) this.flush();
@@ -184,7 +188,7 @@ export class NativeDatapath implements UdpDatapath {
   /** Sends everything staged; per-datagram errors go to their sockets. */
   flush(): void {
     const n = this.#txCount;
-    if (n === 0) return;
+    if (n === 0 || this.#destroyed) return;
     this.#txCount = 0;
     this.#txUsed = 0;
     this.#prefix = null;
@@ -200,6 +204,7 @@ export class NativeDatapath implements UdpDatapath {
 
   /** Called by a socket that closes: nothing staged may outlive it, nor reach a socket that reuses its id. */
   release(id: number): void {
+    if (this.#destroyed) return;
     if (this.#txCount > 0) this.flush();
     this.#handlers[id] = undefined;
     this.#b.close(this.#engine, id);
