@@ -11,6 +11,7 @@ import { SluiceNode, type ReloadSummary } from './node.js';
 import { DirectStreamDialer } from './upstream/direct/tcp-dialer.js';
 import { DirectDatagramDialer } from './upstream/direct/udp-dialer.js';
 import { selectUdpDatapath } from './datapath/native/select.js';
+import type { NativeDatapathOptions } from './datapath/native/native-datapath.js';
 import { GeoHolder } from './admission/geo-holder.js';
 import { startExposure, type Exposure } from './gateway/exposure.js';
 import { CrowdsecHolder } from './admission/crowdsec/crowdsec-holder.js';
@@ -21,8 +22,8 @@ export interface AppDeps {
   readonly clock: Clock;
   /** Where operational logs go (JSON lines). */
   readonly logDestination: NodeJS.WritableStream;
-  /** UDP_SEGMENT on the native datapath where the kernel has it (default true). */
-  readonly udpGso?: boolean;
+  /** Knobs of the native UDP datapath (UDP_SEGMENT, readiness); defaults suit production. */
+  readonly udpNative?: NativeDatapathOptions;
 }
 
 /**
@@ -61,7 +62,7 @@ export class App {
     const geo = new GeoHolder();
     await geo.load(config.geoip?.database);
     // Chosen once per process; `datapath: native` where the addon cannot load stops the start here.
-    const udp = selectUdpDatapath(config.datapath ?? 'auto', { gso: deps.udpGso });
+    const udp = selectUdpDatapath(config.datapath ?? 'auto', deps.udpNative);
     if (udp.fallback !== undefined) log.warn({ reason: udp.fallback }, 'native UDP datapath unavailable; using the js datapath');
     // Sinks first, so they see the routes come up; they read the routes through `node` once it exists.
     let node: SluiceNode | undefined;

@@ -110,10 +110,15 @@ async function demo(): Promise<number> {
   return code;
 }
 
+/** Benchmark knobs of the native UDP datapath (bench/relay/subject.sh, docs/datapath.md). */
+function benchKnobs() {
+  return { gso: process.env.SLUICE_UDP_GSO !== '0', readiness: process.env.SLUICE_UDP_READINESS === 'thread' ? ('thread' as const) : ('loop' as const) };
+}
+
 async function serve(config: SluiceConfig, path: string | undefined, started?: (app: App) => void): Promise<number> {
   let app: App;
   try {
-    app = await App.start(config, path, { clock: systemClock, logDestination: process.stderr, udpGso: process.env.SLUICE_UDP_GSO !== '0' });
+    app = await App.start(config, path, { clock: systemClock, logDestination: process.stderr, udpNative: benchKnobs() });
   } catch (err) {
     process.stderr.write(`sluice: ${isSluiceError(err) ? err.message : String(err)}\n`);
     if (isSluiceError(err, 'SLUICE_ERR_BIND')) return EXIT.startFailed;

@@ -129,6 +129,7 @@ void OnHandleClosed(uv_handle_t* h) { Release(static_cast<Engine*>(h->data)); }
 void Teardown(Engine* e) {
   if (e->destroyed) return;
   for (size_t i = 0; i < e->socks.size(); i++) CloseSock(e, static_cast<int>(i));
+  StopThread(e);
   e->destroyed = true;
   e->polling = false;
   uv_close(reinterpret_cast<uv_handle_t*>(&e->poll), OnHandleClosed);
@@ -174,10 +175,10 @@ napi_value Layout(napi_env env, napi_callback_info info) {
   return o;
 }
 
-// open(rx, rxm, tx, txm, errm, onBatch, gso) -> engine
+// open(rx, rxm, tx, txm, errm, onBatch, gso, threaded) -> engine
 napi_value Open(napi_env env, napi_callback_info info) {
-  napi_value argv[7];
-  if (!Args(env, info, 7, argv)) return nullptr;
+  napi_value argv[8];
+  if (!Args(env, info, 8, argv)) return nullptr;
   Engine* e = new Engine();
   e->env = env;
   void* p;
@@ -210,6 +211,9 @@ napi_value Open(napi_env env, napi_callback_info info) {
     return Throw(env, "cannot watch the epoll set");
   }
   e->poll.data = e;
+  bool threaded = false;
+  napi_get_value_bool(env, argv[7], &threaded);
+  if (threaded && StartThread(e, loop) != 0) return Throw(env, "cannot start the readiness thread");
   for (int i = 0; i < 6; i++) napi_create_reference(env, argv[i], 1, &e->refs[i]);
   e->on_batch = e->refs[5];
   napi_value name;

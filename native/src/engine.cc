@@ -34,6 +34,12 @@ void ReleaseId(Engine* e, int id) {
 // open dgram socket would.
 void Watch(Engine* e) {
   if (e->destroyed) return;
+  if (e->threaded) {
+    // The thread always waits; the async handle keeps the loop alive only while sockets are open.
+    if (e->active > 0) uv_ref(reinterpret_cast<uv_handle_t*>(&e->async));
+    else uv_unref(reinterpret_cast<uv_handle_t*>(&e->async));
+    return;
+  }
   if (e->active > 0 && !e->polling) {
     uv_poll_start(&e->poll, UV_READABLE, OnReadable);
     e->polling = true;
@@ -70,7 +76,7 @@ int Harvest(Engine* e) {
   int used = 0;
   for (int k = 0; k < n && used < e->rx_slots; k++) {
     int id = static_cast<int>(evs[k].data.u32);
-    if (id >= static_cast<int>(e->socks.size())) continue;
+    if (id < 0 || id >= static_cast<int>(e->socks.size())) continue;
     const Sock& s = e->socks[id];
     if (s.fd < 0) continue;
     int room = e->rx_slots - used;
@@ -128,8 +134,9 @@ static void Deliver(Engine* e, int n) {
   napi_close_handle_scope(env, scope);
 }
 
-void OnReadable(uv_poll_t* handle, int status, int events) {
-  Engine* e = static_cast<Engine*>(handle->data);
+void OnReadable(uv_poll_t* handle, int status, int events) { DrainReady(static_cast<Engine*>(handle->data)); }
+
+void DrainReady(Engine* e) {
   for (int round = 0; round < kMaxRounds && !e->destroyed; round++) {
     if (!e->pending_ids.empty()) {
       e->free_ids.insert(e->free_ids.end(), e->pending_ids.begin(), e->pending_ids.end());

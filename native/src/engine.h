@@ -19,6 +19,7 @@
 #include <uv.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -53,7 +54,17 @@ struct Engine {
   bool in_batch = false;
   bool gso = false;  // kernel supports UDP_SEGMENT and the user did not turn it off
   int active = 0;    // open sockets
-  int owners = 2;    // the JavaScript external and the uv_poll handle
+  int owners = 2;    // the JavaScript external and the uv_poll handle (+ the async handle if threaded)
+
+  // Readiness from a native thread instead of uv_poll (docs/datapath.md: measured, not the default).
+  // The thread blocks in epoll_wait, wakes the loop through `async`, and waits on `resume` until
+  // the loop has drained the set, so receiving itself stays on the JavaScript thread.
+  bool threaded = false;
+  uv_async_t async;
+  uv_thread_t thread;
+  uv_sem_t resume;
+  int wake_fd = -1;  // an eventfd in the epoll set, written to stop the thread
+  std::atomic<bool> stop{false};
 
   std::vector<Sock> socks;
   std::vector<int> free_ids;     // reusable now
@@ -93,7 +104,12 @@ int AllocId(Engine* e);
 void ReleaseId(Engine* e, int id);
 void Watch(Engine* e);
 void OnReadable(uv_poll_t* handle, int status, int events);
+void DrainReady(Engine* e);
 int Harvest(Engine* e);
+
+// thread.cc
+int StartThread(Engine* e, uv_loop_t* loop);
+void StopThread(Engine* e);
 
 // tx.cc
 int Flush(Engine* e, int count);

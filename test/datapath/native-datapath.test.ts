@@ -11,9 +11,9 @@ import { freePort, waitFor } from '../helpers/net.js';
 const loaded = loadNativeBinding();
 const skip = loaded.ok ? false : `native datapath unavailable: ${loaded.reason}`;
 
-function datapath(t: TestContext, gso = true): NativeDatapath {
+function datapath(t: TestContext, gso = true, readiness: 'loop' | 'thread' = 'loop'): NativeDatapath {
   if (!loaded.ok) throw new Error('unreachable');
-  const dp = new NativeDatapath(loaded.binding, loaded.layout, { gso });
+  const dp = new NativeDatapath(loaded.binding, loaded.layout, { gso, readiness });
   t.after(() => dp.destroy());
   return dp;
 }
@@ -42,9 +42,9 @@ async function socket(t: TestContext, type: 'udp4' | 'udp6', host: string) {
   return { s, inbox, port: s.address().port };
 }
 
-for (const gso of [true, false]) {
-  test(`native datapath: a burst of equal-sized datagrams to one client arrives whole and in order, the short last one too (gso ${gso})`, { skip }, async (t) => {
-    const dp = datapath(t, gso);
+for (const [gso, readiness] of [[true, 'loop'], [false, 'loop'], [true, 'thread']] as const) {
+  test(`native datapath: a burst of equal-sized datagrams to one client arrives whole and in order, the short last one too (gso ${gso}, readiness ${readiness})`, { skip }, async (t) => {
+    const dp = datapath(t, gso, readiness);
     const { listener, got } = await recordingListener(t, dp, '127.0.0.1');
     const c = await socket(t, 'udp4', '127.0.0.1');
     c.s.send('hi', listener.local.port, '127.0.0.1');

@@ -21,7 +21,7 @@ export interface NativeLayout {
  */
 export interface NativeBinding {
   layout(): NativeLayout;
-  open(rx: ArrayBuffer, rxm: Int32Array, tx: ArrayBuffer, txm: Int32Array, errm: Int32Array, onBatch: (n: number) => void, gso: boolean): EngineHandle;
+  open(rx: ArrayBuffer, rxm: Int32Array, tx: ArrayBuffer, txm: Int32Array, errm: Int32Array, onBatch: (n: number) => void, gso: boolean, threaded: boolean): EngineHandle;
   listen(engine: EngineHandle, host: string, port: number, rcvbufBytes: number, sndbufBytes: number): number;
   connect(engine: EngineHandle, host: string, port: number): number;
   localAddress(engine: EngineHandle, id: number): [family: 4 | 6, address: string, port: number];

@@ -14,6 +14,12 @@ export interface NativeDatapathOptions {
   readonly txRecords?: number;
   /** Bytes for copies of datagrams that are not in receive memory. Default 1 MiB. */
   readonly txBytes?: number;
+  /**
+   * Where readiness comes from: `loop` (default) is one uv_poll on the main loop; `thread` is a
+   * native thread blocked in epoll_wait that wakes the loop per batch. Measured slower here
+   * (docs/datapath.md) and kept for measuring on other machines.
+   */
+  readonly readiness?: 'loop' | 'thread';
   /** SO_RCVBUF / SO_SNDBUF of listener sockets; 0 keeps the system default. */
   readonly listenerRcvbufBytes?: number;
   readonly listenerSndbufBytes?: number;
@@ -55,6 +61,8 @@ export class NativeDatapath implements UdpDatapath {
   #inBatch = false;
   #flushQueued = false;
   #destroyed = false;
+  /** The datagram being delivered: what a receiver forwards as is, without a copy. */
+  #current: Buffer | null = null;
   /** The last prefix staged since the last flush, and where. */
   #prefix: Buffer | null = null;
   #prefixAt = 0;
@@ -76,7 +84,7 @@ export class NativeDatapath implements UdpDatapath {
     this.#txm = new Int32Array(this.#txMax * this.#txRec);
     this.#errm = new Int32Array(64 * this.#errRec);
     this.gso = (opts.gso ?? true) && layout.gso;
-    this.#engine = binding.open(this.#rxAb, this.#rxm, txAb, this.#txm, this.#errm, this.#onBatch, this.gso);
+    this.#engine = binding.open(this.#rxAb, this.#rxm, txAb, this.#txm, this.#errm, this.#onBatch, this.gso, opts.readiness === 'thread');
   }
 
   async listen(host: string, port: number, receiver: ListenerReceiver): Promise<UdpListener> {
@@ -118,10 +126,11 @@ export class NativeDatapath implements UdpDatapath {
         if (h === undefined) continue; // closed since the datagram arrived
         const len = m[b + 1]!;
         if (len < 0) h.failed(-len, 'recv');
-        else h.deliver(rx.subarray(i * slot, i * slot + len), m, b);
+        else h.deliver((this.#current = rx.subarray(i * slot, i * slot + len)), m, b);
       }
     } finally {
       this.#inBatch = false;
+      this.#current = null;
       this.flush();
     }
   };
@@ -135,7 +144,8 @@ export class NativeDatapath implements UdpDatapath {
     const len = buf.length;
     const plen = prefix === null ? 0 : prefix.length;
     if (this.#txCount === this.#txMax) this.flush();
-    const inSlots = this.#inBatch && buf.buffer === this.#rxAb;
+    // Identity first: reading `.buffer` costs more than the rest of this function.
+    const inSlots = this.#inBatch && (buf === this.#current || buf.buffer === this.#rxAb);
     if (this.#txUsed + (inSlots ? 0 : len) + plen > this.#tx.length) this.flush();
     let flags = 0;
     let off = buf.byteOffset;
