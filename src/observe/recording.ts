@@ -14,10 +14,10 @@ import { ConntrackSource, type ConntrackSourceDeps, type ConntrackStats, type Co
 import type { EventStream } from './events.js';
 import { newInstanceId } from './flow-id.js';
 import { createFlowRecords, type FlowRecorder } from './flow-records.js';
-import { openLineWriter } from './line-writer.js';
+import { openLineWriter, type LineWriter } from './line-writer.js';
 import { createMetrics, type SluiceMetrics } from './metrics.js';
 import { openRecordOutput } from './record-output.js';
-import type { RecordWriter } from './rotating-file.js';
+import { RotatingFileWriter, type RecordWriter } from './rotating-file.js';
 
 export interface RecordingDeps {
   readonly clock: Clock;
@@ -34,10 +34,15 @@ export interface RecordingDeps {
 
 /** How long `stop` waits for an output to flush (a stalled stdout reader may never drain). */
 const FLUSH_DEADLINE_MS = 2_000;
+/**
+ * Files are written in batches gathered over this long: one write per line costs a thread-pool
+ * round trip each, which cut TCP connections per second by more than half with every sink on.
+ */
+const FILE_LINGER_MS = 20;
 
 interface AccessLogPart {
   readonly output: string;
-  readonly writer: ReturnType<typeof openLineWriter>;
+  readonly writer: LineWriter & { readonly dropped: number };
   readonly unsubscribe: () => void;
 }
 interface FlowLogPart {
@@ -281,7 +286,11 @@ export class Recording {
       this.#closeLater(() => old.writer.close());
     }
     if (output !== 'off') {
-      const writer = openLineWriter(output);
+      // The file (appended, never rotated) through the batching writer; stdout/stderr through pino's.
+      const writer =
+        output === 'stdout' || output === 'stderr'
+          ? openLineWriter(output)
+          : new RotatingFileWriter(output, { maxBytes: Number.MAX_SAFE_INTEGER, maxFiles: 0, maxBufferBytes: 16 * 1024 * 1024, lingerMs: FILE_LINGER_MS, clock: this.#deps.clock });
       this.#accessLog = { output, writer, unsubscribe: this.#deps.events.subscribe(accessLogSink(writer, this.#deps.clock)) };
     }
     this.#watchDrops();
@@ -304,6 +313,7 @@ export class Recording {
       const writer = openRecordOutput(f.output, {
         maxBytes: f.maxBytes,
         maxFiles: f.maxFiles,
+        lingerMs: FILE_LINGER_MS,
         clock,
         onError: (err) => {
           // Once per failure spell (the output reports it so); records are dropped and counted meanwhile.

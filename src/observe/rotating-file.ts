@@ -34,11 +34,20 @@ export interface RotatingFileOptions {
   readonly retryAfterMs?: number;
   /** Called when the output starts failing (once per failure spell, not per line). */
   readonly onError?: (err: unknown) => void;
+  /**
+   * Writes start at most this often (unless 256 KiB are already queued), so lines arriving
+   * together go out in one write. Default 0: each write starts as soon as the previous one ends.
+   * Every write costs a thread-pool round trip; under load, a few ms gather hundreds of lines
+   * into one. `close` does not wait for it.
+   */
+  readonly lingerMs?: number;
   readonly clock?: Clock;
   readonly fs?: RotatingFs;
 }
 
 const nodeFs: RotatingFs = { open: (p, f) => open(p, f), rename, mkdir };
+/** Queued bytes that start a write at once, without waiting out `lingerMs`. */
+const LINGER_FULL_BYTES = 256 * 1024;
 /** Largest single write; bounds the copy made when a long queue is flushed. */
 const MAX_BATCH_BYTES = 1024 * 1024;
 
@@ -58,6 +67,8 @@ export class RotatingFileWriter implements RecordWriter {
   readonly #clock: Clock;
   readonly #fs: RotatingFs;
   readonly #onError: (err: unknown) => void;
+  readonly #lingerMs: number;
+  #linger: { readonly timer: { cancel(): void }; readonly resolve: () => void } | undefined;
 
   #queue: { line: string; bytes: number }[] = [];
   #queuedBytes = 0;
@@ -82,6 +93,7 @@ export class RotatingFileWriter implements RecordWriter {
     this.#clock = opts.clock ?? systemClock;
     this.#fs = opts.fs ?? nodeFs;
     this.#onError = opts.onError ?? (() => {});
+    this.#lingerMs = opts.lingerMs ?? 0;
   }
 
   get dropped(): number {
@@ -121,6 +133,7 @@ export class RotatingFileWriter implements RecordWriter {
   /** Writes what is queued, then closes the file. Idempotent; later writes are dropped. */
   close(): Promise<void> {
     this.#closed ??= (async () => {
+      this.#endLinger();
       await this.flush();
       const f = this.#file;
       this.#file = undefined;
@@ -132,6 +145,11 @@ export class RotatingFileWriter implements RecordWriter {
   async #pump(): Promise<void> {
     try {
       while (this.#queue.length > 0) {
+        // At most one write per linger period, unless a full batch is already waiting.
+        if (this.#lingerMs > 0 && !this.#closed && this.#queuedBytes < LINGER_FULL_BYTES) {
+          await new Promise<void>((resolve) => (this.#linger = { resolve, timer: this.#clock.setTimeout(resolve, this.#lingerMs) }));
+          this.#linger = undefined;
+        }
         try {
           await this.#writeBatch();
           this.#failing = false;
@@ -143,6 +161,11 @@ export class RotatingFileWriter implements RecordWriter {
       // Cleared in the same turn the queue was seen empty, so a write right after starts a new loop.
       this.#pumping = undefined;
     }
+  }
+
+  #endLinger(): void {
+    this.#linger?.timer.cancel();
+    this.#linger?.resolve();
   }
 
   async #writeBatch(): Promise<void> {

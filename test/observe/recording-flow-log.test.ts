@@ -1,10 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readAll, sleep, tcpConnect, tcpServer, udpClient, udpEcho, waitFor } from '../helpers/net.js';
 import { startApp, tempDir } from '../admin/app-helper.js';
 import type { FlowRecord } from '../../src/observe/flow-records.js';
+import { RotatingFileWriter, type RotatingFs } from '../../src/observe/rotating-file.js';
+import { ManualClock } from '../helpers/manual-clock.js';
 
 /** Every line of `base` and its rotated files, oldest file first (base.N … base.1, base). */
 async function readRotated(dir: string, name: string): Promise<{ records: FlowRecord[]; files: { name: string; size: number }[] }> {
@@ -122,4 +124,30 @@ lifecycle: { drainTimeout: 1s }
   assert.deepEqual(await events('a.log'), ['start', 'end']);
   assert.deepEqual(await events('b.log'), ['start', 'end']);
   assert.deepEqual(s.app.recording.status().flowLog, { output: 'off' }, 'stopped: closed');
+});
+
+test('file outputs batch their writes: at most one write per linger period, none delayed by close', async (t) => {
+  const dir = await tempDir(t);
+  const clock = new ManualClock();
+  let writes = 0;
+  const fs: RotatingFs = {
+    open: async (p, f) => {
+      const h = await open(p, f);
+      return { write: (b, o, l) => (writes++, h.write(b, o, l)), stat: () => h.stat(), close: () => h.close() };
+    },
+    rename,
+    mkdir,
+  };
+  const file = join(dir, 'flows.log');
+  const w = new RotatingFileWriter(file, { maxBytes: 1 << 20, maxFiles: 1, lingerMs: 20, clock, fs });
+  for (let i = 0; i < 500; i++) w.write(`{"n":${i}}\n`);
+  await sleep(20);
+  assert.equal(writes, 0, 'waiting for company');
+  clock.advance(20);
+  await waitFor(() => w.written === 500, 'first batch written');
+  assert.equal(writes, 1, '500 lines, one write');
+  for (let i = 0; i < 3; i++) w.write('{"late":true}\n');
+  await w.close(); // does not wait for the clock
+  assert.equal(writes, 2);
+  assert.equal((await readFile(file, 'utf8')).split('\n').length - 1, 503);
 });
