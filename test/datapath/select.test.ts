@@ -59,3 +59,10 @@ test('config: datapath is auto | native | js, auto by default; anything else is 
   assert.equal(bad.ok, false);
   assert.equal(!bad.ok && bad.issues[0]!.path, 'datapath');
 });
+
+// CI runs on Linux with g++, make and python3: a native build that broke must fail CI here rather
+// than pass quietly with every [native] test skipped.
+test('CI: npm ci built the native datapath and it loads', { skip: process.env.CI !== 'true' || process.platform !== 'linux' }, () => {
+  const loaded = loadNativeBinding();
+  assert.ok(loaded.ok, loaded.ok ? '' : loaded.reason);
+});

@@ -3,12 +3,15 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { once } from 'node:events';
-import { startNode } from '../helpers/node.js';
+import { perDatapath } from '../datapath/datapaths.js';
 import { readAll, tcpServer, udpClient, udpEcho, waitFor } from '../helpers/net.js';
 import { openCountryDatabase } from '../../src/admission/acl/country.js';
 import { encodeProxyV1 } from '../../src/protocol/proxy-protocol/index.js';
 
 const GEO_DB = new URL('../../../../shared/vectors/geoip/GeoLite2-Country-Test.mmdb', import.meta.url).pathname;
+
+// The UDP tests run once per datapath (js, native); the TCP ones once, on the same startNode.
+const { test: udpTest, startNode } = perDatapath();
 
 async function udpClientOn(t: import('node:test').TestContext, host: string) {
   const s = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
@@ -20,7 +23,7 @@ async function udpClientOn(t: import('node:test').TestContext, host: string) {
   return { s, inbox, send: (port: number, to: string, data: string) => s.send(data, port, to) };
 }
 
-test('acl: a denied UDP client costs no upstream socket; an allowed one is served', async (t) => {
+udpTest('acl: a denied UDP client costs no upstream socket; an allowed one is served', async (t) => {
   const echo = await udpEcho(t);
   const n = await startNode(
     t,
@@ -46,7 +49,7 @@ routes:
   assert.equal((await good.next()).toString(), 'hi');
 });
 
-test('acl: a dual-stack [::] listener applies IPv4 rules to IPv4 clients (mapped addresses), for UDP and TCP', async (t) => {
+udpTest('acl: a dual-stack [::] listener applies IPv4 rules to IPv4 clients (mapped addresses), for UDP and TCP', async (t) => {
   const echo = await udpEcho(t);
   const up = await tcpServer(t);
   const n = await startNode(
@@ -80,7 +83,7 @@ routes:
   assert.equal(v6.inbox[0]!.toString(), 'six');
 });
 
-test('acl: observe-only records the would-be denial and admits; a route acl replaces the top-level default', async (t) => {
+udpTest('acl: observe-only records the would-be denial and admits; a route acl replaces the top-level default', async (t) => {
   const echo = await udpEcho(t);
   const n = await startNode(
     t,

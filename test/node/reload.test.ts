@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { config, startNode } from '../helpers/node.js';
+import { config } from '../helpers/node.js';
+import { perDatapath } from '../datapath/datapaths.js';
 import { readAll, tcpConnect, tcpServer, udpClient, udpEcho, waitFor } from '../helpers/net.js';
 import { SluiceNode } from '../../src/node.js';
 import { EventStream } from '../../src/observe/events.js';
@@ -10,6 +11,9 @@ import { DirectStreamDialer } from '../../src/upstream/direct/tcp-dialer.js';
 import { DirectDatagramDialer } from '../../src/upstream/direct/udp-dialer.js';
 import { isSluiceError } from '../../src/core/errors.js';
 import net from 'node:net';
+
+// The tests with live UDP sessions run once per datapath (js, native).
+const { test: udpTest, startNode } = perDatapath();
 
 const yaml = (udpUp: number, tcpUp: number, extra = '') => `
 routes:
@@ -24,7 +28,7 @@ ${extra}
 lifecycle: { drainTimeout: 5s }
 `;
 
-test('reload: a route with the same listen keeps its socket, its live UDP session and its live TCP connection', async (t) => {
+udpTest('reload: a route with the same listen keeps its socket, its live UDP session and its live TCP connection', async (t) => {
   const echo = await udpEcho(t);
   const up = await tcpServer(t);
   const n = await startNode(t, yaml(echo.port, up.port));
@@ -57,7 +61,7 @@ test('reload: a route with the same listen keeps its socket, its live UDP sessio
   assert.equal(n.ofType('session-ended').length, 0);
 });
 
-test('reload: a changed listen is rebuilt and the old listener drains; a removed route drains', async (t) => {
+udpTest('reload: a changed listen is rebuilt and the old listener drains; a removed route drains', async (t) => {
   const echo = await udpEcho(t);
   const up = await tcpServer(t);
   const n = await startNode(t, yaml(echo.port, up.port));
@@ -98,7 +102,7 @@ lifecycle: { drainTimeout: 5s }
   await waitFor(() => n.ofType('route-down').some((e) => e.route === 'ssh'), 'old ssh listener closed after its last connection');
 });
 
-test('shutdown: live sessions drain until they end or the deadline passes', async (t) => {
+udpTest('shutdown: live sessions drain until they end or the deadline passes', async (t) => {
   const echo = await udpEcho(t);
   const up = await tcpServer(t);
   const n = await startNode(t, yaml(echo.port, up.port));
