@@ -56,7 +56,9 @@ for (const sluiceRole of ['controlling', 'controlled'] as const) {
   test(`werift-ice on relayed candidates through coturn, Sluice ${sluiceRole}`, { timeout: 40_000 }, async (t) => {
     if (!haveCoturn(t, 'werift relay interop')) return;
     loopbackOnly(t);
-    const coturn = await startCoturn(t);
+    // werift's TURN refresh loop sleeps 5/6 of the lifetime on a timer close() does not cancel; a short
+    // lifetime lets the test process exit soon after (and makes both sides refresh in real time).
+    const coturn = await startCoturn(t, ['--max-allocate-lifetime=6']);
     const { agent } = await udpAgent(t, {
       role: sluiceRole, policy: 'relay',
       turnServers: [{ server: { address: coturn.address, port: coturn.port }, username: TURN_USER, password: TURN_PASSWORD }],
