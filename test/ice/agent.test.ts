@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { IceAgent, type IceAgentOptions } from '../../src/ice/agent.js';
 import { ICE_DATA_PREFIX } from '../../src/ice/channel.js';
 import { encodeCheckRequest } from '../../src/ice/check-message.js';
@@ -291,4 +292,30 @@ test('policy relay: no host candidate is advertised or paired', async () => {
   await runUntil(clock, connected(a, b), 'connected');
   assert.equal(a.selectedPair!.local.type, 'relay');
   assert.equal(a.selectedPair!.remote.type, 'relay');
+});
+
+test('a silent STUN server: gathering still completes (after ~5.5 s) and names the failure; host candidates work', async () => {
+  const { clock, a } = setup({ a: { stunServers: [{ address: '10.0.0.200', port: 3478 }] } });
+  const done: { errors: readonly Error[] }[] = [];
+  a.on('gathering-complete', (e) => done.push(e));
+  void a.gather();
+  assert.deepEqual(a.localCandidates.map((c) => c.type), ['host'], 'the host candidate comes at once');
+  const ms = await runUntil(clock, () => done.length === 1, 'gathering-complete', 10_000);
+  assert.ok(ms >= 5400 && ms <= 5600, `${ms} ms`);
+  assert.equal(done[0]!.errors.length, 1);
+  assert.equal((done[0]!.errors[0] as { code?: string }).code, 'SLUICE_ERR_STUN_TIMEOUT');
+});
+
+test('arbitrary datagrams into the ingress never throw, in any state', async () => {
+  const { clock, a, b } = setup();
+  connectPair(a, b);
+  await Promise.all([a.gather(), b.gather()]);
+  const ingress = a.addSocket({ local: { address: '10.0.0.3', port: 5001, family: 4 }, send: () => {} });
+  const check = encodeCheckRequest({ localUfrag: 'x', remoteUfrag: a.localCredentials.ufrag, remotePwd: a.localCredentials.pwd, priority: 1, role: 'controlled', tieBreaker: 1n, useCandidate: true });
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 120 }), fc.nat(check.length - 1), fc.integer({ min: 0, max: 255 }), (junk, at, byte) => {
+    ingress(Buffer.from(junk), { address: '192.0.2.1', port: 1 });
+    ingress(Buffer.from(check).fill(byte, at, at + 1), { address: '192.0.2.1', port: 1 });
+    ingress(Buffer.concat([Buffer.from([ICE_DATA_PREFIX]), Buffer.from(junk)]), { address: '10.0.0.2', port: 6000 });
+  }), { numRuns: 500 });
+  await runUntil(clock, connected(a, b), 'connected despite the noise');
 });
