@@ -87,7 +87,14 @@ export class App {
     }
     let exposure: Exposure;
     try {
-      exposure = await startExposure(config, { clock: deps.clock, events, log, routeDeps: (r) => node.routeDeps(r), nextFlowId: () => node.nextFlowId() });
+      exposure = await startExposure(config, {
+        clock: deps.clock,
+        events,
+        log,
+        routeDeps: (r) => node.routeDeps(r),
+        nextFlowId: () => node.nextFlowId(),
+        datagramDialer: new DirectDatagramDialer(undefined, udp.datapath),
+      });
     } catch (err) {
       await node.destroy();
       crowdsec.close();

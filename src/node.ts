@@ -142,8 +142,8 @@ export class SluiceNode {
    * listener, src/gateway/), so it gets the same ACL, node-wide steps and flow numbering as the
    * node's own routes.
    */
-  routeDeps(route: RouteConfig): { admit: Admitter | undefined; nextFlowId: () => number } {
-    return { admit: this.#admitter(route), nextFlowId: () => this.nextFlowId() };
+  routeDeps(route: RouteConfig): { admit: Admitter | undefined; nextFlowId: () => number; datapath: UdpDatapath | undefined } {
+    return { admit: this.#admitter(route), nextFlowId: () => this.nextFlowId(), datapath: this.deps.udpDatapath };
   }
 
   /** The next flow number, unique in this process (the agent's sessions toward local services use it too). */

@@ -5,6 +5,7 @@ import type { EventStream } from '../observe/events.js';
 import { Agent } from '../agent/agent.js';
 import { Gateway } from './gateway.js';
 import type { RouteDepsSource } from './service-publisher.js';
+import type { DatagramDialer } from '../upstream/dialer.js';
 
 /** The gateway and the agent a config asks for (either, both, or none), with their log lines. */
 export interface Exposure {
@@ -19,6 +20,8 @@ export interface ExposureDeps {
   readonly log: Logger;
   readonly routeDeps: RouteDepsSource;
   readonly nextFlowId: () => number;
+  /** The agent's dialer toward local UDP services (the node's, so it uses the same datapath). */
+  readonly datagramDialer?: DatagramDialer;
 }
 
 /** At most this many lines per minute for refused handshakes (the counters keep every one). */
@@ -72,6 +75,7 @@ export async function startExposure(config: SluiceConfig, deps: ExposureDeps): P
         clock,
         events: deps.events,
         nextFlowId: deps.nextFlowId,
+        datagramDialer: deps.datagramDialer,
         observer: {
           connected: (e) => log.info({ gateway: e.gateway, resumed: e.resumed }, 'agent: connected to the gateway'),
           disconnected: (e) => log.warn({ reason: e.failure, retryInMs: e.retryInMs }, `agent: not connected: ${e.message}`),

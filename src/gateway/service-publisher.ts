@@ -9,6 +9,7 @@ import type { EventStream } from '../observe/events.js';
 import { TcpRoute } from '../listen/tcp-route.js';
 import { UdpRoute } from '../listen/udp-route.js';
 import type { RouteRuntime } from '../listen/route.js';
+import type { UdpDatapath } from '../datapath/udp-datapath.js';
 import type { ControlMessage, Publish, RefusalCode } from '../protocol/tunnel/index.js';
 import { AgentDatagramDialer, AgentStreamDialer } from '../upstream/agent/agent-dialer.js';
 import type { AgentLink } from './agent-link.js';
@@ -16,7 +17,7 @@ import { inRanges, type PortRanges } from './port-range.js';
 
 /** What a public listener needs from the node: admission (ACL + node-wide steps) and flow ids. */
 export interface RouteDepsSource {
-  (route: RouteConfig): { readonly admit: Admitter | undefined; readonly nextFlowId: () => number };
+  (route: RouteConfig): { readonly admit: Admitter | undefined; readonly nextFlowId: () => number; readonly datapath?: UdpDatapath };
 }
 
 export interface PublisherDeps {
@@ -88,10 +89,10 @@ export class ServicePublisher {
       acl: settings.acl,
       proxyProtocol: undefined,
     };
-    const { admit, nextFlowId } = this.deps.routeDeps(route);
+    const { admit, nextFlowId, datapath } = this.deps.routeDeps(route);
     const r =
       m.transport === 'udp'
-        ? await UdpRoute.start(route, { clock, events, admit, nextFlowId, dialer: new AgentDatagramDialer(link, m.serviceId) })
+        ? await UdpRoute.start(route, { clock, events, admit, nextFlowId, datapath, dialer: new AgentDatagramDialer(link, m.serviceId) })
         : await TcpRoute.start(route, { clock, events, admit, nextFlowId, dialer: new AgentStreamDialer(link, m.serviceId) });
     events.emit({ type: 'route-up', at: clock.wallNow(), route: name, listen: `${m.transport}://${formatEndpoint(r.local)}`, address: r.local });
     return r;
