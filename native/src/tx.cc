@@ -99,7 +99,9 @@ static bool Iov(Engine* e, const int32_t* r, iovec* iov, int* n) {
   return true;
 }
 
-static bool GsoRetryable(int err) { return err == EINVAL || err == EIO || err == EOPNOTSUPP || err == ENOPROTOOPT; }
+// Errors of a UDP_SEGMENT send that say "not this way" rather than "not this datagram": a segment
+// size over the path MTU (EMSGSIZE on Linux 6, EINVAL before), or no GSO on the device (EIO).
+static bool GsoRetryable(int err) { return err == EMSGSIZE || err == EINVAL || err == EIO || err == EOPNOTSUPP || err == ENOPROTOOPT; }
 
 // Sends records [first, first + count) one datagram each (the fallback when a GSO send fails).
 static void SendEach(Engine* e, int id, int first, int count) {
