@@ -6,13 +6,16 @@ import {
   StunTransactionTable, type DatagramSend, type StunPeer, type StunRetransmitTiming,
 } from '../ice/stun-transaction.js';
 import {
-  ChannelNumber, Data, ErrorCode, Lifetime, RequestedTransport, StunMethod, XorMappedAddress, XorPeerAddress,
-  XorRelayedAddress, attr, decodeStunDatagram, encodeStunMessage, getAttribute, randomTransactionId, stunMessage,
+  Data, ErrorCode, Lifetime, RequestedTransport, StunMethod, XorMappedAddress, XorPeerAddress, XorRelayedAddress, attr,
+  decodeStunDatagram, encodeStunMessage, getAttribute, randomTransactionId, stunMessage,
   type AttributeEntry, type DecodedStunMessage,
 } from '../protocol/stun/index.js';
-import { MIN_CHANNEL, MAX_CHANNEL, decodeChannelData, encodeChannelData } from './channel-data.js';
+import { decodeChannelData } from './channel-data.js';
 import { LongTermAuth } from './long-term-auth.js';
+import { PERMISSION_REFRESH_MS, PeerPaths, type TurnCounters } from './peer-paths.js';
 import { TurnError } from './turn-error.js';
+
+export type { TurnCounters } from './peer-paths.js';
 
 /**
  * A TURN client (RFC 8656) over UDP, on a socket it does not own: requests leave through the
@@ -46,39 +49,8 @@ export interface TurnClientDeps {
 
 export type TurnClientState = 'new' | 'allocating' | 'allocated' | 'closing' | 'closed' | 'failed';
 
-export interface TurnCounters {
-  channelDataSent: number;
-  indicationsSent: number;
-  received: number;
-  /** Datagrams dropped: no permission could be installed, queue full, closed. */
-  dropped: number;
-}
-
-/** A permission lasts 300 s (RFC 8656 §9); refreshed a minute early. */
-const PERMISSION_REFRESH_MS = 240_000;
-/** A channel binding lasts 600 s (RFC 8656 §12); refreshed a minute early. */
-const CHANNEL_REFRESH_MS = 540_000;
-/** Datagrams held per peer IP while its permission is being installed. */
-const QUEUE_PER_PEER = 16;
-/** Deleting the allocation on close should not hold shutdown for long. */
+/** Deleting the allocation on close should not hold shutdown for long (sends at 0, 0.25, 0.75 s; gives up at 1.75 s). */
 const CLOSE_TIMING: Partial<StunRetransmitTiming> = { rtoMs: 250, maxTransmissions: 3, lastWaitFactor: 4 };
-
-interface Permission {
-  state: 'pending' | 'active' | 'failed';
-  queue: { buf: Buffer; peer: StunPeer }[];
-  /** When it failed (clock ms); a send 30 s later tries again. */
-  failedAt: number;
-}
-
-/** How long a refused permission is not asked for again. */
-const PERMISSION_RETRY_MS = 30_000;
-
-interface Channel {
-  readonly number: number;
-  readonly peer: Endpoint;
-  state: 'pending' | 'active' | 'failed';
-  timer: Timer | undefined;
-}
 
 export class TurnClient implements RelayTransport {
   readonly counters: TurnCounters = { channelDataSent: 0, indicationsSent: 0, received: 0, dropped: 0 };
@@ -88,14 +60,11 @@ export class TurnClient implements RelayTransport {
   readonly #auth: LongTermAuth;
   readonly #table: StunTransactionTable;
   readonly #life = new AbortController();
-  readonly #permissions = new Map<string, Permission>();
-  readonly #channelsByPeer = new Map<string, Channel>();
-  readonly #channelsByNumber = new Map<number, Channel>();
+  readonly #paths: PeerPaths;
   #state: TurnClientState = 'new';
   #allocation: Promise<RelayAllocation> | undefined;
   #refreshTimer: Timer | undefined;
   #permissionTimer: Timer | undefined;
-  #nextChannel = MIN_CHANNEL;
   #receiver: RelayReceiver | undefined;
   #closing: Promise<void> | undefined;
 
@@ -107,6 +76,11 @@ export class TurnClient implements RelayTransport {
     this.#server = { address: ip.address, port: config.server.port, family: ip.family };
     this.#auth = new LongTermAuth(config.username, config.password);
     this.#table = new StunTransactionTable({ clock: deps.clock, send: deps.send, signal: this.#life.signal }, deps.timing);
+    this.#paths = new PeerPaths({
+      clock: deps.clock, channels: config.channels !== false, counters: this.counters,
+      request: (method, attrs) => this.#request(method, attrs),
+      sendRaw: (buf) => this.#raw(buf),
+    });
     deps.signal?.addEventListener('abort', () => this.#shutdown(new SluiceError('SLUICE_ERR_CLOSED', 'TURN client aborted')), { once: true });
   }
 
@@ -130,51 +104,17 @@ export class TurnClient implements RelayTransport {
 
   send(buf: Buffer, peer: StunPeer): void {
     if (this.#state !== 'allocated') return void this.counters.dropped++;
-    const ch = this.#channelsByPeer.get(key(peer));
-    if (ch?.state === 'active') {
-      this.counters.channelDataSent++;
-      return this.#raw(encodeChannelData(ch.number, buf));
-    }
-    const ip = canonicalIp(peer.address)?.address;
-    if (!ip) return void this.counters.dropped++;
-    let perm = this.#permissions.get(ip);
-    if (perm?.state === 'failed' && this.#deps.clock.now() - perm.failedAt >= PERMISSION_RETRY_MS) perm = undefined;
-    if (!perm) {
-      perm = { state: 'pending', queue: [], failedAt: 0 };
-      this.#permissions.set(ip, perm);
-      void this.#permit(ip, perm);
-    }
-    if (perm.state === 'pending') {
-      if (perm.queue.length >= QUEUE_PER_PEER) return void this.counters.dropped++;
-      perm.queue.push({ buf, peer });
-      return;
-    }
-    if (perm.state === 'failed') return void this.counters.dropped++;
-    this.#indicate(buf, peer);
-    if (this.#config.channels !== false && !ch) void this.bindChannel(peer).catch(() => {});
+    this.#paths.send(buf, peer);
   }
 
   /** Installs permissions for the IPs of `peers` (ports are ignored; RFC 8656 §9). */
-  async createPermission(peers: readonly StunPeer[]): Promise<void> {
-    await this.#request(StunMethod.CreatePermission, peers.map((p) => attr(XorPeerAddress, endpoint(p))));
+  createPermission(peers: readonly StunPeer[]): Promise<void> {
+    return this.#paths.createPermission(peers);
   }
 
-  /** Binds the next free channel to `peer` and resolves with its number; refreshed until close. */
-  async bindChannel(peer: StunPeer): Promise<number> {
-    const k = key(peer);
-    const existing = this.#channelsByPeer.get(k);
-    if (existing && existing.state !== 'failed') return existing.number;
-    if (this.#nextChannel > MAX_CHANNEL) throw new TurnError(undefined, 'no channel numbers left');
-    const ch: Channel = { number: this.#nextChannel++, peer: endpoint(peer), state: 'pending', timer: undefined };
-    this.#channelsByPeer.set(k, ch);
-    this.#channelsByNumber.set(ch.number, ch);
-    try {
-      await this.#bind(ch);
-    } catch (err) {
-      ch.state = 'failed';
-      throw err;
-    }
-    return ch.number;
+  /** Binds the next free channel to `peer` (one per peer) and resolves with its number; re-bound until close. */
+  bindChannel(peer: StunPeer): Promise<number> {
+    return this.#paths.bindChannel(peer);
   }
 
   /**
@@ -187,8 +127,8 @@ export class TurnClient implements RelayTransport {
     const first = buf[0];
     if (first !== undefined && first >= 0x40 && first <= 0x4f) {
       const cd = decodeChannelData(buf);
-      const ch = cd && this.#channelsByNumber.get(cd.channel);
-      if (cd && ch && ch.state !== 'failed') this.#deliver(cd.data, ch.peer);
+      const peer = cd && this.#paths.channelPeer(cd.channel);
+      if (cd && peer) this.#deliver(cd.data, peer);
       return true;
     }
     let msg: DecodedStunMessage | undefined;
@@ -238,7 +178,7 @@ export class TurnClient implements RelayTransport {
       if (this.#state !== 'allocating') throw new SluiceError('SLUICE_ERR_CLOSED', 'TURN client closed during Allocate');
       this.#state = 'allocated';
       this.#scheduleRefresh(getAttribute(res, Lifetime) ?? lifetime);
-      this.#permissionTimer = this.#deps.clock.setInterval(() => void this.#refreshPermissions(), PERMISSION_REFRESH_MS);
+      this.#permissionTimer = this.#deps.clock.setInterval(() => void this.#paths.refreshPermissions(), PERMISSION_REFRESH_MS);
       return mapped ? { relayed, mapped } : { relayed };
     } catch (err) {
       if (this.#state === 'allocating') this.#shutdown(err as Error, 'failed');
@@ -262,35 +202,6 @@ export class TurnClient implements RelayTransport {
     }
   }
 
-  async #permit(ip: string, perm: Permission): Promise<void> {
-    try {
-      await this.createPermission([{ address: ip, port: 0 }]);
-      perm.state = 'active';
-    } catch {
-      perm.state = 'failed';
-    }
-    const queued = perm.queue.splice(0);
-    if (perm.state === 'failed') {
-      perm.failedAt = this.#deps.clock.now();
-      this.counters.dropped += queued.length;
-      return;
-    }
-    for (const q of queued) this.send(q.buf, q.peer);
-  }
-
-  async #refreshPermissions(): Promise<void> {
-    const ips = [...this.#permissions].filter(([, p]) => p.state === 'active').map(([ip]) => ({ address: ip, port: 0 }));
-    if (ips.length > 0) await this.createPermission(ips).catch(() => {});
-  }
-
-  async #bind(ch: Channel): Promise<void> {
-    await this.#request(StunMethod.ChannelBind, [attr(ChannelNumber, ch.number), attr(XorPeerAddress, ch.peer)]);
-    if (this.#state !== 'allocated') return;
-    ch.state = 'active';
-    ch.timer?.cancel();
-    ch.timer = this.#deps.clock.setTimeout(() => void this.#bind(ch).catch(() => (ch.state = 'failed')), CHANNEL_REFRESH_MS);
-  }
-
   /** A signed request with the 401/438 dance; resolves with the success response, rejects with TurnError or the table's error. */
   async #request(
     method: number, attrs: readonly AttributeEntry[], timing?: Partial<StunRetransmitTiming>, signal?: AbortSignal,
@@ -304,12 +215,6 @@ export class TurnClient implements RelayTransport {
       const e = getAttribute(response, ErrorCode);
       throw new TurnError(e?.code, `TURN ${methodName(method)} refused: ${e ? `${e.code} ${e.reason}` : 'error without ERROR-CODE'}`);
     }
-  }
-
-  #indicate(buf: Buffer, peer: StunPeer): void {
-    const msg = stunMessage('indication', StunMethod.Send, randomTransactionId(), [attr(XorPeerAddress, endpoint(peer)), attr(Data, buf)]);
-    this.counters.indicationsSent++;
-    this.#raw(encodeStunMessage(msg));
   }
 
   #raw(buf: Buffer): void {
@@ -329,7 +234,7 @@ export class TurnClient implements RelayTransport {
   #cancelTimers(): void {
     this.#refreshTimer?.cancel();
     this.#permissionTimer?.cancel();
-    for (const ch of this.#channelsByNumber.values()) ch.timer?.cancel();
+    this.#paths.stop();
   }
 
   #shutdown(err: Error | undefined, state: 'closed' | 'failed' = 'closed'): void {
@@ -337,19 +242,8 @@ export class TurnClient implements RelayTransport {
     this.#state = state;
     this.#cancelTimers();
     this.#life.abort();
-    for (const p of this.#permissions.values()) this.counters.dropped += p.queue.splice(0).length;
     this.#receiver?.onRelayClosed(err);
   }
-}
-
-function key(p: StunPeer): string {
-  return `${canonicalIp(p.address)?.address ?? p.address}|${p.port}`;
-}
-
-function endpoint(p: StunPeer): Endpoint {
-  const ip = canonicalIp(p.address);
-  if (!ip) throw new SluiceError('SLUICE_ERR_ADDRESS_INVALID', `"${p.address}" is not an IP address`);
-  return { address: ip.address, port: p.port, family: ip.family };
 }
 
 function sameIp(reported: string, canonical: string): boolean {
