@@ -68,9 +68,10 @@ function longestGap(lost: number[]): number {
 
 const msg = (text: string) => (j: Record<string, unknown>) => j.msg === text;
 
+// The pid keeps two concurrent runs of this file (two developers' `npm test`) out of each other's labs.
 for (const [natA, prefix] of [
-  ['port-restricted', 'sxa'],
-  ['symmetric', 'sxb'],
+  ['port-restricted', `sx${process.pid}a`],
+  ['symmetric', `sx${process.pid}b`],
 ] as const) {
   test(`exposure through a ${natA} NAT: UDP and TCP echo, NAT flush, forged keepalive, wrong token`, { timeout: 120_000 }, async (t) => {
     if (!labAvailable(t)) return;
