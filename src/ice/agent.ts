@@ -37,10 +37,10 @@ export { DEFAULT_ICE_TIMING } from './agent-options.js';
  * reports idle → checking → connected ⇄ disconnected → failed, and closed; `channel` carries
  * datagrams over the selected pair.
  *
- * Contract: single-threaded on the caller's event loop; handlers must not call back into the
- * agent synchronously from 'state' with close(). close() before closing the sockets (TURN
- * allocations are deleted through them). Relays given to addRelay() stay the caller's; TURN
- * clients made from `turnServers` are the agent's.
+ * Contract: single-threaded on the caller's event loop. Events are emitted synchronously from
+ * inside the agent; handlers may call any method, close() included. close() before closing the
+ * sockets (TURN allocations are deleted through them). Relays given to addRelay() stay the
+ * caller's; TURN clients made from `turnServers` are the agent's.
  */
 export class IceAgent extends EventEmitter<IceAgentEvents> {
   readonly channel: IceDatagramChannel;

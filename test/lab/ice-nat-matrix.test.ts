@@ -202,7 +202,13 @@ function table(cells: Cell[]): string {
 test('ICE across all 25 NAT-type pairs in the NAT lab: direct where possible, relayed where not, always connected', { timeout: 300_000 }, async (t) => {
   if (labMissing(t)) return;
   const up = lab('up', '--nat-a', 'none', '--nat-b', 'none');
-  assert.equal(up.status, 0, up.out);
+  if (up.status !== 0) {
+    lab('down');
+    const msg = `the NAT lab did not come up (natlab.sh up): ICE NAT matrix NOT RUN\n${up.out}`;
+    if (process.env.CI === 'true') assert.fail(msg);
+    console.warn(`\n*** ${msg} ***\n`);
+    return t.skip(msg);
+  }
   const dir = mkdtempSync(join(tmpdir(), 'sluice-lab-'));
   const pub: LabProcess[] = [];
   t.after(async () => {
