@@ -108,6 +108,20 @@ test('a control-channel outage keeps UDP sessions; the agent reconnects, is resu
   assert.equal(echo.sources.size, 1, 'one agent session toward the local service all along');
 });
 
+test('failed reconnects during an outage do not take the working UDP flow down', async (t) => {
+  const { gw, box, agent, client, port } = await setup(t);
+  // A second gateway with the same certificate that knows no agents: every attempt passes the
+  // pin and TLS (so the agent prepares new keys), then fails with unknown-agent.
+  const stranger = await startGateway(t, { ...gatewayConfig(KEEPALIVE), agents: new Map() });
+  box.tcpTarget = stranger.port;
+  box.cutTcp();
+  await waitFor(() => (agent.counters.refused['unknown-agent'] ?? 0) >= 3, 'three failed attempts', 5000);
+  assert.equal((await roundTrips(client, port, 'x', 50)).size, 50, 'UDP still flows on the old keys');
+  box.tcpTarget = gw.port;
+  await waitFor(() => agent.counters.resumed === 1, 'resumed on the real gateway', 5000);
+  assert.equal((await roundTrips(client, port, 'y', 20)).size, 20);
+});
+
 test('the gateway restarts: the agent backs off, reconnects and re-publishes the same port', async (t) => {
   const echo = await udpEcho(t);
   const cfg = gatewayConfig(KEEPALIVE);

@@ -97,7 +97,7 @@ export async function published(agent: Agent, timeoutMs = 5000): Promise<Record<
 export async function middlebox(t: TestContext, gatewayPort: number) {
   const sockets = new Set<net.Socket>();
   const server = net.createServer((c) => {
-    const up = net.connect(gatewayPort, '127.0.0.1');
+    const up = net.connect(box.tcpTarget, '127.0.0.1');
     sockets.add(c).add(up);
     c.pipe(up).pipe(c);
     const kill = () => {
@@ -134,6 +134,8 @@ export async function middlebox(t: TestContext, gatewayPort: number) {
   const box = {
     /** Set to move the box's gateway-facing socket to a new port (a NAT re-mapping). */
     rebind: false,
+    /** Where new TCP connections go (the gateway unless a test points them elsewhere). */
+    tcpTarget: gatewayPort,
     port,
     blocked: false,
     /** Datagrams agent -> gateway, as they passed. */
