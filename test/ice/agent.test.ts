@@ -319,3 +319,22 @@ test('arbitrary datagrams into the ingress never throw, in any state', async () 
   }), { numRuns: 500 });
   await runUntil(clock, connected(a, b), 'connected despite the noise');
 });
+
+test('close() from inside a state handler, and an aborted signal, both close cleanly', async () => {
+  const ac = new AbortController();
+  const { clock, a, b } = setup({ b: { signal: ac.signal } });
+  let selected = 0;
+  a.on('state', (s) => s === 'connected' && void a.close());
+  a.on('selected-pair', () => selected++);
+  connectPair(a, b);
+  await Promise.all([a.gather(), b.gather()]);
+  await runUntil(clock, () => a.state === 'closed', 'A closed from its own handler');
+  assert.equal(selected, 1);
+  ac.abort();
+  await run(clock, 10);
+  assert.equal(b.state, 'closed');
+  assert.throws(() => b.gather(), (e) => (e as { code?: string }).code === 'SLUICE_ERR_CLOSED');
+  assert.equal(b.addRemoteCandidate('candidate:1 1 udp 1 10.0.0.9 9 typ host'), false);
+  await run(clock, 60_000, 1000);
+  assert.equal(clock.pendingTimers, 0, 'no timer left behind');
+});
