@@ -103,6 +103,7 @@ export class App {
     }
     const app = new App(node, log, events, configPath, deps, geo, recording);
     app.exposure = exposure;
+    exposure.exposeMetrics(recording.registry);
     app.crowdsec = crowdsec;
     if (config.docker) {
       app.containers = ContainerRoutes.start({ ...config, docker: config.docker }, { clock: deps.clock, log, node, serialize: (fn) => app.#serial(fn) });
@@ -141,6 +142,7 @@ export class App {
       this.log.level = parsed.config.log.level;
       await this.recording.apply(parsed.config);
       this.crowdsec?.exposeMetrics(this.recording.registry);
+      this.exposure?.exposeMetrics(this.recording.registry);
       return summary;
     } catch (err) {
       const message = err instanceof SluiceError ? err.message : String(err);

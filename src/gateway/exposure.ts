@@ -1,4 +1,6 @@
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { registerExposeMetrics } from './expose-metrics.js';
 import type { Clock } from '../core/clock.js';
 import type { SluiceConfig } from '../config/types.js';
 import type { EventStream } from '../observe/events.js';
@@ -11,6 +13,8 @@ import type { DatagramDialer } from '../upstream/dialer.js';
 export interface Exposure {
   readonly gateway: Gateway | undefined;
   readonly agent: Agent | undefined;
+  /** Adds the gateway and agent metrics to `registry` once (call again after the registry may have changed). */
+  exposeMetrics(registry: Registry | undefined): void;
   close(): Promise<void>;
 }
 
@@ -90,9 +94,15 @@ export async function startExposure(config: SluiceConfig, deps: ExposureDeps): P
       throw err;
     }
   }
+  const registries = new WeakSet<Registry>();
   return {
     gateway,
     agent,
+    exposeMetrics: (registry) => {
+      if (!registry || (!gateway && !agent) || registries.has(registry)) return;
+      registries.add(registry);
+      registerExposeMetrics(registry, () => ({ gateway, agent }));
+    },
     close: async () => {
       await agent?.close();
       await gateway?.close();
