@@ -124,6 +124,8 @@ void Release(Engine* e) {
 
 void OnHandleClosed(uv_handle_t* h) { Release(static_cast<Engine*>(h->data)); }
 
+}  // namespace
+
 // Closes the sockets, the poll handle and the epoll set, and drops the references to shared
 // memory. The Engine is freed once both the handle is closed and the external is collected.
 void Teardown(Engine* e) {
@@ -142,6 +144,8 @@ void Teardown(Engine* e) {
   if (e->actx != nullptr) napi_async_destroy(e->env, e->actx);
   e->actx = nullptr;
 }
+
+namespace {
 
 void Finalize(napi_env env, void* data, void* hint) {
   Engine* e = static_cast<Engine*>(data);
@@ -214,7 +218,10 @@ napi_value Open(napi_env env, napi_callback_info info) {
   bool threaded = false;
   napi_get_value_bool(env, argv[7], &threaded);
   if (threaded && StartThread(e, loop) != 0) return Throw(env, "cannot start the readiness thread");
-  for (int i = 0; i < 6; i++) napi_create_reference(env, argv[i], 1, &e->refs[i]);
+  // Weak: NativeDatapath holds all six, so they live exactly as long as it does, and a datapath
+  // dropped without destroy() is collected (its sockets closed by the finalizer) instead of being
+  // kept alive by its own engine. DrainReady checks they are still there before touching memory.
+  for (int i = 0; i < 6; i++) napi_create_reference(env, argv[i], 0, &e->refs[i]);
   e->on_batch = e->refs[5];
   napi_value name;
   napi_create_string_utf8(env, "SluiceUdpDatapath", NAPI_AUTO_LENGTH, &name);

@@ -136,7 +136,19 @@ static void Deliver(Engine* e, int n) {
 
 void OnReadable(uv_poll_t* handle, int status, int events) { DrainReady(static_cast<Engine*>(handle->data)); }
 
+// True while the JavaScript side (and so the shared memory) is alive; tears down otherwise.
+static bool Alive(Engine* e) {
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(e->env, &scope) != napi_ok) return false;
+  napi_value rx = nullptr;
+  napi_get_reference_value(e->env, e->refs[0], &rx);
+  napi_close_handle_scope(e->env, scope);
+  if (rx == nullptr) Teardown(e);
+  return rx != nullptr;
+}
+
 void DrainReady(Engine* e) {
+  if (e->destroyed || !Alive(e)) return;
   for (int round = 0; round < kMaxRounds && !e->destroyed; round++) {
     if (!e->pending_ids.empty()) {
       e->free_ids.insert(e->free_ids.end(), e->pending_ids.begin(), e->pending_ids.end());

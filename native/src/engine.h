@@ -107,6 +107,9 @@ void OnReadable(uv_poll_t* handle, int status, int events);
 void DrainReady(Engine* e);
 int Harvest(Engine* e);
 
+// addon.cc
+void Teardown(Engine* e);
+
 // thread.cc
 int StartThread(Engine* e, uv_loop_t* loop);
 void StopThread(Engine* e);
