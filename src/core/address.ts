@@ -81,6 +81,11 @@ export function ipv6Bytes(s: string): Uint8Array | undefined {
 export function formatV6(b: Uint8Array): string {
   const g: number[] = [];
   for (let i = 0; i < 16; i += 2) g.push((b[i]! << 8) | b[i + 1]!);
+  return formatV6Groups(g);
+}
+
+/** RFC 5952 text form of eight 16-bit groups: lowercase, the longest run of two or more zero groups as `::`. */
+export function formatV6Groups(g: readonly number[]): string {
   let bestStart = -1;
   let bestLen = 1;
   for (let i = 0; i < 8; ) {

@@ -1,4 +1,4 @@
-import type { Family } from '../../core/address.js';
+import { formatV6Groups, type Family } from '../../core/address.js';
 
 /**
  * An IP address as numbers, parsed once so that every rule check compares integers and never
@@ -38,18 +38,7 @@ export function formatIpValue(ip: IpValue): string {
   if (ip.family === 4) return formatIpv4(ip.words[0]!);
   const g: number[] = [];
   for (const w of ip.words) g.push(w >>> 16, w & 0xffff);
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) { bestStart = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = g.map((x) => x.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+  return formatV6Groups(g);
 }
 
 /**
