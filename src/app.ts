@@ -94,6 +94,7 @@ export class App {
         routeDeps: (r) => node.routeDeps(r),
         nextFlowId: () => node.nextFlowId(),
         datagramDialer: new DirectDatagramDialer(undefined, udp.datapath),
+        datapath: udp.datapath,
       });
     } catch (err) {
       await node.destroy();

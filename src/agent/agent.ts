@@ -11,6 +11,8 @@ import { DirectStreamDialer } from '../upstream/direct/tcp-dialer.js';
 import { DirectDatagramDialer } from '../upstream/direct/udp-dialer.js';
 import { resolveTarget, systemResolver, type Resolver } from '../upstream/direct/resolve.js';
 import type { DatagramDialer, StreamDialer } from '../upstream/dialer.js';
+import type { UdpDatapath } from '../datapath/udp-datapath.js';
+import { jsDatapath } from '../datapath/js-datapath.js';
 import type { ControlChannel } from '../upstream/agent/control-channel.js';
 import { StreamMux } from '../upstream/agent/stream-mux.js';
 import { AgentDatagramPath, type DatagramMode } from './datagram-path.js';
@@ -35,6 +37,8 @@ export interface AgentDeps {
   readonly resolver?: Resolver;
   readonly streamDialer?: StreamDialer;
   readonly datagramDialer?: DatagramDialer;
+  /** How the datagram socket to the gateway moves packets (the node's; js when absent). */
+  readonly datapath?: UdpDatapath;
   /** For tests: a fixed source of randomness for the backoff jitter. */
   readonly random?: () => number;
 }
@@ -96,10 +100,9 @@ export class Agent {
   /** Starts connecting in the background; never waits for the gateway. */
   static async start(config: AgentConfig, deps: AgentDeps): Promise<Agent> {
     const ca = config.ca === undefined ? undefined : await readFile(config.ca);
-    const target = canonicalIp(config.gateway.host);
     let sink: LocalServices | undefined;
-    const path = await AgentDatagramPath.open(
-      target?.family ?? 4,
+    const path = new AgentDatagramPath(
+      deps.datapath ?? jsDatapath,
       deps.clock,
       { onGatewayDatagram: (t, o, p) => sink?.onGatewayDatagram(t, o, p), onGatewayClose: (t) => sink?.onGatewayClose(t) },
       (mode) => deps.observer?.datagramMode?.({ mode }),
@@ -119,10 +122,6 @@ export class Agent {
 
   get datagramCounters() {
     return this.#path.counters;
-  }
-
-  get udpPort(): number {
-    return this.#path.localPort;
   }
 
   services(): readonly ExposedService[] {
@@ -235,7 +234,7 @@ export class Agent {
           return;
       }
     });
-    this.#path.attach(channel, keyId, keys, authOk.datagramKeyId, { address: gwIp, port: remote.port }, authOk.keepaliveIntervalMs);
+    await this.#path.attach(channel, keyId, keys, authOk.datagramKeyId, { address: gwIp, port: remote.port, family: canonicalIp(gwIp)?.family ?? 4 }, authOk.keepaliveIntervalMs);
     channel.startKeepalive(this.deps.clock, authOk.keepaliveIntervalMs);
     for (const svc of this.local.services) {
       pending.set(svc.id, svc);

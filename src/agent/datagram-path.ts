@@ -1,11 +1,11 @@
-import dgram from 'node:dgram';
-import { once } from 'node:events';
 import type { Clock, Timer } from '../core/clock.js';
 import {
   DatagramOpener, DatagramSealer, MAX_DATAGRAM_PAYLOAD_BYTES, isTunnelError, readUnverifiedHeader,
   type DatagramKeys, type DatagramOrigin, type DatagramRejectReason,
 } from '../protocol/tunnel/index.js';
-import { literalLookup } from '../upstream/direct/resolve.js';
+import type { Endpoint } from '../core/address.js';
+import type { UdpDatapath } from '../datapath/udp-datapath.js';
+import type { DatagramChannel } from '../upstream/dialer.js';
 import { CHANNEL_BACKLOG_BYTES, type ControlChannel } from '../upstream/agent/control-channel.js';
 
 /** Where the agent's datagrams go now (docs/tunnel-protocol.md §7). */
@@ -32,9 +32,11 @@ export interface AgentDatagramCounters {
 export const FALLBACK_AFTER_INTERVALS = 3;
 
 /**
- * The agent's datagram path to the gateway: one UDP socket for the agent's whole life (so its
- * NAT mapping is one, and survives control-channel reconnects), the sealer of the current keys,
- * openers for the current and the previous keys, keepalives and the UDP/TLS choice.
+ * The agent's datagram path to the gateway: one UDP socket connected to the gateway (through the
+ * node's datapath, batched where the native one runs), kept for the agent's whole life so its NAT
+ * mapping is one and survives control-channel reconnects; replaced only if the gateway's address
+ * changes. It holds the sealer of the current keys, openers for the current and the previous
+ * keys, keepalives and the UDP/TLS choice.
  *
  * Keepalives go over UDP every interval in both modes; an opened keepalive-ack means UDP works
  * (switch to, or stay on, UDP); FALLBACK_AFTER_INTERVALS intervals without one mean it does not
@@ -55,37 +57,23 @@ export class AgentDatagramPath {
   #currentKeyId = 0;
   #previousKeyId = 0;
   #channel: ControlChannel | null = null;
-  #gateway: { address: string; port: number } | undefined;
+  #socket: DatagramChannel | null = null;
+  #socketTo = '';
   #intervalMs = 0;
   #timer: Timer | undefined;
   #lastAck = -Infinity;
   #keepaliveCounter = 0;
   #closed = false;
 
-  private constructor(
-    private readonly socket: dgram.Socket,
+  constructor(
+    private readonly datapath: UdpDatapath,
     private readonly clock: Clock,
     private readonly sink: DatagramSink,
-    private readonly onMode: (mode: DatagramMode) => void,
-  ) {
-    socket.on('message', (buf, rinfo) => this.#onUdp(buf, rinfo.address, rinfo.port));
-    socket.on('error', () => {});
-  }
-
-  static async open(family: 4 | 6, clock: Clock, sink: DatagramSink, onMode: (mode: DatagramMode) => void = () => {}): Promise<AgentDatagramPath> {
-    const socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', lookup: literalLookup as never });
-    const listening = once(socket, 'listening');
-    socket.bind(0);
-    await listening;
-    return new AgentDatagramPath(socket, clock, sink, onMode);
-  }
+    private readonly onMode: (mode: DatagramMode) => void = () => {},
+  ) {}
 
   get mode(): DatagramMode {
     return this.#mode;
-  }
-
-  get localPort(): number {
-    return this.socket.address().port;
   }
 
   /**
@@ -99,7 +87,7 @@ export class AgentDatagramPath {
   }
 
   /** After AUTH_OK: seal with the new keys, send over this channel, keep alive every `intervalMs`. */
-  attach(channel: ControlChannel, ownKeyId: number, keys: DatagramKeys, gatewayKeyId: number, gateway: { address: string; port: number }, intervalMs: number): void {
+  async attach(channel: ControlChannel, ownKeyId: number, keys: DatagramKeys, gatewayKeyId: number, gateway: Endpoint, intervalMs: number): Promise<void> {
     if (this.#currentKeyId !== ownKeyId) {
       this.#previousKeyId = this.#currentKeyId;
       this.#currentKeyId = ownKeyId;
@@ -107,7 +95,22 @@ export class AgentDatagramPath {
     this.#channel = channel;
     this.#sealer = new DatagramSealer({ key: keys.send, direction: keys.sendDirection, peerKeyId: gatewayKeyId });
     this.gatewayKeyId = gatewayKeyId;
-    this.#gateway = gateway;
+    const to = `${gateway.address}|${gateway.port}`;
+    if (this.#socketTo !== to || this.#socket === null) {
+      this.#socket?.close();
+      this.#socket = null;
+      this.#socketTo = to;
+      try {
+        this.#socket = await this.datapath.connect(gateway, {
+          onUpstreamDatagram: (buf) => this.#onUdp(buf),
+          // ICMP errors (the gateway's UDP port unreachable) cost nothing here: the keepalives show whether UDP works.
+          onUpstreamError: () => {},
+        });
+      } catch {
+        this.#socketTo = '';
+      }
+      if (this.#closed) this.#socket?.close();
+    }
     if (intervalMs !== this.#intervalMs || !this.#timer) {
       this.#intervalMs = intervalMs;
       this.#timer?.cancel();
@@ -133,7 +136,7 @@ export class AgentDatagramPath {
       return;
     }
     const sealer = this.#sealer;
-    const gw = this.#gateway;
+    const gw = this.#socket;
     if (this.#mode === 'udp' && sealer && gw) {
       let out: Buffer;
       try {
@@ -143,7 +146,7 @@ export class AgentDatagramPath {
         this.counters.toGatewayDropped++;
         return;
       }
-      this.socket.send(out, gw.port, gw.address);
+      gw.send(out, null);
       this.counters.toGateway++;
       return;
     }
@@ -172,7 +175,7 @@ export class AgentDatagramPath {
     if (this.#closed) return;
     this.#closed = true;
     this.#timer?.cancel();
-    this.socket.close();
+    this.#socket?.close();
   }
 
   #tick(): void {
@@ -182,11 +185,11 @@ export class AgentDatagramPath {
 
   #keepalive(): void {
     const sealer = this.#sealer;
-    const gw = this.#gateway;
+    const gw = this.#socket;
     if (!sealer || !gw || this.#closed) return;
     this.#keepaliveCounter = (this.#keepaliveCounter + 1) >>> 0;
     try {
-      this.socket.send(sealer.sealKeepalive(this.#keepaliveCounter), gw.port, gw.address);
+      gw.send(sealer.sealKeepalive(this.#keepaliveCounter), null);
       this.counters.keepalives++;
     } catch {
       /* sequence exhausted or socket closed: the next connection brings new keys */
@@ -199,7 +202,7 @@ export class AgentDatagramPath {
     this.onMode(mode);
   }
 
-  #onUdp(buf: Buffer, _address: string, _port: number): void {
+  #onUdp(buf: Buffer): void {
     const h = readUnverifiedHeader(buf);
     if (!h) {
       this.counters.rejected.malformed++;

@@ -8,6 +8,7 @@ import { Agent } from '../agent/agent.js';
 import { Gateway } from './gateway.js';
 import type { RouteDepsSource } from './service-publisher.js';
 import type { DatagramDialer } from '../upstream/dialer.js';
+import type { UdpDatapath } from '../datapath/udp-datapath.js';
 
 /** The gateway and the agent a config asks for (either, both, or none), with their log lines. */
 export interface Exposure {
@@ -26,6 +27,8 @@ export interface ExposureDeps {
   readonly nextFlowId: () => number;
   /** The agent's dialer toward local UDP services (the node's, so it uses the same datapath). */
   readonly datagramDialer?: DatagramDialer;
+  /** The node's UDP datapath, for the gateway's shared port and the agent's socket. */
+  readonly datapath?: UdpDatapath;
 }
 
 /** At most this many lines per minute for refused handshakes (the counters keep every one). */
@@ -48,6 +51,7 @@ export async function startExposure(config: SluiceConfig, deps: ExposureDeps): P
       clock,
       events: deps.events,
       routeDeps: deps.routeDeps,
+      datapath: deps.datapath,
       observer: {
         started: (e) => {
           const fields = { tcp: e.tcp, udp: e.udp, fingerprint: e.fingerprint, certificate: e.certPath };
@@ -80,6 +84,7 @@ export async function startExposure(config: SluiceConfig, deps: ExposureDeps): P
         events: deps.events,
         nextFlowId: deps.nextFlowId,
         datagramDialer: deps.datagramDialer,
+        datapath: deps.datapath,
         observer: {
           connected: (e) => log.info({ gateway: e.gateway, resumed: e.resumed }, 'agent: connected to the gateway'),
           disconnected: (e) => log.warn({ reason: e.failure, retryInMs: e.retryInMs }, `agent: not connected: ${e.message}`),

@@ -1,4 +1,3 @@
-import dgram from 'node:dgram';
 import { randomInt } from 'node:crypto';
 import { once } from 'node:events';
 import type net from 'node:net';
@@ -12,13 +11,14 @@ import {
   DatagramOpener, DatagramSealer, TUNNEL_ALPN, computeGatewayProof, exportDatagramKeys, readUnverifiedHeader,
   type RefusalCode,
 } from '../protocol/tunnel/index.js';
-import { literalLookup } from '../upstream/direct/resolve.js';
+import type { ListenerReceiver, UdpDatapath, UdpListener } from '../datapath/udp-datapath.js';
+import { jsDatapath } from '../datapath/js-datapath.js';
 import { ControlChannel, type ChannelEnd } from '../upstream/agent/control-channel.js';
 import { AgentLink, type KeySet, type LinkHost } from './agent-link.js';
 import { AuthBackoff } from './auth-backoff.js';
 import { loadOrCreateCertificate, type GatewayCertificate, type OpensslRunner } from './certificate.js';
 import { newGatewayCounters, type GatewayCounters } from './counters.js';
-import { DatagramDemux, attachDatagramHandler, dgramSender } from './demux.js';
+import { DatagramDemux } from './demux.js';
 import { runGatewayHandshake, type HandshakeFailure, type HandshakeOutcome } from './handshake.js';
 import { ServicePublisher, type RouteDepsSource } from './service-publisher.js';
 import { StunBindingServer, stunRoute } from './stun-server.js';
@@ -41,6 +41,8 @@ export interface GatewayDeps {
   readonly routeDeps: RouteDepsSource;
   readonly observer?: Partial<GatewayObserver>;
   readonly openssl?: OpensslRunner;
+  /** How the shared UDP port moves packets (the node's; js when absent). */
+  readonly datapath?: UdpDatapath;
 }
 
 /**
@@ -68,7 +70,8 @@ export class Gateway {
     readonly config: GatewayConfig,
     private readonly deps: GatewayDeps,
     private readonly server: tls.Server,
-    private readonly udp: dgram.Socket,
+    private readonly udp: UdpListener,
+    udpReceiver: { handle: ListenerReceiver['onDatagram']; sendErrors: number },
     readonly certificate: GatewayCertificate,
     readonly tcpAddress: Endpoint,
     readonly udpAddress: Endpoint,
@@ -83,7 +86,13 @@ export class Gateway {
       maxServicesPerAgent: config.maxServicesPerAgent,
       portsOf: (agent) => config.agents.get(agent)?.ports ?? config.ports,
     });
-    const send = dgramSender(udp);
+    const send = (buf: Buffer, port: number, address: string) => {
+      try {
+        udp.send(buf, port, address);
+      } catch {
+        /* the socket is closing */
+      }
+    };
     this.stun = new StunBindingServer(send);
     this.#host = {
       clock: deps.clock,
@@ -116,8 +125,7 @@ export class Gateway {
       stun: config.stun ? stunRoute(this.stun) : undefined,
       application: (buf, from) => this.#onDatagram(buf, from.address, from.port),
     });
-    attachDatagramHandler(udp, demux.handle);
-    udp.on('error', () => {}); // a failed send costs one datagram, never the socket
+    udpReceiver.handle = (buf, address, port) => demux.handle(buf, { address, port });
     server.on('connection', (raw: net.Socket) => this.#onConnection(raw));
     server.on('secureConnection', (s: tls.TLSSocket) => this.#onSecure(s));
     server.on('tlsClientError', (_err, socket: tls.TLSSocket) => {
@@ -134,8 +142,13 @@ export class Gateway {
    */
   static async start(config: GatewayConfig, deps: GatewayDeps): Promise<Gateway> {
     const cert = await loadOrCreateCertificate({ stateDir: config.stateDir, tls: config.tls }, deps.openssl);
-    const { server, udp, tcp, udpLocal } = await bindPair(config, cert);
-    const g = new Gateway(config, deps, server, udp, cert, tcp, udpLocal);
+    // The demultiplexer exists once the gateway does; datagrams before that are dropped.
+    const receiver = { handle: (() => {}) as ListenerReceiver['onDatagram'], sendErrors: 0 };
+    const { server, udp, tcp, udpLocal } = await bindPair(config, cert, deps.datapath ?? jsDatapath, {
+      onDatagram: (buf, address, port) => receiver.handle(buf, address, port),
+      onSendError: () => void receiver.sendErrors++,
+    });
+    const g = new Gateway(config, deps, server, udp, receiver, cert, tcp, udpLocal);
     g.#observer.started?.({ tcp, udp: udpLocal, fingerprint: cert.fingerprint, generated: cert.generated, certPath: cert.certPath });
     return g;
   }
@@ -163,8 +176,7 @@ export class Gateway {
       const closedServer = new Promise<void>((resolve) => this.server.close(() => resolve()));
       await Promise.all([...this.#links.values()].map((l) => l.close('shutting-down', 'the gateway is shutting down')));
       for (const s of [...this.#sockets, ...this.#secure]) s.destroy();
-      this.udp.close();
-      await closedServer;
+      await Promise.all([this.udp.close(), closedServer]);
     })();
     return this.#closing;
   }
@@ -311,7 +323,7 @@ function describeEnd(end: ChannelEnd): string {
 }
 
 /** TLS on `listen`, then UDP on the same port number (a port 0 listen retries until both fit). */
-async function bindPair(config: GatewayConfig, cert: GatewayCertificate) {
+async function bindPair(config: GatewayConfig, cert: GatewayCertificate, datapath: UdpDatapath, receiver: ListenerReceiver) {
   const { host, port } = config.listen;
   for (let attempt = 0; ; attempt++) {
     const server = tls.createServer({
@@ -331,19 +343,16 @@ async function bindPair(config: GatewayConfig, cert: GatewayCertificate) {
       throw new SluiceError('SLUICE_ERR_BIND', `gateway: cannot listen on tcp ${formatHostPort(host, port)}: ${errnoCode(err) ?? (err as Error).message}`, { cause: err });
     }
     const a = server.address() as net.AddressInfo;
-    const udp = dgram.createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', lookup: literalLookup as never });
+    let udp: UdpListener;
     try {
-      const listening = once(udp, 'listening');
-      udp.bind({ address: host, port: a.port, exclusive: true });
-      await listening;
+      udp = await datapath.listen(host, a.port, receiver);
     } catch (err) {
-      udp.close();
       server.close();
       if (port === 0 && errnoCode(err) === 'EADDRINUSE' && attempt < 20) continue;
       throw new SluiceError('SLUICE_ERR_BIND', `gateway: cannot bind udp ${formatHostPort(host, a.port)}: ${errnoCode(err) ?? (err as Error).message}`, { cause: err });
     }
     const ip = canonicalIp(a.address)!;
     const tcp: Endpoint = { address: ip.address, port: a.port, family: ip.family };
-    return { server, udp, tcp, udpLocal: tcp };
+    return { server, udp, tcp, udpLocal: udp.local };
   }
 }

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { freePort, readAll, sleep, tcpConnect, tcpServer, udpClient, udpEcho, waitFor } from '../helpers/net.js';
+import { datapathCases } from '../datapath/datapaths.js';
 import { agentConfig, gatewayConfig, published, startAgent, startGateway } from './expose-helpers.js';
 
 test('TCP echo through an exposed service, with half-close', async (t) => {
@@ -17,22 +18,24 @@ test('TCP echo through an exposed service, with half-close', async (t) => {
   await waitFor(() => gw.gateway.agent('home')!.streams === 0, 'stream released');
 });
 
-test('UDP echo through an exposed service delivers every datagram at a modest rate', async (t) => {
-  const echo = await udpEcho(t);
-  const gw = await startGateway(t, gatewayConfig());
-  const port = await freePort('udp');
-  const { agent } = await startAgent(t, agentConfig(gw, `    wg: { local: 127.0.0.1:${echo.port}, remote: udp://127.0.0.1:${port} }`));
-  await published(agent);
-  await waitFor(() => agent.datagramMode === 'udp', 'UDP path up');
-  const client = await udpClient(t);
-  const n = 200;
-  for (let i = 0; i < n; i++) {
-    client.send(port, `d${i}`);
-    await sleep(2);
-  }
-  const got = new Set<string>();
-  while (got.size < n) got.add((await client.next(2000)).toString());
-  assert.equal(got.size, n);
-  assert.equal(gw.gateway.counters.datagramsToAgentOverTls, 0);
-  assert.ok(gw.gateway.counters.datagramsToAgent >= n);
-});
+for (const c of datapathCases()) {
+  test(`UDP echo through an exposed service delivers every datagram at a modest rate [${c.kind}]`, { skip: c.skip ?? false }, async (t) => {
+    const echo = await udpEcho(t);
+    const gw = await startGateway(t, gatewayConfig(), undefined, c.datapath);
+    const port = await freePort('udp');
+    const { agent } = await startAgent(t, agentConfig(gw, `    wg: { local: 127.0.0.1:${echo.port}, remote: udp://127.0.0.1:${port} }`), undefined, c.datapath);
+    await published(agent);
+    await waitFor(() => agent.datagramMode === 'udp', 'UDP path up');
+    const client = await udpClient(t);
+    const n = 200;
+    for (let i = 0; i < n; i++) {
+      client.send(port, `d${i}`);
+      await sleep(2);
+    }
+    const got = new Set<string>();
+    while (got.size < n) got.add((await client.next(2000)).toString());
+    assert.equal(got.size, n);
+    assert.equal(gw.gateway.counters.datagramsToAgentOverTls, 0);
+    assert.ok(gw.gateway.counters.datagramsToAgent >= n);
+  });
+}

@@ -13,6 +13,8 @@ import { Gateway, type GatewayObserver } from '../../src/gateway/gateway.js';
 import { Agent, type AgentObserver } from '../../src/agent/agent.js';
 import { aclAdmitter } from '../../src/admission/acl-admitter.js';
 import { waitFor } from '../helpers/net.js';
+import type { UdpDatapath } from '../../src/datapath/udp-datapath.js';
+import { DirectDatagramDialer } from '../../src/upstream/direct/udp-dialer.js';
 
 export const TOKEN = 'test-token-0123456789abcdef';
 
@@ -52,7 +54,7 @@ export function agentConfig(gw: { port: number; fingerprint: string }, expose: s
   return r.config.agent!;
 }
 
-export async function startGateway(t: TestContext, config: GatewayConfig, clock: Clock = systemClock) {
+export async function startGateway(t: TestContext, config: GatewayConfig, clock: Clock = systemClock, datapath?: UdpDatapath) {
   const events = new EventStream((err) => {
     throw err;
   });
@@ -64,13 +66,14 @@ export async function startGateway(t: TestContext, config: GatewayConfig, clock:
     clock,
     events,
     observer,
-    routeDeps: (route) => ({ admit: aclAdmitter(route.acl, undefined), nextFlowId: () => ++flow }),
+    routeDeps: (route) => ({ admit: aclAdmitter(route.acl, undefined), nextFlowId: () => ++flow, datapath }),
+    datapath,
   });
   t.after(() => gateway.close());
   return { gateway, events, seen, rec, port: gateway.tcpAddress.port, fingerprint: gateway.fingerprint };
 }
 
-export async function startAgent(t: TestContext, config: AgentConfig, clock: Clock = systemClock) {
+export async function startAgent(t: TestContext, config: AgentConfig, clock: Clock = systemClock, datapath?: UdpDatapath) {
   const events = new EventStream((err) => {
     throw err;
   });
@@ -78,7 +81,14 @@ export async function startAgent(t: TestContext, config: AgentConfig, clock: Clo
   events.subscribe((e) => seen.push(e));
   const { observer, rec } = recorder<AgentObserver>();
   let flow = 1_000_000;
-  const agent = await Agent.start(config, { clock, events, observer, nextFlowId: () => ++flow });
+  const agent = await Agent.start(config, {
+    clock,
+    events,
+    observer,
+    nextFlowId: () => ++flow,
+    datapath,
+    ...(datapath ? { datagramDialer: new DirectDatagramDialer(undefined, datapath) } : {}),
+  });
   t.after(() => agent.close());
   return { agent, seen, rec };
 }
