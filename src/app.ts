@@ -66,7 +66,7 @@ export class App {
     if (udp.fallback !== undefined) log.warn({ reason: udp.fallback }, 'native UDP datapath unavailable; using the js datapath');
     // Sinks first, so they see the routes come up; they read the routes through `node` once it exists.
     let node: SluiceNode | undefined;
-    const recording = await Recording.start(config, { clock: deps.clock, events, log, routes: () => node?.routes() ?? [] });
+    const recording = await Recording.start(config, { clock: deps.clock, events, log, routes: () => node?.routes() ?? [], datapath: () => node?.udpDatapathKind ?? 'js' });
     const crowdsec = new CrowdsecHolder({ clock: deps.clock, onStatus: crowdsecStatusLogger(log) });
     try {
       await crowdsec.apply(config.crowdsec);

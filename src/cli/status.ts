@@ -104,12 +104,13 @@ export async function runStatusCommand(argv: readonly string[], io: StatusIo): P
   };
 
   try {
-    const [routes, sessions] = (await Promise.all([get('/api/routes'), get('/api/sessions')])) as [
+    const [routes, sessions, health] = (await Promise.all([get('/api/routes'), get('/api/sessions'), get('/api/health')])) as [
       { routes: RouteView[] },
       { total: number; truncated: boolean; sessions: SessionView[] },
+      { datapath?: string },
     ];
-    if (args.flags.has('json')) io.stdout.write(JSON.stringify({ routes: routes.routes, ...sessions }, null, 2) + '\n');
-    else io.stdout.write(formatStatus(routes.routes, sessions));
+    if (args.flags.has('json')) io.stdout.write(JSON.stringify({ routes: routes.routes, ...sessions, datapath: health.datapath }, null, 2) + '\n');
+    else io.stdout.write(formatStatus(routes.routes, sessions, health));
     return EXIT.ok;
   } catch (err) {
     if (!(err instanceof StatusError)) throw err;
@@ -139,7 +140,11 @@ function reachError(err: unknown): string {
 }
 
 /** Two plain-text tables: routes, then live sessions. Columns are padded to their widest cell. */
-export function formatStatus(routes: readonly RouteView[], page: { total: number; truncated: boolean; sessions: readonly SessionView[] }): string {
+export function formatStatus(
+  routes: readonly RouteView[],
+  page: { total: number; truncated: boolean; sessions: readonly SessionView[] },
+  health: { datapath?: string } = {},
+): string {
   const hp = (a: string | undefined, p: number | undefined) => (a === undefined || p === undefined ? '-' : formatHostPort(a, p));
   const out = [
     table(
@@ -169,6 +174,7 @@ export function formatStatus(routes: readonly RouteView[], page: { total: number
       ),
     );
   }
+  if (health.datapath) out.push('', `UDP DATAPATH: ${health.datapath}`);
   return out.join('\n') + '\n';
 }
 

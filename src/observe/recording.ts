@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { formatHostPort, type Endpoint } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import type { SluiceConfig } from '../config/types.js';
@@ -26,6 +26,8 @@ export interface RecordingDeps {
   readonly log: Logger;
   /** The node's routes right now (empty before the node has started). */
   readonly routes: () => readonly RouteRuntime[];
+  /** Which UDP datapath moves datagrams (issue 8): shown in /api/health and as `sluice_datapath_info`. */
+  readonly datapath?: () => 'js' | 'native';
   /** This process's UUID for flow UUIDs; a fresh one by default. */
   readonly instanceId?: string;
   /** Test seams for the conntrack source (a fake `conntrack`, another namespace's sysctls). */
@@ -155,6 +157,7 @@ export class Recording {
       uptimeMs: Math.max(0, this.#deps.clock.wallNow() - this.#startedAt),
       routes: routes.length,
       activeSessions: routes.reduce((n, r) => n + r.active, 0),
+      datapath: this.#deps.datapath?.() ?? 'js',
       accessLog: this.#accessLog ? { output: this.#accessLog.output, dropped: this.#accessLog.writer.dropped } : { output: 'off' },
       flowLog: this.#flowLog ? { output: this.#flowLog.output, written: this.#flowLog.writer.written, dropped: this.#flowLog.writer.dropped } : { output: 'off' },
       conntrack: this.#conntrack ? { state: this.#conntrack.source.state, pid: this.#conntrack.source.pid, stats: this.#conntrack.source.stats } : { state: 'off' },
@@ -206,6 +209,17 @@ export class Recording {
         activeSessions: () => routes().map((r) => ({ route: r.name, proto: r.config.listen.transport, active: r.active })),
       });
       this.#metrics = { registry, metrics, unsubscribe: this.#deps.events.subscribe(metrics.sink), unwatch: {}, process: undefined };
+      const datapath = this.#deps.datapath;
+      new Gauge({
+        name: 'sluice_datapath_info',
+        help: 'The UDP datapath in use (1 for the running kind): js on dgram, or the native batched one',
+        labelNames: ['kind'],
+        registers: [registry],
+        collect() {
+          this.reset();
+          this.set({ kind: datapath?.() ?? 'js' }, 1);
+        },
+      });
       this.#watchDrops();
     }
     const m = this.#metrics;

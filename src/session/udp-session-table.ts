@@ -2,7 +2,7 @@ import { canonicalIp, ipv4PortKey, type Endpoint } from '../core/address.js';
 import type { Clock, Timer } from '../core/clock.js';
 import { errnoCode } from '../core/errors.js';
 import type { RouteConfig } from '../config/types.js';
-import { applyAdmitter, type Admitter, type VerdictReporter } from '../admission/admitter.js';
+import { applyAdmitter, eventReporter, type Admitter, type VerdictReporter } from '../admission/admitter.js';
 import { UdpProxyHeaders } from './udp-proxy-header.js';
 import { AdmissionLimits } from '../admission/limits.js';
 import type { DropReason, EndReason, EventStream, RejectReason } from '../observe/events.js';
@@ -68,19 +68,7 @@ export class UdpSessionTable implements UdpSessionOwner {
     this.#admit = deps.admit;
     this.#pp = route.proxyProtocol ? new UdpProxyHeaders(route.proxyProtocol) : null;
     this.#limits = new AdmissionLimits(limitSettings(route), deps.clock);
-    this.#reporter = {
-      rejected: (client, v) =>
-        deps.events.emit({
-          type: 'session-rejected',
-          at: deps.clock.wallNow(),
-          route: this.#route.name,
-          proto: 'udp',
-          client,
-          reason: v.reason,
-          detail: v.detail,
-          observeOnly: v.observeOnly,
-        }),
-    };
+    this.#reporter = eventReporter(deps.events, deps.clock, () => this.#route.name, 'udp');
     this.#schedule();
   }
 
