@@ -187,8 +187,9 @@ export class Recording {
   /** Closing outputs that were swapped out; `stop` waits for them. */
   #flushing: Promise<unknown> = Promise.resolve();
   #closeLater(close: () => Promise<void>): void {
-    const deadline = new Promise<void>((resolve) => this.#deps.clock.setTimeout(resolve, FLUSH_DEADLINE_MS));
-    const done = Promise.race([close().catch(() => {}), deadline]);
+    let timer: { cancel(): void } | undefined;
+    const deadline = new Promise<void>((resolve) => (timer = this.#deps.clock.setTimeout(resolve, FLUSH_DEADLINE_MS)));
+    const done = Promise.race([close().catch(() => {}), deadline]).finally(() => timer?.cancel());
     this.#flushing = Promise.all([this.#flushing, done]);
   }
 
