@@ -9,10 +9,19 @@ import { systemClock } from '../../src/core/clock.js';
 import { formatHostPort } from '../../src/core/address.js';
 import { config } from '../helpers/node.js';
 
-/** A fresh directory under the OS temp dir, removed when the test ends (unless KEEP_TMP=1). */
+/** Apps of each test, stopped before its temp dirs are removed (they flush files into them on stop). */
+const appsOf = new WeakMap<TestContext, (() => Promise<void>)[]>();
+
+/**
+ * A fresh directory under the OS temp dir, removed when the test ends (unless KEEP_TMP=1), after
+ * the test's apps have stopped: t.after hooks run in the order they were added.
+ */
 export async function tempDir(t: TestContext, prefix = 'sluice-admin-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
-  if (process.env.KEEP_TMP !== '1') t.after(() => rm(dir, { recursive: true, force: true }));
+  t.after(async () => {
+    for (const stop of appsOf.get(t) ?? []) await stop();
+    if (process.env.KEEP_TMP !== '1') await rm(dir, { recursive: true, force: true });
+  });
   return dir;
 }
 
@@ -38,6 +47,7 @@ export async function startApp(t: TestContext, yaml: string, opts: { file?: stri
     await app.stop();
   };
   t.after(stop);
+  appsOf.set(t, [...(appsOf.get(t) ?? []), stop]);
   const admin = () => {
     const a = app.recording.adminAddress;
     if (!a) throw new Error('no admin listener');

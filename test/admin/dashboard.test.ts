@@ -1,10 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import type { BrowserContext } from 'playwright-core';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { tcpConnect, tcpServer, udpClient, udpEcho } from '../helpers/net.js';
-import { startApp, tempDir } from './app-helper.js';
+import { startApp } from './app-helper.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = [
@@ -30,7 +33,13 @@ test('dashboard in headless Chromium: login, live session counters update withou
     return;
   }
   const { chromium } = await import('playwright-core');
-  const dir = await tempDir(t, 'sluice-dashboard-');
+  // Removed only after the browser has exited: Chromium writes into its profile while closing.
+  const dir = await mkdtemp(join(tmpdir(), 'sluice-dashboard-'));
+  let context: BrowserContext | undefined;
+  t.after(async () => {
+    await context?.close();
+    if (process.env.KEEP_TMP !== '1') await rm(dir, { recursive: true, force: true });
+  });
   const echo = await udpEcho(t);
   const up = await tcpServer(t);
   const s = await startApp(
@@ -50,8 +59,7 @@ lifecycle: { drainTimeout: 1s }
 `,
   );
 
-  const context = await chromium.launchPersistentContext(join(dir, 'profile'), { executablePath: CHROMIUM, args: ARGS, headless: true, viewport: { width: 1280, height: 1000 } });
-  t.after(() => context.close());
+  context = await chromium.launchPersistentContext(join(dir, 'profile'), { executablePath: CHROMIUM, args: ARGS, headless: true, viewport: { width: 1280, height: 1000 } });
   const page = context.pages()[0] ?? (await context.newPage());
   const problems: string[] = [];
   page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
