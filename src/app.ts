@@ -66,7 +66,15 @@ export class App {
     if (udp.fallback !== undefined) log.warn({ reason: udp.fallback }, 'native UDP datapath unavailable; using the js datapath');
     // Sinks first, so they see the routes come up; they read the routes through `node` once it exists.
     let node: SluiceNode | undefined;
-    const recording = await Recording.start(config, { clock: deps.clock, events, log, routes: () => node?.routes() ?? [], datapath: () => node?.udpDatapathKind ?? 'js' });
+    let self: App | undefined;
+    const recording = await Recording.start(config, {
+      clock: deps.clock,
+      events,
+      log,
+      routes: () => node?.routes() ?? [],
+      datapath: () => node?.udpDatapathKind ?? 'js',
+      containers: () => self?.containers?.status(),
+    });
     const crowdsec = new CrowdsecHolder({ clock: deps.clock, onStatus: crowdsecStatusLogger(log) });
     try {
       await crowdsec.apply(config.crowdsec);
@@ -103,6 +111,7 @@ export class App {
       throw err;
     }
     const app = new App(node, log, events, configPath, deps, geo, recording);
+    self = app;
     app.exposure = exposure;
     exposure.exposeMetrics(recording.registry);
     app.crowdsec = crowdsec;

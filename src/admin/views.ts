@@ -1,6 +1,6 @@
 import { formatHostPort, formatListen } from '../core/address.js';
 import { formatDurationMs } from '../core/duration.js';
-import type { RouteConfig } from '../config/types.js';
+import type { RouteConfig, RouteOrigin } from '../config/types.js';
 import type { RouteRuntime, SessionInfo } from '../listen/route.js';
 import type { FlowCounters } from '../observe/events.js';
 
@@ -18,6 +18,8 @@ export interface RouteView {
   upstream: string;
   active: number;
   settings: Record<string, unknown>;
+  /** Where a discovered route came from (container labels); absent for config-file routes. */
+  origin?: RouteOrigin;
 }
 
 export interface SessionView extends FlowCounters {
@@ -43,6 +45,7 @@ export function routeView(r: RouteRuntime): RouteView {
     upstream: formatHostPort(r.config.upstream.host, r.config.upstream.port),
     active: r.active,
     settings: settingsSummary(r.config),
+    ...(r.config.origin ? { origin: r.config.origin } : {}),
   };
 }
 

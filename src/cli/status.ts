@@ -147,10 +147,16 @@ export function formatStatus(
 ): string {
   const hp = (a: string | undefined, p: number | undefined) => (a === undefined || p === undefined ? '-' : formatHostPort(a, p));
   const out = [
-    table(
-      ['ROUTE', 'PROTO', 'LISTEN', 'BOUND', 'UPSTREAM', 'ACTIVE'],
-      routes.map((r) => [r.name, r.proto, r.listen, r.address, r.upstream, String(r.active)]),
-    ),
+    // Routes from container labels add an ORIGIN column (container name and short id).
+    routes.some((r) => r.origin)
+      ? table(
+          ['ROUTE', 'PROTO', 'LISTEN', 'BOUND', 'UPSTREAM', 'ACTIVE', 'ORIGIN'],
+          routes.map((r) => [r.name, r.proto, r.listen, r.address, r.upstream, String(r.active), r.origin ? `container ${r.origin.container} (${r.origin.containerId.slice(0, 12)})` : 'config']),
+        )
+      : table(
+          ['ROUTE', 'PROTO', 'LISTEN', 'BOUND', 'UPSTREAM', 'ACTIVE'],
+          routes.map((r) => [r.name, r.proto, r.listen, r.address, r.upstream, String(r.active)]),
+        ),
     '',
     `SESSIONS: ${page.total}${page.truncated ? ` (first ${page.sessions.length} shown)` : ''}`,
   ];

@@ -1,5 +1,5 @@
 import type { Endpoint } from '../core/address.js';
-import type { RouteConfig } from '../config/types.js';
+import type { RouteConfig, RouteOrigin } from '../config/types.js';
 import type { Admitter } from '../admission/admitter.js';
 import type { EndReason, FlowCounters } from '../observe/events.js';
 
@@ -12,6 +12,8 @@ export interface SessionInfo extends FlowCounters {
   readonly upstream: Endpoint | undefined;
   readonly state: string;
   readonly startedAt: number;
+  /** Set for routes discovered from container labels. */
+  readonly origin?: RouteOrigin;
 }
 
 /**

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { canonicalIp, formatListen, type Endpoint } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import { errnoCode, SluiceError } from '../core/errors.js';
-import type { RouteConfig } from '../config/types.js';
+import type { RouteConfig, RouteOrigin } from '../config/types.js';
 import { AdmissionLimits, type LimitSettings } from '../admission/limits.js';
 import type { EndReason, EventStream, FlowRef, RejectReason } from '../observe/events.js';
 import { relayTcp } from '../session/tcp-relay.js';
@@ -26,6 +26,7 @@ class TcpConnection implements FlowRef {
   state: 'dialing' | 'open' | 'closed' = 'dialing';
   upstream: Endpoint | undefined;
   stop: ((reason: EndReason) => void) | undefined;
+  origin: RouteOrigin | undefined;
   constructor(
     readonly id: number,
     readonly route: string,
@@ -130,6 +131,7 @@ export class TcpRoute implements RouteRuntime {
       upstream: c.upstream,
       state: c.state,
       startedAt: c.startedWall,
+      origin: c.origin,
       bytesFromClient: c.down.bytesRead,
       packetsFromClient: 0,
       bytesToClient: c.down.bytesWritten,
@@ -184,6 +186,7 @@ export class TcpRoute implements RouteRuntime {
     this.#limits.acquire(client.address);
     const route = this.#route;
     const c = new TcpConnection(this.deps.nextFlowId(), route.name, client, down, clock.now(), clock.wallNow());
+    c.origin = route.origin;
     this.#conns.add(c);
     this.deps.dialer.dial(route.upstream, { signal: this.#abort.signal, timeoutMs: route.tcp.connectTimeoutMs, client, local: destination ?? localOf(down) }).then(
       ({ stream, remote }) => {

@@ -81,6 +81,7 @@ export class UdpRoute implements RouteRuntime {
       upstream: s.upstream,
       state: s.state,
       startedAt: s.startedWall,
+      origin: s.origin,
       ...s.counters(),
     }));
   }

@@ -52,6 +52,8 @@ export interface FlowRef {
   readonly route: string;
   readonly proto: Transport;
   readonly client: Endpoint;
+  /** Set for routes discovered from container labels. */
+  readonly origin?: RouteOrigin;
 }
 
 export type SluiceEvent =

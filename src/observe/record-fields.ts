@@ -19,6 +19,8 @@ export interface FlowFields {
   clientPort: number;
   upstreamAddr?: string;
   upstreamPort?: number;
+  /** Routes from container labels: which container declared the route (docs/containers.md). */
+  origin?: { container: string; containerId: string; labels: 'sluice' | 'godoxy' };
 }
 
 export function flowFields(flow: FlowRef, upstream?: Endpoint): FlowFields {
@@ -27,6 +29,8 @@ export function flowFields(flow: FlowRef, upstream?: Endpoint): FlowFields {
     f.upstreamAddr = upstream.address;
     f.upstreamPort = upstream.port;
   }
+  const o = flow.origin;
+  if (o) f.origin = { container: o.container, containerId: o.containerId, labels: o.labels };
   return f;
 }
 

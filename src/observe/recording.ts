@@ -28,6 +28,8 @@ export interface RecordingDeps {
   readonly routes: () => readonly RouteRuntime[];
   /** Which UDP datapath moves datagrams (issue 8): shown in /api/health and as `sluice_datapath_info`. */
   readonly datapath?: () => 'js' | 'native';
+  /** Container discovery's state, label routes and label problems, for /api/health (undefined without `docker:`). */
+  readonly containers?: () => unknown;
   /** This process's UUID for flow UUIDs; a fresh one by default. */
   readonly instanceId?: string;
   /** Test seams for the conntrack source (a fake `conntrack`, another namespace's sysctls). */
@@ -158,6 +160,7 @@ export class Recording {
       routes: routes.length,
       activeSessions: routes.reduce((n, r) => n + r.active, 0),
       datapath: this.#deps.datapath?.() ?? 'js',
+      ...(this.#deps.containers?.() !== undefined ? { containers: this.#deps.containers!() } : {}),
       accessLog: this.#accessLog ? { output: this.#accessLog.output, dropped: this.#accessLog.writer.dropped } : { output: 'off' },
       flowLog: this.#flowLog ? { output: this.#flowLog.output, written: this.#flowLog.writer.written, dropped: this.#flowLog.writer.dropped } : { output: 'off' },
       conntrack: this.#conntrack ? { state: this.#conntrack.source.state, pid: this.#conntrack.source.pid, stats: this.#conntrack.source.stats } : { state: 'off' },

@@ -249,6 +249,7 @@ export class UdpSessionTable implements UdpSessionOwner {
     if (evict && this.#limits.atRouteCap) this.#evictOldest();
 
     const s = new UdpSession(this, this.deps.nextFlowId(), name, client, key, replyAddress, replyPort, clock.now(), clock.wallNow(), this.#tick);
+    s.origin = this.#route.origin;
     if (this.#pp !== null) {
       s.prefix = this.#pp.outboundHeader(client, destination ?? this.deps.local());
       s.prefixUntilReply = s.prefix !== null && this.#pp.settings.udp === 'first';

@@ -1,4 +1,5 @@
 import type { Endpoint } from '../core/address.js';
+import type { RouteOrigin } from '../config/types.js';
 import type { DatagramChannel, DatagramReceiver } from '../upstream/dialer.js';
 import type { FlowCounters, FlowRef } from '../observe/events.js';
 
@@ -28,6 +29,8 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef {
   bytesToClient = 0;
   packetsToClient = 0;
   upstream: Endpoint | undefined = undefined;
+  /** The route's origin when it came from container labels (shared, not copied). */
+  origin: RouteOrigin | undefined = undefined;
   /** PROXY v2 header put in front of each datagram to the upstream; null when none (any more). */
   prefix: Buffer | null = null;
   /** `first` mode: the header rides every datagram only until the upstream has answered once. */

@@ -90,7 +90,7 @@ function renderRoutes(activeByName) {
     'routes',
     state.routes,
     [
-      [(r) => r.name],
+      [(r) => (r.origin ? `${r.name} (container ${r.origin.container})` : r.name)],
       [(r) => r.proto],
       [(r) => r.listen],
       [(r) => r.address],
