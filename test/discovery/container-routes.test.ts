@@ -122,10 +122,12 @@ test('the config file wins conflicts, and a reload hands names and addresses ove
   assert.equal(s.node.route('web')!.config.origin, undefined);
 
   await s.reloadFile(file(false));
-  await waitFor(() => s.node.route('api') !== undefined && s.node.route('web')?.config.origin !== undefined, 'label routes take over', 8000);
+  // The label route binds p1 before the file's route on it has drained, so it waits for a bind retry
+  // (1 s, 2 s, 4 s, ...); under a loaded CI run that can take several retries.
+  await waitFor(() => s.node.route('api') !== undefined && s.node.route('web')?.config.origin !== undefined, 'label routes take over', 20_000);
   assert.equal(s.node.route('web')!.local.port, p2);
   assert.equal(s.node.route('api')!.local.port, p1);
-  await waitFor(() => s.routes.problems().length === 0, 'no problem left', 8000);
+  await waitFor(() => s.routes.problems().length === 0, 'no problem left', 20_000);
 
   await s.reloadFile(file(true));
   assert.equal(s.node.route('web')!.config.origin, undefined, 'the file took its name back');
