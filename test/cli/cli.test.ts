@@ -1,34 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import net from 'node:net';
-import type { TestContext } from 'node:test';
 import { freePort, readAll, tcpServer, udpClient, udpEcho, waitFor } from '../helpers/net.js';
+import { runSluice } from '../helpers/cli.js';
+import { tempDir } from '../helpers/peers.js';
 
-const BIN = new URL('../../../bin/sluice', import.meta.url).pathname;
-
-function sluice(t: TestContext, args: string[]) {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  const exited = once(child, 'exit').then(([code]) => code as number);
-  t.after(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  return { child, exited, out: () => stdout, err: () => stderr };
-}
-
-async function tempDir(t: TestContext) {
-  const dir = await mkdtemp(join(tmpdir(), 'sluice-cli-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
+const sluice = runSluice;
 
 test('cli: --version, --help, and usage errors', async (t) => {
   const v = sluice(t, ['--version']);

@@ -1,34 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { freePort, udpClient, udpEcho, waitFor } from '../helpers/net.js';
 import { formatStatus } from '../../src/cli/status.js';
+import { runSluice } from '../helpers/cli.js';
+import { tempDir } from '../helpers/peers.js';
 
-const BIN = new URL('../../../bin/sluice', import.meta.url).pathname;
 const TOKEN = 'status-test-token-0123456789';
 
+/** The admin address and token come only from each test's flags and env, never from the caller's shell. */
 function sluice(t: TestContext, args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SLUICE_ADMIN: '', SLUICE_ADMIN_TOKEN: '', ...env } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  const exited = once(child, 'exit').then(([code]) => code as number);
-  t.after(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  return { child, exited, out: () => stdout, err: () => stderr };
-}
-
-async function tempDir(t: TestContext) {
-  const dir = await mkdtemp(join(tmpdir(), 'sluice-status-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  return dir;
+  return runSluice(t, args, { SLUICE_ADMIN: '', SLUICE_ADMIN_TOKEN: '', ...env });
 }
 
 test('sluice status: routes and a live session from a running `sluice run`, as tables', async (t) => {
