@@ -20,6 +20,10 @@ export const MAX_FRAME_BYTES = 65_536 + 1024;
 export const MAX_STREAM_DATA_BYTES = 16_384;
 /** Largest opaque SIGNAL payload (ICE candidates and credentials are a few hundred bytes). */
 export const MAX_SIGNAL_BYTES = 16_384;
+/** UDP peer-flow tags (PEER_OPEN) have this bit set; connectee tags the gateway allocates never do. */
+export const PEER_TAG_BIT = 0x8000_0000;
+/** Peers one OFFER may name. */
+export const MAX_OFFER_PEERS = 255;
 /** Largest human-readable message in AUTH_ERROR, PUBLISH_ERROR and GOAWAY, in UTF-8 bytes. */
 export const MAX_REASON_BYTES = 200;
 /** Names (agents, services, peers): 1-64 bytes. */
@@ -51,8 +55,12 @@ export const FrameType = {
   datagramClose: 0x31,
   ping: 0x40,
   pong: 0x41,
+  offer: 0x14,
   signal: 0x50,
   signalError: 0x51,
+  peerOpen: 0x52,
+  peerOpenOk: 0x53,
+  peerOpenError: 0x54,
 } as const;
 
 // ---- auth ----

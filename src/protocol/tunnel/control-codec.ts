@@ -1,7 +1,7 @@
 import type { Endpoint } from '../../core/address.js';
 import {
   FRAME_HEADER_BYTES, FrameType, MAX_DATAGRAM_PAYLOAD_BYTES, MAX_FRAME_BYTES, MAX_SIGNAL_BYTES, MAX_STREAM_DATA_BYTES,
-  MAX_WINDOW_BYTES, NONCE_BYTES, DIGEST_BYTES, FLAG_ORIGIN,
+  MAX_WINDOW_BYTES, NONCE_BYTES, DIGEST_BYTES, FLAG_ORIGIN, MAX_OFFER_PEERS,
 } from './constants.js';
 import {
   PROXY_PROTOCOL_MODES, REFUSAL_CODES, SERVICE_TRANSPORTS, STREAM_RESET_CODES,
@@ -317,6 +317,75 @@ const CODECS: { [T in ControlMessageType]: BodyCodec<T> } = {
     },
     write: (w, m) => void w.u32(m.counter),
     read: (r) => ({ type: 'pong', counter: r.u32() }),
+  },
+  // u16 service id | u8 transport | name service | u8 count | count x name peer
+  offer: {
+    byte: FrameType.offer,
+    size: (m) => {
+      u16(m.serviceId, 'service id');
+      if (m.peers.length > MAX_OFFER_PEERS) throw new TunnelError('bad-value', `an offer names at most ${MAX_OFFER_PEERS} peers, got ${m.peers.length}`);
+      let n = 4 + nameBytes(m.name, 'service name');
+      for (const peer of m.peers) n += nameBytes(peer, 'offer peer');
+      return n;
+    },
+    write: (w, m) => {
+      w.u16(m.serviceId).u8(enumByte(SERVICE_TRANSPORTS, m.transport, 'transport')).name(m.name).u8(m.peers.length);
+      for (const peer of m.peers) w.name(peer);
+    },
+    read: (r) => {
+      const serviceId = r.u16();
+      const transport = enumRead(SERVICE_TRANSPORTS, r.u8(), 'transport');
+      const name = r.name();
+      const count = r.u8();
+      const peers: string[] = [];
+      for (let i = 0; i < count; i++) peers.push(r.name());
+      return { type: 'offer', serviceId, name, transport, peers };
+    },
+  },
+  // u32 tag | u8 transport | name peer | name service
+  'peer-open': {
+    byte: FrameType.peerOpen,
+    size: (m) => {
+      tagOk(m.tag);
+      return 5 + nameBytes(m.peer, 'peer') + nameBytes(m.service, 'peer service');
+    },
+    write: (w, m) => void w.u32(m.tag).u8(enumByte(SERVICE_TRANSPORTS, m.transport, 'transport')).name(m.peer).name(m.service),
+    read: (r) => {
+      const tag = r.u32();
+      if (tag === 0) throw malformed('peer tag 0 is reserved');
+      const transport = enumRead(SERVICE_TRANSPORTS, r.u8(), 'transport');
+      const peer = r.name();
+      return { type: 'peer-open', tag, transport, peer, service: r.name() };
+    },
+  },
+  // u32 tag
+  'peer-open-ok': {
+    byte: FrameType.peerOpenOk,
+    size: (m) => {
+      tagOk(m.tag);
+      return 4;
+    },
+    write: (w, m) => void w.u32(m.tag),
+    read: (r) => {
+      const tag = r.u32();
+      if (tag === 0) throw malformed('peer tag 0 is reserved');
+      return { type: 'peer-open-ok', tag };
+    },
+  },
+  // u32 tag | u8 code | u16 len | UTF-8 message
+  'peer-open-error': {
+    byte: FrameType.peerOpenError,
+    size: (m, p) => {
+      tagOk(m.tag);
+      return 5 + reasonPrep(p, m.message);
+    },
+    write: (w, m, p) => void w.u32(m.tag).u8(refusalByte(m.code)).reason(p.text!),
+    read: (r) => {
+      const tag = r.u32();
+      if (tag === 0) throw malformed('peer tag 0 is reserved');
+      const code = enumRead(REFUSAL_CODES, r.u8(), 'refusal code');
+      return { type: 'peer-open-error', tag, code, message: r.reason() };
+    },
   },
   // name peer | payload (0 to 16384 bytes)
   signal: {

@@ -234,7 +234,54 @@ export interface Pong {
   readonly counter: number;
 }
 
-// ---- signalling passthrough (ICE, later) ----
+// ---- peers: agents reaching other agents' services (docs/connect.md) ----
+
+/**
+ * Agent → gateway: the agents in `peers` may reach the service `name` (whether or not it is also
+ * published on a public port). Sent once per service after each AUTH_OK; a later OFFER of the same
+ * service id replaces the list. The gateway forwards SIGNAL and PEER_OPEN only between an agent
+ * and the agents its offers name, and between those agents and it.
+ */
+export interface Offer {
+  readonly type: 'offer';
+  readonly serviceId: number;
+  readonly name: string;
+  readonly transport: ServiceTransport;
+  /** 0 to 255 agent names. */
+  readonly peers: readonly string[];
+}
+
+/**
+ * Agent → gateway: open a relayed flow to `service` of agent `peer`.
+ * UDP: `tag` is chosen by the opener, with the top bit set (PEER_TAG_BIT), unique in its session;
+ * datagrams of the flow carry it both ways. The opener may send DATAGRAM frames on it at once
+ * (they follow PEER_OPEN in order) and sealed UDP datagrams after PEER_OPEN_OK.
+ * TCP: `tag` is the odd stream id of the STREAM_OPEN that follows; the gateway answers that
+ * stream with STREAM_ACCEPT once the peer accepted, or STREAM_RESET.
+ */
+export interface PeerOpen {
+  readonly type: 'peer-open';
+  readonly tag: number;
+  readonly transport: ServiceTransport;
+  readonly peer: string;
+  readonly service: string;
+}
+
+/** Gateway → agent: the UDP flow `tag` is set up; sealed UDP datagrams on it are forwarded now. */
+export interface PeerOpenOk {
+  readonly type: 'peer-open-ok';
+  readonly tag: number;
+}
+
+/** Gateway → agent: PEER_OPEN `tag` refused (not-allowed, unknown-peer, peer-offline, rate-limited, ...). */
+export interface PeerOpenError {
+  readonly type: 'peer-open-error';
+  readonly tag: number;
+  readonly code: RefusalCode;
+  readonly message: string;
+}
+
+// ---- signalling passthrough (ICE) ----
 
 /** Agent → gateway: `peer` is the addressee. Gateway → agent: `peer` is the sender. The payload is opaque. */
 export interface Signal {
@@ -256,6 +303,7 @@ export type ControlMessage =
   | StreamOpen | StreamAccept | StreamData | StreamEnd | StreamReset | WindowUpdate
   | DatagramFrame | DatagramClose
   | Ping | Pong
+  | Offer | PeerOpen | PeerOpenOk | PeerOpenError
   | Signal | SignalError;
 
 export type ControlMessageType = ControlMessage['type'];
