@@ -68,6 +68,8 @@ export interface GatewayConfig {
   readonly streamWindow: number;
   readonly maxStreamsPerAgent: number;
   readonly maxServicesPerAgent: number;
+  /** Relayed peer flows (PEER_OPEN, UDP and TCP) one agent may have open at once. */
+  readonly maxPeerFlowsPerAgent: number;
   readonly stun: boolean;
   readonly services: ExposedRouteSettings;
 }
@@ -156,6 +158,7 @@ export function exposeSchemas(parts: RouteParts) {
     streamWindow: window,
     maxStreamsPerAgent: count(1_000_000).default(1024),
     maxServicesPerAgent: count(65_535).default(64),
+    maxPeerFlowsPerAgent: count(1_000_000).default(1024),
     stun: z.boolean().default(true),
     services: z.strictObject({ udp, tcp, acl: acl.optional() }).prefault({ udp: {}, tcp: {} }),
   });
@@ -252,6 +255,7 @@ export function compileGateway(g: RawGateway, topAcl: AclSpec | undefined): Gate
     streamWindow: g.streamWindow,
     maxStreamsPerAgent: g.maxStreamsPerAgent,
     maxServicesPerAgent: g.maxServicesPerAgent,
+    maxPeerFlowsPerAgent: g.maxPeerFlowsPerAgent,
     stun: g.stun,
     services: { udp: udpSettings(g.services.udp), tcp: tcpSettings(g.services.tcp), acl: g.services.acl ?? topAcl },
   };

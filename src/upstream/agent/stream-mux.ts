@@ -43,8 +43,18 @@ export class StreamMux implements StreamLink {
    * Opens a stream to the agent's service `serviceId` and resolves once the agent accepted it
    * (it reached the local service). Rejects with SluiceError: DIAL_FAILED (reset by the agent),
    * DIAL_TIMEOUT, LIMIT, CLOSED.
+   *
+   * `beforeOpen` is called synchronously with the new stream id just before STREAM_OPEN is sent
+   * (an agent sends PEER_OPEN for the id there, so the gateway sees it first).
    */
-  open(serviceId: number, client: Endpoint, server: Endpoint, timeoutMs: number, signal: AbortSignal): Promise<TunnelStream> {
+  open(
+    serviceId: number,
+    client: Endpoint,
+    server: Endpoint,
+    timeoutMs: number,
+    signal: AbortSignal,
+    beforeOpen?: (streamId: number) => void,
+  ): Promise<TunnelStream> {
     if (!this.channel.isOpen) return Promise.reject(new SluiceError('SLUICE_ERR_DIAL_FAILED', 'the agent is not connected'));
     if (this.#streams.size >= this.opts.maxStreams) {
       return Promise.reject(new SluiceError('SLUICE_ERR_LIMIT', `the agent already has ${this.#streams.size} open streams`));
@@ -73,6 +83,7 @@ export class StreamMux implements StreamLink {
       signal.addEventListener('abort', onAbort, { once: true });
     });
     // Registered before sending: a peer on an in-memory pipe may answer within the write.
+    beforeOpen?.(id);
     this.channel.send({ type: 'stream-open', streamId: id, serviceId, client, server });
     return opened;
   }
