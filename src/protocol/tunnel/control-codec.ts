@@ -358,18 +358,20 @@ const CODECS: { [T in ControlMessageType]: BodyCodec<T> } = {
       return { type: 'peer-open', tag, transport, peer, service: r.name() };
     },
   },
-  // u32 tag
+  // u32 tag | u32 peer tag
   'peer-open-ok': {
     byte: FrameType.peerOpenOk,
     size: (m) => {
       tagOk(m.tag);
-      return 4;
+      tagOk(m.peerTag);
+      return 8;
     },
-    write: (w, m) => void w.u32(m.tag),
+    write: (w, m) => void w.u32(m.tag).u32(m.peerTag),
     read: (r) => {
       const tag = r.u32();
-      if (tag === 0) throw malformed('peer tag 0 is reserved');
-      return { type: 'peer-open-ok', tag };
+      const peerTag = r.u32();
+      if (tag === 0 || peerTag === 0) throw malformed('peer tag 0 is reserved');
+      return { type: 'peer-open-ok', tag, peerTag };
     },
   },
   // u32 tag | u8 code | u16 len | UTF-8 message

@@ -267,10 +267,18 @@ export interface PeerOpen {
   readonly service: string;
 }
 
-/** Gateway → agent: the UDP flow `tag` is set up; sealed UDP datagrams on it are forwarded now. */
+/**
+ * Gateway → agent: the UDP flow `tag` is set up; sealed UDP datagrams on it are forwarded now.
+ * `peerTag` is the connectee tag the peer agent sees this flow under (its origin arrives with the
+ * first relayed datagrams). The opener puts `peerTag` in the flow's datagrams when it sends them
+ * on a direct path, so the peer's local session is the same whichever path a datagram took.
+ * For a TCP PEER_OPEN no PEER_OPEN_OK is sent (STREAM_ACCEPT answers).
+ */
 export interface PeerOpenOk {
   readonly type: 'peer-open-ok';
   readonly tag: number;
+  /** u32, not 0. */
+  readonly peerTag: number;
 }
 
 /** Gateway → agent: PEER_OPEN `tag` refused (not-allowed, unknown-peer, peer-offline, rate-limited, ...). */
