@@ -4,7 +4,7 @@ import type { Clock, Timer } from '../core/clock.js';
 import { SluiceError } from '../core/errors.js';
 import type { RouteRuntime } from '../listen/route.js';
 import {
-  MAX_DATAGRAM_PAYLOAD_BYTES, encodeOriginBlock, isTunnelError, type ControlMessage, type DatagramOpener,
+  MAX_DATAGRAM_PAYLOAD_BYTES, PEER_TAG_BIT, encodeOriginBlock, isTunnelError, type ControlMessage, type DatagramOpener,
   type DatagramSealer, type Hello, type Publish, type RefusalCode,
 } from '../protocol/tunnel/index.js';
 import type { DatagramChannel, DatagramReceiver, DialOptions } from '../upstream/dialer.js';
@@ -12,6 +12,7 @@ import type { AgentTunnel } from '../upstream/agent/agent-tunnel.js';
 import { CHANNEL_BACKLOG_BYTES, type ChannelEnd, type ControlChannel } from '../upstream/agent/control-channel.js';
 import { StreamMux } from '../upstream/agent/stream-mux.js';
 import type { GatewayCounters } from './counters.js';
+import type { PeerRelay } from './peer-relay.js';
 
 /** The datagram keys of one control connection (docs/tunnel-protocol.md §6). */
 export interface KeySet {
@@ -42,6 +43,8 @@ export interface LinkHost {
   readonly resumeGraceMs: number;
   /** How long after a resume the agent has to publish its services again. */
   readonly republishMs: number;
+  /** Offers, SIGNAL and peer flows between agents (peer-relay.ts). */
+  readonly peers: PeerRelay;
   sendUdp(buf: Buffer, port: number, address: string): void;
   publish(link: AgentLink, m: Publish): Promise<ControlMessage>;
   forgetKey(keyId: number): void;
@@ -109,6 +112,11 @@ export class AgentLink implements AgentTunnel {
     return this.#udp !== undefined && this.host.clock.now() - this.#lastFresh < FRESH_INTERVALS * this.host.keepaliveIntervalMs;
   }
 
+  /** Attached, and the agent has spoken since AUTH_OK (so it reads full-size frames): peers may reach it. */
+  get reachable(): boolean {
+    return this.state === 'attached' && this.#peerReady;
+  }
+
   get connectees(): number {
     return this.#connectees.size;
   }
@@ -132,7 +140,13 @@ export class AgentLink implements AgentTunnel {
     this.#keys.push(keys);
     this.state = 'attached';
     this.#mux?.destroyAll();
-    this.#mux = new StreamMux(channel, { role: 'gateway', localWindow: this.host.localWindow, peerWindow: hello.streamWindow, maxStreams: this.host.maxStreams });
+    const mux = new StreamMux(
+      channel,
+      { role: 'gateway', localWindow: this.host.localWindow, peerWindow: hello.streamWindow, maxStreams: this.host.maxStreams },
+      (stream) => this.host.peers.streamOpened(this, stream, () => mux.accept(stream)),
+    );
+    this.#mux = mux;
+    this.host.peers.attached(this, resumed);
     if (old && old.isOpen) old.close('superseded', 'a newer connection of this agent authenticated');
     if (resumed) {
       for (const s of this.services.values()) s.stale = true;
@@ -176,6 +190,11 @@ export class AgentLink implements AgentTunnel {
     await s.route.close('upstream-closed');
   }
 
+  /** One control message to the agent, once it reads full-size frames; false when not sent. */
+  send(m: ControlMessage): boolean {
+    return this.#peerReady && (this.#channel?.send(m) ?? false);
+  }
+
   // ---- AgentTunnel: the dialers of the public listeners ----
 
   async openStream(serviceId: number, client: Endpoint, server: Endpoint, opts: DialOptions): Promise<Duplex> {
@@ -183,7 +202,7 @@ export class AgentLink implements AgentTunnel {
     return this.#mux.open(serviceId, client, server, opts.timeoutMs, opts.signal);
   }
 
-  openDatagram(serviceId: number, client: Endpoint, receiver: DatagramReceiver): DatagramChannel {
+  openDatagram(serviceId: number, client: Endpoint, receiver: DatagramReceiver): Connectee {
     if (this.state === 'closed') throw new SluiceError('SLUICE_ERR_DIAL_FAILED', `agent "${this.name}" is gone`);
     const c = new Connectee(this, this.#allocateTag(), serviceId, client, receiver);
     this.#connectees.set(c.tag, c);
@@ -222,26 +241,36 @@ export class AgentLink implements AgentTunnel {
 
   /** Called by a connectee: one datagram toward the agent. */
   sendData(c: Connectee, payload: Buffer): void {
+    this.#sendDatagram(c.tag, payload, c.answered ? undefined : c);
+  }
+
+  /** One datagram of a peer flow toward the agent on `tag`, without an origin; false when dropped. */
+  sendTagged(tag: number, payload: Buffer): boolean {
+    return this.#sendDatagram(tag, payload, undefined);
+  }
+
+  /** Sealed UDP while the agent's address is fresh, else a DATAGRAM frame unless the channel is backed up. */
+  #sendDatagram(tag: number, payload: Buffer, origin: Connectee | undefined): boolean {
     const counters = this.host.counters;
     if (payload.length > MAX_DATAGRAM_PAYLOAD_BYTES) {
       counters.datagramsToAgentDropped++;
-      return;
+      return false;
     }
     const keys = this.#keys.at(-1);
     const udp = this.#udp;
     if (keys && udp && this.udpFresh) {
-      const origin = c.answered ? undefined : c.originBlock;
-      this.#sealAndSend(() => keys.sealer.sealData(c.tag, payload, origin), udp.port, udp.address);
+      this.#sealAndSend(() => keys.sealer.sealData(tag, payload, origin?.originBlock), udp.port, udp.address);
       counters.datagramsToAgent++;
-      return;
+      return true;
     }
     const ch = this.#channel;
     if (ch && this.#peerReady && ch.backlog < CHANNEL_BACKLOG_BYTES) {
-      ch.send({ type: 'datagram', tag: c.tag, origin: c.answered ? undefined : { serviceId: c.serviceId, client: c.client }, payload });
+      ch.send({ type: 'datagram', tag, origin: origin && { serviceId: origin.serviceId, client: origin.client }, payload });
       counters.datagramsToAgentOverTls++;
-      return;
+      return true;
     }
     counters.datagramsToAgentDropped++;
+    return false;
   }
 
   /** Called by a connectee whose public session ended. */
@@ -269,6 +298,7 @@ export class AgentLink implements AgentTunnel {
   }
 
   #deliver(tag: number, payload: Buffer): void {
+    if (tag >= PEER_TAG_BIT) return this.host.peers.fromOpener(this, tag, payload);
     const c = this.#connectees.get(tag) ?? this.#retagged.get(tag);
     if (!c || c.closed) {
       // The public session is gone; tell the agent to drop its side.
@@ -291,7 +321,7 @@ export class AgentLink implements AgentTunnel {
 
   #onMessage(m: ControlMessage): void {
     this.#peerReady = true;
-    if (this.#mux?.handle(m)) return;
+    if (this.#mux?.handle(m) || this.host.peers.handle(this, m)) return;
     const ch = this.#channel;
     switch (m.type) {
       case 'publish':
@@ -306,6 +336,7 @@ export class AgentLink implements AgentTunnel {
         });
         return;
       case 'unpublish':
+        this.host.peers.withdraw(this, m.serviceId);
         void this.unpublish(m.serviceId);
         return;
       case 'datagram':
@@ -313,6 +344,7 @@ export class AgentLink implements AgentTunnel {
         this.#deliver(m.tag, m.payload);
         return;
       case 'datagram-close': {
+        if (m.tag >= PEER_TAG_BIT) return this.host.peers.closeFromOpener(this, m.tag);
         // The agent dropped its session: the next datagram of this client gets a new tag with an origin.
         const c = this.#connectees.get(m.tag);
         if (!c) return;
@@ -325,9 +357,6 @@ export class AgentLink implements AgentTunnel {
         this.#connectees.set(c.tag, c);
         return;
       }
-      case 'signal':
-        ch?.send({ type: 'signal-error', peer: m.peer, code: 'unknown-peer' });
-        return;
       default:
         return;
     }
@@ -349,6 +378,7 @@ export class AgentLink implements AgentTunnel {
   }
 
   #closeStale(): void {
+    this.host.peers.dropStale(this);
     for (const s of [...this.services.values()]) if (s.stale) void this.unpublish(s.serviceId);
   }
 }

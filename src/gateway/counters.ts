@@ -1,4 +1,4 @@
-import type { DatagramRejectReason } from '../protocol/tunnel/index.js';
+import type { DatagramRejectReason, RefusalCode, ServiceTransport } from '../protocol/tunnel/index.js';
 import type { HandshakeFailure } from './handshake.js';
 
 /**
@@ -25,6 +25,22 @@ export interface GatewayCounters {
   /** Tunnel datagrams whose key id belongs to no session. */
   datagramUnknownKey: number;
   datagramRejected: Record<DatagramRejectReason, number>;
+  /** SIGNALs delivered to another agent. */
+  signalsForwarded: number;
+  /** SIGNALs answered with SIGNAL_ERROR, by refusal code. */
+  signalsRefused: Partial<Record<RefusalCode, number>>;
+  /** PEER_OPEN outcomes by transport: `ok`, the refusal code, or (tcp) `dial-failed` / `refused` by the target. */
+  peerFlows: Record<ServiceTransport, Partial<Record<string, number>>>;
+  /** Relayed UDP peer datagrams and their payload bytes: opener -> target service, and back. */
+  peerDatagramsToService: number;
+  peerDatagramsToOpener: number;
+  peerBytesToService: number;
+  peerBytesToOpener: number;
+  /** Datagrams for an opener that could not be sent (not fresh on UDP, control connection full or gone). */
+  peerDatagramsDropped: number;
+  /** Bytes of finished relayed TCP peer streams, each way. */
+  peerStreamBytesToService: number;
+  peerStreamBytesToOpener: number;
 }
 
 export function newGatewayCounters(): GatewayCounters {
@@ -45,5 +61,15 @@ export function newGatewayCounters(): GatewayCounters {
     datagramsToAgentDropped: 0,
     datagramUnknownKey: 0,
     datagramRejected: { malformed: 0, 'unknown-key': 0, 'too-old': 0, replayed: 0, 'auth-failed': 0, 'bad-plaintext': 0, 'key-exhausted': 0 },
+    signalsForwarded: 0,
+    signalsRefused: {},
+    peerFlows: { tcp: {}, udp: {} },
+    peerDatagramsToService: 0,
+    peerDatagramsToOpener: 0,
+    peerBytesToService: 0,
+    peerBytesToOpener: 0,
+    peerDatagramsDropped: 0,
+    peerStreamBytesToService: 0,
+    peerStreamBytesToOpener: 0,
   };
 }

@@ -67,6 +67,37 @@ export function registerExposeMetrics(registry: Registry, read: () => { gateway:
     const c = read().gateway?.counters;
     if (c) inc({}, c.agentAddressMoves);
   });
+  counter('sluice_gateway_signals_total', 'SIGNAL messages between agents, by result (forwarded or the SIGNAL_ERROR code)', ['result'], (inc) => {
+    const c = read().gateway?.counters;
+    if (!c) return;
+    inc({ result: 'forwarded' }, c.signalsForwarded);
+    for (const [code, n] of Object.entries(c.signalsRefused)) inc({ result: code }, n ?? 0);
+  });
+  counter('sluice_gateway_peer_flows_total', 'PEER_OPEN requests, by transport and result (ok, the refusal code, or why the target did not accept a stream)', ['transport', 'result'], (inc) => {
+    const c = read().gateway?.counters;
+    if (!c) return;
+    for (const [transport, results] of Object.entries(c.peerFlows)) for (const [result, n] of Object.entries(results)) inc({ transport, result }, n ?? 0);
+  });
+  counter('sluice_gateway_peer_relayed_datagrams_total', 'Datagrams of relayed UDP peer flows, by direction (to-service, to-opener, or dropped toward the opener)', ['direction'], (inc) => {
+    const c = read().gateway?.counters;
+    if (!c) return;
+    inc({ direction: 'to-service' }, c.peerDatagramsToService);
+    inc({ direction: 'to-opener' }, c.peerDatagramsToOpener);
+    inc({ direction: 'to-opener-dropped' }, c.peerDatagramsDropped);
+  });
+  counter('sluice_gateway_peer_relayed_bytes_total', 'Payload bytes of relayed peer flows, by transport and direction (tcp: counted when a stream ends)', ['transport', 'direction'], (inc) => {
+    const c = read().gateway?.counters;
+    if (!c) return;
+    inc({ transport: 'udp', direction: 'to-service' }, c.peerBytesToService);
+    inc({ transport: 'udp', direction: 'to-opener' }, c.peerBytesToOpener);
+    inc({ transport: 'tcp', direction: 'to-service' }, c.peerStreamBytesToService);
+    inc({ transport: 'tcp', direction: 'to-opener' }, c.peerStreamBytesToOpener);
+  });
+  gauge('sluice_gateway_peer_flows', 'Relayed peer flows open now, by transport (tcp includes PEER_OPENs waiting for their STREAM_OPEN)', ['transport'], (set) => {
+    const g = read().gateway;
+    if (!g) return;
+    for (const [transport, n] of Object.entries(g.peers.flowCounts())) set({ transport }, n);
+  });
   gauge('sluice_gateway_agents', 'Authenticated agents, by state (attached: control connection up; detached: within the resume grace)', ['state'], (set) => {
     const g = read().gateway;
     if (!g) return;

@@ -20,6 +20,7 @@ import { loadOrCreateCertificate, type GatewayCertificate, type OpensslRunner } 
 import { newGatewayCounters, type GatewayCounters } from './counters.js';
 import { DatagramDemux } from './demux.js';
 import { runGatewayHandshake, type HandshakeFailure, type HandshakeOutcome } from './handshake.js';
+import { PeerRelay } from './peer-relay.js';
 import { ServicePublisher, type RouteDepsSource } from './service-publisher.js';
 import { StunBindingServer, stunRoute } from './stun-server.js';
 
@@ -64,6 +65,8 @@ export class Gateway {
   readonly #host: LinkHost;
   readonly #observer: Partial<GatewayObserver>;
   readonly stun: StunBindingServer;
+  /** Offers, SIGNAL forwarding and relayed flows between agents (issue 7). */
+  readonly peers: PeerRelay;
   #closing: Promise<void> | undefined;
 
   private constructor(
@@ -94,6 +97,14 @@ export class Gateway {
       }
     };
     this.stun = new StunBindingServer(send);
+    this.peers = new PeerRelay({
+      clock: deps.clock,
+      counters: this.counters,
+      maxFlowsPerAgent: config.maxPeerFlowsPerAgent,
+      server: tcpAddress,
+      known: (name) => config.agents.has(name),
+      link: (name) => this.#links.get(name),
+    });
     this.#host = {
       clock: deps.clock,
       counters: this.counters,
@@ -103,6 +114,7 @@ export class Gateway {
       resumeGraceMs: config.resumeGraceMs,
       republishMs: config.handshakeTimeoutMs,
       sendUdp: send,
+      peers: this.peers,
       publish: async (link, m) => {
         const answer = await this.#publisher.publish(link, m);
         if (answer.type === 'publish-ok') {
@@ -117,6 +129,7 @@ export class Gateway {
       forgetKey: (keyId) => void this.#byKey.delete(keyId),
       closed: (link, reason) => {
         if (this.#links.get(link.name) === link) this.#links.delete(link.name);
+        this.peers.closed(link);
         this.#observer.agentGone?.({ agent: link.name, reason });
       },
       agentDown: (link, end) => this.#observer.agentDown?.({ agent: link.name, reason: describeEnd(end) }),

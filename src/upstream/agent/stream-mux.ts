@@ -75,7 +75,7 @@ export class StreamMux implements StreamLink {
         if (!stream.destroyed) stream.reset(err instanceof SluiceError && err.code === 'SLUICE_ERR_DIAL_TIMEOUT' ? 'timeout' : 'cancel');
         reject(err);
       };
-      const onError = (err: Error) => settle(err instanceof StreamResetError ? dialError(err.resetCode) : err);
+      const onError = (err: Error) => settle(err instanceof StreamResetError ? dialError(err.resetCode, err) : err);
       this.#opening.set(id, settle);
       stream.once('error', onError);
       stream.once('close', () => settle(new SluiceError('SLUICE_ERR_DIAL_FAILED', 'the tunnel closed before the agent accepted the stream')));
@@ -162,8 +162,9 @@ export class StreamMux implements StreamLink {
   }
 }
 
-function dialError(code: StreamResetCode): SluiceError {
-  if (code === 'timeout') return new SluiceError('SLUICE_ERR_DIAL_TIMEOUT', 'the agent timed out connecting to the local service');
-  if (code === 'limit') return new SluiceError('SLUICE_ERR_LIMIT', 'the agent refused the stream: too many streams');
-  return new SluiceError('SLUICE_ERR_DIAL_FAILED', `the agent could not reach the local service (${code})`);
+/** `cause` keeps the reset (its `resetCode`), for callers that pass the code on (peer streams). */
+function dialError(code: StreamResetCode, cause: StreamResetError): SluiceError {
+  if (code === 'timeout') return new SluiceError('SLUICE_ERR_DIAL_TIMEOUT', 'the agent timed out connecting to the local service', { cause });
+  if (code === 'limit') return new SluiceError('SLUICE_ERR_LIMIT', 'the agent refused the stream: too many streams', { cause });
+  return new SluiceError('SLUICE_ERR_DIAL_FAILED', `the agent could not reach the local service (${code})`, { cause });
 }

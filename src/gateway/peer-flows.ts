@@ -1,0 +1,95 @@
+import type { ServiceTransport } from '../protocol/tunnel/index.js';
+import type { TunnelStream } from '../upstream/agent/tunnel-stream.js';
+import type { DatagramReceiver } from '../upstream/dialer.js';
+import type { AgentLink, Connectee } from './agent-link.js';
+
+/** What a relayed flow is: who opened it, on which tag, to which service of which agent. */
+export interface PeerFlow {
+  readonly transport: ServiceTransport;
+  /** The agent that sent PEER_OPEN. */
+  readonly opener: AgentLink;
+  /** UDP: the opener's peer tag (top bit set). TCP: the opener's odd stream id. */
+  readonly tag: number;
+  /** The agent whose offered service the flow reaches. */
+  readonly target: AgentLink;
+  /** The target's service id (from its OFFER). */
+  readonly serviceId: number;
+}
+
+/** Where a UDP peer flow reports what came back from the target. */
+export interface DatagramFlowSink {
+  /** One datagram from the target's service, for the opener. */
+  toOpener(flow: DatagramPeerFlow, payload: Buffer): void;
+  /** The target's side of the flow is gone (unpublished, link closed). */
+  failed(flow: DatagramPeerFlow): void;
+}
+
+/**
+ * A relayed UDP flow: the opener's peer tag on one side, a connectee on the target agent on the
+ * other, made exactly as a public client's would be (so the target sees a DATAGRAM with an origin).
+ * The relay owns it; `channel` is the connectee (its tag is the target's `peerTag` in PEER_OPEN_OK),
+ * closed by whoever ends the flow.
+ */
+export class DatagramPeerFlow implements PeerFlow, DatagramReceiver {
+  readonly transport = 'udp';
+  channel: Connectee | undefined;
+
+  constructor(
+    readonly opener: AgentLink,
+    readonly tag: number,
+    readonly target: AgentLink,
+    readonly serviceId: number,
+    private readonly sink: DatagramFlowSink,
+  ) {}
+
+  onUpstreamDatagram(buf: Buffer): void {
+    this.sink.toOpener(this, buf);
+  }
+
+  onUpstreamError(): void {
+    this.sink.failed(this);
+  }
+}
+
+/** A relayed TCP flow: the opener's stream, and the target's once the target accepted. */
+export class StreamPeerFlow implements PeerFlow {
+  readonly transport = 'tcp';
+  toTarget: TunnelStream | undefined;
+
+  constructor(
+    readonly opener: AgentLink,
+    readonly fromOpener: TunnelStream,
+    readonly target: AgentLink,
+    readonly serviceId: number,
+  ) {}
+
+  get tag(): number {
+    return this.fromOpener.id;
+  }
+
+  /** Resets both streams (`cancel`). */
+  destroy(): void {
+    this.fromOpener.destroy();
+    this.toTarget?.destroy();
+  }
+}
+
+/**
+ * Joins two tunnel streams both ways. Half-close travels as half-close: one side's STREAM_END
+ * ends the other's writable side, and the pair is done when both directions ended. A stream that
+ * closes any other way (reset by its agent, its connection lost) destroys the other, which resets
+ * it with `cancel`. `onDone` runs once, after both closed, with the bytes each way.
+ */
+export function joinStreams(a: TunnelStream, b: TunnelStream, onDone: (aToB: number, bToA: number) => void): void {
+  let open = 2;
+  const watch = (from: TunnelStream, to: TunnelStream) => {
+    from.on('error', () => {});
+    from.once('close', () => {
+      if (!(from.readableEnded && from.writableFinished)) to.destroy();
+      if (--open === 0) onDone(a.bytesRead, b.bytesRead);
+    });
+    from.pipe(to);
+  };
+  watch(a, b);
+  watch(b, a);
+}

@@ -1,0 +1,331 @@
+import { TokenBucket } from '../admission/token-bucket.js';
+import { canonicalIp, type Endpoint } from '../core/address.js';
+import type { Clock, Timer } from '../core/clock.js';
+import type { RateLimit } from '../config/types.js';
+import {
+  PEER_TAG_BIT, type ControlMessage, type Offer, type PeerOpen, type RefusalCode, type ServiceTransport, type Signal,
+} from '../protocol/tunnel/index.js';
+import { StreamResetError, type TunnelStream } from '../upstream/agent/tunnel-stream.js';
+import type { AgentLink } from './agent-link.js';
+import type { GatewayCounters } from './counters.js';
+import { OfferTable, allowed } from './peer-offers.js';
+import { DatagramPeerFlow, StreamPeerFlow, joinStreams, type DatagramFlowSink, type PeerFlow } from './peer-flows.js';
+
+/** SIGNALs one agent may send (ICE needs a few dozen per connection attempt). */
+export const SIGNAL_RATE: RateLimit = { perSecond: 50, burst: 200 };
+/** How long a TCP PEER_OPEN waits for its STREAM_OPEN. */
+export const PENDING_STREAM_MS = 10_000;
+/** How long the target agent has to accept a relayed stream. */
+export const PEER_DIAL_TIMEOUT_MS = 10_000;
+
+export interface PeerRelayDeps {
+  readonly clock: Clock;
+  readonly counters: GatewayCounters;
+  /** `gateway.maxPeerFlowsPerAgent`: UDP flows, relayed streams and pending TCP opens of one agent. */
+  readonly maxFlowsPerAgent: number;
+  /** The gateway's TCP address: the `server` of the STREAM_OPEN sent to the target agent. */
+  readonly server: Endpoint;
+  /** True for names of the gateway's `agents` table. */
+  known(name: string): boolean;
+  /** The current link of an agent, if any. */
+  link(name: string): AgentLink | undefined;
+}
+
+interface PendingStream {
+  readonly target: AgentLink;
+  readonly serviceId: number;
+  readonly timer: Timer;
+}
+
+/** The peer state of one agent link. */
+class PeerSide {
+  readonly offers = new OfferTable();
+  readonly datagrams = new Map<number, DatagramPeerFlow>();
+  readonly pending = new Map<number, PendingStream>();
+  readonly streams = new Set<StreamPeerFlow>();
+  readonly signals: TokenBucket;
+
+  constructor(
+    readonly link: AgentLink,
+    clock: Clock,
+  ) {
+    this.signals = new TokenBucket(SIGNAL_RATE, clock);
+  }
+
+  get name(): string {
+    return this.link.name;
+  }
+
+  get flows(): number {
+    return this.datagrams.size + this.pending.size + this.streams.size;
+  }
+}
+
+/**
+ * Agents reaching other agents' services through the gateway (issue 7; docs/tunnel-protocol.md
+ * §8 "Peer flows"): the offers of every link, SIGNAL forwarding between agents that offer each
+ * other something, and relayed flows opened with PEER_OPEN. A UDP flow is a connectee on the
+ * target, exactly as a public client's; a TCP flow joins the opener's stream (its STREAM_OPEN
+ * with an odd id) to a stream the gateway opens to the target.
+ *
+ * AgentLink delegates to it; it holds links only as long as they are not closed (`closed`).
+ */
+export class PeerRelay implements DatagramFlowSink {
+  readonly #sides = new Map<AgentLink, PeerSide>();
+
+  constructor(private readonly deps: PeerRelayDeps) {}
+
+  /** The offers of `link` (read-only use: status, tests). */
+  offers(link: AgentLink): OfferTable {
+    return this.#side(link).offers;
+  }
+
+  /** Open relayed flows right now (TCP counts pending opens too). */
+  flowCounts(): Record<ServiceTransport, number> {
+    let udp = 0;
+    let tcp = 0;
+    for (const s of this.#sides.values()) {
+      udp += s.datagrams.size;
+      tcp += s.streams.size + s.pending.size;
+    }
+    return { udp, tcp };
+  }
+
+  /** OFFER, PEER_OPEN and SIGNAL from `link`; false for any other message. */
+  handle(link: AgentLink, m: ControlMessage): boolean {
+    switch (m.type) {
+      case 'offer':
+        this.#offer(link, m);
+        return true;
+      case 'peer-open':
+        this.#peerOpen(link, m);
+        return true;
+      case 'signal':
+        this.#signal(link, m);
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  /** A datagram from `link` on a peer tag (PEER_TAG_BIT), over UDP or in a DATAGRAM frame. */
+  fromOpener(link: AgentLink, tag: number, payload: Buffer): void {
+    const flow = this.#sides.get(link)?.datagrams.get(tag);
+    if (!flow?.channel) {
+      link.send({ type: 'datagram-close', tag });
+      return;
+    }
+    this.deps.counters.peerDatagramsToService++;
+    this.deps.counters.peerBytesToService += payload.length;
+    flow.channel.send(payload, null);
+  }
+
+  /** DATAGRAM_CLOSE from `link` on a peer tag: the opener dropped the flow. */
+  closeFromOpener(link: AgentLink, tag: number): void {
+    const side = this.#sides.get(link);
+    const flow = side?.datagrams.get(tag);
+    if (!side || !flow) return;
+    side.datagrams.delete(tag);
+    flow.channel?.close();
+  }
+
+  /** STREAM_OPEN from `link` (an odd id): relayed when a TCP PEER_OPEN announced it, else refused. */
+  streamOpened(link: AgentLink, stream: TunnelStream, accept: () => void): void {
+    const side = this.#sides.get(link);
+    const p = side?.pending.get(stream.id);
+    if (!side || !p) return stream.reset('refused');
+    side.pending.delete(stream.id);
+    p.timer.cancel();
+    const counters = this.deps.counters;
+    if (p.target.state !== 'attached') {
+      bump(counters.peerFlows.tcp, 'dial-failed');
+      return stream.reset('dial-failed');
+    }
+    const flow = new StreamPeerFlow(link, stream, p.target, p.serviceId);
+    side.streams.add(flow);
+    const abort = new AbortController();
+    stream.once('close', () => abort.abort());
+    p.target.openStream(p.serviceId, link.remote, this.deps.server, { signal: abort.signal, timeoutMs: PEER_DIAL_TIMEOUT_MS }).then(
+      (up) => {
+        const target = up as TunnelStream;
+        if (stream.destroyed || !side.streams.has(flow)) {
+          side.streams.delete(flow);
+          return void target.destroy();
+        }
+        bump(counters.peerFlows.tcp, 'ok');
+        flow.toTarget = target;
+        accept();
+        joinStreams(stream, target, (toService, toOpener) => {
+          side.streams.delete(flow);
+          counters.peerStreamBytesToService += toService;
+          counters.peerStreamBytesToOpener += toOpener;
+        });
+      },
+      (err: Error) => {
+        side.streams.delete(flow);
+        if (stream.destroyed) return void bump(counters.peerFlows.tcp, 'cancel');
+        const refused = err.cause instanceof StreamResetError && err.cause.resetCode === 'refused';
+        bump(counters.peerFlows.tcp, refused ? 'refused' : 'dial-failed');
+        stream.reset(refused ? 'refused' : 'dial-failed');
+      },
+    );
+  }
+
+  /**
+   * A control connection of `link` authenticated. Resumed: its offers stay, marked stale until
+   * the agent offers them again (`dropStale`). TCP opens still pending belonged to the old
+   * connection's streams and are dropped either way.
+   */
+  attached(link: AgentLink, resumed: boolean): void {
+    const side = this.#sides.get(link);
+    if (!side) return;
+    for (const p of side.pending.values()) p.timer.cancel();
+    side.pending.clear();
+    if (resumed) side.offers.markStale();
+  }
+
+  /** UNPUBLISH of `serviceId`: its offer goes too, and the flows into it. */
+  withdraw(link: AgentLink, serviceId: number): void {
+    const side = this.#sides.get(link);
+    if (side?.offers.withdraw(serviceId)) this.#revoke(side);
+  }
+
+  /** The resume's republish time is over: offers not sent again are gone. */
+  dropStale(link: AgentLink): void {
+    const side = this.#sides.get(link);
+    if (side && side.offers.dropStale().length > 0) this.#revoke(side);
+  }
+
+  /** `link` is closed for good: its own flows end, and every flow into it is closed toward its opener. */
+  closed(link: AgentLink): void {
+    const side = this.#sides.get(link);
+    if (!side) return;
+    this.#sides.delete(link);
+    for (const f of side.datagrams.values()) f.channel?.close();
+    side.datagrams.clear();
+    for (const p of side.pending.values()) p.timer.cancel();
+    side.pending.clear();
+    for (const f of [...side.streams]) f.destroy();
+    this.#revoke(side, true);
+  }
+
+  // ---- DatagramFlowSink ----
+
+  toOpener(flow: DatagramPeerFlow, payload: Buffer): void {
+    if (this.#sides.get(flow.opener)?.datagrams.get(flow.tag) !== flow) return;
+    const counters = this.deps.counters;
+    if (!flow.opener.sendTagged(flow.tag, payload)) {
+      counters.peerDatagramsDropped++;
+      return;
+    }
+    counters.peerDatagramsToOpener++;
+    counters.peerBytesToOpener += payload.length;
+  }
+
+  failed(flow: DatagramPeerFlow): void {
+    this.#endDatagramFlow(flow);
+  }
+
+  // ---- messages ----
+
+  #offer(link: AgentLink, m: Offer): void {
+    const side = this.#side(link);
+    if (side.offers.set(m)) this.#revoke(side);
+  }
+
+  #signal(x: AgentLink, m: Signal): void {
+    const counters = this.deps.counters;
+    const from = this.#side(x);
+    const refuse = (code: RefusalCode) => {
+      bump(counters.signalsRefused, code);
+      x.send({ type: 'signal-error', peer: m.peer, code });
+    };
+    if (!from.signals.take()) return refuse('rate-limited');
+    if (!this.deps.known(m.peer)) return refuse('unknown-peer');
+    const y = this.deps.link(m.peer);
+    if (!y?.reachable) return refuse('peer-offline');
+    if (!allowed(from, this.#side(y))) return refuse('not-allowed');
+    // Decoded buffers are views of the reader's input: copy before it moves on.
+    y.send({ type: 'signal', peer: x.name, payload: Buffer.from(m.payload) });
+    counters.signalsForwarded++;
+  }
+
+  #peerOpen(x: AgentLink, m: PeerOpen): void {
+    const side = this.#side(x);
+    const refuse = (code: RefusalCode, message: string) => {
+      bump(this.deps.counters.peerFlows[m.transport], code);
+      x.send({ type: 'peer-open-error', tag: m.tag, code, message });
+    };
+    if (m.transport === 'udp' ? m.tag < PEER_TAG_BIT || side.datagrams.has(m.tag) : m.tag % 2 !== 1 || side.pending.has(m.tag)) {
+      return refuse('invalid-request', m.transport === 'udp' ? 'a UDP peer tag must have the top bit set and be unused' : 'a TCP peer tag must be the odd id of a new stream');
+    }
+    if (!this.deps.known(m.peer)) return refuse('unknown-peer', `no agent is called "${m.peer}"`);
+    const y = this.deps.link(m.peer);
+    if (!y?.reachable) return refuse('peer-offline', `agent "${m.peer}" is not connected`);
+    // Not-allowed whether or not the service exists, so an opener learns nothing about it.
+    const offer = this.#side(y).offers.find(m.service, m.transport, x.name);
+    if (!offer) return refuse('not-allowed', `agent "${m.peer}" does not offer ${m.transport} service "${m.service}" to "${x.name}"`);
+    if (side.flows >= this.deps.maxFlowsPerAgent) return refuse('rate-limited', `at most ${this.deps.maxFlowsPerAgent} peer flows per agent`);
+    if (m.transport === 'tcp') {
+      const timer = this.deps.clock.setTimeout(() => side.pending.delete(m.tag), PENDING_STREAM_MS);
+      side.pending.set(m.tag, { target: y, serviceId: offer.serviceId, timer });
+      return;
+    }
+    const flow = new DatagramPeerFlow(x, m.tag, y, offer.serviceId, this);
+    const connectee = y.openDatagram(offer.serviceId, datagramClient(x), flow);
+    flow.channel = connectee;
+    side.datagrams.set(m.tag, flow);
+    bump(this.deps.counters.peerFlows.udp, 'ok');
+    // The target knows the flow by its connectee tag; a direct path uses it too.
+    x.send({ type: 'peer-open-ok', tag: m.tag, peerTag: connectee.tag });
+  }
+
+  // ---- flows ----
+
+  /**
+   * Ends the flows into `target` its offers no longer grant (all of them when `all`): UDP flows
+   * are closed toward their opener with DATAGRAM_CLOSE, relayed streams are reset, pending TCP
+   * opens are forgotten (their STREAM_OPEN is then refused).
+   */
+  #revoke(target: PeerSide, all = false): void {
+    const keep = (f: Pick<PeerFlow, 'serviceId' | 'transport' | 'opener'>) => !all && target.offers.grants(f.serviceId, f.transport, f.opener.name);
+    for (const side of [target, ...this.#sides.values()]) {
+      for (const f of [...side.datagrams.values()]) if (f.target === target.link && !keep(f)) this.#endDatagramFlow(f);
+      for (const f of [...side.streams]) if (f.target === target.link && !keep(f)) f.destroy();
+      for (const [id, p] of [...side.pending]) {
+        if (p.target !== target.link || keep({ serviceId: p.serviceId, transport: 'tcp', opener: side.link })) continue;
+        p.timer.cancel();
+        side.pending.delete(id);
+      }
+    }
+  }
+
+  /** Forgets a UDP flow, closes its connectee and tells the opener with DATAGRAM_CLOSE. */
+  #endDatagramFlow(flow: DatagramPeerFlow): void {
+    const side = this.#sides.get(flow.opener);
+    if (side?.datagrams.get(flow.tag) !== flow) return;
+    side.datagrams.delete(flow.tag);
+    flow.channel?.close();
+    flow.opener.send({ type: 'datagram-close', tag: flow.tag });
+  }
+
+  #side(link: AgentLink): PeerSide {
+    let side = this.#sides.get(link);
+    if (!side) {
+      side = new PeerSide(link, this.deps.clock);
+      if (link.state !== 'closed') this.#sides.set(link, side);
+    }
+    return side;
+  }
+}
+
+/** The client the target sees for a UDP flow: the opener's UDP address when known, else its control connection's. */
+function datagramClient(x: AgentLink): Endpoint {
+  const udp = x.udpAddress;
+  if (!udp) return x.remote;
+  return { address: udp.address, port: udp.port, family: canonicalIp(udp.address)?.family ?? 4 };
+}
+
+function bump(table: Partial<Record<string, number>>, key: string): void {
+  table[key] = (table[key] ?? 0) + 1;
+}
