@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { canonicalIp, formatV6, type Endpoint } from '../../../src/core/address.js';
 import {
-  MAX_REASON_BYTES, MAX_SIGNAL_BYTES, MAX_STREAM_DATA_BYTES, MAX_WINDOW_BYTES, PROXY_PROTOCOL_MODES, REFUSAL_CODES, SERVICE_TRANSPORTS,
+  MAX_OFFER_PEERS, MAX_REASON_BYTES, MAX_SIGNAL_BYTES, MAX_STREAM_DATA_BYTES, MAX_WINDOW_BYTES, PROXY_PROTOCOL_MODES, REFUSAL_CODES, SERVICE_TRANSPORTS,
   STREAM_RESET_CODES, type ControlMessage, type DatagramOrigin,
 } from '../../../src/protocol/tunnel/index.js';
 
@@ -59,6 +59,12 @@ export const messageArb: fc.Arbitrary<ControlMessage> = fc.oneof(
   rec<ControlMessage>({ type: fc.constant('datagram-close'), tag: nonZeroU32 } as never),
   rec<ControlMessage>({ type: fc.constant('ping'), counter: u32 } as never),
   rec<ControlMessage>({ type: fc.constant('pong'), counter: u32 } as never),
+  rec<ControlMessage>({
+    type: fc.constant('offer'), serviceId: u16, name: nameArb, transport: fc.constantFrom(...SERVICE_TRANSPORTS), peers: fc.array(nameArb, { maxLength: 8 }),
+  } as never),
+  rec<ControlMessage>({ type: fc.constant('peer-open'), tag: nonZeroU32, transport: fc.constantFrom(...SERVICE_TRANSPORTS), peer: nameArb, service: nameArb } as never),
+  rec<ControlMessage>({ type: fc.constant('peer-open-ok'), tag: nonZeroU32, peerTag: nonZeroU32 } as never),
+  rec<ControlMessage>({ type: fc.constant('peer-open-error'), tag: nonZeroU32, code: refusal, message: reasonArb } as never),
   rec<ControlMessage>({ type: fc.constant('signal'), peer: nameArb, payload: bytes(0, 64) } as never),
   rec<ControlMessage>({ type: fc.constant('signal-error'), peer: nameArb, code: refusal } as never),
 );
@@ -67,4 +73,8 @@ export const messageArb: fc.Arbitrary<ControlMessage> = fc.oneof(
 export const bigMessageArb: fc.Arbitrary<ControlMessage> = fc.oneof(
   fc.record({ type: fc.constant('stream-data' as const), streamId: nonZeroU32, data: bytes(MAX_STREAM_DATA_BYTES - 2, MAX_STREAM_DATA_BYTES) }, { noNullPrototype: true }),
   fc.record({ type: fc.constant('signal' as const), peer: nameArb, payload: bytes(MAX_SIGNAL_BYTES - 2, MAX_SIGNAL_BYTES) }, { noNullPrototype: true }),
+  fc.record(
+    { type: fc.constant('offer' as const), serviceId: u16, name: nameArb, transport: fc.constantFrom(...SERVICE_TRANSPORTS), peers: fc.array(nameArb, { minLength: MAX_OFFER_PEERS, maxLength: MAX_OFFER_PEERS }) },
+    { noNullPrototype: true },
+  ),
 );

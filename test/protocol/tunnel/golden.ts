@@ -106,6 +106,28 @@ export const GOLDEN: readonly Golden[] = [
   { name: 'datagram-close', message: { type: 'datagram-close', tag: 1 }, hex: '00000005 31 00000001' },
   { name: 'ping', message: { type: 'ping', counter: 0xffffffff }, hex: '00000005 40 ffffffff' },
   { name: 'pong', message: { type: 'pong', counter: 1 }, hex: '00000005 41 00000001' },
+  {
+    name: 'offer',
+    message: { type: 'offer', serviceId: 7, name: 'ssh', transport: 'tcp', peers: ['laptop', 'ci'] },
+    hex: '00000013 14 0007 01 03 737368 02 06 6c6170746f70 02 6369',
+  },
+  { name: 'offer, no peers (withdrawn)', message: { type: 'offer', serviceId: 1, name: 'wg', transport: 'udp', peers: [] }, hex: '00000008 14 0001 02 02 7767 00' },
+  {
+    name: 'peer-open udp',
+    message: { type: 'peer-open', tag: 0x80000001, transport: 'udp', peer: 'home', service: 'wg' },
+    hex: '0000000e 52 80000001 02 04 686f6d65 02 7767',
+  },
+  {
+    name: 'peer-open tcp (the odd stream id)',
+    message: { type: 'peer-open', tag: 3, transport: 'tcp', peer: 'home', service: 'ssh' },
+    hex: '0000000f 52 00000003 01 04 686f6d65 03 737368',
+  },
+  { name: 'peer-open-ok', message: { type: 'peer-open-ok', tag: 0x80000001, peerTag: 5 }, hex: '00000009 53 80000001 00000005' },
+  {
+    name: 'peer-open-error',
+    message: { type: 'peer-open-error', tag: 0x80000001, code: 'not-allowed', message: 'no' },
+    hex: '0000000a 54 80000001 09 0002 6e6f',
+  },
   { name: 'signal', message: { type: 'signal', peer: 'office', payload: Buffer.from('{}') }, hex: '0000000a 50 06 6f6666696365 7b7d' },
   { name: 'signal, empty payload', message: { type: 'signal', peer: 'b', payload: Buffer.alloc(0) }, hex: '00000003 50 01 62' },
   { name: 'signal-error', message: { type: 'signal-error', peer: 'office', code: 'peer-offline' }, hex: '00000009 51 0c 06 6f6666696365' },
