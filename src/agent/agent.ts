@@ -18,6 +18,13 @@ import { StreamMux } from '../upstream/agent/stream-mux.js';
 import { AgentDatagramPath, type DatagramMode } from './datagram-path.js';
 import { connectToGateway, GatewayConnectError, type ConnectFailure } from './gateway-connection.js';
 import { LocalServices, type ExposedService } from './local-services.js';
+import { PEER_TAG_BIT } from '../protocol/tunnel/index.js';
+import type { RouteRuntime } from '../listen/route.js';
+import type { RouteDepsSource } from '../gateway/service-publisher.js';
+import type { IceTiming } from '../ice/agent.js';
+import { startConnectListeners } from './connect-listeners.js';
+import type { PeerLink } from './peer-link.js';
+import { Peers } from './peers.js';
 
 /** What the agent reports, once per occurrence. */
 export interface AgentObserver {
@@ -27,6 +34,8 @@ export interface AgentObserver {
   published(e: { service: string; bound: Endpoint }): void;
   publishRefused(e: { service: string; code: RefusalCode; message: string }): void;
   datagramMode(e: { mode: DatagramMode }): void;
+  /** A peer link changed state, path or reason (docs/connect.md). */
+  peerChanged(link: PeerLink): void;
 }
 
 export interface AgentDeps {
@@ -41,6 +50,10 @@ export interface AgentDeps {
   readonly datapath?: UdpDatapath;
   /** For tests: a fixed source of randomness for the backoff jitter. */
   readonly random?: () => number;
+  /** Admission, flow ids and datapath for the `connect` listeners (the node's); none when absent. */
+  readonly routeDeps?: RouteDepsSource;
+  /** For tests: shorter ICE timers. */
+  readonly iceTiming?: Partial<IceTiming>;
 }
 
 export interface AgentCounters {
@@ -69,6 +82,9 @@ export class Agent {
   readonly #observer: Partial<AgentObserver>;
   readonly #path: AgentDatagramPath;
   readonly local: LocalServices;
+  readonly peers: Peers;
+  /** The `connect` listeners, bound from the start. */
+  connectRoutes: readonly RouteRuntime[] = [];
   #state: 'connecting' | 'connected' | 'waiting' | 'closed' = 'connecting';
   #channel: ControlChannel | null = null;
   #wait: Timer | undefined;
@@ -91,24 +107,56 @@ export class Agent {
       nextFlowId: deps.nextFlowId,
       streamDialer: deps.streamDialer ?? new DirectStreamDialer(),
       datagramDialer: deps.datagramDialer ?? new DirectDatagramDialer(),
-      send: (tag, payload) => this.#path.send(tag, payload),
-      sendClose: (tag) => this.#path.sendClose(tag),
+      send: (tag, payload) => {
+        if (!this.peers.sendExposed(tag, payload)) this.#path.send(tag, payload);
+      },
+      sendClose: (tag) => {
+        this.peers.exposedClosed(tag);
+        this.#path.sendClose(tag);
+      },
     });
+    this.peers = new Peers(config, {
+      clock: deps.clock,
+      path,
+      deliverExposed: (tag, payload) => this.local.onGatewayDatagram(tag, undefined, payload),
+      changed: (link) => {
+        deps.events.emit({ type: 'peer-path', at: deps.clock.wallNow(), peer: link.peer, state: link.state, path: link.path, reason: link.diagnosis().reason });
+        this.#observer.peerChanged?.(link);
+      },
+      iceTiming: deps.iceTiming,
+    });
+    path.foreign = (buf, from) => this.peers.ingress(buf, from);
     this.#done = this.#run();
   }
 
   /** Starts connecting in the background; never waits for the gateway. */
   static async start(config: AgentConfig, deps: AgentDeps): Promise<Agent> {
     const ca = config.ca === undefined ? undefined : await readFile(config.ca);
-    let sink: LocalServices | undefined;
+    let sink: Agent | undefined;
     const path = new AgentDatagramPath(
       deps.datapath ?? jsDatapath,
       deps.clock,
-      { onGatewayDatagram: (t, o, p) => sink?.onGatewayDatagram(t, o, p), onGatewayClose: (t) => sink?.onGatewayClose(t) },
+      {
+        onGatewayDatagram: (t, o, p) => {
+          if (!sink) return;
+          if (t & PEER_TAG_BIT) return sink.peers.onRelayDatagram(t, p);
+          sink.peers.relayArrived(t);
+          sink.local.onGatewayDatagram(t, o, p);
+        },
+        onGatewayClose: (t) => sink?.local.onGatewayClose(t),
+      },
       (mode) => deps.observer?.datagramMode?.({ mode }),
     );
     const agent = new Agent(config, deps, path, ca);
-    sink = agent.local;
+    sink = agent;
+    try {
+      agent.connectRoutes = await startConnectListeners(config.connect, agent.peers, {
+        clock: deps.clock, events: deps.events, routeDeps: deps.routeDeps, nextFlowId: deps.nextFlowId,
+      });
+    } catch (err) {
+      await agent.close();
+      throw err;
+    }
     return agent;
   }
 
@@ -144,6 +192,8 @@ export class Agent {
     this.#wait?.cancel();
     this.#wake?.();
     await this.#done;
+    await Promise.all(this.connectRoutes.map((r) => r.close('shutdown')));
+    this.peers.close();
     this.local.close();
     this.#path.close();
   }
@@ -210,6 +260,7 @@ export class Agent {
     const pending = new Map<number, ExposedService>();
     channel.onMessage((m: ControlMessage) => {
       if (mux.handle(m)) return;
+      if (this.peers.handle(m)) return;
       switch (m.type) {
         case 'publish-ok': {
           const svc = pending.get(m.serviceId);
@@ -234,11 +285,18 @@ export class Agent {
           return;
       }
     });
-    await this.#path.attach(channel, keyId, keys, authOk.datagramKeyId, { address: gwIp, port: remote.port, family: canonicalIp(gwIp)?.family ?? 4 }, authOk.keepaliveIntervalMs);
+    await this.#path.attach(
+      channel, keyId, keys, authOk.datagramKeyId, { address: gwIp, port: remote.port, family: canonicalIp(gwIp)?.family ?? 4 }, authOk.keepaliveIntervalMs,
+      socket.localAddress,
+    );
     channel.startKeepalive(this.deps.clock, authOk.keepaliveIntervalMs);
     for (const svc of this.local.services) {
-      pending.set(svc.id, svc);
+      if (svc.config.peers.length > 0) {
+        channel.send({ type: 'offer', serviceId: svc.id, name: svc.config.name, transport: svc.config.transport, peers: svc.config.peers });
+      }
       const r = svc.config.remote;
+      if (!r) continue;
+      pending.set(svc.id, svc);
       const ip = canonicalIp(r.host)!;
       channel.send({
         type: 'publish',
@@ -251,8 +309,14 @@ export class Agent {
     }
     // The gateway holds its own frames until it hears from us after AUTH_OK (control-channel.ts).
     channel.send({ type: 'ping', counter: 0 });
+    const server = { address: gwIp, port: remote.port, family: canonicalIp(gwIp)?.family ?? 4 } as const;
+    this.peers.attach({
+      send: (m) => channel.send(m),
+      openStream: (opts, beforeOpen) => mux.open(0, opts.client ?? server, opts.local ?? server, opts.timeoutMs, opts.signal, beforeOpen),
+    });
     this.#observer.connected?.({ gateway: formatHostPort(remote.address, remote.port), resumed: authOk.resumed, keepaliveIntervalMs: authOk.keepaliveIntervalMs });
     const end = await channel.ended;
+    this.peers.detach();
     this.#channel = null;
     mux.destroyAll();
     this.#path.detach(channel);

@@ -3,9 +3,10 @@ import {
   DatagramOpener, DatagramSealer, MAX_DATAGRAM_PAYLOAD_BYTES, isTunnelError, readUnverifiedHeader,
   type DatagramKeys, type DatagramOrigin, type DatagramRejectReason,
 } from '../protocol/tunnel/index.js';
-import type { Endpoint } from '../core/address.js';
-import type { UdpDatapath } from '../datapath/udp-datapath.js';
-import type { DatagramChannel } from '../upstream/dialer.js';
+import { canonicalIp, type Endpoint } from '../core/address.js';
+import type { UdpDatapath, UdpListener } from '../datapath/udp-datapath.js';
+import type { IceSocket } from '../ice/bases.js';
+import { isTunnelDatagram } from '../protocol/tunnel/index.js';
 import { CHANNEL_BACKLOG_BYTES, type ControlChannel } from '../upstream/agent/control-channel.js';
 
 /** Where the agent's datagrams go now (docs/tunnel-protocol.md §7). */
@@ -31,11 +32,16 @@ export interface AgentDatagramCounters {
 /** Keepalive intervals without an ack before the agent falls back to the control channel. */
 export const FALLBACK_AFTER_INTERVALS = 3;
 
+/** Receives what arrives on the gateway socket from anyone but the gateway's tunnel (STUN answers, peers' ICE). */
+export type ForeignDatagramHandler = (buf: Buffer, from: { address: string; port: number }) => boolean;
+
 /**
- * The agent's datagram path to the gateway: one UDP socket connected to the gateway (through the
- * node's datapath, batched where the native one runs), kept for the agent's whole life so its NAT
- * mapping is one and survives control-channel reconnects; replaced only if the gateway's address
- * changes. It holds the sealer of the current keys, openers for the current and the previous
+ * The agent's datagram path to the gateway: one UDP socket (through the node's datapath, batched
+ * where the native one runs), kept for the agent's whole life so its NAT mapping is one and
+ * survives control-channel reconnects; replaced only if the gateway's address family changes.
+ * The socket is not connected: ICE toward peer agents runs on it too (docs/connect.md), so the
+ * server-reflexive address a peer gets is the very mapping the gateway sees. Tunnel datagrams
+ * from the gateway's address go to the tunnel; everything else to `foreign`. It holds the sealer of the current keys, openers for the current and the previous
  * keys, keepalives and the UDP/TLS choice.
  *
  * Keepalives go over UDP every interval in both modes; an opened keepalive-ack means UDP works
@@ -57,8 +63,14 @@ export class AgentDatagramPath {
   #currentKeyId = 0;
   #previousKeyId = 0;
   #channel: ControlChannel | null = null;
-  #socket: DatagramChannel | null = null;
-  #socketTo = '';
+  #socket: UdpListener | null = null;
+  #socketFamily = 0;
+  #gateway: Endpoint | undefined;
+  /** The local address toward the gateway (the control connection's), for the ICE host candidate. */
+  #localAddress: string | undefined;
+  foreign: ForeignDatagramHandler = () => false;
+  /** Datagrams from elsewhere that nobody took. */
+  foreignDropped = 0;
   #intervalMs = 0;
   #timer: Timer | undefined;
   #lastAck = -Infinity;
@@ -87,7 +99,7 @@ export class AgentDatagramPath {
   }
 
   /** After AUTH_OK: seal with the new keys, send over this channel, keep alive every `intervalMs`. */
-  async attach(channel: ControlChannel, ownKeyId: number, keys: DatagramKeys, gatewayKeyId: number, gateway: Endpoint, intervalMs: number): Promise<void> {
+  async attach(channel: ControlChannel, ownKeyId: number, keys: DatagramKeys, gatewayKeyId: number, gateway: Endpoint, intervalMs: number, localAddress?: string): Promise<void> {
     if (this.#currentKeyId !== ownKeyId) {
       this.#previousKeyId = this.#currentKeyId;
       this.#currentKeyId = ownKeyId;
@@ -95,21 +107,22 @@ export class AgentDatagramPath {
     this.#channel = channel;
     this.#sealer = new DatagramSealer({ key: keys.send, direction: keys.sendDirection, peerKeyId: gatewayKeyId });
     this.gatewayKeyId = gatewayKeyId;
-    const to = `${gateway.address}|${gateway.port}`;
-    if (this.#socketTo !== to || this.#socket === null) {
-      this.#socket?.close();
+    this.#gateway = gateway;
+    if (localAddress) this.#localAddress = canonicalIp(localAddress)?.address ?? localAddress;
+    if (this.#socketFamily !== gateway.family || this.#socket === null) {
+      void this.#socket?.close();
       this.#socket = null;
-      this.#socketTo = to;
+      this.#socketFamily = gateway.family;
       try {
-        this.#socket = await this.datapath.connect(gateway, {
-          onUpstreamDatagram: (buf) => this.#onUdp(buf),
+        this.#socket = await this.datapath.listen(gateway.family === 6 ? '::' : '0.0.0.0', 0, {
+          onDatagram: (buf, address, port) => this.#onDatagram(buf, address, port),
           // ICMP errors (the gateway's UDP port unreachable) cost nothing here: the keepalives show whether UDP works.
-          onUpstreamError: () => {},
+          onSendError: () => {},
         });
       } catch {
-        this.#socketTo = '';
+        this.#socketFamily = 0;
       }
-      if (this.#closed) this.#socket?.close();
+      if (this.#closed) void this.#socket?.close();
     }
     if (intervalMs !== this.#intervalMs || !this.#timer) {
       this.#intervalMs = intervalMs;
@@ -117,6 +130,48 @@ export class AgentDatagramPath {
       this.#timer = this.clock.setInterval(() => this.#tick(), intervalMs);
     }
     this.#keepalive();
+  }
+
+  /** The gateway socket as ICE uses it; undefined until it is bound. */
+  iceSocket(): IceSocket | undefined {
+    const s = this.#socket;
+    const local = this.#localAddress;
+    const ip = local === undefined ? undefined : canonicalIp(local);
+    if (!s || !ip) return undefined;
+    return { local: { address: ip.address, port: s.local.port, family: ip.family }, send: (buf, port, address) => this.#sendTo(buf, port, address) };
+  }
+
+  /** The gateway's STUN server: its UDP port (docs/expose.md). */
+  gatewayStun(): { address: string; port: number } | undefined {
+    return this.#gateway ? { address: this.#gateway.address, port: this.#gateway.port } : undefined;
+  }
+
+  /** As a DATAGRAM frame on the control channel whatever the mode: it stays behind earlier control messages. */
+  sendOverChannel(tag: number, payload: Buffer): boolean {
+    const ch = this.#channel;
+    if (!ch || !ch.isOpen || ch.backlog >= CHANNEL_BACKLOG_BYTES || payload.length > MAX_DATAGRAM_PAYLOAD_BYTES) return false;
+    ch.send({ type: 'datagram', tag, origin: undefined, payload });
+    this.counters.toGatewayOverTls++;
+    return true;
+  }
+
+  #sendTo(buf: Buffer, port: number, address: string): void {
+    try {
+      this.#socket?.send(buf, port, address);
+    } catch {
+      /* closing */
+    }
+  }
+
+  #toGateway(buf: Buffer): void {
+    const gw = this.#gateway;
+    if (gw) this.#sendTo(buf, gw.port, gw.address);
+  }
+
+  #onDatagram(buf: Buffer, address: string, port: number): void {
+    const gw = this.#gateway;
+    if (gw && port === gw.port && isTunnelDatagram(buf) && (address === gw.address || canonicalIp(address)?.address === gw.address)) return this.#onUdp(buf);
+    if (!this.foreign(buf, { address: canonicalIp(address)?.address ?? address, port })) this.foreignDropped++;
   }
 
   /** The control connection is gone; UDP goes on with the current keys. */
@@ -146,7 +201,7 @@ export class AgentDatagramPath {
         this.counters.toGatewayDropped++;
         return;
       }
-      gw.send(out, null);
+      this.#toGateway(out);
       this.counters.toGateway++;
       return;
     }
@@ -175,7 +230,7 @@ export class AgentDatagramPath {
     if (this.#closed) return;
     this.#closed = true;
     this.#timer?.cancel();
-    this.#socket?.close();
+    void this.#socket?.close();
   }
 
   #tick(): void {
@@ -189,7 +244,7 @@ export class AgentDatagramPath {
     if (!sealer || !gw || this.#closed) return;
     this.#keepaliveCounter = (this.#keepaliveCounter + 1) >>> 0;
     try {
-      gw.send(sealer.sealKeepalive(this.#keepaliveCounter), null);
+      this.#toGateway(sealer.sealKeepalive(this.#keepaliveCounter));
       this.counters.keepalives++;
     } catch {
       /* sequence exhausted or socket closed: the next connection brings new keys */

@@ -72,7 +72,7 @@ export class LocalServices implements DatagramSink {
     configs: readonly ExposeConfig[],
     private readonly deps: LocalServicesDeps,
   ) {
-    this.services = configs.map((c, i) => new ExposedService(i + 1, c, (svc) => (c.remote.transport === 'udp' ? this.#table(svc) : undefined)));
+    this.services = configs.map((c, i) => new ExposedService(i + 1, c, (svc) => (c.transport === 'udp' ? this.#table(svc) : undefined)));
     for (const s of this.services) this.#byId.set(s.id, s);
   }
 
@@ -136,7 +136,7 @@ export class LocalServices implements DatagramSink {
     const c = svc.config;
     const route: RouteConfig = {
       name: `${this.deps.agent}/${c.name}`,
-      listen: c.remote,
+      listen: c.remote ?? { transport: 'udp', host: '0.0.0.0', port: 0 },
       upstream: c.local,
       udp: c.udp,
       tcp: { connectTimeoutMs: c.connectTimeoutMs, idleTimeoutMs: c.idleTimeoutMs, maxConnections: 0, maxConnectionsPerSource: 0, rate: { perSecond: 0, burst: 0 }, ratePerSource: { perSecond: 0, burst: 0 } },
@@ -168,7 +168,7 @@ export class LocalServices implements DatagramSink {
         };
       },
     };
-    const bound = () => svc.bound ?? { address: '0.0.0.0', port: c.remote.port, family: 4 as const };
+    const bound = () => svc.bound ?? { address: '0.0.0.0', port: c.remote?.port ?? 0, family: 4 as const };
     return new UdpSessionTable(route, {
       clock: this.deps.clock,
       dialer,
@@ -187,7 +187,7 @@ export class LocalServices implements DatagramSink {
   /** A public client connected to a TCP service: dial the local service, then accept or reset. */
   onStreamOpen(stream: TunnelStream, m: StreamOpen, accept: (s: TunnelStream) => void): void {
     const svc = this.#byId.get(m.serviceId);
-    if (!svc || svc.config.remote.transport !== 'tcp') return stream.reset('unknown-service');
+    if (!svc || svc.config.transport !== 'tcp') return stream.reset('unknown-service');
     const c = svc.config;
     const ac = new AbortController();
     const onClose = () => ac.abort();

@@ -77,13 +77,38 @@ export interface GatewayConfig {
 export interface ExposeConfig {
   readonly name: string;
   readonly local: HostPort;
-  readonly remote: ListenAddress;
+  /** The public listener on the gateway; undefined when the service is offered to peers only. */
+  readonly remote: ListenAddress | undefined;
+  readonly transport: 'tcp' | 'udp';
+  /** Agents that may reach this service over a peer path (docs/connect.md). */
+  readonly peers: readonly string[];
   readonly proxyProtocol: 'off' | 'v1' | 'v2';
   /** The agent's session rules toward the local service (idle timeout, caps, PROXY v2 on UDP). */
   readonly udp: UdpSettings;
   readonly proxyProtocolUdp: 'every' | 'first';
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;
+}
+
+/** `agent.connect.<name>`: a local listener that reaches another agent's service (docs/connect.md). */
+export interface ConnectConfig {
+  readonly name: string;
+  readonly peer: string;
+  readonly service: string;
+  readonly listen: ListenAddress;
+  /** auto: relay at once, direct when ICE finds a path; direct / relay pin one. */
+  readonly path: 'auto' | 'direct' | 'relay';
+  readonly udp: UdpSettings;
+  readonly tcp: TcpSettings;
+}
+
+/** Address classes a peer's ICE candidates may be in (src/udpexposer/peer-policy.ts classes). */
+export type CandidateClass = 'public' | 'private' | 'loopback' | 'link-local';
+
+export interface TurnServerEntry {
+  readonly server: HostPort;
+  readonly username: string;
+  readonly password: string;
 }
 
 export interface AgentConfig {
@@ -97,6 +122,16 @@ export interface AgentConfig {
   readonly expose: readonly ExposeConfig[];
   readonly reconnect: { readonly initialMs: number; readonly maxMs: number };
   readonly streamWindow: number;
+  readonly connect: readonly ConnectConfig[];
+  /** A peer path with no traffic this long is torn down; its listeners go back to idle. */
+  readonly peerIdleTimeoutMs: number;
+  /** While relayed, ICE is tried again this often. */
+  readonly directRetryMs: number;
+  /** Extra STUN servers; the gateway's own STUN answer is always used. */
+  readonly stunServers: readonly HostPort[];
+  readonly turnServers: readonly TurnServerEntry[];
+  /** Classes of peer candidate addresses this agent may send checks to; `public` by default. */
+  readonly peerCandidates: readonly CandidateClass[];
 }
 
 /** Raw parsed route parts, as schema.ts's `udp` and `tcp` produce them. */
@@ -118,6 +153,9 @@ export interface RouteParts {
 }
 
 /** Builds the two schemas from the route parts of schema.ts. */
+const PEER_PATHS = ['auto', 'direct', 'relay'] as const;
+const CANDIDATE_CLASSES = ['public', 'private', 'loopback', 'link-local'] as const;
+
 export function exposeSchemas(parts: RouteParts) {
   const { duration, udp, tcp, acl } = parts;
   const hostPort = (allowZero: boolean) =>
@@ -163,16 +201,21 @@ export function exposeSchemas(parts: RouteParts) {
     services: z.strictObject({ udp, tcp, acl: acl.optional() }).prefault({ udp: {}, tcp: {} }),
   });
 
+  const listenUrl = z.string().transform((text, ctx) => {
+    const r = parseListenUrl(text);
+    if (typeof r === 'string') {
+      ctx.addIssue({ code: 'custom', message: r });
+      return z.NEVER;
+    }
+    return r;
+  });
+  const agentName = z.string().regex(TUNNEL_NAME, 'agent names use letters, digits, _ . - (1-64, not starting with . or -)');
+  const serviceName = z.string().regex(TUNNEL_NAME, 'service names use letters, digits, _ . - (1-64)');
   const expose = z.strictObject({
     local: hostPort(false),
-    remote: z.string().transform((text, ctx) => {
-      const r = parseListenUrl(text);
-      if (typeof r === 'string') {
-        ctx.addIssue({ code: 'custom', message: r });
-        return z.NEVER;
-      }
-      return r;
-    }),
+    remote: listenUrl.optional(),
+    transport: z.enum(['udp', 'tcp']).optional(),
+    peers: z.array(agentName).max(255).default([]),
     proxyProtocol: z.enum(['off', 'v1', 'v2']).default('off'),
     proxyProtocolUdp: z.enum(['every', 'first']).default('every'),
     udp,
@@ -189,9 +232,27 @@ export function exposeSchemas(parts: RouteParts) {
       .optional(),
     ca: z.string().min(1).optional(),
     serverName: z.string().min(1).optional(),
-    expose: z.record(z.string().regex(TUNNEL_NAME, 'service names use letters, digits, _ . - (1-64)'), expose).default({}),
+    expose: z.record(serviceName, expose).default({}),
     reconnect: z.strictObject({ initial: duration.prefault('500ms'), max: duration.prefault('30s') }).prefault({}),
     streamWindow: window,
+    connect: z
+      .record(
+        z.string().min(1).max(64),
+        z.strictObject({
+          peer: agentName,
+          service: serviceName,
+          listen: listenUrl,
+          path: z.enum(PEER_PATHS).default('auto'),
+          udp,
+          tcp,
+        }),
+      )
+      .default({}),
+    peerIdleTimeout: duration.prefault('15m'),
+    directRetry: duration.prefault('30s'),
+    stunServers: z.array(hostPort(false)).default([]),
+    turnServers: z.array(z.strictObject({ server: hostPort(false), username: z.string().min(1), password: z.string().min(1) })).default([]),
+    peerCandidates: z.array(z.enum(CANDIDATE_CLASSES)).min(1).default(['public']),
   });
   return { gateway, agent };
 }
@@ -230,12 +291,19 @@ export function checkExpose(
   if (a.reconnect.max < a.reconnect.initial) at(['agent', 'reconnect', 'max'], 'must be at least reconnect.initial');
   const seen = new Map<string, string>();
   for (const [name, e] of Object.entries(a.expose)) {
-    if (e.proxyProtocol === 'v1' && e.remote.transport === 'udp') at(['agent', 'expose', name, 'proxyProtocol'], 'v1 is TCP only; use v2 on a udp:// service');
-    if (e.remote.port === 0) continue;
+    if (!e.remote && e.peers.length === 0) at(['agent', 'expose', name], 'set remote (a public port on the gateway), peers (agents that may connect), or both');
+    if (e.remote && e.transport && e.transport !== e.remote.transport) at(['agent', 'expose', name, 'transport'], `is ${e.transport} but remote is ${e.remote.transport}://`);
+    if (e.peers.includes(a.name)) at(['agent', 'expose', name, 'peers'], `"${a.name}" is this agent itself`);
+    const transport = e.remote?.transport ?? e.transport ?? 'udp';
+    if (e.proxyProtocol === 'v1' && transport === 'udp') at(['agent', 'expose', name, 'proxyProtocol'], 'v1 is TCP only; use v2 on a udp:// service');
+    if (!e.remote || e.remote.port === 0) continue;
     const key = `${e.remote.transport}:${e.remote.port}`;
     const other = seen.get(key);
     if (other) at(['agent', 'expose', name, 'remote'], `${e.remote.transport} port ${e.remote.port} is already asked for by "${other}"`);
     else seen.set(key, name);
+  }
+  for (const [name, c] of Object.entries(a.connect)) {
+    if (c.peer === a.name) at(['agent', 'connect', name, 'peer'], `"${c.peer}" is this agent itself`);
   }
 }
 
@@ -273,6 +341,8 @@ export function compileAgent(a: RawAgent): AgentConfig {
       name,
       local: e.local,
       remote: e.remote,
+      transport: e.remote?.transport ?? e.transport ?? 'udp',
+      peers: e.peers,
       proxyProtocol: e.proxyProtocol,
       proxyProtocolUdp: e.proxyProtocolUdp,
       udp: udpSettings(e.udp),
@@ -281,5 +351,13 @@ export function compileAgent(a: RawAgent): AgentConfig {
     })),
     reconnect: { initialMs: a.reconnect.initial, maxMs: a.reconnect.max },
     streamWindow: a.streamWindow,
+    connect: Object.entries(a.connect).map(([name, c]) => ({
+      name, peer: c.peer, service: c.service, listen: c.listen, path: c.path, udp: udpSettings(c.udp), tcp: tcpSettings(c.tcp),
+    })),
+    peerIdleTimeoutMs: a.peerIdleTimeout,
+    directRetryMs: a.directRetry,
+    stunServers: a.stunServers,
+    turnServers: a.turnServers,
+    peerCandidates: a.peerCandidates,
   };
 }

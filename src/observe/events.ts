@@ -75,7 +75,9 @@ export type SluiceEvent =
   | { type: 'route-up'; at: number; route: string; listen: string; address: Endpoint; /** Set for routes from container labels. */ origin?: RouteOrigin }
   | { type: 'route-down'; at: number; route: string; listen: string }
   | { type: 'config-reloaded'; at: number; added: string[]; removed: string[]; changed: string[]; rebuilt: string[] }
-  | { type: 'config-rejected'; at: number; problems: string[] };
+  | { type: 'config-rejected'; at: number; problems: string[] }
+  /** A peer link of `agent.connect` / `expose.peers` changed state or path (docs/connect.md). */
+  | { type: 'peer-path'; at: number; peer: string; state: 'idle' | 'connecting' | 'connected'; path: 'direct' | 'relayed'; reason: string | undefined };
 
 export type EventType = SluiceEvent['type'];
 export type Sink = (event: SluiceEvent) => void;

@@ -33,7 +33,7 @@ agent:
   assert.deepEqual(g.authBackoff, { after: 5, initialMs: 1000, maxMs: 60_000 });
   const a = r.config.agent!;
   assert.equal(a.fingerprint, 'ab'.repeat(32));
-  assert.deepEqual(a.expose.map((e) => [e.name, e.remote.transport, e.remote.port, e.proxyProtocol]), [
+  assert.deepEqual(a.expose.map((e) => [e.name, e.remote!.transport, e.remote!.port, e.proxyProtocol]), [
     ['wg', 'udp', 20001, 'off'],
     ['ssh', 'tcp', 20002, 'v2'],
   ]);

@@ -1,0 +1,350 @@
+import type { Duplex } from 'node:stream';
+import type { Endpoint } from '../core/address.js';
+import type { Clock, Timer } from '../core/clock.js';
+import { SluiceError } from '../core/errors.js';
+import type { AgentConfig } from '../config/gateway-schema.js';
+import type { IceTiming } from '../ice/agent.js';
+import type { IceSocket } from '../ice/bases.js';
+import type { StunPeer } from '../ice/stun-transaction.js';
+import { PEER_TAG_BIT, type ControlMessage } from '../protocol/tunnel/index.js';
+import type { DatagramChannel, DatagramReceiver, DialOptions } from '../upstream/dialer.js';
+import type { PeerFlows, PeerTarget } from '../upstream/peer/peer-dialer.js';
+import { PeerFlow } from './peer-flow.js';
+import { PeerLink } from './peer-link.js';
+import { decodePeerSignal } from './peer-signal.js';
+
+/** What the manager needs of the agent's gateway connection while it is up. */
+export interface PeerControl {
+  send(m: ControlMessage): void;
+  /** Opens an agent-side stream; `beforeOpen` runs with its id before STREAM_OPEN is sent. */
+  openStream(opts: DialOptions, beforeOpen: (streamId: number) => void): Promise<Duplex>;
+}
+
+/** The agent's gateway datagram path, as the peers use it. */
+export interface PeerDatagramPath {
+  send(tag: number, payload: Buffer): void;
+  /** As a DATAGRAM frame on the control channel, in order behind control messages; false when down. */
+  sendOverChannel(tag: number, payload: Buffer): boolean;
+  sendClose(tag: number): void;
+  iceSocket(): IceSocket | undefined;
+  gatewayStun(): StunPeer | undefined;
+}
+
+export interface PeersDeps {
+  readonly clock: Clock;
+  readonly path: PeerDatagramPath;
+  /** A direct datagram for an exposed service's connectee tag (LocalServices.onGatewayDatagram). */
+  readonly deliverExposed: (tag: number, payload: Buffer) => void;
+  readonly changed?: (link: PeerLink) => void;
+  readonly iceTiming?: Partial<IceTiming>;
+}
+
+/**
+ * Every peer link of this agent and the flows over them (docs/connect.md). The connecting side
+ * creates a link on a flow's first datagram (lazy) and offers; the exposing side creates one when
+ * an offer arrives from an agent it offers a service to. Links go idle after `peerIdleTimeout`
+ * without traffic.
+ */
+export class Peers implements PeerFlows {
+  readonly links = new Map<string, PeerLink>();
+  readonly #flows = new Map<number, PeerFlow>();
+  readonly #byPeerTag = new Map<PeerLink, Map<number, PeerFlow>>();
+  /** Exposed-service tags last heard over a direct path, and from which link: replies go back the same way. */
+  readonly #directTags = new Map<number, PeerLink>();
+  readonly counters = { signalsIgnored: 0, signalErrors: 0, flowsOpened: 0, flowsRefused: 0 };
+  #control: PeerControl | undefined;
+  #nextTag = 1;
+  readonly #sweep: Timer;
+
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly deps: PeersDeps,
+  ) {
+    this.#sweep = deps.clock.setInterval(() => this.#idleSweep(), Math.max(250, Math.min(5000, config.peerIdleTimeoutMs / 4)));
+  }
+
+  get flows(): readonly PeerFlow[] {
+    return [...this.#flows.values()];
+  }
+
+  link(peer: string): PeerLink {
+    let l = this.links.get(peer);
+    if (l) return l;
+    const d = this.deps;
+    l = new PeerLink({
+      self: this.config.name,
+      peer,
+      clock: d.clock,
+      stunServers: () => {
+        const gw = d.path.gatewayStun();
+        return [...(gw ? [gw] : []), ...this.config.stunServers.map((s) => ({ address: s.host, port: s.port }))];
+      },
+      turnServers: this.config.turnServers.map((t) => ({ server: { address: t.server.host, port: t.server.port }, username: t.username, password: t.password })),
+      candidateClasses: this.config.peerCandidates,
+      directRetryMs: this.config.directRetryMs,
+      iceTiming: d.iceTiming,
+      socket: () => d.path.iceSocket(),
+      signal: (payload) => {
+        if (!this.#control) return false;
+        this.#control.send({ type: 'signal', peer, payload });
+        return true;
+      },
+      deliverExposed: (link, tag, payload) => {
+        this.#directTags.set(tag, link);
+        d.deliverExposed(tag, payload);
+      },
+      deliverFlow: (link, peerTag, payload) => {
+        const f = this.#byPeerTag.get(link)?.get(peerTag);
+        if (f) this.#deliver(f, payload);
+      },
+      changed: (link) => {
+        if (link.directUsable) for (const f of this.#byPeerTag.get(link)?.values() ?? []) this.#flush(f);
+        d.changed?.(link);
+      },
+    });
+    l.wantDirect = this.#wantsDirect(peer);
+    this.links.set(peer, l);
+    return l;
+  }
+
+  // ---- the gateway connection ----
+
+  /** A control connection is up: (re)open every flow, start offers that waited for the socket. */
+  attach(control: PeerControl): void {
+    this.#control = control;
+    for (const f of this.#flows.values()) this.#open(f);
+    for (const l of this.links.values()) if (l.state !== 'idle' && l.wantDirect) l.connect();
+  }
+
+  detach(): void {
+    this.#control = undefined;
+    for (const f of this.#flows.values()) if (f.state !== 'closed') f.state = 'pending';
+  }
+
+  /** Control messages for peers; false for the rest. */
+  handle(m: ControlMessage): boolean {
+    switch (m.type) {
+      case 'signal': {
+        const s = decodePeerSignal(m.payload);
+        const known = this.links.get(m.peer) ?? (this.#offersTo(m.peer) || this.#connectsTo(m.peer) ? this.link(m.peer) : undefined);
+        if (typeof s === 'string' || !known) {
+          this.counters.signalsIgnored++;
+          return true;
+        }
+        known.onSignal(s);
+        return true;
+      }
+      case 'signal-error':
+        this.counters.signalErrors++;
+        this.links.get(m.peer)?.signalRefused(m.code);
+        return true;
+      case 'peer-open-ok': {
+        const f = this.#flows.get(m.tag);
+        if (!f) return true;
+        f.state = 'ok';
+        if (f.peerTag !== 0) this.#byPeerTag.get(f.link)?.delete(f.peerTag);
+        f.peerTag = m.peerTag;
+        this.#peerTags(f.link).set(m.peerTag, f);
+        f.link.relayUp();
+        this.#flush(f);
+        return true;
+      }
+      case 'peer-open-error': {
+        const f = this.#flows.get(m.tag);
+        if (!f) return true;
+        this.counters.flowsRefused++;
+        f.link.signalRefused(m.code);
+        this.#fail(f, `${f.target.peer} refused ${f.target.service}: ${m.code}: ${m.message}`);
+        return true;
+      }
+      case 'datagram':
+        if (!(m.tag & PEER_TAG_BIT)) return false;
+        this.onRelayDatagram(m.tag, m.payload);
+        return true;
+      case 'datagram-close': {
+        if (!(m.tag & PEER_TAG_BIT)) {
+          this.#directTags.delete(m.tag);
+          return false;
+        }
+        const f = this.#flows.get(m.tag);
+        if (f) this.#fail(f, `the path to ${f.target.peer}/${f.target.service} was closed`);
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+
+  /** A datagram of a flow that came through the gateway. */
+  onRelayDatagram(tag: number, payload: Buffer): void {
+    const f = this.#flows.get(tag);
+    if (f) this.#deliver(f, payload);
+    else this.deps.path.sendClose(tag);
+  }
+
+  /** An exposed-service datagram came through the gateway: its replies go back that way. */
+  relayArrived(tag: number): void {
+    if (this.#directTags.size !== 0) this.#directTags.delete(tag);
+  }
+
+  /** A reply of an exposed service: true when it went over the direct path it came from. */
+  sendExposed(tag: number, payload: Buffer): boolean {
+    const link = this.#directTags.get(tag);
+    return link !== undefined && link.sendDirect((tag | PEER_TAG_BIT) >>> 0, payload);
+  }
+
+  /** The exposed service dropped `tag`. */
+  exposedClosed(tag: number): void {
+    this.#directTags.delete(tag);
+  }
+
+  /** A datagram of the gateway socket that is not the gateway's: STUN and data of the peers' ICE agents. */
+  ingress(buf: Buffer, from: StunPeer): boolean {
+    for (const l of this.links.values()) if (l.ingress(buf, from)) return true;
+    return false;
+  }
+
+  // ---- PeerFlows: the connect listeners' dialers ----
+
+  openFlow(target: PeerTarget, receiver: DatagramReceiver, opts: DialOptions): DatagramChannel {
+    const link = this.link(target.peer);
+    const f = new PeerFlow({ send: (flow, p) => this.#send(flow, p), close: (flow) => this.#close(flow) }, link, target, receiver, {
+      address: target.peer, port: 0, family: 4,
+    } as Endpoint);
+    void opts;
+    this.counters.flowsOpened++;
+    link.connect();
+    this.#open(f);
+    return f;
+  }
+
+  async openStream(target: PeerTarget, opts: DialOptions): Promise<{ stream: Duplex; remote: Endpoint }> {
+    const control = this.#control;
+    if (!control) throw new SluiceError('SLUICE_ERR_DIAL_FAILED', `not connected to the gateway, so ${target.peer} cannot be reached`);
+    const link = this.link(target.peer);
+    link.touch();
+    const stream = await control.openStream(opts, (id) => control.send({ type: 'peer-open', tag: id, transport: 'tcp', peer: target.peer, service: target.service }));
+    link.relayUp();
+    return { stream, remote: { address: target.peer, port: 0, family: 4 } };
+  }
+
+  close(): void {
+    this.#sweep.cancel();
+    for (const f of [...this.#flows.values()]) this.#close(f);
+    for (const l of this.links.values()) l.idle();
+  }
+
+  // ---- flows ----
+
+  #open(f: PeerFlow): void {
+    const control = this.#control;
+    if (!control || f.state === 'closed') return;
+    if (f.tag !== 0) {
+      this.#flows.delete(f.tag);
+      control.send({ type: 'datagram-close', tag: f.tag });
+    }
+    f.tag = this.#allocateTag();
+    this.#flows.set(f.tag, f);
+    control.send({ type: 'peer-open', tag: f.tag, transport: 'udp', peer: f.target.peer, service: f.target.service });
+    f.state = 'sent';
+    this.#flush(f);
+  }
+
+  #send(f: PeerFlow, payload: Buffer): void {
+    if (f.state === 'closed') return;
+    f.link.touch();
+    if (f.target.path !== 'relay' && f.peerTag !== 0 && f.link.sendDirect(f.peerTag, payload)) {
+      f.counters.direct++;
+      return;
+    }
+    if (f.target.path === 'direct' || f.queue.length > 0) return f.hold(payload);
+    this.#relay(f, payload);
+  }
+
+  /** False when it could not go (and was held). */
+  #relay(f: PeerFlow, payload: Buffer): boolean {
+    if (f.state === 'ok') {
+      this.deps.path.send(f.tag, payload);
+    } else if (f.state !== 'sent' || !this.deps.path.sendOverChannel(f.tag, payload)) {
+      f.hold(payload);
+      return false;
+    }
+    f.counters.relayed++;
+    return true;
+  }
+
+  /** Sends what the flow held, in order, on whichever path takes it now. */
+  #flush(f: PeerFlow): void {
+    while (f.queue.length > 0 && f.state !== 'closed') {
+      const p = f.queue[0]!;
+      if (f.target.path !== 'relay' && f.peerTag !== 0 && f.link.sendDirect(f.peerTag, p)) f.counters.direct++;
+      else if (f.target.path === 'direct' || f.state === 'pending') return;
+      else if (f.state === 'ok') {
+        this.deps.path.send(f.tag, p);
+        f.counters.relayed++;
+      } else if (this.deps.path.sendOverChannel(f.tag, p)) f.counters.relayed++;
+      else return;
+      f.queue.shift();
+    }
+  }
+
+  #deliver(f: PeerFlow, payload: Buffer): void {
+    f.counters.received++;
+    f.link.touch();
+    f.receiver.onUpstreamDatagram(payload);
+  }
+
+  #fail(f: PeerFlow, message: string): void {
+    const receiver = f.receiver;
+    this.#close(f);
+    receiver.onUpstreamError(new SluiceError('SLUICE_ERR_DIAL_FAILED', message));
+  }
+
+  #close(f: PeerFlow): void {
+    if (f.state === 'closed') return;
+    const wasOpen = f.state !== 'pending';
+    f.state = 'closed';
+    f.queue.length = 0;
+    if (this.#flows.get(f.tag) === f) this.#flows.delete(f.tag);
+    if (f.peerTag !== 0 && this.#byPeerTag.get(f.link)?.get(f.peerTag) === f) this.#byPeerTag.get(f.link)!.delete(f.peerTag);
+    if (wasOpen && this.#control && f.tag !== 0) this.#control.send({ type: 'datagram-close', tag: f.tag });
+  }
+
+  #peerTags(link: PeerLink): Map<number, PeerFlow> {
+    let m = this.#byPeerTag.get(link);
+    if (!m) this.#byPeerTag.set(link, (m = new Map()));
+    return m;
+  }
+
+  #allocateTag(): number {
+    for (;;) {
+      const tag = (PEER_TAG_BIT | this.#nextTag) >>> 0;
+      this.#nextTag = this.#nextTag >= 0x7fff_ffff ? 1 : this.#nextTag + 1;
+      if (!this.#flows.has(tag)) return tag;
+    }
+  }
+
+  #idleSweep(): void {
+    const now = this.deps.clock.now();
+    for (const l of this.links.values()) {
+      if (l.state !== 'idle' && now - l.lastActivity >= this.config.peerIdleTimeoutMs) {
+        for (const [tag, link] of this.#directTags) if (link === l) this.#directTags.delete(tag);
+        l.idle();
+      }
+    }
+  }
+
+  #offersTo(peer: string): boolean {
+    return this.config.expose.some((e) => e.peers.includes(peer));
+  }
+
+  #connectsTo(peer: string): boolean {
+    return this.config.connect.some((c) => c.peer === peer);
+  }
+
+  /** A link runs ICE unless every connect entry toward its peer pins the relay (the exposing side follows offers). */
+  #wantsDirect(peer: string): boolean {
+    const mine = this.config.connect.filter((c) => c.peer === peer);
+    return mine.length === 0 || mine.some((c) => c.path !== 'relay');
+  }
+}
