@@ -252,7 +252,8 @@ export class Peers implements PeerFlows {
 
   #send(f: PeerFlow, payload: Buffer): void {
     if (f.state === 'closed') return;
-    f.link.touch();
+    if (f.link.state === 'idle') f.link.connect();
+    else f.link.touch();
     if (f.target.path !== 'relay' && f.peerTag !== 0 && f.link.sendDirect(f.peerTag, payload)) {
       f.counters.direct++;
       return;

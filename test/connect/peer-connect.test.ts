@@ -1,0 +1,93 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { waitFor } from '../helpers/net.js';
+import { connected, peerAgentConfig, peerGatewayConfig, startAgent, startGateway, udpClient, udpEcho } from './connect-helpers.js';
+
+const state = mkdtempSync(join(tmpdir(), 'sluice-connect-'));
+process.once('exit', () => rmSync(state, { recursive: true, force: true }));
+
+async function setup(t: import('node:test').TestContext, path: 'auto' | 'direct' | 'relay', extraHome = '') {
+  const gw = await startGateway(t, peerGatewayConfig(state));
+  const echo = await udpEcho(t);
+  const home = await startAgent(t, peerAgentConfig(gw, 'home', `  expose:\n    wg: { local: 127.0.0.1:${echo.port}, peers: [laptop] }\n${extraHome}`));
+  const laptop = await startAgent(
+    t,
+    peerAgentConfig(gw, 'laptop', `  peerIdleTimeout: 3s\n  connect:\n    home-wg: { peer: home, service: wg, listen: udp://127.0.0.1:0, path: ${path} }\n`),
+  );
+  await connected(home.agent);
+  await connected(laptop.agent);
+  const listen = laptop.agent.connectRoutes[0]!.local.port;
+  return { gw, echo, home, laptop, listen };
+}
+
+test('a lazy connect listener: idle until the first datagram, which is answered; the path ends direct', async (t) => {
+  const { gw, laptop, listen, echo } = await setup(t, 'auto');
+  assert.equal(laptop.agent.peers.links.size, 0, 'no peer link before traffic');
+  const c = await udpClient(t);
+  const started = Date.now();
+  c.send('d0', listen);
+  await waitFor(() => c.got.includes('d0'), 'first reply', 5000);
+  const firstReplyMs = Date.now() - started;
+  const link = laptop.agent.peers.links.get('home')!;
+  await waitFor(() => link.path === 'direct', 'direct path', 10_000);
+  for (let i = 1; i < 50; i++) {
+    c.send(`d${i}`, listen);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  await waitFor(() => c.got.length >= 50, 'all replies', 5000);
+  assert.deepEqual([...c.got].sort(), Array.from({ length: 50 }, (_, i) => `d${i}`).sort());
+  assert.equal(echo.seen.length, 50, 'every datagram reached the service once');
+  const flow = laptop.agent.peers.flows[0]!;
+  assert.ok(flow.counters.direct > 0, `some datagrams went direct: ${JSON.stringify(flow.counters)}`);
+  assert.ok(flow.counters.relayed >= 1, 'the first went by the relay');
+  assert.ok(gw.gateway.counters.signalsForwarded > 0);
+  assert.ok(firstReplyMs < 5000);
+  const events = laptop.seen.filter((e) => e.type === 'peer-path').map((e) => (e.type === 'peer-path' ? `${e.state}/${e.path}` : ''));
+  assert.ok(events.includes('connecting/relayed'), events.join(','));
+  assert.ok(events.includes('connected/direct'), events.join(','));
+  assert.equal(link.diagnosis().reason, undefined);
+});
+
+test('path: relay never runs ICE; every datagram goes through the gateway', async (t) => {
+  const { laptop, listen, gw } = await setup(t, 'relay');
+  const c = await udpClient(t);
+  for (let i = 0; i < 20; i++) c.send(`r${i}`, listen);
+  await waitFor(() => c.got.length >= 20, 'replies', 5000);
+  const flow = laptop.agent.peers.flows[0]!;
+  assert.equal(flow.counters.direct, 0);
+  assert.equal(flow.counters.relayed, 20);
+  assert.equal(laptop.agent.peers.links.get('home')!.path, 'relayed');
+  assert.equal(laptop.agent.peers.links.get('home')!.diagnosis().reason, 'path: relay is configured');
+  assert.equal(gw.gateway.counters.signalsForwarded, 0);
+});
+
+test('an agent the exposing side does not name is refused, and the session ends', async (t) => {
+  const gw = await startGateway(t, peerGatewayConfig(state));
+  const echo = await udpEcho(t);
+  const home = await startAgent(t, peerAgentConfig(gw, 'home', `  expose:\n    wg: { local: 127.0.0.1:${echo.port}, peers: [laptop] }\n`));
+  const other = await startAgent(t, peerAgentConfig(gw, 'other', `  connect:\n    x: { peer: home, service: wg, listen: udp://127.0.0.1:0 }\n`));
+  await connected(home.agent);
+  await connected(other.agent);
+  const c = await udpClient(t);
+  c.send('nope', other.agent.connectRoutes[0]!.local.port);
+  await waitFor(() => other.agent.peers.counters.flowsRefused === 1, 'refused', 5000);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(echo.seen.length, 0);
+  assert.deepEqual(c.got, []);
+  assert.equal(other.agent.peers.links.get('home')!.lastRefusal, 'not-allowed');
+});
+
+test('after peerIdleTimeout without traffic the link goes back to idle; the next datagram brings it back', async (t) => {
+  const { laptop, listen } = await setup(t, 'auto');
+  const c = await udpClient(t);
+  c.send('a', listen);
+  await waitFor(() => c.got.length === 1, 'reply', 5000);
+  const link = laptop.agent.peers.links.get('home')!;
+  await waitFor(() => link.state === 'idle', 'idle', 8000);
+  c.send('b', listen);
+  await waitFor(() => c.got.length === 2, 'reply after idle', 5000);
+  assert.notEqual(link.state, 'idle');
+});
