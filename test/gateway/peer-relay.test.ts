@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Registry } from 'prom-client';
+import { registerExposeMetrics } from '../../src/gateway/expose-metrics.js';
 import { PEER_TAG_BIT } from '../../src/protocol/tunnel/index.js';
 import { sleep, waitFor } from '../helpers/net.js';
 import { rawAgent, startPeerGateway, type RawAgent } from './peer-helpers.js';
@@ -90,6 +92,20 @@ test('a UDP peer flow over DATAGRAM frames: the target sees an origin, the answe
   assert.deepEqual(c.peerFlows.udp, { ok: 1 });
   assert.deepEqual([c.peerDatagramsToService, c.peerBytesToService, c.peerDatagramsToOpener, c.peerBytesToOpener], [1, 4, 1, 5]);
   assert.deepEqual(gw.gateway.peers.flowCounts(), { udp: 1, tcp: 0 });
+  laptop.send({ type: 'signal', peer: 'home', payload: Buffer.alloc(0) });
+  laptop.send({ type: 'signal', peer: 'nobody', payload: Buffer.alloc(0) });
+  await laptop.next('signal-error');
+
+  const registry = new Registry();
+  registerExposeMetrics(registry, () => ({ gateway: gw.gateway, agent: undefined }));
+  const text = await registry.metrics();
+  assert.match(text, /sluice_gateway_signals_total\{result="forwarded"\} 1/);
+  assert.match(text, /sluice_gateway_signals_total\{result="unknown-peer"\} 1/);
+  assert.match(text, /sluice_gateway_peer_flows_total\{transport="udp",result="ok"\} 1/);
+  assert.match(text, /sluice_gateway_peer_relayed_datagrams_total\{direction="to-service"\} 1/);
+  assert.match(text, /sluice_gateway_peer_relayed_datagrams_total\{direction="to-opener"\} 1/);
+  assert.match(text, /sluice_gateway_peer_relayed_bytes_total\{transport="udp",direction="to-opener"\} 5/);
+  assert.match(text, /sluice_gateway_peer_flows\{transport="udp"\} 1/);
 });
 
 test('a UDP peer flow over sealed UDP once keepalives made the opener address fresh', async (t) => {
