@@ -4,15 +4,18 @@ import type { Clock, Timer } from '../core/clock.js';
 import { SluiceError } from '../core/errors.js';
 import type { RouteRuntime } from '../listen/route.js';
 import {
-  MAX_DATAGRAM_PAYLOAD_BYTES, PEER_TAG_BIT, encodeOriginBlock, isTunnelError, type ControlMessage, type DatagramOpener,
+  MAX_DATAGRAM_PAYLOAD_BYTES, PEER_TAG_BIT, isTunnelError, type ControlMessage, type DatagramOpener,
   type DatagramSealer, type Hello, type Publish, type RefusalCode,
 } from '../protocol/tunnel/index.js';
-import type { DatagramChannel, DatagramReceiver, DialOptions } from '../upstream/dialer.js';
+import type { DatagramReceiver, DialOptions } from '../upstream/dialer.js';
 import type { AgentTunnel } from '../upstream/agent/agent-tunnel.js';
 import { CHANNEL_BACKLOG_BYTES, type ChannelEnd, type ControlChannel } from '../upstream/agent/control-channel.js';
 import { StreamMux } from '../upstream/agent/stream-mux.js';
+import { Connectee } from './connectee.js';
 import type { GatewayCounters } from './counters.js';
 import type { PeerRelay } from './peer-relay.js';
+
+export { Connectee };
 
 /** The datagram keys of one control connection (docs/tunnel-protocol.md §6). */
 export interface KeySet {
@@ -380,40 +383,5 @@ export class AgentLink implements AgentTunnel {
   #closeStale(): void {
     this.host.peers.dropStale(this);
     for (const s of [...this.services.values()]) if (s.stale) void this.unpublish(s.serviceId);
-  }
-}
-
-/**
- * One public UDP session's path to the agent: a connectee tag (docs/tunnel-protocol.md §6). The
- * origin block rides every datagram until the agent has answered on the tag.
- */
-export class Connectee implements DatagramChannel {
-  answered = false;
-  closed = false;
-  readonly originBlock: Buffer;
-
-  constructor(
-    private readonly link: AgentLink,
-    public tag: number,
-    readonly serviceId: number,
-    readonly client: Endpoint,
-    readonly receiver: DatagramReceiver,
-  ) {
-    this.originBlock = encodeOriginBlock({ serviceId, client });
-  }
-
-  get remote(): Endpoint {
-    return this.link.remote;
-  }
-
-  send(buf: Buffer, prefix: Buffer | null): void {
-    if (this.closed) return;
-    this.link.sendData(this, prefix === null ? buf : Buffer.concat([prefix, buf]));
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.link.dropConnectee(this);
   }
 }

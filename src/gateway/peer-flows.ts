@@ -1,7 +1,9 @@
+import type { Endpoint } from '../core/address.js';
 import type { ServiceTransport } from '../protocol/tunnel/index.js';
-import type { TunnelStream } from '../upstream/agent/tunnel-stream.js';
+import { StreamResetError, type TunnelStream } from '../upstream/agent/tunnel-stream.js';
 import type { DatagramReceiver } from '../upstream/dialer.js';
-import type { AgentLink, Connectee } from './agent-link.js';
+import type { AgentLink } from './agent-link.js';
+import type { Connectee } from './connectee.js';
 
 /** What a relayed flow is: who opened it, on which tag, to which service of which agent. */
 export interface PeerFlow {
@@ -65,6 +67,47 @@ export class StreamPeerFlow implements PeerFlow {
 
   get tag(): number {
     return this.fromOpener.id;
+  }
+
+  /**
+   * Opens the stream to the target (client: the opener's control connection address; server:
+   * the gateway's) and joins it to the opener's once the target accepted, after `accept` told
+   * the opener. Otherwise resets the opener's stream: `refused` when the target refused, else
+   * `dial-failed`. `outcome` gets ok, refused, dial-failed or cancel (the opener gave up first);
+   * `done` runs once when the flow is over, with the bytes each way.
+   */
+  start(
+    server: Endpoint,
+    timeoutMs: number,
+    accept: () => void,
+    report: { outcome(result: 'ok' | 'refused' | 'dial-failed' | 'cancel'): void; done(toService: number, toOpener: number): void },
+  ): void {
+    const opener = this.fromOpener;
+    const abort = new AbortController();
+    opener.once('close', () => abort.abort());
+    this.target.openStream(this.serviceId, this.opener.remote, server, { signal: abort.signal, timeoutMs }).then(
+      (up) => {
+        const target = up as TunnelStream;
+        if (opener.destroyed) {
+          target.destroy();
+          report.outcome('cancel');
+          return report.done(0, 0);
+        }
+        report.outcome('ok');
+        this.toTarget = target;
+        accept();
+        joinStreams(opener, target, report.done);
+      },
+      (err: Error) => {
+        if (opener.destroyed) report.outcome('cancel');
+        else {
+          const refused = err.cause instanceof StreamResetError && err.cause.resetCode === 'refused';
+          report.outcome(refused ? 'refused' : 'dial-failed');
+          opener.reset(refused ? 'refused' : 'dial-failed');
+        }
+        report.done(0, 0);
+      },
+    );
   }
 
   /** Resets both streams (`cancel`). */

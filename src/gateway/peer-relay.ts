@@ -5,11 +5,11 @@ import type { RateLimit } from '../config/types.js';
 import {
   PEER_TAG_BIT, type ControlMessage, type Offer, type PeerOpen, type RefusalCode, type ServiceTransport, type Signal,
 } from '../protocol/tunnel/index.js';
-import { StreamResetError, type TunnelStream } from '../upstream/agent/tunnel-stream.js';
+import type { TunnelStream } from '../upstream/agent/tunnel-stream.js';
 import type { AgentLink } from './agent-link.js';
 import type { GatewayCounters } from './counters.js';
 import { OfferTable, allowed } from './peer-offers.js';
-import { DatagramPeerFlow, StreamPeerFlow, joinStreams, type DatagramFlowSink, type PeerFlow } from './peer-flows.js';
+import { DatagramPeerFlow, StreamPeerFlow, type DatagramFlowSink, type PeerFlow } from './peer-flows.js';
 
 /** SIGNALs one agent may send (ICE needs a few dozen per connection attempt). */
 export const SIGNAL_RATE: RateLimit = { perSecond: 50, burst: 200 };
@@ -143,32 +143,14 @@ export class PeerRelay implements DatagramFlowSink {
     }
     const flow = new StreamPeerFlow(link, stream, p.target, p.serviceId);
     side.streams.add(flow);
-    const abort = new AbortController();
-    stream.once('close', () => abort.abort());
-    p.target.openStream(p.serviceId, link.remote, this.deps.server, { signal: abort.signal, timeoutMs: PEER_DIAL_TIMEOUT_MS }).then(
-      (up) => {
-        const target = up as TunnelStream;
-        if (stream.destroyed || !side.streams.has(flow)) {
-          side.streams.delete(flow);
-          return void target.destroy();
-        }
-        bump(counters.peerFlows.tcp, 'ok');
-        flow.toTarget = target;
-        accept();
-        joinStreams(stream, target, (toService, toOpener) => {
-          side.streams.delete(flow);
-          counters.peerStreamBytesToService += toService;
-          counters.peerStreamBytesToOpener += toOpener;
-        });
-      },
-      (err: Error) => {
+    flow.start(this.deps.server, PEER_DIAL_TIMEOUT_MS, accept, {
+      outcome: (result) => bump(counters.peerFlows.tcp, result),
+      done: (toService, toOpener) => {
         side.streams.delete(flow);
-        if (stream.destroyed) return void bump(counters.peerFlows.tcp, 'cancel');
-        const refused = err.cause instanceof StreamResetError && err.cause.resetCode === 'refused';
-        bump(counters.peerFlows.tcp, refused ? 'refused' : 'dial-failed');
-        stream.reset(refused ? 'refused' : 'dial-failed');
+        counters.peerStreamBytesToService += toService;
+        counters.peerStreamBytesToOpener += toOpener;
       },
-    );
+    });
   }
 
   /**

@@ -1,0 +1,39 @@
+import type { Endpoint } from '../core/address.js';
+import { encodeOriginBlock } from '../protocol/tunnel/index.js';
+import type { DatagramChannel, DatagramReceiver } from '../upstream/dialer.js';
+import type { AgentLink } from './agent-link.js';
+
+/**
+ * One public UDP session's path to the agent: a connectee tag (docs/tunnel-protocol.md §6). The
+ * origin block rides every datagram until the agent has answered on the tag.
+ */
+export class Connectee implements DatagramChannel {
+  answered = false;
+  closed = false;
+  readonly originBlock: Buffer;
+
+  constructor(
+    private readonly link: AgentLink,
+    public tag: number,
+    readonly serviceId: number,
+    readonly client: Endpoint,
+    readonly receiver: DatagramReceiver,
+  ) {
+    this.originBlock = encodeOriginBlock({ serviceId, client });
+  }
+
+  get remote(): Endpoint {
+    return this.link.remote;
+  }
+
+  send(buf: Buffer, prefix: Buffer | null): void {
+    if (this.closed) return;
+    this.link.sendData(this, prefix === null ? buf : Buffer.concat([prefix, buf]));
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.link.dropConnectee(this);
+  }
+}
