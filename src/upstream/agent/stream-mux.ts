@@ -147,7 +147,7 @@ export class StreamMux implements StreamLink {
   #peerOpen(m: StreamOpen): void {
     const peerParity = this.opts.role === 'gateway' ? 1 : 0;
     if (m.streamId % 2 !== peerParity || m.streamId <= this.#highestPeerId) {
-      // The agent-opened range is reserved (peer connections later); a reused id is a peer bug.
+      // The wrong parity for the sender, or a reused id: a peer bug.
       this.channel.send({ type: 'stream-reset', streamId: m.streamId, code: m.streamId % 2 !== peerParity ? 'refused' : 'protocol' });
       return;
     }
