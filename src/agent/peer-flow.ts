@@ -21,7 +21,8 @@ export class PeerFlow implements DatagramChannel {
   peerTag = 0;
   state: 'pending' | 'sent' | 'ok' | 'closed' = 'pending';
   readonly queue: Buffer[] = [];
-  readonly counters = { direct: 0, relayed: 0, received: 0, queuedDropped: 0 };
+  /** `duplicated`: sent on both paths while the direct one was in doubt (also counted in both). */
+  readonly counters = { direct: 0, relayed: 0, duplicated: 0, received: 0, queuedDropped: 0 };
 
   constructor(
     private readonly owner: { send(flow: PeerFlow, payload: Buffer): void; close(flow: PeerFlow): void },

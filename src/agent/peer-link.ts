@@ -14,9 +14,14 @@ import { encodePeerSignal, type PeerSignal, type PeerSignalBody } from './peer-s
 export type PeerState = 'idle' | 'connecting' | 'connected';
 export type PeerPathKind = 'direct' | 'relayed';
 
-/** How often the direct path is proven while it carries traffic, and how much silence ends it. */
-export const DIRECT_KEEPALIVE_MS = 500;
-export const DIRECT_SILENCE_MS = 1500;
+/**
+ * How often the direct path is proven while it is up; after DIRECT_DOUBT_MS without an ack, flows
+ * send each datagram on both paths (UDP allows a duplicate, not a loss); after DIRECT_SILENCE_MS
+ * they use the relay alone until acks return.
+ */
+export const DIRECT_KEEPALIVE_MS = 250;
+export const DIRECT_DOUBT_MS = 600;
+export const DIRECT_SILENCE_MS = 1000;
 
 export interface PeerLinkDeps {
   readonly self: string;
@@ -96,6 +101,11 @@ export class PeerLink {
   get directUsable(): boolean {
     const a = this.#attempt;
     return a !== undefined && a.sealer !== undefined && a.ice.state === 'connected' && !this.#suspect;
+  }
+
+  /** Direct, but the last ack is late: send on the relay too. */
+  get directInDoubt(): boolean {
+    return this.deps.clock.now() - this.#lastAck > DIRECT_DOUBT_MS;
   }
 
   get path(): PeerPathKind {

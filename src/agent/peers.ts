@@ -256,9 +256,9 @@ export class Peers implements PeerFlows {
     else f.link.touch();
     if (f.target.path !== 'relay' && f.peerTag !== 0 && f.link.sendDirect(f.peerTag, payload)) {
       f.counters.direct++;
-      return;
-    }
-    if (f.target.path === 'direct' || f.queue.length > 0) return f.hold(payload);
+      if (!f.link.directInDoubt || f.target.path === 'direct') return;
+      f.counters.duplicated++;
+    } else if (f.target.path === 'direct' || f.queue.length > 0) return f.hold(payload);
     this.#relay(f, payload);
   }
 

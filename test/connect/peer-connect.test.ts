@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { once } from 'node:events';
+import net from 'node:net';
 import { waitFor } from '../helpers/net.js';
 import { connected, peerAgentConfig, peerGatewayConfig, startAgent, startGateway, udpClient, udpEcho } from './connect-helpers.js';
 
@@ -90,4 +92,64 @@ test('after peerIdleTimeout without traffic the link goes back to idle; the next
   c.send('b', listen);
   await waitFor(() => c.got.length === 2, 'reply after idle', 5000);
   assert.notEqual(link.state, 'idle');
+});
+
+test('TCP through a connect listener rides the gateway relay: bytes both ways and half-close', async (t) => {
+  const gw = await startGateway(t, peerGatewayConfig(state));
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    const chunks: Buffer[] = [];
+    s.on('data', (d) => chunks.push(d));
+    s.on('end', () => s.end(Buffer.concat([Buffer.from('echo:'), ...chunks])));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => server.close());
+  const port = (server.address() as net.AddressInfo).port;
+  const home = await startAgent(t, peerAgentConfig(gw, 'home', `  expose:\n    ssh: { local: 127.0.0.1:${port}, transport: tcp, peers: [laptop] }\n`));
+  const laptop = await startAgent(t, peerAgentConfig(gw, 'laptop', `  connect:\n    home-ssh: { peer: home, service: ssh, listen: tcp://127.0.0.1:0 }\n`));
+  await connected(home.agent);
+  await connected(laptop.agent);
+  const c = net.connect(laptop.agent.connectRoutes[0]!.local.port, '127.0.0.1');
+  const got: Buffer[] = [];
+  c.on('data', (d) => got.push(d));
+  await once(c, 'connect');
+  const big = Buffer.alloc(300_000, 7);
+  c.end(big);
+  await once(c, 'end');
+  const all = Buffer.concat(got);
+  assert.equal(all.subarray(0, 5).toString(), 'echo:');
+  assert.ok(all.subarray(5).equals(big), `got ${all.length - 5} bytes back`);
+  assert.ok(gw.gateway.counters.peerStreamBytesToService >= big.length || gw.gateway.counters.peerFlows.tcp['opened'] !== undefined);
+});
+
+test('a dead direct path: traffic falls back to the relay within the silence bound, and returns to direct', async (t) => {
+  const { laptop, home, listen } = await setup(t, 'auto');
+  const c = await udpClient(t);
+  c.send('w', listen);
+  await waitFor(() => c.got.length === 1, 'reply', 5000);
+  const link = laptop.agent.peers.links.get('home')!;
+  await waitFor(() => link.path === 'direct', 'direct', 10_000);
+  // Home stops taking anything from peers on its gateway socket: the direct path is a black hole.
+  const peers = home.agent.peers;
+  const ingress = peers.ingress.bind(peers);
+  let dead = true;
+  peers.ingress = (buf, from) => (dead ? true : ingress(buf, from));
+  const sent: string[] = [];
+  for (let i = 0; i < 250; i++) {
+    sent.push(`s${i}`);
+    c.send(`s${i}`, listen);
+    await new Promise((r) => setTimeout(r, 20));
+    if (i === 200) dead = false;
+  }
+  await waitFor(() => link.path === 'direct', 'direct again', 10_000);
+  await new Promise((r) => setTimeout(r, 300));
+  const answered = sent.filter((s) => c.got.includes(s));
+  const lost = sent.length - answered.length;
+  // Datagrams go on both paths once the last ack is DIRECT_DOUBT_MS old, so only those sent in the
+  // first ~0.6-0.85 s of the black hole are lost (at 20 ms each, about 30-45; the bound leaves room for a loaded run).
+  t.diagnostic(`lost ${lost} of ${sent.length} across the black hole; switches ${link.counters.switches}`);
+  assert.ok(lost <= 75, `lost ${lost}`);
+  assert.ok(answered.includes('s150') && answered.includes('s199'), 'datagrams after the fallback were answered over the relay');
+  assert.ok(answered.includes('s249'));
+  assert.ok(link.counters.switches >= 3, JSON.stringify(link.counters));
 });
