@@ -36,6 +36,7 @@ export interface DiagnosisInput {
   readonly suspect?: boolean;
   readonly keys?: boolean;
   readonly peer?: string;
+  readonly icePolicy?: 'all' | 'relay';
 }
 
 const text = (c: { type: string; address: string; port: number }) => `${c.type} ${c.address}:${c.port}`;
@@ -84,7 +85,11 @@ function reasonOf(i: DiagnosisInput, pairs: readonly { state: string }[]): strin
   if (i.state === 'idle') return 'idle: no traffic, no path set up';
   const ice = i.ice;
   if (!ice) return 'no ICE attempt running (waiting for the next retry)';
-  if (ice.state === 'connected' && !i.suspect && i.keys) return undefined;
+  if (ice.state === 'connected' && !i.suspect && i.keys) {
+    if (!ice.selected?.relayed) return undefined;
+    if (i.icePolicy === 'relay') return 'icePolicy: relay: only TURN candidates are used, so the path goes through the TURN server';
+    return 'ICE selected a pair through a TURN relay: no pair without a relay answered';
+  }
   if (i.suspect) return 'the direct path stopped answering (no keepalive-ack); traffic went back to the relay until it answers again';
   if (!i.keys) return `waiting for ${peer}'s answer to the offer`;
   if (ice.state === 'idle' || ice.state === 'checking') {

@@ -30,6 +30,7 @@ export interface PeerLinkDeps {
   readonly stunServers: () => readonly StunPeer[];
   readonly turnServers: readonly TurnServerConfig[];
   readonly candidateClasses: readonly CandidateClass[];
+  readonly icePolicy: 'all' | 'relay';
   readonly directRetryMs: number;
   readonly iceTiming?: Partial<IceTiming>;
   /** The agent's gateway socket, once it is bound; undefined before. */
@@ -108,8 +109,9 @@ export class PeerLink {
     return this.deps.clock.now() - this.#lastAck > DIRECT_DOUBT_MS;
   }
 
+  /** `direct` when flows use an ICE pair that no relay carries; a TURN pair and the gateway are `relayed`. */
   get path(): PeerPathKind {
-    return this.directUsable ? 'direct' : 'relayed';
+    return this.directUsable && this.#attempt?.ice.selectedPair?.relayed !== true ? 'direct' : 'relayed';
   }
 
   /** Ms from the start of connecting to the first direct path, once there was one. */
@@ -250,6 +252,7 @@ export class PeerLink {
       suspect: this.#suspect,
       keys: a.sealer !== undefined,
       peer: this.deps.peer,
+      icePolicy: this.deps.icePolicy,
     });
   }
 
@@ -271,6 +274,7 @@ export class PeerLink {
       clock: this.deps.clock,
       stunServers: this.deps.stunServers(),
       turnServers: this.deps.turnServers,
+      policy: this.deps.icePolicy,
       timing: this.deps.iceTiming,
     });
     const key = randomBytes(32);
@@ -300,7 +304,7 @@ export class PeerLink {
       this.#lastAck = this.deps.clock.now();
       this.#suspect = false;
       this.state = 'connected';
-      if (this.#directAt === undefined && this.directUsable) this.#directAt = this.deps.clock.now();
+      if (this.#directAt === undefined && this.path === 'direct') this.#directAt = this.deps.clock.now();
       this.counters.switches++;
     } else if (state === 'failed') {
       this.#lastDiagnosis = this.diagnosis();

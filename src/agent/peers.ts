@@ -81,6 +81,7 @@ export class Peers implements PeerFlows {
       },
       turnServers: this.config.turnServers.map((t) => ({ server: { address: t.server.host, port: t.server.port }, username: t.username, password: t.password })),
       candidateClasses: this.config.peerCandidates,
+      icePolicy: this.config.icePolicy,
       directRetryMs: this.config.directRetryMs,
       iceTiming: d.iceTiming,
       socket: () => d.path.iceSocket(),

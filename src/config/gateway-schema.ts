@@ -132,6 +132,8 @@ export interface AgentConfig {
   readonly turnServers: readonly TurnServerEntry[];
   /** Classes of peer candidate addresses this agent may send checks to; `public` by default. */
   readonly peerCandidates: readonly CandidateClass[];
+  /** `relay`: ICE gathers and pairs TURN candidates only (WebRTC's iceTransportPolicy): the peer never learns this host's addresses. */
+  readonly icePolicy: 'all' | 'relay';
 }
 
 /** Raw parsed route parts, as schema.ts's `udp` and `tcp` produce them. */
@@ -253,6 +255,7 @@ export function exposeSchemas(parts: RouteParts) {
     stunServers: z.array(hostPort(false)).default([]),
     turnServers: z.array(z.strictObject({ server: hostPort(false), username: z.string().min(1), password: z.string().min(1) })).default([]),
     peerCandidates: z.array(z.enum(CANDIDATE_CLASSES)).min(1).default(['public']),
+    icePolicy: z.enum(['all', 'relay']).default('all'),
   });
   return { gateway, agent };
 }
@@ -302,6 +305,7 @@ export function checkExpose(
     if (other) at(['agent', 'expose', name, 'remote'], `${e.remote.transport} port ${e.remote.port} is already asked for by "${other}"`);
     else seen.set(key, name);
   }
+  if (a.icePolicy === 'relay' && a.turnServers.length === 0) at(['agent', 'icePolicy'], 'relay needs at least one entry in turnServers');
   for (const [name, c] of Object.entries(a.connect)) {
     if (c.peer === a.name) at(['agent', 'connect', name, 'peer'], `"${c.peer}" is this agent itself`);
   }
@@ -359,5 +363,6 @@ export function compileAgent(a: RawAgent): AgentConfig {
     stunServers: a.stunServers,
     turnServers: a.turnServers,
     peerCandidates: a.peerCandidates,
+    icePolicy: a.icePolicy,
   };
 }

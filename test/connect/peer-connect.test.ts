@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import net from 'node:net';
 import { waitFor } from '../helpers/net.js';
+import { TURN_PASSWORD, TURN_USER, haveCoturn, startCoturn } from '../turn/coturn.js';
 import { connected, peerAgentConfig, peerGatewayConfig, startAgent, startGateway, udpClient, udpEcho } from './connect-helpers.js';
 
 const state = mkdtempSync(join(tmpdir(), 'sluice-connect-'));
@@ -152,4 +153,30 @@ test('a dead direct path: traffic falls back to the relay within the silence bou
   assert.ok(answered.includes('s150') && answered.includes('s199'), 'datagrams after the fallback were answered over the relay');
   assert.ok(answered.includes('s249'));
   assert.ok(link.counters.switches >= 3, JSON.stringify(link.counters));
+});
+
+test('TURN servers in the config are ICE candidates: with icePolicy relay the path goes through coturn', async (t) => {
+  if (!haveCoturn(t, 'connect over coturn')) return;
+  const turn = await startCoturn(t);
+  const turnYaml = `  icePolicy: relay\n  turnServers: [{ server: 127.0.0.1:${turn.port}, username: ${TURN_USER}, password: ${TURN_PASSWORD} }]\n`;
+  const gw = await startGateway(t, peerGatewayConfig(state));
+  const echo = await udpEcho(t);
+  const home = await startAgent(t, peerAgentConfig(gw, 'home', `  expose:\n    wg: { local: 127.0.0.1:${echo.port}, peers: [laptop] }\n${turnYaml}`));
+  const laptop = await startAgent(t, peerAgentConfig(gw, 'laptop', `  connect:\n    w: { peer: home, service: wg, listen: udp://127.0.0.1:0 }\n${turnYaml}`));
+  await connected(home.agent);
+  await connected(laptop.agent);
+  const c = await udpClient(t);
+  const listen = laptop.agent.connectRoutes[0]!.local.port;
+  c.send('t0', listen);
+  await waitFor(() => c.got.includes('t0'), 'first reply', 5000);
+  const link = laptop.agent.peers.links.get('home')!;
+  await waitFor(() => link.directUsable, 'ICE over TURN', 15_000);
+  for (let i = 1; i <= 20; i++) c.send(`t${i}`, listen);
+  await waitFor(() => c.got.length >= 21, 'replies', 5000);
+  const d = link.diagnosis();
+  assert.ok(d.selected?.includes('relay') && d.selected.endsWith('(TURN)'), d.selected);
+  assert.ok(d.localCandidates.every((c) => c.startsWith('relay ')), d.localCandidates.join(', '));
+  assert.equal(link.path, 'relayed');
+  assert.match(d.reason ?? '', /icePolicy: relay/);
+  assert.ok(laptop.agent.peers.flows[0]!.counters.direct >= 20, 'the datagrams took the ICE channel');
 });
