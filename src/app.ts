@@ -74,6 +74,7 @@ export class App {
       routes: () => node?.routes() ?? [],
       datapath: () => node?.udpDatapathKind ?? 'js',
       containers: () => self?.containers?.status(),
+      exposure: () => self?.exposure,
     });
     const crowdsec = new CrowdsecHolder({ clock: deps.clock, onStatus: crowdsecStatusLogger(log) });
     try {

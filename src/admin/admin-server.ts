@@ -23,6 +23,8 @@ export interface AdminServerDeps {
   readonly metrics: () => Promise<{ contentType: string; body: string } | undefined>;
   /** The body of /api/health beside `status` (recording outputs, conntrack state, ...). */
   readonly health: () => Record<string, unknown>;
+  /** The body of /api/peers: the agent's peer links and connect listeners, the gateway's peer counters (src/agent/peer-view.ts). */
+  readonly peers?: () => Record<string, unknown>;
   readonly recent: RecentActivity;
   readonly live: LiveHub;
 }
@@ -141,6 +143,8 @@ export class AdminServer {
         return this.#json(res, 200, { routes: this.deps.routes().map(routeView) });
       case '/api/sessions':
         return this.#json(res, 200, sessionsView(this.deps.routes(), now, { route: url.searchParams.get('route') ?? undefined, limit }));
+      case '/api/peers':
+        return this.#json(res, 200, this.deps.peers?.() ?? { agent: null, links: [], connect: [], counters: null, gateway: null });
       case '/api/flows':
         return this.#json(res, 200, { flows: this.deps.recent.flows.newest(limit) });
       case '/api/denials':

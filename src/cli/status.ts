@@ -3,6 +3,7 @@ import { isSluiceError } from '../core/errors.js';
 import { formatIssue } from '../config/types.js';
 import { loadConfigFile } from '../config/load.js';
 import type { RouteView, SessionView } from '../admin/views.js';
+import type { ConnectRouteView, PeerLinkView } from '../agent/peer-view.js';
 import { parseArgs } from './args.js';
 import { EXIT } from './exit-codes.js';
 
@@ -28,7 +29,8 @@ const TIMEOUT_MS = 5_000;
 
 export const STATUS_HELP = `Usage: sluice status [--admin URL] [--token TOKEN] [--config FILE] [--json]
 
-Prints the routes and live sessions of a running Sluice, from its admin API.
+Prints the routes, live sessions, peer links and connect listeners of a running Sluice, from its
+admin API.
   --admin URL      the admin listener (http://127.0.0.1:9090, or host:port); env SLUICE_ADMIN
   --token TOKEN    the admin token, if one is set; env SLUICE_ADMIN_TOKEN (keeps it out of ps)
   --config FILE    read admin.listen and admin.token from the config file
@@ -84,7 +86,7 @@ export async function runStatusCommand(argv: readonly string[], io: StatusIo): P
   }
   const token = flag('token') ?? env('SLUICE_ADMIN_TOKEN') ?? fromConfig.token;
 
-  const get = async (path: string): Promise<unknown> => {
+  const get = async (path: string, optional = false): Promise<unknown> => {
     let res: Response;
     try {
       res = await (io.fetch ?? fetch)(new URL(path, base), {
@@ -99,18 +101,20 @@ export async function runStatusCommand(argv: readonly string[], io: StatusIo): P
       const body = (await res.json().catch(() => ({}))) as { reason?: string };
       throw new StatusError(`the admin API at ${base} refused the request (403 ${body.reason ?? 'forbidden'})`);
     }
+    if (optional && res.status === 404) return undefined; // an older Sluice without this endpoint
     if (!res.ok) throw new StatusError(`the admin API at ${base} answered ${res.status} for ${path}`);
     return res.json();
   };
 
   try {
-    const [routes, sessions, health] = (await Promise.all([get('/api/routes'), get('/api/sessions'), get('/api/health')])) as [
+    const [routes, sessions, health, peers] = (await Promise.all([get('/api/routes'), get('/api/sessions'), get('/api/health'), get('/api/peers', true)])) as [
       { routes: RouteView[] },
       { total: number; truncated: boolean; sessions: SessionView[] },
       { datapath?: string },
+      StatusPeers | undefined,
     ];
-    if (args.flags.has('json')) io.stdout.write(JSON.stringify({ routes: routes.routes, ...sessions, datapath: health.datapath }, null, 2) + '\n');
-    else io.stdout.write(formatStatus(routes.routes, sessions, health));
+    if (args.flags.has('json')) io.stdout.write(JSON.stringify({ routes: routes.routes, ...sessions, datapath: health.datapath, ...(peers ? { peers } : {}) }, null, 2) + '\n');
+    else io.stdout.write(formatStatus(routes.routes, sessions, health, peers));
     return EXIT.ok;
   } catch (err) {
     if (!(err instanceof StatusError)) throw err;
@@ -139,11 +143,27 @@ function reachError(err: unknown): string {
   return e.cause?.code ?? e.cause?.message ?? e.message ?? String(err);
 }
 
-/** Two plain-text tables: routes, then live sessions. Columns are padded to their widest cell. */
+/** What `sluice status` reads of /api/peers (src/agent/peer-view.ts). */
+export interface StatusPeers {
+  readonly agent: string | null;
+  readonly links: readonly PeerLinkView[];
+  readonly connect: readonly ConnectRouteView[];
+  readonly gateway?: {
+    readonly signals: { readonly forwarded: number; readonly refused: Readonly<Record<string, number>> };
+    readonly openFlows: Readonly<Record<string, number>>;
+    readonly relayedDatagrams: { readonly toService: number; readonly toOpener: number; readonly toOpenerDropped: number };
+  } | null;
+}
+
+/**
+ * Plain-text tables: routes, then live sessions, then (with an agent) peer links and connect
+ * listeners, and (on a gateway) its peer counters. Columns are padded to their widest cell.
+ */
 export function formatStatus(
   routes: readonly RouteView[],
   page: { total: number; truncated: boolean; sessions: readonly SessionView[] },
   health: { datapath?: string } = {},
+  peers?: StatusPeers,
 ): string {
   const hp = (a: string | undefined, p: number | undefined) => (a === undefined || p === undefined ? '-' : formatHostPort(a, p));
   const out = [
@@ -181,7 +201,64 @@ export function formatStatus(
     );
   }
   if (health.datapath) out.push('', `UDP DATAPATH: ${health.datapath}`);
+  if (peers) out.push(...formatPeers(peers));
   return out.join('\n') + '\n';
+}
+
+/** The PEERS and CONNECT tables of an agent, and the gateway's peer relay line. */
+export function formatPeers(peers: StatusPeers): string[] {
+  const out: string[] = [];
+  if (peers.agent !== null) {
+    out.push('', `PEERS: ${peers.links.length}`);
+    if (peers.links.length > 0) {
+      out.push(
+        table(
+          ['PEER', 'ROLE', 'STATE', 'PATH', 'TIME_TO_DIRECT', 'SELECTED', 'REASON'],
+          peers.links.map((l) => [
+            l.peer,
+            l.role,
+            l.state,
+            l.state === 'idle' ? '-' : l.path,
+            l.timeToDirectMs === null ? '-' : `${l.timeToDirectMs}ms`,
+            l.diagnosis.selected ?? '-',
+            (l.reason ?? '-') + (l.lastRefusal ? ` (last refusal: ${l.lastRefusal})` : ''),
+          ]),
+        ),
+      );
+    }
+    if (peers.connect.length > 0) {
+      const sum = (c: ConnectRouteView, k: 'direct' | 'relayed' | 'received') => String(c.flows.reduce((n, f) => n + f.counters[k], 0));
+      out.push(
+        '',
+        table(
+          ['CONNECT', 'PROTO', 'BOUND', 'PEER', 'SERVICE', 'PATH', 'STATE', 'ACTIVE', 'DIRECT', 'RELAYED', 'RECEIVED'],
+          peers.connect.map((c) => [
+            c.name,
+            c.proto,
+            c.address ?? c.listen,
+            c.peer,
+            c.service,
+            c.path,
+            c.state === 'connected' && c.linkPath ? `connected (${c.proto === 'tcp' ? 'relayed' : c.linkPath})` : c.state,
+            String(c.active),
+            sum(c, 'direct'),
+            sum(c, 'relayed'),
+            sum(c, 'received'),
+          ]),
+        ),
+      );
+    }
+  }
+  const g = peers.gateway;
+  if (g) {
+    const refused = Object.values(g.signals.refused).reduce((n, v) => n + v, 0);
+    const open = Object.entries(g.openFlows).map(([t, n]) => `${t} ${n}`).join(', ');
+    out.push(
+      '',
+      `GATEWAY PEER RELAY: signals forwarded ${g.signals.forwarded}, refused ${refused}; open flows ${open || 'none'}; datagrams to service ${g.relayedDatagrams.toService}, to opener ${g.relayedDatagrams.toOpener} (dropped ${g.relayedDatagrams.toOpenerDropped})`,
+    );
+  }
+  return out;
 }
 
 function table(head: string[], rows: string[][]): string {

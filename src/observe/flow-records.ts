@@ -4,6 +4,7 @@ import { zeroCounters, type FlowCounters, type FlowRef, type Sink } from './even
 import { flowUuid, type FlowSource } from './flow-id.js';
 import type { LineWriter } from './line-writer.js';
 import type { LiveFlow, LiveFlows } from './live-flows.js';
+import { peerPathTracker, type PeerFlowLookup, type PeerPathKind } from './peer-path.js';
 import { counterFields, flowFields, type FlowFields, type FlowProto } from './record-fields.js';
 
 /** Ingress: opened from outside towards a service (routes). Egress: opened by a local client outwards. */
@@ -34,6 +35,10 @@ export interface FlowRecord extends Omit<FlowFields, 'proto'>, FlowCounters {
   txPackets: number;
   /** End reason: an EndReason for Sluice's flows, `closed`/`expired`/`deleted` for kernel flows. */
   reason?: string;
+  /** Sessions of `connect/` routes (update, end): what carried them toward the peer (docs/records.md). */
+  peerPath?: PeerPathKind;
+  peerDatagramsDirect?: number;
+  peerDatagramsRelayed?: number;
 }
 
 export interface FlowRecordOptions {
@@ -46,6 +51,8 @@ export interface FlowRecordOptions {
   readonly liveFlows?: LiveFlows;
   /** Direction of a flow; routes are ingress (the default), agent-initiated flows will be egress. */
   readonly direction?: (flow: FlowRef) => FlowDirection;
+  /** The peer flow of a connect session, so its update and end records say which path carried it. */
+  readonly peerFlow?: PeerFlowLookup;
 }
 
 export interface FlowRecorder {
@@ -76,6 +83,7 @@ export function createFlowRecords(out: LineWriter, opts: FlowRecordOptions): Flo
   const directionOf = opts.direction ?? (() => 'ingress');
   const iso = (ms: number) => new Date(ms).toISOString();
   const write = (r: FlowRecord) => out.write(JSON.stringify(r) + '\n');
+  const peers = peerPathTracker(opts.peerFlow);
 
   const record = (
     event: FlowRecord['event'],
@@ -120,7 +128,8 @@ export function createFlowRecords(out: LineWriter, opts: FlowRecordOptions): Flo
       const to = Math.min(due.length, from + UPDATE_SLICE);
       for (let i = from; i < to; i++) {
         const f = due[i]!;
-        write(record('update', now, f, f.upstream, f.startedAt, Math.max(0, now - f.startedAt), f));
+        const r = record('update', now, f, f.upstream, f.startedAt, Math.max(0, now - f.startedAt), f);
+        write(Object.assign(r, peers.current(f)));
       }
       if (to < due.length) slice = clock.setTimeout(() => writeFrom(to), 0);
     };
@@ -132,13 +141,14 @@ export function createFlowRecords(out: LineWriter, opts: FlowRecordOptions): Flo
     switch (e.type) {
       case 'session-started': {
         // The event marks the dial's completion; the flow began at accept.
+        peers.started(e.flow);
         write(record('start', e.at, e.flow, e.upstream, e.startedAt, Math.max(0, e.at - e.startedAt), zeroCounters()));
         return;
       }
       case 'session-ended': {
         const r = record('end', e.at, e.flow, e.upstream, e.startedAt, e.durationMs, e.counters);
         r.reason = e.reason;
-        write(r);
+        write(Object.assign(r, peers.ended(e.flow)));
         return;
       }
       default:

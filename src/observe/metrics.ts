@@ -167,6 +167,14 @@ export function createMetrics(registry: Registry, opts: MetricsOptions = {}): Sl
     registers,
   });
   for (const result of ['ok', 'rejected']) reloads.inc({ result }, 0);
+  const peerPathChanges = new Counter({
+    name: 'sluice_peer_path_changes_total',
+    help: 'A connected peer link took a path: relayed (first, or back from direct) or direct; counted from peer-path events',
+    labelNames: ['peer', 'path'] as const,
+    registers,
+  });
+  /** The path each connected peer link is on, since it last went idle (bounded by the config's peers). */
+  const peerPaths = new Map<string, string>();
 
   const recordLogs = new Map<string, { dropped: () => number; seen: number; watching: boolean }>();
   const recordsDropped = new Counter({
@@ -277,6 +285,15 @@ export function createMetrics(registry: Registry, opts: MetricsOptions = {}): Sl
         return;
       case 'config-rejected':
         reloads.inc({ result: 'rejected' });
+        return;
+      case 'peer-path':
+        if (e.state !== 'connected') {
+          if (e.state === 'idle') peerPaths.delete(e.peer);
+          return;
+        }
+        if (peerPaths.get(e.peer) === e.path) return;
+        peerPaths.set(e.peer, e.path);
+        peerPathChanges.inc({ peer: e.peer, path: e.path });
         return;
       default:
         return;

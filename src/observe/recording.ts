@@ -9,6 +9,8 @@ import type { RouteRuntime } from '../listen/route.js';
 import { AdminServer } from '../admin/admin-server.js';
 import { LiveHub } from '../admin/live-hub.js';
 import { RecentActivity } from '../admin/recent.js';
+import type { Agent } from '../agent/agent.js';
+import { gatewayPeersView, peerFlowOf, peerSummary, peerView, type GatewayPeerSource } from '../agent/peer-view.js';
 import { accessLogSink } from './access-log.js';
 import { ConntrackSource, type ConntrackSourceDeps, type ConntrackStats, type ConntrackStatus } from './conntrack/index.js';
 import type { EventStream } from './events.js';
@@ -16,6 +18,8 @@ import { newInstanceId } from './flow-id.js';
 import { createFlowRecords, type FlowRecorder } from './flow-records.js';
 import { openLineWriter, type LineWriter } from './line-writer.js';
 import { createMetrics, type SluiceMetrics } from './metrics.js';
+import type { FlowRef } from './events.js';
+import { registerPeerMetrics } from './peer-metrics.js';
 import { openRecordOutput } from './record-output.js';
 import { RotatingFileWriter, type RecordWriter } from './rotating-file.js';
 
@@ -30,6 +34,11 @@ export interface RecordingDeps {
   readonly datapath?: () => 'js' | 'native';
   /** Container discovery's state, label routes and label problems, for /api/health (undefined without `docker:`). */
   readonly containers?: () => unknown;
+  /**
+   * The gateway and agent of `gateway:` / `agent:` (App.exposure), read lazily: /api/peers, the
+   * peer metrics, `peerPath` in records, and the agent's connect listeners beside the node's routes.
+   */
+  readonly exposure?: () => { readonly gateway?: GatewayPeerSource | undefined; readonly agent?: Agent | undefined } | undefined;
   /** This process's UUID for flow UUIDs; a fresh one by default. */
   readonly instanceId?: string;
   /** Test seams for the conntrack source (a fake `conntrack`, another namespace's sysctls). */
@@ -99,7 +108,27 @@ export class Recording {
     this.instanceId = deps.instanceId ?? newInstanceId();
     this.#startedAt = deps.clock.wallNow();
     this.#version = readVersion();
-    this.live = new LiveHub({ clock: deps.clock, routes: deps.routes });
+    this.live = new LiveHub({ clock: deps.clock, routes: () => this.#routes() });
+  }
+
+  #agent(): Agent | undefined {
+    return this.#deps.exposure?.()?.agent;
+  }
+
+  /** The node's routes and the agent's connect listeners (ordinary routes named `connect/<name>`). */
+  #routes(): readonly RouteRuntime[] {
+    const connect = this.#agent()?.connectRoutes;
+    const routes = this.#deps.routes();
+    return connect && connect.length > 0 ? [...routes, ...connect] : routes;
+  }
+
+  /** The peer flow behind a connect session, for `peerPath` in records and the peer metrics. */
+  readonly #peerFlow = (flow: FlowRef) => peerFlowOf(this.#agent(), flow);
+
+  /** The body of `GET /api/peers` (docs/admin.md). */
+  peers(): Record<string, unknown> {
+    const x = this.#deps.exposure?.();
+    return { ...peerView(x?.agent, this.#deps.clock.now()), gateway: x?.gateway ? gatewayPeersView(x.gateway) : null };
   }
 
   /**
@@ -151,7 +180,8 @@ export class Recording {
 
   /** What /api/health shows about the recording side. */
   status(): Record<string, unknown> {
-    const routes = this.#deps.routes();
+    const routes = this.#routes();
+    const peers = peerSummary(this.#agent());
     return {
       version: this.#version,
       instanceId: this.instanceId,
@@ -165,6 +195,7 @@ export class Recording {
       flowLog: this.#flowLog ? { output: this.#flowLog.output, written: this.#flowLog.writer.written, dropped: this.#flowLog.writer.dropped } : { output: 'off' },
       conntrack: this.#conntrack ? { state: this.#conntrack.source.state, pid: this.#conntrack.source.pid, stats: this.#conntrack.source.stats } : { state: 'off' },
       metrics: this.#metrics ? { process: this.#metrics.process !== undefined } : 'off',
+      ...(peers ? { peers } : {}),
     };
   }
 
@@ -207,12 +238,14 @@ export class Recording {
     }
     if (!this.#metrics) {
       const registry = new Registry();
-      const routes = this.#deps.routes;
+      const routes = () => this.#routes();
       const metrics = createMetrics(registry, {
         liveCounters: () => routes().flatMap((r) => r.sessions()),
         activeSessions: () => routes().map((r) => ({ route: r.name, proto: r.config.listen.transport, active: r.active })),
       });
-      this.#metrics = { registry, metrics, unsubscribe: this.#deps.events.subscribe(metrics.sink), unwatch: {}, process: undefined };
+      const peerMetrics = registerPeerMetrics(registry, () => this.#agent(), this.#peerFlow);
+      const unsubscribe = [this.#deps.events.subscribe(metrics.sink), this.#deps.events.subscribe(peerMetrics.sink)];
+      this.#metrics = { registry, metrics, unsubscribe: () => unsubscribe.forEach((u) => u()), unwatch: {}, process: undefined };
       const datapath = this.#deps.datapath;
       new Gauge({
         name: 'sluice_datapath_info',
@@ -272,11 +305,12 @@ export class Recording {
       old.setToken(config.token);
       return;
     }
-    const { clock, log, routes, events } = this.#deps;
+    const { clock, log, events } = this.#deps;
     const admin = await AdminServer.start(config, {
       clock,
       log,
-      routes,
+      routes: () => this.#routes(),
+      peers: () => this.peers(),
       metrics: () => this.#exposition(),
       health: () => this.status(),
       recent: this.recent,
@@ -309,7 +343,7 @@ export class Recording {
         output === 'stdout' || output === 'stderr'
           ? openLineWriter(output)
           : new RotatingFileWriter(output, { maxBytes: Number.MAX_SAFE_INTEGER, maxFiles: 0, maxBufferBytes: 16 * 1024 * 1024, lingerMs: FILE_LINGER_MS, clock: this.#deps.clock });
-      this.#accessLog = { output, writer, unsubscribe: this.#deps.events.subscribe(accessLogSink(writer, this.#deps.clock)) };
+      this.#accessLog = { output, writer, unsubscribe: this.#deps.events.subscribe(accessLogSink(writer, this.#deps.clock, { peerFlow: this.#peerFlow })) };
     }
     this.#watchDrops();
   }
@@ -326,7 +360,8 @@ export class Recording {
       this.#closeLater(() => old.writer.close());
     }
     if (f && key !== 'off') {
-      const { clock, log, routes, events } = this.#deps;
+      const { clock, log, events } = this.#deps;
+      const routes = () => this.#routes();
       let failing = false;
       const writer = openRecordOutput(f.output, {
         maxBytes: f.maxBytes,
@@ -344,6 +379,7 @@ export class Recording {
         instanceId: this.instanceId,
         updateIntervalMs: f.updateIntervalMs,
         liveFlows: () => routes().flatMap((r) => r.sessions()),
+        peerFlow: this.#peerFlow,
       });
       this.#flowLog = { key, output: f.output, writer, recorder, unsubscribe: events.subscribe(recorder.sink) };
     }
