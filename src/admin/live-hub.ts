@@ -31,7 +31,9 @@ export type LiveEvent =
   | { type: 'session-started' | 'session-ended'; at: number; flowId: number; route: string; proto: string; clientAddr: string; clientPort: number; reason?: string }
   | { type: 'session-rejected'; at: number; route: string; proto: string; clientAddr: string; clientPort: number; reason: string }
   | { type: 'route-up' | 'route-down'; at: number; route: string }
-  | { type: 'config-reloaded' | 'config-rejected'; at: number };
+  | { type: 'config-reloaded' | 'config-rejected'; at: number }
+  /** A peer link changed state or path (the dashboard then reloads /api/peers). */
+  | { type: 'peer-path'; at: number; peer: string; state: string; path: string };
 
 interface Stream {
   readonly res: ServerResponse;
@@ -163,6 +165,8 @@ function liveEvent(e: SluiceEvent): LiveEvent | undefined {
     case 'config-reloaded':
     case 'config-rejected':
       return { type: e.type, at: e.at };
+    case 'peer-path':
+      return { type: e.type, at: e.at, peer: e.peer, state: e.state, path: e.path };
     default:
       return undefined;
   }

@@ -4,6 +4,7 @@
 'use strict';
 
 const HISTORY = 120; // chart points, one per tick
+const PEERS_EVERY_MS = 2000; // /api/peers is polled this often while this process has an agent or a gateway
 const MAX_ROWS = 50; // rows kept in the denials and ended-flows tables
 const $ = (id) => document.getElementById(id);
 
@@ -151,6 +152,69 @@ function renderFlows() {
   );
 }
 
+function pairsText(pairs) {
+  const n = (o) => pairs.filter((p) => p.outcome === o).length;
+  if (pairs.length === 0) return '–';
+  return `${n('succeeded')} ok, ${n('failed')} failed, ${n('in-progress')} trying, of ${pairs.length}`;
+}
+
+function renderPeers(v) {
+  const any = v.agent !== null || v.gateway !== null;
+  $('peers-section').hidden = !any;
+  if (!any) return false;
+  fillTable(
+    'peers',
+    v.links,
+    [
+      [(l) => l.peer],
+      [(l) => l.role],
+      [(l) => l.state],
+      [(l) => (l.state === 'idle' ? '–' : l.path)],
+      [(l) => (l.timeToDirectMs === null ? '–' : `${l.timeToDirectMs} ms`), 'num'],
+      [(l) => `${l.diagnosis.nat.local} / ${l.diagnosis.nat.remote}`, 'why'],
+      [(l) => pairsText(l.diagnosis.pairs)],
+      [(l) => l.diagnosis.selected || '–'],
+      [(l) => (l.reason || '–') + (l.lastRefusal ? ` (gateway refused: ${l.lastRefusal})` : ''), 'why'],
+    ],
+    v.agent === null ? 'no agent in this process' : 'no peer link yet (a connect listener starts one on its first datagram)',
+    (l) => l.peer,
+  );
+  for (const tr of $('peers').tBodies[0].rows) if (tr.cells[3] && tr.cells[3].textContent === 'direct') tr.cells[3].className = 'direct';
+  const sum = (c, k) => c.flows.reduce((n, f) => n + f.counters[k], 0);
+  fillTable(
+    'connects',
+    v.connect,
+    [
+      [(c) => c.name],
+      [(c) => c.proto],
+      [(c) => c.address || c.listen],
+      [(c) => `${c.peer} / ${c.service}`],
+      [(c) => c.path],
+      [(c) => (c.state === 'connected' && c.linkPath ? `connected (${c.proto === 'tcp' ? 'relayed' : c.linkPath})` : c.state)],
+      [(c) => c.active, 'num'],
+      [(c) => `${sum(c, 'direct')} / ${sum(c, 'relayed')} / ${sum(c, 'received')}`, 'num'],
+    ],
+    'no connect listeners',
+    (c) => c.name,
+  );
+  const g = v.gateway;
+  $('gateway-peers').hidden = !g;
+  if (g) {
+    const refused = Object.values(g.signals.refused).reduce((a, b) => a + b, 0);
+    $('gateway-peers').textContent =
+      `Gateway peer relay: signals forwarded ${g.signals.forwarded}, refused ${refused}; open flows udp ${g.openFlows.udp || 0}, tcp ${g.openFlows.tcp || 0}; ` +
+      `relayed datagrams to service ${g.relayedDatagrams.toService}, to opener ${g.relayedDatagrams.toOpener} (dropped ${g.relayedDatagrams.toOpenerDropped})`;
+  }
+  $('peers-note').textContent = v.agent === null ? '' : `(agent ${v.agent})`;
+  return true;
+}
+
+let peersTimer;
+async function loadPeers() {
+  const v = await api('/api/peers');
+  if (renderPeers(v) && !peersTimer) peersTimer = setInterval(() => void loadPeers().catch(() => {}), PEERS_EVERY_MS);
+}
+
 function drawChart() {
   const canvas = $('chart');
   const dpr = window.devicePixelRatio || 1;
@@ -229,6 +293,7 @@ function onTick(tick) {
   let routesChanged = false;
   let denialsChanged = false;
   let flowsChanged = false;
+  let peersChanged = false;
   for (const e of tick.events) {
     if (e.type === 'session-rejected') {
       state.denials.unshift({ time: new Date(e.at).toISOString(), route: e.route, proto: e.proto, clientAddr: e.clientAddr, clientPort: e.clientPort, reason: e.reason });
@@ -237,6 +302,8 @@ function onTick(tick) {
       flowsChanged = true;
     } else if (e.type === 'route-up' || e.type === 'route-down' || e.type === 'config-reloaded') {
       routesChanged = true;
+    } else if (e.type === 'peer-path') {
+      peersChanged = true;
     }
   }
   if (denialsChanged) {
@@ -245,6 +312,7 @@ function onTick(tick) {
   }
   if (flowsChanged) void loadFlows();
   if (routesChanged) void loadRoutes();
+  if (peersChanged) void loadPeers().catch(() => {});
   renderRoutes(new Map(tick.routes.map((r) => [r.name, r.active])));
   renderSessions(tick);
   drawChart();
@@ -281,7 +349,7 @@ async function main() {
   $('logout').hidden = !health.auth;
   state.denials = (await api(`/api/denials?limit=${MAX_ROWS}`)).denials;
   renderDenials();
-  await Promise.all([loadRoutes(), loadFlows()]);
+  await Promise.all([loadRoutes(), loadFlows(), loadPeers()]);
   drawChart();
   connect();
 }

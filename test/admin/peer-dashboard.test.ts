@@ -1,0 +1,104 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { BrowserContext } from 'playwright-core';
+import { udpClient, waitFor } from '../helpers/net.js';
+import { TOKEN } from '../gateway/expose-helpers.js';
+import { connected, peerAgentConfig, peerGatewayConfig, startAgent, startGateway, udpEcho } from '../connect/connect-helpers.js';
+import { startApp, tempDir } from './app-helper.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+test('dashboard Peers panel: the link goes from absent to connected (direct) without a reload; the connect listener counts', async (t) => {
+  if (!existsSync(CHROMIUM)) {
+    const why = `${CHROMIUM} not found (Debian package chromium)`;
+    if (process.env.CI === 'true') assert.fail(`dashboard test cannot run: ${why}`);
+    t.skip(why);
+    return;
+  }
+  const { chromium } = await import('playwright-core');
+  const profile = await mkdtemp(join(tmpdir(), 'sluice-peer-dashboard-'));
+  let context: BrowserContext | undefined;
+  t.after(async () => {
+    await context?.close();
+    if (process.env.KEEP_TMP !== '1') await rm(profile, { recursive: true, force: true });
+  });
+  const dir = await tempDir(t, 'sluice-peer-dash-');
+  const gw = await startGateway(t, peerGatewayConfig(dir));
+  const echo = await udpEcho(t);
+  const home = await startAgent(t, peerAgentConfig(gw, 'home', `  expose:\n    wg: { local: 127.0.0.1:${echo.port}, peers: [laptop] }\n`));
+  const s = await startApp(
+    t,
+    `
+agent:
+  name: laptop
+  gateway: 127.0.0.1:${gw.port}
+  token: "${TOKEN}"
+  fingerprint: ${gw.fingerprint}
+  reconnect: { initial: 50ms, max: 500ms }
+  peerCandidates: [loopback]
+  connect:
+    home-wg: { peer: home, service: wg, listen: udp://127.0.0.1:0 }
+accessLog: { output: off }
+admin: { listen: 127.0.0.1:0 }
+lifecycle: { drainTimeout: 1s }
+`,
+  );
+  const agent = s.app.exposure!.agent!;
+  await connected(home.agent);
+  await connected(agent);
+
+  context = await chromium.launchPersistentContext(join(profile, 'profile'), { executablePath: CHROMIUM, args: ARGS, headless: true, viewport: { width: 1400, height: 1000 } });
+  const page = context.pages()[0] ?? (await context.newPage());
+  const problems: string[] = [];
+  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console: ${m.text()}`);
+  });
+  await page.goto(s.admin());
+  await page.waitForSelector('#conn.on', { timeout: 10_000 });
+  await page.waitForSelector('#connects tbody tr[data-key="home-wg"]', { timeout: 10_000 });
+  assert.equal(await page.isVisible('#peers-section'), true);
+  const connectCells = async () => (await page.locator('#connects tbody tr[data-key="home-wg"] td').allTextContents()).map((x) => x.trim());
+  const before = await connectCells();
+  assert.equal(before[0], 'home-wg');
+  assert.equal(before[3], 'home / wg');
+  assert.equal(before[4], 'auto');
+  assert.equal(before[5], 'idle');
+  assert.equal(await page.locator('#peers tbody tr[data-key]').count(), 0, 'no link before traffic');
+
+  const navigations: string[] = [];
+  page.on('framenavigated', (f) => navigations.push(f.url()));
+  const c = await udpClient(t);
+  const listen = agent.connectRoutes[0]!.local.port;
+  const pump = setInterval(() => c.send(listen, 'x'), 100);
+  t.after(() => clearInterval(pump));
+  const link = () => agent.peers.links.get('home');
+  await waitFor(() => link()?.path === 'direct', 'direct path', 10_000);
+
+  await page.waitForFunction(
+    () => (globalThis as any).document.querySelector('#peers tbody tr[data-key="home"] td:nth-child(4)')?.textContent === 'direct',
+    undefined,
+    { timeout: 10_000 },
+  );
+  const row = (await page.locator('#peers tbody tr[data-key="home"] td').allTextContents()).map((x) => x.trim());
+  assert.deepEqual(row.slice(0, 4), ['home', 'controlled', 'connected', 'direct']);
+  assert.equal(row[4], `${link()!.timeToDirectMs} ms`);
+  assert.match(row[6]!, /^[1-9]\d* ok, /, 'a pair succeeded');
+  assert.match(row[7]!, / <-> /);
+  assert.equal(row[8], '–', 'no reason when direct');
+  await page.waitForFunction(
+    () => /^[1-9]\d* \/ [1-9]\d* \/ [1-9]\d*$/.test((globalThis as any).document.querySelector('#connects tbody tr[data-key="home-wg"] td:nth-child(8)')?.textContent ?? ''),
+    undefined,
+    { timeout: 10_000 },
+  );
+  const after = await connectCells();
+  assert.equal(after[5], 'connected (direct)');
+  assert.equal(after[6], '1');
+  assert.deepEqual(navigations, [], 'updated live, without a reload');
+  assert.deepEqual(problems, [], 'no script errors and nothing blocked by the CSP');
+});
