@@ -118,7 +118,7 @@ export class Agent {
     this.peers = new Peers(config, {
       clock: deps.clock,
       path,
-      deliverExposed: (tag, payload) => this.local.onGatewayDatagram(tag, undefined, payload),
+      deliverExposed: (tag, origin, payload) => this.local.onGatewayDatagram(tag, origin, payload),
       changed: (link) => {
         deps.events.emit({ type: 'peer-path', at: deps.clock.wallNow(), peer: link.peer, state: link.state, path: link.path, reason: link.diagnosis().reason });
         this.#observer.peerChanged?.(link);

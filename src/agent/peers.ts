@@ -6,7 +6,7 @@ import type { AgentConfig } from '../config/gateway-schema.js';
 import type { IceTiming } from '../ice/agent.js';
 import type { IceSocket } from '../ice/bases.js';
 import type { StunPeer } from '../ice/stun-transaction.js';
-import { PEER_TAG_BIT, type ControlMessage } from '../protocol/tunnel/index.js';
+import { PEER_TAG_BIT, encodeOriginBlock, type ControlMessage, type DatagramOrigin } from '../protocol/tunnel/index.js';
 import type { DatagramChannel, DatagramReceiver, DialOptions } from '../upstream/dialer.js';
 import type { PeerFlows, PeerTarget } from '../upstream/peer/peer-dialer.js';
 import { PeerFlow } from './peer-flow.js';
@@ -34,7 +34,7 @@ export interface PeersDeps {
   readonly clock: Clock;
   readonly path: PeerDatagramPath;
   /** A direct datagram for an exposed service's connectee tag (LocalServices.onGatewayDatagram). */
-  readonly deliverExposed: (tag: number, payload: Buffer) => void;
+  readonly deliverExposed: (tag: number, origin: DatagramOrigin | undefined, payload: Buffer) => void;
   readonly changed?: (link: PeerLink) => void;
   readonly iceTiming?: Partial<IceTiming>;
 }
@@ -90,9 +90,9 @@ export class Peers implements PeerFlows {
         this.#control.send({ type: 'signal', peer, payload });
         return true;
       },
-      deliverExposed: (link, tag, payload) => {
+      deliverExposed: (link, tag, origin, payload) => {
         this.#directTags.set(tag, link);
-        d.deliverExposed(tag, payload);
+        d.deliverExposed(tag, origin, payload);
       },
       deliverFlow: (link, peerTag, payload) => {
         const f = this.#byPeerTag.get(link)?.get(peerTag);
@@ -113,7 +113,8 @@ export class Peers implements PeerFlows {
   /** A control connection is up: (re)open every flow, start offers that waited for the socket. */
   attach(control: PeerControl): void {
     this.#control = control;
-    for (const f of this.#flows.values()) this.#open(f);
+    // A snapshot: #open re-keys each flow under a new tag.
+    for (const f of [...this.#flows.values()]) this.#open(f);
     for (const l of this.links.values()) if (l.state !== 'idle' && l.wantDirect) l.connect();
   }
 
@@ -145,6 +146,8 @@ export class Peers implements PeerFlows {
         f.state = 'ok';
         if (f.peerTag !== 0) this.#byPeerTag.get(f.link)?.delete(f.peerTag);
         f.peerTag = m.peerTag;
+        f.originBlock = encodeOriginBlock(m.origin);
+        f.answered = false;
         this.#peerTags(f.link).set(m.peerTag, f);
         f.link.relayUp();
         this.#flush(f);
@@ -255,7 +258,7 @@ export class Peers implements PeerFlows {
     if (f.state === 'closed') return;
     if (f.link.state === 'idle') f.link.connect();
     else f.link.touch();
-    if (f.target.path !== 'relay' && f.peerTag !== 0 && f.link.sendDirect(f.peerTag, payload)) {
+    if (f.target.path !== 'relay' && f.peerTag !== 0 && f.link.sendDirect(f.peerTag, payload, f.answered ? undefined : f.originBlock)) {
       f.counters.direct++;
       if (!f.link.directInDoubt || f.target.path === 'direct') return;
       f.counters.duplicated++;
@@ -279,7 +282,7 @@ export class Peers implements PeerFlows {
   #flush(f: PeerFlow): void {
     while (f.queue.length > 0 && f.state !== 'closed') {
       const p = f.queue[0]!;
-      if (f.target.path !== 'relay' && f.peerTag !== 0 && f.link.sendDirect(f.peerTag, p)) f.counters.direct++;
+      if (f.target.path !== 'relay' && f.peerTag !== 0 && f.link.sendDirect(f.peerTag, p, f.answered ? undefined : f.originBlock)) f.counters.direct++;
       else if (f.target.path === 'direct' || f.state === 'pending') return;
       else if (f.state === 'ok') {
         this.deps.path.send(f.tag, p);
@@ -292,6 +295,7 @@ export class Peers implements PeerFlows {
 
   #deliver(f: PeerFlow, payload: Buffer): void {
     f.counters.received++;
+    f.answered = true;
     f.link.touch();
     f.receiver.onUpstreamDatagram(payload);
   }

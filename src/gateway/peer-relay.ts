@@ -259,7 +259,7 @@ export class PeerRelay implements DatagramFlowSink {
     side.datagrams.set(m.tag, flow);
     bump(this.deps.counters.peerFlows.udp, 'ok');
     // The target knows the flow by its connectee tag; a direct path uses it too.
-    x.send({ type: 'peer-open-ok', tag: m.tag, peerTag: connectee.tag });
+    x.send({ type: 'peer-open-ok', tag: m.tag, peerTag: connectee.tag, origin: { serviceId: offer.serviceId, client: connectee.client } });
   }
 
   // ---- flows ----

@@ -180,3 +180,23 @@ test('TURN servers in the config are ICE candidates: with icePolicy relay the pa
   assert.match(d.reason ?? '', /icePolicy: relay/);
   assert.ok(laptop.agent.peers.flows[0]!.counters.direct >= 20, 'the datagrams took the ICE channel');
 });
+
+test('control-channel reconnects of either agent mid-stream: the stream goes on', async (t) => {
+  for (const path of ['auto', 'relay'] as const) {
+    const { laptop, home, listen } = await setup(t, path);
+    const c = await udpClient(t);
+    const sent: string[] = [];
+    for (let i = 0; i < 120; i++) {
+      sent.push(`${path}${i}`);
+      c.send(`${path}${i}`, listen);
+      await new Promise((r) => setTimeout(r, 20));
+      if (i === 30) laptop.agent.reconnectNow();
+      if (i === 70) home.agent.reconnectNow();
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    const lost = sent.filter((s) => !c.got.includes(s));
+    t.diagnostic(`path ${path}: lost ${lost.length} of 120 across two reconnects: ${lost.join(' ')}`);
+    assert.ok(lost.length <= 20, `lost ${lost.join(' ')}`);
+    assert.ok(c.got.includes(`${path}119`), 'the last one was answered');
+  }
+});

@@ -358,20 +358,23 @@ const CODECS: { [T in ControlMessageType]: BodyCodec<T> } = {
       return { type: 'peer-open', tag, transport, peer, service: r.name() };
     },
   },
-  // u32 tag | u32 peer tag
+  // u32 tag | u32 peer tag | origin block (u16 service id | endpoint client)
   'peer-open-ok': {
     byte: FrameType.peerOpenOk,
-    size: (m) => {
+    size: (m, p) => {
       tagOk(m.tag);
       tagOk(m.peerTag);
-      return 8;
+      return 8 + originBytes((p.origin = encodeOrigin(m.origin)));
     },
-    write: (w, m) => void w.u32(m.tag).u32(m.peerTag),
+    write: (w, m, p) => {
+      w.u32(m.tag).u32(m.peerTag);
+      writeOrigin(w, p.origin!);
+    },
     read: (r) => {
       const tag = r.u32();
       const peerTag = r.u32();
       if (tag === 0 || peerTag === 0) throw malformed('peer tag 0 is reserved');
-      return { type: 'peer-open-ok', tag, peerTag };
+      return { type: 'peer-open-ok', tag, peerTag, origin: readOrigin(r) };
     },
   },
   // u32 tag | u8 code | u16 len | UTF-8 message

@@ -269,9 +269,10 @@ export interface PeerOpen {
 
 /**
  * Gateway → agent: the UDP flow `tag` is set up; sealed UDP datagrams on it are forwarded now.
- * `peerTag` is the connectee tag the peer agent sees this flow under (its origin arrives with the
- * first relayed datagrams). The opener puts `peerTag` in the flow's datagrams when it sends them
- * on a direct path, so the peer's local session is the same whichever path a datagram took.
+ * `peerTag` and `origin` are the connectee tag and origin block the peer agent sees this flow
+ * under. The opener puts `peerTag` in the flow's datagrams when it sends them on a direct path,
+ * with `origin` until the peer has answered (the gateway's own rule), so the peer's local session
+ * is the same whichever path a datagram took, and the first direct datagram can create it.
  * For a TCP PEER_OPEN no PEER_OPEN_OK is sent (STREAM_ACCEPT answers).
  */
 export interface PeerOpenOk {
@@ -279,6 +280,7 @@ export interface PeerOpenOk {
   readonly tag: number;
   /** u32, not 0. */
   readonly peerTag: number;
+  readonly origin: DatagramOrigin;
 }
 
 /** Gateway → agent: PEER_OPEN `tag` refused (not-allowed, unknown-peer, peer-offline, rate-limited, ...). */

@@ -63,7 +63,7 @@ export const messageArb: fc.Arbitrary<ControlMessage> = fc.oneof(
     type: fc.constant('offer'), serviceId: u16, name: nameArb, transport: fc.constantFrom(...SERVICE_TRANSPORTS), peers: fc.array(nameArb, { maxLength: 8 }),
   } as never),
   rec<ControlMessage>({ type: fc.constant('peer-open'), tag: nonZeroU32, transport: fc.constantFrom(...SERVICE_TRANSPORTS), peer: nameArb, service: nameArb } as never),
-  rec<ControlMessage>({ type: fc.constant('peer-open-ok'), tag: nonZeroU32, peerTag: nonZeroU32 } as never),
+  rec<ControlMessage>({ type: fc.constant('peer-open-ok'), tag: nonZeroU32, peerTag: nonZeroU32, origin: originArb } as never),
   rec<ControlMessage>({ type: fc.constant('peer-open-error'), tag: nonZeroU32, code: refusal, message: reasonArb } as never),
   rec<ControlMessage>({ type: fc.constant('signal'), peer: nameArb, payload: bytes(0, 64) } as never),
   rec<ControlMessage>({ type: fc.constant('signal-error'), peer: nameArb, code: refusal } as never),
