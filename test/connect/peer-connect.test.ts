@@ -52,6 +52,10 @@ test('a lazy connect listener: idle until the first datagram, which is answered;
   assert.ok(events.includes('connecting/relayed'), events.join(','));
   assert.ok(events.includes('connected/direct'), events.join(','));
   assert.equal(link.diagnosis().reason, undefined);
+  // ICE ran on the agent's gateway socket: its host candidate is the address the gateway sees for
+  // the agent's tunnel datagrams (no NAT on loopback, so the STUN-mapped address is the same).
+  const seen = gw.gateway.agent('laptop')!.udpAddress!;
+  assert.ok(link.diagnosis().localCandidates.includes(`host 127.0.0.1:${seen.port}`), `${JSON.stringify(seen)} vs ${link.diagnosis().localCandidates.join(', ')}`);
 });
 
 test('path: relay never runs ICE; every datagram goes through the gateway', async (t) => {
