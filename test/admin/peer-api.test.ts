@@ -142,8 +142,9 @@ test('GET /api/peers once direct: state, path, time to direct, pairs with a succ
   const m = (await request(`${s.admin()}/metrics`)).body;
   assert.match(m, /^sluice_peer_links\{peer="home",state="connected",path="direct"\} 1$/m);
   assert.match(m, /^sluice_peer_time_to_direct_seconds\{peer="home"\} [0-9.e-]+$/m);
-  assert.match(m, /^sluice_peer_path_changes_total\{peer="home",path="direct"\} 1$/m);
-  assert.match(m, /^sluice_peer_path_changes_total\{peer="home",path="relayed"\} 1$/m);
+  // relayed first (the relay carried the first datagram), then direct; a loaded machine may add a fallback and return.
+  const changes = (path: string) => Number(new RegExp(`^sluice_peer_path_changes_total\\{peer="home",path="${path}"\\} (\\d+)$`, 'm').exec(m)?.[1]);
+  assert.ok(changes('relayed') >= 1 && changes('direct') >= 1 && changes('direct') >= changes('relayed') - 1, m);
   const direct = Number(/^sluice_peer_datagrams_total\{route="connect\/home-wg",path="direct"\} (\d+)$/m.exec(m)?.[1]);
   const relayed = Number(/^sluice_peer_datagrams_total\{route="connect\/home-wg",path="relayed"\} (\d+)$/m.exec(m)?.[1]);
   assert.equal(direct + relayed, 6, m);
