@@ -1,89 +1,22 @@
-import type { Endpoint } from '../../core/address.js';
 import {
-  FRAME_HEADER_BYTES, FrameType, MAX_DATAGRAM_PAYLOAD_BYTES, MAX_FRAME_BYTES, MAX_SIGNAL_BYTES, MAX_STREAM_DATA_BYTES,
-  MAX_WINDOW_BYTES, NONCE_BYTES, DIGEST_BYTES, FLAG_ORIGIN, MAX_OFFER_PEERS,
+  FRAME_HEADER_BYTES, FrameType, MAX_DATAGRAM_PAYLOAD_BYTES, MAX_FRAME_BYTES, MAX_STREAM_DATA_BYTES, NONCE_BYTES, DIGEST_BYTES,
+  FLAG_ORIGIN,
 } from './constants.js';
+import { PROXY_PROTOCOL_MODES, REFUSAL_CODES, SERVICE_TRANSPORTS, STREAM_RESET_CODES, type ControlMessage, type ControlMessageType } from './control-messages.js';
 import {
-  PROXY_PROTOCOL_MODES, REFUSAL_CODES, SERVICE_TRANSPORTS, STREAM_RESET_CODES,
-  type ControlMessage, type ControlMessageType, type RefusalCode,
-} from './control-messages.js';
+  enumByte, enumRead, ep1, ep2, fixed, readStreamId, sized, readWindow, reasonPrep, refusalByte, streamId, tagOk, u16, u32, window,
+  type BodyCodec, type Prep,
+} from './control-codec-parts.js';
+import { PEER_CODECS } from './control-codec-peers.js';
 import { TunnelError } from './errors.js';
 import { encodeOrigin, originBytes, readOrigin, writeOrigin } from './origin-block.js';
-import {
-  WireReader, WireWriter, checkUint, encodeEndpoint, encodeReason, endpointBytes, malformed, nameBytes,
-} from './wire.js';
+import { WireReader, WireWriter, malformed, nameBytes } from './wire.js';
 
 /**
  * Control frames: u32 length | u8 type | body, where length = 1 + body bytes. Pure functions over
  * Buffer (STYLE.md 12): "need more bytes" is a result; anything else that is wrong throws a
  * TunnelError (code SLUICE_ERR_TUNNEL_AUTH) and the connection must be closed, since framing is lost.
  */
-
-type Msg<T extends ControlMessageType> = Extract<ControlMessage, { type: T }>;
-
-interface BodyCodec<T extends ControlMessageType> {
-  readonly byte: number;
-  /** Exact body size; validates the message (throws TunnelError 'bad-value' / 'bad-name'). */
-  size(m: Msg<T>, prep: Prep): number;
-  write(w: WireWriter, m: Msg<T>, prep: Prep): void;
-  read(r: WireReader): Msg<T>;
-}
-
-/** Values converted once by `size` and reused by `write` (endpoints, UTF-8 reasons). */
-interface Prep {
-  e1?: ReturnType<typeof encodeEndpoint>;
-  e2?: ReturnType<typeof encodeEndpoint>;
-  text?: Buffer;
-  origin?: ReturnType<typeof encodeOrigin>;
-}
-
-const enumByte = <T extends string>(list: readonly T[], v: T, what: string): number => {
-  const i = list.indexOf(v);
-  if (i < 0) throw new TunnelError('bad-value', `${what} "${String(v)}" is not defined`);
-  return i + 1;
-};
-const enumRead = <T extends string>(list: readonly T[], b: number, what: string): T => {
-  const v = list[b - 1];
-  if (v === undefined) throw malformed(`${what} ${b} is not defined`);
-  return v;
-};
-const u32 = (v: number, what: string) => checkUint(v, 0xffff_ffff, what);
-const u16 = (v: number, what: string) => checkUint(v, 0xffff, what);
-const streamId = (v: number) => {
-  u32(v, 'stream id');
-  if (v === 0) throw new TunnelError('bad-value', 'stream id 0 is reserved');
-};
-const readStreamId = (r: WireReader) => {
-  const id = r.u32();
-  if (id === 0) throw malformed('stream id 0 is reserved');
-  return id;
-};
-const tagOk = (v: number) => {
-  u32(v, 'connectee tag');
-  if (v === 0) throw new TunnelError('bad-value', 'connectee tag 0 is reserved');
-};
-const window = (v: number, what: string) => {
-  if (!Number.isInteger(v) || v < 1 || v > MAX_WINDOW_BYTES) throw new TunnelError('bad-value', `${what} ${v} is not in 1-${MAX_WINDOW_BYTES}`);
-};
-const readWindow = (r: WireReader, what: string) => {
-  const v = r.u32();
-  if (v < 1 || v > MAX_WINDOW_BYTES) throw malformed(`${what} ${v} is not in 1-${MAX_WINDOW_BYTES}`);
-  return v;
-};
-/** Checks a fixed-size field and returns its size. */
-const fixed = (b: Buffer, n: number, what: string): number => {
-  if (b.length !== n) throw new TunnelError('bad-value', `${what} must be ${n} bytes, got ${b.length}`);
-  return n;
-};
-/** Checks a variable-size field and returns its size. */
-const sized = (b: Buffer, min: number, max: number, what: string): number => {
-  if (b.length < min || b.length > max) throw new TunnelError('bad-value', `${what} of ${b.length} bytes is not in ${min}-${max}`);
-  return b.length;
-};
-const refusalByte = (code: RefusalCode) => enumByte(REFUSAL_CODES, code, 'refusal code');
-const reasonPrep = (p: Prep, text: string) => (p.text = encodeReason(text)).length + 2;
-const ep1 = (p: Prep, e: Endpoint, what: string) => endpointBytes((p.e1 = encodeEndpoint(e, what)));
-const ep2 = (p: Prep, e: Endpoint, what: string) => endpointBytes((p.e2 = encodeEndpoint(e, what)));
 
 const CODECS: { [T in ControlMessageType]: BodyCodec<T> } = {
   // u16 version | u32 datagram key id | u32 resume key id | u32 stream window | name
@@ -317,102 +250,7 @@ const CODECS: { [T in ControlMessageType]: BodyCodec<T> } = {
     },
     write: (w, m) => void w.u32(m.counter),
     read: (r) => ({ type: 'pong', counter: r.u32() }),
-  },
-  // u16 service id | u8 transport | name service | u8 count | count x name peer
-  offer: {
-    byte: FrameType.offer,
-    size: (m) => {
-      u16(m.serviceId, 'service id');
-      if (m.peers.length > MAX_OFFER_PEERS) throw new TunnelError('bad-value', `an offer names at most ${MAX_OFFER_PEERS} peers, got ${m.peers.length}`);
-      let n = 4 + nameBytes(m.name, 'service name');
-      for (const peer of m.peers) n += nameBytes(peer, 'offer peer');
-      return n;
-    },
-    write: (w, m) => {
-      w.u16(m.serviceId).u8(enumByte(SERVICE_TRANSPORTS, m.transport, 'transport')).name(m.name).u8(m.peers.length);
-      for (const peer of m.peers) w.name(peer);
-    },
-    read: (r) => {
-      const serviceId = r.u16();
-      const transport = enumRead(SERVICE_TRANSPORTS, r.u8(), 'transport');
-      const name = r.name();
-      const count = r.u8();
-      const peers: string[] = [];
-      for (let i = 0; i < count; i++) peers.push(r.name());
-      return { type: 'offer', serviceId, name, transport, peers };
-    },
-  },
-  // u32 tag | u8 transport | name peer | name service
-  'peer-open': {
-    byte: FrameType.peerOpen,
-    size: (m) => {
-      tagOk(m.tag);
-      return 5 + nameBytes(m.peer, 'peer') + nameBytes(m.service, 'peer service');
-    },
-    write: (w, m) => void w.u32(m.tag).u8(enumByte(SERVICE_TRANSPORTS, m.transport, 'transport')).name(m.peer).name(m.service),
-    read: (r) => {
-      const tag = r.u32();
-      if (tag === 0) throw malformed('peer tag 0 is reserved');
-      const transport = enumRead(SERVICE_TRANSPORTS, r.u8(), 'transport');
-      const peer = r.name();
-      return { type: 'peer-open', tag, transport, peer, service: r.name() };
-    },
-  },
-  // u32 tag | u32 peer tag | origin block (u16 service id | endpoint client)
-  'peer-open-ok': {
-    byte: FrameType.peerOpenOk,
-    size: (m, p) => {
-      tagOk(m.tag);
-      tagOk(m.peerTag);
-      return 8 + originBytes((p.origin = encodeOrigin(m.origin)));
-    },
-    write: (w, m, p) => {
-      w.u32(m.tag).u32(m.peerTag);
-      writeOrigin(w, p.origin!);
-    },
-    read: (r) => {
-      const tag = r.u32();
-      const peerTag = r.u32();
-      if (tag === 0 || peerTag === 0) throw malformed('peer tag 0 is reserved');
-      return { type: 'peer-open-ok', tag, peerTag, origin: readOrigin(r) };
-    },
-  },
-  // u32 tag | u8 code | u16 len | UTF-8 message
-  'peer-open-error': {
-    byte: FrameType.peerOpenError,
-    size: (m, p) => {
-      tagOk(m.tag);
-      return 5 + reasonPrep(p, m.message);
-    },
-    write: (w, m, p) => void w.u32(m.tag).u8(refusalByte(m.code)).reason(p.text!),
-    read: (r) => {
-      const tag = r.u32();
-      if (tag === 0) throw malformed('peer tag 0 is reserved');
-      const code = enumRead(REFUSAL_CODES, r.u8(), 'refusal code');
-      return { type: 'peer-open-error', tag, code, message: r.reason() };
-    },
-  },
-  // name peer | payload (0 to 16384 bytes)
-  signal: {
-    byte: FrameType.signal,
-    size: (m) => nameBytes(m.peer, 'signal peer') + sized(m.payload, 0, MAX_SIGNAL_BYTES, 'signal payload'),
-    write: (w, m) => void w.name(m.peer).bytes(m.payload),
-    read: (r) => {
-      const peer = r.name();
-      if (r.remaining > MAX_SIGNAL_BYTES) throw malformed(`signal payload of ${r.remaining} bytes exceeds ${MAX_SIGNAL_BYTES}`);
-      return { type: 'signal', peer, payload: r.rest() };
-    },
-  },
-  // u8 code | name peer
-  'signal-error': {
-    byte: FrameType.signalError,
-    size: (m) => 1 + nameBytes(m.peer, 'signal peer'),
-    write: (w, m) => void w.u8(refusalByte(m.code)).name(m.peer),
-    read: (r) => {
-      const code = enumRead(REFUSAL_CODES, r.u8(), 'refusal code');
-      return { type: 'signal-error', peer: r.name(), code };
-    },
-  },
+  },  ...PEER_CODECS,
 };
 
 const BY_BYTE: (BodyCodec<ControlMessageType> | undefined)[] = [];
