@@ -1,7 +1,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import readline from 'node:readline';
@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url';
  * echo (also in host-b) to `laptop` only (`peers: [laptop]`, no public port); agent `laptop` in
  * host-a (behind nat-a) has a lazy `connect` listener on 127.0.0.1 toward it, and a UDP client in
  * host-a sends through that listener. Each Sluice process is test/lab/connect-lab-agent.ts, which
- * starts the gateway or agent from YAML with the library and prints JSON lines.
+ * starts the gateway or agent from YAML with the library and prints JSON lines (run from a copy of
+ * dist taken when the lab comes up).
  *
  * 1. For all 25 NAT-type pairs (both agents restarted per cell, so each starts idle): every
  *    datagram of a stream is answered with the same bytes, the first one included (it goes by the
@@ -36,7 +37,6 @@ const HERE = dirname(fileURLToPath(import.meta.url)); // dist/test/lab
 const REPO = resolve(HERE, '../../..');
 const NATLAB = process.env.NATLAB_SH ?? resolve(REPO, '../shared/lab/natlab.sh');
 const PREFIX = `scon${process.pid}-`;
-const HELPER = join(HERE, 'connect-lab-agent.js');
 const TYPES = ['none', 'full-cone', 'restricted', 'port-restricted', 'symmetric'] as const;
 type NatType = (typeof TYPES)[number];
 const GATEWAY = '198.51.100.1:7000';
@@ -217,8 +217,24 @@ class ConnectLab {
   laptop: LabProcess | undefined;
   fingerprint = '';
 
+  /**
+   * The lab's processes run from a copy of the build taken when the lab comes up: the checkout is
+   * shared, and a rebuild in the middle of a run would otherwise start later cells' agents on
+   * another (possibly half-written) build than the gateway's.
+   */
+  readonly helper: string;
+
+  constructor() {
+    const snap = join(this.dir, 'build');
+    cpSync(join(REPO, 'dist/src'), join(snap, 'dist/src'), { recursive: true });
+    cpSync(join(REPO, 'dist/test/lab'), join(snap, 'dist/test/lab'), { recursive: true });
+    cpSync(join(REPO, 'package.json'), join(snap, 'package.json'));
+    symlinkSync(join(REPO, 'node_modules'), join(snap, 'node_modules'));
+    this.helper = join(snap, 'dist/test/lab/connect-lab-agent.js');
+  }
+
   start(name: string, ns: string, argv: string[]): LabProcess {
-    const p = new LabProcess(name, ns, ['node', HELPER, ...argv]);
+    const p = new LabProcess(name, ns, ['node', this.helper, ...argv]);
     this.#procs.push(p);
     return p;
   }
