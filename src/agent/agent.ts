@@ -250,6 +250,7 @@ export class Agent {
     if (authOk.resumed) this.counters.resumed++;
     else {
       this.local.resetUdp();
+      this.peers.resetExposed();
       this.#path.forgetKeys();
     }
     const socket = channel.socket as tls.TLSSocket;

@@ -19,9 +19,6 @@ export const FLOW_QUEUE_MAX = 256;
 export class PeerFlow implements DatagramChannel {
   tag = 0;
   peerTag = 0;
-  /** The peer's origin block for `peerTag` (PEER_OPEN_OK), sent on direct datagrams until `answered`. */
-  originBlock: Buffer | undefined;
-  answered = false;
   state: 'pending' | 'sent' | 'ok' | 'closed' = 'pending';
   readonly queue: Buffer[] = [];
   /** `duplicated`: sent on both paths while the direct one was in doubt (also counted in both). */

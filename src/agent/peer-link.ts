@@ -6,7 +6,7 @@ import { parseCandidate, formatCandidate, type IceCandidate } from '../ice/candi
 import type { StunPeer } from '../ice/stun-transaction.js';
 import type { TurnServerConfig } from '../turn/turn-client.js';
 import { classifyPeer } from '../udpexposer/peer-policy.js';
-import { DatagramOpener, DatagramSealer, PEER_TAG_BIT, type DatagramOrigin } from '../protocol/tunnel/index.js';
+import { DatagramOpener, DatagramSealer, PEER_TAG_BIT } from '../protocol/tunnel/index.js';
 import type { CandidateClass } from '../config/gateway-schema.js';
 import { diagnose, type PeerDiagnosis } from './peer-diagnosis.js';
 import { encodePeerSignal, type PeerSignal, type PeerSignalBody } from './peer-signal.js';
@@ -38,7 +38,7 @@ export interface PeerLinkDeps {
   /** Sends a SIGNAL to the peer; false when the control channel is down. */
   readonly signal: (payload: Buffer) => boolean;
   /** A direct datagram for one of this agent's exposed services (connectee tag `tag`). */
-  readonly deliverExposed: (link: PeerLink, tag: number, origin: DatagramOrigin | undefined, payload: Buffer) => void;
+  readonly deliverExposed: (link: PeerLink, tag: number, payload: Buffer) => void;
   /** A direct datagram answering one of this agent's flows (the peer's connectee tag). */
   readonly deliverFlow: (link: PeerLink, peerTag: number, payload: Buffer) => void;
   /** State, path or reason changed. */
@@ -206,16 +206,13 @@ export class PeerLink {
     return this.#attempt?.ingress(buf, from) ?? false;
   }
 
-  /**
-   * Sends one datagram of a flow directly: `tag` as the peer must read it, with `originBlock` (an
-   * encoded origin) until the peer answered the tag. False when not possible now.
-   */
-  sendDirect(tag: number, payload: Buffer, originBlock?: Buffer): boolean {
+  /** Sends one datagram of a flow directly: `tag` as the peer must read it. False when not possible now. */
+  sendDirect(tag: number, payload: Buffer): boolean {
     const a = this.#attempt;
     if (!a?.sealer || !this.directUsable) return false;
     let sealed: Buffer;
     try {
-      sealed = a.sealer.sealData(tag, payload, originBlock);
+      sealed = a.sealer.sealData(tag, payload);
     } catch {
       return false;
     }
@@ -342,7 +339,7 @@ export class PeerLink {
     this.counters.directReceived++;
     this.touch();
     if (d.tag & PEER_TAG_BIT) this.deps.deliverFlow(this, (d.tag & ~PEER_TAG_BIT) >>> 0, d.payload);
-    else this.deps.deliverExposed(this, d.tag, d.origin, d.payload);
+    else this.deps.deliverExposed(this, d.tag, d.payload);
   }
 
   /** Keepalives on the direct path while it is up, and the silence rule. */

@@ -6,7 +6,7 @@ import type { AgentConfig } from '../config/gateway-schema.js';
 import type { IceTiming } from '../ice/agent.js';
 import type { IceSocket } from '../ice/bases.js';
 import type { StunPeer } from '../ice/stun-transaction.js';
-import { PEER_TAG_BIT, encodeOriginBlock, type ControlMessage, type DatagramOrigin } from '../protocol/tunnel/index.js';
+import { PEER_TAG_BIT, type ControlMessage, type DatagramOrigin } from '../protocol/tunnel/index.js';
 import type { DatagramChannel, DatagramReceiver, DialOptions } from '../upstream/dialer.js';
 import type { PeerFlows, PeerTarget } from '../upstream/peer/peer-dialer.js';
 import { PeerFlow } from './peer-flow.js';
@@ -51,7 +51,10 @@ export class Peers implements PeerFlows {
   readonly #byPeerTag = new Map<PeerLink, Map<number, PeerFlow>>();
   /** Exposed-service tags last heard over a direct path, and from which link: replies go back the same way. */
   readonly #directTags = new Map<number, PeerLink>();
-  readonly counters = { signalsIgnored: 0, signalErrors: 0, flowsOpened: 0, flowsRefused: 0 };
+  /** Connectee tags of our exposed services that are peers' flows (PEER_FLOW): who, and the gateway's origin. */
+  readonly #exposedFlows = new Map<number, { readonly peer: string; readonly origin: DatagramOrigin }>();
+  /** `directRefused`: direct datagrams for a tag that is not the sending peer's flow. */
+  readonly counters = { signalsIgnored: 0, signalErrors: 0, flowsOpened: 0, flowsRefused: 0, directRefused: 0 };
   #control: PeerControl | undefined;
   #nextTag = 1;
   readonly #sweep: Timer;
@@ -90,9 +93,15 @@ export class Peers implements PeerFlows {
         this.#control.send({ type: 'signal', peer, payload });
         return true;
       },
-      deliverExposed: (link, tag, origin, payload) => {
+      deliverExposed: (link, tag, payload) => {
+        // Only the tags the gateway named as this peer's flows (PEER_FLOW), with the gateway's origin.
+        const owner = this.#exposedFlows.get(tag);
+        if (owner?.peer !== link.peer) {
+          this.counters.directRefused++;
+          return;
+        }
         this.#directTags.set(tag, link);
-        d.deliverExposed(tag, origin, payload);
+        d.deliverExposed(tag, owner.origin, payload);
       },
       deliverFlow: (link, peerTag, payload) => {
         const f = this.#byPeerTag.get(link)?.get(peerTag);
@@ -140,14 +149,15 @@ export class Peers implements PeerFlows {
         this.counters.signalErrors++;
         this.links.get(m.peer)?.signalRefused(m.code);
         return true;
+      case 'peer-flow':
+        this.#exposedFlows.set(m.tag, { peer: m.peer, origin: m.origin });
+        return true;
       case 'peer-open-ok': {
         const f = this.#flows.get(m.tag);
         if (!f) return true;
         f.state = 'ok';
         if (f.peerTag !== 0) this.#byPeerTag.get(f.link)?.delete(f.peerTag);
         f.peerTag = m.peerTag;
-        f.originBlock = encodeOriginBlock(m.origin);
-        f.answered = false;
         this.#peerTags(f.link).set(m.peerTag, f);
         f.link.relayUp();
         this.#flush(f);
@@ -167,7 +177,7 @@ export class Peers implements PeerFlows {
         return true;
       case 'datagram-close': {
         if (!(m.tag & PEER_TAG_BIT)) {
-          this.#directTags.delete(m.tag);
+          this.#forgetExposed(m.tag);
           return false;
         }
         const f = this.#flows.get(m.tag);
@@ -199,7 +209,18 @@ export class Peers implements PeerFlows {
 
   /** The exposed service dropped `tag`. */
   exposedClosed(tag: number): void {
+    this.#forgetExposed(tag);
+  }
+
+  /** The gateway did not resume the session: every connectee tag is gone. */
+  resetExposed(): void {
+    this.#directTags.clear();
+    this.#exposedFlows.clear();
+  }
+
+  #forgetExposed(tag: number): void {
     this.#directTags.delete(tag);
+    this.#exposedFlows.delete(tag);
   }
 
   /** A datagram of the gateway socket that is not the gateway's: STUN and data of the peers' ICE agents. */
@@ -258,7 +279,7 @@ export class Peers implements PeerFlows {
     if (f.state === 'closed') return;
     if (f.link.state === 'idle') f.link.connect();
     else f.link.touch();
-    if (f.target.path !== 'relay' && f.peerTag !== 0 && f.link.sendDirect(f.peerTag, payload, f.answered ? undefined : f.originBlock)) {
+    if (f.target.path !== 'relay' && f.peerTag !== 0 && f.link.sendDirect(f.peerTag, payload)) {
       f.counters.direct++;
       if (!f.link.directInDoubt || f.target.path === 'direct') return;
       f.counters.duplicated++;
@@ -282,7 +303,7 @@ export class Peers implements PeerFlows {
   #flush(f: PeerFlow): void {
     while (f.queue.length > 0 && f.state !== 'closed') {
       const p = f.queue[0]!;
-      if (f.target.path !== 'relay' && f.peerTag !== 0 && f.link.sendDirect(f.peerTag, p, f.answered ? undefined : f.originBlock)) f.counters.direct++;
+      if (f.target.path !== 'relay' && f.peerTag !== 0 && f.link.sendDirect(f.peerTag, p)) f.counters.direct++;
       else if (f.target.path === 'direct' || f.state === 'pending') return;
       else if (f.state === 'ok') {
         this.deps.path.send(f.tag, p);
@@ -295,7 +316,6 @@ export class Peers implements PeerFlows {
 
   #deliver(f: PeerFlow, payload: Buffer): void {
     f.counters.received++;
-    f.answered = true;
     f.link.touch();
     f.receiver.onUpstreamDatagram(payload);
   }

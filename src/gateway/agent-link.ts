@@ -12,6 +12,7 @@ import type { AgentTunnel } from '../upstream/agent/agent-tunnel.js';
 import { CHANNEL_BACKLOG_BYTES, type ChannelEnd, type ControlChannel } from '../upstream/agent/control-channel.js';
 import { StreamMux } from '../upstream/agent/stream-mux.js';
 import { Connectee } from './connectee.js';
+import { DatagramPeerFlow } from './peer-flows.js';
 import type { GatewayCounters } from './counters.js';
 import type { PeerRelay } from './peer-relay.js';
 
@@ -352,6 +353,13 @@ export class AgentLink implements AgentTunnel {
         const c = this.#connectees.get(m.tag);
         if (!c) return;
         this.#connectees.delete(m.tag);
+        if (c.receiver instanceof DatagramPeerFlow) {
+          // A peer flow ends with the target's session: its tag was named to the target (PEER_FLOW)
+          // and to the opener's direct path, so it is never re-tagged. The opener hears DATAGRAM_CLOSE.
+          c.closed = true;
+          c.receiver.onUpstreamError();
+          return;
+        }
         // An answer the agent sent on the old tag before it saw our next datagram still arrives.
         this.#retagged.set(m.tag, c);
         if (this.#retagged.size > RETAGGED_KEPT) this.#retagged.delete(this.#retagged.keys().next().value!);

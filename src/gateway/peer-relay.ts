@@ -258,8 +258,10 @@ export class PeerRelay implements DatagramFlowSink {
     flow.channel = connectee;
     side.datagrams.set(m.tag, flow);
     bump(this.deps.counters.peerFlows.udp, 'ok');
-    // The target knows the flow by its connectee tag; a direct path uses it too.
-    x.send({ type: 'peer-open-ok', tag: m.tag, peerTag: connectee.tag, origin: { serviceId: offer.serviceId, client: connectee.client } });
+    // The target learns first whose flow its connectee tag is, so it can take direct datagrams for
+    // it from that peer only; then the opener learns the tag for its direct path.
+    y.send({ type: 'peer-flow', tag: connectee.tag, origin: { serviceId: offer.serviceId, client: connectee.client }, peer: x.name });
+    x.send({ type: 'peer-open-ok', tag: m.tag, peerTag: connectee.tag });
   }
 
   // ---- flows ----

@@ -27,7 +27,7 @@ async function setup(t: import('node:test').TestContext, path: 'auto' | 'direct'
 }
 
 test('a lazy connect listener: idle until the first datagram, which is answered; the path ends direct', async (t) => {
-  const { gw, laptop, listen, echo } = await setup(t, 'auto');
+  const { gw, laptop, home, listen, echo } = await setup(t, 'auto');
   assert.equal(laptop.agent.peers.links.size, 0, 'no peer link before traffic');
   const c = await udpClient(t);
   const started = Date.now();
@@ -52,6 +52,11 @@ test('a lazy connect listener: idle until the first datagram, which is answered;
   assert.ok(events.includes('connecting/relayed'), events.join(','));
   assert.ok(events.includes('connected/direct'), events.join(','));
   assert.equal(link.diagnosis().reason, undefined);
+  // A peer may only use its own flows' tags on the direct path: a forged tag is refused, not delivered.
+  const refusedBefore = home.agent.peers.counters.directRefused;
+  assert.ok(link.sendDirect(flow.peerTag + 1, Buffer.from('forged')));
+  await waitFor(() => home.agent.peers.counters.directRefused > refusedBefore, 'forged tag refused', 3000);
+  assert.ok(!echo.seen.includes('forged'));
   // ICE ran on the agent's gateway socket: its host candidate is the address the gateway sees for
   // the agent's tunnel datagrams (no NAT on loopback, so the STUN-mapped address is the same).
   const seen = gw.gateway.agent('laptop')!.udpAddress!;

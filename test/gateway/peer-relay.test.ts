@@ -77,6 +77,12 @@ test('a UDP peer flow over DATAGRAM frames: the target sees an origin, the answe
   laptop.send({ type: 'datagram', tag: T, origin: undefined, payload: Buffer.from('ping') });
   const ok = await laptop.next('peer-open-ok');
   assert.equal(ok.tag, T);
+  // The target hears whose flow the connectee tag is (PEER_FLOW) before any of its datagrams.
+  for (let i = 0; i < 300 && !home.inbox.some((m) => m.type === 'datagram'); i++) await sleep(10);
+  const order = home.inbox.map((m) => m.type).filter((type) => type === 'peer-flow' || type === 'datagram');
+  assert.deepEqual(order.slice(0, 2), ['peer-flow', 'datagram']);
+  const notice = await home.next('peer-flow');
+  assert.deepEqual(notice, { type: 'peer-flow', tag: ok.peerTag, origin: { serviceId: 1, client: gw.gateway.agent('laptop')!.remote }, peer: 'laptop' });
   const d = await home.next('datagram');
   assert.equal(d.tag, ok.peerTag);
   assert.ok(d.tag < PEER_TAG_BIT);
@@ -172,7 +178,7 @@ test('PEER_OPEN beyond gateway.maxPeerFlowsPerAgent is refused with rate-limited
   await openWg(laptop, T + 3);
 });
 
-test('DATAGRAM_CLOSE both ways: the opener closes its flow; the target retags; a re-offer without the opener closes it', async (t) => {
+test('DATAGRAM_CLOSE both ways: the opener closes its flow; the target ends it (no retag); a re-offer without the opener closes it', async (t) => {
   const gw = await startPeerGateway(t);
   const [home, laptop] = await Promise.all([rawAgent(t, gw, 'home'), rawAgent(t, gw, 'laptop')]);
   await offerWg(gw, home, ['laptop']);
@@ -184,21 +190,23 @@ test('DATAGRAM_CLOSE both ways: the opener closes its flow; the target retags; a
   assert.equal((await laptop.next('datagram-close')).tag, T);
   assert.deepEqual(gw.gateway.peers.flowCounts(), { udp: 0, tcp: 0 });
 
-  // The target drops its session: the next datagram arrives under a new tag, with an origin.
+  // The target drops its session: a peer flow is never re-tagged (its tag was named to the target
+  // in PEER_FLOW and to the opener's direct path); the flow ends and the opener hears it.
   peerTag = await openWg(laptop, T + 1);
   laptop.send({ type: 'datagram', tag: T + 1, origin: undefined, payload: Buffer.from('a') });
   await home.next('datagram', (m) => m.tag === peerTag);
   home.send({ type: 'datagram-close', tag: peerTag });
-  await sleep(50);
+  assert.equal((await laptop.next('datagram-close')).tag, T + 1);
   laptop.send({ type: 'datagram', tag: T + 1, origin: undefined, payload: Buffer.from('b') });
-  const again = await home.next('datagram');
-  assert.notEqual(again.tag, peerTag);
-  assert.equal(again.origin?.serviceId, 1);
-  assert.equal(again.payload.toString(), 'b');
+  assert.equal((await laptop.next('datagram-close')).tag, T + 1, 'the tag is unknown now');
 
   // A new OFFER of the service that no longer names laptop ends the flow on both sides.
+  peerTag = await openWg(laptop, T + 4);
+  laptop.send({ type: 'datagram', tag: T + 4, origin: undefined, payload: Buffer.from('c') });
+  const again = await home.next('datagram', (m) => m.tag === peerTag);
+  assert.equal(again.origin?.serviceId, 1);
   home.send({ type: 'offer', serviceId: 1, name: 'wg', transport: 'udp', peers: ['other'] });
-  assert.equal((await laptop.next('datagram-close')).tag, T + 1);
+  assert.equal((await laptop.next('datagram-close')).tag, T + 4);
   assert.equal((await home.next('datagram-close')).tag, again.tag);
 
   // UNPUBLISH of the service id withdraws its offer too.

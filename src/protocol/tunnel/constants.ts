@@ -61,6 +61,7 @@ export const FrameType = {
   peerOpen: 0x52,
   peerOpenOk: 0x53,
   peerOpenError: 0x54,
+  peerFlow: 0x55,
 } as const;
 
 // ---- auth ----

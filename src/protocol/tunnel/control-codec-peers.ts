@@ -11,6 +11,7 @@ export const PEER_CODECS: {
   'peer-open': BodyCodec<'peer-open'>;
   'peer-open-ok': BodyCodec<'peer-open-ok'>;
   'peer-open-error': BodyCodec<'peer-open-error'>;
+  'peer-flow': BodyCodec<'peer-flow'>;
   signal: BodyCodec<'signal'>;
   'signal-error': BodyCodec<'signal-error'>;
 } = {
@@ -54,23 +55,39 @@ export const PEER_CODECS: {
       return { type: 'peer-open', tag, transport, peer, service: r.name() };
     },
   },
-  // u32 tag | u32 peer tag | origin block (u16 service id | endpoint client)
+  // u32 tag | u32 peer tag
   'peer-open-ok': {
     byte: FrameType.peerOpenOk,
-    size: (m, p) => {
+    size: (m) => {
       tagOk(m.tag);
       tagOk(m.peerTag);
-      return 8 + originBytes((p.origin = encodeOrigin(m.origin)));
+      return 8;
     },
-    write: (w, m, p) => {
-      w.u32(m.tag).u32(m.peerTag);
-      writeOrigin(w, p.origin!);
-    },
+    write: (w, m) => void w.u32(m.tag).u32(m.peerTag),
     read: (r) => {
       const tag = r.u32();
       const peerTag = r.u32();
       if (tag === 0 || peerTag === 0) throw malformed('peer tag 0 is reserved');
-      return { type: 'peer-open-ok', tag, peerTag, origin: readOrigin(r) };
+      return { type: 'peer-open-ok', tag, peerTag };
+    },
+  },
+  // u32 tag | origin block (u16 service id | endpoint client) | name peer
+  'peer-flow': {
+    byte: FrameType.peerFlow,
+    size: (m, p) => {
+      tagOk(m.tag);
+      return 4 + originBytes((p.origin = encodeOrigin(m.origin))) + nameBytes(m.peer, 'peer');
+    },
+    write: (w, m, p) => {
+      w.u32(m.tag);
+      writeOrigin(w, p.origin!);
+      w.name(m.peer);
+    },
+    read: (r) => {
+      const tag = r.u32();
+      if (tag === 0) throw malformed('connectee tag 0 is reserved');
+      const origin = readOrigin(r);
+      return { type: 'peer-flow', tag, origin, peer: r.name() };
     },
   },
   // u32 tag | u8 code | u16 len | UTF-8 message

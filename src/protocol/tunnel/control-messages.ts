@@ -269,10 +269,9 @@ export interface PeerOpen {
 
 /**
  * Gateway → agent: the UDP flow `tag` is set up; sealed UDP datagrams on it are forwarded now.
- * `peerTag` and `origin` are the connectee tag and origin block the peer agent sees this flow
- * under. The opener puts `peerTag` in the flow's datagrams when it sends them on a direct path,
- * with `origin` until the peer has answered (the gateway's own rule), so the peer's local session
- * is the same whichever path a datagram took, and the first direct datagram can create it.
+ * `peerTag` is the connectee tag the peer agent sees this flow under (PEER_FLOW told it). The
+ * opener puts `peerTag` in the flow's datagrams when it sends them on a direct path, so the peer's
+ * local session is the same whichever path a datagram took.
  * For a TCP PEER_OPEN no PEER_OPEN_OK is sent (STREAM_ACCEPT answers).
  */
 export interface PeerOpenOk {
@@ -280,7 +279,19 @@ export interface PeerOpenOk {
   readonly tag: number;
   /** u32, not 0. */
   readonly peerTag: number;
+}
+
+/**
+ * Gateway → the agent whose service a UDP peer flow reaches, before anything else of the flow:
+ * connectee `tag` is agent `peer`'s flow, with this origin. The agent accepts datagrams for `tag`
+ * on a direct path only from `peer`, and takes the origin from here, never from the direct
+ * datagram: a peer cannot reach another tag, another service or another client's session.
+ */
+export interface PeerFlowNotice {
+  readonly type: 'peer-flow';
+  readonly tag: number;
   readonly origin: DatagramOrigin;
+  readonly peer: string;
 }
 
 /** Gateway → agent: PEER_OPEN `tag` refused (not-allowed, unknown-peer, peer-offline, rate-limited, ...). */
@@ -313,7 +324,7 @@ export type ControlMessage =
   | StreamOpen | StreamAccept | StreamData | StreamEnd | StreamReset | WindowUpdate
   | DatagramFrame | DatagramClose
   | Ping | Pong
-  | Offer | PeerOpen | PeerOpenOk | PeerOpenError
+  | Offer | PeerOpen | PeerOpenOk | PeerOpenError | PeerFlowNotice
   | Signal | SignalError;
 
 export type ControlMessageType = ControlMessage['type'];

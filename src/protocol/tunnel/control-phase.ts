@@ -25,7 +25,7 @@ export const SENT_BY: Readonly<Record<ControlMessageType, TunnelRole | 'both'>> 
   publish: 'agent', 'publish-ok': 'gateway', 'publish-error': 'gateway', unpublish: 'agent',
   'stream-open': 'both', 'stream-accept': 'both', 'stream-data': 'both', 'stream-end': 'both', 'stream-reset': 'both',
   'window-update': 'both', datagram: 'both', 'datagram-close': 'both', ping: 'both', pong: 'both',
-  offer: 'agent', 'peer-open': 'agent', 'peer-open-ok': 'gateway', 'peer-open-error': 'gateway',
+  offer: 'agent', 'peer-open': 'agent', 'peer-open-ok': 'gateway', 'peer-open-error': 'gateway', 'peer-flow': 'gateway',
   signal: 'both', 'signal-error': 'gateway',
 };
 

@@ -122,10 +122,11 @@ export const GOLDEN: readonly Golden[] = [
     message: { type: 'peer-open', tag: 3, transport: 'tcp', peer: 'home', service: 'ssh' },
     hex: '0000000f 52 00000003 01 04 686f6d65 03 737368',
   },
+  { name: 'peer-open-ok', message: { type: 'peer-open-ok', tag: 0x80000001, peerTag: 5 }, hex: '00000009 53 80000001 00000005' },
   {
-    name: 'peer-open-ok',
-    message: { type: 'peer-open-ok', tag: 0x80000001, peerTag: 5, origin: { serviceId: 2, client: { address: '192.0.2.7', port: 40000, family: 4 } } },
-    hex: '00000012 53 80000001 00000005 0002 04 9c40 c0000207',
+    name: 'peer-flow',
+    message: { type: 'peer-flow', tag: 5, origin: { serviceId: 2, client: { address: '192.0.2.7', port: 40000, family: 4 } }, peer: 'laptop' },
+    hex: '00000015 55 00000005 0002 04 9c40 c0000207 06 6c6170746f70',
   },
   {
     name: 'peer-open-error',
