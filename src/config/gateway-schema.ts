@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { canonicalIp, parseHostPort, parseListenUrl, type HostPort, type ListenAddress } from '../core/address.js';
+import { canonicalIp, parseHostPort, type HostPort, type ListenAddress } from '../core/address.js';
 import type { AclSpec } from '../admission/acl/acl-policy.js';
 import type { ProxyProtocolSettings, TcpSettings, UdpSettings } from './types.js';
 
@@ -152,6 +152,7 @@ export interface RouteParts {
   readonly udp: z.ZodType<RawUdp, any>;
   readonly tcp: z.ZodType<RawTcp, any>;
   readonly acl: z.ZodType<AclSpec, any>;
+  readonly listen: z.ZodType<ListenAddress, string>;
 }
 
 /** Builds the two schemas from the route parts of schema.ts. */
@@ -159,7 +160,7 @@ const PEER_PATHS = ['auto', 'direct', 'relay'] as const;
 const CANDIDATE_CLASSES = ['public', 'private', 'loopback', 'link-local'] as const;
 
 export function exposeSchemas(parts: RouteParts) {
-  const { duration, udp, tcp, acl } = parts;
+  const { duration, udp, tcp, acl, listen: listenUrl } = parts;
   const hostPort = (allowZero: boolean) =>
     z.string().transform((text, ctx) => {
       const r = parseHostPort(text, allowZero);
@@ -203,14 +204,6 @@ export function exposeSchemas(parts: RouteParts) {
     services: z.strictObject({ udp, tcp, acl: acl.optional() }).prefault({ udp: {}, tcp: {} }),
   });
 
-  const listenUrl = z.string().transform((text, ctx) => {
-    const r = parseListenUrl(text);
-    if (typeof r === 'string') {
-      ctx.addIssue({ code: 'custom', message: r });
-      return z.NEVER;
-    }
-    return r;
-  });
   const agentName = z.string().regex(TUNNEL_NAME, 'agent names use letters, digits, _ . - (1-64, not starting with . or -)');
   const serviceName = z.string().regex(TUNNEL_NAME, 'service names use letters, digits, _ . - (1-64)');
   const expose = z.strictObject({

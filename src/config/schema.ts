@@ -115,7 +115,7 @@ export const routeSchema = z.strictObject({
 });
 
 /** `gateway:` and `agent:` (docs/expose.md), built from the route parts above. */
-const expose = exposeSchemas({ duration, udp, tcp, acl });
+const expose = exposeSchemas({ duration, udp, tcp, acl, listen });
 
 export const configSchema = z.strictObject({
   routes: z.record(z.string(), routeSchema).default({}),
