@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { udpClient, waitFor } from '../helpers/net.js';
 import { TOKEN } from '../gateway/expose-helpers.js';
-import { connected, peerAgentConfig, peerGatewayConfig, startAgent, startGateway, udpEcho } from '../connect/connect-helpers.js';
+import { peerApps } from './peer-app.js';
 import { getJson, request, startApp, tempDir } from './app-helper.js';
 import type { PeersView } from '../../src/agent/peer-view.js';
 import { formatPeers, formatStatus, type StatusPeers } from '../../src/cli/status.js';
@@ -13,35 +13,12 @@ type PeersBody = PeersView & { gateway: unknown };
 
 /** A gateway and `home` (exposing wg to laptop) in this process; laptop is a whole App with an admin listener. */
 async function setup(t: TestContext, path: 'auto' | 'relay') {
-  const dir = await tempDir(t, 'sluice-peer-api-');
-  const gw = await startGateway(t, peerGatewayConfig(dir));
-  const echo = await udpEcho(t);
-  const home = await startAgent(t, peerAgentConfig(gw, 'home', `  expose:\n    wg: { local: 127.0.0.1:${echo.port}, peers: [laptop] }\n`));
-  const access = join(dir, 'access.log');
-  const flows = join(dir, 'flows.jsonl');
-  const s = await startApp(
+  const r = await peerApps(
     t,
-    `
-agent:
-  name: laptop
-  gateway: 127.0.0.1:${gw.port}
-  token: "${TOKEN}"
-  fingerprint: ${gw.fingerprint}
-  reconnect: { initial: 50ms, max: 500ms }
-  peerCandidates: [loopback]
-  connect:
-    home-wg: { peer: home, service: wg, listen: udp://127.0.0.1:0, path: ${path}, udp: { idleTimeout: 1s } }
-accessLog: { output: ${access} }
-flowLog: { output: ${flows}, updateInterval: 0s }
-admin: { listen: 127.0.0.1:0 }
-lifecycle: { drainTimeout: 1s }
-`,
+    `    home-wg: { peer: home, service: wg, listen: udp://127.0.0.1:0, path: ${path}, udp: { idleTimeout: 1s } }`,
+    (dir) => `accessLog: { output: ${join(dir, 'access.log')} }\nflowLog: { output: ${join(dir, 'flows.jsonl')}, updateInterval: 0s }\n`,
   );
-  const agent = s.app.exposure!.agent!;
-  await connected(home.agent);
-  await connected(agent);
-  const listen = agent.connectRoutes[0]!.local.port;
-  return { gw, home, s, agent, listen, echo, access, flows };
+  return { ...r, access: join(r.dir, 'access.log'), flows: join(r.dir, 'flows.jsonl') };
 }
 
 async function eventually(cond: () => Promise<boolean>, what: string, timeoutMs: number): Promise<void> {

@@ -6,9 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BrowserContext } from 'playwright-core';
 import { udpClient, waitFor } from '../helpers/net.js';
-import { TOKEN } from '../gateway/expose-helpers.js';
-import { connected, peerAgentConfig, peerGatewayConfig, startAgent, startGateway, udpEcho } from '../connect/connect-helpers.js';
-import { startApp, tempDir } from './app-helper.js';
+import { peerApps } from './peer-app.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -27,30 +25,7 @@ test('dashboard Peers panel: the link goes from absent to connected (direct) wit
     await context?.close();
     if (process.env.KEEP_TMP !== '1') await rm(profile, { recursive: true, force: true });
   });
-  const dir = await tempDir(t, 'sluice-peer-dash-');
-  const gw = await startGateway(t, peerGatewayConfig(dir));
-  const echo = await udpEcho(t);
-  const home = await startAgent(t, peerAgentConfig(gw, 'home', `  expose:\n    wg: { local: 127.0.0.1:${echo.port}, peers: [laptop] }\n`));
-  const s = await startApp(
-    t,
-    `
-agent:
-  name: laptop
-  gateway: 127.0.0.1:${gw.port}
-  token: "${TOKEN}"
-  fingerprint: ${gw.fingerprint}
-  reconnect: { initial: 50ms, max: 500ms }
-  peerCandidates: [loopback]
-  connect:
-    home-wg: { peer: home, service: wg, listen: udp://127.0.0.1:0 }
-accessLog: { output: off }
-admin: { listen: 127.0.0.1:0 }
-lifecycle: { drainTimeout: 1s }
-`,
-  );
-  const agent = s.app.exposure!.agent!;
-  await connected(home.agent);
-  await connected(agent);
+  const { s, agent } = await peerApps(t, '    home-wg: { peer: home, service: wg, listen: udp://127.0.0.1:0 }');
 
   context = await chromium.launchPersistentContext(join(profile, 'profile'), { executablePath: CHROMIUM, args: ARGS, headless: true, viewport: { width: 1400, height: 1000 } });
   const page = context.pages()[0] ?? (await context.newPage());

@@ -1,9 +1,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { udpClient, waitFor } from '../helpers/net.js';
-import { TOKEN } from '../gateway/expose-helpers.js';
-import { connected, peerAgentConfig, peerGatewayConfig, startAgent, startGateway, udpEcho } from '../connect/connect-helpers.js';
-import { startApp, tempDir } from '../admin/app-helper.js';
+import { peerApps } from '../admin/peer-app.js';
 import { runStatusCommand } from '../../src/cli/status.js';
 
 async function status(args: string[], fetchImpl?: typeof fetch) {
@@ -20,32 +18,10 @@ async function status(args: string[], fetchImpl?: typeof fetch) {
 
 /** laptop (an App with admin) connects to home's wg through a gateway, all in this process. */
 async function laptop(t: TestContext, path: 'auto' | 'relay') {
-  const dir = await tempDir(t, 'sluice-status-peers-');
-  const gw = await startGateway(t, peerGatewayConfig(dir));
-  const echo = await udpEcho(t);
-  const home = await startAgent(t, peerAgentConfig(gw, 'home', `  expose:\n    wg: { local: 127.0.0.1:${echo.port}, peers: [laptop] }\n`));
-  const s = await startApp(
+  return peerApps(
     t,
-    `
-agent:
-  name: laptop
-  gateway: 127.0.0.1:${gw.port}
-  token: "${TOKEN}"
-  fingerprint: ${gw.fingerprint}
-  reconnect: { initial: 50ms, max: 500ms }
-  peerCandidates: [loopback]
-  connect:
-    home-wg: { peer: home, service: wg, listen: udp://127.0.0.1:0, path: ${path} }
-    home-ssh: { peer: home, service: ssh, listen: tcp://127.0.0.1:0, path: ${path} }
-accessLog: { output: off }
-admin: { listen: 127.0.0.1:0 }
-lifecycle: { drainTimeout: 1s }
-`,
+    `    home-wg: { peer: home, service: wg, listen: udp://127.0.0.1:0, path: ${path} }\n    home-ssh: { peer: home, service: ssh, listen: tcp://127.0.0.1:0, path: ${path} }`,
   );
-  const agent = s.app.exposure!.agent!;
-  await connected(home.agent);
-  await connected(agent);
-  return { s, agent, listen: agent.connectRoutes[0]!.local.port };
 }
 
 const rowOf = (out: string, first: string) => out.split('\n').find((l) => l.split(/\s{2,}/)[0] === first)?.split(/\s{2,}/);
