@@ -1,45 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import type { BrowserContext } from 'playwright-core';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { tcpConnect, tcpServer, udpClient, udpEcho } from '../helpers/net.js';
-import { startApp } from './app-helper.js';
+import { startApp, tempDir } from './app-helper.js';
+import { headlessChromium } from './browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const TOKEN = 'dashboard-test-token-5c1e0b7a';
 // Callbacks below run in the page: the project compiles without DOM types, so `document` is reached
 // as `(globalThis as any).document` there (Playwright sends the function's source, not its closure).
 
 test('dashboard in headless Chromium: login, live session counters update without reload, denials, chart', async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    const why = `${CHROMIUM} not found (Debian package chromium)`;
-    if (process.env.CI === 'true') assert.fail(`dashboard test cannot run: ${why}`);
-    console.warn(`SKIPPED dashboard test in a real browser: ${why}`);
-    t.skip(why);
-    return;
-  }
-  const { chromium } = await import('playwright-core');
-  // Removed only after the browser has exited: Chromium writes into its profile while closing.
-  const dir = await mkdtemp(join(tmpdir(), 'sluice-dashboard-'));
-  let context: BrowserContext | undefined;
-  t.after(async () => {
-    await context?.close();
-    if (process.env.KEEP_TMP !== '1') await rm(dir, { recursive: true, force: true });
-  });
+  const context = await headlessChromium(t, 'the dashboard test');
+  if (!context) return;
   const echo = await udpEcho(t);
   const up = await tcpServer(t);
   const s = await startApp(
@@ -59,7 +32,6 @@ lifecycle: { drainTimeout: 1s }
 `,
   );
 
-  context = await chromium.launchPersistentContext(join(dir, 'profile'), { executablePath: CHROMIUM, args: ARGS, headless: true, viewport: { width: 1280, height: 1000 } });
   const page = context.pages()[0] ?? (await context.newPage());
   const problems: string[] = [];
   page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
@@ -121,7 +93,7 @@ lifecycle: { drainTimeout: 1s }
     for (let i = 0; i < data.length; i += 4) if (data[i + 2]! - data[i]! > 40 && data[i + 1]! > 50) n++;
     return n;
   });
-  const shot = join(dir, 'dashboard.png');
+  const shot = join(await tempDir(t, 'sluice-dashboard-shot-'), 'dashboard.png');
   await page.screenshot({ path: shot, fullPage: true });
   console.log(`dashboard screenshot: ${shot}${process.env.KEEP_TMP === '1' ? '' : ' (removed after the test; KEEP_TMP=1 keeps it)'}`);
   assert.ok(coloured > 20, `the chart drew its line (${coloured} blue pixels)`);

@@ -1,33 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { BrowserContext } from 'playwright-core';
 import { udpClient, waitFor } from '../helpers/net.js';
 import { peerApps } from './peer-app.js';
+import { headlessChromium } from './browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 test('dashboard Peers panel: the link goes from absent to connected (direct) without a reload; the connect listener counts', async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    const why = `${CHROMIUM} not found (Debian package chromium)`;
-    if (process.env.CI === 'true') assert.fail(`dashboard test cannot run: ${why}`);
-    t.skip(why);
-    return;
-  }
-  const { chromium } = await import('playwright-core');
-  const profile = await mkdtemp(join(tmpdir(), 'sluice-peer-dashboard-'));
-  let context: BrowserContext | undefined;
-  t.after(async () => {
-    await context?.close();
-    if (process.env.KEEP_TMP !== '1') await rm(profile, { recursive: true, force: true });
-  });
+  const context = await headlessChromium(t, 'the dashboard Peers panel', 1400);
+  if (!context) return;
   const { s, agent } = await peerApps(t, '    home-wg: { peer: home, service: wg, listen: udp://127.0.0.1:0 }');
-
-  context = await chromium.launchPersistentContext(join(profile, 'profile'), { executablePath: CHROMIUM, args: ARGS, headless: true, viewport: { width: 1400, height: 1000 } });
   const page = context.pages()[0] ?? (await context.newPage());
   const problems: string[] = [];
   page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
