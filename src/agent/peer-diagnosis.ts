@@ -37,6 +37,8 @@ export interface DiagnosisInput {
   readonly keys?: boolean;
   readonly peer?: string;
   readonly icePolicy?: 'all' | 'relay';
+  /** This side's STUN requests were answered: no srflx candidate then means no NAT. */
+  readonly stunAnswered?: boolean;
 }
 
 const text = (c: { type: string; address: string; port: number }) => `${c.type} ${c.address}:${c.port}`;
@@ -47,10 +49,11 @@ const text = (c: { type: string; address: string; port: number }) => `${c.type} 
  * toward the peer. Different ports for different destinations is a symmetric NAT (RFC 4787
  * endpoint-dependent mapping).
  */
-export function natBehaviour(cands: readonly IceCandidate[]): string {
+export function natBehaviour(cands: readonly IceCandidate[], stunAnswered = false): string {
   const host = cands.filter((c) => c.type === 'host');
   const srflx = cands.filter((c) => c.type === 'srflx');
   const prflx = cands.filter((c) => c.type === 'prflx');
+  if (srflx.length === 0 && stunAnswered && host.length > 0) return 'no NAT (the gateway sees the host address)';
   if (srflx.length === 0) return host.length === 0 ? 'unknown (no candidates yet)' : 'no server-reflexive address seen (no NAT, or STUN unanswered)';
   if (srflx.every((s) => host.some((h) => h.address === s.address))) return 'no NAT (public address)';
   const other = prflx.find((p) => srflx.some((s) => s.address === p.address && s.port !== p.port));
@@ -69,7 +72,7 @@ export function diagnose(i: DiagnosisInput): PeerDiagnosis {
   const selected = ice?.selected ? `${text(ice.selected.local)} <-> ${text(ice.selected.remote)}${ice.selected.relayed ? ' (TURN)' : ''}` : undefined;
   return {
     ice: ice?.state ?? 'none',
-    nat: { local: natBehaviour(local), remote: natBehaviour(remote) },
+    nat: { local: natBehaviour(local, i.stunAnswered), remote: natBehaviour(remote) },
     localCandidates: local.map(text),
     remoteCandidates: remote.map(text),
     skippedCandidates: i.skipped ?? [],
@@ -106,7 +109,11 @@ function reasonOf(i: DiagnosisInput, pairs: readonly { state: string }[]): strin
   if (symLocal && symRemote) return 'both sides map ports per destination (symmetric NAT): neither can predict the port the other will use';
   if (symLocal) return `this side maps ports per destination (symmetric NAT) and ${peer}'s NAT filters packets from addresses it has not sent to`;
   if (symRemote) return `${peer} maps ports per destination (symmetric NAT) and this side's NAT filters packets from addresses it has not sent to`;
-  if (!ice.local.some((c) => c.type === 'srflx')) return 'this side has no server-reflexive candidate: the gateway did not answer STUN on its UDP port';
+  const skipped = i.skipped ?? [];
+  if (skipped.length > 0) {
+    return `no pair answered; ${skipped.length} address(es) of ${peer} were skipped by peerCandidates (${skipped.join(', ')}), and ${peer} may skip this side's for the same reason: if both share a network, allow its class (e.g. private) in peerCandidates on both agents`;
+  }
+  if (!ice.local.some((c) => c.type === 'srflx') && !i.stunAnswered) return 'this side has no server-reflexive candidate: the gateway did not answer STUN on its UDP port';
   if (!ice.remote.some((c) => c.type === 'srflx' || c.type === 'prflx')) return `${peer} has no server-reflexive candidate: it cannot be reached from outside its NAT`;
   return `no candidate pair answered (${pairs.length} tried): both NATs drop packets from addresses they have not sent to, and at least one maps ports per destination`;
 }

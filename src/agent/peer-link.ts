@@ -56,6 +56,8 @@ interface Attempt {
   sealer: DatagramSealer | undefined;
   readonly skipped: string[];
   readonly startedAt: number;
+  /** Gathering finished and no STUN server failed: a missing srflx candidate means no NAT. */
+  stunAnswered: boolean;
 }
 
 /**
@@ -122,16 +124,16 @@ export class PeerLink {
   /** The connecting side: start (or restart) an attempt. Idempotent while one runs. */
   connect(): void {
     this.touch();
-    if (this.state === 'idle') {
+    const starting = this.state === 'idle';
+    if (starting) {
       this.state = 'connecting';
       this.#connectingAt = this.deps.clock.now();
       this.#directAt = undefined;
       this.#startTimer();
-      this.deps.changed(this);
     }
     this.#initiator = true;
-    if (!this.wantDirect || this.#attempt) return;
-    this.#offer();
+    if (this.wantDirect && !this.#attempt) this.#offer();
+    if (starting) this.deps.changed(this);
   }
 
   touch(): void {
@@ -182,12 +184,7 @@ export class PeerLink {
         return;
       case 'candidate': {
         const c = parseCandidate(s.candidate);
-        if (typeof c === 'string') return;
-        const cls = classifyPeer(c.address, c.port);
-        if (!(this.deps.candidateClasses as string[]).includes(cls)) {
-          if (a.skipped.length < 16) a.skipped.push(`${c.type} ${c.address}:${c.port} (${cls})`);
-          return;
-        }
+        if (typeof c === 'string' || !this.#allowed(a, c.type, c.address, c.port)) return;
         a.ice.addRemoteCandidate(c);
         return;
       }
@@ -251,6 +248,7 @@ export class PeerLink {
       skipped: a.skipped,
       suspect: this.#suspect,
       keys: a.sealer !== undefined,
+      stunAnswered: a.stunAnswered,
       peer: this.deps.peer,
       icePolicy: this.deps.icePolicy,
     });
@@ -269,6 +267,7 @@ export class PeerLink {
     const socket = this.deps.socket();
     if (!socket) return undefined;
     this.counters.attempts++;
+    const skipped: string[] = [];
     const ice = new IceAgent({
       role: this.controlling ? 'controlling' : 'controlled',
       clock: this.deps.clock,
@@ -276,20 +275,34 @@ export class PeerLink {
       turnServers: this.deps.turnServers,
       policy: this.deps.icePolicy,
       timing: this.deps.iceTiming,
+      // Peer-reflexive addresses (learned from checks) pass the same rule as signalled ones.
+      remoteAllowed: (address, port) => this.#allowed({ skipped }, 'prflx', address, port),
     });
     const key = randomBytes(32);
     const keyId = randomInt(1, 0xffff_ffff);
     const a: Attempt = {
       id, ice, ingress: ice.addSocket(socket), keyId, key,
       opener: new DatagramOpener({ key, direction: this.controlling ? 'gateway-to-agent' : 'agent-to-gateway', keyId }),
-      sealer: undefined, skipped: [], startedAt: this.deps.clock.now(),
+      sealer: undefined, skipped, startedAt: this.deps.clock.now(), stunAnswered: false,
     };
     this.#attempt = a;
     ice.on('candidate', (c: IceCandidate) => this.#send({ kind: 'candidate', attempt: id, candidate: formatCandidate(c) }));
-    ice.on('gathering-complete', () => this.#send({ kind: 'end', attempt: id }));
+    ice.on('gathering-complete', (e) => {
+      a.stunAnswered = !e.errors.some((err) => err.name === 'StunTimeoutError' || (err as { code?: string }).code === 'SLUICE_ERR_STUN_TIMEOUT');
+      this.#send({ kind: 'end', attempt: id });
+    });
     ice.on('state', (state) => this.#onIceState(a, state));
     ice.channel.onDatagram((buf) => this.#onDirect(a, buf));
     return a;
+  }
+
+  /** `peerCandidates`: may this agent send to a peer's address? Refusals are kept for the diagnosis. */
+  #allowed(a: { readonly skipped: string[] }, type: string, address: string, port: number): boolean {
+    const cls = classifyPeer(address, port);
+    if ((this.deps.candidateClasses as readonly string[]).includes(cls)) return true;
+    const text = `${type} ${address}:${port} (${cls})`;
+    if (a.skipped.length < 16 && !a.skipped.includes(text)) a.skipped.push(text);
+    return false;
   }
 
   #accept(a: Attempt, s: { ufrag: string; pwd: string; keyId: number; key: string }): void {

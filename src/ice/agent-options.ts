@@ -67,6 +67,13 @@ export interface IceAgentOptions {
   readonly maxPairs?: number;
   /** Aborting closes the agent. */
   readonly signal?: AbortSignal;
+  /**
+   * Which remote addresses this agent may send checks and data to, signalled and peer-reflexive
+   * alike (Sluice's rule: addresses from the network reach private, loopback or link-local space
+   * only when the config allows). Checks from elsewhere are still answered (a reply to an
+   * authenticated request), but never paired. Default: every address.
+   */
+  readonly remoteAllowed?: (address: string, port: number) => boolean;
 }
 
 export interface IceAgentEvents {

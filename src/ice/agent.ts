@@ -246,6 +246,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   #pair(base: IceBase, remote: IceCandidate): CandidatePair | undefined {
     if (base.address.family !== remote.family || !this.#gatherer.has(base)) return undefined;
     if (base.kind === 'socket' && this.#o.policy === 'relay') return undefined;
+    if (this.#o.remoteAllowed && !this.#o.remoteAllowed(remote.address, remote.port)) return undefined;
     const pair = this.#session.list.add(base, remote, this.#role);
     if (pair) this.#checker.kick();
     return pair;

@@ -209,3 +209,26 @@ test('control-channel reconnects of either agent mid-stream: the stream goes on'
     assert.ok(c.got.includes(`${path}119`), 'the last one was answered');
   }
 });
+
+test('peerCandidates public (the default): loopback candidates, signalled or peer-reflexive, are never checked; the relay carries the flow', async (t) => {
+  const gw = await startGateway(t, peerGatewayConfig(state));
+  const echo = await udpEcho(t);
+  const strip = (c: ReturnType<typeof peerAgentConfig>) => ({ ...c, peerCandidates: ['public' as const] });
+  const home = await startAgent(t, strip(peerAgentConfig(gw, 'home', `  expose:\n    wg: { local: 127.0.0.1:${echo.port}, peers: [laptop] }\n`)));
+  const laptop = await startAgent(t, strip(peerAgentConfig(gw, 'laptop', `  directRetry: 1h\n  connect:\n    w: { peer: home, service: wg, listen: udp://127.0.0.1:0 }\n`)));
+  await connected(home.agent);
+  await connected(laptop.agent);
+  const c = await udpClient(t);
+  const listen = laptop.agent.connectRoutes[0]!.local.port;
+  for (let i = 0; i < 10; i++) c.send(`p${i}`, listen);
+  await waitFor(() => c.got.length === 10, 'replies over the relay', 5000);
+  const link = laptop.agent.peers.links.get('home')!;
+  await waitFor(() => link.diagnosis().skippedCandidates.length > 0, 'candidates skipped', 5000);
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal(link.path, 'relayed');
+  assert.deepEqual(link.diagnosis().pairs, [], 'no pair was formed with a loopback address');
+  assert.ok(link.diagnosis().skippedCandidates.every((s) => s.endsWith('(loopback)')), link.diagnosis().skippedCandidates.join(', '));
+  assert.equal(laptop.agent.peers.flows[0]!.counters.direct, 0);
+  const homeLink = home.agent.peers.links.get('laptop')!;
+  assert.deepEqual(homeLink.diagnosis().pairs, []);
+});

@@ -28,6 +28,7 @@ test('NAT behaviour from candidates: none, cone, symmetric, unknown', () => {
   assert.equal(natBehaviour([hostA, srflxA, cand('prflx', '198.51.100.10', 30000)]), 'keeps one mapping for every destination (cone NAT)');
   assert.match(natBehaviour([hostA, srflxA, cand('prflx', '198.51.100.10', 31234)]), /^maps ports per destination \(symmetric NAT\): 30000 toward the gateway, 31234 toward the peer$/);
   assert.match(natBehaviour([hostA]), /no server-reflexive/);
+  assert.equal(natBehaviour([hostA], true), 'no NAT (the gateway sees the host address)');
 });
 
 test('why relayed, in plain words', () => {
@@ -37,6 +38,9 @@ test('why relayed, in plain words', () => {
   assert.match(diagnose(failed(symA, [hostB, srflxB])).reason!, /^this side maps ports per destination \(symmetric NAT\) and home's NAT filters/);
   assert.match(diagnose(failed([hostA, srflxA], symB)).reason!, /^home maps ports per destination/);
   assert.match(diagnose(failed([hostA], [hostB, srflxB])).reason!, /gateway did not answer STUN/);
+  const noNat = { ...failed([hostA], [hostB, srflxB]), stunAnswered: true, skipped: ['host 10.0.2.2:5000 (private)'] };
+  assert.equal(diagnose(noNat).nat.local, 'no NAT (the gateway sees the host address)');
+  assert.match(diagnose(noNat).reason!, /^no pair answered; 1 address\(es\) of home were skipped by peerCandidates \(host 10.0.2.2:5000 \(private\)\)/);
   assert.match(diagnose(failed([hostA, srflxA], [])).reason!, /^home sent no usable candidate/);
   assert.equal(diagnose({ wantDirect: false, state: 'connected', ice: undefined }).reason, 'path: relay is configured');
   assert.equal(diagnose({ wantDirect: true, state: 'idle', ice: undefined }).reason, 'idle: no traffic, no path set up');
