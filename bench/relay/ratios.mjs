@@ -57,6 +57,20 @@ if (subjects.length === 2) {
   console.log('\n| metric | subject2 / subject |');
   console.log('|---|---|');
   for (const [name, test, metric] of tests) console.log(`| ${name} | ${f(ratio('subject2', 'subject', test, metric))} |`);
+  // Not per core: what the generator got back at the same offered load, the relay CPU it took, and
+  // the RTT at a fixed 2k pps (a subject of several processes, e.g. subject-connect.sh, shows here
+  // what per-core figures fold together).
+  const plain = (s, test, metric) => by.get(`${s}|${test}|${metric}`) ?? new Map();
+  const rawRatio = (test, metric) => {
+    const a = plain('subject2', test, metric);
+    const b = plain('subject', test, metric);
+    return med([...a].filter(([round, v]) => v >= 0 && b.has(round) && b.get(round) > 0).map(([round, v]) => v / b.get(round)));
+  };
+  console.log('\n| metric | subject2 / subject, delivered | subject2 / subject, relay CPU |');
+  console.log('|---|---|---|');
+  for (const [name, test, metric] of tests) console.log(`| ${name} | ${f(rawRatio(test, metric))} | ${f(rawRatio(test, 'relay_cpu_pct'))} |`);
+  console.log(`| UDP RTT p50 @2k pps | ${f(rawRatio('lat', 'p50_us'))} | ${f(rawRatio('lat', 'relay_cpu_pct'))} |`);
+  console.log(`| UDP RTT p99 @2k pps | ${f(rawRatio('lat', 'p99_us'))} | – |`);
 }
 for (const s of subjects) {
   const pss = (t) => {
