@@ -35,6 +35,8 @@ export interface DatagramFlowSink {
 export class DatagramPeerFlow implements PeerFlow, DatagramReceiver {
   readonly transport = 'udp';
   channel: Connectee | undefined;
+  /** The client port the target sees for this flow (its own per opener: PeerSide.allocatePort). */
+  clientPort = 0;
 
   constructor(
     readonly opener: AgentLink,

@@ -44,6 +44,9 @@ class PeerSide {
   readonly pending = new Map<number, PendingStream>();
   readonly streams = new Set<StreamPeerFlow>();
   readonly signals: TokenBucket;
+  /** Client ports of this agent's open UDP flows, as the targets see them (one per flow). */
+  readonly #ports = new Set<number>();
+  #nextPort = 1;
 
   constructor(
     readonly link: AgentLink,
@@ -58,6 +61,26 @@ class PeerSide {
 
   get flows(): number {
     return this.datagrams.size + this.pending.size + this.streams.size;
+  }
+
+  /**
+   * A client port for a new UDP flow, unused by this agent's other flows: the target keys its
+   * local sessions by client address and port, and every flow of one agent comes from one
+   * address, so each flow needs its own number (at most maxPeerFlowsPerAgent < 65535 are open).
+   */
+  allocatePort(): number {
+    for (;;) {
+      const port = this.#nextPort;
+      this.#nextPort = port >= 65535 ? 1 : port + 1;
+      if (!this.#ports.has(port)) {
+        this.#ports.add(port);
+        return port;
+      }
+    }
+  }
+
+  releasePort(port: number): void {
+    this.#ports.delete(port);
   }
 }
 
@@ -126,6 +149,7 @@ export class PeerRelay implements DatagramFlowSink {
     const flow = side?.datagrams.get(tag);
     if (!side || !flow) return;
     side.datagrams.delete(tag);
+    side.releasePort(flow.clientPort);
     flow.channel?.close();
   }
 
@@ -254,7 +278,8 @@ export class PeerRelay implements DatagramFlowSink {
       return;
     }
     const flow = new DatagramPeerFlow(x, m.tag, y, offer.serviceId, this);
-    const connectee = y.openDatagram(offer.serviceId, datagramClient(x), flow);
+    flow.clientPort = side.allocatePort();
+    const connectee = y.openDatagram(offer.serviceId, { ...datagramAddress(x), port: flow.clientPort }, flow);
     flow.channel = connectee;
     side.datagrams.set(m.tag, flow);
     bump(this.deps.counters.peerFlows.udp, 'ok');
@@ -289,6 +314,7 @@ export class PeerRelay implements DatagramFlowSink {
     const side = this.#sides.get(flow.opener);
     if (side?.datagrams.get(flow.tag) !== flow) return;
     side.datagrams.delete(flow.tag);
+    side.releasePort(flow.clientPort);
     flow.channel?.close();
     flow.opener.send({ type: 'datagram-close', tag: flow.tag });
   }
@@ -303,8 +329,8 @@ export class PeerRelay implements DatagramFlowSink {
   }
 }
 
-/** The client the target sees for a UDP flow: the opener's UDP address when known, else its control connection's. */
-function datagramClient(x: AgentLink): Endpoint {
+/** The client address the target sees for a UDP flow: the opener's UDP address when known, else its control connection's (the port is the flow's). */
+function datagramAddress(x: AgentLink): Endpoint {
   const udp = x.udpAddress;
   if (!udp) return x.remote;
   return { address: udp.address, port: udp.port, family: canonicalIp(udp.address)?.family ?? 4 };

@@ -232,3 +232,18 @@ test('peerCandidates public (the default): loopback candidates, signalled or pee
   const homeLink = home.agent.peers.links.get('laptop')!;
   assert.deepEqual(homeLink.diagnosis().pairs, []);
 });
+
+test('several clients through one connect listener: one session each at the exposing agent, replies to their own client', async (t) => {
+  for (const path of ['relay', 'auto', 'direct'] as const) {
+    const { listen, echo, home } = await setup(t, path);
+    const clients = await Promise.all([udpClient(t), udpClient(t), udpClient(t)]);
+    for (let round = 0; round < 30; round++) {
+      clients.forEach((c, i) => c.send(`${path}-c${i}-${round}`, listen));
+      await new Promise((r) => setTimeout(r, 15));
+    }
+    await waitFor(() => clients.every((c) => c.got.length >= 30), `${path}: all replies`, 10_000);
+    clients.forEach((c, i) => assert.deepEqual(c.got.sort(), Array.from({ length: 30 }, (_, r) => `${path}-c${i}-${r}`).sort(), `${path}: client ${i} got only its own`));
+    assert.equal(echo.seen.filter((s) => s.startsWith(`${path}-`)).length, 90);
+    assert.equal(home.agent.local.services[0]!.sessions.size, 3, `${path}: three sessions at home`);
+  }
+});

@@ -82,12 +82,14 @@ test('a UDP peer flow over DATAGRAM frames: the target sees an origin, the answe
   const order = home.inbox.map((m) => m.type).filter((type) => type === 'peer-flow' || type === 'datagram');
   assert.deepEqual(order.slice(0, 2), ['peer-flow', 'datagram']);
   const notice = await home.next('peer-flow');
-  assert.deepEqual(notice, { type: 'peer-flow', tag: ok.peerTag, origin: { serviceId: 1, client: gw.gateway.agent('laptop')!.remote }, peer: 'laptop' });
+  // The client address is the opener's; the port is the flow's own (the first flow of laptop: 1).
+  const client = { ...gw.gateway.agent('laptop')!.remote, port: 1 };
+  assert.deepEqual(notice, { type: 'peer-flow', tag: ok.peerTag, origin: { serviceId: 1, client }, peer: 'laptop' });
   const d = await home.next('datagram');
   assert.equal(d.tag, ok.peerTag);
   assert.ok(d.tag < PEER_TAG_BIT);
   assert.equal(d.origin?.serviceId, 1);
-  assert.deepEqual(d.origin?.client, gw.gateway.agent('laptop')!.remote);
+  assert.deepEqual(d.origin?.client, client);
   assert.equal(d.payload.toString(), 'ping');
   home.send({ type: 'datagram', tag: d.tag, origin: undefined, payload: Buffer.from('pong!') });
   const back = await laptop.next('datagram');
@@ -127,8 +129,9 @@ test('a UDP peer flow over sealed UDP once keepalives made the opener address fr
   udp.data(T, Buffer.from('sealed ping'));
   const d = await home.next('datagram');
   assert.equal(d.tag, peerTag);
-  // The client the target sees is the opener's UDP address.
-  assert.deepEqual(d.origin?.client, { address: '127.0.0.1', port: udp.socket.address().port, family: 4 });
+  // The client the target sees is the opener's UDP address, with the flow's own port (one per flow).
+  assert.deepEqual(d.origin?.client, { address: '127.0.0.1', port: 1, family: 4 });
+  assert.notEqual(udp.socket.address().port, 1);
   assert.equal(d.payload.toString(), 'sealed ping');
   home.send({ type: 'datagram', tag: peerTag, origin: undefined, payload: Buffer.from('sealed pong') });
   const back = await udp.nextData(T);
