@@ -20,6 +20,10 @@ export type PeerPathKind = 'direct' | 'relayed';
  * they use the relay alone until acks return.
  */
 export const DIRECT_KEEPALIVE_MS = 250;
+/** An offer nobody answered within this is given up (the peer offline, or an agent without peers). */
+export const ANSWER_TIMEOUT_MS = 10_000;
+/** First wait before offering again after a refused or unanswered offer; doubles up to directRetry. */
+export const FIRST_RETRY_MS = 1000;
 export const DIRECT_DOUBT_MS = 600;
 export const DIRECT_SILENCE_MS = 1000;
 
@@ -83,6 +87,8 @@ export class PeerLink {
   #keepaliveCounter = 0;
   #timer: Timer | undefined;
   #retry: Timer | undefined;
+  #answerTimer: Timer | undefined;
+  #retryDelay = FIRST_RETRY_MS;
   #connectingAt = 0;
   #directAt: number | undefined;
   #lastDiagnosis: PeerDiagnosis | undefined;
@@ -150,7 +156,25 @@ export class PeerLink {
   /** The gateway refused a SIGNAL or PEER_OPEN toward this peer (peer-offline, not-allowed, ...). */
   signalRefused(code: string): void {
     this.lastRefusal = code;
+    const a = this.#attempt;
+    // The offer went nowhere (peer offline, not allowed): try again later, sooner at first.
+    if (a && a.sealer === undefined && this.#initiator) this.#giveUp(a);
     this.deps.changed(this);
+  }
+
+  /** Ends an attempt that got no answer and schedules the next one (backoff up to directRetry). */
+  #giveUp(a: Attempt): void {
+    if (this.#attempt !== a) return;
+    this.#lastDiagnosis = this.diagnosis();
+    this.#stopAttempt();
+    const delay = this.#retryDelay;
+    this.#retryDelay = Math.min(this.#retryDelay * 2, this.deps.directRetryMs);
+    this.#scheduleRetry(delay);
+  }
+
+  #scheduleRetry(delayMs: number): void {
+    this.#retry?.cancel();
+    this.#retry = this.#initiator && this.wantDirect ? this.deps.clock.setTimeout(() => this.#offer(), delayMs) : undefined;
   }
 
   /** One SIGNAL from the peer. */
@@ -260,6 +284,10 @@ export class PeerLink {
     const a = this.#newAttempt(randomBytes(8).toString('hex'));
     if (!a) return;
     this.#send({ kind: 'offer', attempt: a.id, ...a.ice.localCredentials, keyId: a.keyId, key: a.key.toString('base64') });
+    this.#answerTimer?.cancel();
+    this.#answerTimer = this.deps.clock.setTimeout(() => {
+      if (a.sealer === undefined) this.#giveUp(a);
+    }, ANSWER_TIMEOUT_MS);
     void a.ice.gather();
   }
 
@@ -307,6 +335,8 @@ export class PeerLink {
 
   #accept(a: Attempt, s: { ufrag: string; pwd: string; keyId: number; key: string }): void {
     if (a.sealer) return;
+    this.#retryDelay = FIRST_RETRY_MS;
+    this.lastRefusal = undefined;
     a.sealer = new DatagramSealer({ key: Buffer.from(s.key, 'base64'), direction: this.controlling ? 'agent-to-gateway' : 'gateway-to-agent', peerKeyId: s.keyId });
     a.ice.setRemoteCredentials({ ufrag: s.ufrag, pwd: s.pwd });
   }
@@ -323,7 +353,7 @@ export class PeerLink {
       this.#lastDiagnosis = this.diagnosis();
       this.#stopAttempt();
       this.state = 'connected';
-      if (this.#initiator && this.wantDirect) this.#retry = this.deps.clock.setTimeout(() => this.#offer(), this.deps.directRetryMs);
+      this.#scheduleRetry(this.deps.directRetryMs);
     }
     this.deps.changed(this);
   }
@@ -376,6 +406,8 @@ export class PeerLink {
     if (!a) return;
     this.#attempt = undefined;
     this.#suspect = false;
+    this.#answerTimer?.cancel();
+    this.#answerTimer = undefined;
     a.ice.removeAllListeners();
     a.ice.channel.close();
     void a.ice.close();

@@ -247,3 +247,23 @@ test('several clients through one connect listener: one session each at the expo
     assert.equal(home.agent.local.services[0]!.sessions.size, 3, `${path}: three sessions at home`);
   }
 });
+
+test('the peer offline at first: the flow is refused (peer-offline), and once it is up the next datagram connects, direct within seconds', async (t) => {
+  const gw = await startGateway(t, peerGatewayConfig(state));
+  const echo = await udpEcho(t);
+  const laptop = await startAgent(t, peerAgentConfig(gw, 'laptop', `  connect:\n    w: { peer: home, service: wg, listen: udp://127.0.0.1:0 }\n`));
+  await connected(laptop.agent);
+  const c = await udpClient(t);
+  const listen = laptop.agent.connectRoutes[0]!.local.port;
+  c.send('early', listen);
+  await waitFor(() => laptop.agent.peers.counters.flowsRefused === 1, 'refused while home is offline', 5000);
+  const link = laptop.agent.peers.links.get('home')!;
+  assert.equal(link.lastRefusal, 'peer-offline');
+  const home = await startAgent(t, peerAgentConfig(gw, 'home', `  expose:\n    wg: { local: 127.0.0.1:${echo.port}, peers: [laptop] }\n`));
+  await connected(home.agent);
+  await new Promise((r) => setTimeout(r, 200)); // home has spoken since AUTH_OK: reachable at the gateway
+  c.send('later', listen);
+  await waitFor(() => c.got.includes('later'), 'answered once home is up', 5000);
+  await waitFor(() => link.path === 'direct', 'direct well before directRetry (30 s)', 8000);
+  assert.deepEqual(c.got, ['later']);
+});
