@@ -8,8 +8,8 @@
 #   laptop      agent.connect udp://127.0.0.1:RELAY_PORT -> home's UDP echo, path from
 #               SLUICE_PEER_PATH: direct (default), auto (the relay at once, direct once ICE has
 #               a pair; readiness waits for direct) or relay (the gateway only, no ICE). `direct`
-#               needs 8c82a18 or later (PEER_OPEN_OK carries the origin block); before it, home
-#               never answered a pinned-direct flow and this script timed out.
+#               needs 8c82a18 or later (home learns each flow from the gateway before its data);
+#               before it, home never answered a pinned-direct flow and this script timed out.
 #   laptop-tcp  agent.connect tcp://127.0.0.1:RELAY_PORT and IPERF_RELAY_PORT -> home's TCP echo
 #               and iperf3. TCP through a connect listener always goes over the gateway relay (a
 #               stream in the agents' TLS connections), whatever `path` says, so the TCP figures of
