@@ -110,10 +110,8 @@ function reasonOf(i: DiagnosisInput, pairs: readonly { state: string }[]): strin
   if (symLocal) return `this side maps ports per destination (symmetric NAT) and ${peer}'s NAT filters packets from addresses it has not sent to`;
   if (symRemote) return `${peer} maps ports per destination (symmetric NAT) and this side's NAT filters packets from addresses it has not sent to`;
   const skipped = i.skipped ?? [];
-  if (skipped.length > 0) {
-    return `no pair answered; ${skipped.length} address(es) of ${peer} were skipped by peerCandidates (${skipped.join(', ')}), and ${peer} may skip this side's for the same reason: if both share a network, allow its class (e.g. private) in peerCandidates on both agents`;
-  }
-  if (!ice.local.some((c) => c.type === 'srflx') && !i.stunAnswered) return 'this side has no server-reflexive candidate: the gateway did not answer STUN on its UDP port';
-  if (!ice.remote.some((c) => c.type === 'srflx' || c.type === 'prflx')) return `${peer} has no server-reflexive candidate: it cannot be reached from outside its NAT`;
-  return `no candidate pair answered (${pairs.length} tried): both NATs drop packets from addresses they have not sent to, and at least one maps ports per destination`;
+  const note = skipped.length === 0 ? '' : `; skipped by peerCandidates: ${skipped.join(', ')} (if both agents share that network, allow its class on both)`;
+  if (!ice.local.some((c) => c.type === 'srflx') && !i.stunAnswered) return `this side has no server-reflexive candidate: the gateway did not answer STUN on its UDP port${note}`;
+  if (!ice.remote.some((c) => c.type === 'srflx' || c.type === 'prflx')) return `${peer} has no server-reflexive candidate: it cannot be reached from outside its NAT${note}`;
+  return `no candidate pair answered (${pairs.length} tried): both NATs drop packets from addresses they have not sent to, and at least one maps ports per destination${note}`;
 }
