@@ -1,13 +1,12 @@
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Clock, Timer } from '../core/clock.js';
-import { IceAgent, type IceTiming } from '../ice/agent.js';
+import type { IceTiming } from '../ice/agent.js';
 import type { IceSocket } from '../ice/bases.js';
-import { parseCandidate, formatCandidate, type IceCandidate } from '../ice/candidate.js';
 import type { StunPeer } from '../ice/stun-transaction.js';
 import type { TurnServerConfig } from '../turn/turn-client.js';
-import { classifyPeer } from '../udpexposer/peer-policy.js';
-import { DatagramOpener, DatagramSealer, PEER_TAG_BIT } from '../protocol/tunnel/index.js';
+import { PEER_TAG_BIT } from '../protocol/tunnel/index.js';
 import type { CandidateClass } from '../config/gateway-schema.js';
+import { PeerAttempt } from './peer-attempt.js';
 import { diagnose, type PeerDiagnosis } from './peer-diagnosis.js';
 import { encodePeerSignal, type PeerSignal, type PeerSignalBody } from './peer-signal.js';
 
@@ -49,29 +48,13 @@ export interface PeerLinkDeps {
   readonly changed: (link: PeerLink) => void;
 }
 
-/** One ICE attempt: its id, our ICE agent, and the keys of the direct path. */
-interface Attempt {
-  readonly id: string;
-  readonly ice: IceAgent;
-  readonly ingress: (buf: Buffer, from: StunPeer) => boolean;
-  readonly keyId: number;
-  readonly key: Buffer;
-  readonly opener: DatagramOpener;
-  sealer: DatagramSealer | undefined;
-  readonly skipped: string[];
-  readonly startedAt: number;
-  /** Gathering finished and no STUN server failed: a missing srflx candidate means no NAT. */
-  stunAnswered: boolean;
-}
-
 /**
  * The path to one other agent (docs/connect.md): relayed through the gateway at once, direct once
- * ICE (on the agent's own gateway socket) selects a pair. Direct datagrams are tunnel datagrams
- * sealed with keys the two agents exchanged in the offer and answer (ChaCha20-Poly1305, replay
- * window), carried by the ICE channel. While direct, each side sends a sealed keepalive every
- * DIRECT_KEEPALIVE_MS and the other acks it; DIRECT_SILENCE_MS without an ack sends traffic back to
- * the relay until acks return (a NAT that lost its mapping, a dead path). ICE failure leaves the
- * link relayed, and the connecting side tries again every `directRetryMs`.
+ * an ICE attempt (peer-attempt.ts, on the agent's own gateway socket) selects a pair. While
+ * direct, each side sends a sealed keepalive every DIRECT_KEEPALIVE_MS and the other acks it; with
+ * no ack for DIRECT_DOUBT_MS flows send on both paths, for DIRECT_SILENCE_MS on the relay alone,
+ * until acks return (a NAT that lost its mapping, a dead path). An offer refused or unanswered is
+ * tried again after 1 s, doubling up to `directRetryMs`; a failed ICE attempt after `directRetryMs`.
  *
  * Role: the agent whose name sorts first is controlling, so both sides agree without a message.
  */
@@ -80,7 +63,7 @@ export class PeerLink {
   /** The connecting side wants direct paths; `relay` when every flow pins the relay. */
   wantDirect = true;
   readonly counters = { directSent: 0, directReceived: 0, directRejected: 0, attempts: 0, switches: 0, staleSignals: 0 };
-  #attempt: Attempt | undefined;
+  #attempt: PeerAttempt | undefined;
   #initiator = false;
   #suspect = false;
   #lastAck = 0;
@@ -108,8 +91,7 @@ export class PeerLink {
 
   /** True when flows may send direct datagrams now. */
   get directUsable(): boolean {
-    const a = this.#attempt;
-    return a !== undefined && a.sealer !== undefined && a.ice.state === 'connected' && !this.#suspect;
+    return this.#attempt?.connected === true && !this.#suspect;
   }
 
   /** Direct, but the last ack is late: send on the relay too. */
@@ -158,12 +140,12 @@ export class PeerLink {
     this.lastRefusal = code;
     const a = this.#attempt;
     // The offer went nowhere (peer offline, not allowed): try again later, sooner at first.
-    if (a && a.sealer === undefined && this.#initiator) this.#giveUp(a);
+    if (a && !a.answered && this.#initiator) this.#giveUp(a);
     this.deps.changed(this);
   }
 
   /** Ends an attempt that got no answer and schedules the next one (backoff up to directRetry). */
-  #giveUp(a: Attempt): void {
+  #giveUp(a: PeerAttempt): void {
     if (this.#attempt !== a) return;
     this.#lastDiagnosis = this.diagnosis();
     this.#stopAttempt();
@@ -182,7 +164,7 @@ export class PeerLink {
     const a = this.#attempt;
     if (s.kind === 'offer') {
       // Glare: both sides offered at once; the controlling side's offer wins.
-      if (a && a.sealer === undefined && this.#initiator && this.controlling && a.id !== s.attempt) return;
+      if (a && !a.answered && this.#initiator && this.controlling && a.id !== s.attempt) return;
       this.#stopAttempt();
       if (this.state === 'idle') {
         this.state = 'connecting';
@@ -193,7 +175,7 @@ export class PeerLink {
       const next = this.#newAttempt(s.attempt);
       if (!next) return;
       this.#accept(next, s);
-      this.#send({ kind: 'answer', attempt: next.id, ...next.ice.localCredentials, keyId: next.keyId, key: next.key.toString('base64') });
+      this.#send({ kind: 'answer', attempt: next.id, ...next.local() });
       void next.ice.gather();
       this.deps.changed(this);
       return;
@@ -206,14 +188,11 @@ export class PeerLink {
       case 'answer':
         this.#accept(a, s);
         return;
-      case 'candidate': {
-        const c = parseCandidate(s.candidate);
-        if (typeof c === 'string' || !this.#allowed(a, c.type, c.address, c.port)) return;
-        a.ice.addRemoteCandidate(c);
+      case 'candidate':
+        a.remoteCandidate(s.candidate);
         return;
-      }
       case 'end':
-        a.ice.addRemoteCandidate(null);
+        a.remoteCandidate(null);
         return;
       case 'close':
         this.#lastDiagnosis = this.diagnosis();
@@ -229,15 +208,7 @@ export class PeerLink {
 
   /** Sends one datagram of a flow directly: `tag` as the peer must read it. False when not possible now. */
   sendDirect(tag: number, payload: Buffer): boolean {
-    const a = this.#attempt;
-    if (!a?.sealer || !this.directUsable) return false;
-    let sealed: Buffer;
-    try {
-      sealed = a.sealer.sealData(tag, payload);
-    } catch {
-      return false;
-    }
-    if (!a.ice.channel.send(sealed)) return false;
+    if (!this.directUsable || !this.#attempt!.send(tag, payload)) return false;
     this.counters.directSent++;
     return true;
   }
@@ -265,17 +236,7 @@ export class PeerLink {
   diagnosis(): PeerDiagnosis {
     const a = this.#attempt;
     if (!a) return this.#lastDiagnosis ?? diagnose({ wantDirect: this.wantDirect, state: this.state, ice: undefined });
-    return diagnose({
-      wantDirect: this.wantDirect,
-      state: this.state,
-      ice: { state: a.ice.state, local: a.ice.localCandidates, remote: a.ice.remoteCandidates, pairs: a.ice.pairs, selected: a.ice.selectedPair },
-      skipped: a.skipped,
-      suspect: this.#suspect,
-      keys: a.sealer !== undefined,
-      stunAnswered: a.stunAnswered,
-      peer: this.deps.peer,
-      icePolicy: this.deps.icePolicy,
-    });
+    return diagnose({ wantDirect: this.wantDirect, state: this.state, ...a.snapshot(), suspect: this.#suspect, peer: this.deps.peer, icePolicy: this.deps.icePolicy });
   }
 
   #offer(): void {
@@ -283,65 +244,44 @@ export class PeerLink {
     this.#retry = undefined;
     const a = this.#newAttempt(randomBytes(8).toString('hex'));
     if (!a) return;
-    this.#send({ kind: 'offer', attempt: a.id, ...a.ice.localCredentials, keyId: a.keyId, key: a.key.toString('base64') });
+    this.#send({ kind: 'offer', attempt: a.id, ...a.local() });
     this.#answerTimer?.cancel();
     this.#answerTimer = this.deps.clock.setTimeout(() => {
-      if (a.sealer === undefined) this.#giveUp(a);
+      if (!a.answered) this.#giveUp(a);
     }, ANSWER_TIMEOUT_MS);
     void a.ice.gather();
   }
 
-  #newAttempt(id: string): Attempt | undefined {
+  #newAttempt(id: string): PeerAttempt | undefined {
     const socket = this.deps.socket();
     if (!socket) return undefined;
     this.counters.attempts++;
-    const skipped: string[] = [];
-    const ice = new IceAgent({
-      role: this.controlling ? 'controlling' : 'controlled',
-      clock: this.deps.clock,
-      stunServers: this.deps.stunServers(),
-      turnServers: this.deps.turnServers,
-      policy: this.deps.icePolicy,
-      timing: this.deps.iceTiming,
-      // Peer-reflexive addresses (learned from checks) pass the same rule as signalled ones.
-      remoteAllowed: (address, port) => this.#allowed({ skipped }, 'prflx', address, port),
-    });
-    const key = randomBytes(32);
-    const keyId = randomInt(1, 0xffff_ffff);
-    const a: Attempt = {
-      id, ice, ingress: ice.addSocket(socket), keyId, key,
-      opener: new DatagramOpener({ key, direction: this.controlling ? 'gateway-to-agent' : 'agent-to-gateway', keyId }),
-      sealer: undefined, skipped, startedAt: this.deps.clock.now(), stunAnswered: false,
-    };
+    const d = this.deps;
+    const a: PeerAttempt = new PeerAttempt(
+      {
+        id, controlling: this.controlling, clock: d.clock, socket, stunServers: d.stunServers(), turnServers: d.turnServers,
+        icePolicy: d.icePolicy, iceTiming: d.iceTiming, candidateClasses: d.candidateClasses,
+      },
+      {
+        signal: (body) => this.#send(body),
+        state: (state) => this.#onIceState(a, state),
+        data: (tag, payload) => this.#onData(tag, payload),
+        ack: () => this.#onAck(),
+        rejected: () => void this.counters.directRejected++,
+      },
+    );
     this.#attempt = a;
-    ice.on('candidate', (c: IceCandidate) => this.#send({ kind: 'candidate', attempt: id, candidate: formatCandidate(c) }));
-    ice.on('gathering-complete', (e) => {
-      a.stunAnswered = !e.errors.some((err) => err.name === 'StunTimeoutError' || (err as { code?: string }).code === 'SLUICE_ERR_STUN_TIMEOUT');
-      this.#send({ kind: 'end', attempt: id });
-    });
-    ice.on('state', (state) => this.#onIceState(a, state));
-    ice.channel.onDatagram((buf) => this.#onDirect(a, buf));
     return a;
   }
 
-  /** `peerCandidates`: may this agent send to a peer's address? Refusals are kept for the diagnosis. */
-  #allowed(a: { readonly skipped: string[] }, type: string, address: string, port: number): boolean {
-    const cls = classifyPeer(address, port);
-    if ((this.deps.candidateClasses as readonly string[]).includes(cls)) return true;
-    const text = `${type} ${address}:${port} (${cls})`;
-    if (a.skipped.length < 16 && !a.skipped.includes(text)) a.skipped.push(text);
-    return false;
-  }
-
-  #accept(a: Attempt, s: { ufrag: string; pwd: string; keyId: number; key: string }): void {
-    if (a.sealer) return;
+  #accept(a: PeerAttempt, s: { ufrag: string; pwd: string; keyId: number; key: string }): void {
+    if (a.answered) return;
     this.#retryDelay = FIRST_RETRY_MS;
     this.lastRefusal = undefined;
-    a.sealer = new DatagramSealer({ key: Buffer.from(s.key, 'base64'), direction: this.controlling ? 'agent-to-gateway' : 'gateway-to-agent', peerKeyId: s.keyId });
-    a.ice.setRemoteCredentials({ ufrag: s.ufrag, pwd: s.pwd });
+    a.accept(s);
   }
 
-  #onIceState(a: Attempt, state: string): void {
+  #onIceState(a: PeerAttempt, state: string): void {
     if (this.#attempt !== a) return;
     if (state === 'connected') {
       this.#lastAck = this.deps.clock.now();
@@ -358,31 +298,19 @@ export class PeerLink {
     this.deps.changed(this);
   }
 
-  #onDirect(a: Attempt, buf: Buffer): void {
-    const r = a.opener.open(buf);
-    if (!r.ok) {
-      this.counters.directRejected++;
-      return;
-    }
-    const d = r.datagram;
-    if (d.kind === 'keepalive') {
-      if (a.sealer) a.ice.channel.send(a.sealer.sealKeepaliveAck(d.counter));
-      return;
-    }
-    if (d.kind === 'keepalive-ack') {
-      this.#lastAck = this.deps.clock.now();
-      if (this.#suspect) {
-        this.#suspect = false;
-        this.counters.switches++;
-        this.deps.changed(this);
-      }
-      return;
-    }
-    if (d.kind !== 'data') return;
+  #onAck(): void {
+    this.#lastAck = this.deps.clock.now();
+    if (!this.#suspect) return;
+    this.#suspect = false;
+    this.counters.switches++;
+    this.deps.changed(this);
+  }
+
+  #onData(tag: number, payload: Buffer): void {
     this.counters.directReceived++;
     this.touch();
-    if (d.tag & PEER_TAG_BIT) this.deps.deliverFlow(this, (d.tag & ~PEER_TAG_BIT) >>> 0, d.payload);
-    else this.deps.deliverExposed(this, d.tag, d.payload);
+    if (tag & PEER_TAG_BIT) this.deps.deliverFlow(this, (tag & ~PEER_TAG_BIT) >>> 0, payload);
+    else this.deps.deliverExposed(this, tag, payload);
   }
 
   /** Keepalives on the direct path while it is up, and the silence rule. */
@@ -390,9 +318,9 @@ export class PeerLink {
     this.#timer?.cancel();
     this.#timer = this.deps.clock.setInterval(() => {
       const a = this.#attempt;
-      if (!a?.sealer || a.ice.state !== 'connected') return;
+      if (!a?.connected) return;
       this.#keepaliveCounter = (this.#keepaliveCounter + 1) >>> 0;
-      a.ice.channel.send(a.sealer.sealKeepalive(this.#keepaliveCounter));
+      a.keepalive(this.#keepaliveCounter);
       if (!this.#suspect && this.deps.clock.now() - this.#lastAck > DIRECT_SILENCE_MS) {
         this.#suspect = true;
         this.counters.switches++;
@@ -408,9 +336,7 @@ export class PeerLink {
     this.#suspect = false;
     this.#answerTimer?.cancel();
     this.#answerTimer = undefined;
-    a.ice.removeAllListeners();
-    a.ice.channel.close();
-    void a.ice.close();
+    a.close();
   }
 
   #send(s: PeerSignalBody): void {

@@ -1,0 +1,182 @@
+import { randomBytes, randomInt } from 'node:crypto';
+import type { Clock } from '../core/clock.js';
+import type { CandidateClass } from '../config/gateway-schema.js';
+import { IceAgent, type IceTiming } from '../ice/agent.js';
+import type { IceAgentState } from '../ice/agent-state.js';
+import type { IceSocket } from '../ice/bases.js';
+import { formatCandidate, parseCandidate, type IceCandidate } from '../ice/candidate.js';
+import type { StunPeer } from '../ice/stun-transaction.js';
+import type { TurnServerConfig } from '../turn/turn-client.js';
+import { classifyPeer } from '../udpexposer/peer-policy.js';
+import { DatagramOpener, DatagramSealer } from '../protocol/tunnel/index.js';
+import type { DiagnosisInput } from './peer-diagnosis.js';
+import type { PeerSignalBody } from './peer-signal.js';
+
+export interface AttemptOptions {
+  readonly id: string;
+  readonly controlling: boolean;
+  readonly clock: Clock;
+  readonly socket: IceSocket;
+  readonly stunServers: readonly StunPeer[];
+  readonly turnServers: readonly TurnServerConfig[];
+  readonly icePolicy: 'all' | 'relay';
+  readonly iceTiming?: Partial<IceTiming>;
+  /** `agent.peerCandidates`: the address classes checks and data may go to. */
+  readonly candidateClasses: readonly CandidateClass[];
+}
+
+/** What an attempt reports to its link. */
+export interface AttemptEvents {
+  /** A SIGNAL body to send to the peer (candidates, end-of-candidates). */
+  signal(body: PeerSignalBody): void;
+  state(state: IceAgentState): void;
+  /** An opened data datagram: the tag as the peer sealed it. */
+  data(tag: number, payload: Buffer): void;
+  /** The peer acked one of our keepalives: the direct path works both ways. */
+  ack(): void;
+  /** A datagram on the ICE channel that did not open (forged, replayed, another attempt's). */
+  rejected(): void;
+}
+
+/**
+ * One ICE attempt toward a peer (docs/connect.md): an ICE agent on the agent's gateway socket and
+ * the keys of the direct path. Each side picks a fresh 32-byte key and key id for what it
+ * receives and sends them in its offer or answer; the other side seals to them. Direct datagrams
+ * are tunnel datagrams (ChaCha20-Poly1305, replay window, docs/tunnel-protocol.md §6) carried by
+ * the ICE channel; the controlling side seals in the 'agent-to-gateway' direction, so a datagram
+ * reflected to its sender does not open. Remote addresses outside `peerCandidates` are never
+ * paired, signalled or peer-reflexive; they are listed in `skipped`.
+ */
+export class PeerAttempt {
+  readonly ice: IceAgent;
+  readonly skipped: string[] = [];
+  /** Gathering finished and no STUN server failed: a missing srflx candidate then means no NAT. */
+  stunAnswered = false;
+  readonly #ingress: (buf: Buffer, from: StunPeer) => boolean;
+  readonly #key = randomBytes(32);
+  readonly #keyId = randomInt(1, 0xffff_ffff);
+  readonly #opener: DatagramOpener;
+  #sealer: DatagramSealer | undefined;
+
+  constructor(
+    private readonly o: AttemptOptions,
+    private readonly events: AttemptEvents,
+  ) {
+    this.ice = new IceAgent({
+      role: o.controlling ? 'controlling' : 'controlled',
+      clock: o.clock,
+      stunServers: o.stunServers,
+      turnServers: o.turnServers,
+      policy: o.icePolicy,
+      timing: o.iceTiming,
+      // Peer-reflexive addresses (learned from checks) pass the same rule as signalled ones.
+      remoteAllowed: (address, port) => this.#allowed('prflx', address, port),
+    });
+    this.#ingress = this.ice.addSocket(o.socket);
+    this.#opener = new DatagramOpener({ key: this.#key, direction: o.controlling ? 'gateway-to-agent' : 'agent-to-gateway', keyId: this.#keyId });
+    this.ice.on('candidate', (c: IceCandidate) => events.signal({ kind: 'candidate', attempt: o.id, candidate: formatCandidate(c) }));
+    this.ice.on('gathering-complete', (e) => {
+      this.stunAnswered = !e.errors.some((err) => err.name === 'StunTimeoutError');
+      events.signal({ kind: 'end', attempt: o.id });
+    });
+    this.ice.on('state', (state) => events.state(state));
+    this.ice.channel.onDatagram((buf) => this.#onDatagram(buf));
+  }
+
+  get id(): string {
+    return this.o.id;
+  }
+
+  /** The peer's answer (or offer) arrived: its credentials and key. */
+  get answered(): boolean {
+    return this.#sealer !== undefined;
+  }
+
+  /** ICE selected a pair and the keys are known: direct datagrams can go. */
+  get connected(): boolean {
+    return this.#sealer !== undefined && this.ice.state === 'connected';
+  }
+
+  /** Our half of the offer or answer. */
+  local(): { ufrag: string; pwd: string; keyId: number; key: string } {
+    return { ...this.ice.localCredentials, keyId: this.#keyId, key: this.#key.toString('base64') };
+  }
+
+  /** The peer's offer or answer. Idempotent. */
+  accept(s: { ufrag: string; pwd: string; keyId: number; key: string }): void {
+    if (this.#sealer) return;
+    this.#sealer = new DatagramSealer({ key: Buffer.from(s.key, 'base64'), direction: this.o.controlling ? 'agent-to-gateway' : 'gateway-to-agent', peerKeyId: s.keyId });
+    this.ice.setRemoteCredentials({ ufrag: s.ufrag, pwd: s.pwd });
+  }
+
+  /** One trickled candidate (SDP text), or null for end-of-candidates. */
+  remoteCandidate(text: string | null): void {
+    if (text === null) {
+      this.ice.addRemoteCandidate(null);
+      return;
+    }
+    const c = parseCandidate(text);
+    if (typeof c !== 'string' && this.#allowed(c.type, c.address, c.port)) this.ice.addRemoteCandidate(c);
+  }
+
+  /** A datagram of the shared socket; true when this attempt's ICE agent took it. */
+  ingress(buf: Buffer, from: StunPeer): boolean {
+    return this.#ingress(buf, from);
+  }
+
+  /** One flow datagram, sealed for the peer. False when it could not go. */
+  send(tag: number, payload: Buffer): boolean {
+    const sealer = this.#sealer;
+    if (!sealer) return false;
+    let sealed: Buffer;
+    try {
+      sealed = sealer.sealData(tag, payload);
+    } catch {
+      return false;
+    }
+    return this.ice.channel.send(sealed);
+  }
+
+  keepalive(counter: number): void {
+    if (this.#sealer) this.ice.channel.send(this.#sealer.sealKeepalive(counter));
+  }
+
+  /** The ICE part of the diagnosis. */
+  snapshot(): Pick<DiagnosisInput, 'ice' | 'skipped' | 'keys' | 'stunAnswered'> {
+    const ice = this.ice;
+    return {
+      ice: { state: ice.state, local: ice.localCandidates, remote: ice.remoteCandidates, pairs: ice.pairs, selected: ice.selectedPair },
+      skipped: this.skipped,
+      keys: this.answered,
+      stunAnswered: this.stunAnswered,
+    };
+  }
+
+  /** Idempotent; deletes the attempt's TURN allocations in the background. */
+  close(): void {
+    this.ice.removeAllListeners();
+    this.ice.channel.close();
+    void this.ice.close();
+  }
+
+  #allowed(type: string, address: string, port: number): boolean {
+    const cls = classifyPeer(address, port);
+    if ((this.o.candidateClasses as readonly string[]).includes(cls)) return true;
+    const text = `${type} ${address}:${port} (${cls})`;
+    if (this.skipped.length < 16 && !this.skipped.includes(text)) this.skipped.push(text);
+    return false;
+  }
+
+  #onDatagram(buf: Buffer): void {
+    const r = this.#opener.open(buf);
+    if (!r.ok) return this.events.rejected();
+    const d = r.datagram;
+    if (d.kind === 'keepalive') {
+      if (this.#sealer) this.ice.channel.send(this.#sealer.sealKeepaliveAck(d.counter));
+    } else if (d.kind === 'keepalive-ack') {
+      this.events.ack();
+    } else if (d.kind === 'data') {
+      this.events.data(d.tag, d.payload);
+    }
+  }
+}
