@@ -3,6 +3,13 @@ import type { DatagramChannel, DatagramReceiver } from '../upstream/dialer.js';
 import type { PeerTarget } from '../upstream/peer/peer-dialer.js';
 import type { PeerLink } from './peer-link.js';
 
+/** The agent's relay to a peer: its datagram path to the gateway, as flows use it. */
+export interface RelayPath {
+  send(tag: number, payload: Buffer): void;
+  /** As a DATAGRAM frame on the control channel, in order behind control messages; false when down. */
+  sendOverChannel(tag: number, payload: Buffer): boolean;
+}
+
 /** Datagrams a flow holds while it has no path yet (control channel down, or `path: direct` before ICE). */
 export const FLOW_QUEUE_MAX = 256;
 
@@ -25,27 +32,71 @@ export class PeerFlow implements DatagramChannel {
   readonly counters = { direct: 0, relayed: 0, duplicated: 0, received: 0, queuedDropped: 0 };
 
   constructor(
-    private readonly owner: { send(flow: PeerFlow, payload: Buffer): void; close(flow: PeerFlow): void },
+    private readonly relay: RelayPath,
+    private readonly onClose: (flow: PeerFlow) => void,
     readonly link: PeerLink,
     readonly target: PeerTarget,
     readonly receiver: DatagramReceiver,
     readonly remote: Endpoint,
   ) {}
 
+  /**
+   * Direct when the link's direct path takes it (and the relay too while that path is in doubt),
+   * else the relay; held, in order, while neither can take it.
+   */
   send(buf: Buffer, prefix: Buffer | null): void {
-    this.owner.send(this, prefix === null ? buf : Buffer.concat([prefix, buf]));
+    if (this.state === 'closed') return;
+    const payload = prefix === null ? buf : Buffer.concat([prefix, buf]);
+    if (this.link.state === 'idle') this.link.connect();
+    else this.link.touch();
+    if (this.#direct(payload)) {
+      // In doubt: a copy by the relay too, if it can take one now (never held: it went direct).
+      if (this.link.directInDoubt && this.target.path !== 'direct' && this.#relay(payload)) this.counters.duplicated++;
+      return;
+    }
+    if (this.target.path === 'direct' || this.queue.length > 0 || !this.#relay(payload)) this.#hold(payload);
+  }
+
+  /** Sends what the flow held, in order, on whichever path takes it now. */
+  flush(): void {
+    while (this.queue.length > 0 && this.state !== 'closed') {
+      const p = this.queue[0]!;
+      if (!this.#direct(p) && (this.target.path === 'direct' || !this.#relay(p))) return;
+      this.queue.shift();
+    }
+  }
+
+  /** A datagram of the peer's service, by either path. */
+  deliver(payload: Buffer): void {
+    this.counters.received++;
+    this.link.touch();
+    this.receiver.onUpstreamDatagram(payload);
+  }
+
+  close(): void {
+    this.onClose(this);
+  }
+
+  #direct(payload: Buffer): boolean {
+    if (this.target.path === 'relay' || this.peerTag === 0 || !this.link.sendDirect(this.peerTag, payload)) return false;
+    this.counters.direct++;
+    return true;
+  }
+
+  /** False when the relay cannot take it now (no PEER_OPEN sent yet, control channel down or full). */
+  #relay(payload: Buffer): boolean {
+    if (this.state === 'ok') this.relay.send(this.tag, payload);
+    else if (this.state !== 'sent' || !this.relay.sendOverChannel(this.tag, payload)) return false;
+    this.counters.relayed++;
+    return true;
   }
 
   /** Holds a copy (the caller may reuse `payload`); drops when full. */
-  hold(payload: Buffer): void {
+  #hold(payload: Buffer): void {
     if (this.queue.length >= FLOW_QUEUE_MAX) {
       this.counters.queuedDropped++;
       return;
     }
     this.queue.push(Buffer.from(payload));
-  }
-
-  close(): void {
-    this.owner.close(this);
   }
 }

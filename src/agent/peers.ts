@@ -9,7 +9,7 @@ import type { StunPeer } from '../ice/stun-transaction.js';
 import { PEER_TAG_BIT, type ControlMessage, type DatagramOrigin } from '../protocol/tunnel/index.js';
 import type { DatagramChannel, DatagramReceiver, DialOptions } from '../upstream/dialer.js';
 import type { PeerFlows, PeerTarget } from '../upstream/peer/peer-dialer.js';
-import { PeerFlow } from './peer-flow.js';
+import { PeerFlow, type RelayPath } from './peer-flow.js';
 import { PeerLink } from './peer-link.js';
 import { decodePeerSignal } from './peer-signal.js';
 
@@ -21,10 +21,7 @@ export interface PeerControl {
 }
 
 /** The agent's gateway datagram path, as the peers use it. */
-export interface PeerDatagramPath {
-  send(tag: number, payload: Buffer): void;
-  /** As a DATAGRAM frame on the control channel, in order behind control messages; false when down. */
-  sendOverChannel(tag: number, payload: Buffer): boolean;
+export interface PeerDatagramPath extends RelayPath {
   sendClose(tag: number): void;
   iceSocket(): IceSocket | undefined;
   gatewayStun(): StunPeer | undefined;
@@ -103,12 +100,9 @@ export class Peers implements PeerFlows {
         this.#directTags.set(tag, link);
         d.deliverExposed(tag, owner.origin, payload);
       },
-      deliverFlow: (link, peerTag, payload) => {
-        const f = this.#byPeerTag.get(link)?.get(peerTag);
-        if (f) this.#deliver(f, payload);
-      },
+      deliverFlow: (link, peerTag, payload) => this.#byPeerTag.get(link)?.get(peerTag)?.deliver(payload),
       changed: (link) => {
-        if (link.directUsable) for (const f of this.#byPeerTag.get(link)?.values() ?? []) this.#flush(f);
+        if (link.directUsable) for (const f of this.#byPeerTag.get(link)?.values() ?? []) f.flush();
         d.changed?.(link);
       },
     });
@@ -160,7 +154,7 @@ export class Peers implements PeerFlows {
         f.peerTag = m.peerTag;
         this.#peerTags(f.link).set(m.peerTag, f);
         f.link.relayUp();
-        this.#flush(f);
+        f.flush();
         return true;
       }
       case 'peer-open-error': {
@@ -192,7 +186,7 @@ export class Peers implements PeerFlows {
   /** A datagram of a flow that came through the gateway. */
   onRelayDatagram(tag: number, payload: Buffer): void {
     const f = this.#flows.get(tag);
-    if (f) this.#deliver(f, payload);
+    if (f) f.deliver(payload);
     else this.deps.path.sendClose(tag);
   }
 
@@ -233,9 +227,8 @@ export class Peers implements PeerFlows {
 
   openFlow(target: PeerTarget, receiver: DatagramReceiver, opts: DialOptions): DatagramChannel {
     const link = this.link(target.peer);
-    const f = new PeerFlow({ send: (flow, p) => this.#send(flow, p), close: (flow) => this.#close(flow) }, link, target, receiver, {
-      address: target.peer, port: 0, family: 4,
-    } as Endpoint);
+    // The remote a record shows: the peer's name, as the route's upstream is `peer/service`.
+    const f = new PeerFlow(this.deps.path, (flow) => this.#close(flow), link, target, receiver, { address: target.peer, port: 0, family: 4 } as Endpoint);
     void opts;
     this.counters.flowsOpened++;
     link.connect();
@@ -272,52 +265,7 @@ export class Peers implements PeerFlows {
     this.#flows.set(f.tag, f);
     control.send({ type: 'peer-open', tag: f.tag, transport: 'udp', peer: f.target.peer, service: f.target.service });
     f.state = 'sent';
-    this.#flush(f);
-  }
-
-  #send(f: PeerFlow, payload: Buffer): void {
-    if (f.state === 'closed') return;
-    if (f.link.state === 'idle') f.link.connect();
-    else f.link.touch();
-    if (f.target.path !== 'relay' && f.peerTag !== 0 && f.link.sendDirect(f.peerTag, payload)) {
-      f.counters.direct++;
-      if (!f.link.directInDoubt || f.target.path === 'direct') return;
-      f.counters.duplicated++;
-    } else if (f.target.path === 'direct' || f.queue.length > 0) return f.hold(payload);
-    this.#relay(f, payload);
-  }
-
-  /** False when it could not go (and was held). */
-  #relay(f: PeerFlow, payload: Buffer): boolean {
-    if (f.state === 'ok') {
-      this.deps.path.send(f.tag, payload);
-    } else if (f.state !== 'sent' || !this.deps.path.sendOverChannel(f.tag, payload)) {
-      f.hold(payload);
-      return false;
-    }
-    f.counters.relayed++;
-    return true;
-  }
-
-  /** Sends what the flow held, in order, on whichever path takes it now. */
-  #flush(f: PeerFlow): void {
-    while (f.queue.length > 0 && f.state !== 'closed') {
-      const p = f.queue[0]!;
-      if (f.target.path !== 'relay' && f.peerTag !== 0 && f.link.sendDirect(f.peerTag, p)) f.counters.direct++;
-      else if (f.target.path === 'direct' || f.state === 'pending') return;
-      else if (f.state === 'ok') {
-        this.deps.path.send(f.tag, p);
-        f.counters.relayed++;
-      } else if (this.deps.path.sendOverChannel(f.tag, p)) f.counters.relayed++;
-      else return;
-      f.queue.shift();
-    }
-  }
-
-  #deliver(f: PeerFlow, payload: Buffer): void {
-    f.counters.received++;
-    f.link.touch();
-    f.receiver.onUpstreamDatagram(payload);
+    f.flush();
   }
 
   #fail(f: PeerFlow, message: string): void {
