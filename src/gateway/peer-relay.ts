@@ -13,6 +13,8 @@ import { DatagramPeerFlow, StreamPeerFlow, type DatagramFlowSink, type PeerFlow 
 
 /** SIGNALs one agent may send (ICE needs a few dozen per connection attempt). */
 export const SIGNAL_RATE: RateLimit = { perSecond: 50, burst: 200 };
+/** PEER_OPENs one agent may send: each makes a session (and a local socket) at the target agent. */
+export const PEER_OPEN_RATE: RateLimit = { perSecond: 200, burst: 1000 };
 /** How long a TCP PEER_OPEN waits for its STREAM_OPEN. */
 export const PENDING_STREAM_MS = 10_000;
 /** How long the target agent has to accept a relayed stream. */
@@ -44,6 +46,7 @@ class PeerSide {
   readonly pending = new Map<number, PendingStream>();
   readonly streams = new Set<StreamPeerFlow>();
   readonly signals: TokenBucket;
+  readonly opens: TokenBucket;
   /** Client ports of this agent's open UDP flows, as the targets see them (one per flow). */
   readonly #ports = new Set<number>();
   #nextPort = 1;
@@ -53,6 +56,7 @@ class PeerSide {
     clock: Clock,
   ) {
     this.signals = new TokenBucket(SIGNAL_RATE, clock);
+    this.opens = new TokenBucket(PEER_OPEN_RATE, clock);
   }
 
   get name(): string {
@@ -272,6 +276,7 @@ export class PeerRelay implements DatagramFlowSink {
     const offer = this.#side(y).offers.find(m.service, m.transport, x.name);
     if (!offer) return refuse('not-allowed', `agent "${m.peer}" does not offer ${m.transport} service "${m.service}" to "${x.name}"`);
     if (side.flows >= this.deps.maxFlowsPerAgent) return refuse('rate-limited', `at most ${this.deps.maxFlowsPerAgent} peer flows per agent`);
+    if (!side.opens.take()) return refuse('rate-limited', `at most ${PEER_OPEN_RATE.perSecond} peer flows opened per second (burst ${PEER_OPEN_RATE.burst})`);
     if (m.transport === 'tcp') {
       const timer = this.deps.clock.setTimeout(() => side.pending.delete(m.tag), PENDING_STREAM_MS);
       side.pending.set(m.tag, { target: y, serviceId: offer.serviceId, timer });

@@ -181,6 +181,20 @@ test('PEER_OPEN beyond gateway.maxPeerFlowsPerAgent is refused with rate-limited
   await openWg(laptop, T + 3);
 });
 
+test('PEER_OPEN faster than 200 a second (burst 1000) is refused with rate-limited, however many are closed again', async (t) => {
+  const gw = await startPeerGateway(t);
+  const [home, laptop] = await Promise.all([rawAgent(t, gw, 'home'), rawAgent(t, gw, 'laptop')]);
+  await offerWg(gw, home, ['laptop']);
+  // Open and close at once, 1100 times: the flow cap never binds, the opening rate does.
+  for (let i = 0; i < 1100; i++) {
+    laptop.send({ type: 'peer-open', tag: T + 100 + i, transport: 'udp', peer: 'home', service: 'wg' });
+    laptop.send({ type: 'datagram-close', tag: T + 100 + i });
+  }
+  const refused = await laptop.next('peer-open-error', () => true, 5000);
+  assert.equal(refused.code, 'rate-limited');
+  assert.ok(refused.tag >= T + 100 + 1000, `the burst of 1000 passed first (refused tag ${refused.tag - T - 100})`);
+});
+
 test('DATAGRAM_CLOSE both ways: the opener closes its flow; the target ends it (no retag); a re-offer without the opener closes it', async (t) => {
   const gw = await startPeerGateway(t);
   const [home, laptop] = await Promise.all([rawAgent(t, gw, 'home'), rawAgent(t, gw, 'laptop')]);
