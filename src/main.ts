@@ -78,7 +78,11 @@ async function load(path: string | true | undefined): Promise<SluiceConfig | num
 async function check(path: string | true | undefined): Promise<number> {
   const config = await load(path);
   if (typeof config === 'number') return config;
-  process.stdout.write(`${path}: ok, ${config.routes.length} route(s)\n`);
+  const parts = [`${config.routes.length} route(s)`];
+  if (config.gateway) parts.push(`gateway for ${config.gateway.agents.size} agent(s)`);
+  const a = config.agent;
+  if (a) parts.push(`agent ${a.name}: ${a.expose.length} exposed service(s), ${a.connect.length} connect listener(s)`);
+  process.stdout.write(`${path}: ok, ${parts.join(', ')}\n`);
   return EXIT.ok;
 }
 

@@ -42,7 +42,8 @@ export function routeView(r: RouteRuntime): RouteView {
     state: 'up',
     listen: formatListen(r.config.listen),
     address: formatHostPort(r.local.address, r.local.port),
-    upstream: formatHostPort(r.config.upstream.host, r.config.upstream.port),
+    // Port 0 names no socket: an agent's service (`agent/service`), shown by name alone.
+    upstream: r.config.upstream.port === 0 ? r.config.upstream.host : formatHostPort(r.config.upstream.host, r.config.upstream.port),
     active: r.active,
     settings: settingsSummary(r.config),
     ...(r.config.origin ? { origin: r.config.origin } : {}),

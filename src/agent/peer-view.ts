@@ -105,7 +105,7 @@ export function peerLinkView(l: PeerLink, now: number): PeerLinkView {
     state: l.state,
     path: l.path,
     reason: d.reason ?? null,
-    timeToDirectMs: l.timeToDirectMs ?? null,
+    timeToDirectMs: l.timeToDirectMs === undefined ? null : Math.round(l.timeToDirectMs),
     lastRefusal: l.lastRefusal ?? null,
     wantDirect: l.wantDirect,
     idleMs: l.lastActivity === 0 ? null : Math.max(0, now - l.lastActivity),

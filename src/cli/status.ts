@@ -165,7 +165,7 @@ export function formatStatus(
   health: { datapath?: string } = {},
   peers?: StatusPeers,
 ): string {
-  const hp = (a: string | undefined, p: number | undefined) => (a === undefined || p === undefined ? '-' : formatHostPort(a, p));
+  const hp = (a: string | undefined, p: number | undefined) => (a === undefined || p === undefined ? '-' : p === 0 ? a : formatHostPort(a, p));
   const out = [
     // Routes from container labels add an ORIGIN column (container name and short id).
     routes.some((r) => r.origin)
