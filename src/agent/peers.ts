@@ -53,6 +53,8 @@ export class Peers implements PeerFlows {
   /** `directRefused`: direct datagrams for a tag that is not the sending peer's flow. */
   readonly counters = { signalsIgnored: 0, signalErrors: 0, flowsOpened: 0, flowsRefused: 0, directRefused: 0 };
   #control: PeerControl | undefined;
+  /** Flow tags closed while the control channel was down: DATAGRAM_CLOSE goes out on the next attach. */
+  readonly #closedWhileDown: number[] = [];
   #nextTag = 1;
   readonly #sweep: Timer;
 
@@ -116,6 +118,7 @@ export class Peers implements PeerFlows {
   /** A control connection is up: (re)open every flow, start offers that waited for the socket. */
   attach(control: PeerControl): void {
     this.#control = control;
+    for (const tag of this.#closedWhileDown.splice(0)) control.send({ type: 'datagram-close', tag });
     // A snapshot: #open re-keys each flow under a new tag.
     for (const f of [...this.#flows.values()]) this.#open(f);
     for (const l of this.links.values()) if (l.state !== 'idle' && l.wantDirect) l.connect();
@@ -225,11 +228,10 @@ export class Peers implements PeerFlows {
 
   // ---- PeerFlows: the connect listeners' dialers ----
 
-  openFlow(target: PeerTarget, receiver: DatagramReceiver, opts: DialOptions): DatagramChannel {
+  openFlow(target: PeerTarget, receiver: DatagramReceiver): DatagramChannel {
     const link = this.link(target.peer);
     // The remote a record shows: the peer's name, as the route's upstream is `peer/service`.
     const f = new PeerFlow(this.deps.path, (flow) => this.#close(flow), link, target, receiver, { address: target.peer, port: 0, family: 4 } as Endpoint);
-    void opts;
     this.counters.flowsOpened++;
     link.connect();
     this.#open(f);
@@ -281,7 +283,10 @@ export class Peers implements PeerFlows {
     f.queue.length = 0;
     if (this.#flows.get(f.tag) === f) this.#flows.delete(f.tag);
     if (f.peerTag !== 0 && this.#byPeerTag.get(f.link)?.get(f.peerTag) === f) this.#byPeerTag.get(f.link)!.delete(f.peerTag);
-    if (wasOpen && this.#control && f.tag !== 0) this.#control.send({ type: 'datagram-close', tag: f.tag });
+    if (!wasOpen || f.tag === 0) return;
+    // A flow the gateway may still hold (a resumed session keeps it): tell it, now or once back.
+    if (this.#control) this.#control.send({ type: 'datagram-close', tag: f.tag });
+    else if (this.#closedWhileDown.length < 1024) this.#closedWhileDown.push(f.tag);
   }
 
   #peerTags(link: PeerLink): Map<number, PeerFlow> {

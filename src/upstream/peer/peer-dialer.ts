@@ -9,7 +9,7 @@ import type { DatagramChannel, DatagramDialer, DatagramReceiver, DialedStream, D
  */
 export interface PeerFlows {
   /** Never waits for a path: the channel queues (bounded) until one exists. */
-  openFlow(target: PeerTarget, receiver: DatagramReceiver, opts: DialOptions): DatagramChannel;
+  openFlow(target: PeerTarget, receiver: DatagramReceiver): DatagramChannel;
   /** A TCP stream through the gateway; resolves once the peer accepted it. */
   openStream(target: PeerTarget, opts: DialOptions): Promise<{ stream: Duplex; remote: Endpoint }>;
 }
@@ -28,8 +28,8 @@ export class PeerDatagramDialer implements DatagramDialer {
     private readonly target: PeerTarget,
   ) {}
 
-  open(_target: HostPort, receiver: DatagramReceiver, opts: DialOptions): Promise<DatagramChannel> {
-    return Promise.resolve(this.flows.openFlow(this.target, receiver, opts));
+  open(_target: HostPort, receiver: DatagramReceiver): Promise<DatagramChannel> {
+    return Promise.resolve(this.flows.openFlow(this.target, receiver));
   }
 }
 
