@@ -1,11 +1,11 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { LabProcess, NAT_TYPES, directPossible, labMissing as missingLab, natlab, type Json, type NatType } from './natlab.js';
 
 /**
  * Issue 7 (connect agents) in the NAT lab (../shared/lab/natlab.sh, network namespaces with real
@@ -35,10 +35,8 @@ import { fileURLToPath } from 'node:url';
 
 const HERE = dirname(fileURLToPath(import.meta.url)); // dist/test/lab
 const REPO = resolve(HERE, '../../..');
-const NATLAB = process.env.NATLAB_SH ?? resolve(REPO, '../shared/lab/natlab.sh');
 const PREFIX = `scon${process.pid}-`;
-const TYPES = ['none', 'full-cone', 'restricted', 'port-restricted', 'symmetric'] as const;
-type NatType = (typeof TYPES)[number];
+const TYPES = NAT_TYPES;
 const GATEWAY = '198.51.100.1:7000';
 const TOKEN = 'lab-token-0123456789abcdef';
 const ECHO_PORT = 5300;
@@ -50,32 +48,15 @@ const DIRECT_WAIT_MS = 8000;
 /** After the stream: how long a relayed cell watches for a direct path that should never come. */
 const RELAY_WATCH_MS = 1500;
 
-/** Direct UDP works unless one side maps per destination (symmetric) and the other filters by port (lab README). */
-function directPossible(a: NatType, b: NatType): boolean {
-  const sym = (t: NatType) => t === 'symmetric';
-  const portFilter = (t: NatType) => t === 'port-restricted' || t === 'symmetric';
-  return !((sym(a) && portFilter(b)) || (sym(b) && portFilter(a)));
-}
-
 const PUBLIC_ONLY = process.env.CONNECT_LAB_PUBLIC_ONLY === '1';
 const privateNeeded = (a: NatType, b: NatType) => !PUBLIC_ONLY && (a === 'none' || b === 'none');
 
 function labMissing(t: TestContext): boolean {
-  const missing: string[] = [];
-  if (process.getuid?.() !== 0) missing.push('root');
-  if (!existsSync(NATLAB)) missing.push(`natlab.sh (${NATLAB})`);
-  for (const bin of ['ip', 'nft', 'conntrack']) if (spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0) missing.push(bin);
-  if (missing.length === 0) return false;
-  const msg = `NAT lab unavailable (missing: ${missing.join(', ')}; apt-get install -y nftables conntrack iproute2): connect NAT lab tests NOT RUN`;
-  if (process.env.CI === 'true') assert.fail(msg);
-  console.warn(`\n*** ${msg} ***\n`);
-  t.skip(msg);
-  return true;
+  return missingLab(t, ['ip', 'nft', 'conntrack'], 'connect NAT lab tests', 'nftables conntrack iproute2');
 }
 
 function lab(...args: string[]): { status: number; out: string } {
-  const r = spawnSync(NATLAB, args, { env: { ...process.env, NATLAB_PREFIX: PREFIX }, encoding: 'utf8', timeout: 30_000 });
-  return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
+  return natlab(PREFIX, ...args);
 }
 
 function labOk(...args: string[]): void {
@@ -93,75 +74,6 @@ function forget(router: 'nat-a' | 'nat-b'): void {
   if (r.status !== 0) throw new Error(`conntrack -F in ${router}: ${r.stderr}`);
   spawnSync('ip', ['netns', 'exec', ns, 'nft', 'flush', 'map', 'ip', 'natlab', 'fc']);
   spawnSync('ip', ['netns', 'exec', ns, 'nft', 'flush', 'set', 'ip', 'natlab', 'ar']);
-}
-
-type Json = Record<string, unknown>;
-
-/** A process inside a lab namespace, its stdout as JSON lines. */
-class LabProcess {
-  readonly child: ChildProcessWithoutNullStreams;
-  readonly lines: Json[] = [];
-  log = '';
-  #waiters: (() => void)[] = [];
-
-  constructor(
-    readonly name: string,
-    ns: string,
-    argv: string[],
-  ) {
-    this.child = spawn(NATLAB, ['exec', ns, ...argv], { env: { ...process.env, NATLAB_PREFIX: PREFIX }, stdio: ['pipe', 'pipe', 'pipe'] });
-    this.child.stderr.on('data', (d: Buffer) => (this.log += d.toString()));
-    this.child.stdin.on('error', () => {});
-    readline.createInterface({ input: this.child.stdout }).on('line', (line) => {
-      this.log += `${line}\n`;
-      let m: Json;
-      try {
-        m = JSON.parse(line) as Json;
-      } catch {
-        return;
-      }
-      m.receivedAt = Date.now();
-      this.lines.push(m);
-      for (const w of this.#waiters.splice(0)) w();
-    });
-  }
-
-  send(m: object): void {
-    if (this.child.exitCode === null) this.child.stdin.write(`${JSON.stringify(m)}\n`);
-  }
-
-  /** The first line (after index `from`) that matches. */
-  async waitFor(match: (m: Json) => boolean, what: string, timeoutMs: number, from = 0): Promise<Json> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      const hit = this.lines.slice(from).find(match);
-      if (hit) return hit;
-      if (Date.now() >= end || this.child.exitCode !== null) {
-        throw new Error(`${this.name}: timed out waiting for ${what} (exit ${this.child.exitCode})\n${this.log.split('\n').slice(-40).join('\n')}`);
-      }
-      await new Promise<void>((r) => {
-        const timer = setTimeout(r, Math.max(0, end - Date.now()));
-        this.#waiters.push(() => (clearTimeout(timer), r()));
-      });
-    }
-  }
-
-  /** Sends `m` and waits for the reply line of type `type`. */
-  async ask(m: object, type: string, timeoutMs = 5000): Promise<Json> {
-    const from = this.lines.length;
-    this.send(m);
-    return this.waitFor((l) => l.type === type, type, timeoutMs, from);
-  }
-
-  /** Kills by PID (natlab.sh exec has exec'd ip netns exec, which exec'd node) and waits for the exit. */
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = new Promise((r) => this.child.once('exit', r));
-    this.child.kill('SIGTERM');
-    const late = setTimeout(() => this.child.kill('SIGKILL'), 3000);
-    await exited;
-    clearTimeout(late);
-  }
 }
 
 const agentYaml = (name: string, fingerprint: string, body: string) => `agent:
@@ -234,7 +146,7 @@ class ConnectLab {
   }
 
   start(name: string, ns: string, argv: string[]): LabProcess {
-    const p = new LabProcess(name, ns, ['node', this.helper, ...argv]);
+    const p = new LabProcess(name, PREFIX, ns, ['node', this.helper, ...argv]);
     this.#procs.push(p);
     return p;
   }

@@ -1,11 +1,11 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import readline from 'node:readline';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LabProcess, NAT_TYPES, directPossible, labMissing as missingLab, natlab, type Json, type NatType } from './natlab.js';
 
 /**
  * Proof 3 of issue 6: the NAT lab (../shared/lab/natlab.sh, network namespaces with real Linux
@@ -21,11 +21,8 @@ import { fileURLToPath } from 'node:url';
  */
 
 const HERE = dirname(fileURLToPath(import.meta.url)); // dist/test/lab
-const REPO = resolve(HERE, '../../..');
-const NATLAB = process.env.NATLAB_SH ?? resolve(REPO, '../shared/lab/natlab.sh');
 const PREFIX = `sice${process.pid}-`;
-const TYPES = ['none', 'full-cone', 'restricted', 'port-restricted', 'symmetric'] as const;
-type NatType = (typeof TYPES)[number];
+const TYPES = NAT_TYPES;
 const PUB_STUN = { address: '198.51.100.1', port: 3478 };
 const PUB_TURN = { address: '198.51.100.2', port: 3478 };
 const USER = 'lab';
@@ -33,85 +30,16 @@ const PASS = 'lab-secret-1';
 const CELL_CONNECT_MS = 20_000;
 const DATAGRAMS = 20;
 
-/** Direct UDP works unless one side maps per destination (symmetric) and the other filters by port (lab README). */
-function directPossible(a: NatType, b: NatType): boolean {
-  const sym = (t: NatType) => t === 'symmetric';
-  const portFilter = (t: NatType) => t === 'port-restricted' || t === 'symmetric';
-  return !((sym(a) && portFilter(b)) || (sym(b) && portFilter(a)));
-}
-
 function labMissing(t: TestContext): boolean {
-  const missing: string[] = [];
-  if (process.getuid?.() !== 0) missing.push('root');
-  if (!existsSync(NATLAB)) missing.push(`natlab.sh (${NATLAB})`);
-  for (const bin of ['ip', 'nft', 'conntrack', 'turnserver']) if (spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0) missing.push(bin);
-  if (missing.length === 0) return false;
-  const msg = `NAT lab unavailable (missing: ${missing.join(', ')}; apt-get install -y nftables iptables conntrack coturn): ICE NAT matrix NOT RUN`;
-  if (process.env.CI === 'true') assert.fail(msg);
-  console.warn(`\n*** ${msg} ***\n`);
-  t.skip(msg);
-  return true;
+  return missingLab(t, ['ip', 'nft', 'conntrack', 'turnserver'], 'ICE NAT matrix', 'nftables iptables conntrack coturn');
 }
 
 function lab(...args: string[]): { status: number; out: string } {
-  const r = spawnSync(NATLAB, args, { env: { ...process.env, NATLAB_PREFIX: PREFIX }, encoding: 'utf8', timeout: 30_000 });
-  return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
+  return natlab(PREFIX, ...args);
 }
 
-/** A process inside a lab namespace, its stdout as JSON lines. */
-class LabProcess {
-  readonly child: ChildProcessWithoutNullStreams;
-  readonly lines: Record<string, unknown>[] = [];
-  log = '';
-  #waiters: (() => void)[] = [];
-
-  constructor(ns: string, argv: string[], onLine?: (m: Record<string, unknown>) => void) {
-    this.child = spawn(NATLAB, ['exec', ns, ...argv], { env: { ...process.env, NATLAB_PREFIX: PREFIX }, stdio: ['pipe', 'pipe', 'pipe'] });
-    this.child.stderr.on('data', (d: Buffer) => (this.log += d.toString()));
-    this.child.stdin.on('error', () => {});
-    readline.createInterface({ input: this.child.stdout }).on('line', (line) => {
-      this.log += `${line}\n`;
-      let m: Record<string, unknown>;
-      try {
-        m = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        return;
-      }
-      this.lines.push(m);
-      onLine?.(m);
-      for (const w of this.#waiters.splice(0)) w();
-    });
-  }
-
-  send(m: object): void {
-    if (this.child.exitCode === null) this.child.stdin.write(`${JSON.stringify(m)}\n`);
-  }
-
-  find(type: string): Record<string, unknown> | undefined {
-    return this.lines.find((l) => l.type === type);
-  }
-
-  async waitFor(type: string, timeoutMs: number): Promise<Record<string, unknown> | undefined> {
-    const end = Date.now() + timeoutMs;
-    while (!this.find(type) && Date.now() < end && this.child.exitCode === null) {
-      await new Promise<void>((r) => {
-        const timer = setTimeout(r, Math.max(0, end - Date.now()));
-        this.#waiters.push(() => (clearTimeout(timer), r()));
-      });
-    }
-    return this.find(type);
-  }
-
-  /** Kills by PID (ip netns exec has exec'd the program, so this is its PID) and waits for the exit. */
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = new Promise((r) => this.child.once('exit', r));
-    this.child.kill('SIGTERM');
-    const late = setTimeout(() => this.child.kill('SIGKILL'), 3000);
-    await exited;
-    clearTimeout(late);
-  }
-}
+/** A lab process of this file's lab, by namespace. */
+const labProcess = (ns: string, argv: string[], onLine?: (m: Json) => void) => new LabProcess(ns, PREFIX, ns, argv, onLine);
 
 interface PairEnd { type: string; address: string; port: number }
 interface Selected { local: PairEnd; remote: PairEnd; relayed: boolean; rttMs?: number }
@@ -145,10 +73,10 @@ async function runCell(a: NatType, b: NatType): Promise<Cell> {
   const relay = (to: () => LabProcess | undefined) => (m: Record<string, unknown>) => {
     if (m.type === 'credentials' || m.type === 'candidate' || m.type === 'end') to()?.send(m);
   };
-  A = new LabProcess('host-a', peerArgs('controlling', '10.0.1.2'), relay(() => B));
-  B = new LabProcess('host-b', peerArgs('controlled', '10.0.2.2'), relay(() => A));
+  A = labProcess('host-a', peerArgs('controlling', '10.0.1.2'), relay(() => B));
+  B = labProcess('host-b', peerArgs('controlled', '10.0.2.2'), relay(() => A));
   try {
-    const [sa, sb] = await Promise.all([A.waitFor('selected', CELL_CONNECT_MS), B.waitFor('selected', CELL_CONNECT_MS)]);
+    const [sa, sb] = await Promise.all([A.waitForType('selected', CELL_CONNECT_MS), B.waitForType('selected', CELL_CONNECT_MS)]);
     if (!sa || !sb) {
       return { ...cell, error: `not connected: A ${A.lines.filter((l) => l.type === 'state').map((l) => l.state).join('>')} / B ${B.lines.filter((l) => l.type === 'state').map((l) => l.state).join('>')}\nA log:\n${A.log}\nB log:\n${B.log}` };
     }
@@ -162,7 +90,7 @@ async function runCell(a: NatType, b: NatType): Promise<Cell> {
     await new Promise((r) => setTimeout(r, 300));
     A.send({ type: 'report' });
     B.send({ type: 'report' });
-    const [ra, rb] = await Promise.all([A.waitFor('received', 3000), B.waitFor('received', 3000)]);
+    const [ra, rb] = await Promise.all([A.waitForType('received', 3000), B.waitForType('received', 3000)]);
     cell.receivedA = ra?.count as number | undefined;
     cell.receivedB = rb?.count as number | undefined;
     A.send({ type: 'close' });
@@ -216,15 +144,15 @@ test('ICE across all 25 NAT-type pairs in the NAT lab: direct where possible, re
     lab('down');
     rmSync(dir, { recursive: true, force: true });
   });
-  const stun = new LabProcess('pub', ['node', join(HERE, 'ice-lab-stun.js'), PUB_STUN.address, String(PUB_STUN.port)]);
+  const stun = labProcess('pub', ['node', join(HERE, 'ice-lab-stun.js'), PUB_STUN.address, String(PUB_STUN.port)]);
   pub.push(stun);
-  const coturn = new LabProcess('pub', [
+  const coturn = labProcess('pub', [
     'turnserver', '-n', `--listening-ip=${PUB_TURN.address}`, `--relay-ip=${PUB_TURN.address}`, `--listening-port=${PUB_TURN.port}`,
     '--lt-cred-mech', `--user=${USER}:${PASS}`, '--realm=lab.test', '--fingerprint', '--no-tls', '--no-dtls', '--no-cli',
     '--no-rfc5780', '--log-file=stdout', '--simple-log', `--pidfile=${join(dir, 'turnserver.pid')}`, `--userdb=${join(dir, 'turndb')}`,
   ]);
   pub.push(coturn);
-  assert.ok(await stun.waitFor('ready', 10_000), `Sluice STUN server did not start:\n${stun.log}`);
+  assert.ok(await stun.waitForType('ready', 10_000), `Sluice STUN server did not start:\n${stun.log}`);
   const coturnUp = Date.now() + 10_000;
   while (!/Total General servers/.test(coturn.log) && Date.now() < coturnUp) await new Promise((r) => setTimeout(r, 50));
   assert.match(coturn.log, /Total General servers/, 'coturn did not start');
