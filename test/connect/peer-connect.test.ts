@@ -267,3 +267,34 @@ test('the peer offline at first: the flow is refused (peer-offline), and once it
   await waitFor(() => link.path === 'direct', 'direct well before directRetry (30 s)', 8000);
   assert.deepEqual(c.got, ['later']);
 });
+
+test('path: direct where no direct path can form: datagrams are held (bounded), never relayed, and the reason says why', async (t) => {
+  const gw = await startGateway(t, peerGatewayConfig(state));
+  const echo = await udpEcho(t);
+  const publicOnly = (c: ReturnType<typeof peerAgentConfig>) => ({ ...c, peerCandidates: ['public' as const] });
+  const home = await startAgent(t, publicOnly(peerAgentConfig(gw, 'home', `  expose:\n    wg: { local: 127.0.0.1:${echo.port}, peers: [laptop] }\n`)));
+  const laptop = await startAgent(t, publicOnly(peerAgentConfig(gw, 'laptop', `  connect:\n    w: { peer: home, service: wg, listen: udp://127.0.0.1:0, path: direct }\n`)));
+  await connected(home.agent);
+  await connected(laptop.agent);
+  const c = await udpClient(t);
+  const listen = laptop.agent.connectRoutes[0]!.local.port;
+  c.send('h0', listen);
+  await waitFor(() => laptop.agent.peers.flows.length === 1, 'the flow exists', 3000);
+  for (let i = 1; i < 300; i++) {
+    c.send(`h${i}`, listen);
+    if (i % 50 === 0) await new Promise((r) => setTimeout(r, 20));
+  }
+  const link = laptop.agent.peers.links.get('home')!;
+  await waitFor(() => laptop.agent.peers.flows[0]!.counters.queuedDropped === 300 - 256, 'the flow holds 256 and drops the rest', 5000).catch((err: Error) => {
+    throw new Error(`${err.message}: ${JSON.stringify(laptop.agent.peers.flows[0]!.counters)}, held ${laptop.agent.peers.flows[0]!.queue.length}`);
+  });
+  await waitFor(() => (link.diagnosis().skippedCandidates.length > 0), 'candidates skipped', 5000);
+  await new Promise((r) => setTimeout(r, 500));
+  const flow = laptop.agent.peers.flows[0]!;
+  assert.equal(flow.counters.relayed, 0, 'a pinned-direct flow never takes the relay');
+  assert.equal(flow.queue.length, 256);
+  assert.deepEqual(echo.seen, []);
+  assert.deepEqual(c.got, []);
+  assert.notEqual(link.path, 'direct');
+  assert.ok(link.diagnosis().reason, 'a reason is given');
+});
