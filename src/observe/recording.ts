@@ -12,7 +12,8 @@ import { RecentActivity } from '../admin/recent.js';
 import type { Agent } from '../agent/agent.js';
 import { gatewayPeersView, peerFlowOf, peerSummary, peerView, type GatewayPeerSource } from '../agent/peer-view.js';
 import { accessLogSink } from './access-log.js';
-import { ConntrackSource, type ConntrackSourceDeps, type ConntrackStats, type ConntrackStatus } from './conntrack/index.js';
+import type { ConntrackSource, ConntrackSourceDeps, ConntrackStats } from './conntrack/index.js';
+import { conntrackSourceFrom } from './conntrack/from-config.js';
 import type { EventStream } from './events.js';
 import { newInstanceId } from './flow-id.js';
 import { createFlowRecords, type FlowRecorder } from './flow-records.js';
@@ -395,56 +396,16 @@ export class Recording {
     await old?.source.close();
     if (!c || key === 'off') return;
     const { clock, log } = this.#deps;
-    const source = new ConntrackSource(
-      {
-        localNetworks: c.localNetworks,
-        marks: c.marks,
-        unknownDirection: c.unknownDirection,
-        accounting: c.accounting,
-        timestamps: c.timestamps,
-        command: c.command,
-        netlinkBufferBytes: c.netlinkBufferBytes,
-        maxTrackedFlows: c.maxTrackedFlows,
-        backoff: c.backoff,
-      },
-      {
-        clock,
-        instanceId: this.instanceId,
-        // Through whatever flow log is current, so a flowLog change does not restart the tool.
-        recorder: { write: (r) => this.#flowLog?.recorder.write(r) },
-        onStatus: (s) => logConntrack(log, s),
-        ...this.#deps.conntrack,
-      },
-    );
+    const source = conntrackSourceFrom(c, {
+      clock,
+      log,
+      instanceId: this.instanceId,
+      // Through whatever flow log is current, so a flowLog change does not restart the tool.
+      recorder: { write: (r) => this.#flowLog?.recorder.write(r) },
+      ...this.#deps.conntrack,
+    });
     this.#conntrack = { key, source };
     await source.start();
-  }
-}
-
-function logConntrack(log: Logger, s: ConntrackStatus): void {
-  switch (s.type) {
-    case 'spawned':
-      log.info({ pid: s.pid, command: s.command }, 'conntrack source started');
-      return;
-    case 'exited':
-      log.warn({ pid: s.pid, code: s.code, signal: s.signal, runMs: s.runMs, stderr: s.stderr, retryInMs: s.retryInMs }, 'conntrack tool exited; restarting');
-      return;
-    case 'spawn-failed':
-      log.error({ err: s.error.message, retryInMs: s.retryInMs }, 'conntrack tool cannot start; retrying');
-      return;
-    case 'line-rejected':
-      log.warn({ reason: s.error.reason, line: s.line.slice(0, 300) }, 'conntrack line not understood (further ones are only counted)');
-      return;
-    case 'events-lost':
-      log.warn({ detail: s.detail }, 'the kernel dropped conntrack events (netlink buffer full)');
-      return;
-    case 'sysctl-set':
-    case 'sysctl-restored':
-      log.info({ name: s.name, to: s.to }, s.type === 'sysctl-set' ? 'sysctl set for conntrack' : 'sysctl restored');
-      return;
-    case 'sysctl-failed':
-      log.warn({ name: s.name, err: (s.error as Error)?.message ?? String(s.error) }, 'cannot set sysctl; records will lack counters');
-      return;
   }
 }
 
