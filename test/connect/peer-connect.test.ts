@@ -3,9 +3,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import dgram from 'node:dgram';
 import { once } from 'node:events';
 import net from 'node:net';
 import { waitFor } from '../helpers/net.js';
+import { parseConfig } from '../../src/config/load.js';
+import { TOKEN } from '../gateway/expose-helpers.js';
 import { TURN_PASSWORD, TURN_USER, haveCoturn, startCoturn } from '../turn/coturn.js';
 import { connected, peerAgentConfig, peerGatewayConfig, startAgent, startGateway, udpClient, udpEcho } from './connect-helpers.js';
 
@@ -297,4 +300,39 @@ test('path: direct where no direct path can form: datagrams are held (bounded), 
   assert.deepEqual(c.got, []);
   assert.notEqual(link.path, 'direct');
   assert.ok(link.diagnosis().reason, 'a reason is given');
+});
+
+test('IPv6: a gateway on [::1], agents and listeners on ::1; the path ends direct over IPv6', async (t) => {
+  const gwc = parseConfig(`gateway:\n  listen: "[::1]:0"\n  stateDir: ${state}\n  agents:\n    home: { token: "${TOKEN}" }\n    laptop: { token: "${TOKEN}" }\n  ports: 1024-65535\n`);
+  assert.ok(gwc.ok, JSON.stringify(!gwc.ok && gwc.issues));
+  const gw = await startGateway(t, gwc.config.gateway!);
+  const echo = dgram.createSocket('udp6');
+  echo.on('message', (m, r) => echo.send(m, r.port, r.address));
+  echo.bind(0, '::1');
+  await once(echo, 'listening');
+  t.after(() => echo.close());
+  const agent = (name: string, body: string) => {
+    const r = parseConfig(`agent:\n  name: ${name}\n  gateway: "[::1]:${gw.port}"\n  token: "${TOKEN}"\n  fingerprint: ${gw.fingerprint}\n  peerCandidates: [loopback]\n${body}`);
+    assert.ok(r.ok, JSON.stringify(!r.ok && r.issues));
+    return r.config.agent!;
+  };
+  const home = await startAgent(t, agent('home', `  expose:\n    wg: { local: "[::1]:${echo.address().port}", peers: [laptop] }\n`));
+  const laptop = await startAgent(t, agent('laptop', `  connect:\n    w: { peer: home, service: wg, listen: "udp://[::1]:0" }\n`));
+  await connected(home.agent);
+  await connected(laptop.agent);
+  const c = dgram.createSocket('udp6');
+  const got: string[] = [];
+  c.on('message', (m) => got.push(m.toString()));
+  c.bind(0, '::1');
+  await once(c, 'listening');
+  t.after(() => c.close());
+  const listen = laptop.agent.connectRoutes[0]!.local.port;
+  for (let i = 0; i < 20; i++) {
+    c.send(`v${i}`, listen, '::1');
+    await new Promise((r) => setTimeout(r, 40));
+  }
+  await waitFor(() => got.length === 20, 'all replies', 5000);
+  const link = laptop.agent.peers.links.get('home')!;
+  await waitFor(() => link.path === 'direct', 'direct', 5000);
+  assert.match(link.diagnosis().selected ?? '', /^host ::1:\d+ <-> host ::1:\d+$/);
 });
