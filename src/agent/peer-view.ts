@@ -225,7 +225,5 @@ export function peerSummary(agent: Agent | undefined): { links: number; connecti
  * from the session's start to its end. Undefined for other sessions.
  */
 export function peerFlowOf(agent: Agent | undefined, flow: FlowRef): PeerFlow | undefined {
-  if (!agent || !flow.route.startsWith('connect/')) return undefined;
-  for (const f of agent.peers.flows) if ((f.receiver as Partial<FlowRef>).id === flow.id && routeOf(f.target.name) === flow.route) return f;
-  return undefined;
+  return agent?.peers.flowOf(flow);
 }

@@ -52,6 +52,8 @@ export class Peers implements PeerFlows {
   readonly #exposedFlows = new Map<number, { readonly peer: string; readonly origin: DatagramOrigin }>();
   /** `directRefused`: direct datagrams for a tag that is not the sending peer's flow. */
   readonly counters = { signalsIgnored: 0, signalErrors: 0, flowsOpened: 0, flowsRefused: 0, directRefused: 0 };
+  /** The flow of each connect session (the session is the route's FlowRef): records and metrics ask. */
+  readonly #bySession = new WeakMap<object, PeerFlow>();
   #control: PeerControl | undefined;
   /** Flow tags closed while the control channel was down: DATAGRAM_CLOSE goes out on the next attach. */
   readonly #closedWhileDown: number[] = [];
@@ -67,6 +69,11 @@ export class Peers implements PeerFlows {
 
   get flows(): readonly PeerFlow[] {
     return [...this.#flows.values()];
+  }
+
+  /** The peer flow behind a connect session (its DatagramReceiver / FlowRef), while it lives. */
+  flowOf(session: object): PeerFlow | undefined {
+    return this.#bySession.get(session);
   }
 
   link(peer: string): PeerLink {
@@ -232,6 +239,7 @@ export class Peers implements PeerFlows {
     const link = this.link(target.peer);
     // The remote a record shows: the peer's name, as the route's upstream is `peer/service`.
     const f = new PeerFlow(this.deps.path, (flow) => this.#close(flow), link, target, receiver, { address: target.peer, port: 0, family: 4 } as Endpoint);
+    this.#bySession.set(receiver, f);
     this.counters.flowsOpened++;
     link.connect();
     this.#open(f);
