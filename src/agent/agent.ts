@@ -20,7 +20,7 @@ import { connectToGateway, GatewayConnectError, type ConnectFailure } from './ga
 import { LocalServices, type ExposedService } from './local-services.js';
 import { PEER_TAG_BIT } from '../protocol/tunnel/index.js';
 import type { RouteRuntime } from '../listen/route.js';
-import type { RouteDepsSource } from '../gateway/service-publisher.js';
+import type { RouteDepsSource } from '../listen/route.js';
 import type { IceTiming } from '../ice/agent.js';
 import { startConnectListeners } from './connect-listeners.js';
 import type { PeerLink } from './peer-link.js';

@@ -7,7 +7,7 @@ import type { EventStream } from '../observe/events.js';
 import type { RouteRuntime } from '../listen/route.js';
 import { TcpRoute } from '../listen/tcp-route.js';
 import { UdpRoute } from '../listen/udp-route.js';
-import type { RouteDepsSource } from '../gateway/service-publisher.js';
+import type { RouteDepsSource } from '../listen/route.js';
 import { PeerDatagramDialer, PeerStreamDialer, type PeerFlows } from '../upstream/peer/peer-dialer.js';
 
 export interface ConnectListenerDeps {

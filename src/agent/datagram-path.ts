@@ -169,9 +169,11 @@ export class AgentDatagramPath {
   }
 
   #onDatagram(buf: Buffer, address: string, port: number): void {
+    // An IPv4 socket reports canonical dotted quads; only the dual-stack one needs the parse (::ffff:a.b.c.d).
+    const from = this.#socketFamily === 4 ? address : (canonicalIp(address)?.address ?? address);
     const gw = this.#gateway;
-    if (gw && port === gw.port && isTunnelDatagram(buf) && (address === gw.address || canonicalIp(address)?.address === gw.address)) return this.#onUdp(buf);
-    if (!this.foreign(buf, { address: canonicalIp(address)?.address ?? address, port })) this.foreignDropped++;
+    if (gw && port === gw.port && from === gw.address && isTunnelDatagram(buf)) return this.#onUdp(buf);
+    if (!this.foreign(buf, { address: from, port })) this.foreignDropped++;
   }
 
   /** The control connection is gone; UDP goes on with the current keys. */

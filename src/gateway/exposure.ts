@@ -6,7 +6,7 @@ import type { SluiceConfig } from '../config/types.js';
 import type { EventStream } from '../observe/events.js';
 import { Agent } from '../agent/agent.js';
 import { Gateway } from './gateway.js';
-import type { RouteDepsSource } from './service-publisher.js';
+import type { RouteDepsSource } from '../listen/route.js';
 import type { DatagramDialer } from '../upstream/dialer.js';
 import type { UdpDatapath } from '../datapath/udp-datapath.js';
 

@@ -21,7 +21,8 @@ import { newGatewayCounters, type GatewayCounters } from './counters.js';
 import { DatagramDemux } from './demux.js';
 import { runGatewayHandshake, type HandshakeFailure, type HandshakeOutcome } from './handshake.js';
 import { PeerRelay } from './peer-relay.js';
-import { ServicePublisher, type RouteDepsSource } from './service-publisher.js';
+import type { RouteDepsSource } from '../listen/route.js';
+import { ServicePublisher } from './service-publisher.js';
 import { StunBindingServer, stunRoute } from './stun-server.js';
 
 /** What the gateway reports; each is called once per occurrence, at the boundary that owns it. */

@@ -4,21 +4,14 @@ import type { Clock } from '../core/clock.js';
 import { errnoCode, isSluiceError } from '../core/errors.js';
 import type { RouteConfig } from '../config/types.js';
 import type { ExposedRouteSettings } from '../config/gateway-schema.js';
-import type { Admitter } from '../admission/admitter.js';
 import type { EventStream } from '../observe/events.js';
 import { TcpRoute } from '../listen/tcp-route.js';
 import { UdpRoute } from '../listen/udp-route.js';
-import type { RouteRuntime } from '../listen/route.js';
-import type { UdpDatapath } from '../datapath/udp-datapath.js';
+import type { RouteDepsSource, RouteRuntime } from '../listen/route.js';
 import type { ControlMessage, Publish, RefusalCode } from '../protocol/tunnel/index.js';
 import { AgentDatagramDialer, AgentStreamDialer } from '../upstream/agent/agent-dialer.js';
 import type { AgentLink } from './agent-link.js';
 import { inRanges, type PortRanges } from './port-range.js';
-
-/** What a public listener needs from the node: admission (ACL + node-wide steps) and flow ids. */
-export interface RouteDepsSource {
-  (route: RouteConfig): { readonly admit: Admitter | undefined; readonly nextFlowId: () => number; readonly datapath?: UdpDatapath };
-}
 
 export interface PublisherDeps {
   readonly clock: Clock;
