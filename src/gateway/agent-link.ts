@@ -12,7 +12,6 @@ import type { AgentTunnel } from '../upstream/agent/agent-tunnel.js';
 import { CHANNEL_BACKLOG_BYTES, type ChannelEnd, type ControlChannel } from '../upstream/agent/control-channel.js';
 import { StreamMux } from '../upstream/agent/stream-mux.js';
 import { Connectee } from './connectee.js';
-import { DatagramPeerFlow } from './peer-flows.js';
 import type { GatewayCounters } from './counters.js';
 import type { PeerRelay } from './peer-relay.js';
 
@@ -206,9 +205,9 @@ export class AgentLink implements AgentTunnel {
     return this.#mux.open(serviceId, client, server, opts.timeoutMs, opts.signal);
   }
 
-  openDatagram(serviceId: number, client: Endpoint, receiver: DatagramReceiver): Connectee {
+  openDatagram(serviceId: number, client: Endpoint, receiver: DatagramReceiver, retag = true): Connectee {
     if (this.state === 'closed') throw new SluiceError('SLUICE_ERR_DIAL_FAILED', `agent "${this.name}" is gone`);
-    const c = new Connectee(this, this.#allocateTag(), serviceId, client, receiver);
+    const c = new Connectee(this, this.#allocateTag(), serviceId, client, receiver, retag);
     this.#connectees.set(c.tag, c);
     return c;
   }
@@ -353,11 +352,9 @@ export class AgentLink implements AgentTunnel {
         const c = this.#connectees.get(m.tag);
         if (!c) return;
         this.#connectees.delete(m.tag);
-        if (c.receiver instanceof DatagramPeerFlow) {
-          // A peer flow ends with the target's session: its tag was named to the target (PEER_FLOW)
-          // and to the opener's direct path, so it is never re-tagged. The opener hears DATAGRAM_CLOSE.
+        if (!c.retag) {
           c.closed = true;
-          c.receiver.onUpstreamError();
+          c.receiver.onUpstreamError(new SluiceError('SLUICE_ERR_CLOSED', 'the agent dropped the session'));
           return;
         }
         // An answer the agent sent on the old tag before it saw our next datagram still arrives.

@@ -18,6 +18,12 @@ export class Connectee implements DatagramChannel {
     readonly serviceId: number,
     readonly client: Endpoint,
     readonly receiver: DatagramReceiver,
+    /**
+     * When the agent drops its session (DATAGRAM_CLOSE), a public client's connectee gets a new
+     * tag for its next datagram; one whose tag others hold (a peer flow: PEER_FLOW, the direct
+     * path) ends instead, and its receiver hears onUpstreamError.
+     */
+    readonly retag = true,
   ) {
     this.originBlock = encodeOriginBlock({ serviceId, client });
   }

@@ -284,7 +284,8 @@ export class PeerRelay implements DatagramFlowSink {
     }
     const flow = new DatagramPeerFlow(x, m.tag, y, offer.serviceId, this);
     flow.clientPort = side.allocatePort();
-    const connectee = y.openDatagram(offer.serviceId, { ...datagramAddress(x), port: flow.clientPort }, flow);
+    // Never re-tagged: the tag is named to Y (PEER_FLOW) and to X's direct path; the flow ends instead.
+    const connectee = y.openDatagram(offer.serviceId, { ...datagramAddress(x), port: flow.clientPort }, flow, false);
     flow.channel = connectee;
     side.datagrams.set(m.tag, flow);
     bump(this.deps.counters.peerFlows.udp, 'ok');
