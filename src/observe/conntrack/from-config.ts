@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { ConntrackConfig } from '../../config/observe-schema.js';
-import { ConntrackSource, type ConntrackSourceDeps, type ConntrackStatus } from './conntrack-source.js';
+import { ConntrackSource, type ConntrackSourceDeps } from './conntrack-source.js';
+import type { ConntrackStatus } from './source-contract.js';
 
 /**
  * The conntrack source a `conntrack:` config asks for, reporting its lifecycle to the process log

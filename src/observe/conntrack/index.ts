@@ -1,16 +1,7 @@
 // Kernel flows from conntrack (Linux): docs/conntrack.md.
 export { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
-export {
-  ConntrackSource,
-  nodeSpawn,
-  type ChildProcessLike,
-  type ConntrackSourceDeps,
-  type ConntrackSourceOptions,
-  type ConntrackSourceState,
-  type ConntrackStats,
-  type ConntrackStatus,
-  type SpawnProcess,
-} from './conntrack-source.js';
+export { ConntrackSource, type ConntrackSourceDeps, type ConntrackSourceOptions, type ConntrackSourceState } from './conntrack-source.js';
+export { nodeSpawn, type ChildProcessLike, type ConntrackStats, type ConntrackStatus, type SpawnProcess } from './source-contract.js';
 export { compileDirection, type DirectionOf, type DirectionOptions } from './direction.js';
 export {
   ConntrackLineError,
