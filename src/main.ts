@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { sluiceVersion } from './core/version.js';
 import { systemClock } from './core/clock.js';
 import { isSluiceError } from './core/errors.js';
 import { formatIssue, type SluiceConfig } from './config/types.js';
@@ -15,11 +15,6 @@ import { runStatusCommand } from './cli/status.js';
 /** The process shell: the only module that touches `process`. */
 const FLAGS = { config: 'string', help: 'boolean', h: 'boolean', version: 'boolean', v: 'boolean' } as const;
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
-
 async function main(argv: string[]): Promise<number> {
   // udpexposer's own flags (-s, -c, a positional address) are passed through untouched.
   if (argv[0] === 'udpexposer') return udpexposer(argv.slice(1));
@@ -33,7 +28,7 @@ async function main(argv: string[]): Promise<number> {
     return EXIT.usage;
   }
   if (args.flags.has('version') || args.flags.has('v')) {
-    process.stdout.write(`sluice ${version()}\n`);
+    process.stdout.write(`sluice ${sluiceVersion()}\n`);
     return EXIT.ok;
   }
   if (args.flags.has('help') || args.flags.has('h') || args.command === 'help') {

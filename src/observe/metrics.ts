@@ -24,6 +24,8 @@ export interface MetricsOptions {
   readonly activeSessions?: () => Iterable<ActiveCount>;
   /** Adds prom-client's standard `process_*` and `nodejs_*` metrics to the registry. Default false. */
   readonly processMetrics?: boolean;
+  /** The UDP datapath in use, read at every scrape for `sluice_datapath_info`. Default js. */
+  readonly datapath?: () => 'js' | 'native';
 }
 
 export interface SluiceMetrics {
@@ -153,6 +155,16 @@ export function createMetrics(registry: Registry, opts: MetricsOptions = {}): Sl
     help: 'Single datagrams dropped inside an admitted session, by reason.',
     labelNames: ['route', 'reason'] as const,
     registers,
+  });
+  new Gauge({
+    name: 'sluice_datapath_info',
+    help: 'The UDP datapath in use (1 for the running kind): js on dgram, or the native batched one',
+    labelNames: ['kind'] as const,
+    registers,
+    collect() {
+      this.reset();
+      this.set({ kind: opts.datapath?.() ?? 'js' }, 1);
+    },
   });
   const routeUp = new Gauge({
     name: 'sluice_route_up',

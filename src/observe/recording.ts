@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { sluiceVersion } from '../core/version.js';
 import type { Logger } from 'pino';
-import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import { formatHostPort, type Endpoint } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import type { SluiceConfig } from '../config/types.js';
@@ -108,7 +108,7 @@ export class Recording {
     this.#deps = deps;
     this.instanceId = deps.instanceId ?? newInstanceId();
     this.#startedAt = deps.clock.wallNow();
-    this.#version = readVersion();
+    this.#version = sluiceVersion();
     this.live = new LiveHub({ clock: deps.clock, routes: () => this.#routes() });
   }
 
@@ -243,21 +243,11 @@ export class Recording {
       const metrics = createMetrics(registry, {
         liveCounters: () => routes().flatMap((r) => r.sessions()),
         activeSessions: () => routes().map((r) => ({ route: r.name, proto: r.config.listen.transport, active: r.active })),
+        datapath: this.#deps.datapath,
       });
       const peerMetrics = registerPeerMetrics(registry, () => this.#agent(), this.#peerFlow);
       const unsubscribe = [this.#deps.events.subscribe(metrics.sink), this.#deps.events.subscribe(peerMetrics.sink)];
       this.#metrics = { registry, metrics, unsubscribe: () => unsubscribe.forEach((u) => u()), unwatch: {}, process: undefined };
-      const datapath = this.#deps.datapath;
-      new Gauge({
-        name: 'sluice_datapath_info',
-        help: 'The UDP datapath in use (1 for the running kind): js on dgram, or the native batched one',
-        labelNames: ['kind'],
-        registers: [registry],
-        collect() {
-          this.reset();
-          this.set({ kind: datapath?.() ?? 'js' }, 1);
-        },
-      });
       this.#watchDrops();
     }
     const m = this.#metrics;
@@ -406,13 +396,5 @@ export class Recording {
     });
     this.#conntrack = { key, source };
     await source.start();
-  }
-}
-
-function readVersion(): string {
-  try {
-    return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-  } catch {
-    return 'unknown';
   }
 }
