@@ -33,7 +33,10 @@ interface TagOwner {
 
 /** One exposed service at the agent: its config, its id in PUBLISH, where the gateway bound it. */
 export class ExposedService {
+  /** The public address the gateway bound for it (PUBLISH_OK); kept across a reconnect until the next answer. */
   bound: Endpoint | undefined;
+  /** The gateway's latest PUBLISH_ERROR for it; cleared by a PUBLISH_OK. */
+  refusal: { readonly code: string; readonly message: string } | undefined;
   /** The agent's UDP sessions toward the local service, one per public client, with the service's udp rules. */
   readonly table: UdpSessionTable | undefined;
   readonly clientTags = new Map<number | string, number>();

@@ -73,7 +73,7 @@ export type SluiceEvent =
   | { type: 'dial-ok'; at: number; flow: FlowRef; latencyMs: number }
   | { type: 'datagrams-dropped'; at: number; route: string; reason: DropReason; count: number }
   | { type: 'route-up'; at: number; route: string; listen: string; address: Endpoint; /** Set for routes from container labels. */ origin?: RouteOrigin }
-  | { type: 'route-down'; at: number; route: string; listen: string }
+  | { type: 'route-down'; at: number; route: string; listen: string; /** The address it was bound to (the real port when `listen` said 0). */ address: Endpoint }
   | { type: 'config-reloaded'; at: number; added: string[]; removed: string[]; changed: string[]; rebuilt: string[] }
   | { type: 'config-rejected'; at: number; problems: string[] }
   /** A peer link of `agent.connect` / `expose.peers` changed state or path (docs/connect.md). */

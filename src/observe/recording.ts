@@ -9,6 +9,10 @@ import type { RouteRuntime } from '../listen/route.js';
 import { AdminServer } from '../admin/admin-server.js';
 import { LiveHub } from '../admin/live-hub.js';
 import { RecentActivity } from '../admin/recent.js';
+import { RouteTraffic } from '../admin/route-traffic.js';
+import { routeView, type RouteAbout, type RouteView } from '../admin/views.js';
+import { agentStatusView } from '../agent/agent-view.js';
+import type { PublishedRoute } from '../gateway/gateway.js';
 import type { Agent } from '../agent/agent.js';
 import { gatewayPeersView, peerFlowOf, peerSummary, peerView, type GatewayPeerSource } from '../agent/peer-view.js';
 import { accessLogSink } from './access-log.js';
@@ -39,11 +43,17 @@ export interface RecordingDeps {
    * The gateway and agent of `gateway:` / `agent:` (App.exposure), read lazily: /api/peers, the
    * peer metrics, `peerPath` in records, and the agent's connect listeners beside the node's routes.
    */
-  readonly exposure?: () => { readonly gateway?: GatewayPeerSource | undefined; readonly agent?: Agent | undefined } | undefined;
+  readonly exposure?: () => { readonly gateway?: (GatewayPeerSource & PublishedSource) | undefined; readonly agent?: Agent | undefined } | undefined;
   /** This process's UUID for flow UUIDs; a fresh one by default. */
   readonly instanceId?: string;
   /** Test seams for the conntrack source (a fake `conntrack`, another namespace's sysctls). */
   readonly conntrack?: Pick<ConntrackSourceDeps, 'spawn' | 'sysctl' | 'random'>;
+}
+
+/** The gateway's published services (Gateway.published), listed with the routes. */
+export interface PublishedSource {
+  published(): readonly PublishedRoute[];
+  agents(): readonly { readonly state: string }[];
 }
 
 /** How long `stop` waits for an output to flush (a stalled stdout reader may never drain). */
@@ -93,6 +103,8 @@ export class Recording {
   readonly instanceId: string;
   readonly recent = new RecentActivity();
   readonly live: LiveHub;
+  /** Per-route traffic for /api/routes; subscribed while the admin listener runs. */
+  readonly traffic: RouteTraffic;
   readonly #deps: RecordingDeps;
   readonly #startedAt: number;
   readonly #version: string;
@@ -110,17 +122,35 @@ export class Recording {
     this.#startedAt = deps.clock.wallNow();
     this.#version = sluiceVersion();
     this.live = new LiveHub({ clock: deps.clock, routes: () => this.#routes() });
+    this.traffic = new RouteTraffic(() => this.#routes());
   }
 
   #agent(): Agent | undefined {
     return this.#deps.exposure?.()?.agent;
   }
 
-  /** The node's routes and the agent's connect listeners (ordinary routes named `connect/<name>`). */
+  /**
+   * Every listener this process serves flows on: the node's routes, the services agents published
+   * on this gateway (`<agent>/<service>`), and the agent's connect listeners (`connect/<name>`).
+   * The admin API, metrics, flow records and the live stream all read this list, so a published
+   * service is seen, counted and recorded like a route.
+   */
   #routes(): readonly RouteRuntime[] {
-    const connect = this.#agent()?.connectRoutes;
+    const connect = this.#agent()?.connectRoutes ?? [];
+    const published = this.#deps.exposure?.()?.gateway?.published() ?? [];
     const routes = this.#deps.routes();
-    return connect && connect.length > 0 ? [...routes, ...connect] : routes;
+    if (connect.length === 0 && published.length === 0) return routes;
+    return [...routes, ...published.map((p) => p.route), ...connect];
+  }
+
+  /** The body of `GET /api/routes` (docs/admin.md). */
+  routeViews(): RouteView[] {
+    const about = new Map<RouteRuntime, RouteAbout>();
+    for (const p of this.#deps.exposure?.()?.gateway?.published() ?? []) {
+      about.set(p.route, { kind: 'published', agent: p.agent, state: p.stale ? 'stale' : p.agentState === 'attached' ? 'up' : 'agent-detached' });
+    }
+    for (const r of this.#agent()?.connectRoutes ?? []) about.set(r, { kind: 'connect' });
+    return this.#routes().map((r) => routeView(r, about.get(r), this.traffic.of(r)));
   }
 
   /** The peer flow behind a connect session, for `peerPath` in records and the peer metrics. */
@@ -182,7 +212,9 @@ export class Recording {
   /** What /api/health shows about the recording side. */
   status(): Record<string, unknown> {
     const routes = this.#routes();
-    const peers = peerSummary(this.#agent());
+    const agent = this.#agent();
+    const gateway = this.#deps.exposure?.()?.gateway;
+    const peers = peerSummary(agent);
     return {
       version: this.#version,
       instanceId: this.instanceId,
@@ -197,6 +229,8 @@ export class Recording {
       conntrack: this.#conntrack ? { state: this.#conntrack.source.state, pid: this.#conntrack.source.pid, stats: this.#conntrack.source.stats } : { state: 'off' },
       metrics: this.#metrics ? { process: this.#metrics.process !== undefined } : 'off',
       ...(peers ? { peers } : {}),
+      ...(gateway ? { gateway: { agents: gateway.agents().filter((a) => a.state === 'attached').length, published: gateway.published().length } } : {}),
+      ...(agent ? { agent: agentStatusView(agent) } : {}),
     };
   }
 
@@ -244,9 +278,11 @@ export class Recording {
         liveCounters: () => routes().flatMap((r) => r.sessions()),
         activeSessions: () => routes().map((r) => ({ route: r.name, proto: r.config.listen.transport, active: r.active })),
         datapath: this.#deps.datapath,
+        peerPaths: config!.agent !== undefined,
       });
-      const peerMetrics = registerPeerMetrics(registry, () => this.#agent(), this.#peerFlow);
-      const unsubscribe = [this.#deps.events.subscribe(metrics.sink), this.#deps.events.subscribe(peerMetrics.sink)];
+      // Peer families only where an agent runs (`agent:` needs a restart to come or go).
+      const peerMetrics = config!.agent ? registerPeerMetrics(registry, () => this.#agent(), this.#peerFlow) : undefined;
+      const unsubscribe = [this.#deps.events.subscribe(metrics.sink), ...(peerMetrics ? [this.#deps.events.subscribe(peerMetrics.sink)] : [])];
       this.#metrics = { registry, metrics, unsubscribe: () => unsubscribe.forEach((u) => u()), unwatch: {}, process: undefined };
       this.#watchDrops();
     }
@@ -301,6 +337,7 @@ export class Recording {
       clock,
       log,
       routes: () => this.#routes(),
+      routeViews: () => this.routeViews(),
       peers: () => this.peers(),
       metrics: () => this.#exposition(),
       health: () => this.status(),
@@ -311,9 +348,11 @@ export class Recording {
     if (!this.#adminViews) {
       const a = events.subscribe(this.recent.sink);
       const b = events.subscribe(this.live.sink);
+      const c = events.subscribe(this.traffic.sink);
       this.#adminViews = () => {
         a();
         b();
+        c();
       };
     }
     log.info({ address: formatHostPort(admin.address.address, admin.address.port), token: config.token !== undefined }, 'admin listening');
@@ -334,7 +373,7 @@ export class Recording {
         output === 'stdout' || output === 'stderr'
           ? openLineWriter(output)
           : new RotatingFileWriter(output, { maxBytes: Number.MAX_SAFE_INTEGER, maxFiles: 0, maxBufferBytes: 16 * 1024 * 1024, lingerMs: FILE_LINGER_MS, clock: this.#deps.clock });
-      this.#accessLog = { output, writer, unsubscribe: this.#deps.events.subscribe(accessLogSink(writer, this.#deps.clock, { peerFlow: this.#peerFlow })) };
+      this.#accessLog = { output, writer, unsubscribe: this.#deps.events.subscribe(accessLogSink(writer, this.#deps.clock, { peerFlow: this.#peerFlow, instanceId: this.instanceId })) };
     }
     this.#watchDrops();
   }

@@ -1,0 +1,127 @@
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import type { RouteView, SessionView } from '../../src/admin/views.js';
+import type { AgentStatusView } from '../../src/agent/agent-view.js';
+import type { LiveTick } from '../../src/admin/live-hub.js';
+import { runStatusCommand } from '../../src/cli/status.js';
+import { readAll, tcpConnect, tcpServer, udpClient, udpEcho, waitFor } from '../helpers/net.js';
+import { parseExposition } from '../observe/prom-text.js';
+import { getJson, readTicks, request } from './app-helper.js';
+import { startAgentApp, startGatewayApp } from './exposure-apps.js';
+
+/** A gateway App and an agent App (each with its admin listener), the agent publishing `echou` (UDP) and `echot` (TCP). */
+async function gatewayAndAgent(t: TestContext) {
+  const echo = await udpEcho(t);
+  const tcpEcho = await tcpServer(t);
+  const gw = await startGatewayApp(t);
+  const agentApp = await startAgentApp(t, gw.gateway, `    echou: { local: 127.0.0.1:${echo.port}, remote: udp://127.0.0.1:0 }\n    echot: { local: 127.0.0.1:${tcpEcho.port}, remote: tcp://127.0.0.1:0 }`);
+  const agent = agentApp.agent;
+  await waitFor(() => agent.state === 'connected' && agent.services().every((s) => s.bound !== undefined), 'services published');
+  const port = (name: string) => agent.services().find((s) => s.config.name === name)!.bound!.port;
+  return { gw, agentApp, agent, port };
+}
+
+const metrics = async (base: string) => parseExposition((await request(`${base}/metrics`)).body);
+
+test("a gateway's published services show in its admin API, metrics, live stream and `sluice status` like routes, counted live", async (t) => {
+  const { gw, port } = await gatewayAndAgent(t);
+  const base = gw.admin();
+
+  // A live UDP session on home/echou: 3 datagrams of 10 bytes each way, still open.
+  const c = await udpClient(t);
+  for (let i = 0; i < 3; i++) {
+    c.send(port('echou'), `datagram-${i}`);
+    await c.next();
+  }
+
+  const { routes } = await getJson<{ routes: RouteView[] }>(`${base}/api/routes`);
+  const echou = routes.find((r) => r.name === 'home/echou');
+  assert.ok(echou, `home/echou listed in ${JSON.stringify(routes.map((r) => r.name))}`);
+  assert.deepEqual([echou.kind, echou.agent, echou.state, echou.proto, echou.active], ['published', 'home', 'up', 'udp', 1]);
+  assert.equal(echou.address, `127.0.0.1:${port('echou')}`);
+  assert.deepEqual([echou.bytesFromClient, echou.bytesToClient, echou.packetsFromClient, echou.packetsToClient], [30, 30, 3, 3], 'live counters of the open session');
+  const echot = routes.find((r) => r.name === 'home/echot')!;
+  assert.deepEqual([echot.kind, echot.agent, echot.state, echot.proto, echot.active], ['published', 'home', 'up', 'tcp', 0]);
+
+  const health = await getJson<{ routes: number; activeSessions: number; gateway: { agents: number; published: number } }>(`${base}/api/health`);
+  assert.deepEqual([health.routes, health.activeSessions, health.gateway], [2, 1, { agents: 1, published: 2 }]);
+
+  const page = await getJson<{ total: number; sessions: SessionView[] }>(`${base}/api/sessions`);
+  assert.deepEqual(page.sessions.map((s) => [s.route, s.proto, s.clientPort, s.bytesFromClient]), [['home/echou', 'udp', c.port, 30]]);
+
+  // Metrics: the session is active, and its bytes are counted while it lives (not only at its end).
+  const m = await metrics(base);
+  assert.equal(m.get('sluice_sessions_active{proto="udp",route="home/echou"}'), 1);
+  assert.equal(m.get('sluice_bytes_total{direction="from_client",proto="udp",route="home/echou"}'), 30);
+  assert.equal(m.get('sluice_bytes_total{direction="to_client",proto="udp",route="home/echou"}'), 30);
+  assert.equal(m.get('sluice_packets_total{direction="from_client",proto="udp",route="home/echou"}'), 3);
+  assert.equal(m.get('sluice_route_up{route="home/echou"}'), 1);
+  c.send(port('echou'), 'one-more!!');
+  await c.next();
+  assert.equal((await metrics(base)).get('sluice_bytes_total{direction="from_client",proto="udp",route="home/echou"}'), 40, 'counted again at the next scrape');
+
+  // The live stream (the dashboard's chart and routes table) sees the published route and its bytes.
+  const [tick] = await readTicks<LiveTick>(`${base}/api/stream`, () => true);
+  assert.deepEqual(tick!.routes.find((r) => r.name === 'home/echou'), { name: 'home/echou', active: 1 });
+  assert.equal(tick!.totals.bytesFromClient, 40);
+  assert.equal(tick!.sessions[0]!.route, 'home/echou');
+
+  // A TCP connection: counted live too.
+  const sock = await tcpConnect(t, port('echot'));
+  sock.write('tcp-bytes');
+  await waitFor(() => gw.app.exposure!.gateway!.published().find((p) => p.service === 'echot')!.route.sessions()[0]?.bytesToClient === 9, 'tcp echoed');
+  const tcpView = (await getJson<{ routes: RouteView[] }>(`${base}/api/routes`)).routes.find((r) => r.name === 'home/echot')!;
+  assert.deepEqual([tcpView.active, tcpView.bytesFromClient, tcpView.bytesToClient], [1, 9, 9]);
+
+  // `sluice status` against the real admin API.
+  let out = '';
+  const code = await runStatusCommand(['--admin', base], { stdout: { write: (x: string) => (out += x) }, stderr: { write: () => {} }, env: {} });
+  assert.equal(code, 0);
+  const row = out.split('\n').find((l) => l.startsWith('home/echou'));
+  assert.ok(row, out);
+  assert.match(row, /^home\/echou\s+udp\s+udp:\/\/127\.0\.0\.1:\d+\s+127\.0\.0\.1:\d+\s+home\/echou\s+1\s+published by home\s+up\s+40\s+40$/);
+  sock.end();
+  await readAll(sock);
+});
+
+test("an agent's /api/health and `sluice status` show its gateway connection and what it published; a refusal shows its code", async (t) => {
+  const { gw, agentApp, agent, port } = await gatewayAndAgent(t);
+  const base = agentApp.admin();
+  const h = await getJson<{ agent: AgentStatusView }>(`${base}/api/health`);
+  const a = h.agent;
+  assert.equal(a.name, 'home');
+  assert.equal(a.state, 'connected');
+  assert.ok(a.connectedSince !== null && !Number.isNaN(Date.parse(a.connectedSince)));
+  assert.equal(a.lastError, null);
+  assert.deepEqual(
+    a.services.map((s) => [s.name, s.proto, s.remote, s.state, s.bound, s.refusal]),
+    [
+      ['echou', 'udp', 'udp://127.0.0.1:0', 'published', `127.0.0.1:${port('echou')}`, null],
+      ['echot', 'tcp', 'tcp://127.0.0.1:0', 'published', `127.0.0.1:${port('echot')}`, null],
+    ],
+  );
+
+  let out = '';
+  assert.equal(await runStatusCommand(['--admin', base], { stdout: { write: (x: string) => (out += x) }, stderr: { write: () => {} }, env: {} }), 0);
+  assert.match(out, /^AGENT home: connected to gateway 127\.0\.0\.1:\d+ since \S+, datagrams over (udp|tls)$/m);
+  assert.match(out, new RegExp(`^echou\\s+udp\\s+127\\.0\\.0\\.1:\\d+\\s+udp://127\\.0\\.0\\.1:0\\s+published\\s+127\\.0\\.0\\.1:${port('echou')}$`, 'm'));
+
+  // A lost gateway: the state and the reason show (the agent keeps retrying).
+  await gw.stop();
+  await waitFor(() => agent.state !== 'connected' && agent.lastDisconnect !== undefined, 'not connected');
+  const down = (await getJson<{ agent: AgentStatusView }>(`${base}/api/health`)).agent;
+  assert.notEqual(down.state, 'connected');
+  assert.equal(down.connectedSince, null);
+  assert.deepEqual(down.services.map((s) => s.state), ['pending', 'pending']);
+  assert.ok(down.lastError && down.lastError.reason.length > 0 && !Number.isNaN(Date.parse(down.lastError.time)), JSON.stringify(down.lastError));
+});
+
+test('a refused PUBLISH shows as refused with its code in the agent status', async (t) => {
+  const gw = await startGatewayApp(t);
+  const agentApp = await startAgentApp(t, gw.gateway, '    far: { local: 127.0.0.1:9, remote: tcp://127.0.0.1:1000 }');
+  await waitFor(() => agentApp.agent.services()[0]!.refusal !== undefined, 'publish refused');
+  const a = (await getJson<{ agent: AgentStatusView }>(`${agentApp.admin()}/api/health`)).agent;
+  assert.equal(a.services[0]!.state, 'refused');
+  assert.equal(a.services[0]!.refusal!.code, 'port-outside-range');
+  assert.equal(a.services[0]!.bound, null);
+});
