@@ -39,6 +39,8 @@ export interface DiagnosisInput {
   readonly icePolicy?: 'all' | 'relay';
   /** This side's STUN requests were answered: no srflx candidate then means no NAT. */
   readonly stunAnswered?: boolean;
+  /** The gateway's latest answer toward the peer was peer-offline (no success since). */
+  readonly peerOffline?: boolean;
 }
 
 const text = (c: { type: string; address: string; port: number }) => `${c.type} ${c.address}:${c.port}`;
@@ -114,6 +116,7 @@ export function diagnose(i: DiagnosisInput): PeerDiagnosis {
 
 function reasonOf(i: DiagnosisInput, pairs: readonly { state: string }[]): string | undefined {
   const peer = i.peer ?? 'the peer';
+  if (i.peerOffline && i.state !== 'idle') return `peer-offline: ${peer} is not connected to the gateway`;
   if (!i.wantDirect) return 'path: relay is configured';
   if (i.state === 'idle') return 'idle: no traffic, no path set up';
   const ice = i.ice;

@@ -249,7 +249,7 @@ export function formatPeers(peers: StatusPeers): string[] {
             l.peer,
             l.role,
             l.state,
-            l.state === 'idle' ? '-' : l.path,
+            l.state === 'idle' || l.state === 'peer-offline' ? '-' : l.path,
             l.timeToDirectMs === null ? '-' : `${l.timeToDirectMs}ms`,
             l.diagnosis.selected ?? '-',
             (l.reason ?? '-') + (l.lastRefusal ? ` (last refusal: ${l.lastRefusal})` : ''),

@@ -17,6 +17,8 @@ export type EndReason =
   | 'client-error'
   | 'upstream-error'
   | 'upstream-unreachable'
+  /** A connect listener's peer agent is not connected to the gateway. */
+  | 'peer-offline'
   | 'evicted'
   | 'route-removed'
   | 'shutdown'
