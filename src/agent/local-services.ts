@@ -91,6 +91,16 @@ export class LocalServices implements DatagramSink {
     return this.#tags.size;
   }
 
+  /** The open UDP sessions toward local services (route `<agent>/<service>`), for the metrics' live counters. */
+  *udpSessions(): IterableIterator<UdpSession> {
+    for (const svc of this.services) if (svc.table) yield* svc.table.sessions();
+  }
+
+  /** Open UDP sessions per service route, for `sluice_sessions_active`. */
+  activeCounts(): { route: string; proto: 'udp'; active: number }[] {
+    return this.services.flatMap((svc) => (svc.table ? [{ route: svc.table.route.name, proto: 'udp' as const, active: svc.table.size }] : []));
+  }
+
   // ---- UDP ----
 
   onGatewayDatagram(tag: number, origin: DatagramOrigin | undefined, payload: Buffer): void {

@@ -275,8 +275,9 @@ export class Recording {
       const registry = new Registry();
       const routes = () => this.#routes();
       const metrics = createMetrics(registry, {
-        liveCounters: () => routes().flatMap((r) => r.sessions()),
-        activeSessions: () => routes().map((r) => ({ route: r.name, proto: r.config.listen.transport, active: r.active })),
+        // The agent's UDP sessions toward its local services are counted live too (route `<agent>/<service>`).
+        liveCounters: () => [...routes().flatMap((r) => r.sessions()), ...(this.#agent()?.local.udpSessions() ?? [])],
+        activeSessions: () => [...routes().map((r) => ({ route: r.name, proto: r.config.listen.transport, active: r.active })), ...(this.#agent()?.local.activeCounts() ?? [])],
         datapath: this.#deps.datapath,
         peerPaths: config!.agent !== undefined,
       });

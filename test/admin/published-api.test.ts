@@ -24,7 +24,7 @@ async function gatewayAndAgent(t: TestContext) {
 const metrics = async (base: string) => parseExposition((await request(`${base}/metrics`)).body);
 
 test("a gateway's published services show in its admin API, metrics, live stream and `sluice status` like routes, counted live", async (t) => {
-  const { gw, port } = await gatewayAndAgent(t);
+  const { gw, agentApp, port } = await gatewayAndAgent(t);
   const base = gw.admin();
 
   // A live UDP session on home/echou: 3 datagrams of 10 bytes each way, still open.
@@ -59,6 +59,11 @@ test("a gateway's published services show in its admin API, metrics, live stream
   c.send(port('echou'), 'one-more!!');
   await c.next();
   assert.equal((await metrics(base)).get('sluice_bytes_total{direction="from_client",proto="udp",route="home/echou"}'), 40, 'counted again at the next scrape');
+  // The agent's side of the same session (toward its local service) is counted live as well.
+  const am = await metrics(agentApp.admin());
+  assert.equal(am.get('sluice_sessions_active{proto="udp",route="home/echou"}'), 1);
+  assert.equal(am.get('sluice_bytes_total{direction="from_client",proto="udp",route="home/echou"}'), 40);
+  assert.equal(am.get('sluice_bytes_total{direction="to_client",proto="udp",route="home/echou"}'), 40);
 
   // The live stream (the dashboard's chart and routes table) sees the published route and its bytes.
   const [tick] = await readTicks<LiveTick>(`${base}/api/stream`, () => true);
