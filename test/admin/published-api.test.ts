@@ -8,6 +8,7 @@ import { readAll, tcpConnect, tcpServer, udpClient, udpEcho, waitFor } from '../
 import { parseExposition } from '../observe/prom-text.js';
 import { getJson, readTicks, request } from './app-helper.js';
 import { startAgentApp, startGatewayApp } from './exposure-apps.js';
+import { headlessChromium } from './browser.js';
 
 /** A gateway App and an agent App (each with its admin listener), the agent publishing `echou` (UDP) and `echot` (TCP). */
 async function gatewayAndAgent(t: TestContext) {
@@ -129,4 +130,26 @@ test('a refused PUBLISH shows as refused with its code in the agent status', asy
   assert.equal(a.services[0]!.state, 'refused');
   assert.equal(a.services[0]!.refusal!.code, 'port-outside-range');
   assert.equal(a.services[0]!.bound, null);
+});
+
+test('the dashboard lists a published service with its agent, and its live session, without a reload', async (t) => {
+  const context = await headlessChromium(t, 'the dashboard with published services');
+  if (!context) return;
+  const { gw, port } = await gatewayAndAgent(t);
+  const page = context.pages()[0] ?? (await context.newPage());
+  const problems: string[] = [];
+  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
+  await page.goto(gw.admin());
+  await page.waitForSelector('#conn.on', { timeout: 10_000 });
+  const row = '#routes tbody tr[data-key="home/echou"]';
+  await page.waitForSelector(row, { timeout: 10_000 });
+  assert.equal((await page.locator(`${row} td`).first().textContent())?.trim(), 'home/echou (published by home)');
+
+  const c = await udpClient(t);
+  const pump = setInterval(() => c.send(port('echou'), 'live-bytes'), 100);
+  t.after(() => clearInterval(pump));
+  await page.waitForFunction((sel) => (globalThis as any).document.querySelector(`${sel} td:nth-child(6)`)?.textContent === '1', row, { timeout: 10_000 });
+  await page.waitForSelector('#sessions tbody tr td:nth-child(2)', { timeout: 10_000 });
+  assert.equal((await page.locator('#sessions tbody tr td:nth-child(2)').first().textContent())?.trim(), 'home/echou');
+  assert.deepEqual(problems, []);
 });
