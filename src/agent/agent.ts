@@ -124,7 +124,7 @@ export class Agent {
       path,
       deliverExposed: (tag, origin, payload) => this.local.onGatewayDatagram(tag, origin, payload),
       changed: (link) => {
-        deps.events.emit({ type: 'peer-path', at: deps.clock.wallNow(), peer: link.peer, state: link.state, path: link.path, reason: link.diagnosis().reason });
+        deps.events.emit({ type: 'peer-path', at: deps.clock.wallNow(), peer: link.peer, state: link.shownState, path: link.path, reason: link.diagnosis().reason });
         this.#observer.peerChanged?.(link);
       },
       iceTiming: deps.iceTiming,

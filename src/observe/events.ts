@@ -79,7 +79,7 @@ export type SluiceEvent =
   | { type: 'config-reloaded'; at: number; added: string[]; removed: string[]; changed: string[]; rebuilt: string[] }
   | { type: 'config-rejected'; at: number; problems: string[] }
   /** A peer link of `agent.connect` / `expose.peers` changed state or path (docs/connect.md). */
-  | { type: 'peer-path'; at: number; peer: string; state: 'idle' | 'connecting' | 'connected'; path: 'direct' | 'relayed'; reason: string | undefined };
+  | { type: 'peer-path'; at: number; peer: string; /** `peer-offline`: the gateway says the peer agent is not connected to it. */ state: 'idle' | 'connecting' | 'connected' | 'peer-offline'; path: 'direct' | 'relayed'; reason: string | undefined };
 
 export type EventType = SluiceEvent['type'];
 export type Sink = (event: SluiceEvent) => void;

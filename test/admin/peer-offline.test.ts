@@ -52,6 +52,9 @@ test('a connect peer that is not connected to the gateway: peer-offline in the a
   const end = endOf(await until(() => records(access), (l) => endOf(l) !== undefined));
   assert.ok(end, 'an end line for the UDP session');
   assert.equal(end.reason, 'peer-offline');
+  const pathLines = (await records(access)).filter((r) => r.event === 'peer-path' && r.peer === 'home');
+  assert.ok(pathLines.some((r) => r.state === 'peer-offline' && r.reason === 'peer-offline: home is not connected to the gateway'), JSON.stringify(pathLines));
+  assert.ok(!pathLines.some((r) => r.state === 'connected'), `never connected: ${JSON.stringify(pathLines)}`);
   await s.app.recording.stop(); // flushes the flow log (the app stops it again in t.after: idempotent)
   const rec = (await records(flows)).find((r) => r.event === 'end' && r.route === 'connect/home-wg');
   assert.equal(rec?.reason, 'peer-offline');
