@@ -88,6 +88,14 @@ test("a gateway's published services show in its admin API, metrics, live stream
   assert.match(row, /^home\/echou\s+udp\s+udp:\/\/127\.0\.0\.1:\d+\s+127\.0\.0\.1:\d+\s+home\/echou\s+1\s+published by home\s+up\s+40\s+40$/);
   sock.end();
   await readAll(sock);
+
+  // The agent goes away: its services leave the routes, and sluice_route_up drops their series.
+  await agentApp.stop();
+  await waitFor(() => gw.app.exposure!.gateway!.published().length === 0, 'services closed');
+  assert.deepEqual((await getJson<{ routes: RouteView[] }>(`${base}/api/routes`)).routes, []);
+  const after = await metrics(base);
+  assert.equal(after.get('sluice_route_up{route="home/echou"}'), undefined);
+  assert.equal(after.get('sluice_bytes_total{direction="from_client",proto="udp",route="home/echou"}'), 40, 'the ended session adds nothing twice');
 });
 
 test("an agent's /api/health and `sluice status` show its gateway connection and what it published; a refusal shows its code", async (t) => {
