@@ -10,9 +10,8 @@ import { AdminServer } from '../admin/admin-server.js';
 import { LiveHub } from '../admin/live-hub.js';
 import { RecentActivity } from '../admin/recent.js';
 import { RouteTraffic } from '../admin/route-traffic.js';
-import { routeView, type RouteAbout, type RouteView } from '../admin/views.js';
+import type { RouteView } from '../admin/views.js';
 import { agentStatusView } from '../agent/agent-view.js';
-import type { PublishedRoute } from '../gateway/gateway.js';
 import type { Agent } from '../agent/agent.js';
 import { gatewayPeersView, peerFlowOf, peerSummary, peerView, type GatewayPeerSource } from '../agent/peer-view.js';
 import { accessLogSink } from './access-log.js';
@@ -25,6 +24,7 @@ import { openLineWriter, type LineWriter } from './line-writer.js';
 import { createMetrics, type SluiceMetrics } from './metrics.js';
 import type { FlowRef } from './events.js';
 import { registerPeerMetrics } from './peer-metrics.js';
+import { ServedRoutes, type PublishedSource } from './served-routes.js';
 import { openRecordOutput } from './record-output.js';
 import { RotatingFileWriter, type RecordWriter } from './rotating-file.js';
 
@@ -48,12 +48,6 @@ export interface RecordingDeps {
   readonly instanceId?: string;
   /** Test seams for the conntrack source (a fake `conntrack`, another namespace's sysctls). */
   readonly conntrack?: Pick<ConntrackSourceDeps, 'spawn' | 'sysctl' | 'random'>;
-}
-
-/** The gateway's published services (Gateway.published), listed with the routes. */
-export interface PublishedSource {
-  published(): readonly PublishedRoute[];
-  agents(): readonly { readonly state: string }[];
 }
 
 /** How long `stop` waits for an output to flush (a stalled stdout reader may never drain). */
@@ -106,6 +100,7 @@ export class Recording {
   /** Per-route traffic for /api/routes; subscribed while the admin listener runs. */
   readonly traffic: RouteTraffic;
   readonly #deps: RecordingDeps;
+  readonly #served: ServedRoutes;
   readonly #startedAt: number;
   readonly #version: string;
   #accessLog: AccessLogPart | undefined;
@@ -121,6 +116,7 @@ export class Recording {
     this.instanceId = deps.instanceId ?? newInstanceId();
     this.#startedAt = deps.clock.wallNow();
     this.#version = sluiceVersion();
+    this.#served = new ServedRoutes({ routes: deps.routes, gateway: () => deps.exposure?.()?.gateway, agent: () => this.#agent() });
     this.live = new LiveHub({ clock: deps.clock, routes: () => this.#routes() });
     this.traffic = new RouteTraffic(() => this.#routes());
   }
@@ -129,28 +125,13 @@ export class Recording {
     return this.#deps.exposure?.()?.agent;
   }
 
-  /**
-   * Every listener this process serves flows on: the node's routes, the services agents published
-   * on this gateway (`<agent>/<service>`), and the agent's connect listeners (`connect/<name>`).
-   * The admin API, metrics, flow records and the live stream all read this list, so a published
-   * service is seen, counted and recorded like a route.
-   */
   #routes(): readonly RouteRuntime[] {
-    const connect = this.#agent()?.connectRoutes ?? [];
-    const published = this.#deps.exposure?.()?.gateway?.published() ?? [];
-    const routes = this.#deps.routes();
-    if (connect.length === 0 && published.length === 0) return routes;
-    return [...routes, ...published.map((p) => p.route), ...connect];
+    return this.#served.all();
   }
 
   /** The body of `GET /api/routes` (docs/admin.md). */
   routeViews(): RouteView[] {
-    const about = new Map<RouteRuntime, RouteAbout>();
-    for (const p of this.#deps.exposure?.()?.gateway?.published() ?? []) {
-      about.set(p.route, { kind: 'published', agent: p.agent, state: p.stale ? 'stale' : p.agentState === 'attached' ? 'up' : 'agent-detached' });
-    }
-    for (const r of this.#agent()?.connectRoutes ?? []) about.set(r, { kind: 'connect' });
-    return this.#routes().map((r) => routeView(r, about.get(r), this.traffic.of(r)));
+    return this.#served.views(this.traffic);
   }
 
   /** The peer flow behind a connect session, for `peerPath` in records and the peer metrics. */
@@ -213,7 +194,7 @@ export class Recording {
   status(): Record<string, unknown> {
     const routes = this.#routes();
     const agent = this.#agent();
-    const gateway = this.#deps.exposure?.()?.gateway;
+    const gateway = this.#served.gatewaySummary();
     const peers = peerSummary(agent);
     return {
       version: this.#version,
@@ -229,7 +210,7 @@ export class Recording {
       conntrack: this.#conntrack ? { state: this.#conntrack.source.state, pid: this.#conntrack.source.pid, stats: this.#conntrack.source.stats } : { state: 'off' },
       metrics: this.#metrics ? { process: this.#metrics.process !== undefined } : 'off',
       ...(peers ? { peers } : {}),
-      ...(gateway ? { gateway: { agents: gateway.agents().filter((a) => a.state === 'attached').length, published: gateway.published().length } } : {}),
+      ...(gateway ? { gateway } : {}),
       ...(agent ? { agent: agentStatusView(agent) } : {}),
     };
   }
