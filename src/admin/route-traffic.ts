@@ -30,6 +30,11 @@ export class RouteTraffic {
     t.packetsToClient += c.packetsToClient;
   };
 
+  /** Route names whose ended traffic is kept now. */
+  get size(): number {
+    return this.#ended.size;
+  }
+
   /** Ended plus live counters of `r`'s name. Copies its sessions (as /api/sessions does). */
   of(r: RouteRuntime): FlowCounters {
     const t = { ...(this.#ended.get(r.name) ?? zeroCounters()) };

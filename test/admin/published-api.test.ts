@@ -4,7 +4,8 @@ import type { RouteView, SessionView } from '../../src/admin/views.js';
 import type { AgentStatusView } from '../../src/agent/agent-view.js';
 import type { LiveTick } from '../../src/admin/live-hub.js';
 import { runStatusCommand } from '../../src/cli/status.js';
-import { readAll, tcpConnect, tcpServer, udpClient, udpEcho, waitFor } from '../helpers/net.js';
+import { freePort, readAll, tcpConnect, tcpServer, udpClient, udpEcho, waitFor } from '../helpers/net.js';
+import { middlebox } from '../gateway/expose-helpers.js';
 import { parseExposition } from '../observe/prom-text.js';
 import { getJson, readTicks, request } from './app-helper.js';
 import { startAgentApp, startGatewayApp } from './exposure-apps.js';
@@ -160,4 +161,25 @@ test('the dashboard lists a published service with its agent, and its live sessi
   await page.waitForSelector('#sessions tbody tr td:nth-child(2)', { timeout: 10_000 });
   assert.equal((await page.locator('#sessions tbody tr td:nth-child(2)').first().textContent())?.trim(), 'home/echou');
   assert.deepEqual(problems, []);
+});
+
+test("a published service is agent-detached while its agent's control connection is down within the resume grace, up again once it is back", async (t) => {
+  const gw = await startGatewayApp(t);
+  const box = await middlebox(t, gw.gateway.tcpAddress.port);
+  const echo = await udpEcho(t);
+  const agentApp = await startAgentApp(t, { tcpAddress: { port: box.port }, fingerprint: gw.gateway.fingerprint }, `    echou: { local: 127.0.0.1:${echo.port}, remote: udp://127.0.0.1:0 }`);
+  await waitFor(() => agentApp.agent.state === 'connected' && agentApp.agent.services()[0]!.bound !== undefined, 'published');
+  const state = async () => (await getJson<{ routes: RouteView[] }>(`${gw.admin()}/api/routes`)).routes.find((r) => r.name === 'home/echou')?.state;
+  assert.equal(await state(), 'up');
+
+  // The control connection is cut and new ones go nowhere: the gateway keeps the listener, detached.
+  box.tcpTarget = await freePort();
+  box.cutTcp();
+  await waitFor(() => gw.gateway.agent('home')?.state === 'detached', 'detached');
+  assert.equal(await state(), 'agent-detached');
+
+  box.tcpTarget = gw.gateway.tcpAddress.port;
+  agentApp.agent.reconnectNow();
+  await waitFor(() => gw.gateway.agent('home')?.state === 'attached' && gw.gateway.published().every((p) => !p.stale), 'resumed and re-published');
+  assert.equal(await state(), 'up');
 });
