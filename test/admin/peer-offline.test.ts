@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { udpClient, waitFor } from '../helpers/net.js';
-import { peerGatewayConfig, startGateway } from '../connect/connect-helpers.js';
+import { connected, peerAgentConfig, peerGatewayConfig, startAgent, startGateway, udpEcho } from '../connect/connect-helpers.js';
 import type { PeersView } from '../../src/agent/peer-view.js';
 import { formatPeers } from '../../src/cli/status.js';
 import { parseExposition } from '../observe/prom-text.js';
@@ -37,7 +37,7 @@ async function laptopWithoutHome(t: TestContext, extra: (dir: string) => string)
   const agent = s.app.exposure!.agent!;
   await waitFor(() => agent.state === 'connected', 'laptop connected');
   const port = (route: string) => agent.connectRoutes.find((r) => r.name === route)!.local.port;
-  return { dir, s, port };
+  return { dir, gw, s, port };
 }
 
 test('a connect peer that is not connected to the gateway: peer-offline in the access log, flow records, metrics and the peer view', async (t) => {
@@ -61,7 +61,7 @@ test('a connect peer that is not connected to the gateway: peer-offline in the a
 });
 
 test('peer-offline: the dial of a TCP connect listener fails with its own code, the link and connect views say peer-offline', async (t) => {
-  const { s, port } = await laptopWithoutHome(t, () => 'accessLog: { output: off }\n');
+  const { gw, s, port } = await laptopWithoutHome(t, () => 'accessLog: { output: off }\n');
 
   const sock = net.connect(port('connect/home-ssh'), '127.0.0.1');
   t.after(() => sock.destroy());
@@ -85,4 +85,17 @@ test('peer-offline: the dial of a TCP connect listener fails with its own code, 
   const text = formatPeers(v).join('\n');
   assert.doesNotMatch(text, /connected \(relayed\)/);
   assert.match(text, /^home\s+\S+\s+peer-offline\s+-\s/m);
+
+  // home comes online: the next session reaches it and the link is no longer peer-offline.
+  const echo = await udpEcho(t);
+  const home = await startAgent(t, peerAgentConfig(gw, 'home', `  expose:\n    wg: { local: 127.0.0.1:${echo.port}, peers: [laptop] }\n`));
+  await connected(home.agent);
+  // Its OFFER travels before the ping that makes it reachable, so PEER_OPEN finds the service offered.
+  await waitFor(() => gw.gateway.agent('home')?.reachable === true, 'home reachable');
+  const c2 = await udpClient(t);
+  c2.send(port('connect/home-wg'), 'hello home');
+  assert.equal((await c2.next(5000)).toString(), 'hello home');
+  const back = await getJson<PeersView>(`${s.admin()}/api/peers`);
+  assert.notEqual(back.links.find((l) => l.peer === 'home')!.state, 'peer-offline');
+  assert.equal(back.links.find((l) => l.peer === 'home')!.lastRefusal, null);
 });
