@@ -222,9 +222,12 @@ export function formatStatus(
 
 /** The agent's gateway connection and the services it published (or tried to). */
 export function formatAgent(a: AgentStatusView): string[] {
-  const since = a.state === 'connected' && a.connectedSince ? ` since ${a.connectedSince}, datagrams over ${a.datagrams}` : '';
-  const last = a.state !== 'connected' && a.lastError ? ` (last error ${a.lastError.reason} at ${a.lastError.time}: ${a.lastError.message})` : '';
-  const out = ['', `AGENT ${a.name}: ${a.state} to gateway ${a.gateway}${since}${last}`];
+  const last = a.lastError ? ` (last error ${a.lastError.reason} at ${a.lastError.time}: ${a.lastError.message})` : '';
+  const line =
+    a.state === 'connected'
+      ? `connected to gateway ${a.gateway}${a.connectedSince ? ` since ${a.connectedSince}` : ''}, datagrams over ${a.datagrams}`
+      : `${a.state}, gateway ${a.gateway}${last}`;
+  const out = ['', `AGENT ${a.name}: ${line}`];
   if (a.services.length > 0) {
     out.push(
       table(

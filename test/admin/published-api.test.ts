@@ -23,6 +23,13 @@ async function gatewayAndAgent(t: TestContext) {
   return { gw, agentApp, agent, port };
 }
 
+/** `sluice status --admin base`: its exit code and output. */
+async function status(base: string): Promise<{ code: number; out: string }> {
+  let out = '';
+  const code = await runStatusCommand(['--admin', base], { stdout: { write: (x: string) => (out += x) }, stderr: { write: () => {} }, env: {} });
+  return { code, out };
+}
+
 const metrics = async (base: string) => parseExposition((await request(`${base}/metrics`)).body);
 
 test("a gateway's published services show in its admin API, metrics, live stream and `sluice status` like routes, counted live", async (t) => {
@@ -81,8 +88,7 @@ test("a gateway's published services show in its admin API, metrics, live stream
   assert.deepEqual([tcpView.active, tcpView.bytesFromClient, tcpView.bytesToClient], [1, 9, 9]);
 
   // `sluice status` against the real admin API.
-  let out = '';
-  const code = await runStatusCommand(['--admin', base], { stdout: { write: (x: string) => (out += x) }, stderr: { write: () => {} }, env: {} });
+  const { code, out } = await status(base);
   assert.equal(code, 0);
   const row = out.split('\n').find((l) => l.startsWith('home/echou'));
   assert.ok(row, out);
@@ -116,8 +122,8 @@ test("an agent's /api/health and `sluice status` show its gateway connection and
     ],
   );
 
-  let out = '';
-  assert.equal(await runStatusCommand(['--admin', base], { stdout: { write: (x: string) => (out += x) }, stderr: { write: () => {} }, env: {} }), 0);
+  let { code, out } = await status(base);
+  assert.equal(code, 0);
   assert.match(out, /^AGENT home: connected to gateway 127\.0\.0\.1:\d+ since \S+, datagrams over (udp|tls)$/m);
   assert.match(out, new RegExp(`^echou\\s+udp\\s+127\\.0\\.0\\.1:\\d+\\s+udp://127\\.0\\.0\\.1:0\\s+published\\s+127\\.0\\.0\\.1:${port('echou')}$`, 'm'));
 
@@ -129,6 +135,9 @@ test("an agent's /api/health and `sluice status` show its gateway connection and
   assert.equal(down.connectedSince, null);
   assert.deepEqual(down.services.map((s) => s.state), ['pending', 'pending']);
   assert.ok(down.lastError && down.lastError.reason.length > 0 && !Number.isNaN(Date.parse(down.lastError.time)), JSON.stringify(down.lastError));
+  ({ code, out } = await status(base));
+  assert.equal(code, 0);
+  assert.match(out, /^AGENT home: (waiting|connecting), gateway 127\.0\.0\.1:\d+ \(last error \S+ at \S+: .+\)$/m);
 });
 
 test('a refused PUBLISH shows as refused with its code in the agent status', async (t) => {
