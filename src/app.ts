@@ -56,7 +56,8 @@ export class App {
 
   /** Starts from a validated config. Throws SluiceError (SLUICE_ERR_BIND) when a route cannot bind. */
   static async start(config: SluiceConfig, configPath: string | undefined, deps: AppDeps): Promise<App> {
-    const log = pino({ level: config.log.level, base: undefined }, deps.logDestination as never);
+    // ISO 8601 `time`, as in the access log and flow records (pino's default is epoch ms).
+    const log = pino({ level: config.log.level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, deps.logDestination as never);
     const events = new EventStream((err) => log.error({ err }, 'an event sink failed and was detached'));
     events.subscribe(opsLogSink(log, deps.clock));
     const geo = new GeoHolder();

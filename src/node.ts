@@ -185,6 +185,6 @@ export class SluiceNode {
 
   async #closeRoute(r: RouteRuntime, reason: EndReason): Promise<void> {
     await r.close(reason);
-    this.deps.events.emit({ type: 'route-down', at: this.deps.clock.wallNow(), route: r.name, listen: formatListen(r.config.listen) });
+    this.deps.events.emit({ type: 'route-down', at: this.deps.clock.wallNow(), route: r.name, listen: formatListen(r.config.listen), address: r.local });
   }
 }

@@ -12,13 +12,15 @@ import type { LiveHub } from './live-hub.js';
 import type { RecentActivity } from './recent.js';
 import { checkRequest } from './request-guard.js';
 import { dashboardFiles, type StaticFile } from './static-files.js';
-import { routeView, sessionsView } from './views.js';
+import { sessionsView, type RouteView } from './views.js';
 
 export interface AdminServerDeps {
   readonly clock: Clock;
   readonly log: Logger;
-  /** The node's routes right now. */
+  /** The node's routes right now, with the gateway's published services and the agent's connect listeners. */
   readonly routes: () => readonly RouteRuntime[];
+  /** The body of /api/routes: the same routes with their kind, state and traffic (views.ts routeView). */
+  readonly routeViews: () => RouteView[];
   /** The Prometheus exposition, or undefined when there is no registry. */
   readonly metrics: () => Promise<{ contentType: string; body: string } | undefined>;
   /** The body of /api/health beside `status` (recording outputs, conntrack state, ...). */
@@ -140,7 +142,7 @@ export class AdminServer {
       case '/api/health':
         return this.#json(res, 200, { status: 'ok', time: new Date(now).toISOString(), auth: this.#auth.required, ...this.deps.health() });
       case '/api/routes':
-        return this.#json(res, 200, { routes: this.deps.routes().map(routeView) });
+        return this.#json(res, 200, { routes: this.deps.routeViews() });
       case '/api/sessions':
         return this.#json(res, 200, sessionsView(this.deps.routes(), now, { route: url.searchParams.get('route') ?? undefined, limit }));
       case '/api/peers':

@@ -2,16 +2,40 @@ import { formatHostPort, formatListen } from '../core/address.js';
 import { formatDurationMs } from '../core/duration.js';
 import type { RouteConfig, RouteOrigin } from '../config/types.js';
 import type { RouteRuntime, SessionInfo } from '../listen/route.js';
-import type { FlowCounters } from '../observe/events.js';
+import { zeroCounters, type FlowCounters } from '../observe/events.js';
 
 /**
  * The JSON shapes of the admin API (docs/admin.md). Field names follow the access log and flow
  * records (`flowId`, `clientAddr`, `bytesFromClient`, ...), so one vocabulary serves all of them.
  */
-export interface RouteView {
+/**
+ * Which listener a route is: `route` (the config's, or container labels'), `published` (an
+ * agent's service that this gateway listens for), `connect` (this agent's connect listener).
+ */
+export type RouteKind = 'route' | 'published' | 'connect';
+
+/**
+ * `up`: bound and serving. A published service is `agent-detached` while its agent's control
+ * connection is down within the resume grace (UDP may still flow; TCP cannot), and `stale` after a
+ * resume until the agent publishes it again (it closes if the agent does not).
+ */
+export type RouteState = 'up' | 'agent-detached' | 'stale';
+
+/** What a route is beyond its listener; routes without one are plain `route`s that are `up`. */
+export interface RouteAbout {
+  readonly kind: RouteKind;
+  /** The agent a published service belongs to. */
+  readonly agent?: string;
+  readonly state?: RouteState;
+}
+
+export interface RouteView extends FlowCounters {
   name: string;
+  kind: RouteKind;
+  /** Published services only: the agent whose service it is. */
+  agent?: string;
   proto: 'tcp' | 'udp';
-  state: 'up';
+  state: RouteState;
   listen: string;
   /** The bound address (the real port when `listen` said 0). */
   address: string;
@@ -35,16 +59,27 @@ export interface SessionView extends FlowCounters {
   ageMs: number;
 }
 
-export function routeView(r: RouteRuntime): RouteView {
+/**
+ * `traffic`: the route's counters since this process started (ended flows plus the open ones so
+ * far; RouteTraffic); zero when not given.
+ */
+export function routeView(r: RouteRuntime, about?: RouteAbout, traffic?: FlowCounters): RouteView {
+  const t = traffic ?? zeroCounters();
   return {
     name: r.name,
+    kind: about?.kind ?? 'route',
+    ...(about?.agent !== undefined ? { agent: about.agent } : {}),
     proto: r.config.listen.transport,
-    state: 'up',
+    state: about?.state ?? 'up',
     listen: formatListen(r.config.listen),
     address: formatHostPort(r.local.address, r.local.port),
     // Port 0 names no socket: an agent's service (`agent/service`), shown by name alone.
     upstream: r.config.upstream.port === 0 ? r.config.upstream.host : formatHostPort(r.config.upstream.host, r.config.upstream.port),
     active: r.active,
+    bytesFromClient: t.bytesFromClient,
+    bytesToClient: t.bytesToClient,
+    packetsFromClient: t.packetsFromClient,
+    packetsToClient: t.packetsToClient,
     settings: settingsSummary(r.config),
     ...(r.config.origin ? { origin: r.config.origin } : {}),
   };

@@ -86,6 +86,10 @@ export class Agent {
   /** The `connect` listeners, bound from the start. */
   connectRoutes: readonly RouteRuntime[] = [];
   #state: 'connecting' | 'connected' | 'waiting' | 'closed' = 'connecting';
+  /** Wall ms when the current connection authenticated; undefined while not connected. */
+  connectedSince: number | undefined;
+  /** The last failed attempt or lost connection (for the status views), until the next one. */
+  lastDisconnect: { readonly failure: ConnectFailure | 'lost'; readonly message: string; readonly at: number } | undefined;
   #channel: ControlChannel | null = null;
   #wait: Timer | undefined;
   #wake: (() => void) | undefined;
@@ -120,7 +124,7 @@ export class Agent {
       path,
       deliverExposed: (tag, origin, payload) => this.local.onGatewayDatagram(tag, origin, payload),
       changed: (link) => {
-        deps.events.emit({ type: 'peer-path', at: deps.clock.wallNow(), peer: link.peer, state: link.state, path: link.path, reason: link.diagnosis().reason });
+        deps.events.emit({ type: 'peer-path', at: deps.clock.wallNow(), peer: link.peer, state: link.shownState, path: link.path, reason: link.diagnosis().reason });
         this.#observer.peerChanged?.(link);
       },
       iceTiming: deps.iceTiming,
@@ -212,6 +216,8 @@ export class Agent {
       }
       if (this.#abort.signal.aborted) break;
       this.#state = 'waiting';
+      this.connectedSince = undefined;
+      this.lastDisconnect = { failure, message, at: this.deps.clock.wallNow() };
       const delay = this.#backoff.next();
       this.#observer.disconnected?.({ failure, message, retryInMs: delay });
       await new Promise<void>((resolve) => {
@@ -245,6 +251,7 @@ export class Agent {
     });
     this.#channel = channel;
     this.#state = 'connected';
+    this.connectedSince = this.deps.clock.wallNow();
     this.#backoff.reset();
     this.counters.connects++;
     if (authOk.resumed) this.counters.resumed++;
@@ -267,11 +274,13 @@ export class Agent {
           const svc = pending.get(m.serviceId);
           if (!svc) return;
           svc.bound = m.bound;
+          svc.refusal = undefined;
           this.#observer.published?.({ service: svc.config.name, bound: m.bound });
           return;
         }
         case 'publish-error': {
           const svc = pending.get(m.serviceId);
+          if (svc) svc.refusal = { code: m.code, message: m.message };
           this.counters.publishRefused[m.code] = (this.counters.publishRefused[m.code] ?? 0) + 1;
           this.#observer.publishRefused?.({ service: svc?.config.name ?? String(m.serviceId), code: m.code, message: m.message });
           return;

@@ -33,7 +33,10 @@ interface TagOwner {
 
 /** One exposed service at the agent: its config, its id in PUBLISH, where the gateway bound it. */
 export class ExposedService {
+  /** The public address the gateway bound for it (PUBLISH_OK); kept across a reconnect until the next answer. */
   bound: Endpoint | undefined;
+  /** The gateway's latest PUBLISH_ERROR for it; cleared by a PUBLISH_OK. */
+  refusal: { readonly code: string; readonly message: string } | undefined;
   /** The agent's UDP sessions toward the local service, one per public client, with the service's udp rules. */
   readonly table: UdpSessionTable | undefined;
   readonly clientTags = new Map<number | string, number>();
@@ -86,6 +89,16 @@ export class LocalServices implements DatagramSink {
 
   get tagCount(): number {
     return this.#tags.size;
+  }
+
+  /** The open UDP sessions toward local services (route `<agent>/<service>`), for the metrics' live counters. */
+  *udpSessions(): IterableIterator<UdpSession> {
+    for (const svc of this.services) if (svc.table) yield* svc.table.sessions();
+  }
+
+  /** Open UDP sessions per service route, for `sluice_sessions_active`. */
+  activeCounts(): { route: string; proto: 'udp'; active: number }[] {
+    return this.services.flatMap((svc) => (svc.table ? [{ route: svc.table.route.name, proto: 'udp' as const, active: svc.table.size }] : []));
   }
 
   // ---- UDP ----

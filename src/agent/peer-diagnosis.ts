@@ -39,27 +39,58 @@ export interface DiagnosisInput {
   readonly icePolicy?: 'all' | 'relay';
   /** This side's STUN requests were answered: no srflx candidate then means no NAT. */
   readonly stunAnswered?: boolean;
+  /** The gateway's latest answer toward the peer was peer-offline (no success since). */
+  readonly peerOffline?: boolean;
 }
 
 const text = (c: { type: string; address: string; port: number }) => `${c.type} ${c.address}:${c.port}`;
 
+/** An address:port as a check saw it. */
+export interface SeenEndpoint {
+  readonly address: string;
+  readonly port: number;
+}
+
 /**
- * Mapping behaviour of one side from its candidates: a server-reflexive candidate is the mapping
- * toward the gateway; a peer-reflexive one with the same address and another port is the mapping
- * toward the peer. Different ports for different destinations is a symmetric NAT (RFC 4787
- * endpoint-dependent mapping).
+ * Mapping behaviour of one side (RFC 4787 §4.1): a server-reflexive candidate is its mapping
+ * toward the gateway's STUN; what the peer saw of it in a successful connectivity check is its
+ * mapping toward the peer: the XOR-MAPPED-ADDRESS of this side's checks (`CandidatePair.mapped`),
+ * or, for the peer's side, the remote address its checks came from and answered on. The same
+ * address and port toward both destinations is an endpoint-independent mapping (cone NAT); the
+ * same address with another port is endpoint-dependent (symmetric NAT). `seenByPeer` holds those
+ * observations; peer-reflexive candidates count as observations too.
  */
-export function natBehaviour(cands: readonly IceCandidate[], stunAnswered = false): string {
+export function natBehaviour(cands: readonly IceCandidate[], stunAnswered = false, seenByPeer: readonly SeenEndpoint[] = []): string {
   const host = cands.filter((c) => c.type === 'host');
   const srflx = cands.filter((c) => c.type === 'srflx');
-  const prflx = cands.filter((c) => c.type === 'prflx');
+  const seen = [...cands.filter((c) => c.type === 'prflx'), ...seenByPeer];
   if (srflx.length === 0 && stunAnswered && host.length > 0) return 'no NAT (the gateway sees the host address)';
   if (srflx.length === 0) return host.length === 0 ? 'unknown (no candidates yet)' : 'no server-reflexive address seen (no NAT, or STUN unanswered)';
   if (srflx.every((s) => host.some((h) => h.address === s.address))) return 'no NAT (public address)';
-  const other = prflx.find((p) => srflx.some((s) => s.address === p.address && s.port !== p.port));
+  const other = seen.find((p) => srflx.some((s) => s.address === p.address && s.port !== p.port));
   if (other) return `maps ports per destination (symmetric NAT): ${srflx[0]!.port} toward the gateway, ${other.port} toward the peer`;
-  const same = prflx.find((p) => srflx.some((s) => s.address === p.address && s.port === p.port));
+  const same = seen.find((p) => srflx.some((s) => s.address === p.address && s.port === p.port));
   return same ? 'keeps one mapping for every destination (cone NAT)' : 'behind NAT, mapping toward the peer not seen yet';
+}
+
+/**
+ * What the peer saw of each side in the checks that succeeded: this side's mapped addresses, and
+ * the peer's addresses that answered (a succeeded pair's remote, the selected pair's ends).
+ */
+function seenByChecks(ice: NonNullable<DiagnosisInput['ice']>): { local: SeenEndpoint[]; remote: SeenEndpoint[] } {
+  const local: SeenEndpoint[] = [];
+  const remote: SeenEndpoint[] = [];
+  for (const p of ice.pairs) {
+    if (p.state !== 'succeeded' || p.base.kind === 'relay') continue;
+    if (p.mapped) local.push(p.mapped);
+    remote.push(p.remote);
+  }
+  const sel = ice.selected;
+  if (sel && !sel.relayed) {
+    local.push(sel.local);
+    remote.push(sel.remote);
+  }
+  return { local, remote };
 }
 
 export function diagnose(i: DiagnosisInput): PeerDiagnosis {
@@ -70,9 +101,10 @@ export function diagnose(i: DiagnosisInput): PeerDiagnosis {
     local: text(p.base.candidate), remote: text(p.remote), state: p.state, ...(p.rttMs === undefined ? {} : { rttMs: p.rttMs }),
   }));
   const selected = ice?.selected ? `${text(ice.selected.local)} <-> ${text(ice.selected.remote)}${ice.selected.relayed ? ' (TURN)' : ''}` : undefined;
+  const seen = ice ? seenByChecks(ice) : { local: [], remote: [] };
   return {
     ice: ice?.state ?? 'none',
-    nat: { local: natBehaviour(local, i.stunAnswered), remote: natBehaviour(remote) },
+    nat: { local: natBehaviour(local, i.stunAnswered, seen.local), remote: natBehaviour(remote, false, seen.remote) },
     localCandidates: local.map(text),
     remoteCandidates: remote.map(text),
     skippedCandidates: i.skipped ?? [],
@@ -84,6 +116,7 @@ export function diagnose(i: DiagnosisInput): PeerDiagnosis {
 
 function reasonOf(i: DiagnosisInput, pairs: readonly { state: string }[]): string | undefined {
   const peer = i.peer ?? 'the peer';
+  if (i.peerOffline && i.state !== 'idle') return `peer-offline: ${peer} is not connected to the gateway`;
   if (!i.wantDirect) return 'path: relay is configured';
   if (i.state === 'idle') return 'idle: no traffic, no path set up';
   const ice = i.ice;

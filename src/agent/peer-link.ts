@@ -89,6 +89,15 @@ export class PeerLink {
     return this.deps.self < this.deps.peer;
   }
 
+  /**
+   * The state the views show (/api/peers, `sluice status`, `sluice_peer_links`): `peer-offline`
+   * while the gateway's latest answer toward the peer said it is not connected, rather than a
+   * `connected (relayed)` that carries nothing.
+   */
+  get shownState(): PeerState | 'peer-offline' {
+    return this.lastRefusal === 'peer-offline' && this.state !== 'idle' ? 'peer-offline' : this.state;
+  }
+
   /** True when flows may send direct datagrams now. */
   get directUsable(): boolean {
     return this.#attempt?.connected === true && !this.#suspect;
@@ -130,6 +139,8 @@ export class PeerLink {
 
   /** The relay carries a flow: connected (relayed) if nothing better yet. */
   relayUp(): void {
+    // The gateway reached the peer: whatever it refused before (peer-offline) is over.
+    this.lastRefusal = undefined;
     if (this.state !== 'connecting') return;
     this.state = 'connected';
     this.deps.changed(this);
@@ -235,8 +246,12 @@ export class PeerLink {
   /** What the diagnostics views show: the live attempt, or the last one that ended. */
   diagnosis(): PeerDiagnosis {
     const a = this.#attempt;
-    if (!a) return this.#lastDiagnosis ?? diagnose({ wantDirect: this.wantDirect, state: this.state, ice: undefined });
-    return diagnose({ wantDirect: this.wantDirect, state: this.state, ...a.snapshot(), suspect: this.#suspect, peer: this.deps.peer, icePolicy: this.deps.icePolicy });
+    const offline = this.lastRefusal === 'peer-offline';
+    if (!a) {
+      if (offline) return diagnose({ wantDirect: this.wantDirect, state: this.state, ice: undefined, peer: this.deps.peer, peerOffline: true });
+      return this.#lastDiagnosis ?? diagnose({ wantDirect: this.wantDirect, state: this.state, ice: undefined });
+    }
+    return diagnose({ wantDirect: this.wantDirect, state: this.state, ...a.snapshot(), suspect: this.#suspect, peer: this.deps.peer, icePolicy: this.deps.icePolicy, peerOffline: offline });
   }
 
   #offer(): void {

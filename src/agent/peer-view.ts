@@ -26,7 +26,8 @@ export interface PeerLinkView {
   peer: string;
   /** ICE role: the agent whose name sorts first controls. */
   role: 'controlling' | 'controlled';
-  state: 'idle' | 'connecting' | 'connected';
+  /** `peer-offline`: the gateway says the peer agent is not connected to it (its latest answer toward the peer). */
+  state: 'idle' | 'connecting' | 'connected' | 'peer-offline';
   path: 'direct' | 'relayed';
   /** Why the path is relayed (or idle), in plain words; null when it is direct. */
   reason: string | null;
@@ -75,8 +76,8 @@ export interface ConnectRouteView {
   service: string;
   /** The configured path: `auto`, `direct` or `relay`. */
   path: 'auto' | 'direct' | 'relay';
-  /** The peer link's state, `idle` when there is no link yet. */
-  state: 'idle' | 'connecting' | 'connected';
+  /** The peer link's state, `idle` when there is no link yet (`peer-offline` as in the link's view). */
+  state: 'idle' | 'connecting' | 'connected' | 'peer-offline';
   /** The link's current path; null when there is no link (TCP always rides the relay). */
   linkPath: 'direct' | 'relayed' | null;
   /** Sessions or connections open on the listener now. */
@@ -102,7 +103,7 @@ export function peerLinkView(l: PeerLink, now: number): PeerLinkView {
   return {
     peer: l.peer,
     role: l.controlling ? 'controlling' : 'controlled',
-    state: l.state,
+    state: l.shownState,
     path: l.path,
     reason: d.reason ?? null,
     timeToDirectMs: l.timeToDirectMs === undefined ? null : Math.round(l.timeToDirectMs),
@@ -142,7 +143,7 @@ function connectRouteView(agent: Agent, c: ConnectConfig, routes: ReadonlyMap<st
     peer: c.peer,
     service: c.service,
     path: c.path,
-    state: link?.state ?? 'idle',
+    state: link?.shownState ?? 'idle',
     linkPath: link ? link.path : null,
     active: r?.active ?? 0,
     flows: flows.filter((f) => f.target.name === c.name).map(flowView),

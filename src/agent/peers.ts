@@ -45,6 +45,8 @@ export interface PeersDeps {
 export class Peers implements PeerFlows {
   readonly links = new Map<string, PeerLink>();
   readonly #flows = new Map<number, PeerFlow>();
+  /** TCP PEER_OPENs by stream id until the stream opens or fails: the target, then the gateway's refusal if one came. */
+  readonly #openingStreams = new Map<number, PeerTarget | SluiceError>();
   readonly #byPeerTag = new Map<PeerLink, Map<number, PeerFlow>>();
   /** Exposed-service tags last heard over a direct path, and from which link: replies go back the same way. */
   readonly #directTags = new Map<number, PeerLink>();
@@ -169,10 +171,15 @@ export class Peers implements PeerFlows {
       }
       case 'peer-open-error': {
         const f = this.#flows.get(m.tag);
-        if (!f) return true;
+        // A TCP PEER_OPEN names its stream id: the stream's reset follows, and openStream reports this.
+        const opening = f ? undefined : this.#openingStreams.get(m.tag);
+        const target = f?.target ?? (opening instanceof SluiceError ? undefined : opening);
+        if (!target) return true;
         this.counters.flowsRefused++;
-        f.link.signalRefused(m.code);
-        this.#fail(f, `${f.target.peer} refused ${f.target.service}: ${m.code}: ${m.message}`);
+        (f?.link ?? this.links.get(target.peer))?.signalRefused(m.code);
+        const err = peerRefusal(target, m.code, m.message);
+        if (f) this.#fail(f, err);
+        else this.#openingStreams.set(m.tag, err);
         return true;
       }
       case 'datagram':
@@ -251,9 +258,22 @@ export class Peers implements PeerFlows {
     if (!control) throw new SluiceError('SLUICE_ERR_DIAL_FAILED', `not connected to the gateway, so ${target.peer} cannot be reached`);
     const link = this.link(target.peer);
     link.touch();
-    const stream = await control.openStream(opts, (id) => control.send({ type: 'peer-open', tag: id, transport: 'tcp', peer: target.peer, service: target.service }));
-    link.relayUp();
-    return { stream, remote: { address: target.peer, port: 0, family: 4 } };
+    let id = 0;
+    try {
+      const stream = await control.openStream(opts, (streamId) => {
+        id = streamId;
+        this.#openingStreams.set(id, target);
+        control.send({ type: 'peer-open', tag: id, transport: 'tcp', peer: target.peer, service: target.service });
+      });
+      link.relayUp();
+      return { stream, remote: { address: target.peer, port: 0, family: 4 } };
+    } catch (err) {
+      // The gateway's refusal (PEER_OPEN_ERROR, before the reset) says why better than the reset does.
+      const refusal = this.#openingStreams.get(id);
+      throw refusal instanceof SluiceError ? refusal : err;
+    } finally {
+      this.#openingStreams.delete(id);
+    }
   }
 
   close(): void {
@@ -278,10 +298,10 @@ export class Peers implements PeerFlows {
     f.flush();
   }
 
-  #fail(f: PeerFlow, message: string): void {
+  #fail(f: PeerFlow, err: string | SluiceError): void {
     const receiver = f.receiver;
     this.#close(f);
-    receiver.onUpstreamError(new SluiceError('SLUICE_ERR_DIAL_FAILED', message));
+    receiver.onUpstreamError(typeof err === 'string' ? new SluiceError('SLUICE_ERR_DIAL_FAILED', err) : err);
   }
 
   #close(f: PeerFlow): void {
@@ -334,4 +354,10 @@ export class Peers implements PeerFlows {
     const mine = this.config.connect.filter((c) => c.peer === peer);
     return mine.length === 0 || mine.some((c) => c.path !== 'relay');
   }
+}
+
+/** The gateway refused a PEER_OPEN: peer-offline gets its own code (the `peer-offline` end reason), the rest fail the dial. */
+function peerRefusal(target: PeerTarget, code: string, message: string): SluiceError {
+  if (code === 'peer-offline') return new SluiceError('SLUICE_ERR_PEER_OFFLINE', `${target.peer} is not connected to the gateway (peer-offline), so ${target.service} cannot be reached`);
+  return new SluiceError('SLUICE_ERR_DIAL_FAILED', `${target.peer} refused ${target.service}: ${code}: ${message}`);
 }

@@ -4,6 +4,7 @@ import { formatIssue } from '../config/types.js';
 import { loadConfigFile } from '../config/load.js';
 import type { RouteView, SessionView } from '../admin/views.js';
 import type { ConnectRouteView, PeerLinkView } from '../agent/peer-view.js';
+import type { AgentStatusView } from '../agent/agent-view.js';
 import { parseArgs } from './args.js';
 import { EXIT } from './exit-codes.js';
 
@@ -110,10 +111,10 @@ export async function runStatusCommand(argv: readonly string[], io: StatusIo): P
     const [routes, sessions, health, peers] = (await Promise.all([get('/api/routes'), get('/api/sessions'), get('/api/health'), get('/api/peers', true)])) as [
       { routes: RouteView[] },
       { total: number; truncated: boolean; sessions: SessionView[] },
-      { datapath?: string },
+      StatusHealth,
       StatusPeers | undefined,
     ];
-    if (args.flags.has('json')) io.stdout.write(JSON.stringify({ routes: routes.routes, ...sessions, datapath: health.datapath, ...(peers ? { peers } : {}) }, null, 2) + '\n');
+    if (args.flags.has('json')) io.stdout.write(JSON.stringify({ routes: routes.routes, ...sessions, datapath: health.datapath, ...(health.agent ? { agent: health.agent } : {}), ...(peers ? { peers } : {}) }, null, 2) + '\n');
     else io.stdout.write(formatStatus(routes.routes, sessions, health, peers));
     return EXIT.ok;
   } catch (err) {
@@ -159,24 +160,37 @@ export interface StatusPeers {
  * Plain-text tables: routes, then live sessions, then (with an agent) peer links and connect
  * listeners, and (on a gateway) its peer counters. Columns are padded to their widest cell.
  */
+/** What `sluice status` reads of /api/health. */
+export interface StatusHealth {
+  readonly datapath?: string;
+  readonly agent?: AgentStatusView;
+}
+
 export function formatStatus(
   routes: readonly RouteView[],
   page: { total: number; truncated: boolean; sessions: readonly SessionView[] },
-  health: { datapath?: string } = {},
+  health: StatusHealth = {},
   peers?: StatusPeers,
 ): string {
   const hp = (a: string | undefined, p: number | undefined) => (a === undefined || p === undefined ? '-' : p === 0 ? a : formatHostPort(a, p));
+  // Routes from container labels add an ORIGIN column (container name and short id); published
+  // services and connect listeners add KIND (with the agent), STATE and the routes' byte counters.
+  const origin = routes.some((r) => r.origin);
+  const owned = routes.some((r) => (r.kind ?? 'route') !== 'route');
   const out = [
-    // Routes from container labels add an ORIGIN column (container name and short id).
-    routes.some((r) => r.origin)
-      ? table(
-          ['ROUTE', 'PROTO', 'LISTEN', 'BOUND', 'UPSTREAM', 'ACTIVE', 'ORIGIN'],
-          routes.map((r) => [r.name, r.proto, r.listen, r.address, r.upstream, String(r.active), r.origin ? `container ${r.origin.container} (${r.origin.containerId.slice(0, 12)})` : 'config']),
-        )
-      : table(
-          ['ROUTE', 'PROTO', 'LISTEN', 'BOUND', 'UPSTREAM', 'ACTIVE'],
-          routes.map((r) => [r.name, r.proto, r.listen, r.address, r.upstream, String(r.active)]),
-        ),
+    table(
+      ['ROUTE', 'PROTO', 'LISTEN', 'BOUND', 'UPSTREAM', 'ACTIVE', ...(owned ? ['KIND', 'STATE', 'BYTES_FROM_CLIENT', 'BYTES_TO_CLIENT'] : []), ...(origin ? ['ORIGIN'] : [])],
+      routes.map((r) => [
+        r.name,
+        r.proto,
+        r.listen,
+        r.address,
+        r.upstream,
+        String(r.active),
+        ...(owned ? [r.kind === 'published' ? `published by ${r.agent ?? '?'}` : (r.kind ?? 'route'), r.state, String(r.bytesFromClient ?? 0), String(r.bytesToClient ?? 0)] : []),
+        ...(origin ? [r.origin ? `container ${r.origin.container} (${r.origin.containerId.slice(0, 12)})` : 'config'] : []),
+      ]),
+    ),
     '',
     `SESSIONS: ${page.total}${page.truncated ? ` (first ${page.sessions.length} shown)` : ''}`,
   ];
@@ -201,8 +215,28 @@ export function formatStatus(
     );
   }
   if (health.datapath) out.push('', `UDP DATAPATH: ${health.datapath}`);
+  if (health.agent) out.push(...formatAgent(health.agent));
   if (peers) out.push(...formatPeers(peers));
   return out.join('\n') + '\n';
+}
+
+/** The agent's gateway connection and the services it published (or tried to). */
+export function formatAgent(a: AgentStatusView): string[] {
+  const last = a.lastError ? ` (last error ${a.lastError.reason} at ${a.lastError.time}: ${a.lastError.message})` : '';
+  const line =
+    a.state === 'connected'
+      ? `connected to gateway ${a.gateway}${a.connectedSince ? ` since ${a.connectedSince}` : ''}, datagrams over ${a.datagrams}`
+      : `${a.state}, gateway ${a.gateway}${last}`;
+  const out = ['', `AGENT ${a.name}: ${line}`];
+  if (a.services.length > 0) {
+    out.push(
+      table(
+        ['SERVICE', 'PROTO', 'LOCAL', 'REMOTE', 'STATE', 'BOUND'],
+        a.services.map((s) => [s.name, s.proto, s.local, s.remote ?? '-', s.refusal && s.state === 'refused' ? `refused (${s.refusal.code}: ${s.refusal.message})` : s.state, s.bound ?? '-']),
+      ),
+    );
+  }
+  return out;
 }
 
 /** The PEERS and CONNECT tables of an agent, and the gateway's peer relay line. */
@@ -218,7 +252,7 @@ export function formatPeers(peers: StatusPeers): string[] {
             l.peer,
             l.role,
             l.state,
-            l.state === 'idle' ? '-' : l.path,
+            l.state === 'idle' || l.state === 'peer-offline' ? '-' : l.path,
             l.timeToDirectMs === null ? '-' : `${l.timeToDirectMs}ms`,
             l.diagnosis.selected ?? '-',
             (l.reason ?? '-') + (l.lastRefusal ? ` (last refusal: ${l.lastRefusal})` : ''),

@@ -8,6 +8,8 @@ export type SluiceErrorCode =
   | 'SLUICE_ERR_BIND'
   | 'SLUICE_ERR_DIAL_TIMEOUT'
   | 'SLUICE_ERR_DIAL_FAILED'
+  /** A connect listener's peer agent is not connected to the gateway (PEER_OPEN refused with peer-offline). */
+  | 'SLUICE_ERR_PEER_OFFLINE'
   | 'SLUICE_ERR_RESOLVE'
   | 'SLUICE_ERR_ADDRESS_INVALID'
   | 'SLUICE_ERR_ACL_DENIED'

@@ -54,6 +54,8 @@ export interface LinkHost {
   /** The link is closed for good; the registry drops it. */
   closed(link: AgentLink, reason: string): void;
   agentDown(link: AgentLink, end: ChannelEnd): void;
+  /** A published service's public listener closed (UNPUBLISH, stale after a resume, or the link closed). */
+  serviceClosed(link: AgentLink, service: PublishedService): void;
 }
 
 const RETAGGED_KEPT = 1024;
@@ -176,7 +178,7 @@ export class AgentLink implements AgentTunnel {
     this.#mux?.destroyAll();
     for (const k of this.#keys) this.host.forgetKey(k.keyId);
     this.#keys = [];
-    const routes = [...this.services.values()].map((s) => s.route.close('upstream-closed'));
+    const routes = [...this.services.values()].map((s) => this.#closeService(s));
     this.services.clear();
     for (const c of this.#connectees.values()) c.closed = true;
     this.#connectees.clear();
@@ -190,7 +192,12 @@ export class AgentLink implements AgentTunnel {
     if (!s) return;
     this.services.delete(serviceId);
     for (const c of this.#connectees.values()) if (c.serviceId === serviceId) this.#drop(c);
+    await this.#closeService(s);
+  }
+
+  async #closeService(s: PublishedService): Promise<void> {
     await s.route.close('upstream-closed');
+    this.host.serviceClosed(this, s);
   }
 
   /** One control message to the agent, once it reads full-size frames; false when not sent. */

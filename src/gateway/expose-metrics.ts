@@ -5,10 +5,17 @@ import type { Gateway } from './gateway.js';
 /**
  * Prometheus metrics of the gateway and the agent, read from their cumulative counters at scrape
  * time (never one call per datagram). Names in docs/expose.md.
+ *
+ * Only the families of what runs are registered: `sluice_gateway_*` where `read()` has a gateway
+ * now, `sluice_agent_*` where it has an agent (neither changes without a restart), so a pure
+ * gateway exports no `sluice_agent_connected 0` for an alert to fire on.
  */
 export function registerExposeMetrics(registry: Registry, read: () => { gateway: Gateway | undefined; agent: Agent | undefined }): void {
   const registers = [registry];
+  const now = read();
+  const runs = (name: string) => (name.startsWith('sluice_gateway_') ? now.gateway !== undefined : now.agent !== undefined);
   const counter = (name: string, help: string, labelNames: string[], fill: (inc: (labels: Record<string, string>, n: number) => void) => void) =>
+    runs(name) &&
     new Counter({
       name,
       help,
@@ -22,6 +29,7 @@ export function registerExposeMetrics(registry: Registry, read: () => { gateway:
       },
     });
   const gauge = (name: string, help: string, labelNames: string[], fill: (set: (labels: Record<string, string>, n: number) => void) => void) =>
+    runs(name) &&
     new Gauge({
       name,
       help,

@@ -88,7 +88,7 @@ export async function startExposure(config: SluiceConfig, deps: ExposureDeps): P
         routeDeps: deps.routeDeps,
         observer: {
           peerChanged: (l) =>
-            log.info({ peer: l.peer, state: l.state, path: l.path, reason: l.diagnosis().reason }, `agent: peer ${l.peer} ${l.state}${l.state === 'connected' ? ` (${l.path})` : ''}`),
+            log.info({ peer: l.peer, state: l.shownState, path: l.path, reason: l.diagnosis().reason }, `agent: peer ${l.peer} ${l.shownState}${l.shownState === 'connected' ? ` (${l.path})` : ''}`),
           connected: (e) => log.info({ gateway: e.gateway, resumed: e.resumed }, 'agent: connected to the gateway'),
           disconnected: (e) => log.warn({ reason: e.failure, retryInMs: e.retryInMs }, `agent: not connected: ${e.message}`),
           published: (e) => log.info({ service: e.service, bound: e.bound }, 'agent: service published'),

@@ -2,7 +2,7 @@ import { randomInt } from 'node:crypto';
 import { once } from 'node:events';
 import type net from 'node:net';
 import tls from 'node:tls';
-import { canonicalIp, formatHostPort, type Endpoint } from '../core/address.js';
+import { canonicalIp, formatHostPort, formatListen, type Endpoint } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import { errnoCode, SluiceError } from '../core/errors.js';
 import type { GatewayConfig } from '../config/gateway-schema.js';
@@ -21,9 +21,20 @@ import { newGatewayCounters, type GatewayCounters } from './counters.js';
 import { DatagramDemux } from './demux.js';
 import { runGatewayHandshake, type HandshakeFailure, type HandshakeOutcome } from './handshake.js';
 import { PeerRelay } from './peer-relay.js';
-import type { RouteDepsSource } from '../listen/route.js';
+import type { RouteDepsSource, RouteRuntime } from '../listen/route.js';
 import { ServicePublisher } from './service-publisher.js';
 import { StunBindingServer, stunRoute } from './stun-server.js';
+
+/** One agent service's public listener on this gateway, as `Gateway.published()` lists it. */
+export interface PublishedRoute {
+  readonly agent: string;
+  /** attached: the agent's control connection is up; detached: within its resume grace. */
+  readonly agentState: 'attached' | 'detached' | 'closed';
+  readonly service: string;
+  /** After a resume, until the agent publishes the service again (then it closes if it does not). */
+  readonly stale: boolean;
+  readonly route: RouteRuntime;
+}
 
 /** What the gateway reports; each is called once per occurrence, at the boundary that owns it. */
 export interface GatewayObserver {
@@ -134,6 +145,10 @@ export class Gateway {
         this.#observer.agentGone?.({ agent: link.name, reason });
       },
       agentDown: (link, end) => this.#observer.agentDown?.({ agent: link.name, reason: describeEnd(end) }),
+      serviceClosed: (_link, s) => {
+        const r = s.route;
+        deps.events.emit({ type: 'route-down', at: deps.clock.wallNow(), route: r.name, listen: formatListen(r.config.listen), address: r.local });
+      },
     };
     const demux = new DatagramDemux({
       stun: config.stun ? stunRoute(this.stun) : undefined,
@@ -177,6 +192,18 @@ export class Gateway {
 
   agents(): AgentLink[] {
     return [...this.#links.values()];
+  }
+
+  /**
+   * The public listeners of every agent's published services, with whose they are: the admin API,
+   * metrics, records and the dashboard show them beside the node's own routes.
+   */
+  published(): PublishedRoute[] {
+    const out: PublishedRoute[] = [];
+    for (const link of this.#links.values()) {
+      for (const s of link.services.values()) out.push({ agent: link.name, agentState: link.state, service: s.name, stale: s.stale, route: s.route });
+    }
+    return out;
   }
 
   /** Pre-auth connections right now. */

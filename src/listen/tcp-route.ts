@@ -216,7 +216,7 @@ export class TcpRoute implements RouteRuntime {
           message: err.message,
           latencyMs: clock.now() - c.startedAt,
         });
-        this.#finish(c, 'upstream-unreachable');
+        this.#finish(c, err.code === 'SLUICE_ERR_PEER_OFFLINE' ? 'peer-offline' : 'upstream-unreachable');
       },
     );
   }

@@ -12,6 +12,11 @@ const REJECT_LINES = { perSecond: 20, burst: 40 };
 const MAX_PEERS_REMEMBERED = 1024;
 
 export interface AccessLogOptions {
+  /**
+   * This process run's UUID, written on every line: `flowId` restarts at 1 with each run, so a file
+   * appended across restarts identifies a flow by (`instanceId`, `flowId`).
+   */
+  readonly instanceId?: string;
   /** The peer flow of a connect session, so its `end` line says which path carried it (`peerPath`). */
   readonly peerFlow?: PeerFlowLookup;
 }
@@ -28,17 +33,19 @@ export function accessLogSink(out: LineWriter, clock: Clock, opts: AccessLogOpti
   const time = (at: number) => new Date(at).toISOString();
   const peers = peerPathTracker(opts.peerFlow);
   const lastPeerLine = new Map<string, string>();
+  const instance = opts.instanceId === undefined ? {} : { instanceId: opts.instanceId };
   return (e) => {
     switch (e.type) {
       case 'session-started':
         peers.started(e.flow);
-        out.write(JSON.stringify({ time: time(e.at), event: 'start', ...flowFields(e.flow, e.upstream) }) + '\n');
+        out.write(JSON.stringify({ time: time(e.at), event: 'start', ...instance, ...flowFields(e.flow, e.upstream) }) + '\n');
         return;
       case 'session-ended':
         out.write(
           JSON.stringify({
             time: time(e.at),
             event: 'end',
+            ...instance,
             ...flowFields(e.flow, e.upstream),
             startTime: time(e.startedAt),
             durationMs: e.durationMs,
@@ -54,7 +61,7 @@ export function accessLogSink(out: LineWriter, clock: Clock, opts: AccessLogOpti
         if (lastPeerLine.get(e.peer) === key) return;
         if (!lastPeerLine.has(e.peer) && lastPeerLine.size >= MAX_PEERS_REMEMBERED) lastPeerLine.clear();
         lastPeerLine.set(e.peer, key);
-        out.write(JSON.stringify({ time: time(e.at), event: 'peer-path', peer: e.peer, state: e.state, path: e.path, ...(e.reason === undefined ? {} : { reason: e.reason }) }) + '\n');
+        out.write(JSON.stringify({ time: time(e.at), event: 'peer-path', ...instance, peer: e.peer, state: e.state, path: e.path, ...(e.reason === undefined ? {} : { reason: e.reason }) }) + '\n');
         return;
       }
       case 'session-rejected':
@@ -66,6 +73,7 @@ export function accessLogSink(out: LineWriter, clock: Clock, opts: AccessLogOpti
           JSON.stringify({
             time: time(e.at),
             event: 'reject',
+            ...instance,
             route: e.route,
             proto: e.proto,
             clientAddr: e.client.address,

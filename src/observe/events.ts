@@ -17,6 +17,8 @@ export type EndReason =
   | 'client-error'
   | 'upstream-error'
   | 'upstream-unreachable'
+  /** A connect listener's peer agent is not connected to the gateway. */
+  | 'peer-offline'
   | 'evicted'
   | 'route-removed'
   | 'shutdown'
@@ -73,11 +75,11 @@ export type SluiceEvent =
   | { type: 'dial-ok'; at: number; flow: FlowRef; latencyMs: number }
   | { type: 'datagrams-dropped'; at: number; route: string; reason: DropReason; count: number }
   | { type: 'route-up'; at: number; route: string; listen: string; address: Endpoint; /** Set for routes from container labels. */ origin?: RouteOrigin }
-  | { type: 'route-down'; at: number; route: string; listen: string }
+  | { type: 'route-down'; at: number; route: string; listen: string; /** The address it was bound to (the real port when `listen` said 0). */ address: Endpoint }
   | { type: 'config-reloaded'; at: number; added: string[]; removed: string[]; changed: string[]; rebuilt: string[] }
   | { type: 'config-rejected'; at: number; problems: string[] }
   /** A peer link of `agent.connect` / `expose.peers` changed state or path (docs/connect.md). */
-  | { type: 'peer-path'; at: number; peer: string; state: 'idle' | 'connecting' | 'connected'; path: 'direct' | 'relayed'; reason: string | undefined };
+  | { type: 'peer-path'; at: number; peer: string; /** `peer-offline`: the gateway says the peer agent is not connected to it. */ state: 'idle' | 'connecting' | 'connected' | 'peer-offline'; path: 'direct' | 'relayed'; reason: string | undefined };
 
 export type EventType = SluiceEvent['type'];
 export type Sink = (event: SluiceEvent) => void;

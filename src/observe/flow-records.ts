@@ -25,6 +25,8 @@ export interface FlowRecord extends Omit<FlowFields, 'proto'>, FlowCounters {
   time: string;
   event: 'start' | 'update' | 'end';
   source: FlowSource;
+  /** The UUID of the process run that wrote the record (flowId restarts at 1 with each run). */
+  instanceId: string;
   flowUuid: string;
   direction: FlowDirection;
   startTime: string;
@@ -100,6 +102,7 @@ export function createFlowRecords(out: LineWriter, opts: FlowRecordOptions): Flo
       time: iso(at),
       event,
       source: 'sluice',
+      instanceId,
       flowUuid: flowUuid(instanceId, 'sluice', flow.id),
       direction,
       ...flowFields(flow, upstream),

@@ -26,6 +26,8 @@ export interface MetricsOptions {
   readonly processMetrics?: boolean;
   /** The UDP datapath in use, read at every scrape for `sluice_datapath_info`. Default js. */
   readonly datapath?: () => 'js' | 'native';
+  /** Registers `sluice_peer_path_changes_total` (where an agent runs: only it reports peer paths). Default false. */
+  readonly peerPaths?: boolean;
 }
 
 export interface SluiceMetrics {
@@ -179,12 +181,14 @@ export function createMetrics(registry: Registry, opts: MetricsOptions = {}): Sl
     registers,
   });
   for (const result of ['ok', 'rejected']) reloads.inc({ result }, 0);
-  const peerPathChanges = new Counter({
-    name: 'sluice_peer_path_changes_total',
-    help: 'A connected peer link took a path: relayed (first, or back from direct) or direct; counted from peer-path events',
-    labelNames: ['peer', 'path'] as const,
-    registers,
-  });
+  const peerPathChanges = opts.peerPaths
+    ? new Counter({
+        name: 'sluice_peer_path_changes_total',
+        help: 'A connected peer link took a path: relayed (first, or back from direct) or direct; counted from peer-path events',
+        labelNames: ['peer', 'path'] as const,
+        registers,
+      })
+    : undefined;
   /** The path each connected peer link is on, since it last went idle (bounded by the config's peers). */
   const peerPaths = new Map<string, string>();
 
@@ -303,7 +307,7 @@ export function createMetrics(registry: Registry, opts: MetricsOptions = {}): Sl
           if (e.state === 'idle') peerPaths.delete(e.peer);
           return;
         }
-        if (peerPaths.get(e.peer) === e.path) return;
+        if (!peerPathChanges || peerPaths.get(e.peer) === e.path) return;
         peerPaths.set(e.peer, e.path);
         peerPathChanges.inc({ peer: e.peer, path: e.path });
         return;

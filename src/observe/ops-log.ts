@@ -15,7 +15,7 @@ export function opsLogSink(log: Logger, clock: { now(): number }): (e: SluiceEve
         log.info({ route: e.route, listen: e.listen, address: formatHostPort(e.address.address, e.address.port) }, 'route up');
         return;
       case 'route-down':
-        log.info({ route: e.route, listen: e.listen }, 'route down');
+        log.info({ route: e.route, listen: e.listen, address: formatHostPort(e.address.address, e.address.port) }, 'route down');
         return;
       case 'config-reloaded':
         log.info({ added: e.added, removed: e.removed, changed: e.changed, rebuilt: e.rebuilt }, 'config reloaded');

@@ -64,7 +64,7 @@ export function registerPeerMetrics(registry: Registry, read: () => Agent | unde
     collect() {
       this.reset();
       const agent = read();
-      if (agent) for (const l of agent.peers.links.values()) this.set({ peer: l.peer, state: l.state, path: l.path }, 1);
+      if (agent) for (const l of agent.peers.links.values()) this.set({ peer: l.peer, state: l.shownState, path: l.path }, 1);
     },
   });
   new Gauge({

@@ -9,6 +9,9 @@ import type { RouteRuntime } from '../listen/route.js';
 import { AdminServer } from '../admin/admin-server.js';
 import { LiveHub } from '../admin/live-hub.js';
 import { RecentActivity } from '../admin/recent.js';
+import { RouteTraffic } from '../admin/route-traffic.js';
+import type { RouteView } from '../admin/views.js';
+import { agentStatusView } from '../agent/agent-view.js';
 import type { Agent } from '../agent/agent.js';
 import { gatewayPeersView, peerFlowOf, peerSummary, peerView, type GatewayPeerSource } from '../agent/peer-view.js';
 import { accessLogSink } from './access-log.js';
@@ -21,6 +24,7 @@ import { openLineWriter, type LineWriter } from './line-writer.js';
 import { createMetrics, type SluiceMetrics } from './metrics.js';
 import type { FlowRef } from './events.js';
 import { registerPeerMetrics } from './peer-metrics.js';
+import { ServedRoutes, type PublishedSource } from './served-routes.js';
 import { openRecordOutput } from './record-output.js';
 import { RotatingFileWriter, type RecordWriter } from './rotating-file.js';
 
@@ -39,7 +43,7 @@ export interface RecordingDeps {
    * The gateway and agent of `gateway:` / `agent:` (App.exposure), read lazily: /api/peers, the
    * peer metrics, `peerPath` in records, and the agent's connect listeners beside the node's routes.
    */
-  readonly exposure?: () => { readonly gateway?: GatewayPeerSource | undefined; readonly agent?: Agent | undefined } | undefined;
+  readonly exposure?: () => { readonly gateway?: (GatewayPeerSource & PublishedSource) | undefined; readonly agent?: Agent | undefined } | undefined;
   /** This process's UUID for flow UUIDs; a fresh one by default. */
   readonly instanceId?: string;
   /** Test seams for the conntrack source (a fake `conntrack`, another namespace's sysctls). */
@@ -93,7 +97,10 @@ export class Recording {
   readonly instanceId: string;
   readonly recent = new RecentActivity();
   readonly live: LiveHub;
+  /** Per-route traffic for /api/routes; subscribed while the admin listener runs. */
+  readonly traffic: RouteTraffic;
   readonly #deps: RecordingDeps;
+  readonly #served: ServedRoutes;
   readonly #startedAt: number;
   readonly #version: string;
   #accessLog: AccessLogPart | undefined;
@@ -109,18 +116,22 @@ export class Recording {
     this.instanceId = deps.instanceId ?? newInstanceId();
     this.#startedAt = deps.clock.wallNow();
     this.#version = sluiceVersion();
+    this.#served = new ServedRoutes({ routes: deps.routes, gateway: () => deps.exposure?.()?.gateway, agent: () => this.#agent() });
     this.live = new LiveHub({ clock: deps.clock, routes: () => this.#routes() });
+    this.traffic = new RouteTraffic(() => this.#routes());
   }
 
   #agent(): Agent | undefined {
     return this.#deps.exposure?.()?.agent;
   }
 
-  /** The node's routes and the agent's connect listeners (ordinary routes named `connect/<name>`). */
   #routes(): readonly RouteRuntime[] {
-    const connect = this.#agent()?.connectRoutes;
-    const routes = this.#deps.routes();
-    return connect && connect.length > 0 ? [...routes, ...connect] : routes;
+    return this.#served.all();
+  }
+
+  /** The body of `GET /api/routes` (docs/admin.md). */
+  routeViews(): RouteView[] {
+    return this.#served.views(this.traffic);
   }
 
   /** The peer flow behind a connect session, for `peerPath` in records and the peer metrics. */
@@ -182,7 +193,9 @@ export class Recording {
   /** What /api/health shows about the recording side. */
   status(): Record<string, unknown> {
     const routes = this.#routes();
-    const peers = peerSummary(this.#agent());
+    const agent = this.#agent();
+    const gateway = this.#served.gatewaySummary();
+    const peers = peerSummary(agent);
     return {
       version: this.#version,
       instanceId: this.instanceId,
@@ -197,6 +210,8 @@ export class Recording {
       conntrack: this.#conntrack ? { state: this.#conntrack.source.state, pid: this.#conntrack.source.pid, stats: this.#conntrack.source.stats } : { state: 'off' },
       metrics: this.#metrics ? { process: this.#metrics.process !== undefined } : 'off',
       ...(peers ? { peers } : {}),
+      ...(gateway ? { gateway } : {}),
+      ...(agent ? { agent: agentStatusView(agent) } : {}),
     };
   }
 
@@ -241,12 +256,15 @@ export class Recording {
       const registry = new Registry();
       const routes = () => this.#routes();
       const metrics = createMetrics(registry, {
-        liveCounters: () => routes().flatMap((r) => r.sessions()),
-        activeSessions: () => routes().map((r) => ({ route: r.name, proto: r.config.listen.transport, active: r.active })),
+        // The agent's UDP sessions toward its local services are counted live too (route `<agent>/<service>`).
+        liveCounters: () => [...routes().flatMap((r) => r.sessions()), ...(this.#agent()?.local.udpSessions() ?? [])],
+        activeSessions: () => [...routes().map((r) => ({ route: r.name, proto: r.config.listen.transport, active: r.active })), ...(this.#agent()?.local.activeCounts() ?? [])],
         datapath: this.#deps.datapath,
+        peerPaths: config!.agent !== undefined,
       });
-      const peerMetrics = registerPeerMetrics(registry, () => this.#agent(), this.#peerFlow);
-      const unsubscribe = [this.#deps.events.subscribe(metrics.sink), this.#deps.events.subscribe(peerMetrics.sink)];
+      // Peer families only where an agent runs (`agent:` needs a restart to come or go).
+      const peerMetrics = config!.agent ? registerPeerMetrics(registry, () => this.#agent(), this.#peerFlow) : undefined;
+      const unsubscribe = [this.#deps.events.subscribe(metrics.sink), ...(peerMetrics ? [this.#deps.events.subscribe(peerMetrics.sink)] : [])];
       this.#metrics = { registry, metrics, unsubscribe: () => unsubscribe.forEach((u) => u()), unwatch: {}, process: undefined };
       this.#watchDrops();
     }
@@ -301,6 +319,7 @@ export class Recording {
       clock,
       log,
       routes: () => this.#routes(),
+      routeViews: () => this.routeViews(),
       peers: () => this.peers(),
       metrics: () => this.#exposition(),
       health: () => this.status(),
@@ -311,9 +330,11 @@ export class Recording {
     if (!this.#adminViews) {
       const a = events.subscribe(this.recent.sink);
       const b = events.subscribe(this.live.sink);
+      const c = events.subscribe(this.traffic.sink);
       this.#adminViews = () => {
         a();
         b();
+        c();
       };
     }
     log.info({ address: formatHostPort(admin.address.address, admin.address.port), token: config.token !== undefined }, 'admin listening');
@@ -334,7 +355,7 @@ export class Recording {
         output === 'stdout' || output === 'stderr'
           ? openLineWriter(output)
           : new RotatingFileWriter(output, { maxBytes: Number.MAX_SAFE_INTEGER, maxFiles: 0, maxBufferBytes: 16 * 1024 * 1024, lingerMs: FILE_LINGER_MS, clock: this.#deps.clock });
-      this.#accessLog = { output, writer, unsubscribe: this.#deps.events.subscribe(accessLogSink(writer, this.#deps.clock, { peerFlow: this.#peerFlow })) };
+      this.#accessLog = { output, writer, unsubscribe: this.#deps.events.subscribe(accessLogSink(writer, this.#deps.clock, { peerFlow: this.#peerFlow, instanceId: this.instanceId })) };
     }
     this.#watchDrops();
   }

@@ -1,6 +1,6 @@
 import { canonicalIp, ipv4PortKey, type Endpoint } from '../core/address.js';
 import type { Clock, Timer } from '../core/clock.js';
-import { errnoCode } from '../core/errors.js';
+import { errnoCode, isSluiceError } from '../core/errors.js';
 import type { RouteConfig } from '../config/types.js';
 import { applyAdmitter, eventReporter, type Admitter, type VerdictReporter } from '../admission/admitter.js';
 import { UdpProxyHeaders } from './udp-proxy-header.js';
@@ -171,6 +171,7 @@ export class UdpSessionTable implements UdpSessionOwner {
   }
 
   upstreamFailed(s: UdpSession, err: Error): void {
+    if (isSluiceError(err, 'SLUICE_ERR_PEER_OFFLINE')) return this.end(s, 'peer-offline');
     const code = errnoCode(err);
     this.end(s, code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' ? 'upstream-unreachable' : 'upstream-error');
   }
@@ -290,7 +291,7 @@ export class UdpSessionTable implements UdpSessionOwner {
         latencyMs: this.deps.clock.now() - started,
       });
       this.#drops[3] += s.queue?.length ?? 0;
-      this.end(s, 'upstream-unreachable');
+      this.end(s, isSluiceError(err, 'SLUICE_ERR_PEER_OFFLINE') ? 'peer-offline' : 'upstream-unreachable');
     }
   }
 

@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { udpClient, waitFor } from '../helpers/net.js';
-import { TOKEN } from '../gateway/expose-helpers.js';
 import { peerApps } from './peer-app.js';
-import { getJson, request, startApp, tempDir } from './app-helper.js';
+import { getJson, request } from './app-helper.js';
+import { startGatewayApp } from './exposure-apps.js';
 import type { PeersView } from '../../src/agent/peer-view.js';
 import { formatPeers, formatStatus, type StatusPeers } from '../../src/cli/status.js';
 
@@ -199,21 +199,7 @@ test('GET /api/peers with path: relay pinned: relayed, the reason says so, no IC
 });
 
 test('GET /api/peers on a gateway: its signalling and relay counters; no agent', async (t) => {
-  const dir = await tempDir(t, 'sluice-peer-gw-');
-  const s = await startApp(
-    t,
-    `
-gateway:
-  listen: 127.0.0.1:0
-  stateDir: ${dir}
-  agents:
-    home: { token: "${TOKEN}" }
-  ports: 1024-65535
-accessLog: { output: off }
-admin: { listen: 127.0.0.1:0 }
-lifecycle: { drainTimeout: 1s }
-`,
-  );
+  const s = await startGatewayApp(t);
   const v = await getJson<PeersView & { gateway: Record<string, unknown> }>(`${s.admin()}/api/peers`);
   assert.equal(v.agent, null);
   assert.deepEqual(v.links, []);

@@ -13,7 +13,16 @@ export async function peerApps(t: TestContext, connect: string, extra: (dir: str
   const gw = await startGateway(t, peerGatewayConfig(dir));
   const echo = await udpEcho(t);
   const home = await startAgent(t, peerAgentConfig(gw, 'home', `  expose:\n    wg: { local: 127.0.0.1:${echo.port}, peers: [laptop] }\n`));
-  const s = await startApp(
+  const s = await startLaptopApp(t, gw, connect, extra(dir));
+  const agent = s.app.exposure!.agent!;
+  await connected(home.agent);
+  await connected(agent);
+  return { dir, gw, echo, home, s, agent, listen: agent.connectRoutes[0]!.local.port };
+}
+
+/** `laptop` as a whole App with an admin listener: `connect` as in peerApps, `extra` top-level YAML. */
+export function startLaptopApp(t: TestContext, gw: { port: number; fingerprint: string }, connect: string, extra: string) {
+  return startApp(
     t,
     `
 agent:
@@ -25,12 +34,8 @@ agent:
   peerCandidates: [loopback]
   connect:
 ${connect}
-${extra(dir)}admin: { listen: 127.0.0.1:0 }
+${extra}admin: { listen: 127.0.0.1:0 }
 lifecycle: { drainTimeout: 1s }
 `,
   );
-  const agent = s.app.exposure!.agent!;
-  await connected(home.agent);
-  await connected(agent);
-  return { dir, gw, echo, home, s, agent, listen: agent.connectRoutes[0]!.local.port };
 }

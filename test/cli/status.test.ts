@@ -98,7 +98,7 @@ test('sluice status: unreachable admin API and bad usage', async (t) => {
 
 test('formatStatus: columns padded to the widest cell; no sessions', () => {
   const text = formatStatus(
-    [{ name: 'a-long-route-name', proto: 'tcp', state: 'up', listen: 'tcp://[::]:22', address: '[::]:22', upstream: 'db.internal:22', active: 0, settings: {} }],
+    [{ name: 'a-long-route-name', kind: 'route', proto: 'tcp', state: 'up', listen: 'tcp://[::]:22', address: '[::]:22', upstream: 'db.internal:22', active: 0, bytesFromClient: 0, bytesToClient: 0, packetsFromClient: 0, packetsToClient: 0, settings: {} }],
     { total: 0, truncated: false, sessions: [] },
   );
   assert.equal(

@@ -67,3 +67,34 @@ test('direct: no reason, the selected pair and the pairs with their outcome', ()
   assert.deepEqual(d.pairs.map((p) => p.state), ['failed', 'succeeded']);
   assert.deepEqual(d.remoteCandidates, ['host 10.0.2.2:5000', 'srflx 198.51.100.20:40000']);
 });
+
+test('NAT verdict on a working direct link: from the mapping the peer saw in the checks, not only from prflx candidates', () => {
+  // Two cone NATs: each side's checks were answered with its srflx mapping (so no prflx candidate
+  // is ever made), and the peer answered from its own srflx address.
+  const checked = (local: IceCandidate, remote: IceCandidate, mapped: IceCandidate) =>
+    ({ base: { kind: 'socket', candidate: local }, remote, state: 'succeeded', mapped, rttMs: 2 }) as unknown as CandidatePair;
+  const cone = diagnose({
+    wantDirect: true, state: 'connected', keys: true, peer: 'home',
+    ice: {
+      state: 'connected', local: [hostA, srflxA], remote: [hostB, srflxB],
+      pairs: [pair(hostA, hostB, 'failed'), checked(hostA, srflxB, srflxA)],
+      selected: { local: { type: 'srflx', address: srflxA.address, port: srflxA.port }, remote: { type: 'srflx', address: srflxB.address, port: srflxB.port }, base: { address: hostA.address, port: hostA.port, family: 4 }, relayed: false, rttMs: 2 },
+    },
+  });
+  assert.equal(cone.reason, undefined);
+  assert.deepEqual(cone.nat, { local: 'keeps one mapping for every destination (cone NAT)', remote: 'keeps one mapping for every destination (cone NAT)' });
+
+  // This side symmetric: the peer saw another port than the gateway did; the peer's side cone.
+  const mappedA = cand('prflx', '198.51.100.10', 30555);
+  const sym = diagnose({
+    wantDirect: true, state: 'connected', keys: true, peer: 'home',
+    ice: { state: 'connected', local: [hostA, srflxA], remote: [hostB, srflxB], pairs: [checked(hostA, srflxB, mappedA)], selected: undefined },
+  });
+  assert.equal(sym.nat.local, 'maps ports per destination (symmetric NAT): 30000 toward the gateway, 30555 toward the peer');
+  assert.equal(sym.nat.remote, 'keeps one mapping for every destination (cone NAT)');
+
+  // A pair through a TURN relay says nothing about either NAT's mapping toward the peer.
+  const relayed = { base: { kind: 'relay', candidate: cand('relay', '203.0.113.9', 50000) }, remote: srflxB, state: 'succeeded', mapped: cand('relay', '203.0.113.9', 50000) } as unknown as CandidatePair;
+  const viaTurn = diagnose({ wantDirect: true, state: 'connected', keys: true, ice: { state: 'connected', local: [hostA, srflxA], remote: [hostB, srflxB], pairs: [relayed], selected: undefined } });
+  assert.equal(viaTurn.nat.local, 'behind NAT, mapping toward the peer not seen yet');
+});

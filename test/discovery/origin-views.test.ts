@@ -41,7 +41,7 @@ routes:
   const start = JSON.parse(lines[0]!) as { origin?: unknown };
   assert.deepEqual(start.origin, { container: 'dns-echo', containerId: '3f2a1c9b0e12aabbccdd', labels: 'sluice' });
 
-  const views = node.routes().map(routeView);
+  const views = node.routes().map((r) => routeView(r));
   assert.deepEqual(views.find((v) => v.name === 'dns')!.origin, origin);
   assert.equal(views.find((v) => v.name === 'plain')!.origin, undefined);
   const sessions = sessionsView(node.routes(), Date.now());

@@ -346,6 +346,11 @@ test('connect through all 25 NAT-type pairs: lazy listener from idle, every data
     assert.equal(c.homePath, c.finalPath, `${where}: home's path ${c.homePath}, laptop's ${c.finalPath}`);
     if (c.expectedDirect) {
       assert.ok(c.timeToDirectMs !== null && c.timeToDirectMs > 0, `${where}: timeToDirectMs ${c.timeToDirectMs}`);
+      // docs/connect.md: on a working direct link between two cone NATs, both sides read as cone
+      // (from the mappings the checks saw), not "mapping toward the peer not seen yet".
+      const cone = (x: NatType) => x === 'full-cone' || x === 'restricted' || x === 'port-restricted';
+      const CONE = 'keeps one mapping for every destination (cone NAT)';
+      if (cone(c.a) && cone(c.b)) assert.deepEqual(c.diagnosis?.nat, { local: CONE, remote: CONE }, `${where}: diagnosis.nat ${JSON.stringify(c.diagnosis?.nat)}`);
       assert.ok(c.flow.relayed >= 1, `${where}: the first datagram went by the relay (${JSON.stringify(c.flow)})`);
     } else {
       assert.ok(!c.everDirect, `${where}: the path was direct at some point: ${c.events.join(', ')}`);

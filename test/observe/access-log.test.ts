@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { accessLogSink } from '../../src/observe/access-log.js';
+import { newInstanceId } from '../../src/observe/flow-id.js';
 import type { LineWriter } from '../../src/observe/line-writer.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { startNode } from '../helpers/node.js';
@@ -26,7 +27,8 @@ routes:
     udp: { idleTimeout: 5s }
 `, { clock });
   const out = memoryWriter();
-  n.events.subscribe(accessLogSink(out, clock));
+  const instanceId = newInstanceId();
+  n.events.subscribe(accessLogSink(out, clock, { instanceId }));
   const c = await udpClient(t);
   c.send(n.port('dns'), 'abc');
   await c.next();
@@ -35,12 +37,15 @@ routes:
   clock.advance(6_000);
   await waitFor(() => out.lines().length === 2, 'two lines');
   const [start, end] = out.lines();
-  assert.deepEqual(Object.keys(start!), ['time', 'event', 'flowId', 'route', 'proto', 'clientAddr', 'clientPort', 'upstreamAddr', 'upstreamPort']);
+  // Every line names the process run: flowId restarts at 1 with each run of an appended file.
+  assert.deepEqual(Object.keys(start!), ['time', 'event', 'instanceId', 'flowId', 'route', 'proto', 'clientAddr', 'clientPort', 'upstreamAddr', 'upstreamPort']);
   assert.equal(start!.event, 'start');
   assert.equal(start!.clientPort, c.port);
   assert.equal(start!.upstreamPort, echo.port);
   assert.equal(end!.event, 'end');
   assert.equal(end!.flowId, start!.flowId);
+  assert.equal(start!.instanceId, instanceId);
+  assert.equal(end!.instanceId, instanceId);
   assert.equal(end!.reason, 'idle-timeout');
   assert.equal(end!.bytesFromClient, 7);
   assert.equal(end!.bytesToClient, 7);

@@ -39,6 +39,7 @@ test('start, periodic updates with rising counters, end: one UUID, every field',
   const uuid = flowUuid(INSTANCE, 'sluice', 7);
   const common = {
     source: 'sluice',
+    instanceId: INSTANCE,
     flowUuid: uuid,
     direction: 'ingress',
     flowId: 7,
@@ -57,7 +58,7 @@ test('start, periodic updates with rising counters, end: one UUID, every field',
     { time: '2026-01-01T00:02:30.000Z', event: 'end', ...common, durationMs: 150_000, bytesFromClient: 2500, bytesToClient: 2000, packetsFromClient: 25, packetsToClient: 22, rxBytes: 2500, txBytes: 2000, rxPackets: 25, txPackets: 22, reason: 'idle-timeout' },
   ]);
   // Field order is part of the format people read: time and event first, reason last.
-  assert.match(out.lines[3]!, /^\{"time":"[^"]+","event":"end","source":"sluice","flowUuid":"[^"]+","direction":"ingress","flowId":7,"route":"dns",.*,"reason":"idle-timeout"\}\n$/);
+  assert.match(out.lines[3]!, new RegExp(`^\\{"time":"[^"]+","event":"end","source":"sluice","instanceId":"${INSTANCE}","flowUuid":"[^"]+","direction":"ingress","flowId":7,"route":"dns",.*,"reason":"idle-timeout"\\}\\n$`));
 });
 
 test('updates go only to open flows at least half an interval old', (t) => {
@@ -123,6 +124,7 @@ test('records from another source go through write(); updateIntervalMs 0 turns u
     time: '2026-01-01T00:00:00.000Z',
     event: 'start',
     source: 'conntrack',
+    instanceId: INSTANCE,
     flowUuid: flowUuid(INSTANCE, 'conntrack', 123456),
     direction: 'egress',
     flowId: 123456,

@@ -197,7 +197,7 @@ test('config reloads, route up/down and record-log drops', async () => {
   m.sink({ type: 'config-rejected', at: T0, problems: ['x'] });
   m.sink({ type: 'route-up', at: T0, route: 'a', listen: 'udp://127.0.0.1:0', address: { address: '127.0.0.1', port: 5353, family: 4 } });
   m.sink({ type: 'route-up', at: T0, route: 'b', listen: 'tcp://127.0.0.1:0', address: { address: '127.0.0.1', port: 2222, family: 4 } });
-  m.sink({ type: 'route-down', at: T0, route: 'a', listen: 'udp://127.0.0.1:0' });
+  m.sink({ type: 'route-down', at: T0, route: 'a', listen: 'udp://127.0.0.1:0', address: { address: '127.0.0.1', port: 5000, family: 4 } });
 
   let dropped = 0;
   const unwatch = m.watchRecordLog('flow', () => dropped);

@@ -86,12 +86,19 @@ function settingsText(s) {
   return parts.join(', ');
 }
 
+/** A route's name with where it comes from: container labels, or an agent's service published here. */
+function routeLabel(r) {
+  if (r.origin) return `${r.name} (container ${r.origin.container})`;
+  if (r.kind === 'published') return `${r.name} (published by ${r.agent}${r.state === 'up' ? '' : `, ${r.state}`})`;
+  return r.name;
+}
+
 function renderRoutes(activeByName) {
   fillTable(
     'routes',
     state.routes,
     [
-      [(r) => (r.origin ? `${r.name} (container ${r.origin.container})` : r.name)],
+      [routeLabel],
       [(r) => r.proto],
       [(r) => r.listen],
       [(r) => r.address],

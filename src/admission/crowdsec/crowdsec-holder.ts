@@ -3,7 +3,7 @@ import type { Clock } from '../../core/clock.js';
 import type { RouteConfig } from '../../config/types.js';
 import type { Admitter } from '../admitter.js';
 import { CrowdsecBouncer, CrowdsecCounters, type BouncerStatus } from './crowdsec-bouncer.js';
-import { registerCrowdsecMetrics } from './crowdsec-metrics.js';
+import { registerCrowdsecMetrics, unregisterCrowdsecMetrics } from './crowdsec-metrics.js';
 import type { CrowdsecSettings } from './settings.js';
 
 export interface CrowdsecHolderDeps {
@@ -70,11 +70,21 @@ export class CrowdsecHolder {
     };
   }
 
-  /** Adds the crowdsec metrics to `registry` once (call after the metrics registry may have changed). */
+  /**
+   * Adds the crowdsec metrics to `registry` while a `crowdsec:` section runs, and takes them out
+   * when it does not (a reload removed it): a family of a feature that is off would read as "down"
+   * and fire alerts. Call after `apply` and whenever the metrics registry may have changed.
+   */
   exposeMetrics(registry: Registry | undefined): void {
-    if (!registry || this.#registries.has(registry)) return;
-    this.#registries.add(registry);
-    registerCrowdsecMetrics(registry, () => ({ counters: this.counters, bouncer: this.#current }));
+    if (!registry) return;
+    const on = this.#current !== undefined;
+    if (on && !this.#registries.has(registry)) {
+      this.#registries.add(registry);
+      registerCrowdsecMetrics(registry, () => ({ counters: this.counters, bouncer: this.#current }));
+    } else if (!on && this.#registries.has(registry)) {
+      this.#registries.delete(registry);
+      unregisterCrowdsecMetrics(registry);
+    }
   }
 
   /** Stops pulling. Idempotent. */

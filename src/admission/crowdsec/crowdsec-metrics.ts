@@ -2,6 +2,19 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { CrowdsecBouncer, CrowdsecCounters } from './crowdsec-bouncer.js';
 import { PULL_FAILURES } from './lapi-stream.js';
 
+const NAMES = [
+  'sluice_crowdsec_pulls_total',
+  'sluice_crowdsec_decisions_ignored_total',
+  'sluice_crowdsec_banned',
+  'sluice_crowdsec_up',
+  'sluice_crowdsec_last_success_timestamp_seconds',
+] as const;
+
+/** Takes the families of `registerCrowdsecMetrics` out of `registry` (the section was removed). */
+export function unregisterCrowdsecMetrics(registry: Registry): void {
+  for (const name of NAMES) registry.removeSingleMetric(name);
+}
+
 /**
  * Registers the bouncer's metrics in `registry`, read at scrape time from `read()` (so a bouncer
  * replaced by a reload is picked up). Names: docs/crowdsec.md. Refusals themselves are counted

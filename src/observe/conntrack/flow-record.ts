@@ -55,6 +55,7 @@ export function conntrackFlowRecord(ev: ConntrackEvent & { proto: ConntrackProto
     time: iso(ctx.time),
     event: ev.type === 'new' ? 'start' : ev.type === 'destroy' ? 'end' : 'update',
     source: 'conntrack',
+    instanceId: ctx.instanceId,
     flowUuid: flowUuid(ctx.instanceId, 'conntrack', ev.id),
     direction: ctx.direction,
     flowId: ev.id,

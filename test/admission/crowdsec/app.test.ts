@@ -118,6 +118,8 @@ test('app: the puller starts with the app, follows reloads (policy in place, new
   await s.rewrite(yaml('', '', '', echo.port));
   assert.equal(s.app.crowdsec!.current, undefined);
   assert.equal(second.state, 'closed');
+  // Its metric families go with it: `sluice_crowdsec_up 0` would fire a "CrowdSec down" alert.
+  assert.doesNotMatch(await s.app.recording.registry!.metrics(), /sluice_crowdsec_/);
   const bCount = b.seen.length;
   const again = await udpFrom(t, '127.0.0.2');
   again.send(port(), 'z');

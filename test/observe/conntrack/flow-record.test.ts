@@ -14,6 +14,7 @@ test('ingress TCP end: client is the opener, rx = original counters, tx = reply 
     time: '2026-11-22T00:08:29.595Z',
     event: 'end',
     source: 'conntrack',
+    instanceId: INSTANCE,
     flowUuid: flowUuid(INSTANCE, 'conntrack', 2609621952),
     direction: 'ingress',
     flowId: 2609621952,
@@ -54,7 +55,7 @@ test('ICMP: ports 0, type and code of the original direction, placed after the a
   assert.equal(start.event, 'start');
   assert.equal(start.proto, 'icmp');
   assert.deepEqual([start.clientPort, start.upstreamPort, start.icmpType, start.icmpCode], [0, 0, 8, 0]);
-  assert.deepEqual(Object.keys(start).slice(10, 14), ['upstreamAddr', 'upstreamPort', 'icmpType', 'icmpCode']);
+  assert.deepEqual(Object.keys(start).slice(11, 15), ['upstreamAddr', 'upstreamPort', 'icmpType', 'icmpCode']);
   assert.equal(start.reason, undefined);
   assert.equal(start.durationMs, 0);
   assert.equal(start.rxBytes + start.txBytes + start.rxPackets + start.txPackets, 0, 'start records have zero counters');
