@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDurationMs } from '../core/duration.js';
+import { DEFAULT_REPLY_BUDGET } from '../core/reply-budget.js';
 import { parseHostPort, parseListenUrl } from '../core/address.js';
 import { exposeSchemas } from './gateway-schema.js';
 import { observeShape } from './observe-schema.js';
@@ -39,6 +40,13 @@ const udp = z
     onLimit: z.enum(['reject', 'evict-lru']).default('reject'),
     setupQueue: count(4096).default(64),
     maxDatagramBytes: z.number().int().min(1).max(65535).default(65507),
+    // No default here: it depends on where the settings apply (replyBudgetOf).
+    replyBudget: z
+      .union([
+        z.literal('off'),
+        z.strictObject({ ratio: z.number().min(1).max(1_000_000).default(DEFAULT_REPLY_BUDGET.ratio), window: duration.prefault('10s') }),
+      ])
+      .optional(),
   })
   .prefault({});
 

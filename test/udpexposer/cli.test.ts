@@ -20,8 +20,19 @@ test('udpexposer flags: defaults and both roles', () => {
     pingIntervalMs: 25_000,
     password: undefined,
     allowPrivatePeers: false,
+    allowLoopbackPeers: false,
+    replyBudget: { ratio: 64, windowMs: 10_000 },
     ignored: [],
   });
+  const budget = parseUdpexposerArgs(['0.0.0.0:1', '-s', '--reply-budget', '200/30s', '--allow-loopback-peers']);
+  assert.ok(budget !== 'help');
+  assert.deepEqual(budget.replyBudget, { ratio: 200, windowMs: 30_000 });
+  assert.equal(budget.allowLoopbackPeers, true);
+  const off = parseUdpexposerArgs(['0.0.0.0:1', '-s', '--reply-budget=off']);
+  assert.ok(off !== 'help' && off.replyBudget === 'off');
+  const clientSide = parseUdpexposerArgs(['0.0.0.0:1', '-c', '127.0.0.1:2', '-a', '127.0.0.1:3', '--reply-budget', '8', '--allow-loopback-peers']);
+  assert.ok(clientSide !== 'help');
+  assert.deepEqual(clientSide.ignored, ['--allow-loopback-peers', '--reply-budget']);
   const c = parseUdpexposerArgs(['[::]:0', '-c', '127.0.0.1:51820', '-a', '[2001:db8::1]:1234', '-n', '16', '-i', '300', '-P', 'pw']);
   assert.ok(c !== 'help');
   assert.equal(c.mode, 'client');
@@ -59,6 +70,9 @@ const bad: [string[], RegExp][] = [
   [['127.0.0.1:1', '-s', '-i', '0'], /out of range/],
   [['127.0.0.1:1', '-s', '-n', '2', '-n', '3'], /Duplicate/],
   [['127.0.0.1:1', '-s', '-x'], /Unrecognized argument: -x/],
+  [['127.0.0.1:1', '-s', '--reply-budget', '0.5'], /--reply-budget: "0.5"/],
+  [['127.0.0.1:1', '-s', '--reply-budget', '64/soon'], /--reply-budget: "64\/soon"/],
+  [['127.0.0.1:1', '-s', '--reply-budget', 'lots'], /--reply-budget/],
   [['127.0.0.1:1', '-s', '-P'], /No value/],
   [['127.0.0.1:1', '127.0.0.1:2', '-s'], /Unrecognized argument/],
   [['127.0.0.1:1', '-P', 'x', '-a', '127.0.0.1:2', '-S'], /dump-stats is not supported/],
@@ -114,4 +128,18 @@ test('runUdpexposerCommand: server and client, password mode, echo end to end, s
   ac.abort();
   assert.deepEqual(await Promise.all([serverDone, clientDone]), [0, 0]);
   assert.match(cOut.text, /Finished serving channel 1/);
+});
+
+test('runUdpexposerCommand: without -P the server says at start that it is an open amplifier, and names the reply budget', async () => {
+  const ac = new AbortController();
+  const err = sink();
+  const done = runUdpexposerCommand(['127.0.0.1:0', '-s'], { stdout: sink(), stderr: err, signal: ac.signal, clock: systemClock, onReady: () => ac.abort() });
+  assert.equal(await done, 0);
+  assert.match(err.text, /without -P this server is an open amplifier by design/);
+  assert.match(err.text, /replies to each connectee are held to 64x what it sent over 10s/);
+  const off = sink();
+  const ac2 = new AbortController();
+  await runUdpexposerCommand(['127.0.0.1:0', '-s', '-P', 'x', '--reply-budget', 'off'], { stdout: sink(), stderr: off, signal: ac2.signal, clock: systemClock, onReady: () => ac2.abort() });
+  assert.doesNotMatch(off.text, /open amplifier/);
+  assert.match(off.text, /--reply-budget off: what the client relays to a connectee is not bounded/);
 });
