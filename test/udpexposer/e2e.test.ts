@@ -11,6 +11,7 @@ import type { UdpexposerEvent } from '../../src/udpexposer/types.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { echoServer, sleep, udpPeer, waitFor } from './net.js';
 import { vectorKey, wire } from '../protocol/udpexposer/helpers.js';
+import { wireguardLikeDownload, wireguardLikeUpstream } from '../helpers/udp-shapes.js';
 
 /** Everything here runs on loopback, which a server refuses unless told (peer-policy.ts). */
 const loopbackPeers = peerPolicy({ allowPrivate: false, allowLoopback: true });
@@ -151,4 +152,18 @@ test('close() and abort are idempotent and release every socket', async () => {
   client.close();
   await Promise.all([server.closed, client.closed]);
   assert.equal(clock.pendingTimers, 0, 'keepalive timer cancelled');
+});
+
+test('a WireGuard-like tunnel with a bulk TCP download inside passes the default reply budget; a stretch-ACK flow passes with it off', async (t) => {
+  const wg = await wireguardLikeUpstream(t);
+  const { server } = await start(t, wg.port);
+  await waitFor(() => server.client !== undefined);
+  const r = await wireguardLikeDownload(t, server.local.port, 2000);
+  assert.equal(r.received, 2000);
+  assert.equal(server.counters.dropped['reply-budget'], 0);
+  t.diagnostic(`through udpexposer: ${(r.bytes / r.sentBytes).toFixed(1)}x in ${r.ms} ms`);
+  const lifted = await start(t, wg.port, {}, { replyBudget: 'off' });
+  await waitFor(() => lifted.server.client !== undefined);
+  const heavy = await wireguardLikeDownload(t, lifted.server.local.port, 2000, 16);
+  assert.equal(heavy.received, 2000);
 });
