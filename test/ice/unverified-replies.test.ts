@@ -7,6 +7,8 @@ import { StunMethod, encodeStunMessage, randomTransactionId, stunMessage, attr, 
 import { sleep, udpClient, waitFor } from '../helpers/net.js';
 import { udpAgent } from './support/udp-agent.js';
 import { gatewayConfig, startGateway } from '../gateway/expose-helpers.js';
+import { Registry } from 'prom-client';
+import { registerExposeMetrics } from '../../src/gateway/expose-metrics.js';
 
 // Every socket that answers sources it has not verified (the gateway's STUN server, the ICE
 // responder) answers at most 3x what it was sent (core/unverified-reply-guard.ts); and an ICE
@@ -48,6 +50,11 @@ test("gateway STUN server: unauthenticated requests and garbage get at most 3x b
   assert.ok(back <= 3 * sentBytes, `${back} bytes out for ${sentBytes} in`);
   assert.equal(g.bytesOut, back);
   assert.ok(g.bytesOut <= 3 * g.bytesIn);
+  const registry = new Registry();
+  registerExposeMetrics(registry, () => ({ gateway: gw.gateway, agent: undefined }));
+  const text = await registry.metrics();
+  assert.match(text, new RegExp(`sluice_gateway_unverified_reply_bytes_total\\{direction="out"\\} ${g.bytesOut}\\b`));
+  assert.match(text, new RegExp(`sluice_gateway_unverified_replies_total\\{result="sent"\\} ${g.replies}\\b`));
   t.diagnostic(`gateway STUN: ${back} bytes out for ${sentBytes} in (${(back / sentBytes).toFixed(2)}x); ${JSON.stringify(g)}`);
 });
 
