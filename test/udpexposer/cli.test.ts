@@ -110,7 +110,7 @@ test('runUdpexposerCommand: server and client, password mode, echo end to end, s
   const cOut = sink();
   let server: UdpexposerReady | undefined;
   let client: UdpexposerReady | undefined;
-  const serverDone = runUdpexposerCommand(['127.0.0.1:0', '-s', '-P', 'test-password', '-n', '2'], {
+  const serverDone = runUdpexposerCommand(['127.0.0.1:0', '-s', '-P', 'test-password', '-n', '2', '--allow-loopback-peers'], {
     stdout: sOut, stderr: sink(), signal: ac.signal, clock: systemClock, onReady: (r) => void (server = r),
   });
   await waitFor(() => server !== undefined, 5000);
@@ -142,4 +142,24 @@ test('runUdpexposerCommand: without -P the server says at start that it is an op
   await runUdpexposerCommand(['127.0.0.1:0', '-s', '-P', 'x', '--reply-budget', 'off'], { stdout: sink(), stderr: off, signal: ac2.signal, clock: systemClock, onReady: () => ac2.abort() });
   assert.doesNotMatch(off.text, /open amplifier/);
   assert.match(off.text, /--reply-budget off: what the client relays to a connectee is not bounded/);
+});
+
+test('runUdpexposerCommand: a wildcard-bound server refuses loopback peers unless --allow-loopback-peers', async (t) => {
+  for (const allow of [false, true]) {
+    const ac = new AbortController();
+    t.after(() => ac.abort());
+    let ready: UdpexposerReady | undefined;
+    const done = runUdpexposerCommand(['0.0.0.0:0', '-s', ...(allow ? ['--allow-loopback-peers'] : [])], {
+      stdout: sink(), stderr: sink(), signal: ac.signal, clock: systemClock, onReady: (r) => void (ready = r),
+    });
+    await waitFor(() => ready !== undefined, 5000);
+    const server = ready!.role === 'server' ? ready!.server : undefined;
+    const peer = await udpPeer(t);
+    peer.send(Buffer.alloc(0), ready!.local.port); // a keepalive from 127.0.0.1
+    await waitFor(() => server!.counters.keepalives + server!.counters.dropped['peer-denied'] === 1, 5000);
+    assert.equal(server!.client !== undefined, allow, allow ? 'registered' : 'refused');
+    assert.equal(server!.counters.dropped['peer-denied'], allow ? 0 : 1);
+    ac.abort();
+    assert.equal(await done, 0);
+  }
 });
