@@ -5,6 +5,7 @@ import { UnverifiedReplyGuard, type UnverifiedReplyCounters } from '../core/unve
 import { MAX_PAYLOAD_BYTES, STATS_NONCE } from '../protocol/udpexposer/constants.js';
 import { decodeFrame, hasTokenPrefix, tagBytes } from '../protocol/udpexposer/frame.js';
 import type { UdpexposerKey } from '../protocol/udpexposer/key.js';
+import { UdpexposerError } from '../protocol/udpexposer/errors.js';
 import { encodeReplyToken, verifyRequestToken } from '../protocol/udpexposer/token.js';
 import { ConnecteeTable, type Connectee } from './connectee-table.js';
 import { peerKey } from './endpoint-key.js';
@@ -148,6 +149,9 @@ export class UdpexposerServerCore {
     this.#deps = deps;
     this.#key = opts.key;
     this.#budget = opts.replyBudget === 'off' ? undefined : (opts.replyBudget ?? DEFAULT_REPLY_BUDGET);
+    if (this.#budget && !(this.#budget.ratio >= 1 && this.#budget.windowMs > 0)) {
+      throw new UdpexposerError(`replyBudget needs ratio >= 1 and windowMs > 0, got ${JSON.stringify(this.#budget)}`);
+    }
     this.counters.unverifiedReplies = this.#guard.counters;
     this.#maxPayload = opts.maxPayloadBytes ?? MAX_PAYLOAD_BYTES;
     this.#policy = opts.peerPolicy ?? peerPolicy({ allowPrivate: false, allowLoopback: false });

@@ -242,6 +242,11 @@ test('reply budget: the window slides (one to two windows), and spending stays w
   assert.equal(s.take().length, 0, 'no credit left after two silent windows');
 });
 
+test('replyBudget: a ratio under 1 or an empty window is refused at construction', () => {
+  assert.throws(() => recordingServer({ replyBudget: { ratio: 0.5, windowMs: 1000 } }), /replyBudget needs ratio >= 1/);
+  assert.throws(() => recordingServer({ replyBudget: { ratio: 8, windowMs: 0 } }), /windowMs > 0/);
+});
+
 test("replyBudget: 'off' relays everything (a download-heavy flow the operator lifted the budget for)", () => {
   const { s, spoof } = spoofSetup({ replyBudget: 'off' }, 50_000);
   assert.equal(spoof(60), 50_000);
