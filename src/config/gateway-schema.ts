@@ -42,6 +42,8 @@ export interface AgentCredentials {
   readonly token: string;
   /** Public ports this agent may ask for; the gateway's `ports` when not given. */
   readonly ports: readonly (readonly [number, number])[];
+  /** UDP settings of this agent's public listeners: `services.udp` with the agent's own `replyBudget`, if set. */
+  readonly udp?: UdpSettings;
 }
 
 /** Route settings for every public listener of an exposed service. */
@@ -155,6 +157,7 @@ export interface RouteParts {
   readonly tcp: z.ZodType<RawTcp, any>;
   readonly acl: z.ZodType<AclSpec, any>;
   readonly listen: z.ZodType<ListenAddress, string>;
+  readonly replyBudget: z.ZodType<RawUdp['replyBudget'], any>;
 }
 
 /** Builds the two schemas from the route parts of schema.ts. */
@@ -162,7 +165,7 @@ const PEER_PATHS = ['auto', 'direct', 'relay'] as const;
 const CANDIDATE_CLASSES = ['public', 'private', 'loopback', 'link-local'] as const;
 
 export function exposeSchemas(parts: RouteParts) {
-  const { duration, udp, tcp, acl, listen: listenUrl } = parts;
+  const { duration, udp, tcp, acl, listen: listenUrl, replyBudget } = parts;
   const hostPort = (allowZero: boolean) =>
     z.string().transform((text, ctx) => {
       const r = parseHostPort(text, allowZero);
@@ -186,7 +189,7 @@ export function exposeSchemas(parts: RouteParts) {
 
   const gateway = z.strictObject({
     listen: hostPort(true),
-    agents: z.record(z.string().regex(TUNNEL_NAME, 'agent names use letters, digits, _ . - (1-64, not starting with . or -)'), z.strictObject({ token, ports: ports.optional() })),
+    agents: z.record(z.string().regex(TUNNEL_NAME, 'agent names use letters, digits, _ . - (1-64, not starting with . or -)'), z.strictObject({ token, ports: ports.optional(), replyBudget })),
     ports,
     stateDir: z.string().min(1).default('sluice-state'),
     tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
@@ -317,9 +320,11 @@ export function checkExpose(
 }
 
 export function compileGateway(g: RawGateway, topAcl: AclSpec | undefined): GatewayConfig {
+  const servicesUdp = udpSettings(g.services.udp, DEFAULT_REPLY_BUDGET);
+  const agentUdp = (raw: RawUdp['replyBudget']) => (raw === undefined ? servicesUdp : { ...servicesUdp, replyBudget: replyBudgetOf(raw, undefined) });
   return {
     listen: g.listen,
-    agents: new Map(Object.entries(g.agents).map(([name, a]) => [name, { token: a.token, ports: a.ports ?? g.ports }])),
+    agents: new Map(Object.entries(g.agents).map(([name, a]) => [name, { token: a.token, ports: a.ports ?? g.ports, udp: agentUdp(a.replyBudget) }])),
     ports: g.ports,
     stateDir: g.stateDir,
     tls: g.tls,
@@ -334,7 +339,7 @@ export function compileGateway(g: RawGateway, topAcl: AclSpec | undefined): Gate
     maxServicesPerAgent: g.maxServicesPerAgent,
     maxPeerFlowsPerAgent: g.maxPeerFlowsPerAgent,
     stun: g.stun,
-    services: { udp: udpSettings(g.services.udp, DEFAULT_REPLY_BUDGET), tcp: tcpSettings(g.services.tcp), acl: g.services.acl ?? topAcl },
+    services: { udp: servicesUdp, tcp: tcpSettings(g.services.tcp), acl: g.services.acl ?? topAcl },
   };
 }
 

@@ -92,6 +92,7 @@ export class Gateway {
       settings: config.services,
       maxServicesPerAgent: config.maxServicesPerAgent,
       portsOf: (agent) => config.agents.get(agent)?.ports ?? config.ports,
+      udpOf: (agent) => config.agents.get(agent)?.udp ?? config.services.udp,
     });
     const send = (buf: Buffer, port: number, address: string) => {
       try {

@@ -70,7 +70,7 @@ routes:
   d: { listen: udp://127.0.0.1:5, upstream: 127.0.0.1:2, udp: { replyBudget: { ratio: 8 } } }
 gateway:
   listen: 127.0.0.1:7000
-  agents: { home: { token: "0123456789abcdef0123" } }
+  agents: { home: { token: "0123456789abcdef0123" }, lab: { token: "0123456789abcdef0123", replyBudget: off } }
   ports: 1024-65535
   services: { udp: { replyBudget: { ratio: 100 } } }
 `);
@@ -81,6 +81,9 @@ gateway:
   assert.deepEqual(c!.udp.replyBudget, { ratio: 200, windowMs: 30_000 });
   assert.deepEqual(d!.udp.replyBudget, { ratio: 8, windowMs: 10_000 });
   assert.deepEqual(r.config.gateway!.services.udp.replyBudget, { ratio: 100, windowMs: 10_000 });
+  assert.deepEqual(r.config.gateway!.agents.get('home')!.udp!.replyBudget, { ratio: 100, windowMs: 10_000 }, 'an agent without its own takes services.udp');
+  assert.equal(r.config.gateway!.agents.get('lab')!.udp!.replyBudget, undefined, 'gateway.agents.lab.replyBudget: off');
+  assert.equal(r.config.gateway!.agents.get('lab')!.udp!.idleTimeoutMs, 30_000, 'the rest of services.udp is kept');
 
   const bad = parseConfig(`
 routes:

@@ -54,3 +54,20 @@ test('exposure: gateway.services.udp.replyBudget off lifts the budget for a down
   assert.equal(r.received, 2000);
   assert.equal(dropped('reply-budget'), 0);
 });
+
+test("exposure: gateway.agents.<name>.replyBudget sets one agent's budget over services.udp", async (t) => {
+  const amp = await amplifyingUpstream(t, 10, 100);
+  // The agent `home` gets its own budget, 2x over 1 s, as gateway.agents.home.replyBudget compiles
+  // (parsing of the key: test/config/load.test.ts).
+  const base = gatewayConfig();
+  const home = base.agents.get('home')!;
+  const gw = await startGateway(t, { ...base, agents: new Map([['home', { ...home, udp: { ...base.services.udp, replyBudget: { ratio: 2, windowMs: 1000 } } }]]) });
+  const { agent } = await startAgent(t, agentConfig({ port: gw.port, fingerprint: gw.fingerprint }, `    amp: { local: 127.0.0.1:${amp.port}, remote: udp://127.0.0.1:0 }`));
+  const ports = await published(agent);
+  const c = await udpClient(t);
+  c.send(ports.amp!, Buffer.alloc(100)); // 200 bytes of replies allowed for this agent's services
+  await waitFor(() => amp.sent === 10, 'the service answered ten');
+  const dropped = () => gw.seen.filter((e): e is Extract<SluiceEvent, { type: 'datagrams-dropped' }> => e.type === 'datagrams-dropped' && e.reason === 'reply-budget').reduce((s, e) => s + e.count, 0);
+  await waitFor(() => dropped() === 8, 'eight over the agent budget');
+  assert.equal(c.inbox.length, 2);
+});
