@@ -5,6 +5,8 @@
 #   SUBJECT2_CMD='...' ONLY="direct nginx haproxy subject subject2" npm run bench
 #   cost of recording (all sinks on vs off):
 #   ROUNDS=2 SKIP_IDLE=1 ONLY="subject subject2" SUBJECT2_CMD="SLUICE_BENCH_RECORD=all $PWD/bench/relay/subject.sh {RELAY_PORT} {ECHO_PORT} {IPERF_RELAY_PORT} {IPERF_PORT}" npm run bench
+#   cost of the UDP reply budget (default on vs off; per-datagram microbench: node dist/bench/micro/reply-budget.bench.js):
+#   ROUNDS=2 SKIP_IDLE=1 ONLY="subject subject2" SUBJECT2_CMD="SLUICE_BENCH_REPLY_BUDGET=off $PWD/bench/relay/subject.sh {RELAY_PORT} {ECHO_PORT} {IPERF_RELAY_PORT} {IPERF_PORT}" npm run bench
 #   UDP over a peer path (agent.connect, laptop -> home, direct once ICE found it) vs the plain route
 #   (SLUICE_PEER_PATH=relay for the gateway-relayed path; docs/benchmarks.md "Peer paths (connect)"):
 #   ROUNDS=2 DUR=2 SKIP_IDLE=1 ONLY="subject subject2" SUBJECT2_CMD="$PWD/bench/relay/subject-connect.sh {RELAY_PORT} {ECHO_PORT} {IPERF_RELAY_PORT} {IPERF_PORT}" npm run bench

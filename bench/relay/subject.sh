@@ -7,12 +7,17 @@
 # SLUICE_DATAPATH=js|native|auto picks the UDP datapath (default auto); SLUICE_UDP_GSO=0 turns
 # UDP_SEGMENT off on the native one. Both variants in one run:
 #   SUBJECT_CMD="SLUICE_DATAPATH=js $0 ..." SUBJECT2_CMD="SLUICE_DATAPATH=native $0 ..."
+# The UDP route runs with the default reply budget (udp.replyBudget, 64x over 10 s); the echo
+# upstream answers 1:1, so it never drops. SLUICE_BENCH_REPLY_BUDGET=off lifts it, to measure its
+# cost as subject vs subject2 (docs/security.md).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 R=$1 E=$2 RI=$3 I=$4
 CFG=$(mktemp /tmp/sluice-bench.XXXXXX.yaml)
 ACCESS=off FLOW=off ADMIN=
+RB=
+[ "${SLUICE_BENCH_REPLY_BUDGET:-}" = off ] && RB='replyBudget: off'
 case "${SLUICE_BENCH_RECORD:-0}" in
   1) ACCESS="${CFG%.yaml}.access.log" ;;
   all) ACCESS="${CFG%.yaml}.access.log" FLOW="${CFG%.yaml}.flow.log" ADMIN="admin: { listen: 127.0.0.1:0 }" ;;
@@ -28,6 +33,7 @@ routes:
       maxSessionsPerSource: 0
       rate: { perSecond: 0 }
       ratePerSource: { perSecond: 0 }
+      $RB
   echo-tcp:
     listen: tcp://127.0.0.1:$R
     upstream: 127.0.0.1:$E

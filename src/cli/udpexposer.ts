@@ -4,7 +4,9 @@ import { isSluiceError, SluiceError } from '../core/errors.js';
 import { DEFAULT_MAX_CLIENTS, DEFAULT_PING_INTERVAL_MS, MAX_TAG } from '../protocol/udpexposer/constants.js';
 import { UdpexposerKey } from '../protocol/udpexposer/key.js';
 import { UdpexposerClient } from '../udpexposer/client.js';
-import { defaultAllowPrivate, peerPolicy } from '../udpexposer/peer-policy.js';
+import { defaultAllowLoopback, defaultAllowPrivate, peerPolicy } from '../udpexposer/peer-policy.js';
+import { parseDurationMs } from '../core/duration.js';
+import { DEFAULT_REPLY_BUDGET, type ReplyBudget } from '../core/reply-budget.js';
 import { UdpexposerServer } from '../udpexposer/server.js';
 import type { PeerAddress, UdpexposerEvent } from '../udpexposer/types.js';
 import { EXIT } from './exit-codes.js';
@@ -39,6 +41,10 @@ export interface UdpexposerArgs {
   readonly password: string | undefined;
   /** Sluice extension: also serve private and link-local peers (server role). */
   readonly allowPrivatePeers: boolean;
+  /** Sluice extension: also serve loopback peers (server role). */
+  readonly allowLoopbackPeers: boolean;
+  /** Sluice extension: the connectees' reply budget (server role); 'off' lifts it. */
+  readonly replyBudget: ReplyBudget | 'off';
   /** Options given that the chosen role ignores (udpexposer ignores them silently). */
   readonly ignored: readonly string[];
 }
@@ -58,12 +64,15 @@ Options:
   -i, --ping-interval-ms     for client mode, keepalive interval (default 25000)
   -P, --password             pre-shared key / password; turns on signed keepalives
   --allow-private-peers      (Sluice) server mode: also serve private and link-local sources
+  --allow-loopback-peers     (Sluice) server mode: also serve loopback sources
+  --reply-budget             (Sluice) server mode: RATIO[/WINDOW] or off; relayed bytes to a
+                             connectee per byte from it (default 64/10s)
   -h, --help                 display usage information
 
 See docs/udpexposer.md.
 `;
 
-const OPTIONS: Record<string, 'c' | 'a' | 's' | 'n' | 'i' | 'P' | 'S' | 'h' | 'allow-private'> = {
+const OPTIONS: Record<string, 'c' | 'a' | 's' | 'n' | 'i' | 'P' | 'S' | 'h' | 'allow-private' | 'allow-loopback' | 'reply-budget'> = {
   '-c': 'c', '--local-connect-addr': 'c',
   '-a': 'a', '--server-addr': 'a',
   '-s': 's', '--server-mode': 's',
@@ -73,8 +82,11 @@ const OPTIONS: Record<string, 'c' | 'a' | 's' | 'n' | 'i' | 'P' | 'S' | 'h' | 'a
   '-S': 'S', '--dump-stats': 'S',
   '-h': 'h', '--help': 'h',
   '--allow-private-peers': 'allow-private',
+  '--allow-loopback-peers': 'allow-loopback',
+  '--reply-budget': 'reply-budget',
 };
-const SWITCHES = new Set(['s', 'S', 'h', 'allow-private']);
+const SWITCHES = new Set(['s', 'S', 'h', 'allow-private', 'allow-loopback']);
+const SERVER_ONLY: readonly [string, string][] = [['allow-private', '--allow-private-peers'], ['allow-loopback', '--allow-loopback-peers'], ['reply-budget', '--reply-budget']];
 
 /** Parses udpexposer's flags. Throws SluiceError('SLUICE_ERR_USAGE'); `'help'` for -h/--help. */
 export function parseUdpexposerArgs(argv: readonly string[]): UdpexposerArgs | 'help' {
@@ -119,9 +131,10 @@ export function parseUdpexposerArgs(argv: readonly string[]): UdpexposerArgs | '
   if (!server && (localConnect === undefined || serverAddr === undefined)) {
     throw usage('Invalid options: either -s or both -c and -a should be specified');
   }
+  const replyBudget = str('reply-budget') === undefined ? DEFAULT_REPLY_BUDGET : parseReplyBudget(str('reply-budget')!);
   const ignored = server
     ? [...(localConnect ? ['-c'] : []), ...(serverAddr ? ['-a'] : []), ...(str('i') !== undefined ? ['-i'] : [])]
-    : seen.has('allow-private') ? ['--allow-private-peers'] : [];
+    : SERVER_ONLY.filter(([k]) => seen.has(k)).map(([, flag]) => flag);
   return {
     listen,
     mode: server ? 'server' : 'client',
@@ -131,6 +144,8 @@ export function parseUdpexposerArgs(argv: readonly string[]): UdpexposerArgs | '
     pingIntervalMs,
     password: str('P'),
     allowPrivatePeers: seen.has('allow-private'),
+    allowLoopbackPeers: seen.has('allow-loopback'),
+    replyBudget,
     ignored,
   };
 }
@@ -163,14 +178,27 @@ export async function runUdpexposerCommand(argv: string[], io: UdpexposerIo): Pr
   try {
     if (args.mode === 'server') {
       if (key === undefined) {
-        io.stderr.write('sluice udpexposer: warning: without -P any host can take over the client role with an empty datagram\n');
+        io.stderr.write(
+          'sluice udpexposer: warning: without -P this server is an open amplifier by design: any host can take over the client role ' +
+            'with an empty datagram (spoofed or not) and have every connectee\'s traffic sent to that address\n',
+        );
       }
+      const b = args.replyBudget;
+      io.stderr.write(
+        b === 'off'
+          ? 'sluice udpexposer: warning: --reply-budget off: what the client relays to a connectee is not bounded, so a spoofed connectee address can be flooded\n'
+          : `sluice udpexposer: replies to each connectee are held to ${b.ratio}x what it sent over ${b.windowMs / 1000}s (--reply-budget)\n`,
+      );
       const server = await UdpexposerServer.listen(
         {
           listen: args.listen,
           maxClients: args.maxClients,
           key,
-          peerPolicy: peerPolicy({ allowPrivate: args.allowPrivatePeers || defaultAllowPrivate(args.listen.host) }),
+          replyBudget: args.replyBudget,
+          peerPolicy: peerPolicy({
+            allowPrivate: args.allowPrivatePeers || defaultAllowPrivate(args.listen.host),
+            allowLoopback: args.allowLoopbackPeers || defaultAllowLoopback(args.listen.host),
+          }),
         },
         deps,
         signal,
@@ -238,6 +266,18 @@ function socketAddr(text: string, what: string, allowZeroPort: boolean): HostPor
     throw usage(`${what}: invalid socket address syntax "${text}" (expected IP:port or [IPv6]:port)`);
   }
   return hp;
+}
+
+/** `off`, `RATIO` or `RATIO/WINDOW` (a duration such as 10s). */
+function parseReplyBudget(text: string): ReplyBudget | 'off' {
+  if (text === 'off') return 'off';
+  const [r, w] = text.split('/', 2) as [string, string | undefined];
+  const ratio = Number(r);
+  const windowMs = w === undefined ? DEFAULT_REPLY_BUDGET.windowMs : parseDurationMs(w);
+  if (!/^\d+(\.\d+)?$/.test(r) || !(ratio >= 1 && ratio <= 1_000_000) || windowMs === undefined || windowMs <= 0) {
+    throw usage(`--reply-budget: "${text}" is not off, RATIO or RATIO/WINDOW (ratio 1-1000000, window a duration such as 10s)`);
+  }
+  return { ratio, windowMs };
 }
 
 function integer(text: string, what: string, min: number, max: number): number {

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { canonicalIp, parseHostPort, type HostPort, type ListenAddress } from '../core/address.js';
 import type { AclSpec } from '../admission/acl/acl-policy.js';
 import type { ProxyProtocolSettings, TcpSettings, UdpSettings } from './types.js';
+import { DEFAULT_REPLY_BUDGET, type ReplyBudget } from '../core/reply-budget.js';
 
 /**
  * The `gateway:` and `agent:` sections (docs/expose.md). The keys the issue fixed are `listen`,
@@ -41,6 +42,8 @@ export interface AgentCredentials {
   readonly token: string;
   /** Public ports this agent may ask for; the gateway's `ports` when not given. */
   readonly ports: readonly (readonly [number, number])[];
+  /** UDP settings of this agent's public listeners: `services.udp` with the agent's own `replyBudget`, if set. */
+  readonly udp?: UdpSettings;
 }
 
 /** Route settings for every public listener of an exposed service. */
@@ -140,6 +143,7 @@ export interface AgentConfig {
 export interface RawUdp {
   idleTimeout: number; maxSessions: number; maxSessionsPerSource: number; rate: { perSecond: number; burst: number };
   ratePerSource: { perSecond: number; burst: number }; onLimit: 'reject' | 'evict-lru'; setupQueue: number; maxDatagramBytes: number;
+  replyBudget?: 'off' | { ratio: number; window: number };
 }
 export interface RawTcp {
   connectTimeout: number; idleTimeout: number; maxConnections: number; maxConnectionsPerSource: number;
@@ -153,6 +157,7 @@ export interface RouteParts {
   readonly tcp: z.ZodType<RawTcp, any>;
   readonly acl: z.ZodType<AclSpec, any>;
   readonly listen: z.ZodType<ListenAddress, string>;
+  readonly replyBudget: z.ZodType<RawUdp['replyBudget'], any>;
 }
 
 /** Builds the two schemas from the route parts of schema.ts. */
@@ -160,7 +165,7 @@ const PEER_PATHS = ['auto', 'direct', 'relay'] as const;
 const CANDIDATE_CLASSES = ['public', 'private', 'loopback', 'link-local'] as const;
 
 export function exposeSchemas(parts: RouteParts) {
-  const { duration, udp, tcp, acl, listen: listenUrl } = parts;
+  const { duration, udp, tcp, acl, listen: listenUrl, replyBudget } = parts;
   const hostPort = (allowZero: boolean) =>
     z.string().transform((text, ctx) => {
       const r = parseHostPort(text, allowZero);
@@ -184,7 +189,7 @@ export function exposeSchemas(parts: RouteParts) {
 
   const gateway = z.strictObject({
     listen: hostPort(true),
-    agents: z.record(z.string().regex(TUNNEL_NAME, 'agent names use letters, digits, _ . - (1-64, not starting with . or -)'), z.strictObject({ token, ports: ports.optional() })),
+    agents: z.record(z.string().regex(TUNNEL_NAME, 'agent names use letters, digits, _ . - (1-64, not starting with . or -)'), z.strictObject({ token, ports: ports.optional(), replyBudget })),
     ports,
     stateDir: z.string().min(1).default('sluice-state'),
     tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
@@ -257,11 +262,18 @@ type Schemas = ReturnType<typeof exposeSchemas>;
 export type RawGateway = z.output<Schemas['gateway']>;
 export type RawAgent = z.output<Schemas['agent']>;
 
-export function udpSettings(u: RawUdp): UdpSettings {
+export function udpSettings(u: RawUdp, defaultBudget: ReplyBudget | undefined): UdpSettings {
   return {
     idleTimeoutMs: u.idleTimeout, maxSessions: u.maxSessions, maxSessionsPerSource: u.maxSessionsPerSource, rate: u.rate,
     ratePerSource: u.ratePerSource, onLimit: u.onLimit, setupQueue: u.setupQueue, maxDatagramBytes: u.maxDatagramBytes,
+    replyBudget: replyBudgetOf(u.replyBudget, defaultBudget),
   };
+}
+
+/** `udp.replyBudget` as written (`off`, an object, or absent for the place's default). */
+export function replyBudgetOf(raw: RawUdp['replyBudget'], defaultBudget: ReplyBudget | undefined): ReplyBudget | undefined {
+  if (raw === undefined) return defaultBudget;
+  return raw === 'off' ? undefined : { ratio: raw.ratio, windowMs: raw.window };
 }
 
 export function tcpSettings(t: RawTcp): TcpSettings {
@@ -290,6 +302,9 @@ export function checkExpose(
     if (!e.remote && e.peers.length === 0) at(['agent', 'expose', name], 'set remote (a public port on the gateway), peers (agents that may connect), or both');
     if (e.remote && e.transport && e.transport !== e.remote.transport) at(['agent', 'expose', name, 'transport'], `is ${e.transport} but remote is ${e.remote.transport}://`);
     if (e.peers.includes(a.name)) at(['agent', 'expose', name, 'peers'], `"${a.name}" is this agent itself`);
+    if (e.udp.replyBudget !== undefined) {
+      at(['agent', 'expose', name, 'udp', 'replyBudget'], 'the public side of an exposure is budgeted on the gateway: set gateway.services.udp.replyBudget there');
+    }
     const transport = e.remote?.transport ?? e.transport ?? 'udp';
     if (e.proxyProtocol === 'v1' && transport === 'udp') at(['agent', 'expose', name, 'proxyProtocol'], 'v1 is TCP only; use v2 on a udp:// service');
     if (!e.remote || e.remote.port === 0) continue;
@@ -305,9 +320,11 @@ export function checkExpose(
 }
 
 export function compileGateway(g: RawGateway, topAcl: AclSpec | undefined): GatewayConfig {
+  const servicesUdp = udpSettings(g.services.udp, DEFAULT_REPLY_BUDGET);
+  const agentUdp = (raw: RawUdp['replyBudget']) => (raw === undefined ? servicesUdp : { ...servicesUdp, replyBudget: replyBudgetOf(raw, undefined) });
   return {
     listen: g.listen,
-    agents: new Map(Object.entries(g.agents).map(([name, a]) => [name, { token: a.token, ports: a.ports ?? g.ports }])),
+    agents: new Map(Object.entries(g.agents).map(([name, a]) => [name, { token: a.token, ports: a.ports ?? g.ports, udp: agentUdp(a.replyBudget) }])),
     ports: g.ports,
     stateDir: g.stateDir,
     tls: g.tls,
@@ -322,7 +339,7 @@ export function compileGateway(g: RawGateway, topAcl: AclSpec | undefined): Gate
     maxServicesPerAgent: g.maxServicesPerAgent,
     maxPeerFlowsPerAgent: g.maxPeerFlowsPerAgent,
     stun: g.stun,
-    services: { udp: udpSettings(g.services.udp), tcp: tcpSettings(g.services.tcp), acl: g.services.acl ?? topAcl },
+    services: { udp: servicesUdp, tcp: tcpSettings(g.services.tcp), acl: g.services.acl ?? topAcl },
   };
 }
 
@@ -342,14 +359,15 @@ export function compileAgent(a: RawAgent): AgentConfig {
       peers: e.peers,
       proxyProtocol: e.proxyProtocol,
       proxyProtocolUdp: e.proxyProtocolUdp,
-      udp: udpSettings(e.udp),
+      // The public side of an exposure is budgeted on the gateway; the agent answers only the gateway or an authenticated peer.
+      udp: udpSettings(e.udp, undefined),
       connectTimeoutMs: e.tcp.connectTimeout,
       idleTimeoutMs: e.tcp.idleTimeout,
     })),
     reconnect: { initialMs: a.reconnect.initial, maxMs: a.reconnect.max },
     streamWindow: a.streamWindow,
     connect: Object.entries(a.connect).map(([name, c]) => ({
-      name, peer: c.peer, service: c.service, listen: c.listen, path: c.path, udp: udpSettings(c.udp), tcp: tcpSettings(c.tcp),
+      name, peer: c.peer, service: c.service, listen: c.listen, path: c.path, udp: udpSettings(c.udp, DEFAULT_REPLY_BUDGET), tcp: tcpSettings(c.tcp),
     })),
     peerIdleTimeoutMs: a.peerIdleTimeout,
     directRetryMs: a.directRetry,

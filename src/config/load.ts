@@ -8,7 +8,8 @@ import type { ConfigIssue, RouteConfig, SluiceConfig } from './types.js';
 import { aclSpecIssues, type AclSpec } from '../admission/acl/acl-policy.js';
 import { parseCidr } from '../admission/acl/cidr.js';
 import { normaliseLapiUrl } from '../admission/crowdsec/settings.js';
-import { checkExpose, compileAgent, compileGateway, type RawAgent, type RawGateway } from './gateway-schema.js';
+import { checkExpose, compileAgent, compileGateway, replyBudgetOf, type RawAgent, type RawGateway } from './gateway-schema.js';
+import { DEFAULT_REPLY_BUDGET } from '../core/reply-budget.js';
 import { compileDocker } from '../discovery/docker-config.js';
 
 export type ParseResult = { ok: true; config: SluiceConfig } | { ok: false; issues: ConfigIssue[] };
@@ -140,6 +141,7 @@ function compile(data: RawConfig): SluiceConfig {
       onLimit: r.udp.onLimit,
       setupQueue: r.udp.setupQueue,
       maxDatagramBytes: r.udp.maxDatagramBytes,
+      replyBudget: replyBudgetOf(r.udp.replyBudget, DEFAULT_REPLY_BUDGET),
     },
     tcp: {
       connectTimeoutMs: r.tcp.connectTimeout,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDurationMs } from '../core/duration.js';
+import { DEFAULT_REPLY_BUDGET } from '../core/reply-budget.js';
 import { parseHostPort, parseListenUrl } from '../core/address.js';
 import { exposeSchemas } from './gateway-schema.js';
 import { observeShape } from './observe-schema.js';
@@ -29,6 +30,14 @@ const rate = (perSecond: number, burst: number) =>
     })
     .prefault({});
 
+// No default here: it depends on where the settings apply (replyBudgetOf).
+const replyBudget = z
+  .union([
+    z.literal('off'),
+    z.strictObject({ ratio: z.number().min(1).max(1_000_000).default(DEFAULT_REPLY_BUDGET.ratio), window: duration.prefault('10s') }),
+  ])
+  .optional();
+
 const udp = z
   .strictObject({
     idleTimeout: duration.prefault('30s'),
@@ -39,6 +48,7 @@ const udp = z
     onLimit: z.enum(['reject', 'evict-lru']).default('reject'),
     setupQueue: count(4096).default(64),
     maxDatagramBytes: z.number().int().min(1).max(65535).default(65507),
+    replyBudget,
   })
   .prefault({});
 
@@ -115,7 +125,7 @@ export const routeSchema = z.strictObject({
 });
 
 /** `gateway:` and `agent:` (docs/expose.md), built from the route parts above. */
-const expose = exposeSchemas({ duration, udp, tcp, acl, listen });
+const expose = exposeSchemas({ duration, udp, tcp, acl, listen, replyBudget });
 
 export const configSchema = z.strictObject({
   routes: z.record(z.string(), routeSchema).default({}),

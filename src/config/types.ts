@@ -4,6 +4,7 @@ import type { CrowdsecSettings } from '../admission/crowdsec/settings.js';
 import type { AgentConfig, GatewayConfig } from './gateway-schema.js';
 import type { ObserveConfig } from './observe-schema.js';
 import type { DockerConfig } from '../discovery/docker-config.js';
+import type { ReplyBudget } from '../core/reply-budget.js';
 
 /** A token bucket: `perSecond` refill, `burst` capacity. `perSecond: 0` turns the limit off. */
 export interface RateLimit {
@@ -24,6 +25,8 @@ export interface UdpSettings {
   readonly setupQueue: number;
   /** Largest datagram payload forwarded; larger ones are dropped and counted. */
   readonly maxDatagramBytes: number;
+  /** Replies per session at most `ratio` x bytes received over the window (core/reply-budget.ts); absent: off. */
+  readonly replyBudget?: ReplyBudget;
 }
 
 export interface TcpSettings {

@@ -1,3 +1,4 @@
+import type { UnverifiedReplyGuard } from '../core/unverified-reply-guard.js';
 import type { Duplex } from 'node:stream';
 import type { Endpoint } from '../core/address.js';
 import type { Clock, Timer } from '../core/clock.js';
@@ -49,6 +50,8 @@ export interface LinkHost {
   /** Offers, SIGNAL and peer flows between agents (peer-relay.ts). */
   readonly peers: PeerRelay;
   sendUdp(buf: Buffer, port: number, address: string): void;
+  /** The UDP socket's bound on what it answers to a source by itself (keepalive acks here). */
+  readonly replies: UnverifiedReplyGuard;
   publish(link: AgentLink, m: Publish): Promise<ControlMessage>;
   forgetKey(keyId: number): void;
   /** The link is closed for good; the registry drops it. */
@@ -240,7 +243,8 @@ export class AgentLink implements AgentTunnel {
     if (d.kind === 'keepalive') {
       counters.keepalives++;
       const sealer = this.#keys.at(-1)?.sealer;
-      if (sealer) this.#sealAndSend(() => sealer.sealKeepaliveAck(d.counter), port, address);
+      // Authenticated and replay-checked, but the source address is whatever the datagram said.
+      if (sealer) this.#sealAndSend(() => sealer.sealKeepaliveAck(d.counter), port, address, buf.length);
       return;
     }
     if (d.kind === 'data') {
@@ -296,7 +300,8 @@ export class AgentLink implements AgentTunnel {
     c.receiver.onUpstreamError(new SluiceError('SLUICE_ERR_CLOSED', 'the service was unpublished'));
   }
 
-  #sealAndSend(seal: () => Buffer, port: number, address: string): void {
+  /** `inReplyTo`: the size of the datagram this answers, when the destination is only its source address. */
+  #sealAndSend(seal: () => Buffer, port: number, address: string, inReplyTo?: number): void {
     let out: Buffer;
     try {
       out = seal();
@@ -304,6 +309,7 @@ export class AgentLink implements AgentTunnel {
       if (isTunnelError(err, 'sequence-exhausted')) void this.close('internal', 'datagram sequence space used up; reconnect');
       return;
     }
+    if (inReplyTo !== undefined && !this.host.replies.allows(out.length, inReplyTo)) return;
     this.host.sendUdp(out, port, address);
   }
 

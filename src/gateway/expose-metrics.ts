@@ -71,6 +71,18 @@ export function registerExposeMetrics(registry: Registry, read: () => { gateway:
     for (const [reason, n] of Object.entries(c.datagramRejected)) inc({ reason }, n);
     inc({ reason: 'no-session' }, c.datagramUnknownKey);
   });
+  counter('sluice_gateway_unverified_reply_bytes_total', 'Bytes of what the gateway UDP socket answers by itself (STUN, keepalive acks) to sources it has not verified, by direction; out <= 3x in', ['direction'], (inc) => {
+    const c = read().gateway?.replies.counters;
+    if (!c) return;
+    inc({ direction: 'in' }, c.bytesIn);
+    inc({ direction: 'out' }, c.bytesOut);
+  });
+  counter('sluice_gateway_unverified_replies_total', 'Answers of the gateway UDP socket to unverified sources, by result (sent, or refused as over 3x the request)', ['result'], (inc) => {
+    const c = read().gateway?.replies.counters;
+    if (!c) return;
+    inc({ result: 'sent' }, c.replies);
+    inc({ result: 'refused' }, c.refused);
+  });
   counter('sluice_gateway_agent_address_moves_total', "Moves of an agent's UDP address by an authenticated datagram (NAT rebinding)", [], (inc) => {
     const c = read().gateway?.counters;
     if (c) inc({}, c.agentAddressMoves);

@@ -1,3 +1,4 @@
+import { UnverifiedReplyGuard } from '../core/unverified-reply-guard.js';
 import { randomInt } from 'node:crypto';
 import { once } from 'node:events';
 import type net from 'node:net';
@@ -77,6 +78,8 @@ export class Gateway {
   readonly #host: LinkHost;
   readonly #observer: Partial<GatewayObserver>;
   readonly stun: StunBindingServer;
+  /** What the UDP socket answers by itself (STUN, keepalive acks) to sources it has not verified: at most 3x. */
+  readonly replies = new UnverifiedReplyGuard();
   /** Offers, SIGNAL forwarding and relayed flows between agents (issue 7). */
   readonly peers: PeerRelay;
   #closing: Promise<void> | undefined;
@@ -100,6 +103,7 @@ export class Gateway {
       settings: config.services,
       maxServicesPerAgent: config.maxServicesPerAgent,
       portsOf: (agent) => config.agents.get(agent)?.ports ?? config.ports,
+      udpOf: (agent) => config.agents.get(agent)?.udp ?? config.services.udp,
     });
     const send = (buf: Buffer, port: number, address: string) => {
       try {
@@ -108,7 +112,7 @@ export class Gateway {
         /* the socket is closing */
       }
     };
-    this.stun = new StunBindingServer(send);
+    this.stun = new StunBindingServer(send, { replies: this.replies });
     this.peers = new PeerRelay({
       clock: deps.clock,
       counters: this.counters,
@@ -126,6 +130,7 @@ export class Gateway {
       resumeGraceMs: config.resumeGraceMs,
       republishMs: config.handshakeTimeoutMs,
       sendUdp: send,
+      replies: this.replies,
       peers: this.peers,
       publish: async (link, m) => {
         const answer = await this.#publisher.publish(link, m);

@@ -2,7 +2,7 @@ import { randomInt } from 'node:crypto';
 import type { Endpoint } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import { errnoCode, isSluiceError } from '../core/errors.js';
-import type { RouteConfig } from '../config/types.js';
+import type { RouteConfig, UdpSettings } from '../config/types.js';
 import type { ExposedRouteSettings } from '../config/gateway-schema.js';
 import type { EventStream } from '../observe/events.js';
 import { TcpRoute } from '../listen/tcp-route.js';
@@ -20,6 +20,8 @@ export interface PublisherDeps {
   readonly settings: ExposedRouteSettings;
   readonly maxServicesPerAgent: number;
   readonly portsOf: (agent: string) => PortRanges;
+  /** UDP settings of an agent's public listeners (`services.udp`, or the agent's own reply budget). */
+  readonly udpOf: (agent: string) => UdpSettings;
 }
 
 /** Tries for a free port when the agent asked for "any" (port 0). */
@@ -77,7 +79,7 @@ export class ServicePublisher {
       name,
       listen: { transport: m.transport, host: m.remote.address, port },
       upstream: { host: name, port: 0 },
-      udp: settings.udp,
+      udp: m.transport === 'udp' ? this.deps.udpOf(link.name) : settings.udp,
       tcp: settings.tcp,
       acl: settings.acl,
       proxyProtocol: undefined,

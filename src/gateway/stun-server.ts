@@ -1,4 +1,5 @@
 import { canonicalIp } from '../core/address.js';
+import { UnverifiedReplyGuard } from '../core/unverified-reply-guard.js';
 import type { DatagramSend, StunPeer } from '../ice/stun-transaction.js';
 import { ErrorCode, Software, UnknownAttributes, XorMappedAddress, xorAddressAttributeBytes } from '../protocol/stun/attributes.js';
 import { HEADER_BYTES, StunErrorCode, StunMethod } from '../protocol/stun/constants.js';
@@ -17,7 +18,9 @@ import {
  * Because the source may be spoofed, every response is bounded (threats-and-tests AMP-3):
  * at most the request's size plus the XOR-MAPPED-ADDRESS attribute a response must carry,
  * i.e. request + 12 bytes for IPv4 clients and + 24 for IPv6. Optional parts (SOFTWARE, reason
- * phrases) are left out first; a response that still does not fit is not sent.
+ * phrases) are left out first; a response that still does not fit is not sent. Every response
+ * then passes the socket's UnverifiedReplyGuard (at most 3x the request), the check every
+ * responder to unverified sources shares.
  */
 
 export interface StunServerOptions {
@@ -26,6 +29,8 @@ export interface StunServerOptions {
    * attackers. Sent only when it fits the amplification bound.
    */
   readonly software?: string;
+  /** The guard of the socket this server answers on (shared with its other responders); a new one by default. */
+  readonly replies?: UnverifiedReplyGuard;
 }
 
 export type StunDropReason = 'not-stun' | 'malformed' | 'bad-fingerprint' | 'amplification' | 'send-error';
@@ -53,11 +58,13 @@ export class StunBindingServer {
     errorResponses: 0,
     dropped: { 'not-stun': 0, malformed: 0, 'bad-fingerprint': 0, amplification: 0, 'send-error': 0 },
   };
+  readonly replies: UnverifiedReplyGuard;
   readonly #send: DatagramSend;
   readonly #software: string | undefined;
 
   constructor(send: DatagramSend, opts: StunServerOptions = {}) {
     this.#send = send;
+    this.replies = opts.replies ?? new UnverifiedReplyGuard();
     if (opts.software !== undefined) Software.encode(opts.software, Buffer.alloc(12)); // throws now, not per request
     this.#software = opts.software;
   }
@@ -66,7 +73,7 @@ export class StunBindingServer {
   handleDatagram(buf: Buffer, from: StunPeer): StunServerOutcome {
     const client = canonicalIp(from.address);
     if (!client) return this.#drop('malformed');
-    const limit = buf.length + xorAddressAttributeBytes(client.family);
+    const limit = Math.min(buf.length + xorAddressAttributeBytes(client.family), UnverifiedReplyGuard.limit(buf.length));
     let msg: DecodedStunMessage | undefined;
     try {
       msg = decodeStunDatagram(buf);
@@ -76,23 +83,23 @@ export class StunBindingServer {
       if (h.kind !== 'ok' || h.value.cls !== 'request' || h.value.length % 4 !== 0 || buf.length !== HEADER_BYTES + h.value.length) {
         return this.#drop('malformed');
       }
-      return this.#error(h.value.method, h.value.transactionId, StunErrorCode.BadRequest, 'Bad Request', [], false, from, limit);
+      return this.#error(h.value.method, h.value.transactionId, StunErrorCode.BadRequest, 'Bad Request', [], false, from, limit, buf.length);
     }
     if (!msg) return this.#drop('not-stun');
     if (msg.fingerprint === 'invalid') return this.#drop('bad-fingerprint');
     if (msg.cls !== 'request') return { kind: 'pass', message: msg };
     const fingerprint = msg.fingerprint === 'valid';
     if (msg.method !== StunMethod.Binding) {
-      return this.#error(msg.method, msg.transactionId, StunErrorCode.BadRequest, 'Unsupported method', [], fingerprint, from, limit);
+      return this.#error(msg.method, msg.transactionId, StunErrorCode.BadRequest, 'Unsupported method', [], fingerprint, from, limit, buf.length);
     }
     if (msg.unknownAttributes.length > 0) {
       const list = [attr(UnknownAttributes, msg.unknownAttributes)];
-      return this.#error(msg.method, msg.transactionId, StunErrorCode.UnknownAttribute, 'Unknown Attribute', list, fingerprint, from, limit);
+      return this.#error(msg.method, msg.transactionId, StunErrorCode.UnknownAttribute, 'Unknown Attribute', list, fingerprint, from, limit, buf.length);
     }
     const mapped = attr(XorMappedAddress, { address: client.address, port: from.port, family: client.family });
     const full = this.#software === undefined ? [mapped] : [mapped, attr(Software, this.#software)];
     const out = this.#fit(limit, fingerprint, 'success', msg.method, msg.transactionId, [full, [mapped]]);
-    if (!out) return this.#drop('amplification');
+    if (!out || !this.replies.allows(out.length, buf.length)) return this.#drop('amplification');
     if (!this.#sendTo(out, from)) return this.#drop('send-error');
     this.counters.answered++;
     return { kind: 'answered' };
@@ -100,10 +107,11 @@ export class StunBindingServer {
 
   #error(
     method: number, tid: Buffer, code: number, reason: string, extra: AttributeEntry[], fingerprint: boolean, to: StunPeer, limit: number,
+    received: number,
   ): StunServerOutcome {
     const variants = [[attr(ErrorCode, { code, reason }), ...extra], [attr(ErrorCode, { code, reason: '' }), ...extra]];
     const out = this.#fit(limit, fingerprint, 'error', method, tid, variants);
-    if (!out) return this.#drop('amplification');
+    if (!out || !this.replies.allows(out.length, received)) return this.#drop('amplification');
     if (!this.#sendTo(out, to)) return this.#drop('send-error');
     this.counters.errorResponses++;
     return { kind: 'error-response', code };

@@ -20,6 +20,7 @@ import type { RelayTransport } from './relay-transport.js';
 import { answerCheck } from './responder.js';
 import { IceSession } from './session.js';
 import type { StunPeer } from './stun-transaction.js';
+import { UnverifiedReplyGuard } from '../core/unverified-reply-guard.js';
 
 export type { DatagramIngress, IceAgentEvents, IceAgentOptions, IceTiming } from './agent-options.js';
 export { DEFAULT_ICE_TIMING } from './agent-options.js';
@@ -44,6 +45,14 @@ export { DEFAULT_ICE_TIMING } from './agent-options.js';
  */
 export class IceAgent extends EventEmitter<IceAgentEvents> {
   readonly channel: IceDatagramChannel;
+  /** Every answer to a check goes through it: at most 3x the request (core/unverified-reply-guard.ts). */
+  readonly replies = new UnverifiedReplyGuard();
+  readonly counters = {
+    /** Binding requests from addresses `remoteAllowed` refuses: dropped before decoding, never answered. */
+    refusedRequests: 0,
+    /** ICE data datagrams from an address that is not a remote candidate: left undelivered (never decrypted). */
+    unknownDataSources: 0,
+  };
   readonly #o: IceAgentOptions;
   readonly #timing: IceTiming;
   readonly #clock: Clock;
@@ -272,6 +281,12 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     if (first === undefined || this.#state === 'closed') return false;
     if (first === ICE_DATA_PREFIX) return this.#receiveData(buf, from);
     if (first > 3) return false;
+    // A request from an address the policy refuses gets no work at all: no decoding, no HMAC, no
+    // answer, no peer-reflexive candidate (so none of its later data is delivered either).
+    if (isStunRequest(buf) && this.#o.remoteAllowed && !this.#o.remoteAllowed(from.address, from.port)) {
+      this.counters.refusedRequests++;
+      return false;
+    }
     let msg: DecodedStunMessage | undefined;
     try {
       msg = decodeStunDatagram(buf);
@@ -297,6 +312,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
         pair: (b, r) => this.#session.list.get(b, r) ?? this.#pair(b, r),
         select: (p) => this.#select(p),
         kick: () => this.#checker.kick(),
+        replies: this.replies,
       },
       base, msg, from,
     );
@@ -305,7 +321,10 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   /** From any candidate of the peer: it may select a pair before this side does. */
   #receiveData(buf: Buffer, from: StunPeer): boolean {
     const known = this.#session.remoteAt(from) ?? (this.#dataPair && samePeer(this.#dataPair.remote, from) ? this.#dataPair.remote : undefined);
-    if (!known) return false;
+    if (!known) {
+      this.counters.unknownDataSources++;
+      return false;
+    }
     this.channel.deliver(buf.subarray(1));
     return true;
   }
@@ -389,6 +408,11 @@ function checkedCredentials(c: IceCredentials, side: 'local' | 'remote'): IceCre
   const problem = credentialsProblem(c);
   if (problem) throw new SluiceError('SLUICE_ERR_ICE_STATE', `${side} ICE credentials: ${problem}`);
   return c;
+}
+
+/** STUN class bits (RFC 8489 §5) of a datagram long enough to be STUN: both zero for a request. */
+function isStunRequest(buf: Buffer): boolean {
+  return buf.length >= 20 && (buf[0]! & 0x01) === 0 && (buf[1]! & 0x10) === 0;
 }
 
 function samePeer(c: IceCandidate, from: StunPeer): boolean {

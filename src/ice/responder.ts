@@ -5,6 +5,7 @@ import { encodeCheckError, encodeCheckSuccess, readCheckRequest, type IceRole } 
 import type { CandidatePair, IceBase } from './checklist.js';
 import type { IceSession } from './session.js';
 import type { StunPeer } from './stun-transaction.js';
+import type { UnverifiedReplyGuard } from '../core/unverified-reply-guard.js';
 
 /**
  * Answering connectivity checks (RFC 8445 §7.3): authenticate, repair role conflicts, answer
@@ -24,6 +25,8 @@ export interface ResponderHost {
   select(pair: CandidatePair): void;
   /** There is a triggered check to send. */
   kick(): void;
+  /** Bounds every answer by its request: a check's source address is not verified. */
+  readonly replies: UnverifiedReplyGuard;
 }
 
 /** Handles one Binding request on `base`. Returns false when its USERNAME is for another agent on the socket. */
@@ -32,17 +35,17 @@ export function answerCheck(host: ResponderHost, base: IceBase, msg: DecodedStun
   const { ufrag, pwd } = session.credentials;
   const v = readCheckRequest(msg, ufrag, pwd);
   if (v.kind === 'not-mine') return false;
-  if (v.kind === 'reject') return reply(base, encodeCheckError(msg, v.code, pwd, v.unknown), from);
+  if (v.kind === 'reject') return reply(host, base, encodeCheckError(msg, v.code, pwd, v.unknown), msg, from);
   // Role conflict (§7.3.1.1): the larger tie-breaker controls; the loser of a check it sent gets 487.
   if (v.role === host.role && v.tieBreaker !== undefined) {
     const weWin = host.tieBreaker >= v.tieBreaker;
-    if (weWin === (host.role === 'controlling')) return reply(base, encodeCheckError(msg, StunErrorCode.RoleConflict, pwd), from);
+    if (weWin === (host.role === 'controlling')) return reply(host, base, encodeCheckError(msg, StunErrorCode.RoleConflict, pwd), msg, from);
     host.switchRole(host.role === 'controlling' ? 'controlled' : 'controlling');
   }
   const ip = canonicalIp(from.address);
   if (!ip) return true;
   const source: Endpoint = { address: ip.address, port: from.port, family: ip.family };
-  base.send(encodeCheckSuccess(msg, source, pwd), from); // to the address exactly as the socket reported it
+  reply(host, base, encodeCheckSuccess(msg, source, pwd), msg, from); // to the address exactly as the socket reported it
   const remote = session.remoteAt(source) ?? learnPeerReflexive(host, source, v.priority);
   if (!remote) return true;
   const pair = host.pair(base, remote);
@@ -67,7 +70,7 @@ function learnPeerReflexive(host: ResponderHost, source: Endpoint, priority: num
   return c;
 }
 
-function reply(base: IceBase, bytes: Buffer, to: StunPeer): true {
-  base.send(bytes, to);
+function reply(host: ResponderHost, base: IceBase, bytes: Buffer, req: DecodedStunMessage, to: StunPeer): true {
+  if (host.replies.allows(bytes.length, req.raw.length)) base.send(bytes, to);
   return true;
 }

@@ -46,7 +46,9 @@ export type DropReason =
   | 'no-session'
   | 'proxy-header-untrusted'
   | 'proxy-header-missing'
-  | 'proxy-header-invalid';
+  | 'proxy-header-invalid'
+  /** A reply over the session's reply budget (udp.replyBudget). */
+  | 'reply-budget';
 
 export interface FlowRef {
   /** Local flow number, unique within this process. */

@@ -8,6 +8,7 @@ import { AdmissionLimits } from '../admission/limits.js';
 import type { DropReason, EndReason, EventStream, RejectReason } from '../observe/events.js';
 import type { DatagramDialer } from '../upstream/dialer.js';
 import { UdpSession, type UdpSessionOwner } from './udp-session.js';
+import { budgetAllows, budgetReceived, windowTicks } from '../core/reply-budget.js';
 
 
 export interface UdpTableDeps {
@@ -30,7 +31,9 @@ const DROP_REASONS: readonly DropReason[] = [
   'proxy-header-untrusted',
   'proxy-header-missing',
   'proxy-header-invalid',
+  'reply-budget',
 ];
+const REPLY_BUDGET = DROP_REASONS.length - 1;
 
 /** Sweep period for a given idle timeout: fine enough that expiry lands within [T, T + 2 sweeps). */
 export function sweepIntervalMs(idleTimeoutMs: number): number {
@@ -55,6 +58,11 @@ export class UdpSessionTable implements UdpSessionOwner {
   readonly #reporter: VerdictReporter;
   #tick = 0;
   #idleTicks = 0;
+  /** Reply budget ratio; 0 when the route has none. */
+  #budgetRatio = 0;
+  #budgetTicks = 1;
+  /** Index of the current budget window: advanced on the sweep, read per datagram. */
+  #budgetWindow = 0;
   #sweepMs = 0;
   #sweepTimer: Timer | undefined;
   #draining = false;
@@ -119,6 +127,7 @@ export class UdpSessionTable implements UdpSessionOwner {
     s.lastTick = this.#tick;
     s.bytesFromClient += buf.length;
     s.packetsFromClient++;
+    if (this.#budgetRatio !== 0) budgetReceived(s, buf.length, this.#budgetWindow);
     const ch = s.channel;
     if (ch !== null) {
       ch.send(buf, prefix);
@@ -158,6 +167,10 @@ export class UdpSessionTable implements UdpSessionOwner {
     if (s.state === 'closed') return;
     if (buf.length > this.#route.udp.maxDatagramBytes) {
       this.#drops[0]++;
+      return;
+    }
+    if (this.#budgetRatio !== 0 && !budgetAllows(s, buf.length, this.#budgetRatio, this.#budgetWindow)) {
+      this.#drops[REPLY_BUDGET]++;
       return;
     }
     s.lastTick = this.#tick;
@@ -307,6 +320,9 @@ export class UdpSessionTable implements UdpSessionOwner {
     // A datagram seen during tick k happened no earlier than the sweep that opened tick k, so a
     // session is idle for at least T once ceil(T / sweep) + 1 ticks have passed.
     this.#idleTicks = Math.ceil(idle / sweepMs) + 1;
+    const budget = this.#route.udp.replyBudget;
+    this.#budgetRatio = budget?.ratio ?? 0;
+    if (budget) this.#budgetTicks = windowTicks(budget, sweepMs);
     if (sweepMs === this.#sweepMs && this.#sweepTimer) return;
     this.#sweepTimer?.cancel();
     this.#sweepMs = sweepMs;
@@ -315,6 +331,7 @@ export class UdpSessionTable implements UdpSessionOwner {
 
   #sweep(): void {
     const tick = ++this.#tick;
+    if (tick % this.#budgetTicks === 0) this.#budgetWindow++;
     const limit = this.#idleTicks;
     for (const s of this.#v4.values()) if (tick - s.lastTick >= limit) this.end(s, 'idle-timeout');
     for (const s of this.#other.values()) if (tick - s.lastTick >= limit) this.end(s, 'idle-timeout');

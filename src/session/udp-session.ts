@@ -2,6 +2,7 @@ import type { Endpoint } from '../core/address.js';
 import type { RouteOrigin } from '../config/types.js';
 import type { DatagramChannel, DatagramReceiver } from '../upstream/dialer.js';
 import type { FlowCounters, FlowRef } from '../observe/events.js';
+import type { ReplyBudgetState } from '../core/reply-budget.js';
 
 /** What a session needs from the table that owns it. */
 export interface UdpSessionOwner {
@@ -16,7 +17,7 @@ export type UdpSessionState = 'opening' | 'open' | 'closed';
  * One client ip:port on one UDP route. Plain fields, no timers and no closures of its own: the
  * table sweeps idle sessions, and the counters are bumped in place on the per-datagram path.
  */
-export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef {
+export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, ReplyBudgetState {
   readonly proto = 'udp' as const;
   state: UdpSessionState = 'opening';
   channel: DatagramChannel | null = null;
@@ -35,6 +36,12 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef {
   prefix: Buffer | null = null;
   /** `first` mode: the header rides every datagram only until the upstream has answered once. */
   prefixUntilReply = false;
+  // The route's reply budget (core/reply-budget.ts), kept here so a datagram touches one object.
+  budgetWindow = 0;
+  budgetIn = 0;
+  budgetInPrev = 0;
+  budgetOut = 0;
+  budgetOutPrev = 0;
 
   constructor(
     private readonly owner: UdpSessionOwner,

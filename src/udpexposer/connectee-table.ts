@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../core/clock.js';
+import type { ReplyBudgetState } from '../core/reply-budget.js';
 import { nextTag } from '../protocol/udpexposer/frame.js';
 import { MAX_TAG } from '../protocol/udpexposer/constants.js';
 import { UdpexposerError } from '../protocol/udpexposer/errors.js';
@@ -23,7 +24,7 @@ import { UdpexposerError } from '../protocol/udpexposer/errors.js';
  * so a long-lived connectee never shares its tag with a new one.
  */
 
-export interface Connectee {
+export interface Connectee extends ReplyBudgetState {
   readonly tag: number;
   /** The source as the socket reported it: replies go exactly here. */
   readonly address: string;
@@ -35,13 +36,6 @@ export interface Connectee {
   bytesOut: number;
   datagramsIn: number;
   datagramsOut: number;
-  /**
-   * Return routability, as far as udpexposer's wire can tell (it has no cookie): set when the
-   * connectee sends again after the server sent, or withheld, a reply. See server.ts.
-   */
-  validated: boolean;
-  /** A reply was sent to it, or withheld by the amplification budget, since it was added. */
-  replyAttempted: boolean;
 }
 
 export interface ConnecteeTableOptions {
@@ -110,8 +104,11 @@ export class ConnecteeTable {
       bytesOut: 0,
       datagramsIn: 0,
       datagramsOut: 0,
-      validated: false,
-      replyAttempted: false,
+      budgetWindow: 0,
+      budgetIn: 0,
+      budgetInPrev: 0,
+      budgetOut: 0,
+      budgetOutPrev: 0,
     };
     this.#byPeer.set(key, c);
     this.#byTag.set(c.tag, c);

@@ -9,8 +9,8 @@ import { formatIpv4, parseIpValue } from '../admission/acl/ip-value.js';
  * pivot into the networks around it (threats-and-tests TH-8). Classes, most to least allowed:
  *
  *  - `public`: everything below does not match.
- *  - `loopback`: 127/8, ::1. Allowed by default: Linux drops packets from outside with a loopback
- *    source (martian), so such a peer is on this host.
+ *  - `loopback`: 127/8, ::1. Opt-in like private (`allowLoopback`): a forged loopback source
+ *    would make the server deliver traffic to services on its own host.
  *  - `private`: RFC 1918, CGNAT 100.64/10, 192.0.0/24, benchmarking 198.18/15, ULA fc00::/7.
  *  - `link-local`: 169.254/16, fe80::/10, except the metadata addresses.
  *  - `metadata`: 169.254.169.254, fd00:ec2::254 (cloud instance metadata). Never allowed.
@@ -67,12 +67,14 @@ export type PeerPolicy = (address: string, port: number) => boolean;
 export interface PeerPolicyOptions {
   /** Also answer private and link-local peers (never metadata or unusable ones). */
   readonly allowPrivate: boolean;
+  /** Also answer loopback peers (127/8, ::1). */
+  readonly allowLoopback: boolean;
 }
 
 export function peerPolicy(opts: PeerPolicyOptions): PeerPolicy {
   return (address, port) => {
     const c = classifyPeer(address, port);
-    return c === 'public' || c === 'loopback' || (opts.allowPrivate && (c === 'private' || c === 'link-local'));
+    return c === 'public' || (opts.allowLoopback && c === 'loopback') || (opts.allowPrivate && (c === 'private' || c === 'link-local'));
   };
 }
 
@@ -86,4 +88,10 @@ export function defaultAllowPrivate(host: string): boolean {
   if (!ip) return false;
   const c = classifyPeer(ip.address, 1);
   return c === 'private' || c === 'link-local';
+}
+
+/** The same for loopback: a socket bound to a loopback address can only hear loopback peers. */
+export function defaultAllowLoopback(host: string): boolean {
+  const ip = canonicalIp(host);
+  return ip !== undefined && classifyPeer(ip.address, 1) === 'loopback';
 }

@@ -1,8 +1,11 @@
 import { canonicalIp } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
+import { budgetAllows, budgetReceived, DEFAULT_REPLY_BUDGET, type ReplyBudget } from '../core/reply-budget.js';
+import { UnverifiedReplyGuard, type UnverifiedReplyCounters } from '../core/unverified-reply-guard.js';
 import { MAX_PAYLOAD_BYTES, STATS_NONCE } from '../protocol/udpexposer/constants.js';
 import { decodeFrame, hasTokenPrefix, tagBytes } from '../protocol/udpexposer/frame.js';
 import type { UdpexposerKey } from '../protocol/udpexposer/key.js';
+import { UdpexposerError } from '../protocol/udpexposer/errors.js';
 import { encodeReplyToken, verifyRequestToken } from '../protocol/udpexposer/token.js';
 import { ConnecteeTable, type Connectee } from './connectee-table.js';
 import { peerKey } from './endpoint-key.js';
@@ -20,12 +23,13 @@ import type { DatagramSender, PeerAddress, UdpexposerEvent } from './types.js';
  *  - password mode: only a signed echo of a fresh, address-bound, single-use Retry moves the
  *    client address; empty or unsigned datagrams never do (SPF-2). Without a password an empty
  *    datagram re-points the client, as the protocol defines: that mode is unauthenticated;
- *  - amplification: to a source that has not shown it receives what it is sent, the server sends
- *    at most `amplificationFactor` (3) times the bytes it received from it (QUIC's bound,
- *    RFC 9000 §8). Its own replies (Retry, Registered) fit inside that bound too; stats requests
- *    are never answered (a constant, replayable token asking for 184 bytes);
- *  - sources in loopback-adjacent networks (private, link-local, metadata) are neither answered
- *    nor forwarded unless the peer policy allows them (peer-policy.ts);
+ *  - amplification: what the server originates (Retry, Registered) is at most 3x the datagram
+ *    that asked for it (core/unverified-reply-guard.ts), with no way to unlock more; stats
+ *    requests are never answered (a constant, replayable token asking for 184 bytes). What the
+ *    client relays to a connectee is held to the connectee's reply budget (core/reply-budget.ts):
+ *    the wire has no cookie, so no connectee ever proves it receives, and no flag pretends it does;
+ *  - loopback, private and link-local sources are neither answered nor forwarded unless the peer
+ *    policy allows them; metadata and unusable ones never are (peer-policy.ts);
  *  - payloads longer than 2046 bytes are dropped and counted, not cut short.
  *
  * Not re-entrant: call handleDatagram from one event loop turn at a time (the socket does).
@@ -38,16 +42,14 @@ export interface UdpexposerServerOptions {
   readonly key?: UdpexposerKey;
   /** A full table evicts its least recently heard-from connectee only after this long silent. Default 30 s. */
   readonly evictIdleAfterMs?: number;
-  /** Bytes sent to an unvalidated source per byte received from it. Default 3; Infinity turns it off. */
-  readonly amplificationFactor?: number;
   /**
-   * When true (default), a connectee that sends again after a reply was sent or withheld counts
-   * as validated and is no longer budgeted. False keeps every connectee budgeted for life.
+   * What the client may relay to each connectee: at most `ratio` x the bytes received from it
+   * over the window. Default DEFAULT_REPLY_BUDGET (64x over 10 s); 'off' lifts it.
    */
-  readonly validateConnectees?: boolean;
+  readonly replyBudget?: ReplyBudget | 'off';
   /** Largest payload forwarded either way. Default 2046, what a real udpexposer peer can receive. */
   readonly maxPayloadBytes?: number;
-  /** Which sources are served. Default: public and loopback only (peer-policy.ts). */
+  /** Which sources are served. Default: public only (peer-policy.ts). */
   readonly peerPolicy?: PeerPolicy;
 }
 
@@ -64,8 +66,10 @@ export type ServerDropReason =
   | 'table-full'
   /** A payload longer than maxPayloadBytes. */
   | 'too-big'
-  /** A reply withheld because the destination has not validated and its budget is spent. */
-  | 'amplification';
+  /** A reply the server made itself, withheld because it would exceed 3x the request. */
+  | 'amplification'
+  /** A relayed reply to a connectee over its reply budget. */
+  | 'reply-budget';
 
 export interface UdpexposerServerCounters {
   /** Bare keepalives (no-password mode). */
@@ -88,6 +92,8 @@ export interface UdpexposerServerCounters {
   fromClient: { datagrams: number; bytes: number };
   toConnectees: { datagrams: number; bytes: number };
   dropped: Record<ServerDropReason, number>;
+  /** Bytes in and out of the replies the server originated to unverified sources. */
+  unverifiedReplies: UnverifiedReplyCounters;
 }
 
 export function newServerCounters(): UdpexposerServerCounters {
@@ -106,7 +112,8 @@ export function newServerCounters(): UdpexposerServerCounters {
     toClient: { datagrams: 0, bytes: 0 },
     fromClient: { datagrams: 0, bytes: 0 },
     toConnectees: { datagrams: 0, bytes: 0 },
-    dropped: { 'peer-denied': 0, 'no-client': 0, 'short-from-client': 0, 'unknown-tag': 0, 'table-full': 0, 'too-big': 0, amplification: 0 },
+    dropped: { 'peer-denied': 0, 'no-client': 0, 'short-from-client': 0, 'unknown-tag': 0, 'table-full': 0, 'too-big': 0, amplification: 0, 'reply-budget': 0 },
+    unverifiedReplies: { bytesIn: 0, bytesOut: 0, replies: 0, refused: 0 },
   };
 }
 
@@ -131,8 +138,8 @@ export class UdpexposerServerCore {
   readonly #key: UdpexposerKey | undefined;
   readonly #cookies: RetryCookies | undefined;
   readonly #registered: Buffer | undefined;
-  readonly #factor: number;
-  readonly #validate: boolean;
+  readonly #guard = new UnverifiedReplyGuard();
+  readonly #budget: ReplyBudget | undefined;
   readonly #maxPayload: number;
   readonly #policy: PeerPolicy;
   readonly #deps: ServerCoreDeps;
@@ -141,10 +148,13 @@ export class UdpexposerServerCore {
   constructor(opts: UdpexposerServerOptions, deps: ServerCoreDeps) {
     this.#deps = deps;
     this.#key = opts.key;
-    this.#factor = opts.amplificationFactor ?? 3;
-    this.#validate = opts.validateConnectees ?? true;
+    this.#budget = opts.replyBudget === 'off' ? undefined : (opts.replyBudget ?? DEFAULT_REPLY_BUDGET);
+    if (this.#budget && !(this.#budget.ratio >= 1 && this.#budget.windowMs > 0)) {
+      throw new UdpexposerError(`replyBudget needs ratio >= 1 and windowMs > 0, got ${JSON.stringify(this.#budget)}`);
+    }
+    this.counters.unverifiedReplies = this.#guard.counters;
     this.#maxPayload = opts.maxPayloadBytes ?? MAX_PAYLOAD_BYTES;
-    this.#policy = opts.peerPolicy ?? peerPolicy({ allowPrivate: false });
+    this.#policy = opts.peerPolicy ?? peerPolicy({ allowPrivate: false, allowLoopback: false });
     this.table = new ConnecteeTable({ capacity: opts.maxClients, evictIdleAfterMs: opts.evictIdleAfterMs ?? 30_000 }, deps.clock);
     if (opts.key) {
       this.#cookies = new RetryCookies(deps.clock, deps.cookieSecret);
@@ -210,9 +220,9 @@ export class UdpexposerServerCore {
     return true;
   }
 
-  /** A reply generated by the server itself to an unverified source: bounded by the factor, or not sent. */
+  /** A reply generated by the server itself to an unverified source: within 3x of the request, or not sent. */
   #reply(bytes: Buffer, received: number, port: number, address: string): boolean {
-    if (bytes.length > this.#factor * received) {
+    if (!this.#guard.allows(bytes.length, received)) {
       this.counters.dropped.amplification++;
       return false;
     }
@@ -251,9 +261,9 @@ export class UdpexposerServerCore {
     }
     this.counters.fromClient.datagrams++;
     this.counters.fromClient.bytes += payload.length;
-    c.replyAttempted = true;
-    if (!c.validated && c.bytesOut + payload.length > this.#factor * c.bytesIn) {
-      this.counters.dropped.amplification++;
+    const b = this.#budget;
+    if (b !== undefined && !budgetAllows(c, payload.length, b.ratio, Math.floor(this.#deps.clock.now() / b.windowMs))) {
+      this.counters.dropped['reply-budget']++;
       return;
     }
     c.bytesOut += payload.length;
@@ -280,7 +290,8 @@ export class UdpexposerServerCore {
     }
     const c: Connectee = r.connectee;
     if (r.kind === 'added') this.#added(c, r.evicted);
-    else if (this.#validate && c.replyAttempted) c.validated = true;
+    const b = this.#budget;
+    if (b !== undefined) budgetReceived(c, buf.length, Math.floor(c.lastHeardMs / b.windowMs));
     c.bytesIn += buf.length;
     c.datagramsIn++;
     this.counters.fromConnectees.datagrams++;

@@ -35,6 +35,7 @@ routes:
     onLimit: 'reject',
     setupQueue: 64,
     maxDatagramBytes: 65507,
+    replyBudget: { ratio: 64, windowMs: 10_000 },
   });
   assert.equal(ssh!.tcp.connectTimeoutMs, 10_000);
   assert.equal(ssh!.tcp.idleTimeoutMs, 600_000);
@@ -58,6 +59,53 @@ routes:
   assert.equal(g.udp.onLimit, 'evict-lru');
   assert.deepEqual(g.udp.rate, { perSecond: 5, burst: 7 });
   assert.deepEqual(g.upstream, { host: '::1', port: 27015 });
+});
+
+test('config: udp.replyBudget: default per place, off, custom, and refused where it does not apply', () => {
+  const r = parseConfig(`
+routes:
+  a: { listen: udp://127.0.0.1:1, upstream: 127.0.0.1:2 }
+  b: { listen: udp://127.0.0.1:3, upstream: 127.0.0.1:2, udp: { replyBudget: off } }
+  c: { listen: udp://127.0.0.1:4, upstream: 127.0.0.1:2, udp: { replyBudget: { ratio: 200, window: 30s } } }
+  d: { listen: udp://127.0.0.1:5, upstream: 127.0.0.1:2, udp: { replyBudget: { ratio: 8 } } }
+gateway:
+  listen: 127.0.0.1:7000
+  agents: { home: { token: "0123456789abcdef0123" }, lab: { token: "0123456789abcdef0123", replyBudget: off } }
+  ports: 1024-65535
+  services: { udp: { replyBudget: { ratio: 100 } } }
+`);
+  assert.ok(r.ok, JSON.stringify(!r.ok && r.issues));
+  const [a, b, c, d] = r.config.routes;
+  assert.deepEqual(a!.udp.replyBudget, { ratio: 64, windowMs: 10_000 });
+  assert.equal(b!.udp.replyBudget, undefined);
+  assert.deepEqual(c!.udp.replyBudget, { ratio: 200, windowMs: 30_000 });
+  assert.deepEqual(d!.udp.replyBudget, { ratio: 8, windowMs: 10_000 });
+  assert.deepEqual(r.config.gateway!.services.udp.replyBudget, { ratio: 100, windowMs: 10_000 });
+  assert.deepEqual(r.config.gateway!.agents.get('home')!.udp!.replyBudget, { ratio: 100, windowMs: 10_000 }, 'an agent without its own takes services.udp');
+  assert.equal(r.config.gateway!.agents.get('lab')!.udp!.replyBudget, undefined, 'gateway.agents.lab.replyBudget: off');
+  assert.equal(r.config.gateway!.agents.get('lab')!.udp!.idleTimeoutMs, 30_000, 'the rest of services.udp is kept');
+
+  const bad = parseConfig(`
+routes:
+  a: { listen: udp://127.0.0.1:1, upstream: 127.0.0.1:2, udp: { replyBudget: { ratio: 0.5 } } }
+  b: { listen: udp://127.0.0.1:3, upstream: 127.0.0.1:2, udp: { replyBudget: lots } }
+`);
+  assert.ok(!bad.ok);
+  const paths = bad.issues.map((i) => i.path);
+  assert.ok(paths.includes('routes.a.udp.replyBudget.ratio'), paths.join(' '));
+  assert.ok(paths.some((p) => p.startsWith('routes.b.udp.replyBudget')), paths.join(' '));
+  const agent = parseConfig(`
+agent:
+  name: home
+  gateway: 127.0.0.1:7000
+  token: "0123456789abcdef0123"
+  fingerprint: sha256:${'ab'.repeat(32)}
+  expose:
+    wg: { local: 127.0.0.1:51820, remote: udp://0.0.0.0:51820, udp: { replyBudget: off } }
+`);
+  assert.ok(!agent.ok);
+  const onAgent = agent.issues.find((i) => i.path === 'agent.expose.wg.udp.replyBudget');
+  assert.match(onAgent?.message ?? '', /gateway\.services\.udp\.replyBudget/);
 });
 
 test('config: every problem is listed with its path and line, not just the first', () => {

@@ -20,8 +20,19 @@ test('udpexposer flags: defaults and both roles', () => {
     pingIntervalMs: 25_000,
     password: undefined,
     allowPrivatePeers: false,
+    allowLoopbackPeers: false,
+    replyBudget: { ratio: 64, windowMs: 10_000 },
     ignored: [],
   });
+  const budget = parseUdpexposerArgs(['0.0.0.0:1', '-s', '--reply-budget', '200/30s', '--allow-loopback-peers']);
+  assert.ok(budget !== 'help');
+  assert.deepEqual(budget.replyBudget, { ratio: 200, windowMs: 30_000 });
+  assert.equal(budget.allowLoopbackPeers, true);
+  const off = parseUdpexposerArgs(['0.0.0.0:1', '-s', '--reply-budget=off']);
+  assert.ok(off !== 'help' && off.replyBudget === 'off');
+  const clientSide = parseUdpexposerArgs(['0.0.0.0:1', '-c', '127.0.0.1:2', '-a', '127.0.0.1:3', '--reply-budget', '8', '--allow-loopback-peers']);
+  assert.ok(clientSide !== 'help');
+  assert.deepEqual(clientSide.ignored, ['--allow-loopback-peers', '--reply-budget']);
   const c = parseUdpexposerArgs(['[::]:0', '-c', '127.0.0.1:51820', '-a', '[2001:db8::1]:1234', '-n', '16', '-i', '300', '-P', 'pw']);
   assert.ok(c !== 'help');
   assert.equal(c.mode, 'client');
@@ -59,6 +70,9 @@ const bad: [string[], RegExp][] = [
   [['127.0.0.1:1', '-s', '-i', '0'], /out of range/],
   [['127.0.0.1:1', '-s', '-n', '2', '-n', '3'], /Duplicate/],
   [['127.0.0.1:1', '-s', '-x'], /Unrecognized argument: -x/],
+  [['127.0.0.1:1', '-s', '--reply-budget', '0.5'], /--reply-budget: "0.5"/],
+  [['127.0.0.1:1', '-s', '--reply-budget', '64/soon'], /--reply-budget: "64\/soon"/],
+  [['127.0.0.1:1', '-s', '--reply-budget', 'lots'], /--reply-budget/],
   [['127.0.0.1:1', '-s', '-P'], /No value/],
   [['127.0.0.1:1', '127.0.0.1:2', '-s'], /Unrecognized argument/],
   [['127.0.0.1:1', '-P', 'x', '-a', '127.0.0.1:2', '-S'], /dump-stats is not supported/],
@@ -96,7 +110,7 @@ test('runUdpexposerCommand: server and client, password mode, echo end to end, s
   const cOut = sink();
   let server: UdpexposerReady | undefined;
   let client: UdpexposerReady | undefined;
-  const serverDone = runUdpexposerCommand(['127.0.0.1:0', '-s', '-P', 'test-password', '-n', '2'], {
+  const serverDone = runUdpexposerCommand(['127.0.0.1:0', '-s', '-P', 'test-password', '-n', '2', '--allow-loopback-peers'], {
     stdout: sOut, stderr: sink(), signal: ac.signal, clock: systemClock, onReady: (r) => void (server = r),
   });
   await waitFor(() => server !== undefined, 5000);
@@ -114,4 +128,38 @@ test('runUdpexposerCommand: server and client, password mode, echo end to end, s
   ac.abort();
   assert.deepEqual(await Promise.all([serverDone, clientDone]), [0, 0]);
   assert.match(cOut.text, /Finished serving channel 1/);
+});
+
+test('runUdpexposerCommand: without -P the server says at start that it is an open amplifier, and names the reply budget', async () => {
+  const ac = new AbortController();
+  const err = sink();
+  const done = runUdpexposerCommand(['127.0.0.1:0', '-s'], { stdout: sink(), stderr: err, signal: ac.signal, clock: systemClock, onReady: () => ac.abort() });
+  assert.equal(await done, 0);
+  assert.match(err.text, /without -P this server is an open amplifier by design/);
+  assert.match(err.text, /replies to each connectee are held to 64x what it sent over 10s/);
+  const off = sink();
+  const ac2 = new AbortController();
+  await runUdpexposerCommand(['127.0.0.1:0', '-s', '-P', 'x', '--reply-budget', 'off'], { stdout: sink(), stderr: off, signal: ac2.signal, clock: systemClock, onReady: () => ac2.abort() });
+  assert.doesNotMatch(off.text, /open amplifier/);
+  assert.match(off.text, /--reply-budget off: what the client relays to a connectee is not bounded/);
+});
+
+test('runUdpexposerCommand: a wildcard-bound server refuses loopback peers unless --allow-loopback-peers', async (t) => {
+  for (const allow of [false, true]) {
+    const ac = new AbortController();
+    t.after(() => ac.abort());
+    let ready: UdpexposerReady | undefined;
+    const done = runUdpexposerCommand(['0.0.0.0:0', '-s', ...(allow ? ['--allow-loopback-peers'] : [])], {
+      stdout: sink(), stderr: sink(), signal: ac.signal, clock: systemClock, onReady: (r) => void (ready = r),
+    });
+    await waitFor(() => ready !== undefined, 5000);
+    const server = ready!.role === 'server' ? ready!.server : undefined;
+    const peer = await udpPeer(t);
+    peer.send(Buffer.alloc(0), ready!.local.port); // a keepalive from 127.0.0.1
+    await waitFor(() => server!.counters.keepalives + server!.counters.dropped['peer-denied'] === 1, 5000);
+    assert.equal(server!.client !== undefined, allow, allow ? 'registered' : 'refused');
+    assert.equal(server!.counters.dropped['peer-denied'], allow ? 0 : 1);
+    ac.abort();
+    assert.equal(await done, 0);
+  }
 });

@@ -6,10 +6,15 @@ import { UdpexposerKey } from '../../src/protocol/udpexposer/key.js';
 import { UdpexposerClient } from '../../src/udpexposer/client.js';
 import { UdpexposerServer } from '../../src/udpexposer/server.js';
 import type { UdpexposerServerOptions } from '../../src/udpexposer/server-core.js';
+import { peerPolicy } from '../../src/udpexposer/peer-policy.js';
 import type { UdpexposerEvent } from '../../src/udpexposer/types.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { echoServer, sleep, udpPeer, waitFor } from './net.js';
 import { vectorKey, wire } from '../protocol/udpexposer/helpers.js';
+import { wireguardLikeDownload, wireguardLikeUpstream } from '../helpers/udp-shapes.js';
+
+/** Everything here runs on loopback, which a server refuses unless told (peer-policy.ts). */
+const loopbackPeers = peerPolicy({ allowPrivate: false, allowLoopback: true });
 
 interface Setup {
   server: UdpexposerServer;
@@ -27,7 +32,7 @@ async function start(
   const clock = new ManualClock();
   const events: UdpexposerEvent[] = [];
   const deps = { clock, onEvent: (e: UdpexposerEvent) => void events.push(e) };
-  const server = await UdpexposerServer.listen({ listen: { host: '127.0.0.1', port: 0 }, maxClients: 4, key: keys.server, ...serverOpts }, deps, ac.signal);
+  const server = await UdpexposerServer.listen({ listen: { host: '127.0.0.1', port: 0 }, maxClients: 4, key: keys.server, peerPolicy: loopbackPeers, ...serverOpts }, deps, ac.signal);
   const client = await UdpexposerClient.start(
     {
       listen: { host: '127.0.0.1', port: 0 },
@@ -114,30 +119,28 @@ test('SPF-2 on real sockets: forged empty datagrams and replayed tokens do not r
   assert.equal((await a.next()).msg.toString(), 'still mine');
 });
 
-test('AMP-2 on real sockets: an amplifying service reaches an unvalidated source at most 3x', async (t) => {
-  // The exposed service answers every datagram with ten 100-byte datagrams.
+test('AMP-2 on real sockets: an amplifying service reaches a connectee at most its reply budget, and sending again unlocks nothing', async (t) => {
+  // The exposed service answers every datagram with forty 100-byte datagrams (100x a 40-byte request).
   const amp = await udpPeer(t, (msg, from, s) => {
-    for (let i = 0; i < 10; i++) s.send(Buffer.alloc(100, i), from.port, from.address);
+    for (let i = 0; i < 40; i++) s.send(Buffer.alloc(100, i), from.port, from.address);
   });
-  const { server } = await start(t, amp.port);
+  const { server } = await start(t, amp.port, {}, { replyBudget: { ratio: 64, windowMs: 10_000 } });
   await waitFor(() => server.client !== undefined);
   const victim = await udpPeer(t);
-  victim.send(Buffer.alloc(40), server.local.port); // stands for one spoofed datagram
-  await waitFor(() => server.counters.dropped.amplification + server.counters.toConnectees.datagrams >= 10);
-  await sleep(30);
-  const got = victim.inbox.reduce((n, m) => n + m.msg.length, 0);
-  assert.ok(got <= 3 * 40, `victim got ${got} bytes for 40 sent`);
-  assert.equal(got, 100);
-  // a real client that keeps talking after a reply is validated and gets everything
-  victim.inbox.length = 0;
-  victim.send(Buffer.alloc(40), server.local.port);
-  await waitFor(() => victim.inbox.length === 10);
+  for (let round = 1; round <= 3; round++) {
+    victim.send(Buffer.alloc(40), server.local.port); // stands for a spoofed datagram: the victim's address, no reply needed
+    await waitFor(() => server.counters.dropped['reply-budget'] + server.counters.toConnectees.datagrams >= 40 * round);
+    await sleep(30);
+    const got = victim.inbox.reduce((n, m) => n + m.msg.length, 0);
+    assert.equal(got, Math.floor((64 * 40 * round) / 100) * 100, `round ${round}: whole replies up to 64x`);
+    assert.ok(got <= 64 * 40 * round, `victim got ${got} bytes for ${40 * round} sent`);
+  }
 });
 
 test('close() and abort are idempotent and release every socket', async () => {
   const ac = new AbortController();
   const clock = new ManualClock();
-  const server = await UdpexposerServer.listen({ listen: { host: '127.0.0.1', port: 0 }, maxClients: 1 }, { clock }, ac.signal);
+  const server = await UdpexposerServer.listen({ listen: { host: '127.0.0.1', port: 0 }, maxClients: 1, peerPolicy: loopbackPeers }, { clock }, ac.signal);
   const client = await UdpexposerClient.start(
     { listen: { host: '127.0.0.1', port: 0 }, server: { host: '127.0.0.1', port: server.local.port }, target: { host: '127.0.0.1', port: 9 }, maxClients: 1, pingIntervalMs: 10 },
     { clock },
@@ -149,4 +152,18 @@ test('close() and abort are idempotent and release every socket', async () => {
   client.close();
   await Promise.all([server.closed, client.closed]);
   assert.equal(clock.pendingTimers, 0, 'keepalive timer cancelled');
+});
+
+test('a WireGuard-like tunnel with a bulk TCP download inside passes the default reply budget; a stretch-ACK flow passes with it off', async (t) => {
+  const wg = await wireguardLikeUpstream(t);
+  const { server } = await start(t, wg.port);
+  await waitFor(() => server.client !== undefined);
+  const r = await wireguardLikeDownload(t, server.local.port, 2000);
+  assert.equal(r.received, 2000);
+  assert.equal(server.counters.dropped['reply-budget'], 0);
+  t.diagnostic(`through udpexposer: ${(r.bytes / r.sentBytes).toFixed(1)}x in ${r.ms} ms`);
+  const lifted = await start(t, wg.port, {}, { replyBudget: 'off' });
+  await waitFor(() => lifted.server.client !== undefined);
+  const heavy = await wireguardLikeDownload(t, lifted.server.local.port, 2000, 16);
+  assert.equal(heavy.received, 2000);
 });

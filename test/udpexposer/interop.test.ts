@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeReplyToken } from '../../src/protocol/udpexposer/index.js';
 import { UdpexposerClient } from '../../src/udpexposer/client.js';
+import { peerPolicy } from '../../src/udpexposer/peer-policy.js';
 import { UdpexposerServer } from '../../src/udpexposer/server.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { vectorKey, wire } from '../protocol/udpexposer/helpers.js';
@@ -17,7 +18,11 @@ const hex = (h: string) => Buffer.from(h, 'hex');
 test('Sluice server <- udpexposer client bytes (password mode)', async (t) => {
   const ac = new AbortController();
   t.after(() => ac.abort());
-  const server = await UdpexposerServer.listen({ listen: { host: '127.0.0.1', port: 0 }, maxClients: 4, key: vectorKey }, { clock: new ManualClock() }, ac.signal);
+  const server = await UdpexposerServer.listen(
+    { listen: { host: '127.0.0.1', port: 0 }, maxClients: 4, key: vectorKey, peerPolicy: peerPolicy({ allowPrivate: false, allowLoopback: true }) },
+    { clock: new ManualClock() },
+    ac.signal,
+  );
   const rustClient = await udpPeer(t);
   const connectee = await udpPeer(t);
   rustClient.send(pw.initial_request.token!, server.local.port);

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { classifyPeer, defaultAllowPrivate, peerPolicy } from '../../src/udpexposer/peer-policy.js';
+import { classifyPeer, defaultAllowLoopback, defaultAllowPrivate, peerPolicy } from '../../src/udpexposer/peer-policy.js';
+import { recordingServer } from './helpers.js';
 
 const cases: [string, number, string][] = [
   ['198.51.100.1', 5, 'public'],
@@ -34,12 +35,36 @@ for (const [address, port, want] of cases) {
   test(`${address}:${port} is ${want}`, () => assert.equal(classifyPeer(address, port), want));
 }
 
-test('default policy: public and loopback; allowPrivate adds private and link-local, never metadata', () => {
-  const strict = peerPolicy({ allowPrivate: false });
-  const lax = peerPolicy({ allowPrivate: true });
-  assert.ok(strict('198.51.100.1', 1) && strict('127.0.0.1', 1));
-  assert.ok(!strict('10.0.0.1', 1) && lax('10.0.0.1', 1) && lax('fe80::1', 1));
+test('strict policy: public only; allowPrivate adds private and link-local, allowLoopback loopback, never metadata', () => {
+  const strict = peerPolicy({ allowPrivate: false, allowLoopback: false });
+  const lax = peerPolicy({ allowPrivate: true, allowLoopback: false });
+  const loop = peerPolicy({ allowPrivate: false, allowLoopback: true });
+  assert.ok(strict('198.51.100.1', 1));
+  for (const a of ['127.0.0.1', '127.1.2.3', '::1', '::ffff:127.0.0.1', '64:ff9b::7f00:1']) {
+    assert.ok(!strict(a, 1) && !lax(a, 1), `${a} is refused unless loopback is allowed`);
+    assert.ok(loop(a, 1), `${a} is allowed with allowLoopback`);
+  }
+  assert.ok(!strict('10.0.0.1', 1) && lax('10.0.0.1', 1) && lax('fe80::1', 1) && !loop('10.0.0.1', 1));
   assert.ok(!lax('169.254.169.254', 80) && !lax('0.0.0.0', 1) && !lax('224.0.0.1', 1));
+});
+
+test('the server refuses loopback peers unless its policy allows them', () => {
+  const s = recordingServer();
+  s.core.handleDatagram(Buffer.alloc(0), '127.0.0.1', 4000);
+  s.core.handleDatagram(Buffer.from('x'), '::1', 4001);
+  assert.equal(s.core.client, undefined);
+  assert.equal(s.core.counters.dropped['peer-denied'], 2);
+  const opted = recordingServer({ peerPolicy: peerPolicy({ allowPrivate: false, allowLoopback: true }) });
+  opted.core.handleDatagram(Buffer.alloc(0), '127.0.0.1', 4000);
+  assert.deepEqual(opted.core.client, { address: '127.0.0.1', port: 4000, authenticated: false });
+});
+
+test('loopback peers are expected by default only when bound to a loopback address', () => {
+  assert.equal(defaultAllowLoopback('0.0.0.0'), false);
+  assert.equal(defaultAllowLoopback('::'), false);
+  assert.equal(defaultAllowLoopback('192.168.1.10'), false);
+  assert.equal(defaultAllowLoopback('127.0.0.1'), true);
+  assert.equal(defaultAllowLoopback('::1'), true);
 });
 
 test('private peers are expected by default only when bound to a private address', () => {

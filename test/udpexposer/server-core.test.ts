@@ -183,38 +183,74 @@ test('AMP-1: what the server itself sends to an unverified source is at most 3x 
   assert.ok(retry!.bytes.length <= 105 && retry!.bytes.length / initial.length < 1.26);
 });
 
-test('server replies are withheld when a stricter factor would be exceeded', () => {
-  const s = recordingServer({ key: vectorKey, amplificationFactor: 1 });
+test('what the server originates stays within 3x and counts bytes in and out (no option raises it)', () => {
+  const s = recordingServer({ key: vectorKey });
   s.core.handleDatagram(initial, EVIL.address, EVIL.port);
-  assert.equal(s.take().length, 0);
-  assert.equal(s.core.counters.dropped.amplification, 1);
+  const [retry] = s.take();
+  const u = s.core.counters.unverifiedReplies;
+  assert.deepEqual(u, { bytesIn: initial.length, bytesOut: retry!.bytes.length, replies: 1, refused: 0 });
+  assert.ok(u.bytesOut <= 3 * u.bytesIn);
 });
 
-test('AMP-2: replies to a connectee are budgeted at 3x until it sends again after a reply', () => {
-  const s = recordingServer();
+/** No password, a client, and a service that answers every connectee datagram with `answer` bytes. */
+function spoofSetup(opts: Parameters<typeof recordingServer>[0], answer: number) {
+  const s = recordingServer(opts);
   s.core.handleDatagram(Buffer.alloc(0), CLIENT.address, CLIENT.port);
-  s.core.handleDatagram(Buffer.alloc(10, 1), A.address, A.port); // a spoofed 10-byte request "from" A
-  s.take();
-  for (let i = 0; i < 10; i++) s.core.handleDatagram(encodeFrame(1, Buffer.alloc(20, 2)), CLIENT.address, CLIENT.port); // upstream answers 200 bytes
-  const toA = s.take().filter((x) => x.address === A.address);
-  const bytes = toA.reduce((n, x) => n + x.bytes.length, 0);
-  assert.equal(bytes, 20, 'one 20-byte reply fits the 30-byte budget, the second would not');
-  assert.equal(s.core.counters.dropped.amplification, 9);
-  // a real A sends again: validated, replies flow in full
-  s.core.handleDatagram(Buffer.alloc(1), A.address, A.port);
-  s.take();
-  for (let i = 0; i < 10; i++) s.core.handleDatagram(encodeFrame(1, Buffer.alloc(100, 2)), CLIENT.address, CLIENT.port);
-  assert.equal(s.take().length, 10);
-});
+  let toVictim = 0;
+  /** One spoofed datagram of `bytes` and the service's answer; returns the bytes the victim got so far. */
+  const spoof = (bytes: number) => {
+    s.core.handleDatagram(Buffer.alloc(bytes, 1), A.address, A.port); // "from" A: the victim; the attacker never sees a reply
+    const tag = s.take().find((x) => x.address === CLIENT.address)!.bytes.readUInt16BE(0);
+    for (let sent = 0; sent < answer; sent += 1000) s.core.handleDatagram(encodeFrame(tag, Buffer.alloc(Math.min(1000, answer - sent), 2)), CLIENT.address, CLIENT.port);
+    toVictim += s.take().filter((x) => x.address === A.address && x.port === A.port).reduce((n, x) => n + x.bytes.length, 0);
+    return toVictim;
+  };
+  return { s, spoof };
+}
 
-test('validateConnectees: false keeps the budget for life', () => {
-  const s = recordingServer({ validateConnectees: false });
-  s.core.handleDatagram(Buffer.alloc(0), CLIENT.address, CLIENT.port);
-  for (let round = 0; round < 5; round++) {
-    s.core.handleDatagram(Buffer.alloc(10), A.address, A.port);
-    for (let i = 0; i < 5; i++) s.core.handleDatagram(encodeFrame(1, Buffer.alloc(20)), CLIENT.address, CLIENT.port);
+test('AMP-2: two or three spoofed 1-byte datagrams 300 ms apart get at most the reply budget, never the 50,000 bytes the service answers', () => {
+  for (const n of [2, 3]) {
+    const { s, spoof } = spoofSetup({ replyBudget: { ratio: 64, windowMs: 10_000 } }, 25_000);
+    let toVictim = 0;
+    for (let i = 0; i < n; i++) {
+      toVictim = spoof(1);
+      s.clock.advance(300);
+    }
+    assert.equal(toVictim, 0, `${n} x 1 byte buys 64 x ${n} bytes: no 1,000-byte reply fits`);
+    assert.equal(s.core.counters.dropped['reply-budget'], n * 25);
   }
-  assert.ok(s.bytesTo(A.address, A.port) <= 3 * 50);
+  // the default budget, with requests the size of a real one
+  const { s, spoof } = spoofSetup({}, 25_000);
+  spoof(60);
+  s.clock.advance(300);
+  const got = spoof(60);
+  assert.ok(got <= 64 * 120, `${got} bytes for 120`);
+  assert.equal(got, 7000, 'whole 1,000-byte replies up to 64 x 120 = 7,680');
+  assert.equal(s.core.counters.dropped['reply-budget'], 50 - 7);
+});
+
+test('reply budget: the window slides (one to two windows), and spending stays within ratio x received', () => {
+  const { s, spoof } = spoofSetup({ replyBudget: { ratio: 10, windowMs: 1000 } }, 5000);
+  s.clock.advance(1000 - (s.clock.now() % 1000)); // start at a window boundary
+  assert.equal(spoof(100), 1000, '10 x 100');
+  s.clock.advance(1000); // next window: the previous one still counts, and so does what it spent
+  assert.equal(spoof(100), 2000, '10 x 200 over the two windows');
+  s.clock.advance(1000); // the first window is gone: 100 in and 1,000 out remain in view
+  assert.equal(spoof(200), 4000, '10 x (100 + 200) - 1,000');
+  s.clock.advance(2000); // both windows gone: nothing banked
+  s.core.handleDatagram(encodeFrame(1, Buffer.alloc(10)), CLIENT.address, CLIENT.port);
+  assert.equal(s.take().length, 0, 'no credit left after two silent windows');
+});
+
+test('replyBudget: a ratio under 1 or an empty window is refused at construction', () => {
+  assert.throws(() => recordingServer({ replyBudget: { ratio: 0.5, windowMs: 1000 } }), /replyBudget needs ratio >= 1/);
+  assert.throws(() => recordingServer({ replyBudget: { ratio: 8, windowMs: 0 } }), /windowMs > 0/);
+});
+
+test("replyBudget: 'off' relays everything (a download-heavy flow the operator lifted the budget for)", () => {
+  const { s, spoof } = spoofSetup({ replyBudget: 'off' }, 50_000);
+  assert.equal(spoof(60), 50_000);
+  assert.equal(s.core.counters.dropped['reply-budget'], 0);
 });
 
 test('payloads over 2046 bytes are dropped, not cut short', () => {
@@ -237,7 +273,7 @@ test('sources outside the peer policy are neither answered nor forwarded', () =>
   }
   assert.equal(s.take().length, 0);
   assert.equal(s.core.counters.dropped['peer-denied'], 10);
-  const lax = recordingServer({ peerPolicy: peerPolicy({ allowPrivate: true }) });
+  const lax = recordingServer({ peerPolicy: peerPolicy({ allowPrivate: true, allowLoopback: false }) });
   lax.core.handleDatagram(Buffer.alloc(0), '10.0.0.5', 53);
   assert.deepEqual(lax.core.client, { address: '10.0.0.5', port: 53, authenticated: false });
 });
