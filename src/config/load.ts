@@ -150,6 +150,7 @@ function compile(data: RawConfig): SluiceConfig {
       ratePerSource: r.tcp.ratePerSource,
     },
     acl: r.acl ?? data.acl,
+    ...((r.sourcePrefix ?? data.sourcePrefix) ? { sourcePrefix: r.sourcePrefix ?? data.sourcePrefix } : {}),
     proxyProtocol: r.proxyProtocol && {
       accept: r.proxyProtocol.accept,
       send: r.proxyProtocol.send,
@@ -181,6 +182,7 @@ function compile(data: RawConfig): SluiceConfig {
     ...(data.agent ? { agent: compileAgent(data.agent as RawAgent) } : {}),
     ...(data.docker ? { docker: compileDocker(data.docker) } : {}),
     ...(data.acl ? { acl: data.acl } : {}),
+    ...(data.sourcePrefix ? { sourcePrefix: data.sourcePrefix } : {}),
     ...compileObserve(data),
   });
 }

@@ -105,6 +105,13 @@ const crowdsec = z.strictObject({
   timeout: duration.prefault('5s').refine((ms) => ms >= MIN_INTERVAL_MS, `must be at least ${MIN_INTERVAL_MS}ms`),
 });
 
+/** What one source is for per-source caps and rates (admission/source-key.ts). */
+const sourcePrefix = z
+  .strictObject({
+    ipv4: z.number().int().min(0).max(32).default(32),
+    ipv6: z.number().int().min(0).max(128).default(64),
+  });
+
 export const routeSchema = z.strictObject({
   listen,
   upstream,
@@ -112,6 +119,7 @@ export const routeSchema = z.strictObject({
   tcp,
   acl: acl.optional(),
   proxyProtocol: proxyProtocol.optional(),
+  sourcePrefix: sourcePrefix.optional(),
 });
 
 /** `gateway:` and `agent:` (docs/expose.md), built from the route parts above. */
@@ -120,6 +128,8 @@ const expose = exposeSchemas({ duration, udp, tcp, acl, listen });
 export const configSchema = z.strictObject({
   routes: z.record(z.string(), routeSchema).default({}),
   acl: acl.optional(),
+  /** Default `sourcePrefix` of routes that do not set their own. */
+  sourcePrefix: sourcePrefix.optional(),
   geoip: z.strictObject({ database: z.string().min(1) }).optional(),
   crowdsec: crowdsec.optional(),
   accessLog: z.strictObject({ output: z.string().min(1).default('stdout') }).prefault({}),

@@ -27,6 +27,8 @@ class TcpConnection implements FlowRef {
   upstream: Endpoint | undefined;
   stop: ((reason: EndReason) => void) | undefined;
   origin: RouteOrigin | undefined;
+  /** The per-source key admission counted this connection under (AdmissionLimits.keyOf). */
+  source = '';
   constructor(
     readonly id: number,
     readonly route: string,
@@ -180,13 +182,15 @@ export class TcpRoute implements RouteRuntime {
       down.destroy();
       return;
     }
-    const limited = this.#limits.admit(client.address);
-    if (limited) return this.#reject(down, client, limited);
+    const source = this.#limits.keyOf(client);
+    const limited = this.#limits.admit(source);
+    if (limited) return this.#reject(down, client, limited, source === client.address ? undefined : `source ${source}`);
 
-    this.#limits.acquire(client.address);
+    this.#limits.acquire(source);
     const route = this.#route;
     const c = new TcpConnection(this.deps.nextFlowId(), route.name, client, down, clock.now(), clock.wallNow());
     c.origin = route.origin;
+    c.source = source;
     this.#conns.add(c);
     this.deps.dialer.dial(route.upstream, { signal: this.#abort.signal, timeoutMs: route.tcp.connectTimeoutMs, client, local: destination ?? localOf(down) }).then(
       ({ stream, remote }) => {
@@ -248,12 +252,12 @@ export class TcpRoute implements RouteRuntime {
 
   #forget(c: TcpConnection): void {
     if (!this.#conns.delete(c)) return;
-    this.#limits.release(c.client.address);
+    this.#limits.release(c.source);
     if (this.#conns.size === 0) for (const done of this.#onEmpty.splice(0)) done();
   }
 }
 
 function limitSettings(route: RouteConfig): LimitSettings {
   const t = route.tcp;
-  return { maxPerRoute: t.maxConnections, maxPerSource: t.maxConnectionsPerSource, rate: t.rate, ratePerSource: t.ratePerSource };
+  return { maxPerRoute: t.maxConnections, maxPerSource: t.maxConnectionsPerSource, rate: t.rate, ratePerSource: t.ratePerSource, sourcePrefix: route.sourcePrefix };
 }

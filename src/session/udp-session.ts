@@ -35,6 +35,8 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef {
   prefix: Buffer | null = null;
   /** `first` mode: the header rides every datagram only until the upstream has answered once. */
   prefixUntilReply = false;
+  /** The per-source key admission counted this session under (AdmissionLimits.keyOf). */
+  source = '';
 
   constructor(
     private readonly owner: UdpSessionOwner,
