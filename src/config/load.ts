@@ -156,6 +156,7 @@ function compile(data: RawConfig): SluiceConfig {
       send: r.proxyProtocol.send,
       udp: r.proxyProtocol.udp,
       headerTimeoutMs: r.proxyProtocol.headerTimeout,
+      untrustedWaitMs: r.proxyProtocol.untrustedWait,
       maxHeaderBytes: r.proxyProtocol.maxHeaderBytes,
     },
   }));

@@ -89,6 +89,7 @@ const proxyProtocol = z.strictObject({
   send: z.enum(['v1', 'v2']).optional(),
   udp: z.enum(['every', 'first']).default('every'),
   headerTimeout: duration.prefault('5s'),
+  untrustedWait: duration.prefault('50ms'),
   maxHeaderBytes: z.number().int().min(232).max(65551).default(4096),
 });
 

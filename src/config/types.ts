@@ -45,6 +45,12 @@ export interface ProxyProtocolSettings {
   /** How a UDP session sends v2: on every datagram, or on the first ones (until the upstream answers). */
   readonly udp: 'every' | 'first';
   readonly headerTimeoutMs: number;
+  /**
+   * TCP, untrusted senders on a route with `accept`: how long to wait for the first bytes before
+   * dialing, so a PROXY header from them is refused before any upstream connection (0 = dial at
+   * once and check the first bytes after). Absent = 50 ms.
+   */
+  readonly untrustedWaitMs?: number;
   readonly maxHeaderBytes: number;
 }
 

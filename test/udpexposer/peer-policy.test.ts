@@ -3,8 +3,14 @@ import assert from 'node:assert/strict';
 import { classifyPeer, defaultAllowPrivate, peerPolicy } from '../../src/udpexposer/peer-policy.js';
 
 const cases: [string, number, string][] = [
-  ['198.51.100.1', 5, 'public'],
-  ['2001:db8::5', 5, 'public'],
+  ['1.0.0.1', 5, 'public'],
+  ['2606:4700::1111', 5, 'public'],
+  ['198.51.100.1', 5, 'reserved'],
+  ['2001:db8::5', 5, 'reserved'],
+  ['192.88.99.1', 5, 'reserved'],
+  ['168.63.129.16', 80, 'metadata'],
+  ['100.100.100.200', 80, 'metadata'],
+  ['fec0::1', 5, 'private'],
   ['127.0.0.1', 5, 'loopback'],
   ['::ffff:127.0.0.1', 5, 'loopback'],
   ['::1', 5, 'loopback'],
@@ -26,7 +32,7 @@ const cases: [string, number, string][] = [
   ['224.0.0.1', 5, 'unusable'],
   ['255.255.255.255', 5, 'unusable'],
   ['ff02::1', 5, 'unusable'],
-  ['198.51.100.1', 0, 'unusable'],
+  ['1.0.0.1', 0, 'unusable'],
   ['not-an-ip', 5, 'unusable'],
 ];
 
@@ -37,7 +43,8 @@ for (const [address, port, want] of cases) {
 test('default policy: public and loopback; allowPrivate adds private and link-local, never metadata', () => {
   const strict = peerPolicy({ allowPrivate: false });
   const lax = peerPolicy({ allowPrivate: true });
-  assert.ok(strict('198.51.100.1', 1) && strict('127.0.0.1', 1));
+  assert.ok(strict('1.0.0.1', 1) && strict('127.0.0.1', 1));
+  assert.ok(!lax('198.51.100.1', 1) && !lax('168.63.129.16', 80), 'reserved and metadata peers are never answered');
   assert.ok(!strict('10.0.0.1', 1) && lax('10.0.0.1', 1) && lax('fe80::1', 1));
   assert.ok(!lax('169.254.169.254', 80) && !lax('0.0.0.0', 1) && !lax('224.0.0.1', 1));
 });
