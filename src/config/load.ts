@@ -172,6 +172,7 @@ function compile(data: RawConfig): SluiceConfig {
             onUnavailable: data.crowdsec.onUnavailable,
             intervalMs: data.crowdsec.interval,
             timeoutMs: data.crowdsec.timeout,
+            ...(data.crowdsec.banPrefix ? { banPrefix: data.crowdsec.banPrefix } : {}),
           },
         }
       : {}),

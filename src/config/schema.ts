@@ -104,6 +104,10 @@ const crowdsec = z.strictObject({
   onUnavailable: z.enum(['allow', 'deny']).default('allow'),
   interval: duration.prefault('10s').refine((ms) => ms >= MIN_INTERVAL_MS, `must be at least ${MIN_INTERVAL_MS}ms`),
   timeout: duration.prefault('5s').refine((ms) => ms >= MIN_INTERVAL_MS, `must be at least ${MIN_INTERVAL_MS}ms`),
+  /** How much of a client an Ip decision bans (admission/source-key.ts); default: the address. */
+  banPrefix: z
+    .strictObject({ ipv4: z.number().int().min(0).max(32).default(32), ipv6: z.number().int().min(0).max(128).default(128) })
+    .optional(),
 });
 
 /** What one source is for per-source caps and rates (admission/source-key.ts). */
