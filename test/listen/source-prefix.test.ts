@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { startNode } from '../helpers/node.js';
-import { tcpServer, waitFor } from '../helpers/net.js';
+import { tcpServer, udpEcho, waitFor } from '../helpers/net.js';
 import { encodeProxyV2 } from '../../src/protocol/proxy-protocol/index.js';
 
 /**
@@ -73,4 +74,38 @@ routes:
   const started = n.ofType('session-started').map((e) => e.flow.client.address);
   assert.deepEqual(started, ['2001:db8:1:2::a', '2001:db8:1:2::b', '2001:db8:1:2::d', '2001:db8:1:3::1', '198.51.100.1', '198.51.100.2', '198.51.100.2']);
   await waitFor(() => accepted === 7, 'the upstream saw exactly the admitted connections');
+});
+
+test('sourcePrefix (udp, real sockets on ::1): sessions of /128s in one /64 share maxSessionsPerSource; another /64 and IPv4 addresses do not', async (t) => {
+  const up = await udpEcho(t);
+  const n = await startNode(
+    t,
+    `
+routes:
+  dns:
+    listen: udp://[::1]:0
+    upstream: 127.0.0.1:${up.port}
+    proxyProtocol: { accept: ["::1/128"] }
+    udp: { maxSessionsPerSource: 2 }
+`,
+    { clock: new ManualClock() },
+  );
+  const sender = dgram.createSocket({ type: 'udp6' });
+  sender.bind(0, '::1');
+  await once(sender, 'listening');
+  t.after(() => sender.close());
+  const settled = () => n.ofType('session-started').length + n.ofType('session-rejected').length;
+  const from = async (address: string) => {
+    const before = settled();
+    const dst = address.includes(':') ? { address: '2001:db8:ff::1', port: 53 } : { address: '192.0.2.10', port: 53 };
+    const header = encodeProxyV2({ transport: 'DGRAM', addresses: { source: { address, port: 40000 }, destination: dst } });
+    sender.send(Buffer.concat([header, Buffer.from('q')]), n.port('dns'), '::1');
+    await waitFor(() => settled() > before, `verdict for ${address}`);
+  };
+  for (const a of ['2001:db8:1:2::a', '2001:db8:1:2::b', '2001:db8:1:2::c', '2001:db8:1:3::1', '198.51.100.1', '198.51.100.2']) await from(a);
+  const rejected = n.ofType('session-rejected').map((e) => `${e.client.address} ${e.reason} ${e.detail ?? ''}`.trim());
+  assert.deepEqual(rejected, ['2001:db8:1:2::c limit-source-sessions source 2001:db8:1:2::/64']);
+  assert.deepEqual(n.ofType('session-started').map((e) => e.flow.client.address), ['2001:db8:1:2::a', '2001:db8:1:2::b', '2001:db8:1:3::1', '198.51.100.1', '198.51.100.2']);
+  await waitFor(() => up.received === 5, 'the upstream saw the admitted sessions only');
+  assert.equal(up.sources.size, 5);
 });
