@@ -170,6 +170,10 @@ export function exposeSchemas(parts: RouteParts) {
       }
       return r;
     });
+  /** STUN and TURN servers: the ICE code sends to them as given and never resolves a name. */
+  const serverAddress = hostPort(false).superRefine((hp, ctx) => {
+    if (!canonicalIp(hp.host)) ctx.addIssue({ code: 'custom', message: `"${hp.host}" is a name; write the server's IP address (STUN and TURN servers are not resolved)` });
+  });
   const ports = z.union([z.string(), z.number(), z.array(z.union([z.string(), z.number()]))]).transform((v, ctx) => {
     const r = parsePortRanges(v);
     if (typeof r === 'string') {
@@ -245,8 +249,8 @@ export function exposeSchemas(parts: RouteParts) {
       .default({}),
     peerIdleTimeout: duration.prefault('15m'),
     directRetry: duration.prefault('30s'),
-    stunServers: z.array(hostPort(false)).default([]),
-    turnServers: z.array(z.strictObject({ server: hostPort(false), username: z.string().min(1), password: z.string().min(1) })).default([]),
+    stunServers: z.array(serverAddress).default([]),
+    turnServers: z.array(z.strictObject({ server: serverAddress, username: z.string().min(1), password: z.string().min(1) })).default([]),
     peerCandidates: z.array(z.enum(CANDIDATE_CLASSES)).min(1).default(['public']),
     icePolicy: z.enum(['all', 'relay']).default('all'),
   });
