@@ -110,7 +110,8 @@ function compile(): { set: CidrSet; classOf: Map<Cidr, AddressClass> } {
     entries.push([c, cls]);
   };
   for (const proto of [ipaddr.IPv4.prototype, ipaddr.IPv6.prototype]) {
-    const ranges = (proto as unknown as { SpecialRanges: RangeTable }).SpecialRanges;
+    const ranges = (proto as unknown as { SpecialRanges?: RangeTable }).SpecialRanges;
+    if (!ranges) throw new Error('address-class: this ipaddr.js has no SpecialRanges table (the range() data this module compiles)');
     for (const [name, list] of Object.entries(ranges)) {
       const cls = name in RANGE_CLASS ? RANGE_CLASS[name]! : 'reserved';
       if (cls === null) continue;
