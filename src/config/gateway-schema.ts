@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { canonicalIp, parseHostPort, type HostPort, type ListenAddress } from '../core/address.js';
 import type { AclSpec } from '../admission/acl/acl-policy.js';
+import type { SourcePrefix } from '../admission/source-key.js';
 import type { ProxyProtocolSettings, TcpSettings, UdpSettings } from './types.js';
 
 /**
@@ -48,6 +49,8 @@ export interface ExposedRouteSettings {
   readonly udp: UdpSettings;
   readonly tcp: TcpSettings;
   readonly acl: AclSpec | undefined;
+  /** The top-level `sourcePrefix`; absent = IPv4 /32, IPv6 /64. */
+  readonly sourcePrefix?: SourcePrefix;
 }
 
 export interface GatewayConfig {
@@ -308,7 +311,7 @@ export function checkExpose(
   }
 }
 
-export function compileGateway(g: RawGateway, topAcl: AclSpec | undefined): GatewayConfig {
+export function compileGateway(g: RawGateway, topAcl: AclSpec | undefined, topSourcePrefix?: SourcePrefix): GatewayConfig {
   return {
     listen: g.listen,
     agents: new Map(Object.entries(g.agents).map(([name, a]) => [name, { token: a.token, ports: a.ports ?? g.ports }])),
@@ -326,7 +329,12 @@ export function compileGateway(g: RawGateway, topAcl: AclSpec | undefined): Gate
     maxServicesPerAgent: g.maxServicesPerAgent,
     maxPeerFlowsPerAgent: g.maxPeerFlowsPerAgent,
     stun: g.stun,
-    services: { udp: udpSettings(g.services.udp), tcp: tcpSettings(g.services.tcp), acl: g.services.acl ?? topAcl },
+    services: {
+      udp: udpSettings(g.services.udp),
+      tcp: tcpSettings(g.services.tcp),
+      acl: g.services.acl ?? topAcl,
+      ...(topSourcePrefix ? { sourcePrefix: topSourcePrefix } : {}),
+    },
   };
 }
 

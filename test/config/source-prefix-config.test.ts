@@ -21,3 +21,12 @@ routes:
   assert.equal(bad.issues[0]!.path, 'routes.a.sourcePrefix.ipv6');
   assert.equal(bad.issues[0]!.line, 5);
 });
+
+test('sourcePrefix: gateway exposures inherit the top-level one', () => {
+  const gw = `gateway:\n  listen: 127.0.0.1:7000\n  stateDir: /tmp/sluice-test-state\n  agents:\n    home: { token: "0123456789abcdef0123" }\n  ports: 1024-65535\n`;
+  const r = parseConfig(`sourcePrefix: { ipv6: 48 }\n${gw}`);
+  assert.ok(r.ok, JSON.stringify(!r.ok && r.issues));
+  if (r.ok) assert.deepEqual(r.config.gateway!.services.sourcePrefix, { ipv4: 32, ipv6: 48 });
+  const plain = parseConfig(gw);
+  assert.ok(plain.ok && plain.config.gateway!.services.sourcePrefix === undefined);
+});
