@@ -3,21 +3,26 @@ import type { Clock } from '../core/clock.js';
 import type { RateLimit } from '../config/types.js';
 import type { RejectReason } from '../observe/events.js';
 import { TokenBucket } from './token-bucket.js';
+import type { Endpoint } from '../core/address.js';
+import { DEFAULT_SOURCE_PREFIX, sourceKey, type SourcePrefix } from './source-key.js';
 
 export interface LimitSettings {
   readonly maxPerRoute: number;
   readonly maxPerSource: number;
   readonly rate: RateLimit;
   readonly ratePerSource: RateLimit;
+  /** What one source is (default IPv4 /32, IPv6 /64). */
+  readonly sourcePrefix?: SourcePrefix;
 }
 
 /** How many per-source buckets are remembered; older ones are forgotten (a forgotten source starts full). */
 const SOURCE_BUCKETS = 65_536;
 
 /**
- * Caps and creation rates for one route, per route and per source IP. Used once per new session
- * or connection, before anything is allocated for it. `release` must be called exactly once for
- * every successful `admit`.
+ * Caps and creation rates for one route, per route and per source. A source is the client's
+ * `keyOf` (its address, or its IPv6 /64 by default); callers compute it once per new session or
+ * connection, keep it, and pass it to `admit`, `acquire` and `release`. Used before anything is
+ * allocated for the session. `release` must be called exactly once for every successful `admit`.
  */
 export class AdmissionLimits {
   #active = 0;
@@ -30,6 +35,11 @@ export class AdmissionLimits {
     private readonly clock: Clock,
   ) {
     this.#routeBucket = new TokenBucket(settings.rate, clock);
+  }
+
+  /** The per-source key of a canonical client address under the current `sourcePrefix`. */
+  keyOf(client: Pick<Endpoint, 'address' | 'family'>): string {
+    return sourceKey(client, this.settings.sourcePrefix ?? DEFAULT_SOURCE_PREFIX);
   }
 
   get active(): number {
@@ -75,7 +85,9 @@ export class AdmissionLimits {
   }
 
   update(settings: LimitSettings): void {
-    const rateChanged = JSON.stringify(settings.ratePerSource) !== JSON.stringify(this.settings.ratePerSource);
+    const rateChanged =
+      JSON.stringify(settings.ratePerSource) !== JSON.stringify(this.settings.ratePerSource) ||
+      JSON.stringify(settings.sourcePrefix) !== JSON.stringify(this.settings.sourcePrefix);
     this.settings = settings;
     this.#routeBucket.setLimit(settings.rate);
     if (rateChanged) this.#sourceBuckets.clear();

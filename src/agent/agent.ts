@@ -9,7 +9,7 @@ import { Backoff } from '../observe/conntrack/backoff.js';
 import type { ControlMessage, RefusalCode } from '../protocol/tunnel/index.js';
 import { DirectStreamDialer } from '../upstream/direct/tcp-dialer.js';
 import { DirectDatagramDialer } from '../upstream/direct/udp-dialer.js';
-import { resolveTarget, systemResolver, type Resolver } from '../upstream/direct/resolve.js';
+import { resolveDestination, systemResolver, type Resolver } from '../upstream/direct/resolve.js';
 import type { DatagramDialer, StreamDialer } from '../upstream/dialer.js';
 import type { UdpDatapath } from '../datapath/udp-datapath.js';
 import { jsDatapath } from '../datapath/js-datapath.js';
@@ -232,7 +232,7 @@ export class Agent {
   /** One connection from TLS to its end; resolves with why it ended, rejects when it never authenticated. */
   async #connectOnce(): Promise<string> {
     const cfg = this.config;
-    const remote = await resolveTarget(cfg.gateway, this.deps.resolver ?? systemResolver);
+    const remote = await resolveDestination(cfg.gateway, this.deps.resolver ?? systemResolver, 'trusted');
     const keyId = randomInt(1, 0xffff_ffff);
     const { channel, authOk, keys } = await connectToGateway({
       host: remote.address,

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { canonicalIp, parseHostPort, type HostPort, type ListenAddress } from '../core/address.js';
 import type { AclSpec } from '../admission/acl/acl-policy.js';
+import type { SourcePrefix } from '../admission/source-key.js';
 import type { ProxyProtocolSettings, TcpSettings, UdpSettings } from './types.js';
 import { DEFAULT_REPLY_BUDGET, type ReplyBudget } from '../core/reply-budget.js';
 
@@ -51,6 +52,8 @@ export interface ExposedRouteSettings {
   readonly udp: UdpSettings;
   readonly tcp: TcpSettings;
   readonly acl: AclSpec | undefined;
+  /** The top-level `sourcePrefix`; absent = IPv4 /32, IPv6 /64. */
+  readonly sourcePrefix?: SourcePrefix;
 }
 
 export interface GatewayConfig {
@@ -175,6 +178,10 @@ export function exposeSchemas(parts: RouteParts) {
       }
       return r;
     });
+  /** STUN and TURN servers: the ICE code sends to them as given and never resolves a name. */
+  const serverAddress = hostPort(false).superRefine((hp, ctx) => {
+    if (!canonicalIp(hp.host)) ctx.addIssue({ code: 'custom', message: `"${hp.host}" is a name; write the server's IP address (STUN and TURN servers are not resolved)` });
+  });
   const ports = z.union([z.string(), z.number(), z.array(z.union([z.string(), z.number()]))]).transform((v, ctx) => {
     const r = parsePortRanges(v);
     if (typeof r === 'string') {
@@ -250,8 +257,8 @@ export function exposeSchemas(parts: RouteParts) {
       .default({}),
     peerIdleTimeout: duration.prefault('15m'),
     directRetry: duration.prefault('30s'),
-    stunServers: z.array(hostPort(false)).default([]),
-    turnServers: z.array(z.strictObject({ server: hostPort(false), username: z.string().min(1), password: z.string().min(1) })).default([]),
+    stunServers: z.array(serverAddress).default([]),
+    turnServers: z.array(z.strictObject({ server: serverAddress, username: z.string().min(1), password: z.string().min(1) })).default([]),
     peerCandidates: z.array(z.enum(CANDIDATE_CLASSES)).min(1).default(['public']),
     icePolicy: z.enum(['all', 'relay']).default('all'),
   });
@@ -319,7 +326,7 @@ export function checkExpose(
   }
 }
 
-export function compileGateway(g: RawGateway, topAcl: AclSpec | undefined): GatewayConfig {
+export function compileGateway(g: RawGateway, topAcl: AclSpec | undefined, topSourcePrefix?: SourcePrefix): GatewayConfig {
   const servicesUdp = udpSettings(g.services.udp, DEFAULT_REPLY_BUDGET);
   const agentUdp = (raw: RawUdp['replyBudget']) => (raw === undefined ? servicesUdp : { ...servicesUdp, replyBudget: replyBudgetOf(raw, undefined) });
   return {
@@ -339,7 +346,12 @@ export function compileGateway(g: RawGateway, topAcl: AclSpec | undefined): Gate
     maxServicesPerAgent: g.maxServicesPerAgent,
     maxPeerFlowsPerAgent: g.maxPeerFlowsPerAgent,
     stun: g.stun,
-    services: { udp: servicesUdp, tcp: tcpSettings(g.services.tcp), acl: g.services.acl ?? topAcl },
+    services: {
+      udp: servicesUdp,
+      tcp: tcpSettings(g.services.tcp),
+      acl: g.services.acl ?? topAcl,
+      ...(topSourcePrefix ? { sourcePrefix: topSourcePrefix } : {}),
+    },
   };
 }
 

@@ -152,11 +152,13 @@ function compile(data: RawConfig): SluiceConfig {
       ratePerSource: r.tcp.ratePerSource,
     },
     acl: r.acl ?? data.acl,
+    ...((r.sourcePrefix ?? data.sourcePrefix) ? { sourcePrefix: r.sourcePrefix ?? data.sourcePrefix } : {}),
     proxyProtocol: r.proxyProtocol && {
       accept: r.proxyProtocol.accept,
       send: r.proxyProtocol.send,
       udp: r.proxyProtocol.udp,
       headerTimeoutMs: r.proxyProtocol.headerTimeout,
+      untrustedWaitMs: r.proxyProtocol.untrustedWait,
       maxHeaderBytes: r.proxyProtocol.maxHeaderBytes,
     },
   }));
@@ -172,6 +174,7 @@ function compile(data: RawConfig): SluiceConfig {
             onUnavailable: data.crowdsec.onUnavailable,
             intervalMs: data.crowdsec.interval,
             timeoutMs: data.crowdsec.timeout,
+            ...(data.crowdsec.banPrefix ? { banPrefix: data.crowdsec.banPrefix } : {}),
           },
         }
       : {}),
@@ -179,10 +182,11 @@ function compile(data: RawConfig): SluiceConfig {
     log: data.log,
     lifecycle: { drainTimeoutMs: data.lifecycle.drainTimeout, watch: data.lifecycle.watch },
     datapath: data.datapath,
-    ...(data.gateway ? { gateway: compileGateway(data.gateway as RawGateway, data.acl) } : {}),
+    ...(data.gateway ? { gateway: compileGateway(data.gateway as RawGateway, data.acl, data.sourcePrefix) } : {}),
     ...(data.agent ? { agent: compileAgent(data.agent as RawAgent) } : {}),
     ...(data.docker ? { docker: compileDocker(data.docker) } : {}),
     ...(data.acl ? { acl: data.acl } : {}),
+    ...(data.sourcePrefix ? { sourcePrefix: data.sourcePrefix } : {}),
     ...compileObserve(data),
   });
 }

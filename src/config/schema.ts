@@ -99,6 +99,7 @@ const proxyProtocol = z.strictObject({
   send: z.enum(['v1', 'v2']).optional(),
   udp: z.enum(['every', 'first']).default('every'),
   headerTimeout: duration.prefault('5s'),
+  untrustedWait: duration.prefault('50ms'),
   maxHeaderBytes: z.number().int().min(232).max(65551).default(4096),
 });
 
@@ -113,7 +114,18 @@ const crowdsec = z.strictObject({
   onUnavailable: z.enum(['allow', 'deny']).default('allow'),
   interval: duration.prefault('10s').refine((ms) => ms >= MIN_INTERVAL_MS, `must be at least ${MIN_INTERVAL_MS}ms`),
   timeout: duration.prefault('5s').refine((ms) => ms >= MIN_INTERVAL_MS, `must be at least ${MIN_INTERVAL_MS}ms`),
+  /** How much of a client an Ip decision bans (admission/source-key.ts); default: the address. */
+  banPrefix: z
+    .strictObject({ ipv4: z.number().int().min(0).max(32).default(32), ipv6: z.number().int().min(0).max(128).default(128) })
+    .optional(),
 });
+
+/** What one source is for per-source caps and rates (admission/source-key.ts). */
+const sourcePrefix = z
+  .strictObject({
+    ipv4: z.number().int().min(0).max(32).default(32),
+    ipv6: z.number().int().min(0).max(128).default(64),
+  });
 
 export const routeSchema = z.strictObject({
   listen,
@@ -122,6 +134,7 @@ export const routeSchema = z.strictObject({
   tcp,
   acl: acl.optional(),
   proxyProtocol: proxyProtocol.optional(),
+  sourcePrefix: sourcePrefix.optional(),
 });
 
 /** `gateway:` and `agent:` (docs/expose.md), built from the route parts above. */
@@ -130,6 +143,8 @@ const expose = exposeSchemas({ duration, udp, tcp, acl, listen, replyBudget });
 export const configSchema = z.strictObject({
   routes: z.record(z.string(), routeSchema).default({}),
   acl: acl.optional(),
+  /** Default `sourcePrefix` of routes that do not set their own. */
+  sourcePrefix: sourcePrefix.optional(),
   geoip: z.strictObject({ database: z.string().min(1) }).optional(),
   crowdsec: crowdsec.optional(),
   accessLog: z.strictObject({ output: z.string().min(1).default('stdout') }).prefault({}),

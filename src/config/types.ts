@@ -5,6 +5,7 @@ import type { AgentConfig, GatewayConfig } from './gateway-schema.js';
 import type { ObserveConfig } from './observe-schema.js';
 import type { DockerConfig } from '../discovery/docker-config.js';
 import type { ReplyBudget } from '../core/reply-budget.js';
+import type { SourcePrefix } from '../admission/source-key.js';
 
 /** A token bucket: `perSecond` refill, `burst` capacity. `perSecond: 0` turns the limit off. */
 export interface RateLimit {
@@ -47,6 +48,12 @@ export interface ProxyProtocolSettings {
   /** How a UDP session sends v2: on every datagram, or on the first ones (until the upstream answers). */
   readonly udp: 'every' | 'first';
   readonly headerTimeoutMs: number;
+  /**
+   * TCP, untrusted senders on a route with `accept`: how long to wait for the first bytes before
+   * dialing, so a PROXY header from them is refused before any upstream connection (0 = dial at
+   * once and check the first bytes after). Absent = 50 ms.
+   */
+  readonly untrustedWaitMs?: number;
   readonly maxHeaderBytes: number;
 }
 
@@ -59,6 +66,8 @@ export interface RouteConfig {
   /** The route's own `acl`, else the top-level one, else undefined (everyone). */
   readonly acl: AclSpec | undefined;
   readonly proxyProtocol: ProxyProtocolSettings | undefined;
+  /** What one source is for per-source caps and rates (`sourcePrefix`); absent = IPv4 /32, IPv6 /64. */
+  readonly sourcePrefix?: SourcePrefix;
   /** Absent for the config file's routes; set on routes discovered elsewhere (container labels). */
   readonly origin?: RouteOrigin;
 }
@@ -97,6 +106,8 @@ export interface SluiceConfig extends ObserveConfig {
   readonly docker?: DockerConfig;
   /** The top-level `acl`, kept for routes that do not come from the file (they inherit it too). */
   readonly acl?: AclSpec;
+  /** The top-level `sourcePrefix`, inherited by routes that do not set their own (label routes too). */
+  readonly sourcePrefix?: SourcePrefix;
 }
 
 /** One problem found in a config: the dotted key path, its line when known, and what is wrong. */

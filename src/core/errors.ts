@@ -11,6 +11,7 @@ export type SluiceErrorCode =
   /** A connect listener's peer agent is not connected to the gateway (PEER_OPEN refused with peer-offline). */
   | 'SLUICE_ERR_PEER_OFFLINE'
   | 'SLUICE_ERR_RESOLVE'
+  | 'SLUICE_ERR_DESTINATION_DENIED'
   | 'SLUICE_ERR_ADDRESS_INVALID'
   | 'SLUICE_ERR_ACL_DENIED'
   | 'SLUICE_ERR_LIMIT'

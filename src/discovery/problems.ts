@@ -31,7 +31,7 @@ export function formatProblem(p: DiscoveryProblem): string {
 export function containerCandidates(
   c: ContainerInfo,
   docker: Pick<DockerConfig, 'sluiceLabels' | 'godoxy'>,
-  file: Pick<SluiceConfig, 'acl' | 'geoip'>,
+  file: Pick<SluiceConfig, 'acl' | 'geoip' | 'sourcePrefix'>,
 ): { routes: RouteConfig[]; problems: DiscoveryProblem[] } {
   const parses: LabelParse[] = [];
   if (docker.sluiceLabels) parses.push(parseSluiceLabels(c));

@@ -7,12 +7,17 @@ export type Validated = { ok: true; route: RouteConfig } | { ok: false; problems
 
 /**
  * Validates a label route with the config file's own parser (same schema, same cross-key checks,
- * same defaults), as if it were the only route of a file that has `base`'s top-level `acl` and
- * `geoip`, so it inherits what a file route would. JSON is YAML, so the route goes in as text and
+ * same defaults), as if it were the only route of a file that has `base`'s top-level `acl`,
+ * `geoip` and `sourcePrefix`, so it inherits what a file route would. JSON is YAML, so the route goes in as text and
  * nothing of the parser has to be duplicated here. Problems name the label that caused them.
  */
-export function validateLabelRoute(r: LabelRoute, c: ContainerInfo, base: Pick<SluiceConfig, 'acl' | 'geoip'>): Validated {
-  const doc = { routes: { [r.name]: r.raw }, ...(base.acl ? { acl: base.acl } : {}), ...(base.geoip ? { geoip: base.geoip } : {}) };
+export function validateLabelRoute(r: LabelRoute, c: ContainerInfo, base: Pick<SluiceConfig, 'acl' | 'geoip' | 'sourcePrefix'>): Validated {
+  const doc = {
+    routes: { [r.name]: r.raw },
+    ...(base.acl ? { acl: base.acl } : {}),
+    ...(base.geoip ? { geoip: base.geoip } : {}),
+    ...(base.sourcePrefix ? { sourcePrefix: base.sourcePrefix } : {}),
+  };
   const parsed = parseConfig(JSON.stringify(doc));
   if (!parsed.ok) {
     const prefix = `routes.${r.name}`;

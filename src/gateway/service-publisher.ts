@@ -83,6 +83,7 @@ export class ServicePublisher {
       tcp: settings.tcp,
       acl: settings.acl,
       proxyProtocol: undefined,
+      ...(settings.sourcePrefix ? { sourcePrefix: settings.sourcePrefix } : {}),
     };
     const { admit, nextFlowId, datapath } = this.deps.routeDeps(route);
     const r =

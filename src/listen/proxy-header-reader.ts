@@ -40,29 +40,49 @@ export function readProxyHeader(sock: Socket, timeoutMs: number, maxBytes: numbe
   });
 }
 
+/** What an untrusted sender's first bytes say: a PROXY signature, anything else, or nothing yet. */
+export type FirstBytes = 'header' | 'clean' | 'undecided';
+
 /**
  * For an untrusted sender on a route that accepts PROXY headers: waits for the client's first
  * bytes and tells whether they start a PROXY header (which must be refused, never parsed). The
- * bytes are put back and the socket left paused. Resolves `true` for clean traffic. Never waits
- * on its own timer: the relay's idle timeout bounds it, and server-first protocols keep working
- * because only the client-to-upstream direction waits.
+ * bytes are put back and the socket left paused. A client that ends or closes first is `clean`
+ * (the caller sees the socket state). With `timeoutMs`, resolves `undecided` when the deadline
+ * passes with nothing conclusive; one more turn of the event loop is given first, so bytes the
+ * kernel already holds are read even when the loop was late. Without it, waits as long as the
+ * socket lives.
  */
-export function firstBytesAreClean(sock: Socket): Promise<boolean> {
+export function sniffFirstBytes(sock: Socket, timeoutMs?: number): Promise<FirstBytes> {
   return new Promise((resolve) => {
     let buf: Buffer = Buffer.alloc(0);
-    const done = (clean: boolean) => {
-      sock.off('data', onData).off('end', onEnd);
+    let timer: NodeJS.Timeout | undefined;
+    let settled = false;
+    const done = (v: FirstBytes) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sock.off('data', onData).off('end', onEnd).off('close', onEnd);
       sock.pause();
       if (buf.length > 0) sock.unshift(buf);
-      resolve(clean);
+      resolve(v);
     };
     const onData = (chunk: Buffer) => {
       buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
       const v = startsWithProxySignature(buf);
-      if (v !== 'maybe') done(v === 'no');
+      if (v !== 'maybe') done(v === 'yes' ? 'header' : 'clean');
     };
-    const onEnd = () => done(true);
-    sock.on('data', onData).once('end', onEnd);
+    const onEnd = () => done('clean');
+    if (timeoutMs !== undefined) timer = setTimeout(() => setImmediate(() => done('undecided')), timeoutMs);
+    sock.on('data', onData).once('end', onEnd).once('close', onEnd);
     sock.resume();
   });
+}
+
+/**
+ * After the dial, for an untrusted sender whose first bytes were not seen before it: resolves
+ * `true` for clean traffic. Never waits on its own timer: the relay's idle timeout bounds it, and
+ * server-first protocols keep working because only the client-to-upstream direction waits.
+ */
+export function firstBytesAreClean(sock: Socket): Promise<boolean> {
+  return sniffFirstBytes(sock).then((v) => v !== 'header');
 }

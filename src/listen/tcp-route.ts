@@ -8,7 +8,7 @@ import { AdmissionLimits, type LimitSettings } from '../admission/limits.js';
 import type { EndReason, EventStream, FlowRef, RejectReason } from '../observe/events.js';
 import { relayTcp } from '../session/tcp-relay.js';
 import { applyAdmitter, eventReporter, type Admitter, type VerdictReporter } from '../admission/admitter.js';
-import { firstBytesAreClean, readProxyHeader } from './proxy-header-reader.js';
+import { firstBytesAreClean, readProxyHeader, sniffFirstBytes } from './proxy-header-reader.js';
 import { TcpProxyHeaders, localOf } from './tcp-proxy-header.js';
 import type { StreamDialer } from '../upstream/dialer.js';
 import type { RouteRuntime, SessionInfo } from './route.js';
@@ -21,12 +21,17 @@ export interface TcpRouteDeps {
   readonly admit?: Admitter;
 }
 
+/** `proxyProtocol.untrustedWait` when a route's settings do not say (the config default). */
+const DEFAULT_UNTRUSTED_WAIT_MS = 50;
+
 class TcpConnection implements FlowRef {
   readonly proto = 'tcp' as const;
   state: 'dialing' | 'open' | 'closed' = 'dialing';
   upstream: Endpoint | undefined;
   stop: ((reason: EndReason) => void) | undefined;
   origin: RouteOrigin | undefined;
+  /** The per-source key admission counted this connection under (AdmissionLimits.keyOf). */
+  source = '';
   constructor(
     readonly id: number,
     readonly route: string,
@@ -171,23 +176,48 @@ export class TcpRoute implements RouteRuntime {
   /**
    * `client` is the real client (from a trusted header, or the peer); `destination` what the
    * header said the client connected to. `sniff`: an untrusted peer on a route that accepts
-   * headers, whose first bytes must not be a PROXY header.
+   * headers, whose first bytes must not be a PROXY header. Admission runs first (so caps bound
+   * the connections waiting here); then, with `untrustedWaitMs`, the first bytes are awaited
+   * before dialing, so a header from an untrusted sender is refused without an upstream
+   * connection. A client that stays silent past the wait (a server-speaks-first protocol) is
+   * dialed, and its first bytes are still checked before any reaches the upstream.
    */
   #admitAndDial(down: net.Socket, client: Endpoint, destination: Endpoint | undefined, sniff: boolean): void {
-    const { clock, events } = this.deps;
+    const { clock } = this.deps;
     if (this.#draining || down.destroyed) return this.#reject(down, client, 'draining');
     if (applyAdmitter(this.#admit, client, this.#route.name, this.#reporter) !== undefined) {
       down.destroy();
       return;
     }
-    const limited = this.#limits.admit(client.address);
-    if (limited) return this.#reject(down, client, limited);
+    const source = this.#limits.keyOf(client);
+    const limited = this.#limits.admit(source);
+    if (limited) return this.#reject(down, client, limited, source === client.address ? undefined : `source ${source}`);
 
-    this.#limits.acquire(client.address);
+    this.#limits.acquire(source);
     const route = this.#route;
     const c = new TcpConnection(this.deps.nextFlowId(), route.name, client, down, clock.now(), clock.wallNow());
     c.origin = route.origin;
+    c.source = source;
     this.#conns.add(c);
+    const waitMs = this.#pp?.settings.untrustedWaitMs ?? DEFAULT_UNTRUSTED_WAIT_MS;
+    if (!sniff || waitMs <= 0) return this.#dial(c, destination, sniff);
+    void sniffFirstBytes(down, waitMs).then((seen) => {
+      if (c.state === 'closed') return;
+      if (seen === 'header') {
+        c.state = 'closed';
+        this.#forget(c);
+        return this.#reject(down, client, 'proxy-header-untrusted');
+      }
+      if (down.destroyed) return this.#finish(c, 'client-closed');
+      this.#dial(c, destination, seen === 'undecided');
+    });
+  }
+
+  /** Dials the upstream for an admitted connection and starts the relay; `sniff` as above, after the dial. */
+  #dial(c: TcpConnection, destination: Endpoint | undefined, sniff: boolean): void {
+    const { clock, events } = this.deps;
+    const { down, client } = c;
+    const route = this.#route;
     this.deps.dialer.dial(route.upstream, { signal: this.#abort.signal, timeoutMs: route.tcp.connectTimeoutMs, client, local: destination ?? localOf(down) }).then(
       ({ stream, remote }) => {
         if (c.state === 'closed' || down.destroyed) {
@@ -248,12 +278,12 @@ export class TcpRoute implements RouteRuntime {
 
   #forget(c: TcpConnection): void {
     if (!this.#conns.delete(c)) return;
-    this.#limits.release(c.client.address);
+    this.#limits.release(c.source);
     if (this.#conns.size === 0) for (const done of this.#onEmpty.splice(0)) done();
   }
 }
 
 function limitSettings(route: RouteConfig): LimitSettings {
   const t = route.tcp;
-  return { maxPerRoute: t.maxConnections, maxPerSource: t.maxConnectionsPerSource, rate: t.rate, ratePerSource: t.ratePerSource };
+  return { maxPerRoute: t.maxConnections, maxPerSource: t.maxConnectionsPerSource, rate: t.rate, ratePerSource: t.ratePerSource, sourcePrefix: route.sourcePrefix };
 }

@@ -226,7 +226,7 @@ export class UdpSessionTable implements UdpSessionOwner {
     s.state = 'closed';
     const map = typeof s.key === 'number' ? this.#v4 : this.#other;
     if ((map as Map<unknown, UdpSession>).get(s.key) === s) (map as Map<unknown, UdpSession>).delete(s.key);
-    this.#limits.release(s.client.address);
+    this.#limits.release(s.source);
     s.channel?.close();
     s.queue = null;
     if (wasOpen) {
@@ -251,26 +251,28 @@ export class UdpSessionTable implements UdpSessionOwner {
     const client: Endpoint = { address: canon.address, port, family: canon.family };
     const { clock, events } = this.deps;
     const name = this.#route.name;
-    const reject = (reason: RejectReason) => {
-      events.emit({ type: 'session-rejected', at: clock.wallNow(), route: name, proto: 'udp', client, reason });
+    const reject = (reason: RejectReason, detail?: string) => {
+      events.emit({ type: 'session-rejected', at: clock.wallNow(), route: name, proto: 'udp', client, reason, ...(detail ? { detail } : {}) });
       return undefined;
     };
     if (this.#draining) return reject('draining');
     if (applyAdmitter(this.#admit, client, name, this.#reporter) !== undefined) return undefined;
     const evict = this.#route.udp.onLimit === 'evict-lru';
-    const limited = this.#limits.admit(client.address, evict);
-    if (limited) return reject(limited);
+    const source = this.#limits.keyOf(client);
+    const limited = this.#limits.admit(source, evict);
+    if (limited) return reject(limited, source === client.address ? undefined : `source ${source}`);
     if (evict && this.#limits.atRouteCap) this.#evictOldest();
 
     const s = new UdpSession(this, this.deps.nextFlowId(), name, client, key, replyAddress, replyPort, clock.now(), clock.wallNow(), this.#tick);
     s.origin = this.#route.origin;
+    s.source = source;
     if (this.#pp !== null) {
       s.prefix = this.#pp.outboundHeader(client, destination ?? this.deps.local());
       s.prefixUntilReply = s.prefix !== null && this.#pp.settings.udp === 'first';
     }
     if (typeof key === 'number') this.#v4.set(key, s);
     else this.#other.set(key, s);
-    this.#limits.acquire(client.address);
+    this.#limits.acquire(source);
     void this.#open(s);
     return s;
   }
@@ -350,5 +352,5 @@ export class UdpSessionTable implements UdpSessionOwner {
 
 function limitSettings(route: RouteConfig) {
   const u = route.udp;
-  return { maxPerRoute: u.maxSessions, maxPerSource: u.maxSessionsPerSource, rate: u.rate, ratePerSource: u.ratePerSource };
+  return { maxPerRoute: u.maxSessions, maxPerSource: u.maxSessionsPerSource, rate: u.rate, ratePerSource: u.ratePerSource, sourcePrefix: route.sourcePrefix };
 }

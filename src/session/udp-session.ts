@@ -42,6 +42,8 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, Repl
   budgetInPrev = 0;
   budgetOut = 0;
   budgetOutPrev = 0;
+  /** The per-source key admission counted this session under (AdmissionLimits.keyOf). */
+  source = '';
 
   constructor(
     private readonly owner: UdpSessionOwner,

@@ -107,7 +107,7 @@ routes:
   assert.ok(Date.now() - started >= 150, 'the stalled header was given its timeout');
   const reasons = n.ofType('session-rejected').map((r) => r.reason);
   assert.deepEqual(reasons, ['proxy-header-missing', 'proxy-header-untrusted', 'proxy-header-invalid']);
-  // The untrusted one was dialed (its header is only seen once it speaks) but no byte of it went upstream.
+  // The untrusted one is refused before the dial (proxy-untrusted.test.ts counts the upstream's accepts).
   assert.ok(up.got.every((b) => b.length === 0), 'none of them reached the upstream with data');
   // An untrusted client speaking plainly on the same route is served.
   const d = await tcpConnect(t, n.port('untrusted'));

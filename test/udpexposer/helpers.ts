@@ -28,9 +28,10 @@ export function recordingServer(opts: Partial<UdpexposerServerOptions> = {}) {
   return { core, clock, sent, events, take, bytesTo };
 }
 
-// Documentation addresses (public class): the client, connectees and an attacker.
-export const CLIENT = { address: '203.0.113.10', port: 40_000 };
-export const MOVED = { address: '203.0.113.11', port: 40_001 };
-export const A = { address: '198.51.100.1', port: 5001 };
-export const B = { address: '198.51.100.2', port: 5002 };
-export const EVIL = { address: '192.0.2.66', port: 6666 };
+// Public addresses (the documentation ranges are `reserved`, which the peer policy refuses):
+// the client, connectees and an attacker. Nothing is sent to them: the server core is pure.
+export const CLIENT = { address: '1.1.1.10', port: 40_000 };
+export const MOVED = { address: '1.1.1.11', port: 40_001 };
+export const A = { address: '1.0.0.1', port: 5001 };
+export const B = { address: '1.0.0.2', port: 5002 };
+export const EVIL = { address: '1.0.0.66', port: 6666 };

@@ -4,8 +4,14 @@ import { classifyPeer, defaultAllowLoopback, defaultAllowPrivate, peerPolicy } f
 import { recordingServer } from './helpers.js';
 
 const cases: [string, number, string][] = [
-  ['198.51.100.1', 5, 'public'],
-  ['2001:db8::5', 5, 'public'],
+  ['1.0.0.1', 5, 'public'],
+  ['2606:4700::1111', 5, 'public'],
+  ['198.51.100.1', 5, 'reserved'],
+  ['2001:db8::5', 5, 'reserved'],
+  ['192.88.99.1', 5, 'reserved'],
+  ['168.63.129.16', 80, 'metadata'],
+  ['100.100.100.200', 80, 'metadata'],
+  ['fec0::1', 5, 'private'],
   ['127.0.0.1', 5, 'loopback'],
   ['::ffff:127.0.0.1', 5, 'loopback'],
   ['::1', 5, 'loopback'],
@@ -27,7 +33,7 @@ const cases: [string, number, string][] = [
   ['224.0.0.1', 5, 'unusable'],
   ['255.255.255.255', 5, 'unusable'],
   ['ff02::1', 5, 'unusable'],
-  ['198.51.100.1', 0, 'unusable'],
+  ['1.0.0.1', 0, 'unusable'],
   ['not-an-ip', 5, 'unusable'],
 ];
 
@@ -39,7 +45,7 @@ test('strict policy: public only; allowPrivate adds private and link-local, allo
   const strict = peerPolicy({ allowPrivate: false, allowLoopback: false });
   const lax = peerPolicy({ allowPrivate: true, allowLoopback: false });
   const loop = peerPolicy({ allowPrivate: false, allowLoopback: true });
-  assert.ok(strict('198.51.100.1', 1));
+  assert.ok(strict('1.0.0.1', 1) && !lax('198.51.100.1', 1) && !lax('168.63.129.16', 80), 'reserved and metadata peers are never answered');
   for (const a of ['127.0.0.1', '127.1.2.3', '::1', '::ffff:127.0.0.1', '64:ff9b::7f00:1']) {
     assert.ok(!strict(a, 1) && !lax(a, 1), `${a} is refused unless loopback is allowed`);
     assert.ok(loop(a, 1), `${a} is allowed with allowLoopback`);

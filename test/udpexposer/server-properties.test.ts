@@ -10,7 +10,7 @@ import { vectorKey, wire } from '../protocol/udpexposer/helpers.js';
 import { A, B, CLIENT, EVIL, recordingServer } from './helpers.js';
 
 const initial = Buffer.from(wire.password_mode.initial_request.token!, 'ascii');
-const sources = [A, B, EVIL, CLIENT, { address: '10.0.0.1', port: 53 }, { address: '::ffff:198.51.100.1', port: 5001 }];
+const sources = [A, B, EVIL, CLIENT, { address: '10.0.0.1', port: 53 }, { address: '::ffff:1.0.0.1', port: 5001 }];
 
 const datagram = fc.oneof(
   fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b)),

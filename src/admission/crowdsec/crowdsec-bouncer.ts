@@ -78,7 +78,7 @@ export class CrowdsecBouncer {
   /** Settles when the first pull has finished, whether it succeeded or not. Never rejects. */
   readonly firstPull: Promise<void>;
   readonly #deps: BouncerDeps;
-  readonly #store = new DecisionStore();
+  readonly #store: DecisionStore;
   readonly #life = new AbortController();
   readonly #pull: (startup: boolean, signal: AbortSignal) => Promise<StreamBody>;
   #state: BouncerState = 'starting';
@@ -93,6 +93,7 @@ export class CrowdsecBouncer {
 
   constructor(settings: CrowdsecSettings, deps: BouncerDeps) {
     this.#settings = settings;
+    this.#store = new DecisionStore(settings.banPrefix);
     this.#deps = deps;
     this.counters = deps.counters ?? new CrowdsecCounters();
     this.#pull = deps.pull ?? ((startup, signal) => pullDecisionStream(settings.url, settings.apiKey, startup, settings.timeoutMs, signal));

@@ -95,5 +95,8 @@ export class CrowdsecHolder {
 }
 
 function sameSource(a: CrowdsecSettings, b: CrowdsecSettings): boolean {
-  return a.url === b.url && a.apiKey === b.apiKey && a.intervalMs === b.intervalMs && a.timeoutMs === b.timeoutMs;
+  return (
+    a.url === b.url && a.apiKey === b.apiKey && a.intervalMs === b.intervalMs && a.timeoutMs === b.timeoutMs &&
+    JSON.stringify(a.banPrefix) === JSON.stringify(b.banPrefix)
+  );
 }

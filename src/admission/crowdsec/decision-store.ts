@@ -3,6 +3,10 @@ import type { Cidr } from '../acl/cidr.js';
 import { embeddedIpv4, type EmbeddedIpv4 } from '../acl/embedded-ipv4.js';
 import { formatIpv4, formatIpValue, type IpValue } from '../acl/ip-value.js';
 import { targetText, type Ban, type StreamBody } from './stream-body.js';
+import { sourceKey, type SourcePrefix } from '../source-key.js';
+
+/** Bans mean what CrowdSec says: one address per Ip decision. */
+const AS_DECIDED: SourcePrefix = Object.freeze({ ipv4: 32, ipv6: 128 });
 
 /**
  * A ban in the store: what it matches and until when. Entries sharing a slot (one address or
@@ -43,9 +47,22 @@ export interface BanMatch {
  * Addresses are matched as the ACL's deny rules match them (docs/access-control.md): an
  * IPv4-mapped client is its IPv4 address, and an IPv6 client that embeds an IPv4 address
  * (6to4, NAT64, Teredo, ...) is also refused by a ban on that IPv4 address or a range holding it.
+ * With a `banPrefix` narrower than the address (`crowdsec.banPrefix`, e.g. IPv6 /64), an Ip
+ * decision bans the client's whole network of that length, so a banned IPv6 subscriber cannot
+ * step around the ban by changing its /128.
  * Not safe for concurrent mutation; one owner (the bouncer) applies pulls, lookups are reads.
  */
 export class DecisionStore {
+  readonly #prefix: SourcePrefix;
+  /** IPv4 host-bit mask of the ban prefix (all ones for /32). */
+  readonly #v4Mask: number;
+
+  constructor(banPrefix: SourcePrefix = AS_DECIDED) {
+    this.#prefix = banPrefix;
+    this.#v4Mask = banPrefix.ipv4 >= 32 ? 0xffffffff : banPrefix.ipv4 <= 0 ? 0 : (~0 << (32 - banPrefix.ipv4)) >>> 0;
+  }
+
+
   readonly #byKey = new Map<string, Entry>();
   readonly #v4 = new Map<number, Entry>();
   readonly #v6 = new Map<string, Entry>();
@@ -85,8 +102,9 @@ export class DecisionStore {
   match(ip: IpValue, now: number): BanMatch | undefined {
     if (ip.family === 4) return this.#matchV4(ip.words[0]!, now, undefined);
     if (this.#v6.size > 0) {
-      const hit = live(this.#v6.get(formatIpValue(ip)), now);
-      if (hit) return { detail: hit.detail };
+      const key = this.#v6Key(ip);
+      const hit = live(this.#v6.get(key), now);
+      if (hit) return { detail: key.includes('/') ? `${hit.detail}, widened to ${key}` : hit.detail };
     }
     const ranges = this.#rangeTable(now);
     if (ranges.size > 0) {
@@ -101,13 +119,19 @@ export class DecisionStore {
     return undefined;
   }
 
+  /** Map key of an IPv6 address: its canonical text, or its ban-prefix network (`2001:db8:1:2::/64`). */
+  #v6Key(ip: IpValue): string {
+    const text = formatIpValue(ip);
+    return this.#prefix.ipv6 >= 128 ? text : sourceKey({ address: text, family: 6 }, this.#prefix);
+  }
+
   /** Drops expired decisions (memory only: lookups already ignore them). */
   sweep(now: number): void {
     for (const e of [...this.#byKey.values()]) if (e.expiresAt <= now) this.#remove(e.ban.key);
   }
 
   #matchV4(v4: number, now: number, via: EmbeddedIpv4 | undefined): BanMatch | undefined {
-    let hit = this.#v4.size > 0 ? live(this.#v4.get(v4), now) : undefined;
+    let hit = this.#v4.size > 0 ? live(this.#v4.get((v4 & this.#v4Mask) >>> 0), now) : undefined;
     if (!hit) {
       const ranges = this.#rangeTable(now);
       if (ranges.size === 0) return undefined;
@@ -115,7 +139,8 @@ export class DecisionStore {
       hit = c && live(this.#ranges.get(c.text), now);
     }
     if (!hit) return undefined;
-    return { detail: via ? `${hit.detail}, ${via.form} address embeds ${formatIpv4(via.v4)}` : hit.detail };
+    const widened = typeof hit.slot === 'number' && this.#v4Mask !== 0xffffffff ? `, widened to ${formatIpv4(hit.slot)}/${this.#prefix.ipv4}` : '';
+    return { detail: via ? `${hit.detail}${widened}, ${via.form} address embeds ${formatIpv4(via.v4)}` : `${hit.detail}${widened}` };
   }
 
   /** The range set, rebuilt first if ranges changed or one expired (so an expired narrow range cannot hide a live wider one). */
@@ -152,10 +177,11 @@ export class DecisionStore {
       chain(this.#ranges, t.cidr.text, e);
       this.#rangesDirty = true;
     } else if (t.ip.family === 4) {
-      e = new Entry(b, t.ip.words[0]!, expiresAt);
-      chain(this.#v4, t.ip.words[0]!, e);
+      const slot = (t.ip.words[0]! & this.#v4Mask) >>> 0;
+      e = new Entry(b, slot, expiresAt);
+      chain(this.#v4, slot, e);
     } else {
-      const text = formatIpValue(t.ip);
+      const text = this.#v6Key(t.ip);
       e = new Entry(b, text, expiresAt);
       chain(this.#v6, text, e);
     }

@@ -1,3 +1,5 @@
+import type { SourcePrefix } from '../source-key.js';
+
 /**
  * The `crowdsec:` section, compiled (docs/crowdsec.md). One Local API, one bouncer key, shared by
  * every route whose acl says `crowdsec: true`.
@@ -15,6 +17,8 @@ export interface CrowdsecSettings {
   readonly intervalMs: number;
   /** Milliseconds one pull may take, connection to last body byte. */
   readonly timeoutMs: number;
+  /** How much of a client an Ip decision bans (`banPrefix`); absent = the address itself. */
+  readonly banPrefix?: SourcePrefix;
 }
 
 export type CrowdsecMode = 'enforce' | 'observe';

@@ -1,6 +1,7 @@
 import { lookup } from 'node:dns/promises';
 import { canonicalIp, type Endpoint, type HostPort } from '../../core/address.js';
 import { SluiceError } from '../../core/errors.js';
+import { refusedClass, type DestinationClass } from '../../admission/address-class.js';
 
 /** Resolves a name to addresses; IP literals come back as they are, without a lookup. */
 export type Resolver = (host: string) => Promise<{ address: string; family: 4 | 6 }[]>;
@@ -11,20 +12,49 @@ export const systemResolver: Resolver = async (host) => {
 };
 
 /**
- * Resolves `target` once per dial and returns a canonical endpoint. Names written in the config
- * are trusted; a caller that takes destinations from the network must check the result.
+ * Which destinations a dial may reach. `trusted`: any address (hosts written in the config, or in
+ * container labels, whose writers already hold the host). Otherwise the address classes allowed
+ * (admission/address-class.ts); `metadata` and `unusable` addresses are never allowed.
  */
-export async function resolveTarget(target: HostPort, resolver: Resolver): Promise<Endpoint> {
+export type DestinationPolicy = 'trusted' | readonly DestinationClass[];
+
+/** The policy for destinations that arrive from the network unless the config widens it. */
+export const NETWORK_DESTINATIONS: DestinationPolicy = Object.freeze(['public'] as const);
+
+/**
+ * The one path from a host:port to the address a socket is given: resolve once, classify every
+ * address of the answer, pin. The caller dials exactly the returned address and never resolves
+ * the name again, so an answer that changes between check and dial (DNS rebinding) cannot steer
+ * the connection. IP literals are classified without a lookup.
+ *
+ * Under a policy other than `trusted`, an answer with any address outside the policy is refused
+ * whole (SLUICE_ERR_DESTINATION_DENIED, naming the address and its class) rather than filtered: a
+ * name that mixes public and internal addresses is a rebinding attempt or a split-horizon
+ * mistake, and picking the allowed part would hide either. The first address of the answer, in
+ * the resolver's order, is the one dialed.
+ */
+export async function resolveDestination(target: HostPort, resolver: Resolver, policy: DestinationPolicy = 'trusted'): Promise<Endpoint> {
   const literal = canonicalIp(target.host);
-  if (literal) return { address: literal.address, port: target.port, family: literal.family };
-  let found;
-  try {
-    found = await resolver(target.host);
-  } catch (err) {
-    throw new SluiceError('SLUICE_ERR_RESOLVE', `cannot resolve ${target.host}: ${(err as Error).message}`, { cause: err });
+  let found: { address: string; family: 4 | 6 }[];
+  if (literal) {
+    found = [literal];
+  } else {
+    try {
+      found = (await resolver(target.host)).map((a) => canonicalIp(a.address)).filter((a) => a !== undefined);
+    } catch (err) {
+      throw new SluiceError('SLUICE_ERR_RESOLVE', `cannot resolve ${target.host}: ${(err as Error).message}`, { cause: err });
+    }
   }
-  const first = found.map((a) => canonicalIp(a.address)).find((a) => a !== undefined);
+  const first = found[0];
   if (!first) throw new SluiceError('SLUICE_ERR_RESOLVE', `${target.host} has no addresses`);
+  if (policy !== 'trusted') {
+    for (const a of found) {
+      const refused = refusedClass(a.address, policy);
+      if (refused === undefined) continue;
+      const via = literal ? '' : ` (${target.host} resolved to ${found.map((f) => f.address).join(', ')})`;
+      throw new SluiceError('SLUICE_ERR_DESTINATION_DENIED', `destination ${a.address} is ${refused}, which this path may not reach${via}`);
+    }
+  }
   return { address: first.address, port: target.port, family: first.family };
 }
 

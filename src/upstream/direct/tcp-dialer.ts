@@ -2,14 +2,25 @@ import net from 'node:net';
 import { formatHostPort, type Endpoint, type HostPort } from '../../core/address.js';
 import { errnoCode, SluiceError } from '../../core/errors.js';
 import type { DialedStream, DialOptions, StreamDialer } from '../dialer.js';
-import { resolveTarget, systemResolver, type Resolver } from './resolve.js';
+import { resolveDestination, systemResolver, type DestinationPolicy, type Resolver } from './resolve.js';
+
+export interface DirectDialerOptions {
+  /** What the dialed addresses may be (default `trusted`: upstreams from the config). */
+  readonly policy?: DestinationPolicy;
+  /** Opens the socket; tests inject one to see which address is dialed. Always given an IP literal. */
+  readonly connect?: (opts: net.NetConnectOpts) => net.Socket;
+}
 
 /**
- * Dials TCP. `timeoutMs` bounds the whole dial, name resolution included. The socket allows
- * half-open so FINs can be forwarded.
+ * Dials TCP. `timeoutMs` bounds the whole dial, name resolution included. The name is resolved
+ * and checked once (resolveDestination) and the socket is given the pinned address. The socket
+ * allows half-open so FINs can be forwarded.
  */
 export class DirectStreamDialer implements StreamDialer {
-  constructor(private readonly resolver: Resolver = systemResolver) {}
+  constructor(
+    private readonly resolver: Resolver = systemResolver,
+    private readonly options: DirectDialerOptions = {},
+  ) {}
 
   dial(target: HostPort, opts: DialOptions): Promise<DialedStream> {
     const where = formatHostPort(target.host, target.port);
@@ -36,10 +47,10 @@ export class DirectStreamDialer implements StreamDialer {
       );
       if (opts.signal.aborted) return onAbort();
       opts.signal.addEventListener('abort', onAbort, { once: true });
-      resolveTarget(target, this.resolver).then(
+      resolveDestination(target, this.resolver, this.options.policy).then(
         (remote) => {
           if (settled) return;
-          const s = net.connect({ host: remote.address, port: remote.port, allowHalfOpen: true, noDelay: true });
+          const s = (this.options.connect ?? net.connect)({ host: remote.address, port: remote.port, allowHalfOpen: true, noDelay: true });
           socket = s;
           s.once('error', (err) =>
             finish(new SluiceError('SLUICE_ERR_DIAL_FAILED', `connect to ${formatHostPort(remote.address, remote.port)} failed: ${errnoCode(err) ?? err.message}`, { cause: err })),
