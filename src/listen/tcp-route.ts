@@ -7,7 +7,8 @@ import type { RouteConfig, RouteOrigin } from '../config/types.js';
 import { AdmissionLimits, type LimitSettings } from '../admission/limits.js';
 import type { EndReason, EventStream, FlowRef, RejectReason } from '../observe/events.js';
 import { relayTcp } from '../session/tcp-relay.js';
-import { applyAdmitter, eventReporter, type Admitter, type VerdictReporter } from '../admission/admitter.js';
+import { applyAdmitter, eventReporter, type AdmitVerdict, type Admitter, type VerdictReporter } from '../admission/admitter.js';
+import { rejudge, type JudgedFlow, type ReverdictCount } from '../admission/reverdict.js';
 import { firstBytesAreClean, readProxyHeader } from './proxy-header-reader.js';
 import { TcpProxyHeaders, localOf } from './tcp-proxy-header.js';
 import type { StreamDialer } from '../upstream/dialer.js';
@@ -21,12 +22,15 @@ export interface TcpRouteDeps {
   readonly admit?: Admitter;
 }
 
-class TcpConnection implements FlowRef {
+class TcpConnection implements FlowRef, JudgedFlow {
   readonly proto = 'tcp' as const;
   state: 'dialing' | 'open' | 'closed' = 'dialing';
   upstream: Endpoint | undefined;
   stop: ((reason: EndReason) => void) | undefined;
   origin: RouteOrigin | undefined;
+  wouldEndNoted = false;
+  /** The rule that ended it, when a verdict did. */
+  endDetail: string | undefined;
   constructor(
     readonly id: number,
     readonly route: string,
@@ -100,6 +104,19 @@ export class TcpRoute implements RouteRuntime {
     this.#admit = admit;
     this.#pp = route.proxyProtocol ? new TcpProxyHeaders(route.proxyProtocol) : null;
     this.#limits.update(limitSettings(route));
+  }
+
+  /** Judges every live connection again with the current admitter (admission/reverdict.ts). */
+  reverdict(): ReverdictCount {
+    const r = this.#reporter;
+    return rejudge(this.#conns, this.#admit, this.#route.name, (c, v) => this.#endByVerdict(c, v), (c, v) => r.wouldEnd(c, v));
+  }
+
+  /** A connection still dialing was never started: it is reported as refused; an open one ends with the reason. */
+  #endByVerdict(c: TcpConnection, v: AdmitVerdict): void {
+    if (c.state === 'dialing') this.#reporter.rejected(c.client, v);
+    c.endDetail = v.detail;
+    this.#finish(c, v.reason);
   }
 
   drain(): Promise<void> {
@@ -242,6 +259,7 @@ export class TcpRoute implements RouteRuntime {
       durationMs: Math.max(0, Math.round(clock.now() - c.startedAt)),
       reason,
       counters: { bytesFromClient, packetsFromClient: 0, bytesToClient, packetsToClient: 0 },
+      ...(c.endDetail ? { detail: c.endDetail } : {}),
     });
     this.#forget(c);
   }
