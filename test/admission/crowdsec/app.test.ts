@@ -1,6 +1,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
+import net from 'node:net';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,7 +11,7 @@ import { App } from '../../../src/app.js';
 import { systemClock } from '../../../src/core/clock.js';
 import type { SluiceEvent } from '../../../src/observe/events.js';
 import { config } from '../../helpers/node.js';
-import { udpEcho, waitFor } from '../../helpers/net.js';
+import { tcpServer, udpEcho, waitFor } from '../../helpers/net.js';
 import { decision, fakeLapi } from './fake-lapi.js';
 
 /** An App from a config file (so reload re-reads it), logs captured; stopped in t.after. */
@@ -140,4 +141,97 @@ test('app: a route without acl.crowdsec never consults the bouncer; stop() ends 
   const n = lapi.seen.length;
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(lapi.seen.length, n);
+});
+
+/** A TCP echo upstream and a client bound to `host`, its connection live through the route. */
+async function tcpFrom(t: TestContext, host: string, port: number) {
+  const s = net.connect({ host: '127.0.0.1', port, localAddress: host, allowHalfOpen: true });
+  s.on('error', () => {});
+  t.after(() => s.destroy());
+  await once(s, 'connect');
+  s.write('ping');
+  assert.equal(String((await once(s, 'data'))[0]), 'ping');
+  return s;
+}
+
+const liveYaml = (url: string, mode: string, udpUp: number, tcpUp: number) => `
+crowdsec:
+  url: ${url}
+  apiKey: good-key
+  interval: 100ms
+  mode: ${mode}
+accessLog: { output: 'off' }
+lifecycle: { drainTimeout: 100ms }
+admin: { listen: "127.0.0.1:0" }
+routes:
+  game:
+    listen: udp://127.0.0.1:0
+    upstream: 127.0.0.1:${udpUp}
+    udp: { idleTimeout: 60s }
+    acl: { crowdsec: true }
+  ssh:
+    listen: tcp://127.0.0.1:0
+    upstream: 127.0.0.1:${tcpUp}
+    acl: { crowdsec: true }
+`;
+
+async function liveClients(t: TestContext, mode: 'enforce' | 'observe') {
+  const echo = await udpEcho(t);
+  const up = await tcpServer(t);
+  const lapi = await fakeLapi(t);
+  const s = await appFromFile(t, liveYaml(lapi.url, mode, echo.port, up.port));
+  const udp = await udpFrom(t, '127.0.0.2');
+  udp.send(s.app.node.route('game')!.local.port, 'hello');
+  await waitFor(() => udp.inbox.length === 1, 'UDP session live');
+  const tcp = await tcpFrom(t, '127.0.0.2', s.app.node.route('ssh')!.local.port);
+  return { s, lapi, udp, tcp, echo };
+}
+
+test('app: a CrowdSec ban pulled while sessions are live ends the UDP session and TCP connection with crowdsec, counted and logged', async (t) => {
+  const { s, lapi, tcp } = await liveClients(t, 'enforce');
+  const ended = () => s.seen.filter((e): e is Extract<SluiceEvent, { type: 'session-ended' }> => e.type === 'session-ended');
+  const tcpEnd = once(tcp, 'end');
+  const bannedAt = Date.now();
+  lapi.answer(() => ({ body: { new: [decision('Ip', '127.0.0.2', { scenario: 'live-ban' })] } }));
+  await waitFor(() => ended().length === 2, 'both sessions ended');
+  await tcpEnd;
+  const ms = Date.now() - bannedAt;
+  // The ban reaches Sluice with the next pull (interval 100ms); the sessions end on that pull.
+  assert.ok(ms < 1000, `sessions ended ${ms} ms after the LAPI had the ban`);
+  assert.deepEqual(ended().map((e) => [e.flow.proto, e.reason, e.detail]).sort(), [
+    ['tcp', 'crowdsec', 'live-ban (ban on Ip 127.0.0.2, origin cscli)'],
+    ['udp', 'crowdsec', 'live-ban (ban on Ip 127.0.0.2, origin cscli)'],
+  ]);
+  assert.equal(s.app.node.route('game')!.active, 0);
+  assert.equal(s.app.node.route('ssh')!.active, 0);
+  const text = await s.app.recording.registry!.metrics();
+  assert.match(text, /sluice_sessions_ended_total\{route="game",proto="udp",reason="crowdsec"\} 1/);
+  assert.match(text, /sluice_sessions_ended_total\{route="ssh",proto="tcp",reason="crowdsec"\} 1/);
+  assert.match(text, /sluice_verdict_rechecks_total\{cause="crowdsec"\} [1-9]/);
+  await waitFor(() => /"msg":"verdicts changed; live sessions judged again"/.test(s.logs()), 'ops log line');
+  assert.match(s.logs(), /"cause":"crowdsec","checked":2,"ended":2,"wouldEnd":0/);
+});
+
+test('app: in crowdsec observe mode a ban on a live client records would-end once and the sessions go on', async (t) => {
+  const { s, lapi, udp, tcp } = await liveClients(t, 'observe');
+  const would = () => s.seen.filter((e): e is Extract<SluiceEvent, { type: 'session-would-end' }> => e.type === 'session-would-end');
+  lapi.answer(() => ({ body: { new: [decision('Ip', '127.0.0.2', { scenario: 'watch-only' })] } }));
+  await waitFor(() => would().length === 2, 'two would-end records');
+  // Later pulls bring the ban again: the same sessions are not recorded twice.
+  const passes = () => s.seen.filter((e) => e.type === 'verdicts-reapplied').length;
+  const now = passes();
+  await waitFor(() => passes() >= now + 2, 'two more passes');
+  assert.equal(would().length, 2);
+  assert.deepEqual(would().map((e) => [e.flow.proto, e.reason]).sort(), [
+    ['tcp', 'crowdsec'],
+    ['udp', 'crowdsec'],
+  ]);
+  udp.send(s.app.node.route('game')!.local.port, 'still');
+  await waitFor(() => udp.inbox.includes('still'), 'the UDP session still relays');
+  tcp.write('still');
+  assert.equal(String((await once(tcp, 'data'))[0]), 'still');
+  assert.equal(s.seen.filter((e) => e.type === 'session-ended').length, 0);
+  const text = await s.app.recording.registry!.metrics();
+  assert.match(text, /sluice_sessions_would_end_total\{route="game",proto="udp",reason="crowdsec"\} 1/);
+  assert.match(text, /sluice_sessions_would_end_total\{route="ssh",proto="tcp",reason="crowdsec"\} 1/);
 });
