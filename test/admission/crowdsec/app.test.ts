@@ -154,26 +154,13 @@ async function tcpFrom(t: TestContext, host: string, port: number) {
   return s;
 }
 
-const liveYaml = (url: string, mode: string, udpUp: number, tcpUp: number) => `
-crowdsec:
-  url: ${url}
-  apiKey: good-key
-  interval: 100ms
-  mode: ${mode}
-accessLog: { output: 'off' }
-lifecycle: { drainTimeout: 100ms }
-admin: { listen: "127.0.0.1:0" }
-routes:
-  game:
-    listen: udp://127.0.0.1:0
-    upstream: 127.0.0.1:${udpUp}
-    udp: { idleTimeout: 60s }
+const liveYaml = (url: string, mode: string, udpUp: number, tcpUp: number) =>
+  yaml(url, `  mode: ${mode}\n`, `    udp: { idleTimeout: 60s }
     acl: { crowdsec: true }
   ssh:
     listen: tcp://127.0.0.1:0
     upstream: 127.0.0.1:${tcpUp}
-    acl: { crowdsec: true }
-`;
+    acl: { crowdsec: true }`, udpUp);
 
 async function liveClients(t: TestContext, mode: 'enforce' | 'observe') {
   const echo = await udpEcho(t);
