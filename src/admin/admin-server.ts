@@ -6,8 +6,8 @@ import type { Clock } from '../core/clock.js';
 import { errnoCode, SluiceError } from '../core/errors.js';
 import type { AdminConfig } from '../config/observe-schema.js';
 import type { RouteRuntime } from '../listen/route.js';
-import { TokenBucket } from '../admission/token-bucket.js';
-import { AdminAuth } from './auth.js';
+import { AdminAuth, presentsCredential } from './auth.js';
+import { LoginThrottle } from './login-throttle.js';
 import type { LiveHub } from './live-hub.js';
 import type { RecentActivity } from './recent.js';
 import { checkRequest } from './request-guard.js';
@@ -27,12 +27,12 @@ export interface AdminServerDeps {
   readonly peers?: () => Record<string, unknown>;
   readonly recent: RecentActivity;
   readonly live: LiveHub;
+  /** Per-source backoff for wrong credentials; kept by the caller so it outlives a listener change. Default: one of its own. */
+  readonly throttle?: LoginThrottle;
 }
 
 /** Largest request body read (the login form). */
 const MAX_BODY_BYTES = 4096;
-/** Failed logins allowed, across all clients, before 429: slows a token guesser to a crawl. */
-const FAILED_LOGINS = { perSecond: 1, burst: 10 };
 
 const SECURITY_HEADERS = {
   'content-security-policy':
@@ -52,7 +52,9 @@ const SECURITY_HEADERS = {
  */
 export class AdminServer {
   #auth: AdminAuth;
-  readonly #failedLogins: TokenBucket;
+  readonly #throttle: LoginThrottle;
+  /** Served over TLS: the cookie gets `Secure`, and Origin must be https://. */
+  readonly secure: boolean = false;
   readonly #files: Map<string, StaticFile>;
   #closed: Promise<void> | undefined;
 
@@ -63,7 +65,7 @@ export class AdminServer {
     private readonly deps: AdminServerDeps,
   ) {
     this.#auth = new AdminAuth(config.token);
-    this.#failedLogins = new TokenBucket(FAILED_LOGINS, deps.clock);
+    this.#throttle = deps.throttle ?? new LoginThrottle(deps.clock);
     this.#files = dashboardFiles();
   }
 
@@ -125,10 +127,14 @@ export class AdminServer {
     if (path === '/dashboard.css' && method === 'GET') return this.#static(res, path); // the login page uses it; no data in it
     if (path === '/favicon.ico') return this.#send(res, 204, 'image/x-icon', ''); // browsers ask for it on every page
 
-    if (!this.#auth.allows(req.headers)) {
+    if (this.#auth.required && presentsCredential(req.headers) && this.#throttled(req, res)) return;
+    const verdict = this.#auth.check(req.headers);
+    if (verdict !== 'ok') {
+      if (verdict === 'wrong') this.#throttle.failed(req.socket.remoteAddress);
       if (path === '/' && method === 'GET') return this.#send(res, 303, 'text/plain; charset=utf-8', '', { location: '/login' });
       return this.#json(res, 401, { error: 'unauthorized' }, { 'www-authenticate': 'Bearer realm="sluice-admin"' });
     }
+    if (this.#auth.required) this.#throttle.succeeded(req.socket.remoteAddress);
     if (method !== 'GET') return this.#json(res, 405, { error: 'method not allowed' }, { allow: 'GET' });
 
     const now = this.deps.clock.wallNow();
@@ -162,8 +168,21 @@ export class AdminServer {
     }
   }
 
+  /**
+   * Answers 429 (and returns true) when the request's source must still wait after wrong
+   * credentials. Runs before any comparison, so the right token does not get through either.
+   */
+  #throttled(req: IncomingMessage, res: ServerResponse): boolean {
+    const waitMs = this.#throttle.admit(req.socket.remoteAddress);
+    if (waitMs === 0) return false;
+    const seconds = Math.max(1, Math.ceil(waitMs / 1000));
+    this.#json(res, 429, { error: `too many wrong tokens from this address; retry in ${seconds} s` }, { 'retry-after': String(seconds) });
+    return true;
+  }
+
   async #login(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!this.#auth.required) return this.#send(res, 303, 'text/plain; charset=utf-8', '', { location: '/' });
+    if (this.#throttled(req, res)) return;
     const body = await readBody(req, MAX_BODY_BYTES);
     if (body === undefined) return this.#json(res, 413, { error: 'body too large' });
     const json = (req.headers['content-type'] ?? '').startsWith('application/json');
@@ -174,10 +193,11 @@ export class AdminServer {
       token = '';
     }
     if (token !== '' && this.#auth.matchesToken(token)) {
+      this.#throttle.succeeded(req.socket.remoteAddress);
       const cookie = { 'set-cookie': this.#auth.loginCookie() };
       return json ? this.#send(res, 204, 'text/plain; charset=utf-8', '', cookie) : this.#send(res, 303, 'text/plain; charset=utf-8', '', { ...cookie, location: '/' });
     }
-    if (!this.#failedLogins.take()) return this.#json(res, 429, { error: 'too many failed logins; wait a few seconds' }, { 'retry-after': '5' });
+    this.#throttle.failed(req.socket.remoteAddress);
     this.deps.log.warn({ remote: req.socket.remoteAddress }, 'admin login failed');
     return json ? this.#json(res, 401, { error: 'unauthorized' }) : this.#loginPage(res, 'GET', 401);
   }

@@ -7,6 +7,8 @@ import type { SluiceConfig } from '../config/types.js';
 import type { AdminConfig } from '../config/observe-schema.js';
 import type { RouteRuntime } from '../listen/route.js';
 import { AdminServer } from '../admin/admin-server.js';
+import { registerAdminAuthMetrics } from '../admin/admin-metrics.js';
+import { LoginThrottle } from '../admin/login-throttle.js';
 import { LiveHub } from '../admin/live-hub.js';
 import { RecentActivity } from '../admin/recent.js';
 import type { Agent } from '../agent/agent.js';
@@ -102,6 +104,8 @@ export class Recording {
   #conntrack: ConntrackPart | undefined;
   #admin: AdminServer | undefined;
   #adminViews: (() => void) | undefined;
+  /** Wrong admin credentials per source; outlives listener and token changes, so a reload does not reset a guesser. */
+  readonly #throttle: LoginThrottle;
   #stopped = false;
 
   private constructor(deps: RecordingDeps) {
@@ -110,6 +114,7 @@ export class Recording {
     this.#startedAt = deps.clock.wallNow();
     this.#version = sluiceVersion();
     this.live = new LiveHub({ clock: deps.clock, routes: () => this.#routes() });
+    this.#throttle = new LoginThrottle(deps.clock);
   }
 
   #agent(): Agent | undefined {
@@ -152,6 +157,11 @@ export class Recording {
   /** The admin listener's bound address, while it runs. */
   get adminAddress(): Endpoint | undefined {
     return this.#admin?.address;
+  }
+
+  /** True while the admin listener speaks HTTPS (`admin.tls`). */
+  get adminTls(): boolean {
+    return this.#admin?.secure ?? false;
   }
 
   /** The metrics registry (without the process collectors), while metrics are on. */
@@ -246,6 +256,7 @@ export class Recording {
         datapath: this.#deps.datapath,
       });
       const peerMetrics = registerPeerMetrics(registry, () => this.#agent(), this.#peerFlow);
+      registerAdminAuthMetrics(registry, this.#throttle.counters);
       const unsubscribe = [this.#deps.events.subscribe(metrics.sink), this.#deps.events.subscribe(peerMetrics.sink)];
       this.#metrics = { registry, metrics, unsubscribe: () => unsubscribe.forEach((u) => u()), unwatch: {}, process: undefined };
       this.#watchDrops();
@@ -306,6 +317,7 @@ export class Recording {
       health: () => this.status(),
       recent: this.recent,
       live: this.live,
+      throttle: this.#throttle,
     });
     this.#admin = admin;
     if (!this.#adminViews) {
