@@ -1,4 +1,5 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
 import { once } from 'node:events';
 import type { Logger } from 'pino';
 import { canonicalIp, formatHostPort, type Endpoint } from '../core/address.js';
@@ -53,8 +54,7 @@ const SECURITY_HEADERS = {
 export class AdminServer {
   #auth: AdminAuth;
   readonly #throttle: LoginThrottle;
-  /** Served over TLS: the cookie gets `Secure`, and Origin must be https://. */
-  readonly secure: boolean = false;
+
   readonly #files: Map<string, StaticFile>;
   #closed: Promise<void> | undefined;
 
@@ -63,15 +63,28 @@ export class AdminServer {
     readonly config: AdminConfig,
     readonly address: Endpoint,
     private readonly deps: AdminServerDeps,
+    /** Served over TLS: the cookie gets `Secure`, and Origin must be https://. */
+    readonly secure: boolean,
   ) {
-    this.#auth = new AdminAuth(config.token);
+    this.#auth = new AdminAuth(config.token, secure);
     this.#throttle = deps.throttle ?? new LoginThrottle(deps.clock);
     this.#files = dashboardFiles();
   }
 
-  /** Binds `config.listen`; throws SluiceError SLUICE_ERR_BIND when it cannot. */
-  static async start(config: AdminConfig, deps: AdminServerDeps): Promise<AdminServer> {
-    const server = http.createServer({ requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 5_000, maxHeaderSize: 16 * 1024 });
+  /**
+   * Binds `config.listen`, over HTTPS when `tls` (PEM certificate chain and key) is given; throws
+   * SluiceError SLUICE_ERR_BIND when it cannot bind, SLUICE_ERR_CONFIG_INVALID when the
+   * certificate or key is unusable.
+   */
+  static async start(config: AdminConfig, deps: AdminServerDeps, tls?: { cert: Buffer; key: Buffer }): Promise<AdminServer> {
+    const options = { requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 5_000, maxHeaderSize: 16 * 1024 };
+    let server: http.Server;
+    try {
+      // TLS 1.2 at least (Node's default too); a slow handshake is cut like a slow request.
+      server = tls ? https.createServer({ ...options, cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2', handshakeTimeout: 5_000 }) : http.createServer(options);
+    } catch (err) {
+      throw new SluiceError('SLUICE_ERR_CONFIG_INVALID', `admin.tls: the certificate or key cannot be used: ${(err as Error).message}`, { cause: err });
+    }
     server.maxConnections = 64;
     const where = formatHostPort(config.listen.host, config.listen.port);
     try {
@@ -83,7 +96,7 @@ export class AdminServer {
     }
     const a = server.address() as { address: string; port: number; family: string };
     const address: Endpoint = { address: canonicalIp(a.address)?.address ?? a.address, port: a.port, family: a.family === 'IPv6' ? 6 : 4 };
-    const admin = new AdminServer(server, config, address, deps);
+    const admin = new AdminServer(server, config, address, deps, tls !== undefined);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       admin.#handle(req, res).catch((err: unknown) => {
         deps.log.error({ err: (err as Error).message, path: pathOf(req) }, 'admin request failed');
@@ -92,12 +105,13 @@ export class AdminServer {
       });
     });
     server.on('clientError', (_err, socket) => socket.destroy());
+    server.on('tlsClientError', (_err, socket) => socket.destroy());
     return admin;
   }
 
   /** A reload with the same `listen`: the new token applies to the next request; cookies from the old one stop working. */
   setToken(token: string | undefined): void {
-    this.#auth = new AdminAuth(token);
+    this.#auth = new AdminAuth(token, this.secure);
   }
 
   /** Stops listening and ends every connection, live streams included. Idempotent. */
@@ -110,7 +124,7 @@ export class AdminServer {
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const refusal = checkRequest(req.headers, { host: this.config.listen.host, port: this.address.port });
+    const refusal = checkRequest(req.headers, { host: this.config.listen.host, port: this.address.port, scheme: this.secure ? 'https' : 'http' });
     if (refusal) {
       this.deps.log.debug({ reason: refusal, path: pathOf(req), remote: req.socket.remoteAddress }, 'admin request refused');
       return this.#json(res, 403, { error: 'forbidden', reason: refusal });
@@ -122,7 +136,7 @@ export class AdminServer {
     if (path === '/login') return method === 'POST' ? this.#login(req, res) : this.#loginPage(res, method, 200);
     if (path === '/logout') {
       if (method !== 'POST') return this.#json(res, 405, { error: 'method not allowed' }, { allow: 'POST' });
-      return this.#send(res, 303, 'text/plain; charset=utf-8', '', { location: '/login', 'set-cookie': AdminAuth.logoutCookie() });
+      return this.#send(res, 303, 'text/plain; charset=utf-8', '', { location: '/login', 'set-cookie': this.#auth.logoutCookie() });
     }
     if (path === '/dashboard.css' && method === 'GET') return this.#static(res, path); // the login page uses it; no data in it
     if (path === '/favicon.ico') return this.#send(res, 204, 'image/x-icon', ''); // browsers ask for it on every page

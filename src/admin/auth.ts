@@ -18,7 +18,11 @@ export class AdminAuth {
   readonly #cookie: string | undefined;
   readonly #cookieDigest: Buffer | undefined;
 
-  constructor(token: string | undefined) {
+  /** `secure`: the listener speaks HTTPS, so the cookie is marked `Secure` (never sent over plain HTTP). */
+  constructor(
+    token: string | undefined,
+    private readonly secure = false,
+  ) {
     if (token === undefined) return;
     this.#tokenDigest = sha256(token);
     this.#cookie = createHmac('sha256', token).update('sluice-admin-dashboard-cookie-v1').digest('base64url');
@@ -53,13 +57,13 @@ export class AdminAuth {
     return this.#tokenDigest !== undefined && timingSafeEqual(sha256(candidate), this.#tokenDigest);
   }
 
-  /** The Set-Cookie value after a successful login. No `Secure`: the listener speaks plain HTTP. */
+  /** The Set-Cookie value after a successful login; `Secure` when served over TLS. */
   loginCookie(): string {
-    return `${COOKIE_NAME}=${this.#cookie ?? ''}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200`;
+    return `${COOKIE_NAME}=${this.#cookie ?? ''}; Path=/; HttpOnly; SameSite=Strict${this.secure ? '; Secure' : ''}; Max-Age=43200`;
   }
 
-  static logoutCookie(): string {
-    return `${COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`;
+  logoutCookie(): string {
+    return `${COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Strict${this.secure ? '; Secure' : ''}; Max-Age=0`;
   }
 }
 

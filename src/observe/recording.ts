@@ -8,6 +8,7 @@ import type { AdminConfig } from '../config/observe-schema.js';
 import type { RouteRuntime } from '../listen/route.js';
 import { AdminServer } from '../admin/admin-server.js';
 import { registerAdminAuthMetrics } from '../admin/admin-metrics.js';
+import { loadAdminTls } from '../admin/admin-tls.js';
 import { LoginThrottle } from '../admin/login-throttle.js';
 import { LiveHub } from '../admin/live-hub.js';
 import { RecentActivity } from '../admin/recent.js';
@@ -106,6 +107,8 @@ export class Recording {
   #adminViews: (() => void) | undefined;
   /** Wrong admin credentials per source; outlives listener and token changes, so a reload does not reset a guesser. */
   readonly #throttle: LoginThrottle;
+  /** The port the admin listener got (port 0 in the config keeps it across a TLS change). */
+  #adminPort: number | undefined;
   #stopped = false;
 
   private constructor(deps: RecordingDeps) {
@@ -179,7 +182,7 @@ export class Recording {
     this.#applyMetrics(config);
     let adminError: unknown;
     try {
-      await this.#applyAdmin(config.admin);
+      await this.#applyAdmin(config.admin, config.gateway);
     } catch (err) {
       adminError = err;
     }
@@ -293,8 +296,8 @@ export class Recording {
     return { contentType: m.registry.contentType, body };
   }
 
-  async #applyAdmin(config: AdminConfig | undefined): Promise<void> {
-    const old = this.#admin;
+  async #applyAdmin(config: AdminConfig | undefined, gateway?: SluiceConfig['gateway']): Promise<void> {
+    let old = this.#admin;
     if (!config) {
       this.#admin = undefined;
       this.#adminViews?.();
@@ -303,11 +306,22 @@ export class Recording {
       return;
     }
     // The same listener when host and port are unchanged, or the port now names the one port 0 picked.
-    if (old && old.config.listen.host === config.listen.host && (config.listen.port === old.config.listen.port || config.listen.port === old.address.port)) {
+    const sameAddress = old && old.config.listen.host === config.listen.host && (config.listen.port === old.config.listen.port || config.listen.port === old.address.port);
+    const sameTls = old && JSON.stringify(old.config.tls) === JSON.stringify(config.tls);
+    if (old && sameAddress && sameTls) {
       old.setToken(config.token);
       return;
     }
+    const tls = await loadAdminTls(config.tls, gateway);
     const { clock, log, events } = this.#deps;
+    if (tls?.generated) log.warn({ fingerprint: tls.fingerprint }, `admin: generated the gateway certificate; pin it with fingerprint: ${tls.fingerprint}`);
+    if (old && sameAddress) {
+      // Only TLS changed: the port must be free before it is bound again.
+      this.#admin = undefined;
+      await old.close();
+      old = undefined;
+      config = { ...config, listen: { ...config.listen, port: this.#adminPort ?? config.listen.port } };
+    }
     const admin = await AdminServer.start(config, {
       clock,
       log,
@@ -318,8 +332,9 @@ export class Recording {
       recent: this.recent,
       live: this.live,
       throttle: this.#throttle,
-    });
+    }, tls);
     this.#admin = admin;
+    this.#adminPort = admin.address.port;
     if (!this.#adminViews) {
       const a = events.subscribe(this.recent.sink);
       const b = events.subscribe(this.live.sink);
@@ -328,7 +343,10 @@ export class Recording {
         b();
       };
     }
-    log.info({ address: formatHostPort(admin.address.address, admin.address.port), token: config.token !== undefined }, 'admin listening');
+    log.info(
+      { address: formatHostPort(admin.address.address, admin.address.port), token: config.token !== undefined, tls: tls !== undefined, ...(tls ? { fingerprint: tls.fingerprint } : {}) },
+      'admin listening',
+    );
     await old?.close();
   }
 
