@@ -43,6 +43,7 @@ test('reverdict: a reload whose ACL denies 127.0.0.1 ends the live UDP session a
   await closed;
   await waitFor(() => n.ofType('session-ended').length === 2, 'both ends reported');
   const elapsedMs = Date.now() - started;
+  t.diagnostic(`reload to both sessions ended: ${elapsedMs} ms`);
   assert.ok(elapsedMs < 1000, `client connection closed ${elapsedMs} ms after the reload began`);
   assert.equal(n.node.route('ssh')!.active, 0);
   await waitFor(() => up.sockets.size === 0, 'the upstream connection closed too');

@@ -183,6 +183,7 @@ test('app: a CrowdSec ban pulled while sessions are live ends the UDP session an
   await waitFor(() => ended().length === 2, 'both sessions ended');
   await tcpEnd;
   const ms = Date.now() - bannedAt;
+  t.diagnostic(`ban in the LAPI to both sessions ended: ${ms} ms (pull interval 100 ms)`);
   // The ban reaches Sluice with the next pull (interval 100ms); the sessions end on that pull.
   assert.ok(ms < 1000, `sessions ended ${ms} ms after the LAPI had the ban`);
   assert.deepEqual(ended().map((e) => [e.flow.proto, e.reason, e.detail]).sort(), [
