@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -11,7 +12,8 @@ import { App } from '../../../src/app.js';
 import { systemClock } from '../../../src/core/clock.js';
 import type { SluiceEvent } from '../../../src/observe/events.js';
 import { config } from '../../helpers/node.js';
-import { tcpServer, udpEcho, waitFor } from '../../helpers/net.js';
+import { freePort, tcpServer, udpEcho, waitFor } from '../../helpers/net.js';
+import { certificateFingerprint } from '../../../src/gateway/certificate.js';
 import { decision, fakeLapi } from './fake-lapi.js';
 
 /** An App from a config file (so reload re-reads it), logs captured; stopped in t.after. */
@@ -222,4 +224,50 @@ test('app: in crowdsec observe mode a ban on a live client records would-end onc
   const text = await s.app.recording.registry!.metrics();
   assert.match(text, /sluice_sessions_would_end_total\{route="game",proto="udp",reason="crowdsec"\} 1/);
   assert.match(text, /sluice_sessions_would_end_total\{route="ssh",proto="tcp",reason="crowdsec"\} 1/);
+});
+
+test("app: a CrowdSec ban ends a live connection on a gateway's public listener too (exposures are judged with the routes)", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'sluice-cs-expose-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const cert = join(dir, 'gw-cert.pem');
+  const key = join(dir, 'gw-key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=gw', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  const fingerprint = certificateFingerprint(await readFile(cert));
+  const service = await tcpServer(t);
+  const lapi = await fakeLapi(t);
+  const gwPort = await freePort();
+  const token = 'expose-token-0123456789abcdef';
+  const s = await appFromFile(
+    t,
+    `
+crowdsec: { url: ${lapi.url}, apiKey: good-key, interval: 100ms }
+accessLog: { output: 'off' }
+admin: { listen: "127.0.0.1:0" }
+gateway:
+  listen: 127.0.0.1:${gwPort}
+  stateDir: ${dir}
+  tls: { cert: ${cert}, key: ${key} }
+  agents: { home: { token: "${token}" } }
+  ports: 41000-41999
+  services: { acl: { crowdsec: true } }
+agent:
+  name: home
+  gateway: 127.0.0.1:${gwPort}
+  token: "${token}"
+  fingerprint: ${fingerprint}
+  reconnect: { initial: 50ms, max: 500ms }
+  expose:
+    echo: { local: 127.0.0.1:${service.port}, remote: tcp://127.0.0.1:0 }
+`,
+  );
+  const agent = s.app.exposure!.agent!;
+  await waitFor(() => agent.state === 'connected' && agent.services().every((x) => x.bound !== undefined), 'service published');
+  const publicPort = agent.services()[0]!.bound!.port;
+  const tcp = await tcpFrom(t, '127.0.0.2', publicPort);
+  const ended = () => s.seen.filter((e): e is Extract<SluiceEvent, { type: 'session-ended' }> => e.type === 'session-ended');
+  const end = once(tcp, 'end');
+  lapi.answer(() => ({ body: { new: [decision('Ip', '127.0.0.2', { scenario: 'expose-ban' })] } }));
+  await waitFor(() => ended().some((e) => e.flow.route === 'home/echo'), 'the public connection ended');
+  await end;
+  assert.deepEqual(ended().filter((e) => e.flow.route === 'home/echo').map((e) => [e.reason, e.detail]), [['crowdsec', 'expose-ban (ban on Ip 127.0.0.2, origin cscli)']]);
 });
