@@ -57,11 +57,7 @@ lifecycle: { drainTimeout: 1s }
 `;
   await writeFile(file, yaml());
   const p = sluice(t, ['run', '--config', file]);
-  const c = await udpClient(t);
-  await waitFor(() => {
-    c.send(udpPort, 'ping');
-    return c.inbox.length > 0;
-  }, 'the udp route to answer');
+  const c = await answeringUdpClient(t, udpPort);
   assert.equal(c.inbox[0]!.toString(), 'ping');
 
   await writeFile(file, yaml(`  ssh:\n    listen: tcp://127.0.0.1:${tcpPort}\n    upstream: 127.0.0.1:${up.port}\n`));
@@ -94,6 +90,16 @@ test('cli: a port already in use fails start with exit 4 naming the route and ad
   assert.equal(await p.exited, 4);
   assert.match(p.err(), new RegExp(`route "web": cannot listen on tcp://127\\.0\\.0\\.1:${port}: EADDRINUSE`));
 });
+
+/** A UDP client that has had an answer through the route on `port` (which may still be starting). */
+async function answeringUdpClient(t: import('node:test').TestContext, port: number) {
+  const c = await udpClient(t);
+  await waitFor(() => {
+    c.send(port, 'ping');
+    return c.inbox.length > 0;
+  }, 'the udp route to answer');
+  return c;
+}
 
 async function retryConnect(port: number): Promise<net.Socket> {
   for (let i = 0; i < 100; i++) {
@@ -153,11 +159,7 @@ lifecycle: { drainTimeout: 1s }
 `;
   await writeFile(file, yaml());
   const p = sluice(t, ['run', '--config', file]);
-  const c = await udpClient(t);
-  await waitFor(() => {
-    c.send(udpPort, 'ping');
-    return c.inbox.length > 0;
-  }, 'the udp route to answer');
+  const c = await answeringUdpClient(t, udpPort);
   const s = await retryConnect(tcpPort);
   s.write('live');
   assert.equal(String((await once(s, 'data'))[0]), 'live');
