@@ -114,6 +114,19 @@ export class AdminServer {
     this.#auth = new AdminAuth(token, this.secure);
   }
 
+  /**
+   * A reload with the same `listen` and `tls`: new handshakes use the certificate and key read
+   * now (a renewed certificate takes effect on SIGHUP); open connections keep theirs.
+   */
+  setCertificate(tls: { cert: Buffer; key: Buffer }): void {
+    if (!this.secure) return;
+    try {
+      (this.server as https.Server).setSecureContext({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' });
+    } catch (err) {
+      throw new SluiceError('SLUICE_ERR_CONFIG_INVALID', `admin.tls: the certificate or key cannot be used: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
   /** Stops listening and ends every connection, live streams included. Idempotent. */
   close(): Promise<void> {
     this.#closed ??= new Promise<void>((resolve) => {

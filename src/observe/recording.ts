@@ -308,11 +308,12 @@ export class Recording {
     // The same listener when host and port are unchanged, or the port now names the one port 0 picked.
     const sameAddress = old && old.config.listen.host === config.listen.host && (config.listen.port === old.config.listen.port || config.listen.port === old.address.port);
     const sameTls = old && JSON.stringify(old.config.tls) === JSON.stringify(config.tls);
+    const tls = await loadAdminTls(config.tls, gateway);
     if (old && sameAddress && sameTls) {
+      if (tls) old.setCertificate(tls);
       old.setToken(config.token);
       return;
     }
-    const tls = await loadAdminTls(config.tls, gateway);
     const { clock, log, events } = this.#deps;
     if (tls?.generated) log.warn({ fingerprint: tls.fingerprint }, `admin: generated the gateway certificate; pin it with fingerprint: ${tls.fingerprint}`);
     if (old && sameAddress) {

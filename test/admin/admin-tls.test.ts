@@ -113,6 +113,26 @@ test('sluice status against an https admin listener: --ca, --fingerprint, --conf
   assert.match(viaConfig.out, /game/);
 });
 
+test('admin.tls: a renewed certificate at the same path is served after a reload, on the same listener', async (t) => {
+  const dir = await tempDir(t);
+  const c = await certificate(t, dir);
+  const echo = await udpEcho(t);
+  const file = join(dir, 'sluice.yaml');
+  const s = await startApp(t, yaml(echo.port, `{ listen: 127.0.0.1:0, token: ${TOKEN}, tls: { cert: ${c.cert}, key: ${c.key} } }`), { file });
+  const base = s.admin();
+  const first = certificateFingerprint(c.pem);
+  assert.equal((await status(['--admin', base, '--token', TOKEN, '--fingerprint', first])).code, 0);
+  const renewed = await certificate(t, dir);
+  const second = certificateFingerprint(renewed.pem);
+  assert.notEqual(second, first);
+  assert.ok(await s.app.reload(), 'reload applied');
+  assert.equal(s.admin(), base, 'same listener');
+  assert.equal((await status(['--admin', base, '--token', TOKEN, '--fingerprint', second])).code, 0, 'the new certificate is served');
+  const old = await status(['--admin', base, '--token', TOKEN, '--fingerprint', first]);
+  assert.equal(old.code, 1);
+  assert.match(old.err, /not the pinned/);
+});
+
 test('admin.tls: gateway serves the gateway certificate on the admin listener', async (t) => {
   const dir = await tempDir(t);
   const echo = await udpEcho(t);
