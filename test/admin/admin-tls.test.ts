@@ -97,6 +97,10 @@ test('sluice status against an https admin listener: --ca, --fingerprint, --conf
   const untrusted = await status(['--admin', base, '--token', TOKEN]);
   assert.equal(untrusted.code, 1);
   assert.match(untrusted.err, /cannot reach the admin API/);
+  assert.equal((await status(['--admin', base, '--token', TOKEN, '--insecure'])).code, 0, '--insecure checks nothing');
+  const badFlag = await status(['--admin', base, '--fingerprint', 'sha256:abc']);
+  assert.equal(badFlag.code, 2);
+  assert.match(badFlag.err, /--fingerprint must be sha256: and 64 hex digits/);
 
   const failuresBefore = /sluice_admin_auth_failures_total (\d+)/.exec(await s.app.recording.registry!.metrics())![1];
   const wrongPin = await status(['--admin', base, '--token', 'not-the-token-but-would-leak', '--fingerprint', `sha256:${'0'.repeat(64)}`]);
