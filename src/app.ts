@@ -15,6 +15,7 @@ import type { NativeDatapathOptions } from './datapath/native/native-datapath.js
 import { GeoHolder } from './admission/geo-holder.js';
 import { startExposure, type Exposure } from './gateway/exposure.js';
 import { CrowdsecHolder } from './admission/crowdsec/crowdsec-holder.js';
+import { VerdictChanges } from './admission/reverdict.js';
 import { crowdsecStatusLogger } from './admission/crowdsec/status-log.js';
 import { ContainerRoutes } from './discovery/container-routes.js';
 
@@ -77,7 +78,9 @@ export class App {
       containers: () => self?.containers?.status(),
       exposure: () => self?.exposure,
     });
-    const crowdsec = new CrowdsecHolder({ clock: deps.clock, onStatus: crowdsecStatusLogger(log) });
+    // Live sessions of the node's routes and of the exposure's listeners are judged again on every change.
+    const verdicts = new VerdictChanges(events, deps.clock);
+    const crowdsec = new CrowdsecHolder({ clock: deps.clock, onStatus: crowdsecStatusLogger(log), onVerdictsChanged: () => verdicts.changed('crowdsec') });
     try {
       await crowdsec.apply(config.crowdsec);
       crowdsec.exposeMetrics(recording.registry);
@@ -89,6 +92,7 @@ export class App {
         udpDatapath: udp.datapath,
         geo: () => geo.current,
         crowdsec: (r) => crowdsec.admitter(r),
+        verdicts,
       });
     } catch (err) {
       crowdsec.close();
@@ -112,6 +116,7 @@ export class App {
       await recording.stop();
       throw err;
     }
+    verdicts.watch(() => exposure.routes());
     const app = new App(node, log, events, configPath, deps, geo, recording);
     self = app;
     app.exposure = exposure;

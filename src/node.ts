@@ -4,6 +4,7 @@ import { SluiceError } from './core/errors.js';
 import type { RouteConfig, SluiceConfig } from './config/types.js';
 import { chainAdmitters, type Admitter } from './admission/admitter.js';
 import { aclAdmitter } from './admission/acl-admitter.js';
+import { VerdictChanges } from './admission/reverdict.js';
 import type { CountryLookup } from './admission/acl/country.js';
 import type { UdpDatapath } from './datapath/udp-datapath.js';
 import type { EndReason, EventStream } from './observe/events.js';
@@ -26,6 +27,11 @@ export interface NodeDeps {
   readonly udpDatapath?: UdpDatapath;
   /** The country database for ACL country rules; read at start and at each reload. */
   readonly geo?: () => CountryLookup | undefined;
+  /**
+   * Where verdict changes are announced (CrowdSec pulls, bans); the node registers its routes
+   * and announces its own reloads there. Default: one of its own.
+   */
+  readonly verdicts?: VerdictChanges;
 }
 
 export interface ReloadSummary {
@@ -45,12 +51,16 @@ export class SluiceNode {
   #config: SluiceConfig;
   #flowId = 0;
   #stopping: Promise<void> | undefined;
+  /** Live sessions are judged again whenever verdict inputs change (admission/reverdict.ts). */
+  readonly verdicts: VerdictChanges;
 
   private constructor(
     config: SluiceConfig,
     private readonly deps: NodeDeps,
   ) {
     this.#config = config;
+    this.verdicts = deps.verdicts ?? new VerdictChanges(deps.events, deps.clock);
+    this.verdicts.watch(() => this.#routes.values());
   }
 
   /** Binds every route; if one fails, the ones already bound are closed and the error names the route. */
@@ -82,6 +92,7 @@ export class SluiceNode {
    * Applies a validated config. New and rebuilt listeners are bound first; if any bind fails,
    * nothing changes and the error is thrown. Then: unchanged `listen` keeps socket and sessions
    * (settings swapped), changed `listen` is rebuilt (old one drains), removed routes drain.
+   * Then every live session is judged again: those the new admission refuses end at once.
    */
   async reload(next: SluiceConfig): Promise<ReloadSummary> {
     if (this.#stopping) throw new SluiceError('SLUICE_ERR_CLOSED', 'node is shutting down');
@@ -105,6 +116,8 @@ export class SluiceNode {
       rebuilt: diff.rebuilt.map((r) => r.name),
     };
     this.deps.events.emit({ type: 'config-reloaded', at: this.deps.clock.wallNow(), ...summary });
+    // New ACLs (or a new country database) hold for live sessions too, not only for new ones.
+    this.verdicts.changed('reload');
     return summary;
   }
 

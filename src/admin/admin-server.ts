@@ -1,4 +1,5 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
 import { once } from 'node:events';
 import type { Logger } from 'pino';
 import { canonicalIp, formatHostPort, type Endpoint } from '../core/address.js';
@@ -6,8 +7,8 @@ import type { Clock } from '../core/clock.js';
 import { errnoCode, SluiceError } from '../core/errors.js';
 import type { AdminConfig } from '../config/observe-schema.js';
 import type { RouteRuntime } from '../listen/route.js';
-import { TokenBucket } from '../admission/token-bucket.js';
-import { AdminAuth } from './auth.js';
+import { AdminAuth, presentsCredential } from './auth.js';
+import { LoginThrottle } from './login-throttle.js';
 import type { LiveHub } from './live-hub.js';
 import type { RecentActivity } from './recent.js';
 import { checkRequest } from './request-guard.js';
@@ -29,12 +30,12 @@ export interface AdminServerDeps {
   readonly peers?: () => Record<string, unknown>;
   readonly recent: RecentActivity;
   readonly live: LiveHub;
+  /** Per-source backoff for wrong credentials; kept by the caller so it outlives a listener change. Default: one of its own. */
+  readonly throttle?: LoginThrottle;
 }
 
 /** Largest request body read (the login form). */
 const MAX_BODY_BYTES = 4096;
-/** Failed logins allowed, across all clients, before 429: slows a token guesser to a crawl. */
-const FAILED_LOGINS = { perSecond: 1, burst: 10 };
 
 const SECURITY_HEADERS = {
   'content-security-policy':
@@ -54,7 +55,8 @@ const SECURITY_HEADERS = {
  */
 export class AdminServer {
   #auth: AdminAuth;
-  readonly #failedLogins: TokenBucket;
+  readonly #throttle: LoginThrottle;
+
   readonly #files: Map<string, StaticFile>;
   #closed: Promise<void> | undefined;
 
@@ -63,15 +65,28 @@ export class AdminServer {
     readonly config: AdminConfig,
     readonly address: Endpoint,
     private readonly deps: AdminServerDeps,
+    /** Served over TLS: the cookie gets `Secure`, and Origin must be https://. */
+    readonly secure: boolean,
   ) {
-    this.#auth = new AdminAuth(config.token);
-    this.#failedLogins = new TokenBucket(FAILED_LOGINS, deps.clock);
+    this.#auth = new AdminAuth(config.token, secure);
+    this.#throttle = deps.throttle ?? new LoginThrottle(deps.clock);
     this.#files = dashboardFiles();
   }
 
-  /** Binds `config.listen`; throws SluiceError SLUICE_ERR_BIND when it cannot. */
-  static async start(config: AdminConfig, deps: AdminServerDeps): Promise<AdminServer> {
-    const server = http.createServer({ requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 5_000, maxHeaderSize: 16 * 1024 });
+  /**
+   * Binds `config.listen`, over HTTPS when `tls` (PEM certificate chain and key) is given; throws
+   * SluiceError SLUICE_ERR_BIND when it cannot bind, SLUICE_ERR_CONFIG_INVALID when the
+   * certificate or key is unusable.
+   */
+  static async start(config: AdminConfig, deps: AdminServerDeps, tls?: { cert: Buffer; key: Buffer }): Promise<AdminServer> {
+    const options = { requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 5_000, maxHeaderSize: 16 * 1024 };
+    let server: http.Server;
+    try {
+      // TLS 1.2 at least (Node's default too); a slow handshake is cut like a slow request.
+      server = tls ? https.createServer({ ...options, cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2', handshakeTimeout: 5_000 }) : http.createServer(options);
+    } catch (err) {
+      throw new SluiceError('SLUICE_ERR_CONFIG_INVALID', `admin.tls: the certificate or key cannot be used: ${(err as Error).message}`, { cause: err });
+    }
     server.maxConnections = 64;
     const where = formatHostPort(config.listen.host, config.listen.port);
     try {
@@ -83,7 +98,7 @@ export class AdminServer {
     }
     const a = server.address() as { address: string; port: number; family: string };
     const address: Endpoint = { address: canonicalIp(a.address)?.address ?? a.address, port: a.port, family: a.family === 'IPv6' ? 6 : 4 };
-    const admin = new AdminServer(server, config, address, deps);
+    const admin = new AdminServer(server, config, address, deps, tls !== undefined);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       admin.#handle(req, res).catch((err: unknown) => {
         deps.log.error({ err: (err as Error).message, path: pathOf(req) }, 'admin request failed');
@@ -92,12 +107,26 @@ export class AdminServer {
       });
     });
     server.on('clientError', (_err, socket) => socket.destroy());
+    server.on('tlsClientError', (_err, socket) => socket.destroy());
     return admin;
   }
 
   /** A reload with the same `listen`: the new token applies to the next request; cookies from the old one stop working. */
   setToken(token: string | undefined): void {
-    this.#auth = new AdminAuth(token);
+    this.#auth = new AdminAuth(token, this.secure);
+  }
+
+  /**
+   * A reload with the same `listen` and `tls`: new handshakes use the certificate and key read
+   * now (a renewed certificate takes effect on SIGHUP); open connections keep theirs.
+   */
+  setCertificate(tls: { cert: Buffer; key: Buffer }): void {
+    if (!this.secure) return;
+    try {
+      (this.server as https.Server).setSecureContext({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' });
+    } catch (err) {
+      throw new SluiceError('SLUICE_ERR_CONFIG_INVALID', `admin.tls: the certificate or key cannot be used: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   /** Stops listening and ends every connection, live streams included. Idempotent. */
@@ -110,7 +139,7 @@ export class AdminServer {
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const refusal = checkRequest(req.headers, { host: this.config.listen.host, port: this.address.port });
+    const refusal = checkRequest(req.headers, { host: this.config.listen.host, port: this.address.port, scheme: this.secure ? 'https' : 'http' });
     if (refusal) {
       this.deps.log.debug({ reason: refusal, path: pathOf(req), remote: req.socket.remoteAddress }, 'admin request refused');
       return this.#json(res, 403, { error: 'forbidden', reason: refusal });
@@ -122,15 +151,19 @@ export class AdminServer {
     if (path === '/login') return method === 'POST' ? this.#login(req, res) : this.#loginPage(res, method, 200);
     if (path === '/logout') {
       if (method !== 'POST') return this.#json(res, 405, { error: 'method not allowed' }, { allow: 'POST' });
-      return this.#send(res, 303, 'text/plain; charset=utf-8', '', { location: '/login', 'set-cookie': AdminAuth.logoutCookie() });
+      return this.#send(res, 303, 'text/plain; charset=utf-8', '', { location: '/login', 'set-cookie': this.#auth.logoutCookie() });
     }
     if (path === '/dashboard.css' && method === 'GET') return this.#static(res, path); // the login page uses it; no data in it
     if (path === '/favicon.ico') return this.#send(res, 204, 'image/x-icon', ''); // browsers ask for it on every page
 
-    if (!this.#auth.allows(req.headers)) {
+    if (this.#auth.required && presentsCredential(req.headers) && this.#throttled(req, res)) return;
+    const verdict = this.#auth.check(req.headers);
+    if (verdict !== 'ok') {
+      if (verdict === 'wrong') this.#throttle.failed(req.socket.remoteAddress);
       if (path === '/' && method === 'GET') return this.#send(res, 303, 'text/plain; charset=utf-8', '', { location: '/login' });
       return this.#json(res, 401, { error: 'unauthorized' }, { 'www-authenticate': 'Bearer realm="sluice-admin"' });
     }
+    if (this.#auth.required) this.#throttle.succeeded(req.socket.remoteAddress);
     if (method !== 'GET') return this.#json(res, 405, { error: 'method not allowed' }, { allow: 'GET' });
 
     const now = this.deps.clock.wallNow();
@@ -164,8 +197,21 @@ export class AdminServer {
     }
   }
 
+  /**
+   * Answers 429 (and returns true) when the request's source must still wait after wrong
+   * credentials. Runs before any comparison, so the right token does not get through either.
+   */
+  #throttled(req: IncomingMessage, res: ServerResponse): boolean {
+    const waitMs = this.#throttle.admit(req.socket.remoteAddress);
+    if (waitMs === 0) return false;
+    const seconds = Math.max(1, Math.ceil(waitMs / 1000));
+    this.#json(res, 429, { error: `too many wrong tokens from this address; retry in ${seconds} s` }, { 'retry-after': String(seconds) });
+    return true;
+  }
+
   async #login(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!this.#auth.required) return this.#send(res, 303, 'text/plain; charset=utf-8', '', { location: '/' });
+    if (this.#throttled(req, res)) return;
     const body = await readBody(req, MAX_BODY_BYTES);
     if (body === undefined) return this.#json(res, 413, { error: 'body too large' });
     const json = (req.headers['content-type'] ?? '').startsWith('application/json');
@@ -176,10 +222,11 @@ export class AdminServer {
       token = '';
     }
     if (token !== '' && this.#auth.matchesToken(token)) {
+      this.#throttle.succeeded(req.socket.remoteAddress);
       const cookie = { 'set-cookie': this.#auth.loginCookie() };
       return json ? this.#send(res, 204, 'text/plain; charset=utf-8', '', cookie) : this.#send(res, 303, 'text/plain; charset=utf-8', '', { ...cookie, location: '/' });
     }
-    if (!this.#failedLogins.take()) return this.#json(res, 429, { error: 'too many failed logins; wait a few seconds' }, { 'retry-after': '5' });
+    this.#throttle.failed(req.socket.remoteAddress);
     this.deps.log.warn({ remote: req.socket.remoteAddress }, 'admin login failed');
     return json ? this.#json(res, 401, { error: 'unauthorized' }) : this.#loginPage(res, 'GET', 401);
   }

@@ -18,7 +18,11 @@ export class AdminAuth {
   readonly #cookie: string | undefined;
   readonly #cookieDigest: Buffer | undefined;
 
-  constructor(token: string | undefined) {
+  /** `secure`: the listener speaks HTTPS, so the cookie is marked `Secure` (never sent over plain HTTP). */
+  constructor(
+    token: string | undefined,
+    private readonly secure = false,
+  ) {
     if (token === undefined) return;
     this.#tokenDigest = sha256(token);
     this.#cookie = createHmac('sha256', token).update('sluice-admin-dashboard-cookie-v1').digest('base64url');
@@ -30,12 +34,22 @@ export class AdminAuth {
   }
 
   /** True when the token is not required, or the request carries it (Bearer) or the cookie. */
-  allows(headers: { authorization?: string | undefined; cookie?: string | undefined }): boolean {
-    if (!this.required) return true;
+  allows(headers: CredentialHeaders): boolean {
+    return this.check(headers) === 'ok';
+  }
+
+  /**
+   * `ok`: no token is required, or the request carries it (Bearer) or the cookie. `none`: it
+   * carries neither an Authorization header nor the cookie. `wrong`: it carries a credential that
+   * does not match (a guess, or a cookie from before a token change).
+   */
+  check(headers: CredentialHeaders): 'ok' | 'none' | 'wrong' {
+    if (!this.required) return 'ok';
+    if (!presentsCredential(headers)) return 'none';
     const bearer = /^Bearer[ ]+(\S+)\s*$/i.exec(headers.authorization ?? '')?.[1];
-    if (bearer !== undefined && this.matchesToken(bearer)) return true;
+    if (bearer !== undefined && this.matchesToken(bearer)) return 'ok';
     const cookie = readCookie(headers.cookie, COOKIE_NAME);
-    return cookie !== undefined && timingSafeEqual(sha256(cookie), this.#cookieDigest!);
+    return cookie !== undefined && timingSafeEqual(sha256(cookie), this.#cookieDigest!) ? 'ok' : 'wrong';
   }
 
   /** Constant-time check of a token typed into the login form or sent as Bearer. */
@@ -43,14 +57,24 @@ export class AdminAuth {
     return this.#tokenDigest !== undefined && timingSafeEqual(sha256(candidate), this.#tokenDigest);
   }
 
-  /** The Set-Cookie value after a successful login. No `Secure`: the listener speaks plain HTTP. */
+  /** The Set-Cookie value after a successful login; `Secure` when served over TLS. */
   loginCookie(): string {
-    return `${COOKIE_NAME}=${this.#cookie ?? ''}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200`;
+    return `${COOKIE_NAME}=${this.#cookie ?? ''}; Path=/; HttpOnly; SameSite=Strict${this.secure ? '; Secure' : ''}; Max-Age=43200`;
   }
 
-  static logoutCookie(): string {
-    return `${COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`;
+  logoutCookie(): string {
+    return `${COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Strict${this.secure ? '; Secure' : ''}; Max-Age=0`;
   }
+}
+
+export interface CredentialHeaders {
+  authorization?: string | undefined;
+  cookie?: string | undefined;
+}
+
+/** The request carries something to compare: an Authorization header or the dashboard cookie. */
+export function presentsCredential(headers: CredentialHeaders): boolean {
+  return headers.authorization !== undefined || readCookie(headers.cookie, COOKIE_NAME) !== undefined;
 }
 
 function sha256(s: string): Buffer {

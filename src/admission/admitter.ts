@@ -1,10 +1,10 @@
 import type { Endpoint, Transport } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
-import type { EventStream, RejectReason } from '../observe/events.js';
+import type { EventStream, FlowRef, RejectReason, VerdictReason } from '../observe/events.js';
 
 /** Why a client is (or, in observe-only mode, would be) refused. */
 export interface AdmitVerdict {
-  readonly reason: RejectReason;
+  readonly reason: VerdictReason;
   /** For people: which rule decided. */
   readonly detail?: string;
   /** True: record the would-be refusal, then admit. */
@@ -14,7 +14,8 @@ export interface AdmitVerdict {
 /**
  * An admission step that runs before caps and rates, once per new session or connection, with
  * the canonical client address (ACL, country, threat intel). Returns a verdict, or undefined to
- * admit. Must be synchronous and cheap: it runs on the accept path.
+ * admit. Must be synchronous and cheap: it runs on the accept path, and again over every live
+ * session when verdict inputs change (admission/reverdict.ts).
  */
 export type Admitter = (client: Endpoint, route: string) => AdmitVerdict | undefined;
 
@@ -37,9 +38,11 @@ export function chainAdmitters(steps: readonly Admitter[]): Admitter | undefined
 /** What a listener needs to report a verdict. */
 export interface VerdictReporter {
   rejected(client: Endpoint, verdict: AdmitVerdict): void;
+  /** An observe-only verdict about a live session (admission/reverdict.ts). */
+  wouldEnd(flow: FlowRef, verdict: AdmitVerdict): void;
 }
 
-/** Reports verdicts as `session-rejected` events of the route `routeName()` names now. */
+/** Reports verdicts as `session-rejected` (and `session-would-end`) events of the route `routeName()` names now. */
 export function eventReporter(events: EventStream, clock: Clock, routeName: () => string, proto: Transport): VerdictReporter {
   return {
     rejected: (client, v) =>
@@ -53,6 +56,7 @@ export function eventReporter(events: EventStream, clock: Clock, routeName: () =
         detail: v.detail,
         observeOnly: v.observeOnly,
       }),
+    wouldEnd: (flow, v) => events.emit({ type: 'session-would-end', at: clock.wallNow(), flow, reason: v.reason, ...(v.detail ? { detail: v.detail } : {}) }),
   };
 }
 

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { formatHostPort } from '../core/address.js';
 import { isSluiceError } from '../core/errors.js';
 import { formatIssue } from '../config/types.js';
@@ -5,11 +7,13 @@ import { loadConfigFile } from '../config/load.js';
 import type { RouteView, SessionView } from '../admin/views.js';
 import type { ConnectRouteView, PeerLinkView } from '../agent/peer-view.js';
 import type { AgentStatusView } from '../agent/agent-view.js';
+import { certificateFingerprint } from '../gateway/certificate.js';
 import { parseArgs } from './args.js';
+import { adminFetch } from './admin-fetch.js';
 import { EXIT } from './exit-codes.js';
 
 /**
- * `sluice status [--admin URL] [--token T] [--config FILE] [--json]`: routes and live sessions of
+ * `sluice status [--admin URL] [--token T] [--config FILE] [--json] [--ca FILE | --fingerprint F | --insecure]`: routes and live sessions of
  * a running Sluice, read from its admin API (docs/admin.md) and printed as tables.
  *
  * Where to ask: `--admin`, else `$SLUICE_ADMIN`, else `admin.listen` of `--config FILE`, else
@@ -24,11 +28,11 @@ export interface StatusIo {
   readonly fetch?: typeof fetch;
 }
 
-const FLAGS = { admin: 'string', token: 'string', config: 'string', json: 'boolean', help: 'boolean', h: 'boolean' } as const;
+const FLAGS = { admin: 'string', token: 'string', config: 'string', json: 'boolean', ca: 'string', fingerprint: 'string', insecure: 'boolean', help: 'boolean', h: 'boolean' } as const;
 const DEFAULT_ADMIN = 'http://127.0.0.1:9090';
 const TIMEOUT_MS = 5_000;
 
-export const STATUS_HELP = `Usage: sluice status [--admin URL] [--token TOKEN] [--config FILE] [--json]
+export const STATUS_HELP = `Usage: sluice status [--admin URL] [--token TOKEN] [--config FILE] [--json] [--ca FILE | --fingerprint sha256:HEX | --insecure]
 
 Prints the routes, live sessions, peer links and connect listeners of a running Sluice, from its
 admin API.
@@ -36,6 +40,10 @@ admin API.
   --token TOKEN    the admin token, if one is set; env SLUICE_ADMIN_TOKEN (keeps it out of ps)
   --config FILE    read admin.listen and admin.token from the config file
   --json           print the API's JSON instead of tables
+  --ca FILE        https: trust this CA (or self-signed certificate) PEM; the name is checked
+  --fingerprint F  https: accept exactly the certificate with this sha256:HEX (the admin
+                   listener logs it); --config pins the configured certificate by itself
+  --insecure       https: check nothing (the token goes to whoever answers)
 Exit codes: 0 ok, 1 the admin API is unreachable or refused the request, 2 bad command line,
 3 the config file given with --config is invalid.
 `;
@@ -61,7 +69,7 @@ export async function runStatusCommand(argv: readonly string[], io: StatusIo): P
     return typeof v === 'string' ? v : undefined;
   };
 
-  let fromConfig: { url?: string; token?: string } = {};
+  let fromConfig: { url?: string; token?: string; fingerprint?: string } = {};
   const configPath = flag('config');
   if (configPath) {
     const parsed = await loadConfigFile(configPath);
@@ -76,21 +84,41 @@ export async function runStatusCommand(argv: readonly string[], io: StatusIo): P
       return EXIT.usage;
     }
     const host = admin.listen.host === '0.0.0.0' ? '127.0.0.1' : admin.listen.host === '::' ? '::1' : admin.listen.host;
-    fromConfig = { url: `http://${formatHostPort(host, admin.listen.port)}`, token: admin.token };
+    const pinned = admin.tls ? configuredFingerprint(admin.tls, parsed.config.gateway) : undefined;
+    if (typeof pinned === 'object') {
+      io.stderr.write(`sluice status: ${pinned.error}\n`);
+      return EXIT.usage;
+    }
+    fromConfig = { url: `${admin.tls ? 'https' : 'http'}://${formatHostPort(host, admin.listen.port)}`, token: admin.token, fingerprint: pinned };
   }
 
   const env = (name: string) => io.env[name] || undefined; // set but empty counts as unset
   const base = normaliseUrl(flag('admin') ?? env('SLUICE_ADMIN') ?? fromConfig.url ?? DEFAULT_ADMIN);
   if (!base) {
-    io.stderr.write(`sluice status: --admin must be http://host:port or host:port\n`);
+    io.stderr.write(`sluice status: --admin must be http://host:port, https://host:port or host:port\n`);
     return EXIT.usage;
   }
   const token = flag('token') ?? env('SLUICE_ADMIN_TOKEN') ?? fromConfig.token;
+  const ca = flag('ca');
+  const fingerprint = flag('fingerprint') ?? (ca === undefined ? fromConfig.fingerprint : undefined);
+  if (fingerprint !== undefined && !/^sha256:[0-9a-fA-F]{64}$/.test(fingerprint)) {
+    io.stderr.write(`sluice status: --fingerprint must be sha256: and 64 hex digits, got "${fingerprint}"\n`);
+    return EXIT.usage;
+  }
+  let doFetch = io.fetch ?? fetch;
+  if (base.protocol === 'https:' && !io.fetch) {
+    try {
+      doFetch = adminFetch({ caFile: ca, fingerprint, insecure: args.flags.has('insecure') });
+    } catch (err) {
+      io.stderr.write(`sluice status: ${(err as Error).message}\n`);
+      return EXIT.usage;
+    }
+  }
 
   const get = async (path: string, optional = false): Promise<unknown> => {
     let res: Response;
     try {
-      res = await (io.fetch ?? fetch)(new URL(path, base), {
+      res = await doFetch(new URL(path, base), {
         headers: { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
         signal: AbortSignal.timeout(TIMEOUT_MS),
       });
@@ -125,6 +153,16 @@ export async function runStatusCommand(argv: readonly string[], io: StatusIo): P
 }
 
 class StatusError extends Error {}
+
+/** The sha256 pin of the certificate `admin.tls` names, read from its file; `{ error }` when it cannot be read. */
+function configuredFingerprint(tls: { cert: string; key: string } | 'gateway', gateway: { stateDir: string; tls: { cert: string } | undefined } | undefined): string | { error: string } {
+  const path = tls === 'gateway' ? (gateway?.tls?.cert ?? join(gateway?.stateDir ?? '.', 'gateway-cert.pem')) : tls.cert;
+  try {
+    return certificateFingerprint(readFileSync(path));
+  } catch (err) {
+    return { error: `cannot read the admin certificate ${path} to pin it: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (pass --fingerprint or --ca)` };
+  }
+}
 
 function normaliseUrl(text: string): URL | undefined {
   const withScheme = /^[a-z]+:\/\//i.test(text) ? text : `http://${text}`;

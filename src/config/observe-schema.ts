@@ -94,11 +94,23 @@ const token = z
   .max(512)
   .regex(/^[\x21-\x7e]+$/, 'must be visible ASCII without spaces');
 
+/** `admin.tls`: certificate and key files (PEM), or `gateway` for the gateway's own certificate. */
+const adminTls = z.union([z.literal('gateway'), z.strictObject({ cert: z.string().min(1), key: z.string().min(1) })]);
+
 const admin = z
-  .strictObject({ listen: adminListen, token: token.optional() })
+  .strictObject({ listen: adminListen, token: token.optional(), tls: adminTls.optional(), allowPlaintext: z.boolean().default(false) })
   .superRefine((a, ctx) => {
-    if (!isLoopback(a.listen.host) && a.token === undefined) {
+    if (isLoopback(a.listen.host)) return;
+    if (a.token === undefined) {
       ctx.addIssue({ code: 'custom', path: ['token'], message: `is required when admin.listen is not a loopback address (${a.listen.host})` });
+    }
+    // A token and a cookie sent in clear over a network can be read by anyone on the path.
+    if (a.tls === undefined && !a.allowPlaintext) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['listen'],
+        message: `${a.listen.host} is not a loopback address: serve the admin listener over TLS (admin.tls: { cert, key } or admin.tls: gateway), or set admin.allowPlaintext: true`,
+      });
     }
   })
   .optional();
@@ -141,6 +153,8 @@ export interface AdminConfig {
   readonly listen: { readonly host: string; readonly port: number; readonly family: 4 | 6 };
   /** When set, every request must carry it (Bearer) or the dashboard cookie derived from it. */
   readonly token: string | undefined;
+  /** HTTPS with these PEM files, or with the gateway's certificate; undefined: plain HTTP. */
+  readonly tls: { readonly cert: string; readonly key: string } | 'gateway' | undefined;
 }
 
 export interface ObserveConfig {
@@ -168,7 +182,7 @@ export function compileObserve(data: ObserveRaw): ObserveConfig {
       maxTrackedFlows: c.maxTrackedFlows,
       backoff: { initialMs: c.backoff.initial, maxMs: c.backoff.max, multiplier: c.backoff.multiplier, jitter: c.backoff.jitter, resetAfterMs: c.backoff.resetAfter },
     },
-    admin: data.admin && { listen: data.admin.listen, token: data.admin.token },
+    admin: data.admin && { listen: data.admin.listen, token: data.admin.token, tls: data.admin.tls },
   };
 }
 
@@ -180,7 +194,10 @@ export function isLoopback(host: string): boolean {
 }
 
 /** Checks across sections: kernel flow records go to the flow log, so conntrack needs one. */
-export function checkObserve(data: ObserveRaw, at: (path: (string | number)[], message: string) => void): void {
+export function checkObserve(data: ObserveRaw & { gateway?: unknown }, at: (path: (string | number)[], message: string) => void): void {
+  if (data.admin?.tls === 'gateway' && data.gateway === undefined) {
+    at(['admin', 'tls'], 'is "gateway" but there is no gateway: section whose certificate it could use; give cert and key files instead');
+  }
   if (data.conntrack.enabled && data.flowLog.output === 'off') {
     at(['conntrack', 'enabled'], 'kernel flow records are written to the flow log: set flowLog.output too');
   }

@@ -6,7 +6,7 @@ import type { SluiceConfig } from '../config/types.js';
 import type { EventStream } from '../observe/events.js';
 import { Agent } from '../agent/agent.js';
 import { Gateway } from './gateway.js';
-import type { RouteDepsSource } from '../listen/route.js';
+import type { RouteDepsSource, RouteRuntime } from '../listen/route.js';
 import type { DatagramDialer } from '../upstream/dialer.js';
 import type { UdpDatapath } from '../datapath/udp-datapath.js';
 
@@ -14,6 +14,8 @@ import type { UdpDatapath } from '../datapath/udp-datapath.js';
 export interface Exposure {
   readonly gateway: Gateway | undefined;
   readonly agent: Agent | undefined;
+  /** The listeners with client sessions: the gateway's public listeners and the agent's connect listeners. */
+  routes(): RouteRuntime[];
   /** Adds the gateway and agent metrics to `registry` once (call again after the registry may have changed). */
   exposeMetrics(registry: Registry | undefined): void;
   close(): Promise<void>;
@@ -106,6 +108,7 @@ export async function startExposure(config: SluiceConfig, deps: ExposureDeps): P
   return {
     gateway,
     agent,
+    routes: () => [...(gateway?.agents().flatMap((l) => [...l.services.values()].map((s) => s.route)) ?? []), ...(agent?.connectRoutes ?? [])],
     exposeMetrics: (registry) => {
       if (!registry || (!gateway && !agent) || registries.has(registry)) return;
       registries.add(registry);

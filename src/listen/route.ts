@@ -1,6 +1,7 @@
 import type { Endpoint } from '../core/address.js';
 import type { RouteConfig, RouteOrigin } from '../config/types.js';
 import type { Admitter } from '../admission/admitter.js';
+import type { Reverdictable } from '../admission/reverdict.js';
 import type { EndReason, FlowCounters } from '../observe/events.js';
 import type { UdpDatapath } from '../datapath/udp-datapath.js';
 
@@ -29,7 +30,7 @@ export interface SessionInfo extends FlowCounters {
  * One route's listener with its sessions. Built by node.ts, which swaps settings on reload and
  * decides when it drains.
  */
-export interface RouteRuntime {
+export interface RouteRuntime extends Reverdictable {
   readonly name: string;
   readonly config: RouteConfig;
   /** The bound address (the real port when the config said 0). */

@@ -7,7 +7,8 @@ import type { RouteConfig, RouteOrigin } from '../config/types.js';
 import { AdmissionLimits, type LimitSettings } from '../admission/limits.js';
 import type { EndReason, EventStream, FlowRef, RejectReason } from '../observe/events.js';
 import { relayTcp } from '../session/tcp-relay.js';
-import { applyAdmitter, eventReporter, type Admitter, type VerdictReporter } from '../admission/admitter.js';
+import { applyAdmitter, eventReporter, type AdmitVerdict, type Admitter, type VerdictReporter } from '../admission/admitter.js';
+import { rejudge, type JudgedFlow, type ReverdictCount } from '../admission/reverdict.js';
 import { firstBytesAreClean, readProxyHeader, sniffFirstBytes } from './proxy-header-reader.js';
 import { TcpProxyHeaders, localOf } from './tcp-proxy-header.js';
 import type { StreamDialer } from '../upstream/dialer.js';
@@ -24,7 +25,7 @@ export interface TcpRouteDeps {
 /** `proxyProtocol.untrustedWait` when a route's settings do not say (the config default). */
 const DEFAULT_UNTRUSTED_WAIT_MS = 50;
 
-class TcpConnection implements FlowRef {
+class TcpConnection implements FlowRef, JudgedFlow {
   readonly proto = 'tcp' as const;
   state: 'dialing' | 'open' | 'closed' = 'dialing';
   upstream: Endpoint | undefined;
@@ -32,6 +33,9 @@ class TcpConnection implements FlowRef {
   origin: RouteOrigin | undefined;
   /** The per-source key admission counted this connection under (AdmissionLimits.keyOf). */
   source = '';
+  wouldEndNoted = false;
+  /** The rule that ended it, when a verdict did. */
+  endDetail: string | undefined;
   constructor(
     readonly id: number,
     readonly route: string,
@@ -105,6 +109,19 @@ export class TcpRoute implements RouteRuntime {
     this.#admit = admit;
     this.#pp = route.proxyProtocol ? new TcpProxyHeaders(route.proxyProtocol) : null;
     this.#limits.update(limitSettings(route));
+  }
+
+  /** Judges every live connection again with the current admitter (admission/reverdict.ts). */
+  reverdict(): ReverdictCount {
+    const r = this.#reporter;
+    return rejudge(this.#conns, this.#admit, this.#route.name, (c, v) => this.#endByVerdict(c, v), (c, v) => r.wouldEnd(c, v));
+  }
+
+  /** A connection still dialing was never started: it is reported as refused; an open one ends with the reason. */
+  #endByVerdict(c: TcpConnection, v: AdmitVerdict): void {
+    if (c.state === 'dialing') this.#reporter.rejected(c.client, v);
+    c.endDetail = v.detail;
+    this.#finish(c, v.reason);
   }
 
   drain(): Promise<void> {
@@ -272,6 +289,7 @@ export class TcpRoute implements RouteRuntime {
       durationMs: Math.max(0, Math.round(clock.now() - c.startedAt)),
       reason,
       counters: { bytesFromClient, packetsFromClient: 0, bytesToClient, packetsToClient: 0 },
+      ...(c.endDetail ? { detail: c.endDetail } : {}),
     });
     this.#forget(c);
   }

@@ -7,6 +7,7 @@ import type { UdpDatapath, UdpListener } from '../datapath/udp-datapath.js';
 import { jsDatapath } from '../datapath/js-datapath.js';
 import type { RouteRuntime, SessionInfo } from './route.js';
 import type { Admitter } from '../admission/admitter.js';
+import type { ReverdictCount } from '../admission/reverdict.js';
 
 export type UdpRouteDeps = Omit<UdpTableDeps, 'sendToClient' | 'local'> & { readonly datapath?: UdpDatapath };
 
@@ -58,6 +59,10 @@ export class UdpRoute implements RouteRuntime {
 
   update(route: RouteConfig, admit: Admitter | undefined): void {
     this.table.update(route, admit);
+  }
+
+  reverdict(): ReverdictCount {
+    return this.table.reverdict();
   }
 
   drain(): Promise<void> {

@@ -51,9 +51,13 @@ export function accessLogSink(out: LineWriter, clock: Clock, opts: AccessLogOpti
             durationMs: e.durationMs,
             ...counterFields(e.counters),
             reason: e.reason,
+            ...(e.detail ? { detail: e.detail } : {}),
             ...peers.ended(e.flow),
           }) + '\n',
         );
+        return;
+      case 'session-would-end':
+        out.write(JSON.stringify({ time: time(e.at), event: 'would-end', ...flowFields(e.flow, undefined), reason: e.reason, ...(e.detail ? { detail: e.detail } : {}) }) + '\n');
         return;
       case 'peer-path': {
         // The agent reports every change it sees; a line repeating the previous one of that peer is left out.

@@ -22,7 +22,15 @@ export type EndReason =
   | 'evicted'
   | 'route-removed'
   | 'shutdown'
-  | 'drain-deadline';
+  | 'drain-deadline'
+  /** A live session whose client a changed verdict now refuses (docs/access-control.md, "Live sessions"). */
+  | VerdictReason;
+
+/** Why an admission step (ACL, CrowdSec) refuses a client: new ones are rejected, live ones end with it. */
+export type VerdictReason = 'acl-cidr' | 'acl-country' | 'crowdsec';
+
+/** What changed the inputs of admission verdicts (a metric label: a closed set; ban sources add theirs). */
+export type VerdictCause = 'reload' | 'crowdsec';
 
 /** Why a new session or connection was refused before any upstream resource was spent. */
 export type RejectReason =
@@ -31,9 +39,7 @@ export type RejectReason =
   | 'limit-route-rate'
   | 'limit-source-rate'
   | 'draining'
-  | 'acl-cidr'
-  | 'acl-country'
-  | 'crowdsec'
+  | VerdictReason
   | 'proxy-header-missing'
   | 'proxy-header-invalid'
   | 'proxy-header-untrusted';
@@ -71,7 +77,13 @@ export type SluiceEvent =
       durationMs: number;
       reason: EndReason;
       counters: FlowCounters;
+      /** Which rule ended it, for a verdict reason. */
+      detail?: string;
     }
+  /** An observe-only verdict would end this live session; it goes on (recorded once per session). */
+  | { type: 'session-would-end'; at: number; flow: FlowRef; reason: VerdictReason; detail?: string }
+  /** Verdict inputs changed (`cause`) and live sessions were checked again; counts over every route. */
+  | { type: 'verdicts-reapplied'; at: number; cause: VerdictCause; checked: number; ended: number; wouldEnd: number }
   | { type: 'session-rejected'; at: number; route: string; proto: Transport; client: Endpoint; reason: RejectReason; detail?: string; observeOnly?: boolean }
   | { type: 'dial-error'; at: number; flow: FlowRef; upstream: string; code: string; message: string; latencyMs: number }
   | { type: 'dial-ok'; at: number; flow: FlowRef; latencyMs: number }

@@ -125,6 +125,18 @@ export function createMetrics(registry: Registry, opts: MetricsOptions = {}): Sl
     labelNames: ['route', 'proto', 'reason'] as const,
     registers,
   });
+  const wouldEnd = new Counter({
+    name: 'sluice_sessions_would_end_total',
+    help: 'Live sessions an observe-only rule would have ended after a verdict change; they went on.',
+    labelNames: ['route', 'proto', 'reason'] as const,
+    registers,
+  });
+  const reverdicts = new Counter({
+    name: 'sluice_verdict_rechecks_total',
+    help: 'Times live sessions were judged again because verdict inputs changed, by cause.',
+    labelNames: ['cause'] as const,
+    registers,
+  });
   const dialErrors = new Counter({
     name: 'sluice_dial_errors_total',
     help: 'Upstream dials that failed, by error code.',
@@ -277,6 +289,12 @@ export function createMetrics(registry: Registry, opts: MetricsOptions = {}): Sl
       }
       case 'session-rejected':
         (e.observeOnly ? wouldReject : rejected).inc({ route: e.route, proto: e.proto, reason: e.reason });
+        return;
+      case 'session-would-end':
+        wouldEnd.inc({ route: e.flow.route, proto: e.flow.proto, reason: e.reason });
+        return;
+      case 'verdicts-reapplied':
+        reverdicts.inc({ cause: e.cause });
         return;
       case 'dial-ok':
         observeDial(dialDuration, e.flow.route, e.flow.proto, 'ok', e.latencyMs);

@@ -23,6 +23,10 @@ export function opsLogSink(log: Logger, clock: { now(): number }): (e: SluiceEve
       case 'config-rejected':
         log.error({ problems: e.problems }, 'config rejected; the running config stays');
         return;
+      case 'verdicts-reapplied':
+        // One line per change that touched live sessions (the access log has one line per session).
+        if (e.ended > 0 || e.wouldEnd > 0) log.info({ cause: e.cause, checked: e.checked, ended: e.ended, wouldEnd: e.wouldEnd }, 'verdicts changed; live sessions judged again');
+        return;
       case 'dial-error': {
         const now = clock.now();
         const last = lastDialError.get(e.flow.route);

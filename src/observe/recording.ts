@@ -7,6 +7,9 @@ import type { SluiceConfig } from '../config/types.js';
 import type { AdminConfig } from '../config/observe-schema.js';
 import type { RouteRuntime } from '../listen/route.js';
 import { AdminServer } from '../admin/admin-server.js';
+import { registerAdminAuthMetrics } from '../admin/admin-metrics.js';
+import { loadAdminTls } from '../admin/admin-tls.js';
+import { LoginThrottle } from '../admin/login-throttle.js';
 import { LiveHub } from '../admin/live-hub.js';
 import { RecentActivity } from '../admin/recent.js';
 import { RouteTraffic } from '../admin/route-traffic.js';
@@ -109,6 +112,10 @@ export class Recording {
   #conntrack: ConntrackPart | undefined;
   #admin: AdminServer | undefined;
   #adminViews: (() => void) | undefined;
+  /** Wrong admin credentials per source; outlives listener and token changes, so a reload does not reset a guesser. */
+  readonly #throttle: LoginThrottle;
+  /** The port the admin listener got (port 0 in the config keeps it across a TLS change). */
+  #adminPort: number | undefined;
   #stopped = false;
 
   private constructor(deps: RecordingDeps) {
@@ -119,6 +126,7 @@ export class Recording {
     this.#served = new ServedRoutes({ routes: deps.routes, gateway: () => deps.exposure?.()?.gateway, agent: () => this.#agent() });
     this.live = new LiveHub({ clock: deps.clock, routes: () => this.#routes() });
     this.traffic = new RouteTraffic(() => this.#routes());
+    this.#throttle = new LoginThrottle(deps.clock);
   }
 
   #agent(): Agent | undefined {
@@ -165,6 +173,11 @@ export class Recording {
     return this.#admin?.address;
   }
 
+  /** True while the admin listener speaks HTTPS (`admin.tls`). */
+  get adminTls(): boolean {
+    return this.#admin?.secure ?? false;
+  }
+
   /** The metrics registry (without the process collectors), while metrics are on. */
   get registry(): Registry | undefined {
     return this.#metrics?.registry;
@@ -180,7 +193,7 @@ export class Recording {
     this.#applyMetrics(config);
     let adminError: unknown;
     try {
-      await this.#applyAdmin(config.admin);
+      await this.#applyAdmin(config.admin, config.gateway);
     } catch (err) {
       adminError = err;
     }
@@ -264,6 +277,7 @@ export class Recording {
       });
       // Peer families only where an agent runs (`agent:` needs a restart to come or go).
       const peerMetrics = config!.agent ? registerPeerMetrics(registry, () => this.#agent(), this.#peerFlow) : undefined;
+      registerAdminAuthMetrics(registry, this.#throttle.counters);
       const unsubscribe = [this.#deps.events.subscribe(metrics.sink), ...(peerMetrics ? [this.#deps.events.subscribe(peerMetrics.sink)] : [])];
       this.#metrics = { registry, metrics, unsubscribe: () => unsubscribe.forEach((u) => u()), unwatch: {}, process: undefined };
       this.#watchDrops();
@@ -300,8 +314,8 @@ export class Recording {
     return { contentType: m.registry.contentType, body };
   }
 
-  async #applyAdmin(config: AdminConfig | undefined): Promise<void> {
-    const old = this.#admin;
+  async #applyAdmin(config: AdminConfig | undefined, gateway?: SluiceConfig['gateway']): Promise<void> {
+    let old = this.#admin;
     if (!config) {
       this.#admin = undefined;
       this.#adminViews?.();
@@ -310,11 +324,23 @@ export class Recording {
       return;
     }
     // The same listener when host and port are unchanged, or the port now names the one port 0 picked.
-    if (old && old.config.listen.host === config.listen.host && (config.listen.port === old.config.listen.port || config.listen.port === old.address.port)) {
+    const sameAddress = old && old.config.listen.host === config.listen.host && (config.listen.port === old.config.listen.port || config.listen.port === old.address.port);
+    const sameTls = old && JSON.stringify(old.config.tls) === JSON.stringify(config.tls);
+    const tls = await loadAdminTls(config.tls, gateway);
+    if (old && sameAddress && sameTls) {
+      if (tls) old.setCertificate(tls);
       old.setToken(config.token);
       return;
     }
     const { clock, log, events } = this.#deps;
+    if (tls?.generated) log.warn({ fingerprint: tls.fingerprint }, `admin: generated the gateway certificate; pin it with fingerprint: ${tls.fingerprint}`);
+    if (old && sameAddress) {
+      // Only TLS changed: the port must be free before it is bound again.
+      this.#admin = undefined;
+      await old.close();
+      old = undefined;
+      config = { ...config, listen: { ...config.listen, port: this.#adminPort ?? config.listen.port } };
+    }
     const admin = await AdminServer.start(config, {
       clock,
       log,
@@ -325,8 +351,10 @@ export class Recording {
       health: () => this.status(),
       recent: this.recent,
       live: this.live,
-    });
+      throttle: this.#throttle,
+    }, tls);
     this.#admin = admin;
+    this.#adminPort = admin.address.port;
     if (!this.#adminViews) {
       const a = events.subscribe(this.recent.sink);
       const b = events.subscribe(this.live.sink);
@@ -337,7 +365,10 @@ export class Recording {
         c();
       };
     }
-    log.info({ address: formatHostPort(admin.address.address, admin.address.port), token: config.token !== undefined }, 'admin listening');
+    log.info(
+      { address: formatHostPort(admin.address.address, admin.address.port), token: config.token !== undefined, tls: tls !== undefined, ...(tls ? { fingerprint: tls.fingerprint } : {}) },
+      'admin listening',
+    );
     await old?.close();
   }
 

@@ -3,6 +3,7 @@ import type { Clock, Timer } from '../core/clock.js';
 import { errnoCode, isSluiceError } from '../core/errors.js';
 import type { RouteConfig } from '../config/types.js';
 import { applyAdmitter, eventReporter, type Admitter, type VerdictReporter } from '../admission/admitter.js';
+import { rejudge, type ReverdictCount } from '../admission/reverdict.js';
 import { UdpProxyHeaders } from './udp-proxy-header.js';
 import { AdmissionLimits } from '../admission/limits.js';
 import type { DropReason, EndReason, EventStream, RejectReason } from '../observe/events.js';
@@ -203,6 +204,24 @@ export class UdpSessionTable implements UdpSessionOwner {
     this.#schedule();
   }
 
+  /**
+   * Judges every live session again with the current admitter (admission/reverdict.ts). A session
+   * still opening was never started: it is reported as refused; an open one ends with the reason.
+   */
+  reverdict(): ReverdictCount {
+    const r = this.#reporter;
+    return rejudge(
+      this.sessions(),
+      this.#admit,
+      this.#route.name,
+      (s, v) => {
+        if (s.state === 'opening') r.rejected(s.client, v);
+        this.end(s, v.reason, v.detail);
+      },
+      (s, v) => r.wouldEnd(s, v),
+    );
+  }
+
   /** Refuses new clients from now on; resolves once the last session has ended. */
   drain(): Promise<void> {
     this.#draining = true;
@@ -220,7 +239,8 @@ export class UdpSessionTable implements UdpSessionOwner {
     this.#flushDrops();
   }
 
-  end(s: UdpSession, reason: EndReason): void {
+  /** Ends `s` (idempotent); `detail` says which rule, for a verdict reason. */
+  end(s: UdpSession, reason: EndReason, detail?: string): void {
     if (s.state === 'closed') return;
     const wasOpen = s.state === 'open';
     s.state = 'closed';
@@ -240,6 +260,7 @@ export class UdpSessionTable implements UdpSessionOwner {
         durationMs: Math.max(0, Math.round(now - s.startedAt)),
         reason,
         counters: s.counters(),
+        ...(detail ? { detail } : {}),
       });
     }
     if (this.size === 0) for (const done of this.#onEmpty.splice(0)) done();

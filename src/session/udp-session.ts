@@ -20,6 +20,8 @@ export type UdpSessionState = 'opening' | 'open' | 'closed';
 export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, ReplyBudgetState {
   readonly proto = 'udp' as const;
   state: UdpSessionState = 'opening';
+  /** An observe-only verdict on this live session was recorded (admission/reverdict.ts). */
+  wouldEndNoted = false;
   channel: DatagramChannel | null = null;
   /** Datagrams from the client held while the upstream channel opens; null once open. */
   queue: Buffer[] | null = [];

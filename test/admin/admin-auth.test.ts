@@ -7,6 +7,8 @@ import { readAll, udpEcho } from '../helpers/net.js';
 import { readTicks, request, startApp, tempDir } from './app-helper.js';
 import { AdminAuth, COOKIE_NAME, readCookie } from '../../src/admin/auth.js';
 import { checkRequest, hostAllowed } from '../../src/admin/request-guard.js';
+import { LoginThrottle, sourceKey } from '../../src/admin/login-throttle.js';
+import { ManualClock } from '../helpers/manual-clock.js';
 
 const TOKEN = 'correct-horse-battery-staple-7f3a9c';
 
@@ -27,13 +29,16 @@ test('admin auth: with a token, API, metrics, stream and dashboard need it (Bear
   const host = base.replace('http://', '');
   const bearer = { authorization: `Bearer ${TOKEN}` };
 
-  for (const path of ['/api/routes', '/api/sessions', '/api/flows', '/api/denials', '/api/health', '/api/stream', '/metrics', '/dashboard.js']) {
+  const paths = ['/api/routes', '/api/sessions', '/api/flows', '/api/denials', '/api/health', '/api/stream', '/metrics', '/dashboard.js'];
+  for (const [i, path] of paths.entries()) {
     const none = await request(base + path);
     assert.equal(none.status, 401, `${path} without a token`);
     assert.equal(none.headers['www-authenticate'], 'Bearer realm="sluice-admin"');
-    const wrong = await request(base + path, { headers: { authorization: `Bearer ${TOKEN}x` } });
+    // Wrong tokens from a source of their own per path, under the per-source allowance (the throttle has its own test).
+    const localAddress = `127.0.0.${10 + i}`;
+    const wrong = await request(base + path, { headers: { authorization: `Bearer ${TOKEN}x` }, localAddress });
     assert.equal(wrong.status, 401, `${path} with a wrong token`);
-    const prefix = await request(base + path, { headers: { authorization: `Bearer ${TOKEN.slice(0, -1)}` } });
+    const prefix = await request(base + path, { headers: { authorization: `Bearer ${TOKEN.slice(0, -1)}` }, localAddress });
     assert.equal(prefix.status, 401, `${path} with a prefix of the token`);
   }
   for (const path of ['/api/routes', '/api/health', '/metrics', '/dashboard.js']) {
@@ -121,20 +126,57 @@ test('admin guard: Host and Origin are checked before the token (DNS rebinding, 
   assert.equal(csrf.headers['set-cookie'], undefined);
 });
 
-test('admin auth: failed logins are throttled; a token change on reload logs the dashboard out', async (t) => {
+test('admin auth: wrong tokens from one source make it wait before any comparison, Bearer and login form alike; another source is unaffected', async (t) => {
+  const clock = new ManualClock(Date.now());
+  const echo = await udpEcho(t);
+  const s = await startApp(t, yaml(echo.port, `{ listen: 127.0.0.1:0, token: ${TOKEN} }`), { clock });
+  const base = s.admin();
+  const health = (token: string, localAddress = '127.0.0.1') => request(`${base}/api/health`, { headers: { authorization: `Bearer ${token}` }, localAddress });
+  const form = (token: string) =>
+    request(`${base}/login`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${encodeURIComponent(token)}` });
+
+  // Five wrong guesses are free; the sixth starts the backoff (1 s).
+  for (let i = 0; i < 6; i++) assert.equal((await health(`guess-${i}`)).status, 401, `guess ${i}`);
+  const refused = await health(TOKEN);
+  assert.equal(refused.status, 429, 'the right token is refused too while the source waits');
+  assert.equal(refused.headers['retry-after'], '1');
+  const viaForm = await form(TOKEN);
+  assert.equal(viaForm.status, 429, 'the login form is throttled the same way');
+  assert.equal(viaForm.headers['set-cookie'], undefined);
+  assert.equal((await health(TOKEN, '127.0.0.2')).status, 200, 'another source is unaffected');
+
+  clock.advance(1000);
+  assert.equal((await form('guess-7')).status, 401, 'after the wait, a guess is compared again');
+  const longer = await health(TOKEN);
+  assert.equal(longer.status, 429, 'the next failure doubled the wait');
+  assert.equal(longer.headers['retry-after'], '2');
+  clock.advance(1999);
+  assert.equal((await health(TOKEN)).status, 429);
+  clock.advance(1);
+  assert.equal((await health(TOKEN)).status, 200, 'the right token once the wait has passed');
+  // The success cleared the source: five free guesses again.
+  for (let i = 0; i < 5; i++) assert.equal((await health(`again-${i}`)).status, 401);
+  assert.equal((await health(TOKEN)).status, 200);
+
+  // A wrong cookie is a wrong credential too.
+  const cookieReq = () => request(`${base}/api/health`, { headers: { cookie: `${COOKIE_NAME}=forged` } });
+  for (let i = 0; i < 6; i++) assert.equal((await cookieReq()).status, 401);
+  assert.equal((await cookieReq()).status, 429);
+  assert.equal((await request(`${base}/api/health`)).status, 401, 'a request with no credential is not throttled, only unauthorised');
+
+  const text = await s.app.recording.registry!.metrics();
+  assert.match(text, /sluice_admin_auth_throttled_total 5\b/);
+  assert.match(text, /sluice_admin_auth_failures_total 18\b/);
+});
+
+test('admin auth: a token change on reload logs the dashboard out', async (t) => {
   const dir = await tempDir(t);
   const file = join(dir, 'sluice.yaml');
   const echo = await udpEcho(t);
   const s = await startApp(t, yaml(echo.port, `{ listen: 127.0.0.1:0, token: ${TOKEN} }`), { file });
   const base = s.admin();
-  const form = { 'content-type': 'application/x-www-form-urlencoded' };
-  const statuses: number[] = [];
-  for (let i = 0; i < 14; i++) statuses.push((await request(`${base}/login`, { method: 'POST', headers: form, body: `token=guess${i}` })).status);
-  assert.ok(statuses.includes(429), `throttled: ${statuses.join(',')}`);
-  assert.equal(statuses[0], 401);
-
   const json = await request(`${base}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: TOKEN }) });
-  assert.equal(json.status, 204, 'the right token still works while guesses are throttled');
+  assert.equal(json.status, 204);
   const cookie = json.headers['set-cookie']![0]!.split(';')[0]!;
   assert.equal((await request(`${base}/api/health`, { headers: { cookie } })).status, 200);
 
@@ -187,4 +229,22 @@ test('request guard and auth units', () => {
   assert.equal(new AdminAuth(undefined).allows({}), true);
   assert.equal(readCookie('a=1; b = 2', 'b'), '2');
   assert.equal(readCookie(undefined, 'b'), undefined);
+});
+
+test('login throttle units: an IPv6 /64 is one source, IPv4-mapped is IPv4, and memory is bounded', () => {
+  assert.equal(sourceKey('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64');
+  assert.equal(sourceKey('2001:db8:1:2:ffff:ffff:ffff:ffff'), '2001:db8:1:2::/64', 'the whole /64 shares one allowance');
+  assert.equal(sourceKey('::ffff:192.0.2.7'), '192.0.2.7');
+  assert.equal(sourceKey(undefined), '?');
+  const clock = new ManualClock();
+  const th = new LoginThrottle(clock, { freeFailures: 0, baseMs: 1000, maxMs: 4000, forgetAfterMs: 60_000, maxSources: 3 });
+  for (let i = 0; i < 5; i++) th.failed('192.0.2.1');
+  assert.equal(th.admit('192.0.2.1'), 4000, 'capped at maxMs');
+  for (const a of ['192.0.2.2', '192.0.2.3', '192.0.2.4']) th.failed(a);
+  assert.equal(th.admit('192.0.2.1'), 0, 'the source with the oldest failure was forgotten past maxSources');
+  assert.equal(th.admit('192.0.2.4'), 1000);
+  clock.advance(60_000);
+  assert.equal(th.admit('192.0.2.4'), 0);
+  th.failed('192.0.2.4');
+  assert.equal(th.admit('192.0.2.4'), 1000, 'forgotten after forgetAfterMs: the count started over');
 });

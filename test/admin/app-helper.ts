@@ -1,11 +1,12 @@
 import http from 'node:http';
+import https from 'node:https';
 import { Writable } from 'node:stream';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { App } from '../../src/app.js';
-import { systemClock } from '../../src/core/clock.js';
+import { systemClock, type Clock } from '../../src/core/clock.js';
 import { formatHostPort } from '../../src/core/address.js';
 import { config } from '../helpers/node.js';
 
@@ -30,7 +31,7 @@ export async function tempDir(t: TestContext, prefix = 'sluice-admin-'): Promise
  * sockets, with the process log captured in `logs`. Stopped in t.after. With `file`, the YAML is
  * written there first and the App reloads from it (`app.reload()`).
  */
-export async function startApp(t: TestContext, yaml: string, opts: { file?: string } = {}) {
+export async function startApp(t: TestContext, yaml: string, opts: { file?: string; clock?: Clock } = {}) {
   let logs = '';
   const logDestination = new Writable({
     write(chunk, _enc, cb) {
@@ -39,7 +40,7 @@ export async function startApp(t: TestContext, yaml: string, opts: { file?: stri
     },
   });
   if (opts.file) await writeFile(opts.file, yaml);
-  const app = await App.start(config(yaml), opts.file, { clock: systemClock, logDestination });
+  const app = await App.start(config(yaml), opts.file, { clock: opts.clock ?? systemClock, logDestination });
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
@@ -51,7 +52,7 @@ export async function startApp(t: TestContext, yaml: string, opts: { file?: stri
   const admin = () => {
     const a = app.recording.adminAddress;
     if (!a) throw new Error('no admin listener');
-    return `http://${formatHostPort(a.address, a.port)}`;
+    return `${app.recording.adminTls ? 'https' : 'http'}://${formatHostPort(a.address, a.port)}`;
   };
   return { app, admin, logs: () => logs, stop, port: (route: string) => app.node.route(route)!.local.port };
 }
@@ -63,12 +64,14 @@ export interface Reply {
 }
 
 /**
- * One HTTP request with exactly the headers given (fetch would not let a test set Host), the
- * body read to the end.
+ * One HTTP(S) request with exactly the headers given (fetch would not let a test set Host), the
+ * body read to the end. `localAddress`: the source address (another loopback address is another
+ * client); `ca`: the certificate an https:// URL must chain to.
  */
-export function request(url: string, opts: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Reply> {
+export function request(url: string, opts: { method?: string; headers?: Record<string, string>; body?: string; localAddress?: string; ca?: string } = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: opts.method ?? 'GET', headers: opts.headers, agent: false }, (res) => {
+    const o = { method: opts.method ?? 'GET', headers: opts.headers, agent: false as const, localAddress: opts.localAddress, ...(opts.ca ? { ca: opts.ca } : {}) };
+    const req = (url.startsWith('https:') ? https : http).request(url, o, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c) => (body += c));

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import net from 'node:net';
@@ -57,11 +57,7 @@ lifecycle: { drainTimeout: 1s }
 `;
   await writeFile(file, yaml());
   const p = sluice(t, ['run', '--config', file]);
-  const c = await udpClient(t);
-  await waitFor(() => {
-    c.send(udpPort, 'ping');
-    return c.inbox.length > 0;
-  }, 'the udp route to answer');
+  const c = await answeringUdpClient(t, udpPort);
   assert.equal(c.inbox[0]!.toString(), 'ping');
 
   await writeFile(file, yaml(`  ssh:\n    listen: tcp://127.0.0.1:${tcpPort}\n    upstream: 127.0.0.1:${up.port}\n`));
@@ -94,6 +90,16 @@ test('cli: a port already in use fails start with exit 4 naming the route and ad
   assert.equal(await p.exited, 4);
   assert.match(p.err(), new RegExp(`route "web": cannot listen on tcp://127\\.0\\.0\\.1:${port}: EADDRINUSE`));
 });
+
+/** A UDP client that has had an answer through the route on `port` (which may still be starting). */
+async function answeringUdpClient(t: import('node:test').TestContext, port: number) {
+  const c = await udpClient(t);
+  await waitFor(() => {
+    c.send(port, 'ping');
+    return c.inbox.length > 0;
+  }, 'the udp route to answer');
+  return c;
+}
 
 async function retryConnect(port: number): Promise<net.Socket> {
   for (let i = 0; i < 100; i++) {
@@ -131,4 +137,48 @@ lifecycle: { drainTimeout: 1s, watch: true }
   assert.equal((await readAll(b)).toString(), 'b');
   p.child.kill('SIGTERM');
   assert.equal(await p.exited, 0);
+});
+
+test('cli: SIGHUP with an ACL that denies 127.0.0.1 ends the live UDP session and TCP connection, logged with the reason', async (t) => {
+  const dir = await tempDir(t);
+  const echo = await udpEcho(t);
+  const up = await tcpServer(t);
+  const [udpPort, tcpPort] = [await freePort('udp'), await freePort('tcp')];
+  const file = join(dir, 'sluice.yaml');
+  const log = join(dir, 'access.log');
+  const yaml = (acl = '') => `${acl}routes:
+  game:
+    listen: udp://127.0.0.1:${udpPort}
+    upstream: 127.0.0.1:${echo.port}
+    udp: { idleTimeout: 60s }
+  ssh:
+    listen: tcp://127.0.0.1:${tcpPort}
+    upstream: 127.0.0.1:${up.port}
+accessLog: { output: ${log} }
+lifecycle: { drainTimeout: 1s }
+`;
+  await writeFile(file, yaml());
+  const p = sluice(t, ['run', '--config', file]);
+  const c = await answeringUdpClient(t, udpPort);
+  const s = await retryConnect(tcpPort);
+  s.write('live');
+  assert.equal(String((await once(s, 'data'))[0]), 'live');
+
+  await writeFile(file, yaml('acl: { deny: [127.0.0.1/32] }\n'));
+  const ended = once(s, 'end');
+  const hupAt = Date.now();
+  p.child.kill('SIGHUP');
+  await ended;
+  const ms = Date.now() - hupAt;
+  t.diagnostic(`SIGHUP to the TCP connection's FIN: ${ms} ms`);
+  assert.ok(ms < 1000, `${ms} ms`);
+  await waitFor(() => /"verdicts changed; live sessions judged again"/.test(p.err()), 'the ops log line');
+  assert.match(p.err(), /"cause":"reload","checked":2,"ended":2/);
+  p.child.kill('SIGTERM');
+  assert.equal(await p.exited, 0);
+  const ends = (await readFile(log, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.event === 'end');
+  assert.deepEqual(ends.map((l) => [l.proto, l.reason, l.detail]).sort(), [
+    ['tcp', 'acl-cidr', 'deny 127.0.0.1/32'],
+    ['udp', 'acl-cidr', 'deny 127.0.0.1/32'],
+  ]);
 });

@@ -65,16 +65,16 @@ admin:
   assert.deepEqual(c.conntrack.backoff, { initialMs: 1000, maxMs: 60_000, multiplier: 3, jitter: 0.2, resetAfterMs: 30_000 });
   assert.deepEqual(c.conntrack.command, ['ip', 'netns', 'exec', 'ns1', 'conntrack']);
   assert.equal(c.conntrack.unknownDirection, 'ingress');
-  assert.deepEqual(c.admin, { listen: { host: '::1', port: 9090, family: 6 }, token: '0123456789abcdef0123' });
+  assert.deepEqual(c.admin, { listen: { host: '::1', port: 9090, family: 6 }, token: '0123456789abcdef0123', tls: undefined });
   assert.equal(ok('flowLog: { maxBytes: 4096 }\n').flowLog.maxBytes, 4096, 'a plain number is bytes');
-  assert.equal(ok('admin: { listen: 0.0.0.0:9090, token: 0123456789abcdef0123 }\n').admin?.listen.host, '0.0.0.0');
+  assert.equal(ok('admin: { listen: 0.0.0.0:9090, token: 0123456789abcdef0123, allowPlaintext: true }\n').admin?.listen.host, '0.0.0.0');
 });
 
 test('observe config: a non-loopback admin listener without a token is an error, with its line', () => {
-  assert.deepEqual(problems('routes: {}\nadmin:\n  listen: 0.0.0.0:9090\n'), [
+  assert.deepEqual(problems('routes: {}\nadmin:\n  listen: 0.0.0.0:9090\n  allowPlaintext: true\n'), [
     'admin.token (line 2): is required when admin.listen is not a loopback address (0.0.0.0)',
   ]);
-  assert.deepEqual(problems('admin:\n  listen: "[::]:9090"\n'), ['admin.token (line 1): is required when admin.listen is not a loopback address (::)']);
+  assert.deepEqual(problems('admin:\n  listen: "[::]:9090"\n  allowPlaintext: true\n'), ['admin.token (line 1): is required when admin.listen is not a loopback address (::)']);
   assert.equal(ok('admin: { listen: 127.0.0.2:9090 }\n').admin?.token, undefined, '127/8 is loopback');
   assert.deepEqual(problems('admin:\n  listen: 127.0.0.1:9090\n  token: short\n'), ['admin.token (line 3): must be at least 16 characters (use e.g. `openssl rand -hex 32`)']);
   assert.deepEqual(problems('admin:\n  listen: 127.0.0.1:9090\n  token: "with a space in it!!"\n'), ['admin.token (line 3): must be visible ASCII without spaces']);

@@ -69,3 +69,27 @@ test('access log: rejections are rate-limited and the next line says how many we
   assert.equal(last.detail, 'deny 198.51.100.0/24');
   assert.equal(last.reason, 'acl-cidr');
 });
+
+test('access log: a verdict change writes a would-end line (observe-only) and an end line with the rule in detail', () => {
+  const clock = new ManualClock();
+  const out = memoryWriter();
+  const sink = accessLogSink(out, clock);
+  const flow = { id: 7, route: 'game', proto: 'udp' as const, client: { address: '127.0.0.2', port: 4000, family: 4 as const } };
+  sink({ type: 'session-would-end', at: 0, flow, reason: 'crowdsec', detail: 'test-ban (ban on Ip 127.0.0.2, origin cscli)' });
+  const counters = { bytesFromClient: 1, packetsFromClient: 1, bytesToClient: 1, packetsToClient: 1 };
+  sink({ type: 'session-ended', at: 0, flow, upstream: undefined, startedAt: 0, durationMs: 5, reason: 'acl-cidr', counters, detail: 'deny 127.0.0.0/8' });
+  const [would, end] = out.lines();
+  assert.deepEqual(would, {
+    time: '1970-01-01T00:00:00.000Z',
+    event: 'would-end',
+    flowId: 7,
+    route: 'game',
+    proto: 'udp',
+    clientAddr: '127.0.0.2',
+    clientPort: 4000,
+    reason: 'crowdsec',
+    detail: 'test-ban (ban on Ip 127.0.0.2, origin cscli)',
+  });
+  assert.equal(end!.reason, 'acl-cidr');
+  assert.equal(end!.detail, 'deny 127.0.0.0/8');
+});

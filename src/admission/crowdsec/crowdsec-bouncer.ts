@@ -57,6 +57,11 @@ export interface BouncerDeps {
   readonly clock: Clock;
   /** Called once per state change. Must not throw. */
   readonly onStatus?: (s: BouncerStatus) => void;
+  /**
+   * Called when `check` may now refuse a client it admitted before: a pull brought bans, or the
+   * state changed while `onUnavailable` is deny. Live sessions are judged again on it. Must not throw.
+   */
+  readonly onVerdictsChanged?: () => void;
   readonly counters?: CrowdsecCounters;
   /** The pull itself; tests and other transports replace it. Default: HTTP to `settings.url`. */
   readonly pull?: (startup: boolean, signal: AbortSignal) => Promise<StreamBody>;
@@ -172,13 +177,14 @@ export class CrowdsecBouncer {
       const now = clock.now();
       if (full) this.#store.replace(body, now);
       else this.#store.apply(body, now);
+      const banned = body.added.length > 0;
       this.#store.sweep(now);
       for (const [reason, n] of Object.entries(body.ignored)) this.counters.ignored[reason as IgnoredReason] += n;
       this.counters.pullsOk[full ? 'full' : 'delta']++;
       this.#needFull = false;
       this.#failures = 0;
       this.#lastSuccessWall = clock.wallNow();
-      this.#set('ready', undefined);
+      if (this.#set('ready', undefined) || banned) this.#verdictsMayHaveChanged(banned);
     } catch (err) {
       if (this.#state === 'closed') return;
       const e =
@@ -190,7 +196,7 @@ export class CrowdsecBouncer {
       this.#needFull = true;
       this.#lastError = e;
       const loaded = this.#lastSuccessWall !== undefined;
-      this.#set(!loaded ? 'unavailable' : this.#failures >= STALE_AFTER_FAILURES ? 'stale' : 'degraded', e);
+      if (this.#set(!loaded ? 'unavailable' : this.#failures >= STALE_AFTER_FAILURES ? 'stale' : 'degraded', e)) this.#verdictsMayHaveChanged(false);
     } finally {
       if (this.#state !== 'closed') {
         const wait = Math.max(0, started + this.#settings.intervalMs - clock.now());
@@ -199,13 +205,20 @@ export class CrowdsecBouncer {
     }
   }
 
-  #set(state: BouncerState, error: { kind: PullFailure; message: string } | undefined): void {
+  /** Bans were added, or the state changed: the latter matters only when the state decides (onUnavailable: deny). */
+  #verdictsMayHaveChanged(banned: boolean): void {
+    if (banned || this.#settings.onUnavailable === 'deny') this.#deps.onVerdictsChanged?.();
+  }
+
+  /** Moves to `state`; true (and reported) when it is a change. */
+  #set(state: BouncerState, error: { kind: PullFailure; message: string } | undefined): boolean {
     const previous = this.#state;
     this.#state = state;
     this.#unavailableVerdict = this.#makeUnavailableVerdict();
-    if (state === previous) return;
+    if (state === previous) return false;
     const { ips, ranges } = this.#store.size;
     this.#deps.onStatus?.({ state, previous, ...(error ? { error } : {}), consecutiveFailures: this.#failures, ips, ranges });
+    return true;
   }
 
   #makeUnavailableVerdict(): AdmitVerdict {

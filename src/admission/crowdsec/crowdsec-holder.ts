@@ -10,6 +10,8 @@ export interface CrowdsecHolderDeps {
   readonly clock: Clock;
   /** State changes of the bouncer in use, for the ops log. Must not throw. */
   readonly onStatus?: (s: BouncerStatus, settings: CrowdsecSettings) => void;
+  /** The bouncer in use may now refuse clients it admitted (new bans, a state that denies); see BouncerDeps. */
+  readonly onVerdictsChanged?: () => void;
 }
 
 /**
@@ -51,6 +53,10 @@ export class CrowdsecHolder {
       clock: this.#deps.clock,
       counters: this.counters,
       onStatus: (s) => this.#deps.onStatus?.(s, settings),
+      // Only the bouncer in use speaks for the verdicts; a replacement's first pull is covered by the reload that installs it.
+      onVerdictsChanged: () => {
+        if (this.#current === next) this.#deps.onVerdictsChanged?.();
+      },
     });
     await next.firstPull;
     this.#current = next;

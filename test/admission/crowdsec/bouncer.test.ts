@@ -225,3 +225,30 @@ test('close() cancels a pull in flight without reporting a failure', async (t) =
   assert.deepEqual(statuses.map((s) => s.state), ['closed']);
   assert.deepEqual(b.counters.pullsFailed, { auth: 0, http: 0, unreachable: 0, timeout: 0, malformed: 0 });
 });
+
+test('onVerdictsChanged: called for a pull that brings bans or a state change under onUnavailable: deny, not for an empty delta', async (t) => {
+  const lapi = await fakeLapi(t);
+  const run = async (onUnavailable: 'allow' | 'deny') => {
+    const clock = new ManualClock();
+    let calls = 0;
+    lapi.answer(() => ({ body: { new: null } }));
+    const b = new CrowdsecBouncer(settings(lapi.url, { onUnavailable }), { clock, onVerdictsChanged: () => calls++ });
+    t.after(() => b.close());
+    await b.firstPull;
+    const seen: number[] = [calls];
+    await b.refresh(); // empty delta, same state
+    seen.push(calls);
+    lapi.answer(() => ({ body: { new: [decision('Ip', '192.0.2.9')] } }));
+    await b.refresh(); // a ban
+    seen.push(calls);
+    lapi.answer(() => ({ status: 503 }));
+    await b.refresh(); // ready -> degraded
+    seen.push(calls);
+    b.close();
+    seen.push(calls);
+    return seen;
+  };
+  // The first pull's starting -> ready counts under deny only (the state decides then); a ban always counts.
+  assert.deepEqual(await run('allow'), [0, 0, 1, 1, 1]);
+  assert.deepEqual(await run('deny'), [1, 1, 2, 3, 3]);
+});
