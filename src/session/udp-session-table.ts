@@ -163,6 +163,10 @@ export class UdpSessionTable implements UdpSessionOwner {
     s.lastTick = this.#tick;
     s.bytesToClient += buf.length;
     s.packetsToClient++;
+    if (s.unanswered) {
+      s.unanswered = false;
+      this.#limits.refund(s.client.address);
+    }
     if (s.prefixUntilReply) {
       s.prefixUntilReply = false;
       s.prefix = null;

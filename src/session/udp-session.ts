@@ -33,6 +33,8 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef {
   origin: RouteOrigin | undefined = undefined;
   /** PROXY v2 header put in front of each datagram to the upstream; null when none (any more). */
   prefix: Buffer | null = null;
+  /** True until the upstream's first datagram; the table then refunds the creation tokens. */
+  unanswered = true;
   /** `first` mode: the header rides every datagram only until the upstream has answered once. */
   prefixUntilReply = false;
 
