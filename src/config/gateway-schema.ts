@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { canonicalIp, parseHostPort, type HostPort, type ListenAddress } from '../core/address.js';
 import type { AclSpec } from '../admission/acl/acl-policy.js';
 import type { ProxyProtocolSettings, TcpSettings, UdpSettings } from './types.js';
+import { expecting } from './issue-text.js';
 
 /**
  * The `gateway:` and `agent:` sections (docs/expose.md). The keys the issue fixed are `listen`,
@@ -162,7 +163,7 @@ const CANDIDATE_CLASSES = ['public', 'private', 'loopback', 'link-local'] as con
 export function exposeSchemas(parts: RouteParts) {
   const { duration, udp, tcp, acl, listen: listenUrl } = parts;
   const hostPort = (allowZero: boolean) =>
-    z.string().transform((text, ctx) => {
+    expecting(z.string(), 'host:port such as 203.0.113.5:7000 or "[2001:db8::1]:7000"').transform((text, ctx) => {
       const r = parseHostPort(text, allowZero);
       if (typeof r === 'string') {
         ctx.addIssue({ code: 'custom', message: r });
@@ -170,7 +171,7 @@ export function exposeSchemas(parts: RouteParts) {
       }
       return r;
     });
-  const ports = z.union([z.string(), z.number(), z.array(z.union([z.string(), z.number()]))]).transform((v, ctx) => {
+  const ports = expecting(z.union([z.string(), z.number(), z.array(z.union([z.string(), z.number()]))]), 'a port, a range such as 20000-20100, or a list of those').transform((v, ctx) => {
     const r = parsePortRanges(v);
     if (typeof r === 'string') {
       ctx.addIssue({ code: 'custom', message: r });
