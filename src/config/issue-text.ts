@@ -87,6 +87,7 @@ function typeHint(issue: RawIssue, want: string): string {
   if (Array.isArray(issue.input) && issue.expected === 'string') {
     return ' (YAML reads [...] as a list: quote an IPv6 address with its port, e.g. "[::1]:53")';
   }
+  if (issue.expected === 'array' && (typeof issue.input === 'string' || typeof issue.input === 'number')) return ` (write a list: [${issue.input}])`;
   if (Array.isArray(issue.input) && (issue.expected === 'record' || issue.expected === 'object')) {
     return ' (write name: followed by its keys, not - items)';
   }

@@ -34,7 +34,14 @@ export function yamlProblems(errors: readonly YAMLError[], text: string, lines: 
       line = openingLine(text, line, quote);
       message = quote ? 'a quoted value is not closed (a " or \' is missing at its end)' : 'a [ or { is not closed';
     }
-    if (e.code === 'BAD_INDENT' && /Flow (map|sequence)/.test(e.message)) message = 'a { } or [ ] value is not closed on this line, or its next lines are not indented';
+    if (e.code === 'BAD_INDENT' && /Flow (map|sequence)/.test(e.message)) {
+      line = openingLine(text, line, false);
+      message = 'a { or [ is not closed on this line, or the lines after it are not indented';
+    }
+    if (e.code === 'DUPLICATE_KEY') {
+      const key = /^\s*(?:-\s+)?["']?([^:"'#]+?)["']?\s*:/.exec(text.split('\n')[line - 1] ?? '')?.[1];
+      if (key) message = `the key "${key}" appears twice in the same map`;
+    }
     message ??= 'the YAML syntax is not valid here';
     const hint = ipv6Hint(text.split('\n')[line - 1] ?? '');
     if (seen.has(line)) continue; // one syntax error tends to cause more on the same line

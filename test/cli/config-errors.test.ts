@@ -90,6 +90,26 @@ const CASES: readonly { name: string; yaml: string; want: readonly string[] }[] 
     want: ['routes.dns.upstream (line 4): expected host:port; an IPv6 address goes in brackets, quoted in YAML: "[::1]:53"'],
   },
   {
+    name: 'a key given twice',
+    yaml: 'routes:\n  dns: { listen: udp://127.0.0.1:1, upstream: 127.0.0.1:2 }\n  dns: {}\n',
+    want: ['(top level) (line 3): YAML: the key "dns" appears twice in the same map'],
+  },
+  {
+    name: 'a tab used to indent',
+    yaml: 'routes:\n\tdns: {}\n',
+    want: ['(top level) (line 2): YAML: a tab is used to indent; YAML indents with spaces'],
+  },
+  {
+    name: 'an unclosed brace, on the line where it opens',
+    yaml: 'log: { level: info }\nroutes: { dns: { listen: udp://127.0.0.1:1 }\n',
+    want: ['(top level) (line 2): YAML: a { or [ is not closed on this line, or the lines after it are not indented'],
+  },
+  {
+    name: 'one address where a list goes',
+    yaml: 'acl: { allow: 10.0.0.0/8 }\n',
+    want: ['acl.allow (line 1): expected a list; got "10.0.0.0/8" (write a list: [10.0.0.0/8])'],
+  },
+  {
     name: 'wrong types in other sections',
     yaml: 'admin: { listen: 9090, tokn: x }\nflowLog: { maxBytes: [1] }\nlifecycle: { watch: "yes" }\nrotes: {}\n',
     want: [
