@@ -198,3 +198,32 @@ test('docs: every file a doc cites exists in the repository', () => {
   }
   assert.equal(list('files cited in docs that are not in the repository', missing), '');
 });
+
+// ---- command-line flags --------------------------------------------------------------------
+
+/** `--name` and `-x` tokens of a text. */
+const flagsOf = (text: string) => new Set([...text.matchAll(/(?<![\w-])(--?[a-zA-Z][\w-]*)/g)].map((m) => m[1]!));
+
+test('docs: every flag a usage text offers is in the docs, and every flag row of the docs is offered', async () => {
+  const { HELP, COMMAND_HELP } = await import('../../src/cli/help.js');
+  const { STATUS_HELP } = await import('../../src/cli/status.js');
+  const { UDPEXPOSER_USAGE } = await import('../../src/cli/udpexposer.js');
+  const usages: [string, string, string][] = [
+    ['sluice --help', [HELP, ...Object.values(COMMAND_HELP)].join('\n'), 'docs/cli.md'],
+    ['sluice status --help', STATUS_HELP, 'docs/admin.md'],
+    ['sluice udpexposer --help', UDPEXPOSER_USAGE, 'docs/udpexposer.md'],
+  ];
+  const missing: string[] = [];
+  const unknown: string[] = [];
+  for (const [usage, text, doc] of usages) {
+    const offered = flagsOf(text);
+    const documented = flagsOf(read(doc));
+    for (const f of offered) if (!documented.has(f)) missing.push(`${f} (offered by ${usage}, not in ${doc})`);
+    // Rows of flag tables: | `-c`, `--local-connect-addr` | ... |
+    for (const line of read(doc).split('\n')) {
+      if (!/^\|\s*`-/.test(line)) continue;
+      for (const f of flagsOf(line.split('|')[1]!)) if (!offered.has(f)) unknown.push(`${f} (a row of ${doc}, not offered by ${usage})`);
+    }
+  }
+  assert.equal(list('flags missing from the docs', missing) + list('flags documented that the command does not offer', unknown), '');
+});
