@@ -9,8 +9,8 @@ import { COMMAND_HELP, HELP } from './cli/help.js';
 import { startDemoUpstreams } from './cli/demo.js';
 import { formatHostPort } from './core/address.js';
 import { App } from './app.js';
-import { runUdpexposerCommand } from './cli/udpexposer.js';
-import { runStatusCommand } from './cli/status.js';
+import { runUdpexposerCommand, UDPEXPOSER_USAGE } from './cli/udpexposer.js';
+import { runStatusCommand, STATUS_HELP } from './cli/status.js';
 
 /** The process shell: the only module that touches `process`. */
 const FLAGS = { config: 'string', help: 'boolean', h: 'boolean', version: 'boolean', v: 'boolean' } as const;
@@ -33,7 +33,8 @@ async function main(argv: string[]): Promise<number> {
   }
   if (args.flags.has('help') || args.flags.has('h') || args.command === 'help') {
     const topic = args.command === 'help' ? args.positional[0] : args.command;
-    process.stdout.write((topic !== undefined && COMMAND_HELP[topic]) || HELP);
+    const own: Record<string, string> = { ...COMMAND_HELP, status: STATUS_HELP, udpexposer: UDPEXPOSER_USAGE };
+    process.stdout.write((topic !== undefined && own[topic]) || HELP);
     return EXIT.ok;
   }
   switch (args.command) {

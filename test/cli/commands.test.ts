@@ -19,6 +19,11 @@ test('cli: run, check and demo --help print their own usage (and `help COMMAND` 
       assert.doesNotMatch(r.out(), /sluice udpexposer/, 'not the generic help');
     }
   }
+  for (const [topic, first] of [['status', /^Usage: sluice status/], ['udpexposer', /^Usage: sluice udpexposer/]] as const) {
+    const r = sluice(t, ['help', topic]);
+    assert.equal(await r.exited, 0);
+    assert.match(r.out(), first);
+  }
   const generic = sluice(t, ['--help']);
   assert.equal(await generic.exited, 0);
   assert.match(generic.out(), /sluice check FILE/);
