@@ -7,7 +7,10 @@ import { z } from 'zod';
  * Messages a schema writes itself (a `refine` text, a custom issue) are used as they are.
  */
 
-/** What a schema expects, in words, where its type alone says too little ("a string"). */
+/**
+ * What a schema expects, in words, where its type alone says too little ("a string"). Filled
+ * while the schema modules load (each schema is registered once, where it is defined), read-only after.
+ */
 const expected = z.registry<{ expects: string }>();
 
 /** Registers `words` ("a duration such as 30s") as what `schema` expects; returns the schema. */
@@ -115,7 +118,11 @@ function labelOf(inst: unknown): string | undefined {
 export function unknownKeyText(schema: z.ZodType, path: readonly PropertyKey[], key: string): { message: string; suggestion?: string } {
   const known = keysAt(schema, path);
   const suggestion = closest(key, known);
-  return { message: `unknown key "${key}"${suggestion ? ` (did you mean "${suggestion}"?)` : ''}`, suggestion };
+  if (suggestion) return { message: `unknown key "${key}" (did you mean "${suggestion}"?)`, suggestion };
+  // A key written one level too high: `idleTimeout` beside `listen` belongs under `udp:` or `tcp:`.
+  const homes = known.filter((k) => keysAt(schema, [...path, k]).includes(key));
+  const where = homes.map((h) => `${h}:`).join(' or ');
+  return { message: `unknown key "${key}"${homes.length > 0 ? ` here (it goes under ${where})` : ''}` };
 }
 
 /** The keys of the object schema at `path` (through optional, default, pipe, record and array). */
@@ -153,8 +160,9 @@ export function closest(word: string, candidates: readonly string[]): string | u
     const d = editDistance(w, c.toLowerCase());
     if (d < bestDistance) [best, bestDistance] = [c, d];
   }
-  const allowed = Math.max(1, Math.floor(word.length / 3));
-  return best !== undefined && bestDistance > 0 && bestDistance <= allowed ? best : bestDistance === 0 && best !== word ? best : undefined;
+  // Distance 0 here is a difference of case only (`IdleTimeout`), which is a typo too.
+  if (best === undefined || best === word) return undefined;
+  return bestDistance <= Math.max(1, Math.floor(word.length / 3)) ? best : undefined;
 }
 
 /** Optimal string alignment distance: a swap of two neighbours counts as one edit. */

@@ -47,6 +47,14 @@ const CASES: readonly { name: string; yaml: string; want: readonly string[] }[] 
     want: ['routes.dns.upstrem (line 4): unknown key "upstrem" (did you mean "upstream"?)'],
   },
   {
+    name: 'a key one level too high, and a key in the wrong case',
+    yaml: `${ROUTE}    idleTimeout: 5s\n    Udp: {}\n`,
+    want: [
+      'routes.dns.idleTimeout (line 5): unknown key "idleTimeout" here (it goes under udp: or tcp:)',
+      'routes.dns.Udp (line 6): unknown key "Udp" (did you mean "udp"?)',
+    ],
+  },
+  {
     name: 'a value outside its choices, and a negative count',
     yaml: `${ROUTE}    udp:\n      onLimit: evict-lr\n      maxSessions: -1\n`,
     want: [
