@@ -41,23 +41,33 @@ async function query(t: TestContext, port: number, id: number): Promise<Buffer |
   return Promise.race([once(sock, 'message').then(([m]) => m as Buffer), timeout]);
 }
 
+/** A route with default settings in front of `upstream`, on a clock the test moves. */
+async function dnsRoute(t: TestContext, upstream: number, clock: ManualClock) {
+  return startNode(t, `
+routes:
+  dns:
+    listen: udp://127.0.0.1:0
+    upstream: 127.0.0.1:${upstream}
+`, { clock });
+}
+
+/** `count` sequential queries, each from a new port, `stepMs` of clock apart; the ids left unanswered (stops at 3). */
+async function askInTurn(t: TestContext, port: number, count: number, clock: ManualClock, stepMs: number): Promise<number[]> {
+  const unanswered: number[] = [];
+  for (let id = 1; id <= count && unanswered.length < 3; id++) {
+    clock.advance(stepMs);
+    const a = await query(t, port, id);
+    if (a === null || a.readUInt16BE(0) !== id || (a[2]! & 0x80) === 0) unanswered.push(id);
+  }
+  return unanswered;
+}
+
 test('udp route with default settings answers 200 sequential queries, each from a new source port', async (t) => {
   const upstream = await dnsLike(t);
   // The clock stands still, so no token comes back by refill: only answers give them back.
   const clock = new ManualClock();
-  const n = await startNode(t, `
-routes:
-  dns:
-    listen: udp://127.0.0.1:0
-    upstream: 127.0.0.1:${upstream.port}
-`, { clock });
-  const unanswered: number[] = [];
-  for (let id = 1; id <= 200; id++) {
-    const a = await query(t, n.port('dns'), id);
-    if (a === null || a.readUInt16BE(0) !== id || (a[2]! & 0x80) === 0) unanswered.push(id);
-    if (unanswered.length === 3) break; // enough to fail; do not wait out every timeout
-  }
-  assert.deepEqual(unanswered, [], 'every query answered');
+  const n = await dnsRoute(t, upstream.port, clock);
+  assert.deepEqual(await askInTurn(t, n.port('dns'), 200, clock, 0), [], 'every query answered');
   assert.equal(n.ofType('session-rejected').length, 0);
   assert.equal(n.ofType('session-started').length, 200, 'one session per query');
   assert.equal(upstream.answered, 200);
@@ -87,4 +97,46 @@ routes:
   }
   assert.equal(n.ofType('session-started').length, 40, 'the default burst of 40 per source');
   assert.deepEqual(n.ofType('session-rejected').map((e) => e.reason), ['limit-source-rate']);
+});
+
+test('udp route with default settings keeps answering past maxSessionsPerSource: finished exchanges make room', async (t) => {
+  const upstream = await dnsLike(t);
+  const clock = new ManualClock();
+  const n = await dnsRoute(t, upstream.port, clock);
+  // 100 queries a second from one client: 400 queries within the 30 s idle timeout.
+  assert.deepEqual(await askInTurn(t, n.port('dns'), 400, clock, 10), [], 'every query answered although one source sent more than maxSessionsPerSource (256)');
+  assert.equal(n.ofType('session-rejected').length, 0);
+  const evicted = n.ofType('session-ended').filter((e) => e.reason === 'evicted');
+  assert.ok(evicted.length >= 400 - 256, `${evicted.length} finished exchanges ended to make room`);
+  assert.ok(evicted.every((e) => e.counters.packetsFromClient === 1 && e.counters.packetsToClient === 1), 'only one-request, answered sessions');
+  assert.ok(n.node.route('dns')!.active <= 256);
+});
+
+test('udp route: a session that sent a second datagram is never ended to make room; the cap refuses instead', async (t) => {
+  const upstream = await dnsLike(t);
+  const clock = new ManualClock();
+  const n = await startNode(t, `
+routes:
+  game:
+    listen: udp://127.0.0.1:0
+    upstream: 127.0.0.1:${upstream.port}
+    udp: { maxSessionsPerSource: 2 }
+`, { clock });
+  const socks: dgram.Socket[] = [];
+  t.after(() => socks.forEach((s) => s.close()));
+  for (let i = 0; i < 2; i++) {
+    const s = dgram.createSocket('udp4');
+    socks.push(s);
+    s.bind(0, '127.0.0.1');
+    await once(s, 'listening');
+    for (const id of [1, 2]) {
+      s.send(Buffer.from([0, id, 1, 0]), n.port('game'), '127.0.0.1');
+      await once(s, 'message');
+    }
+  }
+  clock.advance(5_000);
+  const third = await query(t, n.port('game'), 9);
+  assert.equal(third, null, 'no room: both sessions are conversations, not finished exchanges');
+  assert.deepEqual(n.ofType('session-rejected').map((e) => e.reason), ['limit-source-sessions']);
+  assert.equal(n.ofType('session-ended').length, 0);
 });
