@@ -3,14 +3,14 @@ import { systemClock } from './core/clock.js';
 import { isSluiceError } from './core/errors.js';
 import { formatIssue, type SluiceConfig } from './config/types.js';
 import { loadConfigFile } from './config/load.js';
-import { parseArgs } from './cli/args.js';
+import { parseArgs, type ParsedArgs } from './cli/args.js';
 import { EXIT } from './cli/exit-codes.js';
-import { HELP } from './cli/help.js';
+import { COMMAND_HELP, HELP } from './cli/help.js';
 import { startDemoUpstreams } from './cli/demo.js';
 import { formatHostPort } from './core/address.js';
 import { App } from './app.js';
-import { runUdpexposerCommand } from './cli/udpexposer.js';
-import { runStatusCommand } from './cli/status.js';
+import { runUdpexposerCommand, UDPEXPOSER_USAGE } from './cli/udpexposer.js';
+import { runStatusCommand, STATUS_HELP } from './cli/status.js';
 
 /** The process shell: the only module that touches `process`. */
 const FLAGS = { config: 'string', help: 'boolean', h: 'boolean', version: 'boolean', v: 'boolean' } as const;
@@ -32,15 +32,20 @@ async function main(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   if (args.flags.has('help') || args.flags.has('h') || args.command === 'help') {
-    process.stdout.write(HELP);
+    const topic = args.command === 'help' ? args.positional[0] : args.command;
+    const own: Record<string, string> = { ...COMMAND_HELP, status: STATUS_HELP, udpexposer: UDPEXPOSER_USAGE };
+    process.stdout.write((topic !== undefined && own[topic]) || HELP);
     return EXIT.ok;
   }
   switch (args.command) {
     case 'check':
-      return check(args.flags.get('config'));
-    case 'run':
-      return run(args.flags.get('config'));
+    case 'run': {
+      const path = configPath(args);
+      if (typeof path === 'number') return path;
+      return args.command === 'check' ? check(path) : run(path);
+    }
     case 'demo':
+      if (args.positional.length > 0 || args.flags.has('config')) return usageError('demo takes no config file and no arguments', 'demo');
       return demo();
     case undefined:
       process.stderr.write(HELP);
@@ -51,6 +56,25 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** The config file of `check`/`run`: `FILE` or `--config FILE` (the same one if both). */
+function configPath(args: ParsedArgs): string | number {
+  const flag = args.flags.get('config');
+  const [positional, extra] = args.positional;
+  if (extra !== undefined) return usageError(`${args.command} takes one config file; also got "${extra}"`, args.command!);
+  if (flag === true) return usageError('--config needs a file', args.command!);
+  if (flag !== undefined && positional !== undefined && flag !== positional) {
+    return usageError(`two config files given: --config ${flag} and ${positional}`, args.command!);
+  }
+  const path = flag ?? positional;
+  if (path === undefined) return usageError(`which config file? sluice ${args.command} FILE`, args.command!);
+  return path;
+}
+
+function usageError(message: string, command: string): number {
+  process.stderr.write(`sluice ${command}: ${message}\nRun sluice ${command} --help for usage.\n`);
+  return EXIT.usage;
+}
+
 async function udpexposer(argv: string[]): Promise<number> {
   const ac = new AbortController();
   process.once('SIGINT', () => ac.abort());
@@ -58,11 +82,7 @@ async function udpexposer(argv: string[]): Promise<number> {
   return runUdpexposerCommand(argv, { stdout: process.stdout, stderr: process.stderr, signal: ac.signal, clock: systemClock });
 }
 
-async function load(path: string | true | undefined): Promise<SluiceConfig | number> {
-  if (typeof path !== 'string') {
-    process.stderr.write('sluice: --config FILE is required\n');
-    return EXIT.usage;
-  }
+async function load(path: string): Promise<SluiceConfig | number> {
   const parsed = await loadConfigFile(path);
   if (parsed.ok) return parsed.config;
   process.stderr.write(`sluice: ${path}: ${parsed.issues.length} problem(s)\n`);
@@ -70,7 +90,7 @@ async function load(path: string | true | undefined): Promise<SluiceConfig | num
   return EXIT.configInvalid;
 }
 
-async function check(path: string | true | undefined): Promise<number> {
+async function check(path: string): Promise<number> {
   const config = await load(path);
   if (typeof config === 'number') return config;
   const parts = [`${config.routes.length} route(s)`];
@@ -81,10 +101,10 @@ async function check(path: string | true | undefined): Promise<number> {
   return EXIT.ok;
 }
 
-async function run(path: string | true | undefined): Promise<number> {
+async function run(path: string): Promise<number> {
   const config = await load(path);
   if (typeof config === 'number') return config;
-  return serve(config, path as string);
+  return serve(config, path);
 }
 
 async function demo(): Promise<number> {

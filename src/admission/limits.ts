@@ -67,6 +67,18 @@ export class AdmissionLimits {
     return undefined;
   }
 
+  /**
+   * Gives back the creation tokens `admit` took for one session of `source`. UDP calls it when the
+   * upstream first answers a session: the rates count sessions that have not been answered, so a
+   * request/response client (DNS: a new source port per query) is never refused for its pace,
+   * while sessions nobody answers (scans, floods of fresh ports) stay limited. What answered
+   * sessions hold is bounded by the caps and the idle timeout instead.
+   */
+  refund(source: string): void {
+    if (this.settings.ratePerSource.perSecond > 0) this.#sourceBuckets.peek(source)?.give();
+    this.#routeBucket.give();
+  }
+
   /** True when the route is at its cap (an evicting caller then makes room first). */
   get atRouteCap(): boolean {
     return this.settings.maxPerRoute > 0 && this.#active >= this.settings.maxPerRoute;

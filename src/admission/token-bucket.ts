@@ -29,6 +29,12 @@ export class TokenBucket {
     return true;
   }
 
+  /** Gives back one token taken by `take` (never above the burst). */
+  give(): void {
+    if (this.limit.perSecond <= 0) return;
+    this.#tokens = Math.min(Math.max(this.limit.burst, 1), this.#tokens + 1);
+  }
+
   /** True when the bucket is full again, so a per-source map may forget it. */
   get full(): boolean {
     if (this.limit.perSecond <= 0) return true;

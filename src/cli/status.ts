@@ -11,6 +11,7 @@ import { certificateFingerprint } from '../gateway/certificate.js';
 import { parseArgs } from './args.js';
 import { adminFetch } from './admin-fetch.js';
 import { EXIT } from './exit-codes.js';
+import { httpGet } from './http-get.js';
 
 /**
  * `sluice status [--admin URL] [--token T] [--config FILE] [--json] [--ca FILE | --fingerprint F | --insecure]`: routes and live sessions of
@@ -24,8 +25,8 @@ export interface StatusIo {
   readonly stdout: { write(text: string): unknown };
   readonly stderr: { write(text: string): unknown };
   readonly env: Readonly<Record<string, string | undefined>>;
-  /** Default: the global fetch. */
-  readonly fetch?: typeof fetch;
+  /** Default: a GET over node:http (./http-get.ts). */
+  readonly fetch?: (url: URL, init: { headers: Record<string, string>; signal: AbortSignal }) => Promise<Response>;
 }
 
 const FLAGS = { admin: 'string', token: 'string', config: 'string', json: 'boolean', ca: 'string', fingerprint: 'string', insecure: 'boolean', help: 'boolean', h: 'boolean' } as const;
@@ -94,8 +95,8 @@ export async function runStatusCommand(argv: readonly string[], io: StatusIo): P
 
   const env = (name: string) => io.env[name] || undefined; // set but empty counts as unset
   const base = normaliseUrl(flag('admin') ?? env('SLUICE_ADMIN') ?? fromConfig.url ?? DEFAULT_ADMIN);
-  if (!base) {
-    io.stderr.write(`sluice status: --admin must be http://host:port, https://host:port or host:port\n`);
+  if (typeof base === 'string') {
+    io.stderr.write(`sluice status: --admin: ${base}\n`);
     return EXIT.usage;
   }
   const token = flag('token') ?? env('SLUICE_ADMIN_TOKEN') ?? fromConfig.token;
@@ -105,7 +106,7 @@ export async function runStatusCommand(argv: readonly string[], io: StatusIo): P
     io.stderr.write(`sluice status: --fingerprint must be sha256: and 64 hex digits, got "${fingerprint}"\n`);
     return EXIT.usage;
   }
-  let doFetch = io.fetch ?? fetch;
+  let doFetch: NonNullable<StatusIo["fetch"]> = io.fetch ?? httpGet;
   if (base.protocol === 'https:' && !io.fetch) {
     try {
       doFetch = adminFetch({ caFile: ca, fingerprint, insecure: args.flags.has('insecure') });
@@ -164,22 +165,28 @@ function configuredFingerprint(tls: { cert: string; key: string } | 'gateway', g
   }
 }
 
-function normaliseUrl(text: string): URL | undefined {
+/** `host:port` or an http(s) URL -> the URL, or what is wrong with it. */
+function normaliseUrl(text: string): URL | string {
   const withScheme = /^[a-z]+:\/\//i.test(text) ? text : `http://${text}`;
+  const port = /^[a-z]+:\/\/(?:\[[^\]]*\]|[^/:]*):(\d+)(?:\/|$)/i.exec(withScheme)?.[1];
+  if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) return `port ${port} is out of range (1-65535)`;
   try {
     const u = new URL(withScheme);
-    return u.protocol === 'http:' || u.protocol === 'https:' ? u : undefined;
+    return u.protocol === 'http:' || u.protocol === 'https:' ? u : `expected http://host:port, https://host:port or host:port, got "${text}"`;
   } catch {
-    return undefined;
+    return `expected http://host:port, https://host:port or host:port, got "${text}"`;
   }
 }
 
-/** The errno behind undici's "fetch failed" (ECONNREFUSED, ...), or the timeout. */
+/** The socket error behind a failed request (connection refused, ...), or the timeout. */
 function reachError(err: unknown): string {
   if (isSluiceError(err)) return err.message;
   const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
   if (e.name === 'TimeoutError') return `no answer within ${TIMEOUT_MS / 1000}s`;
-  return e.cause?.code ?? e.cause?.message ?? e.message ?? String(err);
+  const code = e.cause?.code;
+  if (code === 'ECONNREFUSED') return 'connection refused (ECONNREFUSED): nothing listens there';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `the host name does not resolve (${code})`;
+  return code ?? e.cause?.message ?? e.message ?? String(err);
 }
 
 /** What `sluice status` reads of /api/peers (src/agent/peer-view.ts). */

@@ -252,6 +252,14 @@ function printEvent(io: UdpexposerIo, e: UdpexposerEvent): void {
     case 'worker-closed':
       io.stdout.write(`Finished serving channel ${e.tag}\n`);
       return;
+    case 'bad-signature':
+      io.stderr.write(`sluice udpexposer: warning: ${at(e.peer)} sent a keepalive signed with another password (a client with a wrong -P?); dropped, not forwarded\n`);
+      return;
+    case 'registration-unanswered':
+      io.stderr.write(
+        `sluice udpexposer: warning: ${e.unanswered} registrations sent to ${at(e.server)} got no signed answer: check that -P matches the server's password, that the server runs with -P, and that -a is its address; nothing is relayed until it answers\n`,
+      );
+      return;
   }
 }
 

@@ -4,6 +4,7 @@ import type { AclSpec } from '../admission/acl/acl-policy.js';
 import type { SourcePrefix } from '../admission/source-key.js';
 import type { ProxyProtocolSettings, TcpSettings, UdpSettings } from './types.js';
 import { DEFAULT_REPLY_BUDGET, type ReplyBudget } from '../core/reply-budget.js';
+import { expecting } from './issue-text.js';
 
 /**
  * The `gateway:` and `agent:` sections (docs/expose.md). The keys the issue fixed are `listen`,
@@ -170,7 +171,7 @@ const CANDIDATE_CLASSES = ['public', 'private', 'loopback', 'link-local'] as con
 export function exposeSchemas(parts: RouteParts) {
   const { duration, udp, tcp, acl, listen: listenUrl, replyBudget } = parts;
   const hostPort = (allowZero: boolean) =>
-    z.string().transform((text, ctx) => {
+    expecting(z.string(), 'host:port such as 203.0.113.5:7000 or "[2001:db8::1]:7000"').transform((text, ctx) => {
       const r = parseHostPort(text, allowZero);
       if (typeof r === 'string') {
         ctx.addIssue({ code: 'custom', message: r });
@@ -182,7 +183,7 @@ export function exposeSchemas(parts: RouteParts) {
   const serverAddress = hostPort(false).superRefine((hp, ctx) => {
     if (!canonicalIp(hp.host)) ctx.addIssue({ code: 'custom', message: `"${hp.host}" is a name; write the server's IP address (STUN and TURN servers are not resolved)` });
   });
-  const ports = z.union([z.string(), z.number(), z.array(z.union([z.string(), z.number()]))]).transform((v, ctx) => {
+  const ports = expecting(z.union([z.string(), z.number(), z.array(z.union([z.string(), z.number()]))]), 'a port, a range such as 20000-20100, or a list of those').transform((v, ctx) => {
     const r = parsePortRanges(v);
     if (typeof r === 'string') {
       ctx.addIssue({ code: 'custom', message: r });
@@ -196,7 +197,7 @@ export function exposeSchemas(parts: RouteParts) {
 
   const gateway = z.strictObject({
     listen: hostPort(true),
-    agents: z.record(z.string().regex(TUNNEL_NAME, 'agent names use letters, digits, _ . - (1-64, not starting with . or -)'), z.strictObject({ token, ports: ports.optional(), replyBudget })),
+    agents: expecting(z.record(z.string().regex(TUNNEL_NAME, 'agent names use letters, digits, _ . - (1-64, not starting with . or -)'), z.strictObject({ token, ports: ports.optional(), replyBudget })), 'a map of agent names, each with token:'),
     ports,
     stateDir: z.string().min(1).default('sluice-state'),
     tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),

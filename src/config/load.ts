@@ -11,6 +11,8 @@ import { normaliseLapiUrl } from '../admission/crowdsec/settings.js';
 import { checkExpose, compileAgent, compileGateway, replyBudgetOf, type RawAgent, type RawGateway } from './gateway-schema.js';
 import { DEFAULT_REPLY_BUDGET } from '../core/reply-budget.js';
 import { compileDocker } from '../discovery/docker-config.js';
+import { configIssueText, unknownKeyText } from './issue-text.js';
+import { yamlProblems } from './yaml-problems.js';
 
 export type ParseResult = { ok: true; config: SluiceConfig } | { ok: false; issues: ConfigIssue[] };
 
@@ -24,30 +26,34 @@ export function parseConfig(text: string): ParseResult {
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
   const lineOf = (offset: number | undefined) => (offset === undefined ? undefined : lines.linePos(offset).line);
 
-  if (doc.errors.length > 0) {
-    return {
-      ok: false,
-      issues: doc.errors.map((e) => ({ path: '', line: lineOf(e.pos[0]), message: `YAML: ${e.message.split('\n')[0]}` })),
-    };
-  }
+  if (doc.errors.length > 0) return { ok: false, issues: yamlProblems(doc.errors, text, lines) };
   const raw: unknown = doc.toJS() ?? {};
   if (typeof raw !== 'object' || Array.isArray(raw)) {
-    return { ok: false, issues: [{ path: '', line: 1, message: 'expected a mapping of keys (routes:, ...)' }] };
+    return { ok: false, issues: [{ path: '', line: 1, message: 'expected a map of keys (routes:, ...); the file holds a single value or a list' }] };
   }
 
   const issues: ConfigIssue[] = [];
   const at = (path: (string | number)[], message: string) =>
     issues.push({ path: path.join('.'), line: lineOf(nodeOffset(doc, path)), message });
 
-  const parsed = configSchema.safeParse(raw);
+  const parsed = configSchema.safeParse(raw, { error: configIssueText });
   if (!parsed.success) {
+    // A misspelt key also makes the key it stands for missing: say it once, at the typo.
+    const meant = new Set<string>();
+    const pathOf = (issue: { path: PropertyKey[] }) => issue.path.map((p) => (typeof p === 'number' ? p : String(p)));
     for (const issue of parsed.error.issues) {
-      const path = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
-      if (issue.code === 'unrecognized_keys') {
-        for (const key of issue.keys) at([...path, key], `unknown key "${key}"`);
-      } else {
-        at(path, describe(issue));
+      if (issue.code !== 'unrecognized_keys') continue;
+      for (const key of issue.keys) {
+        const { message, suggestion } = unknownKeyText(configSchema, issue.path, key);
+        at([...pathOf(issue), key], message);
+        if (suggestion) meant.add([...pathOf(issue), suggestion].join('.'));
       }
+    }
+    for (const issue of parsed.error.issues) {
+      if (issue.code === 'unrecognized_keys') continue;
+      const path = pathOf(issue);
+      if (issue.message === 'is required' && meant.has(path.join('.'))) continue;
+      at(path, issue.message);
     }
   }
   const routesRaw = (raw as { routes?: Record<string, Record<string, unknown>> }).routes;
@@ -210,11 +216,6 @@ function keyOffset(doc: Document, path: (string | number)[]): number | undefined
   const pair = parent.items.find((p) => isNode(p.key) && (p.key as { value?: unknown }).value === path[path.length - 1]);
   const key = pair?.key;
   return isNode(key) && key.range ? key.range[0] : undefined;
-}
-
-function describe(issue: { code: string; message: string; expected?: unknown; input?: unknown }): string {
-  if (issue.code === 'invalid_type' && issue.input === undefined) return 'is required';
-  return issue.message.replace(/^Invalid input: /, '');
 }
 
 function deepFreeze<T>(value: T): T {

@@ -3,13 +3,14 @@ import { canonicalIp, parseHostPort } from '../core/address.js';
 import { parseDurationMs } from '../core/duration.js';
 import { parseSizeBytes } from '../core/size.js';
 import { parseCidr } from '../admission/acl/cidr.js';
+import { expecting } from './issue-text.js';
 
 /**
  * Config keys of the recording side (issue 4): `metrics`, `flowLog`, `conntrack`, `admin`. Spread
  * into the top-level schema (schema.ts) and compiled by `compileObserve` (load.ts). Same rules as
  * the rest of the config: strict objects, every default here, problems with their key path.
  */
-const duration = z.string().transform((text, ctx) => {
+const duration = expecting(z.string(), 'a duration such as 30s, 10m or 250ms').transform((text, ctx) => {
   const ms = parseDurationMs(text);
   if (ms === undefined) {
     ctx.addIssue({ code: 'custom', message: `expected a duration such as 30s, 10m, 250ms; got "${text}"` });
@@ -18,7 +19,7 @@ const duration = z.string().transform((text, ctx) => {
   return ms;
 });
 
-const size = z.union([z.string(), z.number()]).transform((input, ctx) => {
+const size = expecting(z.union([z.string(), z.number()]), 'a size such as 100MiB or a number of bytes').transform((input, ctx) => {
   const bytes = parseSizeBytes(input);
   if (bytes === undefined || bytes === 0) {
     ctx.addIssue({ code: 'custom', message: `expected a size such as 100MiB, 512KiB or a whole number of bytes above 0; got "${input}"` });
@@ -77,7 +78,7 @@ const conntrack = z
   })
   .prefault({});
 
-const adminListen = z.string().transform((text, ctx) => {
+const adminListen = expecting(z.string(), 'IP:PORT such as 127.0.0.1:9090').transform((text, ctx) => {
   const hp = parseHostPort(text, true);
   const ip = typeof hp === 'string' ? undefined : canonicalIp(hp.host);
   if (typeof hp === 'string' || !ip) {

@@ -6,12 +6,13 @@ import { exposeSchemas } from './gateway-schema.js';
 import { observeShape } from './observe-schema.js';
 import { lapiUrlIssue, MIN_INTERVAL_MS } from '../admission/crowdsec/settings.js';
 import { dockerSchema } from '../discovery/docker-config.js';
+import { expecting } from './issue-text.js';
 
 /**
  * The config file's shape. Every object is strict (unknown keys are errors) and every default is
  * here, in one place; docs/configuration.md lists the same defaults.
  */
-const duration = z.string().transform((text, ctx) => {
+const duration = expecting(z.string(), 'a duration such as 30s, 10m or 250ms').transform((text, ctx) => {
   const ms = parseDurationMs(text);
   if (ms === undefined) {
     ctx.addIssue({ code: 'custom', message: `expected a duration such as 30s, 10m, 250ms; got "${text}"` });
@@ -63,7 +64,7 @@ const tcp = z
   })
   .prefault({});
 
-const listen = z.string().transform((text, ctx) => {
+const listen = expecting(z.string(), 'a listen address such as udp://0.0.0.0:5353 or tcp://[::]:443').transform((text, ctx) => {
   const r = parseListenUrl(text);
   if (typeof r === 'string') {
     ctx.addIssue({ code: 'custom', message: r });
@@ -72,7 +73,7 @@ const listen = z.string().transform((text, ctx) => {
   return r;
 });
 
-const upstream = z.string().transform((text, ctx) => {
+const upstream = expecting(z.string(), 'host:port such as 127.0.0.1:53 or "[::1]:53"').transform((text, ctx) => {
   const r = parseHostPort(text);
   if (typeof r === 'string') {
     ctx.addIssue({ code: 'custom', message: r });
@@ -141,7 +142,7 @@ export const routeSchema = z.strictObject({
 const expose = exposeSchemas({ duration, udp, tcp, acl, listen, replyBudget });
 
 export const configSchema = z.strictObject({
-  routes: z.record(z.string(), routeSchema).default({}),
+  routes: expecting(z.record(z.string(), routeSchema), 'a map of route names, each with listen: and upstream:').default({}),
   acl: acl.optional(),
   /** Default `sourcePrefix` of routes that do not set their own. */
   sourcePrefix: sourcePrefix.optional(),

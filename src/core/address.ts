@@ -111,7 +111,11 @@ const HOSTNAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9
 /** Parses `host:port`, `[v6]:port`; `allowZeroPort` for listeners (port 0 = pick a free one). */
 export function parseHostPort(text: string, allowZeroPort = false): HostPort | string {
   const m = HOST_PORT.exec(text.trim());
-  if (!m) return 'expected host:port (IPv6 as [addr]:port)';
+  if (!m) {
+    return /:.*:/.test(text) && !text.includes('[')
+      ? 'expected host:port; an IPv6 address goes in brackets, quoted in YAML: "[::1]:53"'
+      : 'expected host:port (IPv6 as [addr]:port)';
+  }
   const rawHost = m[1] ?? m[2]!;
   const port = Number(m[3]);
   if (port > 65535 || (port === 0 && !allowZeroPort)) return `port ${m[3]} is out of range (1-65535)`;

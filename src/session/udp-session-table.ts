@@ -10,6 +10,7 @@ import type { DropReason, EndReason, EventStream, RejectReason } from '../observ
 import type { DatagramDialer } from '../upstream/dialer.js';
 import { UdpSession, type UdpSessionOwner } from './udp-session.js';
 import { budgetAllows, budgetReceived, windowTicks } from '../core/reply-budget.js';
+import { CompletedExchanges } from './completed-exchanges.js';
 
 
 export interface UdpTableDeps {
@@ -41,6 +42,9 @@ export function sweepIntervalMs(idleTimeoutMs: number): number {
   return Math.max(10, Math.min(250, Math.floor(idleTimeoutMs / 8)));
 }
 
+/** How long a finished request/response exchange stays untouchable before a full table may end it. */
+const EXCHANGE_QUIET_MS = 1000;
+
 /**
  * The per-datagram path of a UDP route and its session table: one session per client ip:port,
  * each with its own upstream channel. Admission runs once, when a new client's first datagram
@@ -51,6 +55,7 @@ export class UdpSessionTable implements UdpSessionOwner {
   readonly #v4 = new Map<number, UdpSession>();
   readonly #other = new Map<string, UdpSession>();
   readonly #limits: AdmissionLimits;
+  readonly #exchanges = new CompletedExchanges();
   readonly #drops = new Float64Array(DROP_REASONS.length);
   readonly #abort = new AbortController();
   #route: RouteConfig;
@@ -177,6 +182,11 @@ export class UdpSessionTable implements UdpSessionOwner {
     s.lastTick = this.#tick;
     s.bytesToClient += buf.length;
     s.packetsToClient++;
+    if (s.unanswered) {
+      s.unanswered = false;
+      this.#limits.refund(s.source);
+      this.#exchanges.answered(s);
+    }
     if (s.prefixUntilReply) {
       s.prefixUntilReply = false;
       s.prefix = null;
@@ -280,7 +290,7 @@ export class UdpSessionTable implements UdpSessionOwner {
     if (applyAdmitter(this.#admit, client, name, this.#reporter) !== undefined) return undefined;
     const evict = this.#route.udp.onLimit === 'evict-lru';
     const source = this.#limits.keyOf(client);
-    const limited = this.#limits.admit(source, evict);
+    const limited = this.#admitOrReclaim(source, evict);
     if (limited) return reject(limited, source === client.address ? undefined : `source ${source}`);
     if (evict && this.#limits.atRouteCap) this.#evictOldest();
 
@@ -331,6 +341,23 @@ export class UdpSessionTable implements UdpSessionOwner {
     }
   }
 
+  /**
+   * Admission; at the per-source or the route cap, a finished request/response exchange that has
+   * been quiet for EXCHANGE_QUIET_MS (of this source, or of any source at the route cap) is ended
+   * (`evicted`) to make room, at most once per cap, instead of refusing the new client.
+   */
+  #admitOrReclaim(source: string, evict: boolean): RejectReason | undefined {
+    let limited = this.#limits.admit(source, evict);
+    const quietSince = this.#tick - Math.ceil(Math.min(EXCHANGE_QUIET_MS, this.#route.udp.idleTimeoutMs) / this.#sweepMs);
+    for (let tries = 0; tries < 2 && (limited === 'limit-source-sessions' || limited === 'limit-route-sessions'); tries++) {
+      const old = this.#exchanges.take(limited === 'limit-source-sessions' ? source : undefined, quietSince);
+      if (old === undefined) break;
+      this.end(old, 'evicted');
+      limited = this.#limits.admit(source, evict);
+    }
+    return limited;
+  }
+
   #evictOldest(): void {
     let oldest: UdpSession | undefined;
     for (const s of this.sessions()) if (oldest === undefined || s.lastTick < oldest.lastTick) oldest = s;
@@ -358,6 +385,7 @@ export class UdpSessionTable implements UdpSessionOwner {
     const limit = this.#idleTicks;
     for (const s of this.#v4.values()) if (tick - s.lastTick >= limit) this.end(s, 'idle-timeout');
     for (const s of this.#other.values()) if (tick - s.lastTick >= limit) this.end(s, 'idle-timeout');
+    this.#exchanges.compact();
     this.#flushDrops();
   }
 

@@ -36,6 +36,8 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, Repl
   origin: RouteOrigin | undefined = undefined;
   /** PROXY v2 header put in front of each datagram to the upstream; null when none (any more). */
   prefix: Buffer | null = null;
+  /** True until the upstream's first datagram; the table then refunds the creation tokens. */
+  unanswered = true;
   /** `first` mode: the header rides every datagram only until the upstream has answered once. */
   prefixUntilReply = false;
   // The route's reply budget (core/reply-budget.ts), kept here so a datagram touches one object.

@@ -28,6 +28,8 @@ export interface UdpexposerClientConfig {
   readonly maxPayloadBytes?: number;
   /** Payloads held per worker while its socket is being bound. Default 8. */
   readonly workerQueue?: number;
+  /** Password mode: after this many keepalives in a row without a signed answer, a `registration-unanswered` event. Default 3. */
+  readonly warnAfterUnanswered?: number;
 }
 
 export type ClientDropReason =
@@ -38,13 +40,24 @@ export type ClientDropReason =
   /** A payload longer than maxPayloadBytes (udpexposer would cut it short). */
   | 'too-big'
   /** A worker's bind queue was full. */
-  | 'queue-full';
+  | 'queue-full'
+  /**
+   * Password mode: a frame before the server ever answered with a signed token. A server only
+   * sends frames to a client it registered, so such a frame is this client's own keepalive
+   * coming back as data from a server with another password (udpexposer forwards those).
+   */
+  | 'unregistered'
+  /** Password mode: a token from the server signed with another key. */
+  | 'bad-signature';
 
 export interface UdpexposerClientCounters {
   keepalivesSent: number;
   retriesAnswered: number;
   registeredReceived: number;
-  /** Token-looking datagrams that did not verify: handled as data with tag 0x6579, as udpexposer does. */
+  /**
+   * Token-looking datagrams that did not verify. A wrong signature is dropped (`dropped.bad-signature`);
+   * a malformed one is handled as data with tag 0x6579, as udpexposer does.
+   */
   invalidTokens: number;
   fromServer: { datagrams: number; bytes: number };
   toTarget: { datagrams: number; bytes: number };
@@ -67,7 +80,10 @@ export interface UdpexposerClientCounters {
  *  - workers are connected UDP sockets bound to loopback when the target is on loopback (not the
  *    wildcard), so only the target can answer through them (udpexposer README: "worker sockets
  *    may be too permissive");
- *  - payloads over 2046 bytes are dropped and counted instead of cut short.
+ *  - payloads over 2046 bytes are dropped and counted instead of cut short;
+ *  - password mode: frames are relayed only once the server has answered with a token that
+ *    verifies, tokens signed with another key are dropped, and unanswered registrations are
+ *    reported (`registration-unanswered`): a wrong -P is said, not looped as data.
  *
  * Lifetime: `signal` or close() stops the keepalives and closes every socket; `closed` resolves
  * when the main socket has closed. close() is idempotent.
@@ -87,9 +103,14 @@ export class UdpexposerClient implements AsyncDisposable {
     workersOpened: 0,
     workersClosed: 0,
     sendErrors: 0,
-    dropped: { 'foreign-source': 0, short: 0, 'too-big': 0, 'queue-full': 0 },
+    dropped: { 'foreign-source': 0, short: 0, 'too-big': 0, 'queue-full': 0, unregistered: 0, 'bad-signature': 0 },
   };
   #authenticated = false;
+  /** Password mode: the server has sent a token that verifies (Retry or Registered), so it has our key. */
+  #serverProven = false;
+  /** Password mode: keepalives sent since the last token that verified. */
+  #unanswered = 0;
+  #warned = false;
   readonly #config: UdpexposerClientConfig;
   readonly #deps: UdpexposerDeps;
   readonly #main: dgram.Socket;
@@ -171,8 +192,19 @@ export class UdpexposerClient implements AsyncDisposable {
   }
 
   #sendKeepalive(): void {
+    if (this.#config.key !== undefined) {
+      if (this.#unanswered >= (this.#config.warnAfterUnanswered ?? 3) && !this.#warned) {
+        this.#warned = true;
+        this.#deps.onEvent?.({ type: 'registration-unanswered', server: this.#serverPeer(), unanswered: this.#unanswered });
+      }
+      this.#unanswered++;
+    }
     this.counters.keepalivesSent++;
     this.#toServer(this.#keepalive);
+  }
+
+  #serverPeer() {
+    return { address: canonicalIp(this.#config.server.host)!.address, port: this.#config.server.port };
   }
 
   #toServer(parts: Buffer | readonly Buffer[]): void {
@@ -192,6 +224,9 @@ export class UdpexposerClient implements AsyncDisposable {
     if (key !== undefined && hasTokenPrefix(buf)) {
       const r = verifyReplyToken(buf, key);
       if (r.ok) {
+        this.#serverProven = true;
+        this.#unanswered = 0;
+        this.#warned = false;
         if (r.value.kind === 'retry') {
           this.counters.retriesAnswered++;
           this.#toServer(encodeRequestToken({ nonce: r.value.value }, key));
@@ -199,12 +234,20 @@ export class UdpexposerClient implements AsyncDisposable {
           this.counters.registeredReceived++;
           if (!this.#authenticated) {
             this.#authenticated = true;
-            this.#deps.onEvent?.({ type: 'authenticated', server: { address: canonicalIp(this.#config.server.host)!.address, port: this.#config.server.port } });
+            this.#deps.onEvent?.({ type: 'authenticated', server: this.#serverPeer() });
           }
         }
         return;
       }
       this.counters.invalidTokens++;
+      if (r.reason === 'bad-signature') {
+        this.counters.dropped['bad-signature']++;
+        return;
+      }
+    }
+    if (key !== undefined && !this.#serverProven) {
+      this.counters.dropped.unregistered++;
+      return;
     }
     const f = decodeFrame(buf);
     if (f.kind !== 'ok') return; // unreachable: length was checked above

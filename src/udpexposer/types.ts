@@ -25,6 +25,13 @@ export type UdpexposerEvent =
     }
   | { readonly type: 'connectee-added'; readonly tag: number; readonly peer: PeerAddress; readonly evicted: { readonly tag: number; readonly peer: PeerAddress } | undefined }
   | { readonly type: 'authenticated'; readonly server: PeerAddress }
+  /** Server, password mode: a token signed with another key (a client with the wrong -P); at most once a minute. */
+  | { readonly type: 'bad-signature'; readonly peer: PeerAddress }
+  /**
+   * Client, password mode: `unanswered` registrations in a row got no signed answer (wrong -P, a
+   * server without -P, a wrong -a, or a server that is down). Fires once per run of silence.
+   */
+  | { readonly type: 'registration-unanswered'; readonly server: PeerAddress; readonly unanswered: number }
   | { readonly type: 'worker-opened'; readonly tag: number }
   | { readonly type: 'worker-closed'; readonly tag: number };
 

@@ -16,7 +16,7 @@ test('cli: --version, --help, and usage errors', async (t) => {
   assert.match(v.out(), /^sluice \d+\.\d+\.\d+\n$/);
   const h = sluice(t, ['--help']);
   assert.equal(await h.exited, 0);
-  assert.match(h.out(), /sluice run --config FILE/);
+  assert.match(h.out(), /sluice run FILE/);
   const bad = sluice(t, ['frobnicate']);
   assert.equal(await bad.exited, 2);
   const flag = sluice(t, ['check', '--conifg', 'x.yaml']);

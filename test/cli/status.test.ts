@@ -70,7 +70,7 @@ test('sluice status: unreachable admin API and bad usage', async (t) => {
   const port = await freePort();
   const r = sluice(t, ['status', '--admin', `127.0.0.1:${port}`]);
   assert.equal(await r.exited, 1);
-  assert.match(r.err(), new RegExp(`^sluice status: cannot reach the admin API at http://127\\.0\\.0\\.1:${port}/: ECONNREFUSED \\(is \`sluice run\` running with admin\\.listen set\\?\\)\\n$`));
+  assert.match(r.err(), new RegExp(`^sluice status: cannot reach the admin API at http://127\\.0\\.0\\.1:${port}/: connection refused \\(ECONNREFUSED\\): nothing listens there \\(is \`sluice run\` running with admin\\.listen set\\?\\)\\n$`));
   assert.equal(r.out(), '');
   const env = sluice(t, ['status'], { SLUICE_ADMIN: `127.0.0.1:${port}` });
   assert.equal(await env.exited, 1);

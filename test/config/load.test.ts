@@ -129,7 +129,7 @@ lifecycle: { drainTimeout: soon }
     'routes.dns.upstream (line 4): expected host:port (IPv6 as [addr]:port)',
     'routes.dns.colour (line 5): unknown key "colour"',
     'routes.dns.udp.idleTimeout (line 7): expected a duration such as 30s, 10m, 250ms; got "30 seconds"',
-    'routes.dns.udp.maxSessions (line 8): Too small: expected number to be >=0',
+    'routes.dns.udp.maxSessions (line 8): must be at least 0; got the number -1',
     'routes.ssh.listen (line 10): expected tcp://host:port or udp://host:port',
     'lifecycle.drainTimeout (line 13): expected a duration such as 30s, 10m, 250ms; got "soon"',
   ]);

@@ -80,7 +80,7 @@ test('observe config: a non-loopback admin listener without a token is an error,
   assert.deepEqual(problems('admin:\n  listen: 127.0.0.1:9090\n  token: "with a space in it!!"\n'), ['admin.token (line 3): must be visible ASCII without spaces']);
   assert.deepEqual(problems('admin:\n  listen: localhost:9090\n'), ['admin.listen (line 2): the admin listen host must be an IP address, got "localhost"']);
   assert.match(problems('admin:\n  listen: 127.0.0.1\n')[0]!, /^admin\.listen \(line 2\): expected IP:PORT/);
-  assert.deepEqual(problems('admin: { listen: 127.0.0.1:1, tokn: x }\n'), ['admin.tokn (line 1): unknown key "tokn"']);
+  assert.deepEqual(problems('admin: { listen: 127.0.0.1:1, tokn: x }\n'), ['admin.tokn (line 1): unknown key "tokn" (did you mean "token"?)']);
   assert.deepEqual(problems('admin: {}\n'), ['admin.listen (line 1): is required']);
 });
 
@@ -88,18 +88,18 @@ test('observe config: sizes, durations, networks, marks and backoff are checked 
   assert.deepEqual(problems('flowLog:\n  maxBytes: 10XB\n  updateInterval: soon\n  maxFiles: -1\n'), [
     'flowLog.maxBytes (line 2): expected a size such as 100MiB, 512KiB or a whole number of bytes above 0; got "10XB"',
     'flowLog.updateInterval (line 3): expected a duration such as 30s, 10m, 250ms; got "soon"',
-    'flowLog.maxFiles (line 4): Too small: expected number to be >=0',
+    'flowLog.maxFiles (line 4): must be at least 0; got the number -1',
   ]);
   assert.deepEqual(problems('flowLog:\n  output: x\nconntrack:\n  localNetworks: [10.0.0.1/8]\n  marks: { ingress: 1, egress: 1 }\n  backoff: { initial: 10s, max: 5s, jitter: 2 }\n  command: []\n'), [
     'conntrack.localNetworks.0 (line 4): "10.0.0.1/8" has host bits set: write 10.0.0.0/8 for the network, or 10.0.0.1/32 for one address',
     'conntrack.marks.egress (line 5): ingress and egress must differ',
-    'conntrack.backoff.jitter (line 6): Too big: expected number to be <=1',
+    'conntrack.backoff.jitter (line 6): must be at most 1; got the number 2',
     'conntrack.backoff.max (line 6): must be at least backoff.initial',
-    'conntrack.command (line 7): Too small: expected array to have >=1 items',
+    'conntrack.command (line 7): needs at least 1 entry',
   ]);
   assert.deepEqual(problems('conntrack: { backoff: { initial: 10s, max: 5s } }\n'), ['conntrack.backoff.max (line 1): must be at least backoff.initial']);
   assert.deepEqual(problems('conntrack:\n  enabled: true\n'), ['conntrack.enabled (line 2): kernel flow records are written to the flow log: set flowLog.output too']);
-  assert.deepEqual(problems('metrics: { proces: true }\n'), ['metrics.proces (line 1): unknown key "proces"']);
+  assert.deepEqual(problems('metrics: { proces: true }\n'), ['metrics.proces (line 1): unknown key "proces" (did you mean "process"?)']);
 });
 
 test('parseSizeBytes', () => {

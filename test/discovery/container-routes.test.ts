@@ -86,7 +86,7 @@ test('a bad label is reported (log, status) and skips only its route', async (t)
   const s = await startWithContainers(t, FILE, engine);
   await waitFor(() => s.node.route('good') !== undefined, 'good route');
   await waitFor(() => s.routes.problems().length > 0, 'problem listed');
-  const line = `container broken (${c.id.slice(0, 12)}) label sluice.routes.bad.tcp.maxConections: unknown key "maxConections"`;
+  const line = `container broken (${c.id.slice(0, 12)}) label sluice.routes.bad.tcp.maxConections: unknown key "maxConections" (did you mean "maxConnections"?)`;
   assert.deepEqual(s.routes.problems().map(formatProblem), [line]);
   assert.equal(s.node.route('bad'), undefined);
   assert.equal(s.lines.filter((l) => l.level === 'error' && l.msg === line).length, 1, 'logged once');

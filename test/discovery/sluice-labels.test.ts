@@ -101,8 +101,7 @@ test('problems name the container, the label and what is wrong; only the bad rou
     `container web (${id}) label sluice.routes.addr.listen: listen host must be an IP address, got "example.com"`,
     `container web (${id}) label sluice.routes.dur.udp.idleTimeout: expected a duration such as 30s, 10m, 250ms; got "30"`,
     `container web (${id}) label sluice.routes.pp.proxyProtocol.send: v1 is TCP only; use v2 on a udp:// route`,
-    `container web (${id}) label sluice.routes.typo.lisen: unknown key "lisen"`,
-    `container web (${id}) label sluice.routes.typo.listen: is required`,
+    `container web (${id}) label sluice.routes.typo.lisen: unknown key "lisen" (did you mean "listen"?)`,
   ]);
   assert.ok(problems.every((p) => p.kind === 'label' && p.containerId === c.id));
 });

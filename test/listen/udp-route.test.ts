@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
 import type { TestContext } from 'node:test';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { perDatapath } from '../datapath/datapaths.js';
@@ -110,38 +112,47 @@ test('udp route: the session cap rejects new clients, or evicts the least recent
 });
 
 test('udp route: per-source cap and creation rate limits (route and source) on the injected clock', async (t) => {
-  const echo = await udpEcho(t);
+  // A silent upstream: the rates count sessions nobody has answered (an answer gives the tokens back).
+  const silent = await udpSilent(t);
   const clock = new ManualClock();
   const n = await startNode(
     t,
-    route(echo.port, '    udp: { maxSessionsPerSource: 3, rate: { perSecond: 1, burst: 2 }, ratePerSource: { perSecond: 0 } }'),
+    route(silent.port, '    udp: { maxSessionsPerSource: 3, rate: { perSecond: 1, burst: 2 }, ratePerSource: { perSecond: 0 } }'),
     { clock },
   );
   const cs = await Promise.all([udpClient(t), udpClient(t), udpClient(t), udpClient(t)]);
   cs[0]!.send(n.port('game'), '0');
   cs[1]!.send(n.port('game'), '1');
-  await cs[0]!.next();
-  await cs[1]!.next();
+  await waitFor(() => n.ofType('session-started').length === 2, 'two sessions');
   cs[2]!.send(n.port('game'), '2');
   await waitFor(() => n.ofType('session-rejected').length === 1, 'rate rejection');
   assert.equal(n.ofType('session-rejected')[0]!.reason, 'limit-route-rate');
   clock.advance(1000); // one token back
   cs[2]!.send(n.port('game'), '2');
-  assert.equal((await cs[2]!.next()).toString(), '2');
+  await waitFor(() => n.ofType('session-started').length === 3, 'the third session after a refill');
   clock.advance(1000);
   cs[3]!.send(n.port('game'), '3');
   await waitFor(() => n.ofType('session-rejected').length === 2, 'source cap rejection');
   assert.equal(n.ofType('session-rejected')[1]!.reason, 'limit-source-sessions', 'all four clients share 127.0.0.1');
   assert.equal(n.node.route('game')!.active, 3);
 
-  const m = await startNode(t, route(echo.port, '    udp: { ratePerSource: { perSecond: 1, burst: 1 } }'), { clock });
+  const m = await startNode(t, route(silent.port, '    udp: { ratePerSource: { perSecond: 1, burst: 1 } }'), { clock });
   const [x, y] = await Promise.all([udpClient(t), udpClient(t)]);
   x.send(m.port('game'), 'x');
-  await x.next();
+  await waitFor(() => m.ofType('session-started').length === 1, 'first session');
   y.send(m.port('game'), 'y');
   await waitFor(() => m.ofType('session-rejected').length === 1, 'source rate rejection');
   assert.equal(m.ofType('session-rejected')[0]!.reason, 'limit-source-rate');
 });
+
+/** A UDP upstream on 127.0.0.1:0 that never answers. */
+async function udpSilent(t: TestContext) {
+  const sock = dgram.createSocket('udp4');
+  sock.bind(0, '127.0.0.1');
+  await once(sock, 'listening');
+  t.after(() => sock.close());
+  return { port: sock.address().port };
+}
 
 /** A dialer whose opens wait until `release()`; everything else is the real direct dialer. */
 function gatedDialer(t: TestContext) {

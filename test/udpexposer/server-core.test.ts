@@ -136,12 +136,30 @@ test('password: an echo older than 10 s gets a new Retry, as udpexposer does', (
   assert.ok(again.ok && again.value.kind === 'retry' && again.value.value !== r.value.value);
 });
 
-test('password: a token that does not verify falls through as connectee data (udpexposer compatible)', () => {
+test('password: a token signed with another key (a client with a wrong -P) is dropped, never forwarded as data', async () => {
+  const { UdpexposerKey } = await import('../../src/protocol/udpexposer/key.js');
+  const wrong = await UdpexposerKey.fromPassword('not-the-password');
   const s = recordingServer({ key: vectorKey });
   handshake(s, CLIENT);
-  const bad = Buffer.from(`${pw.initial_request.token!.slice(0, -1)}A`);
-  s.core.handleDatagram(bad, A.address, A.port);
-  assert.deepEqual(s.take(), [{ bytes: encodeFrame(1, bad), ...CLIENT }]);
+  const keepalive = encodeRequestToken({ nonce: null }, wrong);
+  for (let i = 0; i < 3; i++) s.core.handleDatagram(keepalive, A.address, A.port);
+  assert.deepEqual(s.take(), [], 'nothing reaches the registered client, nothing goes back');
+  assert.equal(s.core.counters.invalidTokens, 3);
+  assert.equal(s.core.counters.toClient.datagrams, 0);
+  assert.equal(s.core.table.size, 0, 'no connectee tag spent on it');
+  const warned = s.events.filter((e) => e.type === 'bad-signature');
+  assert.deepEqual(warned, [{ type: 'bad-signature', peer: A }], 'one event, not one per datagram');
+  s.clock.advance(60_000);
+  s.core.handleDatagram(keepalive, A.address, A.port);
+  assert.equal(s.events.filter((e) => e.type === 'bad-signature').length, 2, 'again after a minute');
+});
+
+test('password: a malformed token-looking payload still falls through as connectee data (udpexposer compatible)', () => {
+  const s = recordingServer({ key: vectorKey });
+  handshake(s, CLIENT);
+  const odd = Buffer.from('eyJhbGciOiJIUzI1NiJ9.not a token at all');
+  s.core.handleDatagram(odd, A.address, A.port);
+  assert.deepEqual(s.take(), [{ bytes: encodeFrame(1, odd), ...CLIENT }]);
   assert.equal(s.core.counters.invalidTokens, 1);
 });
 

@@ -43,8 +43,8 @@ crowdsec:
     [
       'crowdsec.url (line 3): expected an http:// or https:// URL, got ftp://',
       'crowdsec.apiKey (line 4): must be visible ASCII without spaces',
-      'crowdsec.mode (line 5): Invalid option: expected one of "enforce"|"observe"',
-      'crowdsec.onUnavailable (line 6): Invalid option: expected one of "allow"|"deny"',
+      'crowdsec.mode (line 5): expected one of enforce, observe; got "block"',
+      'crowdsec.onUnavailable (line 6): expected one of allow, deny; got "maybe"',
       'crowdsec.interval (line 7): must be at least 100ms',
       'crowdsec.timeout (line 8): expected a duration such as 30s, 10m, 250ms; got "soon"',
       'crowdsec.retries (line 9): unknown key "retries"',
