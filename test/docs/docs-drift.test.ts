@@ -117,6 +117,7 @@ const SECTION_DOCS: Record<string, readonly string[]> = {
   flowLog: ['docs/configuration.md'],
   conntrack: ['docs/conntrack.md'],
   admin: ['docs/configuration.md', 'docs/admin.md'],
+  sourcePrefix: ['docs/configuration.md'],
 };
 
 const ROUTE_PART_DOCS = ['docs/configuration.md', 'docs/access-control.md'];

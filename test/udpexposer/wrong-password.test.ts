@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { UdpexposerKey } from '../../src/protocol/udpexposer/key.js';
 import { UdpexposerClient } from '../../src/udpexposer/client.js';
 import { UdpexposerServer } from '../../src/udpexposer/server.js';
+import { peerPolicy } from '../../src/udpexposer/peer-policy.js';
 import type { UdpexposerEvent } from '../../src/udpexposer/types.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { freePort } from '../helpers/net.js';
@@ -43,7 +44,7 @@ test('Sluice server: keepalives signed with another password are dropped, so not
   const ac = new AbortController();
   const serverEvents: UdpexposerEvent[] = [];
   const server = await UdpexposerServer.listen(
-    { listen: { host: '127.0.0.1', port: 0 }, maxClients: 4, key: vectorKey },
+    { listen: { host: '127.0.0.1', port: 0 }, maxClients: 4, key: vectorKey, peerPolicy: peerPolicy({ allowPrivate: false, allowLoopback: true }) },
     { clock: new ManualClock(), onEvent: (e) => void serverEvents.push(e) },
     ac.signal,
   );
