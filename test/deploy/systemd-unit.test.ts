@@ -1,0 +1,80 @@
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { havePeer, tempDir } from '../helpers/peers.js';
+
+// deploy/sluice.service checked by systemd itself (Debian package systemd: systemd-analyze
+// verify and its offline security review). verify insists that ExecStart's program exists, so
+// the copy under test points /usr/local/bin/sluice at this checkout's bin/sluice; nothing else
+// changes. Each check takes well under a second.
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const UNIT = join(root, 'deploy', 'sluice.service');
+const DROPINS = join(root, 'deploy', 'sluice.service.d');
+
+async function unitCopy(t: TestContext, dropins: string[] = [], edit: (text: string) => string = (s) => s): Promise<string> {
+  const dir = await tempDir(t, 'sluice-unit-');
+  const text = readFileSync(UNIT, 'utf8').replaceAll('/usr/local/bin/sluice', join(root, 'bin', 'sluice'));
+  writeFileSync(join(dir, 'sluice.service'), edit(text));
+  if (dropins.length > 0) mkdirSync(join(dir, 'sluice.service.d'));
+  for (const d of dropins) copyFileSync(join(DROPINS, `${d}.conf.example`), join(dir, 'sluice.service.d', `${d}.conf`));
+  return join(dir, 'sluice.service');
+}
+
+function analyze(args: string[]): { code: number; out: string } {
+  const r = spawnSync('systemd-analyze', args, { encoding: 'utf8', timeout: 30_000, env: { ...process.env, SYSTEMD_COLORS: '0' } });
+  return { code: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
+}
+
+/** Capabilities the unit may keep, as the offline security review reports them (✗ = kept). */
+function keptCapabilities(out: string): string[] {
+  return [...out.matchAll(/✗ CapabilityBoundingSet=~(CAP_[A-Z_]+)\s/g)].map((m) => m[1]!).sort();
+}
+
+test('systemd unit: systemd-analyze verify accepts it; a broken copy is refused', async (t) => {
+  if (!havePeer(t, 'systemd-analyze', 'systemd')) return;
+  const ok = analyze(['verify', await unitCopy(t)]);
+  assert.equal(ok.code, 0, ok.out);
+  assert.equal(ok.out.trim(), '', 'no warnings');
+  const broken = analyze(['verify', await unitCopy(t, [], (s) => s.replace('ExecStart=', 'ExecStrat='))]);
+  assert.notEqual(broken.code, 0, 'verify does fail a unit without ExecStart');
+});
+
+test('systemd unit: hardened (no new privileges, only CAP_NET_BIND_SERVICE, state directory, reload by SIGHUP, restart on failure)', async (t) => {
+  if (!havePeer(t, 'systemd-analyze', 'systemd')) return;
+  const text = readFileSync(UNIT, 'utf8');
+  for (const line of [
+    'NoNewPrivileges=yes',
+    'AmbientCapabilities=CAP_NET_BIND_SERVICE',
+    'CapabilityBoundingSet=CAP_NET_BIND_SERVICE',
+    'StateDirectory=sluice',
+    'ExecReload=/bin/kill -HUP $MAINPID',
+    'Restart=on-failure',
+    'DynamicUser=yes',
+  ]) {
+    assert.ok(text.split('\n').includes(line), `the unit has ${line}`);
+  }
+  const review = analyze(['security', '--offline=yes', '--threshold=20', await unitCopy(t)]);
+  assert.equal(review.code, 0, `exposure above 2.0 (threshold 20 is 2.0 on systemd's 0-100 scale):\n${review.out}`);
+  assert.deepEqual(keptCapabilities(review.out), [], 'CAP_NET_BIND_SERVICE is not even scored; every other capability is dropped');
+  assert.match(review.out, /✓ NoNewPrivileges=/);
+});
+
+test('systemd unit: the conntrack drop-in adds CAP_NET_ADMIN only; the netns drop-in adds CAP_SYS_ADMIN and the mount and net namespaces', async (t) => {
+  if (!havePeer(t, 'systemd-analyze', 'systemd')) return;
+  const conntrack = await unitCopy(t, ['conntrack']);
+  assert.equal(analyze(['verify', conntrack]).code, 0);
+  const c = analyze(['security', '--offline=yes', conntrack]);
+  assert.deepEqual(keptCapabilities(c.out), ['CAP_NET_ADMIN']);
+  assert.match(c.out, /✓ RestrictNamespaces=~net/);
+
+  const netns = await unitCopy(t, ['netns']);
+  assert.equal(analyze(['verify', netns]).code, 0);
+  const n = analyze(['security', '--offline=yes', netns]);
+  assert.deepEqual(keptCapabilities(n.out), ['CAP_NET_ADMIN', 'CAP_SYS_ADMIN']);
+  assert.match(n.out, /✗ RestrictNamespaces=~net/);
+  assert.match(n.out, /✗ RestrictNamespaces=~mnt/);
+  assert.match(n.out, /✓ RestrictNamespaces=~user/);
+});
