@@ -3,8 +3,9 @@
 # no base image is pulled. The root filesystem holds only the executable, the shared libraries
 # `ldd` lists for it and for the native addon (glibc, libstdc++, libgcc_s, the dynamic loader),
 # an ld.so.cache, /etc/passwd and /etc/group with the unprivileged user sluice (10001), /tmp
-# (where the addon is unpacked at start) and the state directory /var/lib/sluice; it is imported
-# with `docker import` (or `podman import`).
+# (where the addon is unpacked at start), the openssl tool (a gateway makes its certificate with
+# it) and the state directory /var/lib/sluice; it is imported with `docker import` (or
+# `podman import`).
 #
 # Usage: scripts/build-image.sh [--sea FILE] [--tag NAME] [--engine docker|podman] [--tar-only FILE]
 #   --sea FILE      the executable (default dist/sea/sluice; built first when missing)
@@ -42,12 +43,24 @@ chmod 1777 "$FS/tmp"
 cp "$SEA" "$FS/usr/local/bin/sluice"
 chmod 755 "$FS/usr/local/bin/sluice"
 
-# The libraries the executable loads, at the paths the loader looks in. The addon links the same
-# ones (libstdc++, libc): it is unpacked from the executable, so ldd of the executable is enough
-# unless the addon asks for more; check it too when it is at hand.
+# A gateway generates its certificate with the openssl tool (src/gateway/certificate.ts): the
+# image carries the building machine's, with its configuration file.
+OPENSSL=$(command -v openssl || true)
+if [ -n "$OPENSSL" ]; then
+  mkdir -p "$FS/usr/bin"
+  cp -L "$OPENSSL" "$FS/usr/bin/openssl"
+  CNF=$(openssl version -d | sed -E 's/^OPENSSLDIR: "(.*)"$/\1/')/openssl.cnf
+  if [ -e "$CNF" ]; then mkdir -p "$FS$(dirname "$CNF")"; cp -L "$CNF" "$FS$CNF"; fi
+else
+  echo "build-image: no openssl here: a gateway in this image needs gateway.tls.cert and gateway.tls.key" >&2
+fi
+
+# The libraries these programs load, at the paths the loader looks in. The addon links the same
+# ones as node (libstdc++, libc); it is unpacked from the executable, so it is checked when it
+# is at hand.
 libs() { ldd "$1" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'; }
 ADDON="$ROOT_DIR/native/build/Release/sluice_udp.node"
-{ libs "$SEA"; [ -f "$ADDON" ] && libs "$ADDON"; } | sort -u | while read -r lib; do
+{ libs "$SEA"; [ -f "$ADDON" ] && libs "$ADDON"; [ -n "$OPENSSL" ] && libs "$OPENSSL"; } | sort -u | while read -r lib; do
   mkdir -p "$FS$(dirname "$lib")"
   cp -L "$lib" "$FS$lib"
 done
@@ -69,7 +82,7 @@ say "wrote $TAR"
   --change 'CMD ["run", "--config", "/etc/sluice/sluice.yaml"]' \
   --change 'USER 10001:10001' \
   --change 'WORKDIR /var/lib/sluice' \
-  --change 'ENV TMPDIR=/tmp' \
+  --change 'ENV TMPDIR=/tmp PATH=/usr/local/bin:/usr/bin' \
   --change "LABEL org.opencontainers.image.title=sluice org.opencontainers.image.version=$("$SEA" --version | cut -d' ' -f2)" \
   "$TAR" "$TAG" >/dev/null
 say "imported $TAG"

@@ -1,12 +1,15 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect as connectTls } from 'node:tls';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEngine } from '../discovery/support/real-engine.js';
-import { assertRelays, routesConfig, startProcess } from './support/relay-check.js';
+import { freePort } from '../helpers/net.js';
+import { assertRelays, connectWithRetry, routesConfig, startProcess } from './support/relay-check.js';
 
 // The single executable (scripts/build-sea.mjs) and the container image made from it
 // (scripts/build-image.sh), built once for the whole file: about 6 s for the executable and 2 s
@@ -56,7 +59,7 @@ test('single executable: runs with no node on PATH and no package around it, rel
   assert.equal(await p.exited, 0, p.output());
 });
 
-test('container image: built offline from the executable (no base image), run in a real Docker engine, relays UDP and TCP', { timeout: 240_000 }, async (t) => {
+test('container image: built offline from the executable (no base image), run in a real Docker engine as an unprivileged user, relays UDP and TCP and runs a gateway', { timeout: 240_000 }, async (t) => {
   const engine = await startEngine(t, 'docker');
   if (typeof engine === 'string') {
     if (process.env.CI === 'true') throw new Error(`the docker engine did not start under CI: ${engine}`);
@@ -73,11 +76,16 @@ test('container image: built offline from the executable (no base image), run in
   assert.equal(image.RootFS.Layers.length, 1, 'one layer, no base image');
 
   // Host networking, as the suite's engine has no bridge: the routes listen on 127.0.0.1 and
-  // reach the test's echo upstreams there. The config is mounted read-only as /etc/sluice.
+  // reach the test's echo upstreams there. The config is mounted read-only as /etc/sluice. A
+  // gateway too: it makes its certificate with the image's openssl, in the state directory.
   const routes = await routesConfig(t);
+  const gatewayPort = await freePort('tcp');
   const confDir = join(work, 'etc-sluice');
   mkdirSync(confDir);
-  writeFileSync(join(confDir, 'sluice.yaml'), routes.yaml);
+  writeFileSync(
+    join(confDir, 'sluice.yaml'),
+    `${routes.yaml}gateway:\n  listen: 127.0.0.1:${gatewayPort}\n  agents:\n    home: { token: "${'ab'.repeat(24)}" }\n  ports: 20000-20001\n`,
+  );
   chmodSync(confDir, 0o755);
   const create = await engine.api('POST', '/containers/create?name=sluice-image-test', {
     Image: tag,
@@ -93,6 +101,16 @@ test('container image: built offline from the executable (no base image), run in
   } catch (err) {
     throw new Error(`${(err as Error).message}\ncontainer log:\n${await logs()}`);
   }
+  try {
+    (await connectWithRetry(gatewayPort, 20_000)).destroy();
+    const tls = connectTls({ host: '127.0.0.1', port: gatewayPort, rejectUnauthorized: false });
+    await once(tls, 'secureConnect');
+    assert.equal(tls.getPeerCertificate().subject.CN, 'sluice-gateway');
+    tls.destroy();
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\ncontainer log:\n${await logs()}`);
+  }
+
   const stop = await engine.api('POST', `/containers/${id}/stop?t=10`);
   assert.equal(stop.status, 204, stop.body);
   const state = (await engine.api('GET', `/containers/${id}/json`)).json<{ State: { ExitCode: number } }>().State;

@@ -59,7 +59,7 @@ export async function assertRelays(t: TestContext, r: RoutesUnderTest, startTime
   return kind;
 }
 
-async function connectWithRetry(port: number, timeoutMs: number): Promise<net.Socket> {
+export async function connectWithRetry(port: number, timeoutMs: number): Promise<net.Socket> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const s = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
