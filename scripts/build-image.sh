@@ -65,7 +65,7 @@ ADDON="$ROOT_DIR/native/build/Release/sluice_udp.node"
   cp -L "$lib" "$FS$lib"
 done
 printf '%s\n' /lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu >"$FS/etc/ld.so.conf"
-ldconfig -r "$FS"
+"$(command -v ldconfig || echo /sbin/ldconfig)" -r "$FS"
 printf 'root:x:0:0:root:/root:/sbin/nologin\nsluice:x:10001:10001:sluice:/var/lib/sluice:/sbin/nologin\n' >"$FS/etc/passwd"
 printf 'root:x:0:\nsluice:x:10001:\n' >"$FS/etc/group"
 say "root filesystem assembled ($(du -sh "$FS" | cut -f1))"
