@@ -8,7 +8,7 @@ import { connect as connectTls } from 'node:tls';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEngine } from '../discovery/support/real-engine.js';
-import { freePort } from '../helpers/net.js';
+import { freePort, readAll, tcpServer } from '../helpers/net.js';
 import { assertRelays, connectWithRetry, routesConfig, startProcess } from './support/relay-check.js';
 
 // The single executable (scripts/build-sea.mjs) and the container image made from it
@@ -59,7 +59,7 @@ test('single executable: runs with no node on PATH and no package around it, rel
   assert.equal(await p.exited, 0, p.output());
 });
 
-test('container image: built offline from the executable (no base image), run in a real Docker engine as an unprivileged user, relays UDP and TCP and runs a gateway', { timeout: 240_000 }, async (t) => {
+test('container image: built offline from the executable (no base image), run in a real Docker engine as an unprivileged user, relays UDP and TCP, runs a gateway, reloads on SIGHUP', { timeout: 240_000 }, async (t) => {
   const engine = await startEngine(t, 'docker');
   if (typeof engine === 'string') {
     if (process.env.CI === 'true') throw new Error(`the docker engine did not start under CI: ${engine}`);
@@ -82,10 +82,8 @@ test('container image: built offline from the executable (no base image), run in
   const gatewayPort = await freePort('tcp');
   const confDir = join(work, 'etc-sluice');
   mkdirSync(confDir);
-  writeFileSync(
-    join(confDir, 'sluice.yaml'),
-    `${routes.yaml}gateway:\n  listen: 127.0.0.1:${gatewayPort}\n  agents:\n    home: { token: "${'ab'.repeat(24)}" }\n  ports: 20000-20001\n`,
-  );
+  const gateway = `gateway:\n  listen: 127.0.0.1:${gatewayPort}\n  agents:\n    home: { token: "${'ab'.repeat(24)}" }\n  ports: 20000-20001\n`;
+  writeFileSync(join(confDir, 'sluice.yaml'), `${routes.yaml}${gateway}`);
   chmodSync(confDir, 0o755);
   const create = await engine.api('POST', '/containers/create?name=sluice-image-test', {
     Image: tag,
@@ -110,6 +108,16 @@ test('container image: built offline from the executable (no base image), run in
   } catch (err) {
     throw new Error(`${(err as Error).message}\ncontainer log:\n${await logs()}`);
   }
+
+  // `docker kill -s HUP` reloads: a route added to the mounted file starts answering.
+  const up = await tcpServer(t);
+  const added = await freePort('tcp');
+  writeFileSync(join(confDir, 'sluice.yaml'), `${routes.yaml.replace('routes:\n', `routes:\n  added:\n    listen: tcp://127.0.0.1:${added}\n    upstream: 127.0.0.1:${up.port}\n`)}${gateway}`);
+  const hup = await engine.api('POST', `/containers/${id}/kill?signal=HUP`);
+  assert.equal(hup.status, 204, hup.body);
+  const s = await connectWithRetry(added, 10_000);
+  s.end('after reload');
+  assert.equal((await readAll(s)).toString(), 'after reload');
 
   const stop = await engine.api('POST', `/containers/${id}/stop?t=10`);
   assert.equal(stop.status, 204, stop.body);
