@@ -25,6 +25,11 @@ if (process.platform !== 'linux' || process.arch !== 'x64') {
   console.error(`build-sea: builds for linux-x64 with the running node; this is ${process.platform}-${process.arch}`);
   process.exit(1);
 }
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 20 || (major === 20 && minor < 12)) {
+  console.error(`build-sea: needs Node 20.12 or newer (SEA assets, node:sea getAsset); this is ${process.version}`);
+  process.exit(1);
+}
 rmSync(work, { recursive: true, force: true });
 mkdirSync(work, { recursive: true });
 

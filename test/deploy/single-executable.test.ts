@@ -59,6 +59,19 @@ test('single executable: runs with no node on PATH and no package around it, rel
   assert.equal(await p.exited, 0, p.output());
 });
 
+test('single executable: where the addon cannot be unpacked (TMPDIR not writable) it says why once and relays on the js datapath', { timeout: 60_000 }, async (t) => {
+  const routes = await routesConfig(t);
+  const config = join(work, 'sluice-js.yaml');
+  writeFileSync(config, routes.yaml);
+  const p = startProcess(t, sea, ['run', '--config', config], { env: { PATH: '/nonexistent', TMPDIR: join(work, 'missing') } });
+  assert.equal(await assertRelays(t, routes), 'js', p.output());
+  const lines = p.output().split('\n').filter((l) => l.includes('native UDP datapath unavailable'));
+  assert.equal(lines.length, 1, p.output());
+  assert.match(lines[0]!, /cannot write the packaged addon to .*missing.*set TMPDIR/);
+  p.child.kill('SIGTERM');
+  assert.equal(await p.exited, 0, p.output());
+});
+
 test('container image: built offline from the executable (no base image), run in a real Docker engine as an unprivileged user, relays UDP and TCP, runs a gateway, reloads on SIGHUP', { timeout: 240_000 }, async (t) => {
   const engine = await startEngine(t, 'docker');
   if (typeof engine === 'string') {
