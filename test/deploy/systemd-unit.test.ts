@@ -5,6 +5,7 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { havePeer, tempDir } from '../helpers/peers.js';
+import { assertRelays, routesConfig, startProcess } from './support/relay-check.js';
 
 // deploy/sluice.service checked by systemd itself (Debian package systemd: systemd-analyze
 // verify and its offline security review). verify insists that ExecStart's program exists, so
@@ -78,3 +79,87 @@ test('systemd unit: the conntrack drop-in adds CAP_NET_ADMIN only; the netns dro
   assert.match(n.out, /✗ RestrictNamespaces=~mnt/);
   assert.match(n.out, /✓ RestrictNamespaces=~user/);
 });
+
+/** Every system call of the groups systemd knows, expanded (`systemd-analyze syscall-filter`). */
+function syscallGroups(): Map<string, Set<string>> {
+  const raw = new Map<string, string[]>();
+  let current: string[] | undefined;
+  for (const line of analyze(['syscall-filter']).out.split('\n')) {
+    const word = line.trim();
+    if (word === '' || word.startsWith('#')) continue;
+    if (line.startsWith('@')) raw.set(word, (current = []));
+    else current?.push(word);
+  }
+  const expand = (group: string, seen: Set<string>): Set<string> => {
+    const out = new Set<string>();
+    for (const item of raw.get(group) ?? []) {
+      if (!item.startsWith('@')) out.add(item);
+      else if (!seen.has(item)) for (const x of expand(item, seen.add(item))) out.add(x);
+    }
+    return out;
+  };
+  return new Map([...raw.keys()].map((g) => [g, expand(g, new Set([g]))]));
+}
+
+/** The unit's SystemCallFilter= lines in order: the first one allows, `~` removes, later ones add. */
+function allowedSyscalls(unit: string): Set<string> {
+  const groups = syscallGroups();
+  const allowed = new Set<string>();
+  for (const m of unit.matchAll(/^SystemCallFilter=(~?)(.*)$/gm)) {
+    const names = m[2]!.trim().split(/\s+/).flatMap((n) => (n.startsWith('@') ? [...(groups.get(n) ?? [])] : [n]));
+    for (const n of names) {
+      if (m[1] === '~') allowed.delete(n);
+      else allowed.add(n);
+    }
+  }
+  return allowed;
+}
+
+test('systemd unit: every system call Sluice makes while relaying UDP (native datapath) and TCP with the admin API and an access log is inside its SystemCallFilter', { timeout: 120_000 }, async (t) => {
+  if (!havePeer(t, 'systemd-analyze', 'systemd') || !havePeer(t, 'strace', 'strace')) return;
+  const allowed = allowedSyscalls(readFileSync(UNIT, 'utf8'));
+  assert.ok(allowed.has('recvmmsg') && !allowed.has('setuid') && !allowed.has('setrlimit'), 'the filter is read as systemd reads it');
+  const dir = await tempDir(t, 'sluice-strace-');
+  const routes = await routesConfig(t);
+  const config = join(dir, 'sluice.yaml');
+  writeFileSync(config, `${routes.yaml}accessLog: { output: ${join(dir, 'access.log')} }\n`);
+  const trace = join(dir, 'trace.txt');
+  const p = startProcess(t, 'strace', ['-f', '-qq', '-o', trace, process.execPath, join(root, 'bin', 'sluice'), 'run', '--config', config]);
+  // strace -o FILE blocks fatal signals: the signals go to Sluice itself, strace ends with it.
+  const sluicePid = await tracee(p.child.pid!);
+  t.after(() => {
+    try {
+      process.kill(sluicePid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  });
+  assert.equal(await assertRelays(t, routes, 30_000), 'native');
+  process.kill(sluicePid, 'SIGTERM');
+  assert.equal(await p.exited, 0, p.output());
+  const used = new Set([...readFileSync(trace, 'utf8').matchAll(/^\d+ +([a-z0-9_]+)\(/gm)].map((m) => m[1]!));
+  assert.ok(used.has('recvmmsg') && used.has('accept4'), 'the trace saw the data paths');
+  assert.deepEqual([...used].filter((s) => !allowed.has(s)).sort(), []);
+});
+
+/**
+ * The process strace started, once it runs node (strace also forks short-lived probes of its
+ * own at start, which carry strace's command line).
+ */
+async function tracee(stracePid: number): Promise<number> {
+  for (let i = 0; i < 400; i++) {
+    const children = readFileSync(`/proc/${stracePid}/task/${stracePid}/children`, 'utf8').trim().split(' ').filter(Boolean);
+    for (const pid of children) {
+      const cmdline = (() => {
+        try {
+          return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        } catch {
+          return '';
+        }
+      })();
+      if (cmdline.split('\0')[0] === process.execPath) return Number(pid);
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error('strace did not start Sluice');
+}
