@@ -115,7 +115,7 @@ function allowedSyscalls(unit: string): Set<string> {
   return allowed;
 }
 
-test('systemd unit: every system call Sluice makes while relaying UDP (native datapath) and TCP with the admin API and an access log is inside its SystemCallFilter', { timeout: 120_000 }, async (t) => {
+test('systemd unit: every system call and socket family Sluice uses while relaying UDP (native datapath) and TCP with the admin API and an access log is inside its SystemCallFilter and RestrictAddressFamilies', { timeout: 120_000 }, async (t) => {
   if (!havePeer(t, 'systemd-analyze', 'systemd') || !havePeer(t, 'strace', 'strace')) return;
   const allowed = allowedSyscalls(readFileSync(UNIT, 'utf8'));
   assert.ok(allowed.has('recvmmsg') && !allowed.has('setuid') && !allowed.has('setrlimit'), 'the filter is read as systemd reads it');
@@ -140,6 +140,10 @@ test('systemd unit: every system call Sluice makes while relaying UDP (native da
   const used = new Set([...readFileSync(trace, 'utf8').matchAll(/^\d+ +([a-z0-9_]+)\(/gm)].map((m) => m[1]!));
   assert.ok(used.has('recvmmsg') && used.has('accept4'), 'the trace saw the data paths');
   assert.deepEqual([...used].filter((s) => !allowed.has(s)).sort(), []);
+  const families = new Set([...readFileSync(trace, 'utf8').matchAll(/ socket\((AF_[A-Z0-9]+),/g)].map((m) => m[1]!));
+  const allowedFamilies = /^RestrictAddressFamilies=(.*)$/m.exec(readFileSync(UNIT, 'utf8'))![1]!.split(/\s+/);
+  assert.ok(families.has('AF_INET'));
+  assert.deepEqual([...families].filter((f) => !allowedFamilies.includes(f)), [], 'every socket family is in RestrictAddressFamilies');
 });
 
 /**
