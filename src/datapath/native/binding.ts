@@ -57,7 +57,7 @@ export function loadNativeBinding(path: string = ADDON_PATH, platform: string = 
 }
 
 /** The asset a single executable carries the addon in (scripts/build-sea.mjs). */
-export const PACKAGED_ADDON = 'native/sluice_udp.node';
+const PACKAGED_ADDON = 'native/sluice_udp.node';
 
 /**
  * A single executable carries the addon as an asset; the dynamic loader needs a file, so it is
