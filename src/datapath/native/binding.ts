@@ -1,6 +1,9 @@
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isSingleExecutable, packagedAsset } from '../../core/packaged.js';
 
 /** An opaque handle to one native engine (native/src/engine.h). */
 export type EngineHandle = { readonly __engine: unique symbol };
@@ -42,6 +45,7 @@ export const ADDON_PATH = fileURLToPath(new URL('../../../../native/build/Releas
  */
 export function loadNativeBinding(path: string = ADDON_PATH, platform: string = process.platform): BindingLoad {
   if (platform !== 'linux') return { ok: false, reason: `it needs Linux, this is ${platform}` };
+  if (isSingleExecutable && path === ADDON_PATH) return loadPackagedBinding();
   if (!existsSync(path)) return { ok: false, reason: `${path} is not built (npm install builds it; see native/build.log)` };
   try {
     const binding = createRequire(import.meta.url)(path) as NativeBinding;
@@ -49,5 +53,35 @@ export function loadNativeBinding(path: string = ADDON_PATH, platform: string = 
     return { ok: true, binding, layout };
   } catch (err) {
     return { ok: false, reason: `${path} does not load: ${(err as Error).message}` };
+  }
+}
+
+/** The asset a single executable carries the addon in (scripts/build-sea.mjs). */
+const PACKAGED_ADDON = 'native/sluice_udp.node';
+
+/**
+ * A single executable carries the addon as an asset; the dynamic loader needs a file, so it is
+ * written to a private temporary directory (mode 0700), loaded, and removed at once: the mapping
+ * stays valid after the unlink, and nothing is left behind, whatever way the process ends.
+ */
+function loadPackagedBinding(): BindingLoad {
+  const bytes = packagedAsset(PACKAGED_ADDON);
+  if (!bytes) return { ok: false, reason: 'this single executable carries no native addon (built without one)' };
+  let dir: string;
+  try {
+    dir = mkdtempSync(join(tmpdir(), 'sluice-udp-'));
+  } catch (err) {
+    return { ok: false, reason: `cannot write the packaged addon to ${tmpdir()}: ${(err as Error).message} (set TMPDIR to a writable directory)` };
+  }
+  const file = join(dir, 'sluice_udp.node');
+  try {
+    writeFileSync(file, bytes, { mode: 0o500 });
+    const module = { exports: {} as NativeBinding };
+    process.dlopen(module, file);
+    return { ok: true, binding: module.exports, layout: module.exports.layout() };
+  } catch (err) {
+    return { ok: false, reason: `the packaged addon does not load from ${file}: ${(err as Error).message}` };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
