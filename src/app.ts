@@ -18,6 +18,7 @@ import { CrowdsecHolder } from './admission/crowdsec/crowdsec-holder.js';
 import { VerdictChanges } from './admission/reverdict.js';
 import { crowdsecStatusLogger } from './admission/crowdsec/status-log.js';
 import { ContainerRoutes } from './discovery/container-routes.js';
+import { Bans } from './admission/bans/bans.js';
 
 export interface AppDeps {
   readonly clock: Clock;
@@ -41,6 +42,8 @@ export class App {
   crowdsec: CrowdsecHolder | undefined;
   /** Routes from container labels (`docker:`, docs/containers.md); adding or removing `docker:` needs a restart. */
   containers: ContainerRoutes | undefined;
+  /** The ban list and ban rules (`bans:`, docs/bans.md); API bans work without the section (in memory only). */
+  bans: Bans | undefined;
 
   private constructor(
     readonly node: SluiceNode,
@@ -77,10 +80,19 @@ export class App {
       datapath: () => node?.udpDatapathKind ?? 'js',
       containers: () => self?.containers?.status(),
       exposure: () => self?.exposure,
+      bans: () => self?.bans,
     });
     // Live sessions of the node's routes and of the exposure's listeners are judged again on every change.
     const verdicts = new VerdictChanges(events, deps.clock);
     const crowdsec = new CrowdsecHolder({ clock: deps.clock, onStatus: crowdsecStatusLogger(log), onVerdictsChanged: () => verdicts.changed('crowdsec') });
+    const bans = await Bans.start(config.bans, {
+      clock: deps.clock,
+      events,
+      warn: (fields, message) => log.warn(fields, message),
+      onBanned: () => verdicts.changed('bans'),
+      rulesOf: (route) => node?.route(route)?.config.bans,
+    });
+    bans.exposeMetrics(recording.registry);
     try {
       await crowdsec.apply(config.crowdsec);
       crowdsec.exposeMetrics(recording.registry);
@@ -92,10 +104,12 @@ export class App {
         udpDatapath: udp.datapath,
         geo: () => geo.current,
         crowdsec: (r) => crowdsec.admitter(r),
+        admit: bans.admitter,
         verdicts,
       });
     } catch (err) {
       crowdsec.close();
+      await bans.close();
       await recording.stop();
       throw err;
     }
@@ -113,6 +127,7 @@ export class App {
     } catch (err) {
       await node.destroy();
       crowdsec.close();
+      await bans.close();
       await recording.stop();
       throw err;
     }
@@ -122,6 +137,7 @@ export class App {
     app.exposure = exposure;
     exposure.exposeMetrics(recording.registry);
     app.crowdsec = crowdsec;
+    app.bans = bans;
     if (config.docker) {
       app.containers = ContainerRoutes.start({ ...config, docker: config.docker }, { clock: deps.clock, log, node, serialize: (fn) => app.#serial(fn) });
     }
@@ -155,10 +171,12 @@ export class App {
     try {
       await this.geo.load(parsed.config.geoip?.database);
       await this.crowdsec?.apply(parsed.config.crowdsec);
+      await this.bans?.apply(parsed.config.bans);
       const summary = this.containers ? await this.containers.reloadFile(parsed.config) : await this.node.reload(parsed.config);
       this.log.level = parsed.config.log.level;
       await this.recording.apply(parsed.config);
       this.crowdsec?.exposeMetrics(this.recording.registry);
+      this.bans?.exposeMetrics(this.recording.registry);
       this.exposure?.exposeMetrics(this.recording.registry);
       return summary;
     } catch (err) {
@@ -175,6 +193,7 @@ export class App {
     await this.containers?.close();
     await this.node.shutdown();
     this.crowdsec?.close();
+    await this.bans?.close();
     await this.recording.stop();
   }
 

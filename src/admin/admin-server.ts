@@ -14,6 +14,7 @@ import type { RecentActivity } from './recent.js';
 import { checkRequest } from './request-guard.js';
 import { dashboardFiles, type StaticFile } from './static-files.js';
 import { sessionsView, type RouteView } from './views.js';
+import { bansApi, type BanList } from './bans-api.js';
 
 export interface AdminServerDeps {
   readonly clock: Clock;
@@ -30,6 +31,8 @@ export interface AdminServerDeps {
   readonly peers?: () => Record<string, unknown>;
   readonly recent: RecentActivity;
   readonly live: LiveHub;
+  /** The ban list behind /api/bans (admission/bans/bans.ts). */
+  readonly bans?: () => BanList | undefined;
   /** Per-source backoff for wrong credentials; kept by the caller so it outlives a listener change. Default: one of its own. */
   readonly throttle?: LoginThrottle;
 }
@@ -164,6 +167,15 @@ export class AdminServer {
       return this.#json(res, 401, { error: 'unauthorized' }, { 'www-authenticate': 'Bearer realm="sluice-admin"' });
     }
     if (this.#auth.required) this.#throttle.succeeded(req.socket.remoteAddress);
+    if (path === '/api/bans') {
+      const r = await bansApi(method, url, req, this.deps.bans?.(), this.#auth.required, async () => {
+        const body = await readBody(req, MAX_BODY_BYTES);
+        if (body === undefined) throw new Error(`larger than ${MAX_BODY_BYTES} bytes`);
+        return JSON.parse(body) as unknown;
+      });
+      if (method !== 'GET') this.deps.log.info({ method, status: r.status, remote: req.socket.remoteAddress }, 'admin API: ban list change requested');
+      return this.#json(res, r.status, r.body, r.headers);
+    }
     if (method !== 'GET') return this.#json(res, 405, { error: 'method not allowed' }, { allow: 'GET' });
 
     const now = this.deps.clock.wallNow();

@@ -8,6 +8,7 @@ import type { ConfigIssue, RouteConfig, SluiceConfig } from './types.js';
 import { aclSpecIssues, type AclSpec } from '../admission/acl/acl-policy.js';
 import { parseCidr } from '../admission/acl/cidr.js';
 import { normaliseLapiUrl } from '../admission/crowdsec/settings.js';
+import type { BansSettings } from '../admission/bans/settings.js';
 import { checkExpose, compileAgent, compileGateway, replyBudgetOf, type RawAgent, type RawGateway } from './gateway-schema.js';
 import { DEFAULT_REPLY_BUDGET } from '../core/reply-budget.js';
 import { compileDocker } from '../discovery/docker-config.js';
@@ -116,7 +117,18 @@ function checkAdmission(data: RawConfig, at: (path: (string | number)[], message
   if (data.acl) aclAt(['acl'], data.acl);
   const servicesAcl = (data.gateway as { services?: { acl?: AclSpec } } | undefined)?.services?.acl;
   if (servicesAcl?.crowdsec && !data.crowdsec) at(['gateway', 'services', 'acl', 'crowdsec'], 'needs the top-level crowdsec: section (url, apiKey)');
+  const ruleNames = new Set(Object.keys(data.bans?.rules ?? {}));
+  const rulesAt = (path: (string | number)[], names: readonly string[] | undefined) =>
+    names?.forEach((n, i) => {
+      if (!ruleNames.has(n)) at([...path, i], `no ban rule "${n}" in bans.rules${ruleNames.size ? ` (known: ${[...ruleNames].join(', ')})` : ''}`);
+    });
+  rulesAt(['bans', 'default'], data.bans?.default);
+  data.bans?.allow.forEach((text, i) => {
+    const c = parseCidr(text);
+    if (typeof c === 'string') at(['bans', 'allow', i], c);
+  });
   for (const [name, r] of Object.entries(data.routes)) {
+    rulesAt(['routes', name, 'bans'], r.bans);
     if (r.acl) aclAt(['routes', name, 'acl'], r.acl);
     const pp = r.proxyProtocol;
     if (!pp) continue;
@@ -158,6 +170,7 @@ function compile(data: RawConfig): SluiceConfig {
       ratePerSource: r.tcp.ratePerSource,
     },
     acl: r.acl ?? data.acl,
+    ...((r.bans ?? data.bans?.default) ? { bans: r.bans ?? data.bans?.default } : {}),
     ...((r.sourcePrefix ?? data.sourcePrefix) ? { sourcePrefix: r.sourcePrefix ?? data.sourcePrefix } : {}),
     proxyProtocol: r.proxyProtocol && {
       accept: r.proxyProtocol.accept,
@@ -184,6 +197,7 @@ function compile(data: RawConfig): SluiceConfig {
           },
         }
       : {}),
+    ...(data.bans ? { bans: compileBans(data.bans, data.gateway?.stateDir) } : {}),
     accessLog: data.accessLog,
     log: data.log,
     lifecycle: { drainTimeoutMs: data.lifecycle.drainTimeout, watch: data.lifecycle.watch },
@@ -195,6 +209,26 @@ function compile(data: RawConfig): SluiceConfig {
     ...(data.sourcePrefix ? { sourcePrefix: data.sourcePrefix } : {}),
     ...compileObserve(data),
   });
+}
+
+function compileBans(b: NonNullable<RawConfig['bans']>, gatewayStateDir: string | undefined): BansSettings {
+  return {
+    rules: Object.entries(b.rules).map(([name, r]) => ({
+      name,
+      ...(r.when.newSessionsPer ? { newSessionsPer: { count: r.when.newSessionsPer.count, windowMs: r.when.newSessionsPer.window } } : {}),
+      ...(r.when.rejectionsPer ? { rejectionsPer: { count: r.when.rejectionsPer.count, windowMs: r.when.rejectionsPer.window } } : {}),
+      banMs: r.ban,
+      escalate: r.escalate,
+      maxBanMs: Math.max(r.maxBan, r.ban),
+      scope: r.scope,
+      mode: r.mode,
+    })),
+    allow: b.allow,
+    default: b.default,
+    // The gateway's state directory when there is one, so one directory holds all of Sluice's state.
+    stateDir: b.stateDir ?? gatewayStateDir ?? 'sluice-state',
+    maxTracked: b.maxTracked,
+  };
 }
 
 /** Offset of the node at `path`, or of its nearest existing parent (for a missing key). */

@@ -128,6 +128,34 @@ const sourcePrefix = z
     ipv6: z.number().int().min(0).max(128).default(64),
   });
 
+/** "`count` events within `window`" of a ban rule (docs/bans.md). */
+const banCondition = z.strictObject({ count: z.number().int().min(1).max(10_000), window: duration });
+
+/** `bans:` (docs/bans.md): behaviour rules, networks never banned, the state directory. */
+const bans = z.strictObject({
+  rules: z
+    .record(
+      z.string(),
+      z.strictObject({
+        when: z
+          .strictObject({ newSessionsPer: banCondition.optional(), rejectionsPer: banCondition.optional() })
+          .refine((w) => w.newSessionsPer !== undefined || w.rejectionsPer !== undefined, 'needs newSessionsPer or rejectionsPer'),
+        ban: duration,
+        escalate: z.number().min(1).max(1000).default(1),
+        maxBan: duration.prefault('30d'),
+        scope: z
+          .strictObject({ ipv4: z.number().int().min(0).max(32).default(32), ipv6: z.number().int().min(0).max(128).default(64) })
+          .prefault({}),
+        mode: z.enum(['enforce', 'observe']).default('enforce'),
+      }),
+    )
+    .default({}),
+  allow: stringList,
+  default: stringList,
+  stateDir: z.string().min(1).optional(),
+  maxTracked: z.number().int().min(1).max(10_000_000).default(100_000),
+});
+
 export const routeSchema = z.strictObject({
   listen,
   upstream,
@@ -136,6 +164,8 @@ export const routeSchema = z.strictObject({
   acl: acl.optional(),
   proxyProtocol: proxyProtocol.optional(),
   sourcePrefix: sourcePrefix.optional(),
+  /** Names of `bans.rules` that watch this route; absent = `bans.default`. */
+  bans: z.array(z.string()).optional(),
 });
 
 /** `gateway:` and `agent:` (docs/expose.md), built from the route parts above. */
@@ -148,6 +178,7 @@ export const configSchema = z.strictObject({
   sourcePrefix: sourcePrefix.optional(),
   geoip: z.strictObject({ database: z.string().min(1) }).optional(),
   crowdsec: crowdsec.optional(),
+  bans: bans.optional(),
   accessLog: z.strictObject({ output: z.string().min(1).default('stdout') }).prefault({}),
   log: z
     .strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })

@@ -6,6 +6,7 @@ import type { ObserveConfig } from './observe-schema.js';
 import type { DockerConfig } from '../discovery/docker-config.js';
 import type { ReplyBudget } from '../core/reply-budget.js';
 import type { SourcePrefix } from '../admission/source-key.js';
+import type { BansSettings } from '../admission/bans/settings.js';
 
 /** A token bucket: `perSecond` refill, `burst` capacity. `perSecond: 0` turns the limit off. */
 export interface RateLimit {
@@ -70,6 +71,8 @@ export interface RouteConfig {
   readonly sourcePrefix?: SourcePrefix;
   /** Absent for the config file's routes; set on routes discovered elsewhere (container labels). */
   readonly origin?: RouteOrigin;
+  /** Names of the ban rules watching this route (its `bans`, else `bans.default`); absent = none. */
+  readonly bans?: readonly string[];
 }
 
 /** Where a discovered route came from (src/discovery/, docs/containers.md). */
@@ -93,6 +96,8 @@ export interface SluiceConfig extends ObserveConfig {
   readonly geoip: { readonly database: string } | undefined;
   /** The CrowdSec Local API for routes whose acl says `crowdsec: true` (docs/crowdsec.md); absent = none. */
   readonly crowdsec?: CrowdsecSettings;
+  /** Ban rules, allowlist and state directory (docs/bans.md); absent = no rules, API bans kept in memory only. */
+  readonly bans?: BansSettings;
   readonly accessLog: AccessLogConfig;
   readonly log: { readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
   readonly lifecycle: { readonly drainTimeoutMs: number; readonly watch: boolean };

@@ -27,10 +27,22 @@ export type EndReason =
   | VerdictReason;
 
 /** Why an admission step (ACL, CrowdSec) refuses a client: new ones are rejected, live ones end with it. */
-export type VerdictReason = 'acl-cidr' | 'acl-country' | 'crowdsec';
+export type VerdictReason = 'acl-cidr' | 'acl-country' | 'crowdsec' | 'banned';
 
 /** What changed the inputs of admission verdicts (a metric label: a closed set; ban sources add theirs). */
-export type VerdictCause = 'reload' | 'crowdsec';
+export type VerdictCause = 'reload' | 'crowdsec' | 'bans';
+
+/** One entry of the ban list (admission/bans/, docs/bans.md), as events, the API and the state file carry it. */
+export interface BanInfo {
+  /** The banned address or network in canonical text (`203.0.113.7`, `2001:db8:1:2::/64`). */
+  readonly target: string;
+  /** Who banned it: `rule:<name>`, `api` or `crowdsec`. */
+  readonly source: string;
+  readonly reason: string;
+  /** Wall-clock milliseconds when it was added and when it ends. */
+  readonly createdAt: number;
+  readonly expiresAt: number;
+}
 
 /** Why a new session or connection was refused before any upstream resource was spent. */
 export type RejectReason =
@@ -85,6 +97,10 @@ export type SluiceEvent =
   /** Verdict inputs changed (`cause`) and live sessions were checked again; counts over every route. */
   | { type: 'verdicts-reapplied'; at: number; cause: VerdictCause; checked: number; ended: number; wouldEnd: number }
   | { type: 'session-rejected'; at: number; route: string; proto: Transport; client: Endpoint; reason: RejectReason; detail?: string; observeOnly?: boolean }
+  /** A ban was added to the list, or (`observeOnly`, a rule in observe mode) would have been. */
+  | { type: 'ban-added'; at: number; ban: BanInfo; observeOnly?: boolean }
+  /** A ban left the list: `expired`, or `removed` through the API. */
+  | { type: 'ban-removed'; at: number; ban: BanInfo; why: 'expired' | 'removed' }
   | { type: 'dial-error'; at: number; flow: FlowRef; upstream: string; code: string; message: string; latencyMs: number }
   | { type: 'dial-ok'; at: number; flow: FlowRef; latencyMs: number }
   | { type: 'datagrams-dropped'; at: number; route: string; reason: DropReason; count: number }

@@ -27,6 +27,13 @@ export function opsLogSink(log: Logger, clock: { now(): number }): (e: SluiceEve
         // One line per change that touched live sessions (the access log has one line per session).
         if (e.ended > 0 || e.wouldEnd > 0) log.info({ cause: e.cause, checked: e.checked, ended: e.ended, wouldEnd: e.wouldEnd }, 'verdicts changed; live sessions judged again');
         return;
+      case 'ban-added':
+        // The audit trail of the ban list (docs/bans.md): one line per change, whoever made it.
+        log.info({ target: e.ban.target, source: e.ban.source, reason: e.ban.reason, expiresAt: new Date(e.ban.expiresAt).toISOString() }, e.observeOnly ? 'ban would be added (observe mode)' : 'ban added');
+        return;
+      case 'ban-removed':
+        log.info({ target: e.ban.target, source: e.ban.source, why: e.why }, e.why === 'expired' ? 'ban expired' : 'ban removed');
+        return;
       case 'dial-error': {
         const now = clock.now();
         const last = lastDialError.get(e.flow.route);

@@ -14,6 +14,7 @@ import { LiveHub } from '../admin/live-hub.js';
 import { RecentActivity } from '../admin/recent.js';
 import { RouteTraffic } from '../admin/route-traffic.js';
 import type { RouteView } from '../admin/views.js';
+import type { BanList } from '../admin/bans-api.js';
 import { agentStatusView } from '../agent/agent-view.js';
 import type { Agent } from '../agent/agent.js';
 import { gatewayPeersView, peerFlowOf, peerSummary, peerView, type GatewayPeerSource } from '../agent/peer-view.js';
@@ -46,6 +47,8 @@ export interface RecordingDeps {
    * The gateway and agent of `gateway:` / `agent:` (App.exposure), read lazily: /api/peers, the
    * peer metrics, `peerPath` in records, and the agent's connect listeners beside the node's routes.
    */
+  /** The ban list behind /api/bans; undefined before it started. */
+  readonly bans?: () => BanList | undefined;
   readonly exposure?: () => { readonly gateway?: (GatewayPeerSource & PublishedSource) | undefined; readonly agent?: Agent | undefined } | undefined;
   /** This process's UUID for flow UUIDs; a fresh one by default. */
   readonly instanceId?: string;
@@ -347,6 +350,7 @@ export class Recording {
       routes: () => this.#routes(),
       routeViews: () => this.routeViews(),
       peers: () => this.peers(),
+      bans: () => this.#deps.bans?.(),
       metrics: () => this.#exposition(),
       health: () => this.status(),
       recent: this.recent,

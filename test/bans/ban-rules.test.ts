@@ -1,0 +1,159 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { once } from 'node:events';
+import type { TestContext } from 'node:test';
+import { ManualClock } from '../helpers/manual-clock.js';
+import { tcpServer, waitFor } from '../helpers/net.js';
+import { startApp, tempDir } from '../admin/app-helper.js';
+import type { SluiceEvent } from '../../src/observe/events.js';
+
+// Behaviour bans over real sockets, on an injected clock (docs/bans.md).
+
+const yaml = (up: number, stateDir: string, rule = '', allow = '[]') => `
+bans:
+  stateDir: ${stateDir}
+  allow: ${allow}
+  rules:
+    scanners: { when: { newSessionsPer: { count: 5, window: 10s } }, ban: 2s, escalate: 2, maxBan: 5s${rule} }
+routes:
+  ssh:
+    listen: tcp://127.0.0.1:0
+    upstream: 127.0.0.1:${up}
+    bans: [scanners]
+  other:
+    listen: tcp://127.0.0.1:0
+    upstream: 127.0.0.1:${up}
+`;
+
+/** Resolves when the relay closed the client's connection (FIN or reset). */
+export function ended(s: net.Socket): Promise<unknown> {
+  if (s.readableEnded || s.destroyed) return Promise.resolve();
+  return Promise.race([once(s, 'end'), once(s, 'close')]);
+}
+
+export async function echoUpstream(t: TestContext) {
+  return tcpServer(t, (s) => {
+    s.on('data', (d) => s.write(d));
+    s.on('end', () => s.end());
+  });
+}
+
+export async function banApp(t: TestContext, extra: { rule?: string; allow?: string } = {}) {
+  // Registered first, so client sockets close before the app stops (its drain deadline runs on the manual clock).
+  const sockets: net.Socket[] = [];
+  t.after(() => sockets.forEach((s) => s.destroy()));
+  const up = await echoUpstream(t);
+  const dir = await tempDir(t, 'sluice-bans-');
+  const clock = new ManualClock();
+  const a = await startApp(t, yaml(up.port, dir, extra.rule, extra.allow), { clock });
+  const seen: SluiceEvent[] = [];
+  a.app.events.subscribe((e) => seen.push(e));
+  const ofType = <K extends SluiceEvent['type']>(type: K) => seen.filter((e): e is Extract<SluiceEvent, { type: K }> => e.type === type);
+  const settled = () => ofType('session-started').length + ofType('session-rejected').length;
+  /** One connection from `from`; resolves once admission decided; `echoed` says whether bytes came back. */
+  const connect = async (from = '127.0.0.1', route = 'ssh') => {
+    const before = settled();
+    const s = net.connect({ host: '127.0.0.1', port: a.port(route), localAddress: from, allowHalfOpen: true });
+    s.on('error', () => {});
+    sockets.push(s);
+    await once(s, 'connect');
+    await waitFor(() => settled() > before, `verdict for a connection from ${from}`);
+    return s;
+  };
+  const echoes = async (s: net.Socket) => {
+    s.write('ping');
+    const [d] = (await once(s, 'data')) as [Buffer];
+    return d.toString();
+  };
+  return { ...a, clock, dir, seen, ofType, connect, echoes, up };
+}
+
+test('bans: 5 connections in 10 s ban the source for 2 s: its live connections end with banned, the next is refused, another source goes on; the ban expires on the clock and a second offence lasts twice as long', async (t) => {
+  const b = await banApp(t);
+  const other = await b.connect('127.0.0.2');
+  assert.equal(await b.echoes(other), 'ping');
+  const live = [];
+  for (let i = 0; i < 4; i++) {
+    const s = await b.connect();
+    assert.equal(await b.echoes(s), 'ping');
+    live.push(s);
+  }
+  assert.equal(b.ofType('ban-added').length, 0, 'four connections are under the count');
+  const fifth = await b.connect();
+  await waitFor(() => b.ofType('ban-added').length === 1, 'the fifth connection bans the source');
+  const [added] = b.ofType('ban-added');
+  assert.deepEqual([added!.ban.target, added!.ban.source, added!.ban.expiresAt - added!.ban.createdAt, added!.observeOnly], ['127.0.0.1', 'rule:scanners', 2000, undefined]);
+
+  // Every live connection of 127.0.0.1 ends with `banned`; 127.0.0.2's does not.
+  await waitFor(() => b.ofType('session-ended').length === 5, 'the banned source\'s five connections end');
+  assert.deepEqual(
+    b.ofType('session-ended').map((e) => [e.flow.client.address, e.reason]),
+    Array.from({ length: 5 }, () => ['127.0.0.1', 'banned']),
+  );
+  await Promise.all([...live, fifth].map((s) => ended(s)));
+  assert.equal(await b.echoes(other), 'ping', 'the other source keeps its connection');
+  assert.equal(b.app.node.route('ssh')!.active, 1);
+  const [pass] = b.ofType('verdicts-reapplied').filter((e) => e.cause === 'bans');
+  assert.equal(pass?.ended, 5);
+
+  // The sixth connection is refused before any upstream connection; on every route (bans are per source).
+  const upBefore = b.up.sockets.size;
+  const sixth = await b.connect();
+  await ended(sixth);
+  const seventh = await b.connect('127.0.0.1', 'other');
+  await ended(seventh);
+  assert.deepEqual(b.ofType('session-rejected').map((e) => [e.route, e.reason]), [['ssh', 'banned'], ['other', 'banned']]);
+  assert.equal(b.up.sockets.size, upBefore);
+  assert.equal((await b.connect('127.0.0.2')).destroyed, false, 'another source is still admitted');
+
+  // The ban ends on the injected clock; then the source is admitted again.
+  b.clock.advance(1999);
+  const still = await b.connect();
+  await ended(still);
+  assert.equal(b.ofType('session-rejected').length, 3);
+  b.clock.advance(1);
+  assert.deepEqual(b.ofType('ban-removed').map((e) => [e.ban.target, e.why]), [['127.0.0.1', 'expired']]);
+  const back = await b.connect();
+  assert.equal(await b.echoes(back), 'ping');
+
+  // Second offence: twice the first duration.
+  for (let i = 0; i < 4; i++) await b.connect();
+  await waitFor(() => b.ofType('ban-added').length === 2, 'second ban');
+  const second = b.ofType('ban-added')[1]!.ban;
+  assert.equal(second.expiresAt - second.createdAt, 4000);
+  assert.match(second.reason, /offence 2/);
+  // Third offence: capped by maxBan (5 s), not 8 s.
+  b.clock.advance(4000);
+  for (let i = 0; i < 5; i++) await b.connect();
+  await waitFor(() => b.ofType('ban-added').length === 3, 'third ban');
+  const third = b.ofType('ban-added')[2]!.ban;
+  assert.equal(third.expiresAt - third.createdAt, 5000);
+});
+
+test('bans: an allowlisted source is never banned, however many connections it opens', async (t) => {
+  const b = await banApp(t, { allow: '[127.0.0.1/32]' });
+  for (let i = 0; i < 7; i++) assert.equal(await b.echoes(await b.connect()), 'ping');
+  assert.equal(b.ofType('ban-added').length, 0);
+  assert.equal(b.ofType('session-rejected').length, 0);
+  assert.equal(b.app.bans!.store.size, 0);
+  // Nor by hand: a ban inside the allowlist is refused.
+  assert.match(String(b.app.bans!.add({ target: '127.0.0.1', source: 'api', reason: 'x', durationMs: 1000 })), /inside bans.allow 127.0.0.1\/32/);
+  // The other loopback address has no such protection.
+  for (let i = 0; i < 5; i++) await b.connect('127.0.0.2');
+  await waitFor(() => b.ofType('ban-added').length === 1, 'the non-allowlisted source is banned');
+  assert.equal(b.ofType('ban-added')[0]!.ban.target, '127.0.0.2');
+});
+
+test('bans: a rule in observe mode records the would-be ban and bans nothing', async (t) => {
+  const b = await banApp(t, { rule: ', mode: observe' });
+  const socks = [];
+  for (let i = 0; i < 6; i++) socks.push(await b.connect());
+  await waitFor(() => b.ofType('ban-added').length === 1, 'a would-ban event');
+  const [e] = b.ofType('ban-added');
+  assert.deepEqual([e!.observeOnly, e!.ban.target, e!.ban.source], [true, '127.0.0.1', 'rule:scanners']);
+  assert.equal(b.app.bans!.store.size, 0);
+  for (const s of socks) assert.equal(await b.echoes(s), 'ping', 'every connection is still relayed');
+  assert.equal(b.ofType('session-ended').length, 0);
+  assert.equal(b.ofType('session-rejected').length, 0);
+});
