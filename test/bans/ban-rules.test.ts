@@ -4,9 +4,10 @@ import net from 'node:net';
 import { once } from 'node:events';
 import type { TestContext } from 'node:test';
 import { ManualClock } from '../helpers/manual-clock.js';
-import { tcpServer, waitFor } from '../helpers/net.js';
+import { waitFor } from '../helpers/net.js';
 import { startApp, tempDir } from '../admin/app-helper.js';
 import type { SluiceEvent } from '../../src/observe/events.js';
+import { clientSockets, echoUpstream, ended } from './helpers.js';
 
 // Behaviour bans over real sockets, on an injected clock (docs/bans.md).
 
@@ -26,23 +27,9 @@ routes:
     upstream: 127.0.0.1:${up}
 `;
 
-/** Resolves when the relay closed the client's connection (FIN or reset). */
-export function ended(s: net.Socket): Promise<unknown> {
-  if (s.readableEnded || s.destroyed) return Promise.resolve();
-  return Promise.race([once(s, 'end'), once(s, 'close')]);
-}
-
-export async function echoUpstream(t: TestContext) {
-  return tcpServer(t, (s) => {
-    s.on('data', (d) => s.write(d));
-    s.on('end', () => s.end());
-  });
-}
-
-export async function banApp(t: TestContext, extra: { rule?: string; allow?: string } = {}) {
+async function banApp(t: TestContext, extra: { rule?: string; allow?: string } = {}) {
   // Registered first, so client sockets close before the app stops (its drain deadline runs on the manual clock).
-  const sockets: net.Socket[] = [];
-  t.after(() => sockets.forEach((s) => s.destroy()));
+  const sockets = clientSockets(t);
   const up = await echoUpstream(t);
   const dir = await tempDir(t, 'sluice-bans-');
   const clock = new ManualClock();
