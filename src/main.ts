@@ -11,6 +11,7 @@ import { formatHostPort } from './core/address.js';
 import { App } from './app.js';
 import { runUdpexposerCommand, UDPEXPOSER_USAGE } from './cli/udpexposer.js';
 import { runStatusCommand, STATUS_HELP } from './cli/status.js';
+import { BANS_HELP, runBansCommand } from './cli/bans.js';
 
 /** The process shell: the only module that touches `process`. */
 const FLAGS = { config: 'string', help: 'boolean', h: 'boolean', version: 'boolean', v: 'boolean' } as const;
@@ -20,6 +21,7 @@ async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'udpexposer') return udpexposer(argv.slice(1));
   // status has its own flags (--admin, --token, --json).
   if (argv[0] === 'status') return runStatusCommand(argv.slice(1), { stdout: process.stdout, stderr: process.stderr, env: process.env });
+  if (argv[0] === 'bans') return runBansCommand(argv.slice(1), { stdout: process.stdout, stderr: process.stderr, env: process.env });
   let args;
   try {
     args = parseArgs(argv, FLAGS);
@@ -33,7 +35,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (args.flags.has('help') || args.flags.has('h') || args.command === 'help') {
     const topic = args.command === 'help' ? args.positional[0] : args.command;
-    const own: Record<string, string> = { ...COMMAND_HELP, status: STATUS_HELP, udpexposer: UDPEXPOSER_USAGE };
+    const own: Record<string, string> = { ...COMMAND_HELP, status: STATUS_HELP, bans: BANS_HELP, udpexposer: UDPEXPOSER_USAGE };
     process.stdout.write((topic !== undefined && own[topic]) || HELP);
     return EXIT.ok;
   }

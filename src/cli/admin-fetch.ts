@@ -50,7 +50,7 @@ export function adminFetch(trust: AdminTrust): typeof fetch {
           resolve,
         );
         req.once('error', reject);
-        req.end();
+        req.end(typeof init?.body === 'string' ? init.body : undefined);
       });
       const chunks: Buffer[] = [];
       for await (const c of res) chunks.push(c as Buffer);

@@ -5,6 +5,7 @@ Usage:
   sluice check FILE            validate FILE and list every problem; exits 0 when valid
   sluice demo                  run an embedded demo: echo upstreams behind a UDP and a TCP route
   sluice status [--admin URL]  routes and live sessions of a running sluice, from its admin API
+  sluice bans [list|add|remove]  the ban list of a running sluice, through its admin API
   sluice udpexposer ...        udpexposer-compatible mode (its own flags; sluice udpexposer -h)
   sluice COMMAND --help        the flags of one command
   sluice --help | -h           this text

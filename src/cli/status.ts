@@ -1,17 +1,10 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { formatHostPort } from '../core/address.js';
-import { isSluiceError } from '../core/errors.js';
-import { formatIssue } from '../config/types.js';
-import { loadConfigFile } from '../config/load.js';
 import type { RouteView, SessionView } from '../admin/views.js';
 import type { ConnectRouteView, PeerLinkView } from '../agent/peer-view.js';
 import type { AgentStatusView } from '../agent/agent-view.js';
-import { certificateFingerprint } from '../gateway/certificate.js';
 import { parseArgs } from './args.js';
-import { adminFetch } from './admin-fetch.js';
+import { ADMIN_FLAGS, ADMIN_FLAGS_HELP, AdminCallError, adminClient, type AdminIo } from './admin-client.js';
 import { EXIT } from './exit-codes.js';
-import { httpGet } from './http-get.js';
 
 /**
  * `sluice status [--admin URL] [--token T] [--config FILE] [--json] [--ca FILE | --fingerprint F | --insecure]`: routes and live sessions of
@@ -21,30 +14,15 @@ import { httpGet } from './http-get.js';
  * http://127.0.0.1:9090. The token: `--token`, else `$SLUICE_ADMIN_TOKEN`, else `admin.token` of
  * `--config FILE`. The environment keeps the token out of `ps` output.
  */
-export interface StatusIo {
-  readonly stdout: { write(text: string): unknown };
-  readonly stderr: { write(text: string): unknown };
-  readonly env: Readonly<Record<string, string | undefined>>;
-  /** Default: a GET over node:http (./http-get.ts). */
-  readonly fetch?: (url: URL, init: { headers: Record<string, string>; signal: AbortSignal }) => Promise<Response>;
-}
+export type StatusIo = AdminIo;
 
-const FLAGS = { admin: 'string', token: 'string', config: 'string', json: 'boolean', ca: 'string', fingerprint: 'string', insecure: 'boolean', help: 'boolean', h: 'boolean' } as const;
-const DEFAULT_ADMIN = 'http://127.0.0.1:9090';
-const TIMEOUT_MS = 5_000;
+const FLAGS = { ...ADMIN_FLAGS, json: 'boolean', help: 'boolean', h: 'boolean' } as const;
 
 export const STATUS_HELP = `Usage: sluice status [--admin URL] [--token TOKEN] [--config FILE] [--json] [--ca FILE | --fingerprint sha256:HEX | --insecure]
 
 Prints the routes, live sessions, peer links and connect listeners of a running Sluice, from its
 admin API.
-  --admin URL      the admin listener (http://127.0.0.1:9090, or host:port); env SLUICE_ADMIN
-  --token TOKEN    the admin token, if one is set; env SLUICE_ADMIN_TOKEN (keeps it out of ps)
-  --config FILE    read admin.listen and admin.token from the config file
-  --json           print the API's JSON instead of tables
-  --ca FILE        https: trust this CA (or self-signed certificate) PEM; the name is checked
-  --fingerprint F  https: accept exactly the certificate with this sha256:HEX (the admin
-                   listener logs it); --config pins the configured certificate by itself
-  --insecure       https: check nothing (the token goes to whoever answers)
+${ADMIN_FLAGS_HELP}  --json           print the API's JSON instead of tables
 Exit codes: 0 ok, 1 the admin API is unreachable or refused the request, 2 bad command line,
 3 the config file given with --config is invalid.
 `;
@@ -65,75 +43,11 @@ export async function runStatusCommand(argv: readonly string[], io: StatusIo): P
     io.stderr.write(`sluice status: unexpected argument "${args.command}"\n${STATUS_HELP}`);
     return EXIT.usage;
   }
-  const flag = (name: string) => {
-    const v = args.flags.get(name);
-    return typeof v === 'string' ? v : undefined;
-  };
-
-  let fromConfig: { url?: string; token?: string; fingerprint?: string } = {};
-  const configPath = flag('config');
-  if (configPath) {
-    const parsed = await loadConfigFile(configPath);
-    if (!parsed.ok) {
-      io.stderr.write(`sluice status: ${configPath}: ${parsed.issues.length} problem(s)\n`);
-      for (const issue of parsed.issues) io.stderr.write(`  ${formatIssue(issue)}\n`);
-      return EXIT.configInvalid;
-    }
-    const admin = parsed.config.admin;
-    if (!admin) {
-      io.stderr.write(`sluice status: ${configPath} has no admin: section, so there is no admin API to ask\n`);
-      return EXIT.usage;
-    }
-    const host = admin.listen.host === '0.0.0.0' ? '127.0.0.1' : admin.listen.host === '::' ? '::1' : admin.listen.host;
-    const pinned = admin.tls ? configuredFingerprint(admin.tls, parsed.config.gateway) : undefined;
-    if (typeof pinned === 'object') {
-      io.stderr.write(`sluice status: ${pinned.error}\n`);
-      return EXIT.usage;
-    }
-    fromConfig = { url: `${admin.tls ? 'https' : 'http'}://${formatHostPort(host, admin.listen.port)}`, token: admin.token, fingerprint: pinned };
-  }
-
-  const env = (name: string) => io.env[name] || undefined; // set but empty counts as unset
-  const base = normaliseUrl(flag('admin') ?? env('SLUICE_ADMIN') ?? fromConfig.url ?? DEFAULT_ADMIN);
-  if (typeof base === 'string') {
-    io.stderr.write(`sluice status: --admin: ${base}\n`);
-    return EXIT.usage;
-  }
-  const token = flag('token') ?? env('SLUICE_ADMIN_TOKEN') ?? fromConfig.token;
-  const ca = flag('ca');
-  const fingerprint = flag('fingerprint') ?? (ca === undefined ? fromConfig.fingerprint : undefined);
-  if (fingerprint !== undefined && !/^sha256:[0-9a-fA-F]{64}$/.test(fingerprint)) {
-    io.stderr.write(`sluice status: --fingerprint must be sha256: and 64 hex digits, got "${fingerprint}"\n`);
-    return EXIT.usage;
-  }
-  let doFetch: NonNullable<StatusIo["fetch"]> = io.fetch ?? httpGet;
-  if (base.protocol === 'https:' && !io.fetch) {
-    try {
-      doFetch = adminFetch({ caFile: ca, fingerprint, insecure: args.flags.has('insecure') });
-    } catch (err) {
-      io.stderr.write(`sluice status: ${(err as Error).message}\n`);
-      return EXIT.usage;
-    }
-  }
-
+  const admin = await adminClient(args.flags, io, 'status');
+  if (typeof admin === 'number') return admin;
   const get = async (path: string, optional = false): Promise<unknown> => {
-    let res: Response;
-    try {
-      res = await doFetch(new URL(path, base), {
-        headers: { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-        signal: AbortSignal.timeout(TIMEOUT_MS),
-      });
-    } catch (err) {
-      throw new StatusError(`cannot reach the admin API at ${base}: ${reachError(err)} (is \`sluice run\` running with admin.listen set?)`);
-    }
-    if (res.status === 401) throw new StatusError(`the admin API at ${base} needs a valid token (401): pass --token or set SLUICE_ADMIN_TOKEN`);
-    if (res.status === 403) {
-      const body = (await res.json().catch(() => ({}))) as { reason?: string };
-      throw new StatusError(`the admin API at ${base} refused the request (403 ${body.reason ?? 'forbidden'})`);
-    }
-    if (optional && res.status === 404) return undefined; // an older Sluice without this endpoint
-    if (!res.ok) throw new StatusError(`the admin API at ${base} answered ${res.status} for ${path}`);
-    return res.json();
+    const r = await admin.call(path, { accept: optional ? [404] : [] });
+    return r.status === 404 ? undefined : r.body; // 404 on an optional path: an older Sluice without this endpoint
   };
 
   try {
@@ -147,46 +61,10 @@ export async function runStatusCommand(argv: readonly string[], io: StatusIo): P
     else io.stdout.write(formatStatus(routes.routes, sessions, health, peers));
     return EXIT.ok;
   } catch (err) {
-    if (!(err instanceof StatusError)) throw err;
+    if (!(err instanceof AdminCallError)) throw err;
     io.stderr.write(`sluice status: ${err.message}\n`);
     return EXIT.runtime;
   }
-}
-
-class StatusError extends Error {}
-
-/** The sha256 pin of the certificate `admin.tls` names, read from its file; `{ error }` when it cannot be read. */
-function configuredFingerprint(tls: { cert: string; key: string } | 'gateway', gateway: { stateDir: string; tls: { cert: string } | undefined } | undefined): string | { error: string } {
-  const path = tls === 'gateway' ? (gateway?.tls?.cert ?? join(gateway?.stateDir ?? '.', 'gateway-cert.pem')) : tls.cert;
-  try {
-    return certificateFingerprint(readFileSync(path));
-  } catch (err) {
-    return { error: `cannot read the admin certificate ${path} to pin it: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (pass --fingerprint or --ca)` };
-  }
-}
-
-/** `host:port` or an http(s) URL -> the URL, or what is wrong with it. */
-function normaliseUrl(text: string): URL | string {
-  const withScheme = /^[a-z]+:\/\//i.test(text) ? text : `http://${text}`;
-  const port = /^[a-z]+:\/\/(?:\[[^\]]*\]|[^/:]*):(\d+)(?:\/|$)/i.exec(withScheme)?.[1];
-  if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) return `port ${port} is out of range (1-65535)`;
-  try {
-    const u = new URL(withScheme);
-    return u.protocol === 'http:' || u.protocol === 'https:' ? u : `expected http://host:port, https://host:port or host:port, got "${text}"`;
-  } catch {
-    return `expected http://host:port, https://host:port or host:port, got "${text}"`;
-  }
-}
-
-/** The socket error behind a failed request (connection refused, ...), or the timeout. */
-function reachError(err: unknown): string {
-  if (isSluiceError(err)) return err.message;
-  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
-  if (e.name === 'TimeoutError') return `no answer within ${TIMEOUT_MS / 1000}s`;
-  const code = e.cause?.code;
-  if (code === 'ECONNREFUSED') return 'connection refused (ECONNREFUSED): nothing listens there';
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `the host name does not resolve (${code})`;
-  return code ?? e.cause?.message ?? e.message ?? String(err);
 }
 
 /** What `sluice status` reads of /api/peers (src/agent/peer-view.ts). */

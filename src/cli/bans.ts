@@ -1,0 +1,89 @@
+import { parseArgs } from './args.js';
+import { ADMIN_FLAGS, ADMIN_FLAGS_HELP, AdminCallError, adminClient, type AdminIo } from './admin-client.js';
+import { EXIT } from './exit-codes.js';
+
+const FLAGS = { ...ADMIN_FLAGS, duration: 'string', reason: 'string', json: 'boolean', help: 'boolean', h: 'boolean' } as const;
+
+export const BANS_HELP = `Usage: sluice bans [list] [--json]
+       sluice bans add ADDRESS[/PREFIX] --duration 1h [--reason TEXT]
+       sluice bans remove ADDRESS[/PREFIX]
+       (each with [--admin URL] [--token TOKEN] [--config FILE] [--ca FILE | --fingerprint sha256:HEX | --insecure])
+
+Lists, adds and removes bans on a running Sluice through its admin API (docs/bans.md). Adding
+and removing need admin.token to be set on the server.
+  --duration D     add: how long the ban lasts (30m, 1h, 7d)
+  --reason TEXT    add: why, kept with the ban and shown in its refusals
+  --json           list: print the API's JSON instead of a table
+${ADMIN_FLAGS_HELP}Exit codes: 0 ok, 1 the admin API is unreachable or refused the request (or remove: no such
+ban), 2 bad command line, 3 the config file given with --config is invalid.
+`;
+
+interface BanView {
+  readonly target: string;
+  readonly source: string;
+  readonly reason: string;
+  readonly expiresAt: string;
+}
+
+/** `sluice bans [list|add|remove]`: the ban list of a running Sluice (GET/POST/DELETE /api/bans). */
+export async function runBansCommand(argv: readonly string[], io: AdminIo): Promise<number> {
+  const usage = (message: string) => {
+    io.stderr.write(`sluice bans: ${message}\n${BANS_HELP}`);
+    return EXIT.usage;
+  };
+  let args;
+  try {
+    args = parseArgs(argv, FLAGS);
+  } catch (err) {
+    return usage((err as Error).message);
+  }
+  if (args.flags.has('help') || args.flags.has('h')) {
+    io.stdout.write(BANS_HELP);
+    return EXIT.ok;
+  }
+  const action = args.command ?? 'list';
+  const target = args.positional[0];
+  const flag = (name: string) => {
+    const v = args.flags.get(name);
+    return typeof v === 'string' ? v : undefined;
+  };
+  if (!['list', 'add', 'remove'].includes(action)) return usage(`unknown action "${action}" (list, add or remove)`);
+  if (action === 'list' && target !== undefined) return usage(`list takes no address, got "${target}"`);
+  if (action !== 'list' && target === undefined) return usage(`${action} needs an address such as 203.0.113.7 or 2001:db8::/64`);
+  if (args.positional.length > 1) return usage(`unexpected argument "${args.positional[1]}"`);
+  if (action === 'add' && flag('duration') === undefined) return usage('add needs --duration (such as 1h)');
+  const admin = await adminClient(args.flags, io, 'bans');
+  if (typeof admin === 'number') return admin;
+  try {
+    if (action === 'add') {
+      const r = await admin.call('/api/bans', { method: 'POST', body: { address: target, duration: flag('duration'), ...(flag('reason') ? { reason: flag('reason') } : {}) } });
+      const ban = (r.body as { ban: BanView }).ban;
+      io.stdout.write(`banned ${ban.target} until ${ban.expiresAt}\n`);
+    } else if (action === 'remove') {
+      const r = await admin.call(`/api/bans?address=${encodeURIComponent(target!)}`, { method: 'DELETE', accept: [404] });
+      if (r.status === 404) {
+        io.stderr.write(`sluice bans: no ban on ${target}\n`);
+        return EXIT.runtime;
+      }
+      io.stdout.write(`removed the ban on ${(r.body as { removed: BanView }).removed.target}\n`);
+    } else {
+      const r = await admin.call('/api/bans');
+      const bans = (r.body as { bans: BanView[] }).bans;
+      if (args.flags.has('json')) io.stdout.write(`${JSON.stringify(r.body, null, 2)}\n`);
+      else io.stdout.write(formatBans(bans));
+    }
+    return EXIT.ok;
+  } catch (err) {
+    if (!(err instanceof AdminCallError)) throw err;
+    io.stderr.write(`sluice bans: ${err.message}\n`);
+    return EXIT.runtime;
+  }
+}
+
+/** A table of bans, columns padded to their widest cell. */
+export function formatBans(bans: readonly BanView[]): string {
+  if (bans.length === 0) return 'no bans\n';
+  const rows = [['TARGET', 'SOURCE', 'EXPIRES', 'REASON'], ...bans.map((b) => [b.target, b.source, b.expiresAt, b.reason])];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
+}
