@@ -75,6 +75,10 @@ test('bans API: list, add and remove with the token; refused without it; each ch
   });
   assert.equal(await refused(t, a.port('ssh')), true, 'the banned address is refused');
   assert.equal(await refused(t, a.port('ssh'), '127.0.0.2'), false, 'another address is not');
+  const metrics = (await request(`${base}/metrics`, { headers: auth })).body;
+  for (const line of ['sluice_bans_active 1', 'sluice_bans_added_total{source="api"} 1', 'sluice_sessions_rejected_total{route="ssh",proto="tcp",reason="banned"} 1']) {
+    assert.ok(metrics.split('\n').includes(line), `metrics have ${line}`);
+  }
   const list = JSON.parse((await request(`${base}/api/bans`, { headers: auth })).body);
   assert.deepEqual(list.bans.map((b: { target: string }) => b.target), ['127.0.0.1']);
   assert.equal(list.stateFile, join(dir, 'bans.json'));

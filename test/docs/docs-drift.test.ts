@@ -118,6 +118,7 @@ const SECTION_DOCS: Record<string, readonly string[]> = {
   conntrack: ['docs/conntrack.md'],
   admin: ['docs/configuration.md', 'docs/admin.md'],
   sourcePrefix: ['docs/configuration.md'],
+  bans: ['docs/configuration.md', 'docs/bans.md'],
 };
 
 const ROUTE_PART_DOCS = ['docs/configuration.md', 'docs/access-control.md'];
