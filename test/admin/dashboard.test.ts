@@ -83,6 +83,11 @@ lifecycle: { drainTimeout: 1s }
   assert.equal(denial[2], `127.0.0.1:${denied.localPort}`);
   assert.equal(denial[3], 'acl-cidr');
   assert.equal(await page.textContent('#total-active'), '1');
+  // The bans panel: a ban added through the list shows up without a reload (polled every 5 s).
+  assert.equal(typeof s.app.bans!.add({ target: '192.0.2.0/24', source: 'api', reason: 'dashboard test', durationMs: 3600_000 }), 'object');
+  const banRow = page.locator('#bans tbody tr[data-key="192.0.2.0/24"]');
+  await banRow.waitFor({ timeout: 10_000 });
+  assert.deepEqual((await banRow.locator('td').allTextContents()).map((x) => x.trim()).filter((_, i) => i !== 2), ['192.0.2.0/24', 'api', 'dashboard test']);
   // The chart has a rate and, after a few ticks, its area in the "from clients" blue.
   await page.waitForFunction(() => Number((globalThis as any).document.getElementById('chart').dataset.points) >= 3, undefined, { timeout: 10_000 });
   assert.match((await page.textContent('#rate-from')) ?? '', /^\d+(\.\d+)? (B|KiB)\/s$/);

@@ -143,6 +143,21 @@ function renderDenials() {
   $('total-denials').textContent = String(state.denials.length);
 }
 
+/** The ban list (GET /api/bans, docs/bans.md), read at start and every BANS_POLL_MS. */
+const BANS_POLL_MS = 5000;
+
+async function loadBans() {
+  const body = await api('/api/bans');
+  fillTable(
+    'bans',
+    body.bans,
+    [[(b) => b.target], [(b) => b.source], [(b) => new Date(b.expiresAt).toLocaleString()], [(b) => b.reason, 'reason']],
+    'no bans',
+    (b) => b.target,
+  );
+  $('bans-note').textContent = `(${body.bans.length})`;
+}
+
 function renderFlows() {
   fillTable(
     'flows',
@@ -356,7 +371,8 @@ async function main() {
   $('logout').hidden = !health.auth;
   state.denials = (await api(`/api/denials?limit=${MAX_ROWS}`)).denials;
   renderDenials();
-  await Promise.all([loadRoutes(), loadFlows(), loadPeers()]);
+  await Promise.all([loadRoutes(), loadFlows(), loadPeers(), loadBans()]);
+  setInterval(() => void loadBans().catch(() => {}), BANS_POLL_MS);
   drawChart();
   connect();
 }
