@@ -4,7 +4,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import type { TestContext } from 'node:test';
 import { ManualClock } from '../helpers/manual-clock.js';
-import { waitFor } from '../helpers/net.js';
+import { udpClient, udpEcho, waitFor } from '../helpers/net.js';
 import { startApp, tempDir } from '../admin/app-helper.js';
 import type { SluiceEvent } from '../../src/observe/events.js';
 import { clientSockets, echoUpstream, ended } from './helpers.js';
@@ -143,4 +143,88 @@ test('bans: a rule in observe mode records the would-be ban and bans nothing', a
   for (const s of socks) assert.equal(await b.echoes(s), 'ping', 'every connection is still relayed');
   assert.equal(b.ofType('session-ended').length, 0);
   assert.equal(b.ofType('session-rejected').length, 0);
+});
+
+test('bans: rejectionsPer counts refusals (here a per-source cap): the third refusal bans the source and its admitted connection ends', async (t) => {
+  const sockets = clientSockets(t);
+  const up = await echoUpstream(t);
+  const dir = await tempDir(t, 'sluice-bans-');
+  const clock = new ManualClock();
+  const a = await startApp(
+    t,
+    `
+bans:
+  stateDir: ${dir}
+  rules:
+    knockers: { when: { rejectionsPer: { count: 3, window: 1m } }, ban: 1h }
+  default: [knockers]
+routes:
+  ssh:
+    listen: tcp://127.0.0.1:0
+    upstream: 127.0.0.1:${up.port}
+    tcp: { maxConnectionsPerSource: 1 }
+`,
+    { clock },
+  );
+  const seen: SluiceEvent[] = [];
+  a.app.events.subscribe((e) => seen.push(e));
+  const count = (type: string) => seen.filter((e) => e.type === type).length;
+  const connect = async () => {
+    const before = count('session-started') + count('session-rejected');
+    const s = net.connect({ host: '127.0.0.1', port: a.port('ssh'), allowHalfOpen: true });
+    s.on('error', () => {});
+    sockets.push(s);
+    await once(s, 'connect');
+    await waitFor(() => count('session-started') + count('session-rejected') > before, 'a verdict');
+    return s;
+  };
+  const first = await connect();
+  for (let i = 0; i < 2; i++) await connect();
+  assert.equal(count('ban-added'), 0, 'two refusals are under the count');
+  await connect();
+  await waitFor(() => count('ban-added') === 1, 'the third refusal bans');
+  await ended(first);
+  const reasons = seen.flatMap((e) => (e.type === 'session-rejected' ? [e.reason] : e.type === 'session-ended' ? [`ended:${e.reason}`] : []));
+  assert.deepEqual(reasons, ['limit-source-sessions', 'limit-source-sessions', 'limit-source-sessions', 'ended:banned']);
+  // Refusals by the ban itself do not count towards another ban.
+  for (let i = 0; i < 3; i++) await connect();
+  assert.equal(count('ban-added'), 1);
+  assert.deepEqual(seen.flatMap((e) => (e.type === 'session-rejected' ? [e.reason] : [])).slice(3), ['banned', 'banned', 'banned']);
+});
+
+test('bans (udp): the second new session within the window bans the source; its live UDP sessions end with banned and its next datagram is refused', async (t) => {
+  const echo = await udpEcho(t);
+  const dir = await tempDir(t, 'sluice-bans-');
+  const clock = new ManualClock();
+  const a = await startApp(
+    t,
+    `
+bans:
+  stateDir: ${dir}
+  rules:
+    flood: { when: { newSessionsPer: { count: 2, window: 10s } }, ban: 1m }
+routes:
+  game:
+    listen: udp://127.0.0.1:0
+    upstream: 127.0.0.1:${echo.port}
+    udp: { idleTimeout: 60s }
+    bans: [flood]
+`,
+    { clock },
+  );
+  const seen: SluiceEvent[] = [];
+  a.app.events.subscribe((e) => seen.push(e));
+  const c1 = await udpClient(t);
+  c1.send(a.port('game'), 'one');
+  assert.equal((await c1.next()).toString(), 'one');
+  const c2 = await udpClient(t);
+  c2.send(a.port('game'), 'two');
+  await waitFor(() => seen.filter((e) => e.type === 'session-ended').length === 2, 'both UDP sessions end');
+  assert.deepEqual(seen.flatMap((e) => (e.type === 'session-ended' ? [e.reason] : [])), ['banned', 'banned']);
+  assert.equal(a.app.node.route('game')!.active, 0);
+  const before = echo.received;
+  c1.send(a.port('game'), 'again');
+  await waitFor(() => seen.some((e) => e.type === 'session-rejected'), 'the next datagram is refused');
+  assert.deepEqual(seen.flatMap((e) => (e.type === 'session-rejected' ? [e.reason] : [])), ['banned']);
+  assert.equal(echo.received, before, 'nothing more reached the upstream');
 });
