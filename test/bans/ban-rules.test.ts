@@ -27,6 +27,14 @@ routes:
     upstream: 127.0.0.1:${up}
 `;
 
+/** An App on a manual clock whose config starts with `bans:` (state in a temp dir) followed by `rest`. */
+async function withBans(t: TestContext, rest: string) {
+  const dir = await tempDir(t, 'sluice-bans-');
+  const clock = new ManualClock();
+  const a = await startApp(t, `bans:\n  stateDir: ${dir}${rest}`, { clock });
+  return { a, clock, dir };
+}
+
 async function banApp(t: TestContext, extra: { rule?: string; allow?: string } = {}) {
   // Registered first, so client sockets close before the app stops (its drain deadline runs on the manual clock).
   const sockets = clientSockets(t);
@@ -148,13 +156,9 @@ test('bans: a rule in observe mode records the would-be ban and bans nothing', a
 test('bans: rejectionsPer counts refusals (here a per-source cap): the third refusal bans the source and its admitted connection ends', async (t) => {
   const sockets = clientSockets(t);
   const up = await echoUpstream(t);
-  const dir = await tempDir(t, 'sluice-bans-');
-  const clock = new ManualClock();
-  const a = await startApp(
+  const { a } = await withBans(
     t,
     `
-bans:
-  stateDir: ${dir}
   rules:
     knockers: { when: { rejectionsPer: { count: 3, window: 1m } }, ban: 1h }
   default: [knockers]
@@ -164,7 +168,6 @@ routes:
     upstream: 127.0.0.1:${up.port}
     tcp: { maxConnectionsPerSource: 1 }
 `,
-    { clock },
   );
   const seen: SluiceEvent[] = [];
   a.app.events.subscribe((e) => seen.push(e));
@@ -194,13 +197,9 @@ routes:
 
 test('bans (udp): the second new session within the window bans the source; its live UDP sessions end with banned and its next datagram is refused', async (t) => {
   const echo = await udpEcho(t);
-  const dir = await tempDir(t, 'sluice-bans-');
-  const clock = new ManualClock();
-  const a = await startApp(
+  const { a } = await withBans(
     t,
     `
-bans:
-  stateDir: ${dir}
   rules:
     flood: { when: { newSessionsPer: { count: 2, window: 10s } }, ban: 1m }
 routes:
@@ -210,7 +209,6 @@ routes:
     udp: { idleTimeout: 60s }
     bans: [flood]
 `,
-    { clock },
   );
   const seen: SluiceEvent[] = [];
   a.app.events.subscribe((e) => seen.push(e));
