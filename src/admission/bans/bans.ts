@@ -40,6 +40,7 @@ export class Bans {
   #writer: BanFileWriter | undefined;
   #sweep: Timer;
   #unsubscribe: () => void;
+  #rejudgeQueued = false;
 
   private constructor(deps: BansDeps) {
     this.#deps = deps;
@@ -56,8 +57,7 @@ export class Bans {
         const source = c.ban.source.startsWith('rule:') ? 'rule' : c.ban.source;
         this.#added.set(source, (this.#added.get(source) ?? 0) + 1);
         deps.events.emit({ type: 'ban-added', at, ban: c.ban });
-        // After the current event (a rule fires inside a session-started emit): end live sessions outside it.
-        queueMicrotask(deps.onBanned);
+        this.#rejudgeSoon();
       } else {
         deps.events.emit({ type: 'ban-removed', at, ban: c.ban, why: c.kind });
       }
@@ -95,7 +95,21 @@ export class Bans {
     if (path === undefined) return;
     const read = await readBanFile(path);
     if (read.kind === 'malformed') this.#deps.warn({ file: path, problem: read.problem }, 'ban state file is malformed; starting without its bans');
-    if (read.kind === 'ok' && this.store.restore(read.bans) > 0) queueMicrotask(this.#deps.onBanned);
+    if (read.kind === 'ok' && this.store.restore(read.bans) > 0) this.#rejudgeSoon();
+  }
+
+  /**
+   * Live sessions are judged again once, after the current event (a rule fires inside a
+   * session-started emit, where ending sessions would re-enter the route), however many bans
+   * were added meanwhile.
+   */
+  #rejudgeSoon(): void {
+    if (this.#rejudgeQueued) return;
+    this.#rejudgeQueued = true;
+    queueMicrotask(() => {
+      this.#rejudgeQueued = false;
+      this.#deps.onBanned();
+    });
   }
 
   /** The admission step for every route: refuses a banned client with reason `banned`. */
