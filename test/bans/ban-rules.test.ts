@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { udpClient, udpEcho, waitFor } from '../helpers/net.js';
@@ -225,4 +227,44 @@ routes:
   await waitFor(() => seen.some((e) => e.type === 'session-rejected'), 'the next datagram is refused');
   assert.deepEqual(seen.flatMap((e) => (e.type === 'session-rejected' ? [e.reason] : [])), ['banned']);
   assert.equal(echo.received, before, 'nothing more reached the upstream');
+});
+
+test('bans: a reload applies new rules at once (observe to enforce) and the list stays', async (t) => {
+  const sockets = clientSockets(t);
+  const up = await echoUpstream(t);
+  const dir = await tempDir(t, 'sluice-bans-');
+  const file = join(dir, 'sluice.yaml');
+  const cfg = (mode: string) => `
+bans:
+  stateDir: ${dir}
+  rules:
+    scanners: { when: { newSessionsPer: { count: 2, window: 10s } }, ban: 1h, mode: ${mode} }
+  default: [scanners]
+routes:
+  ssh:
+    listen: tcp://127.0.0.1:0
+    upstream: 127.0.0.1:${up.port}
+`;
+  const a = await startApp(t, cfg('observe'), { file, clock: new ManualClock() });
+  a.app.bans!.add({ target: '192.0.2.1', source: 'api', reason: 'kept', durationMs: 3600_000 });
+  const seen: SluiceEvent[] = [];
+  a.app.events.subscribe((e) => seen.push(e));
+  const connect = async () => {
+    const before = seen.filter((e) => e.type === 'session-started' || e.type === 'session-rejected').length;
+    const s = net.connect({ host: '127.0.0.1', port: a.port('ssh'), allowHalfOpen: true });
+    s.on('error', () => {});
+    sockets.push(s);
+    await once(s, 'connect');
+    await waitFor(() => seen.filter((e) => e.type === 'session-started' || e.type === 'session-rejected').length > before, 'a verdict');
+  };
+  await connect();
+  await connect();
+  await waitFor(() => seen.some((e) => e.type === 'ban-added'), 'a would-be ban');
+  assert.equal(a.app.bans!.store.get('127.0.0.1'), undefined);
+  await writeFile(file, cfg('enforce'));
+  assert.ok(await a.app.reload());
+  await connect();
+  await connect();
+  await waitFor(() => a.app.bans!.store.get('127.0.0.1') !== undefined, 'banned under the reloaded rule');
+  assert.deepEqual(a.app.bans!.store.list().map((b) => b.target).sort(), ['127.0.0.1', '192.0.2.1']);
 });
