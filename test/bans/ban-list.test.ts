@@ -9,7 +9,7 @@ import { waitFor } from '../helpers/net.js';
 import { request, startApp, tempDir } from '../admin/app-helper.js';
 import { encodeProxyV2 } from '../../src/protocol/proxy-protocol/index.js';
 import type { SluiceEvent } from '../../src/observe/events.js';
-import { clientSockets, echoUpstream, ended } from './helpers.js';
+import { clientSockets, echoUpstream, refusedAfterConnect } from './helpers.js';
 
 // The ban list as data: the admin API, the state file across restarts, IPv6 prefixes (docs/bans.md).
 
@@ -39,11 +39,7 @@ async function refused(t: import('node:test').TestContext, port: number, from = 
   const s = net.connect({ host: '127.0.0.1', port, localAddress: from, allowHalfOpen: true });
   s.on('error', () => {});
   t.after(() => s.destroy());
-  await once(s, 'connect');
-  s.write('ping');
-  const r = await Promise.race([once(s, 'data').then(() => false), ended(s).then(() => true)]);
-  s.destroy();
-  return r;
+  return refusedAfterConnect(s);
 }
 
 test('bans API: list, add and remove with the token; refused without it; each change is one audit line; bans survive a restart', async (t) => {

@@ -4,9 +4,23 @@ import type { TestContext } from 'node:test';
 import { tcpServer } from '../helpers/net.js';
 
 /** Resolves when the relay closed the client's connection (FIN or reset). */
-export function ended(s: net.Socket): Promise<unknown> {
+export function ended(s: net.Socket): Promise<void> {
   if (s.readableEnded || s.destroyed) return Promise.resolve();
-  return Promise.race([once(s, 'end'), once(s, 'close')]);
+  return new Promise((resolve) => {
+    for (const e of ['end', 'close', 'error']) s.once(e, () => resolve());
+  });
+}
+
+/**
+ * Writes `ping` and resolves true when the relay closes the connection instead of echoing
+ * (a refused client), false when bytes come back. Destroys the socket after.
+ */
+export async function refusedAfterConnect(s: net.Socket): Promise<boolean> {
+  await once(s, 'connect');
+  s.write('ping');
+  const r = await Promise.race([new Promise<boolean>((resolve) => s.once('data', () => resolve(false))), ended(s).then(() => true)]);
+  s.destroy();
+  return r;
 }
 
 export async function echoUpstream(t: TestContext) {

@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { freePort, tcpServer, waitFor } from '../helpers/net.js';
 import { runSluice } from '../helpers/cli.js';
 import { tempDir } from '../helpers/peers.js';
+import { refusedAfterConnect } from '../bans/helpers.js';
 
 const TOKEN = 'bans-test-token-0123456789';
 
@@ -20,11 +20,7 @@ async function refused(t: TestContext, port: number): Promise<boolean> {
   const s = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
   s.on('error', () => {});
   t.after(() => s.destroy());
-  await once(s, 'connect');
-  s.write('ping');
-  const r = await Promise.race([once(s, 'data').then(() => false), Promise.race([once(s, 'end'), once(s, 'close')]).then(() => true)]);
-  s.destroy();
-  return r;
+  return refusedAfterConnect(s);
 }
 
 test('sluice bans: add, list and remove against a running `sluice run`; the state file follows; bad use is exit 2', async (t) => {
