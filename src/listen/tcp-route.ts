@@ -1,10 +1,12 @@
 import net from 'node:net';
+import { LRUCache } from 'lru-cache';
 import { once } from 'node:events';
 import { canonicalIp, formatListen, type Endpoint } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import { errnoCode, SluiceError } from '../core/errors.js';
 import type { RouteConfig, RouteOrigin } from '../config/types.js';
 import { AdmissionLimits, type LimitSettings } from '../admission/limits.js';
+import { PendingSlots, type PendingSlotsOptions } from '../admission/pending-slots.js';
 import type { EndReason, EventStream, FlowRef, RejectReason } from '../observe/events.js';
 import { relayTcp } from '../session/tcp-relay.js';
 import { applyAdmitter, eventReporter, type Admitter, type VerdictReporter } from '../admission/admitter.js';
@@ -45,7 +47,10 @@ export class TcpRoute implements RouteRuntime {
   #route: RouteConfig;
   #admit: Admitter | undefined;
   #pp: TcpProxyHeaders | null;
-  #pendingHeaders = 0;
+  /** Trusted senders whose PROXY header is not read yet (fair share per source, pending-slots.ts). */
+  readonly #pendingHeaders: PendingSlots;
+  /** Senders that gave a valid header before: their newcomers may evict others when full. */
+  readonly #goodSenders = new LRUCache<string, true>({ max: 1024 });
   readonly #reporter: VerdictReporter;
   #draining = false;
   #onEmpty: (() => void)[] = [];
@@ -62,6 +67,7 @@ export class TcpRoute implements RouteRuntime {
     this.#admit = deps.admit;
     this.#pp = route.proxyProtocol ? new TcpProxyHeaders(route.proxyProtocol) : null;
     this.#limits = new AdmissionLimits(limitSettings(route), deps.clock);
+    this.#pendingHeaders = new PendingSlots(pendingSettings(route));
     this.#reporter = eventReporter(deps.events, deps.clock, () => this.#route.name, 'tcp');
     server.on('connection', (down: net.Socket) => this.#accept(down));
     // Accept errors (EMFILE under a flood) must not take the process down; the listener keeps going.
@@ -100,6 +106,7 @@ export class TcpRoute implements RouteRuntime {
     this.#admit = admit;
     this.#pp = route.proxyProtocol ? new TcpProxyHeaders(route.proxyProtocol) : null;
     this.#limits.update(limitSettings(route));
+    this.#pendingHeaders.update(pendingSettings(route));
   }
 
   drain(): Promise<void> {
@@ -152,11 +159,17 @@ export class TcpRoute implements RouteRuntime {
       this.#admitAndDial(down, peer, undefined, pp !== null && !pp.trust.empty);
       return;
     }
-    if (this.#pendingHeaders >= Math.max(1, this.#route.tcp.maxConnections || 4096)) return this.#reject(down, peer, 'limit-route-sessions');
-    this.#pendingHeaders++;
+    let evicted = false;
+    const pending = this.#pendingHeaders.admit(peer.address, this.#goodSenders.has(peer.address), () => {
+      evicted = true;
+      down.destroy();
+    });
+    if (!pending.ok) return this.#reject(down, peer, 'limit-route-sessions', 'too many PROXY headers pending');
     void readProxyHeader(down, pp.settings.headerTimeoutMs, pp.settings.maxHeaderBytes).then((r) => {
-      this.#pendingHeaders--;
+      pending.slot.release();
+      if (evicted) return this.#reject(down, peer, 'limit-route-sessions', 'evicted while its PROXY header was pending');
       if (!r.ok) return this.#reject(down, peer, r.reason);
+      this.#goodSenders.set(peer.address, true);
       const a = r.header.addresses;
       this.#admitAndDial(down, a ? a.source : peer, a?.destination, false);
     });
@@ -251,6 +264,11 @@ export class TcpRoute implements RouteRuntime {
     this.#limits.release(c.client.address);
     if (this.#conns.size === 0) for (const done of this.#onEmpty.splice(0)) done();
   }
+}
+
+function pendingSettings(route: RouteConfig): PendingSlotsOptions {
+  const max = Math.max(1, route.tcp.maxConnections || 4096);
+  return { max, maxPerSource: Math.min(max, route.tcp.maxConnectionsPerSource || max) };
 }
 
 function limitSettings(route: RouteConfig): LimitSettings {
