@@ -192,3 +192,32 @@ export function fuzz<T>(target: FuzzTarget<T>): FuzzStats {
 export function hasCode(err: unknown, ...codes: string[]): boolean {
   return err instanceof Error && codes.includes((err as { code?: unknown }).code as string);
 }
+
+/**
+ * Structure-aware mutations of JSON documents: a corpus document with 1-3 of its values (found
+ * by a walk in document order) replaced by an arbitrary JSON value, or removed.
+ */
+export function mutatedJson(corpus: readonly unknown[]): fc.Arbitrary<unknown> {
+  const edit = fc.record({ at: fc.nat(), remove: fc.boolean(), value: fc.jsonValue({ maxDepth: 3 }) });
+  return fc
+    .tuple(fc.nat({ max: corpus.length - 1 }), fc.array(edit, { minLength: 1, maxLength: 3 }))
+    .map(([i, edits]) => {
+      let doc: unknown = structuredClone(corpus[i]);
+      for (const e of edits) doc = replaceNth(doc, e.at, e.remove, e.value);
+      return doc;
+    });
+}
+
+function replaceNth(doc: unknown, n: number, remove: boolean, value: unknown): unknown {
+  const slots: { parent: Record<string, unknown> | unknown[]; key: string | number }[] = [];
+  const walk = (v: unknown) => {
+    if (Array.isArray(v)) v.forEach((x, i) => (slots.push({ parent: v, key: i }), walk(x)));
+    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) (slots.push({ parent: v as Record<string, unknown>, key: k }), walk(x));
+  };
+  walk(doc);
+  if (slots.length === 0) return value;
+  const s = slots[n % slots.length]!;
+  if (remove && !Array.isArray(s.parent)) delete s.parent[s.key as string];
+  else (s.parent as Record<string | number, unknown>)[s.key] = value;
+  return doc;
+}
