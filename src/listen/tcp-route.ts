@@ -7,6 +7,7 @@ import { errnoCode, SluiceError } from '../core/errors.js';
 import type { RouteConfig, RouteOrigin } from '../config/types.js';
 import { AdmissionLimits, type LimitSettings } from '../admission/limits.js';
 import { PendingSlots, type PendingSlotsOptions } from '../admission/pending-slots.js';
+import { RefusalHold } from '../admission/refusal-hold.js';
 import type { EndReason, EventStream, FlowRef, RejectReason } from '../observe/events.js';
 import { relayTcp } from '../session/tcp-relay.js';
 import { applyAdmitter, eventReporter, type Admitter, type VerdictReporter } from '../admission/admitter.js';
@@ -51,6 +52,8 @@ export class TcpRoute implements RouteRuntime {
   readonly #pendingHeaders: PendingSlots;
   /** Senders that gave a valid header before: their newcomers may evict others when full. */
   readonly #goodSenders = new LRUCache<string, true>({ max: 1024 });
+  /** Senders refused for want of a pending slot, held unread so they cannot reconnect in a loop. */
+  readonly #refusedHeaders: RefusalHold;
   readonly #reporter: VerdictReporter;
   #draining = false;
   #onEmpty: (() => void)[] = [];
@@ -68,6 +71,7 @@ export class TcpRoute implements RouteRuntime {
     this.#pp = route.proxyProtocol ? new TcpProxyHeaders(route.proxyProtocol) : null;
     this.#limits = new AdmissionLimits(limitSettings(route), deps.clock);
     this.#pendingHeaders = new PendingSlots(pendingSettings(route));
+    this.#refusedHeaders = new RefusalHold({ holdMs: route.proxyProtocol?.headerTimeoutMs ?? 5000, max: 16_384, maxPerSource: pendingSettings(route).maxPerSource }, deps.clock);
     this.#reporter = eventReporter(deps.events, deps.clock, () => this.#route.name, 'tcp');
     server.on('connection', (down: net.Socket) => this.#accept(down));
     // Accept errors (EMFILE under a flood) must not take the process down; the listener keeps going.
@@ -112,6 +116,7 @@ export class TcpRoute implements RouteRuntime {
   drain(): Promise<void> {
     if (!this.#draining) {
       this.#draining = true;
+      this.#refusedHeaders.close();
       this.#serverClosed = new Promise((resolve) => this.server.close(() => resolve()));
     }
     const empty = this.#conns.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => this.#onEmpty.push(resolve));
@@ -164,7 +169,10 @@ export class TcpRoute implements RouteRuntime {
       evicted = true;
       down.destroy();
     });
-    if (!pending.ok) return this.#reject(down, peer, 'limit-route-sessions', 'too many PROXY headers pending');
+    if (!pending.ok) {
+      this.#refusedHeaders.refuse(down, peer.address);
+      return this.#report(peer, 'limit-route-sessions', 'too many PROXY headers pending');
+    }
     void readProxyHeader(down, pp.settings.headerTimeoutMs, pp.settings.maxHeaderBytes).then((r) => {
       pending.slot.release();
       if (evicted) return this.#reject(down, peer, 'limit-route-sessions', 'evicted while its PROXY header was pending');
@@ -176,9 +184,13 @@ export class TcpRoute implements RouteRuntime {
   }
 
   #reject(down: net.Socket, client: Endpoint, reason: RejectReason, detail?: string): void {
+    this.#report(client, reason, detail);
+    down.destroy();
+  }
+
+  #report(client: Endpoint, reason: RejectReason, detail?: string): void {
     const { clock, events } = this.deps;
     events.emit({ type: 'session-rejected', at: clock.wallNow(), route: this.#route.name, proto: 'tcp', client, reason, ...(detail ? { detail } : {}) });
-    down.destroy();
   }
 
   /**
