@@ -49,6 +49,8 @@ export class EngineError extends SluiceError {
 const REQUEST_TIMEOUT_MS = 10_000;
 /** A line longer than this is not an event; the stream is treated as broken. */
 const MAX_EVENT_LINE_BYTES = 1 << 20;
+/** Largest JSON answer read (a list of thousands of containers is a few MB); past it the request fails. */
+export const MAX_ENGINE_ANSWER_BYTES = 64 * 1024 * 1024;
 
 /** The engine's HTTP API on its unix socket, with node:http (no client library needed for four calls). */
 export class UnixSocketEngine implements ContainerEngine {
@@ -59,6 +61,7 @@ export class UnixSocketEngine implements ContainerEngine {
   constructor(
     readonly socketPath: string,
     private readonly relevant: (labels: Readonly<Record<string, string>>) => boolean = () => true,
+    private readonly maxAnswerBytes = MAX_ENGINE_ANSWER_BYTES,
   ) {}
 
   async identify(signal: AbortSignal): Promise<EngineIdentity> {
@@ -147,7 +150,14 @@ export class UnixSocketEngine implements ContainerEngine {
     return new Promise((resolve, reject) => {
       const req = http.request({ socketPath: this.socketPath, path, method: 'GET', signal: timeout }, (res) => {
         const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
+        let total = 0;
+        res.on('data', (c: Buffer) => {
+          total += c.length;
+          if (total <= this.maxAnswerBytes) return void chunks.push(c);
+          chunks.length = 0;
+          req.destroy();
+          reject(new EngineError(`GET ${path}: the answer is larger than ${this.maxAnswerBytes} bytes`, res.statusCode));
+        });
         res.once('error', (err) => reject(engineError(path, err)));
         res.once('end', () => {
           const body = Buffer.concat(chunks).toString('utf8');
