@@ -226,8 +226,10 @@ export class Gateway {
 
   #onConnection(raw: net.Socket): void {
     const source = canonicalIp(raw.remoteAddress ?? '')?.address ?? '?';
+    const key = `${raw.remoteAddress}|${raw.remotePort}`;
     const admitted = this.#closing ? undefined : this.#pending.admit(source, this.#knownSources.has(source), () => {
       this.counters.preAuthEvicted++;
+      this.#releases.get(key)?.();
       raw.destroy();
     });
     if (!admitted?.ok) {
@@ -237,7 +239,6 @@ export class Gateway {
     }
     const slot = admitted.slot;
     this.#sockets.add(raw);
-    const key = `${raw.remoteAddress}|${raw.remotePort}`;
     let released = false;
     // Node hands the raw socket to a TLSSocket and emits no 'close' on it afterwards, so the slot
     // is also freed by this timer: nothing may stay pre-auth longer than the handshake timeout.
