@@ -1,20 +1,3 @@
-/**
- * Bounded room for connections that have not proved anything yet (a TLS handshake before AUTH, a
- * PROXY header not yet read). Caps alone lose to slow peers from many addresses: each stays under
- * the per-source cap, together they hold every slot until their deadline, and they take each freed
- * slot back at once, so a legitimate newcomer is refused almost every time.
- *
- * When the table is full a newcomer may take the slot of a pending entry instead of being refused:
- * - a newcomer from a *preferred* source (one that authenticated before) may evict any entry of a
- *   source that is not preferred;
- * - any other newcomer may evict only an entry of a source that holds at least two more slots than
- *   the newcomer's source does (fair share per source), so evictions always move the table towards
- *   one-slot-per-source and never feed a loop in which peers evict each other.
- * The victim is taken from the source holding the most slots, then the least progressed (lowest
- * stage: a connection whose TLS is done outranks one still in its handshake), then the oldest.
- * Preferred entries are never evicted. Refusal and eviction are O(1) while nothing changed since
- * the last look; a change costs one scan of the table, at most `max` entries.
- */
 export interface PendingSlotsOptions {
   /** Slots in total. */
   readonly max: number;
@@ -41,7 +24,6 @@ class Entry implements PendingSlot {
     private readonly table: PendingSlots,
     readonly source: string,
     readonly preferred: boolean,
-    readonly seq: number,
     readonly evict: () => void,
   ) {}
 
@@ -58,19 +40,40 @@ class Entry implements PendingSlot {
   }
 }
 
+/**
+ * Bounded room for connections that have not proved anything yet (a TLS handshake before AUTH, a
+ * PROXY header not yet read). Caps alone lose to slow peers from many addresses: each stays under
+ * the per-source cap, together they hold every slot until their deadline, and they take each freed
+ * slot back at once, so a legitimate newcomer is refused almost every time.
+ *
+ * When the table is full a newcomer may take the slot of a pending entry instead of being refused:
+ * - a newcomer from a *preferred* source (one that authenticated before) may evict any entry of a
+ *   source that is not preferred;
+ * - any other newcomer may evict only an entry of a source that holds at least two more slots than
+ *   the newcomer's source does (fair share per source), so evictions always move the table towards
+ *   one-slot-per-source and never feed a loop in which peers evict each other.
+ * The victim is taken from the source holding the most slots, then the least progressed (lowest
+ * stage: a connection whose TLS is done outranks one still in its handshake), then the oldest.
+ * Preferred entries are never evicted. Refusal and eviction are O(1) while nothing changed since
+ * the last look; a change costs one scan of the table, at most `max` entries.
+ */
 export class PendingSlots {
   /** Insertion order is age order. */
   readonly #entries = new Set<Entry>();
   readonly #perSource = new Map<string, number>();
-  #seq = 0;
   /** The entry a newcomer would evict (most slots, least progress, oldest), or null; undefined = unknown. */
   #victim: Entry | null | undefined = null;
-  evictions = 0;
+  #evictions = 0;
 
   constructor(private opts: PendingSlotsOptions) {}
 
   get size(): number {
     return this.#entries.size;
+  }
+
+  /** Entries evicted so far. */
+  get evictions(): number {
+    return this.#evictions;
   }
 
   /** Slots `source` holds now. */
@@ -96,11 +99,11 @@ export class PendingSlots {
       const v = this.#findVictim();
       if (!v || (!preferred && this.held(v.source) < held + 2)) return { ok: false, reason: 'full' };
       v.release();
-      this.evictions++;
+      this.#evictions++;
       evicted = true;
       v.evict();
     }
-    const e = new Entry(this, source, preferred, this.#seq++, evict);
+    const e = new Entry(this, source, preferred, evict);
     this.#entries.add(e);
     this.#perSource.set(source, this.held(source) + 1);
     this.changed();
