@@ -9,7 +9,11 @@ import {
   type ProxyDecodeOptions,
 } from '../../src/protocol/proxy-protocol/index.js';
 import { UdpProxyHeaders } from '../../src/session/udp-proxy-header.js';
-import { fuzz, hexBytes, hexCorpus, mutatedInputs, vectorText } from './fuzz.js';
+import { once } from 'node:events';
+import net from 'node:net';
+import { startNode } from '../helpers/node.js';
+import { tcpServer } from '../helpers/net.js';
+import { fcSettings, fuzz, hexBytes, hexCorpus, mutatedInputs, vectorText } from './fuzz.js';
 
 const corpus = [
   ...(['v1', 'v2'] as const).flatMap((v) => (JSON.parse(vectorText(`proxy-protocol/${v}.json`)) as { vectors: { hex: string }[] }).vectors.map((x) => hexBytes(x.hex))),
@@ -85,4 +89,66 @@ test('fuzz: PROXY v2 on UDP: decodeProxyDatagram and the route classifier', (t) 
     numRuns: 4000,
   });
   t.diagnostic(`decodeProxyDatagram: ${JSON.stringify(stats)}`);
+});
+
+test('fuzz: a TCP route reading PROXY headers from real sockets, mutated headers in arbitrary chunks', async (t) => {
+  const up = await tcpServer(t, (s) => {
+    s.on('error', () => {});
+    s.pipe(s);
+  });
+  const n = await startNode(
+    t,
+    `
+routes:
+  web:
+    listen: tcp://127.0.0.1:0
+    upstream: 127.0.0.1:${up.port}
+    proxyProtocol: { accept: [127.0.0.1/32], headerTimeout: 1s }
+`,
+  );
+  const { seed } = fcSettings(0);
+  // Half the inputs unmutated corpus entries, so accepted headers are read in chunks too.
+  const inputs = fc.oneof(mutatedInputs(corpus), fc.constantFrom(...corpus));
+  const cases = fc.sample(fc.tuple(inputs, fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 6 })), { seed, numRuns: 150 });
+  let relayed = 0;
+  let refused = 0;
+  for (const [buf, cuts] of cases) {
+    const s = net.connect({ host: '127.0.0.1', port: n.port('web'), allowHalfOpen: true });
+    s.on('error', () => {});
+    await once(s, 'connect');
+    const got: Buffer[] = [];
+    s.on('data', (d: Buffer) => got.push(d));
+    const closed = new Promise((r) => s.once('close', r));
+    let at = 0;
+    for (let i = 0; at < buf.length; i++) {
+      s.write(buf.subarray(at, at + cuts[i % cuts.length]!));
+      at += cuts[i % cuts.length]!;
+    }
+    s.end();
+    await closed;
+    const r = (() => {
+      try {
+        return decodeProxyHeader(buf, { final: true });
+      } catch {
+        return undefined;
+      }
+    })();
+    if (r?.kind === 'ok') {
+      // Accepted: exactly the bytes after the header came back through the upstream.
+      assert.deepEqual(Buffer.concat(got), buf.subarray(r.length));
+      relayed++;
+    } else {
+      assert.equal(Buffer.concat(got).length, 0, 'nothing relayed for a refused header');
+      refused++;
+    }
+  }
+  // Still serving.
+  const s = net.connect({ host: '127.0.0.1', port: n.port('web'), allowHalfOpen: true });
+  s.on('error', () => {});
+  s.end(Buffer.concat([hexBytes('50524f58592054435034203139322e302e322e31203139322e302e322e32203120320d0a'), Buffer.from('ok')]));
+  const [back] = (await once(s, 'data')) as Buffer[];
+  assert.equal(back!.toString(), 'ok');
+  s.destroy();
+  t.diagnostic(`route over sockets: ${cases.length} connections, ${relayed} relayed, ${refused} refused`);
+  assert.ok(relayed > 0 && refused > 0);
 });
