@@ -1,10 +1,13 @@
 import net from 'node:net';
+import { LRUCache } from 'lru-cache';
 import { once } from 'node:events';
 import { canonicalIp, formatListen, type Endpoint } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import { errnoCode, SluiceError } from '../core/errors.js';
 import type { RouteConfig, RouteOrigin } from '../config/types.js';
 import { AdmissionLimits, type LimitSettings } from '../admission/limits.js';
+import { PendingSlots, type PendingSlotsOptions } from '../admission/pending-slots.js';
+import { RefusalHold } from '../admission/refusal-hold.js';
 import type { EndReason, EventStream, FlowRef, RejectReason } from '../observe/events.js';
 import { relayTcp } from '../session/tcp-relay.js';
 import { applyAdmitter, eventReporter, type AdmitVerdict, type Admitter, type VerdictReporter } from '../admission/admitter.js';
@@ -54,7 +57,12 @@ export class TcpRoute implements RouteRuntime {
   #route: RouteConfig;
   #admit: Admitter | undefined;
   #pp: TcpProxyHeaders | null;
-  #pendingHeaders = 0;
+  /** Trusted senders whose PROXY header is not read yet (fair share per source, pending-slots.ts). */
+  readonly #pendingHeaders: PendingSlots;
+  /** Senders that gave a valid header before: their newcomers may evict others when full. */
+  readonly #goodSenders = new LRUCache<string, true>({ max: 1024 });
+  /** Senders refused for want of a pending slot, held unread so they cannot reconnect in a loop. */
+  readonly #refusedHeaders: RefusalHold;
   readonly #reporter: VerdictReporter;
   #draining = false;
   #onEmpty: (() => void)[] = [];
@@ -71,6 +79,8 @@ export class TcpRoute implements RouteRuntime {
     this.#admit = deps.admit;
     this.#pp = route.proxyProtocol ? new TcpProxyHeaders(route.proxyProtocol) : null;
     this.#limits = new AdmissionLimits(limitSettings(route), deps.clock);
+    this.#pendingHeaders = new PendingSlots(pendingSettings(route));
+    this.#refusedHeaders = new RefusalHold({ holdMs: route.proxyProtocol?.headerTimeoutMs ?? 5000, max: 16_384, maxPerSource: pendingSettings(route).maxPerSource }, deps.clock);
     this.#reporter = eventReporter(deps.events, deps.clock, () => this.#route.name, 'tcp');
     server.on('connection', (down: net.Socket) => this.#accept(down));
     // Accept errors (EMFILE under a flood) must not take the process down; the listener keeps going.
@@ -109,6 +119,7 @@ export class TcpRoute implements RouteRuntime {
     this.#admit = admit;
     this.#pp = route.proxyProtocol ? new TcpProxyHeaders(route.proxyProtocol) : null;
     this.#limits.update(limitSettings(route));
+    this.#pendingHeaders.update(pendingSettings(route));
   }
 
   /** Judges every live connection again with the current admitter (admission/reverdict.ts). */
@@ -127,6 +138,7 @@ export class TcpRoute implements RouteRuntime {
   drain(): Promise<void> {
     if (!this.#draining) {
       this.#draining = true;
+      this.#refusedHeaders.close();
       this.#serverClosed = new Promise((resolve) => this.server.close(() => resolve()));
     }
     const empty = this.#conns.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => this.#onEmpty.push(resolve));
@@ -174,20 +186,33 @@ export class TcpRoute implements RouteRuntime {
       this.#admitAndDial(down, peer, undefined, pp !== null && !pp.trust.empty);
       return;
     }
-    if (this.#pendingHeaders >= Math.max(1, this.#route.tcp.maxConnections || 4096)) return this.#reject(down, peer, 'limit-route-sessions');
-    this.#pendingHeaders++;
+    let evicted = false;
+    const pending = this.#pendingHeaders.admit(peer.address, this.#goodSenders.has(peer.address), () => {
+      evicted = true;
+      down.destroy();
+    });
+    if (!pending.ok) {
+      this.#refusedHeaders.refuse(down, peer.address);
+      return this.#report(peer, 'limit-route-sessions', 'too many PROXY headers pending');
+    }
     void readProxyHeader(down, pp.settings.headerTimeoutMs, pp.settings.maxHeaderBytes).then((r) => {
-      this.#pendingHeaders--;
+      pending.slot.release();
+      if (evicted) return this.#reject(down, peer, 'limit-route-sessions', 'evicted while its PROXY header was pending');
       if (!r.ok) return this.#reject(down, peer, r.reason);
+      this.#goodSenders.set(peer.address, true);
       const a = r.header.addresses;
       this.#admitAndDial(down, a ? a.source : peer, a?.destination, false);
     });
   }
 
   #reject(down: net.Socket, client: Endpoint, reason: RejectReason, detail?: string): void {
+    this.#report(client, reason, detail);
+    down.destroy();
+  }
+
+  #report(client: Endpoint, reason: RejectReason, detail?: string): void {
     const { clock, events } = this.deps;
     events.emit({ type: 'session-rejected', at: clock.wallNow(), route: this.#route.name, proto: 'tcp', client, reason, ...(detail ? { detail } : {}) });
-    down.destroy();
   }
 
   /**
@@ -299,6 +324,11 @@ export class TcpRoute implements RouteRuntime {
     this.#limits.release(c.source);
     if (this.#conns.size === 0) for (const done of this.#onEmpty.splice(0)) done();
   }
+}
+
+function pendingSettings(route: RouteConfig): PendingSlotsOptions {
+  const max = Math.max(1, route.tcp.maxConnections || 4096);
+  return { max, maxPerSource: Math.min(max, route.tcp.maxConnectionsPerSource || max) };
 }
 
 function limitSettings(route: RouteConfig): LimitSettings {
