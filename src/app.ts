@@ -154,6 +154,7 @@ export class App {
       await this.recording.apply(parsed.config);
       this.crowdsec?.exposeMetrics(this.recording.registry);
       this.exposure?.exposeMetrics(this.recording.registry);
+      await this.exposure?.reload(parsed.config);
       return summary;
     } catch (err) {
       const message = err instanceof SluiceError ? err.message : String(err);

@@ -124,6 +124,9 @@ async function serve(config: SluiceConfig, path: string | undefined, started?: (
     return isSluiceError(err, 'SLUICE_ERR_CONFIG_READ') ? EXIT.configInvalid : EXIT.runtime;
   }
   started?.(app);
+  // The clock's timers are unref'd, and an agent waiting to retry may hold no socket: this handle
+  // keeps the process up until a signal stops it, so it never exits 0 for lack of work.
+  const keepAlive = setInterval(() => {}, 1 << 30);
   process.on('SIGHUP', () => void app.reload());
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
@@ -134,6 +137,7 @@ async function serve(config: SluiceConfig, path: string | undefined, started?: (
   process.once('SIGTERM', again);
   process.once('SIGINT', again);
   await app.stop();
+  clearInterval(keepAlive);
   return EXIT.ok;
 }
 
