@@ -128,14 +128,22 @@ async function serve(config: SluiceConfig, path: string | undefined, started?: (
   // keeps the process up until a signal stops it, so it never exits 0 for lack of work.
   const keepAlive = setInterval(() => {}, 1 << 30);
   process.on('SIGHUP', () => void app.reload());
-  await new Promise<void>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
-  });
+  // One listener for the whole run, so a second signal is never lost between two registrations.
+  let signals = 0;
+  let stop!: () => void;
+  const stopping = new Promise<void>((resolve) => (stop = resolve));
+  const onSignal = () => {
+    if (++signals === 1) return stop();
+    if (signals === 2) {
+      app.log.warn('stopping at once: live sessions end now (a third signal exits without cleanup)');
+      return void app.node.destroy();
+    }
+    process.exit(EXIT.runtime);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  await stopping;
   app.log.info('stopping: draining live sessions (send the signal again to stop at once)');
-  const again = () => void app.node.destroy();
-  process.once('SIGTERM', again);
-  process.once('SIGINT', again);
   await app.stop();
   clearInterval(keepAlive);
   return EXIT.ok;
