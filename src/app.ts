@@ -13,6 +13,7 @@ import { DirectDatagramDialer } from './upstream/direct/udp-dialer.js';
 import { selectUdpDatapath } from './datapath/native/select.js';
 import type { NativeDatapathOptions } from './datapath/native/native-datapath.js';
 import { GeoHolder } from './admission/geo-holder.js';
+import { checkOutputs } from './observe/output-check.js';
 import { startExposure, type Exposure } from './gateway/exposure.js';
 import { CrowdsecHolder } from './admission/crowdsec/crowdsec-holder.js';
 import { crowdsecStatusLogger } from './admission/crowdsec/status-log.js';
@@ -59,6 +60,7 @@ export class App {
     const log = pino({ level: config.log.level, base: undefined }, deps.logDestination as never);
     const events = new EventStream((err) => log.error({ err }, 'an event sink failed and was detached'));
     events.subscribe(opsLogSink(log, deps.clock));
+    await checkOutputs(config);
     const geo = new GeoHolder();
     await geo.load(config.geoip?.database);
     // Chosen once per process; `datapath: native` where the addon cannot load stops the start here.
@@ -147,6 +149,7 @@ export class App {
       return undefined;
     }
     try {
+      await checkOutputs(parsed.config, this.node.config);
       await this.geo.load(parsed.config.geoip?.database);
       await this.crowdsec?.apply(parsed.config.crowdsec);
       const summary = this.containers ? await this.containers.reloadFile(parsed.config) : await this.node.reload(parsed.config);

@@ -82,14 +82,15 @@ async function check(path: string | true | undefined): Promise<number> {
 }
 
 async function run(path: string | true | undefined): Promise<number> {
+  const reloads = holdReloads();
   const config = await load(path);
   if (typeof config === 'number') return config;
-  return serve(config, path as string);
+  return serve(config, path as string, reloads);
 }
 
 async function demo(): Promise<number> {
   const upstreams = await startDemoUpstreams();
-  const code = await serve(upstreams.config, undefined, (app) => {
+  const code = await serve(upstreams.config, undefined, holdReloads(), (app) => {
     const [udp, tcp] = [app.node.route('demo-udp')!, app.node.route('demo-tcp')!];
     process.stderr.write(
       [
@@ -114,20 +115,36 @@ function benchKnobs() {
   return { gso: process.env.SLUICE_UDP_GSO !== '0', readiness: process.env.SLUICE_UDP_READINESS === 'thread' ? ('thread' as const) : ('loop' as const) };
 }
 
-async function serve(config: SluiceConfig, path: string | undefined, started?: (app: App) => void): Promise<number> {
+/**
+ * Takes SIGHUP from the first moment of `run`: a reload asked for while the config loads or the
+ * routes bind (a supervisor's reload) runs once started, instead of SIGHUP's default (exit).
+ */
+function holdReloads(): { attach(app: App): void } {
+  let running: App | undefined;
+  let pending = false;
+  process.on('SIGHUP', () => (running ? void running.reload() : (pending = true)));
+  return {
+    attach(app) {
+      running = app;
+      if (pending) void app.reload();
+    },
+  };
+}
+
+async function serve(config: SluiceConfig, path: string | undefined, reloads: { attach(app: App): void }, started?: (app: App) => void): Promise<number> {
   let app: App;
   try {
     app = await App.start(config, path, { clock: systemClock, logDestination: process.stderr, udpNative: benchKnobs() });
   } catch (err) {
     process.stderr.write(`sluice: ${isSluiceError(err) ? err.message : String(err)}\n`);
-    if (isSluiceError(err, 'SLUICE_ERR_BIND')) return EXIT.startFailed;
+    if (isSluiceError(err, 'SLUICE_ERR_BIND') || isSluiceError(err, 'SLUICE_ERR_OUTPUT')) return EXIT.startFailed;
     return isSluiceError(err, 'SLUICE_ERR_CONFIG_READ') ? EXIT.configInvalid : EXIT.runtime;
   }
   started?.(app);
   // The clock's timers are unref'd, and an agent waiting to retry may hold no socket: this handle
   // keeps the process up until a signal stops it, so it never exits 0 for lack of work.
   const keepAlive = setInterval(() => {}, 1 << 30);
-  process.on('SIGHUP', () => void app.reload());
+  reloads.attach(app);
   // One listener for the whole run, so a second signal is never lost between two registrations.
   let signals = 0;
   let stop!: () => void;
@@ -146,6 +163,8 @@ async function serve(config: SluiceConfig, path: string | undefined, started?: (
   app.log.info('stopping: draining live sessions (send the signal again to stop at once)');
   await app.stop();
   clearInterval(keepAlive);
+  // Whatever is still pending after the stop (a stuck file-system call) must not hold the exit.
+  setTimeout(() => process.exit(EXIT.ok), 5_000).unref();
   return EXIT.ok;
 }
 
