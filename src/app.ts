@@ -14,6 +14,7 @@ import { selectUdpDatapath } from './datapath/native/select.js';
 import type { NativeDatapathOptions } from './datapath/native/native-datapath.js';
 import { GeoHolder } from './admission/geo-holder.js';
 import { checkOutputs } from './observe/output-check.js';
+import { preflightFile } from './config/preflight.js';
 import { startExposure, type Exposure } from './gateway/exposure.js';
 import { CrowdsecHolder } from './admission/crowdsec/crowdsec-holder.js';
 import { crowdsecStatusLogger } from './admission/crowdsec/status-log.js';
@@ -144,8 +145,9 @@ export class App {
   async #reloadOnce(): Promise<ReloadSummary | undefined> {
     if (!this.configPath) return undefined;
     const parsed = await loadConfigFile(this.configPath);
-    if (!parsed.ok) {
-      this.events.emit({ type: 'config-rejected', at: this.deps.clock.wallNow(), problems: parsed.issues.map(formatIssue) });
+    const issues = parsed.ok ? await preflightFile(parsed.config, this.configPath, this.node.config) : parsed.issues;
+    if (!parsed.ok || issues.length > 0) {
+      this.events.emit({ type: 'config-rejected', at: this.deps.clock.wallNow(), problems: issues.map(formatIssue) });
       return undefined;
     }
     try {

@@ -3,6 +3,7 @@ import { systemClock } from './core/clock.js';
 import { isSluiceError } from './core/errors.js';
 import { formatIssue, type SluiceConfig } from './config/types.js';
 import { loadConfigFile } from './config/load.js';
+import { preflightFile } from './config/preflight.js';
 import { parseArgs } from './cli/args.js';
 import { EXIT } from './cli/exit-codes.js';
 import { HELP } from './cli/help.js';
@@ -64,9 +65,10 @@ async function load(path: string | true | undefined): Promise<SluiceConfig | num
     return EXIT.usage;
   }
   const parsed = await loadConfigFile(path);
-  if (parsed.ok) return parsed.config;
-  process.stderr.write(`sluice: ${path}: ${parsed.issues.length} problem(s)\n`);
-  for (const issue of parsed.issues) process.stderr.write(`  ${formatIssue(issue)}\n`);
+  const issues = parsed.ok ? await preflightFile(parsed.config, path) : parsed.issues;
+  if (parsed.ok && issues.length === 0) return parsed.config;
+  process.stderr.write(`sluice: ${path}: ${issues.length} problem(s)\n`);
+  for (const issue of issues) process.stderr.write(`  ${formatIssue(issue)}\n`);
   return EXIT.configInvalid;
 }
 
