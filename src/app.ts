@@ -13,6 +13,8 @@ import { DirectDatagramDialer } from './upstream/direct/udp-dialer.js';
 import { selectUdpDatapath } from './datapath/native/select.js';
 import type { NativeDatapathOptions } from './datapath/native/native-datapath.js';
 import { GeoHolder } from './admission/geo-holder.js';
+import { checkOutputs } from './observe/output-check.js';
+import { preflightFile } from './config/preflight.js';
 import { startExposure, type Exposure } from './gateway/exposure.js';
 import { CrowdsecHolder } from './admission/crowdsec/crowdsec-holder.js';
 import { VerdictChanges } from './admission/reverdict.js';
@@ -61,6 +63,7 @@ export class App {
     const log = pino({ level: config.log.level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, deps.logDestination as never);
     const events = new EventStream((err) => log.error({ err }, 'an event sink failed and was detached'));
     events.subscribe(opsLogSink(log, deps.clock));
+    await checkOutputs(config);
     const geo = new GeoHolder();
     await geo.load(config.geoip?.database);
     // Chosen once per process; `datapath: native` where the addon cannot load stops the start here.
@@ -148,11 +151,13 @@ export class App {
   async #reloadOnce(): Promise<ReloadSummary | undefined> {
     if (!this.configPath) return undefined;
     const parsed = await loadConfigFile(this.configPath);
-    if (!parsed.ok) {
-      this.events.emit({ type: 'config-rejected', at: this.deps.clock.wallNow(), problems: parsed.issues.map(formatIssue) });
+    const issues = parsed.ok ? await preflightFile(parsed.config, this.configPath, this.node.config) : parsed.issues;
+    if (!parsed.ok || issues.length > 0) {
+      this.events.emit({ type: 'config-rejected', at: this.deps.clock.wallNow(), problems: issues.map(formatIssue) });
       return undefined;
     }
     try {
+      await checkOutputs(parsed.config, this.node.config);
       await this.geo.load(parsed.config.geoip?.database);
       await this.crowdsec?.apply(parsed.config.crowdsec);
       const summary = this.containers ? await this.containers.reloadFile(parsed.config) : await this.node.reload(parsed.config);
@@ -160,6 +165,7 @@ export class App {
       await this.recording.apply(parsed.config);
       this.crowdsec?.exposeMetrics(this.recording.registry);
       this.exposure?.exposeMetrics(this.recording.registry);
+      await this.exposure?.reload(parsed.config);
       return summary;
     } catch (err) {
       const message = err instanceof SluiceError ? err.message : String(err);

@@ -23,7 +23,6 @@ import { conntrackSourceFrom } from './conntrack/from-config.js';
 import type { EventStream } from './events.js';
 import { newInstanceId } from './flow-id.js';
 import { createFlowRecords, type FlowRecorder } from './flow-records.js';
-import { openLineWriter, type LineWriter } from './line-writer.js';
 import { createMetrics, type SluiceMetrics } from './metrics.js';
 import type { FlowRef } from './events.js';
 import { registerPeerMetrics } from './peer-metrics.js';
@@ -63,7 +62,7 @@ const FILE_LINGER_MS = 20;
 
 interface AccessLogPart {
   readonly output: string;
-  readonly writer: LineWriter & { readonly dropped: number };
+  readonly writer: RecordWriter;
   readonly unsubscribe: () => void;
 }
 interface FlowLogPart {
@@ -209,7 +208,9 @@ export class Recording {
     const agent = this.#agent();
     const gateway = this.#served.gatewaySummary();
     const peers = peerSummary(agent);
+    const problems = this.#problems();
     return {
+      ...(problems.length > 0 ? { status: 'degraded', problems } : {}),
       version: this.#version,
       instanceId: this.instanceId,
       startedAt: new Date(this.#startedAt).toISOString(),
@@ -382,10 +383,11 @@ export class Recording {
     }
     if (output !== 'off') {
       // The file (appended, never rotated) through the batching writer; stdout/stderr through pino's.
+      const onError = this.#failureLogger('accessLog.output', output, 'access log');
       const writer =
         output === 'stdout' || output === 'stderr'
-          ? openLineWriter(output)
-          : new RotatingFileWriter(output, { maxBytes: Number.MAX_SAFE_INTEGER, maxFiles: 0, maxBufferBytes: 16 * 1024 * 1024, lingerMs: FILE_LINGER_MS, clock: this.#deps.clock });
+          ? openRecordOutput(output, { maxBufferBytes: 16 * 1024 * 1024, onError })
+          : new RotatingFileWriter(output, { maxBytes: Number.MAX_SAFE_INTEGER, maxFiles: 0, maxBufferBytes: 16 * 1024 * 1024, lingerMs: FILE_LINGER_MS, clock: this.#deps.clock, onError });
       this.#accessLog = { output, writer, unsubscribe: this.#deps.events.subscribe(accessLogSink(writer, this.#deps.clock, { peerFlow: this.#peerFlow, instanceId: this.instanceId })) };
     }
     this.#watchDrops();
@@ -403,19 +405,14 @@ export class Recording {
       this.#closeLater(() => old.writer.close());
     }
     if (f && key !== 'off') {
-      const { clock, log, events } = this.#deps;
+      const { clock, events } = this.#deps;
       const routes = () => this.#routes();
-      let failing = false;
       const writer = openRecordOutput(f.output, {
         maxBytes: f.maxBytes,
         maxFiles: f.maxFiles,
         lingerMs: FILE_LINGER_MS,
         clock,
-        onError: (err) => {
-          // Once per failure spell (the output reports it so); records are dropped and counted meanwhile.
-          if (!failing) log.error({ output: f.output, err: (err as Error).message }, 'flow log output failing; records are dropped');
-          failing = true;
-        },
+        onError: this.#failureLogger('flowLog.output', f.output, 'flow log'),
       });
       const recorder = createFlowRecords(writer, {
         clock,
@@ -427,6 +424,27 @@ export class Recording {
       this.#flowLog = { key, output: f.output, writer, recorder, unsubscribe: events.subscribe(recorder.sink) };
     }
     this.#watchDrops();
+  }
+
+  /**
+   * One error line when an output starts failing (the writers call it once per failure spell);
+   * meanwhile records are dropped and counted, and /api/health says `degraded`.
+   */
+  #failureLogger(key: string, output: string, what: string): (err: unknown) => void {
+    return (err) => this.#deps.log.error({ key, output, err: err instanceof Error ? err.message : String(err) }, `${what} output failing; records are dropped until it works again`);
+  }
+
+  /** Outputs that cannot write right now, for /api/health. */
+  #problems(): string[] {
+    const problems: string[] = [];
+    for (const [key, part] of [
+      ['accessLog.output', this.#accessLog],
+      ['flowLog.output', this.#flowLog],
+    ] as const) {
+      const failure = part?.writer.failure;
+      if (part && failure !== undefined) problems.push(`${key} ${part.output}: ${failure} (records are dropped)`);
+    }
+    return problems;
   }
 
   async #applyConntrack(config: SluiceConfig | undefined): Promise<void> {

@@ -37,8 +37,12 @@ const DROP_REASONS: readonly DropReason[] = [
 ];
 const REPLY_BUDGET = DROP_REASONS.length - 1;
 
-/** Sweep period for a given idle timeout: fine enough that expiry lands within [T, T + 2 sweeps). */
+/**
+ * Sweep period for a given idle timeout: fine enough that expiry lands within [T, T + 2 sweeps).
+ * An idle timeout of 0 means "never" (as for TCP); the sweep then only flushes drop counts.
+ */
 export function sweepIntervalMs(idleTimeoutMs: number): number {
+  if (idleTimeoutMs <= 0) return 250;
   return Math.max(10, Math.min(250, Math.floor(idleTimeoutMs / 8)));
 }
 
@@ -369,7 +373,7 @@ export class UdpSessionTable implements UdpSessionOwner {
     const sweepMs = sweepIntervalMs(idle);
     // A datagram seen during tick k happened no earlier than the sweep that opened tick k, so a
     // session is idle for at least T once ceil(T / sweep) + 1 ticks have passed.
-    this.#idleTicks = Math.ceil(idle / sweepMs) + 1;
+    this.#idleTicks = idle > 0 ? Math.ceil(idle / sweepMs) + 1 : Infinity;
     const budget = this.#route.udp.replyBudget;
     this.#budgetRatio = budget?.ratio ?? 0;
     if (budget) this.#budgetTicks = windowTicks(budget, sweepMs);
