@@ -110,7 +110,7 @@ export interface ConnectConfig {
 }
 
 /** Address classes a peer's ICE candidates may be in (src/udpexposer/peer-policy.ts classes). */
-export type CandidateClass = 'public' | 'private' | 'loopback' | 'link-local';
+export type CandidateClass = 'public' | 'private' | 'loopback' | 'link-local' | 'reserved';
 
 export interface TurnServerEntry {
   readonly server: HostPort;
@@ -166,7 +166,8 @@ export interface RouteParts {
 
 /** Builds the two schemas from the route parts of schema.ts. */
 const PEER_PATHS = ['auto', 'direct', 'relay'] as const;
-const CANDIDATE_CLASSES = ['public', 'private', 'loopback', 'link-local'] as const;
+/** `reserved` (documentation, benchmarking and other special-purpose ranges) is opt-in for labs that use them as public space. */
+const CANDIDATE_CLASSES = ['public', 'private', 'loopback', 'link-local', 'reserved'] as const;
 
 export function exposeSchemas(parts: RouteParts) {
   const { duration, udp, tcp, acl, listen: listenUrl, replyBudget } = parts;

@@ -15,7 +15,7 @@ const initialRequestForTests = Buffer.from(wire.password_mode.initial_request.to
 test('2,000 initial requests from 250 addresses create no state; the real client registers in one round trip', () => {
   const s = recordingServer({ key: vectorKeyForTests, maxClients: 4 });
   for (let a = 0; a < 250; a++) {
-    for (let i = 0; i < 8; i++) s.core.handleDatagram(initialRequestForTests, `198.51.100.${a + 1}`, 40_000 + i);
+    for (let i = 0; i < 8; i++) s.core.handleDatagram(initialRequestForTests, `1.2.3.${a + 1}`, 40_000 + i);
   }
   assert.equal(s.core.counters.retriesSent, 2000, 'each got its (stateless) Retry');
   assert.equal(s.core.table.size, 0, 'no connectee entries');
