@@ -121,7 +121,7 @@ async function demo(): Promise<number> {
         `  UDP ${formatHostPort(udp.local.address, udp.local.port)}  try: echo hello | nc -u -w1 ${udp.local.address} ${udp.local.port}`,
         `  TCP ${formatHostPort(tcp.local.address, tcp.local.port)}  try: echo hello | nc -N ${tcp.local.address} ${tcp.local.port}`,
         ...(app.recording.adminAddress
-          ? [`  Dashboard ${app.recording.adminTls ? 'https' : 'http'}://${formatHostPort(app.recording.adminAddress.address, app.recording.adminAddress.port)}/  (sluice status --admin ${formatHostPort(app.recording.adminAddress.address, app.recording.adminAddress.port)})`]
+          ? [`  Dashboard ${app.recording.adminTls ? 'https' : 'http'}://${formatHostPort(app.recording.adminAddress.address, app.recording.adminAddress.port)}/  (npx sluice status --admin ${formatHostPort(app.recording.adminAddress.address, app.recording.adminAddress.port)})`]
           : []),
         'Access log lines appear on stdout. Ctrl-C stops it.',
         '',
