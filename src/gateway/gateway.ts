@@ -19,6 +19,7 @@ import { ControlChannel, type ChannelEnd } from '../upstream/agent/control-chann
 import { AgentLink, type KeySet, type LinkHost } from './agent-link.js';
 import { AuthBackoff } from './auth-backoff.js';
 import { PendingSlots } from '../admission/pending-slots.js';
+import { sourceKey } from '../admission/source-key.js';
 import { RefusalHold } from '../admission/refusal-hold.js';
 import { loadOrCreateCertificate, type GatewayCertificate, type OpensslRunner } from './certificate.js';
 import { newGatewayCounters, type GatewayCounters } from './counters.js';
@@ -257,9 +258,12 @@ export class Gateway {
   readonly #advances = new Map<string, () => void>();
 
   #onConnection(raw: net.Socket): void {
-    const source = canonicalIp(raw.remoteAddress ?? '')?.address ?? '?';
+    // Counted per source key (IPv6 per /64 by default, as every per-source limit); preferred by the
+    // exact address an agent authenticated from.
+    const ip = canonicalIp(raw.remoteAddress ?? '');
+    const source = ip ? sourceKey(ip, this.config.services.sourcePrefix) : '?';
     const key = `${raw.remoteAddress}|${raw.remotePort}`;
-    const admitted = this.#closing ? undefined : this.#pending.admit(source, this.#knownSources.has(source), () => {
+    const admitted = this.#closing ? undefined : this.#pending.admit(source, ip !== undefined && this.#knownSources.has(ip.address), () => {
       this.counters.preAuthEvicted++;
       this.#releases.get(key)?.();
       raw.destroy();
