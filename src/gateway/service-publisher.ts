@@ -2,7 +2,7 @@ import { randomInt } from 'node:crypto';
 import type { Endpoint } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import { errnoCode, isSluiceError } from '../core/errors.js';
-import type { RouteConfig, UdpSettings } from '../config/types.js';
+import type { BandwidthSettings, RouteConfig, UdpSettings } from '../config/types.js';
 import type { ExposedRouteSettings } from '../config/gateway-schema.js';
 import type { EventStream } from '../observe/events.js';
 import { TcpRoute } from '../listen/tcp-route.js';
@@ -22,6 +22,8 @@ export interface PublisherDeps {
   readonly portsOf: (agent: string) => PortRanges;
   /** UDP settings of an agent's public listeners (`services.udp`, or the agent's own reply budget). */
   readonly udpOf: (agent: string) => UdpSettings;
+  /** The agent's own `bandwidth` on the gateway, if set (else `services.bandwidth` applies). */
+  readonly bandwidthOf?: (agent: string) => BandwidthSettings | undefined;
 }
 
 /** Tries for a free port when the agent asked for "any" (port 0). */
@@ -84,6 +86,7 @@ export class ServicePublisher {
       acl: settings.acl,
       proxyProtocol: undefined,
       ...(settings.sourcePrefix ? { sourcePrefix: settings.sourcePrefix } : {}),
+      ...bandwidthOf(this.deps.bandwidthOf?.(link.name) ?? settings.bandwidth),
     };
     const { admit, nextFlowId, datapath } = this.deps.routeDeps(route);
     const r =
@@ -93,6 +96,10 @@ export class ServicePublisher {
     events.emit({ type: 'route-up', at: clock.wallNow(), route: name, listen: `${m.transport}://${formatEndpoint(r.local)}`, address: r.local });
     return r;
   }
+}
+
+function bandwidthOf(b: BandwidthSettings | undefined): { bandwidth?: BandwidthSettings } {
+  return b ? { bandwidth: b } : {};
 }
 
 function formatEndpoint(e: Endpoint): string {

@@ -7,6 +7,7 @@ import type { RouteConfig, RouteOrigin } from '../config/types.js';
 import { AdmissionLimits, type LimitSettings } from '../admission/limits.js';
 import type { EndReason, EventStream, FlowRef, RejectReason } from '../observe/events.js';
 import { relayTcp } from '../session/tcp-relay.js';
+import { bandwidthLimiterFor, type BandwidthLimiter } from '../admission/bandwidth-limiter.js';
 import { applyAdmitter, eventReporter, type AdmitVerdict, type Admitter, type VerdictReporter } from '../admission/admitter.js';
 import { rejudge, type JudgedFlow, type ReverdictCount } from '../admission/reverdict.js';
 import { firstBytesAreClean, readProxyHeader, sniffFirstBytes } from './proxy-header-reader.js';
@@ -50,6 +51,7 @@ class TcpConnection implements FlowRef, JudgedFlow {
 export class TcpRoute implements RouteRuntime {
   readonly #conns = new Set<TcpConnection>();
   readonly #limits: AdmissionLimits;
+  #bandwidth: BandwidthLimiter | null;
   readonly #abort = new AbortController();
   #route: RouteConfig;
   #admit: Admitter | undefined;
@@ -71,6 +73,7 @@ export class TcpRoute implements RouteRuntime {
     this.#admit = deps.admit;
     this.#pp = route.proxyProtocol ? new TcpProxyHeaders(route.proxyProtocol) : null;
     this.#limits = new AdmissionLimits(limitSettings(route), deps.clock);
+    this.#bandwidth = bandwidthLimiterFor(route.bandwidth, deps.clock);
     this.#reporter = eventReporter(deps.events, deps.clock, () => this.#route.name, 'tcp');
     server.on('connection', (down: net.Socket) => this.#accept(down));
     // Accept errors (EMFILE under a flood) must not take the process down; the listener keeps going.
@@ -109,6 +112,9 @@ export class TcpRoute implements RouteRuntime {
     this.#admit = admit;
     this.#pp = route.proxyProtocol ? new TcpProxyHeaders(route.proxyProtocol) : null;
     this.#limits.update(limitSettings(route));
+    if (route.bandwidth === undefined) this.#bandwidth = null;
+    else if (this.#bandwidth === null) this.#bandwidth = bandwidthLimiterFor(route.bandwidth, this.deps.clock);
+    else this.#bandwidth.update(route.bandwidth);
   }
 
   /** Judges every live connection again with the current admitter (admission/reverdict.ts). */
@@ -250,7 +256,8 @@ export class TcpRoute implements RouteRuntime {
         if (header) stream.write(header);
         const clean = sniff ? firstBytesAreClean(down) : undefined;
         if (clean) void clean.then((ok) => ok || this.#reject(down, client, 'proxy-header-untrusted'));
-        c.stop = relayTcp(down, stream, route.tcp.idleTimeoutMs, (o) => this.#ended(c, o.reason, o.bytesFromClient, o.bytesToClient), clean);
+        const bandwidth = this.#bandwidth === null ? undefined : { gates: this.#bandwidth.gatesFor(c.source), clock };
+        c.stop = relayTcp(down, stream, route.tcp.idleTimeoutMs, (o) => this.#ended(c, o.reason, o.bytesFromClient, o.bytesToClient), clean, bandwidth);
       },
       (err: SluiceError) => {
         if (this.#abort.signal.aborted) return this.#finish(c, 'shutdown');

@@ -6,6 +6,7 @@ import { applyAdmitter, eventReporter, type Admitter, type VerdictReporter } fro
 import { rejudge, type ReverdictCount } from '../admission/reverdict.js';
 import { UdpProxyHeaders } from './udp-proxy-header.js';
 import { AdmissionLimits } from '../admission/limits.js';
+import { bandwidthLimiterFor, type BandwidthLimiter } from '../admission/bandwidth-limiter.js';
 import type { DropReason, EndReason, EventStream, RejectReason } from '../observe/events.js';
 import type { DatagramDialer } from '../upstream/dialer.js';
 import { UdpSession, type UdpSessionOwner } from './udp-session.js';
@@ -34,8 +35,10 @@ const DROP_REASONS: readonly DropReason[] = [
   'proxy-header-missing',
   'proxy-header-invalid',
   'reply-budget',
+  'bandwidth',
 ];
-const REPLY_BUDGET = DROP_REASONS.length - 1;
+const REPLY_BUDGET = DROP_REASONS.length - 2;
+const BANDWIDTH = DROP_REASONS.length - 1;
 
 /** Sweep period for a given idle timeout: fine enough that expiry lands within [T, T + 2 sweeps). */
 export function sweepIntervalMs(idleTimeoutMs: number): number {
@@ -55,6 +58,8 @@ export class UdpSessionTable implements UdpSessionOwner {
   readonly #v4 = new Map<number, UdpSession>();
   readonly #other = new Map<string, UdpSession>();
   readonly #limits: AdmissionLimits;
+  /** Null on a route without `bandwidth`: sessions then carry null gates and the hot path skips them. */
+  #bandwidth: BandwidthLimiter | null;
   readonly #exchanges = new CompletedExchanges();
   readonly #drops = new Float64Array(DROP_REASONS.length);
   readonly #abort = new AbortController();
@@ -82,6 +87,7 @@ export class UdpSessionTable implements UdpSessionOwner {
     this.#admit = deps.admit;
     this.#pp = route.proxyProtocol ? new UdpProxyHeaders(route.proxyProtocol) : null;
     this.#limits = new AdmissionLimits(limitSettings(route), deps.clock);
+    this.#bandwidth = bandwidthLimiterFor(route.bandwidth, deps.clock);
     this.#reporter = eventReporter(deps.events, deps.clock, () => this.#route.name, 'udp');
     this.#schedule();
   }
@@ -128,6 +134,11 @@ export class UdpSessionTable implements UdpSessionOwner {
     const prefix = s.prefix;
     if (buf.length + (prefix === null ? 0 : prefix.length) > this.#route.udp.maxDatagramBytes) {
       this.#drops[0]++;
+      return;
+    }
+    const bw = s.bwUp;
+    if (bw !== null && !bw.tryTake(buf.length)) {
+      this.#drops[BANDWIDTH]++;
       return;
     }
     s.lastTick = this.#tick;
@@ -179,6 +190,11 @@ export class UdpSessionTable implements UdpSessionOwner {
       this.#drops[REPLY_BUDGET]++;
       return;
     }
+    const bw = s.bwDown;
+    if (bw !== null && !bw.tryTake(buf.length)) {
+      this.#drops[BANDWIDTH]++;
+      return;
+    }
     s.lastTick = this.#tick;
     s.bytesToClient += buf.length;
     s.packetsToClient++;
@@ -211,6 +227,9 @@ export class UdpSessionTable implements UdpSessionOwner {
     this.#admit = admit;
     this.#pp = route.proxyProtocol ? new UdpProxyHeaders(route.proxyProtocol) : null;
     this.#limits.update(limitSettings(route));
+    if (route.bandwidth === undefined) this.#bandwidth = null;
+    else if (this.#bandwidth === null) this.#bandwidth = bandwidthLimiterFor(route.bandwidth, this.deps.clock);
+    else this.#bandwidth.update(route.bandwidth);
     this.#schedule();
   }
 
@@ -297,6 +316,11 @@ export class UdpSessionTable implements UdpSessionOwner {
     const s = new UdpSession(this, this.deps.nextFlowId(), name, client, key, replyAddress, replyPort, clock.now(), clock.wallNow(), this.#tick);
     s.origin = this.#route.origin;
     s.source = source;
+    if (this.#bandwidth !== null) {
+      const g = this.#bandwidth.gatesFor(source);
+      s.bwUp = g.up;
+      s.bwDown = g.down;
+    }
     if (this.#pp !== null) {
       s.prefix = this.#pp.outboundHeader(client, destination ?? this.deps.local());
       s.prefixUntilReply = s.prefix !== null && this.#pp.settings.udp === 'first';
