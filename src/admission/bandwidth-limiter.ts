@@ -15,14 +15,16 @@ export class BandwidthGate {
   constructor(
     private readonly source: TokenBucket | null,
     private readonly route: TokenBucket | null,
+    private readonly clock: Clock,
   ) {}
 
   /** Takes `n` bytes from every bucket when all hold them; false (nothing taken) when one does not. */
   tryTake(n: number): boolean {
     const a = this.source;
     const b = this.route;
-    if (a !== null && !a.has(n)) return false;
-    if (b !== null && !b.has(n)) return false;
+    const now = this.clock.now(); // once per datagram for both buckets: reading the clock is most of the cost
+    if (a !== null && !a.has(n, now)) return false;
+    if (b !== null && !b.has(n, now)) return false;
     a?.takeN(n);
     b?.takeN(n);
     return true;
@@ -30,8 +32,9 @@ export class BandwidthGate {
 
   /** Spends `n` bytes already read; milliseconds until every bucket is out of debt (0: go on). */
   spend(n: number): number {
-    const a = this.source === null ? 0 : this.source.spend(n);
-    const b = this.route === null ? 0 : this.route.spend(n);
+    const now = this.clock.now();
+    const a = this.source === null ? 0 : this.source.spend(n, now);
+    const b = this.route === null ? 0 : this.route.spend(n, now);
     return a > b ? a : b;
   }
 }
@@ -74,7 +77,7 @@ export class BandwidthLimiter {
       s = this.#sources.get(source);
       if (s === undefined) this.#sources.set(source, (s = this.#pair(per)));
     }
-    return { up: gate(s?.up ?? null, this.#route.up), down: gate(s?.down ?? null, this.#route.down) };
+    return { up: gate(s?.up ?? null, this.#route.up, this.clock), down: gate(s?.down ?? null, this.#route.down, this.clock) };
   }
 
   update(settings: BandwidthSettings): void {
@@ -93,8 +96,8 @@ export class BandwidthLimiter {
   }
 }
 
-function gate(source: TokenBucket | null, route: TokenBucket | null): BandwidthGate | null {
-  return source === null && route === null ? null : new BandwidthGate(source, route);
+function gate(source: TokenBucket | null, route: TokenBucket | null, clock: Clock): BandwidthGate | null {
+  return source === null && route === null ? null : new BandwidthGate(source, route, clock);
 }
 
 /** A limiter for a route with `bandwidth`, else null (the datapath then skips all bandwidth work). */

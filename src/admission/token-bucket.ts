@@ -33,10 +33,10 @@ export class TokenBucket {
     this.#tokens = Math.min(Math.max(this.limit.burst, 1), this.#tokens + 1);
   }
 
-  /** True when at least `n` tokens are there now (a datagram of `n` bytes fits); takes nothing. */
-  has(n: number): boolean {
+  /** True when at least `n` tokens are there at `now` (a datagram of `n` bytes fits); takes nothing. */
+  has(n: number, now = this.clock.now()): boolean {
     if (this.limit.perSecond <= 0) return true;
-    this.#refill(this.limit.burst);
+    this.#refill(this.limit.burst, now);
     return this.#tokens >= n;
   }
 
@@ -50,9 +50,9 @@ export class TokenBucket {
    * many milliseconds pass until the bucket is out of debt again: 0 when it is not in debt. A
    * stream reader pauses for that long, so the long-run rate is `perSecond` exactly.
    */
-  spend(n: number): number {
+  spend(n: number, now = this.clock.now()): number {
     if (this.limit.perSecond <= 0) return 0;
-    this.#refill(this.limit.burst);
+    this.#refill(this.limit.burst, now);
     this.#tokens -= n;
     return this.#tokens >= 0 ? 0 : (-this.#tokens / this.limit.perSecond) * 1000;
   }
@@ -68,8 +68,7 @@ export class TokenBucket {
     this.limit = limit;
   }
 
-  #refill(cap: number): void {
-    const now = this.clock.now();
+  #refill(cap: number, now = this.clock.now()): void {
     if (now !== this.#at) {
       this.#tokens = Math.min(cap, this.#tokens + ((now - this.#at) / 1000) * this.limit.perSecond);
       this.#at = now;
