@@ -15,6 +15,8 @@ export class BandwidthGate {
   constructor(
     private readonly source: TokenBucket | null,
     private readonly route: TokenBucket | null,
+    /** Buckets shared with other routes (an agent's total on the gateway). */
+    private readonly shared: TokenBucket | null,
     private readonly clock: Clock,
   ) {}
 
@@ -22,11 +24,14 @@ export class BandwidthGate {
   tryTake(n: number): boolean {
     const a = this.source;
     const b = this.route;
-    const now = this.clock.now(); // once per datagram for both buckets: reading the clock is most of the cost
+    const c = this.shared;
+    const now = this.clock.now(); // once per datagram for every bucket: reading the clock is most of the cost
     if (a !== null && !a.has(n, now)) return false;
     if (b !== null && !b.has(n, now)) return false;
+    if (c !== null && !c.has(n, now)) return false;
     a?.takeN(n);
     b?.takeN(n);
+    c?.takeN(n);
     return true;
   }
 
@@ -35,7 +40,8 @@ export class BandwidthGate {
     const now = this.clock.now();
     const a = this.source === null ? 0 : this.source.spend(n, now);
     const b = this.route === null ? 0 : this.route.spend(n, now);
-    return a > b ? a : b;
+    const c = this.shared === null ? 0 : this.shared.spend(n, now);
+    return Math.max(a, b, c);
   }
 }
 
@@ -45,9 +51,16 @@ export interface FlowGates {
   readonly down: BandwidthGate | null;
 }
 
-interface SourceBuckets {
+/** The buckets of one scope, one per direction; null where that direction is unlimited. */
+export interface BucketPair {
   readonly up: TokenBucket | null;
   readonly down: TokenBucket | null;
+}
+
+/** A bucket pair for `limit` (absent: both null). */
+export function bucketPair(limit: BandwidthLimit | undefined, clock: Clock): BucketPair {
+  const bucket = (rate: RateLimit | undefined) => (rate === undefined || rate.perSecond <= 0 ? null : new TokenBucket(rate, clock));
+  return { up: bucket(limit?.up), down: bucket(limit?.down) };
 }
 
 /**
@@ -58,49 +71,48 @@ interface SourceBuckets {
  */
 export class BandwidthLimiter {
   #settings: BandwidthSettings;
-  #route: SourceBuckets;
-  readonly #sources = new LRUCache<string, SourceBuckets>({ max: BANDWIDTH_SOURCES });
+  #route: BucketPair;
+  readonly #sources = new LRUCache<string, BucketPair>({ max: BANDWIDTH_SOURCES });
 
   constructor(
     settings: BandwidthSettings,
     private readonly clock: Clock,
+    /** Buckets this route shares with others (an agent's `perAgent` on the gateway). */
+    private readonly shared?: BucketPair,
   ) {
     this.#settings = settings;
-    this.#route = this.#pair(settings.perRoute);
+    this.#route = bucketPair(settings.perRoute, clock);
   }
 
   /** The gates of a new flow of `source`. */
   gatesFor(source: string): FlowGates {
     const per = this.#settings.perSource;
-    let s: SourceBuckets | undefined;
+    let s: BucketPair | undefined;
     if (per !== undefined) {
       s = this.#sources.get(source);
-      if (s === undefined) this.#sources.set(source, (s = this.#pair(per)));
+      if (s === undefined) this.#sources.set(source, (s = bucketPair(per, this.clock)));
     }
-    return { up: gate(s?.up ?? null, this.#route.up, this.clock), down: gate(s?.down ?? null, this.#route.down, this.clock) };
+    return {
+      up: gate(s?.up ?? null, this.#route.up, this.shared?.up ?? null, this.clock),
+      down: gate(s?.down ?? null, this.#route.down, this.shared?.down ?? null, this.clock),
+    };
   }
 
   update(settings: BandwidthSettings): void {
     if (JSON.stringify(settings) === JSON.stringify(this.#settings)) return;
     this.#settings = settings;
-    this.#route = this.#pair(settings.perRoute);
+    this.#route = bucketPair(settings.perRoute, this.clock);
     this.#sources.clear();
   }
-
-  #pair(limit: BandwidthLimit | undefined): SourceBuckets {
-    return { up: this.#bucket(limit?.up), down: this.#bucket(limit?.down) };
-  }
-
-  #bucket(rate: RateLimit | undefined): TokenBucket | null {
-    return rate === undefined || rate.perSecond <= 0 ? null : new TokenBucket(rate, this.clock);
-  }
 }
 
-function gate(source: TokenBucket | null, route: TokenBucket | null, clock: Clock): BandwidthGate | null {
-  return source === null && route === null ? null : new BandwidthGate(source, route, clock);
+function gate(source: TokenBucket | null, route: TokenBucket | null, shared: TokenBucket | null, clock: Clock): BandwidthGate | null {
+  return source === null && route === null && shared === null ? null : new BandwidthGate(source, route, shared, clock);
 }
 
-/** A limiter for a route with `bandwidth`, else null (the datapath then skips all bandwidth work). */
-export function bandwidthLimiterFor(settings: BandwidthSettings | undefined, clock: Clock): BandwidthLimiter | null {
-  return settings === undefined || (settings.perSource === undefined && settings.perRoute === undefined) ? null : new BandwidthLimiter(settings, clock);
+/** A limiter for a route with `bandwidth` or shared buckets, else null (the datapath then skips all bandwidth work). */
+export function bandwidthLimiterFor(settings: BandwidthSettings | undefined, clock: Clock, shared?: BucketPair): BandwidthLimiter | null {
+  const none = settings === undefined || (settings.perSource === undefined && settings.perRoute === undefined);
+  if (none && (shared === undefined || (shared.up === null && shared.down === null))) return null;
+  return new BandwidthLimiter(settings ?? {}, clock, shared);
 }

@@ -31,19 +31,27 @@ const byteSize = expecting(z.union([z.string(), z.number()]), 'a size such as 25
 
 const directions = z.union([byteRate, z.strictObject({ up: byteRate.optional(), down: byteRate.optional() })]);
 
-export const bandwidthSchema = z
-  .strictObject({ perSource: directions.optional(), perRoute: directions.optional(), burst: byteSize.optional() })
-  .transform((b): BandwidthSettings => {
-    const limit = (d: number | { up?: number; down?: number } | undefined): BandwidthLimit | undefined => {
-      if (d === undefined) return undefined;
-      const up = typeof d === 'number' ? d : d.up;
-      const down = typeof d === 'number' ? d : d.down;
-      return { ...(up !== undefined ? { up: rateOf(up, b.burst) } : {}), ...(down !== undefined ? { down: rateOf(down, b.burst) } : {}) };
-    };
-    const perSource = limit(b.perSource);
-    const perRoute = limit(b.perRoute);
-    return { ...(perSource ? { perSource } : {}), ...(perRoute ? { perRoute } : {}) };
-  });
+/** `bandwidth:` of a route or of `gateway.services`; `withAgent` adds `perAgent` (gateway.agents.<name>). */
+function bandwidthOf(withAgent: boolean) {
+  const agentKey = withAgent ? { perAgent: directions.optional() } : {};
+  return z
+    .strictObject({ perSource: directions.optional(), perRoute: directions.optional(), ...agentKey, burst: byteSize.optional() })
+    .transform((b): BandwidthSettings => {
+      const limit = (d: number | { up?: number; down?: number } | undefined): BandwidthLimit | undefined => {
+        if (d === undefined) return undefined;
+        const up = typeof d === 'number' ? d : d.up;
+        const down = typeof d === 'number' ? d : d.down;
+        return { ...(up !== undefined ? { up: rateOf(up, b.burst) } : {}), ...(down !== undefined ? { down: rateOf(down, b.burst) } : {}) };
+      };
+      const perSource = limit(b.perSource);
+      const perRoute = limit(b.perRoute);
+      const perAgent = limit((b as { perAgent?: number | { up?: number; down?: number } }).perAgent);
+      return { ...(perSource ? { perSource } : {}), ...(perRoute ? { perRoute } : {}), ...(perAgent ? { perAgent } : {}) };
+    });
+}
+
+export const bandwidthSchema = bandwidthOf(false);
+export const agentBandwidthSchema = bandwidthOf(true);
 
 export type RawBandwidth = z.output<typeof bandwidthSchema>;
 

@@ -5,7 +5,7 @@ import type { SourcePrefix } from '../admission/source-key.js';
 import type { BandwidthSettings, ProxyProtocolSettings, TcpSettings, UdpSettings } from './types.js';
 import { DEFAULT_REPLY_BUDGET, type ReplyBudget } from '../core/reply-budget.js';
 import { expecting } from './issue-text.js';
-import { bandwidthSchema } from './bandwidth-schema.js';
+import { agentBandwidthSchema, bandwidthSchema } from './bandwidth-schema.js';
 
 /**
  * The `gateway:` and `agent:` sections (docs/expose.md). The keys the issue fixed are `listen`,
@@ -47,7 +47,7 @@ export interface AgentCredentials {
   readonly ports: readonly (readonly [number, number])[];
   /** UDP settings of this agent's public listeners: `services.udp` with the agent's own `replyBudget`, if set. */
   readonly udp?: UdpSettings;
-  /** `agents.<name>.bandwidth`: replaces `services.bandwidth` for this agent's services. */
+  /** `agents.<name>.bandwidth`: its `perSource` / `perRoute` replace those of `services.bandwidth` for this agent's services; `perAgent` is shared by all of them. */
   readonly bandwidth?: BandwidthSettings;
 }
 
@@ -202,7 +202,7 @@ export function exposeSchemas(parts: RouteParts) {
 
   const gateway = z.strictObject({
     listen: hostPort(true),
-    agents: expecting(z.record(z.string().regex(TUNNEL_NAME, 'agent names use letters, digits, _ . - (1-64, not starting with . or -)'), z.strictObject({ token, ports: ports.optional(), replyBudget, bandwidth: bandwidthSchema.optional() })), 'a map of agent names, each with token:'),
+    agents: expecting(z.record(z.string().regex(TUNNEL_NAME, 'agent names use letters, digits, _ . - (1-64, not starting with . or -)'), z.strictObject({ token, ports: ports.optional(), replyBudget, bandwidth: agentBandwidthSchema.optional() })), 'a map of agent names, each with token:'),
     ports,
     stateDir: z.string().min(1).default('sluice-state'),
     tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),

@@ -26,6 +26,8 @@ export interface BandwidthLimit {
 export interface BandwidthSettings {
   readonly perSource?: BandwidthLimit;
   readonly perRoute?: BandwidthLimit;
+  /** `gateway.agents.<name>.bandwidth.perAgent` only: one bucket pair over all of the agent's services. */
+  readonly perAgent?: BandwidthLimit;
 }
 
 export type OnLimit = 'reject' | 'evict-lru';

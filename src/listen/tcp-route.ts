@@ -7,7 +7,7 @@ import type { RouteConfig, RouteOrigin } from '../config/types.js';
 import { AdmissionLimits, type LimitSettings } from '../admission/limits.js';
 import type { EndReason, EventStream, FlowRef, RejectReason } from '../observe/events.js';
 import { relayTcp } from '../session/tcp-relay.js';
-import { bandwidthLimiterFor, type BandwidthLimiter } from '../admission/bandwidth-limiter.js';
+import { bandwidthLimiterFor, type BandwidthLimiter, type BucketPair } from '../admission/bandwidth-limiter.js';
 import { applyAdmitter, eventReporter, type AdmitVerdict, type Admitter, type VerdictReporter } from '../admission/admitter.js';
 import { rejudge, type JudgedFlow, type ReverdictCount } from '../admission/reverdict.js';
 import { firstBytesAreClean, readProxyHeader, sniffFirstBytes } from './proxy-header-reader.js';
@@ -21,6 +21,8 @@ export interface TcpRouteDeps {
   readonly events: EventStream;
   readonly nextFlowId: () => number;
   readonly admit?: Admitter;
+  /** Bandwidth buckets this route shares with others (an agent's total on the gateway); absent = none. */
+  readonly sharedBandwidth?: BucketPair;
 }
 
 /** `proxyProtocol.untrustedWait` when a route's settings do not say (the config default). */
@@ -73,7 +75,7 @@ export class TcpRoute implements RouteRuntime {
     this.#admit = deps.admit;
     this.#pp = route.proxyProtocol ? new TcpProxyHeaders(route.proxyProtocol) : null;
     this.#limits = new AdmissionLimits(limitSettings(route), deps.clock);
-    this.#bandwidth = bandwidthLimiterFor(route.bandwidth, deps.clock);
+    this.#bandwidth = bandwidthLimiterFor(route.bandwidth, deps.clock, deps.sharedBandwidth);
     this.#reporter = eventReporter(deps.events, deps.clock, () => this.#route.name, 'tcp');
     server.on('connection', (down: net.Socket) => this.#accept(down));
     // Accept errors (EMFILE under a flood) must not take the process down; the listener keeps going.
@@ -112,9 +114,9 @@ export class TcpRoute implements RouteRuntime {
     this.#admit = admit;
     this.#pp = route.proxyProtocol ? new TcpProxyHeaders(route.proxyProtocol) : null;
     this.#limits.update(limitSettings(route));
-    if (route.bandwidth === undefined) this.#bandwidth = null;
-    else if (this.#bandwidth === null) this.#bandwidth = bandwidthLimiterFor(route.bandwidth, this.deps.clock);
-    else this.#bandwidth.update(route.bandwidth);
+    if (this.#bandwidth === null) this.#bandwidth = bandwidthLimiterFor(route.bandwidth, this.deps.clock, this.deps.sharedBandwidth);
+    else if (route.bandwidth === undefined && this.deps.sharedBandwidth === undefined) this.#bandwidth = null;
+    else this.#bandwidth.update(route.bandwidth ?? {});
   }
 
   /** Judges every live connection again with the current admitter (admission/reverdict.ts). */

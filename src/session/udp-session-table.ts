@@ -6,7 +6,7 @@ import { applyAdmitter, eventReporter, type Admitter, type VerdictReporter } fro
 import { rejudge, type ReverdictCount } from '../admission/reverdict.js';
 import { UdpProxyHeaders } from './udp-proxy-header.js';
 import { AdmissionLimits } from '../admission/limits.js';
-import { bandwidthLimiterFor, type BandwidthLimiter } from '../admission/bandwidth-limiter.js';
+import { bandwidthLimiterFor, type BandwidthLimiter, type BucketPair } from '../admission/bandwidth-limiter.js';
 import type { DropReason, EndReason, EventStream, RejectReason } from '../observe/events.js';
 import type { DatagramDialer } from '../upstream/dialer.js';
 import { UdpSession, type UdpSessionOwner } from './udp-session.js';
@@ -24,6 +24,8 @@ export interface UdpTableDeps {
   /** The listener's own address: the destination in PROXY headers sent for plain clients. */
   readonly local: () => Endpoint;
   readonly admit?: Admitter;
+  /** Bandwidth buckets this route shares with others (an agent's total on the gateway); absent = none. */
+  readonly sharedBandwidth?: BucketPair;
 }
 
 const DROP_REASONS: readonly DropReason[] = [
@@ -87,7 +89,7 @@ export class UdpSessionTable implements UdpSessionOwner {
     this.#admit = deps.admit;
     this.#pp = route.proxyProtocol ? new UdpProxyHeaders(route.proxyProtocol) : null;
     this.#limits = new AdmissionLimits(limitSettings(route), deps.clock);
-    this.#bandwidth = bandwidthLimiterFor(route.bandwidth, deps.clock);
+    this.#bandwidth = bandwidthLimiterFor(route.bandwidth, deps.clock, deps.sharedBandwidth);
     this.#reporter = eventReporter(deps.events, deps.clock, () => this.#route.name, 'udp');
     this.#schedule();
   }
@@ -227,9 +229,9 @@ export class UdpSessionTable implements UdpSessionOwner {
     this.#admit = admit;
     this.#pp = route.proxyProtocol ? new UdpProxyHeaders(route.proxyProtocol) : null;
     this.#limits.update(limitSettings(route));
-    if (route.bandwidth === undefined) this.#bandwidth = null;
-    else if (this.#bandwidth === null) this.#bandwidth = bandwidthLimiterFor(route.bandwidth, this.deps.clock);
-    else this.#bandwidth.update(route.bandwidth);
+    if (this.#bandwidth === null) this.#bandwidth = bandwidthLimiterFor(route.bandwidth, this.deps.clock, this.deps.sharedBandwidth);
+    else if (route.bandwidth === undefined && this.deps.sharedBandwidth === undefined) this.#bandwidth = null;
+    else this.#bandwidth.update(route.bandwidth ?? {});
     this.#schedule();
   }
 

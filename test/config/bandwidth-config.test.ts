@@ -65,7 +65,7 @@ gateway:
   ports: 1024-65535
   services: { bandwidth: { perRoute: 100Mbit/s } }
   agents:
-    home: { token: "0123456789abcdef0123", bandwidth: { perSource: 1Mbit/s } }
+    home: { token: "0123456789abcdef0123", bandwidth: { perSource: 1Mbit/s, perAgent: { down: 50Mbit/s } } }
     work: { token: "0123456789abcdef0124" }
 `);
   assert.ok(r.ok, JSON.stringify(!r.ok && r.issues));
@@ -73,5 +73,7 @@ gateway:
   const g = r.config.gateway!;
   assert.equal(g.services.bandwidth?.perRoute?.up?.perSecond, 12_500_000);
   assert.equal(g.agents.get('home')!.bandwidth?.perSource?.down?.perSecond, 125_000);
+  assert.equal(g.agents.get('home')!.bandwidth?.perAgent?.down?.perSecond, 6_250_000);
+  assert.equal(g.agents.get('home')!.bandwidth?.perAgent?.up, undefined);
   assert.equal(g.agents.get('work')!.bandwidth, undefined);
 });

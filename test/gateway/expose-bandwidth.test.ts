@@ -64,3 +64,36 @@ test("exposure (tcp): gateway.agents.<name>.bandwidth paces one agent's service 
   assert.ok(seconds >= (size - 64 * 1024) / 1e6 - 0.01, `downloaded ${size} bytes in ${seconds.toFixed(2)} s`);
   t.diagnostic(`1.5 MB at 8 Mbit/s through the exposure took ${seconds.toFixed(2)} s (ideal ${((size - 65536) / 1e6).toFixed(2)} s)`);
 });
+
+test("exposure (udp): gateway.agents.<name>.bandwidth.perAgent is one bucket over all of the agent's services; services.bandwidth's perSource still applies", async (t) => {
+  const locals = await Promise.all(
+    [0, 1].map(async () => {
+      const sock = dgram.createSocket('udp4');
+      const box = { sock, arrived: 0 };
+      sock.on('message', () => box.arrived++);
+      sock.bind(0, '127.0.0.1');
+      await once(sock, 'listening');
+      t.after(() => sock.close());
+      return box;
+    }),
+  );
+  const parsed = parseConfig(
+    `gateway:\n  listen: 127.0.0.1:0\n  services: { bandwidth: { perSource: 1Gbit/s } }\n  agents:\n    home: { token: "test-token-0123456789abcdef", bandwidth: { perAgent: { up: 800bit/s }, burst: 10000 } }\n  ports: 1024-65535\n`,
+  );
+  assert.ok(parsed.ok, JSON.stringify(!parsed.ok && parsed.issues));
+  const base = gatewayConfig('  services:\n    bandwidth: { perSource: 1Gbit/s }\n');
+  const gw = await startGateway(t, { ...base, agents: new Map([['home', { ...base.agents.get('home')!, bandwidth: parsed.config.gateway!.agents.get('home')!.bandwidth! }]]) });
+  const lines = locals.map((l, i) => `    s${i}: { local: 127.0.0.1:${l.sock.address().port}, remote: udp://127.0.0.1:0 }`).join('\n');
+  const { agent } = await startAgent(t, agentConfig({ port: gw.port, fingerprint: gw.fingerprint }, lines));
+  const ports = await published(agent);
+  const c = await udpClient(t);
+  for (let i = 0; i < 6; i++) c.send(ports.s0!, Buffer.alloc(1000, 4));
+  await waitFor(() => locals[0]!.arrived === 6, 'six datagrams to the first service');
+  for (let i = 0; i < 6; i++) c.send(ports.s1!, Buffer.alloc(1000, 5));
+  const dropped = () =>
+    gw.seen.filter((e): e is Extract<SluiceEvent, { type: 'datagrams-dropped' }> => e.type === 'datagrams-dropped' && e.reason === 'bandwidth').reduce((s, e) => s + e.count, 0);
+  await waitFor(() => locals[1]!.arrived >= 4 && locals[1]!.arrived + dropped() === 6, 'the second service gets what the agent bucket has left');
+  assert.ok(locals[1]!.arrived <= 5, `${locals[1]!.arrived} datagrams reached the second service`);
+  const onlyRoutes = parseConfig(`routes:\n  a:\n    listen: udp://127.0.0.1:0\n    upstream: 127.0.0.1:53\n    bandwidth: { perAgent: 1Mbit/s }\n`);
+  assert.ok(!onlyRoutes.ok, 'perAgent exists on gateway agents only');
+});
