@@ -27,6 +27,7 @@ routes:
   shell:
     listen: tcp://127.0.0.1:0
     upstream: 127.0.0.1:${up.port}
+    bandwidth: { perSource: 10Mbit/s, perRoute: { down: 1Gbit/s } }
   walled:
     listen: tcp://127.0.0.1:0
     upstream: 127.0.0.1:${up.port}
@@ -54,6 +55,10 @@ lifecycle: { drainTimeout: 1s }
   await once(open, 'data');
   const shell = s.app.node.route('shell')!;
   await waitFor(() => shell.active === 1 && shell.sessions()[0]!.bytesToClient === 2, 'only the open connection is left');
+
+  const { routes } = await getJson<{ routes: { name: string; settings: Record<string, unknown> }[] }>(`${base}/api/routes`, auth);
+  assert.deepEqual(routes.find((r) => r.name === 'shell')!.settings.bandwidth, { perSource: { up: '10Mbit/s', down: '10Mbit/s' }, perRoute: { down: '1Gbit/s' } });
+  assert.equal(routes.find((r) => r.name === 'walled')!.settings.bandwidth, undefined);
 
   type Body = { window: string; by: string; tracked: number; sources: SourceView[] };
   const bySessions = await getJson<Body>(`${base}/api/sources`, auth);

@@ -84,6 +84,13 @@ function settingsText(s) {
   if (s.rate && s.rate.perSecond) parts.push(`${s.rate.perSecond}/s`);
   if (s.acl && s.acl !== 'off') parts.push(`acl ${s.acl}`);
   if (s.proxyProtocol) parts.push('proxy-protocol');
+  if (s.bandwidth) {
+    for (const [scope, dirs] of Object.entries(s.bandwidth)) {
+      const both = dirs.up && dirs.up === dirs.down;
+      const text = both ? dirs.up : [dirs.up && `↑${dirs.up}`, dirs.down && `↓${dirs.down}`].filter(Boolean).join(' ');
+      parts.push(`${scope === 'perSource' ? 'per source' : 'per route'} ${text}`);
+    }
+  }
   return parts.join(', ');
 }
 
