@@ -155,6 +155,7 @@ function compile(data: RawConfig): SluiceConfig {
     },
     acl: r.acl ?? data.acl,
     ...((r.sourcePrefix ?? data.sourcePrefix) ? { sourcePrefix: r.sourcePrefix ?? data.sourcePrefix } : {}),
+    ...(r.bandwidth ? { bandwidth: r.bandwidth } : {}),
     proxyProtocol: r.proxyProtocol && {
       accept: r.proxyProtocol.accept,
       send: r.proxyProtocol.send,

@@ -7,6 +7,7 @@ import { observeShape } from './observe-schema.js';
 import { lapiUrlIssue, MIN_INTERVAL_MS } from '../admission/crowdsec/settings.js';
 import { dockerSchema } from '../discovery/docker-config.js';
 import { expecting } from './issue-text.js';
+import { bandwidthSchema } from './bandwidth-schema.js';
 
 /**
  * The config file's shape. Every object is strict (unknown keys are errors) and every default is
@@ -136,6 +137,7 @@ export const routeSchema = z.strictObject({
   acl: acl.optional(),
   proxyProtocol: proxyProtocol.optional(),
   sourcePrefix: sourcePrefix.optional(),
+  bandwidth: bandwidthSchema.optional(),
 });
 
 /** `gateway:` and `agent:` (docs/expose.md), built from the route parts above. */

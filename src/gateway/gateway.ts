@@ -118,6 +118,7 @@ export class Gateway {
       maxServicesPerAgent: config.maxServicesPerAgent,
       portsOf: (agent) => config.agents.get(agent)?.ports ?? config.ports,
       udpOf: (agent) => config.agents.get(agent)?.udp ?? config.services.udp,
+      bandwidthOf: (agent) => config.agents.get(agent)?.bandwidth,
     });
     const send = (buf: Buffer, port: number, address: string) => {
       try {

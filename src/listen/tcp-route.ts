@@ -10,6 +10,7 @@ import { PendingSlots, type PendingSlotsOptions } from '../admission/pending-slo
 import { RefusalHold } from '../admission/refusal-hold.js';
 import type { EndReason, EventStream, FlowRef, RejectReason } from '../observe/events.js';
 import { relayTcp } from '../session/tcp-relay.js';
+import { bandwidthLimiterFor, type BandwidthLimiter, type BucketPair } from '../admission/bandwidth-limiter.js';
 import { applyAdmitter, eventReporter, type AdmitVerdict, type Admitter, type VerdictReporter } from '../admission/admitter.js';
 import { rejudge, type JudgedFlow, type ReverdictCount } from '../admission/reverdict.js';
 import { firstBytesAreClean, readProxyHeader, sniffFirstBytes } from './proxy-header-reader.js';
@@ -23,6 +24,8 @@ export interface TcpRouteDeps {
   readonly events: EventStream;
   readonly nextFlowId: () => number;
   readonly admit?: Admitter;
+  /** Bandwidth buckets this route shares with others (an agent's total on the gateway); absent = none. */
+  readonly sharedBandwidth?: BucketPair;
 }
 
 /** `proxyProtocol.untrustedWait` when a route's settings do not say (the config default). */
@@ -53,6 +56,7 @@ class TcpConnection implements FlowRef, JudgedFlow {
 export class TcpRoute implements RouteRuntime {
   readonly #conns = new Set<TcpConnection>();
   readonly #limits: AdmissionLimits;
+  #bandwidth: BandwidthLimiter | null;
   readonly #abort = new AbortController();
   #route: RouteConfig;
   #admit: Admitter | undefined;
@@ -81,6 +85,7 @@ export class TcpRoute implements RouteRuntime {
     this.#limits = new AdmissionLimits(limitSettings(route), deps.clock);
     this.#pendingHeaders = new PendingSlots(pendingSettings(route));
     this.#refusedHeaders = new RefusalHold({ holdMs: route.proxyProtocol?.headerTimeoutMs ?? 5000, max: 16_384, maxPerSource: pendingSettings(route).maxPerSource }, deps.clock);
+    this.#bandwidth = bandwidthLimiterFor(route.bandwidth, deps.clock, deps.sharedBandwidth);
     this.#reporter = eventReporter(deps.events, deps.clock, () => this.#route.name, 'tcp');
     server.on('connection', (down: net.Socket) => this.#accept(down));
     // Accept errors (EMFILE under a flood) must not take the process down; the listener keeps going.
@@ -120,6 +125,9 @@ export class TcpRoute implements RouteRuntime {
     this.#pp = route.proxyProtocol ? new TcpProxyHeaders(route.proxyProtocol) : null;
     this.#limits.update(limitSettings(route));
     this.#pendingHeaders.update(pendingSettings(route));
+    if (this.#bandwidth === null) this.#bandwidth = bandwidthLimiterFor(route.bandwidth, this.deps.clock, this.deps.sharedBandwidth);
+    else if (route.bandwidth === undefined && this.deps.sharedBandwidth === undefined) this.#bandwidth = null;
+    else this.#bandwidth.update(route.bandwidth ?? {});
   }
 
   /** Judges every live connection again with the current admitter (admission/reverdict.ts). */
@@ -275,7 +283,8 @@ export class TcpRoute implements RouteRuntime {
         if (header) stream.write(header);
         const clean = sniff ? firstBytesAreClean(down) : undefined;
         if (clean) void clean.then((ok) => ok || this.#reject(down, client, 'proxy-header-untrusted'));
-        c.stop = relayTcp(down, stream, route.tcp.idleTimeoutMs, (o) => this.#ended(c, o.reason, o.bytesFromClient, o.bytesToClient), clean);
+        const bandwidth = this.#bandwidth === null ? undefined : { gates: this.#bandwidth.gatesFor(c.source), clock };
+        c.stop = relayTcp(down, stream, route.tcp.idleTimeoutMs, (o) => this.#ended(c, o.reason, o.bytesFromClient, o.bytesToClient), clean, bandwidth);
       },
       (err: SluiceError) => {
         if (this.#abort.signal.aborted) return this.#finish(c, 'shutdown');

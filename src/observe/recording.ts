@@ -12,6 +12,7 @@ import { loadAdminTls } from '../admin/admin-tls.js';
 import { LoginThrottle } from '../admin/login-throttle.js';
 import { LiveHub } from '../admin/live-hub.js';
 import { RecentActivity } from '../admin/recent.js';
+import { SourceActivity } from '../admin/source-activity.js';
 import { RouteTraffic } from '../admin/route-traffic.js';
 import type { RouteView } from '../admin/views.js';
 import { agentStatusView } from '../agent/agent-view.js';
@@ -48,6 +49,8 @@ export interface RecordingDeps {
   readonly exposure?: () => { readonly gateway?: (GatewayPeerSource & PublishedSource) | undefined; readonly agent?: Agent | undefined } | undefined;
   /** This process's UUID for flow UUIDs; a fresh one by default. */
   readonly instanceId?: string;
+  /** The ban state of a source key for /api/sources (filled when bans run); absent = no bans, `ban: null`. */
+  readonly banState?: (source: string) => unknown;
   /** Test seams for the conntrack source (a fake `conntrack`, another namespace's sysctls). */
   readonly conntrack?: Pick<ConntrackSourceDeps, 'spawn' | 'sysctl' | 'random'>;
 }
@@ -98,6 +101,8 @@ interface ConntrackPart {
 export class Recording {
   readonly instanceId: string;
   readonly recent = new RecentActivity();
+  /** Per-source activity over recent windows, for /api/sources (admin/source-activity.ts). */
+  readonly sources: SourceActivity;
   readonly live: LiveHub;
   /** Per-route traffic for /api/routes; subscribed while the admin listener runs. */
   readonly traffic: RouteTraffic;
@@ -126,6 +131,7 @@ export class Recording {
     this.live = new LiveHub({ clock: deps.clock, routes: () => this.#routes() });
     this.traffic = new RouteTraffic(() => this.#routes());
     this.#throttle = new LoginThrottle(deps.clock);
+    this.sources = new SourceActivity(deps.clock, deps.banState);
   }
 
   #agent(): Agent | undefined {
@@ -351,6 +357,7 @@ export class Recording {
       metrics: () => this.#exposition(),
       health: () => this.status(),
       recent: this.recent,
+      sources: this.sources,
       live: this.live,
       throttle: this.#throttle,
     }, tls);
@@ -360,10 +367,12 @@ export class Recording {
       const a = events.subscribe(this.recent.sink);
       const b = events.subscribe(this.live.sink);
       const c = events.subscribe(this.traffic.sink);
+      const d = events.subscribe(this.sources.sink);
       this.#adminViews = () => {
         a();
         b();
         c();
+        d();
       };
     }
     log.info(
