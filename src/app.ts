@@ -13,12 +13,15 @@ import { DirectDatagramDialer } from './upstream/direct/udp-dialer.js';
 import { selectUdpDatapath } from './datapath/native/select.js';
 import type { NativeDatapathOptions } from './datapath/native/native-datapath.js';
 import { GeoHolder } from './admission/geo-holder.js';
+import { checkOutputs } from './observe/output-check.js';
+import { preflightFile } from './config/preflight.js';
 import { startExposure, type Exposure } from './gateway/exposure.js';
 import { CrowdsecHolder } from './admission/crowdsec/crowdsec-holder.js';
 import { VerdictChanges } from './admission/reverdict.js';
 import { crowdsecStatusLogger } from './admission/crowdsec/status-log.js';
 import { ContainerRoutes } from './discovery/container-routes.js';
 import { Bans } from './admission/bans/bans.js';
+import { banView } from './admin/bans-api.js';
 
 export interface AppDeps {
   readonly clock: Clock;
@@ -64,6 +67,7 @@ export class App {
     const log = pino({ level: config.log.level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, deps.logDestination as never);
     const events = new EventStream((err) => log.error({ err }, 'an event sink failed and was detached'));
     events.subscribe(opsLogSink(log, deps.clock));
+    await checkOutputs(config);
     const geo = new GeoHolder();
     await geo.load(config.geoip?.database);
     // Chosen once per process; `datapath: native` where the addon cannot load stops the start here.
@@ -81,6 +85,10 @@ export class App {
       containers: () => self?.containers?.status(),
       exposure: () => self?.exposure,
       bans: () => self?.bans,
+      banState: (source) => {
+        const b = self?.bans?.store.banOf(source);
+        return b && banView(b);
+      },
     });
     // Live sessions of the node's routes and of the exposure's listeners are judged again on every change.
     const verdicts = new VerdictChanges(events, deps.clock);
@@ -164,11 +172,13 @@ export class App {
   async #reloadOnce(): Promise<ReloadSummary | undefined> {
     if (!this.configPath) return undefined;
     const parsed = await loadConfigFile(this.configPath);
-    if (!parsed.ok) {
-      this.events.emit({ type: 'config-rejected', at: this.deps.clock.wallNow(), problems: parsed.issues.map(formatIssue) });
+    const issues = parsed.ok ? await preflightFile(parsed.config, this.configPath, this.node.config) : parsed.issues;
+    if (!parsed.ok || issues.length > 0) {
+      this.events.emit({ type: 'config-rejected', at: this.deps.clock.wallNow(), problems: issues.map(formatIssue) });
       return undefined;
     }
     try {
+      await checkOutputs(parsed.config, this.node.config);
       await this.geo.load(parsed.config.geoip?.database);
       await this.crowdsec?.apply(parsed.config.crowdsec);
       await this.bans?.apply(parsed.config.bans);
@@ -178,6 +188,7 @@ export class App {
       this.crowdsec?.exposeMetrics(this.recording.registry);
       this.bans?.exposeMetrics(this.recording.registry);
       this.exposure?.exposeMetrics(this.recording.registry);
+      await this.exposure?.reload(parsed.config);
       return summary;
     } catch (err) {
       const message = err instanceof SluiceError ? err.message : String(err);

@@ -3,6 +3,7 @@ import { systemClock } from './core/clock.js';
 import { isSluiceError } from './core/errors.js';
 import { formatIssue, type SluiceConfig } from './config/types.js';
 import { loadConfigFile } from './config/load.js';
+import { preflightFile } from './config/preflight.js';
 import { parseArgs, type ParsedArgs } from './cli/args.js';
 import { EXIT } from './cli/exit-codes.js';
 import { COMMAND_HELP, HELP } from './cli/help.js';
@@ -86,9 +87,10 @@ async function udpexposer(argv: string[]): Promise<number> {
 
 async function load(path: string): Promise<SluiceConfig | number> {
   const parsed = await loadConfigFile(path);
-  if (parsed.ok) return parsed.config;
-  process.stderr.write(`sluice: ${path}: ${parsed.issues.length} problem(s)\n`);
-  for (const issue of parsed.issues) process.stderr.write(`  ${formatIssue(issue)}\n`);
+  const issues = parsed.ok ? await preflightFile(parsed.config, path) : parsed.issues;
+  if (parsed.ok && issues.length === 0) return parsed.config;
+  process.stderr.write(`sluice: ${path}: ${issues.length} problem(s)\n`);
+  for (const issue of issues) process.stderr.write(`  ${formatIssue(issue)}\n`);
   return EXIT.configInvalid;
 }
 
@@ -104,14 +106,15 @@ async function check(path: string): Promise<number> {
 }
 
 async function run(path: string): Promise<number> {
+  const reloads = holdReloads();
   const config = await load(path);
   if (typeof config === 'number') return config;
-  return serve(config, path);
+  return serve(config, path, reloads);
 }
 
 async function demo(): Promise<number> {
   const upstreams = await startDemoUpstreams();
-  const code = await serve(upstreams.config, undefined, (app) => {
+  const code = await serve(upstreams.config, undefined, holdReloads(), (app) => {
     const [udp, tcp] = [app.node.route('demo-udp')!, app.node.route('demo-tcp')!];
     process.stderr.write(
       [
@@ -120,7 +123,7 @@ async function demo(): Promise<number> {
         `  UDP ${formatHostPort(udp.local.address, udp.local.port)}  try: echo hello | nc -u -w1 ${udp.local.address} ${udp.local.port}`,
         `  TCP ${formatHostPort(tcp.local.address, tcp.local.port)}  try: echo hello | nc -N ${tcp.local.address} ${tcp.local.port}`,
         ...(app.recording.adminAddress
-          ? [`  Dashboard ${app.recording.adminTls ? 'https' : 'http'}://${formatHostPort(app.recording.adminAddress.address, app.recording.adminAddress.port)}/  (sluice status --admin ${formatHostPort(app.recording.adminAddress.address, app.recording.adminAddress.port)})`]
+          ? [`  Dashboard ${app.recording.adminTls ? 'https' : 'http'}://${formatHostPort(app.recording.adminAddress.address, app.recording.adminAddress.port)}/  (npx sluice status --admin ${formatHostPort(app.recording.adminAddress.address, app.recording.adminAddress.port)})`]
           : []),
         'Access log lines appear on stdout. Ctrl-C stops it.',
         '',
@@ -136,26 +139,56 @@ function benchKnobs() {
   return { gso: process.env.SLUICE_UDP_GSO !== '0', readiness: process.env.SLUICE_UDP_READINESS === 'thread' ? ('thread' as const) : ('loop' as const) };
 }
 
-async function serve(config: SluiceConfig, path: string | undefined, started?: (app: App) => void): Promise<number> {
+/**
+ * Takes SIGHUP from the first moment of `run`: a reload asked for while the config loads or the
+ * routes bind (a supervisor's reload) runs once started, instead of SIGHUP's default (exit).
+ */
+function holdReloads(): { attach(app: App): void } {
+  let running: App | undefined;
+  let pending = false;
+  process.on('SIGHUP', () => (running ? void running.reload() : (pending = true)));
+  return {
+    attach(app) {
+      running = app;
+      if (pending) void app.reload();
+    },
+  };
+}
+
+async function serve(config: SluiceConfig, path: string | undefined, reloads: { attach(app: App): void }, started?: (app: App) => void): Promise<number> {
   let app: App;
   try {
     app = await App.start(config, path, { clock: systemClock, logDestination: process.stderr, udpNative: benchKnobs() });
   } catch (err) {
     process.stderr.write(`sluice: ${isSluiceError(err) ? err.message : String(err)}\n`);
-    if (isSluiceError(err, 'SLUICE_ERR_BIND')) return EXIT.startFailed;
+    if (isSluiceError(err, 'SLUICE_ERR_BIND') || isSluiceError(err, 'SLUICE_ERR_OUTPUT')) return EXIT.startFailed;
     return isSluiceError(err, 'SLUICE_ERR_CONFIG_READ') ? EXIT.configInvalid : EXIT.runtime;
   }
   started?.(app);
-  process.on('SIGHUP', () => void app.reload());
-  await new Promise<void>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
-  });
+  // The clock's timers are unref'd, and an agent waiting to retry may hold no socket: this handle
+  // keeps the process up until a signal stops it, so it never exits 0 for lack of work.
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  reloads.attach(app);
+  // One listener for the whole run, so a second signal is never lost between two registrations.
+  let signals = 0;
+  let stop!: () => void;
+  const stopping = new Promise<void>((resolve) => (stop = resolve));
+  const onSignal = () => {
+    if (++signals === 1) return stop();
+    if (signals === 2) {
+      app.log.warn('stopping at once: live sessions end now (a third signal exits without cleanup)');
+      return void app.node.destroy();
+    }
+    process.exit(EXIT.runtime);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  await stopping;
   app.log.info('stopping: draining live sessions (send the signal again to stop at once)');
-  const again = () => void app.node.destroy();
-  process.once('SIGTERM', again);
-  process.once('SIGINT', again);
   await app.stop();
+  clearInterval(keepAlive);
+  // Whatever is still pending after the stop (a stuck file-system call) must not hold the exit.
+  setTimeout(() => process.exit(EXIT.ok), 5_000).unref();
   return EXIT.ok;
 }
 

@@ -53,6 +53,8 @@ export class SluiceNode {
   #stopping: Promise<void> | undefined;
   /** Live sessions are judged again whenever verdict inputs change (admission/reverdict.ts). */
   readonly verdicts: VerdictChanges;
+  /** Aborted by destroy(): every drain still running ends at once. */
+  readonly #now = new AbortController();
 
   private constructor(
     config: SluiceConfig,
@@ -131,8 +133,9 @@ export class SluiceNode {
     return this.#stopping;
   }
 
-  /** Immediate stop: every session ends with `shutdown`. */
+  /** Immediate stop: every session ends with `shutdown`, also those of a graceful stop or a reload still draining. */
   async destroy(): Promise<void> {
+    this.#now.abort();
     const all = [...this.#routes.values()];
     this.#routes.clear();
     this.#stopping ??= Promise.resolve();
@@ -190,10 +193,17 @@ export class SluiceNode {
 
   async #drain(r: RouteRuntime, deadlineMs: number, reason: EndReason): Promise<void> {
     let timer: { cancel(): void } | undefined;
+    let onNow: (() => void) | undefined;
     const deadline = new Promise<void>((resolve) => (timer = this.deps.clock.setTimeout(resolve, deadlineMs)));
-    await Promise.race([r.drain(), deadline]);
+    const now = new Promise<void>((resolve) => {
+      onNow = resolve;
+      if (this.#now.signal.aborted) resolve();
+      else this.#now.signal.addEventListener('abort', onNow, { once: true });
+    });
+    await Promise.race([r.drain(), deadline, now]);
     timer?.cancel();
-    await this.#closeRoute(r, reason);
+    this.#now.signal.removeEventListener('abort', onNow!);
+    await this.#closeRoute(r, this.#now.signal.aborted ? 'shutdown' : reason);
   }
 
   async #closeRoute(r: RouteRuntime, reason: EndReason): Promise<void> {

@@ -15,17 +15,18 @@ import type { DatagramChannel, DatagramDialer } from '../../src/upstream/dialer.
 
 const SESSIONS = 1000;
 
-function route(budget: string): RouteConfig {
-  const r = parseConfig(`routes:\n  r:\n    listen: udp://127.0.0.1:0\n    upstream: 127.0.0.1:9\n    udp: { maxSessions: 0, maxSessionsPerSource: 0, rate: { perSecond: 0 }, ratePerSource: { perSecond: 0 }${budget} }\n`);
+/** `budget`: more `udp:` keys; `extra`: more route keys as a YAML line (bench/micro/bandwidth.bench.ts). */
+function route(budget: string, extra = ''): RouteConfig {
+  const r = parseConfig(`routes:\n  r:\n    listen: udp://127.0.0.1:0\n    upstream: 127.0.0.1:9\n    udp: { maxSessions: 0, maxSessionsPerSource: 0, rate: { perSecond: 0 }, ratePerSource: { perSecond: 0 }${budget} }\n${extra}`);
   if (!r.ok) throw new Error(JSON.stringify(r.issues));
   return r.config.routes[0]!;
 }
 
-async function table(budget: string) {
+export async function table(budget: string, extra = '') {
   let sent = 0;
   const channel: DatagramChannel = { remote: { address: '127.0.0.1', port: 9, family: 4 }, send: () => void sent++, close: () => {} };
   const dialer: DatagramDialer = { open: async () => channel };
-  const t = new UdpSessionTable(route(budget), {
+  const t = new UdpSessionTable(route(budget, extra), {
     clock: systemClock,
     dialer,
     events: new EventStream(),
@@ -44,10 +45,10 @@ async function table(budget: string) {
   return { t, sessions, base, sent: () => sent };
 }
 
-type Bench = Awaited<ReturnType<typeof table>>;
+export type Bench = Awaited<ReturnType<typeof table>>;
 
 /** ns per datagram, both directions: each round one 96-byte request in and one 1,452-byte reply out per session. */
-function run(b: Bench, ms: number): number {
+export function run(b: Bench, ms: number): number {
   const request = Buffer.alloc(96);
   const reply = Buffer.alloc(1452);
   let n = 0;

@@ -9,15 +9,18 @@
 #   SUBJECT_CMD="SLUICE_DATAPATH=js $0 ..." SUBJECT2_CMD="SLUICE_DATAPATH=native $0 ..."
 # The UDP route runs with the default reply budget (udp.replyBudget, 64x over 10 s); the echo
 # upstream answers 1:1, so it never drops. SLUICE_BENCH_REPLY_BUDGET=off lifts it, to measure its
-# cost as subject vs subject2 (docs/security.md).
+# cost as subject vs subject2 (docs/security.md). SLUICE_BENCH_BANDWIDTH=1 puts bandwidth limits
+# that the load never reaches (perSource and perRoute of 100 Gbit/s) on the echo routes, to measure
+# the cost of a limit that is not reached (docs/bans.md).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 R=$1 E=$2 RI=$3 I=$4
 CFG=$(mktemp /tmp/sluice-bench.XXXXXX.yaml)
 ACCESS=off FLOW=off ADMIN=
-RB=
+RB= BW=
 [ "${SLUICE_BENCH_REPLY_BUDGET:-}" = off ] && RB='replyBudget: off'
+[ "${SLUICE_BENCH_BANDWIDTH:-0}" = 1 ] && BW='bandwidth: { perSource: 100Gbit/s, perRoute: 100Gbit/s }'
 case "${SLUICE_BENCH_RECORD:-0}" in
   1) ACCESS="${CFG%.yaml}.access.log" ;;
   all) ACCESS="${CFG%.yaml}.access.log" FLOW="${CFG%.yaml}.flow.log" ADMIN="admin: { listen: 127.0.0.1:0 }" ;;
@@ -34,13 +37,16 @@ routes:
       rate: { perSecond: 0 }
       ratePerSource: { perSecond: 0 }
       $RB
+    $BW
   echo-tcp:
     listen: tcp://127.0.0.1:$R
     upstream: 127.0.0.1:$E
+    $BW
     tcp: { idleTimeout: 120s, maxConnections: 0, maxConnectionsPerSource: 0 }
   iperf:
     listen: tcp://127.0.0.1:$RI
     upstream: 127.0.0.1:$I
+    $BW
     tcp: { idleTimeout: 120s, maxConnections: 0, maxConnectionsPerSource: 0 }
 accessLog: { output: $ACCESS }
 flowLog: { output: $FLOW }

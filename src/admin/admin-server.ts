@@ -11,6 +11,7 @@ import { AdminAuth, presentsCredential } from './auth.js';
 import { LoginThrottle } from './login-throttle.js';
 import type { LiveHub } from './live-hub.js';
 import type { RecentActivity } from './recent.js';
+import { SOURCE_ORDERS, type SourceActivity, type SourceOrder, type SourceWindow } from './source-activity.js';
 import { checkRequest } from './request-guard.js';
 import { dashboardFiles, type StaticFile } from './static-files.js';
 import { sessionsView, type RouteView } from './views.js';
@@ -30,6 +31,8 @@ export interface AdminServerDeps {
   /** The body of /api/peers: the agent's peer links and connect listeners, the gateway's peer counters (src/agent/peer-view.ts). */
   readonly peers?: () => Record<string, unknown>;
   readonly recent: RecentActivity;
+  /** Who is connected (/api/sources); absent = an empty list. */
+  readonly sources?: SourceActivity;
   readonly live: LiveHub;
   /** The ban list behind /api/bans (admission/bans/bans.ts). */
   readonly bans?: () => BanList | undefined;
@@ -194,6 +197,8 @@ export class AdminServer {
         return this.#json(res, 200, this.deps.peers?.() ?? { agent: null, links: [], connect: [], counters: null, gateway: null });
       case '/api/flows':
         return this.#json(res, 200, { flows: this.deps.recent.flows.newest(limit) });
+      case '/api/sources':
+        return this.#sources(res, url);
       case '/api/denials':
         return this.#json(res, 200, { denials: this.deps.recent.denials.newest(limit) });
       case '/api/stream':
@@ -258,6 +263,18 @@ export class AdminServer {
     this.#send(res, status, f.type, f.body);
   }
 
+  /** GET /api/sources?window=1m|10m&by=sessions|bytes|rejections&limit=N (docs/admin.md). */
+  #sources(res: ServerResponse, url: URL): void {
+    const window = url.searchParams.get('window') ?? '1m';
+    const by = url.searchParams.get('by') ?? 'sessions';
+    if (window !== '1m' && window !== '10m') return this.#json(res, 400, { error: `window must be 1m or 10m, not "${window}"` });
+    if (!(SOURCE_ORDERS as readonly string[]).includes(by)) return this.#json(res, 400, { error: `by must be one of ${SOURCE_ORDERS.join(', ')}, not "${by}"` });
+    const limit = Math.min(intParam(url, 'limit') ?? DEFAULT_SOURCES_LISTED, MAX_SOURCES_LISTED);
+    const live = this.deps.routes().flatMap((r) => r.sessions());
+    const body = this.deps.sources?.top(window as SourceWindow, by as SourceOrder, limit, live) ?? { window, by, tracked: 0, sources: [] };
+    return this.#json(res, 200, body);
+  }
+
   #json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
     this.#send(res, status, 'application/json; charset=utf-8', JSON.stringify(body), headers);
   }
@@ -271,6 +288,10 @@ export class AdminServer {
 function pathOf(req: IncomingMessage): string {
   return (req.url ?? '/').split('?')[0]!.slice(0, 200);
 }
+
+/** Sources listed at most by /api/sources, and by default. */
+const MAX_SOURCES_LISTED = 500;
+const DEFAULT_SOURCES_LISTED = 50;
 
 function intParam(url: URL, name: string): number | undefined {
   const v = url.searchParams.get(name);

@@ -1,6 +1,7 @@
 import { formatHostPort, formatListen } from '../core/address.js';
 import { formatDurationMs } from '../core/duration.js';
-import type { RouteConfig, RouteOrigin } from '../config/types.js';
+import { formatByteRate } from '../core/byte-rate.js';
+import type { BandwidthSettings, RouteConfig, RouteOrigin } from '../config/types.js';
 import type { RouteRuntime, SessionInfo } from '../listen/route.js';
 import { zeroCounters, type FlowCounters } from '../observe/events.js';
 
@@ -107,7 +108,21 @@ function settingsSummary(c: RouteConfig): Record<string, unknown> {
         };
   s.acl = c.acl ? (c.acl.observeOnly ? 'observe-only' : 'on') : 'off';
   if (c.proxyProtocol) s.proxyProtocol = { accept: c.proxyProtocol.accept.length > 0, send: c.proxyProtocol.send ?? 'off' };
+  if (c.bandwidth) s.bandwidth = bandwidthSummary(c.bandwidth);
   return s;
+}
+
+/** `{ perSource: { up: '10Mbit/s', down: '10Mbit/s' } }`: the limits as rates people read. */
+function bandwidthSummary(b: BandwidthSettings): Record<string, Record<string, string>> {
+  const out: Record<string, Record<string, string>> = {};
+  for (const scope of ['perSource', 'perRoute'] as const) {
+    const l = b[scope];
+    if (!l) continue;
+    out[scope] = {};
+    if (l.up) out[scope].up = formatByteRate(l.up.perSecond);
+    if (l.down) out[scope].down = formatByteRate(l.down.perSecond);
+  }
+  return out;
 }
 
 export function sessionView(s: SessionInfo, nowWall: number): SessionView {

@@ -21,6 +21,8 @@ export class GeoHolder {
       this.current = await openCountryDatabase(path);
       this.#path = path;
     } catch (err) {
+      // openCountryDatabase's errors already name the key and the path.
+      if (err instanceof SluiceError) throw err;
       throw new SluiceError('SLUICE_ERR_CONFIG_READ', `geoip.database: cannot open ${path}: ${(err as Error).message}`, { cause: err });
     }
   }

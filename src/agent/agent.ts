@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type tls from 'node:tls';
+import { isDeepStrictEqual } from 'node:util';
 import { canonicalIp, formatHostPort, type Endpoint } from '../core/address.js';
 import type { Clock, Timer } from '../core/clock.js';
 import type { AgentConfig } from '../config/gateway-schema.js';
@@ -63,6 +64,19 @@ export interface AgentCounters {
   publishRefused: Partial<Record<RefusalCode, number>>;
 }
 
+const newBackoff = (c: AgentConfig, random?: () => number) =>
+  new Backoff({ initialMs: c.reconnect.initialMs, maxMs: c.reconnect.maxMs, multiplier: 2, jitter: 0.3 }, random);
+
+/** The keys of `agent:` that a reload applies to a running agent (Agent.updateConnection). */
+const CONNECTION_KEYS = ['gateway', 'token', 'fingerprint', 'ca', 'serverName', 'reconnect'] as const;
+
+/** 'none' when `next` equals `current`, 'connection' when only CONNECTION_KEYS differ, else 'restart'. */
+export function agentChange(current: AgentConfig, next: AgentConfig): 'none' | 'connection' | 'restart' {
+  if (isDeepStrictEqual(current, next)) return 'none';
+  const strip = (c: AgentConfig) => ({ ...c, ...Object.fromEntries(CONNECTION_KEYS.map((k) => [k, undefined])) });
+  return isDeepStrictEqual(strip(current), strip(next)) ? 'connection' : 'restart';
+}
+
 /** Longest a connection attempt (TCP, TLS, authentication) may take. */
 const CONNECT_TIMEOUT_MS = 15_000;
 /** Streams the gateway may have open on one connection; more are reset with `limit`. */
@@ -78,7 +92,7 @@ const MAX_STREAMS = 4096;
 export class Agent {
   readonly counters: AgentCounters = { connects: 0, resumed: 0, refused: {}, publishRefused: {} };
   readonly #abort = new AbortController();
-  readonly #backoff: Backoff;
+  #backoff: Backoff;
   readonly #observer: Partial<AgentObserver>;
   readonly #path: AgentDatagramPath;
   readonly local: LocalServices;
@@ -94,15 +108,19 @@ export class Agent {
   #wait: Timer | undefined;
   #wake: (() => void) | undefined;
   readonly #done: Promise<void>;
+  #config: AgentConfig;
+  #ca: Buffer | undefined;
 
   private constructor(
-    readonly config: AgentConfig,
+    config: AgentConfig,
     private readonly deps: AgentDeps,
     path: AgentDatagramPath,
-    private readonly ca: Buffer | undefined,
+    ca: Buffer | undefined,
   ) {
+    this.#config = config;
+    this.#ca = ca;
     this.#observer = deps.observer ?? {};
-    this.#backoff = new Backoff({ initialMs: config.reconnect.initialMs, maxMs: config.reconnect.maxMs, multiplier: 2, jitter: 0.3 }, deps.random);
+    this.#backoff = newBackoff(config, deps.random);
     this.#path = path;
     this.local = new LocalServices(config.expose, {
       agent: config.name,
@@ -162,6 +180,23 @@ export class Agent {
       throw err;
     }
     return agent;
+  }
+
+  get config(): AgentConfig {
+    return this.#config;
+  }
+
+  /**
+   * Takes new connection settings (gateway address, token, pin, CA, server name, backoff) from a
+   * reloaded config and connects with them at once; every other key must be unchanged
+   * (`connectionOnlyChange`). Rejects, keeping the old settings, when the CA file cannot be read.
+   */
+  async updateConnection(next: AgentConfig): Promise<void> {
+    const ca = next.ca === undefined ? undefined : await readFile(next.ca);
+    this.#config = next;
+    this.#ca = ca;
+    this.#backoff = newBackoff(next, this.deps.random);
+    if (this.#state !== 'closed') this.reconnectNow();
   }
 
   get state(): 'connecting' | 'connected' | 'waiting' | 'closed' {
@@ -231,7 +266,7 @@ export class Agent {
 
   /** One connection from TLS to its end; resolves with why it ended, rejects when it never authenticated. */
   async #connectOnce(): Promise<string> {
-    const cfg = this.config;
+    const cfg = this.#config;
     const remote = await resolveDestination(cfg.gateway, this.deps.resolver ?? systemResolver, 'trusted');
     const keyId = randomInt(1, 0xffff_ffff);
     const { channel, authOk, keys } = await connectToGateway({
@@ -240,7 +275,7 @@ export class Agent {
       name: cfg.name,
       token: cfg.token,
       fingerprint: cfg.fingerprint,
-      ca: this.ca,
+      ca: this.#ca,
       serverName: cfg.serverName ?? (canonicalIp(cfg.gateway.host) ? undefined : cfg.gateway.host),
       datagramKeyId: keyId,
       resumeKeyId: this.#path.gatewayKeyId,

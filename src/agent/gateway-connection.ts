@@ -35,6 +35,8 @@ export interface ConnectOptions {
   readonly streamWindow: number;
   readonly timeoutMs: number;
   readonly signal: AbortSignal;
+  /** Source address to connect from (the OS picks when absent). */
+  readonly localAddress?: string;
   /** Called with the datagram keys once TLS is up and before HELLO, so the opener exists before the gateway can seal to it. */
   readonly onKeys?: (keys: DatagramKeys) => void;
 }
@@ -70,6 +72,7 @@ export function connectToGateway(o: ConnectOptions): Promise<Connected> {
     const socket = tls.connect({
       host: o.host,
       port: o.port,
+      ...(o.localAddress !== undefined ? { localAddress: o.localAddress } : {}),
       servername: o.serverName ?? (net.isIP(o.host) ? undefined : o.host),
       ALPNProtocols: [TUNNEL_ALPN],
       minVersion: 'TLSv1.3',

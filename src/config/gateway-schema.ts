@@ -2,9 +2,10 @@ import { z } from 'zod';
 import { canonicalIp, parseHostPort, type HostPort, type ListenAddress } from '../core/address.js';
 import type { AclSpec } from '../admission/acl/acl-policy.js';
 import type { SourcePrefix } from '../admission/source-key.js';
-import type { ProxyProtocolSettings, TcpSettings, UdpSettings } from './types.js';
+import type { BandwidthSettings, ProxyProtocolSettings, TcpSettings, UdpSettings } from './types.js';
 import { DEFAULT_REPLY_BUDGET, type ReplyBudget } from '../core/reply-budget.js';
 import { expecting } from './issue-text.js';
+import { agentBandwidthSchema, bandwidthSchema } from './bandwidth-schema.js';
 
 /**
  * The `gateway:` and `agent:` sections (docs/expose.md). The keys the issue fixed are `listen`,
@@ -46,6 +47,8 @@ export interface AgentCredentials {
   readonly ports: readonly (readonly [number, number])[];
   /** UDP settings of this agent's public listeners: `services.udp` with the agent's own `replyBudget`, if set. */
   readonly udp?: UdpSettings;
+  /** `agents.<name>.bandwidth`: its `perSource` / `perRoute` replace those of `services.bandwidth` for this agent's services; `perAgent` is shared by all of them. */
+  readonly bandwidth?: BandwidthSettings;
 }
 
 /** Route settings for every public listener of an exposed service. */
@@ -55,6 +58,8 @@ export interface ExposedRouteSettings {
   readonly acl: AclSpec | undefined;
   /** The top-level `sourcePrefix`; absent = IPv4 /32, IPv6 /64. */
   readonly sourcePrefix?: SourcePrefix;
+  /** `services.bandwidth`: limits of every exposed service's public listener; the agent cannot change them. */
+  readonly bandwidth?: BandwidthSettings;
 }
 
 export interface GatewayConfig {
@@ -110,7 +115,7 @@ export interface ConnectConfig {
 }
 
 /** Address classes a peer's ICE candidates may be in (src/udpexposer/peer-policy.ts classes). */
-export type CandidateClass = 'public' | 'private' | 'loopback' | 'link-local';
+export type CandidateClass = 'public' | 'private' | 'loopback' | 'link-local' | 'reserved';
 
 export interface TurnServerEntry {
   readonly server: HostPort;
@@ -166,7 +171,8 @@ export interface RouteParts {
 
 /** Builds the two schemas from the route parts of schema.ts. */
 const PEER_PATHS = ['auto', 'direct', 'relay'] as const;
-const CANDIDATE_CLASSES = ['public', 'private', 'loopback', 'link-local'] as const;
+/** `reserved` (documentation, benchmarking and other special-purpose ranges) is opt-in for labs that use them as public space. */
+const CANDIDATE_CLASSES = ['public', 'private', 'loopback', 'link-local', 'reserved'] as const;
 
 export function exposeSchemas(parts: RouteParts) {
   const { duration, udp, tcp, acl, listen: listenUrl, replyBudget } = parts;
@@ -197,7 +203,7 @@ export function exposeSchemas(parts: RouteParts) {
 
   const gateway = z.strictObject({
     listen: hostPort(true),
-    agents: expecting(z.record(z.string().regex(TUNNEL_NAME, 'agent names use letters, digits, _ . - (1-64, not starting with . or -)'), z.strictObject({ token, ports: ports.optional(), replyBudget })), 'a map of agent names, each with token:'),
+    agents: expecting(z.record(z.string().regex(TUNNEL_NAME, 'agent names use letters, digits, _ . - (1-64, not starting with . or -)'), z.strictObject({ token, ports: ports.optional(), replyBudget, bandwidth: agentBandwidthSchema.optional() })), 'a map of agent names, each with token:'),
     ports,
     stateDir: z.string().min(1).default('sluice-state'),
     tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
@@ -214,7 +220,7 @@ export function exposeSchemas(parts: RouteParts) {
     maxServicesPerAgent: count(65_535).default(64),
     maxPeerFlowsPerAgent: count(1_000_000).default(1024),
     stun: z.boolean().default(true),
-    services: z.strictObject({ udp, tcp, acl: acl.optional() }).prefault({ udp: {}, tcp: {} }),
+    services: z.strictObject({ udp, tcp, acl: acl.optional(), bandwidth: bandwidthSchema.optional() }).prefault({ udp: {}, tcp: {} }),
   });
 
   const agentName = z.string().regex(TUNNEL_NAME, 'agent names use letters, digits, _ . - (1-64, not starting with . or -)');
@@ -332,7 +338,7 @@ export function compileGateway(g: RawGateway, topAcl: AclSpec | undefined, topSo
   const agentUdp = (raw: RawUdp['replyBudget']) => (raw === undefined ? servicesUdp : { ...servicesUdp, replyBudget: replyBudgetOf(raw, undefined) });
   return {
     listen: g.listen,
-    agents: new Map(Object.entries(g.agents).map(([name, a]) => [name, { token: a.token, ports: a.ports ?? g.ports, udp: agentUdp(a.replyBudget) }])),
+    agents: new Map(Object.entries(g.agents).map(([name, a]) => [name, { token: a.token, ports: a.ports ?? g.ports, udp: agentUdp(a.replyBudget), ...(a.bandwidth ? { bandwidth: a.bandwidth } : {}) }])),
     ports: g.ports,
     stateDir: g.stateDir,
     tls: g.tls,
@@ -352,6 +358,7 @@ export function compileGateway(g: RawGateway, topAcl: AclSpec | undefined, topSo
       tcp: tcpSettings(g.services.tcp),
       acl: g.services.acl ?? topAcl,
       ...(topSourcePrefix ? { sourcePrefix: topSourcePrefix } : {}),
+      ...(g.services.bandwidth ? { bandwidth: g.services.bandwidth } : {}),
     },
   };
 }

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { isMap, isNode, LineCounter, parseDocument, type Document } from 'yaml';
-import { formatListen, parseListenUrl } from '../core/address.js';
+import { parseListenUrl } from '../core/address.js';
+import { checkListenOverlaps } from './listen-overlap.js';
 import { SluiceError } from '../core/errors.js';
 import { configSchema, type RawConfig } from './schema.js';
 import { checkObserve, compileObserve } from './observe-schema.js';
@@ -59,6 +60,7 @@ export function parseConfig(text: string): ParseResult {
   }
   const routesRaw = (raw as { routes?: Record<string, Record<string, unknown>> }).routes;
   if (routesRaw && typeof routesRaw === 'object' && !Array.isArray(routesRaw)) checkRoutes(routesRaw, at);
+  checkListenOverlaps(raw as Record<string, unknown>, at, (path) => lineOf(nodeOffset(doc, path)));
   if (parsed.success) checkAdmission(parsed.data, at);
   if (parsed.success) checkObserve(parsed.data, at);
   if (parsed.success) checkExpose(parsed.data as { gateway?: RawGateway; agent?: RawAgent }, at);
@@ -91,7 +93,6 @@ const ROUTE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
 /** Checks across keys that a per-field schema cannot see. */
 function checkRoutes(routesRaw: Record<string, Record<string, unknown>>, at: (path: (string | number)[], message: string) => void): void {
-  const seen = new Map<string, string>();
   for (const [name, route] of Object.entries(routesRaw)) {
     if (!ROUTE_NAME.test(name)) at(['routes', name], 'route names use letters, digits, _ . - (at most 63, starting with a letter or digit)');
     if (!route || typeof route !== 'object') continue;
@@ -99,11 +100,6 @@ function checkRoutes(routesRaw: Record<string, Record<string, unknown>>, at: (pa
     if (!listen || typeof listen === 'string') continue;
     if (listen.transport === 'tcp' && route.udp !== undefined) at(['routes', name, 'udp'], 'udp settings on a tcp:// route');
     if (listen.transport === 'udp' && route.tcp !== undefined) at(['routes', name, 'tcp'], 'tcp settings on a udp:// route');
-    if (listen.port === 0) continue;
-    const key = formatListen(listen);
-    const other = seen.get(key);
-    if (other) at(['routes', name, 'listen'], `${key} is already the listen address of route "${other}"`);
-    else seen.set(key, name);
   }
 }
 
@@ -172,6 +168,7 @@ function compile(data: RawConfig): SluiceConfig {
     acl: r.acl ?? data.acl,
     ...((r.bans ?? data.bans?.default) ? { bans: r.bans ?? data.bans?.default } : {}),
     ...((r.sourcePrefix ?? data.sourcePrefix) ? { sourcePrefix: r.sourcePrefix ?? data.sourcePrefix } : {}),
+    ...(r.bandwidth ? { bandwidth: r.bandwidth } : {}),
     proxyProtocol: r.proxyProtocol && {
       accept: r.proxyProtocol.accept,
       send: r.proxyProtocol.send,

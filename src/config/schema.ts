@@ -7,6 +7,7 @@ import { observeShape } from './observe-schema.js';
 import { lapiUrlIssue, MIN_INTERVAL_MS } from '../admission/crowdsec/settings.js';
 import { dockerSchema } from '../discovery/docker-config.js';
 import { expecting } from './issue-text.js';
+import { bandwidthSchema } from './bandwidth-schema.js';
 
 /**
  * The config file's shape. Every object is strict (unknown keys are errors) and every default is
@@ -166,6 +167,7 @@ export const routeSchema = z.strictObject({
   sourcePrefix: sourcePrefix.optional(),
   /** Names of `bans.rules` that watch this route; absent = `bans.default`. */
   bans: z.array(z.string()).optional(),
+  bandwidth: bandwidthSchema.optional(),
 });
 
 /** `gateway:` and `agent:` (docs/expose.md), built from the route parts above. */

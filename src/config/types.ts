@@ -14,6 +14,23 @@ export interface RateLimit {
   readonly burst: number;
 }
 
+/**
+ * Byte-rate limits of one direction pair: `up` is client to upstream, `down` upstream to client;
+ * `perSecond` in bytes, `burst` in bytes. An absent direction is unlimited.
+ */
+export interface BandwidthLimit {
+  readonly up?: RateLimit;
+  readonly down?: RateLimit;
+}
+
+/** `bandwidth:` of a route (admission/bandwidth-limiter.ts, docs/bans.md "Bandwidth limits"). */
+export interface BandwidthSettings {
+  readonly perSource?: BandwidthLimit;
+  readonly perRoute?: BandwidthLimit;
+  /** `gateway.agents.<name>.bandwidth.perAgent` only: one bucket pair over all of the agent's services. */
+  readonly perAgent?: BandwidthLimit;
+}
+
 export type OnLimit = 'reject' | 'evict-lru';
 
 export interface UdpSettings {
@@ -69,6 +86,8 @@ export interface RouteConfig {
   readonly proxyProtocol: ProxyProtocolSettings | undefined;
   /** What one source is for per-source caps and rates (`sourcePrefix`); absent = IPv4 /32, IPv6 /64. */
   readonly sourcePrefix?: SourcePrefix;
+  /** Byte-rate limits (`bandwidth`); absent = unlimited, and the datapath does no bandwidth work. */
+  readonly bandwidth?: BandwidthSettings;
   /** Absent for the config file's routes; set on routes discovered elsewhere (container labels). */
   readonly origin?: RouteOrigin;
   /** Names of the ban rules watching this route (its `bans`, else `bans.default`); absent = none. */

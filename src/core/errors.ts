@@ -6,6 +6,7 @@ export type SluiceErrorCode =
   | 'SLUICE_ERR_CONFIG_INVALID'
   | 'SLUICE_ERR_CONFIG_READ'
   | 'SLUICE_ERR_BIND'
+  | 'SLUICE_ERR_OUTPUT'
   | 'SLUICE_ERR_DIAL_TIMEOUT'
   | 'SLUICE_ERR_DIAL_FAILED'
   /** A connect listener's peer agent is not connected to the gateway (PEER_OPEN refused with peer-offline). */

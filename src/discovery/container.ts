@@ -81,26 +81,31 @@ export function summaryLacksNetworking(json: unknown): boolean {
 
 /** The networking part of `GET /containers/{id}/json` (the inspect shape, same on both engines). */
 export function networkingFromInspect(json: unknown): Pick<ContainerInfo, 'hostNetwork' | 'networks' | 'ports'> {
-  const o = (json ?? {}) as {
-    HostConfig?: { NetworkMode?: unknown };
-    NetworkSettings?: { Networks?: Record<string, { IPAddress?: unknown }> | null; Ports?: Record<string, { HostIp?: unknown; HostPort?: unknown }[] | null> | null };
-  };
+  // The engine's answer is read as untyped JSON: every level is checked before it is walked.
+  const o = objectOrEmpty(json);
+  const settings = objectOrEmpty(o.NetworkSettings);
   const networks: Record<string, string> = {};
-  for (const [net, v] of Object.entries(o.NetworkSettings?.Networks ?? {})) {
-    const ip = typeof v?.IPAddress === 'string' ? canonicalIp(v.IPAddress) : undefined;
+  for (const [net, v] of Object.entries(objectOrEmpty(settings.Networks))) {
+    const address = objectOrEmpty(v).IPAddress;
+    const ip = typeof address === 'string' ? canonicalIp(address) : undefined;
     if (ip) networks[net] = ip.address;
   }
   const ports: PublishedPort[] = [];
-  for (const [key, bindings] of Object.entries(o.NetworkSettings?.Ports ?? {})) {
+  for (const [key, bindings] of Object.entries(objectOrEmpty(settings.Ports))) {
     const m = /^(\d+)\/(tcp|udp)$/.exec(key);
-    if (!m) continue;
-    for (const b of bindings ?? []) {
-      const publicPort = Number(b.HostPort);
-      if (!Number.isInteger(publicPort) || publicPort <= 0) continue;
-      ports.push({ privatePort: Number(m[1]), publicPort, type: m[2] as Transport, ip: typeof b.HostIp === 'string' && b.HostIp !== '' ? b.HostIp : undefined });
+    if (!m || !Array.isArray(bindings)) continue;
+    for (const b of bindings) {
+      const { HostPort, HostIp } = objectOrEmpty(b);
+      const publicPort = typeof HostPort === 'string' || typeof HostPort === 'number' ? Number(HostPort) : NaN;
+      if (!Number.isInteger(publicPort) || publicPort <= 0 || publicPort > 65_535) continue;
+      ports.push({ privatePort: Number(m[1]), publicPort, type: m[2] as Transport, ip: typeof HostIp === 'string' && HostIp !== '' ? HostIp : undefined });
     }
   }
-  return { hostNetwork: o.HostConfig?.NetworkMode === 'host', networks, ports };
+  return { hostNetwork: objectOrEmpty(o.HostConfig).NetworkMode === 'host', networks, ports };
+}
+
+function objectOrEmpty(v: unknown): Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
 }
 
 /** First 12 hex digits, as `docker ps` shows an id. */

@@ -49,6 +49,8 @@ export class EngineError extends SluiceError {
 const REQUEST_TIMEOUT_MS = 10_000;
 /** A line longer than this is not an event; the stream is treated as broken. */
 const MAX_EVENT_LINE_BYTES = 1 << 20;
+/** Largest JSON answer read (a list of thousands of containers is a few MB); past it the request fails. */
+export const MAX_ENGINE_ANSWER_BYTES = 64 * 1024 * 1024;
 
 /** The engine's HTTP API on its unix socket, with node:http (no client library needed for four calls). */
 export class UnixSocketEngine implements ContainerEngine {
@@ -59,6 +61,7 @@ export class UnixSocketEngine implements ContainerEngine {
   constructor(
     readonly socketPath: string,
     private readonly relevant: (labels: Readonly<Record<string, string>>) => boolean = () => true,
+    private readonly maxAnswerBytes = MAX_ENGINE_ANSWER_BYTES,
   ) {}
 
   async identify(signal: AbortSignal): Promise<EngineIdentity> {
@@ -126,7 +129,7 @@ export class UnixSocketEngine implements ContainerEngine {
             while ((nl = buf.indexOf('\n')) >= 0) {
               const line = buf.slice(0, nl).trim();
               buf = buf.slice(nl + 1);
-              const e = line === '' ? undefined : parseEvent(line);
+              const e = line === '' ? undefined : parseEngineEvent(line);
               if (e) onEvent(e);
             }
             if (buf.length > MAX_EVENT_LINE_BYTES) stop();
@@ -147,7 +150,14 @@ export class UnixSocketEngine implements ContainerEngine {
     return new Promise((resolve, reject) => {
       const req = http.request({ socketPath: this.socketPath, path, method: 'GET', signal: timeout }, (res) => {
         const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
+        let total = 0;
+        res.on('data', (c: Buffer) => {
+          total += c.length;
+          if (total <= this.maxAnswerBytes) return void chunks.push(c);
+          chunks.length = 0;
+          req.destroy();
+          reject(new EngineError(`GET ${path}: the answer is larger than ${this.maxAnswerBytes} bytes`, res.statusCode));
+        });
         res.once('error', (err) => reject(engineError(path, err)));
         res.once('end', () => {
           const body = Buffer.concat(chunks).toString('utf8');
@@ -173,17 +183,22 @@ function engineError(path: string, err: Error): EngineError {
   return new EngineError(`GET ${path}: ${code}`, undefined, { cause: err });
 }
 
-/** Docker writes `Action` (and the older `status`); Podman's compatible API writes both too. */
-function parseEvent(line: string): EngineEvent | undefined {
-  let e: { Type?: unknown; Action?: unknown; status?: unknown; id?: unknown; Actor?: { ID?: unknown } };
+/** One line of the /events stream. Docker writes `Action` (and the older `status`); Podman's compatible API writes both too. */
+export function parseEngineEvent(line: string): EngineEvent | undefined {
+  let parsed: unknown;
   try {
-    e = JSON.parse(line) as typeof e;
+    parsed = JSON.parse(line);
   } catch {
     return undefined;
   }
+  // Any JSON value may come (`null`, a number, an array): only an object can be an event.
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return undefined;
+  const e = parsed as { Type?: unknown; Action?: unknown; status?: unknown; id?: unknown; Actor?: unknown };
   if (e.Type !== undefined && e.Type !== 'container') return undefined;
   const action = typeof e.Action === 'string' ? e.Action : typeof e.status === 'string' ? e.status : undefined;
-  const id = typeof e.Actor?.ID === 'string' ? e.Actor.ID : typeof e.id === 'string' ? e.id : undefined;
+  const actorId = e.Actor !== null && typeof e.Actor === 'object' ? (e.Actor as { ID?: unknown }).ID : undefined;
+  const id = typeof actorId === 'string' ? actorId : typeof e.id === 'string' ? e.id : undefined;
   // `exec_start: sh -c ...`, `health_status: healthy`: the verb is before the colon.
-  return action && id ? { action: action.split(':')[0]!.trim(), id } : undefined;
+  const verb = action?.split(':')[0]!.trim();
+  return verb && id ? { action: verb, id } : undefined;
 }

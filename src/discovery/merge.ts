@@ -1,4 +1,5 @@
-import { formatListen, type ListenAddress } from '../core/address.js';
+import { formatListen } from '../core/address.js';
+import { bindingsOverlap } from '../config/listen-overlap.js';
 import type { RouteConfig } from '../config/types.js';
 import { shortId } from './container.js';
 
@@ -30,7 +31,7 @@ export function mergeRoutes(file: readonly RouteConfig[], discovered: readonly R
       skipped.push({ route: r, message: `route name "${r.name}" is already used by ${describe(sameName)}` });
       continue;
     }
-    const clash = routes.find((other) => overlaps(other.listen, r.listen));
+    const clash = routes.find((other) => bindingsOverlap(other.listen, r.listen));
     if (clash) {
       const same = formatListen(clash.listen) === formatListen(r.listen);
       skipped.push({ route: r, message: `${formatListen(r.listen)} ${same ? 'is already' : 'overlaps'} the listen address of route "${clash.name}" (${describe(clash)})` });
@@ -44,12 +45,4 @@ export function mergeRoutes(file: readonly RouteConfig[], discovered: readonly R
 
 function describe(r: RouteConfig): string {
   return r.origin ? `container ${r.origin.container} (${shortId(r.origin.containerId)})` : 'the config file';
-}
-
-/** Port 0 picks a free port, so it never clashes. */
-function overlaps(a: ListenAddress, b: ListenAddress): boolean {
-  if (a.transport !== b.transport || a.port !== b.port || a.port === 0) return false;
-  if (a.host === b.host || a.host === '::' || b.host === '::') return true;
-  const v4 = (h: string) => !h.includes(':');
-  return (a.host === '0.0.0.0' && v4(b.host)) || (b.host === '0.0.0.0' && v4(a.host));
 }

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync, X509Certificate } from 'node:crypto';
-import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { makeDir } from '../core/make-dir.js';
+import { chmod, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SluiceError } from '../core/errors.js';
 
@@ -64,7 +65,7 @@ export async function loadOrCreateCertificate(
   const [cert, key] = await Promise.all([readState(certPath), readState(keyPath)]);
   if (cert && key) return { cert, key, fingerprint: certificateFingerprint(cert), generated: false, certPath };
 
-  await mkdir(opts.stateDir, { recursive: true, mode: 0o700 });
+  await makeDir(opts.stateDir, 0o700);
   const pair = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const keyPem = pair.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
   const tmpKey = `${keyPath}.tmp`;

@@ -1,10 +1,12 @@
+import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { registerExposeMetrics } from './expose-metrics.js';
 import type { Clock } from '../core/clock.js';
 import type { SluiceConfig } from '../config/types.js';
 import type { EventStream } from '../observe/events.js';
-import { Agent } from '../agent/agent.js';
+import { Agent, agentChange } from '../agent/agent.js';
+import { formatHostPort } from '../core/address.js';
 import { Gateway } from './gateway.js';
 import type { RouteDepsSource, RouteRuntime } from '../listen/route.js';
 import type { DatagramDialer } from '../upstream/dialer.js';
@@ -18,6 +20,12 @@ export interface Exposure {
   routes(): RouteRuntime[];
   /** Adds the gateway and agent metrics to `registry` once (call again after the registry may have changed). */
   exposeMetrics(registry: Registry | undefined): void;
+  /**
+   * Applies a reloaded config: new connection settings of `agent:` reconnect the agent at once;
+   * any other change of `gateway:` or `agent:` is logged as needing a restart and not applied.
+   * Rejects (nothing applied) when the agent's new CA file cannot be read.
+   */
+  reload(next: SluiceConfig): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -113,6 +121,17 @@ export async function startExposure(config: SluiceConfig, deps: ExposureDeps): P
       if (!registry || (!gateway && !agent) || registries.has(registry)) return;
       registries.add(registry);
       registerExposeMetrics(registry, () => ({ gateway, agent }));
+    },
+    reload: async (next) => {
+      const was = agent?.config;
+      const change = was && next.agent ? agentChange(was, next.agent) : was === next.agent ? 'none' : 'restart';
+      if (change === 'connection') {
+        await agent!.updateConnection(next.agent!);
+        log.info({ gateway: formatHostPort(next.agent!.gateway.host, next.agent!.gateway.port) }, 'agent: connection settings reloaded; reconnecting');
+      } else if (change === 'restart') {
+        log.warn('agent: this change of agent: (other than gateway, token, fingerprint, ca, serverName, reconnect) takes effect after a restart');
+      }
+      if (!isDeepStrictEqual(config.gateway, next.gateway)) log.warn('gateway: changes of gateway: take effect after a restart');
     },
     close: async () => {
       await agent?.close();

@@ -1,8 +1,9 @@
 import { UnverifiedReplyGuard } from '../core/unverified-reply-guard.js';
 import { randomInt } from 'node:crypto';
 import { once } from 'node:events';
-import type net from 'node:net';
+import net from 'node:net';
 import tls from 'node:tls';
+import { LRUCache } from 'lru-cache';
 import { canonicalIp, formatHostPort, formatListen, type Endpoint } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import { errnoCode, SluiceError } from '../core/errors.js';
@@ -17,6 +18,9 @@ import { jsDatapath } from '../datapath/js-datapath.js';
 import { ControlChannel, type ChannelEnd } from '../upstream/agent/control-channel.js';
 import { AgentLink, type KeySet, type LinkHost } from './agent-link.js';
 import { AuthBackoff } from './auth-backoff.js';
+import { PendingSlots } from '../admission/pending-slots.js';
+import { sourceKey } from '../admission/source-key.js';
+import { RefusalHold } from '../admission/refusal-hold.js';
 import { loadOrCreateCertificate, type GatewayCertificate, type OpensslRunner } from './certificate.js';
 import { newGatewayCounters, type GatewayCounters } from './counters.js';
 import { DatagramDemux } from './demux.js';
@@ -71,8 +75,12 @@ export class Gateway {
   readonly counters: GatewayCounters = newGatewayCounters();
   readonly #links = new Map<string, AgentLink>();
   readonly #byKey = new Map<number, { link: AgentLink; keys: KeySet }>();
-  readonly #pendingBySource = new Map<string, number>();
-  #pending = 0;
+  /** Pre-auth connections (docs/security.md: slow handshakes). Stage 0: TLS under way; 1: TLS done. */
+  readonly #pending: PendingSlots;
+  /** Addresses an agent authenticated from: their newcomers may evict other pre-auth connections. */
+  readonly #knownSources = new LRUCache<string, true>({ max: 10_000 });
+  /** Refused connections, held unread until the handshake timeout so they cannot reconnect in a loop. */
+  readonly #refused: RefusalHold;
   readonly #backoff: AuthBackoff;
   readonly #publisher: ServicePublisher;
   readonly #host: LinkHost;
@@ -88,6 +96,7 @@ export class Gateway {
     readonly config: GatewayConfig,
     private readonly deps: GatewayDeps,
     private readonly server: tls.Server,
+    private readonly front: net.Server,
     private readonly udp: UdpListener,
     udpReceiver: { handle: ListenerReceiver['onDatagram']; sendErrors: number },
     readonly certificate: GatewayCertificate,
@@ -96,6 +105,11 @@ export class Gateway {
   ) {
     this.#observer = deps.observer ?? {};
     this.#backoff = new AuthBackoff(config.authBackoff, deps.clock);
+    this.#pending = new PendingSlots({ max: config.maxHandshakes, maxPerSource: config.maxHandshakesPerSource });
+    this.#refused = new RefusalHold(
+      { holdMs: config.handshakeTimeoutMs, max: Math.min(16 * config.maxHandshakes, 16_384), maxPerSource: config.maxHandshakesPerSource },
+      deps.clock,
+    );
     this.#publisher = new ServicePublisher({
       clock: deps.clock,
       events: deps.events,
@@ -104,6 +118,7 @@ export class Gateway {
       maxServicesPerAgent: config.maxServicesPerAgent,
       portsOf: (agent) => config.agents.get(agent)?.ports ?? config.ports,
       udpOf: (agent) => config.agents.get(agent)?.udp ?? config.services.udp,
+      bandwidthOf: (agent) => config.agents.get(agent)?.bandwidth,
     });
     const send = (buf: Buffer, port: number, address: string) => {
       try {
@@ -160,7 +175,8 @@ export class Gateway {
       application: (buf, from) => this.#onDatagram(buf, from.address, from.port),
     });
     udpReceiver.handle = (buf, address, port) => demux.handle(buf, { address, port });
-    server.on('connection', (raw: net.Socket) => this.#onConnection(raw));
+    front.on('connection', (raw: net.Socket) => this.#onConnection(raw));
+    front.on('error', () => {});
     server.on('secureConnection', (s: tls.TLSSocket) => this.#onSecure(s));
     server.on('tlsClientError', (_err, socket: tls.TLSSocket) => {
       this.counters.tlsErrors++;
@@ -178,11 +194,11 @@ export class Gateway {
     const cert = await loadOrCreateCertificate({ stateDir: config.stateDir, tls: config.tls }, deps.openssl);
     // The demultiplexer exists once the gateway does; datagrams before that are dropped.
     const receiver = { handle: (() => {}) as ListenerReceiver['onDatagram'], sendErrors: 0 };
-    const { server, udp, tcp, udpLocal } = await bindPair(config, cert, deps.datapath ?? jsDatapath, {
+    const { server, front, udp, tcp, udpLocal } = await bindPair(config, cert, deps.datapath ?? jsDatapath, {
       onDatagram: (buf, address, port) => receiver.handle(buf, address, port),
       onSendError: () => void receiver.sendErrors++,
     });
-    const g = new Gateway(config, deps, server, udp, receiver, cert, tcp, udpLocal);
+    const g = new Gateway(config, deps, server, front, udp, receiver, cert, tcp, udpLocal);
     g.#observer.started?.({ tcp, udp: udpLocal, fingerprint: cert.fingerprint, generated: cert.generated, certPath: cert.certPath });
     return g;
   }
@@ -211,16 +227,22 @@ export class Gateway {
     return out;
   }
 
+  /** Refused pre-auth connections held open (unread) right now. */
+  get heldRefusals(): number {
+    return this.#refused.size;
+  }
+
   /** Pre-auth connections right now. */
   get pendingHandshakes(): number {
-    return this.#pending;
+    return this.#pending.size;
   }
 
   /** Stops accepting, tells every agent it is shutting down, closes the public listeners. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      const closedServer = new Promise<void>((resolve) => this.server.close(() => resolve()));
+      const closedServer = new Promise<void>((resolve) => this.front.close(() => resolve()));
       await Promise.all([...this.#links.values()].map((l) => l.close('shutting-down', 'the gateway is shutting down')));
+      this.#refused.close();
       for (const s of [...this.#sockets, ...this.#secure]) s.destroy();
       await Promise.all([this.udp.close(), closedServer]);
     })();
@@ -233,19 +255,27 @@ export class Gateway {
   readonly #secure = new Set<tls.TLSSocket>();
   /** Releases the pre-auth slot of a connection, by remote address|port. */
   readonly #releases = new Map<string, () => void>();
+  /** Marks a pre-auth connection's TLS as done (it then outranks connections still in TLS). */
+  readonly #advances = new Map<string, () => void>();
 
   #onConnection(raw: net.Socket): void {
-    const source = canonicalIp(raw.remoteAddress ?? '')?.address ?? '?';
-    const perSource = this.#pendingBySource.get(source) ?? 0;
-    if (this.#closing || this.#pending >= this.config.maxHandshakes || perSource >= this.config.maxHandshakesPerSource) {
-      this.counters.preAuthCapped++;
+    // Counted per source key (IPv6 per /64 by default, as every per-source limit); preferred by the
+    // exact address an agent authenticated from.
+    const ip = canonicalIp(raw.remoteAddress ?? '');
+    const source = ip ? sourceKey(ip, this.config.services.sourcePrefix) : '?';
+    const key = `${raw.remoteAddress}|${raw.remotePort}`;
+    const admitted = this.#closing ? undefined : this.#pending.admit(source, ip !== undefined && this.#knownSources.has(ip.address), () => {
+      this.counters.preAuthEvicted++;
+      this.#releases.get(key)?.();
       raw.destroy();
+    });
+    if (!admitted?.ok) {
+      this.counters.preAuthCapped++;
+      this.#refused.refuse(raw, source);
       return;
     }
-    this.#pending++;
-    this.#pendingBySource.set(source, perSource + 1);
+    const slot = admitted.slot;
     this.#sockets.add(raw);
-    const key = `${raw.remoteAddress}|${raw.remotePort}`;
     let released = false;
     // Node hands the raw socket to a TLSSocket and emits no 'close' on it afterwards, so the slot
     // is also freed by this timer: nothing may stay pre-auth longer than the handshake timeout.
@@ -260,20 +290,22 @@ export class Gateway {
       deadline.cancel();
       this.#sockets.delete(raw);
       this.#releases.delete(key);
-      this.#pending--;
-      const n = (this.#pendingBySource.get(source) ?? 1) - 1;
-      if (n <= 0) this.#pendingBySource.delete(source);
-      else this.#pendingBySource.set(source, n);
+      this.#advances.delete(key);
+      slot.release();
     };
     this.#releases.set(key, release);
+    this.#advances.set(key, () => slot.advance(1));
     raw.once('close', release);
     raw.on('error', () => {});
     raw.setNoDelay(true); // stream frames are latency-bound; TLS records already batch
+    this.server.emit('connection', raw);
   }
 
   #onSecure(socket: tls.TLSSocket): void {
     socket.on('error', () => {});
-    const release = this.#releases.get(`${socket.remoteAddress}|${socket.remotePort}`) ?? (() => {});
+    const key = `${socket.remoteAddress}|${socket.remotePort}`;
+    const release = this.#releases.get(key) ?? (() => {});
+    this.#advances.get(key)?.();
     socket.once('close', release);
     this.#secure.add(socket);
     socket.once('close', () => this.#secure.delete(socket));
@@ -299,6 +331,7 @@ export class Gateway {
         return;
       }
       if (this.#closing) return channel.close('shutting-down', 'the gateway is shutting down');
+      this.#knownSources.set(remote.address, true);
       this.#authenticated(channel, o, remote);
     });
   }
@@ -368,7 +401,12 @@ function describeEnd(end: ChannelEnd): string {
   return end.error?.message ?? 'closed';
 }
 
-/** TLS on `listen`, then UDP on the same port number (a port 0 listen retries until both fit). */
+/**
+ * TLS on `listen`, then UDP on the same port number (a port 0 listen retries until both fit). A
+ * plain TCP listener accepts and hands to TLS only the connections the pre-auth slots admit, so a
+ * refused one costs no TLS state, and its backlog is deep enough that a flood of refused
+ * reconnects does not crowd legitimate SYNs out of the kernel's accept queue.
+ */
 async function bindPair(config: GatewayConfig, cert: GatewayCertificate, datapath: UdpDatapath, receiver: ListenerReceiver) {
   const { host, port } = config.listen;
   for (let attempt = 0; ; attempt++) {
@@ -380,25 +418,26 @@ async function bindPair(config: GatewayConfig, cert: GatewayCertificate, datapat
       handshakeTimeout: config.handshakeTimeoutMs,
       allowHalfOpen: false,
     });
+    const front = net.createServer({ pauseOnConnect: true, noDelay: true });
     try {
-      const listening = once(server, 'listening');
-      server.listen({ host, port, exclusive: true });
+      const listening = once(front, 'listening');
+      front.listen({ host, port, exclusive: true, backlog: 4096 });
       await listening;
     } catch (err) {
-      server.close();
+      front.close();
       throw new SluiceError('SLUICE_ERR_BIND', `gateway: cannot listen on tcp ${formatHostPort(host, port)}: ${errnoCode(err) ?? (err as Error).message}`, { cause: err });
     }
-    const a = server.address() as net.AddressInfo;
+    const a = front.address() as net.AddressInfo;
     let udp: UdpListener;
     try {
       udp = await datapath.listen(host, a.port, receiver);
     } catch (err) {
-      server.close();
+      front.close();
       if (port === 0 && errnoCode(err) === 'EADDRINUSE' && attempt < 20) continue;
       throw new SluiceError('SLUICE_ERR_BIND', `gateway: cannot bind udp ${formatHostPort(host, a.port)}: ${errnoCode(err) ?? (err as Error).message}`, { cause: err });
     }
     const ip = canonicalIp(a.address)!;
     const tcp: Endpoint = { address: ip.address, port: a.port, family: ip.family };
-    return { server, udp, tcp, udpLocal: udp.local };
+    return { server, front, udp, tcp, udpLocal: udp.local };
   }
 }

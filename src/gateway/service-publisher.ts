@@ -2,7 +2,8 @@ import { randomInt } from 'node:crypto';
 import type { Endpoint } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import { errnoCode, isSluiceError } from '../core/errors.js';
-import type { RouteConfig, UdpSettings } from '../config/types.js';
+import type { BandwidthLimit, BandwidthSettings, RouteConfig, UdpSettings } from '../config/types.js';
+import { bucketPair, type BucketPair } from '../admission/bandwidth-limiter.js';
 import type { ExposedRouteSettings } from '../config/gateway-schema.js';
 import type { EventStream } from '../observe/events.js';
 import { TcpRoute } from '../listen/tcp-route.js';
@@ -22,6 +23,8 @@ export interface PublisherDeps {
   readonly portsOf: (agent: string) => PortRanges;
   /** UDP settings of an agent's public listeners (`services.udp`, or the agent's own reply budget). */
   readonly udpOf: (agent: string) => UdpSettings;
+  /** The agent's own `bandwidth` on the gateway, if set (else `services.bandwidth` applies). */
+  readonly bandwidthOf?: (agent: string) => BandwidthSettings | undefined;
 }
 
 /** Tries for a free port when the agent asked for "any" (port 0). */
@@ -33,7 +36,16 @@ const ANY_PORT_TRIES = 64;
  * PUBLISH_OK(bound) or PUBLISH_ERROR(code) and never throws.
  */
 export class ServicePublisher {
+  /** `perAgent` buckets, one pair per configured agent name, shared by all its services for the gateway's lifetime. */
+  readonly #sharedByAgent = new Map<string, BucketPair>();
+
   constructor(private readonly deps: PublisherDeps) {}
+
+  #agentBuckets(agent: string, limit: BandwidthLimit): BucketPair {
+    let pair = this.#sharedByAgent.get(agent);
+    if (pair === undefined) this.#sharedByAgent.set(agent, (pair = bucketPair(limit, this.deps.clock)));
+    return pair;
+  }
 
   async publish(link: AgentLink, m: Publish): Promise<ControlMessage> {
     const refuse = (code: RefusalCode, message: string): ControlMessage => ({ type: 'publish-error', serviceId: m.serviceId, code, message });
@@ -75,6 +87,7 @@ export class ServicePublisher {
   async #start(link: AgentLink, m: Publish, port: number): Promise<RouteRuntime> {
     const { settings, clock, events } = this.deps;
     const name = `${link.name}/${m.name}`;
+    const own = this.deps.bandwidthOf?.(link.name);
     const route: RouteConfig = {
       name,
       listen: { transport: m.transport, host: m.remote.address, port },
@@ -84,15 +97,24 @@ export class ServicePublisher {
       acl: settings.acl,
       proxyProtocol: undefined,
       ...(settings.sourcePrefix ? { sourcePrefix: settings.sourcePrefix } : {}),
+      ...serviceBandwidth(settings.bandwidth, own),
     };
     const { admit, nextFlowId, datapath } = this.deps.routeDeps(route);
+    const shared = own?.perAgent ? { sharedBandwidth: this.#agentBuckets(link.name, own.perAgent) } : {};
     const r =
       m.transport === 'udp'
-        ? await UdpRoute.start(route, { clock, events, admit, nextFlowId, datapath, dialer: new AgentDatagramDialer(link, m.serviceId) })
-        : await TcpRoute.start(route, { clock, events, admit, nextFlowId, dialer: new AgentStreamDialer(link, m.serviceId) });
+        ? await UdpRoute.start(route, { clock, events, admit, nextFlowId, datapath, dialer: new AgentDatagramDialer(link, m.serviceId), ...shared })
+        : await TcpRoute.start(route, { clock, events, admit, nextFlowId, dialer: new AgentStreamDialer(link, m.serviceId), ...shared });
     events.emit({ type: 'route-up', at: clock.wallNow(), route: name, listen: `${m.transport}://${formatEndpoint(r.local)}`, address: r.local });
     return r;
   }
+}
+
+/** A service's limits: the agent's own `perSource` / `perRoute` where set, else `services.bandwidth`'s. */
+function serviceBandwidth(services: BandwidthSettings | undefined, agent: BandwidthSettings | undefined): { bandwidth?: BandwidthSettings } {
+  const perSource = agent?.perSource ?? services?.perSource;
+  const perRoute = agent?.perRoute ?? services?.perRoute;
+  return perSource || perRoute ? { bandwidth: { ...(perSource ? { perSource } : {}), ...(perRoute ? { perRoute } : {}) } } : {};
 }
 
 function formatEndpoint(e: Endpoint): string {

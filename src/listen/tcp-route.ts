@@ -1,12 +1,16 @@
 import net from 'node:net';
+import { LRUCache } from 'lru-cache';
 import { once } from 'node:events';
 import { canonicalIp, formatListen, type Endpoint } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import { errnoCode, SluiceError } from '../core/errors.js';
 import type { RouteConfig, RouteOrigin } from '../config/types.js';
 import { AdmissionLimits, type LimitSettings } from '../admission/limits.js';
+import { PendingSlots, type PendingSlotsOptions } from '../admission/pending-slots.js';
+import { RefusalHold } from '../admission/refusal-hold.js';
 import type { EndReason, EventStream, FlowRef, RejectReason } from '../observe/events.js';
 import { relayTcp } from '../session/tcp-relay.js';
+import { bandwidthLimiterFor, type BandwidthLimiter, type BucketPair } from '../admission/bandwidth-limiter.js';
 import { applyAdmitter, eventReporter, type AdmitVerdict, type Admitter, type VerdictReporter } from '../admission/admitter.js';
 import { rejudge, type JudgedFlow, type ReverdictCount } from '../admission/reverdict.js';
 import { firstBytesAreClean, readProxyHeader, sniffFirstBytes } from './proxy-header-reader.js';
@@ -20,6 +24,8 @@ export interface TcpRouteDeps {
   readonly events: EventStream;
   readonly nextFlowId: () => number;
   readonly admit?: Admitter;
+  /** Bandwidth buckets this route shares with others (an agent's total on the gateway); absent = none. */
+  readonly sharedBandwidth?: BucketPair;
 }
 
 /** `proxyProtocol.untrustedWait` when a route's settings do not say (the config default). */
@@ -50,11 +56,17 @@ class TcpConnection implements FlowRef, JudgedFlow {
 export class TcpRoute implements RouteRuntime {
   readonly #conns = new Set<TcpConnection>();
   readonly #limits: AdmissionLimits;
+  #bandwidth: BandwidthLimiter | null;
   readonly #abort = new AbortController();
   #route: RouteConfig;
   #admit: Admitter | undefined;
   #pp: TcpProxyHeaders | null;
-  #pendingHeaders = 0;
+  /** Trusted senders whose PROXY header is not read yet (fair share per source, pending-slots.ts). */
+  readonly #pendingHeaders: PendingSlots;
+  /** Senders that gave a valid header before: their newcomers may evict others when full. */
+  readonly #goodSenders = new LRUCache<string, true>({ max: 1024 });
+  /** Senders refused for want of a pending slot, held unread so they cannot reconnect in a loop. */
+  readonly #refusedHeaders: RefusalHold;
   readonly #reporter: VerdictReporter;
   #draining = false;
   #onEmpty: (() => void)[] = [];
@@ -71,6 +83,9 @@ export class TcpRoute implements RouteRuntime {
     this.#admit = deps.admit;
     this.#pp = route.proxyProtocol ? new TcpProxyHeaders(route.proxyProtocol) : null;
     this.#limits = new AdmissionLimits(limitSettings(route), deps.clock);
+    this.#pendingHeaders = new PendingSlots(pendingSettings(route));
+    this.#refusedHeaders = new RefusalHold({ holdMs: route.proxyProtocol?.headerTimeoutMs ?? 5000, max: 16_384, maxPerSource: pendingSettings(route).maxPerSource }, deps.clock);
+    this.#bandwidth = bandwidthLimiterFor(route.bandwidth, deps.clock, deps.sharedBandwidth);
     this.#reporter = eventReporter(deps.events, deps.clock, () => this.#route.name, 'tcp');
     server.on('connection', (down: net.Socket) => this.#accept(down));
     // Accept errors (EMFILE under a flood) must not take the process down; the listener keeps going.
@@ -109,6 +124,10 @@ export class TcpRoute implements RouteRuntime {
     this.#admit = admit;
     this.#pp = route.proxyProtocol ? new TcpProxyHeaders(route.proxyProtocol) : null;
     this.#limits.update(limitSettings(route));
+    this.#pendingHeaders.update(pendingSettings(route));
+    if (this.#bandwidth === null) this.#bandwidth = bandwidthLimiterFor(route.bandwidth, this.deps.clock, this.deps.sharedBandwidth);
+    else if (route.bandwidth === undefined && this.deps.sharedBandwidth === undefined) this.#bandwidth = null;
+    else this.#bandwidth.update(route.bandwidth ?? {});
   }
 
   /** Judges every live connection again with the current admitter (admission/reverdict.ts). */
@@ -127,6 +146,7 @@ export class TcpRoute implements RouteRuntime {
   drain(): Promise<void> {
     if (!this.#draining) {
       this.#draining = true;
+      this.#refusedHeaders.close();
       this.#serverClosed = new Promise((resolve) => this.server.close(() => resolve()));
     }
     const empty = this.#conns.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => this.#onEmpty.push(resolve));
@@ -174,20 +194,33 @@ export class TcpRoute implements RouteRuntime {
       this.#admitAndDial(down, peer, undefined, pp !== null && !pp.trust.empty);
       return;
     }
-    if (this.#pendingHeaders >= Math.max(1, this.#route.tcp.maxConnections || 4096)) return this.#reject(down, peer, 'limit-route-sessions');
-    this.#pendingHeaders++;
+    let evicted = false;
+    const pending = this.#pendingHeaders.admit(peer.address, this.#goodSenders.has(peer.address), () => {
+      evicted = true;
+      down.destroy();
+    });
+    if (!pending.ok) {
+      this.#refusedHeaders.refuse(down, peer.address);
+      return this.#report(peer, 'limit-route-sessions', 'too many PROXY headers pending');
+    }
     void readProxyHeader(down, pp.settings.headerTimeoutMs, pp.settings.maxHeaderBytes).then((r) => {
-      this.#pendingHeaders--;
+      pending.slot.release();
+      if (evicted) return this.#reject(down, peer, 'limit-route-sessions', 'evicted while its PROXY header was pending');
       if (!r.ok) return this.#reject(down, peer, r.reason);
+      this.#goodSenders.set(peer.address, true);
       const a = r.header.addresses;
       this.#admitAndDial(down, a ? a.source : peer, a?.destination, false);
     });
   }
 
   #reject(down: net.Socket, client: Endpoint, reason: RejectReason, detail?: string): void {
+    this.#report(client, reason, detail);
+    down.destroy();
+  }
+
+  #report(client: Endpoint, reason: RejectReason, detail?: string): void {
     const { clock, events } = this.deps;
     events.emit({ type: 'session-rejected', at: clock.wallNow(), route: this.#route.name, proto: 'tcp', client, reason, ...(detail ? { detail } : {}) });
-    down.destroy();
   }
 
   /**
@@ -250,7 +283,8 @@ export class TcpRoute implements RouteRuntime {
         if (header) stream.write(header);
         const clean = sniff ? firstBytesAreClean(down) : undefined;
         if (clean) void clean.then((ok) => ok || this.#reject(down, client, 'proxy-header-untrusted'));
-        c.stop = relayTcp(down, stream, route.tcp.idleTimeoutMs, (o) => this.#ended(c, o.reason, o.bytesFromClient, o.bytesToClient), clean);
+        const bandwidth = this.#bandwidth === null ? undefined : { gates: this.#bandwidth.gatesFor(c.source), clock };
+        c.stop = relayTcp(down, stream, route.tcp.idleTimeoutMs, (o) => this.#ended(c, o.reason, o.bytesFromClient, o.bytesToClient), clean, bandwidth);
       },
       (err: SluiceError) => {
         if (this.#abort.signal.aborted) return this.#finish(c, 'shutdown');
@@ -299,6 +333,11 @@ export class TcpRoute implements RouteRuntime {
     this.#limits.release(c.source);
     if (this.#conns.size === 0) for (const done of this.#onEmpty.splice(0)) done();
   }
+}
+
+function pendingSettings(route: RouteConfig): PendingSlotsOptions {
+  const max = Math.max(1, route.tcp.maxConnections || 4096);
+  return { max, maxPerSource: Math.min(max, route.tcp.maxConnectionsPerSource || max) };
 }
 
 function limitSettings(route: RouteConfig): LimitSettings {

@@ -66,7 +66,9 @@ export type DropReason =
   | 'proxy-header-missing'
   | 'proxy-header-invalid'
   /** A reply over the session's reply budget (udp.replyBudget). */
-  | 'reply-budget';
+  | 'reply-budget'
+  /** Over a route's bandwidth limit (admission/bandwidth-limiter.ts). */
+  | 'bandwidth';
 
 export interface FlowRef {
   /** Local flow number, unique within this process. */

@@ -27,13 +27,13 @@ function openStdio(fd: 1 | 2, opts: RecordOutputOptions): RecordWriter {
   const boom = pino.destination({ dest: fd, sync: false, maxLength: opts.maxBufferBytes ?? 4 * 1024 * 1024, minLength: 0 });
   let dropped = 0;
   let written = 0;
-  let broken = false;
+  let broken: string | undefined;
   let closed: Promise<void> | undefined;
   boom.on('drop', () => void dropped++);
   boom.on('error', (err: unknown) => {
     // EPIPE and friends: the reader is gone; keep counting what would have gone there.
     if (!broken) opts.onError?.(err);
-    broken = true;
+    broken = err instanceof Error ? err.message : String(err);
   });
   return {
     get dropped() {
@@ -41,6 +41,9 @@ function openStdio(fd: 1 | 2, opts: RecordOutputOptions): RecordWriter {
     },
     get written() {
       return written;
+    },
+    get failure() {
+      return broken;
     },
     write(line) {
       if (closed || broken) {
@@ -50,8 +53,8 @@ function openStdio(fd: 1 | 2, opts: RecordOutputOptions): RecordWriter {
       const before = dropped;
       try {
         boom.write(line);
-      } catch {
-        broken = true;
+      } catch (err) {
+        broken = err instanceof Error ? err.message : String(err);
         dropped++;
         return;
       }

@@ -12,6 +12,7 @@ import { loadAdminTls } from '../admin/admin-tls.js';
 import { LoginThrottle } from '../admin/login-throttle.js';
 import { LiveHub } from '../admin/live-hub.js';
 import { RecentActivity } from '../admin/recent.js';
+import { SourceActivity } from '../admin/source-activity.js';
 import { RouteTraffic } from '../admin/route-traffic.js';
 import type { RouteView } from '../admin/views.js';
 import type { BanList } from '../admin/bans-api.js';
@@ -24,7 +25,6 @@ import { conntrackSourceFrom } from './conntrack/from-config.js';
 import type { EventStream } from './events.js';
 import { newInstanceId } from './flow-id.js';
 import { createFlowRecords, type FlowRecorder } from './flow-records.js';
-import { openLineWriter, type LineWriter } from './line-writer.js';
 import { createMetrics, type SluiceMetrics } from './metrics.js';
 import type { FlowRef } from './events.js';
 import { registerPeerMetrics } from './peer-metrics.js';
@@ -52,6 +52,8 @@ export interface RecordingDeps {
   readonly exposure?: () => { readonly gateway?: (GatewayPeerSource & PublishedSource) | undefined; readonly agent?: Agent | undefined } | undefined;
   /** This process's UUID for flow UUIDs; a fresh one by default. */
   readonly instanceId?: string;
+  /** The ban state of a source key for /api/sources (filled when bans run); absent = no bans, `ban: null`. */
+  readonly banState?: (source: string) => unknown;
   /** Test seams for the conntrack source (a fake `conntrack`, another namespace's sysctls). */
   readonly conntrack?: Pick<ConntrackSourceDeps, 'spawn' | 'sysctl' | 'random'>;
 }
@@ -66,7 +68,7 @@ const FILE_LINGER_MS = 20;
 
 interface AccessLogPart {
   readonly output: string;
-  readonly writer: LineWriter & { readonly dropped: number };
+  readonly writer: RecordWriter;
   readonly unsubscribe: () => void;
 }
 interface FlowLogPart {
@@ -102,6 +104,8 @@ interface ConntrackPart {
 export class Recording {
   readonly instanceId: string;
   readonly recent = new RecentActivity();
+  /** Per-source activity over recent windows, for /api/sources (admin/source-activity.ts). */
+  readonly sources: SourceActivity;
   readonly live: LiveHub;
   /** Per-route traffic for /api/routes; subscribed while the admin listener runs. */
   readonly traffic: RouteTraffic;
@@ -130,6 +134,7 @@ export class Recording {
     this.live = new LiveHub({ clock: deps.clock, routes: () => this.#routes() });
     this.traffic = new RouteTraffic(() => this.#routes());
     this.#throttle = new LoginThrottle(deps.clock);
+    this.sources = new SourceActivity(deps.clock, deps.banState);
   }
 
   #agent(): Agent | undefined {
@@ -212,7 +217,9 @@ export class Recording {
     const agent = this.#agent();
     const gateway = this.#served.gatewaySummary();
     const peers = peerSummary(agent);
+    const problems = this.#problems();
     return {
+      ...(problems.length > 0 ? { status: 'degraded', problems } : {}),
       version: this.#version,
       instanceId: this.instanceId,
       startedAt: new Date(this.#startedAt).toISOString(),
@@ -354,6 +361,7 @@ export class Recording {
       metrics: () => this.#exposition(),
       health: () => this.status(),
       recent: this.recent,
+      sources: this.sources,
       live: this.live,
       throttle: this.#throttle,
     }, tls);
@@ -363,10 +371,12 @@ export class Recording {
       const a = events.subscribe(this.recent.sink);
       const b = events.subscribe(this.live.sink);
       const c = events.subscribe(this.traffic.sink);
+      const d = events.subscribe(this.sources.sink);
       this.#adminViews = () => {
         a();
         b();
         c();
+        d();
       };
     }
     log.info(
@@ -386,10 +396,11 @@ export class Recording {
     }
     if (output !== 'off') {
       // The file (appended, never rotated) through the batching writer; stdout/stderr through pino's.
+      const onError = this.#failureLogger('accessLog.output', output, 'access log');
       const writer =
         output === 'stdout' || output === 'stderr'
-          ? openLineWriter(output)
-          : new RotatingFileWriter(output, { maxBytes: Number.MAX_SAFE_INTEGER, maxFiles: 0, maxBufferBytes: 16 * 1024 * 1024, lingerMs: FILE_LINGER_MS, clock: this.#deps.clock });
+          ? openRecordOutput(output, { maxBufferBytes: 16 * 1024 * 1024, onError })
+          : new RotatingFileWriter(output, { maxBytes: Number.MAX_SAFE_INTEGER, maxFiles: 0, maxBufferBytes: 16 * 1024 * 1024, lingerMs: FILE_LINGER_MS, clock: this.#deps.clock, onError });
       this.#accessLog = { output, writer, unsubscribe: this.#deps.events.subscribe(accessLogSink(writer, this.#deps.clock, { peerFlow: this.#peerFlow, instanceId: this.instanceId })) };
     }
     this.#watchDrops();
@@ -407,19 +418,14 @@ export class Recording {
       this.#closeLater(() => old.writer.close());
     }
     if (f && key !== 'off') {
-      const { clock, log, events } = this.#deps;
+      const { clock, events } = this.#deps;
       const routes = () => this.#routes();
-      let failing = false;
       const writer = openRecordOutput(f.output, {
         maxBytes: f.maxBytes,
         maxFiles: f.maxFiles,
         lingerMs: FILE_LINGER_MS,
         clock,
-        onError: (err) => {
-          // Once per failure spell (the output reports it so); records are dropped and counted meanwhile.
-          if (!failing) log.error({ output: f.output, err: (err as Error).message }, 'flow log output failing; records are dropped');
-          failing = true;
-        },
+        onError: this.#failureLogger('flowLog.output', f.output, 'flow log'),
       });
       const recorder = createFlowRecords(writer, {
         clock,
@@ -431,6 +437,27 @@ export class Recording {
       this.#flowLog = { key, output: f.output, writer, recorder, unsubscribe: events.subscribe(recorder.sink) };
     }
     this.#watchDrops();
+  }
+
+  /**
+   * One error line when an output starts failing (the writers call it once per failure spell);
+   * meanwhile records are dropped and counted, and /api/health says `degraded`.
+   */
+  #failureLogger(key: string, output: string, what: string): (err: unknown) => void {
+    return (err) => this.#deps.log.error({ key, output, err: err instanceof Error ? err.message : String(err) }, `${what} output failing; records are dropped until it works again`);
+  }
+
+  /** Outputs that cannot write right now, for /api/health. */
+  #problems(): string[] {
+    const problems: string[] = [];
+    for (const [key, part] of [
+      ['accessLog.output', this.#accessLog],
+      ['flowLog.output', this.#flowLog],
+    ] as const) {
+      const failure = part?.writer.failure;
+      if (part && failure !== undefined) problems.push(`${key} ${part.output}: ${failure} (records are dropped)`);
+    }
+    return problems;
   }
 
   async #applyConntrack(config: SluiceConfig | undefined): Promise<void> {

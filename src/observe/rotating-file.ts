@@ -1,6 +1,7 @@
-import { mkdir, open, rename } from 'node:fs/promises';
+import { open, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { systemClock, type Clock } from '../core/clock.js';
+import { makeDir } from '../core/make-dir.js';
 import type { LineWriter } from './line-writer.js';
 
 /** A LineWriter that sheds load instead of blocking or buffering without bound. */
@@ -9,6 +10,8 @@ export interface RecordWriter extends LineWriter {
   readonly dropped: number;
   /** Lines handed to the output so far. */
   readonly written: number;
+  /** Why the output is failing right now (the last error's message), or undefined while it works. */
+  readonly failure: string | undefined;
 }
 
 /** The file-system calls the writer makes; node:fs/promises by default, a stalling fake in tests. */
@@ -45,7 +48,7 @@ export interface RotatingFileOptions {
   readonly fs?: RotatingFs;
 }
 
-const nodeFs: RotatingFs = { open: (p, f) => open(p, f), rename, mkdir };
+const nodeFs: RotatingFs = { open: (p, f) => open(p, f), rename, mkdir: (p) => makeDir(p) };
 /** Queued bytes that start a write at once, without waiting out `lingerMs`. */
 const LINGER_FULL_BYTES = 256 * 1024;
 /** Largest single write; bounds the copy made when a long queue is flushed. */
@@ -77,6 +80,7 @@ export class RotatingFileWriter implements RecordWriter {
   #pumping: Promise<void> | undefined;
   #failedUntil = -Infinity;
   #failing = false;
+  #failure: string | undefined;
   #closed: Promise<void> | undefined;
   #dropped = 0;
   #written = 0;
@@ -101,6 +105,9 @@ export class RotatingFileWriter implements RecordWriter {
   }
   get written(): number {
     return this.#written;
+  }
+  get failure(): string | undefined {
+    return this.#failure;
   }
   get rotations(): number {
     return this.#rotations;
@@ -153,6 +160,7 @@ export class RotatingFileWriter implements RecordWriter {
         try {
           await this.#writeBatch();
           this.#failing = false;
+          this.#failure = undefined;
         } catch (err) {
           this.#fail(err);
         }
@@ -235,6 +243,7 @@ export class RotatingFileWriter implements RecordWriter {
     this.#queue = [];
     this.#queuedBytes = 0;
     this.#failedUntil = this.#clock.now() + this.#retryAfterMs;
+    this.#failure = err instanceof Error ? err.message : String(err);
     if (!this.#failing) {
       this.#failing = true;
       this.#onError(err);

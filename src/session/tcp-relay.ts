@@ -1,6 +1,15 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { EndReason } from '../observe/events.js';
+import type { Clock } from '../core/clock.js';
+import type { FlowGates } from '../admission/bandwidth-limiter.js';
+import { pipeLimited } from './limited-pipe.js';
+
+/** Bandwidth gates of one connection and the clock their timers run on (session/limited-pipe.ts). */
+export interface RelayBandwidth {
+  readonly gates: FlowGates;
+  readonly clock: Clock;
+}
 
 export interface RelayOutcome {
   readonly reason: EndReason;
@@ -16,6 +25,7 @@ export interface RelayOutcome {
  * connection (RFC 9293 section 3.6); both sockets must have been made with allowHalfOpen.
  * Backpressure: pipe() pauses the reader while the writer's buffer is above its high-water mark,
  * so a slow reader holds at most one buffer per direction.
+ * Bandwidth: with gates, a limited direction is paced by pausing its reader (session/limited-pipe.ts).
  * Idle: `idleTimeoutMs` of no bytes in either direction (the client socket's timer is refreshed
  * by reads and writes alike) ends both sides.
  */
@@ -26,6 +36,7 @@ export function relayTcp(
   onDone: (outcome: RelayOutcome) => void,
   /** When given, client bytes flow upstream only once it resolves true (false ends both sides). */
   clientReady?: Promise<boolean>,
+  bandwidth?: RelayBandwidth,
 ): (reason: EndReason) => void {
   let reason: EndReason | undefined;
   let open = 2;
@@ -46,8 +57,11 @@ export function relayTcp(
   down.on('close', onClosed);
   up.on('close', onClosed);
   if (idleTimeoutMs > 0) down.setTimeout(idleTimeoutMs);
-  up.pipe(down);
-  if (!clientReady) down.pipe(up);
-  else void clientReady.then((ok) => (ok ? down.pipe(up) : stop('client-error')));
+  const gates = bandwidth?.gates;
+  if (gates?.down) pipeLimited(up, down, gates.down, bandwidth!.clock);
+  else up.pipe(down);
+  const upward = gates?.up ? () => pipeLimited(down, up, gates.up!, bandwidth!.clock) : () => down.pipe(up);
+  if (!clientReady) upward();
+  else void clientReady.then((ok) => (ok ? upward() : stop('client-error')));
   return stop;
 }

@@ -6,6 +6,7 @@ import { applyAdmitter, eventReporter, type Admitter, type VerdictReporter } fro
 import { rejudge, type ReverdictCount } from '../admission/reverdict.js';
 import { UdpProxyHeaders } from './udp-proxy-header.js';
 import { AdmissionLimits } from '../admission/limits.js';
+import { bandwidthLimiterFor, type BandwidthLimiter, type BucketPair } from '../admission/bandwidth-limiter.js';
 import type { DropReason, EndReason, EventStream, RejectReason } from '../observe/events.js';
 import type { DatagramDialer } from '../upstream/dialer.js';
 import { UdpSession, type UdpSessionOwner } from './udp-session.js';
@@ -23,6 +24,8 @@ export interface UdpTableDeps {
   /** The listener's own address: the destination in PROXY headers sent for plain clients. */
   readonly local: () => Endpoint;
   readonly admit?: Admitter;
+  /** Bandwidth buckets this route shares with others (an agent's total on the gateway); absent = none. */
+  readonly sharedBandwidth?: BucketPair;
 }
 
 const DROP_REASONS: readonly DropReason[] = [
@@ -34,11 +37,17 @@ const DROP_REASONS: readonly DropReason[] = [
   'proxy-header-missing',
   'proxy-header-invalid',
   'reply-budget',
+  'bandwidth',
 ];
-const REPLY_BUDGET = DROP_REASONS.length - 1;
+const REPLY_BUDGET = DROP_REASONS.length - 2;
+const BANDWIDTH = DROP_REASONS.length - 1;
 
-/** Sweep period for a given idle timeout: fine enough that expiry lands within [T, T + 2 sweeps). */
+/**
+ * Sweep period for a given idle timeout: fine enough that expiry lands within [T, T + 2 sweeps).
+ * An idle timeout of 0 means "never" (as for TCP); the sweep then only flushes drop counts.
+ */
 export function sweepIntervalMs(idleTimeoutMs: number): number {
+  if (idleTimeoutMs <= 0) return 250;
   return Math.max(10, Math.min(250, Math.floor(idleTimeoutMs / 8)));
 }
 
@@ -55,6 +64,8 @@ export class UdpSessionTable implements UdpSessionOwner {
   readonly #v4 = new Map<number, UdpSession>();
   readonly #other = new Map<string, UdpSession>();
   readonly #limits: AdmissionLimits;
+  /** Null on a route without `bandwidth`: sessions then carry null gates and the hot path skips them. */
+  #bandwidth: BandwidthLimiter | null;
   readonly #exchanges = new CompletedExchanges();
   readonly #drops = new Float64Array(DROP_REASONS.length);
   readonly #abort = new AbortController();
@@ -82,6 +93,7 @@ export class UdpSessionTable implements UdpSessionOwner {
     this.#admit = deps.admit;
     this.#pp = route.proxyProtocol ? new UdpProxyHeaders(route.proxyProtocol) : null;
     this.#limits = new AdmissionLimits(limitSettings(route), deps.clock);
+    this.#bandwidth = bandwidthLimiterFor(route.bandwidth, deps.clock, deps.sharedBandwidth);
     this.#reporter = eventReporter(deps.events, deps.clock, () => this.#route.name, 'udp');
     this.#schedule();
   }
@@ -128,6 +140,11 @@ export class UdpSessionTable implements UdpSessionOwner {
     const prefix = s.prefix;
     if (buf.length + (prefix === null ? 0 : prefix.length) > this.#route.udp.maxDatagramBytes) {
       this.#drops[0]++;
+      return;
+    }
+    const bw = s.bwUp;
+    if (bw !== null && !bw.tryTake(buf.length)) {
+      this.#drops[BANDWIDTH]++;
       return;
     }
     s.lastTick = this.#tick;
@@ -179,6 +196,11 @@ export class UdpSessionTable implements UdpSessionOwner {
       this.#drops[REPLY_BUDGET]++;
       return;
     }
+    const bw = s.bwDown;
+    if (bw !== null && !bw.tryTake(buf.length)) {
+      this.#drops[BANDWIDTH]++;
+      return;
+    }
     s.lastTick = this.#tick;
     s.bytesToClient += buf.length;
     s.packetsToClient++;
@@ -211,6 +233,9 @@ export class UdpSessionTable implements UdpSessionOwner {
     this.#admit = admit;
     this.#pp = route.proxyProtocol ? new UdpProxyHeaders(route.proxyProtocol) : null;
     this.#limits.update(limitSettings(route));
+    if (this.#bandwidth === null) this.#bandwidth = bandwidthLimiterFor(route.bandwidth, this.deps.clock, this.deps.sharedBandwidth);
+    else if (route.bandwidth === undefined && this.deps.sharedBandwidth === undefined) this.#bandwidth = null;
+    else this.#bandwidth.update(route.bandwidth ?? {});
     this.#schedule();
   }
 
@@ -297,6 +322,11 @@ export class UdpSessionTable implements UdpSessionOwner {
     const s = new UdpSession(this, this.deps.nextFlowId(), name, client, key, replyAddress, replyPort, clock.now(), clock.wallNow(), this.#tick);
     s.origin = this.#route.origin;
     s.source = source;
+    if (this.#bandwidth !== null) {
+      const g = this.#bandwidth.gatesFor(source);
+      s.bwUp = g.up;
+      s.bwDown = g.down;
+    }
     if (this.#pp !== null) {
       s.prefix = this.#pp.outboundHeader(client, destination ?? this.deps.local());
       s.prefixUntilReply = s.prefix !== null && this.#pp.settings.udp === 'first';
@@ -369,7 +399,7 @@ export class UdpSessionTable implements UdpSessionOwner {
     const sweepMs = sweepIntervalMs(idle);
     // A datagram seen during tick k happened no earlier than the sweep that opened tick k, so a
     // session is idle for at least T once ceil(T / sweep) + 1 ticks have passed.
-    this.#idleTicks = Math.ceil(idle / sweepMs) + 1;
+    this.#idleTicks = idle > 0 ? Math.ceil(idle / sweepMs) + 1 : Infinity;
     const budget = this.#route.udp.replyBudget;
     this.#budgetRatio = budget?.ratio ?? 0;
     if (budget) this.#budgetTicks = windowTicks(budget, sweepMs);

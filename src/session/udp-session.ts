@@ -3,6 +3,7 @@ import type { RouteOrigin } from '../config/types.js';
 import type { DatagramChannel, DatagramReceiver } from '../upstream/dialer.js';
 import type { FlowCounters, FlowRef } from '../observe/events.js';
 import type { ReplyBudgetState } from '../core/reply-budget.js';
+import type { BandwidthGate } from '../admission/bandwidth-limiter.js';
 
 /** What a session needs from the table that owns it. */
 export interface UdpSessionOwner {
@@ -48,6 +49,9 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, Repl
   budgetOutPrev = 0;
   /** The per-source key admission counted this session under (AdmissionLimits.keyOf). */
   source = '';
+  /** Bandwidth gates of each direction (admission/bandwidth-limiter.ts); null where unlimited. */
+  bwUp: BandwidthGate | null = null;
+  bwDown: BandwidthGate | null = null;
 
   constructor(
     private readonly owner: UdpSessionOwner,

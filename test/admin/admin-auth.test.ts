@@ -29,7 +29,7 @@ test('admin auth: with a token, API, metrics, stream and dashboard need it (Bear
   const host = base.replace('http://', '');
   const bearer = { authorization: `Bearer ${TOKEN}` };
 
-  const paths = ['/api/routes', '/api/sessions', '/api/flows', '/api/denials', '/api/health', '/api/stream', '/metrics', '/dashboard.js'];
+  const paths = ['/api/routes', '/api/sessions', '/api/flows', '/api/denials', '/api/sources', '/api/health', '/api/stream', '/metrics', '/dashboard.js'];
   for (const [i, path] of paths.entries()) {
     const none = await request(base + path);
     assert.equal(none.status, 401, `${path} without a token`);

@@ -88,6 +88,11 @@ lifecycle: { drainTimeout: 1s }
   const banRow = page.locator('#bans tbody tr[data-key="192.0.2.0/24"]');
   await banRow.waitFor({ timeout: 10_000 });
   assert.deepEqual((await banRow.locator('td').allTextContents()).map((x) => x.trim()).filter((_, i) => i !== 2), ['192.0.2.0/24', 'api', 'dashboard test']);
+  // Sources (/api/sources, polled every 5 s): 127.0.0.1 with its UDP session and its refusal.
+  const source = page.locator('#sources tbody tr[data-key="127.0.0.1"]');
+  await page.waitForFunction(() => (globalThis as any).document.querySelector('#sources tbody tr[data-key="127.0.0.1"] td:nth-child(5)')?.textContent === '1', undefined, { timeout: 12_000 });
+  const src = (await source.locator('td').allTextContents()).map((x) => x.trim());
+  assert.deepEqual([src[1], src[2], src[4], src[6]], ['1', '1', '1', '–'], `sources row: ${src.join(' | ')}`);
   // The chart has a rate and, after a few ticks, its area in the "from clients" blue.
   await page.waitForFunction(() => Number((globalThis as any).document.getElementById('chart').dataset.points) >= 3, undefined, { timeout: 10_000 });
   assert.match((await page.textContent('#rate-from')) ?? '', /^\d+(\.\d+)? (B|KiB)\/s$/);

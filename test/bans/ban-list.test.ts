@@ -71,6 +71,10 @@ test('bans API: list, add and remove with the token; refused without it; each ch
   });
   assert.equal(await refused(t, a.port('ssh')), true, 'the banned address is refused');
   assert.equal(await refused(t, a.port('ssh'), '127.0.0.2'), false, 'another address is not');
+  // /api/sources shows the ban of a banned source, and none for the other one.
+  const sources = JSON.parse((await request(`${base}/api/sources`, { headers: auth })).body) as { sources: { source: string; ban: { target: string; source: string } | null }[] };
+  const banOfSource = (k: string) => sources.sources.find((x) => x.source === k)?.ban;
+  assert.deepEqual([banOfSource('127.0.0.1')?.target, banOfSource('127.0.0.1')?.source, banOfSource('127.0.0.2')], ['127.0.0.1', 'api', null]);
   const metrics = (await request(`${base}/metrics`, { headers: auth })).body;
   for (const line of ['sluice_bans_active 1', 'sluice_bans_added_total{source="api"} 1', 'sluice_sessions_rejected_total{route="ssh",proto="tcp",reason="banned"} 1']) {
     assert.ok(metrics.split('\n').includes(line), `metrics have ${line}`);

@@ -150,7 +150,7 @@ routes:
     upstream: 127.0.0.1:1
 `).map(formatIssue);
   assert.ok(a.includes('routes.a.udp (line 6): udp settings on a tcp:// route'), a.join('\n'));
-  assert.ok(a.includes('routes.b.listen (line 8): tcp://0.0.0.0:2222 is already the listen address of route "a"'), a.join('\n'));
+  assert.ok(a.includes('routes.b.listen (line 8): tcp://0.0.0.0:2222 is already the listen address of route "a" (routes.a.listen, line 4); both cannot be bound'), a.join('\n'));
   assert.ok(a.some((m) => m.startsWith('routes.bad name!') && m.includes('route names use letters')), a.join('\n'));
 
   const y = issuesOf('routes:\n  a:\n    listen: tcp://0.0.0.0:1\n    listen: tcp://0.0.0.0:2\n');

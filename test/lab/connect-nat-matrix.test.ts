@@ -24,9 +24,10 @@ import { LabProcess, NAT_TYPES, directPossible, labMissing as missingLab, natlab
  *    middle of a steady stream, on each side in turn, for a direct and a relayed cell: the stream
  *    goes on and the loss is bounded.
  *
- * Default peerCandidates (public only): the lab's WAN and pub addresses (203.0.113.0/24,
- * 198.51.100.0/24) are public class; only cells with NAT type `none` expose 10.0.x.x host addresses
- * (docs/connect-lab.md says what that means for them).
+ * peerCandidates [public, reserved]: the lab's WAN and pub addresses (203.0.113.0/24,
+ * 198.51.100.0/24) are documentation ranges, class `reserved`, which stands in for public space
+ * here; only cells with NAT type `none` expose 10.0.x.x host addresses (docs/connect-lab.md says
+ * what that means for them).
  *
  * Needs root, natlab.sh, iproute2, nftables and conntrack. Missing any: fails under CI=true,
  * otherwise skips loudly. NATLAB_SH overrides where natlab.sh is. CONNECT_LAB_RESULTS=<file>
@@ -178,7 +179,7 @@ class ConnectLab {
     labOk('set-nat', 'nat-b', b);
     // A host behind NAT type `none` has only its 10.0.x.x LAN address: private class.
     // CONNECT_LAB_PUBLIC_ONLY=1 keeps the default there too (then those cells are not held to directPossible()).
-    const extra = privateNeeded(a, b) ? '  peerCandidates: [public, private]\n' : '';
+    const extra = privateNeeded(a, b) ? '  peerCandidates: [public, reserved, private]\n' : '  peerCandidates: [public, reserved]\n';
     this.home = this.start('home', 'host-b', ['agent', agentYaml('home', this.fingerprint, homeBody + extra)]);
     await this.home.waitFor((m) => m.type === 'connected', 'home connected', 15_000);
     // home sent its OFFER before it reported connected; laptop connects after that.
@@ -287,7 +288,7 @@ async function runCell(l: ConnectLab, a: NatType, b: NatType): Promise<Cell> {
     flow: { direct: flow.direct, relayed: flow.relayed },
     ice: snap.link?.diagnosis.ice ?? 'none', reason: snap.link?.diagnosis.reason,
     selected: snap.link?.diagnosis.selected ?? null,
-    peerCandidates: privateNeeded(a, b) ? 'public, private' : 'public',
+    peerCandidates: privateNeeded(a, b) ? 'public, reserved, private' : 'public, reserved',
     diagnosis: snap.link?.diagnosis, homeDiagnosis: homeSnap.link?.diagnosis,
     idleBefore: before.links === 0,
     events: l.pathEvents(laptop),

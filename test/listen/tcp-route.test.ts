@@ -132,6 +132,19 @@ test('tcp route: idle connections are closed after idleTimeout', async (t) => {
   await waitFor(() => up.sockets.size === 0, 'upstream side closed too');
 });
 
+test('tcp route: idleTimeout 0s means never (as for UDP)', async (t) => {
+  const up = await tcpServer(t);
+  const n = await startNode(t, route(up.port, '    tcp: { idleTimeout: 0s }'));
+  const c = await tcpConnect(t, n.port('ssh'));
+  c.write('x');
+  await once(c, 'data');
+  // Longer than the 200 ms after which the test above saw its connection closed.
+  await new Promise((r) => setTimeout(r, 600));
+  assert.equal(n.ofType('session-ended').length, 0);
+  c.write('y');
+  assert.equal((await once(c, 'data'))[0].toString(), 'y');
+});
+
 test('tcp route: caps per route and per source refuse extra connections before dialing', async (t) => {
   const up = await tcpServer(t);
   const n = await startNode(t, route(up.port, '    tcp: { maxConnections: 2 }'));

@@ -64,6 +64,21 @@ test('udp route: idle sessions expire after idleTimeout counted from traffic in 
   assert.equal(ended[0]!.counters.packetsToClient, 2);
 });
 
+test('udp route: idleTimeout 0s means never (as for TCP): a silent session stays until something else ends it', async (t) => {
+  const clock = new ManualClock();
+  const echo = await udpEcho(t);
+  const { node, port, ofType } = await startNode(t, route(echo.port, '    udp: { idleTimeout: 0s }'), { clock });
+  const c = await udpClient(t);
+  c.send(port('game'), 'hello');
+  await c.next();
+  for (let i = 0; i < 10; i++) clock.advance(3_600_000);
+  assert.equal(node.route('game')!.active, 1, 'still open after 10 silent hours');
+  assert.equal(ofType('session-ended').length, 0);
+  c.send(port('game'), 'again');
+  assert.equal((await c.next()).toString(), 'again');
+  assert.equal(ofType('session-started').length, 1, 'the same session carried it');
+});
+
 test('udp route: replies from the upstream alone keep a session alive', async (t) => {
   const clock = new ManualClock();
   const echo = await udpEcho(t);

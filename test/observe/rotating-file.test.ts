@@ -163,6 +163,7 @@ test('an output error drops lines, reports once per spell, and retries after ret
   assert.equal(w.dropped, 2);
   assert.equal(errors.length, 1);
   assert.equal((errors[0] as NodeJS.ErrnoException).code, 'ENOSPC');
+  assert.equal(w.failure, 'no space left on device', 'failing, for /api/health');
 
   for (let i = 3; i <= 50; i++) w.write(line(i)); // within the retry delay: dropped without touching the disk
   await w.flush();
@@ -180,6 +181,7 @@ test('an output error drops lines, reports once per spell, and retries after ret
   await w.flush();
   assert.equal(await readFile(path, 'utf8'), line(52));
   assert.equal(w.written, 1);
+  assert.equal(w.failure, undefined, 'working again');
 });
 
 test('close writes what is queued, is idempotent, and later writes are dropped', async (t) => {

@@ -4,6 +4,7 @@
 'use strict';
 
 const HISTORY = 120; // chart points, one per tick
+const SOURCES_EVERY_MS = 5000; // /api/sources is polled this often
 const PEERS_EVERY_MS = 2000; // /api/peers is polled this often while this process has an agent or a gateway
 const MAX_ROWS = 50; // rows kept in the denials and ended-flows tables
 const $ = (id) => document.getElementById(id);
@@ -83,6 +84,13 @@ function settingsText(s) {
   if (s.rate && s.rate.perSecond) parts.push(`${s.rate.perSecond}/s`);
   if (s.acl && s.acl !== 'off') parts.push(`acl ${s.acl}`);
   if (s.proxyProtocol) parts.push('proxy-protocol');
+  if (s.bandwidth) {
+    for (const [scope, dirs] of Object.entries(s.bandwidth)) {
+      const both = dirs.up && dirs.up === dirs.down;
+      const text = both ? dirs.up : [dirs.up && `↑${dirs.up}`, dirs.down && `↓${dirs.down}`].filter(Boolean).join(' ');
+      parts.push(`${scope === 'perSource' ? 'per source' : 'per route'} ${text}`);
+    }
+  }
   return parts.join(', ');
 }
 
@@ -131,6 +139,31 @@ function renderSessions(tick) {
     (s) => s.flowId,
   );
   $('sessions-note').textContent = tick.sessionsTotal > tick.sessions.length ? `(${tick.sessions.length} of ${tick.sessionsTotal} shown)` : `(${tick.sessionsTotal})`;
+}
+
+function banText(ban) {
+  if (ban === null || ban === undefined) return '–';
+  if (typeof ban !== 'object') return String(ban);
+  return [ban.source, ban.reason, ban.expiresAt && `until ${new Date(ban.expiresAt).toLocaleString()}`].filter((x) => x !== undefined && x !== null && x !== '').join(' · ') || 'banned';
+}
+
+async function loadSources() {
+  const v = await api('/api/sources?window=1m&by=sessions&limit=20');
+  fillTable(
+    'sources',
+    v.sources,
+    [
+      [(x) => x.source],
+      [(x) => x.last1m.sessions, 'num'],
+      [(x) => x.active, 'num'],
+      [(x) => fmtBytes(x.last1m.bytes + x.liveBytes), 'num'],
+      [(x) => x.last1m.rejections, 'num'],
+      [(x) => x.last10m.sessions, 'num'],
+      [(x) => banText(x.ban)],
+    ],
+    'no sources in the last minute',
+    (x) => x.source,
+  );
 }
 
 function renderDenials() {
@@ -371,7 +404,8 @@ async function main() {
   $('logout').hidden = !health.auth;
   state.denials = (await api(`/api/denials?limit=${MAX_ROWS}`)).denials;
   renderDenials();
-  await Promise.all([loadRoutes(), loadFlows(), loadPeers(), loadBans()]);
+  await Promise.all([loadRoutes(), loadFlows(), loadPeers(), loadSources(), loadBans()]);
+  setInterval(() => void loadSources().catch(() => {}), SOURCES_EVERY_MS);
   setInterval(() => void loadBans().catch(() => {}), BANS_POLL_MS);
   drawChart();
   connect();

@@ -122,6 +122,21 @@ export class BanStore {
   /** The detail of the ban refusing `address` now, or undefined. `address` is canonical (canonicalIp). */
   check(address: string, _family: Family): string | undefined {
     if (this.#byTarget.size === 0) return undefined;
+    const m = this.#match(address);
+    return m && `${m.ban.target} banned by ${m.ban.source}: ${m.ban.reason}${m.via}`;
+  }
+
+  /**
+   * The ban refusing a per-source key (an address, or a network such as `2001:db8:1:2::/64`,
+   * judged by its first address), for views such as /api/sources; undefined when none.
+   */
+  banOf(sourceKey: string): BanInfo | undefined {
+    if (this.#byTarget.size === 0) return undefined;
+    const slash = sourceKey.indexOf('/');
+    return this.#match(slash < 0 ? sourceKey : sourceKey.slice(0, slash))?.ban;
+  }
+
+  #match(address: string): { ban: BanInfo; via: string } | undefined {
     this.#sweepIfDue();
     const set = this.#table();
     if (set.size === 0) return undefined;
@@ -129,10 +144,10 @@ export class BanStore {
     if (!ip) return undefined;
     if (this.#allow.size > 0 && this.#allow.match(ip)) return undefined;
     const hit = set.match(ip);
-    if (hit) return this.#detail(targetText(hit), '');
+    if (hit) return { ban: this.#byTarget.get(targetText(hit))!.info, via: '' };
     for (const e of embeddedIpv4(ip)) {
       const c = set.matchIpv4(e.v4);
-      if (c) return this.#detail(targetText(c), `, ${e.form} address embeds ${formatIpv4(e.v4)}`);
+      if (c) return { ban: this.#byTarget.get(targetText(c))!.info, via: `, ${e.form} address embeds ${formatIpv4(e.v4)}` };
     }
     return undefined;
   }
@@ -167,11 +182,6 @@ export class BanStore {
       this.#dirty = false;
     }
     return this.#set;
-  }
-
-  #detail(target: string, via: string): string {
-    const b = this.#byTarget.get(target)!.info;
-    return `${b.target} banned by ${b.source}: ${b.reason}${via}`;
   }
 
   #emit(c: BanChange): void {

@@ -32,7 +32,15 @@ export class CrowdsecPullError extends SluiceError {
  * Rejects with CrowdsecPullError; aborting `signal` (or passing `timeoutMs`) cancels the request
  * including the body read.
  */
-export async function pullDecisionStream(baseUrl: string, apiKey: string, startup: boolean, timeoutMs: number, signal: AbortSignal): Promise<StreamBody> {
+/**
+ * Largest answer read. CrowdSec's largest community blocklists are a few tens of thousands of
+ * decisions (about 200 bytes each); an answer past this is refused instead of being held in memory.
+ */
+export const MAX_STREAM_BODY_BYTES = 64 * 1024 * 1024;
+
+export async function pullDecisionStream(
+  baseUrl: string, apiKey: string, startup: boolean, timeoutMs: number, signal: AbortSignal, maxBodyBytes = MAX_STREAM_BODY_BYTES,
+): Promise<StreamBody> {
   const url = new URL('v1/decisions/stream', baseUrl);
   url.searchParams.set('startup', String(startup));
   url.searchParams.set('scopes', 'ip,range');
@@ -47,8 +55,13 @@ export async function pullDecisionStream(baseUrl: string, apiKey: string, startu
       signal: both,
     });
     status = res.status;
-    text = await res.text();
+    const body = await readCapped(res, maxBodyBytes);
+    if (body === undefined) {
+      throw new CrowdsecPullError('malformed', `${url.origin} sent an answer larger than ${maxBodyBytes} bytes; it was not read further`);
+    }
+    text = body;
   } catch (err) {
+    if (err instanceof CrowdsecPullError) throw err;
     if (timeout.aborted) throw new CrowdsecPullError('timeout', `no answer from ${url.origin} within ${timeoutMs}ms`, { cause: err });
     if (signal.aborted) throw new CrowdsecPullError('unreachable', 'pull cancelled', { cause: err });
     throw new CrowdsecPullError('unreachable', `cannot reach ${url.origin}: ${networkReason(err)}`, { cause: err });
@@ -60,6 +73,24 @@ export async function pullDecisionStream(baseUrl: string, apiKey: string, startu
   const body = parseStreamBody(text);
   if (typeof body === 'string') throw new CrowdsecPullError('malformed', `${url.origin} sent a body that is not a decision stream: ${body}`);
   return body;
+}
+
+/** The body as text, or undefined (and the download cancelled) once it passes `max` bytes. */
+async function readCapped(res: Response, max: number): Promise<string | undefined> {
+  if (!res.body) return '';
+  const declared = Number(res.headers.get('content-length') ?? NaN);
+  if (declared > max) {
+    await res.body.cancel();
+    return undefined;
+  }
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+    total += chunk.byteLength;
+    if (total > max) return undefined; // leaving the loop cancels the download
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, total).toString('utf8');
 }
 
 /** The errno code or message under fetch's generic "fetch failed". */

@@ -1,0 +1,65 @@
+import { canonicalIp, formatListen, parseHostPort, parseListenUrl, type ListenAddress, type Transport } from '../core/address.js';
+
+/** One socket the config asks to bind, with the key that asks and who owns it, for messages. */
+export interface Binding {
+  readonly path: (string | number)[];
+  /** `route "dns"`, `agent.connect "wg"`, `admin.listen`, `gateway.listen`. */
+  readonly owner: string;
+  readonly listen: ListenAddress;
+}
+
+/**
+ * Whether two bindings cannot both be bound: same transport and port (never port 0, which picks a
+ * free one), and addresses that overlap: equal, or one is the wildcard of the other's family.
+ * `::` counts as every address (Node binds it dual-stack), `0.0.0.0` as every IPv4 address.
+ */
+export function bindingsOverlap(a: ListenAddress, b: ListenAddress): boolean {
+  if (a.transport !== b.transport || a.port !== b.port || a.port === 0) return false;
+  const [x, y] = [canonicalIp(a.host), canonicalIp(b.host)];
+  if (!x || !y) return a.host === b.host;
+  if (x.address === y.address || x.address === '::' || y.address === '::') return true;
+  return (x.address === '0.0.0.0' && y.family === 4) || (y.address === '0.0.0.0' && x.family === 4);
+}
+
+/** Every listener of a raw (not yet validated) config; entries that do not parse are left to the schema. */
+export function configBindings(raw: Record<string, unknown>): Binding[] {
+  const out: Binding[] = [];
+  const entries = (v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.entries(v as Record<string, unknown>) : []);
+  const field = (v: unknown, key: string) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[key] : undefined);
+  const url = (path: (string | number)[], owner: string, text: unknown) => {
+    const l = typeof text === 'string' ? parseListenUrl(text) : undefined;
+    if (l && typeof l !== 'string') out.push({ path, owner, listen: l });
+  };
+  const hostPort = (path: (string | number)[], owner: string, text: unknown, transports: Transport[]) => {
+    const hp = typeof text === 'string' ? parseHostPort(text, true) : undefined;
+    if (hp && typeof hp !== 'string') for (const transport of transports) out.push({ path, owner, listen: { transport, ...hp } });
+  };
+  for (const [name, r] of entries(raw.routes)) url(['routes', name, 'listen'], `route "${name}"`, field(r, 'listen'));
+  for (const [name, c] of entries(field(raw.agent, 'connect'))) url(['agent', 'connect', name, 'listen'], `agent.connect "${name}"`, field(c, 'listen'));
+  hostPort(['admin', 'listen'], 'admin.listen', field(raw.admin, 'listen'), ['tcp']);
+  hostPort(['gateway', 'listen'], 'gateway.listen', field(raw.gateway, 'listen'), ['tcp', 'udp']);
+  return out;
+}
+
+/**
+ * Reports, at the later of each pair, every two listeners of one config that cannot both bind
+ * (`run` would stop with EADDRINUSE): both owners, both addresses and the line of the earlier one.
+ */
+export function checkListenOverlaps(
+  raw: Record<string, unknown>,
+  at: (path: (string | number)[], message: string) => void,
+  lineOf: (path: (string | number)[]) => number | undefined,
+): void {
+  const all = configBindings(raw);
+  for (let i = 1; i < all.length; i++) {
+    const b = all[i]!;
+    const a = all.slice(0, i).find((p) => p.owner !== b.owner && bindingsOverlap(p.listen, b.listen));
+    if (!a) continue;
+    const line = lineOf(a.path);
+    const same = formatListen(a.listen) === formatListen(b.listen);
+    at(
+      b.path,
+      `${formatListen(b.listen)} ${same ? 'is already' : 'overlaps'} the listen address of ${a.owner} (${a.path.join('.')}${line ? `, line ${line}` : ''}${same ? '' : `: ${formatListen(a.listen)}`}); both cannot be bound`,
+    );
+  }
+}
