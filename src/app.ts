@@ -85,9 +85,11 @@ export class App {
       containers: () => self?.containers?.status(),
       exposure: () => self?.exposure,
       bans: () => self?.bans,
+      crowdsecBans: () => self?.crowdsec?.current,
+      // The ban list's own ban first (it holds on every route); else CrowdSec's decision on the source.
       banState: (source) => {
         const b = self?.bans?.store.banOf(source);
-        return b && banView(b);
+        return b ? banView(b) : self?.crowdsec?.current?.banOf(source);
       },
     });
     // Live sessions of the node's routes and of the exposure's listeners are judged again on every change.

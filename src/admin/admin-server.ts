@@ -15,7 +15,7 @@ import { SOURCE_ORDERS, type SourceActivity, type SourceOrder, type SourceWindow
 import { checkRequest } from './request-guard.js';
 import { dashboardFiles, type StaticFile } from './static-files.js';
 import { sessionsView, type RouteView } from './views.js';
-import { bansApi, type BanList } from './bans-api.js';
+import { bansApi, type BanList, type CrowdsecBans } from './bans-api.js';
 
 export interface AdminServerDeps {
   readonly clock: Clock;
@@ -36,6 +36,8 @@ export interface AdminServerDeps {
   readonly live: LiveHub;
   /** The ban list behind /api/bans (admission/bans/bans.ts). */
   readonly bans?: () => BanList | undefined;
+  /** CrowdSec's decisions, listed with the bans (read only); undefined without a `crowdsec:` section. */
+  readonly crowdsecBans?: () => CrowdsecBans | undefined;
   /** Per-source backoff for wrong credentials; kept by the caller so it outlives a listener change. Default: one of its own. */
   readonly throttle?: LoginThrottle;
 }
@@ -175,7 +177,7 @@ export class AdminServer {
         const body = await readBody(req, MAX_BODY_BYTES);
         if (body === undefined) throw new Error(`larger than ${MAX_BODY_BYTES} bytes`);
         return JSON.parse(body) as unknown;
-      });
+      }, this.deps.crowdsecBans?.());
       if (method !== 'GET') this.deps.log.info({ method, status: r.status, remote: req.socket.remoteAddress }, 'admin API: ban list change requested');
       return this.#json(res, r.status, r.body, r.headers);
     }

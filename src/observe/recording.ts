@@ -15,7 +15,7 @@ import { RecentActivity } from '../admin/recent.js';
 import { SourceActivity } from '../admin/source-activity.js';
 import { RouteTraffic } from '../admin/route-traffic.js';
 import type { RouteView } from '../admin/views.js';
-import type { BanList } from '../admin/bans-api.js';
+import type { BanList, CrowdsecBans } from '../admin/bans-api.js';
 import { agentStatusView } from '../agent/agent-view.js';
 import type { Agent } from '../agent/agent.js';
 import { gatewayPeersView, peerFlowOf, peerSummary, peerView, type GatewayPeerSource } from '../agent/peer-view.js';
@@ -49,6 +49,8 @@ export interface RecordingDeps {
    */
   /** The ban list behind /api/bans; undefined before it started. */
   readonly bans?: () => BanList | undefined;
+  /** CrowdSec's decisions, listed by /api/bans beside the ban list; undefined without a `crowdsec:` section. */
+  readonly crowdsecBans?: () => CrowdsecBans | undefined;
   readonly exposure?: () => { readonly gateway?: (GatewayPeerSource & PublishedSource) | undefined; readonly agent?: Agent | undefined } | undefined;
   /** This process's UUID for flow UUIDs; a fresh one by default. */
   readonly instanceId?: string;
@@ -358,6 +360,7 @@ export class Recording {
       routeViews: () => this.routeViews(),
       peers: () => this.peers(),
       bans: () => this.#deps.bans?.(),
+      crowdsecBans: () => this.#deps.crowdsecBans?.(),
       metrics: () => this.#exposition(),
       health: () => this.status(),
       recent: this.recent,

@@ -184,11 +184,13 @@ async function loadBans() {
   fillTable(
     'bans',
     body.bans,
-    [[(b) => b.target], [(b) => b.source], [(b) => new Date(b.expiresAt).toLocaleString()], [(b) => b.reason, 'reason']],
+    // CrowdSec decisions (source crowdsec) come after the list's own bans; one without a duration lasts until CrowdSec deletes it.
+    [[(b) => b.target], [(b) => b.source], [(b) => (b.expiresAt === null ? 'when deleted' : new Date(b.expiresAt).toLocaleString())], [(b) => b.reason, 'reason']],
     'no bans',
     (b) => b.target,
   );
-  $('bans-note').textContent = `(${body.bans.length})`;
+  // The API sends one page (the first 100); the note says when the list holds more.
+  $('bans-note').textContent = body.total > body.bans.length ? `(${body.bans.length} of ${body.total} shown)` : `(${body.total})`;
 }
 
 function renderFlows() {

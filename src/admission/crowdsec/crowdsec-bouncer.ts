@@ -1,6 +1,8 @@
 import type { Clock, Timer } from '../../core/clock.js';
 import type { AdmitVerdict } from '../admitter.js';
 import { parseIpValue } from '../acl/ip-value.js';
+import type { Cidr } from '../acl/cidr.js';
+import { crowdsecBanView, type CrowdsecBanView } from './ban-view.js';
 import { DecisionStore } from './decision-store.js';
 import { CrowdsecPullError, pullDecisionStream, type PullFailure } from './lapi-stream.js';
 import { STALE_AFTER_FAILURES, type CrowdsecSettings } from './settings.js';
@@ -134,6 +136,37 @@ export class CrowdsecBouncer {
     const hit = this.#store.match(ip, this.#deps.clock.now());
     if (!hit) return undefined;
     return { reason: 'crowdsec', detail: hit.detail, observeOnly: this.#settings.mode === 'observe' };
+  }
+
+  /** The live ban decisions from `offset` (at most `limit`, in the order received) and their total, for the ban list view. */
+  bans(offset: number, limit: number): { total: number; bans: CrowdsecBanView[] } {
+    const { clock } = this.#deps;
+    const now = clock.now();
+    const r = this.#store.list(now, offset, limit);
+    return { total: r.total, bans: r.decisions.map((d) => crowdsecBanView(d, clock, now)) };
+  }
+
+  /** The live decisions on exactly `target` (what a request to lift that ban is about). */
+  bansOn(target: Cidr): CrowdsecBanView[] {
+    const { clock } = this.#deps;
+    const now = clock.now();
+    return this.#store.on(target, now).map((d) => crowdsecBanView(d, clock, now));
+  }
+
+  /**
+   * The decision banning a per-source key (an address, or a network such as `2001:db8:1:2::/64`
+   * judged by its first address), for /api/sources; undefined when none. The list as loaded,
+   * whatever the state and mode (the view says what CrowdSec decided).
+   */
+  banOf(sourceKey: string): CrowdsecBanView | undefined {
+    if (this.#store.decisions === 0) return undefined;
+    const slash = sourceKey.indexOf('/');
+    const ip = parseIpValue(slash < 0 ? sourceKey : sourceKey.slice(0, slash));
+    if (!ip) return undefined;
+    const { clock } = this.#deps;
+    const now = clock.now();
+    const d = this.#store.find(ip, now);
+    return d && crowdsecBanView(d, clock, now);
   }
 
   /** For the admin view, logs and tests. */

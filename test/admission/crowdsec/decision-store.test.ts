@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DecisionStore } from '../../../src/admission/crowdsec/decision-store.js';
+import { DecisionStore, type HeldDecision } from '../../../src/admission/crowdsec/decision-store.js';
+import { parseCidr, type Cidr } from '../../../src/admission/acl/cidr.js';
 import { parseStreamBody, type StreamBody } from '../../../src/admission/crowdsec/stream-body.js';
 import { parseIpValue } from '../../../src/admission/acl/ip-value.js';
 
@@ -112,4 +113,31 @@ test('several decisions on one range expire one by one; the rest keep it banned'
   s.sweep(3000);
   assert.equal(s.decisions, 0);
   assert.deepEqual(s.size, { ips: 0, ranges: 0 });
+});
+
+test('views: list pages live decisions in the order received with their total; on() finds the decisions on one target; find() the one refusing a client', () => {
+  const cidr = (t: string) => parseCidr(t) as Cidr;
+  const s = new DecisionStore({ ipv4: 32, ipv6: 64 });
+  s.replace(body([d('Ip', '192.0.2.1', { scenario: 'a' }), d('Ip', '192.0.2.2', { duration: '1s' }), d('Range', '198.51.100.0/24', { scenario: 'r' }), d('Ip', '2001:db8:1:2::5'), d('Ip', '192.0.2.1', { scenario: 'b' })]), 0);
+  const targets = (l: { decisions: readonly HeldDecision[] }) => l.decisions.map((x) => x.ban.scenario);
+  assert.deepEqual(s.list(0, 0, 10).total, 5);
+  assert.deepEqual(targets(s.list(0, 1, 2)), ['manual', 'r']);
+  // At 1 s the 1-second decision is over: no longer listed nor counted, without a sweep.
+  const later = s.list(1000, 0, 10);
+  assert.equal(later.total, 4);
+  assert.deepEqual(targets(later), ['a', 'r', 'manual', 'b']);
+  assert.deepEqual(targets(s.list(1000, 3, 10)), ['b']);
+  assert.deepEqual(later.decisions.map((x) => [x.addedAt, x.expiresAt]), [[0, 3600_000], [0, 3600_000], [0, 3600_000], [0, 3600_000]]);
+
+  assert.deepEqual(s.on(cidr('192.0.2.1'), 0).map((x) => x.ban.scenario), ['a', 'b'], 'both decisions on the address');
+  assert.deepEqual(s.on(cidr('198.51.100.0/24'), 0).map((x) => x.ban.scenario), ['r']);
+  assert.deepEqual(s.on(cidr('198.51.100.7'), 0), [], 'an address inside a range is not the range');
+  assert.deepEqual(s.on(cidr('192.0.2.2'), 1000), [], 'expired');
+
+  assert.equal(s.find(parseIpValue('192.0.2.1')!, 0)?.ban.scenario, 'a');
+  assert.equal(s.find(parseIpValue('198.51.100.9')!, 0)?.ban.scenario, 'r');
+  assert.equal(s.find(parseIpValue('::ffff:198.51.100.9')!, 0)?.ban.scenario, 'r');
+  assert.equal(s.find(parseIpValue('2001:db8:1:2::')!, 0)?.ban.scenario, 'manual', 'the /64 source key of a banned IPv6 address under banPrefix ipv6: 64');
+  assert.equal(s.find(parseIpValue('192.0.2.3')!, 0), undefined);
+  assert.equal(s.find(parseIpValue('192.0.2.2')!, 1000), undefined);
 });
