@@ -99,6 +99,8 @@ export class App {
       warn: (fields, message) => log.warn(fields, message),
       onBanned: () => verdicts.changed('bans'),
       rulesOf: (route) => node?.route(route)?.config.bans,
+      // Every open session, of the node's routes and the exposed services' public listeners.
+      liveFlows: () => [...(node?.routes() ?? []), ...(self?.exposure?.routes() ?? [])].flatMap((r) => r.sessions()),
     });
     bans.exposeMetrics(recording.registry);
     try {
@@ -131,6 +133,7 @@ export class App {
         nextFlowId: () => node.nextFlowId(),
         datagramDialer: new DirectDatagramDialer(undefined, udp.datapath),
         datapath: udp.datapath,
+        banned: (client) => bans.store.check(client.address, client.family),
       });
     } catch (err) {
       await node.destroy();

@@ -214,6 +214,7 @@ function compileBans(b: NonNullable<RawConfig['bans']>, gatewayStateDir: string 
       name,
       ...(r.when.newSessionsPer ? { newSessionsPer: { count: r.when.newSessionsPer.count, windowMs: r.when.newSessionsPer.window } } : {}),
       ...(r.when.rejectionsPer ? { rejectionsPer: { count: r.when.rejectionsPer.count, windowMs: r.when.rejectionsPer.window } } : {}),
+      ...(r.when.bytesPer ? { bytesPer: { bytes: r.when.bytesPer.bytes, windowMs: r.when.bytesPer.window } } : {}),
       banMs: r.ban,
       escalate: r.escalate,
       maxBanMs: Math.max(r.maxBan, r.ban),
