@@ -99,6 +99,7 @@ export class App {
       warn: (fields, message) => log.warn(fields, message),
       onBanned: () => verdicts.changed('bans'),
       rulesOf: (route) => node?.route(route)?.config.bans,
+      agentEndpointRules: () => self?.exposure?.gateway?.config.bans,
       // Every open session, of the node's routes and the exposed services' public listeners.
       liveFlows: () => [...(node?.routes() ?? []), ...(self?.exposure?.routes() ?? [])].flatMap((r) => r.sessions()),
     });

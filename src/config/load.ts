@@ -119,6 +119,7 @@ function checkAdmission(data: RawConfig, at: (path: (string | number)[], message
       if (!ruleNames.has(n)) at([...path, i], `no ban rule "${n}" in bans.rules${ruleNames.size ? ` (known: ${[...ruleNames].join(', ')})` : ''}`);
     });
   rulesAt(['bans', 'default'], data.bans?.default);
+  rulesAt(['gateway', 'bans'], (data.gateway as { bans?: string[] } | undefined)?.bans);
   data.bans?.allow.forEach((text, i) => {
     const c = parseCidr(text);
     if (typeof c === 'string') at(['bans', 'allow', i], c);

@@ -140,7 +140,7 @@ test('bans: bytesPer bans a TCP source and a UDP source that moved more than 100
   small.on('data', (d: Buffer) => (back += d.length));
   small.write('more');
   await waitFor(() => back === 4, 'the small source is still relayed');
-  const echoed = once(quiet, 'message');
+  const echoed = new Promise<void>((resolve) => quiet.on('message', (m: Buffer) => m.toString() === 'again' && resolve()));
   quiet.send('again', b.port('game'), '127.0.0.1');
   await echoed;
 });

@@ -24,6 +24,8 @@ export interface BansDeps {
   readonly onBanned: () => void;
   /** Ban rules of a live route, by name (undefined: the route does not say; `bans.default` applies). */
   readonly rulesOf: (route: string) => readonly string[] | undefined;
+  /** Ban rules of a gateway's agent endpoint (`gateway.bans`; undefined: `bans.default` applies). */
+  readonly agentEndpointRules?: () => readonly string[] | undefined;
   /** Sessions and connections open now, of every route and exposed service, for `bytesPer` rules. */
   readonly liveFlows?: () => Iterable<MeteredFlow>;
 }
@@ -54,7 +56,7 @@ export class Bans {
       clock: deps.clock,
       store: this.store,
       rulesOf: (route) => deps.rulesOf(route) ?? this.#settings?.default,
-      agentEndpointRules: () => this.#settings?.default,
+      agentEndpointRules: () => deps.agentEndpointRules?.() ?? this.#settings?.default,
       wouldBan: (ban) => deps.events.emit({ type: 'ban-added', at: deps.clock.wallNow(), ban, observeOnly: true }),
     });
     this.store.onChange((c) => {
