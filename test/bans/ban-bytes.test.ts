@@ -5,7 +5,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import type { TestContext } from 'node:test';
 import { ManualClock } from '../helpers/manual-clock.js';
-import { udpEcho, waitFor } from '../helpers/net.js';
+import { sleep, udpEcho, waitFor } from '../helpers/net.js';
 import { startApp, tempDir } from '../admin/app-helper.js';
 import { parseConfig } from '../../src/config/load.js';
 import { BYTE_SAMPLE_MS, BYTE_SLOTS, ByteMeter, ByteWindow } from '../../src/admission/bans/byte-meter.js';
@@ -112,7 +112,17 @@ routes:
     return sock;
   };
   const endedOf = (from: string) => seen.flatMap((e) => (e.type === 'session-ended' && e.flow.client.address === from ? [e.reason] : []));
-  return { ...a, clock, seen, stream, datagrams, endedOf };
+  /** Stops the app, moving the manual clock so live UDP sessions and TCP connections drain out. */
+  const stop = async () => {
+    let done = false;
+    const stopping = a.stop().then(() => (done = true));
+    for (let i = 0; i < 100 && !done; i++) {
+      clock.advance(1000);
+      await sleep(5);
+    }
+    await stopping;
+  };
+  return { ...a, clock, seen, stream, datagrams, endedOf, stop };
 }
 
 test('bans: bytesPer bans a TCP source and a UDP source that moved more than 100 kB within a minute; their live sessions end banned, a source under the limit goes on', async (t) => {
@@ -143,6 +153,7 @@ test('bans: bytesPer bans a TCP source and a UDP source that moved more than 100
   const echoed = new Promise<void>((resolve) => quiet.on('message', (m: Buffer) => m.toString() === 'again' && resolve()));
   quiet.send('again', b.port('game'), '127.0.0.1');
   await echoed;
+  await b.stop();
 });
 
 test('bans: bytesPer counts a connection that ended between samples from its final counters', async (t) => {

@@ -47,7 +47,7 @@ bans:
       port: gateway.tcpAddress.port,
       name,
       token,
-      fingerprint: gateway.fingerprint,
+      fingerprint: gateway.fingerprint.replace(/^sha256:/, ''),
       ca: undefined,
       serverName: undefined,
       datagramKeyId: 7,
