@@ -101,6 +101,9 @@ export class App {
       warn: (fields, message) => log.warn(fields, message),
       onBanned: () => verdicts.changed('bans'),
       rulesOf: (route) => node?.route(route)?.config.bans,
+      agentEndpointRules: () => self?.exposure?.gateway?.config.bans,
+      // Every open session, of the node's routes and the exposed services' public listeners.
+      liveFlows: () => [...(node?.routes() ?? []), ...(self?.exposure?.routes() ?? [])].flatMap((r) => r.sessions()),
     });
     bans.exposeMetrics(recording.registry);
     try {
@@ -133,6 +136,7 @@ export class App {
         nextFlowId: () => node.nextFlowId(),
         datagramDialer: new DirectDatagramDialer(undefined, udp.datapath),
         datapath: udp.datapath,
+        banned: (client) => bans.store.check(client.address, client.family),
       });
     } catch (err) {
       await node.destroy();

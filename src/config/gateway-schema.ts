@@ -76,6 +76,8 @@ export interface GatewayConfig {
   readonly maxHandshakes: number;
   readonly maxHandshakesPerSource: number;
   readonly authBackoff: { readonly after: number; readonly initialMs: number; readonly maxMs: number };
+  /** Names of `bans.rules` that count failed authentications on the agent endpoint; absent = `bans.default`. */
+  readonly bans?: readonly string[];
   readonly resumeGraceMs: number;
   readonly streamWindow: number;
   readonly maxStreamsPerAgent: number;
@@ -214,6 +216,7 @@ export function exposeSchemas(parts: RouteParts) {
     authBackoff: z
       .strictObject({ after: count(1000).default(5), initial: duration.prefault('1s'), max: duration.prefault('60s') })
       .prefault({}),
+    bans: z.array(z.string()).optional(),
     resumeGrace: duration.prefault('30s'),
     streamWindow: window,
     maxStreamsPerAgent: count(1_000_000).default(1024),
@@ -347,6 +350,7 @@ export function compileGateway(g: RawGateway, topAcl: AclSpec | undefined, topSo
     maxHandshakes: g.maxHandshakes,
     maxHandshakesPerSource: g.maxHandshakesPerSource,
     authBackoff: { after: g.authBackoff.after, initialMs: g.authBackoff.initial, maxMs: g.authBackoff.max },
+    ...(g.bans ? { bans: g.bans } : {}),
     resumeGraceMs: g.resumeGrace,
     streamWindow: g.streamWindow,
     maxStreamsPerAgent: g.maxStreamsPerAgent,

@@ -119,6 +119,7 @@ function checkAdmission(data: RawConfig, at: (path: (string | number)[], message
       if (!ruleNames.has(n)) at([...path, i], `no ban rule "${n}" in bans.rules${ruleNames.size ? ` (known: ${[...ruleNames].join(', ')})` : ''}`);
     });
   rulesAt(['bans', 'default'], data.bans?.default);
+  rulesAt(['gateway', 'bans'], (data.gateway as { bans?: string[] } | undefined)?.bans);
   data.bans?.allow.forEach((text, i) => {
     const c = parseCidr(text);
     if (typeof c === 'string') at(['bans', 'allow', i], c);
@@ -214,6 +215,7 @@ function compileBans(b: NonNullable<RawConfig['bans']>, gatewayStateDir: string 
       name,
       ...(r.when.newSessionsPer ? { newSessionsPer: { count: r.when.newSessionsPer.count, windowMs: r.when.newSessionsPer.window } } : {}),
       ...(r.when.rejectionsPer ? { rejectionsPer: { count: r.when.rejectionsPer.count, windowMs: r.when.rejectionsPer.window } } : {}),
+      ...(r.when.bytesPer ? { bytesPer: { bytes: r.when.bytesPer.bytes, windowMs: r.when.bytesPer.window } } : {}),
       banMs: r.ban,
       escalate: r.escalate,
       maxBanMs: Math.max(r.maxBan, r.ban),

@@ -19,7 +19,8 @@ const duration = expecting(z.string(), 'a duration such as 30s, 10m or 250ms').t
   return ms;
 });
 
-const size = expecting(z.union([z.string(), z.number()]), 'a size such as 100MiB or a number of bytes').transform((input, ctx) => {
+/** A byte size (core/size.ts): `100MiB`, `500KB` or a whole number of bytes, above 0. */
+export const size = expecting(z.union([z.string(), z.number()]), 'a size such as 100MiB or a number of bytes').transform((input, ctx) => {
   const bytes = parseSizeBytes(input);
   if (bytes === undefined || bytes === 0) {
     ctx.addIssue({ code: 'custom', message: `expected a size such as 100MiB, 512KiB or a whole number of bytes above 0; got "${input}"` });

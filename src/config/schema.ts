@@ -3,7 +3,7 @@ import { parseDurationMs } from '../core/duration.js';
 import { DEFAULT_REPLY_BUDGET } from '../core/reply-budget.js';
 import { parseHostPort, parseListenUrl } from '../core/address.js';
 import { exposeSchemas } from './gateway-schema.js';
-import { observeShape } from './observe-schema.js';
+import { observeShape, size } from './observe-schema.js';
 import { lapiUrlIssue, MIN_INTERVAL_MS } from '../admission/crowdsec/settings.js';
 import { dockerSchema } from '../discovery/docker-config.js';
 import { expecting } from './issue-text.js';
@@ -131,6 +131,8 @@ const sourcePrefix = z
 
 /** "`count` events within `window`" of a ban rule (docs/bans.md). */
 const banCondition = z.strictObject({ count: z.number().int().min(1).max(10_000), window: duration });
+/** "more than `bytes` within `window`" of a ban rule (docs/bans.md). */
+const bytesCondition = z.strictObject({ bytes: size, window: duration });
 
 /** `bans:` (docs/bans.md): behaviour rules, networks never banned, the state directory. */
 const bans = z.strictObject({
@@ -139,8 +141,8 @@ const bans = z.strictObject({
       z.string(),
       z.strictObject({
         when: z
-          .strictObject({ newSessionsPer: banCondition.optional(), rejectionsPer: banCondition.optional() })
-          .refine((w) => w.newSessionsPer !== undefined || w.rejectionsPer !== undefined, 'needs newSessionsPer or rejectionsPer'),
+          .strictObject({ newSessionsPer: banCondition.optional(), rejectionsPer: banCondition.optional(), bytesPer: bytesCondition.optional() })
+          .refine((w) => w.newSessionsPer !== undefined || w.rejectionsPer !== undefined || w.bytesPer !== undefined, 'needs newSessionsPer, rejectionsPer or bytesPer'),
         ban: duration,
         escalate: z.number().min(1).max(1000).default(1),
         maxBan: duration.prefault('30d'),

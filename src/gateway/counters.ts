@@ -12,6 +12,8 @@ export interface GatewayCounters {
   authRefused: Partial<Record<HandshakeFailure, number>>;
   /** Connections closed before TLS because of the pre-auth caps. */
   preAuthCapped: number;
+  /** Connections closed before TLS because their source is banned (docs/bans.md). */
+  preAuthBanned: number;
   /** Pre-auth connections closed to make room for a newcomer (the table was full; docs/security.md). */
   preAuthEvicted: number;
   tlsErrors: number;
@@ -51,6 +53,7 @@ export function newGatewayCounters(): GatewayCounters {
     authResumed: 0,
     authRefused: {},
     preAuthCapped: 0,
+    preAuthBanned: 0,
     preAuthEvicted: 0,
     tlsErrors: 0,
     publishOk: 0,

@@ -49,6 +49,7 @@ export function registerExposeMetrics(registry: Registry, read: () => { gateway:
     for (const [reason, n] of Object.entries(c.authRefused)) inc({ result: reason }, n ?? 0);
     inc({ result: 'pre-auth-capped' }, c.preAuthCapped);
     inc({ result: 'pre-auth-evicted' }, c.preAuthEvicted);
+    inc({ result: 'pre-auth-banned' }, c.preAuthBanned);
     inc({ result: 'tls-error' }, c.tlsErrors);
   });
   counter('sluice_gateway_publish_total', 'PUBLISH requests, by result (ok or the refusal code)', ['result'], (inc) => {

@@ -6,7 +6,7 @@ import type { Clock } from '../core/clock.js';
 import type { SluiceConfig } from '../config/types.js';
 import type { EventStream } from '../observe/events.js';
 import { Agent, agentChange } from '../agent/agent.js';
-import { formatHostPort } from '../core/address.js';
+import { formatHostPort, type Endpoint } from '../core/address.js';
 import { Gateway } from './gateway.js';
 import type { RouteDepsSource, RouteRuntime } from '../listen/route.js';
 import type { DatagramDialer } from '../upstream/dialer.js';
@@ -39,6 +39,8 @@ export interface ExposureDeps {
   readonly datagramDialer?: DatagramDialer;
   /** The node's UDP datapath, for the gateway's shared port and the agent's socket. */
   readonly datapath?: UdpDatapath;
+  /** The ban list's verdict on a source, for the gateway's agent endpoint. */
+  readonly banned?: (client: Endpoint) => string | undefined;
 }
 
 /** At most this many lines per minute for refused handshakes (the counters keep every one). */
@@ -62,6 +64,7 @@ export async function startExposure(config: SluiceConfig, deps: ExposureDeps): P
       events: deps.events,
       routeDeps: deps.routeDeps,
       datapath: deps.datapath,
+      ...(deps.banned ? { banned: deps.banned } : {}),
       observer: {
         started: (e) => {
           const fields = { tcp: e.tcp, udp: e.udp, fingerprint: e.fingerprint, certificate: e.certPath };

@@ -61,6 +61,8 @@ export interface GatewayDeps {
   readonly openssl?: OpensslRunner;
   /** How the shared UDP port moves packets (the node's; js when absent). */
   readonly datapath?: UdpDatapath;
+  /** Why a source is banned (docs/bans.md), or undefined: its connections are refused before TLS. */
+  readonly banned?: (client: Endpoint) => string | undefined;
 }
 
 /**
@@ -264,6 +266,12 @@ export class Gateway {
     const ip = canonicalIp(raw.remoteAddress ?? '');
     const source = ip ? sourceKey(ip, this.config.services.sourcePrefix) : '?';
     const key = `${raw.remoteAddress}|${raw.remotePort}`;
+    if (ip && this.deps.banned?.({ address: ip.address, port: raw.remotePort ?? 0, family: ip.family }) !== undefined) {
+      // Held unread like a capped connection, so a banned agent cannot spin reconnecting.
+      this.counters.preAuthBanned++;
+      this.#refused.refuse(raw, source);
+      return;
+    }
     const admitted = this.#closing ? undefined : this.#pending.admit(source, ip !== undefined && this.#knownSources.has(ip.address), () => {
       this.counters.preAuthEvicted++;
       this.#releases.get(key)?.();
@@ -328,6 +336,9 @@ export class Gateway {
       if (!o.ok) {
         this.counters.authRefused[o.failure] = (this.counters.authRefused[o.failure] ?? 0) + 1;
         this.#observer.authRefused?.({ remote, agent: o.agent, failure: o.failure, message: o.message });
+        if (o.failure === 'wrong-token' || o.failure === 'unknown-agent' || o.failure === 'rate-limited') {
+          this.deps.events.emit({ type: 'auth-failed', at: this.deps.clock.wallNow(), client: remote, ...(o.agent ? { agent: o.agent } : {}), failure: o.failure });
+        }
         return;
       }
       if (this.#closing) return channel.close('shutting-down', 'the gateway is shutting down');

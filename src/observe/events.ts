@@ -99,6 +99,11 @@ export type SluiceEvent =
   /** Verdict inputs changed (`cause`) and live sessions were checked again; counts over every route. */
   | { type: 'verdicts-reapplied'; at: number; cause: VerdictCause; checked: number; ended: number; wouldEnd: number }
   | { type: 'session-rejected'; at: number; route: string; proto: Transport; client: Endpoint; reason: RejectReason; detail?: string; observeOnly?: boolean }
+  /**
+   * A gateway refused an agent's authentication (`wrong-token`, `unknown-agent`, or `rate-limited`
+   * while its address backs off), from `client`. Ban rules count it as a rejection.
+   */
+  | { type: 'auth-failed'; at: number; client: Endpoint; agent?: string; failure: 'wrong-token' | 'unknown-agent' | 'rate-limited' }
   /** A ban was added to the list, or (`observeOnly`, a rule in observe mode) would have been. */
   | { type: 'ban-added'; at: number; ban: BanInfo; observeOnly?: boolean }
   /** A ban left the list: `expired`, or `removed` through the API. */

@@ -6,6 +6,7 @@ import type { Admitter } from '../admitter.js';
 import { readBanFile, BanFileWriter } from './ban-file.js';
 import { BanRules } from './ban-rules.js';
 import { BanStore, type BanRequest } from './ban-store.js';
+import { BYTE_SAMPLE_MS, type MeteredFlow } from './byte-meter.js';
 import type { BansSettings } from './settings.js';
 
 /** The state file inside `bans.stateDir`. */
@@ -23,6 +24,10 @@ export interface BansDeps {
   readonly onBanned: () => void;
   /** Ban rules of a live route, by name (undefined: the route does not say; `bans.default` applies). */
   readonly rulesOf: (route: string) => readonly string[] | undefined;
+  /** Ban rules of a gateway's agent endpoint (`gateway.bans`; undefined: `bans.default` applies). */
+  readonly agentEndpointRules?: () => readonly string[] | undefined;
+  /** Sessions and connections open now, of every route and exposed service, for `bytesPer` rules. */
+  readonly liveFlows?: () => Iterable<MeteredFlow>;
 }
 
 /**
@@ -39,6 +44,8 @@ export class Bans {
   #settings: BansSettings | undefined;
   #writer: BanFileWriter | undefined;
   #sweep: Timer;
+  /** Reads live sessions' counters while some rule has `bytesPer`. */
+  #sampler: Timer | undefined;
   #unsubscribe: () => void;
   #rejudgeQueued = false;
 
@@ -49,6 +56,7 @@ export class Bans {
       clock: deps.clock,
       store: this.store,
       rulesOf: (route) => deps.rulesOf(route) ?? this.#settings?.default,
+      agentEndpointRules: () => deps.agentEndpointRules?.() ?? this.#settings?.default,
       wouldBan: (ban) => deps.events.emit({ type: 'ban-added', at: deps.clock.wallNow(), ban, observeOnly: true }),
     });
     this.store.onChange((c) => {
@@ -88,6 +96,12 @@ export class Bans {
     this.#settings = settings;
     this.store.setAllow(settings?.allow ?? []);
     this.#rules.apply(settings);
+    const sample = this.#rules.metersBytes && this.#deps.liveFlows;
+    if (sample && !this.#sampler) this.#sampler = this.#deps.clock.setInterval(() => this.#rules.sampleBytes(sample()), BYTE_SAMPLE_MS);
+    else if (!sample && this.#sampler) {
+      this.#sampler.cancel();
+      this.#sampler = undefined;
+    }
     const path = settings ? join(settings.stateDir, BAN_FILE) : undefined;
     if (path === this.#writer?.path) return;
     await this.#writer?.flushed();
@@ -160,6 +174,7 @@ export class Bans {
   /** Stops sweeping and counting; pending saves finish. Idempotent. */
   async close(): Promise<void> {
     this.#sweep.cancel();
+    this.#sampler?.cancel();
     this.#unsubscribe();
     await this.flushed();
   }

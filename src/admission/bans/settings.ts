@@ -6,6 +6,12 @@ export interface BanCondition {
   readonly windowMs: number;
 }
 
+/** "More than `bytes` moved (both directions) by one source within `windowMs`". */
+export interface BytesCondition {
+  readonly bytes: number;
+  readonly windowMs: number;
+}
+
 /** One entry of `bans.rules`, compiled (docs/bans.md). */
 export interface BanRule {
   readonly name: string;
@@ -13,6 +19,8 @@ export interface BanRule {
   readonly newSessionsPer?: BanCondition;
   /** Sessions or connections refused there (ACL, caps, rates, PROXY header errors; not bans themselves). */
   readonly rejectionsPer?: BanCondition;
+  /** Bytes moved by the source's sessions there, both directions, live sessions included. */
+  readonly bytesPer?: BytesCondition;
   /** How long the first ban lasts. */
   readonly banMs: number;
   /** Each repeat offence of the same source multiplies the last duration by this (1 = no escalation). */
