@@ -84,7 +84,7 @@ routes:
 `);
   assert.equal(r.ok, false);
   const text = r.ok ? [] : r.issues.map(formatIssue);
-  assert.ok(text.some((m) => /^bans\.rules\.empty\.when \(line 5\): needs newSessionsPer or rejectionsPer/.test(m)), text.join('\n'));
+  assert.ok(text.some((m) => /^bans\.rules\.empty\.when \(line 5\): needs newSessionsPer, rejectionsPer or bytesPer/.test(m)), text.join('\n'));
   const ok = parseConfig(`bans:
   allow: [10.0.0.300/8]
   default: [nope]
