@@ -8,16 +8,12 @@ import { classifyAddress, type AddressClass } from '../admission/address-class.j
  * admission/address-class.ts (IANA special-purpose registries plus cloud metadata addresses);
  * a port outside 1-65535 or a text that is not an IP is `unusable`.
  *
- *  - `public`: everything below does not match.
- *  - `loopback`: 127/8, ::1. Opt-in like private (`allowLoopback`): a forged loopback source
- *    would make the server deliver traffic to services on its own host.
- *  - `private`: RFC 1918, CGNAT 100.64/10, 192.0.0/24, benchmarking 198.18/15, ULA fc00::/7.
- *  - `link-local`: 169.254/16, fe80::/10, except the metadata addresses.
- *  - `metadata`: 169.254.169.254, fd00:ec2::254 (cloud instance metadata). Never allowed.
- *  - `unusable`: port 0, unspecified, "this network" 0/8, multicast, 240/4 and broadcast. Never.
- *
- * IPv6 forms that embed an IPv4 address (NAT64, 6to4, compatible, Teredo) take the most
- * restrictive class of what they embed, so `64:ff9b::a00:1` is as private as 10.0.0.1.
+ * The policy over those classes:
+ *  - `public`: always answered.
+ *  - `loopback`: opt-in (`allowLoopback`): a forged loopback source would make the server deliver
+ *    traffic to services on its own host.
+ *  - `private` and `link-local`: opt-in (`allowPrivate`).
+ *  - `reserved`, `metadata`, `unusable`: never.
  */
 export type PeerClass = AddressClass;
 
