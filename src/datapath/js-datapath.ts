@@ -1,8 +1,8 @@
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { canonicalIp, type Endpoint } from '../core/address.js';
-import type { DatagramChannel, DatagramReceiver } from '../upstream/dialer.js';
-import { literalLookup } from '../upstream/direct/resolve.js';
+import type { DatagramChannel, DatagramReceiver } from './datagram-channel.js';
+import { literalLookup } from './literal-lookup.js';
 import type { ListenerReceiver, UdpDatapath, UdpListener } from './udp-datapath.js';
 
 /**

@@ -1,5 +1,5 @@
 import type { Endpoint } from '../core/address.js';
-import type { DatagramChannel, DatagramReceiver } from '../upstream/dialer.js';
+import type { DatagramChannel, DatagramReceiver } from './datagram-channel.js';
 
 /**
  * The UDP fast path: how datagrams of established sessions move. Everything above it (session

@@ -203,7 +203,7 @@ export class TcpRoute implements RouteRuntime {
       this.#refusedHeaders.refuse(down, peer.address);
       return this.#report(peer, 'limit-route-sessions', 'too many PROXY headers pending');
     }
-    void readProxyHeader(down, pp.settings.headerTimeoutMs, pp.settings.maxHeaderBytes).then((r) => {
+    void readProxyHeader(down, this.deps.clock, pp.settings.headerTimeoutMs, pp.settings.maxHeaderBytes).then((r) => {
       pending.slot.release();
       if (evicted) return this.#reject(down, peer, 'limit-route-sessions', 'evicted while its PROXY header was pending');
       if (!r.ok) return this.#reject(down, peer, r.reason);
@@ -251,7 +251,7 @@ export class TcpRoute implements RouteRuntime {
     this.#conns.add(c);
     const waitMs = this.#pp?.settings.untrustedWaitMs ?? DEFAULT_UNTRUSTED_WAIT_MS;
     if (!sniff || waitMs <= 0) return this.#dial(c, destination, sniff);
-    void sniffFirstBytes(down, waitMs).then((seen) => {
+    void sniffFirstBytes(down, { clock, timeoutMs: waitMs }).then((seen) => {
       if (c.state === 'closed') return;
       if (seen === 'header') {
         c.state = 'closed';

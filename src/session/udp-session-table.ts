@@ -342,7 +342,7 @@ export class UdpSessionTable implements UdpSessionOwner {
     const route = this.#route;
     const started = this.deps.clock.now();
     try {
-      const ch = await this.deps.dialer.open(route.upstream, s, { signal: this.#abort.signal, timeoutMs: 10_000, client: s.client, local: this.deps.local() });
+      const ch = await this.deps.dialer.open(route.upstream, s, { signal: this.#abort.signal, client: s.client, local: this.deps.local() });
       if (s.state === 'closed') {
         ch.close();
         return;

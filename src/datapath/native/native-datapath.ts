@@ -1,5 +1,5 @@
 import { canonicalIp, type Endpoint } from '../../core/address.js';
-import type { DatagramChannel, DatagramReceiver } from '../../upstream/dialer.js';
+import type { DatagramChannel, DatagramReceiver } from '../datagram-channel.js';
 import type { ListenerReceiver, UdpDatapath, UdpListener } from '../udp-datapath.js';
 import { AddressBook, type NativeAddress } from './address-book.js';
 import type { EngineHandle, NativeBinding, NativeLayout } from './binding.js';

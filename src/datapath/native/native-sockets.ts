@@ -1,5 +1,5 @@
 import type { Endpoint } from '../../core/address.js';
-import type { DatagramChannel, DatagramReceiver } from '../../upstream/dialer.js';
+import type { DatagramChannel, DatagramReceiver } from '../datagram-channel.js';
 import type { ListenerReceiver, UdpListener } from '../udp-datapath.js';
 import { formatIpv4, SourceFormatter } from './address-book.js';
 import type { NativeDatapath } from './native-datapath.js';

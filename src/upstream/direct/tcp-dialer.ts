@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { formatHostPort, type Endpoint, type HostPort } from '../../core/address.js';
+import { systemClock, type Clock } from '../../core/clock.js';
 import { errnoCode, SluiceError } from '../../core/errors.js';
 import type { DialedStream, DialOptions, StreamDialer } from '../dialer.js';
 import { resolveDestination, systemResolver, type DestinationPolicy, type Resolver } from './resolve.js';
@@ -9,6 +10,8 @@ export interface DirectDialerOptions {
   readonly policy?: DestinationPolicy;
   /** Opens the socket; tests inject one to see which address is dialed. Always given an IP literal. */
   readonly connect?: (opts: net.NetConnectOpts) => net.Socket;
+  /** Runs the dial timeout (default the system clock). */
+  readonly clock?: Clock;
 }
 
 /**
@@ -30,7 +33,7 @@ export class DirectStreamDialer implements StreamDialer {
       const finish = (err: SluiceError | undefined, remote?: Endpoint) => {
         if (settled) return;
         settled = true;
-        clearTimeout(timer);
+        timer.cancel();
         opts.signal.removeEventListener('abort', onAbort);
         socket?.removeAllListeners('error').removeAllListeners('connect');
         if (err) {
@@ -41,7 +44,7 @@ export class DirectStreamDialer implements StreamDialer {
         }
       };
       const onAbort = () => finish(new SluiceError('SLUICE_ERR_CLOSED', `connect to ${where} aborted`));
-      const timer = setTimeout(
+      const timer = (this.options.clock ?? systemClock).setTimeout(
         () => finish(new SluiceError('SLUICE_ERR_DIAL_TIMEOUT', `connect to ${where} timed out after ${opts.timeoutMs}ms`)),
         opts.timeoutMs,
       );
