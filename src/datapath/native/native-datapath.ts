@@ -1,6 +1,6 @@
 import { canonicalIp, type Endpoint } from '../../core/address.js';
 import type { DatagramChannel, DatagramReceiver } from '../datagram-channel.js';
-import type { ListenerReceiver, UdpDatapath, UdpListener } from '../udp-datapath.js';
+import type { ListenerReceiver, ReceiverFactory, UdpDatapath, UdpListener } from '../udp-datapath.js';
 import { AddressBook, type NativeAddress } from './address-book.js';
 import type { EngineHandle, NativeBinding, NativeLayout } from './binding.js';
 import { NativeChannel, NativeListener, type NativeSocket } from './native-sockets.js';
@@ -87,7 +87,7 @@ export class NativeDatapath implements UdpDatapath {
     this.#engine = binding.open(this.#rxAb, this.#rxm, txAb, this.#txm, this.#errm, this.#onBatch, this.gso, opts.readiness === 'thread');
   }
 
-  async listen(host: string, port: number, receiver: ListenerReceiver): Promise<UdpListener> {
+  async listen<R extends ListenerReceiver>(host: string, port: number, receiver: R | ReceiverFactory<R>): Promise<UdpListener<R>> {
     const id = this.#b.listen(this.#engine, host, port, this.#opts.listenerRcvbufBytes ?? 0, this.#opts.listenerSndbufBytes ?? 0);
     const [family, address, boundPort] = this.#b.localAddress(this.#engine, id);
     const local: Endpoint = { address: canonicalIp(address)?.address ?? address, port: boundPort, family };

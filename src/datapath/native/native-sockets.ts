@@ -1,6 +1,6 @@
 import type { Endpoint } from '../../core/address.js';
 import type { DatagramChannel, DatagramReceiver } from '../datagram-channel.js';
-import type { ListenerReceiver, UdpListener } from '../udp-datapath.js';
+import { receiverFor, type ListenerReceiver, type ReceiverFactory, type UdpListener } from '../udp-datapath.js';
 import { formatIpv4, SourceFormatter } from './address-book.js';
 import type { NativeDatapath } from './native-datapath.js';
 import { systemError } from './system-error.js';
@@ -16,7 +16,8 @@ export interface NativeSocket {
 /** Errors that mean the upstream cannot be reached at all: the session ends (as with dgram). */
 const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN']);
 
-export class NativeListener implements UdpListener, NativeSocket {
+export class NativeListener<R extends ListenerReceiver = ListenerReceiver> implements UdpListener<R>, NativeSocket {
+  readonly receiver: R;
   readonly #v4: boolean;
   readonly #sources = new SourceFormatter();
   #closed: Promise<void> | undefined;
@@ -26,9 +27,10 @@ export class NativeListener implements UdpListener, NativeSocket {
     private readonly id: number,
     readonly local: Endpoint,
     private readonly family: 4 | 6,
-    private readonly receiver: ListenerReceiver,
+    receiver: R | ReceiverFactory<R>,
   ) {
-    this.#v4 = receiver.onDatagramV4 !== undefined;
+    this.receiver = receiverFor(this, receiver);
+    this.#v4 = this.receiver.onDatagramV4 !== undefined;
   }
 
   deliver(buf: Buffer, m: Int32Array, b: number): void {

@@ -10,9 +10,21 @@ export interface DirectDialerOptions {
   readonly policy?: DestinationPolicy;
   /** Opens the socket; tests inject one to see which address is dialed. Always given an IP literal. */
   readonly connect?: (opts: net.NetConnectOpts) => net.Socket;
-  /** Runs the dial timeout (default the system clock). */
+  /** Runs the dial timeout (default: the system's timers, holding the process open while a dial is in flight). */
   readonly clock?: Clock;
 }
+
+/**
+ * The system clock with referenced timers: a dial in flight is work to do, so its timeout keeps
+ * the process alive (systemClock's timers do not) while a name resolution is pending.
+ */
+const dialClock: Clock = {
+  ...systemClock,
+  setTimeout(fn, ms) {
+    const t = setTimeout(fn, ms);
+    return { cancel: () => clearTimeout(t) };
+  },
+};
 
 /**
  * Dials TCP. `timeoutMs` bounds the whole dial, name resolution included. The name is resolved
@@ -44,7 +56,7 @@ export class DirectStreamDialer implements StreamDialer {
         }
       };
       const onAbort = () => finish(new SluiceError('SLUICE_ERR_CLOSED', `connect to ${where} aborted`));
-      const timer = (this.options.clock ?? systemClock).setTimeout(
+      const timer = (this.options.clock ?? dialClock).setTimeout(
         () => finish(new SluiceError('SLUICE_ERR_DIAL_TIMEOUT', `connect to ${where} timed out after ${opts.timeoutMs}ms`)),
         opts.timeoutMs,
       );
