@@ -104,11 +104,6 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
     return s.state === 'opening';
   }
 
-  /** The live session of a client key (ipv4PortKey, or `address|port`), if any. */
-  session(key: number | string): UdpSession | undefined {
-    return typeof key === 'number' ? this.#v4.get(key) : this.#other.get(key);
-  }
-
   /** Hot path: one datagram from a client (or from a trusted proxy in front of it). */
   onDatagram(buf: Buffer, address: string, port: number): void {
     if (this.#pp !== null && this.#pp.receives) this.#onProxied(buf, address, port);
