@@ -4,7 +4,7 @@ import type tls from 'node:tls';
 import { isDeepStrictEqual } from 'node:util';
 import { canonicalIp, formatHostPort, type Endpoint } from '../core/address.js';
 import type { Clock, Timer } from '../core/clock.js';
-import type { AgentConfig } from '../config/gateway-schema.js';
+import type { AgentConfig } from '../config/expose-config.js';
 import type { EventStream } from '../observe/events.js';
 import { Backoff } from '../observe/conntrack/backoff.js';
 import type { ControlMessage, RefusalCode } from '../protocol/tunnel/index.js';

@@ -1,6 +1,6 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
-import type { CandidateClass } from '../config/gateway-schema.js';
+import type { CandidateClass } from '../config/expose-config.js';
 import { IceAgent, type IceTiming } from '../ice/agent.js';
 import type { IceAgentState } from '../ice/agent-state.js';
 import type { IceSocket } from '../ice/bases.js';

@@ -5,7 +5,7 @@ import type { IceSocket } from '../ice/bases.js';
 import type { StunPeer } from '../ice/stun-transaction.js';
 import type { TurnServerConfig } from '../turn/turn-client.js';
 import { PEER_TAG_BIT } from '../protocol/tunnel/index.js';
-import type { CandidateClass } from '../config/gateway-schema.js';
+import type { CandidateClass } from '../config/expose-config.js';
 import { PeerAttempt } from './peer-attempt.js';
 import { diagnose, type PeerDiagnosis } from './peer-diagnosis.js';
 import { encodePeerSignal, type PeerSignal, type PeerSignalBody } from './peer-signal.js';

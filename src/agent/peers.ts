@@ -2,7 +2,7 @@ import type { Duplex } from 'node:stream';
 import type { Endpoint } from '../core/address.js';
 import type { Clock, Timer } from '../core/clock.js';
 import { SluiceError } from '../core/errors.js';
-import type { AgentConfig } from '../config/gateway-schema.js';
+import type { AgentConfig } from '../config/expose-config.js';
 import type { IceTiming } from '../ice/agent.js';
 import type { IceSocket } from '../ice/bases.js';
 import type { StunPeer } from '../ice/stun-transaction.js';

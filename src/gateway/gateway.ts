@@ -7,7 +7,7 @@ import { LRUCache } from 'lru-cache';
 import { canonicalIp, formatHostPort, formatListen, type Endpoint } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import { errnoCode, SluiceError } from '../core/errors.js';
-import type { GatewayConfig } from '../config/gateway-schema.js';
+import type { GatewayConfig } from '../config/expose-config.js';
 import type { EventStream } from '../observe/events.js';
 import {
   DatagramOpener, DatagramSealer, TUNNEL_ALPN, computeGatewayProof, exportDatagramKeys, readUnverifiedHeader,
