@@ -5,7 +5,7 @@ import { IceAgent, type IceTiming } from '../ice/agent.js';
 import type { IceAgentState } from '../ice/agent-state.js';
 import type { IceSocket } from '../ice/bases.js';
 import { formatCandidate, parseCandidate, type IceCandidate } from '../ice/candidate.js';
-import type { StunPeer } from '../ice/stun-transaction.js';
+import type { StunPeer } from '../turn/stun-transaction.js';
 import type { TurnServerConfig } from '../turn/turn-client.js';
 import { classifyPeer } from '../udpexposer/peer-policy.js';
 import { DatagramOpener, DatagramSealer } from '../protocol/tunnel/index.js';

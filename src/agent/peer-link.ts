@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Clock, Timer } from '../core/clock.js';
 import type { IceTiming } from '../ice/agent.js';
 import type { IceSocket } from '../ice/bases.js';
-import type { StunPeer } from '../ice/stun-transaction.js';
+import type { StunPeer } from '../turn/stun-transaction.js';
 import type { TurnServerConfig } from '../turn/turn-client.js';
 import { PEER_TAG_BIT } from '../protocol/tunnel/index.js';
 import type { CandidateClass } from '../config/expose-config.js';

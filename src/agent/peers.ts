@@ -5,7 +5,7 @@ import { SluiceError } from '../core/errors.js';
 import type { AgentConfig } from '../config/expose-config.js';
 import type { IceTiming } from '../ice/agent.js';
 import type { IceSocket } from '../ice/bases.js';
-import type { StunPeer } from '../ice/stun-transaction.js';
+import type { StunPeer } from '../turn/stun-transaction.js';
 import { PEER_TAG_BIT, type ControlMessage, type DatagramOrigin } from '../protocol/tunnel/index.js';
 import type { DatagramChannel, DatagramReceiver, DialOptions } from '../upstream/dialer.js';
 import type { PeerFlows, PeerTarget } from '../upstream/peer/peer-dialer.js';
