@@ -12,9 +12,11 @@ import type { DatagramReceiver, DialOptions } from '../upstream/dialer.js';
 import type { AgentTunnel } from '../upstream/agent/agent-tunnel.js';
 import { CHANNEL_BACKLOG_BYTES, type ChannelEnd, type ControlChannel } from '../upstream/agent/control-channel.js';
 import { StreamMux } from '../upstream/agent/stream-mux.js';
-import { Connectee } from './connectee.js';
+import { Connectee, type ConnecteeUplink } from './connectee.js';
+import { nextAgentLinkState, type AgentLinkState } from './agent-link-state.js';
 import type { GatewayCounters } from './counters.js';
 import type { PeerRelay } from './peer-relay.js';
+import type { RelayedLink } from './peer-flows.js';
 
 export { Connectee };
 
@@ -78,8 +80,8 @@ const FRESH_INTERVALS = 3;
  * Datagram address rule (SPF-2): the address moves only on a datagram that opened under the
  * current keys and raised the highest sequence (`newest`); nothing unauthenticated ever moves it.
  */
-export class AgentLink implements AgentTunnel {
-  state: 'attached' | 'detached' | 'closed' = 'detached';
+export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
+  #state: AgentLinkState = 'detached';
   readonly services = new Map<number, PublishedService>();
   readonly #publishing = new Set<number>();
   readonly #connectees = new Map<number, Connectee>();
@@ -107,6 +109,15 @@ export class AgentLink implements AgentTunnel {
     this.connectedAt = host.clock.wallNow();
   }
 
+  /** See agent-link-state.ts; moved only through its transition table. */
+  get state(): AgentLinkState {
+    return this.#state;
+  }
+
+  #move(to: AgentLinkState): void {
+    this.#state = nextAgentLinkState(this.#state, to);
+  }
+
   get currentKeyId(): number {
     return this.#keys.at(-1)?.keyId ?? 0;
   }
@@ -122,7 +133,7 @@ export class AgentLink implements AgentTunnel {
 
   /** Attached, and the agent has spoken since AUTH_OK (so it reads full-size frames): peers may reach it. */
   get reachable(): boolean {
-    return this.state === 'attached' && this.#peerReady;
+    return this.#state === 'attached' && this.#peerReady;
   }
 
   get connectees(): number {
@@ -146,7 +157,7 @@ export class AgentLink implements AgentTunnel {
     this.#peerReady = false;
     this.remote = remote;
     this.#keys.push(keys);
-    this.state = 'attached';
+    this.#move('attached');
     this.#mux?.destroyAll();
     const mux = new StreamMux(
       channel,
@@ -172,8 +183,8 @@ export class AgentLink implements AgentTunnel {
 
   /** Ends the link: listeners close, sessions end, keys are forgotten. Idempotent. */
   close(code: RefusalCode, message: string): Promise<void> {
-    if (this.state === 'closed') return Promise.resolve();
-    this.state = 'closed';
+    if (this.#state === 'closed') return Promise.resolve();
+    this.#move('closed');
     this.#grace?.cancel();
     this.#republish?.cancel();
     this.#channel?.close(code, message);
@@ -211,12 +222,12 @@ export class AgentLink implements AgentTunnel {
   // ---- AgentTunnel: the dialers of the public listeners ----
 
   async openStream(serviceId: number, client: Endpoint, server: Endpoint, opts: DialOptions): Promise<Duplex> {
-    if (!this.#mux || this.state !== 'attached') throw new SluiceError('SLUICE_ERR_DIAL_FAILED', `agent "${this.name}" is not connected`);
+    if (!this.#mux || this.#state !== 'attached') throw new SluiceError('SLUICE_ERR_DIAL_FAILED', `agent "${this.name}" is not connected`);
     return this.#mux.open(serviceId, client, server, opts.timeoutMs, opts.signal);
   }
 
   openDatagram(serviceId: number, client: Endpoint, receiver: DatagramReceiver, retag = true): Connectee {
-    if (this.state === 'closed') throw new SluiceError('SLUICE_ERR_DIAL_FAILED', `agent "${this.name}" is gone`);
+    if (this.#state === 'closed') throw new SluiceError('SLUICE_ERR_DIAL_FAILED', `agent "${this.name}" is gone`);
     const c = new Connectee(this, this.#allocateTag(), serviceId, client, receiver, retag);
     this.#connectees.set(c.tag, c);
     return c;
@@ -226,7 +237,7 @@ export class AgentLink implements AgentTunnel {
 
   /** A datagram whose header named one of this link's key ids, from `address:port`. */
   onUdpDatagram(keys: KeySet, buf: Buffer, address: string, port: number): void {
-    if (this.state === 'closed') return;
+    if (this.#state === 'closed') return;
     const r = keys.opener.open(buf);
     const counters = this.host.counters;
     if (!r.ok) {
@@ -388,8 +399,8 @@ export class AgentLink implements AgentTunnel {
     this.#channel = null;
     this.#mux?.destroyAll();
     this.#mux = null;
-    if (this.state === 'closed') return;
-    this.state = 'detached';
+    if (this.#state === 'closed') return;
+    this.#move('detached');
     this.host.agentDown(this, end);
     if (end.goaway?.code === 'shutting-down') {
       void this.close('shutting-down', 'the agent shut down');

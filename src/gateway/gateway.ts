@@ -17,6 +17,7 @@ import type { ListenerReceiver, UdpDatapath, UdpListener } from '../datapath/udp
 import { jsDatapath } from '../datapath/js-datapath.js';
 import { ControlChannel, type ChannelEnd } from '../upstream/agent/control-channel.js';
 import { AgentLink, type KeySet, type LinkHost } from './agent-link.js';
+import type { AgentLinkState } from './agent-link-state.js';
 import { AuthBackoff } from './auth-backoff.js';
 import { PendingSlots } from '../admission/pending-slots.js';
 import { sourceKey } from '../admission/source-key.js';
@@ -34,7 +35,7 @@ import { StunBindingServer, stunRoute } from './stun-server.js';
 export interface PublishedRoute {
   readonly agent: string;
   /** attached: the agent's control connection is up; detached: within its resume grace. */
-  readonly agentState: 'attached' | 'detached' | 'closed';
+  readonly agentState: AgentLinkState;
   readonly service: string;
   /** After a resume, until the agent publishes the service again (then it closes if it does not). */
   readonly stale: boolean;
@@ -94,16 +95,11 @@ export class Gateway {
   readonly peers: PeerRelay;
   #closing: Promise<void> | undefined;
 
+  /** Builds everything that handles traffic; `start` then binds the sockets with it (`#listen`). */
   private constructor(
     readonly config: GatewayConfig,
     private readonly deps: GatewayDeps,
-    private readonly server: tls.Server,
-    private readonly front: net.Server,
-    private readonly udp: UdpListener,
-    udpReceiver: { handle: ListenerReceiver['onDatagram']; sendErrors: number },
     readonly certificate: GatewayCertificate,
-    readonly tcpAddress: Endpoint,
-    readonly udpAddress: Endpoint,
   ) {
     this.#observer = deps.observer ?? {};
     this.#backoff = new AuthBackoff(config.authBackoff, deps.clock);
@@ -124,7 +120,7 @@ export class Gateway {
     });
     const send = (buf: Buffer, port: number, address: string) => {
       try {
-        udp.send(buf, port, address);
+        this.#bound?.udp.send(buf, port, address);
       } catch {
         /* the socket is closing */
       }
@@ -134,7 +130,7 @@ export class Gateway {
       clock: deps.clock,
       counters: this.counters,
       maxFlowsPerAgent: config.maxPeerFlowsPerAgent,
-      server: tcpAddress,
+      server: () => this.tcpAddress,
       known: (name) => config.agents.has(name),
       link: (name) => this.#links.get(name),
     });
@@ -176,16 +172,39 @@ export class Gateway {
       stun: config.stun ? stunRoute(this.stun) : undefined,
       application: (buf, from) => this.#onDatagram(buf, from.address, from.port),
     });
-    udpReceiver.handle = (buf, address, port) => demux.handle(buf, { address, port });
-    front.on('connection', (raw: net.Socket) => this.#onConnection(raw));
-    front.on('error', () => {});
-    server.on('secureConnection', (s: tls.TLSSocket) => this.#onSecure(s));
-    server.on('tlsClientError', (_err, socket: tls.TLSSocket) => {
+    this.#receiver = {
+      onDatagram: (buf, address, port) => demux.handle(buf, { address, port }),
+      // Sends on the shared port are best effort: a failure drops that datagram only.
+      onSendError: () => {},
+    };
+  }
+
+  /** The shared UDP port's receiver: the demultiplexer, from the port's first datagram on. */
+  readonly #receiver: ListenerReceiver;
+  /** The sockets, once `start` bound them with `#receiver`. */
+  #bound: BoundPair | undefined;
+
+  #listen(bound: BoundPair): void {
+    this.#bound = bound;
+    bound.front.on('connection', (raw: net.Socket) => this.#onConnection(raw));
+    bound.front.on('error', () => {});
+    bound.server.on('secureConnection', (s: tls.TLSSocket) => this.#onSecure(s));
+    bound.server.on('tlsClientError', (_err, socket: tls.TLSSocket) => {
       this.counters.tlsErrors++;
       this.#releases.get(`${socket.remoteAddress}|${socket.remotePort}`)?.();
       socket.destroy();
     });
-    server.on('error', () => {});
+    bound.server.on('error', () => {});
+  }
+
+  /** The agent endpoint's TCP address (the real port when `listen` said 0). */
+  get tcpAddress(): Endpoint {
+    return this.#bound!.tcp;
+  }
+
+  /** The shared UDP port's address: tunnel datagrams and STUN. */
+  get udpAddress(): Endpoint {
+    return this.#bound!.udpLocal;
   }
 
   /**
@@ -194,14 +213,10 @@ export class Gateway {
    */
   static async start(config: GatewayConfig, deps: GatewayDeps): Promise<Gateway> {
     const cert = await loadOrCreateCertificate({ stateDir: config.stateDir, tls: config.tls }, deps.openssl);
-    // The demultiplexer exists once the gateway does; datagrams before that are dropped.
-    const receiver = { handle: (() => {}) as ListenerReceiver['onDatagram'], sendErrors: 0 };
-    const { server, front, udp, tcp, udpLocal } = await bindPair(config, cert, deps.datapath ?? jsDatapath, {
-      onDatagram: (buf, address, port) => receiver.handle(buf, address, port),
-      onSendError: () => void receiver.sendErrors++,
-    });
-    const g = new Gateway(config, deps, server, front, udp, receiver, cert, tcp, udpLocal);
-    g.#observer.started?.({ tcp, udp: udpLocal, fingerprint: cert.fingerprint, generated: cert.generated, certPath: cert.certPath });
+    // Nothing the constructor builds holds a socket or a timer: a failed bind leaves nothing behind.
+    const g = new Gateway(config, deps, cert);
+    g.#listen(await bindPair(config, cert, deps.datapath ?? jsDatapath, g.#receiver));
+    g.#observer.started?.({ tcp: g.tcpAddress, udp: g.udpAddress, fingerprint: cert.fingerprint, generated: cert.generated, certPath: cert.certPath });
     return g;
   }
 
@@ -242,11 +257,12 @@ export class Gateway {
   /** Stops accepting, tells every agent it is shutting down, closes the public listeners. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      const closedServer = new Promise<void>((resolve) => this.front.close(() => resolve()));
+      const bound = this.#bound!;
+      const closedServer = new Promise<void>((resolve) => bound.front.close(() => resolve()));
       await Promise.all([...this.#links.values()].map((l) => l.close('shutting-down', 'the gateway is shutting down')));
       this.#refused.close();
       for (const s of [...this.#sockets, ...this.#secure]) s.destroy();
-      await Promise.all([this.udp.close(), closedServer]);
+      await Promise.all([bound.udp.close(), closedServer]);
     })();
     return this.#closing;
   }
@@ -306,7 +322,7 @@ export class Gateway {
     raw.once('close', release);
     raw.on('error', () => {});
     raw.setNoDelay(true); // stream frames are latency-bound; TLS records already batch
-    this.server.emit('connection', raw);
+    this.#bound?.server.emit('connection', raw);
   }
 
   #onSecure(socket: tls.TLSSocket): void {
@@ -418,7 +434,15 @@ function describeEnd(end: ChannelEnd): string {
  * refused one costs no TLS state, and its backlog is deep enough that a flood of refused
  * reconnects does not crowd legitimate SYNs out of the kernel's accept queue.
  */
-async function bindPair(config: GatewayConfig, cert: GatewayCertificate, datapath: UdpDatapath, receiver: ListenerReceiver) {
+interface BoundPair {
+  readonly server: tls.Server;
+  readonly front: net.Server;
+  readonly udp: UdpListener;
+  readonly tcp: Endpoint;
+  readonly udpLocal: Endpoint;
+}
+
+async function bindPair(config: GatewayConfig, cert: GatewayCertificate, datapath: UdpDatapath, receiver: ListenerReceiver): Promise<BoundPair> {
   const { host, port } = config.listen;
   for (let attempt = 0; ; attempt++) {
     const server = tls.createServer({
