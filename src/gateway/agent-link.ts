@@ -12,13 +12,12 @@ import type { DatagramReceiver, DialOptions } from '../upstream/dialer.js';
 import type { AgentTunnel } from '../upstream/agent/agent-tunnel.js';
 import { CHANNEL_BACKLOG_BYTES, type ChannelEnd, type ControlChannel } from '../upstream/agent/control-channel.js';
 import { StreamMux } from '../upstream/agent/stream-mux.js';
-import { Connectee, type ConnecteeUplink } from './connectee.js';
+import type { Connectee, ConnecteeUplink } from './connectee.js';
+import { ConnecteeTable } from './connectee-table.js';
 import { nextAgentLinkState, type AgentLinkState } from './agent-link-state.js';
 import type { GatewayCounters } from './counters.js';
 import type { PeerRelay } from './peer-relay.js';
 import type { RelayedLink } from './peer-flows.js';
-
-export { Connectee };
 
 /** The datagram keys of one control connection (docs/tunnel-protocol.md §6). */
 export interface KeySet {
@@ -63,8 +62,6 @@ export interface LinkHost {
   serviceClosed(link: AgentLink, service: PublishedService): void;
 }
 
-const RETAGGED_KEPT = 1024;
-
 /** Freshness of the agent's UDP address, in keepalive intervals (docs/tunnel-protocol.md §7). */
 const FRESH_INTERVALS = 3;
 
@@ -84,10 +81,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
   #state: AgentLinkState = 'detached';
   readonly services = new Map<number, PublishedService>();
   readonly #publishing = new Set<number>();
-  readonly #connectees = new Map<number, Connectee>();
-  /** Old tag -> connectee, for the last RETAGGED_KEPT re-tags (DATAGRAM_CLOSE from the agent). */
-  readonly #retagged = new Map<number, Connectee>();
-  #nextTag = 1;
+  readonly #connectees = new ConnecteeTable();
   #keys: KeySet[] = [];
   #channel: ControlChannel | null = null;
   #mux: StreamMux | null = null;
@@ -194,8 +188,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
     this.#keys = [];
     const routes = [...this.services.values()].map((s) => this.#closeService(s));
     this.services.clear();
-    for (const c of this.#connectees.values()) c.closed = true;
-    this.#connectees.clear();
+    this.#connectees.closeAll();
     this.host.closed(this, message);
     return Promise.all(routes).then(() => {});
   }
@@ -205,7 +198,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
     const s = this.services.get(serviceId);
     if (!s) return;
     this.services.delete(serviceId);
-    for (const c of this.#connectees.values()) if (c.serviceId === serviceId) this.#drop(c);
+    this.#connectees.endService(serviceId);
     await this.#closeService(s);
   }
 
@@ -228,9 +221,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
 
   openDatagram(serviceId: number, client: Endpoint, receiver: DatagramReceiver, retag = true): Connectee {
     if (this.#state === 'closed') throw new SluiceError('SLUICE_ERR_DIAL_FAILED', `agent "${this.name}" is gone`);
-    const c = new Connectee(this, this.#allocateTag(), serviceId, client, receiver, retag);
-    this.#connectees.set(c.tag, c);
-    return c;
+    return this.#connectees.open(this, serviceId, client, receiver, retag);
   }
 
   // ---- datagrams ----
@@ -300,15 +291,8 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
 
   /** Called by a connectee whose public session ended. */
   dropConnectee(c: Connectee): void {
-    if (this.#connectees.get(c.tag) !== c) return;
-    this.#connectees.delete(c.tag);
+    if (!this.#connectees.forget(c)) return;
     if (this.#peerReady) this.#channel?.send({ type: 'datagram-close', tag: c.tag });
-  }
-
-  #drop(c: Connectee): void {
-    this.#connectees.delete(c.tag);
-    c.closed = true;
-    c.receiver.onUpstreamError(new SluiceError('SLUICE_ERR_CLOSED', 'the service was unpublished'));
   }
 
   /** `inReplyTo`: the size of the datagram this answers, when the destination is only its source address. */
@@ -326,7 +310,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
 
   #deliver(tag: number, payload: Buffer): void {
     if (tag >= PEER_TAG_BIT) return this.host.peers.fromOpener(this, tag, payload);
-    const c = this.#connectees.get(tag) ?? this.#retagged.get(tag);
+    const c = this.#connectees.find(tag);
     if (!c || c.closed) {
       // The public session is gone; tell the agent to drop its side.
       if (this.#peerReady) this.#channel?.send({ type: 'datagram-close', tag });
@@ -335,13 +319,6 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
     // Only an answer on the current tag shows the agent knows it; one on an old alias does not.
     if (c.tag === tag) c.answered = true;
     c.receiver.onUpstreamDatagram(payload);
-  }
-
-  #allocateTag(): number {
-    let tag = this.#nextTag;
-    while (tag === 0 || this.#connectees.has(tag) || this.#retagged.has(tag)) tag = (tag + 1) >>> 0;
-    this.#nextTag = (tag + 1) >>> 0;
-    return tag;
   }
 
   // ---- control messages ----
@@ -373,20 +350,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
       case 'datagram-close': {
         if (m.tag >= PEER_TAG_BIT) return this.host.peers.closeFromOpener(this, m.tag);
         // The agent dropped its session: the next datagram of this client gets a new tag with an origin.
-        const c = this.#connectees.get(m.tag);
-        if (!c) return;
-        this.#connectees.delete(m.tag);
-        if (!c.retag) {
-          c.closed = true;
-          c.receiver.onUpstreamError(new SluiceError('SLUICE_ERR_CLOSED', 'the agent dropped the session'));
-          return;
-        }
-        // An answer the agent sent on the old tag before it saw our next datagram still arrives.
-        this.#retagged.set(m.tag, c);
-        if (this.#retagged.size > RETAGGED_KEPT) this.#retagged.delete(this.#retagged.keys().next().value!);
-        c.tag = this.#allocateTag();
-        c.answered = false;
-        this.#connectees.set(c.tag, c);
+        this.#connectees.agentClosed(m.tag);
         return;
       }
       default:
