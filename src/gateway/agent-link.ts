@@ -5,8 +5,7 @@ import type { Clock, Timer } from '../core/clock.js';
 import { SluiceError } from '../core/errors.js';
 import type { RouteRuntime } from '../listen/route.js';
 import {
-  MAX_DATAGRAM_PAYLOAD_BYTES, PEER_TAG_BIT, isTunnelError, type ControlMessage, type DatagramOpener,
-  type DatagramSealer, type Hello, type Publish, type RefusalCode,
+  MAX_DATAGRAM_PAYLOAD_BYTES, PEER_TAG_BIT, type ControlMessage, type Hello, type Publish, type RefusalCode,
 } from '../protocol/tunnel/index.js';
 import type { DatagramReceiver, DialOptions } from '../upstream/dialer.js';
 import type { AgentTunnel } from '../upstream/agent/agent-tunnel.js';
@@ -18,15 +17,7 @@ import { nextAgentLinkState, type AgentLinkState } from './agent-link-state.js';
 import type { GatewayCounters } from './counters.js';
 import type { PeerRelay } from './peer-relay.js';
 import type { RelayedLink } from './peer-flows.js';
-
-/** The datagram keys of one control connection (docs/tunnel-protocol.md §6). */
-export interface KeySet {
-  /** The gateway's own key id (AUTH_OK): agent-to-gateway datagrams carry it. */
-  readonly keyId: number;
-  readonly opener: DatagramOpener;
-  /** Seals gateway-to-agent datagrams under the agent's key id (HELLO). */
-  readonly sealer: DatagramSealer;
-}
+import { AgentUdp, type KeySet } from './agent-udp.js';
 
 /** A public listener of one of the agent's services. */
 export interface PublishedService {
@@ -62,9 +53,6 @@ export interface LinkHost {
   serviceClosed(link: AgentLink, service: PublishedService): void;
 }
 
-/** Freshness of the agent's UDP address, in keepalive intervals (docs/tunnel-protocol.md §7). */
-const FRESH_INTERVALS = 3;
-
 /**
  * One authenticated agent, kept across its control connections (docs/expose.md): its published
  * services, its UDP connectees, the datagram keys and the address its datagrams come from.
@@ -73,22 +61,18 @@ const FRESH_INTERVALS = 3;
  * back within `resumeGraceMs` with HELLO.resumeKeyId = the current key id; meanwhile public UDP
  * sessions keep working over UDP as long as its datagrams open, and the public listeners stay.
  * TCP streams ride the connection and end with it. Closed: everything released.
- *
- * Datagram address rule (SPF-2): the address moves only on a datagram that opened under the
- * current keys and raised the highest sequence (`newest`); nothing unauthenticated ever moves it.
+ * Its keys and UDP address (with the SPF-2 address rule) are agent-udp.ts's.
  */
 export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
   #state: AgentLinkState = 'detached';
   readonly services = new Map<number, PublishedService>();
   readonly #publishing = new Set<number>();
   readonly #connectees = new ConnecteeTable();
-  #keys: KeySet[] = [];
+  readonly #udp: AgentUdp;
   #channel: ControlChannel | null = null;
   #mux: StreamMux | null = null;
   /** The agent has sent something after AUTH_OK, so it reads frames at the full size (control-channel.ts). */
   #peerReady = false;
-  #udp: { address: string; port: number } | undefined;
-  #lastFresh = -Infinity;
   #grace: Timer | undefined;
   #republish: Timer | undefined;
   remote: Endpoint;
@@ -101,6 +85,14 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
   ) {
     this.remote = remote;
     this.connectedAt = host.clock.wallNow();
+    this.#udp = new AgentUdp({
+      clock: host.clock,
+      counters: host.counters,
+      keepaliveIntervalMs: host.keepaliveIntervalMs,
+      replies: host.replies,
+      sendUdp: (buf, port, address) => host.sendUdp(buf, port, address),
+      exhausted: (message) => void this.close('internal', message),
+    });
   }
 
   /** See agent-link-state.ts; moved only through its transition table. */
@@ -113,16 +105,16 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
   }
 
   get currentKeyId(): number {
-    return this.#keys.at(-1)?.keyId ?? 0;
+    return this.#udp.currentKeyId;
   }
 
   get udpAddress(): { address: string; port: number } | undefined {
-    return this.#udp;
+    return this.#udp.address;
   }
 
   /** True while the agent's UDP address has delivered an authenticated datagram recently. */
   get udpFresh(): boolean {
-    return this.#udp !== undefined && this.host.clock.now() - this.#lastFresh < FRESH_INTERVALS * this.host.keepaliveIntervalMs;
+    return this.#udp.fresh;
   }
 
   /** Attached, and the agent has spoken since AUTH_OK (so it reads full-size frames): peers may reach it. */
@@ -150,7 +142,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
     this.#channel = channel;
     this.#peerReady = false;
     this.remote = remote;
-    this.#keys.push(keys);
+    this.#udp.add(keys);
     this.#move('attached');
     this.#mux?.destroyAll();
     const mux = new StreamMux(
@@ -166,8 +158,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
       this.#republish?.cancel();
       this.#republish = this.host.clock.setTimeout(() => this.#closeStale(), this.host.republishMs);
       // Old keys stay for the grace period: datagrams sealed before the agent switched still open.
-      const previous = this.#keys.slice(0, -1);
-      this.#keys = [keys];
+      const previous = this.#udp.keepNewest();
       this.host.clock.setTimeout(() => previous.forEach((k) => this.host.forgetKey(k.keyId)), this.host.resumeGraceMs);
     }
     channel.onMessage((m) => this.#onMessage(m));
@@ -184,8 +175,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
     this.#channel?.close(code, message);
     this.#channel = null;
     this.#mux?.destroyAll();
-    for (const k of this.#keys) this.host.forgetKey(k.keyId);
-    this.#keys = [];
+    for (const k of this.#udp.takeAll()) this.host.forgetKey(k.keyId);
     const routes = [...this.services.values()].map((s) => this.#closeService(s));
     this.services.clear();
     this.#connectees.closeAll();
@@ -229,30 +219,8 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
   /** A datagram whose header named one of this link's key ids, from `address:port`. */
   onUdpDatagram(keys: KeySet, buf: Buffer, address: string, port: number): void {
     if (this.#state === 'closed') return;
-    const r = keys.opener.open(buf);
-    const counters = this.host.counters;
-    if (!r.ok) {
-      counters.datagramRejected[r.reason]++;
-      if (r.reason === 'key-exhausted') void this.close('internal', 'datagram key exhausted; reconnect');
-      return;
-    }
-    const d = r.datagram;
-    this.#lastFresh = this.host.clock.now();
-    if (d.newest && keys === this.#keys.at(-1) && (this.#udp === undefined || this.#udp.address !== address || this.#udp.port !== port)) {
-      if (this.#udp !== undefined) counters.agentAddressMoves++;
-      this.#udp = { address, port };
-    }
-    if (d.kind === 'keepalive') {
-      counters.keepalives++;
-      const sealer = this.#keys.at(-1)?.sealer;
-      // Authenticated and replay-checked, but the source address is whatever the datagram said.
-      if (sealer) this.#sealAndSend(() => sealer.sealKeepaliveAck(d.counter), port, address, buf.length);
-      return;
-    }
-    if (d.kind === 'data') {
-      counters.datagramsFromAgent++;
-      this.#deliver(d.tag, d.payload);
-    }
+    const d = this.#udp.open(keys, buf, address, port);
+    if (d) this.#deliver(d.tag, d.payload);
   }
 
   /** Called by a connectee: one datagram toward the agent. */
@@ -272,10 +240,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
       counters.datagramsToAgentDropped++;
       return false;
     }
-    const keys = this.#keys.at(-1);
-    const udp = this.#udp;
-    if (keys && udp && this.udpFresh) {
-      this.#sealAndSend(() => keys.sealer.sealData(tag, payload, origin?.originBlock), udp.port, udp.address);
+    if (this.#udp.send(tag, payload, origin?.originBlock)) {
       counters.datagramsToAgent++;
       return true;
     }
@@ -293,19 +258,6 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
   dropConnectee(c: Connectee): void {
     if (!this.#connectees.forget(c)) return;
     if (this.#peerReady) this.#channel?.send({ type: 'datagram-close', tag: c.tag });
-  }
-
-  /** `inReplyTo`: the size of the datagram this answers, when the destination is only its source address. */
-  #sealAndSend(seal: () => Buffer, port: number, address: string, inReplyTo?: number): void {
-    let out: Buffer;
-    try {
-      out = seal();
-    } catch (err) {
-      if (isTunnelError(err, 'sequence-exhausted')) void this.close('internal', 'datagram sequence space used up; reconnect');
-      return;
-    }
-    if (inReplyTo !== undefined && !this.host.replies.allows(out.length, inReplyTo)) return;
-    this.host.sendUdp(out, port, address);
   }
 
   #deliver(tag: number, payload: Buffer): void {

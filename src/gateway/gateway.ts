@@ -12,7 +12,8 @@ import {
 import type { ListenerReceiver, UdpDatapath } from '../datapath/udp-datapath.js';
 import { jsDatapath } from '../datapath/js-datapath.js';
 import type { ChannelEnd, ControlChannel } from '../upstream/agent/control-channel.js';
-import { AgentLink, type KeySet, type LinkHost } from './agent-link.js';
+import { AgentLink, type LinkHost } from './agent-link.js';
+import type { KeySet } from './agent-udp.js';
 import type { AgentLinkState } from './agent-link-state.js';
 import { AgentEndpoint, type Authenticated } from './agent-endpoint.js';
 import { bindPair, type BoundPair } from './bind-pair.js';
