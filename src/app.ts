@@ -15,6 +15,7 @@ import type { NativeDatapathOptions } from './datapath/native/native-datapath.js
 import { GeoHolder } from './admission/geo-holder.js';
 import { checkOutputs } from './observe/output-check.js';
 import { preflightFile } from './config/preflight.js';
+import { openCountryDatabase } from './admission/acl/country.js';
 import { startExposure, type Exposure } from './gateway/exposure.js';
 import { CrowdsecHolder } from './admission/crowdsec/crowdsec-holder.js';
 import { VerdictChanges } from './admission/reverdict.js';
@@ -178,7 +179,7 @@ export class App {
   async #reloadOnce(): Promise<ReloadSummary | undefined> {
     if (!this.configPath) return undefined;
     const parsed = await loadConfigFile(this.configPath);
-    const issues = parsed.ok ? await preflightFile(parsed.config, this.configPath, this.node.config) : parsed.issues;
+    const issues = parsed.ok ? await preflightFile(parsed.config, this.configPath, { openCountryDatabase }, this.node.config) : parsed.issues;
     if (!parsed.ok || issues.length > 0) {
       this.events.emit({ type: 'config-rejected', at: this.deps.clock.wallNow(), problems: issues.map(formatIssue) });
       return undefined;

@@ -4,6 +4,7 @@ import { isSluiceError } from './core/errors.js';
 import { formatIssue, type SluiceConfig } from './config/types.js';
 import { loadConfigFile } from './config/load.js';
 import { preflightFile } from './config/preflight.js';
+import { openCountryDatabase } from './admission/acl/country.js';
 import { parseArgs, type ParsedArgs } from './cli/args.js';
 import { EXIT } from './cli/exit-codes.js';
 import { COMMAND_HELP, HELP } from './cli/help.js';
@@ -87,7 +88,7 @@ async function udpexposer(argv: string[]): Promise<number> {
 
 async function load(path: string): Promise<SluiceConfig | number> {
   const parsed = await loadConfigFile(path);
-  const issues = parsed.ok ? await preflightFile(parsed.config, path) : parsed.issues;
+  const issues = parsed.ok ? await preflightFile(parsed.config, path, { openCountryDatabase }) : parsed.issues;
   if (parsed.ok && issues.length === 0) return parsed.config;
   process.stderr.write(`sluice: ${path}: ${issues.length} problem(s)\n`);
   for (const issue of issues) process.stderr.write(`  ${formatIssue(issue)}\n`);

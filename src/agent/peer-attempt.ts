@@ -1,11 +1,11 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
-import type { CandidateClass } from '../config/gateway-schema.js';
+import type { CandidateClass } from '../config/expose-config.js';
 import { IceAgent, type IceTiming } from '../ice/agent.js';
 import type { IceAgentState } from '../ice/agent-state.js';
 import type { IceSocket } from '../ice/bases.js';
 import { formatCandidate, parseCandidate, type IceCandidate } from '../ice/candidate.js';
-import type { StunPeer } from '../ice/stun-transaction.js';
+import type { StunPeer } from '../turn/stun-transaction.js';
 import type { TurnServerConfig } from '../turn/turn-client.js';
 import { classifyPeer } from '../udpexposer/peer-policy.js';
 import { DatagramOpener, DatagramSealer } from '../protocol/tunnel/index.js';

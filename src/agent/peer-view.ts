@@ -1,5 +1,5 @@
 import { formatHostPort, formatListen } from '../core/address.js';
-import type { ConnectConfig } from '../config/gateway-schema.js';
+import type { ConnectConfig } from '../config/expose-config.js';
 import type { FlowRef } from '../observe/events.js';
 import { pathKindOf, type PeerPathKind } from '../observe/peer-path.js';
 import type { RouteRuntime } from '../listen/route.js';

@@ -4,8 +4,8 @@ import { DEFAULT_REPLY_BUDGET } from '../core/reply-budget.js';
 import { parseHostPort, parseListenUrl } from '../core/address.js';
 import { exposeSchemas } from './gateway-schema.js';
 import { observeShape, size } from './observe-schema.js';
-import { lapiUrlIssue, MIN_INTERVAL_MS } from '../admission/crowdsec/settings.js';
-import { dockerSchema } from '../discovery/docker-config.js';
+import { lapiUrlIssue, MIN_INTERVAL_MS } from './crowdsec-settings.js';
+import { dockerSchema } from './docker-config.js';
 import { expecting } from './issue-text.js';
 import { bandwidthSchema } from './bandwidth-schema.js';
 

@@ -4,7 +4,7 @@ import type { Clock, Timer } from '../core/clock.js';
 import { isSluiceError } from '../core/errors.js';
 import type { RouteConfig, SluiceConfig } from '../config/types.js';
 import type { ReloadSummary, SluiceNode } from '../node.js';
-import type { DockerConfig } from './docker-config.js';
+import type { DockerConfig } from '../config/docker-config.js';
 import { shortId, type ContainerInfo } from './container.js';
 import { ContainerWatcher, type EngineState } from './container-watcher.js';
 import { UnixSocketEngine, type ContainerEngine } from './engine-client.js';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { Clock } from '../core/clock.js';
-import type { AgentCredentials } from '../config/gateway-schema.js';
+import type { AgentCredentials } from '../config/expose-config.js';
 import {
   TUNNEL_PROTOCOL_VERSION, createChallengeNonce, exportAuthBinding, verifyAuthDigest, type Hello, type RefusalCode,
 } from '../protocol/tunnel/index.js';

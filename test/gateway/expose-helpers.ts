@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { parseConfig } from '../../src/config/load.js';
-import type { AgentConfig, GatewayConfig } from '../../src/config/gateway-schema.js';
+import type { AgentConfig, GatewayConfig } from '../../src/config/expose-config.js';
 import { systemClock, type Clock } from '../../src/core/clock.js';
 import { EventStream, type SluiceEvent } from '../../src/observe/events.js';
 import { Gateway, type GatewayObserver } from '../../src/gateway/gateway.js';

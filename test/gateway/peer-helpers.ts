@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { connectToGateway } from '../../src/agent/gateway-connection.js';
 import { parseConfig } from '../../src/config/load.js';
-import type { GatewayConfig } from '../../src/config/gateway-schema.js';
+import type { GatewayConfig } from '../../src/config/expose-config.js';
 import {
   DatagramOpener, DatagramSealer, type ControlMessage, type ControlMessageType, type OpenedDatagram, type StreamOpen,
 } from '../../src/protocol/tunnel/index.js';

@@ -14,7 +14,7 @@ import { readAll, tcpServer, udpEcho, waitFor } from '../helpers/net.js';
 import { tempDir } from '../helpers/peers.js';
 import { haveCrowdsec, startRealLapi, type RealLapi } from '../admission/crowdsec/real-lapi.js';
 import { CrowdsecBouncer } from '../../src/admission/crowdsec/crowdsec-bouncer.js';
-import { normaliseLapiUrl } from '../../src/admission/crowdsec/settings.js';
+import { normaliseLapiUrl } from '../../src/config/crowdsec-settings.js';
 
 /**
  * The bouncer against a real CrowdSec Local API (Debian crowdsec 1.4.6), through whole Apps on

@@ -3,7 +3,7 @@ import type { DatagramChannel, DatagramReceiver } from '../datagram-channel.js';
 import type { ListenerReceiver, ReceiverFactory, UdpDatapath, UdpListener } from '../udp-datapath.js';
 import { AddressBook, type NativeAddress } from './address-book.js';
 import type { EngineHandle, NativeBinding, NativeLayout } from './binding.js';
-import { NativeChannel, NativeListener, type NativeSocket } from './native-sockets.js';
+import { NativeChannel, NativeListener, type NativeEngine, type NativeSocket } from './native-sockets.js';
 
 export interface NativeDatapathOptions {
   /** Use UDP_SEGMENT for runs of equal-sized datagrams to one destination, where the kernel has it. Default true. */
@@ -37,7 +37,7 @@ export interface NativeDatapathOptions {
  * they keep (the seam's contract). A send whose buffer is in the slots is sent from there without
  * a copy; any other buffer is copied into staging when it is sent.
  */
-export class NativeDatapath implements UdpDatapath {
+export class NativeDatapath implements UdpDatapath, NativeEngine {
   readonly kind = 'native' as const;
   readonly gso: boolean;
   readonly #b: NativeBinding;

@@ -1,8 +1,7 @@
 import type { Endpoint } from '../../core/address.js';
 import type { DatagramChannel, DatagramReceiver } from '../datagram-channel.js';
 import { receiverFor, type ListenerReceiver, type ReceiverFactory, type UdpListener } from '../udp-datapath.js';
-import { formatIpv4, SourceFormatter } from './address-book.js';
-import type { NativeDatapath } from './native-datapath.js';
+import { formatIpv4, SourceFormatter, type NativeAddress } from './address-book.js';
 import { systemError } from './system-error.js';
 
 /** What the engine's batch loop calls on the socket a record belongs to. */
@@ -11,6 +10,17 @@ export interface NativeSocket {
   deliver(buf: Buffer, m: Int32Array, b: number): void;
   /** One datagram (or the socket) failed with `errno`. */
   failed(errno: number, syscall: 'recv' | 'send'): void;
+}
+
+/**
+ * What a socket needs from the engine that owns it (NativeDatapath): destinations looked up in its
+ * address book, datagrams staged for the next batch, and its id given back when it closes.
+ */
+export interface NativeEngine {
+  readonly book: { lookup(address: string): NativeAddress | null };
+  /** Stages `prefix` (a PROXY header, or null) then `buf` for socket `id`, to `dest` (null when connected). */
+  stage(id: number, buf: Buffer, prefix: Buffer | null, port: number, dest: NativeAddress | null): void;
+  release(id: number): void;
 }
 
 /** Errors that mean the upstream cannot be reached at all: the session ends (as with dgram). */
@@ -23,7 +33,7 @@ export class NativeListener<R extends ListenerReceiver = ListenerReceiver> imple
   #closed: Promise<void> | undefined;
 
   constructor(
-    private readonly dp: NativeDatapath,
+    private readonly dp: NativeEngine,
     private readonly id: number,
     readonly local: Endpoint,
     private readonly family: 4 | 6,
@@ -71,7 +81,7 @@ export class NativeChannel implements DatagramChannel, NativeSocket {
   #closed = false;
 
   constructor(
-    private readonly dp: NativeDatapath,
+    private readonly dp: NativeEngine,
     private readonly id: number,
     readonly remote: Endpoint,
     private readonly receiver: DatagramReceiver,

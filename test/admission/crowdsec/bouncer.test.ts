@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CrowdsecBouncer, type BouncerStatus } from '../../../src/admission/crowdsec/crowdsec-bouncer.js';
-import { normaliseLapiUrl, USER_AGENT, type CrowdsecSettings } from '../../../src/admission/crowdsec/settings.js';
+import { USER_AGENT } from '../../../src/admission/crowdsec/settings.js';
+import { normaliseLapiUrl, type CrowdsecSettings } from '../../../src/config/crowdsec-settings.js';
 import { systemClock } from '../../../src/core/clock.js';
 import { ManualClock } from '../../helpers/manual-clock.js';
 import { freePort, waitFor } from '../../helpers/net.js';

@@ -5,7 +5,7 @@ import {
   ErrorCode, StunMethod, XorMappedAddress, attr, decodeStunDatagram, encodeStunMessage, randomTransactionId, stunMessage,
   type DecodedStunMessage,
 } from '../../src/protocol/stun/index.js';
-import { StunTimeoutError, StunTransactionTable, type StunPeer } from '../../src/ice/stun-transaction.js';
+import { StunTimeoutError, StunTransactionTable, type StunPeer } from '../../src/turn/stun-transaction.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 
 const SERVER: StunPeer = { address: '192.0.2.10', port: 3478 };

@@ -2,10 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import fc from 'fast-check';
-import { canonicalIp } from '../../../src/core/address.js';
-import { cidrContains, parseCidr, type Cidr } from '../../../src/admission/acl/cidr.js';
-import { CidrSet } from '../../../src/admission/acl/cidr-set.js';
-import { formatIpv4, parseIpValue } from '../../../src/admission/acl/ip-value.js';
+import { canonicalIp } from '../../src/core/address.js';
+import { cidrContains, parseCidr, type Cidr } from '../../src/core/cidr.js';
+import { CidrSet } from '../../src/core/cidr-set.js';
+import { formatIpv4, parseIpValue } from '../../src/core/ip-value.js';
 
 function cidr(text: string): Cidr {
   const r = parseCidr(text);

@@ -1,4 +1,4 @@
-import type { Family } from '../../core/address.js';
+import type { Family } from './address.js';
 import { formatIpValue, parseIpValue, type IpValue } from './ip-value.js';
 
 /**

@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { canonicalIp } from '../../../src/core/address.js';
-import { embeddedIpv4 } from '../../../src/admission/acl/embedded-ipv4.js';
-import { formatIpv4, parseIpValue } from '../../../src/admission/acl/ip-value.js';
-import { ipv6Encodings } from './encodings.js';
+import { canonicalIp } from '../../src/core/address.js';
+import { embeddedIpv4 } from '../../src/core/embedded-ipv4.js';
+import { formatIpv4, parseIpValue } from '../../src/core/ip-value.js';
+import { ipv6Encodings } from '../admission/acl/encodings.js';
 
 function widen(text: string): string[] {
   const c = canonicalIp(text);

@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import fc from 'fast-check';
-import { canonicalIp } from '../../../src/core/address.js';
-import { formatIpValue, formatIpv4, parseIpValue } from '../../../src/admission/acl/ip-value.js';
+import { canonicalIp } from '../../src/core/address.js';
+import { formatIpValue, formatIpv4, parseIpValue } from '../../src/core/ip-value.js';
 
 test('parses IPv4 to one uint32 word', () => {
   assert.deepEqual(parseIpValue('0.0.0.0'), { family: 4, words: [0] });

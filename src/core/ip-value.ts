@@ -1,4 +1,4 @@
-import { formatV6Groups, type Family } from '../../core/address.js';
+import { formatV6Groups, type Family } from './address.js';
 
 /**
  * An IP address as numbers, parsed once so that every rule check compares integers and never

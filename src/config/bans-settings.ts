@@ -1,4 +1,4 @@
-import type { SourcePrefix } from '../source-key.js';
+import type { SourcePrefix } from '../core/source-prefix.js';
 
 /** "`count` events from one source within `windowMs`". */
 export interface BanCondition {
