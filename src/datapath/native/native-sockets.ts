@@ -1,7 +1,7 @@
 import type { Endpoint } from '../../core/address.js';
 import type { DatagramChannel, DatagramReceiver } from '../../upstream/dialer.js';
 import type { ListenerReceiver, UdpListener } from '../udp-datapath.js';
-import { formatIpv4, SourceFormatter } from './address-book.js';
+import { formatIpv4, SourceFormatter, type NativeAddress } from './address-book.js';
 import type { NativeDatapath } from './native-datapath.js';
 import { systemError } from './system-error.js';
 
@@ -47,12 +47,34 @@ export class NativeListener implements UdpListener, NativeSocket {
 
   send(buf: Buffer, port: number, address: string): void {
     if (this.#closed !== undefined) return;
+    const dest = this.#destination(address);
+    if (dest !== null) this.dp.stage(this.id, buf, null, port, dest);
+  }
+
+  /** Where `address` is for this socket, or null after reporting why a datagram cannot go there. */
+  #destination(address: string): NativeAddress | null {
     const dest = this.dp.book.lookup(address);
     if (dest === null || (dest.family === 6 && this.family === 4)) {
       this.receiver.onSendError(systemError(dest === null ? 22 /* EINVAL */ : 97 /* EAFNOSUPPORT */, 'send'));
-      return;
+      return null;
     }
-    this.dp.stage(this.id, buf, null, port, dest);
+    return dest;
+  }
+
+  /**
+   * Stages a tunnel datagram of `bytes` bytes to be sealed under key slot `slot` as the batch is
+   * flushed (NativeDatapath.stageSealed): where to write it in `dp.staging`, or -1 when it cannot
+   * go (closed; an address this socket cannot reach, reported as for `send`).
+   */
+  stageSealed(bytes: number, slot: number, port: number, address: string): number {
+    if (this.#closed !== undefined) return -1;
+    const dest = this.#destination(address);
+    return dest === null ? -1 : this.dp.stageSealed(this.id, bytes, slot, port, dest);
+  }
+
+  /** The datapath this listener belongs to. */
+  get datapath(): NativeDatapath {
+    return this.dp;
   }
 
   close(): Promise<void> {
