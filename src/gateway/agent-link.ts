@@ -5,9 +5,9 @@ import type { Clock, Timer } from '../core/clock.js';
 import { SluiceError } from '../core/errors.js';
 import type { RouteRuntime } from '../listen/route.js';
 import {
-  MAX_DATAGRAM_PAYLOAD_BYTES, PEER_TAG_BIT, isTunnelError, type ControlMessage, type DatagramOpener,
-  type DatagramSealer, type Hello, type Publish, type RefusalCode,
+  MAX_DATAGRAM_PAYLOAD_BYTES, PEER_TAG_BIT, isTunnelError, type ControlMessage, type Hello, type Publish, type RefusalCode,
 } from '../protocol/tunnel/index.js';
+import type { SocketOpener, SocketSealer } from '../datapath/tunnel-keys.js';
 import type { DatagramReceiver, DialOptions } from '../upstream/dialer.js';
 import type { AgentTunnel } from '../upstream/agent/agent-tunnel.js';
 import { CHANNEL_BACKLOG_BYTES, type ChannelEnd, type ControlChannel } from '../upstream/agent/control-channel.js';
@@ -22,9 +22,9 @@ export { Connectee };
 export interface KeySet {
   /** The gateway's own key id (AUTH_OK): agent-to-gateway datagrams carry it. */
   readonly keyId: number;
-  readonly opener: DatagramOpener;
-  /** Seals gateway-to-agent datagrams under the agent's key id (HELLO). */
-  readonly sealer: DatagramSealer;
+  readonly opener: SocketOpener;
+  /** Seals gateway-to-agent datagrams under the agent's key id (HELLO) and sends them on the gateway's UDP socket. */
+  readonly sealer: SocketSealer;
 }
 
 /** A public listener of one of the agent's services. */
@@ -273,7 +273,12 @@ export class AgentLink implements AgentTunnel {
     const keys = this.#keys.at(-1);
     const udp = this.#udp;
     if (keys && udp && this.udpFresh) {
-      this.#sealAndSend(() => keys.sealer.sealData(tag, payload, origin?.originBlock), udp.port, udp.address);
+      try {
+        keys.sealer.sendData(tag, payload, origin?.originBlock, udp.port, udp.address);
+      } catch (err) {
+        if (isTunnelError(err, 'sequence-exhausted')) void this.close('internal', 'datagram sequence space used up; reconnect');
+        return false;
+      }
       counters.datagramsToAgent++;
       return true;
     }

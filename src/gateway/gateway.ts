@@ -10,11 +10,12 @@ import { errnoCode, SluiceError } from '../core/errors.js';
 import type { GatewayConfig } from '../config/gateway-schema.js';
 import type { EventStream } from '../observe/events.js';
 import {
-  DatagramOpener, DatagramSealer, TUNNEL_ALPN, computeGatewayProof, exportDatagramKeys, readUnverifiedHeader,
+  TUNNEL_ALPN, computeGatewayProof, exportDatagramKeys, readUnverifiedHeader,
   type RefusalCode,
 } from '../protocol/tunnel/index.js';
 import type { ListenerReceiver, UdpDatapath, UdpListener } from '../datapath/udp-datapath.js';
 import { jsDatapath } from '../datapath/js-datapath.js';
+import { tunnelOpener, tunnelSealer } from '../datapath/tunnel-keys.js';
 import { ControlChannel, type ChannelEnd } from '../upstream/agent/control-channel.js';
 import { AgentLink, type KeySet, type LinkHost } from './agent-link.js';
 import { AuthBackoff } from './auth-backoff.js';
@@ -160,7 +161,12 @@ export class Gateway {
         }
         return answer;
       },
-      forgetKey: (keyId) => void this.#byKey.delete(keyId),
+      forgetKey: (keyId) => {
+        const e = this.#byKey.get(keyId);
+        this.#byKey.delete(keyId);
+        e?.keys.opener.release();
+        e?.keys.sealer.release();
+      },
       closed: (link, reason) => {
         if (this.#links.get(link.name) === link) this.#links.delete(link.name);
         this.peers.closed(link);
@@ -353,8 +359,9 @@ export class Gateway {
     const keyId = this.#allocateKeyId();
     const keys: KeySet = {
       keyId,
-      opener: new DatagramOpener({ key: material.receive, direction: material.receiveDirection, keyId }),
-      sealer: new DatagramSealer({ key: material.send, direction: material.sendDirection, peerKeyId: o.hello.datagramKeyId }),
+      // Sealed and opened in the native batch where the datapath is native (docs/datapath.md).
+      opener: tunnelOpener(this.deps.datapath ?? jsDatapath, { key: material.receive, direction: material.receiveDirection, keyId }),
+      sealer: tunnelSealer(this.deps.datapath ?? jsDatapath, { key: material.send, direction: material.sendDirection, peerKeyId: o.hello.datagramKeyId }, () => this.udp),
     };
     const name = o.hello.name;
     let link = this.#links.get(name);

@@ -12,7 +12,8 @@ import type { UdpDatapath, UdpListener } from '../../src/datapath/udp-datapath.j
 import {
   DatagramSealer, encodeOriginBlock, isTunnelError, type DatagramRejectReason, type Direction, type OpenResult,
 } from '../../src/protocol/tunnel/index.js';
-import { waitFor } from '../helpers/net.js';
+import { freePort, sleep, udpClient, udpEcho, waitFor } from '../helpers/net.js';
+import { agentConfig, gatewayConfig, published, startAgent, startGateway } from '../gateway/expose-helpers.js';
 
 const loaded = loadNativeBinding();
 const skip = loaded.ok ? false : `native datapath unavailable: ${loaded.reason}`;
@@ -280,4 +281,36 @@ test('native batch: a key rotation and a reconnect in the middle of a batch', { 
   assert.deepEqual(seen.slice(2).map((s) => (s.ok ? s.payload : s.reason)), ['a1', 'b1', 'unknown-key', 'b2', 'unknown-key', 'b3', 'unknown-key', 'b4']);
   assert.deepEqual(openers.get(0xa), undefined);
   assert.deepEqual(describe(oldKey.open(sa.sealData(1, Buffer.from('late')))), { ok: false, reason: 'unknown-key' }, 'a released opener refuses everything');
+});
+
+test('native batch: an exposure seals and opens its datagrams in the batch at the gateway and the agent, bursts included', { skip }, async (t) => {
+  const dp = datapath(t);
+  let staged = 0;
+  const stageSealed = dp.stageSealed.bind(dp);
+  dp.stageSealed = (...args) => {
+    staged++;
+    return stageSealed(...args);
+  };
+  const echo = await udpEcho(t);
+  const gw = await startGateway(t, gatewayConfig(), undefined, dp);
+  const port = await freePort('udp');
+  const { agent } = await startAgent(t, agentConfig(gw, `    wg: { local: 127.0.0.1:${echo.port}, remote: udp://127.0.0.1:${port} }`), undefined, dp);
+  await published(agent);
+  await waitFor(() => agent.datagramMode === 'udp', 'UDP path up');
+  const client = await udpClient(t);
+  const opened = countOpenOne();
+  const n = 300;
+  // Bursts of 50: several datagrams per batch in each direction.
+  for (let i = 0; i < n; i++) {
+    client.send(port, `d${i}`);
+    if (i % 50 === 49) await sleep(5);
+  }
+  const got = new Set<string>();
+  while (got.size < n) got.add((await client.next(2000)).toString());
+  assert.deepEqual([...got].sort(), Array.from({ length: n }, (_, i) => `d${i}`).sort());
+  // Every data datagram of both directions went through stageSealed (sealed at flush); openOne
+  // only for the first datagram of each key on its socket (2 keys), never per datagram.
+  assert.ok(staged >= 2 * n, `sealed in the batch: ${staged}`);
+  assert.ok(opened.calls <= 2, `opened one by one: ${opened.calls}`);
+  assert.equal(gw.gateway.counters.datagramsToAgentOverTls, 0);
 });
