@@ -32,6 +32,10 @@ struct KeySlot {
   uint8_t nonce[12] = {};  // direction | 0 | sequence (set per datagram)
   uint32_t key_id = 0;
   int sock = -1;  // the socket this opener is bound to, -1 when none
+  // Pinned to one source: only datagrams from the address it was bound from are opened in the
+  // harvest (the agent takes tunnel datagrams from its gateway only). rx record fields 2-7.
+  bool pin = false;
+  int32_t source[6] = {};
   // Replay window (opener): blocks of 32 bits, blocks = size / 32 + 1.
   std::vector<uint32_t> ring;
   int64_t size = 0;
@@ -189,8 +193,10 @@ void OpenHarvested(Engine* e, int used) {
     if (!HeaderOk(d, len)) continue;
     auto it = s->bound.find(BindKey(rec[0], Be32(d + 2)));
     if (it == s->bound.end()) continue;
+    KeySlot& k = s->slots[it->second];
+    if (k.pin && memcmp(k.source, rec + 2, sizeof k.source) != 0) continue;
     bool newest;
-    o[1] = OpenInPlace(s->slots[it->second], d, len, &newest);
+    o[1] = OpenInPlace(k, d, len, &newest);
     o[2] = newest ? 1 : 0;
     o[0] = it->second;
   }
@@ -258,11 +264,11 @@ napi_value Attach(napi_env env, napi_callback_info info) {
   return Nothing(env);
 }
 
-// keyAdd(engine, key: Buffer(32), direction, keyId, window, maxAuthFailures) -> slot.
+// keyAdd(engine, key: Buffer(32), direction, keyId, window, maxAuthFailures, pinSource) -> slot.
 // keyId 0 (never a receiver's key id) makes a sealing slot; anything else an opening one.
 napi_value KeyAdd(napi_env env, napi_callback_info info) {
-  napi_value argv[6];
-  if (!Args(env, info, 6, argv)) return nullptr;
+  napi_value argv[7];
+  if (!Args(env, info, 7, argv)) return nullptr;
   Engine* e = LiveEngine(env, argv[0]);
   if (e == nullptr) return Int(env, -1);
   void* key;
@@ -270,11 +276,13 @@ napi_value KeyAdd(napi_env env, napi_callback_info info) {
   uint32_t direction, key_id;
   int32_t window;
   double max_fail;
+  bool pin = false;
+  napi_get_value_bool(env, argv[6], &pin);
   if (napi_get_buffer_info(env, argv[1], &key, &key_len) != napi_ok || key_len != 32 ||
       napi_get_value_uint32(env, argv[2], &direction) != napi_ok || napi_get_value_uint32(env, argv[3], &key_id) != napi_ok ||
       napi_get_value_int32(env, argv[4], &window) != napi_ok || napi_get_value_double(env, argv[5], &max_fail) != napi_ok ||
       (key_id != 0 && (window < 32 || window % 32 != 0 || window > (1 << 20)))) {
-    napi_throw_type_error(env, nullptr, "keyAdd(engine, key: 32-byte Buffer, direction, keyId, window, maxAuthFailures)");
+    napi_throw_type_error(env, nullptr, "keyAdd(engine, key: 32-byte Buffer, direction, keyId, window, maxAuthFailures, pinSource)");
     return nullptr;
   }
   EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
@@ -309,6 +317,7 @@ napi_value KeyAdd(napi_env env, napi_callback_info info) {
     k.size = window;
     k.ring.assign(window / 32 + 1, 0);
     k.max_auth_failures = max_fail;
+    k.pin = pin;
   }
   return Int(env, id);
 }
@@ -324,21 +333,24 @@ napi_value KeyRelease(napi_env env, napi_callback_info info) {
   return Nothing(env);
 }
 
-// openOne(engine, slot, buf, sock) -> verdict | newest << 8, or 0 when the header is not this
+// openOne(engine, slot, buf, record) -> verdict | newest << 8, or 0 when the header is not this
 // key's. Opens `buf` in place: for datagrams that were not opened in the batch (received before
-// the key was bound, or relayed through another layer). With sock >= 0 and a datagram that
-// opened, binds the key to (sock, key id) so the next batches open it in the harvest.
+// the key was bound, or relayed through another layer). `record` is the receive record `buf`
+// came from, or -1; a datagram of a record that opens binds the key to the record's socket (and
+// source, when pinned) so the next batches open it in the harvest.
 napi_value OpenOne(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   if (!Args(env, info, 4, argv)) return nullptr;
   Engine* e = LiveEngine(env, argv[0]);
-  int32_t id, sock;
+  int32_t id, record;
   void* data;
   size_t len;
   if (e == nullptr || napi_get_value_int32(env, argv[1], &id) != napi_ok || napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok ||
-      napi_get_value_int32(env, argv[3], &sock) != napi_ok) {
+      napi_get_value_int32(env, argv[3], &record) != napi_ok) {
     return Int(env, 0);
   }
+  const int32_t* rec = record >= 0 && record < e->rx_slots ? e->rxm + record * kRxRec : nullptr;
+  int sock = rec == nullptr ? -1 : rec[0];
   KeySlot* k = Slot(e, id, true);
   uint8_t* d = static_cast<uint8_t*>(data);
   if (k == nullptr || len > 65535 || !HeaderOk(d, static_cast<int>(len)) || Be32(d + 2) != k->key_id) return Int(env, 0);
@@ -350,6 +362,7 @@ napi_value OpenOne(napi_env env, napi_callback_info info) {
     if (ins.second) {
       Unbind(s, *k);
       k->sock = sock;
+      memcpy(k->source, rec + 2, sizeof k->source);
     }
   }
   return Int(env, v | (newest ? 1 << 8 : 0));

@@ -19,9 +19,11 @@ export function tunnelSealer(datapath: UdpDatapath, opts: SealerOptions, socket:
 /**
  * The opener of one direction of a tunnel session whose datagrams arrive on a socket of
  * `datapath`: key and replay window in the native engine where the datapath is native, opened in
- * the batch. Its owner calls `release()` when the keys are forgotten.
+ * the batch. Its owner calls `release()` when the keys are forgotten. `pinSource`: the owner opens
+ * datagrams from one source only (the agent, from its gateway), so the batch must not open this
+ * key's datagrams from any other (they would move the window and then be dropped).
  */
-export function tunnelOpener(datapath: UdpDatapath, opts: OpenerOptions): SocketOpener {
+export function tunnelOpener(datapath: UdpDatapath, opts: OpenerOptions, pinSource = false): SocketOpener {
   const e = datapath instanceof NativeDatapath ? nativeKeys(datapath) : null;
-  return e === null ? new SocketOpener(opts) : new NativeSocketOpener(datapath as NativeDatapath, e, opts);
+  return e === null ? new SocketOpener(opts) : new NativeSocketOpener(datapath as NativeDatapath, e, opts, pinSource);
 }

@@ -314,3 +314,32 @@ test('native batch: an exposure seals and opens its datagrams in the batch at th
   assert.ok(opened.calls <= 2, `opened one by one: ${opened.calls}`);
   assert.equal(gw.gateway.counters.datagramsToAgentOverTls, 0);
 });
+
+test('native batch open: a pinned key (the agent, which takes tunnel datagrams from its gateway only) is not opened from another source', { skip }, async (t) => {
+  const dp = datapath(t);
+  const opener = tunnelOpener(dp, { key: KEY, direction: DIR, keyId: 0x77 }, true);
+  t.after(() => opener.release());
+  const gateway = await udpSocket(t);
+  const other = await udpSocket(t);
+  const seen: string[] = [];
+  const listener = await dp.listen('127.0.0.1', 0, {
+    onDatagram: (buf, _address, port) => {
+      // As AgentDatagramPath: only the gateway's datagrams go to the opener.
+      if (port !== gateway.port) return void seen.push(`foreign ${buf.subarray(16, 18).toString('hex')}`);
+      const r = opener.open(buf);
+      seen.push(r.ok && r.datagram.kind === 'data' ? r.datagram.payload.toString() : r.ok ? '?' : r.reason);
+    },
+    onSendError: () => {},
+  });
+  t.after(() => listener.close());
+  const sealer = new DatagramSealer({ key: KEY, direction: DIR, peerKeyId: 0x77 });
+  gateway.s.send(sealer.sealData(1, Buffer.from('bind')), listener.local.port, '127.0.0.1');
+  await waitFor(() => seen.length === 1, 'bound');
+  const d1 = sealer.sealData(1, Buffer.from('d1'));
+  // A copy of a genuine datagram from elsewhere first: left sealed, the window untouched.
+  other.s.send(d1, listener.local.port, '127.0.0.1');
+  await waitFor(() => seen.length === 2, 'the copy');
+  gateway.s.send(d1, listener.local.port, '127.0.0.1');
+  await waitFor(() => seen.length === 3, 'the original');
+  assert.deepEqual(seen, ['bind', `foreign ${d1.subarray(16, 18).toString('hex')}`, 'd1']);
+});

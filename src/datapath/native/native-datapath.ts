@@ -203,11 +203,6 @@ export class NativeDatapath implements UdpDatapath {
     return buf === this.#current ? this.#currentIndex : -1;
   }
 
-  /** The socket id of the datagram being delivered now, -1 outside a delivery. */
-  deliveringSocket(): number {
-    return this.#currentIndex < 0 ? -1 : this.#rxm[this.#currentIndex * this.#rxRec]!;
-  }
-
   #record(id: number, flags: number, off: number, len: number, port: number, dest: NativeAddress | null, poff: number, plen: number): void {
     const m = this.#txm;
     const b = this.#txCount++ * this.#txRec;

@@ -13,10 +13,10 @@ import { NativeListener } from './native-sockets.js';
 export interface SealBinding {
   sealAttach(engine: EngineHandle, openm: Int32Array): void;
   /** keyId 0: a sealing slot; else an opening one with its window. -1 once the engine is gone. */
-  keyAdd(engine: EngineHandle, key: Buffer, direction: number, keyId: number, window: number, maxAuthFailures: number): number;
+  keyAdd(engine: EngineHandle, key: Buffer, direction: number, keyId: number, window: number, maxAuthFailures: number, pinSource: boolean): number;
   keyRelease(engine: EngineHandle, slot: number): void;
   /** verdict | newest << 8, 0 when the header is not this key's (or not a tunnel header). */
-  openOne(engine: EngineHandle, slot: number, buf: Buffer, socket: number): number;
+  openOne(engine: EngineHandle, slot: number, buf: Buffer, record: number): number;
   keyState(engine: EngineHandle, slot: number): [highest: number, authFailures: number];
 }
 
@@ -71,7 +71,7 @@ export class NativeSocketSealer extends SocketSealer {
     super(opts, socket);
     this.#dp = dp;
     this.#e = e;
-    this.#slot = e.b.keyAdd(e.handle, Buffer.from(opts.key), NONCE_DIRECTION[opts.direction], 0, 0, 0);
+    this.#slot = e.b.keyAdd(e.handle, Buffer.from(opts.key), NONCE_DIRECTION[opts.direction], 0, 0, 0, false);
   }
 
   /** The addon's key slot, -1 once released. */
@@ -118,13 +118,14 @@ export class NativeSocketOpener extends SocketOpener {
   #slot: number;
   #released = false;
 
-  constructor(dp: NativeDatapath, e: Engine, opts: OpenerOptions) {
+  /** `pinSource`: once bound, the batch opens this key's datagrams only from the source it was bound from. */
+  constructor(dp: NativeDatapath, e: Engine, opts: OpenerOptions, pinSource = false) {
     super(opts);
     this.#dp = dp;
     this.#e = e;
     this.#keyId = opts.keyId;
     // Key id 0 means a sealing slot to the addon; no receiver picks it, but such an opener stays in JavaScript.
-    this.#slot = opts.keyId === 0 ? -1 : e.b.keyAdd(e.handle, Buffer.from(opts.key), NONCE_DIRECTION[opts.direction], opts.keyId, opts.replayWindow ?? DEFAULT_REPLAY_WINDOW, MAX_AUTH_FAILURES_PER_KEY);
+    this.#slot = opts.keyId === 0 ? -1 : e.b.keyAdd(e.handle, Buffer.from(opts.key), NONCE_DIRECTION[opts.direction], opts.keyId, opts.replayWindow ?? DEFAULT_REPLAY_WINDOW, MAX_AUTH_FAILURES_PER_KEY, pinSource);
   }
 
   override get authFailures(): number {
@@ -149,7 +150,7 @@ export class NativeSocketOpener extends SocketOpener {
       if (m[i * OPEN_RECORD] !== this.#slot) return rejectedDatagram('unknown-key');
       v = m[i * OPEN_RECORD + 1]! | (m[i * OPEN_RECORD + 2]! << 8);
     } else {
-      v = this.#e.b.openOne(this.#e.handle, this.#slot, buf, i >= 0 ? this.#dp.deliveringSocket() : -1);
+      v = this.#e.b.openOne(this.#e.handle, this.#slot, buf, i);
     }
     if (v === 0) return rejectedDatagram('unknown-key');
     const verdict = v & 0xff;
