@@ -8,7 +8,8 @@
 // batch is flushed (the header, sequence included, is written by JavaScript, which owns the
 // counter). An opening slot is bound to (socket, key id) and opens, in place in the receive slot,
 // every datagram of that socket carrying that key id as soon as it is harvested; its verdict is
-// written to the `openm` record of the slot: [key slot or -1, verdict, newest].
+// written to the `openm` record of the slot: [key slot or -1, verdict, newest]. A datagram that
+// starts with ICE's data prefix byte (0x0b, the direct peer path: ice/channel.ts) is opened after it.
 // Everything runs on the JavaScript thread, as the rest of the engine.
 #include "engine.h"
 
@@ -22,6 +23,7 @@ namespace sluice {
 constexpr int kOpenRec = 3;
 constexpr int kHeader = 16;
 constexpr int kTag = 16;
+constexpr uint8_t kIceDataPrefix = 0x0b;
 // Verdicts; src/datapath/native/tunnel-keys.ts maps them to DatagramRejectReason.
 enum Verdict { kOk = 1, kTooOld = 2, kReplayed = 3, kAuthFailed = 4, kBadPlaintext = 5, kKeyExhausted = 6 };
 
@@ -36,6 +38,8 @@ struct KeySlot {
   // harvest (the agent takes tunnel datagrams from its gateway only). rx record fields 2-7.
   bool pin = false;
   int32_t source[6] = {};
+  // Bound from a datagram behind ICE's data prefix: only such datagrams are opened in the harvest.
+  bool ice = false;
   // Replay window (opener): blocks of 32 bits, blocks = size / 32 + 1.
   std::vector<uint32_t> ring;
   int64_t size = 0;
@@ -190,11 +194,16 @@ void OpenHarvested(Engine* e, int used) {
     int len = rec[1];
     if (s->bound.empty() || len < kHeader + kTag) continue;
     uint8_t* d = e->rx + static_cast<size_t>(i) * kSlotBytes;
+    bool ice = d[0] == kIceDataPrefix;
+    if (ice) {
+      d++;
+      len--;
+    }
     if (!HeaderOk(d, len)) continue;
     auto it = s->bound.find(BindKey(rec[0], Be32(d + 2)));
     if (it == s->bound.end()) continue;
     KeySlot& k = s->slots[it->second];
-    if (k.pin && memcmp(k.source, rec + 2, sizeof k.source) != 0) continue;
+    if (k.ice != ice || (k.pin && memcmp(k.source, rec + 2, sizeof k.source) != 0)) continue;
     bool newest;
     o[1] = OpenInPlace(k, d, len, &newest);
     o[2] = newest ? 1 : 0;
@@ -363,6 +372,7 @@ napi_value OpenOne(napi_env env, napi_callback_info info) {
       Unbind(s, *k);
       k->sock = sock;
       memcpy(k->source, rec + 2, sizeof k->source);
+      k->ice = d == e->rx + static_cast<size_t>(record) * kSlotBytes + 1 && d[-1] == kIceDataPrefix;
     }
   }
   return Int(env, v | (newest ? 1 << 8 : 0));

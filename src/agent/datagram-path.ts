@@ -1,7 +1,7 @@
 import type { Clock, Timer } from '../core/clock.js';
 import {
   MAX_DATAGRAM_PAYLOAD_BYTES, isTunnelError, readUnverifiedHeader,
-  type DatagramKeys, type DatagramOrigin, type DatagramRejectReason,
+  type DatagramKeys, type DatagramOrigin, type DatagramRejectReason, type OpenerOptions,
 } from '../protocol/tunnel/index.js';
 import { canonicalIp, type Endpoint } from '../core/address.js';
 import type { UdpDatapath, UdpListener } from '../datapath/udp-datapath.js';
@@ -146,6 +146,11 @@ export class AgentDatagramPath {
     const ip = local === undefined ? undefined : canonicalIp(local);
     if (!s || !ip) return undefined;
     return { local: { address: ip.address, port: s.local.port, family: ip.family }, send: (buf, port, address) => this.#sendTo(buf, port, address) };
+  }
+
+  /** The opener of a peer's direct-path key: its datagrams arrive on this socket (docs/datapath.md). */
+  opener(opts: OpenerOptions): SocketOpener {
+    return tunnelOpener(this.datapath, opts);
   }
 
   /** The gateway's STUN server: its UDP port (docs/expose.md). */

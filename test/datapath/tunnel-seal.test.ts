@@ -343,3 +343,32 @@ test('native batch open: a pinned key (the agent, which takes tunnel datagrams f
   await waitFor(() => seen.length === 3, 'the original');
   assert.deepEqual(seen, ['bind', `foreign ${d1.subarray(16, 18).toString('hex')}`, 'd1']);
 });
+
+test("native batch open: a peer's direct-path datagrams behind ICE's data prefix are opened in the batch too", { skip }, async (t) => {
+  const dp = datapath(t);
+  const opener = tunnelOpener(dp, { key: KEY, direction: DIR, keyId: 0x88 });
+  t.after(() => opener.release());
+  const seen: string[] = [];
+  const listener = await dp.listen('127.0.0.1', 0, {
+    // As the ICE agent: strip the 0x0b prefix and hand on a view (ice/channel.ts).
+    onDatagram: (buf) => {
+      const r = buf[0] === 0x0b ? opener.open(buf.subarray(1)) : opener.open(buf);
+      seen.push(r.ok && r.datagram.kind === 'data' ? r.datagram.payload.toString() : r.ok ? '?' : r.reason);
+    },
+    onSendError: () => {},
+  });
+  t.after(() => listener.close());
+  const peer = await udpSocket(t);
+  const sealer = new DatagramSealer({ key: KEY, direction: DIR, peerKeyId: 0x88 });
+  const framed = (b: Buffer) => Buffer.concat([Buffer.from([0x0b]), b]);
+  peer.s.send(framed(sealer.sealData(1, Buffer.from('p0'))), listener.local.port, '127.0.0.1');
+  await waitFor(() => seen.length === 1, 'bound');
+  const one = countOpenOne();
+  const d1 = sealer.sealData(1, Buffer.from('p1'));
+  for (const b of [framed(d1), framed(d1), framed(sealer.sealData(1, Buffer.from('p2')))]) peer.s.send(b, listener.local.port, '127.0.0.1');
+  // The same key without the prefix is not this binding's: left to the one-call path.
+  peer.s.send(sealer.sealData(1, Buffer.from('p3')), listener.local.port, '127.0.0.1');
+  await waitFor(() => seen.length === 5, 'the rest');
+  assert.deepEqual(seen, ['p0', 'p1', 'replayed', 'p2', 'p3']);
+  assert.equal(one.calls, 1, 'only the unprefixed one was opened by a call of its own');
+});

@@ -198,9 +198,14 @@ export class NativeDatapath implements UdpDatapath {
     return this.#destroyed ? null : { binding: this.#b, handle: this.#engine, rxSlots: this.#rxm.length / this.#rxRec };
   }
 
-  /** The receive slot of `buf` when it is the datagram being delivered now (the batch may have opened it in place), else -1. */
+  /**
+   * The receive slot of `buf` when it is (a view into) the datagram being delivered now, so the
+   * batch may have opened it in place; else -1.
+   */
   deliveringSlot(buf: Buffer): number {
-    return buf === this.#current ? this.#currentIndex : -1;
+    if (buf === this.#current) return this.#currentIndex;
+    const i = this.#currentIndex;
+    return i >= 0 && buf.buffer === this.#rxAb && Math.floor(buf.byteOffset / this.#slot) === i ? i : -1;
   }
 
   #record(id: number, flags: number, off: number, len: number, port: number, dest: NativeAddress | null, poff: number, plen: number): void {
