@@ -117,6 +117,7 @@ void CloseSock(Engine* e, int id) {
   if (s.fd < 0) return;
   epoll_ctl(e->epfd, EPOLL_CTL_DEL, s.fd, nullptr);
   close(s.fd);
+  UnbindSocket(e, id);
   ReleaseId(e, id);
   e->active--;
   Watch(e);

@@ -128,6 +128,7 @@ bool ProbeGso();
 void OpenHarvested(Engine* e, int used);
 void SealStaged(Engine* e, int count);
 void FreeSeal(Engine* e);
+void UnbindSocket(Engine* e, int sock);
 void RegisterSeal(napi_env env, napi_value exports);
 
 // errors.cc

@@ -81,6 +81,15 @@ static void FreeSlot(SealState* s, int id) {
   s->free_slots.push_back(id);
 }
 
+// A closed socket's id is reused by the next socket: no key may stay bound to it (a new listener
+// must never get a genuine tunnel datagram opened in place).
+void UnbindSocket(Engine* e, int sock) {
+  SealState* s = e->seal;
+  if (s == nullptr || s->bound.empty()) return;
+  for (KeySlot& k : s->slots)
+    if (k.used && k.sock == sock) Unbind(s, k);
+}
+
 void FreeSeal(Engine* e) {
   SealState* s = e->seal;
   if (s == nullptr) return;

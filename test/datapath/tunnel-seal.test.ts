@@ -372,3 +372,24 @@ test("native batch open: a peer's direct-path datagrams behind ICE's data prefix
   assert.deepEqual(seen, ['p0', 'p1', 'replayed', 'p2', 'p3']);
   assert.equal(one.calls, 1, 'only the unprefixed one was opened by a call of its own');
 });
+
+test('native batch open: a key bound to a socket that closed is not opened on the socket that reuses its id', { skip }, async (t) => {
+  const dp = datapath(t);
+  const opener = tunnelOpener(dp, { key: KEY, direction: DIR, keyId: 0x99 });
+  t.after(() => opener.release());
+  const seen: string[] = [];
+  const first = await dp.listen('127.0.0.1', 0, { onDatagram: (buf) => void seen.push(describe(opener.open(buf)).ok ? 'opened' : 'refused'), onSendError: () => {} });
+  const client = await udpSocket(t);
+  const sealer = new DatagramSealer({ key: KEY, direction: DIR, peerKeyId: 0x99 });
+  client.s.send(sealer.sealData(1, Buffer.from('bind')), first.local.port, '127.0.0.1');
+  await waitFor(() => seen.length === 1, 'bound');
+  await first.close();
+  // The next socket takes the freed id; a genuine datagram sent to it must arrive as it was sent.
+  const got: Buffer[] = [];
+  const second = await dp.listen('127.0.0.1', 0, { onDatagram: (buf) => void got.push(Buffer.from(buf)), onSendError: () => {} });
+  t.after(() => second.close());
+  const d = sealer.sealData(1, Buffer.from('secret'));
+  client.s.send(d, second.local.port, '127.0.0.1');
+  await waitFor(() => got.length === 1, 'datagram on the new socket');
+  assert.equal(got[0]!.toString('hex'), d.toString('hex'), 'still sealed');
+});
