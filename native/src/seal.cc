@@ -8,7 +8,10 @@
 // batch is flushed (the header, sequence included, is written by JavaScript, which owns the
 // counter). An opening slot is bound to (socket, key id) and opens, in place in the receive slot,
 // every datagram of that socket carrying that key id as soon as it is harvested; its verdict is
-// written to the `openm` record of the slot: [key slot or -1, verdict, newest]. A datagram that
+// written to the `openm` record of the slot: [key slot or -1, verdict, newest]. A key whose owner
+// counts drops in batches has its too-old, replayed and forged datagrams dropped right there: the
+// record goes to no socket, and `drops` counts them ([0] all, then 3 per slot by reason), which
+// JavaScript folds into its counters once per batch. A datagram that
 // starts with ICE's data prefix byte (0x0b, the direct peer path: ice/channel.ts) is opened after it.
 // Everything runs on the JavaScript thread, as the rest of the engine.
 #include "engine.h"
@@ -40,6 +43,7 @@ struct KeySlot {
   int32_t source[6] = {};
   // Bound from a datagram behind ICE's data prefix: only such datagrams are opened in the harvest.
   bool ice = false;
+  bool drop = false;  // too-old, replayed and forged datagrams are dropped and counted in the harvest
   // Replay window (opener): blocks of 32 bits, blocks = size / 32 + 1.
   std::vector<uint32_t> ring;
   int64_t size = 0;
@@ -55,6 +59,9 @@ struct SealState {
   int32_t* openm = nullptr;
   int openm_max = 0;
   napi_ref openm_ref = nullptr;
+  int32_t* drops = nullptr;
+  int drops_max = 0;  // slots that have drop counters
+  napi_ref drops_ref = nullptr;
 };
 
 static inline uint64_t BindKey(int sock, uint32_t key_id) { return (static_cast<uint64_t>(sock) << 32) | key_id; }
@@ -95,6 +102,7 @@ void FreeSeal(Engine* e) {
   if (s == nullptr) return;
   for (size_t i = 0; i < s->slots.size(); i++) FreeSlot(s, static_cast<int>(i));
   if (s->openm_ref != nullptr) napi_delete_reference(e->env, s->openm_ref);
+  if (s->drops_ref != nullptr) napi_delete_reference(e->env, s->drops_ref);
   delete s;
   e->seal = nullptr;
 }
@@ -214,7 +222,14 @@ void OpenHarvested(Engine* e, int used) {
     KeySlot& k = s->slots[it->second];
     if (k.ice != ice || (k.pin && memcmp(k.source, rec + 2, sizeof k.source) != 0)) continue;
     bool newest;
-    o[1] = OpenInPlace(k, d, len, &newest);
+    int v = OpenInPlace(k, d, len, &newest);
+    if (k.drop && (v == kTooOld || v == kReplayed || v == kAuthFailed) && it->second < s->drops_max) {
+      s->drops[0]++;
+      s->drops[1 + it->second * 3 + (v - kTooOld)]++;
+      e->rxm[i * kRxRec] = -1;
+      continue;
+    }
+    o[1] = v;
     o[2] = newest ? 1 : 0;
     o[0] = it->second;
   }
@@ -260,33 +275,43 @@ SealState* State(Engine* e) {
   return e->seal;
 }
 
-// sealAttach(engine, openm: Int32Array): where opening verdicts go, kOpenRec int32 per rx slot.
+// Holds `v` (an Int32Array) in `*ref`; its data and length in int32s, or false after throwing.
+bool Int32s(napi_env env, napi_value v, napi_ref* ref, int32_t** data, size_t* length) {
+  napi_typedarray_type type;
+  size_t offset;
+  napi_value ab;
+  void* p;
+  if (napi_get_typedarray_info(env, v, &type, length, &p, &ab, &offset) != napi_ok || type != napi_int32_array) {
+    napi_throw_type_error(env, nullptr, "sealAttach(engine, openm: Int32Array, drops: Int32Array)");
+    return false;
+  }
+  if (*ref != nullptr) napi_delete_reference(env, *ref);
+  napi_create_reference(env, v, 1, ref);
+  *data = static_cast<int32_t*>(p);
+  return true;
+}
+
+// sealAttach(engine, openm, drops): where opening verdicts go (kOpenRec int32 per rx slot) and
+// where drops in the harvest are counted ([0] all, then 3 per key slot).
 napi_value Attach(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  if (!Args(env, info, 2, argv)) return nullptr;
+  napi_value argv[3];
+  if (!Args(env, info, 3, argv)) return nullptr;
   Engine* e = LiveEngine(env, argv[0]);
   if (e == nullptr) return Nothing(env);
-  napi_typedarray_type type;
-  size_t length, offset;
-  void* data;
-  napi_value ab;
-  if (napi_get_typedarray_info(env, argv[1], &type, &length, &data, &ab, &offset) != napi_ok || type != napi_int32_array) {
-    napi_throw_type_error(env, nullptr, "openm must be an Int32Array");
-    return nullptr;
-  }
   SealState* s = State(e);
-  if (s->openm_ref != nullptr) napi_delete_reference(env, s->openm_ref);
-  napi_create_reference(env, argv[1], 1, &s->openm_ref);
-  s->openm = static_cast<int32_t*>(data);
-  s->openm_max = static_cast<int>(length / kOpenRec);
+  size_t n;
+  if (!Int32s(env, argv[1], &s->openm_ref, &s->openm, &n)) return nullptr;
+  s->openm_max = static_cast<int>(n / kOpenRec);
+  if (!Int32s(env, argv[2], &s->drops_ref, &s->drops, &n)) return nullptr;
+  s->drops_max = n < 1 ? 0 : static_cast<int>((n - 1) / 3);
   return Nothing(env);
 }
 
-// keyAdd(engine, key: Buffer(32), direction, keyId, window, maxAuthFailures, pinSource) -> slot.
-// keyId 0 (never a receiver's key id) makes a sealing slot; anything else an opening one.
+// keyAdd(engine, key: Buffer(32), direction, keyId, window, maxAuthFailures, pinSource, dropInBatch)
+// -> slot. keyId 0 (never a receiver's key id) makes a sealing slot; anything else an opening one.
 napi_value KeyAdd(napi_env env, napi_callback_info info) {
-  napi_value argv[7];
-  if (!Args(env, info, 7, argv)) return nullptr;
+  napi_value argv[8];
+  if (!Args(env, info, 8, argv)) return nullptr;
   Engine* e = LiveEngine(env, argv[0]);
   if (e == nullptr) return Int(env, -1);
   void* key;
@@ -294,13 +319,14 @@ napi_value KeyAdd(napi_env env, napi_callback_info info) {
   uint32_t direction, key_id;
   int32_t window;
   double max_fail;
-  bool pin = false;
+  bool pin = false, drop = false;
   napi_get_value_bool(env, argv[6], &pin);
+  napi_get_value_bool(env, argv[7], &drop);
   if (napi_get_buffer_info(env, argv[1], &key, &key_len) != napi_ok || key_len != 32 ||
       napi_get_value_uint32(env, argv[2], &direction) != napi_ok || napi_get_value_uint32(env, argv[3], &key_id) != napi_ok ||
       napi_get_value_int32(env, argv[4], &window) != napi_ok || napi_get_value_double(env, argv[5], &max_fail) != napi_ok ||
       (key_id != 0 && (window < 32 || window % 32 != 0 || window > (1 << 20)))) {
-    napi_throw_type_error(env, nullptr, "keyAdd(engine, key: 32-byte Buffer, direction, keyId, window, maxAuthFailures, pinSource)");
+    napi_throw_type_error(env, nullptr, "keyAdd(engine, key: 32-byte Buffer, direction, keyId, window, maxAuthFailures, pinSource, dropInBatch)");
     return nullptr;
   }
   EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
@@ -336,6 +362,9 @@ napi_value KeyAdd(napi_env env, napi_callback_info info) {
     k.ring.assign(window / 32 + 1, 0);
     k.max_auth_failures = max_fail;
     k.pin = pin;
+    k.drop = drop;
+    // A fresh slot starts its drop counters from zero (a released one may have left counts).
+    if (id < s->drops_max) memset(s->drops + 1 + id * 3, 0, 3 * sizeof(int32_t));
   }
   return Int(env, id);
 }

@@ -101,7 +101,10 @@ export class AgentDatagramPath {
       o.release();
     }
     this.#openers.get(ownKeyId)?.release();
-    this.#openers.set(ownKeyId, tunnelOpener(this.datapath, { key: keys.receive, direction: keys.receiveDirection, keyId: ownKeyId }, true));
+    this.#openers.set(ownKeyId, tunnelOpener(this.datapath, { key: keys.receive, direction: keys.receiveDirection, keyId: ownKeyId }, {
+      pinSource: true,
+      onDropped: (reason, n) => void (this.counters.rejected[reason] += n),
+    }));
   }
 
   /** After AUTH_OK: seal with the new keys, send over this channel, keep alive every `intervalMs`. */

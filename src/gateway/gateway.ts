@@ -360,7 +360,9 @@ export class Gateway {
     const keys: KeySet = {
       keyId,
       // Sealed and opened in the native batch where the datapath is native (docs/datapath.md).
-      opener: tunnelOpener(this.deps.datapath ?? jsDatapath, { key: material.receive, direction: material.receiveDirection, keyId }),
+      opener: tunnelOpener(this.deps.datapath ?? jsDatapath, { key: material.receive, direction: material.receiveDirection, keyId }, {
+        onDropped: (reason, n) => void (this.counters.datagramRejected[reason] += n),
+      }),
       sealer: tunnelSealer(this.deps.datapath ?? jsDatapath, { key: material.send, direction: material.sendDirection, peerKeyId: o.hello.datagramKeyId }, () => this.udp),
     };
     const name = o.hello.name;

@@ -317,7 +317,7 @@ test('native batch: an exposure seals and opens its datagrams in the batch at th
 
 test('native batch open: a pinned key (the agent, which takes tunnel datagrams from its gateway only) is not opened from another source', { skip }, async (t) => {
   const dp = datapath(t);
-  const opener = tunnelOpener(dp, { key: KEY, direction: DIR, keyId: 0x77 }, true);
+  const opener = tunnelOpener(dp, { key: KEY, direction: DIR, keyId: 0x77 }, { pinSource: true });
   t.after(() => opener.release());
   const gateway = await udpSocket(t);
   const other = await udpSocket(t);
@@ -392,4 +392,37 @@ test('native batch open: a key bound to a socket that closed is not opened on th
   client.s.send(d, second.local.port, '127.0.0.1');
   await waitFor(() => got.length === 1, 'datagram on the new socket');
   assert.equal(got[0]!.toString('hex'), d.toString('hex'), 'still sealed');
+});
+
+test('native batch open: with a drop counter, replays and forgeries are dropped in the harvest and counted once per batch; the rest reach JavaScript in order', { skip }, async (t) => {
+  const dp = datapath(t);
+  const counted: Partial<Record<DatagramRejectReason, number>> = {};
+  let calls = 0;
+  const opener = tunnelOpener(dp, { key: KEY, direction: DIR, keyId: 0xaa, replayWindow: 64 }, {
+    onDropped: (reason, n) => {
+      calls++;
+      counted[reason] = (counted[reason] ?? 0) + n;
+    },
+  });
+  const { listener, seen } = await openingListener(t, dp, new Map([[0xaa, opener]]));
+  const client = await udpSocket(t);
+  const sealer = new DatagramSealer({ key: KEY, direction: DIR, peerKeyId: 0xaa });
+  const d = Array.from({ length: 200 }, (_, i) => sealer.sealData(1, Buffer.from(`d${i}`)));
+  const send = (b: Buffer) => client.s.send(b, listener.local.port, '127.0.0.1');
+  send(d[0]!);
+  await waitFor(() => seen.length === 1, 'bound');
+  const forged = Buffer.from(d[2]!);
+  forged[20]! ^= 1;
+  const batch = [d[1]!, d[1]!, forged, d[2]!, d[1]!, d[150]!, d[50]!, d[3]!.subarray(0, 20), d[151]!];
+  for (const b of batch) send(b);
+  await waitFor(() => seen.length === 6, `what reaches JavaScript (got ${seen.length})`);
+  // Wait for the last datagram: every drop before it has been folded by then.
+  assert.deepEqual(seen.slice(1).map((s) => (s.ok ? s.payload : s.reason)), ['d1', 'd2', 'd150', 'malformed', 'd151']);
+  assert.deepEqual(counted, { replayed: 2, 'auth-failed': 1, 'too-old': 1 });
+  assert.ok(calls <= 3 * 2, `folded per batch and reason, not per datagram (${calls} calls)`);
+  assert.equal(opener.authFailures, 1);
+  // Drops counted since the last batch are handed over on release too.
+  send(d[151]!);
+  await waitFor(() => counted.replayed === 3, 'the replay after');
+  opener.release();
 });

@@ -65,6 +65,8 @@ export class NativeDatapath implements UdpDatapath {
   #current: Buffer | null = null;
   /** Its receive slot, -1 outside a delivery. */
   #currentIndex = -1;
+  /** Called once at the end of every batch (the tunnel keys fold their drop counters: native-keys.ts). */
+  afterBatch: (() => void) | null = null;
   /** The last prefix staged since the last flush, and where. */
   #prefix: Buffer | null = null;
   #prefixAt = 0;
@@ -135,6 +137,7 @@ export class NativeDatapath implements UdpDatapath {
       this.#inBatch = false;
       this.#current = null;
       this.#currentIndex = -1;
+      this.afterBatch?.();
       this.flush();
     }
   };

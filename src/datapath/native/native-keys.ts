@@ -11,9 +11,9 @@ import { NativeListener } from './native-sockets.js';
 
 /** The key-slot functions of the addon (native/src/seal.cc). */
 export interface SealBinding {
-  sealAttach(engine: EngineHandle, openm: Int32Array): void;
+  sealAttach(engine: EngineHandle, openm: Int32Array, drops: Int32Array): void;
   /** keyId 0: a sealing slot; else an opening one with its window. -1 once the engine is gone. */
-  keyAdd(engine: EngineHandle, key: Buffer, direction: number, keyId: number, window: number, maxAuthFailures: number, pinSource: boolean): number;
+  keyAdd(engine: EngineHandle, key: Buffer, direction: number, keyId: number, window: number, maxAuthFailures: number, pinSource: boolean, dropInBatch: boolean): number;
   keyRelease(engine: EngineHandle, slot: number): void;
   /** verdict | newest << 8, 0 when the header is not this key's (or not a tunnel header). */
   openOne(engine: EngineHandle, slot: number, buf: Buffer, record: number): number;
@@ -23,12 +23,26 @@ export interface SealBinding {
 /** int32 per receive slot in `openm`: [key slot or -1, verdict, newest]. */
 const OPEN_RECORD = 3;
 const VERDICT_OK = 1;
+/** Key slots with drop counters in `drops`: [0] all drops, then per slot too-old, replayed, auth-failed. */
+const DROP_SLOTS = 4096;
+const DROP_REASONS = ['too-old', 'replayed', 'auth-failed'] as const;
 const REASONS: readonly (DatagramRejectReason | undefined)[] = [undefined, undefined, 'too-old', 'replayed', 'auth-failed', 'bad-plaintext', 'key-exhausted'];
 
 interface Engine {
   readonly b: SealBinding;
   readonly handle: EngineHandle;
   readonly openm: Int32Array;
+  readonly drops: Int32Array;
+  /** Openers whose drops are counted in the harvest. */
+  readonly folding: Set<NativeSocketOpener>;
+  foldedTotal: number;
+}
+
+/** After each batch: hands the harvest's drops to their openers' owners, once per opener. */
+function fold(e: Engine): void {
+  if (e.drops[0] === e.foldedTotal) return;
+  e.foldedTotal = e.drops[0]!;
+  for (const o of e.folding) o.fold();
 }
 
 const engines = new WeakMap<NativeDatapath, Engine | null>();
@@ -42,8 +56,11 @@ function engineOf(dp: NativeDatapath): Engine | null {
   e = null;
   if (en && b && typeof b.keyAdd === 'function' && typeof b.sealAttach === 'function') {
     const openm = new Int32Array(en.rxSlots * OPEN_RECORD).fill(-1);
-    b.sealAttach(en.handle, openm);
-    e = { b: b as SealBinding, handle: en.handle, openm };
+    const drops = new Int32Array(1 + DROP_SLOTS * DROP_REASONS.length);
+    b.sealAttach(en.handle, openm, drops);
+    const engine: Engine = { b: b as SealBinding, handle: en.handle, openm, drops, folding: new Set(), foldedTotal: 0 };
+    dp.afterBatch = () => fold(engine);
+    e = engine;
   }
   engines.set(dp, e);
   return e;
@@ -71,7 +88,7 @@ export class NativeSocketSealer extends SocketSealer {
     super(opts, socket);
     this.#dp = dp;
     this.#e = e;
-    this.#slot = e.b.keyAdd(e.handle, Buffer.from(opts.key), NONCE_DIRECTION[opts.direction], 0, 0, 0, false);
+    this.#slot = e.b.keyAdd(e.handle, Buffer.from(opts.key), NONCE_DIRECTION[opts.direction], 0, 0, 0, false, false);
   }
 
   /** The addon's key slot, -1 once released. */
@@ -104,6 +121,21 @@ export class NativeSocketSealer extends SocketSealer {
   }
 }
 
+/** Receives datagrams the batch dropped under one key: `count` more for `reason`. */
+export type DropCounter = (reason: DatagramRejectReason, count: number) => void;
+
+/** How a native opener runs (tunnel-keys.ts `tunnelOpener`). */
+export interface OpenerHow {
+  /** Once bound, the batch opens this key's datagrams only from the source it was bound from. */
+  readonly pinSource?: boolean;
+  /**
+   * The owner's counter of rejected datagrams. Given, too-old, replayed and forged datagrams of
+   * this key are dropped in the harvest without reaching JavaScript, and counted here once per
+   * batch; without it, every datagram reaches `open`, which returns the reason.
+   */
+  readonly onDropped?: DropCounter;
+}
+
 /**
  * An opener whose key and replay window live in the native engine. Datagrams of the socket the key
  * is bound to are opened in place as the batch is harvested (their verdict is in `openm`); the
@@ -115,17 +147,20 @@ export class NativeSocketOpener extends SocketOpener {
   readonly #dp: NativeDatapath;
   readonly #e: Engine;
   readonly #keyId: number;
+  readonly #onDropped: DropCounter | undefined;
+  readonly #folded = [0, 0, 0];
   #slot: number;
   #released = false;
 
-  /** `pinSource`: once bound, the batch opens this key's datagrams only from the source it was bound from. */
-  constructor(dp: NativeDatapath, e: Engine, opts: OpenerOptions, pinSource = false) {
+  constructor(dp: NativeDatapath, e: Engine, opts: OpenerOptions, how: OpenerHow = {}) {
     super(opts);
     this.#dp = dp;
     this.#e = e;
     this.#keyId = opts.keyId;
+    this.#onDropped = how.onDropped;
     // Key id 0 means a sealing slot to the addon; no receiver picks it, but such an opener stays in JavaScript.
-    this.#slot = opts.keyId === 0 ? -1 : e.b.keyAdd(e.handle, Buffer.from(opts.key), NONCE_DIRECTION[opts.direction], opts.keyId, opts.replayWindow ?? DEFAULT_REPLAY_WINDOW, MAX_AUTH_FAILURES_PER_KEY, pinSource);
+    this.#slot = opts.keyId === 0 ? -1 : e.b.keyAdd(e.handle, Buffer.from(opts.key), NONCE_DIRECTION[opts.direction], opts.keyId, opts.replayWindow ?? DEFAULT_REPLAY_WINDOW, MAX_AUTH_FAILURES_PER_KEY, how.pinSource ?? false, this.#onDropped !== undefined);
+    if (this.#onDropped !== undefined && this.#slot >= 0) e.folding.add(this);
   }
 
   override get authFailures(): number {
@@ -159,9 +194,23 @@ export class NativeSocketOpener extends SocketOpener {
     return d === undefined ? rejectedDatagram('bad-plaintext') : { ok: true, datagram: d };
   }
 
+  /** Hands the drops the harvest counted under this key since the last call to the owner. */
+  fold(): void {
+    const at = 1 + this.#slot * DROP_REASONS.length;
+    if (this.#onDropped === undefined || this.#slot < 0 || this.#slot >= DROP_SLOTS) return;
+    for (let r = 0; r < DROP_REASONS.length; r++) {
+      const n = this.#e.drops[at + r]! - this.#folded[r]!;
+      if (n === 0) continue;
+      this.#folded[r] += n;
+      this.#onDropped(DROP_REASONS[r]!, n);
+    }
+  }
+
   /** Frees the slot (and its window); the opener refuses everything afterwards. Idempotent. */
   override release(): void {
     if (this.#released) return;
+    this.fold();
+    this.#e.folding.delete(this);
     this.#released = true;
     if (this.#slot >= 0) this.#e.b.keyRelease(this.#e.handle, this.#slot);
     this.#slot = -1;
