@@ -6,7 +6,7 @@ import type { StunPeer } from '../turn/stun-transaction.js';
 import type { TurnServerConfig } from '../turn/turn-client.js';
 import { PEER_TAG_BIT } from '../protocol/tunnel/index.js';
 import type { CandidateClass } from '../config/expose-config.js';
-import { PeerAttempt } from './peer-attempt.js';
+import { PeerAttempt, type AttemptOptions } from './peer-attempt.js';
 import { diagnose, type PeerDiagnosis } from './peer-diagnosis.js';
 import { encodePeerSignal, type PeerSignal, type PeerSignalBody } from './peer-signal.js';
 import { nextPeerState, type PeerState } from './peer-link-state.js';
@@ -38,6 +38,8 @@ export interface PeerLinkDeps {
   readonly iceTiming?: Partial<IceTiming>;
   /** The agent's gateway socket, once it is bound; undefined before. */
   readonly socket: () => IceSocket | undefined;
+  /** Makes the opener of a direct path's key (the gateway socket's datapath decides where it runs). */
+  readonly opener?: AttemptOptions['opener'];
   /** Sends a SIGNAL to the peer; false when the control channel is down. */
   readonly signal: (payload: Buffer) => boolean;
   /** A direct datagram for one of this agent's exposed services (connectee tag `tag`). */
@@ -284,7 +286,7 @@ export class PeerLink {
     const a: PeerAttempt = new PeerAttempt(
       {
         id, controlling: this.controlling, clock: d.clock, socket, stunServers: d.stunServers(), turnServers: d.turnServers,
-        icePolicy: d.icePolicy, iceTiming: d.iceTiming, candidateClasses: d.candidateClasses,
+        icePolicy: d.icePolicy, iceTiming: d.iceTiming, candidateClasses: d.candidateClasses, opener: d.opener,
       },
       {
         signal: (body) => this.#send(body),

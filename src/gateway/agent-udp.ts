@@ -1,15 +1,16 @@
 import type { Clock } from '../core/clock.js';
 import type { UnverifiedReplyGuard } from '../core/unverified-reply-guard.js';
-import { isTunnelError, type DatagramOpener, type DatagramSealer, type OpenedDatagram } from '../protocol/tunnel/index.js';
+import { isTunnelError, type OpenedDatagram } from '../protocol/tunnel/index.js';
+import type { SocketOpener, SocketSealer } from '../datapath/tunnel-keys.js';
 import type { GatewayCounters } from './counters.js';
 
 /** The datagram keys of one control connection (docs/tunnel-protocol.md §6). */
 export interface KeySet {
   /** The gateway's own key id (AUTH_OK): agent-to-gateway datagrams carry it. */
   readonly keyId: number;
-  readonly opener: DatagramOpener;
-  /** Seals gateway-to-agent datagrams under the agent's key id (HELLO). */
-  readonly sealer: DatagramSealer;
+  readonly opener: SocketOpener;
+  /** Seals gateway-to-agent datagrams under the agent's key id (HELLO) and sends them on the gateway's UDP socket. */
+  readonly sealer: SocketSealer;
 }
 
 export interface AgentUdpDeps {
@@ -109,7 +110,12 @@ export class AgentUdp {
     const keys = this.#keys.at(-1);
     const to = this.#address;
     if (!keys || !to || !this.fresh) return false;
-    this.#sealAndSend(() => keys.sealer.sealData(tag, payload, originBlock), to.port, to.address);
+    try {
+      keys.sealer.sendData(tag, payload, originBlock, to.port, to.address);
+    } catch (err) {
+      if (isTunnelError(err, 'sequence-exhausted')) this.deps.exhausted('datagram sequence space used up; reconnect');
+      return false;
+    }
     return true;
   }
 

@@ -6,7 +6,7 @@ import type { Clock } from '../core/clock.js';
 import type { GatewayConfig } from '../config/expose-config.js';
 import type { EventStream } from '../observe/events.js';
 import {
-  DatagramOpener, DatagramSealer, computeGatewayProof, exportDatagramKeys, readUnverifiedHeader,
+  computeGatewayProof, exportDatagramKeys, readUnverifiedHeader,
   type RefusalCode,
 } from '../protocol/tunnel/index.js';
 import type { ListenerReceiver, UdpDatapath } from '../datapath/udp-datapath.js';
@@ -17,6 +17,7 @@ import type { KeySet } from './agent-udp.js';
 import type { AgentLinkState } from './agent-link-state.js';
 import { AgentEndpoint, type Authenticated } from './agent-endpoint.js';
 import { bindPair, type BoundPair } from './bind-pair.js';
+import { tunnelOpener, tunnelSealer } from '../datapath/tunnel-keys.js';
 import { loadOrCreateCertificate, type GatewayCertificate, type OpensslRunner } from './certificate.js';
 import { newGatewayCounters, type GatewayCounters } from './counters.js';
 import { DatagramDemux } from './demux.js';
@@ -154,7 +155,12 @@ export class Gateway {
         }
         return answer;
       },
-      forgetKey: (keyId) => void this.#byKey.delete(keyId),
+      forgetKey: (keyId) => {
+        const e = this.#byKey.get(keyId);
+        this.#byKey.delete(keyId);
+        e?.keys.opener.release();
+        e?.keys.sealer.release();
+      },
       closed: (link, reason) => {
         if (this.#links.get(link.name) === link) this.#links.delete(link.name);
         this.peers.closed(link);
@@ -262,8 +268,11 @@ export class Gateway {
     const keyId = this.#allocateKeyId();
     const keys: KeySet = {
       keyId,
-      opener: new DatagramOpener({ key: material.receive, direction: material.receiveDirection, keyId }),
-      sealer: new DatagramSealer({ key: material.send, direction: material.sendDirection, peerKeyId: o.hello.datagramKeyId }),
+      // Sealed and opened in the native batch where the datapath is native (docs/datapath.md).
+      opener: tunnelOpener(this.deps.datapath ?? jsDatapath, { key: material.receive, direction: material.receiveDirection, keyId }, {
+        onDropped: (reason, n) => void (this.counters.datagramRejected[reason] += n),
+      }),
+      sealer: tunnelSealer(this.deps.datapath ?? jsDatapath, { key: material.send, direction: material.sendDirection, peerKeyId: o.hello.datagramKeyId }, () => this.#bound?.udp),
     };
     const name = o.hello.name;
     let link = this.#links.get(name);

@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { UnverifiedReplyGuard } from '../../src/core/unverified-reply-guard.js';
 import { DatagramOpener, DatagramSealer } from '../../src/protocol/tunnel/index.js';
+import { SocketOpener, SocketSealer } from '../../src/datapath/socket-keys.js';
+import type { UdpListener } from '../../src/datapath/udp-datapath.js';
 import { AgentUdp, type KeySet } from '../../src/gateway/agent-udp.js';
 import { newGatewayCounters } from '../../src/gateway/counters.js';
 import { ManualClock } from '../helpers/manual-clock.js';
@@ -9,12 +11,18 @@ import { ManualClock } from '../helpers/manual-clock.js';
 const UP = Buffer.alloc(32, 1);
 const DOWN = Buffer.alloc(32, 2);
 
-/** One connection's keys on both ends: the agent seals what the gateway's KeySet opens, and back. */
-function keys(keyId: number, agentKeyId: number) {
+type Sent = { buf: Buffer; port: number; address: string }[];
+
+/**
+ * One connection's keys on both ends: the agent seals what the gateway's KeySet opens, and back.
+ * The gateway's sealer sends data datagrams on a socket that records them in `sent`.
+ */
+function keys(keyId: number, agentKeyId: number, sent: Sent = []) {
+  const socket = { send: (buf: Buffer, port: number, address: string) => void sent.push({ buf, port, address }) } as unknown as UdpListener;
   const gateway: KeySet = {
     keyId,
-    opener: new DatagramOpener({ key: UP, direction: 'agent-to-gateway', keyId }),
-    sealer: new DatagramSealer({ key: DOWN, direction: 'gateway-to-agent', peerKeyId: agentKeyId }),
+    opener: new SocketOpener({ key: UP, direction: 'agent-to-gateway', keyId }),
+    sealer: new SocketSealer({ key: DOWN, direction: 'gateway-to-agent', peerKeyId: agentKeyId }, () => socket),
   };
   const agent = {
     sealer: new DatagramSealer({ key: UP, direction: 'agent-to-gateway', peerKeyId: keyId }),
@@ -26,7 +34,7 @@ function keys(keyId: number, agentKeyId: number) {
 function setup() {
   const clock = new ManualClock();
   const counters = newGatewayCounters();
-  const sent: { buf: Buffer; port: number; address: string }[] = [];
+  const sent: Sent = [];
   const exhausted: string[] = [];
   const udp = new AgentUdp({
     clock, counters, keepaliveIntervalMs: 1000, replies: new UnverifiedReplyGuard(),
@@ -68,7 +76,7 @@ test('agent udp: only the newest authentic datagram under the newest keys moves 
 
 test('agent udp: a keepalive is acked to its source under the newest keys; sends need a fresh address', () => {
   const { clock, sent, udp } = setup();
-  const k = keys(11, 21);
+  const k = keys(11, 21, sent);
   udp.add(k.gateway);
   assert.equal(udp.send(1, Buffer.from('x'), undefined), false, 'no address yet');
   assert.equal(udp.open(k.gateway, k.agent.sealer.sealKeepalive(7), '203.0.113.1', 4000), undefined);

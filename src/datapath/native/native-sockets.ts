@@ -20,6 +20,8 @@ export interface NativeEngine {
   readonly book: { lookup(address: string): NativeAddress | null };
   /** Stages `prefix` (a PROXY header, or null) then `buf` for socket `id`, to `dest` (null when connected). */
   stage(id: number, buf: Buffer, prefix: Buffer | null, port: number, dest: NativeAddress | null): void;
+  /** Reserves staging for a datagram to be sealed under key `slot` at flush: its offset, or -1. */
+  stageSealed(id: number, bytes: number, slot: number, port: number, dest: NativeAddress): number;
   release(id: number): void;
 }
 
@@ -59,12 +61,34 @@ export class NativeListener<R extends ListenerReceiver = ListenerReceiver> imple
 
   send(buf: Buffer, port: number, address: string): void {
     if (this.#closed !== undefined) return;
+    const dest = this.#destination(address);
+    if (dest !== null) this.dp.stage(this.id, buf, null, port, dest);
+  }
+
+  /** Where `address` is for this socket, or null after reporting why a datagram cannot go there. */
+  #destination(address: string): NativeAddress | null {
     const dest = this.dp.book.lookup(address);
     if (dest === null || (dest.family === 6 && this.family === 4)) {
       this.receiver.onSendError(systemError(dest === null ? 22 /* EINVAL */ : 97 /* EAFNOSUPPORT */, 'send'));
-      return;
+      return null;
     }
-    this.dp.stage(this.id, buf, null, port, dest);
+    return dest;
+  }
+
+  /**
+   * Stages a tunnel datagram of `bytes` bytes to be sealed under key slot `slot` as the batch is
+   * flushed (NativeDatapath.stageSealed): where to write it in `dp.staging`, or -1 when it cannot
+   * go (closed; an address this socket cannot reach, reported as for `send`).
+   */
+  stageSealed(bytes: number, slot: number, port: number, address: string): number {
+    if (this.#closed !== undefined) return -1;
+    const dest = this.#destination(address);
+    return dest === null ? -1 : this.dp.stageSealed(this.id, bytes, slot, port, dest);
+  }
+
+  /** The datapath this listener belongs to. */
+  get datapath(): NativeEngine {
+    return this.dp;
   }
 
   close(): Promise<void> {
