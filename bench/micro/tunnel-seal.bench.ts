@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import {
   ControlFrameReader, DatagramOpener, DatagramSealer, encodeControlMessage, encodeOriginBlock,
 } from '../../src/protocol/tunnel/index.js';
+import { preferAead } from '../../src/protocol/tunnel/aead.js';
 
 const KEY = randomBytes(32);
 const BATCH = 4096;
@@ -94,4 +95,7 @@ export function main(): void {
   streamFrames();
 }
 
-if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) main();
+if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  if (process.env.SLUICE_AEAD === 'node') preferAead('node'); // the node:crypto column
+  main();
+}

@@ -281,6 +281,7 @@ export class Agent {
       resumeKeyId: this.#path.gatewayKeyId,
       streamWindow: cfg.streamWindow,
       timeoutMs: CONNECT_TIMEOUT_MS,
+      clock: this.deps.clock,
       signal: this.#abort.signal,
       onKeys: (k) => this.#path.prepare(keyId, k),
     });

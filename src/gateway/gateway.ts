@@ -324,7 +324,7 @@ export class Gateway {
       socket.destroy();
       return;
     }
-    const channel = new ControlChannel(socket, 'gateway');
+    const channel = new ControlChannel(socket, 'gateway', this.deps.clock);
     void runGatewayHandshake(channel, {
       clock: this.deps.clock,
       timeoutMs: this.config.handshakeTimeoutMs,
