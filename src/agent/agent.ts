@@ -6,7 +6,7 @@ import { canonicalIp, formatHostPort, type Endpoint } from '../core/address.js';
 import type { Clock, Timer } from '../core/clock.js';
 import type { AgentConfig } from '../config/gateway-schema.js';
 import type { EventStream } from '../observe/events.js';
-import { Backoff } from '../observe/conntrack/backoff.js';
+import { Backoff } from '../core/backoff.js';
 import type { ControlMessage, RefusalCode } from '../protocol/tunnel/index.js';
 import { DirectStreamDialer } from '../upstream/direct/tcp-dialer.js';
 import { DirectDatagramDialer } from '../upstream/direct/udp-dialer.js';
