@@ -95,6 +95,8 @@ export class AgentLink implements AgentTunnel {
   #lastFresh = -Infinity;
   #grace: Timer | undefined;
   #republish: Timer | undefined;
+  /** Key sets kept for the resume grace period; close forgets them at once. */
+  readonly #retiring = new Set<() => void>();
   remote: Endpoint;
   readonly connectedAt: number;
 
@@ -163,7 +165,13 @@ export class AgentLink implements AgentTunnel {
       // Old keys stay for the grace period: datagrams sealed before the agent switched still open.
       const previous = this.#keys.slice(0, -1);
       this.#keys = [keys];
-      this.host.clock.setTimeout(() => previous.forEach((k) => this.host.forgetKey(k.keyId)), this.host.resumeGraceMs);
+      const retire = () => {
+        timer.cancel();
+        this.#retiring.delete(retire);
+        previous.forEach((k) => this.host.forgetKey(k.keyId));
+      };
+      const timer = this.host.clock.setTimeout(retire, this.host.resumeGraceMs);
+      this.#retiring.add(retire);
     }
     channel.onMessage((m) => this.#onMessage(m));
     channel.startKeepalive(this.host.clock, this.host.keepaliveIntervalMs);
@@ -181,6 +189,7 @@ export class AgentLink implements AgentTunnel {
     this.#mux?.destroyAll();
     for (const k of this.#keys) this.host.forgetKey(k.keyId);
     this.#keys = [];
+    for (const retire of [...this.#retiring]) retire();
     const routes = [...this.services.values()].map((s) => this.#closeService(s));
     this.services.clear();
     for (const c of this.#connectees.values()) c.closed = true;

@@ -28,13 +28,18 @@ const HANG_MS = Number(process.env.LEAK_CHECK_HANG_MS ?? 10_000);
 
 const real = { setTimeout: globalThis.setTimeout, setInterval: globalThis.setInterval };
 const timers = new Set<TimerInternals>();
+const PRUNE_AT = 20_000;
+let pruneAt = PRUNE_AT;
 const unrefd = new Set<object>();
 
 function trackTimers(): void {
   const wrap = <F extends typeof setTimeout | typeof setInterval>(make: F): F => {
     const wrapped = function (this: unknown, ...args: unknown[]) {
       const t = (make as unknown as (...a: unknown[]) => TimerInternals).apply(this, args);
-      if (timers.size >= 20_000) for (const old of timers) if (old._destroyed) timers.delete(old);
+      if (timers.size >= pruneAt) {
+        for (const old of timers) if (old._destroyed) timers.delete(old);
+        pruneAt = Math.max(PRUNE_AT, 2 * timers.size); // amortised: never a scan per timer
+      }
       timers.add(t);
       return t;
     };
