@@ -25,6 +25,8 @@ interface TimerInternals {
 
 /** How long a file may stay up after its last root hook before its referenced handles count as leaked. */
 const HANG_MS = Number(process.env.LEAK_CHECK_HANG_MS ?? 10_000);
+/** How long what is still open at exit may take to finish closing. */
+const SETTLE_MS = 1000;
 
 const real = { setTimeout: globalThis.setTimeout, setInterval: globalThis.setInterval };
 const timers = new Set<TimerInternals>();
@@ -157,14 +159,18 @@ function install(): void {
     }, HANG_MS);
     watchdog.unref();
   });
+  // Closing is asynchronous (a peer's FIN, a child's exit): what is still open when the process
+  // would exit gets SETTLE_MS more, in short waits that each bring 'beforeExit' back.
+  let settleUntil: number | undefined;
   process.on('beforeExit', () => {
     if (reported) return;
-    reported = true;
     const found = leaks(baseline);
-    if (found.length > 0) {
-      report(file, found);
-      release();
-    }
+    if (found.length === 0) return;
+    settleUntil ??= Date.now() + SETTLE_MS;
+    if (Date.now() < settleUntil) return void real.setTimeout(() => {}, 20);
+    reported = true;
+    report(file, found);
+    release();
   });
 }
 
