@@ -335,7 +335,7 @@ export class Agent {
       channel, keyId, keys, authOk.datagramKeyId, { address: gwIp, port: remote.port, family: canonicalIp(gwIp)?.family ?? 4 }, authOk.keepaliveIntervalMs,
       socket.localAddress,
     );
-    channel.startKeepalive(this.deps.clock, authOk.keepaliveIntervalMs);
+    channel.startKeepalive(authOk.keepaliveIntervalMs);
     for (const svc of this.local.services) {
       if (svc.config.peers.length > 0) {
         channel.send({ type: 'offer', serviceId: svc.id, name: svc.config.name, transport: svc.config.transport, peers: svc.config.peers });

@@ -174,7 +174,7 @@ export class AgentLink implements AgentTunnel {
       this.#retiring.add(retire);
     }
     channel.onMessage((m) => this.#onMessage(m));
-    channel.startKeepalive(this.host.clock, this.host.keepaliveIntervalMs);
+    channel.startKeepalive(this.host.keepaliveIntervalMs);
     void channel.ended.then((end) => this.#lost(channel, end));
   }
 

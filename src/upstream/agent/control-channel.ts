@@ -103,9 +103,9 @@ export class ControlChannel {
   }
 
   /** Sends PING every `intervalMs`; three unanswered in a row end the channel with keepalive-timeout. */
-  startKeepalive(clock: Clock, intervalMs: number): void {
+  startKeepalive(intervalMs: number): void {
     this.#ping?.cancel();
-    this.#ping = clock.setInterval(() => {
+    this.#ping = this.clock.setInterval(() => {
       if (this.#unanswered >= 3) return this.close('keepalive-timeout', `no PONG for ${3 * intervalMs}ms`);
       this.#unanswered++;
       this.#pingCounter = (this.#pingCounter + 1) >>> 0;
