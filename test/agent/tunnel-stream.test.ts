@@ -1,25 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { Duplex, PassThrough } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import { encodeControlMessage } from '../../src/protocol/tunnel/index.js';
 import { ControlChannel } from '../../src/upstream/agent/control-channel.js';
 import { StreamMux } from '../../src/upstream/agent/stream-mux.js';
 import type { TunnelStream } from '../../src/upstream/agent/tunnel-stream.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { waitFor } from '../helpers/net.js';
-
-/** A socket-like Duplex over two in-memory pipes. */
-function duplexOf(readFrom: PassThrough, writeTo: PassThrough): Duplex {
-  const d = new Duplex({
-    read() {},
-    write(chunk, _enc, cb) {
-      writeTo.write(chunk, cb);
-    },
-  });
-  readFrom.on('data', (c: Buffer) => d.push(c));
-  return d;
-}
+import { duplexOf } from '../helpers/pipes.js';
 
 const EP = { address: '192.0.2.7', port: 40000, family: 4 as const };
 

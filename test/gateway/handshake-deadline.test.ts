@@ -3,12 +3,13 @@
 // the refusal if the agent never closes its side.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Duplex, PassThrough } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import { AuthBackoff } from '../../src/gateway/auth-backoff.js';
 import { runGatewayHandshake, type HandshakeOutcome } from '../../src/gateway/handshake.js';
 import { ControlFrameReader, encodeControlMessage, type ControlMessage } from '../../src/protocol/tunnel/index.js';
 import { ControlChannel } from '../../src/upstream/agent/control-channel.js';
 import { ManualClock } from '../helpers/manual-clock.js';
+import { duplexOf } from '../helpers/pipes.js';
 
 const TIMEOUT_MS = 5000;
 
@@ -16,13 +17,7 @@ const TIMEOUT_MS = 5000;
 function gatewayEnd(clock: ManualClock) {
   const toGateway = new PassThrough();
   const fromGateway = new PassThrough();
-  const socket = new Duplex({
-    read() {},
-    write(chunk, _enc, cb) {
-      fromGateway.write(chunk, cb);
-    },
-  });
-  toGateway.on('data', (c: Buffer) => socket.push(c));
+  const socket = duplexOf(toGateway, fromGateway);
   const channel = new ControlChannel(socket, 'gateway', clock);
   const reader = new ControlFrameReader();
   const received: ControlMessage[] = [];

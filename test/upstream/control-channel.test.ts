@@ -2,21 +2,17 @@
 // and the linger before a closed socket is destroyed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Duplex, PassThrough } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import { ControlFrameReader, type ControlMessage } from '../../src/protocol/tunnel/index.js';
 import { ControlChannel } from '../../src/upstream/agent/control-channel.js';
 import { ManualClock } from '../helpers/manual-clock.js';
+import { duplexOf } from '../helpers/pipes.js';
 
 /** A channel whose peer reads what it sends and never answers or closes. */
 function silentPeer() {
   const clock = new ManualClock();
   const out = new PassThrough();
-  const socket = new Duplex({
-    read() {},
-    write(chunk, _enc, cb) {
-      out.write(chunk, cb);
-    },
-  });
+  const socket = duplexOf(new PassThrough(), out);
   const reader = new ControlFrameReader();
   const received: ControlMessage[] = [];
   out.on('data', (c: Buffer) => received.push(...reader.push(c)));
