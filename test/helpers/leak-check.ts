@@ -4,9 +4,9 @@
 // (exit code 1) with one line naming each resource.
 //
 // How it sees them. Referenced handles are in process.getActiveResourcesInfo(); while one is open
-// the process never gets to 'beforeExit', so a watchdog started by the last root hook reports
-// them if the process is still up LEAK_CHECK_HANG_MS later (a leak that would hang the file
-// becomes a failure with a name). Unreferenced ones are invisible there, so the check records
+// the process never gets to 'beforeExit', so a watchdog started when the file's root after-hooks
+// begin reports them if the process is still up LEAK_CHECK_HANG_MS later (a leak that would hang
+// the file becomes a failure with a name). Unreferenced ones are invisible there, so the check records
 // every timer made through the global setTimeout/setInterval (the system clock's are unref'd) and
 // every socket, server and child process on which unref() is called, and looks at them on
 // 'beforeExit'. Resources made before the file's first import are not its own and are ignored.
