@@ -1,6 +1,7 @@
 // The folder map of src/ (docs/architecture.md), checked: a folder imports only folders listed
 // before it in LAYERS (or itself), and no import circle spans files of two folders.
-// Usage: node scripts/check-layers.mjs [--src DIR]   exit 0 when clean, 1 with one line per violation.
+// Usage: node scripts/check-layers.mjs [--src DIR] [--circles]   exit 0 when clean, 1 with one line per
+// violation; --circles also lists the circles inside one folder (allowed, but worth removing).
 // Type-only and dynamic imports count: a type is a dependency on its owner's vocabulary.
 import { readdirSync, readFileSync, statSync, existsSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
@@ -151,7 +152,7 @@ function shortestCycle(graph, from, members) {
 
 /**
  * Every violation under `srcDir`: `{ kind: 'upward' | 'sibling' | 'unknown' | 'circle', line }`,
- * plus `folderCircles`, the circles that stay inside one folder (not violations, counted).
+ * plus `folderCircles`, the circles that stay inside one folder (not violations), one line each.
  */
 export function checkLayers(srcDir, layers = LAYERS) {
   const rank = ranks(layers);
@@ -175,14 +176,14 @@ export function checkLayers(srcDir, layers = LAYERS) {
   for (const name of [...unknown].sort()) {
     violations.push({ kind: 'unknown', line: `src/${name === '.' ? '' : name} (folder ${name} is not in the layer list of scripts/check-layers.mjs)` });
   }
-  let folderCircles = 0;
+  const folderCircles = [];
   for (const comp of components(graph)) {
     const folders = [...new Set(comp.map(folderOf))].sort();
+    const cycle = shortestCycle(graph, comp[0], new Set(comp));
     if (folders.length === 1) {
-      folderCircles++;
+      folderCircles.push(`${cycle.map((f) => `src/${f}`).join(' -> ')} (a circle inside ${folders[0]}; ${comp.length} files in it)`);
       continue;
     }
-    const cycle = shortestCycle(graph, comp[0], new Set(comp));
     violations.push({
       kind: 'circle',
       line: `${cycle.map((f) => `src/${f}`).join(' -> ')} (an import circle across folders ${folders.join(', ')}; ${comp.length} files in it)`,
@@ -196,7 +197,8 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const srcDir = resolve(at > 0 ? process.argv[at + 1] : join(dirname(fileURLToPath(import.meta.url)), '..', 'src'));
   const { violations, files, folderCircles } = checkLayers(srcDir);
   for (const v of violations) console.log(v.line);
+  if (process.argv.includes('--circles')) for (const c of folderCircles) console.log(c);
   const counts = ['upward', 'sibling', 'unknown', 'circle'].map((k) => `${k}=${violations.filter((v) => v.kind === k).length}`).join(' ');
-  console.log(`check-layers: ${files} files, ${violations.length} violations (${counts}); ${folderCircles} circles inside one folder`);
+  console.log(`check-layers: ${files} files, ${violations.length} violations (${counts}); ${folderCircles.length} circles inside one folder`);
   process.exit(violations.length === 0 ? 0 : 1);
 }
