@@ -14,11 +14,14 @@ import { App } from './app.js';
 import { runUdpexposerCommand, UDPEXPOSER_USAGE } from './cli/udpexposer.js';
 import { runStatusCommand, STATUS_HELP } from './cli/status.js';
 import { BANS_HELP, runBansCommand } from './cli/bans.js';
+import { preferAead } from './protocol/tunnel/aead.js';
 
 /** The process shell: the only module that touches `process`. */
 const FLAGS = { config: 'string', help: 'boolean', h: 'boolean', version: 'boolean', v: 'boolean' } as const;
 
 async function main(argv: string[]): Promise<number> {
+  // SLUICE_AEAD=node: the tunnel seals with node:crypto instead of libsodium (docs/tunnel-protocol.md).
+  if (process.env.SLUICE_AEAD === 'node') preferAead('node');
   // udpexposer's own flags (-s, -c, a positional address) are passed through untouched.
   if (argv[0] === 'udpexposer') return udpexposer(argv.slice(1));
   // status has its own flags (--admin, --token, --json).

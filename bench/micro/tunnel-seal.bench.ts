@@ -13,6 +13,7 @@ import { tunnelOpener, tunnelSealer } from '../../src/datapath/tunnel-keys.js';
 import {
   ControlFrameReader, DatagramOpener, DatagramSealer, encodeControlMessage, encodeOriginBlock,
 } from '../../src/protocol/tunnel/index.js';
+import { preferAead } from '../../src/protocol/tunnel/aead.js';
 
 const KEY = randomBytes(32);
 const BATCH = 4096;
@@ -161,4 +162,7 @@ export async function main(): Promise<void> {
   for (const bytes of [64, 1400]) await nativeBatch(bytes);
 }
 
-if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) void main();
+if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  if (process.env.SLUICE_AEAD === 'node') preferAead('node'); // the node:crypto column
+  void main();
+}

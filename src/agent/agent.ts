@@ -6,7 +6,7 @@ import { canonicalIp, formatHostPort, type Endpoint } from '../core/address.js';
 import type { Clock, Timer } from '../core/clock.js';
 import type { AgentConfig } from '../config/expose-config.js';
 import type { EventStream } from '../observe/events.js';
-import { Backoff } from '../observe/conntrack/backoff.js';
+import { Backoff } from '../core/backoff.js';
 import type { ControlMessage, RefusalCode } from '../protocol/tunnel/index.js';
 import { DirectStreamDialer } from '../upstream/direct/tcp-dialer.js';
 import { DirectDatagramDialer } from '../upstream/direct/udp-dialer.js';
@@ -284,6 +284,7 @@ export class Agent {
       resumeKeyId: this.#path.gatewayKeyId,
       streamWindow: cfg.streamWindow,
       timeoutMs: CONNECT_TIMEOUT_MS,
+      clock: this.deps.clock,
       signal: this.#abort.signal,
       onKeys: (k) => this.#path.prepare(keyId, k),
     });
@@ -342,7 +343,7 @@ export class Agent {
       channel, keyId, keys, authOk.datagramKeyId, { address: gwIp, port: remote.port, family: canonicalIp(gwIp)?.family ?? 4 }, authOk.keepaliveIntervalMs,
       socket.localAddress,
     );
-    channel.startKeepalive(this.deps.clock, authOk.keepaliveIntervalMs);
+    channel.startKeepalive(authOk.keepaliveIntervalMs);
     for (const svc of this.local.services) {
       if (svc.config.peers.length > 0) {
         channel.send({ type: 'offer', serviceId: svc.id, name: svc.config.name, transport: svc.config.transport, peers: svc.config.peers });

@@ -159,7 +159,7 @@ export class AgentEndpoint {
       socket.destroy();
       return;
     }
-    const channel = new ControlChannel(socket, 'gateway');
+    const channel = new ControlChannel(socket, 'gateway', this.deps.clock);
     void runGatewayHandshake(channel, {
       clock: this.deps.clock,
       timeoutMs: this.deps.config.handshakeTimeoutMs,

@@ -75,6 +75,8 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
   #peerReady = false;
   #grace: Timer | undefined;
   #republish: Timer | undefined;
+  /** Key sets kept for the resume grace period; close forgets them at once. */
+  readonly #retiring = new Set<() => void>();
   remote: Endpoint;
   readonly connectedAt: number;
 
@@ -159,10 +161,16 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
       this.#republish = this.host.clock.setTimeout(() => this.#closeStale(), this.host.republishMs);
       // Old keys stay for the grace period: datagrams sealed before the agent switched still open.
       const previous = this.#udp.keepNewest();
-      this.host.clock.setTimeout(() => previous.forEach((k) => this.host.forgetKey(k.keyId)), this.host.resumeGraceMs);
+      const retire = () => {
+        timer.cancel();
+        this.#retiring.delete(retire);
+        previous.forEach((k) => this.host.forgetKey(k.keyId));
+      };
+      const timer = this.host.clock.setTimeout(retire, this.host.resumeGraceMs);
+      this.#retiring.add(retire);
     }
     channel.onMessage((m) => this.#onMessage(m));
-    channel.startKeepalive(this.host.clock, this.host.keepaliveIntervalMs);
+    channel.startKeepalive(this.host.keepaliveIntervalMs);
     void channel.ended.then((end) => this.#lost(channel, end));
   }
 
@@ -176,6 +184,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
     this.#channel = null;
     this.#mux?.destroyAll();
     for (const k of this.#udp.takeAll()) this.host.forgetKey(k.keyId);
+    for (const retire of [...this.#retiring]) retire();
     const routes = [...this.services.values()].map((s) => this.#closeService(s));
     this.services.clear();
     this.#connectees.closeAll();

@@ -1,4 +1,4 @@
-import { TokenBucket } from '../admission/token-bucket.js';
+import { TokenBucket } from '../core/token-bucket.js';
 import { canonicalIp, type Endpoint } from '../core/address.js';
 import type { Clock, Timer } from '../core/clock.js';
 import type { RateLimit } from '../config/types.js';

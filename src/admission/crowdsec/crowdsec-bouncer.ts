@@ -104,7 +104,7 @@ export class CrowdsecBouncer {
     this.#store = new DecisionStore(settings.banPrefix);
     this.#deps = deps;
     this.counters = deps.counters ?? new CrowdsecCounters();
-    this.#pull = deps.pull ?? ((startup, signal) => pullDecisionStream(settings.url, settings.apiKey, startup, settings.timeoutMs, signal));
+    this.#pull = deps.pull ?? ((startup, signal) => pullDecisionStream(settings.url, settings.apiKey, startup, settings.timeoutMs, deps.clock, signal));
     this.#unavailableVerdict = this.#makeUnavailableVerdict();
     this.firstPull = this.refresh();
   }

@@ -1,5 +1,10 @@
-import type { Clock } from '../core/clock.js';
-import type { RateLimit } from '../config/types.js';
+import type { Clock } from './clock.js';
+
+/** A rate: `perSecond` tokens added each second (0: unlimited), at most `burst` held. */
+export interface TokenRate {
+  readonly perSecond: number;
+  readonly burst: number;
+}
 
 /**
  * A token bucket on the injected clock. `perSecond: 0` means unlimited. Refill is computed lazily
@@ -11,7 +16,7 @@ export class TokenBucket {
   #at: number;
 
   constructor(
-    private limit: RateLimit,
+    private limit: TokenRate,
     private readonly clock: Clock,
   ) {
     this.#tokens = limit.burst;
@@ -64,7 +69,7 @@ export class TokenBucket {
     return this.#tokens + refill >= this.limit.burst;
   }
 
-  setLimit(limit: RateLimit): void {
+  setLimit(limit: TokenRate): void {
     this.limit = limit;
   }
 

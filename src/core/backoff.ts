@@ -1,4 +1,4 @@
-import { SluiceError } from '../../core/errors.js';
+import { SluiceError } from './errors.js';
 
 export interface BackoffOptions {
   /** First delay before jitter. Default 5 000. */
@@ -27,15 +27,18 @@ export class Backoff {
   readonly #random: () => number;
   #attempt = 0;
 
-  /** Throws SluiceError `SLUICE_ERR_CONFIG_INVALID` for options out of range. */
-  constructor(opts: BackoffOptions = {}, random: () => number = Math.random) {
+  /**
+   * Throws SluiceError `SLUICE_ERR_CONFIG_INVALID` for options out of range; the message starts
+   * with `where` (the settings the options came from, e.g. `conntrack`) when given.
+   */
+  constructor(opts: BackoffOptions = {}, random: () => number = Math.random, where?: string) {
     const o = { ...DEFAULT_BACKOFF, ...stripUndefined(opts) };
     const bad: string[] = [];
     if (!(Number.isFinite(o.initialMs) && o.initialMs > 0)) bad.push('backoff.initialMs: must be a positive number');
     if (!(Number.isFinite(o.maxMs) && o.maxMs >= o.initialMs)) bad.push('backoff.maxMs: must be at least initialMs');
     if (!(Number.isFinite(o.multiplier) && o.multiplier >= 1)) bad.push('backoff.multiplier: must be at least 1');
     if (!(Number.isFinite(o.jitter) && o.jitter >= 0 && o.jitter <= 1)) bad.push('backoff.jitter: must be from 0 to 1');
-    if (bad.length > 0) throw new SluiceError('SLUICE_ERR_CONFIG_INVALID', `conntrack: ${bad.join('; ')}`);
+    if (bad.length > 0) throw new SluiceError('SLUICE_ERR_CONFIG_INVALID', `${where === undefined ? '' : `${where}: `}${bad.join('; ')}`);
     this.#o = o;
     this.#random = random;
   }
