@@ -1,8 +1,8 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Agent } from '../agent/agent.js';
 import type { PeerFlow } from '../agent/peer-flow.js';
-import type { FlowRef, Sink } from './events.js';
-import { isConnectRoute } from './peer-path.js';
+import type { FlowRef, Sink } from '../observe/events.js';
+import { isConnectRoute } from '../observe/peer-path.js';
 
 /** Peer flows remembered between scrapes at most; closed ones are counted and forgotten first. */
 const MAX_TRACKED_FLOWS = 65_536;

@@ -3,9 +3,9 @@ import type { ConnectConfig } from '../config/gateway-schema.js';
 import type { FlowRef } from '../observe/events.js';
 import { pathKindOf, type PeerPathKind } from '../observe/peer-path.js';
 import type { RouteRuntime } from '../listen/route.js';
-import type { Agent } from './agent.js';
-import type { PeerFlow } from './peer-flow.js';
-import type { PeerLink } from './peer-link.js';
+import type { Agent } from '../agent/agent.js';
+import type { PeerFlow } from '../agent/peer-flow.js';
+import type { PeerLink } from '../agent/peer-link.js';
 
 /**
  * The peers view of the admin API (`GET /api/peers`, docs/admin.md), `sluice status` and the

@@ -1,6 +1,6 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Agent } from '../agent/agent.js';
-import type { Gateway } from './gateway.js';
+import type { Gateway } from '../gateway/gateway.js';
 
 /**
  * Prometheus metrics of the gateway and the agent, read from their cumulative counters at scrape

@@ -1,5 +1,5 @@
 import { formatHostPort, formatListen } from '../core/address.js';
-import type { Agent } from './agent.js';
+import type { Agent } from '../agent/agent.js';
 
 /**
  * The agent's own status (`/api/health` `agent`, `sluice status`, docs/admin.md): its gateway

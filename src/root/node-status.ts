@@ -1,0 +1,77 @@
+import type { RouteRuntime } from '../listen/route.js';
+import type { CrowdsecHolder } from '../admission/crowdsec/crowdsec-holder.js';
+import type { Bans } from '../admission/bans/bans.js';
+import type { ContainerRoutes } from '../discovery/container-routes.js';
+import { banView } from '../admin/bans-api.js';
+import type { AdmissionStatus, DataPathStatus, HealthStatus, PeerStatus } from '../ops/data-path-status.js';
+import type { RouteSet } from './route-set.js';
+import type { Exposure } from './exposure.js';
+
+/** The parts a status board shows; each is set once, when built, and taken off when closed. */
+export interface ShownParts {
+  routes: RouteSet;
+  exposure: Exposure;
+  crowdsec: CrowdsecHolder;
+  bans: Bans;
+  containers: ContainerRoutes;
+}
+
+/**
+ * What the ops layer and admission read of the running parts (ops/data-path-status.ts). The root
+ * shows each part here as it is built and takes it off as the part closes, so a reader during
+ * start or stop sees exactly the parts that run, never a part half built or already closed.
+ */
+export class NodeStatus implements DataPathStatus {
+  readonly #shown: Partial<ShownParts> = {};
+
+  constructor(private readonly datapath: 'js' | 'native') {}
+
+  /** Shows `part` until the returned function takes it off. */
+  show<K extends keyof ShownParts>(key: K, part: ShownParts[K]): () => void {
+    if (this.#shown[key] !== undefined) throw new Error(`${key} is shown already`);
+    this.#shown[key] = part;
+    return () => {
+      if (this.#shown[key] === part) delete this.#shown[key];
+    };
+  }
+
+  routes(): readonly RouteRuntime[] {
+    return this.#shown.routes?.routes() ?? [];
+  }
+
+  /** The node's routes and the exposure's listeners: every open session is in one of them. */
+  sessionRoutes(): readonly RouteRuntime[] {
+    const exposed = this.#shown.exposure?.routes() ?? [];
+    return exposed.length === 0 ? this.routes() : [...this.routes(), ...exposed];
+  }
+
+  route(name: string): RouteRuntime | undefined {
+    return this.#shown.routes?.route(name);
+  }
+
+  peers(): PeerStatus {
+    const x = this.#shown.exposure;
+    return { gateway: x?.gateway, agent: x?.agent };
+  }
+
+  gatewayBanRules() {
+    return this.#shown.exposure?.gateway?.config.bans;
+  }
+
+  admission(): AdmissionStatus {
+    const { bans, crowdsec } = this.#shown;
+    return {
+      bans,
+      crowdsecBans: crowdsec?.current,
+      // The ban list's own ban first (it holds on every route); else CrowdSec's decision on the source.
+      banState: (source) => {
+        const b = bans?.store.banOf(source);
+        return b ? banView(b) : crowdsec?.current?.banOf(source);
+      },
+    };
+  }
+
+  health(): HealthStatus {
+    return { datapath: this.datapath, containers: this.#shown.containers?.status() };
+  }
+}
