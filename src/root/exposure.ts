@@ -16,7 +16,6 @@ import { agentReports, gatewayReports } from './exposure-reports.js';
 export interface ExposureDeps {
   readonly clock: Clock;
   readonly events: EventStream;
-  readonly log: Logger;
   readonly routeDeps: RouteDepsSource;
   readonly nextFlowId: () => number;
   /** The agent's dialer toward local UDP services (the node's, so it uses the same datapath). */
@@ -27,41 +26,41 @@ export interface ExposureDeps {
   readonly banned?: (client: Endpoint) => string | undefined;
 }
 
+
+/** The gateway's public listeners and the agent's connect listeners: the exposure's listeners with client sessions. */
+export function exposedRoutes(gateway: Gateway | undefined, agent: Agent | undefined): RouteRuntime[] {
+  return [...(gateway?.agents().flatMap((l) => [...l.services.values()].map((s) => s.route)) ?? []), ...(agent?.connectRoutes ?? [])];
+}
+
+/** Starts `gateway:`; its reports become events on the stream. */
+export function startGateway(config: NonNullable<SluiceConfig['gateway']>, deps: ExposureDeps): Promise<Gateway> {
+  const { clock, events, routeDeps, datapath } = deps;
+  return Gateway.start(config, { clock, events, routeDeps, datapath, ...(deps.banned ? { banned: deps.banned } : {}), observer: gatewayReports(events, clock) });
+}
+
+/** Starts `agent:`; its reports become events on the stream. */
+export function startAgent(config: NonNullable<SluiceConfig['agent']>, deps: ExposureDeps): Promise<Agent> {
+  const { clock, events, routeDeps, datapath } = deps;
+  return Agent.start(config, { clock, events, nextFlowId: deps.nextFlowId, datagramDialer: deps.datagramDialer, datapath, routeDeps, observer: agentReports(events, clock) });
+}
+
 /**
- * The gateway and the agent a config asks for (either, both, or none): siblings composed here,
- * so neither imports the other. They report through events on the one stream.
+ * The gateway and the agent a config asks for (either, both, or none): siblings that the root
+ * starts and stops as two parts and shows here together, so neither imports the other.
  */
 export class Exposure {
   readonly #registries = new WeakSet<Registry>();
 
-  private constructor(
+  constructor(
     readonly gateway: Gateway | undefined,
     readonly agent: Agent | undefined,
     private readonly config: SluiceConfig,
     private readonly log: Logger,
   ) {}
 
-  /** Starts `gateway:` then `agent:`; if the agent cannot start, the gateway is closed again. */
-  static async start(config: SluiceConfig, deps: ExposureDeps): Promise<Exposure> {
-    const { clock, events, routeDeps, datapath } = deps;
-    const gateway = config.gateway
-      ? await Gateway.start(config.gateway, { clock, events, routeDeps, datapath, ...(deps.banned ? { banned: deps.banned } : {}), observer: gatewayReports(events, clock) })
-      : undefined;
-    let agent: Agent | undefined;
-    if (config.agent) {
-      try {
-        agent = await Agent.start(config.agent, { clock, events, nextFlowId: deps.nextFlowId, datagramDialer: deps.datagramDialer, datapath, routeDeps, observer: agentReports(events, clock) });
-      } catch (err) {
-        await gateway?.close();
-        throw err;
-      }
-    }
-    return new Exposure(gateway, agent, config, deps.log);
-  }
-
   /** The listeners with client sessions: the gateway's public listeners and the agent's connect listeners. */
   routes(): RouteRuntime[] {
-    return [...(this.gateway?.agents().flatMap((l) => [...l.services.values()].map((s) => s.route)) ?? []), ...(this.agent?.connectRoutes ?? [])];
+    return exposedRoutes(this.gateway, this.agent);
   }
 
   /** Adds the gateway and agent metrics to `registry` once (call again after the registry may have changed). */
@@ -87,13 +86,5 @@ export class Exposure {
       this.log.warn('agent: this change of agent: (other than gateway, token, fingerprint, ca, serverName, reconnect) takes effect after a restart');
     }
     if (!isDeepStrictEqual(this.config.gateway, next.gateway)) this.log.warn('gateway: changes of gateway: take effect after a restart');
-  }
-
-  async close(): Promise<void> {
-    const { gateway, agent, log } = this;
-    await agent?.close();
-    await gateway?.close();
-    if (gateway) log.info({ counters: gateway.counters }, 'gateway: stopped');
-    if (agent) log.info({ counters: agent.counters, datagrams: agent.datagramCounters }, 'agent: stopped');
   }
 }

@@ -5,12 +5,15 @@ import type { ContainerRoutes } from '../discovery/container-routes.js';
 import { banView } from '../admin/bans-api.js';
 import type { AdmissionStatus, DataPathStatus, HealthStatus, PeerStatus } from '../ops/data-path-status.js';
 import type { RouteSet } from './route-set.js';
-import type { Exposure } from './exposure.js';
+import type { Gateway } from '../gateway/gateway.js';
+import type { Agent } from '../agent/agent.js';
+import { exposedRoutes } from './exposure.js';
 
 /** The parts a status board shows; each is set once, when built, and taken off when closed. */
 export interface ShownParts {
   routes: RouteSet;
-  exposure: Exposure;
+  gateway: Gateway;
+  agent: Agent;
   crowdsec: CrowdsecHolder;
   bans: Bans;
   containers: ContainerRoutes;
@@ -41,7 +44,7 @@ export class NodeStatus implements DataPathStatus {
 
   /** The node's routes and the exposure's listeners: every open session is in one of them. */
   sessionRoutes(): readonly RouteRuntime[] {
-    const exposed = this.#shown.exposure?.routes() ?? [];
+    const exposed = exposedRoutes(this.#shown.gateway, this.#shown.agent);
     return exposed.length === 0 ? this.routes() : [...this.routes(), ...exposed];
   }
 
@@ -50,12 +53,11 @@ export class NodeStatus implements DataPathStatus {
   }
 
   peers(): PeerStatus {
-    const x = this.#shown.exposure;
-    return { gateway: x?.gateway, agent: x?.agent };
+    return { gateway: this.#shown.gateway, agent: this.#shown.agent };
   }
 
   gatewayBanRules() {
-    return this.#shown.exposure?.gateway?.config.bans;
+    return this.#shown.gateway?.config.bans;
   }
 
   admission(): AdmissionStatus {

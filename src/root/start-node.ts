@@ -16,7 +16,7 @@ import { ContainerRoutes } from '../discovery/container-routes.js';
 import { Ops } from '../ops/ops.js';
 import { checkOutputs } from '../ops/output-check.js';
 import { exposureLogSink } from '../ops/exposure-log.js';
-import { Exposure } from './exposure.js';
+import { Exposure, startAgent, startGateway, type ExposureDeps } from './exposure.js';
 import { NodeStatus, type ShownParts } from './node-status.js';
 import { PartStack } from './part-stack.js';
 import { RouteSet } from './route-set.js';
@@ -128,22 +128,31 @@ export async function startNode(config: SluiceConfig, deps: NodeDeps, signal?: A
       (r) => r.shutdown(),
     );
 
-    // Exposure: the gateway and the agent, with the routes' admission and flow ids.
-    const exposure = await shown(
-      'exposure',
-      () =>
-        Exposure.start(config, {
-          clock,
-          events,
-          log,
-          routeDeps: (r) => routes.routeDeps(r),
-          nextFlowId: () => routes.nextFlowId(),
-          datagramDialer: new DirectDatagramDialer(undefined, udp.datapath),
-          datapath: udp.datapath,
-          banned: (client) => bans.store.check(client.address, client.family),
-        }),
-      (x) => x.close(),
-    );
+    // Exposure: the gateway and the agent (siblings), with the routes' admission and flow ids.
+    const exposureDeps: ExposureDeps = {
+      clock,
+      events,
+      routeDeps: (r) => routes.routeDeps(r),
+      nextFlowId: () => routes.nextFlowId(),
+      datagramDialer: new DirectDatagramDialer(undefined, udp.datapath),
+      datapath: udp.datapath,
+      banned: (client) => bans.store.check(client.address, client.family),
+    };
+    const gatewayConfig = config.gateway;
+    const gateway = gatewayConfig
+      ? await shown('gateway', () => startGateway(gatewayConfig, exposureDeps), async (g) => {
+          await g.close();
+          log.info({ counters: g.counters }, 'gateway: stopped');
+        })
+      : undefined;
+    const agentConfig = config.agent;
+    const agent = agentConfig
+      ? await shown('agent', () => startAgent(agentConfig, exposureDeps), async (a) => {
+          await a.close();
+          log.info({ counters: a.counters, datagrams: a.datagramCounters }, 'agent: stopped');
+        })
+      : undefined;
+    const exposure = new Exposure(gateway, agent, config, log);
     stack.defer('exposure verdicts', verdicts.watch(() => exposure.routes()));
     exposure.exposeMetrics(ops.registry);
 
