@@ -78,20 +78,9 @@ export async function startNode(config: SluiceConfig, deps: NodeDeps, signal?: A
 
     // Admission: live sessions of the routes and of the exposure's listeners are judged again on every change.
     const verdicts = new VerdictChanges(events, clock);
-    const crowdsec = await shown(
-      'crowdsec',
-      async () => {
-        const c = new CrowdsecHolder({ clock, onStatus: crowdsecStatusLogger(log), onVerdictsChanged: () => verdicts.changed('crowdsec') });
-        try {
-          await c.apply(config.crowdsec);
-        } catch (err) {
-          c.close();
-          throw err;
-        }
-        return c;
-      },
-      (c) => c.close(),
-    );
+    const crowdsec = await shown('crowdsec', () => new CrowdsecHolder({ clock, onStatus: crowdsecStatusLogger(log), onVerdictsChanged: () => verdicts.changed('crowdsec') }), (c) => c.close());
+    // The first pull is waited for here: routes that opt in come up with CrowdSec's decisions.
+    await crowdsec.apply(config.crowdsec);
     crowdsec.exposeMetrics(ops.registry);
     const bans = await shown(
       'bans',
