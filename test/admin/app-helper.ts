@@ -27,9 +27,9 @@ export async function tempDir(t: TestContext, prefix = 'sluice-admin-'): Promise
 }
 
 /**
- * Starts a whole App (node + every sink + admin listener) in this process from YAML, on real
+ * Starts a whole running node (root/start-node.ts: routes, every sink, admin listener) from YAML, on real
  * sockets, with the process log captured in `logs`. Stopped in t.after. With `file`, the YAML is
- * written there first and the App reloads from it (`app.reload()`).
+ * written there first and the node reloads from it (`app.reload()`).
  */
 export async function startApp(t: TestContext, yaml: string, opts: { file?: string; clock?: Clock } = {}) {
   let logs = '';
