@@ -22,8 +22,11 @@ export interface DataPathStatus {
 
 export interface PeerStatus {
   readonly gateway?: GatewayPeerSource & PublishedSource;
-  readonly agent?: Agent;
+  readonly agent?: AgentStatus;
 }
+
+/** The agent as the ops layer reads it (views, metrics, health): its state and counters, none of its controls. */
+export type AgentStatus = Pick<Agent, 'config' | 'state' | 'connectedSince' | 'lastDisconnect' | 'datagramMode' | 'services' | 'connectRoutes' | 'peers' | 'local' | 'counters' | 'datagramCounters'>;
 
 export interface AdmissionStatus {
   /** The ban list behind /api/bans. */

@@ -3,7 +3,7 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { Clock } from '../core/clock.js';
 import type { SluiceConfig } from '../config/types.js';
 import type { RouteRuntime } from '../listen/route.js';
-import type { Agent } from '../agent/agent.js';
+import type { AgentStatus } from './data-path-status.js';
 import type { PeerFlow } from '../agent/peer-flow.js';
 import { accessLogSink } from '../observe/access-log.js';
 import type { ConntrackSource, ConntrackSourceDeps } from '../observe/conntrack/index.js';
@@ -25,7 +25,7 @@ export interface RecordSinksDeps {
   readonly instanceId: string;
   /** Every listener with sessions (routes, published services, connect listeners). */
   readonly routes: () => readonly RouteRuntime[];
-  readonly agent: () => Agent | undefined;
+  readonly agent: () => AgentStatus | undefined;
   readonly peerFlow: (flow: FlowRef) => PeerFlow | undefined;
   readonly datapath: () => 'js' | 'native';
   /** Wrong admin credentials, counted on /metrics. */
