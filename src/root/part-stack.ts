@@ -1,3 +1,5 @@
+import { SluiceError } from '../core/errors.js';
+
 /** How a part ends: `graceful` lets it drain within its own deadline; `immediate` ends it now. */
 export type StopMode = 'graceful' | 'immediate';
 
@@ -35,7 +37,7 @@ export class PartStack {
    * is not pushed (it cleans up after itself); the caller unwinds the rest with `stop`.
    */
   async start<T>(name: string, build: (signal: AbortSignal) => T | Promise<T>, close: (part: T) => void | Promise<void>): Promise<T> {
-    if (this.#closing) throw new Error(`cannot start ${name}: the node is stopping`);
+    if (this.#closing) throw new SluiceError('SLUICE_ERR_CLOSED', `cannot start ${name}: the node is stopping`);
     const own = new AbortController();
     const part = await build(AbortSignal.any([this.signal, own.signal]));
     this.#entries.push({ name, close: () => close(part), own });

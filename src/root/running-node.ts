@@ -90,6 +90,11 @@ export class RunningNode {
     return this.#parts.stack.stop('immediate');
   }
 
+  /** `await using node = await startNode(...)`: a graceful stop at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
   async #reloadOnce(): Promise<ReloadSummary | undefined> {
     const { deps, events, routes, geo, crowdsec, bans, containers, log, ops, exposure } = this.#parts;
     const path = deps.configPath;

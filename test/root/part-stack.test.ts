@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PartStack } from '../../src/root/part-stack.js';
+import { isSluiceError } from '../../src/core/errors.js';
 
 test('parts close newest first; stop is idempotent and a second call joins the first', async () => {
   const stack = new PartStack();
@@ -13,7 +14,7 @@ test('parts close newest first; stop is idempotent and a second call joins the f
   await first;
   assert.deepEqual(closed, ['d', 'c', 'b', 'a']);
   assert.deepEqual(stack.names, []);
-  await assert.rejects(stack.start('late', () => 1, () => {}), /stopping/);
+  await assert.rejects(stack.start('late', () => 1, () => {}), (err) => isSluiceError(err, 'SLUICE_ERR_CLOSED'));
 });
 
 test('each part gets a child signal: aborted at once on an immediate stop, after its own close on a graceful one', async () => {

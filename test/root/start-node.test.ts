@@ -125,3 +125,14 @@ test('aborting the signal stops the node at once: live sessions end with shutdow
   client.destroy();
   upstream.close();
 });
+
+test('await using: the node stops gracefully at the end of the scope', async () => {
+  const [tcpPort, udpPort] = [await freePort('tcp'), await freePort('udp')];
+  {
+    await using node = await startNode(config(routesYaml(tcpPort, udpPort, '')), { clock: systemClock, logDestination: capture().logDestination });
+    assert.equal(node.routes.route('web')!.local.port, tcpPort);
+    assert.equal(await bindable('tcp', tcpPort), false);
+  }
+  assert.equal(await bindable('tcp', tcpPort), true);
+  assert.equal(await bindable('udp', udpPort), true);
+});
