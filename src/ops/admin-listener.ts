@@ -41,6 +41,14 @@ export class AdminListener {
     return this.#admin?.secure ?? false;
   }
 
+  /**
+   * Subscribes the views when `admin:` is configured, before the listener binds: they see the
+   * routes come up, as the listener's first page shows them.
+   */
+  watch(config: AdminConfig | undefined): void {
+    if (config) this.#unsubscribeViews ??= this.#subscribeViews();
+  }
+
   /** Applies `admin:` (undefined: closes the listener). Throws SLUICE_ERR_BIND; the old listener then stays. */
   async apply(config: AdminConfig | undefined, gateway?: SluiceConfig['gateway']): Promise<void> {
     let old = this.#admin;

@@ -103,6 +103,7 @@ export class Ops {
     const ops = new Ops(deps);
     deps.log.info({ instanceId: ops.instanceId }, 'recording instance');
     try {
+      ops.#admin.watch(config.admin);
       await ops.#sinks.apply(config);
     } catch (err) {
       await ops.stop();

@@ -116,6 +116,8 @@ export class RecordSinks {
 
   /** Final: stops conntrack, flushes and closes the outputs. */
   async stop(): Promise<void> {
+    // Conntrack first: it writes through the flow log, which must still be open for its last records.
+    await this.#conntrack.close();
     await this.apply(undefined);
     await this.#flushing;
   }
