@@ -4,6 +4,7 @@ import type { Bans } from '../admission/bans/bans.js';
 import type { ContainerRoutes } from '../discovery/container-routes.js';
 import { banView } from '../admin/bans-api.js';
 import type { AdmissionStatus, DataPathStatus, HealthStatus, PeerStatus } from '../ops/data-path-status.js';
+import type { PartStack } from './part-stack.js';
 import type { RouteSet } from './route-set.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { Agent } from '../agent/agent.js';
@@ -36,6 +37,28 @@ export class NodeStatus implements DataPathStatus {
     return () => {
       if (this.#shown[key] === part) delete this.#shown[key];
     };
+  }
+
+  /** Starts a part on `stack` and shows it from its start to the end of its close. */
+  startOn<K extends keyof ShownParts>(
+    stack: PartStack,
+    key: K,
+    build: (signal: AbortSignal) => ShownParts[K] | Promise<ShownParts[K]>,
+    close: (part: ShownParts[K]) => void | Promise<void>,
+  ): Promise<ShownParts[K]> {
+    let hide = () => {};
+    const started = async (signal: AbortSignal) => {
+      const part = await build(signal);
+      hide = this.show(key, part);
+      return part;
+    };
+    return stack.start(key, started, async (part) => {
+      try {
+        await close(part);
+      } finally {
+        hide();
+      }
+    });
   }
 
   routes(): readonly RouteRuntime[] {

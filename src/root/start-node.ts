@@ -55,22 +55,8 @@ export async function startNode(config: SluiceConfig, deps: NodeDeps, signal?: A
     const udp = selectUdpDatapath(config.datapath ?? 'auto', deps.udpNative);
     if (udp.fallback !== undefined) log.warn({ reason: udp.fallback }, 'native UDP datapath unavailable; using the js datapath');
     const status = new NodeStatus(udp.datapath?.kind ?? 'js');
-    /** Starts a part that the status board shows from its start to the end of its close. */
-    const shown = <K extends keyof ShownParts>(key: K, build: (signal: AbortSignal) => Promise<ShownParts[K]> | ShownParts[K], close: (part: ShownParts[K]) => void | Promise<void>) => {
-      let hide = () => {};
-      const started = async (signal: AbortSignal) => {
-        const part = await build(signal);
-        hide = status.show(key, part);
-        return part;
-      };
-      return stack.start(key, started, async (part) => {
-        try {
-          await close(part);
-        } finally {
-          hide();
-        }
-      });
-    };
+    const shown = <K extends keyof ShownParts>(key: K, build: (signal: AbortSignal) => ShownParts[K] | Promise<ShownParts[K]>, close: (part: ShownParts[K]) => void | Promise<void>) =>
+      status.startOn(stack, key, build, close);
     const geo = new GeoHolder();
     await geo.load(config.geoip?.database);
     // The record sinks come first, so they see the routes come up (and go down last).
