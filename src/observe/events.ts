@@ -70,7 +70,26 @@ export type SluiceEvent =
   | { type: 'config-reloaded'; at: number; added: string[]; removed: string[]; changed: string[]; rebuilt: string[] }
   | { type: 'config-rejected'; at: number; problems: string[] }
   /** A peer link of `agent.connect` / `expose.peers` changed state or path (docs/connect.md). */
-  | { type: 'peer-path'; at: number; peer: string; /** `peer-offline`: the gateway says the peer agent is not connected to it. */ state: 'idle' | 'connecting' | 'connected' | 'peer-offline'; path: 'direct' | 'relayed'; reason: string | undefined };
+  | { type: 'peer-path'; at: number; peer: string; /** `peer-offline`: the gateway says the peer agent is not connected to it. */ state: 'idle' | 'connecting' | 'connected' | 'peer-offline'; path: 'direct' | 'relayed'; reason: string | undefined }
+  | ExposureEvent;
+
+// --- Reports of the gateway and the agent (docs/expose.md) -------------------------------------
+// Each is one line of the process log (ops/exposure-log.ts). Codes are the protocol's refusal
+// codes and the connection's failure names, kept as plain strings at this layer.
+
+export type ExposureEvent =
+  | { type: 'gateway-started'; at: number; tcp: Endpoint; udp: Endpoint; fingerprint: string; /** True on the start that generated the certificate. */ generated: boolean; certPath: string }
+  | { type: 'gateway-auth-refused'; at: number; remote: Endpoint; agent: string | undefined; failure: string; message: string }
+  | { type: 'gateway-agent-up'; at: number; agent: string; remote: Endpoint; resumed: boolean; keyId: number }
+  | { type: 'gateway-agent-down'; at: number; agent: string; reason: string }
+  | { type: 'gateway-agent-gone'; at: number; agent: string; reason: string }
+  | { type: 'gateway-published'; at: number; agent: string; service: string; transport: Transport; bound: Endpoint }
+  | { type: 'gateway-publish-refused'; at: number; agent: string; service: string; code: string; message: string }
+  | { type: 'agent-connected'; at: number; gateway: string; resumed: boolean }
+  | { type: 'agent-disconnected'; at: number; failure: string; message: string; retryInMs: number }
+  | { type: 'agent-published'; at: number; service: string; bound: Endpoint }
+  | { type: 'agent-publish-refused'; at: number; service: string; code: string; message: string }
+  | { type: 'agent-datagram-mode'; at: number; mode: 'udp' | 'tls' };
 
 export type EventType = SluiceEvent['type'];
 export type Sink = (event: SluiceEvent) => void;

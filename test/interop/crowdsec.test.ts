@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { App } from '../../src/app.js';
+import { startNode as startRunningNode } from '../../src/root/start-node.js';
 import { systemClock } from '../../src/core/clock.js';
 import type { SluiceEvent } from '../../src/observe/events.js';
 import { config } from '../helpers/node.js';
@@ -31,12 +31,12 @@ async function startApp(t: TestContext, yaml: string) {
       cb();
     },
   });
-  const app = await App.start(config(yaml), undefined, { clock: systemClock, logDestination });
+  const app = await startRunningNode(config(yaml), { clock: systemClock, logDestination });
   t.after(() => app.stop());
   const seen: SluiceEvent[] = [];
   app.events.subscribe((e) => seen.push(e));
   const rejected = () => seen.filter((e): e is Rejected => e.type === 'session-rejected');
-  return { app, logs: () => logs, rejected, port: (route: string) => app.node.route(route)!.local.port };
+  return { app, logs: () => logs, rejected, port: (route: string) => app.routes.route(route)!.local.port };
 }
 
 /** A UDP client bound to `host` (any 127.0.0.0/8 address is on lo). */

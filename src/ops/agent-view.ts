@@ -1,5 +1,5 @@
 import { formatHostPort, formatListen } from '../core/address.js';
-import type { Agent } from './agent.js';
+import type { AgentStatus } from './data-path-status.js';
 
 /**
  * The agent's own status (`/api/health` `agent`, `sluice status`, docs/admin.md): its gateway
@@ -39,7 +39,7 @@ export interface AgentServiceView {
   peers: string[];
 }
 
-export function agentStatusView(agent: Agent): AgentStatusView {
+export function agentStatusView(agent: AgentStatus): AgentStatusView {
   const c = agent.config;
   const connected = agent.state === 'connected';
   const last = agent.lastDisconnect;

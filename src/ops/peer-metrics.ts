@@ -1,8 +1,8 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { Agent } from '../agent/agent.js';
+import type { AgentStatus } from './data-path-status.js';
 import type { PeerFlow } from '../agent/peer-flow.js';
-import type { FlowRef, Sink } from './events.js';
-import { isConnectRoute } from './peer-path.js';
+import type { FlowRef, Sink } from '../observe/events.js';
+import { isConnectRoute } from '../observe/peer-path.js';
 
 /** Peer flows remembered between scrapes at most; closed ones are counted and forgotten first. */
 const MAX_TRACKED_FLOWS = 65_536;
@@ -17,7 +17,7 @@ const MAX_TRACKED_FLOWS = 65_536;
  * every scrape, and forgotten once closed and counted. A registry without a scrape still stays
  * bounded: past MAX_TRACKED_FLOWS the closed flows are counted and dropped at once.
  */
-export function registerPeerMetrics(registry: Registry, read: () => Agent | undefined, lookup: (flow: FlowRef) => PeerFlow | undefined): { sink: Sink } {
+export function registerPeerMetrics(registry: Registry, read: () => AgentStatus | undefined, lookup: (flow: FlowRef) => PeerFlow | undefined): { sink: Sink } {
   const registers = [registry];
   const counted = new Map<PeerFlow, { direct: number; relayed: number; received: number }>();
 

@@ -3,9 +3,9 @@ import type { ConnectConfig } from '../config/expose-config.js';
 import type { FlowRef } from '../observe/events.js';
 import { pathKindOf, type PeerPathKind } from '../observe/peer-path.js';
 import type { RouteRuntime } from '../listen/route.js';
-import type { Agent } from './agent.js';
-import type { PeerFlow } from './peer-flow.js';
-import type { PeerLink } from './peer-link.js';
+import type { AgentStatus } from './data-path-status.js';
+import type { PeerFlow } from '../agent/peer-flow.js';
+import type { PeerLink } from '../agent/peer-link.js';
 
 /**
  * The peers view of the admin API (`GET /api/peers`, docs/admin.md), `sluice status` and the
@@ -129,7 +129,7 @@ function flowView(f: PeerFlow): PeerFlowView {
 /** `connect/<name>` route of a connect entry (connect-listeners.ts names them so). */
 const routeOf = (name: string) => `connect/${name}`;
 
-function connectRouteView(agent: Agent, c: ConnectConfig, routes: ReadonlyMap<string, RouteRuntime>, flows: readonly PeerFlow[]): ConnectRouteView {
+function connectRouteView(agent: AgentStatus, c: ConnectConfig, routes: ReadonlyMap<string, RouteRuntime>, flows: readonly PeerFlow[]): ConnectRouteView {
   const route = routeOf(c.name);
   const r = routes.get(route);
   const link = agent.peers.links.get(c.peer);
@@ -151,7 +151,7 @@ function connectRouteView(agent: Agent, c: ConnectConfig, routes: ReadonlyMap<st
 }
 
 /** The view of one agent (docs/admin.md, `GET /api/peers`). `now` is the agent clock's `now()`. */
-export function peerView(agent: Agent | undefined, now: number): PeersView {
+export function peerView(agent: AgentStatus | undefined, now: number): PeersView {
   if (!agent) return { agent: null, links: [], connect: [], counters: null };
   const routes = new Map(agent.connectRoutes.map((r) => [r.name, r] as const));
   const flows = agent.peers.flows;
@@ -208,7 +208,7 @@ export function gatewayPeersView(g: GatewayPeerSource): GatewayPeersView {
 }
 
 /** A short summary for /api/health: links by state and path. */
-export function peerSummary(agent: Agent | undefined): { links: number; connecting: number; direct: number; relayed: number; connectListeners: number } | undefined {
+export function peerSummary(agent: AgentStatus | undefined): { links: number; connecting: number; direct: number; relayed: number; connectListeners: number } | undefined {
   if (!agent) return undefined;
   let connecting = 0;
   let direct = 0;
@@ -225,6 +225,6 @@ export function peerSummary(agent: Agent | undefined): { links: number; connecti
  * its counters keep counting and stay readable after it closes, so a record keeps a reference
  * from the session's start to its end. Undefined for other sessions.
  */
-export function peerFlowOf(agent: Agent | undefined, flow: FlowRef): PeerFlow | undefined {
+export function peerFlowOf(agent: AgentStatus | undefined, flow: FlowRef): PeerFlow | undefined {
   return agent?.peers.flowOf(flow);
 }

@@ -1,7 +1,7 @@
 import type { RouteRuntime } from '../listen/route.js';
 import { routeView, type RouteAbout, type RouteView } from '../admin/views.js';
 import type { RouteTraffic } from '../admin/route-traffic.js';
-import type { Agent } from '../agent/agent.js';
+import type { AgentStatus } from './data-path-status.js';
 import type { PublishedRoute } from '../gateway/gateway.js';
 
 /** The gateway's published services (Gateway.published), listed with the routes. */
@@ -14,7 +14,7 @@ export interface ServedRoutesDeps {
   /** The node's routes right now (empty before the node has started). */
   readonly routes: () => readonly RouteRuntime[];
   readonly gateway: () => PublishedSource | undefined;
-  readonly agent: () => Agent | undefined;
+  readonly agent: () => AgentStatus | undefined;
 }
 
 /**

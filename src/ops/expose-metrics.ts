@@ -1,6 +1,6 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { Agent } from '../agent/agent.js';
-import type { Gateway } from './gateway.js';
+import type { AgentStatus } from './data-path-status.js';
+import type { Gateway } from '../gateway/gateway.js';
 
 /**
  * Prometheus metrics of the gateway and the agent, read from their cumulative counters at scrape
@@ -10,7 +10,7 @@ import type { Gateway } from './gateway.js';
  * now, `sluice_agent_*` where it has an agent (neither changes without a restart), so a pure
  * gateway exports no `sluice_agent_connected 0` for an alert to fire on.
  */
-export function registerExposeMetrics(registry: Registry, read: () => { gateway: Gateway | undefined; agent: Agent | undefined }): void {
+export function registerExposeMetrics(registry: Registry, read: () => { gateway: Gateway | undefined; agent: AgentStatus | undefined }): void {
   const registers = [registry];
   const now = read();
   const runs = (name: string) => (name.startsWith('sluice_gateway_') ? now.gateway !== undefined : now.agent !== undefined);

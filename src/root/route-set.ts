@@ -1,20 +1,21 @@
-import { formatListen } from './core/address.js';
-import type { Clock } from './core/clock.js';
-import { SluiceError } from './core/errors.js';
-import type { RouteConfig, SluiceConfig } from './config/types.js';
-import { chainAdmitters, type Admitter } from './admission/admitter.js';
-import { aclAdmitter } from './admission/acl-admitter.js';
-import { VerdictChanges } from './admission/reverdict.js';
-import type { CountryLookup } from './admission/acl/country.js';
-import type { UdpDatapath } from './datapath/udp-datapath.js';
-import type { EndReason, EventStream } from './observe/events.js';
-import type { DatagramDialer, StreamDialer } from './upstream/dialer.js';
-import type { RouteRuntime } from './listen/route.js';
-import { TcpRoute } from './listen/tcp-route.js';
-import { UdpRoute } from './listen/udp-route.js';
-import { diffRoutes } from './config/diff.js';
+import { formatListen } from '../core/address.js';
+import type { Clock } from '../core/clock.js';
+import { SluiceError } from '../core/errors.js';
+import type { RouteConfig, SluiceConfig } from '../config/types.js';
+import { chainAdmitters, type Admitter } from '../admission/admitter.js';
+import { aclAdmitter } from '../admission/acl-admitter.js';
+import { VerdictChanges } from '../admission/reverdict.js';
+import type { CountryLookup } from '../admission/acl/country.js';
+import type { UdpDatapath } from '../datapath/udp-datapath.js';
+import type { EndReason, EventStream } from '../observe/events.js';
+import type { DatagramDialer, StreamDialer } from '../upstream/dialer.js';
+import type { RouteRuntime } from '../listen/route.js';
+import { TcpRoute } from '../listen/tcp-route.js';
+import { UdpRoute } from '../listen/udp-route.js';
+import { diffRoutes } from '../config/diff.js';
+import type { ReloadSummary } from '../discovery/container-routes.js';
 
-export interface NodeDeps {
+export interface RouteSetDeps {
   readonly clock: Clock;
   readonly events: EventStream;
   readonly streamDialer: StreamDialer;
@@ -32,20 +33,17 @@ export interface NodeDeps {
    * and announces its own reloads there. Default: one of its own.
    */
   readonly verdicts?: VerdictChanges;
+  /** Aborting it stops at once, as destroy() does: drains still running end with `shutdown`. */
+  readonly signal?: AbortSignal;
 }
 
-export interface ReloadSummary {
-  readonly added: string[];
-  readonly removed: string[];
-  readonly changed: string[];
-  readonly rebuilt: string[];
-}
+export type { ReloadSummary };
 
 /**
- * The composition root of a running Sluice: routes built from a config, swapped on reload,
- * drained on shutdown. Owns every listener it starts.
+ * The route set of a running Sluice: the config's routes, bound at start, diffed and swapped on
+ * reload, drained on shutdown. Owns every listener it starts.
  */
-export class SluiceNode {
+export class RouteSet {
   readonly #routes = new Map<string, RouteRuntime>();
   readonly #draining = new Set<Promise<void>>();
   #config: SluiceConfig;
@@ -53,21 +51,23 @@ export class SluiceNode {
   #stopping: Promise<void> | undefined;
   /** Live sessions are judged again whenever verdict inputs change (admission/reverdict.ts). */
   readonly verdicts: VerdictChanges;
-  /** Aborted by destroy(): every drain still running ends at once. */
+  /** Aborted by destroy() (or the deps' signal): every drain still running ends at once. */
   readonly #now = new AbortController();
+  readonly #immediate: AbortSignal;
 
   private constructor(
     config: SluiceConfig,
-    private readonly deps: NodeDeps,
+    private readonly deps: RouteSetDeps,
   ) {
     this.#config = config;
     this.verdicts = deps.verdicts ?? new VerdictChanges(deps.events, deps.clock);
     this.verdicts.watch(() => this.#routes.values());
+    this.#immediate = deps.signal ? AbortSignal.any([deps.signal, this.#now.signal]) : this.#now.signal;
   }
 
   /** Binds every route; if one fails, the ones already bound are closed and the error names the route. */
-  static async start(config: SluiceConfig, deps: NodeDeps): Promise<SluiceNode> {
-    const node = new SluiceNode(config, deps);
+  static async start(config: SluiceConfig, deps: RouteSetDeps): Promise<RouteSet> {
+    const node = new RouteSet(config, deps);
     const started = await node.#startAll(config.routes);
     for (const r of started) node.#routes.set(r.name, r);
     return node;
@@ -195,15 +195,16 @@ export class SluiceNode {
     let timer: { cancel(): void } | undefined;
     let onNow: (() => void) | undefined;
     const deadline = new Promise<void>((resolve) => (timer = this.deps.clock.setTimeout(resolve, deadlineMs)));
+    const immediate = this.#immediate;
     const now = new Promise<void>((resolve) => {
       onNow = resolve;
-      if (this.#now.signal.aborted) resolve();
-      else this.#now.signal.addEventListener('abort', onNow, { once: true });
+      if (immediate.aborted) resolve();
+      else immediate.addEventListener('abort', onNow, { once: true });
     });
     await Promise.race([r.drain(), deadline, now]);
     timer?.cancel();
-    this.#now.signal.removeEventListener('abort', onNow!);
-    await this.#closeRoute(r, this.#now.signal.aborted ? 'shutdown' : reason);
+    immediate.removeEventListener('abort', onNow!);
+    await this.#closeRoute(r, immediate.aborted ? 'shutdown' : reason);
   }
 
   async #closeRoute(r: RouteRuntime, reason: EndReason): Promise<void> {

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { config } from '../helpers/node.js';
 import { perDatapath } from '../datapath/datapaths.js';
 import { readAll, tcpConnect, tcpServer, udpClient, udpEcho, waitFor } from '../helpers/net.js';
-import { SluiceNode } from '../../src/node.js';
+import { RouteSet } from '../../src/root/route-set.js';
 import { EventStream } from '../../src/observe/events.js';
 import { systemClock } from '../../src/core/clock.js';
 import { DirectStreamDialer } from '../../src/upstream/direct/tcp-dialer.js';
@@ -145,7 +145,7 @@ routes:
     upstream: 127.0.0.1:9
 `);
   await assert.rejects(
-    SluiceNode.start(cfg, {
+    RouteSet.start(cfg, {
       clock: systemClock,
       events: new EventStream(),
       streamDialer: new DirectStreamDialer(),
