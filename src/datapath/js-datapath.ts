@@ -31,7 +31,7 @@ export const jsDatapath: UdpDatapath = {
     let closed: Promise<void> | undefined;
     return {
       local,
-      send: (buf, p, address) => socket.send(buf, p, address),
+      send: (buf, p, address, prefix) => (prefix ? socket.send([prefix, buf], p, address) : socket.send(buf, p, address)),
       close: () => (closed ??= new Promise<void>((resolve) => socket.close(() => resolve()))),
     };
   },

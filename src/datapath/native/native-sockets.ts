@@ -45,14 +45,14 @@ export class NativeListener implements UdpListener, NativeSocket {
     if (this.#closed === undefined) this.receiver.onSendError(systemError(errno, syscall));
   }
 
-  send(buf: Buffer, port: number, address: string): void {
+  send(buf: Buffer, port: number, address: string, prefix: Buffer | null = null): void {
     if (this.#closed !== undefined) return;
     const dest = this.dp.book.lookup(address);
     if (dest === null || (dest.family === 6 && this.family === 4)) {
       this.receiver.onSendError(systemError(dest === null ? 22 /* EINVAL */ : 97 /* EAFNOSUPPORT */, 'send'));
       return;
     }
-    this.dp.stage(this.id, buf, null, port, dest);
+    this.dp.stage(this.id, buf, prefix, port, dest);
   }
 
   close(): Promise<void> {
