@@ -1,6 +1,6 @@
 // Loopback end to end: a Sluice udpexposer server, a Sluice udpexposer client exposing a UDP echo
-// service, and plain sockets as connectees (the public side).
-import { test, type TestContext } from 'node:test';
+// service, and plain sockets as connectees (the public side); every test on both datapaths.
+import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { UdpexposerKey } from '../../src/protocol/udpexposer/key.js';
 import { UdpexposerClient } from '../../src/udpexposer/client.js';
@@ -12,6 +12,9 @@ import { ManualClock } from '../helpers/manual-clock.js';
 import { echoServer, sleep, udpPeer, waitFor } from './net.js';
 import { vectorKey, wire } from '../protocol/udpexposer/helpers.js';
 import { wireguardLikeDownload, wireguardLikeUpstream } from '../helpers/udp-shapes.js';
+import { perDatapath } from '../datapath/datapaths.js';
+
+const { test, datapathOf } = perDatapath();
 
 /** Everything here runs on loopback, which a server refuses unless told (peer-policy.ts). */
 const loopbackPeers = peerPolicy({ allowPrivate: false, allowLoopback: true });
@@ -31,7 +34,7 @@ async function start(
   const ac = new AbortController();
   const clock = new ManualClock();
   const events: UdpexposerEvent[] = [];
-  const deps = { clock, onEvent: (e: UdpexposerEvent) => void events.push(e) };
+  const deps = { clock, datapath: datapathOf(t), onEvent: (e: UdpexposerEvent) => void events.push(e) };
   const server = await UdpexposerServer.listen({ listen: { host: '127.0.0.1', port: 0 }, maxClients: 4, key: keys.server, peerPolicy: loopbackPeers, ...serverOpts }, deps, ac.signal);
   const client = await UdpexposerClient.start(
     {
@@ -137,13 +140,14 @@ test('AMP-2 on real sockets: an amplifying service reaches a connectee at most i
   }
 });
 
-test('close() and abort are idempotent and release every socket', async () => {
+test('close() and abort are idempotent and release every socket', async (t) => {
   const ac = new AbortController();
   const clock = new ManualClock();
-  const server = await UdpexposerServer.listen({ listen: { host: '127.0.0.1', port: 0 }, maxClients: 1, peerPolicy: loopbackPeers }, { clock }, ac.signal);
+  const datapath = datapathOf(t);
+  const server = await UdpexposerServer.listen({ listen: { host: '127.0.0.1', port: 0 }, maxClients: 1, peerPolicy: loopbackPeers }, { clock, datapath }, ac.signal);
   const client = await UdpexposerClient.start(
     { listen: { host: '127.0.0.1', port: 0 }, server: { host: '127.0.0.1', port: server.local.port }, target: { host: '127.0.0.1', port: 9 }, maxClients: 1, pingIntervalMs: 10 },
-    { clock },
+    { clock, datapath },
     ac.signal,
   );
   server.close();
