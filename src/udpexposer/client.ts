@@ -27,7 +27,10 @@ export interface UdpexposerClientConfig {
   readonly key?: UdpexposerKey;
   /** Largest payload forwarded either way. Default 2046 (what a real udpexposer server can carry). */
   readonly maxPayloadBytes?: number;
-  /** Payloads held per worker while its socket is being bound. Default 8. */
+  /**
+   * Payloads held per worker while its socket opens. Default 128: a whole native receive batch
+   * can carry one new tag's frames (the socket opens when the batch has been dispatched).
+   */
   readonly workerQueue?: number;
   /** Password mode: after this many keepalives in a row without a signed answer, a `registration-unanswered` event. Default 3. */
   readonly warnAfterUnanswered?: number;
@@ -164,7 +167,7 @@ export class UdpexposerClient implements AsyncDisposable, WorkerOwner {
     this.#main = main;
     this.#parent = parent;
     this.#maxPayload = config.maxPayloadBytes ?? MAX_PAYLOAD_BYTES;
-    this.#queueMax = config.workerQueue ?? 8;
+    this.#queueMax = config.workerQueue ?? 128;
     this.local = main.local;
     const server = canonicalIp(config.server.host)!;
     this.#serverKey = peerKey(server.address, config.server.port)!;

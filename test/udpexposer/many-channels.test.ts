@@ -54,3 +54,24 @@ test(`a client with ${CHANNELS} channels: no listener warning, one abort listene
   assert.equal(client.workers, 0);
   assert.equal(getEventListeners(ac.signal, 'abort').length, 0);
 });
+
+test('a burst of 100 frames for a new tag all reach the target while its worker opens', async (t) => {
+  const echo = await echoServer(t);
+  const server = await udpPeer(t);
+  const ac = new AbortController();
+  const client = await UdpexposerClient.start(
+    { listen: { host: '127.0.0.1', port: 0 }, server: { host: '127.0.0.1', port: server.port }, target: { host: '127.0.0.1', port: echo.port }, maxClients: 4, pingIntervalMs: 60_000 },
+    { clock: new ManualClock(), datapath: datapathOf(t) },
+    ac.signal,
+  );
+  t.after(async () => {
+    ac.abort();
+    await client.closed;
+  });
+  await server.next(); // the first keepalive
+  for (let i = 0; i < 100; i++) server.send(Buffer.from([0, 7, i]), client.local.port);
+  await waitFor(() => server.inbox.length === 100, 5000);
+  assert.deepEqual(server.inbox.map((m) => m.msg[2]), [...Array(100).keys()], 'all of them, in order');
+  assert.equal(client.counters.dropped['queue-full'], 0);
+  assert.equal(client.counters.workersOpened, 1);
+});
