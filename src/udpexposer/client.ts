@@ -97,7 +97,7 @@ export interface UdpexposerClientCounters {
  * Lifetime: `signal` or close() stops the keepalives and closes every socket; `closed` resolves
  * when the main socket has closed. close() is idempotent.
  */
-export class UdpexposerClient implements AsyncDisposable, WorkerOwner {
+export class UdpexposerClient implements AsyncDisposable {
   readonly local: Endpoint;
   readonly closed: Promise<void>;
   /** Which datapath moves this client's datagrams. */
@@ -151,9 +151,9 @@ export class UdpexposerClient implements AsyncDisposable, WorkerOwner {
     const datapath = deps.datapath ?? jsDatapath;
     // The receiver reaches the client once it exists; nothing arrives before the first keepalive.
     const receiver: ListenerReceiver & { client?: UdpexposerClient } = {
-      onDatagram: (buf, address, port) => receiver.client?.fromServer(buf, peerKey(address, port)),
-      onDatagramV4: (buf, ipv4, port) => receiver.client?.fromServer(buf, ipv4 * 65536 + port),
-      onSendError: () => receiver.client?.workerError(),
+      onDatagram: (buf, address, port) => void (receiver.client && receiver.client.#fromServer(buf, peerKey(address, port))),
+      onDatagramV4: (buf, ipv4, port) => void (receiver.client && receiver.client.#fromServer(buf, ipv4 * 65536 + port)),
+      onSendError: () => void (receiver.client && receiver.client.counters.sendErrors++),
     };
     const main = await bindMain(datapath, listen.address, config.listen.port, receiver);
     return (receiver.client = new UdpexposerClient(config, deps, datapath, main, signal));
@@ -235,8 +235,8 @@ export class UdpexposerClient implements AsyncDisposable, WorkerOwner {
     if (!this.#closing) this.#main.send(buf, this.#serverPort, this.#serverSendAddress, prefix);
   }
 
-  /** @internal A datagram on the main socket from the source with this peerKey. */
-  fromServer(buf: Buffer, source: number | string | undefined): void {
+  /** A datagram on the main socket from the source with this peerKey. */
+  #fromServer(buf: Buffer, source: number | string | undefined): void {
     if (this.#closing) return;
     if (source !== this.#serverKey) {
       this.counters.dropped['foreign-source']++;
@@ -300,13 +300,14 @@ export class UdpexposerClient implements AsyncDisposable, WorkerOwner {
     w.channel!.send(payload, null);
   }
 
-  /** @internal (WorkerOwner) */
-  workerError(): void {
-    this.counters.sendErrors++;
-  }
+  /** What the workers report to; made once per client. */
+  readonly #owner: WorkerOwner = {
+    fromTarget: (w, msg) => this.#fromTarget(w, msg),
+    workerError: () => void this.counters.sendErrors++,
+  };
 
   #openWorker(tag: number): Worker {
-    const w = new Worker(tag, this);
+    const w = new Worker(tag, this.#owner);
     this.#workers.add(w);
     this.counters.workersOpened++;
     this.#deps.onEvent?.({ type: 'worker-opened', tag });
@@ -334,8 +335,8 @@ export class UdpexposerClient implements AsyncDisposable, WorkerOwner {
     for (const p of queued) this.#toTarget(w, p);
   }
 
-  /** @internal (WorkerOwner) A datagram from the target through worker `w`. */
-  fromTarget(w: Worker, msg: Buffer): void {
+  /** A datagram from the target through worker `w`. */
+  #fromTarget(w: Worker, msg: Buffer): void {
     if (msg.length > this.#maxPayload) {
       this.counters.dropped['too-big']++;
       return;
