@@ -29,7 +29,7 @@ export const jsDatapath: UdpDatapath = {
     let closed: Promise<void> | undefined;
     const bound: UdpSender = {
       local,
-      send: (buf, p, address) => socket.send(buf, p, address),
+      send: (buf, p, address, prefix) => (prefix ? socket.send([prefix, buf], p, address) : socket.send(buf, p, address)),
       close: () => (closed ??= new Promise<void>((resolve) => socket.close(() => resolve()))),
     };
     const receiver = receiverFor(bound, receiverOrFactory);

@@ -51,8 +51,9 @@ export interface UdpSender {
   /**
    * Sends one datagram to a client, whole or not at all. The datapath may read `buf` after the
    * call returns (a batched one sends when the current batch ends), so the caller must not change it.
+   * `prefix`, when given, goes on the wire before `buf` in the same datagram (not copied into it).
    */
-  send(buf: Buffer, port: number, address: string): void;
+  send(buf: Buffer, port: number, address: string, prefix?: Buffer | null): void;
   /** Idempotent; resolves once the socket is released. */
   close(): Promise<void>;
 }

@@ -59,10 +59,10 @@ export class NativeListener<R extends ListenerReceiver = ListenerReceiver> imple
     if (this.#closed === undefined) this.receiver.onSendError(systemError(errno, syscall));
   }
 
-  send(buf: Buffer, port: number, address: string): void {
+  send(buf: Buffer, port: number, address: string, prefix: Buffer | null = null): void {
     if (this.#closed !== undefined) return;
     const dest = this.#destination(address);
-    if (dest !== null) this.dp.stage(this.id, buf, null, port, dest);
+    if (dest !== null) this.dp.stage(this.id, buf, prefix, port, dest);
   }
 
   /** Where `address` is for this socket, or null after reporting why a datagram cannot go there. */
