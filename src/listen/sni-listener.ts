@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { once } from 'node:events';
-import { canonicalIp, formatListen, type Endpoint, type ListenAddress } from '../core/address.js';
+import { canonicalIp, formatHostPort, formatListen, type Endpoint, type ListenAddress } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import { errnoCode, SluiceError } from '../core/errors.js';
 import type { EventStream, RejectReason } from '../observe/events.js';
@@ -33,6 +33,8 @@ export class SharedTcpListener {
   readonly #pending = new PendingSlots(PENDING_HELLOS);
   readonly #sockets = new Set<net.Socket>();
   #closed: Promise<void> | undefined;
+  /** The route name of refusals before a route is chosen: the bound address, `tcp://ip:port`. */
+  readonly #label: string;
   /** The trust list compiled for the settings object in force (one per config). */
   #trust: { settings: object; trust: ProxyTrust } | undefined;
 
@@ -42,6 +44,7 @@ export class SharedTcpListener {
     readonly local: Endpoint,
     private readonly deps: SharedListenerDeps,
   ) {
+    this.#label = `tcp://${formatHostPort(local.address, local.port)}`;
     server.on('connection', (down: net.Socket) => this.#accept(down));
     server.on('error', () => {}); // accept errors (EMFILE) must not end the process
   }
@@ -129,6 +132,6 @@ export class SharedTcpListener {
   #reject(down: net.Socket, client: Endpoint, reason: RejectReason, detail?: string): void {
     down.destroy();
     const { clock, events } = this.deps;
-    events.emit({ type: 'session-rejected', at: clock.wallNow(), route: this.key, proto: 'tcp', client, reason, ...(detail ? { detail } : {}) });
+    events.emit({ type: 'session-rejected', at: clock.wallNow(), route: this.#label, proto: 'tcp', client, reason, ...(detail ? { detail } : {}) });
   }
 }
