@@ -217,3 +217,17 @@ test('reload: a route joins and leaves a shared address; the last one out frees 
   await once(again, 'listening');
   again.close();
 });
+
+test('reload: making a plain route\'s own address shared is refused with the bind error; the running routes stay', async (t) => {
+  const upstream = await tcpServer(t, (s) => s.end('up\n'));
+  const port = await freePort();
+  const plain = `routes:\n  a: { listen: "tcp://127.0.0.1:${port}", upstream: "127.0.0.1:${upstream.port}" }\n`;
+  const n = await startNode(t, plain);
+  const { config } = await import('../helpers/node.js');
+  const shared = `${plain}  b: { listen: "tcp://127.0.0.1:${port}", match: { sni: [b.test] }, upstream: "127.0.0.1:${upstream.port}" }\n`;
+  await assert.rejects(n.node.reload(config(shared)), (err: Error & { code?: string }) => err.code === 'SLUICE_ERR_BIND' && /EADDRINUSE/.test(err.message));
+  assert.deepEqual(n.node.routes().map((r) => r.name), ['a']);
+  const c = await tcpConnect(t, port);
+  c.end('plain, not TLS');
+  assert.equal((await readAll(c)).toString(), 'up\n');
+});
