@@ -12,6 +12,10 @@ import { ManualClock } from '../helpers/manual-clock.js';
 import { decodeProxyHeader, encodeProxyV1 } from '../../src/protocol/proxy-protocol/index.js';
 import { CLIENT_HELLO_TIMEOUT_MS } from '../../src/listen/sni-listener.js';
 import { clientHelloMessage, inRecords } from '../protocol/tls/hello-builder.js';
+import { Registry } from 'prom-client';
+import { createMetrics } from '../../src/observe/metrics.js';
+import { accessLogSink } from '../../src/observe/access-log.js';
+import { systemClock } from '../../src/core/clock.js';
 
 /** Runs a command with a bounded time; resolves with its stdout+stderr whatever the exit status. */
 function run(cmd: string, args: string[], timeoutMs = 15_000): Promise<string> {
@@ -89,11 +93,20 @@ test('an unknown name gets no byte from any server, and a default route takes na
 routes:
   a: { listen: "tcp://127.0.0.1:0", match: { sni: [a.test] }, upstream: "127.0.0.1:${named.port}" }
 `);
+  const registry = new Registry();
+  const metrics = createMetrics(registry);
+  const lines: string[] = [];
+  strict.events.subscribe(metrics.sink);
+  strict.events.subscribe(accessLogSink({ write: (l: string) => void lines.push(l), close: async () => {} }, systemClock));
   const c = await tcpConnect(t, strict.port('a'));
   c.end(hello('b.test'));
   assert.equal((await readAll(c)).length, 0);
   assert.equal(named.sockets.size, 0);
   assert.deepEqual(strict.ofType('session-rejected').map((e) => e.reason), ['no-route-for-name']);
+  const label = `tcp://127.0.0.1:${strict.port('a')}`;
+  assert.match(await registry.metrics(), new RegExp(`sluice_sessions_rejected_total\\{route="${label.replace(/[/.]/g, '\\$&')}",proto="tcp",reason="no-route-for-name"\\} 1`));
+  const line = JSON.parse(lines.join('').trim()) as Record<string, unknown>;
+  assert.deepEqual([line.event ?? line.type, line.route, line.reason, line.detail], ['reject', label, 'no-route-for-name', 'name b.test']);
 
   const withDefault = await startNode(t, `
 routes:
