@@ -1,7 +1,7 @@
 import { canonicalIp, ipv4PortKey, type Endpoint } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import { errnoCode, isSluiceError } from '../core/errors.js';
-import type { ExposeConfig } from '../config/gateway-schema.js';
+import type { ExposeConfig } from '../config/expose-config.js';
 import type { EventStream } from '../observe/events.js';
 import { encodeProxyV1, encodeProxyV2 } from '../protocol/proxy-protocol/index.js';
 import type { DatagramOrigin, StreamOpen, StreamResetCode } from '../protocol/tunnel/index.js';

@@ -7,13 +7,13 @@ import { SluiceError } from '../core/errors.js';
 import { configSchema, type RawConfig } from './schema.js';
 import { checkObserve, compileObserve } from './observe-schema.js';
 import type { ConfigIssue, RouteConfig, SluiceConfig } from './types.js';
-import { aclSpecIssues, type AclSpec } from '../admission/acl/acl-policy.js';
-import { parseCidr } from '../admission/acl/cidr.js';
-import { normaliseLapiUrl } from '../admission/crowdsec/settings.js';
-import type { BansSettings } from '../admission/bans/settings.js';
+import { aclSpecIssues, type AclSpec } from '../core/acl-spec.js';
+import { parseCidr } from '../core/cidr.js';
+import { normaliseLapiUrl } from './crowdsec-settings.js';
+import type { BansSettings } from './bans-settings.js';
 import { checkExpose, compileAgent, compileGateway, replyBudgetOf, type RawAgent, type RawGateway } from './gateway-schema.js';
 import { DEFAULT_REPLY_BUDGET } from '../core/reply-budget.js';
-import { compileDocker } from '../discovery/docker-config.js';
+import { compileDocker } from './docker-config.js';
 import { configIssueText, unknownKeyText } from './issue-text.js';
 import { yamlProblems } from './yaml-problems.js';
 

@@ -1,4 +1,4 @@
-import { SluiceError } from '../core/errors.js';
+import { canMove, moveState, type TransitionTable } from '../core/state-machine.js';
 
 /**
  * The life of one UDP session. `opening`: admitted, its upstream channel not yet open (client
@@ -8,18 +8,17 @@ import { SluiceError } from '../core/errors.js';
  */
 export type UdpSessionState = 'opening' | 'open' | 'closed';
 
-const NEXT: Readonly<Record<UdpSessionState, readonly UdpSessionState[]>> = {
+export const UDP_SESSION_MOVES: TransitionTable<UdpSessionState> = {
   opening: ['open', 'closed'],
   open: ['closed'],
   closed: [],
 };
 
-/** Throws SLUICE_ERR_SESSION_STATE for a move the table does not allow. */
+/** Throws SLUICE_ERR_STATE for a move UDP_SESSION_MOVES does not allow. */
 export function nextUdpSessionState(from: UdpSessionState, to: UdpSessionState): UdpSessionState {
-  if (!NEXT[from].includes(to)) throw new SluiceError('SLUICE_ERR_SESSION_STATE', `UDP session: ${from} → ${to}`);
-  return to;
+  return moveState(UDP_SESSION_MOVES, 'UDP session', from, to);
 }
 
 export function canMoveUdpSession(from: UdpSessionState, to: UdpSessionState): boolean {
-  return NEXT[from].includes(to);
+  return canMove(UDP_SESSION_MOVES, from, to);
 }

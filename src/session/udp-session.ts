@@ -81,7 +81,7 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, Repl
     return this.#state;
   }
 
-  /** The one way the state changes; throws SLUICE_ERR_SESSION_STATE for a move the table forbids. */
+  /** The one way the state changes; throws SLUICE_ERR_STATE for a move the table forbids. */
   move(to: UdpSessionState): void {
     this.#state = nextUdpSessionState(this.#state, to);
   }
