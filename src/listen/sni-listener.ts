@@ -106,7 +106,7 @@ export class SharedTcpListener {
 
   async #route(down: net.Socket, peer: Endpoint): Promise<void> {
     const { clock } = this.deps;
-    const pp = [...this.#members][0]?.config.proxyProtocol;
+    const pp = this.#members.values().next().value?.config.proxyProtocol;
     let client = peer;
     let destination: Endpoint | undefined;
     if (pp && this.#trust?.settings !== pp) this.#trust = { settings: pp, trust: new ProxyTrust(pp.accept) };

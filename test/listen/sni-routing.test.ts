@@ -114,7 +114,7 @@ routes:
   any: { listen: "tcp://127.0.0.1:0", upstream: "127.0.0.1:${fallback.port}" }
 `);
   const d = await tcpConnect(t, withDefault.port('any'));
-  d.write(hello('b.test'));
+  d.end(hello('b.test')); // the client's FIN right behind its ClientHello reaches the upstream after the bytes
   assert.equal((await readAll(d)).toString(), 'default\n');
   assert.ok(Buffer.concat(seenByDefault).equals(hello('b.test')), 'the ClientHello bytes are relayed unchanged');
   const e = await tcpConnect(t, withDefault.port('a'));
