@@ -10,7 +10,7 @@ import { freePort, readAll, tcpConnect, tcpServer, waitFor } from '../helpers/ne
 import { havePeer, startPeer, tempDir } from '../helpers/peers.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { decodeProxyHeader, encodeProxyV1 } from '../../src/protocol/proxy-protocol/index.js';
-import { CLIENT_HELLO_TIMEOUT_MS } from '../../src/listen/sni-listener.js';
+import { CLIENT_HELLO_TIMEOUT_MS, PENDING_HELLOS } from '../../src/listen/sni-listener.js';
 import { clientHelloMessage, inRecords } from '../protocol/tls/hello-builder.js';
 import { Registry } from 'prom-client';
 import { createMetrics } from '../../src/observe/metrics.js';
@@ -269,4 +269,25 @@ routes:
       [`tcp://127.0.0.1:${port}`, 'proxy-header-untrusted'],
     ],
   );
+});
+
+test('silent clients hold at most PENDING_HELLOS.maxPerSource waiting slots; the rest are refused at once', async (t) => {
+  const clock = new ManualClock();
+  const upstream = await tcpServer(t);
+  const n = await startNode(t, `
+routes:
+  a: { listen: "tcp://127.0.0.1:0", match: { sni: [a.test] }, upstream: "127.0.0.1:${upstream.port}" }
+`, { clock });
+  const silent: net.Socket[] = [];
+  for (let i = 0; i < PENDING_HELLOS.maxPerSource; i++) silent.push(await tcpConnect(t, n.port('a')));
+  await waitFor(() => clock.pendingTimers >= PENDING_HELLOS.maxPerSource, 'every silent client waiting');
+  const extra = await tcpConnect(t, n.port('a'));
+  assert.equal((await readAll(extra)).length, 0);
+  assert.deepEqual(n.ofType('session-rejected').map((e) => [e.reason, e.detail]), [['limit-route-sessions', 'too many ClientHellos pending']]);
+  // The deadline frees them all; a newcomer is read again.
+  clock.advance(CLIENT_HELLO_TIMEOUT_MS);
+  await waitFor(() => silent.every((s) => s.destroyed || s.readableEnded), 'silent clients closed');
+  const c = await tcpConnect(t, n.port('a'));
+  c.write(inRecords(clientHelloMessage({ serverName: 'a.test' })));
+  await waitFor(() => n.ofType('session-started').length === 1);
 });
