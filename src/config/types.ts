@@ -1,3 +1,4 @@
+import type { RouteMatch } from './route-match.js';
 import type { HostPort, ListenAddress } from '../core/address.js';
 import type { AclSpec } from '../core/acl-spec.js';
 import type { RouteOrigin } from '../core/route-origin.js';
@@ -29,6 +30,8 @@ export interface RouteConfig {
   readonly origin?: RouteOrigin;
   /** Names of the ban rules watching this route (its `bans`, else `bans.default`); absent = none. */
   readonly bans?: readonly string[];
+  /** Picks this route by TLS server name on a shared `listen` (docs/sni.md); absent = not by name (the default route there). */
+  readonly match?: RouteMatch;
 }
 
 export interface AccessLogConfig {

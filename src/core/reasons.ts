@@ -36,7 +36,13 @@ export type RejectReason =
   | VerdictReason
   | 'proxy-header-missing'
   | 'proxy-header-invalid'
-  | 'proxy-header-untrusted';
+  | 'proxy-header-untrusted'
+  /** A shared TCP address (routing by name, docs/sni.md): no route matched the ClientHello and none is the default. */
+  | 'no-route-for-name'
+  /** A shared TCP address: the first bytes are not a ClientHello Sluice accepts (detail: the reader's reason). */
+  | 'client-hello-invalid'
+  /** A shared TCP address: no complete ClientHello within the deadline. */
+  | 'client-hello-timeout';
 
 /** Why single datagrams were dropped (counted in batches, never one event per datagram). */
 export type DropReason =

@@ -75,7 +75,8 @@ export class TcpRoute implements RouteRuntime {
 
   private constructor(
     route: RouteConfig,
-    private readonly server: net.Server,
+    /** Absent for a route on a shared listener (sni-listener.ts), which hands it connections through `adopt`. */
+    private readonly server: net.Server | undefined,
     readonly local: Endpoint,
     private readonly deps: TcpRouteDeps,
   ) {
@@ -96,9 +97,9 @@ export class TcpRoute implements RouteRuntime {
     this.#pp = route.proxyProtocol ? new TcpProxyHeaders(route.proxyProtocol) : null;
     this.#pendingHeaders = new PendingSlots(pendingSettings(policy));
     this.#refusedHeaders = new RefusalHold({ holdMs: route.proxyProtocol?.headerTimeoutMs ?? 5000, max: 16_384, maxPerSource: pendingSettings(policy).maxPerSource }, deps.clock);
-    server.on('connection', (down: net.Socket) => this.#accept(down));
+    server?.on('connection', (down: net.Socket) => this.#accept(down));
     // Accept errors (EMFILE under a flood) must not take the process down; the listener keeps going.
-    server.on('error', () => {});
+    server?.on('error', () => {});
   }
 
   static async start(route: RouteConfig, deps: TcpRouteDeps): Promise<TcpRoute> {
@@ -114,6 +115,20 @@ export class TcpRoute implements RouteRuntime {
     const a = server.address() as net.AddressInfo;
     const local: Endpoint = { address: canonicalIp(a.address)?.address ?? a.address, port: a.port, family: a.family === 'IPv6' ? 6 : 4 };
     return new TcpRoute(route, server, local, deps);
+  }
+
+  /** A route without a listener of its own: a shared listener (sni-listener.ts) that bound `local` hands it connections. */
+  static attach(route: RouteConfig, deps: TcpRouteDeps, local: Endpoint): TcpRoute {
+    return new TcpRoute(route, undefined, local, deps);
+  }
+
+  /**
+   * A connection a shared listener accepted, read the PROXY header (giving `client` and
+   * `destination`) and ClientHello of, and put those ClientHello bytes back: admitted and dialed
+   * like one of this route's own.
+   */
+  adopt(down: net.Socket, client: Endpoint, destination: Endpoint | undefined): void {
+    this.#admitAndDial(down, client, destination, false);
   }
 
   get name(): string {
@@ -144,7 +159,8 @@ export class TcpRoute implements RouteRuntime {
   drain(): Promise<void> {
     if (this.#serverClosed === undefined) {
       this.#refusedHeaders.close();
-      this.#serverClosed = new Promise((resolve) => this.server.close(() => resolve()));
+      const server = this.server;
+      this.#serverClosed = server ? new Promise((resolve) => server.close(() => resolve())) : Promise.resolve();
     }
     return Promise.all([this.#shell.drain(), this.#serverClosed]).then(() => {});
   }

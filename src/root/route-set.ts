@@ -11,6 +11,7 @@ import type { EndReason, EventStream } from '../observe/events.js';
 import type { DatagramDialer, StreamDialer } from '../upstream/dialer.js';
 import type { RouteRuntime } from '../listen/route.js';
 import { TcpRoute } from '../listen/tcp-route.js';
+import { SharedTcpListeners } from '../listen/shared-routes.js';
 import { UdpRoute } from '../listen/udp-route.js';
 import { diffRoutes } from '../config/diff.js';
 import type { ReloadSummary } from '../discovery/container-routes.js';
@@ -53,6 +54,8 @@ export class RouteSet {
   readonly verdicts: VerdictChanges;
   /** Aborted by destroy() (or the deps' signal): every drain still running ends at once. */
   readonly #now = new AbortController();
+  /** Listeners shared by routes picked by TLS server name (`match`, docs/sni.md). */
+  readonly #shared = new SharedTcpListeners();
   readonly #immediate: AbortSignal;
 
   private constructor(
@@ -68,6 +71,7 @@ export class RouteSet {
   /** Binds every route; if one fails, the ones already bound are closed and the error names the route. */
   static async start(config: SluiceConfig, deps: RouteSetDeps): Promise<RouteSet> {
     const node = new RouteSet(config, deps);
+    node.#shared.plan(config.routes);
     const started = await node.#startAll(config.routes);
     for (const r of started) node.#routes.set(r.name, r);
     return node;
@@ -99,6 +103,7 @@ export class RouteSet {
   async reload(next: SluiceConfig): Promise<ReloadSummary> {
     if (this.#stopping) throw new SluiceError('SLUICE_ERR_CLOSED', 'node is shutting down');
     const diff = diffRoutes(this.#config.routes, next.routes);
+    this.#shared.plan(next.routes);
     const fresh = await this.#startAll([...diff.added, ...diff.rebuilt]);
     for (const r of next.routes) {
       const live = this.#routes.get(r.name);
@@ -180,7 +185,9 @@ export class RouteSet {
     const r =
       route.listen.transport === 'udp'
         ? await UdpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.datagramDialer, datapath: this.deps.udpDatapath })
-        : await TcpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.streamDialer });
+        : this.#shared.wants(route)
+          ? await this.#shared.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.streamDialer })
+          : await TcpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.streamDialer });
     events.emit({ type: 'route-up', at: clock.wallNow(), route: route.name, listen: formatListen(route.listen), address: r.local, ...(route.origin ? { origin: route.origin } : {}) });
     return r;
   }
