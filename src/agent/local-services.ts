@@ -12,6 +12,7 @@ import type { UdpSession } from '../session/udp-session.js';
 import type { DatagramDialer, StreamDialer } from '../upstream/dialer.js';
 import type { TunnelStream } from '../upstream/agent/tunnel-stream.js';
 import type { DatagramSink } from './datagram-path.js';
+import { FairSlot, slotDrops, type SendBudget } from '../upstream/agent/send-budget.js';
 
 export interface LocalServicesDeps {
   readonly agent: string;
@@ -23,6 +24,8 @@ export interface LocalServicesDeps {
   /** Sends one datagram of `tag` to the gateway. */
   readonly send: (tag: number, payload: Buffer) => void;
   readonly sendClose: (tag: number) => void;
+  /** What may go toward the gateway and peers, shared fairly among the sessions; absent = no budget. */
+  readonly budget?: SendBudget;
 }
 
 interface TagOwner {
@@ -41,6 +44,8 @@ export class ExposedService {
   readonly table: UdpSessionTable | undefined;
   readonly clientTags = new Map<number | string, number>();
   readonly sessions = new Map<number | string, UdpSession>();
+  /** Each session's place in the agent's send budget, by client key. */
+  readonly fairs = new Map<number | string, FairSlot>();
 
   constructor(
     readonly id: number,
@@ -164,12 +169,16 @@ export class LocalServices implements DatagramSink {
         const client = opts.client!;
         const key = keyOf(client.address, client.port);
         svc.sessions.set(key, receiver as UdpSession);
+        const fair = new FairSlot();
+        svc.fairs.set(key, fair);
         return {
           remote: ch.remote,
           send: (b, p) => ch.send(b, p),
+          drops: () => slotDrops(fair),
           close: () => {
             ch.close();
             if (svc.sessions.get(key) === receiver) svc.sessions.delete(key);
+            if (svc.fairs.get(key) === fair) svc.fairs.delete(key);
             const tag = svc.clientTags.get(key);
             if (tag === undefined) return;
             svc.clientTags.delete(key);
@@ -189,8 +198,13 @@ export class LocalServices implements DatagramSink {
       nextFlowId: this.deps.nextFlowId,
       local: bound,
       sendToClient: (buf, port, address) => {
-        const tag = svc.clientTags.get(keyOf(address, port));
-        if (tag !== undefined) this.deps.send(tag, buf);
+        const key = keyOf(address, port);
+        const tag = svc.clientTags.get(key);
+        if (tag === undefined) return;
+        // Before sealing: a session flooding from the local service loses its own excess only.
+        const fair = this.deps.budget && svc.fairs.get(key);
+        if (fair && !this.deps.budget!.admit(fair, route.name)) return;
+        this.deps.send(tag, buf);
       },
     });
   }
@@ -230,6 +244,7 @@ export class LocalServices implements DatagramSink {
   close(): void {
     for (const stop of [...this.#stops]) stop('shutdown');
     for (const svc of this.services) svc.table?.close('shutdown');
+    this.deps.budget?.close();
   }
 }
 

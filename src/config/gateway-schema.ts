@@ -6,6 +6,7 @@ import type { BandwidthSettings, ProxyProtocolSettings, TcpSettings, UdpSettings
 import { DEFAULT_REPLY_BUDGET, type ReplyBudget } from '../core/reply-budget.js';
 import { expecting } from './issue-text.js';
 import { agentBandwidthSchema, bandwidthSchema } from './bandwidth-schema.js';
+import { datagramBudgetSchema, type DatagramBudgetSettings } from './datagram-budget-schema.js';
 
 /**
  * The `gateway:` and `agent:` sections (docs/expose.md). The keys the issue fixed are `listen`,
@@ -86,6 +87,8 @@ export interface GatewayConfig {
   readonly maxPeerFlowsPerAgent: number;
   readonly stun: boolean;
   readonly services: ExposedRouteSettings;
+  /** Datagrams per second toward each agent, shared fairly among its sessions; 0 = off. */
+  readonly datagramBudget: DatagramBudgetSettings;
 }
 
 export interface ExposeConfig {
@@ -148,6 +151,8 @@ export interface AgentConfig {
   readonly peerCandidates: readonly CandidateClass[];
   /** `relay`: ICE gathers and pairs TURN candidates only (WebRTC's iceTransportPolicy): the peer never learns this host's addresses. */
   readonly icePolicy: 'all' | 'relay';
+  /** Datagrams per second toward the gateway and peers, shared fairly among the exposed sessions; 0 = off. */
+  readonly datagramBudget: DatagramBudgetSettings;
 }
 
 /** Raw parsed route parts, as schema.ts's `udp` and `tcp` produce them. */
@@ -224,6 +229,7 @@ export function exposeSchemas(parts: RouteParts) {
     maxPeerFlowsPerAgent: count(1_000_000).default(1024),
     stun: z.boolean().default(true),
     services: z.strictObject({ udp, tcp, acl: acl.optional(), bandwidth: bandwidthSchema.optional() }).prefault({ udp: {}, tcp: {} }),
+    datagramBudget: datagramBudgetSchema,
   });
 
   const agentName = z.string().regex(TUNNEL_NAME, 'agent names use letters, digits, _ . - (1-64, not starting with . or -)');
@@ -252,6 +258,7 @@ export function exposeSchemas(parts: RouteParts) {
     expose: z.record(serviceName, expose).default({}),
     reconnect: z.strictObject({ initial: duration.prefault('500ms'), max: duration.prefault('30s') }).prefault({}),
     streamWindow: window,
+    datagramBudget: datagramBudgetSchema,
     connect: z
       .record(
         z.string().min(1).max(64),
@@ -357,6 +364,7 @@ export function compileGateway(g: RawGateway, topAcl: AclSpec | undefined, topSo
     maxServicesPerAgent: g.maxServicesPerAgent,
     maxPeerFlowsPerAgent: g.maxPeerFlowsPerAgent,
     stun: g.stun,
+    datagramBudget: g.datagramBudget,
     services: {
       udp: servicesUdp,
       tcp: tcpSettings(g.services.tcp),
@@ -399,5 +407,6 @@ export function compileAgent(a: RawAgent): AgentConfig {
     turnServers: a.turnServers,
     peerCandidates: a.peerCandidates,
     icePolicy: a.icePolicy,
+    datagramBudget: a.datagramBudget,
   };
 }

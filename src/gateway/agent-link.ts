@@ -13,6 +13,9 @@ import type { AgentTunnel } from '../upstream/agent/agent-tunnel.js';
 import { CHANNEL_BACKLOG_BYTES, type ChannelEnd, type ControlChannel } from '../upstream/agent/control-channel.js';
 import { StreamMux } from '../upstream/agent/stream-mux.js';
 import { Connectee } from './connectee.js';
+import { SendBudget } from '../upstream/agent/send-budget.js';
+import type { FairShareSettings } from '../core/fair-share.js';
+import type { EventStream } from '../observe/events.js';
 import type { GatewayCounters } from './counters.js';
 import type { PeerRelay } from './peer-relay.js';
 
@@ -54,6 +57,9 @@ export interface LinkHost {
   readonly replies: UnverifiedReplyGuard;
   publish(link: AgentLink, m: Publish): Promise<ControlMessage>;
   forgetKey(keyId: number): void;
+  /** Datagrams per second toward this agent, shared fairly among its sessions (0 = off), and where drops are reported. */
+  readonly datagramBudget: FairShareSettings;
+  readonly events?: EventStream;
   /** The link is closed for good; the registry drops it. */
   closed(link: AgentLink, reason: string): void;
   agentDown(link: AgentLink, end: ChannelEnd): void;
@@ -97,6 +103,8 @@ export class AgentLink implements AgentTunnel {
   #republish: Timer | undefined;
   remote: Endpoint;
   readonly connectedAt: number;
+  /** What may be sealed toward the agent, per session (docs/expose.md, "Fairness under a flood"). */
+  readonly budget: SendBudget;
 
   constructor(
     readonly name: string,
@@ -105,6 +113,7 @@ export class AgentLink implements AgentTunnel {
   ) {
     this.remote = remote;
     this.connectedAt = host.clock.wallNow();
+    this.budget = new SendBudget(host.datagramBudget, host.clock, host.events, host.counters.datagramsToAgentShed);
   }
 
   get currentKeyId(): number {
@@ -181,6 +190,7 @@ export class AgentLink implements AgentTunnel {
     this.#mux?.destroyAll();
     for (const k of this.#keys) this.host.forgetKey(k.keyId);
     this.#keys = [];
+    this.budget.close();
     const routes = [...this.services.values()].map((s) => this.#closeService(s));
     this.services.clear();
     for (const c of this.#connectees.values()) c.closed = true;
@@ -255,6 +265,8 @@ export class AgentLink implements AgentTunnel {
 
   /** Called by a connectee: one datagram toward the agent. */
   sendData(c: Connectee, payload: Buffer): void {
+    // Before sealing: a flooding session loses its own excess, nobody else's share.
+    if (!this.budget.admit(c.fair, c.routeName)) return;
     this.#sendDatagram(c.tag, payload, c.answered ? undefined : c);
   }
 

@@ -2,6 +2,8 @@ import type { Endpoint } from '../core/address.js';
 import { encodeOriginBlock } from '../protocol/tunnel/index.js';
 import type { DatagramChannel, DatagramReceiver } from '../upstream/dialer.js';
 import type { AgentLink } from './agent-link.js';
+import { FairSlot, slotDrops } from '../upstream/agent/send-budget.js';
+import type { DropReason } from '../observe/events.js';
 
 /**
  * One public UDP session's path to the agent: a connectee tag (docs/tunnel-protocol.md §6). The
@@ -11,6 +13,10 @@ export class Connectee implements DatagramChannel {
   answered = false;
   closed = false;
   readonly originBlock: Buffer;
+  /** This session's place in the agent's send budget. */
+  readonly fair = new FairSlot();
+  /** The public listener's route, where its budget drops are reported (read only on a drop). */
+  readonly routeName = (): string | undefined => this.link.services.get(this.serviceId)?.route.name;
 
   constructor(
     private readonly link: AgentLink,
@@ -35,6 +41,10 @@ export class Connectee implements DatagramChannel {
   send(buf: Buffer, prefix: Buffer | null): void {
     if (this.closed) return;
     this.link.sendData(this, prefix === null ? buf : Buffer.concat([prefix, buf]));
+  }
+
+  drops(): Partial<Record<DropReason, number>> | undefined {
+    return slotDrops(this.fair);
   }
 
   close(): void {

@@ -68,7 +68,11 @@ export type DropReason =
   /** A reply over the session's reply budget (udp.replyBudget). */
   | 'reply-budget'
   /** Over a route's bandwidth limit (admission/bandwidth-limiter.ts). */
-  | 'bandwidth';
+  | 'bandwidth'
+  /** Over the tunnel's send budget of the agent (docs/expose.md, "Fairness under a flood"). */
+  | 'agent-budget'
+  /** Over the session's fair share of that budget while others wanted theirs. */
+  | 'session-share';
 
 export interface FlowRef {
   /** Local flow number, unique within this process. */
@@ -93,6 +97,8 @@ export type SluiceEvent =
       counters: FlowCounters;
       /** Which rule ended it, for a verdict reason. */
       detail?: string;
+      /** Datagrams of this session the tunnel's send budget dropped, by reason (absent when none). */
+      dropped?: Partial<Record<DropReason, number>>;
     }
   /** An observe-only verdict would end this live session; it goes on (recorded once per session). */
   | { type: 'session-would-end'; at: number; flow: FlowRef; reason: VerdictReason; detail?: string }

@@ -8,7 +8,7 @@ import { UdpProxyHeaders } from './udp-proxy-header.js';
 import { AdmissionLimits } from '../admission/limits.js';
 import { bandwidthLimiterFor, type BandwidthLimiter, type BucketPair } from '../admission/bandwidth-limiter.js';
 import type { DropReason, EndReason, EventStream, RejectReason } from '../observe/events.js';
-import type { DatagramDialer } from '../upstream/dialer.js';
+import type { DatagramChannel, DatagramDialer } from '../upstream/dialer.js';
 import { UdpSession, type UdpSessionOwner } from './udp-session.js';
 import { budgetAllows, budgetReceived, windowTicks } from '../core/reply-budget.js';
 import { CompletedExchanges } from './completed-exchanges.js';
@@ -296,6 +296,7 @@ export class UdpSessionTable implements UdpSessionOwner {
         reason,
         counters: s.counters(),
         ...(detail ? { detail } : {}),
+        ...dropsOf(s.channel),
       });
     }
     if (this.size === 0) for (const done of this.#onEmpty.splice(0)) done();
@@ -432,4 +433,9 @@ export class UdpSessionTable implements UdpSessionOwner {
 function limitSettings(route: RouteConfig) {
   const u = route.udp;
   return { maxPerRoute: u.maxSessions, maxPerSource: u.maxSessionsPerSource, rate: u.rate, ratePerSource: u.ratePerSource, sourcePrefix: route.sourcePrefix };
+}
+
+function dropsOf(ch: DatagramChannel | null): { dropped?: Partial<Record<DropReason, number>> } {
+  const d = ch?.drops?.();
+  return d ? { dropped: d } : {};
 }

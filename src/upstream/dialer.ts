@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type { Endpoint, HostPort } from '../core/address.js';
+import type { DropReason } from '../observe/events.js';
 
 /**
  * The seam between a route and whatever is behind it: a host:port (direct/), an exposed service
@@ -53,6 +54,8 @@ export interface DatagramChannel {
   send(buf: Buffer, prefix: Buffer | null): void;
   /** Idempotent. */
   close(): void;
+  /** Datagrams this channel dropped by itself (a tunnel's send budget), by reason; for the session's record. */
+  drops?(): Partial<Record<DropReason, number>> | undefined;
 }
 
 /** Opens one datagram channel per session. Rejects with a SluiceError. */
