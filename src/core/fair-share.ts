@@ -6,20 +6,23 @@
  *
  * Time is cut into rounds of `roundMs`. A round's budget is `perSecond * roundMs / 1000`
  * datagrams (the budget of the whole path, e.g. one agent). The quantum of a round is that budget
- * divided by the sessions that sent in the previous round (at least 1): a session may always send
- * its quantum. Beyond it, a session may take what the others leave (work conserving) only while
- * the round's remaining budget still covers what sessions sent within their shares in the
- * previous round and have not sent again yet in this one (their expected demand), and a
- * datagram's worth for each session of the previous round not seen yet in this one; else its
+ * divided by the most sessions that sent in one of the last RECENT_ROUNDS rounds (at least 1): a
+ * session may always send its quantum. Beyond it, a session may take what the others leave (work
+ * conserving) only while the round's remaining budget still covers what the sessions seen in this
+ * round may still send within their shares, and a quantum for each recent session not seen yet
+ * in this round; else its
  * datagram is dropped as `session-share`. When the round's budget is spent, every datagram is
- * dropped as `agent-budget` until the next round, except that a session with its share unused
- * (one that arrived after a lone flooder took the round) may draw on a spare of 1/8 of the
+ * dropped as `agent-budget` until the next round, except that a session that did not send in the
+ * previous round and has its share unused (one that arrived after a lone flooder took the round)
+ * may draw on a spare of 1/8 of the
  * round's budget: a round carries at most 9/8 of its budget, and a newcomer is not shut out by a
  * flooder that was alone in the previous round.
  *
- * Deficits: a session that sent in the previous round carries up to one quantum (at least one
- * datagram) of unused credit, so quanta under one datagram (many sessions, small budget) still
- * add up; a session idle for a round starts again from one quantum (no hoarding by idle ones).
+ * Deficits: a session that sent in the previous round carries at most one datagram's worth of
+ * unused credit, so quanta under one datagram (many sessions, small budget) still add up, and at
+ * most one datagram's worth of debt (what it took beyond its share), so sessions over their
+ * share take turns; a session idle for a round starts again from one quantum (no hoarding by idle
+ * ones).
  */
 
 /** Why a datagram was not admitted; 0 means it was. Numbers, so a verdict is never an allocation. */
@@ -34,6 +37,13 @@ export type FairDropReason = 'agent-budget' | 'session-share';
 export function fairDropReason(v: typeof DROP_AGENT_BUDGET | typeof DROP_SESSION_SHARE): FairDropReason {
   return v === DROP_AGENT_BUDGET ? 'agent-budget' : 'session-share';
 }
+
+/**
+ * How many rounds a session counts as active after it last sent: one that sends every few rounds
+ * (a game client, a paced echo, a loop that stalled) keeps its share instead of finding a
+ * flooder holding the whole budget each time it comes back.
+ */
+const RECENT_ROUNDS = 10;
 
 /** The spare of a round, as a part of its budget. */
 const SPARE = 1 / 8;
@@ -51,6 +61,8 @@ export class FairSlot {
   round = -1;
   /** Datagrams this slot may still send within its share this round (may be fractional). */
   deficit = 0;
+  /** It did not send in the previous round: it may draw on the spare. */
+  fresh = true;
   /** Datagrams this slot had dropped, by reason (cumulative). */
   droppedBudget = 0;
   droppedShare = 0;
@@ -65,11 +77,13 @@ export class FairShare {
   #left = 0;
   /** Sessions that sent in the current round and in the previous one. */
   #active = 0;
-  #lastActive = 1;
+  /** The most sessions active in one of the last RECENT_ROUNDS rounds (at least 1): the quantum's divisor. */
+  #recent = 1;
+  readonly #history = new Uint32Array(RECENT_ROUNDS);
+  #historyAt = 0;
   #quantum = 0;
-  /** Datagrams admitted within their session's share this round, and in the previous round. */
-  #inShare = 0;
-  #lastInShare = 0;
+  /** What the sessions seen this round may still send within their shares (whole datagrams). */
+  #owed = 0;
   /** The overdraft of a round for sessions that still have a share when the budget is spent. */
   #spare = 0;
   /** Cumulative drops by reason, over every slot. */
@@ -102,15 +116,21 @@ export class FairShare {
     if (now >= this.#roundEnd) this.#newRound(now);
     if (slot.round !== this.#round) {
       const q = this.#quantum;
-      // Backlogged since the last round: carry what is left of its credit (at most one quantum, at least a datagram's worth).
-      const carry = slot.round === this.#round - 1 ? Math.min(slot.deficit, q > 1 ? q : 1) : 0;
+      // Backlogged since the last round: carry what is left of its credit, at most one datagram's
+      // worth (so quanta under one add up, and a session cut off by the spent budget cannot come
+      // back with a double share and take the spare).
+      const backlogged = slot.round === this.#round - 1;
+      const d = slot.deficit;
+      const carry = backlogged ? (d > 1 ? 1 : d < -1 ? -1 : d) : 0;
       slot.deficit = carry + q;
+      slot.fresh = !backlogged;
       slot.round = this.#round;
       this.#active++;
+      this.#owed += Math.floor(slot.deficit);
     }
     if (this.#left < 1) {
       // A session that has not used its share (one that came after the budget was taken) may draw on the spare.
-      if (slot.deficit >= 1 && this.#spare >= 1) {
+      if (slot.fresh && slot.deficit >= 1 && this.#spare >= 1) {
         slot.deficit -= 1;
         this.#spare -= 1;
         this.admitted++;
@@ -123,14 +143,18 @@ export class FairShare {
     if (slot.deficit >= 1) {
       slot.deficit -= 1;
       this.#left -= 1;
-      this.#inShare++;
+      this.#owed--;
       this.admitted++;
       return ADMIT;
     }
     // Over its share: only what no session that has a share left can still claim.
-    const owed = this.#lastInShare - this.#inShare;
-    const unseen = (this.#lastActive - this.#active) * (this.#quantum < 1 ? this.#quantum : 1);
-    if (this.#left - 1 >= (owed > unseen ? owed : unseen)) {
+    const unseen = this.#recent > this.#active ? (this.#recent - this.#active) * this.#quantum : 0;
+    // At most one quantum (at least one datagram) borrowed per round.
+    const limit = this.#quantum > 1 ? this.#quantum : 1;
+    if (slot.deficit - 1 >= -limit && this.#left - 1 >= this.#owed + unseen) {
+      // Borrowed from its next share (at most one datagram's worth carries over): among sessions
+      // over their share, the one that borrowed least goes first.
+      slot.deficit -= 1;
       this.#left -= 1;
       this.admitted++;
       return ADMIT;
@@ -145,12 +169,20 @@ export class FairShare {
     const skipped = this.#roundEnd === -Infinity ? 0 : Math.floor((now - this.#roundEnd) / this.roundMs);
     this.#round += 1 + skipped;
     this.#roundEnd = (this.#roundEnd === -Infinity ? now : this.#roundEnd + skipped * this.roundMs) + this.roundMs;
-    this.#lastActive = skipped > 0 || this.#active === 0 ? 1 : this.#active;
+    this.#remember(this.#active);
+    for (let i = 0; i < skipped && i < RECENT_ROUNDS; i++) this.#remember(0);
+    let recent = 1;
+    for (let i = 0; i < RECENT_ROUNDS; i++) if (this.#history[i]! > recent) recent = this.#history[i]!;
+    this.#recent = recent;
     this.#active = 0;
-    this.#lastInShare = skipped > 0 ? 0 : this.#inShare;
-    this.#inShare = 0;
+    this.#owed = 0;
     this.#left = this.perRound;
     this.#spare = this.perRound * SPARE;
-    this.#quantum = this.perRound / this.#lastActive;
+    this.#quantum = this.perRound / recent;
+  }
+
+  #remember(active: number): void {
+    this.#history[this.#historyAt] = active;
+    this.#historyAt = (this.#historyAt + 1) % RECENT_ROUNDS;
   }
 }

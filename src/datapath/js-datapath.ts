@@ -4,6 +4,7 @@ import { canonicalIp, type Endpoint } from '../core/address.js';
 import type { DatagramChannel, DatagramReceiver } from '../upstream/dialer.js';
 import { literalLookup } from '../upstream/direct/resolve.js';
 import type { ListenerReceiver, UdpDatapath, UdpListener } from './udp-datapath.js';
+import { LISTENER_RCVBUF_BYTES, LISTENER_SNDBUF_BYTES } from './socket-buffers.js';
 
 /**
  * The datapath on Node's dgram: one receive callback and one send syscall per datagram. Sockets
@@ -14,7 +15,12 @@ export const jsDatapath: UdpDatapath = {
   kind: 'js',
 
   async listen(host: string, port: number, receiver: ListenerReceiver): Promise<UdpListener> {
-    const socket = dgram.createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', lookup: literalLookup as never });
+    const socket = dgram.createSocket({
+      type: host.includes(':') ? 'udp6' : 'udp4',
+      lookup: literalLookup as never,
+      recvBufferSize: LISTENER_RCVBUF_BYTES,
+      sendBufferSize: LISTENER_SNDBUF_BYTES,
+    });
     try {
       // Listen before binding: with a synchronous lookup, 'listening' can fire inside bind().
       const listening = once(socket, 'listening');
