@@ -14,8 +14,8 @@
  * datagram is dropped as `session-share`. When the round's budget is spent, every datagram is
  * dropped as `agent-budget` until the next round, except that a session that did not send in the
  * previous round and has its share unused (one that arrived after a lone flooder took the round)
- * may draw on a spare of 1/8 of the
- * round's budget: a round carries at most 9/8 of its budget, and a newcomer is not shut out by a
+ * may draw on a spare of 1/8 of the round's budget (at least 4 datagrams): a round carries at
+ * most 9/8 of its budget (or 4 more), and a newcomer is not shut out by a
  * flooder that was alone in the previous round.
  *
  * Deficits: a session that sent in the previous round carries at most one datagram's worth of
@@ -45,8 +45,9 @@ export function fairDropReason(v: typeof DROP_AGENT_BUDGET | typeof DROP_SESSION
  */
 const RECENT_ROUNDS = 10;
 
-/** The spare of a round, as a part of its budget. */
+/** The spare of a round as a part of its budget, and its least size (a newcomer's first round trips). */
 const SPARE = 1 / 8;
+const MIN_SPARE = 4;
 
 export interface FairShareSettings {
   /** Datagrams per second the whole path may carry; 0 disables the budget (every datagram admitted). */
@@ -177,7 +178,7 @@ export class FairShare {
     this.#active = 0;
     this.#owed = 0;
     this.#left = this.perRound;
-    this.#spare = this.perRound * SPARE;
+    this.#spare = Math.max(this.perRound * SPARE, MIN_SPARE);
     this.#quantum = this.perRound / recent;
   }
 
