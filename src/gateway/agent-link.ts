@@ -13,7 +13,7 @@ import type { AgentTunnel } from '../upstream/agent/agent-tunnel.js';
 import { CHANNEL_BACKLOG_BYTES, type ChannelEnd, type ControlChannel } from '../upstream/agent/control-channel.js';
 import { StreamMux } from '../upstream/agent/stream-mux.js';
 import { Connectee } from './connectee.js';
-import { SendBudget } from '../upstream/agent/send-budget.js';
+import { SendBudget, type FairSlot } from '../upstream/agent/send-budget.js';
 import type { FairShareSettings } from '../core/fair-share.js';
 import type { EventStream } from '../observe/events.js';
 import type { GatewayCounters } from './counters.js';
@@ -68,6 +68,9 @@ export interface LinkHost {
 }
 
 const RETAGGED_KEPT = 1024;
+
+/** Peer flows have no public route to report budget drops on: they are counted per agent only. */
+const noRoute = (): undefined => undefined;
 
 /** Freshness of the agent's UDP address, in keepalive intervals (docs/tunnel-protocol.md §7). */
 const FRESH_INTERVALS = 3;
@@ -270,8 +273,12 @@ export class AgentLink implements AgentTunnel {
     this.#sendDatagram(c.tag, payload, c.answered ? undefined : c);
   }
 
-  /** One datagram of a peer flow toward the agent on `tag`, without an origin; false when dropped. */
-  sendTagged(tag: number, payload: Buffer): boolean {
+  /**
+   * One datagram of a peer flow toward the agent on `tag`, without an origin; false when dropped
+   * (by the agent's send budget too, for the flow's `fair` slot: counted there, not per route).
+   */
+  sendTagged(tag: number, payload: Buffer, fair?: FairSlot): boolean {
+    if (fair !== undefined && !this.budget.admit(fair, noRoute)) return false;
     return this.#sendDatagram(tag, payload, undefined);
   }
 

@@ -3,6 +3,7 @@ import type { ServiceTransport } from '../protocol/tunnel/index.js';
 import { StreamResetError, type TunnelStream } from '../upstream/agent/tunnel-stream.js';
 import type { DatagramReceiver } from '../upstream/dialer.js';
 import type { AgentLink } from './agent-link.js';
+import { FairSlot } from '../upstream/agent/send-budget.js';
 import type { Connectee } from './connectee.js';
 
 /** What a relayed flow is: who opened it, on which tag, to which service of which agent. */
@@ -37,6 +38,8 @@ export class DatagramPeerFlow implements PeerFlow, DatagramReceiver {
   channel: Connectee | undefined;
   /** The client port the target sees for this flow (its own per opener: PeerSide.allocatePort). */
   clientPort = 0;
+  /** This flow's place in the opener's send budget (what goes back to the opener). */
+  readonly fair = new FairSlot();
 
   constructor(
     readonly opener: AgentLink,
