@@ -8,9 +8,10 @@
  * datagrams (the budget of the whole path, e.g. one agent). The quantum of a round is that budget
  * divided by the most sessions that sent in one of the last RECENT_ROUNDS rounds (at least 1): a
  * session may always send its quantum. Beyond it, a session may take what the others leave (work
- * conserving) only while the round's remaining budget still covers what the sessions seen in this
- * round may still send within their shares, and a quantum for each recent session not seen yet
- * in this round; else its
+ * conserving) only while the round's remaining budget still covers what is held back for the
+ * others: for each session, twice what it offered in its latest round plus one, at most its
+ * quantum (for the sessions of the previous round not seen yet in this one, what was held back
+ * for them then); else its
  * datagram is dropped as `session-share`. When the round's budget is spent, every datagram is
  * dropped as `agent-budget` until the next round, except that a session that did not send in the
  * previous round and has its share unused (one that arrived after a lone flooder took the round)
@@ -64,6 +65,10 @@ export class FairSlot {
   deficit = 0;
   /** It did not send in the previous round: it may draw on the spare. */
   fresh = true;
+  /** Datagrams offered in its latest round (admitted or not): its demand. */
+  offered = 0;
+  /** What is still held back for it this round (its expected demand, at most its share). */
+  reserved = 0;
   /** Datagrams this slot had dropped, by reason (cumulative). */
   droppedBudget = 0;
   droppedShare = 0;
@@ -83,8 +88,13 @@ export class FairShare {
   readonly #history = new Uint32Array(RECENT_ROUNDS);
   #historyAt = 0;
   #quantum = 0;
-  /** What the sessions seen this round may still send within their shares (whole datagrams). */
+  /** What is still held back this round for the sessions seen in it (whole datagrams). */
   #owed = 0;
+  /** What was held back in all, this round and in the previous one. */
+  #expectedNow = 0;
+  #expectedLast = 0;
+  /** The latest round before this one in which anything was sent. */
+  #lastBusy = -1;
   /** The overdraft of a round for sessions that still have a share when the budget is spent. */
   #spare = 0;
   /** Cumulative drops by reason, over every slot. */
@@ -120,15 +130,24 @@ export class FairShare {
       // Backlogged since the last round: carry what is left of its credit, at most one datagram's
       // worth (so quanta under one add up, and a session cut off by the spent budget cannot come
       // back with a double share and take the spare).
-      const backlogged = slot.round === this.#round - 1;
+      // Rounds in which nothing at all was sent (the process stalled) do not break a backlog.
+      const backlogged = slot.round === this.#lastBusy;
       const d = slot.deficit;
       const carry = backlogged ? (d > 1 ? 1 : d < -1 ? -1 : d) : 0;
       slot.deficit = carry + q;
       slot.fresh = !backlogged;
       slot.round = this.#round;
       this.#active++;
-      this.#owed += Math.floor(slot.deficit);
+      // Held back for it: twice what it offered in its latest round, plus one, at most its share.
+      const share = Math.floor(slot.deficit);
+      const want = 2 * slot.offered + 1;
+      const r = want < share ? want : share;
+      slot.reserved = r > 0 ? r : 0;
+      slot.offered = 0;
+      this.#owed += slot.reserved;
+      this.#expectedNow += slot.reserved;
     }
+    slot.offered++;
     if (this.#left < 1) {
       // A session that has not used its share (one that came after the budget was taken) may draw on the spare.
       if (slot.fresh && slot.deficit >= 1 && this.#spare >= 1) {
@@ -144,15 +163,18 @@ export class FairShare {
     if (slot.deficit >= 1) {
       slot.deficit -= 1;
       this.#left -= 1;
-      this.#owed--;
+      if (slot.reserved > 0) {
+        slot.reserved--;
+        this.#owed--;
+      }
       this.admitted++;
       return ADMIT;
     }
-    // Over its share: only what no session that has a share left can still claim.
-    const unseen = this.#recent > this.#active ? (this.#recent - this.#active) * this.#quantum : 0;
-    // At most one quantum (at least one datagram) borrowed per round.
-    const limit = this.#quantum > 1 ? this.#quantum : 1;
-    if (slot.deficit - 1 >= -limit && this.#left - 1 >= this.#owed + unseen) {
+    // Over its share: only what is not held back for the sessions seen this round, nor for those
+    // of the previous round not seen yet (their reservations then, as an estimate).
+    const unseen = this.#expectedLast > this.#expectedNow ? this.#expectedLast - this.#expectedNow : 0;
+    // With quanta under one datagram, a session in debt does not borrow again: they take turns.
+    if ((this.#quantum >= 1 || slot.deficit >= 0) && this.#left - 1 >= this.#owed + unseen) {
       // Borrowed from its next share (at most one datagram's worth carries over): among sessions
       // over their share, the one that borrowed least goes first.
       slot.deficit -= 1;
@@ -166,8 +188,10 @@ export class FairShare {
   }
 
   #newRound(now: number): void {
-    // Rounds skipped while nothing was sent count as idle: nobody was backlogged through them.
+    // Rounds skipped while nothing was sent count as idle in the history of active sessions (a
+    // backlog spans them, see `#lastBusy`: the process may just have stalled).
     const skipped = this.#roundEnd === -Infinity ? 0 : Math.floor((now - this.#roundEnd) / this.roundMs);
+    if (this.#active > 0) this.#lastBusy = this.#round;
     this.#round += 1 + skipped;
     this.#roundEnd = (this.#roundEnd === -Infinity ? now : this.#roundEnd + skipped * this.roundMs) + this.roundMs;
     this.#remember(this.#active);
@@ -177,6 +201,8 @@ export class FairShare {
     this.#recent = recent;
     this.#active = 0;
     this.#owed = 0;
+    this.#expectedLast = skipped >= RECENT_ROUNDS ? 0 : this.#expectedNow;
+    this.#expectedNow = 0;
     this.#left = this.perRound;
     this.#spare = Math.max(this.perRound * SPARE, MIN_SPARE);
     this.#quantum = this.perRound / recent;
