@@ -11,13 +11,12 @@
  * conserving) only while the round's remaining budget still covers what is held back for the
  * others: for each session, twice what it offered in its latest round plus one, at most its
  * quantum (for the sessions of the previous round not seen yet in this one, what was held back
- * for them then); else its
- * datagram is dropped as `session-share`. When the round's budget is spent, every datagram is
- * dropped as `agent-budget` until the next round, except that a session that did not send in the
- * previous round and has its share unused (one that arrived after a lone flooder took the round)
- * may draw on a spare of 1/8 of the round's budget (at least 4 datagrams): a round carries at
- * most 9/8 of its budget (or 4 more), and a newcomer is not shut out by a
- * flooder that was alone in the previous round.
+ * for them then); else its datagram is dropped as `session-share`. When the round's budget is
+ * spent, every datagram is dropped as `agent-budget` until the next round, except that a session with its share unused
+ * that did not send in the previous round or sends no more than expected of it (one that arrived
+ * after a lone flooder took the round, or whose demand was underestimated) may draw on a spare of
+ * 1/8 of the round's budget (at least 4 datagrams): a round carries at most 9/8 of its budget
+ * (or 4 more), and a newcomer is not shut out by a flooder that was alone in the previous round.
  *
  * Deficits: a session that sent in the previous round carries at most one datagram's worth of
  * unused credit, so quanta under one datagram (many sessions, small budget) still add up, and at
@@ -69,6 +68,8 @@ export class FairSlot {
   offered = 0;
   /** What is still held back for it this round (its expected demand, at most its share). */
   reserved = 0;
+  /** Its expected demand this round: twice what it offered in its latest round, plus one. */
+  expected = 1;
   /** Datagrams this slot had dropped, by reason (cumulative). */
   droppedBudget = 0;
   droppedShare = 0;
@@ -143,14 +144,16 @@ export class FairShare {
       const want = 2 * slot.offered + 1;
       const r = want < share ? want : share;
       slot.reserved = r > 0 ? r : 0;
+      slot.expected = want;
       slot.offered = 0;
       this.#owed += slot.reserved;
       this.#expectedNow += slot.reserved;
     }
     slot.offered++;
     if (this.#left < 1) {
-      // A session that has not used its share (one that came after the budget was taken) may draw on the spare.
-      if (slot.fresh && slot.deficit >= 1 && this.#spare >= 1) {
+      // A session within its share that is new, or sends no more than expected of it (one that came
+      // after the budget was taken, or whose expected demand was underestimated), may draw on the spare.
+      if ((slot.fresh || slot.offered <= slot.expected) && slot.deficit >= 1 && this.#spare >= 1) {
         slot.deficit -= 1;
         this.#spare -= 1;
         this.admitted++;
