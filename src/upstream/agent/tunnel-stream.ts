@@ -42,6 +42,9 @@ export class TunnelStream extends Duplex {
   #remoteEnded = false;
   #localEnded = false;
   #resetByPeer = false;
+  /** Received data not yet pushed: the pieces of one socket read, pushed as one chunk (#flushInbox). */
+  readonly #inbox: Buffer[] = [];
+  #inboxBytes = 0;
   bytesRead = 0;
   bytesWritten = 0;
 
@@ -61,20 +64,37 @@ export class TunnelStream extends Duplex {
 
   // ---- from the multiplexer ----
 
-  /** STREAM_DATA from the peer. */
+  /**
+   * STREAM_DATA from the peer. Counted against the window now; pushed once the socket read that
+   * carried it is done (setImmediate runs after the poll phase), so the frames of one read reach
+   * the consumer as one chunk and cost it one write, not one per frame (or per piece of a frame
+   * that spanned two TLS records).
+   */
   onPeerData(data: Buffer): void {
     if (this.#remoteEnded) return this.#fail('protocol');
     if (!this.#recv.receive(data.length)) return this.#fail('flow-control');
-    this.#pushed += data.length;
     this.bytesRead += data.length;
-    this.push(data);
+    if (this.#inbox.length === 0) setImmediate(this.#flushInbox);
+    this.#inbox.push(data);
+    this.#inboxBytes += data.length;
   }
 
   onPeerEnd(): void {
     if (this.#remoteEnded) return;
     this.#remoteEnded = true;
+    this.#flushInbox();
     this.push(null);
   }
+
+  readonly #flushInbox = (): void => {
+    const n = this.#inbox.length;
+    if (n === 0 || this.destroyed) return;
+    const chunk = n === 1 ? this.#inbox[0]! : Buffer.concat(this.#inbox, this.#inboxBytes);
+    this.#inbox.length = 0;
+    this.#inboxBytes = 0;
+    this.#pushed += chunk.length;
+    this.push(chunk);
+  };
 
   onPeerReset(code: StreamResetCode): void {
     this.#resetByPeer = true;
@@ -145,6 +165,8 @@ export class TunnelStream extends Duplex {
     const clean = this.#remoteEnded && this.#localEnded;
     if (!clean && !this.#resetByPeer) this.#link.sendReset(this.id, 'cancel');
     this.#pending = null;
+    this.#inbox.length = 0;
+    this.#inboxBytes = 0;
     this.#link.released(this.id);
     cb(err);
   }
