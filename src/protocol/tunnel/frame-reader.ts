@@ -118,12 +118,7 @@ export class ControlFrameReader {
    * bytes) and hand the rest over as pieces. False (nothing changed) for any other frame type.
    */
   #splitBuffered(out: ControlMessage[]): boolean {
-    const head = Buffer.allocUnsafe(DATA_HEAD_BYTES);
-    let got = 0;
-    for (const c of this.#chunks) {
-      got += c.copy(head, got, 0, Math.min(c.length, DATA_HEAD_BYTES - got));
-      if (got === DATA_HEAD_BYTES) break;
-    }
+    const head = this.#peek(DATA_HEAD_BYTES);
     if (head[4] !== FrameType.streamData) return false;
     const chunks = this.#chunks;
     this.#chunks = [];
@@ -141,6 +136,17 @@ export class ControlFrameReader {
     return true;
   }
 
+  /** A copy of the first `n` buffered bytes (n <= bufferedBytes), for headers split over chunks. */
+  #peek(n: number): Buffer {
+    const head = Buffer.allocUnsafe(n);
+    let got = 0;
+    for (const c of this.#chunks) {
+      got += c.copy(head, got, 0, Math.min(c.length, n - got));
+      if (got === n) break;
+    }
+    return head;
+  }
+
   /** Checks a STREAM_DATA frame's length and stream id as the codec does, then expects its payload. */
   #startData(length: number, streamId: number): void {
     const n = length - 5;
@@ -153,12 +159,8 @@ export class ControlFrameReader {
   /** Byte count of the whole first frame once its length field is complete, else undefined. */
   #frameEnd(): number | undefined {
     if (this.#buffered < 4) return undefined;
-    let head = this.#chunks[0]!;
-    if (head.length < 4) {
-      head = Buffer.concat(this.#chunks, this.#buffered);
-      this.#chunks = [head];
-    }
-    const length = head.readUInt32BE(0);
+    const first = this.#chunks[0]!;
+    const length = (first.length >= 4 ? first : this.#peek(4)).readUInt32BE(0);
     this.#check(length);
     return 4 + length;
   }

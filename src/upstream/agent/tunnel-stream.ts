@@ -183,10 +183,17 @@ export class TunnelStream extends Duplex {
       this.bytesWritten += n;
     }
     this.#pending = null;
-    this.#link.whenWritable(() => {
-      if (!this.destroyed) p.cb();
-    });
+    this.#writeDone = p.cb;
+    this.#link.whenWritable(this.#afterWritable);
   }
+
+  /** The write callback of the chunk just sent, called once the channel can take more. */
+  #writeDone: ((err?: Error | null) => void) | null = null;
+  readonly #afterWritable = (): void => {
+    const cb = this.#writeDone;
+    this.#writeDone = null;
+    if (cb && !this.destroyed) cb();
+  };
 
   #fail(code: StreamResetCode): void {
     this.reset(code);

@@ -1,0 +1,80 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Duplex } from 'node:stream';
+import { ControlFrameReader, encodeControlMessage, type ControlMessage } from '../../src/protocol/tunnel/index.js';
+import { ControlChannel } from '../../src/upstream/agent/control-channel.js';
+
+/** A socket stand-in that records every write call the channel's socket makes. */
+function recordingSocket() {
+  const calls: Buffer[][] = [];
+  const socket = new Duplex({
+    read() {},
+    write(chunk: Buffer, _enc, cb) {
+      calls.push([chunk]);
+      cb();
+    },
+    writev(chunks, cb) {
+      calls.push(chunks.map((c) => c.chunk as Buffer));
+      cb();
+    },
+  });
+  return { socket, calls };
+}
+
+const decodeAll = (bufs: Buffer[]): ControlMessage[] => new ControlFrameReader().push(Buffer.concat(bufs));
+
+/** A gateway channel walked into the open phase (as after AUTH_OK). */
+function openGatewayChannel(socket: Duplex): ControlChannel {
+  const ch = new ControlChannel(socket, 'gateway');
+  socket.push(encodeControlMessage({ type: 'hello', version: 1, name: 'home', datagramKeyId: 1, resumeKeyId: 0, streamWindow: 65536 }));
+  socket.push(encodeControlMessage({ type: 'auth', digest: Buffer.alloc(32) }));
+  return ch;
+}
+
+test('frames sent in one tick leave in one write, in order, with their boundaries intact', async () => {
+  const { socket, calls } = recordingSocket();
+  const ch = new ControlChannel(socket, 'gateway');
+  const sent: ControlMessage[] = [
+    { type: 'stream-accept', streamId: 2 },
+    { type: 'stream-data', streamId: 2, data: Buffer.from('first') },
+    { type: 'window-update', streamId: 4, increment: 4096 },
+    { type: 'stream-data', streamId: 4, data: Buffer.alloc(16_384, 7) },
+    { type: 'stream-end', streamId: 2 },
+  ];
+  for (const m of sent) {
+    if (m.type === 'stream-data') ch.sendStreamData(m.streamId, m.data);
+    else ch.send(m);
+  }
+  assert.equal(calls.length, 0, 'nothing is written before the end of the tick');
+  assert.ok(ch.backlog > 16_384, 'corked bytes count as backlog (backpressure sees them)');
+  await new Promise((r) => process.nextTick(r));
+  assert.equal(calls.length, 1, 'one write for the whole tick');
+  assert.deepEqual(decodeAll(calls[0]!), sent);
+
+  // The next tick starts a new batch.
+  ch.send({ type: 'stream-reset', streamId: 4, code: 'cancel' });
+  await new Promise((r) => process.nextTick(r));
+  assert.equal(calls.length, 2);
+  assert.deepEqual(decodeAll(calls[1]!), [{ type: 'stream-reset', streamId: 4, code: 'cancel' }]);
+});
+
+test('destroy right after a send still writes what was sent (an AUTH_ERROR before the close)', () => {
+  const { socket, calls } = recordingSocket();
+  const ch = new ControlChannel(socket, 'gateway');
+  ch.send({ type: 'auth-error', code: 'wrong-token', message: 'unknown agent' });
+  ch.destroy();
+  assert.equal(calls.length, 1);
+  assert.deepEqual(decodeAll(calls[0]!), [{ type: 'auth-error', code: 'wrong-token', message: 'unknown agent' }]);
+});
+
+test('close sends GOAWAY before the FIN even while the socket is corked', async () => {
+  const { socket, calls } = recordingSocket();
+  const ch = openGatewayChannel(socket);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(ch.phase, 'open');
+  ch.send({ type: 'ping', counter: 9 });
+  ch.close('shutting-down', 'bye');
+  await new Promise((r) => socket.once('finish', r));
+  const got = decodeAll(calls.flat());
+  assert.deepEqual(got.map((m) => m.type).slice(-2), ['ping', 'goaway']);
+});
