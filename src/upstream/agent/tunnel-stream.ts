@@ -2,6 +2,15 @@ import { Duplex } from 'node:stream';
 import { SluiceError } from '../../core/errors.js';
 import { MAX_STREAM_DATA_BYTES, ReceiveWindow, SendWindow, type StreamResetCode } from '../../protocol/tunnel/index.js';
 
+/**
+ * Received data is pushed in chunks of at most one frame's payload: pieces of a frame that spanned
+ * two TLS records become one chunk again (one write for the consumer, not two), small frames of
+ * one read are joined, and a paced consumer (session/limited-pipe.ts), which spends a whole chunk
+ * at once, overshoots by no more than it did with one chunk per frame. (64 KiB chunks measured no
+ * better within the noise of a shared machine, and would loosen that pacing.)
+ */
+const MERGED_CHUNK_BYTES = MAX_STREAM_DATA_BYTES;
+
 /** What a stream needs from the multiplexer that owns it. */
 export interface StreamLink {
   sendData(id: number, data: Buffer): void;
@@ -66,9 +75,7 @@ export class TunnelStream extends Duplex {
 
   /**
    * STREAM_DATA from the peer. Counted against the window now; pushed once the socket read that
-   * carried it is done (setImmediate runs after the poll phase), so the frames of one read reach
-   * the consumer as one chunk and cost it one write, not one per frame (or per piece of a frame
-   * that spanned two TLS records).
+   * carried it is done (setImmediate runs after the poll phase), merged up to MERGED_CHUNK_BYTES.
    */
   onPeerData(data: Buffer): void {
     if (this.#remoteEnded) return this.#fail('protocol');
@@ -86,14 +93,24 @@ export class TunnelStream extends Duplex {
     this.push(null);
   }
 
+  /** Pushes the inbox as chunks of at most MERGED_CHUNK_BYTES (a piece is never cut). */
   readonly #flushInbox = (): void => {
-    const n = this.#inbox.length;
-    if (n === 0 || this.destroyed) return;
-    const chunk = n === 1 ? this.#inbox[0]! : Buffer.concat(this.#inbox, this.#inboxBytes);
-    this.#inbox.length = 0;
+    const inbox = this.#inbox;
+    if (inbox.length === 0 || this.destroyed) return;
+    let from = 0;
+    let bytes = 0;
+    for (let i = 0; i <= inbox.length; i++) {
+      const next = i < inbox.length ? inbox[i]!.length : Infinity;
+      if (bytes > 0 && bytes + next > MERGED_CHUNK_BYTES) {
+        this.#pushed += bytes;
+        this.push(i - from === 1 ? inbox[from]! : Buffer.concat(inbox.slice(from, i), bytes));
+        from = i;
+        bytes = 0;
+      }
+      bytes += next;
+    }
+    inbox.length = 0;
     this.#inboxBytes = 0;
-    this.#pushed += chunk.length;
-    this.push(chunk);
   };
 
   onPeerReset(code: StreamResetCode): void {
