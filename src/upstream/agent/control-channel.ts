@@ -39,7 +39,7 @@ export class ControlChannel {
   #pingCounter = 0;
   #unanswered = 0;
   #onMessage: (m: ControlMessage) => void = () => {};
-  /** The socket is corked until the end of this tick (see #write). */
+  /** The socket is corked until the end of this event-loop turn (see #write). */
   #corked = false;
 
   constructor(
@@ -90,16 +90,17 @@ export class ControlChannel {
   }
 
   /**
-   * Write coalescing: every frame written in one tick leaves in one writev at the end of the
-   * tick, so TLS seals them into as few records and the kernel sees as few writes as it can (one
-   * per tick instead of one per frame). Frame order is the order of the calls. Backpressure is
-   * unchanged: corked bytes count in `backlog`.
+   * Write coalescing: every frame written in one turn of the event loop (all the socket events
+   * of one poll phase: the reads of many streams) leaves in one writev when the turn ends
+   * (setImmediate runs right after the poll phase), so TLS seals them into as few records and
+   * the kernel sees one write instead of one per frame. Frame order is the order of the calls.
+   * Backpressure is unchanged: corked bytes count in `backlog`.
    */
   #write(buf: Buffer): void {
     if (!this.#corked) {
       this.#corked = true;
       this.socket.cork();
-      process.nextTick(this.#uncork);
+      setImmediate(this.#uncork);
     }
     this.socket.write(buf);
   }
