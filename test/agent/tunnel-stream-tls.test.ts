@@ -6,6 +6,7 @@ import { ControlChannel } from '../../src/upstream/agent/control-channel.js';
 import { StreamMux } from '../../src/upstream/agent/stream-mux.js';
 import type { TunnelStream } from '../../src/upstream/agent/tunnel-stream.js';
 import { waitFor } from '../helpers/net.js';
+import { havePeer } from '../helpers/peers.js';
 import { makeTestCertificate, tlsPair } from '../protocol/tunnel/tls-pair.js';
 
 const EP = { address: '192.0.2.7', port: 40000, family: 4 as const };
@@ -58,7 +59,8 @@ function collect(s: TunnelStream): { chunks: Buffer[]; ended: Promise<unknown> }
   return { chunks, ended: once(s, 'end') };
 }
 
-test('bulk over TLS: bytes intact both ways; frame pieces of one read reach the reader merged', { skip: !creds && 'openssl not installed' }, async (t) => {
+test('bulk over TLS: bytes intact both ways; frame pieces of one read reach the reader merged', async (t) => {
+  if (!havePeer(t, 'openssl', 'openssl')) return;
   const { open, gm, am, seen } = await tlsMux(t, 256 * 1024);
   const { g, a } = await open();
   const up = pattern(4 * 1024 * 1024 + 123, 1);
@@ -79,7 +81,8 @@ test('bulk over TLS: bytes intact both ways; frame pieces of one read reach the 
   await waitFor(() => gm.size === 0 && am.size === 0, 'both ends forget the finished stream');
 });
 
-test('a stalled reader over TLS holds at most its window; the writer waits, then everything arrives', { skip: !creds && 'openssl not installed' }, async (t) => {
+test('a stalled reader over TLS holds at most its window; the writer waits, then everything arrives', async (t) => {
+  if (!havePeer(t, 'openssl', 'openssl')) return;
   const window = 64 * 1024;
   const { open } = await tlsMux(t, window);
   const { g, a } = await open();
@@ -115,7 +118,8 @@ test('a stalled reader over TLS holds at most its window; the writer waits, then
   assert.ok(Buffer.concat(got.chunks).equals(data), 'bytes differ after the stall');
 });
 
-test('over TLS: data and FIN sent in one tick arrive in order; the other half stays open; a reset is forwarded', { skip: !creds && 'openssl not installed' }, async (t) => {
+test('over TLS: data and FIN sent in one tick arrive in order; the other half stays open; a reset is forwarded', async (t) => {
+  if (!havePeer(t, 'openssl', 'openssl')) return;
   const { open } = await tlsMux(t, 256 * 1024);
   const { g, a } = await open();
   const atAgent = collect(a);
