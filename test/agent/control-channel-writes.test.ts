@@ -60,6 +60,20 @@ test('frames sent in one event-loop turn leave in one write, in order, with thei
   assert.deepEqual(decodeAll(calls[1]!), [{ type: 'stream-reset', streamId: 4, code: 'cancel' }]);
 });
 
+test('a long turn flushes every 64 KiB instead of holding everything until its end', async () => {
+  const { socket, calls } = recordingSocket();
+  const ch = new ControlChannel(socket, 'gateway');
+  const frame = Buffer.alloc(16_384, 1);
+  for (let i = 0; i < 20; i++) ch.sendStreamData(2 + 2 * (i % 3), frame); // 20 frames, about 320 KiB
+  const flushedEarly = calls.length;
+  assert.ok(flushedEarly >= 4 && flushedEarly <= 5, `${flushedEarly} writes during the turn`);
+  assert.ok(ch.backlog < 64 * 1024 + 16_384 + 9, `backlog ${ch.backlog} held back`);
+  await new Promise((r) => setImmediate(r));
+  const got = decodeAll(calls.flat());
+  assert.equal(got.length, 20);
+  assert.deepEqual(got.map((m) => (m as { streamId: number }).streamId), Array.from({ length: 20 }, (_, i) => 2 + 2 * (i % 3)));
+});
+
 test('destroy right after a send still writes what was sent (an AUTH_ERROR before the close)', () => {
   const { socket, calls } = recordingSocket();
   const ch = new ControlChannel(socket, 'gateway');

@@ -18,6 +18,9 @@ export interface ChannelEnd {
 /** Bytes queued in the TLS socket above which stream writers wait for 'drain' and fallback datagrams are dropped. */
 export const CHANNEL_BACKLOG_BYTES = 256 * 1024;
 
+/** Bytes a control channel collects in one event-loop turn before it writes them anyway. */
+const COALESCE_BYTES = 64 * 1024;
+
 /**
  * One end of the tunnel's control connection (docs/tunnel-protocol.md §2, §8) over an established
  * TLS socket: frames in and out, the receive phase, and PING/PONG liveness. Owns the socket and
@@ -103,6 +106,9 @@ export class ControlChannel {
       setImmediate(this.#uncork);
     }
     this.socket.write(buf);
+    // A long turn (a batch of fallback datagrams, many streams) flushes every COALESCE_BYTES, so
+    // corking never holds more than that back from the kernel nor fills `backlog` by itself.
+    if (this.socket.writableLength >= COALESCE_BYTES) this.#uncork();
   }
 
   readonly #uncork = (): void => {
