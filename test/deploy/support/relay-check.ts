@@ -51,7 +51,16 @@ export async function assertRelays(t: TestContext, r: RoutesUnderTest, startTime
   s.end(stream);
   assert.deepEqual(await readAll(s), stream, 'the TCP stream comes back whole, and its half-close too');
 
-  const metrics = await (await fetch(`http://127.0.0.1:${r.adminPort}/metrics`)).text();
+  // The admin listener binds last, once every part of the node is up (a gateway may still be
+  // making its certificate when the routes already relay).
+  const until = Date.now() + startTimeoutMs;
+  let metrics = '';
+  while (metrics === '') {
+    metrics = await fetch(`http://127.0.0.1:${r.adminPort}/metrics`).then((res) => res.text(), () => '');
+    if (metrics !== '') break;
+    if (Date.now() > until) throw new Error(`timed out waiting for the admin listener on 127.0.0.1:${r.adminPort}`);
+    await new Promise((res) => setTimeout(res, 50));
+  }
   const kind = /^sluice_datapath_info\{kind="(\w+)"\} 1$/m.exec(metrics)?.[1];
   assert.ok(kind, 'the admin API reports the datapath');
   assert.match(metrics, /^sluice_route_up\{route="game"\} 1$/m);
