@@ -11,6 +11,7 @@ import { SluiceNode, type ReloadSummary } from './node.js';
 import { DirectStreamDialer } from './upstream/direct/tcp-dialer.js';
 import { DirectDatagramDialer } from './upstream/direct/udp-dialer.js';
 import { selectUdpDatapath } from './datapath/native/select.js';
+import { selectStreamDatapath } from './datapath/native/select-stream.js';
 import type { NativeDatapathOptions } from './datapath/native/native-datapath.js';
 import { GeoHolder } from './admission/geo-holder.js';
 import { checkOutputs } from './observe/output-check.js';
@@ -73,6 +74,8 @@ export class App {
     // Chosen once per process; `datapath: native` where the addon cannot load stops the start here.
     const udp = selectUdpDatapath(config.datapath ?? 'auto', deps.udpNative);
     if (udp.fallback !== undefined) log.warn({ reason: udp.fallback }, 'native UDP datapath unavailable; using the js datapath');
+    const stream = selectStreamDatapath(config.datapath ?? 'auto');
+    if (stream.fallback !== undefined) log.warn({ reason: stream.fallback }, 'native TCP stream datapath unavailable; using the js datapath');
     // Sinks first, so they see the routes come up; they read the routes through `node` once it exists.
     let node: SluiceNode | undefined;
     let self: App | undefined;
@@ -82,6 +85,7 @@ export class App {
       log,
       routes: () => node?.routes() ?? [],
       datapath: () => node?.udpDatapathKind ?? 'js',
+      streamDatapath: () => node?.streamDatapathKind ?? 'js',
       containers: () => self?.containers?.status(),
       exposure: () => self?.exposure,
       bans: () => self?.bans,
@@ -115,6 +119,7 @@ export class App {
         streamDialer: new DirectStreamDialer(),
         datagramDialer: new DirectDatagramDialer(undefined, udp.datapath),
         udpDatapath: udp.datapath,
+        streamDatapath: stream.datapath,
         geo: () => geo.current,
         crowdsec: (r) => crowdsec.admitter(r),
         admit: bans.admitter,

@@ -7,6 +7,7 @@ import { aclAdmitter } from './admission/acl-admitter.js';
 import { VerdictChanges } from './admission/reverdict.js';
 import type { CountryLookup } from './admission/acl/country.js';
 import type { UdpDatapath } from './datapath/udp-datapath.js';
+import type { StreamDatapath } from './datapath/stream-datapath.js';
 import type { EndReason, EventStream } from './observe/events.js';
 import type { DatagramDialer, StreamDialer } from './upstream/dialer.js';
 import type { RouteRuntime } from './listen/route.js';
@@ -25,6 +26,8 @@ export interface NodeDeps {
   readonly crowdsec?: (route: RouteConfig) => Admitter | undefined;
   /** How UDP datagrams move (default: Node's dgram). */
   readonly udpDatapath?: UdpDatapath;
+  /** How TCP connections are accepted, dialed and joined (default: Node's net). */
+  readonly streamDatapath?: StreamDatapath;
   /** The country database for ACL country rules; read at start and at each reload. */
   readonly geo?: () => CountryLookup | undefined;
   /**
@@ -80,6 +83,11 @@ export class SluiceNode {
   /** Which UDP datapath moves this node's datagrams (for status and metrics). */
   get udpDatapathKind(): 'js' | 'native' {
     return this.deps.udpDatapath?.kind ?? 'js';
+  }
+
+  /** Which stream datapath carries this node's TCP routes (for status and metrics). */
+  get streamDatapathKind(): 'js' | 'native' {
+    return this.deps.streamDatapath?.kind ?? 'js';
   }
 
   routes(): RouteRuntime[] {
@@ -180,7 +188,7 @@ export class SluiceNode {
     const r =
       route.listen.transport === 'udp'
         ? await UdpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.datagramDialer, datapath: this.deps.udpDatapath })
-        : await TcpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.streamDialer });
+        : await TcpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.streamDialer, streamDatapath: this.deps.streamDatapath });
     events.emit({ type: 'route-up', at: clock.wallNow(), route: route.name, listen: formatListen(route.listen), address: r.local, ...(route.origin ? { origin: route.origin } : {}) });
     return r;
   }

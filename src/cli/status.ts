@@ -86,6 +86,7 @@ export interface StatusPeers {
 /** What `sluice status` reads of /api/health. */
 export interface StatusHealth {
   readonly datapath?: string;
+  readonly streamDatapath?: string;
   readonly agent?: AgentStatusView;
 }
 
@@ -138,6 +139,7 @@ export function formatStatus(
     );
   }
   if (health.datapath) out.push('', `UDP DATAPATH: ${health.datapath}`);
+  if (health.streamDatapath) out.push(`TCP DATAPATH: ${health.streamDatapath}`);
   if (health.agent) out.push(...formatAgent(health.agent));
   if (peers) out.push(...formatPeers(peers));
   return out.join('\n') + '\n';

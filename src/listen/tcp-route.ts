@@ -10,11 +10,15 @@ import { PendingSlots, type PendingSlotsOptions } from '../admission/pending-slo
 import { RefusalHold } from '../admission/refusal-hold.js';
 import type { EndReason, EventStream, FlowRef, RejectReason } from '../observe/events.js';
 import { relayTcp } from '../session/tcp-relay.js';
+import { joinInDatapath } from '../session/stream-pair.js';
+import { jsStreamDatapath } from '../datapath/js-stream-datapath.js';
+import type { StreamConn, StreamDatapath, StreamListener } from '../datapath/stream-datapath.js';
+import { isSocketDialer } from '../upstream/direct/socket-dial.js';
 import { bandwidthLimiterFor, type BandwidthLimiter, type BucketPair } from '../admission/bandwidth-limiter.js';
 import { applyAdmitter, eventReporter, type AdmitVerdict, type Admitter, type VerdictReporter } from '../admission/admitter.js';
 import { rejudge, type JudgedFlow, type ReverdictCount } from '../admission/reverdict.js';
 import { firstBytesAreClean, readProxyHeader, sniffFirstBytes } from './proxy-header-reader.js';
-import { TcpProxyHeaders, localOf } from './tcp-proxy-header.js';
+import { TcpProxyHeaders } from './tcp-proxy-header.js';
 import type { StreamDialer } from '../upstream/dialer.js';
 import type { RouteRuntime, SessionInfo } from './route.js';
 
@@ -26,6 +30,8 @@ export interface TcpRouteDeps {
   readonly admit?: Admitter;
   /** Bandwidth buckets this route shares with others (an agent's total on the gateway); absent = none. */
   readonly sharedBandwidth?: BucketPair;
+  /** How connections are accepted, dialed and joined (default: Node's net). */
+  readonly streamDatapath?: StreamDatapath;
 }
 
 /** `proxyProtocol.untrustedWait` when a route's settings do not say (the config default). */
@@ -46,7 +52,7 @@ class TcpConnection implements FlowRef, JudgedFlow {
     readonly id: number,
     readonly route: string,
     readonly client: Endpoint,
-    readonly down: net.Socket,
+    readonly down: StreamConn,
     readonly startedAt: number,
     readonly startedWall: number,
   ) {}
@@ -75,7 +81,7 @@ export class TcpRoute implements RouteRuntime {
 
   private constructor(
     route: RouteConfig,
-    private readonly server: net.Server,
+    private readonly listener: StreamListener,
     readonly local: Endpoint,
     private readonly deps: TcpRouteDeps,
   ) {
@@ -87,24 +93,20 @@ export class TcpRoute implements RouteRuntime {
     this.#refusedHeaders = new RefusalHold({ holdMs: route.proxyProtocol?.headerTimeoutMs ?? 5000, max: 16_384, maxPerSource: pendingSettings(route).maxPerSource }, deps.clock);
     this.#bandwidth = bandwidthLimiterFor(route.bandwidth, deps.clock, deps.sharedBandwidth);
     this.#reporter = eventReporter(deps.events, deps.clock, () => this.#route.name, 'tcp');
-    server.on('connection', (down: net.Socket) => this.#accept(down));
-    // Accept errors (EMFILE under a flood) must not take the process down; the listener keeps going.
-    server.on('error', () => {});
   }
 
   static async start(route: RouteConfig, deps: TcpRouteDeps): Promise<TcpRoute> {
-    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
+    // A listen host that is a name (not an IP literal) is bound by Node's net, which resolves it.
+    const datapath = net.isIP(route.listen.host) ? deps.streamDatapath ?? jsStreamDatapath : jsStreamDatapath;
+    let self: TcpRoute | undefined;
+    let listener: StreamListener;
     try {
-      const listening = once(server, 'listening');
-      server.listen({ host: route.listen.host, port: route.listen.port, backlog: 4096, exclusive: true });
-      await listening;
+      listener = await datapath.listen(route.listen.host, route.listen.port, (conn) => (self ? self.#accept(conn) : conn.destroy()));
     } catch (err) {
-      server.close();
       throw new SluiceError('SLUICE_ERR_BIND', `route "${route.name}": cannot listen on ${formatListen(route.listen)}: ${errnoCode(err) ?? (err as Error).message}`, { cause: err });
     }
-    const a = server.address() as net.AddressInfo;
-    const local: Endpoint = { address: canonicalIp(a.address)?.address ?? a.address, port: a.port, family: a.family === 'IPv6' ? 6 : 4 };
-    return new TcpRoute(route, server, local, deps);
+    self = new TcpRoute(route, listener, listener.local, { ...deps, streamDatapath: datapath });
+    return self;
   }
 
   get name(): string {
@@ -147,7 +149,7 @@ export class TcpRoute implements RouteRuntime {
     if (!this.#draining) {
       this.#draining = true;
       this.#refusedHeaders.close();
-      this.#serverClosed = new Promise((resolve) => this.server.close(() => resolve()));
+      this.#serverClosed = this.listener.close();
     }
     const empty = this.#conns.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => this.#onEmpty.push(resolve));
     return Promise.all([empty, this.#serverClosed]).then(() => {});
@@ -181,14 +183,12 @@ export class TcpRoute implements RouteRuntime {
     }));
   }
 
-  #accept(down: net.Socket): void {
-    const canon = canonicalIp(down.remoteAddress ?? '');
-    if (!canon) {
+  #accept(down: StreamConn): void {
+    const peer = down.remote;
+    if (!peer) {
       down.destroy();
       return;
     }
-    down.on('error', () => {}); // errors before the relay starts: the outcome of what we wait for decides
-    const peer: Endpoint = { address: canon.address, port: down.remotePort ?? 0, family: canon.family };
     const pp = this.#pp;
     if (pp === null || !pp.trust.trusts(peer.address)) {
       this.#admitAndDial(down, peer, undefined, pp !== null && !pp.trust.empty);
@@ -200,10 +200,10 @@ export class TcpRoute implements RouteRuntime {
       down.destroy();
     });
     if (!pending.ok) {
-      this.#refusedHeaders.refuse(down, peer.address);
+      this.#refusedHeaders.refuse(down.socket(), peer.address);
       return this.#report(peer, 'limit-route-sessions', 'too many PROXY headers pending');
     }
-    void readProxyHeader(down, pp.settings.headerTimeoutMs, pp.settings.maxHeaderBytes).then((r) => {
+    void readProxyHeader(down.socket(), pp.settings.headerTimeoutMs, pp.settings.maxHeaderBytes).then((r) => {
       pending.slot.release();
       if (evicted) return this.#reject(down, peer, 'limit-route-sessions', 'evicted while its PROXY header was pending');
       if (!r.ok) return this.#reject(down, peer, r.reason);
@@ -213,7 +213,7 @@ export class TcpRoute implements RouteRuntime {
     });
   }
 
-  #reject(down: net.Socket, client: Endpoint, reason: RejectReason, detail?: string): void {
+  #reject(down: StreamConn, client: Endpoint, reason: RejectReason, detail?: string): void {
     this.#report(client, reason, detail);
     down.destroy();
   }
@@ -232,7 +232,7 @@ export class TcpRoute implements RouteRuntime {
    * connection. A client that stays silent past the wait (a server-speaks-first protocol) is
    * dialed, and its first bytes are still checked before any reaches the upstream.
    */
-  #admitAndDial(down: net.Socket, client: Endpoint, destination: Endpoint | undefined, sniff: boolean): void {
+  #admitAndDial(down: StreamConn, client: Endpoint, destination: Endpoint | undefined, sniff: boolean): void {
     const { clock } = this.deps;
     if (this.#draining || down.destroyed) return this.#reject(down, client, 'draining');
     if (applyAdmitter(this.#admit, client, this.#route.name, this.#reporter) !== undefined) {
@@ -251,7 +251,7 @@ export class TcpRoute implements RouteRuntime {
     this.#conns.add(c);
     const waitMs = this.#pp?.settings.untrustedWaitMs ?? DEFAULT_UNTRUSTED_WAIT_MS;
     if (!sniff || waitMs <= 0) return this.#dial(c, destination, sniff);
-    void sniffFirstBytes(down, waitMs).then((seen) => {
+    void sniffFirstBytes(down.socket(), waitMs).then((seen) => {
       if (c.state === 'closed') return;
       if (seen === 'header') {
         c.state = 'closed';
@@ -268,7 +268,13 @@ export class TcpRoute implements RouteRuntime {
     const { clock, events } = this.deps;
     const { down, client } = c;
     const route = this.#route;
-    this.deps.dialer.dial(route.upstream, { signal: this.#abort.signal, timeoutMs: route.tcp.connectTimeoutMs, client, local: destination ?? localOf(down) }).then(
+    const datapath = this.deps.streamDatapath ?? jsStreamDatapath;
+    const dialer = this.deps.dialer;
+    const opts = { signal: this.#abort.signal, timeoutMs: route.tcp.connectTimeoutMs, client, local: destination ?? down.local };
+    // Upstream connections of the route's own datapath where the upstream is a plain socket and
+    // the pair can be joined there (no bandwidth pacing, no sniff pending); a Node stream elsewhere.
+    const native = datapath.kind === 'native' && !sniff && this.#bandwidth === null && isSocketDialer(dialer) ? dialer.dialConn(route.upstream, opts, datapath) : undefined;
+    (native?.then(({ conn, remote }) => ({ stream: conn, remote })) ?? dialer.dial(route.upstream, opts)).then(
       ({ stream, remote }) => {
         if (c.state === 'closed' || down.destroyed) {
           stream.destroy();
@@ -279,12 +285,14 @@ export class TcpRoute implements RouteRuntime {
         c.upstream = remote;
         events.emit({ type: 'session-started', at: clock.wallNow(), flow: c, upstream: remote, startedAt: c.startedWall });
         events.emit({ type: 'dial-ok', at: clock.wallNow(), flow: c, latencyMs: clock.now() - c.startedAt });
-        const header = this.#pp?.outbound(client, destination ?? localOf(down));
-        if (header) stream.write(header);
-        const clean = sniff ? firstBytesAreClean(down) : undefined;
+        const header = this.#pp?.outbound(client, destination ?? down.local);
+        if (header) void ('writeFirst' in stream ? stream.writeFirst(header) : stream.write(header));
+        const clean = sniff ? firstBytesAreClean(down.socket()) : undefined;
         if (clean) void clean.then((ok) => ok || this.#reject(down, client, 'proxy-header-untrusted'));
         const bandwidth = this.#bandwidth === null ? undefined : { gates: this.#bandwidth.gatesFor(c.source), clock };
-        c.stop = relayTcp(down, stream, route.tcp.idleTimeoutMs, (o) => this.#ended(c, o.reason, o.bytesFromClient, o.bytesToClient), clean, bandwidth);
+        const onDone = (o: { reason: EndReason; bytesFromClient: number; bytesToClient: number }) => this.#ended(c, o.reason, o.bytesFromClient, o.bytesToClient);
+        const joined = 'writeFirst' in stream && !clean && !bandwidth ? joinInDatapath(datapath, down, stream, route.tcp.idleTimeoutMs, onDone) : undefined;
+        c.stop = joined ?? relayTcp(down.socket(), 'writeFirst' in stream ? stream.socket() : stream, route.tcp.idleTimeoutMs, onDone, clean, bandwidth);
       },
       (err: SluiceError) => {
         if (this.#abort.signal.aborted) return this.#finish(c, 'shutdown');

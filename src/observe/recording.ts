@@ -41,6 +41,8 @@ export interface RecordingDeps {
   readonly routes: () => readonly RouteRuntime[];
   /** Which UDP datapath moves datagrams (issue 8): shown in /api/health and as `sluice_datapath_info`. */
   readonly datapath?: () => 'js' | 'native';
+  /** Which stream datapath carries TCP routes: `streamDatapath` in /api/health, `sluice_datapath_info{proto="tcp"}`. */
+  readonly streamDatapath?: () => 'js' | 'native';
   /** Container discovery's state, label routes and label problems, for /api/health (undefined without `docker:`). */
   readonly containers?: () => unknown;
   /**
@@ -229,6 +231,7 @@ export class Recording {
       routes: routes.length,
       activeSessions: routes.reduce((n, r) => n + r.active, 0),
       datapath: this.#deps.datapath?.() ?? 'js',
+      streamDatapath: this.#deps.streamDatapath?.() ?? 'js',
       ...(this.#deps.containers?.() !== undefined ? { containers: this.#deps.containers!() } : {}),
       accessLog: this.#accessLog ? { output: this.#accessLog.output, dropped: this.#accessLog.writer.dropped } : { output: 'off' },
       flowLog: this.#flowLog ? { output: this.#flowLog.output, written: this.#flowLog.writer.written, dropped: this.#flowLog.writer.dropped } : { output: 'off' },
@@ -285,6 +288,7 @@ export class Recording {
         liveCounters: () => [...routes().flatMap((r) => r.sessions()), ...(this.#agent()?.local.udpSessions() ?? [])],
         activeSessions: () => [...routes().map((r) => ({ route: r.name, proto: r.config.listen.transport, active: r.active })), ...(this.#agent()?.local.activeCounts() ?? [])],
         datapath: this.#deps.datapath,
+        streamDatapath: this.#deps.streamDatapath,
         peerPaths: config!.agent !== undefined,
       });
       // Peer families only where an agent runs (`agent:` needs a restart to come or go).

@@ -1,11 +1,14 @@
-import { test } from 'node:test';
+import { test as plainTest } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createHash } from 'node:crypto';
-import { startNode } from '../helpers/node.js';
+import { perStreamDatapath } from '../datapath/stream-datapaths.js';
 import { freePort, readAll, tcpConnect, tcpServer, waitFor } from '../helpers/net.js';
 import { SluiceError } from '../../src/core/errors.js';
 import type { StreamDialer } from '../../src/upstream/dialer.js';
+
+// Every behaviour below runs on both stream datapaths: "name [js]" and "name [native]".
+const { test, startNode } = perStreamDatapath();
 
 const route = (upstream: number, extra = '') => `
 routes:
@@ -105,7 +108,7 @@ test('tcp route: a dial timeout closes the client and reports SLUICE_ERR_DIAL_TI
   assert.equal(n.ofType('dial-error')[0]!.code, 'SLUICE_ERR_DIAL_TIMEOUT');
 });
 
-test('tcp route: the direct dialer bounds the whole dial, name resolution included', async () => {
+plainTest('tcp route: the direct dialer bounds the whole dial, name resolution included', async () => {
   const { DirectStreamDialer } = await import('../../src/upstream/direct/tcp-dialer.js');
   // A resolver that never answers stands in for a silent network.
   const hanging = new DirectStreamDialer(() => new Promise(() => {}));
