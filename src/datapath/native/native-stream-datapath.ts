@@ -180,7 +180,7 @@ export class NativeStreamDatapath implements StreamDatapath {
 
 /** One connection of the engine: held (accepted or dialed, not joined), joined, or handed to Node. */
 class NativeConn implements StreamConn {
-  destroyed = false;
+  #destroyed = false;
   held = true;
   partner: NativeConn | undefined;
   finalCounters: PairCounters = { bytesFromClient: 0, bytesToClient: 0 };
@@ -198,6 +198,11 @@ class NativeConn implements StreamConn {
     local: Endpoint | undefined,
   ) {
     this.#local = local;
+  }
+
+  /** Once handed to Node, the socket's own state. */
+  get destroyed(): boolean {
+    return this.#sock ? this.#sock.destroyed : this.#destroyed;
   }
 
   get local(): Endpoint {
@@ -277,8 +282,8 @@ class NativeConn implements StreamConn {
 
   closedAsPair(bytesFromClient: number, bytesToClient: number): void {
     this.finalCounters = { bytesFromClient, bytesToClient };
-    this.destroyed = true;
-    if (this.partner) this.partner.destroyed = true;
+    this.#destroyed = true;
+    if (this.partner) this.partner.#destroyed = true;
     this.#onEnd = undefined;
   }
 
@@ -296,7 +301,7 @@ class NativeConn implements StreamConn {
       const client = this.#client ? this : this.partner;
       client.#onEnd = undefined;
     }
-    this.destroyed = true;
+    this.#destroyed = true;
     this.dp.close(this.id);
     this.onReadable();
   }
