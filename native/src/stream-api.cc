@@ -291,34 +291,17 @@ napi_value Watch(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// streamPeek(engine, id, buf) -> bytes copied without consuming them, 0 at EOF, or -errno.
-napi_value Peek(napi_env env, napi_callback_info info) {
+// streamRead(engine, id, buf) -> bytes read from a held connection (a PROXY header and what
+// came with it), 0 at EOF, or -errno (-EAGAIN: nothing yet).
+napi_value Read(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   StreamEngine* e;
   int id;
   uint8_t* data;
   size_t len;
   if (!Args(env, info, 3, argv) || !GetConn(env, argv, &e, &id) || !Bytes(env, argv[2], &data, &len)) return nullptr;
-  ssize_t n = recv(e->conns[id].fd, data, len, MSG_PEEK | MSG_DONTWAIT);
+  ssize_t n = recv(e->conns[id].fd, data, len, MSG_DONTWAIT);
   return Num(env, n < 0 ? -errno : static_cast<double>(n));
-}
-
-// streamDiscard(engine, id, n) -> bytes consumed (those a PROXY header took), or -errno.
-napi_value Discard(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  StreamEngine* e;
-  int id;
-  if (!Args(env, info, 3, argv) || !GetConn(env, argv, &e, &id)) return nullptr;
-  int32_t want = Int32(env, argv[2]);
-  uint8_t scratch[4096];
-  int32_t done = 0;
-  while (done < want) {
-    size_t chunk = static_cast<size_t>(want - done) < sizeof scratch ? static_cast<size_t>(want - done) : sizeof scratch;
-    ssize_t n = recv(e->conns[id].fd, scratch, chunk, MSG_DONTWAIT);
-    if (n <= 0) return Num(env, n < 0 ? -errno : done);
-    done += static_cast<int32_t>(n);
-  }
-  return Num(env, done);
 }
 
 // streamWrite(engine, id, buf) -> bytes written or -errno (a PROXY header, before any piped byte).
@@ -438,8 +421,7 @@ void RegisterStream(napi_env env, napi_value exports) {
       {"streamLocal", nullptr, Local, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"streamDial", nullptr, Dial, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"streamWatch", nullptr, Watch, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"streamPeek", nullptr, Peek, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"streamDiscard", nullptr, Discard, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"streamRead", nullptr, Read, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"streamWrite", nullptr, Write, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"streamPipe", nullptr, Pipe, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"streamClose", nullptr, Close, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -19,6 +19,7 @@ import { applyAdmitter, eventReporter, type AdmitVerdict, type Admitter, type Ve
 import { rejudge, type JudgedFlow, type ReverdictCount } from '../admission/reverdict.js';
 import { firstBytesAreClean, readProxyHeader, sniffFirstBytes } from './proxy-header-reader.js';
 import { TcpProxyHeaders } from './tcp-proxy-header.js';
+import { isHeldConn, readHeldProxyHeader } from './held-proxy-header.js';
 import type { StreamDialer } from '../upstream/dialer.js';
 import type { RouteRuntime, SessionInfo } from './route.js';
 
@@ -203,7 +204,8 @@ export class TcpRoute implements RouteRuntime {
       this.#refusedHeaders.refuse(down.socket(), peer.address);
       return this.#report(peer, 'limit-route-sessions', 'too many PROXY headers pending');
     }
-    void readProxyHeader(down.socket(), pp.settings.headerTimeoutMs, pp.settings.maxHeaderBytes).then((r) => {
+    const { headerTimeoutMs, maxHeaderBytes } = pp.settings;
+    void (isHeldConn(down) ? readHeldProxyHeader(down, headerTimeoutMs, maxHeaderBytes) : readProxyHeader(down.socket(), headerTimeoutMs, maxHeaderBytes)).then((r) => {
       pending.slot.release();
       if (evicted) return this.#reject(down, peer, 'limit-route-sessions', 'evicted while its PROXY header was pending');
       if (!r.ok) return this.#reject(down, peer, r.reason);

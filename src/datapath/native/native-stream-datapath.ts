@@ -75,6 +75,9 @@ export class NativeStreamDatapath implements StreamDatapath {
 
   pipe(down: StreamConn, up: StreamConn, idleTimeoutMs: number, onEnd: (end: PairEnd) => void): (() => PairCounters) | undefined {
     if (!(down instanceof NativeConn) || !(up instanceof NativeConn) || down.dp !== this || up.dp !== this || !down.held || !up.held) return undefined;
+    // Client bytes read with a PROXY header go first; the pipe starts after them.
+    if (down.unread && !up.writeFirst(down.unread)) return undefined;
+    down.unread = undefined;
     try {
       this.#b.streamPipe(this.#engine, down.id, up.id, Math.max(0, Math.floor(idleTimeoutMs)));
     } catch {
@@ -117,12 +120,8 @@ export class NativeStreamDatapath implements StreamDatapath {
     return this.#b.streamWrite(this.#engine, id, buf);
   }
 
-  peek(id: number, buf: Buffer): number {
-    return this.#b.streamPeek(this.#engine, id, buf);
-  }
-
-  discard(id: number, bytes: number): number {
-    return this.#b.streamDiscard(this.#engine, id, bytes);
+  read(id: number, buf: Buffer): number {
+    return this.#b.streamRead(this.#engine, id, buf);
   }
 
   watch(id: number): void {
@@ -188,6 +187,8 @@ class NativeConn implements StreamConn {
   #sock: net.Socket | undefined;
   #local: Endpoint | undefined;
   #readable: (() => void) | undefined;
+  /** Bytes read off this connection with its PROXY header that belong to the stream (relayed first). */
+  unread: Buffer | undefined;
   /** The client side of a joined pair (whose counters the engine keeps). */
   #client = false;
 
@@ -235,7 +236,9 @@ class NativeConn implements StreamConn {
     const fd = this.dp.release(this.id);
     this.#sock = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
     this.#sock.pause();
-    this.#sock.on('error', () => {}); // as an accepted js socket: the relay's own handlers decide
+    this.#sock.on('error', () => {});
+    if (this.unread) this.#sock.unshift(this.unread);
+    this.unread = undefined; // as an accepted js socket: the relay's own handlers decide
     return this.#sock;
   }
 
@@ -245,7 +248,7 @@ class NativeConn implements StreamConn {
   }
 
   /**
-   * Resolves once the held connection has bytes, a FIN or an error to look at (peek()), or is
+   * Resolves once the held connection has bytes, a FIN or an error to look at (read()), or is
    * destroyed. One wait at a time.
    */
   readable(): Promise<void> {
@@ -262,14 +265,9 @@ class NativeConn implements StreamConn {
     r?.();
   }
 
-  /** Copies the bytes waiting without consuming them: their count, 0 at EOF, or -errno (-11 EAGAIN: none yet). */
-  peek(buf: Buffer): number {
-    return this.destroyed || !this.held ? 0 : this.dp.peek(this.id, buf);
-  }
-
-  /** Consumes `bytes` already peeked (a PROXY header). */
-  discard(bytes: number): boolean {
-    return !this.destroyed && this.held && this.dp.discard(this.id, bytes) === bytes;
+  /** Reads what is waiting into `buf`: the byte count, 0 at EOF, or -errno (-EAGAIN: nothing yet). */
+  read(buf: Buffer): number {
+    return this.destroyed || !this.held ? 0 : this.dp.read(this.id, buf);
   }
 
   pairWith(up: NativeConn, onEnd: (end: PairEnd) => void): void {

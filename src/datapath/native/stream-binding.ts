@@ -16,7 +16,7 @@ export const END_REASONS = [undefined, 'client-closed', 'upstream-closed', 'idle
 /**
  * The stream engine's functions (native/src/stream-api.cc), in the same addon as the UDP
  * engine's. All synchronous, on the JavaScript thread. Calls that name a connection throw when
- * it is not open; peek, discard and write return -errno instead of throwing.
+ * it is not open; read and write return -errno instead of throwing.
  */
 export interface NativeStreamBinding {
   streamOpen(events: Float64Array, onEvents: (n: number) => void): StreamEngineHandle;
@@ -24,8 +24,7 @@ export interface NativeStreamBinding {
   streamLocal(engine: StreamEngineHandle, id: number): [family: 4 | 6, address: string, port: number];
   streamDial(engine: StreamEngineHandle, host: string, port: number, timeoutMs: number): number;
   streamWatch(engine: StreamEngineHandle, id: number): void;
-  streamPeek(engine: StreamEngineHandle, id: number, buf: Uint8Array): number;
-  streamDiscard(engine: StreamEngineHandle, id: number, bytes: number): number;
+  streamRead(engine: StreamEngineHandle, id: number, buf: Uint8Array): number;
   streamWrite(engine: StreamEngineHandle, id: number, buf: Uint8Array): number;
   streamPipe(engine: StreamEngineHandle, client: number, upstream: number, idleTimeoutMs: number): void;
   streamClose(engine: StreamEngineHandle, id: number): [bytesFromClient: number, bytesToClient: number] | undefined;
