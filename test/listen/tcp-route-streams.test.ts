@@ -10,6 +10,32 @@ import { nativeStreamCase, perStreamDatapath } from '../datapath/stream-datapath
 import type { StreamDatapath } from '../../src/datapath/stream-datapath.js';
 import { decodeProxyHeader } from '../../src/protocol/proxy-protocol/index.js';
 import { startNode as startPlainNode } from '../helpers/node.js';
+import type { StreamDialer } from '../../src/upstream/dialer.js';
+import { Duplex } from 'node:stream';
+
+/** A Duplex over a socket that is not itself a socket: what a tunnel stream looks like to a route. */
+class PassThroughDuplex extends Duplex {
+  constructor(private readonly inner: net.Socket) {
+    super({ allowHalfOpen: true });
+    inner.on('data', (d: Buffer) => this.push(d) || inner.pause());
+    inner.on('end', () => this.push(null));
+    inner.on('error', (err) => this.destroy(err));
+    inner.on('close', () => this.destroy());
+  }
+  override _read(): void {
+    this.inner.resume();
+  }
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.inner.write(chunk, cb);
+  }
+  override _final(cb: () => void): void {
+    this.inner.end(cb);
+  }
+  override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
+    this.inner.destroy();
+    cb(err);
+  }
+}
 
 // Failure modes and lifetimes of TCP routes, once per stream datapath ("[js]", "[native]").
 const { test, startNode, datapathOf } = perStreamDatapath();
@@ -149,6 +175,27 @@ test('tcp streams: on the native datapath a plain route joins the pair in the da
   c.end('x');
   assert.equal((await readAll(c)).toString(), 'x');
   assert.equal(joined, dp.kind === 'native' ? 1 : 0);
+});
+
+test('tcp streams: an upstream that is not a socket (a dialer giving a Node stream) is relayed in the same route', async (t) => {
+  const up = await tcpServer(t);
+  // Stands in for an agent's tunnel stream or a peer relay: a Duplex, not a socket dialer.
+  const streamOnly: StreamDialer = {
+    dial: async () => {
+      const s = net.connect({ host: '127.0.0.1', port: up.port, allowHalfOpen: true });
+      await once(s, 'connect');
+      return { stream: new PassThroughDuplex(s), remote: { address: '127.0.0.1', port: up.port, family: 4 } };
+    },
+  };
+  const n = await startNode(t, route(up.port), { streamDialer: streamOnly });
+  const c = await tcpConnect(t, n.port('ssh'));
+  c.end('through a stream');
+  assert.equal((await readAll(c)).toString(), 'through a stream');
+  await waitFor(() => n.ofType('session-ended').length === 1, 'end event');
+  const end = n.ofType('session-ended')[0]!;
+  assert.equal(end.reason, 'client-closed');
+  assert.equal(end.counters.bytesFromClient, 16);
+  assert.equal(end.counters.bytesToClient, 16);
 });
 
 plainTest('tcp streams [native]: 10,000 connections churned through a route leave the descriptor count where it was', { timeout: 180_000 }, async (t) => {
