@@ -57,7 +57,7 @@ export async function runStatusCommand(argv: readonly string[], io: StatusIo): P
       StatusHealth,
       StatusPeers | undefined,
     ];
-    if (args.flags.has('json')) io.stdout.write(JSON.stringify({ routes: routes.routes, ...sessions, datapath: health.datapath, ...(health.agent ? { agent: health.agent } : {}), ...(peers ? { peers } : {}) }, null, 2) + '\n');
+    if (args.flags.has('json')) io.stdout.write(JSON.stringify({ routes: routes.routes, ...sessions, datapath: health.datapath, streamDatapath: health.streamDatapath, ...(health.agent ? { agent: health.agent } : {}), ...(peers ? { peers } : {}) }, null, 2) + '\n');
     else io.stdout.write(formatStatus(routes.routes, sessions, health, peers));
     return EXIT.ok;
   } catch (err) {
