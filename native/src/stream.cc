@@ -146,7 +146,7 @@ void StreamCloseConn(StreamEngine* e, int id) {
   for (int d = 0; d < 2; d++) {
     if (c.pipe_r[d] < 0) continue;
     // An empty pipe is kept for the next pair (bounded); one holding bytes is closed with them.
-    if (c.in_pipe[d] == 0 && e->pipe_pool.size() < 256) {
+    if (c.in_pipe[d] == 0 && e->pipe_pool.size() < kPipePool * 2) {
       e->pipe_pool.push_back(c.pipe_r[d]);
       e->pipe_pool.push_back(c.pipe_w[d]);
     } else {
@@ -174,6 +174,20 @@ static void EndPair(StreamEngine* e, int id, int reason, int err) {
   int other = cc.other;
   if (other >= 0) StreamCloseConn(e, other);
   StreamCloseConn(e, id);
+}
+
+int StreamTakePipe(StreamEngine* e, int* r, int* w);
+
+// An empty pipe goes back to the pool (bounded) or is closed.
+static void PutPipe(StreamEngine* e, int* r, int* w) {
+  if (e->pipe_pool.size() < kPipePool * 2) {
+    e->pipe_pool.push_back(*r);
+    e->pipe_pool.push_back(*w);
+  } else {
+    close(*r);
+    close(*w);
+  }
+  *r = *w = -1;
 }
 
 // Moves what can move now in both directions of the pair whose client is `id`; returns after
@@ -204,6 +218,11 @@ static void Pump(StreamEngine* e, int id) {
         }
         break;
       }
+      // A direction holds a pipe only while bytes are in flight: an idle pair costs its two sockets.
+      if (c->pipe_r[d] < 0) {
+        int err = StreamTakePipe(e, &c->pipe_r[d], &c->pipe_w[d]);
+        if (err < 0) return EndPair(e, id, d == 0 ? kEndClientError : kEndUpstreamError, -err);
+      }
       ssize_t n = splice(src, nullptr, c->pipe_w[d], nullptr, kSpliceChunk, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (n > 0) {
         c->in_pipe[d] += static_cast<uint32_t>(n);
@@ -219,6 +238,7 @@ static void Pump(StreamEngine* e, int id) {
       if (errno == EAGAIN || errno == EINTR) break;
       return EndPair(e, id, d == 0 ? kEndClientError : kEndUpstreamError, errno);
     }
+    if (c->in_pipe[d] == 0 && c->pipe_r[d] >= 0) PutPipe(e, &c->pipe_r[d], &c->pipe_w[d]);
   }
   if (c->shut[0] && c->shut[1]) return EndPair(e, id, c->first_eof == 1 ? kEndUpstreamClosed : kEndClientClosed, 0);
   if (moved && c->idle_ms > 0) c->deadline = uv_now(e->loop) + c->idle_ms;
@@ -356,10 +376,6 @@ int StreamTakePipe(StreamEngine* e, int* r, int* w) {
 // Starts moving bytes between a held client and a connected upstream; 0 or -errno.
 int StreamStartPair(StreamEngine* e, int client, int upstream, uint32_t idle_ms) {
   StreamConn& c = e->conns[client];
-  for (int d = 0; d < 2; d++) {
-    int err = StreamTakePipe(e, &c.pipe_r[d], &c.pipe_w[d]);
-    if (err < 0) return err;
-  }
   c.kind = Kind::PipedClient;
   c.other = upstream;
   c.idle_ms = idle_ms;

@@ -39,6 +39,8 @@ constexpr int kAcceptBatch = 128;
 // Bytes moved per splice call; the pipe holds at most its capacity (64 KiB by default), so a
 // slow reader leaves data in the kernel's socket buffers and TCP's window closes.
 constexpr size_t kSpliceChunk = 1 << 16;
+// Empty pipes kept for reuse: a direction takes one only while bytes are in flight.
+constexpr size_t kPipePool = 128;
 
 enum class Kind : uint8_t { Free, Listener, Held, Dialing, PipedClient, PipedUpstream };
 

@@ -228,6 +228,28 @@ plainTest('tcp streams [native]: 10,000 connections churned through a route leav
   assert.ok(fds() <= baseline, `descriptors: ${baseline} before, ${fds()} after 10,000 connections`);
 });
 
+plainTest('tcp streams [native]: an idle relayed connection holds its two sockets and no pipe', async (t) => {
+  const native = nativeStreamCase();
+  if (native.skip) return t.skip(native.skip);
+  if (!native.datapath) throw new Error('CI=true: the native stream datapath must load');
+  const up = await tcpServer(t);
+  const n = await startPlainNode(t, route(up.port), { streamDatapath: native.datapath });
+  const fds = () => readdirSync('/proc/self/fd').length;
+  const baseline = fds();
+  const count = 200;
+  const clients: net.Socket[] = [];
+  for (let i = 0; i < count; i++) {
+    const c = await tcpConnect(t, n.port('ssh'));
+    c.write('x');
+    await once(c, 'data');
+    clients.push(c);
+  }
+  assert.equal(n.node.route('ssh')!.active, count);
+  // Per connection in this process: the test's client, the relay's two sockets, the echo's socket.
+  const added = fds() - baseline;
+  assert.ok(added <= count * 4 + 32, `${added} descriptors for ${count} idle connections (4 each expected, pipes only in flight)`);
+});
+
 /** A listener (python3) whose accept queue is full, so a new SYN is dropped and connect hangs. */
 async function fullBacklogListener(t: TestContext): Promise<number> {
   const py = spawn('python3', ['-c', 'import socket,sys,time\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(60)'], { stdio: ['ignore', 'pipe', 'inherit'] });
