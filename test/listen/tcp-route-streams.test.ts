@@ -250,6 +250,40 @@ plainTest('tcp streams [native]: an idle relayed connection holds its two socket
   assert.ok(added <= count * 4 + 32, `${added} descriptors for ${count} idle connections (4 each expected, pipes only in flight)`);
 });
 
+test('tcp streams: a reader stalled for 5 s on a 200 MB stream leaves the relay process RSS bounded, and every byte arrives after', async (t) => {
+  const total = 200 * 1024 * 1024;
+  let sent = 0;
+  const up = await tcpServer(t, (s) => {
+    const chunk = Buffer.alloc(256 * 1024, 5);
+    const pump = () => {
+      while (sent < total) {
+        sent += chunk.length;
+        if (!s.write(chunk)) return void s.once('drain', pump);
+      }
+      s.end();
+    };
+    pump();
+  });
+  const n = await startNode(t, route(up.port));
+  const c = await tcpConnect(t, n.port('ssh'));
+  c.pause();
+  const before = process.memoryUsage.rss();
+  let peak = before;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 100);
+  t.after(() => clearInterval(sampler));
+  await waitFor(() => sent > 0, 'upstream started');
+  // The stall under test: nobody reads for 5 s while the upstream has 200 MB to send.
+  await new Promise((r) => setTimeout(r, 5000));
+  clearInterval(sampler);
+  assert.ok(sent < 32 * 1024 * 1024, `the upstream pushed ${sent} bytes into a stalled reader`);
+  assert.ok(peak - before < 64 * 1024 * 1024, `RSS grew by ${peak - before} bytes during the stall`);
+  let got = 0;
+  c.on('data', (d: Buffer) => (got += d.length));
+  c.resume();
+  await once(c, 'end');
+  assert.equal(got, total);
+});
+
 /** A listener (python3) whose accept queue is full, so a new SYN is dropped and connect hangs. */
 async function fullBacklogListener(t: TestContext): Promise<number> {
   const py = spawn('python3', ['-c', 'import socket,sys,time\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(60)'], { stdio: ['ignore', 'pipe', 'inherit'] });
