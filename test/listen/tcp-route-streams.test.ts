@@ -10,6 +10,7 @@ import { nativeStreamCase, perStreamDatapath } from '../datapath/stream-datapath
 import type { StreamDatapath } from '../../src/datapath/stream-datapath.js';
 import { decodeProxyHeader } from '../../src/protocol/proxy-protocol/index.js';
 import { startNode as startPlainNode } from '../helpers/node.js';
+import { pumpingUpstream } from './pumping-upstream.js';
 import type { StreamDialer } from '../../src/upstream/dialer.js';
 import { Duplex } from 'node:stream';
 
@@ -252,18 +253,7 @@ plainTest('tcp streams [native]: an idle relayed connection holds its two socket
 
 test('tcp streams: a reader stalled for 5 s on a 200 MB stream leaves the relay process RSS bounded, and every byte arrives after', async (t) => {
   const total = 200 * 1024 * 1024;
-  let sent = 0;
-  const up = await tcpServer(t, (s) => {
-    const chunk = Buffer.alloc(256 * 1024, 5);
-    const pump = () => {
-      while (sent < total) {
-        sent += chunk.length;
-        if (!s.write(chunk)) return void s.once('drain', pump);
-      }
-      s.end();
-    };
-    pump();
-  });
+  const up = await pumpingUpstream(t, total, 256 * 1024);
   const n = await startNode(t, route(up.port));
   const c = await tcpConnect(t, n.port('ssh'));
   c.pause();
@@ -271,11 +261,11 @@ test('tcp streams: a reader stalled for 5 s on a 200 MB stream leaves the relay 
   let peak = before;
   const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 100);
   t.after(() => clearInterval(sampler));
-  await waitFor(() => sent > 0, 'upstream started');
+  await waitFor(() => up.sent() > 0, 'upstream started');
   // The stall under test: nobody reads for 5 s while the upstream has 200 MB to send.
   await new Promise((r) => setTimeout(r, 5000));
   clearInterval(sampler);
-  assert.ok(sent < 32 * 1024 * 1024, `the upstream pushed ${sent} bytes into a stalled reader`);
+  assert.ok(up.sent() < 32 * 1024 * 1024, `the upstream pushed ${up.sent()} bytes into a stalled reader`);
   assert.ok(peak - before < 64 * 1024 * 1024, `RSS grew by ${peak - before} bytes during the stall`);
   let got = 0;
   c.on('data', (d: Buffer) => (got += d.length));
