@@ -139,6 +139,19 @@ test('tcp streams: a reload that keeps the listen keeps live connections flowing
   assert.equal(n.ofType('session-ended')[0]!.reason, 'client-closed');
 });
 
+test('tcp streams: a port already in use fails the start with SLUICE_ERR_BIND naming the route and EADDRINUSE', async (t) => {
+  const taken = await tcpServer(t);
+  await assert.rejects(
+    startNode(t, `
+routes:
+  busy:
+    listen: tcp://127.0.0.1:${taken.port}
+    upstream: 127.0.0.1:1
+`),
+    (err: Error & { code?: string }) => err.code === 'SLUICE_ERR_BIND' && /route "busy": cannot listen on tcp:\/\/127\.0\.0\.1:\d+: EADDRINUSE/.test(err.message),
+  );
+});
+
 test('tcp streams: a live connection is listed with counters, and shutdown ends it as shutdown', async (t) => {
   const up = await tcpServer(t);
   const n = await startNode(t, route(up.port));
