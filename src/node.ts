@@ -166,8 +166,8 @@ export class SluiceNode {
    * listener, src/gateway/), so it gets the same ACL, node-wide steps and flow numbering as the
    * node's own routes.
    */
-  routeDeps(route: RouteConfig): { admit: Admitter | undefined; nextFlowId: () => number; datapath: UdpDatapath | undefined } {
-    return { admit: this.#admitter(route), nextFlowId: () => this.nextFlowId(), datapath: this.deps.udpDatapath };
+  routeDeps(route: RouteConfig): { admit: Admitter | undefined; nextFlowId: () => number; datapath: UdpDatapath | undefined; streamDatapath: StreamDatapath | undefined } {
+    return { admit: this.#admitter(route), nextFlowId: () => this.nextFlowId(), datapath: this.deps.udpDatapath, streamDatapath: this.deps.streamDatapath };
   }
 
   /** The next flow number, unique in this process (the agent's sessions toward local services use it too). */
