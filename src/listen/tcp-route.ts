@@ -1,7 +1,6 @@
 import net from 'node:net';
 import { LRUCache } from 'lru-cache';
-import { once } from 'node:events';
-import { canonicalIp, formatListen, type Endpoint } from '../core/address.js';
+import { formatListen, type Endpoint } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import { errnoCode, SluiceError } from '../core/errors.js';
 import type { RouteConfig, RouteOrigin } from '../config/types.js';
