@@ -3,6 +3,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 
 const root = 'dist/test';
 const prefixes = process.argv.slice(2).map((p) => p.replace(/^dist\//, '').replace(/\.ts$/, ''));
@@ -20,5 +21,8 @@ if (chosen.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
-const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, ...chosen], { stdio: 'inherit' });
+// Every file's process loads the leak check: a file that leaves a socket, server, child process
+// or timer open after its tests fails (test/helpers/leak-check.ts).
+const leakCheck = pathToFileURL(join(root, 'helpers', 'leak-check.js')).href;
+const r = spawnSync(process.execPath, ['--import', leakCheck, '--test', `--test-concurrency=${concurrency}`, ...chosen], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

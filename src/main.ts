@@ -4,20 +4,25 @@ import { isSluiceError } from './core/errors.js';
 import { formatIssue, type SluiceConfig } from './config/types.js';
 import { loadConfigFile } from './config/load.js';
 import { preflightFile } from './config/preflight.js';
+import { openCountryDatabase } from './admission/acl/country.js';
 import { parseArgs, type ParsedArgs } from './cli/args.js';
 import { EXIT } from './cli/exit-codes.js';
 import { COMMAND_HELP, HELP } from './cli/help.js';
 import { startDemoUpstreams } from './cli/demo.js';
 import { formatHostPort } from './core/address.js';
-import { App } from './app.js';
+import { startNode } from './root/start-node.js';
+import type { RunningNode } from './root/running-node.js';
 import { runUdpexposerCommand, UDPEXPOSER_USAGE } from './cli/udpexposer.js';
 import { runStatusCommand, STATUS_HELP } from './cli/status.js';
 import { BANS_HELP, runBansCommand } from './cli/bans.js';
+import { preferAead } from './protocol/tunnel/aead.js';
 
 /** The process shell: the only module that touches `process`. */
 const FLAGS = { config: 'string', help: 'boolean', h: 'boolean', version: 'boolean', v: 'boolean' } as const;
 
 async function main(argv: string[]): Promise<number> {
+  // SLUICE_AEAD=node: the tunnel seals with node:crypto instead of libsodium (docs/tunnel-protocol.md).
+  if (process.env.SLUICE_AEAD === 'node') preferAead('node');
   // udpexposer's own flags (-s, -c, a positional address) are passed through untouched.
   if (argv[0] === 'udpexposer') return udpexposer(argv.slice(1));
   // status has its own flags (--admin, --token, --json).
@@ -87,7 +92,7 @@ async function udpexposer(argv: string[]): Promise<number> {
 
 async function load(path: string): Promise<SluiceConfig | number> {
   const parsed = await loadConfigFile(path);
-  const issues = parsed.ok ? await preflightFile(parsed.config, path) : parsed.issues;
+  const issues = parsed.ok ? await preflightFile(parsed.config, path, { openCountryDatabase }) : parsed.issues;
   if (parsed.ok && issues.length === 0) return parsed.config;
   process.stderr.write(`sluice: ${path}: ${issues.length} problem(s)\n`);
   for (const issue of issues) process.stderr.write(`  ${formatIssue(issue)}\n`);
@@ -114,16 +119,16 @@ async function run(path: string): Promise<number> {
 
 async function demo(): Promise<number> {
   const upstreams = await startDemoUpstreams();
-  const code = await serve(upstreams.config, undefined, holdReloads(), (app) => {
-    const [udp, tcp] = [app.node.route('demo-udp')!, app.node.route('demo-tcp')!];
+  const code = await serve(upstreams.config, undefined, holdReloads(), (node) => {
+    const [udp, tcp] = [node.routes.route('demo-udp')!, node.routes.route('demo-tcp')!];
     process.stderr.write(
       [
         '',
         'Sluice demo is running: two routes in front of an embedded echo service.',
         `  UDP ${formatHostPort(udp.local.address, udp.local.port)}  try: echo hello | nc -u -w1 ${udp.local.address} ${udp.local.port}`,
         `  TCP ${formatHostPort(tcp.local.address, tcp.local.port)}  try: echo hello | nc -N ${tcp.local.address} ${tcp.local.port}`,
-        ...(app.recording.adminAddress
-          ? [`  Dashboard ${app.recording.adminTls ? 'https' : 'http'}://${formatHostPort(app.recording.adminAddress.address, app.recording.adminAddress.port)}/  (npx sluice status --admin ${formatHostPort(app.recording.adminAddress.address, app.recording.adminAddress.port)})`]
+        ...(node.ops.adminAddress
+          ? [`  Dashboard ${node.ops.adminTls ? 'https' : 'http'}://${formatHostPort(node.ops.adminAddress.address, node.ops.adminAddress.port)}/  (npx sluice status --admin ${formatHostPort(node.ops.adminAddress.address, node.ops.adminAddress.port)})`]
           : []),
         'Access log lines appear on stdout. Ctrl-C stops it.',
         '',
@@ -143,32 +148,32 @@ function benchKnobs() {
  * Takes SIGHUP from the first moment of `run`: a reload asked for while the config loads or the
  * routes bind (a supervisor's reload) runs once started, instead of SIGHUP's default (exit).
  */
-function holdReloads(): { attach(app: App): void } {
-  let running: App | undefined;
+function holdReloads(): { attach(node: RunningNode): void } {
+  let running: RunningNode | undefined;
   let pending = false;
   process.on('SIGHUP', () => (running ? void running.reload() : (pending = true)));
   return {
-    attach(app) {
-      running = app;
-      if (pending) void app.reload();
+    attach(node) {
+      running = node;
+      if (pending) void node.reload();
     },
   };
 }
 
-async function serve(config: SluiceConfig, path: string | undefined, reloads: { attach(app: App): void }, started?: (app: App) => void): Promise<number> {
-  let app: App;
+async function serve(config: SluiceConfig, path: string | undefined, reloads: { attach(node: RunningNode): void }, started?: (node: RunningNode) => void): Promise<number> {
+  let node: RunningNode;
   try {
-    app = await App.start(config, path, { clock: systemClock, logDestination: process.stderr, udpNative: benchKnobs() });
+    node = await startNode(config, { clock: systemClock, logDestination: process.stderr, configPath: path, udpNative: benchKnobs() });
   } catch (err) {
     process.stderr.write(`sluice: ${isSluiceError(err) ? err.message : String(err)}\n`);
     if (isSluiceError(err, 'SLUICE_ERR_BIND') || isSluiceError(err, 'SLUICE_ERR_OUTPUT')) return EXIT.startFailed;
     return isSluiceError(err, 'SLUICE_ERR_CONFIG_READ') ? EXIT.configInvalid : EXIT.runtime;
   }
-  started?.(app);
+  started?.(node);
   // The clock's timers are unref'd, and an agent waiting to retry may hold no socket: this handle
   // keeps the process up until a signal stops it, so it never exits 0 for lack of work.
   const keepAlive = setInterval(() => {}, 1 << 30);
-  reloads.attach(app);
+  reloads.attach(node);
   // One listener for the whole run, so a second signal is never lost between two registrations.
   let signals = 0;
   let stop!: () => void;
@@ -176,16 +181,16 @@ async function serve(config: SluiceConfig, path: string | undefined, reloads: { 
   const onSignal = () => {
     if (++signals === 1) return stop();
     if (signals === 2) {
-      app.log.warn('stopping at once: live sessions end now (a third signal exits without cleanup)');
-      return void app.node.destroy();
+      node.log.warn('stopping at once: live sessions end now (a third signal exits without cleanup)');
+      return void node.destroy().catch(() => {});
     }
     process.exit(EXIT.runtime);
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   await stopping;
-  app.log.info('stopping: draining live sessions (send the signal again to stop at once)');
-  await app.stop();
+  node.log.info('stopping: draining live sessions (send the signal again to stop at once)');
+  await node.stop();
   clearInterval(keepAlive);
   // Whatever is still pending after the stop (a stuck file-system call) must not hold the exit.
   setTimeout(() => process.exit(EXIT.ok), 5_000).unref();

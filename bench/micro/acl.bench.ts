@@ -4,7 +4,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { compileAcl, type AclPolicy } from '../../src/admission/acl/acl-policy.js';
 import { openCountryDatabase } from '../../src/admission/acl/country.js';
-import { formatIpv4, parseIpValue } from '../../src/admission/acl/ip-value.js';
+import { formatIpv4, parseIpValue } from '../../src/core/ip-value.js';
 
 const GEO_DB = process.env.SLUICE_GEOIP_DB ?? '/work/shared/vectors/geoip/GeoLite2-Country-Test.mmdb';
 

@@ -4,7 +4,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { classifyAddress } from '../../src/admission/address-class.js';
 import { sourceKey } from '../../src/admission/source-key.js';
-import { formatIpv4 } from '../../src/admission/acl/ip-value.js';
+import { formatIpv4 } from '../../src/core/ip-value.js';
 import { classifyPeer } from '../../src/udpexposer/peer-policy.js';
 
 function addresses(count: number, v6: boolean): string[] {

@@ -10,6 +10,7 @@ import type { RouteConfig } from '../../src/config/types.js';
 import { systemClock } from '../../src/core/clock.js';
 import { EventStream } from '../../src/observe/events.js';
 import { UdpSessionTable } from '../../src/session/udp-session-table.js';
+import { udpPolicyOf } from '../../src/session/session-policy.js';
 import type { UdpSession } from '../../src/session/udp-session.js';
 import type { DatagramChannel, DatagramDialer } from '../../src/upstream/dialer.js';
 
@@ -26,7 +27,7 @@ export async function table(budget: string, extra = '') {
   let sent = 0;
   const channel: DatagramChannel = { remote: { address: '127.0.0.1', port: 9, family: 4 }, send: () => void sent++, close: () => {} };
   const dialer: DatagramDialer = { open: async () => channel };
-  const t = new UdpSessionTable(route(budget, extra), {
+  const t = new UdpSessionTable(udpPolicyOf(route(budget, extra)), {
     clock: systemClock,
     dialer,
     events: new EventStream(),
@@ -34,7 +35,8 @@ export async function table(budget: string, extra = '') {
       let n = 0;
       return () => ++n;
     })(),
-    sendToClient: () => void sent++,
+  }, {
+    send: () => void sent++,
     local: () => ({ address: '127.0.0.1', port: 1, family: 4 }),
   });
   const base = (10 << 24) >>> 0;

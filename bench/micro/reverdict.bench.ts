@@ -4,7 +4,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { aclAdmitter } from '../../src/admission/acl-admitter.js';
 import { rejudge, type JudgedFlow } from '../../src/admission/reverdict.js';
-import { formatIpv4 } from '../../src/admission/acl/ip-value.js';
+import { formatIpv4 } from '../../src/core/ip-value.js';
 
 /** `n` live sessions from distinct pseudo-random IPv4 clients; every 1000th in 10.0.0.0/8 (refused by the rule below). */
 function sessions(n: number): JudgedFlow[] {

@@ -1,11 +1,19 @@
 // Tunnel datagram sealing and opening per second: node dist/bench/micro/tunnel-seal.bench.js
-// One scenario per line, printed as key=value so runs can be diffed. No sockets.
+// One scenario per line, printed as key=value so runs can be diffed. No sockets, except the
+// native-batch scenarios, which seal into the native datapath's staging memory and send each
+// flush of 512 to a local UDP socket (the same send path for js-sealed and C++-sealed).
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import { loadNativeBinding } from '../../src/datapath/native/binding.js';
+import { NativeDatapath } from '../../src/datapath/native/native-datapath.js';
+import { tunnelOpener, tunnelSealer } from '../../src/datapath/tunnel-keys.js';
 import {
   ControlFrameReader, DatagramOpener, DatagramSealer, encodeControlMessage, encodeOriginBlock,
 } from '../../src/protocol/tunnel/index.js';
+import { preferAead } from '../../src/protocol/tunnel/aead.js';
 
 const KEY = randomBytes(32);
 const BATCH = 4096;
@@ -82,7 +90,66 @@ function streamFrames(): void {
   report('stream-data-decode', 16_384, n, now - start);
 }
 
-export function main(): void {
+/**
+ * The native datapath: `native-batch-seal` stages datagrams with NativeSocketSealer.sendData and the
+ * flush seals them in C++ (OpenSSL) then sends; `js-seal-native-send` seals each in JavaScript and
+ * stages the sealed copy, through the same flush. `native-open-one` opens one datagram per N-API
+ * call (the path of a datagram not opened in the harvest).
+ */
+async function nativeBatch(bytes: number): Promise<void> {
+  const loaded = loadNativeBinding();
+  if (!loaded.ok) {
+    console.log(`bench=tunnel-seal scenario=native-batch skipped="${loaded.reason}"`);
+    return;
+  }
+  const dp = new NativeDatapath(loaded.binding, loaded.layout);
+  const sink = dgram.createSocket('udp4');
+  sink.bind(0, '127.0.0.1');
+  await once(sink, 'listening');
+  const port = sink.address().port;
+  const listener = await dp.listen('127.0.0.1', 0, { onDatagram: () => {}, onSendError: () => {} });
+  const payload = randomBytes(bytes);
+  const RUN = 512;
+  for (const scenario of ['native-batch-seal', 'js-seal-native-send'] as const) {
+    const sealer = tunnelSealer(dp, { key: KEY, direction: 'gateway-to-agent', peerKeyId: 1 }, () => listener);
+    let n = 0;
+    const start = performance.now();
+    let now = start;
+    while (now - start < MS) {
+      for (let i = 0; i < RUN; i++) {
+        if (scenario === 'native-batch-seal') sealer.sendData(1 + (i & 7), payload, undefined, port, '127.0.0.1');
+        else listener.send(sealer.sealData(1 + (i & 7), payload), port, '127.0.0.1');
+      }
+      dp.flush();
+      n += RUN;
+      now = performance.now();
+    }
+    sealer.release();
+    report(scenario, bytes, n, now - start);
+  }
+  const sealer = new DatagramSealer({ key: KEY, direction: 'gateway-to-agent', peerKeyId: 1 });
+  const sealed = Array.from({ length: BATCH }, (_, i) => sealer.sealData(1 + (i & 7), payload));
+  const copies = sealed.map((b) => Buffer.from(b));
+  let n = 0;
+  const start = performance.now();
+  let now = start;
+  while (now - start < MS) {
+    const opener = tunnelOpener(dp, { key: KEY, direction: 'gateway-to-agent', keyId: 1 });
+    for (let i = 0; i < BATCH; i++) {
+      sealed[i]!.set(copies[i]!); // opened in place: restore the sealed bytes
+      if (!opener.open(sealed[i]!).ok) throw new Error('did not open');
+    }
+    opener.release();
+    n += BATCH;
+    now = performance.now();
+  }
+  report('native-open-one', bytes, n, now - start);
+  await listener.close();
+  dp.destroy();
+  sink.close();
+}
+
+export async function main(): Promise<void> {
   for (const bytes of [64, 1400]) {
     seal(bytes, false);
     open(bytes);
@@ -92,6 +159,10 @@ export function main(): void {
   reject('replayed', 64);
   reject('unknown-key', 64);
   streamFrames();
+  for (const bytes of [64, 1400]) await nativeBatch(bytes);
 }
 
-if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) main();
+if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  if (process.env.SLUICE_AEAD === 'node') preferAead('node'); // the node:crypto column
+  void main();
+}

@@ -28,6 +28,8 @@ napi_value ThrowErrno(napi_env env, int err, const char* syscall, const char* de
   return nullptr;
 }
 
+}  // namespace (Int and Args are shared with seal.cc)
+
 napi_value Int(napi_env env, int v) {
   napi_value out;
   napi_create_int32(env, v, &out);
@@ -42,6 +44,8 @@ bool Args(napi_env env, napi_callback_info info, size_t want, napi_value* argv) 
   }
   return true;
 }
+
+namespace {
 
 Engine* GetEngine(napi_env env, napi_value v) {
   void* p = nullptr;
@@ -114,6 +118,7 @@ void CloseSock(Engine* e, int id) {
   if (s.fd < 0) return;
   epoll_ctl(e->epfd, EPOLL_CTL_DEL, s.fd, nullptr);
   close(s.fd);
+  UnbindSocket(e, id);
   ReleaseId(e, id);
   e->active--;
   Watch(e);
@@ -132,6 +137,7 @@ void OnHandleClosed(uv_handle_t* h) { Release(static_cast<Engine*>(h->data)); }
 void Teardown(Engine* e) {
   if (e->destroyed) return;
   for (size_t i = 0; i < e->socks.size(); i++) CloseSock(e, static_cast<int>(i));
+  FreeSeal(e);
   StopThread(e);
   e->destroyed = true;
   e->polling = false;
@@ -392,6 +398,7 @@ napi_value Init(napi_env env, napi_value exports) {
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   RegisterStream(env, exports);
+  RegisterSeal(env, exports);
   return exports;
 }
 

@@ -111,6 +111,7 @@ int Harvest(Engine* e) {
     }
     used += r;
   }
+  OpenHarvested(e, used);
   return used;
 }
 

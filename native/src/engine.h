@@ -45,6 +45,8 @@ struct Sock {
   int gso_limit = 1 << 30; // UDP_SEGMENT only for segment sizes below this (lowered on EINVAL)
 };
 
+struct SealState;  // seal.cc
+
 struct Engine {
   napi_env env = nullptr;
   uv_poll_t poll;
@@ -97,6 +99,8 @@ struct Engine {
   std::vector<int> tx_first;       // first record of each message
   std::vector<int> tx_count;       // records (datagrams) in each message
   std::vector<int> tx_segment;     // UDP_SEGMENT size of each message, 0 when none
+
+  SealState* seal = nullptr;       // tunnel key slots (seal.cc), made on first use
 };
 
 // engine.cc
@@ -109,6 +113,8 @@ int Harvest(Engine* e);
 
 // addon.cc
 void Teardown(Engine* e);
+napi_value Int(napi_env env, int v);
+bool Args(napi_env env, napi_callback_info info, size_t want, napi_value* argv);
 
 // thread.cc
 int StartThread(Engine* e, uv_loop_t* loop);
@@ -117,6 +123,13 @@ void StopThread(Engine* e);
 // tx.cc
 int Flush(Engine* e, int count);
 bool ProbeGso();
+
+// seal.cc: tunnel datagrams opened as harvested and sealed as flushed
+void OpenHarvested(Engine* e, int used);
+void SealStaged(Engine* e, int count);
+void FreeSeal(Engine* e);
+void UnbindSocket(Engine* e, int sock);
+void RegisterSeal(napi_env env, napi_value exports);
 
 // errors.cc
 napi_value ErrnoError(napi_env env, int err, const char* syscall, const char* detail);

@@ -217,6 +217,7 @@ static void SendGroup(Engine* e, int id, int first, int end) {
 int Flush(Engine* e, int count) {
   e->err_count = 0;
   if (count > e->tx_max) count = e->tx_max;
+  SealStaged(e, count);
   for (int i = 0; i < count;) {
     int id = Rec(e, i)[0];
     int j = i + 1;

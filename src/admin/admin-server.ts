@@ -28,7 +28,7 @@ export interface AdminServerDeps {
   readonly metrics: () => Promise<{ contentType: string; body: string } | undefined>;
   /** The body of /api/health beside `status` (recording outputs, conntrack state, ...). */
   readonly health: () => Record<string, unknown>;
-  /** The body of /api/peers: the agent's peer links and connect listeners, the gateway's peer counters (src/agent/peer-view.ts). */
+  /** The body of /api/peers: the agent's peer links and connect listeners, the gateway's peer counters (src/ops/peer-view.ts). */
   readonly peers?: () => Record<string, unknown>;
   readonly recent: RecentActivity;
   /** Who is connected (/api/sources); absent = an empty list. */

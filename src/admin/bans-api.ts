@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { parseDurationMs } from '../core/duration.js';
 import type { BanRequest } from '../admission/bans/ban-store.js';
-import { parseCidr, type Cidr } from '../admission/acl/cidr.js';
+import { parseCidr, type Cidr } from '../core/cidr.js';
 import { cscliDelete, type CrowdsecBanView } from '../admission/crowdsec/ban-view.js';
 import type { BanInfo } from '../observe/events.js';
 

@@ -109,6 +109,7 @@ function settingsSummary(c: RouteConfig): Record<string, unknown> {
   s.acl = c.acl ? (c.acl.observeOnly ? 'observe-only' : 'on') : 'off';
   if (c.proxyProtocol) s.proxyProtocol = { accept: c.proxyProtocol.accept.length > 0, send: c.proxyProtocol.send ?? 'off' };
   if (c.bandwidth) s.bandwidth = bandwidthSummary(c.bandwidth);
+  if (c.match) s.match = c.match;
   return s;
 }
 

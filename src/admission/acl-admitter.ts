@@ -1,4 +1,4 @@
-import type { AclSpec } from './acl/acl-policy.js';
+import type { AclSpec } from '../core/acl-spec.js';
 import { compileAcl } from './acl/acl-policy.js';
 import type { CountryLookup } from './acl/country.js';
 import type { Admitter } from './admitter.js';

@@ -1,8 +1,8 @@
 import ipaddr from 'ipaddr.js';
-import { parseCidr, type Cidr } from './acl/cidr.js';
-import { CidrSet } from './acl/cidr-set.js';
-import { embeddedIpv4 } from './acl/embedded-ipv4.js';
-import { parseIpValue, type IpValue } from './acl/ip-value.js';
+import { parseCidr, type Cidr } from '../core/cidr.js';
+import { CidrSet } from '../core/cidr-set.js';
+import { embeddedIpv4 } from '../core/embedded-ipv4.js';
+import { parseIpValue, type IpValue } from '../core/ip-value.js';
 
 /**
  * The one classification of addresses that arrive from the network (peer sources, ICE

@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../core/clock.js';
 import type { BandwidthLimit, BandwidthSettings, RateLimit } from '../config/types.js';
-import { TokenBucket } from './token-bucket.js';
+import { TokenBucket } from '../core/token-bucket.js';
 
 /** How many per-source bucket pairs one route remembers; a forgotten source starts with a full burst. */
 export const BANDWIDTH_SOURCES = 65_536;

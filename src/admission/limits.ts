@@ -2,9 +2,10 @@ import { LRUCache } from 'lru-cache';
 import type { Clock } from '../core/clock.js';
 import type { RateLimit } from '../config/types.js';
 import type { RejectReason } from '../observe/events.js';
-import { TokenBucket } from './token-bucket.js';
+import { TokenBucket } from '../core/token-bucket.js';
 import type { Endpoint } from '../core/address.js';
-import { DEFAULT_SOURCE_PREFIX, sourceKey, type SourcePrefix } from './source-key.js';
+import { sourceKey } from './source-key.js';
+import { DEFAULT_SOURCE_PREFIX, type SourcePrefix } from '../core/source-prefix.js';
 
 export interface LimitSettings {
   readonly maxPerRoute: number;

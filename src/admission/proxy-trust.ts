@@ -1,6 +1,6 @@
-import { parseCidr, type Cidr } from './acl/cidr.js';
-import { CidrSet } from './acl/cidr-set.js';
-import { parseIpValue } from './acl/ip-value.js';
+import { parseCidr, type Cidr } from '../core/cidr.js';
+import { CidrSet } from '../core/cidr-set.js';
+import { parseIpValue } from '../core/ip-value.js';
 
 /**
  * Which senders may put a PROXY header in front of their traffic (`proxyProtocol.accept`).

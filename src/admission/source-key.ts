@@ -1,18 +1,6 @@
 import type { Endpoint } from '../core/address.js';
-import { formatIpValue, parseIpValue } from './acl/ip-value.js';
-
-/**
- * How many leading bits of a client address make one "source" for per-source caps and rates
- * (`sourcePrefix`, docs/configuration.md). IPv6 defaults to /64 because that is what one customer
- * gets (RFC 6177): keyed on the full /128, one subscriber walks around every per-source limit by
- * changing its interface identifier.
- */
-export interface SourcePrefix {
-  readonly ipv4: number;
-  readonly ipv6: number;
-}
-
-export const DEFAULT_SOURCE_PREFIX: SourcePrefix = Object.freeze({ ipv4: 32, ipv6: 64 });
+import { formatIpValue, parseIpValue } from '../core/ip-value.js';
+import { DEFAULT_SOURCE_PREFIX, type SourcePrefix } from '../core/source-prefix.js';
 
 /**
  * The per-source key of a canonical client address: the address itself when the prefix is the

@@ -4,9 +4,9 @@ import type tls from 'node:tls';
 import { isDeepStrictEqual } from 'node:util';
 import { canonicalIp, formatHostPort, type Endpoint } from '../core/address.js';
 import type { Clock, Timer } from '../core/clock.js';
-import type { AgentConfig } from '../config/gateway-schema.js';
+import type { AgentConfig } from '../config/expose-config.js';
 import type { EventStream } from '../observe/events.js';
-import { Backoff } from '../observe/conntrack/backoff.js';
+import { Backoff } from '../core/backoff.js';
 import type { ControlMessage, RefusalCode } from '../protocol/tunnel/index.js';
 import { DirectStreamDialer } from '../upstream/direct/tcp-dialer.js';
 import { DirectDatagramDialer } from '../upstream/direct/udp-dialer.js';
@@ -16,7 +16,8 @@ import type { UdpDatapath } from '../datapath/udp-datapath.js';
 import { jsDatapath } from '../datapath/js-datapath.js';
 import type { ControlChannel } from '../upstream/agent/control-channel.js';
 import { StreamMux } from '../upstream/agent/stream-mux.js';
-import { AgentDatagramPath, type DatagramMode } from './datagram-path.js';
+import { AgentDatagramPath, type DatagramMode, type DatagramSink } from './datagram-path.js';
+import { nextAgentState, type AgentState } from './agent-state.js';
 import { connectToGateway, GatewayConnectError, type ConnectFailure } from './gateway-connection.js';
 import { LocalServices, type ExposedService } from './local-services.js';
 import { PEER_TAG_BIT } from '../protocol/tunnel/index.js';
@@ -99,7 +100,7 @@ export class Agent {
   readonly peers: Peers;
   /** The `connect` listeners, bound from the start. */
   connectRoutes: readonly RouteRuntime[] = [];
-  #state: 'connecting' | 'connected' | 'waiting' | 'closed' = 'connecting';
+  #state: AgentState = 'connecting';
   /** Wall ms when the current connection authenticated; undefined while not connected. */
   connectedSince: number | undefined;
   /** The last failed attempt or lost connection (for the status views), until the next one. */
@@ -111,16 +112,29 @@ export class Agent {
   #config: AgentConfig;
   #ca: Buffer | undefined;
 
+  /**
+   * Builds the parts in the order datagrams flow through them: the datagram path (its sink hands
+   * gateway datagrams to the peers and the local services, built next; nothing arrives before the
+   * path is attached to a connection), the local services, then the peers on the path.
+   */
   private constructor(
     config: AgentConfig,
     private readonly deps: AgentDeps,
-    path: AgentDatagramPath,
     ca: Buffer | undefined,
   ) {
     this.#config = config;
     this.#ca = ca;
     this.#observer = deps.observer ?? {};
     this.#backoff = newBackoff(config, deps.random);
+    const sink: DatagramSink = {
+      onGatewayDatagram: (t, o, p) => {
+        if (t & PEER_TAG_BIT) return this.peers.onRelayDatagram(t, p);
+        this.peers.relayArrived(t);
+        this.local.onGatewayDatagram(t, o, p);
+      },
+      onGatewayClose: (t) => this.local.onGatewayClose(t),
+    };
+    const path = new AgentDatagramPath(deps.datapath ?? jsDatapath, deps.clock, sink, (mode) => this.#observer.datagramMode?.({ mode }));
     this.#path = path;
     this.local = new LocalServices(config.expose, {
       agent: config.name,
@@ -154,23 +168,7 @@ export class Agent {
   /** Starts connecting in the background; never waits for the gateway. */
   static async start(config: AgentConfig, deps: AgentDeps): Promise<Agent> {
     const ca = config.ca === undefined ? undefined : await readFile(config.ca);
-    let sink: Agent | undefined;
-    const path = new AgentDatagramPath(
-      deps.datapath ?? jsDatapath,
-      deps.clock,
-      {
-        onGatewayDatagram: (t, o, p) => {
-          if (!sink) return;
-          if (t & PEER_TAG_BIT) return sink.peers.onRelayDatagram(t, p);
-          sink.peers.relayArrived(t);
-          sink.local.onGatewayDatagram(t, o, p);
-        },
-        onGatewayClose: (t) => sink?.local.onGatewayClose(t),
-      },
-      (mode) => deps.observer?.datagramMode?.({ mode }),
-    );
-    const agent = new Agent(config, deps, path, ca);
-    sink = agent;
+    const agent = new Agent(config, deps, ca);
     try {
       agent.connectRoutes = await startConnectListeners(config.connect, agent.peers, {
         clock: deps.clock, events: deps.events, routeDeps: deps.routeDeps, nextFlowId: deps.nextFlowId,
@@ -199,8 +197,13 @@ export class Agent {
     if (this.#state !== 'closed') this.reconnectNow();
   }
 
-  get state(): 'connecting' | 'connected' | 'waiting' | 'closed' {
+  /** See agent-state.ts; moved only through its transition table (`#move`). */
+  get state(): AgentState {
     return this.#state;
+  }
+
+  #move(to: AgentState): void {
+    this.#state = nextAgentState(this.#state, to);
   }
 
   get datagramMode(): DatagramMode {
@@ -225,7 +228,7 @@ export class Agent {
   /** Says GOAWAY(shutting-down), closes everything. Idempotent. */
   async close(): Promise<void> {
     if (this.#state === 'closed') return this.#done;
-    this.#state = 'closed';
+    this.#move('closed');
     this.#abort.abort();
     this.#channel?.close('shutting-down', 'the agent is shutting down');
     this.#wait?.cancel();
@@ -250,7 +253,7 @@ export class Agent {
         if (failure !== 'closed' || !this.#abort.signal.aborted) this.counters.refused[failure] = (this.counters.refused[failure] ?? 0) + 1;
       }
       if (this.#abort.signal.aborted) break;
-      this.#state = 'waiting';
+      this.#move('waiting');
       this.connectedSince = undefined;
       this.lastDisconnect = { failure, message, at: this.deps.clock.wallNow() };
       const delay = this.#backoff.next();
@@ -260,7 +263,7 @@ export class Agent {
         this.#wait = this.deps.clock.setTimeout(resolve, delay);
       });
       this.#wake = undefined;
-      if (!this.#abort.signal.aborted) this.#state = 'connecting';
+      if (!this.#abort.signal.aborted) this.#move('connecting');
     }
   }
 
@@ -281,11 +284,17 @@ export class Agent {
       resumeKeyId: this.#path.gatewayKeyId,
       streamWindow: cfg.streamWindow,
       timeoutMs: CONNECT_TIMEOUT_MS,
+      clock: this.deps.clock,
       signal: this.#abort.signal,
       onKeys: (k) => this.#path.prepare(keyId, k),
     });
+    if (this.#abort.signal.aborted) {
+      // close() ran while the handshake was finishing: this connection is not used.
+      channel.close('shutting-down', 'the agent is shutting down');
+      return 'closed while connecting';
+    }
     this.#channel = channel;
-    this.#state = 'connected';
+    this.#move('connected');
     this.connectedSince = this.deps.clock.wallNow();
     this.#backoff.reset();
     this.counters.connects++;
@@ -334,7 +343,7 @@ export class Agent {
       channel, keyId, keys, authOk.datagramKeyId, { address: gwIp, port: remote.port, family: canonicalIp(gwIp)?.family ?? 4 }, authOk.keepaliveIntervalMs,
       socket.localAddress,
     );
-    channel.startKeepalive(this.deps.clock, authOk.keepaliveIntervalMs);
+    channel.startKeepalive(authOk.keepaliveIntervalMs);
     for (const svc of this.local.services) {
       if (svc.config.peers.length > 0) {
         channel.send({ type: 'offer', serviceId: svc.id, name: svc.config.name, transport: svc.config.transport, peers: svc.config.peers });

@@ -1,7 +1,7 @@
 import { formatListen, type Endpoint } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import { SluiceError, errnoCode } from '../core/errors.js';
-import type { ConnectConfig } from '../config/gateway-schema.js';
+import type { ConnectConfig } from '../config/expose-config.js';
 import type { RouteConfig } from '../config/types.js';
 import type { EventStream } from '../observe/events.js';
 import type { RouteRuntime } from '../listen/route.js';

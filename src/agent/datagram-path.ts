@@ -1,10 +1,11 @@
 import type { Clock, Timer } from '../core/clock.js';
 import {
-  DatagramOpener, DatagramSealer, MAX_DATAGRAM_PAYLOAD_BYTES, isTunnelError, readUnverifiedHeader,
-  type DatagramKeys, type DatagramOrigin, type DatagramRejectReason,
+  MAX_DATAGRAM_PAYLOAD_BYTES, isTunnelError, readUnverifiedHeader,
+  type DatagramKeys, type DatagramOrigin, type DatagramRejectReason, type OpenerOptions,
 } from '../protocol/tunnel/index.js';
 import { canonicalIp, type Endpoint } from '../core/address.js';
 import type { UdpDatapath, UdpListener } from '../datapath/udp-datapath.js';
+import { tunnelOpener, tunnelSealer, type SocketOpener, type SocketSealer } from '../datapath/tunnel-keys.js';
 import type { IceSocket } from '../ice/bases.js';
 import { isTunnelDatagram } from '../protocol/tunnel/index.js';
 import { CHANNEL_BACKLOG_BYTES, type ControlChannel } from '../upstream/agent/control-channel.js';
@@ -56,10 +57,10 @@ export class AgentDatagramPath {
     rejected: { malformed: 0, 'unknown-key': 0, 'too-old': 0, replayed: 0, 'auth-failed': 0, 'bad-plaintext': 0, 'key-exhausted': 0 },
   };
   #mode: DatagramMode = 'tls';
-  #sealer: DatagramSealer | null = null;
+  #sealer: SocketSealer | null = null;
   /** The gateway's key id of the current keys (HELLO.resumeKeyId next time). */
   gatewayKeyId = 0;
-  readonly #openers = new Map<number, DatagramOpener>();
+  readonly #openers = new Map<number, SocketOpener>();
   #currentKeyId = 0;
   #previousKeyId = 0;
   #channel: ControlChannel | null = null;
@@ -94,8 +95,16 @@ export class AgentDatagramPath {
    * working UDP flows still use.
    */
   prepare(ownKeyId: number, keys: DatagramKeys): void {
-    for (const id of [...this.#openers.keys()]) if (id !== this.#currentKeyId && id !== this.#previousKeyId) this.#openers.delete(id);
-    this.#openers.set(ownKeyId, new DatagramOpener({ key: keys.receive, direction: keys.receiveDirection, keyId: ownKeyId }));
+    for (const [id, o] of [...this.#openers]) {
+      if (id === this.#currentKeyId || id === this.#previousKeyId) continue;
+      this.#openers.delete(id);
+      o.release();
+    }
+    this.#openers.get(ownKeyId)?.release();
+    this.#openers.set(ownKeyId, tunnelOpener(this.datapath, { key: keys.receive, direction: keys.receiveDirection, keyId: ownKeyId }, {
+      pinSource: true,
+      onDropped: (reason, n) => void (this.counters.rejected[reason] += n),
+    }));
   }
 
   /** After AUTH_OK: seal with the new keys, send over this channel, keep alive every `intervalMs`. */
@@ -105,7 +114,8 @@ export class AgentDatagramPath {
       this.#currentKeyId = ownKeyId;
     }
     this.#channel = channel;
-    this.#sealer = new DatagramSealer({ key: keys.send, direction: keys.sendDirection, peerKeyId: gatewayKeyId });
+    this.#sealer?.release();
+    this.#sealer = tunnelSealer(this.datapath, { key: keys.send, direction: keys.sendDirection, peerKeyId: gatewayKeyId }, () => this.#socket);
     this.gatewayKeyId = gatewayKeyId;
     this.#gateway = gateway;
     if (localAddress) this.#localAddress = canonicalIp(localAddress)?.address ?? localAddress;
@@ -139,6 +149,11 @@ export class AgentDatagramPath {
     const ip = local === undefined ? undefined : canonicalIp(local);
     if (!s || !ip) return undefined;
     return { local: { address: ip.address, port: s.local.port, family: ip.family }, send: (buf, port, address) => this.#sendTo(buf, port, address) };
+  }
+
+  /** The opener of a peer's direct-path key: its datagrams arrive on this socket (docs/datapath.md). */
+  opener(opts: OpenerOptions): SocketOpener {
+    return tunnelOpener(this.datapath, opts);
   }
 
   /** The gateway's STUN server: its UDP port (docs/expose.md). */
@@ -183,6 +198,7 @@ export class AgentDatagramPath {
 
   /** Forget the keys: the gateway did not resume, so nothing sealed under them is of use. */
   forgetKeys(): void {
+    this.#sealer?.release();
     this.#sealer = null;
     this.gatewayKeyId = 0;
   }
@@ -193,17 +209,15 @@ export class AgentDatagramPath {
       return;
     }
     const sealer = this.#sealer;
-    const gw = this.#socket;
-    if (this.#mode === 'udp' && sealer && gw) {
-      let out: Buffer;
+    const gw = this.#gateway;
+    if (this.#mode === 'udp' && sealer && this.#socket && gw) {
       try {
-        out = sealer.sealData(tag, payload);
+        sealer.sendData(tag, payload, undefined, gw.port, gw.address);
       } catch (err) {
         if (isTunnelError(err, 'sequence-exhausted')) this.#channel?.close('internal', 'datagram sequence space used up');
         this.counters.toGatewayDropped++;
         return;
       }
-      this.#toGateway(out);
       this.counters.toGateway++;
       return;
     }
@@ -233,6 +247,9 @@ export class AgentDatagramPath {
     this.#closed = true;
     this.#timer?.cancel();
     void this.#socket?.close();
+    this.#sealer?.release();
+    for (const o of this.#openers.values()) o.release();
+    this.#openers.clear();
   }
 
   #tick(): void {

@@ -1,5 +1,6 @@
 import tls from 'node:tls';
 import net from 'node:net';
+import type { Clock } from '../core/clock.js';
 import { SluiceError } from '../core/errors.js';
 import {
   TUNNEL_ALPN, TUNNEL_PROTOCOL_VERSION, computeAuthDigest, exportAuthBinding, exportDatagramKeys, verifyGatewayProof,
@@ -34,6 +35,8 @@ export interface ConnectOptions {
   readonly resumeKeyId: number;
   readonly streamWindow: number;
   readonly timeoutMs: number;
+  /** Times the whole attempt, and the channel's timers once connected. */
+  readonly clock: Clock;
   readonly signal: AbortSignal;
   /** Source address to connect from (the OS picks when absent). */
   readonly localAddress?: string;
@@ -61,14 +64,14 @@ export function connectToGateway(o: ConnectOptions): Promise<Connected> {
     const fail = (err: GatewayConnectError) => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      timer.cancel();
       o.signal.removeEventListener('abort', onAbort);
       if (channel) channel.destroy({ error: err });
       else socket.destroy();
       reject(err);
     };
     const onAbort = () => fail(new GatewayConnectError('closed', 'connecting was cancelled'));
-    const timer = setTimeout(() => fail(new GatewayConnectError('timeout', `no authenticated connection within ${o.timeoutMs}ms`)), o.timeoutMs);
+    const timer = o.clock.setTimeout(() => fail(new GatewayConnectError('timeout', `no authenticated connection within ${o.timeoutMs}ms`)), o.timeoutMs);
     const socket = tls.connect({
       host: o.host,
       port: o.port,
@@ -86,7 +89,7 @@ export function connectToGateway(o: ConnectOptions): Promise<Connected> {
     o.signal.addEventListener('abort', onAbort, { once: true });
 
     socket.once('secureConnect', () => {
-      channel = new ControlChannel(socket, 'agent');
+      channel = new ControlChannel(socket, 'agent', o.clock);
       if (o.fingerprint !== undefined) {
         const got = socket.getPeerCertificate().fingerprint256?.replace(/:/g, '').toLowerCase() ?? '';
         if (got !== o.fingerprint) {
@@ -119,7 +122,7 @@ export function connectToGateway(o: ConnectOptions): Promise<Connected> {
             return fail(new GatewayConnectError('bad-proof', 'the gateway could not prove it knows the token'));
           }
           settled = true;
-          clearTimeout(timer);
+          timer.cancel();
           o.signal.removeEventListener('abort', onAbort);
           resolve({ channel: channel!, authOk: m, keys: keys! });
         }

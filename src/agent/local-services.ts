@@ -1,14 +1,14 @@
 import { canonicalIp, ipv4PortKey, type Endpoint } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import { errnoCode, isSluiceError } from '../core/errors.js';
-import type { RouteConfig } from '../config/types.js';
-import type { ExposeConfig } from '../config/gateway-schema.js';
+import type { ExposeConfig } from '../config/expose-config.js';
 import type { EventStream } from '../observe/events.js';
 import { encodeProxyV1, encodeProxyV2 } from '../protocol/proxy-protocol/index.js';
 import type { DatagramOrigin, StreamOpen, StreamResetCode } from '../protocol/tunnel/index.js';
 import { relayTcp } from '../session/tcp-relay.js';
-import { UdpSessionTable } from '../session/udp-session-table.js';
+import { UdpSessionTable, type UdpClientSide } from '../session/udp-session-table.js';
 import type { UdpSession } from '../session/udp-session.js';
+import { udpLimits, type UdpSessionPolicy } from '../session/session-policy.js';
 import type { DatagramDialer, StreamDialer } from '../upstream/dialer.js';
 import type { TunnelStream } from '../upstream/agent/tunnel-stream.js';
 import type { DatagramSink } from './datagram-path.js';
@@ -39,7 +39,9 @@ export class ExposedService {
   refusal: { readonly code: string; readonly message: string } | undefined;
   /** The agent's UDP sessions toward the local service, one per public client, with the service's udp rules. */
   readonly table: UdpSessionTable | undefined;
+  /** The gateway's tag for each client key (UdpSession.key) of this service. */
   readonly clientTags = new Map<number | string, number>();
+  /** Sessions whose upstream channel is open, by client key. */
   readonly sessions = new Map<number | string, UdpSession>();
 
   constructor(
@@ -98,7 +100,7 @@ export class LocalServices implements DatagramSink {
 
   /** Open UDP sessions per service route, for `sluice_sessions_active`. */
   activeCounts(): { route: string; proto: 'udp'; active: number }[] {
-    return this.services.flatMap((svc) => (svc.table ? [{ route: svc.table.route.name, proto: 'udp' as const, active: svc.table.size }] : []));
+    return this.services.flatMap((svc) => (svc.table ? [{ route: svc.table.policy.name, proto: 'udp' as const, active: svc.table.size }] : []));
   }
 
   // ---- UDP ----
@@ -147,52 +149,29 @@ export class LocalServices implements DatagramSink {
 
   #table(svc: ExposedService): UdpSessionTable {
     const c = svc.config;
-    const route: RouteConfig = {
-      name: `${this.deps.agent}/${c.name}`,
-      listen: c.remote ?? { transport: 'udp', host: '0.0.0.0', port: 0 },
-      upstream: c.local,
-      udp: c.udp,
-      tcp: { connectTimeoutMs: c.connectTimeoutMs, idleTimeoutMs: c.idleTimeoutMs, maxConnections: 0, maxConnectionsPerSource: 0, rate: { perSecond: 0, burst: 0 }, ratePerSource: { perSecond: 0, burst: 0 } },
-      acl: undefined,
-      proxyProtocol: c.proxyProtocol === 'v2' ? { accept: [], send: 'v2', udp: c.proxyProtocolUdp, headerTimeoutMs: 0, maxHeaderBytes: 4096 } : undefined,
-    };
-    const direct = this.deps.datagramDialer;
-    // Each session's channel reports its end, so the gateway hears DATAGRAM_CLOSE for its tag.
-    const dialer: DatagramDialer = {
-      open: async (target, receiver, opts) => {
-        const ch = await direct.open(target, receiver, opts);
-        const client = opts.client!;
-        const key = keyOf(client.address, client.port);
-        svc.sessions.set(key, receiver as UdpSession);
-        return {
-          remote: ch.remote,
-          send: (b, p) => ch.send(b, p),
-          close: () => {
-            ch.close();
-            if (svc.sessions.get(key) === receiver) svc.sessions.delete(key);
-            const tag = svc.clientTags.get(key);
-            if (tag === undefined) return;
-            svc.clientTags.delete(key);
-            const owner = this.#tags.get(tag);
-            this.#tags.delete(tag);
-            if (owner) this.#rememberClosed(tag, owner);
-            this.deps.sendClose(tag);
-          },
-        };
+    const { send, sendClose } = this.deps;
+    // The service's clients are behind the gateway: a reply goes out under the client's tag, and
+    // each session's channel reports its end so the gateway hears DATAGRAM_CLOSE for the tag.
+    const clients: UdpClientSide = {
+      send: (s, buf) => {
+        const tag = svc.clientTags.get(s.key);
+        if (tag !== undefined) send(tag, buf);
+      },
+      local: () => svc.bound ?? { address: '0.0.0.0', port: c.remote?.port ?? 0, family: 4 },
+      channelOpened: (s) => void svc.sessions.set(s.key, s),
+      channelClosed: (s) => {
+        if (svc.sessions.get(s.key) === s) svc.sessions.delete(s.key);
+        const tag = svc.clientTags.get(s.key);
+        if (tag === undefined) return;
+        svc.clientTags.delete(s.key);
+        const owner = this.#tags.get(tag);
+        this.#tags.delete(tag);
+        if (owner) this.#rememberClosed(tag, owner);
+        sendClose(tag);
       },
     };
-    const bound = () => svc.bound ?? { address: '0.0.0.0', port: c.remote?.port ?? 0, family: 4 as const };
-    return new UdpSessionTable(route, {
-      clock: this.deps.clock,
-      dialer,
-      events: this.deps.events,
-      nextFlowId: this.deps.nextFlowId,
-      local: bound,
-      sendToClient: (buf, port, address) => {
-        const tag = svc.clientTags.get(keyOf(address, port));
-        if (tag !== undefined) this.deps.send(tag, buf);
-      },
-    });
+    const { clock, events, nextFlowId } = this.deps;
+    return new UdpSessionTable(exposedUdpPolicy(this.deps.agent, c), { clock, events, nextFlowId, dialer: this.deps.datagramDialer }, clients);
   }
 
   // ---- TCP ----
@@ -231,6 +210,24 @@ export class LocalServices implements DatagramSink {
     for (const stop of [...this.#stops]) stop('shutdown');
     for (const svc of this.services) svc.table?.close('shutdown');
   }
+}
+
+/**
+ * The session policy of an exposed UDP service at the agent, from its `expose` entry: its `udp`
+ * rules, and PROXY v2 toward the local service when configured. No header is read here (the
+ * gateway hands over the real client), so nobody is trusted to send one.
+ */
+export function exposedUdpPolicy(agent: string, c: ExposeConfig): UdpSessionPolicy {
+  return {
+    name: `${agent}/${c.name}`,
+    upstream: c.local,
+    origin: undefined,
+    limits: udpLimits(c.udp),
+    bandwidth: undefined,
+    idleTimeoutMs: c.udp.idleTimeoutMs,
+    udp: c.udp,
+    proxyProtocol: c.proxyProtocol === 'v2' ? { accept: [], maxHeaderBytes: 0, send: 'v2', udp: c.proxyProtocolUdp } : undefined,
+  };
 }
 
 function proxyHeader(mode: 'off' | 'v1' | 'v2', client: Endpoint, server: Endpoint): Buffer | undefined {

@@ -1,14 +1,15 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
-import type { CandidateClass } from '../config/gateway-schema.js';
+import type { CandidateClass } from '../config/expose-config.js';
 import { IceAgent, type IceTiming } from '../ice/agent.js';
 import type { IceAgentState } from '../ice/agent-state.js';
 import type { IceSocket } from '../ice/bases.js';
 import { formatCandidate, parseCandidate, type IceCandidate } from '../ice/candidate.js';
-import type { StunPeer } from '../ice/stun-transaction.js';
+import type { StunPeer } from '../turn/stun-transaction.js';
 import type { TurnServerConfig } from '../turn/turn-client.js';
 import { classifyPeer } from '../udpexposer/peer-policy.js';
-import { DatagramOpener, DatagramSealer } from '../protocol/tunnel/index.js';
+import { DatagramSealer, type OpenerOptions } from '../protocol/tunnel/index.js';
+import { SocketOpener } from '../datapath/socket-keys.js';
 import type { DiagnosisInput } from './peer-diagnosis.js';
 import type { PeerSignalBody } from './peer-signal.js';
 
@@ -23,6 +24,8 @@ export interface AttemptOptions {
   readonly iceTiming?: Partial<IceTiming>;
   /** `agent.peerCandidates`: the address classes checks and data may go to. */
   readonly candidateClasses: readonly CandidateClass[];
+  /** Makes the opener of the direct path's key (in the native batch where the datapath is native). */
+  readonly opener?: (opts: OpenerOptions) => SocketOpener;
 }
 
 /** What an attempt reports to its link. */
@@ -55,7 +58,7 @@ export class PeerAttempt {
   readonly #ingress: (buf: Buffer, from: StunPeer) => boolean;
   readonly #key = randomBytes(32);
   readonly #keyId = randomInt(1, 0xffff_ffff);
-  readonly #opener: DatagramOpener;
+  readonly #opener: SocketOpener;
   #sealer: DatagramSealer | undefined;
 
   constructor(
@@ -73,7 +76,7 @@ export class PeerAttempt {
       remoteAllowed: (address, port) => this.#allowed('prflx', address, port),
     });
     this.#ingress = this.ice.addSocket(o.socket);
-    this.#opener = new DatagramOpener({ key: this.#key, direction: o.controlling ? 'gateway-to-agent' : 'agent-to-gateway', keyId: this.#keyId });
+    this.#opener = (o.opener ?? ((x) => new SocketOpener(x)))({ key: this.#key, direction: o.controlling ? 'gateway-to-agent' : 'agent-to-gateway', keyId: this.#keyId });
     this.ice.on('candidate', (c: IceCandidate) => events.signal({ kind: 'candidate', attempt: o.id, candidate: formatCandidate(c) }));
     this.ice.on('gathering-complete', (e) => {
       this.stunAnswered = !e.errors.some((err) => err.name === 'StunTimeoutError');
@@ -154,6 +157,7 @@ export class PeerAttempt {
 
   /** Idempotent; deletes the attempt's TURN allocations in the background. */
   close(): void {
+    this.#opener.release();
     this.ice.removeAllListeners();
     this.ice.channel.close();
     void this.ice.close();

@@ -2,15 +2,15 @@ import { randomBytes } from 'node:crypto';
 import type { Clock, Timer } from '../core/clock.js';
 import type { IceTiming } from '../ice/agent.js';
 import type { IceSocket } from '../ice/bases.js';
-import type { StunPeer } from '../ice/stun-transaction.js';
+import type { StunPeer } from '../turn/stun-transaction.js';
 import type { TurnServerConfig } from '../turn/turn-client.js';
 import { PEER_TAG_BIT } from '../protocol/tunnel/index.js';
-import type { CandidateClass } from '../config/gateway-schema.js';
-import { PeerAttempt } from './peer-attempt.js';
+import type { CandidateClass } from '../config/expose-config.js';
+import { PeerAttempt, type AttemptOptions } from './peer-attempt.js';
 import { diagnose, type PeerDiagnosis } from './peer-diagnosis.js';
 import { encodePeerSignal, type PeerSignal, type PeerSignalBody } from './peer-signal.js';
+import { nextPeerState, type PeerState } from './peer-link-state.js';
 
-export type PeerState = 'idle' | 'connecting' | 'connected';
 export type PeerPathKind = 'direct' | 'relayed';
 
 /**
@@ -38,6 +38,8 @@ export interface PeerLinkDeps {
   readonly iceTiming?: Partial<IceTiming>;
   /** The agent's gateway socket, once it is bound; undefined before. */
   readonly socket: () => IceSocket | undefined;
+  /** Makes the opener of a direct path's key (the gateway socket's datapath decides where it runs). */
+  readonly opener?: AttemptOptions['opener'];
   /** Sends a SIGNAL to the peer; false when the control channel is down. */
   readonly signal: (payload: Buffer) => boolean;
   /** A direct datagram for one of this agent's exposed services (connectee tag `tag`). */
@@ -59,7 +61,7 @@ export interface PeerLinkDeps {
  * Role: the agent whose name sorts first is controlling, so both sides agree without a message.
  */
 export class PeerLink {
-  state: PeerState = 'idle';
+  #state: PeerState = 'idle';
   /** The connecting side wants direct paths; `relay` when every flow pins the relay. */
   wantDirect = true;
   readonly counters = { directSent: 0, directReceived: 0, directRejected: 0, attempts: 0, switches: 0, staleSignals: 0 };
@@ -83,6 +85,15 @@ export class PeerLink {
 
   get peer(): string {
     return this.deps.peer;
+  }
+
+  /** See peer-link-state.ts; moved only through its transition table. */
+  get state(): PeerState {
+    return this.#state;
+  }
+
+  #move(to: PeerState): void {
+    this.#state = nextPeerState(this.#state, to);
   }
 
   get controlling(): boolean {
@@ -123,7 +134,7 @@ export class PeerLink {
     this.touch();
     const starting = this.state === 'idle';
     if (starting) {
-      this.state = 'connecting';
+      this.#move('connecting');
       this.#connectingAt = this.deps.clock.now();
       this.#directAt = undefined;
       this.#startTimer();
@@ -142,7 +153,7 @@ export class PeerLink {
     // The gateway reached the peer: whatever it refused before (peer-offline) is over.
     this.lastRefusal = undefined;
     if (this.state !== 'connecting') return;
-    this.state = 'connected';
+    this.#move('connected');
     this.deps.changed(this);
   }
 
@@ -178,7 +189,7 @@ export class PeerLink {
       if (a && !a.answered && this.#initiator && this.controlling && a.id !== s.attempt) return;
       this.#stopAttempt();
       if (this.state === 'idle') {
-        this.state = 'connecting';
+        this.#move('connecting');
         this.#connectingAt = this.deps.clock.now();
         this.#startTimer();
       }
@@ -239,7 +250,7 @@ export class PeerLink {
     this.#retry?.cancel();
     this.#retry = undefined;
     this.#initiator = false;
-    this.state = 'idle';
+    this.#move('idle');
     this.deps.changed(this);
   }
 
@@ -275,7 +286,7 @@ export class PeerLink {
     const a: PeerAttempt = new PeerAttempt(
       {
         id, controlling: this.controlling, clock: d.clock, socket, stunServers: d.stunServers(), turnServers: d.turnServers,
-        icePolicy: d.icePolicy, iceTiming: d.iceTiming, candidateClasses: d.candidateClasses,
+        icePolicy: d.icePolicy, iceTiming: d.iceTiming, candidateClasses: d.candidateClasses, opener: d.opener,
       },
       {
         signal: (body) => this.#send(body),
@@ -301,13 +312,13 @@ export class PeerLink {
     if (state === 'connected') {
       this.#lastAck = this.deps.clock.now();
       this.#suspect = false;
-      this.state = 'connected';
+      this.#move('connected');
       if (this.#directAt === undefined && this.path === 'direct') this.#directAt = this.deps.clock.now();
       this.counters.switches++;
     } else if (state === 'failed') {
       this.#lastDiagnosis = this.diagnosis();
       this.#stopAttempt();
-      this.state = 'connected';
+      this.#move('connected');
       this.#scheduleRetry(this.deps.directRetryMs);
     }
     this.deps.changed(this);

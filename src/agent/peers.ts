@@ -2,11 +2,12 @@ import type { Duplex } from 'node:stream';
 import type { Endpoint } from '../core/address.js';
 import type { Clock, Timer } from '../core/clock.js';
 import { SluiceError } from '../core/errors.js';
-import type { AgentConfig } from '../config/gateway-schema.js';
+import type { AgentConfig } from '../config/expose-config.js';
 import type { IceTiming } from '../ice/agent.js';
 import type { IceSocket } from '../ice/bases.js';
-import type { StunPeer } from '../ice/stun-transaction.js';
-import { PEER_TAG_BIT, type ControlMessage, type DatagramOrigin } from '../protocol/tunnel/index.js';
+import type { StunPeer } from '../turn/stun-transaction.js';
+import { PEER_TAG_BIT, type ControlMessage, type DatagramOrigin, type OpenerOptions } from '../protocol/tunnel/index.js';
+import type { SocketOpener } from '../datapath/socket-keys.js';
 import type { DatagramChannel, DatagramReceiver, DialOptions } from '../upstream/dialer.js';
 import type { PeerFlows, PeerTarget } from '../upstream/peer/peer-dialer.js';
 import { PeerFlow, type RelayPath } from './peer-flow.js';
@@ -25,6 +26,8 @@ export interface PeerDatagramPath extends RelayPath {
   sendClose(tag: number): void;
   iceSocket(): IceSocket | undefined;
   gatewayStun(): StunPeer | undefined;
+  /** The opener of a direct path's key, on the gateway socket's datapath. */
+  opener?(opts: OpenerOptions): SocketOpener;
 }
 
 export interface PeersDeps {
@@ -96,6 +99,7 @@ export class Peers implements PeerFlows {
       directRetryMs: this.config.directRetryMs,
       iceTiming: d.iceTiming,
       socket: () => d.path.iceSocket(),
+      ...(d.path.opener ? { opener: (opts: OpenerOptions) => d.path.opener!(opts) } : {}),
       signal: (payload) => {
         if (!this.#control) return false;
         this.#control.send({ type: 'signal', peer, payload });

@@ -1,7 +1,7 @@
 import { formatHostPort } from '../core/address.js';
 import type { RouteView, SessionView } from '../admin/views.js';
-import type { ConnectRouteView, PeerLinkView } from '../agent/peer-view.js';
-import type { AgentStatusView } from '../agent/agent-view.js';
+import type { ConnectRouteView, PeerLinkView } from '../ops/peer-view.js';
+import type { AgentStatusView } from '../ops/agent-view.js';
 import { parseArgs } from './args.js';
 import { ADMIN_FLAGS, ADMIN_FLAGS_HELP, AdminCallError, adminClient, type AdminIo } from './admin-client.js';
 import { EXIT } from './exit-codes.js';

@@ -3,6 +3,9 @@ import type { Clock } from '../core/clock.js';
 import { isSluiceError, SluiceError } from '../core/errors.js';
 import { DEFAULT_MAX_CLIENTS, DEFAULT_PING_INTERVAL_MS, MAX_TAG } from '../protocol/udpexposer/constants.js';
 import { UdpexposerKey } from '../protocol/udpexposer/key.js';
+import { NativeDatapath, type NativeDatapathOptions } from '../datapath/native/native-datapath.js';
+import { selectUdpDatapath, type DatapathChoice } from '../datapath/native/select.js';
+import type { UdpDatapath } from '../datapath/udp-datapath.js';
 import { UdpexposerClient } from '../udpexposer/client.js';
 import { defaultAllowLoopback, defaultAllowPrivate, peerPolicy } from '../udpexposer/peer-policy.js';
 import { parseDurationMs } from '../core/duration.js';
@@ -25,6 +28,8 @@ export interface UdpexposerIo {
   readonly clock: Clock;
   /** Called once the sockets are bound: the chosen port when listen_addr has port 0. */
   readonly onReady?: (ready: UdpexposerReady) => void;
+  /** Knobs of the native datapath (tests, benchmarks); defaults suit production. */
+  readonly udpNative?: NativeDatapathOptions;
 }
 
 export type UdpexposerReady =
@@ -45,6 +50,8 @@ export interface UdpexposerArgs {
   readonly allowLoopbackPeers: boolean;
   /** Sluice extension: the connectees' reply budget (server role); 'off' lifts it. */
   readonly replyBudget: ReplyBudget | 'off';
+  /** Sluice extension: which UDP datapath moves the datagrams (docs/datapath.md), both roles. */
+  readonly datapath: DatapathChoice;
   /** Options given that the chosen role ignores (udpexposer ignores them silently). */
   readonly ignored: readonly string[];
 }
@@ -67,12 +74,14 @@ Options:
   --allow-loopback-peers     (Sluice) server mode: also serve loopback sources
   --reply-budget             (Sluice) server mode: RATIO[/WINDOW] or off; relayed bytes to a
                              connectee per byte from it (default 64/10s)
+  --datapath                 (Sluice) auto, native or js: how datagrams move (default auto:
+                             the batched native datapath where it loads)
   -h, --help                 display usage information
 
 See docs/udpexposer.md.
 `;
 
-const OPTIONS: Record<string, 'c' | 'a' | 's' | 'n' | 'i' | 'P' | 'S' | 'h' | 'allow-private' | 'allow-loopback' | 'reply-budget'> = {
+const OPTIONS: Record<string, 'c' | 'a' | 's' | 'n' | 'i' | 'P' | 'S' | 'h' | 'allow-private' | 'allow-loopback' | 'reply-budget' | 'datapath'> = {
   '-c': 'c', '--local-connect-addr': 'c',
   '-a': 'a', '--server-addr': 'a',
   '-s': 's', '--server-mode': 's',
@@ -84,7 +93,9 @@ const OPTIONS: Record<string, 'c' | 'a' | 's' | 'n' | 'i' | 'P' | 'S' | 'h' | 'a
   '--allow-private-peers': 'allow-private',
   '--allow-loopback-peers': 'allow-loopback',
   '--reply-budget': 'reply-budget',
+  '--datapath': 'datapath',
 };
+const DATAPATHS: readonly string[] = ['auto', 'native', 'js'] satisfies DatapathChoice[];
 const SWITCHES = new Set(['s', 'S', 'h', 'allow-private', 'allow-loopback']);
 const SERVER_ONLY: readonly [string, string][] = [['allow-private', '--allow-private-peers'], ['allow-loopback', '--allow-loopback-peers'], ['reply-budget', '--reply-budget']];
 
@@ -132,6 +143,8 @@ export function parseUdpexposerArgs(argv: readonly string[]): UdpexposerArgs | '
     throw usage('Invalid options: either -s or both -c and -a should be specified');
   }
   const replyBudget = str('reply-budget') === undefined ? DEFAULT_REPLY_BUDGET : parseReplyBudget(str('reply-budget')!);
+  const datapath = str('datapath') ?? 'auto';
+  if (!DATAPATHS.includes(datapath)) throw usage(`--datapath: "${datapath}" is not auto, native or js`);
   const ignored = server
     ? [...(localConnect ? ['-c'] : []), ...(serverAddr ? ['-a'] : []), ...(str('i') !== undefined ? ['-i'] : [])]
     : SERVER_ONLY.filter(([k]) => seen.has(k)).map(([, flag]) => flag);
@@ -146,6 +159,7 @@ export function parseUdpexposerArgs(argv: readonly string[]): UdpexposerArgs | '
     allowPrivatePeers: seen.has('allow-private'),
     allowLoopbackPeers: seen.has('allow-loopback'),
     replyBudget,
+    datapath: datapath as DatapathChoice,
     ignored,
   };
 }
@@ -169,12 +183,31 @@ export async function runUdpexposerCommand(argv: string[], io: UdpexposerIo): Pr
   }
   for (const flag of args.ignored) io.stderr.write(`sluice udpexposer: warning: ${flag} has no effect in ${args.mode} mode\n`);
   if (io.signal.aborted) return EXIT.ok;
+  let datapath: UdpDatapath;
+  try {
+    const selected = selectUdpDatapath(args.datapath, io.udpNative);
+    datapath = selected.datapath;
+    // Said the way `sluice run` logs it: once, with the reason.
+    if (selected.fallback !== undefined) io.stderr.write(`sluice udpexposer: warning: native UDP datapath unavailable; using the js datapath: ${selected.fallback}\n`);
+  } catch (err) {
+    io.stderr.write(`sluice udpexposer: --datapath ${args.datapath}: ${(err as Error).message}\n`);
+    return EXIT.startFailed;
+  }
+  try {
+    return await run(args, io, datapath);
+  } finally {
+    if (datapath instanceof NativeDatapath) datapath.destroy();
+  }
+}
+
+async function run(args: UdpexposerArgs, io: UdpexposerIo, datapath: UdpDatapath): Promise<number> {
   const key = args.password === undefined ? undefined : await UdpexposerKey.fromPassword(args.password);
-  const deps = { clock: io.clock, onEvent: (e: UdpexposerEvent) => printEvent(io, e) };
+  const deps = { clock: io.clock, datapath, onEvent: (e: UdpexposerEvent) => printEvent(io, e) };
   const ac = new AbortController();
   const signal = AbortSignal.any([io.signal, ac.signal]);
   let closed: Promise<void>;
   let summary: () => unknown;
+  let local: Endpoint;
   try {
     if (args.mode === 'server') {
       if (key === undefined) {
@@ -204,6 +237,7 @@ export async function runUdpexposerCommand(argv: string[], io: UdpexposerIo): Pr
         signal,
       );
       closed = server.closed;
+      local = server.local;
       summary = () => server.counters;
       io.onReady?.({ role: 'server', local: server.local, server });
     } else {
@@ -220,6 +254,7 @@ export async function runUdpexposerCommand(argv: string[], io: UdpexposerIo): Pr
         signal,
       );
       closed = client.closed;
+      local = client.local;
       summary = () => client.counters;
       io.onReady?.({ role: 'client', local: client.local, client });
     }
@@ -228,9 +263,10 @@ export async function runUdpexposerCommand(argv: string[], io: UdpexposerIo): Pr
     if (isSluiceError(err, 'SLUICE_ERR_BIND')) return EXIT.startFailed;
     return isSluiceError(err, 'SLUICE_ERR_USAGE') ? EXIT.usage : EXIT.runtime;
   }
+  io.stderr.write(`sluice udpexposer: ${args.mode} on ${formatHostPort(local.address, local.port)}, UDP datapath ${datapath.kind}\n`);
   await closed;
   ac.abort();
-  io.stderr.write(`sluice udpexposer: stopped ${JSON.stringify(summary())}\n`);
+  io.stderr.write(`sluice udpexposer: stopped ${JSON.stringify({ datapath: datapath.kind, ...(summary() as object) })}\n`);
   return EXIT.ok;
 }
 

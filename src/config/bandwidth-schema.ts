@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parseByteRate, parseByteSize } from '../core/byte-rate.js';
-import type { BandwidthLimit, BandwidthSettings, RateLimit } from './types.js';
+import type { BandwidthLimit, BandwidthSettings, RateLimit } from './route-settings.js';
 import { expecting } from './issue-text.js';
 
 /**

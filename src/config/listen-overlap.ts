@@ -1,4 +1,5 @@
 import { canonicalIp, formatListen, parseHostPort, parseListenUrl, type ListenAddress, type Transport } from '../core/address.js';
+import { sharedListenKey, sharedListenKeys } from './route-match.js';
 
 /** One socket the config asks to bind, with the key that asks and who owns it, for messages. */
 export interface Binding {
@@ -6,6 +7,8 @@ export interface Binding {
   /** `route "dns"`, `agent.connect "wg"`, `admin.listen`, `gateway.listen`. */
   readonly owner: string;
   readonly listen: ListenAddress;
+  /** A route with `match`: its address may be shared with other routes (config/route-match.ts). */
+  readonly matched?: boolean;
 }
 
 /**
@@ -34,7 +37,10 @@ export function configBindings(raw: Record<string, unknown>): Binding[] {
     const hp = typeof text === 'string' ? parseHostPort(text, true) : undefined;
     if (hp && typeof hp !== 'string') for (const transport of transports) out.push({ path, owner, listen: { transport, ...hp } });
   };
-  for (const [name, r] of entries(raw.routes)) url(['routes', name, 'listen'], `route "${name}"`, field(r, 'listen'));
+  for (const [name, r] of entries(raw.routes)) {
+    url(['routes', name, 'listen'], `route "${name}"`, field(r, 'listen'));
+    if (field(r, 'match') !== undefined && out.at(-1)?.owner === `route "${name}"`) out[out.length - 1] = { ...out.at(-1)!, matched: true };
+  }
   for (const [name, c] of entries(field(raw.agent, 'connect'))) url(['agent', 'connect', name, 'listen'], `agent.connect "${name}"`, field(c, 'listen'));
   hostPort(['admin', 'listen'], 'admin.listen', field(raw.admin, 'listen'), ['tcp']);
   hostPort(['gateway', 'listen'], 'gateway.listen', field(raw.gateway, 'listen'), ['tcp', 'udp']);
@@ -51,9 +57,13 @@ export function checkListenOverlaps(
   lineOf: (path: (string | number)[]) => number | undefined,
 ): void {
   const all = configBindings(raw);
+  // Routes on one exact TCP address where one has `match` share a listener; route-match.ts checks them.
+  const shared = sharedListenKeys(all.filter((b) => b.matched).map((b) => ({ listen: b.listen, match: { sni: [] } })));
+  const bothShare = (a: Binding, b: Binding) =>
+    a.path[0] === 'routes' && b.path[0] === 'routes' && sharedListenKey(a.listen) === sharedListenKey(b.listen) && shared.has(sharedListenKey(a.listen));
   for (let i = 1; i < all.length; i++) {
     const b = all[i]!;
-    const a = all.slice(0, i).find((p) => p.owner !== b.owner && bindingsOverlap(p.listen, b.listen));
+    const a = all.slice(0, i).find((p) => p.owner !== b.owner && bindingsOverlap(p.listen, b.listen) && !bothShare(p, b));
     if (!a) continue;
     const line = lineOf(a.path);
     const same = formatListen(a.listen) === formatListen(b.listen);

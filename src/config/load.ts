@@ -2,17 +2,18 @@ import { readFile } from 'node:fs/promises';
 import { isMap, isNode, LineCounter, parseDocument, type Document } from 'yaml';
 import { parseListenUrl } from '../core/address.js';
 import { checkListenOverlaps } from './listen-overlap.js';
+import { checkRouteMatches } from './route-match.js';
 import { SluiceError } from '../core/errors.js';
 import { configSchema, type RawConfig } from './schema.js';
 import { checkObserve, compileObserve } from './observe-schema.js';
 import type { ConfigIssue, RouteConfig, SluiceConfig } from './types.js';
-import { aclSpecIssues, type AclSpec } from '../admission/acl/acl-policy.js';
-import { parseCidr } from '../admission/acl/cidr.js';
-import { normaliseLapiUrl } from '../admission/crowdsec/settings.js';
-import type { BansSettings } from '../admission/bans/settings.js';
+import { aclSpecIssues, type AclSpec } from '../core/acl-spec.js';
+import { parseCidr } from '../core/cidr.js';
+import { normaliseLapiUrl } from './crowdsec-settings.js';
+import type { BansSettings } from './bans-settings.js';
 import { checkExpose, compileAgent, compileGateway, replyBudgetOf, type RawAgent, type RawGateway } from './gateway-schema.js';
 import { DEFAULT_REPLY_BUDGET } from '../core/reply-budget.js';
-import { compileDocker } from '../discovery/docker-config.js';
+import { compileDocker } from './docker-config.js';
 import { configIssueText, unknownKeyText } from './issue-text.js';
 import { yamlProblems } from './yaml-problems.js';
 
@@ -61,6 +62,7 @@ export function parseConfig(text: string): ParseResult {
   const routesRaw = (raw as { routes?: Record<string, Record<string, unknown>> }).routes;
   if (routesRaw && typeof routesRaw === 'object' && !Array.isArray(routesRaw)) checkRoutes(routesRaw, at);
   checkListenOverlaps(raw as Record<string, unknown>, at, (path) => lineOf(nodeOffset(doc, path)));
+  if (routesRaw && typeof routesRaw === 'object' && !Array.isArray(routesRaw)) checkRouteMatches(routesRaw, at, (path) => lineOf(nodeOffset(doc, path)));
   if (parsed.success) checkAdmission(parsed.data, at);
   if (parsed.success) checkObserve(parsed.data, at);
   if (parsed.success) checkExpose(parsed.data as { gateway?: RawGateway; agent?: RawAgent }, at);
@@ -170,6 +172,7 @@ function compile(data: RawConfig): SluiceConfig {
     ...((r.bans ?? data.bans?.default) ? { bans: r.bans ?? data.bans?.default } : {}),
     ...((r.sourcePrefix ?? data.sourcePrefix) ? { sourcePrefix: r.sourcePrefix ?? data.sourcePrefix } : {}),
     ...(r.bandwidth ? { bandwidth: r.bandwidth } : {}),
+    ...(r.match ? { match: r.match } : {}),
     proxyProtocol: r.proxyProtocol && {
       accept: r.proxyProtocol.accept,
       send: r.proxyProtocol.send,

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { canonicalIp, parseHostPort } from '../core/address.js';
 import { parseDurationMs } from '../core/duration.js';
 import { parseSizeBytes } from '../core/size.js';
-import { parseCidr } from '../admission/acl/cidr.js';
+import { parseCidr } from '../core/cidr.js';
 import { expecting } from './issue-text.js';
 
 /**

@@ -4,10 +4,11 @@ import { DEFAULT_REPLY_BUDGET } from '../core/reply-budget.js';
 import { parseHostPort, parseListenUrl } from '../core/address.js';
 import { exposeSchemas } from './gateway-schema.js';
 import { observeShape, size } from './observe-schema.js';
-import { lapiUrlIssue, MIN_INTERVAL_MS } from '../admission/crowdsec/settings.js';
-import { dockerSchema } from '../discovery/docker-config.js';
+import { lapiUrlIssue, MIN_INTERVAL_MS } from './crowdsec-settings.js';
+import { dockerSchema } from './docker-config.js';
 import { expecting } from './issue-text.js';
 import { bandwidthSchema } from './bandwidth-schema.js';
+import { routeMatchSchema } from './route-match.js';
 
 /**
  * The config file's shape. Every object is strict (unknown keys are errors) and every default is
@@ -170,6 +171,8 @@ export const routeSchema = z.strictObject({
   /** Names of `bans.rules` that watch this route; absent = `bans.default`. */
   bans: z.array(z.string()).optional(),
   bandwidth: bandwidthSchema.optional(),
+  /** Routing by TLS server name on a shared listen address (docs/sni.md). */
+  match: routeMatchSchema.optional(),
 });
 
 /** `gateway:` and `agent:` (docs/expose.md), built from the route parts above. */

@@ -1,79 +1,17 @@
+import type { RouteMatch } from './route-match.js';
 import type { HostPort, ListenAddress } from '../core/address.js';
-import type { AclSpec } from '../admission/acl/acl-policy.js';
-import type { CrowdsecSettings } from '../admission/crowdsec/settings.js';
-import type { AgentConfig, GatewayConfig } from './gateway-schema.js';
+import type { AclSpec } from '../core/acl-spec.js';
+import type { RouteOrigin } from '../core/route-origin.js';
+import type { SourcePrefix } from '../core/source-prefix.js';
+import type { CrowdsecSettings } from './crowdsec-settings.js';
+import type { AgentConfig, GatewayConfig } from './expose-config.js';
 import type { ObserveConfig } from './observe-schema.js';
-import type { DockerConfig } from '../discovery/docker-config.js';
-import type { ReplyBudget } from '../core/reply-budget.js';
-import type { SourcePrefix } from '../admission/source-key.js';
-import type { BansSettings } from '../admission/bans/settings.js';
+import type { DockerConfig } from './docker-config.js';
+import type { BansSettings } from './bans-settings.js';
+import type { BandwidthSettings, ProxyProtocolSettings, TcpSettings, UdpSettings } from './route-settings.js';
 
-/** A token bucket: `perSecond` refill, `burst` capacity. `perSecond: 0` turns the limit off. */
-export interface RateLimit {
-  readonly perSecond: number;
-  readonly burst: number;
-}
-
-/**
- * Byte-rate limits of one direction pair: `up` is client to upstream, `down` upstream to client;
- * `perSecond` in bytes, `burst` in bytes. An absent direction is unlimited.
- */
-export interface BandwidthLimit {
-  readonly up?: RateLimit;
-  readonly down?: RateLimit;
-}
-
-/** `bandwidth:` of a route (admission/bandwidth-limiter.ts, docs/bans.md "Bandwidth limits"). */
-export interface BandwidthSettings {
-  readonly perSource?: BandwidthLimit;
-  readonly perRoute?: BandwidthLimit;
-  /** `gateway.agents.<name>.bandwidth.perAgent` only: one bucket pair over all of the agent's services. */
-  readonly perAgent?: BandwidthLimit;
-}
-
-export type OnLimit = 'reject' | 'evict-lru';
-
-export interface UdpSettings {
-  readonly idleTimeoutMs: number;
-  readonly maxSessions: number;
-  readonly maxSessionsPerSource: number;
-  readonly rate: RateLimit;
-  readonly ratePerSource: RateLimit;
-  readonly onLimit: OnLimit;
-  /** Datagrams held per session while its upstream socket is being set up. */
-  readonly setupQueue: number;
-  /** Largest datagram payload forwarded; larger ones are dropped and counted. */
-  readonly maxDatagramBytes: number;
-  /** Replies per session at most `ratio` x bytes received over the window (core/reply-budget.ts); absent: off. */
-  readonly replyBudget?: ReplyBudget;
-}
-
-export interface TcpSettings {
-  readonly connectTimeoutMs: number;
-  readonly idleTimeoutMs: number;
-  readonly maxConnections: number;
-  readonly maxConnectionsPerSource: number;
-  readonly rate: RateLimit;
-  readonly ratePerSource: RateLimit;
-}
-
-/** PROXY protocol for one route (docs/proxy-protocol.md). */
-export interface ProxyProtocolSettings {
-  /** Senders whose headers are trusted (CIDR texts); empty = never parse a header. */
-  readonly accept: readonly string[];
-  /** Header sent to the upstream; v1 is TCP only. */
-  readonly send: 'v1' | 'v2' | undefined;
-  /** How a UDP session sends v2: on every datagram, or on the first ones (until the upstream answers). */
-  readonly udp: 'every' | 'first';
-  readonly headerTimeoutMs: number;
-  /**
-   * TCP, untrusted senders on a route with `accept`: how long to wait for the first bytes before
-   * dialing, so a PROXY header from them is refused before any upstream connection (0 = dial at
-   * once and check the first bytes after). Absent = 50 ms.
-   */
-  readonly untrustedWaitMs?: number;
-  readonly maxHeaderBytes: number;
-}
+export type { AclSpec, RouteOrigin, SourcePrefix };
+export type { BandwidthLimit, BandwidthSettings, OnLimit, ProxyProtocolSettings, RateLimit, TcpSettings, UdpSettings } from './route-settings.js';
 
 export interface RouteConfig {
   readonly name: string;
@@ -92,16 +30,8 @@ export interface RouteConfig {
   readonly origin?: RouteOrigin;
   /** Names of the ban rules watching this route (its `bans`, else `bans.default`); absent = none. */
   readonly bans?: readonly string[];
-}
-
-/** Where a discovered route came from (src/discovery/, docs/containers.md). */
-export interface RouteOrigin {
-  readonly kind: 'container';
-  /** Container name, without Docker's leading slash. */
-  readonly container: string;
-  readonly containerId: string;
-  /** Which labels declared it: Sluice's `sluice.routes.*` or GoDoxy's `proxy.*`. */
-  readonly labels: 'sluice' | 'godoxy';
+  /** Picks this route by TLS server name on a shared `listen` (docs/sni.md); absent = not by name (the default route there). */
+  readonly match?: RouteMatch;
 }
 
 export interface AccessLogConfig {

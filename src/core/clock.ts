@@ -30,3 +30,14 @@ export const systemClock: Clock = {
     return { cancel: () => clearInterval(t) };
   },
 };
+
+/**
+ * AbortSignal.timeout on a Clock: `signal` aborts with a `TimeoutError` DOMException (as the
+ * built-in's does) once `ms` have passed on `clock`; `cancel` stops the timer when the work ended
+ * first (the built-in's timer cannot be stopped).
+ */
+export function timeoutSignal(clock: Clock, ms: number): { readonly signal: AbortSignal; cancel(): void } {
+  const controller = new AbortController();
+  const timer = clock.setTimeout(() => controller.abort(new DOMException(`timed out after ${ms}ms`, 'TimeoutError')), ms);
+  return { signal: controller.signal, cancel: () => timer.cancel() };
+}

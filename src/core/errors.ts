@@ -23,6 +23,8 @@ export type SluiceErrorCode =
   | 'SLUICE_ERR_ICE_FAILED'
   | 'SLUICE_ERR_TUNNEL_AUTH'
   | 'SLUICE_ERR_ICE_STATE'
+  /** A state machine was asked for a move its transition table does not allow (core/state-machine.ts): a bug, never input. */
+  | 'SLUICE_ERR_STATE'
   | 'SLUICE_ERR_ENGINE'
   | 'SLUICE_ERR_CLOSED'
   | 'SLUICE_ERR_CONNTRACK_LINE'

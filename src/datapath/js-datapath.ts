@@ -1,9 +1,9 @@
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { canonicalIp, type Endpoint } from '../core/address.js';
-import type { DatagramChannel, DatagramReceiver } from '../upstream/dialer.js';
-import { literalLookup } from '../upstream/direct/resolve.js';
-import type { ListenerReceiver, UdpDatapath, UdpListener } from './udp-datapath.js';
+import type { DatagramChannel, DatagramReceiver } from './datagram-channel.js';
+import { literalLookup } from './literal-lookup.js';
+import { receiverFor, type ListenerReceiver, type ReceiverFactory, type UdpDatapath, type UdpListener, type UdpSender } from './udp-datapath.js';
 
 /**
  * The datapath on Node's dgram: one receive callback and one send syscall per datagram. Sockets
@@ -13,7 +13,7 @@ import type { ListenerReceiver, UdpDatapath, UdpListener } from './udp-datapath.
 export const jsDatapath: UdpDatapath = {
   kind: 'js',
 
-  async listen(host: string, port: number, receiver: ListenerReceiver): Promise<UdpListener> {
+  async listen<R extends ListenerReceiver>(host: string, port: number, receiverOrFactory: R | ReceiverFactory<R>): Promise<UdpListener<R>> {
     const socket = dgram.createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', lookup: literalLookup as never });
     try {
       // Listen before binding: with a synchronous lookup, 'listening' can fire inside bind().
@@ -24,16 +24,18 @@ export const jsDatapath: UdpDatapath = {
       socket.close();
       throw err;
     }
-    socket.on('error', (err) => receiver.onSendError(err));
-    socket.on('message', (msg, rinfo) => receiver.onDatagram(msg, rinfo.address, rinfo.port));
     const a = socket.address();
     const local: Endpoint = { address: canonicalIp(a.address)?.address ?? a.address, port: a.port, family: a.family === 'IPv6' ? 6 : 4 };
     let closed: Promise<void> | undefined;
-    return {
+    const bound: UdpSender = {
       local,
-      send: (buf, p, address) => socket.send(buf, p, address),
+      send: (buf, p, address, prefix) => (prefix ? socket.send([prefix, buf], p, address) : socket.send(buf, p, address)),
       close: () => (closed ??= new Promise<void>((resolve) => socket.close(() => resolve()))),
     };
+    const receiver = receiverFor(bound, receiverOrFactory);
+    socket.on('error', (err) => receiver.onSendError(err));
+    socket.on('message', (msg, rinfo) => receiver.onDatagram(msg, rinfo.address, rinfo.port));
+    return { ...bound, receiver };
   },
 
   async connect(remote: Endpoint, receiver: DatagramReceiver): Promise<DatagramChannel> {

@@ -59,6 +59,11 @@ function endpoint(address: string | undefined, port: number | undefined): Endpoi
   return { address: ip.address, port: port ?? 0, family: ip.family };
 }
 
+/** A Node socket someone else accepted (a shared listener's), behind the seam. */
+export function jsStreamConn(sock: net.Socket): StreamConn {
+  return new JsStreamConn(sock);
+}
+
 /** A Node socket behind the seam; `socket()` is the socket itself. */
 class JsStreamConn implements StreamConn {
   constructor(private readonly sock: net.Socket) {}

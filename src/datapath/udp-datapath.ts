@@ -1,5 +1,5 @@
 import type { Endpoint } from '../core/address.js';
-import type { DatagramChannel, DatagramReceiver } from '../upstream/dialer.js';
+import type { DatagramChannel, DatagramReceiver } from './datagram-channel.js';
 
 /**
  * The UDP fast path: how datagrams of established sessions move. Everything above it (session
@@ -11,9 +11,11 @@ export interface UdpDatapath {
   readonly kind: 'js' | 'native';
   /**
    * Binds a listener (exclusively; dual-stack for `::`). Rejects with the system error
-   * (EADDRINUSE, EACCES) for the caller to name the route.
+   * (EADDRINUSE, EACCES) for the caller to name the route. `receiver` may be a factory: it is then
+   * called once with the bound listener, before any datagram, so the receiver can answer through
+   * the listener it belongs to (built in order, nothing bound late).
    */
-  listen(host: string, port: number, receiver: ListenerReceiver): Promise<UdpListener>;
+  listen<R extends ListenerReceiver>(host: string, port: number, receiver: R | ReceiverFactory<R>): Promise<UdpListener<R>>;
   /** A socket connected to `remote` for one session; replies arrive through `receiver`. */
   connect(remote: Endpoint, receiver: DatagramReceiver): Promise<DatagramChannel>;
 }
@@ -35,13 +37,28 @@ export interface ListenerReceiver {
   onSendError(err: Error): void;
 }
 
-export interface UdpListener {
+/** Builds a listener's receiver from the bound listener (UdpDatapath.listen). */
+export type ReceiverFactory<R extends ListenerReceiver> = (listener: UdpSender) => R;
+
+/** The receiver itself, or the one its factory builds for `listener`. */
+export function receiverFor<R extends ListenerReceiver>(listener: UdpSender, receiver: R | ReceiverFactory<R>): R {
+  return typeof receiver === 'function' ? receiver(listener) : receiver;
+}
+
+/** A bound listener socket: where it is, how to answer through it, how to release it. */
+export interface UdpSender {
   readonly local: Endpoint;
   /**
    * Sends one datagram to a client, whole or not at all. The datapath may read `buf` after the
    * call returns (a batched one sends when the current batch ends), so the caller must not change it.
+   * `prefix`, when given, goes on the wire before `buf` in the same datagram (not copied into it).
    */
-  send(buf: Buffer, port: number, address: string): void;
+  send(buf: Buffer, port: number, address: string, prefix?: Buffer | null): void;
   /** Idempotent; resolves once the socket is released. */
   close(): Promise<void>;
+}
+
+export interface UdpListener<R extends ListenerReceiver = ListenerReceiver> extends UdpSender {
+  /** What gets this listener's datagrams. */
+  readonly receiver: R;
 }

@@ -1,6 +1,6 @@
 import { formatHostPort, formatListen } from '../core/address.js';
 import type { RouteConfig, SluiceConfig } from '../config/types.js';
-import type { DockerConfig } from './docker-config.js';
+import type { DockerConfig } from '../config/docker-config.js';
 import { shortId } from './container.js';
 import { UnixSocketEngine, type ContainerEngine } from './engine-client.js';
 import { mergeRoutes } from './merge.js';

@@ -3,8 +3,8 @@ import { formatHostPort, formatListen } from '../core/address.js';
 import type { Clock, Timer } from '../core/clock.js';
 import { isSluiceError } from '../core/errors.js';
 import type { RouteConfig, SluiceConfig } from '../config/types.js';
-import type { ReloadSummary, SluiceNode } from '../node.js';
-import type { DockerConfig } from './docker-config.js';
+import type { RouteRuntime } from '../listen/route.js';
+import type { DockerConfig } from '../config/docker-config.js';
 import { shortId, type ContainerInfo } from './container.js';
 import { ContainerWatcher, type EngineState } from './container-watcher.js';
 import { UnixSocketEngine, type ContainerEngine } from './engine-client.js';
@@ -14,14 +14,30 @@ import { containerCandidates, formatProblem, type DiscoveryProblem } from './pro
 export interface ContainerRoutesDeps {
   readonly clock: Clock;
   readonly log: Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;
-  readonly node: Pick<SluiceNode, 'config' | 'reload' | 'routes'>;
+  readonly node: RouteReloadTarget;
   /**
-   * Runs `fn` after every reload already queued and before any queued later (App's reload
-   * chain), so a container event and a SIGHUP never reload the node at the same time.
+   * Runs `fn` after every reload already queued and before any queued later (the root's reload
+   * queue), so a container event and a SIGHUP never reload the node at the same time.
    */
   readonly serialize: <T>(fn: () => Promise<T>) => Promise<T>;
   /** Default: the engine at `docker.socket`. */
   readonly engine?: ContainerEngine;
+}
+
+/** What a reload of the running routes changed, by route name. */
+export interface ReloadSummary {
+  readonly added: string[];
+  readonly removed: string[];
+  readonly changed: string[];
+  readonly rebuilt: string[];
+}
+
+/** The running routes as container discovery drives them (the root's route set). */
+export interface RouteReloadTarget {
+  readonly config: SluiceConfig;
+  /** Applies a validated config; throws (nothing changed) when a new listener cannot bind. */
+  reload(next: SluiceConfig): Promise<ReloadSummary>;
+  routes(): readonly RouteRuntime[];
 }
 
 /** A route from labels that is running now, as the admin API lists it. */
@@ -73,7 +89,7 @@ interface Blocked {
  * Routes from container labels, kept beside the config file's on one node (docs/containers.md).
  * Every change (a container started or stopped, an engine resync, a config reload) recomputes the
  * whole wanted route list (file routes + label routes, merged by `mergeRoutes`) and applies it
- * with `SluiceNode.reload`, so unchanged routes keep their sockets and sessions and removed ones
+ * with `RouteSet.reload`, so unchanged routes keep their sockets and sessions and removed ones
  * drain, exactly as for a file reload. One listener that cannot bind (its port is held by
  * something else) is skipped and retried with backoff; the others are applied.
  */
@@ -118,9 +134,9 @@ export class ContainerRoutes {
   }
 
   /**
-   * Applies a new config file with the label routes merged in (App's reload, already serialised).
+   * Applies a new config file with the label routes merged in (the root's reload, already serialised).
    * Label routes that the new file displaces (same name, same or overlapping address) are removed
-   * first, so the file's routes can bind their addresses. Throws what `SluiceNode.reload` throws
+   * first, so the file's routes can bind their addresses. Throws what `RouteSet.reload` throws
    * for the file's own routes; the running config then stays.
    * `docker.socket` and `docker.reconnect` are read at start only; the label options apply here.
    */

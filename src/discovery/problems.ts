@@ -1,5 +1,5 @@
 import type { RouteConfig, SluiceConfig } from '../config/types.js';
-import type { DockerConfig } from './docker-config.js';
+import type { DockerConfig } from '../config/docker-config.js';
 import { shortId, type ContainerInfo } from './container.js';
 import { parseGodoxyLabels } from './godoxy-labels.js';
 import type { LabelParse, LabelProblem } from './label-route.js';

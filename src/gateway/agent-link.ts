@@ -5,27 +5,19 @@ import type { Clock, Timer } from '../core/clock.js';
 import { SluiceError } from '../core/errors.js';
 import type { RouteRuntime } from '../listen/route.js';
 import {
-  MAX_DATAGRAM_PAYLOAD_BYTES, PEER_TAG_BIT, isTunnelError, type ControlMessage, type DatagramOpener,
-  type DatagramSealer, type Hello, type Publish, type RefusalCode,
+  MAX_DATAGRAM_PAYLOAD_BYTES, PEER_TAG_BIT, type ControlMessage, type Hello, type Publish, type RefusalCode,
 } from '../protocol/tunnel/index.js';
 import type { DatagramReceiver, DialOptions } from '../upstream/dialer.js';
 import type { AgentTunnel } from '../upstream/agent/agent-tunnel.js';
 import { CHANNEL_BACKLOG_BYTES, type ChannelEnd, type ControlChannel } from '../upstream/agent/control-channel.js';
 import { StreamMux } from '../upstream/agent/stream-mux.js';
-import { Connectee } from './connectee.js';
+import type { Connectee, ConnecteeUplink } from './connectee.js';
+import { ConnecteeTable } from './connectee-table.js';
+import { nextAgentLinkState, type AgentLinkState } from './agent-link-state.js';
 import type { GatewayCounters } from './counters.js';
 import type { PeerRelay } from './peer-relay.js';
-
-export { Connectee };
-
-/** The datagram keys of one control connection (docs/tunnel-protocol.md §6). */
-export interface KeySet {
-  /** The gateway's own key id (AUTH_OK): agent-to-gateway datagrams carry it. */
-  readonly keyId: number;
-  readonly opener: DatagramOpener;
-  /** Seals gateway-to-agent datagrams under the agent's key id (HELLO). */
-  readonly sealer: DatagramSealer;
-}
+import type { RelayedLink } from './peer-flows.js';
+import { AgentUdp, type KeySet } from './agent-udp.js';
 
 /** A public listener of one of the agent's services. */
 export interface PublishedService {
@@ -61,11 +53,6 @@ export interface LinkHost {
   serviceClosed(link: AgentLink, service: PublishedService): void;
 }
 
-const RETAGGED_KEPT = 1024;
-
-/** Freshness of the agent's UDP address, in keepalive intervals (docs/tunnel-protocol.md §7). */
-const FRESH_INTERVALS = 3;
-
 /**
  * One authenticated agent, kept across its control connections (docs/expose.md): its published
  * services, its UDP connectees, the datagram keys and the address its datagrams come from.
@@ -74,27 +61,22 @@ const FRESH_INTERVALS = 3;
  * back within `resumeGraceMs` with HELLO.resumeKeyId = the current key id; meanwhile public UDP
  * sessions keep working over UDP as long as its datagrams open, and the public listeners stay.
  * TCP streams ride the connection and end with it. Closed: everything released.
- *
- * Datagram address rule (SPF-2): the address moves only on a datagram that opened under the
- * current keys and raised the highest sequence (`newest`); nothing unauthenticated ever moves it.
+ * Its keys and UDP address (with the SPF-2 address rule) are agent-udp.ts's.
  */
-export class AgentLink implements AgentTunnel {
-  state: 'attached' | 'detached' | 'closed' = 'detached';
+export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
+  #state: AgentLinkState = 'detached';
   readonly services = new Map<number, PublishedService>();
   readonly #publishing = new Set<number>();
-  readonly #connectees = new Map<number, Connectee>();
-  /** Old tag -> connectee, for the last RETAGGED_KEPT re-tags (DATAGRAM_CLOSE from the agent). */
-  readonly #retagged = new Map<number, Connectee>();
-  #nextTag = 1;
-  #keys: KeySet[] = [];
+  readonly #connectees = new ConnecteeTable();
+  readonly #udp: AgentUdp;
   #channel: ControlChannel | null = null;
   #mux: StreamMux | null = null;
   /** The agent has sent something after AUTH_OK, so it reads frames at the full size (control-channel.ts). */
   #peerReady = false;
-  #udp: { address: string; port: number } | undefined;
-  #lastFresh = -Infinity;
   #grace: Timer | undefined;
   #republish: Timer | undefined;
+  /** Key sets kept for the resume grace period; close forgets them at once. */
+  readonly #retiring = new Set<() => void>();
   remote: Endpoint;
   readonly connectedAt: number;
 
@@ -105,24 +87,41 @@ export class AgentLink implements AgentTunnel {
   ) {
     this.remote = remote;
     this.connectedAt = host.clock.wallNow();
+    this.#udp = new AgentUdp({
+      clock: host.clock,
+      counters: host.counters,
+      keepaliveIntervalMs: host.keepaliveIntervalMs,
+      replies: host.replies,
+      sendUdp: (buf, port, address) => host.sendUdp(buf, port, address),
+      exhausted: (message) => void this.close('internal', message),
+    });
+  }
+
+  /** See agent-link-state.ts; moved only through its transition table. */
+  get state(): AgentLinkState {
+    return this.#state;
+  }
+
+  #move(to: AgentLinkState): void {
+    this.#state = nextAgentLinkState(this.#state, to);
   }
 
   get currentKeyId(): number {
-    return this.#keys.at(-1)?.keyId ?? 0;
+    return this.#udp.currentKeyId;
   }
 
   get udpAddress(): { address: string; port: number } | undefined {
-    return this.#udp;
+    return this.#udp.address;
   }
 
   /** True while the agent's UDP address has delivered an authenticated datagram recently. */
   get udpFresh(): boolean {
-    return this.#udp !== undefined && this.host.clock.now() - this.#lastFresh < FRESH_INTERVALS * this.host.keepaliveIntervalMs;
+    return this.#udp.fresh;
   }
 
   /** Attached, and the agent has spoken since AUTH_OK (so it reads full-size frames): peers may reach it. */
   get reachable(): boolean {
-    return this.state === 'attached' && this.#peerReady;
+    return this.#state === 'attached' && this.#peerReady;
   }
 
   get connectees(): number {
@@ -145,8 +144,8 @@ export class AgentLink implements AgentTunnel {
     this.#channel = channel;
     this.#peerReady = false;
     this.remote = remote;
-    this.#keys.push(keys);
-    this.state = 'attached';
+    this.#udp.add(keys);
+    this.#move('attached');
     this.#mux?.destroyAll();
     const mux = new StreamMux(
       channel,
@@ -161,30 +160,34 @@ export class AgentLink implements AgentTunnel {
       this.#republish?.cancel();
       this.#republish = this.host.clock.setTimeout(() => this.#closeStale(), this.host.republishMs);
       // Old keys stay for the grace period: datagrams sealed before the agent switched still open.
-      const previous = this.#keys.slice(0, -1);
-      this.#keys = [keys];
-      this.host.clock.setTimeout(() => previous.forEach((k) => this.host.forgetKey(k.keyId)), this.host.resumeGraceMs);
+      const previous = this.#udp.keepNewest();
+      const retire = () => {
+        timer.cancel();
+        this.#retiring.delete(retire);
+        previous.forEach((k) => this.host.forgetKey(k.keyId));
+      };
+      const timer = this.host.clock.setTimeout(retire, this.host.resumeGraceMs);
+      this.#retiring.add(retire);
     }
     channel.onMessage((m) => this.#onMessage(m));
-    channel.startKeepalive(this.host.clock, this.host.keepaliveIntervalMs);
+    channel.startKeepalive(this.host.keepaliveIntervalMs);
     void channel.ended.then((end) => this.#lost(channel, end));
   }
 
   /** Ends the link: listeners close, sessions end, keys are forgotten. Idempotent. */
   close(code: RefusalCode, message: string): Promise<void> {
-    if (this.state === 'closed') return Promise.resolve();
-    this.state = 'closed';
+    if (this.#state === 'closed') return Promise.resolve();
+    this.#move('closed');
     this.#grace?.cancel();
     this.#republish?.cancel();
     this.#channel?.close(code, message);
     this.#channel = null;
     this.#mux?.destroyAll();
-    for (const k of this.#keys) this.host.forgetKey(k.keyId);
-    this.#keys = [];
+    for (const k of this.#udp.takeAll()) this.host.forgetKey(k.keyId);
+    for (const retire of [...this.#retiring]) retire();
     const routes = [...this.services.values()].map((s) => this.#closeService(s));
     this.services.clear();
-    for (const c of this.#connectees.values()) c.closed = true;
-    this.#connectees.clear();
+    this.#connectees.closeAll();
     this.host.closed(this, message);
     return Promise.all(routes).then(() => {});
   }
@@ -194,7 +197,7 @@ export class AgentLink implements AgentTunnel {
     const s = this.services.get(serviceId);
     if (!s) return;
     this.services.delete(serviceId);
-    for (const c of this.#connectees.values()) if (c.serviceId === serviceId) this.#drop(c);
+    this.#connectees.endService(serviceId);
     await this.#closeService(s);
   }
 
@@ -211,46 +214,22 @@ export class AgentLink implements AgentTunnel {
   // ---- AgentTunnel: the dialers of the public listeners ----
 
   async openStream(serviceId: number, client: Endpoint, server: Endpoint, opts: DialOptions): Promise<Duplex> {
-    if (!this.#mux || this.state !== 'attached') throw new SluiceError('SLUICE_ERR_DIAL_FAILED', `agent "${this.name}" is not connected`);
+    if (!this.#mux || this.#state !== 'attached') throw new SluiceError('SLUICE_ERR_DIAL_FAILED', `agent "${this.name}" is not connected`);
     return this.#mux.open(serviceId, client, server, opts.timeoutMs, opts.signal);
   }
 
   openDatagram(serviceId: number, client: Endpoint, receiver: DatagramReceiver, retag = true): Connectee {
-    if (this.state === 'closed') throw new SluiceError('SLUICE_ERR_DIAL_FAILED', `agent "${this.name}" is gone`);
-    const c = new Connectee(this, this.#allocateTag(), serviceId, client, receiver, retag);
-    this.#connectees.set(c.tag, c);
-    return c;
+    if (this.#state === 'closed') throw new SluiceError('SLUICE_ERR_DIAL_FAILED', `agent "${this.name}" is gone`);
+    return this.#connectees.open(this, serviceId, client, receiver, retag);
   }
 
   // ---- datagrams ----
 
   /** A datagram whose header named one of this link's key ids, from `address:port`. */
   onUdpDatagram(keys: KeySet, buf: Buffer, address: string, port: number): void {
-    if (this.state === 'closed') return;
-    const r = keys.opener.open(buf);
-    const counters = this.host.counters;
-    if (!r.ok) {
-      counters.datagramRejected[r.reason]++;
-      if (r.reason === 'key-exhausted') void this.close('internal', 'datagram key exhausted; reconnect');
-      return;
-    }
-    const d = r.datagram;
-    this.#lastFresh = this.host.clock.now();
-    if (d.newest && keys === this.#keys.at(-1) && (this.#udp === undefined || this.#udp.address !== address || this.#udp.port !== port)) {
-      if (this.#udp !== undefined) counters.agentAddressMoves++;
-      this.#udp = { address, port };
-    }
-    if (d.kind === 'keepalive') {
-      counters.keepalives++;
-      const sealer = this.#keys.at(-1)?.sealer;
-      // Authenticated and replay-checked, but the source address is whatever the datagram said.
-      if (sealer) this.#sealAndSend(() => sealer.sealKeepaliveAck(d.counter), port, address, buf.length);
-      return;
-    }
-    if (d.kind === 'data') {
-      counters.datagramsFromAgent++;
-      this.#deliver(d.tag, d.payload);
-    }
+    if (this.#state === 'closed') return;
+    const d = this.#udp.open(keys, buf, address, port);
+    if (d) this.#deliver(d.tag, d.payload);
   }
 
   /** Called by a connectee: one datagram toward the agent. */
@@ -270,10 +249,7 @@ export class AgentLink implements AgentTunnel {
       counters.datagramsToAgentDropped++;
       return false;
     }
-    const keys = this.#keys.at(-1);
-    const udp = this.#udp;
-    if (keys && udp && this.udpFresh) {
-      this.#sealAndSend(() => keys.sealer.sealData(tag, payload, origin?.originBlock), udp.port, udp.address);
+    if (this.#udp.send(tag, payload, origin?.originBlock)) {
       counters.datagramsToAgent++;
       return true;
     }
@@ -289,33 +265,13 @@ export class AgentLink implements AgentTunnel {
 
   /** Called by a connectee whose public session ended. */
   dropConnectee(c: Connectee): void {
-    if (this.#connectees.get(c.tag) !== c) return;
-    this.#connectees.delete(c.tag);
+    if (!this.#connectees.forget(c)) return;
     if (this.#peerReady) this.#channel?.send({ type: 'datagram-close', tag: c.tag });
-  }
-
-  #drop(c: Connectee): void {
-    this.#connectees.delete(c.tag);
-    c.closed = true;
-    c.receiver.onUpstreamError(new SluiceError('SLUICE_ERR_CLOSED', 'the service was unpublished'));
-  }
-
-  /** `inReplyTo`: the size of the datagram this answers, when the destination is only its source address. */
-  #sealAndSend(seal: () => Buffer, port: number, address: string, inReplyTo?: number): void {
-    let out: Buffer;
-    try {
-      out = seal();
-    } catch (err) {
-      if (isTunnelError(err, 'sequence-exhausted')) void this.close('internal', 'datagram sequence space used up; reconnect');
-      return;
-    }
-    if (inReplyTo !== undefined && !this.host.replies.allows(out.length, inReplyTo)) return;
-    this.host.sendUdp(out, port, address);
   }
 
   #deliver(tag: number, payload: Buffer): void {
     if (tag >= PEER_TAG_BIT) return this.host.peers.fromOpener(this, tag, payload);
-    const c = this.#connectees.get(tag) ?? this.#retagged.get(tag);
+    const c = this.#connectees.find(tag);
     if (!c || c.closed) {
       // The public session is gone; tell the agent to drop its side.
       if (this.#peerReady) this.#channel?.send({ type: 'datagram-close', tag });
@@ -324,13 +280,6 @@ export class AgentLink implements AgentTunnel {
     // Only an answer on the current tag shows the agent knows it; one on an old alias does not.
     if (c.tag === tag) c.answered = true;
     c.receiver.onUpstreamDatagram(payload);
-  }
-
-  #allocateTag(): number {
-    let tag = this.#nextTag;
-    while (tag === 0 || this.#connectees.has(tag) || this.#retagged.has(tag)) tag = (tag + 1) >>> 0;
-    this.#nextTag = (tag + 1) >>> 0;
-    return tag;
   }
 
   // ---- control messages ----
@@ -362,20 +311,7 @@ export class AgentLink implements AgentTunnel {
       case 'datagram-close': {
         if (m.tag >= PEER_TAG_BIT) return this.host.peers.closeFromOpener(this, m.tag);
         // The agent dropped its session: the next datagram of this client gets a new tag with an origin.
-        const c = this.#connectees.get(m.tag);
-        if (!c) return;
-        this.#connectees.delete(m.tag);
-        if (!c.retag) {
-          c.closed = true;
-          c.receiver.onUpstreamError(new SluiceError('SLUICE_ERR_CLOSED', 'the agent dropped the session'));
-          return;
-        }
-        // An answer the agent sent on the old tag before it saw our next datagram still arrives.
-        this.#retagged.set(m.tag, c);
-        if (this.#retagged.size > RETAGGED_KEPT) this.#retagged.delete(this.#retagged.keys().next().value!);
-        c.tag = this.#allocateTag();
-        c.answered = false;
-        this.#connectees.set(c.tag, c);
+        this.#connectees.agentClosed(m.tag);
         return;
       }
       default:
@@ -388,8 +324,8 @@ export class AgentLink implements AgentTunnel {
     this.#channel = null;
     this.#mux?.destroyAll();
     this.#mux = null;
-    if (this.state === 'closed') return;
-    this.state = 'detached';
+    if (this.#state === 'closed') return;
+    this.#move('detached');
     this.host.agentDown(this, end);
     if (end.goaway?.code === 'shutting-down') {
       void this.close('shutting-down', 'the agent shut down');

@@ -1,7 +1,16 @@
 import type { Endpoint } from '../core/address.js';
 import { encodeOriginBlock } from '../protocol/tunnel/index.js';
 import type { DatagramChannel, DatagramReceiver } from '../upstream/dialer.js';
-import type { AgentLink } from './agent-link.js';
+
+/** What a connectee needs from the agent link it rides (AgentLink implements it). */
+export interface ConnecteeUplink {
+  /** The agent's control connection address. */
+  readonly remote: Endpoint;
+  /** One datagram toward the agent on the connectee's tag (with its origin until answered). */
+  sendData(c: Connectee, payload: Buffer): void;
+  /** The public session ended: the link forgets the tag and tells the agent. */
+  dropConnectee(c: Connectee): void;
+}
 
 /**
  * One public UDP session's path to the agent: a connectee tag (docs/tunnel-protocol.md §6). The
@@ -13,7 +22,7 @@ export class Connectee implements DatagramChannel {
   readonly originBlock: Buffer;
 
   constructor(
-    private readonly link: AgentLink,
+    private readonly link: ConnecteeUplink,
     public tag: number,
     readonly serviceId: number,
     readonly client: Endpoint,

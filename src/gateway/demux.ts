@@ -1,5 +1,5 @@
 import type dgram from 'node:dgram';
-import type { DatagramSend, StunPeer } from '../ice/stun-transaction.js';
+import type { DatagramSend, StunPeer } from '../turn/stun-transaction.js';
 import { classifyDatagram, type DatagramKind } from '../protocol/stun/demux.js';
 
 /**

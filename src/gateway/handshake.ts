@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { Clock } from '../core/clock.js';
-import type { AgentCredentials } from '../config/gateway-schema.js';
+import type { AgentCredentials } from '../config/expose-config.js';
 import {
   TUNNEL_PROTOCOL_VERSION, createChallengeNonce, exportAuthBinding, verifyAuthDigest, type Hello, type RefusalCode,
 } from '../protocol/tunnel/index.js';
@@ -49,7 +49,7 @@ export function runGatewayHandshake(channel: ControlChannel, deps: HandshakeDeps
       // CHALLENGE the same code travels in a GOAWAY, which every phase accepts.
       channel.send(nonce ? { type: 'auth-error', code, message } : { type: 'goaway', code, message });
       channel.socket.end();
-      setTimeout(() => channel.destroy({ sent: code }), 1000).unref();
+      channel.destroyAfter(1000, { sent: code });
       finish({ ok: false, failure: code, agent: hello?.name, message });
     };
     const timer = deps.clock.setTimeout(() => {

@@ -1,19 +1,44 @@
+import type { Duplex } from 'node:stream';
 import type { Endpoint } from '../core/address.js';
-import type { ServiceTransport } from '../protocol/tunnel/index.js';
+import type { ControlMessage, ServiceTransport } from '../protocol/tunnel/index.js';
 import { StreamResetError, type TunnelStream } from '../upstream/agent/tunnel-stream.js';
-import type { DatagramReceiver } from '../upstream/dialer.js';
-import type { AgentLink } from './agent-link.js';
+import type { DatagramReceiver, DialOptions } from '../upstream/dialer.js';
+import type { AgentLinkState } from './agent-link-state.js';
 import type { Connectee } from './connectee.js';
+
+/**
+ * An agent link as the peer relay and its flows use it (AgentLink implements it): its identity
+ * and addresses, control messages and peer-tagged datagrams toward the agent, and the two ways
+ * of reaching one of its services.
+ */
+export interface RelayedLink {
+  readonly name: string;
+  readonly state: AgentLinkState;
+  /** Attached, and the agent reads full-size frames: peers may reach it. */
+  readonly reachable: boolean;
+  /** The control connection's address. */
+  readonly remote: Endpoint;
+  /** Where the agent's authenticated datagrams come from, once known. */
+  readonly udpAddress: { address: string; port: number } | undefined;
+  /** One control message to the agent; false when not sent. */
+  send(m: ControlMessage): boolean;
+  /** One datagram of a peer flow toward the agent on `tag`; false when dropped. */
+  sendTagged(tag: number, payload: Buffer): boolean;
+  /** A connectee on the agent's service, as a public client's (never re-tagged when `retag` is false). */
+  openDatagram(serviceId: number, client: Endpoint, receiver: DatagramReceiver, retag?: boolean): Connectee;
+  /** A tunnel stream to the agent's service; rejects when the agent is not connected or refuses. */
+  openStream(serviceId: number, client: Endpoint, server: Endpoint, opts: DialOptions): Promise<Duplex>;
+}
 
 /** What a relayed flow is: who opened it, on which tag, to which service of which agent. */
 export interface PeerFlow {
   readonly transport: ServiceTransport;
   /** The agent that sent PEER_OPEN. */
-  readonly opener: AgentLink;
+  readonly opener: RelayedLink;
   /** UDP: the opener's peer tag (top bit set). TCP: the opener's odd stream id. */
   readonly tag: number;
   /** The agent whose offered service the flow reaches. */
-  readonly target: AgentLink;
+  readonly target: RelayedLink;
   /** The target's service id (from its OFFER). */
   readonly serviceId: number;
 }
@@ -39,9 +64,9 @@ export class DatagramPeerFlow implements PeerFlow, DatagramReceiver {
   clientPort = 0;
 
   constructor(
-    readonly opener: AgentLink,
+    readonly opener: RelayedLink,
     readonly tag: number,
-    readonly target: AgentLink,
+    readonly target: RelayedLink,
     readonly serviceId: number,
     private readonly sink: DatagramFlowSink,
   ) {}
@@ -61,9 +86,9 @@ export class StreamPeerFlow implements PeerFlow {
   toTarget: TunnelStream | undefined;
 
   constructor(
-    readonly opener: AgentLink,
+    readonly opener: RelayedLink,
     readonly fromOpener: TunnelStream,
-    readonly target: AgentLink,
+    readonly target: RelayedLink,
     readonly serviceId: number,
   ) {}
 

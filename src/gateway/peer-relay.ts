@@ -1,4 +1,4 @@
-import { TokenBucket } from '../admission/token-bucket.js';
+import { TokenBucket } from '../core/token-bucket.js';
 import { canonicalIp, type Endpoint } from '../core/address.js';
 import type { Clock, Timer } from '../core/clock.js';
 import type { RateLimit } from '../config/types.js';
@@ -6,10 +6,9 @@ import {
   PEER_TAG_BIT, type ControlMessage, type Offer, type PeerOpen, type RefusalCode, type ServiceTransport, type Signal,
 } from '../protocol/tunnel/index.js';
 import type { TunnelStream } from '../upstream/agent/tunnel-stream.js';
-import type { AgentLink } from './agent-link.js';
 import type { GatewayCounters } from './counters.js';
 import { OfferTable, allowed } from './peer-offers.js';
-import { DatagramPeerFlow, StreamPeerFlow, type DatagramFlowSink, type PeerFlow } from './peer-flows.js';
+import { DatagramPeerFlow, StreamPeerFlow, type DatagramFlowSink, type PeerFlow, type RelayedLink } from './peer-flows.js';
 
 /** SIGNALs one agent may send (ICE needs a few dozen per connection attempt). */
 export const SIGNAL_RATE: RateLimit = { perSecond: 50, burst: 200 };
@@ -26,15 +25,15 @@ export interface PeerRelayDeps {
   /** `gateway.maxPeerFlowsPerAgent`: UDP flows, relayed streams and pending TCP opens of one agent. */
   readonly maxFlowsPerAgent: number;
   /** The gateway's TCP address: the `server` of the STREAM_OPEN sent to the target agent. */
-  readonly server: Endpoint;
+  server(): Endpoint;
   /** True for names of the gateway's `agents` table. */
   known(name: string): boolean;
   /** The current link of an agent, if any. */
-  link(name: string): AgentLink | undefined;
+  link(name: string): RelayedLink | undefined;
 }
 
 interface PendingStream {
-  readonly target: AgentLink;
+  readonly target: RelayedLink;
   readonly serviceId: number;
   readonly timer: Timer;
 }
@@ -52,7 +51,7 @@ class PeerSide {
   #nextPort = 1;
 
   constructor(
-    readonly link: AgentLink,
+    readonly link: RelayedLink,
     clock: Clock,
   ) {
     this.signals = new TokenBucket(SIGNAL_RATE, clock);
@@ -98,12 +97,12 @@ class PeerSide {
  * AgentLink delegates to it; it holds links only as long as they are not closed (`closed`).
  */
 export class PeerRelay implements DatagramFlowSink {
-  readonly #sides = new Map<AgentLink, PeerSide>();
+  readonly #sides = new Map<RelayedLink, PeerSide>();
 
   constructor(private readonly deps: PeerRelayDeps) {}
 
   /** The offers of `link` (read-only use: status, tests). */
-  offers(link: AgentLink): OfferTable {
+  offers(link: RelayedLink): OfferTable {
     return this.#side(link).offers;
   }
 
@@ -119,7 +118,7 @@ export class PeerRelay implements DatagramFlowSink {
   }
 
   /** OFFER, PEER_OPEN and SIGNAL from `link`; false for any other message. */
-  handle(link: AgentLink, m: ControlMessage): boolean {
+  handle(link: RelayedLink, m: ControlMessage): boolean {
     switch (m.type) {
       case 'offer':
         this.#offer(link, m);
@@ -136,7 +135,7 @@ export class PeerRelay implements DatagramFlowSink {
   }
 
   /** A datagram from `link` on a peer tag (PEER_TAG_BIT), over UDP or in a DATAGRAM frame. */
-  fromOpener(link: AgentLink, tag: number, payload: Buffer): void {
+  fromOpener(link: RelayedLink, tag: number, payload: Buffer): void {
     const flow = this.#sides.get(link)?.datagrams.get(tag);
     if (!flow?.channel) {
       link.send({ type: 'datagram-close', tag });
@@ -148,7 +147,7 @@ export class PeerRelay implements DatagramFlowSink {
   }
 
   /** DATAGRAM_CLOSE from `link` on a peer tag: the opener dropped the flow. */
-  closeFromOpener(link: AgentLink, tag: number): void {
+  closeFromOpener(link: RelayedLink, tag: number): void {
     const side = this.#sides.get(link);
     const flow = side?.datagrams.get(tag);
     if (!side || !flow) return;
@@ -158,7 +157,7 @@ export class PeerRelay implements DatagramFlowSink {
   }
 
   /** STREAM_OPEN from `link` (an odd id): relayed when a TCP PEER_OPEN announced it, else refused. */
-  streamOpened(link: AgentLink, stream: TunnelStream, accept: () => void): void {
+  streamOpened(link: RelayedLink, stream: TunnelStream, accept: () => void): void {
     const side = this.#sides.get(link);
     const p = side?.pending.get(stream.id);
     if (!side || !p) return stream.reset('refused');
@@ -171,7 +170,7 @@ export class PeerRelay implements DatagramFlowSink {
     }
     const flow = new StreamPeerFlow(link, stream, p.target, p.serviceId);
     side.streams.add(flow);
-    flow.start(this.deps.server, PEER_DIAL_TIMEOUT_MS, accept, {
+    flow.start(this.deps.server(), PEER_DIAL_TIMEOUT_MS, accept, {
       outcome: (result) => bump(counters.peerFlows.tcp, result),
       done: (toService, toOpener) => {
         side.streams.delete(flow);
@@ -186,7 +185,7 @@ export class PeerRelay implements DatagramFlowSink {
    * the agent offers them again (`dropStale`). TCP opens still pending belonged to the old
    * connection's streams and are dropped either way.
    */
-  attached(link: AgentLink, resumed: boolean): void {
+  attached(link: RelayedLink, resumed: boolean): void {
     const side = this.#sides.get(link);
     if (!side) return;
     for (const p of side.pending.values()) p.timer.cancel();
@@ -195,19 +194,19 @@ export class PeerRelay implements DatagramFlowSink {
   }
 
   /** UNPUBLISH of `serviceId`: its offer goes too, and the flows into it. */
-  withdraw(link: AgentLink, serviceId: number): void {
+  withdraw(link: RelayedLink, serviceId: number): void {
     const side = this.#sides.get(link);
     if (side?.offers.withdraw(serviceId)) this.#revoke(side);
   }
 
   /** The resume's republish time is over: offers not sent again are gone. */
-  dropStale(link: AgentLink): void {
+  dropStale(link: RelayedLink): void {
     const side = this.#sides.get(link);
     if (side && side.offers.dropStale().length > 0) this.#revoke(side);
   }
 
   /** `link` is closed for good: its own flows end, and every flow into it is closed toward its opener. */
-  closed(link: AgentLink): void {
+  closed(link: RelayedLink): void {
     const side = this.#sides.get(link);
     if (!side) return;
     this.#sides.delete(link);
@@ -238,12 +237,12 @@ export class PeerRelay implements DatagramFlowSink {
 
   // ---- messages ----
 
-  #offer(link: AgentLink, m: Offer): void {
+  #offer(link: RelayedLink, m: Offer): void {
     const side = this.#side(link);
     if (side.offers.set(m)) this.#revoke(side);
   }
 
-  #signal(x: AgentLink, m: Signal): void {
+  #signal(x: RelayedLink, m: Signal): void {
     const counters = this.deps.counters;
     const from = this.#side(x);
     const refuse = (code: RefusalCode) => {
@@ -260,7 +259,7 @@ export class PeerRelay implements DatagramFlowSink {
     counters.signalsForwarded++;
   }
 
-  #peerOpen(x: AgentLink, m: PeerOpen): void {
+  #peerOpen(x: RelayedLink, m: PeerOpen): void {
     const side = this.#side(x);
     const refuse = (code: RefusalCode, message: string) => {
       bump(this.deps.counters.peerFlows[m.transport], code);
@@ -325,7 +324,7 @@ export class PeerRelay implements DatagramFlowSink {
     flow.opener.send({ type: 'datagram-close', tag: flow.tag });
   }
 
-  #side(link: AgentLink): PeerSide {
+  #side(link: RelayedLink): PeerSide {
     let side = this.#sides.get(link);
     if (!side) {
       side = new PeerSide(link, this.deps.clock);
@@ -336,7 +335,7 @@ export class PeerRelay implements DatagramFlowSink {
 }
 
 /** The client address the target sees for a UDP flow: the opener's UDP address when known, else its control connection's (the port is the flow's). */
-function datagramAddress(x: AgentLink): Endpoint {
+function datagramAddress(x: RelayedLink): Endpoint {
   const udp = x.udpAddress;
   if (!udp) return x.remote;
   return { address: udp.address, port: udp.port, family: canonicalIp(udp.address)?.family ?? 4 };

@@ -4,7 +4,7 @@ import type { Clock } from '../core/clock.js';
 import { errnoCode, isSluiceError } from '../core/errors.js';
 import type { BandwidthLimit, BandwidthSettings, RouteConfig, UdpSettings } from '../config/types.js';
 import { bucketPair, type BucketPair } from '../admission/bandwidth-limiter.js';
-import type { ExposedRouteSettings } from '../config/gateway-schema.js';
+import type { ExposedRouteSettings } from '../config/expose-config.js';
 import type { EventStream } from '../observe/events.js';
 import { TcpRoute } from '../listen/tcp-route.js';
 import { UdpRoute } from '../listen/udp-route.js';

@@ -1,6 +1,6 @@
 import { canonicalIp } from '../core/address.js';
 import { UnverifiedReplyGuard } from '../core/unverified-reply-guard.js';
-import type { DatagramSend, StunPeer } from '../ice/stun-transaction.js';
+import type { DatagramSend, StunPeer } from '../turn/stun-transaction.js';
 import { ErrorCode, Software, UnknownAttributes, XorMappedAddress, xorAddressAttributeBytes } from '../protocol/stun/attributes.js';
 import { HEADER_BYTES, StunErrorCode, StunMethod } from '../protocol/stun/constants.js';
 import { decodeStunHeader } from '../protocol/stun/header.js';

@@ -8,7 +8,7 @@ import { RFC7675_TIMING } from './consent.js';
 import type { IceCredentials } from './credentials.js';
 import { GATHER_TIMING } from './gathering.js';
 import { DEFAULT_NOMINATION_TIMING } from './nomination.js';
-import type { StunPeer, StunRetransmitTiming } from './stun-transaction.js';
+import type { StunPeer, StunRetransmitTiming } from '../turn/stun-transaction.js';
 
 /** Every number the agent waits by, in ms. Functional defaults; tests shrink nothing but the clock. */
 export interface IceTiming {

@@ -16,10 +16,10 @@ import { ConsentFreshness, type ConsentStatus } from './consent.js';
 import { credentialsProblem, randomCredentials, randomTieBreaker, type IceCredentials } from './credentials.js';
 import { Gatherer } from './gatherer.js';
 import { isRelayed } from './nomination.js';
-import type { RelayTransport } from './relay-transport.js';
+import type { RelayTransport } from '../turn/relay-transport.js';
 import { answerCheck } from './responder.js';
 import { IceSession } from './session.js';
-import type { StunPeer } from './stun-transaction.js';
+import type { StunPeer } from '../turn/stun-transaction.js';
 import { UnverifiedReplyGuard } from '../core/unverified-reply-guard.js';
 
 export type { DatagramIngress, IceAgentEvents, IceAgentOptions, IceTiming } from './agent-options.js';

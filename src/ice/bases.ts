@@ -3,8 +3,8 @@ import type { Clock } from '../core/clock.js';
 import { foundationOf, type IceCandidate } from './candidate.js';
 import type { IceBase } from './checklist.js';
 import { candidatePriority } from './priority.js';
-import type { RelayAllocation, RelayTransport } from './relay-transport.js';
-import { StunTransactionTable, type StunRetransmitTiming } from './stun-transaction.js';
+import type { RelayAllocation, RelayTransport } from '../turn/relay-transport.js';
+import { StunTransactionTable, type StunRetransmitTiming } from '../turn/stun-transaction.js';
 
 /**
  * The two kinds of base an ICE agent sends from (RFC 8445 §5.1.1): a UDP socket it was given, and

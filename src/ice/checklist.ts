@@ -1,6 +1,6 @@
 import type { Endpoint } from '../core/address.js';
 import { SluiceError } from '../core/errors.js';
-import type { StunPeer, StunTransactionTable } from './stun-transaction.js';
+import type { StunPeer, StunTransactionTable } from '../turn/stun-transaction.js';
 import { addressKey, type IceCandidate } from './candidate.js';
 import type { IceRole } from './check-message.js';
 import { pairPriority } from './priority.js';

@@ -7,8 +7,8 @@ import { relayBase, socketBase, srflxCandidate, type IceSocket } from './bases.j
 import { addressKey, foundationOf, type IceCandidate } from './candidate.js';
 import type { IceBase } from './checklist.js';
 import { queryServerReflexive } from './gathering.js';
-import type { RelayTransport } from './relay-transport.js';
-import type { StunPeer, StunRetransmitTiming } from './stun-transaction.js';
+import type { RelayTransport } from '../turn/relay-transport.js';
+import type { StunPeer, StunRetransmitTiming } from '../turn/stun-transaction.js';
 
 /**
  * Local candidates (RFC 8445 §5.1): the bases the agent sends from, and what it learns about

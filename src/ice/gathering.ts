@@ -4,7 +4,7 @@ import {
   MappedAddress, StunMethod, XorMappedAddress, encodeStunMessage, getAttribute, randomTransactionId, stunMessage,
 } from '../protocol/stun/index.js';
 import type { IceBase } from './checklist.js';
-import type { StunPeer, StunRetransmitTiming } from './stun-transaction.js';
+import type { StunPeer, StunRetransmitTiming } from '../turn/stun-transaction.js';
 
 /**
  * Server-reflexive discovery (RFC 8445 §5.1.1.2): a Binding request from a base to a STUN server

@@ -4,7 +4,7 @@ import { addressKey, foundationOf, type IceCandidate } from './candidate.js';
 import { encodeCheckError, encodeCheckSuccess, readCheckRequest, type IceRole } from './check-message.js';
 import type { CandidatePair, IceBase } from './checklist.js';
 import type { IceSession } from './session.js';
-import type { StunPeer } from './stun-transaction.js';
+import type { StunPeer } from '../turn/stun-transaction.js';
 import type { UnverifiedReplyGuard } from '../core/unverified-reply-guard.js';
 
 /**

@@ -2,7 +2,7 @@ import { canonicalIp } from '../core/address.js';
 import { addressKey, type IceCandidate } from './candidate.js';
 import { CheckList, type CandidatePair } from './checklist.js';
 import type { IceCredentials } from './credentials.js';
-import type { StunPeer } from './stun-transaction.js';
+import type { StunPeer } from '../turn/stun-transaction.js';
 
 /**
  * What one ICE session knows (RFC 8445 §9: a restart begins a new one): the local credentials,

@@ -1,3 +1,4 @@
+import type { Clock, Timer } from '../core/clock.js';
 import { tryDecodeHeader, type HeaderOutcome } from './proxy-header-reader.js';
 
 /**
@@ -26,12 +27,12 @@ const EAGAIN = -11;
  * straight from the socket before the datapath joins it. What followed the header is left in
  * `conn.unread`.
  */
-export async function readHeldProxyHeader(conn: HeldConn, timeoutMs: number, maxBytes: number): Promise<HeaderOutcome> {
+export async function readHeldProxyHeader(conn: HeldConn, clock: Clock, timeoutMs: number, maxBytes: number): Promise<HeaderOutcome> {
   const chunk = Buffer.allocUnsafe(maxBytes + 1);
   let buf: Buffer = Buffer.alloc(0);
-  let timer: NodeJS.Timeout | undefined;
+  let timer: Timer | undefined;
   let timedOut = false;
-  const deadline = new Promise<void>((resolve) => (timer = setTimeout(() => resolve(void (timedOut = true)), timeoutMs)));
+  const deadline = new Promise<void>((resolve) => (timer = clock.setTimeout(() => resolve(void (timedOut = true)), timeoutMs)));
   try {
     for (;;) {
       const n = conn.read(chunk);
@@ -50,6 +51,6 @@ export async function readHeldProxyHeader(conn: HeldConn, timeoutMs: number, max
       if (final) return { ok: false, reason: buf.length === 0 ? 'proxy-header-missing' : 'proxy-header-invalid' };
     }
   } finally {
-    clearTimeout(timer);
+    timer?.cancel();
   }
 }

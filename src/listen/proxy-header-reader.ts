@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { Clock, Timer } from '../core/clock.js';
 import type { RejectReason } from '../observe/events.js';
 import { startsWithProxySignature } from '../admission/proxy-trust.js';
 import { decodeProxyHeader, isProxyHeaderError, type ProxyHeader } from '../protocol/proxy-protocol/index.js';
@@ -10,11 +11,11 @@ export type HeaderOutcome = { ok: true; header: ProxyHeader } | { ok: false; rea
  * and `maxBytes` (v1 never needs more than 107). Bytes after the header are put back
  * (`unshift`) and the socket is left paused, so the relay sees the stream as the client sent it.
  */
-export function readProxyHeader(sock: Socket, timeoutMs: number, maxBytes: number): Promise<HeaderOutcome> {
+export function readProxyHeader(sock: Socket, clock: Clock, timeoutMs: number, maxBytes: number): Promise<HeaderOutcome> {
   return new Promise((resolve) => {
     let buf: Buffer = Buffer.alloc(0);
     const done = (outcome: HeaderOutcome, rest?: Buffer) => {
-      clearTimeout(timer);
+      timer.cancel();
       sock.off('data', onData).off('end', onEnd).off('close', onEnd);
       sock.pause();
       if (rest && rest.length > 0) sock.unshift(rest);
@@ -29,7 +30,7 @@ export function readProxyHeader(sock: Socket, timeoutMs: number, maxBytes: numbe
       decode(false);
     };
     const onEnd = () => decode(true);
-    const timer = setTimeout(() => done({ ok: false, reason: buf.length === 0 ? 'proxy-header-missing' : 'proxy-header-invalid' }), timeoutMs);
+    const timer = clock.setTimeout(() => done({ ok: false, reason: buf.length === 0 ? 'proxy-header-missing' : 'proxy-header-invalid' }), timeoutMs);
     sock.on('data', onData).once('end', onEnd).once('close', onEnd);
     sock.resume();
   });
@@ -57,20 +58,20 @@ export type FirstBytes = 'header' | 'clean' | 'undecided';
  * For an untrusted sender on a route that accepts PROXY headers: waits for the client's first
  * bytes and tells whether they start a PROXY header (which must be refused, never parsed). The
  * bytes are put back and the socket left paused. A client that ends or closes first is `clean`
- * (the caller sees the socket state). With `timeoutMs`, resolves `undecided` when the deadline
+ * (the caller sees the socket state). With `wait`, resolves `undecided` when the deadline
  * passes with nothing conclusive; one more turn of the event loop is given first, so bytes the
  * kernel already holds are read even when the loop was late. Without it, waits as long as the
  * socket lives.
  */
-export function sniffFirstBytes(sock: Socket, timeoutMs?: number): Promise<FirstBytes> {
+export function sniffFirstBytes(sock: Socket, wait?: { readonly clock: Clock; readonly timeoutMs: number }): Promise<FirstBytes> {
   return new Promise((resolve) => {
     let buf: Buffer = Buffer.alloc(0);
-    let timer: NodeJS.Timeout | undefined;
+    let timer: Timer | undefined;
     let settled = false;
     const done = (v: FirstBytes) => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      timer?.cancel();
       sock.off('data', onData).off('end', onEnd).off('close', onEnd);
       sock.pause();
       if (buf.length > 0) sock.unshift(buf);
@@ -82,7 +83,7 @@ export function sniffFirstBytes(sock: Socket, timeoutMs?: number): Promise<First
       if (v !== 'maybe') done(v === 'yes' ? 'header' : 'clean');
     };
     const onEnd = () => done('clean');
-    if (timeoutMs !== undefined) timer = setTimeout(() => setImmediate(() => done('undecided')), timeoutMs);
+    if (wait !== undefined) timer = wait.clock.setTimeout(() => setImmediate(() => done('undecided')), wait.timeoutMs);
     sock.on('data', onData).once('end', onEnd).once('close', onEnd);
     sock.resume();
   });

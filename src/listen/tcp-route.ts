@@ -1,21 +1,23 @@
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { LRUCache } from 'lru-cache';
 import { formatListen, type Endpoint } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import { errnoCode, SluiceError } from '../core/errors.js';
 import type { RouteConfig, RouteOrigin } from '../config/types.js';
-import { AdmissionLimits, type LimitSettings } from '../admission/limits.js';
 import { PendingSlots, type PendingSlotsOptions } from '../admission/pending-slots.js';
 import { RefusalHold } from '../admission/refusal-hold.js';
-import type { EndReason, EventStream, FlowRef, RejectReason } from '../observe/events.js';
+import type { EndReason, EventStream, RejectReason } from '../observe/events.js';
 import { relayTcp } from '../session/tcp-relay.js';
 import { joinInDatapath } from '../session/stream-pair.js';
-import { jsStreamDatapath } from '../datapath/js-stream-datapath.js';
+import { jsStreamConn, jsStreamDatapath } from '../datapath/js-stream-datapath.js';
 import type { StreamConn, StreamDatapath, StreamListener } from '../datapath/stream-datapath.js';
 import { isSocketDialer } from '../upstream/direct/socket-dial.js';
-import { bandwidthLimiterFor, type BandwidthLimiter, type BucketPair } from '../admission/bandwidth-limiter.js';
-import { applyAdmitter, eventReporter, type AdmitVerdict, type Admitter, type VerdictReporter } from '../admission/admitter.js';
-import { rejudge, type JudgedFlow, type ReverdictCount } from '../admission/reverdict.js';
+import type { BucketPair } from '../admission/bandwidth-limiter.js';
+import type { Admitter } from '../admission/admitter.js';
+import type { ReverdictCount } from '../admission/reverdict.js';
+import { SessionShell, type ShellFlow } from '../session/session-shell.js';
+import { tcpPolicyOf, type TcpSessionPolicy } from '../session/session-policy.js';
 import { firstBytesAreClean, readProxyHeader, sniffFirstBytes } from './proxy-header-reader.js';
 import { TcpProxyHeaders } from './tcp-proxy-header.js';
 import { isHeldConn, readHeldProxyHeader } from './held-proxy-header.js';
@@ -37,7 +39,7 @@ export interface TcpRouteDeps {
 /** `proxyProtocol.untrustedWait` when a route's settings do not say (the config default). */
 const DEFAULT_UNTRUSTED_WAIT_MS = 50;
 
-class TcpConnection implements FlowRef, JudgedFlow {
+class TcpConnection implements ShellFlow {
   readonly proto = 'tcp' as const;
   state: 'dialing' | 'open' | 'closed' = 'dialing';
   upstream: Endpoint | undefined;
@@ -58,14 +60,15 @@ class TcpConnection implements FlowRef, JudgedFlow {
   ) {}
 }
 
-/** A TCP listener: admits each connection, dials the upstream, then relays with half-close. */
+/**
+ * A TCP listener on the session shell (session/session-shell.ts): each connection is accepted
+ * (`#accept`: PROXY header, admission), its upstream dialed (`#dial`), then the two relayed with
+ * half-close (`#relay`). The shell does admission, limits, events, reverdict and drain.
+ */
 export class TcpRoute implements RouteRuntime {
   readonly #conns = new Set<TcpConnection>();
-  readonly #limits: AdmissionLimits;
-  #bandwidth: BandwidthLimiter | null;
-  readonly #abort = new AbortController();
+  readonly #shell: SessionShell<TcpSessionPolicy, TcpConnection>;
   #route: RouteConfig;
-  #admit: Admitter | undefined;
   #pp: TcpProxyHeaders | null;
   /** Trusted senders whose PROXY header is not read yet (fair share per source, pending-slots.ts). */
   readonly #pendingHeaders: PendingSlots;
@@ -73,26 +76,33 @@ export class TcpRoute implements RouteRuntime {
   readonly #goodSenders = new LRUCache<string, true>({ max: 1024 });
   /** Senders refused for want of a pending slot, held unread so they cannot reconnect in a loop. */
   readonly #refusedHeaders: RefusalHold;
-  readonly #reporter: VerdictReporter;
-  #draining = false;
-  #onEmpty: (() => void)[] = [];
   #closed: Promise<void> | undefined;
-  #serverClosed: Promise<void> = Promise.resolve();
+  #serverClosed: Promise<void> | undefined;
 
   private constructor(
     route: RouteConfig,
-    private readonly listener: StreamListener,
+    /** Absent for a route on a shared listener (sni-listener.ts), which hands it connections through `adopt`. */
+    private readonly listener: StreamListener | undefined,
     readonly local: Endpoint,
     private readonly deps: TcpRouteDeps,
   ) {
     this.#route = route;
-    this.#admit = deps.admit;
+    const policy = tcpPolicyOf(route);
+    const conns = this.#conns;
+    this.#shell = new SessionShell(policy, 'tcp', deps, {
+      get size() {
+        return conns.size;
+      },
+      flows: () => conns,
+      opening: (c) => c.state === 'dialing',
+      end: (c, reason, detail) => {
+        if (detail !== undefined) c.endDetail = detail;
+        this.#finish(c, reason);
+      },
+    });
     this.#pp = route.proxyProtocol ? new TcpProxyHeaders(route.proxyProtocol) : null;
-    this.#limits = new AdmissionLimits(limitSettings(route), deps.clock);
-    this.#pendingHeaders = new PendingSlots(pendingSettings(route));
-    this.#refusedHeaders = new RefusalHold({ holdMs: route.proxyProtocol?.headerTimeoutMs ?? 5000, max: 16_384, maxPerSource: pendingSettings(route).maxPerSource }, deps.clock);
-    this.#bandwidth = bandwidthLimiterFor(route.bandwidth, deps.clock, deps.sharedBandwidth);
-    this.#reporter = eventReporter(deps.events, deps.clock, () => this.#route.name, 'tcp');
+    this.#pendingHeaders = new PendingSlots(pendingSettings(policy));
+    this.#refusedHeaders = new RefusalHold({ holdMs: route.proxyProtocol?.headerTimeoutMs ?? 5000, max: 16_384, maxPerSource: pendingSettings(policy).maxPerSource }, deps.clock);
   }
 
   static async start(route: RouteConfig, deps: TcpRouteDeps): Promise<TcpRoute> {
@@ -109,6 +119,24 @@ export class TcpRoute implements RouteRuntime {
     return self;
   }
 
+  /**
+   * A route without a listener of its own: a shared listener (sni-listener.ts) that bound `local`
+   * hands it connections. Those are Node sockets (the listener read their ClientHello through
+   * Node and put it back), so such a route runs on the js stream datapath whatever the node's is.
+   */
+  static attach(route: RouteConfig, deps: TcpRouteDeps, local: Endpoint): TcpRoute {
+    return new TcpRoute(route, undefined, local, { ...deps, streamDatapath: jsStreamDatapath });
+  }
+
+  /**
+   * A connection a shared listener accepted, read the PROXY header (giving `client` and
+   * `destination`) and ClientHello of, and put those ClientHello bytes back: admitted and dialed
+   * like one of this route's own.
+   */
+  adopt(down: net.Socket, client: Endpoint, destination: Endpoint | undefined): void {
+    this.#admitAndDial(jsStreamConn(down), client, destination, false);
+  }
+
   get name(): string {
     return this.#route.name;
   }
@@ -123,44 +151,30 @@ export class TcpRoute implements RouteRuntime {
 
   update(route: RouteConfig, admit: Admitter | undefined): void {
     this.#route = route;
-    this.#admit = admit;
+    const policy = tcpPolicyOf(route);
     this.#pp = route.proxyProtocol ? new TcpProxyHeaders(route.proxyProtocol) : null;
-    this.#limits.update(limitSettings(route));
-    this.#pendingHeaders.update(pendingSettings(route));
-    if (this.#bandwidth === null) this.#bandwidth = bandwidthLimiterFor(route.bandwidth, this.deps.clock, this.deps.sharedBandwidth);
-    else if (route.bandwidth === undefined && this.deps.sharedBandwidth === undefined) this.#bandwidth = null;
-    else this.#bandwidth.update(route.bandwidth ?? {});
+    this.#shell.update(policy, admit);
+    this.#pendingHeaders.update(pendingSettings(policy));
   }
 
-  /** Judges every live connection again with the current admitter (admission/reverdict.ts). */
+  /** Judges every live connection again; one still dialing was never started and is reported as refused. */
   reverdict(): ReverdictCount {
-    const r = this.#reporter;
-    return rejudge(this.#conns, this.#admit, this.#route.name, (c, v) => this.#endByVerdict(c, v), (c, v) => r.wouldEnd(c, v));
-  }
-
-  /** A connection still dialing was never started: it is reported as refused; an open one ends with the reason. */
-  #endByVerdict(c: TcpConnection, v: AdmitVerdict): void {
-    if (c.state === 'dialing') this.#reporter.rejected(c.client, v);
-    c.endDetail = v.detail;
-    this.#finish(c, v.reason);
+    return this.#shell.reverdict();
   }
 
   drain(): Promise<void> {
-    if (!this.#draining) {
-      this.#draining = true;
+    if (this.#serverClosed === undefined) {
       this.#refusedHeaders.close();
-      this.#serverClosed = this.listener.close();
+      this.#serverClosed = this.listener ? this.listener.close() : Promise.resolve();
     }
-    const empty = this.#conns.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => this.#onEmpty.push(resolve));
-    return Promise.all([empty, this.#serverClosed]).then(() => {});
+    return Promise.all([this.#shell.drain(), this.#serverClosed]).then(() => {});
   }
 
   /** Ends every connection with `reason`; resolves once all are closed and the listener is released. */
   close(reason: EndReason): Promise<void> {
     this.#closed ??= (async () => {
-      this.#abort.abort();
       const empty = this.drain();
-      for (const c of this.#conns) this.#finish(c, reason);
+      this.#shell.close(reason);
       await empty;
     })();
     return this.#closed;
@@ -183,6 +197,7 @@ export class TcpRoute implements RouteRuntime {
     }));
   }
 
+  /** The accept seam: one client connection, unread, from the listener's stream datapath. */
   #accept(down: StreamConn): void {
     const peer = down.remote;
     if (!peer) {
@@ -201,10 +216,12 @@ export class TcpRoute implements RouteRuntime {
     });
     if (!pending.ok) {
       this.#refusedHeaders.refuse(down.socket(), peer.address);
-      return this.#report(peer, 'limit-route-sessions', 'too many PROXY headers pending');
+      this.#shell.rejected(peer, 'limit-route-sessions', 'too many PROXY headers pending');
+      return;
     }
+    const { clock } = this.deps;
     const { headerTimeoutMs, maxHeaderBytes } = pp.settings;
-    void (isHeldConn(down) ? readHeldProxyHeader(down, headerTimeoutMs, maxHeaderBytes) : readProxyHeader(down.socket(), headerTimeoutMs, maxHeaderBytes)).then((r) => {
+    void (isHeldConn(down) ? readHeldProxyHeader(down, clock, headerTimeoutMs, maxHeaderBytes) : readProxyHeader(down.socket(), clock, headerTimeoutMs, maxHeaderBytes)).then((r) => {
       pending.slot.release();
       if (evicted) return this.#reject(down, peer, 'limit-route-sessions', 'evicted while its PROXY header was pending');
       if (!r.ok) return this.#reject(down, peer, r.reason);
@@ -215,13 +232,8 @@ export class TcpRoute implements RouteRuntime {
   }
 
   #reject(down: StreamConn, client: Endpoint, reason: RejectReason, detail?: string): void {
-    this.#report(client, reason, detail);
+    this.#shell.rejected(client, reason, detail);
     down.destroy();
-  }
-
-  #report(client: Endpoint, reason: RejectReason, detail?: string): void {
-    const { clock, events } = this.deps;
-    events.emit({ type: 'session-rejected', at: clock.wallNow(), route: this.#route.name, proto: 'tcp', client, reason, ...(detail ? { detail } : {}) });
   }
 
   /**
@@ -235,24 +247,20 @@ export class TcpRoute implements RouteRuntime {
    */
   #admitAndDial(down: StreamConn, client: Endpoint, destination: Endpoint | undefined, sniff: boolean): void {
     const { clock } = this.deps;
-    if (this.#draining || down.destroyed) return this.#reject(down, client, 'draining');
-    if (applyAdmitter(this.#admit, client, this.#route.name, this.#reporter) !== undefined) {
+    if (down.destroyed) return this.#reject(down, client, 'draining');
+    const source = this.#shell.admit(client);
+    if (source === undefined) {
       down.destroy();
       return;
     }
-    const source = this.#limits.keyOf(client);
-    const limited = this.#limits.admit(source);
-    if (limited) return this.#reject(down, client, limited, source === client.address ? undefined : `source ${source}`);
-
-    this.#limits.acquire(source);
-    const route = this.#route;
-    const c = new TcpConnection(this.deps.nextFlowId(), route.name, client, down, clock.now(), clock.wallNow());
-    c.origin = route.origin;
+    const policy = this.#shell.policy;
+    const c = new TcpConnection(this.deps.nextFlowId(), policy.name, client, down, clock.now(), clock.wallNow());
+    c.origin = policy.origin;
     c.source = source;
     this.#conns.add(c);
     const waitMs = this.#pp?.settings.untrustedWaitMs ?? DEFAULT_UNTRUSTED_WAIT_MS;
     if (!sniff || waitMs <= 0) return this.#dial(c, destination, sniff);
-    void sniffFirstBytes(down.socket(), waitMs).then((seen) => {
+    void sniffFirstBytes(down.socket(), { clock, timeoutMs: waitMs }).then((seen) => {
       if (c.state === 'closed') return;
       if (seen === 'header') {
         c.state = 'closed';
@@ -264,54 +272,55 @@ export class TcpRoute implements RouteRuntime {
     });
   }
 
-  /** Dials the upstream for an admitted connection and starts the relay; `sniff` as above, after the dial. */
+  /** The dial seam: the upstream of an admitted connection, under the policy in force now. */
   #dial(c: TcpConnection, destination: Endpoint | undefined, sniff: boolean): void {
-    const { clock, events } = this.deps;
+    const shell = this.#shell;
+    const policy = shell.policy;
     const { down, client } = c;
-    const route = this.#route;
     const datapath = this.deps.streamDatapath ?? jsStreamDatapath;
     const dialer = this.deps.dialer;
-    const opts = { signal: this.#abort.signal, timeoutMs: route.tcp.connectTimeoutMs, client, local: destination ?? down.local };
+    const opts = { signal: shell.signal, timeoutMs: policy.connectTimeoutMs, client, local: destination ?? down.local };
     // Upstream connections of the route's own datapath where the upstream is a plain socket and
     // the pair can be joined there (no bandwidth pacing, no sniff pending); a Node stream elsewhere.
-    const native = datapath.kind === 'native' && !sniff && this.#bandwidth === null && isSocketDialer(dialer) ? dialer.dialConn(route.upstream, opts, datapath) : undefined;
-    (native?.then(({ conn, remote }) => ({ stream: conn, remote })) ?? dialer.dial(route.upstream, opts)).then(
-      ({ stream, remote }) => {
-        if (c.state === 'closed' || down.destroyed) {
-          stream.destroy();
-          this.#finish(c, 'client-closed');
-          return;
-        }
-        c.state = 'open';
-        c.upstream = remote;
-        events.emit({ type: 'session-started', at: clock.wallNow(), flow: c, upstream: remote, startedAt: c.startedWall });
-        events.emit({ type: 'dial-ok', at: clock.wallNow(), flow: c, latencyMs: clock.now() - c.startedAt });
-        const header = this.#pp?.outbound(client, destination ?? down.local);
-        if (header) void ('writeFirst' in stream ? stream.writeFirst(header) : stream.write(header));
-        const clean = sniff ? firstBytesAreClean(down.socket()) : undefined;
-        if (clean) void clean.then((ok) => ok || this.#reject(down, client, 'proxy-header-untrusted'));
-        const bandwidth = this.#bandwidth === null ? undefined : { gates: this.#bandwidth.gatesFor(c.source), clock };
-        const onDone = (o: { reason: EndReason; bytesFromClient: number; bytesToClient: number }) => this.#ended(c, o.reason, o.bytesFromClient, o.bytesToClient);
-        const joined = 'writeFirst' in stream && !clean && !bandwidth ? joinInDatapath(datapath, down, stream, route.tcp.idleTimeoutMs, onDone) : undefined;
-        c.stop = joined ?? relayTcp(down.socket(), 'writeFirst' in stream ? stream.socket() : stream, route.tcp.idleTimeoutMs, onDone, clean, bandwidth);
-      },
+    const native = datapath.kind === 'native' && !sniff && !shell.paced && isSocketDialer(dialer) ? dialer.dialConn(policy.upstream, opts, datapath) : undefined;
+    (native?.then(({ conn, remote }) => ({ stream: conn, remote })) ?? dialer.dial(policy.upstream, opts)).then(
+      ({ stream, remote }) => this.#relay(c, stream, remote, destination, sniff, policy),
       (err: SluiceError) => {
-        if (this.#abort.signal.aborted) return this.#finish(c, 'shutdown');
-        events.emit({
-          type: 'dial-error',
-          at: clock.wallNow(),
-          flow: c,
-          upstream: `${route.upstream.host}:${route.upstream.port}`,
-          code: err.code ?? 'ERROR',
-          message: err.message,
-          latencyMs: clock.now() - c.startedAt,
-        });
-        this.#finish(c, err.code === 'SLUICE_ERR_PEER_OFFLINE' ? 'peer-offline' : 'upstream-unreachable');
+        if (shell.signal.aborted) return this.#finish(c, 'shutdown');
+        this.#finish(c, shell.dialFailed(c, err, c.startedAt));
       },
     );
   }
 
-  /** Ends a connection from outside the relay (shutdown, dial failure). */
+  /**
+   * The relay seam: joins the client and its dialed upstream (PROXY header first when sending);
+   * `sniff`: the client's first bytes are checked before any reaches the upstream. An upstream
+   * that is a connection of the route's stream datapath is joined to the client there when it
+   * can be (no bytes through JavaScript); anything else is relayed as Node streams.
+   */
+  #relay(c: TcpConnection, stream: Duplex | StreamConn, remote: Endpoint, destination: Endpoint | undefined, sniff: boolean, policy: TcpSessionPolicy): void {
+    const { down, client } = c;
+    if (c.state === 'closed' || down.destroyed) {
+      stream.destroy();
+      this.#finish(c, 'client-closed');
+      return;
+    }
+    c.state = 'open';
+    c.upstream = remote;
+    this.#shell.started(c, remote, c.startedAt);
+    const header = this.#pp?.outbound(client, destination ?? down.local);
+    if (header) void ('writeFirst' in stream ? stream.writeFirst(header) : stream.write(header));
+    const clean = sniff ? firstBytesAreClean(down.socket()) : undefined;
+    if (clean) void clean.then((ok) => ok || this.#reject(down, client, 'proxy-header-untrusted'));
+    const gates = this.#shell.gatesFor(c.source);
+    const bandwidth = gates === undefined ? undefined : { gates, clock: this.deps.clock };
+    const onDone = (o: { reason: EndReason; bytesFromClient: number; bytesToClient: number }) => this.#ended(c, o.reason, o.bytesFromClient, o.bytesToClient);
+    const datapath = this.deps.streamDatapath ?? jsStreamDatapath;
+    const joined = 'writeFirst' in stream && !clean && !bandwidth ? joinInDatapath(datapath, down, stream, policy.idleTimeoutMs, onDone) : undefined;
+    c.stop = joined ?? relayTcp(down.socket(), 'writeFirst' in stream ? stream.socket() : stream, policy.idleTimeoutMs, onDone, clean, bandwidth);
+  }
+
+  /** Ends a connection from outside the relay (shutdown, dial failure, a verdict). */
   #finish(c: TcpConnection, reason: EndReason): void {
     if (c.stop) return c.stop(reason);
     if (c.state === 'closed') return;
@@ -322,34 +331,17 @@ export class TcpRoute implements RouteRuntime {
 
   #ended(c: TcpConnection, reason: EndReason, bytesFromClient: number, bytesToClient: number): void {
     c.state = 'closed';
-    const { clock } = this.deps;
-    this.deps.events.emit({
-      type: 'session-ended',
-      at: clock.wallNow(),
-      flow: c,
-      upstream: c.upstream,
-      startedAt: c.startedWall,
-      durationMs: Math.max(0, Math.round(clock.now() - c.startedAt)),
-      reason,
-      counters: { bytesFromClient, packetsFromClient: 0, bytesToClient, packetsToClient: 0 },
-      ...(c.endDetail ? { detail: c.endDetail } : {}),
-    });
+    this.#shell.ended(c, reason, { bytesFromClient, packetsFromClient: 0, bytesToClient, packetsToClient: 0 }, c.endDetail);
     this.#forget(c);
   }
 
   #forget(c: TcpConnection): void {
     if (!this.#conns.delete(c)) return;
-    this.#limits.release(c.source);
-    if (this.#conns.size === 0) for (const done of this.#onEmpty.splice(0)) done();
+    this.#shell.released(c.source);
   }
 }
 
-function pendingSettings(route: RouteConfig): PendingSlotsOptions {
-  const max = Math.max(1, route.tcp.maxConnections || 4096);
-  return { max, maxPerSource: Math.min(max, route.tcp.maxConnectionsPerSource || max) };
-}
-
-function limitSettings(route: RouteConfig): LimitSettings {
-  const t = route.tcp;
-  return { maxPerRoute: t.maxConnections, maxPerSource: t.maxConnectionsPerSource, rate: t.rate, ratePerSource: t.ratePerSource, sourcePrefix: route.sourcePrefix };
+function pendingSettings(policy: TcpSessionPolicy): PendingSlotsOptions {
+  const max = Math.max(1, policy.limits.maxPerRoute || 4096);
+  return { max, maxPerSource: Math.min(max, policy.limits.maxPerSource || max) };
 }

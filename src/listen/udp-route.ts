@@ -2,43 +2,57 @@ import { formatListen, type Endpoint } from '../core/address.js';
 import { errnoCode, SluiceError } from '../core/errors.js';
 import type { RouteConfig } from '../config/types.js';
 import type { EndReason } from '../observe/events.js';
-import { UdpSessionTable, type UdpTableDeps } from '../session/udp-session-table.js';
-import type { UdpDatapath, UdpListener } from '../datapath/udp-datapath.js';
+import { UdpSessionTable, type UdpClientSide, type UdpTableDeps } from '../session/udp-session-table.js';
+import type { UdpSession } from '../session/udp-session.js';
+import { udpPolicyOf } from '../session/session-policy.js';
+import type { UdpDatapath, UdpListener, UdpSender } from '../datapath/udp-datapath.js';
 import { jsDatapath } from '../datapath/js-datapath.js';
 import type { RouteRuntime, SessionInfo } from './route.js';
 import type { Admitter } from '../admission/admitter.js';
 import type { ReverdictCount } from '../admission/reverdict.js';
 
-export type UdpRouteDeps = Omit<UdpTableDeps, 'sendToClient' | 'local'> & { readonly datapath?: UdpDatapath };
+export type UdpRouteDeps = UdpTableDeps & { readonly datapath?: UdpDatapath };
+
+/** A route's clients are behind its listener socket: replies go out through it. */
+class ListenerClients implements UdpClientSide {
+  constructor(private readonly listener: UdpSender) {}
+
+  send(s: UdpSession, buf: Buffer): void {
+    this.listener.send(buf, s.replyPort, s.replyAddress);
+  }
+
+  local(): Endpoint {
+    return this.listener.local;
+  }
+}
 
 /**
  * A UDP listener feeding a session table. The socket stays open while the route drains, because
- * live sessions still receive their clients' datagrams through it.
+ * live sessions still receive their clients' datagrams through it. Built in order: the socket is
+ * bound, the table is made with it (replies go out through it), then datagrams flow to the table.
  */
 export class UdpRoute implements RouteRuntime {
   #closed: Promise<void> | undefined;
+  #route: RouteConfig;
+  private readonly table: UdpSessionTable;
 
   private constructor(
-    private readonly listener: UdpListener,
-    private readonly table: UdpSessionTable,
-  ) {}
+    route: RouteConfig,
+    private readonly listener: UdpListener<UdpSessionTable>,
+  ) {
+    this.#route = route;
+    this.table = listener.receiver;
+  }
 
   static async start(route: RouteConfig, deps: UdpRouteDeps): Promise<UdpRoute> {
-    let table: UdpSessionTable | undefined;
-    let listener: UdpListener;
+    const policy = udpPolicyOf(route);
+    let listener: UdpListener<UdpSessionTable>;
     try {
-      listener = await (deps.datapath ?? jsDatapath).listen(route.listen.host, route.listen.port, {
-        onDatagram: (buf, address, port) => table!.onDatagram(buf, address, port),
-        onDatagramV4: (buf, ipv4, port) => table!.onDatagramV4(buf, ipv4, port),
-        // Send failures (an unreachable client, a full buffer) cost one datagram, never the listener.
-        onSendError: () => table?.countSendError(),
-      });
+      listener = await (deps.datapath ?? jsDatapath).listen(route.listen.host, route.listen.port, (bound) => new UdpSessionTable(policy, deps, new ListenerClients(bound)));
     } catch (err) {
       throw new SluiceError('SLUICE_ERR_BIND', `route "${route.name}": cannot listen on ${formatListen(route.listen)}: ${errnoCode(err) ?? (err as Error).message}`, { cause: err });
     }
-    const local = listener.local;
-    table = new UdpSessionTable(route, { ...deps, sendToClient: (buf, p, addr) => listener.send(buf, p, addr), local: () => local });
-    return new UdpRoute(listener, table);
+    return new UdpRoute(route, listener);
   }
 
   get local(): Endpoint {
@@ -46,11 +60,11 @@ export class UdpRoute implements RouteRuntime {
   }
 
   get name(): string {
-    return this.table.route.name;
+    return this.#route.name;
   }
 
   get config(): RouteConfig {
-    return this.table.route;
+    return this.#route;
   }
 
   get active(): number {
@@ -58,7 +72,8 @@ export class UdpRoute implements RouteRuntime {
   }
 
   update(route: RouteConfig, admit: Admitter | undefined): void {
-    this.table.update(route, admit);
+    this.#route = route;
+    this.table.update(udpPolicyOf(route), admit);
   }
 
   reverdict(): ReverdictCount {

@@ -1,5 +1,5 @@
 import type { Clock } from '../core/clock.js';
-import { TokenBucket } from '../admission/token-bucket.js';
+import { TokenBucket } from '../core/token-bucket.js';
 import type { SluiceEvent } from './events.js';
 import type { LineWriter } from './line-writer.js';
 import { peerPathTracker, type PeerFlowLookup } from './peer-path.js';

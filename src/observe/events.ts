@@ -1,5 +1,8 @@
 import type { Endpoint, Transport } from '../core/address.js';
-import type { RouteOrigin } from '../config/types.js';
+import type { RouteOrigin } from '../core/route-origin.js';
+import type { DropReason, EndReason, RejectReason, VerdictCause, VerdictReason } from '../core/reasons.js';
+
+export type { DropReason, EndReason, RejectReason, VerdictCause, VerdictReason };
 
 /** Traffic of one flow so far. "from client" is what the client sent towards the upstream. */
 export interface FlowCounters {
@@ -8,29 +11,6 @@ export interface FlowCounters {
   bytesToClient: number;
   packetsToClient: number;
 }
-
-/** Why a session or connection ended. Stable strings: logs, metrics and the API carry them. */
-export type EndReason =
-  | 'idle-timeout'
-  | 'client-closed'
-  | 'upstream-closed'
-  | 'client-error'
-  | 'upstream-error'
-  | 'upstream-unreachable'
-  /** A connect listener's peer agent is not connected to the gateway. */
-  | 'peer-offline'
-  | 'evicted'
-  | 'route-removed'
-  | 'shutdown'
-  | 'drain-deadline'
-  /** A live session whose client a changed verdict now refuses (docs/access-control.md, "Live sessions"). */
-  | VerdictReason;
-
-/** Why an admission step (ACL, CrowdSec) refuses a client: new ones are rejected, live ones end with it. */
-export type VerdictReason = 'acl-cidr' | 'acl-country' | 'crowdsec' | 'banned';
-
-/** What changed the inputs of admission verdicts (a metric label: a closed set; ban sources add theirs). */
-export type VerdictCause = 'reload' | 'crowdsec' | 'bans';
 
 /** One entry of the ban list (admission/bans/, docs/bans.md), as events, the API and the state file carry it. */
 export interface BanInfo {
@@ -43,32 +23,6 @@ export interface BanInfo {
   readonly createdAt: number;
   readonly expiresAt: number;
 }
-
-/** Why a new session or connection was refused before any upstream resource was spent. */
-export type RejectReason =
-  | 'limit-route-sessions'
-  | 'limit-source-sessions'
-  | 'limit-route-rate'
-  | 'limit-source-rate'
-  | 'draining'
-  | VerdictReason
-  | 'proxy-header-missing'
-  | 'proxy-header-invalid'
-  | 'proxy-header-untrusted';
-
-/** Why single datagrams were dropped (counted in batches, never one event per datagram). */
-export type DropReason =
-  | 'too-big'
-  | 'setup-queue-full'
-  | 'send-error'
-  | 'no-session'
-  | 'proxy-header-untrusted'
-  | 'proxy-header-missing'
-  | 'proxy-header-invalid'
-  /** A reply over the session's reply budget (udp.replyBudget). */
-  | 'reply-budget'
-  /** Over a route's bandwidth limit (admission/bandwidth-limiter.ts). */
-  | 'bandwidth';
 
 export interface FlowRef {
   /** Local flow number, unique within this process. */
@@ -116,7 +70,26 @@ export type SluiceEvent =
   | { type: 'config-reloaded'; at: number; added: string[]; removed: string[]; changed: string[]; rebuilt: string[] }
   | { type: 'config-rejected'; at: number; problems: string[] }
   /** A peer link of `agent.connect` / `expose.peers` changed state or path (docs/connect.md). */
-  | { type: 'peer-path'; at: number; peer: string; /** `peer-offline`: the gateway says the peer agent is not connected to it. */ state: 'idle' | 'connecting' | 'connected' | 'peer-offline'; path: 'direct' | 'relayed'; reason: string | undefined };
+  | { type: 'peer-path'; at: number; peer: string; /** `peer-offline`: the gateway says the peer agent is not connected to it. */ state: 'idle' | 'connecting' | 'connected' | 'peer-offline'; path: 'direct' | 'relayed'; reason: string | undefined }
+  | ExposureEvent;
+
+// --- Reports of the gateway and the agent (docs/expose.md) -------------------------------------
+// Each is one line of the process log (ops/exposure-log.ts). Codes are the protocol's refusal
+// codes and the connection's failure names, kept as plain strings at this layer.
+
+export type ExposureEvent =
+  | { type: 'gateway-started'; at: number; tcp: Endpoint; udp: Endpoint; fingerprint: string; /** True on the start that generated the certificate. */ generated: boolean; certPath: string }
+  | { type: 'gateway-auth-refused'; at: number; remote: Endpoint; agent: string | undefined; failure: string; message: string }
+  | { type: 'gateway-agent-up'; at: number; agent: string; remote: Endpoint; resumed: boolean; keyId: number }
+  | { type: 'gateway-agent-down'; at: number; agent: string; reason: string }
+  | { type: 'gateway-agent-gone'; at: number; agent: string; reason: string }
+  | { type: 'gateway-published'; at: number; agent: string; service: string; transport: Transport; bound: Endpoint }
+  | { type: 'gateway-publish-refused'; at: number; agent: string; service: string; code: string; message: string }
+  | { type: 'agent-connected'; at: number; gateway: string; resumed: boolean }
+  | { type: 'agent-disconnected'; at: number; failure: string; message: string; retryInMs: number }
+  | { type: 'agent-published'; at: number; service: string; bound: Endpoint }
+  | { type: 'agent-publish-refused'; at: number; service: string; code: string; message: string }
+  | { type: 'agent-datagram-mode'; at: number; mode: 'udp' | 'tls' };
 
 export type EventType = SluiceEvent['type'];
 export type Sink = (event: SluiceEvent) => void;

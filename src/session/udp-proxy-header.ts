@@ -1,5 +1,5 @@
 import type { Endpoint } from '../core/address.js';
-import type { ProxyProtocolSettings } from '../config/types.js';
+import type { UdpProxyPolicy } from './session-policy.js';
 import type { DropReason } from '../observe/events.js';
 import { ProxyTrust, startsWithProxySignature } from '../admission/proxy-trust.js';
 import { decodeProxyDatagram, encodeProxyV2, isProxyHeaderError } from '../protocol/proxy-protocol/index.js';
@@ -22,7 +22,7 @@ export class UdpProxyHeaders {
   readonly #trust: ProxyTrust;
   readonly #maxHeaderBytes: number;
 
-  constructor(readonly settings: ProxyProtocolSettings) {
+  constructor(readonly settings: UdpProxyPolicy) {
     this.#trust = new ProxyTrust(settings.accept);
     this.#maxHeaderBytes = settings.maxHeaderBytes;
   }

@@ -1,46 +1,38 @@
 import { canonicalIp, ipv4PortKey, type Endpoint } from '../core/address.js';
-import type { Clock, Timer } from '../core/clock.js';
+import type { Timer } from '../core/clock.js';
 import { errnoCode, isSluiceError } from '../core/errors.js';
-import type { RouteConfig } from '../config/types.js';
-import { applyAdmitter, eventReporter, type Admitter, type VerdictReporter } from '../admission/admitter.js';
-import { rejudge, type ReverdictCount } from '../admission/reverdict.js';
+import type { Admitter } from '../admission/admitter.js';
+import type { ReverdictCount } from '../admission/reverdict.js';
 import { UdpProxyHeaders } from './udp-proxy-header.js';
-import { AdmissionLimits } from '../admission/limits.js';
-import { bandwidthLimiterFor, type BandwidthLimiter, type BucketPair } from '../admission/bandwidth-limiter.js';
-import type { DropReason, EndReason, EventStream, RejectReason } from '../observe/events.js';
+import type { EndReason, RejectReason } from '../observe/events.js';
 import type { DatagramDialer } from '../upstream/dialer.js';
+import type { ListenerReceiver } from '../datapath/udp-datapath.js';
 import { UdpSession, type UdpSessionOwner } from './udp-session.js';
 import { budgetAllows, budgetReceived, windowTicks } from '../core/reply-budget.js';
 import { CompletedExchanges } from './completed-exchanges.js';
+import { DropCounts } from './drop-counts.js';
+import { SessionShell, type SessionSide, type ShellDeps } from './session-shell.js';
+import type { UdpSessionPolicy } from './session-policy.js';
 
-
-export interface UdpTableDeps {
-  readonly clock: Clock;
+export interface UdpTableDeps extends ShellDeps {
   readonly dialer: DatagramDialer;
-  readonly events: EventStream;
   readonly nextFlowId: () => number;
-  /** Sends one datagram back to a client through the listener socket. */
-  readonly sendToClient: (buf: Buffer, port: number, address: string) => void;
-  /** The listener's own address: the destination in PROXY headers sent for plain clients. */
-  readonly local: () => Endpoint;
-  readonly admit?: Admitter;
-  /** Bandwidth buckets this route shares with others (an agent's total on the gateway); absent = none. */
-  readonly sharedBandwidth?: BucketPair;
 }
 
-const DROP_REASONS: readonly DropReason[] = [
-  'too-big',
-  'setup-queue-full',
-  'send-error',
-  'no-session',
-  'proxy-header-untrusted',
-  'proxy-header-missing',
-  'proxy-header-invalid',
-  'reply-budget',
-  'bandwidth',
-];
-const REPLY_BUDGET = DROP_REASONS.length - 2;
-const BANDWIDTH = DROP_REASONS.length - 1;
+/**
+ * Where a table's clients are: the listener socket of a route, or the tagged datagrams of an
+ * agent's tunnel. `send` is on the per-datagram path: it must not allocate.
+ */
+export interface UdpClientSide {
+  /** Sends one datagram back to the session's client (`s.replyAddress`, `s.key`, ...). */
+  send(s: UdpSession, buf: Buffer): void;
+  /** The address clients reached: the destination in PROXY headers sent for plain clients. */
+  local(): Endpoint;
+  /** The session's upstream channel opened (before it is used). */
+  channelOpened?(s: UdpSession): void;
+  /** The session's upstream channel was closed (the session ended, or ended while it opened). */
+  channelClosed?(s: UdpSession): void;
+}
 
 /**
  * Sweep period for a given idle timeout: fine enough that expiry lands within [T, T + 2 sweeps).
@@ -60,19 +52,16 @@ const EXCHANGE_QUIET_MS = 1000;
  * arrives, before any upstream resource is spent. Idle sessions are found by a periodic sweep
  * over coarse ticks, so the per-datagram path touches no timer and allocates nothing.
  */
-export class UdpSessionTable implements UdpSessionOwner {
+export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>, ListenerReceiver {
   readonly #v4 = new Map<number, UdpSession>();
   readonly #other = new Map<string, UdpSession>();
-  readonly #limits: AdmissionLimits;
-  /** Null on a route without `bandwidth`: sessions then carry null gates and the hot path skips them. */
-  #bandwidth: BandwidthLimiter | null;
+  readonly #shell: SessionShell<UdpSessionPolicy, UdpSession>;
   readonly #exchanges = new CompletedExchanges();
-  readonly #drops = new Float64Array(DROP_REASONS.length);
-  readonly #abort = new AbortController();
-  #route: RouteConfig;
-  #admit: Admitter | undefined;
+  readonly #drops = new DropCounts();
+  /** The policy in force; its `udp` block is read on the per-datagram path. */
+  #policy: UdpSessionPolicy;
   #pp: UdpProxyHeaders | null;
-  readonly #reporter: VerdictReporter;
+  readonly #limitStep: (source: string) => RejectReason | undefined;
   #tick = 0;
   #idleTicks = 0;
   /** Reply budget ratio; 0 when the route has none. */
@@ -82,19 +71,16 @@ export class UdpSessionTable implements UdpSessionOwner {
   #budgetWindow = 0;
   #sweepMs = 0;
   #sweepTimer: Timer | undefined;
-  #draining = false;
-  #onEmpty: (() => void)[] = [];
 
   constructor(
-    route: RouteConfig,
+    policy: UdpSessionPolicy,
     private readonly deps: UdpTableDeps,
+    private readonly clients: UdpClientSide,
   ) {
-    this.#route = route;
-    this.#admit = deps.admit;
-    this.#pp = route.proxyProtocol ? new UdpProxyHeaders(route.proxyProtocol) : null;
-    this.#limits = new AdmissionLimits(limitSettings(route), deps.clock);
-    this.#bandwidth = bandwidthLimiterFor(route.bandwidth, deps.clock, deps.sharedBandwidth);
-    this.#reporter = eventReporter(deps.events, deps.clock, () => this.#route.name, 'udp');
+    this.#policy = policy;
+    this.#pp = policy.proxyProtocol ? new UdpProxyHeaders(policy.proxyProtocol) : null;
+    this.#shell = new SessionShell(policy, 'udp', deps, this);
+    this.#limitStep = (source) => this.#makeRoom(source);
     this.#schedule();
   }
 
@@ -102,12 +88,20 @@ export class UdpSessionTable implements UdpSessionOwner {
     return this.#v4.size + this.#other.size;
   }
 
-  get route(): RouteConfig {
-    return this.#route;
+  get policy(): UdpSessionPolicy {
+    return this.#policy;
   }
 
   sessions(): IterableIterator<UdpSession> {
     return [...this.#v4.values(), ...this.#other.values()][Symbol.iterator]();
+  }
+
+  flows(): Iterable<UdpSession> {
+    return this.sessions();
+  }
+
+  opening(s: UdpSession): boolean {
+    return s.state === 'opening';
   }
 
   /** Hot path: one datagram from a client (or from a trusted proxy in front of it). */
@@ -138,13 +132,13 @@ export class UdpSessionTable implements UdpSessionOwner {
 
   #fromClient(s: UdpSession, buf: Buffer): void {
     const prefix = s.prefix;
-    if (buf.length + (prefix === null ? 0 : prefix.length) > this.#route.udp.maxDatagramBytes) {
-      this.#drops[0]++;
+    if (buf.length + (prefix === null ? 0 : prefix.length) > this.#policy.udp.maxDatagramBytes) {
+      this.#drops.tooBig++;
       return;
     }
     const bw = s.bwUp;
     if (bw !== null && !bw.tryTake(buf.length)) {
-      this.#drops[BANDWIDTH]++;
+      this.#drops.bandwidth++;
       return;
     }
     s.lastTick = this.#tick;
@@ -154,10 +148,10 @@ export class UdpSessionTable implements UdpSessionOwner {
     const ch = s.channel;
     if (ch !== null) {
       ch.send(buf, prefix);
-    } else if (s.queue !== null && s.queue.length < this.#route.udp.setupQueue) {
+    } else if (s.queue !== null && s.queue.length < this.#policy.udp.setupQueue) {
       s.queue.push(Buffer.from(buf)); // a datapath may reuse buf's memory once this call returns
     } else {
-      this.#drops[1]++;
+      this.#drops.setupQueueFull++;
     }
   }
 
@@ -166,7 +160,7 @@ export class UdpSessionTable implements UdpSessionOwner {
     const v = this.#pp!.inbound(buf, address);
     if (v === null) return this.#plain(buf, address, port);
     if (typeof v === 'string') {
-      this.#drops[DROP_REASONS.indexOf(v)]++;
+      this.#drops.count(v);
       return;
     }
     const src = v.source;
@@ -188,17 +182,17 @@ export class UdpSessionTable implements UdpSessionOwner {
   /** Hot path: one datagram back from a session's upstream. */
   toClient(s: UdpSession, buf: Buffer): void {
     if (s.state === 'closed') return;
-    if (buf.length > this.#route.udp.maxDatagramBytes) {
-      this.#drops[0]++;
+    if (buf.length > this.#policy.udp.maxDatagramBytes) {
+      this.#drops.tooBig++;
       return;
     }
     if (this.#budgetRatio !== 0 && !budgetAllows(s, buf.length, this.#budgetRatio, this.#budgetWindow)) {
-      this.#drops[REPLY_BUDGET]++;
+      this.#drops.replyBudget++;
       return;
     }
     const bw = s.bwDown;
     if (bw !== null && !bw.tryTake(buf.length)) {
-      this.#drops[BANDWIDTH]++;
+      this.#drops.bandwidth++;
       return;
     }
     s.lastTick = this.#tick;
@@ -206,14 +200,14 @@ export class UdpSessionTable implements UdpSessionOwner {
     s.packetsToClient++;
     if (s.unanswered) {
       s.unanswered = false;
-      this.#limits.refund(s.source);
+      this.#shell.limits.refund(s.source);
       this.#exchanges.answered(s);
     }
     if (s.prefixUntilReply) {
       s.prefixUntilReply = false;
       s.prefix = null;
     }
-    this.deps.sendToClient(buf, s.replyPort, s.replyAddress);
+    this.clients.send(s, buf);
   }
 
   upstreamFailed(s: UdpSession, err: Error): void {
@@ -224,18 +218,19 @@ export class UdpSessionTable implements UdpSessionOwner {
 
   /** Counts a datagram the listener could not send back to a client. */
   countSendError(): void {
-    this.#drops[2]++;
+    this.#drops.sendError++;
   }
 
-  /** Applies new settings of the same route: new sessions use them; idle timeout applies to live ones too. */
-  update(route: RouteConfig, admit: Admitter | undefined): void {
-    this.#route = route;
-    this.#admit = admit;
-    this.#pp = route.proxyProtocol ? new UdpProxyHeaders(route.proxyProtocol) : null;
-    this.#limits.update(limitSettings(route));
-    if (this.#bandwidth === null) this.#bandwidth = bandwidthLimiterFor(route.bandwidth, this.deps.clock, this.deps.sharedBandwidth);
-    else if (route.bandwidth === undefined && this.deps.sharedBandwidth === undefined) this.#bandwidth = null;
-    else this.#bandwidth.update(route.bandwidth ?? {});
+  /** The listener's report of the same (ListenerReceiver): one datagram lost, never the listener. */
+  onSendError(): void {
+    this.#drops.sendError++;
+  }
+
+  /** Applies new settings of the same listener: new sessions use them; idle timeout applies to live ones too. */
+  update(policy: UdpSessionPolicy, admit: Admitter | undefined): void {
+    this.#policy = policy;
+    this.#pp = policy.proxyProtocol ? new UdpProxyHeaders(policy.proxyProtocol) : null;
+    this.#shell.update(policy, admit);
     this.#schedule();
   }
 
@@ -244,31 +239,17 @@ export class UdpSessionTable implements UdpSessionOwner {
    * still opening was never started: it is reported as refused; an open one ends with the reason.
    */
   reverdict(): ReverdictCount {
-    const r = this.#reporter;
-    return rejudge(
-      this.sessions(),
-      this.#admit,
-      this.#route.name,
-      (s, v) => {
-        if (s.state === 'opening') r.rejected(s.client, v);
-        this.end(s, v.reason, v.detail);
-      },
-      (s, v) => r.wouldEnd(s, v),
-    );
+    return this.#shell.reverdict();
   }
 
   /** Refuses new clients from now on; resolves once the last session has ended. */
   drain(): Promise<void> {
-    this.#draining = true;
-    if (this.size === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#onEmpty.push(resolve));
+    return this.#shell.drain();
   }
 
   /** Ends every session with `reason` and stops the sweep. Idempotent. */
   close(reason: EndReason): void {
-    this.#draining = true;
-    this.#abort.abort();
-    for (const s of this.sessions()) this.end(s, reason);
+    this.#shell.close(reason);
     this.#sweepTimer?.cancel();
     this.#sweepTimer = undefined;
     this.#flushDrops();
@@ -278,113 +259,90 @@ export class UdpSessionTable implements UdpSessionOwner {
   end(s: UdpSession, reason: EndReason, detail?: string): void {
     if (s.state === 'closed') return;
     const wasOpen = s.state === 'open';
-    s.state = 'closed';
+    s.move('closed');
     const map = typeof s.key === 'number' ? this.#v4 : this.#other;
     if ((map as Map<unknown, UdpSession>).get(s.key) === s) (map as Map<unknown, UdpSession>).delete(s.key);
-    this.#limits.release(s.source);
-    s.channel?.close();
-    s.queue = null;
-    if (wasOpen) {
-      const now = this.deps.clock.now();
-      this.deps.events.emit({
-        type: 'session-ended',
-        at: this.deps.clock.wallNow(),
-        flow: s,
-        upstream: s.upstream,
-        startedAt: s.startedWall,
-        durationMs: Math.max(0, Math.round(now - s.startedAt)),
-        reason,
-        counters: s.counters(),
-        ...(detail ? { detail } : {}),
-      });
+    const ch = s.channel;
+    if (ch !== null) {
+      ch.close();
+      this.clients.channelClosed?.(s);
     }
-    if (this.size === 0) for (const done of this.#onEmpty.splice(0)) done();
+    s.queue = null;
+    if (wasOpen) this.#shell.ended(s, reason, s.counters(), detail);
+    this.#shell.released(s.source);
   }
 
   #create(key: number | string, address: string, port: number, replyAddress: string, replyPort: number, destination: Endpoint | undefined): UdpSession | undefined {
     const canon = canonicalIp(address);
     if (!canon) return undefined;
     const client: Endpoint = { address: canon.address, port, family: canon.family };
-    const { clock, events } = this.deps;
-    const name = this.#route.name;
-    const reject = (reason: RejectReason, detail?: string) => {
-      events.emit({ type: 'session-rejected', at: clock.wallNow(), route: name, proto: 'udp', client, reason, ...(detail ? { detail } : {}) });
-      return undefined;
-    };
-    if (this.#draining) return reject('draining');
-    if (applyAdmitter(this.#admit, client, name, this.#reporter) !== undefined) return undefined;
-    const evict = this.#route.udp.onLimit === 'evict-lru';
-    const source = this.#limits.keyOf(client);
-    const limited = this.#admitOrReclaim(source, evict);
-    if (limited) return reject(limited, source === client.address ? undefined : `source ${source}`);
-    if (evict && this.#limits.atRouteCap) this.#evictOldest();
+    const source = this.#shell.admit(client, this.#limitStep);
+    if (source === undefined) return undefined;
 
-    const s = new UdpSession(this, this.deps.nextFlowId(), name, client, key, replyAddress, replyPort, clock.now(), clock.wallNow(), this.#tick);
-    s.origin = this.#route.origin;
+    const { clock } = this.deps;
+    const policy = this.#policy;
+    const s = new UdpSession(this, this.deps.nextFlowId(), policy.name, client, key, replyAddress, replyPort, clock.now(), clock.wallNow(), this.#tick);
+    s.origin = policy.origin;
     s.source = source;
-    if (this.#bandwidth !== null) {
-      const g = this.#bandwidth.gatesFor(source);
+    const g = this.#shell.gatesFor(source);
+    if (g !== undefined) {
       s.bwUp = g.up;
       s.bwDown = g.down;
     }
     if (this.#pp !== null) {
-      s.prefix = this.#pp.outboundHeader(client, destination ?? this.deps.local());
+      s.prefix = this.#pp.outboundHeader(client, destination ?? this.clients.local());
       s.prefixUntilReply = s.prefix !== null && this.#pp.settings.udp === 'first';
     }
     if (typeof key === 'number') this.#v4.set(key, s);
     else this.#other.set(key, s);
-    this.#limits.acquire(source);
     void this.#open(s);
     return s;
   }
 
+  /** Opens the session's upstream channel, then sends what queued meanwhile. */
   async #open(s: UdpSession): Promise<void> {
-    const route = this.#route;
-    const started = this.deps.clock.now();
+    const shell = this.#shell;
+    const dialedAt = this.deps.clock.now();
     try {
-      const ch = await this.deps.dialer.open(route.upstream, s, { signal: this.#abort.signal, timeoutMs: 10_000, client: s.client, local: this.deps.local() });
+      const ch = await this.deps.dialer.open(this.#policy.upstream, s, { signal: shell.signal, client: s.client, local: this.clients.local() });
+      this.clients.channelOpened?.(s);
       if (s.state === 'closed') {
         ch.close();
+        this.clients.channelClosed?.(s);
         return;
       }
       s.channel = ch;
       s.upstream = ch.remote;
-      s.state = 'open';
-      this.deps.events.emit({ type: 'session-started', at: this.deps.clock.wallNow(), flow: s, upstream: ch.remote, startedAt: s.startedWall });
-      this.deps.events.emit({ type: 'dial-ok', at: this.deps.clock.wallNow(), flow: s, latencyMs: this.deps.clock.now() - started });
+      s.move('open');
+      shell.started(s, ch.remote, dialedAt);
       const queued = s.queue!;
       s.queue = null;
       for (let i = 0; i < queued.length && s.channel !== null && s.state === 'open'; i++) ch.send(queued[i]!, s.prefix);
     } catch (err) {
-      const e = err as Error & { code?: string };
-      this.deps.events.emit({
-        type: 'dial-error',
-        at: this.deps.clock.wallNow(),
-        flow: s,
-        upstream: `${route.upstream.host}:${route.upstream.port}`,
-        code: e.code ?? 'ERROR',
-        message: e.message,
-        latencyMs: this.deps.clock.now() - started,
-      });
-      this.#drops[3] += s.queue?.length ?? 0;
-      this.end(s, isSluiceError(err, 'SLUICE_ERR_PEER_OFFLINE') ? 'peer-offline' : 'upstream-unreachable');
+      const reason = shell.dialFailed(s, err as Error, dialedAt);
+      this.#drops.noSession += s.queue?.length ?? 0;
+      this.end(s, reason);
     }
   }
 
   /**
-   * Admission; at the per-source or the route cap, a finished request/response exchange that has
-   * been quiet for EXCHANGE_QUIET_MS (of this source, or of any source at the route cap) is ended
-   * (`evicted`) to make room, at most once per cap, instead of refusing the new client.
+   * Admission's limit step for UDP: at the per-source or the route cap, a finished
+   * request/response exchange that has been quiet for EXCHANGE_QUIET_MS (of this source, or of
+   * any source at the route cap) is ended (`evicted`) to make room, at most once per cap, instead
+   * of refusing the new client; with `onLimit: evict-lru`, the route cap ends the oldest session.
    */
-  #admitOrReclaim(source: string, evict: boolean): RejectReason | undefined {
-    let limited = this.#limits.admit(source, evict);
-    const quietSince = this.#tick - Math.ceil(Math.min(EXCHANGE_QUIET_MS, this.#route.udp.idleTimeoutMs) / this.#sweepMs);
+  #makeRoom(source: string): RejectReason | undefined {
+    const limits = this.#shell.limits;
+    const evict = this.#policy.udp.onLimit === 'evict-lru';
+    let limited = limits.admit(source, evict);
+    const quietSince = this.#tick - Math.ceil(Math.min(EXCHANGE_QUIET_MS, this.#policy.idleTimeoutMs) / this.#sweepMs);
     for (let tries = 0; tries < 2 && (limited === 'limit-source-sessions' || limited === 'limit-route-sessions'); tries++) {
       const old = this.#exchanges.take(limited === 'limit-source-sessions' ? source : undefined, quietSince);
       if (old === undefined) break;
       this.end(old, 'evicted');
-      limited = this.#limits.admit(source, evict);
+      limited = limits.admit(source, evict);
     }
+    if (limited === undefined && evict && limits.atRouteCap) this.#evictOldest();
     return limited;
   }
 
@@ -395,12 +353,12 @@ export class UdpSessionTable implements UdpSessionOwner {
   }
 
   #schedule(): void {
-    const idle = this.#route.udp.idleTimeoutMs;
+    const idle = this.#policy.idleTimeoutMs;
     const sweepMs = sweepIntervalMs(idle);
     // A datagram seen during tick k happened no earlier than the sweep that opened tick k, so a
     // session is idle for at least T once ceil(T / sweep) + 1 ticks have passed.
     this.#idleTicks = idle > 0 ? Math.ceil(idle / sweepMs) + 1 : Infinity;
-    const budget = this.#route.udp.replyBudget;
+    const budget = this.#policy.udp.replyBudget;
     this.#budgetRatio = budget?.ratio ?? 0;
     if (budget) this.#budgetTicks = windowTicks(budget, sweepMs);
     if (sweepMs === this.#sweepMs && this.#sweepTimer) return;
@@ -420,16 +378,6 @@ export class UdpSessionTable implements UdpSessionOwner {
   }
 
   #flushDrops(): void {
-    for (let i = 0; i < DROP_REASONS.length; i++) {
-      const count = this.#drops[i]!;
-      if (count === 0) continue;
-      this.#drops[i] = 0;
-      this.deps.events.emit({ type: 'datagrams-dropped', at: this.deps.clock.wallNow(), route: this.#route.name, reason: DROP_REASONS[i]!, count });
-    }
+    this.#drops.flush(this.deps.events, this.deps.clock, this.#policy.name);
   }
-}
-
-function limitSettings(route: RouteConfig) {
-  const u = route.udp;
-  return { maxPerRoute: u.maxSessions, maxPerSource: u.maxSessionsPerSource, rate: u.rate, ratePerSource: u.ratePerSource, sourcePrefix: route.sourcePrefix };
 }

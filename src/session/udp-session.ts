@@ -4,6 +4,9 @@ import type { DatagramChannel, DatagramReceiver } from '../upstream/dialer.js';
 import type { FlowCounters, FlowRef } from '../observe/events.js';
 import type { ReplyBudgetState } from '../core/reply-budget.js';
 import type { BandwidthGate } from '../admission/bandwidth-limiter.js';
+import { nextUdpSessionState, type UdpSessionState } from './udp-session-state.js';
+
+export type { UdpSessionState };
 
 /** What a session needs from the table that owns it. */
 export interface UdpSessionOwner {
@@ -12,7 +15,6 @@ export interface UdpSessionOwner {
   countSendError(): void;
 }
 
-export type UdpSessionState = 'opening' | 'open' | 'closed';
 
 /**
  * One client ip:port on one UDP route. Plain fields, no timers and no closures of its own: the
@@ -20,7 +22,7 @@ export type UdpSessionState = 'opening' | 'open' | 'closed';
  */
 export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, ReplyBudgetState {
   readonly proto = 'udp' as const;
-  state: UdpSessionState = 'opening';
+  #state: UdpSessionState = 'opening';
   /** An observe-only verdict on this live session was recorded (admission/reverdict.ts). */
   wouldEndNoted = false;
   channel: DatagramChannel | null = null;
@@ -72,6 +74,16 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, Repl
     tick: number,
   ) {
     this.lastTick = tick;
+  }
+
+  /** Where the session is in its life (udp-session-state.ts); changed only through `move`. */
+  get state(): UdpSessionState {
+    return this.#state;
+  }
+
+  /** The one way the state changes; throws SLUICE_ERR_STATE for a move the table forbids. */
+  move(to: UdpSessionState): void {
+    this.#state = nextUdpSessionState(this.#state, to);
   }
 
   onUpstreamDatagram(buf: Buffer): void {

@@ -1,7 +1,7 @@
 import { canonicalIp, type Endpoint } from '../core/address.js';
 import type { Clock, Timer } from '../core/clock.js';
 import { SluiceError } from '../core/errors.js';
-import type { StunPeer } from '../ice/stun-transaction.js';
+import type { StunPeer } from './stun-transaction.js';
 import {
   ChannelNumber, Data, StunMethod, XorPeerAddress, attr, encodeStunMessage, randomTransactionId, stunMessage,
   type AttributeEntry, type DecodedStunMessage,

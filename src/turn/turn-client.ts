@@ -1,10 +1,10 @@
 import { canonicalIp, type Endpoint } from '../core/address.js';
 import type { Clock, Timer } from '../core/clock.js';
 import { SluiceError } from '../core/errors.js';
-import type { RelayAllocation, RelayReceiver, RelayTransport } from '../ice/relay-transport.js';
+import type { RelayAllocation, RelayReceiver, RelayTransport } from './relay-transport.js';
 import {
   StunTransactionTable, type DatagramSend, type StunPeer, type StunRetransmitTiming,
-} from '../ice/stun-transaction.js';
+} from './stun-transaction.js';
 import {
   Data, ErrorCode, Lifetime, RequestedTransport, StunMethod, XorMappedAddress, XorPeerAddress, XorRelayedAddress, attr,
   decodeStunDatagram, encodeStunMessage, getAttribute, randomTransactionId, stunMessage,

@@ -1,15 +1,16 @@
-import type dgram from 'node:dgram';
 import { canonicalIp, type Endpoint, type HostPort } from '../core/address.js';
 import { SluiceError } from '../core/errors.js';
 import type { Timer } from '../core/clock.js';
+import { jsDatapath } from '../datapath/js-datapath.js';
+import type { ListenerReceiver, UdpDatapath, UdpListener } from '../datapath/udp-datapath.js';
 import { MAX_PAYLOAD_BYTES, TAG_BYTES } from '../protocol/udpexposer/constants.js';
-import { decodeFrame, hasTokenPrefix, tagBytes } from '../protocol/udpexposer/frame.js';
+import { hasTokenPrefix } from '../protocol/udpexposer/frame.js';
 import type { UdpexposerKey } from '../protocol/udpexposer/key.js';
 import { encodeRequestToken, verifyReplyToken } from '../protocol/udpexposer/token.js';
+import { bindMain } from './bind.js';
 import { peerKey } from './endpoint-key.js';
-import { bindDgram, socketSender } from './socket.js';
 import type { UdpexposerDeps } from './types.js';
-import { WorkerTable, type Worker } from './worker-table.js';
+import { Worker, WorkerTable, type WorkerOwner } from './worker-table.js';
 
 export interface UdpexposerClientConfig {
   /** udpexposer's `listen_addr`: where the main socket (facing the server) binds. */
@@ -26,7 +27,10 @@ export interface UdpexposerClientConfig {
   readonly key?: UdpexposerKey;
   /** Largest payload forwarded either way. Default 2046 (what a real udpexposer server can carry). */
   readonly maxPayloadBytes?: number;
-  /** Payloads held per worker while its socket is being bound. Default 8. */
+  /**
+   * Payloads held per worker while its socket opens. Default 128: a whole native receive batch
+   * can carry one new tag's frames (the socket opens when the batch has been dispatched).
+   */
   readonly workerQueue?: number;
   /** Password mode: after this many keepalives in a row without a signed answer, a `registration-unanswered` event. Default 3. */
   readonly warnAfterUnanswered?: number;
@@ -77,13 +81,18 @@ export interface UdpexposerClientCounters {
  * workers only to the target (`-c`), both IP literals from the operator; a tag only selects a
  * worker. Differences from udpexposer, all invisible on the wire:
  *  - the main socket accepts datagrams from the server address only (udpexposer takes any source);
- *  - workers are connected UDP sockets bound to loopback when the target is on loopback (not the
- *    wildcard), so only the target can answer through them (udpexposer README: "worker sockets
- *    may be too permissive");
+ *  - workers are connected UDP sockets (the datapath's `connect`), so the kernel delivers only the
+ *    target's datagrams through them (udpexposer README: "worker sockets may be too permissive");
  *  - payloads over 2046 bytes are dropped and counted instead of cut short;
  *  - password mode: frames are relayed only once the server has answered with a token that
  *    verifies, tokens signed with another key are dropped, and unanswered registrations are
  *    reported (`registration-unanswered`): a wrong -P is said, not looped as data.
+ *
+ * Every socket is on the datapath (deps.datapath): with the native one, a batch of frames from the
+ * server goes to the workers' sockets in one flush, and their answers back in another; a frame
+ * costs one call and no allocation but the view of its payload (the tag goes out as the worker's
+ * own two bytes beside the received datagram). No closure, timer or listener per datagram or
+ * per worker: workers hold no AbortSignal, they close with the table.
  *
  * Lifetime: `signal` or close() stops the keepalives and closes every socket; `closed` resolves
  * when the main socket has closed. close() is idempotent.
@@ -91,6 +100,8 @@ export interface UdpexposerClientCounters {
 export class UdpexposerClient implements AsyncDisposable {
   readonly local: Endpoint;
   readonly closed: Promise<void>;
+  /** Which datapath moves this client's datagrams. */
+  readonly datapath: 'js' | 'native';
   readonly counters: UdpexposerClientCounters = {
     keepalivesSent: 0,
     retriesAnswered: 0,
@@ -113,15 +124,19 @@ export class UdpexposerClient implements AsyncDisposable {
   #warned = false;
   readonly #config: UdpexposerClientConfig;
   readonly #deps: UdpexposerDeps;
-  readonly #main: dgram.Socket;
-  readonly #done: AbortController;
+  readonly #datapath: UdpDatapath;
+  readonly #main: UdpListener;
+  #closing = false;
+  readonly #parent: AbortSignal;
+  readonly #onAbort = () => this.close();
   readonly #workers: WorkerTable;
   readonly #serverKey: number | string;
+  readonly #serverPort: number;
   readonly #serverSendAddress: string;
-  readonly #target: { readonly address: string; readonly port: number; readonly family: 4 | 6 };
+  readonly #target: Endpoint;
   readonly #keepalive: Buffer;
   readonly #maxPayload: number;
-  readonly #send: ReturnType<typeof socketSender>;
+  readonly #queueMax: number;
   readonly #timer: Timer;
 
   static async start(config: UdpexposerClientConfig, deps: UdpexposerDeps, signal: AbortSignal): Promise<UdpexposerClient> {
@@ -133,42 +148,49 @@ export class UdpexposerClient implements AsyncDisposable {
     }
     if (!Number.isInteger(config.maxClients) || config.maxClients < 1) throw new SluiceError('SLUICE_ERR_USAGE', '-n must be at least 1');
     if (!Number.isFinite(config.pingIntervalMs) || config.pingIntervalMs < 1) throw new SluiceError('SLUICE_ERR_USAGE', '-i must be at least 1 ms');
-    const done = new AbortController();
-    const main = await (deps.bindUdp ?? bindDgram)({ host: listen.address, port: config.listen.port, signal: AbortSignal.any([signal, done.signal]) });
-    return new UdpexposerClient(config, deps, main, done, signal);
+    const datapath = deps.datapath ?? jsDatapath;
+    // The receiver reaches the client once it exists; nothing arrives before the first keepalive.
+    const receiver: ListenerReceiver & { client?: UdpexposerClient } = {
+      onDatagram: (buf, address, port) => void (receiver.client && receiver.client.#fromServer(buf, peerKey(address, port))),
+      onDatagramV4: (buf, ipv4, port) => void (receiver.client && receiver.client.#fromServer(buf, ipv4 * 65536 + port)),
+      onSendError: () => void (receiver.client && receiver.client.counters.sendErrors++),
+    };
+    const main = await bindMain(datapath, listen.address, config.listen.port, receiver);
+    return (receiver.client = new UdpexposerClient(config, deps, datapath, main, signal));
   }
 
-  private constructor(config: UdpexposerClientConfig, deps: UdpexposerDeps, main: dgram.Socket, done: AbortController, parent: AbortSignal) {
+  private constructor(config: UdpexposerClientConfig, deps: UdpexposerDeps, datapath: UdpDatapath, main: UdpListener, parent: AbortSignal) {
     this.#config = config;
     this.#deps = deps;
+    this.#datapath = datapath;
+    this.datapath = datapath.kind;
     this.#main = main;
-    this.#done = done;
+    this.#parent = parent;
     this.#maxPayload = config.maxPayloadBytes ?? MAX_PAYLOAD_BYTES;
-    const a = main.address();
-    const ip = canonicalIp(a.address)!;
-    this.local = { address: ip.address, port: a.port, family: ip.family };
+    this.#queueMax = config.workerQueue ?? 128;
+    this.local = main.local;
     const server = canonicalIp(config.server.host)!;
     this.#serverKey = peerKey(server.address, config.server.port)!;
-    // A dual-stack (udp6) socket reaches an IPv4 server through its mapped form.
-    this.#serverSendAddress = a.family === 'IPv6' && server.family === 4 ? `::ffff:${server.address}` : server.address;
+    this.#serverPort = config.server.port;
+    // A dual-stack socket reaches an IPv4 server through its mapped form.
+    this.#serverSendAddress = main.local.family === 6 && server.family === 4 ? `::ffff:${server.address}` : server.address;
     const target = canonicalIp(config.target.host)!;
     this.#target = { address: target.address, port: config.target.port, family: target.family };
     this.#keepalive = config.key ? encodeRequestToken({ nonce: null }, config.key) : Buffer.alloc(0);
-    this.#send = socketSender(main, () => void this.counters.sendErrors++);
     this.#workers = new WorkerTable(config.maxClients, (w) => {
       this.counters.workersClosed++;
       deps.onEvent?.({ type: 'worker-closed', tag: w.tag });
     });
-    this.closed = new Promise((resolve) => main.once('close', () => resolve()));
-    main.on('error', () => void this.counters.sendErrors++);
-    main.on('message', (buf, rinfo) => this.#fromServer(buf, rinfo.address, rinfo.port));
+    let resolve!: () => void;
+    this.closed = new Promise((r) => (resolve = r));
+    this.#resolveClosed = resolve;
     this.#timer = deps.clock.setInterval(() => this.#sendKeepalive(), config.pingIntervalMs);
     this.#sendKeepalive();
-    const onAbort = () => this.close();
-    if (parent.aborted) onAbort();
-    else parent.addEventListener('abort', onAbort, { once: true });
-    void this.closed.then(() => parent.removeEventListener('abort', onAbort));
+    if (parent.aborted) this.close();
+    else parent.addEventListener('abort', this.#onAbort, { once: true });
   }
+
+  readonly #resolveClosed: () => void;
 
   /** True once the server has answered `Registered` (password mode). */
   get authenticated(): boolean {
@@ -180,10 +202,12 @@ export class UdpexposerClient implements AsyncDisposable {
   }
 
   close(): void {
-    if (this.#done.signal.aborted) return;
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#parent.removeEventListener('abort', this.#onAbort);
     this.#timer.cancel();
     this.#workers.clear();
-    this.#done.abort(); // closes the main socket, which was created with this signal
+    void this.#main.close().then(this.#resolveClosed, this.#resolveClosed);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -200,19 +224,21 @@ export class UdpexposerClient implements AsyncDisposable {
       this.#unanswered++;
     }
     this.counters.keepalivesSent++;
-    this.#toServer(this.#keepalive);
+    this.#toServer(this.#keepalive, null);
   }
 
   #serverPeer() {
     return { address: canonicalIp(this.#config.server.host)!.address, port: this.#config.server.port };
   }
 
-  #toServer(parts: Buffer | readonly Buffer[]): void {
-    this.#send(parts, this.#config.server.port, this.#serverSendAddress);
+  #toServer(buf: Buffer, prefix: Buffer | null): void {
+    if (!this.#closing) this.#main.send(buf, this.#serverPort, this.#serverSendAddress, prefix);
   }
 
-  #fromServer(buf: Buffer, address: string, port: number): void {
-    if (peerKey(address, port) !== this.#serverKey) {
+  /** A datagram on the main socket from the source with this peerKey. */
+  #fromServer(buf: Buffer, source: number | string | undefined): void {
+    if (this.#closing) return;
+    if (source !== this.#serverKey) {
       this.counters.dropped['foreign-source']++;
       return;
     }
@@ -229,7 +255,7 @@ export class UdpexposerClient implements AsyncDisposable {
         this.#warned = false;
         if (r.value.kind === 'retry') {
           this.counters.retriesAnswered++;
-          this.#toServer(encodeRequestToken({ nonce: r.value.value }, key));
+          this.#toServer(encodeRequestToken({ nonce: r.value.value }, key), null);
         } else {
           this.counters.registeredReceived++;
           if (!this.#authenticated) {
@@ -249,38 +275,39 @@ export class UdpexposerClient implements AsyncDisposable {
       this.counters.dropped.unregistered++;
       return;
     }
-    const f = decodeFrame(buf);
-    if (f.kind !== 'ok') return; // unreachable: length was checked above
-    const { tag, payload } = f.value;
-    if (payload.length > this.#maxPayload) {
+    // A frame, read in place: tag (u16 BE) || payload (frame.ts's layout).
+    const len = buf.length - TAG_BYTES;
+    if (len > this.#maxPayload) {
       this.counters.dropped['too-big']++;
       return;
     }
     this.counters.fromServer.datagrams++;
-    this.counters.fromServer.bytes += payload.length;
+    this.counters.fromServer.bytes += len;
+    const tag = (buf[0]! << 8) | buf[1]!;
     const w = this.#workers.get(tag) ?? this.#openWorker(tag);
     if (w.queue !== null) {
-      if (w.queue.length < (this.#config.workerQueue ?? 8)) w.queue.push(payload);
+      // The datagram's memory may be reused once this call returns: a queued payload is a copy.
+      if (w.queue.length < this.#queueMax) w.queue.push(Buffer.from(buf.subarray(TAG_BYTES)));
       else this.counters.dropped['queue-full']++;
       return;
     }
-    this.#toTarget(w, payload);
+    this.#toTarget(w, buf.subarray(TAG_BYTES));
   }
 
   #toTarget(w: Worker, payload: Buffer): void {
     this.counters.toTarget.datagrams++;
     this.counters.toTarget.bytes += payload.length;
-    try {
-      w.socket!.send(payload, (err) => {
-        if (err) this.counters.sendErrors++;
-      });
-    } catch {
-      this.counters.sendErrors++;
-    }
+    w.channel!.send(payload, null);
   }
 
+  /** What the workers report to; made once per client. */
+  readonly #owner: WorkerOwner = {
+    fromTarget: (w, msg) => this.#fromTarget(w, msg),
+    workerError: () => void this.counters.sendErrors++,
+  };
+
   #openWorker(tag: number): Worker {
-    const w: Worker = { tag, socket: null, queue: [], closed: false };
+    const w = new Worker(tag, this.#owner);
     this.#workers.add(w);
     this.counters.workersOpened++;
     this.#deps.onEvent?.({ type: 'worker-opened', tag });
@@ -289,40 +316,27 @@ export class UdpexposerClient implements AsyncDisposable {
   }
 
   async #bindWorker(w: Worker): Promise<void> {
-    const t = this.#target;
-    const loopback = t.family === 4 ? t.address.startsWith('127.') : t.address === '::1';
-    const host = loopback ? (t.family === 4 ? '127.0.0.1' : '::1') : t.family === 4 ? '0.0.0.0' : '::';
-    let socket: dgram.Socket;
+    let channel;
     try {
-      socket = await (this.#deps.bindUdp ?? bindDgram)({ host, port: 0, signal: this.#done.signal });
-      await new Promise<void>((resolve, reject) => {
-        socket.once('error', reject);
-        socket.connect(t.port, t.address, () => {
-          socket.off('error', reject);
-          resolve();
-        });
-      });
+      // Connected: the kernel delivers only the target's datagrams through it.
+      channel = await this.#datapath.connect(this.#target, w);
     } catch {
       this.counters.sendErrors++;
-      this.#workers.delete(w.tag);
+      if (!w.closed) this.#workers.delete(w.tag);
       return;
     }
     if (w.closed) {
-      socket.close();
+      channel.close();
       return;
     }
-    w.socket = socket;
-    // Connected: the kernel delivers only the target's datagrams. ICMP unreachable arrives as
-    // 'error' (ECONNREFUSED); the worker stays, as udpexposer's does, in case the target comes back.
-    socket.on('error', () => void this.counters.sendErrors++);
-    socket.on('message', (msg) => this.#fromTarget(w, msg));
+    w.channel = channel;
     const queued = w.queue ?? [];
     w.queue = null;
     for (const p of queued) this.#toTarget(w, p);
   }
 
+  /** A datagram from the target through worker `w`. */
   #fromTarget(w: Worker, msg: Buffer): void {
-    if (w.closed) return;
     if (msg.length > this.#maxPayload) {
       this.counters.dropped['too-big']++;
       return;
@@ -331,7 +345,7 @@ export class UdpexposerClient implements AsyncDisposable {
     this.counters.fromTarget.bytes += msg.length;
     this.counters.toServer.datagrams++;
     this.counters.toServer.bytes += msg.length + TAG_BYTES;
-    this.#toServer([tagBytes(w.tag), msg]);
+    this.#toServer(msg, w.tagBytes);
   }
 }
 

@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../core/clock.js';
 import type { ReplyBudgetState } from '../core/reply-budget.js';
-import { nextTag } from '../protocol/udpexposer/frame.js';
+import { nextTag, tagBytes } from '../protocol/udpexposer/frame.js';
 import { MAX_TAG } from '../protocol/udpexposer/constants.js';
 import { UdpexposerError } from '../protocol/udpexposer/errors.js';
 
@@ -26,6 +26,8 @@ import { UdpexposerError } from '../protocol/udpexposer/errors.js';
 
 export interface Connectee extends ReplyBudgetState {
   readonly tag: number;
+  /** The tag as its two wire bytes, made once: every frame to the client starts with them. */
+  readonly tagBytes: Buffer;
   /** The source as the socket reported it: replies go exactly here. */
   readonly address: string;
   readonly port: number;
@@ -81,12 +83,9 @@ export class ConnecteeTable {
    * idle entry to evict). Does not count the datagram; the caller does.
    */
   fromConnectee(key: number | string, address: string, port: number): ConnecteeLookup {
+    const known = this.heard(key);
+    if (known !== undefined) return { kind: 'known', connectee: known };
     const now = this.#clock.now();
-    const known = this.#byPeer.get(key);
-    if (known !== undefined) {
-      known.lastHeardMs = now;
-      return { kind: 'known', connectee: known };
-    }
     let evicted: Connectee | undefined;
     if (this.#byPeer.size >= this.#opts.capacity) {
       const oldest = this.#oldest();
@@ -94,8 +93,10 @@ export class ConnecteeTable {
       this.#byPeer.delete(oldest.key);
       evicted = oldest;
     }
+    const tag = this.#allocateTag();
     const c: Connectee = {
-      tag: this.#allocateTag(),
+      tag,
+      tagBytes: tagBytes(tag),
       address,
       port,
       key,
@@ -113,6 +114,16 @@ export class ConnecteeTable {
     this.#byPeer.set(key, c);
     this.#byTag.set(c.tag, c);
     return { kind: 'added', connectee: c, evicted };
+  }
+
+  /**
+   * A datagram from `key`: the known entry, promoted, or undefined (nothing is added). The fast
+   * path for a source the socket reported as a number; no allocation.
+   */
+  heard(key: number | string): Connectee | undefined {
+    const known = this.#byPeer.get(key);
+    if (known !== undefined) known.lastHeardMs = this.#clock.now();
+    return known;
   }
 
   /** The entry a client frame's tag names, without promoting it (as udpexposer's `peek`). */

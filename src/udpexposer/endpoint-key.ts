@@ -12,3 +12,8 @@ export function peerKey(address: string, port: number): number | string | undefi
   if (!ip) return undefined;
   return ip.family === 4 ? ipv4PortKey(ip.address, port) : `${ip.address}|${port}`;
 }
+
+/** Dotted text of an IPv4 address given as a uint32 (as a datapath reports sources). */
+export function ipv4Text(n: number): string {
+  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+}

@@ -1,4 +1,4 @@
-/** udpexposer-compatible mode: server and client roles over dgram sockets. See docs/udpexposer.md. */
+/** udpexposer-compatible mode: server and client roles on the UDP datapath (js or native). See docs/udpexposer.md. */
 export { UdpexposerServer, type UdpexposerServerConfig } from './server.js';
 export {
   UdpexposerServerCore, newServerCounters,
@@ -8,5 +8,4 @@ export { UdpexposerClient, type ClientDropReason, type UdpexposerClientConfig, t
 export { ConnecteeTable, type Connectee, type ConnecteeLookup, type ConnecteeTableOptions } from './connectee-table.js';
 export { RetryCookies, type CookieCheck } from './retry-cookie.js';
 export { classifyPeer, defaultAllowPrivate, peerPolicy, type PeerClass, type PeerPolicy, type PeerPolicyOptions } from './peer-policy.js';
-export { bindDgram, type UdpBinder } from './socket.js';
 export type { DatagramSender, PeerAddress, UdpexposerDeps, UdpexposerEvent } from './types.js';

@@ -2,13 +2,13 @@ import { canonicalIp } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import { budgetAllows, budgetReceived, DEFAULT_REPLY_BUDGET, type ReplyBudget } from '../core/reply-budget.js';
 import { UnverifiedReplyGuard, type UnverifiedReplyCounters } from '../core/unverified-reply-guard.js';
-import { MAX_PAYLOAD_BYTES, STATS_NONCE } from '../protocol/udpexposer/constants.js';
-import { decodeFrame, hasTokenPrefix, tagBytes } from '../protocol/udpexposer/frame.js';
+import { MAX_PAYLOAD_BYTES, STATS_NONCE, TAG_BYTES } from '../protocol/udpexposer/constants.js';
+import { hasTokenPrefix } from '../protocol/udpexposer/frame.js';
 import type { UdpexposerKey } from '../protocol/udpexposer/key.js';
 import { UdpexposerError } from '../protocol/udpexposer/errors.js';
 import { encodeReplyToken, verifyRequestToken } from '../protocol/udpexposer/token.js';
 import { ConnecteeTable, type Connectee } from './connectee-table.js';
-import { peerKey } from './endpoint-key.js';
+import { ipv4Text, peerKey } from './endpoint-key.js';
 import { peerPolicy, type PeerPolicy } from './peer-policy.js';
 import { RetryCookies, type CookieCheck } from './retry-cookie.js';
 import type { DatagramSender, PeerAddress, UdpexposerEvent } from './types.js';
@@ -195,6 +195,25 @@ export class UdpexposerServerCore {
     else this.#fromConnectee(buf, key, address, port);
   }
 
+  /**
+   * The same for a source the socket reported as an IPv4 number (the native datapath does): a
+   * datagram from the client or a known connectee is relayed without making the address text. A
+   * known source passed the peer policy when it was admitted, and the policy does not change.
+   * Keepalives, tokens and new sources take the full path.
+   */
+  handleDatagramV4(buf: Buffer, ipv4: number, port: number): void {
+    const client = this.#client;
+    if (client !== undefined && (this.#key !== undefined ? !hasTokenPrefix(buf) : buf.length !== 0)) {
+      const key = ipv4 * 65536 + port;
+      if (client.key === key) return this.#fromClient(buf);
+      if (buf.length <= this.#maxPayload) {
+        const c = this.table.heard(key);
+        if (c !== undefined) return this.#relay(buf, c, client);
+      }
+    }
+    this.handleDatagram(buf, ipv4Text(ipv4), port);
+  }
+
   /** Returns true when the token was consumed; false to treat the datagram as data (udpexposer's fall-through). */
   #token(buf: Buffer, key: number | string, address: string, port: number, fromClient: boolean): boolean {
     this.counters.tokens++;
@@ -247,7 +266,7 @@ export class UdpexposerServerCore {
       this.counters.dropped.amplification++;
       return false;
     }
-    this.#deps.send(bytes, port, address);
+    this.#deps.send(bytes, null, port, address);
     return true;
   }
 
@@ -264,34 +283,34 @@ export class UdpexposerServerCore {
     });
   }
 
+  /** A frame from the client: `tag (u16 BE) || payload`, read in place (frame.ts's layout). */
   #fromClient(buf: Buffer): void {
-    const f = decodeFrame(buf);
-    if (f.kind !== 'ok') {
+    if (buf.length < TAG_BYTES) {
       this.counters.dropped['short-from-client']++;
       return;
     }
-    const { tag, payload } = f.value;
-    const c = this.table.byTag(tag);
+    const c = this.table.byTag((buf[0]! << 8) | buf[1]!);
     if (c === undefined) {
       this.counters.dropped['unknown-tag']++;
       return;
     }
-    if (payload.length > this.#maxPayload) {
+    const len = buf.length - TAG_BYTES;
+    if (len > this.#maxPayload) {
       this.counters.dropped['too-big']++;
       return;
     }
     this.counters.fromClient.datagrams++;
-    this.counters.fromClient.bytes += payload.length;
+    this.counters.fromClient.bytes += len;
     const b = this.#budget;
-    if (b !== undefined && !budgetAllows(c, payload.length, b.ratio, Math.floor(this.#deps.clock.now() / b.windowMs))) {
+    if (b !== undefined && !budgetAllows(c, len, b.ratio, Math.floor(this.#deps.clock.now() / b.windowMs))) {
       this.counters.dropped['reply-budget']++;
       return;
     }
-    c.bytesOut += payload.length;
+    c.bytesOut += len;
     c.datagramsOut++;
     this.counters.toConnectees.datagrams++;
-    this.counters.toConnectees.bytes += payload.length;
-    this.#deps.send(payload, c.port, c.address);
+    this.counters.toConnectees.bytes += len;
+    this.#deps.send(buf.subarray(TAG_BYTES), null, c.port, c.address);
   }
 
   #fromConnectee(buf: Buffer, key: number | string, address: string, port: number): void {
@@ -311,6 +330,11 @@ export class UdpexposerServerCore {
     }
     const c: Connectee = r.connectee;
     if (r.kind === 'added') this.#added(c, r.evicted);
+    this.#relay(buf, c, client);
+  }
+
+  /** Counts a connectee's datagram and sends it to the client as a frame under its tag. */
+  #relay(buf: Buffer, c: Connectee, client: ClientPeer): void {
     const b = this.#budget;
     if (b !== undefined) budgetReceived(c, buf.length, Math.floor(c.lastHeardMs / b.windowMs));
     c.bytesIn += buf.length;
@@ -319,7 +343,7 @@ export class UdpexposerServerCore {
     this.counters.fromConnectees.bytes += buf.length;
     this.counters.toClient.datagrams++;
     this.counters.toClient.bytes += buf.length + 2;
-    this.#deps.send([tagBytes(c.tag), buf], client.port, client.replyAddress);
+    this.#deps.send(buf, c.tagBytes, client.port, client.replyAddress);
   }
 
   #added(c: Connectee, evicted: Connectee | undefined): void {

@@ -1,7 +1,8 @@
-import type dgram from 'node:dgram';
-import { canonicalIp, type Endpoint } from '../core/address.js';
+import type { Endpoint } from '../core/address.js';
+import { jsDatapath } from '../datapath/js-datapath.js';
+import type { ListenerReceiver, UdpListener } from '../datapath/udp-datapath.js';
+import { bindMain } from './bind.js';
 import { UdpexposerServerCore, type UdpexposerServerCounters, type UdpexposerServerOptions } from './server-core.js';
-import { bindDgram, socketSender } from './socket.js';
 import type { PeerAddress, UdpexposerDeps } from './types.js';
 
 export interface UdpexposerServerConfig extends UdpexposerServerOptions {
@@ -10,41 +11,63 @@ export interface UdpexposerServerConfig extends UdpexposerServerOptions {
 }
 
 /**
- * The udpexposer server role (`-s`) on one UDP socket that faces the client and every connectee.
+ * The udpexposer server role (`-s`) on one UDP socket of the datapath that faces the client and
+ * every connectee. With the native datapath a batch of datagrams is received, relayed and sent
+ * with one call each way; each datagram costs one call into the core and no allocation but the
+ * view of a client frame's payload (the tag goes out as the connectee's own two bytes beside the
+ * received datagram, which is sent from where it was received).
+ *
  * Lifetime: runs until `signal` aborts or close() is called; `closed` resolves once the socket
  * is closed. close() is idempotent. All protocol logic is in UdpexposerServerCore.
  */
 export class UdpexposerServer implements AsyncDisposable {
   readonly local: Endpoint;
   readonly closed: Promise<void>;
-  /** Datagrams the socket failed to send (unreachable destinations, closed socket). */
+  /** Which datapath moves this server's datagrams. */
+  readonly datapath: 'js' | 'native';
+  /** Datagrams the socket failed to send (unreachable destinations, full buffers). */
   sendErrors = 0;
   readonly #core: UdpexposerServerCore;
-  readonly #socket: dgram.Socket;
-  readonly #done: AbortController;
+  readonly #socket: UdpListener;
+  #closing = false;
+  readonly #resolveClosed: () => void;
+  readonly #parent: AbortSignal;
+  readonly #onAbort = () => this.close();
 
   static async listen(config: UdpexposerServerConfig, deps: UdpexposerDeps, signal: AbortSignal): Promise<UdpexposerServer> {
-    const done = new AbortController();
-    const socket = await (deps.bindUdp ?? bindDgram)({ host: config.listen.host, port: config.listen.port, signal: AbortSignal.any([signal, done.signal]) });
-    return new UdpexposerServer(config, deps, socket, done, signal);
+    const datapath = deps.datapath ?? jsDatapath;
+    // The core exists before the socket, so the first datagram finds it; its sender reaches the socket once bound.
+    let socket: UdpListener | undefined;
+    let sendErrors = 0;
+    const core = new UdpexposerServerCore(config, {
+      clock: deps.clock,
+      send: (buf, prefix, port, address) => socket?.send(buf, port, address, prefix),
+      onEvent: deps.onEvent,
+      cookieSecret: deps.cookieSecret,
+    });
+    const receiver: ListenerReceiver & { server?: UdpexposerServer } = {
+      onDatagram: (buf, address, port) => core.handleDatagram(buf, address, port),
+      onDatagramV4: (buf, ipv4, port) => core.handleDatagramV4(buf, ipv4, port),
+      onSendError: () => (receiver.server ? receiver.server.sendErrors++ : sendErrors++),
+    };
+    socket = await bindMain(datapath, config.listen.host, config.listen.port, receiver);
+    const server = new UdpexposerServer(core, socket, datapath.kind, signal);
+    server.sendErrors = sendErrors;
+    receiver.server = server;
+    return server;
   }
 
-  private constructor(config: UdpexposerServerConfig, deps: UdpexposerDeps, socket: dgram.Socket, done: AbortController, parent: AbortSignal) {
+  private constructor(core: UdpexposerServerCore, socket: UdpListener, kind: 'js' | 'native', parent: AbortSignal) {
+    this.#core = core;
     this.#socket = socket;
-    this.#done = done;
-    const a = socket.address();
-    const ip = canonicalIp(a.address)!;
-    this.local = { address: ip.address, port: a.port, family: ip.family };
-    this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
-    const send = socketSender(socket, () => void this.sendErrors++);
-    this.#core = new UdpexposerServerCore(config, { clock: deps.clock, send, onEvent: deps.onEvent, cookieSecret: deps.cookieSecret });
-    // ICMP errors surface as 'error' on some platforms; a UDP server must outlive them.
-    socket.on('error', () => void this.sendErrors++);
-    socket.on('message', (buf, rinfo) => this.#core.handleDatagram(buf, rinfo.address, rinfo.port));
-    const onAbort = () => this.close();
-    if (parent.aborted) onAbort();
-    else parent.addEventListener('abort', onAbort, { once: true });
-    void this.closed.then(() => parent.removeEventListener('abort', onAbort));
+    this.datapath = kind;
+    this.local = socket.local;
+    let resolve!: () => void;
+    this.closed = new Promise((r) => (resolve = r));
+    this.#resolveClosed = resolve;
+    this.#parent = parent;
+    if (parent.aborted) this.close();
+    else parent.addEventListener('abort', this.#onAbort, { once: true });
   }
 
   get counters(): Readonly<UdpexposerServerCounters> {
@@ -61,9 +84,11 @@ export class UdpexposerServer implements AsyncDisposable {
   }
 
   close(): void {
-    if (this.#done.signal.aborted) return;
-    this.#done.abort(); // the socket was created with this signal: aborting closes it
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#parent.removeEventListener('abort', this.#onAbort);
     this.#core.table.clear();
+    void this.#socket.close().then(this.#resolveClosed, this.#resolveClosed);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

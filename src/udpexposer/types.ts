@@ -1,8 +1,12 @@
 import type { Clock } from '../core/clock.js';
-import type { UdpBinder } from './socket.js';
+import type { UdpDatapath } from '../datapath/udp-datapath.js';
 
-/** Sends one datagram made of `parts` (concatenated on the wire). Must not throw. */
-export type DatagramSender = (parts: Buffer | readonly Buffer[], port: number, address: string) => void;
+/**
+ * Sends one datagram: `prefix` (a frame's two tag bytes), if any, then `buf`. Must not throw. The
+ * sender may read both after it returns (a batched datapath sends when its batch ends), so the
+ * caller passes buffers it will not change: a received datagram or a connectee's own tag bytes.
+ */
+export type DatagramSender = (buf: Buffer, prefix: Buffer | null, port: number, address: string) => void;
 
 export interface PeerAddress {
   /** Canonical text (canonicalIp). */
@@ -37,8 +41,11 @@ export type UdpexposerEvent =
 
 export interface UdpexposerDeps {
   readonly clock: Clock;
-  /** Defaults to real dgram sockets (socket.ts `bindDgram`). */
-  readonly bindUdp?: UdpBinder;
+  /**
+   * How datagrams move (docs/datapath.md): the js datapath on Node's dgram by default, or the
+   * batched native one. Every socket of a server or client (main socket and workers) is on it.
+   */
+  readonly datapath?: UdpDatapath;
   readonly onEvent?: (e: UdpexposerEvent) => void;
   /** Secret of the server's Retry cookies; random per process by default. */
   readonly cookieSecret?: Buffer;

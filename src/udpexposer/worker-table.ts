@@ -1,20 +1,54 @@
-import type dgram from 'node:dgram';
 import { LRUCache } from 'lru-cache';
+import { tagBytes } from '../protocol/udpexposer/frame.js';
+import type { DatagramChannel, DatagramReceiver } from '../upstream/dialer.js';
 
-/**
- * The client role's worker sockets, one per tag, in an LRU of udpexposer's `-n` entries,
- * promoted by frames from the server (as udpexposer's client does). Evicting or clearing an
- * entry closes its socket: the dispose hook is the one place sockets are closed.
- */
-export interface Worker {
-  readonly tag: number;
-  /** Null until bound and connected. */
-  socket: dgram.Socket | null;
-  /** Payloads waiting until the socket is bound and connected; null once it is. */
-  queue: Buffer[] | null;
-  closed: boolean;
+/** What a worker reports to the client that owns it. */
+export interface WorkerOwner {
+  /** A datagram from the target through this worker (a view the datapath may reuse after the call). */
+  fromTarget(w: Worker, buf: Buffer): void;
+  /** A send or receive on this worker failed (ICMP unreachable, full buffer); counted, the worker stays. */
+  workerError(): void;
 }
 
+/**
+ * One connectee tag's socket to the target. It is its channel's receiver itself, so a datagram
+ * from the target reaches the client with no closure or lookup per datagram.
+ */
+export class Worker implements DatagramReceiver {
+  /** Null until the channel is open. */
+  channel: DatagramChannel | null = null;
+  /** Payloads (copies) waiting until the channel is open; null once it is. */
+  queue: Buffer[] | null = [];
+  closed = false;
+  /** The tag as its two wire bytes, made once: every frame to the server starts with them. */
+  readonly tagBytes: Buffer;
+
+  constructor(
+    readonly tag: number,
+    private readonly owner: WorkerOwner,
+  ) {
+    this.tagBytes = tagBytes(tag);
+  }
+
+  onUpstreamDatagram(buf: Buffer): void {
+    if (!this.closed) this.owner.fromTarget(this, buf);
+  }
+
+  /** ICMP unreachable: the worker stays, as udpexposer's does, in case the target comes back. */
+  onUpstreamError(): void {
+    this.owner.workerError();
+  }
+
+  onDatagramError(): void {
+    this.owner.workerError();
+  }
+}
+
+/**
+ * The client role's workers, one per tag, in an LRU of udpexposer's `-n` entries, promoted by
+ * frames from the server (as udpexposer's client does). Evicting or clearing an entry closes its
+ * channel: the dispose hook is the one place workers are closed.
+ */
 export class WorkerTable {
   readonly #lru: LRUCache<number, Worker>;
 
@@ -24,11 +58,7 @@ export class WorkerTable {
       dispose: (w) => {
         w.closed = true;
         w.queue = null;
-        try {
-          w.socket?.close();
-        } catch {
-          // already closed (bind failed, or the socket errored out)
-        }
+        w.channel?.close();
         onClosed(w);
       },
     });

@@ -1,5 +1,9 @@
 import type { Duplex } from 'node:stream';
 import type { Endpoint, HostPort } from '../core/address.js';
+import type { DatagramChannel, DatagramReceiver } from '../datapath/datagram-channel.js';
+
+/** The channel types live with the datapath that implements them; dialers hand them on. */
+export type { DatagramChannel, DatagramReceiver };
 
 /**
  * The seam between a route and whatever is behind it: a host:port (direct/), an exposed service
@@ -7,9 +11,13 @@ import type { Endpoint, HostPort } from '../core/address.js';
  * knows which.
  */
 
-export interface DialOptions {
+/**
+ * How one datagram channel is opened. No timeout: opening a channel waits on no answer from the
+ * upstream (a direct one resolves and connects a local socket; tunnel and peer ones queue until a
+ * path takes the flow), so only `signal` (the owner's lifetime) bounds it.
+ */
+export interface OpenOptions {
   readonly signal: AbortSignal;
-  readonly timeoutMs: number;
   /**
    * The session's client and the address it reached, as the route knows them (after a trusted
    * PROXY header). Dialers that carry them on (the agent dialer: STREAM_OPEN, datagram origins)
@@ -17,6 +25,11 @@ export interface DialOptions {
    */
   readonly client?: Endpoint;
   readonly local?: Endpoint;
+}
+
+/** How one stream is dialed: `timeoutMs` bounds the whole dial (name resolution included). */
+export interface DialOptions extends OpenOptions {
+  readonly timeoutMs: number;
 }
 
 export interface DialedStream {
@@ -31,31 +44,7 @@ export interface StreamDialer {
   dial(target: HostPort, opts: DialOptions): Promise<DialedStream>;
 }
 
-/**
- * Receives what comes back on a datagram channel. Called with one datagram at a time; `buf` may
- * be a view of memory the channel reuses once the call returns: copy it to keep it.
- */
-export interface DatagramReceiver {
-  onUpstreamDatagram(buf: Buffer): void;
-  /** The channel is unusable (ICMP unreachable, socket error); the owner should end the session. */
-  onUpstreamError(err: Error): void;
-  /** One datagram was lost to a per-datagram error (EMSGSIZE, ENOBUFS); counted, never fatal. */
-  onDatagramError?(err: Error): void;
-}
-
-/** One session's datagram path to its upstream. Datagram boundaries are preserved. */
-export interface DatagramChannel {
-  readonly remote: Endpoint;
-  /**
-   * Sends one datagram whole or not at all: `prefix` (a PROXY v2 header) then `buf`, as one
-   * datagram. Failures arrive through `onUpstreamError` or are counted.
-   */
-  send(buf: Buffer, prefix: Buffer | null): void;
-  /** Idempotent. */
-  close(): void;
-}
-
 /** Opens one datagram channel per session. Rejects with a SluiceError. */
 export interface DatagramDialer {
-  open(target: HostPort, receiver: DatagramReceiver, opts: DialOptions): Promise<DatagramChannel>;
+  open(target: HostPort, receiver: DatagramReceiver, opts: OpenOptions): Promise<DatagramChannel>;
 }

@@ -50,7 +50,7 @@ test('admin API: routes, live sessions with counters, recent flows and denials, 
   const sock = await tcpConnect(t, s.port('shell'));
   sock.write('abc');
   await once(sock, 'data');
-  await waitFor(() => s.app.node.route('shell')!.sessions()[0]?.state === 'open', 'tcp open');
+  await waitFor(() => s.app.routes.route('shell')!.sessions()[0]?.state === 'open', 'tcp open');
 
   const page = await getJson<{ total: number; truncated: boolean; sessions: SessionView[] }>(`${base}/api/sessions`);
   assert.equal(page.total, 2);
@@ -75,7 +75,7 @@ test('admin API: routes, live sessions with counters, recent flows and denials, 
   // Ended flows and denials.
   sock.end();
   await readAll(sock);
-  await waitFor(() => s.app.node.route('shell')!.active === 0, 'tcp ended');
+  await waitFor(() => s.app.routes.route('shell')!.active === 0, 'tcp ended');
   const denied = await tcpConnect(t, s.port('walled'));
   await once(denied, 'end');
   const { flows } = await getJson<{ flows: RecentFlow[] }>(`${base}/api/flows`);
@@ -145,5 +145,5 @@ test('admin live stream: ticks carry session counters as they change, events, an
   const seen = await ticks2;
   const ev = seen.at(-1)!.events.find((e) => e.type === 'session-rejected')!;
   assert.deepEqual([ev.route, 'reason' in ev ? ev.reason : ''], ['walled', 'acl-cidr']);
-  await waitFor(() => s.app.recording.live.streams === 0, 'streams closed by the client are forgotten');
+  await waitFor(() => s.app.ops.live.streams === 0, 'streams closed by the client are forgotten');
 });

@@ -164,7 +164,7 @@ test('admin auth: wrong tokens from one source make it wait before any compariso
   assert.equal((await cookieReq()).status, 429);
   assert.equal((await request(`${base}/api/health`)).status, 401, 'a request with no credential is not throttled, only unauthorised');
 
-  const text = await s.app.recording.registry!.metrics();
+  const text = await s.app.ops.registry!.metrics();
   assert.match(text, /sluice_admin_auth_throttled_total 5\b/);
   assert.match(text, /sluice_admin_auth_failures_total 18\b/);
 });
@@ -183,7 +183,7 @@ test('admin auth: a token change on reload logs the dashboard out', async (t) =>
   const other = 'another-token-0123456789abcdef';
   await writeFile(file, yaml(echo.port, `{ listen: ${base.replace('http://', '')}, token: ${other} }`));
   await s.app.reload();
-  assert.equal(s.app.recording.adminAddress?.port, Number(new URL(base).port), 'same listener');
+  assert.equal(s.app.ops.adminAddress?.port, Number(new URL(base).port), 'same listener');
   assert.equal((await request(`${base}/api/health`, { headers: { cookie } })).status, 401, 'old cookie refused');
   assert.equal((await request(`${base}/api/health`, { headers: { authorization: `Bearer ${TOKEN}` } })).status, 401);
   assert.equal((await request(`${base}/api/health`, { headers: { authorization: `Bearer ${other}` } })).status, 200);

@@ -51,7 +51,7 @@ test('admin over TLS: https with the token works, the cookie is Secure, plain ht
   const s = await startApp(t, yaml(echo.port, `{ listen: 127.0.0.1:0, token: ${TOKEN}, tls: { cert: ${c.cert}, key: ${c.key} } }`));
   const base = s.admin();
   assert.match(base, /^https:\/\/127\.0\.0\.1:\d+$/);
-  assert.equal(s.app.recording.adminTls, true);
+  assert.equal(s.app.ops.adminTls, true);
 
   const health = await request(`${base}/api/health`, { headers: { authorization: `Bearer ${TOKEN}` }, ca: c.pem });
   assert.equal(health.status, 200);
@@ -102,11 +102,11 @@ test('sluice status against an https admin listener: --ca, --fingerprint, --conf
   assert.equal(badFlag.code, 2);
   assert.match(badFlag.err, /--fingerprint must be sha256: and 64 hex digits/);
 
-  const failuresBefore = /sluice_admin_auth_failures_total (\d+)/.exec(await s.app.recording.registry!.metrics())![1];
+  const failuresBefore = /sluice_admin_auth_failures_total (\d+)/.exec(await s.app.ops.registry!.metrics())![1];
   const wrongPin = await status(['--admin', base, '--token', 'not-the-token-but-would-leak', '--fingerprint', `sha256:${'0'.repeat(64)}`]);
   assert.equal(wrongPin.code, 1);
   assert.match(wrongPin.err, /not the pinned sha256:0{64}/);
-  const failuresAfter = /sluice_admin_auth_failures_total (\d+)/.exec(await s.app.recording.registry!.metrics())![1];
+  const failuresAfter = /sluice_admin_auth_failures_total (\d+)/.exec(await s.app.ops.registry!.metrics())![1];
   assert.equal(failuresAfter, failuresBefore, 'no request reached the listener');
 
   // --config: the URL is https and the configured certificate is pinned, with no flag.

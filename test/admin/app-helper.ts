@@ -5,7 +5,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { App } from '../../src/app.js';
+import { startNode as startRunningNode } from '../../src/root/start-node.js';
 import { systemClock, type Clock } from '../../src/core/clock.js';
 import { formatHostPort } from '../../src/core/address.js';
 import { config } from '../helpers/node.js';
@@ -27,9 +27,9 @@ export async function tempDir(t: TestContext, prefix = 'sluice-admin-'): Promise
 }
 
 /**
- * Starts a whole App (node + every sink + admin listener) in this process from YAML, on real
+ * Starts a whole running node (root/start-node.ts: routes, every sink, admin listener) from YAML, on real
  * sockets, with the process log captured in `logs`. Stopped in t.after. With `file`, the YAML is
- * written there first and the App reloads from it (`app.reload()`).
+ * written there first and the node reloads from it (`app.reload()`).
  */
 export async function startApp(t: TestContext, yaml: string, opts: { file?: string; clock?: Clock } = {}) {
   let logs = '';
@@ -40,7 +40,7 @@ export async function startApp(t: TestContext, yaml: string, opts: { file?: stri
     },
   });
   if (opts.file) await writeFile(opts.file, yaml);
-  const app = await App.start(config(yaml), opts.file, { clock: opts.clock ?? systemClock, logDestination });
+  const app = await startRunningNode(config(yaml), { configPath: opts.file, clock: opts.clock ?? systemClock, logDestination });
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
@@ -50,11 +50,11 @@ export async function startApp(t: TestContext, yaml: string, opts: { file?: stri
   t.after(stop);
   appsOf.set(t, [...(appsOf.get(t) ?? []), stop]);
   const admin = () => {
-    const a = app.recording.adminAddress;
+    const a = app.ops.adminAddress;
     if (!a) throw new Error('no admin listener');
-    return `${app.recording.adminTls ? 'https' : 'http'}://${formatHostPort(a.address, a.port)}`;
+    return `${app.ops.adminTls ? 'https' : 'http'}://${formatHostPort(a.address, a.port)}`;
   };
-  return { app, admin, logs: () => logs, stop, port: (route: string) => app.node.route(route)!.local.port };
+  return { app, admin, logs: () => logs, stop, port: (route: string) => app.routes.route(route)!.local.port };
 }
 
 export interface Reply {

@@ -6,7 +6,7 @@ import { udpClient, waitFor } from '../helpers/net.js';
 import { peerApps } from './peer-app.js';
 import { getJson, request } from './app-helper.js';
 import { startGatewayApp } from './exposure-apps.js';
-import type { PeersView } from '../../src/agent/peer-view.js';
+import type { PeersView } from '../../src/ops/peer-view.js';
 import { formatPeers, formatStatus, type StatusPeers } from '../../src/cli/status.js';
 
 type PeersBody = PeersView & { gateway: unknown };

@@ -6,7 +6,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { udpClient, waitFor } from '../helpers/net.js';
 import { connected, peerAgentConfig, peerGatewayConfig, startAgent, startGateway, udpEcho } from '../connect/connect-helpers.js';
-import type { PeersView } from '../../src/agent/peer-view.js';
+import type { PeersView } from '../../src/ops/peer-view.js';
 import { formatPeers } from '../../src/cli/status.js';
 import { parseExposition } from '../observe/prom-text.js';
 import { getJson, request, tempDir } from './app-helper.js';
@@ -55,7 +55,7 @@ test('a connect peer that is not connected to the gateway: peer-offline in the a
   const pathLines = (await records(access)).filter((r) => r.event === 'peer-path' && r.peer === 'home');
   assert.ok(pathLines.some((r) => r.state === 'peer-offline' && r.reason === 'peer-offline: home is not connected to the gateway'), JSON.stringify(pathLines));
   assert.ok(!pathLines.some((r) => r.state === 'connected'), `never connected: ${JSON.stringify(pathLines)}`);
-  await s.app.recording.stop(); // flushes the flow log (the app stops it again in t.after: idempotent)
+  await s.app.ops.stop(); // flushes the flow log (the app stops it again in t.after: idempotent)
   const rec = (await records(flows)).find((r) => r.event === 'end' && r.route === 'connect/home-wg');
   assert.equal(rec?.reason, 'peer-offline');
 });

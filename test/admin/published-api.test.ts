@@ -1,7 +1,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RouteView, SessionView } from '../../src/admin/views.js';
-import type { AgentStatusView } from '../../src/agent/agent-view.js';
+import type { AgentStatusView } from '../../src/ops/agent-view.js';
 import type { LiveTick } from '../../src/admin/live-hub.js';
 import { runStatusCommand } from '../../src/cli/status.js';
 import { freePort, readAll, tcpConnect, tcpServer, udpClient, udpEcho, waitFor } from '../helpers/net.js';

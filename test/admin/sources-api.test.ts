@@ -53,7 +53,7 @@ lifecycle: { drainTimeout: 1s }
   const open = await connectFrom(t, s.port('shell'), '127.0.0.4');
   open.write('xy');
   await once(open, 'data');
-  const shell = s.app.node.route('shell')!;
+  const shell = s.app.routes.route('shell')!;
   await waitFor(() => shell.active === 1 && shell.sessions()[0]!.bytesToClient === 2, 'only the open connection is left');
 
   const { routes } = await getJson<{ routes: { name: string; settings: Record<string, unknown> }[] }>(`${base}/api/routes`, auth);

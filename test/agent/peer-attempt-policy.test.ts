@@ -1,7 +1,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { PeerAttempt } from '../../src/agent/peer-attempt.js';
-import type { CandidateClass } from '../../src/config/gateway-schema.js';
+import type { CandidateClass } from '../../src/config/expose-config.js';
 import { systemClock } from '../../src/core/clock.js';
 import { dgramSender } from '../../src/gateway/demux.js';
 import { encodeCheckRequest } from '../../src/ice/check-message.js';

@@ -1,24 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { Duplex, PassThrough } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import { encodeControlMessage } from '../../src/protocol/tunnel/index.js';
 import { ControlChannel } from '../../src/upstream/agent/control-channel.js';
 import { StreamMux } from '../../src/upstream/agent/stream-mux.js';
 import type { TunnelStream } from '../../src/upstream/agent/tunnel-stream.js';
+import { ManualClock } from '../helpers/manual-clock.js';
 import { waitFor } from '../helpers/net.js';
-
-/** A socket-like Duplex over two in-memory pipes. */
-function duplexOf(readFrom: PassThrough, writeTo: PassThrough): Duplex {
-  const d = new Duplex({
-    read() {},
-    write(chunk, _enc, cb) {
-      writeTo.write(chunk, cb);
-    },
-  });
-  readFrom.on('data', (c: Buffer) => d.push(c));
-  return d;
-}
+import { duplexOf } from '../helpers/pipes.js';
 
 const EP = { address: '192.0.2.7', port: 40000, family: 4 as const };
 
@@ -27,10 +17,11 @@ const EP = { address: '192.0.2.7', port: 40000, family: 4 as const };
  * handshake messages first, so both are in the open phase as after AUTH_OK.
  */
 async function pair(window: number, onOpen?: (s: TunnelStream) => void) {
+  const clock = new ManualClock();
   const a2g = new PassThrough();
   const g2a = new PassThrough();
-  const gc = new ControlChannel(duplexOf(a2g, g2a), 'gateway');
-  const ac = new ControlChannel(duplexOf(g2a, a2g), 'agent');
+  const gc = new ControlChannel(duplexOf(a2g, g2a), 'gateway', clock);
+  const ac = new ControlChannel(duplexOf(g2a, a2g), 'agent', clock);
   a2g.write(encodeControlMessage({ type: 'hello', version: 1, name: 'home', datagramKeyId: 1, resumeKeyId: 0, streamWindow: window }));
   a2g.write(encodeControlMessage({ type: 'auth', digest: Buffer.alloc(32) }));
   g2a.write(encodeControlMessage({ type: 'challenge', nonce: Buffer.alloc(32) }));
@@ -46,7 +37,7 @@ async function pair(window: number, onOpen?: (s: TunnelStream) => void) {
   gc.onMessage((m) => void gm.handle(m));
   ac.onMessage((m) => void am.handle(m));
   const open = () => gm.open(1, EP, EP, 1000, new AbortController().signal);
-  return { gm, am, accepted, open };
+  return { gm, am, accepted, open, clock };
 }
 
 test('a stream carries bytes both ways and forwards each FIN separately', async () => {
@@ -118,4 +109,30 @@ test('destroying one end resets the stream at the other; a reset open is a dial 
   // An agent that cannot reach its service resets at once: the open rejects as a dial failure.
   const refusing = await pair(16 * 1024, (s) => s.reset('refused'));
   await assert.rejects(refusing.open(), (e: Error & { code?: string }) => e.code === 'SLUICE_ERR_DIAL_FAILED' && /refused/.test(e.message));
+});
+
+test('an open the agent never answers fails with DIAL_TIMEOUT on the injected clock and resets the stream', async () => {
+  const held = await pair(16 * 1024, () => {}); // the agent sees STREAM_OPEN and never answers
+  let outcome: string | undefined;
+  const opening = held.open().then(
+    () => (outcome = 'opened'),
+    (e: Error & { code?: string }) => (outcome = e.code),
+  );
+  await waitFor(() => held.accepted.length === 1, 'the agent saw STREAM_OPEN');
+  const atAgent = held.accepted[0]!;
+  const reset = once(atAgent, 'error');
+  held.clock.advance(999);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(outcome, undefined, 'still waiting 1 ms before the deadline');
+  held.clock.advance(1);
+  await opening;
+  assert.equal(outcome, 'SLUICE_ERR_DIAL_TIMEOUT');
+  const [e] = (await reset) as [Error & { resetCode?: string }];
+  assert.equal(e.resetCode, 'timeout', 'the agent is told the open timed out');
+  assert.equal(held.gm.size, 0);
+
+  // An accepted open leaves no timer behind.
+  const quick = await pair(16 * 1024);
+  await quick.open();
+  assert.equal(quick.clock.pendingTimers, 0);
 });

@@ -6,6 +6,7 @@ import { ManualClock } from '../helpers/manual-clock.js';
 import { waitFor } from '../helpers/net.js';
 import { startApp, tempDir } from '../admin/app-helper.js';
 import { connectToGateway, GatewayConnectError } from '../../src/agent/gateway-connection.js';
+import { systemClock } from '../../src/core/clock.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { SluiceEvent } from '../../src/observe/events.js';
 import { clientSockets, echoUpstream, ended } from './helpers.js';
@@ -54,6 +55,7 @@ bans:
       resumeKeyId: 0,
       streamWindow: 65536,
       timeoutMs: 3000,
+      clock: systemClock,
       signal: abort.signal,
       localAddress: from,
     });

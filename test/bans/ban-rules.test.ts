@@ -90,7 +90,7 @@ test('bans: 5 connections in 10 s ban the source for 2 s: its live connections e
   );
   await Promise.all([...live, fifth].map((s) => ended(s)));
   assert.equal(await b.echoes(other), 'ping', 'the other source keeps its connection');
-  assert.equal(b.app.node.route('ssh')!.active, 1);
+  assert.equal(b.app.routes.route('ssh')!.active, 1);
   const [pass] = b.ofType('verdicts-reapplied').filter((e) => e.cause === 'bans');
   assert.equal(pass?.ended, 5);
 
@@ -221,7 +221,7 @@ routes:
   c2.send(a.port('game'), 'two');
   await waitFor(() => seen.filter((e) => e.type === 'session-ended').length === 2, 'both UDP sessions end');
   assert.deepEqual(seen.flatMap((e) => (e.type === 'session-ended' ? [e.reason] : [])), ['banned', 'banned']);
-  assert.equal(a.app.node.route('game')!.active, 0);
+  assert.equal(a.app.routes.route('game')!.active, 0);
   const before = echo.received;
   c1.send(a.port('game'), 'again');
   await waitFor(() => seen.some((e) => e.type === 'session-rejected'), 'the next datagram is refused');

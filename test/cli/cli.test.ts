@@ -161,6 +161,7 @@ lifecycle: { drainTimeout: 1s }
   const p = sluice(t, ['run', '--config', file]);
   const c = await answeringUdpClient(t, udpPort);
   const s = await retryConnect(tcpPort);
+  t.after(() => s.destroy()); // half-open: the relay's FIN leaves this side open
   s.write('live');
   assert.equal(String((await once(s, 'data'))[0]), 'live');
 

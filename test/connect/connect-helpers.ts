@@ -2,7 +2,7 @@ import dgram from 'node:dgram';
 import { once } from 'node:events';
 import type { TestContext } from 'node:test';
 import { parseConfig } from '../../src/config/load.js';
-import type { AgentConfig, GatewayConfig } from '../../src/config/gateway-schema.js';
+import type { AgentConfig, GatewayConfig } from '../../src/config/expose-config.js';
 import type { Agent } from '../../src/agent/agent.js';
 import { TOKEN, startAgent, startGateway } from '../gateway/expose-helpers.js';
 import { waitFor } from '../helpers/net.js';

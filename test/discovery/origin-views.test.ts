@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SluiceNode } from '../../src/node.js';
+import { RouteSet } from '../../src/root/route-set.js';
 import { EventStream, type SluiceEvent } from '../../src/observe/events.js';
 import { systemClock } from '../../src/core/clock.js';
 import { DirectStreamDialer } from '../../src/upstream/direct/tcp-dialer.js';
@@ -31,7 +31,7 @@ routes:
   events.subscribe(accessLogSink({ write: (l) => void lines.push(l), close: async () => {} }, systemClock));
   const seen: SluiceEvent[] = [];
   events.subscribe((e) => seen.push(e));
-  const node = await SluiceNode.start(cfg, { clock: systemClock, events, streamDialer: new DirectStreamDialer(), datagramDialer: new DirectDatagramDialer() });
+  const node = await RouteSet.start(cfg, { clock: systemClock, events, streamDialer: new DirectStreamDialer(), datagramDialer: new DirectDatagramDialer() });
   t.after(() => node.destroy());
 
   const c = await udpClient(t);

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { parseGoDurationMs, parseStreamBody } from '../../src/admission/crowdsec/stream-body.js';
 import { DecisionStore } from '../../src/admission/crowdsec/decision-store.js';
-import { parseIpValue } from '../../src/admission/acl/ip-value.js';
+import { parseIpValue } from '../../src/core/ip-value.js';
 import { fuzz, mutatedInputs, mutatedJson } from './fuzz.js';
 
 const decision = (o: Record<string, unknown>) => ({ id: 1, origin: 'crowdsec', type: 'ban', scope: 'Ip', value: '192.0.2.1', duration: '3h59m58.9s', scenario: 'crowdsecurity/ssh-bf', simulated: false, until: '2026-01-01T00:00:00Z', ...o });

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import tls from 'node:tls';
 import { once } from 'node:events';
 import { ControlChannel } from '../../src/upstream/agent/control-channel.js';
+import { systemClock } from '../../src/core/clock.js';
 import {
   TUNNEL_ALPN, computeAuthDigest, exportAuthBinding, type ControlMessage,
 } from '../../src/protocol/tunnel/index.js';
@@ -56,7 +57,7 @@ test('a port outside the range is refused with a clear error on both sides, and 
 async function rawHello(port: number) {
   const socket = tls.connect({ host: '127.0.0.1', port, ALPNProtocols: [TUNNEL_ALPN], minVersion: 'TLSv1.3', rejectUnauthorized: false });
   await once(socket, 'secureConnect');
-  const channel = new ControlChannel(socket, 'agent');
+  const channel = new ControlChannel(socket, 'agent', systemClock);
   const inbox: ControlMessage[] = [];
   channel.onMessage((m) => inbox.push(m));
   channel.send({ type: 'hello', version: 1, name: 'home', datagramKeyId: 7, resumeKeyId: 0, streamWindow: 65536 });

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { parseConfig } from '../../src/config/load.js';
-import type { AgentConfig, GatewayConfig } from '../../src/config/gateway-schema.js';
+import type { AgentConfig, GatewayConfig } from '../../src/config/expose-config.js';
 import { systemClock, type Clock } from '../../src/core/clock.js';
 import { EventStream, type SluiceEvent } from '../../src/observe/events.js';
 import { Gateway, type GatewayObserver } from '../../src/gateway/gateway.js';
@@ -15,6 +15,7 @@ import { aclAdmitter } from '../../src/admission/acl-admitter.js';
 import { waitFor } from '../helpers/net.js';
 import type { UdpDatapath } from '../../src/datapath/udp-datapath.js';
 import { nativeStreamCase } from '../datapath/stream-datapaths.js';
+import { nativeCase } from '../datapath/datapaths.js';
 import { DirectDatagramDialer } from '../../src/upstream/direct/udp-dialer.js';
 
 export const TOKEN = 'test-token-0123456789abcdef';
@@ -55,7 +56,13 @@ export function agentConfig(gw: { port: number; fingerprint: string }, expose: s
   return r.config.agent!;
 }
 
-export async function startGateway(t: TestContext, config: GatewayConfig, clock: Clock = systemClock, datapath?: UdpDatapath) {
+/**
+ * The datapath gateways and agents of these suites use when a test names none: js, or the native
+ * one with SLUICE_TEST_DATAPATH=native (how the exposure and peer suites run on both).
+ */
+const suiteDatapath = (): UdpDatapath | undefined => (process.env.SLUICE_TEST_DATAPATH === 'native' ? nativeCase().datapath : undefined);
+
+export async function startGateway(t: TestContext, config: GatewayConfig, clock: Clock = systemClock, datapath = suiteDatapath()) {
   const events = new EventStream((err) => {
     throw err;
   });
@@ -75,7 +82,7 @@ export async function startGateway(t: TestContext, config: GatewayConfig, clock:
   return { gateway, events, seen, rec, port: gateway.tcpAddress.port, fingerprint: gateway.fingerprint };
 }
 
-export async function startAgent(t: TestContext, config: AgentConfig, clock: Clock = systemClock, datapath?: UdpDatapath) {
+export async function startAgent(t: TestContext, config: AgentConfig, clock: Clock = systemClock, datapath = suiteDatapath()) {
   const events = new EventStream((err) => {
     throw err;
   });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
-import { registerExposeMetrics } from '../../src/gateway/expose-metrics.js';
+import { registerExposeMetrics } from '../../src/ops/expose-metrics.js';
 import { udpClient, udpEcho, waitFor } from '../helpers/net.js';
 import { agentConfig, gatewayConfig, published, startAgent, startGateway } from './expose-helpers.js';
 

@@ -6,8 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { connectToGateway } from '../../src/agent/gateway-connection.js';
+import { systemClock } from '../../src/core/clock.js';
 import { parseConfig } from '../../src/config/load.js';
-import type { GatewayConfig } from '../../src/config/gateway-schema.js';
+import type { GatewayConfig } from '../../src/config/expose-config.js';
 import {
   DatagramOpener, DatagramSealer, type ControlMessage, type ControlMessageType, type OpenedDatagram, type StreamOpen,
 } from '../../src/protocol/tunnel/index.js';
@@ -76,6 +77,7 @@ export async function rawAgent(t: TestContext, gw: { port: number; fingerprint: 
     resumeKeyId: 0,
     streamWindow: 256 * 1024,
     timeoutMs: 5000,
+    clock: systemClock,
     signal: abort.signal,
   });
   const inbox: ControlMessage[] = [];

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
-import { registerExposeMetrics } from '../../src/gateway/expose-metrics.js';
+import { registerExposeMetrics } from '../../src/ops/expose-metrics.js';
 import { PEER_TAG_BIT } from '../../src/protocol/tunnel/index.js';
 import { sleep, waitFor } from '../helpers/net.js';
 import { rawAgent, startPeerGateway, type RawAgent } from './peer-helpers.js';

@@ -11,6 +11,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { connectToGateway } from '../../src/agent/gateway-connection.js';
+import { systemClock } from '../../src/core/clock.js';
 import { TOKEN, agentConfig, gatewayConfig, published, startAgent, startGateway } from './expose-helpers.js';
 import { freePort, waitFor } from '../helpers/net.js';
 
@@ -88,7 +89,7 @@ test('2,000 slow handshakes from 250 addresses: >= 99 % of agent reconnects and 
   const connectAgent = async (name: string, localAddress: string) => {
     const c = await connectToGateway({
       host: '127.0.0.1', port: gw.port, name, token: TOKEN, fingerprint: gw.fingerprint.replace(/^sha256:/, ""), ca: undefined, serverName: undefined,
-      datagramKeyId: 1, resumeKeyId: 0, streamWindow: 65_536, timeoutMs: ATTEMPT_MS, signal: AbortSignal.timeout(ATTEMPT_MS + 500), localAddress,
+      datagramKeyId: 1, resumeKeyId: 0, streamWindow: 65_536, timeoutMs: ATTEMPT_MS, clock: systemClock, signal: AbortSignal.timeout(ATTEMPT_MS + 500), localAddress,
     });
     c.channel.destroy();
   };

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { systemClock } from '../../src/core/clock.js';
 import { DatagramDemux, attachDatagramHandler, dgramSender } from '../../src/gateway/demux.js';
 import { StunBindingServer, stunRoute } from '../../src/gateway/stun-server.js';
-import { StunTransactionTable } from '../../src/ice/stun-transaction.js';
+import { StunTransactionTable } from '../../src/turn/stun-transaction.js';
 import {
   StunMethod, XorMappedAddress, decodeStunDatagram, encodeStunMessage, getAttribute, randomTransactionId, stunMessage,
 } from '../../src/protocol/stun/index.js';

@@ -3,7 +3,7 @@ import { parseConfig } from '../../src/config/load.js';
 import type { SluiceConfig } from '../../src/config/types.js';
 import { systemClock, type Clock } from '../../src/core/clock.js';
 import { EventStream, type SluiceEvent } from '../../src/observe/events.js';
-import { SluiceNode, type NodeDeps } from '../../src/node.js';
+import { RouteSet, type RouteSetDeps } from '../../src/root/route-set.js';
 import { DirectStreamDialer } from '../../src/upstream/direct/tcp-dialer.js';
 import { DirectDatagramDialer } from '../../src/upstream/direct/udp-dialer.js';
 
@@ -14,13 +14,13 @@ export function config(yaml: string): SluiceConfig {
 }
 
 /** Starts a node on real sockets with an event recorder; destroyed in t.after. */
-export async function startNode(t: TestContext, yaml: string, deps: Partial<NodeDeps> & { clock?: Clock } = {}) {
+export async function startNode(t: TestContext, yaml: string, deps: Partial<RouteSetDeps> & { clock?: Clock } = {}) {
   const events = deps.events ?? new EventStream((err) => {
     throw err;
   });
   const seen: SluiceEvent[] = [];
   events.subscribe((e) => seen.push(e));
-  const node = await SluiceNode.start(config(yaml), {
+  const node = await RouteSet.start(config(yaml), {
     clock: deps.clock ?? systemClock,
     events,
     streamDialer: deps.streamDialer ?? new DirectStreamDialer(),

@@ -5,7 +5,7 @@ import { foundationOf, type CandidateType, type IceCandidate } from '../../src/i
 import { CheckList, pairFoundation, transition, type CandidatePair, type IceBase, type PairState } from '../../src/ice/checklist.js';
 import { decideNomination } from '../../src/ice/nomination.js';
 import { candidatePriority } from '../../src/ice/priority.js';
-import { StunTransactionTable } from '../../src/ice/stun-transaction.js';
+import { StunTransactionTable } from '../../src/turn/stun-transaction.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 
 const clock = new ManualClock();

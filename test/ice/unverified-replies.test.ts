@@ -8,7 +8,7 @@ import { sleep, udpClient, waitFor } from '../helpers/net.js';
 import { udpAgent } from './support/udp-agent.js';
 import { gatewayConfig, startGateway } from '../gateway/expose-helpers.js';
 import { Registry } from 'prom-client';
-import { registerExposeMetrics } from '../../src/gateway/expose-metrics.js';
+import { registerExposeMetrics } from '../../src/ops/expose-metrics.js';
 
 // Every socket that answers sources it has not verified (the gateway's STUN server, the ICE
 // responder) answers at most 3x what it was sent (core/unverified-reply-guard.ts); and an ICE

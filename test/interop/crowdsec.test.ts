@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { App } from '../../src/app.js';
+import { startNode as startRunningNode } from '../../src/root/start-node.js';
 import { systemClock } from '../../src/core/clock.js';
 import type { SluiceEvent } from '../../src/observe/events.js';
 import { config } from '../helpers/node.js';
@@ -14,7 +14,7 @@ import { readAll, tcpServer, udpEcho, waitFor } from '../helpers/net.js';
 import { tempDir } from '../helpers/peers.js';
 import { haveCrowdsec, startRealLapi, type RealLapi } from '../admission/crowdsec/real-lapi.js';
 import { CrowdsecBouncer } from '../../src/admission/crowdsec/crowdsec-bouncer.js';
-import { normaliseLapiUrl } from '../../src/admission/crowdsec/settings.js';
+import { normaliseLapiUrl } from '../../src/config/crowdsec-settings.js';
 
 /**
  * The bouncer against a real CrowdSec Local API (Debian crowdsec 1.4.6), through whole Apps on
@@ -31,12 +31,12 @@ async function startApp(t: TestContext, yaml: string) {
       cb();
     },
   });
-  const app = await App.start(config(yaml), undefined, { clock: systemClock, logDestination });
+  const app = await startRunningNode(config(yaml), { clock: systemClock, logDestination });
   t.after(() => app.stop());
   const seen: SluiceEvent[] = [];
   app.events.subscribe((e) => seen.push(e));
   const rejected = () => seen.filter((e): e is Rejected => e.type === 'session-rejected');
-  return { app, logs: () => logs, rejected, port: (route: string) => app.node.route(route)!.local.port };
+  return { app, logs: () => logs, rejected, port: (route: string) => app.routes.route(route)!.local.port };
 }
 
 /** A UDP client bound to `host` (any 127.0.0.0/8 address is on lo). */

@@ -34,8 +34,8 @@ admin: { listen: 127.0.0.1:0 }
 lifecycle: { drainTimeout: 1s }
 `;
   const s = await startApp(t, yaml(true), { file });
-  await waitFor(() => (s.app.recording.conntrack?.stats.recordsWritten ?? 0) === 2, 'two kernel flow records', 5000);
-  const ct = s.app.recording.conntrack!;
+  await waitFor(() => (s.app.ops.conntrack?.stats.recordsWritten ?? 0) === 2, 'two kernel flow records', 5000);
+  const ct = s.app.ops.conntrack!;
   assert.equal(ct.state, 'running');
   const pid = ct.pid!;
   assert.ok(alive(pid), 'the tool runs');
@@ -48,7 +48,7 @@ lifecycle: { drainTimeout: 1s }
   // Disabled on reload: the tool is stopped.
   await writeFile(file, yaml(false));
   await s.app.reload();
-  assert.equal(s.app.recording.conntrack, undefined);
+  assert.equal(s.app.ops.conntrack, undefined);
   await waitFor(() => !alive(pid), 'the tool is gone', 5000);
   await s.stop();
 
@@ -81,14 +81,14 @@ conntrack: { enabled: true, accounting: false, localNetworks: [127.0.0.1] }
 lifecycle: { drainTimeout: 1s }
 `,
   );
-  await waitFor(() => s.app.recording.conntrack?.pid !== undefined, 'conntrack spawned', 5000);
-  const pid = s.app.recording.conntrack!.pid!;
+  await waitFor(() => s.app.ops.conntrack?.pid !== undefined, 'conntrack spawned', 5000);
+  const pid = s.app.ops.conntrack!.pid!;
   assert.equal(spawnSyncText('cat', [`/proc/${pid}/comm`]).trim(), 'conntrack');
   assert.match(spawnSyncText('cat', [`/proc/${pid}/cmdline`]).replaceAll('\0', ' '), /^conntrack -E -e NEW,DESTROY -o extended,id,timestamp -b 4194304/);
   // Still running a moment later (it subscribed to the kernel's events rather than failing).
   await new Promise((r) => setTimeout(r, 300));
-  assert.equal(s.app.recording.conntrack!.state, 'running');
-  assert.equal(s.app.recording.conntrack!.stats.exits, 0);
+  assert.equal(s.app.ops.conntrack!.state, 'running');
+  assert.equal(s.app.ops.conntrack!.stats.exits, 0);
   await s.stop();
   await waitFor(() => !alive(pid), 'conntrack stopped with the app', 5000);
 });

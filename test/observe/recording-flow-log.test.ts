@@ -55,7 +55,7 @@ lifecycle: { drainTimeout: 1s }
   const sock = await tcpConnect(t, s.port('shell'));
   sock.end('ping');
   assert.equal((await readAll(sock)).toString(), 'ping');
-  await waitFor(() => s.app.node.routes().every((r) => r.active === 0), 'both flows ended', 5000);
+  await waitFor(() => s.app.routes.routes().every((r) => r.active === 0), 'both flows ended', 5000);
   await s.stop(); // flushes the outputs
 
   const { records, files } = await readRotated(dir, 'flow.log');
@@ -113,7 +113,7 @@ lifecycle: { drainTimeout: 1s }
   const flow = async () => {
     c.send(s.port('game'), 'x');
     await c.next();
-    await waitFor(() => s.app.node.route('game')!.active === 0, 'session ended');
+    await waitFor(() => s.app.routes.route('game')!.active === 0, 'session ended');
   };
   await flow();
   await writeFile(file, yaml(`{ output: ${join(dir, 'b.log')}, updateInterval: 0s }`));
@@ -123,7 +123,7 @@ lifecycle: { drainTimeout: 1s }
   const events = async (name: string) => (await readFile(join(dir, name), 'utf8')).trim().split('\n').map((l) => (JSON.parse(l) as FlowRecord).event);
   assert.deepEqual(await events('a.log'), ['start', 'end']);
   assert.deepEqual(await events('b.log'), ['start', 'end']);
-  assert.deepEqual(s.app.recording.status().flowLog, { output: 'off' }, 'stopped: closed');
+  assert.deepEqual(s.app.ops.status().flowLog, { output: 'off' }, 'stopped: closed');
 });
 
 test('file outputs batch their writes: at most one write per linger period, none delayed by close', async (t) => {

@@ -50,13 +50,13 @@ test('metrics: UDP and TCP traffic through routes, scraped from /metrics over HT
   const sock = await tcpConnect(t, s.port('shell'));
   sock.end('hello');
   assert.equal((await readAll(sock)).toString(), 'hello');
-  await waitFor(() => s.app.node.route('shell')!.active === 0, 'tcp connection ended');
+  await waitFor(() => s.app.routes.route('shell')!.active === 0, 'tcp connection ended');
   // A dial to a closed port, and a client the ACL refuses.
   const dead = await tcpConnect(t, s.port('dead'));
   await once(dead, 'end'); // the relay closed it (the client allows half-open, so no 'close')
   const walled = await udpClient(t);
   walled.send(s.port('walled'), 'x');
-  await waitFor(() => s.app.recording.recent.denials.size === 1, 'denial recorded');
+  await waitFor(() => s.app.ops.recent.denials.size === 1, 'denial recorded');
 
   const { samples: m, text, type } = await scrape(base);
   assert.match(type, /^text\/plain; version=0\.0\.4/);
@@ -114,14 +114,14 @@ lifecycle: { drainTimeout: 1s }
 
   await writeFile(file, `${base}admin: { listen: ${url.replace('http://', '')} }\nmetrics: { process: false }\n`);
   await s.app.reload();
-  assert.equal(s.app.recording.adminAddress?.port, Number(new URL(url).port), 'same admin listener');
+  assert.equal(s.app.ops.adminAddress?.port, Number(new URL(url).port), 'same admin listener');
   m = (await scrape(url)).samples;
   assert.ok(!m.has('process_cpu_user_seconds_total'), 'process metrics off after reload');
   assert.equal(m.get('sluice_config_reloads_total{result="ok"}'), 1, 'counters survive a reload');
 
   await writeFile(file, base);
   await s.app.reload();
-  assert.equal(s.app.recording.adminAddress, undefined);
-  assert.equal(s.app.recording.registry, undefined, 'no admin, no metrics registry');
+  assert.equal(s.app.ops.adminAddress, undefined);
+  assert.equal(s.app.ops.registry, undefined, 'no admin, no metrics registry');
   await assert.rejects(request(`${url}/metrics`), /ECONNREFUSED/);
 });

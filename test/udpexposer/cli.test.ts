@@ -22,6 +22,7 @@ test('udpexposer flags: defaults and both roles', () => {
     allowPrivatePeers: false,
     allowLoopbackPeers: false,
     replyBudget: { ratio: 64, windowMs: 10_000 },
+    datapath: 'auto',
     ignored: [],
   });
   const budget = parseUdpexposerArgs(['0.0.0.0:1', '-s', '--reply-budget', '200/30s', '--allow-loopback-peers']);
@@ -74,6 +75,7 @@ const bad: [string[], RegExp][] = [
   [['127.0.0.1:1', '-s', '--reply-budget', '64/soon'], /--reply-budget: "64\/soon"/],
   [['127.0.0.1:1', '-s', '--reply-budget', 'lots'], /--reply-budget/],
   [['127.0.0.1:1', '-s', '-P'], /No value/],
+  [['127.0.0.1:1', '-s', '--datapath', 'fast'], /--datapath: "fast" is not auto, native or js/],
   [['127.0.0.1:1', '127.0.0.1:2', '-s'], /Unrecognized argument/],
   [['127.0.0.1:1', '-P', 'x', '-a', '127.0.0.1:2', '-S'], /dump-stats is not supported/],
 ];
@@ -162,4 +164,21 @@ test('runUdpexposerCommand: a wildcard-bound server refuses loopback peers unles
     ac.abort();
     assert.equal(await done, 0);
   }
+});
+
+test('runUdpexposerCommand: --datapath picks the datapath of both roles and says which one runs', async () => {
+  for (const kind of ['js', 'native'] as const) {
+    const ac = new AbortController();
+    const err = sink();
+    let ready: UdpexposerReady | undefined;
+    const code = await runUdpexposerCommand(['127.0.0.1:0', '-s', '--datapath', kind], {
+      stdout: sink(), stderr: err, signal: ac.signal, clock: systemClock, onReady: (r) => { ready = r; ac.abort(); },
+    });
+    assert.equal(code, 0);
+    assert.equal(ready?.role === 'server' && ready.server.datapath, kind);
+    assert.match(err.text, new RegExp(`server on 127\\.0\\.0\\.1:\\d+, UDP datapath ${kind}`));
+    assert.equal(JSON.parse(/stopped (\{.*\})/.exec(err.text)![1]!).datapath, kind);
+  }
+  const parsed = parseUdpexposerArgs(['127.0.0.1:1', '-c', '127.0.0.1:2', '-a', '127.0.0.1:3', '--datapath=js']);
+  assert.ok(parsed !== 'help' && parsed.datapath === 'js' && parsed.ignored.length === 0, 'a client flag too');
 });

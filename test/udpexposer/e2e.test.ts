@@ -1,6 +1,8 @@
 // Loopback end to end: a Sluice udpexposer server, a Sluice udpexposer client exposing a UDP echo
-// service, and plain sockets as connectees (the public side).
-import { test, type TestContext } from 'node:test';
+// service, and plain sockets as connectees (the public side); every test on both datapaths.
+import type { TestContext } from 'node:test';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
 import assert from 'node:assert/strict';
 import { UdpexposerKey } from '../../src/protocol/udpexposer/key.js';
 import { UdpexposerClient } from '../../src/udpexposer/client.js';
@@ -12,6 +14,9 @@ import { ManualClock } from '../helpers/manual-clock.js';
 import { echoServer, sleep, udpPeer, waitFor } from './net.js';
 import { vectorKey, wire } from '../protocol/udpexposer/helpers.js';
 import { wireguardLikeDownload, wireguardLikeUpstream } from '../helpers/udp-shapes.js';
+import { perDatapath } from '../datapath/datapaths.js';
+
+const { test, datapathOf } = perDatapath();
 
 /** Everything here runs on loopback, which a server refuses unless told (peer-policy.ts). */
 const loopbackPeers = peerPolicy({ allowPrivate: false, allowLoopback: true });
@@ -31,7 +36,7 @@ async function start(
   const ac = new AbortController();
   const clock = new ManualClock();
   const events: UdpexposerEvent[] = [];
-  const deps = { clock, onEvent: (e: UdpexposerEvent) => void events.push(e) };
+  const deps = { clock, datapath: datapathOf(t), onEvent: (e: UdpexposerEvent) => void events.push(e) };
   const server = await UdpexposerServer.listen({ listen: { host: '127.0.0.1', port: 0 }, maxClients: 4, key: keys.server, peerPolicy: loopbackPeers, ...serverOpts }, deps, ac.signal);
   const client = await UdpexposerClient.start(
     {
@@ -137,13 +142,14 @@ test('AMP-2 on real sockets: an amplifying service reaches a connectee at most i
   }
 });
 
-test('close() and abort are idempotent and release every socket', async () => {
+test('close() and abort are idempotent and release every socket', async (t) => {
   const ac = new AbortController();
   const clock = new ManualClock();
-  const server = await UdpexposerServer.listen({ listen: { host: '127.0.0.1', port: 0 }, maxClients: 1, peerPolicy: loopbackPeers }, { clock }, ac.signal);
+  const datapath = datapathOf(t);
+  const server = await UdpexposerServer.listen({ listen: { host: '127.0.0.1', port: 0 }, maxClients: 1, peerPolicy: loopbackPeers }, { clock, datapath }, ac.signal);
   const client = await UdpexposerClient.start(
     { listen: { host: '127.0.0.1', port: 0 }, server: { host: '127.0.0.1', port: server.local.port }, target: { host: '127.0.0.1', port: 9 }, maxClients: 1, pingIntervalMs: 10 },
-    { clock },
+    { clock, datapath },
     ac.signal,
   );
   server.close();
@@ -166,4 +172,35 @@ test('a WireGuard-like tunnel with a bulk TCP download inside passes the default
   await waitFor(() => lifted.server.client !== undefined);
   const heavy = await wireguardLikeDownload(t, lifted.server.local.port, 2000, 16);
   assert.equal(heavy.received, 2000);
+});
+
+test('dual-stack: a server on [::] and a client on [::] carry IPv4 and IPv6 connectees', async (t) => {
+  const echo = await echoServer(t);
+  const ac = new AbortController();
+  const deps = { clock: new ManualClock(), datapath: datapathOf(t) };
+  const server = await UdpexposerServer.listen({ listen: { host: '::', port: 0 }, maxClients: 4, peerPolicy: loopbackPeers }, deps, ac.signal);
+  const client = await UdpexposerClient.start(
+    { listen: { host: '::', port: 0 }, server: { host: '127.0.0.1', port: server.local.port }, target: { host: '127.0.0.1', port: echo.port }, maxClients: 4, pingIntervalMs: 25_000 },
+    deps,
+    ac.signal,
+  );
+  t.after(async () => {
+    ac.abort();
+    await Promise.all([server.closed, client.closed]);
+  });
+  await waitFor(() => server.client !== undefined);
+  assert.deepEqual(server.client, { address: '127.0.0.1', port: client.local.port, authenticated: false });
+  const v4 = await udpPeer(t);
+  v4.send('over IPv4', server.local.port);
+  assert.equal((await v4.next()).msg.toString(), 'over IPv4');
+  const v6 = dgram.createSocket('udp6');
+  t.after(() => v6.close());
+  await new Promise<void>((r) => v6.bind(0, '::1', r));
+  const got = once(v6, 'message');
+  v6.send('over IPv6', server.local.port, '::1');
+  const [msg, from] = (await got) as [Buffer, dgram.RemoteInfo];
+  assert.equal(msg.toString(), 'over IPv6');
+  assert.equal(from.address, '::1');
+  assert.equal(server.connectees, 2);
+  assert.equal(client.workers, 2);
 });

@@ -17,7 +17,7 @@ export function recordingServer(opts: Partial<UdpexposerServerOptions> = {}) {
     { maxClients: 4, ...opts },
     {
       clock,
-      send: (parts, port, address) => void sent.push({ bytes: Buffer.concat(Array.isArray(parts) ? parts : [parts as Buffer]), port, address }),
+      send: (buf, prefix, port, address) => void sent.push({ bytes: Buffer.concat(prefix ? [prefix, buf] : [buf]), port, address }),
       onEvent: (e) => void events.push(e),
       cookieSecret: Buffer.alloc(32, 1),
     },

@@ -334,3 +334,40 @@ test('Retry tokens carry values above 2^53 as digits (cookie high bits are the t
   assert.ok(digits !== undefined && BigInt(digits) > BigInt(Number.MAX_SAFE_INTEGER));
   assert.deepEqual(encodeReplyToken({ kind: 'retry', value: BigInt(digits) }, vectorKey).toString('ascii'), text);
 });
+
+test('handleDatagramV4 (a source as an IPv4 number) sends the same bytes and counts the same as handleDatagram', () => {
+  const v4 = (ip: string) => ip.split('.').reduce((n, x) => n * 256 + Number(x), 0);
+  for (const key of [undefined, vectorKey]) {
+    const text = recordingServer({ key });
+    const num = recordingServer({ key });
+    if (key) {
+      handshake(text, CLIENT);
+      // the numeric path's handshake goes through the full path too (tokens never take the fast one)
+      num.core.handleDatagramV4(initial, v4(CLIENT.address), CLIENT.port);
+      const r = verifyReplyToken(num.take()[0]!.bytes, vectorKey);
+      assert.ok(r.ok && r.value.kind === 'retry');
+      num.core.handleDatagramV4(encodeRequestToken({ nonce: r.value.value }, vectorKey), v4(CLIENT.address), CLIENT.port);
+      num.take();
+    }
+    const script: [Buffer, { address: string; port: number }][] = [
+      [Buffer.alloc(0), CLIENT], // a keepalive without -P, data with it
+      [Buffer.from('hello'), A],
+      [encodeFrame(1, Buffer.from('back to A')), CLIENT],
+      [Buffer.from('x'), B],
+      [Buffer.from('again'), A],
+      [encodeFrame(2, Buffer.from('to B')), CLIENT],
+      [encodeFrame(9, Buffer.from('unknown tag')), CLIENT],
+      [Buffer.from([1]), CLIENT], // shorter than a tag
+      [Buffer.alloc(3000), A], // too big
+      [Buffer.alloc(1), EVIL],
+    ];
+    for (const [buf, p] of script) {
+      text.core.handleDatagram(buf, p.address, p.port);
+      num.core.handleDatagramV4(buf, v4(p.address), p.port);
+    }
+    assert.ok(text.sent.length >= 5, 'the script relays both ways');
+    assert.deepEqual(num.sent, text.sent);
+    assert.deepEqual(num.core.counters, text.core.counters);
+    assert.deepEqual([...num.core.table.entries()].map((c) => [c.tag, c.address, c.port]), [...text.core.table.entries()].map((c) => [c.tag, c.address, c.port]));
+  }
+});

@@ -4,9 +4,7 @@
 // verifies, and says after a few unanswered registrations that the password is probably wrong.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { UdpexposerKey } from '../../src/protocol/udpexposer/key.js';
 import { UdpexposerClient } from '../../src/udpexposer/client.js';
 import { UdpexposerServer } from '../../src/udpexposer/server.js';
@@ -17,6 +15,7 @@ import { freePort } from '../helpers/net.js';
 import { runSluice } from '../helpers/cli.js';
 import { vectorKey } from '../protocol/udpexposer/helpers.js';
 import { echoServer, sleep, waitFor } from './net.js';
+import { udpexposerBinary } from './real-peer.js';
 
 async function client(t: TestContext, serverPort: number, target: number, key: UdpexposerKey, clock = new ManualClock()) {
   const ac = new AbortController();
@@ -73,17 +72,6 @@ test('Sluice server: keepalives signed with another password are dropped, so not
   assert.equal(bad.c.authenticated, false);
   assert.ok(!good.events.some((e) => e.type === 'registration-unanswered'), 'the right client does not warn');
 });
-
-/** The real udpexposer 0.3.0: $UDPEXPOSER_BIN, else ../shared/peers/udpexposer beside the repository. */
-function udpexposerBinary(t: TestContext): string | undefined {
-  const path = process.env.UDPEXPOSER_BIN ?? fileURLToPath(new URL('../../../../shared/peers/udpexposer', import.meta.url));
-  if (existsSync(path)) return path;
-  const message = `the real udpexposer is not at ${path} (set UDPEXPOSER_BIN)`;
-  if (process.env.CI === 'true') throw new Error(`${message}: under CI nothing may skip`);
-  console.warn(`\n*** SKIPPED: ${message} ***\n`);
-  t.skip(message);
-  return undefined;
-}
 
 test('sluice udpexposer client with a wrong -P against the real udpexposer server: warns, and relays nothing back', async (t) => {
   const bin = udpexposerBinary(t);

@@ -1,5 +1,6 @@
 import maxmind, { type CountryResponse, type Reader } from 'maxmind';
 import { SluiceError } from '../../core/errors.js';
+import { isCountryCode } from '../../core/acl-spec.js';
 
 /**
  * Answers "which country is this address in". Implementations must be synchronous and cheap
@@ -11,15 +12,6 @@ export interface CountryLookup {
   country(address: string): string | undefined;
 }
 
-const CODE = /^[A-Z]{2}$/;
-
-/** A message for people when `code` is not two uppercase letters, otherwise undefined. */
-export function countryCodeIssue(code: unknown): string | undefined {
-  if (typeof code === 'string' && CODE.test(code)) return undefined;
-  const shown = typeof code === 'string' ? `"${code}"` : String(code);
-  return `country codes are two uppercase letters (ISO 3166-1 alpha-2, e.g. DE, NL), got ${shown}`;
-}
-
 /**
  * The country an ACL uses from a MaxMind Country (or City) record: where the address is
  * (`country`), falling back to where its network is registered (`registered_country`) when
@@ -27,7 +19,7 @@ export function countryCodeIssue(code: unknown): string | undefined {
  */
 export function countryOfRecord(record: CountryResponse | null | undefined): string | undefined {
   const code = record?.country?.iso_code ?? record?.registered_country?.iso_code;
-  return typeof code === 'string' && CODE.test(code) ? code : undefined;
+  return isCountryCode(code) ? code : undefined;
 }
 
 /** A CountryLookup over an open MaxMind DB reader. */

@@ -6,7 +6,7 @@ import type { BanInfo, SluiceEvent } from '../../observe/events.js';
 import { sourceKey } from '../source-key.js';
 import type { BanStore } from './ban-store.js';
 import { ByteMeter, ByteWindow, type MeteredFlow } from './byte-meter.js';
-import type { BanRule, BansSettings } from './settings.js';
+import type { BanRule, BansSettings } from '../../config/bans-settings.js';
 
 /** Timestamps (monotonic ms) of one source's last `count` events under one rule: a ring. */
 interface Window {

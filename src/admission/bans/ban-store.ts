@@ -1,10 +1,10 @@
 import type { Family } from '../../core/address.js';
 import type { Clock } from '../../core/clock.js';
 import type { BanInfo } from '../../observe/events.js';
-import { parseCidr, type Cidr } from '../acl/cidr.js';
-import { CidrSet } from '../acl/cidr-set.js';
-import { embeddedIpv4 } from '../acl/embedded-ipv4.js';
-import { formatIpv4, parseIpValue } from '../acl/ip-value.js';
+import { parseCidr, type Cidr } from '../../core/cidr.js';
+import { CidrSet } from '../../core/cidr-set.js';
+import { embeddedIpv4 } from '../../core/embedded-ipv4.js';
+import { formatIpv4, parseIpValue } from '../../core/ip-value.js';
 
 /** What happened to the list, for persistence, events and re-judging live sessions. */
 export type BanChange = { kind: 'added'; ban: BanInfo } | { kind: 'removed' | 'expired'; ban: BanInfo };

@@ -7,7 +7,7 @@ import { readBanFile, BanFileWriter } from './ban-file.js';
 import { BanRules } from './ban-rules.js';
 import { BanStore, type BanRequest } from './ban-store.js';
 import { BYTE_SAMPLE_MS, type MeteredFlow } from './byte-meter.js';
-import type { BansSettings } from './settings.js';
+import type { BansSettings } from '../../config/bans-settings.js';
 
 /** The state file inside `bans.stateDir`. */
 export const BAN_FILE = 'bans.json';

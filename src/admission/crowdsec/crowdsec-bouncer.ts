@@ -1,11 +1,12 @@
 import type { Clock, Timer } from '../../core/clock.js';
 import type { AdmitVerdict } from '../admitter.js';
-import { parseIpValue } from '../acl/ip-value.js';
-import type { Cidr } from '../acl/cidr.js';
+import { parseIpValue } from '../../core/ip-value.js';
+import type { Cidr } from '../../core/cidr.js';
 import { crowdsecBanView, type CrowdsecBanView } from './ban-view.js';
 import { DecisionStore } from './decision-store.js';
 import { CrowdsecPullError, pullDecisionStream, type PullFailure } from './lapi-stream.js';
-import { STALE_AFTER_FAILURES, type CrowdsecSettings } from './settings.js';
+import { STALE_AFTER_FAILURES } from './settings.js';
+import type { CrowdsecSettings } from '../../config/crowdsec-settings.js';
 import type { IgnoredReason, StreamBody } from './stream-body.js';
 
 /**
@@ -103,7 +104,7 @@ export class CrowdsecBouncer {
     this.#store = new DecisionStore(settings.banPrefix);
     this.#deps = deps;
     this.counters = deps.counters ?? new CrowdsecCounters();
-    this.#pull = deps.pull ?? ((startup, signal) => pullDecisionStream(settings.url, settings.apiKey, startup, settings.timeoutMs, signal));
+    this.#pull = deps.pull ?? ((startup, signal) => pullDecisionStream(settings.url, settings.apiKey, startup, settings.timeoutMs, deps.clock, signal));
     this.#unavailableVerdict = this.#makeUnavailableVerdict();
     this.firstPull = this.refresh();
   }

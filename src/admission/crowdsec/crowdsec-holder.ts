@@ -4,7 +4,7 @@ import type { RouteConfig } from '../../config/types.js';
 import type { Admitter } from '../admitter.js';
 import { CrowdsecBouncer, CrowdsecCounters, type BouncerStatus } from './crowdsec-bouncer.js';
 import { registerCrowdsecMetrics, unregisterCrowdsecMetrics } from './crowdsec-metrics.js';
-import type { CrowdsecSettings } from './settings.js';
+import type { CrowdsecSettings } from '../../config/crowdsec-settings.js';
 
 export interface CrowdsecHolderDeps {
   readonly clock: Clock;

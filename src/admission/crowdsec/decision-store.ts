@@ -1,9 +1,10 @@
-import { CidrSet } from '../acl/cidr-set.js';
-import type { Cidr } from '../acl/cidr.js';
-import { embeddedIpv4, type EmbeddedIpv4 } from '../acl/embedded-ipv4.js';
-import { formatIpv4, formatIpValue, type IpValue } from '../acl/ip-value.js';
+import { CidrSet } from '../../core/cidr-set.js';
+import type { Cidr } from '../../core/cidr.js';
+import { embeddedIpv4, type EmbeddedIpv4 } from '../../core/embedded-ipv4.js';
+import { formatIpv4, formatIpValue, type IpValue } from '../../core/ip-value.js';
 import { targetText, type Ban, type StreamBody } from './stream-body.js';
-import { sourceKey, type SourcePrefix } from '../source-key.js';
+import { sourceKey } from '../source-key.js';
+import type { SourcePrefix } from '../../core/source-prefix.js';
 
 /** Bans mean what CrowdSec says: one address per Ip decision. */
 const AS_DECIDED: SourcePrefix = Object.freeze({ ipv4: 32, ipv6: 128 });

@@ -1,3 +1,4 @@
+import { timeoutSignal, type Clock } from '../../core/clock.js';
 import { SluiceError } from '../../core/errors.js';
 import { parseStreamBody, type StreamBody } from './stream-body.js';
 import { USER_AGENT } from './settings.js';
@@ -29,7 +30,7 @@ export class CrowdsecPullError extends SluiceError {
  * list, otherwise the changes since this key's previous pull (the LAPI keeps that cursor per
  * bouncer, so one key must serve one Sluice). Only Ip and Range scopes are asked for.
  *
- * Rejects with CrowdsecPullError; aborting `signal` (or passing `timeoutMs`) cancels the request
+ * Rejects with CrowdsecPullError; aborting `signal` (or `timeoutMs` passing on `clock`) cancels the request
  * including the body read.
  */
 /**
@@ -39,13 +40,13 @@ export class CrowdsecPullError extends SluiceError {
 export const MAX_STREAM_BODY_BYTES = 64 * 1024 * 1024;
 
 export async function pullDecisionStream(
-  baseUrl: string, apiKey: string, startup: boolean, timeoutMs: number, signal: AbortSignal, maxBodyBytes = MAX_STREAM_BODY_BYTES,
+  baseUrl: string, apiKey: string, startup: boolean, timeoutMs: number, clock: Clock, signal: AbortSignal, maxBodyBytes = MAX_STREAM_BODY_BYTES,
 ): Promise<StreamBody> {
   const url = new URL('v1/decisions/stream', baseUrl);
   url.searchParams.set('startup', String(startup));
   url.searchParams.set('scopes', 'ip,range');
-  const timeout = AbortSignal.timeout(timeoutMs);
-  const both = AbortSignal.any([signal, timeout]);
+  const timeout = timeoutSignal(clock, timeoutMs);
+  const both = AbortSignal.any([signal, timeout.signal]);
   let status: number;
   let text: string;
   try {
@@ -62,9 +63,11 @@ export async function pullDecisionStream(
     text = body;
   } catch (err) {
     if (err instanceof CrowdsecPullError) throw err;
-    if (timeout.aborted) throw new CrowdsecPullError('timeout', `no answer from ${url.origin} within ${timeoutMs}ms`, { cause: err });
+    if (timeout.signal.aborted) throw new CrowdsecPullError('timeout', `no answer from ${url.origin} within ${timeoutMs}ms`, { cause: err });
     if (signal.aborted) throw new CrowdsecPullError('unreachable', 'pull cancelled', { cause: err });
     throw new CrowdsecPullError('unreachable', `cannot reach ${url.origin}: ${networkReason(err)}`, { cause: err });
+  } finally {
+    timeout.cancel();
   }
   if (status === 401 || status === 403) {
     throw new CrowdsecPullError('auth', `${url.origin} refused the bouncer key (HTTP ${status}${apiMessage(text)}); check crowdsec.apiKey (cscli bouncers list)`);

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { BouncerStatus } from './crowdsec-bouncer.js';
-import type { CrowdsecSettings } from './settings.js';
+import type { CrowdsecSettings } from '../../config/crowdsec-settings.js';
 
 /**
  * Ops-log lines for bouncer state changes: one line per change, never one per pull, so a LAPI

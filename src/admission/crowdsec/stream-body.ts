@@ -1,6 +1,6 @@
-import type { Cidr } from '../acl/cidr.js';
-import { mappedWords } from '../acl/cidr.js';
-import { formatIpValue, parseIpValue, type IpValue } from '../acl/ip-value.js';
+import type { Cidr } from '../../core/cidr.js';
+import { mappedWords } from '../../core/cidr.js';
+import { formatIpValue, parseIpValue, type IpValue } from '../../core/ip-value.js';
 
 /**
  * One ban as the store keeps it, parsed from a LAPI decision (models.Decision in CrowdSec's

@@ -1,9 +1,9 @@
 import { canonicalIp, type Endpoint } from '../../core/address.js';
-import type { DatagramChannel, DatagramReceiver } from '../../upstream/dialer.js';
-import type { ListenerReceiver, UdpDatapath, UdpListener } from '../udp-datapath.js';
+import type { DatagramChannel, DatagramReceiver } from '../datagram-channel.js';
+import type { ListenerReceiver, ReceiverFactory, UdpDatapath, UdpListener } from '../udp-datapath.js';
 import { AddressBook, type NativeAddress } from './address-book.js';
 import type { EngineHandle, NativeBinding, NativeLayout } from './binding.js';
-import { NativeChannel, NativeListener, type NativeSocket } from './native-sockets.js';
+import { NativeChannel, NativeListener, type NativeEngine, type NativeSocket } from './native-sockets.js';
 
 export interface NativeDatapathOptions {
   /** Use UDP_SEGMENT for runs of equal-sized datagrams to one destination, where the kernel has it. Default true. */
@@ -37,7 +37,7 @@ export interface NativeDatapathOptions {
  * they keep (the seam's contract). A send whose buffer is in the slots is sent from there without
  * a copy; any other buffer is copied into staging when it is sent.
  */
-export class NativeDatapath implements UdpDatapath {
+export class NativeDatapath implements UdpDatapath, NativeEngine {
   readonly kind = 'native' as const;
   readonly gso: boolean;
   readonly #b: NativeBinding;
@@ -63,6 +63,10 @@ export class NativeDatapath implements UdpDatapath {
   #destroyed = false;
   /** The datagram being delivered: what a receiver forwards as is, without a copy. */
   #current: Buffer | null = null;
+  /** Its receive slot, -1 outside a delivery. */
+  #currentIndex = -1;
+  /** Called once at the end of every batch (the tunnel keys fold their drop counters: native-keys.ts). */
+  afterBatch: (() => void) | null = null;
   /** The last prefix staged since the last flush, and where. */
   #prefix: Buffer | null = null;
   #prefixAt = 0;
@@ -87,7 +91,7 @@ export class NativeDatapath implements UdpDatapath {
     this.#engine = binding.open(this.#rxAb, this.#rxm, txAb, this.#txm, this.#errm, this.#onBatch, this.gso, opts.readiness === 'thread');
   }
 
-  async listen(host: string, port: number, receiver: ListenerReceiver): Promise<UdpListener> {
+  async listen<R extends ListenerReceiver>(host: string, port: number, receiver: R | ReceiverFactory<R>): Promise<UdpListener<R>> {
     const id = this.#b.listen(this.#engine, host, port, this.#opts.listenerRcvbufBytes ?? 0, this.#opts.listenerSndbufBytes ?? 0);
     const [family, address, boundPort] = this.#b.localAddress(this.#engine, id);
     const local: Endpoint = { address: canonicalIp(address)?.address ?? address, port: boundPort, family };
@@ -125,12 +129,15 @@ export class NativeDatapath implements UdpDatapath {
         const h = hs[m[b]!];
         if (h === undefined) continue; // closed since the datagram arrived
         const len = m[b + 1]!;
+        this.#currentIndex = i;
         if (len < 0) h.failed(-len, 'recv');
         else h.deliver((this.#current = rx.subarray(i * slot, i * slot + len)), m, b);
       }
     } finally {
       this.#inBatch = false;
       this.#current = null;
+      this.#currentIndex = -1;
+      this.afterBatch?.();
       this.flush();
     }
   };
@@ -166,6 +173,45 @@ export class NativeDatapath implements UdpDatapath {
         this.#prefixAt = poff;
       }
     }
+    this.#record(id, flags, off, len, port, dest, poff, plen);
+  }
+
+  /**
+   * Stages a tunnel datagram of `bytes` bytes (header, plaintext, room for the tag) that the flush
+   * seals under key slot `slot` (native/src/seal.cc) before it sends it from listener `id` to
+   * `dest`. Returns where in `staging` the caller writes header and plaintext, at once (nothing
+   * else may be staged first), or -1 once destroyed.
+   */
+  stageSealed(id: number, bytes: number, slot: number, port: number, dest: NativeAddress): number {
+    if (this.#destroyed) return -1;
+    if (this.#txCount === this.#txMax || this.#txUsed + bytes > this.#tx.length) this.flush();
+    const off = this.#txUsed;
+    this.#txUsed += bytes;
+    this.#record(id, 3, off, bytes, port, dest, slot, 0);
+    return off;
+  }
+
+  /** The staging memory `stageSealed` offsets point into. */
+  get staging(): Buffer {
+    return this.#tx;
+  }
+
+  /** The engine and binding, for the tunnel key slots (tunnel-keys.ts); null once destroyed. */
+  get engine(): { readonly binding: NativeBinding; readonly handle: EngineHandle; readonly rxSlots: number } | null {
+    return this.#destroyed ? null : { binding: this.#b, handle: this.#engine, rxSlots: this.#rxm.length / this.#rxRec };
+  }
+
+  /**
+   * The receive slot of `buf` when it is (a view into) the datagram being delivered now, so the
+   * batch may have opened it in place; else -1.
+   */
+  deliveringSlot(buf: Buffer): number {
+    if (buf === this.#current) return this.#currentIndex;
+    const i = this.#currentIndex;
+    return i >= 0 && buf.buffer === this.#rxAb && Math.floor(buf.byteOffset / this.#slot) === i ? i : -1;
+  }
+
+  #record(id: number, flags: number, off: number, len: number, port: number, dest: NativeAddress | null, poff: number, plen: number): void {
     const m = this.#txm;
     const b = this.#txCount++ * this.#txRec;
     m[b] = id;

@@ -1,8 +1,7 @@
 import type { Endpoint } from '../../core/address.js';
-import type { DatagramChannel, DatagramReceiver } from '../../upstream/dialer.js';
-import type { ListenerReceiver, UdpListener } from '../udp-datapath.js';
-import { formatIpv4, SourceFormatter } from './address-book.js';
-import type { NativeDatapath } from './native-datapath.js';
+import type { DatagramChannel, DatagramReceiver } from '../datagram-channel.js';
+import { receiverFor, type ListenerReceiver, type ReceiverFactory, type UdpListener } from '../udp-datapath.js';
+import { formatIpv4, SourceFormatter, type NativeAddress } from './address-book.js';
 import { systemError } from './system-error.js';
 
 /** What the engine's batch loop calls on the socket a record belongs to. */
@@ -13,22 +12,37 @@ export interface NativeSocket {
   failed(errno: number, syscall: 'recv' | 'send'): void;
 }
 
+/**
+ * What a socket needs from the engine that owns it (NativeDatapath): destinations looked up in its
+ * address book, datagrams staged for the next batch, and its id given back when it closes.
+ */
+export interface NativeEngine {
+  readonly book: { lookup(address: string): NativeAddress | null };
+  /** Stages `prefix` (a PROXY header, or null) then `buf` for socket `id`, to `dest` (null when connected). */
+  stage(id: number, buf: Buffer, prefix: Buffer | null, port: number, dest: NativeAddress | null): void;
+  /** Reserves staging for a datagram to be sealed under key `slot` at flush: its offset, or -1. */
+  stageSealed(id: number, bytes: number, slot: number, port: number, dest: NativeAddress): number;
+  release(id: number): void;
+}
+
 /** Errors that mean the upstream cannot be reached at all: the session ends (as with dgram). */
 const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN']);
 
-export class NativeListener implements UdpListener, NativeSocket {
+export class NativeListener<R extends ListenerReceiver = ListenerReceiver> implements UdpListener<R>, NativeSocket {
+  readonly receiver: R;
   readonly #v4: boolean;
   readonly #sources = new SourceFormatter();
   #closed: Promise<void> | undefined;
 
   constructor(
-    private readonly dp: NativeDatapath,
+    private readonly dp: NativeEngine,
     private readonly id: number,
     readonly local: Endpoint,
     private readonly family: 4 | 6,
-    private readonly receiver: ListenerReceiver,
+    receiver: R | ReceiverFactory<R>,
   ) {
-    this.#v4 = receiver.onDatagramV4 !== undefined;
+    this.receiver = receiverFor(this, receiver);
+    this.#v4 = this.receiver.onDatagramV4 !== undefined;
   }
 
   deliver(buf: Buffer, m: Int32Array, b: number): void {
@@ -45,14 +59,36 @@ export class NativeListener implements UdpListener, NativeSocket {
     if (this.#closed === undefined) this.receiver.onSendError(systemError(errno, syscall));
   }
 
-  send(buf: Buffer, port: number, address: string): void {
+  send(buf: Buffer, port: number, address: string, prefix: Buffer | null = null): void {
     if (this.#closed !== undefined) return;
+    const dest = this.#destination(address);
+    if (dest !== null) this.dp.stage(this.id, buf, prefix, port, dest);
+  }
+
+  /** Where `address` is for this socket, or null after reporting why a datagram cannot go there. */
+  #destination(address: string): NativeAddress | null {
     const dest = this.dp.book.lookup(address);
     if (dest === null || (dest.family === 6 && this.family === 4)) {
       this.receiver.onSendError(systemError(dest === null ? 22 /* EINVAL */ : 97 /* EAFNOSUPPORT */, 'send'));
-      return;
+      return null;
     }
-    this.dp.stage(this.id, buf, null, port, dest);
+    return dest;
+  }
+
+  /**
+   * Stages a tunnel datagram of `bytes` bytes to be sealed under key slot `slot` as the batch is
+   * flushed (NativeDatapath.stageSealed): where to write it in `dp.staging`, or -1 when it cannot
+   * go (closed; an address this socket cannot reach, reported as for `send`).
+   */
+  stageSealed(bytes: number, slot: number, port: number, address: string): number {
+    if (this.#closed !== undefined) return -1;
+    const dest = this.#destination(address);
+    return dest === null ? -1 : this.dp.stageSealed(this.id, bytes, slot, port, dest);
+  }
+
+  /** The datapath this listener belongs to. */
+  get datapath(): NativeEngine {
+    return this.dp;
   }
 
   close(): Promise<void> {
@@ -69,7 +105,7 @@ export class NativeChannel implements DatagramChannel, NativeSocket {
   #closed = false;
 
   constructor(
-    private readonly dp: NativeDatapath,
+    private readonly dp: NativeEngine,
     private readonly id: number,
     readonly remote: Endpoint,
     private readonly receiver: DatagramReceiver,

@@ -1,7 +1,7 @@
 import type { Clock, Timer } from '../../core/clock.js';
 import { SluiceError } from '../../core/errors.js';
 import type { FlowRecorder } from '../flow-records.js';
-import { Backoff, type BackoffOptions } from './backoff.js';
+import { Backoff, type BackoffOptions } from '../../core/backoff.js';
 import { compileDirection, type DirectionOf, type DirectionOptions } from './direction.js';
 import { isConntrackLineError, type ConntrackEvent, type ConntrackProto } from './event.js';
 import { MAX_LINE, parseEventLine } from './event-parser.js';
@@ -119,7 +119,7 @@ export class ConntrackSource implements AsyncDisposable {
   constructor(opts: ConntrackSourceOptions, deps: ConntrackSourceDeps) {
     this.#deps = deps;
     this.#directionOf = compileDirection(opts);
-    this.#backoff = new Backoff(opts.backoff, deps.random);
+    this.#backoff = new Backoff(opts.backoff, deps.random, 'conntrack');
     this.#resetAfterMs = opts.backoff?.resetAfterMs ?? 60_000;
     this.#maxTracked = opts.maxTrackedFlows ?? 65_536;
     this.#stopTimeoutMs = opts.stopTimeoutMs ?? 2_000;

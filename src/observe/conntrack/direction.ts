@@ -1,6 +1,6 @@
-import { CidrSet } from '../../admission/acl/cidr-set.js';
-import { parseCidr, type Cidr } from '../../admission/acl/cidr.js';
-import { parseIpValue } from '../../admission/acl/ip-value.js';
+import { CidrSet } from '../../core/cidr-set.js';
+import { parseCidr, type Cidr } from '../../core/cidr.js';
+import { parseIpValue } from '../../core/ip-value.js';
 import { SluiceError } from '../../core/errors.js';
 import type { FlowDirection } from '../flow-records.js';
 import type { ConntrackEvent } from './event.js';

@@ -5,7 +5,7 @@ import type { ConntrackStatus } from './source-contract.js';
 
 /**
  * The conntrack source a `conntrack:` config asks for, reporting its lifecycle to the process log
- * (few lines: per start, exit and failure, never per event). Recording owns its lifetime.
+ * (few lines: per start, exit and failure, never per event). The ops layer (ops/record-sinks.ts) owns its lifetime.
  */
 export function conntrackSourceFrom(c: ConntrackConfig, deps: ConntrackSourceDeps & { readonly log: Logger }): ConntrackSource {
   const { log, ...rest } = deps;

@@ -1,5 +1,4 @@
 // Kernel flows from conntrack (Linux): docs/conntrack.md.
-export { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 export { ConntrackSource, type ConntrackSourceDeps, type ConntrackSourceOptions, type ConntrackSourceState } from './conntrack-source.js';
 export { nodeSpawn, type ChildProcessLike, type ConntrackStats, type ConntrackStatus, type SpawnProcess } from './source-contract.js';
 export { compileDirection, type DirectionOf, type DirectionOptions } from './direction.js';

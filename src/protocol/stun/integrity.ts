@@ -1,31 +1,11 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
-import { HEADER_BYTES } from './constants.js';
+import { timingSafeEqual } from 'node:crypto';
 import type { DecodedStunMessage, IntegrityField } from './message.js';
+import { computeIntegrity, type IntegrityAlgorithm } from './integrity-mac.js';
 
-/**
- * MESSAGE-INTEGRITY (HMAC-SHA1, 20 bytes, RFC 8489 §14.5) and MESSAGE-INTEGRITY-SHA256
- * (HMAC-SHA256, 16-32 bytes in steps of 4, §14.6). Both cover the header, with its length field
- * rewritten to end at the integrity attribute, and every attribute before it.
- */
+export { computeIntegrity, type IntegrityAlgorithm };
 
-export type IntegrityAlgorithm = 'sha1' | 'sha256';
+/** Checking a decoded message's integrity attribute; the HMAC itself is integrity-mac.ts. */
 export type IntegrityResult = 'ok' | 'mismatch' | 'absent';
-
-/**
- * The HMAC over `message[0, attributeOffset)` with the header length set to
- * `attributeOffset - 20 + 4 + valueBytes`, i.e. as if the message ended after this attribute.
- */
-export function computeIntegrity(
-  algorithm: IntegrityAlgorithm,
-  key: Uint8Array,
-  message: Uint8Array,
-  attributeOffset: number,
-  valueBytes: number,
-): Buffer {
-  const header = Buffer.from(message.subarray(0, HEADER_BYTES));
-  header.writeUInt16BE(attributeOffset - HEADER_BYTES + 4 + valueBytes, 2);
-  return createHmac(algorithm, key).update(header).update(message.subarray(HEADER_BYTES, attributeOffset)).digest();
-}
 
 /**
  * Checks the integrity attribute of `algorithm` in a decoded message against `key`, in constant

@@ -2,7 +2,7 @@ import { ATTRIBUTE_CODECS, type AttributeCodec } from './attributes.js';
 import { HEADER_BYTES, KNOWN_ATTRIBUTES, StunAttr, isComprehensionRequired, type StunClass } from './constants.js';
 import { fingerprintOf } from './fingerprint.js';
 import { decodeStunHeader, stunInvalid, writeStunHeader } from './header.js';
-import { computeIntegrity, type IntegrityAlgorithm } from './integrity.js';
+import { computeIntegrity, type IntegrityAlgorithm } from './integrity-mac.js';
 
 /**
  * STUN messages (RFC 8489 §5, §14): decoding from and encoding to bytes. Pure functions: no

@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { createRequire } from 'node:module';
+import { SluiceError } from '../../core/errors.js';
 import { AEAD_ALGORITHM, AEAD_TAG_BYTES } from './constants.js';
 
 /**
@@ -12,7 +13,8 @@ import { AEAD_ALGORITHM, AEAD_TAG_BYTES } from './constants.js';
  * - `node`: node:crypto, which has no one-shot AEAD and no reusable cipher context, so every
  *   datagram makes a cipher object: 4.8 µs for 64 bytes (7.8 times slower; 4.2 at 1400 bytes).
  *
- * `sodium` is used when it loads; SLUICE_AEAD=node forces node:crypto.
+ * `sodium` is used when it loads; the process may choose node:crypto with `preferAead` (main.ts
+ * does for SLUICE_AEAD=node). This module reads no environment.
  */
 export interface Aead {
   readonly name: 'sodium' | 'node';
@@ -79,7 +81,6 @@ function sodiumAead(s: Sodium): Aead {
 }
 
 function loadSodium(): Aead | undefined {
-  if (process.env.SLUICE_AEAD === 'node') return undefined;
   try {
     return sodiumAead(createRequire(import.meta.url)('sodium-native') as Sodium);
   } catch {
@@ -90,5 +91,18 @@ function loadSodium(): Aead | undefined {
 /** Every implementation this process can use, fastest first (tests run them all). */
 export const AEADS: readonly Aead[] = [loadSodium(), nodeAead].filter((a): a is Aead => a !== undefined);
 
-/** The implementation sealers and openers use unless told otherwise. */
-export const defaultAead: Aead = AEADS[0]!;
+/** The implementation sealers and openers use unless told otherwise: the fastest, or the one `preferAead` chose. */
+export let defaultAead: Aead = AEADS[0]!;
+
+/**
+ * Makes `name` the implementation of the sealers and openers built from now on without an explicit
+ * `aead` option. A process-wide choice, made once by the process before it builds anything (main.ts
+ * for SLUICE_AEAD, a benchmark for its column). Throws SluiceError `SLUICE_ERR_CONFIG_INVALID`
+ * when `name` is not available here (sodium-native did not load).
+ */
+export function preferAead(name: Aead['name']): Aead {
+  const found = AEADS.find((a) => a.name === name);
+  if (!found) throw new SluiceError('SLUICE_ERR_CONFIG_INVALID', `the ${name} AEAD is not available in this process (available: ${AEADS.map((a) => a.name).join(', ')})`);
+  defaultAead = found;
+  return found;
+}

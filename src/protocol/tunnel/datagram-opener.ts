@@ -1,7 +1,7 @@
 import { defaultAead, type Aead } from './aead.js';
 import { AEAD_KEY_BYTES, DATAGRAM_HEADER_BYTES, DEFAULT_REPLAY_WINDOW, MAX_AUTH_FAILURES_PER_KEY } from './constants.js';
 import type { DatagramOrigin } from './control-messages.js';
-import { readUnverifiedHeader } from './datagram-header.js';
+import { readUnverifiedHeader, type DatagramHeader } from './datagram-header.js';
 import { newNonceBuffer, setNonceSequence } from './datagram-nonce.js';
 import { TunnelError } from './errors.js';
 import type { Direction } from './key-schedule.js';
@@ -119,26 +119,41 @@ export class DatagramOpener {
       return REJECT['auth-failed'];
     }
 
-    let datagram: OpenedDatagram;
-    const newest = h.sequence > this.#window.top;
-    if (h.kind === 'data') {
-      let origin: DatagramOrigin | undefined;
-      let payload = plain;
-      if (h.flags !== 0) {
-        try {
-          const r = new WireReader(plain, 0, plain.length, 'datagram origin');
-          origin = readOrigin(r);
-          payload = plain.subarray(plain.length - r.remaining);
-        } catch {
-          return REJECT['bad-plaintext'];
-        }
-      }
-      datagram = { kind: 'data', sequence: h.sequence, newest, tag: h.tag, origin, payload };
-    } else {
-      if (plain.length !== 4) return REJECT['bad-plaintext'];
-      datagram = { kind: h.kind, sequence: h.sequence, newest, counter: plain.readUInt32BE(0) };
-    }
+    const datagram = openedDatagram(h, plain, h.sequence > this.#window.top);
+    if (!datagram) return REJECT['bad-plaintext'];
     this.#window.accept(h.sequence);
     return { ok: true, datagram };
   }
+}
+
+/**
+ * A result for rejection `reason` (shared objects: results carry no per-datagram state when they
+ * fail).
+ */
+export function rejectedDatagram(reason: DatagramRejectReason): OpenResult {
+  return REJECT[reason];
+}
+
+/**
+ * The datagram whose header is `h` and whose verified plaintext is `plain`, or undefined when the
+ * plaintext does not follow the layout ('bad-plaintext'). Used by every opener (also the one in
+ * the native batch), so they read plaintexts the same way.
+ */
+export function openedDatagram(h: DatagramHeader, plain: Buffer, newest: boolean): OpenedDatagram | undefined {
+  if (h.kind === 'data') {
+    let origin: DatagramOrigin | undefined;
+    let payload = plain;
+    if (h.flags !== 0) {
+      try {
+        const r = new WireReader(plain, 0, plain.length, 'datagram origin');
+        origin = readOrigin(r);
+        payload = plain.subarray(plain.length - r.remaining);
+      } catch {
+        return undefined;
+      }
+    }
+    return { kind: 'data', sequence: h.sequence, newest, tag: h.tag, origin, payload };
+  }
+  if (plain.length !== 4) return undefined;
+  return { kind: h.kind, sequence: h.sequence, newest, counter: plain.readUInt32BE(0) };
 }

@@ -32,6 +32,17 @@ export function encodeOriginBlock(origin: DatagramOrigin): Buffer {
   return out;
 }
 
+/** The checks of `DatagramSealer.sealData` on its arguments: throws TunnelError('bad-value'). */
+export function checkDataArguments(tag: number, payload: Uint8Array, originBlock: Buffer | undefined): void {
+  if (tag >>> 0 !== tag || tag === 0) throw new TunnelError('bad-value', `connectee tag ${tag} is not in 1-4294967295`);
+  if (payload.length > MAX_DATAGRAM_PAYLOAD_BYTES) {
+    throw new TunnelError('bad-value', `datagram of ${payload.length} bytes exceeds ${MAX_DATAGRAM_PAYLOAD_BYTES}`);
+  }
+  if (originBlock && originBlock.length !== 9 && originBlock.length !== 21) {
+    throw new TunnelError('bad-value', `origin block of ${originBlock.length} bytes; use encodeOriginBlock`);
+  }
+}
+
 /**
  * Seals datagrams for one direction of one tunnel session with ChaCha20-Poly1305. Holds the
  * sequence counter, so exactly one sealer may exist per (key, direction): two would reuse nonces.
@@ -67,13 +78,7 @@ export class DatagramSealer {
    * for a bad tag or a payload over MAX_DATAGRAM_PAYLOAD_BYTES, 'sequence-exhausted' after 2^48.
    */
   sealData(tag: number, payload: Uint8Array, originBlock?: Buffer): Buffer {
-    if (tag >>> 0 !== tag || tag === 0) throw new TunnelError('bad-value', `connectee tag ${tag} is not in 1-4294967295`);
-    if (payload.length > MAX_DATAGRAM_PAYLOAD_BYTES) {
-      throw new TunnelError('bad-value', `datagram of ${payload.length} bytes exceeds ${MAX_DATAGRAM_PAYLOAD_BYTES}`);
-    }
-    if (originBlock && originBlock.length !== 9 && originBlock.length !== 21) {
-      throw new TunnelError('bad-value', `origin block of ${originBlock.length} bytes; use encodeOriginBlock`);
-    }
+    checkDataArguments(tag, payload, originBlock);
     return this.#seal(DatagramType.data, originBlock ? FLAG_ORIGIN : 0, tag, originBlock, payload);
   }
 
@@ -93,10 +98,29 @@ export class DatagramSealer {
     return this.#seal(typeByte, 0, 0, undefined, this.#counter);
   }
 
-  #seal(typeByte: number, flags: number, tag: number, prefix: Buffer | undefined, body: Uint8Array): Buffer {
+  /**
+   * Writes the header of the next data datagram for `tag` into `out` at `at` and returns its
+   * sequence, for a caller that seals the rest elsewhere (the native batch, with this sealer's key
+   * and direction): the sequence is taken from this sealer, so the two never reuse a nonce. The
+   * caller has checked `tag`, the payload size and `originBlock` as `sealData` does. Throws
+   * TunnelError('sequence-exhausted') after 2^48.
+   */
+  writeDataHeader(out: Buffer, at: number, tag: number, withOrigin: boolean): number {
+    const seq = this.#takeSequence();
+    writeDatagramHeader(this.#header, DatagramType.data, withOrigin ? FLAG_ORIGIN : 0, this.#peerKeyId, tag, seq);
+    this.#header.copy(out, at);
+    return seq;
+  }
+
+  #takeSequence(): number {
     const seq = this.#sequence;
     if (seq > MAX_SEQUENCE) throw new TunnelError('sequence-exhausted', 'datagram sequence space used up; reconnect for new keys');
     this.#sequence = seq + 1;
+    return seq;
+  }
+
+  #seal(typeByte: number, flags: number, tag: number, prefix: Buffer | undefined, body: Uint8Array): Buffer {
+    const seq = this.#takeSequence();
     writeDatagramHeader(this.#header, typeByte, flags, this.#peerKeyId, tag, seq);
     setNonceSequence(this.#nonce, seq);
     const plainBytes = (prefix ? prefix.length : 0) + body.length;

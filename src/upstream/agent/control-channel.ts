@@ -39,10 +39,13 @@ export class ControlChannel {
   #pingCounter = 0;
   #unanswered = 0;
   #onMessage: (m: ControlMessage) => void = () => {};
+  #linger: Timer | undefined;
 
   constructor(
     readonly socket: Duplex,
     readonly role: TunnelRole,
+    /** Times keepalives, stream-open deadlines (StreamMux) and the linger before a socket is destroyed. */
+    readonly clock: Clock,
   ) {
     this.#phase = initialPhase(role);
     this.ended = new Promise((resolve) => (this.#resolveEnded = resolve));
@@ -52,7 +55,10 @@ export class ControlChannel {
     });
     socket.on('error', (err) => this.#finish({ error: err }));
     socket.on('end', () => this.#finish({ error: new Error('the peer closed the connection') }));
-    socket.on('close', () => this.#finish({ error: new Error('connection closed') }));
+    socket.on('close', () => {
+      this.#linger?.cancel();
+      this.#finish({ error: new Error('connection closed') });
+    });
   }
 
   get phase(): ControlPhase {
@@ -97,9 +103,9 @@ export class ControlChannel {
   }
 
   /** Sends PING every `intervalMs`; three unanswered in a row end the channel with keepalive-timeout. */
-  startKeepalive(clock: Clock, intervalMs: number): void {
+  startKeepalive(intervalMs: number): void {
     this.#ping?.cancel();
-    this.#ping = clock.setInterval(() => {
+    this.#ping = this.clock.setInterval(() => {
       if (this.#unanswered >= 3) return this.close('keepalive-timeout', `no PONG for ${3 * intervalMs}ms`);
       this.#unanswered++;
       this.#pingCounter = (this.#pingCounter + 1) >>> 0;
@@ -113,12 +119,22 @@ export class ControlChannel {
     this.send({ type: 'goaway', code, message });
     this.socket.end();
     this.#finish({ sent: code });
-    // A peer that never closes its side must not hold the socket open.
-    setTimeout(() => this.socket.destroy(), 2000).unref();
+    this.destroyAfter(2000);
+  }
+
+  /**
+   * Destroys the socket (ending the channel with `end` if it has not ended) after `ms`, unless the
+   * socket closed first: after our side ended, a peer that never closes its side must not hold
+   * the socket open. Idempotent: the first call's deadline holds.
+   */
+  destroyAfter(ms: number, end: ChannelEnd = {}): void {
+    if (this.#linger || this.socket.destroyed) return;
+    this.#linger = this.clock.setTimeout(() => this.destroy(end), ms);
   }
 
   /** Closes without a GOAWAY (the handshake sent AUTH_ERROR, or the owner is going away). */
   destroy(end: ChannelEnd = {}): void {
+    this.#linger?.cancel();
     this.#finish(end);
     this.socket.destroy();
   }
@@ -172,6 +188,6 @@ export class ControlChannel {
     this.#finish({ error: err });
     if (!open) return void this.socket.destroy();
     this.socket.end();
-    setTimeout(() => this.socket.destroy(), 1000).unref();
+    this.destroyAfter(1000);
   }
 }

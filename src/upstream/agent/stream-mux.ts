@@ -64,11 +64,14 @@ export class StreamMux implements StreamLink {
     const stream = new TunnelStream(id, this, this.opts.peerWindow, this.opts.localWindow);
     this.#streams.set(id, stream);
     const opened = new Promise<TunnelStream>((resolve, reject) => {
-      const timer = setTimeout(() => settle(new SluiceError('SLUICE_ERR_DIAL_TIMEOUT', `the agent did not accept the stream within ${timeoutMs}ms`)), timeoutMs);
+      const timer = this.channel.clock.setTimeout(
+        () => settle(new SluiceError('SLUICE_ERR_DIAL_TIMEOUT', `the agent did not accept the stream within ${timeoutMs}ms`)),
+        timeoutMs,
+      );
       const onAbort = () => settle(new SluiceError('SLUICE_ERR_CLOSED', 'stream open aborted'));
       const settle = (err?: Error) => {
         if (!this.#opening.delete(id)) return;
-        clearTimeout(timer);
+        timer.cancel();
         signal.removeEventListener('abort', onAbort);
         stream.off('error', onError);
         if (!err) return resolve(stream);

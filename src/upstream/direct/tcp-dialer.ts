@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { formatHostPort, type Endpoint, type HostPort } from '../../core/address.js';
+import { systemClock, type Clock } from '../../core/clock.js';
 import { errnoCode, SluiceError } from '../../core/errors.js';
 import type { DialedStream, DialOptions, StreamDialer } from '../dialer.js';
 import { resolveDestination, systemResolver, type DestinationPolicy, type Resolver } from './resolve.js';
@@ -11,7 +12,21 @@ export interface DirectDialerOptions {
   readonly policy?: DestinationPolicy;
   /** Opens the socket; tests inject one to see which address is dialed. Always given an IP literal. */
   readonly connect?: (opts: net.NetConnectOpts) => net.Socket;
+  /** Runs the dial timeout (default: the system's timers, holding the process open while a dial is in flight). */
+  readonly clock?: Clock;
 }
+
+/**
+ * The system clock with referenced timers: a dial in flight is work to do, so its timeout keeps
+ * the process alive (systemClock's timers do not) while a name resolution is pending.
+ */
+const dialClock: Clock = {
+  ...systemClock,
+  setTimeout(fn, ms) {
+    const t = setTimeout(fn, ms);
+    return { cancel: () => clearTimeout(t) };
+  },
+};
 
 /**
  * Dials TCP. `timeoutMs` bounds the whole dial, name resolution included. The name is resolved
@@ -37,7 +52,7 @@ export class DirectStreamDialer implements StreamDialer, SocketDialer {
       const finish = (err: SluiceError | undefined, remote?: Endpoint) => {
         if (settled) return;
         settled = true;
-        clearTimeout(timer);
+        timer.cancel();
         opts.signal.removeEventListener('abort', onAbort);
         socket?.removeAllListeners('error').removeAllListeners('connect');
         if (err) {
@@ -48,7 +63,7 @@ export class DirectStreamDialer implements StreamDialer, SocketDialer {
         }
       };
       const onAbort = () => finish(new SluiceError('SLUICE_ERR_CLOSED', `connect to ${where} aborted`));
-      const timer = setTimeout(
+      const timer = (this.options.clock ?? dialClock).setTimeout(
         () => finish(new SluiceError('SLUICE_ERR_DIAL_TIMEOUT', `connect to ${where} timed out after ${opts.timeoutMs}ms`)),
         opts.timeoutMs,
       );

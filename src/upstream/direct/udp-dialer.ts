@@ -2,7 +2,7 @@ import { formatHostPort, type HostPort } from '../../core/address.js';
 import { errnoCode, SluiceError } from '../../core/errors.js';
 import type { UdpDatapath } from '../../datapath/udp-datapath.js';
 import { jsDatapath } from '../../datapath/js-datapath.js';
-import type { DatagramChannel, DatagramDialer, DatagramReceiver, DialOptions } from '../dialer.js';
+import type { DatagramChannel, DatagramDialer, DatagramReceiver, OpenOptions } from '../dialer.js';
 import { resolveDestination, systemResolver, type DestinationPolicy, type Resolver } from './resolve.js';
 
 /**
@@ -16,7 +16,7 @@ export class DirectDatagramDialer implements DatagramDialer {
     private readonly policy: DestinationPolicy = 'trusted',
   ) {}
 
-  async open(target: HostPort, receiver: DatagramReceiver, opts: DialOptions): Promise<DatagramChannel> {
+  async open(target: HostPort, receiver: DatagramReceiver, opts: OpenOptions): Promise<DatagramChannel> {
     const remote = await resolveDestination(target, this.resolver, this.policy);
     opts.signal.throwIfAborted();
     try {

@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { canonicalIp } from '../../../src/core/address.js';
 import { isSluiceError } from '../../../src/core/errors.js';
-import { aclSpecIssues, compileAcl, type AclSpec } from '../../../src/admission/acl/acl-policy.js';
+import { compileAcl } from '../../../src/admission/acl/acl-policy.js';
+import { aclSpecIssues, type AclSpec } from '../../../src/core/acl-spec.js';
 import type { CountryLookup } from '../../../src/admission/acl/country.js';
-import { formatIpv4, parseIpValue } from '../../../src/admission/acl/ip-value.js';
+import { formatIpv4, parseIpValue } from '../../../src/core/ip-value.js';
 import { ipv6Encodings } from './encodings.js';
 
 /** Checks a client as a listener would: canonicalise, then check. */

@@ -2,8 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { canonicalIp } from '../../../src/core/address.js';
 import { isSluiceError } from '../../../src/core/errors.js';
-import { compileAcl, type AclSpec } from '../../../src/admission/acl/acl-policy.js';
-import { countryCodeIssue, countryOfRecord, openCountryDatabase, type CountryLookup } from '../../../src/admission/acl/country.js';
+import { compileAcl } from '../../../src/admission/acl/acl-policy.js';
+import { countryCodeIssue, type AclSpec } from '../../../src/core/acl-spec.js';
+import { countryOfRecord, openCountryDatabase, type CountryLookup } from '../../../src/admission/acl/country.js';
 import { ipv6Encodings } from './encodings.js';
 
 /** MaxMind's own test database; ../shared/vectors/geoip/README.md lists what maps where. */

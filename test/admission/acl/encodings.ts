@@ -1,5 +1,5 @@
-import type { EmbeddedForm } from '../../../src/admission/acl/embedded-ipv4.js';
-import { formatIpv4 } from '../../../src/admission/acl/ip-value.js';
+import type { EmbeddedForm } from '../../../src/core/embedded-ipv4.js';
+import { formatIpv4 } from '../../../src/core/ip-value.js';
 
 /** Free bits an encoding may carry besides the IPv4 address (subnet, interface id, Teredo server). */
 export interface Filler {

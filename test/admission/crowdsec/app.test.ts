@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { App } from '../../../src/app.js';
+import { startNode as startRunningNode } from '../../../src/root/start-node.js';
 import { systemClock } from '../../../src/core/clock.js';
 import type { SluiceEvent } from '../../../src/observe/events.js';
 import { config } from '../../helpers/node.js';
@@ -29,7 +29,7 @@ async function appFromFile(t: TestContext, yaml: string) {
       cb();
     },
   });
-  const app = await App.start(config(yaml), file, { clock: systemClock, logDestination });
+  const app = await startRunningNode(config(yaml), { configPath: file, clock: systemClock, logDestination });
   t.after(() => app.stop());
   const seen: SluiceEvent[] = [];
   app.events.subscribe((e) => seen.push(e));
@@ -75,7 +75,7 @@ test('app: the puller starts with the app, follows reloads (policy in place, new
   b.answer(() => ({ body: { new: [decision('Ip', '127.0.0.2', { scenario: 'from-b' })] } }));
   const optIn = '    acl: { crowdsec: true }';
   const s = await appFromFile(t, yaml(a.url, '', optIn, echo.port));
-  const port = () => s.app.node.route('game')!.local.port;
+  const port = () => s.app.routes.route('game')!.local.port;
   const first = s.app.crowdsec!.current!;
   assert.equal(first.state, 'ready', 'App.start waited for the first pull');
   assert.match(s.logs(), /"msg":"crowdsec decisions loaded"/);
@@ -110,7 +110,7 @@ test('app: the puller starts with the app, follows reloads (policy in place, new
   assert.equal(last.detail, 'from-b (ban on Ip 127.0.0.2, origin cscli)');
 
   // Metrics on the admin registry.
-  const text = await s.app.recording.registry!.metrics();
+  const text = await s.app.ops.registry!.metrics();
   assert.match(text, /sluice_crowdsec_pulls_total\{result="ok"\} \d+/);
   assert.match(text, /sluice_crowdsec_banned\{scope="ip"\} 1/);
   assert.match(text, /sluice_crowdsec_up 1/);
@@ -122,7 +122,7 @@ test('app: the puller starts with the app, follows reloads (policy in place, new
   assert.equal(s.app.crowdsec!.current, undefined);
   assert.equal(second.state, 'closed');
   // Its metric families go with it: `sluice_crowdsec_up 0` would fire a "CrowdSec down" alert.
-  assert.doesNotMatch(await s.app.recording.registry!.metrics(), /sluice_crowdsec_/);
+  assert.doesNotMatch(await s.app.ops.registry!.metrics(), /sluice_crowdsec_/);
   const bCount = b.seen.length;
   const again = await udpFrom(t, '127.0.0.2');
   again.send(port(), 'z');
@@ -138,7 +138,7 @@ test('app: a route without acl.crowdsec never consults the bouncer; stop() ends 
   lapi.answer(() => ({ body: { new: [decision('Ip', '127.0.0.2')] } }));
   const s = await appFromFile(t, yaml(lapi.url, '  onUnavailable: deny\n', '', echo.port));
   const c = await udpFrom(t, '127.0.0.2');
-  c.send(s.app.node.route('game')!.local.port, 'hi');
+  c.send(s.app.routes.route('game')!.local.port, 'hi');
   await waitFor(() => c.inbox.length === 1, 'served');
   assert.equal(s.seen.filter((e) => e.type === 'session-rejected').length, 0);
   await s.app.stop();
@@ -172,9 +172,9 @@ async function liveClients(t: TestContext, mode: 'enforce' | 'observe') {
   const lapi = await fakeLapi(t);
   const s = await appFromFile(t, liveYaml(lapi.url, mode, echo.port, up.port));
   const udp = await udpFrom(t, '127.0.0.2');
-  udp.send(s.app.node.route('game')!.local.port, 'hello');
+  udp.send(s.app.routes.route('game')!.local.port, 'hello');
   await waitFor(() => udp.inbox.length === 1, 'UDP session live');
-  const tcp = await tcpFrom(t, '127.0.0.2', s.app.node.route('ssh')!.local.port);
+  const tcp = await tcpFrom(t, '127.0.0.2', s.app.routes.route('ssh')!.local.port);
   return { s, lapi, udp, tcp, echo };
 }
 
@@ -194,9 +194,9 @@ test('app: a CrowdSec ban pulled while sessions are live ends the UDP session an
     ['tcp', 'crowdsec', 'live-ban (ban on Ip 127.0.0.2, origin cscli)'],
     ['udp', 'crowdsec', 'live-ban (ban on Ip 127.0.0.2, origin cscli)'],
   ]);
-  assert.equal(s.app.node.route('game')!.active, 0);
-  assert.equal(s.app.node.route('ssh')!.active, 0);
-  const text = await s.app.recording.registry!.metrics();
+  assert.equal(s.app.routes.route('game')!.active, 0);
+  assert.equal(s.app.routes.route('ssh')!.active, 0);
+  const text = await s.app.ops.registry!.metrics();
   assert.match(text, /sluice_sessions_ended_total\{route="game",proto="udp",reason="crowdsec"\} 1/);
   assert.match(text, /sluice_sessions_ended_total\{route="ssh",proto="tcp",reason="crowdsec"\} 1/);
   assert.match(text, /sluice_verdict_rechecks_total\{cause="crowdsec"\} [1-9]/);
@@ -218,12 +218,12 @@ test('app: in crowdsec observe mode a ban on a live client records would-end onc
     ['tcp', 'crowdsec'],
     ['udp', 'crowdsec'],
   ]);
-  udp.send(s.app.node.route('game')!.local.port, 'still');
+  udp.send(s.app.routes.route('game')!.local.port, 'still');
   await waitFor(() => udp.inbox.includes('still'), 'the UDP session still relays');
   tcp.write('still');
   assert.equal(String((await once(tcp, 'data'))[0]), 'still');
   assert.equal(s.seen.filter((e) => e.type === 'session-ended').length, 0);
-  const text = await s.app.recording.registry!.metrics();
+  const text = await s.app.ops.registry!.metrics();
   assert.match(text, /sluice_sessions_would_end_total\{route="game",proto="udp",reason="crowdsec"\} 1/);
   assert.match(text, /sluice_sessions_would_end_total\{route="ssh",proto="tcp",reason="crowdsec"\} 1/);
 });

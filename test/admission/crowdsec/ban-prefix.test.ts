@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DecisionStore } from '../../../src/admission/crowdsec/decision-store.js';
 import { parseStreamBody, type StreamBody } from '../../../src/admission/crowdsec/stream-body.js';
-import { parseIpValue } from '../../../src/admission/acl/ip-value.js';
+import { parseIpValue } from '../../../src/core/ip-value.js';
 import { parseConfig } from '../../../src/config/load.js';
 
 let nextId = 1;

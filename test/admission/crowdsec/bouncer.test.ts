@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CrowdsecBouncer, type BouncerStatus } from '../../../src/admission/crowdsec/crowdsec-bouncer.js';
-import { normaliseLapiUrl, USER_AGENT, type CrowdsecSettings } from '../../../src/admission/crowdsec/settings.js';
+import { USER_AGENT } from '../../../src/admission/crowdsec/settings.js';
+import { normaliseLapiUrl, type CrowdsecSettings } from '../../../src/config/crowdsec-settings.js';
 import { systemClock } from '../../../src/core/clock.js';
 import { ManualClock } from '../../helpers/manual-clock.js';
 import { freePort, waitFor } from '../../helpers/net.js';
@@ -122,11 +123,16 @@ test('LAPI down: unreachable; other statuses: http; both counted by kind', async
 test('slow LAPI: the pull times out, and check() answers at once meanwhile', async (t) => {
   const lapi = await fakeLapi(t);
   lapi.answer(() => ({ delayMs: 2_000, body: { new: [decision('Ip', '192.0.2.1')] } }));
-  const { b, statuses } = manualBouncer(t, settings(lapi.url, { timeoutMs: 150, onUnavailable: 'deny' }));
+  const { b, clock, statuses } = manualBouncer(t, settings(lapi.url, { timeoutMs: 150, onUnavailable: 'deny' }));
   const t0 = performance.now();
   assert.equal(b.state, 'starting');
   assert.equal(b.check('192.0.2.9')?.detail, 'no decision list loaded yet; onUnavailable is deny');
   assert.ok(performance.now() - t0 < 50, 'check never waits on the pull');
+  await waitFor(() => lapi.seen.length === 1, 'the pull reached the LAPI');
+  clock.advance(149);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(b.state, 'starting', 'the pull timeout runs on the bouncer clock: not yet');
+  clock.advance(1);
   await b.firstPull;
   assert.ok(performance.now() - t0 < 1_500, 'the timeout cut the pull');
   assert.equal(b.counters.pullsFailed.timeout, 1);
@@ -135,6 +141,19 @@ test('slow LAPI: the pull times out, and check() answers at once meanwhile', asy
   lapi.answer(() => ({ hangUp: true }));
   await b.refresh();
   assert.equal(b.counters.pullsFailed.unreachable, 1);
+});
+
+test('the pull timeout runs on the injected clock, not on real time', async (t) => {
+  const lapi = await fakeLapi(t);
+  lapi.answer(() => ({ delayMs: 5_000, body: {} }));
+  const { b, clock } = manualBouncer(t, settings(lapi.url, { timeoutMs: 60_000 }));
+  await waitFor(() => lapi.seen.length === 1, 'the pull reached the LAPI');
+  const t0 = performance.now();
+  clock.advance(60_000);
+  await b.firstPull;
+  assert.ok(performance.now() - t0 < 2_000, 'a minute on the clock, not five real seconds');
+  assert.equal(b.counters.pullsFailed.timeout, 1);
+  assert.equal(clock.pendingTimers, 1, 'only the next pull is scheduled: the timeout timer is gone');
 });
 
 test('malformed answers: counted; after 3 failed pulls the list is stale; the next good pull is a full resync', async (t) => {

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DecisionStore, type HeldDecision } from '../../../src/admission/crowdsec/decision-store.js';
-import { parseCidr, type Cidr } from '../../../src/admission/acl/cidr.js';
+import { parseCidr, type Cidr } from '../../../src/core/cidr.js';
 import { parseStreamBody, type StreamBody } from '../../../src/admission/crowdsec/stream-body.js';
-import { parseIpValue } from '../../../src/admission/acl/ip-value.js';
+import { parseIpValue } from '../../../src/core/ip-value.js';
 
 let nextId = 1;
 function d(scope: 'Ip' | 'Range', value: string, o: Record<string, unknown> = {}) {

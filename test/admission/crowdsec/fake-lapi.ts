@@ -20,6 +20,7 @@ export type Reply = { status?: number; body?: unknown; raw?: string; delayMs?: n
 export async function fakeLapi(t: TestContext, key = 'good-key') {
   const seen: SeenRequest[] = [];
   let answer: (r: SeenRequest) => Reply = () => ({ body: { new: null, deleted: null } });
+  const delayed = new Set<NodeJS.Timeout>();
   const server = http.createServer((req, res) => {
     const u = new URL(req.url ?? '/', 'http://x');
     const r: SeenRequest = {
@@ -36,12 +37,17 @@ export async function fakeLapi(t: TestContext, key = 'good-key') {
       res.writeHead(reply.status ?? 200, { 'content-type': 'application/json' });
       res.end(reply.raw ?? JSON.stringify(reply.body ?? null));
     };
-    if (reply.delayMs) setTimeout(send, reply.delayMs).unref();
-    else send();
+    if (!reply.delayMs) return send();
+    const timer = setTimeout(() => {
+      delayed.delete(timer);
+      send();
+    }, reply.delayMs).unref();
+    delayed.add(timer);
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   t.after(() => {
+    for (const timer of delayed) clearTimeout(timer);
     server.closeAllConnections();
     server.close();
   });

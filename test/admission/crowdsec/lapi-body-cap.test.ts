@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CrowdsecPullError, pullDecisionStream } from '../../../src/admission/crowdsec/lapi-stream.js';
+import { systemClock } from '../../../src/core/clock.js';
 
 /** A LAPI that answers every pull with `body`, chunked (no length) or with a Content-Length. */
 async function lapi(t: import('node:test').TestContext, body: string, chunked: boolean) {
@@ -37,14 +38,14 @@ const big = JSON.stringify({ new: Array.from({ length: 2000 }, (_, i) => ({ id: 
 for (const chunked of [true, false]) {
   test(`a decision stream answer larger than the cap is refused, not held in memory (${chunked ? 'chunked' : 'content-length'})`, async (t) => {
     const l = await lapi(t, big, chunked);
-    await assert.rejects(pullDecisionStream(l.url, 'key', true, 5000, new AbortController().signal, 16 * 1024), (err) => {
+    await assert.rejects(pullDecisionStream(l.url, 'key', true, 5000, systemClock, new AbortController().signal, 16 * 1024), (err) => {
       assert.ok(err instanceof CrowdsecPullError);
       assert.equal(err.kind, 'malformed');
       assert.match(err.message, /larger than 16384 bytes/);
       return true;
     });
     // Under the cap, the same answer is read whole.
-    const ok = await pullDecisionStream(l.url, 'key', true, 5000, new AbortController().signal, big.length);
+    const ok = await pullDecisionStream(l.url, 'key', true, 5000, systemClock, new AbortController().signal, big.length);
     assert.equal(ok.added.length, 2000);
   });
 }

@@ -6,7 +6,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { TestContext } from 'node:test';
-import { App } from '../../../src/app.js';
+import { startNode as startRunningNode } from '../../../src/root/start-node.js';
 import { expectConfig, loadConfigFile } from '../../../src/config/load.js';
 import { systemClock } from '../../../src/core/clock.js';
 import { formatProblem } from '../../../src/discovery/problems.js';
@@ -116,7 +116,7 @@ export async function containerRoutesOnRealEngine(t: TestContext, kind: EngineKi
   const badId = await engine.run('bad-label', ['/bin/sleep', '3600'], { 'sluice.routes.bad.listen': 'udp://nowhere:53', 'sluice.routes.bad.upstream': ':53' });
 
   const logs = logCollector();
-  const app = await App.start(expectConfig(await loadConfigFile(configPath)), configPath, { clock: systemClock, logDestination: logs.stream });
+  const app = await startRunningNode(expectConfig(await loadConfigFile(configPath)), { configPath, clock: systemClock, logDestination: logs.stream });
   t.after(() => app.stop());
   const events: SluiceEvent[] = [];
   app.events.subscribe((e) => events.push(e));
@@ -126,36 +126,36 @@ export async function containerRoutesOnRealEngine(t: TestContext, kind: EngineKi
   // Started after Sluice: found by the event stream.
   const tcpId = await engine.run('tcp-echo', ['/bin/echo-server', 'tcp', String(tcpPort)], { 'proxy.aliases': 'ssh', 'proxy.#1.port': `${sshListen}:${tcpPort}` });
   await engine.run('spare', ['/bin/echo-server', 'tcp', String(sparePort)], { 'sluice.routes.spare.listen': 'tcp://127.0.0.1:0', 'sluice.routes.spare.upstream': `:${sparePort}` });
-  await waitFor(() => ['dns', 'ssh', 'spare'].every((n) => app.node.route(n) !== undefined), 'routes from the three containers', 20_000);
+  await waitFor(() => ['dns', 'ssh', 'spare'].every((n) => app.routes.route(n) !== undefined), 'routes from the three containers', 20_000);
 
-  const ssh = app.node.route('ssh')!;
+  const ssh = app.routes.route('ssh')!;
   assert.deepEqual(ssh.config.origin, { kind: 'container', container: 'tcp-echo', containerId: tcpId, labels: 'godoxy' });
   assert.equal(ssh.local.port, sshListen, 'GoDoxy LISTEN:TARGET');
-  assert.equal(app.node.route('dns')!.config.origin?.container, 'udp-echo');
-  assert.equal(app.node.route('file-tcp')!.config.origin, undefined);
+  assert.equal(app.routes.route('dns')!.config.origin?.container, 'udp-echo');
+  assert.equal(app.routes.route('file-tcp')!.config.origin, undefined);
   assert.ok(events.some((e) => e.type === 'route-up' && e.route === 'ssh' && e.origin?.containerId === tcpId), 'route-up carries the origin');
 
   // The bad label: reported (problems, log) and skipped.
   await waitFor(() => containers.problems().length > 0, 'the bad label reported');
   const problem = `container bad-label (${badId.slice(0, 12)}) label sluice.routes.bad.listen: listen host must be an IP address, got "nowhere"`;
   assert.deepEqual(containers.problems().map(formatProblem), [problem]);
-  assert.equal(app.node.route('bad'), undefined);
+  assert.equal(app.routes.route('bad'), undefined);
   assert.ok(logs.lines.some((l) => l.msg === problem && l.level === 50), 'logged as an error');
   assert.equal(containers.status().engine.name, kind);
   // The same, one-off, as a check command would print it.
-  const check = await checkContainers(app.node.config as Parameters<typeof checkContainers>[0], AbortSignal.timeout(10_000));
+  const check = await checkContainers(app.routes.config as Parameters<typeof checkContainers>[0], AbortSignal.timeout(10_000));
   assert.deepEqual(check.problems.map(formatProblem), [problem]);
   assert.deepEqual(check.routes.map((r) => r.name).sort(), ['dns', 'spare', 'ssh']);
   assert.ok(check.lines.includes(`container tcp-echo (${tcpId.slice(0, 12)}) route "ssh": tcp://127.0.0.1:${sshListen} -> 127.0.0.1:${tcpPort}`));
 
   // Both reachable through Sluice.
-  assert.equal(await udpRoundTrip(t, app.node.route('dns')!.local.port, 'ping'), 'ping');
+  assert.equal(await udpRoundTrip(t, app.routes.route('dns')!.local.port, 'ping'), 'ping');
   const kept = await tcpEchoConnection(t, sshListen);
   assert.equal(await echo(kept, 'one'), 'one');
 
   // Stopping the UDP container removes its route and drains its session; TCP keeps serving.
   await engine.stop('udp-echo');
-  await waitFor(() => app.node.route('dns') === undefined, 'dns removed', 10_000);
+  await waitFor(() => app.routes.route('dns') === undefined, 'dns removed', 10_000);
   await waitFor(() => events.some((e) => e.type === 'session-ended' && e.flow.route === 'dns' && e.reason === 'route-removed'), 'dns session drained', 10_000);
   assert.equal(await echo(kept, 'two'), 'two');
 
@@ -163,12 +163,12 @@ export async function containerRoutesOnRealEngine(t: TestContext, kind: EngineKi
   const sparePid = await engine.pid('spare');
   await engine.restart(async () => {
     await waitFor(() => containers.status().engine.state === 'disconnected', 'engine loss noticed', 10_000);
-    assert.ok(app.node.route('ssh') && app.node.route('spare'), 'routes stay while the engine is away');
+    assert.ok(app.routes.route('ssh') && app.routes.route('spare'), 'routes stay while the engine is away');
     process.kill(sparePid, 'SIGKILL');
   });
-  await waitFor(() => containers.status().engine.state === 'connected' && app.node.route('spare') === undefined, 'resynchronised after the restart', 30_000);
+  await waitFor(() => containers.status().engine.state === 'connected' && app.routes.route('spare') === undefined, 'resynchronised after the restart', 30_000);
   assert.equal(await echo(kept, 'three'), 'three', 'the untouched route kept its live connection');
-  assert.deepEqual(app.node.routes().map((r) => r.name).sort(), ['file-tcp', 'ssh']);
+  assert.deepEqual(app.routes.routes().map((r) => r.name).sort(), ['file-tcp', 'ssh']);
   assert.equal(events.filter((e) => e.type === 'route-up' && e.route === 'ssh').length, 1, 'no duplicate route');
   assert.deepEqual(containers.problems().map(formatProblem), [problem], 'still reported after the resync, once');
   assert.equal(logs.lines.filter((l) => l.msg === 'container engine connected').length, 2);

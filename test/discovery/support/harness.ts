@@ -2,7 +2,7 @@ import type { TestContext } from 'node:test';
 import type { Logger } from 'pino';
 import { systemClock } from '../../../src/core/clock.js';
 import type { SluiceConfig } from '../../../src/config/types.js';
-import type { DockerConfig } from '../../../src/discovery/docker-config.js';
+import type { DockerConfig } from '../../../src/config/docker-config.js';
 import { ContainerRoutes } from '../../../src/discovery/container-routes.js';
 import type { ContainerEngine } from '../../../src/discovery/engine-client.js';
 import { config, startNode } from '../../helpers/node.js';

@@ -1,8 +1,8 @@
 import type { Endpoint } from '../../../src/core/address.js';
 import type { IceSocket } from '../../../src/ice/bases.js';
 import type { DatagramIngress } from '../../../src/ice/agent.js';
-import type { RelayAllocation, RelayReceiver, RelayTransport } from '../../../src/ice/relay-transport.js';
-import type { StunPeer } from '../../../src/ice/stun-transaction.js';
+import type { RelayAllocation, RelayReceiver, RelayTransport } from '../../../src/turn/relay-transport.js';
+import type { StunPeer } from '../../../src/turn/stun-transaction.js';
 import type { ManualClock } from '../../helpers/manual-clock.js';
 
 /**

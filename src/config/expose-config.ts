@@ -1,0 +1,115 @@
+import type { HostPort, ListenAddress } from '../core/address.js';
+import type { AclSpec } from '../core/acl-spec.js';
+import type { SourcePrefix } from '../core/source-prefix.js';
+import type { BandwidthSettings, TcpSettings, UdpSettings } from './route-settings.js';
+
+/* The compiled `gateway:` and `agent:` sections (docs/expose.md); gateway-schema.ts builds them. */
+
+export interface AgentCredentials {
+  readonly token: string;
+  /** Public ports this agent may ask for; the gateway's `ports` when not given. */
+  readonly ports: readonly (readonly [number, number])[];
+  /** UDP settings of this agent's public listeners: `services.udp` with the agent's own `replyBudget`, if set. */
+  readonly udp?: UdpSettings;
+  /** `agents.<name>.bandwidth`: its `perSource` / `perRoute` replace those of `services.bandwidth` for this agent's services; `perAgent` is shared by all of them. */
+  readonly bandwidth?: BandwidthSettings;
+}
+
+/** Route settings for every public listener of an exposed service. */
+export interface ExposedRouteSettings {
+  readonly udp: UdpSettings;
+  readonly tcp: TcpSettings;
+  readonly acl: AclSpec | undefined;
+  /** The top-level `sourcePrefix`; absent = IPv4 /32, IPv6 /64. */
+  readonly sourcePrefix?: SourcePrefix;
+  /** `services.bandwidth`: limits of every exposed service's public listener; the agent cannot change them. */
+  readonly bandwidth?: BandwidthSettings;
+}
+
+export interface GatewayConfig {
+  /** TLS over TCP, and tunnel datagrams + STUN over UDP, on the same port number. */
+  readonly listen: HostPort;
+  readonly agents: ReadonlyMap<string, AgentCredentials>;
+  readonly ports: readonly (readonly [number, number])[];
+  /** Where a generated certificate and key are kept. */
+  readonly stateDir: string;
+  /** A certificate of your own (CA-signed); when absent one is generated in `stateDir`. */
+  readonly tls: { readonly cert: string; readonly key: string } | undefined;
+  readonly keepaliveIntervalMs: number;
+  readonly handshakeTimeoutMs: number;
+  readonly maxHandshakes: number;
+  readonly maxHandshakesPerSource: number;
+  readonly authBackoff: { readonly after: number; readonly initialMs: number; readonly maxMs: number };
+  /** Names of `bans.rules` that count failed authentications on the agent endpoint; absent = `bans.default`. */
+  readonly bans?: readonly string[];
+  readonly resumeGraceMs: number;
+  readonly streamWindow: number;
+  readonly maxStreamsPerAgent: number;
+  readonly maxServicesPerAgent: number;
+  /** Relayed peer flows (PEER_OPEN, UDP and TCP) one agent may have open at once. */
+  readonly maxPeerFlowsPerAgent: number;
+  readonly stun: boolean;
+  readonly services: ExposedRouteSettings;
+}
+
+export interface ExposeConfig {
+  readonly name: string;
+  readonly local: HostPort;
+  /** The public listener on the gateway; undefined when the service is offered to peers only. */
+  readonly remote: ListenAddress | undefined;
+  readonly transport: 'tcp' | 'udp';
+  /** Agents that may reach this service over a peer path (docs/connect.md). */
+  readonly peers: readonly string[];
+  readonly proxyProtocol: 'off' | 'v1' | 'v2';
+  /** The agent's session rules toward the local service (idle timeout, caps, PROXY v2 on UDP). */
+  readonly udp: UdpSettings;
+  readonly proxyProtocolUdp: 'every' | 'first';
+  readonly connectTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+}
+
+/** `agent.connect.<name>`: a local listener that reaches another agent's service (docs/connect.md). */
+export interface ConnectConfig {
+  readonly name: string;
+  readonly peer: string;
+  readonly service: string;
+  readonly listen: ListenAddress;
+  /** auto: relay at once, direct when ICE finds a path; direct / relay pin one. */
+  readonly path: 'auto' | 'direct' | 'relay';
+  readonly udp: UdpSettings;
+  readonly tcp: TcpSettings;
+}
+
+/** Address classes a peer's ICE candidates may be in (src/udpexposer/peer-policy.ts classes). */
+export type CandidateClass = 'public' | 'private' | 'loopback' | 'link-local' | 'reserved';
+
+export interface TurnServerEntry {
+  readonly server: HostPort;
+  readonly username: string;
+  readonly password: string;
+}
+
+export interface AgentConfig {
+  readonly name: string;
+  readonly gateway: HostPort;
+  readonly token: string;
+  /** 64 lowercase hex characters of the gateway certificate's SHA-256, or undefined with `ca`. */
+  readonly fingerprint: string | undefined;
+  readonly ca: string | undefined;
+  readonly serverName: string | undefined;
+  readonly expose: readonly ExposeConfig[];
+  readonly reconnect: { readonly initialMs: number; readonly maxMs: number };
+  readonly streamWindow: number;
+  readonly connect: readonly ConnectConfig[];
+  /** A peer path with no traffic this long is torn down; its listeners go back to idle. */
+  readonly peerIdleTimeoutMs: number;
+  /** While relayed, ICE is tried again this often. */
+  readonly directRetryMs: number;
+  /** Extra STUN servers; the gateway's own STUN answer is always used. */
+  readonly stunServers: readonly HostPort[];
+  readonly turnServers: readonly TurnServerEntry[];
+  /** Classes of peer candidate addresses this agent may send checks to; `public` by default. */
+  readonly peerCandidates: readonly CandidateClass[];
+  /** `relay`: ICE gathers and pairs TURN candidates only (WebRTC's iceTransportPolicy): the peer never learns this host's addresses. */
+  readonly icePolicy: 'all' | 'relay';
+}

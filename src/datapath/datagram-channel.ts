@@ -1,0 +1,25 @@
+import type { Endpoint } from '../core/address.js';
+
+/**
+ * Receives what comes back on a datagram channel. Called with one datagram at a time; `buf` may
+ * be a view of memory the channel reuses once the call returns: copy it to keep it.
+ */
+export interface DatagramReceiver {
+  onUpstreamDatagram(buf: Buffer): void;
+  /** The channel is unusable (ICMP unreachable, socket error); the owner should end the session. */
+  onUpstreamError(err: Error): void;
+  /** One datagram was lost to a per-datagram error (EMSGSIZE, ENOBUFS); counted, never fatal. */
+  onDatagramError?(err: Error): void;
+}
+
+/** One session's datagram path to its upstream. Datagram boundaries are preserved. */
+export interface DatagramChannel {
+  readonly remote: Endpoint;
+  /**
+   * Sends one datagram whole or not at all: `prefix` (a PROXY v2 header) then `buf`, as one
+   * datagram. Failures arrive through `onUpstreamError` or are counted.
+   */
+  send(buf: Buffer, prefix: Buffer | null): void;
+  /** Idempotent. */
+  close(): void;
+}

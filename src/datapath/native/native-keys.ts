@@ -1,0 +1,223 @@
+import {
+  DATAGRAM_HEADER_BYTES, DATAGRAM_OVERHEAD_BYTES, DEFAULT_REPLAY_WINDOW, MAX_AUTH_FAILURES_PER_KEY,
+  checkDataArguments, openedDatagram, readUnverifiedHeader, rejectedDatagram,
+  type DatagramRejectReason, type OpenResult, type OpenerOptions, type SealerOptions,
+} from '../../protocol/tunnel/index.js';
+import { NONCE_DIRECTION } from '../../protocol/tunnel/datagram-nonce.js';
+import { SocketOpener, SocketSealer, type SocketRef } from '../socket-keys.js';
+import type { EngineHandle, NativeBinding } from './binding.js';
+import type { NativeDatapath } from './native-datapath.js';
+import { NativeListener } from './native-sockets.js';
+
+/** The key-slot functions of the addon (native/src/seal.cc). */
+export interface SealBinding {
+  sealAttach(engine: EngineHandle, openm: Int32Array, drops: Int32Array): void;
+  /** keyId 0: a sealing slot; else an opening one with its window. -1 once the engine is gone. */
+  keyAdd(engine: EngineHandle, key: Buffer, direction: number, keyId: number, window: number, maxAuthFailures: number, pinSource: boolean, dropInBatch: boolean): number;
+  keyRelease(engine: EngineHandle, slot: number): void;
+  /** verdict | newest << 8, 0 when the header is not this key's (or not a tunnel header). */
+  openOne(engine: EngineHandle, slot: number, buf: Buffer, record: number): number;
+  keyState(engine: EngineHandle, slot: number): [highest: number, authFailures: number];
+}
+
+/** int32 per receive slot in `openm`: [key slot or -1, verdict, newest]. */
+const OPEN_RECORD = 3;
+const VERDICT_OK = 1;
+/** Key slots with drop counters in `drops`: [0] all drops, then per slot too-old, replayed, auth-failed. */
+const DROP_SLOTS = 4096;
+const DROP_REASONS = ['too-old', 'replayed', 'auth-failed'] as const;
+const REASONS: readonly (DatagramRejectReason | undefined)[] = [undefined, undefined, 'too-old', 'replayed', 'auth-failed', 'bad-plaintext', 'key-exhausted'];
+
+interface Engine {
+  readonly b: SealBinding;
+  readonly handle: EngineHandle;
+  readonly openm: Int32Array;
+  readonly drops: Int32Array;
+  /** Openers whose drops are counted in the harvest. */
+  readonly folding: Set<NativeSocketOpener>;
+  foldedTotal: number;
+}
+
+/** After each batch: hands the harvest's drops to their openers' owners, once per opener. */
+function fold(e: Engine): void {
+  if (e.drops[0] === e.foldedTotal) return;
+  e.foldedTotal = e.drops[0]!;
+  for (const o of e.folding) o.fold();
+}
+
+const engines = new WeakMap<NativeDatapath, Engine | null>();
+
+/** The engine's key-slot side, attached on first use; null when this addon has none (an older build) or it is destroyed. */
+function engineOf(dp: NativeDatapath): Engine | null {
+  let e = engines.get(dp);
+  if (e !== undefined) return e;
+  const en = dp.engine;
+  const b = en?.binding as (NativeBinding & Partial<SealBinding>) | undefined;
+  e = null;
+  if (en && b && typeof b.keyAdd === 'function' && typeof b.sealAttach === 'function') {
+    const openm = new Int32Array(en.rxSlots * OPEN_RECORD).fill(-1);
+    const drops = new Int32Array(1 + DROP_SLOTS * DROP_REASONS.length);
+    b.sealAttach(en.handle, openm, drops);
+    const engine: Engine = { b: b as SealBinding, handle: en.handle, openm, drops, folding: new Set(), foldedTotal: 0 };
+    dp.afterBatch = () => fold(engine);
+    e = engine;
+  }
+  engines.set(dp, e);
+  return e;
+}
+
+/** True when `dp`'s addon seals and opens in the batch. */
+export function sealsInBatch(dp: NativeDatapath): boolean {
+  return engineOf(dp) !== null;
+}
+
+/**
+ * A sealer whose data datagrams are sealed in the native batch: `sendData` writes the header (with
+ * the next sequence of this sealer's counter) and the plaintext straight into the staging memory,
+ * and the flush seals the whole batch in C++ (OpenSSL's ChaCha20-Poly1305) before sendmmsg, so
+ * runs to one agent leave as GSO sends. Keepalives and `sealData` stay in JavaScript with the same
+ * key and counter: the bytes are the same either way.
+ */
+export class NativeSocketSealer extends SocketSealer {
+  readonly #dp: NativeDatapath;
+  readonly #e: Engine;
+  readonly #header = Buffer.alloc(DATAGRAM_HEADER_BYTES);
+  #slot: number;
+
+  constructor(dp: NativeDatapath, e: Engine, opts: SealerOptions, socket: SocketRef) {
+    super(opts, socket);
+    this.#dp = dp;
+    this.#e = e;
+    this.#slot = e.b.keyAdd(e.handle, Buffer.from(opts.key), NONCE_DIRECTION[opts.direction], 0, 0, 0, false, false);
+  }
+
+  /** The addon's key slot, -1 once released. */
+  get slot(): number {
+    return this.#slot;
+  }
+
+  override sendData(tag: number, payload: Uint8Array, originBlock: Buffer | undefined, port: number, address: string): void {
+    const s = this.socket();
+    if (this.#slot < 0 || !(s instanceof NativeListener) || s.datapath !== this.#dp) return super.sendData(tag, payload, originBlock, port, address);
+    checkDataArguments(tag, payload, originBlock);
+    const olen = originBlock === undefined ? 0 : originBlock.length;
+    // The sequence is taken (and may throw) before anything is staged: a staged record is always
+    // written whole, never sealed over stale bytes.
+    this.writeDataHeader(this.#header, 0, tag, olen > 0);
+    const at = s.stageSealed(DATAGRAM_OVERHEAD_BYTES + olen + payload.length, this.#slot, port, address);
+    if (at < 0) return;
+    const out = this.#dp.staging;
+    this.#header.copy(out, at);
+    if (originBlock !== undefined) originBlock.copy(out, at + DATAGRAM_HEADER_BYTES);
+    out.set(payload, at + DATAGRAM_HEADER_BYTES + olen);
+  }
+
+  /** Sends what is staged under this key first, then frees the slot. Idempotent. */
+  override release(): void {
+    if (this.#slot < 0) return;
+    this.#dp.flush();
+    this.#e.b.keyRelease(this.#e.handle, this.#slot);
+    this.#slot = -1;
+  }
+}
+
+/** Receives datagrams the batch dropped under one key: `count` more for `reason`. */
+export type DropCounter = (reason: DatagramRejectReason, count: number) => void;
+
+/** How a native opener runs (tunnel-keys.ts `tunnelOpener`). */
+export interface OpenerHow {
+  /** Once bound, the batch opens this key's datagrams only from the source it was bound from. */
+  readonly pinSource?: boolean;
+  /**
+   * The owner's counter of rejected datagrams. Given, too-old, replayed and forged datagrams of
+   * this key are dropped in the harvest without reaching JavaScript, and counted here once per
+   * batch; without it, every datagram reaches `open`, which returns the reason.
+   */
+  readonly onDropped?: DropCounter;
+}
+
+/**
+ * An opener whose key and replay window live in the native engine. Datagrams of the socket the key
+ * is bound to are opened in place as the batch is harvested (their verdict is in `openm`); the
+ * first one (which binds the key to its socket) and any that reach it another way are opened by one
+ * call each. Results are those of DatagramOpener, reasons included; payloads are views of the
+ * receive slot (valid during the call, as every receive buffer of the native datapath).
+ */
+export class NativeSocketOpener extends SocketOpener {
+  readonly #dp: NativeDatapath;
+  readonly #e: Engine;
+  readonly #keyId: number;
+  readonly #onDropped: DropCounter | undefined;
+  readonly #folded = [0, 0, 0];
+  #slot: number;
+  #released = false;
+
+  constructor(dp: NativeDatapath, e: Engine, opts: OpenerOptions, how: OpenerHow = {}) {
+    super(opts);
+    this.#dp = dp;
+    this.#e = e;
+    this.#keyId = opts.keyId;
+    this.#onDropped = how.onDropped;
+    // Key id 0 means a sealing slot to the addon; no receiver picks it, but such an opener stays in JavaScript.
+    this.#slot = opts.keyId === 0 ? -1 : e.b.keyAdd(e.handle, Buffer.from(opts.key), NONCE_DIRECTION[opts.direction], opts.keyId, opts.replayWindow ?? DEFAULT_REPLAY_WINDOW, MAX_AUTH_FAILURES_PER_KEY, how.pinSource ?? false, this.#onDropped !== undefined);
+    if (this.#onDropped !== undefined && this.#slot >= 0) e.folding.add(this);
+  }
+
+  override get authFailures(): number {
+    return this.#slot < 0 ? super.authFailures : this.#e.b.keyState(this.#e.handle, this.#slot)[1];
+  }
+
+  override get highestSequence(): number {
+    return this.#slot < 0 ? super.highestSequence : this.#e.b.keyState(this.#e.handle, this.#slot)[0];
+  }
+
+  override open(buf: Buffer): OpenResult {
+    if (this.#released) return rejectedDatagram('unknown-key');
+    if (this.#slot < 0) return super.open(buf);
+    const h = readUnverifiedHeader(buf);
+    if (h === undefined) return rejectedDatagram('malformed');
+    if (h.keyId !== this.#keyId) return rejectedDatagram('unknown-key');
+    const i = this.#dp.deliveringSlot(buf);
+    const m = this.#e.openm;
+    let v: number;
+    if (i >= 0 && m[i * OPEN_RECORD]! >= 0) {
+      // Opened in the batch, under this key or (same key id, another slot) not.
+      if (m[i * OPEN_RECORD] !== this.#slot) return rejectedDatagram('unknown-key');
+      v = m[i * OPEN_RECORD + 1]! | (m[i * OPEN_RECORD + 2]! << 8);
+    } else {
+      v = this.#e.b.openOne(this.#e.handle, this.#slot, buf, i);
+    }
+    if (v === 0) return rejectedDatagram('unknown-key');
+    const verdict = v & 0xff;
+    if (verdict !== VERDICT_OK) return rejectedDatagram(REASONS[verdict] ?? 'auth-failed');
+    const d = openedDatagram(h, buf.subarray(DATAGRAM_HEADER_BYTES, buf.length - (DATAGRAM_OVERHEAD_BYTES - DATAGRAM_HEADER_BYTES)), (v & 0x100) !== 0);
+    return d === undefined ? rejectedDatagram('bad-plaintext') : { ok: true, datagram: d };
+  }
+
+  /** Hands the drops the harvest counted under this key since the last call to the owner. */
+  fold(): void {
+    const at = 1 + this.#slot * DROP_REASONS.length;
+    if (this.#onDropped === undefined || this.#slot < 0 || this.#slot >= DROP_SLOTS) return;
+    for (let r = 0; r < DROP_REASONS.length; r++) {
+      const n = this.#e.drops[at + r]! - this.#folded[r]!;
+      if (n === 0) continue;
+      this.#folded[r] += n;
+      this.#onDropped(DROP_REASONS[r]!, n);
+    }
+  }
+
+  /** Frees the slot (and its window); the opener refuses everything afterwards. Idempotent. */
+  override release(): void {
+    if (this.#released) return;
+    this.fold();
+    this.#e.folding.delete(this);
+    this.#released = true;
+    if (this.#slot >= 0) this.#e.b.keyRelease(this.#e.handle, this.#slot);
+    this.#slot = -1;
+  }
+}
+
+/** A native sealer or opener for `dp`, or null when its addon has no key slots. */
+export function nativeKeys(dp: NativeDatapath): Engine | null {
+  return engineOf(dp);
+}

@@ -1,0 +1,59 @@
+import { once } from 'node:events';
+import net from 'node:net';
+import tls from 'node:tls';
+import { canonicalIp, formatHostPort, type Endpoint } from '../core/address.js';
+import { errnoCode, SluiceError } from '../core/errors.js';
+import type { GatewayConfig } from '../config/expose-config.js';
+import type { ListenerReceiver, UdpDatapath, UdpListener } from '../datapath/udp-datapath.js';
+import { TUNNEL_ALPN } from '../protocol/tunnel/index.js';
+import type { GatewayCertificate } from './certificate.js';
+
+/**
+ * TLS on `listen`, then UDP on the same port number (a port 0 listen retries until both fit). A
+ * plain TCP listener accepts and hands to TLS only the connections the pre-auth slots admit, so a
+ * refused one costs no TLS state, and its backlog is deep enough that a flood of refused
+ * reconnects does not crowd legitimate SYNs out of the kernel's accept queue.
+ */
+/** The gateway's two sockets on one port number: the agent endpoint (TCP, then TLS) and the shared UDP port. */
+export interface BoundPair {
+  readonly server: tls.Server;
+  readonly front: net.Server;
+  readonly udp: UdpListener;
+  readonly tcp: Endpoint;
+  readonly udpLocal: Endpoint;
+}
+
+export async function bindPair(config: GatewayConfig, cert: GatewayCertificate, datapath: UdpDatapath, receiver: ListenerReceiver): Promise<BoundPair> {
+  const { host, port } = config.listen;
+  for (let attempt = 0; ; attempt++) {
+    const server = tls.createServer({
+      cert: cert.cert,
+      key: cert.key,
+      minVersion: 'TLSv1.3',
+      ALPNProtocols: [TUNNEL_ALPN],
+      handshakeTimeout: config.handshakeTimeoutMs,
+      allowHalfOpen: false,
+    });
+    const front = net.createServer({ pauseOnConnect: true, noDelay: true });
+    try {
+      const listening = once(front, 'listening');
+      front.listen({ host, port, exclusive: true, backlog: 4096 });
+      await listening;
+    } catch (err) {
+      front.close();
+      throw new SluiceError('SLUICE_ERR_BIND', `gateway: cannot listen on tcp ${formatHostPort(host, port)}: ${errnoCode(err) ?? (err as Error).message}`, { cause: err });
+    }
+    const a = front.address() as net.AddressInfo;
+    let udp: UdpListener;
+    try {
+      udp = await datapath.listen(host, a.port, receiver);
+    } catch (err) {
+      front.close();
+      if (port === 0 && errnoCode(err) === 'EADDRINUSE' && attempt < 20) continue;
+      throw new SluiceError('SLUICE_ERR_BIND', `gateway: cannot bind udp ${formatHostPort(host, a.port)}: ${errnoCode(err) ?? (err as Error).message}`, { cause: err });
+    }
+    const ip = canonicalIp(a.address)!;
+    const tcp: Endpoint = { address: ip.address, port: a.port, family: ip.family };
+    return { server, front, udp, tcp, udpLocal: udp.local };
+  }
+}

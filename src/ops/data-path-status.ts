@@ -1,0 +1,47 @@
+import type { RouteRuntime } from '../listen/route.js';
+import type { Agent } from '../agent/agent.js';
+import type { BanList, CrowdsecBans } from '../admin/bans-api.js';
+import type { GatewayPeerSource } from './peer-view.js';
+import type { PublishedSource } from './served-routes.js';
+
+/**
+ * What the ops layer reads of the data path, and nothing more. The composition root provides it
+ * from the parts it built; every method answers "none" for a part not running (not started yet,
+ * not configured, or already closed), so the ops layer never holds a concrete part.
+ */
+export interface DataPathStatus {
+  /** The node's own routes right now. */
+  routes(): readonly RouteRuntime[];
+  /** The gateway and agent of `gateway:` / `agent:`, where they run. */
+  peers(): PeerStatus;
+  /** Admission state shown by /api/bans and /api/sources. */
+  admission(): AdmissionStatus;
+  /** Sections of /api/health owned by other parts: the UDP and TCP datapaths, container discovery. */
+  health(): HealthStatus;
+}
+
+export interface PeerStatus {
+  readonly gateway?: GatewayPeerSource & PublishedSource;
+  readonly agent?: AgentStatus;
+}
+
+/** The agent as the ops layer reads it (views, metrics, health): its state and counters, none of its controls. */
+export type AgentStatus = Pick<Agent, 'config' | 'state' | 'connectedSince' | 'lastDisconnect' | 'datagramMode' | 'services' | 'connectRoutes' | 'peers' | 'local' | 'counters' | 'datagramCounters'>;
+
+export interface AdmissionStatus {
+  /** The ban list behind /api/bans. */
+  readonly bans?: BanList;
+  /** CrowdSec's decisions, listed beside the ban list. */
+  readonly crowdsecBans?: CrowdsecBans;
+  /** The ban state of a source key for /api/sources; absent = `ban: null`. */
+  readonly banState?: (source: string) => unknown;
+}
+
+export interface HealthStatus {
+  /** Which UDP datapath moves datagrams: /api/health and `sluice_datapath_info`. */
+  readonly datapath: 'js' | 'native';
+  /** Which stream datapath carries TCP routes: /api/health and `sluice_datapath_info{proto="tcp"}`. Default js. */
+  readonly streamDatapath?: 'js' | 'native';
+  /** Container discovery's state, label routes and label problems (absent without `docker:`). */
+  readonly containers?: unknown;
+}

@@ -1,0 +1,229 @@
+import { formatListen } from '../core/address.js';
+import type { Clock } from '../core/clock.js';
+import { SluiceError } from '../core/errors.js';
+import type { RouteConfig, SluiceConfig } from '../config/types.js';
+import { chainAdmitters, type Admitter } from '../admission/admitter.js';
+import { aclAdmitter } from '../admission/acl-admitter.js';
+import { VerdictChanges } from '../admission/reverdict.js';
+import type { CountryLookup } from '../admission/acl/country.js';
+import type { UdpDatapath } from '../datapath/udp-datapath.js';
+import type { StreamDatapath } from '../datapath/stream-datapath.js';
+import type { EndReason, EventStream } from '../observe/events.js';
+import type { DatagramDialer, StreamDialer } from '../upstream/dialer.js';
+import type { RouteRuntime } from '../listen/route.js';
+import { TcpRoute } from '../listen/tcp-route.js';
+import { SharedTcpListeners } from '../listen/shared-routes.js';
+import { UdpRoute } from '../listen/udp-route.js';
+import { diffRoutes } from '../config/diff.js';
+import type { ReloadSummary } from '../discovery/container-routes.js';
+
+export interface RouteSetDeps {
+  readonly clock: Clock;
+  readonly events: EventStream;
+  readonly streamDialer: StreamDialer;
+  readonly datagramDialer: DatagramDialer;
+  /** An admission step after the ACL for every route (threat intel). */
+  readonly admit?: Admitter;
+  /** The CrowdSec step for one route, after its ACL; undefined for routes that do not opt in (`acl.crowdsec`). */
+  readonly crowdsec?: (route: RouteConfig) => Admitter | undefined;
+  /** How UDP datagrams move (default: Node's dgram). */
+  readonly udpDatapath?: UdpDatapath;
+  /** How TCP connections are accepted, dialed and joined (default: Node's net). */
+  readonly streamDatapath?: StreamDatapath;
+  /** The country database for ACL country rules; read at start and at each reload. */
+  readonly geo?: () => CountryLookup | undefined;
+  /**
+   * Where verdict changes are announced (CrowdSec pulls, bans); the node registers its routes
+   * and announces its own reloads there. Default: one of its own.
+   */
+  readonly verdicts?: VerdictChanges;
+  /** Aborting it stops at once, as destroy() does: drains still running end with `shutdown`. */
+  readonly signal?: AbortSignal;
+}
+
+export type { ReloadSummary };
+
+/**
+ * The route set of a running Sluice: the config's routes, bound at start, diffed and swapped on
+ * reload, drained on shutdown. Owns every listener it starts.
+ */
+export class RouteSet {
+  readonly #routes = new Map<string, RouteRuntime>();
+  readonly #draining = new Set<Promise<void>>();
+  #config: SluiceConfig;
+  #flowId = 0;
+  #stopping: Promise<void> | undefined;
+  /** Live sessions are judged again whenever verdict inputs change (admission/reverdict.ts). */
+  readonly verdicts: VerdictChanges;
+  /** Aborted by destroy() (or the deps' signal): every drain still running ends at once. */
+  readonly #now = new AbortController();
+  /** Listeners shared by routes picked by TLS server name (`match`, docs/sni.md). */
+  readonly #shared = new SharedTcpListeners();
+  readonly #immediate: AbortSignal;
+
+  private constructor(
+    config: SluiceConfig,
+    private readonly deps: RouteSetDeps,
+  ) {
+    this.#config = config;
+    this.verdicts = deps.verdicts ?? new VerdictChanges(deps.events, deps.clock);
+    this.verdicts.watch(() => this.#routes.values());
+    this.#immediate = deps.signal ? AbortSignal.any([deps.signal, this.#now.signal]) : this.#now.signal;
+  }
+
+  /** Binds every route; if one fails, the ones already bound are closed and the error names the route. */
+  static async start(config: SluiceConfig, deps: RouteSetDeps): Promise<RouteSet> {
+    const node = new RouteSet(config, deps);
+    node.#shared.plan(config.routes);
+    const started = await node.#startAll(config.routes);
+    for (const r of started) node.#routes.set(r.name, r);
+    return node;
+  }
+
+  get config(): SluiceConfig {
+    return this.#config;
+  }
+
+  /** Which stream datapath carries this node's TCP routes (for status and metrics). */
+  get streamDatapathKind(): 'js' | 'native' {
+    return this.deps.streamDatapath?.kind ?? 'js';
+  }
+
+  /** Which UDP datapath moves this node's datagrams (for status and metrics). */
+  get udpDatapathKind(): 'js' | 'native' {
+    return this.deps.udpDatapath?.kind ?? 'js';
+  }
+
+  routes(): RouteRuntime[] {
+    return [...this.#routes.values()];
+  }
+
+  route(name: string): RouteRuntime | undefined {
+    return this.#routes.get(name);
+  }
+
+  /**
+   * Applies a validated config. New and rebuilt listeners are bound first; if any bind fails,
+   * nothing changes and the error is thrown. Then: unchanged `listen` keeps socket and sessions
+   * (settings swapped), changed `listen` is rebuilt (old one drains), removed routes drain.
+   * Then every live session is judged again: those the new admission refuses end at once.
+   */
+  async reload(next: SluiceConfig): Promise<ReloadSummary> {
+    if (this.#stopping) throw new SluiceError('SLUICE_ERR_CLOSED', 'node is shutting down');
+    const diff = diffRoutes(this.#config.routes, next.routes);
+    this.#shared.plan(next.routes);
+    const fresh = await this.#startAll([...diff.added, ...diff.rebuilt]);
+    for (const r of next.routes) {
+      const live = this.#routes.get(r.name);
+      if (live && !diff.rebuilt.includes(r)) live.update(r, this.#admitter(r));
+    }
+    for (const name of [...diff.removed, ...diff.rebuilt.map((r) => r.name)]) {
+      const old = this.#routes.get(name);
+      this.#routes.delete(name);
+      if (old) this.#drainInBackground(old, 'route-removed');
+    }
+    for (const r of fresh) this.#routes.set(r.name, r);
+    this.#config = next;
+    const summary = {
+      added: diff.added.map((r) => r.name),
+      removed: diff.removed,
+      changed: diff.changed.map((r) => r.name),
+      rebuilt: diff.rebuilt.map((r) => r.name),
+    };
+    this.deps.events.emit({ type: 'config-reloaded', at: this.deps.clock.wallNow(), ...summary });
+    // New ACLs (or a new country database) hold for live sessions too, not only for new ones.
+    this.verdicts.changed('reload');
+    return summary;
+  }
+
+  /** Graceful stop: no new sessions, live ones drain until the deadline, then are closed. */
+  shutdown(deadlineMs = this.#config.lifecycle.drainTimeoutMs): Promise<void> {
+    this.#stopping ??= (async () => {
+      const all = [...this.#routes.values()];
+      this.#routes.clear();
+      await Promise.all([...all.map((r) => this.#drain(r, deadlineMs, 'drain-deadline')), ...this.#draining]);
+    })();
+    return this.#stopping;
+  }
+
+  /** Immediate stop: every session ends with `shutdown`, also those of a graceful stop or a reload still draining. */
+  async destroy(): Promise<void> {
+    this.#now.abort();
+    const all = [...this.#routes.values()];
+    this.#routes.clear();
+    this.#stopping ??= Promise.resolve();
+    await Promise.all(all.map((r) => this.#closeRoute(r, 'shutdown')));
+    await Promise.all(this.#draining);
+  }
+
+  async #startAll(routes: readonly RouteConfig[]): Promise<RouteRuntime[]> {
+    const results = await Promise.allSettled(routes.map((r) => this.#startRoute(r)));
+    const ok = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const failed = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));
+    if (failed.length === 0) return ok;
+    await Promise.all(ok.map((r) => r.close('shutdown')));
+    const err = failed[0]!;
+    throw failed.length === 1 ? err : new SluiceError('SLUICE_ERR_BIND', failed.map((e) => e.message).join('; '), { cause: err });
+  }
+
+  /**
+   * Admission and flow ids for a route started outside the config (an exposed service's public
+   * listener, src/gateway/), so it gets the same ACL, node-wide steps and flow numbering as the
+   * node's own routes.
+   */
+  routeDeps(route: RouteConfig): { admit: Admitter | undefined; nextFlowId: () => number; datapath: UdpDatapath | undefined; streamDatapath: StreamDatapath | undefined } {
+    return { admit: this.#admitter(route), nextFlowId: () => this.nextFlowId(), datapath: this.deps.udpDatapath, streamDatapath: this.deps.streamDatapath };
+  }
+
+  /** The next flow number, unique in this process (the agent's sessions toward local services use it too). */
+  nextFlowId(): number {
+    return ++this.#flowId;
+  }
+
+  /** ACL then the node-wide step; compiled per route, again at every reload (the database may change). */
+  #admitter(route: RouteConfig): Admitter | undefined {
+    const steps = [aclAdmitter(route.acl, this.deps.geo?.()), this.deps.crowdsec?.(route), this.deps.admit].filter((a): a is Admitter => a !== undefined);
+    return chainAdmitters(steps);
+  }
+
+  async #startRoute(route: RouteConfig): Promise<RouteRuntime> {
+    const { clock, events } = this.deps;
+    const admit = this.#admitter(route);
+    const nextFlowId = () => ++this.#flowId;
+    const r =
+      route.listen.transport === 'udp'
+        ? await UdpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.datagramDialer, datapath: this.deps.udpDatapath })
+        : this.#shared.wants(route)
+          ? await this.#shared.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.streamDialer })
+          : await TcpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.streamDialer, streamDatapath: this.deps.streamDatapath });
+    events.emit({ type: 'route-up', at: clock.wallNow(), route: route.name, listen: formatListen(route.listen), address: r.local, ...(route.origin ? { origin: route.origin } : {}) });
+    return r;
+  }
+
+  #drainInBackground(r: RouteRuntime, reason: EndReason): void {
+    const p = this.#drain(r, this.#config.lifecycle.drainTimeoutMs, reason);
+    this.#draining.add(p);
+    void p.finally(() => this.#draining.delete(p));
+  }
+
+  async #drain(r: RouteRuntime, deadlineMs: number, reason: EndReason): Promise<void> {
+    let timer: { cancel(): void } | undefined;
+    let onNow: (() => void) | undefined;
+    const deadline = new Promise<void>((resolve) => (timer = this.deps.clock.setTimeout(resolve, deadlineMs)));
+    const immediate = this.#immediate;
+    const now = new Promise<void>((resolve) => {
+      onNow = resolve;
+      if (immediate.aborted) resolve();
+      else immediate.addEventListener('abort', onNow, { once: true });
+    });
+    await Promise.race([r.drain(), deadline, now]);
+    timer?.cancel();
+    immediate.removeEventListener('abort', onNow!);
+    await this.#closeRoute(r, immediate.aborted ? 'shutdown' : reason);
+  }
+
+  async #closeRoute(r: RouteRuntime, reason: EndReason): Promise<void> {
+    await r.close(reason);
+    this.deps.events.emit({ type: 'route-down', at: this.deps.clock.wallNow(), route: r.name, listen: formatListen(r.config.listen), address: r.local });
+  }
+}

@@ -1,0 +1,152 @@
+import pino, { type Logger } from 'pino';
+import type { Clock } from '../core/clock.js';
+import type { SluiceConfig } from '../config/types.js';
+import { EventStream } from '../observe/events.js';
+import { opsLogSink } from '../observe/ops-log.js';
+import { selectUdpDatapath } from '../datapath/native/select.js';
+import { selectStreamDatapath } from '../datapath/native/select-stream.js';
+import type { NativeDatapathOptions } from '../datapath/native/native-datapath.js';
+import { GeoHolder } from '../admission/geo-holder.js';
+import { CrowdsecHolder } from '../admission/crowdsec/crowdsec-holder.js';
+import { VerdictChanges } from '../admission/reverdict.js';
+import { crowdsecStatusLogger } from '../admission/crowdsec/status-log.js';
+import { Bans } from '../admission/bans/bans.js';
+import { DirectStreamDialer } from '../upstream/direct/tcp-dialer.js';
+import { DirectDatagramDialer } from '../upstream/direct/udp-dialer.js';
+import { ContainerRoutes } from '../discovery/container-routes.js';
+import { Ops } from '../ops/ops.js';
+import { checkOutputs } from '../ops/output-check.js';
+import { exposureLogSink } from '../ops/exposure-log.js';
+import { Exposure, startAgent, startGateway, type ExposureDeps } from './exposure.js';
+import { NodeStatus, type ShownParts } from './node-status.js';
+import { PartStack } from './part-stack.js';
+import { RouteSet } from './route-set.js';
+import { RunningNode } from './running-node.js';
+import { SerialQueue } from './serial-queue.js';
+
+export interface NodeDeps {
+  readonly clock: Clock;
+  /** Where operational logs go (JSON lines). */
+  readonly logDestination: NodeJS.WritableStream;
+  /** The config file, for reload (SIGHUP, `lifecycle.watch`); none for a config built in memory. */
+  readonly configPath?: string;
+  /** Knobs of the native UDP datapath (UDP_SEGMENT, readiness); defaults suit production. */
+  readonly udpNative?: NativeDatapathOptions;
+}
+
+/**
+ * The composition root: builds a running Sluice from a validated config in dependency order
+ * (event stream and sinks, datapath, admission, routes, exposure, discovery, then the admin
+ * listener and the config watch), each part pushed on one disposal stack (part-stack.ts) as it
+ * starts. If any part fails, exactly the parts already built are closed, newest first, and the
+ * error is thrown: SluiceError SLUICE_ERR_BIND when a listener cannot bind, SLUICE_ERR_OUTPUT
+ * when an output cannot be opened. Aborting `signal` stops the node at once.
+ */
+export async function startNode(config: SluiceConfig, deps: NodeDeps, signal?: AbortSignal): Promise<RunningNode> {
+  const { clock } = deps;
+  // ISO 8601 `time`, as in the access log and flow records (pino's default is epoch ms).
+  const log: Logger = pino({ level: config.log.level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, deps.logDestination as never);
+  const events = new EventStream((err) => log.error({ err }, 'an event sink failed and was detached'));
+  events.subscribe(opsLogSink(log, clock));
+  events.subscribe(exposureLogSink(log, clock));
+  const stack = new PartStack(signal);
+  try {
+    await checkOutputs(config);
+    // Datapath: chosen once per process; `datapath: native` where the addon cannot load stops the start here.
+    const udp = selectUdpDatapath(config.datapath ?? 'auto', deps.udpNative);
+    if (udp.fallback !== undefined) log.warn({ reason: udp.fallback }, 'native UDP datapath unavailable; using the js datapath');
+    const stream = selectStreamDatapath(config.datapath ?? 'auto');
+    if (stream.fallback !== undefined) log.warn({ reason: stream.fallback }, 'native TCP stream datapath unavailable; using the js datapath');
+    const status = new NodeStatus(udp.datapath?.kind ?? 'js', stream.datapath.kind);
+    const shown = <K extends keyof ShownParts>(key: K, build: (signal: AbortSignal) => ShownParts[K] | Promise<ShownParts[K]>, close: (part: ShownParts[K]) => void | Promise<void>) =>
+      status.startOn(stack, key, build, close);
+    const geo = new GeoHolder();
+    await geo.load(config.geoip?.database);
+    // The record sinks come first, so they see the routes come up (and go down last).
+    const ops = await stack.start('ops', () => Ops.start(config, { clock, events, log, status }), (o) => o.stop());
+
+    // Admission: live sessions of the routes and of the exposure's listeners are judged again on every change.
+    const verdicts = new VerdictChanges(events, clock);
+    const crowdsec = await shown('crowdsec', () => new CrowdsecHolder({ clock, onStatus: crowdsecStatusLogger(log), onVerdictsChanged: () => verdicts.changed('crowdsec') }), (c) => c.close());
+    // The first pull is waited for here: routes that opt in come up with CrowdSec's decisions.
+    await crowdsec.apply(config.crowdsec);
+    crowdsec.exposeMetrics(ops.registry);
+    const bans = await shown(
+      'bans',
+      () =>
+        Bans.start(config.bans, {
+          clock,
+          events,
+          warn: (fields, message) => log.warn(fields, message),
+          onBanned: () => verdicts.changed('bans'),
+          rulesOf: (route) => status.route(route)?.config.bans,
+          agentEndpointRules: () => status.gatewayBanRules(),
+          liveFlows: () => status.sessionRoutes().flatMap((r) => r.sessions()),
+        }),
+      (b) => b.close(),
+    );
+    bans.exposeMetrics(ops.registry);
+
+    // Routes: the config's listeners, with the node-wide admission steps.
+    const routes = await shown(
+      'routes',
+      (signal) =>
+        RouteSet.start(config, {
+          clock,
+          events,
+          streamDialer: new DirectStreamDialer(),
+          datagramDialer: new DirectDatagramDialer(undefined, udp.datapath),
+          udpDatapath: udp.datapath,
+          streamDatapath: stream.datapath,
+          geo: () => geo.current,
+          crowdsec: (r) => crowdsec.admitter(r),
+          admit: bans.admitter,
+          verdicts,
+          signal,
+        }),
+      (r) => r.shutdown(),
+    );
+
+    // Exposure: the gateway and the agent (siblings), with the routes' admission and flow ids.
+    const exposureDeps: ExposureDeps = {
+      clock,
+      events,
+      routeDeps: (r) => routes.routeDeps(r),
+      nextFlowId: () => routes.nextFlowId(),
+      datagramDialer: new DirectDatagramDialer(undefined, udp.datapath),
+      datapath: udp.datapath,
+      banned: (client) => bans.store.check(client.address, client.family),
+    };
+    const gatewayConfig = config.gateway;
+    const gateway = gatewayConfig
+      ? await shown('gateway', () => startGateway(gatewayConfig, exposureDeps), async (g) => {
+          await g.close();
+          log.info({ counters: g.counters }, 'gateway: stopped');
+        })
+      : undefined;
+    const agentConfig = config.agent;
+    const agent = agentConfig
+      ? await shown('agent', () => startAgent(agentConfig, exposureDeps), async (a) => {
+          await a.close();
+          log.info({ counters: a.counters, datagrams: a.datagramCounters }, 'agent: stopped');
+        })
+      : undefined;
+    const exposure = new Exposure(gateway, agent, config, log);
+    stack.defer('exposure verdicts', verdicts.watch(() => exposure.routes()));
+    exposure.exposeMetrics(ops.registry);
+
+    // Discovery: routes from container labels, reloaded on the same queue as the config file.
+    const queue = new SerialQueue();
+    const docker = config.docker;
+    const containers = docker
+      ? await shown('containers', () => ContainerRoutes.start({ ...config, docker }, { clock, log, node: routes, serialize: (fn) => queue.run(fn) }), (c) => c.close())
+      : undefined;
+
+    // Ops: the admin listener binds last, once everything it shows runs.
+    await ops.listen(config);
+    return RunningNode.started({ config, deps, log, events, stack, queue, geo, ops, crowdsec, bans, routes, exposure, containers });
+  } catch (err) {
+    await stack.stop('immediate').catch(() => {});
+    throw err;
+  }
+}
