@@ -8,6 +8,8 @@
 # UDP through the exposure vs the same route direct, in one run:
 #   SUBJECT2_CMD="$PWD/bench/relay/subject-expose.sh {RELAY_PORT} {ECHO_PORT} {IPERF_RELAY_PORT} {IPERF_PORT}" \
 #     ONLY="direct subject subject2" ROUNDS=1 npm run bench
+# DATAGRAM_BUDGET sets gateway.datagramBudget and agent.datagramBudget (perSecond; default: the
+# config's default); NODE_FLAGS is passed to node (e.g. --cpu-prof --cpu-prof-dir=DIR).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -31,11 +33,13 @@ gateway:
     udp: $UNLIMITED_UDP
     tcp: { idleTimeout: 120s, maxConnections: 0, maxConnectionsPerSource: 0 }
   maxStreamsPerAgent: 100000
+${DATAGRAM_BUDGET:+  datagramBudget: { perSecond: $DATAGRAM_BUDGET \}}
 agent:
   name: bench
   gateway: 127.0.0.1:$GW
   token: "$TOKEN"
   fingerprint: sha256:$FP
+${DATAGRAM_BUDGET:+  datagramBudget: { perSecond: $DATAGRAM_BUDGET \}}
   expose:
     echo-udp: { local: 127.0.0.1:$E, remote: udp://127.0.0.1:$R, udp: $UNLIMITED_UDP }
     echo-tcp: { local: 127.0.0.1:$E, remote: tcp://127.0.0.1:$R }
@@ -44,4 +48,4 @@ accessLog: { output: "off" }
 log: { level: warn }
 lifecycle: { drainTimeout: 1s }
 YAML
-exec node "$ROOT/dist/src/main.js" run --config "$DIR/sluice.yaml"
+exec node ${NODE_FLAGS:-} "$ROOT/dist/src/main.js" run --config "$DIR/sluice.yaml"

@@ -20,6 +20,7 @@ import { AgentDatagramPath, type DatagramMode, type DatagramSink } from './datag
 import { nextAgentState, type AgentState } from './agent-state.js';
 import { connectToGateway, GatewayConnectError, type ConnectFailure } from './gateway-connection.js';
 import { LocalServices, type ExposedService } from './local-services.js';
+import { SendBudget } from '../upstream/agent/send-budget.js';
 import { PEER_TAG_BIT } from '../protocol/tunnel/index.js';
 import type { RouteRuntime } from '../listen/route.js';
 import type { RouteDepsSource } from '../listen/route.js';
@@ -150,6 +151,7 @@ export class Agent {
         this.peers.exposedClosed(tag);
         this.#path.sendClose(tag);
       },
+      budget: new SendBudget(config.datagramBudget, deps.clock, deps.events, path.counters.shed),
     });
     this.peers = new Peers(config, {
       clock: deps.clock,

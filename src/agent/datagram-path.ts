@@ -1,4 +1,5 @@
 import type { Clock, Timer } from '../core/clock.js';
+import type { FairDropReason } from '../core/fair-share.js';
 import {
   MAX_DATAGRAM_PAYLOAD_BYTES, isTunnelError, readUnverifiedHeader,
   type DatagramKeys, type DatagramOrigin, type DatagramRejectReason, type OpenerOptions,
@@ -28,6 +29,8 @@ export interface AgentDatagramCounters {
   keepalives: number;
   acks: number;
   rejected: Record<DatagramRejectReason, number>;
+  /** Datagrams of exposed sessions the send budget dropped before sealing, by reason. */
+  shed: Record<FairDropReason, number>;
 }
 
 /** Keepalive intervals without an ack before the agent falls back to the control channel. */
@@ -55,6 +58,7 @@ export class AgentDatagramPath {
   readonly counters: AgentDatagramCounters = {
     toGateway: 0, toGatewayOverTls: 0, toGatewayDropped: 0, fromGateway: 0, fromGatewayOverTls: 0, keepalives: 0, acks: 0,
     rejected: { malformed: 0, 'unknown-key': 0, 'too-old': 0, replayed: 0, 'auth-failed': 0, 'bad-plaintext': 0, 'key-exhausted': 0 },
+    shed: { 'agent-budget': 0, 'session-share': 0 },
   };
   #mode: DatagramMode = 'tls';
   #sealer: SocketSealer | null = null;

@@ -12,6 +12,7 @@ import { udpLimits, type UdpSessionPolicy } from '../session/session-policy.js';
 import type { DatagramDialer, StreamDialer } from '../upstream/dialer.js';
 import type { TunnelStream } from '../upstream/agent/tunnel-stream.js';
 import type { DatagramSink } from './datagram-path.js';
+import { FairSlot, slotDrops, type SendBudget } from '../upstream/agent/send-budget.js';
 
 export interface LocalServicesDeps {
   readonly agent: string;
@@ -23,6 +24,8 @@ export interface LocalServicesDeps {
   /** Sends one datagram of `tag` to the gateway. */
   readonly send: (tag: number, payload: Buffer) => void;
   readonly sendClose: (tag: number) => void;
+  /** What may go toward the gateway and peers, shared fairly among the sessions; absent = no budget. */
+  readonly budget?: SendBudget;
 }
 
 interface TagOwner {
@@ -43,6 +46,8 @@ export class ExposedService {
   readonly clientTags = new Map<number | string, number>();
   /** Sessions whose upstream channel is open, by client key. */
   readonly sessions = new Map<number | string, UdpSession>();
+  /** Each session's place in the agent's send budget, by client key. */
+  readonly fairs = new Map<number | string, FairSlot>();
 
   constructor(
     readonly id: number,
@@ -149,18 +154,33 @@ export class LocalServices implements DatagramSink {
 
   #table(svc: ExposedService): UdpSessionTable {
     const c = svc.config;
-    const { send, sendClose } = this.deps;
+    const { send, sendClose, budget } = this.deps;
+    const policy = exposedUdpPolicy(this.deps.agent, c);
     // The service's clients are behind the gateway: a reply goes out under the client's tag, and
     // each session's channel reports its end so the gateway hears DATAGRAM_CLOSE for the tag.
     const clients: UdpClientSide = {
       send: (s, buf) => {
         const tag = svc.clientTags.get(s.key);
-        if (tag !== undefined) send(tag, buf);
+        if (tag === undefined) return;
+        // Before sealing: a session flooding from the local service loses its own excess only.
+        const fair = budget && svc.fairs.get(s.key);
+        if (fair && !budget!.admit(fair, policy.name)) return;
+        send(tag, buf);
       },
       local: () => svc.bound ?? { address: '0.0.0.0', port: c.remote?.port ?? 0, family: 4 },
-      channelOpened: (s) => void svc.sessions.set(s.key, s),
+      channelOpened: (s) => {
+        svc.sessions.set(s.key, s);
+        if (budget) svc.fairs.set(s.key, new FairSlot());
+      },
+      drops: (s) => {
+        const fair = svc.fairs.get(s.key);
+        return fair ? slotDrops(fair) : undefined;
+      },
       channelClosed: (s) => {
-        if (svc.sessions.get(s.key) === s) svc.sessions.delete(s.key);
+        if (svc.sessions.get(s.key) === s) {
+          svc.sessions.delete(s.key);
+          svc.fairs.delete(s.key);
+        }
         const tag = svc.clientTags.get(s.key);
         if (tag === undefined) return;
         svc.clientTags.delete(s.key);
@@ -171,7 +191,7 @@ export class LocalServices implements DatagramSink {
       },
     };
     const { clock, events, nextFlowId } = this.deps;
-    return new UdpSessionTable(exposedUdpPolicy(this.deps.agent, c), { clock, events, nextFlowId, dialer: this.deps.datagramDialer }, clients);
+    return new UdpSessionTable(policy, { clock, events, nextFlowId, dialer: this.deps.datagramDialer }, clients);
   }
 
   // ---- TCP ----
@@ -209,6 +229,7 @@ export class LocalServices implements DatagramSink {
   close(): void {
     for (const stop of [...this.#stops]) stop('shutdown');
     for (const svc of this.services) svc.table?.close('shutdown');
+    this.deps.budget?.close();
   }
 }
 

@@ -2,6 +2,7 @@ import type { HostPort, ListenAddress } from '../core/address.js';
 import type { AclSpec } from '../core/acl-spec.js';
 import type { SourcePrefix } from '../core/source-prefix.js';
 import type { BandwidthSettings, TcpSettings, UdpSettings } from './route-settings.js';
+import type { DatagramBudgetSettings } from './datagram-budget-schema.js';
 
 /* The compiled `gateway:` and `agent:` sections (docs/expose.md); gateway-schema.ts builds them. */
 
@@ -50,6 +51,8 @@ export interface GatewayConfig {
   readonly maxPeerFlowsPerAgent: number;
   readonly stun: boolean;
   readonly services: ExposedRouteSettings;
+  /** Datagrams per second toward each agent, shared fairly among its sessions; 0 = off. */
+  readonly datagramBudget: DatagramBudgetSettings;
 }
 
 export interface ExposeConfig {
@@ -112,4 +115,6 @@ export interface AgentConfig {
   readonly peerCandidates: readonly CandidateClass[];
   /** `relay`: ICE gathers and pairs TURN candidates only (WebRTC's iceTransportPolicy): the peer never learns this host's addresses. */
   readonly icePolicy: 'all' | 'relay';
+  /** Datagrams per second toward the gateway and peers, shared fairly among the exposed sessions; 0 = off. */
+  readonly datagramBudget: DatagramBudgetSettings;
 }

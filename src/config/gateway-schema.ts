@@ -7,6 +7,7 @@ import type { AgentConfig, GatewayConfig } from './expose-config.js';
 import { DEFAULT_REPLY_BUDGET, type ReplyBudget } from '../core/reply-budget.js';
 import { expecting } from './issue-text.js';
 import { agentBandwidthSchema, bandwidthSchema } from './bandwidth-schema.js';
+import { datagramBudgetSchema } from './datagram-budget-schema.js';
 
 /**
  * The `gateway:` and `agent:` sections (docs/expose.md). The keys the issue fixed are `listen`,
@@ -116,6 +117,7 @@ export function exposeSchemas(parts: RouteParts) {
     maxPeerFlowsPerAgent: count(1_000_000).default(1024),
     stun: z.boolean().default(true),
     services: z.strictObject({ udp, tcp, acl: acl.optional(), bandwidth: bandwidthSchema.optional() }).prefault({ udp: {}, tcp: {} }),
+    datagramBudget: datagramBudgetSchema,
   });
 
   const agentName = z.string().regex(TUNNEL_NAME, 'agent names use letters, digits, _ . - (1-64, not starting with . or -)');
@@ -144,6 +146,7 @@ export function exposeSchemas(parts: RouteParts) {
     expose: z.record(serviceName, expose).default({}),
     reconnect: z.strictObject({ initial: duration.prefault('500ms'), max: duration.prefault('30s') }).prefault({}),
     streamWindow: window,
+    datagramBudget: datagramBudgetSchema,
     connect: z
       .record(
         z.string().min(1).max(64),
@@ -249,6 +252,7 @@ export function compileGateway(g: RawGateway, topAcl: AclSpec | undefined, topSo
     maxServicesPerAgent: g.maxServicesPerAgent,
     maxPeerFlowsPerAgent: g.maxPeerFlowsPerAgent,
     stun: g.stun,
+    datagramBudget: g.datagramBudget,
     services: {
       udp: servicesUdp,
       tcp: tcpSettings(g.services.tcp),
@@ -291,5 +295,6 @@ export function compileAgent(a: RawAgent): AgentConfig {
     turnServers: a.turnServers,
     peerCandidates: a.peerCandidates,
     icePolicy: a.icePolicy,
+    datagramBudget: a.datagramBudget,
   };
 }

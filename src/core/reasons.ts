@@ -56,4 +56,8 @@ export type DropReason =
   /** A reply over the session's reply budget (udp.replyBudget). */
   | 'reply-budget'
   /** Over a route's bandwidth limit (admission/bandwidth-limiter.ts). */
-  | 'bandwidth';
+  | 'bandwidth'
+  /** Over the tunnel's send budget of the agent (docs/expose.md, "Fairness under a flood"). */
+  | 'agent-budget'
+  /** Over the session's fair share of that budget while others wanted theirs. */
+  | 'session-share';

@@ -1,4 +1,5 @@
 import type { Endpoint } from '../core/address.js';
+import type { DropReason } from '../core/reasons.js';
 
 /**
  * Receives what comes back on a datagram channel. Called with one datagram at a time; `buf` may
@@ -22,4 +23,6 @@ export interface DatagramChannel {
   send(buf: Buffer, prefix: Buffer | null): void;
   /** Idempotent. */
   close(): void;
+  /** Datagrams this channel dropped by itself (a tunnel's send budget), by reason; for the session's record. */
+  drops?(): Partial<Record<DropReason, number>> | undefined;
 }

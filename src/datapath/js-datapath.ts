@@ -4,6 +4,7 @@ import { canonicalIp, type Endpoint } from '../core/address.js';
 import type { DatagramChannel, DatagramReceiver } from './datagram-channel.js';
 import { literalLookup } from './literal-lookup.js';
 import { receiverFor, type ListenerReceiver, type ReceiverFactory, type UdpDatapath, type UdpListener, type UdpSender } from './udp-datapath.js';
+import { LISTENER_RCVBUF_BYTES, LISTENER_SNDBUF_BYTES } from './socket-buffers.js';
 
 /**
  * The datapath on Node's dgram: one receive callback and one send syscall per datagram. Sockets
@@ -14,7 +15,12 @@ export const jsDatapath: UdpDatapath = {
   kind: 'js',
 
   async listen<R extends ListenerReceiver>(host: string, port: number, receiverOrFactory: R | ReceiverFactory<R>): Promise<UdpListener<R>> {
-    const socket = dgram.createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', lookup: literalLookup as never });
+    const socket = dgram.createSocket({
+      type: host.includes(':') ? 'udp6' : 'udp4',
+      lookup: literalLookup as never,
+      recvBufferSize: LISTENER_RCVBUF_BYTES,
+      sendBufferSize: LISTENER_SNDBUF_BYTES,
+    });
     try {
       // Listen before binding: with a synchronous lookup, 'listening' can fire inside bind().
       const listening = once(socket, 'listening');

@@ -14,6 +14,9 @@ import { StreamMux } from '../upstream/agent/stream-mux.js';
 import type { Connectee, ConnecteeUplink } from './connectee.js';
 import { ConnecteeTable } from './connectee-table.js';
 import { nextAgentLinkState, type AgentLinkState } from './agent-link-state.js';
+import { SendBudget, type FairSlot } from '../upstream/agent/send-budget.js';
+import type { FairShareSettings } from '../core/fair-share.js';
+import type { EventStream } from '../observe/events.js';
 import type { GatewayCounters } from './counters.js';
 import type { PeerRelay } from './peer-relay.js';
 import type { RelayedLink } from './peer-flows.js';
@@ -46,12 +49,19 @@ export interface LinkHost {
   readonly replies: UnverifiedReplyGuard;
   publish(link: AgentLink, m: Publish): Promise<ControlMessage>;
   forgetKey(keyId: number): void;
+  /** Datagrams per second toward this agent, shared fairly among its sessions (0 = off), and where drops are reported. */
+  readonly datagramBudget: FairShareSettings;
+  readonly events?: EventStream;
   /** The link is closed for good; the registry drops it. */
   closed(link: AgentLink, reason: string): void;
   agentDown(link: AgentLink, end: ChannelEnd): void;
   /** A published service's public listener closed (UNPUBLISH, stale after a resume, or the link closed). */
   serviceClosed(link: AgentLink, service: PublishedService): void;
 }
+
+
+/** Peer flows have no public route to report budget drops on: they are counted per agent only. */
+const noRoute = (): undefined => undefined;
 
 /**
  * One authenticated agent, kept across its control connections (docs/expose.md): its published
@@ -79,6 +89,8 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
   readonly #retiring = new Set<() => void>();
   remote: Endpoint;
   readonly connectedAt: number;
+  /** What may be sealed toward the agent, per session (docs/expose.md, "Fairness under a flood"). */
+  readonly budget: SendBudget;
 
   constructor(
     readonly name: string,
@@ -95,6 +107,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
       sendUdp: (buf, port, address) => host.sendUdp(buf, port, address),
       exhausted: (message) => void this.close('internal', message),
     });
+    this.budget = new SendBudget(host.datagramBudget, host.clock, host.events, host.counters.datagramsToAgentShed);
   }
 
   /** See agent-link-state.ts; moved only through its transition table. */
@@ -185,6 +198,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
     this.#mux?.destroyAll();
     for (const k of this.#udp.takeAll()) this.host.forgetKey(k.keyId);
     for (const retire of [...this.#retiring]) retire();
+    this.budget.close();
     const routes = [...this.services.values()].map((s) => this.#closeService(s));
     this.services.clear();
     this.#connectees.closeAll();
@@ -234,11 +248,17 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
 
   /** Called by a connectee: one datagram toward the agent. */
   sendData(c: Connectee, payload: Buffer): void {
+    // Before sealing: a flooding session loses its own excess, nobody else's share.
+    if (!this.budget.admit(c.fair, c.routeName)) return;
     this.#sendDatagram(c.tag, payload, c.answered ? undefined : c);
   }
 
-  /** One datagram of a peer flow toward the agent on `tag`, without an origin; false when dropped. */
-  sendTagged(tag: number, payload: Buffer): boolean {
+  /**
+   * One datagram of a peer flow toward the agent on `tag`, without an origin; false when dropped
+   * (by the agent's send budget too, for the flow's `fair` slot: counted there, not per route).
+   */
+  sendTagged(tag: number, payload: Buffer, fair?: FairSlot): boolean {
+    if (fair !== undefined && !this.budget.admit(fair, noRoute)) return false;
     return this.#sendDatagram(tag, payload, undefined);
   }
 
@@ -264,6 +284,10 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
   }
 
   /** Called by a connectee whose public session ended. */
+  serviceRoute(serviceId: number): string | undefined {
+    return this.services.get(serviceId)?.route.name;
+  }
+
   dropConnectee(c: Connectee): void {
     if (!this.#connectees.forget(c)) return;
     if (this.#peerReady) this.#channel?.send({ type: 'datagram-close', tag: c.tag });

@@ -10,7 +10,11 @@ export interface ConnecteeUplink {
   sendData(c: Connectee, payload: Buffer): void;
   /** The public session ended: the link forgets the tag and tells the agent. */
   dropConnectee(c: Connectee): void;
+  /** The route of the agent's public listener `serviceId`, where budget drops are reported. */
+  serviceRoute(serviceId: number): string | undefined;
 }
+import { FairSlot, slotDrops } from '../upstream/agent/send-budget.js';
+import type { DropReason } from '../core/reasons.js';
 
 /**
  * One public UDP session's path to the agent: a connectee tag (docs/tunnel-protocol.md §6). The
@@ -20,6 +24,10 @@ export class Connectee implements DatagramChannel {
   answered = false;
   closed = false;
   readonly originBlock: Buffer;
+  /** This session's place in the agent's send budget. */
+  readonly fair = new FairSlot();
+  /** The public listener's route, where its budget drops are reported (read only on a drop). */
+  readonly routeName = (): string | undefined => this.link.serviceRoute(this.serviceId);
 
   constructor(
     private readonly link: ConnecteeUplink,
@@ -44,6 +52,10 @@ export class Connectee implements DatagramChannel {
   send(buf: Buffer, prefix: Buffer | null): void {
     if (this.closed) return;
     this.link.sendData(this, prefix === null ? buf : Buffer.concat([prefix, buf]));
+  }
+
+  drops(): Partial<Record<DropReason, number>> | undefined {
+    return slotDrops(this.fair);
   }
 
   close(): void {

@@ -1,5 +1,6 @@
 import type { DatagramRejectReason, RefusalCode, ServiceTransport } from '../protocol/tunnel/index.js';
 import type { HandshakeFailure } from './handshake.js';
+import type { FairDropReason } from '../core/fair-share.js';
 
 /**
  * What the gateway counts (cumulative). Read by whoever publishes metrics; the gateway never
@@ -26,6 +27,8 @@ export interface GatewayCounters {
   datagramsToAgent: number;
   datagramsToAgentOverTls: number;
   datagramsToAgentDropped: number;
+  /** Datagrams toward agents the send budget dropped before sealing, by reason (docs/expose.md, "Fairness under a flood"). */
+  datagramsToAgentShed: Record<FairDropReason, number>;
   /** Tunnel datagrams whose key id belongs to no session. */
   datagramUnknownKey: number;
   datagramRejected: Record<DatagramRejectReason, number>;
@@ -65,6 +68,7 @@ export function newGatewayCounters(): GatewayCounters {
     datagramsToAgent: 0,
     datagramsToAgentOverTls: 0,
     datagramsToAgentDropped: 0,
+    datagramsToAgentShed: { 'agent-budget': 0, 'session-share': 0 },
     datagramUnknownKey: 0,
     datagramRejected: { malformed: 0, 'unknown-key': 0, 'too-old': 0, replayed: 0, 'auth-failed': 0, 'bad-plaintext': 0, 'key-exhausted': 0 },
     signalsForwarded: 0,

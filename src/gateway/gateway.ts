@@ -142,6 +142,8 @@ export class Gateway {
       resumeGraceMs: config.resumeGraceMs,
       republishMs: config.handshakeTimeoutMs,
       sendUdp: send,
+      datagramBudget: config.datagramBudget,
+      events: deps.events,
       replies: this.replies,
       peers: this.peers,
       publish: async (link, m) => {

@@ -4,6 +4,7 @@ import type { ControlMessage, ServiceTransport } from '../protocol/tunnel/index.
 import { StreamResetError, type TunnelStream } from '../upstream/agent/tunnel-stream.js';
 import type { DatagramReceiver, DialOptions } from '../upstream/dialer.js';
 import type { AgentLinkState } from './agent-link-state.js';
+import { FairSlot } from '../upstream/agent/send-budget.js';
 import type { Connectee } from './connectee.js';
 
 /**
@@ -22,8 +23,8 @@ export interface RelayedLink {
   readonly udpAddress: { address: string; port: number } | undefined;
   /** One control message to the agent; false when not sent. */
   send(m: ControlMessage): boolean;
-  /** One datagram of a peer flow toward the agent on `tag`; false when dropped. */
-  sendTagged(tag: number, payload: Buffer): boolean;
+  /** One datagram of a peer flow toward the agent on `tag`; false when dropped (also by the agent's send budget, for `fair`). */
+  sendTagged(tag: number, payload: Buffer, fair?: FairSlot): boolean;
   /** A connectee on the agent's service, as a public client's (never re-tagged when `retag` is false). */
   openDatagram(serviceId: number, client: Endpoint, receiver: DatagramReceiver, retag?: boolean): Connectee;
   /** A tunnel stream to the agent's service; rejects when the agent is not connected or refuses. */
@@ -62,6 +63,8 @@ export class DatagramPeerFlow implements PeerFlow, DatagramReceiver {
   channel: Connectee | undefined;
   /** The client port the target sees for this flow (its own per opener: PeerSide.allocatePort). */
   clientPort = 0;
+  /** This flow's place in the opener's send budget (what goes back to the opener). */
+  readonly fair = new FairSlot();
 
   constructor(
     readonly opener: RelayedLink,

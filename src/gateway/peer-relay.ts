@@ -223,7 +223,7 @@ export class PeerRelay implements DatagramFlowSink {
   toOpener(flow: DatagramPeerFlow, payload: Buffer): void {
     if (this.#sides.get(flow.opener)?.datagrams.get(flow.tag) !== flow) return;
     const counters = this.deps.counters;
-    if (!flow.opener.sendTagged(flow.tag, payload)) {
+    if (!flow.opener.sendTagged(flow.tag, payload, flow.fair)) {
       counters.peerDatagramsDropped++;
       return;
     }

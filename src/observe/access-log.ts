@@ -52,6 +52,7 @@ export function accessLogSink(out: LineWriter, clock: Clock, opts: AccessLogOpti
             ...counterFields(e.counters),
             reason: e.reason,
             ...(e.detail ? { detail: e.detail } : {}),
+            ...(e.dropped ? { dropped: e.dropped } : {}),
             ...peers.ended(e.flow),
           }) + '\n',
         );

@@ -47,6 +47,8 @@ export type SluiceEvent =
       counters: FlowCounters;
       /** Which rule ended it, for a verdict reason. */
       detail?: string;
+      /** Datagrams of this session the tunnel's send budget dropped, by reason (absent when none). */
+      dropped?: Partial<Record<DropReason, number>>;
     }
   /** An observe-only verdict would end this live session; it goes on (recorded once per session). */
   | { type: 'session-would-end'; at: number; flow: FlowRef; reason: VerdictReason; detail?: string }

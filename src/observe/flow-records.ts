@@ -37,6 +37,8 @@ export interface FlowRecord extends Omit<FlowFields, 'proto'>, FlowCounters {
   txPackets: number;
   /** End reason: an EndReason for Sluice's flows, `closed`/`expired`/`deleted` for kernel flows. */
   reason?: string;
+  /** Datagrams of the session the tunnel's send budget dropped, by reason (docs/expose.md); absent when none. */
+  dropped?: Partial<Record<string, number>>;
   /** Sessions of `connect/` routes (update, end): what carried them toward the peer (docs/records.md). */
   peerPath?: PeerPathKind;
   peerDatagramsDirect?: number;
@@ -151,6 +153,7 @@ export function createFlowRecords(out: LineWriter, opts: FlowRecordOptions): Flo
       case 'session-ended': {
         const r = record('end', e.at, e.flow, e.upstream, e.startedAt, e.durationMs, e.counters);
         r.reason = e.reason;
+        if (e.dropped) r.dropped = e.dropped;
         write(Object.assign(r, peers.ended(e.flow)));
         return;
       }

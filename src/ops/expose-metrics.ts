@@ -64,6 +64,8 @@ export function registerExposeMetrics(registry: Registry, read: () => { gateway:
     inc({ direction: 'to-agent', path: 'udp' }, c.datagramsToAgent);
     inc({ direction: 'to-agent', path: 'tls' }, c.datagramsToAgentOverTls);
     inc({ direction: 'to-agent', path: 'dropped' }, c.datagramsToAgentDropped);
+    inc({ direction: 'to-agent', path: 'agent-budget' }, c.datagramsToAgentShed['agent-budget']);
+    inc({ direction: 'to-agent', path: 'session-share' }, c.datagramsToAgentShed['session-share']);
     inc({ direction: 'from-agent', path: 'udp' }, c.datagramsFromAgent);
     inc({ direction: 'from-agent', path: 'tls' }, c.datagramsFromAgentOverTls);
   });
@@ -153,6 +155,8 @@ export function registerExposeMetrics(registry: Registry, read: () => { gateway:
     inc({ direction: 'to-gateway', path: 'udp' }, d.toGateway);
     inc({ direction: 'to-gateway', path: 'tls' }, d.toGatewayOverTls);
     inc({ direction: 'to-gateway', path: 'dropped' }, d.toGatewayDropped);
+    inc({ direction: 'to-gateway', path: 'agent-budget' }, d.shed['agent-budget']);
+    inc({ direction: 'to-gateway', path: 'session-share' }, d.shed['session-share']);
     inc({ direction: 'from-gateway', path: 'udp' }, d.fromGateway);
     inc({ direction: 'from-gateway', path: 'tls' }, d.fromGatewayOverTls);
   });

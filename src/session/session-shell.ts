@@ -1,7 +1,7 @@
 import type { Endpoint, Transport } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import { isSluiceError } from '../core/errors.js';
-import type { EndReason, EventStream, FlowCounters, FlowRef, RejectReason } from '../observe/events.js';
+import type { DropReason, EndReason, EventStream, FlowCounters, FlowRef, RejectReason } from '../observe/events.js';
 import { AdmissionLimits } from '../admission/limits.js';
 import { applyAdmitter, eventReporter, type Admitter, type VerdictReporter } from '../admission/admitter.js';
 import { bandwidthLimiterFor, type BandwidthLimiter, type BucketPair, type FlowGates } from '../admission/bandwidth-limiter.js';
@@ -147,8 +147,8 @@ export class SessionShell<P extends SessionPolicy, F extends ShellFlow> {
     return isSluiceError(err, 'SLUICE_ERR_PEER_OFFLINE') ? 'peer-offline' : 'upstream-unreachable';
   }
 
-  /** A started flow ended: `session-ended` with its counters. */
-  ended(flow: F, reason: EndReason, counters: FlowCounters, detail?: string): void {
+  /** A started flow ended: `session-ended` with its counters (and what its channel dropped by itself). */
+  ended(flow: F, reason: EndReason, counters: FlowCounters, detail?: string, dropped?: Partial<Record<DropReason, number>>): void {
     const { clock } = this.deps;
     this.deps.events.emit({
       type: 'session-ended',
@@ -160,6 +160,7 @@ export class SessionShell<P extends SessionPolicy, F extends ShellFlow> {
       reason,
       counters,
       ...(detail ? { detail } : {}),
+      ...(dropped ? { dropped } : {}),
     });
   }
 

@@ -4,7 +4,7 @@ import { errnoCode, isSluiceError } from '../core/errors.js';
 import type { Admitter } from '../admission/admitter.js';
 import type { ReverdictCount } from '../admission/reverdict.js';
 import { UdpProxyHeaders } from './udp-proxy-header.js';
-import type { EndReason, RejectReason } from '../observe/events.js';
+import type { DropReason, EndReason, RejectReason } from '../observe/events.js';
 import type { DatagramDialer } from '../upstream/dialer.js';
 import type { ListenerReceiver } from '../datapath/udp-datapath.js';
 import { UdpSession, type UdpSessionOwner } from './udp-session.js';
@@ -32,6 +32,8 @@ export interface UdpClientSide {
   channelOpened?(s: UdpSession): void;
   /** The session's upstream channel was closed (the session ended, or ended while it opened). */
   channelClosed?(s: UdpSession): void;
+  /** What the client side dropped by itself for `s` (a tunnel's send budget), for its record. */
+  drops?(s: UdpSession): Partial<Record<DropReason, number>> | undefined;
 }
 
 /**
@@ -263,12 +265,13 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
     const map = typeof s.key === 'number' ? this.#v4 : this.#other;
     if ((map as Map<unknown, UdpSession>).get(s.key) === s) (map as Map<unknown, UdpSession>).delete(s.key);
     const ch = s.channel;
+    const dropped = wasOpen ? ch?.drops?.() ?? this.clients.drops?.(s) : undefined;
     if (ch !== null) {
       ch.close();
       this.clients.channelClosed?.(s);
     }
     s.queue = null;
-    if (wasOpen) this.#shell.ended(s, reason, s.counters(), detail);
+    if (wasOpen) this.#shell.ended(s, reason, s.counters(), detail, dropped);
     this.#shell.released(s.source);
   }
 

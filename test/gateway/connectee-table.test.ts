@@ -17,6 +17,7 @@ function uplink(): ConnecteeUplink & { sent: [number, string][]; dropped: number
     dropConnectee: (c: Connectee) => {
       if (u.table?.forget(c)) u.dropped.push(c.tag);
     },
+    serviceRoute: () => undefined,
   };
   return u;
 }

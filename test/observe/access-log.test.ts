@@ -93,3 +93,15 @@ test('access log: a verdict change writes a would-end line (observe-only) and an
   assert.equal(end!.reason, 'acl-cidr');
   assert.equal(end!.detail, 'deny 127.0.0.0/8');
 });
+
+test('access log: an exposed session\'s end line carries the send budget\'s drops by reason, and only when there were some', () => {
+  const out = memoryWriter();
+  const sink = accessLogSink(out, new ManualClock());
+  const flow = { id: 9, route: 'home/game', proto: 'udp' as const, client: { address: '192.0.2.7', port: 4000, family: 4 as const } };
+  const counters = { bytesFromClient: 64, packetsFromClient: 1, bytesToClient: 0, packetsToClient: 0 };
+  sink({ type: 'session-ended', at: 0, flow, upstream: undefined, startedAt: 0, durationMs: 5, reason: 'idle-timeout', counters, dropped: { 'agent-budget': 3, 'session-share': 120 } });
+  sink({ type: 'session-ended', at: 0, flow: { ...flow, id: 10 }, upstream: undefined, startedAt: 0, durationMs: 5, reason: 'idle-timeout', counters });
+  const [flooder, quiet] = out.lines();
+  assert.deepEqual(flooder!.dropped, { 'agent-budget': 3, 'session-share': 120 });
+  assert.equal('dropped' in quiet!, false);
+});

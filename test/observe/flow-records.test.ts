@@ -168,3 +168,14 @@ test('end to end into a rotated file: JSON lines, the same UUID from start to en
   assert.deepEqual(new Set(records.map((r) => r.flowUuid)), new Set([flowUuid(instanceId, 'sluice', 1)]));
   assert.deepEqual(records.map((r) => r.bytesToClient), [0, 1000, 2000, 3000, 3500]);
 });
+
+test('an exposed session\'s end record carries the send budget\'s drops by reason, and only when there were some', () => {
+  const out = memoryWriter();
+  const rec = createFlowRecords(out.w, { clock: new ManualClock(T0), instanceId: INSTANCE });
+  const e = ended(flow(1, 'home/game', 'udp'), counters(640, 0, 10, 0), T0 + 1000);
+  rec.sink({ ...e, dropped: { 'session-share': 42 } } as typeof e);
+  rec.sink(ended(flow(2, 'home/game', 'udp'), counters(64, 64, 1, 1), T0 + 1000));
+  const [flooder, quiet] = out.records();
+  assert.deepEqual(flooder!.dropped, { 'session-share': 42 });
+  assert.equal('dropped' in quiet!, false);
+});

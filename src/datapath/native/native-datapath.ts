@@ -4,6 +4,7 @@ import type { ListenerReceiver, ReceiverFactory, UdpDatapath, UdpListener } from
 import { AddressBook, type NativeAddress } from './address-book.js';
 import type { EngineHandle, NativeBinding, NativeLayout } from './binding.js';
 import { NativeChannel, NativeListener, type NativeEngine, type NativeSocket } from './native-sockets.js';
+import { LISTENER_RCVBUF_BYTES, LISTENER_SNDBUF_BYTES } from '../socket-buffers.js';
 
 export interface NativeDatapathOptions {
   /** Use UDP_SEGMENT for runs of equal-sized datagrams to one destination, where the kernel has it. Default true. */
@@ -20,7 +21,7 @@ export interface NativeDatapathOptions {
    * (docs/datapath.md) and kept for measuring on other machines.
    */
   readonly readiness?: 'loop' | 'thread';
-  /** SO_RCVBUF / SO_SNDBUF of listener sockets; 0 keeps the system default. */
+  /** SO_RCVBUF / SO_SNDBUF of listener sockets (default: socket-buffers.ts); 0 keeps the system default. */
   readonly listenerRcvbufBytes?: number;
   readonly listenerSndbufBytes?: number;
 }
@@ -92,7 +93,7 @@ export class NativeDatapath implements UdpDatapath, NativeEngine {
   }
 
   async listen<R extends ListenerReceiver>(host: string, port: number, receiver: R | ReceiverFactory<R>): Promise<UdpListener<R>> {
-    const id = this.#b.listen(this.#engine, host, port, this.#opts.listenerRcvbufBytes ?? 0, this.#opts.listenerSndbufBytes ?? 0);
+    const id = this.#b.listen(this.#engine, host, port, this.#opts.listenerRcvbufBytes ?? LISTENER_RCVBUF_BYTES, this.#opts.listenerSndbufBytes ?? LISTENER_SNDBUF_BYTES);
     const [family, address, boundPort] = this.#b.localAddress(this.#engine, id);
     const local: Endpoint = { address: canonicalIp(address)?.address ?? address, port: boundPort, family };
     const l = new NativeListener(this, id, local, family, receiver);

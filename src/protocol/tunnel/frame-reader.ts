@@ -1,4 +1,4 @@
-import { MAX_FRAME_BYTES } from './constants.js';
+import { FrameType, MAX_FRAME_BYTES, MAX_STREAM_DATA_BYTES } from './constants.js';
 import { decodeFrameBody } from './control-codec.js';
 import type { ControlMessage } from './control-messages.js';
 import { TunnelError } from './errors.js';
@@ -13,6 +13,12 @@ import { malformed } from './wire.js';
  * Buffers inside returned messages stay valid: the reader never writes into memory it has handed
  * out, so they may be kept without copying (they keep the chunk they came from alive).
  *
+ * With `splitStreamData`, a STREAM_DATA frame that spans chunks is returned as several
+ * STREAM_DATA messages of the same stream, one per piece as its bytes arrive, so its payload is
+ * never copied (TLS hands over at most 16 KiB per chunk, so a full frame nearly always spans two).
+ * The pieces carry the frame's bytes in order; a receiver that treats STREAM_DATA as a byte stream
+ * (flow control counts bytes, not frames) sees the same stream.
+ *
  * After the first error, the reader is failed: every later `push` throws the same error, because
  * framing is lost and the connection must be closed.
  */
@@ -21,9 +27,14 @@ export class ControlFrameReader {
   #buffered = 0;
   #max: number;
   #failed: TunnelError | undefined;
+  readonly #split: boolean;
+  /** Payload bytes of a split STREAM_DATA frame still to come, and its stream. */
+  #dataLeft = 0;
+  #dataStream = 0;
 
-  constructor(opts: { maxFrameBytes?: number } = {}) {
+  constructor(opts: { maxFrameBytes?: number; splitStreamData?: boolean } = {}) {
     this.#max = opts.maxFrameBytes ?? MAX_FRAME_BYTES;
+    this.#split = opts.splitStreamData ?? false;
   }
 
   /** Raise (or lower) the frame limit, e.g. from PRE_AUTH_MAX_FRAME_BYTES to MAX_FRAME_BYTES after AUTH_OK. */
@@ -52,13 +63,19 @@ export class ControlFrameReader {
       this.#failed = e instanceof TunnelError ? e : malformed(String(e));
       this.#chunks = [];
       this.#buffered = 0;
+      this.#dataLeft = 0;
       throw this.#failed;
     }
   }
 
-  #push(chunk: Buffer): ControlMessage[] {
-    const out: ControlMessage[] = [];
+  #push(chunk: Buffer, out: ControlMessage[] = []): ControlMessage[] {
     if (chunk.length === 0) return out;
+    if (this.#dataLeft > 0) {
+      const n = Math.min(this.#dataLeft, chunk.length);
+      this.#dataLeft -= n;
+      out.push({ type: 'stream-data', streamId: this.#dataStream, data: n === chunk.length ? chunk : chunk.subarray(0, n) });
+      return n === chunk.length ? out : this.#push(chunk.subarray(n), out);
+    }
     let buf: Buffer;
     if (this.#buffered === 0) {
       buf = chunk;
@@ -66,7 +83,9 @@ export class ControlFrameReader {
       this.#chunks.push(chunk);
       this.#buffered += chunk.length;
       const need = this.#frameEnd();
-      if (need === undefined || this.#buffered < need) return out;
+      if (need === undefined) return out;
+      if (this.#split && this.#buffered >= DATA_HEAD_BYTES && this.#splitBuffered(out)) return out;
+      if (this.#buffered < need) return out;
       buf = Buffer.concat(this.#chunks, this.#buffered);
       this.#chunks = [];
       this.#buffered = 0;
@@ -75,7 +94,13 @@ export class ControlFrameReader {
     while (buf.length - pos >= 4) {
       const length = buf.readUInt32BE(pos);
       this.#check(length);
-      if (buf.length - pos < 4 + length) break;
+      if (buf.length - pos < 4 + length) {
+        if (this.#split && buf.length - pos >= DATA_HEAD_BYTES && buf[pos + 4] === FrameType.streamData) {
+          this.#startData(length, buf.readUInt32BE(pos + 5));
+          return this.#push(buf.subarray(pos + DATA_HEAD_BYTES), out);
+        }
+        break;
+      }
       out.push(decodeFrameBody(buf, pos + 4, pos + 4 + length));
       pos += 4 + length;
     }
@@ -88,15 +113,54 @@ export class ControlFrameReader {
     return out;
   }
 
+  /**
+   * The buffered chunks start with a STREAM_DATA header: drop the header (copying at most its 9
+   * bytes) and hand the rest over as pieces. False (nothing changed) for any other frame type.
+   */
+  #splitBuffered(out: ControlMessage[]): boolean {
+    const head = this.#peek(DATA_HEAD_BYTES);
+    if (head[4] !== FrameType.streamData) return false;
+    const chunks = this.#chunks;
+    this.#chunks = [];
+    this.#buffered = 0;
+    this.#startData(head.readUInt32BE(0), head.readUInt32BE(5));
+    let skip = DATA_HEAD_BYTES;
+    for (const c of chunks) {
+      if (skip >= c.length) {
+        skip -= c.length;
+        continue;
+      }
+      this.#push(skip === 0 ? c : c.subarray(skip), out);
+      skip = 0;
+    }
+    return true;
+  }
+
+  /** A copy of the first `n` buffered bytes (n <= bufferedBytes), for headers split over chunks. */
+  #peek(n: number): Buffer {
+    const head = Buffer.allocUnsafe(n);
+    let got = 0;
+    for (const c of this.#chunks) {
+      got += c.copy(head, got, 0, Math.min(c.length, n - got));
+      if (got === n) break;
+    }
+    return head;
+  }
+
+  /** Checks a STREAM_DATA frame's length and stream id as the codec does, then expects its payload. */
+  #startData(length: number, streamId: number): void {
+    const n = length - 5;
+    if (n < 1 || n > MAX_STREAM_DATA_BYTES) throw malformed(`stream data of ${n} bytes is not in 1-${MAX_STREAM_DATA_BYTES}`);
+    if (streamId === 0) throw malformed('stream id 0 is reserved');
+    this.#dataStream = streamId;
+    this.#dataLeft = n;
+  }
+
   /** Byte count of the whole first frame once its length field is complete, else undefined. */
   #frameEnd(): number | undefined {
     if (this.#buffered < 4) return undefined;
-    let head = this.#chunks[0]!;
-    if (head.length < 4) {
-      head = Buffer.concat(this.#chunks, this.#buffered);
-      this.#chunks = [head];
-    }
-    const length = head.readUInt32BE(0);
+    const first = this.#chunks[0]!;
+    const length = (first.length >= 4 ? first : this.#peek(4)).readUInt32BE(0);
     this.#check(length);
     return 4 + length;
   }
@@ -106,3 +170,6 @@ export class ControlFrameReader {
     if (length === 0) throw malformed('frame length 0 has no type byte');
   }
 }
+
+/** Length field, type byte and stream id of a STREAM_DATA frame. */
+const DATA_HEAD_BYTES = 9;

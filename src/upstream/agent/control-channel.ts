@@ -18,6 +18,9 @@ export interface ChannelEnd {
 /** Bytes queued in the TLS socket above which stream writers wait for 'drain' and fallback datagrams are dropped. */
 export const CHANNEL_BACKLOG_BYTES = 256 * 1024;
 
+/** Bytes a control channel collects in one event-loop turn before it writes them anyway. */
+const COALESCE_BYTES = 64 * 1024;
+
 /**
  * One end of the tunnel's control connection (docs/tunnel-protocol.md §2, §8) over an established
  * TLS socket: frames in and out, the receive phase, and PING/PONG liveness. Owns the socket and
@@ -29,7 +32,7 @@ export const CHANNEL_BACKLOG_BYTES = 256 * 1024;
  */
 export class ControlChannel {
   #phase: ControlPhase;
-  readonly #reader = new ControlFrameReader({ maxFrameBytes: PRE_AUTH_MAX_FRAME_BYTES });
+  readonly #reader = new ControlFrameReader({ maxFrameBytes: PRE_AUTH_MAX_FRAME_BYTES, splitStreamData: true });
   readonly #drainWaiters: (() => void)[] = [];
   #ended: ChannelEnd | undefined;
   #resolveEnded!: (end: ChannelEnd) => void;
@@ -40,6 +43,8 @@ export class ControlChannel {
   #unanswered = 0;
   #onMessage: (m: ControlMessage) => void = () => {};
   #linger: Timer | undefined;
+  /** The socket is corked until the end of this event-loop turn (see #write). */
+  #corked = false;
 
   constructor(
     readonly socket: Duplex,
@@ -82,19 +87,41 @@ export class ControlChannel {
   /** Encodes and writes one message; false when the channel has ended. */
   send(m: ControlMessage): boolean {
     if (this.#ended) return false;
-    this.socket.write(encodeControlMessage(m));
+    this.#write(encodeControlMessage(m));
     return true;
   }
 
   /** STREAM_DATA without copying `data` (1..MAX_STREAM_DATA_BYTES bytes). */
   sendStreamData(streamId: number, data: Buffer): void {
     if (this.#ended) return;
-    const s = this.socket as Duplex & { cork(): void; uncork(): void };
-    s.cork();
-    s.write(encodeStreamDataHeader(streamId, data.length));
-    s.write(data);
-    s.uncork();
+    this.#write(encodeStreamDataHeader(streamId, data.length));
+    this.#write(data);
   }
+
+  /**
+   * Write coalescing: every frame written in one turn of the event loop (all the socket events
+   * of one poll phase: the reads of many streams) leaves in one writev when the turn ends
+   * (setImmediate runs right after the poll phase), so TLS seals them into as few records and
+   * the kernel sees one write instead of one per frame. Frame order is the order of the calls.
+   * Backpressure is unchanged: corked bytes count in `backlog`.
+   */
+  #write(buf: Buffer): void {
+    if (!this.#corked) {
+      this.#corked = true;
+      this.socket.cork();
+      setImmediate(this.#uncork);
+    }
+    this.socket.write(buf);
+    // A long turn (a batch of fallback datagrams, many streams) flushes every COALESCE_BYTES, so
+    // corking never holds more than that back from the kernel nor fills `backlog` by itself.
+    if (this.socket.writableLength >= COALESCE_BYTES) this.#uncork();
+  }
+
+  readonly #uncork = (): void => {
+    if (!this.#corked) return;
+    this.#corked = false;
+    this.socket.uncork();
+  };
 
   /** Runs `fn` once the socket's backlog is below CHANNEL_BACKLOG_BYTES (now, or after 'drain' or the end). */
   whenWritable(fn: () => void): void {
@@ -136,6 +163,7 @@ export class ControlChannel {
   destroy(end: ChannelEnd = {}): void {
     this.#linger?.cancel();
     this.#finish(end);
+    this.#uncork(); // what was sent this tick (an AUTH_ERROR) goes out before the socket closes
     this.socket.destroy();
   }
 

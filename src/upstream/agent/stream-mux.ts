@@ -81,7 +81,8 @@ export class StreamMux implements StreamLink {
       const onError = (err: Error) => settle(err instanceof StreamResetError ? dialError(err.resetCode, err) : err);
       this.#opening.set(id, settle);
       stream.once('error', onError);
-      stream.once('close', () => settle(new SluiceError('SLUICE_ERR_DIAL_FAILED', 'the tunnel closed before the agent accepted the stream')));
+      // Checked first: every stream closes, and an error (its stack) per accepted stream is not free.
+      stream.once('close', () => this.#opening.has(id) && settle(new SluiceError('SLUICE_ERR_DIAL_FAILED', 'the tunnel closed before the agent accepted the stream')));
       if (signal.aborted) return onAbort();
       signal.addEventListener('abort', onAbort, { once: true });
     });

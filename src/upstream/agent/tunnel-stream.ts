@@ -2,6 +2,15 @@ import { Duplex } from 'node:stream';
 import { SluiceError } from '../../core/errors.js';
 import { MAX_STREAM_DATA_BYTES, ReceiveWindow, SendWindow, type StreamResetCode } from '../../protocol/tunnel/index.js';
 
+/**
+ * Received data is pushed in chunks of at most one frame's payload: pieces of a frame that spanned
+ * two TLS records become one chunk again (one write for the consumer, not two), small frames of
+ * one read are joined, and a paced consumer (session/limited-pipe.ts), which spends a whole chunk
+ * at once, overshoots by no more than it did with one chunk per frame. (64 KiB chunks measured no
+ * better within the noise of a shared machine, and would loosen that pacing.)
+ */
+const MERGED_CHUNK_BYTES = MAX_STREAM_DATA_BYTES;
+
 /** What a stream needs from the multiplexer that owns it. */
 export interface StreamLink {
   sendData(id: number, data: Buffer): void;
@@ -42,6 +51,9 @@ export class TunnelStream extends Duplex {
   #remoteEnded = false;
   #localEnded = false;
   #resetByPeer = false;
+  /** Received data not yet pushed: the pieces of one socket read, pushed as one chunk (#flushInbox). */
+  readonly #inbox: Buffer[] = [];
+  #inboxBytes = 0;
   bytesRead = 0;
   bytesWritten = 0;
 
@@ -61,20 +73,45 @@ export class TunnelStream extends Duplex {
 
   // ---- from the multiplexer ----
 
-  /** STREAM_DATA from the peer. */
+  /**
+   * STREAM_DATA from the peer. Counted against the window now; pushed once the socket read that
+   * carried it is done (setImmediate runs after the poll phase), merged up to MERGED_CHUNK_BYTES.
+   */
   onPeerData(data: Buffer): void {
     if (this.#remoteEnded) return this.#fail('protocol');
     if (!this.#recv.receive(data.length)) return this.#fail('flow-control');
-    this.#pushed += data.length;
     this.bytesRead += data.length;
-    this.push(data);
+    if (this.#inbox.length === 0) setImmediate(this.#flushInbox);
+    this.#inbox.push(data);
+    this.#inboxBytes += data.length;
   }
 
   onPeerEnd(): void {
     if (this.#remoteEnded) return;
     this.#remoteEnded = true;
+    this.#flushInbox();
     this.push(null);
   }
+
+  /** Pushes the inbox as chunks of at most MERGED_CHUNK_BYTES (a piece is never cut). */
+  readonly #flushInbox = (): void => {
+    const inbox = this.#inbox;
+    if (inbox.length === 0 || this.destroyed) return;
+    let from = 0;
+    let bytes = 0;
+    for (let i = 0; i <= inbox.length; i++) {
+      const next = i < inbox.length ? inbox[i]!.length : Infinity;
+      if (bytes > 0 && bytes + next > MERGED_CHUNK_BYTES) {
+        this.#pushed += bytes;
+        this.push(i - from === 1 ? inbox[from]! : Buffer.concat(inbox.slice(from, i), bytes));
+        from = i;
+        bytes = 0;
+      }
+      bytes += next;
+    }
+    inbox.length = 0;
+    this.#inboxBytes = 0;
+  };
 
   onPeerReset(code: StreamResetCode): void {
     this.#resetByPeer = true;
@@ -145,6 +182,8 @@ export class TunnelStream extends Duplex {
     const clean = this.#remoteEnded && this.#localEnded;
     if (!clean && !this.#resetByPeer) this.#link.sendReset(this.id, 'cancel');
     this.#pending = null;
+    this.#inbox.length = 0;
+    this.#inboxBytes = 0;
     this.#link.released(this.id);
     cb(err);
   }
@@ -161,10 +200,17 @@ export class TunnelStream extends Duplex {
       this.bytesWritten += n;
     }
     this.#pending = null;
-    this.#link.whenWritable(() => {
-      if (!this.destroyed) p.cb();
-    });
+    this.#writeDone = p.cb;
+    this.#link.whenWritable(this.#afterWritable);
   }
+
+  /** The write callback of the chunk just sent, called once the channel can take more. */
+  #writeDone: ((err?: Error | null) => void) | null = null;
+  readonly #afterWritable = (): void => {
+    const cb = this.#writeDone;
+    this.#writeDone = null;
+    if (cb && !this.destroyed) cb();
+  };
 
   #fail(code: StreamResetCode): void {
     this.reset(code);

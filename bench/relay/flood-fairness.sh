@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The flood figure of an exposure (docs/expose.md, "Fairness under a flood"): gateway and agent in
+# one process (subject-expose.sh) in front of echod, then with udpload (../shared/bench):
+#   1. closed loop, window 64, 64 B: what the exposure carries;
+#   2. an open-loop 64 B flood from one client, and meanwhile a second client's paced echo
+#      (2000/s, latency mode): its loss and RTT percentiles;
+#   3. the flood's delivered rate / the closed-loop rate.
+#   DATAGRAM_BUDGET=30000 DUR=3 bash bench/relay/flood-fairness.sh
+# Every load is bounded by DUR seconds and timeouts; everything runs on 127.0.0.1.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+BENCH="${BENCH_DIR:-$ROOT/../shared/bench}"
+DUR="${DUR:-3}"
+BIN=$(mktemp -d /tmp/sluice-flood.XXXXXX)
+trap 'rm -rf "$BIN"' EXIT
+for t in echod udpload; do gcc -O2 -Wall -o "$BIN/$t" "$BENCH/$t.c"; done
+R=$((20000 + RANDOM % 20000)); E=$((R + 1)); RI=$((R + 2)); I=$((R + 3))
+timeout 120 "$BIN/echod" -p "$E" -u -T 110 & EPID=$!
+timeout 120 bash "$HERE/subject-expose.sh" "$R" "$E" "$RI" "$I" > "$BIN/subject.log" 2>&1 & SPID=$!
+stop() { kill -INT "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true; kill "$EPID" 2>/dev/null || true; wait "$EPID" 2>/dev/null || true; }
+trap 'stop; [ -n "${KEEP:-}" ] && cat "$BIN/subject.log" >&2; rm -rf "$BIN"' EXIT
+for _ in $(seq 1 50); do
+  sleep 0.2
+  out=$(timeout 2 "$BIN/udpload" -t "127.0.0.1:$R" -s 64 -d 0.3 -w 1 2>/dev/null || true)
+  case "$out" in *delivered_pps=0\ *|"") ;; *) break ;; esac
+done
+closed=$(timeout 30 "$BIN/udpload" -t "127.0.0.1:$R" -s 64 -d "$DUR" -w 64)
+echo "closed loop:   $closed"
+timeout 30 "$BIN/udpload" -t "127.0.0.1:$R" -s 64 -d "$DUR" > "$BIN/flood.out" & FP=$!
+sleep 0.5
+echo "second client: $(timeout 30 "$BIN/udpload" -t "127.0.0.1:$R" -s 64 -d "$(awk -v d="$DUR" 'BEGIN{print d-1}')" -L -r 2000)"
+wait "$FP"
+flood=$(cat "$BIN/flood.out")
+echo "flood:         $flood"
+c=$(sed -E 's/.*delivered_pps=([0-9]+).*/\1/' <<<"$closed"); f=$(sed -E 's/.*delivered_pps=([0-9]+).*/\1/' <<<"$flood")
+awk -v f="$f" -v c="$c" 'BEGIN { printf "flood delivered / closed loop = %.2f\n", (c > 0 ? f / c : 0) }'

@@ -1,0 +1,86 @@
+import type { Clock, Timer } from '../../core/clock.js';
+import { ADMIT, DROP_AGENT_BUDGET, FairShare, FairSlot, type FairDropReason, type FairShareSettings } from '../../core/fair-share.js';
+import type { DropReason, EventStream } from '../../observe/events.js';
+
+export { FairSlot };
+
+/** How often the drops of a budget are reported as `datagrams-dropped` events (batched, never one per datagram). */
+export const DROP_REPORT_MS = 1000;
+
+/** The per-session drops a flow record carries, or undefined when there were none. */
+export function slotDrops(slot: FairSlot): Partial<Record<DropReason, number>> | undefined {
+  if (slot.droppedBudget === 0 && slot.droppedShare === 0) return undefined;
+  return {
+    ...(slot.droppedBudget > 0 ? { 'agent-budget': slot.droppedBudget } : {}),
+    ...(slot.droppedShare > 0 ? { 'session-share': slot.droppedShare } : {}),
+  };
+}
+
+/**
+ * The send budget of one tunnel direction (docs/expose.md, "Fairness under a flood"): the
+ * gateway has one per agent for what goes to that agent, the agent one for what goes to the
+ * gateway and its peers. Senders ask `admit` BEFORE sealing or copying a datagram; a refused
+ * datagram costs one call. Drops are counted by reason here (the metrics' gateway counters), per
+ * session in the session's FairSlot (its flow record), and per route as `datagrams-dropped`
+ * events once a second.
+ */
+export class SendBudget {
+  readonly share: FairShare;
+  /** Drops since start, by reason (an owner's counters when given, e.g. summed over every agent). */
+  readonly dropped: Record<FairDropReason, number>;
+  /** Per route since the last report: [agent-budget, session-share]. */
+  readonly #pending = new Map<string, [number, number]>();
+  #timer: Timer | undefined;
+  #closed = false;
+
+  constructor(
+    settings: FairShareSettings,
+    private readonly clock: Clock,
+    private readonly events: EventStream | undefined,
+    dropped?: Record<FairDropReason, number>,
+  ) {
+    this.share = new FairShare(settings);
+    this.dropped = dropped ?? { 'agent-budget': 0, 'session-share': 0 };
+  }
+
+  /**
+   * True when one datagram of `slot` may be sent now. `route` names where a drop is reported
+   * (the public listener's route at the gateway, `<agent>/<service>` at the agent); it is read
+   * only when the datagram is dropped.
+   */
+  admit(slot: FairSlot, route: string | (() => string | undefined)): boolean {
+    const v = this.share.admit(slot, this.clock.now());
+    if (v === ADMIT) return true;
+    const budget = v === DROP_AGENT_BUDGET;
+    if (budget) this.dropped['agent-budget']++;
+    else this.dropped['session-share']++;
+    const name = typeof route === 'string' ? route : route();
+    if (name !== undefined && this.events && !this.#closed) {
+      let p = this.#pending.get(name);
+      if (p === undefined) this.#pending.set(name, (p = [0, 0]));
+      p[budget ? 0 : 1]++;
+      this.#timer ??= this.clock.setTimeout(() => this.#report(), DROP_REPORT_MS);
+    }
+    return false;
+  }
+
+  /** Reports what is pending and stops the timer. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#report();
+    this.#closed = true;
+  }
+
+  #report(): void {
+    this.#timer?.cancel();
+    this.#timer = undefined;
+    const events = this.events;
+    if (!events) return;
+    for (const [route, [budget, share]] of this.#pending) {
+      const at = this.clock.wallNow();
+      if (budget > 0) events.emit({ type: 'datagrams-dropped', at, route, reason: 'agent-budget', count: budget });
+      if (share > 0) events.emit({ type: 'datagrams-dropped', at, route, reason: 'session-share', count: share });
+    }
+    this.#pending.clear();
+  }
+}
