@@ -41,7 +41,7 @@ export class DirectStreamDialer implements StreamDialer, SocketDialer {
 
   /** The same dial on a stream datapath; undefined when a test's `connect` must see it. */
   dialConn(target: HostPort, opts: DialOptions, datapath: StreamDatapath): Promise<DialedConn> | undefined {
-    return this.options.connect ? undefined : dialSocket(target, opts, datapath, this.resolver, this.options.policy);
+    return this.options.connect ? undefined : dialSocket(target, opts, datapath, this.resolver, this.options.policy, this.options.clock ?? dialClock);
   }
 
   dial(target: HostPort, opts: DialOptions): Promise<DialedStream> {
