@@ -1,6 +1,7 @@
 // N-API surface of the native UDP datapath. src/datapath/native/binding.ts declares these
 // functions; every call is synchronous and made on the JavaScript thread.
 #include "engine.h"
+#include "stream.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -396,6 +397,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"destroy", nullptr, Destroy, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  RegisterStream(env, exports);
   RegisterSeal(env, exports);
   return exports;
 }

@@ -49,7 +49,7 @@ export async function startConnectListeners(configs: readonly ConnectConfig[], f
         r =
           c.listen.transport === 'udp'
             ? await UdpRoute.start(route, { ...base, datapath: rd?.datapath, dialer: new PeerDatagramDialer(flows, target) })
-            : await TcpRoute.start(route, { ...base, dialer: new PeerStreamDialer(flows, target) });
+            : await TcpRoute.start(route, { ...base, streamDatapath: rd?.streamDatapath, dialer: new PeerStreamDialer(flows, target) });
       } catch (err) {
         const code = errnoCode(err instanceof SluiceError ? err.cause : err) ?? (err as Error).message;
         throw new SluiceError('SLUICE_ERR_BIND', `agent.connect.${c.name}.listen: cannot listen on ${formatListen(c.listen)}: ${code}`, { cause: err });

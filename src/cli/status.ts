@@ -57,7 +57,7 @@ export async function runStatusCommand(argv: readonly string[], io: StatusIo): P
       StatusHealth,
       StatusPeers | undefined,
     ];
-    if (args.flags.has('json')) io.stdout.write(JSON.stringify({ routes: routes.routes, ...sessions, datapath: health.datapath, ...(health.agent ? { agent: health.agent } : {}), ...(peers ? { peers } : {}) }, null, 2) + '\n');
+    if (args.flags.has('json')) io.stdout.write(JSON.stringify({ routes: routes.routes, ...sessions, datapath: health.datapath, streamDatapath: health.streamDatapath, ...(health.agent ? { agent: health.agent } : {}), ...(peers ? { peers } : {}) }, null, 2) + '\n');
     else io.stdout.write(formatStatus(routes.routes, sessions, health, peers));
     return EXIT.ok;
   } catch (err) {
@@ -86,6 +86,7 @@ export interface StatusPeers {
 /** What `sluice status` reads of /api/health. */
 export interface StatusHealth {
   readonly datapath?: string;
+  readonly streamDatapath?: string;
   readonly agent?: AgentStatusView;
 }
 
@@ -138,6 +139,7 @@ export function formatStatus(
     );
   }
   if (health.datapath) out.push('', `UDP DATAPATH: ${health.datapath}`);
+  if (health.streamDatapath) out.push(`TCP DATAPATH: ${health.streamDatapath}`);
   if (health.agent) out.push(...formatAgent(health.agent));
   if (peers) out.push(...formatPeers(peers));
   return out.join('\n') + '\n';

@@ -99,12 +99,12 @@ export class ServicePublisher {
       ...(settings.sourcePrefix ? { sourcePrefix: settings.sourcePrefix } : {}),
       ...serviceBandwidth(settings.bandwidth, own),
     };
-    const { admit, nextFlowId, datapath } = this.deps.routeDeps(route);
+    const { admit, nextFlowId, datapath, streamDatapath } = this.deps.routeDeps(route);
     const shared = own?.perAgent ? { sharedBandwidth: this.#agentBuckets(link.name, own.perAgent) } : {};
     const r =
       m.transport === 'udp'
         ? await UdpRoute.start(route, { clock, events, admit, nextFlowId, datapath, dialer: new AgentDatagramDialer(link, m.serviceId), ...shared })
-        : await TcpRoute.start(route, { clock, events, admit, nextFlowId, dialer: new AgentStreamDialer(link, m.serviceId), ...shared });
+        : await TcpRoute.start(route, { clock, events, admit, nextFlowId, streamDatapath, dialer: new AgentStreamDialer(link, m.serviceId), ...shared });
     events.emit({ type: 'route-up', at: clock.wallNow(), route: name, listen: `${m.transport}://${formatEndpoint(r.local)}`, address: r.local });
     return r;
   }

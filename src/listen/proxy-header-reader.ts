@@ -22,13 +22,8 @@ export function readProxyHeader(sock: Socket, clock: Clock, timeoutMs: number, m
       resolve(outcome);
     };
     const decode = (final: boolean) => {
-      try {
-        const r = decodeProxyHeader(buf, { maxV2HeaderBytes: maxBytes, final });
-        if (r.kind === 'ok') return done({ ok: true, header: r.header }, buf.subarray(r.length));
-        if (buf.length > maxBytes) done({ ok: false, reason: 'proxy-header-invalid' });
-      } catch (err) {
-        done({ ok: false, reason: isProxyHeaderError(err) && err.reason === 'not-proxy' ? 'proxy-header-missing' : 'proxy-header-invalid' });
-      }
+      const d = tryDecodeHeader(buf, maxBytes, final);
+      if (d) done(d.outcome, buf.subarray(d.length));
     };
     const onData = (chunk: Buffer) => {
       buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
@@ -39,6 +34,21 @@ export function readProxyHeader(sock: Socket, clock: Clock, timeoutMs: number, m
     sock.on('data', onData).once('end', onEnd).once('close', onEnd);
     sock.resume();
   });
+}
+
+/**
+ * One decoding attempt over the bytes received so far (`final`: no more will come): the outcome
+ * and the header's length (0 for a refusal), or undefined while more bytes are needed.
+ */
+export function tryDecodeHeader(buf: Buffer, maxBytes: number, final: boolean): { outcome: HeaderOutcome; length: number } | undefined {
+  try {
+    const r = decodeProxyHeader(buf, { maxV2HeaderBytes: maxBytes, final });
+    if (r.kind === 'ok') return { outcome: { ok: true, header: r.header }, length: r.length };
+    if (buf.length > maxBytes) return { outcome: { ok: false, reason: 'proxy-header-invalid' }, length: 0 };
+  } catch (err) {
+    return { outcome: { ok: false, reason: isProxyHeaderError(err) && err.reason === 'not-proxy' ? 'proxy-header-missing' : 'proxy-header-invalid' }, length: 0 };
+  }
+  return undefined;
 }
 
 /** What an untrusted sender's first bytes say: a PROXY signature, anything else, or nothing yet. */

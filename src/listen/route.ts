@@ -4,13 +4,14 @@ import type { Admitter } from '../admission/admitter.js';
 import type { Reverdictable } from '../admission/reverdict.js';
 import type { EndReason, FlowCounters } from '../observe/events.js';
 import type { UdpDatapath } from '../datapath/udp-datapath.js';
+import type { StreamDatapath } from '../datapath/stream-datapath.js';
 
 /**
  * What a listener the node does not own (a gateway's public listener, an agent's connect
  * listener) needs from the node: admission (ACL + node-wide steps), flow ids and the datapath.
  */
 export interface RouteDepsSource {
-  (route: RouteConfig): { readonly admit: Admitter | undefined; readonly nextFlowId: () => number; readonly datapath?: UdpDatapath };
+  (route: RouteConfig): { readonly admit: Admitter | undefined; readonly nextFlowId: () => number; readonly datapath?: UdpDatapath; readonly streamDatapath?: StreamDatapath };
 }
 
 /** A live session or connection, as the admin API and `sluice status` show it. */

@@ -1,5 +1,4 @@
-import type { Socket } from 'node:net';
-import { canonicalIp, type Endpoint } from '../core/address.js';
+import type { Endpoint } from '../core/address.js';
 import type { ProxyProtocolSettings } from '../config/types.js';
 import { ProxyTrust } from '../admission/proxy-trust.js';
 import { encodeProxyV1, encodeProxyV2 } from '../protocol/proxy-protocol/index.js';
@@ -19,10 +18,4 @@ export class TcpProxyHeaders {
     if (this.settings.send === 'v2') return encodeProxyV2({ transport: 'STREAM', addresses });
     return undefined;
   }
-}
-
-/** The address a client connected to, canonical. */
-export function localOf(sock: Socket): Endpoint {
-  const ip = canonicalIp(sock.localAddress ?? '0.0.0.0') ?? { address: '0.0.0.0', family: 4 as const };
-  return { address: ip.address, port: sock.localPort ?? 0, family: ip.family };
 }

@@ -1,8 +1,7 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { LRUCache } from 'lru-cache';
-import { once } from 'node:events';
-import { canonicalIp, formatListen, type Endpoint } from '../core/address.js';
+import { formatListen, type Endpoint } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import { errnoCode, SluiceError } from '../core/errors.js';
 import type { RouteConfig, RouteOrigin } from '../config/types.js';
@@ -10,13 +9,18 @@ import { PendingSlots, type PendingSlotsOptions } from '../admission/pending-slo
 import { RefusalHold } from '../admission/refusal-hold.js';
 import type { EndReason, EventStream, RejectReason } from '../observe/events.js';
 import { relayTcp } from '../session/tcp-relay.js';
+import { joinInDatapath } from '../session/stream-pair.js';
+import { jsStreamConn, jsStreamDatapath } from '../datapath/js-stream-datapath.js';
+import type { StreamConn, StreamDatapath, StreamListener } from '../datapath/stream-datapath.js';
+import { isSocketDialer } from '../upstream/direct/socket-dial.js';
 import type { BucketPair } from '../admission/bandwidth-limiter.js';
 import type { Admitter } from '../admission/admitter.js';
 import type { ReverdictCount } from '../admission/reverdict.js';
 import { SessionShell, type ShellFlow } from '../session/session-shell.js';
 import { tcpPolicyOf, type TcpSessionPolicy } from '../session/session-policy.js';
 import { firstBytesAreClean, readProxyHeader, sniffFirstBytes } from './proxy-header-reader.js';
-import { TcpProxyHeaders, localOf } from './tcp-proxy-header.js';
+import { TcpProxyHeaders } from './tcp-proxy-header.js';
+import { isHeldConn, readHeldProxyHeader } from './held-proxy-header.js';
 import type { StreamDialer } from '../upstream/dialer.js';
 import type { RouteRuntime, SessionInfo } from './route.js';
 
@@ -28,6 +32,8 @@ export interface TcpRouteDeps {
   readonly admit?: Admitter;
   /** Bandwidth buckets this route shares with others (an agent's total on the gateway); absent = none. */
   readonly sharedBandwidth?: BucketPair;
+  /** How connections are accepted, dialed and joined (default: Node's net). */
+  readonly streamDatapath?: StreamDatapath;
 }
 
 /** `proxyProtocol.untrustedWait` when a route's settings do not say (the config default). */
@@ -48,7 +54,7 @@ class TcpConnection implements ShellFlow {
     readonly id: number,
     readonly route: string,
     readonly client: Endpoint,
-    readonly down: net.Socket,
+    readonly down: StreamConn,
     readonly startedAt: number,
     readonly startedWall: number,
   ) {}
@@ -76,7 +82,7 @@ export class TcpRoute implements RouteRuntime {
   private constructor(
     route: RouteConfig,
     /** Absent for a route on a shared listener (sni-listener.ts), which hands it connections through `adopt`. */
-    private readonly server: net.Server | undefined,
+    private readonly listener: StreamListener | undefined,
     readonly local: Endpoint,
     private readonly deps: TcpRouteDeps,
   ) {
@@ -97,29 +103,29 @@ export class TcpRoute implements RouteRuntime {
     this.#pp = route.proxyProtocol ? new TcpProxyHeaders(route.proxyProtocol) : null;
     this.#pendingHeaders = new PendingSlots(pendingSettings(policy));
     this.#refusedHeaders = new RefusalHold({ holdMs: route.proxyProtocol?.headerTimeoutMs ?? 5000, max: 16_384, maxPerSource: pendingSettings(policy).maxPerSource }, deps.clock);
-    server?.on('connection', (down: net.Socket) => this.#accept(down));
-    // Accept errors (EMFILE under a flood) must not take the process down; the listener keeps going.
-    server?.on('error', () => {});
   }
 
   static async start(route: RouteConfig, deps: TcpRouteDeps): Promise<TcpRoute> {
-    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
+    // A listen host that is a name (not an IP literal) is bound by Node's net, which resolves it.
+    const datapath = net.isIP(route.listen.host) ? deps.streamDatapath ?? jsStreamDatapath : jsStreamDatapath;
+    let self: TcpRoute | undefined;
+    let listener: StreamListener;
     try {
-      const listening = once(server, 'listening');
-      server.listen({ host: route.listen.host, port: route.listen.port, backlog: 4096, exclusive: true });
-      await listening;
+      listener = await datapath.listen(route.listen.host, route.listen.port, (conn) => (self ? self.#accept(conn) : conn.destroy()));
     } catch (err) {
-      server.close();
       throw new SluiceError('SLUICE_ERR_BIND', `route "${route.name}": cannot listen on ${formatListen(route.listen)}: ${errnoCode(err) ?? (err as Error).message}`, { cause: err });
     }
-    const a = server.address() as net.AddressInfo;
-    const local: Endpoint = { address: canonicalIp(a.address)?.address ?? a.address, port: a.port, family: a.family === 'IPv6' ? 6 : 4 };
-    return new TcpRoute(route, server, local, deps);
+    self = new TcpRoute(route, listener, listener.local, { ...deps, streamDatapath: datapath });
+    return self;
   }
 
-  /** A route without a listener of its own: a shared listener (sni-listener.ts) that bound `local` hands it connections. */
+  /**
+   * A route without a listener of its own: a shared listener (sni-listener.ts) that bound `local`
+   * hands it connections. Those are Node sockets (the listener read their ClientHello through
+   * Node and put it back), so such a route runs on the js stream datapath whatever the node's is.
+   */
   static attach(route: RouteConfig, deps: TcpRouteDeps, local: Endpoint): TcpRoute {
-    return new TcpRoute(route, undefined, local, deps);
+    return new TcpRoute(route, undefined, local, { ...deps, streamDatapath: jsStreamDatapath });
   }
 
   /**
@@ -128,7 +134,7 @@ export class TcpRoute implements RouteRuntime {
    * like one of this route's own.
    */
   adopt(down: net.Socket, client: Endpoint, destination: Endpoint | undefined): void {
-    this.#admitAndDial(down, client, destination, false);
+    this.#admitAndDial(jsStreamConn(down), client, destination, false);
   }
 
   get name(): string {
@@ -159,8 +165,7 @@ export class TcpRoute implements RouteRuntime {
   drain(): Promise<void> {
     if (this.#serverClosed === undefined) {
       this.#refusedHeaders.close();
-      const server = this.server;
-      this.#serverClosed = server ? new Promise((resolve) => server.close(() => resolve())) : Promise.resolve();
+      this.#serverClosed = this.listener ? this.listener.close() : Promise.resolve();
     }
     return Promise.all([this.#shell.drain(), this.#serverClosed]).then(() => {});
   }
@@ -192,15 +197,13 @@ export class TcpRoute implements RouteRuntime {
     }));
   }
 
-  /** The accept seam: one client socket, paused, from the listener. */
-  #accept(down: net.Socket): void {
-    const canon = canonicalIp(down.remoteAddress ?? '');
-    if (!canon) {
+  /** The accept seam: one client connection, unread, from the listener's stream datapath. */
+  #accept(down: StreamConn): void {
+    const peer = down.remote;
+    if (!peer) {
       down.destroy();
       return;
     }
-    down.on('error', () => {}); // errors before the relay starts: the outcome of what we wait for decides
-    const peer: Endpoint = { address: canon.address, port: down.remotePort ?? 0, family: canon.family };
     const pp = this.#pp;
     if (pp === null || !pp.trust.trusts(peer.address)) {
       this.#admitAndDial(down, peer, undefined, pp !== null && !pp.trust.empty);
@@ -212,11 +215,13 @@ export class TcpRoute implements RouteRuntime {
       down.destroy();
     });
     if (!pending.ok) {
-      this.#refusedHeaders.refuse(down, peer.address);
+      this.#refusedHeaders.refuse(down.socket(), peer.address);
       this.#shell.rejected(peer, 'limit-route-sessions', 'too many PROXY headers pending');
       return;
     }
-    void readProxyHeader(down, this.deps.clock, pp.settings.headerTimeoutMs, pp.settings.maxHeaderBytes).then((r) => {
+    const { clock } = this.deps;
+    const { headerTimeoutMs, maxHeaderBytes } = pp.settings;
+    void (isHeldConn(down) ? readHeldProxyHeader(down, clock, headerTimeoutMs, maxHeaderBytes) : readProxyHeader(down.socket(), clock, headerTimeoutMs, maxHeaderBytes)).then((r) => {
       pending.slot.release();
       if (evicted) return this.#reject(down, peer, 'limit-route-sessions', 'evicted while its PROXY header was pending');
       if (!r.ok) return this.#reject(down, peer, r.reason);
@@ -226,7 +231,7 @@ export class TcpRoute implements RouteRuntime {
     });
   }
 
-  #reject(down: net.Socket, client: Endpoint, reason: RejectReason, detail?: string): void {
+  #reject(down: StreamConn, client: Endpoint, reason: RejectReason, detail?: string): void {
     this.#shell.rejected(client, reason, detail);
     down.destroy();
   }
@@ -240,7 +245,7 @@ export class TcpRoute implements RouteRuntime {
    * connection. A client that stays silent past the wait (a server-speaks-first protocol) is
    * dialed, and its first bytes are still checked before any reaches the upstream.
    */
-  #admitAndDial(down: net.Socket, client: Endpoint, destination: Endpoint | undefined, sniff: boolean): void {
+  #admitAndDial(down: StreamConn, client: Endpoint, destination: Endpoint | undefined, sniff: boolean): void {
     const { clock } = this.deps;
     if (down.destroyed) return this.#reject(down, client, 'draining');
     const source = this.#shell.admit(client);
@@ -255,7 +260,7 @@ export class TcpRoute implements RouteRuntime {
     this.#conns.add(c);
     const waitMs = this.#pp?.settings.untrustedWaitMs ?? DEFAULT_UNTRUSTED_WAIT_MS;
     if (!sniff || waitMs <= 0) return this.#dial(c, destination, sniff);
-    void sniffFirstBytes(down, { clock, timeoutMs: waitMs }).then((seen) => {
+    void sniffFirstBytes(down.socket(), { clock, timeoutMs: waitMs }).then((seen) => {
       if (c.state === 'closed') return;
       if (seen === 'header') {
         c.state = 'closed';
@@ -272,7 +277,13 @@ export class TcpRoute implements RouteRuntime {
     const shell = this.#shell;
     const policy = shell.policy;
     const { down, client } = c;
-    this.deps.dialer.dial(policy.upstream, { signal: shell.signal, timeoutMs: policy.connectTimeoutMs, client, local: destination ?? localOf(down) }).then(
+    const datapath = this.deps.streamDatapath ?? jsStreamDatapath;
+    const dialer = this.deps.dialer;
+    const opts = { signal: shell.signal, timeoutMs: policy.connectTimeoutMs, client, local: destination ?? down.local };
+    // Upstream connections of the route's own datapath where the upstream is a plain socket and
+    // the pair can be joined there (no bandwidth pacing, no sniff pending); a Node stream elsewhere.
+    const native = datapath.kind === 'native' && !sniff && !shell.paced && isSocketDialer(dialer) ? dialer.dialConn(policy.upstream, opts, datapath) : undefined;
+    (native?.then(({ conn, remote }) => ({ stream: conn, remote })) ?? dialer.dial(policy.upstream, opts)).then(
       ({ stream, remote }) => this.#relay(c, stream, remote, destination, sniff, policy),
       (err: SluiceError) => {
         if (shell.signal.aborted) return this.#finish(c, 'shutdown');
@@ -283,9 +294,11 @@ export class TcpRoute implements RouteRuntime {
 
   /**
    * The relay seam: joins the client and its dialed upstream (PROXY header first when sending);
-   * `sniff`: the client's first bytes are checked before any reaches the upstream.
+   * `sniff`: the client's first bytes are checked before any reaches the upstream. An upstream
+   * that is a connection of the route's stream datapath is joined to the client there when it
+   * can be (no bytes through JavaScript); anything else is relayed as Node streams.
    */
-  #relay(c: TcpConnection, stream: Duplex, remote: Endpoint, destination: Endpoint | undefined, sniff: boolean, policy: TcpSessionPolicy): void {
+  #relay(c: TcpConnection, stream: Duplex | StreamConn, remote: Endpoint, destination: Endpoint | undefined, sniff: boolean, policy: TcpSessionPolicy): void {
     const { down, client } = c;
     if (c.state === 'closed' || down.destroyed) {
       stream.destroy();
@@ -295,13 +308,16 @@ export class TcpRoute implements RouteRuntime {
     c.state = 'open';
     c.upstream = remote;
     this.#shell.started(c, remote, c.startedAt);
-    const header = this.#pp?.outbound(client, destination ?? localOf(down));
-    if (header) stream.write(header);
-    const clean = sniff ? firstBytesAreClean(down) : undefined;
+    const header = this.#pp?.outbound(client, destination ?? down.local);
+    if (header) void ('writeFirst' in stream ? stream.writeFirst(header) : stream.write(header));
+    const clean = sniff ? firstBytesAreClean(down.socket()) : undefined;
     if (clean) void clean.then((ok) => ok || this.#reject(down, client, 'proxy-header-untrusted'));
     const gates = this.#shell.gatesFor(c.source);
     const bandwidth = gates === undefined ? undefined : { gates, clock: this.deps.clock };
-    c.stop = relayTcp(down, stream, policy.idleTimeoutMs, (o) => this.#ended(c, o.reason, o.bytesFromClient, o.bytesToClient), clean, bandwidth);
+    const onDone = (o: { reason: EndReason; bytesFromClient: number; bytesToClient: number }) => this.#ended(c, o.reason, o.bytesFromClient, o.bytesToClient);
+    const datapath = this.deps.streamDatapath ?? jsStreamDatapath;
+    const joined = 'writeFirst' in stream && !clean && !bandwidth ? joinInDatapath(datapath, down, stream, policy.idleTimeoutMs, onDone) : undefined;
+    c.stop = joined ?? relayTcp(down.socket(), 'writeFirst' in stream ? stream.socket() : stream, policy.idleTimeoutMs, onDone, clean, bandwidth);
   }
 
   /** Ends a connection from outside the relay (shutdown, dial failure, a verdict). */

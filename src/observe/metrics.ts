@@ -26,6 +26,8 @@ export interface MetricsOptions {
   readonly processMetrics?: boolean;
   /** The UDP datapath in use, read at every scrape for `sluice_datapath_info`. Default js. */
   readonly datapath?: () => 'js' | 'native';
+  /** The TCP stream datapath in use: a second `sluice_datapath_info` series with `proto="tcp"`. Default js. */
+  readonly streamDatapath?: () => 'js' | 'native';
   /** Registers `sluice_peer_path_changes_total` (where an agent runs: only it reports peer paths). Default false. */
   readonly peerPaths?: boolean;
 }
@@ -172,12 +174,13 @@ export function createMetrics(registry: Registry, opts: MetricsOptions = {}): Sl
   });
   new Gauge({
     name: 'sluice_datapath_info',
-    help: 'The UDP datapath in use (1 for the running kind): js on dgram, or the native batched one',
-    labelNames: ['kind'] as const,
+    help: 'The datapath in use (1 for the running kind): the UDP one without a proto label (js on dgram, or the native batched one), the TCP one with proto="tcp" (js on net, or the native splice one)',
+    labelNames: ['kind', 'proto'] as const,
     registers,
     collect() {
       this.reset();
       this.set({ kind: opts.datapath?.() ?? 'js' }, 1);
+      this.set({ kind: opts.streamDatapath?.() ?? 'js', proto: 'tcp' }, 1);
     },
   });
   const routeUp = new Gauge({

@@ -16,7 +16,7 @@ export interface DataPathStatus {
   peers(): PeerStatus;
   /** Admission state shown by /api/bans and /api/sources. */
   admission(): AdmissionStatus;
-  /** Sections of /api/health owned by other parts: the UDP datapath, container discovery. */
+  /** Sections of /api/health owned by other parts: the UDP and TCP datapaths, container discovery. */
   health(): HealthStatus;
 }
 
@@ -40,6 +40,8 @@ export interface AdmissionStatus {
 export interface HealthStatus {
   /** Which UDP datapath moves datagrams: /api/health and `sluice_datapath_info`. */
   readonly datapath: 'js' | 'native';
+  /** Which stream datapath carries TCP routes: /api/health and `sluice_datapath_info{proto="tcp"}`. Default js. */
+  readonly streamDatapath?: 'js' | 'native';
   /** Container discovery's state, label routes and label problems (absent without `docker:`). */
   readonly containers?: unknown;
 }

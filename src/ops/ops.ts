@@ -73,7 +73,7 @@ export class Ops {
     const throttle = new LoginThrottle(clock);
     this.sources = new SourceActivity(clock, (source) => status.admission().banState?.(source));
     const peerFlow = (flow: FlowRef) => peerFlowOf(status.peers().agent, flow);
-    this.#sinks = new RecordSinks({ ...deps, instanceId: this.instanceId, routes, agent: () => status.peers().agent, peerFlow, datapath: () => status.health().datapath, throttle });
+    this.#sinks = new RecordSinks({ ...deps, instanceId: this.instanceId, routes, agent: () => status.peers().agent, peerFlow, datapath: () => status.health().datapath, streamDatapath: () => status.health().streamDatapath ?? 'js', throttle });
     this.#admin = new AdminListener({
       clock,
       log: deps.log,
@@ -184,7 +184,7 @@ export class Ops {
   status(): Record<string, unknown> {
     const routes = this.#served.all();
     const { agent } = this.#deps.status.peers();
-    const { datapath, containers } = this.#deps.status.health();
+    const { datapath, streamDatapath = 'js', containers } = this.#deps.status.health();
     const gateway = this.#served.gatewaySummary();
     const peers = peerSummary(agent);
     const problems = this.#sinks.problems();
@@ -197,6 +197,7 @@ export class Ops {
       routes: routes.length,
       activeSessions: routes.reduce((n, r) => n + r.active, 0),
       datapath,
+      streamDatapath,
       ...(containers !== undefined ? { containers } : {}),
       ...this.#sinks.status(),
       ...(peers ? { peers } : {}),

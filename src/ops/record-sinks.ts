@@ -28,6 +28,8 @@ export interface RecordSinksDeps {
   readonly agent: () => AgentStatus | undefined;
   readonly peerFlow: (flow: FlowRef) => PeerFlow | undefined;
   readonly datapath: () => 'js' | 'native';
+  /** The TCP stream datapath, for `sluice_datapath_info{proto="tcp"}`. */
+  readonly streamDatapath: () => 'js' | 'native';
   /** Wrong admin credentials, counted on /metrics. */
   readonly throttle: LoginThrottle;
   /** Test seams for the conntrack source (a fake `conntrack`, another namespace's sysctls). */
@@ -173,6 +175,7 @@ export class RecordSinks {
       liveCounters: () => [...routes().flatMap((r) => r.sessions()), ...(agent()?.local.udpSessions() ?? [])],
       activeSessions: () => [...routes().map((r) => ({ route: r.name, proto: r.config.listen.transport, active: r.active })), ...(agent()?.local.activeCounts() ?? [])],
       datapath: this.#deps.datapath,
+      streamDatapath: this.#deps.streamDatapath,
       peerPaths: config.agent !== undefined,
     });
     // Peer families only where an agent runs (`agent:` needs a restart to come or go).

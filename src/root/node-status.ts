@@ -28,7 +28,10 @@ export interface ShownParts {
 export class NodeStatus implements DataPathStatus {
   readonly #shown: Partial<ShownParts> = {};
 
-  constructor(private readonly datapath: 'js' | 'native') {}
+  constructor(
+    private readonly datapath: 'js' | 'native',
+    private readonly streamDatapath: 'js' | 'native' = 'js',
+  ) {}
 
   /** Shows `part` until the returned function takes it off. */
   show<K extends keyof ShownParts>(key: K, part: ShownParts[K]): () => void {
@@ -97,6 +100,6 @@ export class NodeStatus implements DataPathStatus {
   }
 
   health(): HealthStatus {
-    return { datapath: this.datapath, containers: this.#shown.containers?.status() };
+    return { datapath: this.datapath, streamDatapath: this.streamDatapath, containers: this.#shown.containers?.status() };
   }
 }

@@ -7,6 +7,7 @@ import { aclAdmitter } from '../admission/acl-admitter.js';
 import { VerdictChanges } from '../admission/reverdict.js';
 import type { CountryLookup } from '../admission/acl/country.js';
 import type { UdpDatapath } from '../datapath/udp-datapath.js';
+import type { StreamDatapath } from '../datapath/stream-datapath.js';
 import type { EndReason, EventStream } from '../observe/events.js';
 import type { DatagramDialer, StreamDialer } from '../upstream/dialer.js';
 import type { RouteRuntime } from '../listen/route.js';
@@ -27,6 +28,8 @@ export interface RouteSetDeps {
   readonly crowdsec?: (route: RouteConfig) => Admitter | undefined;
   /** How UDP datagrams move (default: Node's dgram). */
   readonly udpDatapath?: UdpDatapath;
+  /** How TCP connections are accepted, dialed and joined (default: Node's net). */
+  readonly streamDatapath?: StreamDatapath;
   /** The country database for ACL country rules; read at start and at each reload. */
   readonly geo?: () => CountryLookup | undefined;
   /**
@@ -79,6 +82,11 @@ export class RouteSet {
 
   get config(): SluiceConfig {
     return this.#config;
+  }
+
+  /** Which stream datapath carries this node's TCP routes (for status and metrics). */
+  get streamDatapathKind(): 'js' | 'native' {
+    return this.deps.streamDatapath?.kind ?? 'js';
   }
 
   /** Which UDP datapath moves this node's datagrams (for status and metrics). */
@@ -163,8 +171,8 @@ export class RouteSet {
    * listener, src/gateway/), so it gets the same ACL, node-wide steps and flow numbering as the
    * node's own routes.
    */
-  routeDeps(route: RouteConfig): { admit: Admitter | undefined; nextFlowId: () => number; datapath: UdpDatapath | undefined } {
-    return { admit: this.#admitter(route), nextFlowId: () => this.nextFlowId(), datapath: this.deps.udpDatapath };
+  routeDeps(route: RouteConfig): { admit: Admitter | undefined; nextFlowId: () => number; datapath: UdpDatapath | undefined; streamDatapath: StreamDatapath | undefined } {
+    return { admit: this.#admitter(route), nextFlowId: () => this.nextFlowId(), datapath: this.deps.udpDatapath, streamDatapath: this.deps.streamDatapath };
   }
 
   /** The next flow number, unique in this process (the agent's sessions toward local services use it too). */
@@ -187,7 +195,7 @@ export class RouteSet {
         ? await UdpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.datagramDialer, datapath: this.deps.udpDatapath })
         : this.#shared.wants(route)
           ? await this.#shared.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.streamDialer })
-          : await TcpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.streamDialer });
+          : await TcpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.streamDialer, streamDatapath: this.deps.streamDatapath });
     events.emit({ type: 'route-up', at: clock.wallNow(), route: route.name, listen: formatListen(route.listen), address: r.local, ...(route.origin ? { origin: route.origin } : {}) });
     return r;
   }

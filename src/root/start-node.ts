@@ -4,6 +4,7 @@ import type { SluiceConfig } from '../config/types.js';
 import { EventStream } from '../observe/events.js';
 import { opsLogSink } from '../observe/ops-log.js';
 import { selectUdpDatapath } from '../datapath/native/select.js';
+import { selectStreamDatapath } from '../datapath/native/select-stream.js';
 import type { NativeDatapathOptions } from '../datapath/native/native-datapath.js';
 import { GeoHolder } from '../admission/geo-holder.js';
 import { CrowdsecHolder } from '../admission/crowdsec/crowdsec-holder.js';
@@ -54,7 +55,9 @@ export async function startNode(config: SluiceConfig, deps: NodeDeps, signal?: A
     // Datapath: chosen once per process; `datapath: native` where the addon cannot load stops the start here.
     const udp = selectUdpDatapath(config.datapath ?? 'auto', deps.udpNative);
     if (udp.fallback !== undefined) log.warn({ reason: udp.fallback }, 'native UDP datapath unavailable; using the js datapath');
-    const status = new NodeStatus(udp.datapath?.kind ?? 'js');
+    const stream = selectStreamDatapath(config.datapath ?? 'auto');
+    if (stream.fallback !== undefined) log.warn({ reason: stream.fallback }, 'native TCP stream datapath unavailable; using the js datapath');
+    const status = new NodeStatus(udp.datapath?.kind ?? 'js', stream.datapath.kind);
     const shown = <K extends keyof ShownParts>(key: K, build: (signal: AbortSignal) => ShownParts[K] | Promise<ShownParts[K]>, close: (part: ShownParts[K]) => void | Promise<void>) =>
       status.startOn(stack, key, build, close);
     const geo = new GeoHolder();
@@ -94,6 +97,7 @@ export async function startNode(config: SluiceConfig, deps: NodeDeps, signal?: A
           streamDialer: new DirectStreamDialer(),
           datagramDialer: new DirectDatagramDialer(undefined, udp.datapath),
           udpDatapath: udp.datapath,
+          streamDatapath: stream.datapath,
           geo: () => geo.current,
           crowdsec: (r) => crowdsec.admitter(r),
           admit: bans.admitter,

@@ -122,6 +122,11 @@ export class SessionShell<P extends SessionPolicy, F extends ShellFlow> {
     return undefined;
   }
 
+  /** Whether a bandwidth limit paces new flows (their bytes must pass through JavaScript). */
+  get paced(): boolean {
+    return this.#bandwidth !== null;
+  }
+
   /** The bandwidth gates of a new flow of `source`; undefined when nothing limits it. */
   gatesFor(source: string): FlowGates | undefined {
     return this.#bandwidth === null ? undefined : this.#bandwidth.gatesFor(source);

@@ -45,7 +45,7 @@ lifecycle: { drainTimeout: 1s }
   assert.match(lines[1]!, new RegExp(`^game\\s+udp\\s+udp://127\\.0\\.0\\.1:${routePort}\\s+127\\.0\\.0\\.1:${routePort}\\s+127\\.0\\.0\\.1:${echo.port}\\s+1$`));
   assert.equal(lines[3], 'SESSIONS: 1');
   assert.match(lines[4]!, /^FLOW\s+ROUTE\s+PROTO\s+CLIENT\s+UPSTREAM\s+STATE\s+AGE\s+BYTES_FROM_CLIENT\s+BYTES_TO_CLIENT\s+PKTS_FROM_CLIENT\s+PKTS_TO_CLIENT$/);
-  assert.match(st.out(), /\nUDP DATAPATH: (js|native)\n$/, 'the datapath in use is shown');
+  assert.match(st.out(), /\nUDP DATAPATH: (js|native)\nTCP DATAPATH: (js|native)\n$/, 'the datapaths in use are shown');
   assert.match(lines[5]!, new RegExp(`^1\\s+game\\s+udp\\s+127\\.0\\.0\\.1:${c.port}\\s+127\\.0\\.0\\.1:${echo.port}\\s+open\\s+\\d+s\\s+12\\s+12\\s+1\\s+1$`));
 
   // --config finds the address and the token; --json prints the API's data.

@@ -4,6 +4,7 @@ import { jsDatapath } from '../../src/datapath/js-datapath.js';
 import { loadNativeBinding } from '../../src/datapath/native/binding.js';
 import { NativeDatapath } from '../../src/datapath/native/native-datapath.js';
 import { startNode as startNodeOn } from '../helpers/node.js';
+import { nativeStreamCase } from './stream-datapaths.js';
 
 export interface DatapathCase {
   readonly kind: 'js' | 'native';
@@ -30,8 +31,10 @@ export function datapathCases(): DatapathCase[] {
 
 /**
  * Runs UDP behaviour tests once per datapath. `test` registers each test as "name [js]" and
- * "name [native]"; inside it, `startNode` and `datapathOf(t)` use that run's datapath. Tests
- * registered with node:test's own `test` get the default (js) from the same `startNode`.
+ * "name [native]"; inside it, `startNode` and `datapathOf(t)` use that run's datapath, and the
+ * node's TCP routes run on the stream datapath of the same kind (so TCP parts of these tests,
+ * reverdicts, reloads, ACLs, run on both too). Tests registered with node:test's own `test` get
+ * the default (js) from the same `startNode`.
  */
 export function perDatapath() {
   const current = new WeakMap<TestContext, UdpDatapath>();
@@ -44,6 +47,7 @@ export function perDatapath() {
     }
   };
   const datapathOf = (t: TestContext): UdpDatapath | undefined => current.get(t);
-  const startNode: typeof startNodeOn = (t, yaml, deps = {}) => startNodeOn(t, yaml, { udpDatapath: current.get(t), ...deps });
+  const streamOf = (t: TestContext) => (current.get(t)?.kind === 'native' ? nativeStreamCase().datapath : undefined);
+  const startNode: typeof startNodeOn = (t, yaml, deps = {}) => startNodeOn(t, yaml, { udpDatapath: current.get(t), streamDatapath: streamOf(t), ...deps });
   return { test, startNode, datapathOf };
 }

@@ -1,13 +1,21 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
+import type { UdpDatapath } from '../../src/datapath/udp-datapath.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { freePort, readAll, sleep, tcpConnect, tcpServer, udpClient, udpEcho, waitFor } from '../helpers/net.js';
 import { datapathCases } from '../datapath/datapaths.js';
 import { agentConfig, gatewayConfig, published, startAgent, startGateway } from './expose-helpers.js';
 
-test('TCP echo through an exposed service, with half-close', async (t) => {
+for (const dp of datapathCases()) {
+  test(`TCP echo through an exposed service, with half-close [${dp.kind}]`, { skip: dp.skip ?? false }, async (t) => {
+    // On native, the gateway's public listener accepts natively and relays to the tunnel stream as a Node socket.
+    await tcpEchoThroughExposure(t, dp.datapath);
+  });
+}
+
+async function tcpEchoThroughExposure(t: TestContext, datapath: UdpDatapath | undefined) {
   const echo = await tcpServer(t);
-  const gw = await startGateway(t, gatewayConfig());
+  const gw = await startGateway(t, gatewayConfig(), undefined, datapath);
   const port = await freePort();
   const { agent } = await startAgent(t, agentConfig(gw, `    echo: { local: 127.0.0.1:${echo.port}, remote: tcp://127.0.0.1:${port} }`));
   const ports = await published(agent);
@@ -16,7 +24,7 @@ test('TCP echo through an exposed service, with half-close', async (t) => {
   c.end('hello through the tunnel');
   assert.equal((await readAll(c)).toString(), 'hello through the tunnel');
   await waitFor(() => gw.gateway.agent('home')!.streams === 0, 'stream released');
-});
+}
 
 for (const c of datapathCases()) {
   test(`UDP echo through an exposed service delivers every datagram at a modest rate [${c.kind}]`, { skip: c.skip ?? false }, async (t) => {

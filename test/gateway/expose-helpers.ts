@@ -14,6 +14,7 @@ import { Agent, type AgentObserver } from '../../src/agent/agent.js';
 import { aclAdmitter } from '../../src/admission/acl-admitter.js';
 import { waitFor } from '../helpers/net.js';
 import type { UdpDatapath } from '../../src/datapath/udp-datapath.js';
+import { nativeStreamCase } from '../datapath/stream-datapaths.js';
 import { nativeCase } from '../datapath/datapaths.js';
 import { DirectDatagramDialer } from '../../src/upstream/direct/udp-dialer.js';
 
@@ -73,7 +74,8 @@ export async function startGateway(t: TestContext, config: GatewayConfig, clock:
     clock,
     events,
     observer,
-    routeDeps: (route) => ({ admit: aclAdmitter(route.acl, undefined), nextFlowId: () => ++flow, datapath }),
+    // A native UDP run accepts the public TCP listeners natively too (their relay stays on Node streams).
+    routeDeps: (route) => ({ admit: aclAdmitter(route.acl, undefined), nextFlowId: () => ++flow, datapath, streamDatapath: datapath?.kind === 'native' ? nativeStreamCase().datapath : undefined }),
     datapath,
   });
   t.after(() => gateway.close());

@@ -26,6 +26,7 @@ export async function startNode(t: TestContext, yaml: string, deps: Partial<Rout
     streamDialer: deps.streamDialer ?? new DirectStreamDialer(),
     datagramDialer: deps.datagramDialer ?? new DirectDatagramDialer(undefined, deps.udpDatapath),
     udpDatapath: deps.udpDatapath,
+    streamDatapath: deps.streamDatapath,
     admit: deps.admit,
     geo: deps.geo,
   });

@@ -1,4 +1,3 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -6,10 +5,12 @@ import { once } from 'node:events';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { readAll, tcpConnect, tcpServer, udpClient, waitFor } from '../helpers/net.js';
 import { perDatapath } from '../datapath/datapaths.js';
+import { perStreamDatapath } from '../datapath/stream-datapaths.js';
 import { decodeProxyDatagram, decodeProxyHeader, encodeProxyV1, encodeProxyV2 } from '../../src/protocol/proxy-protocol/index.js';
 
-// The UDP tests run once per datapath (js, native); the TCP ones once, on the same startNode.
+// The UDP tests run once per UDP datapath, the TCP ones once per stream datapath (js, native).
 const { test: udpTest, startNode } = perDatapath();
+const { test: tcpTest, startNode: startTcpNode } = perStreamDatapath();
 
 const v2Tcp = (src: string, port: number) =>
   encodeProxyV2({ transport: 'STREAM', addresses: { source: { address: src, port }, destination: { address: '192.0.2.10', port: 443 } } });
@@ -30,10 +31,10 @@ async function recordingUpstream(t: import('node:test').TestContext) {
   return { ...up, got };
 }
 
-test('proxy protocol (tcp): a trusted v2 header sets the client; the bytes after it pass untouched; v1 and v2 are sent upstream', async (t) => {
+tcpTest('proxy protocol (tcp): a trusted v2 header sets the client; the bytes after it pass untouched; v1 and v2 are sent upstream', async (t) => {
   for (const send of ['v1', 'v2'] as const) {
     const up = await recordingUpstream(t);
-    const n = await startNode(
+    const n = await startTcpNode(
       t,
       `
 routes:
@@ -59,9 +60,9 @@ routes:
   }
 });
 
-test('proxy protocol (tcp): a header split into single bytes is read whole', async (t) => {
+tcpTest('proxy protocol (tcp): a header split into single bytes is read whole', async (t) => {
   const up = await recordingUpstream(t);
-  const n = await startNode(t, `
+  const n = await startTcpNode(t, `
 routes:
   web:
     listen: tcp://127.0.0.1:0
@@ -81,9 +82,9 @@ routes:
   assert.equal(n.ofType('session-started')[0]!.flow.client.address, '2001:db8::7');
 });
 
-test('proxy protocol (tcp): trusted sender without a header, header from an untrusted sender, and a stalled header are refused', async (t) => {
+tcpTest('proxy protocol (tcp): trusted sender without a header, header from an untrusted sender, and a stalled header are refused', async (t) => {
   const up = await recordingUpstream(t);
-  const n = await startNode(t, `
+  const n = await startTcpNode(t, `
 routes:
   trusted:
     listen: tcp://127.0.0.1:0
@@ -218,9 +219,9 @@ async function recordingUdp(t: import('node:test').TestContext) {
   return { port: s.address().port, got };
 }
 
-test('proxy protocol (tcp): the header read is bounded in size', async (t) => {
+tcpTest('proxy protocol (tcp): the header read is bounded in size', async (t) => {
   const up = await recordingUpstream(t);
-  const n = await startNode(t, `
+  const n = await startTcpNode(t, `
 routes:
   web:
     listen: tcp://127.0.0.1:0

@@ -1,10 +1,12 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
-import { startNode } from '../helpers/node.js';
+import { perStreamDatapath } from '../datapath/stream-datapaths.js';
 import { readAll, tcpConnect, tcpServer, waitFor } from '../helpers/net.js';
 import { encodeProxyV1, encodeProxyV2 } from '../../src/protocol/proxy-protocol/index.js';
+
+// Each test runs on both stream datapaths.
+const { test: tcpTest, startNode: startTcpNode } = perStreamDatapath();
 
 const v2 = encodeProxyV2({ transport: 'STREAM', addresses: { source: { address: '1.2.3.4', port: 1 }, destination: { address: '5.6.7.8', port: 443 } } });
 const v1 = encodeProxyV1({ source: { address: '1.2.3.4', port: 1 }, destination: { address: '5.6.7.8', port: 443 } });
@@ -29,9 +31,9 @@ routes:
     proxyProtocol: { accept: [192.0.2.0/24]${wait ? `, untrustedWait: ${wait}` : ''} }
 `;
 
-test('proxy protocol (tcp): a header from an untrusted sender is refused before the dial: zero upstream connections', async (t) => {
+tcpTest('proxy protocol (tcp): a header from an untrusted sender is refused before the dial: zero upstream connections', async (t) => {
   const up = await countingUpstream(t);
-  const n = await startNode(t, route(up.port, '2s'));
+  const n = await startTcpNode(t, route(up.port, '2s'));
   const rejected = () => n.ofType('session-rejected').length;
   for (const bytes of [v2, v1]) {
     const c = await tcpConnect(t, n.port('web'));
@@ -57,9 +59,9 @@ test('proxy protocol (tcp): a header from an untrusted sender is refused before 
   assert.equal(up.stats.accepts, 1, 'the three untrusted headers cost the upstream no connection');
 });
 
-test('proxy protocol (tcp): a server-speaks-first upstream greets a silent untrusted client after the wait; a late header is still refused with no byte upstream', async (t) => {
+tcpTest('proxy protocol (tcp): a server-speaks-first upstream greets a silent untrusted client after the wait; a late header is still refused with no byte upstream', async (t) => {
   const up = await countingUpstream(t, '220 ready\r\n');
-  const n = await startNode(t, route(up.port));
+  const n = await startTcpNode(t, route(up.port));
   const c = net.connect({ host: '127.0.0.1', port: n.port('web'), allowHalfOpen: true });
   c.on('error', () => {});
   t.after(() => c.destroy());
@@ -77,9 +79,9 @@ test('proxy protocol (tcp): a server-speaks-first upstream greets a silent untru
   assert.equal(up.stats.bytes, 0, 'no byte of the header reached the upstream');
 });
 
-test('proxy protocol (tcp): untrustedWait 0s dials at once and refuses the header after the dial (the upstream sees a connection, no bytes)', async (t) => {
+tcpTest('proxy protocol (tcp): untrustedWait 0s dials at once and refuses the header after the dial (the upstream sees a connection, no bytes)', async (t) => {
   const up = await countingUpstream(t);
-  const n = await startNode(t, route(up.port, '0s'));
+  const n = await startTcpNode(t, route(up.port, '0s'));
   const c = await tcpConnect(t, n.port('web'));
   c.write(v2);
   await readAll(c);
@@ -88,9 +90,9 @@ test('proxy protocol (tcp): untrustedWait 0s dials at once and refuses the heade
   assert.equal(up.stats.bytes, 0);
 });
 
-test('proxy protocol (tcp): an untrusted client that resets during the wait costs no upstream connection; one that only half-closes is served', async (t) => {
+tcpTest('proxy protocol (tcp): an untrusted client that resets during the wait costs no upstream connection; one that only half-closes is served', async (t) => {
   const up = await countingUpstream(t);
-  const n = await startNode(t, route(up.port, '2s'));
+  const n = await startTcpNode(t, route(up.port, '2s'));
   const c = await tcpConnect(t, n.port('web'));
   await waitFor(() => n.node.route('web')!.active === 1, 'admitted, waiting for first bytes');
   c.resetAndDestroy();

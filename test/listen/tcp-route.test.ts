@@ -1,11 +1,15 @@
-import { test } from 'node:test';
+import { test as plainTest } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createHash } from 'node:crypto';
-import { startNode } from '../helpers/node.js';
+import { perStreamDatapath } from '../datapath/stream-datapaths.js';
+import { pumpingUpstream } from './pumping-upstream.js';
 import { freePort, readAll, tcpConnect, tcpServer, waitFor } from '../helpers/net.js';
 import { SluiceError } from '../../src/core/errors.js';
 import type { StreamDialer } from '../../src/upstream/dialer.js';
+
+// Every behaviour below runs on both stream datapaths: "name [js]" and "name [native]".
+const { test, startNode } = perStreamDatapath();
 
 const route = (upstream: number, extra = '') => `
 routes:
@@ -105,7 +109,7 @@ test('tcp route: a dial timeout closes the client and reports SLUICE_ERR_DIAL_TI
   assert.equal(n.ofType('dial-error')[0]!.code, 'SLUICE_ERR_DIAL_TIMEOUT');
 });
 
-test('tcp route: the direct dialer bounds the whole dial, name resolution included', async () => {
+plainTest('tcp route: the direct dialer bounds the whole dial, name resolution included', async () => {
   const { DirectStreamDialer } = await import('../../src/upstream/direct/tcp-dialer.js');
   // A resolver that never answers stands in for a silent network.
   const hanging = new DirectStreamDialer(() => new Promise(() => {}));
@@ -173,25 +177,14 @@ test('tcp route: caps per route and per source refuse extra connections before d
 
 test('tcp route: a slow reader holds bounded memory in the relay (backpressure)', async (t) => {
   const total = 64 * 1024 * 1024;
-  let sent = 0;
-  const up = await tcpServer(t, (s) => {
-    const chunk = Buffer.alloc(64 * 1024, 7);
-    const pump = () => {
-      while (sent < total) {
-        sent += chunk.length;
-        if (!s.write(chunk)) return void s.once('drain', pump);
-      }
-      s.end();
-    };
-    pump();
-  });
+  const up = await pumpingUpstream(t, total, 64 * 1024);
   const n = await startNode(t, route(up.port));
   const c = await tcpConnect(t, n.port('ssh'));
   c.pause();
-  await waitFor(() => sent > 0, 'upstream started');
+  await waitFor(() => up.sent() > 0, 'upstream started');
   await new Promise((r) => setTimeout(r, 300));
   // With nobody reading, the upstream must be stopped by TCP flow control long before 64 MiB.
-  assert.ok(sent < 16 * 1024 * 1024, `upstream managed to push ${sent} bytes into a paused client`);
+  assert.ok(up.sent() < 16 * 1024 * 1024, `upstream managed to push ${up.sent()} bytes into a paused client`);
   let got = 0;
   c.on('data', (d: Buffer) => (got += d.length));
   c.resume();

@@ -4,6 +4,8 @@ import { systemClock, type Clock } from '../../core/clock.js';
 import { errnoCode, SluiceError } from '../../core/errors.js';
 import type { DialedStream, DialOptions, StreamDialer } from '../dialer.js';
 import { resolveDestination, systemResolver, type DestinationPolicy, type Resolver } from './resolve.js';
+import type { StreamDatapath } from '../../datapath/stream-datapath.js';
+import { dialSocket, type DialedConn, type SocketDialer } from './socket-dial.js';
 
 export interface DirectDialerOptions {
   /** What the dialed addresses may be (default `trusted`: upstreams from the config). */
@@ -31,11 +33,16 @@ const dialClock: Clock = {
  * and checked once (resolveDestination) and the socket is given the pinned address. The socket
  * allows half-open so FINs can be forwarded.
  */
-export class DirectStreamDialer implements StreamDialer {
+export class DirectStreamDialer implements StreamDialer, SocketDialer {
   constructor(
     private readonly resolver: Resolver = systemResolver,
     private readonly options: DirectDialerOptions = {},
   ) {}
+
+  /** The same dial on a stream datapath; undefined when a test's `connect` must see it. */
+  dialConn(target: HostPort, opts: DialOptions, datapath: StreamDatapath): Promise<DialedConn> | undefined {
+    return this.options.connect ? undefined : dialSocket(target, opts, datapath, this.resolver, this.options.policy, this.options.clock ?? dialClock);
+  }
 
   dial(target: HostPort, opts: DialOptions): Promise<DialedStream> {
     const where = formatHostPort(target.host, target.port);

@@ -1,0 +1,435 @@
+// N-API surface of the stream engine (stream.h). src/datapath/native/stream-binding.ts declares
+// these functions; every call is synchronous and made on the JavaScript thread. Socket calls
+// throw Node-style system errors (code, errno, syscall) or return -errno where noted.
+#include "stream-internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace sluice {
+namespace {
+
+napi_value Throw(napi_env env, const char* message) {
+  napi_throw_error(env, "SLUICE_NATIVE", message);
+  return nullptr;
+}
+
+napi_value ThrowErrno(napi_env env, int err, const char* syscall, const char* detail) {
+  napi_throw(env, ErrnoError(env, err, syscall, detail));
+  return nullptr;
+}
+
+napi_value Num(napi_env env, double v) {
+  napi_value out;
+  napi_create_double(env, v, &out);
+  return out;
+}
+
+bool Args(napi_env env, napi_callback_info info, size_t want, napi_value* argv) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < want) {
+    napi_throw_type_error(env, nullptr, "missing arguments");
+    return false;
+  }
+  return true;
+}
+
+StreamEngine* Get(napi_env env, napi_value v, bool quiet = false) {
+  void* p = nullptr;
+  if (napi_get_value_external(env, v, &p) != napi_ok || p == nullptr) {
+    if (!quiet) napi_throw_type_error(env, nullptr, "not a stream engine");
+    return nullptr;
+  }
+  StreamEngine* e = static_cast<StreamEngine*>(p);
+  if (e->destroyed) {
+    if (!quiet) napi_throw_error(env, "SLUICE_NATIVE", "stream engine destroyed");
+    return nullptr;
+  }
+  return e;
+}
+
+// The engine and an open connection id from the first two arguments.
+bool GetConn(napi_env env, napi_value* argv, StreamEngine** e, int* id) {
+  *e = Get(env, argv[0]);
+  if (*e == nullptr) return false;
+  if (napi_get_value_int32(env, argv[1], id) != napi_ok || *id < 0 || *id >= static_cast<int>((*e)->conns.size()) ||
+      (*e)->conns[*id].fd < 0) {
+    napi_throw_error(env, "SLUICE_NATIVE", "no such connection");
+    return false;
+  }
+  return true;
+}
+
+int32_t Int32(napi_env env, napi_value v) {
+  int32_t out = 0;
+  napi_get_value_int32(env, v, &out);
+  return out;
+}
+
+bool Bytes(napi_env env, napi_value v, uint8_t** data, size_t* len) {
+  napi_typedarray_type type;
+  napi_value ab;
+  size_t offset;
+  void* p;
+  if (napi_get_typedarray_info(env, v, &type, len, &p, &ab, &offset) != napi_ok || type != napi_uint8_array) {
+    napi_throw_type_error(env, nullptr, "expected a Uint8Array");
+    return false;
+  }
+  *data = static_cast<uint8_t*>(p);
+  return true;
+}
+
+// An IP literal (no brackets, no zone) and a port as a socket address.
+bool ParseAddress(napi_env env, napi_value host, napi_value port, sockaddr_storage* out, socklen_t* len, char* text) {
+  size_t n;
+  if (napi_get_value_string_utf8(env, host, text, 64, &n) != napi_ok) return false;
+  int32_t p;
+  if (napi_get_value_int32(env, port, &p) != napi_ok || p < 0 || p > 65535) return false;
+  memset(out, 0, sizeof *out);
+  sockaddr_in* v4 = reinterpret_cast<sockaddr_in*>(out);
+  sockaddr_in6* v6 = reinterpret_cast<sockaddr_in6*>(out);
+  if (inet_pton(AF_INET, text, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(p));
+    *len = sizeof(sockaddr_in);
+    return true;
+  }
+  if (inet_pton(AF_INET6, text, &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(p));
+    *len = sizeof(sockaddr_in6);
+    return true;
+  }
+  return false;
+}
+
+void Release(StreamEngine* e) {
+  if (--e->owners == 0) delete e;
+}
+
+void OnClosed(uv_handle_t* h) { Release(static_cast<StreamEngine*>(h->data)); }
+
+void Teardown(StreamEngine* e) {
+  if (e->destroyed) return;
+  for (size_t i = 0; i < e->conns.size(); i++) StreamCloseConn(e, static_cast<int>(i));
+  for (int fd : e->pipe_pool) close(fd);
+  e->pipe_pool.clear();
+  e->destroyed = true;
+  uv_close(reinterpret_cast<uv_handle_t*>(&e->poll), OnClosed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&e->timer), OnClosed);
+  close(e->epfd);
+  e->epfd = -1;
+  if (e->ev_ref != nullptr) napi_delete_reference(e->env, e->ev_ref);
+  if (e->on_events != nullptr) napi_delete_reference(e->env, e->on_events);
+  e->ev_ref = e->on_events = nullptr;
+  if (e->actx != nullptr) napi_async_destroy(e->env, e->actx);
+  e->actx = nullptr;
+}
+
+void Finalize(napi_env env, void* data, void* hint) {
+  StreamEngine* e = static_cast<StreamEngine*>(data);
+  Teardown(e);
+  Release(e);
+}
+
+// streamOpen(events: Float64Array, onEvents: (n) => void) -> engine
+napi_value Open(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!Args(env, info, 2, argv)) return nullptr;
+  napi_typedarray_type type;
+  size_t length, offset;
+  void* p;
+  napi_value ab;
+  if (napi_get_typedarray_info(env, argv[0], &type, &length, &p, &ab, &offset) != napi_ok || type != napi_float64_array) {
+    napi_throw_type_error(env, nullptr, "expected a Float64Array");
+    return nullptr;
+  }
+  if (length < static_cast<size_t>(kEvRec)) return Throw(env, "event memory too small");
+  StreamEngine* e = new StreamEngine();
+  e->env = env;
+  e->ev = static_cast<double*>(p);
+  e->ev_max = static_cast<int>(length / kEvRec);
+  e->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (e->epfd < 0) {
+    int err = errno;
+    delete e;
+    return ThrowErrno(env, err, "epoll_create1", "");
+  }
+  if (napi_get_uv_event_loop(env, &e->loop) != napi_ok || uv_poll_init(e->loop, &e->poll, e->epfd) != 0 ||
+      uv_timer_init(e->loop, &e->timer) != 0) {
+    close(e->epfd);
+    delete e;
+    return Throw(env, "cannot watch the epoll set");
+  }
+  e->poll.data = e;
+  e->timer.data = e;
+  // Strong: the engine calls back into both for as long as it is open (destroy() drops them).
+  napi_create_reference(env, argv[0], 1, &e->ev_ref);
+  napi_create_reference(env, argv[1], 1, &e->on_events);
+  napi_value name;
+  napi_create_string_utf8(env, "SluiceStreamDatapath", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, nullptr, name, &e->actx);
+  napi_value out;
+  if (napi_create_external(env, e, Finalize, nullptr, &out) != napi_ok) return Throw(env, "cannot wrap the engine");
+  return out;
+}
+
+// streamListen(engine, host, port, backlog) -> id. Exclusive bind; `::` is dual-stack.
+napi_value Listen(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!Args(env, info, 4, argv)) return nullptr;
+  StreamEngine* e = Get(env, argv[0]);
+  if (e == nullptr) return nullptr;
+  sockaddr_storage addr;
+  socklen_t len;
+  char text[64];
+  if (!ParseAddress(env, argv[1], argv[2], &addr, &len, text)) return ThrowErrno(env, EINVAL, "bind", "(not an IP literal)");
+  int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return ThrowErrno(env, errno, "socket", text);
+  int one = 1, off = 0;
+  // As Node's servers: a restarted process may bind while old connections sit in TIME_WAIT.
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (addr.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), len) < 0 || listen(fd, Int32(env, argv[3])) < 0) {
+    int err = errno;
+    close(fd);
+    return ThrowErrno(env, err, "listen", text);
+  }
+  int id = StreamAdopt(e, fd, Kind::Listener);
+  if (StreamCtl(e, id, EPOLL_CTL_ADD, EPOLLIN) < 0) {
+    int err = errno;
+    StreamCloseConn(e, id);
+    return ThrowErrno(env, err, "epoll_ctl", text);
+  }
+  StreamWatch(e);
+  return Num(env, id);
+}
+
+// streamLocal(engine, id) -> [family, address, port]
+napi_value Local(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  StreamEngine* e;
+  int id;
+  if (!Args(env, info, 2, argv) || !GetConn(env, argv, &e, &id)) return nullptr;
+  sockaddr_storage addr;
+  socklen_t len = sizeof addr;
+  if (getsockname(e->conns[id].fd, reinterpret_cast<sockaddr*>(&addr), &len) < 0) return ThrowErrno(env, errno, "getsockname", "");
+  char text[INET6_ADDRSTRLEN] = "";
+  int port, family;
+  if (addr.ss_family == AF_INET) {
+    sockaddr_in* a = reinterpret_cast<sockaddr_in*>(&addr);
+    inet_ntop(AF_INET, &a->sin_addr, text, sizeof text);
+    port = ntohs(a->sin_port);
+    family = 4;
+  } else {
+    sockaddr_in6* a = reinterpret_cast<sockaddr_in6*>(&addr);
+    inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof text);
+    port = ntohs(a->sin6_port);
+    family = 6;
+  }
+  napi_value out, s;
+  napi_create_array_with_length(env, 3, &out);
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &s);
+  napi_set_element(env, out, 0, Num(env, family));
+  napi_set_element(env, out, 1, s);
+  napi_set_element(env, out, 2, Num(env, port));
+  return out;
+}
+
+// streamDial(engine, host, port, timeoutMs) -> id; a `connected` event follows.
+napi_value Dial(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!Args(env, info, 4, argv)) return nullptr;
+  StreamEngine* e = Get(env, argv[0]);
+  if (e == nullptr) return nullptr;
+  sockaddr_storage addr;
+  socklen_t len;
+  char text[64];
+  if (!ParseAddress(env, argv[1], argv[2], &addr, &len, text)) return ThrowErrno(env, EINVAL, "connect", "(not an IP literal)");
+  int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return ThrowErrno(env, errno, "socket", text);
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), len) < 0 && errno != EINPROGRESS) {
+    int err = errno;
+    close(fd);
+    return ThrowErrno(env, err, "connect", text);
+  }
+  int id = StreamAdopt(e, fd, Kind::Dialing);
+  // One-shot: the first writability (or error) is the outcome; a connected socket stays out of
+  // the set's readiness until it is piped or watched.
+  if (StreamCtl(e, id, EPOLL_CTL_ADD, EPOLLOUT | EPOLLONESHOT) < 0) {
+    int err = errno;
+    e->conns[id].kind = Kind::Held;
+    StreamCloseConn(e, id);
+    return ThrowErrno(env, err, "epoll_ctl", text);
+  }
+  uint32_t timeout = static_cast<uint32_t>(Int32(env, argv[3]));
+  e->conns[id].deadline = uv_now(e->loop) + (timeout > 0 ? timeout : 1u << 31);
+  e->timed++;
+  if (timeout > 0) StreamNoteTimeout(e, timeout);
+  StreamWatch(e);
+  return Num(env, id);
+}
+
+// streamWatch(engine, id): one `readable` event when a held connection has bytes, a FIN or an error.
+napi_value Watch(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  StreamEngine* e;
+  int id;
+  if (!Args(env, info, 2, argv) || !GetConn(env, argv, &e, &id)) return nullptr;
+  if (e->conns[id].kind != Kind::Held) return Throw(env, "only a held connection can be watched");
+  uint32_t ev = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+  if (StreamCtl(e, id, EPOLL_CTL_MOD, ev) < 0 && (errno != ENOENT || StreamCtl(e, id, EPOLL_CTL_ADD, ev) < 0)) {
+    return ThrowErrno(env, errno, "epoll_ctl", "");
+  }
+  return nullptr;
+}
+
+// streamRead(engine, id, buf) -> bytes read from a held connection (a PROXY header and what
+// came with it), 0 at EOF, or -errno (-EAGAIN: nothing yet).
+napi_value Read(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  StreamEngine* e;
+  int id;
+  uint8_t* data;
+  size_t len;
+  if (!Args(env, info, 3, argv) || !GetConn(env, argv, &e, &id) || !Bytes(env, argv[2], &data, &len)) return nullptr;
+  ssize_t n = recv(e->conns[id].fd, data, len, MSG_DONTWAIT);
+  return Num(env, n < 0 ? -errno : static_cast<double>(n));
+}
+
+// streamWrite(engine, id, buf) -> bytes written or -errno (a PROXY header, before any piped byte).
+napi_value Write(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  StreamEngine* e;
+  int id;
+  uint8_t* data;
+  size_t len;
+  if (!Args(env, info, 3, argv) || !GetConn(env, argv, &e, &id) || !Bytes(env, argv[2], &data, &len)) return nullptr;
+  ssize_t n = send(e->conns[id].fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+  return Num(env, n < 0 ? -errno : static_cast<double>(n));
+}
+
+// streamPipe(engine, client, upstream, idleMs): the pair's bytes move in the engine from now on.
+napi_value Pipe(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  StreamEngine* e;
+  int client, upstream;
+  if (!Args(env, info, 4, argv) || !GetConn(env, argv, &e, &client)) return nullptr;
+  napi_value second[2] = {argv[0], argv[2]};
+  if (!GetConn(env, second, &e, &upstream)) return nullptr;
+  if (e->conns[client].kind != Kind::Held || e->conns[upstream].kind != Kind::Held || client == upstream) {
+    return Throw(env, "only two held connections can be piped");
+  }
+  int err = StreamStartPair(e, client, upstream, static_cast<uint32_t>(Int32(env, argv[3])));
+  if (err < 0) return ThrowErrno(env, -err, "pipe2", "");
+  return nullptr;
+}
+
+// streamClose(engine, id) -> [bytes from client, bytes to client] of a pair (both closed), else
+// undefined. Idempotent: an id already closed is ignored. No end event follows.
+napi_value Close(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!Args(env, info, 2, argv)) return nullptr;
+  StreamEngine* e = Get(env, argv[0], true);
+  int32_t id = Int32(env, argv[1]);
+  if (e == nullptr || id < 0 || id >= static_cast<int>(e->conns.size()) || e->conns[id].fd < 0) return nullptr;
+  StreamConn& c = e->conns[id];
+  if (c.kind == Kind::PipedUpstream) id = c.other;
+  StreamConn& client = e->conns[id];
+  if (client.kind != Kind::PipedClient) {
+    StreamCloseConn(e, id);
+    return nullptr;
+  }
+  napi_value out;
+  napi_create_array_with_length(env, 2, &out);
+  napi_set_element(env, out, 0, Num(env, client.bytes_from_client));
+  napi_set_element(env, out, 1, Num(env, client.bytes_to_client));
+  StreamCloseConn(e, client.other);
+  StreamCloseConn(e, id);
+  return out;
+}
+
+// streamRelease(engine, id) -> fd: the connection leaves the engine, its descriptor is the caller's.
+napi_value ReleaseFd(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  StreamEngine* e;
+  int id;
+  if (!Args(env, info, 2, argv) || !GetConn(env, argv, &e, &id)) return nullptr;
+  if (e->conns[id].kind != Kind::Held) return Throw(env, "only a held connection can be released");
+  int fd = e->conns[id].fd;
+  epoll_ctl(e->epfd, EPOLL_CTL_DEL, fd, nullptr);
+  e->conns[id].fd = -1;
+  e->conns[id] = StreamConn();
+  e->pending_ids.push_back(id);
+  e->active--;
+  StreamWatch(e);
+  return Num(env, fd);
+}
+
+// streamCounters(engine, ids: Int32Array, n, out: Float64Array): 2 numbers per piped client id
+// (bytes from client, bytes to client); -1 for an id that is not a live pair.
+napi_value Counters(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!Args(env, info, 4, argv)) return nullptr;
+  StreamEngine* e = Get(env, argv[0]);
+  if (e == nullptr) return nullptr;
+  napi_typedarray_type t1, t2;
+  size_t l1, l2, off;
+  void *p1, *p2;
+  napi_value ab;
+  if (napi_get_typedarray_info(env, argv[1], &t1, &l1, &p1, &ab, &off) != napi_ok || t1 != napi_int32_array ||
+      napi_get_typedarray_info(env, argv[3], &t2, &l2, &p2, &ab, &off) != napi_ok || t2 != napi_float64_array) {
+    napi_throw_type_error(env, nullptr, "expected an Int32Array and a Float64Array");
+    return nullptr;
+  }
+  int32_t* ids = static_cast<int32_t*>(p1);
+  double* out = static_cast<double*>(p2);
+  size_t n = static_cast<size_t>(Int32(env, argv[2]));
+  if (n > l1) n = l1;
+  if (n * 2 > l2) n = l2 / 2;
+  for (size_t i = 0; i < n; i++) {
+    int id = ids[i];
+    bool live = id >= 0 && id < static_cast<int>(e->conns.size()) && e->conns[id].kind == Kind::PipedClient;
+    out[2 * i] = live ? e->conns[id].bytes_from_client : -1;
+    out[2 * i + 1] = live ? e->conns[id].bytes_to_client : -1;
+  }
+  return nullptr;
+}
+
+// streamDestroy(engine): closes everything; the engine is unusable afterwards.
+napi_value Destroy(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!Args(env, info, 1, argv)) return nullptr;
+  StreamEngine* e = Get(env, argv[0], true);
+  if (e != nullptr) Teardown(e);
+  return nullptr;
+}
+
+}  // namespace
+
+void RegisterStream(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"streamOpen", nullptr, Open, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"streamListen", nullptr, Listen, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"streamLocal", nullptr, Local, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"streamDial", nullptr, Dial, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"streamWatch", nullptr, Watch, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"streamRead", nullptr, Read, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"streamWrite", nullptr, Write, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"streamPipe", nullptr, Pipe, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"streamClose", nullptr, Close, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"streamRelease", nullptr, ReleaseFd, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"streamCounters", nullptr, Counters, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"streamDestroy", nullptr, Destroy, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+}
+
+}  // namespace sluice

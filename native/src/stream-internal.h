@@ -1,0 +1,23 @@
+// Functions shared by stream.cc (the engine) and stream-api.cc (its N-API surface).
+#pragma once
+
+#include "stream.h"
+
+namespace sluice {
+
+int StreamAllocId(StreamEngine* e);
+int StreamAdopt(StreamEngine* e, int fd, Kind kind);
+int StreamCtl(StreamEngine* e, int id, int op, uint32_t events);
+void StreamWatch(StreamEngine* e);
+void StreamNoteTimeout(StreamEngine* e, uint32_t ms);
+void StreamCloseConn(StreamEngine* e, int id);
+double* StreamEmit(StreamEngine* e);
+void StreamDeliver(StreamEngine* e);
+void StreamOnReadable(uv_poll_t* handle, int status, int events);
+void StreamOnTick(uv_timer_t* handle);
+int StreamStartPair(StreamEngine* e, int client, int upstream, uint32_t idle_ms);
+
+// errors.cc
+napi_value ErrnoError(napi_env env, int err, const char* syscall, const char* detail);
+
+}  // namespace sluice

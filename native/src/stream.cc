@@ -1,0 +1,402 @@
+// The stream engine: readiness, batched accept, non-blocking dial with a deadline, and the
+// splice pump of an established pair (stream.h). The N-API surface is in stream-api.cc.
+#include "stream.h"
+#include "stream-internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace sluice {
+
+int StreamAllocId(StreamEngine* e) {
+  if (!e->in_batch && !e->pending_ids.empty()) {
+    e->free_ids.insert(e->free_ids.end(), e->pending_ids.begin(), e->pending_ids.end());
+    e->pending_ids.clear();
+  }
+  if (!e->free_ids.empty()) {
+    int id = e->free_ids.back();
+    e->free_ids.pop_back();
+    return id;
+  }
+  e->conns.emplace_back();
+  return static_cast<int>(e->conns.size()) - 1;
+}
+
+// Ids released while a batch is being built or delivered stay reserved until it is over: the
+// batch may still name them, and JavaScript must not take those records for a new connection's.
+static void ReleaseId(StreamEngine* e, int id) {
+  e->conns[id] = StreamConn();
+  e->pending_ids.push_back(id);
+}
+
+// The poll handle keeps the loop alive exactly while a listener or connection is open.
+void StreamWatch(StreamEngine* e) {
+  if (e->destroyed) return;
+  if (e->active > 0 && !e->polling) {
+    uv_poll_start(&e->poll, UV_READABLE, StreamOnReadable);
+    e->polling = true;
+  } else if (e->active == 0 && e->polling) {
+    uv_poll_stop(&e->poll);
+    e->polling = false;
+  }
+  if (e->timed > 0 && !e->timing) {
+    uv_timer_start(&e->timer, StreamOnTick, e->tick_ms, e->tick_ms);
+    e->timing = true;
+  } else if (e->timed == 0 && e->timing) {
+    uv_timer_stop(&e->timer);
+    e->timing = false;
+  }
+}
+
+// Deadlines are checked by one timer at a quarter of the shortest timeout seen (25 ms to 1 s),
+// so a timeout fires at most that much late and a pair costs no timer of its own.
+void StreamNoteTimeout(StreamEngine* e, uint32_t ms) {
+  uint64_t want = ms / 4;
+  if (want < 25) want = 25;
+  if (want > 1000) want = 1000;
+  if (want < e->tick_ms) {
+    e->tick_ms = want;
+    if (e->timing) uv_timer_start(&e->timer, StreamOnTick, e->tick_ms, e->tick_ms);
+  }
+}
+
+int StreamAdopt(StreamEngine* e, int fd, Kind kind) {
+  int id = StreamAllocId(e);
+  StreamConn& c = e->conns[id];
+  c.fd = fd;
+  c.kind = kind;
+  e->active++;
+  return id;
+}
+
+int StreamCtl(StreamEngine* e, int id, int op, uint32_t events) {
+  epoll_event ev = {};
+  ev.events = events;
+  ev.data.u32 = static_cast<uint32_t>(id);
+  return epoll_ctl(e->epfd, op, e->conns[id].fd, &ev);
+}
+
+static void PutAddress(double* rec, const sockaddr_storage& ss) {
+  if (ss.ss_family == AF_INET) {
+    const sockaddr_in* a = reinterpret_cast<const sockaddr_in*>(&ss);
+    rec[0] = 4;
+    rec[1] = ntohs(a->sin_port);
+    rec[2] = ntohl(a->sin_addr.s_addr);
+    return;
+  }
+  const sockaddr_in6* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+  rec[1] = ntohs(a->sin6_port);
+  if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+    uint32_t v4;
+    memcpy(&v4, a->sin6_addr.s6_addr + 12, 4);
+    rec[0] = 4;
+    rec[2] = ntohl(v4);
+    return;
+  }
+  rec[0] = 6;
+  for (int i = 0; i < 4; i++) {
+    uint32_t w;
+    memcpy(&w, a->sin6_addr.s6_addr + 4 * i, 4);
+    rec[2 + i] = ntohl(w);
+  }
+}
+
+// The next event record; delivers the batch first when the shared memory is full.
+double* StreamEmit(StreamEngine* e) {
+  if (e->ev_count == e->ev_max) StreamDeliver(e);
+  double* rec = e->ev + static_cast<size_t>(e->ev_count) * kEvRec;
+  e->ev_count++;
+  return rec;
+}
+
+void StreamDeliver(StreamEngine* e) {
+  if (e->ev_count == 0 || e->destroyed) return;
+  napi_env env = e->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value fn, recv, arg, result;
+  napi_get_reference_value(env, e->on_events, &fn);
+  napi_get_global(env, &recv);
+  napi_create_int32(env, e->ev_count, &arg);
+  e->ev_count = 0;
+  bool was = e->in_batch;
+  e->in_batch = true;
+  napi_status st = napi_make_callback(env, e->actx, recv, fn, 1, &arg, &result);
+  e->in_batch = was;
+  if (st == napi_pending_exception) {
+    napi_value err;
+    napi_get_and_clear_last_exception(env, &err);
+    napi_fatal_exception(env, err);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+void StreamCloseConn(StreamEngine* e, int id) {
+  StreamConn& c = e->conns[id];
+  if (c.fd < 0) return;
+  epoll_ctl(e->epfd, EPOLL_CTL_DEL, c.fd, nullptr);
+  close(c.fd);
+  if (c.kind == Kind::Dialing || (c.kind == Kind::PipedClient && c.idle_ms > 0) || c.paused) e->timed--;
+  for (int d = 0; d < 2; d++) {
+    if (c.pipe_r[d] < 0) continue;
+    // An empty pipe is kept for the next pair (bounded); one holding bytes is closed with them.
+    if (c.in_pipe[d] == 0 && e->pipe_pool.size() < kPipePool * 2) {
+      e->pipe_pool.push_back(c.pipe_r[d]);
+      e->pipe_pool.push_back(c.pipe_w[d]);
+    } else {
+      close(c.pipe_r[d]);
+      close(c.pipe_w[d]);
+    }
+  }
+  ReleaseId(e, id);
+  e->active--;
+  StreamWatch(e);
+}
+
+// Ends a pair with one end event: both sockets closed (the partner sees a FIN, or a RST where
+// bytes were left unread), the counters final.
+static void EndPair(StreamEngine* e, int id, int reason, int err) {
+  double* rec = StreamEmit(e);
+  // Taken after StreamEmit: a delivery may have run JavaScript that grew the table.
+  StreamConn& cc = e->conns[id];
+  rec[0] = kEvEnd;
+  rec[1] = id;
+  rec[2] = reason;
+  rec[3] = err;
+  rec[4] = cc.bytes_from_client;
+  rec[5] = cc.bytes_to_client;
+  int other = cc.other;
+  if (other >= 0) StreamCloseConn(e, other);
+  StreamCloseConn(e, id);
+}
+
+int StreamTakePipe(StreamEngine* e, int* r, int* w);
+
+// An empty pipe goes back to the pool (bounded) or is closed.
+static void PutPipe(StreamEngine* e, int* r, int* w) {
+  if (e->pipe_pool.size() < kPipePool * 2) {
+    e->pipe_pool.push_back(*r);
+    e->pipe_pool.push_back(*w);
+  } else {
+    close(*r);
+    close(*w);
+  }
+  *r = *w = -1;
+}
+
+// Moves what can move now in both directions of the pair whose client is `id`; returns after
+// every source and destination would block, or the pair ended.
+static void Pump(StreamEngine* e, int id) {
+  StreamConn* c = &e->conns[id];
+  int fds[2] = {c->fd, e->conns[c->other].fd};
+  bool moved = false;
+  for (int d = 0; d < 2; d++) {
+    int src = fds[d], dst = fds[1 - d];
+    for (;;) {
+      if (c->in_pipe[d] > 0) {
+        ssize_t n = splice(c->pipe_r[d], nullptr, dst, nullptr, c->in_pipe[d], SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0) {
+          c->in_pipe[d] -= static_cast<uint32_t>(n);
+          if (d == 1) c->bytes_to_client += n;
+          moved = true;
+          continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
+        // The destination is gone (EPIPE, ECONNRESET): an error of that side.
+        return EndPair(e, id, d == 0 ? kEndUpstreamError : kEndClientError, n < 0 ? errno : EPIPE);
+      }
+      if (c->eof[d]) {
+        if (!c->shut[d]) {
+          shutdown(dst, SHUT_WR);  // FIN as FIN: the other direction stays open
+          c->shut[d] = true;
+        }
+        break;
+      }
+      // A direction holds a pipe only while bytes are in flight: an idle pair costs its two sockets.
+      if (c->pipe_r[d] < 0) {
+        int err = StreamTakePipe(e, &c->pipe_r[d], &c->pipe_w[d]);
+        if (err < 0) return EndPair(e, id, d == 0 ? kEndClientError : kEndUpstreamError, -err);
+      }
+      ssize_t n = splice(src, nullptr, c->pipe_w[d], nullptr, kSpliceChunk, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n > 0) {
+        c->in_pipe[d] += static_cast<uint32_t>(n);
+        if (d == 0) c->bytes_from_client += n;
+        moved = true;
+        continue;
+      }
+      if (n == 0) {
+        c->eof[d] = true;
+        if (c->first_eof < 0) c->first_eof = d;
+        continue;
+      }
+      if (errno == EAGAIN || errno == EINTR) break;
+      return EndPair(e, id, d == 0 ? kEndClientError : kEndUpstreamError, errno);
+    }
+    if (c->in_pipe[d] == 0 && c->pipe_r[d] >= 0) PutPipe(e, &c->pipe_r[d], &c->pipe_w[d]);
+  }
+  if (c->shut[0] && c->shut[1]) return EndPair(e, id, c->first_eof == 1 ? kEndUpstreamClosed : kEndClientClosed, 0);
+  if (moved && c->idle_ms > 0) c->deadline = uv_now(e->loop) + c->idle_ms;
+}
+
+static void Accept(StreamEngine* e, int lid) {
+  for (int k = 0; k < kAcceptBatch; k++) {
+    int lfd = e->conns[lid].fd;
+    if (lfd < 0) return;
+    sockaddr_storage peer;
+    socklen_t plen = sizeof peer;
+    int fd = accept4(lfd, reinterpret_cast<sockaddr*>(&peer), &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // Out of descriptors: stop asking until the next tick instead of spinning on a ready listener.
+        StreamConn& l = e->conns[lid];
+        l.paused = true;
+        StreamCtl(e, lid, EPOLL_CTL_MOD, 0);
+        e->timed++;
+        StreamWatch(e);
+      }
+      return;  // EAGAIN, or an aborted handshake (ECONNABORTED): nothing more now
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    sockaddr_storage local;
+    socklen_t llen = sizeof local;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen);
+    int id = StreamAdopt(e, fd, Kind::Held);
+    double* rec = StreamEmit(e);
+    memset(rec, 0, sizeof(double) * kEvRec);
+    rec[0] = kEvAccept;
+    rec[1] = lid;
+    rec[2] = id;
+    PutAddress(rec + 3, peer);
+    PutAddress(rec + 9, local);
+  }
+}
+
+static void Connected(StreamEngine* e, int id, int err) {
+  StreamConn& c = e->conns[id];
+  c.kind = Kind::Held;
+  e->timed--;
+  double* rec = StreamEmit(e);
+  rec[0] = kEvConnected;
+  rec[1] = id;
+  rec[2] = err;
+  if (err != 0) StreamCloseConn(e, id);
+  else StreamWatch(e);
+}
+
+static void Dispatch(StreamEngine* e, int id, uint32_t events) {
+  if (id < 0 || id >= static_cast<int>(e->conns.size())) return;
+  StreamConn& c = e->conns[id];
+  if (c.fd < 0) return;
+  switch (c.kind) {
+    case Kind::Listener:
+      return Accept(e, id);
+    case Kind::Held: {
+      double* rec = StreamEmit(e);
+      rec[0] = kEvReadable;
+      rec[1] = id;
+      return;
+    }
+    case Kind::Dialing: {
+      int err = 0;
+      socklen_t len = sizeof err;
+      getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      if (err == 0 && !(events & EPOLLOUT)) return;
+      return Connected(e, id, err);
+    }
+    case Kind::PipedClient:
+      return Pump(e, id);
+    case Kind::PipedUpstream:
+      return Pump(e, c.other);
+    default:
+      return;
+  }
+}
+
+void StreamOnReadable(uv_poll_t* handle, int status, int events) {
+  StreamEngine* e = static_cast<StreamEngine*>(handle->data);
+  if (e->destroyed) return;
+  e->in_batch = true;
+  for (int round = 0; round < 8 && !e->destroyed; round++) {
+    epoll_event evs[256];
+    int n = epoll_wait(e->epfd, evs, 256, 0);
+    for (int k = 0; k < n && !e->destroyed; k++) Dispatch(e, static_cast<int>(evs[k].data.u32), evs[k].events);
+    if (n < 256) break;
+  }
+  e->in_batch = false;
+  StreamDeliver(e);
+}
+
+void StreamOnTick(uv_timer_t* handle) {
+  StreamEngine* e = static_cast<StreamEngine*>(handle->data);
+  if (e->destroyed) return;
+  uint64_t now = uv_now(e->loop);
+  e->in_batch = true;
+  for (size_t i = 0; i < e->conns.size() && !e->destroyed; i++) {
+    StreamConn& c = e->conns[i];
+    if (c.fd < 0) continue;
+    int id = static_cast<int>(i);
+    if (c.kind == Kind::Listener && c.paused) {
+      c.paused = false;
+      e->timed--;
+      StreamCtl(e, id, EPOLL_CTL_MOD, EPOLLIN);
+      StreamWatch(e);
+    } else if (c.kind == Kind::Dialing && now >= c.deadline) {
+      Connected(e, id, ETIMEDOUT);
+    } else if (c.kind == Kind::PipedClient && c.idle_ms > 0 && now >= c.deadline) {
+      EndPair(e, id, kEndIdle, 0);
+    }
+  }
+  e->in_batch = false;
+  StreamDeliver(e);
+}
+
+// A pipe for one direction, from the pool when it has one.
+int StreamTakePipe(StreamEngine* e, int* r, int* w) {
+  if (!e->pipe_pool.empty()) {
+    *w = e->pipe_pool.back();
+    e->pipe_pool.pop_back();
+    *r = e->pipe_pool.back();
+    e->pipe_pool.pop_back();
+    return 0;
+  }
+  int p[2];
+  if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0) return -errno;
+  *r = p[0];
+  *w = p[1];
+  return 0;
+}
+
+// Starts moving bytes between a held client and a connected upstream; 0 or -errno.
+int StreamStartPair(StreamEngine* e, int client, int upstream, uint32_t idle_ms) {
+  StreamConn& c = e->conns[client];
+  c.kind = Kind::PipedClient;
+  c.other = upstream;
+  c.idle_ms = idle_ms;
+  StreamConn& u = e->conns[upstream];
+  u.kind = Kind::PipedUpstream;
+  u.other = client;
+  if (idle_ms > 0) {
+    c.deadline = uv_now(e->loop) + idle_ms;
+    e->timed++;
+    StreamNoteTimeout(e, idle_ms);
+  }
+  // Edge-triggered on both: Pump runs every direction until it would block, and an ADD/MOD
+  // reports what is already pending (bytes that arrived while the upstream was being dialed).
+  uint32_t ev = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  for (int id : {client, upstream}) {
+    int op = EPOLL_CTL_MOD;
+    if (StreamCtl(e, id, op, ev) < 0 && errno == ENOENT) op = EPOLL_CTL_ADD;
+    if (op == EPOLL_CTL_ADD && StreamCtl(e, id, op, ev) < 0) return -errno;
+  }
+  StreamWatch(e);
+  return 0;
+}
+
+}  // namespace sluice

@@ -1,0 +1,96 @@
+// The native TCP stream datapath (docs/datapath.md, "The TCP stream datapath"): listeners,
+// accepted and dialed connections in a private epoll set of their own, watched by one uv_poll on
+// the main loop, like the UDP engine's. TypeScript decides (admission, PROXY headers, where to
+// dial); this engine accepts in batches, dials, and moves the bytes of an established pair with
+// splice(2) through one pipe per direction, so payload never enters user space.
+//
+// Threading: everything runs on the JavaScript thread (uv_poll and uv_timer callbacks, N-API calls).
+//
+// Events reach JavaScript in batches through a shared Float64Array of kEvRec doubles per record:
+//   accept:    [1, listener id, conn id, peer family (4/6), peer port, peer addr x4,
+//               local family, local port, local addr x4]   (IPv4 addr[0] host-order; IPv6 4 x uint32 BE words)
+//   readable:  [2, conn id]                       (a watched, not yet piped connection; one-shot)
+//   connected: [3, conn id, 0 or errno]           (a dial finished; ETIMEDOUT when the deadline passed)
+//   end:       [4, client id, reason, errno, bytes from client, bytes to client]
+#pragma once
+
+#include <node_api.h>
+#include <uv.h>
+#include <cstdint>
+#include <vector>
+
+namespace sluice {
+
+constexpr int kEvRec = 16;
+constexpr int kEvAccept = 1;
+constexpr int kEvReadable = 2;
+constexpr int kEvConnected = 3;
+constexpr int kEvEnd = 4;
+
+// End reasons (src/datapath/native/stream-binding.ts maps them to EndReason).
+constexpr int kEndClientClosed = 1;
+constexpr int kEndUpstreamClosed = 2;
+constexpr int kEndIdle = 3;
+constexpr int kEndClientError = 4;
+constexpr int kEndUpstreamError = 5;
+
+// Connections accepted per listener per readiness round: a flood cannot starve the pairs.
+constexpr int kAcceptBatch = 128;
+// Bytes moved per splice call; the pipe holds at most its capacity (64 KiB by default), so a
+// slow reader leaves data in the kernel's socket buffers and TCP's window closes.
+constexpr size_t kSpliceChunk = 1 << 16;
+// Empty pipes kept for reuse: a direction takes one only while bytes are in flight.
+constexpr size_t kPipePool = 128;
+
+enum class Kind : uint8_t { Free, Listener, Held, Dialing, PipedClient, PipedUpstream };
+
+struct StreamConn {
+  int fd = -1;
+  Kind kind = Kind::Free;
+  bool paused = false;      // a listener whose accept hit EMFILE: re-armed at the next tick
+  int other = -1;           // piped: the partner's id
+  uint64_t deadline = 0;    // dialing: connect deadline; piped client: idle deadline (uv_now ms)
+  uint32_t idle_ms = 0;
+  // Piped client only; direction 0 is client -> upstream, 1 is upstream -> client.
+  int pipe_r[2] = {-1, -1};
+  int pipe_w[2] = {-1, -1};
+  uint32_t in_pipe[2] = {0, 0};
+  bool eof[2] = {false, false};
+  bool shut[2] = {false, false};
+  int first_eof = -1;
+  double bytes_from_client = 0;
+  double bytes_to_client = 0;
+};
+
+struct StreamEngine {
+  napi_env env = nullptr;
+  uv_loop_t* loop = nullptr;
+  uv_poll_t poll;
+  uv_timer_t timer;
+  int epfd = -1;
+  bool polling = false;
+  bool timing = false;
+  bool destroyed = false;
+  bool in_batch = false;
+  int active = 0;       // listeners and connections in the set
+  int timed = 0;        // dialing or idle-timed pairs
+  uint64_t tick_ms = 250;
+  int owners = 3;       // the JavaScript external, the poll handle, the timer handle
+
+  std::vector<StreamConn> conns;
+  std::vector<int> free_ids;
+  std::vector<int> pending_ids;  // released during a batch: reusable once it is delivered
+  std::vector<int> pipe_pool;    // empty pipes (read end, write end) kept for the next pair
+
+  double* ev = nullptr;
+  int ev_max = 0;
+  int ev_count = 0;
+  napi_ref ev_ref = nullptr;
+  napi_ref on_events = nullptr;
+  napi_async_context actx = nullptr;
+};
+
+// stream.cc
+void RegisterStream(napi_env env, napi_value exports);
+
+}  // namespace sluice

@@ -1,0 +1,323 @@
+import net from 'node:net';
+import { canonicalIp, formatV6Groups, type Endpoint } from '../../core/address.js';
+import type { PairCounters, PairEnd, StreamConn, StreamDatapath, StreamListener } from '../stream-datapath.js';
+import { END_REASONS, EV_ACCEPT, EV_CONNECTED, EV_END, EV_READABLE, EV_RECORD, type NativeStreamBinding, type StreamEngineHandle } from './stream-binding.js';
+import { systemError } from './system-error.js';
+
+/** Event records per delivery; the engine delivers early when they fill. */
+const EVENT_RECORDS = 512;
+
+interface PendingDial {
+  readonly remote: Endpoint;
+  readonly resolve: (conn: StreamConn) => void;
+  readonly reject: (err: Error) => void;
+  readonly signal: AbortSignal;
+  readonly onAbort: () => void;
+}
+
+/**
+ * The native stream datapath (docs/datapath.md, "The TCP stream datapath"). One engine owns every
+ * listener and connection in a private epoll set; its events (accepted connections, finished
+ * dials, readable held connections, ended pairs) arrive in one call per batch and are dispatched
+ * here. A joined pair's bytes never reach JavaScript: the engine splices them through a pipe
+ * per direction and reports one end event with the reason and the counters.
+ */
+export class NativeStreamDatapath implements StreamDatapath {
+  readonly kind = 'native' as const;
+  readonly #b: NativeStreamBinding;
+  readonly #engine: StreamEngineHandle;
+  readonly #ev = new Float64Array(EVENT_RECORDS * EV_RECORD);
+  /** By engine id: accepted and dialed connections this side still knows. */
+  readonly #conns: (NativeConn | undefined)[] = [];
+  readonly #listeners = new Map<number, (conn: StreamConn) => void>();
+  readonly #dials = new Map<number, PendingDial>();
+  readonly #one = new Int32Array(1);
+  readonly #counters = new Float64Array(2);
+
+  constructor(binding: NativeStreamBinding) {
+    this.#b = binding;
+    this.#engine = binding.streamOpen(this.#ev, (n) => this.#onEvents(n));
+  }
+
+  async listen(host: string, port: number, onConnection: (conn: StreamConn) => void): Promise<StreamListener> {
+    const id = this.#b.streamListen(this.#engine, host, port, 4096);
+    const [family, address, bound] = this.#b.streamLocal(this.#engine, id);
+    this.#listeners.set(id, onConnection);
+    let closed: Promise<void> | undefined;
+    return {
+      local: { address: family === 4 ? address : formatV6Text(address), port: bound, family },
+      close: () =>
+        (closed ??= Promise.resolve().then(() => {
+          this.#listeners.delete(id);
+          this.#b.streamClose(this.#engine, id);
+        })),
+    };
+  }
+
+  connect(remote: Endpoint, timeoutMs: number, signal: AbortSignal): Promise<StreamConn> {
+    return new Promise((resolve, reject) => {
+      if (signal.aborted) return reject(signal.reason as Error);
+      let id: number;
+      try {
+        id = this.#b.streamDial(this.#engine, remote.address, remote.port, Math.max(0, Math.floor(timeoutMs)));
+      } catch (err) {
+        return reject(err as Error);
+      }
+      const onAbort = () => {
+        this.#dials.delete(id);
+        this.#b.streamClose(this.#engine, id);
+        reject(signal.reason as Error);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#dials.set(id, { remote, resolve, reject, signal, onAbort });
+    });
+  }
+
+  pipe(down: StreamConn, up: StreamConn, idleTimeoutMs: number, onEnd: (end: PairEnd) => void): (() => PairCounters) | undefined {
+    if (!(down instanceof NativeConn) || !(up instanceof NativeConn) || down.dp !== this || up.dp !== this || !down.held || !up.held) return undefined;
+    // Client bytes read with a PROXY header go first; the pipe starts after them.
+    if (down.unread && !up.writeFirst(down.unread)) return undefined;
+    down.unread = undefined;
+    try {
+      this.#b.streamPipe(this.#engine, down.id, up.id, Math.max(0, Math.floor(idleTimeoutMs)));
+    } catch {
+      return undefined; // no pipe to be had (EMFILE): the caller relays them as sockets
+    }
+    down.pairWith(up, onEnd);
+    return () => {
+      if (down.destroyed) return down.finalCounters;
+      const c = this.#b.streamClose(this.#engine, down.id);
+      down.closedAsPair(c?.[0] ?? 0, c?.[1] ?? 0);
+      this.#forget(down.id);
+      this.#forget(up.id);
+      return down.finalCounters;
+    };
+  }
+
+  /** Ends the engine and everything in it. */
+  destroy(): void {
+    this.#b.streamDestroy(this.#engine);
+  }
+
+  // The connection-level calls NativeConn makes.
+  counters(id: number): Float64Array {
+    this.#one[0] = id;
+    this.#b.streamCounters(this.#engine, this.#one, 1, this.#counters);
+    return this.#counters;
+  }
+
+  close(id: number): void {
+    this.#forget(id);
+    this.#b.streamClose(this.#engine, id);
+  }
+
+  release(id: number): number {
+    this.#forget(id);
+    return this.#b.streamRelease(this.#engine, id);
+  }
+
+  write(id: number, buf: Buffer): number {
+    return this.#b.streamWrite(this.#engine, id, buf);
+  }
+
+  read(id: number, buf: Buffer): number {
+    return this.#b.streamRead(this.#engine, id, buf);
+  }
+
+  watch(id: number): void {
+    this.#b.streamWatch(this.#engine, id);
+  }
+
+  localOf(id: number): Endpoint {
+    const [family, address, port] = this.#b.streamLocal(this.#engine, id);
+    return { address: family === 4 ? address : formatV6Text(address), port, family };
+  }
+
+  #forget(id: number): void {
+    this.#conns[id] = undefined;
+  }
+
+  #onEvents(n: number): void {
+    const ev = this.#ev;
+    for (let i = 0; i < n; i++) {
+      const o = i * EV_RECORD;
+      const type = ev[o];
+      const id = ev[o + (type === EV_ACCEPT ? 2 : 1)]!;
+      if (type === EV_ACCEPT) {
+        const conn = new NativeConn(this, id, endpointAt(ev, o + 3), endpointAt(ev, o + 9));
+        const on = this.#listeners.get(ev[o + 1]!);
+        this.#conns[id] = conn;
+        if (on) on(conn);
+        else conn.destroy();
+      } else if (type === EV_READABLE) {
+        this.#conns[id]?.onReadable();
+      } else if (type === EV_CONNECTED) {
+        const d = this.#dials.get(id);
+        if (!d) continue;
+        this.#dials.delete(id);
+        d.signal.removeEventListener('abort', d.onAbort);
+        const err = ev[o + 2]!;
+        if (err !== 0) {
+          d.reject(Object.assign(systemError(err, 'connect'), { address: d.remote.address, port: d.remote.port }));
+          continue;
+        }
+        const conn = new NativeConn(this, id, d.remote, undefined);
+        this.#conns[id] = conn;
+        d.resolve(conn);
+      } else if (type === EV_END) {
+        const conn = this.#conns[id];
+        if (!conn) continue;
+        this.#forget(id);
+        if (conn.partner) this.#forget(conn.partner.id);
+        const reason = END_REASONS[ev[o + 2]!] ?? 'client-error';
+        const errno = ev[o + 3]!;
+        conn.endedAsPair({ reason, bytesFromClient: ev[o + 4]!, bytesToClient: ev[o + 5]!, ...(errno !== 0 ? { code: systemError(errno, 'splice').code } : {}) });
+      }
+    }
+  }
+}
+
+/** One connection of the engine: held (accepted or dialed, not joined), joined, or handed to Node. */
+class NativeConn implements StreamConn {
+  #destroyed = false;
+  held = true;
+  partner: NativeConn | undefined;
+  finalCounters: PairCounters = { bytesFromClient: 0, bytesToClient: 0 };
+  #onEnd: ((end: PairEnd) => void) | undefined;
+  #sock: net.Socket | undefined;
+  #local: Endpoint | undefined;
+  #readable: (() => void) | undefined;
+  /** Bytes read off this connection with its PROXY header that belong to the stream (relayed first). */
+  unread: Buffer | undefined;
+  /** The client side of a joined pair (whose counters the engine keeps). */
+  #client = false;
+
+  constructor(
+    readonly dp: NativeStreamDatapath,
+    readonly id: number,
+    readonly remote: Endpoint | undefined,
+    local: Endpoint | undefined,
+  ) {
+    this.#local = local;
+  }
+
+  /** Once handed to Node, the socket's own state. */
+  get destroyed(): boolean {
+    return this.#sock ? this.#sock.destroyed : this.#destroyed;
+  }
+
+  get local(): Endpoint {
+    return (this.#local ??= this.destroyed || !this.held ? { address: '0.0.0.0', port: 0, family: 4 } : this.dp.localOf(this.id));
+  }
+
+  get bytesRead(): number {
+    return this.#counter(0);
+  }
+
+  get bytesWritten(): number {
+    return this.#counter(1);
+  }
+
+  #counter(which: 0 | 1): number {
+    if (this.#sock) return which === 0 ? this.#sock.bytesRead : this.#sock.bytesWritten;
+    if (!this.#client) return 0;
+    if (this.destroyed) return which === 0 ? this.finalCounters.bytesFromClient : this.finalCounters.bytesToClient;
+    return this.dp.counters(this.id)[which]!;
+  }
+
+  socket(): net.Socket {
+    if (this.#sock) return this.#sock;
+    if (this.destroyed || !this.held) {
+      this.#sock = new net.Socket();
+      this.#sock.destroy();
+      return this.#sock;
+    }
+    this.held = false;
+    const fd = this.dp.release(this.id);
+    this.#sock = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
+    this.#sock.pause();
+    this.#sock.on('error', () => {});
+    if (this.unread) this.#sock.unshift(this.unread);
+    this.unread = undefined; // as an accepted js socket: the relay's own handlers decide
+    return this.#sock;
+  }
+
+  writeFirst(buf: Buffer): boolean {
+    if (this.#sock) return this.#sock.write(buf);
+    return !this.destroyed && this.held && this.dp.write(this.id, buf) === buf.length;
+  }
+
+  /**
+   * Resolves once the held connection has bytes, a FIN or an error to look at (read()), or is
+   * destroyed. One wait at a time.
+   */
+  readable(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.destroyed || !this.held) return resolve();
+      this.#readable = resolve;
+      this.dp.watch(this.id);
+    });
+  }
+
+  onReadable(): void {
+    const r = this.#readable;
+    this.#readable = undefined;
+    r?.();
+  }
+
+  /** Reads what is waiting into `buf`: the byte count, 0 at EOF, or -errno (-EAGAIN: nothing yet). */
+  read(buf: Buffer): number {
+    return this.destroyed || !this.held ? 0 : this.dp.read(this.id, buf);
+  }
+
+  pairWith(up: NativeConn, onEnd: (end: PairEnd) => void): void {
+    this.held = up.held = false;
+    this.#client = true;
+    this.partner = up;
+    up.partner = this;
+    this.#onEnd = onEnd;
+  }
+
+  closedAsPair(bytesFromClient: number, bytesToClient: number): void {
+    this.finalCounters = { bytesFromClient, bytesToClient };
+    this.#destroyed = true;
+    if (this.partner) this.partner.#destroyed = true;
+    this.#onEnd = undefined;
+  }
+
+  endedAsPair(end: PairEnd): void {
+    const onEnd = this.#onEnd;
+    this.closedAsPair(end.bytesFromClient, end.bytesToClient);
+    onEnd?.(end);
+  }
+
+  destroy(): void {
+    if (this.#sock) return void this.#sock.destroy();
+    if (this.destroyed) return;
+    if (this.partner) {
+      // One side of a joined pair: the pair ends as if stopped.
+      const client = this.#client ? this : this.partner;
+      client.#onEnd = undefined;
+    }
+    this.#destroyed = true;
+    this.dp.close(this.id);
+    this.onReadable();
+  }
+}
+
+function endpointAt(ev: Float64Array, o: number): Endpoint {
+  if (ev[o] === 4) {
+    const a = ev[o + 2]!;
+    return { address: `${(a >>> 24) & 255}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`, port: ev[o + 1]!, family: 4 };
+  }
+  const g: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    const w = ev[o + 2 + i]!;
+    g.push((w >>> 16) & 0xffff, w & 0xffff);
+  }
+  return { address: formatV6Groups(g), port: ev[o + 1]!, family: 6 };
+}
+
+function formatV6Text(address: string): string {
+  return canonicalIp(address)?.address ?? address;
+}

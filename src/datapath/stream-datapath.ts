@@ -1,0 +1,70 @@
+import type { Socket } from 'node:net';
+import type { Endpoint } from '../core/address.js';
+
+/**
+ * The TCP stream datapath: how connections are accepted, dialed and joined. Decisions (admission,
+ * PROXY headers, where to dial, what to record) are the route's, the same whichever
+ * implementation runs: `js` on Node's `net`, or `native`, where an addon accepts in batches,
+ * dials, and moves the bytes of a joined pair with splice(2) without them entering JavaScript.
+ */
+export interface StreamDatapath {
+  readonly kind: 'js' | 'native';
+  /**
+   * Binds a listener (exclusively; dual-stack for `::`; backlog 4096). Each accepted connection
+   * goes to `onConnection` unread. Rejects with the system error (EADDRINUSE, EACCES).
+   */
+  listen(host: string, port: number, onConnection: (conn: StreamConn) => void): Promise<StreamListener>;
+  /**
+   * Connects to an IP literal within `timeoutMs` (0: the system's own limit). Rejects with a
+   * system error: ECONNREFUSED, ETIMEDOUT, ECONNRESET..., or an AbortError when `signal` aborts.
+   */
+  connect(remote: Endpoint, timeoutMs: number, signal: AbortSignal): Promise<StreamConn>;
+  /**
+   * Joins two connections of this datapath: bytes both ways, a FIN forwarded as a FIN, reading
+   * paused while the other side cannot take more (nothing buffered without bound), `idleTimeoutMs`
+   * of no bytes either way (0: never) ends both. `onEnd` is called once, unless `stop` (the
+   * returned function) ended the pair first; `stop` returns the counters at that moment.
+   * Undefined when this datapath cannot join these two (the caller relays them as Node sockets).
+   */
+  pipe(down: StreamConn, up: StreamConn, idleTimeoutMs: number, onEnd: (end: PairEnd) => void): ((/* idempotent */) => PairCounters) | undefined;
+}
+
+export interface StreamListener {
+  readonly local: Endpoint;
+  /** Stops accepting; idempotent; resolves once the socket is released. Live connections stay. */
+  close(): Promise<void>;
+}
+
+/** One TCP connection the datapath owns until `socket()` hands it over or `destroy()` ends it. */
+export interface StreamConn {
+  /** The peer, canonical (core/address.ts canonicalIp); undefined for a peer the kernel no longer names. */
+  readonly remote: Endpoint | undefined;
+  /** The address the peer reached, canonical. */
+  readonly local: Endpoint;
+  readonly destroyed: boolean;
+  /** Bytes read from and written to this connection so far (a joined pair's are read from the datapath). */
+  readonly bytesRead: number;
+  readonly bytesWritten: number;
+  /**
+   * Hands the connection to Node: a paused `net.Socket` with allowHalfOpen, for whatever is not a
+   * joined pair of this datapath (a relay to an agent's tunnel stream, a bandwidth-paced relay).
+   * Afterwards the datapath no longer owns it. Repeated calls return the same socket.
+   */
+  socket(): Socket;
+  /** Writes bytes before the connection is joined (a PROXY header); false when they did not all go out at once. */
+  writeFirst(buf: Buffer): boolean;
+  /** Idempotent. */
+  destroy(): void;
+}
+
+/** Why a joined pair ended, and its counters; the reasons are a subset of the route's EndReason. */
+export interface PairEnd extends PairCounters {
+  readonly reason: 'client-closed' | 'upstream-closed' | 'idle-timeout' | 'client-error' | 'upstream-error';
+  /** The system error code behind an error reason (ECONNRESET, EPIPE...). */
+  readonly code?: string;
+}
+
+export interface PairCounters {
+  readonly bytesFromClient: number;
+  readonly bytesToClient: number;
+}
