@@ -13,7 +13,7 @@ import { relayTcp } from '../session/tcp-relay.js';
 import type { BucketPair } from '../admission/bandwidth-limiter.js';
 import type { Admitter } from '../admission/admitter.js';
 import type { ReverdictCount } from '../admission/reverdict.js';
-import { SessionShell, type ShellFlow } from '../session/session-shell.js';
+import { SessionShell, type PooledLimits, type ShellFlow } from '../session/session-shell.js';
 import { tcpPolicyOf, type TcpSessionPolicy } from '../session/session-policy.js';
 import { firstBytesAreClean, readProxyHeader, sniffFirstBytes } from './proxy-header-reader.js';
 import { TcpProxyHeaders, localOf } from './tcp-proxy-header.js';
@@ -28,6 +28,8 @@ export interface TcpRouteDeps {
   readonly admit?: Admitter;
   /** Bandwidth buckets this route shares with others (an agent's total on the gateway); absent = none. */
   readonly sharedBandwidth?: BucketPair;
+  /** Caps, rates and bandwidth shared with the other ports of a port range (range-route.ts). */
+  readonly pooled?: PooledLimits;
 }
 
 /** `proxyProtocol.untrustedWait` when a route's settings do not say (the config default). */

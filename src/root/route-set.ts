@@ -1,4 +1,3 @@
-import { formatListen } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import { SluiceError } from '../core/errors.js';
 import type { RouteConfig, SluiceConfig } from '../config/types.js';
@@ -13,6 +12,8 @@ import type { RouteRuntime } from '../listen/route.js';
 import { TcpRoute } from '../listen/tcp-route.js';
 import { SharedTcpListeners } from '../listen/shared-routes.js';
 import { UdpRoute } from '../listen/udp-route.js';
+import { RangeRoute } from '../listen/range-route.js';
+import { formatListenSpan } from '../config/port-span.js';
 import { diffRoutes } from '../config/diff.js';
 import type { ReloadSummary } from '../discovery/container-routes.js';
 
@@ -182,13 +183,17 @@ export class RouteSet {
     const { clock, events } = this.deps;
     const admit = this.#admitter(route);
     const nextFlowId = () => ++this.#flowId;
-    const r =
-      route.listen.transport === 'udp'
+    const r = (route.ports ?? 1) > 1
+      ? await RangeRoute.start(route, clock, (one, pooled) =>
+          one.listen.transport === 'udp'
+            ? UdpRoute.start(one, { clock, events, admit, nextFlowId, dialer: this.deps.datagramDialer, datapath: this.deps.udpDatapath, pooled })
+            : TcpRoute.start(one, { clock, events, admit, nextFlowId, dialer: this.deps.streamDialer, pooled }))
+      : route.listen.transport === 'udp'
         ? await UdpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.datagramDialer, datapath: this.deps.udpDatapath })
         : this.#shared.wants(route)
           ? await this.#shared.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.streamDialer })
           : await TcpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.streamDialer });
-    events.emit({ type: 'route-up', at: clock.wallNow(), route: route.name, listen: formatListen(route.listen), address: r.local, ...(route.origin ? { origin: route.origin } : {}) });
+    events.emit({ type: 'route-up', at: clock.wallNow(), route: route.name, listen: formatListenSpan(route.listen, route.ports), address: r.local, ...(route.origin ? { origin: route.origin } : {}) });
     return r;
   }
 
@@ -216,6 +221,6 @@ export class RouteSet {
 
   async #closeRoute(r: RouteRuntime, reason: EndReason): Promise<void> {
     await r.close(reason);
-    this.deps.events.emit({ type: 'route-down', at: this.deps.clock.wallNow(), route: r.name, listen: formatListen(r.config.listen), address: r.local });
+    this.deps.events.emit({ type: 'route-down', at: this.deps.clock.wallNow(), route: r.name, listen: formatListenSpan(r.config.listen, r.config.ports), address: r.local });
   }
 }
