@@ -22,6 +22,7 @@ export function portOfRange(route: RouteConfig, offset: number): RouteConfig {
   const { ports: _ports, upstreamRange, ...base } = route;
   return {
     ...base,
+    rangeMember: true,
     listen: { ...route.listen, port: route.listen.port + offset },
     upstream: upstreamRange ? { ...route.upstream, port: route.upstream.port + offset } : route.upstream,
   };
@@ -62,34 +63,56 @@ function limitsOf(route: RouteConfig) {
 export class RangeRoute implements RouteRuntime {
   #route: RouteConfig;
   #closed: Promise<void> | undefined;
+  /** One per port, in port order from `#route.listen.port`. */
+  private members: readonly RouteRuntime[];
 
   private constructor(
     route: RouteConfig,
     private readonly pool: RoutePool,
-    private readonly members: readonly RouteRuntime[],
+    members: readonly RouteRuntime[],
+    private readonly startOne: RangeMemberStart,
   ) {
     this.#route = route;
+    this.members = members;
+  }
+
+  /** Whether `next` keeps this route but moves its range (same transport and host, both ranges). */
+  movesRange(next: RouteConfig): boolean {
+    const cur = this.#route;
+    return (next.ports ?? 1) > 1 && next.listen.transport === cur.listen.transport && next.listen.host === cur.listen.host && (next.listen.port !== cur.listen.port || next.ports !== cur.ports);
+  }
+
+  /**
+   * A reload that moves the range, in two steps so a failed bind changes nothing: binds the ports
+   * `next` adds (rejects, having released them, if one is taken); `commit` then (at once) keeps the ports
+   * both ranges hold (their sessions live on), ends those `next` drops (`route-removed`), and
+   * applies `next`, resolving once the dropped ports are released; `abort` releases what was bound.
+   */
+  async prepareMove(next: RouteConfig, admit: Admitter | undefined): Promise<{ commit(): Promise<void>; abort(): Promise<void> }> {
+    const byPort = new Map(this.members.map((m) => [m.local.port, m]));
+    const count = next.ports ?? 1;
+    const added = await bindAll(next, Array.from({ length: count }, (_, i) => i).filter((i) => !byPort.has(next.listen.port + i)), this.pool, this.startOne);
+    return {
+      commit: () => {
+        const addedBy = new Map(added.map((m) => [m.local.port, m]));
+        const members = Array.from({ length: count }, (_, i) => byPort.get(next.listen.port + i) ?? addedBy.get(next.listen.port + i)!);
+        const kept = new Set(members);
+        const dropped = this.members.filter((m) => !kept.has(m));
+        this.members = members;
+        this.update(next, admit);
+        return Promise.all(dropped.map((m) => m.close('route-removed'))).then(() => undefined);
+      },
+      abort: async () => {
+        await Promise.all(added.map((m) => m.close('shutdown')));
+      },
+    };
   }
 
   /** Binds every port; if one fails, the ports already bound are released and the error names the port. */
   static async start(route: RouteConfig, clock: Clock, startOne: RangeMemberStart): Promise<RangeRoute> {
     const pool = new RoutePool(route, clock);
-    const members: RouteRuntime[] = [];
-    const count = route.ports ?? 1;
-    try {
-      for (let at = 0; at < count; at += BIND_BATCH) {
-        const batch = Array.from({ length: Math.min(BIND_BATCH, count - at) }, (_, i) => startOne(portOfRange(route, at + i), pool));
-        const settled = await Promise.allSettled(batch);
-        for (const s of settled) if (s.status === 'fulfilled') members.push(s.value);
-        const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-        if (failed) throw failed.reason;
-      }
-    } catch (err) {
-      await Promise.all(members.map((m) => m.close('shutdown')));
-      if (err instanceof SluiceError) throw err;
-      throw new SluiceError('SLUICE_ERR_BIND', `route "${route.name}": cannot listen on its range: ${(err as Error).message}`, { cause: err });
-    }
-    return new RangeRoute(route, pool, members);
+    const members = await bindAll(route, Array.from({ length: route.ports ?? 1 }, (_, i) => i), pool, startOne);
+    return new RangeRoute(route, pool, members, startOne);
   }
 
   get name(): string {
@@ -138,6 +161,24 @@ export class RangeRoute implements RouteRuntime {
   }
 
   sessions(): SessionInfo[] {
-    return this.members.flatMap((m) => m.sessions().map((s) => ({ ...s, listenPort: m.local.port })));
+    return this.members.flatMap((m) => m.sessions());
   }
+}
+
+/** Starts the ports at `offsets` of `route`'s range, BIND_BATCH at a time; on a failure, releases those started and rejects. */
+async function bindAll(route: RouteConfig, offsets: readonly number[], pool: PooledLimits, startOne: RangeMemberStart): Promise<RouteRuntime[]> {
+  const members: RouteRuntime[] = [];
+  try {
+    for (let at = 0; at < offsets.length; at += BIND_BATCH) {
+      const settled = await Promise.allSettled(offsets.slice(at, at + BIND_BATCH).map((i) => startOne(portOfRange(route, i), pool)));
+      for (const s of settled) if (s.status === 'fulfilled') members.push(s.value);
+      const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+      if (failed) throw failed.reason;
+    }
+  } catch (err) {
+    await Promise.all(members.map((m) => m.close('shutdown')));
+    if (err instanceof SluiceError) throw err;
+    throw new SluiceError('SLUICE_ERR_BIND', `route "${route.name}": cannot listen on its range: ${(err as Error).message}`, { cause: err });
+  }
+  return members;
 }

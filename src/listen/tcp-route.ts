@@ -41,6 +41,7 @@ class TcpConnection implements ShellFlow {
   upstream: Endpoint | undefined;
   stop: ((reason: EndReason) => void) | undefined;
   origin: RouteOrigin | undefined;
+  listenPort: number | undefined;
   /** The per-source key admission counted this connection under (AdmissionLimits.keyOf). */
   source = '';
   wouldEndNoted = false;
@@ -253,6 +254,7 @@ export class TcpRoute implements RouteRuntime {
     const policy = this.#shell.policy;
     const c = new TcpConnection(this.deps.nextFlowId(), policy.name, client, down, clock.now(), clock.wallNow());
     c.origin = policy.origin;
+    c.listenPort = policy.listenPort;
     c.source = source;
     this.#conns.add(c);
     const waitMs = this.#pp?.settings.untrustedWaitMs ?? DEFAULT_UNTRUSTED_WAIT_MS;

@@ -105,12 +105,23 @@ export class RouteSet {
     if (this.#stopping) throw new SluiceError('SLUICE_ERR_CLOSED', 'node is shutting down');
     const diff = diffRoutes(this.#config.routes, next.routes);
     this.#shared.plan(next.routes);
-    const fresh = await this.#startAll([...diff.added, ...diff.rebuilt]);
+    // A range that moves keeps the ports both ranges hold; it binds only the new ones (range-route.ts).
+    const moves = await this.#prepareMoves(diff.rebuilt);
+    const rebuilt = diff.rebuilt.filter((r) => !moves.some((m) => m.route === r));
+    let fresh: RouteRuntime[];
+    try {
+      fresh = await this.#startAll([...diff.added, ...rebuilt]);
+    } catch (err) {
+      await Promise.all(moves.map((m) => m.abort()));
+      throw err;
+    }
+    await Promise.all(moves.map((m) => m.commit()));
+    const changed = [...diff.changed, ...moves.map((m) => m.route)];
     for (const r of next.routes) {
       const live = this.#routes.get(r.name);
-      if (live && !diff.rebuilt.includes(r)) live.update(r, this.#admitter(r));
+      if (live && !rebuilt.includes(r)) live.update(r, this.#admitter(r));
     }
-    for (const name of [...diff.removed, ...diff.rebuilt.map((r) => r.name)]) {
+    for (const name of [...diff.removed, ...rebuilt.map((r) => r.name)]) {
       const old = this.#routes.get(name);
       this.#routes.delete(name);
       if (old) this.#drainInBackground(old, 'route-removed');
@@ -120,8 +131,8 @@ export class RouteSet {
     const summary = {
       added: diff.added.map((r) => r.name),
       removed: diff.removed,
-      changed: diff.changed.map((r) => r.name),
-      rebuilt: diff.rebuilt.map((r) => r.name),
+      changed: changed.map((r) => r.name),
+      rebuilt: rebuilt.map((r) => r.name),
     };
     this.deps.events.emit({ type: 'config-reloaded', at: this.deps.clock.wallNow(), ...summary });
     // New ACLs (or a new country database) hold for live sessions too, not only for new ones.
@@ -147,6 +158,22 @@ export class RouteSet {
     this.#stopping ??= Promise.resolve();
     await Promise.all(all.map((r) => this.#closeRoute(r, 'shutdown')));
     await Promise.all(this.#draining);
+  }
+
+  /** Prepares every range route of `rebuilt` that only moves its range; on a failure, aborts those prepared and rejects. */
+  async #prepareMoves(rebuilt: readonly RouteConfig[]) {
+    const moving = rebuilt.flatMap((r) => {
+      const live = this.#routes.get(r.name);
+      return live instanceof RangeRoute && live.movesRange(r) ? [{ route: r, live }] : [];
+    });
+    const settled = await Promise.allSettled(moving.map(async ({ route, live }) => ({ route, ...(await live.prepareMove(route, this.#admitter(route))) })));
+    const ok = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) {
+      await Promise.all(ok.map((m) => m.abort()));
+      throw failed.reason;
+    }
+    return ok;
   }
 
   async #startAll(routes: readonly RouteConfig[]): Promise<RouteRuntime[]> {
