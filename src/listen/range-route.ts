@@ -10,9 +10,16 @@ import type { ReverdictCount } from '../admission/reverdict.js';
 import type { PooledLimits } from '../session/session-shell.js';
 import { tcpPolicyOf, udpPolicyOf } from '../session/session-policy.js';
 import type { RouteRuntime, SessionInfo } from './route.js';
+import { sharedTicks } from './shared-ticks.js';
 
-/** Starts the listener of one port of a range, its sessions counted in `pooled`. */
-export type RangeMemberStart = (perPort: RouteConfig, pooled: PooledLimits) => Promise<RouteRuntime>;
+/**
+ * Starts the listener of one port of a range, its sessions counted in `pooled`, its timers on
+ * `clock` (intervals of one period share one timer across the range: shared-ticks.ts).
+ */
+export type RangeMemberStart = (perPort: RouteConfig, pooled: PooledLimits, clock: Clock) => Promise<RouteRuntime>;
+
+/** RangeMemberStart with the range's shared clock given. */
+type PortStart = (perPort: RouteConfig, pooled: PooledLimits) => Promise<RouteRuntime>;
 
 /** How many ports of a range bind at once (start-up is bounded by the datapath, not by this). */
 const BIND_BATCH = 256;
@@ -70,7 +77,7 @@ export class RangeRoute implements RouteRuntime {
     route: RouteConfig,
     private readonly pool: RoutePool,
     members: readonly RouteRuntime[],
-    private readonly startOne: RangeMemberStart,
+    private readonly startOne: PortStart,
   ) {
     this.#route = route;
     this.members = members;
@@ -111,8 +118,10 @@ export class RangeRoute implements RouteRuntime {
   /** Binds every port; if one fails, the ports already bound are released and the error names the port. */
   static async start(route: RouteConfig, clock: Clock, startOne: RangeMemberStart): Promise<RangeRoute> {
     const pool = new RoutePool(route, clock);
-    const members = await bindAll(route, Array.from({ length: route.ports ?? 1 }, (_, i) => i), pool, startOne);
-    return new RangeRoute(route, pool, members, startOne);
+    const ticks = sharedTicks(clock);
+    const start: PortStart = (one, pooled) => startOne(one, pooled, ticks);
+    const members = await bindAll(route, Array.from({ length: route.ports ?? 1 }, (_, i) => i), pool, start);
+    return new RangeRoute(route, pool, members, start);
   }
 
   get name(): string {
@@ -166,7 +175,7 @@ export class RangeRoute implements RouteRuntime {
 }
 
 /** Starts the ports at `offsets` of `route`'s range, BIND_BATCH at a time; on a failure, releases those started and rejects. */
-async function bindAll(route: RouteConfig, offsets: readonly number[], pool: PooledLimits, startOne: RangeMemberStart): Promise<RouteRuntime[]> {
+async function bindAll(route: RouteConfig, offsets: readonly number[], pool: PooledLimits, startOne: PortStart): Promise<RouteRuntime[]> {
   const members: RouteRuntime[] = [];
   try {
     for (let at = 0; at < offsets.length; at += BIND_BATCH) {

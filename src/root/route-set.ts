@@ -211,10 +211,10 @@ export class RouteSet {
     const admit = this.#admitter(route);
     const nextFlowId = () => ++this.#flowId;
     const r = (route.ports ?? 1) > 1
-      ? await RangeRoute.start(route, clock, (one, pooled) =>
+      ? await RangeRoute.start(route, clock, (one, pooled, ticks) =>
           one.listen.transport === 'udp'
-            ? UdpRoute.start(one, { clock, events, admit, nextFlowId, dialer: this.deps.datagramDialer, datapath: this.deps.udpDatapath, pooled })
-            : TcpRoute.start(one, { clock, events, admit, nextFlowId, dialer: this.deps.streamDialer, pooled }))
+            ? UdpRoute.start(one, { clock: ticks, events, admit, nextFlowId, dialer: this.deps.datagramDialer, datapath: this.deps.udpDatapath, pooled })
+            : TcpRoute.start(one, { clock: ticks, events, admit, nextFlowId, dialer: this.deps.streamDialer, pooled }))
       : route.listen.transport === 'udp'
         ? await UdpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.datagramDialer, datapath: this.deps.udpDatapath })
         : this.#shared.wants(route)
