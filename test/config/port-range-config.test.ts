@@ -69,3 +69,9 @@ test('port range config: match (routing by name) with a range is refused', () =>
     'routes.rtp.match (line 5): match (routing by server name) needs a single-port listen; this listen is a range of 8 ports',
   ]);
 });
+
+test('port range config: onLimit evict-lru with a range is refused (a port could only evict its own sessions)', () => {
+  assert.deepEqual(issuesOf(route('udp://0.0.0.0:27000-27009', '10.0.0.5:1', '    udp: { onLimit: evict-lru }\n')), [
+    'routes.rtp.udp.onLimit (line 5): evict-lru is not available on a port range yet (each port could only evict its own sessions); use reject',
+  ]);
+});
