@@ -158,3 +158,26 @@ test('port range: one upstream port takes every listen port; a reload that moves
   probe.bind(n.base, '127.0.0.1');
   await once(probe, 'listening');
 });
+
+test('port range: TCP connection cap shared by the ports (cap 1: a second connection on another port is refused)', async (t) => {
+  const n = await withFreeRange(3, async (base) => {
+    const servers = await bindTcpRange(base + 2, 1, () => undefined);
+    try {
+      const node = await startNodeJs(t, `routes:\n  web:\n    listen: "tcp://127.0.0.1:${base}-${base + 1}"\n    upstream: "127.0.0.1:${base + 2}"\n    tcp: { maxConnections: 1 }\n`);
+      t.after(() => Promise.all(servers.map((s) => new Promise((r) => s.close(r)))));
+      return { ...node, base };
+    } catch (err) {
+      await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+      throw err;
+    }
+  });
+  const first = net.connect(n.base, '127.0.0.1');
+  t.after(() => first.destroy());
+  await waitFor(() => n.ofType('session-started').length === 1, 'the first connection relayed');
+  const second = net.connect(n.base + 1, '127.0.0.1');
+  second.on('error', () => undefined);
+  t.after(() => second.destroy());
+  await waitFor(() => n.ofType('session-rejected').length === 1, 'the second refused');
+  assert.equal(n.ofType('session-rejected')[0]!.reason, 'limit-route-sessions');
+  assert.equal(n.node.route('web')!.active, 1);
+});
