@@ -1,4 +1,5 @@
-import { formatHostPort, formatListen } from '../core/address.js';
+import { formatHostPort } from '../core/address.js';
+import { formatListenSpan } from '../config/port-span.js';
 import { formatDurationMs } from '../core/duration.js';
 import { formatByteRate } from '../core/byte-rate.js';
 import type { BandwidthSettings, RouteConfig, RouteOrigin } from '../config/types.js';
@@ -56,6 +57,8 @@ export interface SessionView extends FlowCounters {
   clientPort: number;
   upstreamAddr?: string;
   upstreamPort?: number;
+  /** The port the client reached, on a route whose listen is a port range. */
+  listenPort?: number;
   startTime: string;
   ageMs: number;
 }
@@ -72,7 +75,7 @@ export function routeView(r: RouteRuntime, about?: RouteAbout, traffic?: FlowCou
     ...(about?.agent !== undefined ? { agent: about.agent } : {}),
     proto: r.config.listen.transport,
     state: about?.state ?? 'up',
-    listen: formatListen(r.config.listen),
+    listen: formatListenSpan(r.config.listen, r.config.ports),
     address: formatHostPort(r.local.address, r.local.port),
     // Port 0 names no socket: an agent's service (`agent/service`), shown by name alone.
     upstream: r.config.upstream.port === 0 ? r.config.upstream.host : formatHostPort(r.config.upstream.host, r.config.upstream.port),
@@ -145,6 +148,7 @@ export function sessionView(s: SessionInfo, nowWall: number): SessionView {
     v.upstreamAddr = s.upstream.address;
     v.upstreamPort = s.upstream.port;
   }
+  if (s.listenPort !== undefined) v.listenPort = s.listenPort;
   return v;
 }
 

@@ -23,7 +23,7 @@ export function diffRoutes(before: readonly RouteConfig[], after: readonly Route
     const prev = old.get(r.name);
     old.delete(r.name);
     if (!prev) diff.added.push(r);
-    else if (formatListen(prev.listen) !== formatListen(r.listen)) diff.rebuilt.push(r);
+    else if (formatListen(prev.listen) !== formatListen(r.listen) || prev.ports !== r.ports) diff.rebuilt.push(r);
     else if (sharedBefore.has(sharedListenKey(prev.listen)) !== sharedAfter.has(sharedListenKey(r.listen))) diff.rebuilt.push(r);
     else if (JSON.stringify(prev) !== JSON.stringify(r)) diff.changed.push(r);
   }

@@ -1,5 +1,6 @@
 import { canonicalIp, formatListen, parseHostPort, parseListenUrl, type ListenAddress, type Transport } from '../core/address.js';
 import { sharedListenKey, sharedListenKeys } from './route-match.js';
+import { formatListenSpan, lastPortOf, parseListenSpan } from './port-span.js';
 
 /** One socket the config asks to bind, with the key that asks and who owns it, for messages. */
 export interface Binding {
@@ -9,6 +10,8 @@ export interface Binding {
   readonly listen: ListenAddress;
   /** A route with `match`: its address may be shared with other routes (config/route-match.ts). */
   readonly matched?: boolean;
+  /** A route's port range (`listen: ...:N-M`): how many ports from `listen.port` on; absent = one. */
+  readonly ports?: number;
 }
 
 /**
@@ -16,8 +19,9 @@ export interface Binding {
  * free one), and addresses that overlap: equal, or one is the wildcard of the other's family.
  * `::` counts as every address (Node binds it dual-stack), `0.0.0.0` as every IPv4 address.
  */
-export function bindingsOverlap(a: ListenAddress, b: ListenAddress): boolean {
-  if (a.transport !== b.transport || a.port !== b.port || a.port === 0) return false;
+export function bindingsOverlap(a: ListenAddress, b: ListenAddress, aPorts = 1, bPorts = 1): boolean {
+  if (a.transport !== b.transport || a.port === 0 || b.port === 0) return false;
+  if (a.port > lastPortOf(b, bPorts) || b.port > lastPortOf(a, aPorts)) return false;
   const [x, y] = [canonicalIp(a.host), canonicalIp(b.host)];
   if (!x || !y) return a.host === b.host;
   if (x.address === y.address || x.address === '::' || y.address === '::') return true;
@@ -38,7 +42,10 @@ export function configBindings(raw: Record<string, unknown>): Binding[] {
     if (hp && typeof hp !== 'string') for (const transport of transports) out.push({ path, owner, listen: { transport, ...hp } });
   };
   for (const [name, r] of entries(raw.routes)) {
-    url(['routes', name, 'listen'], `route "${name}"`, field(r, 'listen'));
+    const text = field(r, 'listen');
+    const span = typeof text === 'string' ? parseListenSpan(text) : undefined;
+    if (span && typeof span !== 'string' && span.ports) out.push({ path: ['routes', name, 'listen'], owner: `route "${name}"`, listen: span.listen, ports: span.ports });
+    else url(['routes', name, 'listen'], `route "${name}"`, text);
     if (field(r, 'match') !== undefined && out.at(-1)?.owner === `route "${name}"`) out[out.length - 1] = { ...out.at(-1)!, matched: true };
   }
   for (const [name, c] of entries(field(raw.agent, 'connect'))) url(['agent', 'connect', name, 'listen'], `agent.connect "${name}"`, field(c, 'listen'));
@@ -63,13 +70,18 @@ export function checkListenOverlaps(
     a.path[0] === 'routes' && b.path[0] === 'routes' && sharedListenKey(a.listen) === sharedListenKey(b.listen) && shared.has(sharedListenKey(a.listen));
   for (let i = 1; i < all.length; i++) {
     const b = all[i]!;
-    const a = all.slice(0, i).find((p) => p.owner !== b.owner && bindingsOverlap(p.listen, b.listen) && !bothShare(p, b));
+    const a = all.slice(0, i).find((p) => p.owner !== b.owner && bindingsOverlap(p.listen, b.listen, p.ports, b.ports) && !bothShare(p, b));
     if (!a) continue;
     const line = lineOf(a.path);
-    const same = formatListen(a.listen) === formatListen(b.listen);
+    const same = formatListen(a.listen) === formatListen(b.listen) && a.ports === b.ports;
     at(
       b.path,
-      `${formatListen(b.listen)} ${same ? 'is already' : 'overlaps'} the listen address of ${a.owner} (${a.path.join('.')}${line ? `, line ${line}` : ''}${same ? '' : `: ${formatListen(a.listen)}`}); both cannot be bound`,
+      `${spanText(b)} ${same ? 'is already' : 'overlaps'} the listen address of ${a.owner} (${a.path.join('.')}${line ? `, line ${line}` : ''}${same ? '' : `: ${spanText(a)}`}); both cannot be bound`,
     );
   }
+}
+
+/** A binding's address, with its range. */
+function spanText(b: Binding): string {
+  return formatListenSpan(b.listen, b.ports);
 }

@@ -1,8 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { isMap, isNode, LineCounter, parseDocument, type Document } from 'yaml';
-import { parseListenUrl } from '../core/address.js';
+import { parseListenSpan } from './port-span.js';
 import { checkListenOverlaps } from './listen-overlap.js';
 import { checkRouteMatches } from './route-match.js';
+import { checkRouteRanges } from './route-ranges.js';
 import { SluiceError } from '../core/errors.js';
 import { configSchema, type RawConfig } from './schema.js';
 import { checkObserve, compileObserve } from './observe-schema.js';
@@ -62,6 +63,7 @@ export function parseConfig(text: string): ParseResult {
   const routesRaw = (raw as { routes?: Record<string, Record<string, unknown>> }).routes;
   if (routesRaw && typeof routesRaw === 'object' && !Array.isArray(routesRaw)) checkRoutes(routesRaw, at);
   checkListenOverlaps(raw as Record<string, unknown>, at, (path) => lineOf(nodeOffset(doc, path)));
+  if (parsed.success) checkRouteRanges(parsed.data.routes, at);
   if (routesRaw && typeof routesRaw === 'object' && !Array.isArray(routesRaw)) checkRouteMatches(routesRaw, at, (path) => lineOf(nodeOffset(doc, path)));
   if (parsed.success) checkAdmission(parsed.data, at);
   if (parsed.success) checkObserve(parsed.data, at);
@@ -98,8 +100,9 @@ function checkRoutes(routesRaw: Record<string, Record<string, unknown>>, at: (pa
   for (const [name, route] of Object.entries(routesRaw)) {
     if (!ROUTE_NAME.test(name)) at(['routes', name], 'route names use letters, digits, _ . - (at most 63, starting with a letter or digit)');
     if (!route || typeof route !== 'object') continue;
-    const listen = typeof route.listen === 'string' ? parseListenUrl(route.listen) : undefined;
-    if (!listen || typeof listen === 'string') continue;
+    const span = typeof route.listen === 'string' ? parseListenSpan(route.listen) : undefined;
+    if (!span || typeof span === 'string') continue;
+    const { listen } = span;
     if (listen.transport === 'tcp' && route.udp !== undefined) at(['routes', name, 'udp'], 'udp settings on a tcp:// route');
     if (listen.transport === 'udp' && route.tcp !== undefined) at(['routes', name, 'tcp'], 'tcp settings on a udp:// route');
   }
@@ -135,7 +138,7 @@ function checkAdmission(data: RawConfig, at: (path: (string | number)[], message
       const c = parseCidr(text);
       if (typeof c === 'string') at(['routes', name, 'proxyProtocol', 'accept', i], c);
     });
-    if (pp.send === 'v1' && r.listen.transport === 'udp') at(['routes', name, 'proxyProtocol', 'send'], 'v1 is TCP only; use v2 on a udp:// route');
+    if (pp.send === 'v1' && r.listen.listen.transport === 'udp') at(['routes', name, 'proxyProtocol', 'send'], 'v1 is TCP only; use v2 on a udp:// route');
   }
 }
 
@@ -147,8 +150,10 @@ function splitPath(path: string): (string | number)[] {
 function compile(data: RawConfig): SluiceConfig {
   const routes: RouteConfig[] = Object.entries(data.routes).map(([name, r]) => ({
     name,
-    listen: r.listen,
-    upstream: r.upstream,
+    listen: r.listen.listen,
+    upstream: r.upstream.upstream,
+    ...(r.listen.ports ? { ports: r.listen.ports } : {}),
+    ...(r.upstream.ports ? { upstreamRange: true } : {}),
     udp: {
       idleTimeoutMs: r.udp.idleTimeout,
       maxSessions: r.udp.maxSessions,

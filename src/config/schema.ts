@@ -9,6 +9,7 @@ import { dockerSchema } from './docker-config.js';
 import { expecting } from './issue-text.js';
 import { bandwidthSchema } from './bandwidth-schema.js';
 import { routeMatchSchema } from './route-match.js';
+import { parseListenSpan, parseUpstreamSpan } from './port-span.js';
 
 /**
  * The config file's shape. Every object is strict (unknown keys are errors) and every default is
@@ -77,6 +78,25 @@ const listen = expecting(z.string(), 'a listen address such as udp://0.0.0.0:535
 
 const upstream = expecting(z.string(), 'host:port such as 127.0.0.1:53 or "[::1]:53"').transform((text, ctx) => {
   const r = parseHostPort(text);
+  if (typeof r === 'string') {
+    ctx.addIssue({ code: 'custom', message: r });
+    return z.NEVER;
+  }
+  return r;
+});
+
+/** A route's `listen` and `upstream` may end in a port range (`:N-M`, docs/ranges.md). */
+const routeListen = expecting(z.string(), 'a listen address such as udp://0.0.0.0:5353, tcp://[::]:443 or udp://0.0.0.0:27000-27100').transform((text, ctx) => {
+  const r = parseListenSpan(text);
+  if (typeof r === 'string') {
+    ctx.addIssue({ code: 'custom', message: r });
+    return z.NEVER;
+  }
+  return r;
+});
+
+const routeUpstream = expecting(z.string(), 'host:port such as 127.0.0.1:53, "[::1]:53" or 10.0.0.5:27000-27100').transform((text, ctx) => {
+  const r = parseUpstreamSpan(text);
   if (typeof r === 'string') {
     ctx.addIssue({ code: 'custom', message: r });
     return z.NEVER;
@@ -161,8 +181,8 @@ const bans = z.strictObject({
 });
 
 export const routeSchema = z.strictObject({
-  listen,
-  upstream,
+  listen: routeListen,
+  upstream: routeUpstream,
   udp,
   tcp,
   acl: acl.optional(),

@@ -16,7 +16,13 @@ export type { BandwidthLimit, BandwidthSettings, OnLimit, ProxyProtocolSettings,
 export interface RouteConfig {
   readonly name: string;
   readonly listen: ListenAddress;
+  /** How many ports from `listen.port` on (`listen: ...:N-M`, docs/ranges.md); absent = one. */
+  readonly ports?: number;
   readonly upstream: HostPort;
+  /** `upstream` is a range of `ports` ports: listen port p goes to upstream.port + (p - listen.port). */
+  readonly upstreamRange?: boolean;
+  /** Set on the route one port of a range runs (listen/range-route.ts): its flows carry the listen port. */
+  readonly rangeMember?: boolean;
   readonly udp: UdpSettings;
   readonly tcp: TcpSettings;
   /** The route's own `acl`, else the top-level one, else undefined (everyone). */

@@ -1,4 +1,5 @@
 import { formatListen } from '../core/address.js';
+import { formatListenSpan } from '../config/port-span.js';
 import { bindingsOverlap } from '../config/listen-overlap.js';
 import type { RouteConfig } from '../config/types.js';
 import { shortId } from './container.js';
@@ -31,10 +32,10 @@ export function mergeRoutes(file: readonly RouteConfig[], discovered: readonly R
       skipped.push({ route: r, message: `route name "${r.name}" is already used by ${describe(sameName)}` });
       continue;
     }
-    const clash = routes.find((other) => bindingsOverlap(other.listen, r.listen));
+    const clash = routes.find((other) => bindingsOverlap(other.listen, r.listen, other.ports, r.ports));
     if (clash) {
-      const same = formatListen(clash.listen) === formatListen(r.listen);
-      skipped.push({ route: r, message: `${formatListen(r.listen)} ${same ? 'is already' : 'overlaps'} the listen address of route "${clash.name}" (${describe(clash)})` });
+      const same = formatListen(clash.listen) === formatListen(r.listen) && !clash.ports;
+      skipped.push({ route: r, message: `${formatListen(r.listen)} ${same ? 'is already' : 'overlaps'} the listen address of route "${clash.name}" (${describe(clash)}${clash.ports ? `: ${formatListenSpan(clash.listen, clash.ports)}` : ''})` });
       continue;
     }
     routes.push(r);

@@ -25,6 +25,8 @@ export interface SessionInfo extends FlowCounters {
   readonly startedAt: number;
   /** Set for routes discovered from container labels. */
   readonly origin?: RouteOrigin;
+  /** The port the client reached, on a route whose `listen` is a port range; absent otherwise. */
+  readonly listenPort?: number;
 }
 
 /**

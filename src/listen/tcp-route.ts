@@ -16,7 +16,7 @@ import { isSocketDialer } from '../upstream/direct/socket-dial.js';
 import type { BucketPair } from '../admission/bandwidth-limiter.js';
 import type { Admitter } from '../admission/admitter.js';
 import type { ReverdictCount } from '../admission/reverdict.js';
-import { SessionShell, type ShellFlow } from '../session/session-shell.js';
+import { SessionShell, type PooledLimits, type ShellFlow } from '../session/session-shell.js';
 import { tcpPolicyOf, type TcpSessionPolicy } from '../session/session-policy.js';
 import { firstBytesAreClean, readProxyHeader, sniffFirstBytes } from './proxy-header-reader.js';
 import { TcpProxyHeaders } from './tcp-proxy-header.js';
@@ -34,6 +34,8 @@ export interface TcpRouteDeps {
   readonly sharedBandwidth?: BucketPair;
   /** How connections are accepted, dialed and joined (default: Node's net). */
   readonly streamDatapath?: StreamDatapath;
+  /** Caps, rates and bandwidth shared with the other ports of a port range (range-route.ts). */
+  readonly pooled?: PooledLimits;
 }
 
 /** `proxyProtocol.untrustedWait` when a route's settings do not say (the config default). */
@@ -45,6 +47,7 @@ class TcpConnection implements ShellFlow {
   upstream: Endpoint | undefined;
   stop: ((reason: EndReason) => void) | undefined;
   origin: RouteOrigin | undefined;
+  listenPort: number | undefined;
   /** The per-source key admission counted this connection under (AdmissionLimits.keyOf). */
   source = '';
   wouldEndNoted = false;
@@ -256,6 +259,7 @@ export class TcpRoute implements RouteRuntime {
     const policy = this.#shell.policy;
     const c = new TcpConnection(this.deps.nextFlowId(), policy.name, client, down, clock.now(), clock.wallNow());
     c.origin = policy.origin;
+    c.listenPort = policy.listenPort;
     c.source = source;
     this.#conns.add(c);
     const waitMs = this.#pp?.settings.untrustedWaitMs ?? DEFAULT_UNTRUSTED_WAIT_MS;

@@ -102,6 +102,7 @@ export class UdpRoute implements RouteRuntime {
       state: s.state,
       startedAt: s.startedWall,
       origin: s.origin,
+      listenPort: s.listenPort,
       ...s.counters(),
     }));
   }

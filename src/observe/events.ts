@@ -32,6 +32,8 @@ export interface FlowRef {
   readonly client: Endpoint;
   /** Set for routes discovered from container labels. */
   readonly origin?: RouteOrigin;
+  /** The port the client reached, on a route whose `listen` is a port range; absent otherwise. */
+  readonly listenPort?: number;
 }
 
 export type SluiceEvent =

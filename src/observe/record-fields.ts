@@ -19,6 +19,8 @@ export interface FlowFields {
   clientPort: number;
   upstreamAddr?: string;
   upstreamPort?: number;
+  /** The port the client reached, on a route whose listen is a port range (docs/ranges.md). */
+  listenPort?: number;
   /** Routes from container labels: which container declared the route (docs/containers.md). */
   origin?: { container: string; containerId: string; labels: 'sluice' | 'godoxy' };
 }
@@ -29,6 +31,7 @@ export function flowFields(flow: FlowRef, upstream?: Endpoint): FlowFields {
     f.upstreamAddr = upstream.address;
     f.upstreamPort = upstream.port;
   }
+  if (flow.listenPort !== undefined) f.listenPort = flow.listenPort;
   const o = flow.origin;
   if (o) f.origin = { container: o.container, containerId: o.containerId, labels: o.labels };
   return f;

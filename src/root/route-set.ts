@@ -1,4 +1,3 @@
-import { formatListen } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import { SluiceError } from '../core/errors.js';
 import type { RouteConfig, SluiceConfig } from '../config/types.js';
@@ -14,6 +13,8 @@ import type { RouteRuntime } from '../listen/route.js';
 import { TcpRoute } from '../listen/tcp-route.js';
 import { SharedTcpListeners } from '../listen/shared-routes.js';
 import { UdpRoute } from '../listen/udp-route.js';
+import { RangeRoute } from '../listen/range-route.js';
+import { formatListenSpan } from '../config/port-span.js';
 import { diffRoutes } from '../config/diff.js';
 import type { ReloadSummary } from '../discovery/container-routes.js';
 
@@ -112,12 +113,23 @@ export class RouteSet {
     if (this.#stopping) throw new SluiceError('SLUICE_ERR_CLOSED', 'node is shutting down');
     const diff = diffRoutes(this.#config.routes, next.routes);
     this.#shared.plan(next.routes);
-    const fresh = await this.#startAll([...diff.added, ...diff.rebuilt]);
+    // A range that moves keeps the ports both ranges hold; it binds only the new ones (range-route.ts).
+    const moves = await this.#prepareMoves(diff.rebuilt);
+    const rebuilt = diff.rebuilt.filter((r) => !moves.some((m) => m.route === r));
+    let fresh: RouteRuntime[];
+    try {
+      fresh = await this.#startAll([...diff.added, ...rebuilt]);
+    } catch (err) {
+      await Promise.all(moves.map((m) => m.abort()));
+      throw err;
+    }
+    await Promise.all(moves.map((m) => m.commit()));
+    const changed = [...diff.changed, ...moves.map((m) => m.route)];
     for (const r of next.routes) {
       const live = this.#routes.get(r.name);
-      if (live && !diff.rebuilt.includes(r)) live.update(r, this.#admitter(r));
+      if (live && !rebuilt.includes(r)) live.update(r, this.#admitter(r));
     }
-    for (const name of [...diff.removed, ...diff.rebuilt.map((r) => r.name)]) {
+    for (const name of [...diff.removed, ...rebuilt.map((r) => r.name)]) {
       const old = this.#routes.get(name);
       this.#routes.delete(name);
       if (old) this.#drainInBackground(old, 'route-removed');
@@ -127,8 +139,8 @@ export class RouteSet {
     const summary = {
       added: diff.added.map((r) => r.name),
       removed: diff.removed,
-      changed: diff.changed.map((r) => r.name),
-      rebuilt: diff.rebuilt.map((r) => r.name),
+      changed: changed.map((r) => r.name),
+      rebuilt: rebuilt.map((r) => r.name),
     };
     this.deps.events.emit({ type: 'config-reloaded', at: this.deps.clock.wallNow(), ...summary });
     // New ACLs (or a new country database) hold for live sessions too, not only for new ones.
@@ -154,6 +166,22 @@ export class RouteSet {
     this.#stopping ??= Promise.resolve();
     await Promise.all(all.map((r) => this.#closeRoute(r, 'shutdown')));
     await Promise.all(this.#draining);
+  }
+
+  /** Prepares every range route of `rebuilt` that only moves its range; on a failure, aborts those prepared and rejects. */
+  async #prepareMoves(rebuilt: readonly RouteConfig[]) {
+    const moving = rebuilt.flatMap((r) => {
+      const live = this.#routes.get(r.name);
+      return live instanceof RangeRoute && live.movesRange(r) ? [{ route: r, live }] : [];
+    });
+    const settled = await Promise.allSettled(moving.map(async ({ route, live }) => ({ route, ...(await live.prepareMove(route, this.#admitter(route))) })));
+    const ok = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) {
+      await Promise.all(ok.map((m) => m.abort()));
+      throw failed.reason;
+    }
+    return ok;
   }
 
   async #startAll(routes: readonly RouteConfig[]): Promise<RouteRuntime[]> {
@@ -190,13 +218,17 @@ export class RouteSet {
     const { clock, events } = this.deps;
     const admit = this.#admitter(route);
     const nextFlowId = () => ++this.#flowId;
-    const r =
-      route.listen.transport === 'udp'
+    const r = (route.ports ?? 1) > 1
+      ? await RangeRoute.start(route, clock, (one, pooled, ticks) =>
+          one.listen.transport === 'udp'
+            ? UdpRoute.start(one, { clock: ticks, events, admit, nextFlowId, dialer: this.deps.datagramDialer, datapath: this.deps.udpDatapath, pooled })
+            : TcpRoute.start(one, { clock: ticks, events, admit, nextFlowId, dialer: this.deps.streamDialer, streamDatapath: this.deps.streamDatapath, pooled }))
+      : route.listen.transport === 'udp'
         ? await UdpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.datagramDialer, datapath: this.deps.udpDatapath })
         : this.#shared.wants(route)
           ? await this.#shared.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.streamDialer })
           : await TcpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.streamDialer, streamDatapath: this.deps.streamDatapath });
-    events.emit({ type: 'route-up', at: clock.wallNow(), route: route.name, listen: formatListen(route.listen), address: r.local, ...(route.origin ? { origin: route.origin } : {}) });
+    events.emit({ type: 'route-up', at: clock.wallNow(), route: route.name, listen: formatListenSpan(route.listen, route.ports), address: r.local, ...(route.origin ? { origin: route.origin } : {}) });
     return r;
   }
 
@@ -224,6 +256,6 @@ export class RouteSet {
 
   async #closeRoute(r: RouteRuntime, reason: EndReason): Promise<void> {
     await r.close(reason);
-    this.deps.events.emit({ type: 'route-down', at: this.deps.clock.wallNow(), route: r.name, listen: formatListen(r.config.listen), address: r.local });
+    this.deps.events.emit({ type: 'route-down', at: this.deps.clock.wallNow(), route: r.name, listen: formatListenSpan(r.config.listen, r.config.ports), address: r.local });
   }
 }

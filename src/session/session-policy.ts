@@ -13,6 +13,8 @@ export interface SessionPolicy {
   readonly upstream: HostPort;
   /** Set for routes discovered from container labels; carried on every flow. */
   readonly origin: RouteOrigin | undefined;
+  /** The listen port, carried on every flow, when the route is one port of a range; undefined otherwise. */
+  readonly listenPort?: number;
   /** Session caps and creation rates, per listener and per source. */
   readonly limits: LimitSettings;
   /** Byte-rate limits; undefined = unlimited (the datapath does no bandwidth work). */
@@ -42,7 +44,8 @@ export interface UdpSessionPolicy extends SessionPolicy {
 
 /** What every policy of a route shares. */
 function routeBase(route: RouteConfig, limits: LimitSettings, idleTimeoutMs: number): SessionPolicy {
-  return { name: route.name, upstream: route.upstream, origin: route.origin, limits, bandwidth: route.bandwidth, idleTimeoutMs };
+  const base = { name: route.name, upstream: route.upstream, origin: route.origin, limits, bandwidth: route.bandwidth, idleTimeoutMs };
+  return route.rangeMember ? { ...base, listenPort: route.listen.port } : base;
 }
 
 /** A route's TCP session policy (its `tcp` block, `proxyProtocol`, `sourcePrefix`, `bandwidth`). */

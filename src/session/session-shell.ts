@@ -39,6 +39,14 @@ export interface ShellDeps {
   readonly admit?: Admitter;
   /** Bandwidth buckets shared with other listeners (an agent's total on the gateway); absent = none. */
   readonly sharedBandwidth?: BucketPair;
+  /** Caps, rates and bandwidth shared by several listeners of one route (a port range); their owner updates them. */
+  readonly pooled?: PooledLimits;
+}
+
+/** One route's limits across its listeners (listen/range-route.ts). */
+export interface PooledLimits {
+  readonly limits: AdmissionLimits;
+  readonly bandwidth: BandwidthLimiter | null;
 }
 
 /**
@@ -71,8 +79,8 @@ export class SessionShell<P extends SessionPolicy, F extends ShellFlow> {
   ) {
     this.#policy = policy;
     this.#admit = deps.admit;
-    this.limits = new AdmissionLimits(policy.limits, deps.clock);
-    this.#bandwidth = bandwidthLimiterFor(policy.bandwidth, deps.clock, deps.sharedBandwidth);
+    this.limits = deps.pooled?.limits ?? new AdmissionLimits(policy.limits, deps.clock);
+    this.#bandwidth = deps.pooled ? null : bandwidthLimiterFor(policy.bandwidth, deps.clock, deps.sharedBandwidth);
     this.#reporter = eventReporter(deps.events, deps.clock, () => this.#policy.name, proto);
   }
 
@@ -93,6 +101,7 @@ export class SessionShell<P extends SessionPolicy, F extends ShellFlow> {
   update(policy: P, admit: Admitter | undefined): void {
     this.#policy = policy;
     this.#admit = admit;
+    if (this.deps.pooled) return;
     this.limits.update(policy.limits);
     const shared = this.deps.sharedBandwidth;
     if (this.#bandwidth === null) this.#bandwidth = bandwidthLimiterFor(policy.bandwidth, this.deps.clock, shared);
@@ -129,7 +138,8 @@ export class SessionShell<P extends SessionPolicy, F extends ShellFlow> {
 
   /** The bandwidth gates of a new flow of `source`; undefined when nothing limits it. */
   gatesFor(source: string): FlowGates | undefined {
-    return this.#bandwidth === null ? undefined : this.#bandwidth.gatesFor(source);
+    const bw = this.deps.pooled ? this.deps.pooled.bandwidth : this.#bandwidth;
+    return bw === null ? undefined : bw.gatesFor(source);
   }
 
   /** The upstream answered: `session-started` then `dial-ok` (latency since `dialedAt`, monotonic). */

@@ -286,6 +286,7 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
     const policy = this.#policy;
     const s = new UdpSession(this, this.deps.nextFlowId(), policy.name, client, key, replyAddress, replyPort, clock.now(), clock.wallNow(), this.#tick);
     s.origin = policy.origin;
+    s.listenPort = policy.listenPort;
     s.source = source;
     const g = this.#shell.gatesFor(source);
     if (g !== undefined) {

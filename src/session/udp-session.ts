@@ -37,6 +37,8 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, Repl
   upstream: Endpoint | undefined = undefined;
   /** The route's origin when it came from container labels (shared, not copied). */
   origin: RouteOrigin | undefined = undefined;
+  /** The listen port, on a route whose listen is a port range; undefined otherwise. */
+  listenPort: number | undefined = undefined;
   /** PROXY v2 header put in front of each datagram to the upstream; null when none (any more). */
   prefix: Buffer | null = null;
   /** True until the upstream's first datagram; the table then refunds the creation tokens. */
