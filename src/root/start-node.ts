@@ -91,7 +91,7 @@ export async function startNode(config: SluiceConfig, deps: NodeDeps, signal?: A
         RouteSet.start(config, {
           clock,
           events,
-          streamDialer: new DirectStreamDialer(),
+          streamDialer: new DirectStreamDialer(undefined, { clock }),
           datagramDialer: new DirectDatagramDialer(undefined, udp.datapath),
           udpDatapath: udp.datapath,
           geo: () => geo.current,
