@@ -6,11 +6,18 @@ import type { EndReason, FlowCounters } from '../observe/events.js';
 import type { UdpDatapath } from '../datapath/udp-datapath.js';
 
 /**
+ * What node-wide admission reads of a listener: its ACL (which also opts into CrowdSec). A config
+ * route is one; a listener the config does not make a route (an agent's connect listener) gives
+ * just this.
+ */
+export type AdmissionKeys = Pick<RouteConfig, 'acl'>;
+
+/**
  * What a listener the node does not own (a gateway's public listener, an agent's connect
  * listener) needs from the node: admission (ACL + node-wide steps), flow ids and the datapath.
  */
 export interface RouteDepsSource {
-  (route: RouteConfig): { readonly admit: Admitter | undefined; readonly nextFlowId: () => number; readonly datapath?: UdpDatapath };
+  (listener: AdmissionKeys): { readonly admit: Admitter | undefined; readonly nextFlowId: () => number; readonly datapath?: UdpDatapath };
 }
 
 /** A live session or connection, as the admin API and `sluice status` show it. */

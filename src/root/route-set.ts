@@ -9,7 +9,7 @@ import type { CountryLookup } from '../admission/acl/country.js';
 import type { UdpDatapath } from '../datapath/udp-datapath.js';
 import type { EndReason, EventStream } from '../observe/events.js';
 import type { DatagramDialer, StreamDialer } from '../upstream/dialer.js';
-import type { RouteRuntime } from '../listen/route.js';
+import type { AdmissionKeys, RouteRuntime } from '../listen/route.js';
 import { TcpRoute } from '../listen/tcp-route.js';
 import { SharedTcpListeners } from '../listen/shared-routes.js';
 import { UdpRoute } from '../listen/udp-route.js';
@@ -24,7 +24,7 @@ export interface RouteSetDeps {
   /** An admission step after the ACL for every route (threat intel). */
   readonly admit?: Admitter;
   /** The CrowdSec step for one route, after its ACL; undefined for routes that do not opt in (`acl.crowdsec`). */
-  readonly crowdsec?: (route: RouteConfig) => Admitter | undefined;
+  readonly crowdsec?: (listener: AdmissionKeys) => Admitter | undefined;
   /** How UDP datagrams move (default: Node's dgram). */
   readonly udpDatapath?: UdpDatapath;
   /** The country database for ACL country rules; read at start and at each reload. */
@@ -163,8 +163,8 @@ export class RouteSet {
    * listener, src/gateway/), so it gets the same ACL, node-wide steps and flow numbering as the
    * node's own routes.
    */
-  routeDeps(route: RouteConfig): { admit: Admitter | undefined; nextFlowId: () => number; datapath: UdpDatapath | undefined } {
-    return { admit: this.#admitter(route), nextFlowId: () => this.nextFlowId(), datapath: this.deps.udpDatapath };
+  routeDeps(listener: AdmissionKeys): { admit: Admitter | undefined; nextFlowId: () => number; datapath: UdpDatapath | undefined } {
+    return { admit: this.#admitter(listener), nextFlowId: () => this.nextFlowId(), datapath: this.deps.udpDatapath };
   }
 
   /** The next flow number, unique in this process (the agent's sessions toward local services use it too). */
@@ -173,7 +173,7 @@ export class RouteSet {
   }
 
   /** ACL then the node-wide step; compiled per route, again at every reload (the database may change). */
-  #admitter(route: RouteConfig): Admitter | undefined {
+  #admitter(route: AdmissionKeys): Admitter | undefined {
     const steps = [aclAdmitter(route.acl, this.deps.geo?.()), this.deps.crowdsec?.(route), this.deps.admit].filter((a): a is Admitter => a !== undefined);
     return chainAdmitters(steps);
   }
