@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import { canonicalIp, formatListen, type Endpoint } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import { errnoCode, SluiceError } from '../core/errors.js';
-import type { RouteConfig, RouteOrigin } from '../config/types.js';
+import type { RouteOrigin } from '../config/types.js';
 import { PendingSlots, type PendingSlotsOptions } from '../admission/pending-slots.js';
 import { RefusalHold } from '../admission/refusal-hold.js';
 import type { EndReason, EventStream, RejectReason } from '../observe/events.js';
@@ -14,7 +14,7 @@ import type { BucketPair } from '../admission/bandwidth-limiter.js';
 import type { Admitter } from '../admission/admitter.js';
 import type { ReverdictCount } from '../admission/reverdict.js';
 import { SessionShell, type ShellFlow } from '../session/session-shell.js';
-import { tcpPolicyOf, type TcpSessionPolicy } from '../session/session-policy.js';
+import { tcpPolicyOf, type ListenerConfig, type TcpSessionPolicy } from '../session/session-policy.js';
 import { firstBytesAreClean, readProxyHeader, sniffFirstBytes } from './proxy-header-reader.js';
 import { TcpProxyHeaders, localOf } from './tcp-proxy-header.js';
 import type { StreamDialer } from '../upstream/dialer.js';
@@ -59,10 +59,10 @@ class TcpConnection implements ShellFlow {
  * (`#accept`: PROXY header, admission), its upstream dialed (`#dial`), then the two relayed with
  * half-close (`#relay`). The shell does admission, limits, events, reverdict and drain.
  */
-export class TcpRoute implements RouteRuntime {
+export class TcpRoute<C extends ListenerConfig = ListenerConfig> implements RouteRuntime<C> {
   readonly #conns = new Set<TcpConnection>();
   readonly #shell: SessionShell<TcpSessionPolicy, TcpConnection>;
-  #route: RouteConfig;
+  #route: C;
   #pp: TcpProxyHeaders | null;
   /** Trusted senders whose PROXY header is not read yet (fair share per source, pending-slots.ts). */
   readonly #pendingHeaders: PendingSlots;
@@ -74,7 +74,7 @@ export class TcpRoute implements RouteRuntime {
   #serverClosed: Promise<void> | undefined;
 
   private constructor(
-    route: RouteConfig,
+    route: C,
     /** Absent for a route on a shared listener (sni-listener.ts), which hands it connections through `adopt`. */
     private readonly server: net.Server | undefined,
     readonly local: Endpoint,
@@ -102,7 +102,7 @@ export class TcpRoute implements RouteRuntime {
     server?.on('error', () => {});
   }
 
-  static async start(route: RouteConfig, deps: TcpRouteDeps): Promise<TcpRoute> {
+  static async start<C extends ListenerConfig>(route: C, deps: TcpRouteDeps): Promise<TcpRoute<C>> {
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
     try {
       const listening = once(server, 'listening');
@@ -118,7 +118,7 @@ export class TcpRoute implements RouteRuntime {
   }
 
   /** A route without a listener of its own: a shared listener (sni-listener.ts) that bound `local` hands it connections. */
-  static attach(route: RouteConfig, deps: TcpRouteDeps, local: Endpoint): TcpRoute {
+  static attach<C extends ListenerConfig>(route: C, deps: TcpRouteDeps, local: Endpoint): TcpRoute<C> {
     return new TcpRoute(route, undefined, local, deps);
   }
 
@@ -135,7 +135,7 @@ export class TcpRoute implements RouteRuntime {
     return this.#route.name;
   }
 
-  get config(): RouteConfig {
+  get config(): C {
     return this.#route;
   }
 
@@ -143,7 +143,7 @@ export class TcpRoute implements RouteRuntime {
     return this.#conns.size;
   }
 
-  update(route: RouteConfig, admit: Admitter | undefined): void {
+  update(route: C, admit: Admitter | undefined): void {
     this.#route = route;
     const policy = tcpPolicyOf(route);
     this.#pp = route.proxyProtocol ? new TcpProxyHeaders(route.proxyProtocol) : null;

@@ -45,7 +45,7 @@ export type { ReloadSummary };
  * reload, drained on shutdown. Owns every listener it starts.
  */
 export class RouteSet {
-  readonly #routes = new Map<string, RouteRuntime>();
+  readonly #routes = new Map<string, RouteRuntime<RouteConfig>>();
   readonly #draining = new Set<Promise<void>>();
   #config: SluiceConfig;
   #flowId = 0;
@@ -86,11 +86,11 @@ export class RouteSet {
     return this.deps.udpDatapath?.kind ?? 'js';
   }
 
-  routes(): RouteRuntime[] {
+  routes(): RouteRuntime<RouteConfig>[] {
     return [...this.#routes.values()];
   }
 
-  route(name: string): RouteRuntime | undefined {
+  route(name: string): RouteRuntime<RouteConfig> | undefined {
     return this.#routes.get(name);
   }
 
@@ -148,7 +148,7 @@ export class RouteSet {
     await Promise.all(this.#draining);
   }
 
-  async #startAll(routes: readonly RouteConfig[]): Promise<RouteRuntime[]> {
+  async #startAll(routes: readonly RouteConfig[]): Promise<RouteRuntime<RouteConfig>[]> {
     const results = await Promise.allSettled(routes.map((r) => this.#startRoute(r)));
     const ok = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     const failed = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));
@@ -178,7 +178,7 @@ export class RouteSet {
     return chainAdmitters(steps);
   }
 
-  async #startRoute(route: RouteConfig): Promise<RouteRuntime> {
+  async #startRoute(route: RouteConfig): Promise<RouteRuntime<RouteConfig>> {
     const { clock, events } = this.deps;
     const admit = this.#admitter(route);
     const nextFlowId = () => ++this.#flowId;
@@ -192,13 +192,13 @@ export class RouteSet {
     return r;
   }
 
-  #drainInBackground(r: RouteRuntime, reason: EndReason): void {
+  #drainInBackground(r: RouteRuntime<RouteConfig>, reason: EndReason): void {
     const p = this.#drain(r, this.#config.lifecycle.drainTimeoutMs, reason);
     this.#draining.add(p);
     void p.finally(() => this.#draining.delete(p));
   }
 
-  async #drain(r: RouteRuntime, deadlineMs: number, reason: EndReason): Promise<void> {
+  async #drain(r: RouteRuntime<RouteConfig>, deadlineMs: number, reason: EndReason): Promise<void> {
     let timer: { cancel(): void } | undefined;
     let onNow: (() => void) | undefined;
     const deadline = new Promise<void>((resolve) => (timer = this.deps.clock.setTimeout(resolve, deadlineMs)));
@@ -214,7 +214,7 @@ export class RouteSet {
     await this.#closeRoute(r, immediate.aborted ? 'shutdown' : reason);
   }
 
-  async #closeRoute(r: RouteRuntime, reason: EndReason): Promise<void> {
+  async #closeRoute(r: RouteRuntime<RouteConfig>, reason: EndReason): Promise<void> {
     await r.close(reason);
     this.deps.events.emit({ type: 'route-down', at: this.deps.clock.wallNow(), route: r.name, listen: formatListen(r.config.listen), address: r.local });
   }
