@@ -1,10 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RouteView } from '../../src/admin/views.js';
-import { tcpServer, udpEcho, waitFor } from '../helpers/net.js';
 import { peerGatewayConfig, startGateway } from '../connect/connect-helpers.js';
 import { getJson, tempDir } from './app-helper.js';
-import { startAgentApp, startGatewayApp } from './exposure-apps.js';
+import { gatewayAndAgent } from './exposure-apps.js';
 import { startLaptopApp } from './peer-app.js';
 
 // Listeners that reach a service by name (an agent's connect listeners, a gateway's published
@@ -37,12 +36,7 @@ test('connect listeners in /api/routes: upstream is peer/service, settings are t
 });
 
 test("a gateway's published services in /api/routes: upstream is agent/service", async (t) => {
-  const echo = await udpEcho(t);
-  const tcpEcho = await tcpServer(t);
-  const gw = await startGatewayApp(t);
-  const agentApp = await startAgentApp(t, gw.gateway, `    echou: { local: 127.0.0.1:${echo.port}, remote: udp://127.0.0.1:0 }\n    echot: { local: 127.0.0.1:${tcpEcho.port}, remote: tcp://127.0.0.1:0 }`);
-  const agent = agentApp.agent;
-  await waitFor(() => agent.state === 'connected' && agent.services().every((s) => s.bound !== undefined), 'services published');
+  const { gw } = await gatewayAndAgent(t);
   const { routes } = await getJson<{ routes: RouteView[] }>(`${gw.admin()}/api/routes`);
   assert.deepEqual(
     routes.map((r) => [r.name, r.kind, r.upstream]).sort(),
