@@ -2,8 +2,9 @@ import { formatHostPort } from '../core/address.js';
 import { formatListenSpan } from '../config/port-span.js';
 import { formatDurationMs } from '../core/duration.js';
 import { formatByteRate } from '../core/byte-rate.js';
-import type { BandwidthSettings, RouteConfig, RouteOrigin } from '../config/types.js';
+import type { BandwidthSettings, RouteOrigin } from '../config/types.js';
 import type { RouteRuntime, SessionInfo } from '../listen/route.js';
+import type { ListenerConfig } from '../session/session-policy.js';
 import { zeroCounters, type FlowCounters } from '../observe/events.js';
 
 /**
@@ -77,8 +78,7 @@ export function routeView(r: RouteRuntime, about?: RouteAbout, traffic?: FlowCou
     state: about?.state ?? 'up',
     listen: formatListenSpan(r.config.listen, r.config.ports),
     address: formatHostPort(r.local.address, r.local.port),
-    // Port 0 names no socket: an agent's service (`agent/service`), shown by name alone.
-    upstream: r.config.upstream.port === 0 ? r.config.upstream.host : formatHostPort(r.config.upstream.host, r.config.upstream.port),
+    upstream: upstreamShown(r.config),
     active: r.active,
     bytesFromClient: t.bytesFromClient,
     bytesToClient: t.bytesToClient,
@@ -90,7 +90,10 @@ export function routeView(r: RouteRuntime, about?: RouteAbout, traffic?: FlowCou
 }
 
 /** What an operator checks first; the full config stays in the file. */
-function settingsSummary(c: RouteConfig): Record<string, unknown> {
+/** An address as `host:port`; a named service (a peer's `peer/service`, an agent's `agent/service`) by name. */
+const upstreamShown = (c: ListenerConfig): string => (typeof c.upstream === 'string' ? c.upstream : formatHostPort(c.upstream.host, c.upstream.port));
+
+function settingsSummary(c: ListenerConfig): Record<string, unknown> {
   const s: Record<string, unknown> =
     c.listen.transport === 'udp'
       ? {

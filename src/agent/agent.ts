@@ -26,26 +26,12 @@ import type { RouteRuntime } from '../listen/route.js';
 import type { RouteDepsSource } from '../listen/route.js';
 import type { IceTiming } from '../ice/agent.js';
 import { startConnectListeners } from './connect-listeners.js';
-import type { PeerLink } from './peer-link.js';
 import { Peers } from './peers.js';
-
-/** What the agent reports, once per occurrence. */
-export interface AgentObserver {
-  connected(e: { gateway: string; resumed: boolean; keepaliveIntervalMs: number }): void;
-  /** A connection attempt failed or a connection ended; the next try is in `retryInMs`. */
-  disconnected(e: { failure: ConnectFailure | 'lost'; message: string; retryInMs: number }): void;
-  published(e: { service: string; bound: Endpoint }): void;
-  publishRefused(e: { service: string; code: RefusalCode; message: string }): void;
-  datagramMode(e: { mode: DatagramMode }): void;
-  /** A peer link changed state, path or reason (docs/connect.md). */
-  peerChanged(link: PeerLink): void;
-}
 
 export interface AgentDeps {
   readonly clock: Clock;
   readonly events: EventStream;
   readonly nextFlowId: () => number;
-  readonly observer?: Partial<AgentObserver>;
   readonly resolver?: Resolver;
   readonly streamDialer?: StreamDialer;
   readonly datagramDialer?: DatagramDialer;
@@ -95,12 +81,11 @@ export class Agent {
   readonly counters: AgentCounters = { connects: 0, resumed: 0, refused: {}, publishRefused: {} };
   readonly #abort = new AbortController();
   #backoff: Backoff;
-  readonly #observer: Partial<AgentObserver>;
   readonly #path: AgentDatagramPath;
   readonly local: LocalServices;
   readonly peers: Peers;
-  /** The `connect` listeners, bound from the start. */
-  connectRoutes: readonly RouteRuntime[] = [];
+  /** The `connect` listeners, bound before the agent first connects. */
+  readonly connectRoutes: readonly RouteRuntime[];
   #state: AgentState = 'connecting';
   /** Wall ms when the current connection authenticated; undefined while not connected. */
   connectedSince: number | undefined;
@@ -113,73 +98,43 @@ export class Agent {
   #config: AgentConfig;
   #ca: Buffer | undefined;
 
-  /**
-   * Builds the parts in the order datagrams flow through them: the datagram path (its sink hands
-   * gateway datagrams to the peers and the local services, built next; nothing arrives before the
-   * path is attached to a connection), the local services, then the peers on the path.
-   */
   private constructor(
     config: AgentConfig,
     private readonly deps: AgentDeps,
     ca: Buffer | undefined,
+    parts: AgentParts,
+    connectRoutes: readonly RouteRuntime[],
   ) {
     this.#config = config;
     this.#ca = ca;
-    this.#observer = deps.observer ?? {};
     this.#backoff = newBackoff(config, deps.random);
-    const sink: DatagramSink = {
-      onGatewayDatagram: (t, o, p) => {
-        if (t & PEER_TAG_BIT) return this.peers.onRelayDatagram(t, p);
-        this.peers.relayArrived(t);
-        this.local.onGatewayDatagram(t, o, p);
-      },
-      onGatewayClose: (t) => this.local.onGatewayClose(t),
-    };
-    const path = new AgentDatagramPath(deps.datapath ?? jsDatapath, deps.clock, sink, (mode) => this.#observer.datagramMode?.({ mode }));
-    this.#path = path;
-    this.local = new LocalServices(config.expose, {
-      agent: config.name,
-      clock: deps.clock,
-      events: deps.events,
-      nextFlowId: deps.nextFlowId,
-      streamDialer: deps.streamDialer ?? new DirectStreamDialer(),
-      datagramDialer: deps.datagramDialer ?? new DirectDatagramDialer(),
-      send: (tag, payload) => {
-        if (!this.peers.sendExposed(tag, payload)) this.#path.send(tag, payload);
-      },
-      sendClose: (tag) => {
-        this.peers.exposedClosed(tag);
-        this.#path.sendClose(tag);
-      },
-      budget: new SendBudget(config.datagramBudget, deps.clock, deps.events, path.counters.shed),
-    });
-    this.peers = new Peers(config, {
-      clock: deps.clock,
-      path,
-      deliverExposed: (tag, origin, payload) => this.local.onGatewayDatagram(tag, origin, payload),
-      changed: (link) => {
-        deps.events.emit({ type: 'peer-path', at: deps.clock.wallNow(), peer: link.peer, state: link.shownState, path: link.path, reason: link.diagnosis().reason });
-        this.#observer.peerChanged?.(link);
-      },
-      iceTiming: deps.iceTiming,
-    });
-    path.foreign = (buf, from) => this.peers.ingress(buf, from);
+    this.#path = parts.path;
+    this.local = parts.local;
+    this.peers = parts.peers;
+    this.connectRoutes = connectRoutes;
     this.#done = this.#run();
   }
 
-  /** Starts connecting in the background; never waits for the gateway. */
+  /**
+   * Builds the parts, binds the `connect` listeners on the peers, then starts connecting in the
+   * background; never waits for the gateway. A listener that cannot bind fails the start, and
+   * what was built is closed.
+   */
   static async start(config: AgentConfig, deps: AgentDeps): Promise<Agent> {
     const ca = config.ca === undefined ? undefined : await readFile(config.ca);
-    const agent = new Agent(config, deps, ca);
+    const parts = buildParts(config, deps);
+    let connectRoutes: RouteRuntime[];
     try {
-      agent.connectRoutes = await startConnectListeners(config.connect, agent.peers, {
+      connectRoutes = await startConnectListeners(config.connect, parts.peers, {
         clock: deps.clock, events: deps.events, routeDeps: deps.routeDeps, nextFlowId: deps.nextFlowId,
       });
     } catch (err) {
-      await agent.close();
+      parts.peers.close();
+      parts.local.close();
+      parts.path.close();
       throw err;
     }
-    return agent;
+    return new Agent(config, deps, ca, parts, connectRoutes);
   }
 
   get config(): AgentConfig {
@@ -259,7 +214,7 @@ export class Agent {
       this.connectedSince = undefined;
       this.lastDisconnect = { failure, message, at: this.deps.clock.wallNow() };
       const delay = this.#backoff.next();
-      this.#observer.disconnected?.({ failure, message, retryInMs: delay });
+      this.deps.events.emit({ type: 'agent-disconnected', at: this.deps.clock.wallNow(), failure, message, retryInMs: delay });
       await new Promise<void>((resolve) => {
         this.#wake = resolve;
         this.#wait = this.deps.clock.setTimeout(resolve, delay);
@@ -321,14 +276,14 @@ export class Agent {
           if (!svc) return;
           svc.bound = m.bound;
           svc.refusal = undefined;
-          this.#observer.published?.({ service: svc.config.name, bound: m.bound });
+          this.deps.events.emit({ type: 'agent-published', at: this.deps.clock.wallNow(), service: svc.config.name, bound: m.bound });
           return;
         }
         case 'publish-error': {
           const svc = pending.get(m.serviceId);
           if (svc) svc.refusal = { code: m.code, message: m.message };
           this.counters.publishRefused[m.code] = (this.counters.publishRefused[m.code] ?? 0) + 1;
-          this.#observer.publishRefused?.({ service: svc?.config.name ?? String(m.serviceId), code: m.code, message: m.message });
+          this.deps.events.emit({ type: 'agent-publish-refused', at: this.deps.clock.wallNow(), service: svc?.config.name ?? String(m.serviceId), code: m.code, message: m.message });
           return;
         }
         case 'datagram':
@@ -370,7 +325,7 @@ export class Agent {
       send: (m) => channel.send(m),
       openStream: (opts, beforeOpen) => mux.open(0, opts.client ?? server, opts.local ?? server, opts.timeoutMs, opts.signal, beforeOpen),
     });
-    this.#observer.connected?.({ gateway: formatHostPort(remote.address, remote.port), resumed: authOk.resumed, keepaliveIntervalMs: authOk.keepaliveIntervalMs });
+    this.deps.events.emit({ type: 'agent-connected', at: this.deps.clock.wallNow(), gateway: formatHostPort(remote.address, remote.port), resumed: authOk.resumed });
     const end = await channel.ended;
     this.peers.detach();
     this.#channel = null;
@@ -380,4 +335,58 @@ export class Agent {
     if (end.sent) return `closed here: ${end.sent}`;
     return end.error?.message ?? 'closed';
   }
+}
+
+interface AgentParts {
+  readonly path: AgentDatagramPath;
+  readonly local: LocalServices;
+  readonly peers: Peers;
+}
+
+/**
+ * The parts in the order datagrams flow through them: the datagram path (its sink hands gateway
+ * datagrams to the peers and the local services, built next; nothing arrives before the path is
+ * attached to a connection), the local services, then the peers on the path.
+ */
+function buildParts(config: AgentConfig, deps: AgentDeps): AgentParts {
+  const { clock, events } = deps;
+  const sink: DatagramSink = {
+    onGatewayDatagram: (t, o, p) => {
+      if (t & PEER_TAG_BIT) return peers.onRelayDatagram(t, p);
+      peers.relayArrived(t);
+      local.onGatewayDatagram(t, o, p);
+    },
+    onGatewayClose: (t) => local.onGatewayClose(t),
+  };
+  const path: AgentDatagramPath = new AgentDatagramPath(
+    deps.datapath ?? jsDatapath,
+    clock,
+    sink,
+    (buf, from) => peers.ingress(buf, from),
+    (mode) => events.emit({ type: 'agent-datagram-mode', at: clock.wallNow(), mode }),
+  );
+  const local: LocalServices = new LocalServices(config.expose, {
+    agent: config.name,
+    clock,
+    events,
+    nextFlowId: deps.nextFlowId,
+    streamDialer: deps.streamDialer ?? new DirectStreamDialer(undefined, { clock }),
+    datagramDialer: deps.datagramDialer ?? new DirectDatagramDialer(),
+    send: (tag, payload) => {
+      if (!peers.sendExposed(tag, payload)) path.send(tag, payload);
+    },
+    sendClose: (tag) => {
+      peers.exposedClosed(tag);
+      path.sendClose(tag);
+    },
+    budget: new SendBudget(config.datagramBudget, clock, events, path.counters.shed),
+  });
+  const peers: Peers = new Peers(config, {
+    clock,
+    path,
+    deliverExposed: (tag, origin, payload) => local.onGatewayDatagram(tag, origin, payload),
+    changed: (link) => events.emit({ type: 'peer-path', at: clock.wallNow(), peer: link.peer, state: link.shownState, path: link.path, reason: link.diagnosis().reason }),
+    iceTiming: deps.iceTiming,
+  });
+  return { path, local, peers };
 }

@@ -2,9 +2,9 @@ import { formatListen, type Endpoint } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import { SluiceError, errnoCode } from '../core/errors.js';
 import type { ConnectConfig } from '../config/expose-config.js';
-import type { RouteConfig } from '../config/types.js';
 import type { EventStream } from '../observe/events.js';
 import type { RouteRuntime } from '../listen/route.js';
+import type { ListenerConfig } from '../session/session-policy.js';
 import { TcpRoute } from '../listen/tcp-route.js';
 import { UdpRoute } from '../listen/udp-route.js';
 import type { RouteDepsSource } from '../listen/route.js';
@@ -32,15 +32,8 @@ export async function startConnectListeners(configs: readonly ConnectConfig[], f
   try {
     for (const c of configs) {
       const name = connectRouteName(c);
-      const route: RouteConfig = {
-        name,
-        listen: c.listen,
-        upstream: { host: `${c.peer}/${c.service}`, port: 0 },
-        udp: c.udp,
-        tcp: c.tcp,
-        acl: undefined,
-        proxyProtocol: undefined,
-      };
+      // No ACL and no PROXY protocol: the listener is local to the agent; its sessions reach the peer's service by name.
+      const route: ListenerConfig = { name, listen: c.listen, upstream: `${c.peer}/${c.service}`, udp: c.udp, tcp: c.tcp, acl: undefined, proxyProtocol: undefined };
       const rd = deps.routeDeps?.(route);
       const target = { name: c.name, peer: c.peer, service: c.service, path: c.path };
       const base = { clock: deps.clock, events: deps.events, admit: rd?.admit, nextFlowId: rd?.nextFlowId ?? deps.nextFlowId };

@@ -73,7 +73,6 @@ export class AgentDatagramPath {
   #gateway: Endpoint | undefined;
   /** The local address toward the gateway (the control connection's), for the ICE host candidate. */
   #localAddress: string | undefined;
-  foreign: ForeignDatagramHandler = () => false;
   /** Datagrams from elsewhere that nobody took. */
   foreignDropped = 0;
   #intervalMs = 0;
@@ -86,6 +85,8 @@ export class AgentDatagramPath {
     private readonly datapath: UdpDatapath,
     private readonly clock: Clock,
     private readonly sink: DatagramSink,
+    /** Datagrams not from the gateway (ICE toward peer agents); false when nobody took one. */
+    private readonly foreign: ForeignDatagramHandler,
     private readonly onMode: (mode: DatagramMode) => void = () => {},
   ) {}
 

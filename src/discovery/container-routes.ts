@@ -37,7 +37,7 @@ export interface RouteReloadTarget {
   readonly config: SluiceConfig;
   /** Applies a validated config; throws (nothing changed) when a new listener cannot bind. */
   reload(next: SluiceConfig): Promise<ReloadSummary>;
-  routes(): readonly RouteRuntime[];
+  routes(): readonly RouteRuntime<RouteConfig>[];
 }
 
 /** A route from labels that is running now, as the admin API lists it. */

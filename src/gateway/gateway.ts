@@ -38,23 +38,11 @@ export interface PublishedRoute {
   readonly route: RouteRuntime;
 }
 
-/** What the gateway reports; each is called once per occurrence, at the boundary that owns it. */
-export interface GatewayObserver {
-  started(e: { tcp: Endpoint; udp: Endpoint; fingerprint: string; generated: boolean; certPath: string }): void;
-  authRefused(e: { remote: Endpoint; agent: string | undefined; failure: HandshakeFailure; message: string }): void;
-  agentUp(e: { agent: string; remote: Endpoint; resumed: boolean; keyId: number }): void;
-  agentDown(e: { agent: string; reason: string }): void;
-  agentGone(e: { agent: string; reason: string }): void;
-  published(e: { agent: string; service: string; transport: 'tcp' | 'udp'; bound: Endpoint }): void;
-  publishRefused(e: { agent: string; service: string; code: RefusalCode; message: string }): void;
-}
-
 export interface GatewayDeps {
   readonly clock: Clock;
   readonly events: EventStream;
-  /** Admission and flow ids for the public listeners, as the node's own routes get (SluiceNode.routeDeps). */
+  /** Admission and flow ids for the public listeners, as the node's own routes get (the root's route deps). */
   readonly routeDeps: RouteDepsSource;
-  readonly observer?: Partial<GatewayObserver>;
   readonly openssl?: OpensslRunner;
   /** How the shared UDP port moves packets (the node's; js when absent). */
   readonly datapath?: UdpDatapath;
@@ -78,7 +66,6 @@ export class Gateway {
   readonly #endpoint: AgentEndpoint;
   readonly #publisher: ServicePublisher;
   readonly #host: LinkHost;
-  readonly #observer: Partial<GatewayObserver>;
   readonly stun: StunBindingServer;
   /** What the UDP socket answers by itself (STUN, keepalive acks) to sources it has not verified: at most 3x. */
   readonly replies = new UnverifiedReplyGuard();
@@ -92,7 +79,6 @@ export class Gateway {
     private readonly deps: GatewayDeps,
     readonly certificate: GatewayCertificate,
   ) {
-    this.#observer = deps.observer ?? {};
     this.#endpoint = new AgentEndpoint({
       config,
       clock: deps.clock,
@@ -100,7 +86,7 @@ export class Gateway {
       banned: deps.banned,
       closing: () => this.#closing !== undefined,
       refused: (remote, o) => {
-        this.#observer.authRefused?.({ remote, agent: o.agent, failure: o.failure, message: o.message });
+        deps.events.emit({ type: 'gateway-auth-refused', at: deps.clock.wallNow(), remote, agent: o.agent, failure: o.failure, message: o.message });
         if (o.failure === 'wrong-token' || o.failure === 'unknown-agent' || o.failure === 'rate-limited') {
           deps.events.emit({ type: 'auth-failed', at: deps.clock.wallNow(), client: remote, ...(o.agent ? { agent: o.agent } : {}), failure: o.failure });
         }
@@ -150,10 +136,10 @@ export class Gateway {
         const answer = await this.#publisher.publish(link, m);
         if (answer.type === 'publish-ok') {
           this.counters.publishOk++;
-          this.#observer.published?.({ agent: link.name, service: m.name, transport: m.transport, bound: answer.bound });
+          deps.events.emit({ type: 'gateway-published', at: deps.clock.wallNow(), agent: link.name, service: m.name, transport: m.transport, bound: answer.bound });
         } else if (answer.type === 'publish-error') {
           this.counters.publishRefused[answer.code] = (this.counters.publishRefused[answer.code] ?? 0) + 1;
-          this.#observer.publishRefused?.({ agent: link.name, service: m.name, code: answer.code, message: answer.message });
+          deps.events.emit({ type: 'gateway-publish-refused', at: deps.clock.wallNow(), agent: link.name, service: m.name, code: answer.code, message: answer.message });
         }
         return answer;
       },
@@ -166,9 +152,9 @@ export class Gateway {
       closed: (link, reason) => {
         if (this.#links.get(link.name) === link) this.#links.delete(link.name);
         this.peers.closed(link);
-        this.#observer.agentGone?.({ agent: link.name, reason });
+        deps.events.emit({ type: 'gateway-agent-gone', at: deps.clock.wallNow(), agent: link.name, reason });
       },
-      agentDown: (link, end) => this.#observer.agentDown?.({ agent: link.name, reason: describeEnd(end) }),
+      agentDown: (link, end) => deps.events.emit({ type: 'gateway-agent-down', at: deps.clock.wallNow(), agent: link.name, reason: describeEnd(end) }),
       serviceClosed: (_link, s) => {
         const r = s.route;
         deps.events.emit({ type: 'route-down', at: deps.clock.wallNow(), route: r.name, listen: formatListen(r.config.listen), address: r.local });
@@ -214,7 +200,7 @@ export class Gateway {
     // Nothing the constructor builds holds a socket or a timer: a failed bind leaves nothing behind.
     const g = new Gateway(config, deps, cert);
     g.#listen(await bindPair(config, cert, deps.datapath ?? jsDatapath, g.#receiver));
-    g.#observer.started?.({ tcp: g.tcpAddress, udp: g.udpAddress, fingerprint: cert.fingerprint, generated: cert.generated, certPath: cert.certPath });
+    deps.events.emit({ type: 'gateway-started', at: deps.clock.wallNow(), tcp: g.tcpAddress, udp: g.udpAddress, fingerprint: cert.fingerprint, generated: cert.generated, certPath: cert.certPath });
     return g;
   }
 
@@ -300,7 +286,7 @@ export class Gateway {
     link.attach(channel, keys, o.hello, remote, resumed);
     this.counters.authOk++;
     if (resumed) this.counters.authResumed++;
-    this.#observer.agentUp?.({ agent: name, remote, resumed, keyId });
+    this.deps.events.emit({ type: 'gateway-agent-up', at: this.deps.clock.wallNow(), agent: name, remote, resumed, keyId });
   }
 
   #allocateKeyId(): number {

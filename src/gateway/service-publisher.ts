@@ -2,7 +2,8 @@ import { randomInt } from 'node:crypto';
 import type { Endpoint } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import { errnoCode, isSluiceError } from '../core/errors.js';
-import type { BandwidthLimit, BandwidthSettings, RouteConfig, UdpSettings } from '../config/types.js';
+import type { BandwidthLimit, BandwidthSettings, UdpSettings } from '../config/types.js';
+import type { ListenerConfig } from '../session/session-policy.js';
 import { bucketPair, type BucketPair } from '../admission/bandwidth-limiter.js';
 import type { ExposedRouteSettings } from '../config/expose-config.js';
 import type { EventStream } from '../observe/events.js';
@@ -88,10 +89,10 @@ export class ServicePublisher {
     const { settings, clock, events } = this.deps;
     const name = `${link.name}/${m.name}`;
     const own = this.deps.bandwidthOf?.(link.name);
-    const route: RouteConfig = {
+    const route: ListenerConfig = {
       name,
       listen: { transport: m.transport, host: m.remote.address, port },
-      upstream: { host: name, port: 0 },
+      upstream: name,
       udp: m.transport === 'udp' ? this.deps.udpOf(link.name) : settings.udp,
       tcp: settings.tcp,
       acl: settings.acl,

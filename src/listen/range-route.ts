@@ -16,10 +16,10 @@ import { sharedTicks } from './shared-ticks.js';
  * Starts the listener of one port of a range, its sessions counted in `pooled`, its timers on
  * `clock` (intervals of one period share one timer across the range: shared-ticks.ts).
  */
-export type RangeMemberStart = (perPort: RouteConfig, pooled: PooledLimits, clock: Clock) => Promise<RouteRuntime>;
+export type RangeMemberStart = (perPort: RouteConfig, pooled: PooledLimits, clock: Clock) => Promise<RouteRuntime<RouteConfig>>;
 
 /** RangeMemberStart with the range's shared clock given. */
-type PortStart = (perPort: RouteConfig, pooled: PooledLimits) => Promise<RouteRuntime>;
+type PortStart = (perPort: RouteConfig, pooled: PooledLimits) => Promise<RouteRuntime<RouteConfig>>;
 
 /** How many ports of a range bind at once (start-up is bounded by the datapath, not by this). */
 const BIND_BATCH = 256;
@@ -67,16 +67,16 @@ function limitsOf(route: RouteConfig) {
  * buckets: a cap is per route, not per port. A reload that changes the range restarts the route
  * (config/diff.ts); other changes reach every port.
  */
-export class RangeRoute implements RouteRuntime {
+export class RangeRoute implements RouteRuntime<RouteConfig> {
   #route: RouteConfig;
   #closed: Promise<void> | undefined;
   /** One per port, in port order from `#route.listen.port`. */
-  private members: readonly RouteRuntime[];
+  private members: readonly RouteRuntime<RouteConfig>[];
 
   private constructor(
     route: RouteConfig,
     private readonly pool: RoutePool,
-    members: readonly RouteRuntime[],
+    members: readonly RouteRuntime<RouteConfig>[],
     private readonly startOne: PortStart,
   ) {
     this.#route = route;
@@ -175,8 +175,8 @@ export class RangeRoute implements RouteRuntime {
 }
 
 /** Starts the ports at `offsets` of `route`'s range, BIND_BATCH at a time; on a failure, releases those started and rejects. */
-async function bindAll(route: RouteConfig, offsets: readonly number[], pool: PooledLimits, startOne: PortStart): Promise<RouteRuntime[]> {
-  const members: RouteRuntime[] = [];
+async function bindAll(route: RouteConfig, offsets: readonly number[], pool: PooledLimits, startOne: PortStart): Promise<RouteRuntime<RouteConfig>[]> {
+  const members: RouteRuntime<RouteConfig>[] = [];
   try {
     for (let at = 0; at < offsets.length; at += BIND_BATCH) {
       const settled = await Promise.allSettled(offsets.slice(at, at + BIND_BATCH).map((i) => startOne(portOfRange(route, i), pool)));

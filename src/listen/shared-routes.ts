@@ -25,7 +25,7 @@ export class SharedTcpListeners {
     return route.listen.transport === 'tcp' && (route.match !== undefined || this.#keys.has(sharedListenKey(route.listen)));
   }
 
-  async start(route: RouteConfig, deps: TcpRouteDeps): Promise<RouteRuntime> {
+  async start(route: RouteConfig, deps: TcpRouteDeps): Promise<RouteRuntime<RouteConfig>> {
     const key = sharedListenKey(route.listen);
     let starting = this.#listeners.get(key);
     if (starting === undefined) {
@@ -43,11 +43,11 @@ export class SharedTcpListeners {
 }
 
 /** A route on a shared listener: its own sessions and settings; leaving the listener stops new connections. */
-class SharedRoute implements RouteRuntime {
+class SharedRoute implements RouteRuntime<RouteConfig> {
   #left: Promise<void> | undefined;
 
   constructor(
-    private readonly route: TcpRoute,
+    private readonly route: TcpRoute<RouteConfig>,
     private readonly listener: SharedTcpListener,
     private readonly onLeft: () => void,
   ) {}

@@ -4,7 +4,7 @@ import { LRUCache } from 'lru-cache';
 import { formatListen, type Endpoint } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import { errnoCode, SluiceError } from '../core/errors.js';
-import type { RouteConfig, RouteOrigin } from '../config/types.js';
+import type { RouteOrigin } from '../config/types.js';
 import { PendingSlots, type PendingSlotsOptions } from '../admission/pending-slots.js';
 import { RefusalHold } from '../admission/refusal-hold.js';
 import type { EndReason, EventStream, RejectReason } from '../observe/events.js';
@@ -17,7 +17,7 @@ import type { BucketPair } from '../admission/bandwidth-limiter.js';
 import type { Admitter } from '../admission/admitter.js';
 import type { ReverdictCount } from '../admission/reverdict.js';
 import { SessionShell, type PooledLimits, type ShellFlow } from '../session/session-shell.js';
-import { tcpPolicyOf, type TcpSessionPolicy } from '../session/session-policy.js';
+import { tcpPolicyOf, type ListenerConfig, type TcpSessionPolicy } from '../session/session-policy.js';
 import { firstBytesAreClean, readProxyHeader, sniffFirstBytes } from './proxy-header-reader.js';
 import { TcpProxyHeaders } from './tcp-proxy-header.js';
 import { isHeldConn, readHeldProxyHeader } from './held-proxy-header.js';
@@ -68,10 +68,10 @@ class TcpConnection implements ShellFlow {
  * (`#accept`: PROXY header, admission), its upstream dialed (`#dial`), then the two relayed with
  * half-close (`#relay`). The shell does admission, limits, events, reverdict and drain.
  */
-export class TcpRoute implements RouteRuntime {
+export class TcpRoute<C extends ListenerConfig = ListenerConfig> implements RouteRuntime<C> {
   readonly #conns = new Set<TcpConnection>();
   readonly #shell: SessionShell<TcpSessionPolicy, TcpConnection>;
-  #route: RouteConfig;
+  #route: C;
   #pp: TcpProxyHeaders | null;
   /** Trusted senders whose PROXY header is not read yet (fair share per source, pending-slots.ts). */
   readonly #pendingHeaders: PendingSlots;
@@ -83,7 +83,7 @@ export class TcpRoute implements RouteRuntime {
   #serverClosed: Promise<void> | undefined;
 
   private constructor(
-    route: RouteConfig,
+    route: C,
     /** Absent for a route on a shared listener (sni-listener.ts), which hands it connections through `adopt`. */
     private readonly listener: StreamListener | undefined,
     readonly local: Endpoint,
@@ -108,10 +108,10 @@ export class TcpRoute implements RouteRuntime {
     this.#refusedHeaders = new RefusalHold({ holdMs: route.proxyProtocol?.headerTimeoutMs ?? 5000, max: 16_384, maxPerSource: pendingSettings(policy).maxPerSource }, deps.clock);
   }
 
-  static async start(route: RouteConfig, deps: TcpRouteDeps): Promise<TcpRoute> {
+  static async start<C extends ListenerConfig>(route: C, deps: TcpRouteDeps): Promise<TcpRoute<C>> {
     // A listen host that is a name (not an IP literal) is bound by Node's net, which resolves it.
     const datapath = net.isIP(route.listen.host) ? deps.streamDatapath ?? jsStreamDatapath : jsStreamDatapath;
-    let self: TcpRoute | undefined;
+    let self: TcpRoute<C> | undefined;
     let listener: StreamListener;
     try {
       listener = await datapath.listen(route.listen.host, route.listen.port, (conn) => (self ? self.#accept(conn) : conn.destroy()));
@@ -127,7 +127,7 @@ export class TcpRoute implements RouteRuntime {
    * hands it connections. Those are Node sockets (the listener read their ClientHello through
    * Node and put it back), so such a route runs on the js stream datapath whatever the node's is.
    */
-  static attach(route: RouteConfig, deps: TcpRouteDeps, local: Endpoint): TcpRoute {
+  static attach<C extends ListenerConfig>(route: C, deps: TcpRouteDeps, local: Endpoint): TcpRoute<C> {
     return new TcpRoute(route, undefined, local, { ...deps, streamDatapath: jsStreamDatapath });
   }
 
@@ -144,7 +144,7 @@ export class TcpRoute implements RouteRuntime {
     return this.#route.name;
   }
 
-  get config(): RouteConfig {
+  get config(): C {
     return this.#route;
   }
 
@@ -152,7 +152,7 @@ export class TcpRoute implements RouteRuntime {
     return this.#conns.size;
   }
 
-  update(route: RouteConfig, admit: Admitter | undefined): void {
+  update(route: C, admit: Admitter | undefined): void {
     this.#route = route;
     const policy = tcpPolicyOf(route);
     this.#pp = route.proxyProtocol ? new TcpProxyHeaders(route.proxyProtocol) : null;

@@ -1,10 +1,9 @@
 import { formatListen, type Endpoint } from '../core/address.js';
 import { errnoCode, SluiceError } from '../core/errors.js';
-import type { RouteConfig } from '../config/types.js';
 import type { EndReason } from '../observe/events.js';
 import { UdpSessionTable, type UdpClientSide, type UdpTableDeps } from '../session/udp-session-table.js';
 import type { UdpSession } from '../session/udp-session.js';
-import { udpPolicyOf } from '../session/session-policy.js';
+import { udpPolicyOf, type ListenerConfig } from '../session/session-policy.js';
 import type { UdpDatapath, UdpListener, UdpSender } from '../datapath/udp-datapath.js';
 import { jsDatapath } from '../datapath/js-datapath.js';
 import type { RouteRuntime, SessionInfo } from './route.js';
@@ -31,20 +30,20 @@ class ListenerClients implements UdpClientSide {
  * live sessions still receive their clients' datagrams through it. Built in order: the socket is
  * bound, the table is made with it (replies go out through it), then datagrams flow to the table.
  */
-export class UdpRoute implements RouteRuntime {
+export class UdpRoute<C extends ListenerConfig = ListenerConfig> implements RouteRuntime<C> {
   #closed: Promise<void> | undefined;
-  #route: RouteConfig;
+  #route: C;
   private readonly table: UdpSessionTable;
 
   private constructor(
-    route: RouteConfig,
+    route: C,
     private readonly listener: UdpListener<UdpSessionTable>,
   ) {
     this.#route = route;
     this.table = listener.receiver;
   }
 
-  static async start(route: RouteConfig, deps: UdpRouteDeps): Promise<UdpRoute> {
+  static async start<C extends ListenerConfig>(route: C, deps: UdpRouteDeps): Promise<UdpRoute<C>> {
     const policy = udpPolicyOf(route);
     let listener: UdpListener<UdpSessionTable>;
     try {
@@ -63,7 +62,7 @@ export class UdpRoute implements RouteRuntime {
     return this.#route.name;
   }
 
-  get config(): RouteConfig {
+  get config(): C {
     return this.#route;
   }
 
@@ -71,7 +70,7 @@ export class UdpRoute implements RouteRuntime {
     return this.table.size;
   }
 
-  update(route: RouteConfig, admit: Admitter | undefined): void {
+  update(route: C, admit: Admitter | undefined): void {
     this.#route = route;
     this.table.update(udpPolicyOf(route), admit);
   }

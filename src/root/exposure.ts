@@ -11,7 +11,6 @@ import type { UdpDatapath } from '../datapath/udp-datapath.js';
 import { Gateway } from '../gateway/gateway.js';
 import { Agent, agentChange } from '../agent/agent.js';
 import { registerExposeMetrics } from '../ops/expose-metrics.js';
-import { agentReports, gatewayReports } from './exposure-reports.js';
 
 export interface ExposureDeps {
   readonly clock: Clock;
@@ -32,16 +31,16 @@ export function exposedRoutes(gateway: Gateway | undefined, agent: Agent | undef
   return [...(gateway?.agents().flatMap((l) => [...l.services.values()].map((s) => s.route)) ?? []), ...(agent?.connectRoutes ?? [])];
 }
 
-/** Starts `gateway:`; its reports become events on the stream. */
+/** Starts `gateway:`; it reports through events on the stream. */
 export function startGateway(config: NonNullable<SluiceConfig['gateway']>, deps: ExposureDeps): Promise<Gateway> {
   const { clock, events, routeDeps, datapath } = deps;
-  return Gateway.start(config, { clock, events, routeDeps, datapath, ...(deps.banned ? { banned: deps.banned } : {}), observer: gatewayReports(events, clock) });
+  return Gateway.start(config, { clock, events, routeDeps, datapath, ...(deps.banned ? { banned: deps.banned } : {}) });
 }
 
-/** Starts `agent:`; its reports become events on the stream. */
+/** Starts `agent:`; it reports through events on the stream. */
 export function startAgent(config: NonNullable<SluiceConfig['agent']>, deps: ExposureDeps): Promise<Agent> {
   const { clock, events, routeDeps, datapath } = deps;
-  return Agent.start(config, { clock, events, nextFlowId: deps.nextFlowId, datagramDialer: deps.datagramDialer, datapath, routeDeps, observer: agentReports(events, clock) });
+  return Agent.start(config, { clock, events, nextFlowId: deps.nextFlowId, datagramDialer: deps.datagramDialer, datapath, routeDeps });
 }
 
 /**

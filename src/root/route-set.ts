@@ -9,7 +9,7 @@ import type { UdpDatapath } from '../datapath/udp-datapath.js';
 import type { StreamDatapath } from '../datapath/stream-datapath.js';
 import type { EndReason, EventStream } from '../observe/events.js';
 import type { DatagramDialer, StreamDialer } from '../upstream/dialer.js';
-import type { RouteRuntime } from '../listen/route.js';
+import type { AdmissionKeys, RouteRuntime } from '../listen/route.js';
 import { TcpRoute } from '../listen/tcp-route.js';
 import { SharedTcpListeners } from '../listen/shared-routes.js';
 import { UdpRoute } from '../listen/udp-route.js';
@@ -26,7 +26,7 @@ export interface RouteSetDeps {
   /** An admission step after the ACL for every route (threat intel). */
   readonly admit?: Admitter;
   /** The CrowdSec step for one route, after its ACL; undefined for routes that do not opt in (`acl.crowdsec`). */
-  readonly crowdsec?: (route: RouteConfig) => Admitter | undefined;
+  readonly crowdsec?: (listener: AdmissionKeys) => Admitter | undefined;
   /** How UDP datagrams move (default: Node's dgram). */
   readonly udpDatapath?: UdpDatapath;
   /** How TCP connections are accepted, dialed and joined (default: Node's net). */
@@ -49,7 +49,7 @@ export type { ReloadSummary };
  * reload, drained on shutdown. Owns every listener it starts.
  */
 export class RouteSet {
-  readonly #routes = new Map<string, RouteRuntime>();
+  readonly #routes = new Map<string, RouteRuntime<RouteConfig>>();
   readonly #draining = new Set<Promise<void>>();
   #config: SluiceConfig;
   #flowId = 0;
@@ -95,11 +95,11 @@ export class RouteSet {
     return this.deps.udpDatapath?.kind ?? 'js';
   }
 
-  routes(): RouteRuntime[] {
+  routes(): RouteRuntime<RouteConfig>[] {
     return [...this.#routes.values()];
   }
 
-  route(name: string): RouteRuntime | undefined {
+  route(name: string): RouteRuntime<RouteConfig> | undefined {
     return this.#routes.get(name);
   }
 
@@ -116,7 +116,7 @@ export class RouteSet {
     // A range that moves keeps the ports both ranges hold; it binds only the new ones (range-route.ts).
     const moves = await this.#prepareMoves(diff.rebuilt);
     const rebuilt = diff.rebuilt.filter((r) => !moves.some((m) => m.route === r));
-    let fresh: RouteRuntime[];
+    let fresh: RouteRuntime<RouteConfig>[];
     try {
       fresh = await this.#startAll([...diff.added, ...rebuilt]);
     } catch (err) {
@@ -184,7 +184,7 @@ export class RouteSet {
     return ok;
   }
 
-  async #startAll(routes: readonly RouteConfig[]): Promise<RouteRuntime[]> {
+  async #startAll(routes: readonly RouteConfig[]): Promise<RouteRuntime<RouteConfig>[]> {
     const results = await Promise.allSettled(routes.map((r) => this.#startRoute(r)));
     const ok = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     const failed = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));
@@ -199,8 +199,8 @@ export class RouteSet {
    * listener, src/gateway/), so it gets the same ACL, node-wide steps and flow numbering as the
    * node's own routes.
    */
-  routeDeps(route: RouteConfig): { admit: Admitter | undefined; nextFlowId: () => number; datapath: UdpDatapath | undefined; streamDatapath: StreamDatapath | undefined } {
-    return { admit: this.#admitter(route), nextFlowId: () => this.nextFlowId(), datapath: this.deps.udpDatapath, streamDatapath: this.deps.streamDatapath };
+  routeDeps(listener: AdmissionKeys): { admit: Admitter | undefined; nextFlowId: () => number; datapath: UdpDatapath | undefined; streamDatapath: StreamDatapath | undefined } {
+    return { admit: this.#admitter(listener), nextFlowId: () => this.nextFlowId(), datapath: this.deps.udpDatapath, streamDatapath: this.deps.streamDatapath };
   }
 
   /** The next flow number, unique in this process (the agent's sessions toward local services use it too). */
@@ -209,12 +209,12 @@ export class RouteSet {
   }
 
   /** ACL then the node-wide step; compiled per route, again at every reload (the database may change). */
-  #admitter(route: RouteConfig): Admitter | undefined {
+  #admitter(route: AdmissionKeys): Admitter | undefined {
     const steps = [aclAdmitter(route.acl, this.deps.geo?.()), this.deps.crowdsec?.(route), this.deps.admit].filter((a): a is Admitter => a !== undefined);
     return chainAdmitters(steps);
   }
 
-  async #startRoute(route: RouteConfig): Promise<RouteRuntime> {
+  async #startRoute(route: RouteConfig): Promise<RouteRuntime<RouteConfig>> {
     const { clock, events } = this.deps;
     const admit = this.#admitter(route);
     const nextFlowId = () => ++this.#flowId;
@@ -232,13 +232,13 @@ export class RouteSet {
     return r;
   }
 
-  #drainInBackground(r: RouteRuntime, reason: EndReason): void {
+  #drainInBackground(r: RouteRuntime<RouteConfig>, reason: EndReason): void {
     const p = this.#drain(r, this.#config.lifecycle.drainTimeoutMs, reason);
     this.#draining.add(p);
     void p.finally(() => this.#draining.delete(p));
   }
 
-  async #drain(r: RouteRuntime, deadlineMs: number, reason: EndReason): Promise<void> {
+  async #drain(r: RouteRuntime<RouteConfig>, deadlineMs: number, reason: EndReason): Promise<void> {
     let timer: { cancel(): void } | undefined;
     let onNow: (() => void) | undefined;
     const deadline = new Promise<void>((resolve) => (timer = this.deps.clock.setTimeout(resolve, deadlineMs)));
@@ -254,7 +254,7 @@ export class RouteSet {
     await this.#closeRoute(r, immediate.aborted ? 'shutdown' : reason);
   }
 
-  async #closeRoute(r: RouteRuntime, reason: EndReason): Promise<void> {
+  async #closeRoute(r: RouteRuntime<RouteConfig>, reason: EndReason): Promise<void> {
     await r.close(reason);
     this.deps.events.emit({ type: 'route-down', at: this.deps.clock.wallNow(), route: r.name, listen: formatListenSpan(r.config.listen, r.config.ports), address: r.local });
   }

@@ -94,7 +94,7 @@ export async function startNode(config: SluiceConfig, deps: NodeDeps, signal?: A
         RouteSet.start(config, {
           clock,
           events,
-          streamDialer: new DirectStreamDialer(),
+          streamDialer: new DirectStreamDialer(undefined, { clock }),
           datagramDialer: new DirectDatagramDialer(undefined, udp.datapath),
           udpDatapath: udp.datapath,
           streamDatapath: stream.datapath,

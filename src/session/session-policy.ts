@@ -10,6 +10,7 @@ import type { LimitSettings } from '../admission/limits.js';
 export interface SessionPolicy {
   /** The name events and records carry (a route name, `<agent>/<service>`). */
   readonly name: string;
+  /** Where sessions go; port 0 when the listener reaches a named service (`peer/service`) its dialer knows the way to. */
   readonly upstream: HostPort;
   /** Set for routes discovered from container labels; carried on every flow. */
   readonly origin: RouteOrigin | undefined;
@@ -42,21 +43,29 @@ export interface UdpSessionPolicy extends SessionPolicy {
   readonly proxyProtocol: UdpProxyPolicy | undefined;
 }
 
-/** What every policy of a route shares. */
-function routeBase(route: RouteConfig, limits: LimitSettings, idleTimeoutMs: number): SessionPolicy {
-  const base = { name: route.name, upstream: route.upstream, origin: route.origin, limits, bandwidth: route.bandwidth, idleTimeoutMs };
+/**
+ * What a listener is built from and what the admin views show of it. A config route is one. A
+ * listener the config does not make a route (an agent's connect listener) reaches a named service
+ * instead of an address: its `upstream` is that name, its dialer knows the way.
+ */
+export type ListenerConfig = Omit<RouteConfig, 'upstream'> & { readonly upstream: HostPort | string };
+
+/** What every policy of a listener shares. */
+function routeBase(route: ListenerConfig, limits: LimitSettings, idleTimeoutMs: number): SessionPolicy {
+  const upstream = typeof route.upstream === 'string' ? { host: route.upstream, port: 0 } : route.upstream;
+  const base = { name: route.name, upstream, origin: route.origin, limits, bandwidth: route.bandwidth, idleTimeoutMs };
   return route.rangeMember ? { ...base, listenPort: route.listen.port } : base;
 }
 
 /** A route's TCP session policy (its `tcp` block, `proxyProtocol`, `sourcePrefix`, `bandwidth`). */
-export function tcpPolicyOf(route: RouteConfig): TcpSessionPolicy {
+export function tcpPolicyOf(route: ListenerConfig): TcpSessionPolicy {
   const t = route.tcp;
   const limits = { maxPerRoute: t.maxConnections, maxPerSource: t.maxConnectionsPerSource, rate: t.rate, ratePerSource: t.ratePerSource, sourcePrefix: route.sourcePrefix };
   return { ...routeBase(route, limits, t.idleTimeoutMs), connectTimeoutMs: t.connectTimeoutMs, proxyProtocol: route.proxyProtocol };
 }
 
 /** A route's UDP session policy (its `udp` block, `proxyProtocol`, `sourcePrefix`, `bandwidth`). */
-export function udpPolicyOf(route: RouteConfig): UdpSessionPolicy {
+export function udpPolicyOf(route: ListenerConfig): UdpSessionPolicy {
   const u = route.udp;
   return { ...routeBase(route, udpLimits(u, route.sourcePrefix), u.idleTimeoutMs), udp: u, proxyProtocol: route.proxyProtocol };
 }

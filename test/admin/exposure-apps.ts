@@ -1,6 +1,7 @@
 import type { TestContext } from 'node:test';
 import { TOKEN } from '../gateway/expose-helpers.js';
 import { startApp, tempDir } from './app-helper.js';
+import { tcpServer, udpEcho, waitFor } from '../helpers/net.js';
 
 /** A whole App running `gateway:` (agent `home` may use any port), with `extra` top-level YAML (admin, logs). */
 export async function startGatewayApp(t: TestContext, extra = 'accessLog: { output: off }\nadmin: { listen: 127.0.0.1:0 }\n') {
@@ -42,4 +43,16 @@ lifecycle: { drainTimeout: 1s }
 `,
   );
   return { ...s, agent: s.app.exposure!.agent! };
+}
+
+/** A gateway App and an agent App (each with its admin listener), the agent publishing `echou` (UDP) and `echot` (TCP). */
+export async function gatewayAndAgent(t: TestContext) {
+  const echo = await udpEcho(t);
+  const tcpEcho = await tcpServer(t);
+  const gw = await startGatewayApp(t);
+  const agentApp = await startAgentApp(t, gw.gateway, `    echou: { local: 127.0.0.1:${echo.port}, remote: udp://127.0.0.1:0 }\n    echot: { local: 127.0.0.1:${tcpEcho.port}, remote: tcp://127.0.0.1:0 }`);
+  const agent = agentApp.agent;
+  await waitFor(() => agent.state === 'connected' && agent.services().every((s) => s.bound !== undefined), 'services published');
+  const port = (name: string) => agent.services().find((s) => s.config.name === name)!.bound!.port;
+  return { gw, agentApp, agent, port };
 }

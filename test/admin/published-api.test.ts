@@ -4,24 +4,12 @@ import type { RouteView, SessionView } from '../../src/admin/views.js';
 import type { AgentStatusView } from '../../src/ops/agent-view.js';
 import type { LiveTick } from '../../src/admin/live-hub.js';
 import { runStatusCommand } from '../../src/cli/status.js';
-import { freePort, readAll, tcpConnect, tcpServer, udpClient, udpEcho, waitFor } from '../helpers/net.js';
+import { freePort, readAll, tcpConnect, udpClient, udpEcho, waitFor } from '../helpers/net.js';
 import { middlebox } from '../gateway/expose-helpers.js';
 import { parseExposition } from '../observe/prom-text.js';
 import { getJson, readTicks, request } from './app-helper.js';
-import { startAgentApp, startGatewayApp } from './exposure-apps.js';
+import { gatewayAndAgent, startAgentApp, startGatewayApp } from './exposure-apps.js';
 import { headlessChromium } from './browser.js';
-
-/** A gateway App and an agent App (each with its admin listener), the agent publishing `echou` (UDP) and `echot` (TCP). */
-async function gatewayAndAgent(t: TestContext) {
-  const echo = await udpEcho(t);
-  const tcpEcho = await tcpServer(t);
-  const gw = await startGatewayApp(t);
-  const agentApp = await startAgentApp(t, gw.gateway, `    echou: { local: 127.0.0.1:${echo.port}, remote: udp://127.0.0.1:0 }\n    echot: { local: 127.0.0.1:${tcpEcho.port}, remote: tcp://127.0.0.1:0 }`);
-  const agent = agentApp.agent;
-  await waitFor(() => agent.state === 'connected' && agent.services().every((s) => s.bound !== undefined), 'services published');
-  const port = (name: string) => agent.services().find((s) => s.config.name === name)!.bound!.port;
-  return { gw, agentApp, agent, port };
-}
 
 /** `sluice status --admin base`: its exit code and output. */
 async function status(base: string): Promise<{ code: number; out: string }> {

@@ -24,7 +24,7 @@ accessLog: { output: off }
 `;
   await writeFile(file, yaml('a-wrong-token-0123456789'));
   const p = runSluice(t, ['run', '--config', file]);
-  const refusals = () => gw.rec.of('authRefused').filter((e) => e.agent === 'home').length;
+  const refusals = () => gw.rec.of('gateway-auth-refused').filter((e) => e.agent === 'home').length;
   await waitFor(() => refusals() >= 1, 'a first refused attempt');
   await sleep(3000);
   assert.equal(p.child.exitCode, null, `the agent exited after being refused:\n${p.err()}`);
@@ -34,7 +34,7 @@ accessLog: { output: off }
 
   await writeFile(file, yaml(TOKEN));
   p.child.kill('SIGHUP');
-  await waitFor(() => gw.rec.of('agentUp').some((e) => e.agent === 'home'), 'the agent to connect with the fixed token');
+  await waitFor(() => gw.rec.of('gateway-agent-up').some((e) => e.agent === 'home'), 'the agent to connect with the fixed token');
   await waitFor(() => gw.gateway.agents().some((a) => a.name === 'home'), 'the agent link on the gateway');
 
   p.child.kill('SIGTERM');

@@ -15,9 +15,9 @@ test('a wrong token is refused with a clear error on both sides, and counted', a
   const cfg = agentConfig(gw, '    x: { local: 127.0.0.1:9, remote: tcp://127.0.0.1:0 }');
   const { agent, rec } = await startAgent(t, { ...cfg, token: 'not-the-right-token-at-all' });
   await waitFor(() => (agent.counters.refused['wrong-token'] ?? 0) >= 1, 'agent sees wrong-token');
-  assert.match(rec.of('disconnected')[0]!.message, /wrong-token/);
+  assert.match(rec.of('agent-disconnected')[0]!.message, /wrong-token/);
   await waitFor(() => (gw.gateway.counters.authRefused['wrong-token'] ?? 0) >= 1, 'gateway counts wrong-token');
-  assert.equal(gw.rec.of('authRefused')[0]!.agent, 'home');
+  assert.equal(gw.rec.of('gateway-auth-refused')[0]!.agent, 'home');
   assert.equal(gw.gateway.agents().length, 0, 'no agent state for an unauthenticated peer');
   await agent.close();
   await waitFor(() => gw.gateway.pendingHandshakes === 0, 'pre-auth slots released');
@@ -37,7 +37,7 @@ test('a wrong certificate pin fails at the agent, and the gateway hears why', as
   const cfg = agentConfig(gw, '    x: { local: 127.0.0.1:9, remote: tcp://127.0.0.1:0 }');
   const { agent, rec } = await startAgent(t, { ...cfg, fingerprint: 'ab'.repeat(32) });
   await waitFor(() => (agent.counters.refused['certificate-mismatch'] ?? 0) >= 1, 'agent refuses the certificate');
-  assert.match(rec.of('disconnected')[0]!.message, /pin is sha256:abab/);
+  assert.match(rec.of('agent-disconnected')[0]!.message, /pin is sha256:abab/);
   await waitFor(() => (gw.gateway.counters.authRefused['certificate-rejected'] ?? 0) >= 1, 'gateway counts the rejection');
   assert.equal(gw.gateway.agents().length, 0);
 });
@@ -47,9 +47,9 @@ test('a port outside the range is refused with a clear error on both sides, and 
   const cfg = agentConfig(gw, '    low: { local: 127.0.0.1:9, remote: tcp://127.0.0.1:1000 }');
   const { agent, rec } = await startAgent(t, cfg);
   await waitFor(() => (agent.counters.publishRefused['port-outside-range'] ?? 0) === 1, 'agent sees port-outside-range');
-  assert.match(rec.of('publishRefused')[0]!.message, /1000 is outside .*1024-65535/);
+  assert.match(rec.of('agent-publish-refused')[0]!.message, /1000 is outside .*1024-65535/);
   assert.equal(gw.gateway.counters.publishRefused['port-outside-range'], 1);
-  assert.equal(gw.rec.of('publishRefused')[0]!.code, 'port-outside-range');
+  assert.equal(gw.rec.of('gateway-publish-refused')[0]!.code, 'port-outside-range');
   assert.equal(agent.state, 'connected', 'the agent stays connected; only that service is refused');
 });
 

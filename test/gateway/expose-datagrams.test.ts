@@ -130,7 +130,7 @@ test('the gateway restarts: the agent backs off, reconnects and re-publishes the
   const { agent, rec } = await startAgent(t, agentConfig(gw, `    echo: { local: 127.0.0.1:${echo.port}, remote: udp://127.0.0.1:${port} }`));
   await published(agent);
   await gw.gateway.close();
-  await waitFor(() => rec.of('disconnected').length >= 2, 'agent retrying');
+  await waitFor(() => rec.of('agent-disconnected').length >= 2, 'agent retrying');
   const again = await startGateway(t, { ...cfg, listen: { host: '127.0.0.1', port: gw.port } });
   await waitFor(() => agent.counters.connects === 2, 'reconnected', 5000);
   for (const s of agent.services()) s.bound = undefined;

@@ -9,8 +9,8 @@ import { parseConfig } from '../../src/config/load.js';
 import type { AgentConfig, GatewayConfig } from '../../src/config/expose-config.js';
 import { systemClock, type Clock } from '../../src/core/clock.js';
 import { EventStream, type SluiceEvent } from '../../src/observe/events.js';
-import { Gateway, type GatewayObserver } from '../../src/gateway/gateway.js';
-import { Agent, type AgentObserver } from '../../src/agent/agent.js';
+import { Gateway } from '../../src/gateway/gateway.js';
+import { Agent } from '../../src/agent/agent.js';
 import { aclAdmitter } from '../../src/admission/acl-admitter.js';
 import { waitFor } from '../helpers/net.js';
 import type { UdpDatapath } from '../../src/datapath/udp-datapath.js';
@@ -30,16 +30,14 @@ function stateDir(): string {
   return sharedState;
 }
 
-export interface Recorded<T> {
-  readonly calls: { kind: keyof T; e: unknown }[];
-  of<K extends keyof T>(kind: K): T[K] extends (e: infer E) => void ? E[] : never;
+/** The events a gateway or agent emitted so far, by type. */
+export interface Recorded {
+  of<T extends SluiceEvent['type']>(type: T): Extract<SluiceEvent, { type: T }>[];
 }
 
-function recorder<T extends object>(): { observer: Partial<T>; rec: Recorded<T> } {
-  const calls: { kind: keyof T; e: unknown }[] = [];
-  const observer = new Proxy({}, { get: (_t, kind) => (e: unknown) => calls.push({ kind: kind as keyof T, e }) }) as Partial<T>;
-  return { observer, rec: { calls, of: ((kind: keyof T) => calls.filter((c) => c.kind === kind).map((c) => c.e)) as Recorded<T>['of'] } };
-}
+const recorder = (seen: readonly SluiceEvent[]): Recorded => ({
+  of: <T extends SluiceEvent['type']>(type: T) => seen.filter((e): e is Extract<SluiceEvent, { type: T }> => e.type === type),
+});
 
 /** `gateway:` YAML body (indented by the caller's keys), parsed with the real schema. */
 export function gatewayConfig(extra = '', listen = '127.0.0.1:0'): GatewayConfig {
@@ -68,12 +66,11 @@ export async function startGateway(t: TestContext, config: GatewayConfig, clock:
   });
   const seen: SluiceEvent[] = [];
   events.subscribe((e) => seen.push(e));
-  const { observer, rec } = recorder<GatewayObserver>();
+  const rec = recorder(seen);
   let flow = 0;
   const gateway = await Gateway.start(config, {
     clock,
     events,
-    observer,
     // A native UDP run accepts the public TCP listeners natively too (their relay stays on Node streams).
     routeDeps: (route) => ({ admit: aclAdmitter(route.acl, undefined), nextFlowId: () => ++flow, datapath, streamDatapath: datapath?.kind === 'native' ? nativeStreamCase().datapath : undefined }),
     datapath,
@@ -88,12 +85,11 @@ export async function startAgent(t: TestContext, config: AgentConfig, clock: Clo
   });
   const seen: SluiceEvent[] = [];
   events.subscribe((e) => seen.push(e));
-  const { observer, rec } = recorder<AgentObserver>();
+  const rec = recorder(seen);
   let flow = 1_000_000;
   const agent = await Agent.start(config, {
     clock,
     events,
-    observer,
     nextFlowId: () => ++flow,
     datapath,
     ...(datapath ? { datagramDialer: new DirectDatagramDialer(undefined, datapath) } : {}),

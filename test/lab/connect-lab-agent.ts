@@ -67,17 +67,15 @@ if (role === 'gateway') {
   const config = parsed(arg!).agent!;
   events.subscribe((e) => {
     if (e.type === 'peer-path') out({ type: 'peer-path', peer: e.peer, state: e.state, path: e.path, reason: e.reason ?? null });
+    else if (e.type === 'agent-connected') out({ type: 'connected', gateway: e.gateway, resumed: e.resumed });
+    else if (e.type === 'agent-disconnected') out({ type: 'disconnected', failure: e.failure, message: e.message, retryInMs: e.retryInMs });
+    else if (e.type === 'agent-datagram-mode') out({ type: 'datagram-mode', mode: e.mode });
   });
   let flow = 1_000_000;
   const agent = await Agent.start(config, {
     clock: systemClock,
     events,
     nextFlowId: () => ++flow,
-    observer: {
-      connected: (e) => out({ type: 'connected', ...e }),
-      disconnected: (e) => out({ type: 'disconnected', failure: e.failure, message: e.message, retryInMs: e.retryInMs }),
-      datagramMode: (e) => out({ type: 'datagram-mode', mode: e.mode }),
-    },
   });
   closing = () => agent.close();
   out({ type: 'started', connect: agent.connectRoutes.map((r) => r.local) });

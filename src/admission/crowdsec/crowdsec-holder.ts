@@ -67,7 +67,7 @@ export class CrowdsecHolder {
    * The admission step for `route`: undefined unless its acl says `crowdsec: true`. Observe-only
    * when `crowdsec.mode` is observe or the route's `acl.observeOnly` is true.
    */
-  admitter(route: RouteConfig): Admitter | undefined {
+  admitter(route: Pick<RouteConfig, 'acl'>): Admitter | undefined {
     if (!route.acl?.crowdsec) return undefined;
     const observeOnly = route.acl.observeOnly === true;
     return (client) => {
