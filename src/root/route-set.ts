@@ -12,6 +12,7 @@ import type { DatagramDialer, StreamDialer } from '../upstream/dialer.js';
 import type { RouteRuntime } from '../listen/route.js';
 import { TcpRoute } from '../listen/tcp-route.js';
 import { SharedTcpListeners } from '../listen/shared-routes.js';
+import { SharedUdpListeners } from '../listen/shared-udp-routes.js';
 import { UdpRoute } from '../listen/udp-route.js';
 import { diffRoutes } from '../config/diff.js';
 import type { ReloadSummary } from '../discovery/container-routes.js';
@@ -56,6 +57,7 @@ export class RouteSet {
   readonly #now = new AbortController();
   /** Listeners shared by routes picked by TLS server name (`match`, docs/sni.md). */
   readonly #shared = new SharedTcpListeners();
+  readonly #sharedUdp = new SharedUdpListeners();
   readonly #immediate: AbortSignal;
 
   private constructor(
@@ -72,6 +74,7 @@ export class RouteSet {
   static async start(config: SluiceConfig, deps: RouteSetDeps): Promise<RouteSet> {
     const node = new RouteSet(config, deps);
     node.#shared.plan(config.routes);
+    node.#sharedUdp.plan(config.routes);
     const started = await node.#startAll(config.routes);
     for (const r of started) node.#routes.set(r.name, r);
     return node;
@@ -104,6 +107,7 @@ export class RouteSet {
     if (this.#stopping) throw new SluiceError('SLUICE_ERR_CLOSED', 'node is shutting down');
     const diff = diffRoutes(this.#config.routes, next.routes);
     this.#shared.plan(next.routes);
+    this.#sharedUdp.plan(next.routes);
     const fresh = await this.#startAll([...diff.added, ...diff.rebuilt]);
     for (const r of next.routes) {
       const live = this.#routes.get(r.name);
@@ -184,7 +188,9 @@ export class RouteSet {
     const nextFlowId = () => ++this.#flowId;
     const r =
       route.listen.transport === 'udp'
-        ? await UdpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.datagramDialer, datapath: this.deps.udpDatapath })
+        ? this.#sharedUdp.wants(route)
+          ? await this.#sharedUdp.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.datagramDialer, datapath: this.deps.udpDatapath })
+          : await UdpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.datagramDialer, datapath: this.deps.udpDatapath })
         : this.#shared.wants(route)
           ? await this.#shared.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.streamDialer })
           : await TcpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.streamDialer });
