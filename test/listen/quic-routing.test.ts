@@ -29,6 +29,20 @@ async function recorder(t: TestContext, tag: string, echo = true) {
   return { port: sock.address().port, got };
 }
 
+/** alpha.test (ALPN h3) and *.beta.test on one Sluice UDP port, each to its recorder. */
+async function twoNamedRoutes(t: TestContext, echo: boolean) {
+  const alpha = await recorder(t, 'alpha:', echo);
+  const beta = await recorder(t, 'beta:', echo);
+  const n = await startNode(t, `
+routes:
+  alpha: { listen: "udp://127.0.0.1:0", match: { sni: [alpha.test], alpn: [h3] }, upstream: "127.0.0.1:${alpha.port}" }
+  beta:  { listen: "udp://127.0.0.1:0", match: { sni: ["*.beta.test"] }, upstream: "127.0.0.1:${beta.port}" }
+`);
+  const port = n.port('alpha');
+  assert.equal(n.port('beta'), port, 'one shared port');
+  return { alpha, beta, n, port };
+}
+
 const pad = (b: Buffer, n: number) => (b.length >= n ? b : Buffer.concat([b, Buffer.alloc(n - b.length)]));
 
 /** A client's first flight: its ClientHello for `name` in Initial packets of about 1200 bytes, one per datagram. */
@@ -46,15 +60,7 @@ function firstFlight(name: string, version: number, dcidByte: number, bigKeyShar
 const shortPacket = (tag: string) => Buffer.concat([Buffer.from([0x41, 9, 9, 9, 9]), Buffer.from(tag)]);
 
 test('two QUIC clients behind one UDP port reach only their own upstream, by server name, with every datagram in order', async (t) => {
-  const alpha = await recorder(t, 'alpha:');
-  const beta = await recorder(t, 'beta:');
-  const n = await startNode(t, `
-routes:
-  alpha: { listen: "udp://127.0.0.1:0", match: { sni: [alpha.test], alpn: [h3] }, upstream: "127.0.0.1:${alpha.port}" }
-  beta:  { listen: "udp://127.0.0.1:0", match: { sni: ["*.beta.test"] }, upstream: "127.0.0.1:${beta.port}" }
-`);
-  const port = n.port('alpha');
-  assert.equal(n.port('beta'), port, 'one shared port');
+  const { alpha, beta, n, port } = await twoNamedRoutes(t, true);
   const a = await udpClient(t);
   const b = await udpClient(t);
   const aFlight = firstFlight('alpha.test', QUIC_V1, 0xaa, true); // a post-quantum-sized ClientHello: two Initials
@@ -140,14 +146,7 @@ routes:
 
 test('Chromium over QUIC: its real Initial packets (a post-quantum ClientHello) reach only the upstream of the name it asked for', async (t) => {
   if (!havePeer(t, 'chromium', 'chromium')) return;
-  const alpha = await recorder(t, '', false);
-  const beta = await recorder(t, '', false);
-  const n = await startNode(t, `
-routes:
-  alpha: { listen: "udp://127.0.0.1:0", match: { sni: [alpha.test], alpn: [h3] }, upstream: "127.0.0.1:${alpha.port}" }
-  beta:  { listen: "udp://127.0.0.1:0", match: { sni: ["*.beta.test"] }, upstream: "127.0.0.1:${beta.port}" }
-`);
-  const port = n.port('alpha');
+  const { alpha, beta, n, port } = await twoNamedRoutes(t, false);
   const browse = async (name: string) => {
     const dir = await mkdtemp(join(tmpdir(), 'sluice-quic-chromium-'));
     const child = startPeer(t, 'chromium', [
