@@ -2,7 +2,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { startNode } from '../helpers/node.js';
+import { perDatapath } from '../datapath/datapaths.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,6 +43,9 @@ routes:
   return { alpha, beta, n, port };
 }
 
+// The first two tests run once per UDP datapath (js, native); the others on the default (js).
+const { test: testEach, startNode } = perDatapath();
+
 const pad = (b: Buffer, n: number) => (b.length >= n ? b : Buffer.concat([b, Buffer.alloc(n - b.length)]));
 
 /** A client's first flight: its ClientHello for `name` in Initial packets of about 1200 bytes, one per datagram. */
@@ -59,7 +62,7 @@ function firstFlight(name: string, version: number, dcidByte: number, bigKeyShar
 /** A 1-RTT (short header) packet: what the client sends once the handshake is done; never parsed by Sluice. */
 const shortPacket = (tag: string) => Buffer.concat([Buffer.from([0x41, 9, 9, 9, 9]), Buffer.from(tag)]);
 
-test('two QUIC clients behind one UDP port reach only their own upstream, by server name, with every datagram in order', async (t) => {
+testEach('two QUIC clients behind one UDP port reach only their own upstream, by server name, with every datagram in order', async (t) => {
   const { alpha, beta, n, port } = await twoNamedRoutes(t, true);
   const a = await udpClient(t);
   const b = await udpClient(t);
@@ -81,7 +84,7 @@ test('two QUIC clients behind one UDP port reach only their own upstream, by ser
   assert.equal(n.ofType('session-rejected').length, 0);
 });
 
-test('an unknown name and a non-QUIC datagram are refused and counted with nothing sent upstream; a default route takes them', async (t) => {
+testEach('an unknown name and a non-QUIC datagram are refused and counted with nothing sent upstream; a default route takes them', async (t) => {
   const named = await recorder(t, 'named:');
   const fallback = await recorder(t, 'default:');
   const strict = await startNode(t, `
