@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { havePeer, startPeer } from '../helpers/peers.js';
 import { QuicInitialReader } from '../../src/protocol/quic/initial-reader.js';
-import { udpClient, waitFor } from '../helpers/net.js';
+import { freePort, udpClient, waitFor } from '../helpers/net.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { QUIC_V1, QUIC_V2 } from '../../src/protocol/quic/initial-keys.js';
 import { QUIC_HELLO_TIMEOUT_MS } from '../../src/listen/quic-demux.js';
@@ -196,3 +196,32 @@ function stopGroup(pid: number | undefined): void {
     /* already gone */
   }
 }
+
+test('reload: a UDP route joins and leaves a shared address by name; a pinned client keeps its route across the reload; the last one out frees the port', async (t) => {
+  const a = await recorder(t, 'a:');
+  const b = await recorder(t, 'b:');
+  const port = await freePort('udp');
+  const ups: Record<string, number> = { a: a.port, b: b.port };
+  const yaml = (names: string[]) => `lifecycle: { drainTimeout: 200ms }\nroutes:\n${names.map((x) => `  ${x}: { listen: "udp://127.0.0.1:${port}", match: { sni: [${x}.test] }, upstream: "127.0.0.1:${ups[x]}" }`).join('\n')}\n`;
+  const n = await startNode(t, yaml(['a']));
+  const { config } = await import('../helpers/node.js');
+  const ca = await udpClient(t);
+  ca.send(port, firstFlight('a.test', QUIC_V1, 1)[0]!);
+  assert.ok((await ca.next()).toString('latin1').startsWith('a:'));
+  await n.node.reload(config(yaml(['a', 'b'])));
+  const cb = await udpClient(t);
+  cb.send(port, firstFlight('b.test', QUIC_V2, 2)[0]!);
+  assert.ok((await cb.next()).toString('latin1').startsWith('b:'), 'the joining route takes its name');
+  ca.send(port, shortPacket('still-a'));
+  assert.equal((await ca.next()).toString('latin1'), `a:${shortPacket('still-a').toString('latin1')}`, 'a pinned client is not routed anew');
+  await n.node.reload(config(yaml(['b'])));
+  const late = await udpClient(t);
+  late.send(port, firstFlight('a.test', QUIC_V1, 3)[0]!);
+  await waitFor(() => n.ofType('session-rejected').some((e) => e.reason === 'no-route-for-name'), 'a.test is gone');
+  await n.node.reload(config('lifecycle: { drainTimeout: 200ms }\nroutes: {}\n'));
+  await waitFor(() => n.ofType('route-down').length === 2, 'both routes down');
+  const again = dgram.createSocket('udp4');
+  again.bind(port, '127.0.0.1');
+  await once(again, 'listening');
+  again.close();
+});
