@@ -1,4 +1,4 @@
-import { canonicalIp, type Endpoint } from '../core/address.js';
+import { canonicalIp, ipv4PortKey, type Endpoint } from '../core/address.js';
 import type { Clock, Timer } from '../core/clock.js';
 import type { ListenerReceiver } from '../datapath/udp-datapath.js';
 import type { EventStream, RejectReason } from '../observe/events.js';
@@ -21,7 +21,12 @@ export interface QuicMember {
   readonly receiver: ListenerReceiver;
 }
 
+/** A client address: ip*65536+port for IPv4 (mapped ones too), `ip|port` otherwise. */
+type ClientKey = number | string;
+
 interface Pending {
+  readonly address: string;
+  readonly port: number;
   readonly reader: QuicInitialReader;
   readonly datagrams: Buffer[];
   bytes: number;
@@ -50,9 +55,9 @@ export interface QuicDemuxDeps {
  */
 export class QuicDemux implements ListenerReceiver {
   readonly #members = new Set<QuicMember>();
-  readonly #pins = new Map<string, Pin>();
-  readonly #pending = new Map<string, Pending>();
-  readonly #refused = new Map<string, number>();
+  readonly #pins = new Map<ClientKey, Pin>();
+  readonly #pending = new Map<ClientKey, Pending>();
+  readonly #refused = new Map<ClientKey, number>();
   #sweep: Timer | undefined;
 
   constructor(
@@ -93,8 +98,19 @@ export class QuicDemux implements ListenerReceiver {
     this.#refused.clear();
   }
 
+  /** A pinned IPv4 client's datagram is found and handed on without a string (ListenerReceiver.onDatagramV4). */
+  onDatagramV4(buf: Buffer, ipv4: number, port: number): void {
+    const pin = this.#pins.get(ipv4 * 65536 + port);
+    const r = pin?.member.receiver;
+    if (pin !== undefined && r!.onDatagramV4 !== undefined) {
+      pin.seen = this.deps.clock.now();
+      r!.onDatagramV4(buf, ipv4, port);
+    } else this.onDatagram(buf, `${ipv4 >>> 24}.${(ipv4 >>> 16) & 255}.${(ipv4 >>> 8) & 255}.${ipv4 & 255}`, port);
+  }
+
   onDatagram(buf: Buffer, address: string, port: number): void {
-    const key = `${address}|${port}`;
+    const v4 = ipv4PortKey(address, port);
+    const key: ClientKey = v4 >= 0 ? v4 : `${address}|${port}`;
     const pin = this.#pins.get(key);
     if (pin !== undefined) {
       pin.seen = this.deps.clock.now();
@@ -105,7 +121,7 @@ export class QuicDemux implements ListenerReceiver {
     let p = this.#pending.get(key);
     if (p === undefined) {
       if (this.#pending.size >= MAX_PENDING_QUIC_CLIENTS) return this.#refuse(key, address, port, 'limit-route-sessions', 'too many QUIC ClientHellos pending', false);
-      p = { reader: new QuicInitialReader(), datagrams: [], bytes: 0, since: this.deps.clock.now() };
+      p = { address, port, reader: new QuicInitialReader(), datagrams: [], bytes: 0, since: this.deps.clock.now() };
       this.#pending.set(key, p);
     }
     if (p.bytes + buf.length > MAX_PENDING_QUIC_BYTES) return this.#decide(key, address, port, p, { kind: 'error', reason: 'too-large' });
@@ -119,7 +135,7 @@ export class QuicDemux implements ListenerReceiver {
     for (const m of this.#members) return m.receiver.onSendError(err);
   }
 
-  #decide(key: string, address: string, port: number, p: Pending, step: ReturnType<QuicInitialReader['push']> | { kind: 'timeout' }): void {
+  #decide(key: ClientKey, address: string, port: number, p: Pending, step: ReturnType<QuicInitialReader['push']> | { kind: 'timeout' }): void {
     this.#pending.delete(key);
     let member: QuicMember | undefined;
     if (step.kind === 'done') {
@@ -144,7 +160,7 @@ export class QuicDemux implements ListenerReceiver {
     return undefined;
   }
 
-  #refuse(key: string, address: string, port: number, reason: RejectReason, detail: string | undefined, remember: boolean): void {
+  #refuse(key: ClientKey, address: string, port: number, reason: RejectReason, detail: string | undefined, remember: boolean): void {
     if (remember && this.#refused.size < MAX_PENDING_QUIC_CLIENTS) this.#refused.set(key, this.deps.clock.now());
     const canon = canonicalIp(address);
     const client: Endpoint = { address: canon?.address ?? address, port, family: canon?.family ?? 4 };
@@ -156,16 +172,10 @@ export class QuicDemux implements ListenerReceiver {
     const now = this.deps.clock.now();
     for (const [key, p] of this.#pending) {
       if (now - p.since < QUIC_HELLO_TIMEOUT_MS) continue;
-      const [address, port] = splitKey(key);
-      this.#decide(key, address, port, p, { kind: 'timeout' });
+      this.#decide(key, p.address, p.port, p, { kind: 'timeout' });
     }
     for (const [key, at] of this.#refused) if (now - at >= QUIC_REFUSED_MS) this.#refused.delete(key);
     const idle = this.deps.pinIdleMs();
     if (idle > 0) for (const [key, pin] of this.#pins) if (now - pin.seen >= idle) this.#pins.delete(key);
   }
-}
-
-function splitKey(key: string): [string, number] {
-  const at = key.lastIndexOf('|');
-  return [key.slice(0, at), Number(key.slice(at + 1))];
 }
