@@ -2,8 +2,9 @@ import { z } from 'zod';
 import { canonicalIp, formatHostPort, parseListenUrl, type ListenAddress } from '../core/address.js';
 
 /**
- * `match` of a route (docs/sni.md): several TCP routes share one `listen` address and Sluice
- * picks one by the TLS ClientHello's server name (and optionally ALPN), without terminating TLS.
+ * `match` of a route (docs/sni.md): several routes share one `listen` address and Sluice picks
+ * one by the TLS ClientHello's server name (and optionally ALPN), without terminating TLS: on
+ * TCP from the TLS stream, on UDP from the QUIC Initial packets.
  */
 export interface RouteMatch {
   /** Canonical names (lowercase, no trailing dot); `*.example.org` matches any name below example.org. */
@@ -43,9 +44,9 @@ export function sharedListenKey(l: ListenAddress): string {
   return `${l.transport}://${formatHostPort(canonicalIp(l.host)?.address ?? l.host, l.port)}`;
 }
 
-/** Listen keys served by a shared (name-routing) listener: TCP addresses where at least one route has `match`. */
+/** Listen keys served by a shared (name-routing) listener: addresses where at least one route has `match` (TCP: TLS, UDP: QUIC). */
 export function sharedListenKeys(routes: readonly { readonly listen: ListenAddress; readonly match?: RouteMatch }[]): Set<string> {
-  return new Set(routes.filter((r) => r.match !== undefined && r.listen.transport === 'tcp').map((r) => sharedListenKey(r.listen)));
+  return new Set(routes.filter((r) => r.match !== undefined).map((r) => sharedListenKey(r.listen)));
 }
 
 interface RawRoute {
@@ -56,10 +57,9 @@ interface RawRoute {
 }
 
 /**
- * Rules of routes sharing an address, on the raw config (reported with path and line): `match`
- * is TCP only; at most one route without `match` (the default) per shared address; a name (for
+ * Rules of routes sharing an address, on the raw config (reported with path and line): at most one route without `match` (the default) per shared address; a name (for
  * overlapping ALPN) in one route only; one PROXY-header policy per address, because the header
- * is read before the route is known.
+ * is read before the route is known (and on UDP, none accepted at all).
  */
 export function checkRouteMatches(
   routesRaw: Record<string, unknown>,
@@ -73,10 +73,6 @@ export function checkRouteMatches(
     const listen = typeof o.listen === 'string' ? parseListenUrl(o.listen) : undefined;
     if (listen === undefined || typeof listen === 'string') continue;
     const match = o.match && typeof o.match === 'object' ? (o.match as RawRoute['match']) : undefined;
-    if (match && listen.transport === 'udp') {
-      at(['routes', name, 'match'], 'match (routing by name) is for tcp:// routes; QUIC routing by name on udp:// is not implemented yet');
-      continue;
-    }
     routes.push({ name, listen, match, proxyProtocol: o.proxyProtocol });
   }
   const where = (r: RawRoute, key: string) => {
@@ -91,8 +87,16 @@ export function checkRouteMatches(
     for (const extra of defaults.slice(1)) {
       at(['routes', extra.name, 'listen'], `${key} is shared by name (match) and already has a default route without match: ${where(defaults[0]!, 'listen')}; give this route a match or another address`);
     }
+    if (group[0]!.listen.transport === 'udp') {
+      for (const r of group) {
+        const accept = (proxyPolicy(r.proxyProtocol) as { accept?: unknown } | null)?.accept;
+        if (Array.isArray(accept) && accept.length > 0) {
+          at(['routes', r.name, 'proxyProtocol', 'accept'], `${key} is shared by QUIC server name (match): PROXY headers in front of client datagrams are not supported there; give this route its own address or drop proxyProtocol.accept`);
+        }
+      }
+    }
     const pp = JSON.stringify(proxyPolicy(group[0]!.proxyProtocol));
-    for (const r of group.slice(1)) {
+    for (const r of group[0]!.listen.transport === 'tcp' ? group.slice(1) : []) {
       if (JSON.stringify(proxyPolicy(r.proxyProtocol)) !== pp) {
         at(['routes', r.name, 'proxyProtocol'], `routes sharing ${key} must have the same proxyProtocol accept, headerTimeout and maxHeaderBytes as ${where(group[0]!, 'proxyProtocol')}: the PROXY header is read before the name picks a route`);
       }

@@ -13,7 +13,7 @@ import type { ReverdictCount } from '../admission/reverdict.js';
 export type UdpRouteDeps = UdpTableDeps & { readonly datapath?: UdpDatapath };
 
 /** A route's clients are behind its listener socket: replies go out through it. */
-class ListenerClients implements UdpClientSide {
+export class ListenerClients implements UdpClientSide {
   constructor(private readonly listener: UdpSender) {}
 
   send(s: UdpSession, buf: Buffer): void {
@@ -92,17 +92,22 @@ export class UdpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
   }
 
   sessions(): SessionInfo[] {
-    return [...this.table.sessions()].map((s) => ({
-      id: s.id,
-      route: s.route,
-      proto: 'udp',
-      client: s.client,
-      upstream: s.upstream,
-      state: s.state,
-      startedAt: s.startedWall,
-      origin: s.origin,
-      listenPort: s.listenPort,
-      ...s.counters(),
-    }));
+    return udpSessionInfos(this.table);
   }
+}
+
+/** The admin view of a UDP session table's sessions. */
+export function udpSessionInfos(table: UdpSessionTable): SessionInfo[] {
+  return [...table.sessions()].map((s) => ({
+    id: s.id,
+    route: s.route,
+    proto: 'udp',
+    client: s.client,
+    upstream: s.upstream,
+    state: s.state,
+    startedAt: s.startedWall,
+    origin: s.origin,
+    listenPort: s.listenPort,
+    ...s.counters(),
+  }));
 }

@@ -12,6 +12,7 @@ import type { DatagramDialer, StreamDialer } from '../upstream/dialer.js';
 import type { AdmissionKeys, RouteRuntime } from '../listen/route.js';
 import { TcpRoute } from '../listen/tcp-route.js';
 import { SharedTcpListeners } from '../listen/shared-routes.js';
+import { SharedUdpListeners } from '../listen/shared-udp-routes.js';
 import { UdpRoute } from '../listen/udp-route.js';
 import { RangeRoute } from '../listen/range-route.js';
 import { formatListenSpan } from '../config/port-span.js';
@@ -60,6 +61,7 @@ export class RouteSet {
   readonly #now = new AbortController();
   /** Listeners shared by routes picked by TLS server name (`match`, docs/sni.md). */
   readonly #shared = new SharedTcpListeners();
+  readonly #sharedUdp = new SharedUdpListeners();
   readonly #immediate: AbortSignal;
 
   private constructor(
@@ -76,6 +78,7 @@ export class RouteSet {
   static async start(config: SluiceConfig, deps: RouteSetDeps): Promise<RouteSet> {
     const node = new RouteSet(config, deps);
     node.#shared.plan(config.routes);
+    node.#sharedUdp.plan(config.routes);
     const started = await node.#startAll(config.routes);
     for (const r of started) node.#routes.set(r.name, r);
     return node;
@@ -113,6 +116,7 @@ export class RouteSet {
     if (this.#stopping) throw new SluiceError('SLUICE_ERR_CLOSED', 'node is shutting down');
     const diff = diffRoutes(this.#config.routes, next.routes);
     this.#shared.plan(next.routes);
+    this.#sharedUdp.plan(next.routes);
     // A range that moves keeps the ports both ranges hold; it binds only the new ones (range-route.ts).
     const moves = await this.#prepareMoves(diff.rebuilt);
     const rebuilt = diff.rebuilt.filter((r) => !moves.some((m) => m.route === r));
@@ -224,7 +228,9 @@ export class RouteSet {
             ? UdpRoute.start(one, { clock: ticks, events, admit, nextFlowId, dialer: this.deps.datagramDialer, datapath: this.deps.udpDatapath, pooled })
             : TcpRoute.start(one, { clock: ticks, events, admit, nextFlowId, dialer: this.deps.streamDialer, streamDatapath: this.deps.streamDatapath, pooled }))
       : route.listen.transport === 'udp'
-        ? await UdpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.datagramDialer, datapath: this.deps.udpDatapath })
+        ? this.#sharedUdp.wants(route)
+          ? await this.#sharedUdp.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.datagramDialer, datapath: this.deps.udpDatapath })
+          : await UdpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.datagramDialer, datapath: this.deps.udpDatapath })
         : this.#shared.wants(route)
           ? await this.#shared.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.streamDialer })
           : await TcpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.streamDialer, streamDatapath: this.deps.streamDatapath });

@@ -19,7 +19,7 @@ test('match: routes share a TCP address by name; names are canonical; the defaul
   assert.deepEqual(c.routes.map((r) => r.match), [{ sni: ['a.example.org'] }, { sni: ['*.b.example.org'], alpn: ['h2'] }, undefined]);
 });
 
-test('match: two defaults, a name twice, a UDP match, different PROXY policies and bad names are config errors with path and line', () => {
+test('match: two defaults, a name twice, different PROXY policies and bad names are config errors with path and line', () => {
   assert.deepEqual(
     issuesOf(`routes:
   a:
@@ -50,10 +50,33 @@ test('match: two defaults, a name twice, a UDP match, different PROXY policies a
       'routes.c.listen (line 10): tcp://0.0.0.0:443 is shared by name (match) and already has a default route without match: route "b" (line 7); give this route a match or another address',
       'routes.d.match.sni.0 (line 14): "a.example.org" on tcp://0.0.0.0:443 is already matched by route "a" (line 4); a name picks one route',
       'routes.d.proxyProtocol (line 16): routes sharing tcp://0.0.0.0:443 must have the same proxyProtocol accept, headerTimeout and maxHeaderBytes as route "a" (line 2): the PROXY header is read before the name picks a route',
-      'routes.e.match (line 19): match (routing by name) is for tcp:// routes; QUIC routing by name on udp:// is not implemented yet',
       'routes.f.match.sni.0 (line 23): expected a host name such as app.example.org or a wildcard such as *.example.org; got "a..b"',
       'routes.f.match.sni.1 (line 23): expected a host name such as app.example.org or a wildcard such as *.example.org; got "x.*.org"',
       'routes.f.match.sni.2 (line 23): expected a host name such as app.example.org or a wildcard such as *.example.org; got "*"',
+    ],
+  );
+});
+
+test('match on udp:// (QUIC): routes share a UDP address by name; two defaults, a name twice and PROXY headers accepted there are config errors with path and line', () => {
+  const c = config(`routes:
+  h3-a: { listen: udp://0.0.0.0:443, match: { sni: [a.example.org], alpn: [h3] }, upstream: 127.0.0.1:8443 }
+  h3-b: { listen: udp://0.0.0.0:443, match: { sni: ["*.b.example.org"] }, upstream: 127.0.0.1:9443 }
+  other: { listen: udp://0.0.0.0:443, upstream: 127.0.0.1:7443 }
+  web-a: { listen: tcp://0.0.0.0:443, match: { sni: [a.example.org] }, upstream: 127.0.0.1:8443 }
+`);
+  assert.deepEqual(c.routes.map((r) => r.match), [{ sni: ['a.example.org'], alpn: ['h3'] }, { sni: ['*.b.example.org'] }, undefined, { sni: ['a.example.org'] }]);
+  assert.deepEqual(
+    issuesOf(`routes:
+  a: { listen: udp://0.0.0.0:443, match: { sni: [a.example.org] }, upstream: 127.0.0.1:1 }
+  b: { listen: udp://0.0.0.0:443, upstream: 127.0.0.1:2 }
+  c: { listen: udp://0.0.0.0:443, upstream: 127.0.0.1:3 }
+  d: { listen: udp://0.0.0.0:443, match: { sni: [a.example.org] }, upstream: 127.0.0.1:4 }
+  e: { listen: udp://0.0.0.0:443, match: { sni: [e.example.org] }, upstream: 127.0.0.1:5, proxyProtocol: { accept: [10.0.0.0/8] } }
+`),
+    [
+      'routes.c.listen (line 4): udp://0.0.0.0:443 is shared by name (match) and already has a default route without match: route "b" (line 3); give this route a match or another address',
+      'routes.d.match.sni.0 (line 5): "a.example.org" on udp://0.0.0.0:443 is already matched by route "a" (line 2); a name picks one route',
+      'routes.e.proxyProtocol.accept (line 6): udp://0.0.0.0:443 is shared by QUIC server name (match): PROXY headers in front of client datagrams are not supported there; give this route its own address or drop proxyProtocol.accept',
     ],
   );
 });

@@ -128,11 +128,8 @@ export class ClientHelloReader {
     if (this.#handshakeBytes < 4) return NEED_MORE;
     const hs = this.#fragments.length === 1 ? this.#fragments[0]! : Buffer.concat(this.#fragments);
     this.#fragments = [hs];
-    if (hs[0] !== HANDSHAKE_CLIENT_HELLO) return this.#fail('not-client-hello');
-    const bodyLength = hs.readUIntBE(1, 3);
-    if (4 + bodyLength > MAX_CLIENT_HELLO_BYTES) return this.#fail('too-large');
-    if (hs.length < 4 + bodyLength) return NEED_MORE;
-    const parsed = parseClientHelloBody(hs.subarray(4, 4 + bodyLength));
+    const parsed = parseClientHelloMessage(hs);
+    if (parsed === 'need-more') return NEED_MORE;
     if (typeof parsed === 'string') return this.#fail(parsed);
     this.#pending = [];
     this.#fragments = [];
@@ -167,6 +164,20 @@ function checkRecordHeader(head: Buffer): ClientHelloError | undefined {
   if (head.length < RECORD_HEADER) return undefined;
   const length = head.readUInt16BE(3);
   return length === 0 || length > MAX_RECORD_PLAINTEXT ? 'bad-record' : undefined;
+}
+
+/**
+ * A bare ClientHello handshake message (4-byte header + body) without TLS records, as QUIC CRYPTO
+ * frames carry it (RFC 9001 section 4); `need-more` while `hs` holds only a prefix of it. Bytes
+ * after the message are ignored.
+ */
+export function parseClientHelloMessage(hs: Buffer): ClientHello | ClientHelloError | 'need-more' {
+  if (hs.length >= 1 && hs[0] !== HANDSHAKE_CLIENT_HELLO) return 'not-client-hello';
+  if (hs.length < 4) return 'need-more';
+  const bodyLength = hs.readUIntBE(1, 3);
+  if (4 + bodyLength > MAX_CLIENT_HELLO_BYTES) return 'too-large';
+  if (hs.length < 4 + bodyLength) return 'need-more';
+  return parseClientHelloBody(hs.subarray(4, 4 + bodyLength));
 }
 
 /** The ClientHello body (after the 4-byte handshake header), or why it is refused. */
