@@ -34,7 +34,7 @@ const CASES: readonly { name: string; yaml: string; want: readonly string[] }[] 
   {
     name: 'a port where a listen address goes',
     yaml: 'routes:\n  dns:\n    listen: 5353\n    upstream: 127.0.0.1:53\n',
-    want: ['routes.dns.listen (line 3): expected a listen address such as udp://0.0.0.0:5353 or tcp://[::]:443; got the number 5353'],
+    want: ['routes.dns.listen (line 3): expected a listen address such as udp://0.0.0.0:5353, tcp://[::]:443 or udp://0.0.0.0:27000-27100; got the number 5353'],
   },
   {
     name: 'routes written as a list',
@@ -90,7 +90,7 @@ const CASES: readonly { name: string; yaml: string; want: readonly string[] }[] 
   {
     name: 'an unquoted bracketed IPv6 address read as a list',
     yaml: 'routes:\n  dns:\n    listen: udp://127.0.0.1:5353\n    upstream: [::1]\n',
-    want: ['routes.dns.upstream (line 4): expected host:port such as 127.0.0.1:53 or "[::1]:53"; got a list (YAML reads [...] as a list: quote an IPv6 address with its port, e.g. "[::1]:53")'],
+    want: ['routes.dns.upstream (line 4): expected host:port such as 127.0.0.1:53, "[::1]:53" or 10.0.0.5:27000-27100; got a list (YAML reads [...] as a list: quote an IPv6 address with its port, e.g. "[::1]:53")'],
   },
   {
     name: 'an IPv6 address without brackets',
