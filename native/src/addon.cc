@@ -45,6 +45,28 @@ bool Args(napi_env env, napi_callback_info info, size_t want, napi_value* argv) 
   return true;
 }
 
+bool ParseAddress(napi_env env, napi_value host, napi_value port, sockaddr_in6* out, socklen_t* len, char* text) {
+  size_t n;
+  if (napi_get_value_string_utf8(env, host, text, 64, &n) != napi_ok) return false;
+  int32_t p;
+  if (napi_get_value_int32(env, port, &p) != napi_ok || p < 0 || p > 65535) return false;
+  memset(out, 0, sizeof *out);
+  sockaddr_in* v4 = reinterpret_cast<sockaddr_in*>(out);
+  if (inet_pton(AF_INET, text, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(p));
+    *len = sizeof(sockaddr_in);
+    return true;
+  }
+  if (inet_pton(AF_INET6, text, &out->sin6_addr) == 1) {
+    out->sin6_family = AF_INET6;
+    out->sin6_port = htons(static_cast<uint16_t>(p));
+    *len = sizeof(sockaddr_in6);
+    return true;
+  }
+  return false;
+}
+
 namespace {
 
 Engine* GetEngine(napi_env env, napi_value v) {
@@ -70,28 +92,6 @@ bool GetSock(napi_env env, Engine* e, napi_value v, int* id) {
   return true;
 }
 
-// An IP literal (no brackets, no zone) and a port as a socket address.
-bool ParseAddress(napi_env env, napi_value host, napi_value port, sockaddr_in6* out, socklen_t* len, char* text) {
-  size_t n;
-  if (napi_get_value_string_utf8(env, host, text, 64, &n) != napi_ok) return false;
-  int32_t p;
-  if (napi_get_value_int32(env, port, &p) != napi_ok || p < 0 || p > 65535) return false;
-  memset(out, 0, sizeof *out);
-  sockaddr_in* v4 = reinterpret_cast<sockaddr_in*>(out);
-  if (inet_pton(AF_INET, text, &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(static_cast<uint16_t>(p));
-    *len = sizeof(sockaddr_in);
-    return true;
-  }
-  if (inet_pton(AF_INET6, text, &out->sin6_addr) == 1) {
-    out->sin6_family = AF_INET6;
-    out->sin6_port = htons(static_cast<uint16_t>(p));
-    *len = sizeof(sockaddr_in6);
-    return true;
-  }
-  return false;
-}
 
 // Registers a new non-blocking socket with the engine; returns its id or -errno.
 int Adopt(Engine* e, int fd, int family, bool listener) {

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <node_api.h>
+#include "napi-util.h"
 #include <uv.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -114,7 +115,6 @@ int Harvest(Engine* e);
 // addon.cc
 void Teardown(Engine* e);
 napi_value Int(napi_env env, int v);
-bool Args(napi_env env, napi_callback_info info, size_t want, napi_value* argv);
 
 // thread.cc
 int StartThread(Engine* e, uv_loop_t* loop);

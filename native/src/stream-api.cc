@@ -2,6 +2,7 @@
 // these functions; every call is synchronous and made on the JavaScript thread. Socket calls
 // throw Node-style system errors (code, errno, syscall) or return -errno where noted.
 #include "stream-internal.h"
+#include "napi-util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,15 +29,6 @@ napi_value Num(napi_env env, double v) {
   napi_value out;
   napi_create_double(env, v, &out);
   return out;
-}
-
-bool Args(napi_env env, napi_callback_info info, size_t want, napi_value* argv) {
-  size_t argc = want;
-  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < want) {
-    napi_throw_type_error(env, nullptr, "missing arguments");
-    return false;
-  }
-  return true;
 }
 
 StreamEngine* Get(napi_env env, napi_value v, bool quiet = false) {
@@ -82,30 +74,6 @@ bool Bytes(napi_env env, napi_value v, uint8_t** data, size_t* len) {
   }
   *data = static_cast<uint8_t*>(p);
   return true;
-}
-
-// An IP literal (no brackets, no zone) and a port as a socket address.
-bool ParseAddress(napi_env env, napi_value host, napi_value port, sockaddr_storage* out, socklen_t* len, char* text) {
-  size_t n;
-  if (napi_get_value_string_utf8(env, host, text, 64, &n) != napi_ok) return false;
-  int32_t p;
-  if (napi_get_value_int32(env, port, &p) != napi_ok || p < 0 || p > 65535) return false;
-  memset(out, 0, sizeof *out);
-  sockaddr_in* v4 = reinterpret_cast<sockaddr_in*>(out);
-  sockaddr_in6* v6 = reinterpret_cast<sockaddr_in6*>(out);
-  if (inet_pton(AF_INET, text, &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(static_cast<uint16_t>(p));
-    *len = sizeof(sockaddr_in);
-    return true;
-  }
-  if (inet_pton(AF_INET6, text, &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(static_cast<uint16_t>(p));
-    *len = sizeof(sockaddr_in6);
-    return true;
-  }
-  return false;
 }
 
 void Release(StreamEngine* e) {
@@ -185,16 +153,16 @@ napi_value Listen(napi_env env, napi_callback_info info) {
   if (!Args(env, info, 4, argv)) return nullptr;
   StreamEngine* e = Get(env, argv[0]);
   if (e == nullptr) return nullptr;
-  sockaddr_storage addr;
+  sockaddr_in6 addr;
   socklen_t len;
   char text[64];
   if (!ParseAddress(env, argv[1], argv[2], &addr, &len, text)) return ThrowErrno(env, EINVAL, "bind", "(not an IP literal)");
-  int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = socket(addr.sin6_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return ThrowErrno(env, errno, "socket", text);
   int one = 1, off = 0;
   // As Node's servers: a restarted process may bind while old connections sit in TIME_WAIT.
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (addr.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+  if (addr.sin6_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
   if (bind(fd, reinterpret_cast<sockaddr*>(&addr), len) < 0 || listen(fd, Int32(env, argv[3])) < 0) {
     int err = errno;
     close(fd);
@@ -247,11 +215,11 @@ napi_value Dial(napi_env env, napi_callback_info info) {
   if (!Args(env, info, 4, argv)) return nullptr;
   StreamEngine* e = Get(env, argv[0]);
   if (e == nullptr) return nullptr;
-  sockaddr_storage addr;
+  sockaddr_in6 addr;
   socklen_t len;
   char text[64];
   if (!ParseAddress(env, argv[1], argv[2], &addr, &len, text)) return ThrowErrno(env, EINVAL, "connect", "(not an IP literal)");
-  int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = socket(addr.sin6_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return ThrowErrno(env, errno, "socket", text);
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
