@@ -12,6 +12,12 @@ export const QUIC_HELLO_TIMEOUT_MS = 5_000;
 export const MAX_PENDING_QUIC_CLIENTS = 1024;
 /** Bytes of datagrams held for one pending client (delivered to its route once it is picked). */
 export const MAX_PENDING_QUIC_BYTES = 32_768;
+/**
+ * Client addresses pinned to a route, per shared address. A pin is made before the route's own
+ * admission runs (which may refuse the session), so without a bound spoofed Initials could grow
+ * the map until the idle timeout; when full, new clients are refused until pins expire.
+ */
+export const MAX_QUIC_PINS = 65_536;
 /** A client refused before a route was picked stays refused (its datagrams dropped silently) this long. */
 export const QUIC_REFUSED_MS = 5_000;
 
@@ -43,6 +49,8 @@ export interface QuicDemuxDeps {
   readonly events: EventStream;
   /** How long a client address stays pinned to its route after its last datagram (the routes' UDP idle timeout). */
   readonly pinIdleMs: () => number;
+  /** Default MAX_QUIC_PINS. */
+  readonly maxPins?: number;
 }
 
 /**
@@ -151,6 +159,7 @@ export class QuicDemux implements ListenerReceiver {
         return this.#refuse(key, address, port, 'client-hello-invalid', step.kind === 'error' ? `quic ${step.reason}` : undefined, true);
       }
     }
+    if (this.#pins.size >= (this.deps.maxPins ?? MAX_QUIC_PINS)) return this.#refuse(key, address, port, 'limit-route-sessions', 'too many QUIC clients pinned', false);
     this.#pins.set(key, { member, seen: this.deps.clock.now() });
     for (const d of p.datagrams) member.receiver.onDatagram(d, address, port);
   }
