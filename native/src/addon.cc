@@ -67,6 +67,32 @@ bool ParseAddress(napi_env env, napi_value host, napi_value port, sockaddr_in6* 
   return false;
 }
 
+napi_value LocalAddressOf(napi_env env, int fd) {
+  sockaddr_in6 addr;
+  socklen_t len = sizeof addr;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) < 0) return ThrowErrno(env, errno, "getsockname", "");
+  char text[INET6_ADDRSTRLEN] = "";
+  int port;
+  int family;
+  if (addr.sin6_family == AF_INET) {
+    sockaddr_in* a = reinterpret_cast<sockaddr_in*>(&addr);
+    inet_ntop(AF_INET, &a->sin_addr, text, sizeof text);
+    port = ntohs(a->sin_port);
+    family = 4;
+  } else {
+    inet_ntop(AF_INET6, &addr.sin6_addr, text, sizeof text);
+    port = ntohs(addr.sin6_port);
+    family = 6;
+  }
+  napi_value out, s;
+  napi_create_array_with_length(env, 3, &out);
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &s);
+  napi_set_element(env, out, 0, Int(env, family));
+  napi_set_element(env, out, 1, s);
+  napi_set_element(env, out, 2, Int(env, port));
+  return out;
+}
+
 namespace {
 
 Engine* GetEngine(napi_env env, napi_value v) {
@@ -327,29 +353,7 @@ napi_value LocalAddress(napi_env env, napi_callback_info info) {
   Engine* e = GetEngine(env, argv[0]);
   int id;
   if (e == nullptr || !GetSock(env, e, argv[1], &id)) return nullptr;
-  sockaddr_in6 addr;
-  socklen_t len = sizeof addr;
-  if (getsockname(e->socks[id].fd, reinterpret_cast<sockaddr*>(&addr), &len) < 0) return ThrowErrno(env, errno, "getsockname", "");
-  char text[INET6_ADDRSTRLEN] = "";
-  int port;
-  int family;
-  if (addr.sin6_family == AF_INET) {
-    sockaddr_in* a = reinterpret_cast<sockaddr_in*>(&addr);
-    inet_ntop(AF_INET, &a->sin_addr, text, sizeof text);
-    port = ntohs(a->sin_port);
-    family = 4;
-  } else {
-    inet_ntop(AF_INET6, &addr.sin6_addr, text, sizeof text);
-    port = ntohs(addr.sin6_port);
-    family = 6;
-  }
-  napi_value out, s;
-  napi_create_array_with_length(env, 3, &out);
-  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &s);
-  napi_set_element(env, out, 0, Int(env, family));
-  napi_set_element(env, out, 1, s);
-  napi_set_element(env, out, 2, Int(env, port));
-  return out;
+  return LocalAddressOf(env, e->socks[id].fd);
 }
 
 // close(engine, id): idempotent; records already staged for it are dropped at the next flush.

@@ -14,4 +14,7 @@ bool Args(napi_env env, napi_callback_info info, size_t want, napi_value* argv);
 // `text` (64 bytes) receives the host, for error messages.
 bool ParseAddress(napi_env env, napi_value host, napi_value port, sockaddr_in6* out, socklen_t* len, char* text);
 
+// The socket's bound address as [family (4|6), address, port]; throws a getsockname error.
+napi_value LocalAddressOf(napi_env env, int fd);
+
 }  // namespace sluice

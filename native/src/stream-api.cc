@@ -184,29 +184,7 @@ napi_value Local(napi_env env, napi_callback_info info) {
   StreamEngine* e;
   int id;
   if (!Args(env, info, 2, argv) || !GetConn(env, argv, &e, &id)) return nullptr;
-  sockaddr_storage addr;
-  socklen_t len = sizeof addr;
-  if (getsockname(e->conns[id].fd, reinterpret_cast<sockaddr*>(&addr), &len) < 0) return ThrowErrno(env, errno, "getsockname", "");
-  char text[INET6_ADDRSTRLEN] = "";
-  int port, family;
-  if (addr.ss_family == AF_INET) {
-    sockaddr_in* a = reinterpret_cast<sockaddr_in*>(&addr);
-    inet_ntop(AF_INET, &a->sin_addr, text, sizeof text);
-    port = ntohs(a->sin_port);
-    family = 4;
-  } else {
-    sockaddr_in6* a = reinterpret_cast<sockaddr_in6*>(&addr);
-    inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof text);
-    port = ntohs(a->sin6_port);
-    family = 6;
-  }
-  napi_value out, s;
-  napi_create_array_with_length(env, 3, &out);
-  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &s);
-  napi_set_element(env, out, 0, Num(env, family));
-  napi_set_element(env, out, 1, s);
-  napi_set_element(env, out, 2, Num(env, port));
-  return out;
+  return LocalAddressOf(env, e->conns[id].fd);
 }
 
 // streamDial(engine, host, port, timeoutMs) -> id; a `connected` event follows.
