@@ -337,8 +337,9 @@ static void Dispatch(StreamEngine* e, int id, uint32_t events) {
     case Kind::Listener:
       return Accept(e, id);
     case Kind::Held: {
-      // A dialed connection is registered edge-triggered from its dial on; only a watch is told.
-      if (!c.watched) return;
+      // A dialed connection is registered edge-triggered from its dial on: its edges are kept (as
+      // its own kReady*Client bits) for the pair it will join; only a watch is told.
+      if (!c.watched) return NoteReady(&c, 0, events);
       c.watched = false;
       double* rec = StreamEmit(e);
       rec[0] = kEvReadable;
@@ -355,6 +356,7 @@ static void Dispatch(StreamEngine* e, int id, uint32_t events) {
       } else if (!(events & EPOLLOUT)) {
         return;
       }
+      NoteReady(&c, 0, events);
       return Connected(e, id, err);
     }
     case Kind::PipedClient:
@@ -440,7 +442,12 @@ int StreamStartPair(StreamEngine* e, int client, int upstream, uint32_t idle_ms)
   // reports it writable at once, so the pair's first Pump follows in this wake-up or the next, and
   // with every side marked ready it takes what arrived on either side in the meantime (bytes sent
   // while the upstream was dialed, an upstream's banner).
-  c.ready = kReadyAll;
+  // Readiness: the upstream's edges since its dial were kept; registering the client now reports
+  // the client's. A side that was registered otherwise is tried once (unknown counts as ready).
+  uint8_t up = u.edge ? u.ready : kReadyInClient | kReadyOutClient;
+  c.ready = (up & kReadyInClient ? kReadyInUpstream : 0) | (up & kReadyOutClient ? kReadyOutUpstream : 0) |
+            (c.edge ? kReadyInClient | kReadyOutClient : 0);
+  u.ready = 0;
   c.watched = u.watched = false;
   if (StreamCtlEdge(e, upstream) < 0 || StreamCtlEdge(e, client) < 0) return -errno;
   StreamWatch(e);

@@ -47,7 +47,6 @@ constexpr size_t kPipePool = 128;
 // Readiness of a pair's sockets as the last events said; a splice is tried only on a side that
 // is ready, and one that would block clears its bit until the next edge sets it again.
 constexpr uint8_t kReadyInClient = 1, kReadyOutClient = 2, kReadyInUpstream = 4, kReadyOutUpstream = 8;
-constexpr uint8_t kReadyAll = 15;
 
 enum class Kind : uint8_t { Free, Listener, Held, Dialing, PipedClient, PipedUpstream };
 
@@ -58,7 +57,7 @@ struct StreamConn {
   bool in_set = false;      // registered in the epoll set (close() alone removes it: the engine never dups an fd)
   bool watched = false;     // held: one `readable` event asked for (streamWatch)
   bool edge = false;        // registered edge-triggered for IN|OUT|RDHUP (a dial, a pair)
-  uint8_t ready = 0;        // piped client: kReady* bits, which syscalls may not block (edge-triggered)
+  uint8_t ready = 0;        // piped client: kReady* bits, which sides may not block; a dialed held one: its own edges (kReady*Client)
   int other = -1;           // piped: the partner's id
   uint64_t deadline = 0;    // dialing: connect deadline; piped client: idle deadline (uv_now ms)
   uint32_t idle_ms = 0;
