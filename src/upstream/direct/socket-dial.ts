@@ -19,7 +19,9 @@ export interface SocketDialer {
   /**
    * Dials `target` as a connection of `datapath`. `done` is called once and never before this
    * returns, unless the returned dial is cancelled first (then what was dialed is closed).
-   * `opts.signal` aborts a dial in flight too. Undefined when this dialer must dial through Node.
+   * `opts.signal` is checked when the dial starts and bounds a name's resolution and connect; a
+   * literal's connect in flight is stopped with `cancel` (no listener on the signal per dial).
+   * Undefined when this dialer must dial through Node.
    */
   dialConn(target: HostPort, opts: DialOptions, datapath: StreamDatapath, done: DialedConnDone): DialInFlight | undefined;
 }
