@@ -7,6 +7,9 @@ import { systemError } from './system-error.js';
 /** Event records per delivery; the engine delivers early when they fill. */
 const EVENT_RECORDS = 512;
 
+/** The counters of a connection that was never a joined pair (one shared object, not one per connection). */
+const NO_COUNTERS: PairCounters = Object.freeze({ bytesFromClient: 0, bytesToClient: 0 });
+
 /** A dial the engine has not answered yet; its own handle for `cancel`. */
 class PendingDial implements DialInFlight {
   constructor(
@@ -93,7 +96,7 @@ export class NativeStreamDatapath implements StreamDatapath {
     return () => {
       if (down.destroyed) return down.finalCounters;
       const c = this.#b.streamClose(this.#engine, down.id);
-      down.closedAsPair(c?.[0] ?? 0, c?.[1] ?? 0);
+      down.closedAsPair(c ? { bytesFromClient: c[0], bytesToClient: c[1] } : NO_COUNTERS);
       this.#forget(down.id);
       this.#forget(up.id);
       return down.finalCounters;
@@ -176,7 +179,9 @@ export class NativeStreamDatapath implements StreamDatapath {
         if (conn.partner) this.#forget(conn.partner.id);
         const reason = END_REASONS[ev[o + 2]!] ?? 'client-error';
         const errno = ev[o + 3]!;
-        conn.endedAsPair({ reason, bytesFromClient: ev[o + 4]!, bytesToClient: ev[o + 5]!, ...(errno !== 0 ? { code: systemError(errno, 'splice').code } : {}) });
+        const bytesFromClient = ev[o + 4]!;
+        const bytesToClient = ev[o + 5]!;
+        conn.endedAsPair(errno !== 0 ? { reason, bytesFromClient, bytesToClient, code: systemError(errno, 'splice').code } : { reason, bytesFromClient, bytesToClient });
       }
     }
   }
@@ -187,7 +192,7 @@ class NativeConn implements StreamConn {
   #destroyed = false;
   held = true;
   partner: NativeConn | undefined;
-  finalCounters: PairCounters = { bytesFromClient: 0, bytesToClient: 0 };
+  finalCounters: PairCounters = NO_COUNTERS;
   #onEnd: ((end: PairEnd) => void) | undefined;
   #sock: net.Socket | undefined;
   #local: Endpoint | undefined;
@@ -283,8 +288,8 @@ class NativeConn implements StreamConn {
     this.#onEnd = onEnd;
   }
 
-  closedAsPair(bytesFromClient: number, bytesToClient: number): void {
-    this.finalCounters = { bytesFromClient, bytesToClient };
+  closedAsPair(counters: PairCounters): void {
+    this.finalCounters = counters;
     this.#destroyed = true;
     if (this.partner) this.partner.#destroyed = true;
     this.#onEnd = undefined;
@@ -292,7 +297,7 @@ class NativeConn implements StreamConn {
 
   endedAsPair(end: PairEnd): void {
     const onEnd = this.#onEnd;
-    this.closedAsPair(end.bytesFromClient, end.bytesToClient);
+    this.closedAsPair(end);
     onEnd?.(end);
   }
 
