@@ -64,7 +64,10 @@ export function checkExposeRanges(expose: Record<string, RawExpose>, at: (path: 
     const other = taken.find((t) => t.transport === r.remote.transport && t.first <= last && first <= t.last);
     if (other) {
       const span = (a: number, b: number) => (a === b ? `port ${a}` : `ports ${a}-${b}`);
-      at(['agent', 'expose', name, 'remote'], `${r.remote.transport} ${span(first, last)} overlap ${span(other.first, other.last)} of "${other.name}"`);
+      const message = first === last && other.first === other.last
+        ? `${r.remote.transport} port ${first} is already asked for by "${other.name}"`
+        : `${r.remote.transport} ${span(first, last)} overlap ${span(other.first, other.last)} of "${other.name}"`;
+      at(['agent', 'expose', name, 'remote'], message);
     } else taken.push({ name, transport: r.remote.transport, first, last });
   }
 }
