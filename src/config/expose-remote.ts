@@ -1,5 +1,5 @@
-import type { HostPort, ListenAddress } from '../core/address.js';
-import { parseListenSpan, parseUpstreamSpan } from './port-span.js';
+import { formatHostPort, type HostPort, type ListenAddress } from '../core/address.js';
+import { formatListenSpan, parseListenSpan, parseUpstreamSpan } from './port-span.js';
 import { canonicalMatchName } from './route-match.js';
 
 /**
@@ -70,4 +70,17 @@ export function checkExposeRanges(expose: Record<string, RawExpose>, at: (path: 
       at(['agent', 'expose', name, 'remote'], message);
     } else taken.push({ name, transport: r.remote.transport, first, last });
   }
+}
+
+/** An exposure's `remote` as written: `udp://0.0.0.0:50000-50099`, `tls://app.example.org`, `tcp://0.0.0.0:22`; null when peers only. */
+export function formatExposeRemote(c: { readonly remote?: ListenAddress; readonly remotePorts?: number; readonly serverName?: string }): string | null {
+  if (c.remote === undefined) return null;
+  if (c.serverName !== undefined) return `${c.remote.transport === 'tcp' ? 'tls' : 'quic'}://${c.serverName}`;
+  return formatListenSpan(c.remote, c.remotePorts);
+}
+
+/** An exposure's `local` as written: `127.0.0.1:50000-50099` for a local range. */
+export function formatExposeLocal(c: { readonly local: HostPort; readonly remotePorts?: number; readonly localRange?: boolean }): string {
+  const one = formatHostPort(c.local.host, c.local.port);
+  return c.localRange && c.remotePorts ? `${one}-${c.local.port + c.remotePorts - 1}` : one;
 }

@@ -9,6 +9,7 @@ import { QUIC_V1 } from '../../src/protocol/quic/initial-keys.js';
 import { agentConfig, gatewayConfig, published, startAgent, startGateway, TOKEN } from './expose-helpers.js';
 import { tcpConnect, tcpServer, udpClient, waitFor } from '../helpers/net.js';
 import { havePeer } from '../helpers/peers.js';
+import { agentStatusView } from '../../src/ops/agent-view.js';
 import { dribbler, run, subjectSeen, tlsServer } from '../helpers/tls-servers.js';
 import { clientHelloMessage, inRecords } from '../protocol/tls/hello-builder.js';
 import { cryptoFrame, sealInitial } from '../protocol/quic/initial-builder.js';
@@ -73,6 +74,8 @@ test('names outside an agent\'s policy, a name another agent holds, and a gatewa
     c: ['not-allowed', 'tls://home.test is not among the names agent "home" may claim (alpha.test, *.home.test)'],
     e: ['not-allowed', 'this gateway serves no quic:// names (gateway.names.quic is not set)'],
   });
+  const views = agentStatusView(home.agent).services.map((v) => [v.name, v.remote, v.state]);
+  assert.deepEqual(views.slice(0, 2), [['a', 'tls://alpha.test', 'published'], ['b', 'tls://evil.test', 'refused']]);
   const other = await startAgent(t, office(agentConfig(gw, `    a: { local: "127.0.0.1:${local.port}", remote: "tls://alpha.test" }`)));
   await waitFor(() => other.rec.of('agent-publish-refused').length === 1, 'refused');
   const [r] = other.rec.of('agent-publish-refused');

@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import { agentConfig, gatewayConfig, published, startAgent, startGateway } from './expose-helpers.js';
 import { bindTcpRange, bindUdpRange, withFreeRange } from '../helpers/port-range.js';
 import { readAll, tcpConnect, udpClient, waitFor } from '../helpers/net.js';
+import { agentStatusView } from '../../src/ops/agent-view.js';
 
 /* Exposures with port ranges (docs/ranges.md, "Exposures"): one PUBLISH, a listener per public port on the gateway, offset-mapped to the agent's local range. */
 
@@ -38,6 +39,8 @@ test('a 100-port UDP exposure: every public port reaches its own local port and 
   const gw = await startGateway(t, gatewayConfig(`  services:\n    ${noRate}\n`));
   const { agent } = await startAgent(t, agentConfig(gw, `    media: { local: "127.0.0.1:${local}-${local + 99}", remote: "udp://127.0.0.1:${pub}-${pub + 99}", ${noRate} }`));
   assert.deepEqual(await published(agent), { media: pub });
+  const view = agentStatusView(agent).services[0]!;
+  assert.deepEqual([view.local, view.remote, view.state], [`127.0.0.1:${local}-${local + 99}`, `udp://127.0.0.1:${pub}-${pub + 99}`, 'published']);
   const clients = await Promise.all(Array.from({ length: 100 }, () => udpClient(t)));
   clients.forEach((c, i) => c.send(pub + i, `hello-${i}`));
   const replies = await Promise.all(clients.map((c) => c.next(10_000)));
