@@ -10,6 +10,7 @@ import { agentConfig, gatewayConfig, published, startAgent, startGateway, TOKEN 
 import { tcpConnect, tcpServer, udpClient, waitFor } from '../helpers/net.js';
 import { havePeer } from '../helpers/peers.js';
 import { agentStatusView } from '../../src/ops/agent-view.js';
+import { browseOverQuic, nameInInitials, stopGroup } from '../helpers/chromium-quic.js';
 import { dribbler, run, subjectSeen, tlsServer } from '../helpers/tls-servers.js';
 import { clientHelloMessage, inRecords } from '../protocol/tls/hello-builder.js';
 import { cryptoFrame, sealInitial } from '../protocol/quic/initial-builder.js';
@@ -128,7 +129,8 @@ function initialFor(name: string, dcidByte: number): Buffer {
   return sealInitial({ version: QUIC_V1, dcid: Buffer.alloc(8, dcidByte), scid: Buffer.from([dcidByte]), packetNumber: 0, payload: Buffer.concat([frame, Buffer.alloc(1160 - frame.length)]) });
 }
 
-test('two quic:// exposures behind one gateway UDP port: each client\'s Initial reaches only its own agent\'s service; an unknown name is refused', async (t) => {
+/** Agents home (quic://alpha.test) and office (quic://*.beta.test), each to its recorder, on one gateway UDP port. */
+async function twoQuicAgents(t: TestContext) {
   const alpha = await recorder(t, 'alpha:');
   const beta = await recorder(t, 'beta:');
   const gw = await startGateway(t, namesGateway({ home: ['alpha.test'], office: ['*.beta.test'] }));
@@ -136,6 +138,11 @@ test('two quic:// exposures behind one gateway UDP port: each client\'s Initial 
   const other = await startAgent(t, office(agentConfig(gw, `    h3: { local: "127.0.0.1:${beta.port}", remote: "quic://*.beta.test" }`)));
   const port = (await published(home.agent)).h3!;
   assert.equal((await published(other.agent)).h3, port, 'one shared UDP port');
+  return { alpha, beta, gw, port };
+}
+
+test('two quic:// exposures behind one gateway UDP port: each client\'s Initial reaches only its own agent\'s service; an unknown name is refused', async (t) => {
+  const { alpha, beta, gw, port } = await twoQuicAgents(t);
   const [a, b, c] = [await udpClient(t), await udpClient(t), await udpClient(t)];
   const [ia, ib] = [initialFor('alpha.test', 1), initialFor('www.beta.test', 2)];
   a.send(port, ia);
@@ -151,4 +158,21 @@ test('two quic:// exposures behind one gateway UDP port: each client\'s Initial 
   await waitFor(() => gw.rec.of('session-rejected').some((e) => e.reason === 'no-route-for-name'), 'refused');
   assert.deepEqual(gw.rec.of('session-rejected').map((e) => [e.route, e.reason]), [[`udp://127.0.0.1:${port}`, 'no-route-for-name']]);
   assert.deepEqual([alpha.got.length, beta.got.length], [2, 1]);
+});
+
+test('Chromium over QUIC through two quic:// exposures: its real Initials (a post-quantum ClientHello) reach only the agent of the name it asked for', async (t) => {
+  if (!havePeer(t, 'chromium', 'chromium')) return;
+  const { alpha, beta, gw, port } = await twoQuicAgents(t);
+  const a = await browseOverQuic(t, 'alpha.test', port);
+  await waitFor(() => alpha.got.length > 0, 'alpha got Chromium\'s Initials', 15_000);
+  stopGroup(a.pid);
+  const b = await browseOverQuic(t, 'www.beta.test', port);
+  await waitFor(() => beta.got.length > 0, 'beta got Chromium\'s Initials', 15_000);
+  stopGroup(b.pid);
+  // Each agent's service got one client's Initials, complete and unchanged: they read back to its name.
+  assert.equal(nameInInitials(alpha.got), 'alpha.test');
+  assert.equal(nameInInitials(beta.got), 'www.beta.test');
+  const clients = (route: string) => gw.rec.of('session-started').filter((e) => e.flow.route === route).map((e) => e.flow.client.port);
+  assert.ok(clients('home/h3').length >= 1 && clients('office/h3').length >= 1);
+  assert.ok(!clients('home/h3').some((p) => clients('office/h3').includes(p)), 'no client reached both agents');
 });
