@@ -160,6 +160,22 @@ test('two quic:// exposures behind one gateway UDP port: each client\'s Initial 
   assert.deepEqual([alpha.got.length, beta.got.length], [2, 1]);
 });
 
+test('PROXY v2 on a quic:// exposure goes before the first datagram: the real client and the shared port, then the Initial unchanged', async (t) => {
+  const local = await recorder(t, 'h3:');
+  const gw = await startGateway(t, namesGateway({ home: ['a.test'] }));
+  const { agent } = await startAgent(t, agentConfig(gw, `    h3: { local: "127.0.0.1:${local.port}", remote: "quic://a.test", proxyProtocol: v2 }`));
+  const port = (await published(agent)).h3!;
+  const client = await udpClient(t);
+  const initial = initialFor('a.test', 4);
+  client.send(port, initial);
+  await waitFor(() => local.got.length === 1, 'the first datagram at the local service');
+  const h = decodeProxyHeader(local.got[0]!);
+  assert.equal(h.kind, 'ok');
+  if (h.kind !== 'ok') return;
+  assert.deepEqual([h.header.addresses?.source.port, h.header.addresses?.destination.port], [client.port, port]);
+  assert.ok(local.got[0]!.subarray(h.length).equals(initial));
+});
+
 test('Chromium over QUIC through two quic:// exposures: its real Initials (a post-quantum ClientHello) reach only the agent of the name it asked for', async (t) => {
   if (!havePeer(t, 'chromium', 'chromium')) return;
   const { alpha, beta, gw, port } = await twoQuicAgents(t);
