@@ -203,13 +203,11 @@ export class ServicePublisher {
     // RangeRoute maps RouteConfigs; the agent is the upstream of every port (no port to map there).
     const route: RouteConfig = { ...listener, upstream: { host: listener.name, port: 0 }, ports: m.ports! };
     const { admit, nextFlowId, datapath, streamDatapath } = this.deps.routeDeps(listener);
-    const r = await RangeRoute.start(route, clock, (one, pooled, ticks) => {
-      const member = { ...one, upstream: listener.name };
-      const port = one.listen.port;
-      return (m.transport === 'udp'
-        ? UdpRoute.start(member, { clock: ticks, events, admit, nextFlowId, datapath, pooled, dialer: new AgentDatagramDialer(link, m.serviceId, port) })
-        : TcpRoute.start(member, { clock: ticks, events, admit, nextFlowId, streamDatapath, pooled, dialer: new AgentStreamDialer(link, m.serviceId) })) as unknown as Promise<RouteRuntime<RouteConfig>>;
-    }, this.#sharedBandwidth(link.name));
+    const r = await RangeRoute.start(route, clock, (one, pooled, ticks) =>
+      m.transport === 'udp'
+        ? UdpRoute.start(one, { clock: ticks, events, admit, nextFlowId, datapath, pooled, dialer: new AgentDatagramDialer(link, m.serviceId, one.listen.port) })
+        : TcpRoute.start(one, { clock: ticks, events, admit, nextFlowId, streamDatapath, pooled, dialer: new AgentStreamDialer(link, m.serviceId) }),
+    this.#sharedBandwidth(link.name));
     return this.#up(listener, r, formatListenSpan(route.listen, route.ports));
   }
 
