@@ -316,6 +316,8 @@ export class Agent {
         transport: r.transport,
         remote: { address: ip.address, port: r.port, family: ip.family },
         proxyProtocol: svc.config.proxyProtocol,
+        ...(svc.config.remotePorts !== undefined ? { ports: svc.config.remotePorts } : {}),
+        ...(svc.config.serverName !== undefined ? { serverName: svc.config.serverName } : {}),
       });
     }
     // The gateway holds its own frames until it hears from us after AUTH_OK (control-channel.ts).

@@ -14,6 +14,16 @@ export interface AgentCredentials {
   readonly udp?: UdpSettings;
   /** `agents.<name>.bandwidth`: its `perSource` / `perRoute` replace those of `services.bandwidth` for this agent's services; `perAgent` is shared by all of them. */
   readonly bandwidth?: BandwidthSettings;
+  /** `agents.<name>.names`: names (and `*.` wildcards) this agent may claim with tls:// or quic://; absent = none. */
+  readonly names?: readonly string[];
+}
+
+/** `gateway.names`: the shared ports where exposures by name are served (docs/sni.md). */
+export interface GatewayNames {
+  /** TCP: TLS routed by the ClientHello's server name. */
+  readonly tls?: ListenAddress;
+  /** UDP: QUIC routed by the server name in the client's Initial packets. */
+  readonly quic?: ListenAddress;
 }
 
 /** Route settings for every public listener of an exposed service. */
@@ -32,6 +42,8 @@ export interface GatewayConfig {
   readonly listen: HostPort;
   readonly agents: ReadonlyMap<string, AgentCredentials>;
   readonly ports: readonly (readonly [number, number])[];
+  /** Shared ports for exposures by name; absent = tls:// and quic:// are refused. */
+  readonly names?: GatewayNames;
   /** Where a generated certificate and key are kept. */
   readonly stateDir: string;
   /** A certificate of your own (CA-signed); when absent one is generated in `stateDir`. */
@@ -60,6 +72,12 @@ export interface ExposeConfig {
   readonly local: HostPort;
   /** The public listener on the gateway; undefined when the service is offered to peers only. */
   readonly remote: ListenAddress | undefined;
+  /** A port range on the gateway: `remote.port` and the next `remotePorts - 1` (docs/ranges.md); absent = one port. */
+  readonly remotePorts?: number;
+  /** With `remotePorts`: public port p goes to `local.port + (p - remote.port)`; false = every port to `local.port`. */
+  readonly localRange?: boolean;
+  /** Published by name on the gateway's shared TLS (tcp) or QUIC (udp) port (docs/sni.md); `remote` is then port 0. */
+  readonly serverName?: string;
   readonly transport: 'tcp' | 'udp';
   /** Agents that may reach this service over a peer path (docs/connect.md). */
   readonly peers: readonly string[];

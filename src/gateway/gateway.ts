@@ -1,7 +1,7 @@
 import { UnverifiedReplyGuard } from '../core/unverified-reply-guard.js';
 import { randomInt } from 'node:crypto';
 import type tls from 'node:tls';
-import { formatListen, type Endpoint } from '../core/address.js';
+import { type Endpoint } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import type { GatewayConfig } from '../config/expose-config.js';
 import type { EventStream } from '../observe/events.js';
@@ -25,6 +25,7 @@ import type { HandshakeFailure } from './handshake.js';
 import { PeerRelay } from './peer-relay.js';
 import type { RouteDepsSource, RouteRuntime } from '../listen/route.js';
 import { ServicePublisher } from './service-publisher.js';
+import { formatListenSpan } from '../config/port-span.js';
 import { StunBindingServer, stunRoute } from './stun-server.js';
 
 /** One agent service's public listener on this gateway, as `Gateway.published()` lists it. */
@@ -102,6 +103,8 @@ export class Gateway {
       portsOf: (agent) => config.agents.get(agent)?.ports ?? config.ports,
       udpOf: (agent) => config.agents.get(agent)?.udp ?? config.services.udp,
       bandwidthOf: (agent) => config.agents.get(agent)?.bandwidth,
+      ...(config.names ? { names: config.names } : {}),
+      namesOf: (agent) => config.agents.get(agent)?.names,
     });
     const send = (buf: Buffer, port: number, address: string) => {
       try {
@@ -156,8 +159,9 @@ export class Gateway {
       },
       agentDown: (link, end) => deps.events.emit({ type: 'gateway-agent-down', at: deps.clock.wallNow(), agent: link.name, reason: describeEnd(end) }),
       serviceClosed: (_link, s) => {
+        this.#publisher.released(s);
         const r = s.route;
-        deps.events.emit({ type: 'route-down', at: deps.clock.wallNow(), route: r.name, listen: formatListen(r.config.listen), address: r.local });
+        deps.events.emit({ type: 'route-down', at: deps.clock.wallNow(), route: r.name, listen: formatListenSpan(r.config.listen, r.config.ports), address: r.local });
       },
     };
     const demux = new DatagramDemux({

@@ -1,4 +1,5 @@
-import { formatHostPort, formatListen } from '../core/address.js';
+import { formatHostPort } from '../core/address.js';
+import { formatExposeLocal, formatExposeRemote } from '../config/expose-remote.js';
 import type { AgentStatus } from './data-path-status.js';
 
 /**
@@ -56,8 +57,8 @@ export function agentStatusView(agent: AgentStatus): AgentStatusView {
       return {
         name: s.config.name,
         proto: s.config.transport,
-        local: formatHostPort(s.config.local.host, s.config.local.port),
-        remote: r ? formatListen(r) : null,
+        local: formatExposeLocal(s.config),
+        remote: formatExposeRemote(s.config),
         state,
         bound: state === 'published' && s.bound ? formatHostPort(s.bound.address, s.bound.port) : null,
         refusal: s.refusal ? { code: s.refusal.code, message: s.refusal.message } : null,
