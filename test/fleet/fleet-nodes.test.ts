@@ -7,6 +7,7 @@ import { clientSockets, echoUpstream, ended } from '../bans/helpers.js';
 import { waitFor } from '../helpers/net.js';
 import { startRedis, type RedisPeer } from '../helpers/redis.js';
 import type { SluiceEvent } from '../../src/observe/events.js';
+import { runSluice } from '../helpers/cli.js';
 
 const TOKEN = 'home-token-0123456789abcdef';
 const ADMIN = 'admin-token-0123456789abcdef';
@@ -75,6 +76,19 @@ test('fleet: two gateways see each other in /api/fleet and /api/health', async (
   const health = JSON.parse((await request(`${a.admin()}/api/health`, { headers: auth })).body) as { status?: string; fleet: { status: string; name: string } };
   assert.equal(health.status, 'ok');
   assert.deepEqual([health.fleet.status, health.fleet.name], ['ok', 'gw-a']);
+
+  // sluice status --fleet on either gateway shows both; plain status has the FLEET line.
+  const env = { SLUICE_ADMIN: '', SLUICE_ADMIN_TOKEN: ADMIN };
+  const cli = runSluice(t, ['status', '--fleet', '--admin', a.admin()], env);
+  assert.equal(await cli.exited, 0, cli.err());
+  assert.match(cli.out(), /^gw-a \(this\)\s+yes\s+0\s+0\s+127\.0\.0\.1:\d+/m);
+  assert.match(cli.out(), /^gw-b\s+yes\s+0\s+0\s+127\.0\.0\.1:\d+/m);
+  const json = runSluice(t, ['status', '--fleet', '--json', '--admin', b.admin()], env);
+  assert.equal(await json.exited, 0, json.err());
+  assert.deepEqual((JSON.parse(json.out()) as { gateways: { name: string }[] }).gateways.map((g) => g.name), ['gw-a', 'gw-b']);
+  const plain = runSluice(t, ['status', '--admin', a.admin()], env);
+  assert.equal(await plain.exited, 0, plain.err());
+  assert.match(plain.out(), /^FLEET: gw-a ok, 2 gateway\(s\), Redis redis:\/\/127\.0\.0\.1:\d+\/0$/m);
 });
 
 test('fleet: a client alternating gateways meets the fleet rate, not twice it', async (t) => {
