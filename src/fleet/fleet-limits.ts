@@ -46,6 +46,8 @@ export class FleetLimits {
   readonly #insured = new Set<string>();
   /** Source -> monotonic ms until which new sessions are refused for the fleet rate. */
   readonly #blocked = new LRUCache<string, number>({ max: REMEMBERED_SOURCES });
+  /** Source -> points left in its window at the last answer, until when that holds, and consumes not yet answered. */
+  readonly #points = new LRUCache<string, { left: number; until: number; inFlight: number }>({ max: REMEMBERED_SOURCES });
   /** Source -> version of the last cap verdict seen, and whether it is full. */
   readonly #capState = new LRUCache<string, { v: number; full: boolean }>({ max: REMEMBERED_SOURCES });
   /** Live sessions per source on this gateway, and the source of each live flow. */
@@ -85,14 +87,16 @@ export class FleetLimits {
     return this.#limiter !== undefined || this.settings.limits.maxPerSource > 0;
   }
 
-  /** Sources this gateway has live sessions of, and the fleet verdicts held now (views, tests). */
-  snapshot(): { localSources: number; blocked: number; full: number } {
+  /** Sources this gateway has live sessions of, the fleet verdicts held now, and rate consumes not yet answered (views, tests). */
+  snapshot(): { localSources: number; blocked: number; full: number; pending: number } {
     const now = this.deps.clock.now();
     let blocked = 0;
     let full = 0;
+    let pending = 0;
     for (const until of this.#blocked.values()) if (until > now) blocked++;
     for (const s of this.#capState.values()) if (s.full) full++;
-    return { localSources: this.#local.size, blocked, full };
+    for (const p of this.#points.values()) pending += p.inFlight;
+    return { localSources: this.#local.size, blocked, full, pending };
   }
 
   /**
@@ -109,19 +113,47 @@ export class FleetLimits {
     if (cap > 0 && !down && this.#capState.get(source)?.full) return this.#refuse('fleet-source-sessions', `${source} has ${cap} sessions across the fleet`);
     const until = this.#blocked.get(source);
     if (until !== undefined && until > this.deps.clock.now()) return this.#refuse('fleet-source-rate', `${source} is over ${this.settings.limits.ratePerSource} new sessions per ${this.settings.limits.rateWindowMs}ms across the fleet`);
-    if (this.#insurance && down && this.#insured.size < REMEMBERED_SOURCES) this.#insured.add(source);
-    // The consume that takes the last point blocks at once: the next session would be over.
-    this.#limiter?.consume(source).then(
-      (res) => {
-        if (res.remainingPoints <= 0) this.#block(source, Math.max(1, res.msBeforeNext), true);
-      },
-      (res: unknown) => {
-        if (res instanceof RateLimiterRes) this.#block(source, Math.max(1, res.msBeforeNext), true);
-        else this.counters.redisErrors++;
-      },
-    );
+    if (this.#limiter) {
+      // Sessions admitted while earlier consumes are unanswered spend the points left at the last
+      // answer (all of them before any answer): a burst on one gateway stops at the limit.
+      const now = this.deps.clock.now();
+      let p = this.#points.get(source);
+      if (!p || p.until <= now) p = { left: this.settings.limits.ratePerSource, until: Infinity, inFlight: p?.inFlight ?? 0 };
+      if (p.inFlight >= p.left) return this.#refuse('fleet-source-rate', `${source} is over ${this.settings.limits.ratePerSource} new sessions per ${this.settings.limits.rateWindowMs}ms across the fleet`);
+      p.inFlight++;
+      this.#points.set(source, p);
+      if (this.#insurance && down && this.#insured.size < REMEMBERED_SOURCES) this.#insured.add(source);
+      // The consume that takes the last point blocks at once: the next session would be over.
+      this.#limiter.consume(source).then(
+        (res) => {
+          this.#answered(source, res.remainingPoints, res.msBeforeNext);
+          if (res.remainingPoints <= 0) this.#block(source, Math.max(1, res.msBeforeNext), true);
+        },
+        (res: unknown) => {
+          if (res instanceof RateLimiterRes) {
+            this.#answered(source, 0, res.msBeforeNext);
+            this.#block(source, Math.max(1, res.msBeforeNext), true);
+          } else {
+            this.#answered(source, undefined, 0);
+            this.counters.redisErrors++;
+          }
+        },
+      );
+    }
     return undefined;
   };
+
+  /** One consume of `source` was answered: `left` points remain for `ms` (undefined: unknown, e.g. Redis failed). */
+  #answered(source: string, left: number | undefined, ms: number): void {
+    const p = this.#points.get(source);
+    if (!p) return;
+    p.inFlight = Math.max(0, p.inFlight - 1);
+    if (left !== undefined) {
+      // Later answers supersede earlier ones; the points left count the consumes still in flight as not yet spent.
+      p.left = Math.max(0, left);
+      p.until = this.deps.clock.now() + Math.max(1, ms);
+    }
+  }
 
   #refuse(reason: AdmitVerdict['reason'], detail: string): AdmitVerdict {
     if (reason === 'fleet-source-rate') this.counters.rateRefused++;

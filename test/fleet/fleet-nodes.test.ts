@@ -64,7 +64,13 @@ test('fleet: a client alternating gateways meets the fleet rate, not twice it', 
   const a = await gatewayNode(t, redis, 'gw-a', up.port, limits);
   const b = await gatewayNode(t, redis, 'gw-b', up.port, limits);
   const results: boolean[] = [];
-  for (let i = 0; i < 12; i++) results.push((await echoes(sockets, i % 2 === 0 ? a.echoPort : b.echoPort)).ok);
+  const settled = () => waitFor(() => [a, b].every((n) => n.app.fleet!.limits.snapshot().pending === 0), 'rate consumes answered');
+  for (let i = 0; i < 12; i++) {
+    results.push((await echoes(sockets, i % 2 === 0 ? a.echoPort : b.echoPort)).ok);
+    await settled();
+    // The sixth took the last point: its gateway publishes the block; both hold it before the next try.
+    if (i === 5) await waitFor(() => [a, b].every((n) => n.app.fleet!.limits.snapshot().blocked === 1), 'block published to both');
+  }
   // Six admitted across both gateways (the fleet limit), then every attempt refused on both.
   assert.deepEqual(results, [true, true, true, true, true, true, false, false, false, false, false, false]);
   assert.ok(a.rejected().every((e) => e.reason === 'fleet-source-rate'));
