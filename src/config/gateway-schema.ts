@@ -8,9 +8,9 @@ import { DEFAULT_REPLY_BUDGET, type ReplyBudget } from '../core/reply-budget.js'
 import { expecting } from './issue-text.js';
 import { agentBandwidthSchema, bandwidthSchema } from './bandwidth-schema.js';
 import { datagramBudgetSchema } from './datagram-budget-schema.js';
-import { parseExposeLocal, parseExposeRemote, rangeSizesProblem } from './expose-remote.js';
-import { checkExposeRanges } from './expose-remote.js';
+import { checkExposeRanges, parseExposeLocal, parseExposeRemote, rangeSizesProblem } from './expose-remote.js';
 import { checkNamesPorts, compileNames, namesSchemas } from './expose-names.js';
+import { compileFleet, fleetSchema } from './fleet-schema.js';
 
 /**
  * The `gateway:` and `agent:` sections (docs/expose.md). The keys the issue fixed are `listen`,
@@ -123,6 +123,7 @@ export function exposeSchemas(parts: RouteParts) {
     stun: z.boolean().default(true),
     services: z.strictObject({ udp, tcp, acl: acl.optional(), bandwidth: bandwidthSchema.optional() }).prefault({ udp: {}, tcp: {} }),
     datagramBudget: datagramBudgetSchema,
+    fleet: fleetSchema(duration).optional(),
   });
 
   const agentName = z.string().regex(TUNNEL_NAME, 'agent names use letters, digits, _ . - (1-64, not starting with . or -)');
@@ -280,6 +281,7 @@ export function compileGateway(g: RawGateway, topAcl: AclSpec | undefined, topSo
     maxPeerFlowsPerAgent: g.maxPeerFlowsPerAgent,
     stun: g.stun,
     datagramBudget: g.datagramBudget,
+    ...(g.fleet ? { fleet: compileFleet(g.fleet, g.listen) } : {}),
     services: {
       udp: servicesUdp,
       tcp: tcpSettings(g.services.tcp),
