@@ -38,6 +38,8 @@ export interface AgentGatewayView {
   datagrams: 'udp' | 'tls';
   /** Services with a public listener on this gateway now. */
   published: number;
+  /** Where this gateway listens for each published service (`IP:PORT`), by service name. */
+  bound: Record<string, string>;
   /** UDP sessions toward local services that came through this gateway. */
   udpSessions: number;
 }
@@ -75,6 +77,7 @@ export function agentStatusView(agent: AgentStatus): AgentStatusView {
     gateways: agent.homes.map((h): AgentGatewayView => {
       const up = h.state === 'connected';
       const l = h.lastDisconnect;
+      const live = up ? h.local.services.filter((s) => s.config.remote && s.bound && !s.refusal) : [];
       return {
         gateway: h.label,
         address: h.address ?? null,
@@ -82,7 +85,8 @@ export function agentStatusView(agent: AgentStatus): AgentStatusView {
         connectedSince: up && h.connectedSince !== undefined ? new Date(h.connectedSince).toISOString() : null,
         lastError: l ? { reason: l.failure, message: l.message, time: new Date(l.at).toISOString() } : null,
         datagrams: h.path.mode,
-        published: up ? h.local.services.filter((s) => s.config.remote && s.bound && !s.refusal).length : 0,
+        published: live.length,
+        bound: Object.fromEntries(live.map((s) => [s.config.name, formatHostPort(s.bound!.address, s.bound!.port)])),
         udpSessions: h.local.activeCounts().reduce((n, c) => n + c.active, 0),
       };
     }),
