@@ -65,7 +65,7 @@ export function agentChange(current: AgentConfig, next: AgentConfig): 'none' | '
  * exponential backoff and jitter, its own datagram path and its own UDP sessions toward the local
  * services; each new connection re-publishes every service there. The agent works while any
  * subset of its homes is up. The peers (docs/connect.md) ride one home, the carrier: the first
- * that connected, kept while it lives, replaced by another connected home when it is lost.
+ * connected one in list order.
  */
 export class Agent {
   readonly counters: AgentCounters = { connects: 0, resumed: 0, refused: {}, publishRefused: {} };
@@ -266,29 +266,35 @@ export class Agent {
 
   #up(home: GatewayHome, control: PeerControl): void {
     this.#controls.set(home, control);
-    if (this.#carrierAttached && this.#carrier !== home) return;
-    this.#ride(home, control);
-  }
-
-  #ride(home: GatewayHome, control: PeerControl): void {
-    // Tags of exposed flows are the old gateway's: meaningless on another one.
-    if (this.#carrier !== undefined && this.#carrier !== home) this.peers.resetExposed();
-    this.#carrier = home;
-    this.peers.attach(control);
-    this.#carrierAttached = true;
+    this.#chooseCarrier();
   }
 
   #down(home: GatewayHome): void {
     this.#controls.delete(home);
-    if (home === this.#carrier && this.#carrierAttached) {
-      this.peers.detach();
-      this.#carrierAttached = false;
-      const next = this.homes.find((h) => h !== home && this.#controls.has(h));
-      if (next) this.#ride(next, this.#controls.get(next)!);
-    }
+    this.#chooseCarrier();
     if (!this.homes.includes(home) && this.#carrier === home) this.#carrier = undefined;
     // A held home was lost: a standby one may take its place.
     for (const h of this.homes) if (h !== home) h.wake();
+  }
+
+  /**
+   * The peers ride the first connected gateway in list order: agents with the same list agree on
+   * one gateway whenever it is up, so their signalling meets there. A change re-opens the flows on
+   * the new carrier (the old gateway's flows idle out there).
+   */
+  #chooseCarrier(): void {
+    const best = this.homes.find((h) => this.#controls.has(h));
+    if (this.#carrierAttached && best === this.#carrier) return;
+    if (this.#carrierAttached) {
+      this.peers.detach();
+      this.#carrierAttached = false;
+    }
+    if (!best) return;
+    // Tags of exposed flows are the old gateway's: meaningless on another one.
+    if (this.#carrier !== undefined && this.#carrier !== best) this.peers.resetExposed();
+    this.#carrier = best;
+    this.peers.attach(this.#controls.get(best)!);
+    this.#carrierAttached = true;
   }
 
   #mayConnect(home: GatewayHome): boolean {

@@ -4,7 +4,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runSluice } from '../helpers/cli.js';
-import { freePort, readAll, tcpConnect, tcpServer, udpClient, udpEcho } from '../helpers/net.js';
+import { readAll, tcpConnect, tcpServer, udpClient, udpEcho } from '../helpers/net.js';
 import { tempDir } from '../helpers/peers.js';
 import { startRedis } from '../helpers/redis-server.js';
 import type { AgentStatusView } from '../../src/ops/agent-view.js';
@@ -20,7 +20,26 @@ const AGENTS = ['home1', 'home2'];
 
 interface Proc {
   readonly run: ReturnType<typeof runSluice>;
-  readonly admin: number;
+  /** The admin port, from the process's own `admin listening` line (port 0 in the config). */
+  admin: number;
+}
+
+/** The JSON log lines of `p` so far. */
+function logLines(p: Proc): Record<string, unknown>[] {
+  return (p.run.out() + '\n' + p.run.err())
+    .split('\n')
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    });
+}
+
+/** Waits for a log line of `p` that `match` finds (ports the process picked itself). */
+async function logLine(p: Proc, what: string, match: (j: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
+  return (await until(what, 20_000, async () => (p.run.child.exitCode === null ? logLines(p).find(match) : null), (j) => j !== undefined, [p]))!;
 }
 
 async function health(admin: number): Promise<{ agent?: AgentStatusView } | undefined> {
@@ -38,7 +57,7 @@ async function until<T>(what: string, ms: number, read: () => Promise<T>, ok: (v
   for (;;) {
     const v = await read();
     if (ok(v)) return v;
-    if (Date.now() > end) {
+    if (Date.now() > end || v === null) {
       const logs = (proc ?? []).map((p) => p.run.out().slice(-2000) + p.run.err().slice(-2000)).join('\n---\n');
       throw new Error(`timed out after ${ms}ms waiting for ${what}; last: ${JSON.stringify(v)?.slice(0, 2000)}\n${logs}`);
     }
@@ -46,10 +65,14 @@ async function until<T>(what: string, ms: number, read: () => Promise<T>, ok: (v
   }
 }
 
-function startProc(t: TestContext, dir: string, name: string, yaml: string, admin: number): Proc {
+/** Starts `sluice run` on `yaml` with an admin listener on a port it picks; resolves once that listens. */
+async function startProc(t: TestContext, dir: string, name: string, yaml: string): Promise<Proc> {
   const file = join(dir, `${name}.yaml`);
-  writeFileSync(file, `admin:\n  listen: 127.0.0.1:${admin}\n${yaml}`);
-  return { run: runSluice(t, ['run', file]), admin };
+  writeFileSync(file, `admin:\n  listen: 127.0.0.1:0\n${yaml}`);
+  const p: Proc = { run: runSluice(t, ['run', file]), admin: 0 };
+  const line = await logLine(p, `${name}: admin listening`, (j) => j.msg === 'admin listening');
+  p.admin = portOf(String(line.address));
+  return p;
 }
 
 const portOf = (hp: string | undefined) => Number(hp?.slice(hp.lastIndexOf(':') + 1));
@@ -71,32 +94,34 @@ test('three gateway processes, two agents homed on all: echo through each, kill 
   if (!redis) return;
   const dir = await tempDir(t, 'sluice-homes-');
   const stateDir = join(dir, 'state');
-  const gwPorts = [await freePort(), await freePort(), await freePort()];
-  const gwAdmin = [await freePort(), await freePort(), await freePort()];
+  // Each gateway picks its port the first time; the restarted one listens on the same port again.
+  const gwPorts = [0, 0, 0];
   const gatewayYaml = (i: number) =>
     `gateway:\n  listen: 127.0.0.1:${gwPorts[i]}\n  stateDir: ${stateDir}\n  ports: 1024-65535\n  agents:\n${AGENTS.map((a) => `    ${a}: { token: "${TOKEN}" }\n`).join('')}` +
     FLEET_YAML(redis.url, `gw-${i + 1}`);
+  const startGw = async (i: number) => {
+    const p = await startProc(t, dir, `gw${i + 1}`, gatewayYaml(i));
+    const up = await logLine(p, `gw${i + 1} listening`, (j) => typeof j.fingerprint === 'string' && j.tcp !== undefined);
+    gwPorts[i] = (up.tcp as { port: number }).port;
+    return p;
+  };
   const gateways: Proc[] = [];
   // The first one makes the certificate in the shared state dir: one fleet certificate, one pin.
-  gateways.push(startProc(t, dir, 'gw1', gatewayYaml(0), gwAdmin[0]!));
-  await until('gateway 1 up', 20_000, () => health(gwAdmin[0]!), (h) => h !== undefined, gateways);
-  for (const i of [1, 2]) gateways.push(startProc(t, dir, `gw${i + 1}`, gatewayYaml(i), gwAdmin[i]!));
-  for (const i of [1, 2]) await until(`gateway ${i + 1} up`, 20_000, () => health(gwAdmin[i]!), (h) => h !== undefined, gateways);
+  gateways.push(await startGw(0));
+  gateways.push(...(await Promise.all([startGw(1), startGw(2)])));
   const pin = `sha256:${new X509Certificate(readFileSync(join(stateDir, 'gateway-cert.pem'))).fingerprint256.replace(/:/g, '').toLowerCase()}`;
 
   const udp = await udpEcho(t);
   const tcp = await tcpServer(t);
   const agents: Proc[] = [];
   for (const name of AGENTS) {
-    const admin = await freePort();
     agents.push(
-      startProc(
+      await startProc(
         t,
         dir,
         name,
         `agent:\n  name: ${name}\n  gateways: [${gwPorts.map((p) => `127.0.0.1:${p}`).join(', ')}]\n  token: "${TOKEN}"\n  fingerprint: ${pin}\n` +
           `  reconnect: { initial: 100ms, max: 1s }\n  expose:\n    wg: { local: 127.0.0.1:${udp.port}, remote: udp://127.0.0.1:0 }\n    web: { local: 127.0.0.1:${tcp.port}, remote: tcp://127.0.0.1:0 }\n`,
-        admin,
       ),
     );
   }
@@ -163,8 +188,8 @@ test('three gateway processes, two agents homed on all: echo through each, kill 
   }
 
   // gw1 comes back: both agents reconnect and publish there within 5 s of its listener being up.
-  gateways[0] = startProc(t, dir, 'gw1', gatewayYaml(0), gwAdmin[0]!);
-  await until('gateway 1 up again', 20_000, () => health(gwAdmin[0]!), (h) => h !== undefined, gateways);
+  gateways[0] = await startProc(t, dir, 'gw1', gatewayYaml(0));
+  await logLine(gateways[0], 'gw1 listening again', (j) => typeof j.fingerprint === 'string' && j.tcp !== undefined);
   const restartedAt = Date.now();
   for (const [ai, a] of agents.entries()) {
     const h = await until(`${AGENTS[ai]} back on gw1`, 5000, () => health(a.admin), (v) => v?.agent?.gateways[0]?.state === 'connected' && v.agent.gateways[0]!.published === 2, [...gateways, ...agents]);
