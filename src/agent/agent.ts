@@ -157,21 +157,38 @@ export class Agent {
   /**
    * Takes new connection settings (gateways, token, pins, CA, server name, backoff, homes) from a
    * reloaded config and connects with them at once; every other key must be unchanged
-   * (`agentChange`). Homes keep their place in the list: the first ones get the new gateways in
-   * order (their UDP sessions stay when the gateway resumes), extra ones are added or closed.
-   * Rejects, keeping the old settings, when the CA file cannot be read.
+   * (`agentChange`). A gateway still in the list keeps its home and its connection (reconnected
+   * only when the token, pins, CA, server name or backoff changed; its UDP sessions stay when the
+   * gateway resumes); new ones get a home, dropped ones are closed (GOAWAY). One gateway replaced
+   * by one other keeps its home too, as a single-gateway agent always did. Rejects, keeping the old
+   * settings, when the CA file cannot be read.
    */
   async updateConnection(next: AgentConfig): Promise<void> {
     const ca = next.ca === undefined ? undefined : await readFile(next.ca);
     const targets = await homeTargets(next, this.deps.resolver ?? systemResolver);
+    const was = this.#config;
+    // A kept gateway reconnects when what its connection used changed; a list change alone leaves it be.
+    const same = (k: 'token' | 'fingerprint' | 'fingerprints' | 'ca' | 'serverName' | 'reconnect') => isDeepStrictEqual(was[k], next[k]);
+    const credentials = !(same('token') && same('fingerprint') && same('fingerprints') && same('ca') && same('serverName') && same('reconnect'));
     this.#config = next;
     this.#ca = ca;
     if (this.#closed) return;
-    const keep = Math.min(targets.length, this.homes.length);
-    const gone = this.homes.splice(keep);
-    for (let i = 0; i < keep; i++) this.homes[i]!.update(targets[i]!.gateway, targets[i]!.serverName);
-    for (const h of gone) void this.#closeHome(h);
-    for (const t of targets.slice(keep)) this.homes.push(this.#buildHome(t));
+    const single = targets.length === 1 && this.homes.length === 1;
+    const old = new Map(this.homes.map((h) => [single ? 'only' : h.label, h] as const));
+    this.homes.length = 0;
+    const kept: [GatewayHome, HomeTarget][] = [];
+    for (const t of targets) {
+      const h = old.get(single ? 'only' : formatHostPort(t.gateway.host, t.gateway.port));
+      if (h) {
+        old.delete(single ? 'only' : h.label);
+        kept.push([h, t]);
+        this.homes.push(h);
+      } else this.homes.push(this.#buildHome(t));
+    }
+    await Promise.all([...old.values()].map((h) => this.#closeHome(h)));
+    for (const [h, t] of kept) {
+      if (single || credentials || h.label !== formatHostPort(t.gateway.host, t.gateway.port) || h.serverName !== t.serverName) h.update(t.gateway, t.serverName);
+    }
   }
 
   /**
