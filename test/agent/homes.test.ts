@@ -8,6 +8,8 @@ import type { GatewayConfig } from '../../src/config/expose-config.js';
 import { agentChange, type Agent } from '../../src/agent/agent.js';
 import { agentStatusView } from '../../src/ops/agent-view.js';
 import { formatAgent } from '../../src/cli/status.js';
+import { Registry } from 'prom-client';
+import { registerExposeMetrics } from '../../src/ops/expose-metrics.js';
 import { readAll, tcpConnect, tcpServer, udpClient, udpEcho, waitFor } from '../helpers/net.js';
 import { TOKEN, gatewayConfig, startAgent, startGateway } from '../gateway/expose-helpers.js';
 
@@ -88,10 +90,16 @@ test('an agent homed on two gateways publishes on both, echoes UDP and TCP throu
     [`127.0.0.1:${b.port}`, 'connected', 2, 1],
   ]);
   assert.match(formatAgent(view).join('\n'), /GATEWAY\s+STATE/);
+  const registry = new Registry();
+  registerExposeMetrics(registry, () => ({ gateway: undefined, agent }));
+  assert.match(await registry.metrics(), /sluice_agent_gateways\{state="connected"\} 2/);
 
   await a.gateway.close();
   await waitFor(() => agent.homes[0]!.state === 'waiting', 'gateway A seen lost');
   assert.equal(agent.state, 'connected', 'the agent as one is still connected (through B)');
+  const text = await registry.metrics();
+  assert.match(text, /sluice_agent_gateways\{state="connected"\} 1/);
+  assert.match(text, /sluice_agent_connected 1/);
   assert.equal(agentStatusView(agent).gateways[0]!.state, 'waiting');
   // The client of A moves to B: a new session at the agent, answered.
   client.send(udpPorts[1]!, 'moved to B');
