@@ -1,3 +1,4 @@
+import type { FleetSettings } from './fleet-settings.js';
 import type { HostPort, ListenAddress } from '../core/address.js';
 import type { AclSpec } from '../core/acl-spec.js';
 import type { SourcePrefix } from '../core/source-prefix.js';
@@ -53,6 +54,8 @@ export interface GatewayConfig {
   readonly services: ExposedRouteSettings;
   /** Datagrams per second toward each agent, shared fairly among its sessions; 0 = off. */
   readonly datagramBudget: DatagramBudgetSettings;
+  /** Membership of a fleet of gateways sharing state through Redis (docs/fleet.md); absent = no fleet. */
+  readonly fleet?: FleetSettings;
 }
 
 export interface ExposeConfig {

@@ -8,6 +8,7 @@ import { DEFAULT_REPLY_BUDGET, type ReplyBudget } from '../core/reply-budget.js'
 import { expecting } from './issue-text.js';
 import { agentBandwidthSchema, bandwidthSchema } from './bandwidth-schema.js';
 import { datagramBudgetSchema } from './datagram-budget-schema.js';
+import { compileFleet, fleetSchema } from './fleet-schema.js';
 
 /**
  * The `gateway:` and `agent:` sections (docs/expose.md). The keys the issue fixed are `listen`,
@@ -118,6 +119,7 @@ export function exposeSchemas(parts: RouteParts) {
     stun: z.boolean().default(true),
     services: z.strictObject({ udp, tcp, acl: acl.optional(), bandwidth: bandwidthSchema.optional() }).prefault({ udp: {}, tcp: {} }),
     datagramBudget: datagramBudgetSchema,
+    fleet: fleetSchema(duration).optional(),
   });
 
   const agentName = z.string().regex(TUNNEL_NAME, 'agent names use letters, digits, _ . - (1-64, not starting with . or -)');
@@ -257,6 +259,7 @@ export function compileGateway(g: RawGateway, topAcl: AclSpec | undefined, topSo
     maxPeerFlowsPerAgent: g.maxPeerFlowsPerAgent,
     stun: g.stun,
     datagramBudget: g.datagramBudget,
+    ...(g.fleet ? { fleet: compileFleet(g.fleet, g.listen) } : {}),
     services: {
       udp: servicesUdp,
       tcp: tcpSettings(g.services.tcp),
