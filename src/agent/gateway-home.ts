@@ -210,6 +210,8 @@ export class GatewayHome {
     this.host.counters.connects++;
     if (authOk.resumed) this.host.counters.resumed++;
     else {
+      // A new session at the gateway: its listeners are new, so no old bound address holds until it answers.
+      for (const svc of this.local.services) svc.bound = undefined;
       this.local.resetUdp();
       this.host.notResumed(this);
       this.path.forgetKeys();

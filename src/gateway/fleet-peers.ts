@@ -2,6 +2,7 @@ import { canonicalIp, type Endpoint } from '../core/address.js';
 import type { Connectee } from './connectee.js';
 import type { RelayedLink } from './peer-flows.js';
 import type { OfferTable } from './peer-offers.js';
+import type { Fleet } from '../fleet/fleet.js';
 
 /**
  * What the peer bridge needs of the gateway's fleet (docs/fleet.md, "Agents on a fleet"): this
@@ -14,6 +15,16 @@ export interface FleetBus {
   subscribe(channel: string, onMessage: (message: string) => void): () => void;
   /** Fleet names of the gateways an agent is attached to now (presence), this one excluded or not. */
   gatewaysOf(agent: string): Promise<readonly string[]>;
+}
+
+/** The bus of a running fleet membership: its link's pub/sub and its presence keys. */
+export function fleetBus(fleet: Pick<Fleet, 'link' | 'membership' | 'settings'>): FleetBus {
+  return {
+    name: fleet.settings.name,
+    publish: (channel, message) => fleet.link.publish(channel, message),
+    subscribe: (channel, onMessage) => fleet.link.subscribe(channel, onMessage),
+    gatewaysOf: (agent) => fleet.membership.gatewaysOf(agent),
+  };
 }
 
 /** What the bridge needs of the gateway's peer relay. */

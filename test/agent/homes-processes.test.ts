@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { runSluice } from '../helpers/cli.js';
 import { readAll, tcpConnect, tcpServer, udpClient, udpEcho } from '../helpers/net.js';
 import { tempDir } from '../helpers/peers.js';
-import { startRedis } from '../helpers/redis-server.js';
+import { startRedis } from '../helpers/redis.js';
 import type { AgentStatusView } from '../../src/ops/agent-view.js';
 
 /*
@@ -195,16 +195,16 @@ test('three gateway processes, two agents homed on all: echo through each, kill 
     const h = await until(`${AGENTS[ai]} back on gw1`, 5000, () => health(a.admin), (v) => v?.agent?.gateways[0]?.state === 'connected' && v.agent.gateways[0]!.published === 2, [...gateways, ...agents]);
     t.diagnostic(`${AGENTS[ai]} published on the restarted gw1 ${Date.now() - restartedAt} ms after it answered`);
     const g = h!.agent!.gateways[0]!;
-    await udpRoundTrip(client, portOf(g.bound.wg), `udp ${AGENTS[ai]} via restarted gw1`);
+    await udpRoundTrip(client, portOf(g.bound.wg), `udp ${AGENTS[ai]} via restarted gw1`).catch(async (err) => {
+      throw new Error(`${(err as Error).message}: ${JSON.stringify((await health(a.admin))?.agent?.gateways)}\n${gateways[0]!.run.out().slice(-3000) + gateways[0]!.run.err().slice(-3000)}`);
+    });
     await tcpRoundTrip(t, portOf(g.bound.web), `tcp ${AGENTS[ai]} via restarted gw1`);
   }
   clearInterval(sender);
   for (const a of agents) assert.equal(a.run.child.exitCode, null, 'no agent restarted');
 });
 
-/** The gateways' `fleet:` (docs/fleet.md); empty until gateways have one. */
+/** The gateways' `fleet:` (docs/fleet.md): one Redis, one name each. */
 function FLEET_YAML(url: string, name: string): string {
-  void url;
-  void name;
-  return '';
+  return `  fleet: { redis: "${url}", name: ${name} }\n`;
 }

@@ -1,41 +1,37 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { Redis } from 'ioredis';
-import type { Gateway } from '../../src/gateway/gateway.js';
-import type { FleetBus } from '../../src/gateway/fleet-peers.js';
+import { systemClock } from '../../src/core/clock.js';
+import { parseRedisUrl } from '../../src/config/redis-url.js';
+import { Fleet } from '../../src/fleet/fleet.js';
+import { fleetBus, type FleetPeers } from '../../src/gateway/fleet-peers.js';
 import { tempDir } from '../helpers/peers.js';
 import { waitFor } from '../helpers/net.js';
-import { startRedis } from '../helpers/redis-server.js';
+import { startRedis, type RedisPeer } from '../helpers/redis.js';
 import { peerAgentConfig, peerGatewayConfig, startAgent, startGateway, udpClient, udpEcho } from '../connect/connect-helpers.js';
 
 /**
- * The bridge alone (src/gateway/fleet-peers.ts) over a real redis-server's pub/sub: two
- * gateways in this process, agents homed on one each. Where an agent is present comes from the
- * gateways themselves here; the fleet's presence keys feed it in a running fleet.
+ * The bridge (src/gateway/fleet-peers.ts) on a real fleet: a real redis-server, each gateway a
+ * fleet member (Fleet.start: registration and agent presence), agents homed on one gateway each.
  */
-async function bus(t: TestContext, url: string, name: string, fleet: Record<string, Gateway>): Promise<FleetBus> {
-  const pub = new Redis(url, { lazyConnect: true });
-  const sub = new Redis(url, { lazyConnect: true });
-  await Promise.all([pub.connect(), sub.connect()]);
-  t.after(() => {
-    pub.disconnect();
-    sub.disconnect();
-  });
-  const handlers = new Map<string, (m: string) => void>();
-  sub.on('message', (channel: string, message: string) => handlers.get(channel)?.(message));
-  return {
-    name,
-    publish: (channel, message) => {
-      void pub.publish(`test:${channel}`, message);
-      return true;
+async function join(t: TestContext, redis: RedisPeer, name: string, gw: Awaited<ReturnType<typeof startGateway>>): Promise<FleetPeers> {
+  const target = parseRedisUrl(redis.url);
+  if (typeof target === 'string') throw new Error(target);
+  const ac = new AbortController();
+  const fleet = await Fleet.start(
+    { name, redis: target, keyPrefix: 'sluice:', heartbeatMs: 200, ttlMs: 1000, onRedisDown: 'local', publicAddresses: [`127.0.0.1:${gw.port}`], limits: { maxPerSource: 0, ratePerSource: 0, rateWindowMs: 1000 } },
+    {
+      clock: systemClock,
+      events: gw.events,
+      version: 'test',
+      agentPort: gw.port,
+      local: { agents: () => gw.gateway.agents().filter((l) => l.state === 'attached').map((l) => l.name), load: () => ({ agents: 0, sessions: 0 }) },
+      warn: () => {},
+      connectWaitMs: 2000,
     },
-    subscribe: (channel, onMessage) => {
-      handlers.set(`test:${channel}`, onMessage);
-      void sub.subscribe(`test:${channel}`);
-      return () => handlers.delete(`test:${channel}`);
-    },
-    gatewaysOf: async (agent) => Object.entries(fleet).filter(([, g]) => g.agent(agent)?.state === 'attached').map(([n]) => n),
-  };
+    ac.signal,
+  );
+  t.after(() => fleet.close());
+  return gw.gateway.joinFleet(fleetBus(fleet));
 }
 
 test('two agents on two gateways with no common one reach each other through a connect listener: relayed through Redis, then direct', async (t) => {
@@ -44,11 +40,8 @@ test('two agents on two gateways with no common one reach each other through a c
   const state = await tempDir(t, 'sluice-fleet-peers-');
   const a = await startGateway(t, peerGatewayConfig(state));
   const b = await startGateway(t, peerGatewayConfig(state));
-  const fleet = { 'gw-a': a.gateway, 'gw-b': b.gateway };
-  const bridgeA = a.gateway.joinFleet(await bus(t, redis.url, 'gw-a', fleet));
-  const bridgeB = b.gateway.joinFleet(await bus(t, redis.url, 'gw-b', fleet));
-  // Let both subscriptions take before anything is published.
-  await new Promise((r) => setTimeout(r, 100));
+  const bridgeA = await join(t, redis, 'gw-a', a);
+  const bridgeB = await join(t, redis, 'gw-b', b);
   const echo = await udpEcho(t);
   const home = await startAgent(t, peerAgentConfig(a, 'home', `  expose:\n    wg: { local: 127.0.0.1:${echo.port}, peers: [laptop] }\n`));
   const laptop = await startAgent(t, peerAgentConfig(b, 'laptop', `  connect:\n    home-wg: { peer: home, service: wg, listen: udp://127.0.0.1:0 }\n`));
@@ -77,7 +70,7 @@ test('a PEER_OPEN toward an agent present on no gateway of the fleet is refused 
   if (!redis) return;
   const state = await tempDir(t, 'sluice-fleet-peers-');
   const b = await startGateway(t, peerGatewayConfig(state));
-  b.gateway.joinFleet(await bus(t, redis.url, 'gw-b', { 'gw-b': b.gateway }));
+  await join(t, redis, 'gw-b', b);
   const laptop = await startAgent(t, peerAgentConfig(b, 'laptop', `  connect:\n    home-wg: { peer: home, service: wg, listen: udp://127.0.0.1:0, path: relay }\n`));
   await waitFor(() => laptop.agent.state === 'connected', 'laptop connected');
   const c = await udpClient(t);
