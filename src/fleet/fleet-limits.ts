@@ -41,6 +41,9 @@ export interface FleetLimitsDeps {
  */
 export class FleetLimits {
   readonly #limiter: RateLimiterAbstract | undefined;
+  /** The in-memory limiter used while Redis is down (`local`), and the sources it counted (freed on close). */
+  readonly #insurance: RateLimiterMemory | undefined;
+  readonly #insured = new Set<string>();
   /** Source -> monotonic ms until which new sessions are refused for the fleet rate. */
   readonly #blocked = new LRUCache<string, number>({ max: REMEMBERED_SOURCES });
   /** Source -> version of the last cap verdict seen, and whether it is full. */
@@ -61,13 +64,14 @@ export class FleetLimits {
     const { ratePerSource: points, rateWindowMs } = settings.limits;
     if (points > 0) {
       const duration = rateWindowMs / 1000;
+      if (settings.onRedisDown === 'local') this.#insurance = new RateLimiterMemory({ points, duration });
       this.#limiter = new RateLimiterRedis({
         storeClient: link.commands,
         keyPrefix: link.key('rate'),
         points,
         duration,
         rejectIfRedisNotReady: true,
-        ...(settings.onRedisDown === 'local' ? { insuranceLimiter: new RateLimiterMemory({ points, duration }) } : {}),
+        ...(this.#insurance ? { insuranceLimiter: this.#insurance } : {}),
       });
     }
     this.#unsubscribe = link.subscribe(LIMITS_CHANNEL, (m) => this.#onMessage(m));
@@ -105,8 +109,12 @@ export class FleetLimits {
     if (cap > 0 && !down && this.#capState.get(source)?.full) return this.#refuse('fleet-source-sessions', `${source} has ${cap} sessions across the fleet`);
     const until = this.#blocked.get(source);
     if (until !== undefined && until > this.deps.clock.now()) return this.#refuse('fleet-source-rate', `${source} is over ${this.settings.limits.ratePerSource} new sessions per ${this.settings.limits.rateWindowMs}ms across the fleet`);
+    if (this.#insurance && down && this.#insured.size < REMEMBERED_SOURCES) this.#insured.add(source);
+    // The consume that takes the last point blocks at once: the next session would be over.
     this.#limiter?.consume(source).then(
-      () => {},
+      (res) => {
+        if (res.remainingPoints <= 0) this.#block(source, Math.max(1, res.msBeforeNext), true);
+      },
       (res: unknown) => {
         if (res instanceof RateLimiterRes) this.#block(source, Math.max(1, res.msBeforeNext), true);
         else this.counters.redisErrors++;
@@ -225,6 +233,8 @@ export class FleetLimits {
   }
 
   close(): void {
+    for (const source of this.#insured) void this.#insurance?.delete(source);
+    this.#insured.clear();
     this.#refresher?.cancel();
     this.#unsubscribe();
     this.#offStatus();

@@ -12,8 +12,6 @@ export interface FleetDeps {
   readonly clock: Clock;
   readonly events: EventStream;
   readonly version: string;
-  /** The agent endpoint's bound port (shown in the view). */
-  readonly agentPort: number;
   readonly local: LocalGateway;
   /** The node's ban list, shared with the fleet; absent = bans stay local. */
   readonly bans?: BanStore;
@@ -87,7 +85,7 @@ export class Fleet {
   /** Connects (waiting at most `connectWaitMs` for Redis), registers, and starts the heartbeat. */
   static async start(settings: FleetSettings, deps: FleetDeps, signal: AbortSignal): Promise<Fleet> {
     const link = await openFleetLink(settings, deps.clock, signal, deps.connectWaitMs);
-    const membership = new FleetMembership(link, settings, { clock: deps.clock, version: deps.version, agentPort: deps.agentPort, local: deps.local, warn: deps.warn });
+    const membership = new FleetMembership(link, settings, { clock: deps.clock, version: deps.version, local: deps.local, warn: deps.warn });
     const limits = new FleetLimits(link, settings, { clock: deps.clock, alive: () => membership.alive() });
     const bans = deps.bans ? new FleetBans(link, deps.bans, deps.clock) : undefined;
     const fleet = new Fleet(settings, link, membership, limits, bans, deps.events);

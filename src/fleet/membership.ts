@@ -9,6 +9,8 @@ export interface LocalGateway {
   agents(): Iterable<string>;
   /** Load figures shown in the fleet view. */
   load(): GatewayLoad;
+  /** The agent endpoint's bound port (read at each heartbeat: the gateway starts after the fleet). */
+  agentPort(): number;
 }
 
 export interface GatewayLoad {
@@ -33,7 +35,6 @@ export interface GatewayRecord {
 export interface MembershipDeps {
   readonly clock: Clock;
   readonly version: string;
-  readonly agentPort: number;
   readonly local: LocalGateway;
   /** Problems worth one ops-log line (a name claimed twice, a failed heartbeat). */
   readonly warn: (fields: Record<string, unknown>, message: string) => void;
@@ -128,7 +129,7 @@ export class FleetMembership {
     return {
       name: this.settings.name,
       addresses: this.settings.publicAddresses,
-      agentPort: this.deps.agentPort,
+      agentPort: this.deps.local.agentPort(),
       load: this.deps.local.load(),
       version: this.deps.version,
       startedAt: this.#startedAt,

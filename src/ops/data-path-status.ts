@@ -1,3 +1,4 @@
+import type { FleetHealth } from '../fleet/fleet.js';
 import type { RouteRuntime } from '../listen/route.js';
 import type { Agent } from '../agent/agent.js';
 import type { BanList, CrowdsecBans } from '../admin/bans-api.js';
@@ -18,6 +19,8 @@ export interface DataPathStatus {
   admission(): AdmissionStatus;
   /** Sections of /api/health owned by other parts: the UDP and TCP datapaths, container discovery. */
   health(): HealthStatus;
+  /** The body of /api/fleet, on a gateway in a fleet (docs/fleet.md); undefined otherwise. */
+  fleet?(): Promise<unknown> | undefined;
 }
 
 export interface PeerStatus {
@@ -44,4 +47,6 @@ export interface HealthStatus {
   readonly streamDatapath?: 'js' | 'native';
   /** Container discovery's state, label routes and label problems (absent without `docker:`). */
   readonly containers?: unknown;
+  /** The gateway's fleet link (absent without `gateway.fleet`). */
+  readonly fleet?: FleetHealth;
 }

@@ -36,8 +36,7 @@ export async function member(t: { after: (fn: () => unknown) => void }, redis: R
     clock: systemClock,
     events,
     version: 'test',
-    agentPort: 7000,
-    local: { agents: () => agents, load: () => ({ agents: agents.size, sessions: 0 }) },
+    local: { agents: () => agents, load: () => ({ agents: agents.size, sessions: 0 }), agentPort: () => 7000 },
     warn: (_f, m) => warnings.push(m),
     connectWaitMs: 1000,
   }, ac.signal);

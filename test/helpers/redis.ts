@@ -12,7 +12,7 @@ export interface RedisPeer {
   kill(): Promise<void>;
   /** Starts a fresh, empty server on the same port (as a Redis restart without persistence does). */
   restart(): Promise<void>;
-  /** One command over a fresh connection, reply as the raw RESP text (tests read INFO, KEYS...). */
+  /** One command over a fresh connection; its reply as raw RESP text (tests read INFO, ZCARD...). */
   command(...args: string[]): Promise<string>;
 }
 
@@ -59,7 +59,7 @@ function rawCommand(port: number, args: string[]): Promise<string> {
     let out = '';
     s.on('data', (d) => (out += d.toString('utf8')));
     s.on('error', reject);
-    s.on('close', () => resolve(out));
+    s.on('close', () => resolve(out.replace(/\+OK\r\n$/, ''))); // the QUIT's reply
     const enc = (a: string[]) => `*${a.length}\r\n${a.map((x) => `$${Buffer.byteLength(x)}\r\n${x}\r\n`).join('')}`;
     s.write(enc(args) + enc(['QUIT']));
   });
