@@ -134,6 +134,18 @@ test('three gateway processes, two agents homed on all: echo through each, kill 
     ports.push(h!.agent!.gateways.map((g) => ({ udp: portOf(g.bound.wg), tcp: portOf(g.bound.web) })));
   }
 
+  // The fleet sees both agents on all three gateways.
+  const fleetView = async () => {
+    try {
+      const r = await fetch(`http://127.0.0.1:${gateways[2]!.admin}/api/fleet`, { signal: AbortSignal.timeout(1000) });
+      return ((await r.json()) as { agents: { name: string; gateways: string[] }[] | null }).agents;
+    } catch {
+      return null;
+    }
+  };
+  const everywhere = AGENTS.map((name) => ({ name, gateways: ['gw-1', 'gw-2', 'gw-3'] }));
+  await until('both agents on all three gateways in /api/fleet', 10_000, fleetView, (a) => JSON.stringify(a?.map((x) => ({ ...x, gateways: [...x.gateways].sort() }))) === JSON.stringify(everywhere), all);
+
   // Every agent on every gateway: UDP and TCP echo through each.
   const client = await udpClient(t);
   for (const [ai, p] of ports.entries()) {
@@ -208,3 +220,48 @@ test('three gateway processes, two agents homed on all: echo through each, kill 
 function FLEET_YAML(url: string, name: string): string {
   return `  fleet: { redis: "${url}", name: ${name} }\n`;
 }
+
+test('two agents on two gateway processes of one fleet, no common gateway: a connect listener reaches the other, relayed through Redis, then direct', { timeout: 90_000 }, async (t) => {
+  const redis = await startRedis(t);
+  if (!redis) return;
+  const dir = await tempDir(t, 'sluice-fleet-peers-');
+  const stateDir = join(dir, 'state');
+  const gwYaml = (i: number) =>
+    `gateway:\n  listen: 127.0.0.1:0\n  stateDir: ${stateDir}\n  ports: 1024-65535\n  agents:\n    home: { token: "${TOKEN}" }\n    laptop: { token: "${TOKEN}" }\n` +
+    `  fleet: { redis: "${redis.url}", name: gw-${i}, heartbeat: 200ms, ttl: 2s }\n`;
+  const gw1 = await startProc(t, dir, 'gw1', gwYaml(1));
+  const up1 = await logLine(gw1, 'gw1 listening', (j) => typeof j.fingerprint === 'string' && j.tcp !== undefined);
+  const gw2 = await startProc(t, dir, 'gw2', gwYaml(2));
+  const up2 = await logLine(gw2, 'gw2 listening', (j) => typeof j.fingerprint === 'string' && j.tcp !== undefined);
+  const udp = await udpEcho(t);
+  const agentYaml = (name: string, port: number, body: string) =>
+    `agent:\n  name: ${name}\n  gateway: 127.0.0.1:${port}\n  token: "${TOKEN}"\n  fingerprint: ${String(up1.fingerprint)}\n  reconnect: { initial: 100ms, max: 1s }\n  peerCandidates: [loopback]\n${body}`;
+  const home = await startProc(t, dir, 'home', agentYaml('home', (up1.tcp as { port: number }).port, `  expose:\n    wg: { local: 127.0.0.1:${udp.port}, peers: [laptop] }\n`));
+  const laptop = await startProc(t, dir, 'laptop', agentYaml('laptop', (up2.tcp as { port: number }).port, `  connect:\n    home-wg: { peer: home, service: wg, listen: udp://127.0.0.1:0 }\n`));
+  const all = [gw1, gw2, home, laptop];
+  const routeUp = await logLine(laptop, 'the connect listener', (j) => j.route === 'connect/home-wg' && typeof j.listen === 'string');
+  const listen = portOf(String(routeUp.listen));
+  // Both agents present in the fleet, each on its own gateway only.
+  const fleetAgents = async () => {
+    try {
+      const r = await fetch(`http://127.0.0.1:${gw2.admin}/api/fleet`, { signal: AbortSignal.timeout(1000) });
+      return ((await r.json()) as { agents: { name: string; gateways: string[] }[] | null }).agents;
+    } catch {
+      return null;
+    }
+  };
+  await until('both agents in the fleet view', 10_000, fleetAgents, (a) => JSON.stringify(a) === JSON.stringify([{ name: 'home', gateways: ['gw-1'] }, { name: 'laptop', gateways: ['gw-2'] }]), all);
+
+  const client = await udpClient(t);
+  await udpRoundTrip(client, listen, 'first, relayed between the gateways');
+  const peers = async () => {
+    try {
+      const r = await fetch(`http://127.0.0.1:${laptop.admin}/api/peers`, { signal: AbortSignal.timeout(1000) });
+      return (await r.json()) as { links: { peer: string; path: string }[] };
+    } catch {
+      return undefined;
+    }
+  };
+  await until('the direct path', 20_000, peers, (p) => p?.links.some((l) => l.peer === 'home' && l.path === 'direct') === true, all);
+  for (let i = 0; i < 10; i++) await udpRoundTrip(client, listen, `direct ${i}`);
+});
