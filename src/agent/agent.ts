@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
-import { canonicalIp, formatHostPort, type HostPort } from '../core/address.js';
+import { formatHostPort } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import type { AgentConfig } from '../config/expose-config.js';
 import type { EventStream } from '../observe/events.js';
-import type { ControlMessage, RefusalCode } from '../protocol/tunnel/index.js';
+import type { ControlMessage } from '../protocol/tunnel/index.js';
 import { DirectStreamDialer } from '../upstream/direct/tcp-dialer.js';
 import { DirectDatagramDialer } from '../upstream/direct/udp-dialer.js';
 import { systemResolver, type Resolver } from '../upstream/direct/resolve.js';
@@ -14,8 +14,8 @@ import { jsDatapath } from '../datapath/js-datapath.js';
 import type { UdpSession } from '../session/udp-session.js';
 import { AgentDatagramPath, type AgentDatagramCounters, type DatagramMode, type DatagramSink } from './datagram-path.js';
 import type { AgentState } from './agent-state.js';
-import type { ConnectFailure } from './gateway-connection.js';
-import { GatewayHome, type HomeHost } from './gateway-home.js';
+import { GatewayHome, type AgentCounters, type HomeHost } from './gateway-home.js';
+import { homeTargets, sumCounters, type HomeTarget } from './home-targets.js';
 import { LocalServices, type ExposedService } from './local-services.js';
 import { SendBudget } from '../upstream/agent/send-budget.js';
 import { PEER_TAG_BIT } from '../protocol/tunnel/index.js';
@@ -24,6 +24,8 @@ import type { RouteDepsSource } from '../listen/route.js';
 import type { IceTiming } from '../ice/agent.js';
 import { startConnectListeners } from './connect-listeners.js';
 import { Peers, type PeerControl, type PeerDatagramPath } from './peers.js';
+
+export type { AgentCounters };
 
 export interface AgentDeps {
   readonly clock: Clock;
@@ -40,13 +42,6 @@ export interface AgentDeps {
   readonly routeDeps?: RouteDepsSource;
   /** For tests: shorter ICE timers. */
   readonly iceTiming?: Partial<IceTiming>;
-}
-
-export interface AgentCounters {
-  connects: number;
-  resumed: number;
-  refused: Partial<Record<ConnectFailure, number>>;
-  publishRefused: Partial<Record<RefusalCode, number>>;
 }
 
 /** The keys of `agent:` that a reload applies to a running agent (Agent.updateConnection). */
@@ -381,53 +376,4 @@ export class Agent {
     const home: GatewayHome = new GatewayHome(t.gateway, t.serverName, path, local, this.#host);
     return home;
   }
-}
-
-/** Where one home connects: an address, or a name resolved on each attempt; the TLS name when resolved from one. */
-interface HomeTarget {
-  readonly gateway: HostPort;
-  readonly serverName: string | undefined;
-}
-
-/**
- * The homes of a config: `gateway:` is one home (its name resolved on each attempt, as always);
- * each entry of `gateways:` is one home, except a name that resolves to several addresses now,
- * which is one home per address (its TLS server name the name). A name that does not resolve now
- * stays one home that resolves on each attempt. Duplicates are dropped.
- */
-async function homeTargets(config: AgentConfig, resolver: Resolver): Promise<HomeTarget[]> {
-  if (!config.gateways) return [{ gateway: config.gateway, serverName: undefined }];
-  const out: HomeTarget[] = [];
-  const seen = new Set<string>();
-  const add = (t: HomeTarget) => {
-    const key = formatHostPort(t.gateway.host, t.gateway.port);
-    if (seen.has(key)) return;
-    seen.add(key);
-    out.push(t);
-  };
-  for (const g of config.gateways) {
-    if (canonicalIp(g.host)) {
-      add({ gateway: g, serverName: undefined });
-      continue;
-    }
-    let addresses: { address: string }[] = [];
-    try {
-      addresses = await resolver(g.host);
-    } catch {
-      /* not now: the home resolves on each attempt */
-    }
-    if (addresses.length <= 1) add({ gateway: g, serverName: undefined });
-    else for (const a of addresses) add({ gateway: { host: a.address, port: g.port }, serverName: g.host });
-  }
-  return out;
-}
-
-function sumCounters(all: readonly AgentDatagramCounters[]): AgentDatagramCounters {
-  const out = structuredClone(all[0]!);
-  for (const c of all.slice(1)) {
-    for (const k of ['toGateway', 'toGatewayOverTls', 'toGatewayDropped', 'fromGateway', 'fromGatewayOverTls', 'keepalives', 'acks'] as const) out[k] += c[k];
-    for (const k of Object.keys(c.rejected) as (keyof AgentDatagramCounters['rejected'])[]) out.rejected[k] += c.rejected[k];
-    for (const k of Object.keys(c.shed) as (keyof AgentDatagramCounters['shed'])[]) out.shed[k] += c.shed[k];
-  }
-  return out;
 }

@@ -5,7 +5,7 @@ import type { Clock, Timer } from '../core/clock.js';
 import type { AgentConfig } from '../config/expose-config.js';
 import type { EventStream } from '../observe/events.js';
 import { Backoff } from '../core/backoff.js';
-import type { ControlMessage } from '../protocol/tunnel/index.js';
+import type { ControlMessage, RefusalCode } from '../protocol/tunnel/index.js';
 import { resolveDestination, systemResolver, type Resolver } from '../upstream/direct/resolve.js';
 import type { ControlChannel } from '../upstream/agent/control-channel.js';
 import { StreamMux } from '../upstream/agent/stream-mux.js';
@@ -14,7 +14,13 @@ import { nextAgentState, type AgentState } from './agent-state.js';
 import { connectToGateway, GatewayConnectError, type ConnectFailure } from './gateway-connection.js';
 import type { ExposedService, LocalServices } from './local-services.js';
 import type { PeerControl } from './peers.js';
-import type { AgentCounters } from './agent.js';
+
+export interface AgentCounters {
+  connects: number;
+  resumed: number;
+  refused: Partial<Record<ConnectFailure, number>>;
+  publishRefused: Partial<Record<RefusalCode, number>>;
+}
 
 /** Longest a connection attempt (TCP, TLS, authentication) may take. */
 const CONNECT_TIMEOUT_MS = 15_000;
