@@ -74,9 +74,11 @@ export class Fleet {
           limits.ended(e.flow.id);
           break;
         case 'gateway-agent-up':
+          membership.agentUp(e.agent);
+          break;
         case 'gateway-agent-down':
         case 'gateway-agent-gone':
-          void membership.beat();
+          membership.agentDown(e.agent);
           break;
       }
     });

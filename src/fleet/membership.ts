@@ -44,8 +44,10 @@ export interface MembershipDeps {
  * Registration of this gateway and presence of its agents (docs/fleet.md, "Keys"):
  * - `gw:<name>` = GatewayRecord JSON, PX ttl, rewritten every heartbeat; `gateways` (sorted set,
  *   score = wall ms when the registration lapses) indexes the names.
- * - `agent:<name>` = hash gateway -> wall ms when that presence lapses, PX ttl; `agents` (sorted
- *   set, same scores) indexes the agent names.
+ * - `agent:<agent>:<gateway>` = wall ms when that presence lapses, PX ttl: one key per agent and
+ *   gateway holding it, so a dead gateway's presences expire on their own; `agents` (sorted set,
+ *   score = latest lapse) indexes the agent names. A heartbeat costs one SET per agent plus one
+ *   ZADD for all of them; an agent coming or going is written at once (`agentUp`, `agentDown`).
  * Every key is keyed by name, so registering again (after an outage, or into a Redis restarted
  * empty) overwrites and never duplicates. Readers drop entries whose lapse time passed, so a
  * dead gateway leaves the view within ttl even where its keys were not yet evicted.
@@ -154,12 +156,13 @@ export class FleetMembership {
     p.set(k('gw', self.name), JSON.stringify(self), 'PX', ttl, 'GET');
     p.zadd(k('gateways'), lapse, self.name);
     p.zremrangebyscore(k('gateways'), '-inf', now);
+    const index: (string | number)[] = [];
     for (const a of agents) {
-      p.hset(k('agent', a), self.name, lapse);
-      p.pexpire(k('agent', a), ttl);
-      p.zadd(k('agents'), 'GT', lapse, a);
+      p.set(k('agent', a, self.name), lapse, 'PX', ttl);
+      index.push(lapse, a);
     }
-    for (const a of this.#written) if (!agents.has(a)) p.hdel(k('agent', a), self.name);
+    if (index.length > 0) p.zadd(k('agents'), 'GT', ...index);
+    for (const a of this.#written) if (!agents.has(a)) p.del(k('agent', a, self.name));
     p.zremrangebyscore(k('agents'), '-inf', now);
     p.zrangebyscore(k('gateways'), now, '+inf');
     try {
@@ -195,27 +198,61 @@ export class FleetMembership {
     for (const l of [...this.#onView]) l(view);
   }
 
-  /** Which gateways hold each agent now (read from Redis: every agent's presence hash). */
+  /** An agent attached here: its presence is written now, not at the next heartbeat. */
+  agentUp(agent: string): void {
+    if (this.#closed || this.link.status !== 'ok') return;
+    const lapse = this.deps.clock.wallNow() + this.settings.ttlMs;
+    this.#written.add(agent);
+    this.link.commands
+      .pipeline()
+      .set(this.link.key('agent', agent, this.settings.name), lapse, 'PX', this.settings.ttlMs)
+      .zadd(this.link.key('agents'), 'GT', lapse, agent)
+      .exec()
+      .catch(() => {});
+  }
+
+  /** An agent left this gateway: its presence here is removed now. */
+  agentDown(agent: string): void {
+    if (this.#closed || this.link.status !== 'ok') return;
+    this.#written.delete(agent);
+    this.link.commands.del(this.link.key('agent', agent, this.settings.name)).catch(() => {});
+  }
+
+  /** Which gateways (of the view) hold each agent now: one MGET over every agent and gateway. */
   async agents(): Promise<{ name: string; gateways: string[] }[]> {
-    const { commands: r } = this.link;
     const now = this.deps.clock.wallNow();
-    const names = await r.zrangebyscore(this.link.key('agents'), now, '+inf');
-    const p = r.pipeline();
-    for (const n of names) p.hgetall(this.link.key('agent', n));
-    const res = (await p.exec()) ?? [];
+    const names = await this.link.commands.zrangebyscore(this.link.key('agents'), now, '+inf');
+    const held = await this.#held(names, now);
     return names
-      .map((name, i) => ({ name, gateways: liveFields(res[i]?.[1] as Record<string, string> | undefined, now) }))
+      .map((name, i) => ({ name, gateways: held[i]! }))
       .filter((a) => a.gateways.length > 0)
       .sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  /** The gateways holding one agent now (empty when none, or when Redis cannot be read). */
+  /** The gateways (of the view) holding one agent now (empty when none, or when Redis cannot be read). */
   async gatewaysOf(agent: string): Promise<string[]> {
     try {
-      return liveFields(await this.link.commands.hgetall(this.link.key('agent', agent)), this.deps.clock.wallNow());
+      return (await this.#held([agent], this.deps.clock.wallNow()))[0]!;
     } catch {
       return [];
     }
+  }
+
+  /** For each agent, the gateways of the view whose presence key for it is live. */
+  async #held(agents: readonly string[], now: number): Promise<string[][]> {
+    const gateways = this.#view.map((g) => g.name).sort();
+    if (agents.length === 0 || gateways.length === 0) return agents.map(() => []);
+    const keys = agents.flatMap((a) => gateways.map((g) => this.link.key('agent', a, g)));
+    const out: string[][] = agents.map(() => []);
+    // MGET in slices: one reply stays a few hundred kB however large the fleet.
+    for (let i = 0; i < keys.length; i += 10_000) {
+      const values = await this.link.commands.mget(keys.slice(i, i + 10_000));
+      values.forEach((v, j) => {
+        const at = i + j;
+        if (v !== null && Number(v) > now) out[Math.floor(at / gateways.length)]!.push(gateways[at % gateways.length]!);
+      });
+    }
+    return out;
   }
 
   /** Stops the heartbeat and removes this gateway and its presence at once (best effort). */
@@ -229,7 +266,7 @@ export class FleetMembership {
     const p = this.link.commands.pipeline();
     p.del(k('gw', this.settings.name));
     p.zrem(k('gateways'), this.settings.name);
-    for (const a of this.#written) p.hdel(k('agent', a), this.settings.name);
+    for (const a of this.#written) p.del(k('agent', a, this.settings.name));
     await p.exec().catch(() => {});
   }
 }
@@ -242,12 +279,4 @@ function parseRecord(text: string | null | undefined): GatewayRecord | undefined
   } catch {
     return undefined;
   }
-}
-
-/** Fields of a presence hash whose lapse time is still ahead, sorted. */
-function liveFields(hash: Record<string, string> | undefined, now: number): string[] {
-  return Object.entries(hash ?? {})
-    .filter(([, lapse]) => Number(lapse) > now)
-    .map(([gw]) => gw)
-    .sort();
 }

@@ -1,49 +1,13 @@
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
-import { startApp, request, tempDir } from '../admin/app-helper.js';
+import { request } from '../admin/app-helper.js';
+import { ADMIN, auth, gatewayNode } from './helpers.js';
 import { clientSockets, echoUpstream, ended } from '../bans/helpers.js';
 import { waitFor } from '../helpers/net.js';
-import { startRedis, type RedisPeer } from '../helpers/redis.js';
-import type { SluiceEvent } from '../../src/observe/events.js';
+import { startRedis } from '../helpers/redis.js';
 import { runSluice } from '../helpers/cli.js';
-
-const TOKEN = 'home-token-0123456789abcdef';
-const ADMIN = 'admin-token-0123456789abcdef';
-const auth = { authorization: `Bearer ${ADMIN}` };
-
-/** A gateway node in a fleet with one ordinary TCP route `echo` to `upstream` and an admin listener. */
-async function gatewayNode(t: TestContext, redis: RedisPeer, name: string, upstream: number, fleetExtra = '') {
-  const dir = await tempDir(t, 'sluice-fleet-');
-  const a = await startApp(
-    t,
-    `
-accessLog: { output: 'off' }
-admin: { listen: 127.0.0.1:0, token: ${ADMIN} }
-gateway:
-  listen: 127.0.0.1:0
-  stateDir: ${dir}
-  agents:
-    home: { token: "${TOKEN}" }
-  ports: 1024-65535
-  fleet:
-    redis: ${redis.url}
-    name: ${name}
-    heartbeat: 200ms
-    ttl: 1s
-${fleetExtra}
-routes:
-  echo:
-    listen: tcp://127.0.0.1:0
-    upstream: 127.0.0.1:${upstream}
-`,
-  );
-  const seen: SluiceEvent[] = [];
-  a.app.events.subscribe((e) => seen.push(e));
-  const rejected = () => seen.filter((e): e is Extract<SluiceEvent, { type: 'session-rejected' }> => e.type === 'session-rejected');
-  return { ...a, seen, rejected, echoPort: a.port('echo') };
-}
 
 /** Opens a connection and reports whether bytes echo back (true) or the relay closes it (false). */
 async function echoes(sockets: net.Socket[], port: number, keep = false): Promise<{ ok: boolean; socket: net.Socket }> {

@@ -8,7 +8,7 @@ import { Fleet } from '../../src/fleet/fleet.js';
 import { startRedis, type RedisPeer } from '../helpers/redis.js';
 import { waitFor } from '../helpers/net.js';
 
-export function fleetSettings(redis: RedisPeer, name: string, over: Partial<FleetSettings> = {}): FleetSettings {
+function fleetSettings(redis: RedisPeer, name: string, over: Partial<FleetSettings> = {}): FleetSettings {
   const target = parseRedisUrl(redis.url);
   if (typeof target === 'string') throw new Error(target);
   return {
@@ -25,7 +25,7 @@ export function fleetSettings(redis: RedisPeer, name: string, over: Partial<Flee
 }
 
 /** A fleet member without a gateway: its agents are whatever the test puts in the set. */
-export async function member(t: { after: (fn: () => unknown) => void }, redis: RedisPeer, name: string, over: Partial<FleetSettings> = {}) {
+async function member(t: { after: (fn: () => unknown) => void }, redis: RedisPeer, name: string, over: Partial<FleetSettings> = {}) {
   const agents = new Set<string>();
   const events = new EventStream((err) => {
     throw err;
