@@ -3,6 +3,7 @@ import type { Connectee } from './connectee.js';
 import type { RelayedLink } from './peer-flows.js';
 import type { OfferTable } from './peer-offers.js';
 import type { Fleet } from '../fleet/fleet.js';
+import type { Clock } from '../core/clock.js';
 
 /**
  * What the peer bridge needs of the gateway's fleet (docs/fleet.md, "Agents on a fleet"): this
@@ -32,6 +33,7 @@ export interface BridgeRelay {
   link(name: string): RelayedLink | undefined;
   offers(link: RelayedLink): OfferTable;
   readonly maxFlowsPerAgent: number;
+  readonly clock: Clock;
   readonly counters: { signalsForwarded: number; peerDatagramsToService: number; peerDatagramsToOpener: number };
 }
 
@@ -48,6 +50,8 @@ type Wire =
 const CHANNEL = (gateway: string) => `peers:${gateway}`;
 /** Datagrams of one flow held while its PEER_OPEN crosses to the other gateway and back. */
 const PENDING_DATAGRAMS = 16;
+/** How long a relayed PEER_OPEN waits for the other gateway's answer (a message lost while Redis was down). */
+export const PENDING_OPEN_MS = 10_000;
 
 /** A flow into one of our agents opened by an agent on another gateway. */
 interface Incoming {
@@ -104,9 +108,16 @@ export class FleetPeers {
       return;
     }
     const key = `${x.name}|${tag}`;
-    this.#pending.set(key, []);
+    const held: Buffer[] = [];
+    this.#pending.set(key, held);
+    const timer = this.relay.clock.setTimeout(() => {
+      if (this.#pending.get(key) !== held) return;
+      this.#pending.delete(key);
+      x.send({ type: 'peer-open-error', tag, code: 'peer-offline', message: `no answer from the gateway of "${peer}" within ${PENDING_OPEN_MS} ms` });
+    }, PENDING_OPEN_MS);
     void this.#toAgent(peer, { k: 'open', g: this.bus.name, x: x.name, y: peer, tag, service, client }).then((gw) => {
       if (gw) return void this.counters.relayedOpens++;
+      timer.cancel();
       this.#pending.delete(key);
       x.send({ type: 'peer-open-error', tag, code: 'peer-offline', message: `agent "${peer}" is not connected to any gateway of the fleet` });
     });

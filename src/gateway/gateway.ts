@@ -253,6 +253,7 @@ export class Gateway {
       link: (name) => this.#links.get(name),
       offers: (link) => relay.offers(link),
       maxFlowsPerAgent: this.config.maxPeerFlowsPerAgent,
+      clock: this.deps.clock,
       counters: this.counters,
     });
     return this.#fleetPeers;
