@@ -143,7 +143,7 @@ export class FleetMembership {
   async #beat(): Promise<void> {
     const self = this.record();
     if (this.link.status !== 'ok') {
-      this.#setView(this.#view.filter((g) => g.name !== self.name).concat(self), false);
+      this.#setView(this.#view.filter((g) => g.name !== self.name).concat(self).sort((a, b) => a.name.localeCompare(b.name)), false);
       return;
     }
     const { commands: r } = this.link;

@@ -162,6 +162,8 @@ test('fleet: Redis killed: service goes on, health degraded; onRedisDown local k
   const local = await gatewayNode(t, redis, 'gw-local', up.port, `    onRedisDown: local\n    limits: { ratePerSource: { sessions: 3, per: 60s } }`);
   const deny = await gatewayNode(t, redis, 'gw-deny', up.port, `    onRedisDown: deny\n    limits: { maxPerSource: 100 }`);
   const kept = await heldFrom(sockets, deny.echoPort, '127.0.0.5');
+  assert.equal(typeof local.app.bans.add({ target: '198.51.100.9', source: 'api', reason: 'kept', durationMs: 3_600_000 }), 'object');
+  await waitFor(() => deny.app.bans.store.get('198.51.100.9') !== undefined, 'ban adopted before the outage');
   await redis.kill();
   await waitFor(() => local.app.fleet!.link.status === 'degraded' && deny.app.fleet!.link.status === 'degraded', 'both degraded');
   const health = JSON.parse((await request(`${local.admin()}/api/health`, { headers: auth })).body) as { status: string; fleet: { status: string } };
@@ -189,7 +191,8 @@ test('fleet: Redis killed: service goes on, health degraded; onRedisDown local k
   assert.deepEqual(body.gateways.map((g) => [g.name, g.alive]), [['gw-deny', true], ['gw-local', true]]);
   assert.equal((await redis.command('ZCARD', 'sluice:gateways')).trim(), ':2', 'one registration each');
   assert.equal((await echoes(sockets, deny.echoPort)).ok, true);
-  // The live session's count was written back into the empty Redis.
+  // The live session's count and the ban were written back into the empty Redis.
   const cap = await redis.command('HGET', 'sluice:cap:127.0.0.5', 'gw-deny');
   assert.match(cap, /\$1\r\n1\r\n/);
+  assert.match(await redis.command('HGET', 'sluice:bans', '198.51.100.9'), /"reason":"kept"/);
 });

@@ -16,19 +16,24 @@ export interface RedisPeer {
   command(...args: string[]): Promise<string>;
 }
 
-/** Starts redis-server for the test, or skips loudly (fails under CI) when it is not installed. */
-export async function startRedis(t: TestContext): Promise<RedisPeer | undefined> {
+/**
+ * Starts redis-server for the test, or skips loudly (fails under CI) when it is not installed.
+ * `args` replace the defaults' listening part: `['--port', '0', '--tls-port', P, ...]` for TLS
+ * (`port` is then the TLS port), or a config file and `--sentinel` for a Sentinel.
+ */
+export async function startRedis(t: TestContext, opts: { args?: (port: number) => string[] } = {}): Promise<RedisPeer | undefined> {
   if (!havePeer(t, 'redis-server', 'redis-server')) return undefined;
   const port = await freePort('tcp');
   let child: ChildProcess | undefined;
+  const args = opts.args?.(port) ?? ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'];
   const start = async () => {
-    const c = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     c.stdout!.on('data', (d) => (out += d));
     c.stderr!.on('data', (d) => (out += d));
     child = c;
     const end = Date.now() + 10_000;
-    while (!out.includes('Ready to accept connections')) {
+    while (!/Ready to accept connections|Sentinel ID is/.test(out)) {
       if (c.exitCode !== null) throw new Error(`redis-server exited: ${out}`);
       if (Date.now() > end) throw new Error(`redis-server did not start: ${out}`);
       await new Promise((r) => setTimeout(r, 10));
