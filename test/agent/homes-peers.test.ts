@@ -41,7 +41,7 @@ test('peers ride the first gateway of the list; when it dies they move to the se
   assert.equal(laptop.agent.peers.flows.length, 1, 'the same flow of the connect listener, re-opened on B');
 });
 
-test('with path auto the peers reach each other directly again after moving to the second gateway', async (t) => {
+test('with path auto a direct path survives the loss of the gateway that signalled it; the flow goes on and stays direct', async (t) => {
   const { a, b, laptop, listen } = await setup(t, 'auto');
   const c = await udpClient(t);
   c.send('d0', listen);
