@@ -168,6 +168,12 @@ export function formatAgent(a: AgentStatusView): string[] {
       ? `connected to gateway ${a.gateway}${a.connectedSince ? ` since ${a.connectedSince}` : ''}, datagrams over ${a.datagrams}`
       : `${a.state}, gateway ${a.gateway}${last}`;
   const out = ['', `AGENT ${a.name}: ${line}`];
+  // Several gateways (agent.gateways): one line each.
+  if (a.gateways && a.gateways.length > 1) {
+    out.push(table(['GATEWAY', 'STATE', 'SINCE', 'DATAGRAMS', 'PUBLISHED', 'UDP SESSIONS', 'LAST ERROR'], a.gateways.map((g) => [
+      g.gateway, g.state, g.connectedSince ?? '-', g.datagrams, String(g.published), String(g.udpSessions), g.lastError ? `${g.lastError.reason}: ${g.lastError.message}` : '-',
+    ])));
+  }
   if (a.services.length > 0) {
     out.push(
       table(

@@ -115,10 +115,17 @@ export interface TurnServerEntry {
 
 export interface AgentConfig {
   readonly name: string;
+  /** The gateway (with `gateways:`, the first of them). */
   readonly gateway: HostPort;
+  /** `agent.gateways`: every gateway to be homed on (docs/fleet.md, "Agents on a fleet"); absent with `gateway:`. */
+  readonly gateways?: readonly HostPort[];
+  /** `agent.homes`: how many gateways to hold at once; absent = all. */
+  readonly homes?: number;
   readonly token: string;
   /** 64 lowercase hex characters of the gateway certificate's SHA-256, or undefined with `ca`. */
   readonly fingerprint: string | undefined;
+  /** Every accepted pin when `fingerprint` is a list (one per gateway of a fleet); absent with one. */
+  readonly fingerprints?: readonly string[];
   readonly ca: string | undefined;
   readonly serverName: string | undefined;
   readonly expose: readonly ExposeConfig[];

@@ -148,14 +148,15 @@ export function exposeSchemas(parts: RouteParts) {
     tcp: z.strictObject({ connectTimeout: duration.prefault('10s'), idleTimeout: duration.prefault('10m') }).prefault({}),
   });
 
+  const pin = z.string().refine((s) => normaliseFingerprint(s) !== undefined, 'expected sha256: and 64 hex digits (colons allowed), as the gateway prints it');
   const agent = z.strictObject({
     name: z.string().regex(TUNNEL_NAME, 'agent names use letters, digits, _ . - (1-64, not starting with . or -)'),
-    gateway: hostPort(false),
+    gateway: hostPort(false).optional(),
+    // Several gateways (docs/fleet.md, "Agents on a fleet"); `gateway` or `gateways`, not both.
+    gateways: z.array(hostPort(false)).min(1).max(64).optional(),
+    homes: z.number().int().min(1).max(64).optional(),
     token,
-    fingerprint: z
-      .string()
-      .refine((s) => normaliseFingerprint(s) !== undefined, 'expected sha256: and 64 hex digits (colons allowed), as the gateway prints it')
-      .optional(),
+    fingerprint: z.union([pin, z.array(pin).min(1).max(64)]).optional(),
     ca: z.string().min(1).optional(),
     serverName: z.string().min(1).optional(),
     expose: z.record(serviceName, expose).default({}),
@@ -221,6 +222,9 @@ export function checkExpose(
   if (g) checkNamesPorts(g.names, g.listen, at);
   const a = data.agent;
   if (!a) return;
+  if (a.gateway !== undefined && a.gateways !== undefined) at(['agent', 'gateways'], 'give gateway (one gateway) or gateways (several), not both');
+  if (a.gateway === undefined && a.gateways === undefined) at(['agent'], 'set gateway (host:port of the gateway) or gateways (a list of them)');
+  if (a.homes !== undefined && a.gateways === undefined) at(['agent', 'homes'], 'needs gateways (a list of gateways to choose from)');
   if (a.fingerprint === undefined && a.ca === undefined) {
     at(['agent'], 'set fingerprint (printed by the gateway on first start) or ca (a CA file) to authenticate the gateway');
   }
@@ -292,12 +296,22 @@ export function compileGateway(g: RawGateway, topAcl: AclSpec | undefined, topSo
   };
 }
 
+/** `fingerprint:` as one pin, or a list of pins (`fingerprints`, the first also as `fingerprint`). */
+function pins(raw: string | string[] | undefined): Pick<AgentConfig, 'fingerprint' | 'fingerprints'> {
+  if (raw === undefined) return { fingerprint: undefined };
+  if (typeof raw === 'string') return { fingerprint: normaliseFingerprint(raw) };
+  const all = [...new Set(raw.map((p) => normaliseFingerprint(p)!))];
+  return { fingerprint: all[0], ...(all.length > 1 ? { fingerprints: all } : {}) };
+}
+
 export function compileAgent(a: RawAgent): AgentConfig {
   return {
     name: a.name,
-    gateway: a.gateway,
+    gateway: a.gateway ?? a.gateways![0]!,
+    ...(a.gateways ? { gateways: a.gateways } : {}),
+    ...(a.homes !== undefined ? { homes: a.homes } : {}),
     token: a.token,
-    fingerprint: a.fingerprint === undefined ? undefined : normaliseFingerprint(a.fingerprint),
+    ...pins(a.fingerprint),
     ca: a.ca,
     serverName: a.serverName,
     expose: Object.entries(a.expose).map(([name, e]) => ({

@@ -18,6 +18,7 @@ import { Ops } from '../ops/ops.js';
 import { checkOutputs } from '../ops/output-check.js';
 import { exposureLogSink } from '../ops/exposure-log.js';
 import { Exposure, startAgent, startGateway, type ExposureDeps } from './exposure.js';
+import { fleetBus } from '../gateway/fleet-peers.js';
 import { NodeStatus, type ShownParts } from './node-status.js';
 import { PartStack } from './part-stack.js';
 import { RouteSet } from './route-set.js';
@@ -155,6 +156,8 @@ export async function startNode(config: SluiceConfig, deps: NodeDeps, signal?: A
         })
       : undefined;
     const exposure = new Exposure(gateway, agent, config, log);
+    // Peer flows toward agents on other gateways of the fleet (docs/fleet.md, "Peers homed on different gateways").
+    if (fleet && gateway) gateway.joinFleet(fleetBus(fleet));
     // The first registration ran before the gateway bound its port: register again with it.
     await fleet?.membership.beat();
     stack.defer('exposure verdicts', verdicts.watch(() => exposure.routes()));
