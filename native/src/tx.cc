@@ -56,6 +56,11 @@ static bool SameDestination(const int32_t* a, const int32_t* b) {
 
 // Fills `name` for an unconnected (listener) socket; false when the family cannot be reached.
 static bool Destination(const Sock& s, const int32_t* r, sockaddr_in6* name, socklen_t* len) {
+  return DestinationOf(s, r + 4, name, len);
+}
+
+bool DestinationOf(const Sock& s, const int32_t* d, sockaddr_in6* name, socklen_t* len) {
+  const int32_t* r = d - 4;  // the record layout: port at 4, family at 5, address at 6
   memset(name, 0, sizeof *name);
   uint16_t port = htons(static_cast<uint16_t>(r[4]));
   if (r[5] == 4) {

@@ -379,6 +379,8 @@ function buildParts(config: AgentConfig, deps: AgentDeps): AgentParts {
       peers.exposedClosed(tag);
       path.sendClose(tag);
     },
+    // A tag answered over a direct peer path stays in JavaScript (peers.ts sends it).
+    offloadEnd: (tag, grant) => (peers.carriesExposed(tag) ? null : path.offloadEnd(tag, grant)),
     budget: new SendBudget(config.datagramBudget, clock, events, path.counters.shed),
   });
   const peers: Peers = new Peers(config, {

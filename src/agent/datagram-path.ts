@@ -8,6 +8,7 @@ import { canonicalIp, type Endpoint } from '../core/address.js';
 import type { UdpDatapath, UdpListener } from '../datapath/udp-datapath.js';
 import { tunnelOpener, tunnelSealer, type SocketOpener, type SocketSealer } from '../datapath/tunnel-keys.js';
 import type { IceSocket } from '../ice/bases.js';
+import type { TunnelEnd } from '../datapath/offload.js';
 import { isTunnelDatagram } from '../protocol/tunnel/index.js';
 import { CHANNEL_BACKLOG_BYTES, type ControlChannel } from '../upstream/agent/control-channel.js';
 
@@ -164,6 +165,34 @@ export class AgentDatagramPath {
   /** The gateway's STUN server: its UDP port (docs/expose.md). */
   gatewayStun(): { address: string; port: number } | undefined {
     return this.#gateway ? { address: this.#gateway.address, port: this.#gateway.port } : undefined;
+  }
+
+  /**
+   * The tunnel side of connectee `tag` for the native batch (datapath/offload.ts): while datagrams
+   * go over UDP with the current keys. Valid until the mode, the keys, the socket or the gateway
+   * change (the session table checks on its sweep). `grant`: the session's send budget.
+   */
+  offloadEnd(tag: number, grant: (want: number) => number): TunnelEnd | null {
+    const sealer = this.#sealer;
+    const opener = this.#openers.get(this.#currentKeyId);
+    const socket = this.#socket;
+    const gw = this.#gateway;
+    if (this.#mode !== 'udp' || this.#closed || !sealer || !opener || !socket || !gw) return null;
+    const counters = this.counters;
+    return {
+      kind: 'tunnel',
+      sealer,
+      opener,
+      tag,
+      peer: gw,
+      pinPeer: true,
+      grant,
+      forwarded: (to, from) => {
+        counters.toGateway += to;
+        counters.fromGateway += from;
+      },
+      valid: () => this.#mode === 'udp' && !this.#closed && this.#sealer === sealer && this.#socket === socket && this.#gateway === gw && this.#openers.get(this.#currentKeyId) === opener,
+    };
   }
 
   /** As a DATAGRAM frame on the control channel whatever the mode: it stays behind earlier control messages. */

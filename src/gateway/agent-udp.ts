@@ -105,6 +105,18 @@ export class AgentUdp {
     return d;
   }
 
+  /** The keys that seal now and the agent's address, while that address is fresh; else undefined. */
+  current(): { readonly keys: KeySet; readonly address: { address: string; port: number } } | undefined {
+    const keys = this.#keys.at(-1);
+    const address = this.#address;
+    return keys && address && this.fresh ? { keys, address } : undefined;
+  }
+
+  /** True while `keys` seal and `address` (the same object `current` gave) is the agent's fresh address. */
+  isCurrent(keys: KeySet, address: { address: string; port: number }): boolean {
+    return this.#keys.at(-1) === keys && this.#address === address && this.fresh;
+  }
+
   /** Seals one datagram toward the agent's fresh address; false (nothing sent) when there is none. */
   send(tag: number, payload: Buffer, originBlock: Buffer | undefined): boolean {
     const keys = this.#keys.at(-1);

@@ -1,6 +1,7 @@
 import type { Endpoint } from '../core/address.js';
 import { encodeOriginBlock } from '../protocol/tunnel/index.js';
 import type { DatagramChannel, DatagramReceiver } from '../upstream/dialer.js';
+import type { TunnelEnd } from '../datapath/offload.js';
 
 /** What a connectee needs from the agent link it rides (AgentLink implements it). */
 export interface ConnecteeUplink {
@@ -12,6 +13,8 @@ export interface ConnecteeUplink {
   dropConnectee(c: Connectee): void;
   /** The route of the agent's public listener `serviceId`, where budget drops are reported. */
   serviceRoute(serviceId: number): string | undefined;
+  /** The connectee's side for the native batch (datapath/offload.ts), or null while it needs JavaScript. */
+  offloadEnd?(c: Connectee): TunnelEnd | null;
 }
 import { FairSlot, slotDrops } from '../upstream/agent/send-budget.js';
 import type { DropReason } from '../core/reasons.js';
@@ -56,6 +59,10 @@ export class Connectee implements DatagramChannel {
 
   drops(): Partial<Record<DropReason, number>> | undefined {
     return slotDrops(this.fair);
+  }
+
+  offloadEnd(): TunnelEnd | null {
+    return this.closed ? null : (this.link.offloadEnd?.(this) ?? null);
   }
 
   close(): void {
