@@ -382,7 +382,7 @@ napi_value AddPlain(napi_env env, napi_callback_info info) {
   f->entries[id] = x;
   f->by_tag[x.key] = id;
   memset(f->counters + id * kFwdCounters, 0, kFwdCounters * sizeof(double));
-  f->credits[id] = 0;
+  f->credits[id] = -1;  // toward the plain side nothing is budgeted per datagram (the reply budget is in bytes)
   return Int(env, id);
 }
 

@@ -1,0 +1,100 @@
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadNativeBinding } from '../../src/datapath/native/binding.js';
+import { NativeDatapath } from '../../src/datapath/native/native-datapath.js';
+import { FORWARD_COUNTERS, nativeKeys } from '../../src/datapath/native/native-keys.js';
+import type { SluiceEvent } from '../../src/observe/events.js';
+import { freePort, udpClient, udpEcho, waitFor } from '../helpers/net.js';
+import { agentConfig, gatewayConfig, published, startAgent, startGateway } from './expose-helpers.js';
+
+// Established sessions of an exposure forwarded inside the native batch (docs/datapath.md,
+// "Established sessions in the batch"): both hops of both directions, with the records, counters,
+// idle timeouts and reverdicts of the JavaScript path.
+
+const loaded = loadNativeBinding();
+const skip = loaded.ok ? false : `native datapath unavailable: ${loaded.reason}`;
+
+/** A datapath of its own, so its forwarding counters are this test's only. */
+function datapath(t: TestContext): NativeDatapath {
+  if (!loaded.ok) throw new Error('unreachable');
+  const dp = new NativeDatapath(loaded.binding, loaded.layout);
+  t.after(() => dp.destroy());
+  return dp;
+}
+
+/** Datagrams the batch forwarded over every entry ever installed in `dp` (ids are not reused here). */
+function forwarded(dp: NativeDatapath): number {
+  const c = nativeKeys(dp)?.fwd?.counters;
+  if (!c) return 0;
+  let n = 0;
+  for (let i = 0; i < c.length; i += FORWARD_COUNTERS) n += c[i]!;
+  return n;
+}
+
+async function exposure(t: TestContext, idle = '30s') {
+  const dp = datapath(t);
+  const echo = await udpEcho(t);
+  const gw = await startGateway(t, gatewayConfig(`  services:\n    udp: { idleTimeout: ${idle} }\n`), undefined, dp);
+  const port = await freePort('udp');
+  const { agent, seen: agentSeen } = await startAgent(t, agentConfig(gw, `    wg: { local: 127.0.0.1:${echo.port}, remote: udp://127.0.0.1:${port}, udp: { idleTimeout: ${idle} } }`), undefined, dp);
+  await published(agent);
+  await waitFor(() => agent.datagramMode === 'udp', 'UDP path up');
+  return { dp, echo, gw, agent, agentSeen, port };
+}
+
+const ended = (seen: readonly SluiceEvent[]) => seen.filter((e): e is Extract<SluiceEvent, { type: 'session-ended' }> => e.type === 'session-ended');
+
+test('an established exposed UDP session is forwarded in the batch both ways at the gateway and the agent; records count every byte', { skip }, async (t) => {
+  const x = await exposure(t, '1s');
+  const client = await udpClient(t);
+  const n = 300;
+  let bytes = 0;
+  for (let i = 0; i < n; i++) {
+    const msg = `datagram ${i} `.padEnd(20 + (i % 50), '.');
+    bytes += msg.length;
+    client.send(x.port, msg);
+    assert.equal((await client.next(2000)).toString(), msg);
+  }
+  // Four hops per round trip (client -> agent -> service, service -> gateway -> client); only the
+  // first round trip (before the agent answered on the tag) takes the JavaScript path, and one
+  // datagram in 33 toward each tunnel end, where the send budget gives the batch its next credit.
+  const native = forwarded(x.dp);
+  assert.ok(native >= 4 * n - 2 * Math.ceil(n / 32) - 8, `forwarded in the batch: ${native} of ${4 * n} hops`);
+  // Counters stay whole: the gateway's, the agent's and both session records.
+  const gc = x.gw.gateway.counters;
+  assert.ok(gc.datagramsToAgent >= n && gc.datagramsFromAgent >= n, `gateway counters ${gc.datagramsToAgent} / ${gc.datagramsFromAgent}`);
+  await waitFor(() => ended(x.gw.seen).length === 1 && ended(x.agentSeen).length === 1, 'both sessions end idle', 5000);
+  for (const e of [...ended(x.gw.seen), ...ended(x.agentSeen)]) {
+    assert.equal(e.reason, 'idle-timeout');
+    assert.deepEqual(e.counters, { bytesFromClient: bytes, packetsFromClient: n, bytesToClient: bytes, packetsToClient: n }, `${e.flow.route} counts every datagram`);
+  }
+  assert.ok(gc.datagramsToAgent >= n && gc.datagramsFromAgent >= n);
+  // The session ended: its entries are gone, a new datagram starts a new session through JavaScript.
+  const before = forwarded(x.dp);
+  client.send(x.port, 'again');
+  assert.equal((await client.next(2000)).toString(), 'again');
+  assert.equal(forwarded(x.dp), before, 'the first datagram of a new session is not forwarded in the batch');
+});
+
+test('a reverdict that bans the client ends the offloaded session and removes its entries', { skip }, async (t) => {
+  const x = await exposure(t);
+  const client = await udpClient(t);
+  for (let i = 0; i < 50; i++) {
+    client.send(x.port, `d${i}`);
+    await client.next(2000);
+  }
+  const native = forwarded(x.dp);
+  assert.ok(native > 100, `forwarded in the batch (${native})`);
+  const route = [...x.gw.gateway.agent('home')!.services.values()][0]!.route;
+  route.update(route.config, () => ({ reason: 'banned', detail: 'test' }));
+  assert.deepEqual(route.reverdict(), { checked: 1, ended: 1, wouldEnd: 0 });
+  const e = ended(x.gw.seen);
+  assert.equal(e.length, 1);
+  assert.equal(e[0]!.reason, 'banned');
+  assert.equal(e[0]!.counters.packetsFromClient, 50);
+  // Banned: nothing of the client's goes through any more, in the batch or otherwise.
+  const after = forwarded(x.dp);
+  client.send(x.port, 'still there?');
+  await assert.rejects(client.next(300));
+  assert.equal(forwarded(x.dp), after);
+});
