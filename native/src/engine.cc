@@ -76,6 +76,11 @@ int Harvest(Engine* e) {
   epoll_event evs[64];
   int n = epoll_wait(e->epfd, evs, 64, 0);
   int used = 0;
+  // Each ready socket gets its share of the slots: epoll hands the same sockets back in the same
+  // order, so without a share a flooded socket early in that order would fill every batch and
+  // starve the ones after it (a tunnel's replies behind its own flood).
+  int share = n > 0 ? e->rx_slots / n : e->rx_slots;
+  if (share < kMinShare) share = kMinShare;
   for (int k = 0; k < n && used < e->rx_slots; k++) {
     int id = static_cast<int>(evs[k].data.u32);
     if (id < 0 || id >= static_cast<int>(e->socks.size())) continue;
@@ -83,6 +88,7 @@ int Harvest(Engine* e) {
     if (s.fd < 0) continue;
     int room = e->rx_slots - used;
     if (room > kMaxRecv) room = kMaxRecv;
+    if (room > share) room = share;
     mmsghdr* h = e->rx_hdrs.data() + used;
     for (int j = 0; j < room; j++) {
       h[j].msg_hdr.msg_name = s.listener ? &e->rx_names[used + j] : nullptr;

@@ -38,6 +38,8 @@ constexpr int kMaxGsoSegments = 64;
 constexpr int kMaxGsoBytes = 65000;
 // Poll callback rounds before yielding to the loop when every slot keeps filling.
 constexpr int kMaxRounds = 8;
+// Least receive slots a ready socket gets in one harvest (engine.cc Harvest).
+constexpr int kMinShare = 8;
 
 struct Sock {
   int fd = -1;

@@ -43,8 +43,13 @@ export interface TunnelEnd {
 
 export type OffloadEnd = PlainEnd | TunnelEnd;
 
-/** Datagrams pre-admitted at once under a send budget: a flooder reaches JavaScript (and its drops) every CREDIT_CHUNK. */
-export const CREDIT_CHUNK = 32;
+/**
+ * Datagrams pre-admitted at once under a send budget (a batch harvests up to 128): a session
+ * beyond its credit reaches JavaScript, which drops what the budget refuses and grants the next
+ * chunk. Smaller chunks cost more JavaScript calls at high rates; larger ones charge the budget
+ * earlier for datagrams that may come later (at 100,000/s, 128 is 1.3 ms of the whole budget).
+ */
+export const CREDIT_CHUNK = 128;
 
 /** Both forwarding entries of one session. `close` removes them; counters stay readable. */
 export class Offload {

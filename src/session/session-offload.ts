@@ -42,7 +42,6 @@ export class SessionOffloads {
     if (o !== null) {
       this.#fold(s, o);
       if (o.credit === 0) o.credit = o.tunnel.grant(CREDIT_CHUNK);
-      else if (!o.live) this.remove(s);
       return;
     }
     const t = this.owner;
@@ -71,7 +70,8 @@ export class SessionOffloads {
     for (const s of this.#live) {
       const o = s.offload!;
       this.#fold(s, o);
-      if (!o.tunnel.valid()) this.remove(s);
+      // `live` asks the engine: its entries go when a socket closes or a key is released.
+      if (!o.live) this.remove(s);
     }
   }
 

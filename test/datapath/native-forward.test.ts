@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import { loadNativeBinding } from '../../src/datapath/native/binding.js';
 import { NativeDatapath } from '../../src/datapath/native/native-datapath.js';
 import { tunnelOpener, tunnelSealer } from '../../src/datapath/tunnel-keys.js';
-import { offload, type TunnelEnd } from '../../src/datapath/offload.js';
+import { CREDIT_CHUNK, offload, type TunnelEnd } from '../../src/datapath/offload.js';
 import type { SocketOpener, SocketSealer } from '../../src/datapath/socket-keys.js';
 import type { UdpListener } from '../../src/datapath/udp-datapath.js';
 import { DatagramOpener, DatagramSealer } from '../../src/protocol/tunnel/index.js';
@@ -137,7 +137,7 @@ test('the send budget\'s credit bounds what the batch forwards toward the tunnel
     return 3;
   }), 1500, 0);
   assert.ok(o);
-  assert.equal(granted, 32, 'asked for a chunk at install');
+  assert.equal(granted, CREDIT_CHUNK, 'asked for a chunk at install');
   assert.equal(o.credit, 3);
   for (let i = 0; i < 5; i++) r.client.send(Buffer.from(`d${i}`), r.pub.local.port);
   await waitFor(() => r.peer.inbox.length + r.js.publicSide === 5, 'five datagrams, forwarded or not');

@@ -57,15 +57,16 @@ test('an established exposed UDP session is forwarded in the batch both ways at 
   }
   // Four hops per round trip (client -> agent -> service, service -> gateway -> client); only the
   // first round trip (before the agent answered on the tag) takes the JavaScript path, and one
-  // datagram in 33 toward each tunnel end, where the send budget gives the batch its next credit.
+  // datagram in 129 toward each tunnel end, where the send budget gives the batch its next credit.
   const native = forwarded(x.dp);
-  assert.ok(native >= 4 * n - 2 * Math.ceil(n / 32) - 8, `forwarded in the batch: ${native} of ${4 * n} hops`);
+  assert.ok(native >= 4 * n - 2 * Math.ceil(n / 128) - 8, `forwarded in the batch: ${native} of ${4 * n} hops`);
   // Counters stay whole (folded in on the sweep): the gateway's, the agent's and both session records.
   const gc = x.gw.gateway.counters;
   const ac = x.agent.datagramCounters;
   await waitFor(() => ended(x.gw.seen).length === 1 && ended(x.agentSeen).length === 1, 'both sessions end idle', 5000);
   for (const e of [...ended(x.gw.seen), ...ended(x.agentSeen)]) {
-    assert.equal(e.reason, 'idle-timeout');
+    // The agent's side ends idle too, or first hears that the gateway's did.
+    assert.ok(e.reason === 'idle-timeout' || e.reason === 'client-closed', e.reason);
     assert.deepEqual(e.counters, { bytesFromClient: bytes, packetsFromClient: n, bytesToClient: bytes, packetsToClient: n }, `${e.flow.route} counts every datagram`);
   }
   assert.ok(gc.datagramsToAgent >= n && gc.datagramsFromAgent >= n, `gateway counters ${gc.datagramsToAgent} / ${gc.datagramsFromAgent}`);
