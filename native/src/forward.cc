@@ -22,6 +22,7 @@
 #include "engine.h"
 
 #include <errno.h>
+#include <netinet/udp.h>
 #include <string.h>
 
 #include <unordered_map>
@@ -33,6 +34,12 @@ constexpr int kFwdCounters = 4;
 constexpr int kHeader = 16;
 constexpr int kTag = 16;
 constexpr double kMaxSequence = 281474976710655.0;  // 2^48 - 1
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
 
 struct Fwd {
   bool used = false;
@@ -73,7 +80,13 @@ struct FwdState {
   std::vector<sockaddr_in6> names;
   std::vector<uint8_t> wrap;  // header + tag of each sealed message
   std::vector<int> msg_entry;
-  std::vector<int> msg_len;
+  std::vector<int> msg_len;   // payload bytes (what the session counts)
+  std::vector<int> msg_wire;  // bytes on the wire
+  // Sends built from the datagrams above: runs to one destination become one UDP_SEGMENT send.
+  std::vector<mmsghdr> sends;
+  std::vector<uint64_t> cmsg;  // 4 words per send
+  std::vector<int> send_first;
+  std::vector<int> send_count;
 };
 
 static inline uint32_t Be32(const uint8_t* p) { return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3]; }
@@ -149,31 +162,93 @@ static mmsghdr* NextMessage(Engine* e, FwdState* f, int m, int entry, const Fwd&
   return &h;
 }
 
+static void Sent(FwdState* f, int k) {
+  const Fwd& x = f->entries[f->msg_entry[k]];
+  double* c = f->counters + f->msg_entry[k] * kFwdCounters;
+  c[0] += 1;
+  c[1] += f->msg_len[k];
+  if (x.pair >= 0) f->counters[x.pair * kFwdCounters + 3] += x.ratio * f->msg_len[k];
+}
+
+static void Lost(FwdState* f, int k) { f->counters[f->msg_entry[k] * kFwdCounters + 2] += 1; }
+
+static bool SameDestination(const msghdr& a, const msghdr& b) {
+  return a.msg_namelen == b.msg_namelen && (a.msg_namelen == 0 || memcmp(a.msg_name, b.msg_name, a.msg_namelen) == 0);
+}
+
+// "Not this way" rather than "not this datagram" (as tx.cc): the datagrams are sent one by one.
+static bool GsoRetryable(int err) { return err == EMSGSIZE || err == EINVAL || err == EIO || err == EOPNOTSUPP || err == ENOPROTOOPT; }
+
+// Sends the harvest's datagrams [i, j) of one socket: runs of equal-sized datagrams to one
+// destination as single UDP_SEGMENT sends (as tx.cc does for staged records), the rest as they are.
+static void SendGroup(Engine* e, FwdState* f, Sock& out, int i, int j) {
+  int n = 0;
+  for (int k = i; k < j;) {
+    int size = f->msg_wire[k];
+    int run = 1, bytes = size;
+    if (e->gso && size < out.gso_limit) {
+      while (k + run < j && run < kMaxGsoSegments) {
+        int q = f->msg_wire[k + run];
+        if (q > size || bytes + q > kMaxGsoBytes || !SameDestination(f->hdrs[k].msg_hdr, f->hdrs[k + run].msg_hdr)) break;
+        bytes += q;
+        run++;
+        if (q < size) break;  // only the last segment may be shorter
+      }
+    }
+    mmsghdr& h = f->sends[n];
+    h = f->hdrs[k];
+    for (int r = 1; r < run; r++) h.msg_hdr.msg_iovlen += f->hdrs[k + r].msg_hdr.msg_iovlen;  // contiguous iovecs
+    if (run > 1) {
+      cmsghdr* c = reinterpret_cast<cmsghdr*>(&f->cmsg[n * 4]);
+      c->cmsg_level = SOL_UDP;
+      c->cmsg_type = UDP_SEGMENT;
+      c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+      uint16_t seg = static_cast<uint16_t>(size);
+      memcpy(CMSG_DATA(c), &seg, sizeof seg);
+      h.msg_hdr.msg_control = c;
+      h.msg_hdr.msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+    }
+    f->send_first[n] = k;
+    f->send_count[n] = run;
+    n++;
+    k += run;
+  }
+  int done = 0;
+  while (done < n) {
+    int r = sendmmsg(out.fd, &f->sends[done], n - done, 0);
+    if (r > 0) {
+      for (int m = done; m < done + r; m++)
+        for (int k = f->send_first[m]; k < f->send_first[m] + f->send_count[m]; k++) Sent(f, k);
+      done += r;
+      continue;
+    }
+    int err = errno;
+    if (err == EINTR) continue;
+    int first = f->send_first[done], count = f->send_count[done];
+    if (count > 1 && GsoRetryable(err)) {
+      // This segment size cannot be offloaded here: lower the socket's limit, send one by one.
+      if (f->msg_wire[first] < out.gso_limit) out.gso_limit = f->msg_wire[first];
+      for (int k = first; k < first + count; k++) {
+        int rr;
+        while ((rr = sendmsg(out.fd, &f->hdrs[k].msg_hdr, 0)) < 0 && errno == EINTR) {
+        }
+        if (rr < 0) Lost(f, k);
+        else Sent(f, k);
+      }
+    } else {
+      // A full buffer, an ICMP error: these datagrams are lost (counted); the rest are tried again.
+      for (int k = first; k < first + count; k++) Lost(f, k);
+    }
+    done++;
+  }
+}
+
 static void Send(Engine* e, FwdState* f, int m) {
   for (int i = 0; i < m;) {
     int sock = f->entries[f->msg_entry[i]].out_sock;
     int j = i + 1;
     while (j < m && f->entries[f->msg_entry[j]].out_sock == sock) j++;
-    int fd = e->socks[sock].fd;
-    int done = i;
-    while (done < j) {
-      int r = sendmmsg(fd, &f->hdrs[done], j - done, 0);
-      if (r > 0) {
-        for (int k = done; k < done + r; k++) {
-          const Fwd& x = f->entries[f->msg_entry[k]];
-          double* c = f->counters + f->msg_entry[k] * kFwdCounters;
-          c[0] += 1;
-          c[1] += f->msg_len[k];
-          if (x.pair >= 0) f->counters[x.pair * kFwdCounters + 3] += x.ratio * f->msg_len[k];
-        }
-        done += r;
-        continue;
-      }
-      if (errno == EINTR) continue;
-      // Message `done` is lost (a full buffer, an ICMP error): counted, the rest are tried again.
-      f->counters[f->msg_entry[done] * kFwdCounters + 2] += 1;
-      done++;
-    }
+    SendGroup(e, f, e->socks[sock], i, j);
     i = j;
   }
 }
@@ -220,6 +295,7 @@ int ForwardHarvested(Engine* e, int used) {
       f->iovs[iovs] = {d + kHeader, static_cast<size_t>(plain)};
       h->msg_hdr.msg_iovlen = 1;
       iovs += 1;
+      f->msg_wire[m] = plain;
       f->msg_len[m++] = plain;
     } else {
       if (len > x.max_len) continue;
@@ -236,12 +312,14 @@ int ForwardHarvested(Engine* e, int used) {
       for (int b = 0; b < 6; b++) w[10 + b] = static_cast<uint8_t>(s >> (8 * (5 - b)));
       if (!SealParts(e, x.seal_slot, w, d, len, w + kHeader)) continue;
       *seq += 1;
-      f->iovs[iovs] = {w, static_cast<size_t>(kHeader)};
-      f->iovs[iovs + 1] = {d, static_cast<size_t>(len)};
-      f->iovs[iovs + 2] = {w + kHeader, static_cast<size_t>(kTag)};
-      h->msg_hdr.msg_iovlen = len > 0 ? 3 : 2;
-      if (len == 0) f->iovs[iovs + 1] = f->iovs[iovs + 2];
-      iovs += 3;
+      // Header, payload sealed in place, tag; the iovecs of consecutive datagrams are contiguous.
+      int n = 0;
+      f->iovs[iovs + n++] = {w, static_cast<size_t>(kHeader)};
+      if (len > 0) f->iovs[iovs + n++] = {d, static_cast<size_t>(len)};
+      f->iovs[iovs + n++] = {w + kHeader, static_cast<size_t>(kTag)};
+      h->msg_hdr.msg_iovlen = n;
+      iovs += n;
+      f->msg_wire[m] = kHeader + len + kTag;
       f->msg_len[m++] = len;
     }
     if (credit > 0) credit--;
@@ -305,6 +383,11 @@ napi_value Attach(napi_env env, napi_callback_info info) {
   f->wrap.resize(static_cast<size_t>(e->rx_slots) * (kHeader + kTag));
   f->msg_entry.resize(e->rx_slots);
   f->msg_len.resize(e->rx_slots);
+  f->msg_wire.resize(e->rx_slots);
+  f->sends.resize(e->rx_slots);
+  f->cmsg.resize(4 * static_cast<size_t>(e->rx_slots));
+  f->send_first.resize(e->rx_slots);
+  f->send_count.resize(e->rx_slots);
   e->fwd = f;
   return nullptr;
 }
