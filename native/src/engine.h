@@ -148,6 +148,11 @@ void ForgetForwards(Engine* e, int sock, int slot);  // entries using this socke
 void FreeForwards(Engine* e);
 void RegisterForward(napi_env env, napi_value exports);
 
+// tx.cc: the UDP_SEGMENT control message of a GSO send of `size`-byte segments (`space`: 4 words);
+// errors of a GSO send that mean "not this way" (send the datagrams one by one instead).
+void PutSegment(msghdr* h, uint64_t* space, int size);
+bool GsoRetryable(int err);
+
 // tx.cc: a destination [port, family, address x4] as a socket address for `s`; false when `s`
 // cannot reach that family.
 bool DestinationOf(const Sock& s, const int32_t* dst, sockaddr_in6* name, socklen_t* len);

@@ -22,7 +22,6 @@
 #include "engine.h"
 
 #include <errno.h>
-#include <netinet/udp.h>
 #include <string.h>
 
 #include <unordered_map>
@@ -34,12 +33,7 @@ constexpr int kFwdCounters = 4;
 constexpr int kHeader = 16;
 constexpr int kTag = 16;
 constexpr double kMaxSequence = 281474976710655.0;  // 2^48 - 1
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
-#ifndef SOL_UDP
-#define SOL_UDP 17
-#endif
+
 
 struct Fwd {
   bool used = false;
@@ -176,9 +170,6 @@ static bool SameDestination(const msghdr& a, const msghdr& b) {
   return a.msg_namelen == b.msg_namelen && (a.msg_namelen == 0 || memcmp(a.msg_name, b.msg_name, a.msg_namelen) == 0);
 }
 
-// "Not this way" rather than "not this datagram" (as tx.cc): the datagrams are sent one by one.
-static bool GsoRetryable(int err) { return err == EMSGSIZE || err == EINVAL || err == EIO || err == EOPNOTSUPP || err == ENOPROTOOPT; }
-
 // Sends the harvest's datagrams [i, j) of one socket: runs of equal-sized datagrams to one
 // destination as single UDP_SEGMENT sends (as tx.cc does for staged records), the rest as they are.
 static void SendGroup(Engine* e, FwdState* f, Sock& out, int i, int j) {
@@ -198,16 +189,7 @@ static void SendGroup(Engine* e, FwdState* f, Sock& out, int i, int j) {
     mmsghdr& h = f->sends[n];
     h = f->hdrs[k];
     for (int r = 1; r < run; r++) h.msg_hdr.msg_iovlen += f->hdrs[k + r].msg_hdr.msg_iovlen;  // contiguous iovecs
-    if (run > 1) {
-      cmsghdr* c = reinterpret_cast<cmsghdr*>(&f->cmsg[n * 4]);
-      c->cmsg_level = SOL_UDP;
-      c->cmsg_type = UDP_SEGMENT;
-      c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-      uint16_t seg = static_cast<uint16_t>(size);
-      memcpy(CMSG_DATA(c), &seg, sizeof seg);
-      h.msg_hdr.msg_control = c;
-      h.msg_hdr.msg_controllen = CMSG_SPACE(sizeof(uint16_t));
-    }
+    if (run > 1) PutSegment(&h.msg_hdr, &f->cmsg[n * 4], size);
     f->send_first[n] = k;
     f->send_count[n] = run;
     n++;
