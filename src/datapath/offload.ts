@@ -39,6 +39,34 @@ export interface TunnelEnd {
   forwarded(toTunnel: number, fromTunnel: number): void;
   /** False once keys, tag, peer address or mode changed since this end was given. */
   valid(): boolean;
+  /** Groups the offload joins: their owner closes them at once when the tunnel side changes. */
+  readonly groups?: readonly OffloadGroup[];
+}
+
+/**
+ * Offloads that one change of the tunnel side ends at once (new keys, the peer's address moved,
+ * a re-tag, a fall back to TLS frames): their owner calls `closeAll`, so the batch stops
+ * forwarding the old way before the next datagram, not only at the tables' next sweep.
+ */
+export class OffloadGroup {
+  readonly #members = new Set<Offload>();
+
+  add(o: Offload): void {
+    this.#members.add(o);
+  }
+
+  delete(o: Offload): void {
+    this.#members.delete(o);
+  }
+
+  get size(): number {
+    return this.#members.size;
+  }
+
+  closeAll(): void {
+    for (const o of [...this.#members]) o.close();
+    this.#members.clear();
+  }
 }
 
 export type OffloadEnd = PlainEnd | TunnelEnd;
@@ -121,6 +149,7 @@ export class Offload {
   /** Removes both entries; the counters keep their last values. Idempotent. */
   close(): void {
     if (this.#closed) return;
+    for (const g of this.tunnel.groups ?? []) g.delete(this);
     this.#final[0] = this.datagramsToTunnel;
     this.#final[1] = this.bytesToTunnel;
     this.#final[2] = this.datagramsFromTunnel;
@@ -181,6 +210,7 @@ export function offload(plain: PlainEnd, tunnel: TunnelEnd, maxBytes: number, re
   }
   if (replyRatio > 0) f.b.forwardPair(e.handle, toTunnel, fromTunnel, replyRatio);
   const o = new Offload(e, toTunnel, fromTunnel, tunnel);
+  for (const g of tunnel.groups ?? []) g.add(o);
   o.credit = tunnel.grant(CREDIT_CHUNK);
   return o;
 }

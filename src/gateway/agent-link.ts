@@ -21,7 +21,7 @@ import type { GatewayCounters } from './counters.js';
 import type { PeerRelay } from './peer-relay.js';
 import type { RelayedLink } from './peer-flows.js';
 import { AgentUdp, type KeySet } from './agent-udp.js';
-import type { TunnelEnd } from '../datapath/offload.js';
+import { OffloadGroup, type TunnelEnd } from '../datapath/offload.js';
 
 /** A public listener of one of the agent's services. */
 export interface PublishedService {
@@ -92,6 +92,8 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
   readonly connectedAt: number;
   /** What may be sealed toward the agent, per session (docs/expose.md, "Fairness under a flood"). */
   readonly budget: SendBudget;
+  /** Sessions forwarded in the native batch: closed when the keys or the agent's address change. */
+  readonly #offloads = new OffloadGroup();
 
   constructor(
     readonly name: string,
@@ -107,6 +109,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
       replies: host.replies,
       sendUdp: (buf, port, address) => host.sendUdp(buf, port, address),
       exhausted: (message) => void this.close('internal', message),
+      changed: () => this.#offloads.closeAll(),
     });
     this.budget = new SendBudget(host.datagramBudget, host.clock, host.events, host.counters.datagramsToAgentShed);
   }
@@ -203,6 +206,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
     const routes = [...this.services.values()].map((s) => this.#closeService(s));
     this.services.clear();
     this.#connectees.closeAll();
+    this.#offloads.closeAll();
     this.host.closed(this, message);
     return Promise.all(routes).then(() => {});
   }
@@ -314,6 +318,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
         counters.datagramsFromAgent += from;
       },
       valid: () => !c.closed && c.tag === tag && this.#state !== 'closed' && this.#udp.isCurrent(keys, address),
+      groups: [this.#offloads, c.offloads],
     };
   }
 

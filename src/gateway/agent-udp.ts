@@ -22,6 +22,8 @@ export interface AgentUdpDeps {
   sendUdp(buf: Buffer, port: number, address: string): void;
   /** A key or its sequence space is used up: the link must close so the agent reconnects with new keys. */
   exhausted(message: string): void;
+  /** The sealing keys or the agent's address changed (what the native batch forwards with is stale). */
+  changed?(): void;
 }
 
 /** Freshness of the agent's UDP address, in keepalive intervals (docs/tunnel-protocol.md §7). */
@@ -57,12 +59,14 @@ export class AgentUdp {
   /** A new connection's keys; they seal from now on. */
   add(keys: KeySet): void {
     this.#keys.push(keys);
+    this.deps.changed?.();
   }
 
   /** After a resume: only the newest keys stay; returns the older ones (still registered until forgotten). */
   keepNewest(): KeySet[] {
     const previous = this.#keys.slice(0, -1);
     this.#keys = this.#keys.slice(-1);
+    this.deps.changed?.();
     return previous;
   }
 
@@ -70,6 +74,7 @@ export class AgentUdp {
   takeAll(): KeySet[] {
     const all = this.#keys;
     this.#keys = [];
+    this.deps.changed?.();
     return all;
   }
 
@@ -92,6 +97,7 @@ export class AgentUdp {
     if (d.newest && keys === this.#keys.at(-1) && (current === undefined || current.address !== address || current.port !== port)) {
       if (current !== undefined) counters.agentAddressMoves++;
       this.#address = { address, port };
+      this.deps.changed?.();
     }
     if (d.kind === 'keepalive') {
       counters.keepalives++;

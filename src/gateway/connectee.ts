@@ -1,7 +1,7 @@
 import type { Endpoint } from '../core/address.js';
 import { encodeOriginBlock } from '../protocol/tunnel/index.js';
 import type { DatagramChannel, DatagramReceiver } from '../upstream/dialer.js';
-import type { TunnelEnd } from '../datapath/offload.js';
+import { OffloadGroup, type TunnelEnd } from '../datapath/offload.js';
 
 /** What a connectee needs from the agent link it rides (AgentLink implements it). */
 export interface ConnecteeUplink {
@@ -29,6 +29,8 @@ export class Connectee implements DatagramChannel {
   readonly originBlock: Buffer;
   /** This session's place in the agent's send budget. */
   readonly fair = new FairSlot();
+  /** Its sessions forwarded in the native batch: closed when its tag changes. */
+  readonly offloads = new OffloadGroup();
   /** The public listener's route, where its budget drops are reported (read only on a drop). */
   readonly routeName = (): string | undefined => this.link.serviceRoute(this.serviceId);
 

@@ -40,9 +40,13 @@ export class SessionOffloads {
   step(s: UdpSession): void {
     const o = s.offload;
     if (o !== null) {
-      this.#fold(s, o);
-      if (o.credit === 0) o.credit = o.tunnel.grant(CREDIT_CHUNK);
-      return;
+      if (!o.closed) {
+        this.#fold(s, o);
+        if (o.credit === 0) o.credit = o.tunnel.grant(CREDIT_CHUNK);
+        return;
+      }
+      // Closed by its tunnel side (keys, address, tag, mode changed): folded, then handed over anew.
+      this.remove(s);
     }
     const t = this.owner;
     s.offloadTried = t.tick;

@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import { loadNativeBinding } from '../../src/datapath/native/binding.js';
 import { NativeDatapath } from '../../src/datapath/native/native-datapath.js';
 import { tunnelOpener, tunnelSealer } from '../../src/datapath/tunnel-keys.js';
-import { CREDIT_CHUNK, offload, type TunnelEnd } from '../../src/datapath/offload.js';
+import { CREDIT_CHUNK, OffloadGroup, offload, type TunnelEnd } from '../../src/datapath/offload.js';
 import type { SocketOpener, SocketSealer } from '../../src/datapath/socket-keys.js';
 import type { UdpListener } from '../../src/datapath/udp-datapath.js';
 import { DatagramOpener, DatagramSealer } from '../../src/protocol/tunnel/index.js';
@@ -204,6 +204,20 @@ test('closing a socket or releasing a key removes the entries that use it', { sk
   assert.ok(o3?.live);
   r3.opener.release();
   assert.equal(o3.live, false, 'the opening key released');
+  // A group its tunnel side gave closes it at once (new keys, a moved address, a re-tag).
+  const r4 = await rig(t);
+  const group = new OffloadGroup();
+  const o4 = offload(r4.clientEnd, { ...r4.tunnelEnd(), groups: [group] }, 1500, 0);
+  assert.ok(o4?.live);
+  assert.equal(group.size, 1);
+  group.closeAll();
+  assert.equal(o4.closed, true);
+  assert.equal(o4.live, false);
+  assert.equal(group.size, 0);
+  const o5 = offload(r4.clientEnd, { ...r4.tunnelEnd(), groups: [group] }, 1500, 0);
+  assert.ok(o5?.live, 'installed again');
+  o5.close();
+  assert.equal(group.size, 0, 'a closed offload leaves its group');
 });
 
 test('no offload on the js datapath', async (t) => {
