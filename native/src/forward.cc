@@ -292,7 +292,13 @@ int ForwardHarvested(Engine* e, int used) {
       PutBe32(w + 2, x.peer_key);
       PutBe32(w + 6, x.tag_out);
       for (int b = 0; b < 6; b++) w[10 + b] = static_cast<uint8_t>(s >> (8 * (5 - b)));
-      if (!SealParts(e, x.seal_slot, w, d, len, w + kHeader)) continue;
+      if (!SealParts(e, x.seal_slot, w, d, len, w + kHeader)) {
+        // The payload may be half encrypted: never handed on, counted as lost.
+        f->counters[id * kFwdCounters + 2] += 1;
+        rec[0] = -1;
+        forwarded++;
+        continue;
+      }
       *seq += 1;
       // Header, payload sealed in place, tag; the iovecs of consecutive datagrams are contiguous.
       int n = 0;

@@ -64,7 +64,7 @@ export class SessionOffloads {
     if (n === null) return;
     s.offload = n;
     s.offloadClientPlain = clientPlain;
-    s.offloadSeen.fill(0);
+    s.offloadSeen = [0, 0, 0, 0];
     this.#live.add(s);
     if (t.replyRatio !== 0) n.allowance = budgetLeft(s, t.replyRatio, t.replyWindow);
   }
@@ -86,6 +86,11 @@ export class SessionOffloads {
     for (const s of this.#live) s.offload!.allowance = budgetLeft(s, t.replyRatio, t.replyWindow);
   }
 
+  /** Removes every session's entries (the table's policy changed: they are made again under the new one). */
+  removeAll(): void {
+    for (const s of [...this.#live]) this.remove(s);
+  }
+
   /** Removes the entries of `s` and folds their last counts in. Idempotent. */
   remove(s: UdpSession): void {
     const o = s.offload;
@@ -98,7 +103,7 @@ export class SessionOffloads {
   }
 
   #fold(s: UdpSession, o: Offload): void {
-    const seen = s.offloadSeen;
+    const seen = s.offloadSeen!;
     const plain = s.offloadClientPlain;
     const pu = plain ? o.datagramsToTunnel : o.datagramsFromTunnel;
     const pd = plain ? o.datagramsFromTunnel : o.datagramsToTunnel;

@@ -257,6 +257,7 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
     this.#pp = policy.proxyProtocol ? new UdpProxyHeaders(policy.proxyProtocol) : null;
     this.#shell.update(policy, admit);
     this.#schedule();
+    this.#offloads.removeAll();
   }
 
   /**

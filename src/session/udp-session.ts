@@ -61,8 +61,8 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, Repl
   offload: Offload | null = null;
   /** The client is the offload's plain side (the gateway); else its tunnel side (the agent). */
   offloadClientPlain = false;
-  /** The offload's counters as last folded: datagrams and bytes from and to the client. */
-  offloadSeen = [0, 0, 0, 0];
+  /** The offload's counters as last folded: datagrams and bytes from and to the client (made with the offload). */
+  offloadSeen: number[] | null = null;
   /** Sweep tick of the last attempt to offload it (one attempt per tick). */
   offloadTried = -1;
 
