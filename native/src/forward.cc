@@ -55,6 +55,7 @@ struct Fwd {
   int pair = -1;
   double ratio = 0;
   bool budgeted = false;
+  int paired_by = -1;  // on a plain entry: the seal entry whose pair it is
 };
 
 struct FwdState {
@@ -113,8 +114,8 @@ static void Remove(FwdState* f, int id) {
   auto& map = x.seal ? f->by_src : f->by_tag;
   auto it = map.find(x.key);
   if (it != map.end() && it->second == id) map.erase(it);
-  for (Fwd& y : f->entries)
-    if (y.used && y.pair == id) y.pair = -1;
+  if (x.pair >= 0) f->entries[x.pair].paired_by = -1;
+  if (x.paired_by >= 0) f->entries[x.paired_by].pair = -1;
   x = Fwd();
   f->credits[id] = 0;
   f->free_ids.push_back(id);
@@ -122,7 +123,7 @@ static void Remove(FwdState* f, int id) {
 
 void ForgetForwards(Engine* e, int sock, int slot) {
   FwdState* f = e->fwd;
-  if (f == nullptr) return;
+  if (f == nullptr || (f->by_src.empty() && f->by_tag.empty())) return;
   for (size_t i = 0; i < f->entries.size(); i++) {
     const Fwd& x = f->entries[i];
     if (!x.used) continue;
@@ -471,9 +472,12 @@ napi_value PairCall(napi_env env, napi_callback_info info) {
   FwdState* f = e->fwd;
   int n = static_cast<int>(f->entries.size());
   if (a < 0 || a >= n || b < 0 || b >= n || !f->entries[a].used || !f->entries[b].used || !f->entries[a].seal || f->entries[b].seal) return nullptr;
+  if (f->entries[a].pair >= 0) f->entries[f->entries[a].pair].paired_by = -1;
+  if (f->entries[b].paired_by >= 0) f->entries[f->entries[b].paired_by].pair = -1;
   f->entries[a].pair = b;
   f->entries[a].ratio = ratio;
   f->entries[b].budgeted = true;
+  f->entries[b].paired_by = a;
   return nullptr;
 }
 
