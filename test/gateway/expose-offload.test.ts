@@ -4,7 +4,9 @@ import { loadNativeBinding } from '../../src/datapath/native/binding.js';
 import { NativeDatapath } from '../../src/datapath/native/native-datapath.js';
 import { FORWARD_COUNTERS, nativeKeys } from '../../src/datapath/native/native-keys.js';
 import type { SluiceEvent } from '../../src/observe/events.js';
-import { freePort, udpClient, udpEcho, waitFor } from '../helpers/net.js';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import { freePort, sleep, udpClient, udpEcho, waitFor } from '../helpers/net.js';
 import { agentConfig, gatewayConfig, published, startAgent, startGateway } from './expose-helpers.js';
 
 // Established sessions of an exposure forwarded inside the native batch (docs/datapath.md,
@@ -99,4 +101,40 @@ test('a reverdict that bans the client ends the offloaded session and removes it
   client.send(x.port, 'still there?');
   await assert.rejects(client.next(300));
   assert.equal(forwarded(x.dp), after);
+});
+
+test('the reply budget holds for an offloaded session: a service that turns amplifying after the session is forwarded in the batch gets through at most ratio x what the client sent', { skip }, async (t) => {
+  const dp = datapath(t);
+  // Echoes, except that "burst" is answered with 50 x 1000 bytes.
+  const service = dgram.createSocket('udp4');
+  service.on('message', (m, r) => {
+    if (m.toString() !== 'burst') return void service.send(m, r.port, r.address);
+    for (let i = 0; i < 50; i++) service.send(Buffer.alloc(1000, i), r.port, r.address);
+  });
+  service.bind(0, '127.0.0.1');
+  await once(service, 'listening');
+  t.after(() => service.close());
+  const gw = await startGateway(t, gatewayConfig('  services:\n    udp: { replyBudget: { ratio: 2, window: 10s } }\n'), undefined, dp);
+  const port = await freePort('udp');
+  const { agent } = await startAgent(t, agentConfig(gw, `    svc: { local: 127.0.0.1:${service.address().port}, remote: udp://127.0.0.1:${port} }`), undefined, dp);
+  await published(agent);
+  await waitFor(() => agent.datagramMode === 'udp', 'UDP path up');
+  const client = await udpClient(t);
+  let sent = 0;
+  let received = 0;
+  for (let i = 0; i < 20; i++) {
+    const msg = Buffer.alloc(100, i);
+    client.send(port, msg);
+    sent += msg.length;
+    received += (await client.next(2000)).length;
+  }
+  assert.ok(forwarded(dp) > 40, `the session is forwarded in the batch (${forwarded(dp)} hops)`);
+  client.send(port, 'burst');
+  sent += 5;
+  const dropped = () => gw.seen.filter((e): e is Extract<SluiceEvent, { type: 'datagrams-dropped' }> => e.type === 'datagrams-dropped' && e.reason === 'reply-budget').reduce((n, e) => n + e.count, 0);
+  await waitFor(() => dropped() >= 48, `the burst's excess dropped as reply-budget (${dropped()})`, 5000);
+  await sleep(100);
+  while (client.inbox.length > 0) received += client.inbox.shift()!.length;
+  assert.ok(received <= 2 * sent, `the client got ${received} bytes for ${sent} sent (ratio 2)`);
+  assert.ok(received >= 2 * sent - 1000, `and the budget was used, not refused outright (${received} of ${2 * sent})`);
 });
