@@ -72,10 +72,13 @@ export class OffloadGroup {
 export type OffloadEnd = PlainEnd | TunnelEnd;
 
 /**
- * Datagrams pre-admitted at once under a send budget (a batch harvests up to 128): a session
- * beyond its credit reaches JavaScript, which drops what the budget refuses and grants the next
- * chunk. Smaller chunks cost more JavaScript calls at high rates; larger ones charge the budget
- * earlier for datagrams that may come later (at 100,000/s, 128 is 1.3 ms of the whole budget).
+ * The largest number of datagrams pre-admitted at once under a send budget (a batch harvests up
+ * to 128): a session beyond its credit reaches JavaScript, which drops what the budget refuses and
+ * grants the next chunk, twice the last one up to this (`Offload.refill`). A new entry starts
+ * with none: a burst of new sessions that send one datagram each must not each hold credit they
+ * never use (it would be charged to the budget and refused to the others). Smaller chunks cost
+ * more JavaScript calls at high rates; larger ones charge the budget earlier for datagrams that
+ * may come later (at 100,000/s, 128 is 1.3 ms of the whole budget).
  */
 export const CREDIT_CHUNK = 128;
 
@@ -84,6 +87,8 @@ export class Offload {
   readonly #e: Engine;
   readonly #final = [0, 0, 0, 0, 0];
   #closed = false;
+  /** The next credit chunk: doubles on every refill, up to CREDIT_CHUNK. */
+  #chunk = 1;
 
   constructor(
     e: Engine,
@@ -137,6 +142,13 @@ export class Offload {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** The credit ran out and a datagram reached JavaScript: grants the next chunk, twice the last. */
+  refill(): void {
+    if (this.#closed) return;
+    this.#chunk = Math.min(2 * this.#chunk, CREDIT_CHUNK);
+    this.credit = this.tunnel.grant(this.#chunk);
   }
 
   /** Both entries still installed (a socket close or a key release removes them) and the tunnel side unchanged. */
@@ -211,6 +223,7 @@ export function offload(plain: PlainEnd, tunnel: TunnelEnd, maxBytes: number, re
   if (replyRatio > 0) f.b.forwardPair(e.handle, toTunnel, fromTunnel, replyRatio);
   const o = new Offload(e, toTunnel, fromTunnel, tunnel);
   for (const g of tunnel.groups ?? []) g.add(o);
-  o.credit = tunnel.grant(CREDIT_CHUNK);
+  // No credit yet under a budget (see CREDIT_CHUNK); without one (grant -1) no limit.
+  if (tunnel.grant(0) < 0) o.credit = -1;
   return o;
 }

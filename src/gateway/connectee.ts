@@ -29,8 +29,17 @@ export class Connectee implements DatagramChannel {
   readonly originBlock: Buffer;
   /** This session's place in the agent's send budget. */
   readonly fair = new FairSlot();
-  /** Its sessions forwarded in the native batch: closed when its tag changes. */
-  readonly offloads = new OffloadGroup();
+  #offloads: OffloadGroup | null = null;
+
+  /** Its session forwarded in the native batch: closed when its tag changes (made on first use). */
+  get offloads(): OffloadGroup {
+    return (this.#offloads ??= new OffloadGroup());
+  }
+
+  /** Closes what the native batch forwards for it (its tag changed). */
+  closeOffloads(): void {
+    this.#offloads?.closeAll();
+  }
   /** The public listener's route, where its budget drops are reported (read only on a drop). */
   readonly routeName = (): string | undefined => this.link.serviceRoute(this.serviceId);
 

@@ -1,8 +1,11 @@
 import { budgetLeft, budgetReceived, budgetSent } from '../core/reply-budget.js';
-import { CREDIT_CHUNK, offload, type Offload } from '../datapath/offload.js';
+import { offload, type Offload } from '../datapath/offload.js';
 import type { UdpSession } from './udp-session.js';
 import type { UdpSessionPolicy } from './session-policy.js';
 import type { UdpClientSide } from './udp-session-table.js';
+
+/** Sweeps without a datagram after which a session's entries are removed (1 s at the longest sweep). */
+const IDLE_TICKS = 4;
 
 /** What the offloads of a table need from it and from its client side. */
 export interface OffloadOwner {
@@ -42,7 +45,7 @@ export class SessionOffloads {
     if (o !== null) {
       if (!o.closed) {
         this.#fold(s, o);
-        if (o.credit === 0) o.credit = o.tunnel.grant(CREDIT_CHUNK);
+        if (o.credit === 0) o.refill();
         return;
       }
       // Closed by its tunnel side (keys, address, tag, mode changed): folded, then handed over anew.
@@ -69,13 +72,18 @@ export class SessionOffloads {
     if (t.replyRatio !== 0) n.allowance = budgetLeft(s, t.replyRatio, t.replyWindow);
   }
 
-  /** Folds every offloaded session; drops those whose tunnel side changed. */
+  /**
+   * Folds every offloaded session; drops those whose tunnel side changed, and those idle for
+   * IDLE_TICKS sweeps (an idle session costs its entries and their objects for nothing; its next
+   * datagram hands it over again).
+   */
   sweep(): void {
+    const tick = this.owner.tick;
     for (const s of this.#live) {
       const o = s.offload!;
       this.#fold(s, o);
       // `live` asks the engine: its entries go when a socket closes or a key is released.
-      if (!o.live) this.remove(s);
+      if (tick - s.lastTick >= IDLE_TICKS || !o.live) this.remove(s);
     }
   }
 
@@ -84,6 +92,14 @@ export class SessionOffloads {
     const t = this.owner;
     if (t.replyRatio === 0) return;
     for (const s of this.#live) s.offload!.allowance = budgetLeft(s, t.replyRatio, t.replyWindow);
+  }
+
+  /**
+   * Brings the session's counters and reply budget up to date before JavaScript judges one of its
+   * datagrams (what the batch forwarded since the last fold counts against the same budget).
+   */
+  fold(s: UdpSession): void {
+    if (s.offload !== null) this.#fold(s, s.offload);
   }
 
   /** Removes every session's entries (the table's policy changed: they are made again under the new one). */
@@ -99,6 +115,7 @@ export class SessionOffloads {
     o.close();
     this.#fold(s, o);
     s.offload = null;
+    s.offloadSeen = null;
     this.#live.delete(s);
   }
 

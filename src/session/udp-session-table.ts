@@ -140,6 +140,7 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
   }
 
   #fromClient(s: UdpSession, buf: Buffer): void {
+    if (s.offload !== null) this.#offloads.fold(s);
     const prefix = s.prefix;
     if (buf.length + (prefix === null ? 0 : prefix.length) > this.#policy.udp.maxDatagramBytes) {
       this.#drops.tooBig++;
@@ -192,6 +193,7 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
   /** Hot path: one datagram back from a session's upstream. */
   toClient(s: UdpSession, buf: Buffer): void {
     if (s.state === 'closed') return;
+    if (s.offload !== null) this.#offloads.fold(s);
     if (buf.length > this.#policy.udp.maxDatagramBytes) {
       this.#drops.tooBig++;
       return;

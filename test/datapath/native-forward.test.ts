@@ -144,25 +144,34 @@ test('an offloaded session moves both directions inside the batch: client datagr
   assert.equal(o.live, false);
 });
 
-test('the send budget\'s credit bounds what the batch forwards toward the tunnel; the rest reaches JavaScript', { skip }, async (t) => {
+test('the send budget\'s credit bounds what the batch forwards toward the tunnel; the rest reaches JavaScript; chunks double up to CREDIT_CHUNK', { skip }, async (t) => {
   const r = await rig(t);
-  let granted = 0;
+  const asked: number[] = [];
+  let give = 0;
   const o = offload(r.clientEnd, r.tunnelEnd((want) => {
-    granted += want;
-    return 3;
+    asked.push(want);
+    return Math.min(want, give);
   }), 1500, 0);
   assert.ok(o);
-  assert.equal(granted, CREDIT_CHUNK, 'asked for a chunk at install');
-  assert.equal(o.credit, 3);
-  for (let i = 0; i < 5; i++) r.client.send(Buffer.from(`d${i}`), r.pub.local.port);
-  await waitFor(() => r.peer.inbox.length + r.js.publicSide === 5, 'five datagrams, forwarded or not');
-  assert.equal(r.peer.inbox.length, 3, 'three forwarded under the credit');
-  assert.equal(r.js.publicSide, 2, 'two for JavaScript');
+  // No credit at install: a burst of new sessions must not each hold credit they never use.
   assert.equal(o.credit, 0);
+  r.client.send(Buffer.from('first'), r.pub.local.port);
+  await waitFor(() => r.js.publicSide === 1, 'the first datagram in JavaScript');
+  give = 3;
+  o.refill();
+  assert.equal(o.credit, 2, 'the first chunk is 2');
+  for (let i = 0; i < 5; i++) r.client.send(Buffer.from(`d${i}`), r.pub.local.port);
+  await waitFor(() => r.peer.inbox.length + r.js.publicSide === 6, 'five datagrams, forwarded or not');
+  assert.equal(r.peer.inbox.length, 2, 'two forwarded under the credit');
+  assert.equal(r.js.publicSide, 4, 'three more for JavaScript');
+  assert.equal(o.credit, 0);
+  give = 1000;
+  for (let i = 0; i < 10; i++) o.refill();
+  assert.deepEqual(asked.slice(-10), [4, 8, 16, 32, 64, 128, 128, 128, 128, 128].slice(0, 10).map((x) => Math.min(x, CREDIT_CHUNK)));
   o.credit = -1;
   for (let i = 0; i < 10; i++) r.client.send(Buffer.from(`e${i}`), r.pub.local.port);
-  await waitFor(() => r.peer.inbox.length === 13, 'no limit with credit -1');
-  assert.equal(r.js.publicSide, 2);
+  await waitFor(() => r.peer.inbox.length === 12, 'no limit with credit -1');
+  assert.equal(r.js.publicSide, 4);
   o.close();
 });
 
