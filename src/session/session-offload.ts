@@ -7,6 +7,13 @@ import type { UdpClientSide } from './udp-session-table.js';
 /** Sweeps without a datagram after which a session's entries are removed (1 s at the longest sweep). */
 const IDLE_TICKS = 4;
 
+/**
+ * Datagrams (both ways) a session carries in JavaScript before it is handed over: one-shot
+ * exchanges (a DNS query, a probe) never gain from the batch, and an idle session should cost no
+ * more than before (entries and their objects are about 1 KB per side).
+ */
+const OFFLOAD_AFTER = 8;
+
 /** What the offloads of a table need from it and from its client side. */
 export interface OffloadOwner {
   readonly tick: number;
@@ -51,6 +58,7 @@ export class SessionOffloads {
       // Closed by its tunnel side (keys, address, tag, mode changed): folded, then handed over anew.
       this.remove(s);
     }
+    if (s.packetsFromClient + s.packetsToClient < OFFLOAD_AFTER) return;
     const t = this.owner;
     s.offloadTried = t.tick;
     // Unanswered: the table still has to see the first answer (it refunds admission, ends a PROXY `first` header).
