@@ -87,8 +87,8 @@ export class Offload {
   readonly #e: Engine;
   readonly #final = [0, 0, 0, 0, 0];
   #closed = false;
-  /** The next credit chunk: doubles on every refill, up to CREDIT_CHUNK. */
-  #chunk = 1;
+  /** The last credit chunk: doubles on every refill (8 first), up to CREDIT_CHUNK. */
+  #chunk = 4;
 
   constructor(
     e: Engine,

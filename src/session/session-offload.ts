@@ -12,7 +12,7 @@ const IDLE_TICKS = 4;
  * exchanges (a DNS query, a probe) never gain from the batch, and an idle session should cost no
  * more than before (entries and their objects are about 1 KB per side).
  */
-const OFFLOAD_AFTER = 8;
+const OFFLOAD_AFTER = 4;
 
 /** What the offloads of a table need from it and from its client side. */
 export interface OffloadOwner {

@@ -61,8 +61,8 @@ test('an established exposed UDP session is forwarded in the batch both ways at 
   // round trips take the JavaScript path, and one datagram in 129 toward each tunnel end, where
   // the send budget gives the batch its next credit.
   const native = forwarded(x.dp);
-  // Plus the first 8 datagrams of each session (4 round trips: 16 hops) and the credit's ramp
-  // (chunks of 2, 4, ... 128: about 8 datagrams per side).
+  // Plus the first 4 datagrams of each session (2 round trips: 8 hops) and the credit's ramp
+  // (chunks of 8, 16, ... 128: about 6 datagrams per side).
   assert.ok(native >= 4 * n - 2 * (Math.ceil(n / 128) + 8) - 8 - 16, `forwarded in the batch: ${native} of ${4 * n} hops`);
   // Counters stay whole (folded in on the sweep): the gateway's, the agent's and both session records.
   const gc = x.gw.gateway.counters;
