@@ -145,6 +145,7 @@ void CloseSock(Engine* e, int id) {
   epoll_ctl(e->epfd, EPOLL_CTL_DEL, s.fd, nullptr);
   close(s.fd);
   UnbindSocket(e, id);
+  ForgetForwards(e, id, -1);
   ReleaseId(e, id);
   e->active--;
   Watch(e);
@@ -163,6 +164,7 @@ void OnHandleClosed(uv_handle_t* h) { Release(static_cast<Engine*>(h->data)); }
 void Teardown(Engine* e) {
   if (e->destroyed) return;
   for (size_t i = 0; i < e->socks.size(); i++) CloseSock(e, static_cast<int>(i));
+  FreeForwards(e);
   FreeSeal(e);
   StopThread(e);
   e->destroyed = true;
@@ -403,6 +405,7 @@ napi_value Init(napi_env env, napi_value exports) {
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   RegisterStream(env, exports);
   RegisterSeal(env, exports);
+  RegisterForward(env, exports);
   return exports;
 }
 

@@ -38,6 +38,8 @@ constexpr int kMaxGsoSegments = 64;
 constexpr int kMaxGsoBytes = 65000;
 // Poll callback rounds before yielding to the loop when every slot keeps filling.
 constexpr int kMaxRounds = 8;
+// Least receive slots a ready socket gets in one harvest (engine.cc Harvest).
+constexpr int kMinShare = 8;
 
 struct Sock {
   int fd = -1;
@@ -47,6 +49,7 @@ struct Sock {
 };
 
 struct SealState;  // seal.cc
+struct FwdState;   // forward.cc
 
 struct Engine {
   napi_env env = nullptr;
@@ -84,6 +87,7 @@ struct Engine {
   int32_t* errm = nullptr;
   int err_max = 0;
   int err_count = 0;
+  int forwarded = 0;  // records of the last harvest forwarded in the batch (forward.cc)
 
   napi_ref refs[6] = {};  // rx, rxm, tx, txm, errm, onBatch
   napi_ref on_batch = nullptr;
@@ -102,6 +106,7 @@ struct Engine {
   std::vector<int> tx_segment;     // UDP_SEGMENT size of each message, 0 when none
 
   SealState* seal = nullptr;       // tunnel key slots (seal.cc), made on first use
+  FwdState* fwd = nullptr;         // established sessions forwarded in the batch (forward.cc)
 };
 
 // engine.cc
@@ -110,7 +115,7 @@ void ReleaseId(Engine* e, int id);
 void Watch(Engine* e);
 void OnReadable(uv_poll_t* handle, int status, int events);
 void DrainReady(Engine* e);
-int Harvest(Engine* e);
+int Harvest(Engine* e);  // records harvested; `forwarded` of them need no JavaScript
 
 // addon.cc
 void Teardown(Engine* e);
@@ -130,6 +135,27 @@ void SealStaged(Engine* e, int count);
 void FreeSeal(Engine* e);
 void UnbindSocket(Engine* e, int sock);
 void RegisterSeal(napi_env env, napi_value exports);
+int OpenedKey(Engine* e, int rx_index);  // the key slot that opened rx record i (verdict ok), else -1
+bool SealSlotLive(Engine* e, int slot);
+bool OpenSlotLive(Engine* e, int slot);
+// Seals `len` payload bytes in place under sealing slot `slot`, `header` as associated data (its
+// sequence is the nonce's), the tag into `tag`.
+bool SealParts(Engine* e, int slot, const uint8_t* header, uint8_t* payload, int len, uint8_t* tag);
+
+// forward.cc: established sessions forwarded as harvested (after opening)
+int ForwardHarvested(Engine* e, int used);
+void ForgetForwards(Engine* e, int sock, int slot);  // entries using this socket or key slot (-1: none)
+void FreeForwards(Engine* e);
+void RegisterForward(napi_env env, napi_value exports);
+
+// tx.cc: the UDP_SEGMENT control message of a GSO send of `size`-byte segments (`space`: 4 words);
+// errors of a GSO send that mean "not this way" (send the datagrams one by one instead).
+void PutSegment(msghdr* h, uint64_t* space, int size);
+bool GsoRetryable(int err);
+
+// tx.cc: a destination [port, family, address x4] as a socket address for `s`; false when `s`
+// cannot reach that family.
+bool DestinationOf(const Sock& s, const int32_t* dst, sockaddr_in6* name, socklen_t* len);
 
 // errors.cc
 napi_value ErrnoError(napi_env env, int err, const char* syscall, const char* detail);

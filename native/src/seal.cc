@@ -254,6 +254,31 @@ void SealStaged(Engine* e, int count) {
   }
 }
 
+// ---- for the forwarding table (forward.cc) ----
+
+int OpenedKey(Engine* e, int i) {
+  SealState* s = e->seal;
+  if (s == nullptr || s->openm == nullptr || i >= s->openm_max) return -1;
+  const int32_t* o = s->openm + i * kOpenRec;
+  return o[0] >= 0 && o[1] == kOk ? o[0] : -1;
+}
+
+bool SealSlotLive(Engine* e, int slot) { return Slot(e, slot, false) != nullptr; }
+bool OpenSlotLive(Engine* e, int slot) { return Slot(e, slot, true) != nullptr; }
+
+bool SealParts(Engine* e, int slot, const uint8_t* header, uint8_t* payload, int len, uint8_t* tag) {
+  KeySlot* k = Slot(e, slot, false);
+  if (k == nullptr) return false;
+  memcpy(k->nonce + 6, header + 10, 6);
+  int outl = 0;
+  EVP_CIPHER_CTX* c = k->ctx;
+  return EVP_EncryptInit_ex(c, nullptr, nullptr, nullptr, k->nonce) == 1 &&
+         EVP_EncryptUpdate(c, nullptr, &outl, header, kHeader) == 1 &&
+         (len == 0 || EVP_EncryptUpdate(c, payload, &outl, payload, len) == 1) &&
+         EVP_EncryptFinal_ex(c, payload + len, &outl) == 1 &&
+         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, kTag, tag) == 1;
+}
+
 // ---- N-API ----
 
 namespace {
@@ -378,7 +403,10 @@ napi_value KeyRelease(napi_env env, napi_callback_info info) {
   Engine* e = LiveEngine(env, argv[0]);
   int32_t id;
   if (e == nullptr || e->seal == nullptr || napi_get_value_int32(env, argv[1], &id) != napi_ok) return Nothing(env);
-  if (id >= 0 && id < static_cast<int>(e->seal->slots.size())) FreeSlot(e->seal, id);
+  if (id >= 0 && id < static_cast<int>(e->seal->slots.size())) {
+    ForgetForwards(e, -1, id);
+    FreeSlot(e->seal, id);
+  }
   return Nothing(env);
 }
 

@@ -18,6 +18,18 @@
 
 namespace sluice {
 
+void PutSegment(msghdr* h, uint64_t* space, int size) {
+  // A single GSO send: the kernel cuts the payload into `size`-byte datagrams.
+  cmsghdr* c = reinterpret_cast<cmsghdr*>(space);
+  c->cmsg_level = SOL_UDP;
+  c->cmsg_type = UDP_SEGMENT;
+  c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+  uint16_t seg = static_cast<uint16_t>(size);
+  memcpy(CMSG_DATA(c), &seg, sizeof seg);
+  h->msg_control = c;
+  h->msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+}
+
 bool ProbeGso() {
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return false;
@@ -56,6 +68,11 @@ static bool SameDestination(const int32_t* a, const int32_t* b) {
 
 // Fills `name` for an unconnected (listener) socket; false when the family cannot be reached.
 static bool Destination(const Sock& s, const int32_t* r, sockaddr_in6* name, socklen_t* len) {
+  return DestinationOf(s, r + 4, name, len);
+}
+
+bool DestinationOf(const Sock& s, const int32_t* d, sockaddr_in6* name, socklen_t* len) {
+  const int32_t* r = d - 4;  // the record layout: port at 4, family at 5, address at 6
   memset(name, 0, sizeof *name);
   uint16_t port = htons(static_cast<uint16_t>(r[4]));
   if (r[5] == 4) {
@@ -101,7 +118,7 @@ static bool Iov(Engine* e, const int32_t* r, iovec* iov, int* n) {
 
 // Errors of a UDP_SEGMENT send that say "not this way" rather than "not this datagram": a segment
 // size over the path MTU (EMSGSIZE on Linux 6, EINVAL before), or no GSO on the device (EIO).
-static bool GsoRetryable(int err) { return err == EMSGSIZE || err == EINVAL || err == EIO || err == EOPNOTSUPP || err == ENOPROTOOPT; }
+bool GsoRetryable(int err) { return err == EMSGSIZE || err == EINVAL || err == EIO || err == EOPNOTSUPP || err == ENOPROTOOPT; }
 
 // Sends records [first, first + count) one datagram each (the fallback when a GSO send fails).
 static void SendEach(Engine* e, int id, int first, int count) {
@@ -177,15 +194,7 @@ static void SendGroup(Engine* e, int id, int first, int end) {
     iovs += used;
     e->tx_segment[m] = 0;
     if (run > 1) {
-      // A single GSO send: the kernel cuts the payload into `size`-byte datagrams.
-      cmsghdr* c = reinterpret_cast<cmsghdr*>(&e->tx_cmsg[m * 4]);
-      c->cmsg_level = SOL_UDP;
-      c->cmsg_type = UDP_SEGMENT;
-      c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-      uint16_t seg = static_cast<uint16_t>(size);
-      memcpy(CMSG_DATA(c), &seg, sizeof seg);
-      h.msg_hdr.msg_control = c;
-      h.msg_hdr.msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+      PutSegment(&h.msg_hdr, &e->tx_cmsg[m * 4], size);
       e->tx_segment[m] = size;
     }
     e->tx_first[m] = k;

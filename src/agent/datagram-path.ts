@@ -8,6 +8,7 @@ import { canonicalIp, type Endpoint } from '../core/address.js';
 import type { UdpDatapath, UdpListener } from '../datapath/udp-datapath.js';
 import { tunnelOpener, tunnelSealer, type SocketOpener, type SocketSealer } from '../datapath/tunnel-keys.js';
 import type { IceSocket } from '../ice/bases.js';
+import { OffloadGroup, type TunnelEnd } from '../datapath/offload.js';
 import { isTunnelDatagram } from '../protocol/tunnel/index.js';
 import { CHANNEL_BACKLOG_BYTES, type ControlChannel } from '../upstream/agent/control-channel.js';
 
@@ -80,6 +81,8 @@ export class AgentDatagramPath {
   #lastAck = -Infinity;
   #keepaliveCounter = 0;
   #closed = false;
+  /** Sessions forwarded in the native batch: closed when the mode, the keys, the socket or the gateway change. */
+  readonly #offloads = new OffloadGroup();
 
   constructor(
     private readonly datapath: UdpDatapath,
@@ -100,6 +103,7 @@ export class AgentDatagramPath {
    * working UDP flows still use.
    */
   prepare(ownKeyId: number, keys: DatagramKeys): void {
+    this.#offloads.closeAll();
     for (const [id, o] of [...this.#openers]) {
       if (id === this.#currentKeyId || id === this.#previousKeyId) continue;
       this.#openers.delete(id);
@@ -119,6 +123,7 @@ export class AgentDatagramPath {
       this.#currentKeyId = ownKeyId;
     }
     this.#channel = channel;
+    this.#offloads.closeAll();
     this.#sealer?.release();
     this.#sealer = tunnelSealer(this.datapath, { key: keys.send, direction: keys.sendDirection, peerKeyId: gatewayKeyId }, () => this.#socket);
     this.gatewayKeyId = gatewayKeyId;
@@ -166,6 +171,35 @@ export class AgentDatagramPath {
     return this.#gateway ? { address: this.#gateway.address, port: this.#gateway.port } : undefined;
   }
 
+  /**
+   * The tunnel side of connectee `tag` for the native batch (datapath/offload.ts): while datagrams
+   * go over UDP with the current keys. Valid until the mode, the keys, the socket or the gateway
+   * change (the session table checks on its sweep). `grant`: the session's send budget.
+   */
+  offloadEnd(tag: number, grant: (want: number) => number): TunnelEnd | null {
+    const sealer = this.#sealer;
+    const opener = this.#openers.get(this.#currentKeyId);
+    const socket = this.#socket;
+    const gw = this.#gateway;
+    if (this.#mode !== 'udp' || this.#closed || !sealer || !opener || !socket || !gw) return null;
+    const counters = this.counters;
+    return {
+      kind: 'tunnel',
+      sealer,
+      opener,
+      tag,
+      peer: gw,
+      pinPeer: true,
+      grant,
+      forwarded: (to, from) => {
+        counters.toGateway += to;
+        counters.fromGateway += from;
+      },
+      valid: () => this.#mode === 'udp' && !this.#closed && this.#sealer === sealer && this.#socket === socket && this.#gateway === gw && this.#openers.get(this.#currentKeyId) === opener,
+      groups: [this.#offloads],
+    };
+  }
+
   /** As a DATAGRAM frame on the control channel whatever the mode: it stays behind earlier control messages. */
   sendOverChannel(tag: number, payload: Buffer): boolean {
     const ch = this.#channel;
@@ -203,6 +237,7 @@ export class AgentDatagramPath {
 
   /** Forget the keys: the gateway did not resume, so nothing sealed under them is of use. */
   forgetKeys(): void {
+    this.#offloads.closeAll();
     this.#sealer?.release();
     this.#sealer = null;
     this.gatewayKeyId = 0;
@@ -250,6 +285,7 @@ export class AgentDatagramPath {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#offloads.closeAll();
     this.#timer?.cancel();
     void this.#socket?.close();
     this.#sealer?.release();
@@ -278,6 +314,7 @@ export class AgentDatagramPath {
   #setMode(mode: DatagramMode): void {
     if (this.#mode === mode) return;
     this.#mode = mode;
+    this.#offloads.closeAll();
     this.onMode(mode);
   }
 

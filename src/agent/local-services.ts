@@ -14,6 +14,7 @@ import type { TunnelStream } from '../upstream/agent/tunnel-stream.js';
 import type { DatagramSink } from './datagram-path.js';
 import { FairSlot, slotDrops, type SendBudget } from '../upstream/agent/send-budget.js';
 import { AdmissionLimits } from '../admission/limits.js';
+import type { TunnelEnd } from '../datapath/offload.js';
 
 export interface LocalServicesDeps {
   readonly agent: string;
@@ -27,6 +28,8 @@ export interface LocalServicesDeps {
   readonly sendClose: (tag: number) => void;
   /** What may go toward the gateway and peers, shared fairly among the sessions; absent = no budget. */
   readonly budget?: SendBudget;
+  /** The tunnel side of `tag` for the native batch (datapath/offload.ts), or null while it needs JavaScript. */
+  readonly offloadEnd?: (tag: number, grant: (want: number) => number) => TunnelEnd | null;
 }
 
 interface TagOwner {
@@ -230,6 +233,12 @@ export class LocalServices implements DatagramSink {
       drops: (s) => {
         const fair = svc.fairs.get(s.key);
         return fair ? slotDrops(fair) : undefined;
+      },
+      offloadEnd: (s) => {
+        const tag = svc.clientTags.get(s.key);
+        if (tag === undefined || this.deps.offloadEnd === undefined) return null;
+        const fair = svc.fairs.get(s.key);
+        return this.deps.offloadEnd(tag, (want) => (budget && fair ? budget.take(fair, want) : -1));
       },
       channelClosed: (s) => {
         if (svc.sessions.get(s.key) === s) {

@@ -222,6 +222,11 @@ export class Peers implements PeerFlows {
     return link !== undefined && link.sendDirect((tag | PEER_TAG_BIT) >>> 0, payload);
   }
 
+  /** True when replies on `tag` go over a direct peer path. */
+  carriesExposed(tag: number): boolean {
+    return this.#directTags.has(tag);
+  }
+
   /** The exposed service dropped `tag`. */
   exposedClosed(tag: number): void {
     this.#forgetExposed(tag);

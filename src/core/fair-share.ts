@@ -190,6 +190,29 @@ export class FairShare {
     return DROP_SESSION_SHARE;
   }
 
+  /**
+   * Admits up to `want` datagrams of `slot` at once, as that many `admit` calls would, and returns
+   * how many: for a sender that forwards them later without asking each time (the native batch's
+   * credit). The first refusal ends it and is not counted as a drop: nothing was offered yet.
+   */
+  take(slot: FairSlot, now: number, want: number): number {
+    let n = 0;
+    for (; n < want; n++) {
+      const v = this.admit(slot, now);
+      if (v === ADMIT) continue;
+      slot.offered--;
+      if (v === DROP_AGENT_BUDGET) {
+        slot.droppedBudget--;
+        this.droppedBudget--;
+      } else {
+        slot.droppedShare--;
+        this.droppedShare--;
+      }
+      break;
+    }
+    return n;
+  }
+
   #newRound(now: number): void {
     // Rounds skipped while nothing was sent count as idle in the history of active sessions (a
     // backlog spans them, see `#lastBusy`: the process may just have stalled).

@@ -65,6 +65,18 @@ export function budgetAllows(s: ReplyBudgetState, bytes: number, ratio: number, 
   return true;
 }
 
+/** Counts `bytes` already sent to the source in window `w` (sent by a path that checked its own allowance). */
+export function budgetSent(s: ReplyBudgetState, bytes: number, w: number): void {
+  if (s.budgetWindow !== w) roll(s, w);
+  s.budgetOut += bytes;
+}
+
+/** Reply bytes that still fit the budget in window `w` (may be negative after a forced `budgetSent`). */
+export function budgetLeft(s: ReplyBudgetState, ratio: number, w: number): number {
+  if (s.budgetWindow !== w) roll(s, w);
+  return ratio * (s.budgetIn + s.budgetInPrev) - s.budgetOut - s.budgetOutPrev;
+}
+
 /** Whole windows of `tickMs` ticks in one budget window (at least 1). */
 export function windowTicks(budget: ReplyBudget, tickMs: number): number {
   return Math.max(1, Math.round(budget.windowMs / tickMs));

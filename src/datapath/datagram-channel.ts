@@ -1,5 +1,6 @@
 import type { Endpoint } from '../core/address.js';
 import type { DropReason } from '../core/reasons.js';
+import type { OffloadEnd } from './offload.js';
 
 /**
  * Receives what comes back on a datagram channel. Called with one datagram at a time; `buf` may
@@ -25,4 +26,6 @@ export interface DatagramChannel {
   close(): void;
   /** Datagrams this channel dropped by itself (a tunnel's send budget), by reason; for the session's record. */
   drops?(): Partial<Record<DropReason, number>> | undefined;
+  /** This channel's side of the session for the native batch (datapath/offload.ts), or null while it needs JavaScript. */
+  offloadEnd?(): OffloadEnd | null;
 }

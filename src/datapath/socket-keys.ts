@@ -33,6 +33,11 @@ export class SocketSealer extends DatagramSealer {
     }
   }
 
+  /** The socket data datagrams leave from now. */
+  get sendSocket(): UdpListener | null | undefined {
+    return this.socket();
+  }
+
   /** Gives back what the key holds outside JavaScript (nothing here). Idempotent. */
   release(): void {}
 }

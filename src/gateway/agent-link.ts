@@ -21,6 +21,7 @@ import type { GatewayCounters } from './counters.js';
 import type { PeerRelay } from './peer-relay.js';
 import type { RelayedLink } from './peer-flows.js';
 import { AgentUdp, type KeySet } from './agent-udp.js';
+import { OffloadGroup, type TunnelEnd } from '../datapath/offload.js';
 
 /** A public listener of one of the agent's services. */
 export interface PublishedService {
@@ -99,6 +100,8 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
   readonly connectedAt: number;
   /** What may be sealed toward the agent, per session (docs/expose.md, "Fairness under a flood"). */
   readonly budget: SendBudget;
+  /** Sessions forwarded in the native batch: closed when the keys or the agent's address change. */
+  readonly #offloads = new OffloadGroup();
 
   constructor(
     readonly name: string,
@@ -114,6 +117,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
       replies: host.replies,
       sendUdp: (buf, port, address) => host.sendUdp(buf, port, address),
       exhausted: (message) => void this.close('internal', message),
+      changed: () => this.#offloads.closeAll(),
     });
     this.budget = new SendBudget(host.datagramBudget, host.clock, host.events, host.counters.datagramsToAgentShed);
   }
@@ -210,6 +214,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
     const routes = [...this.services.values()].map((s) => this.#closeService(s));
     this.services.clear();
     this.#connectees.closeAll();
+    this.#offloads.closeAll();
     this.host.closed(this, message);
     return Promise.all(routes).then(() => {});
   }
@@ -295,6 +300,35 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
   /** Called by a connectee whose public session ended. */
   serviceRoute(serviceId: number): string | undefined {
     return this.services.get(serviceId)?.route.name;
+  }
+
+  /**
+   * The tunnel side of connectee `c` for the native batch: once the agent has answered on its tag
+   * (no origin block needed) and while UDP to the agent is fresh. Valid until the keys, the
+   * agent's address, its freshness or the tag change (the table checks on its sweep).
+   */
+  offloadEnd(c: Connectee): TunnelEnd | null {
+    if (c.closed || !c.answered || this.#state === 'closed') return null;
+    const now = this.#udp.current();
+    if (now === undefined) return null;
+    const { keys, address } = now;
+    const tag = c.tag;
+    const counters = this.host.counters;
+    return {
+      kind: 'tunnel',
+      sealer: keys.sealer,
+      opener: keys.opener,
+      tag,
+      peer: address,
+      pinPeer: true,
+      grant: (want) => this.budget.take(c.fair, want),
+      forwarded: (to, from) => {
+        counters.datagramsToAgent += to;
+        counters.datagramsFromAgent += from;
+      },
+      valid: () => !c.closed && c.tag === tag && this.#state !== 'closed' && this.#udp.isCurrent(keys, address),
+      groups: [this.#offloads, c.offloads],
+    };
   }
 
   dropConnectee(c: Connectee): void {

@@ -22,6 +22,8 @@ export interface AgentUdpDeps {
   sendUdp(buf: Buffer, port: number, address: string): void;
   /** A key or its sequence space is used up: the link must close so the agent reconnects with new keys. */
   exhausted(message: string): void;
+  /** The sealing keys or the agent's address changed (what the native batch forwards with is stale). */
+  changed?(): void;
 }
 
 /** Freshness of the agent's UDP address, in keepalive intervals (docs/tunnel-protocol.md §7). */
@@ -57,12 +59,14 @@ export class AgentUdp {
   /** A new connection's keys; they seal from now on. */
   add(keys: KeySet): void {
     this.#keys.push(keys);
+    this.deps.changed?.();
   }
 
   /** After a resume: only the newest keys stay; returns the older ones (still registered until forgotten). */
   keepNewest(): KeySet[] {
     const previous = this.#keys.slice(0, -1);
     this.#keys = this.#keys.slice(-1);
+    this.deps.changed?.();
     return previous;
   }
 
@@ -70,6 +74,7 @@ export class AgentUdp {
   takeAll(): KeySet[] {
     const all = this.#keys;
     this.#keys = [];
+    this.deps.changed?.();
     return all;
   }
 
@@ -92,6 +97,7 @@ export class AgentUdp {
     if (d.newest && keys === this.#keys.at(-1) && (current === undefined || current.address !== address || current.port !== port)) {
       if (current !== undefined) counters.agentAddressMoves++;
       this.#address = { address, port };
+      this.deps.changed?.();
     }
     if (d.kind === 'keepalive') {
       counters.keepalives++;
@@ -103,6 +109,18 @@ export class AgentUdp {
     if (d.kind !== 'data') return undefined;
     counters.datagramsFromAgent++;
     return d;
+  }
+
+  /** The keys that seal now and the agent's address, while that address is fresh; else undefined. */
+  current(): { readonly keys: KeySet; readonly address: { address: string; port: number } } | undefined {
+    const keys = this.#keys.at(-1);
+    const address = this.#address;
+    return keys && address && this.fresh ? { keys, address } : undefined;
+  }
+
+  /** True while `keys` seal and `address` (the same object `current` gave) is the agent's fresh address. */
+  isCurrent(keys: KeySet, address: { address: string; port: number }): boolean {
+    return this.#keys.at(-1) === keys && this.#address === address && this.fresh;
   }
 
   /** Seals one datagram toward the agent's fresh address; false (nothing sent) when there is none. */

@@ -69,6 +69,7 @@ export class ConnecteeTable {
       c.receiver.onUpstreamError(new SluiceError('SLUICE_ERR_CLOSED', 'the agent dropped the session'));
       return;
     }
+    c.closeOffloads();
     this.#retagged.set(tag, c);
     if (this.#retagged.size > RETAGGED_KEPT) this.#retagged.delete(this.#retagged.keys().next().value!);
     c.tag = this.#allocateTag();

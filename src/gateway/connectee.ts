@@ -1,6 +1,7 @@
 import type { Endpoint } from '../core/address.js';
 import { encodeOriginBlock } from '../protocol/tunnel/index.js';
 import type { DatagramChannel, DatagramReceiver } from '../upstream/dialer.js';
+import { OffloadGroup, type TunnelEnd } from '../datapath/offload.js';
 
 /** What a connectee needs from the agent link it rides (AgentLink implements it). */
 export interface ConnecteeUplink {
@@ -12,6 +13,8 @@ export interface ConnecteeUplink {
   dropConnectee(c: Connectee): void;
   /** The route of the agent's public listener `serviceId`, where budget drops are reported. */
   serviceRoute(serviceId: number): string | undefined;
+  /** The connectee's side for the native batch (datapath/offload.ts), or null while it needs JavaScript. */
+  offloadEnd?(c: Connectee): TunnelEnd | null;
 }
 import { FairSlot, slotDrops } from '../upstream/agent/send-budget.js';
 import type { DropReason } from '../core/reasons.js';
@@ -26,6 +29,17 @@ export class Connectee implements DatagramChannel {
   readonly originBlock: Buffer;
   /** This session's place in the agent's send budget. */
   readonly fair = new FairSlot();
+  #offloads: OffloadGroup | null = null;
+
+  /** Its session forwarded in the native batch: closed when its tag changes (made on first use). */
+  get offloads(): OffloadGroup {
+    return (this.#offloads ??= new OffloadGroup());
+  }
+
+  /** Closes what the native batch forwards for it (its tag changed). */
+  closeOffloads(): void {
+    this.#offloads?.closeAll();
+  }
   /** The public listener's route, where its budget drops are reported (read only on a drop). */
   readonly routeName = (): string | undefined => this.link.serviceRoute(this.serviceId);
 
@@ -58,6 +72,10 @@ export class Connectee implements DatagramChannel {
 
   drops(): Partial<Record<DropReason, number>> | undefined {
     return slotDrops(this.fair);
+  }
+
+  offloadEnd(): TunnelEnd | null {
+    return this.closed ? null : (this.link.offloadEnd?.(this) ?? null);
   }
 
   close(): void {

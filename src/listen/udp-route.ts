@@ -5,6 +5,7 @@ import { UdpSessionTable, type UdpClientSide, type UdpTableDeps } from '../sessi
 import type { UdpSession } from '../session/udp-session.js';
 import { udpPolicyOf, type ListenerConfig } from '../session/session-policy.js';
 import type { UdpDatapath, UdpListener, UdpSender } from '../datapath/udp-datapath.js';
+import type { PlainEnd } from '../datapath/offload.js';
 import { jsDatapath } from '../datapath/js-datapath.js';
 import type { RouteRuntime, SessionInfo } from './route.js';
 import type { Admitter } from '../admission/admitter.js';
@@ -22,6 +23,11 @@ export class ListenerClients implements UdpClientSide {
 
   local(): Endpoint {
     return this.listener.local;
+  }
+
+  /** The client behind this listener is the plain side of a tunnel session (an exposure's public listener). */
+  offloadEnd(s: UdpSession): PlainEnd {
+    return { kind: 'client', listener: this.listener, address: s.replyAddress, port: s.replyPort };
   }
 }
 

@@ -9,6 +9,8 @@ import type { DatagramDialer } from '../upstream/dialer.js';
 import type { ListenerReceiver } from '../datapath/udp-datapath.js';
 import { UdpSession, type UdpSessionOwner } from './udp-session.js';
 import { budgetAllows, budgetReceived, windowTicks } from '../core/reply-budget.js';
+import type { OffloadEnd } from '../datapath/offload.js';
+import { SessionOffloads } from './session-offload.js';
 import { CompletedExchanges } from './completed-exchanges.js';
 import { DropCounts } from './drop-counts.js';
 import { SessionShell, type SessionSide, type ShellDeps } from './session-shell.js';
@@ -34,6 +36,8 @@ export interface UdpClientSide {
   channelClosed?(s: UdpSession): void;
   /** What the client side dropped by itself for `s` (a tunnel's send budget), for its record. */
   drops?(s: UdpSession): Partial<Record<DropReason, number>> | undefined;
+  /** The client's side of `s` for the native batch (datapath/offload.ts), or null while it needs JavaScript. */
+  offloadEnd?(s: UdpSession): OffloadEnd | null;
 }
 
 /**
@@ -73,6 +77,8 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
   #budgetWindow = 0;
   #sweepMs = 0;
   #sweepTimer: Timer | undefined;
+  /** Sessions forwarded in the native batch: folded on the sweep and on their JavaScript datagrams. */
+  readonly #offloads: SessionOffloads;
 
   constructor(
     policy: UdpSessionPolicy,
@@ -83,6 +89,7 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
     this.#pp = policy.proxyProtocol ? new UdpProxyHeaders(policy.proxyProtocol) : null;
     this.#shell = new SessionShell(policy, 'udp', deps, this);
     this.#limitStep = (source) => this.#makeRoom(source);
+    this.#offloads = new SessionOffloads(clients, this);
     this.#schedule();
   }
 
@@ -133,6 +140,7 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
   }
 
   #fromClient(s: UdpSession, buf: Buffer): void {
+    if (s.offload !== null) this.#offloads.fold(s);
     const prefix = s.prefix;
     if (buf.length + (prefix === null ? 0 : prefix.length) > this.#policy.udp.maxDatagramBytes) {
       this.#drops.tooBig++;
@@ -150,6 +158,7 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
     const ch = s.channel;
     if (ch !== null) {
       ch.send(buf, prefix);
+      if (s.offloadTried !== this.#tick || s.offload !== null) this.#offloads.step(s);
     } else if (s.queue !== null && s.queue.length < this.#policy.udp.setupQueue) {
       s.queue.push(Buffer.from(buf)); // a datapath may reuse buf's memory once this call returns
     } else {
@@ -184,6 +193,7 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
   /** Hot path: one datagram back from a session's upstream. */
   toClient(s: UdpSession, buf: Buffer): void {
     if (s.state === 'closed') return;
+    if (s.offload !== null) this.#offloads.fold(s);
     if (buf.length > this.#policy.udp.maxDatagramBytes) {
       this.#drops.tooBig++;
       return;
@@ -210,12 +220,27 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
       s.prefix = null;
     }
     this.clients.send(s, buf);
+    if (s.offloadTried !== this.#tick || s.offload !== null) this.#offloads.step(s);
   }
 
   upstreamFailed(s: UdpSession, err: Error): void {
     if (isSluiceError(err, 'SLUICE_ERR_PEER_OFFLINE')) return this.end(s, 'peer-offline');
     const code = errnoCode(err);
     this.end(s, code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' ? 'upstream-unreachable' : 'upstream-error');
+  }
+
+  /** The current sweep tick (read by session-offload.ts). */
+  get tick(): number {
+    return this.#tick;
+  }
+
+  /** The reply budget's ratio (0: none) and current window (read by session-offload.ts). */
+  get replyRatio(): number {
+    return this.#budgetRatio;
+  }
+
+  get replyWindow(): number {
+    return this.#budgetWindow;
   }
 
   /** Counts a datagram the listener could not send back to a client. */
@@ -234,6 +259,7 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
     this.#pp = policy.proxyProtocol ? new UdpProxyHeaders(policy.proxyProtocol) : null;
     this.#shell.update(policy, admit);
     this.#schedule();
+    this.#offloads.removeAll();
   }
 
   /**
@@ -262,6 +288,7 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
     if (s.state === 'closed') return;
     const wasOpen = s.state === 'open';
     s.move('closed');
+    if (s.offload !== null) this.#offloads.remove(s);
     const map = typeof s.key === 'number' ? this.#v4 : this.#other;
     if ((map as Map<unknown, UdpSession>).get(s.key) === s) (map as Map<unknown, UdpSession>).delete(s.key);
     const ch = s.channel;
@@ -372,8 +399,13 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
   }
 
   #sweep(): void {
+    // What the batch forwarded since the last sweep happened during the tick that ends now.
+    this.#offloads.sweep();
     const tick = ++this.#tick;
-    if (tick % this.#budgetTicks === 0) this.#budgetWindow++;
+    if (tick % this.#budgetTicks === 0) {
+      this.#budgetWindow++;
+      this.#offloads.allowances();
+    }
     const limit = this.#idleTicks;
     for (const s of this.#v4.values()) if (tick - s.lastTick >= limit) this.end(s, 'idle-timeout');
     for (const s of this.#other.values()) if (tick - s.lastTick >= limit) this.end(s, 'idle-timeout');

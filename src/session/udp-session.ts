@@ -4,6 +4,7 @@ import type { DatagramChannel, DatagramReceiver } from '../upstream/dialer.js';
 import type { FlowCounters, FlowRef } from '../observe/events.js';
 import type { ReplyBudgetState } from '../core/reply-budget.js';
 import type { BandwidthGate } from '../admission/bandwidth-limiter.js';
+import type { Offload } from '../datapath/offload.js';
 import { nextUdpSessionState, type UdpSessionState } from './udp-session-state.js';
 
 export type { UdpSessionState };
@@ -56,6 +57,14 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, Repl
   /** Bandwidth gates of each direction (admission/bandwidth-limiter.ts); null where unlimited. */
   bwUp: BandwidthGate | null = null;
   bwDown: BandwidthGate | null = null;
+  /** Its datagrams forwarded in the native batch (datapath/offload.ts), or null; the table folds its counters in. */
+  offload: Offload | null = null;
+  /** The client is the offload's plain side (the gateway); else its tunnel side (the agent). */
+  offloadClientPlain = false;
+  /** The offload's counters as last folded: datagrams and bytes from and to the client (made with the offload). */
+  offloadSeen: number[] | null = null;
+  /** Sweep tick of the last attempt to offload it (one attempt per tick). */
+  offloadTried = -1;
 
   constructor(
     private readonly owner: UdpSessionOwner,

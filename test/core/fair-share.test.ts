@@ -170,3 +170,20 @@ test('work conserving: light sessions hold back only about what they send, a hea
   // 1000 a round minus what 100 sessions x 2 need (about 200, up to 500 held back): far above its quantum of 10.
   assert.ok(heavyOk >= 45 * 500, `heavy admitted ${heavyOk} in 45 rounds`);
 });
+
+test('take pre-admits up to `want` as that many admits would, stops at the first refusal without counting it, and keeps the others\' share', () => {
+  const f = new FairShare({ perSecond: 10_000, roundMs: 10 }); // 100 per round
+  const flooder = new FairSlot();
+  const light = new FairSlot();
+  assert.equal(offer(f, light, 1, 0), 1);
+  assert.equal(f.take(flooder, 10, 32), 32, 'a chunk within the budget');
+  // The most sessions active in one recent round is 1, so the flooder's quantum is the round: it
+  // takes the rest of it, as 68 more admits would, and the 69th asked is refused.
+  const granted = f.take(flooder, 10, 1000);
+  assert.equal(32 + granted, 100, `the rest of the round (${granted})`);
+  assert.equal(flooder.droppedBudget + flooder.droppedShare, 0, 'the refusal that ended it is not a drop');
+  assert.equal(f.droppedBudget + f.droppedShare, 0);
+  assert.equal(offer(f, light, 2, 10), 2, 'the light session still gets its datagrams (from the spare)');
+  assert.equal(f.take(flooder, 10, 10), 0, 'nothing left for the flooder this round');
+  assert.equal(f.admit(flooder, 10) === ADMIT, false, 'and an admit refuses too');
+});

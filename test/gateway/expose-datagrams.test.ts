@@ -92,7 +92,8 @@ test('UDP blocked: datagrams fall back to the TLS connection, and return to UDP 
   await waitFor(() => agent.datagramMode === 'udp', 'agent back on UDP', 3000);
   const udpBefore = gw.gateway.counters.datagramsToAgent;
   assert.equal((await roundTrips(client, port, 'c', 50)).size, 50);
-  assert.ok(gw.gateway.counters.datagramsToAgent >= udpBefore + 50, 'back over UDP');
+  // Sessions forwarded in the native batch reach the counters on the next sweep (docs/datapath.md).
+  await waitFor(() => gw.gateway.counters.datagramsToAgent >= udpBefore + 50, 'back over UDP', 2000);
 });
 
 test('a control-channel outage keeps UDP sessions; the agent reconnects, is resumed and re-publishes', async (t) => {

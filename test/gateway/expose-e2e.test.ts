@@ -44,6 +44,7 @@ for (const c of datapathCases()) {
     while (got.size < n) got.add((await client.next(2000)).toString());
     assert.equal(got.size, n);
     assert.equal(gw.gateway.counters.datagramsToAgentOverTls, 0);
-    assert.ok(gw.gateway.counters.datagramsToAgent >= n);
+    // Sessions forwarded in the native batch reach the counters on the next sweep (docs/datapath.md).
+    await waitFor(() => gw.gateway.counters.datagramsToAgent >= n, `${n} datagrams counted`, 2000);
   });
 }

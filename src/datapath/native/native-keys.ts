@@ -1,6 +1,6 @@
 import {
   DATAGRAM_HEADER_BYTES, DATAGRAM_OVERHEAD_BYTES, DEFAULT_REPLAY_WINDOW, MAX_AUTH_FAILURES_PER_KEY,
-  checkDataArguments, openedDatagram, readUnverifiedHeader, rejectedDatagram,
+  MAX_SEQUENCE, TunnelError, checkDataArguments, openedDatagram, readUnverifiedHeader, rejectedDatagram,
   type DatagramRejectReason, type OpenResult, type OpenerOptions, type SealerOptions,
 } from '../../protocol/tunnel/index.js';
 import { NONCE_DIRECTION } from '../../protocol/tunnel/datagram-nonce.js';
@@ -20,6 +20,23 @@ export interface SealBinding {
   keyState(engine: EngineHandle, slot: number): [highest: number, authFailures: number];
 }
 
+/** The forwarding table of the addon (native/src/forward.cc); absent in older builds. */
+export interface ForwardBinding {
+  forwardAttach(engine: EngineHandle, counters: Float64Array, credits: Int32Array, seqs: Float64Array): void;
+  /** src/dst: [port, family (0: connected / any), address x4]. An entry id, or -1 when it cannot be installed. */
+  forwardSeal(engine: EngineHandle, inSock: number, src: readonly number[], outSock: number, dst: readonly number[], sealSlot: number, peerKeyId: number, tag: number, maxLen: number): number;
+  forwardPlain(engine: EngineHandle, openSlot: number, tag: number, src: readonly number[], outSock: number, dst: readonly number[], maxLen: number): number;
+  /** The plain entry forwards at most `ratio` x the bytes the seal entry received, plus its allowance (counters[3]). */
+  forwardPair(engine: EngineHandle, sealEntry: number, plainEntry: number, ratio: number): void;
+  forwardRemove(engine: EngineHandle, entry: number): void;
+  forwardLive(engine: EngineHandle, entry: number): boolean;
+}
+
+/** Doubles per forwarding entry in `counters`: [datagrams, bytes, send errors, unused]. */
+export const FORWARD_COUNTERS = 4;
+/** Forwarding entries per engine (two per offloaded session and side). */
+export const FORWARD_ENTRIES = 1 << 15;
+
 /** int32 per receive slot in `openm`: [key slot or -1, verdict, newest]. */
 const OPEN_RECORD = 3;
 const VERDICT_OK = 1;
@@ -28,11 +45,15 @@ const DROP_SLOTS = 4096;
 const DROP_REASONS = ['too-old', 'replayed', 'auth-failed'] as const;
 const REASONS: readonly (DatagramRejectReason | undefined)[] = [undefined, undefined, 'too-old', 'replayed', 'auth-failed', 'bad-plaintext', 'key-exhausted'];
 
-interface Engine {
+export interface Engine {
   readonly b: SealBinding;
   readonly handle: EngineHandle;
   readonly openm: Int32Array;
   readonly drops: Int32Array;
+  /** The next sequence of each sealing slot below DROP_SLOTS, shared with the batch's forwarding. */
+  readonly seqs: Float64Array;
+  /** The forwarding table, when this addon has one. */
+  readonly fwd: { readonly b: ForwardBinding; readonly counters: Float64Array; readonly credits: Int32Array } | null;
   /** Openers whose drops are counted in the harvest. */
   readonly folding: Set<NativeSocketOpener>;
   foldedTotal: number;
@@ -58,7 +79,16 @@ function engineOf(dp: NativeDatapath): Engine | null {
     const openm = new Int32Array(en.rxSlots * OPEN_RECORD).fill(-1);
     const drops = new Int32Array(1 + DROP_SLOTS * DROP_REASONS.length);
     b.sealAttach(en.handle, openm, drops);
-    const engine: Engine = { b: b as SealBinding, handle: en.handle, openm, drops, folding: new Set(), foldedTotal: 0 };
+    const seqs = new Float64Array(DROP_SLOTS);
+    const fb = b as NativeBinding & Partial<ForwardBinding>;
+    let fwd: Engine['fwd'] = null;
+    if (typeof fb.forwardAttach === 'function') {
+      const counters = new Float64Array(FORWARD_ENTRIES * FORWARD_COUNTERS);
+      const credits = new Int32Array(FORWARD_ENTRIES);
+      fb.forwardAttach(en.handle, counters, credits, seqs);
+      fwd = { b: fb as ForwardBinding, counters, credits };
+    }
+    const engine: Engine = { b: b as SealBinding, handle: en.handle, openm, drops, seqs, fwd, folding: new Set(), foldedTotal: 0 };
     dp.afterBatch = () => fold(engine);
     e = engine;
   }
@@ -89,11 +119,41 @@ export class NativeSocketSealer extends SocketSealer {
     this.#dp = dp;
     this.#e = e;
     this.#slot = e.b.keyAdd(e.handle, Buffer.from(opts.key), NONCE_DIRECTION[opts.direction], 0, 0, 0, false, false);
+    this.peerKeyId = opts.peerKeyId;
+    this.#shared = this.#slot >= 0 && this.#slot < e.seqs.length;
+    if (this.#shared) e.seqs[this.#slot] = 0;
   }
+
+  /** The receiver's key id that data datagrams of this sealer carry. */
+  readonly peerKeyId: number;
+  /** The sequence counter lives in `seqs[slot]`, shared with the batch's forwarding (forward.cc). */
+  #shared: boolean;
 
   /** The addon's key slot, -1 once released. */
   get slot(): number {
     return this.#slot;
+  }
+
+  /** The datapath whose batch seals under this slot. */
+  get datapath(): NativeDatapath {
+    return this.#dp;
+  }
+
+  /** The engine's key and forwarding state. */
+  get engine(): Engine {
+    return this.#e;
+  }
+
+  override get nextSequence(): number {
+    return this.#shared ? this.#e.seqs[this.#slot]! : super.nextSequence;
+  }
+
+  protected override takeSequence(): number {
+    if (!this.#shared) return super.takeSequence();
+    const seq = this.#e.seqs[this.#slot]!;
+    if (seq > MAX_SEQUENCE) throw new TunnelError('sequence-exhausted', 'datagram sequence space used up; reconnect for new keys');
+    this.#e.seqs[this.#slot] = seq + 1;
+    return seq;
   }
 
   override sendData(tag: number, payload: Uint8Array, originBlock: Buffer | undefined, port: number, address: string): void {
@@ -116,6 +176,9 @@ export class NativeSocketSealer extends SocketSealer {
   override release(): void {
     if (this.#slot < 0) return;
     this.#dp.flush();
+    // The counter moves back here: a released sealer that still seals (a keepalive) never reuses a sequence.
+    if (this.#shared) super.nextSequenceFrom(this.#e.seqs[this.#slot]!);
+    this.#shared = false;
     this.#e.b.keyRelease(this.#e.handle, this.#slot);
     this.#slot = -1;
   }
@@ -161,6 +224,16 @@ export class NativeSocketOpener extends SocketOpener {
     // Key id 0 means a sealing slot to the addon; no receiver picks it, but such an opener stays in JavaScript.
     this.#slot = opts.keyId === 0 ? -1 : e.b.keyAdd(e.handle, Buffer.from(opts.key), NONCE_DIRECTION[opts.direction], opts.keyId, opts.replayWindow ?? DEFAULT_REPLAY_WINDOW, MAX_AUTH_FAILURES_PER_KEY, how.pinSource ?? false, this.#onDropped !== undefined);
     if (this.#onDropped !== undefined && this.#slot >= 0) e.folding.add(this);
+  }
+
+  /** The addon's key slot, -1 when none (released, or key id 0). */
+  get slot(): number {
+    return this.#slot;
+  }
+
+  /** The datapath whose batch opens under this slot. */
+  get datapath(): NativeDatapath {
+    return this.#dp;
   }
 
   override get authFailures(): number {

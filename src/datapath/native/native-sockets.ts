@@ -91,6 +91,17 @@ export class NativeListener<R extends ListenerReceiver = ListenerReceiver> imple
     return this.dp;
   }
 
+  /** The engine's socket id; -1 once closed. */
+  get socketId(): number {
+    return this.#closed === undefined ? this.id : -1;
+  }
+
+  /** Where `address` is, as the engine spells it, or null when this socket cannot reach it. */
+  destinationOf(address: string): NativeAddress | null {
+    const dest = this.dp.book.lookup(address);
+    return dest === null || (dest.family === 6 && this.family === 4) ? null : dest;
+  }
+
   close(): Promise<void> {
     if (this.#closed === undefined) {
       this.dp.release(this.id);
@@ -124,6 +135,21 @@ export class NativeChannel implements DatagramChannel, NativeSocket {
 
   send(buf: Buffer, prefix: Buffer | null): void {
     if (!this.#closed) this.dp.stage(this.id, buf, prefix, 0, null);
+  }
+
+  /** A connected socket is the plain side of a tunnel session (the agent's socket to its local service). */
+  offloadEnd(): { readonly kind: 'channel'; readonly channel: NativeChannel } | null {
+    return this.#closed ? null : { kind: 'channel', channel: this };
+  }
+
+  /** The datapath this channel belongs to. */
+  get datapath(): NativeEngine {
+    return this.dp;
+  }
+
+  /** The engine's socket id; -1 once closed. */
+  get socketId(): number {
+    return this.#closed ? -1 : this.id;
   }
 
   close(): void {

@@ -117,13 +117,22 @@ export class DatagramSealer {
    * TunnelError('sequence-exhausted') after 2^48.
    */
   writeDataHeader(out: Buffer, at: number, tag: number, originBlock: Buffer | undefined): number {
-    const seq = this.#takeSequence();
+    const seq = this.takeSequence();
     writeDatagramHeader(this.#header, DatagramType.data, originBlockFlags(originBlock), this.#peerKeyId, tag, seq);
     this.#header.copy(out, at);
     return seq;
   }
 
-  #takeSequence(): number {
+  /** Moves the counter on to `next` (never back): a subclass that kept it elsewhere hands it back. */
+  protected nextSequenceFrom(next: number): void {
+    if (next > this.#sequence) this.#sequence = next;
+  }
+
+  /**
+   * Takes the next sequence number. A subclass may keep the counter elsewhere (shared with the
+   * native batch, which seals with the same key): every seal takes its sequence here.
+   */
+  protected takeSequence(): number {
     const seq = this.#sequence;
     if (seq > MAX_SEQUENCE) throw new TunnelError('sequence-exhausted', 'datagram sequence space used up; reconnect for new keys');
     this.#sequence = seq + 1;
@@ -131,7 +140,7 @@ export class DatagramSealer {
   }
 
   #seal(typeByte: number, flags: number, tag: number, prefix: Buffer | undefined, body: Uint8Array): Buffer {
-    const seq = this.#takeSequence();
+    const seq = this.takeSequence();
     writeDatagramHeader(this.#header, typeByte, flags, this.#peerKeyId, tag, seq);
     setNonceSequence(this.#nonce, seq);
     const plainBytes = (prefix ? prefix.length : 0) + body.length;

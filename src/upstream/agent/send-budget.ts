@@ -64,6 +64,14 @@ export class SendBudget {
     return false;
   }
 
+  /**
+   * Pre-admits up to `want` datagrams of `slot` (FairShare.take) for a sender that forwards them
+   * without asking each time; -1 when the budget is off (no limit).
+   */
+  take(slot: FairSlot, want: number): number {
+    return this.share.enabled ? this.share.take(slot, this.clock.now(), want) : -1;
+  }
+
   /** Reports what is pending and stops the timer. Idempotent. */
   close(): void {
     if (this.#closed) return;

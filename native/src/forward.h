@@ -1,0 +1,73 @@
+// The forwarding table of established tunnel sessions (forward.cc: the batch side; forward-api.cc:
+// the N-API calls that install, remove and attach). See forward.cc for what an entry does.
+#pragma once
+
+#include "engine.h"
+
+#include <unordered_map>
+#include <vector>
+
+namespace sluice {
+
+constexpr int kFwdCounters = 4;
+constexpr int kHeader = 16;
+constexpr int kTag = 16;
+constexpr double kMaxSequence = 281474976710655.0;  // 2^48 - 1
+
+
+struct Fwd {
+  bool used = false;
+  bool seal = false;
+  int in_sock = -1;
+  int32_t src[6] = {};  // port, family (0: connected / any), address x4 (rx record fields 2-7)
+  bool check_src = false;
+  int open_slot = -1;
+  uint32_t tag_in = 0;
+  int out_sock = -1;
+  int32_t dst[6] = {};  // port, family (0: out_sock is connected), address x4
+  int seal_slot = -1;
+  uint32_t tag_out = 0;
+  uint32_t peer_key = 0;
+  int max_len = 0;  // largest payload forwarded here; larger ones go to JavaScript
+  uint64_t key = 0;
+  // Reply budget (core/reply-budget.ts): a seal entry's received bytes raise, by `ratio` each,
+  // the allowance (counters[3]) of the plain entry `pair`, which forwards only what fits it.
+  int pair = -1;
+  double ratio = 0;
+  bool budgeted = false;
+  int paired_by = -1;  // on a plain entry: the seal entry whose pair it is
+};
+
+struct FwdState {
+  std::vector<Fwd> entries;
+  std::vector<int> free_ids;
+  std::unordered_map<uint64_t, int> by_src;  // seal entries
+  std::unordered_map<uint64_t, int> by_tag;  // plain entries: open slot << 32 | tag
+  double* counters = nullptr;
+  int32_t* credits = nullptr;
+  int max = 0;
+  double* seqs = nullptr;
+  int seqs_max = 0;
+  napi_ref refs[3] = {};
+  // Scratch of one harvest's sends.
+  std::vector<mmsghdr> hdrs;
+  std::vector<iovec> iovs;
+  std::vector<sockaddr_in6> names;
+  std::vector<uint8_t> wrap;  // header + tag of each sealed message
+  std::vector<int> msg_entry;
+  std::vector<int> msg_len;   // payload bytes (what the session counts)
+  std::vector<int> msg_wire;  // bytes on the wire
+  // Sends built from the datagrams above: runs to one destination become one UDP_SEGMENT send.
+  std::vector<mmsghdr> sends;
+  std::vector<uint64_t> cmsg;  // 4 words per send
+  std::vector<int> send_first;
+  std::vector<int> send_count;
+};
+
+// The lookup key of a seal entry (exact for IPv4 and connected sockets, a hash for IPv6), and of a plain one.
+uint64_t SourceKey(int sock, const int32_t* src);
+inline uint64_t TagKey(int slot, uint32_t tag) { return (static_cast<uint64_t>(slot) << 32) | tag; }
+// Removes entry `id` (idempotent) and undoes its reply-budget pair.
+void RemoveForward(FwdState* f, int id);
+
+}  // namespace sluice

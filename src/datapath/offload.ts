@@ -1,0 +1,229 @@
+import { MAX_DATAGRAM_PAYLOAD_BYTES } from '../protocol/tunnel/index.js';
+import type { DatagramChannel } from './datagram-channel.js';
+import type { SocketOpener, SocketSealer } from './socket-keys.js';
+import type { UdpSender } from './udp-datapath.js';
+import { FORWARD_COUNTERS, NativeSocketOpener, NativeSocketSealer, type Engine } from './native/native-keys.js';
+import type { NativeAddress } from './native/address-book.js';
+import { NativeChannel, NativeListener } from './native/native-sockets.js';
+
+/**
+ * Established tunnel sessions forwarded inside the native batch (docs/datapath.md, "Established
+ * sessions in the batch"). A session of an exposure has a plain side (a public client behind a
+ * listener at the gateway; the connected socket to the local service at the agent) and a tunnel
+ * side (its tag, sealed under the link's keys). Once TypeScript has admitted the session, it may
+ * hand both sides to `offload`: two entries in the engine's forwarding table then carry the
+ * session's datagrams (plain -> sealed -> tunnel, and opened -> plain) without a JavaScript call
+ * each. What an entry cannot decide stays in the batch for JavaScript, as before: a datagram
+ * over the size limit, from another source, with an origin block, beyond the credit the send
+ * budget gave, or beyond the reply budget. Counters are read from shared memory without a call.
+ */
+
+/** The plain side: a client behind a listener, or a connected socket. */
+export type PlainEnd =
+  | { readonly kind: 'client'; readonly listener: UdpSender; readonly address: string; readonly port: number }
+  | { readonly kind: 'channel'; readonly channel: DatagramChannel };
+
+/** The tunnel side: keys and tag of the session, where the other end is, its send budget. */
+export interface TunnelEnd {
+  readonly kind: 'tunnel';
+  /** Seals toward the other end; its socket is the tunnel socket (datagrams are opened on it too). */
+  readonly sealer: SocketSealer;
+  readonly opener: SocketOpener;
+  readonly tag: number;
+  readonly peer: { readonly address: string; readonly port: number };
+  /** Forward toward the plain side only datagrams from `peer` (others reach JavaScript, which may move the address). */
+  readonly pinPeer: boolean;
+  /** Pre-admits up to `want` datagrams toward the tunnel under its send budget; -1 when there is no budget. */
+  grant(want: number): number;
+  /** Counts datagrams the batch forwarded, for the tunnel's own counters. */
+  forwarded(toTunnel: number, fromTunnel: number): void;
+  /** False once keys, tag, peer address or mode changed since this end was given. */
+  valid(): boolean;
+  /** Groups the offload joins: their owner closes them at once when the tunnel side changes. */
+  readonly groups?: readonly OffloadGroup[];
+}
+
+/**
+ * Offloads that one change of the tunnel side ends at once (new keys, the peer's address moved,
+ * a re-tag, a fall back to TLS frames): their owner calls `closeAll`, so the batch stops
+ * forwarding the old way before the next datagram, not only at the tables' next sweep.
+ */
+export class OffloadGroup {
+  readonly #members = new Set<Offload>();
+
+  add(o: Offload): void {
+    this.#members.add(o);
+  }
+
+  delete(o: Offload): void {
+    this.#members.delete(o);
+  }
+
+  get size(): number {
+    return this.#members.size;
+  }
+
+  closeAll(): void {
+    for (const o of [...this.#members]) o.close();
+    this.#members.clear();
+  }
+}
+
+export type OffloadEnd = PlainEnd | TunnelEnd;
+
+/**
+ * The largest number of datagrams pre-admitted at once under a send budget (a batch harvests up
+ * to 128): a session beyond its credit reaches JavaScript, which drops what the budget refuses and
+ * grants the next chunk, twice the last one up to this (`Offload.refill`). A new entry starts
+ * with none: a burst of new sessions that send one datagram each must not each hold credit they
+ * never use (it would be charged to the budget and refused to the others). Smaller chunks cost
+ * more JavaScript calls at high rates; larger ones charge the budget earlier for datagrams that
+ * may come later (at 100,000/s, 128 is 1.3 ms of the whole budget).
+ */
+export const CREDIT_CHUNK = 128;
+
+/** Both forwarding entries of one session. `close` removes them; counters stay readable. */
+export class Offload {
+  readonly #e: Engine;
+  readonly #final = [0, 0, 0, 0, 0];
+  #closed = false;
+  /** The last credit chunk: doubles on every refill (8 first), up to CREDIT_CHUNK. */
+  #chunk = 4;
+
+  constructor(
+    e: Engine,
+    /** The seal entry: plain side -> tunnel. */
+    readonly toTunnel: number,
+    /** The plain entry: tunnel -> plain side. */
+    readonly fromTunnel: number,
+    readonly tunnel: TunnelEnd,
+  ) {
+    this.#e = e;
+  }
+
+  #c(entry: number, i: number, at: number): number {
+    return this.#closed ? this.#final[at]! : this.#e.fwd!.counters[entry * FORWARD_COUNTERS + i]!;
+  }
+
+  get datagramsToTunnel(): number {
+    return this.#c(this.toTunnel, 0, 0);
+  }
+
+  get bytesToTunnel(): number {
+    return this.#c(this.toTunnel, 1, 1);
+  }
+
+  get datagramsFromTunnel(): number {
+    return this.#c(this.fromTunnel, 0, 2);
+  }
+
+  get bytesFromTunnel(): number {
+    return this.#c(this.fromTunnel, 1, 3);
+  }
+
+  /** Datagrams the batch could not send (either direction). */
+  get sendErrors(): number {
+    return this.#closed ? this.#final[4]! : this.#e.fwd!.counters[this.toTunnel * FORWARD_COUNTERS + 2]! + this.#e.fwd!.counters[this.fromTunnel * FORWARD_COUNTERS + 2]!;
+  }
+
+  /** Datagrams toward the tunnel the batch may still forward (< 0: no limit). */
+  get credit(): number {
+    return this.#closed ? 0 : this.#e.fwd!.credits[this.toTunnel]!;
+  }
+
+  set credit(n: number) {
+    if (!this.#closed) this.#e.fwd!.credits[this.toTunnel] = n;
+  }
+
+  /** Reply bytes toward the plain side the batch may still forward (only with a reply budget). */
+  set allowance(bytes: number) {
+    if (!this.#closed) this.#e.fwd!.counters[this.fromTunnel * FORWARD_COUNTERS + 3] = bytes;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The credit ran out and a datagram reached JavaScript: grants the next chunk, twice the last. */
+  refill(): void {
+    if (this.#closed) return;
+    this.#chunk = Math.min(2 * this.#chunk, CREDIT_CHUNK);
+    this.credit = this.tunnel.grant(this.#chunk);
+  }
+
+  /** Both entries still installed (a socket close or a key release removes them) and the tunnel side unchanged. */
+  get live(): boolean {
+    if (this.#closed) return false;
+    const f = this.#e.fwd!;
+    return f.b.forwardLive(this.#e.handle, this.toTunnel) && f.b.forwardLive(this.#e.handle, this.fromTunnel) && this.tunnel.valid();
+  }
+
+  /** Removes both entries; the counters keep their last values. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    for (const g of this.tunnel.groups ?? []) g.delete(this);
+    this.#final[0] = this.datagramsToTunnel;
+    this.#final[1] = this.bytesToTunnel;
+    this.#final[2] = this.datagramsFromTunnel;
+    this.#final[3] = this.bytesFromTunnel;
+    this.#final[4] = this.sendErrors;
+    this.#closed = true;
+    const f = this.#e.fwd!;
+    f.b.forwardRemove(this.#e.handle, this.toTunnel);
+    f.b.forwardRemove(this.#e.handle, this.fromTunnel);
+  }
+}
+
+const CONNECTED = [0, 0, 0, 0, 0, 0] as const;
+
+function where(port: number, a: NativeAddress): number[] {
+  return [port, a.family, a.a0, a.a1, a.a2, a.a3];
+}
+
+/**
+ * Installs the forwarding entries of one session whose sides are `plain` and `tunnel`, or returns
+ * null (nothing installed) where the batch cannot carry it: the js datapath, sockets or keys of
+ * another engine, an addon without a forwarding table, a full table. `maxBytes`: the largest
+ * payload forwarded either way (larger ones reach JavaScript, which drops them). `replyRatio`:
+ * replies toward the plain side are held to this many times the bytes received from it (0: none).
+ */
+export function offload(plain: PlainEnd, tunnel: TunnelEnd, maxBytes: number, replyRatio: number): Offload | null {
+  const { sealer, opener } = tunnel;
+  const socket = sealer.sendSocket;
+  if (!(sealer instanceof NativeSocketSealer) || !(opener instanceof NativeSocketOpener) || !(socket instanceof NativeListener)) return null;
+  const dp = sealer.datapath;
+  const e = sealer.engine;
+  if (opener.datapath !== dp || socket.datapath !== dp || e.fwd === null || sealer.slot < 0 || opener.slot < 0 || socket.socketId < 0) return null;
+  let plainSock: number;
+  let plainSrc: readonly number[];
+  if (plain.kind === 'client') {
+    const l = plain.listener;
+    if (!(l instanceof NativeListener) || l.datapath !== dp) return null;
+    const a = l.destinationOf(plain.address);
+    if (a === null) return null;
+    plainSock = l.socketId;
+    plainSrc = where(plain.port, a);
+  } else {
+    const ch = plain.channel;
+    if (!(ch instanceof NativeChannel) || ch.datapath !== dp) return null;
+    plainSock = ch.socketId;
+    plainSrc = CONNECTED;
+  }
+  const peer = socket.destinationOf(tunnel.peer.address);
+  if (plainSock < 0 || peer === null) return null;
+  const peerAt = where(tunnel.peer.port, peer);
+  const f = e.fwd;
+  const toTunnel = f.b.forwardSeal(e.handle, plainSock, plainSrc, socket.socketId, peerAt, sealer.slot, sealer.peerKeyId, tunnel.tag, Math.min(maxBytes, MAX_DATAGRAM_PAYLOAD_BYTES));
+  if (toTunnel < 0) return null;
+  const fromTunnel = f.b.forwardPlain(e.handle, opener.slot, tunnel.tag, tunnel.pinPeer ? peerAt : CONNECTED, plainSock, plainSrc, maxBytes);
+  if (fromTunnel < 0) {
+    f.b.forwardRemove(e.handle, toTunnel);
+    return null;
+  }
+  if (replyRatio > 0) f.b.forwardPair(e.handle, toTunnel, fromTunnel, replyRatio);
+  const o = new Offload(e, toTunnel, fromTunnel, tunnel);
+  for (const g of tunnel.groups ?? []) g.add(o);
+  // No credit yet under a budget (see CREDIT_CHUNK); without one (grant -1) no limit.
+  if (tunnel.grant(0) < 0) o.credit = -1;
+  return o;
+}
