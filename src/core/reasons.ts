@@ -13,6 +13,8 @@ export type EndReason =
   | 'upstream-unreachable'
   /** A connect listener's peer agent is not connected to the gateway. */
   | 'peer-offline'
+  /** A pooled route had no member taking sessions (every one down, ejected or draining; docs/pools.md). */
+  | 'no-healthy-upstream'
   | 'evicted'
   | 'route-removed'
   | 'shutdown'

@@ -154,6 +154,7 @@ export class SessionShell<P extends SessionPolicy, F extends ShellFlow> {
     const { clock, events } = this.deps;
     const up = this.#policy.upstream;
     events.emit({ type: 'dial-error', at: clock.wallNow(), flow, upstream: `${up.host}:${up.port}`, code: err.code ?? 'ERROR', message: err.message, latencyMs: clock.now() - dialedAt });
+    if (isSluiceError(err, 'SLUICE_ERR_NO_HEALTHY_UPSTREAM')) return 'no-healthy-upstream';
     return isSluiceError(err, 'SLUICE_ERR_PEER_OFFLINE') ? 'peer-offline' : 'upstream-unreachable';
   }
 
