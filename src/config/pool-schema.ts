@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parseHostPort, type HostPort } from '../core/address.js';
-import { expecting } from './issue-text.js';
+import { configIssueText, expecting } from './issue-text.js';
 
 /*
  * Upstream pools of a route (docs/pools.md): `upstream` as a list of members, `balance`,
@@ -73,6 +73,22 @@ const memberObject = z.strictObject({
   weight: z.number().int().min(1).max(1000).default(1),
   backup: z.boolean().default(false),
 });
+
+/**
+ * `yes` when `which(value)`, else `no`, with each one's own issues (paths and words) as if it
+ * stood alone: a union would report a mismatch of both as one vague "another type".
+ */
+export function eitherBy<T>(which: (v: unknown) => boolean, yes: z.ZodType<T>, no: z.ZodType<T>): z.ZodType<T> {
+  return z.unknown().transform((v, ctx) => {
+    const r = (which(v) ? yes : no).safeParse(v, { error: configIssueText });
+    if (r.success) return r.data;
+    for (const issue of r.error.issues) {
+      if (issue.code === 'unrecognized_keys') for (const k of issue.keys) ctx.addIssue({ code: 'custom', path: [...issue.path, k], message: `unknown key "${k}"` });
+      else ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+    }
+    return z.NEVER;
+  }) as unknown as z.ZodType<T>;
+}
 
 /** One list entry: `host:port`, or `{ address, weight, backup }`. */
 export const poolMemberSchema = z.preprocess((v) => (typeof v === 'string' ? { address: v } : v), memberObject);

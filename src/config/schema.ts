@@ -10,7 +10,7 @@ import { expecting } from './issue-text.js';
 import { bandwidthSchema } from './bandwidth-schema.js';
 import { routeMatchSchema } from './route-match.js';
 import { parseListenSpan, parseUpstreamSpan } from './port-span.js';
-import { poolMembersSchema, poolShape, type RawUpstream } from './pool-schema.js';
+import { eitherBy, poolMembersSchema, poolShape, type RawUpstream } from './pool-schema.js';
 
 /**
  * The config file's shape. Every object is strict (unknown keys are errors) and every default is
@@ -183,10 +183,11 @@ const bans = z.strictObject({
   maxTracked: z.number().int().min(1).max(10_000_000).default(100_000),
 });
 
-/** One upstream, or a list of pool members (docs/pools.md). */
-const routeUpstreamOrPool = expecting(
-  z.union([routeUpstream, poolMembersSchema.transform((members) => ({ upstream: members[0]!.address, members }))]).transform((u): RawUpstream => u),
-  'host:port such as 127.0.0.1:53, or a list of them (a pool)',
+/** One upstream, or a list of pool members (docs/pools.md): a list is checked as a pool, anything else as one upstream. */
+const routeUpstreamOrPool = eitherBy(
+  (v) => Array.isArray(v),
+  poolMembersSchema.transform((members): RawUpstream => ({ upstream: members[0]!.address, members })),
+  routeUpstream.transform((u): RawUpstream => u),
 );
 
 export const routeSchema = z.strictObject({

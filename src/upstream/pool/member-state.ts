@@ -6,7 +6,7 @@ import { moveState, type TransitionTable } from '../../core/state-machine.js';
  * - `up`: the last `rise` checks passed (or no active check is configured); takes sessions.
  * - `down`: `fall` checks failed in a row, or one check met ICMP port unreachable; takes none.
  * - `ejected`: passive health saw it fail (a failed dial, an ICMP error, a silent UDP session);
- *   takes none until its backoff ends.
+ *   takes none until its backoff ends or, with active checks, until `rise` checks pass.
  * - `draining`: removed from the config by a reload; keeps its live sessions, takes no new ones. Final.
  */
 export type MemberState = 'unknown' | 'up' | 'down' | 'ejected' | 'draining';
@@ -65,8 +65,9 @@ export class MemberHealth {
     if (outcome === 'ok') {
       this.#fails = 0;
       this.#oks++;
-      // From unknown one pass is enough (it already takes sessions); from down it takes `rise`.
-      if ((s === 'unknown' && this.#oks >= 1) || (s === 'down' && this.#oks >= this.thresholds.rise)) return this.#move('up');
+      // From unknown one pass is enough (it already takes sessions); from down it takes `rise`, and
+      // so from an ejection: checks that pass `rise` times end it before its backoff does.
+      if ((s === 'unknown' && this.#oks >= 1) || ((s === 'down' || s === 'ejected') && this.#oks >= this.thresholds.rise)) return this.#move('up');
       return undefined;
     }
     this.#oks = 0;

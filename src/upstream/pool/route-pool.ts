@@ -38,7 +38,7 @@ export class RoutePool {
 
   private constructor(
     readonly route: string,
-    private readonly transport: 'udp' | 'tcp',
+    readonly transport: 'udp' | 'tcp',
     spec: PoolSpec,
     private readonly deps: RoutePoolDeps,
   ) {

@@ -183,3 +183,15 @@ test('reload: a kept member keeps its count, a removed one drains until its last
   assert.deepEqual(seen.map((e) => `${e.member}:${e.to}`), ['b:draining']);
   p.close();
 });
+
+test('an ejected member with active checks is back after rise passing checks, before its backoff ends', async () => {
+  const a = member('a');
+  const { p, clock, seen } = pool([a]);
+  await run(clock, 1000);
+  p.failed(p.member('a')!, 'icmp-error');
+  assert.equal(p.member('a')!.state, 'ejected');
+  await run(clock, 2000);
+  assert.equal(p.member('a')!.state, 'up');
+  assert.deepEqual(seen.map((e) => `${e.to}:${e.cause}`), ['up:check-passed', 'ejected:icmp-error', 'up:check-passed']);
+  p.close();
+});
