@@ -53,25 +53,26 @@ export class PoolStreamDialer implements StreamDialer, SocketDialer {
 
   async #attempts<T extends { remote: { address: string; port: number } }>(opts: DialOptions, dial: (m: PoolMember, opts: DialOptions) => Promise<T>): Promise<T> {
     const started = this.clock.now();
-    const tried = new Set<PoolMember>();
+    // Made on the first retry only: the first attempt allocates nothing of its own.
+    let tried: Set<PoolMember> | undefined;
     let last: unknown;
     for (;;) {
       const left = opts.timeoutMs > 0 ? opts.timeoutMs - (this.clock.now() - started) : 0;
-      if (tried.size > 0 && (opts.timeoutMs > 0 && left <= 0)) throw last;
+      if (tried !== undefined && opts.timeoutMs > 0 && left <= 0) throw last;
       let m: PoolMember;
       try {
         m = this.pool.pick(opts.client, tried);
       } catch (err) {
-        throw tried.size > 0 ? last : err;
+        throw tried !== undefined ? last : err;
       }
-      tried.add(m);
       try {
-        const r = await dial(m, opts.timeoutMs > 0 ? { ...opts, timeoutMs: Math.max(1, Math.ceil(left)) } : opts);
+        const r = await dial(m, tried === undefined || opts.timeoutMs <= 0 ? opts : { ...opts, timeoutMs: Math.max(1, Math.ceil(left)) });
         m.worked();
         this.#dialed(m, endpointKey(r.remote));
         return r;
       } catch (err) {
         this.pool.release(m);
+        (tried ??= new Set()).add(m);
         last = err;
         if (opts.signal.aborted) throw err;
         this.pool.failed(m, 'dial-failed');
