@@ -19,7 +19,7 @@ routes:
     balance: round-robin
     proxyProtocol: { accept: [127.0.0.1/32] }
     health:
-      udp: { send: "text:ping", expect: "text:pong", interval: 150ms, timeout: 100ms, rise: 1, fall: 1 }
+      udp: { send: "text:ping", expect: "text:pong", interval: 300ms, timeout: 250ms, rise: 1, fall: 3 }
 accessLog: { output: off }
 admin: { listen: 127.0.0.1:0 }
 lifecycle: { drainTimeout: 1s }

@@ -88,7 +88,7 @@ test('tcp pool: a member with nothing listening is skipped within the connect ti
 test('tcp pool: checks take a stopped member down and a restarted one back after rise checks', async (t) => {
   const ms = await three(t);
   const ports = ms.map((m) => m.port);
-  const n = await startNode(t, poolRoute(ports, '    balance: round-robin\n    health:\n      tcp: { interval: 150ms, timeout: 100ms, rise: 2, fall: 2, jitter: 0 }'));
+  const n = await startNode(t, poolRoute(ports, '    balance: round-robin\n    health:\n      tcp: { interval: 300ms, timeout: 250ms, rise: 2, fall: 2, jitter: 0 }'));
   await waitFor(() => n.node.pool('w')!.members.every((m) => m.health === 'up'), 'up');
   ms[2]!.stop();
   await waitFor(() => n.node.pool('w')!.members[2]!.health === 'down', 'c down');
