@@ -46,14 +46,14 @@ function cell(text, cls) {
   return td;
 }
 
-/** Replaces a table body with rows; `key` lets rows keep their identity for tests and styling. */
+/** Replaces a table body with rows; `key` lets rows keep their identity for tests and styling; a column's class may be a function of the item. */
 function fillTable(id, items, columns, emptyText, key) {
   const tbody = $(id).tBodies[0];
   const rows = [];
   for (const item of items) {
     const tr = document.createElement('tr');
     if (key) tr.dataset.key = String(key(item));
-    for (const [get, cls] of columns) tr.append(cell(get(item), cls));
+    for (const [get, cls] of columns) tr.append(cell(get(item), typeof cls === 'function' ? cls(item) : cls));
     rows.push(tr);
   }
   if (rows.length === 0) {
@@ -397,7 +397,7 @@ function renderPools() {
       [(m) => m.route],
       [(m) => `${m.label}${m.backup ? ' (backup)' : ''}`],
       [(m) => m.weight, 'num'],
-      [(m) => m.health, `health-${m.health}`],
+      [(m) => m.health, (m) => `health-${m.health}`],
       [(m) => (m.lastCheck ? `${m.lastCheck.outcome} in ${m.lastCheck.latencyMs} ms` : '–')],
       [(m) => m.active, 'num'],
       [(m) => m.sessions, 'num'],
