@@ -26,6 +26,7 @@ export const LAYERS = [
   'session',
   'listen',
   'udpexposer',
+  'fleet',
   ['gateway', 'agent'],
   'discovery',
   'admin',

@@ -121,7 +121,7 @@ static bool HeaderOk(const uint8_t* d, int len) {
   if (len < kHeader + kTag) return false;
   uint8_t type = d[0], flags = d[1];
   uint32_t tag = Be32(d + 6);
-  if (type == 0x0c) return (flags & ~1) == 0 && tag != 0;
+  if (type == 0x0c) return (flags == 0 || flags == 1 || flags == 3) && tag != 0;
   if (type == 0x0d || type == 0x0e) return flags == 0 && tag == 0;
   return false;
 }
@@ -147,14 +147,16 @@ static void WindowAccept(KeySlot& k, int64_t seq) {
 }
 
 // The plaintext layout: keepalives carry a u32; data with flag bit 0 starts with an origin block
-// (u16 service | u8 family 4 or 6 | u16 port | 4 or 16 address bytes).
+// (u16 service | u8 family 4 or 6 | u16 port | 4 or 16 address bytes), with flag bit 1 followed
+// by the u16 public port of a range service.
 static bool PlaintextOk(const uint8_t* d, int plain) {
   if (d[0] != 0x0c) return plain == 4;
   if ((d[1] & 1) == 0) return true;
   if (plain < 5) return false;
+  int extra = (d[1] & 2) ? 2 : 0;
   uint8_t family = d[kHeader + 2];
-  if (family == 4) return plain >= 9;
-  if (family == 6) return plain >= 21;
+  if (family == 4) return plain >= 9 + extra;
+  if (family == 6) return plain >= 21 + extra;
   return false;
 }
 

@@ -76,6 +76,11 @@ bool Bytes(napi_env env, napi_value v, uint8_t** data, size_t* len) {
   return true;
 }
 
+bool IsWildcard(const sockaddr_storage& ss) {
+  if (ss.ss_family == AF_INET) return reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+  return IN6_IS_ADDR_UNSPECIFIED(&reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr);
+}
+
 void Release(StreamEngine* e) {
   if (--e->owners == 0) delete e;
 }
@@ -168,7 +173,12 @@ napi_value Listen(napi_env env, napi_callback_info info) {
     close(fd);
     return ThrowErrno(env, err, "listen", text);
   }
+  // Accepted sockets inherit TCP_NODELAY from the listener: no setsockopt per connection.
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   int id = StreamAdopt(e, fd, Kind::Listener);
+  sockaddr_storage local;
+  socklen_t llen = sizeof local;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) == 0 && !IsWildcard(local)) e->bound[id] = local;
   if (StreamCtl(e, id, EPOLL_CTL_ADD, EPOLLIN) < 0) {
     int err = errno;
     StreamCloseConn(e, id);
@@ -207,9 +217,10 @@ napi_value Dial(napi_env env, napi_callback_info info) {
     return ThrowErrno(env, err, "connect", text);
   }
   int id = StreamAdopt(e, fd, Kind::Dialing);
-  // One-shot: the first writability (or error) is the outcome; a connected socket stays out of
-  // the set's readiness until it is piped or watched.
-  if (StreamCtl(e, id, EPOLL_CTL_ADD, EPOLLOUT | EPOLLONESHOT) < 0) {
+  // Registered once, edge-triggered, as a pair wants it: the first writability (or error) is the
+  // dial's outcome, later edges are ignored until the connection is piped (which then needs no
+  // epoll_ctl for it) or watched.
+  if (StreamCtl(e, id, EPOLL_CTL_ADD, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) < 0) {
     int err = errno;
     e->conns[id].kind = Kind::Held;
     StreamCloseConn(e, id);
@@ -231,9 +242,8 @@ napi_value Watch(napi_env env, napi_callback_info info) {
   if (!Args(env, info, 2, argv) || !GetConn(env, argv, &e, &id)) return nullptr;
   if (e->conns[id].kind != Kind::Held) return Throw(env, "only a held connection can be watched");
   uint32_t ev = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
-  if (StreamCtl(e, id, EPOLL_CTL_MOD, ev) < 0 && (errno != ENOENT || StreamCtl(e, id, EPOLL_CTL_ADD, ev) < 0)) {
-    return ThrowErrno(env, errno, "epoll_ctl", "");
-  }
+  if (StreamCtl(e, id, e->conns[id].in_set ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, ev) < 0) return ThrowErrno(env, errno, "epoll_ctl", "");
+  e->conns[id].watched = true;
   return nullptr;
 }
 
@@ -310,7 +320,7 @@ napi_value ReleaseFd(napi_env env, napi_callback_info info) {
   if (!Args(env, info, 2, argv) || !GetConn(env, argv, &e, &id)) return nullptr;
   if (e->conns[id].kind != Kind::Held) return Throw(env, "only a held connection can be released");
   int fd = e->conns[id].fd;
-  epoll_ctl(e->epfd, EPOLL_CTL_DEL, fd, nullptr);
+  if (e->conns[id].in_set) epoll_ctl(e->epfd, EPOLL_CTL_DEL, fd, nullptr);
   e->conns[id].fd = -1;
   e->conns[id] = StreamConn();
   e->pending_ids.push_back(id);

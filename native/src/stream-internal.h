@@ -8,6 +8,7 @@ namespace sluice {
 int StreamAllocId(StreamEngine* e);
 int StreamAdopt(StreamEngine* e, int fd, Kind kind);
 int StreamCtl(StreamEngine* e, int id, int op, uint32_t events);
+int StreamCtlEdge(StreamEngine* e, int id);
 void StreamWatch(StreamEngine* e);
 void StreamNoteTimeout(StreamEngine* e, uint32_t ms);
 void StreamCloseConn(StreamEngine* e, int id);

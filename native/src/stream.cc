@@ -79,7 +79,17 @@ int StreamCtl(StreamEngine* e, int id, int op, uint32_t events) {
   epoll_event ev = {};
   ev.events = events;
   ev.data.u32 = static_cast<uint32_t>(id);
-  return epoll_ctl(e->epfd, op, e->conns[id].fd, &ev);
+  StreamConn& c = e->conns[id];
+  if (epoll_ctl(e->epfd, op, c.fd, &ev) < 0) return -1;
+  c.in_set = op != EPOLL_CTL_DEL;
+  c.edge = (events & EPOLLET) != 0;
+  return 0;
+}
+
+// Registers `id` edge-triggered for everything a pair waits on (ADD or MOD as its membership says).
+int StreamCtlEdge(StreamEngine* e, int id) {
+  if (e->conns[id].edge) return 0;
+  return StreamCtl(e, id, e->conns[id].in_set ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
 }
 
 static void PutAddress(double* rec, const sockaddr_storage& ss) {
@@ -140,7 +150,8 @@ void StreamDeliver(StreamEngine* e) {
 void StreamCloseConn(StreamEngine* e, int id) {
   StreamConn& c = e->conns[id];
   if (c.fd < 0) return;
-  epoll_ctl(e->epfd, EPOLL_CTL_DEL, c.fd, nullptr);
+  // close() removes the descriptor from the epoll set: the engine never duplicates one (they are
+  // CLOEXEC, and a released one leaves the set first), so no EPOLL_CTL_DEL is needed.
   close(c.fd);
   if (c.kind == Kind::Dialing || (c.kind == Kind::PipedClient && c.idle_ms > 0) || c.paused) e->timed--;
   for (int d = 0; d < 2; d++) {
@@ -154,6 +165,7 @@ void StreamCloseConn(StreamEngine* e, int id) {
       close(c.pipe_w[d]);
     }
   }
+  if (c.kind == Kind::Listener) e->bound.erase(id);
   ReleaseId(e, id);
   e->active--;
   StreamWatch(e);
@@ -191,15 +203,19 @@ static void PutPipe(StreamEngine* e, int* r, int* w) {
 }
 
 // Moves what can move now in both directions of the pair whose client is `id`; returns after
-// every source and destination would block, or the pair ended.
+// every step would block (or its side is not ready, see kReady*), or the pair ended.
 static void Pump(StreamEngine* e, int id) {
   StreamConn* c = &e->conns[id];
   int fds[2] = {c->fd, e->conns[c->other].fd};
+  // Side 0 is the client, side 1 the upstream; direction d reads side d and writes side 1 - d.
+  const uint8_t in_bit[2] = {kReadyInClient, kReadyInUpstream};
+  const uint8_t out_bit[2] = {kReadyOutClient, kReadyOutUpstream};
   bool moved = false;
   for (int d = 0; d < 2; d++) {
     int src = fds[d], dst = fds[1 - d];
     for (;;) {
       if (c->in_pipe[d] > 0) {
+        if (!(c->ready & out_bit[1 - d])) break;
         ssize_t n = splice(c->pipe_r[d], nullptr, dst, nullptr, c->in_pipe[d], SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n > 0) {
           c->in_pipe[d] -= static_cast<uint32_t>(n);
@@ -207,17 +223,25 @@ static void Pump(StreamEngine* e, int id) {
           moved = true;
           continue;
         }
-        if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
+        if (n < 0 && errno == EAGAIN) {
+          c->ready &= ~out_bit[1 - d];
+          break;
+        }
+        if (n < 0 && errno == EINTR) continue;
         // The destination is gone (EPIPE, ECONNRESET): an error of that side.
         return EndPair(e, id, d == 0 ? kEndUpstreamError : kEndClientError, n < 0 ? errno : EPIPE);
       }
       if (c->eof[d]) {
         if (!c->shut[d]) {
+          // The last direction to finish: closing both sockets sends this FIN, no shutdown needed
+          // (every byte of the other direction was read, so the close is a FIN, not a RST).
+          if (c->shut[1 - d]) return EndPair(e, id, c->first_eof == 1 ? kEndUpstreamClosed : kEndClientClosed, 0);
           shutdown(dst, SHUT_WR);  // FIN as FIN: the other direction stays open
           c->shut[d] = true;
         }
         break;
       }
+      if (!(c->ready & in_bit[d])) break;
       // A direction holds a pipe only while bytes are in flight: an idle pair costs its two sockets.
       if (c->pipe_r[d] < 0) {
         int err = StreamTakePipe(e, &c->pipe_r[d], &c->pipe_w[d]);
@@ -235,13 +259,24 @@ static void Pump(StreamEngine* e, int id) {
         if (c->first_eof < 0) c->first_eof = d;
         continue;
       }
-      if (errno == EAGAIN || errno == EINTR) break;
+      if (errno == EAGAIN) {
+        c->ready &= ~in_bit[d];
+        break;
+      }
+      if (errno == EINTR) continue;
       return EndPair(e, id, d == 0 ? kEndClientError : kEndUpstreamError, errno);
     }
     if (c->in_pipe[d] == 0 && c->pipe_r[d] >= 0) PutPipe(e, &c->pipe_r[d], &c->pipe_w[d]);
   }
   if (c->shut[0] && c->shut[1]) return EndPair(e, id, c->first_eof == 1 ? kEndUpstreamClosed : kEndClientClosed, 0);
   if (moved && c->idle_ms > 0) c->deadline = uv_now(e->loop) + c->idle_ms;
+}
+
+// What an edge on one side of a pair says may now proceed without blocking.
+static void NoteReady(StreamConn* client, int side, uint32_t events) {
+  uint32_t any = EPOLLHUP | EPOLLERR;  // the next call on that side returns the error or the end
+  if (events & (EPOLLIN | EPOLLRDHUP | any)) client->ready |= side == 0 ? kReadyInClient : kReadyInUpstream;
+  if (events & (EPOLLOUT | any)) client->ready |= side == 0 ? kReadyOutClient : kReadyOutUpstream;
 }
 
 static void Accept(StreamEngine* e, int lid) {
@@ -262,11 +297,15 @@ static void Accept(StreamEngine* e, int lid) {
       }
       return;  // EAGAIN, or an aborted handshake (ECONNABORTED): nothing more now
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    // TCP_NODELAY is inherited from the listener (streamListen sets it).
     sockaddr_storage local;
-    socklen_t llen = sizeof local;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen);
+    auto bound = e->bound.find(lid);
+    if (bound != e->bound.end()) {
+      local = bound->second;
+    } else {
+      socklen_t llen = sizeof local;
+      getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen);
+    }
     int id = StreamAdopt(e, fd, Kind::Held);
     double* rec = StreamEmit(e);
     memset(rec, 0, sizeof(double) * kEvRec);
@@ -298,21 +337,33 @@ static void Dispatch(StreamEngine* e, int id, uint32_t events) {
     case Kind::Listener:
       return Accept(e, id);
     case Kind::Held: {
+      // A dialed connection is registered edge-triggered from its dial on: its edges are kept (as
+      // its own kReady*Client bits) for the pair it will join; only a watch is told.
+      if (!c.watched) return NoteReady(&c, 0, events);
+      c.watched = false;
       double* rec = StreamEmit(e);
       rec[0] = kEvReadable;
       rec[1] = id;
       return;
     }
     case Kind::Dialing: {
+      // Writable without an error is connected; only a failure needs SO_ERROR for its errno.
       int err = 0;
-      socklen_t len = sizeof err;
-      getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
-      if (err == 0 && !(events & EPOLLOUT)) return;
+      if (events & (EPOLLERR | EPOLLHUP)) {
+        socklen_t len = sizeof err;
+        getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err == 0) err = ECONNREFUSED;
+      } else if (!(events & EPOLLOUT)) {
+        return;
+      }
+      NoteReady(&c, 0, events);
       return Connected(e, id, err);
     }
     case Kind::PipedClient:
+      NoteReady(&c, 0, events);
       return Pump(e, id);
     case Kind::PipedUpstream:
+      NoteReady(&e->conns[c.other], 1, events);
       return Pump(e, c.other);
     default:
       return;
@@ -387,14 +438,18 @@ int StreamStartPair(StreamEngine* e, int client, int upstream, uint32_t idle_ms)
     e->timed++;
     StreamNoteTimeout(e, idle_ms);
   }
-  // Edge-triggered on both: Pump runs every direction until it would block, and an ADD/MOD
-  // reports what is already pending (bytes that arrived while the upstream was being dialed).
-  uint32_t ev = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-  for (int id : {client, upstream}) {
-    int op = EPOLL_CTL_MOD;
-    if (StreamCtl(e, id, op, ev) < 0 && errno == ENOENT) op = EPOLL_CTL_ADD;
-    if (op == EPOLL_CTL_ADD && StreamCtl(e, id, op, ev) < 0) return -errno;
-  }
+  // Edge-triggered on both (a dialed upstream already is, from its dial). Registering the client
+  // reports it writable at once, so the pair's first Pump follows in this wake-up or the next, and
+  // with every side marked ready it takes what arrived on either side in the meantime (bytes sent
+  // while the upstream was dialed, an upstream's banner).
+  // Readiness: the upstream's edges since its dial were kept; registering the client now reports
+  // the client's. A side that was registered otherwise is tried once (unknown counts as ready).
+  uint8_t up = u.edge ? u.ready : kReadyInClient | kReadyOutClient;
+  c.ready = (up & kReadyInClient ? kReadyInUpstream : 0) | (up & kReadyOutClient ? kReadyOutUpstream : 0) |
+            (c.edge ? kReadyInClient | kReadyOutClient : 0);
+  u.ready = 0;
+  c.watched = u.watched = false;
+  if (StreamCtlEdge(e, upstream) < 0 || StreamCtlEdge(e, client) < 0) return -errno;
   StreamWatch(e);
   return 0;
 }

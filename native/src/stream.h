@@ -16,7 +16,9 @@
 
 #include <node_api.h>
 #include <uv.h>
+#include <sys/socket.h>
 #include <cstdint>
+#include <unordered_map>
 #include <vector>
 
 namespace sluice {
@@ -42,12 +44,20 @@ constexpr size_t kSpliceChunk = 1 << 16;
 // Empty pipes kept for reuse: a direction takes one only while bytes are in flight.
 constexpr size_t kPipePool = 128;
 
+// Readiness of a pair's sockets as the last events said; a splice is tried only on a side that
+// is ready, and one that would block clears its bit until the next edge sets it again.
+constexpr uint8_t kReadyInClient = 1, kReadyOutClient = 2, kReadyInUpstream = 4, kReadyOutUpstream = 8;
+
 enum class Kind : uint8_t { Free, Listener, Held, Dialing, PipedClient, PipedUpstream };
 
 struct StreamConn {
   int fd = -1;
   Kind kind = Kind::Free;
   bool paused = false;      // a listener whose accept hit EMFILE: re-armed at the next tick
+  bool in_set = false;      // registered in the epoll set (close() alone removes it: the engine never dups an fd)
+  bool watched = false;     // held: one `readable` event asked for (streamWatch)
+  bool edge = false;        // registered edge-triggered for IN|OUT|RDHUP (a dial, a pair)
+  uint8_t ready = 0;        // piped client: kReady* bits, which sides may not block; a dialed held one: its own edges (kReady*Client)
   int other = -1;           // piped: the partner's id
   uint64_t deadline = 0;    // dialing: connect deadline; piped client: idle deadline (uv_now ms)
   uint32_t idle_ms = 0;
@@ -81,6 +91,8 @@ struct StreamEngine {
   std::vector<int> free_ids;
   std::vector<int> pending_ids;  // released during a batch: reusable once it is delivered
   std::vector<int> pipe_pool;    // empty pipes (read end, write end) kept for the next pair
+  // Listeners bound to one address: an accepted connection's local address is theirs (no getsockname).
+  std::unordered_map<int, sockaddr_storage> bound;
 
   double* ev = nullptr;
   int ev_max = 0;

@@ -38,6 +38,8 @@ export interface AdminServerDeps {
   readonly bans?: () => BanList | undefined;
   /** CrowdSec's decisions, listed with the bans (read only); undefined without a `crowdsec:` section. */
   readonly crowdsecBans?: () => CrowdsecBans | undefined;
+  /** The body of /api/fleet (docs/fleet.md); undefined: this node is not in a fleet (404). */
+  readonly fleet?: () => Promise<unknown> | undefined;
   /** Per-source backoff for wrong credentials; kept by the caller so it outlives a listener change. Default: one of its own. */
   readonly throttle?: LoginThrottle;
 }
@@ -195,6 +197,10 @@ export class AdminServer {
         return this.#json(res, 200, { routes: this.deps.routeViews() });
       case '/api/sessions':
         return this.#json(res, 200, sessionsView(this.deps.routes(), now, { route: url.searchParams.get('route') ?? undefined, limit }));
+      case '/api/fleet': {
+        const view = await this.deps.fleet?.();
+        return view === undefined ? this.#json(res, 404, { error: 'not in a fleet (gateway.fleet is not set)' }) : this.#json(res, 200, view);
+      }
       case '/api/peers':
         return this.#json(res, 200, this.deps.peers?.() ?? { agent: null, links: [], connect: [], counters: null, gateway: null });
       case '/api/flows':

@@ -69,6 +69,7 @@ export function rejudge<F extends JudgedFlow>(
  */
 export class VerdictChanges {
   readonly #sources = new Set<() => Iterable<Reverdictable>>();
+  #passes = 0;
 
   constructor(
     private readonly events: EventStream,
@@ -87,15 +88,28 @@ export class VerdictChanges {
    */
   changed(cause: VerdictCause): ReverdictCount {
     const total: ReverdictCount = { checked: 0, ended: 0, wouldEnd: 0 };
-    for (const source of [...this.#sources]) {
-      for (const h of source()) {
-        const n = h.reverdict();
-        total.checked += n.checked;
-        total.ended += n.ended;
-        total.wouldEnd += n.wouldEnd;
+    this.#passes++;
+    try {
+      for (const source of [...this.#sources]) {
+        for (const h of source()) {
+          const n = h.reverdict();
+          total.checked += n.checked;
+          total.ended += n.ended;
+          total.wouldEnd += n.wouldEnd;
+        }
       }
+    } finally {
+      this.#passes--;
     }
     this.events.emit({ type: 'verdicts-reapplied', at: this.clock.wallNow(), cause, ...total });
     return total;
+  }
+
+  /**
+   * `step` for new sessions only: while a pass over live sessions runs it admits. For steps that
+   * limit how sessions start (fleet-wide rates and caps), which must never end live ones.
+   */
+  forNewFlows(step: Admitter): Admitter {
+    return (client, route) => (this.#passes > 0 ? undefined : step(client, route));
   }
 }

@@ -1,24 +1,21 @@
-import { randomInt } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import type tls from 'node:tls';
 import { isDeepStrictEqual } from 'node:util';
-import { canonicalIp, formatHostPort, type Endpoint } from '../core/address.js';
-import type { Clock, Timer } from '../core/clock.js';
+import { formatHostPort } from '../core/address.js';
+import type { Clock } from '../core/clock.js';
 import type { AgentConfig } from '../config/expose-config.js';
 import type { EventStream } from '../observe/events.js';
-import { Backoff } from '../core/backoff.js';
-import type { ControlMessage, RefusalCode } from '../protocol/tunnel/index.js';
+import type { ControlMessage } from '../protocol/tunnel/index.js';
 import { DirectStreamDialer } from '../upstream/direct/tcp-dialer.js';
 import { DirectDatagramDialer } from '../upstream/direct/udp-dialer.js';
-import { resolveDestination, systemResolver, type Resolver } from '../upstream/direct/resolve.js';
+import { systemResolver, type Resolver } from '../upstream/direct/resolve.js';
 import type { DatagramDialer, StreamDialer } from '../upstream/dialer.js';
 import type { UdpDatapath } from '../datapath/udp-datapath.js';
 import { jsDatapath } from '../datapath/js-datapath.js';
-import type { ControlChannel } from '../upstream/agent/control-channel.js';
-import { StreamMux } from '../upstream/agent/stream-mux.js';
-import { AgentDatagramPath, type DatagramMode, type DatagramSink } from './datagram-path.js';
-import { nextAgentState, type AgentState } from './agent-state.js';
-import { connectToGateway, GatewayConnectError, type ConnectFailure } from './gateway-connection.js';
+import type { UdpSession } from '../session/udp-session.js';
+import { AgentDatagramPath, type AgentDatagramCounters, type DatagramMode, type DatagramSink } from './datagram-path.js';
+import type { AgentState } from './agent-state.js';
+import { GatewayHome, type AgentCounters, type HomeHost } from './gateway-home.js';
+import { homeTargets, sumCounters, type HomeTarget } from './home-targets.js';
 import { LocalServices, type ExposedService } from './local-services.js';
 import { SendBudget } from '../upstream/agent/send-budget.js';
 import { PEER_TAG_BIT } from '../protocol/tunnel/index.js';
@@ -26,7 +23,9 @@ import type { RouteRuntime } from '../listen/route.js';
 import type { RouteDepsSource } from '../listen/route.js';
 import type { IceTiming } from '../ice/agent.js';
 import { startConnectListeners } from './connect-listeners.js';
-import { Peers } from './peers.js';
+import { Peers, type PeerControl, type PeerDatagramPath } from './peers.js';
+
+export type { AgentCounters };
 
 export interface AgentDeps {
   readonly clock: Clock;
@@ -45,18 +44,8 @@ export interface AgentDeps {
   readonly iceTiming?: Partial<IceTiming>;
 }
 
-export interface AgentCounters {
-  connects: number;
-  resumed: number;
-  refused: Partial<Record<ConnectFailure, number>>;
-  publishRefused: Partial<Record<RefusalCode, number>>;
-}
-
-const newBackoff = (c: AgentConfig, random?: () => number) =>
-  new Backoff({ initialMs: c.reconnect.initialMs, maxMs: c.reconnect.maxMs, multiplier: 2, jitter: 0.3 }, random);
-
 /** The keys of `agent:` that a reload applies to a running agent (Agent.updateConnection). */
-const CONNECTION_KEYS = ['gateway', 'token', 'fingerprint', 'ca', 'serverName', 'reconnect'] as const;
+const CONNECTION_KEYS = ['gateway', 'gateways', 'homes', 'token', 'fingerprint', 'fingerprints', 'ca', 'serverName', 'reconnect'] as const;
 
 /** 'none' when `next` equals `current`, 'connection' when only CONNECTION_KEYS differ, else 'restart'. */
 export function agentChange(current: AgentConfig, next: AgentConfig): 'none' | 'connection' | 'restart' {
@@ -65,76 +54,95 @@ export function agentChange(current: AgentConfig, next: AgentConfig): 'none' | '
   return isDeepStrictEqual(strip(current), strip(next)) ? 'connection' : 'restart';
 }
 
-/** Longest a connection attempt (TCP, TLS, authentication) may take. */
-const CONNECT_TIMEOUT_MS = 15_000;
-/** Streams the gateway may have open on one connection; more are reset with `limit`. */
-const MAX_STREAMS = 4096;
-
 /**
- * Publishes local services on a gateway (docs/expose.md). Keeps one control connection, and
- * reconnects with exponential backoff and jitter when it fails or ends; each new connection
- * re-publishes every service. The UDP socket, the UDP sessions toward local services and the
- * datagram keys outlive a connection: a short outage does not drop UDP flows whose datagram path
- * still works, and a reconnect that the gateway resumes keeps them.
+ * Publishes local services on one gateway or several (docs/expose.md; docs/fleet.md, "Agents on a
+ * fleet"). Each gateway is a GatewayHome: its own control connection, reconnected with its own
+ * exponential backoff and jitter, its own datagram path and its own UDP sessions toward the local
+ * services; each new connection re-publishes every service there. The agent works while any
+ * subset of its homes is up. The peers (docs/connect.md) ride one home, the carrier: the first
+ * connected one in list order.
  */
 export class Agent {
   readonly counters: AgentCounters = { connects: 0, resumed: 0, refused: {}, publishRefused: {} };
   readonly #abort = new AbortController();
-  #backoff: Backoff;
-  readonly #path: AgentDatagramPath;
-  readonly local: LocalServices;
   readonly peers: Peers;
   /** The `connect` listeners, bound before the agent first connects. */
-  readonly connectRoutes: readonly RouteRuntime[];
-  #state: AgentState = 'connecting';
-  /** Wall ms when the current connection authenticated; undefined while not connected. */
-  connectedSince: number | undefined;
-  /** The last failed attempt or lost connection (for the status views), until the next one. */
-  lastDisconnect: { readonly failure: ConnectFailure | 'lost'; readonly message: string; readonly at: number } | undefined;
-  #channel: ControlChannel | null = null;
-  #wait: Timer | undefined;
-  #wake: (() => void) | undefined;
-  readonly #done: Promise<void>;
+  connectRoutes: readonly RouteRuntime[] = [];
+  /** One per gateway, in the order of `agent.gateways` (a name resolved to several addresses gives one per address). */
+  readonly homes: GatewayHome[] = [];
+  /** The home the peers ride (kept while it is down and no other is up). */
+  #carrier: GatewayHome | undefined;
+  #carrierAttached = false;
+  readonly #controls = new Map<GatewayHome, PeerControl>();
+  #closed = false;
   #config: AgentConfig;
   #ca: Buffer | undefined;
+  readonly #host: HomeHost;
 
   private constructor(
     config: AgentConfig,
     private readonly deps: AgentDeps,
     ca: Buffer | undefined,
-    parts: AgentParts,
-    connectRoutes: readonly RouteRuntime[],
   ) {
     this.#config = config;
     this.#ca = ca;
-    this.#backoff = newBackoff(config, deps.random);
-    this.#path = parts.path;
-    this.local = parts.local;
-    this.peers = parts.peers;
-    this.connectRoutes = connectRoutes;
-    this.#done = this.#run();
+    const { clock, events } = deps;
+    const carrierPath = () => (this.#carrier ?? this.homes[0])?.path;
+    // The peers see the carrier's datagram path, whichever home that is now.
+    const path: PeerDatagramPath = {
+      send: (tag, payload) => carrierPath()?.send(tag, payload),
+      sendOverChannel: (tag, payload) => carrierPath()?.sendOverChannel(tag, payload) ?? false,
+      sendClose: (tag) => carrierPath()?.sendClose(tag),
+      iceSocket: () => carrierPath()?.iceSocket(),
+      gatewayStun: () => carrierPath()?.gatewayStun(),
+      opener: (opts) => carrierPath()!.opener(opts),
+    };
+    this.peers = new Peers(config, {
+      clock,
+      path,
+      deliverExposed: (tag, origin, payload) => (this.#carrier ?? this.homes[0])?.local.onGatewayDatagram(tag, origin, payload),
+      changed: (link) => events.emit({ type: 'peer-path', at: clock.wallNow(), peer: link.peer, state: link.shownState, path: link.path, reason: link.diagnosis().reason }),
+      iceTiming: deps.iceTiming,
+    });
+    this.#host = {
+      clock,
+      events,
+      resolver: deps.resolver,
+      random: deps.random,
+      counters: this.counters,
+      signal: this.#abort.signal,
+      config: () => this.#config,
+      ca: () => this.#ca,
+      carriesPeers: (home) => this.#carriesPeers(home),
+      up: (home, control) => this.#up(home, control),
+      down: (home) => this.#down(home),
+      mayConnect: (home) => this.#mayConnect(home),
+      peerMessage: (home, m) => this.#peerMessage(home, m),
+      notResumed: (home) => {
+        if (home === this.#carrier) this.peers.resetExposed();
+      },
+    };
   }
 
   /**
-   * Builds the parts, binds the `connect` listeners on the peers, then starts connecting in the
-   * background; never waits for the gateway. A listener that cannot bind fails the start, and
-   * what was built is closed.
+   * Binds the `connect` listeners on the peers, then starts connecting to every gateway in the
+   * background; never waits for a gateway. A listener that cannot bind fails the start, and what
+   * was built is closed.
    */
   static async start(config: AgentConfig, deps: AgentDeps): Promise<Agent> {
     const ca = config.ca === undefined ? undefined : await readFile(config.ca);
-    const parts = buildParts(config, deps);
-    let connectRoutes: RouteRuntime[];
+    const targets = await homeTargets(config, deps.resolver ?? systemResolver);
+    const agent = new Agent(config, deps, ca);
     try {
-      connectRoutes = await startConnectListeners(config.connect, parts.peers, {
+      agent.connectRoutes = await startConnectListeners(config.connect, agent.peers, {
         clock: deps.clock, events: deps.events, routeDeps: deps.routeDeps, nextFlowId: deps.nextFlowId,
       });
     } catch (err) {
-      parts.peers.close();
-      parts.local.close();
-      parts.path.close();
+      agent.peers.close();
       throw err;
     }
-    return new Agent(config, deps, ca, parts, connectRoutes);
+    for (const t of targets) agent.homes.push(agent.#buildHome(t));
+    return agent;
   }
 
   get config(): AgentConfig {
@@ -142,251 +150,230 @@ export class Agent {
   }
 
   /**
-   * Takes new connection settings (gateway address, token, pin, CA, server name, backoff) from a
+   * Takes new connection settings (gateways, token, pins, CA, server name, backoff, homes) from a
    * reloaded config and connects with them at once; every other key must be unchanged
-   * (`connectionOnlyChange`). Rejects, keeping the old settings, when the CA file cannot be read.
+   * (`agentChange`). A gateway still in the list keeps its home and its connection (reconnected
+   * only when the token, pins, CA, server name or backoff changed; its UDP sessions stay when the
+   * gateway resumes); new ones get a home, dropped ones are closed (GOAWAY). One gateway replaced
+   * by one other keeps its home too, as a single-gateway agent always did. Rejects, keeping the old
+   * settings, when the CA file cannot be read.
    */
   async updateConnection(next: AgentConfig): Promise<void> {
     const ca = next.ca === undefined ? undefined : await readFile(next.ca);
+    const targets = await homeTargets(next, this.deps.resolver ?? systemResolver);
+    const was = this.#config;
+    // A kept gateway reconnects when what its connection used changed; a list change alone leaves it be.
+    const same = (k: 'token' | 'fingerprint' | 'fingerprints' | 'ca' | 'serverName' | 'reconnect') => isDeepStrictEqual(was[k], next[k]);
+    const credentials = !(same('token') && same('fingerprint') && same('fingerprints') && same('ca') && same('serverName') && same('reconnect'));
     this.#config = next;
     this.#ca = ca;
-    this.#backoff = newBackoff(next, this.deps.random);
-    if (this.#state !== 'closed') this.reconnectNow();
+    if (this.#closed) return;
+    const single = targets.length === 1 && this.homes.length === 1;
+    const old = new Map(this.homes.map((h) => [single ? 'only' : h.label, h] as const));
+    this.homes.length = 0;
+    const kept: [GatewayHome, HomeTarget][] = [];
+    for (const t of targets) {
+      const h = old.get(single ? 'only' : formatHostPort(t.gateway.host, t.gateway.port));
+      if (h) {
+        old.delete(single ? 'only' : h.label);
+        kept.push([h, t]);
+        this.homes.push(h);
+      } else this.homes.push(this.#buildHome(t));
+    }
+    await Promise.all([...old.values()].map((h) => this.#closeHome(h)));
+    for (const [h, t] of kept) {
+      if (single || credentials || h.label !== formatHostPort(t.gateway.host, t.gateway.port) || h.serverName !== t.serverName) h.update(t.gateway, t.serverName);
+    }
   }
 
-  /** See agent-state.ts; moved only through its transition table (`#move`). */
+  /**
+   * The agent as one: closed after close(); connected while any home is; else connecting while
+   * any attempt runs; else waiting.
+   */
   get state(): AgentState {
-    return this.#state;
+    if (this.#closed) return 'closed';
+    const states = this.homes.map((h) => h.state);
+    for (const s of ['connected', 'connecting', 'waiting'] as const) if (states.includes(s)) return s;
+    return states[0] ?? 'connecting';
   }
 
-  #move(to: AgentState): void {
-    this.#state = nextAgentState(this.#state, to);
+  /** The home the views show first: the carrier while connected, else the first connected one, else the first. */
+  get #shown(): GatewayHome | undefined {
+    const c = this.#carrier;
+    if (c?.state === 'connected') return c;
+    return this.homes.find((h) => h.state === 'connected') ?? this.homes[0];
+  }
+
+  /** When the shown home's connection authenticated; undefined while none is connected. */
+  get connectedSince(): number | undefined {
+    return this.#shown?.connectedSince;
+  }
+
+  /** The latest failed attempt or lost connection of any home. */
+  get lastDisconnect(): GatewayHome['lastDisconnect'] {
+    let last: GatewayHome['lastDisconnect'];
+    for (const h of this.homes) if (h.lastDisconnect && (!last || h.lastDisconnect.at >= last.at)) last = h.lastDisconnect;
+    return last;
   }
 
   get datagramMode(): DatagramMode {
-    return this.#path.mode;
+    return this.#shown?.path.mode ?? 'tls';
   }
 
-  get datagramCounters() {
-    return this.#path.counters;
+  /** The datagram counters: the one home's, or the sum over the homes. */
+  get datagramCounters(): AgentDatagramCounters {
+    return this.homes.length === 1 ? this.homes[0]!.path.counters : sumCounters(this.homes.map((h) => h.path.counters));
+  }
+
+  /** The local services as the shown home holds them (its PUBLISH answers). */
+  get local(): LocalServices {
+    return this.#shown!.local;
   }
 
   services(): readonly ExposedService[] {
     return this.local.services;
   }
 
-  /** Closes the current connection now and reconnects at once (tests, and operators after a network change). */
-  reconnectNow(): void {
-    this.#channel?.destroy({ error: new Error('reconnect requested') });
-    this.#wait?.cancel();
-    this.#wake?.();
+  /** The open UDP sessions toward local services over every home. */
+  *udpSessions(): IterableIterator<UdpSession> {
+    for (const h of this.homes) yield* h.local.udpSessions();
   }
 
-  /** Says GOAWAY(shutting-down), closes everything. Idempotent. */
+  /** Open UDP sessions per service route, summed over the homes. */
+  activeCounts(): { route: string; proto: 'udp'; active: number }[] {
+    const sum = new Map<string, number>();
+    for (const h of this.homes) for (const c of h.local.activeCounts()) sum.set(c.route, (sum.get(c.route) ?? 0) + c.active);
+    return [...sum].map(([route, active]) => ({ route, proto: 'udp' as const, active }));
+  }
+
+  /** Closes every current connection now and reconnects at once (tests, and operators after a network change). */
+  reconnectNow(): void {
+    for (const h of this.homes) h.reconnectNow();
+  }
+
+  /** Says GOAWAY(shutting-down) on every connection, closes everything. Idempotent. */
   async close(): Promise<void> {
-    if (this.#state === 'closed') return this.#done;
-    this.#move('closed');
+    if (this.#closed) return void (await Promise.all(this.homes.map((h) => h.done)));
+    this.#closed = true;
     this.#abort.abort();
-    this.#channel?.close('shutting-down', 'the agent is shutting down');
-    this.#wait?.cancel();
-    this.#wake?.();
-    await this.#done;
+    await Promise.all(this.homes.map((h) => h.close()));
     await Promise.all(this.connectRoutes.map((r) => r.close('shutdown')));
     this.peers.close();
-    this.local.close();
-    this.#path.close();
-  }
-
-  async #run(): Promise<void> {
-    while (!this.#abort.signal.aborted) {
-      let failure: ConnectFailure | 'lost' = 'lost';
-      let message = 'the connection ended';
-      try {
-        const end = await this.#connectOnce();
-        message = end;
-      } catch (err) {
-        failure = err instanceof GatewayConnectError ? err.failure : 'closed';
-        message = (err as Error).message;
-        if (failure !== 'closed' || !this.#abort.signal.aborted) this.counters.refused[failure] = (this.counters.refused[failure] ?? 0) + 1;
-      }
-      if (this.#abort.signal.aborted) break;
-      this.#move('waiting');
-      this.connectedSince = undefined;
-      this.lastDisconnect = { failure, message, at: this.deps.clock.wallNow() };
-      const delay = this.#backoff.next();
-      this.deps.events.emit({ type: 'agent-disconnected', at: this.deps.clock.wallNow(), failure, message, retryInMs: delay });
-      await new Promise<void>((resolve) => {
-        this.#wake = resolve;
-        this.#wait = this.deps.clock.setTimeout(resolve, delay);
-      });
-      this.#wake = undefined;
-      if (!this.#abort.signal.aborted) this.#move('connecting');
+    for (const h of this.homes) {
+      h.local.close();
+      h.path.close();
     }
   }
 
-  /** One connection from TLS to its end; resolves with why it ended, rejects when it never authenticated. */
-  async #connectOnce(): Promise<string> {
-    const cfg = this.#config;
-    const remote = await resolveDestination(cfg.gateway, this.deps.resolver ?? systemResolver, 'trusted');
-    const keyId = randomInt(1, 0xffff_ffff);
-    const { channel, authOk, keys } = await connectToGateway({
-      host: remote.address,
-      port: remote.port,
-      name: cfg.name,
-      token: cfg.token,
-      fingerprint: cfg.fingerprint,
-      ca: this.#ca,
-      serverName: cfg.serverName ?? (canonicalIp(cfg.gateway.host) ? undefined : cfg.gateway.host),
-      datagramKeyId: keyId,
-      resumeKeyId: this.#path.gatewayKeyId,
-      streamWindow: cfg.streamWindow,
-      timeoutMs: CONNECT_TIMEOUT_MS,
-      clock: this.deps.clock,
-      signal: this.#abort.signal,
-      onKeys: (k) => this.#path.prepare(keyId, k),
-    });
-    if (this.#abort.signal.aborted) {
-      // close() ran while the handshake was finishing: this connection is not used.
-      channel.close('shutting-down', 'the agent is shutting down');
-      return 'closed while connecting';
+  async #closeHome(h: GatewayHome): Promise<void> {
+    await h.close();
+    this.#down(h);
+    h.local.close();
+    h.path.close();
+  }
+
+  #carriesPeers(home: GatewayHome): boolean {
+    return home === (this.#carrier ?? this.homes[0]);
+  }
+
+  #up(home: GatewayHome, control: PeerControl): void {
+    this.#controls.set(home, control);
+    this.#chooseCarrier();
+  }
+
+  #down(home: GatewayHome): void {
+    this.#controls.delete(home);
+    this.#chooseCarrier();
+    if (!this.homes.includes(home) && this.#carrier === home) this.#carrier = undefined;
+    // A held home was lost: a standby one may take its place.
+    for (const h of this.homes) if (h !== home) h.wake();
+  }
+
+  /**
+   * The peers ride the first connected gateway in list order: agents with the same list agree on
+   * one gateway whenever it is up, so their signalling meets there. A change re-opens the flows on
+   * the new carrier (the old gateway's flows idle out there).
+   */
+  #chooseCarrier(): void {
+    const best = this.homes.find((h) => this.#controls.has(h));
+    if (this.#carrierAttached && best === this.#carrier) return;
+    if (this.#carrierAttached) {
+      this.peers.detach();
+      this.#carrierAttached = false;
     }
-    this.#channel = channel;
-    this.#move('connected');
-    this.connectedSince = this.deps.clock.wallNow();
-    this.#backoff.reset();
-    this.counters.connects++;
-    if (authOk.resumed) this.counters.resumed++;
-    else {
-      this.local.resetUdp();
-      this.peers.resetExposed();
-      this.#path.forgetKeys();
+    if (!best) return;
+    // Tags of exposed flows are the old gateway's: meaningless on another one.
+    if (this.#carrier !== undefined && this.#carrier !== best) this.peers.resetExposed();
+    this.#carrier = best;
+    this.peers.attach(this.#controls.get(best)!);
+    this.#carrierAttached = true;
+  }
+
+  #mayConnect(home: GatewayHome): boolean {
+    const limit = this.#config.homes;
+    if (limit === undefined) return true;
+    let held = 0;
+    for (const h of this.homes) if (h !== home && (h.state === 'connecting' || h.state === 'connected')) held++;
+    return held < limit;
+  }
+
+  /** The peers' messages of the carrier; on another home they are dropped (the peers do not ride it). */
+  #peerMessage(home: GatewayHome, m: ControlMessage): boolean {
+    if (this.#carriesPeers(home)) return this.peers.handle(m);
+    switch (m.type) {
+      case 'signal':
+      case 'signal-error':
+      case 'peer-flow':
+      case 'peer-open-ok':
+      case 'peer-open-error':
+        return true;
+      case 'datagram':
+        return (m.tag & PEER_TAG_BIT) !== 0;
+      default:
+        return false;
     }
-    const socket = channel.socket as tls.TLSSocket;
-    const gwIp = canonicalIp(socket.remoteAddress ?? remote.address)?.address ?? remote.address;
-    const mux = new StreamMux(channel, { role: 'agent', localWindow: cfg.streamWindow, peerWindow: authOk.streamWindow, maxStreams: MAX_STREAMS }, (stream, m) =>
-      this.local.onStreamOpen(stream, m, (s) => mux.accept(s)),
-    );
-    const pending = new Map<number, ExposedService>();
-    channel.onMessage((m: ControlMessage) => {
-      if (mux.handle(m)) return;
-      if (this.peers.handle(m)) return;
-      switch (m.type) {
-        case 'publish-ok': {
-          const svc = pending.get(m.serviceId);
-          if (!svc) return;
-          svc.bound = m.bound;
-          svc.refusal = undefined;
-          this.deps.events.emit({ type: 'agent-published', at: this.deps.clock.wallNow(), service: svc.config.name, bound: m.bound });
+  }
+
+  #buildHome(t: HomeTarget): GatewayHome {
+    const { clock, events } = this.deps;
+    const peers = this.peers;
+    const carries = () => this.#carriesPeers(home);
+    const sink: DatagramSink = {
+      onGatewayDatagram: (tag, o, p) => {
+        if (tag & PEER_TAG_BIT) {
+          if (carries()) peers.onRelayDatagram(tag, p);
           return;
         }
-        case 'publish-error': {
-          const svc = pending.get(m.serviceId);
-          if (svc) svc.refusal = { code: m.code, message: m.message };
-          this.counters.publishRefused[m.code] = (this.counters.publishRefused[m.code] ?? 0) + 1;
-          this.deps.events.emit({ type: 'agent-publish-refused', at: this.deps.clock.wallNow(), service: svc?.config.name ?? String(m.serviceId), code: m.code, message: m.message });
-          return;
-        }
-        case 'datagram':
-          this.#path.onFrame(m.tag, m.origin, m.payload);
-          return;
-        case 'datagram-close':
-          this.local.onGatewayClose(m.tag);
-          return;
-        default:
-          return;
-      }
-    });
-    await this.#path.attach(
-      channel, keyId, keys, authOk.datagramKeyId, { address: gwIp, port: remote.port, family: canonicalIp(gwIp)?.family ?? 4 }, authOk.keepaliveIntervalMs,
-      socket.localAddress,
+        if (carries()) peers.relayArrived(tag);
+        local.onGatewayDatagram(tag, o, p);
+      },
+      onGatewayClose: (tag) => local.onGatewayClose(tag),
+    };
+    const path: AgentDatagramPath = new AgentDatagramPath(
+      this.deps.datapath ?? jsDatapath,
+      clock,
+      sink,
+      (buf, from) => peers.ingress(buf, from),
+      (mode) => events.emit({ type: 'agent-datagram-mode', at: clock.wallNow(), mode }),
     );
-    channel.startKeepalive(authOk.keepaliveIntervalMs);
-    for (const svc of this.local.services) {
-      if (svc.config.peers.length > 0) {
-        channel.send({ type: 'offer', serviceId: svc.id, name: svc.config.name, transport: svc.config.transport, peers: svc.config.peers });
-      }
-      const r = svc.config.remote;
-      if (!r) continue;
-      pending.set(svc.id, svc);
-      const ip = canonicalIp(r.host)!;
-      channel.send({
-        type: 'publish',
-        serviceId: svc.id,
-        name: svc.config.name,
-        transport: r.transport,
-        remote: { address: ip.address, port: r.port, family: ip.family },
-        proxyProtocol: svc.config.proxyProtocol,
-      });
-    }
-    // The gateway holds its own frames until it hears from us after AUTH_OK (control-channel.ts).
-    channel.send({ type: 'ping', counter: 0 });
-    const server = { address: gwIp, port: remote.port, family: canonicalIp(gwIp)?.family ?? 4 } as const;
-    this.peers.attach({
-      send: (m) => channel.send(m),
-      openStream: (opts, beforeOpen) => mux.open(0, opts.client ?? server, opts.local ?? server, opts.timeoutMs, opts.signal, beforeOpen),
+    const config = this.#config;
+    const local: LocalServices = new LocalServices(config.expose, {
+      agent: config.name,
+      clock,
+      events,
+      nextFlowId: this.deps.nextFlowId,
+      streamDialer: this.deps.streamDialer ?? new DirectStreamDialer(undefined, { clock }),
+      datagramDialer: this.deps.datagramDialer ?? new DirectDatagramDialer(),
+      send: (tag, payload) => {
+        if (!(carries() && peers.sendExposed(tag, payload))) path.send(tag, payload);
+      },
+      sendClose: (tag) => {
+        if (carries()) peers.exposedClosed(tag);
+        path.sendClose(tag);
+      },
+      budget: new SendBudget(config.datagramBudget, clock, events, path.counters.shed),
     });
-    this.deps.events.emit({ type: 'agent-connected', at: this.deps.clock.wallNow(), gateway: formatHostPort(remote.address, remote.port), resumed: authOk.resumed });
-    const end = await channel.ended;
-    this.peers.detach();
-    this.#channel = null;
-    mux.destroyAll();
-    this.#path.detach(channel);
-    if (end.goaway) return `the gateway said goaway ${end.goaway.code}: ${end.goaway.message}`;
-    if (end.sent) return `closed here: ${end.sent}`;
-    return end.error?.message ?? 'closed';
+    const home: GatewayHome = new GatewayHome(t.gateway, t.serverName, path, local, this.#host);
+    return home;
   }
-}
-
-interface AgentParts {
-  readonly path: AgentDatagramPath;
-  readonly local: LocalServices;
-  readonly peers: Peers;
-}
-
-/**
- * The parts in the order datagrams flow through them: the datagram path (its sink hands gateway
- * datagrams to the peers and the local services, built next; nothing arrives before the path is
- * attached to a connection), the local services, then the peers on the path.
- */
-function buildParts(config: AgentConfig, deps: AgentDeps): AgentParts {
-  const { clock, events } = deps;
-  const sink: DatagramSink = {
-    onGatewayDatagram: (t, o, p) => {
-      if (t & PEER_TAG_BIT) return peers.onRelayDatagram(t, p);
-      peers.relayArrived(t);
-      local.onGatewayDatagram(t, o, p);
-    },
-    onGatewayClose: (t) => local.onGatewayClose(t),
-  };
-  const path: AgentDatagramPath = new AgentDatagramPath(
-    deps.datapath ?? jsDatapath,
-    clock,
-    sink,
-    (buf, from) => peers.ingress(buf, from),
-    (mode) => events.emit({ type: 'agent-datagram-mode', at: clock.wallNow(), mode }),
-  );
-  const local: LocalServices = new LocalServices(config.expose, {
-    agent: config.name,
-    clock,
-    events,
-    nextFlowId: deps.nextFlowId,
-    streamDialer: deps.streamDialer ?? new DirectStreamDialer(undefined, { clock }),
-    datagramDialer: deps.datagramDialer ?? new DirectDatagramDialer(),
-    send: (tag, payload) => {
-      if (!peers.sendExposed(tag, payload)) path.send(tag, payload);
-    },
-    sendClose: (tag) => {
-      peers.exposedClosed(tag);
-      path.sendClose(tag);
-    },
-    budget: new SendBudget(config.datagramBudget, clock, events, path.counters.shed),
-  });
-  const peers: Peers = new Peers(config, {
-    clock,
-    path,
-    deliverExposed: (tag, origin, payload) => local.onGatewayDatagram(tag, origin, payload),
-    changed: (link) => events.emit({ type: 'peer-path', at: clock.wallNow(), peer: link.peer, state: link.shownState, path: link.path, reason: link.diagnosis().reason }),
-    iceTiming: deps.iceTiming,
-  });
-  return { path, local, peers };
 }

@@ -29,6 +29,8 @@ export interface ConnectOptions {
   readonly token: string;
   /** 64 lowercase hex digits, or undefined when `ca` authenticates the gateway. */
   readonly fingerprint: string | undefined;
+  /** Several accepted pins (a fleet whose gateways have their own certificates); `fingerprint` is then ignored. */
+  readonly fingerprints?: readonly string[];
   readonly ca: Buffer | undefined;
   readonly serverName: string | undefined;
   readonly datagramKeyId: number;
@@ -90,12 +92,14 @@ export function connectToGateway(o: ConnectOptions): Promise<Connected> {
 
     socket.once('secureConnect', () => {
       channel = new ControlChannel(socket, 'agent', o.clock);
-      if (o.fingerprint !== undefined) {
+      const pins = o.fingerprints ?? (o.fingerprint === undefined ? undefined : [o.fingerprint]);
+      if (pins !== undefined) {
         const got = socket.getPeerCertificate().fingerprint256?.replace(/:/g, '').toLowerCase() ?? '';
-        if (got !== o.fingerprint) {
+        if (!pins.includes(got)) {
           channel.send({ type: 'goaway', code: 'not-allowed', message: 'certificate fingerprint mismatch' });
           socket.end();
-          return fail(new GatewayConnectError('certificate-mismatch', `the gateway's certificate is sha256:${got}, the pin is sha256:${o.fingerprint}`));
+          const pinned = pins.length === 1 ? `the pin is sha256:${pins[0]}` : `none of the ${pins.length} pins (${pins.map((p) => `sha256:${p.slice(0, 16)}…`).join(', ')}) matches`;
+          return fail(new GatewayConnectError('certificate-mismatch', `the gateway's certificate is sha256:${got}, ${pinned}`));
         }
       }
       if (socket.alpnProtocol !== TUNNEL_ALPN) return fail(new GatewayConnectError('tls-error', 'the gateway did not agree on the tunnel protocol (ALPN)'));

@@ -1,4 +1,4 @@
-import { canonicalIp, ipv4PortKey, type Endpoint } from '../core/address.js';
+import { canonicalIp, ipv4PortKey, type Endpoint, type HostPort } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import { errnoCode, isSluiceError } from '../core/errors.js';
 import type { ExposeConfig } from '../config/expose-config.js';
@@ -13,6 +13,7 @@ import type { DatagramDialer, StreamDialer } from '../upstream/dialer.js';
 import type { TunnelStream } from '../upstream/agent/tunnel-stream.js';
 import type { DatagramSink } from './datagram-path.js';
 import { FairSlot, slotDrops, type SendBudget } from '../upstream/agent/send-budget.js';
+import { AdmissionLimits } from '../admission/limits.js';
 
 export interface LocalServicesDeps {
   readonly agent: string;
@@ -48,13 +49,26 @@ export class ExposedService {
   readonly sessions = new Map<number | string, UdpSession>();
   /** Each session's place in the agent's send budget, by client key. */
   readonly fairs = new Map<number | string, FairSlot>();
+  /** A UDP range service's ports, each with its own session table (made at its first client), by public port. */
+  readonly members = new Map<number, ExposedService>();
 
   constructor(
     readonly id: number,
     readonly config: ExposeConfig,
     table: (svc: ExposedService) => UdpSessionTable | undefined,
+    /** For one port of a range service: that public port (`config.local` is already its local port). */
+    readonly publicPort?: number,
   ) {
     this.table = table(this);
+  }
+
+  /** The local service for public `port` of this service: mapped by offset in a range; undefined when outside it. */
+  localFor(port: number): HostPort | undefined {
+    const c = this.config;
+    if (c.remotePorts === undefined) return c.local;
+    const offset = port - (this.bound?.port ?? c.remote?.port ?? 0);
+    if (offset < 0 || offset >= c.remotePorts) return undefined;
+    return c.localRange ? { host: c.local.host, port: c.local.port + offset } : c.local;
   }
 }
 
@@ -82,7 +96,7 @@ export class LocalServices implements DatagramSink {
     configs: readonly ExposeConfig[],
     private readonly deps: LocalServicesDeps,
   ) {
-    this.services = configs.map((c, i) => new ExposedService(i + 1, c, (svc) => (c.transport === 'udp' ? this.#table(svc) : undefined)));
+    this.services = configs.map((c, i) => new ExposedService(i + 1, c, (svc) => (c.transport === 'udp' && c.remotePorts === undefined ? this.#table(svc, svc) : undefined)));
     for (const s of this.services) this.#byId.set(s.id, s);
   }
 
@@ -98,14 +112,24 @@ export class LocalServices implements DatagramSink {
     return this.#tags.size;
   }
 
-  /** The open UDP sessions toward local services (route `<agent>/<service>`), for the metrics' live counters. */
-  *udpSessions(): IterableIterator<UdpSession> {
-    for (const svc of this.services) if (svc.table) yield* svc.table.sessions();
+  /** Every service with a UDP session table: single-port services and the ports of ranges. */
+  *#tables(): IterableIterator<ExposedService & { readonly table: UdpSessionTable }> {
+    for (const svc of this.services) {
+      if (svc.table) yield svc as ExposedService & { readonly table: UdpSessionTable };
+      for (const m of svc.members.values()) yield m as ExposedService & { readonly table: UdpSessionTable };
+    }
   }
 
-  /** Open UDP sessions per service route, for `sluice_sessions_active`. */
+  /** The open UDP sessions toward local services (route `<agent>/<service>`), for the metrics' live counters. */
+  *udpSessions(): IterableIterator<UdpSession> {
+    for (const svc of this.#tables()) yield* svc.table.sessions();
+  }
+
+  /** Open UDP sessions per service route (a range's ports summed), for `sluice_sessions_active`. */
   activeCounts(): { route: string; proto: 'udp'; active: number }[] {
-    return this.services.flatMap((svc) => (svc.table ? [{ route: svc.table.policy.name, proto: 'udp' as const, active: svc.table.size }] : []));
+    const by = new Map<string, number>();
+    for (const svc of this.#tables()) by.set(svc.table.policy.name, (by.get(svc.table.policy.name) ?? 0) + svc.table.size);
+    return [...by].map(([route, active]) => ({ route, proto: 'udp' as const, active }));
   }
 
   // ---- UDP ----
@@ -121,7 +145,8 @@ export class LocalServices implements DatagramSink {
       owner.service.clientTags.set(owner.key, tag);
     }
     if (owner === undefined) {
-      const svc = origin ? this.#byId.get(origin.serviceId) : undefined;
+      const parent = origin ? this.#byId.get(origin.serviceId) : undefined;
+      const svc = parent && this.#portOf(parent, origin!.port);
       if (!origin || !svc || !svc.table) return this.deps.sendClose(tag);
       const key = keyOf(origin.client.address, origin.client.port);
       const previous = svc.clientTags.get(key);
@@ -146,16 +171,42 @@ export class LocalServices implements DatagramSink {
   resetUdp(): void {
     this.#tags.clear();
     this.#recentlyClosed.clear();
-    for (const svc of this.services) {
+    for (const svc of this.services) svc.clientTags.clear();
+    for (const svc of this.#tables()) {
       svc.clientTags.clear();
-      if (svc.table) for (const s of [...svc.table.sessions()]) svc.table.end(s, 'upstream-closed');
+      for (const s of [...svc.table.sessions()]) svc.table.end(s, 'upstream-closed');
     }
   }
 
-  #table(svc: ExposedService): UdpSessionTable {
+  /** Caps and rates of each UDP range service, shared by the session tables of its ports (a cap is per service). */
+  readonly #rangeLimits = new Map<ExposedService, AdmissionLimits>();
+
+  /**
+   * The service that serves public `port` of `svc`: itself for a single-port service; for a range,
+   * the table of that port (made now at its first client), undefined when the port is not in the range.
+   */
+  #portOf(svc: ExposedService, port: number | undefined): ExposedService | undefined {
+    if (svc.config.remotePorts === undefined) return svc;
+    if (port === undefined) return undefined;
+    const known = svc.members.get(port);
+    if (known) return known;
+    const local = svc.localFor(port);
+    if (local === undefined) return undefined;
+    const member = new ExposedService(svc.id, { ...svc.config, local }, (m) => this.#table(m, svc), port);
+    svc.members.set(port, member);
+    return member;
+  }
+
+  #table(svc: ExposedService, parent: ExposedService): UdpSessionTable {
     const c = svc.config;
     const { send, sendClose, budget } = this.deps;
-    const policy = exposedUdpPolicy(this.deps.agent, c);
+    const policy = exposedUdpPolicy(this.deps.agent, c, svc.publicPort);
+    let pooled: { limits: AdmissionLimits; bandwidth: null } | undefined;
+    if (svc !== parent) {
+      let limits = this.#rangeLimits.get(parent);
+      if (!limits) this.#rangeLimits.set(parent, (limits = new AdmissionLimits(policy.limits, this.deps.clock)));
+      pooled = { limits, bandwidth: null };
+    }
     // The service's clients are behind the gateway: a reply goes out under the client's tag, and
     // each session's channel reports its end so the gateway hears DATAGRAM_CLOSE for the tag.
     const clients: UdpClientSide = {
@@ -167,7 +218,11 @@ export class LocalServices implements DatagramSink {
         if (fair && !budget!.admit(fair, policy.name)) return;
         send(tag, buf);
       },
-      local: () => svc.bound ?? { address: '0.0.0.0', port: c.remote?.port ?? 0, family: 4 },
+      // The public address the client sent to (a PROXY v2 header's destination): the port's own in a range.
+      local: () => {
+        const bound = parent.bound ?? { address: '0.0.0.0', port: c.remote?.port ?? 0, family: 4 as const };
+        return svc.publicPort === undefined ? bound : { ...bound, port: svc.publicPort };
+      },
       channelOpened: (s) => {
         svc.sessions.set(s.key, s);
         if (budget) svc.fairs.set(s.key, new FairSlot());
@@ -191,7 +246,7 @@ export class LocalServices implements DatagramSink {
       },
     };
     const { clock, events, nextFlowId } = this.deps;
-    return new UdpSessionTable(policy, { clock, events, nextFlowId, dialer: this.deps.datagramDialer }, clients);
+    return new UdpSessionTable(policy, { clock, events, nextFlowId, dialer: this.deps.datagramDialer, ...(pooled ? { pooled } : {}) }, clients);
   }
 
   // ---- TCP ----
@@ -201,11 +256,14 @@ export class LocalServices implements DatagramSink {
     const svc = this.#byId.get(m.serviceId);
     if (!svc || svc.config.transport !== 'tcp') return stream.reset('unknown-service');
     const c = svc.config;
+    // In a range, the public port the client connected to (STREAM_OPEN's server) picks the local port.
+    const target = svc.localFor(m.server.port);
+    if (target === undefined) return stream.reset('unknown-service');
     const ac = new AbortController();
     const onClose = () => ac.abort();
     stream.once('close', onClose);
     stream.on('error', () => {});
-    this.deps.streamDialer.dial(c.local, { signal: ac.signal, timeoutMs: c.connectTimeoutMs, client: m.client, local: m.server }).then(
+    this.deps.streamDialer.dial(target, { signal: ac.signal, timeoutMs: c.connectTimeoutMs, client: m.client, local: m.server }).then(
       ({ stream: local }) => {
         stream.off('close', onClose);
         if (stream.destroyed) return void local.destroy();
@@ -228,7 +286,7 @@ export class LocalServices implements DatagramSink {
   /** Ends every local connection and session. */
   close(): void {
     for (const stop of [...this.#stops]) stop('shutdown');
-    for (const svc of this.services) svc.table?.close('shutdown');
+    for (const svc of this.#tables()) svc.table.close('shutdown');
     this.deps.budget?.close();
   }
 }
@@ -238,9 +296,10 @@ export class LocalServices implements DatagramSink {
  * rules, and PROXY v2 toward the local service when configured. No header is read here (the
  * gateway hands over the real client), so nobody is trusted to send one.
  */
-export function exposedUdpPolicy(agent: string, c: ExposeConfig): UdpSessionPolicy {
+export function exposedUdpPolicy(agent: string, c: ExposeConfig, publicPort?: number): UdpSessionPolicy {
   return {
     name: `${agent}/${c.name}`,
+    ...(publicPort !== undefined ? { listenPort: publicPort } : {}),
     upstream: c.local,
     origin: undefined,
     limits: udpLimits(c.udp),

@@ -5,6 +5,8 @@ import type { AgentStatusView } from '../ops/agent-view.js';
 import { parseArgs } from './args.js';
 import { ADMIN_FLAGS, ADMIN_FLAGS_HELP, AdminCallError, adminClient, type AdminIo } from './admin-client.js';
 import { EXIT } from './exit-codes.js';
+import type { FleetHealth, FleetView } from '../fleet/fleet.js';
+import { fleetLine, formatFleet } from './fleet-status.js';
 
 /**
  * `sluice status [--admin URL] [--token T] [--config FILE] [--json] [--ca FILE | --fingerprint F | --insecure]`: routes and live sessions of
@@ -16,13 +18,14 @@ import { EXIT } from './exit-codes.js';
  */
 export type StatusIo = AdminIo;
 
-const FLAGS = { ...ADMIN_FLAGS, json: 'boolean', help: 'boolean', h: 'boolean' } as const;
+const FLAGS = { ...ADMIN_FLAGS, json: 'boolean', fleet: 'boolean', help: 'boolean', h: 'boolean' } as const;
 
-export const STATUS_HELP = `Usage: sluice status [--admin URL] [--token TOKEN] [--config FILE] [--json] [--ca FILE | --fingerprint sha256:HEX | --insecure]
+export const STATUS_HELP = `Usage: sluice status [--admin URL] [--token TOKEN] [--config FILE] [--json] [--fleet] [--ca FILE | --fingerprint sha256:HEX | --insecure]
 
 Prints the routes, live sessions, peer links and connect listeners of a running Sluice, from its
 admin API.
 ${ADMIN_FLAGS_HELP}  --json           print the API's JSON instead of tables
+  --fleet          the gateway fleet instead (GET /api/fleet): gateways, their load, agents
 Exit codes: 0 ok, 1 the admin API is unreachable or refused the request, 2 bad command line,
 3 the config file given with --config is invalid.
 `;
@@ -51,6 +54,15 @@ export async function runStatusCommand(argv: readonly string[], io: StatusIo): P
   };
 
   try {
+    if (args.flags.has('fleet')) {
+      const fleet = (await get('/api/fleet', true)) as FleetView | undefined;
+      if (fleet === undefined) {
+        io.stderr.write('sluice status: this Sluice is not in a fleet (gateway.fleet is not set)\n');
+        return EXIT.runtime;
+      }
+      io.stdout.write(args.flags.has('json') ? JSON.stringify(fleet, null, 2) + '\n' : formatFleet(fleet));
+      return EXIT.ok;
+    }
     const [routes, sessions, health, peers] = (await Promise.all([get('/api/routes'), get('/api/sessions'), get('/api/health'), get('/api/peers', true)])) as [
       { routes: RouteView[] },
       { total: number; truncated: boolean; sessions: SessionView[] },
@@ -88,6 +100,8 @@ export interface StatusHealth {
   readonly datapath?: string;
   readonly streamDatapath?: string;
   readonly agent?: AgentStatusView;
+  /** A gateway in a fleet (docs/fleet.md). */
+  readonly fleet?: FleetHealth;
 }
 
 export function formatStatus(
@@ -141,6 +155,7 @@ export function formatStatus(
   out.push(...formatPools(routes));
   if (health.datapath) out.push('', `UDP DATAPATH: ${health.datapath}`);
   if (health.streamDatapath) out.push(`TCP DATAPATH: ${health.streamDatapath}`);
+  if (health.fleet) out.push(fleetLine(health.fleet));
   if (health.agent) out.push(...formatAgent(health.agent));
   if (peers) out.push(...formatPeers(peers));
   return out.join('\n') + '\n';
@@ -180,6 +195,12 @@ export function formatAgent(a: AgentStatusView): string[] {
       ? `connected to gateway ${a.gateway}${a.connectedSince ? ` since ${a.connectedSince}` : ''}, datagrams over ${a.datagrams}`
       : `${a.state}, gateway ${a.gateway}${last}`;
   const out = ['', `AGENT ${a.name}: ${line}`];
+  // Several gateways (agent.gateways): one line each.
+  if (a.gateways && a.gateways.length > 1) {
+    out.push(table(['GATEWAY', 'STATE', 'SINCE', 'DATAGRAMS', 'PUBLISHED', 'UDP SESSIONS', 'LAST ERROR'], a.gateways.map((g) => [
+      g.gateway, g.state, g.connectedSince ?? '-', g.datagrams, String(g.published), String(g.udpSessions), g.lastError ? `${g.lastError.reason}: ${g.lastError.message}` : '-',
+    ])));
+  }
   if (a.services.length > 0) {
     out.push(
       table(

@@ -1,3 +1,4 @@
+import type { FleetSettings } from './fleet-settings.js';
 import type { HostPort, ListenAddress } from '../core/address.js';
 import type { AclSpec } from '../core/acl-spec.js';
 import type { SourcePrefix } from '../core/source-prefix.js';
@@ -14,6 +15,16 @@ export interface AgentCredentials {
   readonly udp?: UdpSettings;
   /** `agents.<name>.bandwidth`: its `perSource` / `perRoute` replace those of `services.bandwidth` for this agent's services; `perAgent` is shared by all of them. */
   readonly bandwidth?: BandwidthSettings;
+  /** `agents.<name>.names`: names (and `*.` wildcards) this agent may claim with tls:// or quic://; absent = none. */
+  readonly names?: readonly string[];
+}
+
+/** `gateway.names`: the shared ports where exposures by name are served (docs/sni.md). */
+export interface GatewayNames {
+  /** TCP: TLS routed by the ClientHello's server name. */
+  readonly tls?: ListenAddress;
+  /** UDP: QUIC routed by the server name in the client's Initial packets. */
+  readonly quic?: ListenAddress;
 }
 
 /** Route settings for every public listener of an exposed service. */
@@ -32,6 +43,8 @@ export interface GatewayConfig {
   readonly listen: HostPort;
   readonly agents: ReadonlyMap<string, AgentCredentials>;
   readonly ports: readonly (readonly [number, number])[];
+  /** Shared ports for exposures by name; absent = tls:// and quic:// are refused. */
+  readonly names?: GatewayNames;
   /** Where a generated certificate and key are kept. */
   readonly stateDir: string;
   /** A certificate of your own (CA-signed); when absent one is generated in `stateDir`. */
@@ -53,6 +66,8 @@ export interface GatewayConfig {
   readonly services: ExposedRouteSettings;
   /** Datagrams per second toward each agent, shared fairly among its sessions; 0 = off. */
   readonly datagramBudget: DatagramBudgetSettings;
+  /** Membership of a fleet of gateways sharing state through Redis (docs/fleet.md); absent = no fleet. */
+  readonly fleet?: FleetSettings;
 }
 
 export interface ExposeConfig {
@@ -60,6 +75,12 @@ export interface ExposeConfig {
   readonly local: HostPort;
   /** The public listener on the gateway; undefined when the service is offered to peers only. */
   readonly remote: ListenAddress | undefined;
+  /** A port range on the gateway: `remote.port` and the next `remotePorts - 1` (docs/ranges.md); absent = one port. */
+  readonly remotePorts?: number;
+  /** With `remotePorts`: public port p goes to `local.port + (p - remote.port)`; false = every port to `local.port`. */
+  readonly localRange?: boolean;
+  /** Published by name on the gateway's shared TLS (tcp) or QUIC (udp) port (docs/sni.md); `remote` is then port 0. */
+  readonly serverName?: string;
   readonly transport: 'tcp' | 'udp';
   /** Agents that may reach this service over a peer path (docs/connect.md). */
   readonly peers: readonly string[];
@@ -94,10 +115,17 @@ export interface TurnServerEntry {
 
 export interface AgentConfig {
   readonly name: string;
+  /** The gateway (with `gateways:`, the first of them). */
   readonly gateway: HostPort;
+  /** `agent.gateways`: every gateway to be homed on (docs/fleet.md, "Agents on a fleet"); absent with `gateway:`. */
+  readonly gateways?: readonly HostPort[];
+  /** `agent.homes`: how many gateways to hold at once; absent = all. */
+  readonly homes?: number;
   readonly token: string;
   /** 64 lowercase hex characters of the gateway certificate's SHA-256, or undefined with `ca`. */
   readonly fingerprint: string | undefined;
+  /** Every accepted pin when `fingerprint` is a list (one per gateway of a fleet); absent with one. */
+  readonly fingerprints?: readonly string[];
   readonly ca: string | undefined;
   readonly serverName: string | undefined;
   readonly expose: readonly ExposeConfig[];

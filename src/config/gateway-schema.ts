@@ -8,6 +8,9 @@ import { DEFAULT_REPLY_BUDGET, type ReplyBudget } from '../core/reply-budget.js'
 import { expecting } from './issue-text.js';
 import { agentBandwidthSchema, bandwidthSchema } from './bandwidth-schema.js';
 import { datagramBudgetSchema } from './datagram-budget-schema.js';
+import { checkExposeRanges, parseExposeLocal, parseExposeRemote, rangeSizesProblem } from './expose-remote.js';
+import { checkNamesPorts, compileNames, namesSchemas } from './expose-names.js';
+import { compileFleet, fleetSchema } from './fleet-schema.js';
 
 /**
  * The `gateway:` and `agent:` sections (docs/expose.md). The keys the issue fixed are `listen`,
@@ -92,13 +95,15 @@ export function exposeSchemas(parts: RouteParts) {
     }
     return r;
   });
+  const names = namesSchemas(hostPort(true));
   const token = z.string().min(MIN_TOKEN_CHARS, `use a token of at least ${MIN_TOKEN_CHARS} characters (e.g. openssl rand -hex 24)`);
   const window = z.number().int().min(1024).max(0x7fff_ffff).default(256 * 1024);
   const count = (max: number) => z.number().int().min(1).max(max);
 
   const gateway = z.strictObject({
     listen: hostPort(true),
-    agents: expecting(z.record(z.string().regex(TUNNEL_NAME, 'agent names use letters, digits, _ . - (1-64, not starting with . or -)'), z.strictObject({ token, ports: ports.optional(), replyBudget, bandwidth: agentBandwidthSchema.optional() })), 'a map of agent names, each with token:'),
+    agents: expecting(z.record(z.string().regex(TUNNEL_NAME, 'agent names use letters, digits, _ . - (1-64, not starting with . or -)'), z.strictObject({ token, ports: ports.optional(), replyBudget, bandwidth: agentBandwidthSchema.optional(), names: names.policy.optional() })), 'a map of agent names, each with token:'),
+    names: names.ports.optional(),
     ports,
     stateDir: z.string().min(1).default('sluice-state'),
     tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
@@ -118,13 +123,23 @@ export function exposeSchemas(parts: RouteParts) {
     stun: z.boolean().default(true),
     services: z.strictObject({ udp, tcp, acl: acl.optional(), bandwidth: bandwidthSchema.optional() }).prefault({ udp: {}, tcp: {} }),
     datagramBudget: datagramBudgetSchema,
+    fleet: fleetSchema(duration).optional(),
   });
 
   const agentName = z.string().regex(TUNNEL_NAME, 'agent names use letters, digits, _ . - (1-64, not starting with . or -)');
   const serviceName = z.string().regex(TUNNEL_NAME, 'service names use letters, digits, _ . - (1-64)');
+  const parsed = <T>(parse: (text: string) => T | string, what: string) =>
+    expecting(z.string(), what).transform((text, ctx) => {
+      const r = parse(text);
+      if (typeof r === 'string') {
+        ctx.addIssue({ code: 'custom', message: r });
+        return z.NEVER;
+      }
+      return r;
+    });
   const expose = z.strictObject({
-    local: hostPort(false),
-    remote: listenUrl.optional(),
+    local: parsed(parseExposeLocal, 'host:port such as 127.0.0.1:8443, or a range such as 127.0.0.1:50000-50099'),
+    remote: parsed(parseExposeRemote, 'tcp://host:port, udp://host:N-M, tls://name or quic://name').optional(),
     transport: z.enum(['udp', 'tcp']).optional(),
     peers: z.array(agentName).max(255).default([]),
     proxyProtocol: z.enum(['off', 'v1', 'v2']).default('off'),
@@ -133,14 +148,15 @@ export function exposeSchemas(parts: RouteParts) {
     tcp: z.strictObject({ connectTimeout: duration.prefault('10s'), idleTimeout: duration.prefault('10m') }).prefault({}),
   });
 
+  const pin = z.string().refine((s) => normaliseFingerprint(s) !== undefined, 'expected sha256: and 64 hex digits (colons allowed), as the gateway prints it');
   const agent = z.strictObject({
     name: z.string().regex(TUNNEL_NAME, 'agent names use letters, digits, _ . - (1-64, not starting with . or -)'),
-    gateway: hostPort(false),
+    gateway: hostPort(false).optional(),
+    // Several gateways (docs/fleet.md, "Agents on a fleet"); `gateway` or `gateways`, not both.
+    gateways: z.array(hostPort(false)).min(1).max(64).optional(),
+    homes: z.number().int().min(1).max(64).optional(),
     token,
-    fingerprint: z
-      .string()
-      .refine((s) => normaliseFingerprint(s) !== undefined, 'expected sha256: and 64 hex digits (colons allowed), as the gateway prints it')
-      .optional(),
+    fingerprint: z.union([pin, z.array(pin).min(1).max(64)]).optional(),
     ca: z.string().min(1).optional(),
     serverName: z.string().min(1).optional(),
     expose: z.record(serviceName, expose).default({}),
@@ -203,8 +219,12 @@ export function checkExpose(
   const g = data.gateway;
   if (g && !canonicalIp(g.listen.host)) at(['gateway', 'listen'], `listen host must be an IP address, got "${g.listen.host}"`);
   if (g && g.authBackoff.max < g.authBackoff.initial) at(['gateway', 'authBackoff', 'max'], 'must be at least authBackoff.initial');
+  if (g) checkNamesPorts(g.names, g.listen, at);
   const a = data.agent;
   if (!a) return;
+  if (a.gateway !== undefined && a.gateways !== undefined) at(['agent', 'gateways'], 'give gateway (one gateway) or gateways (several), not both');
+  if (a.gateway === undefined && a.gateways === undefined) at(['agent'], 'set gateway (host:port of the gateway) or gateways (a list of them)');
+  if (a.homes !== undefined && a.gateways === undefined) at(['agent', 'homes'], 'needs gateways (a list of gateways to choose from)');
   if (a.fingerprint === undefined && a.ca === undefined) {
     at(['agent'], 'set fingerprint (printed by the gateway on first start) or ca (a CA file) to authenticate the gateway');
   }
@@ -212,19 +232,30 @@ export function checkExpose(
   const seen = new Map<string, string>();
   for (const [name, e] of Object.entries(a.expose)) {
     if (!e.remote && e.peers.length === 0) at(['agent', 'expose', name], 'set remote (a public port on the gateway), peers (agents that may connect), or both');
-    if (e.remote && e.transport && e.transport !== e.remote.transport) at(['agent', 'expose', name, 'transport'], `is ${e.transport} but remote is ${e.remote.transport}://`);
+    if (e.remote && e.transport && e.transport !== e.remote.remote.transport) at(['agent', 'expose', name, 'transport'], `is ${e.transport} but remote is ${e.remote.remote.transport}://`);
     if (e.peers.includes(a.name)) at(['agent', 'expose', name, 'peers'], `"${a.name}" is this agent itself`);
     if (e.udp.replyBudget !== undefined) {
       at(['agent', 'expose', name, 'udp', 'replyBudget'], 'the public side of an exposure is budgeted on the gateway: set gateway.services.udp.replyBudget there');
     }
-    const transport = e.remote?.transport ?? e.transport ?? 'udp';
+    const transport = e.remote?.remote.transport ?? e.transport ?? 'udp';
     if (e.proxyProtocol === 'v1' && transport === 'udp') at(['agent', 'expose', name, 'proxyProtocol'], 'v1 is TCP only; use v2 on a udp:// service');
-    if (!e.remote || e.remote.port === 0) continue;
-    const key = `${e.remote.transport}:${e.remote.port}`;
-    const other = seen.get(key);
-    if (other) at(['agent', 'expose', name, 'remote'], `${e.remote.transport} port ${e.remote.port} is already asked for by "${other}"`);
-    else seen.set(key, name);
+    if (!e.remote) {
+      if (e.local.ports !== undefined) at(['agent', 'expose', name, 'local'], 'a range of local ports needs a remote range of the same size');
+      continue;
+    }
+    const sizes = rangeSizesProblem(e.local.ports, e.remote);
+    if (sizes) at(['agent', 'expose', name, 'local'], sizes);
+    if ((e.remote.ports !== undefined || e.local.ports !== undefined) && e.peers.length > 0) {
+      at(['agent', 'expose', name, 'peers'], 'a port range is published on the gateway only; peers reach one port (expose a single port for them)');
+    }
+    if (e.remote.serverName !== undefined) {
+      const key = `${e.remote.remote.transport}:${e.remote.serverName}`;
+      const other = seen.get(key);
+      if (other) at(['agent', 'expose', name, 'remote'], `${e.remote.serverName} is already claimed by "${other}" (${e.remote.remote.transport === 'tcp' ? 'tls' : 'quic'}://)`);
+      else seen.set(key, name);
+    }
   }
+  checkExposeRanges(a.expose, at);
   if (a.icePolicy === 'relay' && a.turnServers.length === 0) at(['agent', 'icePolicy'], 'relay needs at least one entry in turnServers');
   for (const [name, c] of Object.entries(a.connect)) {
     if (c.peer === a.name) at(['agent', 'connect', name, 'peer'], `"${c.peer}" is this agent itself`);
@@ -236,8 +267,9 @@ export function compileGateway(g: RawGateway, topAcl: AclSpec | undefined, topSo
   const agentUdp = (raw: RawUdp['replyBudget']) => (raw === undefined ? servicesUdp : { ...servicesUdp, replyBudget: replyBudgetOf(raw, undefined) });
   return {
     listen: g.listen,
-    agents: new Map(Object.entries(g.agents).map(([name, a]) => [name, { token: a.token, ports: a.ports ?? g.ports, udp: agentUdp(a.replyBudget), ...(a.bandwidth ? { bandwidth: a.bandwidth } : {}) }])),
+    agents: new Map(Object.entries(g.agents).map(([name, a]) => [name, { token: a.token, ports: a.ports ?? g.ports, udp: agentUdp(a.replyBudget), ...(a.bandwidth ? { bandwidth: a.bandwidth } : {}), ...(a.names ? { names: a.names } : {}) }])),
     ports: g.ports,
+    ...compileNames(g.names),
     stateDir: g.stateDir,
     tls: g.tls,
     keepaliveIntervalMs: g.keepaliveInterval,
@@ -253,6 +285,7 @@ export function compileGateway(g: RawGateway, topAcl: AclSpec | undefined, topSo
     maxPeerFlowsPerAgent: g.maxPeerFlowsPerAgent,
     stun: g.stun,
     datagramBudget: g.datagramBudget,
+    ...(g.fleet ? { fleet: compileFleet(g.fleet, g.listen) } : {}),
     services: {
       udp: servicesUdp,
       tcp: tcpSettings(g.services.tcp),
@@ -263,19 +296,31 @@ export function compileGateway(g: RawGateway, topAcl: AclSpec | undefined, topSo
   };
 }
 
+/** `fingerprint:` as one pin, or a list of pins (`fingerprints`, the first also as `fingerprint`). */
+function pins(raw: string | string[] | undefined): Pick<AgentConfig, 'fingerprint' | 'fingerprints'> {
+  if (raw === undefined) return { fingerprint: undefined };
+  if (typeof raw === 'string') return { fingerprint: normaliseFingerprint(raw) };
+  const all = [...new Set(raw.map((p) => normaliseFingerprint(p)!))];
+  return { fingerprint: all[0], ...(all.length > 1 ? { fingerprints: all } : {}) };
+}
+
 export function compileAgent(a: RawAgent): AgentConfig {
   return {
     name: a.name,
-    gateway: a.gateway,
+    gateway: a.gateway ?? a.gateways![0]!,
+    ...(a.gateways ? { gateways: a.gateways } : {}),
+    ...(a.homes !== undefined ? { homes: a.homes } : {}),
     token: a.token,
-    fingerprint: a.fingerprint === undefined ? undefined : normaliseFingerprint(a.fingerprint),
+    ...pins(a.fingerprint),
     ca: a.ca,
     serverName: a.serverName,
     expose: Object.entries(a.expose).map(([name, e]) => ({
       name,
-      local: e.local,
-      remote: e.remote,
-      transport: e.remote?.transport ?? e.transport ?? 'udp',
+      local: e.local.local,
+      remote: e.remote?.remote,
+      ...(e.remote?.ports !== undefined ? { remotePorts: e.remote.ports, localRange: e.local.ports !== undefined } : {}),
+      ...(e.remote?.serverName !== undefined ? { serverName: e.remote.serverName } : {}),
+      transport: e.remote?.remote.transport ?? e.transport ?? 'udp',
       peers: e.peers,
       proxyProtocol: e.proxyProtocol,
       proxyProtocolUdp: e.proxyProtocolUdp,

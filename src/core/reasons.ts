@@ -23,7 +23,15 @@ export type EndReason =
   | VerdictReason;
 
 /** Why an admission step (ACL, CrowdSec) refuses a client: new ones are rejected, live ones end with it. */
-export type VerdictReason = 'acl-cidr' | 'acl-country' | 'crowdsec' | 'banned';
+export type VerdictReason =
+  | 'acl-cidr'
+  | 'acl-country'
+  | 'crowdsec'
+  | 'banned'
+  /** Fleet-wide limits of a gateway fleet (docs/fleet.md): the source's rate or cap across all gateways, or Redis down under `onRedisDown: deny`. */
+  | 'fleet-source-rate'
+  | 'fleet-source-sessions'
+  | 'fleet-unavailable';
 
 /** What changed the inputs of admission verdicts (a metric label: a closed set; ban sources add theirs). */
 export type VerdictCause = 'reload' | 'crowdsec' | 'bans';

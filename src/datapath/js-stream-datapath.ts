@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { once } from 'node:events';
 import { canonicalIp, type Endpoint } from '../core/address.js';
-import type { StreamConn, StreamDatapath, StreamListener } from './stream-datapath.js';
+import type { DialInFlight, StreamConn, StreamDatapath, StreamListener } from './stream-datapath.js';
 
 /**
  * The stream datapath on Node's `net`: one libuv handle and one JavaScript stream per connection,
@@ -33,20 +33,30 @@ export const jsStreamDatapath: StreamDatapath = {
     return { local, close: () => (closed ??= new Promise<void>((resolve) => server.close(() => resolve()))) };
   },
 
-  connect(remote: Endpoint, timeoutMs: number, signal: AbortSignal): Promise<StreamConn> {
-    return new Promise((resolve, reject) => {
-      const sock = net.connect({ host: remote.address, port: remote.port, allowHalfOpen: true, noDelay: true, signal, ...(timeoutMs > 0 ? { timeout: timeoutMs } : {}) });
-      const fail = (err: Error) => {
-        sock.destroy();
-        reject(err);
-      };
-      sock.once('error', fail);
-      sock.once('timeout', () => fail(Object.assign(new Error(`connect ETIMEDOUT ${remote.address}:${remote.port}`), { code: 'ETIMEDOUT', syscall: 'connect' })));
-      sock.once('connect', () => {
-        sock.off('error', fail).removeAllListeners('timeout').setTimeout(0);
-        resolve(new JsStreamConn(sock));
-      });
+  dial(remote: Endpoint, timeoutMs: number, done: (err: Error | undefined, conn?: StreamConn) => void): DialInFlight {
+    const sock = net.connect({ host: remote.address, port: remote.port, allowHalfOpen: true, noDelay: true, ...(timeoutMs > 0 ? { timeout: timeoutMs } : {}) });
+    let settled = false;
+    const fail = (err: Error) => {
+      if (settled) return;
+      settled = true;
+      sock.destroy();
+      done(err);
+    };
+    sock.once('error', fail);
+    sock.once('timeout', () => fail(Object.assign(new Error(`connect ETIMEDOUT ${remote.address}:${remote.port}`), { code: 'ETIMEDOUT', syscall: 'connect' })));
+    sock.once('connect', () => {
+      if (settled) return;
+      settled = true;
+      sock.off('error', fail).removeAllListeners('timeout').setTimeout(0);
+      done(undefined, new JsStreamConn(sock));
     });
+    return {
+      cancel: () => {
+        if (settled) return;
+        settled = true;
+        sock.destroy();
+      },
+    };
   },
 
   pipe: () => undefined,

@@ -15,10 +15,12 @@ export interface StreamDatapath {
    */
   listen(host: string, port: number, onConnection: (conn: StreamConn) => void): Promise<StreamListener>;
   /**
-   * Connects to an IP literal within `timeoutMs` (0: the system's own limit). Rejects with a
-   * system error: ECONNREFUSED, ETIMEDOUT, ECONNRESET..., or an AbortError when `signal` aborts.
+   * Connects to an IP literal within `timeoutMs` (0: the system's own limit). `done` is called
+   * once, never before `dial` returns: with the connection, or a system error (ECONNREFUSED,
+   * ETIMEDOUT, ECONNRESET...). After `cancel()` it is not called and the socket is closed. No
+   * promise and no signal listener: this is the per-connection path (`connectStream` wraps it).
    */
-  connect(remote: Endpoint, timeoutMs: number, signal: AbortSignal): Promise<StreamConn>;
+  dial(remote: Endpoint, timeoutMs: number, done: (err: Error | undefined, conn?: StreamConn) => void): DialInFlight;
   /**
    * Joins two connections of this datapath: bytes both ways, a FIN forwarded as a FIN, reading
    * paused while the other side cannot take more (nothing buffered without bound), `idleTimeoutMs`
@@ -27,6 +29,39 @@ export interface StreamDatapath {
    * Undefined when this datapath cannot join these two (the caller relays them as Node sockets).
    */
   pipe(down: StreamConn, up: StreamConn, idleTimeoutMs: number, onEnd: (end: PairEnd) => void): ((/* idempotent */) => PairCounters) | undefined;
+}
+
+/** A dial not finished yet. */
+export interface DialInFlight {
+  /** Gives the dial up: its `done` is not called. Idempotent; a no-op once `done` ran. */
+  cancel(): void;
+}
+
+/**
+ * `dial` as a promise: rejects with the dial's system error, or with `signal.reason` when the
+ * signal aborts first (the dial is cancelled).
+ */
+export function connectStream(datapath: StreamDatapath, remote: Endpoint, timeoutMs: number, signal: AbortSignal): Promise<StreamConn> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason as Error);
+    const onAbort = () => {
+      dialing.cancel();
+      reject(signal.reason as Error);
+    };
+    const dialing = datapath.dial(remote, timeoutMs, (err, conn) => {
+      signal.removeEventListener('abort', onAbort);
+      if (err) reject(err);
+      else resolve(conn!);
+    });
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** A dial that failed before it started: `done(err)` on the next microtask, as `dial` promises. */
+export function failedDial<E extends Error>(err: E, done: (err: E) => void): DialInFlight {
+  let live = true;
+  queueMicrotask(() => live && done(err));
+  return { cancel: () => void (live = false) };
 }
 
 export interface StreamListener {

@@ -5,7 +5,7 @@ import type { Clock, Timer } from '../core/clock.js';
 import { SluiceError } from '../core/errors.js';
 import type { RouteRuntime } from '../listen/route.js';
 import {
-  MAX_DATAGRAM_PAYLOAD_BYTES, PEER_TAG_BIT, type ControlMessage, type Hello, type Publish, type RefusalCode,
+  MAX_DATAGRAM_PAYLOAD_BYTES, PEER_TAG_BIT, type ControlMessage, type DatagramOrigin, type Hello, type Publish, type RefusalCode,
 } from '../protocol/tunnel/index.js';
 import type { DatagramReceiver, DialOptions } from '../upstream/dialer.js';
 import type { AgentTunnel } from '../upstream/agent/agent-tunnel.js';
@@ -28,6 +28,9 @@ export interface PublishedService {
   readonly name: string;
   readonly transport: 'tcp' | 'udp';
   readonly route: RouteRuntime;
+  /** A port range's size (absent = one port) or the name claimed on the shared port, as published. */
+  readonly ports?: number;
+  readonly serverName?: string;
   /** True after a resume until the agent publishes it again; stale services are closed. */
   stale: boolean;
 }
@@ -59,6 +62,11 @@ export interface LinkHost {
   serviceClosed(link: AgentLink, service: PublishedService): void;
 }
 
+
+/** A connectee's origin as a DATAGRAM frame carries it (with the public port for a range service). */
+function originOf(c: Connectee): DatagramOrigin {
+  return c.port === undefined ? { serviceId: c.serviceId, client: c.client } : { serviceId: c.serviceId, client: c.client, port: c.port };
+}
 
 /** Peer flows have no public route to report budget drops on: they are counted per agent only. */
 const noRoute = (): undefined => undefined;
@@ -232,9 +240,9 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
     return this.#mux.open(serviceId, client, server, opts.timeoutMs, opts.signal);
   }
 
-  openDatagram(serviceId: number, client: Endpoint, receiver: DatagramReceiver, retag = true): Connectee {
+  openDatagram(serviceId: number, client: Endpoint, receiver: DatagramReceiver, retag = true, port?: number): Connectee {
     if (this.#state === 'closed') throw new SluiceError('SLUICE_ERR_DIAL_FAILED', `agent "${this.name}" is gone`);
-    return this.#connectees.open(this, serviceId, client, receiver, retag);
+    return this.#connectees.open(this, serviceId, client, receiver, retag, port);
   }
 
   // ---- datagrams ----
@@ -265,7 +273,8 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
   /** Sealed UDP while the agent's address is fresh, else a DATAGRAM frame unless the channel is backed up. */
   #sendDatagram(tag: number, payload: Buffer, origin: Connectee | undefined): boolean {
     const counters = this.host.counters;
-    if (payload.length > MAX_DATAGRAM_PAYLOAD_BYTES) {
+    // A range service's origin names the port: 2 bytes more while it rides (origin-block.ts).
+    if (payload.length > MAX_DATAGRAM_PAYLOAD_BYTES - (origin?.port === undefined ? 0 : 2)) {
       counters.datagramsToAgentDropped++;
       return false;
     }
@@ -275,7 +284,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
     }
     const ch = this.#channel;
     if (ch && this.#peerReady && ch.backlog < CHANNEL_BACKLOG_BYTES) {
-      ch.send({ type: 'datagram', tag, origin: origin && { serviceId: origin.serviceId, client: origin.client }, payload });
+      ch.send({ type: 'datagram', tag, origin: origin && originOf(origin), payload });
       counters.datagramsToAgentOverTls++;
       return true;
     }

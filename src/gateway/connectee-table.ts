@@ -22,8 +22,8 @@ export class ConnecteeTable {
     return this.#current.size;
   }
 
-  open(uplink: ConnecteeUplink, serviceId: number, client: Endpoint, receiver: DatagramReceiver, retag: boolean): Connectee {
-    const c = new Connectee(uplink, this.#allocateTag(), serviceId, client, receiver, retag);
+  open(uplink: ConnecteeUplink, serviceId: number, client: Endpoint, receiver: DatagramReceiver, retag: boolean, port?: number): Connectee {
+    const c = new Connectee(uplink, this.#allocateTag(), serviceId, client, receiver, retag, port);
     this.#current.set(c.tag, c);
     return c;
   }

@@ -41,8 +41,10 @@ export class Connectee implements DatagramChannel {
      * path) ends instead, and its receiver hears onUpstreamError.
      */
     readonly retag = true,
+    /** For a range service: the public port the client sent to, told to the agent in the origin. */
+    readonly port?: number,
   ) {
-    this.originBlock = encodeOriginBlock({ serviceId, client });
+    this.originBlock = encodeOriginBlock(port === undefined ? { serviceId, client } : { serviceId, client, port });
   }
 
   get remote(): Endpoint {

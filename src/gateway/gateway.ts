@@ -1,7 +1,7 @@
 import { UnverifiedReplyGuard } from '../core/unverified-reply-guard.js';
 import { randomInt } from 'node:crypto';
 import type tls from 'node:tls';
-import { formatListen, type Endpoint } from '../core/address.js';
+import { type Endpoint } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import type { GatewayConfig } from '../config/expose-config.js';
 import type { EventStream } from '../observe/events.js';
@@ -23,8 +23,10 @@ import { newGatewayCounters, type GatewayCounters } from './counters.js';
 import { DatagramDemux } from './demux.js';
 import type { HandshakeFailure } from './handshake.js';
 import { PeerRelay } from './peer-relay.js';
+import { FleetPeers, type FleetBus } from './fleet-peers.js';
 import type { RouteDepsSource, RouteRuntime } from '../listen/route.js';
 import { ServicePublisher } from './service-publisher.js';
+import { formatListenSpan } from '../config/port-span.js';
 import { StunBindingServer, stunRoute } from './stun-server.js';
 
 /** One agent service's public listener on this gateway, as `Gateway.published()` lists it. */
@@ -72,6 +74,8 @@ export class Gateway {
   /** Offers, SIGNAL forwarding and relayed flows between agents (issue 7). */
   readonly peers: PeerRelay;
   #closing: Promise<void> | undefined;
+  /** Peer flows toward agents on other gateways of the fleet (`joinFleet`). */
+  #fleetPeers: FleetPeers | undefined;
 
   /** Builds everything that handles traffic; `start` then binds the sockets with it (`#listen`). */
   private constructor(
@@ -102,6 +106,8 @@ export class Gateway {
       portsOf: (agent) => config.agents.get(agent)?.ports ?? config.ports,
       udpOf: (agent) => config.agents.get(agent)?.udp ?? config.services.udp,
       bandwidthOf: (agent) => config.agents.get(agent)?.bandwidth,
+      ...(config.names ? { names: config.names } : {}),
+      namesOf: (agent) => config.agents.get(agent)?.names,
     });
     const send = (buf: Buffer, port: number, address: string) => {
       try {
@@ -118,6 +124,7 @@ export class Gateway {
       server: () => this.tcpAddress,
       known: (name) => config.agents.has(name),
       link: (name) => this.#links.get(name),
+      fleet: () => this.#fleetPeers,
     });
     this.#host = {
       clock: deps.clock,
@@ -156,8 +163,9 @@ export class Gateway {
       },
       agentDown: (link, end) => deps.events.emit({ type: 'gateway-agent-down', at: deps.clock.wallNow(), agent: link.name, reason: describeEnd(end) }),
       serviceClosed: (_link, s) => {
+        this.#publisher.released(s);
         const r = s.route;
-        deps.events.emit({ type: 'route-down', at: deps.clock.wallNow(), route: r.name, listen: formatListen(r.config.listen), address: r.local });
+        deps.events.emit({ type: 'route-down', at: deps.clock.wallNow(), route: r.name, listen: formatListenSpan(r.config.listen, r.config.ports), address: r.local });
       },
     };
     const demux = new DatagramDemux({
@@ -238,9 +246,27 @@ export class Gateway {
     return this.#endpoint.pending;
   }
 
+  /**
+   * Relays peer flows between this gateway's agents and agents on other gateways of the fleet
+   * (fleet-peers.ts); the root calls it once the fleet is up. Returns the bridge (counters, close).
+   */
+  joinFleet(bus: FleetBus): FleetPeers {
+    this.#fleetPeers?.close();
+    const relay = this.peers;
+    this.#fleetPeers = new FleetPeers(bus, {
+      link: (name) => this.#links.get(name),
+      offers: (link) => relay.offers(link),
+      maxFlowsPerAgent: this.config.maxPeerFlowsPerAgent,
+      clock: this.deps.clock,
+      counters: this.counters,
+    });
+    return this.#fleetPeers;
+  }
+
   /** Stops accepting, tells every agent it is shutting down, closes the public listeners. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      this.#fleetPeers?.close();
       const bound = this.#bound!;
       const closedServer = new Promise<void>((resolve) => bound.front.close(() => resolve()));
       await Promise.all([...this.#links.values()].map((l) => l.close('shutting-down', 'the gateway is shutting down')));

@@ -9,6 +9,7 @@ import type { TunnelStream } from '../upstream/agent/tunnel-stream.js';
 import type { GatewayCounters } from './counters.js';
 import { OfferTable, allowed } from './peer-offers.js';
 import { DatagramPeerFlow, StreamPeerFlow, type DatagramFlowSink, type PeerFlow, type RelayedLink } from './peer-flows.js';
+import type { FleetPeers } from './fleet-peers.js';
 
 /** SIGNALs one agent may send (ICE needs a few dozen per connection attempt). */
 export const SIGNAL_RATE: RateLimit = { perSecond: 50, burst: 200 };
@@ -30,6 +31,8 @@ export interface PeerRelayDeps {
   known(name: string): boolean;
   /** The current link of an agent, if any. */
   link(name: string): RelayedLink | undefined;
+  /** The fleet's bridge toward agents on other gateways (fleet-peers.ts); absent = no fleet. */
+  fleet?(): FleetPeers | undefined;
 }
 
 interface PendingStream {
@@ -138,6 +141,7 @@ export class PeerRelay implements DatagramFlowSink {
   fromOpener(link: RelayedLink, tag: number, payload: Buffer): void {
     const flow = this.#sides.get(link)?.datagrams.get(tag);
     if (!flow?.channel) {
+      if (this.deps.fleet?.()?.fromOpener(link, tag, payload)) return;
       link.send({ type: 'datagram-close', tag });
       return;
     }
@@ -150,7 +154,7 @@ export class PeerRelay implements DatagramFlowSink {
   closeFromOpener(link: RelayedLink, tag: number): void {
     const side = this.#sides.get(link);
     const flow = side?.datagrams.get(tag);
-    if (!side || !flow) return;
+    if (!side || !flow) return void this.deps.fleet?.()?.closeFromOpener(link, tag);
     side.datagrams.delete(tag);
     side.releasePort(flow.clientPort);
     flow.channel?.close();
@@ -207,6 +211,7 @@ export class PeerRelay implements DatagramFlowSink {
 
   /** `link` is closed for good: its own flows end, and every flow into it is closed toward its opener. */
   closed(link: RelayedLink): void {
+    this.deps.fleet?.()?.closed(link.name);
     const side = this.#sides.get(link);
     if (!side) return;
     this.#sides.delete(link);
@@ -252,6 +257,9 @@ export class PeerRelay implements DatagramFlowSink {
     if (!from.signals.take()) return refuse('rate-limited');
     if (!this.deps.known(m.peer)) return refuse('unknown-peer');
     const y = this.deps.link(m.peer);
+    const fleet = this.deps.fleet?.();
+    // Not here: the fleet relays it to the peer's gateway, whose side of the rule applies there.
+    if (!y?.reachable && fleet) return fleet.signal(x, m.peer, Buffer.from(m.payload), from.offers.names(m.peer));
     if (!y?.reachable) return refuse('peer-offline');
     if (!allowed(from, this.#side(y))) return refuse('not-allowed');
     // Decoded buffers are views of the reader's input: copy before it moves on.
@@ -270,6 +278,11 @@ export class PeerRelay implements DatagramFlowSink {
     }
     if (!this.deps.known(m.peer)) return refuse('unknown-peer', `no agent is called "${m.peer}"`);
     const y = this.deps.link(m.peer);
+    const fleet = this.deps.fleet?.();
+    if (!y?.reachable && fleet && m.transport === 'udp') {
+      if (!side.opens.take()) return refuse('rate-limited', `at most ${PEER_OPEN_RATE.perSecond} peer flows opened per second (burst ${PEER_OPEN_RATE.burst})`);
+      return fleet.open(x, m.peer, m.service, m.tag, datagramAddress(x));
+    }
     if (!y?.reachable) return refuse('peer-offline', `agent "${m.peer}" is not connected`);
     // Not-allowed whether or not the service exists, so an opener learns nothing about it.
     const offer = this.#side(y).offers.find(m.service, m.transport, x.name);

@@ -5,15 +5,23 @@ import { errnoCode, isSluiceError } from '../core/errors.js';
 import type { BandwidthLimit, BandwidthSettings, UdpSettings } from '../config/types.js';
 import type { ListenerConfig } from '../session/session-policy.js';
 import { bucketPair, type BucketPair } from '../admission/bandwidth-limiter.js';
-import type { ExposedRouteSettings } from '../config/expose-config.js';
+import type { ExposedRouteSettings, GatewayNames } from '../config/expose-config.js';
+import type { RouteConfig } from '../config/types.js';
+import { formatListenSpan } from '../config/port-span.js';
+import { namePolicyAllows } from '../config/expose-names.js';
 import type { EventStream } from '../observe/events.js';
 import { TcpRoute } from '../listen/tcp-route.js';
 import { UdpRoute } from '../listen/udp-route.js';
 import type { RouteDepsSource, RouteRuntime } from '../listen/route.js';
+import { RangeRoute } from '../listen/range-route.js';
+import { SharedTcpListeners } from '../listen/shared-routes.js';
+import { SharedUdpListeners } from '../listen/shared-udp-routes.js';
 import type { ControlMessage, Publish, RefusalCode } from '../protocol/tunnel/index.js';
 import { AgentDatagramDialer, AgentStreamDialer } from '../upstream/agent/agent-dialer.js';
 import type { AgentLink } from './agent-link.js';
+import { NameClaims, type NameHolder } from './name-claims.js';
 import { inRanges, type PortRanges } from './port-range.js';
+import type { PublishedService } from './agent-link.js';
 
 export interface PublisherDeps {
   readonly clock: Clock;
@@ -26,6 +34,10 @@ export interface PublisherDeps {
   readonly udpOf: (agent: string) => UdpSettings;
   /** The agent's own `bandwidth` on the gateway, if set (else `services.bandwidth` applies). */
   readonly bandwidthOf?: (agent: string) => BandwidthSettings | undefined;
+  /** `gateway.names`: the shared ports of exposures by name; absent = none are served. */
+  readonly names?: GatewayNames;
+  /** `agents.<name>.names`: what the agent may claim there; absent = nothing. */
+  readonly namesOf?: (agent: string) => readonly string[] | undefined;
 }
 
 /** Tries for a free port when the agent asked for "any" (port 0). */
@@ -39,6 +51,11 @@ const ANY_PORT_TRIES = 64;
 export class ServicePublisher {
   /** `perAgent` buckets, one pair per configured agent name, shared by all its services for the gateway's lifetime. */
   readonly #sharedByAgent = new Map<string, BucketPair>();
+  /** Names held on the shared ports, and those ports' listeners (bound by the first name, closed after the last). */
+  readonly #claims = new NameClaims();
+  readonly #holders = new WeakMap<PublishedService, NameHolder>();
+  readonly #sharedTcp = new SharedTcpListeners();
+  readonly #sharedUdp = new SharedUdpListeners();
 
   constructor(private readonly deps: PublisherDeps) {}
 
@@ -52,7 +69,8 @@ export class ServicePublisher {
     const refuse = (code: RefusalCode, message: string): ControlMessage => ({ type: 'publish-error', serviceId: m.serviceId, code, message });
     const existing = link.services.get(m.serviceId);
     if (existing) {
-      const same = existing.transport === m.transport && existing.name === m.name && (m.remote.port === 0 || m.remote.port === existing.route.local.port);
+      const same = existing.transport === m.transport && existing.name === m.name && (m.remote.port === 0 || m.remote.port === existing.route.local.port)
+        && existing.ports === m.ports && existing.serverName === m.serverName;
       if (existing.stale && same) {
         existing.stale = false;
         return { type: 'publish-ok', serviceId: m.serviceId, bound: existing.route.local };
@@ -61,7 +79,9 @@ export class ServicePublisher {
       await link.unpublish(m.serviceId);
     }
     if (link.services.size >= this.deps.maxServicesPerAgent) return refuse('too-many-services', `at most ${this.deps.maxServicesPerAgent} services per agent`);
+    if (m.serverName !== undefined) return this.#publishByName(link, m, refuse);
     const ranges = this.deps.portsOf(link.name);
+    if (m.ports !== undefined) return this.#publishRange(link, m, ranges, refuse);
     if (m.remote.port !== 0 && !inRanges(ranges, m.remote.port)) {
       return refuse('port-outside-range', `port ${m.remote.port} is outside the ports this agent may use (${formatRanges(ranges)})`);
     }
@@ -75,21 +95,85 @@ export class ServicePublisher {
         if (code === 'EADDRINUSE' || code === 'EACCES') continue;
         return refuse('invalid-request', `cannot listen on ${m.remote.address}:${port}: ${code ?? (err as Error).message}`);
       }
-      if (link.state === 'closed') {
-        await route.close('upstream-closed');
-        return refuse('shutting-down', 'the agent went away');
-      }
-      link.services.set(m.serviceId, { serviceId: m.serviceId, name: m.name, transport: m.transport, route, stale: false });
-      return { type: 'publish-ok', serviceId: m.serviceId, bound: route.local };
+      return this.#keep(link, m, route);
     }
     return refuse('port-in-use', m.remote.port !== 0 ? `port ${m.remote.port} is in use` : `no free port in ${formatRanges(ranges)}`);
   }
 
-  async #start(link: AgentLink, m: Publish, port: number): Promise<RouteRuntime> {
-    const { settings, clock, events } = this.deps;
+  /**
+   * A range: every port inside the agent's `ports`, one listener per port (RangeRoute: caps across
+   * the range), each telling the agent its public port. All or nothing: a port in use releases the rest.
+   */
+  async #publishRange(link: AgentLink, m: Publish, ranges: PortRanges, refuse: Refuse): Promise<ControlMessage> {
+    const first = m.remote.port;
+    const last = first + m.ports! - 1;
+    const span = `${first}-${last}`;
+    if (first === 0) return refuse('invalid-request', `a range of ${m.ports} ports needs its first port (got port 0)`);
+    if (last > 65535) return refuse('invalid-request', `range ${span} goes past port 65535`);
+    for (let p = first; p <= last; p++) {
+      if (!inRanges(ranges, p)) return refuse('port-outside-range', `ports ${span}: port ${p} is outside the ports this agent may use (${formatRanges(ranges)})`);
+    }
+    let route: RouteRuntime;
+    try {
+      route = await this.#startRange(link, m);
+    } catch (err) {
+      const code = errnoCode(isSluiceError(err) ? err.cause : err);
+      if (code === 'EADDRINUSE' || code === 'EACCES') return refuse('port-in-use', `ports ${span}: ${(err as Error).message}`);
+      return refuse('invalid-request', `cannot listen on ${m.remote.address}:${span}: ${code ?? (err as Error).message}`);
+    }
+    return this.#keep(link, m, route);
+  }
+
+  /** A name on the gateway's shared TLS or QUIC port: allowed by the agent's `names`, held by one service at a time. */
+  async #publishByName(link: AgentLink, m: Publish, refuse: Refuse): Promise<ControlMessage> {
+    const name = m.serverName!;
+    const scheme = m.transport === 'tcp' ? 'tls' : 'quic';
+    const where = m.transport === 'tcp' ? this.deps.names?.tls : this.deps.names?.quic;
+    if (where === undefined) return refuse('not-allowed', `this gateway serves no ${scheme}:// names (gateway.names.${scheme} is not set)`);
+    const policy = this.deps.namesOf?.(link.name);
+    if (!namePolicyAllows(policy, name)) {
+      return refuse('not-allowed', `${scheme}://${name} is not among the names agent "${link.name}" may claim (${policy?.join(', ') ?? 'none: set gateway.agents.' + link.name + '.names'})`);
+    }
+    const holder: NameHolder = { agent: link.name, service: m.name, serviceId: m.serviceId, gone: () => link.state === 'closed' };
+    const held = this.#claims.claim(m.transport, name, holder);
+    if (held) return refuse('name-in-use', `${scheme}://${name} is held by agent "${held.agent}" (service ${held.service})`);
+    let route: RouteRuntime;
+    try {
+      route = await this.#startNamed(link, m, where);
+    } catch (err) {
+      this.#claims.release(m.transport, name, holder);
+      return refuse('internal', `cannot serve ${scheme}://${name}: ${(err as Error).message}`);
+    }
+    const answer = await this.#keep(link, m, route);
+    const svc = link.services.get(m.serviceId);
+    if (answer.type === 'publish-ok' && svc) this.#holders.set(svc, holder);
+    else this.#claims.release(m.transport, name, holder);
+    return answer;
+  }
+
+  /** A published service's listener closed: its name, if it held one, is free again. */
+  released(s: PublishedService): void {
+    const holder = this.#holders.get(s);
+    if (holder && s.serverName !== undefined) this.#claims.release(s.transport, s.serverName, holder);
+  }
+
+  async #keep(link: AgentLink, m: Publish, route: RouteRuntime): Promise<ControlMessage> {
+    if (link.state === 'closed') {
+      await route.close('upstream-closed');
+      return { type: 'publish-error', serviceId: m.serviceId, code: 'shutting-down', message: 'the agent went away' };
+    }
+    link.services.set(m.serviceId, {
+      serviceId: m.serviceId, name: m.name, transport: m.transport, route, stale: false,
+      ...(m.ports !== undefined ? { ports: m.ports } : {}), ...(m.serverName !== undefined ? { serverName: m.serverName } : {}),
+    });
+    return { type: 'publish-ok', serviceId: m.serviceId, bound: route.local };
+  }
+
+  /** The public listener's settings, as for any route (upstream: the agent's service, by name). */
+  #listenerConfig(link: AgentLink, m: Publish, port: number): ListenerConfig {
+    const { settings } = this.deps;
     const name = `${link.name}/${m.name}`;
-    const own = this.deps.bandwidthOf?.(link.name);
-    const route: ListenerConfig = {
+    return {
       name,
       listen: { transport: m.transport, host: m.remote.address, port },
       upstream: name,
@@ -98,18 +182,63 @@ export class ServicePublisher {
       acl: settings.acl,
       proxyProtocol: undefined,
       ...(settings.sourcePrefix ? { sourcePrefix: settings.sourcePrefix } : {}),
-      ...serviceBandwidth(settings.bandwidth, own),
+      ...serviceBandwidth(settings.bandwidth, this.deps.bandwidthOf?.(link.name)),
     };
+  }
+
+  #sharedBandwidth(agent: string): BucketPair | undefined {
+    const own = this.deps.bandwidthOf?.(agent);
+    return own?.perAgent ? this.#agentBuckets(agent, own.perAgent) : undefined;
+  }
+
+  #up(route: ListenerConfig, r: RouteRuntime, listen: string): RouteRuntime {
+    const { clock, events } = this.deps;
+    events.emit({ type: 'route-up', at: clock.wallNow(), route: route.name, listen, address: r.local });
+    return r;
+  }
+
+  async #startRange(link: AgentLink, m: Publish): Promise<RouteRuntime> {
+    const { clock, events } = this.deps;
+    const listener = this.#listenerConfig(link, m, m.remote.port);
+    // RangeRoute maps RouteConfigs; the agent is the upstream of every port (no port to map there).
+    const route: RouteConfig = { ...listener, upstream: { host: listener.name, port: 0 }, ports: m.ports! };
+    const { admit, nextFlowId, datapath, streamDatapath } = this.deps.routeDeps(listener);
+    const r = await RangeRoute.start(route, clock, (one, pooled, ticks) =>
+      m.transport === 'udp'
+        ? UdpRoute.start(one, { clock: ticks, events, admit, nextFlowId, datapath, pooled, dialer: new AgentDatagramDialer(link, m.serviceId, one.listen.port) })
+        : TcpRoute.start(one, { clock: ticks, events, admit, nextFlowId, streamDatapath, pooled, dialer: new AgentStreamDialer(link, m.serviceId) }),
+    this.#sharedBandwidth(link.name));
+    return this.#up(listener, r, formatListenSpan(route.listen, route.ports));
+  }
+
+  async #startNamed(link: AgentLink, m: Publish, where: GatewayNames['tls'] & object): Promise<RouteRuntime> {
+    const { clock, events } = this.deps;
+    const listener = { ...this.#listenerConfig(link, m, where.port), listen: where };
+    const route: RouteConfig = { ...listener, upstream: { host: listener.name, port: 0 }, match: { sni: [m.serverName!] } };
+    const { admit, nextFlowId, datapath } = this.deps.routeDeps(listener);
+    const shared = this.#sharedBandwidth(link.name);
+    const common = { clock, events, admit, nextFlowId, ...(shared ? { sharedBandwidth: shared } : {}) };
+    const r = m.transport === 'udp'
+      ? await this.#sharedUdp.start(route, { ...common, datapath, dialer: new AgentDatagramDialer(link, m.serviceId) })
+      : await this.#sharedTcp.start(route, { ...common, dialer: new AgentStreamDialer(link, m.serviceId) });
+    return this.#up(listener, r, `${m.transport === 'tcp' ? 'tls' : 'quic'}://${m.serverName}`);
+  }
+
+  async #start(link: AgentLink, m: Publish, port: number): Promise<RouteRuntime> {
+    const { clock, events } = this.deps;
+    const route = this.#listenerConfig(link, m, port);
     const { admit, nextFlowId, datapath, streamDatapath } = this.deps.routeDeps(route);
-    const shared = own?.perAgent ? { sharedBandwidth: this.#agentBuckets(link.name, own.perAgent) } : {};
+    const sharedBandwidth = this.#sharedBandwidth(link.name);
+    const shared = sharedBandwidth ? { sharedBandwidth } : {};
     const r =
       m.transport === 'udp'
         ? await UdpRoute.start(route, { clock, events, admit, nextFlowId, datapath, dialer: new AgentDatagramDialer(link, m.serviceId), ...shared })
         : await TcpRoute.start(route, { clock, events, admit, nextFlowId, streamDatapath, dialer: new AgentStreamDialer(link, m.serviceId), ...shared });
-    events.emit({ type: 'route-up', at: clock.wallNow(), route: name, listen: `${m.transport}://${formatEndpoint(r.local)}`, address: r.local });
-    return r;
+    return this.#up(route, r, `${m.transport}://${formatEndpoint(r.local)}`);
   }
 }
+
+type Refuse = (code: RefusalCode, message: string) => ControlMessage;
 
 /** A service's limits: the agent's own `perSource` / `perRoute` where set, else `services.bandwidth`'s. */
 function serviceBandwidth(services: BandwidthSettings | undefined, agent: BandwidthSettings | undefined): { bandwidth?: BandwidthSettings } {

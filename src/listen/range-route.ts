@@ -5,7 +5,7 @@ import type { RouteConfig } from '../config/types.js';
 import type { EndReason } from '../observe/events.js';
 import { AdmissionLimits } from '../admission/limits.js';
 import type { Admitter } from '../admission/admitter.js';
-import { bandwidthLimiterFor, type BandwidthLimiter } from '../admission/bandwidth-limiter.js';
+import { bandwidthLimiterFor, type BandwidthLimiter, type BucketPair } from '../admission/bandwidth-limiter.js';
 import type { ReverdictCount } from '../admission/reverdict.js';
 import type { PooledLimits } from '../session/session-shell.js';
 import { tcpPolicyOf, udpPolicyOf } from '../session/session-policy.js';
@@ -43,16 +43,18 @@ class RoutePool implements PooledLimits {
   constructor(
     route: RouteConfig,
     private readonly clock: Clock,
+    /** Buckets shared with other listeners (an agent's `perAgent` total on the gateway). */
+    private readonly shared?: BucketPair,
   ) {
     this.limits = new AdmissionLimits(limitsOf(route), clock);
-    this.bandwidth = bandwidthLimiterFor(route.bandwidth, clock);
+    this.bandwidth = bandwidthLimiterFor(route.bandwidth, clock, shared);
   }
 
   update(route: RouteConfig): void {
     this.limits.update(limitsOf(route));
-    if (route.bandwidth === undefined) this.bandwidth = null;
-    else if (this.bandwidth === null) this.bandwidth = bandwidthLimiterFor(route.bandwidth, this.clock);
-    else this.bandwidth.update(route.bandwidth);
+    if (route.bandwidth === undefined && this.shared === undefined) this.bandwidth = null;
+    else if (this.bandwidth === null) this.bandwidth = bandwidthLimiterFor(route.bandwidth, this.clock, this.shared);
+    else this.bandwidth.update(route.bandwidth ?? {});
   }
 }
 
@@ -116,8 +118,8 @@ export class RangeRoute implements RouteRuntime<RouteConfig> {
   }
 
   /** Binds every port; if one fails, the ports already bound are released and the error names the port. */
-  static async start(route: RouteConfig, clock: Clock, startOne: RangeMemberStart): Promise<RangeRoute> {
-    const pool = new RoutePool(route, clock);
+  static async start(route: RouteConfig, clock: Clock, startOne: RangeMemberStart, sharedBandwidth?: BucketPair): Promise<RangeRoute> {
+    const pool = new RoutePool(route, clock, sharedBandwidth);
     const ticks = sharedTicks(clock);
     const start: PortStart = (one, pooled) => startOne(one, pooled, ticks);
     const members = await bindAll(route, Array.from({ length: route.ports ?? 1 }, (_, i) => i), pool, start);

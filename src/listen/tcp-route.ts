@@ -11,7 +11,7 @@ import type { EndReason, EventStream, RejectReason } from '../observe/events.js'
 import { relayTcp } from '../session/tcp-relay.js';
 import { joinInDatapath } from '../session/stream-pair.js';
 import { jsStreamConn, jsStreamDatapath } from '../datapath/js-stream-datapath.js';
-import type { StreamConn, StreamDatapath, StreamListener } from '../datapath/stream-datapath.js';
+import type { DialInFlight, StreamConn, StreamDatapath, StreamListener } from '../datapath/stream-datapath.js';
 import { isSocketDialer } from '../upstream/direct/socket-dial.js';
 import type { BucketPair } from '../admission/bandwidth-limiter.js';
 import type { Admitter } from '../admission/admitter.js';
@@ -46,6 +46,8 @@ class TcpConnection implements ShellFlow {
   state: 'dialing' | 'open' | 'closed' = 'dialing';
   upstream: Endpoint | undefined;
   stop: ((reason: EndReason) => void) | undefined;
+  /** A dial in the route's stream datapath, until it answers. */
+  dialing: DialInFlight | undefined;
   origin: RouteOrigin | undefined;
   listenPort: number | undefined;
   /** The per-source key admission counted this connection under (AdmissionLimits.keyOf). */
@@ -285,15 +287,25 @@ export class TcpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
     const dialer = this.deps.dialer;
     const opts = { signal: shell.signal, timeoutMs: policy.connectTimeoutMs, client, local: destination ?? down.local };
     // Upstream connections of the route's own datapath where the upstream is a plain socket and
-    // the pair can be joined there (no bandwidth pacing, no sniff pending); a Node stream elsewhere.
-    const native = datapath.kind === 'native' && !sniff && !shell.paced && isSocketDialer(dialer) ? dialer.dialConn(policy.upstream, opts, datapath) : undefined;
-    (native?.then(({ conn, remote }) => ({ stream: conn, remote })) ?? dialer.dial(policy.upstream, opts)).then(
+    // the pair can be joined there (no bandwidth pacing, no sniff pending), dialed without a
+    // promise; a Node stream elsewhere.
+    if (datapath.kind === 'native' && !sniff && !shell.paced && isSocketDialer(dialer)) {
+      c.dialing = dialer.dialConn(policy.upstream, opts, datapath, (err, dialed) => {
+        c.dialing = undefined;
+        if (err) this.#dialFailed(c, err);
+        else this.#relay(c, dialed!.conn, dialed!.remote, destination, false, policy);
+      });
+      if (c.dialing) return;
+    }
+    dialer.dial(policy.upstream, opts).then(
       ({ stream, remote }) => this.#relay(c, stream, remote, destination, sniff, policy),
-      (err: SluiceError) => {
-        if (shell.signal.aborted) return this.#finish(c, 'shutdown');
-        this.#finish(c, shell.dialFailed(c, err, c.startedAt));
-      },
+      (err: SluiceError) => this.#dialFailed(c, err),
     );
+  }
+
+  #dialFailed(c: TcpConnection, err: SluiceError): void {
+    if (this.#shell.signal.aborted) return this.#finish(c, 'shutdown');
+    this.#finish(c, this.#shell.dialFailed(c, err, c.startedAt));
   }
 
   /**
@@ -329,6 +341,8 @@ export class TcpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
     if (c.stop) return c.stop(reason);
     if (c.state === 'closed') return;
     c.state = 'closed';
+    c.dialing?.cancel();
+    c.dialing = undefined;
     c.down.destroy();
     this.#forget(c);
   }

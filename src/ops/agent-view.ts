@@ -1,4 +1,5 @@
-import { formatHostPort, formatListen } from '../core/address.js';
+import { formatHostPort } from '../core/address.js';
+import { formatExposeLocal, formatExposeRemote } from '../config/expose-remote.js';
 import type { AgentStatus } from './data-path-status.js';
 
 /**
@@ -7,10 +8,13 @@ import type { AgentStatus } from './data-path-status.js';
  */
 export interface AgentStatusView {
   name: string;
-  /** The gateway as configured (`agent.gateway`). */
+  /** The gateway as configured (`agent.gateway`; with `agent.gateways`, the first). */
   gateway: string;
-  /** connecting: an attempt runs; connected: authenticated; waiting: backing off before the next attempt. */
-  state: 'connecting' | 'connected' | 'waiting' | 'closed';
+  /**
+   * connecting: an attempt runs; connected: authenticated; waiting: backing off before the next
+   * attempt. With several gateways: connected while any is, else connecting while any attempt runs.
+   */
+  state: 'connecting' | 'connected' | 'waiting' | 'standby' | 'closed';
   /** When the current connection authenticated (ISO time); null while not connected. */
   connectedSince: string | null;
   /** The last failed attempt or lost connection: a stable `reason` (wrong-token, certificate-mismatch, lost, ...). */
@@ -18,6 +22,27 @@ export interface AgentStatusView {
   /** How exposed-service datagrams travel to the gateway: sealed UDP, or over the TLS connection. */
   datagrams: 'udp' | 'tls';
   services: AgentServiceView[];
+  /** Each gateway the agent is homed on (one with `agent.gateway`), in config order (docs/fleet.md). */
+  gateways: AgentGatewayView[];
+}
+
+/** One gateway of the agent: its own connection, datagram path and publications. */
+export interface AgentGatewayView {
+  /** As configured (`host:port`), or the address a name resolved to (one gateway per address). */
+  gateway: string;
+  /** The address of the latest attempt (after resolving); null before the first. */
+  address: string | null;
+  /** As the agent's `state`, plus standby: past `agent.homes`, held back until a held gateway is lost. */
+  state: 'connecting' | 'connected' | 'waiting' | 'standby' | 'closed';
+  connectedSince: string | null;
+  lastError: { reason: string; message: string; time: string } | null;
+  datagrams: 'udp' | 'tls';
+  /** Services with a public listener on this gateway now. */
+  published: number;
+  /** Where this gateway listens for each published service (`IP:PORT`), by service name. */
+  bound: Record<string, string>;
+  /** UDP sessions toward local services that came through this gateway. */
+  udpSessions: number;
 }
 
 export interface AgentServiceView {
@@ -50,14 +75,30 @@ export function agentStatusView(agent: AgentStatus): AgentStatusView {
     connectedSince: connected && agent.connectedSince !== undefined ? new Date(agent.connectedSince).toISOString() : null,
     lastError: last ? { reason: last.failure, message: last.message, time: new Date(last.at).toISOString() } : null,
     datagrams: agent.datagramMode,
+    gateways: agent.homes.map((h): AgentGatewayView => {
+      const up = h.state === 'connected';
+      const l = h.lastDisconnect;
+      const live = up ? h.local.services.filter((s) => s.config.remote && s.bound && !s.refusal) : [];
+      return {
+        gateway: h.label,
+        address: h.address ?? null,
+        state: h.state,
+        connectedSince: up && h.connectedSince !== undefined ? new Date(h.connectedSince).toISOString() : null,
+        lastError: l ? { reason: l.failure, message: l.message, time: new Date(l.at).toISOString() } : null,
+        datagrams: h.path.mode,
+        published: live.length,
+        bound: Object.fromEntries(live.map((s) => [s.config.name, formatHostPort(s.bound!.address, s.bound!.port)])),
+        udpSessions: h.local.activeCounts().reduce((n, c) => n + c.active, 0),
+      };
+    }),
     services: agent.services().map((s): AgentServiceView => {
       const r = s.config.remote;
       const state = !r ? 'peers-only' : s.refusal ? 'refused' : connected && s.bound ? 'published' : 'pending';
       return {
         name: s.config.name,
         proto: s.config.transport,
-        local: formatHostPort(s.config.local.host, s.config.local.port),
-        remote: r ? formatListen(r) : null,
+        local: formatExposeLocal(s.config),
+        remote: formatExposeRemote(s.config),
         state,
         bound: state === 'published' && s.bound ? formatHostPort(s.bound.address, s.bound.port) : null,
         refusal: s.refusal ? { code: s.refusal.code, message: s.refusal.message } : null,

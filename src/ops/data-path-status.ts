@@ -1,3 +1,4 @@
+import type { FleetHealth } from '../fleet/fleet.js';
 import type { RouteRuntime } from '../listen/route.js';
 import type { Agent } from '../agent/agent.js';
 import type { BanList, CrowdsecBans } from '../admin/bans-api.js';
@@ -21,6 +22,8 @@ export interface DataPathStatus {
   admission(): AdmissionStatus;
   /** Sections of /api/health owned by other parts: the UDP and TCP datapaths, container discovery. */
   health(): HealthStatus;
+  /** The body of /api/fleet, on a gateway in a fleet (docs/fleet.md); undefined otherwise. */
+  fleet?(): Promise<unknown> | undefined;
 }
 
 export interface PeerStatus {
@@ -29,7 +32,7 @@ export interface PeerStatus {
 }
 
 /** The agent as the ops layer reads it (views, metrics, health): its state and counters, none of its controls. */
-export type AgentStatus = Pick<Agent, 'config' | 'state' | 'connectedSince' | 'lastDisconnect' | 'datagramMode' | 'services' | 'connectRoutes' | 'peers' | 'local' | 'counters' | 'datagramCounters'>;
+export type AgentStatus = Pick<Agent, 'config' | 'state' | 'connectedSince' | 'lastDisconnect' | 'datagramMode' | 'services' | 'connectRoutes' | 'peers' | 'local' | 'counters' | 'datagramCounters' | 'homes' | 'udpSessions' | 'activeCounts'>;
 
 export interface AdmissionStatus {
   /** The ban list behind /api/bans. */
@@ -47,4 +50,6 @@ export interface HealthStatus {
   readonly streamDatapath?: 'js' | 'native';
   /** Container discovery's state, label routes and label problems (absent without `docker:`). */
   readonly containers?: unknown;
+  /** The gateway's fleet link (absent without `gateway.fleet`). */
+  readonly fleet?: FleetHealth;
 }

@@ -133,6 +133,11 @@ export function registerExposeMetrics(registry: Registry, read: () => { gateway:
     const a = read().agent;
     if (a) set({}, a.state === 'connected' ? 1 : 0);
   });
+  gauge('sluice_agent_gateways', 'Gateways the agent is homed on, by state (connected, connecting, waiting, standby)', ['state'], (set) => {
+    const a = read().agent;
+    if (!a) return;
+    for (const state of ['connected', 'connecting', 'waiting', 'standby'] as const) set({ state }, a.homes.filter((h) => h.state === state).length);
+  });
   gauge('sluice_agent_datagrams_over_udp', '1 while the agent sends datagrams over UDP, 0 while they fall back to the TLS connection', [], (set) => {
     const a = read().agent;
     if (a) set({}, a.datagramMode === 'udp' ? 1 : 0);

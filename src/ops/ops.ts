@@ -85,6 +85,7 @@ export class Ops {
         peers: () => this.peers(),
         bans: () => status.admission().bans,
         crowdsecBans: () => status.admission().crowdsecBans,
+        fleet: () => status.fleet?.(),
         metrics: () => this.#sinks.exposition(),
         health: () => this.status(),
         recent: this.recent,
@@ -184,10 +185,11 @@ export class Ops {
   status(): Record<string, unknown> {
     const routes = this.#served.all();
     const { agent } = this.#deps.status.peers();
-    const { datapath, streamDatapath = 'js', containers } = this.#deps.status.health();
+    const { datapath, streamDatapath = 'js', containers, fleet } = this.#deps.status.health();
     const gateway = this.#served.gatewaySummary();
     const peers = peerSummary(agent);
     const problems = this.#sinks.problems();
+    if (fleet?.status === 'degraded') problems.push(`fleet: Redis unreachable (${fleet.error ?? 'connecting'}); fleet-wide limits: ${fleet.onRedisDown}`);
     return {
       ...(problems.length > 0 ? { status: 'degraded', problems } : {}),
       version: this.#version,
@@ -199,6 +201,7 @@ export class Ops {
       datapath,
       streamDatapath,
       ...(containers !== undefined ? { containers } : {}),
+      ...(fleet !== undefined ? { fleet } : {}),
       ...this.#sinks.status(),
       ...(peers ? { peers } : {}),
       ...(gateway ? { gateway } : {}),

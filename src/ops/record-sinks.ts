@@ -175,8 +175,8 @@ export class RecordSinks {
     const registry = new Registry();
     const metrics = createMetrics(registry, {
       // The agent's UDP sessions toward its local services are counted live too (route `<agent>/<service>`).
-      liveCounters: () => [...routes().flatMap((r) => r.sessions()), ...(agent()?.local.udpSessions() ?? [])],
-      activeSessions: () => [...routes().map((r) => ({ route: r.name, proto: r.config.listen.transport, active: r.active })), ...(agent()?.local.activeCounts() ?? [])],
+      liveCounters: () => [...routes().flatMap((r) => r.sessions()), ...(agent()?.udpSessions() ?? [])],
+      activeSessions: () => [...routes().map((r) => ({ route: r.name, proto: r.config.listen.transport, active: r.active })), ...(agent()?.activeCounts() ?? [])],
       datapath: this.#deps.datapath,
       streamDatapath: this.#deps.streamDatapath,
       peerPaths: config.agent !== undefined,

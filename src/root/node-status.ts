@@ -10,6 +10,8 @@ import type { RouteSet } from './route-set.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { Agent } from '../agent/agent.js';
 import { exposedRoutes } from './exposure.js';
+import type { Fleet } from '../fleet/fleet.js';
+import type { LocalGateway } from '../fleet/membership.js';
 
 /** The parts a status board shows; each is set once, when built, and taken off when closed. */
 export interface ShownParts {
@@ -19,6 +21,7 @@ export interface ShownParts {
   crowdsec: CrowdsecHolder;
   bans: Bans;
   containers: ContainerRoutes;
+  fleet: Fleet;
 }
 
 /**
@@ -105,6 +108,24 @@ export class NodeStatus implements DataPathStatus {
   }
 
   health(): HealthStatus {
-    return { datapath: this.datapath, streamDatapath: this.streamDatapath, containers: this.#shown.containers?.status() };
+    const fleet = this.#shown.fleet?.health();
+    return { datapath: this.datapath, streamDatapath: this.streamDatapath, containers: this.#shown.containers?.status(), ...(fleet ? { fleet } : {}) };
+  }
+
+  fleet(): Promise<unknown> | undefined {
+    return this.#shown.fleet?.view();
+  }
+
+  /** What the fleet is told about this node's gateway: its attached agents and its load (none before it runs). */
+  fleetLocal(settings: { readonly agentPortFallback?: number } = {}): LocalGateway {
+    return {
+      agentPort: () => this.#shown.gateway?.tcpAddress.port ?? settings.agentPortFallback ?? 0,
+      agents: () => (this.#shown.gateway?.agents() ?? []).filter((l) => l.state === 'attached').map((l) => l.name),
+      load: () => {
+        const g = this.#shown.gateway;
+        if (!g) return { agents: 0, sessions: 0 };
+        return { agents: g.agents().filter((l) => l.state === 'attached').length, sessions: g.published().reduce((n, p) => n + p.route.active, 0) };
+      },
+    };
   }
 }

@@ -1,4 +1,5 @@
 import { watch } from 'node:fs';
+import type { Fleet } from '../fleet/fleet.js';
 import type { Logger } from 'pino';
 import { SluiceError } from '../core/errors.js';
 import { formatIssue, type SluiceConfig } from '../config/types.js';
@@ -36,6 +37,7 @@ export interface BuiltParts {
   readonly routes: RouteSet;
   readonly exposure: Exposure;
   readonly containers: ContainerRoutes | undefined;
+  readonly fleet?: Fleet;
 }
 
 /**
@@ -57,11 +59,14 @@ export class RunningNode {
   readonly bans: Bans;
   /** Routes from container labels (`docker:`, docs/containers.md); adding or removing `docker:` needs a restart. */
   readonly containers: ContainerRoutes | undefined;
+  /** The gateway's fleet (`gateway.fleet`, docs/fleet.md); a reload does not change it. */
+  readonly fleet: Fleet | undefined;
   readonly #parts: BuiltParts;
 
   private constructor(parts: BuiltParts) {
     this.#parts = parts;
     ({ log: this.log, events: this.events, routes: this.routes, ops: this.ops, exposure: this.exposure, crowdsec: this.crowdsec, bans: this.bans, containers: this.containers } = parts);
+    this.fleet = parts.fleet;
   }
 
   /** Wraps the started parts and, with `lifecycle.watch`, starts the config file watch (pushed on the stack). */

@@ -18,11 +18,15 @@ import { Ops } from '../ops/ops.js';
 import { checkOutputs } from '../ops/output-check.js';
 import { exposureLogSink } from '../ops/exposure-log.js';
 import { Exposure, startAgent, startGateway, type ExposureDeps } from './exposure.js';
+import { fleetBus } from '../gateway/fleet-peers.js';
 import { NodeStatus, type ShownParts } from './node-status.js';
 import { PartStack } from './part-stack.js';
 import { RouteSet } from './route-set.js';
 import { RunningNode } from './running-node.js';
 import { SerialQueue } from './serial-queue.js';
+import { Fleet } from '../fleet/fleet.js';
+import { chainAdmitters } from '../admission/admitter.js';
+import { sluiceVersion } from '../core/version.js';
 
 export interface NodeDeps {
   readonly clock: Clock;
@@ -87,6 +91,26 @@ export async function startNode(config: SluiceConfig, deps: NodeDeps, signal?: A
     );
     bans.exposeMetrics(ops.registry);
 
+    // Fleet (gateway.fleet, docs/fleet.md): registration, agent presence, fleet-wide limits and bans over Redis.
+    const fleetSettings = config.gateway?.fleet;
+    const fleet = fleetSettings
+      ? await shown(
+          'fleet',
+          (signal) =>
+            Fleet.start(fleetSettings, {
+              clock,
+              events,
+              version: sluiceVersion(),
+              local: status.fleetLocal({ agentPortFallback: config.gateway!.listen.port }),
+              bans: bans.store,
+              warn: (fields, message) => log.warn(fields, message),
+            }, signal),
+          (f) => f.close(),
+        )
+      : undefined;
+    // Fleet-wide limits judge new sessions only; bans (fleet-wide too) also end live ones.
+    const admit = fleet ? chainAdmitters([bans.admitter, verdicts.forNewFlows(fleet.admitter)]) : bans.admitter;
+
     // Routes: the config's listeners, with the node-wide admission steps.
     const routes = await shown(
       'routes',
@@ -100,7 +124,7 @@ export async function startNode(config: SluiceConfig, deps: NodeDeps, signal?: A
           streamDatapath: stream.datapath,
           geo: () => geo.current,
           crowdsec: (r) => crowdsec.admitter(r),
-          admit: bans.admitter,
+          admit,
           verdicts,
           signal,
         }),
@@ -132,6 +156,10 @@ export async function startNode(config: SluiceConfig, deps: NodeDeps, signal?: A
         })
       : undefined;
     const exposure = new Exposure(gateway, agent, config, log);
+    // Peer flows toward agents on other gateways of the fleet (docs/fleet.md, "Peers homed on different gateways").
+    if (fleet && gateway) gateway.joinFleet(fleetBus(fleet));
+    // The first registration ran before the gateway bound its port: register again with it.
+    await fleet?.membership.beat();
     stack.defer('exposure verdicts', verdicts.watch(() => exposure.routes()));
     exposure.exposeMetrics(ops.registry);
 
@@ -144,7 +172,7 @@ export async function startNode(config: SluiceConfig, deps: NodeDeps, signal?: A
 
     // Ops: the admin listener binds last, once everything it shows runs.
     await ops.listen(config);
-    return RunningNode.started({ config, deps, log, events, stack, queue, geo, ops, crowdsec, bans, routes, exposure, containers });
+    return RunningNode.started({ config, deps, log, events, stack, queue, geo, ops, crowdsec, bans, routes, exposure, containers, ...(fleet ? { fleet } : {}) });
   } catch (err) {
     await stack.stop('immediate').catch(() => {});
     throw err;

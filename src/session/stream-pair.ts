@@ -19,7 +19,7 @@ export function joinInDatapath(
   const stopPair = datapath.pipe(down, up, idleTimeoutMs, (end) => {
     if (done) return;
     done = true;
-    onDone({ reason: end.reason, bytesFromClient: end.bytesFromClient, bytesToClient: end.bytesToClient });
+    onDone(end); // a PairEnd is a RelayOutcome (its reasons are a subset)
   });
   if (!stopPair) return undefined;
   return (reason) => {

@@ -42,3 +42,16 @@ test('VerdictChanges: one change judges every watched holder and reports the tot
   assert.deepEqual(v.changed('reload'), { checked: 1, ended: 1, wouldEnd: 0 });
   assert.equal(calls, 4);
 });
+
+test('VerdictChanges.forNewFlows: the step judges new clients but admits every live one during a pass', () => {
+  const v = new VerdictChanges(new EventStream(() => {}), new ManualClock());
+  const refuseAll: Admitter = () => ({ reason: 'fleet-source-sessions', detail: 'full' });
+  const step = v.forNewFlows(refuseAll);
+  assert.equal(step({ address: '192.0.2.9', port: 1, family: 4 }, 'r')?.reason, 'fleet-source-sessions', 'a new client is judged');
+  const live = new Set([flow('192.0.2.9')]);
+  const ended: string[] = [];
+  v.watch(() => [{ reverdict: () => rejudge(live, step, 'r', (f) => ended.push(f.client.address), () => {}) }]);
+  assert.deepEqual(v.changed('bans'), { checked: 1, ended: 0, wouldEnd: 0 });
+  assert.deepEqual(ended, []);
+  assert.equal(step({ address: '192.0.2.9', port: 1, family: 4 }, 'r')?.reason, 'fleet-source-sessions', 'judged again after the pass');
+});

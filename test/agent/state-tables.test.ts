@@ -20,8 +20,8 @@ function sameStates<S extends string>(table: TransitionTable<S>, states: readonl
   assert.deepEqual(Object.keys(table).sort(), [...states].sort());
 }
 
-test('agent: connecting, connected, waiting, closed; closed is final', () => {
-  const states: readonly AgentState[] = ['connecting', 'connected', 'waiting', 'closed'];
+test('agent: connecting, connected, waiting, standby, closed; closed is final', () => {
+  const states: readonly AgentState[] = ['connecting', 'connected', 'waiting', 'standby', 'closed'];
   sameStates(AGENT_MOVES, states);
   checkAll(states, [
     'connecting>connected', // authenticated
@@ -31,6 +31,10 @@ test('agent: connecting, connected, waiting, closed; closed is final', () => {
     'connected>closed',
     'waiting>connecting', // the backoff delay ran out, or reconnectNow
     'waiting>closed',
+    'connecting>standby', // past agent.homes at start: held back
+    'waiting>standby', // past agent.homes after the backoff: held back
+    'standby>connecting', // a held gateway was lost
+    'standby>closed',
   ], nextAgentState);
 });
 

@@ -10,6 +10,7 @@ import { startApp, tempDir } from '../admin/app-helper.js';
 import { parseConfig } from '../../src/config/load.js';
 import { BYTE_SAMPLE_MS, BYTE_SLOTS, ByteMeter, ByteWindow } from '../../src/admission/bans/byte-meter.js';
 import type { SluiceEvent } from '../../src/observe/events.js';
+import { perConfigDatapath } from '../datapath/stream-datapaths.js';
 import { clientSockets, echoUpstream, ended } from './helpers.js';
 
 // `bytesPer` ban rules (docs/bans.md): bytes per source over a window, from ended sessions'
@@ -57,7 +58,7 @@ test('config: bytesPer takes a size and a window; a bad size names the key', () 
 });
 
 /** An App whose rule `hogs` bans sources moving more than 100 kB within 1 minute on a TCP and a UDP route. */
-async function bytesApp(t: TestContext, mode = 'enforce') {
+async function bytesApp(t: TestContext, mode = 'enforce', datapathLine = '') {
   const sockets = clientSockets(t);
   const up = await echoUpstream(t);
   const echo = await udpEcho(t);
@@ -79,7 +80,7 @@ routes:
     listen: udp://127.0.0.1:0
     upstream: 127.0.0.1:${echo.port}
     udp: { idleTimeout: 10m }
-`,
+${datapathLine}`,
     { clock },
   );
   const seen: SluiceEvent[] = [];
@@ -125,8 +126,11 @@ routes:
   return { ...a, clock, seen, stream, datagrams, endedOf, stop };
 }
 
-test('bans: bytesPer bans a TCP source and a UDP source that moved more than 100 kB within a minute; their live sessions end banned, a source under the limit goes on', async (t) => {
-  const b = await bytesApp(t);
+// Once per datapath: on native the live counters of a joined TCP pair come from the addon.
+const perDatapathTest = perConfigDatapath();
+
+perDatapathTest('bans: bytesPer bans a TCP source and a UDP source that moved more than 100 kB within a minute; their live sessions end banned, a source under the limit goes on', async (t, datapathLine) => {
+  const b = await bytesApp(t, 'enforce', datapathLine);
   const hog = await b.stream('127.0.0.1', 60 * KB); // 60 kB each way: 120 kB
   const small = await b.stream('127.0.0.2', 10 * KB);
   await b.datagrams('127.0.0.3', 60); // 60 x 1000 bytes each way: 120 kB
@@ -156,8 +160,8 @@ test('bans: bytesPer bans a TCP source and a UDP source that moved more than 100
   await b.stop();
 });
 
-test('bans: bytesPer counts a connection that ended between samples from its final counters', async (t) => {
-  const b = await bytesApp(t);
+perDatapathTest('bans: bytesPer counts a connection that ended between samples from its final counters', async (t, datapathLine) => {
+  const b = await bytesApp(t, 'enforce', datapathLine);
   const s = await b.stream('127.0.0.1', 60 * KB);
   s.end();
   await waitFor(() => b.endedOf('127.0.0.1').length === 1, 'the connection ends');

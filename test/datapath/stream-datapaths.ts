@@ -56,3 +56,20 @@ export function perStreamDatapath() {
   const startNode: typeof startNodeOn = (t, yaml, deps = {}) => startNodeOn(t, yaml, { streamDatapath: current.get(t), ...deps });
   return { test, startNode, datapathOf };
 }
+
+/**
+ * Runs tests of a whole app (its config parsed and started as `sluice run` does) once per
+ * datapath: "name [js]" and "name [native]"; `fn` gets the config line that picks it
+ * (`datapath: js|native`, for UDP and TCP alike) to add to its YAML. The native runs skip (loudly)
+ * or fail under CI=true as perStreamDatapath's do.
+ */
+export function perConfigDatapath() {
+  return (name: string, fn: (t: TestContext, datapathLine: string) => Promise<void> | void) => {
+    for (const c of streamDatapathCases()) {
+      nodeTest(`${name} [${c.kind}]`, { skip: c.skip ?? false }, (t) => {
+        if (!c.datapath) throw new Error('CI=true: the native stream datapath must load (node native/build.mjs; see native/build.log)');
+        return fn(t, `datapath: ${c.kind}\n`);
+      });
+    }
+  };
+}

@@ -110,7 +110,7 @@ const SECTION_DOCS: Record<string, readonly string[]> = {
   log: ['docs/configuration.md'],
   lifecycle: ['docs/configuration.md'],
   datapath: ['docs/configuration.md'],
-  gateway: ['docs/expose.md'],
+  gateway: ['docs/expose.md', 'docs/fleet.md'],
   agent: ['docs/expose.md', 'docs/connect.md'],
   docker: ['docs/configuration.md', 'docs/containers.md'],
   metrics: ['docs/configuration.md'],

@@ -3,11 +3,8 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { perDatapath } from '../datapath/datapaths.js';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { havePeer, startPeer } from '../helpers/peers.js';
-import { QuicInitialReader } from '../../src/protocol/quic/initial-reader.js';
+import { havePeer } from '../helpers/peers.js';
+import { browseOverQuic, nameInInitials, stopGroup } from '../helpers/chromium-quic.js';
 import { freePort, udpClient, waitFor } from '../helpers/net.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { QUIC_V1, QUIC_V2 } from '../../src/protocol/quic/initial-keys.js';
@@ -150,52 +147,22 @@ routes:
 test('Chromium over QUIC: its real Initial packets (a post-quantum ClientHello) reach only the upstream of the name it asked for', async (t) => {
   if (!havePeer(t, 'chromium', 'chromium')) return;
   const { alpha, beta, n, port } = await twoNamedRoutes(t, false);
-  const browse = async (name: string) => {
-    const dir = await mkdtemp(join(tmpdir(), 'sluice-quic-chromium-'));
-    const child = startPeer(t, 'chromium', [
-      '--headless=new', '--no-sandbox', '--disable-gpu', `--user-data-dir=${dir}`,
-      '--enable-quic', `--origin-to-force-quic-on=${name}:${port}`, `--host-resolver-rules=MAP ${name} 127.0.0.1`,
-      `https://${name}:${port}/`,
-    ]);
-    t.after(async () => {
-      stopGroup(child.pid);
-      await rm(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 }); // its helpers may still be writing as they die
-    });
-    return child;
-  };
+  const browse = (name: string) => browseOverQuic(t, name, port);
   const a = await browse('alpha.test');
   await waitFor(() => alpha.got.length > 0, 'alpha got Chromium\'s Initials', 15_000);
   stopGroup(a.pid);
   const b = await browse('www.beta.test');
   await waitFor(() => beta.got.length > 0, 'beta got Chromium\'s Initials', 15_000);
   stopGroup(b.pid);
-  const nameIn = (datagrams: Buffer[]) => {
-    const r = new QuicInitialReader();
-    for (const d of datagrams) {
-      const step = r.push(d);
-      if (step.kind === 'done') return step.quic.hello.serverName;
-      if (step.kind === 'error') return `error ${step.reason}`;
-    }
-    return 'incomplete';
-  };
   // Each upstream got one client's Initials, complete and unchanged: they read back to its name.
   const alphaClients = n.ofType('session-started').filter((e) => e.flow.route === 'alpha').map((e) => e.flow.client.port);
   const betaClients = n.ofType('session-started').filter((e) => e.flow.route === 'beta').map((e) => e.flow.client.port);
   assert.ok(alphaClients.length >= 1 && betaClients.length >= 1);
   assert.ok(!alphaClients.some((p) => betaClients.includes(p)), 'no client on both routes');
-  assert.equal(nameIn(alpha.got), 'alpha.test');
-  assert.equal(nameIn(beta.got), 'www.beta.test');
+  assert.equal(nameInInitials(alpha.got), 'alpha.test');
+  assert.equal(nameInInitials(beta.got), 'www.beta.test');
 });
 
-/** Ends a detached peer with its helper processes (its process group). */
-function stopGroup(pid: number | undefined): void {
-  if (pid === undefined) return;
-  try {
-    process.kill(-pid, 'SIGKILL');
-  } catch {
-    /* already gone */
-  }
-}
 
 test('reload: a UDP route joins and leaves a shared address by name; a pinned client keeps its route across the reload; the last one out frees the port', async (t) => {
   const a = await recorder(t, 'a:');

@@ -2,12 +2,10 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
-import { execFile } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { startNode } from '../helpers/node.js';
 import { freePort, readAll, tcpConnect, tcpServer, waitFor } from '../helpers/net.js';
-import { havePeer, startPeer, tempDir } from '../helpers/peers.js';
+import { havePeer } from '../helpers/peers.js';
+import { dribbler, run, subjectSeen, tlsServer } from '../helpers/tls-servers.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { decodeProxyHeader, encodeProxyV1 } from '../../src/protocol/proxy-protocol/index.js';
 import { CLIENT_HELLO_TIMEOUT_MS, PENDING_HELLOS } from '../../src/listen/sni-listener.js';
@@ -16,38 +14,6 @@ import { Registry } from 'prom-client';
 import { createMetrics } from '../../src/observe/metrics.js';
 import { accessLogSink } from '../../src/observe/access-log.js';
 import { systemClock } from '../../src/core/clock.js';
-
-/** Runs a command with a bounded time; resolves with its stdout+stderr whatever the exit status. */
-function run(cmd: string, args: string[], timeoutMs = 15_000): Promise<string> {
-  return new Promise((resolve) => {
-    const child = execFile(cmd, args, { timeout: timeoutMs, killSignal: 'SIGKILL' }, (_err, stdout, stderr) => resolve(`${stdout}\n${stderr}`));
-    child.stdin?.end();
-  });
-}
-
-/** An `openssl s_server -WWW` with a self-signed certificate for CN=`cn`, serving `id.txt` = `body`. */
-async function tlsServer(t: TestContext, cn: string, body: string): Promise<number> {
-  const dir = await tempDir(t, 'sluice-sni-');
-  const [key, cert] = [join(dir, 'key.pem'), join(dir, 'cert.pem')];
-  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', `/CN=${cn}`]);
-  await writeFile(join(dir, 'id.txt'), body);
-  const port = await freePort();
-  const server = startPeer(t, 'sh', ['-c', `cd '${dir}' && exec openssl s_server -accept 127.0.0.1:${port} -cert cert.pem -key key.pem -WWW -quiet`]);
-  // Ready once it accepts a TCP connection.
-  await waitFor(() => server.exitCode === null, 's_server running');
-  for (let i = 0; ; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => (s.destroy(), resolve(true)));
-      s.on('error', () => resolve(false));
-    });
-    if (ok) break;
-    if (i > 100) throw new Error(`s_server for ${cn} did not start: ${server.output()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return port;
-}
-
-const subjectSeen = (out: string) => /subject=CN ?= ?([^\s/]+)/.exec(out)?.[1];
 
 async function twoServers(t: TestContext, extra = '') {
   const alpha = await tlsServer(t, 'alpha.test', 'alpha-server\n');
@@ -126,23 +92,7 @@ test('a ClientHello dribbled one byte at a time by a real client still routes', 
   if (!havePeer(t, 'openssl', 'openssl')) return;
   const { sluice } = await twoServers(t);
   // Between s_client and Sluice: client bytes go on one at a time, each in its own segment.
-  const dribbler = net.createServer((inbound) => {
-    const out = net.connect({ port: sluice, host: '127.0.0.1', noDelay: true });
-    inbound.on('error', () => {});
-    out.on('error', () => {});
-    out.pipe(inbound);
-    let queue = Promise.resolve();
-    inbound.on('data', (chunk: Buffer) => {
-      for (const byte of chunk) {
-        queue = queue.then(() => new Promise<void>((r) => (out.write(Buffer.from([byte])), setTimeout(r, 1))));
-      }
-    });
-    inbound.on('end', () => void queue.then(() => out.end()));
-  });
-  dribbler.listen(0, '127.0.0.1');
-  await once(dribbler, 'listening');
-  t.after(() => dribbler.close());
-  const port = (dribbler.address() as net.AddressInfo).port;
+  const port = await dribbler(t, sluice);
   const out = await run('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'www.beta.test']);
   assert.equal(subjectSeen(out), 'beta.test', out);
 });

@@ -176,7 +176,7 @@ test('tcp streams: on the native datapath a plain route joins the pair in the da
   const counting: StreamDatapath = {
     kind: dp.kind,
     listen: dp.listen.bind(dp),
-    connect: dp.connect.bind(dp),
+    dial: dp.dial.bind(dp),
     pipe: (...args) => {
       const stop = dp.pipe(...args);
       if (stop) joined++;

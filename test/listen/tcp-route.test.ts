@@ -53,6 +53,26 @@ test('tcp route: a client FIN is forwarded and the upstream can still answer aft
   assert.equal(n.ofType('session-ended')[0]!.reason, 'client-closed');
 });
 
+test('tcp route: an upstream that speaks first (a banner before any client byte) is heard, then both ways flow', async (t) => {
+  // SSH, SMTP, FTP, MySQL: the server greets as soon as it accepts, before the route joins the pair.
+  const up = await tcpServer(t, (s) => {
+    s.write('SSH-2.0-test\r\n');
+    s.pipe(s);
+  });
+  const n = await startNode(t, route(up.port));
+  const c = await tcpConnect(t, n.port('ssh'));
+  let got = '';
+  while (!got.includes('\r\n')) got += String((await once(c, 'data'))[0]);
+  assert.equal(got, 'SSH-2.0-test\r\n');
+  c.write('client hello');
+  assert.equal(String((await once(c, 'data'))[0]), 'client hello');
+  c.end();
+  await once(c, 'end');
+  await waitFor(() => n.ofType('session-ended').length === 1, 'end event');
+  const end = n.ofType('session-ended')[0]!;
+  assert.deepEqual([end.reason, end.counters.bytesFromClient, end.counters.bytesToClient], ['client-closed', 12, 26]);
+});
+
 test('tcp route: an upstream FIN reaches the client while the client can still send', async (t) => {
   const received: string[] = [];
   const up = await tcpServer(t, (s) => {

@@ -7,6 +7,7 @@ import { startApp, tempDir } from '../admin/app-helper.js';
 import type { FlowRecord } from '../../src/observe/flow-records.js';
 import { RotatingFileWriter, type RotatingFs } from '../../src/observe/rotating-file.js';
 import { ManualClock } from '../helpers/manual-clock.js';
+import { perConfigDatapath } from '../datapath/stream-datapaths.js';
 
 /** Every line of `base` and its rotated files, oldest file first (base.N … base.1, base). */
 async function readRotated(dir: string, name: string): Promise<{ records: FlowRecord[]; files: { name: string; size: number }[] }> {
@@ -23,7 +24,8 @@ async function readRotated(dir: string, name: string): Promise<{ records: FlowRe
   return { records, files };
 }
 
-test('flow log: start, updates and end of UDP and TCP flows in a size-rotated file, joined to the access log by flowId', async (t) => {
+// Once per datapath (UDP and TCP alike): the native one counts in the addon.
+perConfigDatapath()('flow log: start, updates and end of UDP and TCP flows in a size-rotated file, joined to the access log by flowId', async (t, datapathLine) => {
   const dir = await tempDir(t);
   const echo = await udpEcho(t);
   const up = await tcpServer(t);
@@ -42,7 +44,7 @@ routes:
 accessLog: { output: ${join(dir, 'access.log')} }
 flowLog: { output: ${join(dir, 'flow.log')}, updateInterval: 300ms, maxBytes: ${MAX}, maxFiles: 50 }
 lifecycle: { drainTimeout: 1s }
-`,
+${datapathLine}`,
   );
 
   // A UDP flow that lives about 1.3 s: one 20-byte datagram each way every 100 ms.

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { freePort, readAll, tcpConnect, tcpServer, udpClient, udpEcho, waitFor } from '../helpers/net.js';
 import { request, startApp, tempDir } from '../admin/app-helper.js';
 import { parseExposition } from './prom-text.js';
+import { perConfigDatapath } from '../datapath/stream-datapaths.js';
 
 const routes = (udpUp: number, tcpUp: number, deadPort: number) => `
 routes:
@@ -33,11 +34,12 @@ async function scrape(base: string): Promise<{ text: string; samples: Map<string
   return { text: r.body, samples: parseExposition(r.body), type: String(r.headers['content-type']) };
 }
 
-test('metrics: UDP and TCP traffic through routes, scraped from /metrics over HTTP', async (t) => {
+// Once per datapath (UDP and TCP alike): the native one counts in the addon.
+perConfigDatapath()('metrics: UDP and TCP traffic through routes, scraped from /metrics over HTTP', async (t, datapathLine) => {
   const echo = await udpEcho(t);
   const up = await tcpServer(t);
   const deadPort = await freePort();
-  const s = await startApp(t, routes(echo.port, up.port, deadPort) + 'admin: { listen: 127.0.0.1:0 }\n');
+  const s = await startApp(t, routes(echo.port, up.port, deadPort) + 'admin: { listen: 127.0.0.1:0 }\n' + datapathLine);
   const base = s.admin();
 
   // UDP: one session, three 10-byte datagrams each way, still open at the scrape.

@@ -5,6 +5,7 @@
 
 const HISTORY = 120; // chart points, one per tick
 const SOURCES_EVERY_MS = 5000; // /api/sources is polled this often
+const FLEET_EVERY_MS = 2000; // /api/fleet is polled this often on a gateway in a fleet
 const PEERS_EVERY_MS = 2000; // /api/peers is polled this often while this process has an agent or a gateway
 const MAX_ROWS = 50; // rows kept in the denials and ended-flows tables
 const $ = (id) => document.getElementById(id);
@@ -191,6 +192,21 @@ async function loadBans() {
   );
   // The API sends one page (the first 100); the note says when the list holds more.
   $('bans-note').textContent = body.total > body.bans.length ? `(${body.bans.length} of ${body.total} shown)` : `(${body.total})`;
+}
+
+/** The fleet panel (docs/fleet.md): loaded only on a gateway in a fleet (its /api/health has `fleet`). */
+async function loadFleet() {
+  const v = await api('/api/fleet');
+  $('fleet-section').hidden = false;
+  $('fleet-note').textContent = `(seen from ${v.name}; Redis ${v.status}${v.asOf ? `, as of ${new Date(v.asOf).toLocaleTimeString()}` : ''})`;
+  fillTable(
+    'fleet-gateways',
+    v.gateways,
+    [[(g) => (g.self ? `${g.name} (this)` : g.name)], [(g) => (g.alive ? 'yes' : 'unknown')], [(g) => g.load.agents, 'num'], [(g) => g.load.sessions, 'num'], [(g) => g.addresses.join(', ')], [(g) => g.agentPort, 'num'], [(g) => g.version]],
+    'no gateways',
+    (g) => g.name,
+  );
+  fillTable('fleet-agents', v.agents ?? [], [[(a) => a.name], [(a) => a.gateways.join(', ')]], v.agents === null ? 'unknown while Redis is unreachable' : 'no agents', (a) => a.name);
 }
 
 function renderFlows() {
@@ -436,7 +452,8 @@ async function main() {
   $('logout').hidden = !health.auth;
   state.denials = (await api(`/api/denials?limit=${MAX_ROWS}`)).denials;
   renderDenials();
-  await Promise.all([loadRoutes(), loadFlows(), loadPeers(), loadSources(), loadBans()]);
+  await Promise.all([loadRoutes(), loadFlows(), loadPeers(), loadSources(), loadBans(), health.fleet ? loadFleet() : undefined]);
+  if (health.fleet) setInterval(() => void loadFleet().catch(() => {}), FLEET_EVERY_MS);
   setInterval(() => void loadSources().catch(() => {}), SOURCES_EVERY_MS);
   setInterval(() => void loadBans().catch(() => {}), BANS_POLL_MS);
   drawChart();

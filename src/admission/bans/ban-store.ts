@@ -95,6 +95,22 @@ export class BanStore {
     return info;
   }
 
+  /**
+   * Takes a ban made elsewhere (another gateway of a fleet, docs/fleet.md) as it is: same source,
+   * reason and times, reported as `added`. Returns false, changing nothing, when it has ended, its
+   * target is malformed, or the list already holds that target until the same time or later.
+   */
+  adopt(ban: BanInfo): boolean {
+    const cidr = parseCidr(ban.target);
+    if (typeof cidr === 'string' || !(ban.expiresAt > this.clock.wallNow())) return false;
+    const info: BanInfo = { ...ban, target: targetText(cidr) };
+    const held = this.#byTarget.get(info.target)?.info;
+    if (held && held.expiresAt >= info.expiresAt) return false;
+    this.#put(info, cidr);
+    this.#emit({ kind: 'added', ban: info });
+    return true;
+  }
+
   /** Puts back bans read from the state file; expired ones and bad targets are skipped. Returns how many were kept. */
   restore(bans: readonly BanInfo[]): number {
     const now = this.clock.wallNow();

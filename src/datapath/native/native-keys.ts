@@ -103,7 +103,7 @@ export class NativeSocketSealer extends SocketSealer {
     const olen = originBlock === undefined ? 0 : originBlock.length;
     // The sequence is taken (and may throw) before anything is staged: a staged record is always
     // written whole, never sealed over stale bytes.
-    this.writeDataHeader(this.#header, 0, tag, olen > 0);
+    this.writeDataHeader(this.#header, 0, tag, originBlock);
     const at = s.stageSealed(DATAGRAM_OVERHEAD_BYTES + olen + payload.length, this.#slot, port, address);
     if (at < 0) return;
     const out = this.#dp.staging;

@@ -1,18 +1,27 @@
 import net from 'node:net';
 import { canonicalIp, formatV6Groups, type Endpoint } from '../../core/address.js';
-import type { PairCounters, PairEnd, StreamConn, StreamDatapath, StreamListener } from '../stream-datapath.js';
+import { failedDial, type DialInFlight, type PairCounters, type PairEnd, type StreamConn, type StreamDatapath, type StreamListener } from '../stream-datapath.js';
 import { END_REASONS, EV_ACCEPT, EV_CONNECTED, EV_END, EV_READABLE, EV_RECORD, type NativeStreamBinding, type StreamEngineHandle } from './stream-binding.js';
 import { systemError } from './system-error.js';
 
 /** Event records per delivery; the engine delivers early when they fill. */
 const EVENT_RECORDS = 512;
 
-interface PendingDial {
-  readonly remote: Endpoint;
-  readonly resolve: (conn: StreamConn) => void;
-  readonly reject: (err: Error) => void;
-  readonly signal: AbortSignal;
-  readonly onAbort: () => void;
+/** The counters of a connection that was never a joined pair (one shared object, not one per connection). */
+const NO_COUNTERS: PairCounters = Object.freeze({ bytesFromClient: 0, bytesToClient: 0 });
+
+/** A dial the engine has not answered yet; its own handle for `cancel`. */
+class PendingDial implements DialInFlight {
+  constructor(
+    readonly dp: NativeStreamDatapath,
+    readonly id: number,
+    readonly remote: Endpoint,
+    readonly done: (err: Error | undefined, conn?: StreamConn) => void,
+  ) {}
+
+  cancel(): void {
+    this.dp.cancelDial(this);
+  }
 }
 
 /**
@@ -30,7 +39,8 @@ export class NativeStreamDatapath implements StreamDatapath {
   /** By engine id: accepted and dialed connections this side still knows. */
   readonly #conns: (NativeConn | undefined)[] = [];
   readonly #listeners = new Map<number, (conn: StreamConn) => void>();
-  readonly #dials = new Map<number, PendingDial>();
+  /** By engine id: dials the engine has not answered. */
+  readonly #dials: (PendingDial | undefined)[] = [];
   readonly #one = new Int32Array(1);
   readonly #counters = new Float64Array(2);
 
@@ -54,23 +64,22 @@ export class NativeStreamDatapath implements StreamDatapath {
     };
   }
 
-  connect(remote: Endpoint, timeoutMs: number, signal: AbortSignal): Promise<StreamConn> {
-    return new Promise((resolve, reject) => {
-      if (signal.aborted) return reject(signal.reason as Error);
-      let id: number;
-      try {
-        id = this.#b.streamDial(this.#engine, remote.address, remote.port, Math.max(0, Math.floor(timeoutMs)));
-      } catch (err) {
-        return reject(err as Error);
-      }
-      const onAbort = () => {
-        this.#dials.delete(id);
-        this.#b.streamClose(this.#engine, id);
-        reject(signal.reason as Error);
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.#dials.set(id, { remote, resolve, reject, signal, onAbort });
-    });
+  dial(remote: Endpoint, timeoutMs: number, done: (err: Error | undefined, conn?: StreamConn) => void): DialInFlight {
+    let id: number;
+    try {
+      id = this.#b.streamDial(this.#engine, remote.address, remote.port, Math.max(0, Math.floor(timeoutMs)));
+    } catch (err) {
+      return failedDial(err as Error, done);
+    }
+    const pending = new PendingDial(this, id, remote, done);
+    this.#dials[id] = pending;
+    return pending;
+  }
+
+  cancelDial(d: PendingDial): void {
+    if (this.#dials[d.id] !== d) return;
+    this.#dials[d.id] = undefined;
+    this.#b.streamClose(this.#engine, d.id);
   }
 
   pipe(down: StreamConn, up: StreamConn, idleTimeoutMs: number, onEnd: (end: PairEnd) => void): (() => PairCounters) | undefined {
@@ -87,7 +96,7 @@ export class NativeStreamDatapath implements StreamDatapath {
     return () => {
       if (down.destroyed) return down.finalCounters;
       const c = this.#b.streamClose(this.#engine, down.id);
-      down.closedAsPair(c?.[0] ?? 0, c?.[1] ?? 0);
+      down.closedAsPair(c ? { bytesFromClient: c[0], bytesToClient: c[1] } : NO_COUNTERS);
       this.#forget(down.id);
       this.#forget(up.id);
       return down.finalCounters;
@@ -152,18 +161,17 @@ export class NativeStreamDatapath implements StreamDatapath {
       } else if (type === EV_READABLE) {
         this.#conns[id]?.onReadable();
       } else if (type === EV_CONNECTED) {
-        const d = this.#dials.get(id);
+        const d = this.#dials[id];
         if (!d) continue;
-        this.#dials.delete(id);
-        d.signal.removeEventListener('abort', d.onAbort);
+        this.#dials[id] = undefined;
         const err = ev[o + 2]!;
         if (err !== 0) {
-          d.reject(Object.assign(systemError(err, 'connect'), { address: d.remote.address, port: d.remote.port }));
+          d.done(Object.assign(systemError(err, 'connect'), { address: d.remote.address, port: d.remote.port }));
           continue;
         }
         const conn = new NativeConn(this, id, d.remote, undefined);
         this.#conns[id] = conn;
-        d.resolve(conn);
+        d.done(undefined, conn);
       } else if (type === EV_END) {
         const conn = this.#conns[id];
         if (!conn) continue;
@@ -171,7 +179,9 @@ export class NativeStreamDatapath implements StreamDatapath {
         if (conn.partner) this.#forget(conn.partner.id);
         const reason = END_REASONS[ev[o + 2]!] ?? 'client-error';
         const errno = ev[o + 3]!;
-        conn.endedAsPair({ reason, bytesFromClient: ev[o + 4]!, bytesToClient: ev[o + 5]!, ...(errno !== 0 ? { code: systemError(errno, 'splice').code } : {}) });
+        const bytesFromClient = ev[o + 4]!;
+        const bytesToClient = ev[o + 5]!;
+        conn.endedAsPair(errno !== 0 ? { reason, bytesFromClient, bytesToClient, code: systemError(errno, 'splice').code } : { reason, bytesFromClient, bytesToClient });
       }
     }
   }
@@ -182,7 +192,7 @@ class NativeConn implements StreamConn {
   #destroyed = false;
   held = true;
   partner: NativeConn | undefined;
-  finalCounters: PairCounters = { bytesFromClient: 0, bytesToClient: 0 };
+  finalCounters: PairCounters = NO_COUNTERS;
   #onEnd: ((end: PairEnd) => void) | undefined;
   #sock: net.Socket | undefined;
   #local: Endpoint | undefined;
@@ -278,8 +288,8 @@ class NativeConn implements StreamConn {
     this.#onEnd = onEnd;
   }
 
-  closedAsPair(bytesFromClient: number, bytesToClient: number): void {
-    this.finalCounters = { bytesFromClient, bytesToClient };
+  closedAsPair(counters: PairCounters): void {
+    this.finalCounters = counters;
     this.#destroyed = true;
     if (this.partner) this.partner.#destroyed = true;
     this.#onEnd = undefined;
@@ -287,7 +297,7 @@ class NativeConn implements StreamConn {
 
   endedAsPair(end: PairEnd): void {
     const onEnd = this.#onEnd;
-    this.closedAsPair(end.bytesFromClient, end.bytesToClient);
+    this.closedAsPair(end);
     onEnd?.(end);
   }
 

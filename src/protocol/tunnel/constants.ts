@@ -92,9 +92,21 @@ export const AEAD_TAG_BYTES = 16;
 export const DATAGRAM_OVERHEAD_BYTES = DATAGRAM_HEADER_BYTES + AEAD_TAG_BYTES;
 /** Header flag: the plaintext starts with an origin block (service id and client endpoint). */
 export const FLAG_ORIGIN = 0x01;
+/**
+ * Header (and DATAGRAM frame) flag, only with FLAG_ORIGIN: the origin block is followed by the u16
+ * public port the client sent to, for a service published with a port range.
+ */
+export const FLAG_ORIGIN_PORT = 0x02;
+/** Ports one PUBLISH of a range may ask for (config/port-span.ts MAX_RANGE_PORTS). */
+export const MAX_PUBLISH_PORTS = 10_000;
+/** Longest server name a PUBLISH by name may carry (a DNS name, RFC 1035). */
+export const MAX_SERVER_NAME_BYTES = 253;
 /** Largest UDP payload over IPv4; a sealed datagram never exceeds it. */
 export const MAX_UDP_PAYLOAD_BYTES = 65_507;
-/** Origin block: u16 service id | u8 family | u16 port | 4 or 16 address bytes. */
+/**
+ * Origin block: u16 service id | u8 family | u16 port | 4 or 16 address bytes. A range service's
+ * block has 2 more bytes (FLAG_ORIGIN_PORT); its first datagrams may then carry 2 bytes less.
+ */
 export const MAX_ORIGIN_BYTES = 21;
 /** Largest application payload of one datagram, on UDP or in a DATAGRAM control frame. */
 export const MAX_DATAGRAM_PAYLOAD_BYTES = MAX_UDP_PAYLOAD_BYTES - DATAGRAM_OVERHEAD_BYTES - MAX_ORIGIN_BYTES;

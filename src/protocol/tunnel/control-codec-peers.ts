@@ -76,6 +76,7 @@ export const PEER_CODECS: {
     byte: FrameType.peerFlow,
     size: (m, p) => {
       tagOk(m.tag);
+      if (m.origin.port !== undefined) throw new TunnelError('bad-value', 'peer-flow: a peer flow reaches one port; its origin carries no public port');
       return 4 + originBytes((p.origin = encodeOrigin(m.origin))) + nameBytes(m.peer, 'peer');
     },
     write: (w, m, p) => {

@@ -1,6 +1,6 @@
 import {
   FRAME_HEADER_BYTES, FrameType, MAX_DATAGRAM_PAYLOAD_BYTES, MAX_FRAME_BYTES, MAX_STREAM_DATA_BYTES, NONCE_BYTES, DIGEST_BYTES,
-  FLAG_ORIGIN,
+  FLAG_ORIGIN, FLAG_ORIGIN_PORT,
 } from './constants.js';
 import { PROXY_PROTOCOL_MODES, REFUSAL_CODES, SERVICE_TRANSPORTS, STREAM_RESET_CODES, type ControlMessage, type ControlMessageType } from './control-messages.js';
 import {
@@ -9,7 +9,8 @@ import {
 } from './control-codec-parts.js';
 import { PEER_CODECS } from './control-codec-peers.js';
 import { TunnelError } from './errors.js';
-import { encodeOrigin, originBytes, readOrigin, writeOrigin } from './origin-block.js';
+import { encodeOrigin, originBytes, originFlags, readOrigin, writeOrigin } from './origin-block.js';
+import { publishExtensionBytes, readPublishExtension, writePublishExtension } from './publish-extension.js';
 import { WireReader, WireWriter, malformed, nameBytes } from './wire.js';
 
 /**
@@ -84,21 +85,24 @@ const CODECS: { [T in ControlMessageType]: BodyCodec<T> } = {
     write: (w, m, p) => void w.u8(refusalByte(m.code)).reason(p.text!),
     read: (r) => ({ type: 'goaway', code: enumRead(REFUSAL_CODES, r.u8(), 'refusal code'), message: r.reason() }),
   },
-  // u16 service id | u8 transport | u8 proxy protocol | endpoint remote | name
+  // u16 service id | u8 transport | u8 proxy protocol | endpoint remote | name | [extension] (publish-extension.ts)
   publish: {
     byte: FrameType.publish,
     size: (m, p) => {
       u16(m.serviceId, 'service id');
-      return 4 + ep1(p, m.remote, 'publish remote') + nameBytes(m.name, 'service name');
+      return 4 + ep1(p, m.remote, 'publish remote') + nameBytes(m.name, 'service name') + publishExtensionBytes(m);
     },
-    write: (w, m, p) => void w.u16(m.serviceId).u8(enumByte(SERVICE_TRANSPORTS, m.transport, 'transport'))
-      .u8(enumByte(PROXY_PROTOCOL_MODES, m.proxyProtocol, 'proxy protocol')).endpoint(p.e1!).name(m.name),
+    write: (w, m, p) => {
+      w.u16(m.serviceId).u8(enumByte(SERVICE_TRANSPORTS, m.transport, 'transport'))
+        .u8(enumByte(PROXY_PROTOCOL_MODES, m.proxyProtocol, 'proxy protocol')).endpoint(p.e1!).name(m.name);
+      writePublishExtension(w, m);
+    },
     read: (r) => {
       const serviceId = r.u16();
       const transport = enumRead(SERVICE_TRANSPORTS, r.u8(), 'transport');
       const proxyProtocol = enumRead(PROXY_PROTOCOL_MODES, r.u8(), 'proxy protocol');
       const remote = r.endpoint();
-      return { type: 'publish', serviceId, name: r.name(), transport, remote, proxyProtocol };
+      return { type: 'publish', serviceId, name: r.name(), transport, remote, proxyProtocol, ...readPublishExtension(r) };
     },
   },
   // u16 service id | endpoint bound
@@ -196,7 +200,7 @@ const CODECS: { [T in ControlMessageType]: BodyCodec<T> } = {
     write: (w, m) => void w.u32(m.streamId).u32(m.increment),
     read: (r) => ({ type: 'window-update', streamId: readStreamId(r), increment: readWindow(r, 'window increment') }),
   },
-  // u32 tag | u8 flags (bit 0 origin) | [origin block] | payload
+  // u32 tag | u8 flags (bit 0 origin, bit 1 origin has a port) | [origin block] | payload
   datagram: {
     byte: FrameType.datagram,
     size: (m, p) => {
@@ -206,7 +210,7 @@ const CODECS: { [T in ControlMessageType]: BodyCodec<T> } = {
       return 5 + (p.origin ? originBytes(p.origin) : 0) + m.payload.length;
     },
     write: (w, m, p) => {
-      w.u32(m.tag).u8(p.origin ? FLAG_ORIGIN : 0);
+      w.u32(m.tag).u8(originFlags(p.origin));
       if (p.origin) writeOrigin(w, p.origin);
       w.bytes(m.payload);
     },
@@ -214,8 +218,8 @@ const CODECS: { [T in ControlMessageType]: BodyCodec<T> } = {
       const tag = r.u32();
       if (tag === 0) throw malformed('connectee tag 0 is reserved');
       const flags = r.u8();
-      if ((flags & ~FLAG_ORIGIN) !== 0) throw malformed(`datagram flags ${flags} has undefined bits`);
-      const origin = flags & FLAG_ORIGIN ? readOrigin(r) : undefined;
+      if ((flags & ~(FLAG_ORIGIN | FLAG_ORIGIN_PORT)) !== 0 || flags === FLAG_ORIGIN_PORT) throw malformed(`datagram flags ${flags} has undefined bits`);
+      const origin = flags & FLAG_ORIGIN ? readOrigin(r, (flags & FLAG_ORIGIN_PORT) !== 0) : undefined;
       if (r.remaining > MAX_DATAGRAM_PAYLOAD_BYTES) throw malformed(`datagram of ${r.remaining} bytes exceeds ${MAX_DATAGRAM_PAYLOAD_BYTES}`);
       return { type: 'datagram', tag, origin, payload: r.rest() };
     },

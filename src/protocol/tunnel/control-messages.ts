@@ -27,13 +27,14 @@ export type RefusalCode =
   | 'shutting-down'
   | 'protocol-error'
   | 'keepalive-timeout'
-  | 'internal';
+  | 'internal'
+  | 'name-in-use';
 
 /** Wire values of RefusalCode, in order from 1. Append only: a value never changes meaning. */
 export const REFUSAL_CODES: readonly RefusalCode[] = [
   'unknown-agent', 'wrong-token', 'unsupported-version', 'rate-limited', 'port-outside-range', 'port-in-use',
   'duplicate-service', 'too-many-services', 'not-allowed', 'invalid-request', 'unknown-peer', 'peer-offline',
-  'superseded', 'shutting-down', 'protocol-error', 'keepalive-timeout', 'internal',
+  'superseded', 'shutting-down', 'protocol-error', 'keepalive-timeout', 'internal', 'name-in-use',
 ];
 
 /** Why a stream was reset. */
@@ -63,6 +64,8 @@ export interface DatagramOrigin {
   readonly serviceId: number;
   /** The public client (connectee) as the gateway saw it. */
   readonly client: Endpoint;
+  /** For a service published with a port range: the public port the client sent to (FLAG_ORIGIN_PORT). */
+  readonly port?: number;
 }
 
 // ---- handshake (the only messages accepted before authentication) ----
@@ -136,6 +139,13 @@ export interface Publish {
   readonly remote: Endpoint;
   /** What the agent will write to the local service; the gateway only records it. */
   readonly proxyProtocol: ProxyProtocolMode;
+  /** A port range: `remote.port` and the next `ports - 1` ports (2 to MAX_PUBLISH_PORTS); absent = one port. */
+  readonly ports?: number;
+  /**
+   * Published by name on the gateway's shared port (TLS for tcp, QUIC for udp) instead of a port of
+   * its own: a lowercase host name or `*.` wildcard; `remote` is then the unspecified address, port 0.
+   */
+  readonly serverName?: string;
 }
 
 export interface PublishOk {

@@ -1,10 +1,11 @@
-import { DATAGRAM_OVERHEAD_BYTES, DatagramType, FLAG_ORIGIN } from './constants.js';
+import { DATAGRAM_OVERHEAD_BYTES, DatagramType, FLAG_ORIGIN, FLAG_ORIGIN_PORT } from './constants.js';
 
 /**
  * The 16-byte header of a tunnel UDP datagram (docs/tunnel-protocol.md, "Datagrams"):
  *
  *   0  u8   type       0x0c data | 0x0d keepalive | 0x0e keepalive-ack  (first byte in 4-15)
- *   1  u8   flags      bit 0: plaintext starts with an origin block (data only); other bits 0
+ *   1  u8   flags      bit 0: plaintext starts with an origin block (data only); bit 1 (only
+ *                      with bit 0): the block ends with the public port (a range service); other bits 0
  *   2  u32  key id     chosen by the receiver (HELLO / AUTH_OK): selects the session and key
  *   6  u32  tag        connectee tag (data), 0 for keepalives
  *   10 u48  sequence   per key and direction, from 0; part of the AEAD nonce
@@ -52,7 +53,7 @@ export function readUnverifiedHeader(buf: Buffer): DatagramHeader | undefined {
   const flags = buf[1]!;
   const tag = buf.readUInt32BE(6);
   if (kind === 'data') {
-    if ((flags & ~FLAG_ORIGIN) !== 0 || tag === 0) return undefined;
+    if ((flags & ~(FLAG_ORIGIN | FLAG_ORIGIN_PORT)) !== 0 || flags === FLAG_ORIGIN_PORT || tag === 0) return undefined;
   } else if (flags !== 0 || tag !== 0) {
     return undefined;
   }

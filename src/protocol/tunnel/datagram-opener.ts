@@ -1,5 +1,5 @@
 import { defaultAead, type Aead } from './aead.js';
-import { AEAD_KEY_BYTES, DATAGRAM_HEADER_BYTES, DEFAULT_REPLAY_WINDOW, MAX_AUTH_FAILURES_PER_KEY } from './constants.js';
+import { AEAD_KEY_BYTES, DATAGRAM_HEADER_BYTES, DEFAULT_REPLAY_WINDOW, FLAG_ORIGIN_PORT, MAX_AUTH_FAILURES_PER_KEY } from './constants.js';
 import type { DatagramOrigin } from './control-messages.js';
 import { readUnverifiedHeader, type DatagramHeader } from './datagram-header.js';
 import { newNonceBuffer, setNonceSequence } from './datagram-nonce.js';
@@ -146,7 +146,7 @@ export function openedDatagram(h: DatagramHeader, plain: Buffer, newest: boolean
     if (h.flags !== 0) {
       try {
         const r = new WireReader(plain, 0, plain.length, 'datagram origin');
-        origin = readOrigin(r);
+        origin = readOrigin(r, (h.flags & FLAG_ORIGIN_PORT) !== 0);
         payload = plain.subarray(plain.length - r.remaining);
       } catch {
         return undefined;

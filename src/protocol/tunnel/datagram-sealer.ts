@@ -1,6 +1,6 @@
 import { defaultAead, type Aead } from './aead.js';
 import {
-  AEAD_KEY_BYTES, AEAD_TAG_BYTES, DATAGRAM_HEADER_BYTES, DatagramType, FLAG_ORIGIN,
+  AEAD_KEY_BYTES, AEAD_TAG_BYTES, DATAGRAM_HEADER_BYTES, DatagramType, FLAG_ORIGIN, FLAG_ORIGIN_PORT, MAX_ORIGIN_BYTES,
   MAX_DATAGRAM_PAYLOAD_BYTES, MAX_SEQUENCE,
 } from './constants.js';
 import type { DatagramOrigin } from './control-messages.js';
@@ -35,12 +35,23 @@ export function encodeOriginBlock(origin: DatagramOrigin): Buffer {
 /** The checks of `DatagramSealer.sealData` on its arguments: throws TunnelError('bad-value'). */
 export function checkDataArguments(tag: number, payload: Uint8Array, originBlock: Buffer | undefined): void {
   if (tag >>> 0 !== tag || tag === 0) throw new TunnelError('bad-value', `connectee tag ${tag} is not in 1-4294967295`);
-  if (payload.length > MAX_DATAGRAM_PAYLOAD_BYTES) {
-    throw new TunnelError('bad-value', `datagram of ${payload.length} bytes exceeds ${MAX_DATAGRAM_PAYLOAD_BYTES}`);
+  // A range service's origin block is 2 bytes longer; the sealed datagram stays within one UDP payload.
+  const max = originBlock && originBlock.length > MAX_ORIGIN_BYTES ? MAX_DATAGRAM_PAYLOAD_BYTES - 2 : MAX_DATAGRAM_PAYLOAD_BYTES;
+  if (payload.length > max) {
+    throw new TunnelError('bad-value', `datagram of ${payload.length} bytes exceeds ${max}`);
   }
-  if (originBlock && originBlock.length !== 9 && originBlock.length !== 21) {
+  if (originBlock && originBlockFlags(originBlock) === 0) {
     throw new TunnelError('bad-value', `origin block of ${originBlock.length} bytes; use encodeOriginBlock`);
   }
+}
+
+/** The header flags of a datagram carrying `originBlock` (from `encodeOriginBlock`; its length says which): 0 for none. */
+export function originBlockFlags(originBlock: Buffer | undefined): number {
+  if (originBlock === undefined) return 0;
+  const n = originBlock.length;
+  if (n === 9 || n === 21) return FLAG_ORIGIN;
+  if (n === 11 || n === 23) return FLAG_ORIGIN | FLAG_ORIGIN_PORT;
+  return 0;
 }
 
 /**
@@ -79,7 +90,7 @@ export class DatagramSealer {
    */
   sealData(tag: number, payload: Uint8Array, originBlock?: Buffer): Buffer {
     checkDataArguments(tag, payload, originBlock);
-    return this.#seal(DatagramType.data, originBlock ? FLAG_ORIGIN : 0, tag, originBlock, payload);
+    return this.#seal(DatagramType.data, originBlockFlags(originBlock), tag, originBlock, payload);
   }
 
   /** An authenticated keepalive (agent to gateway): proves the key holder; `counter` is echoed in the ack. */
@@ -105,9 +116,9 @@ export class DatagramSealer {
    * caller has checked `tag`, the payload size and `originBlock` as `sealData` does. Throws
    * TunnelError('sequence-exhausted') after 2^48.
    */
-  writeDataHeader(out: Buffer, at: number, tag: number, withOrigin: boolean): number {
+  writeDataHeader(out: Buffer, at: number, tag: number, originBlock: Buffer | undefined): number {
     const seq = this.#takeSequence();
-    writeDatagramHeader(this.#header, DatagramType.data, withOrigin ? FLAG_ORIGIN : 0, this.#peerKeyId, tag, seq);
+    writeDatagramHeader(this.#header, DatagramType.data, originBlockFlags(originBlock), this.#peerKeyId, tag, seq);
     this.#header.copy(out, at);
     return seq;
   }

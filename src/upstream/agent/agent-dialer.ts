@@ -30,10 +30,12 @@ export class AgentDatagramDialer implements DatagramDialer {
   constructor(
     private readonly tunnel: AgentTunnel,
     private readonly serviceId: number,
+    /** For one port of a range service: that public port, so the agent knows which local port to reach. */
+    private readonly port?: number,
   ) {}
 
   async open(_target: HostPort, receiver: DatagramReceiver, opts: DialOptions): Promise<DatagramChannel> {
     opts.signal.throwIfAborted();
-    return this.tunnel.openDatagram(this.serviceId, opts.client ?? UNSPECIFIED, receiver);
+    return this.tunnel.openDatagram(this.serviceId, opts.client ?? UNSPECIFIED, receiver, true, this.port);
   }
 }

@@ -11,7 +11,8 @@ export interface AgentTunnel {
   /** Where the agent is, for records. */
   readonly remote: Endpoint;
   openStream(serviceId: number, client: Endpoint, server: Endpoint, opts: DialOptions): Promise<Duplex>;
-  openDatagram(serviceId: number, client: Endpoint, receiver: DatagramReceiver): DatagramChannel;
+  /** `port`: for a service published with a port range, the public port the client sent to (told to the agent). */
+  openDatagram(serviceId: number, client: Endpoint, receiver: DatagramReceiver, retag?: boolean, port?: number): DatagramChannel;
 }
 
 /** An address for sessions whose route did not say (never the case for TcpRoute and UdpRoute). */

@@ -34,28 +34,36 @@ export const NETWORK_DESTINATIONS: DestinationPolicy = Object.freeze(['public'] 
  * the resolver's order, is the one dialed.
  */
 export async function resolveDestination(target: HostPort, resolver: Resolver, policy: DestinationPolicy = 'trusted'): Promise<Endpoint> {
-  const literal = canonicalIp(target.host);
+  const pinned = pinLiteral(target, policy);
+  if (pinned) return pinned;
   let found: { address: string; family: 4 | 6 }[];
-  if (literal) {
-    found = [literal];
-  } else {
-    try {
-      found = (await resolver(target.host)).map((a) => canonicalIp(a.address)).filter((a) => a !== undefined);
-    } catch (err) {
-      throw new SluiceError('SLUICE_ERR_RESOLVE', `cannot resolve ${target.host}: ${(err as Error).message}`, { cause: err });
-    }
+  try {
+    found = (await resolver(target.host)).map((a) => canonicalIp(a.address)).filter((a) => a !== undefined);
+  } catch (err) {
+    throw new SluiceError('SLUICE_ERR_RESOLVE', `cannot resolve ${target.host}: ${(err as Error).message}`, { cause: err });
   }
   const first = found[0];
   if (!first) throw new SluiceError('SLUICE_ERR_RESOLVE', `${target.host} has no addresses`);
-  if (policy !== 'trusted') {
-    for (const a of found) {
-      const refused = refusedClass(a.address, policy);
-      if (refused === undefined) continue;
-      const via = literal ? '' : ` (${target.host} resolved to ${found.map((f) => f.address).join(', ')})`;
-      throw new SluiceError('SLUICE_ERR_DESTINATION_DENIED', `destination ${a.address} is ${refused}, which this path may not reach${via}`);
-    }
-  }
+  if (policy !== 'trusted') for (const a of found) checkDestination(a.address, policy, ` (${target.host} resolved to ${found.map((f) => f.address).join(', ')})`);
   return { address: first.address, port: target.port, family: first.family };
+}
+
+/**
+ * resolveDestination for an IP literal, without a promise (the per-connection path of a route
+ * whose upstream is a literal): the canonical address, checked against `policy`; undefined when
+ * `target.host` is a name. Throws SLUICE_ERR_DESTINATION_DENIED as resolveDestination does.
+ */
+export function pinLiteral(target: HostPort, policy: DestinationPolicy = 'trusted'): Endpoint | undefined {
+  const literal = canonicalIp(target.host);
+  if (!literal) return undefined;
+  checkDestination(literal.address, policy, '');
+  return { address: literal.address, port: target.port, family: literal.family };
+}
+
+function checkDestination(address: string, policy: DestinationPolicy, via: string): void {
+  if (policy === 'trusted') return;
+  const refused = refusedClass(address, policy);
+  if (refused !== undefined) throw new SluiceError('SLUICE_ERR_DESTINATION_DENIED', `destination ${address} is ${refused}, which this path may not reach${via}`);
 }
 
 export { literalLookup } from '../../datapath/literal-lookup.js';

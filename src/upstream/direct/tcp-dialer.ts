@@ -4,8 +4,8 @@ import { systemClock, type Clock } from '../../core/clock.js';
 import { errnoCode, SluiceError } from '../../core/errors.js';
 import type { DialedStream, DialOptions, StreamDialer } from '../dialer.js';
 import { resolveDestination, systemResolver, type DestinationPolicy, type Resolver } from './resolve.js';
-import type { StreamDatapath } from '../../datapath/stream-datapath.js';
-import { dialSocket, type DialedConn, type SocketDialer } from './socket-dial.js';
+import type { DialInFlight, StreamDatapath } from '../../datapath/stream-datapath.js';
+import { dialSocket, type DialedConnDone, type SocketDialer } from './socket-dial.js';
 
 export interface DirectDialerOptions {
   /** What the dialed addresses may be (default `trusted`: upstreams from the config). */
@@ -40,8 +40,8 @@ export class DirectStreamDialer implements StreamDialer, SocketDialer {
   ) {}
 
   /** The same dial on a stream datapath; undefined when a test's `connect` must see it. */
-  dialConn(target: HostPort, opts: DialOptions, datapath: StreamDatapath): Promise<DialedConn> | undefined {
-    return this.options.connect ? undefined : dialSocket(target, opts, datapath, this.resolver, this.options.policy, this.options.clock ?? dialClock);
+  dialConn(target: HostPort, opts: DialOptions, datapath: StreamDatapath, done: DialedConnDone): DialInFlight | undefined {
+    return this.options.connect ? undefined : dialSocket(target, opts, datapath, this.resolver, this.options.policy, this.options.clock ?? dialClock, done);
   }
 
   dial(target: HostPort, opts: DialOptions): Promise<DialedStream> {

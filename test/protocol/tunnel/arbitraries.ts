@@ -28,6 +28,18 @@ export const endpointArb: fc.Arbitrary<Endpoint> = fc.oneof(
 );
 
 export const originArb: fc.Arbitrary<DatagramOrigin> = fc.record({ serviceId: u16, client: endpointArb }, { noNullPrototype: true });
+/** The origin of a range service's connectee: with the public port. */
+const rangeOriginArb: fc.Arbitrary<DatagramOrigin> = fc.record({ serviceId: u16, client: endpointArb, port: u16 }, { noNullPrototype: true });
+const LABEL = fc.stringMatching(/^[a-z0-9_-]{1,20}$/);
+const serverNameArb = fc
+  .tuple(fc.boolean(), fc.array(LABEL, { minLength: 1, maxLength: 5 }))
+  .map(([wild, labels]) => `${wild ? '*.' : ''}${labels.join('.')}`);
+/** PUBLISH's optional tail: none, a range, or a server name. */
+const publishExtensionArb: fc.Arbitrary<{ ports?: number; serverName?: string }> = fc.oneof(
+  fc.constant({}),
+  fc.integer({ min: 2, max: 10_000 }).map((ports) => ({ ports })),
+  serverNameArb.map((serverName) => ({ serverName })),
+);
 const reasonArb = fc.string({ unit: 'grapheme', maxLength: 100 }).filter((s) => Buffer.byteLength(s) <= MAX_REASON_BYTES && !s.includes('\uFFFD'));
 const refusal = fc.constantFrom(...REFUSAL_CODES);
 
@@ -42,10 +54,13 @@ export const messageArb: fc.Arbitrary<ControlMessage> = fc.oneof(
   } as never),
   rec<ControlMessage>({ type: fc.constant('auth-error'), code: refusal, message: reasonArb } as never),
   rec<ControlMessage>({ type: fc.constant('goaway'), code: refusal, message: reasonArb } as never),
-  rec<ControlMessage>({
-    type: fc.constant('publish'), serviceId: u16, name: nameArb, transport: fc.constantFrom(...SERVICE_TRANSPORTS), remote: endpointArb,
-    proxyProtocol: fc.constantFrom(...PROXY_PROTOCOL_MODES),
-  } as never),
+  fc.tuple(
+    rec<ControlMessage>({
+      type: fc.constant('publish'), serviceId: u16, name: nameArb, transport: fc.constantFrom(...SERVICE_TRANSPORTS), remote: endpointArb,
+      proxyProtocol: fc.constantFrom(...PROXY_PROTOCOL_MODES),
+    } as never),
+    publishExtensionArb,
+  ).map(([m, ext]) => ({ ...m, ...ext }) as ControlMessage),
   rec<ControlMessage>({ type: fc.constant('publish-ok'), serviceId: u16, bound: endpointArb } as never),
   rec<ControlMessage>({ type: fc.constant('publish-error'), serviceId: u16, code: refusal, message: reasonArb } as never),
   rec<ControlMessage>({ type: fc.constant('unpublish'), serviceId: u16 } as never),
@@ -55,7 +70,7 @@ export const messageArb: fc.Arbitrary<ControlMessage> = fc.oneof(
   rec<ControlMessage>({ type: fc.constant('stream-end'), streamId: nonZeroU32 } as never),
   rec<ControlMessage>({ type: fc.constant('stream-reset'), streamId: nonZeroU32, code: fc.constantFrom(...STREAM_RESET_CODES) } as never),
   rec<ControlMessage>({ type: fc.constant('window-update'), streamId: nonZeroU32, increment: windowArb } as never),
-  rec<ControlMessage>({ type: fc.constant('datagram'), tag: nonZeroU32, origin: fc.option(originArb, { nil: undefined }), payload: bytes(0, 64) } as never),
+  rec<ControlMessage>({ type: fc.constant('datagram'), tag: nonZeroU32, origin: fc.option(fc.oneof(originArb, rangeOriginArb), { nil: undefined }), payload: bytes(0, 64) } as never),
   rec<ControlMessage>({ type: fc.constant('datagram-close'), tag: nonZeroU32 } as never),
   rec<ControlMessage>({ type: fc.constant('ping'), counter: u32 } as never),
   rec<ControlMessage>({ type: fc.constant('pong'), counter: u32 } as never),

@@ -66,7 +66,7 @@ test('names: 1-64 bytes of [A-Za-z0-9._-], not starting with . or -', () => {
 
 test('enum bytes outside their tables are refused', () => {
   assertTunnelError(() => decode('00000004 05 00 0000'), 'malformed'); // refusal code 0
-  assertTunnelError(() => decode('00000004 05 12 0000'), 'malformed'); // refusal code 18
+  assertTunnelError(() => decode('00000004 05 13 0000'), 'malformed'); // refusal code 19 (18 is name-in-use)
   assertTunnelError(() => decode('00000006 24 00000002 00'), 'malformed'); // reset code 0
   assertTunnelError(() => decode('00000006 24 00000002 0a'), 'malformed'); // reset code 10
   assertTunnelError(() => decode('00000010 10 0007 03 03 04 4e22 00000000 03 737368'), 'malformed'); // transport 3
