@@ -1,9 +1,9 @@
 import type { Clock } from '../core/clock.js';
 import type { RouteConfig } from '../config/types.js';
 import type { EventStream } from '../observe/events.js';
-import type { StreamDatapath } from '../datapath/stream-datapath.js';
+import type { DialInFlight, StreamDatapath } from '../datapath/stream-datapath.js';
 import type { DatagramChannel, DatagramDialer, DatagramReceiver, DialedStream, DialOptions, OpenOptions, StreamDialer } from '../upstream/dialer.js';
-import { isSocketDialer, type DialedConn, type SocketDialer } from '../upstream/direct/socket-dial.js';
+import { isSocketDialer, type DialedConnDone, type SocketDialer } from '../upstream/direct/socket-dial.js';
 import type { HostPort } from '../core/address.js';
 import { RoutePool } from '../upstream/pool/route-pool.js';
 import type { NameResolver } from '../upstream/pool/name-members.js';
@@ -56,10 +56,10 @@ export class RoutePools {
     return {
       stream: {
         dial: (target: HostPort, opts: DialOptions): Promise<DialedStream> => (pools.get(name)?.stream ?? stream).dial(target, opts),
-        dialConn: (target: HostPort, opts: DialOptions, datapath: StreamDatapath): Promise<DialedConn> | undefined => {
+        dialConn: (target: HostPort, opts: DialOptions, datapath: StreamDatapath, done: DialedConnDone): DialInFlight | undefined => {
           const p = pools.get(name);
-          if (p) return p.stream.dialConn(target, opts, datapath);
-          return isSocketDialer(stream) ? stream.dialConn(target, opts, datapath) : undefined;
+          if (p) return p.stream.dialConn(target, opts, datapath, done);
+          return isSocketDialer(stream) ? stream.dialConn(target, opts, datapath, done) : undefined;
         },
       },
       datagram: {

@@ -32,7 +32,7 @@ export function directMember(c: DirectMemberConfig, dialers: { stream: StreamDia
   const stream = dialers.stream;
   const ways: MemberWays = {
     dial: (opts) => stream.dial(target, opts),
-    ...(isSocketDialer(stream) ? { dialConn: (opts, datapath: StreamDatapath) => stream.dialConn(target, opts, datapath) } : {}),
+    ...(isSocketDialer(stream) ? { dialConn: (opts, datapath: StreamDatapath, done) => stream.dialConn(target, opts, datapath, done) } : {}),
     open: (receiver, opts) => dialers.datagram.open(target, receiver, opts),
     ...(probe ? { probe: probeOf(c.remote, probe) } : {}),
   };

@@ -1,6 +1,6 @@
 import type { Endpoint } from '../../core/address.js';
-import type { StreamDatapath } from '../../datapath/stream-datapath.js';
-import type { DialedConn } from '../direct/socket-dial.js';
+import type { DialInFlight, StreamDatapath } from '../../datapath/stream-datapath.js';
+import type { DialedConnDone } from '../direct/socket-dial.js';
 import type { DatagramChannel, DatagramReceiver, DialedStream, DialOptions, OpenOptions } from '../dialer.js';
 import type { CheckOutcome } from './member-state.js';
 
@@ -12,8 +12,8 @@ import type { CheckOutcome } from './member-state.js';
 export interface MemberWays {
   /** Opens a stream to this member; the same contract as StreamDialer.dial. */
   dial?(opts: DialOptions): Promise<DialedStream>;
-  /** The same dial as a connection of the route's stream datapath; undefined when this member cannot. */
-  dialConn?(opts: DialOptions, datapath: StreamDatapath): Promise<DialedConn> | undefined;
+  /** The same dial as a connection of the route's stream datapath (SocketDialer.dialConn's contract); undefined when this member cannot. */
+  dialConn?(opts: DialOptions, datapath: StreamDatapath, done: DialedConnDone): DialInFlight | undefined;
   /** Opens a datagram channel to this member; the same contract as DatagramDialer.open. */
   open?(receiver: DatagramReceiver, opts: OpenOptions): Promise<DatagramChannel>;
   /**

@@ -2,8 +2,8 @@ import type { HostPort } from '../../core/address.js';
 import type { Clock, Timer } from '../../core/clock.js';
 import { SluiceError } from '../../core/errors.js';
 import type { EventStream, SluiceEvent } from '../../observe/events.js';
-import type { StreamDatapath } from '../../datapath/stream-datapath.js';
-import type { DialedConn, SocketDialer } from '../direct/socket-dial.js';
+import { failedDial, type DialInFlight, type StreamDatapath } from '../../datapath/stream-datapath.js';
+import type { DialedConnDone, SocketDialer } from '../direct/socket-dial.js';
 import type { DialedStream, DialOptions, StreamDialer } from '../dialer.js';
 import type { UpstreamPool } from './pool.js';
 import type { PoolMember } from './pool-member.js';
@@ -39,10 +39,61 @@ export class PoolStreamDialer implements StreamDialer, SocketDialer {
     });
   }
 
-  /** On the route's stream datapath when every member can be dialed there; else undefined (Node streams). */
-  dialConn(_target: HostPort, opts: DialOptions, datapath: StreamDatapath): Promise<DialedConn> | undefined {
+  /**
+   * On the route's stream datapath when every member can be dialed there (else undefined: Node
+   * streams), with SocketDialer's contract: no promise, `done` once and never before this returns,
+   * `cancel` gives the dial up (and the member's count back).
+   */
+  dialConn(_target: HostPort, opts: DialOptions, datapath: StreamDatapath, done: DialedConnDone): DialInFlight | undefined {
     if (!this.pool.allHave('dialConn')) return undefined;
-    return this.#attempts(opts, (m, o) => m.spec.ways.dialConn!(o, datapath) ?? Promise.reject(new SluiceError('SLUICE_ERR_DIAL_FAILED', `pool member ${m.spec.label} cannot dial on the ${datapath.kind} datapath`)));
+    const started = this.clock.now();
+    let tried: Set<PoolMember> | undefined;
+    let current: PoolMember | undefined;
+    let inner: DialInFlight | undefined;
+    let live = true;
+    const attempt = (o: DialOptions): SluiceError | undefined => {
+      let m: PoolMember;
+      try {
+        m = this.pool.pick(opts.client, tried);
+      } catch (err) {
+        return err as SluiceError;
+      }
+      current = m;
+      inner = m.spec.ways.dialConn!(o, datapath, (err, dialed) => {
+        inner = undefined;
+        current = undefined;
+        if (!live) return;
+        if (!err) {
+          m.worked();
+          this.#dialed(m, endpointKey(dialed!.remote));
+          return done(undefined, dialed);
+        }
+        this.pool.release(m);
+        (tried ??= new Set()).add(m);
+        if (opts.signal.aborted) return done(err);
+        this.pool.failed(m, 'dial-failed');
+        const left = opts.timeoutMs > 0 ? opts.timeoutMs - (this.clock.now() - started) : 0;
+        if (opts.timeoutMs > 0 && left <= 0) return done(err);
+        if (attempt(opts.timeoutMs > 0 ? { ...opts, timeoutMs: Math.max(1, Math.ceil(left)) } : opts) !== undefined) done(err);
+      });
+      if (inner === undefined && current === m) {
+        current = undefined;
+        this.pool.release(m);
+        return new SluiceError('SLUICE_ERR_DIAL_FAILED', `pool member ${m.spec.label} cannot dial on the ${datapath.kind} datapath`);
+      }
+      return undefined;
+    };
+    const failed = attempt(opts);
+    if (failed) return failedDial(failed, done);
+    return {
+      cancel: () => {
+        if (!live) return;
+        live = false;
+        inner?.cancel();
+        if (current) this.pool.release(current);
+        current = undefined;
+      },
+    };
   }
 
   /** Stops following the route's events. */
