@@ -45,6 +45,7 @@ export const FrameType = {
   publishOk: 0x11,
   publishError: 0x12,
   unpublish: 0x13,
+  serviceHealth: 0x15,
   streamOpen: 0x20,
   streamAccept: 0x21,
   streamData: 0x22,
@@ -90,6 +91,8 @@ export const DatagramType = {
 export const DATAGRAM_HEADER_BYTES = 16;
 export const AEAD_TAG_BYTES = 16;
 export const DATAGRAM_OVERHEAD_BYTES = DATAGRAM_HEADER_BYTES + AEAD_TAG_BYTES;
+/** PUBLISH pool flag: the agent checks the service and reports SERVICE_HEALTH. */
+export const FLAG_HEALTH_REPORTED = 0x01;
 /** Header flag: the plaintext starts with an origin block (service id and client endpoint). */
 export const FLAG_ORIGIN = 0x01;
 /** Largest UDP payload over IPv4; a sealed datagram never exceeds it. */

@@ -8,6 +8,7 @@ import {
   type BodyCodec, type Prep,
 } from './control-codec-parts.js';
 import { PEER_CODECS } from './control-codec-peers.js';
+import { POOL_CODECS, poolTrailerBytes, readPoolTrailer, writePoolTrailer } from './control-codec-pools.js';
 import { TunnelError } from './errors.js';
 import { encodeOrigin, originBytes, readOrigin, writeOrigin } from './origin-block.js';
 import { WireReader, WireWriter, malformed, nameBytes } from './wire.js';
@@ -84,21 +85,25 @@ const CODECS: { [T in ControlMessageType]: BodyCodec<T> } = {
     write: (w, m, p) => void w.u8(refusalByte(m.code)).reason(p.text!),
     read: (r) => ({ type: 'goaway', code: enumRead(REFUSAL_CODES, r.u8(), 'refusal code'), message: r.reason() }),
   },
-  // u16 service id | u8 transport | u8 proxy protocol | endpoint remote | name
+  // u16 service id | u8 transport | u8 proxy protocol | endpoint remote | name | [pool trailer]
   publish: {
     byte: FrameType.publish,
     size: (m, p) => {
       u16(m.serviceId, 'service id');
-      return 4 + ep1(p, m.remote, 'publish remote') + nameBytes(m.name, 'service name');
+      return 4 + ep1(p, m.remote, 'publish remote') + nameBytes(m.name, 'service name') + poolTrailerBytes(m.pool);
     },
-    write: (w, m, p) => void w.u16(m.serviceId).u8(enumByte(SERVICE_TRANSPORTS, m.transport, 'transport'))
-      .u8(enumByte(PROXY_PROTOCOL_MODES, m.proxyProtocol, 'proxy protocol')).endpoint(p.e1!).name(m.name),
+    write: (w, m, p) => {
+      w.u16(m.serviceId).u8(enumByte(SERVICE_TRANSPORTS, m.transport, 'transport'))
+        .u8(enumByte(PROXY_PROTOCOL_MODES, m.proxyProtocol, 'proxy protocol')).endpoint(p.e1!).name(m.name);
+      writePoolTrailer(w, m.pool);
+    },
     read: (r) => {
       const serviceId = r.u16();
       const transport = enumRead(SERVICE_TRANSPORTS, r.u8(), 'transport');
       const proxyProtocol = enumRead(PROXY_PROTOCOL_MODES, r.u8(), 'proxy protocol');
       const remote = r.endpoint();
-      return { type: 'publish', serviceId, name: r.name(), transport, remote, proxyProtocol };
+      const name = r.name();
+      return { type: 'publish', serviceId, name, transport, remote, proxyProtocol, ...readPoolTrailer(r) };
     },
   },
   // u16 service id | endpoint bound
@@ -251,6 +256,7 @@ const CODECS: { [T in ControlMessageType]: BodyCodec<T> } = {
     write: (w, m) => void w.u32(m.counter),
     read: (r) => ({ type: 'pong', counter: r.u32() }),
   },  ...PEER_CODECS,
+  ...POOL_CODECS,
 };
 
 const BY_BYTE: (BodyCodec<ControlMessageType> | undefined)[] = [];

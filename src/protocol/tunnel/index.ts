@@ -13,3 +13,4 @@ export * from './datagram-sealer.js';
 export * from './datagram-opener.js';
 export * from './flow-control.js';
 export { isValidTunnelName } from './wire.js';
+export * from './group-proof.js';
