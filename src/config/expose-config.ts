@@ -3,6 +3,7 @@ import type { AclSpec } from '../core/acl-spec.js';
 import type { SourcePrefix } from '../core/source-prefix.js';
 import type { BandwidthSettings, TcpSettings, UdpSettings } from './route-settings.js';
 import type { DatagramBudgetSettings } from './datagram-budget-schema.js';
+import type { AgentGroup, ExposePoolSettings } from './agent-pool-schema.js';
 
 /* The compiled `gateway:` and `agent:` sections (docs/expose.md); gateway-schema.ts builds them. */
 
@@ -53,6 +54,8 @@ export interface GatewayConfig {
   readonly services: ExposedRouteSettings;
   /** Datagrams per second toward each agent, shared fairly among its sessions; 0 = off. */
   readonly datagramBudget: DatagramBudgetSettings;
+  /** `groups.<name>`: agent pools, who may join them and with which key (docs/pools.md). */
+  readonly groups: ReadonlyMap<string, AgentGroup>;
 }
 
 export interface ExposeConfig {
@@ -69,6 +72,8 @@ export interface ExposeConfig {
   readonly proxyProtocolUdp: 'every' | 'first';
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  /** `group`, `groupKey`, `health`: this service is one member of an agent pool on the gateway. */
+  readonly pool?: ExposePoolSettings;
 }
 
 /** `agent.connect.<name>`: a local listener that reaches another agent's service (docs/connect.md). */

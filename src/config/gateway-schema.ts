@@ -8,6 +8,7 @@ import { DEFAULT_REPLY_BUDGET, type ReplyBudget } from '../core/reply-budget.js'
 import { expecting } from './issue-text.js';
 import { agentBandwidthSchema, bandwidthSchema } from './bandwidth-schema.js';
 import { datagramBudgetSchema } from './datagram-budget-schema.js';
+import { agentPoolSchemas, checkExposePool, checkGroups, compileExposePool, compileGroups } from './agent-pool-schema.js';
 
 /**
  * The `gateway:` and `agent:` sections (docs/expose.md). The keys the issue fixed are `listen`,
@@ -95,6 +96,7 @@ export function exposeSchemas(parts: RouteParts) {
   const token = z.string().min(MIN_TOKEN_CHARS, `use a token of at least ${MIN_TOKEN_CHARS} characters (e.g. openssl rand -hex 24)`);
   const window = z.number().int().min(1024).max(0x7fff_ffff).default(256 * 1024);
   const count = (max: number) => z.number().int().min(1).max(max);
+  const pools = agentPoolSchemas(duration);
 
   const gateway = z.strictObject({
     listen: hostPort(true),
@@ -118,6 +120,7 @@ export function exposeSchemas(parts: RouteParts) {
     stun: z.boolean().default(true),
     services: z.strictObject({ udp, tcp, acl: acl.optional(), bandwidth: bandwidthSchema.optional() }).prefault({ udp: {}, tcp: {} }),
     datagramBudget: datagramBudgetSchema,
+    groups: pools.groups,
   });
 
   const agentName = z.string().regex(TUNNEL_NAME, 'agent names use letters, digits, _ . - (1-64, not starting with . or -)');
@@ -131,6 +134,7 @@ export function exposeSchemas(parts: RouteParts) {
     proxyProtocolUdp: z.enum(['every', 'first']).default('every'),
     udp,
     tcp: z.strictObject({ connectTimeout: duration.prefault('10s'), idleTimeout: duration.prefault('10m') }).prefault({}),
+    ...pools.expose,
   });
 
   const agent = z.strictObject({
@@ -203,6 +207,7 @@ export function checkExpose(
   const g = data.gateway;
   if (g && !canonicalIp(g.listen.host)) at(['gateway', 'listen'], `listen host must be an IP address, got "${g.listen.host}"`);
   if (g && g.authBackoff.max < g.authBackoff.initial) at(['gateway', 'authBackoff', 'max'], 'must be at least authBackoff.initial');
+  if (g) checkGroups(g.groups, new Set(Object.keys(g.agents)), at);
   const a = data.agent;
   if (!a) return;
   if (a.fingerprint === undefined && a.ca === undefined) {
@@ -219,6 +224,7 @@ export function checkExpose(
     }
     const transport = e.remote?.transport ?? e.transport ?? 'udp';
     if (e.proxyProtocol === 'v1' && transport === 'udp') at(['agent', 'expose', name, 'proxyProtocol'], 'v1 is TCP only; use v2 on a udp:// service');
+    checkExposePool(e, (path, message) => at(['agent', 'expose', name, ...path], message));
     if (!e.remote || e.remote.port === 0) continue;
     const key = `${e.remote.transport}:${e.remote.port}`;
     const other = seen.get(key);
@@ -253,6 +259,7 @@ export function compileGateway(g: RawGateway, topAcl: AclSpec | undefined, topSo
     maxPeerFlowsPerAgent: g.maxPeerFlowsPerAgent,
     stun: g.stun,
     datagramBudget: g.datagramBudget,
+    groups: compileGroups(g.groups),
     services: {
       udp: servicesUdp,
       tcp: tcpSettings(g.services.tcp),
@@ -283,6 +290,7 @@ export function compileAgent(a: RawAgent): AgentConfig {
       udp: udpSettings(e.udp, undefined),
       connectTimeoutMs: e.tcp.connectTimeout,
       idleTimeoutMs: e.tcp.idleTimeout,
+      ...compileExposePool(e),
     })),
     reconnect: { initialMs: a.reconnect.initial, maxMs: a.reconnect.max },
     streamWindow: a.streamWindow,
