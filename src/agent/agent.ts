@@ -27,6 +27,7 @@ import type { RouteDepsSource } from '../listen/route.js';
 import type { IceTiming } from '../ice/agent.js';
 import { startConnectListeners } from './connect-listeners.js';
 import { Peers } from './peers.js';
+import { poolTrailer, startLocalChecks } from './pool-membership.js';
 
 export interface AgentDeps {
   readonly clock: Clock;
@@ -97,6 +98,8 @@ export class Agent {
   readonly #done: Promise<void>;
   #config: AgentConfig;
   #ca: Buffer | undefined;
+  /** Pool members' own checks of their local services, reported on the current connection. */
+  readonly #checks: ReturnType<typeof startLocalChecks>;
 
   private constructor(
     config: AgentConfig,
@@ -112,6 +115,7 @@ export class Agent {
     this.local = parts.local;
     this.peers = parts.peers;
     this.connectRoutes = connectRoutes;
+    this.#checks = startLocalChecks(parts.local.services, deps.clock, (m) => this.#channel?.send(m) ?? false);
     this.#done = this.#run();
   }
 
@@ -190,6 +194,7 @@ export class Agent {
     this.#channel?.close('shutting-down', 'the agent is shutting down');
     this.#wait?.cancel();
     this.#wake?.();
+    this.#checks.close();
     await this.#done;
     await Promise.all(this.connectRoutes.map((r) => r.close('shutdown')));
     this.peers.close();
@@ -229,7 +234,7 @@ export class Agent {
     const cfg = this.#config;
     const remote = await resolveDestination(cfg.gateway, this.deps.resolver ?? systemResolver, 'trusted');
     const keyId = randomInt(1, 0xffff_ffff);
-    const { channel, authOk, keys } = await connectToGateway({
+    const { channel, authOk, keys, binding } = await connectToGateway({
       host: remote.address,
       port: remote.port,
       name: cfg.name,
@@ -277,6 +282,7 @@ export class Agent {
           svc.bound = m.bound;
           svc.refusal = undefined;
           this.deps.events.emit({ type: 'agent-published', at: this.deps.clock.wallNow(), service: svc.config.name, bound: m.bound });
+          this.#checks.published(svc);
           return;
         }
         case 'publish-error': {
@@ -316,6 +322,7 @@ export class Agent {
         transport: r.transport,
         remote: { address: ip.address, port: r.port, family: ip.family },
         proxyProtocol: svc.config.proxyProtocol,
+        ...(svc.config.pool ? { pool: poolTrailer(svc, cfg.name, binding) } : {}),
       });
     }
     // The gateway holds its own frames until it hears from us after AUTH_OK (control-channel.ts).

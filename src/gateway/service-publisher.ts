@@ -13,6 +13,8 @@ import type { RouteDepsSource, RouteRuntime } from '../listen/route.js';
 import type { ControlMessage, Publish, RefusalCode } from '../protocol/tunnel/index.js';
 import { AgentDatagramDialer, AgentStreamDialer } from '../upstream/agent/agent-dialer.js';
 import type { AgentLink } from './agent-link.js';
+import type { AgentPools } from './agent-pools.js';
+import type { DatagramDialer, StreamDialer } from '../upstream/dialer.js';
 import { inRanges, type PortRanges } from './port-range.js';
 
 export interface PublisherDeps {
@@ -26,6 +28,8 @@ export interface PublisherDeps {
   readonly udpOf: (agent: string) => UdpSettings;
   /** The agent's own `bandwidth` on the gateway, if set (else `services.bandwidth` applies). */
   readonly bandwidthOf?: (agent: string) => BandwidthSettings | undefined;
+  /** Agent pools (agent-pools.ts): a PUBLISH with a group joins one; a single service may not take a pool's port. */
+  readonly pools?: AgentPools;
 }
 
 /** Tries for a free port when the agent asked for "any" (port 0). */
@@ -55,12 +59,18 @@ export class ServicePublisher {
       const same = existing.transport === m.transport && existing.name === m.name && (m.remote.port === 0 || m.remote.port === existing.route.local.port);
       if (existing.stale && same) {
         existing.stale = false;
+        if (existing.leave) this.deps.pools?.linkChanged(link, 'published-again');
         return { type: 'publish-ok', serviceId: m.serviceId, bound: existing.route.local };
       }
       if (!existing.stale) return refuse('duplicate-service', `service id ${m.serviceId} is already published`);
       await link.unpublish(m.serviceId);
     }
     if (link.services.size >= this.deps.maxServicesPerAgent) return refuse('too-many-services', `at most ${this.deps.maxServicesPerAgent} services per agent`);
+    const pools = this.deps.pools;
+    if (m.pool && pools) return pools.publish(link, { ...m, pool: m.pool }, (s) => link.services.set(m.serviceId, s));
+    if (m.pool) return refuse('not-allowed', 'this gateway has no agent pools');
+    const pool = pools?.holding(m);
+    if (pool) return refuse('port-in-use', `${m.transport} port ${m.remote.port} is the pool of group "${pool.group.name}"; set group (and groupKey) to join it`);
     const ranges = this.deps.portsOf(link.name);
     if (m.remote.port !== 0 && !inRanges(ranges, m.remote.port)) {
       return refuse('port-outside-range', `port ${m.remote.port} is outside the ports this agent may use (${formatRanges(ranges)})`);
@@ -85,15 +95,21 @@ export class ServicePublisher {
     return refuse('port-in-use', m.remote.port !== 0 ? `port ${m.remote.port} is in use` : `no free port in ${formatRanges(ranges)}`);
   }
 
-  async #start(link: AgentLink, m: Publish, port: number): Promise<RouteRuntime> {
+  /** The shared listener of an agent pool: `name` is the pool's, the dialers its pool's. */
+  startPool(link: AgentLink, m: Publish, name: string, dialers: { stream: StreamDialer; datagram: DatagramDialer }): Promise<RouteRuntime> {
+    return this.#start(link, m, m.remote.port, name, dialers);
+  }
+
+  async #start(link: AgentLink, m: Publish, port: number, pool?: string, poolDialers?: { stream: StreamDialer; datagram: DatagramDialer }): Promise<RouteRuntime> {
     const { settings, clock, events } = this.deps;
-    const name = `${link.name}/${m.name}`;
-    const own = this.deps.bandwidthOf?.(link.name);
+    const name = pool ?? `${link.name}/${m.name}`;
+    // A pool's listener is no one agent's: it takes `services.*`, not the first member's own settings.
+    const own = pool ? undefined : this.deps.bandwidthOf?.(link.name);
     const route: ListenerConfig = {
       name,
       listen: { transport: m.transport, host: m.remote.address, port },
       upstream: name,
-      udp: m.transport === 'udp' ? this.deps.udpOf(link.name) : settings.udp,
+      udp: m.transport === 'udp' && !pool ? this.deps.udpOf(link.name) : settings.udp,
       tcp: settings.tcp,
       acl: settings.acl,
       proxyProtocol: undefined,
@@ -104,8 +120,8 @@ export class ServicePublisher {
     const shared = own?.perAgent ? { sharedBandwidth: this.#agentBuckets(link.name, own.perAgent) } : {};
     const r =
       m.transport === 'udp'
-        ? await UdpRoute.start(route, { clock, events, admit, nextFlowId, datapath, dialer: new AgentDatagramDialer(link, m.serviceId), ...shared })
-        : await TcpRoute.start(route, { clock, events, admit, nextFlowId, streamDatapath, dialer: new AgentStreamDialer(link, m.serviceId), ...shared });
+        ? await UdpRoute.start(route, { clock, events, admit, nextFlowId, datapath, dialer: poolDialers?.datagram ?? new AgentDatagramDialer(link, m.serviceId), ...shared })
+        : await TcpRoute.start(route, { clock, events, admit, nextFlowId, streamDatapath, dialer: poolDialers?.stream ?? new AgentStreamDialer(link, m.serviceId), ...shared });
     events.emit({ type: 'route-up', at: clock.wallNow(), route: name, listen: `${m.transport}://${formatEndpoint(r.local)}`, address: r.local });
     return r;
   }
