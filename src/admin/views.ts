@@ -6,6 +6,7 @@ import type { BandwidthSettings, RouteOrigin } from '../config/types.js';
 import type { RouteRuntime, SessionInfo } from '../listen/route.js';
 import type { ListenerConfig } from '../session/session-policy.js';
 import { zeroCounters, type FlowCounters } from '../observe/events.js';
+import type { PoolView } from '../upstream/pool/pool.js';
 
 /**
  * The JSON shapes of the admin API (docs/admin.md). Field names follow the access log and flow
@@ -30,6 +31,8 @@ export interface RouteAbout {
   /** The agent a published service belongs to. */
   readonly agent?: string;
   readonly state?: RouteState;
+  /** A pooled route's members and their health (docs/pools.md). */
+  readonly pool?: PoolView;
 }
 
 export interface RouteView extends FlowCounters {
@@ -47,6 +50,8 @@ export interface RouteView extends FlowCounters {
   settings: Record<string, unknown>;
   /** Where a discovered route came from (container labels); absent for config-file routes. */
   origin?: RouteOrigin;
+  /** A pooled route: balance, failover, refusals and each member's health, checks and traffic (docs/pools.md). */
+  pool?: PoolView;
 }
 
 export interface SessionView extends FlowCounters {
@@ -86,6 +91,7 @@ export function routeView(r: RouteRuntime, about?: RouteAbout, traffic?: FlowCou
     packetsToClient: t.packetsToClient,
     settings: settingsSummary(r.config),
     ...(r.config.origin ? { origin: r.config.origin } : {}),
+    ...(about?.pool ? { pool: about.pool } : {}),
   };
 }
 

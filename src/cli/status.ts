@@ -138,11 +138,38 @@ export function formatStatus(
       ),
     );
   }
+  out.push(...formatPools(routes));
   if (health.datapath) out.push('', `UDP DATAPATH: ${health.datapath}`);
   if (health.streamDatapath) out.push(`TCP DATAPATH: ${health.streamDatapath}`);
   if (health.agent) out.push(...formatAgent(health.agent));
   if (peers) out.push(...formatPeers(peers));
   return out.join('\n') + '\n';
+}
+
+/** Pooled routes' members (docs/pools.md): health, last check, live flows, sessions and bytes. */
+export function formatPools(routes: readonly RouteView[]): string[] {
+  const pooled = routes.filter((r) => r.pool);
+  if (pooled.length === 0) return [];
+  return [
+    '',
+    table(
+      ['ROUTE', 'MEMBER', 'WEIGHT', 'HEALTH', 'LAST_CHECK', 'ACTIVE', 'SESSIONS', 'BYTES_FROM_CLIENT', 'BYTES_TO_CLIENT'],
+      pooled.flatMap((r) =>
+        r.pool!.members.map((m) => [
+          r.name,
+          m.backup ? `${m.label} (backup)` : m.label,
+          String(m.weight),
+          m.health,
+          m.lastCheck ? `${m.lastCheck.outcome} ${m.lastCheck.latencyMs}ms` : '-',
+          String(m.active),
+          String(m.sessions),
+          String(m.bytesFromClient),
+          String(m.bytesToClient),
+        ]),
+      ),
+    ),
+    ...pooled.filter((r) => r.pool!.refused > 0).map((r) => `${r.name}: ${r.pool!.refused} refused (no-healthy-upstream)`),
+  ];
 }
 
 /** The agent's gateway connection and the services it published (or tried to). */

@@ -4,6 +4,7 @@ import { parseListenSpan } from './port-span.js';
 import { checkListenOverlaps } from './listen-overlap.js';
 import { checkRouteMatches } from './route-match.js';
 import { checkRouteRanges } from './route-ranges.js';
+import { checkPools, compilePool, isPooled } from './pool-schema.js';
 import { SluiceError } from '../core/errors.js';
 import { configSchema, type RawConfig } from './schema.js';
 import { checkObserve, compileObserve } from './observe-schema.js';
@@ -64,6 +65,7 @@ export function parseConfig(text: string): ParseResult {
   if (routesRaw && typeof routesRaw === 'object' && !Array.isArray(routesRaw)) checkRoutes(routesRaw, at);
   checkListenOverlaps(raw as Record<string, unknown>, at, (path) => lineOf(nodeOffset(doc, path)));
   if (parsed.success) checkRouteRanges(parsed.data.routes, at);
+  if (parsed.success) checkPools(parsed.data.routes, at);
   if (routesRaw && typeof routesRaw === 'object' && !Array.isArray(routesRaw)) checkRouteMatches(routesRaw, at, (path) => lineOf(nodeOffset(doc, path)));
   if (parsed.success) checkAdmission(parsed.data, at);
   if (parsed.success) checkObserve(parsed.data, at);
@@ -178,6 +180,7 @@ function compile(data: RawConfig): SluiceConfig {
     ...((r.sourcePrefix ?? data.sourcePrefix) ? { sourcePrefix: r.sourcePrefix ?? data.sourcePrefix } : {}),
     ...(r.bandwidth ? { bandwidth: r.bandwidth } : {}),
     ...(r.match ? { match: r.match } : {}),
+    ...(isPooled(r) ? { pool: compilePool(r)! } : {}),
     proxyProtocol: r.proxyProtocol && {
       accept: r.proxyProtocol.accept,
       send: r.proxyProtocol.send,

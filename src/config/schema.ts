@@ -10,6 +10,7 @@ import { expecting } from './issue-text.js';
 import { bandwidthSchema } from './bandwidth-schema.js';
 import { routeMatchSchema } from './route-match.js';
 import { parseListenSpan, parseUpstreamSpan } from './port-span.js';
+import { eitherBy, poolMembersSchema, poolShape, type RawUpstream } from './pool-schema.js';
 
 /**
  * The config file's shape. Every object is strict (unknown keys are errors) and every default is
@@ -53,6 +54,8 @@ const udp = z
     setupQueue: count(4096).default(64),
     maxDatagramBytes: z.number().int().min(1).max(65535).default(65507),
     replyBudget,
+    /** A pooled route's live sessions when their member goes down (docs/pools.md). */
+    failover: z.enum(['move', 'keep']).optional(),
   })
   .prefault({});
 
@@ -180,9 +183,17 @@ const bans = z.strictObject({
   maxTracked: z.number().int().min(1).max(10_000_000).default(100_000),
 });
 
+/** One upstream, or a list of pool members (docs/pools.md): a list is checked as a pool, anything else as one upstream. */
+const routeUpstreamOrPool = eitherBy(
+  (v) => Array.isArray(v),
+  poolMembersSchema.transform((members): RawUpstream => ({ upstream: members[0]!.address, members })),
+  routeUpstream.transform((u): RawUpstream => u),
+);
+
 export const routeSchema = z.strictObject({
   listen: routeListen,
-  upstream: routeUpstream,
+  upstream: routeUpstreamOrPool,
+  ...poolShape((text) => duration.prefault(text)),
   udp,
   tcp,
   acl: acl.optional(),

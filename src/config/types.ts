@@ -8,6 +8,7 @@ import type { AgentConfig, GatewayConfig } from './expose-config.js';
 import type { ObserveConfig } from './observe-schema.js';
 import type { DockerConfig } from './docker-config.js';
 import type { BansSettings } from './bans-settings.js';
+import type { PoolSpec } from './pool-schema.js';
 import type { BandwidthSettings, ProxyProtocolSettings, TcpSettings, UdpSettings } from './route-settings.js';
 
 export type { AclSpec, RouteOrigin, SourcePrefix };
@@ -18,7 +19,10 @@ export interface RouteConfig {
   readonly listen: ListenAddress;
   /** How many ports from `listen.port` on (`listen: ...:N-M`, docs/ranges.md); absent = one. */
   readonly ports?: number;
+  /** The upstream; on a pooled route, its first member (for code that is not pool-aware). */
   readonly upstream: HostPort;
+  /** Set when `upstream` is a list of members or the route has `balance`/`health` (docs/pools.md). */
+  readonly pool?: PoolSpec;
   /** `upstream` is a range of `ports` ports: listen port p goes to upstream.port + (p - listen.port). */
   readonly upstreamRange?: boolean;
   /** Set on the route one port of a range runs (listen/range-route.ts): its flows carry the listen port. */

@@ -11,6 +11,8 @@ export type SluiceErrorCode =
   | 'SLUICE_ERR_DIAL_FAILED'
   /** A connect listener's peer agent is not connected to the gateway (PEER_OPEN refused with peer-offline). */
   | 'SLUICE_ERR_PEER_OFFLINE'
+  /** A pooled route has no member taking sessions (docs/pools.md). */
+  | 'SLUICE_ERR_NO_HEALTHY_UPSTREAM'
   | 'SLUICE_ERR_RESOLVE'
   | 'SLUICE_ERR_DESTINATION_DENIED'
   | 'SLUICE_ERR_ADDRESS_INVALID'

@@ -13,6 +13,8 @@ export type EndReason =
   | 'upstream-unreachable'
   /** A connect listener's peer agent is not connected to the gateway. */
   | 'peer-offline'
+  /** A pooled route had no member taking sessions (every one down, ejected or draining; docs/pools.md). */
+  | 'no-healthy-upstream'
   | 'evicted'
   | 'route-removed'
   | 'shutdown'
@@ -42,7 +44,9 @@ export type RejectReason =
   /** A shared TCP address: the first bytes are not a ClientHello Sluice accepts (detail: the reader's reason). */
   | 'client-hello-invalid'
   /** A shared TCP address: no complete ClientHello within the deadline. */
-  | 'client-hello-timeout';
+  | 'client-hello-timeout'
+  /** A pooled route had no member taking sessions (docs/pools.md); never counted against the client by ban rules. */
+  | 'no-healthy-upstream';
 
 /** Why single datagrams were dropped (counted in batches, never one event per datagram). */
 export type DropReason =

@@ -75,6 +75,8 @@ export type SluiceEvent =
   | { type: 'config-rejected'; at: number; problems: string[] }
   /** A peer link of `agent.connect` / `expose.peers` changed state or path (docs/connect.md). */
   | { type: 'peer-path'; at: number; peer: string; /** `peer-offline`: the gateway says the peer agent is not connected to it. */ state: 'idle' | 'connecting' | 'connected' | 'peer-offline'; path: 'direct' | 'relayed'; reason: string | undefined }
+  /** A pool member changed health state (docs/pools.md); `member` is its label, `cause` what moved it. */
+  | { type: 'pool-member'; at: number; route: string; member: string; from: string; to: string; cause: string }
   | ExposureEvent;
 
 // --- Reports of the gateway and the agent (docs/expose.md) -------------------------------------

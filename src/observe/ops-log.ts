@@ -45,6 +45,10 @@ export function opsLogSink(log: Logger, clock: { now(): number }): (e: SluiceEve
         lastDialError.set(e.flow.route, { at: now, folded: 0 });
         return;
       }
+      case 'pool-member':
+        // Up/down transitions of pool members (docs/pools.md): one line each.
+        (e.to === 'down' || e.to === 'ejected' ? log.warn : log.info).call(log, { route: e.route, member: e.member, from: e.from, to: e.to, cause: e.cause }, `pool member ${e.to}`);
+        return;
       default:
         return;
     }

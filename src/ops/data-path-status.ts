@@ -3,6 +3,7 @@ import type { Agent } from '../agent/agent.js';
 import type { BanList, CrowdsecBans } from '../admin/bans-api.js';
 import type { GatewayPeerSource } from './peer-view.js';
 import type { PublishedSource } from './served-routes.js';
+import type { PoolView } from '../upstream/pool/pool.js';
 
 /**
  * What the ops layer reads of the data path, and nothing more. The composition root provides it
@@ -12,6 +13,8 @@ import type { PublishedSource } from './served-routes.js';
 export interface DataPathStatus {
   /** The node's own routes right now. */
   routes(): readonly RouteRuntime[];
+  /** A config route's pool (docs/pools.md); undefined for a route with one upstream. */
+  pool?(route: string): PoolView | undefined;
   /** The gateway and agent of `gateway:` / `agent:`, where they run. */
   peers(): PeerStatus;
   /** Admission state shown by /api/bans and /api/sources. */

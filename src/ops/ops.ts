@@ -65,7 +65,7 @@ export class Ops {
     const { clock, status } = deps;
     this.instanceId = deps.instanceId ?? newInstanceId();
     this.#startedAt = clock.wallNow();
-    this.#served = new ServedRoutes({ routes: () => status.routes(), gateway: () => status.peers().gateway, agent: () => status.peers().agent });
+    this.#served = new ServedRoutes({ routes: () => status.routes(), gateway: () => status.peers().gateway, agent: () => status.peers().agent, pool: (name) => status.pool?.(name) });
     const routes = () => this.#served.all();
     this.live = new LiveHub({ clock, routes });
     this.traffic = new RouteTraffic(routes);
@@ -73,7 +73,7 @@ export class Ops {
     const throttle = new LoginThrottle(clock);
     this.sources = new SourceActivity(clock, (source) => status.admission().banState?.(source));
     const peerFlow = (flow: FlowRef) => peerFlowOf(status.peers().agent, flow);
-    this.#sinks = new RecordSinks({ ...deps, instanceId: this.instanceId, routes, agent: () => status.peers().agent, peerFlow, datapath: () => status.health().datapath, streamDatapath: () => status.health().streamDatapath ?? 'js', throttle });
+    this.#sinks = new RecordSinks({ ...deps, instanceId: this.instanceId, routes, agent: () => status.peers().agent, peerFlow, datapath: () => status.health().datapath, streamDatapath: () => status.health().streamDatapath ?? 'js', throttle, pools: () => status.routes().flatMap((r) => { const view = status.pool?.(r.name); return view ? [{ route: r.name, view }] : []; }) });
     this.#admin = new AdminListener({
       clock,
       log: deps.log,

@@ -16,6 +16,7 @@ import { RotatingFileWriter, type RecordWriter } from '../observe/rotating-file.
 import { registerAdminAuthMetrics } from '../admin/admin-metrics.js';
 import type { LoginThrottle } from '../admin/login-throttle.js';
 import { registerPeerMetrics } from './peer-metrics.js';
+import { registerPoolMetrics, type PoolReading } from './pool-metrics.js';
 import { OFF, Rebuilt } from './rebuilt.js';
 
 export interface RecordSinksDeps {
@@ -32,6 +33,8 @@ export interface RecordSinksDeps {
   readonly streamDatapath: () => 'js' | 'native';
   /** Wrong admin credentials, counted on /metrics. */
   readonly throttle: LoginThrottle;
+  /** Pooled routes' members, for the pool families on /metrics (docs/pools.md). */
+  readonly pools?: () => readonly PoolReading[];
   /** Test seams for the conntrack source (a fake `conntrack`, another namespace's sysctls). */
   readonly conntrack?: Pick<ConntrackSourceDeps, 'spawn' | 'sysctl' | 'random'>;
 }
@@ -181,6 +184,8 @@ export class RecordSinks {
     // Peer families only where an agent runs (`agent:` needs a restart to come or go).
     const peerMetrics = config.agent ? registerPeerMetrics(registry, agent, this.#deps.peerFlow) : undefined;
     registerAdminAuthMetrics(registry, this.#deps.throttle.counters);
+    const pools = this.#deps.pools;
+    if (pools) registerPoolMetrics(registry, pools);
     const unsubscribe = [events.subscribe(metrics.sink), ...(peerMetrics ? [events.subscribe(peerMetrics.sink)] : [])];
     // The drop counters point at whichever outputs are current (#watchDrops).
     this.#unwatchDrops = [];

@@ -3,6 +3,7 @@ import { routeView, type RouteAbout, type RouteView } from '../admin/views.js';
 import type { RouteTraffic } from '../admin/route-traffic.js';
 import type { AgentStatus } from './data-path-status.js';
 import type { PublishedRoute } from '../gateway/gateway.js';
+import type { PoolView } from '../upstream/pool/pool.js';
 
 /** The gateway's published services (Gateway.published), listed with the routes. */
 export interface PublishedSource {
@@ -15,6 +16,8 @@ export interface ServedRoutesDeps {
   readonly routes: () => readonly RouteRuntime[];
   readonly gateway: () => PublishedSource | undefined;
   readonly agent: () => AgentStatus | undefined;
+  /** A config route's pool, when it has one (docs/pools.md). */
+  readonly pool?: (route: string) => PoolView | undefined;
 }
 
 /**
@@ -41,6 +44,10 @@ export class ServedRoutes {
       about.set(p.route, { kind: 'published', agent: p.agent, state: p.stale ? 'stale' : p.agentState === 'attached' ? 'up' : 'agent-detached' });
     }
     for (const r of this.deps.agent()?.connectRoutes ?? []) about.set(r, { kind: 'connect' });
+    for (const r of this.deps.routes()) {
+      const pool = this.deps.pool?.(r.name);
+      if (pool) about.set(r, { kind: 'route', pool });
+    }
     return this.all().map((r) => routeView(r, about.get(r), traffic.of(r)));
   }
 

@@ -1,4 +1,5 @@
 import type { RouteRuntime } from '../listen/route.js';
+import type { PoolView } from '../upstream/pool/pool.js';
 import type { CrowdsecHolder } from '../admission/crowdsec/crowdsec-holder.js';
 import type { Bans } from '../admission/bans/bans.js';
 import type { ContainerRoutes } from '../discovery/container-routes.js';
@@ -72,6 +73,10 @@ export class NodeStatus implements DataPathStatus {
   sessionRoutes(): readonly RouteRuntime[] {
     const exposed = exposedRoutes(this.#shown.gateway, this.#shown.agent);
     return exposed.length === 0 ? this.routes() : [...this.routes(), ...exposed];
+  }
+
+  pool(name: string): PoolView | undefined {
+    return this.#shown.routes?.pool(name);
   }
 
   route(name: string): RouteRuntime | undefined {

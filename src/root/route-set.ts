@@ -18,6 +18,8 @@ import { RangeRoute } from '../listen/range-route.js';
 import { formatListenSpan } from '../config/port-span.js';
 import { diffRoutes } from '../config/diff.js';
 import type { ReloadSummary } from '../discovery/container-routes.js';
+import { RoutePools } from './route-pools.js';
+import type { PoolView } from '../upstream/pool/pool.js';
 
 export interface RouteSetDeps {
   readonly clock: Clock;
@@ -63,6 +65,8 @@ export class RouteSet {
   readonly #shared = new SharedTcpListeners();
   readonly #sharedUdp = new SharedUdpListeners();
   readonly #immediate: AbortSignal;
+  /** Upstream pools of pooled routes (docs/pools.md); every route dials through its entry here. */
+  readonly #pools: RoutePools;
 
   private constructor(
     config: SluiceConfig,
@@ -72,6 +76,7 @@ export class RouteSet {
     this.verdicts = deps.verdicts ?? new VerdictChanges(deps.events, deps.clock);
     this.verdicts.watch(() => this.#routes.values());
     this.#immediate = deps.signal ? AbortSignal.any([deps.signal, this.#now.signal]) : this.#now.signal;
+    this.#pools = new RoutePools({ clock: deps.clock, events: deps.events, stream: deps.streamDialer, datagram: deps.datagramDialer });
   }
 
   /** Binds every route; if one fails, the ones already bound are closed and the error names the route. */
@@ -79,7 +84,14 @@ export class RouteSet {
     const node = new RouteSet(config, deps);
     node.#shared.plan(config.routes);
     node.#sharedUdp.plan(config.routes);
-    const started = await node.#startAll(config.routes);
+    await node.#pools.apply(config.routes);
+    let started: RouteRuntime<RouteConfig>[];
+    try {
+      started = await node.#startAll(config.routes);
+    } catch (err) {
+      node.#pools.close();
+      throw err;
+    }
     for (const r of started) node.#routes.set(r.name, r);
     return node;
   }
@@ -96,6 +108,11 @@ export class RouteSet {
   /** Which UDP datapath moves this node's datagrams (for status and metrics). */
   get udpDatapathKind(): 'js' | 'native' {
     return this.deps.udpDatapath?.kind ?? 'js';
+  }
+
+  /** A pooled route's members and their health (docs/pools.md); undefined for a route with one upstream. */
+  pool(name: string): PoolView | undefined {
+    return this.#pools.view(name);
   }
 
   routes(): RouteRuntime<RouteConfig>[] {
@@ -118,6 +135,8 @@ export class RouteSet {
     this.#shared.plan(next.routes);
     this.#sharedUdp.plan(next.routes);
     // A range that moves keeps the ports both ranges hold; it binds only the new ones (range-route.ts).
+    // Pools first: members that remain keep their sessions, new ones take the next (docs/pools.md).
+    await this.#pools.apply(next.routes);
     const moves = await this.#prepareMoves(diff.rebuilt);
     const rebuilt = diff.rebuilt.filter((r) => !moves.some((m) => m.route === r));
     let fresh: RouteRuntime<RouteConfig>[];
@@ -158,6 +177,7 @@ export class RouteSet {
       const all = [...this.#routes.values()];
       this.#routes.clear();
       await Promise.all([...all.map((r) => this.#drain(r, deadlineMs, 'drain-deadline')), ...this.#draining]);
+      this.#pools.close();
     })();
     return this.#stopping;
   }
@@ -170,6 +190,7 @@ export class RouteSet {
     this.#stopping ??= Promise.resolve();
     await Promise.all(all.map((r) => this.#closeRoute(r, 'shutdown')));
     await Promise.all(this.#draining);
+    this.#pools.close();
   }
 
   /** Prepares every range route of `rebuilt` that only moves its range; on a failure, aborts those prepared and rejects. */
@@ -222,18 +243,19 @@ export class RouteSet {
     const { clock, events } = this.deps;
     const admit = this.#admitter(route);
     const nextFlowId = () => ++this.#flowId;
+    const { stream: streamDialer, datagram: datagramDialer } = this.#pools.dialersFor(route.name);
     const r = (route.ports ?? 1) > 1
       ? await RangeRoute.start(route, clock, (one, pooled, ticks) =>
           one.listen.transport === 'udp'
-            ? UdpRoute.start(one, { clock: ticks, events, admit, nextFlowId, dialer: this.deps.datagramDialer, datapath: this.deps.udpDatapath, pooled })
-            : TcpRoute.start(one, { clock: ticks, events, admit, nextFlowId, dialer: this.deps.streamDialer, streamDatapath: this.deps.streamDatapath, pooled }))
+            ? UdpRoute.start(one, { clock: ticks, events, admit, nextFlowId, dialer: datagramDialer, datapath: this.deps.udpDatapath, pooled })
+            : TcpRoute.start(one, { clock: ticks, events, admit, nextFlowId, dialer: streamDialer, streamDatapath: this.deps.streamDatapath, pooled }))
       : route.listen.transport === 'udp'
         ? this.#sharedUdp.wants(route)
-          ? await this.#sharedUdp.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.datagramDialer, datapath: this.deps.udpDatapath })
-          : await UdpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.datagramDialer, datapath: this.deps.udpDatapath })
+          ? await this.#sharedUdp.start(route, { clock, events, admit, nextFlowId, dialer: datagramDialer, datapath: this.deps.udpDatapath })
+          : await UdpRoute.start(route, { clock, events, admit, nextFlowId, dialer: datagramDialer, datapath: this.deps.udpDatapath })
         : this.#shared.wants(route)
-          ? await this.#shared.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.streamDialer })
-          : await TcpRoute.start(route, { clock, events, admit, nextFlowId, dialer: this.deps.streamDialer, streamDatapath: this.deps.streamDatapath });
+          ? await this.#shared.start(route, { clock, events, admit, nextFlowId, dialer: streamDialer })
+          : await TcpRoute.start(route, { clock, events, admit, nextFlowId, dialer: streamDialer, streamDatapath: this.deps.streamDatapath });
     events.emit({ type: 'route-up', at: clock.wallNow(), route: route.name, listen: formatListenSpan(route.listen, route.ports), address: r.local, ...(route.origin ? { origin: route.origin } : {}) });
     return r;
   }

@@ -152,6 +152,11 @@ export class SessionShell<P extends SessionPolicy, F extends ShellFlow> {
   /** The dial failed: reports `dial-error` and returns the reason the flow ends with. */
   dialFailed(flow: F, err: Error & { code?: string }, dialedAt: number): EndReason {
     const { clock, events } = this.deps;
+    if (isSluiceError(err, 'SLUICE_ERR_NO_HEALTHY_UPSTREAM')) {
+      // A pool with no member taking sessions: a refusal of the client (counted by reason), not a failed dial.
+      events.emit({ type: 'session-rejected', at: clock.wallNow(), route: flow.route, proto: this.proto, client: flow.client, reason: 'no-healthy-upstream' });
+      return 'no-healthy-upstream';
+    }
     const up = this.#policy.upstream;
     events.emit({ type: 'dial-error', at: clock.wallNow(), flow, upstream: `${up.host}:${up.port}`, code: err.code ?? 'ERROR', message: err.message, latencyMs: clock.now() - dialedAt });
     return isSluiceError(err, 'SLUICE_ERR_PEER_OFFLINE') ? 'peer-offline' : 'upstream-unreachable';

@@ -214,6 +214,7 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
 
   upstreamFailed(s: UdpSession, err: Error): void {
     if (isSluiceError(err, 'SLUICE_ERR_PEER_OFFLINE')) return this.end(s, 'peer-offline');
+    if (isSluiceError(err, 'SLUICE_ERR_NO_HEALTHY_UPSTREAM')) return this.end(s, 'no-healthy-upstream');
     const code = errnoCode(err);
     this.end(s, code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' ? 'upstream-unreachable' : 'upstream-error');
   }

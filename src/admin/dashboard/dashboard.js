@@ -378,7 +378,37 @@ function onTick(tick) {
 async function loadRoutes() {
   state.routes = (await api('/api/routes')).routes;
   renderRoutes();
+  renderPools();
 }
+
+const POOLS_EVERY_MS = 2000; // /api/routes is polled this often once a route has a pool (member health moves on its own)
+let poolsTimer;
+
+/** Pooled routes' members: health, last check, sessions and bytes (docs/pools.md). */
+function renderPools() {
+  const members = state.routes.flatMap((r) => (r.pool ? r.pool.members.map((m) => ({ route: r.name, ...m })) : []));
+  $('pools-section').hidden = members.length === 0;
+  if (members.length === 0) return;
+  poolsTimer ??= setInterval(() => void loadRoutes().catch(() => {}), POOLS_EVERY_MS);
+  fillTable(
+    'pool-members',
+    members,
+    [
+      [(m) => m.route],
+      [(m) => `${m.label}${m.backup ? ' (backup)' : ''}`],
+      [(m) => m.weight, 'num'],
+      [(m) => m.health, `health-${m.health}`],
+      [(m) => (m.lastCheck ? `${m.lastCheck.outcome} in ${m.lastCheck.latencyMs} ms` : '–')],
+      [(m) => m.active, 'num'],
+      [(m) => m.sessions, 'num'],
+      [(m) => fmtBytes(m.bytesFromClient), 'num'],
+      [(m) => fmtBytes(m.bytesToClient), 'num'],
+    ],
+    'no pool members',
+    (m) => `${m.route}|${m.key}`,
+  );
+}
+
 
 async function loadFlows() {
   state.flows = (await api(`/api/flows?limit=${MAX_ROWS}`)).flows;

@@ -90,7 +90,7 @@ export class BanRules {
   readonly sink = (e: SluiceEvent): void => {
     if (this.#rules.size === 0) return;
     if (e.type === 'session-started') this.#count(this.deps.rulesOf(e.flow.route), e.flow.client, 'sessions');
-    else if (e.type === 'session-rejected' && !e.observeOnly && e.reason !== 'banned') this.#count(this.deps.rulesOf(e.route), e.client, 'rejections');
+    else if (e.type === 'session-rejected' && !e.observeOnly && e.reason !== 'banned' && e.reason !== 'no-healthy-upstream') this.#count(this.deps.rulesOf(e.route), e.client, 'rejections');
     else if (e.type === 'auth-failed') this.#count(this.deps.agentEndpointRules(), e.client, 'rejections');
     else if (e.type === 'session-ended' && this.#meterBytes) this.#meter.ended(e.flow, e.counters);
   };
