@@ -121,7 +121,7 @@ export class AgentPools {
     pool.members.set(memberKey, member);
     add(service);
     pool.pool.update(this.#specs(pool), pool.pool.settings);
-    this.#judge(pool, member, 'joined');
+    this.#judge(pool, member, member.healthReported ? "joined, down until the agent's first check report" : 'joined');
     return { type: 'publish-ok', serviceId: m.serviceId, bound: route.local };
   }
 

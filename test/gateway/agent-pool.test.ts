@@ -2,6 +2,8 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { freePort, waitFor } from '../helpers/net.js';
+import { ServedRoutes } from '../../src/ops/served-routes.js';
+import { RouteTraffic } from '../../src/admin/route-traffic.js';
 import { published, startAgent, startGateway } from './expose-helpers.js';
 import {
   GROUP_KEY, namedTcpService, namedUdpService, poolAgentConfig, poolGatewayConfig, tcpEcho, tcpGreeting, udpClientFrom,
@@ -80,4 +82,63 @@ test('agent pool: two agents share one UDP and one TCP listener; traffic is bala
   const fresh = [];
   for (let i = 0; i < 4; i++) fresh.push((await tcpGreeting(t, p.tcpPort)).id);
   assert.ok(fresh.includes('a'), `new connections after the rejoin: ${fresh.join(',')}`);
+});
+
+test('agent pool: an agent not in the group, a wrong key, and a single service on the pool port are refused, naming service and reason; the pool is listed in /api/routes with its members', async (t) => {
+  const p = await twoAgentPool(t);
+  const svc = await namedUdpService(t, 'c');
+  const refusedBy = async (expose: string) => {
+    const c = await startAgent(t, poolAgentConfig(p.gw, 'c', expose));
+    await waitFor(() => c.rec.of('agent-publish-refused').length > 0, 'refusal');
+    await c.agent.close();
+    return c.rec.of('agent-publish-refused')[0]!;
+  };
+  // c is a configured agent, but not one of the group's.
+  const notAllowed = await refusedBy(`    x: { local: 127.0.0.1:${svc.port}, remote: udp://127.0.0.1:${p.udpPort}, group: ha, groupKey: "${GROUP_KEY}" }`);
+  assert.deepEqual([notAllowed.service, notAllowed.code], ['x', 'not-allowed']);
+  assert.match(notAllowed.message, /agent "c" may not join group "ha"/);
+  // A group that does not exist, and a single service on a pool's port.
+  const unknown = await refusedBy(`    y: { local: 127.0.0.1:${svc.port}, remote: udp://127.0.0.1:${p.udpPort}, group: other, groupKey: "${GROUP_KEY}" }`);
+  assert.deepEqual([unknown.service, unknown.code], ['y', 'not-allowed']);
+  const single = await refusedBy(`    z: { local: 127.0.0.1:${svc.port}, remote: udp://127.0.0.1:${p.udpPort} }`);
+  assert.deepEqual([single.service, single.code], ['z', 'port-in-use']);
+  assert.match(single.message, /pool of group "ha"/);
+  // b again, with the wrong key (as a second agent process of b would be refused at auth, restart b with a bad key).
+  await p.b.agent.close();
+  const wrong = await startAgent(t, poolAgentConfig(p.gw, 'b', `    u: { local: 127.0.0.1:${p.services.b.udp.port}, remote: udp://127.0.0.1:${p.udpPort}, group: ha, groupKey: "not-the-group-key-0000" }`));
+  await waitFor(() => wrong.rec.of('agent-publish-refused').length > 0, 'wrong key refused');
+  const r = wrong.rec.of('agent-publish-refused')[0]!;
+  assert.deepEqual([r.service, r.code], ['u', 'not-allowed']);
+  assert.match(r.message, /wrong key for group "ha"/);
+  assert.equal(p.gw.gateway.counters.publishRefused['not-allowed'], 3);
+  assert.equal(p.gw.gateway.counters.publishRefused['port-in-use'], 1);
+  // The pool kept its one member: a's. Its route is listed once, with the pool and its members.
+  const views = new ServedRoutes({ routes: () => [], gateway: () => p.gw.gateway, agent: () => undefined }).views(new RouteTraffic(() => []));
+  const udp = views.find((v) => v.name === `ha/udp:${p.udpPort}`)!;
+  assert.equal(udp.kind, 'published');
+  assert.deepEqual(udp.pool!.members.map((m) => [m.key, m.health]), [['a/u', 'up']]);
+  assert.equal(views.filter((v) => v.name.startsWith('a/') || v.name.startsWith('b/')).length, 0, 'members are not listed as routes of their own');
+  const c = await udpClientFrom(t, '127.0.0.9');
+  assert.equal(await c.ask(p.udpPort, 'x'), 'a:x');
+});
+
+test('agent pool: the agent reports its local check; a member whose service fails it is taken down and its UDP sessions move; it comes back after rise checks', async (t) => {
+  const p = await twoAgentPool(t, ', health: { udp: { send: "probe", interval: 100ms, timeout: 80ms, rise: 2, fall: 2 } }');
+  const route = `ha/udp:${p.udpPort}`;
+  await waitFor(() => p.stateOf(route, 'a/u') === 'up' && p.stateOf(route, 'b/u') === 'up', 'both members reported up');
+  const clients = await udpClients(t, p.udpPort, 16, 40);
+  const onA = clients.filter((c) => c.member === 'a');
+  assert.ok(onA.length > 0 && onA.length < 16, `a has ${onA.length} of 16`);
+  // a's local service goes away (ICMP port unreachable): the agent reports down, the gateway moves a's sessions to b.
+  const port = p.services.a.udp.port;
+  p.services.a.udp.close();
+  await waitFor(() => p.stateOf(route, 'a/u') === 'down', 'a/u down by its agent report', 5000);
+  const down = p.gw.rec.of('pool-member').filter((e) => e.member === 'a/u' && e.to === 'down').at(-1)!;
+  assert.match(down.cause, /agent-check-down: port unreachable/);
+  for (const c of onA) assert.equal(await c.c.ask(p.udpPort, 'moved'), 'b:moved');
+  // The service comes back on its port: up after two passing checks; new sessions reach it again.
+  await namedUdpService(t, 'a', port);
+  await waitFor(() => p.stateOf(route, 'a/u') === 'up', 'a/u up again', 5000);
+  const again = await udpClients(t, p.udpPort, 16, 60);
+  assert.ok(again.some((c) => c.member === 'a'), 'new sessions reach a again');
 });
