@@ -96,7 +96,7 @@ test('agent pool through two NATs: one NAT blackholed, the UDP session moves to 
   await new Promise((r) => setTimeout(r, 1000));
   // Blackhole the serving member's NAT: a forward chain ahead of the NAT's own rules that drops everything.
   const ns = `${lab.prefix}nat-${serving}`;
-  for (const args of [['add', 'table', 'ip', 'blackhole'], ['add', 'chain', 'ip', 'blackhole', 'fwd', '{ type filter hook forward priority -300; policy drop; }']]) {
+  for (const args of [['add', 'table', 'ip', 'blackhole'], ['add', 'chain', 'ip', 'blackhole', 'everything', '{ type filter hook forward priority -300; policy drop; }']]) {
     const r = spawnSync('ip', ['netns', 'exec', ns, 'nft', ...args], { encoding: 'utf8' });
     assert.equal(r.status, 0, `nft ${args.join(' ')} in ${ns}: ${r.stderr}`);
   }
