@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import { freePort, waitFor } from '../helpers/net.js';
 import { ServedRoutes } from '../../src/ops/served-routes.js';
 import { RouteTraffic } from '../../src/admin/route-traffic.js';
+import { agentStatusView } from '../../src/ops/agent-view.js';
 import { published, startAgent, startGateway } from './expose-helpers.js';
 import {
   GROUP_KEY, namedTcpService, namedUdpService, poolAgentConfig, poolGatewayConfig, tcpEcho, tcpGreeting, udpClientFrom,
@@ -136,6 +137,10 @@ test('agent pool: the agent reports its local check; a member whose service fail
   const down = p.gw.rec.of('pool-member').filter((e) => e.member === 'a/u' && e.to === 'down').at(-1)!;
   assert.match(down.cause, /agent-check-down: port unreachable/);
   for (const c of onA) assert.equal(await c.c.ask(p.udpPort, 'moved'), 'b:moved');
+  // The agent's own status shows the group and its verdict.
+  const view = agentStatusView(p.a.agent).services.find((s) => s.name === 'u')!;
+  assert.deepEqual([view.group, view.localHealth?.up, view.localHealth?.message], ['ha', false, 'port unreachable (ICMP)']);
+  assert.equal(agentStatusView(p.a.agent).services.find((s) => s.name === 't')!.localHealth, undefined, 'no health: block, no localHealth');
   // The service comes back on its port: up after two passing checks; new sessions reach it again.
   await namedUdpService(t, 'a', port);
   await waitFor(() => p.stateOf(route, 'a/u') === 'up', 'a/u up again', 5000);
