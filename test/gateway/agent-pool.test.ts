@@ -147,3 +147,21 @@ test('agent pool: the agent reports its local check; a member whose service fail
   const again = await udpClients(t, p.udpPort, 16, 60);
   assert.ok(again.some((c) => c.member === 'a'), 'new sessions reach a again');
 });
+
+test('agent pool: a control connection outage takes the member down (its UDP sessions move); the resumed agent publishes again and is up', async (t) => {
+  const p = await twoAgentPool(t);
+  const route = `ha/udp:${p.udpPort}`;
+  const clients = await udpClients(t, p.udpPort, 16, 80);
+  const onA = clients.filter((c) => c.member === 'a');
+  assert.ok(onA.length > 0, 'some clients on a');
+  const downs = () => p.gw.rec.of('pool-member').filter((e) => e.member === 'a/u' && e.to === 'down').length;
+  p.a.agent.reconnectNow();
+  await waitFor(() => downs() === 1, 'a/u down while its agent is away');
+  await waitFor(() => p.gw.rec.of('pool-member').some((e) => e.member === 'a/u' && e.to === 'up' && e.cause === 'published-again'), 'a/u up after the resume');
+  assert.equal(p.a.agent.counters.resumed, 1, 'the gateway resumed the agent');
+  assert.equal(p.stateOf(route, 'a/u'), 'up');
+  // The sessions that moved stay on b; new sessions of a's addresses reach a again.
+  for (const c of onA) assert.equal(await c.c.ask(p.udpPort, 'stay'), 'b:stay');
+  const again = await udpClients(t, p.udpPort, 16, 80);
+  assert.ok(again.filter((c) => onA.some((o) => o.address === c.address)).every((c) => c.member === 'a'));
+});
