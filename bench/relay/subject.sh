@@ -11,7 +11,9 @@
 # upstream answers 1:1, so it never drops. SLUICE_BENCH_REPLY_BUDGET=off lifts it, to measure its
 # cost as subject vs subject2 (docs/security.md). SLUICE_BENCH_BANDWIDTH=1 puts bandwidth limits
 # that the load never reaches (perSource and perRoute of 100 Gbit/s) on the echo routes, to measure
-# the cost of a limit that is not reached (docs/bans.md).
+# the cost of a limit that is not reached (docs/bans.md). SLUICE_BENCH_POOL=1 (subject-pool.sh)
+# makes every route a pool (docs/pools.md) of its one upstream, with active health checks, to
+# measure what pooling costs against the same routes with one upstream.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -25,11 +27,20 @@ case "${SLUICE_BENCH_RECORD:-0}" in
   1) ACCESS="${CFG%.yaml}.access.log" ;;
   all) ACCESS="${CFG%.yaml}.access.log" FLOW="${CFG%.yaml}.flow.log" ADMIN="admin: { listen: 127.0.0.1:0 }" ;;
 esac
+UP_E="127.0.0.1:$E" UP_I="127.0.0.1:$I" POOL_U= POOL_T= POOL_I=
+if [ "${SLUICE_BENCH_POOL:-0}" = 1 ]; then
+  UP_E="[\"127.0.0.1:$E\"]" UP_I="[\"127.0.0.1:$I\"]"
+  POOL_U='health: { udp: { send: "text:sluice-check", interval: 2s, timeout: 1s } }'
+  POOL_T='health: { tcp: { interval: 2s, timeout: 1s } }'
+  # iperf3's server takes one test at a time: a check connecting mid-test would disturb it.
+  POOL_I='balance: least-conn'
+fi
 cat > "$CFG" <<YAML
 routes:
   echo-udp:
     listen: udp://127.0.0.1:$R
-    upstream: 127.0.0.1:$E
+    upstream: $UP_E
+    $POOL_U
     udp:
       idleTimeout: 120s
       maxSessions: 0
@@ -40,12 +51,14 @@ routes:
     $BW
   echo-tcp:
     listen: tcp://127.0.0.1:$R
-    upstream: 127.0.0.1:$E
+    upstream: $UP_E
+    $POOL_T
     $BW
     tcp: { idleTimeout: 120s, maxConnections: 0, maxConnectionsPerSource: 0 }
   iperf:
     listen: tcp://127.0.0.1:$RI
-    upstream: 127.0.0.1:$I
+    upstream: $UP_I
+    $POOL_I
     $BW
     tcp: { idleTimeout: 120s, maxConnections: 0, maxConnectionsPerSource: 0 }
 accessLog: { output: $ACCESS }

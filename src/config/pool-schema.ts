@@ -90,6 +90,14 @@ export function eitherBy<T>(which: (v: unknown) => boolean, yes: z.ZodType<T>, n
   }) as unknown as z.ZodType<T>;
 }
 
+/**
+ * True for a list meant as pool members. `upstream: [::1]:53` unquoted is a YAML list too (of
+ * "::1"); it is left to the single-upstream check, which names that trap.
+ */
+export function isPoolList(v: unknown): boolean {
+  return Array.isArray(v) && !(v.length === 1 && typeof v[0] === 'string' && /^[0-9a-f]*:[0-9a-f:]*$/i.test(v[0]));
+}
+
 /** One list entry: `host:port`, or `{ address, weight, backup }`. */
 export const poolMemberSchema = z.preprocess((v) => (typeof v === 'string' ? { address: v } : v), memberObject);
 

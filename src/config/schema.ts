@@ -10,7 +10,7 @@ import { expecting } from './issue-text.js';
 import { bandwidthSchema } from './bandwidth-schema.js';
 import { routeMatchSchema } from './route-match.js';
 import { parseListenSpan, parseUpstreamSpan } from './port-span.js';
-import { eitherBy, poolMembersSchema, poolShape, type RawUpstream } from './pool-schema.js';
+import { eitherBy, isPoolList, poolMembersSchema, poolShape, type RawUpstream } from './pool-schema.js';
 
 /**
  * The config file's shape. Every object is strict (unknown keys are errors) and every default is
@@ -185,7 +185,7 @@ const bans = z.strictObject({
 
 /** One upstream, or a list of pool members (docs/pools.md): a list is checked as a pool, anything else as one upstream. */
 const routeUpstreamOrPool = eitherBy(
-  (v) => Array.isArray(v),
+  isPoolList,
   poolMembersSchema.transform((members): RawUpstream => ({ upstream: members[0]!.address, members })),
   routeUpstream.transform((u): RawUpstream => u),
 );

@@ -186,3 +186,32 @@ test('health checks stay within their rate: one per member per interval, counted
   }
   assert.ok(n.node.pool('g')!.members.every((m) => m.lastCheck?.outcome === 'ok'));
 });
+
+test('reload: sessions on members that remain stay; a removed member keeps its live sessions (draining) and gets no new ones', async (t) => {
+  const ms = await three(t);
+  const n = await startNode(t, poolRoute(ms, '    balance: round-robin'));
+  const { at, ask } = await sessions(t, n.port('g'));
+  await n.node.reload(config(poolRoute([ms[0]!, ms[1]!], '    balance: round-robin')));
+  assert.equal(n.node.pool('g')!.members.find((m) => m.key.endsWith(`:${ms[2]!.port}`))!.health, 'draining');
+  for (let i = 0; i < 30; i++) assert.equal(await ask(i, `again${i}`), at[i], `session ${i} stays on its member`);
+  const c = await proxiedClients(t);
+  const before = ms[2]!.sources.size;
+  for (let i = 100; i < 130; i++) c.send(n.port('g'), clientAt(i), 'new');
+  await waitFor(() => c.replies.length === 30, 'new sessions answered');
+  assert.ok(c.replies.every((r) => !r.startsWith('c:')), 'no new session on the removed member');
+  assert.equal(ms[2]!.sources.size, before);
+});
+
+test('passive health: a member that stops answering live sessions (silentDatagrams) is ejected and its sessions move, with no active checks', async (t) => {
+  const ms = await three(t);
+  const n = await startNode(t, poolRoute(ms, '    balance: round-robin\n    health:\n      passive: { silentDatagrams: 3, silentTime: 300ms, ejectTime: 30s }'));
+  const { c, at, ask } = await sessions(t, n.port('g'));
+  const b = ms[1]!;
+  b.silent = true;
+  const onB = at.map((x, i) => (x === 'b' ? i : -1)).filter((i) => i >= 0);
+  for (let round = 0; round < 3; round++) for (const i of onB) c.send(n.port('g'), clientAt(i), `unanswered${round}`);
+  await waitFor(() => n.ofType('pool-member').some((e) => e.member.endsWith(`:${b.port}`) && e.to === 'ejected' && e.cause === 'silent'), 'b ejected as silent', 3000);
+  const seen = b.data;
+  for (const i of onB) assert.notEqual(await ask(i, `moved${i}`), 'b');
+  assert.equal(b.data, seen, 'nothing reached b after the move');
+});

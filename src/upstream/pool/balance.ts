@@ -55,13 +55,23 @@ export class RoundRobinBalancer implements Balancer {
  * the members in turn, so an idle pool still spreads.
  */
 export class LeastConnBalancer implements Balancer {
-  readonly #ties = new RoundRobinBalancer();
+  #turn = 0;
 
+  /** No allocation: one pass for the lowest load and its ties, a second to take the turn's tie. */
   pick<C extends Candidate>(candidates: readonly C[]): C {
     let low = Infinity;
-    for (const c of candidates) low = Math.min(low, c.active / c.weight);
-    const tied = candidates.filter((c) => c.active / c.weight === low);
-    return tied.length === 1 ? tied[0]! : this.#ties.pick(tied);
+    let ties = 0;
+    for (const c of candidates) {
+      const load = c.active / c.weight;
+      if (load < low) {
+        low = load;
+        ties = 1;
+      } else if (load === low) ties++;
+    }
+    let k = ties === 1 ? 0 : this.#turn++ % ties;
+    if (this.#turn > 1e9) this.#turn = 0;
+    for (const c of candidates) if (c.active / c.weight === low && k-- === 0) return c;
+    return candidates[0]!;
   }
 }
 

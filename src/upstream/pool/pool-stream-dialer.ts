@@ -1,11 +1,11 @@
 import type { HostPort } from '../../core/address.js';
-import type { Clock } from '../../core/clock.js';
+import type { Clock, Timer } from '../../core/clock.js';
 import { SluiceError } from '../../core/errors.js';
 import type { EventStream, SluiceEvent } from '../../observe/events.js';
 import type { StreamDatapath } from '../../datapath/stream-datapath.js';
 import type { DialedConn, SocketDialer } from '../direct/socket-dial.js';
 import type { DialedStream, DialOptions, StreamDialer } from '../dialer.js';
-import { memberKeyOf, type UpstreamPool } from './pool.js';
+import type { UpstreamPool } from './pool.js';
 import type { PoolMember } from './pool-member.js';
 
 /**
@@ -21,6 +21,7 @@ export class PoolStreamDialer implements StreamDialer, SocketDialer {
   /** Dialed connections by `ip:port` of the dialed address, oldest first. */
   readonly #live = new Map<string, Live>();
   readonly #unsubscribe: () => void;
+  #sweep: Timer | undefined;
 
   constructor(
     private readonly pool: UpstreamPool,
@@ -46,30 +47,32 @@ export class PoolStreamDialer implements StreamDialer, SocketDialer {
 
   /** Stops following the route's events. */
   close(): void {
+    this.#sweep?.cancel();
     this.#unsubscribe();
   }
 
   async #attempts<T extends { remote: { address: string; port: number } }>(opts: DialOptions, dial: (m: PoolMember, opts: DialOptions) => Promise<T>): Promise<T> {
     const started = this.clock.now();
-    const tried = new Set<PoolMember>();
+    // Made on the first retry only: the first attempt allocates nothing of its own.
+    let tried: Set<PoolMember> | undefined;
     let last: unknown;
     for (;;) {
       const left = opts.timeoutMs > 0 ? opts.timeoutMs - (this.clock.now() - started) : 0;
-      if (tried.size > 0 && (opts.timeoutMs > 0 && left <= 0)) throw last;
+      if (tried !== undefined && opts.timeoutMs > 0 && left <= 0) throw last;
       let m: PoolMember;
       try {
         m = this.pool.pick(opts.client, tried);
       } catch (err) {
-        throw tried.size > 0 ? last : err;
+        throw tried !== undefined ? last : err;
       }
-      tried.add(m);
       try {
-        const r = await dial(m, opts.timeoutMs > 0 ? { ...opts, timeoutMs: Math.max(1, Math.ceil(left)) } : opts);
+        const r = await dial(m, tried === undefined || opts.timeoutMs <= 0 ? opts : { ...opts, timeoutMs: Math.max(1, Math.ceil(left)) });
         m.worked();
-        this.#dialed(m, memberKeyOf(r.remote));
+        this.#dialed(m, endpointKey(r.remote));
         return r;
       } catch (err) {
         this.pool.release(m);
+        (tried ??= new Set()).add(m);
         last = err;
         if (opts.signal.aborted) throw err;
         this.pool.failed(m, 'dial-failed');
@@ -79,21 +82,28 @@ export class PoolStreamDialer implements StreamDialer, SocketDialer {
 
   /**
    * The route starts a dialed connection in the same turn as the dial resolves (session-started),
-   * or drops it there when its client left meanwhile; one not started by the next macrotask is
-   * released here, so a member's count never leaks.
+   * or drops it there when its client left meanwhile. A sweep every STALE_MS releases those never
+   * started, so a member's count never leaks (and nothing is scheduled per connection).
    */
   #dialed(m: PoolMember, key: string): void {
     let at = this.#live.get(key);
     if (!at) this.#live.set(key, (at = { pending: [], started: [] }));
-    const d: Dialed = { m, started: false };
-    at.pending.push(d);
-    setImmediate(() => {
-      if (d.started) return;
-      const i = at.pending.indexOf(d);
-      if (i >= 0) at.pending.splice(i, 1);
-      this.pool.release(m);
+    at.pending.push({ m, at: this.clock.now() });
+    this.#sweep ??= this.clock.setInterval(() => this.#releaseStale(), STALE_MS);
+  }
+
+  #releaseStale(): void {
+    const old = this.clock.now() - STALE_MS;
+    let left = 0;
+    for (const [key, at] of this.#live) {
+      while (at.pending.length > 0 && at.pending[0]!.at <= old) this.pool.release(at.pending.shift()!.m);
+      left += at.pending.length;
       this.#tidy(key, at);
-    });
+    }
+    if (left === 0) {
+      this.#sweep?.cancel();
+      this.#sweep = undefined;
+    }
   }
 
   #tidy(key: string, at: Live): void {
@@ -103,13 +113,12 @@ export class PoolStreamDialer implements StreamDialer, SocketDialer {
   #onEvent(e: SluiceEvent): void {
     if (e.type !== 'session-started' && e.type !== 'session-ended') return;
     if (e.flow.route !== this.pool.route || e.flow.proto !== 'tcp' || !e.upstream) return;
-    const key = memberKeyOf(e.upstream);
+    const key = endpointKey(e.upstream);
     const at = this.#live.get(key);
     if (!at) return;
     if (e.type === 'session-started') {
       const d = at.pending.shift();
       if (!d) return;
-      d.started = true;
       d.m.sessions++;
       at.started.push(d.m);
       return;
@@ -123,6 +132,9 @@ export class PoolStreamDialer implements StreamDialer, SocketDialer {
   }
 }
 
+/** The dialed address as the dial returned it and the route's events carry it (already canonical). */
+const endpointKey = (e: { address: string; port: number }): string => `${e.address}|${e.port}`;
+
 interface Live {
   /** Dialed, not started yet (the route's turn has not run). */
   readonly pending: Dialed[];
@@ -132,5 +144,9 @@ interface Live {
 
 interface Dialed {
   readonly m: PoolMember;
-  started: boolean;
+  /** When the dial resolved (clock ms). */
+  readonly at: number;
 }
+
+/** A dialed connection not started by the route within this long was dropped by it (its client left). */
+const STALE_MS = 1000;

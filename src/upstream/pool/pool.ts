@@ -51,6 +51,8 @@ export class UpstreamPool {
   #settings: PoolSettings;
   #balancer: Balancer;
   #refused = 0;
+  readonly #primaries: PoolMember[] = [];
+  readonly #backups: PoolMember[] = [];
   #closed = false;
   readonly #random: () => number;
 
@@ -85,10 +87,13 @@ export class UpstreamPool {
    * there is none.
    */
   pick(client: Endpoint | undefined, tried?: ReadonlySet<PoolMember>): PoolMember {
-    const primaries: PoolMember[] = [];
-    const backups: PoolMember[] = [];
+    // Reused arrays: picking runs once per connection and allocates nothing when it succeeds.
+    const primaries = this.#primaries;
+    const backups = this.#backups;
+    primaries.length = 0;
+    backups.length = 0;
     for (const m of this.#members.values()) {
-      if (!m.takes || tried?.has(m)) continue;
+      if (!m.takes || (tried !== undefined && tried.has(m))) continue;
       (m.spec.backup ? backups : primaries).push(m);
     }
     const candidates = primaries.length > 0 ? primaries : backups;
@@ -96,7 +101,10 @@ export class UpstreamPool {
       if (!tried || tried.size === 0) this.#refused++;
       throw new SluiceError('SLUICE_ERR_NO_HEALTHY_UPSTREAM', `route "${this.route}": no healthy upstream (${this.#members.size} member(s), none taking sessions)`);
     }
-    const m = this.#balancer.pick(candidates, client ? (canonicalIp(client.address)?.address ?? client.address) : '');
+    const key = this.#settings.balance === 'source-hash' && client ? (canonicalIp(client.address)?.address ?? client.address) : '';
+    const m = this.#balancer.pick(candidates, key);
+    primaries.length = 0;
+    backups.length = 0;
     m.active++;
     return m;
   }
