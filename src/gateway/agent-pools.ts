@@ -1,4 +1,5 @@
 import type { Clock } from '../core/clock.js';
+import { errnoCode, isSluiceError } from '../core/errors.js';
 import type { AgentGroup } from '../config/agent-pool-schema.js';
 import type { EventStream } from '../observe/events.js';
 import type { RouteRuntime } from '../listen/route.js';
@@ -109,7 +110,13 @@ export class AgentPools {
       pool = opened;
     }
     if (pool.group !== group) return refuse('port-in-use', `${m.transport} port ${m.remote.port} is the pool of group "${pool.group.name}", not "${name}"`);
-    if (link.state === 'closed') return refuse('shutting-down', 'the agent went away');
+    if (link.state === 'closed') {
+      // Opened for an agent that left meanwhile: a listener with no member does not stay. Checked
+      // after this turn, so members that waited for the same listener have joined by then.
+      const opened = pool;
+      setImmediate(() => void this.#closeIfEmpty(opened));
+      return refuse('shutting-down', 'the agent went away');
+    }
     const memberKey = `${link.name}/${m.name}`;
     if (pool.members.has(memberKey)) return refuse('duplicate-service', `${memberKey} is already a member of group "${name}"`);
     const route = pool.route!;
@@ -174,7 +181,7 @@ export class AgentPools {
       dialers.stream.close();
       dialers.datagram.close();
       pool.close();
-      const code = (err as { cause?: { code?: string } }).cause?.code ?? (err as { code?: string }).code;
+      const code = errnoCode(isSluiceError(err) ? err.cause : err);
       return code === 'EADDRINUSE' || code === 'EACCES'
         ? `${m.transport} port ${m.remote.port} is in use (by a service that is not a member of group "${group.name}")`
         : `cannot listen on ${m.remote.address}:${m.remote.port}: ${(err as Error).message}`;
@@ -191,6 +198,11 @@ export class AgentPools {
     member.leaving = true;
     this.#judge(p, member, 'left');
     p.pool.update(this.#specs(p), p.pool.settings);
+    await this.#closeIfEmpty(p);
+  }
+
+  /** The last member left: the listener closes (`route-down`) and the pool's timers stop. */
+  async #closeIfEmpty(p: AgentPool): Promise<void> {
     if (p.members.size > 0 || this.#pools.get(p.remoteKey) !== p) return;
     this.#pools.delete(p.remoteKey);
     p.dialers.stream.close();
