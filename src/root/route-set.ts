@@ -135,15 +135,18 @@ export class RouteSet {
     this.#shared.plan(next.routes);
     this.#sharedUdp.plan(next.routes);
     // A range that moves keeps the ports both ranges hold; it binds only the new ones (range-route.ts).
-    // Pools first: members that remain keep their sessions, new ones take the next (docs/pools.md).
-    await this.#pools.apply(next.routes);
     const moves = await this.#prepareMoves(diff.rebuilt);
+    // Pools before listeners: members that remain keep their sessions, new ones take the next
+    // (docs/pools.md); undone below if a listener cannot bind.
+    await this.#pools.apply(next.routes);
     const rebuilt = diff.rebuilt.filter((r) => !moves.some((m) => m.route === r));
     let fresh: RouteRuntime<RouteConfig>[];
     try {
       fresh = await this.#startAll([...diff.added, ...rebuilt]);
     } catch (err) {
       await Promise.all(moves.map((m) => m.abort()));
+      // The running config stays, pools included.
+      await this.#pools.apply(this.#config.routes);
       throw err;
     }
     await Promise.all(moves.map((m) => m.commit()));

@@ -215,3 +215,12 @@ test('passive health: a member that stops answering live sessions (silentDatagra
   for (const i of onB) assert.notEqual(await ask(i, `moved${i}`), 'b');
   assert.equal(b.data, seen, 'nothing reached b after the move');
 });
+
+test('reload that fails to bind leaves the pools as they were', async (t) => {
+  const ms = await three(t);
+  const n = await startNode(t, poolRoute([ms[0]!, ms[1]!], '    balance: round-robin'));
+  const taken = await udpMember(t, 'taken');
+  const bad = poolRoute([ms[0]!, ms[2]!], '    balance: round-robin') + `  x:\n    listen: udp://127.0.0.1:${taken.port}\n    upstream: 127.0.0.1:9\n`;
+  await assert.rejects(n.node.reload(config(bad)));
+  assert.deepEqual(n.node.pool('g')!.members.map((m) => [m.key, m.health]), [[`127.0.0.1:${ms[0]!.port}`, 'up'], [`127.0.0.1:${ms[1]!.port}`, 'up']]);
+});

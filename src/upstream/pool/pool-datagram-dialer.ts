@@ -115,7 +115,7 @@ class PoolChannel implements DatagramChannel, DatagramReceiver, Movable {
   /** Opens a channel on a member (not `not`), trying the next one when an open fails. */
   async connect(not: PoolMember | undefined): Promise<void> {
     const pool = this.owner.pool;
-    const tried = new Set<PoolMember>(not ? [not] : []);
+    let tried = not ? new Set<PoolMember>([not]) : undefined;
     let last: unknown;
     for (;;) {
       let m: PoolMember;
@@ -124,7 +124,6 @@ class PoolChannel implements DatagramChannel, DatagramReceiver, Movable {
       } catch (err) {
         throw last ?? err;
       }
-      tried.add(m);
       const open = m.spec.ways.open;
       try {
         if (!open) throw new SluiceError('SLUICE_ERR_DIAL_FAILED', `pool member ${m.spec.label} takes no UDP sessions`);
@@ -143,6 +142,7 @@ class PoolChannel implements DatagramChannel, DatagramReceiver, Movable {
       } catch (err) {
         pool.release(m);
         if (this.opts.signal.aborted) throw err;
+        (tried ??= new Set()).add(m);
         last = err;
         pool.failed(m, 'dial-failed');
       }

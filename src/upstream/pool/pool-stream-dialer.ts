@@ -41,7 +41,7 @@ export class PoolStreamDialer implements StreamDialer, SocketDialer {
 
   /** On the route's stream datapath when every member can be dialed there; else undefined (Node streams). */
   dialConn(_target: HostPort, opts: DialOptions, datapath: StreamDatapath): Promise<DialedConn> | undefined {
-    if (this.pool.members().some((m) => !m.spec.ways.dialConn)) return undefined;
+    if (!this.pool.allHave('dialConn')) return undefined;
     return this.#attempts(opts, (m, o) => m.spec.ways.dialConn!(o, datapath) ?? Promise.reject(new SluiceError('SLUICE_ERR_DIAL_FAILED', `pool member ${m.spec.label} cannot dial on the ${datapath.kind} datapath`)));
   }
 
@@ -51,28 +51,49 @@ export class PoolStreamDialer implements StreamDialer, SocketDialer {
     this.#unsubscribe();
   }
 
-  async #attempts<T extends { remote: { address: string; port: number } }>(opts: DialOptions, dial: (m: PoolMember, opts: DialOptions) => Promise<T>): Promise<T> {
+  /** The first attempt without an async frame (one `then` per connection); retries in #retry. */
+  #attempts<T extends { remote: { address: string; port: number } }>(opts: DialOptions, dial: (m: PoolMember, opts: DialOptions) => Promise<T>): Promise<T> {
     const started = this.clock.now();
-    // Made on the first retry only: the first attempt allocates nothing of its own.
-    let tried: Set<PoolMember> | undefined;
-    let last: unknown;
+    let m: PoolMember;
+    try {
+      m = this.pool.pick(opts.client);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return dial(m, opts).then(
+      (r) => {
+        m.worked();
+        this.#dialed(m, endpointKey(r.remote));
+        return r;
+      },
+      (err: unknown) => {
+        this.pool.release(m);
+        if (opts.signal.aborted) throw err;
+        this.pool.failed(m, 'dial-failed');
+        return this.#retry(opts, dial, started, new Set([m]), err);
+      },
+    );
+  }
+
+  /** The next members that take sessions, within what is left of the connect timeout. */
+  async #retry<T extends { remote: { address: string; port: number } }>(opts: DialOptions, dial: (m: PoolMember, opts: DialOptions) => Promise<T>, started: number, tried: Set<PoolMember>, last: unknown): Promise<T> {
     for (;;) {
       const left = opts.timeoutMs > 0 ? opts.timeoutMs - (this.clock.now() - started) : 0;
-      if (tried !== undefined && opts.timeoutMs > 0 && left <= 0) throw last;
+      if (opts.timeoutMs > 0 && left <= 0) throw last;
       let m: PoolMember;
       try {
         m = this.pool.pick(opts.client, tried);
-      } catch (err) {
-        throw tried !== undefined ? last : err;
+      } catch {
+        throw last;
       }
       try {
-        const r = await dial(m, tried === undefined || opts.timeoutMs <= 0 ? opts : { ...opts, timeoutMs: Math.max(1, Math.ceil(left)) });
+        const r = await dial(m, opts.timeoutMs <= 0 ? opts : { ...opts, timeoutMs: Math.max(1, Math.ceil(left)) });
         m.worked();
         this.#dialed(m, endpointKey(r.remote));
         return r;
       } catch (err) {
         this.pool.release(m);
-        (tried ??= new Set()).add(m);
+        tried.add(m);
         last = err;
         if (opts.signal.aborted) throw err;
         this.pool.failed(m, 'dial-failed');

@@ -52,6 +52,8 @@ export class UpstreamPool {
   #balancer: Balancer;
   #refused = 0;
   readonly #primaries: PoolMember[] = [];
+  /** allHave's answers, cleared when members change. */
+  readonly #allHave = new Map<string, boolean>();
   readonly #backups: PoolMember[] = [];
   #closed = false;
   readonly #random: () => number;
@@ -74,6 +76,16 @@ export class UpstreamPool {
 
   members(): PoolMember[] {
     return [...this.#members.values()];
+  }
+
+  /** True when every member has this way (read per connection: kept up to date by update()). */
+  allHave(way: keyof MemberSpec['ways']): boolean {
+    let all = this.#allHave.get(way);
+    if (all === undefined) {
+      all = [...this.#members.values()].every((m) => m.spec.ways[way] !== undefined);
+      this.#allHave.set(way, all);
+    }
+    return all;
   }
 
   member(key: string): PoolMember | undefined {
@@ -128,6 +140,7 @@ export class UpstreamPool {
   update(specs: readonly MemberSpec[], settings: PoolSettings): void {
     if (settings.balance !== this.#settings.balance) this.#balancer = makeBalancer(settings.balance, this.#random);
     this.#settings = settings;
+    this.#allHave.clear();
     const next = new Map(specs.map((s) => [s.key, s]));
     for (const [key, m] of this.#members) {
       const spec = next.get(key);
