@@ -50,6 +50,8 @@ export interface Connected {
   readonly channel: ControlChannel;
   readonly authOk: AuthOk;
   readonly keys: DatagramKeys;
+  /** The connection's TLS binding (exportAuthBinding): pool key proofs are bound to it. */
+  readonly binding: Buffer;
 }
 
 /**
@@ -128,7 +130,7 @@ export function connectToGateway(o: ConnectOptions): Promise<Connected> {
           settled = true;
           timer.cancel();
           o.signal.removeEventListener('abort', onAbort);
-          resolve({ channel: channel!, authOk: m, keys: keys! });
+          resolve({ channel: channel!, authOk: m, keys: keys!, binding });
         }
       });
       channel.send({

@@ -14,6 +14,7 @@ import { nextAgentState, type AgentState } from './agent-state.js';
 import { connectToGateway, GatewayConnectError, type ConnectFailure } from './gateway-connection.js';
 import type { ExposedService, LocalServices } from './local-services.js';
 import type { PeerControl } from './peers.js';
+import { poolTrailer, startLocalChecks } from './pool-membership.js';
 
 export interface AgentCounters {
   connects: number;
@@ -70,6 +71,8 @@ export class GatewayHome {
   #wait: Timer | undefined;
   #wake: (() => void) | undefined;
   #closed = false;
+  /** Pool members' own checks of their local services, reported on this home's connection. */
+  readonly #checks: ReturnType<typeof startLocalChecks>;
   readonly done: Promise<void>;
 
   constructor(
@@ -82,6 +85,7 @@ export class GatewayHome {
     private readonly host: HomeHost,
   ) {
     this.#backoff = newBackoff(host.config(), host.random);
+    this.#checks = startLocalChecks(local.services, host.clock, (m) => this.#channel?.send(m) ?? false);
     this.done = this.#run();
   }
 
@@ -124,6 +128,7 @@ export class GatewayHome {
       this.#channel?.close('shutting-down', 'the agent is shutting down');
       this.#wait?.cancel();
       this.#wake?.();
+      this.#checks.close();
     }
     await this.done;
   }
@@ -187,7 +192,7 @@ export class GatewayHome {
     const remote = await resolveDestination(this.gateway, this.host.resolver ?? systemResolver, 'trusted');
     this.address = remote.address;
     const keyId = randomInt(1, 0xffff_ffff);
-    const { channel, authOk, keys } = await connectToGateway({
+    const { channel, authOk, keys, binding } = await connectToGateway({
       host: remote.address,
       port: remote.port,
       name: cfg.name,
@@ -238,6 +243,7 @@ export class GatewayHome {
           svc.bound = m.bound;
           svc.refusal = undefined;
           events.emit({ type: 'agent-published', at: clock.wallNow(), service: svc.config.name, bound: m.bound });
+          this.#checks.published(svc);
           return;
         }
         case 'publish-error': {
@@ -277,6 +283,7 @@ export class GatewayHome {
         proxyProtocol: svc.config.proxyProtocol,
         ...(svc.config.remotePorts !== undefined ? { ports: svc.config.remotePorts } : {}),
         ...(svc.config.serverName !== undefined ? { serverName: svc.config.serverName } : {}),
+        ...(svc.config.pool ? { pool: poolTrailer(svc, cfg.name, binding) } : {}),
       });
     }
     // The gateway holds its own frames until it hears from us after AUTH_OK (control-channel.ts).

@@ -42,6 +42,8 @@ interface TagOwner {
 export class ExposedService {
   /** The public address the gateway bound for it (PUBLISH_OK); kept across a reconnect until the next answer. */
   bound: Endpoint | undefined;
+  /** The agent's own check of the local service, for a pool member with `health` (local-health.ts). */
+  localHealth: { readonly report: { readonly up: boolean; readonly message: string } | undefined } | undefined;
   /** The gateway's latest PUBLISH_ERROR for it; cleared by a PUBLISH_OK. */
   refusal: { readonly code: string; readonly message: string } | undefined;
   /** The agent's UDP sessions toward the local service, one per public client, with the service's udp rules. */

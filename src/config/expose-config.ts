@@ -4,6 +4,7 @@ import type { AclSpec } from '../core/acl-spec.js';
 import type { SourcePrefix } from '../core/source-prefix.js';
 import type { BandwidthSettings, TcpSettings, UdpSettings } from './route-settings.js';
 import type { DatagramBudgetSettings } from './datagram-budget-schema.js';
+import type { AgentGroup, ExposePoolSettings } from './agent-pool-schema.js';
 
 /* The compiled `gateway:` and `agent:` sections (docs/expose.md); gateway-schema.ts builds them. */
 
@@ -68,6 +69,8 @@ export interface GatewayConfig {
   readonly datagramBudget: DatagramBudgetSettings;
   /** Membership of a fleet of gateways sharing state through Redis (docs/fleet.md); absent = no fleet. */
   readonly fleet?: FleetSettings;
+  /** `groups.<name>`: agent pools, who may join them and with which key (docs/pools.md). */
+  readonly groups: ReadonlyMap<string, AgentGroup>;
 }
 
 export interface ExposeConfig {
@@ -90,6 +93,8 @@ export interface ExposeConfig {
   readonly proxyProtocolUdp: 'every' | 'first';
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  /** `group`, `groupKey`, `health`: this service is one member of an agent pool on the gateway. */
+  readonly pool?: ExposePoolSettings;
 }
 
 /** `agent.connect.<name>`: a local listener that reaches another agent's service (docs/connect.md). */

@@ -8,6 +8,7 @@ import { DEFAULT_REPLY_BUDGET, type ReplyBudget } from '../core/reply-budget.js'
 import { expecting } from './issue-text.js';
 import { agentBandwidthSchema, bandwidthSchema } from './bandwidth-schema.js';
 import { datagramBudgetSchema } from './datagram-budget-schema.js';
+import { agentPoolSchemas, checkExposePool, checkGroups, compileExposePool, compileGroups } from './agent-pool-schema.js';
 import { checkExposeRanges, parseExposeLocal, parseExposeRemote, rangeSizesProblem } from './expose-remote.js';
 import { checkNamesPorts, compileNames, namesSchemas } from './expose-names.js';
 import { compileFleet, fleetSchema } from './fleet-schema.js';
@@ -99,6 +100,7 @@ export function exposeSchemas(parts: RouteParts) {
   const token = z.string().min(MIN_TOKEN_CHARS, `use a token of at least ${MIN_TOKEN_CHARS} characters (e.g. openssl rand -hex 24)`);
   const window = z.number().int().min(1024).max(0x7fff_ffff).default(256 * 1024);
   const count = (max: number) => z.number().int().min(1).max(max);
+  const pools = agentPoolSchemas(duration);
 
   const gateway = z.strictObject({
     listen: hostPort(true),
@@ -124,6 +126,7 @@ export function exposeSchemas(parts: RouteParts) {
     services: z.strictObject({ udp, tcp, acl: acl.optional(), bandwidth: bandwidthSchema.optional() }).prefault({ udp: {}, tcp: {} }),
     datagramBudget: datagramBudgetSchema,
     fleet: fleetSchema(duration).optional(),
+    groups: pools.groups,
   });
 
   const agentName = z.string().regex(TUNNEL_NAME, 'agent names use letters, digits, _ . - (1-64, not starting with . or -)');
@@ -146,6 +149,7 @@ export function exposeSchemas(parts: RouteParts) {
     proxyProtocolUdp: z.enum(['every', 'first']).default('every'),
     udp,
     tcp: z.strictObject({ connectTimeout: duration.prefault('10s'), idleTimeout: duration.prefault('10m') }).prefault({}),
+    ...pools.expose,
   });
 
   const pin = z.string().refine((s) => normaliseFingerprint(s) !== undefined, 'expected sha256: and 64 hex digits (colons allowed), as the gateway prints it');
@@ -220,6 +224,7 @@ export function checkExpose(
   if (g && !canonicalIp(g.listen.host)) at(['gateway', 'listen'], `listen host must be an IP address, got "${g.listen.host}"`);
   if (g && g.authBackoff.max < g.authBackoff.initial) at(['gateway', 'authBackoff', 'max'], 'must be at least authBackoff.initial');
   if (g) checkNamesPorts(g.names, g.listen, at);
+  if (g) checkGroups(g.groups, new Set(Object.keys(g.agents)), at);
   const a = data.agent;
   if (!a) return;
   if (a.gateway !== undefined && a.gateways !== undefined) at(['agent', 'gateways'], 'give gateway (one gateway) or gateways (several), not both');
@@ -239,6 +244,7 @@ export function checkExpose(
     }
     const transport = e.remote?.remote.transport ?? e.transport ?? 'udp';
     if (e.proxyProtocol === 'v1' && transport === 'udp') at(['agent', 'expose', name, 'proxyProtocol'], 'v1 is TCP only; use v2 on a udp:// service');
+    checkExposePool(e, (path, message) => at(['agent', 'expose', name, ...path], message));
     if (!e.remote) {
       if (e.local.ports !== undefined) at(['agent', 'expose', name, 'local'], 'a range of local ports needs a remote range of the same size');
       continue;
@@ -286,6 +292,7 @@ export function compileGateway(g: RawGateway, topAcl: AclSpec | undefined, topSo
     stun: g.stun,
     datagramBudget: g.datagramBudget,
     ...(g.fleet ? { fleet: compileFleet(g.fleet, g.listen) } : {}),
+    groups: compileGroups(g.groups),
     services: {
       udp: servicesUdp,
       tcp: tcpSettings(g.services.tcp),
@@ -328,6 +335,7 @@ export function compileAgent(a: RawAgent): AgentConfig {
       udp: udpSettings(e.udp, undefined),
       connectTimeoutMs: e.tcp.connectTimeout,
       idleTimeoutMs: e.tcp.idleTimeout,
+      ...compileExposePool(e),
     })),
     reconnect: { initialMs: a.reconnect.initial, maxMs: a.reconnect.max },
     streamWindow: a.streamWindow,

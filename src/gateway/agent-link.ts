@@ -5,7 +5,7 @@ import type { Clock, Timer } from '../core/clock.js';
 import { SluiceError } from '../core/errors.js';
 import type { RouteRuntime } from '../listen/route.js';
 import {
-  MAX_DATAGRAM_PAYLOAD_BYTES, PEER_TAG_BIT, type ControlMessage, type DatagramOrigin, type Hello, type Publish, type RefusalCode,
+  MAX_DATAGRAM_PAYLOAD_BYTES, PEER_TAG_BIT, type ControlMessage, type DatagramOrigin, type Hello, type Publish, type RefusalCode, type ServiceHealth,
 } from '../protocol/tunnel/index.js';
 import type { DatagramReceiver, DialOptions } from '../upstream/dialer.js';
 import type { AgentTunnel } from '../upstream/agent/agent-tunnel.js';
@@ -34,6 +34,8 @@ export interface PublishedService {
   readonly serverName?: string;
   /** True after a resume until the agent publishes it again; stale services are closed. */
   stale: boolean;
+  /** A member of an agent pool: `route` is the pool's shared listener, and this leaves the pool instead of closing it. */
+  readonly leave?: () => Promise<void>;
 }
 
 /** What a link needs from the gateway that owns it. */
@@ -61,6 +63,8 @@ export interface LinkHost {
   agentDown(link: AgentLink, end: ChannelEnd): void;
   /** A published service's public listener closed (UNPUBLISH, stale after a resume, or the link closed). */
   serviceClosed(link: AgentLink, service: PublishedService): void;
+  /** SERVICE_HEALTH: the agent's own check of a pool member's local service. */
+  serviceHealth?(link: AgentLink, m: ServiceHealth): void;
 }
 
 
@@ -97,6 +101,8 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
   /** Key sets kept for the resume grace period; close forgets them at once. */
   readonly #retiring = new Set<() => void>();
   remote: Endpoint;
+  /** The current control connection's TLS binding (exportAuthBinding): what pool key proofs are bound to. */
+  authBinding: Buffer = Buffer.alloc(0);
   readonly connectedAt: number;
   /** What may be sealed toward the agent, per session (docs/expose.md, "Fairness under a flood"). */
   readonly budget: SendBudget;
@@ -207,7 +213,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
     this.#republish?.cancel();
     this.#channel?.close(code, message);
     this.#channel = null;
-    this.#mux?.destroyAll();
+    this.#mux?.destroyAll(new SluiceError('SLUICE_ERR_CLOSED', `agent "${this.name}" is closed: ${message}`));
     for (const k of this.#udp.takeAll()) this.host.forgetKey(k.keyId);
     for (const retire of [...this.#retiring]) retire();
     this.budget.close();
@@ -229,6 +235,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
   }
 
   async #closeService(s: PublishedService): Promise<void> {
+    if (s.leave) return s.leave();
     await s.route.close('upstream-closed');
     this.host.serviceClosed(this, s);
   }
@@ -371,6 +378,9 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
         this.host.peers.withdraw(this, m.serviceId);
         void this.unpublish(m.serviceId);
         return;
+      case 'service-health':
+        this.host.serviceHealth?.(this, m);
+        return;
       case 'datagram':
         this.host.counters.datagramsFromAgentOverTls++;
         this.#deliver(m.tag, m.payload);
@@ -389,7 +399,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
   #lost(channel: ControlChannel, end: ChannelEnd): void {
     if (this.#channel !== channel) return; // superseded
     this.#channel = null;
-    this.#mux?.destroyAll();
+    this.#mux?.destroyAll(new SluiceError('SLUICE_ERR_CLOSED', `agent "${this.name}" lost its control connection`));
     this.#mux = null;
     if (this.#state === 'closed') return;
     this.#move('detached');

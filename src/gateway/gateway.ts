@@ -27,6 +27,7 @@ import { FleetPeers, type FleetBus } from './fleet-peers.js';
 import type { RouteDepsSource, RouteRuntime } from '../listen/route.js';
 import { ServicePublisher } from './service-publisher.js';
 import { formatListenSpan } from '../config/port-span.js';
+import { AgentPools, type AgentPool } from './agent-pools.js';
 import { StunBindingServer, stunRoute } from './stun-server.js';
 
 /** One agent service's public listener on this gateway, as `Gateway.published()` lists it. */
@@ -38,6 +39,8 @@ export interface PublishedRoute {
   /** After a resume, until the agent publishes the service again (then it closes if it does not). */
   readonly stale: boolean;
   readonly route: RouteRuntime;
+  /** The listener of an agent pool (`agent` is then empty): its group and members (docs/pools.md). */
+  readonly pool?: AgentPool;
 }
 
 export interface GatewayDeps {
@@ -67,6 +70,7 @@ export class Gateway {
   /** TLS connections until their agent authenticated: caps, refusal hold, handshakes. */
   readonly #endpoint: AgentEndpoint;
   readonly #publisher: ServicePublisher;
+  readonly #pools: AgentPools;
   readonly #host: LinkHost;
   readonly stun: StunBindingServer;
   /** What the UDP socket answers by itself (STUN, keepalive acks) to sources it has not verified: at most 3x. */
@@ -97,7 +101,18 @@ export class Gateway {
       },
       authenticated: (channel, o, remote) => this.#authenticated(channel, o, remote),
     });
+    const routeClosed = (r: RouteRuntime) =>
+      deps.events.emit({ type: 'route-down', at: deps.clock.wallNow(), route: r.name, listen: formatListenSpan(r.config.listen, r.config.ports), address: r.local });
+    this.#pools = new AgentPools({
+      clock: deps.clock,
+      events: deps.events,
+      groups: config.groups,
+      portsOf: (agent) => config.agents.get(agent)?.ports ?? config.ports,
+      listen: (link, name, m, dialers) => this.#publisher.startPool(link, m, name, dialers),
+      closed: routeClosed,
+    });
     this.#publisher = new ServicePublisher({
+      pools: this.#pools,
       clock: deps.clock,
       events: deps.events,
       routeDeps: deps.routeDeps,
@@ -161,12 +176,15 @@ export class Gateway {
         this.peers.closed(link);
         deps.events.emit({ type: 'gateway-agent-gone', at: deps.clock.wallNow(), agent: link.name, reason });
       },
-      agentDown: (link, end) => deps.events.emit({ type: 'gateway-agent-down', at: deps.clock.wallNow(), agent: link.name, reason: describeEnd(end) }),
+      agentDown: (link, end) => {
+        deps.events.emit({ type: 'gateway-agent-down', at: deps.clock.wallNow(), agent: link.name, reason: describeEnd(end) });
+        this.#pools.linkChanged(link, 'agent-down');
+      },
       serviceClosed: (_link, s) => {
         this.#publisher.released(s);
-        const r = s.route;
-        deps.events.emit({ type: 'route-down', at: deps.clock.wallNow(), route: r.name, listen: formatListenSpan(r.config.listen, r.config.ports), address: r.local });
+        routeClosed(s.route);
       },
+      serviceHealth: (link, m) => this.#pools.health(link, m),
     };
     const demux = new DatagramDemux({
       stun: config.stun ? stunRoute(this.stun) : undefined,
@@ -231,7 +249,12 @@ export class Gateway {
   published(): PublishedRoute[] {
     const out: PublishedRoute[] = [];
     for (const link of this.#links.values()) {
-      for (const s of link.services.values()) out.push({ agent: link.name, agentState: link.state, service: s.name, stale: s.stale, route: s.route });
+      for (const s of link.services.values()) {
+        if (!s.leave) out.push({ agent: link.name, agentState: link.state, service: s.name, stale: s.stale, route: s.route });
+      }
+    }
+    for (const pool of this.#pools.pools()) {
+      if (pool.route) out.push({ agent: '', agentState: 'attached', service: pool.group.name, stale: false, route: pool.route, pool });
     }
     return out;
   }
@@ -300,6 +323,7 @@ export class Gateway {
       this.#links.set(name, link);
     }
     this.#byKey.set(keyId, { link, keys });
+    link.authBinding = o.binding;
     const proof = computeGatewayProof({ token: o.token, nonce: o.nonce, binding: o.binding, agentName: name });
     channel.send({
       type: 'auth-ok',

@@ -20,6 +20,8 @@ import type { ControlMessage, Publish, RefusalCode } from '../protocol/tunnel/in
 import { AgentDatagramDialer, AgentStreamDialer } from '../upstream/agent/agent-dialer.js';
 import type { AgentLink } from './agent-link.js';
 import { NameClaims, type NameHolder } from './name-claims.js';
+import type { AgentPools } from './agent-pools.js';
+import type { DatagramDialer, StreamDialer } from '../upstream/dialer.js';
 import { inRanges, type PortRanges } from './port-range.js';
 import type { PublishedService } from './agent-link.js';
 
@@ -38,6 +40,8 @@ export interface PublisherDeps {
   readonly names?: GatewayNames;
   /** `agents.<name>.names`: what the agent may claim there; absent = nothing. */
   readonly namesOf?: (agent: string) => readonly string[] | undefined;
+  /** Agent pools (agent-pools.ts): a PUBLISH with a group joins one; a single service may not take a pool's port. */
+  readonly pools?: AgentPools;
 }
 
 /** Tries for a free port when the agent asked for "any" (port 0). */
@@ -73,12 +77,19 @@ export class ServicePublisher {
         && existing.ports === m.ports && existing.serverName === m.serverName;
       if (existing.stale && same) {
         existing.stale = false;
+        if (existing.leave) this.deps.pools?.linkChanged(link, 'published-again');
         return { type: 'publish-ok', serviceId: m.serviceId, bound: existing.route.local };
       }
       if (!existing.stale) return refuse('duplicate-service', `service id ${m.serviceId} is already published`);
       await link.unpublish(m.serviceId);
     }
     if (link.services.size >= this.deps.maxServicesPerAgent) return refuse('too-many-services', `at most ${this.deps.maxServicesPerAgent} services per agent`);
+    const pools = this.deps.pools;
+    if (m.pool && (m.ports !== undefined || m.serverName !== undefined)) return refuse('not-allowed', 'an agent pool shares one port: port ranges and names are not pooled');
+    if (m.pool && pools) return pools.publish(link, { ...m, pool: m.pool }, (s) => link.services.set(m.serviceId, s));
+    if (m.pool) return refuse('not-allowed', 'this gateway has no agent pools');
+    const pool = pools?.holding(m);
+    if (pool) return refuse('port-in-use', `${m.transport} port ${m.remote.port} is the pool of group "${pool.group.name}"; set group (and groupKey) to join it`);
     if (m.serverName !== undefined) return this.#publishByName(link, m, refuse);
     const ranges = this.deps.portsOf(link.name);
     if (m.ports !== undefined) return this.#publishRange(link, m, ranges, refuse);
@@ -170,19 +181,20 @@ export class ServicePublisher {
   }
 
   /** The public listener's settings, as for any route (upstream: the agent's service, by name). */
-  #listenerConfig(link: AgentLink, m: Publish, port: number): ListenerConfig {
+  #listenerConfig(link: AgentLink, m: Publish, port: number, pool?: string): ListenerConfig {
     const { settings } = this.deps;
-    const name = `${link.name}/${m.name}`;
+    const name = pool ?? `${link.name}/${m.name}`;
     return {
       name,
       listen: { transport: m.transport, host: m.remote.address, port },
       upstream: name,
-      udp: m.transport === 'udp' ? this.deps.udpOf(link.name) : settings.udp,
+      udp: m.transport === 'udp' && !pool ? this.deps.udpOf(link.name) : settings.udp,
       tcp: settings.tcp,
       acl: settings.acl,
       proxyProtocol: undefined,
       ...(settings.sourcePrefix ? { sourcePrefix: settings.sourcePrefix } : {}),
-      ...serviceBandwidth(settings.bandwidth, this.deps.bandwidthOf?.(link.name)),
+      // A pool's listener is no one agent's: it takes `services.*`, not the first member's own settings.
+      ...serviceBandwidth(settings.bandwidth, pool ? undefined : this.deps.bandwidthOf?.(link.name)),
     };
   }
 
@@ -224,21 +236,27 @@ export class ServicePublisher {
     return this.#up(listener, r, `${m.transport === 'tcp' ? 'tls' : 'quic'}://${m.serverName}`);
   }
 
-  async #start(link: AgentLink, m: Publish, port: number): Promise<RouteRuntime> {
+  /** The shared listener of an agent pool: `name` is the pool's, the dialers its pool's. */
+  startPool(link: AgentLink, m: Publish, name: string, dialers: PoolDialers): Promise<RouteRuntime> {
+    return this.#start(link, m, m.remote.port, name, dialers);
+  }
+
+  async #start(link: AgentLink, m: Publish, port: number, pool?: string, poolDialers?: PoolDialers): Promise<RouteRuntime> {
     const { clock, events } = this.deps;
-    const route = this.#listenerConfig(link, m, port);
+    const route = this.#listenerConfig(link, m, port, pool);
     const { admit, nextFlowId, datapath, streamDatapath } = this.deps.routeDeps(route);
-    const sharedBandwidth = this.#sharedBandwidth(link.name);
+    const sharedBandwidth = pool ? undefined : this.#sharedBandwidth(link.name);
     const shared = sharedBandwidth ? { sharedBandwidth } : {};
     const r =
       m.transport === 'udp'
-        ? await UdpRoute.start(route, { clock, events, admit, nextFlowId, datapath, dialer: new AgentDatagramDialer(link, m.serviceId), ...shared })
-        : await TcpRoute.start(route, { clock, events, admit, nextFlowId, streamDatapath, dialer: new AgentStreamDialer(link, m.serviceId), ...shared });
+        ? await UdpRoute.start(route, { clock, events, admit, nextFlowId, datapath, dialer: poolDialers?.datagram ?? new AgentDatagramDialer(link, m.serviceId), ...shared })
+        : await TcpRoute.start(route, { clock, events, admit, nextFlowId, streamDatapath, dialer: poolDialers?.stream ?? new AgentStreamDialer(link, m.serviceId), ...shared });
     return this.#up(route, r, `${m.transport}://${formatEndpoint(r.local)}`);
   }
 }
 
 type Refuse = (code: RefusalCode, message: string) => ControlMessage;
+type PoolDialers = { readonly stream: StreamDialer; readonly datagram: DatagramDialer };
 
 /** A service's limits: the agent's own `perSource` / `perRoute` where set, else `services.bandwidth`'s. */
 function serviceBandwidth(services: BandwidthSettings | undefined, agent: BandwidthSettings | undefined): { bandwidth?: BandwidthSettings } {

@@ -62,6 +62,10 @@ export interface AgentServiceView {
   refusal: { code: string; message: string } | null;
   /** Agents that may reach it over a peer path. */
   peers: string[];
+  /** A pool member only: its group (docs/pools.md, "Agent pools"). */
+  group?: string;
+  /** A pool member with `health:` only: the agent's latest verdict on its local service; null before the first. */
+  localHealth?: { up: boolean; message: string } | null;
 }
 
 export function agentStatusView(agent: AgentStatus): AgentStatusView {
@@ -103,7 +107,16 @@ export function agentStatusView(agent: AgentStatus): AgentStatusView {
         bound: state === 'published' && s.bound ? formatHostPort(s.bound.address, s.bound.port) : null,
         refusal: s.refusal ? { code: s.refusal.code, message: s.refusal.message } : null,
         peers: [...s.config.peers],
+        ...poolFields(s),
       };
     }),
   };
+}
+
+/** The pool part of a service's view: absent for a service of its own. */
+function poolFields(s: ReturnType<AgentStatus['services']>[number]): Pick<AgentServiceView, 'group' | 'localHealth'> {
+  const pool = s.config.pool;
+  if (!pool) return {};
+  const r = s.localHealth?.report;
+  return { group: pool.group, ...(pool.health ? { localHealth: r ? { up: r.up, message: r.message } : null } : {}) };
 }

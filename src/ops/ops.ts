@@ -17,6 +17,7 @@ import type { RouteView } from '../admin/views.js';
 import { AdminListener } from './admin-listener.js';
 import { agentStatusView } from './agent-view.js';
 import type { DataPathStatus } from './data-path-status.js';
+import type { PoolView } from '../upstream/pool/pool.js';
 import { gatewayPeersView, peerFlowOf, peerSummary, peerView } from './peer-view.js';
 import { RecordSinks } from './record-sinks.js';
 import { ServedRoutes } from './served-routes.js';
@@ -73,7 +74,7 @@ export class Ops {
     const throttle = new LoginThrottle(clock);
     this.sources = new SourceActivity(clock, (source) => status.admission().banState?.(source));
     const peerFlow = (flow: FlowRef) => peerFlowOf(status.peers().agent, flow);
-    this.#sinks = new RecordSinks({ ...deps, instanceId: this.instanceId, routes, agent: () => status.peers().agent, peerFlow, datapath: () => status.health().datapath, streamDatapath: () => status.health().streamDatapath ?? 'js', throttle, pools: () => status.routes().flatMap((r) => { const view = status.pool?.(r.name); return view ? [{ route: r.name, view }] : []; }) });
+    this.#sinks = new RecordSinks({ ...deps, instanceId: this.instanceId, routes, agent: () => status.peers().agent, peerFlow, datapath: () => status.health().datapath, streamDatapath: () => status.health().streamDatapath ?? 'js', throttle, pools: () => [...status.routes().flatMap((r) => { const view = status.pool?.(r.name); return view ? [{ route: r.name, view }] : []; }), ...agentPools(status)] });
     this.#admin = new AdminListener({
       clock,
       log: deps.log,
@@ -208,4 +209,9 @@ export class Ops {
       ...(agent ? { agent: agentStatusView(agent) } : {}),
     };
   }
+}
+
+/** The gateway's agent pools (docs/pools.md, "Agent pools"), for the pool metrics. */
+function agentPools(status: DataPathStatus): { route: string; view: PoolView }[] {
+  return (status.peers().gateway?.published() ?? []).flatMap((p) => (p.pool ? [{ route: p.route.name, view: p.pool.view() }] : []));
 }

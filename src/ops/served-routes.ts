@@ -41,7 +41,7 @@ export class ServedRoutes {
   views(traffic: RouteTraffic): RouteView[] {
     const about = new Map<RouteRuntime, RouteAbout>();
     for (const p of this.deps.gateway()?.published() ?? []) {
-      about.set(p.route, { kind: 'published', agent: p.agent, state: p.stale ? 'stale' : p.agentState === 'attached' ? 'up' : 'agent-detached' });
+      about.set(p.route, { kind: 'published', agent: p.agent, state: p.stale ? 'stale' : p.agentState === 'attached' ? 'up' : 'agent-detached', ...(p.pool ? { pool: p.pool.view() } : {}) });
     }
     for (const r of this.deps.agent()?.connectRoutes ?? []) about.set(r, { kind: 'connect' });
     for (const r of this.deps.routes()) {

@@ -45,6 +45,7 @@ export const FrameType = {
   publishOk: 0x11,
   publishError: 0x12,
   unpublish: 0x13,
+  serviceHealth: 0x15,
   streamOpen: 0x20,
   streamAccept: 0x21,
   streamData: 0x22,

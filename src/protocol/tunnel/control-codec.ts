@@ -8,6 +8,7 @@ import {
   type BodyCodec, type Prep,
 } from './control-codec-parts.js';
 import { PEER_CODECS } from './control-codec-peers.js';
+import { POOL_CODECS } from './control-codec-pools.js';
 import { TunnelError } from './errors.js';
 import { encodeOrigin, originBytes, originFlags, readOrigin, writeOrigin } from './origin-block.js';
 import { publishExtensionBytes, readPublishExtension, writePublishExtension } from './publish-extension.js';
@@ -255,6 +256,7 @@ const CODECS: { [T in ControlMessageType]: BodyCodec<T> } = {
     write: (w, m) => void w.u32(m.counter),
     read: (r) => ({ type: 'pong', counter: r.u32() }),
   },  ...PEER_CODECS,
+  ...POOL_CODECS,
 };
 
 const BY_BYTE: (BodyCodec<ControlMessageType> | undefined)[] = [];

@@ -146,6 +146,17 @@ export interface Publish {
    * its own: a lowercase host name or `*.` wildcard; `remote` is then the unspecified address, port 0.
    */
   readonly serverName?: string;
+  /** Joins the agent pool `group` on this remote (docs/pools.md, "Agent pools"); absent for a service of its own. */
+  readonly pool?: PublishPool;
+}
+
+/** The pool part of a PUBLISH: which group, the proof of its key, and whether the agent checks the service. */
+export interface PublishPool {
+  readonly group: string;
+  /** 32 bytes: HMAC-SHA256 of the group key over this TLS connection's binding (group-proof.ts). */
+  readonly proof: Buffer;
+  /** The agent checks the local service and sends SERVICE_HEALTH: the member starts down until it reports up. */
+  readonly healthReported: boolean;
 }
 
 export interface PublishOk {
@@ -166,6 +177,19 @@ export interface PublishError {
 export interface Unpublish {
   readonly type: 'unpublish';
   readonly serviceId: number;
+}
+
+/**
+ * Agent → gateway: the agent's latest check of a published service's local service (its `health`
+ * block) says up or down. Rides the authenticated control connection, so it is neither forged nor
+ * replayed; only the newest report counts.
+ */
+export interface ServiceHealth {
+  readonly type: 'service-health';
+  readonly serviceId: number;
+  readonly up: boolean;
+  /** Why (the last check's result), for people: `connect refused`, `no reply within 1000ms`. */
+  readonly message: string;
 }
 
 // ---- TCP streams ----
@@ -330,7 +354,7 @@ export interface SignalError {
 
 export type ControlMessage =
   | Hello | Challenge | Auth | AuthOk | AuthError | Goaway
-  | Publish | PublishOk | PublishError | Unpublish
+  | Publish | PublishOk | PublishError | Unpublish | ServiceHealth
   | StreamOpen | StreamAccept | StreamData | StreamEnd | StreamReset | WindowUpdate
   | DatagramFrame | DatagramClose
   | Ping | Pong

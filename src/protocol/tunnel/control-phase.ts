@@ -22,7 +22,7 @@ export type ControlPhase = 'await-hello' | 'await-auth' | 'await-challenge' | 'a
 /** Which end sends each message. */
 export const SENT_BY: Readonly<Record<ControlMessageType, TunnelRole | 'both'>> = {
   hello: 'agent', challenge: 'gateway', auth: 'agent', 'auth-ok': 'gateway', 'auth-error': 'gateway', goaway: 'both',
-  publish: 'agent', 'publish-ok': 'gateway', 'publish-error': 'gateway', unpublish: 'agent',
+  publish: 'agent', 'publish-ok': 'gateway', 'publish-error': 'gateway', unpublish: 'agent', 'service-health': 'agent',
   'stream-open': 'both', 'stream-accept': 'both', 'stream-data': 'both', 'stream-end': 'both', 'stream-reset': 'both',
   'window-update': 'both', datagram: 'both', 'datagram-close': 'both', ping: 'both', pong: 'both',
   offer: 'agent', 'peer-open': 'agent', 'peer-open-ok': 'gateway', 'peer-open-error': 'gateway', 'peer-flow': 'gateway',

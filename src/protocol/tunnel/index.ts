@@ -14,3 +14,4 @@ export * from './datagram-opener.js';
 export * from './flow-control.js';
 export { isValidTunnelName } from './wire.js';
 export { isValidServerName } from './publish-extension.js';
+export * from './group-proof.js';

@@ -124,8 +124,20 @@ export class StreamMux implements StreamLink {
   }
 
   /** The channel is gone: every stream ends now. */
-  destroyAll(): void {
-    for (const s of [...this.#streams.values()]) s.destroy();
+  /**
+   * Destroys every stream. With `reason`, each is destroyed with it, so a relay ends its other
+   * side too (a stream destroyed without an error is not ended for pipe(): the public client of a
+   * vanished agent would stay open until its idle timeout).
+   */
+  destroyAll(reason?: Error): void {
+    for (const s of [...this.#streams.values()]) {
+      if (!reason) {
+        s.destroy();
+        continue;
+      }
+      s.on('error', () => {});
+      s.destroy(reason);
+    }
   }
 
   // ---- StreamLink ----

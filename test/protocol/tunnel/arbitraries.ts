@@ -64,6 +64,11 @@ export const messageArb: fc.Arbitrary<ControlMessage> = fc.oneof(
   rec<ControlMessage>({ type: fc.constant('publish-ok'), serviceId: u16, bound: endpointArb } as never),
   rec<ControlMessage>({ type: fc.constant('publish-error'), serviceId: u16, code: refusal, message: reasonArb } as never),
   rec<ControlMessage>({ type: fc.constant('unpublish'), serviceId: u16 } as never),
+  rec<ControlMessage>({
+    type: fc.constant('publish'), serviceId: u16, name: nameArb, transport: fc.constantFrom(...SERVICE_TRANSPORTS), remote: endpointArb,
+    proxyProtocol: fc.constantFrom(...PROXY_PROTOCOL_MODES), pool: rec({ group: nameArb, proof: bytes(32, 32), healthReported: fc.boolean() }),
+  } as never),
+  rec<ControlMessage>({ type: fc.constant('service-health'), serviceId: u16, up: fc.boolean(), message: reasonArb } as never),
   rec<ControlMessage>({ type: fc.constant('stream-open'), streamId: nonZeroU32, serviceId: u16, client: endpointArb, server: endpointArb } as never),
   rec<ControlMessage>({ type: fc.constant('stream-accept'), streamId: nonZeroU32 } as never),
   rec<ControlMessage>({ type: fc.constant('stream-data'), streamId: nonZeroU32, data: bytes(1, 64) } as never),

@@ -82,6 +82,24 @@ export const GOLDEN: readonly Golden[] = [
   },
   { name: 'unpublish', message: { type: 'unpublish', serviceId: 7 }, hex: '00000003 13 0007' },
   {
+    name: 'publish joining pool "ha", health reported',
+    message: {
+      type: 'publish', serviceId: 1, name: 'wg', transport: 'udp', remote: v4('0.0.0.0', 20001), proxyProtocol: 'off',
+      pool: { group: 'ha', proof: fill(32, 0x77), healthReported: true },
+    },
+    hex: `00000033 10 0001 02 01 04 4e21 00000000 02 7767 0c 02 6861 ${'77'.repeat(32)}`,
+  },
+  {
+    name: 'publish joining pool "g", no health',
+    message: {
+      type: 'publish', serviceId: 2, name: 'ssh', transport: 'tcp', remote: v4('0.0.0.0', 22), proxyProtocol: 'off',
+      pool: { group: 'g', proof: seq(32), healthReported: false },
+    },
+    hex: `00000033 10 0002 01 01 04 0016 00000000 03 737368 04 01 67 ${seq(32).toString('hex')}`,
+  },
+  { name: 'service-health up', message: { type: 'service-health', serviceId: 3, up: true, message: 'ok' }, hex: '00000008 15 0003 01 0002 6f6b' },
+  { name: 'service-health down', message: { type: 'service-health', serviceId: 0xffff, up: false, message: '' }, hex: '00000006 15 ffff 02 0000' },
+  {
     name: 'stream-open',
     message: { type: 'stream-open', streamId: 2, serviceId: 7, client: v4('198.51.100.7', 40000), server: v4('203.0.113.1', 20002) },
     hex: '00000015 20 00000002 0007 04 9c40 c6336407 04 4e22 cb007101',
