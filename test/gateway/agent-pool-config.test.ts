@@ -71,6 +71,8 @@ agent:
     wrongkind: { local: 127.0.0.1:5, remote: tcp://0.0.0.0:20005, group: ha, groupKey: "${KEY}", health: { udp: { send: x } } }
     badhex: { local: 127.0.0.1:6, remote: udp://0.0.0.0:20006, group: ha, groupKey: "${KEY}", health: { udp: { send: "hex:abc" } } }
     slow: { local: 127.0.0.1:7, remote: tcp://0.0.0.0:20007, group: ha, groupKey: "${KEY}", health: { tcp: { interval: 1s, timeout: 2s } } }
+    span: { local: "127.0.0.1:30-31", remote: "udp://0.0.0.0:20010-20011", group: ha, groupKey: "${KEY}" }
+    named: { local: 127.0.0.1:8, remote: tls://app.example.org, group: ha, groupKey: "${KEY}" }
 `;
   const r = parseConfig(first);
   assert.ok(!r.ok);
@@ -99,4 +101,6 @@ agent:
   has('agent.expose.lone.health', /set group/);
   has('agent.expose.wrongkind.health.udp', /use tcp:/);
   has('agent.expose.slow.health.tcp.timeout', /at most interval/);
+  has('agent.expose.span.remote', /port ranges are not pooled/);
+  has('agent.expose.named.remote', /names \(tls:\/\/, quic:\/\/\) are not pooled/);
 });
