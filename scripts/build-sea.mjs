@@ -46,6 +46,15 @@ await require('esbuild').build({
   format: 'cjs',
   target: 'node20',
   external: ['sodium-native'],
+  // ioredis's `debug` tries require('supports-color') (not installed) at load; left in the bundle,
+  // that require makes the executable print Node's SEA warning on every start. No colours needed.
+  plugins: [{
+    name: 'no-supports-color',
+    setup(b) {
+      b.onResolve({ filter: /^supports-color$/ }, () => ({ path: 'supports-color', namespace: 'sluice-empty' }));
+      b.onLoad({ filter: /.*/, namespace: 'sluice-empty' }, () => ({ contents: 'module.exports = {};', loader: 'js' }));
+    },
+  }],
   define: { 'import.meta.url': '__sluiceImportMetaUrl' },
   banner: { js: "const __sluiceImportMetaUrl = require('node:url').pathToFileURL(process.execPath).href;" },
   logLevel: 'warning',

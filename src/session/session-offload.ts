@@ -95,6 +95,11 @@ export class SessionOffloads {
     }
   }
 
+  /** Folds every offloaded session's counts in now (a view is about to read them); removes nothing. */
+  foldAll(): void {
+    for (const s of this.#live) this.#fold(s, s.offload!);
+  }
+
   /** The reply budget moved to a new window: the batch's allowances follow. */
   allowances(): void {
     const t = this.owner;

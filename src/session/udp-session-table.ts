@@ -101,7 +101,9 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
     return this.#policy;
   }
 
+  /** The live sessions, with what the native batch forwarded for them folded in (views read their counters). */
   sessions(): IterableIterator<UdpSession> {
+    if (this.#offloads.size > 0) this.#offloads.foldAll();
     return [...this.#v4.values(), ...this.#other.values()][Symbol.iterator]();
   }
 
