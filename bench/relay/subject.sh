@@ -28,6 +28,11 @@ case "${SLUICE_BENCH_RECORD:-0}" in
   all) ACCESS="${CFG%.yaml}.access.log" FLOW="${CFG%.yaml}.flow.log" ADMIN="admin: { listen: 127.0.0.1:0 }" ;;
 esac
 UP_E="127.0.0.1:$E" UP_I="127.0.0.1:$I" POOL_U= POOL_T= POOL_I=
+# SLUICE_BENCH_RANGE=N (subject-range.sh) makes the UDP echo route a range of N ports from
+# RELAY_PORT on, every port to the one echo port: the load goes through the range's first port,
+# to measure what a range costs per datagram against the single-port route (docs/ranges.md).
+LISTEN_U="udp://127.0.0.1:$R"
+[ "${SLUICE_BENCH_RANGE:-0}" != 0 ] && LISTEN_U="\"udp://127.0.0.1:$R-$((R + SLUICE_BENCH_RANGE - 1))\""
 if [ "${SLUICE_BENCH_POOL:-0}" = 1 ]; then
   UP_E="[\"127.0.0.1:$E\"]" UP_I="[\"127.0.0.1:$I\"]"
   POOL_U='health: { udp: { send: "text:sluice-check", interval: 2s, timeout: 1s } }'
@@ -38,7 +43,7 @@ fi
 cat > "$CFG" <<YAML
 routes:
   echo-udp:
-    listen: udp://127.0.0.1:$R
+    listen: $LISTEN_U
     upstream: $UP_E
     $POOL_U
     udp:
