@@ -99,7 +99,12 @@ test('Redis killed: gateways keep their view degraded; Redis back empty: they re
   await redis.restart();
   await waitFor(() => a.fleet.link.status === 'ok' && b.fleet.link.status === 'ok', 'links ok again', 8000);
   await waitFor(() => names(a.fleet).join() === 'gw-a,gw-b' && names(b.fleet).join() === 'gw-a,gw-b', 'view reconverged', 5000);
-  const view = await b.fleet.view();
+  // Presence is rewritten by a's heartbeat after the link came back; b may read between a's writes.
+  let view = await b.fleet.view();
+  for (const until = Date.now() + 3000; (view.agents?.length ?? 0) === 0 && Date.now() < until; ) {
+    await new Promise((r) => setTimeout(r, 50));
+    view = await b.fleet.view();
+  }
   assert.deepEqual(view.agents, [{ name: 'alpha', gateways: ['gw-a'] }]);
   // Exactly one registration per gateway, one index entry each.
   const members = await redis.command('ZRANGE', 'sluice:gateways', '0', '-1');
