@@ -1,6 +1,6 @@
 import { formatHostPort } from '../core/address.js';
 import { formatExposeLocal, formatExposeRemote } from '../config/expose-remote.js';
-import type { AgentStatus } from './data-path-status.js';
+import type { AgentStatus } from './agent-status.js';
 
 /**
  * The agent's own status (`/api/health` `agent`, `sluice status`, docs/admin.md): its gateway

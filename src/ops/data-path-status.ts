@@ -1,10 +1,10 @@
 import type { FleetHealth } from '../fleet/fleet.js';
 import type { RouteRuntime } from '../listen/route.js';
-import type { Agent } from '../agent/agent.js';
 import type { BanList, CrowdsecBans } from '../admin/bans-api.js';
 import type { GatewayPeerSource } from './peer-view.js';
 import type { PublishedSource } from './served-routes.js';
 import type { PoolView } from '../upstream/pool/pool.js';
+import type { AgentStatus } from './agent-status.js';
 
 /**
  * What the ops layer reads of the data path, and nothing more. The composition root provides it
@@ -30,9 +30,6 @@ export interface PeerStatus {
   readonly gateway?: GatewayPeerSource & PublishedSource;
   readonly agent?: AgentStatus;
 }
-
-/** The agent as the ops layer reads it (views, metrics, health): its state and counters, none of its controls. */
-export type AgentStatus = Pick<Agent, 'config' | 'state' | 'connectedSince' | 'lastDisconnect' | 'datagramMode' | 'services' | 'connectRoutes' | 'peers' | 'local' | 'counters' | 'datagramCounters' | 'homes' | 'udpSessions' | 'activeCounts'>;
 
 export interface AdmissionStatus {
   /** The ban list behind /api/bans. */

@@ -1,5 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { AgentStatus } from './data-path-status.js';
+import type { AgentStatus } from './agent-status.js';
 import type { PeerFlow } from '../agent/peer-flow.js';
 import type { FlowRef, Sink } from '../observe/events.js';
 import { isConnectRoute } from '../observe/peer-path.js';

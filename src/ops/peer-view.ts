@@ -3,7 +3,7 @@ import type { ConnectConfig } from '../config/expose-config.js';
 import type { FlowRef } from '../observe/events.js';
 import { pathKindOf, type PeerPathKind } from '../observe/peer-path.js';
 import type { RouteRuntime } from '../listen/route.js';
-import type { AgentStatus } from './data-path-status.js';
+import type { AgentStatus } from './agent-status.js';
 import type { PeerFlow } from '../agent/peer-flow.js';
 import type { PeerLink } from '../agent/peer-link.js';
 

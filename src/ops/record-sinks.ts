@@ -3,7 +3,7 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { Clock } from '../core/clock.js';
 import type { SluiceConfig } from '../config/types.js';
 import type { RouteRuntime } from '../listen/route.js';
-import type { AgentStatus } from './data-path-status.js';
+import type { AgentStatus } from './agent-status.js';
 import type { PeerFlow } from '../agent/peer-flow.js';
 import { accessLogSink } from '../observe/access-log.js';
 import type { ConntrackSource, ConntrackSourceDeps } from '../observe/conntrack/index.js';

@@ -1,7 +1,7 @@
 import type { RouteRuntime } from '../listen/route.js';
 import { routeView, type RouteAbout, type RouteView } from '../admin/views.js';
 import type { RouteTraffic } from '../admin/route-traffic.js';
-import type { AgentStatus } from './data-path-status.js';
+import type { AgentStatus } from './agent-status.js';
 import type { PublishedRoute } from '../gateway/gateway.js';
 import type { PoolView } from '../upstream/pool/pool.js';
 

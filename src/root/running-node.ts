@@ -17,7 +17,7 @@ import type { Exposure } from './exposure.js';
 import type { PartStack } from './part-stack.js';
 import type { RouteSet } from './route-set.js';
 import type { SerialQueue } from './serial-queue.js';
-import type { NodeDeps } from './start-node.js';
+import type { NodeDeps } from './node-deps.js';
 
 /** How long the file watch waits for more changes before it reloads (editors write in steps). */
 const WATCH_SETTLE_MS = 200;

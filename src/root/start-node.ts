@@ -1,11 +1,9 @@
 import pino, { type Logger } from 'pino';
-import type { Clock } from '../core/clock.js';
 import type { SluiceConfig } from '../config/types.js';
 import { EventStream } from '../observe/events.js';
 import { opsLogSink } from '../observe/ops-log.js';
 import { selectUdpDatapath } from '../datapath/native/select.js';
 import { selectStreamDatapath } from '../datapath/native/select-stream.js';
-import type { NativeDatapathOptions } from '../datapath/native/native-datapath.js';
 import { GeoHolder } from '../admission/geo-holder.js';
 import { CrowdsecHolder } from '../admission/crowdsec/crowdsec-holder.js';
 import { VerdictChanges } from '../admission/reverdict.js';
@@ -24,19 +22,10 @@ import { PartStack } from './part-stack.js';
 import { RouteSet } from './route-set.js';
 import { RunningNode } from './running-node.js';
 import { SerialQueue } from './serial-queue.js';
+import type { NodeDeps } from './node-deps.js';
 import { Fleet } from '../fleet/fleet.js';
 import { chainAdmitters } from '../admission/admitter.js';
 import { sluiceVersion } from '../core/version.js';
-
-export interface NodeDeps {
-  readonly clock: Clock;
-  /** Where operational logs go (JSON lines). */
-  readonly logDestination: NodeJS.WritableStream;
-  /** The config file, for reload (SIGHUP, `lifecycle.watch`); none for a config built in memory. */
-  readonly configPath?: string;
-  /** Knobs of the native UDP datapath (UDP_SEGMENT, readiness); defaults suit production. */
-  readonly udpNative?: NativeDatapathOptions;
-}
 
 /**
  * The composition root: builds a running Sluice from a validated config in dependency order

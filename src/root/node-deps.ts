@@ -1,0 +1,13 @@
+import type { Clock } from '../core/clock.js';
+import type { NativeDatapathOptions } from '../datapath/native/native-datapath.js';
+
+/** What a node takes from its process: the clock, where logs go, the config file, native knobs. */
+export interface NodeDeps {
+  readonly clock: Clock;
+  /** Where operational logs go (JSON lines). */
+  readonly logDestination: NodeJS.WritableStream;
+  /** The config file, for reload (SIGHUP, `lifecycle.watch`); none for a config built in memory. */
+  readonly configPath?: string;
+  /** Knobs of the native UDP datapath (UDP_SEGMENT, readiness); defaults suit production. */
+  readonly udpNative?: NativeDatapathOptions;
+}
