@@ -329,6 +329,8 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
       peer: address,
       pinPeer: true,
       grant: (want) => this.budget.take(c.fair, want),
+      pools: this.budget.pools,
+      charge: (n) => this.budget.charge(c.fair, n),
       forwarded: (to, from) => {
         counters.datagramsToAgent += to;
         counters.datagramsFromAgent += from;

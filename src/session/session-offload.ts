@@ -8,11 +8,13 @@ import type { UdpClientSide } from './udp-session-table.js';
 const IDLE_TICKS = 4;
 
 /**
- * Datagrams (both ways) a session carries in JavaScript before it is handed over: one-shot
- * exchanges (a DNS query, a probe) never gain from the batch, and an idle session should cost no
- * more than before (entries and their objects are about 1 KB per side).
+ * Datagrams (both ways) a session carries in JavaScript before it is handed over: its first
+ * datagram after an answered round trip. A one-shot exchange (a DNS query, a probe, an idle
+ * session's single echo) is never handed over: it would not gain from the batch, and an idle
+ * session should cost no more than before (entries and their objects are about 1 KB per side);
+ * a session that goes on is handed over at once, so a short burst is not carried in JavaScript.
  */
-const OFFLOAD_AFTER = 4;
+const OFFLOAD_AFTER = 3;
 
 /** What the offloads of a table need from it and from its client side. */
 export interface OffloadOwner {
@@ -158,5 +160,6 @@ export class SessionOffloads {
       o.allowance = budgetLeft(s, t.replyRatio, t.replyWindow);
     }
     o.tunnel.forwarded(plain ? du : dd, plain ? dd : du);
+    if (o.pooled) o.tunnel.charge?.(plain ? du : dd);
   }
 }

@@ -1,6 +1,7 @@
 import type { Clock, Timer } from '../../core/clock.js';
 import { ADMIT, DROP_AGENT_BUDGET, FairShare, FairSlot, type FairDropReason, type FairShareSettings } from '../../core/fair-share.js';
 import type { DropReason, EventStream } from '../../observe/events.js';
+import { OffloadPools } from '../../datapath/offload-pool.js';
 
 export { FairSlot };
 
@@ -30,6 +31,8 @@ export class SendBudget {
   readonly dropped: Record<FairDropReason, number>;
   /** Per route since the last report: [agent-budget, session-share]. */
   readonly #pending = new Map<string, [number, number]>();
+  /** This budget in the native engines: the batch refills offloaded sessions' credit from it (datapath/offload-pool.ts). */
+  readonly pools: OffloadPools;
   #timer: Timer | undefined;
   #closed = false;
 
@@ -40,6 +43,7 @@ export class SendBudget {
     dropped?: Record<FairDropReason, number>,
   ) {
     this.share = new FairShare(settings);
+    this.pools = new OffloadPools(settings.perSecond, this.share.roundMs);
     this.dropped = dropped ?? { 'agent-budget': 0, 'session-share': 0 };
   }
 
@@ -72,9 +76,15 @@ export class SendBudget {
     return this.share.enabled ? this.share.take(slot, this.clock.now(), want) : -1;
   }
 
-  /** Reports what is pending and stops the timer. Idempotent. */
+  /** Counts `n` datagrams of `slot` the native batch forwarded under its pool (FairShare.charge). */
+  charge(slot: FairSlot, n: number): void {
+    if (this.share.enabled) this.share.charge(slot, this.clock.now(), n);
+  }
+
+  /** Reports what is pending, stops the timer and frees the native pools. Idempotent. */
   close(): void {
     if (this.#closed) return;
+    this.pools.close();
     this.#report();
     this.#closed = true;
   }
