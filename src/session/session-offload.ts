@@ -4,8 +4,13 @@ import type { UdpSession } from './udp-session.js';
 import type { UdpSessionPolicy } from './session-policy.js';
 import type { UdpClientSide } from './udp-session-table.js';
 
-/** Sweeps without a datagram after which a session's entries are removed (1 s at the longest sweep). */
-const IDLE_TICKS = 4;
+/**
+ * Sweeps without a datagram after which a session's entries are removed (4 s at the longest
+ * sweep). Only sessions that went on past one round trip have entries, so this costs idle
+ * one-shot sessions nothing; shorter, a session that sends a burst every second or two (a game
+ * tick, a client among a thousand behind one sender) was removed and handed over again each time.
+ */
+const IDLE_TICKS = 16;
 
 /**
  * Datagrams (both ways) a session carries in JavaScript before it is handed over: its first
