@@ -41,11 +41,22 @@ static void NewRound(FwdPool& p, int64_t now) {
   p.quantum = p.per_round / recent;
 }
 
-bool PoolAdmit(FwdState* f, int id) {
+// A refusal: counted by reason in the shared drops (JavaScript folds them into the session's slot,
+// the budget's counters and the route's drop events); without them, left to JavaScript.
+static int Refuse(FwdPools* ps, FwdPoolSlot& s, int id, int reason) {
+  if (ps->drops == nullptr || id >= ps->drops_max) {
+    s.offered--;  // not offered here: JavaScript's FairShare counts it
+    return kPoolToJs;
+  }
+  ps->drops[id * 2 + reason] += 1;
+  return kPoolDropped;
+}
+
+int PoolAdmit(FwdState* f, int id) {
   FwdPools* ps = f->pools;
-  if (ps == nullptr || id >= static_cast<int>(ps->slots.size())) return false;
+  if (ps == nullptr || id >= static_cast<int>(ps->slots.size())) return kPoolToJs;
   FwdPoolSlot& s = ps->slots[id];
-  if (s.pool < 0) return false;
+  if (s.pool < 0) return kPoolToJs;
   FwdPool& p = ps->pools[s.pool];
   int64_t now = NowNs();
   if (now >= p.round_end) NewRound(p, now);
@@ -71,10 +82,9 @@ bool PoolAdmit(FwdState* f, int id) {
     if ((s.fresh || s.offered <= s.expected) && s.deficit >= 1 && p.spare >= 1) {
       s.deficit -= 1;
       p.spare -= 1;
-      return true;
+      return kPoolForward;
     }
-    s.offered--;  // not offered here: JavaScript's FairShare counts it
-    return false;
+    return Refuse(ps, s, id, 0);
   }
   if (s.deficit >= 1) {
     s.deficit -= 1;
@@ -83,16 +93,15 @@ bool PoolAdmit(FwdState* f, int id) {
       s.reserved--;
       p.owed--;
     }
-    return true;
+    return kPoolForward;
   }
   double unseen = p.expected_last > p.expected_now ? p.expected_last - p.expected_now : 0;
   if ((p.quantum >= 1 || s.deficit >= 0) && p.left - 1 >= p.owed + unseen) {
     s.deficit -= 1;
     p.left -= 1;
-    return true;
+    return kPoolForward;
   }
-  s.offered--;
-  return false;
+  return Refuse(ps, s, id, 1);
 }
 
 void LeavePool(FwdState* f, int id) {
@@ -162,6 +171,30 @@ napi_value PoolFree(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// forwardPoolAttach(engine, drops: Float64Array of 2 per entry): refusals are dropped in the batch
+// and counted there by reason; before it, they go to JavaScript.
+napi_value PoolAttach(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!Args(env, info, 2, argv)) return nullptr;
+  FwdState* f = LiveFwd(env, argv[0]);
+  napi_typedarray_type type;
+  size_t length = 0, offset;
+  void* data = nullptr;
+  napi_value ab;
+  if (napi_get_typedarray_info(env, argv[1], &type, &length, &data, &ab, &offset) != napi_ok || type != napi_float64_array) {
+    napi_throw_type_error(env, nullptr, "forwardPoolAttach(engine, drops: Float64Array)");
+    return nullptr;
+  }
+  if (f == nullptr) return nullptr;
+  if (f->pools == nullptr) f->pools = new FwdPools();
+  FwdPools* ps = f->pools;
+  if (ps->drops_ref != nullptr) napi_delete_reference(env, ps->drops_ref);
+  napi_create_reference(env, argv[1], 1, &ps->drops_ref);
+  ps->drops = static_cast<double*>(data);
+  ps->drops_max = static_cast<int>(length / 2);
+  return nullptr;
+}
+
 // forwardPoolJoin(engine, sealEntry, pool) -> true when the entry now draws on the pool
 napi_value PoolJoin(napi_env env, napi_callback_info info) {
   napi_value argv[3];
@@ -176,12 +209,14 @@ napi_value PoolJoin(napi_env env, napi_callback_info info) {
   if (static_cast<int>(ps->slots.size()) <= entry) ps->slots.resize(f->entries.size());
   ps->slots[entry] = FwdPoolSlot();
   ps->slots[entry].pool = pool;
+  if (ps->drops != nullptr && entry < ps->drops_max) ps->drops[entry * 2] = ps->drops[entry * 2 + 1] = 0;
   return Bool(env, true);
 }
 
 }  // namespace
 
-void FreePools(FwdState* f) {
+void FreePools(Engine* e, FwdState* f) {
+  if (f->pools != nullptr && f->pools->drops_ref != nullptr) napi_delete_reference(e->env, f->pools->drops_ref);
   delete f->pools;
   f->pools = nullptr;
 }
@@ -191,6 +226,7 @@ void RegisterForwardPool(napi_env env, napi_value exports) {
       {"forwardPoolNew", nullptr, PoolNew, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"forwardPoolFree", nullptr, PoolFree, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"forwardPoolJoin", nullptr, PoolJoin, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"forwardPoolAttach", nullptr, PoolAttach, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

@@ -4,6 +4,8 @@
 // stays in the batch for JavaScript, whose FairShare admits it or drops it with its reason.
 #pragma once
 
+#include <node_api.h>
+
 #include <cstdint>
 #include <vector>
 
@@ -47,12 +49,23 @@ struct FwdPools {
   std::vector<FwdPool> pools;
   std::vector<int> free_ids;
   std::vector<FwdPoolSlot> slots;  // by entry id
+  // Shared with JavaScript (forwardPoolAttach): per entry, datagrams the pool dropped as
+  // [agent-budget, session-share]; without it a refusal goes to JavaScript instead.
+  double* drops = nullptr;
+  int drops_max = 0;
+  napi_ref drops_ref = nullptr;
 };
 
+// PoolAdmit's verdicts.
+constexpr int kPoolForward = 0;  // within the budget: forward it
+constexpr int kPoolToJs = 1;     // no pool (or no drop counters): JavaScript decides
+constexpr int kPoolDropped = 2;  // refused and counted by reason: the datagram is consumed
+
 struct FwdState;
-// True when entry `id` may forward one more datagram under its pool's budget now (and counts it);
-// false when it has no pool or the pool refuses (the datagram goes to JavaScript).
-bool PoolAdmit(FwdState* f, int id);
+// Whether entry `id` may forward one more datagram under its pool's budget now: kPoolForward
+// (counted against the budget), kPoolDropped (refused: counted by reason, as FairShare would drop
+// it), or kPoolToJs (no pool: the datagram goes to JavaScript).
+int PoolAdmit(FwdState* f, int id);
 // Entry `id` leaves its pool (it is being removed).
 void LeavePool(FwdState* f, int id);
 

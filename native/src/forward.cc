@@ -78,7 +78,7 @@ void FreeForwards(Engine* e) {
   if (f == nullptr) return;
   for (napi_ref r : f->refs)
     if (r != nullptr) napi_delete_reference(e->env, r);
-  FreePools(f);
+  FreePools(e, f);
   delete f;
   e->fwd = nullptr;
 }
@@ -208,7 +208,15 @@ int ForwardHarvested(Engine* e, int used) {
     Fwd& x = f->entries[id];
     int32_t& credit = f->credits[id];
     if (x.out_sock >= socks || e->socks[x.out_sock].fd < 0) continue;
-    if (credit == 0 && !PoolAdmit(f, id)) continue;  // beyond its credit and its pool's share: JavaScript decides
+    if (credit == 0) {
+      // Beyond its credit: its send budget's pool forwards it, drops it (counted), or leaves it to JavaScript.
+      int v = PoolAdmit(f, id);
+      if (v == kPoolDropped) {
+        rec[0] = -1;
+        forwarded++;
+      }
+      if (v != kPoolForward) continue;
+    }
     if (!x.seal) {
       if (x.check_src && !SameSource(x.src, rec + 2)) continue;
       int plain = len - kHeader - kTag;

@@ -72,7 +72,7 @@ inline uint64_t TagKey(int slot, uint32_t tag) { return (static_cast<uint64_t>(s
 // Removes entry `id` (idempotent) and undoes its reply-budget pair.
 void RemoveForward(FwdState* f, int id);
 // forward-pool.cc
-void FreePools(FwdState* f);
+void FreePools(Engine* e, FwdState* f);
 void RegisterForwardPool(napi_env env, napi_value exports);
 
 }  // namespace sluice

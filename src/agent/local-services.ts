@@ -241,7 +241,12 @@ export class LocalServices implements DatagramSink {
         if (tag === undefined || this.deps.offloadEnd === undefined) return null;
         const fair = svc.fairs.get(s.key);
         if (!budget || !fair) return this.deps.offloadEnd(tag, { grant: () => -1 });
-        return this.deps.offloadEnd(tag, { grant: (want) => budget.take(fair, want), pools: budget.pools, charge: (n) => budget.charge(fair, n) });
+        return this.deps.offloadEnd(tag, {
+          grant: (want) => budget.take(fair, want),
+          pools: budget.pools,
+          charge: (n) => budget.charge(fair, n),
+          dropped: (b, sh) => budget.countDrops(fair, b, sh, policy.name),
+        });
       },
       channelClosed: (s) => {
         if (svc.sessions.get(s.key) === s) {

@@ -1,4 +1,4 @@
-import type { Engine } from './native/native-keys.js';
+import { FORWARD_ENTRIES, type Engine } from './native/native-keys.js';
 import type { EngineHandle } from './native/binding.js';
 
 /** The send-budget pools of the addon (native/src/forward-pool.cc); absent in older builds. */
@@ -8,14 +8,36 @@ export interface PoolBinding {
   forwardPoolFree(engine: EngineHandle, pool: number): void;
   /** The seal entry draws on the pool once its credit is used up; false when it cannot. */
   forwardPoolJoin(engine: EngineHandle, entry: number, pool: number): boolean;
+  /** Per entry [agent-budget, session-share]: what its pool dropped in the batch (written there only). */
+  forwardPoolAttach(engine: EngineHandle, drops: Float64Array): void;
+}
+
+const dropArrays = new WeakMap<Engine, Float64Array | null>();
+
+/**
+ * The engine's pool drop counters, attached on first use (null with an addon that has no pools):
+ * per forwarding entry, datagrams its pool dropped as agent-budget and as session-share.
+ */
+export function poolDrops(e: Engine): Float64Array | null {
+  let d = dropArrays.get(e);
+  if (d !== undefined) return d;
+  const b = e.fwd?.b as Partial<PoolBinding> | undefined;
+  d = null;
+  if (e.fwd !== null && typeof b?.forwardPoolAttach === 'function') {
+    d = new Float64Array(FORWARD_ENTRIES * 2);
+    b.forwardPoolAttach(e.handle, d);
+  }
+  dropArrays.set(e, d);
+  return d;
 }
 
 /**
  * One send budget (upstream/agent/send-budget.ts) in the native engines (docs/datapath.md, "Send
  * budgets in the batch"): a pool per engine, made when the first of its sessions is handed over,
  * from which the batch refills a seal entry's credit itself, shared fairly among the budget's
- * entries in the same rounds as core/fair-share.ts. What the pool refuses reaches JavaScript,
- * whose FairShare (charged with what the pool forwarded) admits it or drops it with its reason.
+ * entries in the same rounds as core/fair-share.ts. What the pool refuses it drops in the batch
+ * and counts by reason (`poolDrops`; JavaScript folds them into the session and the budget's
+ * counters); JavaScript's FairShare is charged with what the pool forwarded.
  */
 export class OffloadPools {
   readonly #ids = new Map<Engine, number>();
@@ -33,6 +55,7 @@ export class OffloadPools {
     if (typeof b.forwardPoolJoin !== 'function' || typeof b.forwardPoolNew !== 'function') return false;
     let id = this.#ids.get(e);
     if (id === undefined) {
+      poolDrops(e);
       id = b.forwardPoolNew(e.handle, this.perSecond, this.roundMs);
       if (id < 0) return false;
       this.#ids.set(e, id);

@@ -5,7 +5,7 @@ import type { UdpSender } from './udp-datapath.js';
 import { FORWARD_COUNTERS, NativeSocketOpener, NativeSocketSealer, type Engine } from './native/native-keys.js';
 import type { NativeAddress } from './native/address-book.js';
 import { NativeChannel, NativeListener } from './native/native-sockets.js';
-import type { OffloadPools } from './offload-pool.js';
+import { poolDrops, type OffloadPools } from './offload-pool.js';
 
 /**
  * Established tunnel sessions forwarded inside the native batch (docs/datapath.md, "Established
@@ -42,6 +42,8 @@ export interface TunnelEnd {
    */
   readonly pools?: OffloadPools;
   charge?(toTunnel: number): void;
+  /** Datagrams toward the tunnel the pool dropped in the batch since the last call, by reason. */
+  dropped?(agentBudget: number, sessionShare: number): void;
   /** Counts datagrams the batch forwarded, for the tunnel's own counters. */
   forwarded(toTunnel: number, fromTunnel: number): void;
   /** False once keys, tag, peer address or mode changed since this end was given. */
@@ -51,7 +53,7 @@ export interface TunnelEnd {
 }
 
 /** A session's send budget as its tunnel side passes it on (the agent's datagram path gets it from the session's table). */
-export type SessionBudget = Pick<TunnelEnd, 'grant' | 'pools' | 'charge'>;
+export type SessionBudget = Pick<TunnelEnd, 'grant' | 'pools' | 'charge' | 'dropped'>;
 
 /**
  * Offloads that one change of the tunnel side ends at once (new keys, the peer's address moved,
@@ -95,7 +97,7 @@ export const CREDIT_CHUNK = 128;
 /** Both forwarding entries of one session. `close` removes them; counters stay readable. */
 export class Offload {
   readonly #e: Engine;
-  readonly #final = [0, 0, 0, 0, 0];
+  readonly #final = [0, 0, 0, 0, 0, 0, 0];
   #closed = false;
   /** The seal entry draws on its send budget's pool in the batch (no credit to grant from here). */
   pooled = false;
@@ -136,6 +138,21 @@ export class Offload {
   /** Datagrams the batch could not send (either direction). */
   get sendErrors(): number {
     return this.#closed ? this.#final[4]! : this.#e.fwd!.counters[this.toTunnel * FORWARD_COUNTERS + 2]! + this.#e.fwd!.counters[this.fromTunnel * FORWARD_COUNTERS + 2]!;
+  }
+
+  /** Datagrams toward the tunnel the send budget's pool dropped in the batch: agent-budget, then session-share. */
+  get droppedBudget(): number {
+    return this.#drop(0, 5);
+  }
+
+  get droppedShare(): number {
+    return this.#drop(1, 6);
+  }
+
+  #drop(i: number, at: number): number {
+    if (this.#closed) return this.#final[at]!;
+    if (!this.pooled) return 0;
+    return poolDrops(this.#e)?.[this.toTunnel * 2 + i] ?? 0;
   }
 
   /** Datagrams toward the tunnel the batch may still forward (< 0: no limit). */
@@ -179,6 +196,8 @@ export class Offload {
     this.#final[2] = this.datagramsFromTunnel;
     this.#final[3] = this.bytesFromTunnel;
     this.#final[4] = this.sendErrors;
+    this.#final[5] = this.droppedBudget;
+    this.#final[6] = this.droppedShare;
     this.#closed = true;
     const f = this.#e.fwd!;
     f.b.forwardRemove(this.#e.handle, this.toTunnel);

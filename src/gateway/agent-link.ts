@@ -331,6 +331,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
       grant: (want) => this.budget.take(c.fair, want),
       pools: this.budget.pools,
       charge: (n) => this.budget.charge(c.fair, n),
+      dropped: (b, s) => this.budget.countDrops(c.fair, b, s, c.routeName),
       forwarded: (to, from) => {
         counters.datagramsToAgent += to;
         counters.datagramsFromAgent += from;

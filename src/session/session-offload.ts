@@ -82,7 +82,7 @@ export class SessionOffloads {
     if (n === null) return;
     s.offload = n;
     s.offloadClientPlain = clientPlain;
-    s.offloadSeen = [0, 0, 0, 0];
+    s.offloadSeen = [0, 0, 0, 0, 0, 0];
     this.#live.add(s);
     if (t.replyRatio !== 0) n.allowance = budgetLeft(s, t.replyRatio, t.replyWindow);
   }
@@ -141,6 +141,7 @@ export class SessionOffloads {
 
   #fold(s: UdpSession, o: Offload): void {
     const seen = s.offloadSeen!;
+    if (o.pooled) this.#foldDrops(s, seen, o);
     const plain = s.offloadClientPlain;
     const pu = plain ? o.datagramsToTunnel : o.datagramsFromTunnel;
     const pd = plain ? o.datagramsFromTunnel : o.datagramsToTunnel;
@@ -166,5 +167,16 @@ export class SessionOffloads {
     }
     o.tunnel.forwarded(plain ? du : dd, plain ? dd : du);
     if (o.pooled) o.tunnel.charge?.(plain ? du : dd);
+  }
+
+  /** What the send budget's pool dropped in the batch, to the session's and the budget's counts by reason. */
+  #foldDrops(s: UdpSession, seen: number[], o: Offload): void {
+    const b = o.droppedBudget - seen[4]!;
+    const sh = o.droppedShare - seen[5]!;
+    if (b === 0 && sh === 0) return;
+    s.lastTick = this.owner.tick; // it sent: not idle, even with all of it dropped
+    seen[4]! += b;
+    seen[5]! += sh;
+    o.tunnel.dropped?.(b, sh);
   }
 }

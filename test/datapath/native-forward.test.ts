@@ -241,7 +241,7 @@ test('no offload on the js datapath', async (t) => {
   assert.equal(offload({ kind: 'client', listener: l, address: '127.0.0.1', port: 9 }, end, 1500, 0), null);
 });
 
-test('with its send budget\'s pool, a seal entry whose credit is used up is refilled in the batch up to the round\'s budget; the excess reaches JavaScript; folding charges the budget', { skip }, async (t) => {
+test('with its send budget\'s pool, a seal entry whose credit is used up is refilled in the batch up to the round\'s budget; the excess is dropped there and counted by reason, none reaches JavaScript', { skip }, async (t) => {
   const r = await rig(t);
   // 20 datagrams per round of 1 s (plus the spare of max(20 / 8, 4)): the burst below fits one or two rounds.
   const pools = new OffloadPools(20, 1000);
@@ -255,17 +255,21 @@ test('with its send budget\'s pool, a seal entry whose credit is used up is refi
   assert.equal(granted, 0, 'JavaScript grants no chunks to a pooled entry');
   const n = 60;
   for (let i = 0; i < n; i++) r.client.send(Buffer.from(`p${i}`), r.pub.local.port);
-  await waitFor(() => r.peer.inbox.length + r.js.publicSide === n, 'every datagram forwarded or in JavaScript');
+  await waitFor(() => r.peer.inbox.length + o.droppedBudget + o.droppedShare === n, 'every datagram forwarded or dropped in the batch');
   const batch = r.peer.inbox.length;
   assert.ok(batch >= 20 && batch <= 2 * 24, `the pool forwarded ${batch} (one or two rounds of 20 + a spare of 4)`);
   assert.equal(o.datagramsToTunnel, batch);
-  assert.equal(r.js.publicSide, n - batch, 'the rest reached JavaScript');
+  // Alone in its pool, its quantum is the whole round: what is left over is the agent's budget.
+  assert.equal(o.droppedBudget, n - batch, 'the excess dropped as agent-budget');
+  assert.equal(o.droppedShare, 0);
+  assert.equal(r.js.publicSide, 0, 'nothing reached JavaScript');
   // Freed: the entry keeps forwarding on its credit alone (none), so everything reaches JavaScript.
   pools.close();
   for (let i = 0; i < 5; i++) r.client.send(Buffer.from(`q${i}`), r.pub.local.port);
-  await waitFor(() => r.js.publicSide === n - batch + 5, 'a freed pool forwards nothing');
+  await waitFor(() => r.js.publicSide === 5, 'a freed pool forwards nothing');
   assert.equal(r.peer.inbox.length, batch);
   o.close();
+  assert.equal(o.droppedBudget, n - batch, 'the drops stay readable after close');
 });
 
 test('an entry with no budget (grant -1) never joins a pool', { skip }, async (t) => {

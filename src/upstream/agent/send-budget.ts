@@ -55,17 +55,34 @@ export class SendBudget {
   admit(slot: FairSlot, route: string | (() => string | undefined)): boolean {
     const v = this.share.admit(slot, this.clock.now());
     if (v === ADMIT) return true;
-    const budget = v === DROP_AGENT_BUDGET;
-    if (budget) this.dropped['agent-budget']++;
-    else this.dropped['session-share']++;
+    if (v === DROP_AGENT_BUDGET) this.#count(1, 0, route);
+    else this.#count(0, 1, route);
+    return false;
+  }
+
+  /**
+   * Counts what the native batch's pool dropped for `slot` (datapath/offload-pool.ts) as `admit`
+   * counts its own drops: the budget's counters, the slot's (its flow record) and the route's events.
+   */
+  countDrops(slot: FairSlot, agentBudget: number, sessionShare: number, route: string | (() => string | undefined)): void {
+    slot.droppedBudget += agentBudget;
+    slot.droppedShare += sessionShare;
+    this.share.droppedBudget += agentBudget;
+    this.share.droppedShare += sessionShare;
+    this.#count(agentBudget, sessionShare, route);
+  }
+
+  #count(budget: number, share: number, route: string | (() => string | undefined)): void {
+    this.dropped['agent-budget'] += budget;
+    this.dropped['session-share'] += share;
     const name = typeof route === 'string' ? route : route();
     if (name !== undefined && this.events && !this.#closed) {
       let p = this.#pending.get(name);
       if (p === undefined) this.#pending.set(name, (p = [0, 0]));
-      p[budget ? 0 : 1]++;
+      p[0] += budget;
+      p[1] += share;
       this.#timer ??= this.clock.setTimeout(() => this.#report(), DROP_REPORT_MS);
     }
-    return false;
   }
 
   /**
