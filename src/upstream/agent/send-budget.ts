@@ -5,6 +5,11 @@ import { OffloadPools } from '../../datapath/offload-pool.js';
 
 export { FairSlot };
 
+/** Where a budget's drops are reported, asked only on a drop (a session's connectee, without a closure of its own). */
+export interface DropRoute {
+  routeName(): string | undefined;
+}
+
 /** How often the drops of a budget are reported as `datagrams-dropped` events (batched, never one per datagram). */
 export const DROP_REPORT_MS = 1000;
 
@@ -52,7 +57,7 @@ export class SendBudget {
    * (the public listener's route at the gateway, `<agent>/<service>` at the agent); it is read
    * only when the datagram is dropped.
    */
-  admit(slot: FairSlot, route: string | (() => string | undefined)): boolean {
+  admit(slot: FairSlot, route: string | DropRoute): boolean {
     const v = this.share.admit(slot, this.clock.now());
     if (v === ADMIT) return true;
     if (v === DROP_AGENT_BUDGET) this.#count(1, 0, route);
@@ -64,7 +69,7 @@ export class SendBudget {
    * Counts what the native batch's pool dropped for `slot` (datapath/offload-pool.ts) as `admit`
    * counts its own drops: the budget's counters, the slot's (its flow record) and the route's events.
    */
-  countDrops(slot: FairSlot, agentBudget: number, sessionShare: number, route: string | (() => string | undefined)): void {
+  countDrops(slot: FairSlot, agentBudget: number, sessionShare: number, route: string | DropRoute): void {
     slot.droppedBudget += agentBudget;
     slot.droppedShare += sessionShare;
     this.share.droppedBudget += agentBudget;
@@ -72,10 +77,10 @@ export class SendBudget {
     this.#count(agentBudget, sessionShare, route);
   }
 
-  #count(budget: number, share: number, route: string | (() => string | undefined)): void {
+  #count(budget: number, share: number, route: string | DropRoute): void {
     this.dropped['agent-budget'] += budget;
     this.dropped['session-share'] += share;
-    const name = typeof route === 'string' ? route : route();
+    const name = typeof route === 'string' ? route : route.routeName();
     if (name !== undefined && this.events && !this.#closed) {
       let p = this.#pending.get(name);
       if (p === undefined) this.#pending.set(name, (p = [0, 0]));
