@@ -207,6 +207,7 @@ void RegisterForward(napi_env env, napi_value exports) {
       {"forwardLive", nullptr, LiveCall, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  RegisterForwardPool(env, exports);
 }
 
 }  // namespace sluice

@@ -58,6 +58,7 @@ void RemoveForward(FwdState* f, int id) {
   if (x.paired_by >= 0) f->entries[x.paired_by].pair = -1;
   x = Fwd();
   f->credits[id] = 0;
+  LeavePool(f, id);
   f->free_ids.push_back(id);
 }
 
@@ -77,6 +78,7 @@ void FreeForwards(Engine* e) {
   if (f == nullptr) return;
   for (napi_ref r : f->refs)
     if (r != nullptr) napi_delete_reference(e->env, r);
+  FreePools(e, f);
   delete f;
   e->fwd = nullptr;
 }
@@ -205,7 +207,16 @@ int ForwardHarvested(Engine* e, int used) {
     }
     Fwd& x = f->entries[id];
     int32_t& credit = f->credits[id];
-    if (credit == 0 || x.out_sock >= socks || e->socks[x.out_sock].fd < 0) continue;
+    if (x.out_sock >= socks || e->socks[x.out_sock].fd < 0) continue;
+    if (credit == 0) {
+      // Beyond its credit: its send budget's pool forwards it, drops it (counted), or leaves it to JavaScript.
+      int v = PoolAdmit(f, id);
+      if (v == kPoolDropped) {
+        rec[0] = -1;
+        forwarded++;
+      }
+      if (v != kPoolForward) continue;
+    }
     if (!x.seal) {
       if (x.check_src && !SameSource(x.src, rec + 2)) continue;
       int plain = len - kHeader - kTag;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "engine.h"
+#include "forward-pool.h"
 
 #include <unordered_map>
 #include <vector>
@@ -62,6 +63,7 @@ struct FwdState {
   std::vector<uint64_t> cmsg;  // 4 words per send
   std::vector<int> send_first;
   std::vector<int> send_count;
+  FwdPools* pools = nullptr;  // send budgets in the batch (forward-pool.cc); made by the first pool
 };
 
 // The lookup key of a seal entry (exact for IPv4 and connected sockets, a hash for IPv6), and of a plain one.
@@ -69,5 +71,8 @@ uint64_t SourceKey(int sock, const int32_t* src);
 inline uint64_t TagKey(int slot, uint32_t tag) { return (static_cast<uint64_t>(slot) << 32) | tag; }
 // Removes entry `id` (idempotent) and undoes its reply-budget pair.
 void RemoveForward(FwdState* f, int id);
+// forward-pool.cc
+void FreePools(Engine* e, FwdState* f);
+void RegisterForwardPool(napi_env env, napi_value exports);
 
 }  // namespace sluice

@@ -372,7 +372,7 @@ export class Agent {
         path.sendClose(tag);
       },
       // A tag answered over a direct peer path stays in JavaScript (peers.ts sends it).
-      offloadEnd: (tag, grant) => (carries() && peers.carriesExposed(tag) ? null : path.offloadEnd(tag, grant)),
+      offloadEnd: (tag, budget) => (carries() && peers.carriesExposed(tag) ? null : path.offloadEnd(tag, budget)),
       budget: new SendBudget(config.datagramBudget, clock, events, path.counters.shed),
     });
     const home: GatewayHome = new GatewayHome(t.gateway, t.serverName, path, local, this.#host);

@@ -8,7 +8,7 @@ import { canonicalIp, type Endpoint } from '../core/address.js';
 import type { UdpDatapath, UdpListener } from '../datapath/udp-datapath.js';
 import { tunnelOpener, tunnelSealer, type SocketOpener, type SocketSealer } from '../datapath/tunnel-keys.js';
 import type { IceSocket } from '../ice/bases.js';
-import { OffloadGroup, type TunnelEnd } from '../datapath/offload.js';
+import { OffloadGroup, type SessionBudget, type TunnelEnd } from '../datapath/offload.js';
 import { isTunnelDatagram } from '../protocol/tunnel/index.js';
 import { CHANNEL_BACKLOG_BYTES, type ControlChannel } from '../upstream/agent/control-channel.js';
 
@@ -174,9 +174,9 @@ export class AgentDatagramPath {
   /**
    * The tunnel side of connectee `tag` for the native batch (datapath/offload.ts): while datagrams
    * go over UDP with the current keys. Valid until the mode, the keys, the socket or the gateway
-   * change (the session table checks on its sweep). `grant`: the session's send budget.
+   * change (the session table checks on its sweep). `budget`: the session's send budget.
    */
-  offloadEnd(tag: number, grant: (want: number) => number): TunnelEnd | null {
+  offloadEnd(tag: number, budget: SessionBudget): TunnelEnd | null {
     const sealer = this.#sealer;
     const opener = this.#openers.get(this.#currentKeyId);
     const socket = this.#socket;
@@ -190,7 +190,7 @@ export class AgentDatagramPath {
       tag,
       peer: gw,
       pinPeer: true,
-      grant,
+      ...budget,
       forwarded: (to, from) => {
         counters.toGateway += to;
         counters.fromGateway += from;

@@ -14,7 +14,7 @@ import type { TunnelStream } from '../upstream/agent/tunnel-stream.js';
 import type { DatagramSink } from './datagram-path.js';
 import { FairSlot, slotDrops, type SendBudget } from '../upstream/agent/send-budget.js';
 import { AdmissionLimits } from '../admission/limits.js';
-import type { TunnelEnd } from '../datapath/offload.js';
+import type { SessionBudget, TunnelEnd } from '../datapath/offload.js';
 
 export interface LocalServicesDeps {
   readonly agent: string;
@@ -29,7 +29,7 @@ export interface LocalServicesDeps {
   /** What may go toward the gateway and peers, shared fairly among the sessions; absent = no budget. */
   readonly budget?: SendBudget;
   /** The tunnel side of `tag` for the native batch (datapath/offload.ts), or null while it needs JavaScript. */
-  readonly offloadEnd?: (tag: number, grant: (want: number) => number) => TunnelEnd | null;
+  readonly offloadEnd?: (tag: number, budget: SessionBudget) => TunnelEnd | null;
 }
 
 interface TagOwner {
@@ -240,7 +240,13 @@ export class LocalServices implements DatagramSink {
         const tag = svc.clientTags.get(s.key);
         if (tag === undefined || this.deps.offloadEnd === undefined) return null;
         const fair = svc.fairs.get(s.key);
-        return this.deps.offloadEnd(tag, (want) => (budget && fair ? budget.take(fair, want) : -1));
+        if (!budget || !fair) return this.deps.offloadEnd(tag, { grant: () => -1 });
+        return this.deps.offloadEnd(tag, {
+          grant: (want) => budget.take(fair, want),
+          pools: budget.pools,
+          charge: (n) => budget.charge(fair, n),
+          dropped: (b, sh) => budget.countDrops(fair, b, sh, policy.name),
+        });
       },
       channelClosed: (s) => {
         if (svc.sessions.get(s.key) === s) {

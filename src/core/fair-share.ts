@@ -126,29 +126,7 @@ export class FairShare {
       return ADMIT;
     }
     if (now >= this.#roundEnd) this.#newRound(now);
-    if (slot.round !== this.#round) {
-      const q = this.#quantum;
-      // Backlogged since the last round: carry what is left of its credit, at most one datagram's
-      // worth (so quanta under one add up, and a session cut off by the spent budget cannot come
-      // back with a double share and take the spare).
-      // Rounds in which nothing at all was sent (the process stalled) do not break a backlog.
-      const backlogged = slot.round === this.#lastBusy;
-      const d = slot.deficit;
-      const carry = backlogged ? (d > 1 ? 1 : d < -1 ? -1 : d) : 0;
-      slot.deficit = carry + q;
-      slot.fresh = !backlogged;
-      slot.round = this.#round;
-      this.#active++;
-      // Held back for it: twice what it offered in its latest round, plus one, at most its share.
-      const share = Math.floor(slot.deficit);
-      const want = 2 * slot.offered + 1;
-      const r = want < share ? want : share;
-      slot.reserved = r > 0 ? r : 0;
-      slot.expected = want;
-      slot.offered = 0;
-      this.#owed += slot.reserved;
-      this.#expectedNow += slot.reserved;
-    }
+    if (slot.round !== this.#round) this.#enter(slot);
     slot.offered++;
     if (this.#left < 1) {
       // A session within its share that is new, or sends no more than expected of it (one that came
@@ -188,6 +166,52 @@ export class FairShare {
     slot.droppedShare++;
     this.droppedShare++;
     return DROP_SESSION_SHARE;
+  }
+
+  /** `slot`'s first datagram of this round: its share, carry and reservation (see the class comment). */
+  #enter(slot: FairSlot): void {
+    const q = this.#quantum;
+    // Backlogged since the last round: carry what is left of its credit, at most one datagram's
+    // worth (so quanta under one add up, and a session cut off by the spent budget cannot come
+    // back with a double share and take the spare).
+    // Rounds in which nothing at all was sent (the process stalled) do not break a backlog.
+    const backlogged = slot.round === this.#lastBusy;
+    const d = slot.deficit;
+    const carry = backlogged ? (d > 1 ? 1 : d < -1 ? -1 : d) : 0;
+    slot.deficit = carry + q;
+    slot.fresh = !backlogged;
+    slot.round = this.#round;
+    this.#active++;
+    // Held back for it: twice what it offered in its latest round, plus one, at most its share.
+    const share = Math.floor(slot.deficit);
+    const want = 2 * slot.offered + 1;
+    const r = want < share ? want : share;
+    slot.reserved = r > 0 ? r : 0;
+    slot.expected = want;
+    slot.offered = 0;
+    this.#owed += slot.reserved;
+    this.#expectedNow += slot.reserved;
+  }
+
+  /**
+   * Counts `n` datagrams of `slot` that were sent without asking (the native batch's pool,
+   * datapath/offload-pool.ts, admitted them under its own copy of this budget) as admitted now:
+   * the budget and the session's share are charged with them, so what JavaScript admits after
+   * them leaves room for what the batch carries.
+   */
+  charge(slot: FairSlot, now: number, n: number): void {
+    if (this.perRound <= 0 || n <= 0) return;
+    if (now >= this.#roundEnd) this.#newRound(now);
+    if (slot.round !== this.#round) this.#enter(slot);
+    slot.offered += n;
+    slot.deficit -= n;
+    // What the batch forwarded since the last fold may span earlier rounds: it can spend this
+    // round's budget (JavaScript then admits only from the spare), never the next one's.
+    this.#left = this.#left > n ? this.#left - n : 0;
+    this.admitted += n;
+    const r = n < slot.reserved ? n : slot.reserved;
+    slot.reserved -= r;
+    this.#owed -= r;
   }
 
   /**

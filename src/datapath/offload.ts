@@ -5,6 +5,7 @@ import type { UdpSender } from './udp-datapath.js';
 import { FORWARD_COUNTERS, NativeSocketOpener, NativeSocketSealer, type Engine } from './native/native-keys.js';
 import type { NativeAddress } from './native/address-book.js';
 import { NativeChannel, NativeListener } from './native/native-sockets.js';
+import { poolDrops, type OffloadPools } from './offload-pool.js';
 
 /**
  * Established tunnel sessions forwarded inside the native batch (docs/datapath.md, "Established
@@ -35,6 +36,14 @@ export interface TunnelEnd {
   readonly pinPeer: boolean;
   /** Pre-admits up to `want` datagrams toward the tunnel under its send budget; -1 when there is no budget. */
   grant(want: number): number;
+  /**
+   * The send budget's pools (datapath/offload-pool.ts): with one, the batch refills the seal
+   * entry's credit itself, and what it forwarded is `charge`d to the budget when folded.
+   */
+  readonly pools?: OffloadPools;
+  charge?(toTunnel: number): void;
+  /** Datagrams toward the tunnel the pool dropped in the batch since the last call, by reason. */
+  dropped?(agentBudget: number, sessionShare: number): void;
   /** Counts datagrams the batch forwarded, for the tunnel's own counters. */
   forwarded(toTunnel: number, fromTunnel: number): void;
   /** False once keys, tag, peer address or mode changed since this end was given. */
@@ -42,6 +51,9 @@ export interface TunnelEnd {
   /** Groups the offload joins: their owner closes them at once when the tunnel side changes. */
   readonly groups?: readonly OffloadGroup[];
 }
+
+/** A session's send budget as its tunnel side passes it on (the agent's datagram path gets it from the session's table). */
+export type SessionBudget = Pick<TunnelEnd, 'grant' | 'pools' | 'charge' | 'dropped'>;
 
 /**
  * Offloads that one change of the tunnel side ends at once (new keys, the peer's address moved,
@@ -85,8 +97,10 @@ export const CREDIT_CHUNK = 128;
 /** Both forwarding entries of one session. `close` removes them; counters stay readable. */
 export class Offload {
   readonly #e: Engine;
-  readonly #final = [0, 0, 0, 0, 0];
+  readonly #final = [0, 0, 0, 0, 0, 0, 0];
   #closed = false;
+  /** The seal entry draws on its send budget's pool in the batch (no credit to grant from here). */
+  pooled = false;
   /** The last credit chunk: doubles on every refill (8 first), up to CREDIT_CHUNK. */
   #chunk = 4;
 
@@ -126,6 +140,21 @@ export class Offload {
     return this.#closed ? this.#final[4]! : this.#e.fwd!.counters[this.toTunnel * FORWARD_COUNTERS + 2]! + this.#e.fwd!.counters[this.fromTunnel * FORWARD_COUNTERS + 2]!;
   }
 
+  /** Datagrams toward the tunnel the send budget's pool dropped in the batch: agent-budget, then session-share. */
+  get droppedBudget(): number {
+    return this.#drop(0, 5);
+  }
+
+  get droppedShare(): number {
+    return this.#drop(1, 6);
+  }
+
+  #drop(i: number, at: number): number {
+    if (this.#closed) return this.#final[at]!;
+    if (!this.pooled) return 0;
+    return poolDrops(this.#e)?.[this.toTunnel * 2 + i] ?? 0;
+  }
+
   /** Datagrams toward the tunnel the batch may still forward (< 0: no limit). */
   get credit(): number {
     return this.#closed ? 0 : this.#e.fwd!.credits[this.toTunnel]!;
@@ -146,7 +175,7 @@ export class Offload {
 
   /** The credit ran out and a datagram reached JavaScript: grants the next chunk, twice the last. */
   refill(): void {
-    if (this.#closed) return;
+    if (this.#closed || this.pooled) return;
     this.#chunk = Math.min(2 * this.#chunk, CREDIT_CHUNK);
     this.credit = this.tunnel.grant(this.#chunk);
   }
@@ -167,6 +196,8 @@ export class Offload {
     this.#final[2] = this.datagramsFromTunnel;
     this.#final[3] = this.bytesFromTunnel;
     this.#final[4] = this.sendErrors;
+    this.#final[5] = this.droppedBudget;
+    this.#final[6] = this.droppedShare;
     this.#closed = true;
     const f = this.#e.fwd!;
     f.b.forwardRemove(this.#e.handle, this.toTunnel);
@@ -223,7 +254,8 @@ export function offload(plain: PlainEnd, tunnel: TunnelEnd, maxBytes: number, re
   if (replyRatio > 0) f.b.forwardPair(e.handle, toTunnel, fromTunnel, replyRatio);
   const o = new Offload(e, toTunnel, fromTunnel, tunnel);
   for (const g of tunnel.groups ?? []) g.add(o);
-  // No credit yet under a budget (see CREDIT_CHUNK); without one (grant -1) no limit.
+  // No credit yet under a budget (see CREDIT_CHUNK): the pool's share, or JavaScript's chunks; without one (grant -1) no limit.
   if (tunnel.grant(0) < 0) o.credit = -1;
+  else if (tunnel.pools?.join(e, toTunnel) === true) o.pooled = true;
   return o;
 }

@@ -74,7 +74,7 @@ function originOf(c: Connectee): DatagramOrigin {
 }
 
 /** Peer flows have no public route to report budget drops on: they are counted per agent only. */
-const noRoute = (): undefined => undefined;
+const noRoute = { routeName: (): undefined => undefined };
 
 /**
  * One authenticated agent, kept across its control connections (docs/expose.md): its published
@@ -269,7 +269,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
   /** Called by a connectee: one datagram toward the agent. */
   sendData(c: Connectee, payload: Buffer): void {
     // Before sealing: a flooding session loses its own excess, nobody else's share.
-    if (!this.budget.admit(c.fair, c.routeName)) return;
+    if (!this.budget.admit(c.fair, c)) return;
     this.#sendDatagram(c.tag, payload, c.answered ? undefined : c);
   }
 
@@ -329,6 +329,9 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
       peer: address,
       pinPeer: true,
       grant: (want) => this.budget.take(c.fair, want),
+      pools: this.budget.pools,
+      charge: (n) => this.budget.charge(c.fair, n),
+      dropped: (b, s) => this.budget.countDrops(c.fair, b, s, c),
       forwarded: (to, from) => {
         counters.datagramsToAgent += to;
         counters.datagramsFromAgent += from;

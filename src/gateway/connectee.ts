@@ -24,9 +24,10 @@ import type { DropReason } from '../core/reasons.js';
  * origin block rides every datagram until the agent has answered on the tag.
  */
 export class Connectee implements DatagramChannel {
-  answered = false;
+  #answered = false;
   closed = false;
-  readonly originBlock: Buffer;
+  /** Encoded while needed (until answered), then let go: an idle answered session keeps no buffer. */
+  #origin: Buffer | null = null;
   /** This session's place in the agent's send budget. */
   readonly fair = new FairSlot();
   #offloads: OffloadGroup | null = null;
@@ -41,7 +42,25 @@ export class Connectee implements DatagramChannel {
     this.#offloads?.closeAll();
   }
   /** The public listener's route, where its budget drops are reported (read only on a drop). */
-  readonly routeName = (): string | undefined => this.link.serviceRoute(this.serviceId);
+  routeName(): string | undefined {
+    return this.link.serviceRoute(this.serviceId);
+  }
+
+  /** The agent has answered on the current tag: the origin block no longer rides its datagrams. */
+  get answered(): boolean {
+    return this.#answered;
+  }
+
+  set answered(v: boolean) {
+    this.#answered = v;
+    if (v) this.#origin = null;
+  }
+
+  /** The origin block (docs/tunnel-protocol.md §6): who the client is, for the agent. */
+  get originBlock(): Buffer {
+    const port = this.port;
+    return (this.#origin ??= encodeOriginBlock(port === undefined ? { serviceId: this.serviceId, client: this.client } : { serviceId: this.serviceId, client: this.client, port }));
+  }
 
   constructor(
     private readonly link: ConnecteeUplink,
@@ -57,9 +76,7 @@ export class Connectee implements DatagramChannel {
     readonly retag = true,
     /** For a range service: the public port the client sent to, told to the agent in the origin. */
     readonly port?: number,
-  ) {
-    this.originBlock = encodeOriginBlock(port === undefined ? { serviceId, client } : { serviceId, client, port });
-  }
+  ) {}
 
   get remote(): Endpoint {
     return this.link.remote;

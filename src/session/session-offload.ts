@@ -4,15 +4,22 @@ import type { UdpSession } from './udp-session.js';
 import type { UdpSessionPolicy } from './session-policy.js';
 import type { UdpClientSide } from './udp-session-table.js';
 
-/** Sweeps without a datagram after which a session's entries are removed (1 s at the longest sweep). */
-const IDLE_TICKS = 4;
+/**
+ * Sweeps without a datagram after which a session's entries are removed (4 s at the longest
+ * sweep). Only sessions that went on past one round trip have entries, so this costs idle
+ * one-shot sessions nothing; shorter, a session that sends a burst every second or two (a game
+ * tick, a client among a thousand behind one sender) was removed and handed over again each time.
+ */
+const IDLE_TICKS = 16;
 
 /**
- * Datagrams (both ways) a session carries in JavaScript before it is handed over: one-shot
- * exchanges (a DNS query, a probe) never gain from the batch, and an idle session should cost no
- * more than before (entries and their objects are about 1 KB per side).
+ * Datagrams (both ways) a session carries in JavaScript before it is handed over: its first
+ * datagram after an answered round trip. A one-shot exchange (a DNS query, a probe, an idle
+ * session's single echo) is never handed over: it would not gain from the batch, and an idle
+ * session should cost no more than before (entries and their objects are about 1 KB per side);
+ * a session that goes on is handed over at once, so a short burst is not carried in JavaScript.
  */
-const OFFLOAD_AFTER = 4;
+const OFFLOAD_AFTER = 3;
 
 /** What the offloads of a table need from it and from its client side. */
 export interface OffloadOwner {
@@ -75,7 +82,7 @@ export class SessionOffloads {
     if (n === null) return;
     s.offload = n;
     s.offloadClientPlain = clientPlain;
-    s.offloadSeen = [0, 0, 0, 0];
+    s.offloadSeen = [0, 0, 0, 0, 0, 0];
     this.#live.add(s);
     if (t.replyRatio !== 0) n.allowance = budgetLeft(s, t.replyRatio, t.replyWindow);
   }
@@ -134,6 +141,7 @@ export class SessionOffloads {
 
   #fold(s: UdpSession, o: Offload): void {
     const seen = s.offloadSeen!;
+    if (o.pooled) this.#foldDrops(s, seen, o);
     const plain = s.offloadClientPlain;
     const pu = plain ? o.datagramsToTunnel : o.datagramsFromTunnel;
     const pd = plain ? o.datagramsFromTunnel : o.datagramsToTunnel;
@@ -158,5 +166,17 @@ export class SessionOffloads {
       o.allowance = budgetLeft(s, t.replyRatio, t.replyWindow);
     }
     o.tunnel.forwarded(plain ? du : dd, plain ? dd : du);
+    if (o.pooled) o.tunnel.charge?.(plain ? du : dd);
+  }
+
+  /** What the send budget's pool dropped in the batch, to the session's and the budget's counts by reason. */
+  #foldDrops(s: UdpSession, seen: number[], o: Offload): void {
+    const b = o.droppedBudget - seen[4]!;
+    const sh = o.droppedShare - seen[5]!;
+    if (b === 0 && sh === 0) return;
+    s.lastTick = this.owner.tick; // it sent: not idle, even with all of it dropped
+    seen[4]! += b;
+    seen[5]! += sh;
+    o.tunnel.dropped?.(b, sh);
   }
 }

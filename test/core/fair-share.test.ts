@@ -187,3 +187,29 @@ test('take pre-admits up to `want` as that many admits would, stops at the first
   assert.equal(f.take(flooder, 10, 10), 0, 'nothing left for the flooder this round');
   assert.equal(f.admit(flooder, 10) === ADMIT, false, 'and an admit refuses too');
 });
+
+test('charge counts datagrams sent without asking (the batch\'s pool) as admitted: the flooder\'s own excess is then dropped by reason, a light session keeps its share, and a charge never spends the next round', () => {
+  const f = new FairShare({ perSecond: 10_000, roundMs: 10 }); // 100 per round
+  const flooder = new FairSlot();
+  const light = new FairSlot();
+  // Round 0: both active, the light one sends 30 (so 50, its share, is held back for it next round).
+  offer(f, flooder, 1, 0);
+  offer(f, light, 30, 0);
+  // Round 1: quanta of 50; the batch forwarded 60 of the flooder's.
+  assert.equal(offer(f, light, 1, 10), 1);
+  f.charge(flooder, 10, 60);
+  assert.equal(f.quantum, 50);
+  assert.equal(f.admitted, 92);
+  assert.equal(f.admit(flooder, 10), DROP_SESSION_SHARE, 'the flooder used its share in the batch: its next datagram is its own excess');
+  assert.equal(flooder.droppedShare, 1);
+  assert.equal(offer(f, light, 20, 10), 20, 'the light session is held its share');
+  // A fold that brings more than the round (what the batch forwarded over several rounds) spends this round only.
+  f.charge(flooder, 10, 10_000);
+  assert.equal(f.admit(flooder, 10), DROP_AGENT_BUDGET, 'this round is spent');
+  assert.equal(offer(f, light, 1, 10), 1, 'a light session within its expected demand still draws on the spare');
+  assert.equal(offer(f, flooder, 200, 20) > 0, true, 'the next round has its budget again');
+  // No budget: charging is a no-op.
+  const off = new FairShare({ perSecond: 0 });
+  off.charge(flooder, 0, 5);
+  assert.equal(off.admitted, 0);
+});

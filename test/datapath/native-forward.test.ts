@@ -6,6 +6,7 @@ import { loadNativeBinding } from '../../src/datapath/native/binding.js';
 import { NativeDatapath } from '../../src/datapath/native/native-datapath.js';
 import { tunnelOpener, tunnelSealer } from '../../src/datapath/tunnel-keys.js';
 import { CREDIT_CHUNK, OffloadGroup, offload, type TunnelEnd } from '../../src/datapath/offload.js';
+import { OffloadPools } from '../../src/datapath/offload-pool.js';
 import type { SocketOpener, SocketSealer } from '../../src/datapath/socket-keys.js';
 import type { UdpListener } from '../../src/datapath/udp-datapath.js';
 import { DatagramOpener, DatagramSealer } from '../../src/protocol/tunnel/index.js';
@@ -238,4 +239,46 @@ test('no offload on the js datapath', async (t) => {
   const opener = tunnelOpener(jsDatapath, { key: FROM_PEER, direction: 'agent-to-gateway', keyId: 2 });
   const end: TunnelEnd = { kind: 'tunnel', sealer, opener, tag: 1, peer: { address: '127.0.0.1', port: 9 }, pinPeer: true, grant: () => -1, forwarded: () => {}, valid: () => true };
   assert.equal(offload({ kind: 'client', listener: l, address: '127.0.0.1', port: 9 }, end, 1500, 0), null);
+});
+
+test('with its send budget\'s pool, a seal entry whose credit is used up is refilled in the batch up to the round\'s budget; the excess is dropped there and counted by reason, none reaches JavaScript', { skip }, async (t) => {
+  const r = await rig(t);
+  // 20 datagrams per round of 1 s (plus the spare of max(20 / 8, 4)): the burst below fits one or two rounds.
+  const pools = new OffloadPools(20, 1000);
+  t.after(() => pools.close());
+  let granted = 0;
+  const o = offload(r.clientEnd, { ...r.tunnelEnd((want) => (granted += want, want)), pools }, 1500, 0);
+  assert.ok(o);
+  assert.equal(o.pooled, true, 'the entry draws on the pool');
+  assert.equal(o.credit, 0, 'no credit of its own');
+  o.refill();
+  assert.equal(granted, 0, 'JavaScript grants no chunks to a pooled entry');
+  const n = 60;
+  for (let i = 0; i < n; i++) r.client.send(Buffer.from(`p${i}`), r.pub.local.port);
+  await waitFor(() => r.peer.inbox.length + o.droppedBudget + o.droppedShare === n, 'every datagram forwarded or dropped in the batch');
+  const batch = r.peer.inbox.length;
+  assert.ok(batch >= 20 && batch <= 2 * 24, `the pool forwarded ${batch} (one or two rounds of 20 + a spare of 4)`);
+  assert.equal(o.datagramsToTunnel, batch);
+  // Alone in its pool, its quantum is the whole round: what is left over is the agent's budget.
+  assert.equal(o.droppedBudget, n - batch, 'the excess dropped as agent-budget');
+  assert.equal(o.droppedShare, 0);
+  assert.equal(r.js.publicSide, 0, 'nothing reached JavaScript');
+  // Freed: the entry keeps forwarding on its credit alone (none), so everything reaches JavaScript.
+  pools.close();
+  for (let i = 0; i < 5; i++) r.client.send(Buffer.from(`q${i}`), r.pub.local.port);
+  await waitFor(() => r.js.publicSide === 5, 'a freed pool forwards nothing');
+  assert.equal(r.peer.inbox.length, batch);
+  o.close();
+  assert.equal(o.droppedBudget, n - batch, 'the drops stay readable after close');
+});
+
+test('an entry with no budget (grant -1) never joins a pool', { skip }, async (t) => {
+  const r = await rig(t);
+  const pools = new OffloadPools(20, 1000);
+  t.after(() => pools.close());
+  const o = offload(r.clientEnd, { ...r.tunnelEnd(), pools }, 1500, 0);
+  assert.ok(o);
+  assert.equal(o.pooled, false);
+  assert.equal(o.credit, -1);
+  o.close();
 });

@@ -1,8 +1,14 @@
 import type { Clock, Timer } from '../../core/clock.js';
 import { ADMIT, DROP_AGENT_BUDGET, FairShare, FairSlot, type FairDropReason, type FairShareSettings } from '../../core/fair-share.js';
 import type { DropReason, EventStream } from '../../observe/events.js';
+import { OffloadPools } from '../../datapath/offload-pool.js';
 
 export { FairSlot };
+
+/** Where a budget's drops are reported, asked only on a drop (a session's connectee, without a closure of its own). */
+export interface DropRoute {
+  routeName(): string | undefined;
+}
 
 /** How often the drops of a budget are reported as `datagrams-dropped` events (batched, never one per datagram). */
 export const DROP_REPORT_MS = 1000;
@@ -30,6 +36,8 @@ export class SendBudget {
   readonly dropped: Record<FairDropReason, number>;
   /** Per route since the last report: [agent-budget, session-share]. */
   readonly #pending = new Map<string, [number, number]>();
+  /** This budget in the native engines: the batch refills offloaded sessions' credit from it (datapath/offload-pool.ts). */
+  readonly pools: OffloadPools;
   #timer: Timer | undefined;
   #closed = false;
 
@@ -40,6 +48,7 @@ export class SendBudget {
     dropped?: Record<FairDropReason, number>,
   ) {
     this.share = new FairShare(settings);
+    this.pools = new OffloadPools(settings.perSecond, this.share.roundMs);
     this.dropped = dropped ?? { 'agent-budget': 0, 'session-share': 0 };
   }
 
@@ -48,20 +57,37 @@ export class SendBudget {
    * (the public listener's route at the gateway, `<agent>/<service>` at the agent); it is read
    * only when the datagram is dropped.
    */
-  admit(slot: FairSlot, route: string | (() => string | undefined)): boolean {
+  admit(slot: FairSlot, route: string | DropRoute): boolean {
     const v = this.share.admit(slot, this.clock.now());
     if (v === ADMIT) return true;
-    const budget = v === DROP_AGENT_BUDGET;
-    if (budget) this.dropped['agent-budget']++;
-    else this.dropped['session-share']++;
-    const name = typeof route === 'string' ? route : route();
+    if (v === DROP_AGENT_BUDGET) this.#count(1, 0, route);
+    else this.#count(0, 1, route);
+    return false;
+  }
+
+  /**
+   * Counts what the native batch's pool dropped for `slot` (datapath/offload-pool.ts) as `admit`
+   * counts its own drops: the budget's counters, the slot's (its flow record) and the route's events.
+   */
+  countDrops(slot: FairSlot, agentBudget: number, sessionShare: number, route: string | DropRoute): void {
+    slot.droppedBudget += agentBudget;
+    slot.droppedShare += sessionShare;
+    this.share.droppedBudget += agentBudget;
+    this.share.droppedShare += sessionShare;
+    this.#count(agentBudget, sessionShare, route);
+  }
+
+  #count(budget: number, share: number, route: string | DropRoute): void {
+    this.dropped['agent-budget'] += budget;
+    this.dropped['session-share'] += share;
+    const name = typeof route === 'string' ? route : route.routeName();
     if (name !== undefined && this.events && !this.#closed) {
       let p = this.#pending.get(name);
       if (p === undefined) this.#pending.set(name, (p = [0, 0]));
-      p[budget ? 0 : 1]++;
+      p[0] += budget;
+      p[1] += share;
       this.#timer ??= this.clock.setTimeout(() => this.#report(), DROP_REPORT_MS);
     }
-    return false;
   }
 
   /**
@@ -72,9 +98,15 @@ export class SendBudget {
     return this.share.enabled ? this.share.take(slot, this.clock.now(), want) : -1;
   }
 
-  /** Reports what is pending and stops the timer. Idempotent. */
+  /** Counts `n` datagrams of `slot` the native batch forwarded under its pool (FairShare.charge). */
+  charge(slot: FairSlot, n: number): void {
+    if (this.share.enabled) this.share.charge(slot, this.clock.now(), n);
+  }
+
+  /** Reports what is pending, stops the timer and frees the native pools. Idempotent. */
   close(): void {
     if (this.#closed) return;
+    this.pools.close();
     this.#report();
     this.#closed = true;
   }

@@ -1,0 +1,234 @@
+// Send budgets in the batch (docs/datapath.md, "Send budgets in the batch"): a seal entry that has
+// used up the credit JavaScript gave it draws on its pool's round budget here, so a session within
+// its fair share needs no JavaScript call at all however fast it sends. The sharing is
+// core/fair-share.ts's deficit round robin (same rounds, quantum, reservations and spare); a
+// refusal is not a drop here: the datagram stays in the batch for JavaScript, whose FairShare
+// (charged with what the pool forwarded) admits it or drops it and counts the drop by reason.
+#include "forward.h"
+
+#include <time.h>
+
+namespace sluice {
+
+static int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+static void Remember(FwdPool& p, int active) {
+  p.history[p.history_at] = static_cast<uint32_t>(active);
+  p.history_at = (p.history_at + 1) % kPoolRecentRounds;
+}
+
+static void NewRound(FwdPool& p, int64_t now) {
+  int64_t skipped = p.round_end == INT64_MIN ? 0 : (now - p.round_end) / p.round_ns;
+  if (p.active > 0) p.last_busy = p.round;
+  p.round += 1 + skipped;
+  p.round_end = (p.round_end == INT64_MIN ? now : p.round_end + skipped * p.round_ns) + p.round_ns;
+  Remember(p, p.active);
+  for (int64_t i = 0; i < skipped && i < kPoolRecentRounds; i++) Remember(p, 0);
+  int recent = 1;
+  for (uint32_t h : p.history)
+    if (static_cast<int>(h) > recent) recent = static_cast<int>(h);
+  p.recent = recent;
+  p.active = 0;
+  p.owed = 0;
+  p.expected_last = skipped >= kPoolRecentRounds ? 0 : p.expected_now;
+  p.expected_now = 0;
+  p.left = p.per_round;
+  p.spare = p.per_round / 8 > 4 ? p.per_round / 8 : 4;
+  p.quantum = p.per_round / recent;
+}
+
+// A refusal: counted by reason in the shared drops (JavaScript folds them into the session's slot,
+// the budget's counters and the route's drop events); without them, left to JavaScript.
+static int Refuse(FwdPools* ps, FwdPoolSlot& s, int id, int reason) {
+  if (ps->drops == nullptr || id >= ps->drops_max) {
+    s.offered--;  // not offered here: JavaScript's FairShare counts it
+    return kPoolToJs;
+  }
+  ps->drops[id * 2 + reason] += 1;
+  return kPoolDropped;
+}
+
+int PoolAdmit(FwdState* f, int id) {
+  FwdPools* ps = f->pools;
+  if (ps == nullptr || id >= static_cast<int>(ps->slots.size())) return kPoolToJs;
+  FwdPoolSlot& s = ps->slots[id];
+  if (s.pool < 0) return kPoolToJs;
+  FwdPool& p = ps->pools[s.pool];
+  int64_t now = NowNs();
+  if (now >= p.round_end) NewRound(p, now);
+  if (s.round != p.round) {
+    bool backlogged = s.round == p.last_busy;
+    double d = s.deficit;
+    double carry = backlogged ? (d > 1 ? 1 : d < -1 ? -1 : d) : 0;
+    s.deficit = carry + p.quantum;
+    s.fresh = !backlogged;
+    s.round = p.round;
+    p.active++;
+    double share = static_cast<double>(static_cast<int64_t>(s.deficit));
+    double want = 2 * s.offered + 1;
+    double r = want < share ? want : share;
+    s.reserved = r > 0 ? r : 0;
+    s.expected = want;
+    s.offered = 0;
+    p.owed += s.reserved;
+    p.expected_now += s.reserved;
+  }
+  s.offered++;
+  if (p.left < 1) {
+    if ((s.fresh || s.offered <= s.expected) && s.deficit >= 1 && p.spare >= 1) {
+      s.deficit -= 1;
+      p.spare -= 1;
+      return kPoolForward;
+    }
+    return Refuse(ps, s, id, 0);
+  }
+  if (s.deficit >= 1) {
+    s.deficit -= 1;
+    p.left -= 1;
+    if (s.reserved > 0) {
+      s.reserved--;
+      p.owed--;
+    }
+    return kPoolForward;
+  }
+  double unseen = p.expected_last > p.expected_now ? p.expected_last - p.expected_now : 0;
+  if ((p.quantum >= 1 || s.deficit >= 0) && p.left - 1 >= p.owed + unseen) {
+    s.deficit -= 1;
+    p.left -= 1;
+    return kPoolForward;
+  }
+  return Refuse(ps, s, id, 1);
+}
+
+void LeavePool(FwdState* f, int id) {
+  FwdPools* ps = f->pools;
+  if (ps != nullptr && id < static_cast<int>(ps->slots.size())) ps->slots[id] = FwdPoolSlot();
+}
+
+// ---- N-API ----
+
+namespace {
+
+FwdState* LiveFwd(napi_env env, napi_value v) {
+  void* p = nullptr;
+  if (napi_get_value_external(env, v, &p) != napi_ok || p == nullptr) return nullptr;
+  Engine* e = static_cast<Engine*>(p);
+  return e->destroyed ? nullptr : e->fwd;
+}
+
+napi_value Bool(napi_env env, bool b) {
+  napi_value out;
+  napi_get_boolean(env, b, &out);
+  return out;
+}
+
+// forwardPoolNew(engine, perSecond, roundMs) -> pool id, or -1 (no forwarding table, perSecond <= 0)
+napi_value PoolNew(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!Args(env, info, 3, argv)) return nullptr;
+  FwdState* f = LiveFwd(env, argv[0]);
+  double per_second = 0, round_ms = 0;
+  if (napi_get_value_double(env, argv[1], &per_second) != napi_ok || napi_get_value_double(env, argv[2], &round_ms) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "forwardPoolNew(engine, perSecond, roundMs)");
+    return nullptr;
+  }
+  if (f == nullptr || !(per_second > 0) || !(round_ms > 0)) return Int(env, -1);
+  if (f->pools == nullptr) f->pools = new FwdPools();
+  FwdPools* ps = f->pools;
+  int id;
+  if (!ps->free_ids.empty()) {
+    id = ps->free_ids.back();
+    ps->free_ids.pop_back();
+  } else {
+    id = static_cast<int>(ps->pools.size());
+    ps->pools.emplace_back();
+  }
+  FwdPool& p = ps->pools[id];
+  p = FwdPool();
+  p.used = true;
+  p.round_ns = static_cast<int64_t>(round_ms * 1e6);
+  p.per_round = per_second * round_ms / 1000;
+  return Int(env, id);
+}
+
+// forwardPoolFree(engine, pool): its entries forward on their credit alone from now on. Idempotent.
+napi_value PoolFree(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!Args(env, info, 2, argv)) return nullptr;
+  FwdState* f = LiveFwd(env, argv[0]);
+  int32_t id = -1;
+  if (f == nullptr || f->pools == nullptr || napi_get_value_int32(env, argv[1], &id) != napi_ok) return nullptr;
+  FwdPools* ps = f->pools;
+  if (id < 0 || id >= static_cast<int>(ps->pools.size()) || !ps->pools[id].used) return nullptr;
+  for (FwdPoolSlot& s : ps->slots)
+    if (s.pool == id) s = FwdPoolSlot();
+  ps->pools[id] = FwdPool();
+  ps->free_ids.push_back(id);
+  return nullptr;
+}
+
+// forwardPoolAttach(engine, drops: Float64Array of 2 per entry): refusals are dropped in the batch
+// and counted there by reason; before it, they go to JavaScript.
+napi_value PoolAttach(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!Args(env, info, 2, argv)) return nullptr;
+  FwdState* f = LiveFwd(env, argv[0]);
+  napi_typedarray_type type;
+  size_t length = 0, offset;
+  void* data = nullptr;
+  napi_value ab;
+  if (napi_get_typedarray_info(env, argv[1], &type, &length, &data, &ab, &offset) != napi_ok || type != napi_float64_array) {
+    napi_throw_type_error(env, nullptr, "forwardPoolAttach(engine, drops: Float64Array)");
+    return nullptr;
+  }
+  if (f == nullptr) return nullptr;
+  if (f->pools == nullptr) f->pools = new FwdPools();
+  FwdPools* ps = f->pools;
+  if (ps->drops_ref != nullptr) napi_delete_reference(env, ps->drops_ref);
+  napi_create_reference(env, argv[1], 1, &ps->drops_ref);
+  ps->drops = static_cast<double*>(data);
+  ps->drops_max = static_cast<int>(length / 2);
+  return nullptr;
+}
+
+// forwardPoolJoin(engine, sealEntry, pool) -> true when the entry now draws on the pool
+napi_value PoolJoin(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!Args(env, info, 3, argv)) return nullptr;
+  FwdState* f = LiveFwd(env, argv[0]);
+  int32_t entry = -1, pool = -1;
+  if (f == nullptr || f->pools == nullptr || napi_get_value_int32(env, argv[1], &entry) != napi_ok || napi_get_value_int32(env, argv[2], &pool) != napi_ok)
+    return Bool(env, false);
+  FwdPools* ps = f->pools;
+  if (entry < 0 || entry >= static_cast<int>(f->entries.size()) || !f->entries[entry].used || !f->entries[entry].seal) return Bool(env, false);
+  if (pool < 0 || pool >= static_cast<int>(ps->pools.size()) || !ps->pools[pool].used) return Bool(env, false);
+  if (static_cast<int>(ps->slots.size()) <= entry) ps->slots.resize(f->entries.size());
+  ps->slots[entry] = FwdPoolSlot();
+  ps->slots[entry].pool = pool;
+  if (ps->drops != nullptr && entry < ps->drops_max) ps->drops[entry * 2] = ps->drops[entry * 2 + 1] = 0;
+  return Bool(env, true);
+}
+
+}  // namespace
+
+void FreePools(Engine* e, FwdState* f) {
+  if (f->pools != nullptr && f->pools->drops_ref != nullptr) napi_delete_reference(e->env, f->pools->drops_ref);
+  delete f->pools;
+  f->pools = nullptr;
+}
+
+void RegisterForwardPool(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"forwardPoolNew", nullptr, PoolNew, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"forwardPoolFree", nullptr, PoolFree, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"forwardPoolJoin", nullptr, PoolJoin, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"forwardPoolAttach", nullptr, PoolAttach, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+}
+
+}  // namespace sluice

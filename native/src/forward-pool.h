@@ -1,0 +1,72 @@
+// Send budgets in the batch (forward-pool.cc): a seal entry whose credit is used up draws on the
+// round budget of its pool (one per agent and direction, as JavaScript's SendBudget), shared
+// fairly among the pool's entries the way core/fair-share.ts shares it. What the pool refuses
+// stays in the batch for JavaScript, whose FairShare admits it or drops it with its reason.
+#pragma once
+
+#include <node_api.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace sluice {
+
+constexpr int kPoolRecentRounds = 10;
+
+// One budget: core/fair-share.ts's FairShare without its drop counters (a refusal is no drop
+// here: the datagram goes to JavaScript).
+struct FwdPool {
+  bool used = false;
+  double per_round = 0;
+  int64_t round_ns = 10000000;
+  int64_t round_end = INT64_MIN;
+  int64_t round = 0;
+  int64_t last_busy = -1;
+  double left = 0;
+  int active = 0;
+  int recent = 1;
+  uint32_t history[kPoolRecentRounds] = {};
+  int history_at = 0;
+  double quantum = 0;
+  double owed = 0;
+  double expected_now = 0;
+  double expected_last = 0;
+  double spare = 0;
+};
+
+// One seal entry's place in its pool (FairShare's FairSlot).
+struct FwdPoolSlot {
+  int pool = -1;
+  int64_t round = -1;
+  double deficit = 0;
+  bool fresh = true;
+  double offered = 0;
+  double reserved = 0;
+  double expected = 1;
+};
+
+struct FwdPools {
+  std::vector<FwdPool> pools;
+  std::vector<int> free_ids;
+  std::vector<FwdPoolSlot> slots;  // by entry id
+  // Shared with JavaScript (forwardPoolAttach): per entry, datagrams the pool dropped as
+  // [agent-budget, session-share]; without it a refusal goes to JavaScript instead.
+  double* drops = nullptr;
+  int drops_max = 0;
+  napi_ref drops_ref = nullptr;
+};
+
+// PoolAdmit's verdicts.
+constexpr int kPoolForward = 0;  // within the budget: forward it
+constexpr int kPoolToJs = 1;     // no pool (or no drop counters): JavaScript decides
+constexpr int kPoolDropped = 2;  // refused and counted by reason: the datagram is consumed
+
+struct FwdState;
+// Whether entry `id` may forward one more datagram under its pool's budget now: kPoolForward
+// (counted against the budget), kPoolDropped (refused: counted by reason, as FairShare would drop
+// it), or kPoolToJs (no pool: the datagram goes to JavaScript).
+int PoolAdmit(FwdState* f, int id);
+// Entry `id` leaves its pool (it is being removed).
+void LeavePool(FwdState* f, int id);
+
+}  // namespace sluice

@@ -1,0 +1,73 @@
+import { FORWARD_ENTRIES, type Engine } from './native/native-keys.js';
+import type { EngineHandle } from './native/binding.js';
+
+/** The send-budget pools of the addon (native/src/forward-pool.cc); absent in older builds. */
+export interface PoolBinding {
+  /** A pool of `perSecond` datagrams in rounds of `roundMs`, or -1 (no forwarding table, or perSecond <= 0). */
+  forwardPoolNew(engine: EngineHandle, perSecond: number, roundMs: number): number;
+  forwardPoolFree(engine: EngineHandle, pool: number): void;
+  /** The seal entry draws on the pool once its credit is used up; false when it cannot. */
+  forwardPoolJoin(engine: EngineHandle, entry: number, pool: number): boolean;
+  /** Per entry [agent-budget, session-share]: what its pool dropped in the batch (written there only). */
+  forwardPoolAttach(engine: EngineHandle, drops: Float64Array): void;
+}
+
+const dropArrays = new WeakMap<Engine, Float64Array | null>();
+
+/**
+ * The engine's pool drop counters, attached on first use (null with an addon that has no pools):
+ * per forwarding entry, datagrams its pool dropped as agent-budget and as session-share.
+ */
+export function poolDrops(e: Engine): Float64Array | null {
+  let d = dropArrays.get(e);
+  if (d !== undefined) return d;
+  const b = e.fwd?.b as Partial<PoolBinding> | undefined;
+  d = null;
+  if (e.fwd !== null && typeof b?.forwardPoolAttach === 'function') {
+    d = new Float64Array(FORWARD_ENTRIES * 2);
+    b.forwardPoolAttach(e.handle, d);
+  }
+  dropArrays.set(e, d);
+  return d;
+}
+
+/**
+ * One send budget (upstream/agent/send-budget.ts) in the native engines (docs/datapath.md, "Send
+ * budgets in the batch"): a pool per engine, made when the first of its sessions is handed over,
+ * from which the batch refills a seal entry's credit itself, shared fairly among the budget's
+ * entries in the same rounds as core/fair-share.ts. What the pool refuses it drops in the batch
+ * and counts by reason (`poolDrops`; JavaScript folds them into the session and the budget's
+ * counters); JavaScript's FairShare is charged with what the pool forwarded.
+ */
+export class OffloadPools {
+  readonly #ids = new Map<Engine, number>();
+  #closed = false;
+
+  constructor(
+    readonly perSecond: number,
+    readonly roundMs: number,
+  ) {}
+
+  /** Entry `entry` of engine `e` draws on this budget's pool there; false where it cannot (older addon, budget off, closed). */
+  join(e: Engine, entry: number): boolean {
+    if (this.#closed || !(this.perSecond > 0) || e.fwd === null) return false;
+    const b = e.fwd.b as Partial<PoolBinding>;
+    if (typeof b.forwardPoolJoin !== 'function' || typeof b.forwardPoolNew !== 'function') return false;
+    let id = this.#ids.get(e);
+    if (id === undefined) {
+      poolDrops(e);
+      id = b.forwardPoolNew(e.handle, this.perSecond, this.roundMs);
+      if (id < 0) return false;
+      this.#ids.set(e, id);
+    }
+    return b.forwardPoolJoin(e.handle, entry, id);
+  }
+
+  /** Frees the pools: their entries forward on their credit alone (none: JavaScript decides). Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const [e, id] of this.#ids) (e.fwd?.b as Partial<PoolBinding> | undefined)?.forwardPoolFree?.(e.handle, id);
+    this.#ids.clear();
+  }
+}
