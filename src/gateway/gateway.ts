@@ -109,7 +109,10 @@ export class Gateway {
       groups: config.groups,
       portsOf: (agent) => config.agents.get(agent)?.ports ?? config.ports,
       listen: (link, name, m, dialers) => this.#publisher.startPool(link, m, name, dialers),
-      closed: routeClosed,
+      closed: (r) => {
+        this.#publisher.poolClosed(r);
+        routeClosed(r);
+      },
     });
     this.#publisher = new ServicePublisher({
       pools: this.#pools,
