@@ -9,7 +9,9 @@ import { parseConfig } from '../../src/config/load.js';
 import { published, startAgent, startGateway } from './expose-helpers.js';
 import { GROUP_KEY, poolAgentConfig, tokenOf } from './agent-pool-helpers.js';
 import { initialFor, recorder } from './expose-names-helpers.js';
-import { tcpServer, waitFor } from '../helpers/net.js';
+import net from 'node:net';
+import { tcpConnect, tcpServer, waitFor } from '../helpers/net.js';
+import { clientHelloMessage, inRecords } from '../protocol/tls/hello-builder.js';
 import { havePeer } from '../helpers/peers.js';
 import { run, subjectSeen, tlsServer } from '../helpers/tls-servers.js';
 
@@ -151,4 +153,63 @@ test('pool by name (QUIC): Initials for quic://app.test from many client address
     assert.equal(c.inbox[0], 'office:');
   }
   assert.equal(services.home.got.length, homeGot, 'nothing reached the member that left');
+});
+
+/** A TCP service that greets each connection with `id:`; `stop()` closes it (its port then refuses), `start()` listens again on the same port. */
+async function greeter(t: TestContext, id: string) {
+  const sockets = new Set<net.Socket>();
+  let server: net.Server | undefined;
+  const start = async (port: number) => {
+    server = net.createServer((c) => {
+      sockets.add(c);
+      c.on('close', () => sockets.delete(c));
+      c.on('error', () => {});
+      c.write(`${id}:`);
+    });
+    server.listen(port, '127.0.0.1');
+    await once(server, 'listening');
+    return (server.address() as net.AddressInfo).port;
+  };
+  const port = await start(0);
+  const stop = () => {
+    server?.close();
+    server = undefined;
+    for (const c of sockets) c.destroy();
+  };
+  t.after(stop);
+  return { port, stop, start: () => start(port) };
+}
+
+test('pool by name (TLS): a member whose agent\'s health check fails takes no new connections; it takes them again once the check passes', async (t) => {
+  const services = { home: await greeter(t, 'home'), office: await greeter(t, 'office') };
+  const gw = await startGateway(t, poolNamesGateway(t));
+  const health = ', health: { tcp: { interval: 100ms, timeout: 80ms, rise: 1, fall: 1 } }';
+  const cfg = (name: 'home' | 'office') => poolAgentConfig(gw, name, `    site: { local: "127.0.0.1:${services[name].port}", remote: "tls://app.test", group: web, groupKey: "${GROUP_KEY}"${health} }`);
+  const home = await startAgent(t, cfg('home'));
+  await startAgent(t, cfg('office'));
+  const port = (await published(home.agent)).site!;
+  const states = () => gw.gateway.published().find((p) => p.pool)?.pool!.view().members.map((m) => `${m.key} ${m.health}`).sort();
+  await waitFor(() => states()?.join() === 'home/site up,office/site up', 'both members up after their first reports');
+  /** A client that sends a ClientHello for app.test and reads the member's greeting. */
+  const greeting = async () => {
+    const c = await tcpConnect(t, port);
+    c.write(inRecords(clientHelloMessage({ serverName: 'app.test' }), [50]));
+    const [chunk] = (await once(c, 'data', { signal: AbortSignal.timeout(5000) })) as [Buffer];
+    c.destroy();
+    return chunk.toString().split(':')[0];
+  };
+  const both = new Set([await greeting(), await greeting(), await greeting(), await greeting()]);
+  assert.deepEqual([...both].sort(), ['home', 'office']);
+
+  // office's service goes away: its agent's check says down, the member goes down, new connections reach home only.
+  services.office.stop();
+  await waitFor(() => states()?.join() === 'home/site up,office/site down', 'office down by its check');
+  for (let i = 0; i < 4; i++) assert.equal(await greeting(), 'home');
+  assert.ok(gw.rec.of('pool-member').some((e) => e.member === 'office/site' && e.to === 'down' && e.cause.startsWith('agent-check-down')));
+
+  // It comes back: the check passes, the member is up and takes new connections again.
+  await services.office.start();
+  await waitFor(() => states()?.join() === 'home/site up,office/site up', 'office up again');
+  const again = [await greeting(), await greeting(), await greeting(), await greeting()];
+  assert.ok(again.includes('office'), again.join(' '));
 });
