@@ -114,14 +114,17 @@ export class QuicDemux implements ListenerReceiver {
     this.#refused.clear();
   }
 
-  /** A pinned IPv4 client's short header (one connection on the address) is handed on without a string (ListenerReceiver.onDatagramV4). */
+  /** A pinned IPv4 client's short header is handed on without a string (ListenerReceiver.onDatagramV4). */
   onDatagramV4(buf: Buffer, ipv4: number, port: number): void {
     const pin = this.#conns.pins.get(ipv4 * 65536 + port);
-    const r = pin?.member.receiver;
-    if (pin !== undefined && (buf[0]! & 0x80) === 0 && pin.conns.length === 1 && r!.onDatagramV4 !== undefined) {
-      pin.seen = this.deps.clock.now();
-      r!.onDatagramV4(buf, ipv4, port);
-    } else this.onDatagram(buf, `${ipv4 >>> 24}.${(ipv4 >>> 16) & 255}.${(ipv4 >>> 8) & 255}.${ipv4 & 255}`, port);
+    if (pin !== undefined && (buf[0]! & 0x80) === 0) {
+      const r = (pin.conns.length === 1 ? pin.member : this.#conns.shortHeader(pin, buf)).receiver;
+      if (r.onDatagramV4 !== undefined) {
+        pin.seen = this.deps.clock.now();
+        return r.onDatagramV4(buf, ipv4, port);
+      }
+    }
+    this.onDatagram(buf, `${ipv4 >>> 24}.${(ipv4 >>> 16) & 255}.${(ipv4 >>> 8) & 255}.${ipv4 & 255}`, port);
   }
 
   onDatagram(buf: Buffer, address: string, port: number): void {
