@@ -25,6 +25,8 @@ export interface AgentPoolsDeps {
    * by a single service) is returned.
    */
   readonly listen: (link: AgentLink, name: string, m: Publish, dialers: { stream: StreamDialer; datagram: DatagramDialer }) => Promise<RouteRuntime | PoolRefusal>;
+  /** The pool's last member left: its listener is about to close (a name it holds is free from now on). */
+  readonly closing?: (route: RouteRuntime) => void;
   /** The pool's listener closed: its last member left. */
   readonly closed: (route: RouteRuntime) => void;
 }
@@ -237,6 +239,7 @@ export class AgentPools {
     p.dialers.datagram.close();
     p.pool.close();
     const route = p.route!;
+    this.deps.closing?.(route);
     await route.close('upstream-closed');
     this.deps.closed(route);
   }

@@ -109,10 +109,8 @@ export class Gateway {
       groups: config.groups,
       portsOf: (agent) => config.agents.get(agent)?.ports ?? config.ports,
       listen: (link, name, m, dialers) => this.#publisher.startPool(link, m, name, dialers),
-      closed: (r) => {
-        this.#publisher.poolClosed(r);
-        routeClosed(r);
-      },
+      closing: (r) => this.#publisher.poolClosed(r),
+      closed: routeClosed,
     });
     this.#publisher = new ServicePublisher({
       pools: this.#pools,

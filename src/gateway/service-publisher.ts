@@ -274,7 +274,7 @@ export class ServicePublisher {
     }
   }
 
-  /** An agent pool's listener closed (its last member left): a pool by name frees its name. */
+  /** An agent pool's last member left (its listener is closing): a pool by name frees its name. */
   poolClosed(route: RouteRuntime): void {
     const held = this.#poolNames.get(route);
     if (held) this.#claims.release(held.transport, held.name, held.holder);
