@@ -14,6 +14,7 @@ import { tcpConnect, tcpServer, waitFor } from '../helpers/net.js';
 import { clientHelloMessage, inRecords } from '../protocol/tls/hello-builder.js';
 import { havePeer } from '../helpers/peers.js';
 import { run, subjectSeen, tlsServer } from '../helpers/tls-servers.js';
+import { browseOverQuic, nameInInitials, stopGroup } from '../helpers/chromium-quic.js';
 
 /* Agent pools by name (docs/sni.md, "Pools by name"): agents of one group share a tls:// or quic:// name. */
 
@@ -212,4 +213,21 @@ test('pool by name (TLS): a member whose agent\'s health check fails takes no ne
   await waitFor(() => states()?.join() === 'home/site up,office/site up', 'office up again');
   const again = [await greeting(), await greeting(), await greeting(), await greeting()];
   assert.ok(again.includes('office'), again.join(' '));
+});
+
+test('pool by name (QUIC): Chromium forced to QUIC reaches quic://app.test served by two agents; all of its Initials go to one member (source hash), complete and unchanged', async (t) => {
+  if (!havePeer(t, 'chromium', 'chromium')) return;
+  const services = { home: await recorder(t, 'home:'), office: await recorder(t, 'office:') };
+  const gw = await startGateway(t, poolNamesGateway(t));
+  const home = await startAgent(t, poolAgentConfig(gw, 'home', member(services.home.port, 'quic://app.test')));
+  await startAgent(t, poolAgentConfig(gw, 'office', member(services.office.port, 'quic://app.test')));
+  const port = (await published(home.agent)).site!;
+  await waitFor(() => gw.gateway.published().find((p) => p.pool)?.pool!.view().members.length === 2, 'both members');
+  const browser = await browseOverQuic(t, 'app.test', port);
+  await waitFor(() => services.home.got.length + services.office.got.length > 0, "Chromium's Initials reached a member", 15_000);
+  stopGroup(browser.pid);
+  const [served, other] = services.home.got.length > 0 ? [services.home, services.office] : [services.office, services.home];
+  assert.equal(other.got.length, 0, 'one client address, one member');
+  assert.equal(nameInInitials(served.got), 'app.test');
+  assert.ok(gw.rec.of('session-started').every((e) => e.flow.route === 'web/quic://app.test'));
 });
