@@ -110,9 +110,8 @@ export function checkExposePool(e: RawExposePool & { remote?: { remote: { port: 
   if (e.group === undefined && e.groupKey !== undefined) at(['groupKey'], 'is set but group is not');
   if (e.health !== undefined && e.group === undefined) at(['health'], "is the pool member's own check: set group too (a single service is checked by its users)");
   if (e.group !== undefined && !e.remote) at(['group'], 'a pool member needs remote (the public port the pool shares)');
-  if (e.group !== undefined && e.remote?.serverName !== undefined) at(['remote'], 'a pool member needs a port of its own: names (tls://, quic://) are not pooled yet');
-  else if (e.group !== undefined && e.remote?.ports !== undefined) at(['remote'], 'a pool member publishes one port: port ranges are not pooled yet');
-  else if (e.group !== undefined && e.remote?.remote.port === 0) at(['remote'], 'a pool member needs a fixed port: every member asks for the same one');
+  if (e.group !== undefined && e.remote?.ports !== undefined) at(['remote'], 'a pool member publishes one port: port ranges are not pooled yet');
+  else if (e.group !== undefined && e.remote?.serverName === undefined && e.remote?.remote.port === 0) at(['remote'], 'a pool member needs a fixed port (or a name, tls:// or quic://): every member asks for the same one');
   const c = e.health?.udp ?? e.health?.tcp;
   if (c && c.timeout > c.interval) at(['health', e.health!.udp ? 'udp' : 'tcp', 'timeout'], 'must be at most interval');
   if (e.health?.udp && e.remote && e.remote.remote.transport !== 'udp') at(['health', 'udp'], `a udp check on a ${e.remote.remote.transport}:// service; use tcp:`);

@@ -51,6 +51,9 @@ export function configBindings(raw: Record<string, unknown>): Binding[] {
   for (const [name, c] of entries(field(raw.agent, 'connect'))) url(['agent', 'connect', name, 'listen'], `agent.connect "${name}"`, field(c, 'listen'));
   hostPort(['admin', 'listen'], 'admin.listen', field(raw.admin, 'listen'), ['tcp']);
   hostPort(['gateway', 'listen'], 'gateway.listen', field(raw.gateway, 'listen'), ['tcp', 'udp']);
+  // The gateway's shared name ports are its own listeners (docs/sni.md, "Exposures by name").
+  hostPort(['gateway', 'names', 'tls'], 'gateway.names.tls', field(field(raw.gateway, 'names'), 'tls'), ['tcp']);
+  hostPort(['gateway', 'names', 'quic'], 'gateway.names.quic', field(field(raw.gateway, 'names'), 'quic'), ['udp']);
   return out;
 }
 
@@ -70,15 +73,23 @@ export function checkListenOverlaps(
     a.path[0] === 'routes' && b.path[0] === 'routes' && sharedListenKey(a.listen) === sharedListenKey(b.listen) && shared.has(sharedListenKey(a.listen));
   for (let i = 1; i < all.length; i++) {
     const b = all[i]!;
-    const a = all.slice(0, i).find((p) => p.owner !== b.owner && bindingsOverlap(p.listen, b.listen, p.ports, b.ports) && !bothShare(p, b));
+    // A name port on gateway.listen's port is reported by checkNamesPorts (expose-names.ts).
+    const a = all.slice(0, i).find((p) => p.owner !== b.owner && bindingsOverlap(p.listen, b.listen, p.ports, b.ports) && !bothShare(p, b) && !(isNamePort(b) && p.owner === 'gateway.listen'));
     if (!a) continue;
     const line = lineOf(a.path);
     const same = formatListen(a.listen) === formatListen(b.listen) && a.ports === b.ports;
+    const names = isNamePort(a) || isNamePort(b)
+      ? ": the gateway's name port is its own, and the node's routes cannot share it (even with match); give them another address or port"
+      : '; both cannot be bound';
     at(
       b.path,
-      `${spanText(b)} ${same ? 'is already' : 'overlaps'} the listen address of ${a.owner} (${a.path.join('.')}${line ? `, line ${line}` : ''}${same ? '' : `: ${spanText(a)}`}); both cannot be bound`,
+      `${spanText(b)} ${same ? 'is already' : 'overlaps'} the listen address of ${a.owner} (${a.path.join('.')}${line ? `, line ${line}` : ''}${same ? '' : `: ${spanText(a)}`})${names}`,
     );
   }
+}
+
+function isNamePort(b: Binding): boolean {
+  return b.owner.startsWith('gateway.names.');
 }
 
 /** A binding's address, with its range. */

@@ -19,8 +19,14 @@ export interface AgentPoolsDeps {
   readonly events: EventStream;
   readonly groups: ReadonlyMap<string, AgentGroup>;
   readonly portsOf: (agent: string) => PortRanges;
-  /** Starts the shared public listener of a pool (the publisher's, with the pool's dialers); throws as a bind does. */
-  readonly listen: (link: AgentLink, name: string, m: Publish, dialers: { stream: StreamDialer; datagram: DatagramDialer }) => Promise<RouteRuntime>;
+  /**
+   * Starts the shared public listener of a pool (the publisher's, with the pool's dialers): its own
+   * port, or a name on the gateway's shared port. Throws as a bind does; a refusal (a name held
+   * by a single service) is returned.
+   */
+  readonly listen: (link: AgentLink, name: string, m: Publish, dialers: { stream: StreamDialer; datagram: DatagramDialer }) => Promise<RouteRuntime | PoolRefusal>;
+  /** The pool's last member left: its listener is about to close (a name it holds is free from now on). */
+  readonly closing?: (route: RouteRuntime) => void;
   /** The pool's listener closed: its last member left. */
   readonly closed: (route: RouteRuntime) => void;
 }
@@ -37,6 +43,12 @@ interface Member {
   reportMessage: string;
   /** Unpublished, or its agent is gone: it takes nothing more. */
   leaving: boolean;
+}
+
+/** Why a pool could not be opened or joined: a PUBLISH_ERROR's code and message. */
+export interface PoolRefusal {
+  readonly code: RefusalCode;
+  readonly message: string;
 }
 
 /** One pool: the shared listener of a remote, its group, and its members by `<agent>/<service>`. */
@@ -66,10 +78,12 @@ export class AgentPool {
  * proof of the group key bound to the agent's TLS connection (group-proof.ts).
  */
 export class AgentPools {
-  /** By `transport|host|port`. */
+  /** By `transport|host|port`, or `transport|name|<server name>` for a pool by name. */
   readonly #pools = new Map<string, AgentPool>();
   /** Pools whose listener is being bound: a second member waits for it instead of binding again. */
-  readonly #starting = new Map<string, Promise<AgentPool | RefusalText>>();
+  readonly #starting = new Map<string, Promise<AgentPool | PoolRefusal>>();
+  /** Each member's service and its pool (a pool by name has no port of its own to find it by). */
+  readonly #poolOf = new WeakMap<PublishedService, AgentPool>();
 
   constructor(private readonly deps: AgentPoolsDeps) {}
 
@@ -84,7 +98,8 @@ export class AgentPools {
 
   /**
    * A PUBLISH with a pool trailer: joins (or opens) the pool of its remote, or refuses with a code
-   * and a message naming the service and the reason. Never throws.
+   * and a message naming the service and the reason. Never throws. A name remote (`serverName`)
+   * keys the pool by transport and name; the caller has checked the agent's names policy.
    */
   async publish(link: AgentLink, m: Publish & { pool: PublishPool }, add: (s: PublishedService) => void): Promise<ControlMessage> {
     const refuse = (code: RefusalCode, message: string): ControlMessage => ({ type: 'publish-error', serviceId: m.serviceId, code, message });
@@ -95,8 +110,9 @@ export class AgentPools {
     if (!verifyGroupProof({ key: group.key, binding: link.authBinding, agentName: link.name, group: name }, m.pool.proof)) {
       return refuse('not-allowed', `wrong key for group "${name}"`);
     }
-    if (m.remote.port === 0) return refuse('invalid-request', 'a pool member must ask for a fixed port');
-    if (!inRanges(this.deps.portsOf(link.name), m.remote.port)) return refuse('port-outside-range', `port ${m.remote.port} is outside the ports this agent may use`);
+    const byName = m.serverName !== undefined;
+    if (!byName && m.remote.port === 0) return refuse('invalid-request', 'a pool member must ask for a fixed port');
+    if (!byName && !inRanges(this.deps.portsOf(link.name), m.remote.port)) return refuse('port-outside-range', `port ${m.remote.port} is outside the ports this agent may use`);
     const key = remoteKey(m);
     let pool = this.#pools.get(key);
     if (!pool) {
@@ -106,10 +122,14 @@ export class AgentPools {
         this.#starting.set(key, starting);
       }
       const opened = await starting;
-      if (typeof opened === 'string') return refuse('port-in-use', opened);
+      if (!(opened instanceof AgentPool)) return refuse(opened.code, opened.message);
       pool = opened;
     }
-    if (pool.group !== group) return refuse('port-in-use', `${m.transport} port ${m.remote.port} is the pool of group "${pool.group.name}", not "${name}"`);
+    if (pool.group !== group) {
+      return byName
+        ? refuse('name-in-use', `${describeRemote(m)} is the pool of group "${pool.group.name}", not "${name}"`)
+        : refuse('port-in-use', `${m.transport} port ${m.remote.port} is the pool of group "${pool.group.name}", not "${name}"`);
+    }
     if (link.state === 'closed') {
       // Opened for an agent that left meanwhile: a listener with no member does not stay. Checked
       // after this turn, so members that waited for the same listener have joined by then.
@@ -126,6 +146,7 @@ export class AgentPools {
     };
     const member: Member = { key: memberKey, link, service, healthReported: m.pool.healthReported, reportedUp: false, reportMessage: '', leaving: false };
     pool.members.set(memberKey, member);
+    this.#poolOf.set(service, pool);
     add(service);
     pool.pool.update(this.#specs(pool), pool.pool.settings);
     this.#judge(pool, member, member.healthReported ? "joined, down until the agent's first check report" : 'joined');
@@ -143,7 +164,7 @@ export class AgentPools {
   health(link: AgentLink, h: ServiceHealth): void {
     const s = link.services.get(h.serviceId);
     if (!s?.leave) return;
-    const p = this.#pools.get(keyOfRoute(s));
+    const p = this.#poolOf.get(s);
     const member = p?.members.get(`${link.name}/${s.name}`);
     if (!p || !member || member.link !== link) return;
     member.reportedUp = h.up;
@@ -164,8 +185,8 @@ export class AgentPools {
     if (to === 'down' && p.pool.settings.failover === 'move') for (const c of [...m.channels]) c.move();
   }
 
-  async #open(link: AgentLink, key: string, group: AgentGroup, m: Publish): Promise<AgentPool | RefusalText> {
-    const name = `${group.name}/${m.transport}:${m.remote.port}`;
+  async #open(link: AgentLink, key: string, group: AgentGroup, m: Publish): Promise<AgentPool | PoolRefusal> {
+    const name = m.serverName !== undefined ? `${group.name}/${describeRemote(m)}` : `${group.name}/${m.transport}:${m.remote.port}`;
     const settings: PoolSettings = {
       balance: group.balance ?? (m.transport === 'udp' ? 'source-hash' : 'least-conn'),
       passive: DEFAULT_PASSIVE,
@@ -175,16 +196,25 @@ export class AgentPools {
     const pool = new UpstreamPool(name, [], settings, { clock, events });
     const dialers = { stream: new PoolStreamDialer(pool, clock, events), datagram: new PoolDatagramDialer(pool, clock) };
     const p = new AgentPool(key, group, m.transport, pool, dialers);
-    try {
-      p.route = await this.deps.listen(link, name, m, dialers);
-    } catch (err) {
+    const drop = () => {
       dialers.stream.close();
       dialers.datagram.close();
       pool.close();
+    };
+    try {
+      const route = await this.deps.listen(link, name, m, dialers);
+      if (!('close' in route)) {
+        drop();
+        return route;
+      }
+      p.route = route;
+    } catch (err) {
+      drop();
       const code = errnoCode(isSluiceError(err) ? err.cause : err);
-      return code === 'EADDRINUSE' || code === 'EACCES'
+      const message = code === 'EADDRINUSE' || code === 'EACCES'
         ? `${m.transport} port ${m.remote.port} is in use (by a service that is not a member of group "${group.name}")`
         : `cannot listen on ${m.remote.address}:${m.remote.port}: ${(err as Error).message}`;
+      return { code: 'port-in-use', message };
     }
     this.#pools.set(key, p);
     return p;
@@ -209,6 +239,7 @@ export class AgentPools {
     p.dialers.datagram.close();
     p.pool.close();
     const route = p.route!;
+    this.deps.closing?.(route);
     await route.close('upstream-closed');
     this.deps.closed(route);
   }
@@ -217,8 +248,6 @@ export class AgentPools {
     return [...p.members.values()].map((member) => agentMember(member.key, member.link, member.service.serviceId));
   }
 }
-
-type RefusalText = string;
 
 /** An agent's service as a pool member: a stream or a connectee tag of its link, checked by the agent itself. */
 function agentMember(key: string, link: AgentLink, serviceId: number): MemberSpec {
@@ -238,10 +267,10 @@ function agentMember(key: string, link: AgentLink, serviceId: number): MemberSpe
 }
 
 function remoteKey(m: Publish): string {
-  return `${m.transport}|${m.remote.address}|${m.remote.port}`;
+  return m.serverName !== undefined ? `${m.transport}|name|${m.serverName}` : `${m.transport}|${m.remote.address}|${m.remote.port}`;
 }
 
-function keyOfRoute(s: PublishedService): string {
-  const l = s.route.config.listen;
-  return `${l.transport}|${l.host}|${l.port}`;
+/** `tls://name` or `quic://name`. */
+function describeRemote(m: Publish): string {
+  return `${m.transport === 'tcp' ? 'tls' : 'quic'}://${m.serverName}`;
 }

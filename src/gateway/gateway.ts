@@ -109,6 +109,7 @@ export class Gateway {
       groups: config.groups,
       portsOf: (agent) => config.agents.get(agent)?.ports ?? config.ports,
       listen: (link, name, m, dialers) => this.#publisher.startPool(link, m, name, dialers),
+      closing: (r) => this.#publisher.poolClosed(r),
       closed: routeClosed,
     });
     this.#publisher = new ServicePublisher({

@@ -2,7 +2,10 @@ import type { ServiceTransport } from '../protocol/tunnel/index.js';
 
 /** Who holds a name on a shared port: an agent's link (by identity, so a superseded link is told apart) and its service. */
 export interface NameHolder {
+  /** The agent; empty for an agent pool. */
   readonly agent: string;
+  /** An agent pool's group: its members share the name through the pool's one route (agent-pools.ts). */
+  readonly group?: string | undefined;
   readonly service: string;
   readonly serviceId: number;
   /** The holder's link is gone (closed): its claim is being released and may be taken over. */
@@ -15,20 +18,18 @@ export interface NameHolder {
  * wildcard names are different names (routing prefers the exact one), so `app.example.org` and
  * `*.example.org` may be held by two agents.
  *
- * Hook for agent pools: `mayShare` is where a later pool (agents of one `group`) would let a
- * second holder in; the shared route would then need a pool of the holders' dialers as its
- * upstream instead of one agent's. Until then nobody shares: the second claim is refused.
+ * Agents share a name only as an agent pool: the pool (one route whose upstream balances over
+ * its members) is the one holder, claimed when its first member opens it and released when its
+ * last member leaves; members join the pool, never the claim. Any other second claim is refused.
  */
 export class NameClaims {
   readonly #held = new Map<string, NameHolder>();
-
-  constructor(private readonly mayShare: (held: NameHolder, asking: NameHolder) => boolean = () => false) {}
 
   /** Takes `name` for `holder`; the current holder when someone else has it. */
   claim(transport: ServiceTransport, name: string, holder: NameHolder): NameHolder | undefined {
     const key = `${transport} ${name}`;
     const held = this.#held.get(key);
-    if (held !== undefined && !held.gone() && held !== holder && !this.mayShare(held, holder)) return held;
+    if (held !== undefined && !held.gone() && held !== holder) return held;
     this.#held.set(key, holder);
     return undefined;
   }

@@ -16,11 +16,11 @@ import type { RouteDepsSource, RouteRuntime } from '../listen/route.js';
 import { RangeRoute } from '../listen/range-route.js';
 import { SharedTcpListeners } from '../listen/shared-routes.js';
 import { SharedUdpListeners } from '../listen/shared-udp-routes.js';
-import type { ControlMessage, Publish, RefusalCode } from '../protocol/tunnel/index.js';
+import type { ControlMessage, Publish, RefusalCode, ServiceTransport } from '../protocol/tunnel/index.js';
 import { AgentDatagramDialer, AgentStreamDialer } from '../upstream/agent/agent-dialer.js';
 import type { AgentLink } from './agent-link.js';
 import { NameClaims, type NameHolder } from './name-claims.js';
-import type { AgentPools } from './agent-pools.js';
+import type { AgentPools, PoolRefusal } from './agent-pools.js';
 import type { DatagramDialer, StreamDialer } from '../upstream/dialer.js';
 import { inRanges, type PortRanges } from './port-range.js';
 import type { PublishedService } from './agent-link.js';
@@ -58,6 +58,8 @@ export class ServicePublisher {
   /** Names held on the shared ports, and those ports' listeners (bound by the first name, closed after the last). */
   readonly #claims = new NameClaims();
   readonly #holders = new WeakMap<PublishedService, NameHolder>();
+  /** The names agent pools hold, by their listener. */
+  readonly #poolNames = new Map<RouteRuntime, { transport: ServiceTransport; name: string; holder: NameHolder }>();
   readonly #sharedTcp = new SharedTcpListeners();
   readonly #sharedUdp = new SharedUdpListeners();
 
@@ -85,10 +87,14 @@ export class ServicePublisher {
     }
     if (link.services.size >= this.deps.maxServicesPerAgent) return refuse('too-many-services', `at most ${this.deps.maxServicesPerAgent} services per agent`);
     const pools = this.deps.pools;
-    if (m.pool && (m.ports !== undefined || m.serverName !== undefined)) return refuse('not-allowed', 'an agent pool shares one port: port ranges and names are not pooled');
-    if (m.pool && pools) return pools.publish(link, { ...m, pool: m.pool }, (s) => link.services.set(m.serviceId, s));
-    if (m.pool) return refuse('not-allowed', 'this gateway has no agent pools');
-    const pool = pools?.holding(m);
+    if (m.pool && m.ports !== undefined) return refuse('not-allowed', 'an agent pool shares one port: port ranges are not pooled');
+    if (m.pool && !pools) return refuse('not-allowed', 'this gateway has no agent pools');
+    if (m.pool && m.serverName !== undefined) {
+      const denied = this.#nameDenied(link, m, refuse);
+      if (denied) return denied;
+    }
+    if (m.pool) return pools!.publish(link, { ...m, pool: m.pool }, (s) => link.services.set(m.serviceId, s));
+    const pool = m.serverName === undefined ? pools?.holding(m) : undefined;
     if (pool) return refuse('port-in-use', `${m.transport} port ${m.remote.port} is the pool of group "${pool.group.name}"; set group (and groupKey) to join it`);
     if (m.serverName !== undefined) return this.#publishByName(link, m, refuse);
     const ranges = this.deps.portsOf(link.name);
@@ -135,8 +141,8 @@ export class ServicePublisher {
     return this.#keep(link, m, route);
   }
 
-  /** A name on the gateway's shared TLS or QUIC port: allowed by the agent's `names`, held by one service at a time. */
-  async #publishByName(link: AgentLink, m: Publish, refuse: Refuse): Promise<ControlMessage> {
+  /** Whether the gateway serves `m`'s name transport and the agent's `names` allow the name: the refusal when not. */
+  #nameDenied(link: AgentLink, m: Publish, refuse: Refuse): ControlMessage | undefined {
     const name = m.serverName!;
     const scheme = m.transport === 'tcp' ? 'tls' : 'quic';
     const where = m.transport === 'tcp' ? this.deps.names?.tls : this.deps.names?.quic;
@@ -145,9 +151,19 @@ export class ServicePublisher {
     if (!namePolicyAllows(policy, name)) {
       return refuse('not-allowed', `${scheme}://${name} is not among the names agent "${link.name}" may claim (${policy?.join(', ') ?? 'none: set gateway.agents.' + link.name + '.names'})`);
     }
+    return undefined;
+  }
+
+  /** A name on the gateway's shared TLS or QUIC port: allowed by the agent's `names`, held by one service (or one agent pool) at a time. */
+  async #publishByName(link: AgentLink, m: Publish, refuse: Refuse): Promise<ControlMessage> {
+    const denied = this.#nameDenied(link, m, refuse);
+    if (denied) return denied;
+    const name = m.serverName!;
+    const scheme = m.transport === 'tcp' ? 'tls' : 'quic';
+    const where = (m.transport === 'tcp' ? this.deps.names?.tls : this.deps.names?.quic)!;
     const holder: NameHolder = { agent: link.name, service: m.name, serviceId: m.serviceId, gone: () => link.state === 'closed' };
     const held = this.#claims.claim(m.transport, name, holder);
-    if (held) return refuse('name-in-use', `${scheme}://${name} is held by agent "${held.agent}" (service ${held.service})`);
+    if (held) return refuse('name-in-use', heldBy(`${scheme}://${name}`, held));
     let route: RouteRuntime;
     try {
       route = await this.#startNamed(link, m, where);
@@ -223,22 +239,46 @@ export class ServicePublisher {
     return this.#up(listener, r, formatListenSpan(route.listen, route.ports));
   }
 
-  async #startNamed(link: AgentLink, m: Publish, where: GatewayNames['tls'] & object): Promise<RouteRuntime> {
+  async #startNamed(link: AgentLink, m: Publish, where: GatewayNames['tls'] & object, pool?: string, poolDialers?: PoolDialers): Promise<RouteRuntime> {
     const { clock, events } = this.deps;
-    const listener = { ...this.#listenerConfig(link, m, where.port), listen: where };
+    const listener = { ...this.#listenerConfig(link, m, where.port, pool), listen: where };
     const route: RouteConfig = { ...listener, upstream: { host: listener.name, port: 0 }, match: { sni: [m.serverName!] } };
     const { admit, nextFlowId, datapath } = this.deps.routeDeps(listener);
-    const shared = this.#sharedBandwidth(link.name);
+    const shared = pool ? undefined : this.#sharedBandwidth(link.name);
     const common = { clock, events, admit, nextFlowId, ...(shared ? { sharedBandwidth: shared } : {}) };
     const r = m.transport === 'udp'
-      ? await this.#sharedUdp.start(route, { ...common, datapath, dialer: new AgentDatagramDialer(link, m.serviceId) })
-      : await this.#sharedTcp.start(route, { ...common, dialer: new AgentStreamDialer(link, m.serviceId) });
+      ? await this.#sharedUdp.start(route, { ...common, datapath, dialer: poolDialers?.datagram ?? new AgentDatagramDialer(link, m.serviceId) })
+      : await this.#sharedTcp.start(route, { ...common, dialer: poolDialers?.stream ?? new AgentStreamDialer(link, m.serviceId) });
     return this.#up(listener, r, `${m.transport === 'tcp' ? 'tls' : 'quic'}://${m.serverName}`);
   }
 
-  /** The shared listener of an agent pool: `name` is the pool's, the dialers its pool's. */
-  startPool(link: AgentLink, m: Publish, name: string, dialers: PoolDialers): Promise<RouteRuntime> {
-    return this.#start(link, m, m.remote.port, name, dialers);
+  /**
+   * The shared listener of an agent pool: `name` is the pool's, the dialers its pool's. A pool by
+   * name claims its name for the group (released by `poolClosed`); a name a single service holds
+   * is refused with `name-in-use`.
+   */
+  async startPool(link: AgentLink, m: Publish, name: string, dialers: PoolDialers): Promise<RouteRuntime | PoolRefusal> {
+    if (m.serverName === undefined) return this.#start(link, m, m.remote.port, name, dialers);
+    const where = (m.transport === 'tcp' ? this.deps.names?.tls : this.deps.names?.quic)!;
+    const remote = `${m.transport === 'tcp' ? 'tls' : 'quic'}://${m.serverName}`;
+    const holder: NameHolder = { agent: '', group: m.pool?.group, service: name, serviceId: 0, gone: () => false };
+    const held = this.#claims.claim(m.transport, m.serverName, holder);
+    if (held) return { code: 'name-in-use', message: heldBy(remote, held) };
+    try {
+      const route = await this.#startNamed(link, m, where, name, dialers);
+      this.#poolNames.set(route, { transport: m.transport, name: m.serverName, holder });
+      return route;
+    } catch (err) {
+      this.#claims.release(m.transport, m.serverName, holder);
+      return { code: 'internal', message: `cannot serve ${remote}: ${(err as Error).message}` };
+    }
+  }
+
+  /** An agent pool's last member left (its listener is closing): a pool by name frees its name. */
+  poolClosed(route: RouteRuntime): void {
+    const held = this.#poolNames.get(route);
+    if (held) this.#claims.release(held.transport, held.name, held.holder);
+    this.#poolNames.delete(route);
   }
 
   async #start(link: AgentLink, m: Publish, port: number, pool?: string, poolDialers?: PoolDialers): Promise<RouteRuntime> {
@@ -256,6 +296,13 @@ export class ServicePublisher {
 }
 
 type Refuse = (code: RefusalCode, message: string) => ControlMessage;
+
+/** Why `remote` is refused to a second claimant: who holds it, and for a pool how to join. */
+function heldBy(remote: string, held: NameHolder): string {
+  return held.group !== undefined
+    ? `${remote} is the pool of group "${held.group}"; set group (and groupKey) to join it`
+    : `${remote} is held by agent "${held.agent}" (service ${held.service})`;
+}
 type PoolDialers = { readonly stream: StreamDialer; readonly datagram: DatagramDialer };
 
 /** A service's limits: the agent's own `perSource` / `perRoute` where set, else `services.bandwidth`'s. */

@@ -1,4 +1,4 @@
-import { formatHostPort, formatListen } from '../core/address.js';
+import { formatHostPort, formatListen, type Endpoint } from '../core/address.js';
 import { errnoCode, SluiceError } from '../core/errors.js';
 import type { Admitter } from '../admission/admitter.js';
 import type { ReverdictCount } from '../admission/reverdict.js';
@@ -8,10 +8,11 @@ import { jsDatapath } from '../datapath/js-datapath.js';
 import type { UdpListener } from '../datapath/udp-datapath.js';
 import type { EndReason } from '../observe/events.js';
 import { udpPolicyOf } from '../session/session-policy.js';
-import { UdpSessionTable } from '../session/udp-session-table.js';
+import { UdpSessionTable, type UdpClientSide } from '../session/udp-session-table.js';
+import type { UdpSession } from '../session/udp-session.js';
 import { QuicDemux, type QuicMember } from './quic-demux.js';
 import type { RouteRuntime, SessionInfo } from './route.js';
-import { ListenerClients, udpSessionInfos, type UdpRouteDeps } from './udp-route.js';
+import { udpSessionInfos, type UdpRouteDeps } from './udp-route.js';
 
 /** One bound UDP socket shared by routes picked by QUIC server name, and its demux. */
 interface SharedSocket {
@@ -45,13 +46,32 @@ export class SharedUdpListeners {
       starting.catch(() => this.#sockets.delete(key));
     }
     const socket = await starting;
-    const table = new UdpSessionTable(udpPolicyOf(route), deps, new ListenerClients(socket.listener));
+    const table = new UdpSessionTable(udpPolicyOf(route), deps, new QuicListenerClients(socket.listener));
     const member = new SharedUdpRoute(route, table, socket, () => {
       if (socket.members.size === 0 && this.#sockets.get(key) === starting) this.#sockets.delete(key);
     });
     socket.members.add(member);
     socket.listener.receiver.join(member);
     return member;
+  }
+}
+
+/**
+ * The clients of a shared QUIC address: replies go out through the shared socket, and the
+ * server's long headers teach the demux its connection IDs. Sessions stay in JavaScript (no
+ * native hand-over): the native batch would forward a client address's datagrams without the
+ * demux, so a second connection from that address could not be routed by its own name.
+ */
+class QuicListenerClients implements UdpClientSide {
+  constructor(private readonly shared: UdpListener<QuicDemux>) {}
+
+  send(s: UdpSession, buf: Buffer): void {
+    if ((buf[0]! & 0x80) !== 0) this.shared.receiver.learnReply(buf, s.replyAddress, s.replyPort);
+    this.shared.send(buf, s.replyPort, s.replyAddress);
+  }
+
+  local(): Endpoint {
+    return this.shared.local;
   }
 }
 

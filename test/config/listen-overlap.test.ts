@@ -60,3 +60,30 @@ gateway:
   assert.equal(gateway.length, 1, gateway.join('\n'));
   assert.match(gateway[0]!, /^gateway\.listen \(line 6\): udp:\/\/0\.0\.0\.0:7000 overlaps the listen address of route "game" \(routes\.game\.listen, line 3/);
 });
+
+test('listen overlap: the gateway\'s name ports are its own; node routes on them (even with match) are config errors with both keys and lines', () => {
+  const issues = issuesOf(`routes:
+  web-a: { listen: tcp://0.0.0.0:443, match: { sni: [a.example.org] }, upstream: 127.0.0.1:8443 }
+  h3-a: { listen: udp://127.0.0.1:443, match: { sni: [a.example.org] }, upstream: 127.0.0.1:8443 }
+  dns: { listen: udp://127.0.0.1:444, upstream: 127.0.0.1:53 }
+gateway:
+  listen: 0.0.0.0:7000
+  ports: 20000-20100
+  agents: { home: { token: "0123456789abcdef0123", names: [app.example.org] } }
+  names: { tls: "0.0.0.0:443", quic: "0.0.0.0:444" }
+`);
+  const tail = ": the gateway's name port is its own, and the node's routes cannot share it (even with match); give them another address or port";
+  assert.deepEqual(issues, [
+    `gateway.names.tls (line 9): tcp://0.0.0.0:443 is already the listen address of route "web-a" (routes.web-a.listen, line 2)${tail}`,
+    `gateway.names.quic (line 9): udp://0.0.0.0:444 overlaps the listen address of route "dns" (routes.dns.listen, line 4: udp://127.0.0.1:444)${tail}`,
+  ]);
+  // Port 0 (tests), another port, or the agent endpoint's port (its own message) are not overlaps here.
+  assert.deepEqual(issuesOf(`routes:
+  web-a: { listen: tcp://0.0.0.0:443, match: { sni: [a.example.org] }, upstream: 127.0.0.1:8443 }
+gateway:
+  listen: 0.0.0.0:7000
+  ports: 20000-20100
+  agents: { home: { token: "0123456789abcdef0123" } }
+  names: { tls: "0.0.0.0:0", quic: "0.0.0.0:7000" }
+`), ['gateway.names.quic (line 7): port 7000 is the agent endpoint\'s own (gateway.listen); pick another']);
+});

@@ -102,5 +102,6 @@ agent:
   has('agent.expose.wrongkind.health.udp', /use tcp:/);
   has('agent.expose.slow.health.tcp.timeout', /at most interval/);
   has('agent.expose.span.remote', /port ranges are not pooled/);
-  has('agent.expose.named.remote', /names \(tls:\/\/, quic:\/\/\) are not pooled/);
+  // A name is a pool's remote like a port (docs/sni.md, "Pools by name").
+  assert.equal(byPath.get('agent.expose.named.remote'), undefined);
 });

@@ -1,11 +1,8 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import dgram from 'node:dgram';
-import { once } from 'node:events';
 import { parseConfig } from '../../src/config/load.js';
 import type { AgentConfig } from '../../src/config/expose-config.js';
 import { decodeProxyHeader } from '../../src/protocol/proxy-protocol/index.js';
-import { QUIC_V1 } from '../../src/protocol/quic/initial-keys.js';
 import { agentConfig, gatewayConfig, published, startAgent, startGateway, TOKEN } from './expose-helpers.js';
 import { tcpConnect, tcpServer, udpClient, waitFor } from '../helpers/net.js';
 import { havePeer } from '../helpers/peers.js';
@@ -13,7 +10,7 @@ import { agentStatusView } from '../../src/ops/agent-view.js';
 import { browseOverQuic, nameInInitials, stopGroup } from '../helpers/chromium-quic.js';
 import { dribbler, run, subjectSeen, tlsServer } from '../helpers/tls-servers.js';
 import { clientHelloMessage, inRecords } from '../protocol/tls/hello-builder.js';
-import { cryptoFrame, sealInitial } from '../protocol/quic/initial-builder.js';
+import { initialFor, recorder } from './expose-names-helpers.js';
 
 /* Exposures by name on the gateway's shared TLS and QUIC ports (docs/sni.md, "Exposures by name"). */
 
@@ -108,26 +105,6 @@ test('PROXY v2 from the agent goes before the replayed ClientHello, with the rea
   assert.deepEqual([h.header.addresses?.source.port, h.header.addresses?.destination.port], [c.localPort, port]);
   assert.ok(got.subarray(h.length).equals(Buffer.concat([hello, Buffer.from('after')])), 'the ClientHello and what follows, unchanged');
 });
-
-/** A UDP local service that records every datagram and answers `<tag>` + the datagram. */
-async function recorder(t: TestContext, tag: string) {
-  const sock = dgram.createSocket('udp4');
-  const got: Buffer[] = [];
-  sock.on('message', (msg, r) => {
-    got.push(msg);
-    sock.send(Buffer.concat([Buffer.from(tag), msg]), r.port, r.address);
-  });
-  sock.bind(0, '127.0.0.1');
-  await once(sock, 'listening');
-  t.after(() => sock.close());
-  return { port: sock.address().port, got };
-}
-
-/** A QUIC client's first Initial for `name` (one datagram of about 1200 bytes). */
-function initialFor(name: string, dcidByte: number): Buffer {
-  const frame = cryptoFrame(0, clientHelloMessage({ serverName: name, alpn: ['h3'] }));
-  return sealInitial({ version: QUIC_V1, dcid: Buffer.alloc(8, dcidByte), scid: Buffer.from([dcidByte]), packetNumber: 0, payload: Buffer.concat([frame, Buffer.alloc(1160 - frame.length)]) });
-}
 
 /** Agents home (quic://alpha.test) and office (quic://*.beta.test), each to its recorder, on one gateway UDP port. */
 async function twoQuicAgents(t: TestContext) {
