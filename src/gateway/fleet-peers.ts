@@ -3,7 +3,7 @@ import type { Connectee } from './connectee.js';
 import type { RelayedLink } from './peer-flows.js';
 import type { OfferTable } from './peer-offers.js';
 import type { Fleet } from '../fleet/fleet.js';
-import type { Clock } from '../core/clock.js';
+import type { Clock, Timer } from '../core/clock.js';
 
 /**
  * What the peer bridge needs of the gateway's fleet (docs/fleet.md, "Agents on a fleet"): this
@@ -72,7 +72,7 @@ export class FleetPeers {
   /** Flows our agents opened toward agents elsewhere: `x|tag` -> the target's gateway. */
   readonly #outgoing = new Map<string, string>();
   /** Opens sent elsewhere and not answered yet: `x|tag` -> the opener's first datagrams, held (bounded). */
-  readonly #pending = new Map<string, Buffer[]>();
+  readonly #pending = new Map<string, { readonly held: Buffer[]; readonly timer: Timer }>();
   /** Flows into our agents from agents elsewhere: `gateway|x|tag`. */
   readonly #incoming = new Map<string, Incoming>();
   #nextPort = 1;
@@ -88,6 +88,7 @@ export class FleetPeers {
 
   close(): void {
     this.#stop();
+    for (const key of [...this.#pending.keys()]) this.#dropPending(key);
     for (const f of this.#incoming.values()) f.connectee.close();
     this.#incoming.clear();
     this.#outgoing.clear();
@@ -109,23 +110,22 @@ export class FleetPeers {
     }
     const key = `${x.name}|${tag}`;
     const held: Buffer[] = [];
-    this.#pending.set(key, held);
     const timer = this.relay.clock.setTimeout(() => {
-      if (this.#pending.get(key) !== held) return;
+      if (this.#pending.get(key)?.held !== held) return;
       this.#pending.delete(key);
       x.send({ type: 'peer-open-error', tag, code: 'peer-offline', message: `no answer from the gateway of "${peer}" within ${PENDING_OPEN_MS} ms` });
     }, PENDING_OPEN_MS);
+    this.#pending.set(key, { held, timer });
     void this.#toAgent(peer, { k: 'open', g: this.bus.name, x: x.name, y: peer, tag, service, client }).then((gw) => {
       if (gw) return void this.counters.relayedOpens++;
-      timer.cancel();
-      this.#pending.delete(key);
+      if (this.#pending.get(key)?.held === held) this.#dropPending(key);
       x.send({ type: 'peer-open-error', tag, code: 'peer-offline', message: `agent "${peer}" is not connected to any gateway of the fleet` });
     });
   }
 
   /** A datagram from local `x` on `tag`: true when it belongs to a flow relayed to another gateway. */
   fromOpener(x: RelayedLink, tag: number, payload: Buffer): boolean {
-    const held = this.#pending.get(`${x.name}|${tag}`);
+    const held = this.#pending.get(`${x.name}|${tag}`)?.held;
     if (held) {
       // The agent sends right after PEER_OPEN; the answer takes a round trip through Redis.
       if (held.length < PENDING_DATAGRAMS) held.push(Buffer.from(payload));
@@ -141,7 +141,7 @@ export class FleetPeers {
   /** DATAGRAM_CLOSE from local `x` on `tag`: true when the flow was relayed elsewhere (the other gateway is told). */
   closeFromOpener(x: RelayedLink, tag: number): boolean {
     const key = `${x.name}|${tag}`;
-    if (this.#pending.delete(key)) return true;
+    if (this.#dropPending(key)) return true;
     const gw = this.#outgoing.get(key);
     if (gw === undefined) return false;
     this.#outgoing.delete(key);
@@ -151,7 +151,7 @@ export class FleetPeers {
 
   /** Local agent `name` is gone for good: its flows elsewhere and the flows into it end. */
   closed(name: string): void {
-    for (const key of [...this.#pending.keys()]) if (key.startsWith(`${name}|`)) this.#pending.delete(key);
+    for (const key of [...this.#pending.keys()]) if (key.startsWith(`${name}|`)) this.#dropPending(key);
     for (const [key, gw] of [...this.#outgoing]) {
       const [x, tag] = key.split('|');
       if (x !== name) continue;
@@ -184,6 +184,14 @@ export class FleetPeers {
     return n;
   }
 
+  /** Forgets a PEER_OPEN waiting for its answer, with its timer; true when there was one. */
+  #dropPending(key: string): boolean {
+    const p = this.#pending.get(key);
+    if (!p) return false;
+    p.timer.cancel();
+    return this.#pending.delete(key);
+  }
+
   #reply(gw: string, m: Wire): void {
     this.bus.publish(CHANNEL(gw), JSON.stringify(m));
   }
@@ -209,9 +217,9 @@ export class FleetPeers {
         return this.#openHere(m);
       case 'ok': {
         const key = `${m.x}|${m.tag}`;
-        const held = this.#pending.get(key);
+        const held = this.#pending.get(key)?.held;
         const x = this.relay.link(m.x);
-        this.#pending.delete(key);
+        this.#dropPending(key);
         if (!x || !held) return this.#reply(m.g, { k: 'c', g: this.bus.name, x: m.x, tag: m.tag });
         this.#outgoing.set(key, m.g);
         x.send({ type: 'peer-open-ok', tag: m.tag, peerTag: m.peerTag });
@@ -219,7 +227,7 @@ export class FleetPeers {
         return;
       }
       case 'err':
-        this.#pending.delete(`${m.x}|${m.tag}`);
+        this.#dropPending(`${m.x}|${m.tag}`);
         this.relay.link(m.x)?.send({ type: 'peer-open-error', tag: m.tag, code: m.code, message: m.message });
         return;
       case 'd': {
