@@ -173,17 +173,21 @@ static bool Alive(Engine* e) {
 
 void DrainReady(Engine* e) {
   if (e->destroyed || !Alive(e)) return;
+  uint64_t started = HoldStart(e);
+  int harvested = 0, n = 0;
   for (int round = 0; round < kMaxRounds && !e->destroyed; round++) {
     if (!e->pending_ids.empty()) {
       e->free_ids.insert(e->free_ids.end(), e->pending_ids.begin(), e->pending_ids.end());
       e->pending_ids.clear();
     }
-    int n = Harvest(e);
+    n = Harvest(e);
+    harvested += n;
     if (n == 0) break;
     // A batch forwarded whole (forward.cc) needs no JavaScript call.
     if (e->forwarded < n) Deliver(e, n);
     if (n < e->rx_slots) break;
   }
+  HoldAfter(e, started, harvested, n == e->rx_slots);
 }
 
 }  // namespace sluice

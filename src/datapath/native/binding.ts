@@ -32,6 +32,10 @@ export interface NativeBinding {
   /** Sends `count` staged records; returns how many error records it wrote. */
   flush(engine: EngineHandle, count: number): number;
   destroy(engine: EngineHandle): void;
+  /** Sets the bounded receive delay (native/src/hold.cc), clamped to 0..10000 µs; returns it. */
+  receiveDelay(engine: EngineHandle, microseconds: number): number;
+  /** How many times the engine slept to let a batch fill. */
+  receiveDelays(engine: EngineHandle): number;
 }
 
 export type BindingLoad = { ok: true; binding: NativeBinding; layout: NativeLayout } | { ok: false; reason: string };

@@ -24,6 +24,14 @@ export interface NativeDatapathOptions {
   /** SO_RCVBUF / SO_SNDBUF of listener sockets (default: socket-buffers.ts); 0 keeps the system default. */
   readonly listenerRcvbufBytes?: number;
   readonly listenerSndbufBytes?: number;
+  /**
+   * A bounded receive delay in microseconds (native/src/hold.cc, docs/datapath.md "A bounded
+   * receive delay"): while traffic is dense, a readiness callback that handled datagrams sleeps
+   * this long before the loop waits again, so what arrives meanwhile is one batch. Adds at most
+   * this much to each datagram that arrives during a sleep; never to the first after a quiet
+   * spell, never under a flood. Default 0 (off); at most 10000.
+   */
+  readonly receiveDelayUs?: number;
 }
 
 /**
@@ -90,6 +98,7 @@ export class NativeDatapath implements UdpDatapath, NativeEngine {
     this.#errm = new Int32Array(64 * this.#errRec);
     this.gso = (opts.gso ?? true) && layout.gso;
     this.#engine = binding.open(this.#rxAb, this.#rxm, txAb, this.#txm, this.#errm, this.#onBatch, this.gso, opts.readiness === 'thread');
+    if (opts.receiveDelayUs) binding.receiveDelay(this.#engine, opts.receiveDelayUs);
   }
 
   async listen<R extends ListenerReceiver>(host: string, port: number, receiver: R | ReceiverFactory<R>): Promise<UdpListener<R>> {
