@@ -199,6 +199,7 @@ export async function runUdpexposerCommand(argv: string[], io: UdpexposerIo): Pr
     datapath = selected.datapath;
     // Said the way `sluice run` logs it: once, with the reason.
     if (selected.fallback !== undefined) io.stderr.write(`sluice udpexposer: warning: native UDP datapath unavailable; using the js datapath: ${selected.fallback}\n`);
+    if (datapath.kind === 'js' && args.batchDelayUs > 0) io.stderr.write('sluice udpexposer: warning: --batch-delay-us has no effect on the js datapath\n');
   } catch (err) {
     io.stderr.write(`sluice udpexposer: --datapath ${args.datapath}: ${(err as Error).message}\n`);
     return EXIT.startFailed;
@@ -273,10 +274,12 @@ async function run(args: UdpexposerArgs, io: UdpexposerIo, datapath: UdpDatapath
     if (isSluiceError(err, 'SLUICE_ERR_BIND')) return EXIT.startFailed;
     return isSluiceError(err, 'SLUICE_ERR_USAGE') ? EXIT.usage : EXIT.runtime;
   }
-  io.stderr.write(`sluice udpexposer: ${args.mode} on ${formatHostPort(local.address, local.port)}, UDP datapath ${datapath.kind}\n`);
+  const delay = datapath instanceof NativeDatapath && args.batchDelayUs > 0 ? `, batch delay ${args.batchDelayUs} µs` : '';
+  io.stderr.write(`sluice udpexposer: ${args.mode} on ${formatHostPort(local.address, local.port)}, UDP datapath ${datapath.kind}${delay}\n`);
   await closed;
   ac.abort();
-  io.stderr.write(`sluice udpexposer: stopped ${JSON.stringify({ datapath: datapath.kind, ...(summary() as object) })}\n`);
+  const batching = datapath instanceof NativeDatapath ? { batchDelayUs: args.batchDelayUs, batchDelays: datapath.receiveDelays } : {};
+  io.stderr.write(`sluice udpexposer: stopped ${JSON.stringify({ datapath: datapath.kind, ...batching, ...(summary() as object) })}\n`);
   return EXIT.ok;
 }
 

@@ -206,6 +206,11 @@ export class NativeDatapath implements UdpDatapath, NativeEngine {
     return this.#tx;
   }
 
+  /** How many times the engine slept to let a batch fill (NativeDatapathOptions.receiveDelayUs). */
+  get receiveDelays(): number {
+    return this.#destroyed ? 0 : this.#b.receiveDelays(this.#engine);
+  }
+
   /** The engine and binding, for the tunnel key slots (tunnel-keys.ts); null once destroyed. */
   get engine(): { readonly binding: NativeBinding; readonly handle: EngineHandle; readonly rxSlots: number } | null {
     return this.#destroyed ? null : { binding: this.#b, handle: this.#engine, rxSlots: this.#rxm.length / this.#rxRec };
