@@ -112,6 +112,9 @@ struct Engine {
   int hold_us = 0;
   uint64_t hold_last_ns = 0;  // when the last callback that harvested something ended
   uint64_t holds = 0;         // times the engine slept to let a batch fill
+  uint64_t hold_window_ns = 0;  // start of the current rate window
+  uint64_t hold_count = 0;      // datagrams harvested in it
+  bool hold_dense = false;      // the last window's rate brings >= 2 datagrams per delay
 };
 
 // engine.cc

@@ -1,17 +1,20 @@
 // A bounded receive delay (docs/datapath.md, "A bounded receive delay"): at a paced rate every
 // readiness wake-up carries one datagram, and on loopback the wake-ups (a context switch in, one
 // out, an inter-processor interrupt from the sender) cost more than moving the datagram. With a
-// delay of D microseconds, a callback that harvested datagrams while traffic is dense (it started
-// within D of the previous one's end) and did not fill every slot sleeps D before returning to
-// the loop, so what arrives meanwhile is received, handled and sent as one batch (one wake-up, one
-// sendmmsg, GSO runs) instead of one wake-up each.
+// delay of D microseconds, a callback that harvested datagrams sleeps D before returning to the
+// loop when traffic is dense, so what arrives meanwhile is received, handled and sent as one batch
+// (one wake-up, one sendmmsg, GSO runs) instead of one wake-up each. Dense means both:
+//  - the arrival rate over the last window (kRateWindowNs) brings at least kMinPerDelay datagrams
+//    per delay: below that a sleep would mostly delay a lone datagram (a request's answer) and
+//    save nothing;
+//  - this callback started within D of the previous one's end.
 //
 // Bounds, by construction:
-//  - the first datagram after a quiet spell (longer than D) is handled at once: no delay added to
-//    sparse traffic, only to datagrams that arrive while the engine sleeps (at most D each);
+//  - the first datagram after a quiet spell (longer than D) is handled at once, and traffic too
+//    sparse to fill a batch is never delayed; a datagram that arrives during a sleep waits at most D;
 //  - a batch that filled its slots (a flood) never sleeps: the loop runs as before;
-//  - the sleep blocks the JavaScript thread for at most D (bounded by kMaxHoldUs), so timers and
-//    signals of the process are late by at most that.
+//  - the sleep blocks the JavaScript thread for at most D (kMaxHoldUs), so timers and signals of
+//    the process are late by at most that.
 #include "engine.h"
 
 #include <time.h>
@@ -28,18 +31,30 @@ static uint64_t NowNs() {
 
 uint64_t HoldStart(Engine* e) { return e->hold_us > 0 ? NowNs() : 0; }
 
+constexpr uint64_t kRateWindowNs = 10000000;  // 10 ms
+constexpr uint64_t kMinPerDelay = 2;
+
 void HoldAfter(Engine* e, uint64_t started, int harvested, bool full) {
-  if (e->hold_us <= 0 || e->destroyed) return;
+  if (e->hold_us <= 0 || e->destroyed || harvested == 0) return;
   uint64_t d = static_cast<uint64_t>(e->hold_us) * 1000;
-  bool dense = e->hold_last_ns != 0 && started - e->hold_last_ns <= d;
-  if (harvested == 0) return;
-  if (dense && !full) {
+  uint64_t now = NowNs();
+  if (e->hold_window_ns == 0) e->hold_window_ns = started;
+  e->hold_count += static_cast<uint64_t>(harvested);
+  if (now - e->hold_window_ns >= kRateWindowNs) {
+    // count / elapsed * d >= kMinPerDelay, without dividing.
+    e->hold_dense = e->hold_count * d >= kMinPerDelay * (now - e->hold_window_ns);
+    e->hold_window_ns = now;
+    e->hold_count = 0;
+  }
+  bool recent = e->hold_last_ns != 0 && started - e->hold_last_ns <= d;
+  if (e->hold_dense && recent && !full) {
     timespec ts = {static_cast<time_t>(d / 1000000000ull), static_cast<long>(d % 1000000000ull)};
     while (nanosleep(&ts, &ts) != 0) {
     }
     e->holds++;
+    now = NowNs();
   }
-  e->hold_last_ns = NowNs();
+  e->hold_last_ns = now;
 }
 
 namespace {

@@ -79,6 +79,17 @@ test('receive delay: sparse traffic is never delayed (the first datagram after a
   assert.equal(loaded.ok && loaded.binding.receiveDelays(dp.engine!.handle), 0, 'no sleep: each datagram came 100 ms after the last');
 });
 
+test('receive delay: traffic that would not fill a batch is not delayed (a datagram every 4 ms, a delay of 5 ms)', { skip }, async (t) => {
+  const dp = datapath(t, { receiveDelayUs: 5000 });
+  const l = await counting(t, dp);
+  await paced(t, l.port, 30, 4);
+  await waitFor(() => l.got.length === 30, `30 datagrams (got ${l.got.length})`);
+  // Each callback starts within the delay of the last, but at 250 datagrams/s a sleep of 5 ms
+  // would catch about one datagram: it would only delay it.
+  const slept = loaded.ok ? loaded.binding.receiveDelays(dp.engine!.handle) : 0;
+  assert.ok(slept <= 5, `slept ${slept} times`);
+});
+
 test('receive delay: a burst larger than the receive slots arrives whole', { skip }, async (t) => {
   const dp = datapath(t, { receiveDelayUs: 10_000, rxSlots: 8 });
   const l = await counting(t, dp);
