@@ -407,6 +407,7 @@ napi_value Init(napi_env env, napi_value exports) {
   RegisterSeal(env, exports);
   RegisterForward(env, exports);
   RegisterHold(env, exports);
+  RegisterSockopt(env, exports);
   return exports;
 }
 

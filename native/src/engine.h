@@ -170,6 +170,9 @@ uint64_t HoldStart(Engine* e);
 void HoldAfter(Engine* e, uint64_t started, int harvested, bool full);
 void RegisterHold(napi_env env, napi_value exports);
 
+// sockopt.cc: buffer sizes of a socket in the engine.
+void RegisterSockopt(napi_env env, napi_value exports);
+
 // errors.cc
 napi_value ErrnoError(napi_env env, int err, const char* syscall, const char* detail);
 const char* ErrnoName(int err);

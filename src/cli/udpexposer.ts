@@ -6,6 +6,7 @@ import { UdpexposerKey } from '../protocol/udpexposer/key.js';
 import { NativeDatapath, type NativeDatapathOptions } from '../datapath/native/native-datapath.js';
 import { selectUdpDatapath, type DatapathChoice } from '../datapath/native/select.js';
 import type { UdpDatapath } from '../datapath/udp-datapath.js';
+import { LISTENER_RCVBUF_BYTES } from '../datapath/socket-buffers.js';
 import { UdpexposerClient } from '../udpexposer/client.js';
 import { defaultAllowLoopback, defaultAllowPrivate, peerPolicy } from '../udpexposer/peer-policy.js';
 import { parseDurationMs } from '../core/duration.js';
@@ -195,7 +196,9 @@ export async function runUdpexposerCommand(argv: string[], io: UdpexposerIo): Pr
   if (io.signal.aborted) return EXIT.ok;
   let datapath: UdpDatapath;
   try {
-    const selected = selectUdpDatapath(args.datapath, { receiveDelayUs: args.batchDelayUs, ...io.udpNative });
+    // Workers get a listener's receive buffer: a few sockets per process, each holding its
+    // target's answers through a loop turn that sleeps (--batch-delay-us) or is preempted.
+    const selected = selectUdpDatapath(args.datapath, { receiveDelayUs: args.batchDelayUs, channelRcvbufBytes: LISTENER_RCVBUF_BYTES, ...io.udpNative });
     datapath = selected.datapath;
     // Said the way `sluice run` logs it: once, with the reason.
     if (selected.fallback !== undefined) io.stderr.write(`sluice udpexposer: warning: native UDP datapath unavailable; using the js datapath: ${selected.fallback}\n`);

@@ -36,6 +36,8 @@ export interface NativeBinding {
   receiveDelay(engine: EngineHandle, microseconds: number): number;
   /** How many times the engine slept to let a batch fill. */
   receiveDelays(engine: EngineHandle): number;
+  /** Sets SO_RCVBUF / SO_SNDBUF of socket `id` (0 leaves one as it is); false when it cannot. */
+  socketBuffers(engine: EngineHandle, id: number, rcvbufBytes: number, sndbufBytes: number): boolean;
 }
 
 export type BindingLoad = { ok: true; binding: NativeBinding; layout: NativeLayout } | { ok: false; reason: string };

@@ -32,6 +32,12 @@ export interface NativeDatapathOptions {
    * spell, never under a flood. Default 0 (off); at most 10000.
    */
   readonly receiveDelayUs?: number;
+  /**
+   * SO_RCVBUF of each connected channel socket (`connect()`); default 0 keeps the system default
+   * (socket-buffers.ts says why a route's per-session sockets do). A process with a few channels
+   * whose loop may sleep (the udpexposer client's workers) sets it like a listener's.
+   */
+  readonly channelRcvbufBytes?: number;
 }
 
 /**
@@ -112,6 +118,7 @@ export class NativeDatapath implements UdpDatapath, NativeEngine {
 
   async connect(remote: Endpoint, receiver: DatagramReceiver): Promise<DatagramChannel> {
     const id = this.#b.connect(this.#engine, remote.address, remote.port);
+    if (this.#opts.channelRcvbufBytes) this.#b.socketBuffers(this.#engine, id, this.#opts.channelRcvbufBytes, 0);
     const ch = new NativeChannel(this, id, remote, receiver);
     this.#handlers[id] = ch;
     return ch;
