@@ -111,6 +111,7 @@ static inline int Min(int a, int b) { return a < b ? a : b; }
 int Harvest(Engine* e) {
   epoll_event evs[64];
   int n = epoll_wait(e->epfd, evs, 64, 0);
+  e->hold_ready = n;
   int used = 0;
   // Each ready socket first gets its share of the slots: epoll hands the same sockets back in the
   // same order, so without a share a flooded socket early in that order would fill every batch

@@ -115,6 +115,7 @@ struct Engine {
   uint64_t hold_window_ns = 0;  // start of the current rate window
   uint64_t hold_count = 0;      // datagrams harvested in it
   bool hold_dense = false;      // the last window's rate brings >= 2 datagrams per delay
+  int hold_ready = 0;           // sockets the last harvest found ready (engine.cc Harvest)
 };
 
 // engine.cc

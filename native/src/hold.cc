@@ -12,7 +12,8 @@
 // Bounds, by construction:
 //  - the first datagram after a quiet spell (longer than D) is handled at once, and traffic too
 //    sparse to fill a batch is never delayed; a datagram that arrives during a sleep waits at most D;
-//  - a batch that filled its slots (a flood) never sleeps: the loop runs as before;
+//  - a batch that filled its slots (a flood), or whose harvest found more sockets ready than one
+//    epoll_wait returns (many sessions at once), never sleeps: the loop runs as before;
 //  - the sleep blocks the JavaScript thread for at most D (kMaxHoldUs), so timers and signals of
 //    the process are late by at most that.
 #include "engine.h"
@@ -33,6 +34,7 @@ uint64_t HoldStart(Engine* e) { return e->hold_us > 0 ? NowNs() : 0; }
 
 constexpr uint64_t kRateWindowNs = 10000000;  // 10 ms
 constexpr uint64_t kMinPerDelay = 2;
+constexpr int kReadyMax = 64;  // the events one epoll_wait of Harvest returns at most
 
 void HoldAfter(Engine* e, uint64_t started, int harvested, bool full) {
   if (e->hold_us <= 0 || e->destroyed || harvested == 0) return;
@@ -47,7 +49,10 @@ void HoldAfter(Engine* e, uint64_t started, int harvested, bool full) {
     e->hold_count = 0;
   }
   bool recent = e->hold_last_ns != 0 && started - e->hold_last_ns <= d;
-  if (e->hold_dense && recent && !full) {
+  // More sockets were ready than one epoll_wait reports (a thousand sessions' sockets with one
+  // datagram each): the next batch is already waiting, a sleep would only hold it back.
+  bool waiting = e->hold_ready >= kReadyMax;
+  if (e->hold_dense && recent && !full && !waiting) {
     timespec ts = {static_cast<time_t>(d / 1000000000ull), static_cast<long>(d % 1000000000ull)};
     while (nanosleep(&ts, &ts) != 0) {
     }

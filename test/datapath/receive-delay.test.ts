@@ -4,7 +4,7 @@
 // The sender is another process: while the engine sleeps, this process's event loop is blocked.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import dgram from 'node:dgram';
 import { loadNativeBinding } from '../../src/datapath/native/binding.js';
@@ -102,6 +102,36 @@ test('receive delay: a burst larger than the receive slots arrives whole', { ski
   }
   await waitFor(() => l.got.length === 400, `400 datagrams (got ${l.got.length})`);
   assert.deepEqual(l.got.map((g) => g.index), [...Array(400).keys()]);
+});
+
+test('receive delay: no sleep while more sockets are ready than one harvest takes (a datagram on each of 256 sockets)', { skip }, async (t) => {
+  const dp = datapath(t, { receiveDelayUs: 10_000 });
+  let got = 0;
+  const ports: number[] = [];
+  for (let i = 0; i < 256; i++) {
+    const l = await dp.listen('127.0.0.1', 0, { onDatagram: () => void got++, onSendError: () => {} });
+    t.after(() => l.close());
+    ports.push(l.local.port);
+  }
+  // One datagram first, and a pause: the engine's rate window (10 ms) then closes on the burst's
+  // first harvest and finds it dense.
+  const one = dgram.createSocket('udp4');
+  t.after(() => one.close());
+  one.send(Buffer.alloc(64), ports[0]!, '127.0.0.1');
+  await waitFor(() => got === 1, 'the first datagram');
+  await new Promise((r) => setTimeout(r, 30));
+  // Sent by a child while this process's loop is blocked: all 256 sockets are ready at once, and
+  // each harvest's epoll_wait reports 64 of them.
+  const script = `
+    const s = require('node:dgram').createSocket('udp4');
+    let left = ${ports.length};
+    for (const port of ${JSON.stringify(ports)}) s.send(Buffer.alloc(64), port, '127.0.0.1', () => { if (--left === 0) s.close(); });`;
+  const r = spawnSync(process.execPath, ['-e', script], { timeout: 10_000 });
+  assert.equal(r.status, 0, String(r.stderr));
+  await waitFor(() => got === 257, `257 datagrams (got ${got})`);
+  // Four harvests of 64; without the check the three after the first would each sleep 10 ms.
+  const slept = loaded.ok ? loaded.binding.receiveDelays(dp.engine!.handle) : 0;
+  assert.ok(slept <= 1, `slept ${slept} times`);
 });
 
 test('receive delay: the addon clamps it to 0..10000 µs and off is 0', { skip }, (t) => {
