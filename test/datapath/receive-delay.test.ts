@@ -63,7 +63,7 @@ test('receive delay: a paced sender is received in fewer batches, every datagram
   // The last datagram arrives with no traffic after it: nothing is held until the next wake-up.
   await waitFor(() => l.got.length === 60, `60 datagrams (got ${l.got.length})`);
   assert.deepEqual(l.got.map((g) => g.index), [...Array(60).keys()], 'all of them, in order');
-  assert.ok(loaded.ok && loaded.binding.receiveDelays(dp.engine!.handle) > 0, 'the engine slept to let batches fill');
+  assert.ok(dp.receiveDelays > 0, 'the engine slept to let batches fill');
   // ~60 wake-ups without the delay; with 5 ms of delay and 1 ms between datagrams, about 12.
   assert.ok(l.batches() <= 40, `60 datagrams 1 ms apart in ${l.batches()} batches`);
   // Bounded: a datagram waits at most the delay plus scheduling (a generous allowance on a shared machine).
@@ -76,7 +76,7 @@ test('receive delay: sparse traffic is never delayed (the first datagram after a
   const l = await counting(t, dp);
   await paced(t, l.port, 5, 100);
   await waitFor(() => l.got.length === 5, `5 datagrams (got ${l.got.length})`);
-  assert.equal(loaded.ok && loaded.binding.receiveDelays(dp.engine!.handle), 0, 'no sleep: each datagram came 100 ms after the last');
+  assert.equal(dp.receiveDelays, 0, 'no sleep: each datagram came 100 ms after the last');
 });
 
 test('receive delay: traffic that would not fill a batch is not delayed (a datagram every 4 ms, a delay of 5 ms)', { skip }, async (t) => {
@@ -86,7 +86,7 @@ test('receive delay: traffic that would not fill a batch is not delayed (a datag
   await waitFor(() => l.got.length === 30, `30 datagrams (got ${l.got.length})`);
   // Each callback starts within the delay of the last, but at 250 datagrams/s a sleep of 5 ms
   // would catch about one datagram: it would only delay it.
-  const slept = loaded.ok ? loaded.binding.receiveDelays(dp.engine!.handle) : 0;
+  const slept = dp.receiveDelays;
   assert.ok(slept <= 5, `slept ${slept} times`);
 });
 
@@ -130,14 +130,14 @@ test('receive delay: no sleep while more sockets are ready than one harvest take
   assert.equal(r.status, 0, String(r.stderr));
   await waitFor(() => got === 257, `257 datagrams (got ${got})`);
   // Four harvests of 64; without the check the three after the first would each sleep 10 ms.
-  const slept = loaded.ok ? loaded.binding.receiveDelays(dp.engine!.handle) : 0;
+  const slept = dp.receiveDelays;
   assert.ok(slept <= 1, `slept ${slept} times`);
 });
 
 test('receive delay: the addon clamps it to 0..10000 µs and off is 0', { skip }, (t) => {
   if (!loaded.ok) return;
   const dp = datapath(t, {});
-  assert.equal(loaded.binding.receiveDelay(dp.engine!.handle, 20_000), 10_000);
-  assert.equal(loaded.binding.receiveDelay(dp.engine!.handle, -5), 0);
-  assert.equal(loaded.binding.receiveDelay(dp.engine!.handle, 250), 250);
+  assert.equal(loaded.binding.receiveDelay!(dp.engine!.handle, 20_000), 10_000);
+  assert.equal(loaded.binding.receiveDelay!(dp.engine!.handle, -5), 0);
+  assert.equal(loaded.binding.receiveDelay!(dp.engine!.handle, 250), 250);
 });

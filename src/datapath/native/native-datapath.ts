@@ -104,7 +104,7 @@ export class NativeDatapath implements UdpDatapath, NativeEngine {
     this.#errm = new Int32Array(64 * this.#errRec);
     this.gso = (opts.gso ?? true) && layout.gso;
     this.#engine = binding.open(this.#rxAb, this.#rxm, txAb, this.#txm, this.#errm, this.#onBatch, this.gso, opts.readiness === 'thread');
-    if (opts.receiveDelayUs) binding.receiveDelay(this.#engine, opts.receiveDelayUs);
+    if (opts.receiveDelayUs) binding.receiveDelay?.(this.#engine, opts.receiveDelayUs);
   }
 
   async listen<R extends ListenerReceiver>(host: string, port: number, receiver: R | ReceiverFactory<R>): Promise<UdpListener<R>> {
@@ -118,7 +118,7 @@ export class NativeDatapath implements UdpDatapath, NativeEngine {
 
   async connect(remote: Endpoint, receiver: DatagramReceiver): Promise<DatagramChannel> {
     const id = this.#b.connect(this.#engine, remote.address, remote.port);
-    if (this.#opts.channelRcvbufBytes) this.#b.socketBuffers(this.#engine, id, this.#opts.channelRcvbufBytes, 0);
+    if (this.#opts.channelRcvbufBytes) this.#b.socketBuffers?.(this.#engine, id, this.#opts.channelRcvbufBytes, 0);
     const ch = new NativeChannel(this, id, remote, receiver);
     this.#handlers[id] = ch;
     return ch;
@@ -215,7 +215,7 @@ export class NativeDatapath implements UdpDatapath, NativeEngine {
 
   /** How many times the engine slept to let a batch fill (NativeDatapathOptions.receiveDelayUs). */
   get receiveDelays(): number {
-    return this.#destroyed ? 0 : this.#b.receiveDelays(this.#engine);
+    return this.#destroyed ? 0 : (this.#b.receiveDelays?.(this.#engine) ?? 0);
   }
 
   /** The engine and binding, for the tunnel key slots (tunnel-keys.ts); null once destroyed. */
