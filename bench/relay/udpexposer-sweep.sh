@@ -6,6 +6,8 @@
 # for DUR s (an empty RATE is an open-loop flood). Relay CPU is utime + stime of both processes.
 #   bench/relay/udpexposer-sweep.sh real ../shared/peers/udpexposer 5000 10000 20000 40000 ""
 #   bench/relay/udpexposer-sweep.sh sluice "node dist/src/main.js udpexposer --datapath native" 5000 10000 20000 40000 ""
+#   bench/relay/udpexposer-sweep.sh sluice-250 "node dist/src/main.js udpexposer --datapath native --batch-delay-us 250" 5000 10000 20000 40000
+# LATENCY="2000 5000 20000" adds, per rate, RTT p50/p99 of one paced session (udpload -L, 2 s).
 set -u
 NAME=$1 CMD=$2; shift 2
 [ $# -gt 0 ] || set -- 5000 10000 20000 40000
@@ -13,7 +15,9 @@ DUR=${DUR:-3}
 SHARED=$(cd "$(dirname "$0")/../../../shared/bench" && pwd)
 W=$(mktemp -d /tmp/udpx-sweep.XXXXXX)
 for t in echod udpload; do gcc -O2 -Wall -o "$W/$t" "$SHARED/$t.c" || exit 1; done
-E=${PORT_BASE:-43000}; R=$((E + 1)); C=$((E + 2))
+# Below the ephemeral range (32768-60999): a port there can be held by any connected UDP socket of
+# another process (another bench's sessions), which ss -l does not show and echod cannot bind.
+E=${PORT_BASE:-23000}; R=$((E + 1)); C=$((E + 2))
 for p in $E $R $C; do ss -Hlnu "( sport = :$p )" | grep -q . && { echo "port $p busy; set PORT_BASE" >&2; exit 1; }; done
 PIDS=()
 cleanup() { kill "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$W"; }
@@ -28,7 +32,9 @@ for _ in $(seq 1 200); do grep -q "New client address" "$W/server.log" && break;
 grep -q "New client address" "$W/server.log" || { echo "the client did not register" >&2; exit 1; }
 ticks() { local t=0 u=0 p; for p in $SP $CP; do set -- $(sed 's/^.*) //' "/proc/$p/stat"); t=$((t + ${12} + ${13})); u=$((u + ${12})); done; echo "$t $u"; }
 HZ=$(getconf CLK_TCK)
-taskset -c 0 "$W/udpload" -t 127.0.0.1:$R -s 64 -d 1 -r 5000 > /dev/null 2>&1 # warm-up, not counted
+kill -0 "${PIDS[0]}" 2>/dev/null || { echo "echod did not start on port $E; set PORT_BASE" >&2; exit 1; }
+warm=$(taskset -c 0 "$W/udpload" -t 127.0.0.1:$R -s 64 -d 1 -r 5000 2>&1) # warm-up, not counted
+grep -q 'delivered_pps=[1-9]' <<< "$warm" || { echo "nothing came back in the warm-up: $warm" >&2; exit 1; }
 for RATE in "$@"; do
   read -r c0 u0 < <(ticks); t0=$(date +%s.%N)
   out=$(timeout $((DUR + 20)) taskset -c 0 "$W/udpload" -t 127.0.0.1:$R -s 64 -d "$DUR" ${RATE:+-r $RATE} 2>&1)
@@ -37,4 +43,8 @@ for RATE in "$@"; do
   awk -v n="$NAME" -v r="${RATE:-flood}" -v o="$(kv offered_pps)" -v d="$(kv delivered_pps)" -v l="$(kv loss_pct)" \
     -v c=$((c1 - c0)) -v u=$((u1 - u0)) -v hz="$HZ" -v w="$(echo "$t1 - $t0" | bc)" \
     'BEGIN { cpu = c / hz; printf "%-10s %6s offered=%7.0f delivered=%7.0f loss=%5.2f%% relay_cpu=%4.0f%% (user %3.0f%%) round_trips_per_cpu_s=%7.0f\n", n, r, o, d, l, 100 * cpu / w, 100 * u / hz / w, (cpu > 0 ? d * w / cpu : 0) }'
+done
+for RATE in ${LATENCY:-}; do
+  out=$(timeout 30 taskset -c 0 "$W/udpload" -t 127.0.0.1:$R -s 64 -d 2 -L -r "$RATE" 2>&1)
+  printf '%-10s %6s latency %s\n' "$NAME" "$RATE" "$(grep -o 'loss_pct=[0-9.]* p50_us=[0-9.]* p99_us=[0-9.]*' <<< "$out")"
 done

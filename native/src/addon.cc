@@ -406,6 +406,8 @@ napi_value Init(napi_env env, napi_value exports) {
   RegisterStream(env, exports);
   RegisterSeal(env, exports);
   RegisterForward(env, exports);
+  RegisterHold(env, exports);
+  RegisterSockopt(env, exports);
   return exports;
 }
 

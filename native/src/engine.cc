@@ -111,6 +111,7 @@ static inline int Min(int a, int b) { return a < b ? a : b; }
 int Harvest(Engine* e) {
   epoll_event evs[64];
   int n = epoll_wait(e->epfd, evs, 64, 0);
+  e->hold_ready = n;
   int used = 0;
   // Each ready socket first gets its share of the slots: epoll hands the same sockets back in the
   // same order, so without a share a flooded socket early in that order would fill every batch
@@ -173,17 +174,21 @@ static bool Alive(Engine* e) {
 
 void DrainReady(Engine* e) {
   if (e->destroyed || !Alive(e)) return;
+  uint64_t started = HoldStart(e);
+  int harvested = 0, n = 0;
   for (int round = 0; round < kMaxRounds && !e->destroyed; round++) {
     if (!e->pending_ids.empty()) {
       e->free_ids.insert(e->free_ids.end(), e->pending_ids.begin(), e->pending_ids.end());
       e->pending_ids.clear();
     }
-    int n = Harvest(e);
+    n = Harvest(e);
+    harvested += n;
     if (n == 0) break;
     // A batch forwarded whole (forward.cc) needs no JavaScript call.
     if (e->forwarded < n) Deliver(e, n);
     if (n < e->rx_slots) break;
   }
+  HoldAfter(e, started, harvested, n == e->rx_slots);
 }
 
 }  // namespace sluice

@@ -107,6 +107,15 @@ struct Engine {
 
   SealState* seal = nullptr;       // tunnel key slots (seal.cc), made on first use
   FwdState* fwd = nullptr;         // established sessions forwarded in the batch (forward.cc)
+
+  // A bounded receive delay (hold.cc); 0: none.
+  int hold_us = 0;
+  uint64_t hold_last_ns = 0;  // when the last callback that harvested something ended
+  uint64_t holds = 0;         // times the engine slept to let a batch fill
+  uint64_t hold_window_ns = 0;  // start of the current rate window
+  uint64_t hold_count = 0;      // datagrams harvested in it
+  bool hold_dense = false;      // the last window's rate brings >= 2 datagrams per delay
+  int hold_ready = 0;           // sockets the last harvest found ready (engine.cc Harvest)
 };
 
 // engine.cc
@@ -156,6 +165,14 @@ bool GsoRetryable(int err);
 // tx.cc: a destination [port, family, address x4] as a socket address for `s`; false when `s`
 // cannot reach that family.
 bool DestinationOf(const Sock& s, const int32_t* dst, sockaddr_in6* name, socklen_t* len);
+
+// hold.cc: a bounded receive delay around each readiness callback.
+uint64_t HoldStart(Engine* e);
+void HoldAfter(Engine* e, uint64_t started, int harvested, bool full);
+void RegisterHold(napi_env env, napi_value exports);
+
+// sockopt.cc: buffer sizes of a socket in the engine.
+void RegisterSockopt(napi_env env, napi_value exports);
 
 // errors.cc
 napi_value ErrnoError(napi_env env, int err, const char* syscall, const char* detail);

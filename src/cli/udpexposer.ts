@@ -6,6 +6,7 @@ import { UdpexposerKey } from '../protocol/udpexposer/key.js';
 import { NativeDatapath, type NativeDatapathOptions } from '../datapath/native/native-datapath.js';
 import { selectUdpDatapath, type DatapathChoice } from '../datapath/native/select.js';
 import type { UdpDatapath } from '../datapath/udp-datapath.js';
+import { LISTENER_RCVBUF_BYTES } from '../datapath/socket-buffers.js';
 import { UdpexposerClient } from '../udpexposer/client.js';
 import { defaultAllowLoopback, defaultAllowPrivate, peerPolicy } from '../udpexposer/peer-policy.js';
 import { parseDurationMs } from '../core/duration.js';
@@ -52,6 +53,8 @@ export interface UdpexposerArgs {
   readonly replyBudget: ReplyBudget | 'off';
   /** Sluice extension: which UDP datapath moves the datagrams (docs/datapath.md), both roles. */
   readonly datapath: DatapathChoice;
+  /** Sluice extension: the native datapath's bounded receive delay in microseconds (0: none). */
+  readonly batchDelayUs: number;
   /** Options given that the chosen role ignores (udpexposer ignores them silently). */
   readonly ignored: readonly string[];
 }
@@ -76,12 +79,14 @@ Options:
                              connectee per byte from it (default 64/10s)
   --datapath                 (Sluice) auto, native or js: how datagrams move (default auto:
                              the batched native datapath where it loads)
+  --batch-delay-us           (Sluice) native datapath: while traffic is dense, wait up to this
+                             many microseconds for a batch to fill (0-10000, default 0: none)
   -h, --help                 display usage information
 
 See docs/udpexposer.md.
 `;
 
-const OPTIONS: Record<string, 'c' | 'a' | 's' | 'n' | 'i' | 'P' | 'S' | 'h' | 'allow-private' | 'allow-loopback' | 'reply-budget' | 'datapath'> = {
+const OPTIONS: Record<string, 'c' | 'a' | 's' | 'n' | 'i' | 'P' | 'S' | 'h' | 'allow-private' | 'allow-loopback' | 'reply-budget' | 'datapath' | 'batch-delay'> = {
   '-c': 'c', '--local-connect-addr': 'c',
   '-a': 'a', '--server-addr': 'a',
   '-s': 's', '--server-mode': 's',
@@ -94,7 +99,11 @@ const OPTIONS: Record<string, 'c' | 'a' | 's' | 'n' | 'i' | 'P' | 'S' | 'h' | 'a
   '--allow-loopback-peers': 'allow-loopback',
   '--reply-budget': 'reply-budget',
   '--datapath': 'datapath',
+  '--batch-delay-us': 'batch-delay',
 };
+/** `--batch-delay-us` (docs/udpexposer.md, "Datapath"): off unless asked for. */
+export const DEFAULT_BATCH_DELAY_US = 0;
+const MAX_BATCH_DELAY_US = 10_000;
 const DATAPATHS: readonly string[] = ['auto', 'native', 'js'] satisfies DatapathChoice[];
 const SWITCHES = new Set(['s', 'S', 'h', 'allow-private', 'allow-loopback']);
 const SERVER_ONLY: readonly [string, string][] = [['allow-private', '--allow-private-peers'], ['allow-loopback', '--allow-loopback-peers'], ['reply-budget', '--reply-budget']];
@@ -145,6 +154,7 @@ export function parseUdpexposerArgs(argv: readonly string[]): UdpexposerArgs | '
   const replyBudget = str('reply-budget') === undefined ? DEFAULT_REPLY_BUDGET : parseReplyBudget(str('reply-budget')!);
   const datapath = str('datapath') ?? 'auto';
   if (!DATAPATHS.includes(datapath)) throw usage(`--datapath: "${datapath}" is not auto, native or js`);
+  const batchDelayUs = str('batch-delay') === undefined ? DEFAULT_BATCH_DELAY_US : integer(str('batch-delay')!, '--batch-delay-us', 0, MAX_BATCH_DELAY_US);
   const ignored = server
     ? [...(localConnect ? ['-c'] : []), ...(serverAddr ? ['-a'] : []), ...(str('i') !== undefined ? ['-i'] : [])]
     : SERVER_ONLY.filter(([k]) => seen.has(k)).map(([, flag]) => flag);
@@ -160,6 +170,7 @@ export function parseUdpexposerArgs(argv: readonly string[]): UdpexposerArgs | '
     allowLoopbackPeers: seen.has('allow-loopback'),
     replyBudget,
     datapath: datapath as DatapathChoice,
+    batchDelayUs,
     ignored,
   };
 }
@@ -185,10 +196,13 @@ export async function runUdpexposerCommand(argv: string[], io: UdpexposerIo): Pr
   if (io.signal.aborted) return EXIT.ok;
   let datapath: UdpDatapath;
   try {
-    const selected = selectUdpDatapath(args.datapath, io.udpNative);
+    // Workers get a listener's receive buffer: a few sockets per process, each holding its
+    // target's answers through a loop turn that sleeps (--batch-delay-us) or is preempted.
+    const selected = selectUdpDatapath(args.datapath, { receiveDelayUs: args.batchDelayUs, channelRcvbufBytes: LISTENER_RCVBUF_BYTES, ...io.udpNative });
     datapath = selected.datapath;
     // Said the way `sluice run` logs it: once, with the reason.
     if (selected.fallback !== undefined) io.stderr.write(`sluice udpexposer: warning: native UDP datapath unavailable; using the js datapath: ${selected.fallback}\n`);
+    if (datapath.kind === 'js' && args.batchDelayUs > 0) io.stderr.write('sluice udpexposer: warning: --batch-delay-us has no effect on the js datapath\n');
   } catch (err) {
     io.stderr.write(`sluice udpexposer: --datapath ${args.datapath}: ${(err as Error).message}\n`);
     return EXIT.startFailed;
@@ -263,10 +277,12 @@ async function run(args: UdpexposerArgs, io: UdpexposerIo, datapath: UdpDatapath
     if (isSluiceError(err, 'SLUICE_ERR_BIND')) return EXIT.startFailed;
     return isSluiceError(err, 'SLUICE_ERR_USAGE') ? EXIT.usage : EXIT.runtime;
   }
-  io.stderr.write(`sluice udpexposer: ${args.mode} on ${formatHostPort(local.address, local.port)}, UDP datapath ${datapath.kind}\n`);
+  const delay = datapath instanceof NativeDatapath && args.batchDelayUs > 0 ? `, batch delay ${args.batchDelayUs} µs` : '';
+  io.stderr.write(`sluice udpexposer: ${args.mode} on ${formatHostPort(local.address, local.port)}, UDP datapath ${datapath.kind}${delay}\n`);
   await closed;
   ac.abort();
-  io.stderr.write(`sluice udpexposer: stopped ${JSON.stringify({ datapath: datapath.kind, ...(summary() as object) })}\n`);
+  const batching = datapath instanceof NativeDatapath ? { batchDelayUs: args.batchDelayUs, batchDelays: datapath.receiveDelays } : {};
+  io.stderr.write(`sluice udpexposer: stopped ${JSON.stringify({ datapath: datapath.kind, ...batching, ...(summary() as object) })}\n`);
   return EXIT.ok;
 }
 

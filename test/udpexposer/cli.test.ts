@@ -23,6 +23,7 @@ test('udpexposer flags: defaults and both roles', () => {
     allowLoopbackPeers: false,
     replyBudget: { ratio: 64, windowMs: 10_000 },
     datapath: 'auto',
+    batchDelayUs: 0,
     ignored: [],
   });
   const budget = parseUdpexposerArgs(['0.0.0.0:1', '-s', '--reply-budget', '200/30s', '--allow-loopback-peers']);
@@ -76,6 +77,8 @@ const bad: [string[], RegExp][] = [
   [['127.0.0.1:1', '-s', '--reply-budget', 'lots'], /--reply-budget/],
   [['127.0.0.1:1', '-s', '-P'], /No value/],
   [['127.0.0.1:1', '-s', '--datapath', 'fast'], /--datapath: "fast" is not auto, native or js/],
+  [['127.0.0.1:1', '-s', '--batch-delay-us', '10001'], /--batch-delay-us: 10001 is out of range \(0-10000\)/],
+  [['127.0.0.1:1', '-s', '--batch-delay-us', '1ms'], /--batch-delay-us: "1ms" is not a non-negative integer/],
   [['127.0.0.1:1', '127.0.0.1:2', '-s'], /Unrecognized argument/],
   [['127.0.0.1:1', '-P', 'x', '-a', '127.0.0.1:2', '-S'], /dump-stats is not supported/],
 ];
@@ -181,4 +184,59 @@ test('runUdpexposerCommand: --datapath picks the datapath of both roles and says
   }
   const parsed = parseUdpexposerArgs(['127.0.0.1:1', '-c', '127.0.0.1:2', '-a', '127.0.0.1:3', '--datapath=js']);
   assert.ok(parsed !== 'help' && parsed.datapath === 'js' && parsed.ignored.length === 0, 'a client flag too');
+});
+
+test('runUdpexposerCommand: --batch-delay-us on native: both roles batch a paced stream, every datagram comes back in order, and the exit counters say how often they waited', async (t) => {
+  const parsed = parseUdpexposerArgs(['127.0.0.1:1', '-c', '127.0.0.1:2', '-a', '127.0.0.1:3', '--batch-delay-us=250']);
+  assert.ok(parsed !== 'help' && parsed.batchDelayUs === 250 && parsed.ignored.length === 0, 'a flag of both roles');
+  const echo = await echoServer(t);
+  const ac = new AbortController();
+  t.after(() => ac.abort());
+  const sErr = sink();
+  const cErr = sink();
+  const cOut = sink();
+  let server: UdpexposerReady | undefined;
+  const serverDone = runUdpexposerCommand(['127.0.0.1:0', '-s', '--datapath', 'native', '--batch-delay-us', '2000', '--allow-loopback-peers'], {
+    stdout: sink(), stderr: sErr, signal: ac.signal, clock: systemClock, onReady: (r) => void (server = r),
+  });
+  await waitFor(() => server !== undefined, 5000);
+  const clientDone = runUdpexposerCommand(
+    ['127.0.0.1:0', '-c', `127.0.0.1:${echo.port}`, '-a', `127.0.0.1:${server!.local.port}`, '--datapath', 'native', '--batch-delay-us', '2000'],
+    { stdout: cOut, stderr: cErr, signal: ac.signal, clock: systemClock },
+  );
+  await waitFor(() => server!.role === 'server' && server!.server.client !== undefined, 5000);
+  assert.match(sErr.text, /UDP datapath native, batch delay 2000 µs/);
+  const pub = await udpPeer(t);
+  // A burst, then a paced stream from the connectee: the relays sleep between batches, and the last
+  // datagram still comes back with nothing after it.
+  const sent = Array.from({ length: 200 }, (_, i) => Buffer.from(`datagram ${i} `.padEnd(64, '.')));
+  for (let i = 0; i < 100; i++) pub.send(sent[i]!, server!.local.port);
+  for (let i = 100; i < 200; i++) {
+    pub.send(sent[i]!, server!.local.port);
+    if (i % 10 === 0) await new Promise((r) => setTimeout(r, 1));
+  }
+  const back: Buffer[] = [];
+  for (let i = 0; i < 200; i++) back.push((await pub.next(5000)).msg);
+  assert.deepEqual(back, sent, 'every datagram, same bytes, same order');
+  ac.abort();
+  assert.deepEqual(await Promise.all([serverDone, clientDone]), [0, 0]);
+  const sStats = JSON.parse(/stopped (\{.*\})/.exec(sErr.text)![1]!);
+  const cStats = JSON.parse(/stopped (\{.*\})/.exec(cErr.text)![1]!);
+  assert.equal(sStats.batchDelayUs, 2000);
+  assert.equal(sStats.fromConnectees.datagrams, 200);
+  assert.equal(sStats.toConnectees.datagrams, 200);
+  assert.equal(cStats.toTarget.datagrams, 200);
+  assert.equal(cStats.fromTarget.datagrams, 200);
+  assert.ok(sStats.batchDelays + cStats.batchDelays > 0, 'the relays waited for batches to fill');
+});
+
+test('runUdpexposerCommand: --batch-delay-us on the js datapath says it has no effect', async () => {
+  const ac = new AbortController();
+  const err = sink();
+  const code = await runUdpexposerCommand(['127.0.0.1:0', '-s', '--datapath', 'js', '--batch-delay-us', '100'], {
+    stdout: sink(), stderr: err, signal: ac.signal, clock: systemClock, onReady: () => ac.abort(),
+  });
+  assert.equal(code, 0);
+  assert.match(err.text, /--batch-delay-us has no effect on the js datapath/);
+  assert.equal(JSON.parse(/stopped (\{.*\})/.exec(err.text)![1]!).batchDelayUs, undefined);
 });

@@ -1,5 +1,5 @@
 // Interop with the real udpexposer 0.3.0 binary in both roles, with and without -P, on both
-// datapaths: Sluice's server with the real client, and the real server with Sluice's client,
+// datapaths (and native with a receive delay): Sluice's server with the real client, and the real server with Sluice's client,
 // carrying echoes for two connectees (two tags) byte for byte. Under CI=true nothing skips.
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,11 +9,11 @@ import { peerPolicy } from '../../src/udpexposer/peer-policy.js';
 import { UdpexposerServer } from '../../src/udpexposer/server.js';
 import { systemClock } from '../../src/core/clock.js';
 import { freePort } from '../helpers/net.js';
-import { perDatapath } from '../datapath/datapaths.js';
+import { perDatapathAndDelay } from './delayed-datapath.js';
 import { echoServer, udpPeer, waitFor } from './net.js';
 import { runRealUdpexposer, udpexposerBinary } from './real-peer.js';
 
-const { test, datapathOf } = perDatapath();
+const { test, datapathOf } = perDatapathAndDelay();
 const PASSWORD = 'interop-password';
 
 /** Two connectees, each sending distinct payloads (one of 1 byte, one of 2044: the largest the real server relays back, measured: 2046 comes back as 2044; an empty one is a keepalive on this wire) and expecting them back in order. */

@@ -32,6 +32,14 @@ export interface NativeBinding {
   /** Sends `count` staged records; returns how many error records it wrote. */
   flush(engine: EngineHandle, count: number): number;
   destroy(engine: EngineHandle): void;
+  // Optional: an addon built before them lacks them (the datapath then runs without a delay and
+  // with default channel buffers rather than failing).
+  /** Sets the bounded receive delay (native/src/hold.cc), clamped to 0..10000 µs; returns it. */
+  receiveDelay?(engine: EngineHandle, microseconds: number): number;
+  /** How many times the engine slept to let a batch fill. */
+  receiveDelays?(engine: EngineHandle): number;
+  /** Sets SO_RCVBUF / SO_SNDBUF of socket `id` (0 leaves one as it is); false when it cannot. */
+  socketBuffers?(engine: EngineHandle, id: number, rcvbufBytes: number, sndbufBytes: number): boolean;
 }
 
 export type BindingLoad = { ok: true; binding: NativeBinding; layout: NativeLayout } | { ok: false; reason: string };

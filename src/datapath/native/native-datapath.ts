@@ -24,6 +24,20 @@ export interface NativeDatapathOptions {
   /** SO_RCVBUF / SO_SNDBUF of listener sockets (default: socket-buffers.ts); 0 keeps the system default. */
   readonly listenerRcvbufBytes?: number;
   readonly listenerSndbufBytes?: number;
+  /**
+   * A bounded receive delay in microseconds (native/src/hold.cc, docs/datapath.md "A bounded
+   * receive delay"): while traffic is dense, a readiness callback that handled datagrams sleeps
+   * this long before the loop waits again, so what arrives meanwhile is one batch. Adds at most
+   * this much to each datagram that arrives during a sleep; never to the first after a quiet
+   * spell, never under a flood. Default 0 (off); at most 10000.
+   */
+  readonly receiveDelayUs?: number;
+  /**
+   * SO_RCVBUF of each connected channel socket (`connect()`); default 0 keeps the system default
+   * (socket-buffers.ts says why a route's per-session sockets do). A process with a few channels
+   * whose loop may sleep (the udpexposer client's workers) sets it like a listener's.
+   */
+  readonly channelRcvbufBytes?: number;
 }
 
 /**
@@ -90,6 +104,7 @@ export class NativeDatapath implements UdpDatapath, NativeEngine {
     this.#errm = new Int32Array(64 * this.#errRec);
     this.gso = (opts.gso ?? true) && layout.gso;
     this.#engine = binding.open(this.#rxAb, this.#rxm, txAb, this.#txm, this.#errm, this.#onBatch, this.gso, opts.readiness === 'thread');
+    if (opts.receiveDelayUs) binding.receiveDelay?.(this.#engine, opts.receiveDelayUs);
   }
 
   async listen<R extends ListenerReceiver>(host: string, port: number, receiver: R | ReceiverFactory<R>): Promise<UdpListener<R>> {
@@ -103,6 +118,7 @@ export class NativeDatapath implements UdpDatapath, NativeEngine {
 
   async connect(remote: Endpoint, receiver: DatagramReceiver): Promise<DatagramChannel> {
     const id = this.#b.connect(this.#engine, remote.address, remote.port);
+    if (this.#opts.channelRcvbufBytes) this.#b.socketBuffers?.(this.#engine, id, this.#opts.channelRcvbufBytes, 0);
     const ch = new NativeChannel(this, id, remote, receiver);
     this.#handlers[id] = ch;
     return ch;
@@ -195,6 +211,11 @@ export class NativeDatapath implements UdpDatapath, NativeEngine {
   /** The staging memory `stageSealed` offsets point into. */
   get staging(): Buffer {
     return this.#tx;
+  }
+
+  /** How many times the engine slept to let a batch fill (NativeDatapathOptions.receiveDelayUs). */
+  get receiveDelays(): number {
+    return this.#destroyed ? 0 : (this.#b.receiveDelays?.(this.#engine) ?? 0);
   }
 
   /** The engine and binding, for the tunnel key slots (tunnel-keys.ts); null once destroyed. */
