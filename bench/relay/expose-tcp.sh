@@ -4,6 +4,7 @@
 # bench when only the tunnel's stream path changed. Each ROOT is a built checkout (dist/ and
 # bench/relay/subject-expose.sh); the subject runs on CPU 1, the generators and servers on CPU 0.
 #   DUR=4 ROUNDS=2 bash bench/relay/expose-tcp.sh /path/to/base /path/to/this
+#   IPERF_RATE=200M ...   # iperf3 paced (-b): the same offered load for every subject, steadier on a busy machine
 #   NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" TESTS=t1 bash bench/relay/expose-tcp.sh "$PWD"
 #   PERF_DIR=/tmp/perf TESTS="t1 cps" bash bench/relay/expose-tcp.sh "$PWD"   # perf record -g of the subject
 # Prints one line per root, round and test: rate, relay CPU % of one core, rate per CPU-second
@@ -57,7 +58,7 @@ for round in $(seq 1 "$ROUNDS"); do
         PERF_PID=$!
       fi
       case $t in
-        t1 | t8) timeout $((DUR + 20)) taskset -c 0 iperf3 -c 127.0.0.1 -p $P_RI -t "$DUR" -P "${t#t}" -J >"$W/out" 2>/dev/null
+        t1 | t8) timeout $((DUR + 20)) taskset -c 0 iperf3 -c 127.0.0.1 -p $P_RI -t "$DUR" -P "${t#t}" ${IPERF_RATE:+-b $IPERF_RATE} -J >"$W/out" 2>/dev/null
           rate=$(node "$SHARED/benchlib.js" iperf "$W/out"); unit="MB/cpu-s"; scale=125 ;; # Gbit/s -> MB/s
         cps) timeout $((DUR + 20)) taskset -c 0 "$W/tcpconn" -t 127.0.0.1:$P_R -c 32 -d "$DUR" -s 32 >"$W/out" 2>/dev/null
           rate=$(sed -n 's/.*conns_per_s=\([0-9.]*\).*/\1/p' "$W/out"); unit="conn/cpu-s"; scale=1 ;;
