@@ -100,7 +100,7 @@ export function connectToGateway(o: ConnectOptions): Promise<Connected> {
         const got = socket.getPeerCertificate().fingerprint256?.replace(/:/g, '').toLowerCase() ?? '';
         if (!pins.includes(got)) {
           channel.send({ type: 'goaway', code: 'not-allowed', message: 'certificate fingerprint mismatch' });
-          socket.end();
+          channel.end();
           const pinned = pins.length === 1 ? `the pin is sha256:${pins[0]}` : `none of the ${pins.length} pins (${pins.map((p) => `sha256:${p.slice(0, 16)}…`).join(', ')}) matches`;
           return fail(new GatewayConnectError('certificate-mismatch', `the gateway's certificate is sha256:${got}, ${pinned}`));
         }
