@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { canonicalIp, type Endpoint, type HostPort } from '../core/address.js';
-import { errnoCode, isSluiceError, type SluiceError } from '../core/errors.js';
+import { errnoCode, isSluiceError } from '../core/errors.js';
 import type { ExposeConfig } from '../config/expose-config.js';
 import { jsStreamDatapath } from '../datapath/js-stream-datapath.js';
 import { encodeProxyV1, encodeProxyV2 } from '../protocol/proxy-protocol/index.js';
@@ -83,7 +83,7 @@ function canon(e: Endpoint): Endpoint {
   return ip ? { address: ip.address, port: e.port, family: ip.family } : e;
 }
 
-function resetCodeFor(err: SluiceError | unknown): StreamResetCode {
+function resetCodeFor(err: unknown): StreamResetCode {
   if (isSluiceError(err, 'SLUICE_ERR_DIAL_TIMEOUT')) return 'timeout';
   const cause = isSluiceError(err) ? err.cause : err;
   return errnoCode(cause) === 'ECONNREFUSED' ? 'refused' : 'dial-failed';
