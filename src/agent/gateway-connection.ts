@@ -3,7 +3,7 @@ import net from 'node:net';
 import type { Clock } from '../core/clock.js';
 import { SluiceError } from '../core/errors.js';
 import {
-  TUNNEL_ALPN, TUNNEL_PROTOCOL_VERSION, computeAuthDigest, exportAuthBinding, exportDatagramKeys, verifyGatewayProof,
+  TUNNEL_ALPN, TUNNEL_CIPHERSUITES, TUNNEL_PROTOCOL_VERSION, computeAuthDigest, exportAuthBinding, exportDatagramKeys, verifyGatewayProof,
   type AuthOk, type DatagramKeys, type RefusalCode,
 } from '../protocol/tunnel/index.js';
 import { ControlChannel } from '../upstream/agent/control-channel.js';
@@ -83,6 +83,7 @@ export function connectToGateway(o: ConnectOptions): Promise<Connected> {
       servername: o.serverName ?? (net.isIP(o.host) ? undefined : o.host),
       ALPNProtocols: [TUNNEL_ALPN],
       minVersion: 'TLSv1.3',
+      ciphers: TUNNEL_CIPHERSUITES,
       ca: o.ca,
       // With a pin, the chain is not checked (a self-signed certificate); the pin is, below.
       rejectUnauthorized: o.ca !== undefined,
@@ -99,7 +100,7 @@ export function connectToGateway(o: ConnectOptions): Promise<Connected> {
         const got = socket.getPeerCertificate().fingerprint256?.replace(/:/g, '').toLowerCase() ?? '';
         if (!pins.includes(got)) {
           channel.send({ type: 'goaway', code: 'not-allowed', message: 'certificate fingerprint mismatch' });
-          socket.end();
+          channel.end();
           const pinned = pins.length === 1 ? `the pin is sha256:${pins[0]}` : `none of the ${pins.length} pins (${pins.map((p) => `sha256:${p.slice(0, 16)}…`).join(', ')}) matches`;
           return fail(new GatewayConnectError('certificate-mismatch', `the gateway's certificate is sha256:${got}, ${pinned}`));
         }

@@ -1,11 +1,8 @@
-import { canonicalIp, ipv4PortKey, type Endpoint, type HostPort } from '../core/address.js';
+import { ipv4PortKey, type Endpoint, type HostPort } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
-import { errnoCode, isSluiceError } from '../core/errors.js';
 import type { ExposeConfig } from '../config/expose-config.js';
 import type { EventStream } from '../observe/events.js';
-import { encodeProxyV1, encodeProxyV2 } from '../protocol/proxy-protocol/index.js';
-import type { DatagramOrigin, StreamOpen, StreamResetCode } from '../protocol/tunnel/index.js';
-import { relayTcp } from '../session/tcp-relay.js';
+import type { DatagramOrigin, StreamOpen } from '../protocol/tunnel/index.js';
 import { UdpSessionTable, type UdpClientSide } from '../session/udp-session-table.js';
 import type { UdpSession } from '../session/udp-session.js';
 import { udpLimits, type UdpSessionPolicy } from '../session/session-policy.js';
@@ -15,6 +12,7 @@ import type { DatagramSink } from './datagram-path.js';
 import { FairSlot, slotDrops, type SendBudget } from '../upstream/agent/send-budget.js';
 import { AdmissionLimits } from '../admission/limits.js';
 import type { SessionBudget, TunnelEnd } from '../datapath/offload.js';
+import { serveLocalStream } from './local-stream.js';
 
 export interface LocalServicesDeps {
   readonly agent: string;
@@ -272,32 +270,10 @@ export class LocalServices implements DatagramSink {
   onStreamOpen(stream: TunnelStream, m: StreamOpen, accept: (s: TunnelStream) => void): void {
     const svc = this.#byId.get(m.serviceId);
     if (!svc || svc.config.transport !== 'tcp') return stream.reset('unknown-service');
-    const c = svc.config;
     // In a range, the public port the client connected to (STREAM_OPEN's server) picks the local port.
     const target = svc.localFor(m.server.port);
     if (target === undefined) return stream.reset('unknown-service');
-    const ac = new AbortController();
-    const onClose = () => ac.abort();
-    stream.once('close', onClose);
-    stream.on('error', () => {});
-    this.deps.streamDialer.dial(target, { signal: ac.signal, timeoutMs: c.connectTimeoutMs, client: m.client, local: m.server }).then(
-      ({ stream: local }) => {
-        stream.off('close', onClose);
-        if (stream.destroyed) return void local.destroy();
-        accept(stream);
-        const header = proxyHeader(c.proxyProtocol, m.client, m.server);
-        if (header) local.write(header);
-        let stop: ((reason: 'shutdown') => void) | undefined;
-        stop = relayTcp(local as import('node:net').Socket, stream, c.idleTimeoutMs, () => {
-          if (stop) this.#stops.delete(stop);
-        });
-        this.#stops.add(stop);
-      },
-      (err: unknown) => {
-        stream.off('close', onClose);
-        stream.reset(resetCodeFor(err));
-      },
-    );
+    serveLocalStream(this.deps.streamDialer, svc.config, target, stream, m, accept, (stop) => this.#stops.add(stop), (stop) => this.#stops.delete(stop));
   }
 
   /** Ends every local connection and session. */
@@ -325,21 +301,4 @@ export function exposedUdpPolicy(agent: string, c: ExposeConfig, publicPort?: nu
     udp: c.udp,
     proxyProtocol: c.proxyProtocol === 'v2' ? { accept: [], maxHeaderBytes: 0, send: 'v2', udp: c.proxyProtocolUdp } : undefined,
   };
-}
-
-function proxyHeader(mode: 'off' | 'v1' | 'v2', client: Endpoint, server: Endpoint): Buffer | undefined {
-  if (mode === 'off') return undefined;
-  const addresses = { source: canon(client), destination: canon(server) };
-  return mode === 'v1' ? encodeProxyV1(addresses) : encodeProxyV2({ transport: 'STREAM', addresses });
-}
-
-function canon(e: Endpoint): Endpoint {
-  const ip = canonicalIp(e.address);
-  return ip ? { address: ip.address, port: e.port, family: ip.family } : e;
-}
-
-function resetCodeFor(err: unknown): StreamResetCode {
-  if (isSluiceError(err, 'SLUICE_ERR_DIAL_TIMEOUT')) return 'timeout';
-  const cause = isSluiceError(err) ? err.cause : err;
-  return errnoCode(cause) === 'ECONNREFUSED' ? 'refused' : 'dial-failed';
 }

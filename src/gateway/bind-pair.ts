@@ -5,7 +5,7 @@ import { canonicalIp, formatHostPort, type Endpoint } from '../core/address.js';
 import { errnoCode, SluiceError } from '../core/errors.js';
 import type { GatewayConfig } from '../config/expose-config.js';
 import type { ListenerReceiver, UdpDatapath, UdpListener } from '../datapath/udp-datapath.js';
-import { TUNNEL_ALPN } from '../protocol/tunnel/index.js';
+import { TUNNEL_ALPN, TUNNEL_CIPHERSUITES } from '../protocol/tunnel/index.js';
 import type { GatewayCertificate } from './certificate.js';
 
 /**
@@ -30,6 +30,8 @@ export async function bindPair(config: GatewayConfig, cert: GatewayCertificate, 
       cert: cert.cert,
       key: cert.key,
       minVersion: 'TLSv1.3',
+      ciphers: TUNNEL_CIPHERSUITES,
+      honorCipherOrder: true,
       ALPNProtocols: [TUNNEL_ALPN],
       handshakeTimeout: config.handshakeTimeoutMs,
       allowHalfOpen: false,

@@ -48,7 +48,7 @@ export function runGatewayHandshake(channel: ControlChannel, deps: HandshakeDeps
       // The agent accepts AUTH_ERROR only in answer to AUTH (control-phase.ts); before the
       // CHALLENGE the same code travels in a GOAWAY, which every phase accepts.
       channel.send(nonce ? { type: 'auth-error', code, message } : { type: 'goaway', code, message });
-      channel.socket.end();
+      channel.end();
       channel.destroyAfter(1000, { sent: code });
       finish({ ok: false, failure: code, agent: hello?.name, message });
     };

@@ -3,6 +3,19 @@ import type { Clock, Timer } from '../core/clock.js';
 import type { BandwidthGate } from '../admission/bandwidth-limiter.js';
 
 /**
+ * A source whose chunk size can be bounded (a tunnel stream merges what it received into chunks
+ * of up to 64 KiB): a paced pipe asks it for chunks of at most PACED_CHUNK_BYTES.
+ */
+export interface ChunkBoundSource {
+  maxChunkBytes: number;
+}
+
+/** The largest chunk a paced pipe asks of a ChunkBoundSource: pacing overshoots by at most this. */
+export const PACED_CHUNK_BYTES = 16 * 1024;
+
+const isChunkBound = (src: Readable): src is Readable & ChunkBoundSource => typeof (src as Partial<ChunkBoundSource>).maxChunkBytes === 'number';
+
+/**
  * `src.pipe(dst)` under a bandwidth gate: every chunk read is written at once (nothing is held
  * here) and spent from the gate; when the gate is in debt the reader is paused, so the kernel's
  * receive window pushes back on the sender (TCP flow control: no loss), and one timer per paused
@@ -13,6 +26,7 @@ import type { BandwidthGate } from '../admission/bandwidth-limiter.js';
 export function pipeLimited(src: Readable, dst: Writable, gate: BandwidthGate, clock: Clock): void {
   let draining = false;
   let timer: Timer | undefined;
+  if (isChunkBound(src)) src.maxChunkBytes = Math.min(src.maxChunkBytes, PACED_CHUNK_BYTES);
   const wake = () => {
     timer = undefined;
     const waitMs = gate.spend(0); // a route bucket shared with other flows may have been spent meanwhile

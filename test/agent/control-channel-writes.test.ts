@@ -52,6 +52,7 @@ test('frames sent in one event-loop turn leave in one write, in order, with thei
   assert.ok(ch.backlog > 16_384, 'corked bytes count as backlog (backpressure sees them)');
   await new Promise((r) => setImmediate(r));
   assert.equal(calls.length, 1, 'one write for the whole turn');
+  assert.equal(calls[0]!.length, 1, 'of one buffer (a TLS socket would copy a writev into one anyway)');
   assert.deepEqual(decodeAll(calls[0]!), sent);
 
   // The next turn starts a new batch.
@@ -84,7 +85,16 @@ test('destroy right after a send still writes what was sent (an AUTH_ERROR befor
   assert.deepEqual(decodeAll(calls[0]!), [{ type: 'auth-error', code: 'wrong-token', message: 'unknown agent' }]);
 });
 
-test('close sends GOAWAY before the FIN even while the socket is corked', async () => {
+test('end() writes the frames of this turn before the FIN (a refusal in the handshake)', async () => {
+  const { socket, calls } = recordingSocket();
+  const ch = new ControlChannel(socket, 'gateway', new ManualClock());
+  ch.send({ type: 'goaway', code: 'protocol-error', message: 'bad hello' });
+  ch.end();
+  await new Promise((r) => socket.once('finish', r));
+  assert.deepEqual(decodeAll(calls.flat()), [{ type: 'goaway', code: 'protocol-error', message: 'bad hello' }]);
+});
+
+test('close sends GOAWAY before the FIN even while frames are held', async () => {
   const { socket, calls } = recordingSocket();
   const ch = openGatewayChannel(socket);
   await new Promise((r) => setImmediate(r));

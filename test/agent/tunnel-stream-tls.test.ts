@@ -1,6 +1,9 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { PassThrough } from 'node:stream';
+import { BandwidthGate } from '../../src/admission/bandwidth-limiter.js';
+import { PACED_CHUNK_BYTES, pipeLimited } from '../../src/session/limited-pipe.js';
 import { MAX_STREAM_DATA_BYTES, encodeControlMessage } from '../../src/protocol/tunnel/index.js';
 import { systemClock } from '../../src/core/clock.js';
 import { ControlChannel } from '../../src/upstream/agent/control-channel.js';
@@ -74,12 +77,32 @@ test('bulk over TLS: bytes intact both ways; frame pieces of one read reach the 
   assert.ok(Buffer.concat(atAgent.chunks).equals(up), 'gateway -> agent bytes differ');
   assert.ok(Buffer.concat(atGateway.chunks).equals(down), 'agent -> gateway bytes differ');
   // A frame that spans two TLS records reaches the agent as two STREAM_DATA pieces; pieces of
-  // one socket read are pushed merged, up to one frame's size (the pacing granularity).
+  // one socket read are pushed merged, up to 64 KiB (one write for up to four frames).
   const biggest = Math.max(...atAgent.chunks.map((c) => c.length));
-  assert.ok(biggest <= MAX_STREAM_DATA_BYTES, `a chunk of ${biggest} bytes`);
+  assert.ok(biggest <= 64 * 1024, `a chunk of ${biggest} bytes`);
+  assert.ok(biggest > MAX_STREAM_DATA_BYTES, `no chunk merged more than one frame (biggest ${biggest} bytes)`);
   assert.ok(atAgent.chunks.length < seen.dataAtAgent, `${atAgent.chunks.length} chunks from ${seen.dataAtAgent} data pieces: nothing merged`);
   assert.ok(seen.dataAtAgent > Math.ceil(up.length / MAX_STREAM_DATA_BYTES), 'no frame spanned two TLS records (the reader split nothing)');
   await waitFor(() => gm.size === 0 && am.size === 0, 'both ends forget the finished stream');
+});
+
+test('a paced consumer (limited-pipe) gets chunks of at most one frame; every byte arrives in order', async (t) => {
+  if (!havePeer(t, 'openssl', 'openssl')) return;
+  const { open, seen } = await tlsMux(t, 256 * 1024);
+  const { g, a } = await open();
+  const up = pattern(2 * 1024 * 1024 + 5, 4);
+  // A gate that never makes anyone wait: only the chunk bound it asks of its source is under test.
+  const sink = new PassThrough({ highWaterMark: 1024 * 1024 });
+  const chunks: Buffer[] = [];
+  sink.on('data', (c: Buffer) => chunks.push(c));
+  pipeLimited(a, sink, new BandwidthGate(null, null, null, systemClock), systemClock);
+  assert.equal(a.maxChunkBytes, PACED_CHUNK_BYTES);
+  g.end(up);
+  await once(sink, 'end');
+  assert.ok(Buffer.concat(chunks).equals(up), 'bytes differ');
+  const biggest = Math.max(...chunks.map((c) => c.length));
+  assert.ok(biggest <= PACED_CHUNK_BYTES, `a chunk of ${biggest} bytes`);
+  assert.ok(chunks.length < seen.dataAtAgent, `${chunks.length} chunks from ${seen.dataAtAgent} pieces: split frames were not joined`);
 });
 
 test('a stalled reader over TLS holds at most its window; the writer waits, then everything arrives', async (t) => {

@@ -293,8 +293,8 @@ export function encodeControlMessage(m: ControlMessage): Buffer {
 }
 
 /**
- * The 9-byte frame header of a STREAM_DATA frame carrying `dataBytes` bytes, so the data can be
- * written after it without being copied (`socket.cork(); write(header); write(data); uncork()`).
+ * The 9-byte frame header of a STREAM_DATA frame carrying `dataBytes` bytes, so the data need not
+ * be copied into a frame of its own (the control channel writes header and data as two pieces).
  */
 export function encodeStreamDataHeader(id: number, dataBytes: number): Buffer {
   streamId(id);

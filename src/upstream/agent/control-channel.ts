@@ -43,8 +43,9 @@ export class ControlChannel {
   #unanswered = 0;
   #onMessage: (m: ControlMessage) => void = () => {};
   #linger: Timer | undefined;
-  /** The socket is corked until the end of this event-loop turn (see #write). */
-  #corked = false;
+  /** Frames of this event-loop turn not yet written (see #write), and their bytes. */
+  #held: Buffer[] = [];
+  #heldBytes = 0;
 
   constructor(
     readonly socket: Duplex,
@@ -74,9 +75,9 @@ export class ControlChannel {
     return this.#ended === undefined;
   }
 
-  /** Bytes waiting in the socket. */
+  /** Bytes waiting in the socket, and the frames of this turn not yet handed to it. */
   get backlog(): number {
-    return this.socket.writableLength;
+    return this.socket.writableLength + this.#heldBytes;
   }
 
   /** Sets the one receiver of messages. */
@@ -100,27 +101,30 @@ export class ControlChannel {
 
   /**
    * Write coalescing: every frame written in one turn of the event loop (all the socket events
-   * of one poll phase: the reads of many streams) leaves in one writev when the turn ends
-   * (setImmediate runs right after the poll phase), so TLS seals them into as few records and
-   * the kernel sees one write instead of one per frame. Frame order is the order of the calls.
-   * Backpressure is unchanged: corked bytes count in `backlog`.
+   * of one poll phase: the reads of many streams) is held here and leaves in one write of one
+   * buffer when the turn ends (setImmediate runs right after the poll phase), so TLS seals them
+   * into as few records and the kernel sees one write instead of one per frame. One buffer, not a
+   * corked writev: the TLS socket copies a writev's buffers into one anyway, and one write call
+   * costs JavaScript a fraction of one per frame. Frame order is the order of the calls.
+   * Backpressure is unchanged: held bytes count in `backlog`.
    */
   #write(buf: Buffer): void {
-    if (!this.#corked) {
-      this.#corked = true;
-      this.socket.cork();
-      setImmediate(this.#uncork);
-    }
-    this.socket.write(buf);
+    if (this.#held.length === 0) setImmediate(this.#flush);
+    this.#held.push(buf);
+    this.#heldBytes += buf.length;
     // A long turn (a batch of fallback datagrams, many streams) flushes every COALESCE_BYTES, so
-    // corking never holds more than that back from the kernel nor fills `backlog` by itself.
-    if (this.socket.writableLength >= COALESCE_BYTES) this.#uncork();
+    // coalescing never holds more than that back from the kernel nor fills `backlog` by itself.
+    if (this.#heldBytes >= COALESCE_BYTES) this.#flush();
   }
 
-  readonly #uncork = (): void => {
-    if (!this.#corked) return;
-    this.#corked = false;
-    this.socket.uncork();
+  /** Writes the held frames (idempotent; the setImmediate of a flushed turn finds nothing). */
+  readonly #flush = (): void => {
+    const held = this.#held;
+    if (held.length === 0) return;
+    const out = held.length === 1 ? held[0]! : Buffer.concat(held, this.#heldBytes);
+    this.#held = [];
+    this.#heldBytes = 0;
+    if (!this.socket.destroyed && this.socket.writable) this.socket.write(out);
   };
 
   /** Runs `fn` once the socket's backlog is below CHANNEL_BACKLOG_BYTES (now, or after 'drain' or the end). */
@@ -144,9 +148,16 @@ export class ControlChannel {
   close(code: RefusalCode, message: string): void {
     if (this.#ended) return;
     this.send({ type: 'goaway', code, message });
+    this.#flush();
     this.socket.end();
     this.#finish({ sent: code });
     this.destroyAfter(2000);
+  }
+
+  /** Sends a FIN after the frames sent so far (no GOAWAY: the caller sent what it had to say). */
+  end(): void {
+    this.#flush();
+    this.socket.end();
   }
 
   /**
@@ -163,7 +174,7 @@ export class ControlChannel {
   destroy(end: ChannelEnd = {}): void {
     this.#linger?.cancel();
     this.#finish(end);
-    this.#uncork(); // what was sent this tick (an AUTH_ERROR) goes out before the socket closes
+    this.#flush(); // what was sent this turn (an AUTH_ERROR) goes out before the socket closes
     this.socket.destroy();
   }
 
@@ -201,6 +212,7 @@ export class ControlChannel {
       }
       if (m.type === 'goaway') {
         this.#onMessage(m);
+        this.#flush();
         this.socket.end();
         this.#finish({ goaway: { code: m.code, message: m.message } });
         return;
@@ -214,6 +226,7 @@ export class ControlChannel {
     const open = this.#phase === 'open';
     if (open && isTunnelError(err)) this.send({ type: 'goaway', code: 'protocol-error', message: err.message });
     this.#finish({ error: err });
+    this.#flush();
     if (!open) return void this.socket.destroy();
     this.socket.end();
     this.destroyAfter(1000);

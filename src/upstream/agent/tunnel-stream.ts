@@ -3,13 +3,11 @@ import { SluiceError } from '../../core/errors.js';
 import { MAX_STREAM_DATA_BYTES, ReceiveWindow, SendWindow, type StreamResetCode } from '../../protocol/tunnel/index.js';
 
 /**
- * Received data is pushed in chunks of at most one frame's payload: pieces of a frame that spanned
- * two TLS records become one chunk again (one write for the consumer, not two), small frames of
- * one read are joined, and a paced consumer (session/limited-pipe.ts), which spends a whole chunk
- * at once, overshoots by no more than it did with one chunk per frame. (64 KiB chunks measured no
- * better within the noise of a shared machine, and would loosen that pacing.)
+ * Received data is pushed in chunks of at most this many bytes: the pieces of one socket read
+ * (frames split across TLS records, several frames of one read) become one chunk, so the consumer
+ * (the socket toward the client or the local service) makes one write for up to four frames.
  */
-const MERGED_CHUNK_BYTES = MAX_STREAM_DATA_BYTES;
+const MERGED_CHUNK_BYTES = 64 * 1024;
 
 /** What a stream needs from the multiplexer that owns it. */
 export interface StreamLink {
@@ -56,6 +54,8 @@ export class TunnelStream extends Duplex {
   #inboxBytes = 0;
   bytesRead = 0;
   bytesWritten = 0;
+  /** Largest chunk pushed to the consumer; a paced consumer lowers it (session/limited-pipe.ts). */
+  maxChunkBytes = MERGED_CHUNK_BYTES;
 
   constructor(
     readonly id: number,
@@ -75,7 +75,7 @@ export class TunnelStream extends Duplex {
 
   /**
    * STREAM_DATA from the peer. Counted against the window now; pushed once the socket read that
-   * carried it is done (setImmediate runs after the poll phase), merged up to MERGED_CHUNK_BYTES.
+   * carried it is done (setImmediate runs after the poll phase), merged up to `maxChunkBytes`.
    */
   onPeerData(data: Buffer): void {
     if (this.#remoteEnded) return this.#fail('protocol');
@@ -93,15 +93,16 @@ export class TunnelStream extends Duplex {
     this.push(null);
   }
 
-  /** Pushes the inbox as chunks of at most MERGED_CHUNK_BYTES (a piece is never cut). */
+  /** Pushes the inbox as chunks of at most `maxChunkBytes` (a piece is never cut). */
   readonly #flushInbox = (): void => {
     const inbox = this.#inbox;
     if (inbox.length === 0 || this.destroyed) return;
+    const max = this.maxChunkBytes;
     let from = 0;
     let bytes = 0;
     for (let i = 0; i <= inbox.length; i++) {
       const next = i < inbox.length ? inbox[i]!.length : Infinity;
-      if (bytes > 0 && bytes + next > MERGED_CHUNK_BYTES) {
+      if (bytes > 0 && bytes + next > max) {
         this.#pushed += bytes;
         this.push(i - from === 1 ? inbox[from]! : Buffer.concat(inbox.slice(from, i), bytes));
         from = i;
