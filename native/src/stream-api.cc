@@ -284,7 +284,7 @@ napi_value Pipe(napi_env env, napi_callback_info info) {
     return Throw(env, "only two held connections can be piped");
   }
   int err = StreamStartPair(e, client, upstream, static_cast<uint32_t>(Int32(env, argv[3])));
-  if (err < 0) return ThrowErrno(env, -err, "pipe2", "");
+  if (err < 0) return ThrowErrno(env, -err, "epoll_ctl", "");
   return nullptr;
 }
 

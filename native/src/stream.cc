@@ -129,7 +129,10 @@ void StreamDeliver(StreamEngine* e) {
   if (e->ev_count == 0 || e->destroyed) return;
   napi_env env = e->env;
   napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) {
+    e->ev_count = 0;  // never left full: the next record would be written past the shared memory
+    return;
+  }
   napi_value fn, recv, arg, result;
   napi_get_reference_value(env, e->on_events, &fn);
   napi_get_global(env, &recv);
@@ -424,32 +427,35 @@ int StreamTakePipe(StreamEngine* e, int* r, int* w) {
   return 0;
 }
 
-// Starts moving bytes between a held client and a connected upstream; 0 or -errno.
+// Starts moving bytes between a held client and a connected upstream; 0 or -errno. Both are
+// registered before anything changes, so a failure (ENOMEM, ENOSPC from epoll_ctl) leaves two
+// held connections the caller can still hand to Node.
 int StreamStartPair(StreamEngine* e, int client, int upstream, uint32_t idle_ms) {
-  StreamConn& c = e->conns[client];
-  c.kind = Kind::PipedClient;
-  c.other = upstream;
-  c.idle_ms = idle_ms;
-  StreamConn& u = e->conns[upstream];
-  u.kind = Kind::PipedUpstream;
-  u.other = client;
-  if (idle_ms > 0) {
-    c.deadline = uv_now(e->loop) + idle_ms;
-    e->timed++;
-    StreamNoteTimeout(e, idle_ms);
-  }
   // Edge-triggered on both (a dialed upstream already is, from its dial). Registering the client
   // reports it writable at once, so the pair's first Pump follows in this wake-up or the next, and
   // with every side marked ready it takes what arrived on either side in the meantime (bytes sent
   // while the upstream was dialed, an upstream's banner).
   // Readiness: the upstream's edges since its dial were kept; registering the client now reports
   // the client's. A side that was registered otherwise is tried once (unknown counts as ready).
-  uint8_t up = u.edge ? u.ready : kReadyInClient | kReadyOutClient;
-  c.ready = (up & kReadyInClient ? kReadyInUpstream : 0) | (up & kReadyOutClient ? kReadyOutUpstream : 0) |
-            (c.edge ? kReadyInClient | kReadyOutClient : 0);
+  uint8_t up = e->conns[upstream].edge ? e->conns[upstream].ready : kReadyInClient | kReadyOutClient;
+  uint8_t ready = (up & kReadyInClient ? kReadyInUpstream : 0) | (up & kReadyOutClient ? kReadyOutUpstream : 0) |
+                  (e->conns[client].edge ? kReadyInClient | kReadyOutClient : 0);
+  if (StreamCtlEdge(e, upstream) < 0 || StreamCtlEdge(e, client) < 0) return -errno;
+  StreamConn& c = e->conns[client];
+  StreamConn& u = e->conns[upstream];
+  c.kind = Kind::PipedClient;
+  c.other = upstream;
+  c.idle_ms = idle_ms;
+  c.ready = ready;
+  u.kind = Kind::PipedUpstream;
+  u.other = client;
   u.ready = 0;
   c.watched = u.watched = false;
-  if (StreamCtlEdge(e, upstream) < 0 || StreamCtlEdge(e, client) < 0) return -errno;
+  if (idle_ms > 0) {
+    c.deadline = uv_now(e->loop) + idle_ms;
+    e->timed++;
+    StreamNoteTimeout(e, idle_ms);
+  }
   StreamWatch(e);
   return 0;
 }

@@ -146,43 +146,58 @@ export class NativeStreamDatapath implements StreamDatapath {
     this.#conns[id] = undefined;
   }
 
+  /**
+   * One batch of engine records. A handler that throws must not cost the records after it (an
+   * accepted connection nobody would ever dial or close, a dial whose `done` never runs): every
+   * record is dispatched, and the first error is rethrown once the batch is through, so it still
+   * reaches the process as an uncaught exception.
+   */
   #onEvents(n: number): void {
-    const ev = this.#ev;
+    let failed: { err: unknown } | undefined;
     for (let i = 0; i < n; i++) {
-      const o = i * EV_RECORD;
-      const type = ev[o];
-      const id = ev[o + (type === EV_ACCEPT ? 2 : 1)]!;
-      if (type === EV_ACCEPT) {
-        const conn = new NativeConn(this, id, endpointAt(ev, o + 3), endpointAt(ev, o + 9));
-        const on = this.#listeners.get(ev[o + 1]!);
-        this.#conns[id] = conn;
-        if (on) on(conn);
-        else conn.destroy();
-      } else if (type === EV_READABLE) {
-        this.#conns[id]?.onReadable();
-      } else if (type === EV_CONNECTED) {
-        const d = this.#dials[id];
-        if (!d) continue;
-        this.#dials[id] = undefined;
-        const err = ev[o + 2]!;
-        if (err !== 0) {
-          d.done(Object.assign(systemError(err, 'connect'), { address: d.remote.address, port: d.remote.port }));
-          continue;
-        }
-        const conn = new NativeConn(this, id, d.remote, undefined);
-        this.#conns[id] = conn;
-        d.done(undefined, conn);
-      } else if (type === EV_END) {
-        const conn = this.#conns[id];
-        if (!conn) continue;
-        this.#forget(id);
-        if (conn.partner) this.#forget(conn.partner.id);
-        const reason = END_REASONS[ev[o + 2]!] ?? 'client-error';
-        const errno = ev[o + 3]!;
-        const bytesFromClient = ev[o + 4]!;
-        const bytesToClient = ev[o + 5]!;
-        conn.endedAsPair(errno !== 0 ? { reason, bytesFromClient, bytesToClient, code: systemError(errno, 'splice').code } : { reason, bytesFromClient, bytesToClient });
+      try {
+        this.#onRecord(i * EV_RECORD);
+      } catch (err) {
+        failed ??= { err };
       }
+    }
+    if (failed) throw failed.err;
+  }
+
+  #onRecord(o: number): void {
+    const ev = this.#ev;
+    const type = ev[o];
+    const id = ev[o + (type === EV_ACCEPT ? 2 : 1)]!;
+    if (type === EV_ACCEPT) {
+      const conn = new NativeConn(this, id, endpointAt(ev, o + 3), endpointAt(ev, o + 9));
+      const on = this.#listeners.get(ev[o + 1]!);
+      this.#conns[id] = conn;
+      if (on) on(conn);
+      else conn.destroy();
+    } else if (type === EV_READABLE) {
+      this.#conns[id]?.onReadable();
+    } else if (type === EV_CONNECTED) {
+      const d = this.#dials[id];
+      if (!d) return;
+      this.#dials[id] = undefined;
+      const err = ev[o + 2]!;
+      if (err !== 0) {
+        d.done(Object.assign(systemError(err, 'connect'), { address: d.remote.address, port: d.remote.port }));
+        return;
+      }
+      const conn = new NativeConn(this, id, d.remote, undefined);
+      this.#conns[id] = conn;
+      d.done(undefined, conn);
+    } else if (type === EV_END) {
+      const conn = this.#conns[id];
+      if (!conn) return;
+      this.#forget(id);
+      if (conn.partner) this.#forget(conn.partner.id);
+      const reason = END_REASONS[ev[o + 2]!] ?? 'client-error';
+      const errno = ev[o + 3]!;
+      const bytesFromClient = ev[o + 4]!;
+      const bytesToClient = ev[o + 5]!;
+      conn.endedAsPair(errno !== 0 ? { reason, bytesFromClient, bytesToClient, code: systemError(errno, 'splice').code } : { reason, bytesFromClient, bytesToClient });
     }
   }
 }
