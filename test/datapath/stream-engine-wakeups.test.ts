@@ -142,3 +142,56 @@ test('native stream engine: bursts on many listeners while the loop stutters, mo
   // 3 rounds of 24 on each of 8 listeners (2 refused), then 160 on each of the 6 echo listeners at once.
   assert.deepEqual(n, { ok: 3 * 24 * 6 + 160 * 6, refused: 3 * 24 * 2, bad: 0, stuck: 0 });
 });
+
+/** A pair through the engine: client -> listener -> dial `upstreamPort` -> pipe. */
+async function relayTo(t: { after: (fn: () => unknown) => void }, dp: StreamDatapath, upstreamPort: number): Promise<number> {
+  const l = await dp.listen('127.0.0.1', 0, (conn) => {
+    dp.dial({ address: '127.0.0.1', port: upstreamPort, family: 4 }, 5000, (err, up) => {
+      if (err) return conn.destroy();
+      if (!dp.pipe(conn, up!, 0, () => {})) conn.destroy();
+    });
+  });
+  t.after(() => l.close());
+  return l.local.port;
+}
+
+function collect(s: net.Socket): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  s.on('data', (c: Buffer) => chunks.push(c));
+  return new Promise((resolve) => s.once('end', () => resolve(Buffer.concat(chunks))));
+}
+
+test('native stream engine: short reads end a read without waiting for EAGAIN, and still forward every byte and FIN (data with its FIN, a burst of tiny writes, a banner and FIN from the upstream)', { skip }, async (t) => {
+  const dp = nativeDp();
+  // Upstream 1 echoes and ends after the client's FIN (allowHalfOpen); upstream 2 greets and ends at once.
+  const echo = net.createServer({ allowHalfOpen: true }, (s) => s.on('error', () => {}).pipe(s));
+  const banner = net.createServer((s) => s.on('error', () => {}).end(Buffer.from('220 hello, and goodbye\r\n')));
+  for (const srv of [echo, banner]) {
+    srv.listen(0, '127.0.0.1');
+    await once(srv, 'listening');
+    t.after(() => srv.close());
+  }
+  const echoPort = await relayTo(t, dp, (echo.address() as net.AddressInfo).port);
+  const bannerPort = await relayTo(t, dp, (banner.address() as net.AddressInfo).port);
+  for (let round = 0; round < 20; round++) {
+    // Ten bytes and the FIN in one go, before the pair is even joined.
+    const a = net.connect({ port: echoPort, host: '127.0.0.1', allowHalfOpen: true });
+    a.end(Buffer.from('0123456789'));
+    // 200 writes of 5 bytes as fast as they go, then the FIN.
+    const b = net.connect({ port: echoPort, host: '127.0.0.1', allowHalfOpen: true });
+    b.setNoDelay(true);
+    const sent = Buffer.alloc(1000);
+    for (let i = 0; i < 200; i++) {
+      const piece = Buffer.from(String(i % 100).padStart(5, '-'));
+      piece.copy(sent, i * 5);
+      b.write(piece);
+    }
+    b.end();
+    const c = net.connect({ port: bannerPort, host: '127.0.0.1' });
+    const [ra, rb, rc] = await Promise.all([collect(a), collect(b), collect(c)]);
+    assert.equal(ra.toString(), '0123456789', `round ${round}: data sent with its FIN came back, then the FIN`);
+    assert.deepEqual(rb, sent, `round ${round}: every tiny write came back in order`);
+    assert.equal(rc.toString(), '220 hello, and goodbye\r\n', `round ${round}: the banner and its FIN`);
+    for (const s of [a, b, c]) s.destroy();
+  }
+});
