@@ -90,10 +90,7 @@ void OnClosed(uv_handle_t* h) { Release(static_cast<StreamEngine*>(h->data)); }
 void Teardown(StreamEngine* e) {
   if (e->destroyed) return;
   for (size_t i = 0; i < e->conns.size(); i++) StreamCloseConn(e, static_cast<int>(i));
-  for (size_t i = 0; i + 2 < e->pipe_pool.size(); i += 3) {
-    close(e->pipe_pool[i]);
-    close(e->pipe_pool[i + 1]);
-  }
+  for (size_t i = 0; i + 2 < e->pipe_pool.size(); i += 3) StreamClosePipe(e, e->pipe_pool[i], e->pipe_pool[i + 1], e->pipe_pool[i + 2]);
   e->pipe_pool.clear();
   e->destroyed = true;
   uv_close(reinterpret_cast<uv_handle_t*>(&e->poll), OnClosed);

@@ -165,8 +165,7 @@ void StreamCloseConn(StreamEngine* e, int id) {
     if (c.in_pipe[d] == 0) {
       StreamPutPipe(e, &c.pipe_r[d], &c.pipe_w[d], c.pipe_slots[d]);
     } else {
-      close(c.pipe_r[d]);
-      close(c.pipe_w[d]);
+      StreamClosePipe(e, c.pipe_r[d], c.pipe_w[d], c.pipe_slots[d]);
     }
   }
   if (c.kind == Kind::Listener) e->bound.erase(id);
@@ -201,10 +200,15 @@ void StreamPutPipe(StreamEngine* e, int* r, int* w, uint32_t slots) {
     e->pipe_pool.push_back(*w);
     e->pipe_pool.push_back(static_cast<int>(slots));
   } else {
-    close(*r);
-    close(*w);
+    StreamClosePipe(e, *r, *w, slots);
   }
   *r = *w = -1;
+}
+
+void StreamClosePipe(StreamEngine* e, int r, int w, uint32_t slots) {
+  close(r);
+  close(w);
+  if (slots * static_cast<uint32_t>(getpagesize()) >= static_cast<uint32_t>(kPipeBytes)) e->big_pipes--;
 }
 
 // Moves what can move now in both directions of the pair whose client is `id`; returns after
@@ -435,7 +439,8 @@ int StreamTakePipe(StreamEngine* e, int* r, int* w, uint32_t* slots) {
   if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0) return -errno;
   *r = p[0];
   *w = p[1];
-  int bytes = fcntl(p[1], F_SETPIPE_SZ, kPipeBytes);
+  int bytes = e->big_pipes < kBigPipes ? fcntl(p[1], F_SETPIPE_SZ, kPipeBytes) : -1;
+  if (bytes >= kPipeBytes) e->big_pipes++;
   if (bytes < 0) bytes = fcntl(p[1], F_GETPIPE_SZ);
   // Unknown: 0 slots, so no read is taken as proof of a drained socket.
   *slots = bytes > 0 ? static_cast<uint32_t>(bytes / getpagesize()) : 0;
