@@ -42,6 +42,8 @@ export class NativeStreamDatapath implements StreamDatapath {
   /** By engine id: dials the engine has not answered. */
   readonly #dials: (PendingDial | undefined)[] = [];
   readonly #one = new Int32Array(1);
+  #lastLocal: Endpoint | undefined;
+  readonly #lastLocalAt = new Float64Array(6);
   readonly #counters = new Float64Array(2);
 
   constructor(binding: NativeStreamBinding) {
@@ -142,6 +144,19 @@ export class NativeStreamDatapath implements StreamDatapath {
     return { address: family === 4 ? address : formatV6Text(address), port, family };
   }
 
+  /**
+   * The local address of an accepted connection: a listener bound to one address gives the same
+   * one every time, so the last Endpoint (never mutated: Endpoint is read-only) is handed out again
+   * instead of a new object and string per connection.
+   */
+  #localAt(ev: Float64Array, o: number): Endpoint {
+    const last = this.#lastLocal;
+    const k = this.#lastLocalAt;
+    if (last && ev[o] === k[0] && ev[o + 1] === k[1] && ev[o + 2] === k[2] && ev[o + 3] === k[3] && ev[o + 4] === k[4] && ev[o + 5] === k[5]) return last;
+    for (let i = 0; i < 6; i++) k[i] = ev[o + i]!;
+    return (this.#lastLocal = endpointAt(ev, o));
+  }
+
   #forget(id: number): void {
     this.#conns[id] = undefined;
   }
@@ -169,7 +184,7 @@ export class NativeStreamDatapath implements StreamDatapath {
     const type = ev[o];
     const id = ev[o + (type === EV_ACCEPT ? 2 : 1)]!;
     if (type === EV_ACCEPT) {
-      const conn = new NativeConn(this, id, endpointAt(ev, o + 3), endpointAt(ev, o + 9));
+      const conn = new NativeConn(this, id, endpointAt(ev, o + 3), this.#localAt(ev, o + 9));
       const on = this.#listeners.get(ev[o + 1]!);
       this.#conns[id] = conn;
       if (on) on(conn);
@@ -330,10 +345,18 @@ class NativeConn implements StreamConn {
   }
 }
 
+/** The text of the last IPv4 address formatted: connections from one client share it. */
+let lastV4 = -1;
+let lastV4Text = '';
+
 function endpointAt(ev: Float64Array, o: number): Endpoint {
   if (ev[o] === 4) {
     const a = ev[o + 2]!;
-    return { address: `${(a >>> 24) & 255}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`, port: ev[o + 1]!, family: 4 };
+    if (a !== lastV4) {
+      lastV4 = a;
+      lastV4Text = `${(a >>> 24) & 255}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
+    }
+    return { address: lastV4Text, port: ev[o + 1]!, family: 4 };
   }
   const g: number[] = [];
   for (let i = 0; i < 4; i++) {
