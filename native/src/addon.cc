@@ -294,13 +294,10 @@ napi_value Listen(napi_env env, napi_callback_info info) {
   if (!Args(env, info, 5, argv)) return nullptr;
   Engine* e = GetEngine(env, argv[0]);
   if (e == nullptr) return nullptr;
-  sockaddr_in6 addr;
-  socklen_t len;
-  char text[64];
-  if (!ParseAddress(env, argv[1], argv[2], &addr, &len, text)) return ThrowErrno(env, EINVAL, "bind", "(not an IP literal)");
-  int family = addr.sin6_family;
-  int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return ThrowErrno(env, errno, "socket", text);
+  SocketAddress a;
+  int fd = OpenSocket(env, argv, SOCK_DGRAM, "bind", &a);
+  if (fd < 0) return nullptr;
+  int family = a.addr.sin6_family;
   if (family == AF_INET6) {
     int off = 0;
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
@@ -310,15 +307,15 @@ napi_value Listen(napi_env env, napi_callback_info info) {
   napi_get_value_int32(env, argv[4], &snd);
   SetBuffer(fd, SO_RCVBUF, rcv);
   SetBuffer(fd, SO_SNDBUF, snd);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), len) < 0) {
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a.addr), a.len) < 0) {
     int err = errno;
     close(fd);
-    return ThrowErrno(env, err, "bind", text);
+    return ThrowErrno(env, err, "bind", a.text);
   }
   int id = Adopt(e, fd, family, true);
   if (id < 0) {
     close(fd);
-    return ThrowErrno(env, -id, "epoll_ctl", text);
+    return ThrowErrno(env, -id, "epoll_ctl", a.text);
   }
   return Int(env, id);
 }
@@ -329,21 +326,18 @@ napi_value Connect(napi_env env, napi_callback_info info) {
   if (!Args(env, info, 3, argv)) return nullptr;
   Engine* e = GetEngine(env, argv[0]);
   if (e == nullptr) return nullptr;
-  sockaddr_in6 addr;
-  socklen_t len;
-  char text[64];
-  if (!ParseAddress(env, argv[1], argv[2], &addr, &len, text)) return ThrowErrno(env, EINVAL, "connect", "(not an IP literal)");
-  int fd = socket(addr.sin6_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return ThrowErrno(env, errno, "socket", text);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), len) < 0) {
+  SocketAddress a;
+  int fd = OpenSocket(env, argv, SOCK_DGRAM, "connect", &a);
+  if (fd < 0) return nullptr;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a.addr), a.len) < 0) {
     int err = errno;
     close(fd);
-    return ThrowErrno(env, err, "connect", text);
+    return ThrowErrno(env, err, "connect", a.text);
   }
-  int id = Adopt(e, fd, addr.sin6_family, false);
+  int id = Adopt(e, fd, a.addr.sin6_family, false);
   if (id < 0) {
     close(fd);
-    return ThrowErrno(env, -id, "epoll_ctl", text);
+    return ThrowErrno(env, -id, "epoll_ctl", a.text);
   }
   return Int(env, id);
 }

@@ -90,7 +90,7 @@ void OnClosed(uv_handle_t* h) { Release(static_cast<StreamEngine*>(h->data)); }
 void Teardown(StreamEngine* e) {
   if (e->destroyed) return;
   for (size_t i = 0; i < e->conns.size(); i++) StreamCloseConn(e, static_cast<int>(i));
-  for (int fd : e->pipe_pool) close(fd);
+  for (size_t i = 0; i + 2 < e->pipe_pool.size(); i += 3) StreamClosePipe(e, e->pipe_pool[i], e->pipe_pool[i + 1], e->pipe_pool[i + 2]);
   e->pipe_pool.clear();
   e->destroyed = true;
   uv_close(reinterpret_cast<uv_handle_t*>(&e->poll), OnClosed);
@@ -158,20 +158,17 @@ napi_value Listen(napi_env env, napi_callback_info info) {
   if (!Args(env, info, 4, argv)) return nullptr;
   StreamEngine* e = Get(env, argv[0]);
   if (e == nullptr) return nullptr;
-  sockaddr_in6 addr;
-  socklen_t len;
-  char text[64];
-  if (!ParseAddress(env, argv[1], argv[2], &addr, &len, text)) return ThrowErrno(env, EINVAL, "bind", "(not an IP literal)");
-  int fd = socket(addr.sin6_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return ThrowErrno(env, errno, "socket", text);
+  SocketAddress a;
+  int fd = OpenSocket(env, argv, SOCK_STREAM, "bind", &a);
+  if (fd < 0) return nullptr;
   int one = 1, off = 0;
   // As Node's servers: a restarted process may bind while old connections sit in TIME_WAIT.
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (addr.sin6_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), len) < 0 || listen(fd, Int32(env, argv[3])) < 0) {
+  if (a.addr.sin6_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a.addr), a.len) < 0 || listen(fd, Int32(env, argv[3])) < 0) {
     int err = errno;
     close(fd);
-    return ThrowErrno(env, err, "listen", text);
+    return ThrowErrno(env, err, "listen", a.text);
   }
   // Accepted sockets inherit TCP_NODELAY from the listener: no setsockopt per connection.
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -182,7 +179,7 @@ napi_value Listen(napi_env env, napi_callback_info info) {
   if (StreamCtl(e, id, EPOLL_CTL_ADD, EPOLLIN) < 0) {
     int err = errno;
     StreamCloseConn(e, id);
-    return ThrowErrno(env, err, "epoll_ctl", text);
+    return ThrowErrno(env, err, "epoll_ctl", a.text);
   }
   StreamWatch(e);
   return Num(env, id);
@@ -203,18 +200,15 @@ napi_value Dial(napi_env env, napi_callback_info info) {
   if (!Args(env, info, 4, argv)) return nullptr;
   StreamEngine* e = Get(env, argv[0]);
   if (e == nullptr) return nullptr;
-  sockaddr_in6 addr;
-  socklen_t len;
-  char text[64];
-  if (!ParseAddress(env, argv[1], argv[2], &addr, &len, text)) return ThrowErrno(env, EINVAL, "connect", "(not an IP literal)");
-  int fd = socket(addr.sin6_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return ThrowErrno(env, errno, "socket", text);
+  SocketAddress a;
+  int fd = OpenSocket(env, argv, SOCK_STREAM, "connect", &a);
+  if (fd < 0) return nullptr;
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), len) < 0 && errno != EINPROGRESS) {
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a.addr), a.len) < 0 && errno != EINPROGRESS) {
     int err = errno;
     close(fd);
-    return ThrowErrno(env, err, "connect", text);
+    return ThrowErrno(env, err, "connect", a.text);
   }
   int id = StreamAdopt(e, fd, Kind::Dialing);
   // Registered once, edge-triggered, as a pair wants it: the first writability (or error) is the
@@ -224,7 +218,7 @@ napi_value Dial(napi_env env, napi_callback_info info) {
     int err = errno;
     e->conns[id].kind = Kind::Held;
     StreamCloseConn(e, id);
-    return ThrowErrno(env, err, "epoll_ctl", text);
+    return ThrowErrno(env, err, "epoll_ctl", a.text);
   }
   uint32_t timeout = static_cast<uint32_t>(Int32(env, argv[3]));
   e->conns[id].deadline = uv_now(e->loop) + (timeout > 0 ? timeout : 1u << 31);
@@ -284,7 +278,7 @@ napi_value Pipe(napi_env env, napi_callback_info info) {
     return Throw(env, "only two held connections can be piped");
   }
   int err = StreamStartPair(e, client, upstream, static_cast<uint32_t>(Int32(env, argv[3])));
-  if (err < 0) return ThrowErrno(env, -err, "pipe2", "");
+  if (err < 0) return ThrowErrno(env, -err, "epoll_ctl", "");
   return nullptr;
 }
 

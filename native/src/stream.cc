@@ -129,7 +129,10 @@ void StreamDeliver(StreamEngine* e) {
   if (e->ev_count == 0 || e->destroyed) return;
   napi_env env = e->env;
   napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) {
+    e->ev_count = 0;  // never left full: the next record would be written past the shared memory
+    return;
+  }
   napi_value fn, recv, arg, result;
   napi_get_reference_value(env, e->on_events, &fn);
   napi_get_global(env, &recv);
@@ -147,6 +150,8 @@ void StreamDeliver(StreamEngine* e) {
   napi_close_handle_scope(env, scope);
 }
 
+void StreamPutPipe(StreamEngine* e, int* r, int* w, uint32_t slots);
+
 void StreamCloseConn(StreamEngine* e, int id) {
   StreamConn& c = e->conns[id];
   if (c.fd < 0) return;
@@ -157,12 +162,10 @@ void StreamCloseConn(StreamEngine* e, int id) {
   for (int d = 0; d < 2; d++) {
     if (c.pipe_r[d] < 0) continue;
     // An empty pipe is kept for the next pair (bounded); one holding bytes is closed with them.
-    if (c.in_pipe[d] == 0 && e->pipe_pool.size() < kPipePool * 2) {
-      e->pipe_pool.push_back(c.pipe_r[d]);
-      e->pipe_pool.push_back(c.pipe_w[d]);
+    if (c.in_pipe[d] == 0) {
+      StreamPutPipe(e, &c.pipe_r[d], &c.pipe_w[d], c.pipe_slots[d]);
     } else {
-      close(c.pipe_r[d]);
-      close(c.pipe_w[d]);
+      StreamClosePipe(e, c.pipe_r[d], c.pipe_w[d], c.pipe_slots[d]);
     }
   }
   if (c.kind == Kind::Listener) e->bound.erase(id);
@@ -188,18 +191,24 @@ static void EndPair(StreamEngine* e, int id, int reason, int err) {
   StreamCloseConn(e, id);
 }
 
-int StreamTakePipe(StreamEngine* e, int* r, int* w);
+int StreamTakePipe(StreamEngine* e, int* r, int* w, uint32_t* slots);
 
 // An empty pipe goes back to the pool (bounded) or is closed.
-static void PutPipe(StreamEngine* e, int* r, int* w) {
-  if (e->pipe_pool.size() < kPipePool * 2) {
+void StreamPutPipe(StreamEngine* e, int* r, int* w, uint32_t slots) {
+  if (e->pipe_pool.size() < kPipePool * 3) {
     e->pipe_pool.push_back(*r);
     e->pipe_pool.push_back(*w);
+    e->pipe_pool.push_back(static_cast<int>(slots));
   } else {
-    close(*r);
-    close(*w);
+    StreamClosePipe(e, *r, *w, slots);
   }
   *r = *w = -1;
+}
+
+void StreamClosePipe(StreamEngine* e, int r, int w, uint32_t slots) {
+  close(r);
+  close(w);
+  if (slots * static_cast<uint32_t>(getpagesize()) >= static_cast<uint32_t>(kPipeBytes)) e->big_pipes--;
 }
 
 // Moves what can move now in both directions of the pair whose client is `id`; returns after
@@ -210,6 +219,7 @@ static void Pump(StreamEngine* e, int id) {
   // Side 0 is the client, side 1 the upstream; direction d reads side d and writes side 1 - d.
   const uint8_t in_bit[2] = {kReadyInClient, kReadyInUpstream};
   const uint8_t out_bit[2] = {kReadyOutClient, kReadyOutUpstream};
+  const uint8_t end_bit[2] = {kEndSeenClient, kEndSeenUpstream};
   bool moved = false;
   for (int d = 0; d < 2; d++) {
     int src = fds[d], dst = fds[1 - d];
@@ -244,7 +254,7 @@ static void Pump(StreamEngine* e, int id) {
       if (!(c->ready & in_bit[d])) break;
       // A direction holds a pipe only while bytes are in flight: an idle pair costs its two sockets.
       if (c->pipe_r[d] < 0) {
-        int err = StreamTakePipe(e, &c->pipe_r[d], &c->pipe_w[d]);
+        int err = StreamTakePipe(e, &c->pipe_r[d], &c->pipe_w[d], &c->pipe_slots[d]);
         if (err < 0) return EndPair(e, id, d == 0 ? kEndClientError : kEndUpstreamError, -err);
       }
       ssize_t n = splice(src, nullptr, c->pipe_w[d], nullptr, kSpliceChunk, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -252,6 +262,11 @@ static void Pump(StreamEngine* e, int id) {
         c->in_pipe[d] += static_cast<uint32_t>(n);
         if (d == 0) c->bytes_from_client += n;
         moved = true;
+        // Fewer bytes than the pipe has slots: the pipe was not full (each slot holds at least a
+        // byte), so the read stopped because the socket had nothing more; bytes arriving after
+        // it are a new edge. No read to see EAGAIN. Not once the side's FIN or error was
+        // reported: the read that returns it is still to come.
+        if (static_cast<uint32_t>(n) < c->pipe_slots[d] && !(c->ready & end_bit[d])) c->ready &= ~in_bit[d];
         continue;
       }
       if (n == 0) {
@@ -266,7 +281,7 @@ static void Pump(StreamEngine* e, int id) {
       if (errno == EINTR) continue;
       return EndPair(e, id, d == 0 ? kEndClientError : kEndUpstreamError, errno);
     }
-    if (c->in_pipe[d] == 0 && c->pipe_r[d] >= 0) PutPipe(e, &c->pipe_r[d], &c->pipe_w[d]);
+    if (c->in_pipe[d] == 0 && c->pipe_r[d] >= 0) StreamPutPipe(e, &c->pipe_r[d], &c->pipe_w[d], c->pipe_slots[d]);
   }
   if (c->shut[0] && c->shut[1]) return EndPair(e, id, c->first_eof == 1 ? kEndUpstreamClosed : kEndClientClosed, 0);
   if (moved && c->idle_ms > 0) c->deadline = uv_now(e->loop) + c->idle_ms;
@@ -277,6 +292,7 @@ static void NoteReady(StreamConn* client, int side, uint32_t events) {
   uint32_t any = EPOLLHUP | EPOLLERR;  // the next call on that side returns the error or the end
   if (events & (EPOLLIN | EPOLLRDHUP | any)) client->ready |= side == 0 ? kReadyInClient : kReadyInUpstream;
   if (events & (EPOLLOUT | any)) client->ready |= side == 0 ? kReadyOutClient : kReadyOutUpstream;
+  if (events & (EPOLLRDHUP | any)) client->ready |= side == 0 ? kEndSeenClient : kEndSeenUpstream;
 }
 
 static void Accept(StreamEngine* e, int lid) {
@@ -409,8 +425,10 @@ void StreamOnTick(uv_timer_t* handle) {
 }
 
 // A pipe for one direction, from the pool when it has one.
-int StreamTakePipe(StreamEngine* e, int* r, int* w) {
+int StreamTakePipe(StreamEngine* e, int* r, int* w, uint32_t* slots) {
   if (!e->pipe_pool.empty()) {
+    *slots = static_cast<uint32_t>(e->pipe_pool.back());
+    e->pipe_pool.pop_back();
     *w = e->pipe_pool.back();
     e->pipe_pool.pop_back();
     *r = e->pipe_pool.back();
@@ -421,35 +439,45 @@ int StreamTakePipe(StreamEngine* e, int* r, int* w) {
   if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0) return -errno;
   *r = p[0];
   *w = p[1];
+  int bytes = e->big_pipes < kBigPipes ? fcntl(p[1], F_SETPIPE_SZ, kPipeBytes) : -1;
+  if (bytes >= kPipeBytes) e->big_pipes++;
+  if (bytes < 0) bytes = fcntl(p[1], F_GETPIPE_SZ);
+  // Unknown: 0 slots, so no read is taken as proof of a drained socket.
+  *slots = bytes > 0 ? static_cast<uint32_t>(bytes / getpagesize()) : 0;
   return 0;
 }
 
-// Starts moving bytes between a held client and a connected upstream; 0 or -errno.
+// Starts moving bytes between a held client and a connected upstream; 0 or -errno. Both are
+// registered before anything changes, so a failure (ENOMEM, ENOSPC from epoll_ctl) leaves two
+// held connections the caller can still hand to Node.
 int StreamStartPair(StreamEngine* e, int client, int upstream, uint32_t idle_ms) {
-  StreamConn& c = e->conns[client];
-  c.kind = Kind::PipedClient;
-  c.other = upstream;
-  c.idle_ms = idle_ms;
-  StreamConn& u = e->conns[upstream];
-  u.kind = Kind::PipedUpstream;
-  u.other = client;
-  if (idle_ms > 0) {
-    c.deadline = uv_now(e->loop) + idle_ms;
-    e->timed++;
-    StreamNoteTimeout(e, idle_ms);
-  }
   // Edge-triggered on both (a dialed upstream already is, from its dial). Registering the client
   // reports it writable at once, so the pair's first Pump follows in this wake-up or the next, and
   // with every side marked ready it takes what arrived on either side in the meantime (bytes sent
   // while the upstream was dialed, an upstream's banner).
   // Readiness: the upstream's edges since its dial were kept; registering the client now reports
   // the client's. A side that was registered otherwise is tried once (unknown counts as ready).
-  uint8_t up = u.edge ? u.ready : kReadyInClient | kReadyOutClient;
-  c.ready = (up & kReadyInClient ? kReadyInUpstream : 0) | (up & kReadyOutClient ? kReadyOutUpstream : 0) |
-            (c.edge ? kReadyInClient | kReadyOutClient : 0);
+  // A FIN or error already reported on either side stays known (kEndSeen*).
+  uint8_t up = e->conns[upstream].edge ? e->conns[upstream].ready : kReadyInClient | kReadyOutClient;
+  uint8_t ready = (up & kReadyInClient ? kReadyInUpstream : 0) | (up & kReadyOutClient ? kReadyOutUpstream : 0) |
+                  (up & kEndSeenClient ? kEndSeenUpstream : 0) |
+                  (e->conns[client].edge ? kReadyInClient | kReadyOutClient | (e->conns[client].ready & kEndSeenClient) : 0);
+  if (StreamCtlEdge(e, upstream) < 0 || StreamCtlEdge(e, client) < 0) return -errno;
+  StreamConn& c = e->conns[client];
+  StreamConn& u = e->conns[upstream];
+  c.kind = Kind::PipedClient;
+  c.other = upstream;
+  c.idle_ms = idle_ms;
+  c.ready = ready;
+  u.kind = Kind::PipedUpstream;
+  u.other = client;
   u.ready = 0;
   c.watched = u.watched = false;
-  if (StreamCtlEdge(e, upstream) < 0 || StreamCtlEdge(e, client) < 0) return -errno;
+  if (idle_ms > 0) {
+    c.deadline = uv_now(e->loop) + idle_ms;
+    e->timed++;
+    StreamNoteTimeout(e, idle_ms);
+  }
   StreamWatch(e);
   return 0;
 }

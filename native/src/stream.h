@@ -47,6 +47,15 @@ constexpr size_t kPipePool = 128;
 // Readiness of a pair's sockets as the last events said; a splice is tried only on a side that
 // is ready, and one that would block clears its bit until the next edge sets it again.
 constexpr uint8_t kReadyInClient = 1, kReadyOutClient = 2, kReadyInUpstream = 4, kReadyOutUpstream = 8;
+// Sticky: that side's FIN, RST or error has been reported, so a short read no longer means drained.
+constexpr uint8_t kEndSeenClient = 16, kEndSeenUpstream = 32;
+// Pipes are asked for this size: 64 page slots, so a read shorter than 64 bytes cannot have
+// stopped on a full pipe and proves the socket drained (stream.cc Pump). At most kBigPipes of them
+// at a time, so the pages they are charged for stay far below fs.pipe-user-pages-soft (16384 by
+// default; an unprivileged user over it gets 2-slot pipes everywhere); others keep the default
+// 16 slots. Where the kernel refuses, a pipe keeps its size and its slots are what it has.
+constexpr int kPipeBytes = 256 * 1024;
+constexpr int kBigPipes = 128;
 
 enum class Kind : uint8_t { Free, Listener, Held, Dialing, PipedClient, PipedUpstream };
 
@@ -70,6 +79,7 @@ struct StreamConn {
   int first_eof = -1;
   double bytes_from_client = 0;
   double bytes_to_client = 0;
+  uint32_t pipe_slots[2] = {0, 0};  // page slots of each direction's pipe
 };
 
 struct StreamEngine {
@@ -90,7 +100,8 @@ struct StreamEngine {
   std::vector<StreamConn> conns;
   std::vector<int> free_ids;
   std::vector<int> pending_ids;  // released during a batch: reusable once it is delivered
-  std::vector<int> pipe_pool;    // empty pipes (read end, write end) kept for the next pair
+  std::vector<int> pipe_pool;    // empty pipes (read end, write end, page slots) kept for the next pair
+  int big_pipes = 0;             // open pipes enlarged to kPipeBytes
   // Listeners bound to one address: an accepted connection's local address is theirs (no getsockname).
   std::unordered_map<int, sockaddr_storage> bound;
 

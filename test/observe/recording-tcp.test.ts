@@ -62,13 +62,15 @@ test('TCP recording: live counters in flow-log updates and /metrics, then one en
   assert.equal(live.get('sluice_bytes_total{direction="to_client",proto="tcp",route="shell"}'), 300);
   assert.equal(live.get('sluice_sessions_active{proto="tcp",route="shell"}'), 1);
   await waitFor(() => s.app.routes.route('shell')!.active === 1, 'connection live');
-  // An update record carries the live counters (200 ms interval).
+  // An update record carries the live counters (200 ms interval). One written while the third
+  // 100 bytes were on their way back (300 from the client, 200 to it) is a true record too, so the
+  // one looked for is the first with both.
   let update: FlowRecord | undefined;
   for (let i = 0; i < 100 && !update; i++) {
-    update = (await lines<FlowRecord>(join(dir, 'flow.log')).catch(() => [])).find((x) => x.route === 'shell' && x.event === 'update' && x.bytesFromClient === 300);
+    update = (await lines<FlowRecord>(join(dir, 'flow.log')).catch(() => [])).find((x) => x.route === 'shell' && x.event === 'update' && x.bytesFromClient === 300 && x.bytesToClient === 300);
     if (!update) await sleep(50);
   }
-  assert.ok(update, 'a flow-log update with the 300 bytes from the client');
+  assert.ok(update, 'a flow-log update with the 300 bytes each way');
   assert.equal(update!.bytesToClient, 300);
 
   sock.end(Buffer.alloc(50, 9));

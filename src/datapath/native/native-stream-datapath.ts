@@ -42,6 +42,8 @@ export class NativeStreamDatapath implements StreamDatapath {
   /** By engine id: dials the engine has not answered. */
   readonly #dials: (PendingDial | undefined)[] = [];
   readonly #one = new Int32Array(1);
+  #lastLocal: Endpoint | undefined;
+  readonly #lastLocalAt = new Float64Array(6);
   readonly #counters = new Float64Array(2);
 
   constructor(binding: NativeStreamBinding) {
@@ -142,47 +144,75 @@ export class NativeStreamDatapath implements StreamDatapath {
     return { address: family === 4 ? address : formatV6Text(address), port, family };
   }
 
+  /**
+   * The local address of an accepted connection: a listener bound to one address gives the same
+   * one every time, so the last Endpoint (never mutated: Endpoint is read-only) is handed out again
+   * instead of a new object and string per connection.
+   */
+  #localAt(ev: Float64Array, o: number): Endpoint {
+    const last = this.#lastLocal;
+    const k = this.#lastLocalAt;
+    if (last && ev[o] === k[0] && ev[o + 1] === k[1] && ev[o + 2] === k[2] && ev[o + 3] === k[3] && ev[o + 4] === k[4] && ev[o + 5] === k[5]) return last;
+    for (let i = 0; i < 6; i++) k[i] = ev[o + i]!;
+    return (this.#lastLocal = endpointAt(ev, o));
+  }
+
   #forget(id: number): void {
     this.#conns[id] = undefined;
   }
 
+  /**
+   * One batch of engine records. A handler that throws must not cost the records after it (an
+   * accepted connection nobody would ever dial or close, a dial whose `done` never runs): every
+   * record is dispatched, and the first error is rethrown once the batch is through, so it still
+   * reaches the process as an uncaught exception.
+   */
   #onEvents(n: number): void {
-    const ev = this.#ev;
+    let failed: { err: unknown } | undefined;
     for (let i = 0; i < n; i++) {
-      const o = i * EV_RECORD;
-      const type = ev[o];
-      const id = ev[o + (type === EV_ACCEPT ? 2 : 1)]!;
-      if (type === EV_ACCEPT) {
-        const conn = new NativeConn(this, id, endpointAt(ev, o + 3), endpointAt(ev, o + 9));
-        const on = this.#listeners.get(ev[o + 1]!);
-        this.#conns[id] = conn;
-        if (on) on(conn);
-        else conn.destroy();
-      } else if (type === EV_READABLE) {
-        this.#conns[id]?.onReadable();
-      } else if (type === EV_CONNECTED) {
-        const d = this.#dials[id];
-        if (!d) continue;
-        this.#dials[id] = undefined;
-        const err = ev[o + 2]!;
-        if (err !== 0) {
-          d.done(Object.assign(systemError(err, 'connect'), { address: d.remote.address, port: d.remote.port }));
-          continue;
-        }
-        const conn = new NativeConn(this, id, d.remote, undefined);
-        this.#conns[id] = conn;
-        d.done(undefined, conn);
-      } else if (type === EV_END) {
-        const conn = this.#conns[id];
-        if (!conn) continue;
-        this.#forget(id);
-        if (conn.partner) this.#forget(conn.partner.id);
-        const reason = END_REASONS[ev[o + 2]!] ?? 'client-error';
-        const errno = ev[o + 3]!;
-        const bytesFromClient = ev[o + 4]!;
-        const bytesToClient = ev[o + 5]!;
-        conn.endedAsPair(errno !== 0 ? { reason, bytesFromClient, bytesToClient, code: systemError(errno, 'splice').code } : { reason, bytesFromClient, bytesToClient });
+      try {
+        this.#onRecord(i * EV_RECORD);
+      } catch (err) {
+        failed ??= { err };
       }
+    }
+    if (failed) throw failed.err;
+  }
+
+  #onRecord(o: number): void {
+    const ev = this.#ev;
+    const type = ev[o];
+    const id = ev[o + (type === EV_ACCEPT ? 2 : 1)]!;
+    if (type === EV_ACCEPT) {
+      const conn = new NativeConn(this, id, endpointAt(ev, o + 3), this.#localAt(ev, o + 9));
+      const on = this.#listeners.get(ev[o + 1]!);
+      this.#conns[id] = conn;
+      if (on) on(conn);
+      else conn.destroy();
+    } else if (type === EV_READABLE) {
+      this.#conns[id]?.onReadable();
+    } else if (type === EV_CONNECTED) {
+      const d = this.#dials[id];
+      if (!d) return;
+      this.#dials[id] = undefined;
+      const err = ev[o + 2]!;
+      if (err !== 0) {
+        d.done(Object.assign(systemError(err, 'connect'), { address: d.remote.address, port: d.remote.port }));
+        return;
+      }
+      const conn = new NativeConn(this, id, d.remote, undefined);
+      this.#conns[id] = conn;
+      d.done(undefined, conn);
+    } else if (type === EV_END) {
+      const conn = this.#conns[id];
+      if (!conn) return;
+      this.#forget(id);
+      if (conn.partner) this.#forget(conn.partner.id);
+      const reason = END_REASONS[ev[o + 2]!] ?? 'client-error';
+      const errno = ev[o + 3]!;
+      const bytesFromClient = ev[o + 4]!;
+      const bytesToClient = ev[o + 5]!;
+      conn.endedAsPair(errno !== 0 ? { reason, bytesFromClient, bytesToClient, code: systemError(errno, 'splice').code } : { reason, bytesFromClient, bytesToClient });
     }
   }
 }
@@ -315,10 +345,18 @@ class NativeConn implements StreamConn {
   }
 }
 
+/** The text of the last IPv4 address formatted: connections from one client share it. */
+let lastV4 = -1;
+let lastV4Text = '';
+
 function endpointAt(ev: Float64Array, o: number): Endpoint {
   if (ev[o] === 4) {
     const a = ev[o + 2]!;
-    return { address: `${(a >>> 24) & 255}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`, port: ev[o + 1]!, family: 4 };
+    if (a !== lastV4) {
+      lastV4 = a;
+      lastV4Text = `${(a >>> 24) & 255}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
+    }
+    return { address: lastV4Text, port: ev[o + 1]!, family: 4 };
   }
   const g: number[] = [];
   for (let i = 0; i < 4; i++) {
