@@ -1,6 +1,7 @@
 // N-API surface of the native UDP datapath. src/datapath/native/binding.ts declares these
 // functions; every call is synchronous and made on the JavaScript thread.
 #include "engine.h"
+#include "forward.h"
 #include "stream.h"
 
 #include <arpa/inet.h>
@@ -406,6 +407,7 @@ napi_value Init(napi_env env, napi_value exports) {
   RegisterStream(env, exports);
   RegisterSeal(env, exports);
   RegisterForward(env, exports);
+  RegisterForwardFrame(env, exports);
   return exports;
 }
 

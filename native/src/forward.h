@@ -36,6 +36,9 @@ struct Fwd {
   double ratio = 0;
   bool budgeted = false;
   int paired_by = -1;  // on a plain entry: the seal entry whose pair it is
+  // On a seal entry: one byte sent before the tunnel datagram (ICE's data prefix 0x0b on a direct
+  // peer path, forward-frame.cc), 0 for none.
+  uint8_t frame = 0;
 };
 
 struct FwdState {
@@ -62,6 +65,8 @@ struct FwdState {
   std::vector<uint64_t> cmsg;  // 4 words per send
   std::vector<int> send_first;
   std::vector<int> send_count;
+  // Prefix + header + tag of each framed sealed message (forward-frame.cc), sized on first use.
+  std::vector<uint8_t> framed;
 };
 
 // The lookup key of a seal entry (exact for IPv4 and connected sockets, a hash for IPv6), and of a plain one.
@@ -69,5 +74,9 @@ uint64_t SourceKey(int sock, const int32_t* src);
 inline uint64_t TagKey(int slot, uint32_t tag) { return (static_cast<uint64_t>(slot) << 32) | tag; }
 // Removes entry `id` (idempotent) and undoes its reply-budget pair.
 void RemoveForward(FwdState* f, int id);
+
+// forward-frame.cc: framed seal entries (a direct peer path's ICE prefix).
+constexpr int kFrameWrap = 1 + kHeader + kTag;
+void RegisterForwardFrame(napi_env env, napi_value exports);
 
 }  // namespace sluice
