@@ -30,6 +30,8 @@ export interface ForwardBinding {
   forwardPair(engine: EngineHandle, sealEntry: number, plainEntry: number, ratio: number): void;
   forwardRemove(engine: EngineHandle, entry: number): void;
   forwardLive(engine: EngineHandle, entry: number): boolean;
+  /** The seal entry sends `byte` before each datagram (ICE's data prefix on a direct peer path); absent in older builds. */
+  forwardFrame?(engine: EngineHandle, sealEntry: number, byte: number): boolean;
 }
 
 /** Doubles per forwarding entry in `counters`: [datagrams, bytes, send errors, unused]. */
