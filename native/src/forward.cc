@@ -11,7 +11,8 @@
 //          slot `open_slot` with tag `tag_in` (from `src` when `check_src`), has its plaintext sent
 //          from `out_sock` to `dst` (family 0: `out_sock` is connected). A datagram behind ICE's
 //          data prefix (a direct peer path's key opens only those) is taken after the prefix.
-// A seal entry may be framed (forward-frame.cc): one byte goes before the tunnel datagram, ICE's
+// A plain-matched entry may reseal instead (forward-peer.cc: a relayed peer flow at the gateway).
+// A seal entry may be framed (forward-peer.cc): one byte goes before the tunnel datagram, ICE's
 // data prefix on a direct peer path, so the wire is what ice/channel.ts frames.
 // Everything the entry cannot decide (no credit left, too large, another source, an origin block,
 // no sequence left) is left in the batch for JavaScript, which decides as it always has.
@@ -222,6 +223,23 @@ int ForwardHarvested(Engine* e, int used) {
       if (x.budgeted) *allowance -= plain;
       mmsghdr* h = NextMessage(e, f, m, id, x, iovs);
       if (h == nullptr) continue;
+      if (x.reseal) {
+        int n = ResealInto(e, f, x, m, iovs, d + skip + kHeader, plain);
+        if (n < 0) {
+          f->counters[id * kFwdCounters + 2] += 1;
+          rec[0] = -1;
+          forwarded++;
+        }
+        if (n <= 0) continue;
+        h->msg_hdr.msg_iovlen = n;
+        iovs += n;
+        f->msg_wire[m] = kHeader + plain + kTag;
+        f->msg_len[m++] = plain;
+        if (credit > 0) credit--;
+        rec[0] = -1;
+        forwarded++;
+        continue;
+      }
       f->iovs[iovs] = {d + skip + kHeader, static_cast<size_t>(plain)};
       h->msg_hdr.msg_iovlen = 1;
       iovs += 1;
@@ -231,7 +249,7 @@ int ForwardHarvested(Engine* e, int used) {
       if (len > x.max_len) continue;
       double* seq = x.seal_slot < f->seqs_max ? f->seqs + x.seal_slot : nullptr;
       if (seq == nullptr || *seq > kMaxSequence) continue;
-      int pre = x.frame != 0 ? 1 : 0;  // forward-frame.cc
+      int pre = x.frame != 0 ? 1 : 0;  // forward-peer.cc
       if (pre && f->framed.empty()) continue;
       mmsghdr* h = NextMessage(e, f, m, id, x, iovs);
       if (h == nullptr) continue;

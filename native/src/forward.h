@@ -37,8 +37,11 @@ struct Fwd {
   bool budgeted = false;
   int paired_by = -1;  // on a plain entry: the seal entry whose pair it is
   // On a seal entry: one byte sent before the tunnel datagram (ICE's data prefix 0x0b on a direct
-  // peer path, forward-frame.cc), 0 for none.
+  // peer path, forward-peer.cc), 0 for none.
   uint8_t frame = 0;
+  // A plain-matched entry that seals again instead of sending the plaintext (forward-peer.cc): a
+  // relayed peer flow at the gateway, opened under the opener's key and sealed under the target's.
+  bool reseal = false;
 };
 
 struct FwdState {
@@ -65,7 +68,7 @@ struct FwdState {
   std::vector<uint64_t> cmsg;  // 4 words per send
   std::vector<int> send_first;
   std::vector<int> send_count;
-  // Prefix + header + tag of each framed sealed message (forward-frame.cc), sized on first use.
+  // Prefix + header + tag of each framed sealed message (forward-peer.cc), sized on first use.
   std::vector<uint8_t> framed;
 };
 
@@ -75,8 +78,13 @@ inline uint64_t TagKey(int slot, uint32_t tag) { return (static_cast<uint64_t>(s
 // Removes entry `id` (idempotent) and undoes its reply-budget pair.
 void RemoveForward(FwdState* f, int id);
 
-// forward-frame.cc: framed seal entries (a direct peer path's ICE prefix).
+// forward-peer.cc: framed seal entries (a direct peer path's ICE prefix).
 constexpr int kFrameWrap = 1 + kHeader + kTag;
 void RegisterForwardFrame(napi_env env, napi_value exports);
+// forward-peer.cc: seals the opened `plain` bytes at `payload` in place for reseal entry `x` as
+// message `m` (header and tag in the wrap scratch) and fills its iovecs from `iovs`. Returns the
+// iovecs used; 0 when it cannot go now (no sequence left: JavaScript decides), -1 when sealing
+// failed (the payload may be half encrypted: never handed on).
+int ResealInto(Engine* e, FwdState* f, const Fwd& x, int m, int iovs, uint8_t* payload, int plain);
 
 }  // namespace sluice

@@ -53,13 +53,13 @@ export interface TunnelEnd {
  * forwarding the old way before the next datagram, not only at the tables' next sweep.
  */
 export class OffloadGroup {
-  readonly #members = new Set<Offload>();
+  readonly #members = new Set<{ close(): void }>();
 
-  add(o: Offload): void {
+  add(o: { close(): void }): void {
     this.#members.add(o);
   }
 
-  delete(o: Offload): void {
+  delete(o: { close(): void }): void {
     this.#members.delete(o);
   }
 

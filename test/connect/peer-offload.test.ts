@@ -145,16 +145,24 @@ test('replayed and forged datagrams on an offloaded direct path are dropped and 
   assert.equal(flow.offloads.size, 1);
 });
 
-test('a relayed flow: the laptop\'s and home\'s sessions are forwarded in the batch toward the gateway', { skip }, async (t) => {
+test('a relayed flow in the batch at the laptop, the gateway (resealed from one agent\'s keys to the other\'s) and home; counters count every datagram', { skip }, async (t) => {
   const x = await setup(t, 'relay');
+  const c = x.gw.gateway.counters;
   const n = 200;
-  for (let i = 0; i < n; i++) await x.roundTrip(`relay ${i}`);
+  let bytes = 0;
+  for (let i = 0; i < n; i++) {
+    const msg = `relay ${i}`.padEnd(10 + (i % 30), '-');
+    bytes += msg.length;
+    await x.roundTrip(msg);
+  }
   const flow = x.laptop.agent.peers.flows[0]!;
   assert.equal(flow.offloads.size, 1, 'the laptop\'s flow is in the batch');
-  // Laptop and home: two entries each per round trip; the gateway reseals in JavaScript.
+  // Six entries per round trip: the laptop's two, the gateway's two reseal entries, home's two.
   const native = forwarded(x.dp);
-  assert.ok(native >= 4 * n - 40, `forwarded in the batch: ${native} of ${4 * n}`);
-  await waitFor(() => flow.counters.relayed === n, `the flow counts every relayed datagram (${JSON.stringify(flow.counters)})`, 3000);
+  assert.ok(native >= 6 * n - 60, `forwarded in the batch: ${native} of ${6 * n}`);
+  await waitFor(() => flow.counters.relayed === n && c.peerDatagramsToService === n && c.peerDatagramsToOpener === n, `every relayed datagram counted (flow ${JSON.stringify(flow.counters)}, gateway ${c.peerDatagramsToService}/${c.peerDatagramsToOpener})`, 3000);
+  assert.equal(c.peerBytesToService, bytes);
+  assert.equal(c.peerBytesToOpener, bytes);
   assert.equal(flow.counters.direct, 0);
   assert.equal(x.echo.seen.length, n);
 });

@@ -12,7 +12,7 @@ import { DatagramOpener, DatagramSealer, type DatagramRejectReason } from '../..
 import { ICE_DATA_PREFIX, frameIceData, unframeIceData } from '../../src/ice/channel.js';
 import { waitFor } from '../helpers/net.js';
 
-// Framed forwarding entries (native/src/forward-frame.cc): a direct peer path's datagrams are
+// Framed forwarding entries (native/src/forward-peer.cc): a direct peer path's datagrams are
 // tunnel datagrams behind ICE's data prefix; the batch must put the same bytes on the wire as the
 // JavaScript framing, and open the peer's framed datagrams behind the prefix.
 
