@@ -38,13 +38,6 @@ int ResealInto(Engine* e, FwdState* f, const Fwd& x, int m, int iovs, uint8_t* p
 
 namespace {
 
-Engine* LiveEngine(napi_env env, napi_value v) {
-  void* p = nullptr;
-  if (napi_get_value_external(env, v, &p) != napi_ok || p == nullptr) return nullptr;
-  Engine* e = static_cast<Engine*>(p);
-  return e->destroyed ? nullptr : e;
-}
-
 // forwardFrame(engine, sealEntry, byte) -> whether the entry now sends `byte` (1-255) before each
 // datagram. False for anything but an installed seal entry.
 napi_value FrameCall(napi_env env, napi_callback_info info) {
@@ -65,14 +58,6 @@ napi_value FrameCall(napi_env env, napi_callback_info info) {
   napi_value out;
   napi_get_boolean(env, ok, &out);
   return out;
-}
-
-bool Address6(napi_env env, napi_value v, int32_t* out) {
-  for (uint32_t i = 0; i < 6; i++) {
-    napi_value x;
-    if (napi_get_element(env, v, i, &x) != napi_ok || napi_get_value_int32(env, x, &out[i]) != napi_ok) return false;
-  }
-  return out[1] == 0 || out[1] == 4 || out[1] == 6;
 }
 
 // forwardReseal(engine, openSlot, tagIn, src[6], outSock, dst[6], sealSlot, peerKeyId, tagOut, maxLen)

@@ -78,6 +78,12 @@ inline uint64_t TagKey(int slot, uint32_t tag) { return (static_cast<uint64_t>(s
 // Removes entry `id` (idempotent) and undoes its reply-budget pair.
 void RemoveForward(FwdState* f, int id);
 
+// forward-api.cc, shared with forward-peer.cc: the engine of an N-API value (null when destroyed),
+// a typed array of `want`, an address [port, family, address x4] from a JavaScript array.
+Engine* LiveEngine(napi_env env, napi_value v);
+bool Typed(napi_env env, napi_value v, napi_typedarray_type want, void** data, size_t* length);
+bool Address6(napi_env env, napi_value v, int32_t* out);
+
 // forward-peer.cc: framed seal entries (a direct peer path's ICE prefix).
 constexpr int kFrameWrap = 1 + kHeader + kTag;
 void RegisterForwardFrame(napi_env env, napi_value exports);
