@@ -22,7 +22,6 @@ const SWEEP_MS = 250;
  */
 export class RelayedFlowOffloads {
   readonly #live = new Set<DatagramPeerFlow>();
-  #tick = 0;
   #timer: Timer | undefined;
 
   constructor(
@@ -45,8 +44,10 @@ export class RelayedFlowOffloads {
       }
       this.remove(flow);
     }
-    if (++flow.viaJs < OFFLOAD_AFTER || flow.offloadTried === this.#tick || flow.closed) return;
-    flow.offloadTried = this.#tick;
+    // One try per SWEEP_MS per flow, by the clock (the sweep itself runs only while flows are in the batch).
+    const tick = Math.floor(this.clock.now() / SWEEP_MS);
+    if (++flow.viaJs < OFFLOAD_AFTER || flow.offloadTried === tick || flow.closed) return;
+    flow.offloadTried = tick;
     const c = flow.channel;
     if (!c || c.closed || !c.answered) return;
     const target = c.offloadEnd();
@@ -76,7 +77,6 @@ export class RelayedFlowOffloads {
   }
 
   #sweep(): void {
-    this.#tick++;
     for (const f of [...this.#live]) {
       this.#fold(f, f.offload!);
       if (!f.offload!.live) this.remove(f);
