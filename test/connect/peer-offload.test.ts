@@ -48,7 +48,14 @@ async function setup(t: TestContext, path: 'direct' | 'relay', idle = '30s') {
     await waitFor(() => client.got.length > before, `the answer to ${msg}`, 5000);
     assert.equal(client.got[before], msg);
   };
-  return { dp, gw, echo, home, laptop, listen, client, roundTrip };
+  /** Round trips until the laptop's flow is in the batch (a hand-over happens on a datagram through JavaScript): how many it took (bounded). */
+  const untilOffloaded = async (prefix: string): Promise<number> => {
+    let n = 0;
+    while (!(laptop.agent.peers.flows[0]?.offloads.size === 1) && n < 200) await roundTrip(`${prefix}${n++}`);
+    assert.equal(laptop.agent.peers.flows[0]?.offloads.size, 1, `the flow in the batch after ${n} more round trips`);
+    return n;
+  };
+  return { dp, gw, echo, home, laptop, listen, client, roundTrip, untilOffloaded };
 }
 
 test('the direct peer path in the batch: both agents forward an established flow without JavaScript; records and counters count every datagram', { skip }, async (t) => {
@@ -67,7 +74,7 @@ test('the direct peer path in the batch: both agents forward an established flow
   // and service -> laptop). The first datagrams of each session take JavaScript (4 before the
   // hand-over, and at home its send budget's credit ramps up from 8).
   const native = forwarded(x.dp);
-  assert.ok(native >= 4 * n - 40, `forwarded in the batch: ${native} of ${4 * (n + 1)} hops`);
+  assert.ok(native >= 4 * n - 80, `forwarded in the batch: ${native} of ${4 * (n + 1)} hops`);
   const flow = x.laptop.agent.peers.flows[0]!;
   assert.equal(flow.offloads.size, 1, 'the flow is in the batch');
   await waitFor(() => ended(x.laptop.seen).length === 1 && ended(x.home.seen).length === 1, 'both sessions end idle', 5000);
@@ -88,15 +95,15 @@ test('the direct path going idle removes both agents\' entries at once; traffic 
   const x = await setup(t, 'direct');
   for (let i = 0; i < 20; i++) await x.roundTrip(`a${i}`);
   const flow = x.laptop.agent.peers.flows[0]!;
-  await waitFor(() => flow.offloads.size === 1, 'the flow in the batch');
+  const extra = await x.untilOffloaded('w');
   const before = forwarded(x.dp);
   const link = x.laptop.agent.peers.links.get('home')!;
   link.idle();
   assert.equal(flow.offloads.size, 0, 'the laptop\'s entries went with the attempt');
-  await waitFor(() => x.home.agent.peers.links.get('home') === undefined || x.home.agent.peers.links.get('laptop')!.state === 'idle', 'home\'s link idle');
-  // The next datagrams wait for a new direct path (path: direct holds them), then go in the batch again.
-  for (let i = 0; i < 20; i++) await x.roundTrip(`b${i}`);
-  await waitFor(() => flow.offloads.size === 1, 'handed over again');
+  await waitFor(() => x.home.agent.peers.links.get('laptop')?.state === 'idle', 'home\'s link idle');
+  // The next datagrams wait for a new direct path (path: direct holds them), then go in the batch
+  // again (handed over on a datagram through JavaScript once the path is usable: bounded).
+  const sent = await x.untilOffloaded('b');
   // Home hands its side over on its own sweep tick: a few more round trips, then the batch carries all.
   for (let i = 0; i < 20; i++) await x.roundTrip(`c${i}`);
   await new Promise((r) => setTimeout(r, 300));
@@ -105,7 +112,7 @@ test('the direct path going idle removes both agents\' entries at once; traffic 
   for (let i = 0; i < 40; i++) await x.roundTrip(`e${i}`);
   // Most of them (a loaded machine may put the path in doubt for a moment, which takes JavaScript).
   assert.ok(forwarded(x.dp) - from >= 4 * 40 / 2, `forwarded after the new path: ${forwarded(x.dp) - from} of 160 hops (before the idle: ${before})`);
-  assert.equal(x.echo.seen.length, 120);
+  assert.equal(x.echo.seen.length, 100 + extra + sent);
 });
 
 test('replayed and forged datagrams on an offloaded direct path are dropped and counted; the flow goes on', { skip }, async (t) => {
@@ -130,7 +137,7 @@ test('replayed and forged datagrams on an offloaded direct path are dropped and 
   };
   for (let i = 0; i < 20; i++) await x.roundTrip(`r${i}`);
   const flow = x.laptop.agent.peers.flows[0]!;
-  await waitFor(() => flow.offloads.size === 1, 'the flow in the batch');
+  await x.untilOffloaded('w');
   assert.ok(captured.length > 0 && raw, 'home sealed direct datagrams in JavaScript before the hand-over');
   const link = x.laptop.agent.peers.links.get('home')!;
   const rejected = link.counters.directRejected;
