@@ -108,7 +108,9 @@ export class PeerFlow implements DatagramChannel {
         groups: [this.offloads],
       });
     }
-    if (this.target.path === 'direct' || link.directUsable) return null;
+    // The relay: pinned to it, or (auto) while no direct path is usable.
+    const relayOnly = () => this.target.path === 'relay' || !link.directUsable;
+    if (this.target.path === 'direct' || !relayOnly()) return null;
     const r = this.relay.offloadEnd?.(tag, () => -1);
     if (!r) return null;
     return {
@@ -117,7 +119,7 @@ export class PeerFlow implements DatagramChannel {
         r.forwarded(to, from);
         count(to, from, false);
       },
-      valid: () => r.valid() && this.state === 'ok' && this.tag === tag && !link.directUsable,
+      valid: () => r.valid() && this.state === 'ok' && this.tag === tag && relayOnly(),
       groups: [...(r.groups ?? []), this.offloads],
     };
   }
