@@ -1,6 +1,7 @@
 // N-API surface of the native UDP datapath. src/datapath/native/binding.ts declares these
 // functions; every call is synchronous and made on the JavaScript thread.
 #include "engine.h"
+#include "forward.h"
 #include "stream.h"
 
 #include <arpa/inet.h>
@@ -402,6 +403,7 @@ napi_value Init(napi_env env, napi_value exports) {
   RegisterForward(env, exports);
   RegisterHold(env, exports);
   RegisterSockopt(env, exports);
+  RegisterForwardFrame(env, exports);
   return exports;
 }
 

@@ -9,8 +9,6 @@ namespace sluice {
 
 // ---- N-API ----
 
-namespace {
-
 Engine* LiveEngine(napi_env env, napi_value v) {
   void* p = nullptr;
   if (napi_get_value_external(env, v, &p) != napi_ok || p == nullptr) return nullptr;
@@ -32,6 +30,8 @@ bool Address6(napi_env env, napi_value v, int32_t* out) {
   }
   return out[1] == 0 || out[1] == 4 || out[1] == 6;
 }
+
+namespace {
 
 // forwardAttach(engine, counters: Float64Array, credits: Int32Array, seqs: Float64Array)
 napi_value Attach(napi_env env, napi_callback_info info) {

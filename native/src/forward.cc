@@ -9,7 +9,11 @@
 //          sequence counter that slot shares with JavaScript) and sent from `out_sock` to `dst`.
 //   plain: a tunnel data datagram without an origin block, opened in the harvest under opening key
 //          slot `open_slot` with tag `tag_in` (from `src` when `check_src`), has its plaintext sent
-//          from `out_sock` to `dst` (family 0: `out_sock` is connected).
+//          from `out_sock` to `dst` (family 0: `out_sock` is connected). A datagram behind ICE's
+//          data prefix (a direct peer path's key opens only those) is taken after the prefix.
+// A plain-matched entry may reseal instead (forward-peer.cc: a relayed peer flow at the gateway).
+// A seal entry may be framed (forward-peer.cc): one byte goes before the tunnel datagram, ICE's
+// data prefix on a direct peer path, so the wire is what ice/channel.ts frames.
 // Everything the entry cannot decide (no credit left, too large, another source, an origin block,
 // no sequence left) is left in the batch for JavaScript, which decides as it always has.
 //
@@ -25,6 +29,8 @@
 #include <string.h>
 
 namespace sluice {
+
+constexpr uint8_t kIcePrefix = 0x0b;  // ice/channel.ts ICE_DATA_PREFIX
 
 static inline uint32_t Be32(const uint8_t* p) { return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3]; }
 static inline void PutBe32(uint8_t* p, uint32_t v) {
@@ -190,10 +196,12 @@ int ForwardHarvested(Engine* e, int used) {
     uint8_t* d = e->rx + static_cast<size_t>(i) * kSlotBytes;
     int open_slot = OpenedKey(e, i);
     int id;
+    int skip = 0;  // ICE's data prefix before an opened datagram (a direct peer path's key only opens those)
     if (open_slot >= 0) {
-      // Opened in place: data (0x0c) without an origin block, never behind ICE's prefix.
-      if (d[0] != 0x0c || d[1] != 0) continue;
-      auto it = f->by_tag.find(TagKey(open_slot, Be32(d + 6)));
+      // Opened in place: data (0x0c) without an origin block.
+      skip = d[0] == kIcePrefix ? 1 : 0;
+      if (d[skip] != 0x0c || d[skip + 1] != 0) continue;
+      auto it = f->by_tag.find(TagKey(open_slot, Be32(d + skip + 6)));
       if (it == f->by_tag.end()) continue;
       id = it->second;
     } else {
@@ -219,14 +227,31 @@ int ForwardHarvested(Engine* e, int used) {
     }
     if (!x.seal) {
       if (x.check_src && !SameSource(x.src, rec + 2)) continue;
-      int plain = len - kHeader - kTag;
+      int plain = len - skip - kHeader - kTag;
       if (plain > x.max_len) continue;
       double* allowance = f->counters + id * kFwdCounters + 3;
       if (x.budgeted && *allowance < plain) continue;  // JavaScript drops it and counts the drop
       if (x.budgeted) *allowance -= plain;
       mmsghdr* h = NextMessage(e, f, m, id, x, iovs);
       if (h == nullptr) continue;
-      f->iovs[iovs] = {d + kHeader, static_cast<size_t>(plain)};
+      if (x.reseal) {
+        int n = ResealInto(e, f, x, m, iovs, d + skip + kHeader, plain);
+        if (n < 0) {
+          f->counters[id * kFwdCounters + 2] += 1;
+          rec[0] = -1;
+          forwarded++;
+        }
+        if (n <= 0) continue;
+        h->msg_hdr.msg_iovlen = n;
+        iovs += n;
+        f->msg_wire[m] = kHeader + plain + kTag;
+        f->msg_len[m++] = plain;
+        if (credit > 0) credit--;
+        rec[0] = -1;
+        forwarded++;
+        continue;
+      }
+      f->iovs[iovs] = {d + skip + kHeader, static_cast<size_t>(plain)};
       h->msg_hdr.msg_iovlen = 1;
       iovs += 1;
       f->msg_wire[m] = plain;
@@ -235,9 +260,12 @@ int ForwardHarvested(Engine* e, int used) {
       if (len > x.max_len) continue;
       double* seq = x.seal_slot < f->seqs_max ? f->seqs + x.seal_slot : nullptr;
       if (seq == nullptr || *seq > kMaxSequence) continue;
+      int pre = x.frame != 0 ? 1 : 0;  // forward-peer.cc
+      if (pre && f->framed.empty()) continue;
       mmsghdr* h = NextMessage(e, f, m, id, x, iovs);
       if (h == nullptr) continue;
-      uint8_t* w = f->wrap.data() + static_cast<size_t>(m) * (kHeader + kTag);
+      uint8_t* w = pre ? f->framed.data() + static_cast<size_t>(m) * kFrameWrap + 1 : f->wrap.data() + static_cast<size_t>(m) * (kHeader + kTag);
+      if (pre) w[-1] = x.frame;
       uint64_t s = static_cast<uint64_t>(*seq);
       w[0] = 0x0c;
       w[1] = 0;
@@ -254,12 +282,12 @@ int ForwardHarvested(Engine* e, int used) {
       *seq += 1;
       // Header, payload sealed in place, tag; the iovecs of consecutive datagrams are contiguous.
       int n = 0;
-      f->iovs[iovs + n++] = {w, static_cast<size_t>(kHeader)};
+      f->iovs[iovs + n++] = {w - pre, static_cast<size_t>(pre + kHeader)};
       if (len > 0) f->iovs[iovs + n++] = {d, static_cast<size_t>(len)};
       f->iovs[iovs + n++] = {w + kHeader, static_cast<size_t>(kTag)};
       h->msg_hdr.msg_iovlen = n;
       iovs += n;
-      f->msg_wire[m] = kHeader + len + kTag;
+      f->msg_wire[m] = pre + kHeader + len + kTag;
       f->msg_len[m++] = len;
     }
     if (credit > 0) credit--;

@@ -37,6 +37,12 @@ struct Fwd {
   double ratio = 0;
   bool budgeted = false;
   int paired_by = -1;  // on a plain entry: the seal entry whose pair it is
+  // On a seal entry: one byte sent before the tunnel datagram (ICE's data prefix 0x0b on a direct
+  // peer path, forward-peer.cc), 0 for none.
+  uint8_t frame = 0;
+  // A plain-matched entry that seals again instead of sending the plaintext (forward-peer.cc): a
+  // relayed peer flow at the gateway, opened under the opener's key and sealed under the target's.
+  bool reseal = false;
 };
 
 struct FwdState {
@@ -64,6 +70,8 @@ struct FwdState {
   std::vector<int> send_first;
   std::vector<int> send_count;
   FwdPools* pools = nullptr;  // send budgets in the batch (forward-pool.cc); made by the first pool
+  // Prefix + header + tag of each framed sealed message (forward-peer.cc), sized on first use.
+  std::vector<uint8_t> framed;
 };
 
 // The lookup key of a seal entry (exact for IPv4 and connected sockets, a hash for IPv6), and of a plain one.
@@ -74,5 +82,20 @@ void RemoveForward(FwdState* f, int id);
 // forward-pool.cc
 void FreePools(Engine* e, FwdState* f);
 void RegisterForwardPool(napi_env env, napi_value exports);
+
+// forward-api.cc, shared with forward-peer.cc: the engine of an N-API value (null when destroyed),
+// a typed array of `want`, an address [port, family, address x4] from a JavaScript array.
+Engine* LiveEngine(napi_env env, napi_value v);
+bool Typed(napi_env env, napi_value v, napi_typedarray_type want, void** data, size_t* length);
+bool Address6(napi_env env, napi_value v, int32_t* out);
+
+// forward-peer.cc: framed seal entries (a direct peer path's ICE prefix).
+constexpr int kFrameWrap = 1 + kHeader + kTag;
+void RegisterForwardFrame(napi_env env, napi_value exports);
+// forward-peer.cc: seals the opened `plain` bytes at `payload` in place for reseal entry `x` as
+// message `m` (header and tag in the wrap scratch) and fills its iovecs from `iovs`. Returns the
+// iovecs used; 0 when it cannot go now (no sequence left: JavaScript decides), -1 when sealing
+// failed (the payload may be half encrypted: never handed on).
+int ResealInto(Engine* e, FwdState* f, const Fwd& x, int m, int iovs, uint8_t* payload, int plain);
 
 }  // namespace sluice

@@ -96,6 +96,8 @@ export class Agent {
       iceSocket: () => carrierPath()?.iceSocket(),
       gatewayStun: () => carrierPath()?.gatewayStun(),
       opener: (opts) => carrierPath()!.opener(opts),
+      sealer: (opts) => carrierPath()!.sealer(opts),
+      offloadEnd: (tag, grant) => carrierPath()?.offloadEnd(tag, { grant }) ?? null,
     };
     this.peers = new Peers(config, {
       clock,
@@ -371,8 +373,8 @@ export class Agent {
         if (carries()) peers.exposedClosed(tag);
         path.sendClose(tag);
       },
-      // A tag answered over a direct peer path stays in JavaScript (peers.ts sends it).
-      offloadEnd: (tag, budget) => (carries() && peers.carriesExposed(tag) ? null : path.offloadEnd(tag, budget)),
+      // A peer's flow is forwarded over the path it came by (peers.ts).
+      offloadEnd: (tag, budget) => (carries() ? peers.offloadExposed(tag, budget, () => path.offloadEnd(tag, budget)) : path.offloadEnd(tag, budget)),
       budget: new SendBudget(config.datagramBudget, clock, events, path.counters.shed),
     });
     const home: GatewayHome = new GatewayHome(t.gateway, t.serverName, path, local, this.#host);

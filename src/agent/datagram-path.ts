@@ -2,7 +2,7 @@ import type { Clock, Timer } from '../core/clock.js';
 import type { FairDropReason } from '../core/fair-share.js';
 import {
   MAX_DATAGRAM_PAYLOAD_BYTES, isTunnelError, readUnverifiedHeader,
-  type DatagramKeys, type DatagramOrigin, type DatagramRejectReason, type OpenerOptions,
+  type DatagramKeys, type DatagramOrigin, type DatagramRejectReason, type OpenerOptions, type SealerOptions,
 } from '../protocol/tunnel/index.js';
 import { canonicalIp, type Endpoint } from '../core/address.js';
 import type { UdpDatapath, UdpListener } from '../datapath/udp-datapath.js';
@@ -164,6 +164,11 @@ export class AgentDatagramPath {
   /** The opener of a peer's direct-path key: its datagrams arrive on this socket (docs/datapath.md). */
   opener(opts: OpenerOptions): SocketOpener {
     return tunnelOpener(this.datapath, opts);
+  }
+
+  /** The sealer of a peer's direct-path key: sent from this socket, sealed in the batch where the datapath is native. */
+  sealer(opts: SealerOptions): SocketSealer {
+    return tunnelSealer(this.datapath, opts, () => this.#socket);
   }
 
   /** The gateway's STUN server: its UDP port (docs/expose.md). */

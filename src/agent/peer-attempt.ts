@@ -8,8 +8,10 @@ import { formatCandidate, parseCandidate, type IceCandidate } from '../ice/candi
 import type { StunPeer } from '../turn/stun-transaction.js';
 import type { TurnServerConfig } from '../turn/turn-client.js';
 import { classifyPeer } from '../udpexposer/peer-policy.js';
-import { DatagramSealer, type OpenerOptions } from '../protocol/tunnel/index.js';
-import { SocketOpener } from '../datapath/socket-keys.js';
+import type { OpenerOptions, SealerOptions } from '../protocol/tunnel/index.js';
+import { SocketOpener, SocketSealer } from '../datapath/socket-keys.js';
+import { OffloadGroup, type TunnelEnd } from '../datapath/offload.js';
+import { ICE_DATA_PREFIX } from '../ice/channel.js';
 import type { DiagnosisInput } from './peer-diagnosis.js';
 import type { PeerSignalBody } from './peer-signal.js';
 
@@ -26,6 +28,21 @@ export interface AttemptOptions {
   readonly candidateClasses: readonly CandidateClass[];
   /** Makes the opener of the direct path's key (in the native batch where the datapath is native). */
   readonly opener?: (opts: OpenerOptions) => SocketOpener;
+  /** Makes the sealer of the peer's key (sealing in the native batch, from the gateway socket, where the datapath is native). */
+  readonly sealer?: (opts: SealerOptions) => SocketSealer;
+}
+
+/** One flow of a direct path as the native batch carries it (PeerAttempt.offloadEnd). */
+export interface DirectFlowEnd {
+  /** The tag the peer reads (its connectee tag, or ours with the peer bit set). */
+  readonly tag: number;
+  /** The tag the peer's datagrams of this flow carry. */
+  readonly tagIn: number;
+  grant(want: number): number;
+  forwarded(toPeer: number, fromPeer: number): void;
+  /** False once the flow's own side changed (re-tag, closed, another path chosen). */
+  valid(): boolean;
+  readonly groups: readonly OffloadGroup[];
 }
 
 /** What an attempt reports to its link. */
@@ -59,7 +76,9 @@ export class PeerAttempt {
   readonly #key = randomBytes(32);
   readonly #keyId = randomInt(1, 0xffff_ffff);
   readonly #opener: SocketOpener;
-  #sealer: DatagramSealer | undefined;
+  #sealer: SocketSealer | undefined;
+  /** Flows forwarded in the native batch over the selected pair: closed on every ICE state change and when the attempt ends. */
+  readonly offloads = new OffloadGroup();
 
   constructor(
     private readonly o: AttemptOptions,
@@ -82,7 +101,10 @@ export class PeerAttempt {
       this.stunAnswered = !e.errors.some((err) => err.name === 'StunTimeoutError');
       events.signal({ kind: 'end', attempt: o.id });
     });
-    this.ice.on('state', (state) => events.state(state));
+    this.ice.on('state', (state) => {
+      this.offloads.closeAll();
+      events.state(state);
+    });
     this.ice.channel.onDatagram((buf) => this.#onDatagram(buf));
   }
 
@@ -108,7 +130,8 @@ export class PeerAttempt {
   /** The peer's offer or answer. Idempotent. */
   accept(s: { ufrag: string; pwd: string; keyId: number; key: string }): void {
     if (this.#sealer) return;
-    this.#sealer = new DatagramSealer({ key: Buffer.from(s.key, 'base64'), direction: this.o.controlling ? 'agent-to-gateway' : 'gateway-to-agent', peerKeyId: s.keyId });
+    const opts: SealerOptions = { key: Buffer.from(s.key, 'base64'), direction: this.o.controlling ? 'agent-to-gateway' : 'gateway-to-agent', peerKeyId: s.keyId };
+    this.#sealer = this.o.sealer?.(opts) ?? new SocketSealer(opts, () => undefined);
     this.ice.setRemoteCredentials({ ufrag: s.ufrag, pwd: s.pwd });
   }
 
@@ -144,6 +167,37 @@ export class PeerAttempt {
     if (this.#sealer) this.ice.channel.send(this.#sealer.sealKeepalive(counter));
   }
 
+  /**
+   * The tunnel side of one flow over the selected pair for the native batch (datapath/offload.ts):
+   * sealed under this attempt's keys behind ICE's data prefix, from the gateway socket to the
+   * peer's selected candidate, and the peer's datagrams from there opened under ours. Null while
+   * not connected, and on a relayed pair (a TURN relay frames datagrams its own way). Valid while
+   * ICE stays connected on the same remote candidate; any ICE state change closes it at once.
+   */
+  offloadEnd(flow: DirectFlowEnd): TunnelEnd | null {
+    const sealer = this.#sealer;
+    const pair = this.ice.selectedPair;
+    if (!sealer || !this.connected || !pair || pair.relayed) return null;
+    const { address, port } = pair.remote;
+    return {
+      kind: 'tunnel',
+      sealer,
+      opener: this.#opener,
+      tag: flow.tag,
+      tagIn: flow.tagIn,
+      frame: ICE_DATA_PREFIX,
+      peer: { address, port },
+      pinPeer: true,
+      grant: (want) => flow.grant(want),
+      forwarded: (to, from) => flow.forwarded(to, from),
+      valid: () => {
+        const p = this.connected ? this.ice.selectedPair : undefined;
+        return p !== undefined && p.remote.address === address && p.remote.port === port && flow.valid();
+      },
+      groups: [this.offloads, ...flow.groups],
+    };
+  }
+
   /** The ICE part of the diagnosis. */
   snapshot(): Pick<DiagnosisInput, 'ice' | 'skipped' | 'keys' | 'stunAnswered'> {
     const ice = this.ice;
@@ -157,6 +211,8 @@ export class PeerAttempt {
 
   /** Idempotent; deletes the attempt's TURN allocations in the background. */
   close(): void {
+    this.offloads.closeAll();
+    this.#sealer?.release();
     this.#opener.release();
     this.ice.removeAllListeners();
     this.ice.channel.close();

@@ -2,12 +2,16 @@ import type { Endpoint } from '../core/address.js';
 import type { DatagramChannel, DatagramReceiver } from '../upstream/dialer.js';
 import type { PeerTarget } from '../upstream/peer/peer-dialer.js';
 import type { PeerLink } from './peer-link.js';
+import { OffloadGroup, type TunnelEnd } from '../datapath/offload.js';
+import { PEER_TAG_BIT } from '../protocol/tunnel/index.js';
 
 /** The agent's relay to a peer: its datagram path to the gateway, as flows use it. */
 export interface RelayPath {
   send(tag: number, payload: Buffer): void;
   /** As a DATAGRAM frame on the control channel, in order behind control messages; false when down. */
   sendOverChannel(tag: number, payload: Buffer): boolean;
+  /** The relay's tunnel side of `tag` for the native batch (sealed UDP to the gateway), or null. */
+  offloadEnd?(tag: number, grant: (want: number) => number): TunnelEnd | null;
 }
 
 /** Datagrams a flow holds while it has no path yet (control channel down, or `path: direct` before ICE). */
@@ -30,6 +34,8 @@ export class PeerFlow implements DatagramChannel {
   readonly queue: Buffer[] = [];
   /** `duplicated`: sent on both paths while the direct one was in doubt (also counted in both). */
   readonly counters = { direct: 0, relayed: 0, duplicated: 0, received: 0, queuedDropped: 0 };
+  /** This flow's session forwarded in the native batch: closed when its tags, its state or its link's path change. */
+  readonly offloads = new OffloadGroup();
 
   constructor(
     private readonly relay: RelayPath,
@@ -75,6 +81,47 @@ export class PeerFlow implements DatagramChannel {
 
   close(): void {
     this.onClose(this);
+  }
+
+  /**
+   * The flow's tunnel side for the native batch (datapath/offload.ts; the connect session's client
+   * is the plain side): the link's direct path while it is usable and not in doubt, else the
+   * relay's sealed UDP once PEER_OPEN_OK came and while the flow does not go direct. Never while
+   * datagrams are held. A connect listener has no send budget: no credit limit.
+   */
+  offloadEnd(): TunnelEnd | null {
+    if (this.state !== 'ok' || this.queue.length > 0) return null;
+    const { tag, peerTag, link } = this;
+    const count = (to: number, from: number, direct: boolean) => {
+      if (direct) this.counters.direct += to;
+      else this.counters.relayed += to;
+      this.counters.received += from;
+      if (to + from > 0) link.touch();
+    };
+    if (this.target.path !== 'relay' && peerTag !== 0 && link.directUsable) {
+      return link.offloadEnd({
+        tag: peerTag,
+        tagIn: (peerTag | PEER_TAG_BIT) >>> 0,
+        grant: () => -1,
+        forwarded: (to, from) => count(to, from, true),
+        valid: () => this.state === 'ok' && this.peerTag === peerTag,
+        groups: [this.offloads],
+      });
+    }
+    // The relay: pinned to it, or (auto) while no direct path is usable.
+    const relayOnly = () => this.target.path === 'relay' || !link.directUsable;
+    if (this.target.path === 'direct' || !relayOnly()) return null;
+    const r = this.relay.offloadEnd?.(tag, () => -1);
+    if (!r) return null;
+    return {
+      ...r,
+      forwarded: (to, from) => {
+        r.forwarded(to, from);
+        count(to, from, false);
+      },
+      valid: () => r.valid() && this.state === 'ok' && this.tag === tag && relayOnly(),
+      groups: [...(r.groups ?? []), this.offloads],
+    };
   }
 
   #direct(payload: Buffer): boolean {

@@ -6,7 +6,8 @@ import type { StunPeer } from '../turn/stun-transaction.js';
 import type { TurnServerConfig } from '../turn/turn-client.js';
 import { PEER_TAG_BIT } from '../protocol/tunnel/index.js';
 import type { CandidateClass } from '../config/expose-config.js';
-import { PeerAttempt, type AttemptOptions } from './peer-attempt.js';
+import type { TunnelEnd } from '../datapath/offload.js';
+import { PeerAttempt, type AttemptOptions, type DirectFlowEnd } from './peer-attempt.js';
 import { diagnose, type PeerDiagnosis } from './peer-diagnosis.js';
 import { encodePeerSignal, type PeerSignal, type PeerSignalBody } from './peer-signal.js';
 import { nextPeerState, type PeerState } from './peer-link-state.js';
@@ -40,6 +41,8 @@ export interface PeerLinkDeps {
   readonly socket: () => IceSocket | undefined;
   /** Makes the opener of a direct path's key (the gateway socket's datapath decides where it runs). */
   readonly opener?: AttemptOptions['opener'];
+  /** Makes the sealer of the peer's key (likewise). */
+  readonly sealer?: AttemptOptions['sealer'];
   /** Sends a SIGNAL to the peer; false when the control channel is down. */
   readonly signal: (payload: Buffer) => boolean;
   /** A direct datagram for one of this agent's exposed services (connectee tag `tag`). */
@@ -235,6 +238,27 @@ export class PeerLink {
     return true;
   }
 
+  /**
+   * One flow's tunnel side over the direct path for the native batch, while that path is usable
+   * and not in doubt (in doubt, JavaScript sends on both paths). The batch's datagrams count as
+   * this link's direct ones and as activity. The suspect rule closes it at once; the doubt rule
+   * (time based) is checked by `valid` on the session table's sweep.
+   */
+  offloadEnd(flow: DirectFlowEnd): TunnelEnd | null {
+    const a = this.#attempt;
+    if (!a || !this.directUsable || this.directInDoubt) return null;
+    return a.offloadEnd({
+      ...flow,
+      forwarded: (to, from) => {
+        this.counters.directSent += to;
+        this.counters.directReceived += from;
+        if (to + from > 0) this.touch();
+        flow.forwarded(to, from);
+      },
+      valid: () => this.#attempt === a && this.directUsable && !this.directInDoubt && flow.valid(),
+    });
+  }
+
   /** Back to idle: tells the peer, closes ICE. Idempotent. */
   idle(): void {
     this.#toIdle(true);
@@ -286,7 +310,7 @@ export class PeerLink {
     const a: PeerAttempt = new PeerAttempt(
       {
         id, controlling: this.controlling, clock: d.clock, socket, stunServers: d.stunServers(), turnServers: d.turnServers,
-        icePolicy: d.icePolicy, iceTiming: d.iceTiming, candidateClasses: d.candidateClasses, opener: d.opener,
+        icePolicy: d.icePolicy, iceTiming: d.iceTiming, candidateClasses: d.candidateClasses, opener: d.opener, sealer: d.sealer,
       },
       {
         signal: (body) => this.#send(body),
@@ -349,6 +373,7 @@ export class PeerLink {
       a.keepalive(this.#keepaliveCounter);
       if (!this.#suspect && this.deps.clock.now() - this.#lastAck > DIRECT_SILENCE_MS) {
         this.#suspect = true;
+        a.offloads.closeAll();
         this.counters.switches++;
         this.deps.changed(this);
       }

@@ -6,11 +6,13 @@ import type { AgentConfig } from '../config/expose-config.js';
 import type { IceTiming } from '../ice/agent.js';
 import type { IceSocket } from '../ice/bases.js';
 import type { StunPeer } from '../turn/stun-transaction.js';
-import { PEER_TAG_BIT, type ControlMessage, type DatagramOrigin, type OpenerOptions } from '../protocol/tunnel/index.js';
-import type { SocketOpener } from '../datapath/socket-keys.js';
+import { PEER_TAG_BIT, type ControlMessage, type DatagramOrigin, type OpenerOptions, type SealerOptions } from '../protocol/tunnel/index.js';
+import type { SocketOpener, SocketSealer } from '../datapath/socket-keys.js';
 import type { DatagramChannel, DatagramReceiver, DialOptions } from '../upstream/dialer.js';
 import type { PeerFlows, PeerTarget } from '../upstream/peer/peer-dialer.js';
 import { PeerFlow, type RelayPath } from './peer-flow.js';
+import { ExposedPeerOffloads } from './peer-offload.js';
+import type { SessionBudget, TunnelEnd } from '../datapath/offload.js';
 import { PeerLink } from './peer-link.js';
 import { decodePeerSignal } from './peer-signal.js';
 
@@ -28,6 +30,8 @@ export interface PeerDatagramPath extends RelayPath {
   gatewayStun(): StunPeer | undefined;
   /** The opener of a direct path's key, on the gateway socket's datapath. */
   opener?(opts: OpenerOptions): SocketOpener;
+  /** The sealer of a peer's direct-path key, sending from the gateway socket. */
+  sealer?(opts: SealerOptions): SocketSealer;
 }
 
 export interface PeersDeps {
@@ -53,6 +57,8 @@ export class Peers implements PeerFlows {
   readonly #byPeerTag = new Map<PeerLink, Map<number, PeerFlow>>();
   /** Exposed-service tags last heard over a direct path, and from which link: replies go back the same way. */
   readonly #directTags = new Map<number, PeerLink>();
+  /** Exposed peer-flow sessions forwarded in the native batch, by tag. */
+  readonly #exposedOffloads = new ExposedPeerOffloads();
   /** Connectee tags of our exposed services that are peers' flows (PEER_FLOW): who, and the gateway's origin. */
   readonly #exposedFlows = new Map<number, { readonly peer: string; readonly origin: DatagramOrigin }>();
   /** `directRefused`: direct datagrams for a tag that is not the sending peer's flow. */
@@ -100,6 +106,7 @@ export class Peers implements PeerFlows {
       iceTiming: d.iceTiming,
       socket: () => d.path.iceSocket(),
       ...(d.path.opener ? { opener: (opts: OpenerOptions) => d.path.opener!(opts) } : {}),
+      ...(d.path.sealer ? { sealer: (opts: SealerOptions) => d.path.sealer!(opts) } : {}),
       signal: (payload) => {
         if (!this.#control) return false;
         this.#control.send({ type: 'signal', peer, payload });
@@ -112,11 +119,16 @@ export class Peers implements PeerFlows {
           this.counters.directRefused++;
           return;
         }
-        this.#directTags.set(tag, link);
+        if (this.#directTags.get(tag) !== link) {
+          this.#directTags.set(tag, link);
+          this.#exposedOffloads.changed(tag);
+        }
         d.deliverExposed(tag, owner.origin, payload);
       },
       deliverFlow: (link, peerTag, payload) => this.#byPeerTag.get(link)?.get(peerTag)?.deliver(payload),
       changed: (link) => {
+        // The path changed: flows forwarded in the batch the old way go back through JavaScript once.
+        for (const f of this.#byPeerTag.get(link)?.values() ?? []) f.offloads.closeAll();
         if (link.directUsable) for (const f of this.#byPeerTag.get(link)?.values() ?? []) f.flush();
         d.changed?.(link);
       },
@@ -139,7 +151,10 @@ export class Peers implements PeerFlows {
 
   detach(): void {
     this.#control = undefined;
-    for (const f of this.#flows.values()) if (f.state !== 'closed') f.state = 'pending';
+    for (const f of this.#flows.values()) {
+      if (f.state !== 'closed') f.state = 'pending';
+      f.offloads.closeAll();
+    }
   }
 
   /** Control messages for peers; false for the rest. */
@@ -166,6 +181,7 @@ export class Peers implements PeerFlows {
         const f = this.#flows.get(m.tag);
         if (!f) return true;
         f.state = 'ok';
+        f.offloads.closeAll();
         if (f.peerTag !== 0) this.#byPeerTag.get(f.link)?.delete(f.peerTag);
         f.peerTag = m.peerTag;
         this.#peerTags(f.link).set(m.peerTag, f);
@@ -213,13 +229,22 @@ export class Peers implements PeerFlows {
 
   /** An exposed-service datagram came through the gateway: its replies go back that way. */
   relayArrived(tag: number): void {
-    if (this.#directTags.size !== 0) this.#directTags.delete(tag);
+    if (this.#directTags.size !== 0 && this.#directTags.delete(tag)) this.#exposedOffloads.changed(tag);
   }
 
   /** A reply of an exposed service: true when it went over the direct path it came from. */
   sendExposed(tag: number, payload: Buffer): boolean {
     const link = this.#directTags.get(tag);
     return link !== undefined && link.sendDirect((tag | PEER_TAG_BIT) >>> 0, payload);
+  }
+
+  /**
+   * The tunnel side of exposed tag `tag` for the native batch: a peer's flow over the path its
+   * datagrams last came by (`relay` makes the relay's end); any other tag, the relay's end as is.
+   */
+  offloadExposed(tag: number, budget: SessionBudget, relay: () => TunnelEnd | null): TunnelEnd | null {
+    if (!this.#exposedFlows.has(tag)) return relay();
+    return this.#exposedOffloads.end(tag, this.#directTags.get(tag), (want) => budget.grant(want), relay, () => this.#directTags.get(tag));
   }
 
   /** True when replies on `tag` go over a direct peer path. */
@@ -236,11 +261,13 @@ export class Peers implements PeerFlows {
   resetExposed(): void {
     this.#directTags.clear();
     this.#exposedFlows.clear();
+    this.#exposedOffloads.clear();
   }
 
   #forgetExposed(tag: number): void {
     this.#directTags.delete(tag);
     this.#exposedFlows.delete(tag);
+    this.#exposedOffloads.changed(tag);
   }
 
   /** A datagram of the gateway socket that is not the gateway's: STUN and data of the peers' ICE agents. */
@@ -296,6 +323,7 @@ export class Peers implements PeerFlows {
   #open(f: PeerFlow): void {
     const control = this.#control;
     if (!control || f.state === 'closed') return;
+    f.offloads.closeAll();
     if (f.tag !== 0) {
       this.#flows.delete(f.tag);
       control.send({ type: 'datagram-close', tag: f.tag });
@@ -317,6 +345,7 @@ export class Peers implements PeerFlows {
     if (f.state === 'closed') return;
     const wasOpen = f.state !== 'pending';
     f.state = 'closed';
+    f.offloads.closeAll();
     f.queue.length = 0;
     if (this.#flows.get(f.tag) === f) this.#flows.delete(f.tag);
     if (f.peerTag !== 0 && this.#byPeerTag.get(f.link)?.get(f.peerTag) === f) this.#byPeerTag.get(f.link)!.delete(f.peerTag);
@@ -344,7 +373,11 @@ export class Peers implements PeerFlows {
     const now = this.deps.clock.now();
     for (const l of this.links.values()) {
       if (l.state !== 'idle' && now - l.lastActivity >= this.config.peerIdleTimeoutMs) {
-        for (const [tag, link] of this.#directTags) if (link === l) this.#directTags.delete(tag);
+        for (const [tag, link] of this.#directTags) {
+          if (link !== l) continue;
+          this.#directTags.delete(tag);
+          this.#exposedOffloads.changed(tag);
+        }
         l.idle();
       }
     }

@@ -31,6 +31,10 @@ export interface TunnelEnd {
   readonly sealer: SocketSealer;
   readonly opener: SocketOpener;
   readonly tag: number;
+  /** The tag datagrams from the tunnel carry, when not `tag` (a direct peer path: the peer answers with the peer bit set). */
+  readonly tagIn?: number;
+  /** A byte before each tunnel datagram on the wire both ways (ICE's data prefix on a direct peer path). */
+  readonly frame?: number;
   readonly peer: { readonly address: string; readonly port: number };
   /** Forward toward the plain side only datagrams from `peer` (others reach JavaScript, which may move the address). */
   readonly pinPeer: boolean;
@@ -61,13 +65,13 @@ export type SessionBudget = Pick<TunnelEnd, 'grant' | 'pools' | 'charge' | 'drop
  * forwarding the old way before the next datagram, not only at the tables' next sweep.
  */
 export class OffloadGroup {
-  readonly #members = new Set<Offload>();
+  readonly #members = new Set<{ close(): void }>();
 
-  add(o: Offload): void {
+  add(o: { close(): void }): void {
     this.#members.add(o);
   }
 
-  delete(o: Offload): void {
+  delete(o: { close(): void }): void {
     this.#members.delete(o);
   }
 
@@ -246,7 +250,12 @@ export function offload(plain: PlainEnd, tunnel: TunnelEnd, maxBytes: number, re
   const f = e.fwd;
   const toTunnel = f.b.forwardSeal(e.handle, plainSock, plainSrc, socket.socketId, peerAt, sealer.slot, sealer.peerKeyId, tunnel.tag, Math.min(maxBytes, MAX_DATAGRAM_PAYLOAD_BYTES));
   if (toTunnel < 0) return null;
-  const fromTunnel = f.b.forwardPlain(e.handle, opener.slot, tunnel.tag, tunnel.pinPeer ? peerAt : CONNECTED, plainSock, plainSrc, maxBytes);
+  // A framed tunnel needs an addon that frames (an older one would send the datagrams bare).
+  if (tunnel.frame !== undefined && f.b.forwardFrame?.(e.handle, toTunnel, tunnel.frame) !== true) {
+    f.b.forwardRemove(e.handle, toTunnel);
+    return null;
+  }
+  const fromTunnel = f.b.forwardPlain(e.handle, opener.slot, tunnel.tagIn ?? tunnel.tag, tunnel.pinPeer ? peerAt : CONNECTED, plainSock, plainSrc, maxBytes);
   if (fromTunnel < 0) {
     f.b.forwardRemove(e.handle, toTunnel);
     return null;

@@ -11,7 +11,7 @@ import type { DatagramReceiver, DialOptions } from '../upstream/dialer.js';
 import type { AgentTunnel } from '../upstream/agent/agent-tunnel.js';
 import { CHANNEL_BACKLOG_BYTES, type ChannelEnd, type ControlChannel } from '../upstream/agent/control-channel.js';
 import { StreamMux } from '../upstream/agent/stream-mux.js';
-import type { Connectee, ConnecteeUplink } from './connectee.js';
+import { Connectee, type ConnecteeUplink, type OffloadedTag } from './connectee.js';
 import { ConnecteeTable } from './connectee-table.js';
 import { nextAgentLinkState, type AgentLinkState } from './agent-link-state.js';
 import { SendBudget, type FairSlot } from '../upstream/agent/send-budget.js';
@@ -314,7 +314,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
    * (no origin block needed) and while UDP to the agent is fresh. Valid until the keys, the
    * agent's address, its freshness or the tag change (the table checks on its sweep).
    */
-  offloadEnd(c: Connectee): TunnelEnd | null {
+  offloadEnd(c: OffloadedTag): TunnelEnd | null {
     if (c.closed || !c.answered || this.#state === 'closed') return null;
     const now = this.#udp.current();
     if (now === undefined) return null;
@@ -331,7 +331,8 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
       grant: (want) => this.budget.take(c.fair, want),
       pools: this.budget.pools,
       charge: (n) => this.budget.charge(c.fair, n),
-      dropped: (b, s) => this.budget.countDrops(c.fair, b, s, c),
+      // A relayed peer flow's drops are counted on the budget, not per route (as in sendTagged).
+      dropped: (b, s) => this.budget.countDrops(c.fair, b, s, c instanceof Connectee ? c : noRoute),
       forwarded: (to, from) => {
         counters.datagramsToAgent += to;
         counters.datagramsFromAgent += from;

@@ -14,8 +14,11 @@ export interface ConnecteeUplink {
   /** The route of the agent's public listener `serviceId`, where budget drops are reported. */
   serviceRoute(serviceId: number): string | undefined;
   /** The connectee's side for the native batch (datapath/offload.ts), or null while it needs JavaScript. */
-  offloadEnd?(c: Connectee): TunnelEnd | null;
+  offloadEnd?(c: OffloadedTag): TunnelEnd | null;
 }
+
+/** What a tunnel side for the batch needs of a tag: a connectee's, or a relayed peer flow's opener tag (peer-relay-offload.ts). */
+export type OffloadedTag = Pick<Connectee, 'closed' | 'answered' | 'tag' | 'fair' | 'offloads'>;
 import { FairSlot, slotDrops } from '../upstream/agent/send-budget.js';
 import type { DropReason } from '../core/reasons.js';
 

@@ -5,7 +5,9 @@ import { StreamResetError, type TunnelStream } from '../upstream/agent/tunnel-st
 import type { DatagramReceiver, DialOptions } from '../upstream/dialer.js';
 import type { AgentLinkState } from './agent-link-state.js';
 import { FairSlot } from '../upstream/agent/send-budget.js';
-import type { Connectee } from './connectee.js';
+import type { Connectee, OffloadedTag } from './connectee.js';
+import { OffloadGroup, type TunnelEnd } from '../datapath/offload.js';
+import type { RelayOffload } from '../datapath/relay-offload.js';
 
 /**
  * An agent link as the peer relay and its flows use it (AgentLink implements it): its identity
@@ -29,6 +31,8 @@ export interface RelayedLink {
   openDatagram(serviceId: number, client: Endpoint, receiver: DatagramReceiver, retag?: boolean): Connectee;
   /** A tunnel stream to the agent's service; rejects when the agent is not connected or refuses. */
   openStream(serviceId: number, client: Endpoint, server: Endpoint, opts: DialOptions): Promise<Duplex>;
+  /** The tunnel side of `t` (a peer tag of this agent) for the native batch, or null while it needs JavaScript. */
+  offloadEnd?(t: OffloadedTag): TunnelEnd | null;
 }
 
 /** What a relayed flow is: who opened it, on which tag, to which service of which agent. */
@@ -65,6 +69,16 @@ export class DatagramPeerFlow implements PeerFlow, DatagramReceiver {
   clientPort = 0;
   /** This flow's place in the opener's send budget (what goes back to the opener). */
   readonly fair = new FairSlot();
+  /** The opener's tag as a tunnel side sees it (OffloadedTag): always answered, closed with the flow. */
+  readonly answered = true;
+  closed = false;
+  /** Forwarded in the native batch (peer-relay-offload.ts): the entries, their counts as last folded, when it was last tried. */
+  offload: RelayOffload | null = null;
+  offloadSeen: number[] = [0, 0, 0, 0];
+  offloadTried = -1;
+  /** Datagrams either way that took JavaScript (a flow is handed over after a few). */
+  viaJs = 0;
+  readonly offloads = new OffloadGroup();
 
   constructor(
     readonly opener: RelayedLink,

@@ -10,6 +10,7 @@ import type { GatewayCounters } from './counters.js';
 import { OfferTable, allowed } from './peer-offers.js';
 import { DatagramPeerFlow, StreamPeerFlow, type DatagramFlowSink, type PeerFlow, type RelayedLink } from './peer-flows.js';
 import type { FleetPeers } from './fleet-peers.js';
+import { RelayedFlowOffloads } from './peer-relay-offload.js';
 
 /** SIGNALs one agent may send (ICE needs a few dozen per connection attempt). */
 export const SIGNAL_RATE: RateLimit = { perSecond: 50, burst: 200 };
@@ -101,8 +102,12 @@ class PeerSide {
  */
 export class PeerRelay implements DatagramFlowSink {
   readonly #sides = new Map<RelayedLink, PeerSide>();
+  /** UDP flows resealed in the native batch. */
+  readonly #offloads: RelayedFlowOffloads;
 
-  constructor(private readonly deps: PeerRelayDeps) {}
+  constructor(private readonly deps: PeerRelayDeps) {
+    this.#offloads = new RelayedFlowOffloads(deps.counters, deps.clock);
+  }
 
   /** The offers of `link` (read-only use: status, tests). */
   offers(link: RelayedLink): OfferTable {
@@ -148,6 +153,7 @@ export class PeerRelay implements DatagramFlowSink {
     this.deps.counters.peerDatagramsToService++;
     this.deps.counters.peerBytesToService += payload.length;
     flow.channel.send(payload, null);
+    this.#offloads.step(flow, 0);
   }
 
   /** DATAGRAM_CLOSE from `link` on a peer tag: the opener dropped the flow. */
@@ -157,7 +163,7 @@ export class PeerRelay implements DatagramFlowSink {
     if (!side || !flow) return void this.deps.fleet?.()?.closeFromOpener(link, tag);
     side.datagrams.delete(tag);
     side.releasePort(flow.clientPort);
-    flow.channel?.close();
+    this.#forget(flow);
   }
 
   /** STREAM_OPEN from `link` (an odd id): relayed when a TCP PEER_OPEN announced it, else refused. */
@@ -215,7 +221,7 @@ export class PeerRelay implements DatagramFlowSink {
     const side = this.#sides.get(link);
     if (!side) return;
     this.#sides.delete(link);
-    for (const f of side.datagrams.values()) f.channel?.close();
+    for (const f of side.datagrams.values()) this.#forget(f);
     side.datagrams.clear();
     for (const p of side.pending.values()) p.timer.cancel();
     side.pending.clear();
@@ -234,6 +240,7 @@ export class PeerRelay implements DatagramFlowSink {
     }
     counters.peerDatagramsToOpener++;
     counters.peerBytesToOpener += payload.length;
+    this.#offloads.step(flow, 1);
   }
 
   failed(flow: DatagramPeerFlow): void {
@@ -333,8 +340,15 @@ export class PeerRelay implements DatagramFlowSink {
     if (side?.datagrams.get(flow.tag) !== flow) return;
     side.datagrams.delete(flow.tag);
     side.releasePort(flow.clientPort);
-    flow.channel?.close();
+    this.#forget(flow);
     flow.opener.send({ type: 'datagram-close', tag: flow.tag });
+  }
+
+  /** A UDP flow ends: its batch entries (last counts folded in), then its connectee. */
+  #forget(flow: DatagramPeerFlow): void {
+    flow.closed = true;
+    this.#offloads.remove(flow);
+    flow.channel?.close();
   }
 
   #side(link: RelayedLink): PeerSide {

@@ -93,6 +93,8 @@ export async function startAgent(t: TestContext, config: AgentConfig, clock: Clo
     nextFlowId: () => ++flow,
     datapath,
     ...(datapath ? { datagramDialer: new DirectDatagramDialer(undefined, datapath) } : {}),
+    // The connect listeners (agent.connect) on the same datapath, as `sluice run` puts them.
+    ...(datapath ? { routeDeps: () => ({ admit: undefined, nextFlowId: () => ++flow, datapath }) } : {}),
   });
   t.after(() => agent.close());
   return { agent, seen, rec };

@@ -2,7 +2,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadNativeBinding } from '../../src/datapath/native/binding.js';
 import { NativeDatapath } from '../../src/datapath/native/native-datapath.js';
-import { FORWARD_COUNTERS, nativeKeys } from '../../src/datapath/native/native-keys.js';
+import { forwarded } from '../datapath/forwarded.js';
 import type { SluiceEvent } from '../../src/observe/events.js';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
@@ -22,15 +22,6 @@ function datapath(t: TestContext): NativeDatapath {
   const dp = new NativeDatapath(loaded.binding, loaded.layout);
   t.after(() => dp.destroy());
   return dp;
-}
-
-/** Datagrams the batch forwarded over every entry ever installed in `dp` (ids are not reused here). */
-function forwarded(dp: NativeDatapath): number {
-  const c = nativeKeys(dp)?.fwd?.counters;
-  if (!c) return 0;
-  let n = 0;
-  for (let i = 0; i < c.length; i += FORWARD_COUNTERS) n += c[i]!;
-  return n;
 }
 
 async function exposure(t: TestContext, idle = '30s') {

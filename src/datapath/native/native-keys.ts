@@ -30,6 +30,10 @@ export interface ForwardBinding {
   forwardPair(engine: EngineHandle, sealEntry: number, plainEntry: number, ratio: number): void;
   forwardRemove(engine: EngineHandle, entry: number): void;
   forwardLive(engine: EngineHandle, entry: number): boolean;
+  /** The seal entry sends `byte` before each datagram (ICE's data prefix on a direct peer path); absent in older builds. */
+  forwardFrame?(engine: EngineHandle, sealEntry: number, byte: number): boolean;
+  /** Opened under `openSlot` with `tagIn` (from `src`), sealed again under `sealSlot` for `tagOut` to `dst`; absent in older builds. */
+  forwardReseal?(engine: EngineHandle, openSlot: number, tagIn: number, src: readonly number[], outSock: number, dst: readonly number[], sealSlot: number, peerKeyId: number, tagOut: number, maxLen: number): number;
 }
 
 /** Doubles per forwarding entry in `counters`: [datagrams, bytes, send errors, unused]. */
