@@ -3,6 +3,7 @@ import type { AgentStatus } from './agent-status.js';
 import type { PeerFlow } from '../agent/peer-flow.js';
 import type { FlowRef, Sink } from '../observe/events.js';
 import { isConnectRoute } from '../observe/peer-path.js';
+import { foldPeerFlows } from './peer-view.js';
 
 /** Peer flows remembered between scrapes at most; closed ones are counted and forgotten first. */
 const MAX_TRACKED_FLOWS = 65_536;
@@ -52,6 +53,7 @@ export function registerPeerMetrics(registry: Registry, read: () => AgentStatus 
     polledThisTurn = true;
     queueMicrotask(() => (polledThisTurn = false));
     const agent = read();
+    if (agent) foldPeerFlows(agent);
     if (agent) for (const f of agent.peers.flows) if (!counted.has(f)) counted.set(f, { direct: 0, relayed: 0, received: 0 });
     for (const f of [...counted.keys()]) countOne(f);
   }
@@ -91,6 +93,7 @@ export function registerPeerMetrics(registry: Registry, read: () => AgentStatus 
       this.reset();
       const agent = read();
       if (!agent) return;
+      foldPeerFlows(agent);
       for (const l of agent.peers.links.values()) {
         const c = l.counters;
         if (c.directSent > 0) this.inc({ peer: l.peer, direction: 'sent' }, c.directSent);

@@ -150,10 +150,20 @@ function connectRouteView(agent: AgentStatus, c: ConnectConfig, routes: Readonly
   };
 }
 
+/**
+ * Folds in what the native batch forwarded for the agent's peer flows (their `direct`, `relayed`
+ * and `received` counters, the links' direct counters): reading a connect route's sessions does,
+ * so views and scrapes are exact, not a sweep behind.
+ */
+export function foldPeerFlows(agent: AgentStatus): void {
+  for (const r of agent.connectRoutes) r.sessions();
+}
+
 /** The view of one agent (docs/admin.md, `GET /api/peers`). `now` is the agent clock's `now()`. */
 export function peerView(agent: AgentStatus | undefined, now: number): PeersView {
   if (!agent) return { agent: null, links: [], connect: [], counters: null };
   const routes = new Map(agent.connectRoutes.map((r) => [r.name, r] as const));
+  foldPeerFlows(agent);
   const flows = agent.peers.flows;
   return {
     agent: agent.config.name,
