@@ -39,33 +39,19 @@ for _ in $(seq 1 100); do
 done
 ticks() { set -- $(sed 's/^.*) //' "/proc/$SP/stat"); echo "$((${12} + ${13})) ${12}"; }
 HZ=$(getconf CLK_TCK)
-# drops: "public gw_tunnel sessions other echod" summed from /proc/net/udp{,6} (hex ports)
-drops() {
-  local inodes
-  inodes=$(ls -l "/proc/$SP/fd" 2>/dev/null | sed -n 's/.*socket:\[\([0-9]*\)\].*/\1/p' | tr '\n' ' ')
-  cat /proc/net/udp /proc/net/udp6 | awk -v ino=" $inodes" -v r="$R" -v gw="$((R + 200))" -v e="$E" '
-    function port(a,  v, i) { sub(/.*:/, "", a); v = 0; for (i = 1; i <= length(a); i++) v = v * 16 + index("0123456789ABCDEF", substr(a, i, 1)) - 1; return v }
-    NR > 1 && $1 ~ /:$/ {
-      lp = port($2); rp = port($3)
-      if (index(ino, " " $10 " ")) {
-        if (lp == r) pub += $13; else if (lp == gw) tun += $13; else if (rp == e) ses += $13; else oth += $13
-      } else if (lp == e) ech += $13
-    }
-    END { printf "%d %d %d %d %d\n", pub, tun, ses, oth, ech }'
-}
-kstat() { nstat -asz UdpRcvbufErrors UdpSndbufErrors 2>/dev/null | awk '/^Udp(Rcv|Snd)bufErrors/ { printf "%s ", $2 } END { print "" }'; }
+. "$HERE/kernel-drops.sh"
 WARM=""; [ "$SESSIONS" -gt 1 ] && WARM="-W 2"
 for RATE in "$@"; do
   # shellcheck disable=SC2086
   timeout $((DUR + 30)) taskset -c 0 "$W/udpload" -t "127.0.0.1:$R" -s 64 -d "$DUR" -n "$SESSIONS" $WARM ${RATE:+-r $RATE} > "$W/out" 2> "$W/err" & LP=$!
   if [ -n "$WARM" ]; then for _ in $(seq 1 600); do grep -q warmup: "$W/err" && break; kill -0 $LP 2>/dev/null || break; sleep 0.02; done; fi
-  read -r c0 u0 < <(ticks); t0=$(date +%s.%N); read -r -a d0 < <(drops); read -r -a k0 < <(kstat)
+  read -r c0 u0 < <(ticks); t0=$(date +%s.%N); read -r -a d0 < <(drops "$SP" "$R" "$E"); read -r -a k0 < <(kstat)
   wait $LP
-  read -r c1 u1 < <(ticks); t1=$(date +%s.%N); read -r -a d1 < <(drops); read -r -a k1 < <(kstat)
+  read -r c1 u1 < <(ticks); t1=$(date +%s.%N); read -r -a d1 < <(drops "$SP" "$R" "$E"); read -r -a k1 < <(kstat)
   out=$(cat "$W/out")
   kv() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<< "$out"; }
   awk -v r="${RATE:-flood}" -v n="$SESSIONS" -v o="$(kv offered_pps)" -v d="$(kv delivered_pps)" -v l="$(kv loss_pct)" \
     -v c=$((c1 - c0)) -v u=$((u1 - u0)) -v hz="$HZ" -v w="$(echo "$t1 - $t0" | bc)" -v dur="$DUR" \
     'BEGIN { cpu = c / hz; printf "expose %6s sessions=%d offered=%7.0f delivered=%7.0f loss=%5.2f%% relay_cpu=%4.0f%% (user %3.0f%%) round_trips_per_cpu_s=%7.0f\n", r, n, o, d, l, 100 * cpu / w, 100 * u / hz / w, (cpu > 0 ? d * dur / cpu : 0) }'
-  echo "  kernel drops: public=$((d1[0] - d0[0])) gw_tunnel=$((d1[1] - d0[1])) sessions=$((d1[2] - d0[2])) other=$((d1[3] - d0[3])) echod=$((d1[4] - d0[4])) machine: UdpRcvbufErrors=$((${k1[0]:-0} - ${k0[0]:-0})) UdpSndbufErrors=$((${k1[1]:-0} - ${k0[1]:-0}))"
+  drops_line d0 d1 k0 k1
 done
