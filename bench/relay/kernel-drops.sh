@@ -18,9 +18,11 @@ drops() {
     }
     END { printf "%d %d %d %d %d\n", pub, tun, ses, oth, ech }'
 }
-kstat() { nstat -asz UdpRcvbufErrors UdpSndbufErrors 2>/dev/null | awk '/^Udp(Rcv|Snd)bufErrors/ { printf "%s ", $2 } END { print "" }'; }
+# kstat: machine-wide "UdpRcvbufErrors UdpSndbufErrors UdpInErrors" (InErrors also counts drops
+# when all UDP sockets together reach net.ipv4.udp_mem, which RcvbufErrors does not).
+kstat() { nstat -asz UdpRcvbufErrors UdpSndbufErrors UdpInErrors 2>/dev/null | awk '$1 == "UdpRcvbufErrors" { r = $2 } $1 == "UdpSndbufErrors" { s = $2 } $1 == "UdpInErrors" { i = $2 } END { print r + 0, s + 0, i + 0 }'; }
 # drops_line BEFORE AFTER KBEFORE KAFTER: names of arrays filled by `drops` and `kstat`.
 drops_line() {
   local -n a=$1 b=$2 ka=$3 kb=$4
-  echo "  kernel drops: public=$((b[0] - a[0])) gw_tunnel=$((b[1] - a[1])) sessions=$((b[2] - a[2])) other=$((b[3] - a[3])) echod=$((b[4] - a[4])) machine: UdpRcvbufErrors=$((${kb[0]:-0} - ${ka[0]:-0})) UdpSndbufErrors=$((${kb[1]:-0} - ${ka[1]:-0}))"
+  echo "  kernel drops: public=$((b[0] - a[0])) gw_tunnel=$((b[1] - a[1])) sessions=$((b[2] - a[2])) other=$((b[3] - a[3])) echod=$((b[4] - a[4])) machine: UdpRcvbufErrors=$((${kb[0]:-0} - ${ka[0]:-0})) UdpSndbufErrors=$((${kb[1]:-0} - ${ka[1]:-0})) UdpInErrors=$((${kb[2]:-0} - ${ka[2]:-0}))"
 }
