@@ -6,6 +6,8 @@
 #      (2000/s, latency mode): its loss and RTT percentiles;
 #   3. the flood's delivered rate / the closed-loop rate.
 #   DATAGRAM_BUDGET=30000 DUR=3 bash bench/relay/flood-fairness.sh
+# PORT_BASE picks the ports (default random), SUBJECT_ROOT the checkout whose subject-expose.sh runs; the kernel's drops during the flood are printed per
+# socket role (kernel-drops.sh).
 # Every load is bounded by DUR seconds and timeouts; everything runs on 127.0.0.1.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -15,9 +17,9 @@ DUR="${DUR:-3}"
 BIN=$(mktemp -d /tmp/sluice-flood.XXXXXX)
 trap 'rm -rf "$BIN"' EXIT
 for t in echod udpload; do gcc -O2 -Wall -o "$BIN/$t" "$BENCH/$t.c"; done
-R=$((20000 + RANDOM % 20000)); E=$((R + 1)); RI=$((R + 2)); I=$((R + 3))
+R=${PORT_BASE:-$((20000 + RANDOM % 20000))}; E=$((R + 1)); RI=$((R + 2)); I=$((R + 3))
 timeout 120 "$BIN/echod" -p "$E" -u -T 110 & EPID=$!
-timeout 120 bash "$HERE/subject-expose.sh" "$R" "$E" "$RI" "$I" > "$BIN/subject.log" 2>&1 & SPID=$!
+timeout 120 bash "${SUBJECT_ROOT:-$ROOT}/bench/relay/subject-expose.sh" "$R" "$E" "$RI" "$I" > "$BIN/subject.log" 2>&1 & SPID=$!
 stop() { kill -INT "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true; kill "$EPID" 2>/dev/null || true; wait "$EPID" 2>/dev/null || true; }
 trap 'stop; [ -n "${KEEP:-}" ] && cat "$BIN/subject.log" >&2; rm -rf "$BIN"' EXIT
 for _ in $(seq 1 50); do
@@ -27,11 +29,15 @@ for _ in $(seq 1 50); do
 done
 closed=$(timeout 30 "$BIN/udpload" -t "127.0.0.1:$R" -s 64 -d "$DUR" -w 64)
 echo "closed loop:   $closed"
+. "$HERE/kernel-drops.sh"
+read -r -a d0 < <(drops "$(pgrep -P "$SPID" -x node || echo "$SPID")" "$R" "$E"); read -r -a k0 < <(kstat)
 timeout 30 "$BIN/udpload" -t "127.0.0.1:$R" -s 64 -d "$DUR" > "$BIN/flood.out" & FP=$!
 sleep 0.5
 echo "second client: $(timeout 30 "$BIN/udpload" -t "127.0.0.1:$R" -s 64 -d "$(awk -v d="$DUR" 'BEGIN{print d-1}')" -L -r 2000)"
 wait "$FP"
+read -r -a d1 < <(drops "$(pgrep -P "$SPID" -x node || echo "$SPID")" "$R" "$E"); read -r -a k1 < <(kstat)
 flood=$(cat "$BIN/flood.out")
 echo "flood:         $flood"
+drops_line d0 d1 k0 k1
 c=$(sed -E 's/.*delivered_pps=([0-9]+).*/\1/' <<<"$closed"); f=$(sed -E 's/.*delivered_pps=([0-9]+).*/\1/' <<<"$flood")
 awk -v f="$f" -v c="$c" 'BEGIN { printf "flood delivered / closed loop = %.2f\n", (c > 0 ? f / c : 0) }'

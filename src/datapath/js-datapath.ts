@@ -4,7 +4,7 @@ import { canonicalIp, type Endpoint } from '../core/address.js';
 import type { DatagramChannel, DatagramReceiver } from './datagram-channel.js';
 import { literalLookup } from './literal-lookup.js';
 import { receiverFor, type ListenerReceiver, type ReceiverFactory, type UdpDatapath, type UdpListener, type UdpSender } from './udp-datapath.js';
-import { LISTENER_RCVBUF_BYTES, LISTENER_SNDBUF_BYTES } from './socket-buffers.js';
+import { LISTENER_RCVBUF_BYTES, LISTENER_SNDBUF_BYTES, SESSION_RCVBUF_BYTES } from './socket-buffers.js';
 
 /**
  * The datapath on Node's dgram: one receive callback and one send syscall per datagram. Sockets
@@ -45,7 +45,8 @@ export const jsDatapath: UdpDatapath = {
   },
 
   async connect(remote: Endpoint, receiver: DatagramReceiver): Promise<DatagramChannel> {
-    const socket = dgram.createSocket({ type: remote.family === 6 ? 'udp6' : 'udp4', lookup: literalLookup as never });
+    // Node applies recvBufferSize at the implicit bind of connect(); the kernel caps it at rmem_max.
+    const socket = dgram.createSocket({ type: remote.family === 6 ? 'udp6' : 'udp4', lookup: literalLookup as never, recvBufferSize: SESSION_RCVBUF_BYTES });
     try {
       await new Promise<void>((resolve, reject) => {
         socket.once('error', reject);

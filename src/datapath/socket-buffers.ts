@@ -16,9 +16,19 @@
  * Send: 1 MiB (capped at net.core.wmem_max), so a batch of replies flushed at once (sendmmsg of
  * hundreds of datagrams) does not fail with ENOBUFS/EAGAIN halfway.
  *
- * Per-session connected sockets keep the system default: thousands of them each allowed 1 MiB
- * would let a flood of replies pin that much kernel memory, and what reaches them is already
- * bounded by the send budget.
+ * Per-session connected sockets (a route's socket toward its upstream, the agent's socket toward
+ * its local service) receive the service's replies and are read in the same turns, so a loop
+ * stall fills them too: with the system default (208 KiB, about 256 datagrams of 64 B at the
+ * kernel's 832 bytes of accounting each on loopback) a session replying at 40k/s overflowed after
+ * 6 ms, and a paced 40k run through an exposure lost thousands there, after they had been sealed,
+ * sent and opened (docs/datapath.md, "Socket buffer sizes"). 512 KiB (1 MiB accounted, capped at
+ * net.core.rmem_max) holds about 1,260 datagrams of 64 B, 31 ms at 40k/s, or 455 of 1400 B.
+ * Half a listener's: one session's replies are one flow, a listener's queue is every client's.
+ * Memory is used only while replies are queued: 10,000 sessions could in theory pin 10 GiB, but
+ * the kernel's net.ipv4.udp_mem caps all UDP sockets together (drops beyond it), and a session's
+ * replies are bounded by what the send budget lets reach its service. The send side keeps the
+ * default: a connected send on loopback is queued at the receiver, not held in the sender.
  */
 export const LISTENER_RCVBUF_BYTES = 1024 * 1024;
 export const LISTENER_SNDBUF_BYTES = 1024 * 1024;
+export const SESSION_RCVBUF_BYTES = 512 * 1024;

@@ -4,7 +4,7 @@ import type { ListenerReceiver, ReceiverFactory, UdpDatapath, UdpListener } from
 import { AddressBook, type NativeAddress } from './address-book.js';
 import type { EngineHandle, NativeBinding, NativeLayout } from './binding.js';
 import { NativeChannel, NativeListener, type NativeEngine, type NativeSocket } from './native-sockets.js';
-import { LISTENER_RCVBUF_BYTES, LISTENER_SNDBUF_BYTES } from '../socket-buffers.js';
+import { LISTENER_RCVBUF_BYTES, LISTENER_SNDBUF_BYTES, SESSION_RCVBUF_BYTES } from '../socket-buffers.js';
 
 export interface NativeDatapathOptions {
   /** Use UDP_SEGMENT for runs of equal-sized datagrams to one destination, where the kernel has it. Default true. */
@@ -33,8 +33,8 @@ export interface NativeDatapathOptions {
    */
   readonly receiveDelayUs?: number;
   /**
-   * SO_RCVBUF of each connected channel socket (`connect()`); default 0 keeps the system default
-   * (socket-buffers.ts says why a route's per-session sockets do). A process with a few channels
+   * SO_RCVBUF of each connected channel socket (`connect()`); default SESSION_RCVBUF_BYTES
+   * (socket-buffers.ts says why), 0 keeps the system default. A process with a few channels
    * whose loop may sleep (the udpexposer client's workers) sets it like a listener's.
    */
   readonly channelRcvbufBytes?: number;
@@ -118,7 +118,8 @@ export class NativeDatapath implements UdpDatapath, NativeEngine {
 
   async connect(remote: Endpoint, receiver: DatagramReceiver): Promise<DatagramChannel> {
     const id = this.#b.connect(this.#engine, remote.address, remote.port);
-    if (this.#opts.channelRcvbufBytes) this.#b.socketBuffers?.(this.#engine, id, this.#opts.channelRcvbufBytes, 0);
+    const rcvbuf = this.#opts.channelRcvbufBytes ?? SESSION_RCVBUF_BYTES;
+    if (rcvbuf > 0) this.#b.socketBuffers?.(this.#engine, id, rcvbuf, 0);
     const ch = new NativeChannel(this, id, remote, receiver);
     this.#handlers[id] = ch;
     return ch;
