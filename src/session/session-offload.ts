@@ -2,7 +2,7 @@ import { budgetLeft, budgetReceived, budgetSent } from '../core/reply-budget.js'
 import { offload, type Offload } from '../datapath/offload.js';
 import type { UdpSession } from './udp-session.js';
 import type { UdpSessionPolicy } from './session-policy.js';
-import type { UdpClientSide } from './udp-session-table.js';
+import type { UdpClientSide } from './udp-client-side.js';
 
 /**
  * Sweeps without a datagram after which a session's entries are removed (4 s at the longest
