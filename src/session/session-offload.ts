@@ -21,6 +21,9 @@ const IDLE_TICKS = 16;
  */
 const OFFLOAD_AFTER = 3;
 
+/** `n` as a small integer (int32) when it is one; larger counts stay as they are. */
+const small = (n: number): number => (n >= 0 && n < 0x40000000 ? n | 0 : n);
+
 /** What the offloads of a table need from it and from its client side. */
 export interface OffloadOwner {
   readonly tick: number;
@@ -145,11 +148,14 @@ export class SessionOffloads {
     const plain = s.offloadClientPlain;
     const pu = plain ? o.datagramsToTunnel : o.datagramsFromTunnel;
     const pd = plain ? o.datagramsFromTunnel : o.datagramsToTunnel;
-    const du = pu - seen[0]!;
-    const dd = pd - seen[2]!;
+    // The engine's counters are doubles; what one fold adds (one sweep's worth) is a small integer,
+    // kept so: a double stored once in a session's counter makes that field a boxed number in
+    // every session of the process (16 bytes each, per counter).
+    const du = small(pu - seen[0]!);
+    const dd = small(pd - seen[2]!);
     if (du === 0 && dd === 0) return;
-    const bu = (plain ? o.bytesToTunnel : o.bytesFromTunnel) - seen[1]!;
-    const bd = (plain ? o.bytesFromTunnel : o.bytesToTunnel) - seen[3]!;
+    const bu = small((plain ? o.bytesToTunnel : o.bytesFromTunnel) - seen[1]!);
+    const bd = small((plain ? o.bytesFromTunnel : o.bytesToTunnel) - seen[3]!);
     seen[0] = pu;
     seen[1] += bu;
     seen[2] = pd;

@@ -6,7 +6,7 @@ import { freePort, udpEcho, waitFor } from '../helpers/net.js';
 import { agentConfig, gatewayConfig, published, startAgent, startGateway } from './expose-helpers.js';
 
 const SESSIONS = 1000;
-const UNLIMITED = '{ idleTimeout: 800ms, maxSessions: 0, maxSessionsPerSource: 0, rate: { perSecond: 0 }, ratePerSource: { perSecond: 0 } }';
+const UNLIMITED = '{ idleTimeout: 5s, maxSessions: 0, maxSessionsPerSource: 0, rate: { perSecond: 0 }, ratePerSource: { perSecond: 0 } }';
 
 /**
  * The per-session tables at both ends of an exposure (the gateway's session table and connectee
@@ -47,5 +47,5 @@ test('1,000 exposed UDP sessions idle out: every per-session table at the gatewa
   assert.equal(svc.clients.size, SESSIONS, 'one client entry per client');
   assert.equal(svc.table!.size, SESSIONS, 'one agent session per client');
 
-  await waitFor(() => route.active === 0 && link.connectees === 0 && agent.local.tagCount === 0 && svc.clients.size === 0 && svc.table!.size === 0, 'every table empty after the idle timeout', 15_000);
+  await waitFor(() => route.active === 0 && link.connectees === 0 && agent.local.tagCount === 0 && svc.clients.size === 0 && svc.table!.size === 0, 'every table empty after the idle timeout', 20_000);
 });
