@@ -13,7 +13,8 @@ N=${N:-10000}
 SHARED=$(cd "$HERE/../../../shared/bench" && pwd)
 W=$(mktemp -d /tmp/expose-idle.XXXXXX)
 for t in echod udpload; do gcc -O2 -Wall -o "$W/$t" "$SHARED/$t.c" || exit 1; done
-R=${PORT_BASE:-$((20000 + RANDOM % 20000))}; E=$((R + 1)); RI=$((R + 2)); I=$((R + 3))
+# Below the ephemeral range (32768+), so a port is not taken by some connection's local end meanwhile.
+R=${PORT_BASE:-$((20000 + RANDOM % 12000))}; E=$((R + 1)); RI=$((R + 2)); I=$((R + 3))
 for p in $R $E $((R + 200)); do ss -Hlntu "( sport = :$p )" | grep -q . && { echo "port $p busy; set PORT_BASE" >&2; exit 1; }; done
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 PIDS=()

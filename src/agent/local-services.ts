@@ -13,6 +13,7 @@ import { FairSlot, slotDrops, type SendBudget } from '../upstream/agent/send-bud
 import { AdmissionLimits } from '../admission/limits.js';
 import type { SessionBudget, TunnelEnd } from '../datapath/offload.js';
 import { serveLocalStream } from './local-stream.js';
+import { StringPool } from '../session/string-pool.js';
 
 export interface LocalServicesDeps {
   readonly agent: string;
@@ -30,10 +31,26 @@ export interface LocalServicesDeps {
   readonly offloadEnd?: (tag: number, budget: SessionBudget) => TunnelEnd | null;
 }
 
-interface TagOwner {
-  readonly service: ExposedService;
-  readonly client: Endpoint;
-  readonly key: number | string;
+/**
+ * One public client of an exposed UDP service at the agent, under the gateway's tag: found by tag
+ * (LocalServices) and by client key (its service's `clients`). It is also the session's place in
+ * the agent's send budget (a FairSlot), so a session costs one object and two map entries here
+ * besides its UdpSession.
+ */
+class ClientEntry extends FairSlot {
+  /** Its session once the upstream channel is open (until it closes). */
+  session: UdpSession | null = null;
+
+  constructor(
+    readonly service: ExposedService,
+    /** The client's address (shared with its other sessions' entries) and port, from the datagram origin. */
+    readonly address: string,
+    readonly port: number,
+    readonly key: number | string,
+    public tag: number,
+  ) {
+    super();
+  }
 }
 
 /** One exposed service at the agent: its config, its id in PUBLISH, where the gateway bound it. */
@@ -46,12 +63,8 @@ export class ExposedService {
   refusal: { readonly code: string; readonly message: string } | undefined;
   /** The agent's UDP sessions toward the local service, one per public client, with the service's udp rules. */
   readonly table: UdpSessionTable | undefined;
-  /** The gateway's tag for each client key (UdpSession.key) of this service. */
-  readonly clientTags = new Map<number | string, number>();
-  /** Sessions whose upstream channel is open, by client key. */
-  readonly sessions = new Map<number | string, UdpSession>();
-  /** Each session's place in the agent's send budget, by client key. */
-  readonly fairs = new Map<number | string, FairSlot>();
+  /** Each public client with a current gateway tag, by client key (UdpSession.key): its tag, open session and budget place. */
+  readonly clients = new Map<number | string, ClientEntry>();
   /** A UDP range service's ports, each with its own session table (made at its first client), by public port. */
   readonly members = new Map<number, ExposedService>();
 
@@ -92,8 +105,10 @@ const keyOf = (address: string, port: number): number | string => {
 export class LocalServices implements DatagramSink {
   readonly services: ExposedService[];
   readonly #byId = new Map<number, ExposedService>();
-  readonly #tags = new Map<number, TagOwner>();
+  readonly #tags = new Map<number, ClientEntry>();
   readonly #stops = new Set<(reason: 'shutdown') => void>();
+  /** Client address strings shared by the entries (one copy per address). */
+  readonly #strings = new StringPool();
 
   constructor(
     configs: readonly ExposeConfig[],
@@ -104,9 +119,9 @@ export class LocalServices implements DatagramSink {
   }
 
   /** Tags this end closed lately, so a datagram that crossed the DATAGRAM_CLOSE is not lost. */
-  readonly #recentlyClosed = new Map<number, TagOwner>();
+  readonly #recentlyClosed = new Map<number, ClientEntry>();
 
-  #rememberClosed(tag: number, owner: TagOwner): void {
+  #rememberClosed(tag: number, owner: ClientEntry): void {
     this.#recentlyClosed.set(tag, owner);
     if (this.#recentlyClosed.size > RECENTLY_CLOSED_TAGS) this.#recentlyClosed.delete(this.#recentlyClosed.keys().next().value!);
   }
@@ -144,29 +159,37 @@ export class LocalServices implements DatagramSink {
       owner = this.#recentlyClosed.get(tag);
       if (owner === undefined) return this.deps.sendClose(tag);
       this.#recentlyClosed.delete(tag);
+      // A fresh entry: the closed one's budget place and session belong to the session that ended.
+      owner = new ClientEntry(owner.service, owner.address, owner.port, owner.key, tag);
       this.#tags.set(tag, owner);
-      owner.service.clientTags.set(owner.key, tag);
+      owner.service.clients.set(owner.key, owner);
     }
     if (owner === undefined) {
       const parent = origin ? this.#byId.get(origin.serviceId) : undefined;
       const svc = parent && this.#portOf(parent, origin!.port);
       if (!origin || !svc || !svc.table) return this.deps.sendClose(tag);
       const key = keyOf(origin.client.address, origin.client.port);
-      const previous = svc.clientTags.get(key);
-      if (previous !== undefined) this.#tags.delete(previous);
-      owner = { service: svc, client: origin.client, key };
+      const previous = svc.clients.get(key);
+      if (previous !== undefined) {
+        // The gateway re-tagged this client: the same session and budget place, under the new tag.
+        this.#tags.delete(previous.tag);
+        previous.tag = tag;
+        owner = previous;
+      } else {
+        owner = new ClientEntry(svc, this.#strings.intern(origin.client.address), origin.client.port, key, tag);
+        svc.clients.set(key, owner);
+      }
       this.#tags.set(tag, owner);
-      svc.clientTags.set(key, tag);
     }
-    owner.service.table!.onDatagram(payload, owner.client.address, owner.client.port);
+    owner.service.table!.onDatagram(payload, owner.address, owner.port);
   }
 
   onGatewayClose(tag: number): void {
     const owner = this.#tags.get(tag);
     if (!owner) return;
     this.#tags.delete(tag);
-    owner.service.clientTags.delete(owner.key);
-    const s = owner.service.sessions.get(owner.key);
+    if (owner.service.clients.get(owner.key) === owner) owner.service.clients.delete(owner.key);
+    const s = owner.session;
     if (s) owner.service.table!.end(s, 'client-closed');
   }
 
@@ -174,9 +197,9 @@ export class LocalServices implements DatagramSink {
   resetUdp(): void {
     this.#tags.clear();
     this.#recentlyClosed.clear();
-    for (const svc of this.services) svc.clientTags.clear();
+    for (const svc of this.services) svc.clients.clear();
     for (const svc of this.#tables()) {
-      svc.clientTags.clear();
+      svc.clients.clear();
       for (const s of [...svc.table.sessions()]) svc.table.end(s, 'upstream-closed');
     }
   }
@@ -214,12 +237,11 @@ export class LocalServices implements DatagramSink {
     // each session's channel reports its end so the gateway hears DATAGRAM_CLOSE for the tag.
     const clients: UdpClientSide = {
       send: (s, buf) => {
-        const tag = svc.clientTags.get(s.key);
-        if (tag === undefined) return;
+        const e = svc.clients.get(s.key);
+        if (e === undefined) return;
         // Before sealing: a session flooding from the local service loses its own excess only.
-        const fair = budget && svc.fairs.get(s.key);
-        if (fair && !budget!.admit(fair, policy.name)) return;
-        send(tag, buf);
+        if (budget && e.session !== null && !budget.admit(e, policy.name)) return;
+        send(e.tag, buf);
       },
       // The public address the client sent to (a PROXY v2 header's destination): the port's own in a range.
       local: () => {
@@ -227,18 +249,19 @@ export class LocalServices implements DatagramSink {
         return svc.publicPort === undefined ? bound : { ...bound, port: svc.publicPort };
       },
       channelOpened: (s) => {
-        svc.sessions.set(s.key, s);
-        if (budget) svc.fairs.set(s.key, new FairSlot());
+        const e = svc.clients.get(s.key);
+        if (e !== undefined) e.session = s;
       },
       drops: (s) => {
-        const fair = svc.fairs.get(s.key);
-        return fair ? slotDrops(fair) : undefined;
+        const e = svc.clients.get(s.key);
+        return budget && e !== undefined && e.session === s ? slotDrops(e) : undefined;
       },
       offloadEnd: (s) => {
-        const tag = svc.clientTags.get(s.key);
-        if (tag === undefined || this.deps.offloadEnd === undefined) return null;
-        const fair = svc.fairs.get(s.key);
-        if (!budget || !fair) return this.deps.offloadEnd(tag, { grant: () => -1 });
+        const e = svc.clients.get(s.key);
+        if (e === undefined || this.deps.offloadEnd === undefined) return null;
+        const tag = e.tag;
+        if (!budget || e.session === null) return this.deps.offloadEnd(tag, { grant: () => -1 });
+        const fair = e;
         return this.deps.offloadEnd(tag, {
           grant: (want) => budget.take(fair, want),
           pools: budget.pools,
@@ -247,16 +270,13 @@ export class LocalServices implements DatagramSink {
         });
       },
       channelClosed: (s) => {
-        if (svc.sessions.get(s.key) === s) {
-          svc.sessions.delete(s.key);
-          svc.fairs.delete(s.key);
-        }
-        const tag = svc.clientTags.get(s.key);
-        if (tag === undefined) return;
-        svc.clientTags.delete(s.key);
-        const owner = this.#tags.get(tag);
-        this.#tags.delete(tag);
-        if (owner) this.#rememberClosed(tag, owner);
+        const e = svc.clients.get(s.key);
+        if (e === undefined) return;
+        if (e.session === s) e.session = null;
+        svc.clients.delete(s.key);
+        const tag = e.tag;
+        if (this.#tags.get(tag) === e) this.#tags.delete(tag);
+        this.#rememberClosed(tag, e);
         sendClose(tag);
       },
     };

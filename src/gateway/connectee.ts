@@ -26,13 +26,11 @@ import type { DropReason } from '../core/reasons.js';
  * One public UDP session's path to the agent: a connectee tag (docs/tunnel-protocol.md §6). The
  * origin block rides every datagram until the agent has answered on the tag.
  */
-export class Connectee implements DatagramChannel {
+export class Connectee extends FairSlot implements DatagramChannel {
   #answered = false;
   closed = false;
   /** Encoded while needed (until answered), then let go: an idle answered session keeps no buffer. */
   #origin: Buffer | null = null;
-  /** This session's place in the agent's send budget. */
-  readonly fair = new FairSlot();
   #offloads: OffloadGroup | null = null;
 
   /** Its session forwarded in the native batch: closed when its tag changes (made on first use). */
@@ -79,7 +77,14 @@ export class Connectee implements DatagramChannel {
     readonly retag = true,
     /** For a range service: the public port the client sent to, told to the agent in the origin. */
     readonly port?: number,
-  ) {}
+  ) {
+    super();
+  }
+
+  /** This session's place in the agent's send budget: the connectee itself (one object per session, not two). */
+  get fair(): FairSlot {
+    return this;
+  }
 
   get remote(): Endpoint {
     return this.link.remote;

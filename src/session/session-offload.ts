@@ -2,7 +2,7 @@ import { budgetLeft, budgetReceived, budgetSent } from '../core/reply-budget.js'
 import { offload, type Offload } from '../datapath/offload.js';
 import type { UdpSession } from './udp-session.js';
 import type { UdpSessionPolicy } from './session-policy.js';
-import type { UdpClientSide } from './udp-session-table.js';
+import type { UdpClientSide } from './udp-client-side.js';
 
 /**
  * Sweeps without a datagram after which a session's entries are removed (4 s at the longest
@@ -20,6 +20,9 @@ const IDLE_TICKS = 16;
  * a session that goes on is handed over at once, so a short burst is not carried in JavaScript.
  */
 const OFFLOAD_AFTER = 3;
+
+/** `n` as a small integer (int32) when it is one; larger counts stay as they are. */
+const small = (n: number): number => (n >= 0 && n < 0x40000000 ? n | 0 : n);
 
 /** What the offloads of a table need from it and from its client side. */
 export interface OffloadOwner {
@@ -145,11 +148,14 @@ export class SessionOffloads {
     const plain = s.offloadClientPlain;
     const pu = plain ? o.datagramsToTunnel : o.datagramsFromTunnel;
     const pd = plain ? o.datagramsFromTunnel : o.datagramsToTunnel;
-    const du = pu - seen[0]!;
-    const dd = pd - seen[2]!;
+    // The engine's counters are doubles; what one fold adds (one sweep's worth) is a small integer,
+    // kept so: a double stored once in a session's counter makes that field a boxed number in
+    // every session of the process (16 bytes each, per counter).
+    const du = small(pu - seen[0]!);
+    const dd = small(pd - seen[2]!);
     if (du === 0 && dd === 0) return;
-    const bu = (plain ? o.bytesToTunnel : o.bytesFromTunnel) - seen[1]!;
-    const bd = (plain ? o.bytesFromTunnel : o.bytesToTunnel) - seen[3]!;
+    const bu = small((plain ? o.bytesToTunnel : o.bytesFromTunnel) - seen[1]!);
+    const bd = small((plain ? o.bytesFromTunnel : o.bytesToTunnel) - seen[3]!);
     seen[0] = pu;
     seen[1] += bu;
     seen[2] = pd;

@@ -17,15 +17,26 @@ export interface UdpSessionOwner {
 }
 
 
+/** What few sessions set: kept out of the session until first written. */
+class UdpSessionExtras {
+  wouldEndNoted = false;
+  origin: RouteOrigin | undefined = undefined;
+  listenPort: number | undefined = undefined;
+  prefix: Buffer | null = null;
+  prefixUntilReply = false;
+  bwUp: BandwidthGate | null = null;
+  bwDown: BandwidthGate | null = null;
+  offload: Offload | null = null;
+  offloadClientPlain = false;
+  offloadSeen: number[] | null = null;
+}
+
 /**
  * One client ip:port on one UDP route. Plain fields, no timers and no closures of its own: the
  * table sweeps idle sessions, and the counters are bumped in place on the per-datagram path.
  */
 export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, ReplyBudgetState {
-  readonly proto = 'udp' as const;
   #state: UdpSessionState = 'opening';
-  /** An observe-only verdict on this live session was recorded (admission/reverdict.ts). */
-  wouldEndNoted = false;
   channel: DatagramChannel | null = null;
   /** Datagrams from the client held while the upstream channel opens; null once open. */
   queue: Buffer[] | null = [];
@@ -36,35 +47,102 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, Repl
   bytesToClient = 0;
   packetsToClient = 0;
   upstream: Endpoint | undefined = undefined;
-  /** The route's origin when it came from container labels (shared, not copied). */
-  origin: RouteOrigin | undefined = undefined;
-  /** The listen port, on a route whose listen is a port range; undefined otherwise. */
-  listenPort: number | undefined = undefined;
-  /** PROXY v2 header put in front of each datagram to the upstream; null when none (any more). */
-  prefix: Buffer | null = null;
   /** True until the upstream's first datagram; the table then refunds the creation tokens. */
   unanswered = true;
-  /** `first` mode: the header rides every datagram only until the upstream has answered once. */
-  prefixUntilReply = false;
-  // The route's reply budget (core/reply-budget.ts), kept here so a datagram touches one object.
+  /** The per-source key admission counted this session under (AdmissionLimits.keyOf). */
+  source = '';
+  /** Sweep tick of the last attempt to offload it (one attempt per tick). */
+  offloadTried = -1;
+  // The route's reply budget (core/reply-budget.ts), kept here so a datagram touches one object:
+  // the gateway's public routes have one by default, so these are not rare.
   budgetWindow = 0;
   budgetIn = 0;
   budgetInPrev = 0;
   budgetOut = 0;
   budgetOutPrev = 0;
-  /** The per-source key admission counted this session under (AdmissionLimits.keyOf). */
-  source = '';
+  /**
+   * The fields most sessions never set (UdpSessionExtras), made at their first write: an idle
+   * session costs one slot for them instead of fifteen.
+   */
+  #x: UdpSessionExtras | null = null;
+
+  get proto(): 'udp' {
+    return 'udp';
+  }
+
+  #extras(): UdpSessionExtras {
+    return (this.#x ??= new UdpSessionExtras());
+  }
+
+  /** An observe-only verdict on this live session was recorded (admission/reverdict.ts). */
+  get wouldEndNoted(): boolean {
+    return this.#x !== null && this.#x.wouldEndNoted;
+  }
+  set wouldEndNoted(v: boolean) {
+    if (v || this.#x !== null) this.#extras().wouldEndNoted = v;
+  }
+  /** The route's origin when it came from container labels (shared, not copied). */
+  get origin(): RouteOrigin | undefined {
+    return this.#x?.origin;
+  }
+  set origin(v: RouteOrigin | undefined) {
+    if (v !== undefined || this.#x !== null) this.#extras().origin = v;
+  }
+  /** The listen port, on a route whose listen is a port range; undefined otherwise. */
+  get listenPort(): number | undefined {
+    return this.#x?.listenPort;
+  }
+  set listenPort(v: number | undefined) {
+    if (v !== undefined || this.#x !== null) this.#extras().listenPort = v;
+  }
+  /** PROXY v2 header put in front of each datagram to the upstream; null when none (any more). */
+  get prefix(): Buffer | null {
+    return this.#x === null ? null : this.#x.prefix;
+  }
+  set prefix(v: Buffer | null) {
+    if (v !== null || this.#x !== null) this.#extras().prefix = v;
+  }
+  /** `first` mode: the header rides every datagram only until the upstream has answered once. */
+  get prefixUntilReply(): boolean {
+    return this.#x !== null && this.#x.prefixUntilReply;
+  }
+  set prefixUntilReply(v: boolean) {
+    if (v || this.#x !== null) this.#extras().prefixUntilReply = v;
+  }
   /** Bandwidth gates of each direction (admission/bandwidth-limiter.ts); null where unlimited. */
-  bwUp: BandwidthGate | null = null;
-  bwDown: BandwidthGate | null = null;
+  get bwUp(): BandwidthGate | null {
+    return this.#x === null ? null : this.#x.bwUp;
+  }
+  set bwUp(v: BandwidthGate | null) {
+    if (v !== null || this.#x !== null) this.#extras().bwUp = v;
+  }
+  get bwDown(): BandwidthGate | null {
+    return this.#x === null ? null : this.#x.bwDown;
+  }
+  set bwDown(v: BandwidthGate | null) {
+    if (v !== null || this.#x !== null) this.#extras().bwDown = v;
+  }
   /** Its datagrams forwarded in the native batch (datapath/offload.ts), or null; the table folds its counters in. */
-  offload: Offload | null = null;
+  get offload(): Offload | null {
+    return this.#x === null ? null : this.#x.offload;
+  }
+  set offload(v: Offload | null) {
+    if (v !== null || this.#x !== null) this.#extras().offload = v;
+  }
   /** The client is the offload's plain side (the gateway); else its tunnel side (the agent). */
-  offloadClientPlain = false;
+  get offloadClientPlain(): boolean {
+    return this.#x !== null && this.#x.offloadClientPlain;
+  }
+  set offloadClientPlain(v: boolean) {
+    if (v || this.#x !== null) this.#extras().offloadClientPlain = v;
+  }
   /** The offload's counters as last folded: datagrams and bytes from and to the client (made with the offload). */
-  offloadSeen: number[] | null = null;
-  /** Sweep tick of the last attempt to offload it (one attempt per tick). */
-  offloadTried = -1;
+  get offloadSeen(): number[] | null {
+    return this.#x === null ? null : this.#x.offloadSeen;
+  }
+  set offloadSeen(v: number[] | null) {
+    if (v !== null || this.#x !== null) this.#extras().offloadSeen = v;
+  }
 
   constructor(
     private readonly owner: UdpSessionOwner,

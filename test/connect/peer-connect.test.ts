@@ -247,7 +247,7 @@ test('several clients through one connect listener: one session each at the expo
     await waitFor(() => clients.every((c) => c.got.length >= 30), `${path}: all replies`, 10_000);
     clients.forEach((c, i) => assert.deepEqual(c.got.sort(), Array.from({ length: 30 }, (_, r) => `${path}-c${i}-${r}`).sort(), `${path}: client ${i} got only its own`));
     assert.equal(echo.seen.filter((s) => s.startsWith(`${path}-`)).length, 90);
-    assert.equal(home.agent.local.services[0]!.sessions.size, 3, `${path}: three sessions at home`);
+    assert.equal(home.agent.local.services[0]!.table!.size, 3, `${path}: three sessions at home`);
   }
 });
 

@@ -1,0 +1,46 @@
+import type { UdpSession } from './udp-session.js';
+
+/**
+ * A table's live sessions by client key (UdpSession.key): an IPv4 ip:port as one number, so a
+ * known IPv4 client is found without a string; any other as `address|port`.
+ */
+export class SessionsByKey {
+  readonly #v4 = new Map<number, UdpSession>();
+  readonly #other = new Map<string, UdpSession>();
+
+  get size(): number {
+    return this.#v4.size + this.#other.size;
+  }
+
+  /** The session of an IPv4 key (ipv4 * 65536 + port). */
+  v4(key: number): UdpSession | undefined {
+    return this.#v4.get(key);
+  }
+
+  get(key: number | string): UdpSession | undefined {
+    return typeof key === 'number' ? this.#v4.get(key) : this.#other.get(key);
+  }
+
+  add(s: UdpSession): void {
+    if (typeof s.key === 'number') this.#v4.set(s.key, s);
+    else this.#other.set(s.key, s);
+  }
+
+  /** Forgets `s` if its key still names it. */
+  remove(s: UdpSession): void {
+    if (typeof s.key === 'number') {
+      if (this.#v4.get(s.key) === s) this.#v4.delete(s.key);
+    } else if (this.#other.get(s.key) === s) this.#other.delete(s.key);
+  }
+
+  /** A copy: the caller may end sessions while it walks it. */
+  list(): UdpSession[] {
+    return [...this.#v4.values(), ...this.#other.values()];
+  }
+
+  /** Live iteration (ending the session in hand is safe: Map iteration tolerates deleting it). */
+  *[Symbol.iterator](): IterableIterator<UdpSession> {
+    yield* this.#v4.values();
+    yield* this.#other.values();
+  }
+}
