@@ -2,7 +2,8 @@
 // accepted and dialed connections in a private epoll set of their own, watched by one uv_poll on
 // the main loop, like the UDP engine's. TypeScript decides (admission, PROXY headers, where to
 // dial); this engine accepts in batches, dials, and moves the bytes of an established pair with
-// splice(2) through one pipe per direction, so payload never enters user space.
+// splice(2) through one pipe per direction, so bulk payload never enters user space (small reads
+// are copied through one engine buffer instead: cheaper for a few bytes, see kCopyChunk).
 //
 // Threading: everything runs on the JavaScript thread (uv_poll and uv_timer callbacks, N-API calls).
 //
