@@ -5,7 +5,7 @@
 # relay's CPU per connection (its process group, user + system) and the connect+echo p50, then the
 # medians. Per-connection CPU is what a per-core ratio compares, and it moves less than the rate
 # when other tenants load the machine.
-#   bench/relay/tcp-conn-ab.sh nginx /work/wt/base/bench/relay/subject.sh bench/relay/subject.sh
+#   bench/relay/tcp-conn-ab.sh nginx ../base/bench/relay/subject.sh bench/relay/subject.sh  # beside an unchanged build
 #   ROUNDS=5 DUR=2 bench/relay/tcp-conn-ab.sh nginx bench/relay/subject.sh
 # Each argument is `nginx` (one worker, the bench's stream settings) or a subject script taking
 # RELAY_PORT ECHO_PORT IPERF_RELAY_PORT IPERF_PORT (bench/relay/subject.sh and its kind).
@@ -17,8 +17,11 @@ SHARED="$HERE/../../../shared/bench"
 ROUNDS=${ROUNDS:-5} DUR=${DUR:-2}
 W=$(mktemp -d /tmp/sluice-tcp-conn-ab.XXXXXX)
 for t in echod tcpconn; do gcc -O2 -Wall -o "$W/$t" "$SHARED/$t.c"; done
-# Four free ports (asked of the kernel, not guessed: other benches may run beside this one).
-PORTS=$(node -e 'const net=require("net");Promise.all([0,1,2,3].map(()=>new Promise(r=>{const s=net.createServer().listen(0,"127.0.0.1",()=>r(s))}))).then(ss=>{console.log(ss.map(s=>s.address().port).join(" "));ss.forEach(s=>s.close())})')
+# Four ports free for TCP and UDP (asked of the kernel, not guessed: other benches may run beside this one; a subject binds both).
+PORTS=$(node -e '
+const net = require("net"), dgram = require("dgram");
+const one = () => new Promise((ok) => { const s = net.createServer().listen(0, "127.0.0.1", () => { const p = s.address().port; const u = dgram.createSocket("udp4"); u.once("error", () => s.close(() => ok(one()))); u.bind(p, "127.0.0.1", () => u.close(() => s.close(() => ok(p)))); }); });
+(async () => { const ps = []; while (ps.length < 4) { const p = await one(); if (!ps.includes(p)) ps.push(p); } console.log(ps.join(" ")); })();')
 read -r E R RI I <<< "$PORTS"
 "$W/echod" -p "$E" -t -T $((ROUNDS * $# * (DUR + 15) + 30)) & EP=$!
 for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$E") 2>/dev/null && break; sleep 0.1; done
@@ -26,25 +29,14 @@ kill -0 "$EP" 2>/dev/null || { echo "tcp-conn-ab: echod did not start on port $E
 SP=""
 cleanup() { [ -n "$SP" ] && kill -- "-$SP" 2>/dev/null; kill "$EP" 2>/dev/null; true; }
 trap cleanup EXIT
-nginx_relay() {
-  cat > "$W/nginx.conf" <<CONF
-load_module /usr/lib/nginx/modules/ngx_stream_module.so;
-worker_processes 1;
-worker_rlimit_nofile 20000;
-pid $W/nginx.pid;
-error_log $W/nginx-error.log warn;
-daemon off;
-events { worker_connections 65536; }
-stream { server { listen 127.0.0.1:$R; proxy_pass 127.0.0.1:$E; proxy_timeout 120s; } }
-CONF
-  exec nginx -c "$W/nginx.conf" -p "$W"
-}
+. "$HERE/nginx-stream-conf.sh"
+nginx_stream_conf "$W" "$R" "$E" 20000
 : > "$W/results"
 for round in $(seq 1 "$ROUNDS"); do
   i=0
   for s in "$@"; do
     i=$((i + 1))
-    if [ "$s" = nginx ]; then setsid bash -c "$(declare -f nginx_relay); W=$W R=$R E=$E nginx_relay" > "$W/relay.log" 2>&1 & else setsid bash "$s" "$R" "$E" "$RI" "$I" > "$W/relay.log" 2>&1 & fi
+    if [ "$s" = nginx ]; then setsid nginx -c "$W/nginx.conf" -p "$W" > "$W/relay.log" 2>&1 & else setsid bash "$s" "$R" "$E" "$RI" "$I" > "$W/relay.log" 2>&1 & fi
     SP=$!
     up=0
     for _ in $(seq 1 150); do (exec 3<>"/dev/tcp/127.0.0.1/$R") 2>/dev/null && { up=1; break; }; sleep 0.1; done
@@ -53,7 +45,9 @@ for round in $(seq 1 "$ROUNDS"); do
     c0=$(node "$SHARED/benchlib.js" cpu "$SP")
     out=$(timeout $((DUR + 20)) "$W/tcpconn" -t "127.0.0.1:$R" -c 32 -d "$DUR" -s 32)
     c1=$(node "$SHARED/benchlib.js" cpu "$SP")
-    kill -- "-$SP" 2>/dev/null || true; wait "$SP" 2>/dev/null || true; SP=""
+    kill -- "-$SP" 2>/dev/null || true; wait "$SP" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 -- "-$SP" 2>/dev/null || break; sleep 0.05; done
+    SP=""
     conns=$(sed -n 's/.*conns=\([0-9]*\).*/\1/p' <<< "$out"); errs=$(sed -n 's/.*errors=\([0-9]*\).*/\1/p' <<< "$out")
     p50=$(sed -n 's/.*p50_us=\([0-9.]*\).*/\1/p' <<< "$out")
     us=$(awk -v a="$c0" -v b="$c1" -v n="$conns" 'BEGIN{printf "%.1f", (n > 0) ? (b-a)*1000/n : 0}')
