@@ -32,16 +32,8 @@ wait_port() { for _ in $(seq 1 100); do ss -Hlnt "( sport = :$1 )" | grep -q . &
 
 ECHO_PG=$(spawn echo taskset -c 0 "$W/echod" -p "$P_ECHO" -T 600 -t); PGIDS+=("$ECHO_PG")
 wait_port "$P_ECHO" || exit 1
-cat > "$W/nginx.conf" <<EOF
-load_module /usr/lib/nginx/modules/ngx_stream_module.so;
-worker_processes 1;
-worker_rlimit_nofile $(ulimit -n);
-pid $W/nginx.pid;
-error_log $W/nginx-error.log warn;
-daemon off;
-events { worker_connections 65536; }
-stream { server { listen 127.0.0.1:$P_R; proxy_pass 127.0.0.1:$P_ECHO; proxy_timeout 120s; } }
-EOF
+. "$HERE/nginx-stream-conf.sh"
+nginx_stream_conf "$W" "$P_R" "$P_ECHO" "$(ulimit -n)"
 for relay in nginx subject; do
   case $relay in
     nginx) PG=$(spawn nginx taskset -c 1 nginx -c "$W/nginx.conf" -p "$W" -e "$W/nginx-error.log") ;;

@@ -211,6 +211,76 @@ void StreamClosePipe(StreamEngine* e, int r, int w, uint32_t slots) {
   if (slots * static_cast<uint32_t>(getpagesize()) >= static_cast<uint32_t>(kPipeBytes)) e->big_pipes--;
 }
 
+enum { kStepMoved, kStepBlocked, kStepEof, kStepEnd, kStepAgain };
+
+// One read of direction `d` through the engine's buffer (kCopyChunk): recv what is waiting, send
+// it on, and put what the destination would not take into the direction's (empty) pipe, which
+// Pump drains before the next read, so the order of bytes is kept. The same readiness rules as
+// a splice: a short read proves the socket drained (unless its end was reported), EAGAIN clears
+// the bit, 0 is the FIN. A full buffer switches the direction to splice.
+static int CopyStep(StreamEngine* e, StreamConn* c, int d, int src, int dst) {
+  const uint8_t in_bit = d == 0 ? kReadyInClient : kReadyInUpstream;
+  const uint8_t out_bit = d == 0 ? kReadyOutUpstream : kReadyOutClient;
+  const uint8_t end_bit = d == 0 ? kEndSeenClient : kEndSeenUpstream;
+  const int id = static_cast<int>(c - e->conns.data());
+  ssize_t n = recv(src, e->copy_buf, kCopyChunk, MSG_DONTWAIT);
+  if (n == 0) {
+    c->eof[d] = true;
+    if (c->first_eof < 0) c->first_eof = d;
+    return kStepEof;
+  }
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      c->ready &= ~in_bit;
+      return kStepBlocked;
+    }
+    if (errno == EINTR) return kStepAgain;
+    EndPair(e, id, d == 0 ? kEndClientError : kEndUpstreamError, errno);
+    return kStepEnd;
+  }
+  if (d == 0) c->bytes_from_client += n;
+  if (static_cast<size_t>(n) >= kCopyChunk) {
+    c->spliced[d] = true;
+  } else if (!(c->ready & end_bit)) {
+    c->ready &= ~in_bit;
+  }
+  ssize_t w = 0;
+  if (c->ready & out_bit) {
+    do {
+      w = send(dst, e->copy_buf, static_cast<size_t>(n), MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (w < 0 && errno == EINTR);
+    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      // The destination is gone (EPIPE, ECONNRESET): an error of that side.
+      EndPair(e, id, d == 0 ? kEndUpstreamError : kEndClientError, errno);
+      return kStepEnd;
+    }
+    if (w < 0) w = 0;
+    if (d == 1) c->bytes_to_client += w;
+    if (w < n) c->ready &= ~out_bit;
+  }
+  if (w < n) {
+    // What the destination did not take waits in the pipe, which Pump drains on its writability.
+    if (c->pipe_r[d] < 0) {
+      int err = StreamTakePipe(e, &c->pipe_r[d], &c->pipe_w[d], &c->pipe_slots[d]);
+      if (err < 0) {
+        EndPair(e, id, d == 0 ? kEndClientError : kEndUpstreamError, -err);
+        return kStepEnd;
+      }
+    }
+    ssize_t left = n - w, put;
+    do {
+      put = write(c->pipe_w[d], e->copy_buf + w, static_cast<size_t>(left));
+    } while (put < 0 && errno == EINTR);
+    if (put != left) {
+      // An empty pipe takes a page in one write (PIPE_BUF); anything else is a broken engine.
+      EndPair(e, id, d == 0 ? kEndClientError : kEndUpstreamError, put < 0 ? errno : EIO);
+      return kStepEnd;
+    }
+    c->in_pipe[d] += static_cast<uint32_t>(left);
+  }
+  return kStepMoved;
+}
+
 // Moves what can move now in both directions of the pair whose client is `id`; returns after
 // every step would block (or its side is not ready, see kReady*), or the pair ended.
 static void Pump(StreamEngine* e, int id) {
@@ -242,23 +312,30 @@ static void Pump(StreamEngine* e, int id) {
         return EndPair(e, id, d == 0 ? kEndUpstreamError : kEndClientError, n < 0 ? errno : EPIPE);
       }
       if (c->eof[d]) {
-        if (!c->shut[d]) {
-          // The last direction to finish: closing both sockets sends this FIN, no shutdown needed
-          // (every byte of the other direction was read, so the close is a FIN, not a RST).
-          if (c->shut[1 - d]) return EndPair(e, id, c->first_eof == 1 ? kEndUpstreamClosed : kEndClientClosed, 0);
-          shutdown(dst, SHUT_WR);  // FIN as FIN: the other direction stays open
-          c->shut[d] = true;
-        }
-        break;
+        // The last direction to finish: closing both sockets sends this FIN, no shutdown needed
+        // (every byte of the other direction was read, so the close is a FIN, not a RST).
+        if (!c->shut[d] && c->shut[1 - d]) return EndPair(e, id, c->first_eof == 1 ? kEndUpstreamClosed : kEndClientClosed, 0);
+        break;  // the FIN is forwarded once both directions have run (below)
       }
       if (!(c->ready & in_bit[d])) break;
       // A direction holds a pipe only while bytes are in flight: an idle pair costs its two sockets.
-      if (c->pipe_r[d] < 0) {
+      if (c->pipe_r[d] < 0 && c->spliced[d]) {
         int err = StreamTakePipe(e, &c->pipe_r[d], &c->pipe_w[d], &c->pipe_slots[d]);
         if (err < 0) return EndPair(e, id, d == 0 ? kEndClientError : kEndUpstreamError, -err);
       }
+      if (!c->spliced[d]) {
+        int r = CopyStep(e, c, d, src, dst);
+        if (r == kStepEnd) return;  // the pair ended (EndPair ran)
+        if (r == kStepMoved) {
+          moved = true;
+          continue;
+        }
+        if (r == kStepBlocked) break;
+        continue;  // kStepEof (handled above on the next turn) or kStepAgain (EINTR)
+      }
       ssize_t n = splice(src, nullptr, c->pipe_w[d], nullptr, kSpliceChunk, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (n > 0) {
+        c->spliced[d] = static_cast<size_t>(n) >= kCopyChunk;
         c->in_pipe[d] += static_cast<uint32_t>(n);
         if (d == 0) c->bytes_from_client += n;
         moved = true;
@@ -283,7 +360,17 @@ static void Pump(StreamEngine* e, int id) {
     }
     if (c->in_pipe[d] == 0 && c->pipe_r[d] >= 0) StreamPutPipe(e, &c->pipe_r[d], &c->pipe_w[d], c->pipe_slots[d]);
   }
-  if (c->shut[0] && c->shut[1]) return EndPair(e, id, c->first_eof == 1 ? kEndUpstreamClosed : kEndClientClosed, 0);
+  // A direction that reached its FIN with its pipe drained forwards it with shutdown(SHUT_WR)
+  // (FIN as FIN: the other direction stays open), unless the other one finished in this same
+  // turn: then both FINs were read, and closing both sockets sends both, so no shutdown at all.
+  const bool fin0 = c->eof[0] && c->in_pipe[0] == 0, fin1 = c->eof[1] && c->in_pipe[1] == 0;
+  if (fin0 && fin1) return EndPair(e, id, c->first_eof == 1 ? kEndUpstreamClosed : kEndClientClosed, 0);
+  for (int d = 0; d < 2; d++) {
+    if ((d == 0 ? fin0 : fin1) && !c->shut[d]) {
+      shutdown(fds[1 - d], SHUT_WR);
+      c->shut[d] = true;
+    }
+  }
   if (moved && c->idle_ms > 0) c->deadline = uv_now(e->loop) + c->idle_ms;
 }
 

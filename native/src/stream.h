@@ -2,7 +2,8 @@
 // accepted and dialed connections in a private epoll set of their own, watched by one uv_poll on
 // the main loop, like the UDP engine's. TypeScript decides (admission, PROXY headers, where to
 // dial); this engine accepts in batches, dials, and moves the bytes of an established pair with
-// splice(2) through one pipe per direction, so payload never enters user space.
+// splice(2) through one pipe per direction, so bulk payload never enters user space (small reads
+// are copied through one engine buffer instead: cheaper for a few bytes, see kCopyChunk).
 //
 // Threading: everything runs on the JavaScript thread (uv_poll and uv_timer callbacks, N-API calls).
 //
@@ -56,6 +57,12 @@ constexpr uint8_t kEndSeenClient = 16, kEndSeenUpstream = 32;
 // 16 slots. Where the kernel refuses, a pipe keeps its size and its slots are what it has.
 constexpr int kPipeBytes = 256 * 1024;
 constexpr int kBigPipes = 128;
+// Reads of a direction whose last read was small go through user space (recv into the engine's
+// buffer, send to the other side) instead of two splices: for a few bytes, a copy costs the kernel
+// less than moving pipe buffers. A read that fills the buffer switches the direction to splice
+// (bulk stays zero-copy); a splice that moves less than this switches it back. One page, so
+// what a send leaves behind always fits an empty pipe in one write (PIPE_BUF).
+constexpr size_t kCopyChunk = 4096;
 
 enum class Kind : uint8_t { Free, Listener, Held, Dialing, PipedClient, PipedUpstream };
 
@@ -80,6 +87,7 @@ struct StreamConn {
   double bytes_from_client = 0;
   double bytes_to_client = 0;
   uint32_t pipe_slots[2] = {0, 0};  // page slots of each direction's pipe
+  bool spliced[2] = {false, false};  // the direction's last read was large: splice it (kCopyChunk)
 };
 
 struct StreamEngine {
@@ -111,6 +119,7 @@ struct StreamEngine {
   napi_ref ev_ref = nullptr;
   napi_ref on_events = nullptr;
   napi_async_context actx = nullptr;
+  char copy_buf[kCopyChunk];  // small reads pass through here (kCopyChunk); never holds bytes between calls
 };
 
 // stream.cc
