@@ -29,12 +29,15 @@ const FLOOD_MAX_MS = 15_000;
 const ROUND_TRIPS = 400;
 const PACE_MS = 4;
 /**
- * Round trips without the flood first. The p99 bound is 10 ms, or four times the p99 without the
- * flood when the machine (shared, loaded) cannot give even that: without the budget the same
- * flood made it 37 ms at p50 and 246 ms at p99. On 2 cores shared by the flooder, the relay and
- * this client, p99 (the 4th worst of 400) met scheduler hiccups of 5.5-5.7 ms with the budget
- * working (no loss, p50 0.3 ms), so 5 ms measured the machine, not the fairness.
+ * Round trips without the flood first. Without the budget the same flood made the second client's
+ * p50 37 ms and its p99 246 ms. With it, on 2 cores shared by the flooder, the relay and this
+ * client, the few worst round trips meet the machine's scheduler hiccups, not the fairness (p99,
+ * the 4th worst of 400, was 5.5-5.7 ms on a quiet machine and 12-14 ms with other work beside it,
+ * with no loss and p50 0.2-0.3 ms). So the suite bounds p95 (the 20th worst) at 10 ms, or four
+ * times its p95 without the flood on a machine that cannot give even that, and p99 at 50 ms; both
+ * fail without the budget. The 5 ms p99 figure is the bench's (bench/relay/flood-fairness.sh).
  */
+const P99_BOUND_MS = 50;
 const BASELINE_TRIPS = 200;
 
 /**
@@ -161,9 +164,10 @@ async function fairnessUnderFlood(t: TestContext, datapath: UdpDatapath | undefi
   child.send('stop');
   await waitFor(() => messages.some((m) => m.type === 'done'), 'flooder done', 10_000);
   const flood = messages.find((m) => m.type === 'done')!;
+  const p95 = percentile(rtts, 95);
   const p99 = percentile(rtts, 99);
-  const p99Bound = Math.max(10, 4 * baseP99);
-  const summary = `no flood: p99 ${baseP99.toFixed(2)} ms; flooder sent ${flood.sent} got ${flood.got} in ${flood.ms} ms; victim ${rtts.length} answered, lost ${lost}, p50 ${percentile(rtts, 50).toFixed(2)} ms, p99 ${p99.toFixed(2)} ms; gateway shed ${JSON.stringify(shedDuringVictim)}, agent shed ${JSON.stringify(agent.datagramCounters.shed)}`;
+  const p95Bound = Math.max(10, 4 * percentile(base.rtts, 95));
+  const summary = `no flood: p99 ${baseP99.toFixed(2)} ms; flooder sent ${flood.sent} got ${flood.got} in ${flood.ms} ms; victim ${rtts.length} answered, lost ${lost}, p50 ${percentile(rtts, 50).toFixed(2)} ms, p95 ${p95.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms; gateway shed ${JSON.stringify(shedDuringVictim)}, agent shed ${JSON.stringify(agent.datagramCounters.shed)}`;
   t.diagnostic(summary);
   // Drops are reported per route by reason, and in the session records: the flooder's only.
   const route = gw.gateway.published()[0]!.route.name;
@@ -175,7 +179,8 @@ async function fairnessUnderFlood(t: TestContext, datapath: UdpDatapath | undefi
   t.diagnostic(victimRecord);
   assert.equal(rtts.length + lost, ROUND_TRIPS, `the flood lasted through the second client's ${ROUND_TRIPS} round trips: ${summary}; ${victimRecord}`);
   assert.ok(lost < ROUND_TRIPS / 100, `the second client lost ${lost} of ${ROUND_TRIPS} (< 1 %)`);
-  assert.ok(p99 < p99Bound, `the second client's p99 is ${p99.toFixed(2)} ms (< ${p99Bound.toFixed(2)} ms): ${summary}`);
+  assert.ok(p95 < p95Bound, `the second client's p95 is ${p95.toFixed(2)} ms (< ${p95Bound.toFixed(2)} ms): ${summary}`);
+  assert.ok(p99 < P99_BOUND_MS, `the second client's p99 is ${p99.toFixed(2)} ms (< ${P99_BOUND_MS} ms): ${summary}`);
 
   // The flooder lost its own excess as session-share at the gateway and, for its 4x answers, at the agent.
   assert.ok(shedDuringVictim['session-share'] > 0, 'gateway: session-share drops');
@@ -189,7 +194,7 @@ async function fairnessUnderFlood(t: TestContext, datapath: UdpDatapath | undefi
   assert.equal(ended(victimPort)!.dropped?.['session-share'], undefined, 'the second client\'s record has no session-share drops');
 }
 
-test('a flooding connectee loses its own excess: a second client through the same agent keeps < 1 % loss and p99 < 10 ms (js datapath)', async (t) => {
+test('a flooding connectee loses its own excess: a second client through the same agent keeps < 1 % loss, p95 < 10 ms and p99 < 50 ms (js datapath)', async (t) => {
   await fairnessUnderFlood(t, undefined);
 });
 
