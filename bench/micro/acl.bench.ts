@@ -6,7 +6,8 @@ import { compileAcl, type AclPolicy } from '../../src/admission/acl/acl-policy.j
 import { openCountryDatabase } from '../../src/admission/acl/country.js';
 import { formatIpv4, parseIpValue } from '../../src/core/ip-value.js';
 
-const GEO_DB = process.env.SLUICE_GEOIP_DB ?? '/work/shared/vectors/geoip/GeoLite2-Country-Test.mmdb';
+// ../shared sits beside the repository; this file runs from dist/bench/micro.
+const GEO_DB = process.env.SLUICE_GEOIP_DB ?? fileURLToPath(new URL('../../../../shared/vectors/geoip/GeoLite2-Country-Test.mmdb', import.meta.url));
 
 /** `count` pseudo-random rules, /8 to /32, deterministic. */
 function rules(count: number, seed = 1): string[] {

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { canonicalIp } from '../../../src/core/address.js';
@@ -8,8 +9,10 @@ import { countryOfRecord, openCountryDatabase, type CountryLookup } from '../../
 import { ipv6Encodings } from './encodings.js';
 
 /** MaxMind's own test database; ../shared/vectors/geoip/README.md lists what maps where. */
-const DB = '/work/shared/vectors/geoip/GeoLite2-Country-Test.mmdb';
-const JSON_SOURCE = '/work/shared/vectors/geoip/GeoLite2-Country-Test.json';
+// ../shared sits beside the repository; this file runs from dist/test/admission/acl.
+const VECTORS = new URL('../../../../../shared/vectors/geoip/', import.meta.url);
+const DB = fileURLToPath(new URL('GeoLite2-Country-Test.mmdb', VECTORS));
+const JSON_SOURCE = fileURLToPath(new URL('GeoLite2-Country-Test.json', VECTORS));
 
 const geo = await openCountryDatabase(DB);
 
