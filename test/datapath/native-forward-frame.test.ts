@@ -1,7 +1,5 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import dgram from 'node:dgram';
-import { once } from 'node:events';
 import { loadNativeBinding } from '../../src/datapath/native/binding.js';
 import { NativeDatapath } from '../../src/datapath/native/native-datapath.js';
 import { tunnelOpener, tunnelSealer } from '../../src/datapath/tunnel-keys.js';
@@ -11,6 +9,7 @@ import type { UdpListener } from '../../src/datapath/udp-datapath.js';
 import { DatagramOpener, DatagramSealer, type DatagramRejectReason } from '../../src/protocol/tunnel/index.js';
 import { ICE_DATA_PREFIX, frameIceData, unframeIceData } from '../../src/ice/channel.js';
 import { waitFor } from '../helpers/net.js';
+import { inboxSocket as socket } from './forwarded.js';
 
 // Framed forwarding entries (native/src/forward-peer.cc): a direct peer path's datagrams are
 // tunnel datagrams behind ICE's data prefix; the batch must put the same bytes on the wire as the
@@ -26,16 +25,6 @@ const OWN_KEY_ID = 1717;
 /** The peer reads our datagrams on TAG and answers on TAG_IN (a direct path: the peer bit set). */
 const TAG = 21;
 const TAG_IN = (0x8000_0000 | 21) >>> 0;
-
-async function socket(t: TestContext) {
-  const s = dgram.createSocket('udp4');
-  const inbox: Buffer[] = [];
-  s.on('message', (m) => inbox.push(m));
-  s.bind(0, '127.0.0.1');
-  await once(s, 'listening');
-  t.after(() => s.close());
-  return { s, inbox, port: s.address().port, send: (buf: Buffer, port: number) => s.send(buf, port, '127.0.0.1') };
-}
 
 /**
  * An agent-like setup on one native engine: a connect listener (its client is the plain side) and

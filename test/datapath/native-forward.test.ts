@@ -1,7 +1,5 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import dgram from 'node:dgram';
-import { once } from 'node:events';
 import { loadNativeBinding } from '../../src/datapath/native/binding.js';
 import { NativeDatapath } from '../../src/datapath/native/native-datapath.js';
 import { tunnelOpener, tunnelSealer } from '../../src/datapath/tunnel-keys.js';
@@ -11,6 +9,7 @@ import type { SocketOpener, SocketSealer } from '../../src/datapath/socket-keys.
 import type { UdpListener } from '../../src/datapath/udp-datapath.js';
 import { DatagramOpener, DatagramSealer } from '../../src/protocol/tunnel/index.js';
 import { sleep, waitFor } from '../helpers/net.js';
+import { inboxSocket as socket } from './forwarded.js';
 
 const loaded = loadNativeBinding();
 const skip = loaded.ok ? false : `native datapath unavailable: ${loaded.reason}`;
@@ -20,16 +19,6 @@ const FROM_PEER = Buffer.alloc(32, 9);
 const PEER_KEY_ID = 77;
 const OWN_KEY_ID = 55;
 const TAG = 9;
-
-async function socket(t: TestContext) {
-  const s = dgram.createSocket('udp4');
-  const inbox: Buffer[] = [];
-  s.on('message', (m) => inbox.push(m));
-  s.bind(0, '127.0.0.1');
-  await once(s, 'listening');
-  t.after(() => s.close());
-  return { s, inbox, port: s.address().port, send: (buf: Buffer, port: number) => s.send(buf, port, '127.0.0.1') };
-}
 
 /**
  * A gateway-like setup on one native engine: a public listener and a tunnel socket, the tunnel's
