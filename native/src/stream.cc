@@ -476,15 +476,19 @@ static void Dispatch(StreamEngine* e, int id, uint32_t events) {
 void StreamOnReadable(uv_poll_t* handle, int status, int events) {
   StreamEngine* e = static_cast<StreamEngine*>(handle->data);
   if (e->destroyed) return;
-  e->in_batch = true;
-  for (int round = 0; round < 8 && !e->destroyed; round++) {
-    epoll_event evs[256];
-    int n = epoll_wait(e->epfd, evs, 256, 0);
-    for (int k = 0; k < n && !e->destroyed; k++) Dispatch(e, static_cast<int>(evs[k].data.u32), evs[k].events);
-    if (n < 256) break;
+  for (int pass = 0; pass < kSetupPasses && !e->destroyed; pass++) {
+    e->setup_started = false;
+    e->in_batch = true;
+    for (int round = 0; round < 8 && !e->destroyed; round++) {
+      epoll_event evs[256];
+      int n = epoll_wait(e->epfd, evs, 256, 0);
+      for (int k = 0; k < n && !e->destroyed; k++) Dispatch(e, static_cast<int>(evs[k].data.u32), evs[k].events);
+      if (n < 256) break;
+    }
+    e->in_batch = false;
+    StreamDeliver(e);
+    if (!e->setup_started) break;
   }
-  e->in_batch = false;
-  StreamDeliver(e);
 }
 
 void StreamOnTick(uv_timer_t* handle) {
@@ -560,6 +564,7 @@ int StreamStartPair(StreamEngine* e, int client, int upstream, uint32_t idle_ms)
   u.other = client;
   u.ready = 0;
   c.watched = u.watched = false;
+  e->setup_started = true;
   if (idle_ms > 0) {
     c.deadline = uv_now(e->loop) + idle_ms;
     e->timed++;
