@@ -9,21 +9,25 @@
 #   ROUNDS=5 DUR=2 bench/relay/tcp-conn-ab.sh nginx bench/relay/subject.sh
 # Each argument is `nginx` (one worker, the bench's stream settings) or a subject script taking
 # RELAY_PORT ECHO_PORT IPERF_RELAY_PORT IPERF_PORT (bench/relay/subject.sh and its kind).
+# PIN=1 places the processes as `npm run bench` does: the relay on CPU 1, echod and tcpconn on CPU 0.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 SHARED="$HERE/../../../shared/bench"
 [ -f "$SHARED/tcpconn.c" ] || { echo "tcp-conn-ab: $SHARED/tcpconn.c not found (../shared must sit beside the repository)" >&2; exit 1; }
 [ $# -ge 1 ] || { echo "usage: $0 nginx|SUBJECT_SCRIPT ..." >&2; exit 2; }
 ROUNDS=${ROUNDS:-5} DUR=${DUR:-2}
+RELAY_CPU="" GEN_CPU=""
+[ "${PIN:-0}" = 1 ] && RELAY_CPU="taskset -c 1" GEN_CPU="taskset -c 0"
 W=$(mktemp -d /tmp/sluice-tcp-conn-ab.XXXXXX)
 for t in echod tcpconn; do gcc -O2 -Wall -o "$W/$t" "$SHARED/$t.c"; done
 # Four ports free for TCP and UDP (asked of the kernel, not guessed: other benches may run beside this one; a subject binds both).
-PORTS=$(node -e '
+# PORT_BASE=N takes N..N+3 instead (a range of one's own beside other benches).
+if [ -n "${PORT_BASE:-}" ]; then PORTS="$PORT_BASE $((PORT_BASE + 1)) $((PORT_BASE + 2)) $((PORT_BASE + 3))"; else PORTS=$(node -e '
 const net = require("net"), dgram = require("dgram");
 const one = () => new Promise((ok) => { const s = net.createServer().listen(0, "127.0.0.1", () => { const p = s.address().port; const u = dgram.createSocket("udp4"); u.once("error", () => s.close(() => ok(one()))); u.bind(p, "127.0.0.1", () => u.close(() => s.close(() => ok(p)))); }); });
-(async () => { const ps = []; while (ps.length < 4) { const p = await one(); if (!ps.includes(p)) ps.push(p); } console.log(ps.join(" ")); })();')
+(async () => { const ps = []; while (ps.length < 4) { const p = await one(); if (!ps.includes(p)) ps.push(p); } console.log(ps.join(" ")); })();'); fi
 read -r E R RI I <<< "$PORTS"
-"$W/echod" -p "$E" -t -T $((ROUNDS * $# * (DUR + 15) + 30)) & EP=$!
+$GEN_CPU "$W/echod" -p "$E" -t -T $((ROUNDS * $# * (DUR + 15) + 30)) & EP=$!
 for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$E") 2>/dev/null && break; sleep 0.1; done
 kill -0 "$EP" 2>/dev/null || { echo "tcp-conn-ab: echod did not start on port $E" >&2; exit 1; }
 SP=""
@@ -36,14 +40,15 @@ for round in $(seq 1 "$ROUNDS"); do
   i=0
   for s in "$@"; do
     i=$((i + 1))
-    if [ "$s" = nginx ]; then setsid nginx -c "$W/nginx.conf" -p "$W" > "$W/relay.log" 2>&1 & else setsid bash "$s" "$R" "$E" "$RI" "$I" > "$W/relay.log" 2>&1 & fi
+    if [ "$s" = nginx ]; then setsid $RELAY_CPU nginx -c "$W/nginx.conf" -p "$W" > "$W/relay.log" 2>&1 & else setsid $RELAY_CPU bash "$s" "$R" "$E" "$RI" "$I" > "$W/relay.log" 2>&1 & fi
     SP=$!
     up=0
     for _ in $(seq 1 150); do (exec 3<>"/dev/tcp/127.0.0.1/$R") 2>/dev/null && { up=1; break; }; sleep 0.1; done
     [ "$up" = 1 ] || { echo "relay $i ($s) did not listen; its log: $W/relay.log" >&2; exit 1; }
     sleep 0.5
+    kill -0 "$SP" 2>/dev/null || { echo "relay $i ($s) exited after it listened; its log: $W/relay.log" >&2; exit 1; }
     c0=$(node "$SHARED/benchlib.js" cpu "$SP")
-    out=$(timeout $((DUR + 20)) "$W/tcpconn" -t "127.0.0.1:$R" -c 32 -d "$DUR" -s 32)
+    out=$(timeout $((DUR + 20)) $GEN_CPU "$W/tcpconn" -t "127.0.0.1:$R" -c 32 -d "$DUR" -s 32)
     c1=$(node "$SHARED/benchlib.js" cpu "$SP")
     kill -- "-$SP" 2>/dev/null || true; wait "$SP" 2>/dev/null || true
     for _ in $(seq 1 100); do kill -0 -- "-$SP" 2>/dev/null || break; sleep 0.05; done

@@ -224,6 +224,7 @@ napi_value Dial(napi_env env, napi_callback_info info) {
   e->conns[id].deadline = uv_now(e->loop) + (timeout > 0 ? timeout : 1u << 31);
   e->timed++;
   if (timeout > 0) StreamNoteTimeout(e, timeout);
+  e->setup_started = true;
   StreamWatch(e);
   return Num(env, id);
 }

@@ -14,11 +14,15 @@
 
 namespace sluice {
 
+// Ids released before the last batch was delivered are free again (no record can name them now).
+static void RecycleIds(StreamEngine* e) {
+  if (e->in_batch || e->pending_ids.empty()) return;
+  e->free_ids.insert(e->free_ids.end(), e->pending_ids.begin(), e->pending_ids.end());
+  e->pending_ids.clear();
+}
+
 int StreamAllocId(StreamEngine* e) {
-  if (!e->in_batch && !e->pending_ids.empty()) {
-    e->free_ids.insert(e->free_ids.end(), e->pending_ids.begin(), e->pending_ids.end());
-    e->pending_ids.clear();
-  }
+  RecycleIds(e);
   if (!e->free_ids.empty()) {
     int id = e->free_ids.back();
     e->free_ids.pop_back();
@@ -476,21 +480,29 @@ static void Dispatch(StreamEngine* e, int id, uint32_t events) {
 void StreamOnReadable(uv_poll_t* handle, int status, int events) {
   StreamEngine* e = static_cast<StreamEngine*>(handle->data);
   if (e->destroyed) return;
-  e->in_batch = true;
-  for (int round = 0; round < 8 && !e->destroyed; round++) {
-    epoll_event evs[256];
-    int n = epoll_wait(e->epfd, evs, 256, 0);
-    for (int k = 0; k < n && !e->destroyed; k++) Dispatch(e, static_cast<int>(evs[k].data.u32), evs[k].events);
-    if (n < 256) break;
+  for (int pass = 0; pass < kSetupPasses && !e->destroyed; pass++) {
+    // Every connection is accepted and dialed while a batch is built or delivered, so ids would
+    // otherwise never come back: the table would grow by two per connection for good.
+    RecycleIds(e);
+    e->setup_started = false;
+    e->in_batch = true;
+    for (int round = 0; round < 8 && !e->destroyed; round++) {
+      epoll_event evs[256];
+      int n = epoll_wait(e->epfd, evs, 256, 0);
+      for (int k = 0; k < n && !e->destroyed; k++) Dispatch(e, static_cast<int>(evs[k].data.u32), evs[k].events);
+      if (n < 256) break;
+    }
+    e->in_batch = false;
+    StreamDeliver(e);
+    if (!e->setup_started) break;
   }
-  e->in_batch = false;
-  StreamDeliver(e);
 }
 
 void StreamOnTick(uv_timer_t* handle) {
   StreamEngine* e = static_cast<StreamEngine*>(handle->data);
   if (e->destroyed) return;
   uint64_t now = uv_now(e->loop);
+  RecycleIds(e);
   e->in_batch = true;
   for (size_t i = 0; i < e->conns.size() && !e->destroyed; i++) {
     StreamConn& c = e->conns[i];
@@ -560,6 +572,7 @@ int StreamStartPair(StreamEngine* e, int client, int upstream, uint32_t idle_ms)
   u.other = client;
   u.ready = 0;
   c.watched = u.watched = false;
+  e->setup_started = true;
   if (idle_ms > 0) {
     c.deadline = uv_now(e->loop) + idle_ms;
     e->timed++;

@@ -63,6 +63,10 @@ constexpr int kBigPipes = 128;
 // (bulk stays zero-copy); a splice that moves less than this switches it back. One page, so
 // what a send leaves behind always fits an empty pipe in one write (PIPE_BUF).
 constexpr size_t kCopyChunk = 4096;
+// Looks at the set per wake-up while the previous look's delivery started dials or pairs: a
+// loopback dial has finished by the time connect() returns, and a new pair's client usually has
+// its first bytes waiting, so accept, dial, join and the first bytes take one wake-up, not three.
+constexpr int kSetupPasses = 4;
 
 enum class Kind : uint8_t { Free, Listener, Held, Dialing, PipedClient, PipedUpstream };
 
@@ -120,6 +124,9 @@ struct StreamEngine {
   napi_ref on_events = nullptr;
   napi_async_context actx = nullptr;
   char copy_buf[kCopyChunk];  // small reads pass through here (kCopyChunk); never holds bytes between calls
+  // A dial or a pair was started since the last look at the set (StreamOnReadable): the wake-up
+  // that delivered the batch looks again before returning to the loop.
+  bool setup_started = false;
 };
 
 // stream.cc

@@ -56,6 +56,21 @@ for (const c of streamDatapathCases()) {
     assert.ok(isSluiceError(err, 'SLUICE_ERR_DESTINATION_DENIED'), String(err));
   });
 
+  run('one target object dialed again: the same canonical address, and the policy of each dial still applies', async (t, dp) => {
+    const up = await tcpServer(t);
+    const target = { host: '::ffff:127.0.0.1', port: up.port };
+    const dial = (policy?: ['public']) =>
+      new Promise<{ err: SluiceError | undefined; dialed?: DialedConn }>((resolve) => new DirectStreamDialer(undefined, policy ? { policy } : {}).dialConn(target, opts(), dp, (err, dialed) => resolve({ err, dialed })));
+    for (let i = 0; i < 2; i++) {
+      const ok = await dial();
+      assert.equal(ok.err, undefined);
+      assert.deepEqual(ok.dialed!.remote, { address: '127.0.0.1', port: up.port, family: 4 });
+      ok.dialed!.conn.destroy();
+      const denied = await dial(['public']);
+      assert.ok(isSluiceError(denied.err, 'SLUICE_ERR_DESTINATION_DENIED'), `dial ${i}: ${String(denied.err)}`);
+    }
+  });
+
   run('cancel: done is never called, and a connection the upstream got is closed', async (t, dp) => {
     const accepted: net.Socket[] = [];
     const up = await tcpServer(t, (s) => accepted.push(s));

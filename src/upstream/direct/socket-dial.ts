@@ -41,7 +41,7 @@ export function isSocketDialer(d: object): d is SocketDialer {
 export function dialSocket(target: HostPort, opts: DialOptions, datapath: StreamDatapath, resolver: Resolver, policy: DestinationPolicy | undefined, clock: Clock, done: DialedConnDone): DialInFlight {
   let remote: Endpoint | undefined;
   try {
-    remote = pinLiteral(target, policy);
+    remote = pinnedLiteral(target, policy);
   } catch (err) {
     return failedDial(err as SluiceError, done);
   }
@@ -49,6 +49,24 @@ export function dialSocket(target: HostPort, opts: DialOptions, datapath: Stream
   if (opts.signal.aborted) return failedDial(aborted(target), done);
   const to = remote;
   return datapath.dial(to, opts.timeoutMs, (err, conn) => (err ? done(connectError(err, target, to, opts)) : done(undefined, { conn: conn!, remote: to })));
+}
+
+/**
+ * pinLiteral of the last target dialed: a route dials the same upstream object (its config's,
+ * replaced, never changed, on reload) for every connection, so the literal is parsed and checked
+ * once per target instead of once per connection. A refusal throws and is not kept.
+ */
+let lastTarget: HostPort | undefined;
+let lastPolicy: DestinationPolicy | undefined;
+let lastPinned: Endpoint | undefined;
+
+function pinnedLiteral(target: HostPort, policy: DestinationPolicy | undefined): Endpoint | undefined {
+  if (target === lastTarget && policy === lastPolicy) return lastPinned;
+  const pinned = pinLiteral(target, policy);
+  lastTarget = target;
+  lastPolicy = policy;
+  lastPinned = pinned;
+  return pinned;
 }
 
 function dialName(target: HostPort, opts: DialOptions, datapath: StreamDatapath, resolver: Resolver, policy: DestinationPolicy | undefined, clock: Clock, done: DialedConnDone): DialInFlight {
