@@ -27,6 +27,7 @@ int AllocId(Engine* e) {
 
 void ReleaseId(Engine* e, int id) {
   e->socks[id] = Sock();
+  ForgetCarried(e, id);
   e->pending_ids.push_back(id);
 }
 
@@ -81,7 +82,10 @@ static int RecvInto(Engine* e, int id, int used, int room) {
     h[j].msg_hdr.msg_name = s.listener ? &e->rx_names[used + j] : nullptr;
     h[j].msg_hdr.msg_namelen = s.listener ? sizeof(sockaddr_in6) : 0;
     h[j].msg_hdr.msg_flags = 0;
+    h[j].msg_hdr.msg_control = nullptr;
+    h[j].msg_hdr.msg_controllen = 0;
   }
+  if (s.gro) PrepareCoalesced(e, h, used, room);
   int r = recvmmsg(s.fd, h, room, MSG_DONTWAIT, nullptr);
   if (r < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return 0;
@@ -103,7 +107,7 @@ static int RecvInto(Engine* e, int id, int used, int room) {
       rec[2] = rec[3] = 0;
     }
   }
-  return r;
+  return s.gro ? SplitCoalesced(e, used, r) : r;
 }
 
 static inline int Min(int a, int b) { return a < b ? a : b; }
@@ -112,7 +116,8 @@ int Harvest(Engine* e) {
   epoll_event evs[64];
   int n = epoll_wait(e->epfd, evs, 64, 0);
   e->hold_ready = n;
-  int used = 0;
+  // Datagrams of a coalesced run that did not fit the last harvest go first (gro.cc).
+  int used = CarryPending(e) ? DrainCarry(e) : 0;
   // Each ready socket first gets its share of the slots: epoll hands the same sockets back in the
   // same order, so without a share a flooded socket early in that order would fill every batch
   // and starve the ones after it (a tunnel's replies behind its own flood). What the others leave
@@ -176,7 +181,9 @@ void DrainReady(Engine* e) {
   if (e->destroyed || !Alive(e)) return;
   uint64_t started = HoldStart(e);
   int harvested = 0, n = 0;
-  for (int round = 0; round < kMaxRounds && !e->destroyed; round++) {
+  // Past kMaxRounds only while a coalesced run still waits in the carry (gro.cc): it drains, and
+  // no readiness would come back for it.
+  for (int round = 0; (round < kMaxRounds || CarryPending(e)) && !e->destroyed; round++) {
     if (!e->pending_ids.empty()) {
       e->free_ids.insert(e->free_ids.end(), e->pending_ids.begin(), e->pending_ids.end());
       e->pending_ids.clear();
