@@ -107,7 +107,7 @@ static int RecvInto(Engine* e, int id, int used, int room) {
       rec[2] = rec[3] = 0;
     }
   }
-  return s.gro ? SplitCoalesced(e, used, r) : r;
+  return s.gro ? SplitCoalesced(e, used, r, room) : r;
 }
 
 static inline int Min(int a, int b) { return a < b ? a : b; }
@@ -116,8 +116,6 @@ int Harvest(Engine* e) {
   epoll_event evs[64];
   int n = epoll_wait(e->epfd, evs, 64, 0);
   e->hold_ready = n;
-  // Datagrams of a coalesced run that did not fit the last harvest go first (gro.cc).
-  int used = CarryPending(e) ? DrainCarry(e) : 0;
   // Each ready socket first gets its share of the slots: epoll hands the same sockets back in the
   // same order, so without a share a flooded socket early in that order would fill every batch
   // and starve the ones after it (a tunnel's replies behind its own flood). What the others leave
@@ -125,18 +123,26 @@ int Harvest(Engine* e) {
   // sessions' sockets with one datagram each), so no slot stays empty while data waits.
   int share = n > 0 ? e->rx_slots / n : e->rx_slots;
   if (share < kMinShare) share = kMinShare;
+  // Datagrams of coalesced runs beyond their socket's share wait in the carry (gro.cc): they go
+  // first, a share of them, and no coalescing socket is read while any wait (its order).
+  int used = CarryPending(e) ? DrainCarry(e, 0, Min(share, e->rx_slots)) : 0;
   int full[64];
   int nfull = 0;
   for (int k = 0; k < n && used < e->rx_slots; k++) {
     int id = static_cast<int>(evs[k].data.u32);
     if (id < 0 || id >= static_cast<int>(e->socks.size()) || e->socks[id].fd < 0) continue;
+    if (e->socks[id].gro && CarryPending(e)) {
+      full[nfull++] = id;
+      continue;
+    }
     int room = Min(Min(e->rx_slots - used, kMaxRecv), share);
     int r = RecvInto(e, id, used, room);
     used += r;
-    if (r == room) full[nfull++] = id;
+    if (r >= room) full[nfull++] = id;
   }
+  if (CarryPending(e)) used += DrainCarry(e, used, e->rx_slots - used);
   for (int k = 0; k < nfull && used < e->rx_slots; k++) {
-    if (e->socks[full[k]].fd < 0) continue;
+    if (e->socks[full[k]].fd < 0 || (e->socks[full[k]].gro && CarryPending(e))) continue;
     used += RecvInto(e, full[k], used, Min(e->rx_slots - used, kMaxRecv));
   }
   OpenHarvested(e, used);
@@ -193,7 +199,7 @@ void DrainReady(Engine* e) {
     if (n == 0) break;
     // A batch forwarded whole (forward.cc) needs no JavaScript call.
     if (e->forwarded < n) Deliver(e, n);
-    if (n < e->rx_slots) break;
+    if (n < e->rx_slots && !CarryPending(e)) break;
   }
   HoldAfter(e, started, harvested, n == e->rx_slots);
 }

@@ -176,12 +176,13 @@ void RegisterHold(napi_env env, napi_value exports);
 
 // gro.cc: coalesced receives. PrepareCoalesced gives messages [first, first + room) of the
 // receive headers room for the segment size; SplitCoalesced cuts the r buffers received at slot
-// `used` into one record per datagram and returns the records now in the slots (the rest wait in
-// the carry); DrainCarry moves waiting datagrams into the slots from 0 and returns how many.
+// `used` into one record per datagram and returns the records now in the slots, at most `limit`
+// (the rest wait in the carry); DrainCarry moves at most `max` waiting datagrams into the slots
+// from `first` and returns how many.
 void PrepareCoalesced(Engine* e, mmsghdr* h, int first, int room);
-int SplitCoalesced(Engine* e, int used, int r);
+int SplitCoalesced(Engine* e, int used, int r, int limit);
 bool CarryPending(Engine* e);
-int DrainCarry(Engine* e);
+int DrainCarry(Engine* e, int first, int max);
 void ForgetCarried(Engine* e, int sock);
 void FreeGro(Engine* e);
 void RegisterGro(napi_env env, napi_value exports);

@@ -6,10 +6,12 @@
 // buffer, and this file cuts it into the receive slots, one record per datagram, so everything
 // after the harvest (opening, forwarding, JavaScript) sees exactly the datagrams that were sent.
 //
-// A received run may hold more datagrams than there are free slots: the rest waits in the carry,
-// in order, and goes first into the next harvest (engine.cc), before any socket is read again, so
-// a socket's datagrams keep their order. The drain loop keeps going while the carry holds any
-// (engine.cc DrainReady), so nothing waits there for a wake-up that may never come.
+// A received run may hold more datagrams than its socket's share of the slots (engine.cc Harvest):
+// the rest waits in the carry, in order, and goes into the next harvests a share at a time; no
+// coalescing socket is read while the carry holds any, so a socket's datagrams keep their order
+// and a flooded tunnel socket takes no more of a harvest than its share. The drain loop keeps
+// going while the carry holds any (engine.cc DrainReady), so nothing waits there for a wake-up
+// that may never come.
 #include "engine.h"
 
 #include <netinet/in.h>
@@ -78,7 +80,7 @@ static void Carry(GroState* g, const int32_t* rec, const uint8_t* bytes, int len
   g->carried++;
 }
 
-int SplitCoalesced(Engine* e, int used, int r) {
+int SplitCoalesced(Engine* e, int used, int r, int limit) {
   GroState* g = e->gro;
   mmsghdr* h = e->rx_hdrs.data() + used;
   // Datagrams in each received buffer, and where the first of each goes.
@@ -93,7 +95,7 @@ int SplitCoalesced(Engine* e, int used, int r) {
     total += count[j];
   }
   if (total == r) return r;
-  int room = e->rx_slots - used;
+  int room = limit;
   if (total > room) {
     // The datagrams past the free slots go to the carry first, in order, while every buffer is
     // still where it was received.
@@ -132,15 +134,15 @@ int SplitCoalesced(Engine* e, int used, int r) {
   return total < room ? total : room;
 }
 
-int DrainCarry(Engine* e) {
+int DrainCarry(Engine* e, int first, int max) {
   GroState* g = e->gro;
   int used = 0;
   size_t n = g->carry_offs.size();
-  while (g->head < n && used < e->rx_slots) {
+  while (g->head < n && used < max) {
     const int32_t* rec = &g->carry_recs[g->head * kRxRec];
-    int32_t* out = e->rxm + used * kRxRec;
+    int32_t* out = e->rxm + (first + used) * kRxRec;
     memcpy(out, rec, kRxRec * sizeof(int32_t));
-    if (rec[0] >= 0) memcpy(e->rx + static_cast<size_t>(used) * kSlotBytes, &g->carry_bytes[g->carry_offs[g->head]], static_cast<size_t>(rec[1]));
+    if (rec[0] >= 0) memcpy(e->rx + static_cast<size_t>(first + used) * kSlotBytes, &g->carry_bytes[g->carry_offs[g->head]], static_cast<size_t>(rec[1]));
     g->head++;
     used++;
   }
