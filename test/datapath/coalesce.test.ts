@@ -16,7 +16,8 @@ interface Got {
   readonly port: number;
 }
 
-async function pair(t: TestContext, receiverOpts: { gro?: boolean } = {}) {
+/** Two engines of their own, destroyed after the test. */
+function engines(t: TestContext, receiverOpts: { gro?: boolean } = {}) {
   if (!loaded.ok) throw new Error('unreachable');
   const sender = new NativeDatapath(loaded.binding, loaded.layout);
   const receiver = new NativeDatapath(loaded.binding, loaded.layout, receiverOpts);
@@ -24,6 +25,11 @@ async function pair(t: TestContext, receiverOpts: { gro?: boolean } = {}) {
     sender.destroy();
     receiver.destroy();
   });
+  return { sender, receiver };
+}
+
+async function pair(t: TestContext, receiverOpts: { gro?: boolean } = {}) {
+  const { sender, receiver } = engines(t, receiverOpts);
   const got: Got[] = [];
   const rx = await receiver.listen('127.0.0.1', 0, { onDatagram: (buf, _address, port) => void got.push({ buf: Buffer.from(buf), port }), onSendError: () => {} });
   const tx = await sender.listen('127.0.0.1', 0, { onDatagram: () => {}, onSendError: () => {} });
@@ -95,13 +101,7 @@ test('coalesced receive: gro off (NativeDatapathOptions.gro false) leaves the so
 });
 
 test('coalesced receive: a socket closed while its datagrams wait for a slot gets none of them; the engine keeps working', { skip }, async (t) => {
-  if (!loaded.ok) return;
-  const sender = new NativeDatapath(loaded.binding, loaded.layout);
-  const receiver = new NativeDatapath(loaded.binding, loaded.layout);
-  t.after(() => {
-    sender.destroy();
-    receiver.destroy();
-  });
+  const { sender, receiver } = engines(t);
   let closedAt = -1;
   let afterClose = 0;
   const got: number[] = [];
@@ -133,13 +133,7 @@ test('coalesced receive: a socket closed while its datagrams wait for a slot get
 });
 
 test('coalesced receive: a tunnel socket flooded with runs takes no more than its share of a harvest; another socket ready after it is in the first batch', { skip }, async (t) => {
-  if (!loaded.ok) return;
-  const sender = new NativeDatapath(loaded.binding, loaded.layout);
-  const receiver = new NativeDatapath(loaded.binding, loaded.layout);
-  t.after(() => {
-    sender.destroy();
-    receiver.destroy();
-  });
+  const { sender, receiver } = engines(t);
   const order: string[] = [];
   const numbers: number[] = [];
   const a = await receiver.listen('127.0.0.1', 0, {
