@@ -26,6 +26,8 @@
 
 namespace sluice {
 
+constexpr size_t kKeepCarryBytes = 256 * 1024;
+
 struct GroState {
   std::vector<uint64_t> cmsg;  // 4 words per receive slot (>= CMSG_SPACE(int))
   // Datagrams waiting for a slot: their records and bytes, in arrival order, from `head` on.
@@ -151,6 +153,8 @@ int DrainCarry(Engine* e, int first, int max) {
     g->carry_offs.clear();
     g->carry_bytes.clear();
     g->head = 0;
+    // A burst of large coalesced runs may have grown it to a few MiB: not kept while idle.
+    if (g->carry_bytes.capacity() > kKeepCarryBytes) std::vector<uint8_t>().swap(g->carry_bytes);
   }
   return used;
 }
