@@ -167,6 +167,7 @@ void Teardown(Engine* e) {
   for (size_t i = 0; i < e->socks.size(); i++) CloseSock(e, static_cast<int>(i));
   FreeForwards(e);
   FreeSeal(e);
+  FreeGro(e);
   StopThread(e);
   e->destroyed = true;
   e->polling = false;
@@ -404,6 +405,7 @@ napi_value Init(napi_env env, napi_value exports) {
   RegisterHold(env, exports);
   RegisterSockopt(env, exports);
   RegisterForwardFrame(env, exports);
+  RegisterGro(env, exports);
   return exports;
 }
 

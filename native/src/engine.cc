@@ -27,6 +27,7 @@ int AllocId(Engine* e) {
 
 void ReleaseId(Engine* e, int id) {
   e->socks[id] = Sock();
+  ForgetCarried(e, id);
   e->pending_ids.push_back(id);
 }
 
@@ -81,7 +82,10 @@ static int RecvInto(Engine* e, int id, int used, int room) {
     h[j].msg_hdr.msg_name = s.listener ? &e->rx_names[used + j] : nullptr;
     h[j].msg_hdr.msg_namelen = s.listener ? sizeof(sockaddr_in6) : 0;
     h[j].msg_hdr.msg_flags = 0;
+    h[j].msg_hdr.msg_control = nullptr;
+    h[j].msg_hdr.msg_controllen = 0;
   }
+  if (s.gro) PrepareCoalesced(e, h, used, room);
   int r = recvmmsg(s.fd, h, room, MSG_DONTWAIT, nullptr);
   if (r < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return 0;
@@ -103,7 +107,7 @@ static int RecvInto(Engine* e, int id, int used, int room) {
       rec[2] = rec[3] = 0;
     }
   }
-  return r;
+  return s.gro ? SplitCoalesced(e, used, r, room) : r;
 }
 
 static inline int Min(int a, int b) { return a < b ? a : b; }
@@ -112,7 +116,6 @@ int Harvest(Engine* e) {
   epoll_event evs[64];
   int n = epoll_wait(e->epfd, evs, 64, 0);
   e->hold_ready = n;
-  int used = 0;
   // Each ready socket first gets its share of the slots: epoll hands the same sockets back in the
   // same order, so without a share a flooded socket early in that order would fill every batch
   // and starve the ones after it (a tunnel's replies behind its own flood). What the others leave
@@ -120,18 +123,26 @@ int Harvest(Engine* e) {
   // sessions' sockets with one datagram each), so no slot stays empty while data waits.
   int share = n > 0 ? e->rx_slots / n : e->rx_slots;
   if (share < kMinShare) share = kMinShare;
+  // Datagrams of coalesced runs beyond their socket's share wait in the carry (gro.cc): they go
+  // first, a share of them, and no coalescing socket is read while any wait (its order).
+  int used = CarryPending(e) ? DrainCarry(e, 0, Min(share, e->rx_slots)) : 0;
   int full[64];
   int nfull = 0;
   for (int k = 0; k < n && used < e->rx_slots; k++) {
     int id = static_cast<int>(evs[k].data.u32);
     if (id < 0 || id >= static_cast<int>(e->socks.size()) || e->socks[id].fd < 0) continue;
+    if (e->socks[id].gro && CarryPending(e)) {
+      full[nfull++] = id;
+      continue;
+    }
     int room = Min(Min(e->rx_slots - used, kMaxRecv), share);
     int r = RecvInto(e, id, used, room);
     used += r;
-    if (r == room) full[nfull++] = id;
+    if (r >= room) full[nfull++] = id;
   }
+  if (CarryPending(e)) used += DrainCarry(e, used, e->rx_slots - used);
   for (int k = 0; k < nfull && used < e->rx_slots; k++) {
-    if (e->socks[full[k]].fd < 0) continue;
+    if (e->socks[full[k]].fd < 0 || (e->socks[full[k]].gro && CarryPending(e))) continue;
     used += RecvInto(e, full[k], used, Min(e->rx_slots - used, kMaxRecv));
   }
   OpenHarvested(e, used);
@@ -176,7 +187,9 @@ void DrainReady(Engine* e) {
   if (e->destroyed || !Alive(e)) return;
   uint64_t started = HoldStart(e);
   int harvested = 0, n = 0;
-  for (int round = 0; round < kMaxRounds && !e->destroyed; round++) {
+  // Past kMaxRounds only while a coalesced run still waits in the carry (gro.cc): it drains, and
+  // no readiness would come back for it.
+  for (int round = 0; (round < kMaxRounds || CarryPending(e)) && !e->destroyed; round++) {
     if (!e->pending_ids.empty()) {
       e->free_ids.insert(e->free_ids.end(), e->pending_ids.begin(), e->pending_ids.end());
       e->pending_ids.clear();
@@ -186,7 +199,7 @@ void DrainReady(Engine* e) {
     if (n == 0) break;
     // A batch forwarded whole (forward.cc) needs no JavaScript call.
     if (e->forwarded < n) Deliver(e, n);
-    if (n < e->rx_slots) break;
+    if (n < e->rx_slots && !CarryPending(e)) break;
   }
   HoldAfter(e, started, harvested, n == e->rx_slots);
 }

@@ -46,10 +46,12 @@ struct Sock {
   int family = 0;          // AF_INET or AF_INET6
   bool listener = false;
   int gso_limit = 1 << 30; // UDP_SEGMENT only for segment sizes below this (lowered on EINVAL)
+  bool gro = false;        // receives runs as one buffer (UDP_GRO), cut up in the harvest (gro.cc)
 };
 
 struct SealState;  // seal.cc
 struct FwdState;   // forward.cc
+struct GroState;   // gro.cc
 
 struct Engine {
   napi_env env = nullptr;
@@ -116,6 +118,7 @@ struct Engine {
   uint64_t hold_count = 0;      // datagrams harvested in it
   bool hold_dense = false;      // the last window's rate brings >= 2 datagrams per delay
   int hold_ready = 0;           // sockets the last harvest found ready (engine.cc Harvest)
+  GroState* gro = nullptr;      // coalesced receives (gro.cc), made when a socket asks for them
 };
 
 // engine.cc
@@ -170,6 +173,19 @@ bool DestinationOf(const Sock& s, const int32_t* dst, sockaddr_in6* name, sockle
 uint64_t HoldStart(Engine* e);
 void HoldAfter(Engine* e, uint64_t started, int harvested, bool full);
 void RegisterHold(napi_env env, napi_value exports);
+
+// gro.cc: coalesced receives. PrepareCoalesced gives messages [first, first + room) of the
+// receive headers room for the segment size; SplitCoalesced cuts the r buffers received at slot
+// `used` into one record per datagram and returns the records now in the slots, at most `limit`
+// (the rest wait in the carry); DrainCarry moves at most `max` waiting datagrams into the slots
+// from `first` and returns how many.
+void PrepareCoalesced(Engine* e, mmsghdr* h, int first, int room);
+int SplitCoalesced(Engine* e, int used, int r, int limit);
+bool CarryPending(Engine* e);
+int DrainCarry(Engine* e, int first, int max);
+void ForgetCarried(Engine* e, int sock);
+void FreeGro(Engine* e);
+void RegisterGro(napi_env env, napi_value exports);
 
 // sockopt.cc: buffer sizes of a socket in the engine.
 void RegisterSockopt(napi_env env, napi_value exports);

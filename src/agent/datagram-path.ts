@@ -139,6 +139,7 @@ export class AgentDatagramPath {
           // ICMP errors (the gateway's UDP port unreachable) cost nothing here: the keepalives show whether UDP works.
           onSendError: () => {},
         });
+        this.#socket.coalesce?.(); // the gateway sends its runs with UDP_SEGMENT
       } catch {
         this.#socketFamily = 0;
       }

@@ -61,4 +61,10 @@ export interface UdpSender {
 export interface UdpListener<R extends ListenerReceiver = ListenerReceiver> extends UdpSender {
   /** What gets this listener's datagrams. */
   readonly receiver: R;
+  /**
+   * Asks the kernel to queue a run of datagrams sent with UDP_SEGMENT (a Sluice tunnel peer's
+   * batch) as one buffer, which the datapath cuts back into the same datagrams before the receiver
+   * sees them: less kernel work per datagram. True when on; absent or false: one buffer per datagram.
+   */
+  coalesce?(): boolean;
 }

@@ -54,6 +54,7 @@ export async function bindPair(config: GatewayConfig, cert: GatewayCertificate, 
       if (port === 0 && errnoCode(err) === 'EADDRINUSE' && attempt < 20) continue;
       throw new SluiceError('SLUICE_ERR_BIND', `gateway: cannot bind udp ${formatHostPort(host, a.port)}: ${errnoCode(err) ?? (err as Error).message}`, { cause: err });
     }
+    udp.coalesce?.(); // agents send their runs with UDP_SEGMENT
     const ip = canonicalIp(a.address)!;
     const tcp: Endpoint = { address: ip.address, port: a.port, family: ip.family };
     return { server, front, udp, tcp, udpLocal: udp.local };

@@ -40,6 +40,10 @@ export interface NativeBinding {
   receiveDelays?(engine: EngineHandle): number;
   /** Sets SO_RCVBUF / SO_SNDBUF of socket `id` (0 leaves one as it is); false when it cannot. */
   socketBuffers?(engine: EngineHandle, id: number, rcvbufBytes: number, sndbufBytes: number): boolean;
+  /** Sets UDP_GRO on socket `id`: runs arrive as one buffer, cut up in the batch (native/src/gro.cc); false when it cannot. */
+  coalesce?(engine: EngineHandle, id: number): boolean;
+  /** [received buffers that held more than one datagram, datagrams that waited for a free slot]. */
+  coalesceStats?(engine: EngineHandle): [number, number];
 }
 
 export type BindingLoad = { ok: true; binding: NativeBinding; layout: NativeLayout } | { ok: false; reason: string };

@@ -9,6 +9,12 @@ import { LISTENER_RCVBUF_BYTES, LISTENER_SNDBUF_BYTES, SESSION_RCVBUF_BYTES } fr
 export interface NativeDatapathOptions {
   /** Use UDP_SEGMENT for runs of equal-sized datagrams to one destination, where the kernel has it. Default true. */
   readonly gso?: boolean;
+  /**
+   * Whether sockets that ask for it (UdpListener.coalesce: the tunnel sockets) take a run sent
+   * with UDP_SEGMENT as one buffer (UDP_GRO) that the batch cuts back into its datagrams
+   * (native/src/gro.cc). Default true; false keeps one kernel buffer per datagram.
+   */
+  readonly gro?: boolean;
   /** Receive slots (datagrams per batch); each is 64 KiB of mostly untouched memory. Default 128. */
   readonly rxSlots?: number;
   /** Send records per flush. Default 512. */
@@ -212,6 +218,18 @@ export class NativeDatapath implements UdpDatapath, NativeEngine {
   /** The staging memory `stageSealed` offsets point into. */
   get staging(): Buffer {
     return this.#tx;
+  }
+
+  /** Asks socket `id` to receive runs as one buffer (NativeDatapathOptions.gro); true when it does. */
+  coalesce(id: number): boolean {
+    if (this.#destroyed || this.#opts.gro === false) return false;
+    return this.#b.coalesce?.(this.#engine, id) ?? false;
+  }
+
+  /** Received buffers that held more than one datagram, and datagrams that waited for a slot. */
+  get coalesceStats(): { readonly coalesced: number; readonly carried: number } {
+    const [coalesced, carried] = this.#destroyed ? [0, 0] : (this.#b.coalesceStats?.(this.#engine) ?? [0, 0]);
+    return { coalesced, carried };
   }
 
   /** How many times the engine slept to let a batch fill (NativeDatapathOptions.receiveDelayUs). */

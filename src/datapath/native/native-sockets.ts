@@ -23,6 +23,8 @@ export interface NativeEngine {
   /** Reserves staging for a datagram to be sealed under key `slot` at flush: its offset, or -1. */
   stageSealed(id: number, bytes: number, slot: number, port: number, dest: NativeAddress): number;
   release(id: number): void;
+  /** Asks socket `id` to receive runs sent with UDP_SEGMENT as one buffer; true when it does. */
+  coalesce(id: number): boolean;
 }
 
 /** Errors that mean the upstream cannot be reached at all: the session ends (as with dgram). */
@@ -57,6 +59,10 @@ export class NativeListener<R extends ListenerReceiver = ListenerReceiver> imple
 
   failed(errno: number, syscall: 'recv' | 'send'): void {
     if (this.#closed === undefined) this.receiver.onSendError(systemError(errno, syscall));
+  }
+
+  coalesce(): boolean {
+    return this.#closed === undefined && this.dp.coalesce(this.id);
   }
 
   send(buf: Buffer, port: number, address: string, prefix: Buffer | null = null): void {
