@@ -26,6 +26,7 @@ int AllocId(Engine* e) {
 }
 
 void ReleaseId(Engine* e, int id) {
+  DropCarry(e, id);
   e->socks[id] = Sock();
   e->pending_ids.push_back(id);
 }
@@ -72,19 +73,24 @@ static void PutAddress(int32_t* rec, const sockaddr_in6* name) {
   memcpy(rec + 4, name->sin6_addr.s6_addr, 16);
 }
 
-// Receives up to `room` datagrams of socket `id` into the slots from `used` on; returns the
-// records written (a pending socket error is one record with no slot data).
-static int RecvInto(Engine* e, int id, int used, int room) {
+// Receives up to `room` messages of socket `id` into the slots from `used` on; returns the
+// records written (a pending socket error is one record with no slot data; a coalesced message
+// one record per datagram, gro.cc). `e->recv_msgs`: the messages received, -1 on an error.
+int RecvOnce(Engine* e, int id, int used, int room) {
   const Sock& s = e->socks[id];
   mmsghdr* h = e->rx_hdrs.data() + used;
   for (int j = 0; j < room; j++) {
     h[j].msg_hdr.msg_name = s.listener ? &e->rx_names[used + j] : nullptr;
     h[j].msg_hdr.msg_namelen = s.listener ? sizeof(sockaddr_in6) : 0;
     h[j].msg_hdr.msg_flags = 0;
+    h[j].msg_hdr.msg_control = s.gro ? GroControl(e, used + j) : nullptr;
+    h[j].msg_hdr.msg_controllen = s.gro ? GroControlBytes() : 0;
   }
   int r = recvmmsg(s.fd, h, room, MSG_DONTWAIT, nullptr);
+  e->recv_msgs = r < 0 ? 0 : r;
   if (r < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return 0;
+    e->recv_msgs = -1;
     // A pending socket error (ICMP unreachable on a connected socket): one record, no slot data.
     int32_t* rec = e->rxm + used * kRxRec;
     rec[0] = id;
@@ -103,16 +109,18 @@ static int RecvInto(Engine* e, int id, int used, int room) {
       rec[2] = rec[3] = 0;
     }
   }
-  return r;
+  return s.gro ? SplitGro(e, used, r) : r;
 }
+
+static int RecvInto(Engine* e, int id, int used, int room) { return e->socks[id].gro ? RecvGro(e, id, used, room) : RecvOnce(e, id, used, room); }
 
 static inline int Min(int a, int b) { return a < b ? a : b; }
 
 int Harvest(Engine* e) {
   epoll_event evs[64];
-  int n = epoll_wait(e->epfd, evs, 64, 0);
+  int used = TakeCarry(e);  // datagrams of a coalesced message that did not fit last time (gro.cc)
+  int n = used < e->rx_slots && !e->carry_only ? epoll_wait(e->epfd, evs, 64, 0) : 0;
   e->hold_ready = n;
-  int used = 0;
   // Each ready socket first gets its share of the slots: epoll hands the same sockets back in the
   // same order, so without a share a flooded socket early in that order would fill every batch
   // and starve the ones after it (a tunnel's replies behind its own flood). What the others leave
@@ -128,7 +136,7 @@ int Harvest(Engine* e) {
     int room = Min(Min(e->rx_slots - used, kMaxRecv), share);
     int r = RecvInto(e, id, used, room);
     used += r;
-    if (r == room) full[nfull++] = id;
+    if (r >= room) full[nfull++] = id;
   }
   for (int k = 0; k < nfull && used < e->rx_slots; k++) {
     if (e->socks[full[k]].fd < 0) continue;
@@ -176,7 +184,9 @@ void DrainReady(Engine* e) {
   if (e->destroyed || !Alive(e)) return;
   uint64_t started = HoldStart(e);
   int harvested = 0, n = 0;
-  for (int round = 0; round < kMaxRounds && !e->destroyed; round++) {
+  // Beyond kMaxRounds only datagrams carried from a coalesced message are taken (gro.cc).
+  for (int round = 0; (round < kMaxRounds || CarryPending(e)) && !e->destroyed; round++) {
+    e->carry_only = round >= kMaxRounds;
     if (!e->pending_ids.empty()) {
       e->free_ids.insert(e->free_ids.end(), e->pending_ids.begin(), e->pending_ids.end());
       e->pending_ids.clear();

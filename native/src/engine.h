@@ -46,6 +46,14 @@ struct Sock {
   int family = 0;          // AF_INET or AF_INET6
   bool listener = false;
   int gso_limit = 1 << 30; // UDP_SEGMENT only for segment sizes below this (lowered on EINVAL)
+  bool gro = false;        // UDP_GRO on: a message may hold a run of datagrams (gro.cc)
+  int gro_segs = 1;        // the most datagrams one message held in its last receive (gro.cc)
+};
+
+// A datagram of a coalesced message that did not fit in the batch (gro.cc): its rx record and bytes.
+struct Carried {
+  int32_t rec[kRxRec];
+  size_t off;
 };
 
 struct SealState;  // seal.cc
@@ -116,6 +124,16 @@ struct Engine {
   uint64_t hold_count = 0;      // datagrams harvested in it
   bool hold_dense = false;      // the last window's rate brings >= 2 datagrams per delay
   int hold_ready = 0;           // sockets the last harvest found ready (engine.cc Harvest)
+
+  // Coalesced receive (gro.cc): control space per receive header, datagrams carried to the next harvest.
+  std::vector<uint64_t> gro_control;
+  std::vector<Carried> carry;
+  std::vector<uint8_t> carry_bytes;
+  size_t carry_head = 0;
+  bool carry_only = false;
+  int recv_msgs = 0;   // messages of the last RecvOnce (engine.cc), -1 after an error
+  int split_most = 1;  // the most datagrams one message held in the last SplitGro
+  double gro_stats[3] = {};  // coalesced messages split, datagrams in them, datagrams carried  // this harvest only takes the carry (DrainReady's rounds beyond kMaxRounds)
 };
 
 // engine.cc
@@ -173,6 +191,22 @@ void RegisterHold(napi_env env, napi_value exports);
 
 // sockopt.cc: buffer sizes of a socket in the engine.
 void RegisterSockopt(napi_env env, napi_value exports);
+
+// gro.cc: coalesced receive. The control buffer of receive header `slot`; splits the `r` messages
+// received at `used` into one record per datagram and returns the records now there (the rest
+// carried); takes carried datagrams into the slots from 0 (returns how many); forgets a closed
+// socket's carried datagrams.
+void* GroControl(Engine* e, int slot);
+size_t GroControlBytes();
+int SplitGro(Engine* e, int used, int r);
+// Receives from a UDP_GRO socket up to about `room` datagrams (not messages): as many messages at a
+// time as fit if each holds as many datagrams as the socket's last ones did.
+int RecvGro(Engine* e, int id, int used, int room);
+int RecvOnce(Engine* e, int id, int used, int room);  // engine.cc: one recvmmsg of up to `room` messages
+int TakeCarry(Engine* e);
+inline bool CarryPending(const Engine* e) { return e->carry_head < e->carry.size(); }
+void DropCarry(Engine* e, int sock);
+void RegisterGro(napi_env env, napi_value exports);
 
 // errors.cc
 napi_value ErrnoError(napi_env env, int err, const char* syscall, const char* detail);

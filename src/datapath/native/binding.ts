@@ -40,6 +40,10 @@ export interface NativeBinding {
   receiveDelays?(engine: EngineHandle): number;
   /** Sets SO_RCVBUF / SO_SNDBUF of socket `id` (0 leaves one as it is); false when it cannot. */
   socketBuffers?(engine: EngineHandle, id: number, rcvbufBytes: number, sndbufBytes: number): boolean;
+  /** Turns UDP_GRO on socket `id` on or off (native/src/gro.cc); false when the kernel lacks it. */
+  socketGro?(engine: EngineHandle, id: number, on: boolean): boolean;
+  /** [coalesced messages split, datagrams in them, datagrams carried to a later harvest] (native/src/gro.cc). */
+  groStats?(engine: EngineHandle): [messages: number, datagrams: number, carried: number];
 }
 
 export type BindingLoad = { ok: true; binding: NativeBinding; layout: NativeLayout } | { ok: false; reason: string };

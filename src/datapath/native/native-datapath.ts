@@ -38,6 +38,13 @@ export interface NativeDatapathOptions {
    * whose loop may sleep (the udpexposer client's workers) sets it like a listener's.
    */
   readonly channelRcvbufBytes?: number;
+  /**
+   * UDP_GRO on listener sockets (native/src/gro.cc, docs/datapath.md "Coalesced receive"): a run
+   * of datagrams sent with UDP_SEGMENT (a peer agent's or the gateway's batch on one machine) or
+   * merged by the NIC arrives as one message and is split back into datagrams in the batch.
+   * Default true.
+   */
+  readonly gro?: boolean;
 }
 
 /**
@@ -109,6 +116,7 @@ export class NativeDatapath implements UdpDatapath, NativeEngine {
 
   async listen<R extends ListenerReceiver>(host: string, port: number, receiver: R | ReceiverFactory<R>): Promise<UdpListener<R>> {
     const id = this.#b.listen(this.#engine, host, port, this.#opts.listenerRcvbufBytes ?? LISTENER_RCVBUF_BYTES, this.#opts.listenerSndbufBytes ?? LISTENER_SNDBUF_BYTES);
+    if (this.#opts.gro ?? true) this.#b.socketGro?.(this.#engine, id, true);
     const [family, address, boundPort] = this.#b.localAddress(this.#engine, id);
     const local: Endpoint = { address: canonicalIp(address)?.address ?? address, port: boundPort, family };
     const l = new NativeListener(this, id, local, family, receiver);
@@ -123,6 +131,12 @@ export class NativeDatapath implements UdpDatapath, NativeEngine {
     const ch = new NativeChannel(this, id, remote, receiver);
     this.#handlers[id] = ch;
     return ch;
+  }
+
+  /** Coalesced receive so far (native/src/gro.cc): messages split, datagrams in them, datagrams carried to a later batch. */
+  groStats(): { messages: number; datagrams: number; carried: number } {
+    const [messages, datagrams, carried] = this.#destroyed ? [0, 0, 0] : (this.#b.groStats?.(this.#engine) ?? [0, 0, 0]);
+    return { messages, datagrams, carried };
   }
 
   /** Closes every socket; the datapath is unusable afterwards. Idempotent. */
