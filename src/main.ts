@@ -141,7 +141,7 @@ async function demo(): Promise<number> {
 
 /** Benchmark knobs of the native UDP datapath (bench/relay/subject.sh, docs/datapath.md). */
 function benchKnobs() {
-  return { gso: process.env.SLUICE_UDP_GSO !== '0', readiness: process.env.SLUICE_UDP_READINESS === 'thread' ? ('thread' as const) : ('loop' as const) };
+  return { gso: process.env.SLUICE_UDP_GSO !== '0', gro: process.env.SLUICE_UDP_GRO !== '0', readiness: process.env.SLUICE_UDP_READINESS === 'thread' ? ('thread' as const) : ('loop' as const) };
 }
 
 /**
