@@ -39,6 +39,10 @@ export interface DirectFlowEnd {
   /** The tag the peer's datagrams of this flow carry. */
   readonly tagIn: number;
   grant(want: number): number;
+  /** The send budget's pools in the batch (datapath/offload-pool.ts), when the flow has a budget: no JavaScript call per credit chunk. */
+  readonly pools?: TunnelEnd['pools'];
+  charge?(toPeer: number): void;
+  dropped?(agentBudget: number, sessionShare: number): void;
   forwarded(toPeer: number, fromPeer: number): void;
   /** False once the flow's own side changed (re-tag, closed, another path chosen). */
   valid(): boolean;
@@ -189,6 +193,7 @@ export class PeerAttempt {
       peer: { address, port },
       pinPeer: true,
       grant: (want) => flow.grant(want),
+      ...(flow.pools ? { pools: flow.pools, charge: (n: number) => flow.charge?.(n), dropped: (b: number, s: number) => flow.dropped?.(b, s) } : {}),
       forwarded: (to, from) => flow.forwarded(to, from),
       valid: () => {
         const p = this.connected ? this.ice.selectedPair : undefined;

@@ -1,4 +1,4 @@
-import { OffloadGroup, type TunnelEnd } from '../datapath/offload.js';
+import { OffloadGroup, type SessionBudget, type TunnelEnd } from '../datapath/offload.js';
 import { PEER_TAG_BIT } from '../protocol/tunnel/index.js';
 import type { PeerLink } from './peer-link.js';
 
@@ -29,9 +29,10 @@ export class ExposedPeerOffloads {
   /**
    * The tunnel side of exposed tag `tag` (a peer's flow): over `link`'s direct path when replies
    * go there (`link` is where its direct datagrams come from), else the relay's end, valid while
-   * no direct datagram arrived for it.
+   * no direct datagram arrived for it. `budget`: the session's send budget, its pools included,
+   * so the batch refills the direct path's credit itself as it does the relay's.
    */
-  end(tag: number, link: PeerLink | undefined, grant: (want: number) => number, relay: () => TunnelEnd | null, current: () => PeerLink | undefined): TunnelEnd | null {
+  end(tag: number, link: PeerLink | undefined, budget: SessionBudget, relay: () => TunnelEnd | null, current: () => PeerLink | undefined): TunnelEnd | null {
     let g = this.#groups.get(tag);
     if (!g) this.#groups.set(tag, (g = new OffloadGroup()));
     const group = g;
@@ -39,7 +40,7 @@ export class ExposedPeerOffloads {
       return link.offloadEnd({
         tag: (tag | PEER_TAG_BIT) >>> 0,
         tagIn: tag,
-        grant,
+        ...budget,
         forwarded: () => {},
         valid: () => current() === link,
         groups: [group],

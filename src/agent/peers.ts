@@ -244,7 +244,7 @@ export class Peers implements PeerFlows {
    */
   offloadExposed(tag: number, budget: SessionBudget, relay: () => TunnelEnd | null): TunnelEnd | null {
     if (!this.#exposedFlows.has(tag)) return relay();
-    return this.#exposedOffloads.end(tag, this.#directTags.get(tag), (want) => budget.grant(want), relay, () => this.#directTags.get(tag));
+    return this.#exposedOffloads.end(tag, this.#directTags.get(tag), budget, relay, () => this.#directTags.get(tag));
   }
 
   /** True when replies on `tag` go over a direct peer path. */
