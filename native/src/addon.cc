@@ -404,6 +404,7 @@ napi_value Init(napi_env env, napi_value exports) {
   RegisterHold(env, exports);
   RegisterSockopt(env, exports);
   RegisterForwardFrame(env, exports);
+  RegisterIsolate(env, exports);
   return exports;
 }
 

@@ -173,6 +173,8 @@ void RegisterHold(napi_env env, napi_value exports);
 
 // sockopt.cc: buffer sizes of a socket in the engine.
 void RegisterSockopt(napi_env env, napi_value exports);
+// isolate.cc: a socket of its own for one client of a listener, and a socket's kernel drops.
+void RegisterIsolate(napi_env env, napi_value exports);
 
 // errors.cc
 napi_value ErrnoError(napi_env env, int err, const char* syscall, const char* detail);

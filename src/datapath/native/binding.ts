@@ -40,6 +40,10 @@ export interface NativeBinding {
   receiveDelays?(engine: EngineHandle): number;
   /** Sets SO_RCVBUF / SO_SNDBUF of socket `id` (0 leaves one as it is); false when it cannot. */
   socketBuffers?(engine: EngineHandle, id: number, rcvbufBytes: number, sndbufBytes: number): boolean;
+  /** A socket bound beside listener `listenerId` and connected to one client (native/src/isolate.cc): its id. */
+  isolate?(engine: EngineHandle, listenerId: number, host: string, port: number, rcvbufBytes: number): number;
+  /** Datagrams the kernel dropped at socket `id` (SO_MEMINFO), or -1. */
+  socketDrops?(engine: EngineHandle, id: number): number;
 }
 
 export type BindingLoad = { ok: true; binding: NativeBinding; layout: NativeLayout } | { ok: false; reason: string };

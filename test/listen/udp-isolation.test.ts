@@ -1,0 +1,192 @@
+import assert from 'node:assert/strict';
+import { fork, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { perDatapath } from '../datapath/datapaths.js';
+import { waitFor } from '../helpers/net.js';
+import type { UdpRoute } from '../../src/listen/udp-route.js';
+
+// Every test here runs once per UDP datapath (js, native). Only the native one can give a client
+// its own socket; on the js one the same traffic must still be carried, as before.
+const { test, startNode, datapathOf } = perDatapath();
+
+/** Datagrams/s above which a client gets its own socket here: the warm-up flood is 4 times that. */
+const ISOLATE_ABOVE = 500;
+const WARM_RATE = 2000;
+/**
+ * The relay's loop is blocked this long while the flooder sends as fast as it can (thousands of
+ * datagrams, more than the listener's 1 MiB buffer holds: 2 MiB accounted, about 2,500 of 64 B)
+ * and the second client sends one every 2 ms. Sharing the listener's queue, the second client's
+ * datagrams after the first few dozen milliseconds are dropped by the kernel with the flood's;
+ * with the flooder on its own socket, only the flooder's are.
+ */
+const BLOCK_MS = 400;
+const FLOOD_MAX_MS = 10_000;
+
+/** The child: a flooder socket and a second client's socket on `host`, driven by messages. */
+const clients = `
+const dgram = require('node:dgram');
+const [port, host, type] = process.argv.slice(2);
+const flood = dgram.createSocket(type), victim = dgram.createSocket(type);
+const payload = Buffer.alloc(64, 0x46);
+let rate = 0, sent = 0, got = 0, started = Date.now(), inflight = 0, stop = false;
+const vSeen = new Set(); let vSent = 0;
+flood.on('message', () => { got++; });
+victim.on('message', (m) => vSeen.add(m.readUInt32BE(0)));
+const sendVictim = () => { const b = Buffer.alloc(64, 0x56); b.writeUInt32BE(vSent++, 0); victim.send(b, +port, host); };
+const pump = () => {
+  if (stop || Date.now() - started > ${FLOOD_MAX_MS}) return;
+  const due = rate === Infinity ? 256 : Math.floor(((Date.now() - started) * rate) / 1000) - sent;
+  for (let i = 0; i < due && i < 256 && inflight < 4096; i++) { inflight++; sent++; flood.send(payload, +port, host, () => { inflight--; }); }
+  setImmediate(pump);
+};
+process.on('message', (m) => {
+  if (m === 'hello') { sendVictim(); setTimeout(() => process.send({ type: 'hello', got: vSeen.size }), 300); }
+  if (m === 'warm') { rate = ${WARM_RATE}; started = Date.now(); sent = 0; pump(); }
+  if (m === 'burst') {
+    rate = Infinity; vSeen.clear(); vSent = 0;
+    process.send({ type: 'bursting' });
+    const v = setInterval(sendVictim, 2);
+    setTimeout(() => {
+      clearInterval(v); stop = true;
+      setTimeout(() => { process.send({ type: 'report', vSent, vGot: vSeen.size, sent, got }); flood.close(); victim.close(); }, 1500);
+    }, ${BLOCK_MS} + 200);
+  }
+});
+let bound = 0;
+const ready = () => { if (++bound === 2) process.send({ type: 'bound', flood: flood.address().port, victim: victim.address().port }); };
+flood.bind(0, host, ready); victim.bind(0, host, ready);
+`;
+
+type Msg = { type: string; [k: string]: number | string };
+
+function nextMessage(child: ChildProcess, type: string): Promise<Msg> {
+  return new Promise((resolve, reject) => {
+    const on = (m: Msg) => {
+      if (m.type !== type) return;
+      child.off('message', on);
+      resolve(m);
+    };
+    child.on('message', on);
+    child.once('exit', (code) => reject(new Error(`the client process exited (${code}) before "${type}"`)));
+  });
+}
+
+/** An echo upstream with a large receive buffer: what the relay forwards after the block arrives at once. */
+async function echo(t: TestContext, host: string): Promise<number> {
+  const s = dgram.createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', recvBufferSize: 4 << 20 });
+  s.on('message', (m, r) => s.send(m, r.port, r.address));
+  s.bind(0, host);
+  await once(s, 'listening');
+  t.after(() => s.close());
+  return s.address().port;
+}
+
+const fds = () => readdirSync('/proc/self/fd').length;
+
+for (const host of ['127.0.0.1', '::1']) {
+  test(`udp isolation (${host}): a flooding client gets its own socket, its excess is dropped there, a second client's datagrams get through, and the socket goes with the session`, async (t) => {
+    const native = datapathOf(t)?.kind === 'native';
+    const echoPort = await echo(t, host);
+    const at = host.includes(':') ? `[${host}]` : host;
+    const { node, port, ofType } = await startNode(t, `
+routes:
+  game:
+    listen: "udp://${at}:0"
+    upstream: "${at}:${echoPort}"
+    udp: { idleTimeout: 2s, isolateAbove: ${ISOLATE_ABOVE}, rate: { perSecond: 0 }, ratePerSource: { perSecond: 0 } }
+`);
+    const route = node.route('game') as unknown as UdpRoute;
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-isolate-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, 'clients.cjs'), clients);
+    const child = fork(join(dir, 'clients.cjs'), [String(port('game')), host, host.includes(':') ? 'udp6' : 'udp4'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    t.after(() => child.kill());
+    const bound = await nextMessage(child, 'bound');
+    const baseline = fds(); // the route's listener, the child's channel; no session yet
+    const isolation = (change: string) => ofType('udp-isolation').filter((e) => e.client.port === bound.flood && e.change === change);
+
+    child.send('hello');
+    assert.equal((await nextMessage(child, 'hello')).got, 1, 'the second client is answered before the flood');
+    child.send('warm');
+    if (native) {
+      await waitFor(() => isolation('isolated').length === 1, 'the flooder isolated', 5000);
+      assert.equal(isolation('isolated')[0]!.reason, 'over-rate');
+      assert.equal(route.isolated, 1);
+      assert.equal(ofType('udp-isolation').filter((e) => e.client.port === bound.victim).length, 0, 'the second client keeps the shared socket');
+    } else {
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+
+    child.send('burst');
+    await nextMessage(child, 'bursting');
+    const until = Date.now() + BLOCK_MS;
+    while (Date.now() < until); // the relay reads nothing meanwhile: the kernel queues or drops
+    const report = await nextMessage(child, 'report');
+    const kernelDrops = () => ofType('datagrams-dropped').filter((e) => e.reason === 'isolated-kernel').reduce((n, e) => n + e.count, 0);
+    t.diagnostic(`${datapathOf(t)?.kind}: second client ${report.vGot}/${report.vSent}, flood sent ${report.sent} echoed ${report.got}, kernel drops at its own socket ${kernelDrops()}`);
+    assert.ok((report.got as number) > 0, 'the flooder is still served');
+    if (native) {
+      await waitFor(() => kernelDrops() > 0, 'kernel drops at the flooder socket reported', 3000);
+      assert.ok((report.vSent as number) >= 20, `the second client sent ${report.vSent}`);
+      assert.ok((report.vGot as number) >= (report.vSent as number) * 0.98, `the second client got ${report.vGot} of ${report.vSent} answers`);
+    } else {
+      assert.equal(ofType('udp-isolation').length, 0, 'the js datapath never isolates');
+    }
+
+    // Both sessions idle out; the flooder's own socket goes with its session (or before, once calm).
+    await waitFor(() => route.active === 0, 'sessions idle out', 8000);
+    if (native) {
+      assert.equal(isolation('released').length, 1);
+      assert.ok(['calm', 'session-ended'].includes(isolation('released')[0]!.reason), isolation('released')[0]!.reason);
+    }
+    assert.equal(route.isolated, 0);
+    await waitFor(() => fds() === baseline, `descriptors back to ${baseline} (now ${fds()})`, 3000);
+  });
+}
+
+test('udp isolation: the listener stays exclusive (its port cannot be bound again) and a route close releases clients own sockets', async (t) => {
+  const native = datapathOf(t)?.kind === 'native';
+  const echoPort = await echo(t, '127.0.0.1');
+  const { node, port, ofType } = await startNode(t, `
+routes:
+  game:
+    listen: udp://127.0.0.1:0
+    upstream: 127.0.0.1:${echoPort}
+    udp: { isolateAbove: 1, rate: { perSecond: 0 }, ratePerSource: { perSecond: 0 } }
+`);
+  const c = dgram.createSocket('udp4');
+  c.bind(0, '127.0.0.1');
+  await once(c, 'listening');
+  t.after(() => c.close());
+  const baseline = fds();
+  let got = 0;
+  c.on('message', () => got++);
+  const tick = setInterval(() => c.send('x', port('game'), '127.0.0.1'), 5);
+  t.after(() => clearInterval(tick));
+  await waitFor(() => got > 5, 'answers');
+  if (native) await waitFor(() => ofType('udp-isolation').some((e) => e.change === 'isolated'), 'isolated', 5000);
+  // Another socket (SO_REUSEPORT or not) cannot take the port while the route has it.
+  for (const reusePort of [false, true]) {
+    const other = dgram.createSocket({ type: 'udp4', reuseAddr: false, ...(reusePort ? ({ reusePort: true } as object) : {}) });
+    const err = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+      other.once('error', resolve);
+      other.bind({ port: port('game'), address: '127.0.0.1', exclusive: true }, () => resolve(undefined));
+    });
+    other.close();
+    assert.equal(err?.code, 'EADDRINUSE');
+  }
+  clearInterval(tick);
+  await node.route('game')!.close('shutdown');
+  if (native) {
+    const released = ofType('udp-isolation').filter((e) => e.change === 'released');
+    assert.equal(released.length, 1);
+  }
+  await waitFor(() => fds() <= baseline - 1, `the listener, the session's socket and the client's own closed (${fds()} descriptors, ${baseline} before the first datagram)`);
+  const events = ofType('udp-isolation');
+  assert.equal(events.filter((e) => e.change === 'isolated').length, events.filter((e) => e.change === 'released').length);
+});
