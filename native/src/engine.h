@@ -46,6 +46,7 @@ struct Sock {
   int family = 0;          // AF_INET or AF_INET6
   bool listener = false;
   int gso_limit = 1 << 30; // UDP_SEGMENT only for segment sizes below this (lowered on EINVAL)
+  int beside = -1;         // isolate.cc: the listener this socket was bound beside (a client's own), else -1
 };
 
 struct SealState;  // seal.cc

@@ -5,9 +5,10 @@
 // buffer of this socket's size, and what the client sends beyond it is dropped by the kernel
 // in this queue instead of the listener's, which every other client shares.
 //
-// Binding a second socket to the listener's port needs SO_REUSEPORT on both. The listener keeps
-// its exclusive bind: the flag is set on it only for the bind() below and cleared right after,
-// on both sockets, so no other socket can join the port before or after (a socket of the same
+// Binding a second socket to the listener's port needs SO_REUSEPORT on it and on every socket
+// already there. The listener keeps its exclusive bind: the flag is set on them only for the
+// bind() below and cleared right after, on all of them, so no other socket can join the port
+// before or after (a socket of the same
 // effective UID could in those microseconds; Linux never lets another UID join a reuseport
 // group). Lookup does not need the flag: with it off no reuseport selection runs, and scoring
 // picks the connected socket for its client and the listener for everyone else.
@@ -35,13 +36,19 @@ napi_value Fail(napi_env env, int err, const char* syscall, const char* detail) 
 
 void SetFlag(int fd, int level, int opt, int v) { setsockopt(fd, level, opt, &v, sizeof v); }
 
-// Binds `fd` to the address and port of listener `lfd` (see the file comment for the flags).
-int BindBeside(int fd, int lfd, sockaddr_in6* local, socklen_t len) {
+// Binds `fd` beside listener `lid` (see the file comment for the flags). Every socket already on
+// that port needs the flag for the bind to pass: the kernel refuses it at the first one without
+// (and would accept it at the first one with, so none may keep it afterwards).
+int BindBeside(Engine* e, int fd, int lid, sockaddr_in6* local, socklen_t len) {
+  auto flag = [e, lid](int v) {
+    SetFlag(e->socks[lid].fd, SOL_SOCKET, SO_REUSEPORT, v);
+    for (const Sock& s : e->socks) if (s.beside == lid && s.fd >= 0) SetFlag(s.fd, SOL_SOCKET, SO_REUSEPORT, v);
+  };
   SetFlag(fd, SOL_SOCKET, SO_REUSEPORT, 1);
-  SetFlag(lfd, SOL_SOCKET, SO_REUSEPORT, 1);
+  flag(1);
   int r = bind(fd, reinterpret_cast<sockaddr*>(local), len);
   int err = errno;
-  SetFlag(lfd, SOL_SOCKET, SO_REUSEPORT, 0);
+  flag(0);
   SetFlag(fd, SOL_SOCKET, SO_REUSEPORT, 0);
   return r < 0 ? err : 0;
 }
@@ -59,7 +66,7 @@ napi_value Isolate(napi_env env, napi_callback_info info) {
   if (e == nullptr || lid < 0 || lid >= static_cast<int>(e->socks.size()) || e->socks[lid].fd < 0 || !e->socks[lid].listener) {
     return Fail(env, EBADF, "isolate", "(no such listener)");
   }
-  const Sock& l = e->socks[lid];
+  const Sock l = e->socks[lid];  // a copy: AllocId below may grow the vector
   sockaddr_in6 client;
   socklen_t clen;
   char text[64];
@@ -89,7 +96,7 @@ napi_value Isolate(napi_env env, napi_callback_info info) {
     SetFlag(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only);
   }
   if (rcv > 0) SetFlag(fd, SOL_SOCKET, SO_RCVBUF, rcv);
-  int err = BindBeside(fd, l.fd, &local, llen);
+  int err = BindBeside(e, fd, lid, &local, llen);
   const char* call = "bind";
   if (err == 0 && connect(fd, reinterpret_cast<sockaddr*>(&client), clen) < 0) {
     err = errno;
@@ -115,6 +122,7 @@ napi_value Isolate(napi_env env, napi_callback_info info) {
   s.fd = fd;
   s.family = l.family;
   s.listener = true;  // records carry the source; sends name their destination
+  s.beside = lid;
   e->active++;
   Watch(e);
   return Int(env, id);

@@ -79,7 +79,9 @@ export class ClientIsolation {
           continue;
         }
         const now = s.packetsFromClient;
-        const before = seen.get(s);
+        // A session first seen: counted from 0 if it began within this sweep (a flood is isolated
+        // one sweep after it starts, not two), else from here on.
+        const before = seen.get(s) ?? (this.report.clock.now() - s.startedAt <= sweepMs ? 0 : undefined);
         seen.set(s, now);
         if (before === undefined) continue;
         const n = now - before;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { perDatapath } from '../datapath/datapaths.js';
 import { waitFor } from '../helpers/net.js';
+import { havePeer } from '../helpers/peers.js';
 import type { UdpRoute } from '../../src/listen/udp-route.js';
 
 // Every test here runs once per UDP datapath (js, native). Only the native one can give a client
@@ -149,8 +150,15 @@ routes:
   });
 }
 
-test('udp isolation: the listener stays exclusive (its port cannot be bound again) and a route close releases clients own sockets', async (t) => {
+/** Binds `port` on 127.0.0.1 with SO_REUSEPORT (Node 20's dgram cannot ask for it): the errno, 0 when bound. */
+function bindWithReusePort(port: number): number {
+  const py = `import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)\ntry:\n  s.bind(('127.0.0.1', ${port}))\n  print(0)\nexcept OSError as e:\n  print(e.errno)`;
+  return Number(spawnSync('python3', ['-c', py], { encoding: 'utf8' }).stdout.trim());
+}
+
+test('udp isolation: two clients each get their own socket, the port stays exclusive (with or without SO_REUSEPORT), and a route close releases them (its sessions end first)', async (t) => {
   const native = datapathOf(t)?.kind === 'native';
+  if (!havePeer(t, 'python3', 'python3-minimal')) return;
   const echoPort = await echo(t, '127.0.0.1');
   const { node, port, ofType } = await startNode(t, `
 routes:
@@ -159,34 +167,39 @@ routes:
     upstream: 127.0.0.1:${echoPort}
     udp: { isolateAbove: 1, rate: { perSecond: 0 }, ratePerSource: { perSecond: 0 } }
 `);
-  const c = dgram.createSocket('udp4');
-  c.bind(0, '127.0.0.1');
-  await once(c, 'listening');
-  t.after(() => c.close());
+  const route = node.route('game') as unknown as UdpRoute;
+  const cs = await Promise.all([0, 1].map(async () => {
+    const c = dgram.createSocket('udp4');
+    c.bind(0, '127.0.0.1');
+    await once(c, 'listening');
+    t.after(() => c.close());
+    const got = { n: 0 };
+    c.on('message', () => got.n++);
+    return { c, got };
+  }));
   const baseline = fds();
-  let got = 0;
-  c.on('message', () => got++);
-  const tick = setInterval(() => c.send('x', port('game'), '127.0.0.1'), 5);
+  const tick = setInterval(() => cs.forEach(({ c }) => c.send('x', port('game'), '127.0.0.1')), 5);
   t.after(() => clearInterval(tick));
-  await waitFor(() => got > 5, 'answers');
-  if (native) await waitFor(() => ofType('udp-isolation').some((e) => e.change === 'isolated'), 'isolated', 5000);
-  // Another socket (SO_REUSEPORT or not) cannot take the port while the route has it.
-  for (const reusePort of [false, true]) {
-    const other = dgram.createSocket({ type: 'udp4', reuseAddr: false, ...(reusePort ? ({ reusePort: true } as object) : {}) });
-    const err = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
-      other.once('error', resolve);
-      other.bind({ port: port('game'), address: '127.0.0.1', exclusive: true }, () => resolve(undefined));
-    });
-    other.close();
-    assert.equal(err?.code, 'EADDRINUSE');
+  await waitFor(() => cs.every(({ got }) => got.n > 5), 'answers');
+  if (native) {
+    await waitFor(() => route.isolated === 2, `both isolated (${route.isolated}; ${JSON.stringify(ofType('udp-isolation').map((e) => e.reason))})`, 5000);
+    const before = cs.map(({ got }) => got.n);
+    await waitFor(() => cs.every(({ got }, i) => got.n > before[i]! + 5), 'answers through their own sockets');
   }
+  // No other socket can take the port while the route has it: not with SO_REUSEPORT, not without.
+  assert.equal(bindWithReusePort(port('game')), 98 /* EADDRINUSE */);
+  const other = dgram.createSocket('udp4');
+  const err = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+    other.once('error', resolve);
+    other.bind({ port: port('game'), address: '127.0.0.1', exclusive: true }, () => resolve(undefined));
+  });
+  other.close();
+  assert.equal(err?.code, 'EADDRINUSE');
   clearInterval(tick);
   await node.route('game')!.close('shutdown');
-  if (native) {
-    const released = ofType('udp-isolation').filter((e) => e.change === 'released');
-    assert.equal(released.length, 1);
-  }
-  await waitFor(() => fds() <= baseline - 1, `the listener, the session's socket and the client's own closed (${fds()} descriptors, ${baseline} before the first datagram)`);
   const events = ofType('udp-isolation');
-  assert.equal(events.filter((e) => e.change === 'isolated').length, events.filter((e) => e.change === 'released').length);
+  if (native) assert.deepEqual(events.map((e) => `${e.change}/${e.reason}`).sort(), ['isolated/over-rate', 'isolated/over-rate', 'released/session-ended', 'released/session-ended']);
+  else assert.equal(events.length, 0);
+  assert.equal(route.isolated, 0);
+  await waitFor(() => fds() <= baseline - 1, `the listener, the sessions' sockets and the clients' own closed (${fds()} descriptors, ${baseline} before the first datagram)`);
 });
