@@ -128,7 +128,10 @@ int Harvest(Engine* e) {
     int room = Min(Min(e->rx_slots - used, kMaxRecv), share);
     int r = RecvInto(e, id, used, room);
     used += r;
-    if (r == room) full[nfull++] = id;
+    // A client's own socket (isolate.cc: a client over its rate) gets its share and no more: what
+    // the others leave goes to the path behind (tunnel and session sockets), and what it sends
+    // beyond is dropped in its own queue, before the process spends anything on it.
+    if (r == room && e->socks[id].beside < 0) full[nfull++] = id;
   }
   for (int k = 0; k < nfull && used < e->rx_slots; k++) {
     if (e->socks[full[k]].fd < 0) continue;
