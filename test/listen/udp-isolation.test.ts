@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { fork, spawnSync, type ChildProcess } from 'node:child_process';
+import { fork, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,73 +9,15 @@ import type { TestContext } from 'node:test';
 import { perDatapath } from '../datapath/datapaths.js';
 import { waitFor } from '../helpers/net.js';
 import { havePeer } from '../helpers/peers.js';
+import { BLOCK_MS, floodClients, nextMessage, WARM_RATE } from '../helpers/udp-flood-clients.js';
 import type { UdpRoute } from '../../src/listen/udp-route.js';
 
 // Every test here runs once per UDP datapath (js, native). Only the native one can give a client
 // its own socket; on the js one the same traffic must still be carried, as before.
 const { test, startNode, datapathOf } = perDatapath();
 
-/** Datagrams/s above which a client gets its own socket here: the warm-up flood is 4 times that. */
+/** Datagrams/s above which a client gets its own socket here: the warm-up flood (WARM_RATE) is 4 times that. */
 const ISOLATE_ABOVE = 500;
-const WARM_RATE = 2000;
-/**
- * The relay's loop is blocked this long while the flooder sends as fast as it can (thousands of
- * datagrams, more than the listener's 1 MiB buffer holds: 2 MiB accounted, about 2,500 of 64 B)
- * and the second client sends one every 2 ms. Sharing the listener's queue, the second client's
- * datagrams after the first few dozen milliseconds are dropped by the kernel with the flood's;
- * with the flooder on its own socket, only the flooder's are.
- */
-const BLOCK_MS = 400;
-const FLOOD_MAX_MS = 10_000;
-
-/** The child: a flooder socket and a second client's socket on `host`, driven by messages. */
-const clients = `
-const dgram = require('node:dgram');
-const [port, host, type] = process.argv.slice(2);
-const flood = dgram.createSocket(type), victim = dgram.createSocket(type);
-const payload = Buffer.alloc(64, 0x46);
-let rate = 0, sent = 0, got = 0, started = Date.now(), inflight = 0, stop = false;
-const vSeen = new Set(); let vSent = 0;
-flood.on('message', () => { got++; });
-victim.on('message', (m) => vSeen.add(m.readUInt32BE(0)));
-const sendVictim = () => { const b = Buffer.alloc(64, 0x56); b.writeUInt32BE(vSent++, 0); victim.send(b, +port, host); };
-const pump = () => {
-  if (stop || Date.now() - started > ${FLOOD_MAX_MS}) return;
-  const due = rate === Infinity ? 256 : Math.floor(((Date.now() - started) * rate) / 1000) - sent;
-  for (let i = 0; i < due && i < 256 && inflight < 4096; i++) { inflight++; sent++; flood.send(payload, +port, host, () => { inflight--; }); }
-  setImmediate(pump);
-};
-process.on('message', (m) => {
-  if (m === 'hello') { sendVictim(); setTimeout(() => process.send({ type: 'hello', got: vSeen.size }), 300); }
-  if (m === 'warm') { rate = ${WARM_RATE}; started = Date.now(); sent = 0; pump(); }
-  if (m === 'burst') {
-    rate = Infinity; vSeen.clear(); vSent = 0;
-    process.send({ type: 'bursting' });
-    const v = setInterval(sendVictim, 2);
-    setTimeout(() => {
-      clearInterval(v); stop = true;
-      setTimeout(() => { process.send({ type: 'report', vSent, vGot: vSeen.size, sent, got }); flood.close(); victim.close(); }, 1500);
-    }, ${BLOCK_MS} + 200);
-  }
-});
-let bound = 0;
-const ready = () => { if (++bound === 2) process.send({ type: 'bound', flood: flood.address().port, victim: victim.address().port }); };
-flood.bind(0, host, ready); victim.bind(0, host, ready);
-`;
-
-type Msg = { type: string; [k: string]: number | string };
-
-function nextMessage(child: ChildProcess, type: string): Promise<Msg> {
-  return new Promise((resolve, reject) => {
-    const on = (m: Msg) => {
-      if (m.type !== type) return;
-      child.off('message', on);
-      resolve(m);
-    };
-    child.on('message', on);
-    child.once('exit', (code) => reject(new Error(`the client process exited (${code}) before "${type}"`)));
-  });
-}
 
 /** An echo upstream with a large receive buffer: what the relay forwards after the block arrives at once. */
 async function echo(t: TestContext, host: string): Promise<number> {
@@ -104,7 +46,7 @@ routes:
     const route = node.route('game') as unknown as UdpRoute;
     const dir = mkdtempSync(join(tmpdir(), 'sluice-isolate-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
-    writeFileSync(join(dir, 'clients.cjs'), clients);
+    writeFileSync(join(dir, 'clients.cjs'), floodClients);
     const child = fork(join(dir, 'clients.cjs'), [String(port('game')), host, host.includes(':') ? 'udp6' : 'udp4'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
     t.after(() => child.kill());
     const bound = await nextMessage(child, 'bound');
@@ -133,7 +75,7 @@ routes:
     assert.ok((report.got as number) > 0, 'the flooder is still served');
     if (native) {
       await waitFor(() => kernelDrops() > 0, 'kernel drops at the flooder socket reported', 3000);
-      assert.ok((report.vSent as number) >= 20, `the second client sent ${report.vSent}`);
+      assert.ok((report.vSent as number) >= 10, `the second client sent ${report.vSent}`);
       assert.ok((report.vGot as number) >= (report.vSent as number) * 0.98, `the second client got ${report.vGot} of ${report.vSent} answers`);
     } else {
       assert.equal(ofType('udp-isolation').length, 0, 'the js datapath never isolates');
