@@ -1,4 +1,7 @@
+import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
+import type { TestContext } from 'node:test';
+import { waitFor } from './net.js';
 
 /** The warm-up flood's rate (datagrams/s): over any `isolateAbove` the tests set. */
 export const WARM_RATE = 2000;
@@ -67,4 +70,24 @@ export function nextMessage(child: ChildProcess, type: string): Promise<FloodMes
     child.on('message', on);
     child.once('exit', (code) => reject(new Error(`the client process exited (${code}) before "${type}"`)));
   });
+}
+
+/**
+ * Sends `burst`, and once the child floods, blocks this process's loop for BLOCK_MS (the relay in
+ * it reads nothing meanwhile: the kernel queues or drops); then checks its report: the flooder
+ * still served; with `isolated` (its own socket), `kernelDrops()` reported and the second client
+ * answered (>= 98 %), else no claim on the second client (the shared queue, as before).
+ */
+export async function burstWhileBlocked(t: TestContext, child: ChildProcess, isolated: boolean, kernelDrops: () => number, kind: string): Promise<void> {
+  child.send('burst');
+  await nextMessage(child, 'bursting');
+  const until = Date.now() + BLOCK_MS;
+  while (Date.now() < until);
+  const report = await nextMessage(child, 'report');
+  t.diagnostic(`${kind}: second client ${report.vGot}/${report.vSent}, flood sent ${report.sent} echoed ${report.got}, kernel drops at its own socket ${kernelDrops()}`);
+  assert.ok((report.got as number) > 0, 'the flooder is still served');
+  if (!isolated) return;
+  await waitFor(() => kernelDrops() > 0, 'kernel drops at the flooder socket reported', 3000);
+  assert.ok((report.vSent as number) >= 10, `the second client sent ${report.vSent}`);
+  assert.ok((report.vGot as number) >= (report.vSent as number) * 0.98, `the second client got ${report.vGot} of ${report.vSent} answers`);
 }
