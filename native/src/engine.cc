@@ -128,14 +128,17 @@ int Harvest(Engine* e) {
     int room = Min(Min(e->rx_slots - used, kMaxRecv), share);
     int r = RecvInto(e, id, used, room);
     used += r;
-    // A client's own socket (isolate.cc: a client over its rate) gets its share and no more: what
-    // the others leave goes to the path behind (tunnel and session sockets), and what it sends
-    // beyond is dropped in its own queue, before the process spends anything on it.
-    if (r == room && e->socks[id].beside < 0) full[nfull++] = id;
+    if (r == room) full[nfull++] = id;
   }
-  for (int k = 0; k < nfull && used < e->rx_slots; k++) {
-    if (e->socks[full[k]].fd < 0) continue;
-    used += RecvInto(e, full[k], used, Min(e->rx_slots - used, kMaxRecv));
+  // A client's own socket (isolate.cc: a client over its rate) comes last to what is left: the
+  // path behind it (tunnel and session sockets) is drained first, and a flooder takes only the
+  // slots nobody else needs, its excess dropped in its own queue.
+  for (int last = 0; last < 2; last++) {
+    for (int k = 0; k < nfull && used < e->rx_slots; k++) {
+      const Sock& s = e->socks[full[k]];
+      if (s.fd < 0 || (s.beside >= 0) != (last == 1)) continue;
+      used += RecvInto(e, full[k], used, Min(e->rx_slots - used, kMaxRecv));
+    }
   }
   OpenHarvested(e, used);
   e->forwarded = ForwardHarvested(e, used);
