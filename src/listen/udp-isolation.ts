@@ -48,6 +48,8 @@ export class ClientIsolation {
   readonly #own = new Map<UdpSession, Own>();
   /** packetsFromClient at the last sweep, of the sessions active since the one before. */
   readonly #seen = new Map<UdpSession, number>();
+  /** Sessions whose isolation failed (reported once; not tried again). */
+  readonly #failed = new WeakSet<UdpSession>();
   #dropped = 0;
 
   constructor(
@@ -87,7 +89,7 @@ export class ClientIsolation {
         const n = now - before;
         const own = this.#own.get(s);
         if (own === undefined) {
-          if (above > 0 && n > limit && s.state === 'open' && this.#own.size < MAX_ISOLATED_PER_LISTENER) this.#isolate(s);
+          if (above > 0 && n > limit && s.state === 'open' && this.#own.size < MAX_ISOLATED_PER_LISTENER && !this.#failed.has(s)) this.#isolate(s);
         } else {
           const dropped = this.#readDrops(own);
           own.calm = above > 0 && n < limit / 2 && dropped === 0 ? own.calm + 1 : 0;
@@ -120,6 +122,7 @@ export class ClientIsolation {
     try {
       socket = this.isolate(s.replyAddress, s.replyPort);
     } catch (err) {
+      this.#failed.add(s);
       this.#event(s, 'failed', (err as NodeJS.ErrnoException).code ?? 'error');
       return;
     }
