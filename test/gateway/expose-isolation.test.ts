@@ -10,6 +10,8 @@ import type { SluiceEvent } from '../../src/observe/events.js';
 import type { UdpDatapath } from '../../src/datapath/udp-datapath.js';
 import { jsDatapath } from '../../src/datapath/js-datapath.js';
 import { nativeCase } from '../datapath/datapaths.js';
+import { forwarded } from '../datapath/forwarded.js';
+import type { NativeDatapath } from '../../src/datapath/native/native-datapath.js';
 import { waitFor } from '../helpers/net.js';
 import { burstWhileBlocked, floodClients, nextMessage } from '../helpers/udp-flood-clients.js';
 import { agentConfig, gatewayConfig, published, startAgent, startGateway } from './expose-helpers.js';
@@ -62,6 +64,9 @@ async function floodThroughExposure(t: TestContext, datapath: UdpDatapath) {
   if (native) {
     await waitFor(() => isolations().some((e) => e.change === 'isolated'), 'the flooder isolated at the gateway', 5000);
     assert.deepEqual(isolations().map((e) => [e.client.port, e.change, e.reason]), [[bound.flood, 'isolated', 'over-rate']]);
+    // Its session is forwarded in the batch again, now from its own socket.
+    const f0 = forwarded(datapath as NativeDatapath);
+    await waitFor(() => forwarded(datapath as NativeDatapath) > f0 + 200, `the batch forwards the isolated session (${forwarded(datapath as NativeDatapath) - f0} since)`, 5000);
   } else {
     await new Promise((r) => setTimeout(r, 1000));
   }
