@@ -31,15 +31,16 @@ async function echo(t: TestContext, host: string): Promise<number> {
 
 const fds = () => readdirSync('/proc/self/fd').length;
 
-for (const host of ['127.0.0.1', '::1']) {
-  test(`udp isolation (${host}): a flooding client gets its own socket, its excess is dropped there, a second client's datagrams get through, and the socket goes with the session`, async (t) => {
+// The listener's address and the clients' (a dual-stack `::` listener sees IPv4 clients as ::ffff:a.b.c.d).
+for (const [listen, host] of [['127.0.0.1', '127.0.0.1'], ['::1', '::1'], ['::', '127.0.0.1']] as const) {
+  test(`udp isolation (listener ${listen}, clients ${host}): a flooding client gets its own socket, its excess is dropped there, a second client's datagrams get through, and the socket goes with the session`, async (t) => {
     const native = datapathOf(t)?.kind === 'native';
     const echoPort = await echo(t, host);
     const at = host.includes(':') ? `[${host}]` : host;
     const { node, port, ofType } = await startNode(t, `
 routes:
   game:
-    listen: "udp://${at}:0"
+    listen: "udp://${listen.includes(':') ? `[${listen}]` : listen}:0"
     upstream: "${at}:${echoPort}"
     udp: { idleTimeout: 2s, isolateAbove: ${ISOLATE_ABOVE}, rate: { perSecond: 0 }, ratePerSource: { perSecond: 0 } }
 `);
