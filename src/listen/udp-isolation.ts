@@ -50,6 +50,8 @@ export class ClientIsolation {
   readonly #seen = new Map<UdpSession, number>();
   /** Sessions whose isolation failed (reported once; not tried again). */
   readonly #failed = new WeakSet<UdpSession>();
+  /** The datapath cannot do it at all (an addon built before isolate()): not tried again. */
+  #unsupported = false;
   #dropped = 0;
 
   constructor(
@@ -71,7 +73,7 @@ export class ClientIsolation {
 
   /** The table swept (counts folded): isolates the sessions over the rate, releases calm ones, reports the kernel's drops. */
   swept(live: Iterable<UdpSession>, sweepMs: number, tick: number): void {
-    const above = this.above();
+    const above = this.#unsupported ? 0 : this.above();
     const limit = (above * sweepMs) / 1000;
     const seen = this.#seen;
     if (above > 0 || this.#own.size > 0) {
@@ -123,7 +125,9 @@ export class ClientIsolation {
       socket = this.isolate(s.replyAddress, s.replyPort);
     } catch (err) {
       this.#failed.add(s);
-      this.#event(s, 'failed', (err as NodeJS.ErrnoException).code ?? 'error');
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      if (code === 'ENOTSUP') this.#unsupported = true;
+      this.#event(s, 'failed', code);
       return;
     }
     this.#own.set(s, { socket, calm: 0, drops: 0 });
