@@ -76,7 +76,8 @@ async function floodThroughExposure(t: TestContext, datapath: UdpDatapath) {
   }
   // The public sessions idle out; the flooder's own socket goes (calm first, or with its session).
   await waitFor(() => gw.seen.filter((e) => e.type === 'session-ended' && e.flow.route === route).length === 2, 'both public sessions ended', 10_000);
-  if (native) assert.deepEqual(isolations().map((e) => e.change), ['isolated', 'released']);
+  // (The second client may be isolated too once the relay reads its backlog at once: over the threshold for a sweep.)
+  if (native) assert.deepEqual(isolations().filter((e) => e.client.port === bound.flood).map((e) => e.change), ['isolated', 'released']);
   await waitFor(() => fds() <= baseline, `descriptors back to ${baseline} (now ${fds()})`, 3000);
 }
 
