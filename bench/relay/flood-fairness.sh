@@ -7,7 +7,8 @@
 #   3. the flood's delivered rate / the closed-loop rate.
 #   DATAGRAM_BUDGET=30000 DUR=3 bash bench/relay/flood-fairness.sh
 # PORT_BASE picks the ports (default random), SUBJECT_ROOT the checkout whose subject-expose.sh runs; the kernel's drops during the flood are printed per
-# socket role (kernel-drops.sh).
+# socket role (kernel-drops.sh; `own`: a flooding client's own socket, docs/expose.md). ISOLATE_ABOVE
+# (this checkout's subject-expose.sh) sets udp.isolateAbove of the public listener, 0 = off.
 # Every load is bounded by DUR seconds and timeouts; everything runs on 127.0.0.1.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"

@@ -9,7 +9,7 @@
 #   SUBJECT2_CMD="$PWD/bench/relay/subject-expose.sh {RELAY_PORT} {ECHO_PORT} {IPERF_RELAY_PORT} {IPERF_PORT}" \
 #     ONLY="direct subject subject2" ROUNDS=1 npm run bench
 # DATAGRAM_BUDGET sets gateway.datagramBudget and agent.datagramBudget (perSecond; default: the
-# config's default); NODE_FLAGS is passed to node (e.g. --cpu-prof --cpu-prof-dir=DIR).
+# config's default); ISOLATE_ABOVE sets udp.isolateAbove of the public listeners (0: off); NODE_FLAGS is passed to node (e.g. --cpu-prof --cpu-prof-dir=DIR).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -21,7 +21,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -su
   -keyout "$DIR/key.pem" -out "$DIR/cert.pem" 2>/dev/null
 FP=$(openssl x509 -in "$DIR/cert.pem" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | tr 'A-F' 'a-f')
 TOKEN=$(openssl rand -hex 16)
-UNLIMITED_UDP='{ idleTimeout: 120s, maxSessions: 0, maxSessionsPerSource: 0, rate: { perSecond: 0 }, ratePerSource: { perSecond: 0 } }'
+UNLIMITED_UDP="{ idleTimeout: 120s, maxSessions: 0, maxSessionsPerSource: 0, rate: { perSecond: 0 }, ratePerSource: { perSecond: 0 }${ISOLATE_ABOVE:+, isolateAbove: $ISOLATE_ABOVE} }"
 cat > "$DIR/sluice.yaml" <<YAML
 gateway:
   listen: 127.0.0.1:$GW

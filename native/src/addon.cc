@@ -406,6 +406,7 @@ napi_value Init(napi_env env, napi_value exports) {
   RegisterSockopt(env, exports);
   RegisterForwardFrame(env, exports);
   RegisterGro(env, exports);
+  RegisterIsolate(env, exports);
   return exports;
 }
 

@@ -141,9 +141,16 @@ int Harvest(Engine* e) {
     if (r >= room) full[nfull++] = id;
   }
   if (CarryPending(e)) used += DrainCarry(e, used, e->rx_slots - used);
-  for (int k = 0; k < nfull && used < e->rx_slots; k++) {
-    if (e->socks[full[k]].fd < 0 || (e->socks[full[k]].gro && CarryPending(e))) continue;
-    used += RecvInto(e, full[k], used, Min(e->rx_slots - used, kMaxRecv));
+  // A client's own socket (isolate.cc: a client over its rate) comes last to what is left: the
+  // path behind it (tunnel and session sockets) is drained first, and a flooder takes only the
+  // slots nobody else needs, its excess dropped in its own queue. A coalescing socket is not read
+  // while its earlier runs wait in the carry (gro.cc: their order).
+  for (int last = 0; last < 2; last++) {
+    for (int k = 0; k < nfull && used < e->rx_slots; k++) {
+      const Sock& s = e->socks[full[k]];
+      if (s.fd < 0 || (s.beside >= 0) != (last == 1) || (s.gro && CarryPending(e))) continue;
+      used += RecvInto(e, full[k], used, Min(e->rx_slots - used, kMaxRecv));
+    }
   }
   OpenHarvested(e, used);
   e->forwarded = ForwardHarvested(e, used);

@@ -47,6 +47,7 @@ struct Sock {
   bool listener = false;
   int gso_limit = 1 << 30; // UDP_SEGMENT only for segment sizes below this (lowered on EINVAL)
   bool gro = false;        // receives runs as one buffer (UDP_GRO), cut up in the harvest (gro.cc)
+  int beside = -1;         // isolate.cc: the listener this socket was bound beside (a client's own), else -1
 };
 
 struct SealState;  // seal.cc
@@ -189,6 +190,8 @@ void RegisterGro(napi_env env, napi_value exports);
 
 // sockopt.cc: buffer sizes of a socket in the engine.
 void RegisterSockopt(napi_env env, napi_value exports);
+// isolate.cc: a socket of its own for one client of a listener, and a socket's kernel drops.
+void RegisterIsolate(napi_env env, napi_value exports);
 
 // errors.cc
 napi_value ErrnoError(napi_env env, int err, const char* syscall, const char* detail);

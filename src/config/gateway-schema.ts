@@ -52,6 +52,7 @@ export interface RawUdp {
   idleTimeout: number; maxSessions: number; maxSessionsPerSource: number; rate: { perSecond: number; burst: number };
   ratePerSource: { perSecond: number; burst: number }; onLimit: 'reject' | 'evict-lru'; setupQueue: number; maxDatagramBytes: number;
   replyBudget?: 'off' | { ratio: number; window: number };
+  isolateAbove?: number;
 }
 export interface RawTcp {
   connectTimeout: number; idleTimeout: number; maxConnections: number; maxConnectionsPerSource: number;
@@ -199,8 +200,16 @@ export function udpSettings(u: RawUdp, defaultBudget: ReplyBudget | undefined): 
     idleTimeoutMs: u.idleTimeout, maxSessions: u.maxSessions, maxSessionsPerSource: u.maxSessionsPerSource, rate: u.rate,
     ratePerSource: u.ratePerSource, onLimit: u.onLimit, setupQueue: u.setupQueue, maxDatagramBytes: u.maxDatagramBytes,
     replyBudget: replyBudgetOf(u.replyBudget, defaultBudget),
+    isolateAbove: u.isolateAbove ?? DEFAULT_ISOLATE_ABOVE,
   };
 }
+
+/**
+ * `udp.isolateAbove` where the gateway and the agent listen (the public side of exposures; docs/expose.md,
+ * "A flooding client's own socket"): 10,000 datagrams/s, about 5 Mbit/s at 64 B and 110 Mbit/s at
+ * 1400 B, far above a game client or a VoIP call, and below what one flooding client sends.
+ */
+export const DEFAULT_ISOLATE_ABOVE = 10_000;
 
 /** `udp.replyBudget` as written (`off`, an object, or absent for the place's default). */
 export function replyBudgetOf(raw: RawUdp['replyBudget'], defaultBudget: ReplyBudget | undefined): ReplyBudget | undefined {

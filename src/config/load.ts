@@ -166,6 +166,7 @@ function compile(data: RawConfig): SluiceConfig {
       setupQueue: r.udp.setupQueue,
       maxDatagramBytes: r.udp.maxDatagramBytes,
       replyBudget: replyBudgetOf(r.udp.replyBudget, DEFAULT_REPLY_BUDGET),
+      ...(r.udp.isolateAbove ? { isolateAbove: r.udp.isolateAbove } : {}),
     },
     tcp: {
       connectTimeoutMs: r.tcp.connectTimeout,

@@ -40,6 +40,12 @@ export interface UdpSettings {
   readonly maxDatagramBytes: number;
   /** Replies per session at most `ratio` x bytes received over the window (core/reply-budget.ts); absent: off. */
   readonly replyBudget?: ReplyBudget;
+  /**
+   * Datagrams a second from one client above which it gets a socket of its own, so what it sends
+   * beyond what is read is dropped in its own queue (docs/expose.md, "A flooding client's own
+   * socket"); 0 or absent: never. Native datapath only.
+   */
+  readonly isolateAbove?: number;
 }
 
 export interface TcpSettings {

@@ -54,6 +54,8 @@ const udp = z
     setupQueue: count(4096).default(64),
     maxDatagramBytes: z.number().int().min(1).max(65535).default(65507),
     replyBudget,
+    /** Datagrams/s from one client above which it gets a socket of its own (docs/expose.md); 0: never. */
+    isolateAbove: z.number().int().min(0).max(100_000_000).optional(),
     /** A pooled route's live sessions when their member goes down (docs/pools.md). */
     failover: z.enum(['move', 'keep']).optional(),
   })

@@ -72,4 +72,6 @@ export type DropReason =
   /** Over the tunnel's send budget of the agent (docs/expose.md, "Fairness under a flood"). */
   | 'agent-budget'
   /** Over the session's fair share of that budget while others wanted theirs. */
-  | 'session-share';
+  | 'session-share'
+  /** Dropped by the kernel at a flooding client's own socket, its queue full (docs/expose.md, "A flooding client's own socket"). */
+  | 'isolated-kernel';

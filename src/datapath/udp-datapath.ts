@@ -18,6 +18,20 @@ export interface UdpDatapath {
   listen<R extends ListenerReceiver>(host: string, port: number, receiver: R | ReceiverFactory<R>): Promise<UdpListener<R>>;
   /** A socket connected to `remote` for one session; replies arrive through `receiver`. */
   connect(remote: Endpoint, receiver: DatagramReceiver): Promise<DatagramChannel>;
+  /**
+   * Optional (the native datapath has it, the js one not): a socket of one client's own beside
+   * `listener` (bound to its address and port, connected to the client, a receive buffer of
+   * `rcvbufBytes`), so that client's datagrams queue there, not in the queue every client shares,
+   * and reach the listener's receiver as before (docs/expose.md, "A flooding client's own
+   * socket"). Throws the system error when it cannot be made.
+   */
+  isolate?(listener: UdpSender, address: string, port: number, rcvbufBytes: number): IsolatedSocket;
+}
+
+/** A client's own socket (UdpDatapath.isolate): sends as its listener does, from the same address and port. */
+export interface IsolatedSocket extends UdpSender {
+  /** Datagrams the kernel dropped at this socket since it opened (its queue was full); -1 when it cannot tell. */
+  kernelDrops(): number;
 }
 
 /**

@@ -10,12 +10,17 @@ import { jsDatapath } from '../datapath/js-datapath.js';
 import type { RouteRuntime, SessionInfo } from './route.js';
 import type { Admitter } from '../admission/admitter.js';
 import type { ReverdictCount } from '../admission/reverdict.js';
+import { ClientIsolation, ISOLATED_RCVBUF_BYTES } from './udp-isolation.js';
 
 export type UdpRouteDeps = UdpTableDeps & { readonly datapath?: UdpDatapath };
 
 /** A route's clients are behind its listener socket: replies go out through it. */
 export class ListenerClients implements UdpClientSide {
-  constructor(private readonly listener: UdpSender) {}
+  constructor(
+    private readonly listener: UdpSender,
+    /** Clients over `udp.isolateAbove` get a socket of their own (udp-isolation.ts); absent: never. */
+    readonly isolation?: ClientIsolation,
+  ) {}
 
   send(s: UdpSession, buf: Buffer): void {
     this.listener.send(buf, s.replyPort, s.replyAddress);
@@ -27,7 +32,15 @@ export class ListenerClients implements UdpClientSide {
 
   /** The client behind this listener is the plain side of a tunnel session (an exposure's public listener). */
   offloadEnd(s: UdpSession): PlainEnd {
-    return { kind: 'client', listener: this.listener, address: s.replyAddress, port: s.replyPort };
+    return { kind: 'client', listener: this.isolation?.socketOf(s) ?? this.listener, address: s.replyAddress, port: s.replyPort };
+  }
+
+  swept(live: Iterable<UdpSession>, sweepMs: number, tick: number): void {
+    this.isolation?.swept(live, sweepMs, tick);
+  }
+
+  channelClosed(s: UdpSession): void {
+    this.isolation?.ended(s);
   }
 }
 
@@ -44,6 +57,7 @@ export class UdpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
   private constructor(
     route: C,
     private readonly listener: UdpListener<UdpSessionTable>,
+    private readonly isolation: ClientIsolation | undefined,
   ) {
     this.#route = route;
     this.table = listener.receiver;
@@ -51,13 +65,29 @@ export class UdpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
 
   static async start<C extends ListenerConfig>(route: C, deps: UdpRouteDeps): Promise<UdpRoute<C>> {
     const policy = udpPolicyOf(route);
+    const dp = deps.datapath ?? jsDatapath;
+    let self: UdpRoute<C> | undefined;
+    let isolation: ClientIsolation | undefined;
+    // Where the datapath can give a client its own socket; not behind a PROXY sender (one address for many clients).
+    const isolate = dp.isolate && !route.proxyProtocol?.accept.length ? dp.isolate.bind(dp) : undefined;
     let listener: UdpListener<UdpSessionTable>;
     try {
-      listener = await (deps.datapath ?? jsDatapath).listen(route.listen.host, route.listen.port, (bound) => new UdpSessionTable(policy, deps, new ListenerClients(bound)));
+      listener = await dp.listen(route.listen.host, route.listen.port, (bound) => {
+        if (isolate) {
+          const report = { events: deps.events, clock: deps.clock, route: route.name };
+          isolation = new ClientIsolation((address, port) => isolate(bound, address, port, ISOLATED_RCVBUF_BYTES), () => (self ?? { config: route }).config.udp.isolateAbove ?? 0, report);
+        }
+        return new UdpSessionTable(policy, deps, new ListenerClients(bound, isolation));
+      });
     } catch (err) {
       throw new SluiceError('SLUICE_ERR_BIND', `route "${route.name}": cannot listen on ${formatListen(route.listen)}: ${errnoCode(err) ?? (err as Error).message}`, { cause: err });
     }
-    return new UdpRoute(route, listener);
+    return (self = new UdpRoute(route, listener, isolation));
+  }
+
+  /** Clients with a socket of their own now (udp-isolation.ts). */
+  get isolated(): number {
+    return this.isolation?.isolated ?? 0;
   }
 
   get local(): Endpoint {
@@ -92,6 +122,7 @@ export class UdpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
   close(reason: EndReason): Promise<void> {
     this.#closed ??= (async () => {
       this.table.close(reason);
+      this.isolation?.closeAll();
       await this.listener.close();
     })();
     return this.#closed;

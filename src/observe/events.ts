@@ -69,6 +69,12 @@ export type SluiceEvent =
   | { type: 'dial-error'; at: number; flow: FlowRef; upstream: string; code: string; message: string; latencyMs: number }
   | { type: 'dial-ok'; at: number; flow: FlowRef; latencyMs: number }
   | { type: 'datagrams-dropped'; at: number; route: string; reason: DropReason; count: number }
+  /**
+   * A UDP client got a socket of its own (`isolated`, reason `over-rate`), gave it back
+   * (`released`: `calm`, `session-ended`, `route-closed`), or could not get one (`failed`, the
+   * system error's code): docs/expose.md, "A flooding client's own socket".
+   */
+  | { type: 'udp-isolation'; at: number; route: string; client: Endpoint; change: 'isolated' | 'released' | 'failed'; reason: string }
   | { type: 'route-up'; at: number; route: string; listen: string; address: Endpoint; /** Set for routes from container labels. */ origin?: RouteOrigin }
   | { type: 'route-down'; at: number; route: string; listen: string; /** The address it was bound to (the real port when `listen` said 0). */ address: Endpoint }
   | { type: 'config-reloaded'; at: number; added: string[]; removed: string[]; changed: string[]; rebuilt: string[] }

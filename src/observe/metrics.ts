@@ -172,6 +172,18 @@ export function createMetrics(registry: Registry, opts: MetricsOptions = {}): Sl
     labelNames: ['route', 'reason'] as const,
     registers,
   });
+  const udpIsolations = new Counter({
+    name: 'sluice_udp_isolations_total',
+    help: 'UDP clients given a socket of their own (change="isolated"), giving it back ("released") or refused one ("failed"), by reason.',
+    labelNames: ['route', 'change', 'reason'] as const,
+    registers,
+  });
+  const udpIsolated = new Gauge({
+    name: 'sluice_udp_isolated_sockets',
+    help: 'UDP clients of a route with a socket of their own now.',
+    labelNames: ['route'] as const,
+    registers,
+  });
   new Gauge({
     name: 'sluice_datapath_info',
     help: 'The datapath in use (1 for the running kind): the UDP one without a proto label (js on dgram, or the native batched one), the TCP one with proto="tcp" (js on net, or the native splice one)',
@@ -310,6 +322,10 @@ export function createMetrics(registry: Registry, opts: MetricsOptions = {}): Sl
       }
       case 'datagrams-dropped':
         if (e.count > 0) datagramsDropped.inc({ route: e.route, reason: e.reason }, e.count);
+        return;
+      case 'udp-isolation':
+        udpIsolations.inc({ route: e.route, change: e.change, reason: e.change !== 'failed' || CODE_LABEL.test(e.reason) ? e.reason : 'other' });
+        if (e.change !== 'failed') udpIsolated.inc({ route: e.route }, e.change === 'isolated' ? 1 : -1);
         return;
       case 'route-up':
         routeUp.set({ route: e.route }, 1);

@@ -20,4 +20,6 @@ export interface UdpClientSide {
   drops?(s: UdpSession): Partial<Record<DropReason, number>> | undefined;
   /** The client's side of `s` for the native batch (datapath/offload.ts), or null while it needs JavaScript. */
   offloadEnd?(s: UdpSession): OffloadEnd | null;
+  /** The table swept: `live` are its sessions (native counts folded in), `sweepMs` apart, `tick` the tick that ends. */
+  swept?(live: Iterable<UdpSession>, sweepMs: number, tick: number): void;
 }

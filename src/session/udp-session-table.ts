@@ -337,6 +337,7 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
   #sweep(): void {
     // What the batch forwarded since the last sweep happened during the tick that ends now.
     this.#offloads.sweep();
+    this.clients.swept?.(this.#live, this.#t.sweepMs, this.#t.tick);
     if (this.#t.advance()) this.#offloads.allowances();
     const tick = this.#t.tick;
     const limit = this.#t.idleTicks;

@@ -44,6 +44,10 @@ export interface NativeBinding {
   coalesce?(engine: EngineHandle, id: number): boolean;
   /** [received buffers that held more than one datagram, datagrams that waited for a free slot]. */
   coalesceStats?(engine: EngineHandle): [number, number];
+  /** A socket bound beside listener `listenerId` and connected to one client (native/src/isolate.cc): its id. */
+  isolate?(engine: EngineHandle, listenerId: number, host: string, port: number, rcvbufBytes: number): number;
+  /** Datagrams the kernel dropped at socket `id` (SO_MEMINFO), or -1. */
+  socketDrops?(engine: EngineHandle, id: number): number;
 }
 
 export type BindingLoad = { ok: true; binding: NativeBinding; layout: NativeLayout } | { ok: false; reason: string };

@@ -1,9 +1,10 @@
 import { canonicalIp, type Endpoint } from '../../core/address.js';
 import type { DatagramChannel, DatagramReceiver } from '../datagram-channel.js';
-import type { ListenerReceiver, ReceiverFactory, UdpDatapath, UdpListener } from '../udp-datapath.js';
+import type { IsolatedSocket, ListenerReceiver, ReceiverFactory, UdpDatapath, UdpListener, UdpSender } from '../udp-datapath.js';
 import { AddressBook, type NativeAddress } from './address-book.js';
 import type { EngineHandle, NativeBinding, NativeLayout } from './binding.js';
 import { NativeChannel, NativeListener, type NativeEngine, type NativeSocket } from './native-sockets.js';
+import { NativeIsolatedSocket } from './native-isolated.js';
 import { LISTENER_RCVBUF_BYTES, LISTENER_SNDBUF_BYTES, SESSION_RCVBUF_BYTES } from '../socket-buffers.js';
 
 export interface NativeDatapathOptions {
@@ -129,6 +130,18 @@ export class NativeDatapath implements UdpDatapath, NativeEngine {
     const ch = new NativeChannel(this, id, remote, receiver);
     this.#handlers[id] = ch;
     return ch;
+  }
+
+  /** UdpDatapath.isolate: `listener` must be one of this datapath's, and the addon new enough. */
+  isolate(listener: UdpSender, address: string, port: number, rcvbufBytes: number): IsolatedSocket {
+    const b = this.#b;
+    if (!(listener instanceof NativeListener) || listener.datapath !== this || listener.socketId < 0 || !b.isolate || !b.socketDrops) {
+      throw Object.assign(new Error('isolate: not an open listener of this datapath, or an addon without isolate()'), { code: 'ENOTSUP' });
+    }
+    const id = b.isolate(this.#engine, listener.socketId, address, port, rcvbufBytes);
+    const s = new NativeIsolatedSocket(this, id, listener.local, listener.receiver, (i) => (this.#destroyed ? -1 : b.socketDrops!(this.#engine, i)));
+    this.#handlers[id] = s;
+    return s;
   }
 
   /** Closes every socket; the datapath is unusable afterwards. Idempotent. */

@@ -1,0 +1,25 @@
+import type { Endpoint } from '../../core/address.js';
+import type { IsolatedSocket, ListenerReceiver } from '../udp-datapath.js';
+import { NativeListener, type NativeEngine } from './native-sockets.js';
+
+/**
+ * A client's own socket beside a listener (native/src/isolate.cc): to the engine it is one more
+ * listener (records carry the source, sends name their destination), and its datagrams go to the
+ * listener's receiver, so the session table finds the same session by the client's address.
+ */
+export class NativeIsolatedSocket extends NativeListener implements IsolatedSocket {
+  constructor(
+    dp: NativeEngine,
+    id: number,
+    local: Endpoint,
+    receiver: ListenerReceiver,
+    private readonly drops: (id: number) => number,
+  ) {
+    super(dp, id, local, local.family, receiver);
+  }
+
+  kernelDrops(): number {
+    const id = this.socketId;
+    return id < 0 ? -1 : this.drops(id);
+  }
+}
