@@ -71,6 +71,11 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
     return this.#policy;
   }
 
+  /** The live session of client key `key` (UdpSession.key), if any. */
+  find(key: number | string): UdpSession | undefined {
+    return this.#live.get(key);
+  }
+
   /** The live sessions, with what the native batch forwarded for them folded in (views read their counters). */
   sessions(): IterableIterator<UdpSession> {
     if (this.#offloads.size > 0) this.#offloads.foldAll();
@@ -317,7 +322,6 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
         return;
       }
       s.channel = ch;
-      s.upstream = ch.remote;
       s.move('open');
       shell.started(s, ch.remote, dialedAt);
       const queued = s.queue!;

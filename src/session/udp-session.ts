@@ -46,7 +46,11 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, Repl
   packetsFromClient = 0;
   bytesToClient = 0;
   packetsToClient = 0;
-  upstream: Endpoint | undefined = undefined;
+  /**
+   * The client side's own record of this session (the agent's entry of a gateway tag), so it finds
+   * it without a lookup; null where the client side keeps none.
+   */
+  clientRef: object | null = null;
   /** True until the upstream's first datagram; the table then refunds the creation tokens. */
   unanswered = true;
   /** The per-source key admission counted this session under (AdmissionLimits.keyOf). */
@@ -68,6 +72,11 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, Repl
 
   get proto(): 'udp' {
     return 'udp';
+  }
+
+  /** The upstream its channel reached (kept after the channel closed); undefined until open. */
+  get upstream(): Endpoint | undefined {
+    return this.channel === null ? undefined : this.channel.remote;
   }
 
   #extras(): UdpSessionExtras {
