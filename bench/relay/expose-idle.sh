@@ -17,6 +17,9 @@ SUBJ="${SUBJECT_ROOT:-$HERE/../..}/bench/relay/subject-expose.sh"
 N=${N:-10000}
 # Seconds the sessions stay idle before the second reading.
 SETTLE=${SETTLE:-2}
+# MORE=M: then M more sessions, and their cost alone (`more:`): the young generation has already
+# grown for the first N, so this is what one more idle session adds.
+MORE=${MORE:-0}
 SHARED=$(cd "$HERE/../../../shared/bench" && pwd)
 W=$(mktemp -d /tmp/expose-idle.XXXXXX)
 for t in echod udpload; do gcc -O2 -Wall -o "$W/$t" "$SHARED/$t.c" || exit 1; done
@@ -59,7 +62,7 @@ declare -A R0 P0 H0 X0
 for i in "${!ROLES[@]}"; do read -r "R0[$i]" "P0[$i]" < <(mem "${SPS[$i]}"); cp "/proc/${SPS[$i]}/smaps" "$W/smaps0-${ROLES[$i]}"; done
 for i in "${!ROLES[@]}"; do read -r "H0[$i]" "X0[$i]" < <(probe "${SPS[$i]}" "${ROLES[$i]}"); done
 if [ -n "${HEAP:-}" ]; then for p in "${SPS[@]}"; do kill -USR2 "$p"; done; sleep 10; mkdir "$W/before"; mv "$W"/*.heapsnapshot "$W/before/"; for i in "${!ROLES[@]}"; do read -r "R0[$i]" "P0[$i]" < <(mem "${SPS[$i]}"); done; fi
-timeout 120 "$W/udpload" -t "127.0.0.1:$R" -s 64 -I -n "$N" -H $((SETTLE + 38)) > "$W/idle.out" 2>&1 & LP=$!; PIDS+=($LP)
+timeout 120 "$W/udpload" -t "127.0.0.1:$R" -s 64 -I -n "$N" -H $((SETTLE + 38 + (MORE > 0 ? 60 : 0))) > "$W/idle.out" 2>&1 & LP=$!; PIDS+=($LP)
 for _ in $(seq 1 600); do grep -q READY "$W/idle.out" 2>/dev/null && break; sleep 0.1; done
 sleep "$SETTLE"
 grep READY "$W/idle.out"
@@ -71,4 +74,19 @@ for i in "${!ROLES[@]}"; do
   r0=${R0[$i]} p0=${P0[$i]}
   echo "${ROLES[$i]}: rss0=${r0}kB pss0=${p0}kB rss1=${r1}kB pss1=${p1}kB per_session: rss=$(per "$r0" "$r1" 1)kB pss=$(per "$p0" "$p1" 1)kB heap=$(per "${H0[$i]}" "$h1" 1024)kB ext=$(per "${X0[$i]}" "$x1" 1024)kB"
 done
+if [ "$MORE" -gt 0 ]; then
+  declare -A R1 H1
+  for i in "${!ROLES[@]}"; do read -r "R1[$i]" _ < <(mem "${SPS[$i]}"); read -r "H1[$i]" _ < <(probe "${SPS[$i]}" "${ROLES[$i]}"); done
+  timeout 120 "$W/udpload" -t "127.0.0.1:$R" -s 64 -I -n "$MORE" -H $((SETTLE + 38)) > "$W/more.out" 2>&1 & PIDS+=($!)
+  for _ in $(seq 1 600); do grep -q READY "$W/more.out" 2>/dev/null && break; sleep 0.1; done
+  sleep "$SETTLE"
+  grep READY "$W/more.out"
+  # Divided by the sessions that were answered (a lost echo may leave a session at one end only).
+  M=$(sed -n 's/.*replied=\([0-9]*\).*/\1/p' "$W/more.out" | head -1); [ "${M:-0}" -gt 0 ] || M=$MORE
+  for i in "${!ROLES[@]}"; do
+    read -r r2 _ < <(mem "${SPS[$i]}")
+    read -r h2 _ < <(probe "${SPS[$i]}" "${ROLES[$i]}")
+    echo "more ${ROLES[$i]}: sessions=$M rss=$(awk -v a="${R1[$i]}" -v b="$r2" -v n="$M" 'BEGIN{printf "%.2f", (b-a)/n}')kB heap=$(awk -v a="${H1[$i]}" -v b="$h2" -v n="$M" 'BEGIN{printf "%.2f", (b-a)/1024/n}')kB"
+  done
+fi
 if [ -n "${HEAP:-}" ]; then for p in "${SPS[@]}"; do kill -USR2 "$p"; done; sleep 10; ls "$W"/*.heapsnapshot "$W"/before/*.heapsnapshot 2>/dev/null; fi
