@@ -160,6 +160,8 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
     if (s === undefined) {
       s = this.#create(key, clientAddr, clientPort, address, port, v.destination);
       if (s === undefined) return;
+      // Its replies go to the sender, which may move: the key stays the header's client.
+      s.pinKey();
     } else {
       s.replyAddress = address;
       s.replyPort = port;
