@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
+import { getHeapSpaceStatistics, setFlagsFromString, writeHeapSnapshot } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { freePort, udpEcho, waitFor } from '../helpers/net.js';
 import { agentConfig, gatewayConfig, published, startAgent, startGateway } from './expose-helpers.js';
@@ -60,7 +60,8 @@ test(`${SESSIONS} idle exposed UDP sessions cost at most ${MAX_HEAP_BYTES_PER_SE
   gwSeen.length = 0;
   agentSeen.length = 0;
   const before = heapUsed();
-  if (process.env.SNAP) (await import("node:v8")).writeHeapSnapshot(`${process.env.SNAP}/before.heapsnapshot`);
+  // SNAP=DIR: heap snapshots before and after, for bench/relay/heap-by-kind.mjs.
+  if (process.env.SNAP) writeHeapSnapshot(`${process.env.SNAP}/before.heapsnapshot`);
   for (const [i, s] of sockets.entries()) {
     if (i < WARM) continue;
     s.send(`hello ${i}`, port, '127.0.0.1');
@@ -81,7 +82,7 @@ test(`${SESSIONS} idle exposed UDP sessions cost at most ${MAX_HEAP_BYTES_PER_SE
   gwSeen.length = 0;
   agentSeen.length = 0;
   const perSession = (heapUsed() - before) / (SESSIONS - WARM);
-  if (process.env.SNAP) (await import("node:v8")).writeHeapSnapshot(`${process.env.SNAP}/after.heapsnapshot`);
+  if (process.env.SNAP) writeHeapSnapshot(`${process.env.SNAP}/after.heapsnapshot`);
   t.diagnostic(`heap per idle session, gateway + agent: ${perSession.toFixed(0)} B`);
   assert.ok(perSession > 100, `the measure sees the sessions (${perSession.toFixed(0)} B each)`);
   assert.ok(perSession <= MAX_HEAP_BYTES_PER_SESSION, `heap per idle session ${perSession.toFixed(0)} B > ${MAX_HEAP_BYTES_PER_SESSION} B`);
