@@ -10,19 +10,24 @@
 #     ONLY="direct subject subject2" ROUNDS=1 npm run bench
 # DATAGRAM_BUDGET sets gateway.datagramBudget and agent.datagramBudget (perSecond; default: the
 # config's default); ISOLATE_ABOVE sets udp.isolateAbove of the public listeners (0: off); NODE_FLAGS is passed to node (e.g. --cpu-prof --cpu-prof-dir=DIR).
+# Gateway and agent in two processes (expose-idle.sh SPLIT=1): ROLE=gateway, then ROLE=agent, with
+# the same SUBJECT_DIR (certificate and token made once there); SLUICE_ROOT runs another checkout.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
+ROOT="${SLUICE_ROOT:-$(cd "$HERE/../.." && pwd)}"
 R=$1 E=$2 RI=$3 I=$4
 GW=$((R + 200))
-DIR=$(mktemp -d /tmp/sluice-bench-expose.XXXXXX)
+ROLE=${ROLE:-both}
+DIR=${SUBJECT_DIR:-$(mktemp -d /tmp/sluice-bench-expose.XXXXXX)}
 # A certificate of our own, so the agent's pin is known before the gateway starts.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench \
+[ -f "$DIR/cert.pem" ] || openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench \
   -keyout "$DIR/key.pem" -out "$DIR/cert.pem" 2>/dev/null
 FP=$(openssl x509 -in "$DIR/cert.pem" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | tr 'A-F' 'a-f')
-TOKEN=$(openssl rand -hex 16)
+[ -f "$DIR/token" ] || openssl rand -hex 16 > "$DIR/token"
+TOKEN=$(cat "$DIR/token")
 UNLIMITED_UDP="{ idleTimeout: 120s, maxSessions: 0, maxSessionsPerSource: 0, rate: { perSecond: 0 }, ratePerSource: { perSecond: 0 }${ISOLATE_ABOVE:+, isolateAbove: $ISOLATE_ABOVE} }"
-cat > "$DIR/sluice.yaml" <<YAML
+CONF="$DIR/sluice-$ROLE.yaml"
+{ [ "$ROLE" = agent ] || cat <<YAML
 gateway:
   listen: 127.0.0.1:$GW
   tls: { cert: $DIR/cert.pem, key: $DIR/key.pem }
@@ -34,6 +39,8 @@ gateway:
     tcp: { idleTimeout: 120s, maxConnections: 0, maxConnectionsPerSource: 0 }
   maxStreamsPerAgent: 100000
 ${DATAGRAM_BUDGET:+  datagramBudget: { perSecond: $DATAGRAM_BUDGET \}}
+YAML
+[ "$ROLE" = gateway ] || cat <<YAML
 agent:
   name: bench
   gateway: 127.0.0.1:$GW
@@ -44,8 +51,11 @@ ${DATAGRAM_BUDGET:+  datagramBudget: { perSecond: $DATAGRAM_BUDGET \}}
     echo-udp: { local: 127.0.0.1:$E, remote: udp://127.0.0.1:$R, udp: $UNLIMITED_UDP }
     echo-tcp: { local: 127.0.0.1:$E, remote: tcp://127.0.0.1:$R }
     iperf: { local: 127.0.0.1:$I, remote: tcp://127.0.0.1:$RI }
+YAML
+cat <<YAML
 accessLog: { output: "off" }
 log: { level: warn }
 lifecycle: { drainTimeout: 1s }
 YAML
-exec node ${NODE_FLAGS:-} "$ROOT/dist/src/main.js" run --config "$DIR/sluice.yaml"
+} > "$CONF"
+exec node ${NODE_FLAGS:-} "$ROOT/dist/src/main.js" run --config "$CONF"

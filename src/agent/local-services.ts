@@ -33,9 +33,10 @@ export interface LocalServicesDeps {
 
 /**
  * One public client of an exposed UDP service at the agent, under the gateway's tag: found by tag
- * (LocalServices) and by client key (its service's `clients`). It is also the session's place in
- * the agent's send budget (a FairSlot), so a session costs one object and two map entries here
- * besides its UdpSession.
+ * (LocalServices), and from its session (UdpSession.clientRef, set when the session is made; by
+ * client key through the service's session table). It is also the session's place in the agent's
+ * send budget (a FairSlot), so a session costs one object and one map entry here besides its
+ * UdpSession.
  */
 class ClientEntry extends FairSlot {
   /** Its session once the upstream channel is open (until it closes). */
@@ -46,12 +47,14 @@ class ClientEntry extends FairSlot {
     /** The client's address (shared with its other sessions' entries) and port, from the datagram origin. */
     readonly address: string,
     readonly port: number,
-    readonly key: number | string,
     public tag: number,
   ) {
     super();
   }
 }
+
+/** The agent's entry of session `s` (made before it), or undefined for a session of no entry. */
+const entryOf = (s: UdpSession): ClientEntry | undefined => (s.clientRef instanceof ClientEntry ? s.clientRef : undefined);
 
 /** One exposed service at the agent: its config, its id in PUBLISH, where the gateway bound it. */
 export class ExposedService {
@@ -63,8 +66,6 @@ export class ExposedService {
   refusal: { readonly code: string; readonly message: string } | undefined;
   /** The agent's UDP sessions toward the local service, one per public client, with the service's udp rules. */
   readonly table: UdpSessionTable | undefined;
-  /** Each public client with a current gateway tag, by client key (UdpSession.key): its tag, open session and budget place. */
-  readonly clients = new Map<number | string, ClientEntry>();
   /** A UDP range service's ports, each with its own session table (made at its first client), by public port. */
   readonly members = new Map<number, ExposedService>();
 
@@ -160,35 +161,38 @@ export class LocalServices implements DatagramSink {
       if (owner === undefined) return this.deps.sendClose(tag);
       this.#recentlyClosed.delete(tag);
       // A fresh entry: the closed one's budget place and session belong to the session that ended.
-      owner = new ClientEntry(owner.service, owner.address, owner.port, owner.key, tag);
+      owner = new ClientEntry(owner.service, owner.address, owner.port, tag);
       this.#tags.set(tag, owner);
-      owner.service.clients.set(owner.key, owner);
     }
     if (owner === undefined) {
       const parent = origin ? this.#byId.get(origin.serviceId) : undefined;
       const svc = parent && this.#portOf(parent, origin!.port);
       if (!origin || !svc || !svc.table) return this.deps.sendClose(tag);
-      const key = keyOf(origin.client.address, origin.client.port);
-      const previous = svc.clients.get(key);
+      const live = svc.table.find(keyOf(origin.client.address, origin.client.port));
+      const previous = live === undefined ? undefined : entryOf(live);
       if (previous !== undefined) {
         // The gateway re-tagged this client: the same session and budget place, under the new tag.
         this.#tags.delete(previous.tag);
         previous.tag = tag;
         owner = previous;
       } else {
-        owner = new ClientEntry(svc, this.#strings.intern(origin.client.address), origin.client.port, key, tag);
-        svc.clients.set(key, owner);
+        owner = new ClientEntry(svc, this.#strings.intern(origin.client.address), origin.client.port, tag);
       }
       this.#tags.set(tag, owner);
     }
-    owner.service.table!.onDatagram(payload, owner.address, owner.port);
+    const table = owner.service.table!;
+    table.onDatagram(payload, owner.address, owner.port);
+    // Until its channel opens, the entry is tied to the session the datagram made (or found).
+    if (owner.session === null) {
+      const s = table.find(keyOf(owner.address, owner.port));
+      if (s !== undefined && s.clientRef === null) s.clientRef = owner;
+    }
   }
 
   onGatewayClose(tag: number): void {
     const owner = this.#tags.get(tag);
     if (!owner) return;
     this.#tags.delete(tag);
-    if (owner.service.clients.get(owner.key) === owner) owner.service.clients.delete(owner.key);
     const s = owner.session;
     if (s) owner.service.table!.end(s, 'client-closed');
   }
@@ -197,9 +201,7 @@ export class LocalServices implements DatagramSink {
   resetUdp(): void {
     this.#tags.clear();
     this.#recentlyClosed.clear();
-    for (const svc of this.services) svc.clients.clear();
     for (const svc of this.#tables()) {
-      svc.clients.clear();
       for (const s of [...svc.table.sessions()]) svc.table.end(s, 'upstream-closed');
     }
   }
@@ -233,11 +235,16 @@ export class LocalServices implements DatagramSink {
       if (!limits) this.#rangeLimits.set(parent, (limits = new AdmissionLimits(policy.limits, this.deps.clock)));
       pooled = { limits, bandwidth: null };
     }
+    // A session's entry while it is current (its tag not closed by the gateway, nor reset).
+    const current = (s: UdpSession): ClientEntry | undefined => {
+      const e = entryOf(s);
+      return e !== undefined && this.#tags.get(e.tag) === e ? e : undefined;
+    };
     // The service's clients are behind the gateway: a reply goes out under the client's tag, and
     // each session's channel reports its end so the gateway hears DATAGRAM_CLOSE for the tag.
     const clients: UdpClientSide = {
       send: (s, buf) => {
-        const e = svc.clients.get(s.key);
+        const e = current(s);
         if (e === undefined) return;
         // Before sealing: a session flooding from the local service loses its own excess only.
         if (budget && e.session !== null && !budget.admit(e, policy.name)) return;
@@ -249,15 +256,15 @@ export class LocalServices implements DatagramSink {
         return svc.publicPort === undefined ? bound : { ...bound, port: svc.publicPort };
       },
       channelOpened: (s) => {
-        const e = svc.clients.get(s.key);
+        const e = current(s);
         if (e !== undefined) e.session = s;
       },
       drops: (s) => {
-        const e = svc.clients.get(s.key);
+        const e = current(s);
         return budget && e !== undefined && e.session === s ? slotDrops(e) : undefined;
       },
       offloadEnd: (s) => {
-        const e = svc.clients.get(s.key);
+        const e = current(s);
         if (e === undefined || this.deps.offloadEnd === undefined) return null;
         const tag = e.tag;
         if (!budget || e.session === null) return this.deps.offloadEnd(tag, { grant: () => -1 });
@@ -270,12 +277,11 @@ export class LocalServices implements DatagramSink {
         });
       },
       channelClosed: (s) => {
-        const e = svc.clients.get(s.key);
+        const e = current(s);
         if (e === undefined) return;
         if (e.session === s) e.session = null;
-        svc.clients.delete(s.key);
         const tag = e.tag;
-        if (this.#tags.get(tag) === e) this.#tags.delete(tag);
+        this.#tags.delete(tag);
         this.#rememberClosed(tag, e);
         sendClose(tag);
       },

@@ -22,25 +22,60 @@ export type OffloadedTag = Pick<Connectee, 'closed' | 'answered' | 'tag' | 'fair
 import { FairSlot, slotDrops } from '../upstream/agent/send-budget.js';
 import type { DropReason } from '../core/reasons.js';
 
+const ANSWERED = 1;
+const CLOSED = 2;
+const RETAG = 4;
+
+/** What few connectees hold, or hold for a short while: made at its first use, let go when empty. */
+class ConnecteeExtras {
+  /** The origin block, encoded while needed (until answered). */
+  origin: Buffer | null = null;
+  offloads: OffloadGroup | null = null;
+  constructor(readonly port: number | undefined) {}
+}
+
 /**
  * One public UDP session's path to the agent: a connectee tag (docs/tunnel-protocol.md §6). The
- * origin block rides every datagram until the agent has answered on the tag.
+ * origin block rides every datagram until the agent has answered on the tag. An idle answered
+ * session holds its flags in one small integer and no buffer or group of its own.
  */
 export class Connectee extends FairSlot implements DatagramChannel {
-  #answered = false;
-  closed = false;
-  /** Encoded while needed (until answered), then let go: an idle answered session keeps no buffer. */
-  #origin: Buffer | null = null;
-  #offloads: OffloadGroup | null = null;
+  #flags: number;
+  /** The public port (range services), the origin block until answered, the batch's group: null when none. */
+  #x: ConnecteeExtras | null;
 
   /** Its session forwarded in the native batch: closed when its tag changes (made on first use). */
   get offloads(): OffloadGroup {
-    return (this.#offloads ??= new OffloadGroup());
+    const x = (this.#x ??= new ConnecteeExtras(undefined));
+    return (x.offloads ??= new OffloadGroup());
   }
 
   /** Closes what the native batch forwards for it (its tag changed). */
   closeOffloads(): void {
-    this.#offloads?.closeAll();
+    this.#x?.offloads?.closeAll();
+  }
+
+  /** Closed: it sends nothing more, and the link has forgotten (or is forgetting) its tag. */
+  get closed(): boolean {
+    return (this.#flags & CLOSED) !== 0;
+  }
+
+  set closed(v: boolean) {
+    this.#flags = v ? this.#flags | CLOSED : this.#flags & ~CLOSED;
+  }
+
+  /**
+   * When the agent drops its session (DATAGRAM_CLOSE), a public client's connectee gets a new
+   * tag for its next datagram; one whose tag others hold (a peer flow: PEER_FLOW, the direct
+   * path) ends instead, and its receiver hears onUpstreamError.
+   */
+  get retag(): boolean {
+    return (this.#flags & RETAG) !== 0;
+  }
+
+  /** For a range service: the public port the client sent to, told to the agent in the origin. */
+  get port(): number | undefined {
+    return this.#x === null ? undefined : this.#x.port;
   }
   /** The public listener's route, where its budget drops are reported (read only on a drop). */
   routeName(): string | undefined {
@@ -49,18 +84,22 @@ export class Connectee extends FairSlot implements DatagramChannel {
 
   /** The agent has answered on the current tag: the origin block no longer rides its datagrams. */
   get answered(): boolean {
-    return this.#answered;
+    return (this.#flags & ANSWERED) !== 0;
   }
 
   set answered(v: boolean) {
-    this.#answered = v;
-    if (v) this.#origin = null;
+    this.#flags = v ? this.#flags | ANSWERED : this.#flags & ~ANSWERED;
+    const x = this.#x;
+    if (!v || x === null) return;
+    x.origin = null;
+    if (x.port === undefined && x.offloads === null) this.#x = null;
   }
 
   /** The origin block (docs/tunnel-protocol.md §6): who the client is, for the agent. */
   get originBlock(): Buffer {
-    const port = this.port;
-    return (this.#origin ??= encodeOriginBlock(port === undefined ? { serviceId: this.serviceId, client: this.client } : { serviceId: this.serviceId, client: this.client, port }));
+    const x = (this.#x ??= new ConnecteeExtras(undefined));
+    const port = x.port;
+    return (x.origin ??= encodeOriginBlock(port === undefined ? { serviceId: this.serviceId, client: this.client } : { serviceId: this.serviceId, client: this.client, port }));
   }
 
   constructor(
@@ -69,16 +108,12 @@ export class Connectee extends FairSlot implements DatagramChannel {
     readonly serviceId: number,
     readonly client: Endpoint,
     readonly receiver: DatagramReceiver,
-    /**
-     * When the agent drops its session (DATAGRAM_CLOSE), a public client's connectee gets a new
-     * tag for its next datagram; one whose tag others hold (a peer flow: PEER_FLOW, the direct
-     * path) ends instead, and its receiver hears onUpstreamError.
-     */
-    readonly retag = true,
-    /** For a range service: the public port the client sent to, told to the agent in the origin. */
-    readonly port?: number,
+    retag = true,
+    port?: number,
   ) {
     super();
+    this.#flags = retag ? RETAG : 0;
+    this.#x = port === undefined ? null : new ConnecteeExtras(port);
   }
 
   /** This session's place in the agent's send budget: the connectee itself (one object per session, not two). */

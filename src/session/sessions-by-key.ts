@@ -22,15 +22,17 @@ export class SessionsByKey {
   }
 
   add(s: UdpSession): void {
-    if (typeof s.key === 'number') this.#v4.set(s.key, s);
-    else this.#other.set(s.key, s);
+    const key = s.key;
+    if (typeof key === 'number') this.#v4.set(key, s);
+    else this.#other.set(key, s);
   }
 
   /** Forgets `s` if its key still names it. */
   remove(s: UdpSession): void {
-    if (typeof s.key === 'number') {
-      if (this.#v4.get(s.key) === s) this.#v4.delete(s.key);
-    } else if (this.#other.get(s.key) === s) this.#other.delete(s.key);
+    const key = s.key;
+    if (typeof key === 'number') {
+      if (this.#v4.get(key) === s) this.#v4.delete(key);
+    } else if (this.#other.get(key) === s) this.#other.delete(key);
   }
 
   /** A copy: the caller may end sessions while it walks it. */

@@ -71,6 +71,11 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
     return this.#policy;
   }
 
+  /** The live session of client key `key` (UdpSession.key), if any. */
+  find(key: number | string): UdpSession | undefined {
+    return this.#live.get(key);
+  }
+
   /** The live sessions, with what the native batch forwarded for them folded in (views read their counters). */
   sessions(): IterableIterator<UdpSession> {
     if (this.#offloads.size > 0) this.#offloads.foldAll();
@@ -155,6 +160,8 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
     if (s === undefined) {
       s = this.#create(key, clientAddr, clientPort, address, port, v.destination);
       if (s === undefined) return;
+      // Its replies go to the sender, which may move: the key stays the header's client.
+      s.pinKey();
     } else {
       s.replyAddress = address;
       s.replyPort = port;
@@ -317,7 +324,6 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
         return;
       }
       s.channel = ch;
-      s.upstream = ch.remote;
       s.move('open');
       shell.started(s, ch.remote, dialedAt);
       const queued = s.queue!;

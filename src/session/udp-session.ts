@@ -1,4 +1,4 @@
-import type { Endpoint } from '../core/address.js';
+import { ipv4PortKey, type Endpoint } from '../core/address.js';
 import type { RouteOrigin } from '../config/types.js';
 import type { DatagramChannel, DatagramReceiver } from '../upstream/dialer.js';
 import type { FlowCounters, FlowRef } from '../observe/events.js';
@@ -8,6 +8,12 @@ import type { Offload } from '../datapath/offload.js';
 import { nextUdpSessionState, type UdpSessionState } from './udp-session-state.js';
 
 export type { UdpSessionState };
+
+/** A client's session key: an IPv4 ip:port as one number (ipv4 * 65536 + port), any other as `address|port`. */
+export function clientKey(address: string, port: number): number | string {
+  const k = ipv4PortKey(address, port);
+  return k >= 0 ? k : `${address}|${port}`;
+}
 
 /** What a session needs from the table that owns it. */
 export interface UdpSessionOwner {
@@ -29,6 +35,8 @@ class UdpSessionExtras {
   offload: Offload | null = null;
   offloadClientPlain = false;
   offloadSeen: number[] | null = null;
+  /** The key, where it is not the reply address's (a client named by a PROXY header). */
+  key: number | string | undefined = undefined;
 }
 
 /**
@@ -46,7 +54,11 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, Repl
   packetsFromClient = 0;
   bytesToClient = 0;
   packetsToClient = 0;
-  upstream: Endpoint | undefined = undefined;
+  /**
+   * The client side's own record of this session (the agent's entry of a gateway tag), so it finds
+   * it without a lookup; null where the client side keeps none.
+   */
+  clientRef: object | null = null;
   /** True until the upstream's first datagram; the table then refunds the creation tokens. */
   unanswered = true;
   /** The per-source key admission counted this session under (AdmissionLimits.keyOf). */
@@ -68,6 +80,11 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, Repl
 
   get proto(): 'udp' {
     return 'udp';
+  }
+
+  /** The upstream its channel reached (kept after the channel closed); undefined until open. */
+  get upstream(): Endpoint | undefined {
+    return this.channel === null ? undefined : this.channel.remote;
   }
 
   #extras(): UdpSessionExtras {
@@ -150,8 +167,7 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, Repl
     readonly route: string,
     /** Canonical client address, for admission and records. */
     readonly client: Endpoint,
-    /** The session key: the client's ip:port (from a trusted PROXY header when there is one). */
-    readonly key: number | string,
+    key: number | string,
     /**
      * Where replies go, as the listener socket spells it (may be ::ffff:v4): the client itself, or
      * the trusted proxy that sent its datagrams (updated by each datagram, so a proxy may move).
@@ -163,6 +179,22 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, Repl
     tick: number,
   ) {
     this.lastTick = tick;
+    if (key !== clientKey(replyAddress, replyPort)) this.#extras().key = key;
+  }
+
+  /**
+   * The session key: the client's ip:port (from a trusted PROXY header when there is one). Not a
+   * field: it is the reply address's key unless pinned (an IPv4 key is a double, which a field
+   * would box in 16 bytes of its own per session); read only when the session is added or removed.
+   */
+  get key(): number | string {
+    const x = this.#x;
+    return x !== null && x.key !== undefined ? x.key : clientKey(this.replyAddress, this.replyPort);
+  }
+
+  /** Keeps the key as it is now, whatever the reply address becomes (a session behind a PROXY sender). */
+  pinKey(): void {
+    if (this.#x === null || this.#x.key === undefined) this.#extras().key = this.key;
   }
 
   /** Where the session is in its life (udp-session-state.ts); changed only through `move`. */

@@ -1,4 +1,4 @@
-import { formatHostPort, type HostPort } from '../../core/address.js';
+import { formatHostPort, type Endpoint, type HostPort } from '../../core/address.js';
 import { errnoCode, SluiceError } from '../../core/errors.js';
 import type { UdpDatapath } from '../../datapath/udp-datapath.js';
 import { jsDatapath } from '../../datapath/js-datapath.js';
@@ -10,6 +10,9 @@ import { resolveDestination, systemResolver, type DestinationPolicy, type Resolv
  * address resolveDestination pinned under `policy` (default `trusted`: upstreams from the config).
  */
 export class DirectDatagramDialer implements DatagramDialer {
+  /** The address the last dial went to: sessions to the same one share this object (one per service, not per session). */
+  #last: Endpoint | undefined;
+
   constructor(
     private readonly resolver: Resolver = systemResolver,
     private readonly datapath: UdpDatapath = jsDatapath,
@@ -17,8 +20,10 @@ export class DirectDatagramDialer implements DatagramDialer {
   ) {}
 
   async open(target: HostPort, receiver: DatagramReceiver, opts: OpenOptions): Promise<DatagramChannel> {
-    const remote = await resolveDestination(target, this.resolver, this.policy);
+    const resolved = await resolveDestination(target, this.resolver, this.policy);
     opts.signal.throwIfAborted();
+    const last = this.#last;
+    const remote = last !== undefined && sameEndpoint(last, resolved) ? last : (this.#last = resolved);
     try {
       return await this.datapath.connect(remote, receiver);
     } catch (err) {
@@ -26,3 +31,5 @@ export class DirectDatagramDialer implements DatagramDialer {
     }
   }
 }
+
+const sameEndpoint = (a: Endpoint, b: Endpoint): boolean => a.address === b.address && a.port === b.port && a.family === b.family;
