@@ -55,6 +55,8 @@ class TcpConnection implements ShellFlow {
   wouldEndNoted = false;
   /** The rule that ended it, when a verdict did. */
   endDetail: string | undefined;
+  /** Relayed to an upstream that has not accepted yet (StreamDialer.dialEarly); still 'dialing'. */
+  awaitingAccept = false;
   constructor(
     readonly id: number,
     readonly route: string,
@@ -297,10 +299,43 @@ export class TcpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
       });
       if (c.dialing) return;
     }
+    // An upstream that takes bytes before it answers (an agent's stream): relayed at once, so the
+    // client's first bytes leave with the open; the flow stays 'dialing' until the answer.
+    if (!sniff && dialer.dialEarly) {
+      let early;
+      try {
+        early = dialer.dialEarly(policy.upstream, opts, (err) => this.#earlySettled(c, err));
+      } catch (err) {
+        return this.#dialFailed(c, err as SluiceError);
+      }
+      c.awaitingAccept = true;
+      return this.#relay(c, early.stream, early.remote, destination, false, policy);
+    }
     dialer.dial(policy.upstream, opts).then(
       ({ stream, remote }) => this.#relay(c, stream, remote, destination, sniff, policy),
       (err: SluiceError) => this.#dialFailed(c, err),
     );
+  }
+
+  /**
+   * The upstream of an early relay answered. Accepted: the session starts (`session-started`,
+   * `dial-ok`). Refused, timed out or gone: reported as a failed dial (`dial-error`, no session
+   * record), as when the dial is awaited; a client whose bytes were already taken is reset (RST),
+   * as the kernel does when a socket with unread bytes is closed, so it never mistakes the end
+   * for the service's answer; a client that sent nothing gets a FIN.
+   */
+  #earlySettled(c: TcpConnection, err: SluiceError | undefined): void {
+    if (!c.awaitingAccept) return;
+    c.awaitingAccept = false;
+    if (!err) {
+      c.state = 'open';
+      this.#shell.started(c, c.upstream!, c.startedAt);
+      return;
+    }
+    if (c.down.destroyed) return; // the client left first (its relay is ending): no failed dial to report
+    const reason = this.#shell.signal.aborted ? 'shutdown' : this.#shell.dialFailed(c, err, c.startedAt);
+    if (c.down.bytesRead > 0) c.down.socket().resetAndDestroy();
+    c.stop!(reason);
   }
 
   #dialFailed(c: TcpConnection, err: SluiceError): void {
@@ -317,13 +352,16 @@ export class TcpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
   #relay(c: TcpConnection, stream: Duplex | StreamConn, remote: Endpoint, destination: Endpoint | undefined, sniff: boolean, policy: TcpSessionPolicy): void {
     const { down, client } = c;
     if (c.state === 'closed' || down.destroyed) {
+      c.awaitingAccept = false;
       stream.destroy();
       this.#finish(c, 'client-closed');
       return;
     }
-    c.state = 'open';
     c.upstream = remote;
-    this.#shell.started(c, remote, c.startedAt);
+    if (!c.awaitingAccept) {
+      c.state = 'open';
+      this.#shell.started(c, remote, c.startedAt);
+    }
     const header = this.#pp?.outbound(client, destination ?? down.local);
     if (header) void ('writeFirst' in stream ? stream.writeFirst(header) : stream.write(header));
     const clean = sniff ? firstBytesAreClean(down.socket()) : undefined;
@@ -338,6 +376,7 @@ export class TcpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
 
   /** Ends a connection from outside the relay (shutdown, dial failure, a verdict). */
   #finish(c: TcpConnection, reason: EndReason): void {
+    c.awaitingAccept = false; // ended from outside: no failed dial to report
     if (c.stop) return c.stop(reason);
     if (c.state === 'closed') return;
     c.state = 'closed';
@@ -348,7 +387,11 @@ export class TcpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
   }
 
   #ended(c: TcpConnection, reason: EndReason, bytesFromClient: number, bytesToClient: number): void {
+    const started = c.state === 'open';
     c.state = 'closed';
+    c.awaitingAccept = false;
+    // An early relay that ended before its upstream accepted never started: no session record.
+    if (!started) return this.#forget(c);
     this.#shell.ended(c, reason, { bytesFromClient, packetsFromClient: 0, bytesToClient, packetsToClient: 0 }, c.endDetail);
     this.#forget(c);
   }

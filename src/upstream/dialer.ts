@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream';
 import type { Endpoint, HostPort } from '../core/address.js';
 import type { DatagramChannel, DatagramReceiver } from '../datapath/datagram-channel.js';
+import type { SluiceError } from '../core/errors.js';
 
 /** The channel types live with the datapath that implements them; dialers hand them on. */
 export type { DatagramChannel, DatagramReceiver };
@@ -42,6 +43,15 @@ export interface DialedStream {
 /** Opens a byte stream. Rejects with a SluiceError (SLUICE_ERR_DIAL_TIMEOUT, _DIAL_FAILED, _RESOLVE). */
 export interface StreamDialer {
   dial(target: HostPort, opts: DialOptions): Promise<DialedStream>;
+  /**
+   * Optional: opens the stream now and returns it before the upstream answered, so the caller may
+   * write at once (the client's first bytes leave with the open instead of a round trip later).
+   * `settled` is called once, never synchronously: without an error when the upstream accepted;
+   * with a SluiceError when it refused, timed out or the stream closed first (the stream is then
+   * destroyed). `opts.signal` is not watched: the caller ends the stream itself. Throws a
+   * SluiceError when the stream cannot be opened at all.
+   */
+  dialEarly?(target: HostPort, opts: DialOptions, settled: (err?: SluiceError) => void): DialedStream;
 }
 
 /** Opens one datagram channel per session. Rejects with a SluiceError. */

@@ -114,9 +114,10 @@ export class TunnelStream extends Duplex {
     this.#inboxBytes = 0;
   };
 
-  onPeerReset(code: StreamResetCode): void {
+  /** `withError` false: destroyed quietly (the opener was told already: a failed dial). */
+  onPeerReset(code: StreamResetCode, withError = true): void {
     this.#resetByPeer = true;
-    this.destroy(new StreamResetError(code));
+    this.destroy(withError ? new StreamResetError(code) : undefined);
   }
 
   onWindowUpdate(increment: number): void {
