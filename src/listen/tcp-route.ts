@@ -21,7 +21,7 @@ import { tcpPolicyOf, type ListenerConfig, type TcpSessionPolicy } from '../sess
 import { firstBytesAreClean, readProxyHeader, sniffFirstBytes } from './proxy-header-reader.js';
 import { TcpProxyHeaders } from './tcp-proxy-header.js';
 import { isHeldConn, readHeldProxyHeader } from './held-proxy-header.js';
-import type { StreamDialer } from '../upstream/dialer.js';
+import type { SocketRelaying, StreamDialer } from '../upstream/dialer.js';
 import type { RouteRuntime, SessionInfo } from './route.js';
 
 export interface TcpRouteDeps {
@@ -371,7 +371,9 @@ export class TcpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
     const onDone = (o: { reason: EndReason; bytesFromClient: number; bytesToClient: number }) => this.#ended(c, o.reason, o.bytesFromClient, o.bytesToClient);
     const datapath = this.deps.streamDatapath ?? jsStreamDatapath;
     const joined = 'writeFirst' in stream && !clean && !bandwidth ? joinInDatapath(datapath, down, stream, policy.idleTimeoutMs, onDone) : undefined;
-    c.stop = joined ?? relayTcp(down.socket(), 'writeFirst' in stream ? stream.socket() : stream, policy.idleTimeoutMs, onDone, clean, bandwidth);
+    // An upstream that relays a socket itself (an agent's tunnel stream) does, without pipe().
+    const direct = joined === undefined && !clean && !bandwidth && 'relaySocket' in stream ? (stream as Duplex & SocketRelaying).relaySocket(down.socket(), policy.idleTimeoutMs, onDone) : undefined;
+    c.stop = joined ?? direct ?? relayTcp(down.socket(), 'writeFirst' in stream ? stream.socket() : stream, policy.idleTimeoutMs, onDone, clean, bandwidth);
   }
 
   /** Ends a connection from outside the relay (shutdown, dial failure, a verdict). */

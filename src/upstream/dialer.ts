@@ -1,7 +1,9 @@
 import type { Duplex } from 'node:stream';
 import type { Endpoint, HostPort } from '../core/address.js';
 import type { DatagramChannel, DatagramReceiver } from '../datapath/datagram-channel.js';
+import type { Socket } from 'node:net';
 import type { SluiceError } from '../core/errors.js';
+import type { EndReason } from '../observe/events.js';
 
 /** The channel types live with the datapath that implements them; dialers hand them on. */
 export type { DatagramChannel, DatagramReceiver };
@@ -38,6 +40,22 @@ export interface DialedStream {
   readonly stream: Duplex;
   /** Where it ended up, for records. */
   readonly remote: Endpoint;
+}
+
+/** How a socket relay ended (session/tcp-relay.ts RelayOutcome): the reason and the socket's counters. */
+export interface SocketRelayOutcome {
+  readonly reason: EndReason;
+  readonly bytesFromClient: number;
+  readonly bytesToClient: number;
+}
+
+/**
+ * A dialed stream that relays a client socket itself, cheaper than Node's pipe() (an agent's
+ * tunnel stream), with relayTcp's contract. Returns the relay's `stop`, or undefined when it
+ * cannot now (a write is in flight): relay with relayTcp then.
+ */
+export interface SocketRelaying {
+  relaySocket(sock: Socket, idleTimeoutMs: number, onDone: (outcome: SocketRelayOutcome) => void): ((reason: EndReason) => void) | undefined;
 }
 
 /** Opens a byte stream. Rejects with a SluiceError (SLUICE_ERR_DIAL_TIMEOUT, _DIAL_FAILED, _RESOLVE). */
