@@ -103,12 +103,15 @@ test('an open the agent never answers fails with DIAL_TIMEOUT on the injected cl
 });
 
 /** Opens early on `p` with `settled` recorded; the gateway's writes toward the agent are counted. */
-function openEarly(p: Awaited<ReturnType<typeof pair>>) {
+function openEarly(p: Awaited<ReturnType<typeof pair>>, onSettled?: () => void) {
   const writes: Buffer[] = [];
   const write = p.g2a.write.bind(p.g2a);
   p.g2a.write = ((chunk: Buffer, ...rest: never[]) => (writes.push(chunk), write(chunk, ...rest))) as typeof p.g2a.write;
   const settled: (SluiceError | undefined)[] = [];
-  const g = p.gm.openEarly(1, EP, EP, 1000, (err) => settled.push(err));
+  const g = p.gm.openEarly(1, EP, EP, 1000, (err) => {
+    settled.push(err);
+    onSettled?.();
+  });
   return { g, settled, writes };
 }
 
@@ -133,7 +136,8 @@ test('early data: bytes written before the accept leave in the same write as STR
 
 test('early data: a refused open settles as a dial failure and closes the stream quietly, without a reset back', async () => {
   const p = await pair(16 * 1024, (s) => s.reset('refused'));
-  const { g, settled, writes } = openEarly(p);
+  // The opener ends its side when told (as the route stops its relay): still no reset back.
+  const { g, settled, writes } = openEarly(p, () => g.destroy());
   g.write(Buffer.from('lost'));
   let streamError: Error | undefined;
   g.on('error', (e) => (streamError = e));

@@ -1,7 +1,28 @@
 import type { Socket } from 'node:net';
 import type { EndReason } from '../../observe/events.js';
 import type { SocketRelayOutcome } from '../dialer.js';
-import type { TunnelStream } from './tunnel-stream.js';
+
+/**
+ * Where received data goes instead of a stream's readable side: the merged chunks of each socket
+ * read, then the peer's FIN. The sink gives credit back with `consumed`.
+ */
+export interface StreamSink {
+  data(chunk: Buffer): void;
+  end(): void;
+}
+
+/** What the relay needs of a tunnel stream (TunnelStream), besides being destroyable and closing. */
+export interface RelayedStream {
+  readonly destroyed: boolean;
+  /** Both directions ended (FIN sent and received). */
+  readonly finished: boolean;
+  attachSink(sink: StreamSink): void;
+  consumed(bytes: number): void;
+  writeDirect(chunk: Buffer, done: () => void): void;
+  endDirect(): void;
+  destroy(): void;
+  on(event: 'error' | 'close', fn: () => void): unknown;
+}
 
 /**
  * Relays a socket and a tunnel stream without Node's pipe() or the stream's readable and writable
@@ -17,7 +38,7 @@ import type { TunnelStream } from './tunnel-stream.js';
  */
 export function relaySocketToStream(
   sock: Socket,
-  stream: TunnelStream,
+  stream: RelayedStream,
   idleTimeoutMs: number,
   onDone: (outcome: SocketRelayOutcome) => void,
 ): (reason: EndReason) => void {

@@ -121,6 +121,20 @@ export class StreamMux implements StreamLink {
     o.settled(err);
   }
 
+  /**
+   * STREAM_RESET. Before STREAM_ACCEPT it is a failed dial, reported to the opener with the
+   * reset's meaning, not an error of the stream; the stream is closed first, so whatever the
+   * opener does next sends no reset back.
+   */
+  #peerReset(id: number, code: StreamResetCode): void {
+    const o = this.#opening.get(id);
+    if (!o) return this.#streams.get(id)?.onPeerReset(code);
+    this.#opening.delete(id);
+    o.timer.cancel();
+    o.stream.onPeerReset(code, false);
+    o.settled(dialError(code, new StreamResetError(code)));
+  }
+
   /** The agent reached the local service: tell the gateway. */
   accept(stream: TunnelStream): void {
     if (!stream.destroyed) this.channel.send({ type: 'stream-accept', streamId: stream.id });
@@ -142,11 +156,7 @@ export class StreamMux implements StreamLink {
         this.#streams.get(m.streamId)?.onPeerEnd();
         return true;
       case 'stream-reset':
-        if (this.#opening.has(m.streamId)) {
-          // Before STREAM_ACCEPT: a failed dial, reported to the opener, not an error of the stream.
-          this.#settle(m.streamId, dialError(m.code, new StreamResetError(m.code)));
-          this.#streams.get(m.streamId)?.onPeerReset(m.code, false);
-        } else this.#streams.get(m.streamId)?.onPeerReset(m.code);
+        this.#peerReset(m.streamId, m.code);
         return true;
       case 'window-update':
         this.#streams.get(m.streamId)?.onWindowUpdate(m.increment);

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import type { EndReason } from '../../observe/events.js';
 import type { SocketRelayOutcome, SocketRelaying } from '../dialer.js';
-import { relaySocketToStream } from './socket-relay.js';
+import { relaySocketToStream, type RelayedStream, type StreamSink } from './socket-relay.js';
 import { SluiceError } from '../../core/errors.js';
 import { MAX_STREAM_DATA_BYTES, ReceiveWindow, SendWindow, type StreamResetCode } from '../../protocol/tunnel/index.js';
 
@@ -12,15 +12,6 @@ import { MAX_STREAM_DATA_BYTES, ReceiveWindow, SendWindow, type StreamResetCode 
  * (the socket toward the client or the local service) makes one write for up to four frames.
  */
 const MERGED_CHUNK_BYTES = 64 * 1024;
-
-/**
- * Where received data goes instead of the readable side (socket-relay.ts): the merged chunks of
- * each socket read, then the peer's FIN. The sink gives credit back with `consumed`.
- */
-export interface StreamSink {
-  data(chunk: Buffer): void;
-  end(): void;
-}
 
 /** What a stream needs from the multiplexer that owns it. */
 export interface StreamLink {
@@ -51,7 +42,7 @@ export class StreamResetError extends SluiceError {
  * done = finished, quietly. Destroyed before that (by the owner, or an error) = STREAM_RESET
  * `cancel`, unless the peer reset it first. Created with allowHalfOpen, as relayTcp requires.
  */
-export class TunnelStream extends Duplex implements SocketRelaying {
+export class TunnelStream extends Duplex implements SocketRelaying, RelayedStream {
   readonly #link: StreamLink;
   readonly #send: SendWindow;
   readonly #recv: ReceiveWindow;
