@@ -41,7 +41,8 @@ export function serveLocalStream(
     const header = proxyHeader(c.proxyProtocol, m.client, m.server);
     if (header) local.write(header);
     let stop: ((reason: 'shutdown') => void) | undefined;
-    stop = relayTcp(local, stream, c.idleTimeoutMs, () => stop && ended(stop));
+    const done = () => stop && ended(stop);
+    stop = stream.relaySocket(local, c.idleTimeoutMs, done) ?? relayTcp(local, stream, c.idleTimeoutMs, done);
     started(stop);
   };
   if (isSocketDialer(dialer)) {

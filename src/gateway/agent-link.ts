@@ -252,6 +252,11 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
     return this.#mux.open(serviceId, client, server, opts.timeoutMs, opts.signal);
   }
 
+  openStreamEarly(serviceId: number, client: Endpoint, server: Endpoint, opts: DialOptions, settled: (err?: SluiceError) => void): Duplex {
+    if (!this.#mux || this.#state !== 'attached') throw new SluiceError('SLUICE_ERR_DIAL_FAILED', `agent "${this.name}" is not connected`);
+    return this.#mux.openEarly(serviceId, client, server, opts.timeoutMs, settled);
+  }
+
   openDatagram(serviceId: number, client: Endpoint, receiver: DatagramReceiver, retag = true, port?: number): Connectee {
     if (this.#state === 'closed') throw new SluiceError('SLUICE_ERR_DIAL_FAILED', `agent "${this.name}" is gone`);
     return this.#connectees.open(this, serviceId, client, receiver, retag, port);

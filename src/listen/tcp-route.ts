@@ -21,7 +21,7 @@ import { tcpPolicyOf, type ListenerConfig, type TcpSessionPolicy } from '../sess
 import { firstBytesAreClean, readProxyHeader, sniffFirstBytes } from './proxy-header-reader.js';
 import { TcpProxyHeaders } from './tcp-proxy-header.js';
 import { isHeldConn, readHeldProxyHeader } from './held-proxy-header.js';
-import type { StreamDialer } from '../upstream/dialer.js';
+import type { SocketRelaying, StreamDialer } from '../upstream/dialer.js';
 import type { RouteRuntime, SessionInfo } from './route.js';
 
 export interface TcpRouteDeps {
@@ -55,6 +55,8 @@ class TcpConnection implements ShellFlow {
   wouldEndNoted = false;
   /** The rule that ended it, when a verdict did. */
   endDetail: string | undefined;
+  /** Relayed to an upstream that has not accepted yet (StreamDialer.dialEarly); still 'dialing'. */
+  awaitingAccept = false;
   constructor(
     readonly id: number,
     readonly route: string,
@@ -297,10 +299,43 @@ export class TcpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
       });
       if (c.dialing) return;
     }
+    // An upstream that takes bytes before it answers (an agent's stream): relayed at once, so the
+    // client's first bytes leave with the open; the flow stays 'dialing' until the answer.
+    if (!sniff && dialer.dialEarly) {
+      let early;
+      try {
+        early = dialer.dialEarly(policy.upstream, opts, (err) => this.#earlySettled(c, err));
+      } catch (err) {
+        return this.#dialFailed(c, err as SluiceError);
+      }
+      c.awaitingAccept = true;
+      return this.#relay(c, early.stream, early.remote, destination, false, policy);
+    }
     dialer.dial(policy.upstream, opts).then(
       ({ stream, remote }) => this.#relay(c, stream, remote, destination, sniff, policy),
       (err: SluiceError) => this.#dialFailed(c, err),
     );
+  }
+
+  /**
+   * The upstream of an early relay answered. Accepted: the session starts (`session-started`,
+   * `dial-ok`). Refused, timed out or gone: reported as a failed dial (`dial-error`, no session
+   * record), as when the dial is awaited; a client whose bytes were already taken is reset (RST),
+   * as the kernel does when a socket with unread bytes is closed, so it never mistakes the end
+   * for the service's answer; a client that sent nothing gets a FIN.
+   */
+  #earlySettled(c: TcpConnection, err: SluiceError | undefined): void {
+    if (!c.awaitingAccept) return;
+    c.awaitingAccept = false;
+    if (!err) {
+      c.state = 'open';
+      this.#shell.started(c, c.upstream!, c.startedAt);
+      return;
+    }
+    if (c.down.destroyed) return; // the client left first (its relay is ending): no failed dial to report
+    const reason = this.#shell.signal.aborted ? 'shutdown' : this.#shell.dialFailed(c, err, c.startedAt);
+    if (c.down.bytesRead > 0) c.down.socket().resetAndDestroy();
+    c.stop!(reason);
   }
 
   #dialFailed(c: TcpConnection, err: SluiceError): void {
@@ -317,13 +352,16 @@ export class TcpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
   #relay(c: TcpConnection, stream: Duplex | StreamConn, remote: Endpoint, destination: Endpoint | undefined, sniff: boolean, policy: TcpSessionPolicy): void {
     const { down, client } = c;
     if (c.state === 'closed' || down.destroyed) {
+      c.awaitingAccept = false;
       stream.destroy();
       this.#finish(c, 'client-closed');
       return;
     }
-    c.state = 'open';
     c.upstream = remote;
-    this.#shell.started(c, remote, c.startedAt);
+    if (!c.awaitingAccept) {
+      c.state = 'open';
+      this.#shell.started(c, remote, c.startedAt);
+    }
     const header = this.#pp?.outbound(client, destination ?? down.local);
     if (header) void ('writeFirst' in stream ? stream.writeFirst(header) : stream.write(header));
     const clean = sniff ? firstBytesAreClean(down.socket()) : undefined;
@@ -333,11 +371,14 @@ export class TcpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
     const onDone = (o: { reason: EndReason; bytesFromClient: number; bytesToClient: number }) => this.#ended(c, o.reason, o.bytesFromClient, o.bytesToClient);
     const datapath = this.deps.streamDatapath ?? jsStreamDatapath;
     const joined = 'writeFirst' in stream && !clean && !bandwidth ? joinInDatapath(datapath, down, stream, policy.idleTimeoutMs, onDone) : undefined;
-    c.stop = joined ?? relayTcp(down.socket(), 'writeFirst' in stream ? stream.socket() : stream, policy.idleTimeoutMs, onDone, clean, bandwidth);
+    // An upstream that relays a socket itself (an agent's tunnel stream) does, without pipe().
+    const direct = joined === undefined && !clean && !bandwidth && 'relaySocket' in stream ? (stream as Duplex & SocketRelaying).relaySocket(down.socket(), policy.idleTimeoutMs, onDone) : undefined;
+    c.stop = joined ?? direct ?? relayTcp(down.socket(), 'writeFirst' in stream ? stream.socket() : stream, policy.idleTimeoutMs, onDone, clean, bandwidth);
   }
 
   /** Ends a connection from outside the relay (shutdown, dial failure, a verdict). */
   #finish(c: TcpConnection, reason: EndReason): void {
+    c.awaitingAccept = false; // ended from outside: no failed dial to report
     if (c.stop) return c.stop(reason);
     if (c.state === 'closed') return;
     c.state = 'closed';
@@ -348,7 +389,11 @@ export class TcpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
   }
 
   #ended(c: TcpConnection, reason: EndReason, bytesFromClient: number, bytesToClient: number): void {
+    const started = c.state === 'open';
     c.state = 'closed';
+    c.awaitingAccept = false;
+    // An early relay that ended before its upstream accepted never started: no session record.
+    if (!started) return this.#forget(c);
     this.#shell.ended(c, reason, { bytesFromClient, packetsFromClient: 0, bytesToClient, packetsToClient: 0 }, c.endDetail);
     this.#forget(c);
   }

@@ -1,6 +1,9 @@
 import type { Duplex } from 'node:stream';
 import type { Endpoint, HostPort } from '../core/address.js';
 import type { DatagramChannel, DatagramReceiver } from '../datapath/datagram-channel.js';
+import type { Socket } from 'node:net';
+import type { SluiceError } from '../core/errors.js';
+import type { EndReason } from '../observe/events.js';
 
 /** The channel types live with the datapath that implements them; dialers hand them on. */
 export type { DatagramChannel, DatagramReceiver };
@@ -39,9 +42,34 @@ export interface DialedStream {
   readonly remote: Endpoint;
 }
 
+/** How a socket relay ended (session/tcp-relay.ts RelayOutcome): the reason and the socket's counters. */
+export interface SocketRelayOutcome {
+  readonly reason: EndReason;
+  readonly bytesFromClient: number;
+  readonly bytesToClient: number;
+}
+
+/**
+ * A dialed stream that relays a client socket itself, cheaper than Node's pipe() (an agent's
+ * tunnel stream), with relayTcp's contract. Returns the relay's `stop`, or undefined when it
+ * cannot now (a write is in flight): relay with relayTcp then.
+ */
+export interface SocketRelaying {
+  relaySocket(sock: Socket, idleTimeoutMs: number, onDone: (outcome: SocketRelayOutcome) => void): ((reason: EndReason) => void) | undefined;
+}
+
 /** Opens a byte stream. Rejects with a SluiceError (SLUICE_ERR_DIAL_TIMEOUT, _DIAL_FAILED, _RESOLVE). */
 export interface StreamDialer {
   dial(target: HostPort, opts: DialOptions): Promise<DialedStream>;
+  /**
+   * Optional: opens the stream now and returns it before the upstream answered, so the caller may
+   * write at once (the client's first bytes leave with the open instead of a round trip later).
+   * `settled` is called once, never synchronously: without an error when the upstream accepted;
+   * with a SluiceError when it refused, timed out or the stream closed first (the stream is then
+   * destroyed). `opts.signal` is not watched: the caller ends the stream itself. Throws a
+   * SluiceError when the stream cannot be opened at all.
+   */
+  dialEarly?(target: HostPort, opts: DialOptions, settled: (err?: SluiceError) => void): DialedStream;
 }
 
 /** Opens one datagram channel per session. Rejects with a SluiceError. */

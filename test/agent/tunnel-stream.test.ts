@@ -1,44 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { PassThrough } from 'node:stream';
-import { encodeControlMessage } from '../../src/protocol/tunnel/index.js';
-import { ControlChannel } from '../../src/upstream/agent/control-channel.js';
-import { StreamMux } from '../../src/upstream/agent/stream-mux.js';
-import type { TunnelStream } from '../../src/upstream/agent/tunnel-stream.js';
-import { ManualClock } from '../helpers/manual-clock.js';
+import type { SluiceError } from '../../src/core/errors.js';
 import { waitFor } from '../helpers/net.js';
-import { duplexOf } from '../helpers/pipes.js';
-
-const EP = { address: '192.0.2.7', port: 40000, family: 4 as const };
-
-/**
- * Two multiplexers over in-memory pipes (no TLS, no sockets). Each channel is walked through the
- * handshake messages first, so both are in the open phase as after AUTH_OK.
- */
-async function pair(window: number, onOpen?: (s: TunnelStream) => void) {
-  const clock = new ManualClock();
-  const a2g = new PassThrough();
-  const g2a = new PassThrough();
-  const gc = new ControlChannel(duplexOf(a2g, g2a), 'gateway', clock);
-  const ac = new ControlChannel(duplexOf(g2a, a2g), 'agent', clock);
-  a2g.write(encodeControlMessage({ type: 'hello', version: 1, name: 'home', datagramKeyId: 1, resumeKeyId: 0, streamWindow: window }));
-  a2g.write(encodeControlMessage({ type: 'auth', digest: Buffer.alloc(32) }));
-  g2a.write(encodeControlMessage({ type: 'challenge', nonce: Buffer.alloc(32) }));
-  g2a.write(encodeControlMessage({ type: 'auth-ok', datagramKeyId: 2, resumed: false, streamWindow: window, keepaliveIntervalMs: 1000, proof: Buffer.alloc(32) }));
-  await waitFor(() => gc.phase === 'open' && ac.phase === 'open', 'both phases open');
-  const accepted: TunnelStream[] = [];
-  const gm = new StreamMux(gc, { role: 'gateway', localWindow: window, peerWindow: window, maxStreams: 16 });
-  const am = new StreamMux(ac, { role: 'agent', localWindow: window, peerWindow: window, maxStreams: 16 }, (s) => {
-    accepted.push(s);
-    if (onOpen) onOpen(s);
-    else am.accept(s);
-  });
-  gc.onMessage((m) => void gm.handle(m));
-  ac.onMessage((m) => void am.handle(m));
-  const open = () => gm.open(1, EP, EP, 1000, new AbortController().signal);
-  return { gm, am, accepted, open, clock };
-}
+import { EP, pair } from './mux-pair.js';
 
 test('a stream carries bytes both ways and forwards each FIN separately', async () => {
   const { accepted, open, gm, am } = await pair(64 * 1024);
@@ -135,4 +100,80 @@ test('an open the agent never answers fails with DIAL_TIMEOUT on the injected cl
   const quick = await pair(16 * 1024);
   await quick.open();
   assert.equal(quick.clock.pendingTimers, 0);
+});
+
+/** Opens early on `p` with `settled` recorded; the gateway's writes toward the agent are counted. */
+function openEarly(p: Awaited<ReturnType<typeof pair>>, onSettled?: () => void) {
+  const writes: Buffer[] = [];
+  const write = p.g2a.write.bind(p.g2a);
+  p.g2a.write = ((chunk: Buffer, ...rest: never[]) => (writes.push(chunk), write(chunk, ...rest))) as typeof p.g2a.write;
+  const settled: (SluiceError | undefined)[] = [];
+  const g = p.gm.openEarly(1, EP, EP, 1000, (err) => {
+    settled.push(err);
+    onSettled?.();
+  });
+  return { g, settled, writes };
+}
+
+test('early data: bytes written before the accept leave in the same write as STREAM_OPEN and wait at the agent', async () => {
+  const p = await pair(16 * 1024, () => {}); // the agent answers when the test says
+  const { g, settled, writes } = openEarly(p);
+  g.write(Buffer.from('hello before accept'));
+  await waitFor(() => p.accepted.length === 1, 'the agent saw STREAM_OPEN');
+  assert.equal(writes.length, 1, 'STREAM_OPEN and the first bytes are one write');
+  assert.deepEqual(settled, [], 'not settled before the agent answers');
+  const a = p.accepted[0]!;
+  await waitFor(() => a.readableLength > 0, 'the first bytes wait at the agent');
+  p.am.accept(a);
+  await waitFor(() => settled.length === 1, 'settled at STREAM_ACCEPT');
+  assert.equal(settled[0], undefined);
+  assert.equal(String(a.read()), 'hello before accept');
+  a.write('answer');
+  const [reply] = (await once(g, 'data')) as [Buffer];
+  assert.equal(String(reply), 'answer');
+  assert.equal(p.clock.pendingTimers, 0, 'no open deadline left behind');
+});
+
+test('early data: a refused open settles as a dial failure and closes the stream quietly, without a reset back', async () => {
+  const p = await pair(16 * 1024, (s) => s.reset('refused'));
+  // The opener ends its side when told (as the route stops its relay): still no reset back.
+  const { g, settled, writes } = openEarly(p, () => g.destroy());
+  g.write(Buffer.from('lost'));
+  let streamError: Error | undefined;
+  g.on('error', (e) => (streamError = e));
+  await once(g, 'close');
+  assert.equal(settled.length, 1);
+  assert.equal(settled[0]?.code, 'SLUICE_ERR_DIAL_FAILED');
+  assert.match(settled[0]!.message, /refused/);
+  assert.equal(streamError, undefined, 'the opener was told; the stream has no error of its own');
+  await new Promise((r) => setImmediate(r));
+  assert.equal(writes.length, 1, 'only the open and its data went out: no STREAM_RESET for a stream the agent reset');
+  assert.equal(p.gm.size, 0);
+  assert.equal(p.am.size, 0);
+});
+
+test('early data: a stream destroyed before the accept settles as failed and resets the agent side; so does the deadline', async () => {
+  const p = await pair(16 * 1024, () => {});
+  const { g, settled } = openEarly(p);
+  await waitFor(() => p.accepted.length === 1, 'the agent saw STREAM_OPEN');
+  const a = p.accepted[0]!;
+  const reset = once(a, 'error');
+  g.destroy();
+  assert.equal(settled.length, 1);
+  assert.equal(settled[0]?.code, 'SLUICE_ERR_DIAL_FAILED');
+  const [e] = (await reset) as [Error & { resetCode?: string }];
+  assert.equal(e.resetCode, 'cancel');
+  assert.equal(p.clock.pendingTimers, 0);
+
+  // The deadline: settled with DIAL_TIMEOUT on the injected clock, the agent told 'timeout'.
+  const q = await pair(16 * 1024, () => {});
+  const late = openEarly(q);
+  await waitFor(() => q.accepted.length === 1, 'the agent saw STREAM_OPEN');
+  const timedOut = once(q.accepted[0]!, 'error');
+  q.clock.advance(1000);
+  assert.equal(late.settled[0]?.code, 'SLUICE_ERR_DIAL_TIMEOUT');
+  const [t] = (await timedOut) as [Error & { resetCode?: string }];
+  assert.equal(t.resetCode, 'timeout');
+  assert.ok(late.g.destroyed);
+  assert.equal(late.settled.length, 1, 'settled once');
 });

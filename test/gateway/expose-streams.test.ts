@@ -15,6 +15,16 @@ async function exposeTcp(t: import('node:test').TestContext, onSocket: (s: net.S
   return { gw, agent, port, local, agentEvents: seen };
 }
 
+/** An exposed service whose local address refuses connections, and a client connected to it. */
+async function exposeUnreachable(t: import('node:test').TestContext) {
+  const dead = await freePort();
+  const gw = await startGateway(t, gatewayConfig());
+  const port = await freePort();
+  const { agent } = await startAgent(t, agentConfig(gw, `    svc: { local: 127.0.0.1:${dead}, remote: tcp://127.0.0.1:${port} }`));
+  await published(agent);
+  return { gw, c: await tcpConnect(t, port) };
+}
+
 test('half-close through a stream: the client FIN reaches the service, which still answers', async (t) => {
   const { port, gw } = await exposeTcp(t, (s) => {
     const chunks: Buffer[] = [];
@@ -99,18 +109,26 @@ test('proxyProtocol v1 and v2 tell the local service the real client', async (t)
 });
 
 test('an unreachable local service resets the stream and the public connection closes', async (t) => {
-  const dead = await freePort();
-  const gw = await startGateway(t, gatewayConfig());
-  const port = await freePort();
-  const { agent } = await startAgent(t, agentConfig(gw, `    svc: { local: 127.0.0.1:${dead}, remote: tcp://127.0.0.1:${port} }`));
-  await published(agent);
-  const c = await tcpConnect(t, port);
+  const { gw, c } = await exposeUnreachable(t);
   c.resume();
   await once(c, 'end');
   const err = gw.seen.find((e) => e.type === 'dial-error');
   assert.ok(err && err.type === 'dial-error');
   assert.equal(err.code, 'SLUICE_ERR_DIAL_FAILED');
   assert.match(err.message, /refused/);
+});
+
+test('a client whose first bytes left before the agent found its service unreachable is reset, not closed', async (t) => {
+  const { gw, c } = await exposeUnreachable(t);
+  let error: (Error & { code?: string }) | undefined;
+  c.on('error', (e) => (error = e));
+  c.on('end', () => assert.fail('a FIN would look like the service closing after the request'));
+  c.write('request that reaches no service');
+  await new Promise((r) => c.once('close', r));
+  assert.equal(error?.code, 'ECONNRESET');
+  await waitFor(() => gw.seen.some((e) => e.type === 'dial-error'), 'dial-error recorded');
+  assert.ok(!gw.seen.some((e) => e.type === 'session-started'), 'no session started');
+  await waitFor(() => gw.gateway.agent('home')!.streams === 0, 'the stream is gone');
 });
 
 test('the public listener applies the ACL like any route', async (t) => {

@@ -1,4 +1,5 @@
 import type { HostPort } from '../../core/address.js';
+import type { SluiceError } from '../../core/errors.js';
 import type {
   DatagramChannel, DatagramDialer, DatagramReceiver, DialedStream, DialOptions, StreamDialer,
 } from '../dialer.js';
@@ -18,6 +19,11 @@ export class AgentStreamDialer implements StreamDialer {
   async dial(_target: HostPort, opts: DialOptions): Promise<DialedStream> {
     const stream = await this.tunnel.openStream(this.serviceId, opts.client ?? UNSPECIFIED, opts.local ?? UNSPECIFIED, opts);
     return { stream, remote: this.tunnel.remote };
+  }
+
+  /** The stream before the agent accepted it: the client's first bytes ride with STREAM_OPEN. */
+  dialEarly(_target: HostPort, opts: DialOptions, settled: (err?: SluiceError) => void): DialedStream {
+    return { stream: this.tunnel.openStreamEarly(this.serviceId, opts.client ?? UNSPECIFIED, opts.local ?? UNSPECIFIED, opts, settled), remote: this.tunnel.remote };
   }
 }
 

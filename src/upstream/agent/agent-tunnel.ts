@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type { Endpoint } from '../../core/address.js';
+import type { SluiceError } from '../../core/errors.js';
 import type { DatagramChannel, DatagramReceiver, DialOptions } from '../dialer.js';
 
 /**
@@ -11,6 +12,8 @@ export interface AgentTunnel {
   /** Where the agent is, for records. */
   readonly remote: Endpoint;
   openStream(serviceId: number, client: Endpoint, server: Endpoint, opts: DialOptions): Promise<Duplex>;
+  /** The stream at once, before the agent accepted it (StreamDialer.dialEarly's contract). */
+  openStreamEarly(serviceId: number, client: Endpoint, server: Endpoint, opts: DialOptions, settled: (err?: SluiceError) => void): Duplex;
   /** `port`: for a service published with a port range, the public port the client sent to (told to the agent). */
   openDatagram(serviceId: number, client: Endpoint, receiver: DatagramReceiver, retag?: boolean, port?: number): DatagramChannel;
 }

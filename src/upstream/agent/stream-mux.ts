@@ -1,4 +1,5 @@
 import type { Endpoint } from '../../core/address.js';
+import type { Timer } from '../../core/clock.js';
 import { SluiceError } from '../../core/errors.js';
 import type { ControlMessage, StreamOpen, StreamResetCode, TunnelRole } from '../../protocol/tunnel/index.js';
 import type { ControlChannel } from './control-channel.js';
@@ -22,7 +23,7 @@ export interface StreamMuxOptions {
  */
 export class StreamMux implements StreamLink {
   readonly #streams = new Map<number, TunnelStream>();
-  readonly #opening = new Map<number, (err?: Error) => void>();
+  readonly #opening = new Map<number, { readonly stream: TunnelStream; readonly timer: Timer; readonly settled: (err?: SluiceError) => void }>();
   #nextId: number;
   #highestPeerId = 0;
 
@@ -55,41 +56,83 @@ export class StreamMux implements StreamLink {
     signal: AbortSignal,
     beforeOpen?: (streamId: number) => void,
   ): Promise<TunnelStream> {
-    if (!this.channel.isOpen) return Promise.reject(new SluiceError('SLUICE_ERR_DIAL_FAILED', 'the agent is not connected'));
-    if (this.#streams.size >= this.opts.maxStreams) {
-      return Promise.reject(new SluiceError('SLUICE_ERR_LIMIT', `the agent already has ${this.#streams.size} open streams`));
-    }
+    return new Promise<TunnelStream>((resolve, reject) => {
+      if (signal.aborted) return reject(new SluiceError('SLUICE_ERR_CLOSED', 'stream open aborted'));
+      let id = 0;
+      const onAbort = () => this.#settle(id, new SluiceError('SLUICE_ERR_CLOSED', 'stream open aborted'), 'cancel');
+      let stream: TunnelStream;
+      try {
+        stream = this.openEarly(serviceId, client, server, timeoutMs, (err) => {
+          signal.removeEventListener('abort', onAbort);
+          if (err) reject(err);
+          else resolve(stream);
+        }, beforeOpen);
+      } catch (err) {
+        return reject(err);
+      }
+      id = stream.id;
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /**
+   * Opens a stream and returns it at once: data written before the agent accepts rides right
+   * behind STREAM_OPEN (docs/tunnel-protocol.md §5 step 2), within the peer's window. `settled`
+   * is called once, never synchronously: without an error at STREAM_ACCEPT; with a SluiceError
+   * (DIAL_FAILED, DIAL_TIMEOUT, LIMIT) when the agent reset the stream, the deadline passed or the
+   * stream closed first; the stream is then destroyed without an error of its own. Throws
+   * SluiceError DIAL_FAILED or LIMIT when no stream can be opened.
+   */
+  openEarly(
+    serviceId: number,
+    client: Endpoint,
+    server: Endpoint,
+    timeoutMs: number,
+    settled: (err?: SluiceError) => void,
+    beforeOpen?: (streamId: number) => void,
+  ): TunnelStream {
+    if (!this.channel.isOpen) throw new SluiceError('SLUICE_ERR_DIAL_FAILED', 'the agent is not connected');
+    if (this.#streams.size >= this.opts.maxStreams) throw new SluiceError('SLUICE_ERR_LIMIT', `the agent already has ${this.#streams.size} open streams`);
     const id = this.#nextId;
     this.#nextId += 2;
     const stream = new TunnelStream(id, this, this.opts.peerWindow, this.opts.localWindow);
     this.#streams.set(id, stream);
-    const opened = new Promise<TunnelStream>((resolve, reject) => {
-      const timer = this.channel.clock.setTimeout(
-        () => settle(new SluiceError('SLUICE_ERR_DIAL_TIMEOUT', `the agent did not accept the stream within ${timeoutMs}ms`)),
-        timeoutMs,
-      );
-      const onAbort = () => settle(new SluiceError('SLUICE_ERR_CLOSED', 'stream open aborted'));
-      const settle = (err?: Error) => {
-        if (!this.#opening.delete(id)) return;
-        timer.cancel();
-        signal.removeEventListener('abort', onAbort);
-        stream.off('error', onError);
-        if (!err) return resolve(stream);
-        if (!stream.destroyed) stream.reset(err instanceof SluiceError && err.code === 'SLUICE_ERR_DIAL_TIMEOUT' ? 'timeout' : 'cancel');
-        reject(err);
-      };
-      const onError = (err: Error) => settle(err instanceof StreamResetError ? dialError(err.resetCode, err) : err);
-      this.#opening.set(id, settle);
-      stream.once('error', onError);
-      // Checked first: every stream closes, and an error (its stack) per accepted stream is not free.
-      stream.once('close', () => this.#opening.has(id) && settle(new SluiceError('SLUICE_ERR_DIAL_FAILED', 'the tunnel closed before the agent accepted the stream')));
-      if (signal.aborted) return onAbort();
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
+    const timer = this.channel.clock.setTimeout(
+      () => this.#settle(id, new SluiceError('SLUICE_ERR_DIAL_TIMEOUT', `the agent did not accept the stream within ${timeoutMs}ms`), 'timeout'),
+      timeoutMs,
+    );
+    this.#opening.set(id, { stream, timer, settled });
     // Registered before sending: a peer on an in-memory pipe may answer within the write.
     beforeOpen?.(id);
     this.channel.send({ type: 'stream-open', streamId: id, serviceId, client, server });
-    return opened;
+    return stream;
+  }
+
+  /**
+   * Ends the opening of stream `id`: accepted (no `err`), or failed, resetting the stream with
+   * `reset` (null: it is gone or the peer reset it already).
+   */
+  #settle(id: number, err?: SluiceError, reset: StreamResetCode | null = null): void {
+    const o = this.#opening.get(id);
+    if (!o) return;
+    this.#opening.delete(id);
+    o.timer.cancel();
+    if (err && reset !== null) o.stream.reset(reset);
+    o.settled(err);
+  }
+
+  /**
+   * STREAM_RESET. Before STREAM_ACCEPT it is a failed dial, reported to the opener with the
+   * reset's meaning, not an error of the stream; the stream is closed first, so whatever the
+   * opener does next sends no reset back.
+   */
+  #peerReset(id: number, code: StreamResetCode): void {
+    const o = this.#opening.get(id);
+    if (!o) return this.#streams.get(id)?.onPeerReset(code);
+    this.#opening.delete(id);
+    o.timer.cancel();
+    o.stream.onPeerReset(code, false);
+    o.settled(dialError(code, new StreamResetError(code)));
   }
 
   /** The agent reached the local service: tell the gateway. */
@@ -104,7 +147,7 @@ export class StreamMux implements StreamLink {
         this.#peerOpen(m);
         return true;
       case 'stream-accept':
-        this.#opening.get(m.streamId)?.();
+        this.#settle(m.streamId);
         return true;
       case 'stream-data':
         this.#streams.get(m.streamId)?.onPeerData(m.data);
@@ -113,7 +156,7 @@ export class StreamMux implements StreamLink {
         this.#streams.get(m.streamId)?.onPeerEnd();
         return true;
       case 'stream-reset':
-        this.#streams.get(m.streamId)?.onPeerReset(m.code);
+        this.#peerReset(m.streamId, m.code);
         return true;
       case 'window-update':
         this.#streams.get(m.streamId)?.onWindowUpdate(m.increment);
@@ -158,6 +201,7 @@ export class StreamMux implements StreamLink {
   }
   released(id: number): void {
     this.#streams.delete(id);
+    if (this.#opening.has(id)) this.#settle(id, new SluiceError('SLUICE_ERR_DIAL_FAILED', 'the stream closed before the agent accepted it'));
   }
 
   #peerOpen(m: StreamOpen): void {

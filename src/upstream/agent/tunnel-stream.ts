@@ -1,4 +1,8 @@
+import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
+import type { EndReason } from '../../observe/events.js';
+import type { SocketRelayOutcome, SocketRelaying } from '../dialer.js';
+import { relaySocketToStream, type RelayedStream, type StreamSink } from './socket-relay.js';
 import { SluiceError } from '../../core/errors.js';
 import { MAX_STREAM_DATA_BYTES, ReceiveWindow, SendWindow, type StreamResetCode } from '../../protocol/tunnel/index.js';
 
@@ -38,7 +42,7 @@ export class StreamResetError extends SluiceError {
  * done = finished, quietly. Destroyed before that (by the owner, or an error) = STREAM_RESET
  * `cancel`, unless the peer reset it first. Created with allowHalfOpen, as relayTcp requires.
  */
-export class TunnelStream extends Duplex {
+export class TunnelStream extends Duplex implements SocketRelaying, RelayedStream {
   readonly #link: StreamLink;
   readonly #send: SendWindow;
   readonly #recv: ReceiveWindow;
@@ -56,6 +60,8 @@ export class TunnelStream extends Duplex {
   bytesWritten = 0;
   /** Largest chunk pushed to the consumer; a paced consumer lowers it (session/limited-pipe.ts). */
   maxChunkBytes = MERGED_CHUNK_BYTES;
+  /** Set by attachSink: received data bypasses the readable side. */
+  #sink: StreamSink | null = null;
 
   constructor(
     readonly id: number,
@@ -90,7 +96,8 @@ export class TunnelStream extends Duplex {
     if (this.#remoteEnded) return;
     this.#remoteEnded = true;
     this.#flushInbox();
-    this.push(null);
+    if (this.#sink) this.#sink.end();
+    else this.push(null);
   }
 
   /** Pushes the inbox as chunks of at most `maxChunkBytes` (a piece is never cut). */
@@ -104,7 +111,9 @@ export class TunnelStream extends Duplex {
       const next = i < inbox.length ? inbox[i]!.length : Infinity;
       if (bytes > 0 && bytes + next > max) {
         this.#pushed += bytes;
-        this.push(i - from === 1 ? inbox[from]! : Buffer.concat(inbox.slice(from, i), bytes));
+        const chunk = i - from === 1 ? inbox[from]! : Buffer.concat(inbox.slice(from, i), bytes);
+        if (this.#sink) this.#sink.data(chunk);
+        else this.push(chunk);
         from = i;
         bytes = 0;
       }
@@ -114,9 +123,58 @@ export class TunnelStream extends Duplex {
     this.#inboxBytes = 0;
   };
 
-  onPeerReset(code: StreamResetCode): void {
+  /** `withError` false: destroyed quietly (the opener was told already: a failed dial). */
+  // ---- without Node's stream machinery (socket-relay.ts) ----
+
+  /**
+   * From now on received data goes to `sink` (what the readable side holds already is handed to it
+   * first), and its credit goes back only through `consumed`. The readable side is not used again.
+   */
+  attachSink(sink: StreamSink): void {
+    this.#sink = sink;
+    for (let c = super.read() as Buffer | null; c !== null; c = super.read() as Buffer | null) sink.data(c);
+    if (this.#remoteEnded) sink.end();
+  }
+
+  /** The sink's consumer took `bytes` (its socket accepted them): the peer may send that much more. */
+  consumed(bytes: number): void {
+    if (this.destroyed) return;
+    this.#released += bytes;
+    const inc = this.#recv.release(bytes);
+    if (inc > 0) this.#link.sendWindowUpdate(this.id, inc);
+  }
+
+  /** Whether `writeDirect` may be used: no write of the writable side is in flight. */
+  get idle(): boolean {
+    return this.#pending === null && this.#writeDone === null && this.writableLength === 0;
+  }
+
+  /** Sends `chunk` as STREAM_DATA within the window; `done` once it is sent and the channel can take more. One at a time. */
+  writeDirect(chunk: Buffer, done: () => void): void {
+    this.#pending = { chunk, off: 0, cb: done };
+    this.#pump();
+  }
+
+  /** Sends STREAM_END (the writable side's end, without it). */
+  endDirect(): void {
+    if (this.#localEnded || this.destroyed) return;
+    this.#localEnded = true;
+    this.#link.sendEnd(this.id);
+  }
+
+  /** SocketRelaying: relays `sock` through socket-relay.ts; undefined while a write of the writable side is in flight. */
+  relaySocket(sock: Socket, idleTimeoutMs: number, onDone: (outcome: SocketRelayOutcome) => void): ((reason: EndReason) => void) | undefined {
+    return this.idle ? relaySocketToStream(sock, this, idleTimeoutMs, onDone) : undefined;
+  }
+
+  /** Both directions ended (FIN sent and received). */
+  get finished(): boolean {
+    return this.#remoteEnded && this.#localEnded;
+  }
+
+  onPeerReset(code: StreamResetCode, withError = true): void {
     this.#resetByPeer = true;
-    this.destroy(new StreamResetError(code));
+    this.destroy(withError ? new StreamResetError(code) : undefined);
   }
 
   onWindowUpdate(increment: number): void {
@@ -171,7 +229,7 @@ export class TunnelStream extends Duplex {
   }
 
   #releaseConsumed(): void {
-    if (this.destroyed) return;
+    if (this.destroyed || this.#sink) return;
     const consumed = this.#pushed - this.readableLength - this.#released;
     if (consumed <= 0) return;
     this.#released += consumed;
