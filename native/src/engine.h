@@ -120,6 +120,13 @@ struct Engine {
   bool hold_dense = false;      // the last window's rate brings >= 2 datagrams per delay
   int hold_ready = 0;           // sockets the last harvest found ready (engine.cc Harvest)
   GroState* gro = nullptr;      // coalesced receives (gro.cc), made when a socket asks for them
+  // The adaptive receive delay (hold.cc): engaged only at or above hold_min_rate datagrams/s, and
+  // then sleeping about the time hold_batch datagrams take to arrive (at most hold_us); 0: unused.
+  int hold_min_rate = 0;
+  int hold_batch = 0;
+  uint64_t hold_rate = 0;        // datagrams/s harvested over the last closed window
+  uint64_t hold_engages = 0;     // times the delay went from off to on (the rate rose)
+  uint64_t hold_disengages = 0;  // and back (the rate fell)
 };
 
 // engine.cc

@@ -53,8 +53,8 @@ export interface UdpexposerArgs {
   readonly replyBudget: ReplyBudget | 'off';
   /** Sluice extension: which UDP datapath moves the datagrams (docs/datapath.md), both roles. */
   readonly datapath: DatapathChoice;
-  /** Sluice extension: the native datapath's bounded receive delay in microseconds (0: none). */
-  readonly batchDelayUs: number;
+  /** Sluice extension: the native datapath's receive delay in microseconds (0: none), or 'auto': the adaptive one. */
+  readonly batchDelayUs: number | 'auto';
   /** Options given that the chosen role ignores (udpexposer ignores them silently). */
   readonly ignored: readonly string[];
 }
@@ -79,8 +79,10 @@ Options:
                              connectee per byte from it (default 64/10s)
   --datapath                 (Sluice) auto, native or js: how datagrams move (default auto:
                              the batched native datapath where it loads)
-  --batch-delay-us           (Sluice) native datapath: while traffic is dense, wait up to this
-                             many microseconds for a batch to fill (0-10000, default 0: none)
+  --batch-delay-us           (Sluice) native datapath: auto, or while traffic is dense, wait
+                             up to this many microseconds for a batch to fill (0-10000; 0:
+                             never wait, lowest latency); default auto: only above about 4k
+                             datagrams/s in each process, at most 500 µs per hop
   -h, --help                 display usage information
 
 See docs/udpexposer.md.
@@ -101,8 +103,15 @@ const OPTIONS: Record<string, 'c' | 'a' | 's' | 'n' | 'i' | 'P' | 'S' | 'h' | 'a
   '--datapath': 'datapath',
   '--batch-delay-us': 'batch-delay',
 };
-/** `--batch-delay-us` (docs/udpexposer.md, "Datapath"): off unless asked for. */
-export const DEFAULT_BATCH_DELAY_US = 0;
+/** `--batch-delay-us` (docs/udpexposer.md, "Batching at a paced rate"): adaptive unless told otherwise. */
+export const DEFAULT_BATCH_DELAY_US = 'auto';
+/**
+ * What `--batch-delay-us auto` sets (native/src/hold.cc, docs/datapath.md "An adaptive receive
+ * delay"): engaged while a process harvests at least `minRate` datagrams/s (a round trip through
+ * the pair is 2 in each process), each sleep about the time `batch` datagrams take at that rate,
+ * never more than `maxUs`.
+ */
+export const AUTO_BATCH_DELAY = { maxUs: 500, minRate: 8000, batch: 4 } as const;
 const MAX_BATCH_DELAY_US = 10_000;
 const DATAPATHS: readonly string[] = ['auto', 'native', 'js'] satisfies DatapathChoice[];
 const SWITCHES = new Set(['s', 'S', 'h', 'allow-private', 'allow-loopback']);
@@ -154,7 +163,8 @@ export function parseUdpexposerArgs(argv: readonly string[]): UdpexposerArgs | '
   const replyBudget = str('reply-budget') === undefined ? DEFAULT_REPLY_BUDGET : parseReplyBudget(str('reply-budget')!);
   const datapath = str('datapath') ?? 'auto';
   if (!DATAPATHS.includes(datapath)) throw usage(`--datapath: "${datapath}" is not auto, native or js`);
-  const batchDelayUs = str('batch-delay') === undefined ? DEFAULT_BATCH_DELAY_US : integer(str('batch-delay')!, '--batch-delay-us', 0, MAX_BATCH_DELAY_US);
+  const delay = str('batch-delay');
+  const batchDelayUs = delay === undefined || delay === 'auto' ? DEFAULT_BATCH_DELAY_US : integer(delay, '--batch-delay-us', 0, MAX_BATCH_DELAY_US);
   const ignored = server
     ? [...(localConnect ? ['-c'] : []), ...(serverAddr ? ['-a'] : []), ...(str('i') !== undefined ? ['-i'] : [])]
     : SERVER_ONLY.filter(([k]) => seen.has(k)).map(([, flag]) => flag);
@@ -198,11 +208,14 @@ export async function runUdpexposerCommand(argv: string[], io: UdpexposerIo): Pr
   try {
     // Workers get a listener's receive buffer: a few sockets per process, each holding its
     // target's answers through a loop turn that sleeps (--batch-delay-us) or is preempted.
-    const selected = selectUdpDatapath(args.datapath, { receiveDelayUs: args.batchDelayUs, channelRcvbufBytes: LISTENER_RCVBUF_BYTES, ...io.udpNative });
+    const delay = args.batchDelayUs === 'auto'
+      ? { receiveDelayUs: AUTO_BATCH_DELAY.maxUs, receiveDelayMinRate: AUTO_BATCH_DELAY.minRate, receiveDelayBatch: AUTO_BATCH_DELAY.batch }
+      : { receiveDelayUs: args.batchDelayUs };
+    const selected = selectUdpDatapath(args.datapath, { ...delay, channelRcvbufBytes: LISTENER_RCVBUF_BYTES, ...io.udpNative });
     datapath = selected.datapath;
     // Said the way `sluice run` logs it: once, with the reason.
     if (selected.fallback !== undefined) io.stderr.write(`sluice udpexposer: warning: native UDP datapath unavailable; using the js datapath: ${selected.fallback}\n`);
-    if (datapath.kind === 'js' && args.batchDelayUs > 0) io.stderr.write('sluice udpexposer: warning: --batch-delay-us has no effect on the js datapath\n');
+    if (datapath.kind === 'js' && typeof args.batchDelayUs === 'number' && args.batchDelayUs > 0) io.stderr.write('sluice udpexposer: warning: --batch-delay-us has no effect on the js datapath\n');
   } catch (err) {
     io.stderr.write(`sluice udpexposer: --datapath ${args.datapath}: ${(err as Error).message}\n`);
     return EXIT.startFailed;
@@ -277,11 +290,14 @@ async function run(args: UdpexposerArgs, io: UdpexposerIo, datapath: UdpDatapath
     if (isSluiceError(err, 'SLUICE_ERR_BIND')) return EXIT.startFailed;
     return isSluiceError(err, 'SLUICE_ERR_USAGE') ? EXIT.usage : EXIT.runtime;
   }
-  const delay = datapath instanceof NativeDatapath && args.batchDelayUs > 0 ? `, batch delay ${args.batchDelayUs} µs` : '';
+  const delay = !(datapath instanceof NativeDatapath) || args.batchDelayUs === 0 ? ''
+    : args.batchDelayUs === 'auto' ? `, batch delay auto (up to ${AUTO_BATCH_DELAY.maxUs} µs from ${AUTO_BATCH_DELAY.minRate} datagrams/s)` : `, batch delay ${args.batchDelayUs} µs`;
   io.stderr.write(`sluice udpexposer: ${args.mode} on ${formatHostPort(local.address, local.port)}, UDP datapath ${datapath.kind}${delay}\n`);
   await closed;
   ac.abort();
-  const batching = datapath instanceof NativeDatapath ? { batchDelayUs: args.batchDelayUs, batchDelays: datapath.receiveDelays } : {};
+  const held = datapath instanceof NativeDatapath ? datapath.receiveDelayState : undefined;
+  const batching = held === undefined ? {}
+    : { batchDelayUs: args.batchDelayUs, batchDelays: held.sleeps, batchDelayEngaged: held.engages, batchDelayDisengaged: held.disengages };
   io.stderr.write(`sluice udpexposer: stopped ${JSON.stringify({ datapath: datapath.kind, ...batching, ...(summary() as object) })}\n`);
   return EXIT.ok;
 }

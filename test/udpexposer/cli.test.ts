@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { isSluiceError } from '../../src/core/errors.js';
 import { systemClock } from '../../src/core/clock.js';
 import { parseUdpexposerArgs, runUdpexposerCommand, type UdpexposerReady } from '../../src/cli/udpexposer.js';
-import { echoServer, udpPeer, waitFor } from './net.js';
+import { echoServer, sleep, udpPeer, waitFor } from './net.js';
 
 function sink() {
   let text = '';
@@ -23,7 +23,7 @@ test('udpexposer flags: defaults and both roles', () => {
     allowLoopbackPeers: false,
     replyBudget: { ratio: 64, windowMs: 10_000 },
     datapath: 'auto',
-    batchDelayUs: 0,
+    batchDelayUs: 'auto',
     ignored: [],
   });
   const budget = parseUdpexposerArgs(['0.0.0.0:1', '-s', '--reply-budget', '200/30s', '--allow-loopback-peers']);
@@ -228,6 +228,52 @@ test('runUdpexposerCommand: --batch-delay-us on native: both roles batch a paced
   assert.equal(cStats.toTarget.datagrams, 200);
   assert.equal(cStats.fromTarget.datagrams, 200);
   assert.ok(sStats.batchDelays + cStats.batchDelays > 0, 'the relays waited for batches to fill');
+});
+
+test('udpexposer flags: --batch-delay-us auto is the default; 0 turns the delay off', () => {
+  const auto = parseUdpexposerArgs(['127.0.0.1:1', '-s', '--batch-delay-us', 'auto']);
+  assert.ok(auto !== 'help' && auto.batchDelayUs === 'auto');
+  const off = parseUdpexposerArgs(['127.0.0.1:1', '-s', '--batch-delay-us=0']);
+  assert.ok(off !== 'help' && off.batchDelayUs === 0);
+  assert.throws(() => parseUdpexposerArgs(['127.0.0.1:1', '-s', '--batch-delay-us', 'Auto']), /--batch-delay-us: "Auto" is not a non-negative integer/);
+});
+
+test('runUdpexposerCommand: by default on native the delay engages while a stream is fast and disengages when it slows (the exit counters)', async (t) => {
+  const echo = await echoServer(t);
+  const ac = new AbortController();
+  t.after(() => ac.abort());
+  const sErr = sink();
+  const cErr = sink();
+  let server: UdpexposerReady | undefined;
+  const serverDone = runUdpexposerCommand(['127.0.0.1:0', '-s', '--datapath', 'native', '--allow-loopback-peers'], {
+    stdout: sink(), stderr: sErr, signal: ac.signal, clock: systemClock, onReady: (r) => void (server = r),
+  });
+  await waitFor(() => server !== undefined, 5000);
+  const clientDone = runUdpexposerCommand(['127.0.0.1:0', '-c', `127.0.0.1:${echo.port}`, '-a', `127.0.0.1:${server!.local.port}`, '--datapath', 'native'], {
+    stdout: sink(), stderr: cErr, signal: ac.signal, clock: systemClock,
+  });
+  await waitFor(() => server!.role === 'server' && server!.server.client !== undefined, 5000);
+  assert.match(sErr.text, /UDP datapath native, batch delay auto \(up to 500 µs from 8000 datagrams\/s\)/);
+  const pub = await udpPeer(t);
+  let sent = 0;
+  const one = () => void pub.send(Buffer.from(`datagram ${sent++} `.padEnd(64, '.')), server!.local.port);
+  // Slow first (a datagram every 10 ms: never held), then fast (bursts of 20 about every ms: above
+  // the floor even if the timers run late; small enough for the echo service, a dgram socket in
+  // this process, whose loop the relays' sleeps block), then slow again.
+  for (let i = 0; i < 10; i++, await sleep(10)) one();
+  for (let i = 0; i < 40; i++, await sleep(1)) for (let k = 0; k < 20; k++) one();
+  for (let i = 0; i < 10; i++, await sleep(20)) one();
+  for (let i = 0; i < sent; i++) await pub.next(5000);
+  ac.abort();
+  assert.deepEqual(await Promise.all([serverDone, clientDone]), [0, 0]);
+  const sStats = JSON.parse(/stopped (\{.*\})/.exec(sErr.text)![1]!);
+  const cStats = JSON.parse(/stopped (\{.*\})/.exec(cErr.text)![1]!);
+  assert.equal(sStats.batchDelayUs, 'auto');
+  assert.equal(sStats.toConnectees.datagrams, sent, 'every datagram came back');
+  for (const [role, st] of [['server', sStats], ['client', cStats]] as const) {
+    assert.ok(st.batchDelayEngaged >= 1, `${role}: engaged ${st.batchDelayEngaged} times`);
+    assert.ok(st.batchDelayDisengaged >= 1, `${role}: disengaged ${st.batchDelayDisengaged} times`);
+  }
 });
 
 test('runUdpexposerCommand: --batch-delay-us on the js datapath says it has no effect', async () => {

@@ -40,6 +40,14 @@ export interface NativeDatapathOptions {
    */
   readonly receiveDelayUs?: number;
   /**
+   * The adaptive receive delay (docs/datapath.md "An adaptive receive delay"): with
+   * `receiveDelayUs` as its bound, the delay engages only while the engine harvests at least this
+   * many datagrams per second (over 10 ms windows; it disengages below 3/4 of it). Default 0: no floor.
+   */
+  readonly receiveDelayMinRate?: number;
+  /** With the floor: each sleep lasts about the time this many datagrams take to arrive at the measured rate (at most `receiveDelayUs`). Default 0: the full delay. */
+  readonly receiveDelayBatch?: number;
+  /**
    * SO_RCVBUF of each connected channel socket (`connect()`); default SESSION_RCVBUF_BYTES
    * (socket-buffers.ts says why), 0 keeps the system default. A process with a few channels
    * whose loop may sleep (the udpexposer client's workers) sets it like a listener's.
@@ -112,6 +120,7 @@ export class NativeDatapath implements UdpDatapath, NativeEngine {
     this.gso = (opts.gso ?? true) && layout.gso;
     this.#engine = binding.open(this.#rxAb, this.#rxm, txAb, this.#txm, this.#errm, this.#onBatch, this.gso, opts.readiness === 'thread');
     if (opts.receiveDelayUs) binding.receiveDelay?.(this.#engine, opts.receiveDelayUs);
+    if (opts.receiveDelayMinRate || opts.receiveDelayBatch) binding.receiveDelayAdaptive?.(this.#engine, opts.receiveDelayMinRate ?? 0, opts.receiveDelayBatch ?? 0);
   }
 
   async listen<R extends ListenerReceiver>(host: string, port: number, receiver: R | ReceiverFactory<R>): Promise<UdpListener<R>> {
@@ -243,6 +252,12 @@ export class NativeDatapath implements UdpDatapath, NativeEngine {
   get coalesceStats(): { readonly coalesced: number; readonly carried: number } {
     const [coalesced, carried] = this.#destroyed ? [0, 0] : (this.#b.coalesceStats?.(this.#engine) ?? [0, 0]);
     return { coalesced, carried };
+  }
+
+  /** The receive delay's state: whether it is engaged, how often it engaged and disengaged, and the rate it last measured (datagrams/s). */
+  get receiveDelayState(): { readonly sleeps: number; readonly engaged: boolean; readonly engages: number; readonly disengages: number; readonly rate: number } {
+    const [sleeps, engaged, engages, disengages, rate] = this.#destroyed ? [0, 0, 0, 0, 0] : (this.#b.receiveDelayState?.(this.#engine) ?? [this.receiveDelays, 0, 0, 0, 0]);
+    return { sleeps, engaged: engaged === 1, engages, disengages, rate };
   }
 
   /** How many times the engine slept to let a batch fill (NativeDatapathOptions.receiveDelayUs). */
