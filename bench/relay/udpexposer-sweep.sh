@@ -7,7 +7,10 @@
 #   bench/relay/udpexposer-sweep.sh real ../shared/peers/udpexposer 5000 10000 20000 40000 ""
 #   bench/relay/udpexposer-sweep.sh sluice "node dist/src/main.js udpexposer --datapath native" 5000 10000 20000 40000 ""
 #   bench/relay/udpexposer-sweep.sh sluice-250 "node dist/src/main.js udpexposer --datapath native --batch-delay-us 250" 5000 10000 20000 40000
-# LATENCY="2000 5000 20000" adds, per rate, RTT p50/p99 of one paced session (udpload -L, 2 s).
+# LATENCY="2000 5000 20000" adds, per rate, RTT p50/p99 of one paced session (udpload -L, 2 s; its
+# pacing sleeps in ppoll, so on a busy VM it sends fewer than asked: the line says how many per s).
+# BESIDE="18000" adds, per rate, the RTT of a 2k pps session (udpload -L) while a second session
+# offers that many pps (udpload -r, no -L): the latency a light flow sees beside a busy one.
 set -u
 NAME=$1 CMD=$2; shift 2
 [ $# -gt 0 ] || set -- 5000 10000 20000 40000
@@ -46,5 +49,13 @@ for RATE in "$@"; do
 done
 for RATE in ${LATENCY:-}; do
   out=$(timeout 30 taskset -c 0 "$W/udpload" -t 127.0.0.1:$R -s 64 -d 2 -L -r "$RATE" 2>&1)
-  printf '%-10s %6s latency %s\n' "$NAME" "$RATE" "$(grep -o 'loss_pct=[0-9.]* p50_us=[0-9.]* p99_us=[0-9.]*' <<< "$out")"
+  sent=$(sed -n 's/.* sent=\([0-9]*\).*/\1/p' <<< "$out")
+  printf '%-10s %6s latency %s sent_pps=%s\n' "$NAME" "$RATE" "$(grep -o 'loss_pct=[0-9.]* p50_us=[0-9.]* p99_us=[0-9.]*' <<< "$out")" "$((${sent:-0} * 10 / 22))"
+done
+for RATE in ${BESIDE:-}; do
+  timeout 30 taskset -c 0 "$W/udpload" -t 127.0.0.1:$R -s 64 -d 3 -r "$RATE" > "$W/beside.out" 2>&1 & BP=$!
+  sleep 0.5
+  out=$(timeout 30 taskset -c 0 "$W/udpload" -t 127.0.0.1:$R -s 64 -d 2 -L -r 2000 2>&1)
+  wait $BP
+  printf '%-10s 2000 beside %s: latency %s; beside: %s\n' "$NAME" "$RATE" "$(grep -o 'loss_pct=[0-9.]* p50_us=[0-9.]* p99_us=[0-9.]*' <<< "$out")" "$(grep -o 'delivered_pps=[0-9.]* loss_pct=[0-9.]*' "$W/beside.out")"
 done
