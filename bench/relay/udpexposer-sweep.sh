@@ -6,7 +6,8 @@
 # for DUR s (an empty RATE is an open-loop flood). Relay CPU is utime + stime of both processes.
 #   bench/relay/udpexposer-sweep.sh real ../shared/peers/udpexposer 5000 10000 20000 40000 ""
 #   bench/relay/udpexposer-sweep.sh sluice "node dist/src/main.js udpexposer --datapath native" 5000 10000 20000 40000 ""
-#   bench/relay/udpexposer-sweep.sh sluice-250 "node dist/src/main.js udpexposer --datapath native --batch-delay-us 250" 5000 10000 20000 40000
+#   bench/relay/udpexposer-sweep.sh sluice-0 "node dist/src/main.js udpexposer --datapath native --batch-delay-us 0" 5000 10000 20000 40000
+# (Sluice's default is the adaptive delay, --batch-delay-us auto; 0 is no delay.)
 # LATENCY="2000 5000 20000" adds, per rate, RTT p50/p99 of one paced session (udpload -L, 2 s; its
 # pacing sleeps in ppoll, so on a busy VM it sends fewer than asked: the line says how many per s).
 # BESIDE="18000" adds, per rate, the RTT of a 2k pps session (udpload -L) while a second session

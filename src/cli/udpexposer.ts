@@ -81,8 +81,8 @@ Options:
                              the batched native datapath where it loads)
   --batch-delay-us           (Sluice) native datapath: auto, or while traffic is dense, wait
                              up to this many microseconds for a batch to fill (0-10000; 0:
-                             never wait, lowest latency); default auto: only above about 4k
-                             datagrams/s in each process, at most 500 µs per hop
+                             never wait, lowest latency); default auto: only while a process
+                             receives 8000 datagrams/s or more, at most 500 µs per hop
   -h, --help                 display usage information
 
 See docs/udpexposer.md.
