@@ -1,0 +1,110 @@
+// Micro bench of the native sealed pair (docs/datapath.md "The sealed pair"): bulk bytes through
+// two sealed joins back to back in one native stream engine, as the gateway's and the agent's ends
+// of a data connection would be,
+//   load client -> pair A (plain | sealed) -> TCP on loopback -> pair B (sealed | plain) -> sink
+// beside the same chain joined with plain `pipe` (splice), in this one process. The load client
+// and the sink run in a child process, so this process's CPU time is the relay's alone; the
+// figure is MB moved per CPU-second of the relay, and the ratio sealed / plain.
+//
+// Usage: npx tsc -p . && PORT_BASE=26400 DUR=3 ROUNDS=2 node bench/relay/sealed-pair.mjs
+// (ports PORT_BASE .. PORT_BASE+2; the rounds alternate plain and sealed).
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+const PORT_BASE = Number(process.env.PORT_BASE ?? 26400);
+const DUR = Number(process.env.DUR ?? 3);
+const ROUNDS = Number(process.env.ROUNDS ?? 2);
+const [relayPort, linkPort, sinkPort] = [PORT_BASE, PORT_BASE + 1, PORT_BASE + 2];
+const host = '127.0.0.1';
+
+if (process.argv[2] === 'load') await load();
+else await relay();
+
+/** The child: a sink, and one client sending as fast as the chain takes for DUR seconds. */
+async function load() {
+  let got = 0;
+  const done = new Promise((resolve) => {
+    const sink = net.createServer((s) => {
+      s.on('data', (c) => void (got += c.length));
+      s.on('end', () => {
+        s.end();
+        sink.close();
+        resolve();
+      });
+    });
+    sink.listen(sinkPort, host);
+  });
+  await new Promise((r) => setTimeout(r, 50));
+  const chunk = Buffer.alloc(256 << 10, 7);
+  const c = net.connect(relayPort, host);
+  c.on('connect', () => {
+    const until = Date.now() + DUR * 1000;
+    const pump = () => {
+      while (Date.now() < until) if (!c.write(chunk)) return void c.once('drain', pump);
+      c.end();
+    };
+    pump();
+  });
+  await done;
+  c.destroy();
+  process.stdout.write(JSON.stringify({ bytes: got }) + '\n');
+}
+
+async function relay() {
+  const { loadNativeBinding } = await import('../../dist/src/datapath/native/binding.js');
+  const { streamBindingOf } = await import('../../dist/src/datapath/native/stream-binding.js');
+  const { NativeStreamDatapath } = await import('../../dist/src/datapath/native/native-stream-datapath.js');
+  const loaded = loadNativeBinding();
+  const binding = loaded.ok ? streamBindingOf(loaded.binding) : loaded.reason;
+  if (typeof binding === 'string') throw new Error(`native stream engine unavailable: ${binding}`);
+  const dp = new NativeStreamDatapath(binding);
+  const key = (n, s) => Buffer.from(Array.from({ length: n }, (_, i) => (s + i * 7) & 255));
+  const keys = { sealKey: key(16, 1), sealIv: key(12, 90), sealSeq: 1, openKey: key(16, 33), openIv: key(12, 150), openSeq: 0 };
+  const mirror = { sealKey: keys.openKey, sealIv: keys.openIv, sealSeq: 0, openKey: keys.sealKey, openIv: keys.sealIv, openSeq: 1 };
+  let mode = 'plain';
+  const linked = new Map();
+  const link = await dp.listen(host, linkPort, (c) => {
+    const waiting = linked.get(c.remote.port);
+    if (waiting) waiting(c);
+    else linked.set(c.remote.port, c);
+  });
+  const dial = (port) => new Promise((resolve, reject) => dp.dial({ address: host, port, family: 4 }, 2000, (err, c) => (err ? reject(err) : resolve(c))));
+  const front = await dp.listen(host, relayPort, async (client) => {
+    const linkA = await dial(linkPort);
+    const early = linked.get(linkA.local.port);
+    const linkB = early ?? (await new Promise((r) => linked.set(linkA.local.port, r)));
+    linked.delete(linkA.local.port);
+    const sink = await dial(sinkPort);
+    const ok =
+      mode === 'sealed'
+        ? dp.pipeSealed(client, linkA, keys, 0, () => {}) && dp.pipeSealed(sink, linkB, mirror, 0, () => {})
+        : dp.pipe(client, linkA, 0, () => {}) && dp.pipe(linkB, sink, 0, () => {});
+    if (!ok) throw new Error(`${mode}: not joined in the native datapath`);
+  });
+
+  const results = { plain: [], sealed: [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const m of ['plain', 'sealed']) {
+      mode = m;
+      const cpu0 = process.cpuUsage();
+      const t0 = process.hrtime.bigint();
+      const child = spawn(process.execPath, [fileURLToPath(import.meta.url), 'load'], { stdio: ['ignore', 'pipe', 'inherit'], env: process.env });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      await new Promise((r) => child.on('exit', r));
+      const cpu = process.cpuUsage(cpu0);
+      const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+      const { bytes } = JSON.parse(out);
+      const cpuS = (cpu.user + cpu.system) / 1e6;
+      const r = { mode: m, MB: +(bytes / 1e6).toFixed(1), relayCpuS: +cpuS.toFixed(2), MBperCpuS: +(bytes / 1e6 / cpuS).toFixed(0), wallMBps: +(bytes / 1e6 / wall).toFixed(0) };
+      results[m].push(r.MBperCpuS);
+      console.log(JSON.stringify(r));
+    }
+  }
+  const best = (a) => Math.max(...a);
+  console.log(`sealed/plain MB per relay CPU-second (best of ${ROUNDS}): ${best(results.sealed)} / ${best(results.plain)} = ${(best(results.sealed) / best(results.plain)).toFixed(2)}`);
+  await front.close();
+  await link.close();
+  dp.destroy();
+}
