@@ -209,3 +209,52 @@ test('sealed pair: stop() closes both and gives the counters; no end event follo
   await closed;
   assert.equal(ends, 0);
 });
+
+test('sealed pair: bytes read before the join (after a PROXY header, after the hello) are sealed and opened first', { skip }, async (t) => {
+  const dp = nativeDp();
+  const plain = await acceptedConn(t, '127.0.0.1');
+  const sealed = await acceptedConn(t, '127.0.0.1');
+  const keys = testKeys(1, 0);
+  const far = farEnd(keys);
+  type Held = { readable(): Promise<void>; read(b: Buffer): number; unread: Buffer | undefined };
+  const readHeld = async (c: Held, want: number) => {
+    const buf = Buffer.alloc(want);
+    let n = 0;
+    while (n < want) {
+      await c.readable();
+      const r = c.read(buf.subarray(n));
+      if (r > 0) n += r;
+    }
+    return buf;
+  };
+  // Read by the caller before the join, as a route reads a PROXY header and the gateway the hello.
+  plain.peer.write('early');
+  const first = seal(far.writes, DATA, Buffer.from('first'));
+  const second = seal(far.writes, DATA, Buffer.from('second'));
+  sealed.peer.write(Buffer.concat([first, second.subarray(0, 9)]));
+  const p = plain.conn as unknown as Held;
+  const s = sealed.conn as unknown as Held;
+  p.unread = await readHeld(p, 5);
+  s.unread = await readHeld(s, first.length + 9);
+  let endOf!: (e: PairEnd) => void;
+  const ended = new Promise<PairEnd>((r) => (endOf = r));
+  assert.ok(dp.pipeSealed(plain.conn, sealed.conn, keys, 0, endOf));
+  const reader = new RecordReader(far.reads);
+  sealed.peer.on('data', (c: Buffer) => reader.push(c));
+  const got: Buffer[] = [];
+  plain.peer.on('data', (c: Buffer) => got.push(c));
+  sealed.peer.write(second.subarray(9));
+  plain.peer.end();
+  await until(() => reader.records.length === 2 && Buffer.concat(got).length === 11, 'the early bytes both ways');
+  assert.equal(Buffer.concat(got).toString(), 'firstsecond');
+  assert.deepEqual(
+    reader.records.map((r) => [r.type, r.seq, r.plain.toString()]),
+    [
+      [DATA, 1n, 'early'],
+      [END, 2n, ''],
+    ],
+  );
+  sealed.peer.write(seal(far.writes, END));
+  const end = await ended;
+  assert.deepEqual(end, { reason: 'client-closed', bytesFromClient: 5, bytesToClient: 11 });
+});
