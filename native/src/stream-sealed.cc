@@ -1,36 +1,19 @@
-// The sealed pair's pump (stream-sealed.h): records sealed and opened with Node's own OpenSSL
-// (EVP_aes_128_gcm, one reusable EVP_CIPHER_CTX per direction; HKDF-SHA256 for KEY_UPDATE through
-// EVP_PKEY_HKDF), resolved from the node binary at load time: no crypto of our own.
+// The sealed pair's pump (stream-sealed.h); the record crypto of a direction is sealed-record.cc.
 //
 // Each direction holds one record buffer (kRecBuffer) only while bytes are in flight, taken from
 // the engine's pool: a reader that stalls costs its pair one record per direction plus the
 // kernel's socket buffers (TCP's window closes behind them), and an idle pair costs none.
 #include "stream-sealed.h"
 #include "stream-internal.h"
+#include "sealed-record.h"
 
 #include <errno.h>
-#include <openssl/evp.h>
-#include <openssl/kdf.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 namespace sluice {
-
-// One direction: the sealer (0, plain -> sealed) or the opener (1, sealed -> plain).
-struct SealDir {
-  EVP_CIPHER_CTX* ctx = nullptr;
-  uint8_t key[16] = {};
-  uint8_t iv[12] = {};
-  uint64_t seq = 0;
-  uint64_t records = 0;  // sealer: records and plaintext bytes under the current key
-  uint64_t bytes = 0;
-  uint8_t* buf = nullptr;
-  size_t off = 0, len = 0;  // bytes of buf still to write: a sealed record, or an opened record's plaintext
-  size_t have = 0;          // opener: bytes read of the current record (and the next one's header)
-  size_t rec = 0;           // opener: the size of the record whose plaintext is being written
-};
 
 struct SealedPair {
   SealDir dir[2];
@@ -60,69 +43,6 @@ void PutBuffer(StreamEngine* e, uint8_t** b) {
   if (e->sealed_pool.size() < kSealedPoolMax) e->sealed_pool.push_back(*b);
   else free(*b);
   *b = nullptr;
-}
-
-void Nonce(const SealDir& d, uint8_t* nonce) {
-  memcpy(nonce, d.iv, 12);
-  for (int i = 0; i < 8; i++) nonce[4 + i] ^= static_cast<uint8_t>(d.seq >> (56 - 8 * i));
-}
-
-// Seals the `n` plaintext bytes at rec + 4 in place: header before, tag after.
-bool SealRecord(SealDir& d, uint8_t type, uint8_t* rec, size_t n) {
-  rec[0] = type;
-  rec[1] = static_cast<uint8_t>(n >> 16);
-  rec[2] = static_cast<uint8_t>(n >> 8);
-  rec[3] = static_cast<uint8_t>(n);
-  uint8_t nonce[12];
-  Nonce(d, nonce);
-  int outl;
-  EVP_CIPHER_CTX* c = d.ctx;
-  bool ok = EVP_EncryptInit_ex(c, nullptr, nullptr, nullptr, nonce) == 1 && EVP_EncryptUpdate(c, nullptr, &outl, rec, kRecHeader) == 1 &&
-            (n == 0 || EVP_EncryptUpdate(c, rec + kRecHeader, &outl, rec + kRecHeader, static_cast<int>(n)) == 1) &&
-            EVP_EncryptFinal_ex(c, rec + kRecHeader + n, &outl) == 1 &&
-            EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, kRecTag, rec + kRecHeader + n) == 1;
-  d.seq++;
-  d.records++;
-  d.bytes += n;
-  return ok;
-}
-
-// Opens the record at `rec` (header already checked, `n` ciphertext bytes) in place.
-bool OpenRecord(SealDir& d, uint8_t* rec, size_t n) {
-  uint8_t nonce[12];
-  Nonce(d, nonce);
-  int outl;
-  EVP_CIPHER_CTX* c = d.ctx;
-  bool ok = EVP_DecryptInit_ex(c, nullptr, nullptr, nullptr, nonce) == 1 && EVP_DecryptUpdate(c, nullptr, &outl, rec, kRecHeader) == 1 &&
-            (n == 0 || EVP_DecryptUpdate(c, rec + kRecHeader, &outl, rec + kRecHeader, static_cast<int>(n)) == 1) &&
-            EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, kRecTag, rec + kRecHeader + n) == 1 &&
-            EVP_DecryptFinal_ex(c, rec + kRecHeader + n, &outl) == 1;
-  d.seq++;
-  return ok;
-}
-
-// The direction's next key (KEY_UPDATE): key | iv = HKDF-SHA256(key | iv, no salt, info, 28), sequence 0.
-bool NextKey(SealDir& d, int enc) {
-  static const char kInfo[] = "sluice data key update";
-  uint8_t ikm[28], out[28];
-  memcpy(ikm, d.key, 16);
-  memcpy(ikm + 16, d.iv, 12);
-  size_t outlen = sizeof out;
-  EVP_PKEY_CTX* p = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, nullptr);
-  bool ok = p != nullptr && EVP_PKEY_derive_init(p) > 0 && EVP_PKEY_CTX_set_hkdf_md(p, EVP_sha256()) > 0 &&
-            EVP_PKEY_CTX_set1_hkdf_key(p, ikm, sizeof ikm) > 0 &&
-            EVP_PKEY_CTX_add1_hkdf_info(p, reinterpret_cast<const unsigned char*>(kInfo), sizeof kInfo - 1) > 0 &&
-            EVP_PKEY_derive(p, out, &outlen) > 0 && outlen == sizeof out;
-  EVP_PKEY_CTX_free(p);
-  if (ok) {
-    memcpy(d.key, out, 16);
-    memcpy(d.iv, out + 16, 12);
-    ok = EVP_CipherInit_ex(d.ctx, nullptr, nullptr, d.key, nullptr, enc) == 1;
-  }
-  OPENSSL_cleanse(ikm, sizeof ikm);
-  OPENSSL_cleanse(out, sizeof out);
-  d.seq = d.records = d.bytes = 0;
-  return ok;
 }
 
 // Ends the pair with a reset of both sides (SO_LINGER 0): what a failure of either side does.
@@ -292,10 +212,7 @@ Step OpenSide(StreamEngine* e, int id, bool* moved) {
 
 void FreeDir(StreamEngine* e, SealDir& d) {
   PutBuffer(e, &d.buf);
-  EVP_CIPHER_CTX_free(d.ctx);
-  d.ctx = nullptr;
-  OPENSSL_cleanse(d.key, sizeof d.key);
-  OPENSSL_cleanse(d.iv, sizeof d.iv);
+  WipeDir(d);
 }
 
 }  // namespace
