@@ -67,8 +67,25 @@ bool NextKey(SealDir& d, int enc) {
   return ok;
 }
 
-void WipeDir(SealDir& d) {
-  EVP_CIPHER_CTX_free(d.ctx);
+bool KeyDir(SealDir& d, std::vector<void*>& pool, int enc) {
+  if (d.ctx == nullptr && !pool.empty()) {
+    d.ctx = static_cast<EVP_CIPHER_CTX*>(pool.back());
+    pool.pop_back();
+  } else if (d.ctx == nullptr) {
+    d.ctx = EVP_CIPHER_CTX_new();
+    if (d.ctx == nullptr || EVP_CipherInit_ex(d.ctx, EVP_aes_128_gcm(), nullptr, nullptr, nullptr, enc) != 1) return false;
+  }
+  return EVP_CipherInit_ex(d.ctx, nullptr, nullptr, d.key, nullptr, enc) == 1;
+}
+
+void WipeDir(SealDir& d, std::vector<void*>& pool) {
+  static const uint8_t kZero[16] = {};
+  // Keyed with zeros before it waits in the pool: no key schedule of an ended pair stays behind.
+  if (d.ctx != nullptr && pool.size() < kCipherPoolMax && EVP_CipherInit_ex(d.ctx, nullptr, nullptr, kZero, nullptr, 1) == 1) {
+    pool.push_back(d.ctx);
+  } else {
+    EVP_CIPHER_CTX_free(d.ctx);
+  }
   d.ctx = nullptr;
   OPENSSL_cleanse(d.key, sizeof d.key);
   OPENSSL_cleanse(d.iv, sizeof d.iv);

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <vector>
+
 namespace sluice {
 
 // One direction: the sealer (0, plain -> sealed) or the opener (1, sealed -> plain).
@@ -29,7 +31,12 @@ bool SealRecord(SealDir& d, uint8_t type, uint8_t* rec, size_t n);
 bool OpenRecord(SealDir& d, uint8_t* rec, size_t n);
 // The direction's next key (KEY_UPDATE): key | iv = HKDF-SHA256(key | iv, no salt, info, 28), sequence 0.
 bool NextKey(SealDir& d, int enc);
-// The key material wiped and the context freed.
-void WipeDir(SealDir& d);
+// Contexts (already set to AES-128-GCM) kept for the next pair: creating and setting one up costs
+// several times what keying it does.
+constexpr size_t kCipherPoolMax = 256;
+// Keys the direction with d.key (encrypting when `enc`), its context from `pool` or new.
+bool KeyDir(SealDir& d, std::vector<void*>& pool, int enc);
+// The key material wiped; the context back to `pool` (keyed with zeros) or freed.
+void WipeDir(SealDir& d, std::vector<void*>& pool);
 
 }  // namespace sluice

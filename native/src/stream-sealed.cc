@@ -212,7 +212,7 @@ Step OpenSide(StreamEngine* e, int id, bool* moved) {
 
 void FreeDir(StreamEngine* e, SealDir& d) {
   PutBuffer(e, &d.buf);
-  WipeDir(d);
+  WipeDir(d, e->sealed_ctx_pool);
 }
 
 }  // namespace
@@ -243,6 +243,8 @@ void SealedFree(StreamEngine* e, StreamConn* c) {
 void SealedPoolClear(StreamEngine* e) {
   for (uint8_t* b : e->sealed_pool) free(b);
   e->sealed_pool.clear();
+  for (void* c : e->sealed_ctx_pool) EVP_CIPHER_CTX_free(static_cast<EVP_CIPHER_CTX*>(c));
+  e->sealed_ctx_pool.clear();
 }
 
 int SealedStart(StreamEngine* e, int client, int upstream, const uint8_t* keys, uint64_t seal_seq, uint64_t open_seq, uint32_t idle_ms,
@@ -254,8 +256,7 @@ int SealedStart(StreamEngine* e, int client, int upstream, const uint8_t* keys, 
     memcpy(s.key, keys + 28 * d, 16);
     memcpy(s.iv, keys + 28 * d + 16, 12);
     s.seq = d == 0 ? seal_seq : open_seq;
-    s.ctx = EVP_CIPHER_CTX_new();
-    if (s.ctx == nullptr || EVP_CipherInit_ex(s.ctx, EVP_aes_128_gcm(), nullptr, s.key, nullptr, d == 0 ? 1 : 0) != 1) {
+    if (!KeyDir(s, e->sealed_ctx_pool, d == 0 ? 1 : 0)) {
       FreeDir(e, p->dir[0]);
       FreeDir(e, p->dir[1]);
       delete p;

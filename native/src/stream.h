@@ -133,6 +133,7 @@ struct StreamEngine {
   std::vector<uint8_t*> sealed_pool;
   uint64_t sealed_max_records = uint64_t(1) << 24;
   uint64_t sealed_max_bytes = uint64_t(1) << 36;
+  std::vector<void*> sealed_ctx_pool;  // AES-128-GCM contexts (EVP_CIPHER_CTX) kept for the next pair
 };
 
 // stream.cc
