@@ -6,7 +6,10 @@
 // and the sink run in a child process, so this process's CPU time is the relay's alone; the
 // figure is MB moved per CPU-second of the relay, and the ratio sealed / plain.
 //
-// Usage: npx tsc -p . && PORT_BASE=26400 DUR=3 ROUNDS=2 node bench/relay/sealed-pair.mjs
+// With LOAD=conn, the child opens short connections instead (CONC at a time, each 64 bytes to the
+// sink and a FIN each way) and the figure is connections per CPU-second of the relay.
+//
+// Usage: npx tsc -p . && PORT_BASE=26400 DUR=3 ROUNDS=2 [LOAD=bulk|conn CONC=16] node bench/relay/sealed-pair.mjs
 // (ports PORT_BASE .. PORT_BASE+2; the rounds alternate plain and sealed).
 import { spawn } from 'node:child_process';
 import net from 'node:net';
@@ -15,11 +18,41 @@ import { fileURLToPath } from 'node:url';
 const PORT_BASE = Number(process.env.PORT_BASE ?? 26400);
 const DUR = Number(process.env.DUR ?? 3);
 const ROUNDS = Number(process.env.ROUNDS ?? 2);
+const LOAD = process.env.LOAD ?? 'bulk';
+const CONC = Number(process.env.CONC ?? 16);
 const [relayPort, linkPort, sinkPort] = [PORT_BASE, PORT_BASE + 1, PORT_BASE + 2];
 const host = '127.0.0.1';
 
-if (process.argv[2] === 'load') await load();
+if (process.argv[2] === 'load') await (LOAD === 'conn' ? loadConns() : load());
 else await relay();
+
+/** The child, LOAD=conn: CONC loops of short connections for DUR seconds; each one 64 bytes, FINs both ways. */
+async function loadConns() {
+  let conns = 0;
+  const sink = net.createServer({ allowHalfOpen: true }, (s) => {
+    s.resume();
+    s.on('end', () => s.end());
+    s.on('error', () => {});
+  });
+  sink.listen(sinkPort, host);
+  await new Promise((r) => sink.once('listening', r));
+  const payload = Buffer.alloc(64, 1);
+  const until = Date.now() + DUR * 1000;
+  const loop = async () => {
+    while (Date.now() < until) {
+      await new Promise((resolve) => {
+        const c = net.connect(relayPort, host, () => c.end(payload));
+        c.on('error', resolve);
+        c.resume();
+        c.on('close', resolve);
+      });
+      conns++;
+    }
+  };
+  await Promise.all(Array.from({ length: CONC }, loop));
+  sink.close();
+  process.stdout.write(JSON.stringify({ bytes: conns * 64, conns }) + '\n');
+}
 
 /** The child: a sink, and one client sending as fast as the chain takes for DUR seconds. */
 async function load() {
@@ -95,15 +128,19 @@ async function relay() {
       await new Promise((r) => child.on('exit', r));
       const cpu = process.cpuUsage(cpu0);
       const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-      const { bytes } = JSON.parse(out);
+      const { bytes, conns } = JSON.parse(out);
       const cpuS = (cpu.user + cpu.system) / 1e6;
-      const r = { mode: m, MB: +(bytes / 1e6).toFixed(1), relayCpuS: +cpuS.toFixed(2), MBperCpuS: +(bytes / 1e6 / cpuS).toFixed(0), wallMBps: +(bytes / 1e6 / wall).toFixed(0) };
-      results[m].push(r.MBperCpuS);
+      const r =
+        LOAD === 'conn'
+          ? { mode: m, conns, relayCpuS: +cpuS.toFixed(2), connsPerCpuS: Math.round(conns / cpuS), connsPerS: Math.round(conns / wall) }
+          : { mode: m, MB: +(bytes / 1e6).toFixed(1), relayCpuS: +cpuS.toFixed(2), MBperCpuS: +(bytes / 1e6 / cpuS).toFixed(0), wallMBps: +(bytes / 1e6 / wall).toFixed(0) };
+      results[m].push(LOAD === 'conn' ? r.connsPerCpuS : r.MBperCpuS);
       console.log(JSON.stringify(r));
     }
   }
   const best = (a) => Math.max(...a);
-  console.log(`sealed/plain MB per relay CPU-second (best of ${ROUNDS}): ${best(results.sealed)} / ${best(results.plain)} = ${(best(results.sealed) / best(results.plain)).toFixed(2)}`);
+  const unit = LOAD === 'conn' ? 'connections' : 'MB';
+  console.log(`sealed/plain ${unit} per relay CPU-second (best of ${ROUNDS}): ${best(results.sealed)} / ${best(results.plain)} = ${(best(results.sealed) / best(results.plain)).toFixed(2)}`);
   await front.close();
   await link.close();
   dp.destroy();
