@@ -190,7 +190,10 @@ Step OpenSide(StreamEngine* e, int id, bool* moved) {
       }
     }
     if (p->sealed_eof) return Fail(e, id, kEndUpstreamError, kErrSealedTruncated);
-    if (!(c->ready & kReadyInUpstream)) return kGo;
+    if (!(c->ready & kReadyInUpstream)) {
+      if (o.have == 0) PutBuffer(e, &o.buf);  // between records: an idle pair holds no buffer
+      return kGo;
+    }
     if (o.buf == nullptr && (o.buf = TakeBuffer(e)) == nullptr) return Fail(e, id, kEndUpstreamError, ENOMEM);
     const size_t want = total == 0 ? kRecHeader - o.have : total + kRecHeader - o.have;
     ssize_t n = recv(sealed, o.buf + o.have, want, MSG_DONTWAIT);
