@@ -1,5 +1,6 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { PairEnd } from '../../src/datapath/stream-datapath.js';
 import { DATA, END, KEY_UPDATE, RecordReader, acceptedConn, farEnd, nativeDp, peerEnd, seal, skip, testKeys } from './sealed-harness.js';
@@ -257,4 +258,23 @@ test('sealed pair: bytes read before the join (after a PROXY header, after the h
   sealed.peer.write(seal(far.writes, END));
   const end = await ended;
   assert.deepEqual(end, { reason: 'client-closed', bytesFromClient: 5, bytesToClient: 11 });
+});
+
+test('sealed pair: records arriving in pieces of a few bytes (split headers, bodies and tags) open the same', { skip }, async (t) => {
+  const p = await sealedPair(t, '127.0.0.1');
+  p.far.setNoDelay(true);
+  const plains = [Buffer.from('a'), randomBytes(300), randomBytes(65536), Buffer.from('end')];
+  const wire = Buffer.concat(plains.map((b) => seal(p.writes, DATA, b)));
+  const got: Buffer[] = [];
+  p.client.on('data', (c: Buffer) => got.push(c));
+  // Pieces of 1-7 bytes for the small records, then up to 9,000 for the large one; each its own write.
+  for (let o = 0; o < wire.length; ) {
+    const n = Math.min(wire.length - o, o < 400 ? 1 + (o % 7) : 1 + ((o * 7919) % 9000));
+    p.far.write(wire.subarray(o, o + n));
+    o += n;
+    await new Promise((r) => setImmediate(r));
+  }
+  const want = Buffer.concat(plains);
+  await until(() => Buffer.concat(got).length >= want.length, 'all the plaintext');
+  assert.ok(Buffer.concat(got).equals(want), 'the same bytes in order');
 });
