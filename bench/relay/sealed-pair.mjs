@@ -9,8 +9,12 @@
 // With LOAD=conn, the child opens short connections instead (CONC at a time, each 64 bytes to the
 // sink and a FIN each way) and the figure is connections per CPU-second of the relay.
 //
-// Usage: npx tsc -p . && PORT_BASE=26400 DUR=3 ROUNDS=2 [LOAD=bulk|conn CONC=16] node bench/relay/sealed-pair.mjs
-// (ports PORT_BASE .. PORT_BASE+2; the rounds alternate plain and sealed).
+// WITH_NGINX=1 adds nginx (stream module, one worker, the settings of bench/relay/nginx-stream-conf.sh)
+// as a single-hop relay to the same sink, measured the same way (its worker's CPU time): the
+// chain's two joins stand for the gateway and the agent on one core, as subject-expose.sh does.
+//
+// Usage: npx tsc -p . && PORT_BASE=26400 DUR=3 ROUNDS=2 [LOAD=bulk|conn CONC=16 WITH_NGINX=1 MODES=plain,sealed,nginx] node bench/relay/sealed-pair.mjs
+// (ports PORT_BASE .. PORT_BASE+3; the rounds alternate plain, sealed and nginx).
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +24,9 @@ const DUR = Number(process.env.DUR ?? 3);
 const ROUNDS = Number(process.env.ROUNDS ?? 2);
 const LOAD = process.env.LOAD ?? 'bulk';
 const CONC = Number(process.env.CONC ?? 16);
-const [relayPort, linkPort, sinkPort] = [PORT_BASE, PORT_BASE + 1, PORT_BASE + 2];
+const [relayPort, linkPort, sinkPort, nginxPort] = [PORT_BASE, PORT_BASE + 1, PORT_BASE + 2, PORT_BASE + 3];
+// The port the load child connects to: the relay's, or nginx's for its rows.
+const targetPort = Number(process.env.TARGET_PORT ?? relayPort);
 const host = '127.0.0.1';
 
 if (process.argv[2] === 'load') await (LOAD === 'conn' ? loadConns() : load());
@@ -41,7 +47,7 @@ async function loadConns() {
   const loop = async () => {
     while (Date.now() < until) {
       await new Promise((resolve) => {
-        const c = net.connect(relayPort, host, () => c.end(payload));
+        const c = net.connect(targetPort, host, () => c.end(payload));
         c.on('error', resolve);
         c.resume();
         c.on('close', resolve);
@@ -70,7 +76,7 @@ async function load() {
   });
   await new Promise((r) => setTimeout(r, 50));
   const chunk = Buffer.alloc(256 << 10, 7);
-  const c = net.connect(relayPort, host);
+  const c = net.connect(targetPort, host);
   c.on('connect', () => {
     const until = Date.now() + DUR * 1000;
     const pump = () => {
@@ -116,20 +122,22 @@ async function relay() {
     if (!ok) throw new Error(`${mode}: not joined in the native datapath`);
   });
 
-  const results = { plain: [], sealed: [] };
+  const nginx = process.env.WITH_NGINX === '1' ? await startNginx() : undefined;
+  const results = { plain: [], sealed: [], nginx: [] };
   for (let round = 0; round < ROUNDS; round++) {
-    for (const m of ['plain', 'sealed']) {
+    for (const m of (process.env.MODES ?? 'plain,sealed,nginx').split(',').filter((m) => m !== 'nginx' || nginx)) {
       mode = m;
-      const cpu0 = process.cpuUsage();
+      const cpuOf = m === 'nginx' ? () => nginx.cpuS() : () => process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6;
+      const cpu0 = cpuOf();
       const t0 = process.hrtime.bigint();
-      const child = spawn(process.execPath, [fileURLToPath(import.meta.url), 'load'], { stdio: ['ignore', 'pipe', 'inherit'], env: process.env });
+      const env = { ...process.env, TARGET_PORT: String(m === 'nginx' ? nginxPort : relayPort) };
+      const child = spawn(process.execPath, [fileURLToPath(import.meta.url), 'load'], { stdio: ['ignore', 'pipe', 'inherit'], env });
       let out = '';
       child.stdout.on('data', (d) => (out += d));
       await new Promise((r) => child.on('exit', r));
-      const cpu = process.cpuUsage(cpu0);
+      const cpuS = cpuOf() - cpu0;
       const wall = Number(process.hrtime.bigint() - t0) / 1e9;
       const { bytes, conns } = JSON.parse(out);
-      const cpuS = (cpu.user + cpu.system) / 1e6;
       const r =
         LOAD === 'conn'
           ? { mode: m, conns, relayCpuS: +cpuS.toFixed(2), connsPerCpuS: Math.round(conns / cpuS), connsPerS: Math.round(conns / wall) }
@@ -141,7 +149,51 @@ async function relay() {
   const best = (a) => Math.max(...a);
   const unit = LOAD === 'conn' ? 'connections' : 'MB';
   console.log(`sealed/plain ${unit} per relay CPU-second (best of ${ROUNDS}): ${best(results.sealed)} / ${best(results.plain)} = ${(best(results.sealed) / best(results.plain)).toFixed(2)}`);
+  if (nginx) {
+    console.log(`sealed/nginx ${unit} per relay CPU-second (best of ${ROUNDS}): ${best(results.sealed)} / ${best(results.nginx)} = ${(best(results.sealed) / best(results.nginx)).toFixed(2)}`);
+    nginx.stop();
+  }
   await front.close();
   await link.close();
   dp.destroy();
+}
+
+/** nginx relaying nginxPort to the sink, one worker; its worker's CPU seconds from /proc. */
+async function startNginx() {
+  const { mkdtempSync, writeFileSync, readFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { execFileSync } = await import('node:child_process');
+  const dir = mkdtempSync(join(tmpdir(), 'sealed-pair-nginx-'));
+  writeFileSync(
+    join(dir, 'nginx.conf'),
+    `load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/nginx-error.log warn;
+daemon off;
+events { worker_connections 65536; }
+stream { server { listen ${host}:${nginxPort}; proxy_pass ${host}:${sinkPort}; proxy_timeout 120s; } }
+`,
+  );
+  const master = spawn('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: 'inherit' });
+  let worker;
+  for (let i = 0; i < 100 && !worker; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    try {
+      worker = Number(execFileSync('pgrep', ['-P', String(master.pid)], { encoding: 'utf8' }).trim().split('\n')[0]);
+    } catch {}
+  }
+  if (!worker) throw new Error('nginx did not start its worker');
+  const ticks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
+  return {
+    cpuS() {
+      const f = readFileSync(`/proc/${worker}/stat`, 'utf8').split(') ')[1].split(' ');
+      return (Number(f[11]) + Number(f[12])) / ticks; // utime and stime (fields 14 and 15)
+    },
+    stop() {
+      master.kill('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
