@@ -2,6 +2,7 @@
 // these functions; every call is synchronous and made on the JavaScript thread. Socket calls
 // throw Node-style system errors (code, errno, syscall) or return -errno where noted.
 #include "stream-internal.h"
+#include "stream-sealed.h"
 #include "napi-util.h"
 
 #include <arpa/inet.h>
@@ -92,6 +93,7 @@ void Teardown(StreamEngine* e) {
   for (size_t i = 0; i < e->conns.size(); i++) StreamCloseConn(e, static_cast<int>(i));
   for (size_t i = 0; i + 2 < e->pipe_pool.size(); i += 3) StreamClosePipe(e, e->pipe_pool[i], e->pipe_pool[i + 1], e->pipe_pool[i + 2]);
   e->pipe_pool.clear();
+  SealedPoolClear(e);
   e->destroyed = true;
   uv_close(reinterpret_cast<uv_handle_t*>(&e->poll), OnClosed);
   uv_close(reinterpret_cast<uv_handle_t*>(&e->timer), OnClosed);
@@ -379,6 +381,8 @@ void RegisterStream(napi_env env, napi_value exports) {
       {"streamRelease", nullptr, ReleaseFd, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"streamCounters", nullptr, Counters, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"streamDestroy", nullptr, Destroy, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"streamPipeSealed", nullptr, SealedPipeApi, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"streamSealedLimits", nullptr, SealedLimitsApi, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

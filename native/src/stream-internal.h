@@ -18,6 +18,7 @@ void StreamOnReadable(uv_poll_t* handle, int status, int events);
 void StreamOnTick(uv_timer_t* handle);
 int StreamStartPair(StreamEngine* e, int client, int upstream, uint32_t idle_ms);
 void StreamClosePipe(StreamEngine* e, int r, int w, uint32_t slots);
+void StreamEndPair(StreamEngine* e, int id, int reason, int err);
 
 // errors.cc
 napi_value ErrnoError(napi_env env, int err, const char* syscall, const char* detail);

@@ -2,6 +2,7 @@
 // splice pump of an established pair (stream.h). The N-API surface is in stream-api.cc.
 #include "stream.h"
 #include "stream-internal.h"
+#include "stream-sealed.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -173,6 +174,7 @@ void StreamCloseConn(StreamEngine* e, int id) {
     }
   }
   if (c.kind == Kind::Listener) e->bound.erase(id);
+  if (c.sealed != nullptr) SealedFree(e, &c);
   ReleaseId(e, id);
   e->active--;
   StreamWatch(e);
@@ -194,6 +196,8 @@ static void EndPair(StreamEngine* e, int id, int reason, int err) {
   if (other >= 0) StreamCloseConn(e, other);
   StreamCloseConn(e, id);
 }
+
+void StreamEndPair(StreamEngine* e, int id, int reason, int err) { EndPair(e, id, reason, err); }
 
 int StreamTakePipe(StreamEngine* e, int* r, int* w, uint32_t* slots);
 
@@ -289,6 +293,7 @@ static int CopyStep(StreamEngine* e, StreamConn* c, int d, int src, int dst) {
 // every step would block (or its side is not ready, see kReady*), or the pair ended.
 static void Pump(StreamEngine* e, int id) {
   StreamConn* c = &e->conns[id];
+  if (c->sealed != nullptr) return SealedPump(e, id);
   int fds[2] = {c->fd, e->conns[c->other].fd};
   // Side 0 is the client, side 1 the upstream; direction d reads side d and writes side 1 - d.
   const uint8_t in_bit[2] = {kReadyInClient, kReadyInUpstream};

@@ -92,6 +92,7 @@ struct StreamConn {
   double bytes_to_client = 0;
   uint32_t pipe_slots[2] = {0, 0};  // page slots of each direction's pipe
   bool spliced[2] = {false, false};  // the direction's last read was large: splice it (kCopyChunk)
+  struct SealedPair* sealed = nullptr;  // piped client of a sealed pair: its records' state (stream-sealed.h)
 };
 
 struct StreamEngine {
@@ -127,6 +128,12 @@ struct StreamEngine {
   // A dial or a pair was started since the last look at the set (StreamOnReadable): the wake-up
   // that delivered the batch looks again before returning to the loop.
   bool setup_started = false;
+  // Sealed pairs (stream-sealed.h): record buffers kept for the next pair, and the key update
+  // limits (records and plaintext bytes under one key; lowered by streamSealedLimits, for tests).
+  std::vector<uint8_t*> sealed_pool;
+  uint64_t sealed_max_records = uint64_t(1) << 24;
+  uint64_t sealed_max_bytes = uint64_t(1) << 36;
+  std::vector<void*> sealed_ctx_pool;  // AES-128-GCM contexts (EVP_CIPHER_CTX) kept for the next pair
 };
 
 // stream.cc

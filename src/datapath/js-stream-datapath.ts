@@ -60,6 +60,10 @@ export const jsStreamDatapath: StreamDatapath = {
   },
 
   pipe: () => undefined,
+  // No sealed join here: the caller relays with the TypeScript sealed relay over Node sockets.
+  pipeSealed(): undefined {
+    return undefined;
+  },
 };
 
 function ignore(): void {}

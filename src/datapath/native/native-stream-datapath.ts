@@ -1,8 +1,8 @@
 import net from 'node:net';
 import { canonicalIp, formatV6Groups, type Endpoint } from '../../core/address.js';
-import { failedDial, type DialInFlight, type PairCounters, type PairEnd, type StreamConn, type StreamDatapath, type StreamListener } from '../stream-datapath.js';
-import { END_REASONS, EV_ACCEPT, EV_CONNECTED, EV_END, EV_READABLE, EV_RECORD, type NativeStreamBinding, type StreamEngineHandle } from './stream-binding.js';
-import { systemError } from './system-error.js';
+import { failedDial, type DialInFlight, type PairCounters, type PairEnd, type SealedKeys, type StreamConn, type StreamDatapath, type StreamListener } from '../stream-datapath.js';
+import { END_REASONS, EV_ACCEPT, EV_CONNECTED, EV_END, EV_READABLE, EV_RECORD, SEALED_END_CODES, type NativeStreamBinding, type StreamEngineHandle } from './stream-binding.js';
+import { endCode, systemError } from './system-error.js';
 
 /** Event records per delivery; the engine delivers early when they fill. */
 const EVENT_RECORDS = 512;
@@ -45,6 +45,8 @@ export class NativeStreamDatapath implements StreamDatapath {
   #lastLocal: Endpoint | undefined;
   readonly #lastLocalAt = new Float64Array(6);
   readonly #counters = new Float64Array(2);
+  /** The keys of the sealed pair being joined, as the engine takes them (copied there at once). */
+  readonly #sealedKeys = Buffer.alloc(56);
 
   constructor(binding: NativeStreamBinding) {
     this.#b = binding;
@@ -95,6 +97,11 @@ export class NativeStreamDatapath implements StreamDatapath {
       return undefined; // no pipe to be had (EMFILE): the caller relays them as sockets
     }
     down.pairWith(up, onEnd);
+    return this.#stopOf(down, up);
+  }
+
+  /** A joined pair's `stop`: closes both (no end event) and gives the counters at that moment. */
+  #stopOf(down: NativeConn, up: NativeConn): () => PairCounters {
     return () => {
       if (down.destroyed) return down.finalCounters;
       const c = this.#b.streamClose(this.#engine, down.id);
@@ -103,6 +110,36 @@ export class NativeStreamDatapath implements StreamDatapath {
       this.#forget(up.id);
       return down.finalCounters;
     };
+  }
+
+  pipeSealed(plain: StreamConn, sealed: StreamConn, keys: SealedKeys, idleTimeoutMs: number, onEnd: (end: PairEnd) => void): (() => PairCounters) | undefined {
+    if (!(plain instanceof NativeConn) || !(sealed instanceof NativeConn) || plain.dp !== this || sealed.dp !== this || !plain.held || !sealed.held) return undefined;
+    // Bytes read before the join (after a PROXY header, after the hello) go first, in the engine.
+    if ((plain.unread?.length ?? 0) > 65536) return undefined;
+    if (keys.sealKey.length !== 16 || keys.sealIv.length !== 12 || keys.openKey.length !== 16 || keys.openIv.length !== 12) {
+      throw new TypeError('sealed keys: a 16-byte key and a 12-byte IV per direction');
+    }
+    if (!isSequence(keys.sealSeq) || !isSequence(keys.openSeq)) throw new RangeError(`sealed keys: sequence numbers must be integers >= 0 (${keys.sealSeq}, ${keys.openSeq})`);
+    const k = this.#sealedKeys;
+    keys.sealKey.copy(k, 0);
+    keys.sealIv.copy(k, 16);
+    keys.openKey.copy(k, 28);
+    keys.openIv.copy(k, 44);
+    try {
+      this.#b.streamPipeSealed(this.#engine, plain.id, sealed.id, k, keys.sealSeq, keys.openSeq, Math.max(0, Math.floor(idleTimeoutMs)), plain.unread, sealed.unread);
+    } catch {
+      return undefined; // not joined (no AES-GCM in this OpenSSL, epoll_ctl failed): the caller relays them as sockets
+    } finally {
+      k.fill(0);
+    }
+    plain.unread = sealed.unread = undefined;
+    plain.pairWith(sealed, onEnd);
+    return this.#stopOf(plain, sealed);
+  }
+
+  /** For tests: a sealer sends KEY_UPDATE after `maxRecords` records or `maxBytes` plaintext bytes under one key. */
+  setSealedLimits(maxRecords: number, maxBytes: number): void {
+    this.#b.streamSealedLimits(this.#engine, maxRecords, maxBytes);
   }
 
   /** Ends the engine and everything in it. */
@@ -212,7 +249,7 @@ export class NativeStreamDatapath implements StreamDatapath {
       const errno = ev[o + 3]!;
       const bytesFromClient = ev[o + 4]!;
       const bytesToClient = ev[o + 5]!;
-      conn.endedAsPair(errno !== 0 ? { reason, bytesFromClient, bytesToClient, code: systemError(errno, 'splice').code } : { reason, bytesFromClient, bytesToClient });
+      conn.endedAsPair(errno !== 0 ? { reason, bytesFromClient, bytesToClient, code: endCode(errno, SEALED_END_CODES) } : { reason, bytesFromClient, bytesToClient });
     }
   }
 }
@@ -364,6 +401,10 @@ function endpointAt(ev: Float64Array, o: number): Endpoint {
     g.push((w >>> 16) & 0xffff, w & 0xffff);
   }
   return { address: formatV6Groups(g), port: ev[o + 1]!, family: 6 };
+}
+
+function isSequence(n: number): boolean {
+  return Number.isSafeInteger(n) && n >= 0;
 }
 
 function formatV6Text(address: string): string {

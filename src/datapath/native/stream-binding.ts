@@ -10,6 +10,13 @@ export const EV_READABLE = 2;
 export const EV_CONNECTED = 3;
 export const EV_END = 4;
 
+/** End codes of a sealed pair beyond any errno (native/src/stream-sealed.h must agree). */
+export const SEALED_END_CODES: ReadonlyMap<number, string> = new Map([
+  [100001, 'ESEALED_AUTH'],
+  [100002, 'ESEALED_FORMAT'],
+  [100003, 'ESEALED_TRUNCATED'],
+]);
+
 /** End reasons as the engine numbers them, by number. */
 export const END_REASONS = [undefined, 'client-closed', 'upstream-closed', 'idle-timeout', 'client-error', 'upstream-error'] as const;
 
@@ -31,6 +38,24 @@ export interface NativeStreamBinding {
   streamRelease(engine: StreamEngineHandle, id: number): number;
   streamCounters(engine: StreamEngineHandle, ids: Int32Array, count: number, out: Float64Array): void;
   streamDestroy(engine: StreamEngineHandle): void;
+  /**
+   * Joins two held connections as a sealed pair (native/src/stream-sealed.h). keys: seal key 16 |
+   * seal iv 12 | open key 16 | open iv 12. plainFirst: plaintext already read from `plain` (at most
+   * 65536 bytes); sealedFirst: bytes already read from `sealed` (opened first).
+   */
+  streamPipeSealed(
+    engine: StreamEngineHandle,
+    plain: number,
+    sealed: number,
+    keys: Uint8Array,
+    sealSeq: number,
+    openSeq: number,
+    idleTimeoutMs: number,
+    plainFirst?: Uint8Array,
+    sealedFirst?: Uint8Array,
+  ): void;
+  /** For tests: records and plaintext bytes a sealer sends under one key before its KEY_UPDATE. */
+  streamSealedLimits(engine: StreamEngineHandle, maxRecords: number, maxBytes: number): void;
 }
 
 /** The stream functions of a loaded addon, or why it has none (an addon built before them). */

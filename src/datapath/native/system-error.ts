@@ -12,3 +12,8 @@ export function systemError(errno: number, syscall: string): SystemError {
   }
   return Object.assign(new Error(`${syscall} ${code}`), { code, errno: -errno, syscall });
 }
+
+/** The code of a pair's end: a sealed pair's own (ESEALED_*, by `sealedCodes`) or the system's. */
+export function endCode(errno: number, sealedCodes: ReadonlyMap<number, string>): string {
+  return sealedCodes.get(errno) ?? systemError(errno, 'splice').code;
+}
