@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { once } from 'node:events';
 import { canonicalIp, type Endpoint } from '../core/address.js';
+import { relaySealed } from './sealed-relay.js';
 import type { DialInFlight, StreamConn, StreamDatapath, StreamListener } from './stream-datapath.js';
 
 /**
@@ -60,6 +61,9 @@ export const jsStreamDatapath: StreamDatapath = {
   },
 
   pipe: () => undefined,
+
+  /** The TypeScript sealed relay over the two sockets (sealed-relay.ts). */
+  pipeSealed: (plain, sealed, keys, idleTimeoutMs, onEnd) => relaySealed(plain.socket(), sealed.socket(), keys, idleTimeoutMs, onEnd),
 };
 
 function ignore(): void {}

@@ -29,6 +29,25 @@ export interface StreamDatapath {
    * Undefined when this datapath cannot join these two (the caller relays them as Node sockets).
    */
   pipe(down: StreamConn, up: StreamConn, idleTimeoutMs: number, onEnd: (end: PairEnd) => void): ((/* idempotent */) => PairCounters) | undefined;
+  /**
+   * Joins a plain connection to a sealed data connection: bytes read from `plain` leave on `sealed`
+   * as records, records read from `sealed` are opened and written to `plain`; END records for
+   * FINs, resets both ways (docs/tunnel-protocol.md "Data connections"). Counters are `plain`'s:
+   * bytesFromClient = plaintext read from `plain`, bytesToClient = plaintext written to it.
+   * Reasons: client-* = `plain` ended first or failed, upstream-* = `sealed` did (codes ESEALED_AUTH,
+   * ESEALED_FORMAT, ESEALED_TRUNCATED, or the system's). Same contract as `pipe` otherwise.
+   */
+  pipeSealed(plain: StreamConn, sealed: StreamConn, keys: SealedKeys, idleTimeoutMs: number, onEnd: (end: PairEnd) => void): (() => PairCounters) | undefined;
+}
+
+/** A sealed data connection's keys (docs/tunnel-protocol.md "Data connections"): AES-128-GCM, a key and IV per direction, and the next sequence number of each. */
+export interface SealedKeys {
+  readonly sealKey: Buffer;
+  readonly sealIv: Buffer;
+  readonly sealSeq: number;
+  readonly openKey: Buffer;
+  readonly openIv: Buffer;
+  readonly openSeq: number;
 }
 
 /** A dial not finished yet. */

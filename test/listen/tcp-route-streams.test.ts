@@ -177,6 +177,7 @@ test('tcp streams: on the native datapath a plain route joins the pair in the da
     kind: dp.kind,
     listen: dp.listen.bind(dp),
     dial: dp.dial.bind(dp),
+    pipeSealed: dp.pipeSealed.bind(dp),
     pipe: (...args) => {
       const stop = dp.pipe(...args);
       if (stop) joined++;

@@ -84,6 +84,11 @@ export class NativeStreamDatapath implements StreamDatapath {
     this.#b.streamClose(this.#engine, d.id);
   }
 
+  /** Not joined in the engine yet: callers relay the two as Node sockets (datapath/sealed-relay.ts). */
+  pipeSealed(): undefined {
+    return undefined;
+  }
+
   pipe(down: StreamConn, up: StreamConn, idleTimeoutMs: number, onEnd: (end: PairEnd) => void): (() => PairCounters) | undefined {
     if (!(down instanceof NativeConn) || !(up instanceof NativeConn) || down.dp !== this || up.dp !== this || !down.held || !up.held) return undefined;
     // Client bytes read with a PROXY header go first; the pipe starts after them.
