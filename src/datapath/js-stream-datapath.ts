@@ -48,7 +48,8 @@ export const jsStreamDatapath: StreamDatapath = {
     sock.once('connect', () => {
       if (settled) return;
       settled = true;
-      sock.off('error', fail).removeAllListeners('timeout').setTimeout(0);
+      // Errors before a relay starts (an idle connection reset by its peer) are the relay's to see.
+      sock.off('error', fail).on('error', ignore).removeAllListeners('timeout').setTimeout(0);
       done(undefined, new JsStreamConn(sock));
     });
     return {

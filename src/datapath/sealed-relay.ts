@@ -13,7 +13,8 @@ import type { PairCounters, PairEnd, SealedKeys } from './stream-datapath.js';
  * `plain` either way (0: never) ends both. The fallback of every StreamDatapath.pipeSealed.
  *
  * Ownership: takes both sockets (made with allowHalfOpen). `onEnd` is called once, unless the
- * returned `stop` ended the relay first; `stop` returns the counters and resets both.
+ * returned `stop` ended the relay first; `stop` returns the counters, closes `plain` and resets the
+ * sealed side.
  */
 export function relaySealed(plain: Socket, sealed: Socket, keys: SealedKeys, idleTimeoutMs: number, onEnd: (end: PairEnd) => void): () => PairCounters {
   const sealer = new RecordSealer(keys.sealKey, keys.sealIv, keys.sealSeq);
@@ -99,7 +100,7 @@ export function relaySealed(plain: Socket, sealed: Socket, keys: SealedKeys, idl
     const c = counters();
     over = true;
     plain.setTimeout(0);
-    plain.resetAndDestroy();
+    plain.destroy(); // as relayTcp's stop; a caller that wants an RST resets it first
     sealed.resetAndDestroy();
     return c;
   };
