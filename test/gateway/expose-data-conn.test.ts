@@ -51,10 +51,10 @@ async function agentOn(t: TestContext, config: AgentConfig, streamDatapath: Stre
 }
 
 /** A gateway, an agent exposing a local TCP service (its sockets to `onSocket`), the public port. */
-async function expose(t: TestContext, onSocket: (s: net.Socket) => void, opts: { agentExtra?: string; local?: number; via?: (gwPort: number) => Promise<number> } = {}) {
+async function expose(t: TestContext, onSocket: (s: net.Socket) => void, opts: { agentExtra?: string; gatewayExtra?: string; local?: number; via?: (gwPort: number) => Promise<number> } = {}) {
   const dp = datapathOf(t)!;
   const local = opts.local ?? (await tcpServer(t, onSocket)).port;
-  const gw = await gatewayOn(t, gatewayConfig(), dp);
+  const gw = await gatewayOn(t, gatewayConfig(opts.gatewayExtra ?? ''), dp);
   const port = await freePort();
   const reach = opts.via ? await opts.via(gw.port) : gw.port;
   const agent = await agentOn(t, agentConfig({ port: reach, fingerprint: gw.fingerprint }, `    svc: { local: 127.0.0.1:${local}, remote: tcp://127.0.0.1:${port} }`, opts.agentExtra ?? ''), dp);
@@ -215,4 +215,18 @@ test('data connections: the pool refills as streams use it', async (t) => {
   }
   assert.equal(gw.gateway.counters.dataConnStreams, 5, 'every stream on a data connection');
   assert.equal(gw.gateway.counters.dataConnAccepted >= 7, true, '2 first, then one new per stream');
+});
+
+test('data connections: one that sends "S" and nothing more is closed at the handshake timeout, counted, its pre-auth slot freed', async (t) => {
+  const { gw, port } = await expose(t, (s) => s.pipe(s), { gatewayExtra: '  handshakeTimeout: 300ms\n' });
+  const s = net.connect(gw.port, '127.0.0.1');
+  s.on('error', () => {});
+  s.write('S');
+  await waitFor(() => gw.gateway.pendingHandshakes === 1, 'the silent connection holds a pre-auth slot');
+  await new Promise((r) => s.once('close', r));
+  assert.equal(gw.gateway.counters.dataConnRefused.timeout, 1);
+  assert.equal(gw.gateway.pendingHandshakes, 0);
+  const c = await tcpConnect(t, port);
+  c.end('after');
+  assert.equal((await readAll(c)).toString(), 'after');
 });
