@@ -69,7 +69,11 @@ export class RecordReader {
   #key: Buffer;
   #iv: Buffer;
   #seq: number;
-  #pending: Buffer | undefined;
+  /** Bytes of an incomplete record (views of the pushed chunks, joined once the record is whole). */
+  readonly #parts: Buffer[] = [];
+  #have = 0;
+  /** Bytes the incomplete record needs in all, once its header is in (0 before). */
+  #need = 0;
   #ended = false;
 
   constructor(key: Buffer, iv: Buffer, seq: number) {
@@ -85,21 +89,35 @@ export class RecordReader {
 
   /** Bytes of a record not complete yet (a FIN now is a truncation). */
   get partial(): number {
-    return this.#pending?.length ?? 0;
+    return this.#have;
   }
 
-  /** The records completed by `chunk`, opened; throws SealedRecordError. */
+  /** The records completed by `chunk`, opened; throws SealedRecordError. Keeps views of `chunk` (never reused by sockets). */
   push(chunk: Buffer, out: RecordEvent[] = []): RecordEvent[] {
-    let buf = this.#pending ? Buffer.concat([this.#pending, chunk]) : chunk;
-    this.#pending = undefined;
+    if (this.#have > 0) {
+      this.#parts.push(chunk);
+      this.#have += chunk.length;
+      if (this.#need === 0 && this.#have >= DATA_RECORD_HEADER_BYTES) {
+        const head = Buffer.concat(this.#parts, DATA_RECORD_HEADER_BYTES);
+        this.#need = DATA_RECORD_OVERHEAD_BYTES + readRecordHeader(head, 0).length;
+      }
+      if (this.#need === 0 || this.#have < this.#need) return out;
+      chunk = Buffer.concat(this.#parts, this.#have);
+      this.#parts.length = 0;
+      this.#have = 0;
+      this.#need = 0;
+    }
     let at = 0;
-    while (buf.length - at >= DATA_RECORD_HEADER_BYTES) {
+    while (chunk.length - at >= DATA_RECORD_HEADER_BYTES) {
       if (this.#ended) throw new SealedRecordError('ESEALED_FORMAT', 'bytes after END');
-      const h = readRecordHeader(buf, at);
+      const h = readRecordHeader(chunk, at);
       const size = DATA_RECORD_OVERHEAD_BYTES + h.length;
-      if (buf.length - at < size) break;
+      if (chunk.length - at < size) {
+        this.#need = size;
+        break;
+      }
       if (h.type === DataRecordType.hello) throw new SealedRecordError('ESEALED_FORMAT', 'HELLO after the hello');
-      const plain = openRecord(this.#key, this.#iv, this.#seq++, buf, at, h.length);
+      const plain = openRecord(this.#key, this.#iv, this.#seq++, chunk, at, h.length);
       at += size;
       if (h.type === DataRecordType.data) out.push({ kind: 'data', data: plain });
       else if (h.type === DataRecordType.end) {
@@ -113,9 +131,10 @@ export class RecordReader {
       }
       if (this.#seq > MAX_RECORDS_PER_KEY) throw new SealedRecordError('ESEALED_FORMAT', 'too many records under one key');
     }
-    if (at < buf.length) {
+    if (at < chunk.length) {
       if (this.#ended) throw new SealedRecordError('ESEALED_FORMAT', 'bytes after END');
-      this.#pending = Buffer.from(buf.subarray(at));
+      this.#parts.push(chunk.subarray(at));
+      this.#have = chunk.length - at;
     }
     return out;
   }
