@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { relaySealed } from '../../src/datapath/sealed-relay.js';
 import type { PairEnd } from '../../src/datapath/stream-datapath.js';
 import { dataKeysFromMaterial, RecordSealer } from '../../src/protocol/tunnel/index.js';
+import { waitFor } from '../helpers/net.js';
 
 /**
  * The TypeScript sealed relay on real loopback sockets: client -- [gateway relay] == sealed TCP ==
@@ -140,4 +141,33 @@ test('sealed relay: records then END reach the client as bytes then a FIN; the c
   assert.deepEqual([e.reason, e.bytesToClient, e.bytesFromClient], ['upstream-closed', 11, 0]);
   await once(raw, 'end');
   assert.equal(Buffer.concat(fromRelay)[0], 2, 'an END record, then the close');
+});
+
+test('sealed relay: a server that does not read pauses the client side; nothing is buffered without bound', async (t) => {
+  const material = randomBytes(56);
+  const [client, plainG] = await socketPair(t);
+  const [sealedG, sealedA] = await socketPair(t);
+  const [plainA, server] = await socketPair(t);
+  relaySealed(plainG, sealedG, dataKeysFromMaterial(material, 'gateway'), 0, () => {});
+  relaySealed(plainA, sealedA, dataKeysFromMaterial(material, 'agent'), 0, () => {});
+  server.pause();
+  const block = Buffer.alloc(1 << 20, 1);
+  let written = 0;
+  const total = 64 << 20;
+  const pump = () => {
+    while (written < total && client.write(block)) written += block.length;
+  };
+  client.on('drain', () => {
+    written += block.length;
+    pump();
+  });
+  pump();
+  await waitFor(() => plainG.isPaused() && plainA.writableLength > 0, 'the relays paused their readers');
+  const stalled = plainG.bytesRead;
+  assert.ok(stalled < total / 2, `the gateway side read ${stalled} of ${total} bytes while the server read nothing`);
+  // Once the server reads, everything arrives.
+  let got = 0;
+  server.on('data', (d: Buffer) => (got += d.length));
+  server.resume();
+  await waitFor(() => got >= total, 'the rest arrived once the server read', 20_000);
 });
