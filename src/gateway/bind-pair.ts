@@ -1,9 +1,11 @@
+import { isIP } from 'node:net';
 import tls from 'node:tls';
 import { formatHostPort, type Endpoint } from '../core/address.js';
 import { errnoCode, SluiceError } from '../core/errors.js';
 import type { GatewayConfig } from '../config/expose-config.js';
 import type { ListenerReceiver, UdpDatapath, UdpListener } from '../datapath/udp-datapath.js';
 import type { StreamConn, StreamDatapath, StreamListener } from '../datapath/stream-datapath.js';
+import { jsStreamDatapath } from '../datapath/js-stream-datapath.js';
 import { TUNNEL_ALPN, TUNNEL_ALPN_DATA, TUNNEL_CIPHERSUITES } from '../protocol/tunnel/index.js';
 import type { GatewayCertificate } from './certificate.js';
 
@@ -47,7 +49,8 @@ export async function bindPair(
     });
     let front: StreamListener;
     try {
-      front = await streams.listen(host, port, onConnection);
+      // A listen host that is a name (not an IP literal) is bound by Node's net, which resolves it.
+      front = await (isIP(host) ? streams : jsStreamDatapath).listen(host, port, onConnection);
     } catch (err) {
       throw new SluiceError('SLUICE_ERR_BIND', `gateway: cannot listen on tcp ${formatHostPort(host, port)}: ${errnoCode(err) ?? (err as Error).message}`, { cause: err });
     }
