@@ -22,6 +22,28 @@ const NEVER = new AbortController().signal;
 const FAILED_DIAL_HOLD_MS = 2000;
 
 /**
+ * Answers STREAM_RESET `code` for a stream on data connection `d`, then closes `d` once the gateway
+ * had time to read the reset first (FAILED_DIAL_HOLD_MS, or at shutdown).
+ */
+export function refuseDataStream(
+  clock: Clock,
+  d: AgentDataConn,
+  code: StreamResetCode,
+  answer: (reset?: StreamResetCode) => void,
+  started: (stop: (reason: 'shutdown') => void) => void,
+  ended: (stop: (reason: 'shutdown') => void) => void,
+): void {
+  answer(code);
+  const close = () => {
+    hold.cancel();
+    d.conn.destroy();
+    ended(close);
+  };
+  const hold = clock.setTimeout(close, FAILED_DIAL_HOLD_MS);
+  started(close);
+}
+
+/**
  * One stream on a data connection at the agent (docs/tunnel-protocol.md, "Data connections"):
  * dials the local service on the stream datapath, writes the PROXY header when configured, joins
  * it to the data connection (pipeSealed, or the TypeScript relay), then answers STREAM_ACCEPT; a
@@ -40,16 +62,7 @@ export function serveLocalDataStream(
   started: (stop: (reason: 'shutdown') => void) => void,
   ended: (stop: (reason: 'shutdown') => void) => void,
 ): void {
-  const failed = (err: unknown) => {
-    answer(resetCodeFor(err));
-    const close = () => {
-      hold.cancel();
-      d.conn.destroy();
-      ended(close);
-    };
-    const hold = clock.setTimeout(close, FAILED_DIAL_HOLD_MS);
-    started(close);
-  };
+  const failed = (err: unknown) => refuseDataStream(clock, d, resetCodeFor(err), answer, started, ended);
   const join = (local: StreamConn) => {
     const header = proxyHeader(c.proxyProtocol, m.client, m.server);
     if (header) local.writeFirst(header);

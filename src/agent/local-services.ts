@@ -13,7 +13,7 @@ import { FairSlot, slotDrops, type SendBudget } from '../upstream/agent/send-bud
 import { AdmissionLimits } from '../admission/limits.js';
 import type { SessionBudget, TunnelEnd } from '../datapath/offload.js';
 import { serveLocalStream } from './local-stream.js';
-import { serveLocalDataStream } from './local-data-stream.js';
+import { refuseDataStream, serveLocalDataStream } from './local-data-stream.js';
 import type { AgentDataConn } from './data-conn-pool.js';
 import type { StreamDatapath } from '../datapath/stream-datapath.js';
 import { jsStreamDatapath } from '../datapath/js-stream-datapath.js';
@@ -316,12 +316,10 @@ export class LocalServices implements DatagramSink {
   onDataStreamOpen(m: StreamOpen, d: AgentDataConn | undefined, answer: (reset?: StreamResetCode) => void): void {
     const svc = this.#byId.get(m.serviceId);
     const target = svc && svc.config.transport === 'tcp' ? svc.localFor(m.server.port) : undefined;
-    if (!d || target === undefined) {
-      d?.conn.destroy();
-      return answer(d ? 'unknown-service' : 'internal');
-    }
     const started = (stop: (reason: 'shutdown') => void) => this.#stops.add(stop);
     const ended = (stop: (reason: 'shutdown') => void) => this.#stops.delete(stop);
+    if (!d) return answer('internal');
+    if (target === undefined) return refuseDataStream(this.deps.clock, d, 'unknown-service', answer, started, ended);
     serveLocalDataStream(this.deps.streamDialer, this.deps.streamDatapath ?? jsStreamDatapath, this.deps.clock, svc!.config, target, m, d, answer, started, ended);
   }
 
