@@ -10,6 +10,7 @@ import { DirectDatagramDialer } from '../upstream/direct/udp-dialer.js';
 import { systemResolver, type Resolver } from '../upstream/direct/resolve.js';
 import type { DatagramDialer, StreamDialer } from '../upstream/dialer.js';
 import type { UdpDatapath } from '../datapath/udp-datapath.js';
+import type { StreamDatapath } from '../datapath/stream-datapath.js';
 import { jsDatapath } from '../datapath/js-datapath.js';
 import type { UdpSession } from '../session/udp-session.js';
 import { AgentDatagramPath, type AgentDatagramCounters, type DatagramMode, type DatagramSink } from './datagram-path.js';
@@ -36,6 +37,8 @@ export interface AgentDeps {
   readonly datagramDialer?: DatagramDialer;
   /** How the datagram socket to the gateway moves packets (the node's; js when absent). */
   readonly datapath?: UdpDatapath;
+  /** How data connections and their local services are dialed (the node's stream datapath; js when absent). */
+  readonly streamDatapath?: StreamDatapath;
   /** For tests: a fixed source of randomness for the backoff jitter. */
   readonly random?: () => number;
   /** Admission, flow ids and datapath for the `connect` listeners (the node's); none when absent. */
@@ -113,6 +116,7 @@ export class Agent {
       random: deps.random,
       counters: this.counters,
       signal: this.#abort.signal,
+      ...(deps.streamDatapath ? { streamDatapath: deps.streamDatapath } : {}),
       config: () => this.#config,
       ca: () => this.#ca,
       carriesPeers: (home) => this.#carriesPeers(home),
@@ -365,6 +369,7 @@ export class Agent {
       events,
       nextFlowId: this.deps.nextFlowId,
       streamDialer: this.deps.streamDialer ?? new DirectStreamDialer(undefined, { clock }),
+      ...(this.deps.streamDatapath ? { streamDatapath: this.deps.streamDatapath } : {}),
       datagramDialer: this.deps.datagramDialer ?? new DirectDatagramDialer(),
       send: (tag, payload) => {
         if (!(carries() && peers.sendExposed(tag, payload))) path.send(tag, payload);

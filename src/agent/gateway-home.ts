@@ -5,13 +5,16 @@ import type { Clock, Timer } from '../core/clock.js';
 import type { AgentConfig } from '../config/expose-config.js';
 import type { EventStream } from '../observe/events.js';
 import { Backoff } from '../core/backoff.js';
-import type { ControlMessage, RefusalCode } from '../protocol/tunnel/index.js';
+import { TUNNEL_ALPN_DATA, type ControlMessage, type RefusalCode } from '../protocol/tunnel/index.js';
 import { resolveDestination, systemResolver, type Resolver } from '../upstream/direct/resolve.js';
 import type { ControlChannel } from '../upstream/agent/control-channel.js';
 import { StreamMux } from '../upstream/agent/stream-mux.js';
 import type { AgentDatagramPath } from './datagram-path.js';
 import { nextAgentState, type AgentState } from './agent-state.js';
 import { connectToGateway, GatewayConnectError, type ConnectFailure } from './gateway-connection.js';
+import { DataConnPool } from './data-conn-pool.js';
+import type { StreamDatapath } from '../datapath/stream-datapath.js';
+import { jsStreamDatapath } from '../datapath/js-stream-datapath.js';
 import type { ExposedService, LocalServices } from './local-services.js';
 import type { PeerControl } from './peers.js';
 import { poolTrailer, startLocalChecks } from './pool-membership.js';
@@ -36,6 +39,8 @@ export interface HomeHost {
   readonly random?: () => number;
   readonly counters: AgentCounters;
   readonly signal: AbortSignal;
+  /** How data connections to the gateway are dialed (the node's stream datapath; js when absent). */
+  readonly streamDatapath?: StreamDatapath;
   config(): AgentConfig;
   ca(): Buffer | undefined;
   /** Whether this home's messages and datagrams concern the peers (it carries them now). */
@@ -64,6 +69,8 @@ export class GatewayHome {
   #backoff: Backoff;
   /** Wall ms when the current connection authenticated; undefined while not connected. */
   connectedSince: number | undefined;
+  /** The idle data connections of the current control connection, when the gateway agreed to them. */
+  dataConns: DataConnPool | undefined;
   lastDisconnect: { readonly failure: ConnectFailure | 'lost'; readonly message: string; readonly at: number } | undefined;
   /** The gateway's address this home last connected to (after resolving), for the views. */
   address: string | undefined;
@@ -204,6 +211,7 @@ export class GatewayHome {
       datagramKeyId: keyId,
       resumeKeyId: this.path.gatewayKeyId,
       streamWindow: cfg.streamWindow,
+      dataConnections: cfg.dataConnections > 0,
       timeoutMs: CONNECT_TIMEOUT_MS,
       clock,
       signal: this.host.signal,
@@ -233,7 +241,25 @@ export class GatewayHome {
       this.local.onStreamOpen(stream, m, (s) => mux.accept(s)),
     );
     const pending = new Map<number, ExposedService>();
+    // Data connections when the gateway agreed to them (docs/tunnel-protocol.md, "Data connections").
+    const dataConns = socket.alpnProtocol === TUNNEL_ALPN_DATA
+      ? new DataConnPool({
+          datapath: this.host.streamDatapath ?? jsStreamDatapath,
+          gateway: { address: gwIp, port: remote.port, family: canonicalIp(gwIp)?.family ?? 4 },
+          tls: socket,
+          size: cfg.dataConnections,
+          clock,
+          dialTimeoutMs: CONNECT_TIMEOUT_MS,
+        })
+      : undefined;
+    this.dataConns = dataConns;
     channel.onMessage((m: ControlMessage) => {
+      if (m.type === 'stream-open' && m.dataConnection !== undefined) {
+        const id = m.streamId;
+        return this.local.onDataStreamOpen(m, dataConns?.take(m.dataConnection), (code) =>
+          channel.send(code === undefined ? { type: 'stream-accept', streamId: id } : { type: 'stream-reset', streamId: id, code }),
+        );
+      }
       if (mux.handle(m)) return;
       if (this.host.peerMessage(this, m)) return;
       switch (m.type) {
@@ -294,6 +320,8 @@ export class GatewayHome {
     });
     events.emit({ type: 'agent-connected', at: clock.wallNow(), gateway: formatHostPort(remote.address, remote.port), resumed: authOk.resumed });
     const end = await channel.ended;
+    dataConns?.close();
+    this.dataConns = undefined;
     this.host.down(this);
     this.#channel = null;
     mux.destroyAll();

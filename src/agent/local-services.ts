@@ -2,7 +2,7 @@ import { ipv4PortKey, type Endpoint, type HostPort } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import type { ExposeConfig } from '../config/expose-config.js';
 import type { EventStream } from '../observe/events.js';
-import type { DatagramOrigin, StreamOpen } from '../protocol/tunnel/index.js';
+import type { DatagramOrigin, StreamOpen, StreamResetCode } from '../protocol/tunnel/index.js';
 import { UdpSessionTable, type UdpClientSide } from '../session/udp-session-table.js';
 import type { UdpSession } from '../session/udp-session.js';
 import { udpLimits, type UdpSessionPolicy } from '../session/session-policy.js';
@@ -13,6 +13,10 @@ import { FairSlot, slotDrops, type SendBudget } from '../upstream/agent/send-bud
 import { AdmissionLimits } from '../admission/limits.js';
 import type { SessionBudget, TunnelEnd } from '../datapath/offload.js';
 import { serveLocalStream } from './local-stream.js';
+import { refuseDataStream, serveLocalDataStream } from './local-data-stream.js';
+import type { AgentDataConn } from './data-conn-pool.js';
+import type { StreamDatapath } from '../datapath/stream-datapath.js';
+import { jsStreamDatapath } from '../datapath/js-stream-datapath.js';
 import { StringPool } from '../session/string-pool.js';
 
 export interface LocalServicesDeps {
@@ -21,6 +25,8 @@ export interface LocalServicesDeps {
   readonly events: EventStream;
   readonly nextFlowId: () => number;
   readonly streamDialer: StreamDialer;
+  /** How local services are dialed for streams on data connections (the node's; js when absent). */
+  readonly streamDatapath?: StreamDatapath;
   readonly datagramDialer: DatagramDialer;
   /** Sends one datagram of `tag` to the gateway. */
   readonly send: (tag: number, payload: Buffer) => void;
@@ -300,6 +306,21 @@ export class LocalServices implements DatagramSink {
     const target = svc.localFor(m.server.port);
     if (target === undefined) return stream.reset('unknown-service');
     serveLocalStream(this.deps.streamDialer, svc.config, target, stream, m, accept, (stop) => this.#stops.add(stop), (stop) => this.#stops.delete(stop));
+  }
+
+  /**
+   * A public client whose stream rides data connection `d` (docs/tunnel-protocol.md, "Data
+   * connections"): dial the local service, join it to `d`, then answer accept or reset. Without
+   * `d` (the gateway named a connection this end no longer has) the stream is reset.
+   */
+  onDataStreamOpen(m: StreamOpen, d: AgentDataConn | undefined, answer: (reset?: StreamResetCode) => void): void {
+    const svc = this.#byId.get(m.serviceId);
+    const target = svc && svc.config.transport === 'tcp' ? svc.localFor(m.server.port) : undefined;
+    const started = (stop: (reason: 'shutdown') => void) => this.#stops.add(stop);
+    const ended = (stop: (reason: 'shutdown') => void) => this.#stops.delete(stop);
+    if (!d) return answer('internal');
+    if (target === undefined) return refuseDataStream(this.deps.clock, d, 'unknown-service', answer, started, ended);
+    serveLocalDataStream(this.deps.streamDialer, this.deps.streamDatapath ?? jsStreamDatapath, this.deps.clock, svc!.config, target, m, d, answer, started, ended);
   }
 
   /** Ends every local connection and session. */

@@ -73,7 +73,7 @@ export function serveLocalStream(
   );
 }
 
-function proxyHeader(mode: 'off' | 'v1' | 'v2', client: Endpoint, server: Endpoint): Buffer | undefined {
+export function proxyHeader(mode: 'off' | 'v1' | 'v2', client: Endpoint, server: Endpoint): Buffer | undefined {
   if (mode === 'off') return undefined;
   const addresses = { source: canon(client), destination: canon(server) };
   return mode === 'v1' ? encodeProxyV1(addresses) : encodeProxyV2({ transport: 'STREAM', addresses });
@@ -84,7 +84,7 @@ function canon(e: Endpoint): Endpoint {
   return ip ? { address: ip.address, port: e.port, family: ip.family } : e;
 }
 
-function resetCodeFor(err: unknown): StreamResetCode {
+export function resetCodeFor(err: unknown): StreamResetCode {
   if (isSluiceError(err, 'SLUICE_ERR_DIAL_TIMEOUT')) return 'timeout';
   const cause = isSluiceError(err) ? err.cause : err;
   return errnoCode(cause) === 'ECONNREFUSED' ? 'refused' : 'dial-failed';

@@ -167,6 +167,7 @@ export function exposeSchemas(parts: RouteParts) {
     expose: z.record(serviceName, expose).default({}),
     reconnect: z.strictObject({ initial: duration.prefault('500ms'), max: duration.prefault('30s') }).prefault({}),
     streamWindow: window,
+    dataConnections: z.number().int().min(0).max(64).default(8),
     datagramBudget: datagramBudgetSchema,
     connect: z
       .record(
@@ -348,6 +349,7 @@ export function compileAgent(a: RawAgent): AgentConfig {
     })),
     reconnect: { initialMs: a.reconnect.initial, maxMs: a.reconnect.max },
     streamWindow: a.streamWindow,
+    dataConnections: a.dataConnections,
     connect: Object.entries(a.connect).map(([name, c]) => ({
       name, peer: c.peer, service: c.service, listen: c.listen, path: c.path, udp: udpSettings(c.udp, DEFAULT_REPLY_BUDGET), tcp: tcpSettings(c.tcp),
     })),

@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { once } from 'node:events';
 import { canonicalIp, type Endpoint } from '../core/address.js';
+import { relaySealed } from './sealed-relay.js';
 import type { DialInFlight, StreamConn, StreamDatapath, StreamListener } from './stream-datapath.js';
 
 /**
@@ -47,7 +48,8 @@ export const jsStreamDatapath: StreamDatapath = {
     sock.once('connect', () => {
       if (settled) return;
       settled = true;
-      sock.off('error', fail).removeAllListeners('timeout').setTimeout(0);
+      // Errors before a relay starts (an idle connection reset by its peer) are the relay's to see.
+      sock.off('error', fail).on('error', ignore).removeAllListeners('timeout').setTimeout(0);
       done(undefined, new JsStreamConn(sock));
     });
     return {
@@ -60,10 +62,9 @@ export const jsStreamDatapath: StreamDatapath = {
   },
 
   pipe: () => undefined,
-  // No sealed join here: the caller relays with the TypeScript sealed relay over Node sockets.
-  pipeSealed(): undefined {
-    return undefined;
-  },
+
+  /** The TypeScript sealed relay over the two sockets (sealed-relay.ts). */
+  pipeSealed: (plain, sealed, keys, idleTimeoutMs, onEnd) => relaySealed(plain.socket(), sealed.socket(), keys, idleTimeoutMs, onEnd),
 };
 
 function ignore(): void {}

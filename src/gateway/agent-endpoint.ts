@@ -7,7 +7,10 @@ import type { GatewayConfig } from '../config/expose-config.js';
 import { PendingSlots } from '../admission/pending-slots.js';
 import { RefusalHold } from '../admission/refusal-hold.js';
 import { sourceKey } from '../admission/source-key.js';
-import { TUNNEL_ALPN } from '../protocol/tunnel/index.js';
+import { DATA_HELLO_BYTES, DATA_HELLO_FIRST_BYTE, TUNNEL_ALPN, TUNNEL_ALPN_DATA } from '../protocol/tunnel/index.js';
+import type { StreamConn } from '../datapath/stream-datapath.js';
+import { readConnPrefix, socketWithPrefix } from './conn-prefix.js';
+import type { DataConnRefusal } from './data-conns.js';
 import { ControlChannel } from '../upstream/agent/control-channel.js';
 import { AuthBackoff } from './auth-backoff.js';
 import type { GatewayCounters } from './counters.js';
@@ -29,6 +32,8 @@ export interface AgentEndpointDeps {
   refused(remote: Endpoint, outcome: AuthRefusal): void;
   /** An agent proved its token on `channel`; the gateway registers it. */
   authenticated(channel: ControlChannel, outcome: Authenticated, remote: Endpoint): void;
+  /** A data connection's 48-byte hello (data-conns.ts): kept (undefined) or why not (the endpoint closes it). */
+  dataConnection?(hello: Buffer, conn: StreamConn): DataConnRefusal | undefined;
 }
 
 /**
@@ -57,10 +62,9 @@ export class AgentEndpoint {
     );
   }
 
-  /** Takes the connections of the bound TCP listener and hands the admitted ones to `server` for TLS. */
-  serve(front: net.Server, server: tls.Server): void {
-    front.on('connection', (raw: net.Socket) => this.#onConnection(raw, server));
-    front.on('error', () => {});
+  /** The TLS server the admitted control connections go to; events wired once. */
+  serve(server: tls.Server): void {
+    this.#server = server;
     server.on('secureConnection', (s: tls.TLSSocket) => this.#onSecure(s));
     server.on('tlsClientError', (_err, socket: tls.TLSSocket) => {
       this.deps.counters.tlsErrors++;
@@ -69,6 +73,11 @@ export class AgentEndpoint {
     });
     server.on('error', () => {});
   }
+
+  /** One connection of the bound TCP listener, unread (the listener's `onConnection`). */
+  readonly accept = (conn: StreamConn): void => this.#onConnection(conn);
+
+  #server: tls.Server | undefined;
 
   /** Refused pre-auth connections held open (unread) right now. */
   get held(): number {
@@ -83,8 +92,11 @@ export class AgentEndpoint {
   /** Ends every held, pre-auth and TLS connection (the listener is closed by its owner). */
   close(): void {
     this.#refused.close();
-    for (const s of [...this.#sockets, ...this.#secure]) s.destroy();
+    for (const s of [...this.#sniffing, ...this.#sockets, ...this.#secure]) s.destroy();
   }
+
+  /** Connections whose first bytes are being read (pre-auth, before TLS or the hello check). */
+  readonly #sniffing = new Set<StreamConn>();
 
   /** Raw sockets before their handshake ended (Node emits no 'close' on them once TLS wraps them). */
   readonly #sockets = new Set<net.Socket>();
@@ -95,53 +107,85 @@ export class AgentEndpoint {
   /** Marks a pre-auth connection's TLS as done (it then outranks connections still in TLS). */
   readonly #advances = new Map<string, () => void>();
 
-  #onConnection(raw: net.Socket, server: tls.Server): void {
+  #onConnection(conn: StreamConn): void {
     // Counted per source key (IPv6 per /64 by default, as every per-source limit); preferred by the
     // exact address an agent authenticated from.
-    const ip = canonicalIp(raw.remoteAddress ?? '');
-    const source = ip ? sourceKey(ip, this.deps.config.services.sourcePrefix) : '?';
-    const key = `${raw.remoteAddress}|${raw.remotePort}`;
-    if (ip && this.deps.banned?.({ address: ip.address, port: raw.remotePort ?? 0, family: ip.family }) !== undefined) {
+    const ip = conn.remote;
+    if (!ip || !this.#server) return conn.destroy();
+    const source = sourceKey(ip, this.deps.config.services.sourcePrefix);
+    if (this.deps.banned?.(ip) !== undefined) {
       // Held unread like a capped connection, so a banned agent cannot spin reconnecting.
       this.deps.counters.preAuthBanned++;
-      this.#refused.refuse(raw, source);
+      this.#refused.refuse(conn.socket(), source);
       return;
     }
-    const admitted = this.deps.closing() ? undefined : this.#pending.admit(source, ip !== undefined && this.#knownSources.has(ip.address), () => {
+    let raw: net.Socket | undefined;
+    let key = '';
+    const admitted = this.deps.closing() ? undefined : this.#pending.admit(source, this.#knownSources.has(ip.address), () => {
       this.deps.counters.preAuthEvicted++;
       this.#releases.get(key)?.();
-      raw.destroy();
+      release();
+      (raw ?? conn).destroy();
     });
     if (!admitted?.ok) {
       this.deps.counters.preAuthCapped++;
-      this.#refused.refuse(raw, source);
+      this.#refused.refuse(conn.socket(), source);
       return;
     }
     const slot = admitted.slot;
-    this.#sockets.add(raw);
     let released = false;
+    let expire!: () => void;
+    const expired = new Promise<void>((resolve) => (expire = resolve));
     // Node hands the raw socket to a TLSSocket and emits no 'close' on it afterwards, so the slot
     // is also freed by this timer: nothing may stay pre-auth longer than the handshake timeout.
     const deadline = this.deps.clock.setTimeout(() => {
+      expire();
       if (released) return;
       release();
-      raw.destroy();
+      (raw ?? conn).destroy();
     }, this.deps.config.handshakeTimeoutMs + 100);
     const release = () => {
       if (released) return;
       released = true;
       deadline.cancel();
-      this.#sockets.delete(raw);
+      if (raw) this.#sockets.delete(raw);
       this.#releases.delete(key);
       this.#advances.delete(key);
       slot.release();
     };
-    this.#releases.set(key, release);
-    this.#advances.set(key, () => slot.advance(1));
-    raw.once('close', release);
-    raw.on('error', () => {});
-    raw.setNoDelay(true); // stream frames are latency-bound; TLS records already batch
-    server.emit('connection', raw);
+    // The first byte tells a data connection ("SLD1") from a control connection (a TLS record).
+    this.#sniffing.add(conn);
+    void readConnPrefix(conn, 1, expired).then((first) => {
+      this.#sniffing.delete(conn);
+      if (released) return;
+      if (!first) {
+        release();
+        return conn.destroy();
+      }
+      if (first[0] === DATA_HELLO_FIRST_BYTE && this.deps.dataConnection) return this.#onDataConnection(conn, first, expired, release);
+      raw = socketWithPrefix(conn, first);
+      key = `${raw.remoteAddress}|${raw.remotePort}`;
+      this.#sockets.add(raw);
+      this.#releases.set(key, release);
+      this.#advances.set(key, () => slot.advance(1));
+      raw.once('close', release);
+      raw.on('error', () => {});
+      raw.setNoDelay(true); // stream frames are latency-bound; TLS records already batch
+      this.#server!.emit('connection', raw);
+    });
+  }
+
+  /** A data connection: its hello within the handshake deadline, then the gateway's check (data-conns.ts). */
+  #onDataConnection(conn: StreamConn, first: Buffer, expired: Promise<void>, release: () => void): void {
+    this.#sniffing.add(conn);
+    void readConnPrefix(conn, DATA_HELLO_BYTES - 1, expired).then((rest) => {
+      this.#sniffing.delete(conn);
+      release();
+      const refusal = rest ? this.deps.dataConnection!(Buffer.concat([first, rest]), conn) : 'timeout';
+      if (refusal === undefined) return;
+      this.deps.counters.dataConnRefused[refusal]++;
+      conn.destroy();
+    });
   }
 
   #onSecure(socket: tls.TLSSocket): void {
@@ -154,7 +198,7 @@ export class AgentEndpoint {
     socket.once('close', () => this.#secure.delete(socket));
     const ip = canonicalIp(socket.remoteAddress ?? '');
     const remote: Endpoint = { address: ip?.address ?? '0.0.0.0', port: socket.remotePort ?? 0, family: ip?.family ?? 4 };
-    if (socket.alpnProtocol !== TUNNEL_ALPN) {
+    if (socket.alpnProtocol !== TUNNEL_ALPN && socket.alpnProtocol !== TUNNEL_ALPN_DATA) {
       this.deps.counters.tlsErrors++;
       socket.destroy();
       return;

@@ -22,6 +22,8 @@ import type { PeerRelay } from './peer-relay.js';
 import type { RelayedLink } from './peer-flows.js';
 import { AgentUdp, type KeySet } from './agent-udp.js';
 import { OffloadGroup, type TunnelEnd } from '../datapath/offload.js';
+import { DataConnStream } from '../upstream/agent/data-conn-stream.js';
+import type { LinkDataConns } from './data-conns.js';
 
 /** A public listener of one of the agent's services. */
 export interface PublishedService {
@@ -108,6 +110,10 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
   readonly budget: SendBudget;
   /** Sessions forwarded in the native batch: closed when the keys or the agent's address change. */
   readonly #offloads = new OffloadGroup();
+  /** The current control connection's data connections, when it negotiated them (data-conns.ts). */
+  dataConns: LinkDataConns | undefined;
+  /** Streams on data connections now (counted with the multiplexed ones against `maxStreams`). */
+  #dataStreams = 0;
 
   constructor(
     readonly name: string,
@@ -160,7 +166,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
   }
 
   get streams(): number {
-    return this.#mux?.size ?? 0;
+    return (this.#mux?.size ?? 0) + this.#dataStreams;
   }
 
   /**
@@ -253,8 +259,16 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
   }
 
   openStreamEarly(serviceId: number, client: Endpoint, server: Endpoint, opts: DialOptions, settled: (err?: SluiceError) => void): Duplex {
-    if (!this.#mux || this.#state !== 'attached') throw new SluiceError('SLUICE_ERR_DIAL_FAILED', `agent "${this.name}" is not connected`);
-    return this.#mux.openEarly(serviceId, client, server, opts.timeoutMs, settled);
+    const mux = this.#mux;
+    if (!mux || this.#state !== 'attached') throw new SluiceError('SLUICE_ERR_DIAL_FAILED', `agent "${this.name}" is not connected`);
+    // On an idle data connection when the caller joins one and the agent has one; else multiplexed.
+    const d = opts.connRelay && this.streams < this.host.maxStreams ? this.dataConns?.take() : undefined;
+    if (!d) return mux.openEarly(serviceId, client, server, opts.timeoutMs, settled);
+    this.#dataStreams++;
+    this.host.counters.dataConnStreams++;
+    const stream = new DataConnStream(d.conn, d.keys, () => void this.#dataStreams--);
+    stream.cancel = mux.openOnData(serviceId, client, server, d.counter, opts.timeoutMs, (err) => stream.answered(err, settled));
+    return stream;
   }
 
   openDatagram(serviceId: number, client: Endpoint, receiver: DatagramReceiver, retag = true, port?: number): Connectee {

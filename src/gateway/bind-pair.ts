@@ -1,29 +1,39 @@
-import { once } from 'node:events';
-import net from 'node:net';
+import { isIP } from 'node:net';
 import tls from 'node:tls';
-import { canonicalIp, formatHostPort, type Endpoint } from '../core/address.js';
+import { formatHostPort, type Endpoint } from '../core/address.js';
 import { errnoCode, SluiceError } from '../core/errors.js';
 import type { GatewayConfig } from '../config/expose-config.js';
 import type { ListenerReceiver, UdpDatapath, UdpListener } from '../datapath/udp-datapath.js';
-import { TUNNEL_ALPN, TUNNEL_CIPHERSUITES } from '../protocol/tunnel/index.js';
+import type { StreamConn, StreamDatapath, StreamListener } from '../datapath/stream-datapath.js';
+import { jsStreamDatapath } from '../datapath/js-stream-datapath.js';
+import { TUNNEL_ALPN, TUNNEL_ALPN_DATA, TUNNEL_CIPHERSUITES } from '../protocol/tunnel/index.js';
 import type { GatewayCertificate } from './certificate.js';
 
 /**
  * TLS on `listen`, then UDP on the same port number (a port 0 listen retries until both fit). A
- * plain TCP listener accepts and hands to TLS only the connections the pre-auth slots admit, so a
+ * plain TCP listener (on the stream datapath, so data connections stay its connections) accepts and
+ * hands to TLS only the connections the pre-auth slots admit, so a
  * refused one costs no TLS state, and its backlog is deep enough that a flood of refused
  * reconnects does not crowd legitimate SYNs out of the kernel's accept queue.
  */
 /** The gateway's two sockets on one port number: the agent endpoint (TCP, then TLS) and the shared UDP port. */
 export interface BoundPair {
   readonly server: tls.Server;
-  readonly front: net.Server;
+  /** The TCP listener on the stream datapath: control connections (TLS) and data connections. */
+  readonly front: StreamListener;
   readonly udp: UdpListener;
   readonly tcp: Endpoint;
   readonly udpLocal: Endpoint;
 }
 
-export async function bindPair(config: GatewayConfig, cert: GatewayCertificate, datapath: UdpDatapath, receiver: ListenerReceiver): Promise<BoundPair> {
+export async function bindPair(
+  config: GatewayConfig,
+  cert: GatewayCertificate,
+  datapath: UdpDatapath,
+  receiver: ListenerReceiver,
+  streams: StreamDatapath,
+  onConnection: (conn: StreamConn) => void,
+): Promise<BoundPair> {
   const { host, port } = config.listen;
   for (let attempt = 0; ; attempt++) {
     const server = tls.createServer({
@@ -32,31 +42,28 @@ export async function bindPair(config: GatewayConfig, cert: GatewayCertificate, 
       minVersion: 'TLSv1.3',
       ciphers: TUNNEL_CIPHERSUITES,
       honorCipherOrder: true,
-      ALPNProtocols: [TUNNEL_ALPN],
+      // The gateway's order wins: data connections with agents that offer them (constants.ts).
+      ALPNProtocols: [TUNNEL_ALPN_DATA, TUNNEL_ALPN],
       handshakeTimeout: config.handshakeTimeoutMs,
       allowHalfOpen: false,
     });
-    const front = net.createServer({ pauseOnConnect: true, noDelay: true });
+    let front: StreamListener;
     try {
-      const listening = once(front, 'listening');
-      front.listen({ host, port, exclusive: true, backlog: 4096 });
-      await listening;
+      // A listen host that is a name (not an IP literal) is bound by Node's net, which resolves it.
+      front = await (isIP(host) ? streams : jsStreamDatapath).listen(host, port, onConnection);
     } catch (err) {
-      front.close();
       throw new SluiceError('SLUICE_ERR_BIND', `gateway: cannot listen on tcp ${formatHostPort(host, port)}: ${errnoCode(err) ?? (err as Error).message}`, { cause: err });
     }
-    const a = front.address() as net.AddressInfo;
+    const tcp = front.local;
     let udp: UdpListener;
     try {
-      udp = await datapath.listen(host, a.port, receiver);
+      udp = await datapath.listen(host, tcp.port, receiver);
     } catch (err) {
-      front.close();
+      await front.close();
       if (port === 0 && errnoCode(err) === 'EADDRINUSE' && attempt < 20) continue;
-      throw new SluiceError('SLUICE_ERR_BIND', `gateway: cannot bind udp ${formatHostPort(host, a.port)}: ${errnoCode(err) ?? (err as Error).message}`, { cause: err });
+      throw new SluiceError('SLUICE_ERR_BIND', `gateway: cannot bind udp ${formatHostPort(host, tcp.port)}: ${errnoCode(err) ?? (err as Error).message}`, { cause: err });
     }
     udp.coalesce?.(); // agents send their runs with UDP_SEGMENT
-    const ip = canonicalIp(a.address)!;
-    const tcp: Endpoint = { address: ip.address, port: a.port, family: ip.family };
     return { server, front, udp, tcp, udpLocal: udp.local };
   }
 }

@@ -1,6 +1,7 @@
 import type { DatagramRejectReason, RefusalCode, ServiceTransport } from '../protocol/tunnel/index.js';
 import type { HandshakeFailure } from './handshake.js';
 import type { FairDropReason } from '../core/fair-share.js';
+import type { DataConnRefusal } from './data-conns.js';
 
 /**
  * What the gateway counts (cumulative). Read by whoever publishes metrics; the gateway never
@@ -18,6 +19,12 @@ export interface GatewayCounters {
   /** Pre-auth connections closed to make room for a newcomer (the table was full; docs/security.md). */
   preAuthEvicted: number;
   tlsErrors: number;
+  /** Data connections kept idle for streams (docs/tunnel-protocol.md, "Data connections"). */
+  dataConnAccepted: number;
+  /** Data connections closed before use, by reason. */
+  dataConnRefused: Record<DataConnRefusal, number>;
+  /** Exposed TCP streams carried on a data connection (the others ride the control connection). */
+  dataConnStreams: number;
   publishOk: number;
   publishRefused: Partial<Record<string, number>>;
   keepalives: number;
@@ -59,6 +66,9 @@ export function newGatewayCounters(): GatewayCounters {
     preAuthBanned: 0,
     preAuthEvicted: 0,
     tlsErrors: 0,
+    dataConnAccepted: 0,
+    dataConnRefused: { 'bad-hello': 0, 'unknown-token': 0, replayed: 0, forged: 0, timeout: 0, 'pool-full': 0 },
+    dataConnStreams: 0,
     publishOk: 0,
     publishRefused: {},
     keepalives: 0,

@@ -6,11 +6,14 @@ import type { Clock } from '../core/clock.js';
 import type { GatewayConfig } from '../config/expose-config.js';
 import type { EventStream } from '../observe/events.js';
 import {
-  computeGatewayProof, exportDatagramKeys, readUnverifiedHeader,
+  computeGatewayProof, exportDatagramKeys, exportDataToken, readUnverifiedHeader, TUNNEL_ALPN_DATA,
   type RefusalCode,
 } from '../protocol/tunnel/index.js';
 import type { ListenerReceiver, UdpDatapath } from '../datapath/udp-datapath.js';
 import { jsDatapath } from '../datapath/js-datapath.js';
+import { jsStreamDatapath } from '../datapath/js-stream-datapath.js';
+import type { StreamDatapath } from '../datapath/stream-datapath.js';
+import { DataConnRegistry, LinkDataConns } from './data-conns.js';
 import type { ChannelEnd, ControlChannel } from '../upstream/agent/control-channel.js';
 import { AgentLink, type LinkHost } from './agent-link.js';
 import type { KeySet } from './agent-udp.js';
@@ -53,6 +56,8 @@ export interface GatewayDeps {
   readonly datapath?: UdpDatapath;
   /** Why a source is banned (docs/bans.md), or undefined: its connections are refused before TLS. */
   readonly banned?: (client: Endpoint) => string | undefined;
+  /** How the agent endpoint's TCP port accepts (the node's; js when absent): data connections stay its connections. */
+  readonly streamDatapath?: StreamDatapath;
 }
 
 /**
@@ -67,6 +72,8 @@ export class Gateway {
   readonly counters: GatewayCounters = newGatewayCounters();
   readonly #links = new Map<string, AgentLink>();
   readonly #byKey = new Map<number, { link: AgentLink; keys: KeySet }>();
+  /** The data connections of control connections that negotiated them, by token. */
+  readonly #dataConns = new DataConnRegistry();
   /** TLS connections until their agent authenticated: caps, refusal hold, handshakes. */
   readonly #endpoint: AgentEndpoint;
   readonly #publisher: ServicePublisher;
@@ -100,6 +107,11 @@ export class Gateway {
         }
       },
       authenticated: (channel, o, remote) => this.#authenticated(channel, o, remote),
+      dataConnection: (hello, conn) => {
+        const refusal = this.#dataConns.admit(hello, conn);
+        if (refusal === undefined) this.counters.dataConnAccepted++;
+        return refusal;
+      },
     });
     const routeClosed = (r: RouteRuntime) =>
       deps.events.emit({ type: 'route-down', at: deps.clock.wallNow(), route: r.name, listen: formatListenSpan(r.config.listen, r.config.ports), address: r.local });
@@ -205,7 +217,7 @@ export class Gateway {
 
   #listen(bound: BoundPair): void {
     this.#bound = bound;
-    this.#endpoint.serve(bound.front, bound.server);
+    this.#endpoint.serve(bound.server);
   }
 
   /** The agent endpoint's TCP address (the real port when `listen` said 0). */
@@ -226,7 +238,7 @@ export class Gateway {
     const cert = await loadOrCreateCertificate({ stateDir: config.stateDir, tls: config.tls }, deps.openssl);
     // Nothing the constructor builds holds a socket or a timer: a failed bind leaves nothing behind.
     const g = new Gateway(config, deps, cert);
-    g.#listen(await bindPair(config, cert, deps.datapath ?? jsDatapath, g.#receiver));
+    g.#listen(await bindPair(config, cert, deps.datapath ?? jsDatapath, g.#receiver, deps.streamDatapath ?? jsStreamDatapath, g.#endpoint.accept));
     deps.events.emit({ type: 'gateway-started', at: deps.clock.wallNow(), tcp: g.tcpAddress, udp: g.udpAddress, fingerprint: cert.fingerprint, generated: cert.generated, certPath: cert.certPath });
     return g;
   }
@@ -292,7 +304,7 @@ export class Gateway {
     this.#closing ??= (async () => {
       this.#fleetPeers?.close();
       const bound = this.#bound!;
-      const closedServer = new Promise<void>((resolve) => bound.front.close(() => resolve()));
+      const closedServer = bound.front.close();
       await Promise.all([...this.#links.values()].map((l) => l.close('shutting-down', 'the gateway is shutting down')));
       this.#endpoint.close();
       await Promise.all([bound.udp.close(), closedServer]);
@@ -335,6 +347,16 @@ export class Gateway {
       proof,
     });
     link.attach(channel, keys, o.hello, remote, resumed);
+    if (socket.alpnProtocol === TUNNEL_ALPN_DATA) {
+      // Data connections of this control connection (docs/tunnel-protocol.md, "Data connections"): until it ends.
+      const conns = new LinkDataConns(exportDataToken(socket), socket);
+      this.#dataConns.add(conns);
+      link.dataConns = conns;
+      void channel.ended.then(() => {
+        this.#dataConns.remove(conns);
+        if (link.dataConns === conns) link.dataConns = undefined;
+      });
+    }
     this.counters.authOk++;
     if (resumed) this.counters.authResumed++;
     this.deps.events.emit({ type: 'gateway-agent-up', at: this.deps.clock.wallNow(), agent: name, remote, resumed, keyId });

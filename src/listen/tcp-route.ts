@@ -21,7 +21,7 @@ import { tcpPolicyOf, type ListenerConfig, type TcpSessionPolicy } from '../sess
 import { firstBytesAreClean, readProxyHeader, sniffFirstBytes } from './proxy-header-reader.js';
 import { TcpProxyHeaders } from './tcp-proxy-header.js';
 import { isHeldConn, readHeldProxyHeader } from './held-proxy-header.js';
-import type { SocketRelaying, StreamDialer } from '../upstream/dialer.js';
+import type { ConnRelaying, SocketRelaying, StreamDialer } from '../upstream/dialer.js';
 import type { RouteRuntime, SessionInfo } from './route.js';
 
 export interface TcpRouteDeps {
@@ -287,7 +287,7 @@ export class TcpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
     const { down, client } = c;
     const datapath = this.deps.streamDatapath ?? jsStreamDatapath;
     const dialer = this.deps.dialer;
-    const opts = { signal: shell.signal, timeoutMs: policy.connectTimeoutMs, client, local: destination ?? down.local };
+    const opts = { signal: shell.signal, timeoutMs: policy.connectTimeoutMs, client, local: destination ?? down.local, connRelay: !sniff && !shell.paced };
     // Upstream connections of the route's own datapath where the upstream is a plain socket and
     // the pair can be joined there (no bandwidth pacing, no sniff pending), dialed without a
     // promise; a Node stream elsewhere.
@@ -371,8 +371,10 @@ export class TcpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
     const onDone = (o: { reason: EndReason; bytesFromClient: number; bytesToClient: number }) => this.#ended(c, o.reason, o.bytesFromClient, o.bytesToClient);
     const datapath = this.deps.streamDatapath ?? jsStreamDatapath;
     const joined = 'writeFirst' in stream && !clean && !bandwidth ? joinInDatapath(datapath, down, stream, policy.idleTimeoutMs, onDone) : undefined;
+    // An upstream that joins the client connection itself (an agent's stream on a data connection).
+    const own = joined === undefined && !clean && !bandwidth && 'relayConn' in stream ? (stream as Duplex & ConnRelaying).relayConn(down, datapath, policy.idleTimeoutMs, onDone) : undefined;
     // An upstream that relays a socket itself (an agent's tunnel stream) does, without pipe().
-    const direct = joined === undefined && !clean && !bandwidth && 'relaySocket' in stream ? (stream as Duplex & SocketRelaying).relaySocket(down.socket(), policy.idleTimeoutMs, onDone) : undefined;
+    const direct = own ?? (joined === undefined && !clean && !bandwidth && 'relaySocket' in stream ? (stream as Duplex & SocketRelaying).relaySocket(down.socket(), policy.idleTimeoutMs, onDone) : undefined);
     c.stop = joined ?? direct ?? relayTcp(down.socket(), 'writeFirst' in stream ? stream.socket() : stream, policy.idleTimeoutMs, onDone, clean, bandwidth);
   }
 

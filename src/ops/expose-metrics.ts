@@ -52,6 +52,20 @@ export function registerExposeMetrics(registry: Registry, read: () => { gateway:
     inc({ result: 'pre-auth-banned' }, c.preAuthBanned);
     inc({ result: 'tls-error' }, c.tlsErrors);
   });
+  counter('sluice_gateway_data_connections_total', 'Data connections at the tunnel port, by result (accepted, or why one was closed before use)', ['result'], (inc) => {
+    const c = read().gateway?.counters;
+    if (!c) return;
+    inc({ result: 'accepted' }, c.dataConnAccepted);
+    for (const [reason, n] of Object.entries(c.dataConnRefused)) inc({ result: reason }, n);
+  });
+  counter('sluice_gateway_data_connection_streams_total', 'Exposed TCP streams carried on a data connection (the others ride the control connection)', [], (inc) => {
+    const c = read().gateway?.counters;
+    if (c) inc({}, c.dataConnStreams);
+  });
+  gauge('sluice_gateway_data_connections_idle', 'Idle data connections the agents hold open to this gateway now', [], (set) => {
+    const g = read().gateway;
+    if (g) set({}, g.agents().reduce((n, l) => n + (l.dataConns?.idle ?? 0), 0));
+  });
   counter('sluice_gateway_publish_total', 'PUBLISH requests, by result (ok or the refusal code)', ['result'], (inc) => {
     const c = read().gateway?.counters;
     if (!c) return;

@@ -8,6 +8,7 @@ import type { EventStream } from '../observe/events.js';
 import type { RouteDepsSource, RouteRuntime } from '../listen/route.js';
 import type { DatagramDialer } from '../upstream/dialer.js';
 import type { UdpDatapath } from '../datapath/udp-datapath.js';
+import type { StreamDatapath } from '../datapath/stream-datapath.js';
 import { Gateway } from '../gateway/gateway.js';
 import { Agent, agentChange } from '../agent/agent.js';
 import { registerExposeMetrics } from '../ops/expose-metrics.js';
@@ -21,6 +22,8 @@ export interface ExposureDeps {
   readonly datagramDialer?: DatagramDialer;
   /** The node's UDP datapath, for the gateway's shared port and the agent's socket. */
   readonly datapath?: UdpDatapath;
+  /** The node's TCP stream datapath: the gateway's tunnel port, the agent's data connections. */
+  readonly streamDatapath?: StreamDatapath;
   /** The ban list's verdict on a source, for the gateway's agent endpoint. */
   readonly banned?: (client: Endpoint) => string | undefined;
 }
@@ -34,13 +37,13 @@ export function exposedRoutes(gateway: Gateway | undefined, agent: Agent | undef
 /** Starts `gateway:`; it reports through events on the stream. */
 export function startGateway(config: NonNullable<SluiceConfig['gateway']>, deps: ExposureDeps): Promise<Gateway> {
   const { clock, events, routeDeps, datapath } = deps;
-  return Gateway.start(config, { clock, events, routeDeps, datapath, ...(deps.banned ? { banned: deps.banned } : {}) });
+  return Gateway.start(config, { clock, events, routeDeps, datapath, ...(deps.streamDatapath ? { streamDatapath: deps.streamDatapath } : {}), ...(deps.banned ? { banned: deps.banned } : {}) });
 }
 
 /** Starts `agent:`; it reports through events on the stream. */
 export function startAgent(config: NonNullable<SluiceConfig['agent']>, deps: ExposureDeps): Promise<Agent> {
   const { clock, events, routeDeps, datapath } = deps;
-  return Agent.start(config, { clock, events, nextFlowId: deps.nextFlowId, datagramDialer: deps.datagramDialer, datapath, routeDeps });
+  return Agent.start(config, { clock, events, nextFlowId: deps.nextFlowId, datagramDialer: deps.datagramDialer, datapath, routeDeps, ...(deps.streamDatapath ? { streamDatapath: deps.streamDatapath } : {}) });
 }
 
 /**

@@ -128,6 +128,7 @@ export async function startNode(config: SluiceConfig, deps: NodeDeps, signal?: A
       nextFlowId: () => routes.nextFlowId(),
       datagramDialer: new DirectDatagramDialer(undefined, udp.datapath),
       datapath: udp.datapath,
+      streamDatapath: stream.datapath,
       banned: (client) => bans.store.check(client.address, client.family),
     };
     const gatewayConfig = config.gateway;

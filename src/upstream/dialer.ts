@@ -4,6 +4,7 @@ import type { DatagramChannel, DatagramReceiver } from '../datapath/datagram-cha
 import type { Socket } from 'node:net';
 import type { SluiceError } from '../core/errors.js';
 import type { EndReason } from '../observe/events.js';
+import type { StreamConn, StreamDatapath } from '../datapath/stream-datapath.js';
 
 /** The channel types live with the datapath that implements them; dialers hand them on. */
 export type { DatagramChannel, DatagramReceiver };
@@ -33,6 +34,11 @@ export interface OpenOptions {
 /** How one stream is dialed: `timeoutMs` bounds the whole dial (name resolution included). */
 export interface DialOptions extends OpenOptions {
   readonly timeoutMs: number;
+  /**
+   * The caller joins an upstream that is a ConnRelaying as one (no bandwidth pacing, no first-byte
+   * check), so `dialEarly` may return one (an agent's stream on a sealed data connection).
+   */
+  readonly connRelay?: boolean;
 }
 
 export interface DialedStream {
@@ -56,6 +62,15 @@ export interface SocketRelayOutcome {
  */
 export interface SocketRelaying {
   relaySocket(sock: Socket, idleTimeoutMs: number, onDone: (outcome: SocketRelayOutcome) => void): ((reason: EndReason) => void) | undefined;
+}
+
+/**
+ * A dialed stream that joins the client connection itself in a stream datapath (an agent's stream
+ * on a sealed data connection, StreamDatapath.pipeSealed), with joinInDatapath's contract: `onDone`
+ * once, unless the returned `stop` ended it first (the outcome then follows the stop).
+ */
+export interface ConnRelaying {
+  relayConn(down: StreamConn, datapath: StreamDatapath, idleTimeoutMs: number, onDone: (outcome: SocketRelayOutcome) => void): (reason: EndReason) => void;
 }
 
 /** Opens a byte stream. Rejects with a SluiceError (SLUICE_ERR_DIAL_TIMEOUT, _DIAL_FAILED, _RESOLVE). */

@@ -27,13 +27,13 @@ const CONTEXT = Buffer.from([TUNNEL_PROTOCOL_VERSION >> 8, TUNNEL_PROTOCOL_VERSI
 /**
  * Exports `length` bytes of keying material under `label`, refusing anything but TLS 1.3: with
  * TLS 1.2 the exporter is only safe with the extended master secret (RFC 7627), which Node does
- * not let us check, so the tunnel requires 1.3 on both ends.
+ * not let us check, so the tunnel requires 1.3 on both ends. `context` defaults to the u16 version.
  */
-export function exportTunnelKeyingMaterial(tls: TlsSessionLike, label: string, length: number): Buffer {
+export function exportTunnelKeyingMaterial(tls: TlsSessionLike, label: string, length: number, context: Buffer = CONTEXT): Buffer {
   const protocol = tls.getProtocol();
   if (protocol !== 'TLSv1.3') throw new TunnelError('tls-binding', `the tunnel requires TLSv1.3, the session is ${protocol ?? 'not established'}`);
   try {
-    return tls.exportKeyingMaterial(length, label, CONTEXT);
+    return tls.exportKeyingMaterial(length, label, context);
   } catch (e) {
     throw new TunnelError('tls-binding', 'cannot export keying material from the TLS session', { cause: e });
   }

@@ -7,6 +7,12 @@ export const TUNNEL_PROTOCOL_VERSION = 1;
 
 /** ALPN protocol id for the control TLS connection; both ends require it, so a stray client fails in the handshake. */
 export const TUNNEL_ALPN = 'sluice-tunnel/1';
+/**
+ * The same protocol, plus sealed data connections for TCP streams (docs/tunnel-protocol.md, "Data
+ * connections"). An end that offers both lets the gateway's order pick: a gateway of this version
+ * prefers it, an earlier one (and an agent with data connections off) keeps TUNNEL_ALPN.
+ */
+export const TUNNEL_ALPN_DATA = 'sluice-tunnel/1+data';
 
 /**
  * TLS 1.3 suites of the control connection (the `ciphers` option of both ends), AES-128-GCM

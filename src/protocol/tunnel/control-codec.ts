@@ -10,6 +10,7 @@ import {
 import { PEER_CODECS } from './control-codec-peers.js';
 import { POOL_CODECS } from './control-codec-pools.js';
 import { TunnelError } from './errors.js';
+import { MAX_DATA_COUNTER } from './data-keys.js';
 import { encodeOrigin, originBytes, originFlags, readOrigin, writeOrigin } from './origin-block.js';
 import { publishExtensionBytes, readPublishExtension, writePublishExtension } from './publish-extension.js';
 import { WireReader, WireWriter, malformed, nameBytes } from './wire.js';
@@ -135,16 +136,28 @@ const CODECS: { [T in ControlMessageType]: BodyCodec<T> } = {
     write: (w, m) => void w.u16(m.serviceId),
     read: (r) => ({ type: 'unpublish', serviceId: r.u16() }),
   },
-  // u32 stream id | u16 service id | endpoint client | endpoint server
+  // u32 stream id | u16 service id | endpoint client | endpoint server | [u64 data connection counter]
   'stream-open': {
     byte: FrameType.streamOpen,
     size: (m, p) => {
       streamId(m.streamId);
       u16(m.serviceId, 'service id');
-      return 6 + ep1(p, m.client, 'stream client') + ep2(p, m.server, 'stream server');
+      if (m.dataConnection !== undefined && !(Number.isInteger(m.dataConnection) && m.dataConnection >= 0 && m.dataConnection <= MAX_DATA_COUNTER)) {
+        throw new TunnelError('bad-value', `data connection counter ${m.dataConnection} is not in 0-2^48`);
+      }
+      return 6 + ep1(p, m.client, 'stream client') + ep2(p, m.server, 'stream server') + (m.dataConnection === undefined ? 0 : 8);
     },
-    write: (w, m, p) => void w.u32(m.streamId).u16(m.serviceId).endpoint(p.e1!).endpoint(p.e2!),
-    read: (r) => ({ type: 'stream-open', streamId: readStreamId(r), serviceId: r.u16(), client: r.endpoint(), server: r.endpoint() }),
+    write: (w, m, p) => {
+      w.u32(m.streamId).u16(m.serviceId).endpoint(p.e1!).endpoint(p.e2!);
+      if (m.dataConnection !== undefined) w.u32(Math.floor(m.dataConnection / 0x1_0000_0000)).u32(m.dataConnection >>> 0);
+    },
+    read: (r) => {
+      const m = { type: 'stream-open' as const, streamId: readStreamId(r), serviceId: r.u16(), client: r.endpoint(), server: r.endpoint() };
+      if (r.remaining === 0) return m;
+      const hi = r.u32();
+      if (hi > 0xffff) throw malformed(`data connection counter ${hi} * 2^32 is out of range`);
+      return { ...m, dataConnection: hi * 0x1_0000_0000 + r.u32() };
+    },
   },
   'stream-accept': {
     byte: FrameType.streamAccept,

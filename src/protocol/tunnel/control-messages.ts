@@ -203,6 +203,11 @@ export interface StreamOpen {
   readonly client: Endpoint;
   /** The public address the client connected to (PROXY header destination). */
   readonly server: Endpoint;
+  /**
+   * Gateway -> agent only: the stream's bytes travel on the agent's data connection with this
+   * counter, not in STREAM_DATA (docs/tunnel-protocol.md, "Data connections").
+   */
+  readonly dataConnection?: number;
 }
 
 /** The receiver of STREAM_OPEN reached the local service. */

@@ -15,3 +15,7 @@ export * from './flow-control.js';
 export { isValidTunnelName } from './wire.js';
 export { isValidServerName } from './publish-extension.js';
 export * from './group-proof.js';
+export * from './data-record.js';
+export * from './data-record-stream.js';
+export * from './data-keys.js';
+export * from './data-hello.js';

@@ -24,6 +24,8 @@ export interface StreamMuxOptions {
 export class StreamMux implements StreamLink {
   readonly #streams = new Map<number, TunnelStream>();
   readonly #opening = new Map<number, { readonly stream: TunnelStream; readonly timer: Timer; readonly settled: (err?: SluiceError) => void }>();
+  /** Streams on data connections until their answer (openOnData). */
+  readonly #onData = new Map<number, { readonly timer: Timer; readonly settled: (err?: SluiceError) => void }>();
   #nextId: number;
   #highestPeerId = 0;
 
@@ -109,6 +111,40 @@ export class StreamMux implements StreamLink {
   }
 
   /**
+   * Opens a stream whose bytes travel on the agent's data connection `counter`, not in STREAM_DATA
+   * (docs/tunnel-protocol.md, "Data connections"): STREAM_OPEN carries the counter; `settled` is
+   * called once, never synchronously, as openEarly's: at STREAM_ACCEPT, with the reset's meaning,
+   * DIAL_TIMEOUT, or DIAL_FAILED when the channel ends first. Returns a cancel (no frame: the data
+   * connection's close tells the agent). Throws SluiceError DIAL_FAILED when the channel is gone.
+   */
+  openOnData(serviceId: number, client: Endpoint, server: Endpoint, counter: number, timeoutMs: number, settled: (err?: SluiceError) => void): () => void {
+    if (!this.channel.isOpen) throw new SluiceError('SLUICE_ERR_DIAL_FAILED', 'the agent is not connected');
+    const id = this.#nextId;
+    this.#nextId += 2;
+    const timer = this.channel.clock.setTimeout(() => {
+      if (!this.#onData.delete(id)) return;
+      this.channel.send({ type: 'stream-reset', streamId: id, code: 'timeout' });
+      settled(new SluiceError('SLUICE_ERR_DIAL_TIMEOUT', `the agent did not accept the stream within ${timeoutMs}ms`));
+    }, timeoutMs);
+    this.#onData.set(id, { timer, settled });
+    this.channel.send({ type: 'stream-open', streamId: id, serviceId, client, server, dataConnection: counter });
+    return () => {
+      this.#onData.get(id)?.timer.cancel();
+      this.#onData.delete(id);
+    };
+  }
+
+  /** The answer to a stream of openOnData; false when `id` is not one waiting for it. */
+  #settleOnData(id: number, code?: StreamResetCode): boolean {
+    const o = this.#onData.get(id);
+    if (!o) return false;
+    this.#onData.delete(id);
+    o.timer.cancel();
+    o.settled(code === undefined ? undefined : dialError(code, new StreamResetError(code)));
+    return true;
+  }
+
+  /**
    * Ends the opening of stream `id`: accepted (no `err`), or failed, resetting the stream with
    * `reset` (null: it is gone or the peer reset it already).
    */
@@ -147,7 +183,7 @@ export class StreamMux implements StreamLink {
         this.#peerOpen(m);
         return true;
       case 'stream-accept':
-        this.#settle(m.streamId);
+        if (!this.#settleOnData(m.streamId)) this.#settle(m.streamId);
         return true;
       case 'stream-data':
         this.#streams.get(m.streamId)?.onPeerData(m.data);
@@ -156,7 +192,7 @@ export class StreamMux implements StreamLink {
         this.#streams.get(m.streamId)?.onPeerEnd();
         return true;
       case 'stream-reset':
-        this.#peerReset(m.streamId, m.code);
+        if (!this.#settleOnData(m.streamId, m.code)) this.#peerReset(m.streamId, m.code);
         return true;
       case 'window-update':
         this.#streams.get(m.streamId)?.onWindowUpdate(m.increment);
@@ -173,6 +209,11 @@ export class StreamMux implements StreamLink {
    * vanished agent would stay open until its idle timeout).
    */
   destroyAll(reason?: Error): void {
+    for (const [id, o] of [...this.#onData]) {
+      this.#onData.delete(id);
+      o.timer.cancel();
+      o.settled(new SluiceError('SLUICE_ERR_DIAL_FAILED', 'the agent lost its control connection before it accepted the stream'));
+    }
     for (const s of [...this.#streams.values()]) {
       if (!reason) {
         s.destroy();

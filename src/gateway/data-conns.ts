@@ -1,0 +1,97 @@
+import type { StreamConn } from '../datapath/stream-datapath.js';
+import {
+  exportDataKeys, readDataHello, ReplayWindow, verifyDataHello, type DataKeys, type TlsSessionLike,
+} from '../protocol/tunnel/index.js';
+
+/** Why a data connection was not kept (counted by the gateway, docs/metrics.md). */
+export type DataConnRefusal = 'bad-hello' | 'unknown-token' | 'replayed' | 'forged' | 'timeout' | 'pool-full';
+
+/** An authenticated data connection waiting for a stream. */
+export interface IdleDataConn {
+  readonly counter: number;
+  readonly conn: StreamConn;
+  readonly keys: DataKeys;
+}
+
+/** Idle data connections one control connection may hold at the gateway; more are closed. */
+export const MAX_IDLE_DATA_CONNS = 64;
+
+/**
+ * The data connections of one control connection (docs/tunnel-protocol.md, "Data connections"):
+ * a hello names its token; its counter must be new (RFC 6479 window, checked before any crypto,
+ * marked only once the HELLO record opened under that counter's key, which is what authenticates
+ * the connection); then it waits, idle, for a stream. Closed with its control connection.
+ */
+export class LinkDataConns {
+  readonly #idle: IdleDataConn[] = [];
+  readonly #window = new ReplayWindow();
+  #closed = false;
+
+  constructor(
+    readonly token: Buffer,
+    private readonly tls: TlsSessionLike,
+    private readonly max = MAX_IDLE_DATA_CONNS,
+  ) {}
+
+  get idle(): number {
+    return this.#idle.length;
+  }
+
+  /** Checks a hello for this token's connection and keeps `conn` idle; the refusal otherwise (the caller closes it). */
+  admit(hello: ReturnType<typeof readDataHello>, conn: StreamConn): DataConnRefusal | undefined {
+    if (this.#closed) return 'unknown-token';
+    if (this.#window.check(hello.counter) !== 'ok') return 'replayed';
+    let keys: DataKeys;
+    try {
+      keys = exportDataKeys(this.tls, hello.counter, 'gateway');
+    } catch {
+      return 'unknown-token'; // the control connection is closing
+    }
+    if (!verifyDataHello(hello, keys.openKey, keys.openIv)) return 'forged';
+    this.#window.accept(hello.counter);
+    if (this.#idle.length >= this.max) return 'pool-full';
+    this.#idle.push({ counter: hello.counter, conn, keys });
+    return undefined;
+  }
+
+  /** The oldest idle connection still open, or undefined. */
+  take(): IdleDataConn | undefined {
+    for (;;) {
+      const d = this.#idle.shift();
+      if (!d || !d.conn.destroyed) return d;
+    }
+  }
+
+  /** Closes the idle connections; later hellos are refused. Idempotent. */
+  close(): void {
+    this.#closed = true;
+    for (const d of this.#idle.splice(0)) d.conn.destroy();
+  }
+}
+
+/** The data connections of every control connection, by token. */
+export class DataConnRegistry {
+  readonly #byToken = new Map<string, LinkDataConns>();
+
+  add(conns: LinkDataConns): void {
+    this.#byToken.set(conns.token.toString('hex'), conns);
+  }
+
+  remove(conns: LinkDataConns): void {
+    const key = conns.token.toString('hex');
+    if (this.#byToken.get(key) === conns) this.#byToken.delete(key);
+    conns.close();
+  }
+
+  /** A whole hello (48 bytes) and its connection: kept, or the refusal (the caller closes it). */
+  admit(bytes: Buffer, conn: StreamConn): DataConnRefusal | undefined {
+    let hello;
+    try {
+      hello = readDataHello(bytes);
+    } catch {
+      return 'bad-hello';
+    }
+    const conns = this.#byToken.get(hello.token.toString('hex'));
+    return conns ? conns.admit(hello, conn) : 'unknown-token';
+  }
+}
