@@ -357,6 +357,18 @@ napi_value Counters(napi_env env, napi_callback_info info) {
 }
 
 // streamDestroy(engine): closes everything; the engine is unusable afterwards.
+// streamResetOnClose(engine, id): the connection's close sends an RST instead of a FIN (SO_LINGER
+// 0): at once for a held one the caller then closes, at its pair's stop for a joined one.
+napi_value ResetOnClose(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  StreamEngine* e;
+  int id;
+  if (!Args(env, info, 2, argv) || !GetConn(env, argv, &e, &id)) return nullptr;
+  linger l = {1, 0};
+  setsockopt(e->conns[id].fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  return nullptr;
+}
+
 napi_value Destroy(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!Args(env, info, 1, argv)) return nullptr;
@@ -383,6 +395,7 @@ void RegisterStream(napi_env env, napi_value exports) {
       {"streamDestroy", nullptr, Destroy, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"streamPipeSealed", nullptr, SealedPipeApi, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"streamSealedLimits", nullptr, SealedLimitsApi, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"streamResetOnClose", nullptr, ResetOnClose, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

@@ -566,7 +566,12 @@ int StreamStartPair(StreamEngine* e, int client, int upstream, uint32_t idle_ms)
   uint8_t ready = (up & kReadyInClient ? kReadyInUpstream : 0) | (up & kReadyOutClient ? kReadyOutUpstream : 0) |
                   (up & kEndSeenClient ? kEndSeenUpstream : 0) |
                   (e->conns[client].edge ? kReadyInClient | kReadyOutClient | (e->conns[client].ready & kEndSeenClient) : 0);
+  // Two sides registered edge-triggered already (both dialed: an agent's data connection and its
+  // local service) produce no event at the join, yet bytes may be waiting on either: re-arming one
+  // side makes epoll report its state once, so the first Pump happens.
+  bool both_edge = e->conns[client].edge && e->conns[upstream].edge;
   if (StreamCtlEdge(e, upstream) < 0 || StreamCtlEdge(e, client) < 0) return -errno;
+  if (both_edge && StreamCtl(e, client, EPOLL_CTL_MOD, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) < 0) return -errno;
   StreamConn& c = e->conns[client];
   StreamConn& u = e->conns[upstream];
   c.kind = Kind::PipedClient;

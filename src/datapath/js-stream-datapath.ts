@@ -115,4 +115,8 @@ class JsStreamConn implements StreamConn {
   destroy(): void {
     this.sock.destroy();
   }
+
+  reset(): void {
+    this.sock.resetAndDestroy();
+  }
 }

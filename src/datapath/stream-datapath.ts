@@ -109,6 +109,11 @@ export interface StreamConn {
   writeFirst(buf: Buffer): boolean;
   /** Idempotent. */
   destroy(): void;
+  /**
+   * Ends the connection with an RST instead of a FIN (a client whose bytes were taken by a dial that
+   * then failed). One joined in the engine sends it when its pair is stopped: stop the pair next.
+   */
+  reset(): void;
 }
 
 /** Why a joined pair ended, and its counters; the reasons are a subset of the route's EndReason. */

@@ -334,7 +334,7 @@ export class TcpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
     }
     if (c.down.destroyed) return; // the client left first (its relay is ending): no failed dial to report
     const reason = this.#shell.signal.aborted ? 'shutdown' : this.#shell.dialFailed(c, err, c.startedAt);
-    if (c.down.bytesRead > 0) c.down.socket().resetAndDestroy();
+    if (c.down.bytesRead > 0) c.down.reset();
     c.stop!(reason);
   }
 

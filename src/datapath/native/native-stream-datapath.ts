@@ -159,6 +159,10 @@ export class NativeStreamDatapath implements StreamDatapath {
     this.#b.streamClose(this.#engine, id);
   }
 
+  resetOnClose(id: number): void {
+    this.#b.streamResetOnClose(this.#engine, id);
+  }
+
   release(id: number): number {
     this.#forget(id);
     return this.#b.streamRelease(this.#engine, id);
@@ -379,6 +383,13 @@ class NativeConn implements StreamConn {
     this.#destroyed = true;
     this.dp.close(this.id);
     this.onReadable();
+  }
+
+  reset(): void {
+    if (this.#sock) return void this.#sock.resetAndDestroy();
+    if (this.destroyed) return;
+    this.dp.resetOnClose(this.id);
+    if (this.held) this.destroy();
   }
 }
 

@@ -56,6 +56,7 @@ export interface NativeStreamBinding {
   ): void;
   /** For tests: records and plaintext bytes a sealer sends under one key before its KEY_UPDATE. */
   streamSealedLimits(engine: StreamEngineHandle, maxRecords: number, maxBytes: number): void;
+  streamResetOnClose(engine: StreamEngineHandle, id: number): void;
 }
 
 /** The stream functions of a loaded addon, or why it has none (an addon built before them). */
