@@ -92,6 +92,10 @@ struct StreamConn {
   double bytes_to_client = 0;
   uint32_t pipe_slots[2] = {0, 0};  // page slots of each direction's pipe
   bool spliced[2] = {false, false};  // the direction's last read was large: splice it (kCopyChunk)
+  // Joined at connect (stream-join.cc): on a dialing upstream, the held client it is joined to
+  // when its dial succeeds; on that client, the dial (so closing either one unlinks both).
+  int join = -1;
+  uint32_t join_idle_ms = 0;  // dialing upstream: the pair's idle timeout
 };
 
 struct StreamEngine {

@@ -31,6 +31,8 @@ export interface NativeStreamBinding {
   streamRelease(engine: StreamEngineHandle, id: number): number;
   streamCounters(engine: StreamEngineHandle, ids: Int32Array, count: number, out: Float64Array): void;
   streamDestroy(engine: StreamEngineHandle): void;
+  /** streamDial for a held client: the engine joins the two when the dial succeeds (the `connected` record's 4th number is 1). */
+  streamDialJoin?(engine: StreamEngineHandle, host: string, port: number, timeoutMs: number, client: number, idleTimeoutMs: number): number;
 }
 
 /** The stream functions of a loaded addon, or why it has none (an addon built before them). */
