@@ -7,7 +7,9 @@
 # when other tenants load the machine.
 #   bench/relay/tcp-conn-ab.sh nginx ../base/bench/relay/subject.sh bench/relay/subject.sh  # beside an unchanged build
 #   ROUNDS=5 DUR=2 bench/relay/tcp-conn-ab.sh nginx bench/relay/subject.sh
-# Each argument is `nginx` (one worker, the bench's stream settings) or a subject script taking
+# Each argument is `nginx` (one worker, the bench's stream settings), `nginx-halfclose` (the same
+# with `proxy_half_close on`: a client's FIN forwarded as a FIN and the upstream's answer still
+# relayed, as Sluice does; nginx's default closes both sides at the first FIN), or a subject script taking
 # RELAY_PORT ECHO_PORT IPERF_RELAY_PORT IPERF_PORT (bench/relay/subject.sh and its kind).
 # PIN=1 places the processes as `npm run bench` does: the relay on CPU 1, echod and tcpconn on CPU 0.
 set -euo pipefail
@@ -35,12 +37,13 @@ cleanup() { [ -n "$SP" ] && kill -- "-$SP" 2>/dev/null; kill "$EP" 2>/dev/null; 
 trap cleanup EXIT
 . "$HERE/nginx-stream-conf.sh"
 nginx_stream_conf "$W" "$R" "$E" 20000
+sed 's/proxy_timeout 120s;/proxy_timeout 120s; proxy_half_close on;/' "$W/nginx.conf" > "$W/nginx-halfclose.conf"
 : > "$W/results"
 for round in $(seq 1 "$ROUNDS"); do
   i=0
   for s in "$@"; do
     i=$((i + 1))
-    if [ "$s" = nginx ]; then setsid $RELAY_CPU nginx -c "$W/nginx.conf" -p "$W" > "$W/relay.log" 2>&1 & else setsid $RELAY_CPU bash "$s" "$R" "$E" "$RI" "$I" > "$W/relay.log" 2>&1 & fi
+    if [ "$s" = nginx ] || [ "$s" = nginx-halfclose ]; then setsid $RELAY_CPU nginx -c "$W/$s.conf" -p "$W" > "$W/relay.log" 2>&1 & else setsid $RELAY_CPU bash "$s" "$R" "$E" "$RI" "$I" > "$W/relay.log" 2>&1 & fi
     SP=$!
     up=0
     for _ in $(seq 1 150); do (exec 3<>"/dev/tcp/127.0.0.1/$R") 2>/dev/null && { up=1; break; }; sleep 0.1; done
