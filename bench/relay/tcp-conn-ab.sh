@@ -7,7 +7,9 @@
 # when other tenants load the machine.
 #   bench/relay/tcp-conn-ab.sh nginx ../base/bench/relay/subject.sh bench/relay/subject.sh  # beside an unchanged build
 #   ROUNDS=5 DUR=2 bench/relay/tcp-conn-ab.sh nginx bench/relay/subject.sh
-# Each argument is `nginx` (one worker, the bench's stream settings) or a subject script taking
+# Each argument is `nginx` (one worker, the bench's stream settings), `nginx-halfclose` (the same
+# with `proxy_half_close on`: a client's FIN forwarded as a FIN and the upstream's answer still
+# relayed, as Sluice does; nginx's default closes both sides at the first FIN), or a subject script taking
 # RELAY_PORT ECHO_PORT IPERF_RELAY_PORT IPERF_PORT (bench/relay/subject.sh and its kind).
 # PIN=1 places the processes as `npm run bench` does: the relay on CPU 1, echod and tcpconn on CPU 0.
 set -euo pipefail
@@ -35,12 +37,22 @@ cleanup() { [ -n "$SP" ] && kill -- "-$SP" 2>/dev/null; kill "$EP" 2>/dev/null; 
 trap cleanup EXIT
 . "$HERE/nginx-stream-conf.sh"
 nginx_stream_conf "$W" "$R" "$E" 20000
+sed 's/proxy_timeout 120s;/proxy_timeout 120s; proxy_half_close on;/' "$W/nginx.conf" > "$W/nginx-halfclose.conf"
 : > "$W/results"
+# As run-peers.sh: % busy of both CPUs over 0.4 s while nothing of ours runs (the other tenants' load).
+bg_busy() {
+  local a b tot=0 idle i
+  a=($(head -1 /proc/stat)); sleep 0.4; b=($(head -1 /proc/stat))
+  idle=$(( (b[4] + b[5]) - (a[4] + a[5]) ))
+  for i in 1 2 3 4 5 6 7 8; do tot=$((tot + b[i] - a[i])); done
+  [ "$tot" -gt 0 ] && echo $(( 100 * (tot - idle) / tot )) || echo 0
+}
 for round in $(seq 1 "$ROUNDS"); do
   i=0
   for s in "$@"; do
     i=$((i + 1))
-    if [ "$s" = nginx ]; then setsid $RELAY_CPU nginx -c "$W/nginx.conf" -p "$W" > "$W/relay.log" 2>&1 & else setsid $RELAY_CPU bash "$s" "$R" "$E" "$RI" "$I" > "$W/relay.log" 2>&1 & fi
+    bg=$(bg_busy)
+    if [ "$s" = nginx ] || [ "$s" = nginx-halfclose ]; then setsid $RELAY_CPU nginx -c "$W/$s.conf" -p "$W" > "$W/relay.log" 2>&1 & else setsid $RELAY_CPU bash "$s" "$R" "$E" "$RI" "$I" > "$W/relay.log" 2>&1 & fi
     SP=$!
     up=0
     for _ in $(seq 1 150); do (exec 3<>"/dev/tcp/127.0.0.1/$R") 2>/dev/null && { up=1; break; }; sleep 0.1; done
@@ -56,15 +68,15 @@ for round in $(seq 1 "$ROUNDS"); do
     conns=$(sed -n 's/.*conns=\([0-9]*\).*/\1/p' <<< "$out"); errs=$(sed -n 's/.*errors=\([0-9]*\).*/\1/p' <<< "$out")
     p50=$(sed -n 's/.*p50_us=\([0-9.]*\).*/\1/p' <<< "$out")
     us=$(awk -v a="$c0" -v b="$c1" -v n="$conns" 'BEGIN{printf "%.1f", (n > 0) ? (b-a)*1000/n : 0}')
-    echo "r$round relay$i conns=$conns errors=$errs relay_us_per_conn=$us p50_us=$p50  ($s)"
-    echo "$i $us $p50" >> "$W/results"
+    echo "r$round relay$i conns=$conns errors=$errs relay_us_per_conn=$us p50_us=$p50 bg_busy_pct=$bg  ($s)"
+    echo "$i $us $p50 $bg" >> "$W/results"
     sleep 0.3
   done
 done
-echo "medians over $ROUNDS rounds (relay CPU us per connection; connect+echo p50 ms):"
+echo "medians over $ROUNDS rounds (relay CPU us per connection; connect+echo p50 ms; other tenants' load before each run):"
 i=0
 for s in "$@"; do
   i=$((i + 1))
   med() { awk -v k="$i" -v f="$1" '$1 == k { print $f }' "$W/results" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-  echo "relay$i $(med 2) us/conn, p50 $(awk -v p="$(med 3)" 'BEGIN{printf "%.2f", p / 1000}') ms  ($s)"
+  echo "relay$i $(med 2) us/conn, p50 $(awk -v p="$(med 3)" 'BEGIN{printf "%.2f", p / 1000}') ms, bg busy_pct $(med 4)  ($s)"
 done

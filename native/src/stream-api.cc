@@ -317,6 +317,7 @@ napi_value ReleaseFd(napi_env env, napi_callback_info info) {
   if (!Args(env, info, 2, argv) || !GetConn(env, argv, &e, &id)) return nullptr;
   if (e->conns[id].kind != Kind::Held) return Throw(env, "only a held connection can be released");
   int fd = e->conns[id].fd;
+  StreamUnjoin(e, id);
   if (e->conns[id].in_set) epoll_ctl(e->epfd, EPOLL_CTL_DEL, fd, nullptr);
   e->conns[id].fd = -1;
   e->conns[id] = StreamConn();
@@ -379,6 +380,8 @@ napi_value Destroy(napi_env env, napi_callback_info info) {
 
 }  // namespace
 
+napi_value StreamDialCall(napi_env env, napi_callback_info info) { return Dial(env, info); }
+
 void RegisterStream(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"streamOpen", nullptr, Open, nullptr, nullptr, nullptr, napi_default, nullptr},
@@ -398,6 +401,7 @@ void RegisterStream(napi_env env, napi_value exports) {
       {"streamResetOnClose", nullptr, ResetOnClose, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  RegisterStreamJoin(env, exports);
 }
 
 }  // namespace sluice

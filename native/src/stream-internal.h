@@ -20,6 +20,13 @@ int StreamStartPair(StreamEngine* e, int client, int upstream, uint32_t idle_ms)
 void StreamClosePipe(StreamEngine* e, int r, int w, uint32_t slots);
 void StreamEndPair(StreamEngine* e, int id, int reason, int err);
 
+// stream-join.cc: the join at connect (streamDialJoin).
+void StreamUnjoin(StreamEngine* e, int id);
+bool StreamJoinAtConnect(StreamEngine* e, int id);
+void RegisterStreamJoin(napi_env env, napi_value exports);
+// stream-api.cc: streamDial's N-API entry, which streamDialJoin extends.
+napi_value StreamDialCall(napi_env env, napi_callback_info info);
+
 // errors.cc
 napi_value ErrnoError(napi_env env, int err, const char* syscall, const char* detail);
 

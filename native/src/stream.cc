@@ -175,6 +175,7 @@ void StreamCloseConn(StreamEngine* e, int id) {
   }
   if (c.kind == Kind::Listener) e->bound.erase(id);
   if (c.sealed != nullptr) SealedFree(e, &c);
+  StreamUnjoin(e, id);
   ReleaseId(e, id);
   e->active--;
   StreamWatch(e);
@@ -437,6 +438,8 @@ static void Connected(StreamEngine* e, int id, int err) {
   rec[0] = kEvConnected;
   rec[1] = id;
   rec[2] = err;
+  // Asked for by streamDialJoin: the pair starts now, before JavaScript sees the record (1: joined).
+  rec[3] = err == 0 && StreamJoinAtConnect(e, id) ? 1 : 0;
   if (err != 0) StreamCloseConn(e, id);
   else StreamWatch(e);
 }

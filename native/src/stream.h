@@ -93,6 +93,10 @@ struct StreamConn {
   uint32_t pipe_slots[2] = {0, 0};  // page slots of each direction's pipe
   bool spliced[2] = {false, false};  // the direction's last read was large: splice it (kCopyChunk)
   struct SealedPair* sealed = nullptr;  // piped client of a sealed pair: its records' state (stream-sealed.h)
+  // Joined at connect (stream-join.cc): on a dialing upstream, the held client it is joined to
+  // when its dial succeeds; on that client, the dial (so closing either one unlinks both).
+  int join = -1;
+  uint32_t join_idle_ms = 0;  // dialing upstream: the pair's idle timeout
 };
 
 struct StreamEngine {

@@ -20,7 +20,7 @@ export interface StreamDatapath {
    * ETIMEDOUT, ECONNRESET...). After `cancel()` it is not called and the socket is closed. No
    * promise and no signal listener: this is the per-connection path (`connectStream` wraps it).
    */
-  dial(remote: Endpoint, timeoutMs: number, done: (err: Error | undefined, conn?: StreamConn) => void): DialInFlight;
+  dial(remote: Endpoint, timeoutMs: number, done: (err: Error | undefined, conn?: StreamConn) => void, join?: DialJoin): DialInFlight;
   /**
    * Joins two connections of this datapath: bytes both ways, a FIN forwarded as a FIN, reading
    * paused while the other side cannot take more (nothing buffered without bound), `idleTimeoutMs`
@@ -48,6 +48,17 @@ export interface SealedKeys {
   readonly openKey: Buffer;
   readonly openIv: Buffer;
   readonly openSeq: number;
+}
+
+/**
+ * A dial's offer to be joined to its client at connect: the datapath may start the pair the moment
+ * the dial succeeds (native: in the engine, before JavaScript sees the answer; `joined` is then
+ * true on the dialed connection and `pipe` only takes note). Only offered where the route would
+ * join the two anyway: no PROXY header to send, no bandwidth pacing, no client bytes to check.
+ */
+export interface DialJoin {
+  readonly down: StreamConn;
+  readonly idleTimeoutMs: number;
 }
 
 /** A dial not finished yet. */
@@ -105,6 +116,8 @@ export interface StreamConn {
    * Afterwards the datapath no longer owns it. Repeated calls return the same socket.
    */
   socket(): Socket;
+  /** A dialed connection the datapath joined to its client at connect (DialJoin): `pipe` them, nothing else. */
+  readonly joined?: boolean;
   /** Writes bytes before the connection is joined (a PROXY header); false when they did not all go out at once. */
   writeFirst(buf: Buffer): boolean;
   /** Idempotent. */

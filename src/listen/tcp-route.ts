@@ -11,7 +11,7 @@ import type { EndReason, EventStream, RejectReason } from '../observe/events.js'
 import { relayTcp } from '../session/tcp-relay.js';
 import { joinInDatapath } from '../session/stream-pair.js';
 import { jsStreamConn, jsStreamDatapath } from '../datapath/js-stream-datapath.js';
-import type { DialInFlight, StreamConn, StreamDatapath, StreamListener } from '../datapath/stream-datapath.js';
+import type { DialInFlight, DialJoin, StreamConn, StreamDatapath, StreamListener } from '../datapath/stream-datapath.js';
 import { isSocketDialer } from '../upstream/direct/socket-dial.js';
 import type { BucketPair } from '../admission/bandwidth-limiter.js';
 import type { Admitter } from '../admission/admitter.js';
@@ -41,7 +41,8 @@ export interface TcpRouteDeps {
 /** `proxyProtocol.untrustedWait` when a route's settings do not say (the config default). */
 const DEFAULT_UNTRUSTED_WAIT_MS = 50;
 
-class TcpConnection implements ShellFlow {
+/** A connection is its own DialJoin (stream-datapath.ts): no object per dial to offer the join. */
+class TcpConnection implements ShellFlow, DialJoin {
   readonly proto = 'tcp' as const;
   state: 'dialing' | 'open' | 'closed' = 'dialing';
   upstream: Endpoint | undefined;
@@ -57,6 +58,8 @@ class TcpConnection implements ShellFlow {
   endDetail: string | undefined;
   /** Relayed to an upstream that has not accepted yet (StreamDialer.dialEarly); still 'dialing'. */
   awaitingAccept = false;
+  /** The idle timeout its pair gets when the datapath joins it at connect (DialJoin). */
+  idleTimeoutMs = 0;
   constructor(
     readonly id: number,
     readonly route: string,
@@ -287,11 +290,15 @@ export class TcpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
     const { down, client } = c;
     const datapath = this.deps.streamDatapath ?? jsStreamDatapath;
     const dialer = this.deps.dialer;
-    const opts = { signal: shell.signal, timeoutMs: policy.connectTimeoutMs, client, local: destination ?? down.local, connRelay: !sniff && !shell.paced };
     // Upstream connections of the route's own datapath where the upstream is a plain socket and
     // the pair can be joined there (no bandwidth pacing, no sniff pending), dialed without a
-    // promise; a Node stream elsewhere.
-    if (datapath.kind === 'native' && !sniff && !shell.paced && isSocketDialer(dialer)) {
+    // promise; a Node stream elsewhere. Without a PROXY header to send or a range's pooled
+    // bandwidth, the datapath may join the two at connect (DialJoin): #relay then only takes note.
+    const native = datapath.kind === 'native' && !sniff && !shell.paced && isSocketDialer(dialer);
+    const join = native && !this.#pp?.settings.send && !this.deps.pooled?.bandwidth ? c : undefined;
+    c.idleTimeoutMs = policy.idleTimeoutMs;
+    const opts = { signal: shell.signal, timeoutMs: policy.connectTimeoutMs, client, local: destination ?? down.local, join, connRelay: !sniff && !shell.paced };
+    if (native) {
       c.dialing = dialer.dialConn(policy.upstream, opts, datapath, (err, dialed) => {
         c.dialing = undefined;
         if (err) this.#dialFailed(c, err);
@@ -362,7 +369,9 @@ export class TcpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
       c.state = 'open';
       this.#shell.started(c, remote, c.startedAt);
     }
-    const header = this.#pp?.outbound(client, destination ?? down.local);
+    // Joined by the datapath at connect: decided at the dial (no header, no pacing), so nothing more here.
+    const preJoined = 'writeFirst' in stream && stream.joined === true;
+    const header = preJoined ? undefined : this.#pp?.outbound(client, destination ?? down.local);
     if (header) void ('writeFirst' in stream ? stream.writeFirst(header) : stream.write(header));
     const clean = sniff ? firstBytesAreClean(down.socket()) : undefined;
     if (clean) void clean.then((ok) => ok || this.#reject(down, client, 'proxy-header-untrusted'));
@@ -370,7 +379,7 @@ export class TcpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
     const bandwidth = gates === undefined ? undefined : { gates, clock: this.deps.clock };
     const onDone = (o: { reason: EndReason; bytesFromClient: number; bytesToClient: number }) => this.#ended(c, o.reason, o.bytesFromClient, o.bytesToClient);
     const datapath = this.deps.streamDatapath ?? jsStreamDatapath;
-    const joined = 'writeFirst' in stream && !clean && !bandwidth ? joinInDatapath(datapath, down, stream, policy.idleTimeoutMs, onDone) : undefined;
+    const joined = 'writeFirst' in stream && (preJoined || (!clean && !bandwidth)) ? joinInDatapath(datapath, down, stream, policy.idleTimeoutMs, onDone) : undefined;
     // An upstream that joins the client connection itself (an agent's stream on a data connection).
     const own = joined === undefined && !clean && !bandwidth && 'relayConn' in stream ? (stream as Duplex & ConnRelaying).relayConn(down, datapath, policy.idleTimeoutMs, onDone) : undefined;
     // An upstream that relays a socket itself (an agent's tunnel stream) does, without pipe().

@@ -105,6 +105,14 @@ export type ExposureEvent =
 
 export type EventType = SluiceEvent['type'];
 export type Sink = (event: SluiceEvent) => void;
+/** Which event types a sink reads (asked again at every `wants`, so it may change, e.g. with the config). */
+export type Interest = (type: EventType) => boolean;
+
+/** The events every session makes (one or two when it starts, one when it ends): built only when a sink wants them. */
+export const PER_SESSION_EVENTS: ReadonlySet<EventType> = new Set<EventType>(['session-started', 'dial-ok', 'session-ended']);
+
+/** The Interest of a sink that reads none of the per-session events (the process log's sinks). */
+export const notPerSession: Interest = (type) => !PER_SESSION_EVENTS.has(type);
 
 /**
  * The one event stream. Sessions and listeners publish; the access log, metrics, flow records
@@ -114,17 +122,39 @@ export type Sink = (event: SluiceEvent) => void;
  */
 export class EventStream {
   #sinks: Sink[] = [];
+  /** Of the sinks that said which types they read (subscribe's `interest`); the others read every type. */
+  #interests: Interest[] = [];
+  #readAll = 0;
   #onSinkError: (err: unknown) => void;
 
   constructor(onSinkError: (err: unknown) => void = () => {}) {
     this.#onSinkError = onSinkError;
   }
 
-  subscribe(sink: Sink): () => void {
+  /**
+   * `interest`: which types the sink reads; without it, every type. Every event still reaches every
+   * sink; the interests only let publishers skip building events nobody reads (`wants`).
+   */
+  subscribe(sink: Sink, interest?: Interest): () => void {
     this.#sinks = [...this.#sinks, sink];
+    if (interest) this.#interests = [...this.#interests, interest];
+    else this.#readAll++;
+    let subscribed = true;
     return () => {
+      if (!subscribed) return;
+      subscribed = false;
       this.#sinks = this.#sinks.filter((s) => s !== sink);
+      if (interest) this.#interests = this.#interests.filter((i) => i !== interest);
+      else this.#readAll--;
     };
+  }
+
+  /** Whether some sink reads events of `type` now: a publisher may skip building one nobody would read. */
+  wants(type: EventType): boolean {
+    if (this.#readAll > 0) return true;
+    const interests = this.#interests;
+    for (let i = 0; i < interests.length; i++) if (interests[i]!(type)) return true;
+    return false;
   }
 
   get hasSubscribers(): boolean {

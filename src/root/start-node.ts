@@ -1,6 +1,6 @@
 import pino, { type Logger } from 'pino';
 import type { SluiceConfig } from '../config/types.js';
-import { EventStream } from '../observe/events.js';
+import { EventStream, notPerSession } from '../observe/events.js';
 import { opsLogSink } from '../observe/ops-log.js';
 import { selectUdpDatapath } from '../datapath/native/select.js';
 import { selectStreamDatapath } from '../datapath/native/select-stream.js';
@@ -40,8 +40,8 @@ export async function startNode(config: SluiceConfig, deps: NodeDeps, signal?: A
   // ISO 8601 `time`, as in the access log and flow records (pino's default is epoch ms).
   const log: Logger = pino({ level: config.log.level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, deps.logDestination as never);
   const events = new EventStream((err) => log.error({ err }, 'an event sink failed and was detached'));
-  events.subscribe(opsLogSink(log, clock));
-  events.subscribe(exposureLogSink(log, clock));
+  events.subscribe(opsLogSink(log, clock), notPerSession);
+  events.subscribe(exposureLogSink(log, clock), notPerSession);
   const stack = new PartStack(signal);
   try {
     await checkOutputs(config);

@@ -145,8 +145,9 @@ export class SessionShell<P extends SessionPolicy, F extends ShellFlow> {
   /** The upstream answered: `session-started` then `dial-ok` (latency since `dialedAt`, monotonic). */
   started(flow: F, upstream: Endpoint, dialedAt: number): void {
     const { clock, events } = this.deps;
-    events.emit({ type: 'session-started', at: clock.wallNow(), flow, upstream, startedAt: flow.startedWall });
-    events.emit({ type: 'dial-ok', at: clock.wallNow(), flow, latencyMs: clock.now() - dialedAt });
+    // Per-session events are built only when a sink reads them (no access log, metrics or ban rule: none).
+    if (events.wants('session-started')) events.emit({ type: 'session-started', at: clock.wallNow(), flow, upstream, startedAt: flow.startedWall });
+    if (events.wants('dial-ok')) events.emit({ type: 'dial-ok', at: clock.wallNow(), flow, latencyMs: clock.now() - dialedAt });
   }
 
   /** The dial failed: reports `dial-error` and returns the reason the flow ends with. */
@@ -165,6 +166,7 @@ export class SessionShell<P extends SessionPolicy, F extends ShellFlow> {
   /** A started flow ended: `session-ended` with its counters (and what its channel dropped by itself). */
   ended(flow: F, reason: EndReason, counters: FlowCounters, detail?: string, dropped?: Partial<Record<DropReason, number>>): void {
     const { clock } = this.deps;
+    if (!this.deps.events.wants('session-ended')) return;
     this.deps.events.emit({
       type: 'session-ended',
       at: clock.wallNow(),

@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream';
 import type { Endpoint, HostPort } from '../core/address.js';
 import type { DatagramChannel, DatagramReceiver } from '../datapath/datagram-channel.js';
+import type { DialJoin } from '../datapath/stream-datapath.js';
 import type { Socket } from 'node:net';
 import type { SluiceError } from '../core/errors.js';
 import type { EndReason } from '../observe/events.js';
@@ -39,6 +40,8 @@ export interface DialOptions extends OpenOptions {
    * check), so `dialEarly` may return one (an agent's stream on a sealed data connection).
    */
   readonly connRelay?: boolean;
+  /** A dial on the route's stream datapath may be joined to this client at connect (stream-datapath.ts DialJoin). */
+  readonly join?: DialJoin;
 }
 
 export interface DialedStream {

@@ -2,7 +2,7 @@ import { LRUCache } from 'lru-cache';
 import type { Endpoint } from '../../core/address.js';
 import type { Clock } from '../../core/clock.js';
 import { formatDurationMs } from '../../core/duration.js';
-import type { BanInfo, SluiceEvent } from '../../observe/events.js';
+import type { BanInfo, EventType, SluiceEvent } from '../../observe/events.js';
 import { sourceKey } from '../source-key.js';
 import type { BanStore } from './ban-store.js';
 import { ByteMeter, ByteWindow, type MeteredFlow } from './byte-meter.js';
@@ -85,6 +85,9 @@ export class BanRules {
   sampleBytes(flows: Iterable<MeteredFlow>): void {
     if (this.#meterBytes) this.#meter.sample(flows);
   }
+
+  /** The types the sink reads: none while no rule is configured (EventStream.wants). */
+  readonly interest = (type: EventType): boolean => this.#rules.size > 0 && (type === 'session-started' || type === 'session-rejected' || type === 'auth-failed' || type === 'session-ended');
 
   /** The event-stream sink. Cheap when no rule applies to the event's route. */
   readonly sink = (e: SluiceEvent): void => {

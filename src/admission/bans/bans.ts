@@ -71,7 +71,7 @@ export class Bans {
       }
       this.#writer?.save(() => this.store.list());
     });
-    this.#unsubscribe = deps.events.subscribe(this.#rules.sink);
+    this.#unsubscribe = deps.events.subscribe(this.#rules.sink, this.#rules.interest);
     this.#sweep = deps.clock.setInterval(() => this.store.sweep(), SWEEP_MS);
   }
 

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { canonicalIp, formatV6Groups, type Endpoint } from '../../core/address.js';
-import { failedDial, type DialInFlight, type PairCounters, type PairEnd, type SealedKeys, type StreamConn, type StreamDatapath, type StreamListener } from '../stream-datapath.js';
+import { failedDial, type DialInFlight, type DialJoin, type PairCounters, type PairEnd, type SealedKeys, type StreamConn, type StreamDatapath, type StreamListener } from '../stream-datapath.js';
 import { END_REASONS, EV_ACCEPT, EV_CONNECTED, EV_END, EV_READABLE, EV_RECORD, SEALED_END_CODES, type NativeStreamBinding, type StreamEngineHandle } from './stream-binding.js';
 import { endCode, systemError } from './system-error.js';
 
@@ -17,6 +17,8 @@ class PendingDial implements DialInFlight {
     readonly id: number,
     readonly remote: Endpoint,
     readonly done: (err: Error | undefined, conn?: StreamConn) => void,
+    /** The client the engine joins the upstream to at connect (streamDialJoin). */
+    readonly joinTo: NativeConn | undefined,
   ) {}
 
   cancel(): void {
@@ -68,14 +70,20 @@ export class NativeStreamDatapath implements StreamDatapath {
     };
   }
 
-  dial(remote: Endpoint, timeoutMs: number, done: (err: Error | undefined, conn?: StreamConn) => void): DialInFlight {
+  dial(remote: Endpoint, timeoutMs: number, done: (err: Error | undefined, conn?: StreamConn) => void, join?: DialJoin): DialInFlight {
     let id: number;
+    // Joined at connect only while nothing would come between (client bytes read with a PROXY header go first: pipe does that).
+    const down = join?.down;
+    const joinTo = down instanceof NativeConn && down.dp === this && down.held && !down.destroyed && !down.unread && this.#b.streamDialJoin ? down : undefined;
     try {
-      id = this.#b.streamDial(this.#engine, remote.address, remote.port, Math.max(0, Math.floor(timeoutMs)));
+      const t = Math.max(0, Math.floor(timeoutMs));
+      id = joinTo
+        ? this.#b.streamDialJoin!(this.#engine, remote.address, remote.port, t, joinTo.id, Math.max(0, Math.floor(join!.idleTimeoutMs)))
+        : this.#b.streamDial(this.#engine, remote.address, remote.port, t);
     } catch (err) {
       return failedDial(err as Error, done);
     }
-    const pending = new PendingDial(this, id, remote, done);
+    const pending = new PendingDial(this, id, remote, done, joinTo);
     this.#dials[id] = pending;
     return pending;
   }
@@ -88,13 +96,17 @@ export class NativeStreamDatapath implements StreamDatapath {
 
   pipe(down: StreamConn, up: StreamConn, idleTimeoutMs: number, onEnd: (end: PairEnd) => void): (() => PairCounters) | undefined {
     if (!(down instanceof NativeConn) || !(up instanceof NativeConn) || down.dp !== this || up.dp !== this || !down.held || !up.held) return undefined;
-    // Client bytes read with a PROXY header go first; the pipe starts after them.
-    if (down.unread && !up.writeFirst(down.unread)) return undefined;
-    down.unread = undefined;
-    try {
-      this.#b.streamPipe(this.#engine, down.id, up.id, Math.max(0, Math.floor(idleTimeoutMs)));
-    } catch {
-      return undefined; // no pipe to be had (EMFILE): the caller relays them as sockets
+    if (up.joinedTo === down) {
+      up.joinedTo = undefined; // the engine joined them at connect (dial with DialJoin)
+    } else {
+      // Client bytes read with a PROXY header go first; the pipe starts after them.
+      if (down.unread && !up.writeFirst(down.unread)) return undefined;
+      down.unread = undefined;
+      try {
+        this.#b.streamPipe(this.#engine, down.id, up.id, Math.max(0, Math.floor(idleTimeoutMs)));
+      } catch {
+        return undefined; // no pipe to be had (EMFILE): the caller relays them as sockets
+      }
     }
     down.pairWith(up, onEnd);
     return this.#stopOf(down, up);
@@ -242,6 +254,7 @@ export class NativeStreamDatapath implements StreamDatapath {
         return;
       }
       const conn = new NativeConn(this, id, d.remote, undefined);
+      if (ev[o + 3] === 1) conn.joinedTo = d.joinTo;
       this.#conns[id] = conn;
       d.done(undefined, conn);
     } else if (type === EV_END) {
@@ -272,6 +285,8 @@ class NativeConn implements StreamConn {
   unread: Buffer | undefined;
   /** The client side of a joined pair (whose counters the engine keeps). */
   #client = false;
+  /** A dialed connection the engine joined to this client at connect, until `pipe` takes note. */
+  joinedTo: NativeConn | undefined;
 
   constructor(
     readonly dp: NativeStreamDatapath,
@@ -283,6 +298,10 @@ class NativeConn implements StreamConn {
   }
 
   /** Once handed to Node, the socket's own state. */
+  get joined(): boolean {
+    return this.joinedTo !== undefined;
+  }
+
   get destroyed(): boolean {
     return this.#sock ? this.#sock.destroyed : this.#destroyed;
   }

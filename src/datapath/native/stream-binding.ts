@@ -57,6 +57,8 @@ export interface NativeStreamBinding {
   /** For tests: records and plaintext bytes a sealer sends under one key before its KEY_UPDATE. */
   streamSealedLimits(engine: StreamEngineHandle, maxRecords: number, maxBytes: number): void;
   streamResetOnClose(engine: StreamEngineHandle, id: number): void;
+  /** streamDial for a held client: the engine joins the two when the dial succeeds (the `connected` record's 4th number is 1). */
+  streamDialJoin?(engine: StreamEngineHandle, host: string, port: number, timeoutMs: number, client: number, idleTimeoutMs: number): number;
 }
 
 /** The stream functions of a loaded addon, or why it has none (an addon built before them). */

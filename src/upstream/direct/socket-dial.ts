@@ -48,7 +48,7 @@ export function dialSocket(target: HostPort, opts: DialOptions, datapath: Stream
   if (remote === undefined) return dialName(target, opts, datapath, resolver, policy, clock, done);
   if (opts.signal.aborted) return failedDial(aborted(target), done);
   const to = remote;
-  return datapath.dial(to, opts.timeoutMs, (err, conn) => (err ? done(connectError(err, target, to, opts)) : done(undefined, { conn: conn!, remote: to })));
+  return datapath.dial(to, opts.timeoutMs, (err, conn) => (err ? done(connectError(err, target, to, opts)) : done(undefined, { conn: conn!, remote: to })), opts.join);
 }
 
 /**
