@@ -10,6 +10,7 @@
 #     ONLY="direct subject subject2" ROUNDS=1 npm run bench
 # DATAGRAM_BUDGET sets gateway.datagramBudget and agent.datagramBudget (perSecond; default: the
 # config's default); ISOLATE_ABOVE sets udp.isolateAbove of the public listeners (0: off); NODE_FLAGS is passed to node (e.g. --cpu-prof --cpu-prof-dir=DIR).
+# ADMIN_PORT: an admin listener (metrics at /metrics) on 127.0.0.1:ADMIN_PORT (sluice-counters.sh).
 # Gateway and agent in two processes (expose-idle.sh SPLIT=1): ROLE=gateway, then ROLE=agent, with
 # the same SUBJECT_DIR (certificate and token made once there); SLUICE_ROOT runs another checkout.
 set -euo pipefail
@@ -53,6 +54,7 @@ ${DATAGRAM_BUDGET:+  datagramBudget: { perSecond: $DATAGRAM_BUDGET \}}
     iperf: { local: 127.0.0.1:$I, remote: tcp://127.0.0.1:$RI }
 YAML
 cat <<YAML
+${ADMIN_PORT:+admin: { listen: 127.0.0.1:$ADMIN_PORT \}}
 accessLog: { output: "off" }
 log: { level: warn }
 lifecycle: { drainTimeout: 1s }

@@ -12,6 +12,14 @@ import type { UdpSession } from '../session/udp-session.js';
  */
 export const ISOLATED_RCVBUF_BYTES = 128 * 1024;
 
+/**
+ * Datagrams of one source, read after read each filling the listener's share of the batch, after
+ * which the datapath names it (UdpDatapath.watchSources) and it gets its own socket at once,
+ * before the sweep: a flood is moved within a few batches instead of filling the shared queue for
+ * up to a sweep. A backlog this long from one client means it sends faster than the process reads.
+ */
+export const HEAVY_DATAGRAMS = 256;
+
 /** At most this many clients of one listener have a socket of their own (one descriptor each). */
 export const MAX_ISOLATED_PER_LISTENER = 64;
 
@@ -91,7 +99,7 @@ export class ClientIsolation {
         const n = now - before;
         const own = this.#own.get(s);
         if (own === undefined) {
-          if (above > 0 && n > limit && s.state === 'open' && this.#own.size < MAX_ISOLATED_PER_LISTENER && !this.#failed.has(s)) this.#isolate(s);
+          if (above > 0 && n > limit && s.state === 'open' && this.#own.size < MAX_ISOLATED_PER_LISTENER && !this.#failed.has(s)) this.#isolate(s, 'over-rate');
         } else {
           const dropped = this.#readDrops(own);
           own.calm = above > 0 && n < limit / 2 && dropped === 0 ? own.calm + 1 : 0;
@@ -100,6 +108,17 @@ export class ClientIsolation {
       }
     }
     this.#flushDrops();
+  }
+
+  /**
+   * The datapath saw `s`'s client fill the listener's share of the batch again and again
+   * (HEAVY_DATAGRAMS): isolated now, reason `heavy-source`, on the same conditions as the sweep's.
+   */
+  heavy(s: UdpSession): void {
+    if (this.#unsupported || this.#own.has(s) || this.above() <= 0) return;
+    if (s.state !== 'open' || this.#own.size >= MAX_ISOLATED_PER_LISTENER || this.#failed.has(s)) return;
+    this.#seen.set(s, s.packetsFromClient);
+    this.#isolate(s, 'heavy-source');
   }
 
   /** `s` ended: its socket goes. */
@@ -119,7 +138,7 @@ export class ClientIsolation {
     this.#flushDrops();
   }
 
-  #isolate(s: UdpSession): void {
+  #isolate(s: UdpSession, reason: 'over-rate' | 'heavy-source'): void {
     let socket: IsolatedSocket;
     try {
       socket = this.isolate(s.replyAddress, s.replyPort);
@@ -133,7 +152,7 @@ export class ClientIsolation {
     this.#own.set(s, { socket, calm: 0, drops: 0 });
     // The batch's entries for it match on the listener's socket: handed over again, on the new one.
     s.offload?.close();
-    this.#event(s, 'isolated', 'over-rate');
+    this.#event(s, 'isolated', reason);
   }
 
   #release(s: UdpSession, own: Own, reason: 'calm' | 'session-ended' | 'route-closed'): void {

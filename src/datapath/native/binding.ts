@@ -48,6 +48,12 @@ export interface NativeBinding {
   isolate?(engine: EngineHandle, listenerId: number, host: string, port: number, rcvbufBytes: number): number;
   /** Datagrams the kernel dropped at socket `id` (SO_MEMINFO), or -1. */
   socketDrops?(engine: EngineHandle, id: number): number;
+  /**
+   * Listener `id` names, in a record of its own, a source that filled its share of the harvest
+   * read after read until they carried `datagrams` of it (native/src/heavy.cc; 0: off, -1: only
+   * asks); returns the sources named so far, or -1.
+   */
+  watchSources?(engine: EngineHandle, id: number, datagrams: number): number;
 }
 
 export type BindingLoad = { ok: true; binding: NativeBinding; layout: NativeLayout } | { ok: false; reason: string };
