@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import type { TestContext } from 'node:test';
+import { perDatapath } from '../datapath/datapaths.js';
+import { waitFor } from '../helpers/net.js';
+import type { UdpRoute } from '../../src/listen/udp-route.js';
+
+// A flood is isolated as soon as the batch sees it fill the listener's share (udp-isolation.ts
+// HEAVY_DATAGRAMS), not only by the sweep's rate. Here the rate threshold is far above anything
+// the test sends (isolateAbove 1,000,000/s: 250,000 datagrams per sweep), so only the batch can
+// decide; on the js datapath nothing is isolated.
+const { test, startNode, datapathOf } = perDatapath();
+
+/** An echo upstream with a large receive buffer; `got.n` counts what reached it. */
+async function echo(t: TestContext): Promise<{ port: number; got: { n: number } }> {
+  const s = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
+  const got = { n: 0 };
+  s.on('message', (m, r) => {
+    got.n++;
+    s.send(m, r.port, r.address);
+  });
+  s.bind(0, '127.0.0.1');
+  await once(s, 'listening');
+  t.after(() => s.close());
+  return { port: s.address().port, got };
+}
+
+/** A client socket that has been answered once (its session is open), then closed: its port is free for the child. */
+async function openedSession(t: TestContext, port: number): Promise<number> {
+  const c = dgram.createSocket('udp4');
+  c.bind(0, '127.0.0.1');
+  await once(c, 'listening');
+  const answered = once(c, 'message');
+  c.send('hello', port, '127.0.0.1');
+  await answered;
+  const own = c.address().port;
+  c.close();
+  return own;
+}
+
+/** From a child while this process's loop is blocked: `n` datagrams from `floodPort`, then 3 from `lightPort`. */
+function burstWhileBlocked(port: number, floodPort: number, lightPort: number, n: number): void {
+  const script = `
+    const dgram = require('node:dgram');
+    const buf = Buffer.alloc(64);
+    const f = dgram.createSocket('udp4'), l = dgram.createSocket('udp4');
+    let left = ${n + 3}, bound = 0;
+    const done = () => { if (--left === 0) { f.close(); l.close(); } };
+    const go = () => {
+      if (++bound < 2) return;
+      for (let i = 0; i < ${n}; i++) f.send(buf, ${port}, '127.0.0.1', done);
+      for (let i = 0; i < 3; i++) l.send(buf, ${port}, '127.0.0.1', done);
+    };
+    f.bind(${floodPort}, '127.0.0.1', go);
+    l.bind(${lightPort}, '127.0.0.1', go);
+  `;
+  const r = spawnSync(process.execPath, ['-e', script], { timeout: 10_000, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+}
+
+for (const above of [1_000_000, 0]) {
+  const what = above > 0 ? 'gets its own socket at once (reason heavy-source), a light one does not' : 'keeps the shared socket (isolation off)';
+  test(`udp isolation (isolateAbove ${above}): a client that fills the listener's share of the batch ${what}`, async (t) => {
+    const native = datapathOf(t)?.kind === 'native';
+    const { port: echoPort, got } = await echo(t);
+    const { node, port, ofType } = await startNode(t, `
+routes:
+  game:
+    listen: udp://127.0.0.1:0
+    upstream: 127.0.0.1:${echoPort}
+    udp: { idleTimeout: 30s, isolateAbove: ${above}, rate: { perSecond: 0 }, ratePerSource: { perSecond: 0 } }
+`);
+    const route = node.route('game') as unknown as UdpRoute;
+    const flooder = await openedSession(t, port('game'));
+    const light = await openedSession(t, port('game'));
+    burstWhileBlocked(port('game'), flooder, light, 1500);
+    // Everything queued is read and forwarded (the listener's queue holds the burst; decisions are
+    // taken as it is read, before what follows is forwarded).
+    await waitFor(() => got.n === 2 + 1503, `the burst forwarded (${got.n} of 1505)`);
+    const isolated = ofType('udp-isolation').filter((e) => e.change === 'isolated');
+    if (native && above > 0) {
+      assert.deepEqual(isolated.map((e) => [e.client.port, e.reason]), [[flooder, 'heavy-source']]);
+      assert.equal(route.isolated, 1);
+    } else {
+      assert.deepEqual(isolated, [], native ? 'isolateAbove 0: off' : 'the js datapath never isolates');
+      assert.equal(route.isolated, 0);
+    }
+    assert.equal(route.active, 2, 'both sessions live');
+    assert.equal(ofType('session-ended').length, 0, 'no session ended');
+  });
+}
