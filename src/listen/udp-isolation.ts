@@ -1,16 +1,20 @@
 import type { Clock } from '../core/clock.js';
+import { LISTENER_RCVBUF_BYTES } from '../datapath/socket-buffers.js';
 import type { EventStream } from '../observe/events.js';
 import type { IsolatedSocket, UdpSender } from '../datapath/udp-datapath.js';
 import type { UdpSession } from '../session/udp-session.js';
 
 /**
  * Receive buffer of a client's own socket, as asked of the kernel (which doubles it for its
- * bookkeeping, and caps it at net.core.rmem_max): 128 KiB, 256 KiB accounted, about 300
- * datagrams of 64 B on loopback, or 20-30 ms of a client at 10-15k/s. Smaller than a listener's
- * (socket-buffers.ts): this queue holds one client that sends more than `isolateAbove`, and what
- * it sends beyond what the process reads should be dropped here, early, not queued for later.
+ * bookkeeping, and caps it at net.core.rmem_max): the listener's (socket-buffers.ts, 1 MiB), so a
+ * client that is isolated for its rate alone (a paced 10-40k/s one the process keeps up with)
+ * rides out a stall of the loop as it did on the listener. A quarter of that (as before) lost such
+ * a client's datagrams at its own socket in every paced sweep at 10k/s on a loaded machine (700-
+ * 1,800 of 30,000) where the listener's size lost none. A flooder's excess is dropped here all the
+ * same (the batch serves this socket last), only later: its queue stays full, 2 MiB of kernel
+ * memory while it floods, at most MAX_ISOLATED_PER_LISTENER of them (and net.ipv4.udp_mem caps all).
  */
-export const ISOLATED_RCVBUF_BYTES = 128 * 1024;
+export const ISOLATED_RCVBUF_BYTES = LISTENER_RCVBUF_BYTES;
 
 /**
  * Datagrams of one source, read after read each filling the listener's share of the batch, after
