@@ -6,7 +6,7 @@
 # counters_line BEFORE AFTER: "sluice: NAME=delta ..." for those that moved ("no drops" when none;
 # "no metrics" when the relay serves none: a subject-expose.sh without ADMIN_PORT).
 counters() {
-  curl -s --max-time 2 "http://127.0.0.1:$1/metrics" | awk '
+  { curl -s --max-time 2 "http://127.0.0.1:$1/metrics" || true; } | awk '
     /^sluice_datagrams_dropped_total\{/ { match($0, /reason="[^"]*"/); k["dropped." substr($0, RSTART + 8, RLENGTH - 9)] += $NF }
     /^sluice_(gateway|agent)_datagrams_total\{/ {
       side = ($0 ~ /^sluice_gateway/) ? "gw." : "agent."
@@ -15,7 +15,7 @@ counters() {
       k[side d "." p] += $NF
     }
     /^sluice_udp_isolations_total\{/ { match($0, /change="[^"]*"/); c = substr($0, RSTART + 8, RLENGTH - 9); match($0, /reason="[^"]*"/); k["isolations." c "." substr($0, RSTART + 8, RLENGTH - 9)] += $NF }
-    END { for (n in k) print n, k[n] }' > "$2"
+    END { for (n in k) print n, k[n] }' > "$2" || true
 }
 counters_line() {
   if [ ! -s "$1" ] || [ ! -s "$2" ]; then echo "  sluice: no metrics"; return; fi
