@@ -10,7 +10,8 @@
 # socket role (kernel-drops.sh; `own`: a flooding client's own socket, docs/expose.md). ISOLATE_ABOVE
 # (this checkout's subject-expose.sh) sets udp.isolateAbove of the public listener, 0 = off. What
 # Sluice counted during the flood (drops by reason, isolations by reason: sluice-counters.sh) is
-# printed when the subject serves metrics (ADMIN_PORT, on PORT_BASE+5).
+# printed when the subject serves metrics (ADMIN_PORT, on PORT_BASE+5). DIRECT=1: no relay, both
+# clients straight at echod (what the second client gets from the topology alone).
 # TRACE=1: the second client is rtt-trace (bench/relay/rtt-trace.c), started 0.2 s before the
 # flood and kept DUR s, printing its RTT per 100 ms of send time (is the tail at the flood's
 # start, before the flooder has its own socket, or steady?).
@@ -26,7 +27,13 @@ for t in echod udpload; do gcc -O2 -Wall -o "$BIN/$t" "$BENCH/$t.c"; done
 gcc -O2 -Wall -o "$BIN/rtt-trace" "$HERE/rtt-trace.c"
 R=${PORT_BASE:-$((20000 + RANDOM % 20000))}; E=$((R + 1)); RI=$((R + 2)); I=$((R + 3))
 timeout 120 "$BIN/echod" -p "$E" -u -T 110 & EPID=$!
-ADMIN_PORT=$((R + 5)) timeout 120 bash "${SUBJECT_ROOT:-$ROOT}/bench/relay/subject-expose.sh" "$R" "$E" "$RI" "$I" > "$BIN/subject.log" 2>&1 & SPID=$!
+if [ -n "${DIRECT:-}" ]; then
+  # No relay: both clients at echod itself, the floor of this topology (echod shares the CPUs
+  # with the flood's generator and the second client, as the relay does).
+  R=$E; sleep 110 & SPID=$!
+else
+  ADMIN_PORT=$((R + 5)) timeout 120 bash "${SUBJECT_ROOT:-$ROOT}/bench/relay/subject-expose.sh" "$R" "$E" "$RI" "$I" > "$BIN/subject.log" 2>&1 & SPID=$!
+fi
 stop() { kill -INT "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true; kill "$EPID" 2>/dev/null || true; wait "$EPID" 2>/dev/null || true; }
 trap 'stop; [ -n "${KEEP:-}" ] && cat "$BIN/subject.log" >&2; rm -rf "$BIN"' EXIT
 for _ in $(seq 1 50); do

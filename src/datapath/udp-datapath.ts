@@ -39,6 +39,8 @@ export interface UdpDatapath {
 export interface IsolatedSocket extends UdpSender {
   /** Datagrams the kernel dropped at this socket since it opened (its queue was full); -1 when it cannot tell. */
   kernelDrops(): number;
+  /** Optional: sets its receive buffer (SO_RCVBUF) to `bytes`; false when it cannot. */
+  receiveBuffer?(bytes: number): boolean;
 }
 
 /**

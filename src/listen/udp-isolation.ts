@@ -5,16 +5,25 @@ import type { IsolatedSocket, UdpSender } from '../datapath/udp-datapath.js';
 import type { UdpSession } from '../session/udp-session.js';
 
 /**
- * Receive buffer of a client's own socket, as asked of the kernel (which doubles it for its
- * bookkeeping, and caps it at net.core.rmem_max): the listener's (socket-buffers.ts, 1 MiB), so a
- * client that is isolated for its rate alone (a paced 10-40k/s one the process keeps up with)
- * rides out a stall of the loop as it did on the listener. A quarter of that (as before) lost such
- * a client's datagrams at its own socket in every paced sweep at 10k/s on a loaded machine (700-
- * 1,800 of 30,000) where the listener's size lost none. A flooder's excess is dropped here all the
- * same (the batch serves this socket last), only later: its queue stays full, 2 MiB of kernel
- * memory while it floods, at most MAX_ISOLATED_PER_LISTENER of them (and net.ipv4.udp_mem caps all).
+ * Receive buffer of the own socket of a client isolated for its rate alone (`over-rate`), as
+ * asked of the kernel (which doubles it for its bookkeeping, and caps it at net.core.rmem_max):
+ * the listener's (socket-buffers.ts, 1 MiB), so a paced 10-40k/s client the process keeps up with
+ * rides out a stall of the loop as it did on the listener. FLOOD_RCVBUF_BYTES (as first built)
+ * lost such a client's datagrams at its own socket in paced sweeps at 10k/s on a loaded machine
+ * (700-1,800 of 30,000) where the listener's size lost none.
  */
 export const ISOLATED_RCVBUF_BYTES = LISTENER_RCVBUF_BYTES;
+
+/**
+ * Receive buffer of a flooder's own socket: isolated because it filled the listener's share of
+ * the batch (`heavy-source`), or later found sending more than twice what is read from it (its
+ * socket's kernel drops in a sweep above what it delivered). 128 KiB, 256 KiB accounted, about
+ * 300 datagrams of 64 B: what it sends beyond what the process reads is dropped here, early. With
+ * the listener's size its backlog after each stall of the process went on to the service in
+ * bursts, which the service's own queue (shared with every other client) then had to absorb: a
+ * second client's p50 under udpload's flood measured 18-97 ms against 12 ms with this size.
+ */
+export const FLOOD_RCVBUF_BYTES = 128 * 1024;
 
 /**
  * Datagrams of one source, read after read each filling the listener's share of the batch, after
@@ -36,6 +45,8 @@ const CALM_SWEEPS = 8;
 
 interface Own {
   readonly socket: IsolatedSocket;
+  /** Its receive buffer is FLOOD_RCVBUF_BYTES (else ISOLATED_RCVBUF_BYTES). */
+  flood: boolean;
   calm: number;
   /** The socket's kernel drops when last read. */
   drops: number;
@@ -67,7 +78,7 @@ export class ClientIsolation {
   #dropped = 0;
 
   constructor(
-    private readonly isolate: (address: string, port: number) => IsolatedSocket,
+    private readonly isolate: (address: string, port: number, rcvbufBytes: number) => IsolatedSocket,
     /** Datagrams a second from one client above which it gets its own socket. */
     private readonly above: () => number,
     private readonly report: { readonly events: EventStream; readonly clock: Clock; readonly route: string },
@@ -106,6 +117,8 @@ export class ClientIsolation {
           if (above > 0 && n > limit && s.state === 'open' && this.#own.size < MAX_ISOLATED_PER_LISTENER && !this.#failed.has(s)) this.#isolate(s, 'over-rate');
         } else {
           const dropped = this.#readDrops(own);
+          // Sending more than twice what is read: a flood after all, its excess dropped early.
+          if (!own.flood && dropped > n && own.socket.receiveBuffer?.(FLOOD_RCVBUF_BYTES)) own.flood = true;
           own.calm = above > 0 && n < limit / 2 && dropped === 0 ? own.calm + 1 : 0;
           if (above === 0 || own.calm >= CALM_SWEEPS) this.#release(s, own, 'calm');
         }
@@ -145,7 +158,7 @@ export class ClientIsolation {
   #isolate(s: UdpSession, reason: 'over-rate' | 'heavy-source'): void {
     let socket: IsolatedSocket;
     try {
-      socket = this.isolate(s.replyAddress, s.replyPort);
+      socket = this.isolate(s.replyAddress, s.replyPort, reason === 'heavy-source' ? FLOOD_RCVBUF_BYTES : ISOLATED_RCVBUF_BYTES);
     } catch (err) {
       this.#failed.add(s);
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
@@ -153,7 +166,7 @@ export class ClientIsolation {
       this.#event(s, 'failed', code);
       return;
     }
-    this.#own.set(s, { socket, calm: 0, drops: 0 });
+    this.#own.set(s, { socket, flood: reason === 'heavy-source', calm: 0, drops: 0 });
     // The batch's entries for it match on the listener's socket: handed over again, on the new one.
     s.offload?.close();
     this.#event(s, 'isolated', reason);

@@ -80,14 +80,16 @@ routes:
     // taken as it is read, before what follows is forwarded).
     await waitFor(() => got.n === 2 + 1503, 'the burst forwarded');
     const isolated = ofType('udp-isolation').filter((e) => e.change === 'isolated');
+    const kernelDrops = () => ofType('datagrams-dropped').filter((e) => e.reason === 'isolated-kernel').reduce((n, e) => n + e.count, 0);
     if (native && above > 0) {
       assert.deepEqual(isolated.map((e) => [e.client.port, e.reason]), [[flooder, 'heavy-source']]);
       assert.equal(route.isolated, 1);
-      // Its own socket holds a stall's backlog as the listener did (udp-isolation.ts
-      // ISOLATED_RCVBUF_BYTES): 1200 datagrams of 64 B queued while the loop is blocked all get
-      // through (a quarter of the listener's buffer held about 300).
+      // A flooder's own socket drops its excess early (FLOOD_RCVBUF_BYTES, about 300 of 64 B):
+      // of 1200 queued while the loop is blocked, the kernel drops most there (counted), the
+      // rest and the light client's 3 are forwarded.
       burstWhileBlocked(port('game'), flooder, light, 1200);
-      await waitFor(() => got.n === 2 + 1503 + 1203, 'the second burst forwarded, whole');
+      await waitFor(() => got.n - 1505 + kernelDrops() === 1203, 'every datagram of the second burst forwarded or counted as dropped');
+      assert.ok(kernelDrops() > 600, `dropped at the flooder's own socket: ${kernelDrops()}`);
     } else {
       assert.deepEqual(isolated, [], native ? 'isolateAbove 0: off' : 'the js datapath never isolates');
       assert.equal(route.isolated, 0);
@@ -96,3 +98,57 @@ routes:
     assert.equal(ofType('session-ended').length, 0, 'no session ended');
   });
 }
+
+test('udp isolation: a client isolated for its rate alone keeps the listener\'s buffer (a stall\'s backlog gets through whole) until it sends more than twice what is read, then its excess is dropped early', async (t) => {
+  const native = datapathOf(t)?.kind === 'native';
+  const { port: echoPort, got } = await echo(t);
+  const { node, port, ofType } = await startNode(t, `
+routes:
+  game:
+    listen: udp://127.0.0.1:0
+    upstream: 127.0.0.1:${echoPort}
+    udp: { idleTimeout: 30s, isolateAbove: 200, rate: { perSecond: 0 }, ratePerSource: { perSecond: 0 } }
+`);
+  const route = node.route('game') as unknown as UdpRoute;
+  const client = await openedSession(t, port('game'));
+  const light = await openedSession(t, port('game'));
+  const kernelDrops = () => ofType('datagrams-dropped').filter((e) => e.reason === 'isolated-kernel').reduce((n, e) => n + e.count, 0);
+  // Paced at 1000/s (5 times isolateAbove), from its own port: isolated at a sweep, for its rate.
+  const c = dgram.createSocket('udp4');
+  c.bind(client, '127.0.0.1');
+  await once(c, 'listening');
+  let paced = 0;
+  const tick = setInterval(() => {
+    for (let i = 0; i < 10; i++, paced++) c.send(Buffer.alloc(64), port('game'), '127.0.0.1');
+  }, 10);
+  try {
+    if (native) await waitFor(() => route.isolated === 1, 'isolated for its rate', 5000);
+    else await new Promise((r) => setTimeout(r, 600));
+  } finally {
+    clearInterval(tick);
+  }
+  const sent = 2 + paced;
+  await waitFor(() => got.n === sent, 'the paced datagrams forwarded');
+  c.close();
+  if (!native) {
+    assert.equal(ofType('udp-isolation').length, 0, 'the js datapath never isolates');
+    return;
+  }
+  assert.deepEqual(ofType('udp-isolation').map((e) => [e.client.port, e.change, e.reason]), [[client, 'isolated', 'over-rate']]);
+  // A stall's backlog (1200 queued while the loop is blocked) at its own socket gets through whole.
+  burstWhileBlocked(port('game'), client, light, 1200);
+  await waitFor(() => got.n === sent + 1203, 'the backlog forwarded, whole');
+  assert.equal(kernelDrops(), 0);
+  // 8000 queued: more than the listener's buffer holds, most dropped at its own socket, more than
+  // were read: a flood after all. Its buffer shrinks at the next sweep, so of the next 1200 queued
+  // while blocked the kernel drops most, early.
+  burstWhileBlocked(port('game'), client, light, 8000);
+  await waitFor(() => got.n - sent - 1203 + kernelDrops() === 8003, 'the flood forwarded or counted as dropped');
+  const before = { got: got.n, drops: kernelDrops() };
+  assert.ok(before.drops > before.got - sent - 1203, `dropped ${before.drops}, read ${before.got - sent - 1203}`);
+  await new Promise((r) => setTimeout(r, 600)); // past the next sweep (250 ms), which reads the drops and shrinks the buffer
+  burstWhileBlocked(port('game'), client, light, 1200);
+  await waitFor(() => got.n - before.got + kernelDrops() - before.drops === 1203, 'the next backlog forwarded or counted as dropped');
+  assert.ok(kernelDrops() - before.drops > 600, `dropped early: ${kernelDrops() - before.drops} of 1200`);
+  assert.equal(route.isolated, 1);
+});

@@ -139,7 +139,11 @@ export class NativeDatapath implements UdpDatapath, NativeEngine {
       throw Object.assign(new Error('isolate: not an open listener of this datapath, or an addon without isolate()'), { code: 'ENOTSUP' });
     }
     const id = b.isolate(this.#engine, listener.socketId, address, port, rcvbufBytes);
-    const s = new NativeIsolatedSocket(this, id, listener.local, listener.receiver, (i) => (this.#destroyed ? -1 : b.socketDrops!(this.#engine, i)));
+    const s = new NativeIsolatedSocket(
+      this, id, listener.local, listener.receiver,
+      (i) => (this.#destroyed ? -1 : b.socketDrops!(this.#engine, i)),
+      (i, bytes) => !this.#destroyed && (b.socketBuffers?.(this.#engine, i, bytes, 0) ?? false),
+    );
     this.#handlers[id] = s;
     return s;
   }

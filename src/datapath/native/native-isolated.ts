@@ -21,6 +21,7 @@ export class NativeIsolatedSocket extends NativeListener implements IsolatedSock
     local: Endpoint,
     receiver: ListenerReceiver,
     private readonly drops: (id: number) => number,
+    private readonly buffers: (id: number, rcvbufBytes: number) => boolean,
   ) {
     super(dp, id, local, local.family, receiver);
   }
@@ -28,5 +29,10 @@ export class NativeIsolatedSocket extends NativeListener implements IsolatedSock
   kernelDrops(): number {
     const id = this.socketId;
     return id < 0 ? -1 : this.drops(id);
+  }
+
+  receiveBuffer(bytes: number): boolean {
+    const id = this.socketId;
+    return id >= 0 && this.buffers(id, bytes);
   }
 }
