@@ -60,19 +60,24 @@ function burstWhileBlocked(port: number, floodPort: number, lightPort: number, n
   assert.equal(r.status, 0, r.stderr);
 }
 
-for (const above of [1_000_000, 0]) {
-  const what = above > 0 ? 'gets its own socket at once (reason heavy-source), a light one does not' : 'keeps the shared socket (isolation off)';
-  test(`udp isolation (isolateAbove ${above}): a client that fills the listener's share of the batch ${what}`, async (t) => {
-    const native = datapathOf(t)?.kind === 'native';
-    const { port: echoPort, got } = await echo(t);
-    const { node, port, ofType } = await startNode(t, `
+/** A route `game` to an echo upstream (its `got` counts what reached it), every rate limit lifted. */
+async function gameRoute(t: TestContext, isolateAbove: number) {
+  const { port: echoPort, got } = await echo(t);
+  const { node, port, ofType } = await startNode(t, `
 routes:
   game:
     listen: udp://127.0.0.1:0
     upstream: 127.0.0.1:${echoPort}
-    udp: { idleTimeout: 30s, isolateAbove: ${above}, rate: { perSecond: 0 }, ratePerSource: { perSecond: 0 } }
+    udp: { idleTimeout: 30s, isolateAbove: ${isolateAbove}, rate: { perSecond: 0 }, ratePerSource: { perSecond: 0 } }
 `);
-    const route = node.route('game') as unknown as UdpRoute;
+  return { got, node, port, ofType, route: node.route('game') as unknown as UdpRoute };
+}
+
+for (const above of [1_000_000, 0]) {
+  const what = above > 0 ? 'gets its own socket at once (reason heavy-source), a light one does not' : 'keeps the shared socket (isolation off)';
+  test(`udp isolation (isolateAbove ${above}): a client that fills the listener's share of the batch ${what}`, async (t) => {
+    const native = datapathOf(t)?.kind === 'native';
+    const { got, node, port, ofType, route } = await gameRoute(t, above);
     const flooder = await openedSession(t, port('game'));
     const light = await openedSession(t, port('game'));
     burstWhileBlocked(port('game'), flooder, light, 1500);
@@ -101,15 +106,7 @@ routes:
 
 test('udp isolation: a client isolated for its rate alone keeps the listener\'s buffer (a stall\'s backlog gets through whole) until it sends more than twice what is read, then its excess is dropped early', async (t) => {
   const native = datapathOf(t)?.kind === 'native';
-  const { port: echoPort, got } = await echo(t);
-  const { node, port, ofType } = await startNode(t, `
-routes:
-  game:
-    listen: udp://127.0.0.1:0
-    upstream: 127.0.0.1:${echoPort}
-    udp: { idleTimeout: 30s, isolateAbove: 200, rate: { perSecond: 0 }, ratePerSource: { perSecond: 0 } }
-`);
-  const route = node.route('game') as unknown as UdpRoute;
+  const { got, port, ofType, route } = await gameRoute(t, 200);
   const client = await openedSession(t, port('game'));
   const light = await openedSession(t, port('game'));
   const kernelDrops = () => ofType('datagrams-dropped').filter((e) => e.reason === 'isolated-kernel').reduce((n, e) => n + e.count, 0);
