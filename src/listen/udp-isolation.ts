@@ -76,6 +76,8 @@ export class ClientIsolation {
   /** The datapath cannot do it at all (an addon built before isolate()): not tried again. */
   #unsupported = false;
   #dropped = 0;
+  /** The sweep interval, as the last sweep said (the table's default until then). */
+  #sweepMs = 250;
 
   constructor(
     private readonly isolate: (address: string, port: number, rcvbufBytes: number) => IsolatedSocket,
@@ -98,6 +100,7 @@ export class ClientIsolation {
   swept(live: Iterable<UdpSession>, sweepMs: number, tick: number): void {
     const above = this.#unsupported ? 0 : this.above();
     const limit = (above * sweepMs) / 1000;
+    this.#sweepMs = sweepMs;
     const seen = this.#seen;
     if (above > 0 || this.#own.size > 0) {
       for (const s of live) {
@@ -129,12 +132,18 @@ export class ClientIsolation {
 
   /**
    * The datapath saw `s`'s client fill the listener's share of the batch again and again
-   * (HEAVY_DATAGRAMS): isolated now, reason `heavy-source`, on the same conditions as the sweep's.
+   * (HEAVY_DATAGRAMS, counts folded): isolated now, reason `heavy-source`, on the sweep's
+   * conditions, the rate too, as far as it is known already: more than a sweep's worth since the
+   * last sweep (a flood, read at the process's pace, gets there in a few tens of ms). A backlog
+   * alone is not enough: after a stall of the process a light client's queued datagrams fill the
+   * listener's share too, and a socket of its own would put it last in the batch, with floods.
    */
   heavy(s: UdpSession): void {
-    if (this.#unsupported || this.#own.has(s) || this.above() <= 0) return;
+    const above = this.#unsupported ? 0 : this.above();
+    if (above <= 0 || this.#own.has(s)) return;
     if (s.state !== 'open' || this.#own.size >= MAX_ISOLATED_PER_LISTENER || this.#failed.has(s)) return;
-    this.#seen.set(s, s.packetsFromClient);
+    const before = this.#seen.get(s) ?? (this.report.clock.now() - s.startedAt <= this.#sweepMs ? 0 : undefined);
+    if (before === undefined || s.packetsFromClient - before <= (above * this.#sweepMs) / 1000) return;
     this.#isolate(s, 'heavy-source');
   }
 

@@ -111,7 +111,9 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
     if (this.clients.heavySource === undefined || (this.#pp !== null && this.#pp.receives)) return;
     const k = ipv4PortKey(address, port);
     const s = k >= 0 ? this.#live.v4(k) : this.#live.get(`${address}|${port}`);
-    if (s !== undefined) this.clients.heavySource(s);
+    if (s === undefined) return;
+    if (s.offload !== null) this.#offloads.fold(s); // its count includes what the batch forwarded
+    this.clients.heavySource(s);
   }
 
   #plain(buf: Buffer, address: string, port: number): void {
