@@ -33,6 +33,9 @@ export const FLOOD_RCVBUF_BYTES = 128 * 1024;
  */
 export const HEAVY_DATAGRAMS = 256;
 
+/** The least age (ms) over which a new session's rate is judged when the batch names it. */
+const HEAVY_MIN_MS = 10;
+
 /** At most this many clients of one listener have a socket of their own (one descriptor each). */
 export const MAX_ISOLATED_PER_LISTENER = 64;
 
@@ -133,17 +136,23 @@ export class ClientIsolation {
   /**
    * The datapath saw `s`'s client fill the listener's share of the batch again and again
    * (HEAVY_DATAGRAMS, counts folded): isolated now, reason `heavy-source`, on the sweep's
-   * conditions, the rate too, as far as it is known already: more than a sweep's worth since the
-   * last sweep (a flood, read at the process's pace, gets there in a few tens of ms). A backlog
-   * alone is not enough: after a stall of the process a light client's queued datagrams fill the
-   * listener's share too, and a socket of its own would put it last in the batch, with floods.
+   * conditions, the rate too, as far as it is known already: for a session that began since the
+   * last sweep, more than `isolateAbove` a second over its life so far (at least HEAVY_MIN_MS: a
+   * new flood is moved within milliseconds), else more than a sweep's worth since the last sweep
+   * (a flood, read at the process's pace, gets there in a few tens of ms). A backlog alone is not
+   * enough: after a stall of the process a light client's queued datagrams fill the listener's
+   * share too, and a socket of its own would put it last in the batch, with floods.
    */
   heavy(s: UdpSession): void {
     const above = this.#unsupported ? 0 : this.above();
     if (above <= 0 || this.#own.has(s)) return;
     if (s.state !== 'open' || this.#own.size >= MAX_ISOLATED_PER_LISTENER || this.#failed.has(s)) return;
-    const before = this.#seen.get(s) ?? (this.report.clock.now() - s.startedAt <= this.#sweepMs ? 0 : undefined);
-    if (before === undefined || s.packetsFromClient - before <= (above * this.#sweepMs) / 1000) return;
+    const before = this.#seen.get(s);
+    const age = this.report.clock.now() - s.startedAt;
+    const over =
+      before !== undefined ? s.packetsFromClient - before > (above * this.#sweepMs) / 1000
+      : age <= this.#sweepMs && s.packetsFromClient > (above * Math.max(age, HEAVY_MIN_MS)) / 1000;
+    if (!over) return;
     this.#isolate(s, 'heavy-source');
   }
 
