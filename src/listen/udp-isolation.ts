@@ -5,19 +5,20 @@ import type { IsolatedSocket, UdpSender } from '../datapath/udp-datapath.js';
 import type { UdpSession } from '../session/udp-session.js';
 
 /**
- * Receive buffer of the own socket of a client isolated for its rate alone (`over-rate`), as
- * asked of the kernel (which doubles it for its bookkeeping, and caps it at net.core.rmem_max):
- * the listener's (socket-buffers.ts, 1 MiB), so a paced 10-40k/s client the process keeps up with
- * rides out a stall of the loop as it did on the listener. FLOOD_RCVBUF_BYTES (as first built)
- * lost such a client's datagrams at its own socket in paced sweeps at 10k/s on a loaded machine
- * (700-1,800 of 30,000) where the listener's size lost none.
+ * Receive buffer of a client's own socket when it is made, as asked of the kernel (which doubles
+ * it for its bookkeeping, and caps it at net.core.rmem_max): the listener's (socket-buffers.ts,
+ * 1 MiB), so a paced 10-40k/s client the process keeps up with rides out a stall of the loop as it
+ * did on the listener. FLOOD_RCVBUF_BYTES (as first built) lost such a client's datagrams at its
+ * own socket in paced sweeps at 10k/s on a loaded machine (700-1,800 of 30,000) where the
+ * listener's size lost none. Neither the rate nor a backlog in the batch tells a fast paced client
+ * from a flood; what it does at its own socket does (FLOOD_RCVBUF_BYTES).
  */
 export const ISOLATED_RCVBUF_BYTES = LISTENER_RCVBUF_BYTES;
 
 /**
- * Receive buffer of a flooder's own socket: isolated because it filled the listener's share of
- * the batch (`heavy-source`), or later found sending more than twice what is read from it (its
- * socket's kernel drops in a sweep above what it delivered). 128 KiB, 256 KiB accounted, about
+ * Receive buffer of a flooder's own socket, set at the first sweep that finds it sending more
+ * than twice what is read from it (its socket's kernel drops in a sweep above what was read).
+ * 128 KiB, 256 KiB accounted, about
  * 300 datagrams of 64 B: what it sends beyond what the process reads is dropped here, early. With
  * the listener's size its backlog after each stall of the process went on to the service in
  * bursts, which the service's own queue (shared with every other client) then had to absorb: a
@@ -34,7 +35,7 @@ export const FLOOD_RCVBUF_BYTES = 128 * 1024;
 export const HEAVY_DATAGRAMS = 256;
 
 /** The least age (ms) over which a new session's rate is judged when the batch names it. */
-const HEAVY_MIN_MS = 10;
+const HEAVY_MIN_MS = 20;
 
 /** At most this many clients of one listener have a socket of their own (one descriptor each). */
 export const MAX_ISOLATED_PER_LISTENER = 64;
@@ -176,7 +177,7 @@ export class ClientIsolation {
   #isolate(s: UdpSession, reason: 'over-rate' | 'heavy-source'): void {
     let socket: IsolatedSocket;
     try {
-      socket = this.isolate(s.replyAddress, s.replyPort, reason === 'heavy-source' ? FLOOD_RCVBUF_BYTES : ISOLATED_RCVBUF_BYTES);
+      socket = this.isolate(s.replyAddress, s.replyPort, ISOLATED_RCVBUF_BYTES);
     } catch (err) {
       this.#failed.add(s);
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
@@ -184,7 +185,7 @@ export class ClientIsolation {
       this.#event(s, 'failed', code);
       return;
     }
-    this.#own.set(s, { socket, flood: reason === 'heavy-source', calm: 0, drops: 0 });
+    this.#own.set(s, { socket, flood: false, calm: 0, drops: 0 });
     // The batch's entries for it match on the listener's socket: handed over again, on the new one.
     s.offload?.close();
     this.#event(s, 'isolated', reason);
