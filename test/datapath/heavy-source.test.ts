@@ -26,7 +26,7 @@ function burst(port: number, senders: number, n: number): number[] {
       for (let i = 0; i < 3; i++) socks[${senders}].send(buf, ${port}, '127.0.0.1', done);
     }));
   `;
-  const r = spawnSync(process.execPath, ['-e', script], { timeout: 10_000, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['-e', script], { timeout: 30_000, encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout) as number[];
 }

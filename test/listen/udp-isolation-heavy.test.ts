@@ -55,8 +55,9 @@ function burstWhileBlocked(port: number, floodPort: number, lightPort: number, n
     f.bind(${floodPort}, '127.0.0.1', go);
     l.bind(${lightPort}, '127.0.0.1', go);
   `;
-  const r = spawnSync(process.execPath, ['-e', script], { timeout: 10_000, encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
+  // Bounded; generous, since the child starts while this machine may be busy (the burst itself takes milliseconds).
+  const r = spawnSync(process.execPath, ['-e', script], { timeout: 30_000, encoding: 'utf8' });
+  assert.equal(r.status, 0, `the burst's sender: status ${r.status}, signal ${r.signal}, ${r.stderr}`);
 }
 
 /** A route `game` to an echo upstream (its `got` counts what reached it), every rate limit lifted. */
