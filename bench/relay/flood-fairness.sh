@@ -8,7 +8,13 @@
 #   DATAGRAM_BUDGET=30000 DUR=3 bash bench/relay/flood-fairness.sh
 # PORT_BASE picks the ports (default random), SUBJECT_ROOT the checkout whose subject-expose.sh runs; the kernel's drops during the flood are printed per
 # socket role (kernel-drops.sh; `own`: a flooding client's own socket, docs/expose.md). ISOLATE_ABOVE
-# (this checkout's subject-expose.sh) sets udp.isolateAbove of the public listener, 0 = off.
+# (this checkout's subject-expose.sh) sets udp.isolateAbove of the public listener, 0 = off. What
+# Sluice counted during the flood (drops by reason, isolations by reason: sluice-counters.sh) is
+# printed when the subject serves metrics (ADMIN_PORT, on PORT_BASE+5). DIRECT=1: no relay, both
+# clients straight at echod (what the second client gets from the topology alone).
+# TRACE=1: the second client is rtt-trace (bench/relay/rtt-trace.c), started 0.2 s before the
+# flood and kept DUR s, printing its RTT per 100 ms of send time (is the tail at the flood's
+# start, before the flooder has its own socket, or steady?).
 # Every load is bounded by DUR seconds and timeouts; everything runs on 127.0.0.1.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -18,9 +24,16 @@ DUR="${DUR:-3}"
 BIN=$(mktemp -d /tmp/sluice-flood.XXXXXX)
 trap 'rm -rf "$BIN"' EXIT
 for t in echod udpload; do gcc -O2 -Wall -o "$BIN/$t" "$BENCH/$t.c"; done
+gcc -O2 -Wall -o "$BIN/rtt-trace" "$HERE/rtt-trace.c"
 R=${PORT_BASE:-$((20000 + RANDOM % 20000))}; E=$((R + 1)); RI=$((R + 2)); I=$((R + 3))
 timeout 120 "$BIN/echod" -p "$E" -u -T 110 & EPID=$!
-timeout 120 bash "${SUBJECT_ROOT:-$ROOT}/bench/relay/subject-expose.sh" "$R" "$E" "$RI" "$I" > "$BIN/subject.log" 2>&1 & SPID=$!
+if [ -n "${DIRECT:-}" ]; then
+  # No relay: both clients at echod itself, the floor of this topology (echod shares the CPUs
+  # with the flood's generator and the second client, as the relay does).
+  R=$E; sleep 110 & SPID=$!
+else
+  ADMIN_PORT=$((R + 5)) timeout 120 bash "${SUBJECT_ROOT:-$ROOT}/bench/relay/subject-expose.sh" "$R" "$E" "$RI" "$I" > "$BIN/subject.log" 2>&1 & SPID=$!
+fi
 stop() { kill -INT "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true; kill "$EPID" 2>/dev/null || true; wait "$EPID" 2>/dev/null || true; }
 trap 'stop; [ -n "${KEEP:-}" ] && cat "$BIN/subject.log" >&2; rm -rf "$BIN"' EXIT
 for _ in $(seq 1 50); do
@@ -31,14 +44,24 @@ done
 closed=$(timeout 30 "$BIN/udpload" -t "127.0.0.1:$R" -s 64 -d "$DUR" -w 64)
 echo "closed loop:   $closed"
 . "$HERE/kernel-drops.sh"
-read -r -a d0 < <(drops "$(pgrep -P "$SPID" -x node || echo "$SPID")" "$R" "$E"); read -r -a k0 < <(kstat)
+. "$HERE/sluice-counters.sh"
+read -r -a d0 < <(drops "$(pgrep -P "$SPID" -x node || echo "$SPID")" "$R" "$E"); read -r -a k0 < <(kstat); counters $((R + 5)) "$BIN/c0"
+if [ -n "${TRACE:-}" ]; then
+  timeout 30 "$BIN/rtt-trace" -t "127.0.0.1:$R" -r 2000 -d "$DUR" > "$BIN/trace.out" & TP=$!
+  sleep 0.2
+fi
 timeout 30 "$BIN/udpload" -t "127.0.0.1:$R" -s 64 -d "$DUR" > "$BIN/flood.out" & FP=$!
-sleep 0.5
-echo "second client: $(timeout 30 "$BIN/udpload" -t "127.0.0.1:$R" -s 64 -d "$(awk -v d="$DUR" 'BEGIN{print d-1}')" -L -r 2000)"
+if [ -n "${TRACE:-}" ]; then
+  wait "$TP"; echo "second client (rtt-trace, the flood from about 200 ms):"; cat "$BIN/trace.out"
+else
+  sleep 0.5
+  echo "second client: $(timeout 30 "$BIN/udpload" -t "127.0.0.1:$R" -s 64 -d "$(awk -v d="$DUR" 'BEGIN{print d-1}')" -L -r 2000)"
+fi
 wait "$FP"
 read -r -a d1 < <(drops "$(pgrep -P "$SPID" -x node || echo "$SPID")" "$R" "$E"); read -r -a k1 < <(kstat)
 flood=$(cat "$BIN/flood.out")
 echo "flood:         $flood"
 drops_line d0 d1 k0 k1
+counters $((R + 5)) "$BIN/c1"; counters_line "$BIN/c0" "$BIN/c1"
 c=$(sed -E 's/.*delivered_pps=([0-9]+).*/\1/' <<<"$closed"); f=$(sed -E 's/.*delivered_pps=([0-9]+).*/\1/' <<<"$flood")
 awk -v f="$f" -v c="$c" 'BEGIN { printf "flood delivered / closed loop = %.2f\n", (c > 0 ? f / c : 0) }'

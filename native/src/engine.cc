@@ -139,6 +139,8 @@ int Harvest(Engine* e) {
     int r = RecvInto(e, id, used, room);
     used += r;
     if (r >= room) full[nfull++] = id;
+    // heavy.cc: one source that keeps filling a watched listener's share is named to JavaScript.
+    if (used < e->rx_slots && NoteSources(e, id, used - r, r, room)) PutHeavyRecord(e, id, used++);
   }
   if (CarryPending(e)) used += DrainCarry(e, used, e->rx_slots - used);
   // A client's own socket (isolate.cc: a client over its rate) comes last to what is left: the

@@ -48,6 +48,12 @@ struct Sock {
   int gso_limit = 1 << 30; // UDP_SEGMENT only for segment sizes below this (lowered on EINVAL)
   bool gro = false;        // receives runs as one buffer (UDP_GRO), cut up in the harvest (gro.cc)
   int beside = -1;         // isolate.cc: the listener this socket was bound beside (a client's own), else -1
+  // heavy.cc: a source that filled this listener's share read after read, `heavy_after` datagrams
+  // of it, is named in a record (0: not watched); the streak's datagrams, its source, how many named.
+  int heavy_after = 0;
+  int heavy_streak = 0;
+  int32_t heavy_src[6] = {};
+  uint32_t heavy_noted = 0;
 };
 
 struct SealState;  // seal.cc
@@ -136,6 +142,13 @@ void Watch(Engine* e);
 void OnReadable(uv_poll_t* handle, int status, int events);
 void DrainReady(Engine* e);
 int Harvest(Engine* e);  // records harvested; `forwarded` of them need no JavaScript
+
+// heavy.cc: records [first, first + r) just read from listener `id` (`room` asked); true when a
+// record naming the source that filled its share should follow (PutHeavyRecord at slot `at`).
+constexpr int32_t kHeavySourceRecord = -65536;  // rxm length field of that record (src/datapath/native/native-isolated.ts)
+bool NoteSources(Engine* e, int id, int first, int r, int room);
+void PutHeavyRecord(Engine* e, int id, int at);
+napi_value WatchSources(napi_env env, napi_callback_info info);
 
 // addon.cc
 void Teardown(Engine* e);

@@ -153,6 +153,7 @@ void RegisterIsolate(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"isolate", nullptr, Isolate, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"socketDrops", nullptr, SocketDrops, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"watchSources", nullptr, WatchSources, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

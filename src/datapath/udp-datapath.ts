@@ -26,12 +26,21 @@ export interface UdpDatapath {
    * socket"). Throws the system error when it cannot be made.
    */
   isolate?(listener: UdpSender, address: string, port: number, rcvbufBytes: number): IsolatedSocket;
+  /**
+   * Optional (native): from now on, a source that fills `listener`'s share of the batch read after
+   * read until they carried `datagrams` of it is named to its receiver
+   * (`ListenerReceiver.onHeavySource`); 0 stops, -1 only asks. Returns how many were named so far,
+   * or -1 when it cannot watch.
+   */
+  watchSources?(listener: UdpSender, datagrams: number): number;
 }
 
 /** A client's own socket (UdpDatapath.isolate): sends as its listener does, from the same address and port. */
 export interface IsolatedSocket extends UdpSender {
   /** Datagrams the kernel dropped at this socket since it opened (its queue was full); -1 when it cannot tell. */
   kernelDrops(): number;
+  /** Optional: sets its receive buffer (SO_RCVBUF) to `bytes`; false when it cannot. */
+  receiveBuffer?(bytes: number): boolean;
 }
 
 /**
@@ -49,6 +58,8 @@ export interface ListenerReceiver {
   onDatagramV4?(buf: Buffer, ipv4: number, port: number): void;
   /** A datagram to a client could not be sent (ICMP error, full buffer); counted, never fatal. */
   onSendError(err: Error): void;
+  /** Optional: one source kept filling this listener's share of the batch (UdpDatapath.watchSources). */
+  onHeavySource?(address: string, port: number): void;
 }
 
 /** Builds a listener's receiver from the bound listener (UdpDatapath.listen). */

@@ -10,7 +10,7 @@ import { jsDatapath } from '../datapath/js-datapath.js';
 import type { RouteRuntime, SessionInfo } from './route.js';
 import type { Admitter } from '../admission/admitter.js';
 import type { ReverdictCount } from '../admission/reverdict.js';
-import { ClientIsolation, ISOLATED_RCVBUF_BYTES } from './udp-isolation.js';
+import { ClientIsolation, HEAVY_DATAGRAMS } from './udp-isolation.js';
 
 export type UdpRouteDeps = UdpTableDeps & { readonly datapath?: UdpDatapath };
 
@@ -41,6 +41,10 @@ export class ListenerClients implements UdpClientSide {
 
   channelClosed(s: UdpSession): void {
     this.isolation?.ended(s);
+  }
+
+  heavySource(s: UdpSession): void {
+    this.isolation?.heavy(s);
   }
 }
 
@@ -75,7 +79,8 @@ export class UdpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
       listener = await dp.listen(route.listen.host, route.listen.port, (bound) => {
         if (isolate) {
           const report = { events: deps.events, clock: deps.clock, route: route.name };
-          isolation = new ClientIsolation((address, port) => isolate(bound, address, port, ISOLATED_RCVBUF_BYTES), () => (self ?? { config: route }).config.udp.isolateAbove ?? 0, report);
+          isolation = new ClientIsolation((address, port, rcvbuf) => isolate(bound, address, port, rcvbuf), () => (self ?? { config: route }).config.udp.isolateAbove ?? 0, report);
+          dp.watchSources?.(bound, HEAVY_DATAGRAMS);
         }
         return new UdpSessionTable(policy, deps, new ListenerClients(bound, isolation));
       });

@@ -22,4 +22,6 @@ export interface UdpClientSide {
   offloadEnd?(s: UdpSession): OffloadEnd | null;
   /** The table swept: `live` are its sessions (native counts folded in), `sweepMs` apart, `tick` the tick that ends. */
   swept?(live: Iterable<UdpSession>, sweepMs: number, tick: number): void;
+  /** `s`'s client keeps filling the listener's share of the batch (ListenerReceiver.onHeavySource). */
+  heavySource?(s: UdpSession): void;
 }

@@ -106,6 +106,16 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
     else this.onDatagram(buf, `${ipv4 >>> 24}.${(ipv4 >>> 16) & 255}.${(ipv4 >>> 8) & 255}.${ipv4 & 255}`, port);
   }
 
+  /** The datapath saw `address`:`port` fill the listener's share of the batch again and again. */
+  onHeavySource(address: string, port: number): void {
+    if (this.clients.heavySource === undefined || (this.#pp !== null && this.#pp.receives)) return;
+    const k = ipv4PortKey(address, port);
+    const s = k >= 0 ? this.#live.v4(k) : this.#live.get(`${address}|${port}`);
+    if (s === undefined) return;
+    if (s.offload !== null) this.#offloads.fold(s); // its count includes what the batch forwarded
+    this.clients.heavySource(s);
+  }
+
   #plain(buf: Buffer, address: string, port: number): void {
     const k = ipv4PortKey(address, port);
     let s = k >= 0 ? this.#live.v4(k) : this.#live.get(`${address}|${port}`);

@@ -52,6 +52,12 @@ export interface NativeBinding {
   receiveDelayAdaptive?(engine: EngineHandle, minRate: number, batch: number): void;
   /** [sleeps, engaged (0/1), times engaged, times disengaged, datagrams/s over the last window]. */
   receiveDelayState?(engine: EngineHandle): [number, number, number, number, number];
+  /**
+   * Listener `id` names, in a record of its own, a source that filled its share of the harvest
+   * read after read until they carried `datagrams` of it (native/src/heavy.cc; 0: off, -1: only
+   * asks); returns the sources named so far, or -1.
+   */
+  watchSources?(engine: EngineHandle, id: number, datagrams: number): number;
 }
 
 export type BindingLoad = { ok: true; binding: NativeBinding; layout: NativeLayout } | { ok: false; reason: string };

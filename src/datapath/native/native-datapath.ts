@@ -4,7 +4,7 @@ import type { IsolatedSocket, ListenerReceiver, ReceiverFactory, UdpDatapath, Ud
 import { AddressBook, type NativeAddress } from './address-book.js';
 import type { EngineHandle, NativeBinding, NativeLayout } from './binding.js';
 import { NativeChannel, NativeListener, type NativeEngine, type NativeSocket } from './native-sockets.js';
-import { NativeIsolatedSocket } from './native-isolated.js';
+import { HEAVY_SOURCE_RECORD, NativeIsolatedSocket } from './native-isolated.js';
 import { LISTENER_RCVBUF_BYTES, LISTENER_SNDBUF_BYTES, SESSION_RCVBUF_BYTES } from '../socket-buffers.js';
 
 export interface NativeDatapathOptions {
@@ -148,9 +148,20 @@ export class NativeDatapath implements UdpDatapath, NativeEngine {
       throw Object.assign(new Error('isolate: not an open listener of this datapath, or an addon without isolate()'), { code: 'ENOTSUP' });
     }
     const id = b.isolate(this.#engine, listener.socketId, address, port, rcvbufBytes);
-    const s = new NativeIsolatedSocket(this, id, listener.local, listener.receiver, (i) => (this.#destroyed ? -1 : b.socketDrops!(this.#engine, i)));
+    const s = new NativeIsolatedSocket(
+      this, id, listener.local, listener.receiver,
+      (i) => (this.#destroyed ? -1 : b.socketDrops!(this.#engine, i)),
+      (i, bytes) => !this.#destroyed && (b.socketBuffers?.(this.#engine, i, bytes, 0) ?? false),
+    );
     this.#handlers[id] = s;
     return s;
+  }
+
+  /** UdpDatapath.watchSources: -1 when `listener` is not an open one of this datapath or the addon lacks it. */
+  watchSources(listener: UdpSender, datagrams: number): number {
+    const b = this.#b;
+    if (this.#destroyed || !(listener instanceof NativeListener) || listener.datapath !== this || listener.socketId < 0 || !b.watchSources) return -1;
+    return b.watchSources(this.#engine, listener.socketId, datagrams);
   }
 
   /** Closes every socket; the datapath is unusable afterwards. Idempotent. */
@@ -176,7 +187,8 @@ export class NativeDatapath implements UdpDatapath, NativeEngine {
         if (h === undefined) continue; // closed since the datagram arrived
         const len = m[b + 1]!;
         this.#currentIndex = i;
-        if (len < 0) h.failed(-len, 'recv');
+        if (len === HEAVY_SOURCE_RECORD) h.heavy?.(m, b);
+        else if (len < 0) h.failed(-len, 'recv');
         else h.deliver((this.#current = rx.subarray(i * slot, i * slot + len)), m, b);
       }
     } finally {

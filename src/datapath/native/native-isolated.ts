@@ -3,6 +3,13 @@ import type { IsolatedSocket, ListenerReceiver } from '../udp-datapath.js';
 import { NativeListener, type NativeEngine } from './native-sockets.js';
 
 /**
+ * The length field of a receive record that names a source which filled a watched listener's
+ * share several harvests in a row (native/src/heavy.cc kHeavySourceRecord): no datagram, the
+ * source in the record's address fields.
+ */
+export const HEAVY_SOURCE_RECORD = -65536;
+
+/**
  * A client's own socket beside a listener (native/src/isolate.cc): to the engine it is one more
  * listener (records carry the source, sends name their destination), and its datagrams go to the
  * listener's receiver, so the session table finds the same session by the client's address.
@@ -14,6 +21,7 @@ export class NativeIsolatedSocket extends NativeListener implements IsolatedSock
     local: Endpoint,
     receiver: ListenerReceiver,
     private readonly drops: (id: number) => number,
+    private readonly buffers: (id: number, rcvbufBytes: number) => boolean,
   ) {
     super(dp, id, local, local.family, receiver);
   }
@@ -21,5 +29,10 @@ export class NativeIsolatedSocket extends NativeListener implements IsolatedSock
   kernelDrops(): number {
     const id = this.socketId;
     return id < 0 ? -1 : this.drops(id);
+  }
+
+  receiveBuffer(bytes: number): boolean {
+    const id = this.socketId;
+    return id >= 0 && this.buffers(id, bytes);
   }
 }

@@ -10,6 +10,8 @@ export interface NativeSocket {
   deliver(buf: Buffer, m: Int32Array, b: number): void;
   /** One datagram (or the socket) failed with `errno`. */
   failed(errno: number, syscall: 'recv' | 'send'): void;
+  /** A source kept filling this listener's share (native/src/heavy.cc); `m[b..]` names it. */
+  heavy?(m: Int32Array, b: number): void;
 }
 
 /**
@@ -59,6 +61,12 @@ export class NativeListener<R extends ListenerReceiver = ListenerReceiver> imple
 
   failed(errno: number, syscall: 'recv' | 'send'): void {
     if (this.#closed === undefined) this.receiver.onSendError(systemError(errno, syscall));
+  }
+
+  heavy(m: Int32Array, b: number): void {
+    const r = this.receiver;
+    if (this.#closed !== undefined || r.onHeavySource === undefined) return;
+    r.onHeavySource(m[b + 3] === 4 ? formatIpv4(m[b + 4]! >>> 0) : this.#sources.v6(m, b + 4), m[b + 2]!);
   }
 
   coalesce(): boolean {
