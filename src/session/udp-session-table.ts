@@ -347,7 +347,9 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
     if (this.#t.advance()) this.#offloads.allowances();
     const tick = this.#t.tick;
     const limit = this.#t.idleTicks;
-    for (const s of this.#live) if (tick - s.lastTick >= limit) this.end(s, 'idle-timeout');
+    this.#live.forEach((s) => {
+      if (tick - s.lastTick >= limit) this.end(s, 'idle-timeout');
+    });
     this.#exchanges.compact();
     this.#flushDrops();
   }
