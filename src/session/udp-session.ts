@@ -83,7 +83,7 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, Repl
    */
   #x: UdpSessionExtras | null = null;
   /**
-   * Wall-clock start, in ms after the owner's `wallEpoch`: a small integer for 24 days after the
+   * Wall-clock start, in ms after the owner's `wallEpoch`: a small integer for 12 days after the
    * table was made, where the absolute time is a double that a field boxes in 16 bytes of its own.
    */
   readonly #wallOffset: number;
