@@ -17,6 +17,11 @@ SUBJ="${SUBJECT_ROOT:-$HERE/../..}/bench/relay/subject-expose.sh"
 N=${N:-10000}
 # Seconds the sessions stay idle before the second reading.
 SETTLE=${SETTLE:-2}
+# Seconds the subject stays idle before the first reading (default 0). V8 shrinks its young
+# generation only on a full collection in a quiet process (its memory reducer: about 80-105 s
+# after the last one when nothing else triggers it), so WAIT0=120 SETTLE=120 compares two
+# settled states, where the default compares a fresh process with one just past the burst.
+WAIT0=${WAIT0:-0}
 # MORE=M: then M more sessions, and their cost alone (`more:`): the young generation has already
 # grown for the first N, so this is what one more idle session adds.
 MORE=${MORE:-0}
@@ -31,7 +36,7 @@ PIDS=()
 SPS=()
 cleanup() { for p in "${SPS[@]}"; do kill -INT "$p" 2>/dev/null; done; kill "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null; [ -z "${HEAP:-}${KEEP:-}" ] && rm -rf "$W"; }
 trap cleanup EXIT INT TERM
-timeout 300 "$W/echod" -p "$E" -u -T 290 > /dev/null 2>&1 & PIDS+=($!)
+timeout $((300 + WAIT0 + SETTLE)) "$W/echod" -p "$E" -u -T $((290 + WAIT0 + SETTLE)) > /dev/null 2>&1 & PIDS+=($!)
 flags="--expose-gc --import $HERE/mem-probe.mjs ${EXTRA_NODE_FLAGS:-}"; [ -n "${HEAP:-}" ] && flags="$flags --heapsnapshot-signal=SIGUSR2 --diagnostic-dir=$W"
 if [ -n "${SPLIT:-}" ]; then
   ROLES=(gateway agent)
@@ -49,7 +54,7 @@ for _ in $(seq 1 100); do
   out=$(timeout 2 "$W/udpload" -t "127.0.0.1:$R" -s 64 -d 0.3 -w 1 2>/dev/null || true)
   case "$out" in *delivered_pps=0\ *|"") ;; *) break ;; esac
 done
-sleep 1
+sleep $((1 + WAIT0))
 mem() { awk '/^Rss:/ { r = $2 } /^Pss:/ { p = $2 } END { print r, p }' "/proc/$1/smaps_rollup"; }
 # The probe's line for process $1 after the signal: heapUsed and external, bytes.
 probe() {
@@ -62,7 +67,7 @@ declare -A R0 P0 H0 X0
 for i in "${!ROLES[@]}"; do read -r "R0[$i]" "P0[$i]" < <(mem "${SPS[$i]}"); cp "/proc/${SPS[$i]}/smaps" "$W/smaps0-${ROLES[$i]}"; done
 for i in "${!ROLES[@]}"; do read -r "H0[$i]" "X0[$i]" < <(probe "${SPS[$i]}" "${ROLES[$i]}"); done
 if [ -n "${HEAP:-}" ]; then for p in "${SPS[@]}"; do kill -USR2 "$p"; done; sleep 10; mkdir "$W/before"; mv "$W"/*.heapsnapshot "$W/before/"; for i in "${!ROLES[@]}"; do read -r "R0[$i]" "P0[$i]" < <(mem "${SPS[$i]}"); done; fi
-timeout 120 "$W/udpload" -t "127.0.0.1:$R" -s 64 -I -n "$N" -H $((SETTLE + 38 + (MORE > 0 ? 60 : 0))) > "$W/idle.out" 2>&1 & LP=$!; PIDS+=($LP)
+timeout $((SETTLE + 120 + (MORE > 0 ? 60 : 0))) "$W/udpload" -t "127.0.0.1:$R" -s 64 -I -n "$N" -H $((SETTLE + 38 + (MORE > 0 ? 60 : 0))) > "$W/idle.out" 2>&1 & LP=$!; PIDS+=($LP)
 for _ in $(seq 1 600); do grep -q READY "$W/idle.out" 2>/dev/null && break; sleep 0.1; done
 sleep "$SETTLE"
 grep READY "$W/idle.out"

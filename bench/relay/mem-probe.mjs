@@ -9,10 +9,12 @@ const out = process.env.MEM_PROBE_OUT;
 if (out) {
   process.on('SIGWINCH', () => {
     const before = process.memoryUsage.rss();
+    // The young generation as it was (a full collection may shrink it).
+    const youngBeforeGc = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.physical_space_size;
     for (let i = 0; i < 3; i++) globalThis.gc?.();
     const m = process.memoryUsage();
     const used = Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name, s.space_used_size]));
     const committed = Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name, s.physical_space_size]));
-    appendFileSync(out, JSON.stringify({ ...m, rssBeforeGc: before, used, committed }) + '\n');
+    appendFileSync(out, JSON.stringify({ ...m, rssBeforeGc: before, youngBeforeGc, used, committed }) + '\n');
   });
 }

@@ -3,6 +3,7 @@ import { LISTENER_RCVBUF_BYTES } from '../datapath/socket-buffers.js';
 import type { EventStream } from '../observe/events.js';
 import type { IsolatedSocket, UdpSender } from '../datapath/udp-datapath.js';
 import type { UdpSession } from '../session/udp-session.js';
+import type { LiveSessions } from '../session/udp-client-side.js';
 
 /**
  * Receive buffer of a client's own socket when it is made, as asked of the kernel (which doubles
@@ -101,23 +102,23 @@ export class ClientIsolation {
   }
 
   /** The table swept (counts folded): isolates the sessions over the rate, releases calm ones, reports the kernel's drops. */
-  swept(live: Iterable<UdpSession>, sweepMs: number, tick: number): void {
+  swept(live: LiveSessions, sweepMs: number, tick: number): void {
     const above = this.#unsupported ? 0 : this.above();
     const limit = (above * sweepMs) / 1000;
     this.#sweepMs = sweepMs;
     const seen = this.#seen;
     if (above > 0 || this.#own.size > 0) {
-      for (const s of live) {
+      live.forEach((s) => {
         if (tick - s.lastTick > 1 && !this.#own.has(s)) {
           seen.delete(s);
-          continue;
+          return;
         }
         const now = s.packetsFromClient;
         // A session first seen: counted from 0 if it began within this sweep (a flood is isolated
         // one sweep after it starts, not two), else from here on.
         const before = seen.get(s) ?? (this.report.clock.now() - s.startedAt <= sweepMs ? 0 : undefined);
         seen.set(s, now);
-        if (before === undefined) continue;
+        if (before === undefined) return;
         const n = now - before;
         const own = this.#own.get(s);
         if (own === undefined) {
@@ -129,7 +130,7 @@ export class ClientIsolation {
           own.calm = above > 0 && n < limit / 2 && dropped === 0 ? own.calm + 1 : 0;
           if (above === 0 || own.calm >= CALM_SWEEPS) this.#release(s, own, 'calm');
         }
-      }
+      });
     }
     this.#flushDrops();
   }

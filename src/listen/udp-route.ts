@@ -3,6 +3,7 @@ import { errnoCode, SluiceError } from '../core/errors.js';
 import type { EndReason } from '../observe/events.js';
 import { UdpSessionTable, type UdpClientSide, type UdpTableDeps } from '../session/udp-session-table.js';
 import type { UdpSession } from '../session/udp-session.js';
+import type { LiveSessions } from '../session/udp-client-side.js';
 import { udpPolicyOf, type ListenerConfig } from '../session/session-policy.js';
 import type { UdpDatapath, UdpListener, UdpSender } from '../datapath/udp-datapath.js';
 import type { PlainEnd } from '../datapath/offload.js';
@@ -35,7 +36,7 @@ export class ListenerClients implements UdpClientSide {
     return { kind: 'client', listener: this.isolation?.socketOf(s) ?? this.listener, address: s.replyAddress, port: s.replyPort };
   }
 
-  swept(live: Iterable<UdpSession>, sweepMs: number, tick: number): void {
+  swept(live: LiveSessions, sweepMs: number, tick: number): void {
     this.isolation?.swept(live, sweepMs, tick);
   }
 

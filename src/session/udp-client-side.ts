@@ -3,6 +3,11 @@ import type { DropReason } from '../observe/events.js';
 import type { OffloadEnd } from '../datapath/offload.js';
 import type { UdpSession } from './udp-session.js';
 
+/** A table's live sessions, walked without an iterator (no allocation per session). */
+export interface LiveSessions {
+  forEach(fn: (s: UdpSession) => void): void;
+}
+
 /**
  * Where a session table's clients are: the listener socket of a route, or the tagged datagrams of
  * an agent's tunnel. `send` is on the per-datagram path: it must not allocate.
@@ -21,7 +26,7 @@ export interface UdpClientSide {
   /** The client's side of `s` for the native batch (datapath/offload.ts), or null while it needs JavaScript. */
   offloadEnd?(s: UdpSession): OffloadEnd | null;
   /** The table swept: `live` are its sessions (native counts folded in), `sweepMs` apart, `tick` the tick that ends. */
-  swept?(live: Iterable<UdpSession>, sweepMs: number, tick: number): void;
+  swept?(live: LiveSessions, sweepMs: number, tick: number): void;
   /** `s`'s client keeps filling the listener's share of the batch (ListenerReceiver.onHeavySource). */
   heavySource?(s: UdpSession): void;
 }

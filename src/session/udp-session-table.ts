@@ -48,6 +48,8 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
   readonly #t: SweepTicks;
   /** Sessions forwarded in the native batch: folded on the sweep and on their JavaScript datagrams. */
   readonly #offloads: SessionOffloads;
+  /** Wall-clock ms when the table was made: its sessions keep their start as a small offset from it. */
+  readonly wallEpoch: number;
 
   constructor(
     policy: UdpSessionPolicy,
@@ -55,6 +57,7 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
     private readonly clients: UdpClientSide,
   ) {
     this.#policy = policy;
+    this.wallEpoch = Math.floor(deps.clock.wallNow());
     this.#pp = policy.proxyProtocol ? new UdpProxyHeaders(policy.proxyProtocol) : null;
     this.#shell = new SessionShell(policy, 'udp', deps, this);
     this.#limitStep = (source) => makeRoom(source, this.#shell.limits, this.#exchanges, this.#policy, this.#t.tick, this.#t.sweepMs, this);
@@ -357,7 +360,9 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
     if (this.#t.advance()) this.#offloads.allowances();
     const tick = this.#t.tick;
     const limit = this.#t.idleTicks;
-    for (const s of this.#live) if (tick - s.lastTick >= limit) this.end(s, 'idle-timeout');
+    this.#live.forEach((s) => {
+      if (tick - s.lastTick >= limit) this.end(s, 'idle-timeout');
+    });
     this.#exchanges.compact();
     this.#flushDrops();
   }

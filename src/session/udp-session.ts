@@ -20,8 +20,15 @@ export interface UdpSessionOwner {
   toClient(session: UdpSession, buf: Buffer): void;
   upstreamFailed(session: UdpSession, err: Error): void;
   countSendError(): void;
+  /** Wall-clock ms its sessions' start times count from (UdpSession.startedWall). */
+  readonly wallEpoch: number;
 }
 
+
+/** The states by their number in UdpSession's flags (the low two bits). */
+const STATES: readonly UdpSessionState[] = ['opening', 'open', 'closed'];
+const STATE_BITS = 3;
+const UNANSWERED = 4;
 
 /** What few sessions set: kept out of the session until first written. */
 class UdpSessionExtras {
@@ -35,6 +42,7 @@ class UdpSessionExtras {
   offload: Offload | null = null;
   offloadClientPlain = false;
   offloadSeen: number[] | null = null;
+  offloadTried = -1;
   /** The key, where it is not the reply address's (a client named by a PROXY header). */
   key: number | string | undefined = undefined;
 }
@@ -44,7 +52,8 @@ class UdpSessionExtras {
  * table sweeps idle sessions, and the counters are bumped in place on the per-datagram path.
  */
 export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, ReplyBudgetState {
-  #state: UdpSessionState = 'opening';
+  /** The state's number (STATES) and UNANSWERED, in one small integer: one field instead of two. */
+  #bits = UNANSWERED;
   channel: DatagramChannel | null = null;
   /** Datagrams from the client held while the upstream channel opens; null once open. */
   queue: Buffer[] | null = [];
@@ -59,12 +68,8 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, Repl
    * it without a lookup; null where the client side keeps none.
    */
   clientRef: object | null = null;
-  /** True until the upstream's first datagram; the table then refunds the creation tokens. */
-  unanswered = true;
   /** The per-source key admission counted this session under (AdmissionLimits.keyOf). */
   source = '';
-  /** Sweep tick of the last attempt to offload it (one attempt per tick). */
-  offloadTried = -1;
   // The route's reply budget (core/reply-budget.ts), kept here so a datagram touches one object:
   // the gateway's public routes have one by default, so these are not rare.
   budgetWindow = 0;
@@ -77,6 +82,19 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, Repl
    * session costs one slot for them instead of fifteen.
    */
   #x: UdpSessionExtras | null = null;
+  /**
+   * Wall-clock start, in ms after the owner's `wallEpoch`: a small integer for 12 days after the
+   * table was made, where the absolute time is a double that a field boxes in 16 bytes of its own.
+   */
+  readonly #wallOffset: number;
+
+  /** True until the upstream's first datagram; the table then refunds the creation tokens. */
+  get unanswered(): boolean {
+    return (this.#bits & UNANSWERED) !== 0;
+  }
+  set unanswered(v: boolean) {
+    this.#bits = v ? this.#bits | UNANSWERED : this.#bits & ~UNANSWERED;
+  }
 
   get proto(): 'udp' {
     return 'udp';
@@ -154,6 +172,13 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, Repl
     if (v || this.#x !== null) this.#extras().offloadClientPlain = v;
   }
   /** The offload's counters as last folded: datagrams and bytes from and to the client (made with the offload). */
+  /** Sweep tick of the last attempt to offload it (one attempt per tick; -1: none yet). */
+  get offloadTried(): number {
+    return this.#x === null ? -1 : this.#x.offloadTried;
+  }
+  set offloadTried(v: number) {
+    this.#extras().offloadTried = v;
+  }
   get offloadSeen(): number[] | null {
     return this.#x === null ? null : this.#x.offloadSeen;
   }
@@ -175,11 +200,20 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, Repl
     public replyAddress: string,
     public replyPort: number,
     readonly startedAt: number,
-    readonly startedWall: number,
+    startedWall: number,
     tick: number,
   ) {
     this.lastTick = tick;
+    const offset = startedWall - owner.wallEpoch;
+    // `| 0` makes it a small integer to V8 too: a difference of two doubles stored as it is would
+    // make the field a boxed double for every session of the table's shape.
+    this.#wallOffset = offset >= -0x40000000 && offset < 0x40000000 ? offset | 0 : offset;
     if (key !== clientKey(replyAddress, replyPort)) this.#extras().key = key;
+  }
+
+  /** Wall-clock time it started (ms since the epoch). */
+  get startedWall(): number {
+    return this.owner.wallEpoch + this.#wallOffset;
   }
 
   /**
@@ -199,12 +233,13 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, Repl
 
   /** Where the session is in its life (udp-session-state.ts); changed only through `move`. */
   get state(): UdpSessionState {
-    return this.#state;
+    return STATES[this.#bits & STATE_BITS]!;
   }
 
   /** The one way the state changes; throws SLUICE_ERR_STATE for a move the table forbids. */
   move(to: UdpSessionState): void {
-    this.#state = nextUdpSessionState(this.#state, to);
+    const next = nextUdpSessionState(this.state, to);
+    this.#bits = (this.#bits & ~STATE_BITS) | (next === 'opening' ? 0 : next === 'open' ? 1 : 2);
   }
 
   onUpstreamDatagram(buf: Buffer): void {
