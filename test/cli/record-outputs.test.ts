@@ -104,9 +104,11 @@ test('cli: an output that fails while running degrades visibly (health, counter)
     return c.inbox.length > 0;
   }, 'the udp route to answer');
   let health: { status: string; problems?: string[] } = { status: '' };
-  for (let i = 0; i < 100 && health.status !== 'degraded'; i++) {
+  // Each output reports its own first failed write: wait for both, not only the first.
+  const both = () => health.status === 'degraded' && health.problems?.length === 2;
+  for (let i = 0; i < 100 && !both(); i++) {
     health = JSON.parse(await admin(adminPort, '/api/health')) as typeof health;
-    if (health.status !== 'degraded') await new Promise((r) => setTimeout(r, 50));
+    if (!both()) await new Promise((r) => setTimeout(r, 50));
   }
   assert.equal(health.status, 'degraded');
   assert.equal(health.problems?.length, 2, JSON.stringify(health.problems));
