@@ -1,22 +1,23 @@
 import { EventEmitter } from 'node:events';
-import type { Clock, Timer } from '../core/clock.js';
+import type { Clock } from '../core/clock.js';
 import { SluiceError } from '../core/errors.js';
-import { StunMethod, decodeStunDatagram, type DecodedStunMessage } from '../protocol/stun/index.js';
+import type { DecodedStunMessage } from '../protocol/stun/index.js';
 import {
   DEFAULT_ICE_TIMING, type DatagramIngress, type IceAgentEvents, type IceAgentOptions, type IceTiming,
 } from './agent-options.js';
-import { canMove, type IceAgentState } from './agent-state.js';
+import type { IceAgentState } from './agent-state.js';
 import type { IceSocket } from './bases.js';
-import { addressKey, parseCandidate, type IceCandidate } from './candidate.js';
-import { ICE_DATA_PREFIX, IceDatagramChannel, type SelectedPairInfo } from './channel.js';
+import type { IceCandidate } from './candidate.js';
+import { IceDatagramChannel, type SelectedPairInfo } from './channel.js';
 import type { IceRole } from './check-message.js';
 import { Checker } from './checker.js';
 import type { CandidatePair, IceBase } from './checklist.js';
-import { ConsentFreshness, type ConsentStatus } from './consent.js';
+import { IceConnectivity } from './connectivity.js';
 import { credentialsProblem, randomCredentials, randomTieBreaker, type IceCredentials } from './credentials.js';
+import { decodeBinding, iceDatagramKind, samePeer } from './datagram-kind.js';
 import { Gatherer } from './gatherer.js';
-import { isRelayed } from './nomination.js';
 import type { RelayTransport } from '../turn/relay-transport.js';
+import { takeRemoteCandidate } from './remote-candidates.js';
 import { answerCheck } from './responder.js';
 import { IceSession } from './session.js';
 import type { StunPeer } from '../turn/stun-transaction.js';
@@ -60,13 +61,10 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   readonly #tieBreaker: bigint;
   readonly #gatherer: Gatherer;
   readonly #checker: Checker;
+  /** The state, and the pair that carries data (kept across a restart until the new session selects one). */
+  readonly #conn: IceConnectivity;
   #role: IceRole;
   #session: IceSession;
-  #state: IceAgentState = 'idle';
-  /** Carries data: the selected pair, kept across a restart until the new session selects one. */
-  #dataPair: CandidatePair | undefined;
-  #consent: ConsentFreshness | undefined;
-  #connectTimer: Timer | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(options: IceAgentOptions) {
@@ -77,6 +75,12 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     this.#role = options.role;
     this.#tieBreaker = options.tieBreaker ?? randomTieBreaker();
     this.#session = new IceSession(checkedCredentials(options.credentials ?? randomCredentials(), 'local'), options.maxPairs ?? 100);
+    this.#conn = new IceConnectivity({
+      clock: this.#clock, random: options.random ?? Math.random, timing: this.#timing,
+      check: (pair) => this.#checker.check(pair, 'consent'),
+      stopChecks: () => this.#checker.stop(),
+      onState: (to, from) => this.emit('state', to, from),
+    });
     this.channel = new IceDatagramChannel({ sendFramed: (b) => this.#sendData(b), selectedPair: () => this.selectedPair });
     this.#gatherer = new Gatherer(
       {
@@ -95,7 +99,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       clock: this.#clock, timing: this.#timing, tieBreaker: this.#tieBreaker,
       get session() { return agent.#session; },
       get role() { return agent.#role; },
-      get closed() { return agent.#state === 'closed'; },
+      get closed() { return agent.#conn.state === 'closed'; },
       switchRole: (r) => this.#switchRole(r),
       localFor: (base, mapped, priority) => this.#gatherer.localFor(base, mapped, priority),
       select: (p) => this.#select(p),
@@ -105,7 +109,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   }
 
   get state(): IceAgentState {
-    return this.#state;
+    return this.#conn.state;
   }
 
   get role(): IceRole {
@@ -131,14 +135,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   }
 
   get selectedPair(): SelectedPairInfo | undefined {
-    const p = this.#dataPair;
-    if (!p) return undefined;
-    const l = p.mapped ?? p.base.candidate;
-    return {
-      local: { type: l.type, address: l.address, port: l.port },
-      remote: { type: p.remote.type, address: p.remote.address, port: p.remote.port },
-      base: p.base.address, relayed: isRelayed(p), rttMs: p.rttMs,
-    };
+    return this.#conn.info;
   }
 
   /** Adds a socket: its host candidate, and srflx and TURN candidates through it once gathering runs. */
@@ -164,7 +161,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   setRemoteCredentials(credentials: IceCredentials): void {
     this.#assertOpen();
     this.#session.remoteCredentials = checkedCredentials(credentials, 'remote');
-    if (this.#state === 'idle') this.#enterChecking();
+    if (this.#conn.state === 'idle') this.#conn.startChecking();
     this.#checker.kick();
   }
 
@@ -175,26 +172,16 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
    */
   addRemoteCandidate(candidate: IceCandidate | string | null | undefined): boolean {
     const s = this.#session;
-    if (this.#state === 'closed') return false;
+    if (this.#conn.state === 'closed') return false;
     if (candidate === null || candidate === undefined) {
       s.remoteEnd = true;
       this.#maybeFail();
       return true;
     }
-    const c = typeof candidate === 'string' ? parseCandidate(candidate) : candidate;
-    if (typeof c === 'string' || c.component !== 1) return false;
-    const key = addressKey(c.address, c.port);
-    const known = s.remote.get(key);
-    if (known && known.type !== 'prflx') return true;
-    if (!known && s.remote.size >= (this.#o.maxRemoteCandidates ?? 64)) return false;
-    s.remote.set(key, c);
-    if (known) {
-      // §7.3.1.3: a peer-reflexive candidate named by signalling later takes its real type and priority.
-      for (const p of s.list.all()) if (p.remote === known) p.remote = c;
-      s.list.reprioritise(this.#role);
-    } else {
-      for (const base of this.#gatherer.bases) this.#pair(base, c);
-    }
+    const taken = takeRemoteCandidate(s, candidate, this.#o.maxRemoteCandidates ?? 64, this.#role);
+    if (taken === 'ignored') return false;
+    if (taken === 'known') return true;
+    if (taken !== 'upgraded') for (const base of this.#gatherer.bases) this.#pair(base, taken);
     this.#checker.kick();
     return true;
   }
@@ -210,10 +197,9 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     this.#session.end();
     this.#session = next;
     this.#checker.stop();
-    this.#consent?.stop();
-    this.#consent = undefined;
+    this.#conn.dropConsent();
     this.#gatherer.forgetPeerReflexive();
-    if (this.#state !== 'idle') this.#enterChecking();
+    if (this.#conn.state !== 'idle') this.#conn.startChecking();
     for (const c of this.localCandidates) this.emit('candidate', c);
     if (this.#gatherer.done) this.emit('gathering-complete', { errors: [...this.#gatherer.errors] });
   }
@@ -225,8 +211,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   }
 
   async #close(): Promise<void> {
-    this.#setState('closed');
-    this.#stop();
+    this.#conn.close();
     this.#session.end();
     this.channel.close();
     await this.#gatherer.closeOwned(); // before the lifetime ends: aborting would drop the allocations unannounced
@@ -240,13 +225,13 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   }
 
   #onLocalCandidate(base: IceBase, c: IceCandidate, isBase: boolean): void {
-    if (this.#state === 'closed') return;
+    if (this.#conn.state === 'closed') return;
     if (this.#advertised(c)) this.emit('candidate', c);
     if (isBase) for (const r of this.#session.remote.values()) this.#pair(base, r);
   }
 
   #onGathered(errors: readonly Error[]): void {
-    if (this.#state === 'closed') return;
+    if (this.#conn.state === 'closed') return;
     this.emit('gathering-complete', { errors });
     this.#maybeFail();
   }
@@ -263,9 +248,9 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
 
   /** A relay allocation is gone (its owner reports why): its pairs fail, and the path if it was selected. */
   #baseLost(base: IceBase): void {
-    if (this.#state === 'closed') return;
+    if (this.#conn.state === 'closed') return;
     this.#session.list.failBase(base);
-    if (this.#dataPair?.base === base) this.#fail();
+    if (this.#conn.pair?.base === base) this.#conn.fail();
     else this.#maybeFail();
   }
 
@@ -277,23 +262,18 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   // ---- receiving
 
   #receive(base: IceBase, buf: Buffer, from: StunPeer): boolean {
-    const first = buf[0];
-    if (first === undefined || this.#state === 'closed') return false;
-    if (first === ICE_DATA_PREFIX) return this.#receiveData(buf, from);
-    if (first > 3) return false;
+    if (this.#conn.state === 'closed') return false;
+    const kind = iceDatagramKind(buf);
+    if (kind === 'ice-data') return this.#receiveData(buf, from);
+    if (kind === 'other') return false;
     // A request from an address the policy refuses gets no work at all: no decoding, no HMAC, no
     // answer, no peer-reflexive candidate (so none of its later data is delivered either).
-    if (isStunRequest(buf) && this.#o.remoteAllowed && !this.#o.remoteAllowed(from.address, from.port)) {
+    if (kind === 'stun-request' && this.#o.remoteAllowed && !this.#o.remoteAllowed(from.address, from.port)) {
       this.counters.refusedRequests++;
       return false;
     }
-    let msg: DecodedStunMessage | undefined;
-    try {
-      msg = decodeStunDatagram(buf);
-    } catch {
-      return false;
-    }
-    if (!msg || msg.fingerprint === 'invalid' || msg.method !== StunMethod.Binding) return false;
+    const msg = decodeBinding(buf);
+    if (!msg) return false;
     if (msg.cls === 'request') return this.#answer(base, msg, from);
     if (msg.cls === 'indication') return this.#session.remoteAt(from) !== undefined; // keepalive (§11)
     return base.table.handleResponse(msg, from);
@@ -320,7 +300,8 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
 
   /** From any candidate of the peer: it may select a pair before this side does. */
   #receiveData(buf: Buffer, from: StunPeer): boolean {
-    const known = this.#session.remoteAt(from) ?? (this.#dataPair && samePeer(this.#dataPair.remote, from) ? this.#dataPair.remote : undefined);
+    const p = this.#conn.pair;
+    const known = this.#session.remoteAt(from) ?? (p && samePeer(p.remote, from) ? p.remote : undefined);
     if (!known) {
       this.counters.unknownDataSources++;
       return false;
@@ -330,77 +311,34 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   }
 
   #sendData(framed: Buffer): boolean {
-    const p = this.#dataPair;
-    if (!p || this.#state === 'closed' || this.#state === 'failed') return false;
+    const p = this.#conn.pair;
+    const state = this.#conn.state;
+    if (!p || state === 'closed' || state === 'failed') return false;
     p.base.send(framed, p.remote);
     return true;
   }
 
-  // ---- selection, consent, states
+  // ---- selection
 
   #select(pair: CandidatePair): void {
     const s = this.#session;
-    if (s.selected || this.#state === 'closed') return;
+    if (s.selected || this.#conn.state === 'closed') return;
     s.selected = pair;
     s.nominating = undefined;
-    this.#dataPair = pair;
-    this.#connectTimer?.cancel();
-    this.#consent?.stop();
-    this.#consent = new ConsentFreshness(
-      { clock: this.#clock, random: this.#o.random ?? Math.random, check: () => this.#checker.check(pair, 'consent'), onStatus: (st) => this.#onConsent(pair, st) },
-      { intervalMs: this.#timing.consentIntervalMs, staleMs: this.#timing.consentStaleMs, expireMs: this.#timing.consentExpireMs },
-    );
-    this.#setState('connected');
+    this.#conn.select(pair);
     this.emit('selected-pair', this.selectedPair!);
-  }
-
-  #onConsent(pair: CandidatePair, status: ConsentStatus): void {
-    if (pair !== this.#dataPair || this.#state === 'closed') return;
-    if (status === 'stale') this.#setState('disconnected');
-    else if (status === 'fresh') this.#setState('connected');
-    else this.#fail();
-  }
-
-  #enterChecking(): void {
-    this.#setState('checking');
-    this.#connectTimer?.cancel();
-    this.#connectTimer = this.#clock.setTimeout(() => {
-      if (this.#state === 'checking') this.#fail();
-    }, this.#timing.connectTimeoutMs);
   }
 
   /** Checking has run out: everything gathered and signalled, and every pair failed. */
   #maybeFail(): void {
     const s = this.#session;
-    if (this.#state !== 'checking' || s.selected || s.nominating || !s.remoteEnd || !this.#gatherer.done) return;
+    if (this.#conn.state !== 'checking' || s.selected || s.nominating || !s.remoteEnd || !this.#gatherer.done) return;
     if (s.list.pending || s.list.all().some((p) => p.state === 'succeeded')) return;
-    this.#fail();
-  }
-
-  /** RFC 7675 §5.1: no more sending on a pair without consent. */
-  #fail(): void {
-    this.#stop();
-    this.#dataPair = undefined;
-    this.#setState('failed');
-  }
-
-  #stop(): void {
-    this.#checker.stop();
-    this.#consent?.stop();
-    this.#consent = undefined;
-    this.#connectTimer?.cancel();
-    this.#connectTimer = undefined;
-  }
-
-  #setState(to: IceAgentState): void {
-    const from = this.#state;
-    if (from === to || !canMove(from, to)) return;
-    this.#state = to;
-    this.emit('state', to, from);
+    this.#conn.fail();
   }
 
   #assertOpen(): void {
-    if (this.#state === 'closed') throw new SluiceError('SLUICE_ERR_CLOSED', 'ICE agent is closed');
+    if (this.#conn.state === 'closed') throw new SluiceError('SLUICE_ERR_CLOSED', 'ICE agent is closed');
   }
 }
 
@@ -409,13 +347,3 @@ function checkedCredentials(c: IceCredentials, side: 'local' | 'remote'): IceCre
   if (problem) throw new SluiceError('SLUICE_ERR_ICE_STATE', `${side} ICE credentials: ${problem}`);
   return c;
 }
-
-/** STUN class bits (RFC 8489 §5) of a datagram long enough to be STUN: both zero for a request. */
-function isStunRequest(buf: Buffer): boolean {
-  return buf.length >= 20 && (buf[0]! & 0x01) === 0 && (buf[1]! & 0x10) === 0;
-}
-
-function samePeer(c: IceCandidate, from: StunPeer): boolean {
-  return c.port === from.port && (c.address === from.address || from.address === `::ffff:${c.address}`);
-}
-
