@@ -1,47 +1,22 @@
 import type { Duplex } from 'node:stream';
 import type { Endpoint } from '../core/address.js';
-import type { Clock, Timer } from '../core/clock.js';
+import type { Timer } from '../core/clock.js';
 import { SluiceError } from '../core/errors.js';
 import type { AgentConfig } from '../config/expose-config.js';
-import type { IceTiming } from '../ice/agent.js';
-import type { IceSocket } from '../ice/bases.js';
 import type { StunPeer } from '../turn/stun-transaction.js';
-import { PEER_TAG_BIT, type ControlMessage, type DatagramOrigin, type OpenerOptions, type SealerOptions } from '../protocol/tunnel/index.js';
-import type { SocketOpener, SocketSealer } from '../datapath/socket-keys.js';
+import { PEER_TAG_BIT, type ControlMessage, type OpenerOptions, type SealerOptions } from '../protocol/tunnel/index.js';
 import type { DatagramChannel, DatagramReceiver, DialOptions } from '../upstream/dialer.js';
 import type { PeerFlows, PeerTarget } from '../upstream/peer/peer-dialer.js';
-import { PeerFlow, type RelayPath } from './peer-flow.js';
-import { ExposedPeerOffloads } from './peer-offload.js';
+import { PeerFlow } from './peer-flow.js';
+import { ExposedPeerTags } from './exposed-peer-tags.js';
+import { PeerFlowTable } from './peer-flow-table.js';
+import { PeerStreamOpens } from './peer-streams.js';
+import type { PeerControl, PeersDeps } from './peers-deps.js';
 import type { SessionBudget, TunnelEnd } from '../datapath/offload.js';
 import { PeerLink } from './peer-link.js';
 import { decodePeerSignal } from './peer-signal.js';
 
-/** What the manager needs of the agent's gateway connection while it is up. */
-export interface PeerControl {
-  send(m: ControlMessage): void;
-  /** Opens an agent-side stream; `beforeOpen` runs with its id before STREAM_OPEN is sent. */
-  openStream(opts: DialOptions, beforeOpen: (streamId: number) => void): Promise<Duplex>;
-}
-
-/** The agent's gateway datagram path, as the peers use it. */
-export interface PeerDatagramPath extends RelayPath {
-  sendClose(tag: number): void;
-  iceSocket(): IceSocket | undefined;
-  gatewayStun(): StunPeer | undefined;
-  /** The opener of a direct path's key, on the gateway socket's datapath. */
-  opener?(opts: OpenerOptions): SocketOpener;
-  /** The sealer of a peer's direct-path key, sending from the gateway socket. */
-  sealer?(opts: SealerOptions): SocketSealer;
-}
-
-export interface PeersDeps {
-  readonly clock: Clock;
-  readonly path: PeerDatagramPath;
-  /** A direct datagram for an exposed service's connectee tag (LocalServices.onGatewayDatagram). */
-  readonly deliverExposed: (tag: number, origin: DatagramOrigin | undefined, payload: Buffer) => void;
-  readonly changed?: (link: PeerLink) => void;
-  readonly iceTiming?: Partial<IceTiming>;
-}
+export type { PeerControl, PeerDatagramPath, PeersDeps } from './peers-deps.js';
 
 /**
  * Every peer link of this agent and the flows over them (docs/connect.md). The connecting side
@@ -51,24 +26,17 @@ export interface PeersDeps {
  */
 export class Peers implements PeerFlows {
   readonly links = new Map<string, PeerLink>();
-  readonly #flows = new Map<number, PeerFlow>();
-  /** TCP PEER_OPENs by stream id until the stream opens or fails: the target, then the gateway's refusal if one came. */
-  readonly #openingStreams = new Map<number, PeerTarget | SluiceError>();
-  readonly #byPeerTag = new Map<PeerLink, Map<number, PeerFlow>>();
-  /** Exposed-service tags last heard over a direct path, and from which link: replies go back the same way. */
-  readonly #directTags = new Map<number, PeerLink>();
-  /** Exposed peer-flow sessions forwarded in the native batch, by tag. */
-  readonly #exposedOffloads = new ExposedPeerOffloads();
-  /** Connectee tags of our exposed services that are peers' flows (PEER_FLOW): who, and the gateway's origin. */
-  readonly #exposedFlows = new Map<number, { readonly peer: string; readonly origin: DatagramOrigin }>();
+  /** Our flows toward peers' services (the connecting side). */
+  readonly #flows = new PeerFlowTable();
+  /** TCP PEER_OPENs by stream id until the stream opens or fails. */
+  readonly #streams = new PeerStreamOpens();
+  /** Peers' flows to our exposed services (the exposing side), and the way their replies go. */
+  readonly #exposed = new ExposedPeerTags();
   /** `directRefused`: direct datagrams for a tag that is not the sending peer's flow. */
   readonly counters = { signalsIgnored: 0, signalErrors: 0, flowsOpened: 0, flowsRefused: 0, directRefused: 0 };
   /** The flow of each connect session (the session is the route's FlowRef): records and metrics ask. */
   readonly #bySession = new WeakMap<object, PeerFlow>();
   #control: PeerControl | undefined;
-  /** Flow tags closed while the control channel was down: DATAGRAM_CLOSE goes out on the next attach. */
-  readonly #closedWhileDown: number[] = [];
-  #nextTag = 1;
   readonly #sweep: Timer;
 
   constructor(
@@ -114,22 +82,15 @@ export class Peers implements PeerFlows {
       },
       deliverExposed: (link, tag, payload) => {
         // Only the tags the gateway named as this peer's flows (PEER_FLOW), with the gateway's origin.
-        const owner = this.#exposedFlows.get(tag);
-        if (owner?.peer !== link.peer) {
-          this.counters.directRefused++;
-          return;
-        }
-        if (this.#directTags.get(tag) !== link) {
-          this.#directTags.set(tag, link);
-          this.#exposedOffloads.changed(tag);
-        }
-        d.deliverExposed(tag, owner.origin, payload);
+        const origin = this.#exposed.arrivedDirect(link, tag);
+        if (origin) d.deliverExposed(tag, origin, payload);
+        else this.counters.directRefused++;
       },
-      deliverFlow: (link, peerTag, payload) => this.#byPeerTag.get(link)?.get(peerTag)?.deliver(payload),
+      deliverFlow: (link, peerTag, payload) => this.#flows.byPeerTag(link, peerTag)?.deliver(payload),
       changed: (link) => {
         // The path changed: flows forwarded in the batch the old way go back through JavaScript once.
-        for (const f of this.#byPeerTag.get(link)?.values() ?? []) f.offloads.closeAll();
-        if (link.directUsable) for (const f of this.#byPeerTag.get(link)?.values() ?? []) f.flush();
+        for (const f of this.#flows.ofLink(link)) f.offloads.closeAll();
+        if (link.directUsable) for (const f of this.#flows.ofLink(link)) f.flush();
         d.changed?.(link);
       },
     });
@@ -143,7 +104,7 @@ export class Peers implements PeerFlows {
   /** A control connection is up: (re)open every flow, start offers that waited for the socket. */
   attach(control: PeerControl): void {
     this.#control = control;
-    for (const tag of this.#closedWhileDown.splice(0)) control.send({ type: 'datagram-close', tag });
+    for (const tag of this.#flows.takeClosed()) control.send({ type: 'datagram-close', tag });
     // A snapshot: #open re-keys each flow under a new tag.
     for (const f of [...this.#flows.values()]) this.#open(f);
     for (const l of this.links.values()) if (l.state !== 'idle' && l.wantDirect) l.connect();
@@ -175,16 +136,14 @@ export class Peers implements PeerFlows {
         this.links.get(m.peer)?.signalRefused(m.code);
         return true;
       case 'peer-flow':
-        this.#exposedFlows.set(m.tag, { peer: m.peer, origin: m.origin });
+        this.#exposed.named(m.tag, m.peer, m.origin);
         return true;
       case 'peer-open-ok': {
         const f = this.#flows.get(m.tag);
         if (!f) return true;
         f.state = 'ok';
         f.offloads.closeAll();
-        if (f.peerTag !== 0) this.#byPeerTag.get(f.link)?.delete(f.peerTag);
-        f.peerTag = m.peerTag;
-        this.#peerTags(f.link).set(m.peerTag, f);
+        this.#flows.setPeerTag(f, m.peerTag);
         f.link.relayUp();
         f.flush();
         return true;
@@ -192,14 +151,13 @@ export class Peers implements PeerFlows {
       case 'peer-open-error': {
         const f = this.#flows.get(m.tag);
         // A TCP PEER_OPEN names its stream id: the stream's reset follows, and openStream reports this.
-        const opening = f ? undefined : this.#openingStreams.get(m.tag);
-        const target = f?.target ?? (opening instanceof SluiceError ? undefined : opening);
+        const target = f?.target ?? this.#streams.target(m.tag);
         if (!target) return true;
         this.counters.flowsRefused++;
         (f?.link ?? this.links.get(target.peer))?.signalRefused(m.code);
         const err = peerRefusal(target, m.code, m.message);
         if (f) this.#fail(f, err);
-        else this.#openingStreams.set(m.tag, err);
+        else this.#streams.refused(m.tag, err);
         return true;
       }
       case 'datagram':
@@ -208,7 +166,7 @@ export class Peers implements PeerFlows {
         return true;
       case 'datagram-close': {
         if (!(m.tag & PEER_TAG_BIT)) {
-          this.#forgetExposed(m.tag);
+          this.#exposed.forget(m.tag);
           return false;
         }
         const f = this.#flows.get(m.tag);
@@ -229,12 +187,12 @@ export class Peers implements PeerFlows {
 
   /** An exposed-service datagram came through the gateway: its replies go back that way. */
   relayArrived(tag: number): void {
-    if (this.#directTags.size !== 0 && this.#directTags.delete(tag)) this.#exposedOffloads.changed(tag);
+    this.#exposed.arrivedRelayed(tag);
   }
 
   /** A reply of an exposed service: true when it went over the direct path it came from. */
   sendExposed(tag: number, payload: Buffer): boolean {
-    const link = this.#directTags.get(tag);
+    const link = this.#exposed.directLink(tag);
     return link !== undefined && link.sendDirect((tag | PEER_TAG_BIT) >>> 0, payload);
   }
 
@@ -243,31 +201,22 @@ export class Peers implements PeerFlows {
    * datagrams last came by (`relay` makes the relay's end); any other tag, the relay's end as is.
    */
   offloadExposed(tag: number, budget: SessionBudget, relay: () => TunnelEnd | null): TunnelEnd | null {
-    if (!this.#exposedFlows.has(tag)) return relay();
-    return this.#exposedOffloads.end(tag, this.#directTags.get(tag), budget, relay, () => this.#directTags.get(tag));
+    return this.#exposed.offloadEnd(tag, budget, relay);
   }
 
   /** True when replies on `tag` go over a direct peer path. */
   carriesExposed(tag: number): boolean {
-    return this.#directTags.has(tag);
+    return this.#exposed.directLink(tag) !== undefined;
   }
 
   /** The exposed service dropped `tag`. */
   exposedClosed(tag: number): void {
-    this.#forgetExposed(tag);
+    this.#exposed.forget(tag);
   }
 
   /** The gateway did not resume the session: every connectee tag is gone. */
   resetExposed(): void {
-    this.#directTags.clear();
-    this.#exposedFlows.clear();
-    this.#exposedOffloads.clear();
-  }
-
-  #forgetExposed(tag: number): void {
-    this.#directTags.delete(tag);
-    this.#exposedFlows.delete(tag);
-    this.#exposedOffloads.changed(tag);
+    this.#exposed.clear();
   }
 
   /** A datagram of the gateway socket that is not the gateway's: STUN and data of the peers' ICE agents. */
@@ -294,22 +243,9 @@ export class Peers implements PeerFlows {
     if (!control) throw new SluiceError('SLUICE_ERR_DIAL_FAILED', `not connected to the gateway, so ${target.peer} cannot be reached`);
     const link = this.link(target.peer);
     link.touch();
-    let id = 0;
-    try {
-      const stream = await control.openStream(opts, (streamId) => {
-        id = streamId;
-        this.#openingStreams.set(id, target);
-        control.send({ type: 'peer-open', tag: id, transport: 'tcp', peer: target.peer, service: target.service });
-      });
-      link.relayUp();
-      return { stream, remote: { address: target.peer, port: 0, family: 4 } };
-    } catch (err) {
-      // The gateway's refusal (PEER_OPEN_ERROR, before the reset) says why better than the reset does.
-      const refusal = this.#openingStreams.get(id);
-      throw refusal instanceof SluiceError ? refusal : err;
-    } finally {
-      this.#openingStreams.delete(id);
-    }
+    const stream = await this.#streams.open(control, target, opts);
+    link.relayUp();
+    return { stream, remote: { address: target.peer, port: 0, family: 4 } };
   }
 
   close(): void {
@@ -324,12 +260,8 @@ export class Peers implements PeerFlows {
     const control = this.#control;
     if (!control || f.state === 'closed') return;
     f.offloads.closeAll();
-    if (f.tag !== 0) {
-      this.#flows.delete(f.tag);
-      control.send({ type: 'datagram-close', tag: f.tag });
-    }
-    f.tag = this.#allocateTag();
-    this.#flows.set(f.tag, f);
+    const old = this.#flows.rekey(f);
+    if (old !== 0) control.send({ type: 'datagram-close', tag: old });
     control.send({ type: 'peer-open', tag: f.tag, transport: 'udp', peer: f.target.peer, service: f.target.service });
     f.state = 'sent';
     f.flush();
@@ -347,37 +279,18 @@ export class Peers implements PeerFlows {
     f.state = 'closed';
     f.offloads.closeAll();
     f.queue.length = 0;
-    if (this.#flows.get(f.tag) === f) this.#flows.delete(f.tag);
-    if (f.peerTag !== 0 && this.#byPeerTag.get(f.link)?.get(f.peerTag) === f) this.#byPeerTag.get(f.link)!.delete(f.peerTag);
+    this.#flows.remove(f);
     if (!wasOpen || f.tag === 0) return;
     // A flow the gateway may still hold (a resumed session keeps it): tell it, now or once back.
     if (this.#control) this.#control.send({ type: 'datagram-close', tag: f.tag });
-    else if (this.#closedWhileDown.length < 1024) this.#closedWhileDown.push(f.tag);
-  }
-
-  #peerTags(link: PeerLink): Map<number, PeerFlow> {
-    let m = this.#byPeerTag.get(link);
-    if (!m) this.#byPeerTag.set(link, (m = new Map()));
-    return m;
-  }
-
-  #allocateTag(): number {
-    for (;;) {
-      const tag = (PEER_TAG_BIT | this.#nextTag) >>> 0;
-      this.#nextTag = this.#nextTag >= 0x7fff_ffff ? 1 : this.#nextTag + 1;
-      if (!this.#flows.has(tag)) return tag;
-    }
+    else this.#flows.closeLater(f.tag);
   }
 
   #idleSweep(): void {
     const now = this.deps.clock.now();
     for (const l of this.links.values()) {
       if (l.state !== 'idle' && now - l.lastActivity >= this.config.peerIdleTimeoutMs) {
-        for (const [tag, link] of this.#directTags) {
-          if (link !== l) continue;
-          this.#directTags.delete(tag);
-          this.#exposedOffloads.changed(tag);
-        }
+        this.#exposed.linkIdle(l);
         l.idle();
       }
     }
