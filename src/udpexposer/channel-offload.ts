@@ -30,6 +30,12 @@ export interface OffloadHolder {
   offloadSeen: number[] | null;
 }
 
+/** Datagrams and payload bytes, as the roles count them. */
+export interface DatagramCount {
+  datagrams: number;
+  bytes: number;
+}
+
 /** How often the batch's counters are folded in without a datagram asking (idle ages, LRU order, budget windows). */
 export const FOLD_EVERY_MS = 1000;
 

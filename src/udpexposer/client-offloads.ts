@@ -1,13 +1,13 @@
 import type { TagOffloadOptions } from '../datapath/tag-offload.js';
 import { TAG_BYTES } from '../protocol/udpexposer/constants.js';
-import { foldDeltas, TOKEN_TAG, type ChannelOffload } from './channel-offload.js';
-import type { UdpexposerClientCounters } from './client.js';
+import { foldDeltas, TOKEN_TAG, type ChannelOffload, type DatagramCount } from './channel-offload.js';
 import type { Worker } from './worker-table.js';
 
 export interface ClientOffloadsDeps {
   /** Installs the entries between worker `w`'s socket and the server behind the main socket. */
   readonly offload: (w: Worker, o: TagOffloadOptions) => ChannelOffload | null;
-  readonly counters: UdpexposerClientCounters;
+  /** The client's counters (client.ts) the batch's counts are folded into. */
+  readonly counters: { fromServer: DatagramCount; toTarget: DatagramCount; fromTarget: DatagramCount; toServer: DatagramCount; forwardedInBatch: number };
   /** Frames for `tag` came from the server: its worker moves up in the LRU (as a frame in JavaScript does). */
   readonly promote: (tag: number) => void;
   readonly maxPayload: number;

@@ -2,9 +2,8 @@ import type { Clock } from '../core/clock.js';
 import type { TagOffloadOptions } from '../datapath/tag-offload.js';
 import { budgetLeft, budgetReceived, budgetSent, type ReplyBudget } from '../core/reply-budget.js';
 import { TAG_BYTES } from '../protocol/udpexposer/constants.js';
-import { foldDeltas, OFFLOAD_AFTER, TOKEN_TAG, type ChannelOffload } from './channel-offload.js';
+import { foldDeltas, OFFLOAD_AFTER, TOKEN_TAG, type ChannelOffload, type DatagramCount } from './channel-offload.js';
 import type { Connectee, ConnecteeTable } from './connectee-table.js';
-import type { UdpexposerServerCounters } from './server-core.js';
 
 /** Installs the entries of connectee `c`'s channel with the client at `client` (server.ts binds it to the socket). */
 export type ConnecteeOffloader = (
@@ -16,7 +15,8 @@ export type ConnecteeOffloader = (
 export interface ServerOffloadsDeps {
   readonly offload: ConnecteeOffloader;
   readonly clock: Clock;
-  readonly counters: UdpexposerServerCounters;
+  /** The server's counters (server-core.ts) the batch's counts are folded into. */
+  readonly counters: { fromConnectees: DatagramCount; toClient: DatagramCount; fromClient: DatagramCount; toConnectees: DatagramCount; forwardedInBatch: number };
   readonly table: ConnecteeTable;
   readonly budget: ReplyBudget | undefined;
   readonly maxPayload: number;

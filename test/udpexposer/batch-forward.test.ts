@@ -172,3 +172,37 @@ test('native udpexposer pair: the reply budget holds in the batch: an amplifying
   assert.equal(server.counters.dropped['reply-budget'], 255 - 217);
   assert.ok(server.counters.forwardedInBatch > 0);
 });
+
+test('native udpexposer server: frames in the batch are byte for byte the wire, and only the registered client can speak for a tag', { skip }, async (t) => {
+  if (!loaded.ok) return;
+  const dp = new NativeDatapath(loaded.binding, loaded.layout, {});
+  t.after(() => dp.destroy());
+  const ac = new AbortController();
+  t.after(() => ac.abort());
+  const server = await UdpexposerServer.listen(
+    { listen: { host: '127.0.0.1', port: 0 }, maxClients: 8, peerPolicy: peerPolicy({ allowPrivate: false, allowLoopback: true }) },
+    { clock: new ManualClock(), datapath: dp },
+    ac.signal,
+  );
+  // A bare socket as the client: it registers with an empty datagram and answers each frame by hand.
+  const client = await udpPeer(t);
+  client.send(Buffer.alloc(0), server.local.port);
+  await waitFor(() => server.client?.port === client.port);
+  const connectee = await udpPeer(t);
+  const other = await udpPeer(t);
+  for (let i = 0; i < 20; i++) {
+    const p = Buffer.from([i, 0xff, 0x00, i]);
+    connectee.send(p, server.local.port);
+    const frame = (await client.next()).msg;
+    assert.deepEqual(frame, Buffer.concat([Buffer.from([0, 1]), p]), `frame ${i}: tag 1 then the payload`);
+    client.send(Buffer.concat([frame.subarray(0, 2), Buffer.from(`re ${i}`)]), server.local.port);
+    assert.equal((await connectee.next()).msg.toString(), `re ${i}`);
+  }
+  assert.equal(server.offloaded, 1);
+  assert.ok(server.counters.forwardedInBatch >= 30, `in the batch: ${server.counters.forwardedInBatch}`);
+  // Another source sending a frame under tag 1 is a connectee of its own, never the client speaking.
+  other.send(Buffer.from([0, 1, 0x41]), server.local.port);
+  const framed = (await client.next()).msg;
+  assert.deepEqual(framed, Buffer.from([0, 2, 0, 1, 0x41]), 'relayed to the client as tag 2, its own');
+  assert.equal(connectee.inbox.length, 0);
+});
