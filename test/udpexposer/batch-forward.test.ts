@@ -20,7 +20,7 @@ import { echoServer, udpPeer, waitFor } from './net.js';
 const loaded = loadNativeBinding();
 const skip = loaded.ok ? false : `native datapath unavailable: ${loaded.reason}`;
 
-async function pair(t: TestContext, key?: UdpexposerKey, serverOpts: Partial<UdpexposerServerOptions> = {}) {
+async function pair(t: TestContext, key?: UdpexposerKey, serverOpts: Partial<UdpexposerServerOptions> = {}, clientMax = 8) {
   if (!loaded.ok) throw new Error('unreachable');
   const serverDp = new NativeDatapath(loaded.binding, loaded.layout, {});
   const clientDp = new NativeDatapath(loaded.binding, loaded.layout, {});
@@ -33,7 +33,7 @@ async function pair(t: TestContext, key?: UdpexposerKey, serverOpts: Partial<Udp
     ac.signal,
   );
   const client = await UdpexposerClient.start(
-    { listen: { host: '127.0.0.1', port: 0 }, server: { host: '127.0.0.1', port: server.local.port }, target: { host: '127.0.0.1', port: echo.port }, maxClients: 8, pingIntervalMs: 25_000, key },
+    { listen: { host: '127.0.0.1', port: 0 }, server: { host: '127.0.0.1', port: server.local.port }, target: { host: '127.0.0.1', port: echo.port }, maxClients: clientMax, pingIntervalMs: 25_000, key },
     { clock, datapath: clientDp },
     ac.signal,
   );
@@ -205,4 +205,26 @@ test('native udpexposer server: frames in the batch are byte for byte the wire, 
   const framed = (await client.next()).msg;
   assert.deepEqual(framed, Buffer.from([0, 2, 0, 1, 0x41]), 'relayed to the client as tag 2, its own');
   assert.equal(connectee.inbox.length, 0);
+});
+
+test('native udpexposer pair: an evicted connectee and an evicted worker take their entries with them, their counts folded in', { skip }, async (t) => {
+  const { server, client } = await pair(t, undefined, { maxClients: 1, evictIdleAfterMs: 0 }, 1);
+  const a = await udpPeer(t);
+  await roundTrips(a, server.local.port, 10, 'a');
+  await waitFor(() => server.offloaded === 1 && client.offloaded === 1);
+  const b = await udpPeer(t);
+  await roundTrips(b, server.local.port, 10, 'b');
+  // a's connectee and worker were evicted for b's (one each at most): b's channel is the batch's now.
+  await waitFor(() => server.offloaded === 1 && client.offloaded === 1);
+  assert.equal(server.counters.connecteesEvicted, 1);
+  assert.equal(client.counters.workersClosed, 1);
+  assert.equal(server.counters.fromConnectees.datagrams, 20, 'every datagram counted, the evicted channel\'s too');
+  assert.equal(server.counters.toConnectees.datagrams, 20);
+  assert.equal(client.counters.toTarget.datagrams, 20);
+  assert.equal(client.counters.toServer.datagrams, 20);
+  assert.ok(server.counters.forwardedInBatch >= 20 && client.counters.forwardedInBatch >= 20);
+  // a again: a new connectee (new tag) through JavaScript, and b's entries go in turn.
+  await roundTrips(a, server.local.port, 1, 'a again');
+  assert.equal(server.counters.connecteesEvicted, 2);
+  assert.equal(server.counters.connecteesAdded, 3);
 });
