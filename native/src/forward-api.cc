@@ -31,6 +31,19 @@ bool Address6(napi_env env, napi_value v, int32_t* out) {
   return out[1] == 0 || out[1] == 4 || out[1] == 6;
 }
 
+int NewEntry(FwdState* f) {
+  if (!f->free_ids.empty()) {
+    int id = f->free_ids.back();
+    f->free_ids.pop_back();
+    return id;
+  }
+  if (static_cast<int>(f->entries.size()) >= f->max) return -1;
+  f->entries.emplace_back();
+  return static_cast<int>(f->entries.size()) - 1;
+}
+
+bool LiveSock(Engine* e, int id) { return id >= 0 && id < static_cast<int>(e->socks.size()) && e->socks[id].fd >= 0; }
+
 namespace {
 
 // forwardAttach(engine, counters: Float64Array, credits: Int32Array, seqs: Float64Array)
@@ -68,19 +81,6 @@ napi_value Attach(napi_env env, napi_callback_info info) {
   e->fwd = f;
   return nullptr;
 }
-
-int NewEntry(FwdState* f) {
-  if (!f->free_ids.empty()) {
-    int id = f->free_ids.back();
-    f->free_ids.pop_back();
-    return id;
-  }
-  if (static_cast<int>(f->entries.size()) >= f->max) return -1;
-  f->entries.emplace_back();
-  return static_cast<int>(f->entries.size()) - 1;
-}
-
-bool LiveSock(Engine* e, int id) { return id >= 0 && id < static_cast<int>(e->socks.size()) && e->socks[id].fd >= 0; }
 
 // forwardSeal(engine, inSock, src[6], outSock, dst[6], sealSlot, peerKeyId, tag, maxLen) -> entry or -1
 napi_value AddSeal(napi_env env, napi_callback_info info) {
@@ -208,6 +208,7 @@ void RegisterForward(napi_env env, napi_value exports) {
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   RegisterForwardPool(env, exports);
+  RegisterForwardTag(env, exports);
 }
 
 }  // namespace sluice

@@ -57,7 +57,7 @@ static inline bool SameSource(const int32_t* a, const int32_t* b) { return memcm
 void RemoveForward(FwdState* f, int id) {
   Fwd& x = f->entries[id];
   if (!x.used) return;
-  auto& map = x.seal ? f->by_src : f->by_tag;
+  auto& map = x.tagging == kUntagged ? f->by_lead : x.seal || x.tagging == kTagged ? f->by_src : f->by_tag;
   auto it = map.find(x.key);
   if (it != map.end() && it->second == id) map.erase(it);
   if (x.pair >= 0) f->entries[x.pair].paired_by = -1;
@@ -70,7 +70,7 @@ void RemoveForward(FwdState* f, int id) {
 
 void ForgetForwards(Engine* e, int sock, int slot) {
   FwdState* f = e->fwd;
-  if (f == nullptr || (f->by_src.empty() && f->by_tag.empty())) return;
+  if (f == nullptr || (f->by_src.empty() && f->by_tag.empty() && f->by_lead.empty())) return;
   for (size_t i = 0; i < f->entries.size(); i++) {
     const Fwd& x = f->entries[i];
     if (!x.used) continue;
@@ -90,7 +90,7 @@ void FreeForwards(Engine* e) {
 }
 
 // Appends one message; false when the scratch is full (the datagram stays for JavaScript).
-static mmsghdr* NextMessage(Engine* e, FwdState* f, int m, int entry, const Fwd& x, int iovs) {
+mmsghdr* NextMessage(Engine* e, FwdState* f, int m, int entry, const Fwd& x, int iovs) {
   const Sock& out = e->socks[x.out_sock];
   mmsghdr& h = f->hdrs[m];
   memset(&h, 0, sizeof h);
@@ -186,7 +186,7 @@ static void Send(Engine* e, FwdState* f, int m) {
 
 int ForwardHarvested(Engine* e, int used) {
   FwdState* f = e->fwd;
-  if (f == nullptr || (f->by_src.empty() && f->by_tag.empty())) return 0;
+  if (f == nullptr || (f->by_src.empty() && f->by_tag.empty() && f->by_lead.empty())) return 0;
   int m = 0, iovs = 0, forwarded = 0;
   int socks = static_cast<int>(e->socks.size());
   for (int i = 0; i < used; i++) {
@@ -209,9 +209,12 @@ int ForwardHarvested(Engine* e, int used) {
       int32_t none[6] = {};
       if (!e->socks[sock].listener) src = none;
       auto it = f->by_src.find(SourceKey(sock, src));
-      if (it == f->by_src.end()) continue;
-      id = it->second;
-      if (!SameSource(f->entries[id].src, src) || f->entries[id].in_sock != sock) continue;
+      if (it != f->by_src.end()) {
+        id = it->second;
+        if (!SameSource(f->entries[id].src, src) || f->entries[id].in_sock != sock) continue;
+      } else if ((id = UntaggedMatch(f, sock, src, d, len)) < 0) {  // forward-tag.cc
+        continue;
+      }
     }
     Fwd& x = f->entries[id];
     int32_t& credit = f->credits[id];
@@ -225,7 +228,12 @@ int ForwardHarvested(Engine* e, int used) {
       }
       if (v != kPoolForward) continue;
     }
-    if (!x.seal) {
+    if (x.tagging != 0) {
+      int n = TagInto(e, f, id, m, iovs, d, len);  // forward-tag.cc
+      if (n == 0) continue;
+      iovs += n;
+      m++;
+    } else if (!x.seal) {
       if (x.check_src && !SameSource(x.src, rec + 2)) continue;
       int plain = len - skip - kHeader - kTag;
       if (plain > x.max_len) continue;

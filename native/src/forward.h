@@ -43,6 +43,13 @@ struct Fwd {
   // A plain-matched entry that seals again instead of sending the plaintext (forward-peer.cc): a
   // relayed peer flow at the gateway, opened under the opener's key and sealed under the target's.
   bool reseal = false;
+  // forward-tag.cc: a udpexposer entry (kTagged, kUntagged; 0: none), the two tag bytes it adds or
+  // matches, the least datagram length it forwards, and two leading bytes it leaves to JavaScript.
+  uint8_t tagging = 0;
+  uint8_t tag_bytes[2] = {};
+  int min_len = 0;
+  bool guarded = false;
+  uint8_t guard[2] = {};
 };
 
 struct FwdState {
@@ -72,6 +79,7 @@ struct FwdState {
   FwdPools* pools = nullptr;  // send budgets in the batch (forward-pool.cc); made by the first pool
   // Prefix + header + tag of each framed sealed message (forward-peer.cc), sized on first use.
   std::vector<uint8_t> framed;
+  std::unordered_map<uint64_t, int> by_lead;  // untagged entries (forward-tag.cc): socket << 32 | tag
 };
 
 // The lookup key of a seal entry (exact for IPv4 and connected sockets, a hash for IPv6), and of a plain one.
@@ -88,6 +96,9 @@ void RegisterForwardPool(napi_env env, napi_value exports);
 Engine* LiveEngine(napi_env env, napi_value v);
 bool Typed(napi_env env, napi_value v, napi_typedarray_type want, void** data, size_t* length);
 bool Address6(napi_env env, napi_value v, int32_t* out);
+// A free entry id (-1 when the table is full); whether socket `id` is open.
+int NewEntry(FwdState* f);
+bool LiveSock(Engine* e, int id);
 
 // forward-peer.cc: framed seal entries (a direct peer path's ICE prefix).
 constexpr int kFrameWrap = 1 + kHeader + kTag;
@@ -97,5 +108,17 @@ void RegisterForwardFrame(napi_env env, napi_value exports);
 // iovecs used; 0 when it cannot go now (no sequence left: JavaScript decides), -1 when sealing
 // failed (the payload may be half encrypted: never handed on).
 int ResealInto(Engine* e, FwdState* f, const Fwd& x, int m, int iovs, uint8_t* payload, int plain);
+// forward.cc: message `m` of the harvest's sends for entry `entry`, its iovecs from `iovs`; null
+// when its destination cannot be reached from its socket.
+mmsghdr* NextMessage(Engine* e, FwdState* f, int m, int entry, const Fwd& x, int iovs);
+
+// forward-tag.cc: udpexposer entries (docs/datapath.md, "udpexposer channels in the batch").
+constexpr uint8_t kTagged = 1;    // matched by source as a seal entry; sent behind its two tag bytes
+constexpr uint8_t kUntagged = 2;  // matched by socket, source and its first two bytes; sent without them
+// The untagged entry datagram `d` of `len` bytes from `src` on `sock` belongs to, or -1.
+int UntaggedMatch(FwdState* f, int sock, const int32_t* src, const uint8_t* d, int len);
+// Fills message `m` for tagging entry `id`: the iovecs used, 0 when it is left to JavaScript.
+int TagInto(Engine* e, FwdState* f, int id, int m, int iovs, uint8_t* d, int len);
+void RegisterForwardTag(napi_env env, napi_value exports);
 
 }  // namespace sluice

@@ -111,7 +111,7 @@ export const DEFAULT_BATCH_DELAY_US = 'auto';
  * the pair is 2 in each process), each sleep about the time `batch` datagrams take at that rate,
  * never more than `maxUs`.
  */
-export const AUTO_BATCH_DELAY = { maxUs: 500, minRate: 8000, batch: 8 } as const;
+export const AUTO_BATCH_DELAY = { maxUs: 500, minRate: 8000, batch: 16 } as const;
 const MAX_BATCH_DELAY_US = 10_000;
 const DATAPATHS: readonly string[] = ['auto', 'native', 'js'] satisfies DatapathChoice[];
 const SWITCHES = new Set(['s', 'S', 'h', 'allow-private', 'allow-loopback']);

@@ -2,12 +2,15 @@ import { canonicalIp, type Endpoint, type HostPort } from '../core/address.js';
 import { SluiceError } from '../core/errors.js';
 import type { Timer } from '../core/clock.js';
 import { jsDatapath } from '../datapath/js-datapath.js';
+import { tagOffload } from '../datapath/tag-offload.js';
 import type { ListenerReceiver, UdpDatapath, UdpListener } from '../datapath/udp-datapath.js';
 import { MAX_PAYLOAD_BYTES, TAG_BYTES } from '../protocol/udpexposer/constants.js';
 import { hasTokenPrefix } from '../protocol/udpexposer/frame.js';
 import type { UdpexposerKey } from '../protocol/udpexposer/key.js';
 import { encodeRequestToken, verifyReplyToken } from '../protocol/udpexposer/token.js';
 import { bindMain } from './bind.js';
+import { FOLD_EVERY_MS } from './channel-offload.js';
+import { ClientOffloads } from './client-offloads.js';
 import { peerKey } from './endpoint-key.js';
 import type { UdpexposerDeps } from './types.js';
 import { Worker, WorkerTable, type WorkerOwner } from './worker-table.js';
@@ -71,6 +74,8 @@ export interface UdpexposerClientCounters {
   workersClosed: number;
   sendErrors: number;
   dropped: Record<ClientDropReason, number>;
+  /** Of the datagrams above, those the native batch relayed without a JavaScript call (either way). */
+  forwardedInBatch: number;
 }
 
 /**
@@ -102,7 +107,7 @@ export class UdpexposerClient implements AsyncDisposable {
   readonly closed: Promise<void>;
   /** Which datapath moves this client's datagrams. */
   readonly datapath: 'js' | 'native';
-  readonly counters: UdpexposerClientCounters = {
+  readonly #counters: UdpexposerClientCounters = {
     keepalivesSent: 0,
     retriesAnswered: 0,
     registeredReceived: 0,
@@ -115,7 +120,11 @@ export class UdpexposerClient implements AsyncDisposable {
     workersClosed: 0,
     sendErrors: 0,
     dropped: { 'foreign-source': 0, short: 0, 'too-big': 0, 'queue-full': 0, unregistered: 0, 'bad-signature': 0 },
+    forwardedInBatch: 0,
   };
+  /** Workers whose channel the native batch carries; null on the js datapath. */
+  readonly #offloads: ClientOffloads | null;
+  readonly #sweep: Timer | null;
   #authenticated = false;
   /** Password mode: the server has sent a token that verifies (Retry or Registered), so it has our key. */
   #serverProven = false;
@@ -153,7 +162,7 @@ export class UdpexposerClient implements AsyncDisposable {
     const receiver: ListenerReceiver & { client?: UdpexposerClient } = {
       onDatagram: (buf, address, port) => void (receiver.client && receiver.client.#fromServer(buf, peerKey(address, port))),
       onDatagramV4: (buf, ipv4, port) => void (receiver.client && receiver.client.#fromServer(buf, ipv4 * 65536 + port)),
-      onSendError: () => void (receiver.client && receiver.client.counters.sendErrors++),
+      onSendError: () => void (receiver.client && receiver.client.#counters.sendErrors++),
     };
     const main = await bindMain(datapath, listen.address, config.listen.port, receiver);
     return (receiver.client = new UdpexposerClient(config, deps, datapath, main, signal));
@@ -178,12 +187,24 @@ export class UdpexposerClient implements AsyncDisposable {
     this.#target = { address: target.address, port: config.target.port, family: target.family };
     this.#keepalive = config.key ? encodeRequestToken({ nonce: null }, config.key) : Buffer.alloc(0);
     this.#workers = new WorkerTable(config.maxClients, (w) => {
-      this.counters.workersClosed++;
+      this.#offloads?.remove(w);
+      this.#counters.workersClosed++;
       deps.onEvent?.({ type: 'worker-closed', tag: w.tag });
     });
     let resolve!: () => void;
     this.closed = new Promise((r) => (resolve = r));
     this.#resolveClosed = resolve;
+    this.#offloads =
+      datapath.kind === 'native'
+        ? new ClientOffloads({
+            offload: (w, o) => (w.channel ? tagOffload({ socket: w.channel }, { socket: main, address: this.#serverSendAddress, port: this.#serverPort }, o) : null),
+            counters: this.#counters,
+            promote: (tag) => void this.#workers.get(tag),
+            maxPayload: this.#maxPayload,
+            password: config.key !== undefined,
+          })
+        : null;
+    this.#sweep = this.#offloads ? deps.clock.setInterval(() => this.#offloads!.sweep(), FOLD_EVERY_MS) : null;
     this.#timer = deps.clock.setInterval(() => this.#sendKeepalive(), config.pingIntervalMs);
     this.#sendKeepalive();
     if (parent.aborted) this.close();
@@ -201,11 +222,23 @@ export class UdpexposerClient implements AsyncDisposable {
     return this.#workers.size;
   }
 
+  /** With the native batch's counts folded in. */
+  get counters(): UdpexposerClientCounters {
+    this.#offloads?.foldAll();
+    return this.#counters;
+  }
+
+  /** Workers whose channel the native batch carries. */
+  get offloaded(): number {
+    return this.#offloads?.size ?? 0;
+  }
+
   close(): void {
     if (this.#closing) return;
     this.#closing = true;
     this.#parent.removeEventListener('abort', this.#onAbort);
     this.#timer.cancel();
+    this.#sweep?.cancel();
     this.#workers.clear();
     void this.#main.close().then(this.#resolveClosed, this.#resolveClosed);
   }
@@ -223,7 +256,7 @@ export class UdpexposerClient implements AsyncDisposable {
       }
       this.#unanswered++;
     }
-    this.counters.keepalivesSent++;
+    this.#counters.keepalivesSent++;
     this.#toServer(this.#keepalive, null);
   }
 
@@ -239,11 +272,11 @@ export class UdpexposerClient implements AsyncDisposable {
   #fromServer(buf: Buffer, source: number | string | undefined): void {
     if (this.#closing) return;
     if (source !== this.#serverKey) {
-      this.counters.dropped['foreign-source']++;
+      this.#counters.dropped['foreign-source']++;
       return;
     }
     if (buf.length <= TAG_BYTES) {
-      this.counters.dropped.short++;
+      this.#counters.dropped.short++;
       return;
     }
     const key = this.#config.key;
@@ -254,10 +287,10 @@ export class UdpexposerClient implements AsyncDisposable {
         this.#unanswered = 0;
         this.#warned = false;
         if (r.value.kind === 'retry') {
-          this.counters.retriesAnswered++;
+          this.#counters.retriesAnswered++;
           this.#toServer(encodeRequestToken({ nonce: r.value.value }, key), null);
         } else {
-          this.counters.registeredReceived++;
+          this.#counters.registeredReceived++;
           if (!this.#authenticated) {
             this.#authenticated = true;
             this.#deps.onEvent?.({ type: 'authenticated', server: this.#serverPeer() });
@@ -265,51 +298,52 @@ export class UdpexposerClient implements AsyncDisposable {
         }
         return;
       }
-      this.counters.invalidTokens++;
+      this.#counters.invalidTokens++;
       if (r.reason === 'bad-signature') {
-        this.counters.dropped['bad-signature']++;
+        this.#counters.dropped['bad-signature']++;
         return;
       }
     }
     if (key !== undefined && !this.#serverProven) {
-      this.counters.dropped.unregistered++;
+      this.#counters.dropped.unregistered++;
       return;
     }
     // A frame, read in place: tag (u16 BE) || payload (frame.ts's layout).
     const len = buf.length - TAG_BYTES;
     if (len > this.#maxPayload) {
-      this.counters.dropped['too-big']++;
+      this.#counters.dropped['too-big']++;
       return;
     }
-    this.counters.fromServer.datagrams++;
-    this.counters.fromServer.bytes += len;
+    this.#counters.fromServer.datagrams++;
+    this.#counters.fromServer.bytes += len;
     const tag = (buf[0]! << 8) | buf[1]!;
     const w = this.#workers.get(tag) ?? this.#openWorker(tag);
     if (w.queue !== null) {
       // The datagram's memory may be reused once this call returns: a queued payload is a copy.
       if (w.queue.length < this.#queueMax) w.queue.push(Buffer.from(buf.subarray(TAG_BYTES)));
-      else this.counters.dropped['queue-full']++;
+      else this.#counters.dropped['queue-full']++;
       return;
     }
     this.#toTarget(w, buf.subarray(TAG_BYTES));
+    if (w.offload === null) this.#offloads?.consider(w);
   }
 
   #toTarget(w: Worker, payload: Buffer): void {
-    this.counters.toTarget.datagrams++;
-    this.counters.toTarget.bytes += payload.length;
+    this.#counters.toTarget.datagrams++;
+    this.#counters.toTarget.bytes += payload.length;
     w.channel!.send(payload, null);
   }
 
   /** What the workers report to; made once per client. */
   readonly #owner: WorkerOwner = {
     fromTarget: (w, msg) => this.#fromTarget(w, msg),
-    workerError: () => void this.counters.sendErrors++,
+    workerError: () => void this.#counters.sendErrors++,
   };
 
   #openWorker(tag: number): Worker {
     const w = new Worker(tag, this.#owner);
     this.#workers.add(w);
-    this.counters.workersOpened++;
+    this.#counters.workersOpened++;
     this.#deps.onEvent?.({ type: 'worker-opened', tag });
     void this.#bindWorker(w);
     return w;
@@ -321,7 +355,7 @@ export class UdpexposerClient implements AsyncDisposable {
       // Connected: the kernel delivers only the target's datagrams through it.
       channel = await this.#datapath.connect(this.#target, w);
     } catch {
-      this.counters.sendErrors++;
+      this.#counters.sendErrors++;
       if (!w.closed) this.#workers.delete(w.tag);
       return;
     }
@@ -333,18 +367,20 @@ export class UdpexposerClient implements AsyncDisposable {
     const queued = w.queue ?? [];
     w.queue = null;
     for (const p of queued) this.#toTarget(w, p);
+    // Password mode: only once the server proved its key (before, frames are not relayed at all).
+    if (this.#config.key === undefined || this.#serverProven) this.#offloads?.consider(w);
   }
 
   /** A datagram from the target through worker `w`. */
   #fromTarget(w: Worker, msg: Buffer): void {
     if (msg.length > this.#maxPayload) {
-      this.counters.dropped['too-big']++;
+      this.#counters.dropped['too-big']++;
       return;
     }
-    this.counters.fromTarget.datagrams++;
-    this.counters.fromTarget.bytes += msg.length;
-    this.counters.toServer.datagrams++;
-    this.counters.toServer.bytes += msg.length + TAG_BYTES;
+    this.#counters.fromTarget.datagrams++;
+    this.#counters.fromTarget.bytes += msg.length;
+    this.#counters.toServer.datagrams++;
+    this.#counters.toServer.bytes += msg.length + TAG_BYTES;
     this.#toServer(msg, w.tagBytes);
   }
 }

@@ -4,6 +4,7 @@ import type { ReplyBudgetState } from '../core/reply-budget.js';
 import { nextTag, tagBytes } from '../protocol/udpexposer/frame.js';
 import { MAX_TAG } from '../protocol/udpexposer/constants.js';
 import { UdpexposerError } from '../protocol/udpexposer/errors.js';
+import type { OffloadHolder } from './channel-offload.js';
 
 /**
  * The server's connectees: one entry per source ip:port, each with its tag.
@@ -24,7 +25,7 @@ import { UdpexposerError } from '../protocol/udpexposer/errors.js';
  * so a long-lived connectee never shares its tag with a new one.
  */
 
-export interface Connectee extends ReplyBudgetState {
+export interface Connectee extends ReplyBudgetState, OffloadHolder {
   readonly tag: number;
   /** The tag as its two wire bytes, made once: every frame to the client starts with them. */
   readonly tagBytes: Buffer;
@@ -38,6 +39,8 @@ export interface Connectee extends ReplyBudgetState {
   bytesOut: number;
   datagramsIn: number;
   datagramsOut: number;
+  /** Handed over to the batch once (server-offloads.ts); cleared when its entries go. */
+  offloadTried: boolean;
 }
 
 export interface ConnecteeTableOptions {
@@ -110,6 +113,9 @@ export class ConnecteeTable {
       budgetInPrev: 0,
       budgetOut: 0,
       budgetOutPrev: 0,
+      offload: null,
+      offloadSeen: null,
+      offloadTried: false,
     };
     this.#byPeer.set(key, c);
     this.#byTag.set(c.tag, c);

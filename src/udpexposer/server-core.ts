@@ -11,6 +11,7 @@ import { ConnecteeTable, type Connectee } from './connectee-table.js';
 import { ipv4Text, peerKey } from './endpoint-key.js';
 import { peerPolicy, type PeerPolicy } from './peer-policy.js';
 import { RetryCookies, type CookieCheck } from './retry-cookie.js';
+import { ServerOffloads, type ConnecteeOffloader } from './server-offloads.js';
 import type { DatagramSender, PeerAddress, UdpexposerEvent } from './types.js';
 
 /**
@@ -101,6 +102,8 @@ export interface UdpexposerServerCounters {
   dropped: Record<ServerDropReason, number>;
   /** Bytes in and out of the replies the server originated to unverified sources. */
   unverifiedReplies: UnverifiedReplyCounters;
+  /** Of the datagrams above, those the native batch relayed without a JavaScript call (either way). */
+  forwardedInBatch: number;
 }
 
 export function newServerCounters(): UdpexposerServerCounters {
@@ -121,6 +124,7 @@ export function newServerCounters(): UdpexposerServerCounters {
     toConnectees: { datagrams: 0, bytes: 0 },
     dropped: { 'peer-denied': 0, 'no-client': 0, 'short-from-client': 0, 'unknown-tag': 0, 'table-full': 0, 'too-big': 0, amplification: 0, 'reply-budget': 0 },
     unverifiedReplies: { bytesIn: 0, bytesOut: 0, replies: 0, refused: 0 },
+    forwardedInBatch: 0,
   };
 }
 
@@ -137,6 +141,8 @@ export interface ServerCoreDeps {
   readonly send: DatagramSender;
   readonly onEvent?: (e: UdpexposerEvent) => void;
   readonly cookieSecret?: Buffer;
+  /** Optional: hands an established connectee's channel to the datapath's batch (server.ts, native datapath). */
+  readonly offload?: ConnecteeOffloader;
 }
 
 export class UdpexposerServerCore {
@@ -151,6 +157,8 @@ export class UdpexposerServerCore {
   readonly #policy: PeerPolicy;
   readonly #deps: ServerCoreDeps;
   #client: ClientPeer | undefined;
+  /** Connectees whose channel the batch carries; null without an offloader. */
+  readonly offloads: ServerOffloads | null;
   #lastBadSignatureAt: number | undefined;
 
   constructor(opts: UdpexposerServerOptions, deps: ServerCoreDeps) {
@@ -168,6 +176,9 @@ export class UdpexposerServerCore {
       this.#cookies = new RetryCookies(deps.clock, deps.cookieSecret);
       this.#registered = encodeReplyToken({ kind: 'registered' }, opts.key);
     }
+    this.offloads = deps.offload
+      ? new ServerOffloads({ offload: deps.offload, clock: deps.clock, counters: this.counters, table: this.table, budget: this.#budget, maxPayload: this.#maxPayload, password: opts.key !== undefined })
+      : null;
   }
 
   /** The registered client, if any. */
@@ -272,6 +283,8 @@ export class UdpexposerServerCore {
 
   #setClient(key: number | string, address: string, port: number, authenticated: boolean): void {
     const previous = this.#client;
+    // Every offloaded channel names the old client.
+    this.offloads?.removeAll();
     const canon = canonicalIp(address)!.address;
     this.#client = { key, address: canon, port, replyAddress: address, authenticated };
     this.counters.clientAddressChanges++;
@@ -299,6 +312,7 @@ export class UdpexposerServerCore {
       this.counters.dropped['too-big']++;
       return;
     }
+    if (c.offload !== null) this.offloads!.fold(c);
     this.counters.fromClient.datagrams++;
     this.counters.fromClient.bytes += len;
     const b = this.#budget;
@@ -311,6 +325,7 @@ export class UdpexposerServerCore {
     this.counters.toConnectees.datagrams++;
     this.counters.toConnectees.bytes += len;
     this.#deps.send(buf.subarray(TAG_BYTES), null, c.port, c.address);
+    this.#sentInJs(c, this.#client!);
   }
 
   #fromConnectee(buf: Buffer, key: number | string, address: string, port: number): void {
@@ -344,11 +359,23 @@ export class UdpexposerServerCore {
     this.counters.toClient.datagrams++;
     this.counters.toClient.bytes += buf.length + 2;
     this.#deps.send(buf, c.tagBytes, client.port, client.replyAddress);
+    this.#sentInJs(c, client);
+  }
+
+  /** After JavaScript relayed a datagram of `c`: hand its channel to the batch, or bring the batch's reply allowance up to what JavaScript counted. */
+  #sentInJs(c: Connectee, client: ClientPeer): void {
+    const o = this.offloads;
+    if (o === null) return;
+    if (c.offload === null) o.consider(c, client);
+    else o.refresh(c);
   }
 
   #added(c: Connectee, evicted: Connectee | undefined): void {
     this.counters.connecteesAdded++;
-    if (evicted) this.counters.connecteesEvicted++;
+    if (evicted) {
+      this.counters.connecteesEvicted++;
+      this.offloads?.remove(evicted);
+    }
     if (!this.#deps.onEvent) return;
     const peer = (x: Connectee) => ({ address: canonicalIp(x.address)!.address, port: x.port });
     this.#deps.onEvent({ type: 'connectee-added', tag: c.tag, peer: peer(c), evicted: evicted && { tag: evicted.tag, peer: peer(evicted) } });

@@ -1,7 +1,10 @@
 import type { Endpoint } from '../core/address.js';
+import type { Timer } from '../core/clock.js';
 import { jsDatapath } from '../datapath/js-datapath.js';
+import { tagOffload } from '../datapath/tag-offload.js';
 import type { ListenerReceiver, UdpListener } from '../datapath/udp-datapath.js';
 import { bindMain } from './bind.js';
+import { FOLD_EVERY_MS } from './channel-offload.js';
 import { UdpexposerServerCore, type UdpexposerServerCounters, type UdpexposerServerOptions } from './server-core.js';
 import type { PeerAddress, UdpexposerDeps } from './types.js';
 
@@ -33,6 +36,7 @@ export class UdpexposerServer implements AsyncDisposable {
   readonly #resolveClosed: () => void;
   readonly #parent: AbortSignal;
   readonly #onAbort = () => this.close();
+  #sweep: Timer | undefined;
 
   static async listen(config: UdpexposerServerConfig, deps: UdpexposerDeps, signal: AbortSignal): Promise<UdpexposerServer> {
     const datapath = deps.datapath ?? jsDatapath;
@@ -44,6 +48,11 @@ export class UdpexposerServer implements AsyncDisposable {
       send: (buf, prefix, port, address) => socket?.send(buf, port, address, prefix),
       onEvent: deps.onEvent,
       cookieSecret: deps.cookieSecret,
+      // An established connectee's channel (both ways) in the native batch: connectee and client are both behind the one socket.
+      offload:
+        datapath.kind === 'native'
+          ? (c, client, o) => (socket ? tagOffload({ socket, address: c.address, port: c.port }, { socket, address: client.address, port: client.port }, o) : null)
+          : undefined,
     });
     const receiver: ListenerReceiver & { server?: UdpexposerServer } = {
       onDatagram: (buf, address, port) => core.handleDatagram(buf, address, port),
@@ -52,6 +61,7 @@ export class UdpexposerServer implements AsyncDisposable {
     };
     socket = await bindMain(datapath, config.listen.host, config.listen.port, receiver);
     const server = new UdpexposerServer(core, socket, datapath.kind, signal);
+    if (core.offloads !== null) server.#sweep = deps.clock.setInterval(() => core.offloads!.sweep(), FOLD_EVERY_MS);
     server.sendErrors = sendErrors;
     receiver.server = server;
     return server;
@@ -70,8 +80,15 @@ export class UdpexposerServer implements AsyncDisposable {
     else parent.addEventListener('abort', this.#onAbort, { once: true });
   }
 
+  /** With the native batch's counts folded in. */
   get counters(): Readonly<UdpexposerServerCounters> {
+    this.#core.offloads?.foldAll();
     return this.#core.counters;
+  }
+
+  /** Connectees whose channel the native batch carries. */
+  get offloaded(): number {
+    return this.#core.offloads?.size ?? 0;
   }
 
   get client(): (PeerAddress & { readonly authenticated: boolean }) | undefined {
@@ -87,6 +104,8 @@ export class UdpexposerServer implements AsyncDisposable {
     if (this.#closing) return;
     this.#closing = true;
     this.#parent.removeEventListener('abort', this.#onAbort);
+    this.#sweep?.cancel();
+    this.#core.offloads?.removeAll();
     this.#core.table.clear();
     void this.#socket.close().then(this.#resolveClosed, this.#resolveClosed);
   }

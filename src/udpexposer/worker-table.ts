@@ -1,6 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { tagBytes } from '../protocol/udpexposer/frame.js';
 import type { DatagramChannel, DatagramReceiver } from '../upstream/dialer.js';
+import type { ChannelOffload, OffloadHolder } from './channel-offload.js';
 
 /** What a worker reports to the client that owns it. */
 export interface WorkerOwner {
@@ -14,12 +15,16 @@ export interface WorkerOwner {
  * One connectee tag's socket to the target. It is its channel's receiver itself, so a datagram
  * from the target reaches the client with no closure or lookup per datagram.
  */
-export class Worker implements DatagramReceiver {
+export class Worker implements DatagramReceiver, OffloadHolder {
   /** Null until the channel is open. */
   channel: DatagramChannel | null = null;
   /** Payloads (copies) waiting until the channel is open; null once it is. */
   queue: Buffer[] | null = [];
   closed = false;
+  /** Its channel in the native batch (client-offloads.ts), once handed over. */
+  offload: ChannelOffload | null = null;
+  offloadSeen: number[] | null = null;
+  offloadTried = false;
   /** The tag as its two wire bytes, made once: every frame to the server starts with them. */
   readonly tagBytes: Buffer;
 
@@ -56,10 +61,11 @@ export class WorkerTable {
     this.#lru = new LRUCache<number, Worker>({
       max: capacity,
       dispose: (w) => {
+        // Called first: a worker handed to the batch has its last counts folded in before its socket goes.
+        onClosed(w);
         w.closed = true;
         w.queue = null;
         w.channel?.close();
-        onClosed(w);
       },
     });
   }

@@ -57,6 +57,9 @@ for (const password of [undefined, PASSWORD]) {
     assert.equal(server.counters.fromConnectees.datagrams, 8);
     assert.equal(server.counters.invalidTokens, 0);
     assert.equal(server.datapath, datapathOf(t)!.kind);
+    // Native: past each connectee's first round trip, the real client's frames went through the batch.
+    if (server.datapath === 'native') assert.ok(server.counters.forwardedInBatch >= 8, `in the batch: ${server.counters.forwardedInBatch}`);
+    else assert.equal(server.counters.forwardedInBatch, 0);
     assert.match(real.out(), /New incoming channel/);
   });
 
@@ -93,5 +96,8 @@ for (const password of [undefined, PASSWORD]) {
     assert.equal(client.counters.dropped['bad-signature'] + client.counters.invalidTokens, 0);
     assert.equal(new Set(echo.inbox.map((m) => m.from.port)).size, 2, 'one worker socket per connectee');
     assert.equal(client.datapath, datapathOf(t)!.kind);
+    // Native: once each worker's socket was open, the real server's frames went through the batch.
+    if (client.datapath === 'native') assert.ok(client.counters.forwardedInBatch >= 8, `in the batch: ${client.counters.forwardedInBatch}`);
+    else assert.equal(client.counters.forwardedInBatch, 0);
   });
 }

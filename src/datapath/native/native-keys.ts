@@ -34,6 +34,9 @@ export interface ForwardBinding {
   forwardFrame?(engine: EngineHandle, sealEntry: number, byte: number): boolean;
   /** Opened under `openSlot` with `tagIn` (from `src`), sealed again under `sealSlot` for `tagOut` to `dst`; absent in older builds. */
   forwardReseal?(engine: EngineHandle, openSlot: number, tagIn: number, src: readonly number[], outSock: number, dst: readonly number[], sealSlot: number, peerKeyId: number, tagOut: number, maxLen: number): number;
+  /** A udpexposer entry (datapath/tag-offload.ts); absent in older builds. */
+  forwardTagged?(engine: EngineHandle, kind: 1 | 2, inSock: number, src: readonly number[], outSock: number, dst: readonly number[], tag: number, minLen: number, maxLen: number, guard: number): number;
+  forwardTagPair?(engine: EngineHandle, taggedEntry: number, untaggedEntry: number, ratio: number): boolean;
 }
 
 /** Doubles per forwarding entry in `counters`: [datagrams, bytes, send errors, unused]. */
