@@ -41,9 +41,10 @@ for _ in $(seq 1 50); do
   out=$(timeout 2 "$BIN/udpload" -t "127.0.0.1:$R" -s 64 -d 0.3 -w 1 2>/dev/null || true)
   case "$out" in *delivered_pps=0\ *|"") ;; *) break ;; esac
 done
+. "$HERE/kernel-drops.sh"
+bg_busy
 closed=$(timeout 30 "$BIN/udpload" -t "127.0.0.1:$R" -s 64 -d "$DUR" -w 64)
 echo "closed loop:   $closed"
-. "$HERE/kernel-drops.sh"
 . "$HERE/sluice-counters.sh"
 read -r -a d0 < <(drops "$(pgrep -P "$SPID" -x node || echo "$SPID")" "$R" "$E"); read -r -a k0 < <(kstat); counters $((R + 5)) "$BIN/c0"
 if [ -n "${TRACE:-}" ]; then
