@@ -7,6 +7,7 @@
 # ../shared/bench) on CPU 0. Ports PORT_BASE (echo), +100 and +130 (the two relays, and +200 above
 # each for their tunnels).
 #   PORT_BASE=30400 ROUNDS=4 bash bench/relay/expose-64-ab.sh $BASE "$PWD"
+# WINDOW=64: the closed-loop row instead (udpload -w 64: at most 64 datagrams in flight).
 set -u
 [ $# -eq 2 ] || { echo "usage: $0 ROOT_A ROOT_B" >&2; exit 2; }
 SHARED=$(cd "$(dirname "$0")/../../../shared/bench" && pwd)
@@ -28,7 +29,7 @@ run() {
   np=$(pgrep -P "$SP" node || echo "$SP")
   timeout 5 taskset -c 0 "$W/udpload" -t "127.0.0.1:$R" -s 64 -d 1 > /dev/null 2>&1
   c0=$(awk '{ print $14 + $15 }' "/proc/$np/stat")
-  out=$(timeout $((DUR + 7)) taskset -c 0 "$W/udpload" -t "127.0.0.1:$R" -s 64 -d "$DUR" 2>&1)
+  out=$(timeout $((DUR + 7)) taskset -c 0 "$W/udpload" -t "127.0.0.1:$R" -s 64 -d "$DUR" ${WINDOW:+-w "$WINDOW"} 2>&1)
   c1=$(awk '{ print $14 + $15 }' "/proc/$np/stat")
   kill -INT "$SP" "$np" 2>/dev/null; wait "$SP" 2>/dev/null; SP=
   d=$(echo "$out" | sed -n 's/.*delivered_pps=\([0-9.]*\).*/\1/p' | head -1)

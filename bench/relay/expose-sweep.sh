@@ -47,6 +47,7 @@ HZ=$(getconf CLK_TCK)
 . "$HERE/sluice-counters.sh"
 WARM=""; [ "$SESSIONS" -gt 1 ] && WARM="-W 2"
 for RATE in "$@"; do
+  bg_busy
   # shellcheck disable=SC2086
   timeout $((DUR + 30)) taskset -c 0 "$W/udpload" -t "127.0.0.1:$R" -s 64 -d "$DUR" -n "$SESSIONS" $WARM ${RATE:+-r $RATE} > "$W/out" 2> "$W/err" & LP=$!
   if [ -n "$WARM" ]; then for _ in $(seq 1 600); do grep -q warmup: "$W/err" && break; kill -0 $LP 2>/dev/null || break; sleep 0.02; done; fi

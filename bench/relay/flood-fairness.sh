@@ -15,6 +15,8 @@
 # TRACE=1: the second client is rtt-trace (bench/relay/rtt-trace.c), started 0.2 s before the
 # flood and kept DUR s, printing its RTT per 100 ms of send time (is the tail at the flood's
 # start, before the flooder has its own socket, or steady?).
+# SLICE_US=100: the relay's threads get a scheduler slice of that many µs once it answers
+# (set-slice.c; EEVDF, Linux 6.12+, root), so tasks woken beside it preempt it sooner.
 # Every load is bounded by DUR seconds and timeouts; everything runs on 127.0.0.1.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -41,9 +43,13 @@ for _ in $(seq 1 50); do
   out=$(timeout 2 "$BIN/udpload" -t "127.0.0.1:$R" -s 64 -d 0.3 -w 1 2>/dev/null || true)
   case "$out" in *delivered_pps=0\ *|"") ;; *) break ;; esac
 done
+. "$HERE/kernel-drops.sh"
+bg_busy
+if [ -n "${SLICE_US:-}" ]; then
+  gcc -O2 -Wall -o "$BIN/set-slice" "$HERE/set-slice.c" && "$BIN/set-slice" "$(pgrep -P "$SPID" -x node || echo "$SPID")" "$SLICE_US"
+fi
 closed=$(timeout 30 "$BIN/udpload" -t "127.0.0.1:$R" -s 64 -d "$DUR" -w 64)
 echo "closed loop:   $closed"
-. "$HERE/kernel-drops.sh"
 . "$HERE/sluice-counters.sh"
 read -r -a d0 < <(drops "$(pgrep -P "$SPID" -x node || echo "$SPID")" "$R" "$E"); read -r -a k0 < <(kstat); counters $((R + 5)) "$BIN/c0"
 if [ -n "${TRACE:-}" ]; then

@@ -28,3 +28,12 @@ drops_line() {
   local -n a=$1 b=$2 ka=$3 kb=$4
   echo "  kernel drops: public=$((b[0] - a[0])) own=$((${b[5]:-0} - ${a[5]:-0})) gw_tunnel=$((b[1] - a[1])) sessions=$((b[2] - a[2])) other=$((b[3] - a[3])) echod=$((b[4] - a[4])) machine: UdpRcvbufErrors=$((${kb[0]:-0} - ${ka[0]:-0})) UdpSndbufErrors=$((${kb[1]:-0} - ${ka[1]:-0})) UdpInErrors=$((${kb[2]:-0} - ${ka[2]:-0}))"
 }
+# bg_busy: "bg busy_pct N", both CPUs' busy share over 0.4 s while our processes are idle (other
+# tenants' load, as ../shared/bench/run-peers.sh prints it before each block).
+bg_busy() {
+  local a b tot=0 idle i
+  read -r -a a < <(head -1 /proc/stat); sleep 0.4; read -r -a b < <(head -1 /proc/stat)
+  idle=$(( (b[4] + b[5]) - (a[4] + a[5]) ))
+  for i in 1 2 3 4 5 6 7 8; do tot=$((tot + b[i] - a[i])); done
+  echo "bg busy_pct $(( tot > 0 ? 100 * (tot - idle) / tot : 0 ))"
+}

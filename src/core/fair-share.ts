@@ -70,6 +70,9 @@ export class FairSlot {
   reserved = 0;
   /** Its expected demand this round: twice what it offered in its latest round, plus one. */
   expected = 1;
+  /** When the batch's forwarded datagrams were last charged to it (`FairShare.charge`; ms, -Infinity: never), and its `offered` then. */
+  chargedAt = -Infinity;
+  offeredAtCharge = 0;
   /** Datagrams this slot had dropped, by reason (cumulative). */
   droppedBudget = 0;
   droppedShare = 0;
@@ -197,21 +200,48 @@ export class FairShare {
    * Counts `n` datagrams of `slot` that were sent without asking (the native batch's pool,
    * datapath/offload-pool.ts, admitted them under its own copy of this budget) as admitted now:
    * the budget and the session's share are charged with them, so what JavaScript admits after
-   * them leaves room for what the batch carries.
+   * them leaves room for what the batch carries. Only their part in the current round is charged
+   * (`#inThisRound`).
    */
-  charge(slot: FairSlot, now: number, n: number): void {
-    if (this.perRound <= 0 || n <= 0) return;
+  charge(slot: FairSlot, now: number, forwarded: number): void {
+    if (this.perRound <= 0 || forwarded <= 0) return;
     if (now >= this.#roundEnd) this.#newRound(now);
+    this.admitted += forwarded;
+    const n = this.#inThisRound(slot, now, forwarded);
+    if (n <= 0) {
+      slot.offeredAtCharge = slot.offered;
+      return;
+    }
     if (slot.round !== this.#round) this.#enter(slot);
     slot.offered += n;
+    slot.offeredAtCharge = slot.offered;
     slot.deficit -= n;
-    // What the batch forwarded since the last fold may span earlier rounds: it can spend this
-    // round's budget (JavaScript then admits only from the spare), never the next one's.
+    // Even this round's part can exceed what is left of its budget: it spends that (JavaScript
+    // then admits only from the spare), never the next round's.
     this.#left = this.#left > n ? this.#left - n : 0;
-    this.admitted += n;
     const r = n < slot.reserved ? n : slot.reserved;
     slot.reserved -= r;
     this.#owed -= r;
+  }
+
+  /**
+   * The part of `n` datagrams the batch forwarded for `slot` that falls in the current round. They
+   * were forwarded since it was last seen here (its last charge, or the end of the round in which
+   * it last sent through `admit`), taken as spread evenly over that time: what fell in earlier
+   * rounds was under those rounds' budgets (the pool's copy), and charging it all to this one
+   * would spend it for a paced session that merely was not folded for a sweep (its next
+   * datagrams through `admit` in this round, e.g. while it is handed over again, dropped as
+   * `agent-budget`). Rounded up; all of `n` when that time lies within this round or is unknown.
+   */
+  #inThisRound(slot: FairSlot, now: number, n: number): number {
+    const start = this.#roundEnd - this.roundMs;
+    const lastRoundEnd = slot.round < 0 ? -Infinity : this.#roundEnd - (this.#round - slot.round) * this.roundMs;
+    // Its last charge, unless it sent through `admit` since (in a later round, or more offered in the same one).
+    const admittedSince = slot.chargedAt < lastRoundEnd - this.roundMs || slot.offered !== slot.offeredAtCharge;
+    const seen = admittedSince ? lastRoundEnd : slot.chargedAt;
+    slot.chargedAt = now;
+    if (seen >= start || seen === -Infinity || now <= seen) return n;
+    return Math.ceil((n * (now - start)) / (now - seen));
   }
 
   /**

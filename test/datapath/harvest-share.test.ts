@@ -56,8 +56,9 @@ test('native harvest: a client\'s own socket (isolate) comes last to the slots t
   const own = dp.isolate(l, '127.0.0.1', clientPort, 1 << 20);
   t.after(() => own.close());
   // Ready in this order while the loop is blocked: the client's own socket, b (both flooded),
-  // then c (3). The first harvest gives each its share (42 of 128 slots), then what is left (41)
-  // to the flooded ones: to b, not to the client's own socket, though it was ready first.
+  // then c (3). The first harvest gives b and c their share (42 of 128 slots), the client's own
+  // socket at most 16 after them, then what is left to b, none of it to the client's own socket,
+  // though it was ready first.
   const script = `
     const dgram = require('node:dgram');
     const x = dgram.createSocket('udp4'), s = dgram.createSocket('udp4');
