@@ -193,8 +193,9 @@ export class TcpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
     return this.#closed;
   }
 
+  /** Oldest first (flow ids grow with time): a page of them (admin views) shows the longest-lived. */
   sessions(): SessionInfo[] {
-    return [...this.#conns].map((c) => ({
+    return [...this.#conns].sort((a, b) => a.id - b.id).map((c) => ({
       id: c.id,
       route: c.route,
       proto: 'tcp',
