@@ -12,6 +12,10 @@
 # relayed, as Sluice does; nginx's default closes both sides at the first FIN), or a subject script taking
 # RELAY_PORT ECHO_PORT IPERF_RELAY_PORT IPERF_PORT (bench/relay/subject.sh and its kind).
 # PIN=1 places the processes as `npm run bench` does: the relay on CPU 1, echod and tcpconn on CPU 0.
+# WARM=N loads each relay for N seconds before its counted window (default 0: counted from cold, as
+# before). A fresh Sluice spends its first seconds of connections compiling the connection path
+# (about 80 ms of V8's optimising compiler, docs/datapath.md "Where Sluice spends more than nginx");
+# nginx has nothing to warm, so WARM=1 compares the two at their steady state, as tcp-conn-pair.sh does.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 SHARED="$HERE/../../../shared/bench"
@@ -59,6 +63,7 @@ for round in $(seq 1 "$ROUNDS"); do
     [ "$up" = 1 ] || { echo "relay $i ($s) did not listen; its log: $W/relay.log" >&2; exit 1; }
     sleep 0.5
     kill -0 "$SP" 2>/dev/null || { echo "relay $i ($s) exited after it listened; its log: $W/relay.log" >&2; exit 1; }
+    [ "${WARM:-0}" != 0 ] && { timeout $((WARM + 20)) $GEN_CPU "$W/tcpconn" -t "127.0.0.1:$R" -c 32 -d "$WARM" -s 32 > /dev/null; sleep 0.2; }
     c0=$(node "$SHARED/benchlib.js" cpu "$SP")
     out=$(timeout $((DUR + 20)) $GEN_CPU "$W/tcpconn" -t "127.0.0.1:$R" -c 32 -d "$DUR" -s 32)
     c1=$(node "$SHARED/benchlib.js" cpu "$SP")

@@ -17,6 +17,7 @@ import type { BucketPair } from '../admission/bandwidth-limiter.js';
 import type { Admitter } from '../admission/admitter.js';
 import type { ReverdictCount } from '../admission/reverdict.js';
 import { SessionShell, type PooledLimits, type ShellFlow } from '../session/session-shell.js';
+import { FlowSlots } from '../session/flow-slots.js';
 import { tcpPolicyOf, type ListenerConfig, type TcpSessionPolicy } from '../session/session-policy.js';
 import { firstBytesAreClean, readProxyHeader, sniffFirstBytes } from './proxy-header-reader.js';
 import { TcpProxyHeaders } from './tcp-proxy-header.js';
@@ -60,6 +61,8 @@ class TcpConnection implements ShellFlow, DialJoin {
   awaitingAccept = false;
   /** The idle timeout its pair gets when the datapath joins it at connect (DialJoin). */
   idleTimeoutMs = 0;
+  /** Its place in the route's live connections (FlowSlots). */
+  slot = -1;
   constructor(
     readonly id: number,
     readonly route: string,
@@ -76,7 +79,7 @@ class TcpConnection implements ShellFlow, DialJoin {
  * half-close (`#relay`). The shell does admission, limits, events, reverdict and drain.
  */
 export class TcpRoute<C extends ListenerConfig = ListenerConfig> implements RouteRuntime<C> {
-  readonly #conns = new Set<TcpConnection>();
+  readonly #conns = new FlowSlots<TcpConnection>();
   readonly #shell: SessionShell<TcpSessionPolicy, TcpConnection>;
   #route: C;
   #pp: TcpProxyHeaders | null;
@@ -190,8 +193,9 @@ export class TcpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
     return this.#closed;
   }
 
+  /** Oldest first (flow ids grow with time): a page of them (admin views) shows the longest-lived. */
   sessions(): SessionInfo[] {
-    return [...this.#conns].map((c) => ({
+    return [...this.#conns].sort((a, b) => a.id - b.id).map((c) => ({
       id: c.id,
       route: c.route,
       proto: 'tcp',
