@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isSingleExecutable, packagedAsset } from '../../core/packaged.js';
+import type { YoungGenerationHeap } from '../../core/young-generation.js';
 
 /** An opaque handle to one native engine (native/src/engine.h). */
 export type EngineHandle = { readonly __engine: unique symbol };
@@ -58,6 +59,10 @@ export interface NativeBinding {
    * asks); returns the sources named so far, or -1.
    */
   watchSources?(engine: EngineHandle, id: number, datagrams: number): number;
+  /** Writes [committed bytes, used bytes] of V8's young generation into `out` (native/src/heap-memory.cc). */
+  youngGeneration?(out: Float64Array): void;
+  /** Asks V8 for a memory-reducing collection (moderate memory pressure). */
+  reduceMemory?(): void;
 }
 
 export type BindingLoad = { ok: true; binding: NativeBinding; layout: NativeLayout } | { ok: false; reason: string };
@@ -110,4 +115,16 @@ function loadPackagedBinding(): BindingLoad {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The young generation's reading and reduction through the addon (core/young-generation.ts), or
+ * undefined where the addon does not load or predates them (the watch is then not run).
+ */
+export function youngGenerationHeap(load: () => BindingLoad = loadNativeBinding): YoungGenerationHeap | undefined {
+  const loaded = load();
+  if (!loaded.ok) return undefined;
+  const { youngGeneration, reduceMemory } = loaded.binding;
+  if (youngGeneration === undefined || reduceMemory === undefined) return undefined;
+  return { read: (out) => youngGeneration(out), reduce: () => reduceMemory() };
 }
