@@ -52,8 +52,9 @@ export async function startNode(config: SluiceConfig, deps: NodeDeps, signal?: A
     if (udp.fallback !== undefined) log.warn({ reason: udp.fallback }, 'native UDP datapath unavailable; using the js datapath');
     const stream = selectStreamDatapath(config.datapath ?? 'auto');
     if (stream.fallback !== undefined) log.warn({ reason: stream.fallback }, 'native TCP stream datapath unavailable; using the js datapath');
-    // The young generation V8 grew in a burst, given back once the process is quiet (core/young-generation.ts).
-    const heap = deps.youngGeneration === undefined ? youngGenerationHeap() : (deps.youngGeneration ?? undefined);
+    // The young generation V8 grew in a burst, given back once the process is quiet (core/young-generation.ts);
+    // through the addon, so not where the config keeps the process off it (`datapath: js`).
+    const heap = deps.youngGeneration !== undefined ? (deps.youngGeneration ?? undefined) : config.datapath === 'js' ? undefined : youngGenerationHeap();
     if (heap !== undefined) {
       const watch = new YoungGenerationWatch(heap, clock);
       stack.defer('young generation', () => watch.close());
