@@ -13,8 +13,9 @@ import type { Clock, Timer } from './clock.js';
  *
  * This watch reads the young generation's size every `intervalMs` without allocating; when it
  * holds `grownBytes` or more (start-up alone grows it to about 18 MB), and the process
- * allocated less than `quietBytesPerSecond` for `quietReadings` readings in a row (what V8 itself
- * calls a low rate), it asks V8 once for a memory-reducing collection (incremental: its steps run
+ * allocated less than `quietBytesPerSecond` (what V8 itself calls a low rate) with its event loop
+ * busy less than `quietBusy` of the time, for `quietReadings` readings in a row, it asks V8 once
+ * for a memory-reducing collection (incremental: its steps run
  * on the event loop), which shrinks the young generation and compacts the old one. At most one
  * request per `minGapMs`; none while the process is busy, so the throughput of a loaded relay is
  * untouched.
@@ -24,12 +25,19 @@ export interface YoungGenerationHeap {
   read(out: Float64Array): void;
   /** Asks for a memory-reducing collection. */
   reduce(): void;
+  /**
+   * The share of time the event loop was busy since the previous call (0..1). The native datapath
+   * forwards without allocating in JavaScript, so a relay under load can look quiet to `read`
+   * alone; its loop is busy, and the collection's pause would hold its batches.
+   */
+  busy(): number;
 }
 
 export interface YoungGenerationSettings {
   readonly intervalMs?: number;
   readonly quietReadings?: number;
   readonly quietBytesPerSecond?: number;
+  readonly quietBusy?: number;
   readonly grownBytes?: number;
   readonly minGapMs?: number;
 }
@@ -39,6 +47,8 @@ const DEFAULTS: Required<YoungGenerationSettings> = {
   quietReadings: 2,
   // V8's own "low allocation throughput" (heap.cc: 1,000 bytes per ms).
   quietBytesPerSecond: 1_000_000,
+  // An idle relay with 10,000 sessions keeps its loop busy about 1 % of the time (its sweeps).
+  quietBusy: 0.05,
   // V8 shrinks it to 1 MB and grows it by doubling (up to 2 x 16 MB): 8 MB is three doublings.
   grownBytes: 8 * 1024 * 1024,
   minGapMs: 10_000,
@@ -74,7 +84,8 @@ export class YoungGenerationWatch {
     // A scavenge empties the young generation: then what was allocated since is unknown, not quiet.
     const allocated = used - this.#lastUsed;
     const seconds = (now - this.#lastAt) / 1000;
-    const quiet = this.#lastUsed >= 0 && allocated >= 0 && seconds > 0 && allocated / seconds < s.quietBytesPerSecond;
+    const busy = this.heap.busy();
+    const quiet = this.#lastUsed >= 0 && allocated >= 0 && seconds > 0 && allocated / seconds < s.quietBytesPerSecond && busy < s.quietBusy;
     this.#quiet = quiet ? this.#quiet + 1 : 0;
     this.#lastUsed = used;
     this.#lastAt = now;

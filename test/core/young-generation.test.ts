@@ -11,6 +11,8 @@ function fakeHeap(committed: number, used = 0) {
     committed,
     used,
     reduced: 0,
+    loop: 0.01,
+    busy: () => h.loop,
     read(out: Float64Array) {
       out[0] = h.committed;
       out[1] = h.used;
@@ -59,6 +61,19 @@ test('no request while the process allocates, nor for a young generation that ha
   for (let i = 0; i < 20; i++) clock.step();
   assert.equal(small.reduced, 0);
   w2.close();
+});
+
+test('no request while the event loop is busy (the native datapath forwarding without allocating), then one once it is idle', () => {
+  const clock = new ClockWithStep();
+  const heap = fakeHeap(32 * MB, 1 * MB);
+  heap.loop = 0.4;
+  const watch = new YoungGenerationWatch(heap, clock);
+  for (let i = 0; i < 20; i++) clock.step();
+  assert.equal(heap.reduced, 0);
+  heap.loop = 0.01;
+  for (let i = 0; i < 2; i++) clock.step();
+  assert.equal(heap.reduced, 1);
+  watch.close();
 });
 
 test('at most one request per minGapMs, and none after close', () => {

@@ -150,6 +150,7 @@ test('a node watches the young generation: a grown one is given back once quiet,
     reduce() {
       heap.reduced++;
     },
+    busy: () => 0,
   };
   const [tcpPort, udpPort] = [await freePort('tcp'), await freePort('udp')];
   const node = await startNode(config(routesYaml(tcpPort, udpPort, '')), { clock, logDestination: capture().logDestination, youngGeneration: heap });

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
 import { isSingleExecutable, packagedAsset } from '../../core/packaged.js';
 import type { YoungGenerationHeap } from '../../core/young-generation.js';
 
@@ -126,5 +127,15 @@ export function youngGenerationHeap(load: () => BindingLoad = loadNativeBinding)
   if (!loaded.ok) return undefined;
   const { youngGeneration, reduceMemory } = loaded.binding;
   if (youngGeneration === undefined || reduceMemory === undefined) return undefined;
-  return { read: (out) => youngGeneration(out), reduce: () => reduceMemory() };
+  let last = performance.eventLoopUtilization();
+  return {
+    read: (out) => youngGeneration(out),
+    reduce: () => reduceMemory(),
+    busy: () => {
+      const now = performance.eventLoopUtilization();
+      const share = performance.eventLoopUtilization(now, last).utilization;
+      last = now;
+      return share;
+    },
+  };
 }
