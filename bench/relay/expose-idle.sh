@@ -15,13 +15,15 @@ set -u
 HERE="$(cd "$(dirname "$0")" && pwd)"
 SUBJ="${SUBJECT_ROOT:-$HERE/../..}/bench/relay/subject-expose.sh"
 N=${N:-10000}
-# Seconds the sessions stay idle before the second reading.
-SETTLE=${SETTLE:-2}
-# Seconds the subject stays idle before the first reading (default 0). V8 shrinks its young
-# generation only on a full collection in a quiet process (its memory reducer: about 80-105 s
-# after the last one when nothing else triggers it), so WAIT0=120 SETTLE=120 compares two
-# settled states, where the default compares a fresh process with one just past the burst.
-WAIT0=${WAIT0:-0}
+# Seconds the sessions stay idle before the second reading (default 5; the bench read at 2 s before).
+SETTLE=${SETTLE:-5}
+# Seconds the subject stays idle before the first reading (default 5; 0 before). Sluice gives the
+# young generation V8 grew (at start-up, in the burst) back 2-3 s after the process went quiet
+# (src/core/young-generation.ts), so both readings are of a settled process by default. An earlier
+# build keeps it until V8's own memory reducer (about 80-105 s after the last full collection):
+# WAIT0=120 SETTLE=120 compares two settled states there. WAIT0=0 SETTLE=2 is the old reading,
+# a fresh process against one just past the burst.
+WAIT0=${WAIT0:-5}
 # MORE=M: then M more sessions, and their cost alone (`more:`): the young generation has already
 # grown for the first N, so this is what one more idle session adds.
 MORE=${MORE:-0}

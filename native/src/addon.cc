@@ -407,6 +407,7 @@ napi_value Init(napi_env env, napi_value exports) {
   RegisterForwardFrame(env, exports);
   RegisterGro(env, exports);
   RegisterIsolate(env, exports);
+  RegisterHeapMemory(env, exports);
   return exports;
 }
 

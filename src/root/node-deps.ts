@@ -1,4 +1,5 @@
 import type { Clock } from '../core/clock.js';
+import type { YoungGenerationHeap } from '../core/young-generation.js';
 import type { NativeDatapathOptions } from '../datapath/native/native-datapath.js';
 
 /** What a node takes from its process: the clock, where logs go, the config file, native knobs. */
@@ -10,4 +11,6 @@ export interface NodeDeps {
   readonly configPath?: string;
   /** Knobs of the native UDP datapath (UDP_SEGMENT, readiness); defaults suit production. */
   readonly udpNative?: NativeDatapathOptions;
+  /** The young generation's watch (core/young-generation.ts): the addon's by default, null for none. */
+  readonly youngGeneration?: YoungGenerationHeap | null;
 }

@@ -3,6 +3,8 @@ import type { SluiceConfig } from '../config/types.js';
 import { EventStream, notPerSession } from '../observe/events.js';
 import { opsLogSink } from '../observe/ops-log.js';
 import { selectUdpDatapath } from '../datapath/native/select.js';
+import { youngGenerationHeap } from '../datapath/native/binding.js';
+import { YoungGenerationWatch } from '../core/young-generation.js';
 import { selectStreamDatapath } from '../datapath/native/select-stream.js';
 import { GeoHolder } from '../admission/geo-holder.js';
 import { CrowdsecHolder } from '../admission/crowdsec/crowdsec-holder.js';
@@ -50,6 +52,13 @@ export async function startNode(config: SluiceConfig, deps: NodeDeps, signal?: A
     if (udp.fallback !== undefined) log.warn({ reason: udp.fallback }, 'native UDP datapath unavailable; using the js datapath');
     const stream = selectStreamDatapath(config.datapath ?? 'auto');
     if (stream.fallback !== undefined) log.warn({ reason: stream.fallback }, 'native TCP stream datapath unavailable; using the js datapath');
+    // The young generation V8 grew in a burst, given back once the process is quiet (core/young-generation.ts);
+    // through the addon, so not where the config keeps the process off it (`datapath: js`).
+    const heap = deps.youngGeneration !== undefined ? (deps.youngGeneration ?? undefined) : config.datapath === 'js' ? undefined : youngGenerationHeap();
+    if (heap !== undefined) {
+      const watch = new YoungGenerationWatch(heap, clock);
+      stack.defer('young generation', () => watch.close());
+    }
     const status = new NodeStatus(udp.datapath?.kind ?? 'js', stream.datapath.kind);
     const shown = <K extends keyof ShownParts>(key: K, build: (signal: AbortSignal) => ShownParts[K] | Promise<ShownParts[K]>, close: (part: ShownParts[K]) => void | Promise<void>) =>
       status.startOn(stack, key, build, close);

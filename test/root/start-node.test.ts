@@ -9,6 +9,7 @@ import { isSluiceError } from '../../src/core/errors.js';
 import { systemClock } from '../../src/core/clock.js';
 import { config } from '../helpers/node.js';
 import { freePort } from '../helpers/net.js';
+import { ManualClock } from '../helpers/manual-clock.js';
 
 function capture() {
   const lines: Record<string, unknown>[] = [];
@@ -135,4 +136,27 @@ test('await using: the node stops gracefully at the end of the scope', async () 
   }
   assert.equal(await bindable('tcp', tcpPort), true);
   assert.equal(await bindable('udp', udpPort), true);
+});
+
+test('a node watches the young generation: a grown one is given back once quiet, and the watch ends with the node', async () => {
+  const clock = new ManualClock();
+  const MB = 1024 * 1024;
+  const heap = {
+    reduced: 0,
+    read(out: Float64Array) {
+      out[0] = 32 * MB;
+      out[1] = 2 * MB;
+    },
+    reduce() {
+      heap.reduced++;
+    },
+    busy: () => 0,
+  };
+  const [tcpPort, udpPort] = [await freePort('tcp'), await freePort('udp')];
+  const node = await startNode(config(routesYaml(tcpPort, udpPort, '')), { clock, logDestination: capture().logDestination, youngGeneration: heap });
+  clock.advance(3000);
+  assert.equal(heap.reduced, 1);
+  await node.stop();
+  clock.advance(60_000);
+  assert.equal(heap.reduced, 1, 'no request after the node stopped');
 });

@@ -3,7 +3,9 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
 import { isSingleExecutable, packagedAsset } from '../../core/packaged.js';
+import type { YoungGenerationHeap } from '../../core/young-generation.js';
 
 /** An opaque handle to one native engine (native/src/engine.h). */
 export type EngineHandle = { readonly __engine: unique symbol };
@@ -58,6 +60,10 @@ export interface NativeBinding {
    * asks); returns the sources named so far, or -1.
    */
   watchSources?(engine: EngineHandle, id: number, datagrams: number): number;
+  /** Writes [committed bytes, used bytes] of V8's young generation into `out` (native/src/heap-memory.cc). */
+  youngGeneration?(out: Float64Array): void;
+  /** Asks V8 for a memory-reducing collection (moderate memory pressure). */
+  reduceMemory?(): void;
 }
 
 export type BindingLoad = { ok: true; binding: NativeBinding; layout: NativeLayout } | { ok: false; reason: string };
@@ -110,4 +116,26 @@ function loadPackagedBinding(): BindingLoad {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The young generation's reading and reduction through the addon (core/young-generation.ts), or
+ * undefined where the addon does not load or predates them (the watch is then not run).
+ */
+export function youngGenerationHeap(load: () => BindingLoad = loadNativeBinding): YoungGenerationHeap | undefined {
+  const loaded = load();
+  if (!loaded.ok) return undefined;
+  const { youngGeneration, reduceMemory } = loaded.binding;
+  if (youngGeneration === undefined || reduceMemory === undefined) return undefined;
+  let last = performance.eventLoopUtilization();
+  return {
+    read: (out) => youngGeneration(out),
+    reduce: () => reduceMemory(),
+    busy: () => {
+      const now = performance.eventLoopUtilization();
+      const share = performance.eventLoopUtilization(now, last).utilization;
+      last = now;
+      return share;
+    },
+  };
 }
