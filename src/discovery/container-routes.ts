@@ -1,15 +1,19 @@
 import type { Logger } from 'pino';
-import { formatHostPort, formatListen } from '../core/address.js';
-import type { Clock, Timer } from '../core/clock.js';
+import { formatListen } from '../core/address.js';
+import type { Clock } from '../core/clock.js';
 import { isSluiceError } from '../core/errors.js';
 import type { RouteConfig, SluiceConfig } from '../config/types.js';
 import type { RouteRuntime } from '../listen/route.js';
 import type { DockerConfig } from '../config/docker-config.js';
-import { shortId, type ContainerInfo } from './container.js';
-import { ContainerWatcher, type EngineState } from './container-watcher.js';
+import type { ContainerInfo } from './container.js';
+import { ContainerWatcher } from './container-watcher.js';
 import { UnixSocketEngine, type ContainerEngine } from './engine-client.js';
 import { mergeRoutes } from './merge.js';
-import { containerCandidates, formatProblem, type DiscoveryProblem } from './problems.js';
+import { containerCandidates, type DiscoveryProblem } from './problems.js';
+import { BindRetries } from './bind-retries.js';
+import { discoveredRouteView, DiscoveryLog, problemOf, routeKey, type DiscoveryStatus } from './discovered-route-status.js';
+
+export type { DiscoveredRouteView, DiscoveryStatus } from './discovered-route-status.js';
 
 export interface ContainerRoutesDeps {
   readonly clock: Clock;
@@ -40,49 +44,11 @@ export interface RouteReloadTarget {
   routes(): readonly RouteRuntime<RouteConfig>[];
 }
 
-/** A route from labels that is running now, as the admin API lists it. */
-export interface DiscoveredRouteView {
-  readonly name: string;
-  readonly listen: string;
-  readonly upstream: string;
-  readonly container: string;
-  readonly containerId: string;
-  readonly labels: 'sluice' | 'godoxy';
-}
-
-export interface DiscoveryStatus {
-  readonly socket: string;
-  readonly engine: {
-    readonly state: EngineState;
-    readonly name?: string;
-    readonly version?: string;
-    /** Wall-clock ms of the last full list of running containers. */
-    readonly lastSyncAt?: number;
-    readonly lastError?: string;
-  };
-  /** Running containers the engine reported, with or without labels. */
-  readonly containers: number;
-  readonly routes: readonly DiscoveredRouteView[];
-  /** Every route that was skipped, and why: bad labels, conflicts, listeners that could not bind. */
-  readonly problems: readonly DiscoveryProblem[];
-}
-
-/** First retry of a route whose listener could not bind; doubles up to `docker.reconnect.max`. */
-const BIND_RETRY_MS = 1000;
-
 interface Parsed {
   /** The container as it was parsed; a changed container is parsed again. */
   readonly source: ContainerInfo;
   readonly routes: readonly RouteConfig[];
   readonly problems: readonly DiscoveryProblem[];
-}
-
-interface Blocked {
-  message: string;
-  attempts: number;
-  /** True once the retry timer fired: the route is tried again at the next apply. */
-  due: boolean;
-  timer: Timer | undefined;
 }
 
 /**
@@ -91,7 +57,8 @@ interface Blocked {
  * whole wanted route list (file routes + label routes, merged by `mergeRoutes`) and applies it
  * with `RouteSet.reload`, so unchanged routes keep their sockets and sessions and removed ones
  * drain, exactly as for a file reload. One listener that cannot bind (its port is held by
- * something else) is skipped and retried with backoff; the others are applied.
+ * something else) is skipped and retried with backoff (bind-retries.ts); the others are applied.
+ * What it shows and logs is built in discovered-route-status.ts.
  */
 export class ContainerRoutes {
   #file: SluiceConfig;
@@ -100,8 +67,8 @@ export class ContainerRoutes {
   readonly #parsed = new Map<string, Parsed>();
   #containers: ReadonlyMap<string, ContainerInfo> = new Map();
   #conflicts: DiscoveryProblem[] = [];
-  readonly #blocked = new Map<string, Blocked>();
-  readonly #logged = new Set<string>();
+  readonly #binds: BindRetries;
+  readonly #log: DiscoveryLog;
   #applyQueued = false;
   #closed = false;
 
@@ -112,6 +79,8 @@ export class ContainerRoutes {
   ) {
     this.#file = file;
     this.#docker = docker;
+    this.#binds = new BindRetries(deps.clock, docker.reconnect.maxMs, () => this.#scheduleApply());
+    this.#log = new DiscoveryLog(deps.log);
     const engine = deps.engine ?? new UnixSocketEngine(docker.socketPath, hasRouteLabels);
     this.#watcher = new ContainerWatcher(engine, docker.reconnect, deps.clock, {
       changed: (containers) => {
@@ -175,23 +144,16 @@ export class ContainerRoutes {
       routes: this.deps.node
         .routes()
         .flatMap((r) => (r.config.origin ? [r.config] : []))
-        .map((r) => ({
-          name: r.name,
-          listen: formatListen(r.listen),
-          upstream: formatHostPort(r.upstream.host, r.upstream.port),
-          container: r.origin!.container,
-          containerId: r.origin!.containerId,
-          labels: r.origin!.labels,
-        })),
+        .map(discoveredRouteView),
       problems: this.problems(),
     };
   }
 
   problems(): DiscoveryProblem[] {
     const labelProblems = [...this.#containers.values()].flatMap((c) => this.#parse(c).problems);
-    const bind = [...this.#blocked].flatMap(([key, b]) => {
+    const bind = [...this.#binds.failures()].flatMap(([key, message]) => {
       const r = this.#candidates().find((x) => routeKey(x) === key);
-      return r ? [problemOf(r, 'bind', `cannot listen on ${formatListen(r.listen)}: ${b.message}; retried with backoff`)] : [];
+      return r ? [problemOf(r, 'bind', `cannot listen on ${formatListen(r.listen)}: ${message}; retried with backoff`)] : [];
     });
     return [...labelProblems, ...this.#conflicts, ...bind];
   }
@@ -199,7 +161,7 @@ export class ContainerRoutes {
   /** Stops following the engine. The routes already applied stay until the node stops. */
   async close(): Promise<void> {
     this.#closed = true;
-    for (const b of this.#blocked.values()) b.timer?.cancel();
+    this.#binds.close();
     await this.#watcher.close();
   }
 
@@ -235,16 +197,8 @@ export class ContainerRoutes {
   #wanted(): { routes: RouteConfig[]; conflicts: DiscoveryProblem[] } {
     const candidates = this.#candidates();
     const present = new Set(candidates.map(routeKey));
-    for (const [key, b] of this.#blocked) {
-      if (!present.has(key)) {
-        b.timer?.cancel();
-        this.#blocked.delete(key);
-      }
-    }
-    const usable = candidates.filter((r) => {
-      const b = this.#blocked.get(routeKey(r));
-      return !b || b.due;
-    });
+    this.#binds.forget((key) => !present.has(key));
+    const usable = candidates.filter((r) => this.#binds.mayTry(routeKey(r)));
     const merged = mergeRoutes(this.#file.routes, usable);
     return { routes: merged.routes, conflicts: merged.skipped.map((s) => problemOf(s.route, 'conflict', s.message)) };
   }
@@ -261,13 +215,8 @@ export class ContainerRoutes {
       summary = await this.#applyOneByOne(routes);
     }
     const running = this.#running();
-    for (const [key, b] of this.#blocked) {
-      if (running.has(key)) {
-        b.timer?.cancel();
-        this.#blocked.delete(key);
-      }
-    }
-    this.#report(before);
+    this.#binds.forget((key) => running.has(key));
+    this.#log.report(before, this.#running(), this.problems());
     return summary;
   }
 
@@ -290,73 +239,18 @@ export class ContainerRoutes {
         settled.push(r);
       } catch (err) {
         if (!isSluiceError(err, 'SLUICE_ERR_BIND')) throw err;
-        this.#block(r, err.message);
+        this.#binds.block(routeKey(r), err.message);
       }
     }
     return summary;
   }
 
-  #block(r: RouteConfig, message: string): void {
-    const key = routeKey(r);
-    const b = this.#blocked.get(key) ?? { message, attempts: 0, due: false, timer: undefined };
-    b.message = message;
-    b.attempts++;
-    b.due = false;
-    b.timer?.cancel();
-    const delayMs = Math.min(BIND_RETRY_MS * 2 ** (b.attempts - 1), Math.max(BIND_RETRY_MS, this.#docker.reconnect.maxMs));
-    b.timer = this.deps.clock.setTimeout(() => {
-      b.timer = undefined;
-      b.due = true;
-      this.#scheduleApply();
-    }, delayMs);
-    this.#blocked.set(key, b);
-  }
-
   #running(): Map<string, RouteConfig> {
     return new Map(this.deps.node.routes().flatMap((r) => (r.config.origin ? [[routeKey(r.config), r.config] as const] : [])));
-  }
-
-  /** Logs routes that came and went, and each problem once, when it first appears. */
-  #report(before: ReadonlyMap<string, RouteConfig>): void {
-    const after = this.#running();
-    const { log } = this.deps;
-    for (const [key, r] of after) {
-      if (!before.has(key)) log.info(routeFields(r), 'route from container labels added');
-    }
-    for (const [key, r] of before) {
-      if (!after.has(key)) log.info(routeFields(r), 'route from container labels removed (its sessions drain)');
-    }
-    const now = new Set<string>();
-    for (const p of this.problems()) {
-      const line = formatProblem(p);
-      now.add(line);
-      if (!this.#logged.has(line)) log.error({ container: p.container, containerId: p.containerId, route: p.route, label: p.label }, line);
-    }
-    this.#logged.clear();
-    for (const line of now) this.#logged.add(line);
   }
 }
 
 /** Containers worth an inspect when the engine's list leaves out their networking (Podman). */
 export function hasRouteLabels(labels: Readonly<Record<string, string>>): boolean {
   return Object.keys(labels).some((k) => k.startsWith('sluice.') || k.startsWith('proxy.'));
-}
-
-function routeKey(r: RouteConfig): string {
-  return `${r.origin?.containerId ?? ''}/${r.name}`;
-}
-
-function problemOf(r: RouteConfig, kind: DiscoveryProblem['kind'], message: string): DiscoveryProblem {
-  return { kind, container: r.origin!.container, containerId: r.origin!.containerId, route: r.name, message };
-}
-
-function routeFields(r: RouteConfig) {
-  return {
-    route: r.name,
-    listen: formatListen(r.listen),
-    upstream: formatHostPort(r.upstream.host, r.upstream.port),
-    container: r.origin!.container,
-    containerId: shortId(r.origin!.containerId),
-    labels: r.origin!.labels,
-  };
 }

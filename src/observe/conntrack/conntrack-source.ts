@@ -1,63 +1,18 @@
-import type { Clock, Timer } from '../../core/clock.js';
+import type { Timer } from '../../core/clock.js';
 import { SluiceError } from '../../core/errors.js';
-import type { FlowRecorder } from '../flow-records.js';
-import { Backoff, type BackoffOptions } from '../../core/backoff.js';
-import { compileDirection, type DirectionOf, type DirectionOptions } from './direction.js';
-import { isConntrackLineError, type ConntrackEvent, type ConntrackProto } from './event.js';
+import { Backoff } from '../../core/backoff.js';
+import { compileDirection } from './direction.js';
+import { isConntrackLineError, type ConntrackEvent } from './event.js';
 import { MAX_LINE, parseEventLine } from './event-parser.js';
-import { conntrackFlowRecord } from './flow-record.js';
+import { ConntrackFlows } from './conntrack-flows.js';
 import { LineSplitter } from './line-splitter.js';
 import { SysctlOverride, procSysctl, type Sysctl } from './sysctl.js';
-import { nodeSpawn, type ChildProcessLike, type ConntrackStats, type ConntrackStatus, type SpawnProcess } from './source-contract.js';
+import { nodeSpawn, type ChildProcessLike, type ConntrackStats, type ConntrackStatus } from './source-contract.js';
+import type { ConntrackSourceDeps, ConntrackSourceOptions } from './source-options.js';
+import { nextSourceState, type ConntrackSourceState } from './source-state.js';
 
-export interface ConntrackSourceOptions extends DirectionOptions {
-  /**
-   * The conntrack program and any leading words; the event arguments are appended. Default
-   * `['conntrack']`. `['ip', 'netns', 'exec', 'ns1', 'conntrack']` watches another namespace
-   * (`ip netns exec` execs, so the pid is still conntrack's own).
-   */
-  readonly command?: readonly string[];
-  /** Turn `net.netfilter.nf_conntrack_acct` on while the source runs, for counters. Default true. */
-  readonly accounting?: boolean;
-  /** Turn `net.netfilter.nf_conntrack_timestamp` on, so end records of flows seen only at their end have a start. Default false. */
-  readonly timestamps?: boolean;
-  /** Netlink receive buffer (`conntrack -b`); larger loses fewer events in bursts. Default 4 MiB; 0 leaves the tool's default. */
-  readonly netlinkBufferBytes?: number;
-  /** Restart schedule; `resetAfterMs` (default 60 000) is how long a run must last to start again from `initialMs`. */
-  readonly backoff?: BackoffOptions & { readonly resetAfterMs?: number };
-  /** Start times remembered for end records (oldest forgotten first). Default 65 536. */
-  readonly maxTrackedFlows?: number;
-  /** How long `stop` waits after SIGTERM before SIGKILL. Default 2 000. */
-  readonly stopTimeoutMs?: number;
-}
-
-export interface ConntrackSourceDeps {
-  readonly clock: Clock;
-  /** Where records go: the node's FlowRecorder (the same output as Sluice's own flow records). */
-  readonly recorder: Pick<FlowRecorder, 'write'>;
-  /** This process's instance UUID (flow-id.ts `newInstanceId`); flow UUIDs are derived under it. */
-  readonly instanceId: string;
-  readonly spawn?: SpawnProcess;
-  /** Default: `/proc/sys` of this process's namespace. Must reach the namespace `command` watches. */
-  readonly sysctl?: Sysctl;
-  /** For backoff jitter. Default Math.random. */
-  readonly random?: () => number;
-  /** Lifecycle reports (few: per start, exit and failure, never per event). Must not throw. */
-  readonly onStatus?: (status: ConntrackStatus) => void;
-  /** Aborting it closes the source. */
-  readonly signal?: AbortSignal;
-}
-
-/** Source states (STYLE 11). `waiting`: the tool died and a restart is scheduled. */
-export type ConntrackSourceState = 'idle' | 'starting' | 'running' | 'waiting' | 'stopping' | 'closed';
-const next: Record<ConntrackSourceState, readonly ConntrackSourceState[]> = {
-  idle: ['starting', 'closed'],
-  starting: ['running', 'waiting'],
-  running: ['waiting', 'stopping'],
-  waiting: ['running', 'waiting', 'stopping'],
-  stopping: ['idle', 'closed'],
-  closed: [],
-};
+export type { ConntrackSourceDeps, ConntrackSourceOptions } from './source-options.js';
+export type { ConntrackSourceState } from './source-state.js';
 
 interface Run {
   readonly child: ChildProcessLike;
@@ -75,7 +30,8 @@ const STDERR_TAIL = 4096;
 /**
  * Kernel flows (Linux): runs `conntrack -E -e NEW,DESTROY -o extended,id,timestamp` and turns its
  * events into flow records (`source: 'conntrack'`) written through the node's FlowRecorder.
- * NEW becomes `start`, DESTROY becomes `end`; there are no `update` records (docs/conntrack.md).
+ * NEW becomes `start`, DESTROY becomes `end`; there are no `update` records (docs/conntrack.md;
+ * the event-to-record rules are conntrack-flows.ts).
  *
  * Supervision: if the tool exits or cannot be started, it is started again after an exponential
  * backoff with jitter (5 s, 10 s, ... 5 min, forever), timed on the injected clock; a run that
@@ -90,14 +46,11 @@ export class ConntrackSource implements AsyncDisposable {
   readonly #deps: ConntrackSourceDeps;
   readonly #command: readonly string[];
   readonly #args: readonly string[];
-  readonly #directionOf: DirectionOf;
+  readonly #flows: ConntrackFlows;
   readonly #backoff: Backoff;
   readonly #resetAfterMs: number;
-  readonly #maxTracked: number;
   readonly #stopTimeoutMs: number;
   readonly #sysctls: SysctlOverride[];
-  /** conntrack id → wall ms of its NEW event, for the end record's startTime. Insertion-ordered. */
-  readonly #starts = new Map<number, number>();
   readonly #stats: ConntrackStats = {
     spawned: 0,
     exits: 0,
@@ -118,10 +71,10 @@ export class ConntrackSource implements AsyncDisposable {
   /** Throws SluiceError `SLUICE_ERR_CONFIG_INVALID` for bad networks, marks or backoff. */
   constructor(opts: ConntrackSourceOptions, deps: ConntrackSourceDeps) {
     this.#deps = deps;
-    this.#directionOf = compileDirection(opts);
+    const directionOf = compileDirection(opts);
     this.#backoff = new Backoff(opts.backoff, deps.random, 'conntrack');
     this.#resetAfterMs = opts.backoff?.resetAfterMs ?? 60_000;
-    this.#maxTracked = opts.maxTrackedFlows ?? 65_536;
+    this.#flows = new ConntrackFlows({ directionOf, maxTracked: opts.maxTrackedFlows ?? 65_536, instanceId: deps.instanceId, wallNow: () => deps.clock.wallNow() });
     this.#stopTimeoutMs = opts.stopTimeoutMs ?? 2_000;
     this.#command = opts.command ?? ['conntrack'];
     if (this.#command.length === 0) throw new SluiceError('SLUICE_ERR_CONFIG_INVALID', 'conntrack: command must name a program');
@@ -202,8 +155,7 @@ export class ConntrackSource implements AsyncDisposable {
   }
 
   #to(state: ConntrackSourceState): void {
-    if (!next[this.#state].includes(state)) throw new Error(`conntrack source: ${this.#state} -> ${state}`);
-    this.#state = state;
+    this.#state = nextSourceState(this.#state, state);
   }
 
   async #halt(final: 'idle' | 'closed'): Promise<void> {
@@ -326,36 +278,14 @@ export class ConntrackSource implements AsyncDisposable {
   }
 
   #onEvent(ev: ConntrackEvent): void {
-    if (ev.type === 'update') return;
-    if (ev.proto === 'other') {
-      this.#stats.skippedProtocol++;
-      return;
+    const r = this.#flows.onEvent(ev);
+    if (r === 'update') return;
+    if (r === 'skipped-protocol') this.#stats.skippedProtocol++;
+    else if (r === 'skipped-direction') this.#stats.skippedDirection++;
+    else {
+      this.#deps.recorder.write(r);
+      this.#stats.recordsWritten++;
     }
-    const direction = this.#directionOf(ev);
-    if (!direction) {
-      this.#stats.skippedDirection++;
-      return;
-    }
-    const time = ev.timestampMs ?? this.#deps.clock.wallNow();
-    let startedAt = time;
-    if (ev.type === 'new') {
-      this.#starts.delete(ev.id);
-      if (this.#starts.size >= this.#maxTracked) this.#starts.delete(this.#starts.keys().next().value!);
-      if (this.#maxTracked > 0) this.#starts.set(ev.id, time);
-    } else {
-      const seen = this.#starts.get(ev.id);
-      this.#starts.delete(ev.id);
-      // Not seen (started before this run, or forgotten): the kernel's own age, if it keeps one.
-      startedAt = seen ?? (ev.deltaTimeS !== undefined ? time - ev.deltaTimeS * 1000 : time);
-    }
-    const record = conntrackFlowRecord(ev as ConntrackEvent & { proto: ConntrackProto }, {
-      instanceId: this.#deps.instanceId,
-      direction,
-      time,
-      startedAt: Math.min(startedAt, time),
-    });
-    this.#deps.recorder.write(record);
-    this.#stats.recordsWritten++;
   }
 
   #report(status: ConntrackStatus): void {
