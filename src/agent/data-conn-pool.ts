@@ -13,6 +13,8 @@ export interface AgentDataConn {
    * (docs/tunnel-protocol.md, "Reuse"); otherwise it is closed.
    */
   readonly back?: (kept: boolean) => void;
+  /** Join it with `keep` (pipeSealed): the gateway agreed to reuse, so a clean end brings it back. */
+  readonly keep?: boolean;
 }
 
 export interface DataConnPoolOptions {
@@ -23,6 +25,8 @@ export interface DataConnPoolOptions {
   readonly tls: TlsSessionLike;
   /** Idle connections to keep (agent.dataConnections). */
   readonly size: number;
+  /** The gateway reads a next hello after a clean stream (TUNNEL_ALPN_DATA_REUSE): streams give their connections back. */
+  readonly reuse?: boolean;
   readonly clock: Clock;
   readonly dialTimeoutMs: number;
 }
@@ -62,18 +66,20 @@ export class DataConnPool {
   take(counter: number): AgentDataConn | undefined {
     const d = this.#idle.get(counter);
     this.#idle.delete(counter);
-    const given = d && !d.conn.destroyed ? givenOut(d, (kept) => this.#back(d.conn, kept)) : undefined;
+    const given = d && !d.conn.destroyed ? givenOut(d, this.o.reuse === true, (kept) => this.#back(d.conn, kept)) : undefined;
     if (given) this.#busy++;
     this.fill();
     return given;
   }
 
   /**
-   * Dials until idle, dialing and busy connections reach the pool's size, with at least one idle or
-   * dialing whatever the busy ones (long streams do not starve new ones), unless waiting after a failure.
+   * Dials until idle, dialing and busy connections (those that may come back: with reuse) reach the
+   * pool's size, with at least half of it idle or dialing whatever the busy ones (long streams do
+   * not starve new ones), unless waiting after a failure.
    */
   fill(): void {
-    while (!this.#closed && this.#retry === undefined && this.#idle.size + this.#dials.size < Math.max(1, this.o.size - this.#busy)) this.#dial();
+    const want = Math.max(Math.ceil(this.o.size / 2), this.o.size - (this.o.reuse ? this.#busy : 0));
+    while (!this.#closed && this.#retry === undefined && this.#idle.size + this.#dials.size < want) this.#dial();
   }
 
   /** A given-out connection's stream is over: idle again under a new counter, or closed (docs/tunnel-protocol.md "Reuse"). */
@@ -130,11 +136,12 @@ export class DataConnPool {
 }
 
 /** `d` as given out by `take`, with its once-only `back`. */
-function givenOut(d: AgentDataConn, back: (kept: boolean) => void): AgentDataConn {
+function givenOut(d: AgentDataConn, keep: boolean, back: (kept: boolean) => void): AgentDataConn {
   let over = false;
   return {
     conn: d.conn,
     keys: d.keys,
+    keep,
     back: (kept) => {
       if (over) return;
       over = true;

@@ -74,7 +74,7 @@ export function serveLocalDataStream(
       if (stop) ended(stop);
     };
     const stopPair: () => PairCounters =
-      datapath.pipeSealed(local, d.conn, d.keys, c.idleTimeoutMs, onEnd, true) ?? relaySealed(local.socket(), d.conn.socket(), d.keys, c.idleTimeoutMs, onEnd, true);
+      datapath.pipeSealed(local, d.conn, d.keys, c.idleTimeoutMs, onEnd, d.keep) ?? relaySealed(local.socket(), d.conn.socket(), d.keys, c.idleTimeoutMs, onEnd, d.keep);
     stop = () => {
       stopPair();
       d.back?.(false);

@@ -268,7 +268,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
     if (!d) return mux.openEarly(serviceId, client, server, opts.timeoutMs, settled);
     this.#dataStreams++;
     this.host.counters.dataConnStreams++;
-    const stream = new DataConnStream(d.conn, d.keys, () => void this.#dataStreams--, (conn) => returnDataConn(conn, conns!, this.host.clock, this.host.counters));
+    const stream = new DataConnStream(d.conn, d.keys, () => void this.#dataStreams--, conns!.reuse ? (conn) => returnDataConn(conn, conns!, this.host.clock, this.host.counters) : undefined);
     stream.cancel = mux.openOnData(serviceId, client, server, d.counter, opts.timeoutMs, (err) => stream.answered(err, settled));
     return stream;
   }

@@ -26,6 +26,8 @@ export class LinkDataConns {
   readonly #idle: IdleDataConn[] = [];
   readonly #window = new ReplayWindow();
   #closed = false;
+  /** The agent writes a next hello after a clean stream (TUNNEL_ALPN_DATA_REUSE agreed): keep its connections then. */
+  reuse = false;
   /** Connections back from a clean stream, their next hello not read yet (data-conn-return.ts); closed with the rest. */
   readonly returning = new Set<StreamConn>();
 
