@@ -32,6 +32,12 @@ export interface DataConnPoolOptions {
 }
 
 const RETRY_FIRST_MS = 500;
+/**
+ * Dials in flight at once: a pool of 64 dialed in one burst would pass the gateway's pre-auth cap per
+ * source (maxHandshakesPerSource, 16 by default) and have most of its connections closed there,
+ * unseen by the pool until its control connection ends.
+ */
+const MAX_DIALS = 4;
 const RETRY_MAX_MS = 30_000;
 
 /**
@@ -79,7 +85,7 @@ export class DataConnPool {
    */
   fill(): void {
     const want = Math.max(Math.ceil(this.o.size / 2), this.o.size - (this.o.reuse ? this.#busy : 0));
-    while (!this.#closed && this.#retry === undefined && this.#idle.size + this.#dials.size < want) this.#dial();
+    while (!this.#closed && this.#retry === undefined && this.#dials.size < MAX_DIALS && this.#idle.size + this.#dials.size < want) this.#dial();
   }
 
   /** A given-out connection's stream is over: idle again under a new counter, or closed (docs/tunnel-protocol.md "Reuse"). */
@@ -120,6 +126,7 @@ export class DataConnPool {
         return;
       }
       this.#failures = 0;
+      this.fill();
     });
     this.#dials.add(dialing);
   }
