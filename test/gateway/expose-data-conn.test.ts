@@ -360,3 +360,11 @@ test('data connections: a replayed or forged next hello is refused, counted and 
   await echo('three'); // multiplexed now: nothing else changed
   assert.equal(counters.dataConnStreams, 2);
 });
+
+test('data connections: a pool larger than the pre-auth cap per source fills whole (its dials are spread out)', async (t) => {
+  const { gw, link, agent } = await expose(t, (s) => s.pipe(s), { agentExtra: '  dataConnections: 40\n' });
+  await waitFor(() => idleAtGateway(link) === 40, 'forty idle data connections at the gateway', 10_000);
+  assert.equal(gw.gateway.counters.preAuthCapped, 0, 'none closed by the cap of 16 handshakes per source');
+  assert.equal(gw.gateway.counters.dataConnAccepted, 40);
+  assert.equal(agent.homes[0]!.dataConns?.idle, 40);
+});
