@@ -62,10 +62,11 @@ bool OptionalBytes(napi_env env, napi_value v, const uint8_t** data, size_t* len
 // streamPipeSealed(engine, plain, sealed, keys (56 bytes: seal key | seal iv | open key | open iv),
 // sealSeq, openSeq, idleMs, plainFirst?, sealedFirst?): the pair's bytes move in the engine from
 // now on. plainFirst: plaintext already read from `plain` (sealed first, at most 65536 bytes);
-// sealedFirst: bytes already read from `sealed` after its hello (opened first).
+// sealedFirst: bytes already read from `sealed` after its hello (opened first); keep: true keeps
+// `sealed` after a clean end (stream-sealed-keep.cc).
 napi_value SealedPipeApi(napi_env env, napi_callback_info info) {
-  napi_value argv[9];
-  size_t argc = 9;
+  napi_value argv[10];
+  size_t argc = 10;
   if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < 7) {
     napi_throw_type_error(env, nullptr, "missing arguments");
     return nullptr;
@@ -98,6 +99,8 @@ napi_value SealedPipeApi(napi_env env, napi_callback_info info) {
   int err = SealedStart(e, plain, sealed, static_cast<const uint8_t*>(keys), static_cast<uint64_t>(seal_seq), static_cast<uint64_t>(open_seq),
                         static_cast<uint32_t>(idle), first, first_len, pending, pending_len);
   if (err < 0) napi_throw(env, ErrnoError(env, -err, err == -ENOTSUP ? "EVP_aes_128_gcm" : "epoll_ctl", ""));
+  bool keep = false;
+  if (err == 0 && argc > 9 && napi_get_value_bool(env, argv[9], &keep) == napi_ok && keep) SealedKeep(e, plain);
   return nullptr;
 }
 

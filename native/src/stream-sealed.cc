@@ -23,6 +23,7 @@ struct SealedPair {
   bool sealed_eof = false;  // the sealed side's FIN was read
   bool end_recv = false;    // an END record was opened (the plain side was shut down for writing)
   int first_end = -1;       // 0: the plain side finished first, 1: the sealed side did
+  bool keep = false;        // a clean end keeps the sealed side (SealedKeep)
 };
 
 namespace {
@@ -195,7 +196,9 @@ Step OpenSide(StreamEngine* e, int id, bool* moved) {
       return kGo;
     }
     if (o.buf == nullptr && (o.buf = TakeBuffer(e)) == nullptr) return Fail(e, id, kEndUpstreamError, ENOMEM);
-    const size_t want = total == 0 ? kRecHeader - o.have : total + kRecHeader - o.have;
+    // The next record's header comes with this one's tail, except after an END that keeps the connection.
+    const bool last = p->keep && total > 0 && o.buf[0] == kRecEnd;
+    const size_t want = total == 0 ? kRecHeader - o.have : total + (last ? 0 : kRecHeader) - o.have;
     ssize_t n = recv(sealed, o.buf + o.have, want, MSG_DONTWAIT);
     if (n == 0) {
       p->sealed_eof = true;
@@ -228,10 +231,15 @@ void SealedPump(StreamEngine* e, int id) {
   // Both directions finished cleanly: closing both sockets sends the sealed side's FIN (the plain
   // side's write half is already shut down).
   if (p->end_sent && p->end_recv) {
+    if (p->keep) return SealedEndKept(e, id, p->first_end == 1 ? kEndUpstreamClosed : kEndClientClosed);
     StreamEndPair(e, id, p->first_end == 1 ? kEndUpstreamClosed : kEndClientClosed, 0);
     return;
   }
   if (moved && c->idle_ms > 0) c->deadline = uv_now(e->loop) + c->idle_ms;
+}
+
+void SealedKeep(StreamEngine* e, int plain) {
+  if (e->conns[plain].sealed != nullptr) e->conns[plain].sealed->keep = true;
 }
 
 void SealedFree(StreamEngine* e, StreamConn* c) {

@@ -43,6 +43,13 @@ void SealedFree(StreamEngine* e, StreamConn* c);
 // Every pooled buffer freed (engine teardown).
 void SealedPoolClear(StreamEngine* e);
 
+// Keep the sealed side after a clean end (END sent and END received): it becomes a held connection
+// again and one kept-end record reports the pair (stream-sealed-keep.cc); nothing past the END
+// record is read from it. Without it, a clean end closes both sides.
+constexpr int kEvEndKept = 5;
+void SealedKeep(StreamEngine* e, int plain);
+void SealedEndKept(StreamEngine* e, int id, int reason);
+
 // stream-sealed-api.cc: streamPipeSealed and streamSealedLimits (stream-api.cc's table).
 napi_value SealedPipeApi(napi_env env, napi_callback_info info);
 napi_value SealedLimitsApi(napi_env env, napi_callback_info info);

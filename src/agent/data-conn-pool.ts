@@ -7,6 +7,14 @@ import { encodeDataHello, exportDataKeys, exportDataToken, type DataKeys, type T
 export interface AgentDataConn {
   readonly conn: StreamConn;
   readonly keys: DataKeys;
+  /**
+   * Set on a connection `take` gave out: call once when its stream is over. `kept` (the pair ended
+   * with END both ways and kept the connection open) puts it back under a new counter and hello
+   * (docs/tunnel-protocol.md, "Reuse"); otherwise it is closed.
+   */
+  readonly back?: (kept: boolean) => void;
+  /** Join it with `keep` (pipeSealed): the gateway agreed to reuse, so a clean end brings it back. */
+  readonly keep?: boolean;
 }
 
 export interface DataConnPoolOptions {
@@ -17,11 +25,19 @@ export interface DataConnPoolOptions {
   readonly tls: TlsSessionLike;
   /** Idle connections to keep (agent.dataConnections). */
   readonly size: number;
+  /** The gateway reads a next hello after a clean stream (TUNNEL_ALPN_DATA_REUSE): streams give their connections back. */
+  readonly reuse?: boolean;
   readonly clock: Clock;
   readonly dialTimeoutMs: number;
 }
 
 const RETRY_FIRST_MS = 500;
+/**
+ * Dials in flight at once: a pool of 64 dialed in one burst would pass the gateway's pre-auth cap per
+ * source (maxHandshakesPerSource, 16 by default) and have most of its connections closed there,
+ * unseen by the pool until its control connection ends.
+ */
+const MAX_DIALS = 4;
 const RETRY_MAX_MS = 30_000;
 
 /**
@@ -35,6 +51,10 @@ export class DataConnPool {
   readonly #dials = new Set<DialInFlight>();
   readonly #token: Buffer;
   #next = 1;
+  /** Connections given out whose streams run: they count toward the size while they may come back. */
+  #busy = 0;
+  /** Connections that came back from a stream and carried another (for metrics and tests). */
+  reused = 0;
   #failures = 0;
   #retry: Timer | undefined;
   #closed = false;
@@ -52,22 +72,51 @@ export class DataConnPool {
   take(counter: number): AgentDataConn | undefined {
     const d = this.#idle.get(counter);
     this.#idle.delete(counter);
+    const given = d && !d.conn.destroyed ? givenOut(d, this.o.reuse === true, (kept) => this.#back(d.conn, kept)) : undefined;
+    if (given) this.#busy++;
     this.fill();
-    return d && !d.conn.destroyed ? d : undefined;
+    return given;
   }
 
-  /** Dials until idle plus dialing reach the pool's size (unless waiting after a failure). */
+  /**
+   * Dials until idle, dialing and busy connections (those that may come back: with reuse) reach the
+   * pool's size, with at least half of it idle or dialing whatever the busy ones (long streams do
+   * not starve new ones), unless waiting after a failure.
+   */
   fill(): void {
-    while (!this.#closed && this.#retry === undefined && this.#idle.size + this.#dials.size < this.o.size) this.#dial();
+    const want = Math.max(Math.ceil(this.o.size / 2), this.o.size - (this.o.reuse ? this.#busy : 0));
+    while (!this.#closed && this.#retry === undefined && this.#dials.size < MAX_DIALS && this.#idle.size + this.#dials.size < want) this.#dial();
+  }
+
+  /** A given-out connection's stream is over: idle again under a new counter, or closed (docs/tunnel-protocol.md "Reuse"). */
+  #back(conn: StreamConn, kept: boolean): void {
+    this.#busy--;
+    if (kept && !this.#closed && !conn.destroyed && this.#idle.size < this.o.size && this.#hello(conn)) this.reused++;
+    else conn.destroy();
+    this.fill();
+  }
+
+  /** Writes a hello under the next counter on `conn` and keeps it idle; false when it could not. */
+  #hello(conn: StreamConn): boolean {
+    const counter = this.#next++;
+    let keys: DataKeys;
+    try {
+      keys = exportDataKeys(this.o.tls, counter, 'agent');
+    } catch {
+      return false; // the control connection is closing
+    }
+    // Idle before the hello leaves: the gateway may name the counter as soon as it reads it.
+    this.#idle.set(counter, { conn, keys });
+    if (conn.writeFirst(encodeDataHello(this.#token, counter, keys.sealKey, keys.sealIv))) return true;
+    this.#idle.delete(counter);
+    return false;
   }
 
   #dial(): void {
-    const counter = this.#next++;
-    const keys = exportDataKeys(this.o.tls, counter, 'agent');
     const dialing = this.o.datapath.dial(this.o.gateway, this.o.dialTimeoutMs, (err, conn) => {
       this.#dials.delete(dialing);
       if (this.#closed) return conn?.destroy();
-      if (err || !conn!.writeFirst(encodeDataHello(this.#token, counter, keys.sealKey, keys.sealIv))) {
+      if (err || !this.#hello(conn!)) {
         conn?.destroy();
         const wait = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** Math.min(this.#failures++, 10));
         this.#retry ??= this.o.clock.setTimeout(() => {
@@ -77,7 +126,7 @@ export class DataConnPool {
         return;
       }
       this.#failures = 0;
-      this.#idle.set(counter, { conn: conn!, keys });
+      this.fill();
     });
     this.#dials.add(dialing);
   }
@@ -91,4 +140,19 @@ export class DataConnPool {
     for (const d of this.#idle.values()) d.conn.destroy();
     this.#idle.clear();
   }
+}
+
+/** `d` as given out by `take`, with its once-only `back`. */
+function givenOut(d: AgentDataConn, keep: boolean, back: (kept: boolean) => void): AgentDataConn {
+  let over = false;
+  return {
+    conn: d.conn,
+    keys: d.keys,
+    keep,
+    back: (kept) => {
+      if (over) return;
+      over = true;
+      back(kept);
+    },
+  };
 }

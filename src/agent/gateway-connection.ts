@@ -3,7 +3,7 @@ import net from 'node:net';
 import type { Clock } from '../core/clock.js';
 import { SluiceError } from '../core/errors.js';
 import {
-  TUNNEL_ALPN, TUNNEL_ALPN_DATA, TUNNEL_CIPHERSUITES, TUNNEL_PROTOCOL_VERSION, computeAuthDigest, exportAuthBinding, exportDatagramKeys, verifyGatewayProof,
+  TUNNEL_ALPN, AGENT_DATA_ALPNS, TUNNEL_CIPHERSUITES, dataConnAlpn, TUNNEL_PROTOCOL_VERSION, computeAuthDigest, exportAuthBinding, exportDatagramKeys, verifyGatewayProof,
   type AuthOk, type DatagramKeys, type RefusalCode,
 } from '../protocol/tunnel/index.js';
 import { ControlChannel } from '../upstream/agent/control-channel.js';
@@ -42,7 +42,7 @@ export interface ConnectOptions {
   readonly signal: AbortSignal;
   /** Source address to connect from (the OS picks when absent). */
   readonly localAddress?: string;
-  /** Offer data connections (TUNNEL_ALPN_DATA) besides the first protocol. */
+  /** Offer data connections (AGENT_DATA_ALPNS) besides the first protocol. */
   readonly dataConnections?: boolean;
   /** Called with the datagram keys once TLS is up and before HELLO, so the opener exists before the gateway can seal to it. */
   readonly onKeys?: (keys: DatagramKeys) => void;
@@ -83,7 +83,7 @@ export function connectToGateway(o: ConnectOptions): Promise<Connected> {
       port: o.port,
       ...(o.localAddress !== undefined ? { localAddress: o.localAddress } : {}),
       servername: o.serverName ?? (net.isIP(o.host) ? undefined : o.host),
-      ALPNProtocols: o.dataConnections ? [TUNNEL_ALPN_DATA, TUNNEL_ALPN] : [TUNNEL_ALPN],
+      ALPNProtocols: o.dataConnections ? [...AGENT_DATA_ALPNS] : [TUNNEL_ALPN],
       minVersion: 'TLSv1.3',
       ciphers: TUNNEL_CIPHERSUITES,
       ca: o.ca,
@@ -107,7 +107,7 @@ export function connectToGateway(o: ConnectOptions): Promise<Connected> {
           return fail(new GatewayConnectError('certificate-mismatch', `the gateway's certificate is sha256:${got}, ${pinned}`));
         }
       }
-      if (socket.alpnProtocol !== TUNNEL_ALPN && !(o.dataConnections && socket.alpnProtocol === TUNNEL_ALPN_DATA)) return fail(new GatewayConnectError('tls-error', 'the gateway did not agree on the tunnel protocol (ALPN)'));
+      if (socket.alpnProtocol !== TUNNEL_ALPN && !(o.dataConnections && dataConnAlpn(socket.alpnProtocol))) return fail(new GatewayConnectError('tls-error', 'the gateway did not agree on the tunnel protocol (ALPN)'));
       try {
         keys = exportDatagramKeys(socket, 'agent');
       } catch (err) {

@@ -5,7 +5,7 @@ import type { Clock, Timer } from '../core/clock.js';
 import type { AgentConfig } from '../config/expose-config.js';
 import type { EventStream } from '../observe/events.js';
 import { Backoff } from '../core/backoff.js';
-import { TUNNEL_ALPN_DATA, type ControlMessage, type RefusalCode } from '../protocol/tunnel/index.js';
+import { dataConnAlpn, type ControlMessage, type RefusalCode } from '../protocol/tunnel/index.js';
 import { resolveDestination, systemResolver, type Resolver } from '../upstream/direct/resolve.js';
 import type { ControlChannel } from '../upstream/agent/control-channel.js';
 import { StreamMux } from '../upstream/agent/stream-mux.js';
@@ -242,8 +242,10 @@ export class GatewayHome {
     );
     const pending = new Map<number, ExposedService>();
     // Data connections when the gateway agreed to them (docs/tunnel-protocol.md, "Data connections").
-    const dataConns = socket.alpnProtocol === TUNNEL_ALPN_DATA
+    const data = dataConnAlpn(socket.alpnProtocol);
+    const dataConns = data
       ? new DataConnPool({
+          reuse: data.reuse,
           datapath: this.host.streamDatapath ?? jsStreamDatapath,
           gateway: { address: gwIp, port: remote.port, family: canonicalIp(gwIp)?.family ?? 4 },
           tls: socket,

@@ -37,6 +37,7 @@ export function refuseDataStream(
   const close = () => {
     hold.cancel();
     d.conn.destroy();
+    d.back?.(false);
     ended(close);
   };
   const hold = clock.setTimeout(close, FAILED_DIAL_HOLD_MS);
@@ -67,11 +68,16 @@ export function serveLocalDataStream(
     const header = proxyHeader(c.proxyProtocol, m.client, m.server);
     if (header) local.writeFirst(header);
     let stop: ((reason: 'shutdown') => void) | undefined;
-    const onEnd = (_end: PairEnd) => stop && ended(stop);
+    // A clean end (END both ways) keeps the data connection for the pool's next stream.
+    const onEnd = (end: PairEnd) => {
+      d.back?.(end.kept === true);
+      if (stop) ended(stop);
+    };
     const stopPair: () => PairCounters =
-      datapath.pipeSealed(local, d.conn, d.keys, c.idleTimeoutMs, onEnd) ?? relaySealed(local.socket(), d.conn.socket(), d.keys, c.idleTimeoutMs, onEnd);
+      datapath.pipeSealed(local, d.conn, d.keys, c.idleTimeoutMs, onEnd, d.keep) ?? relaySealed(local.socket(), d.conn.socket(), d.keys, c.idleTimeoutMs, onEnd, d.keep);
     stop = () => {
       stopPair();
+      d.back?.(false);
       ended(stop!);
     };
     answer();

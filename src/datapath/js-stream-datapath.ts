@@ -64,7 +64,7 @@ export const jsStreamDatapath: StreamDatapath = {
   pipe: () => undefined,
 
   /** The TypeScript sealed relay over the two sockets (sealed-relay.ts). */
-  pipeSealed: (plain, sealed, keys, idleTimeoutMs, onEnd) => relaySealed(plain.socket(), sealed.socket(), keys, idleTimeoutMs, onEnd),
+  pipeSealed: (plain, sealed, keys, idleTimeoutMs, onEnd, keep) => relaySealed(plain.socket(), sealed.socket(), keys, idleTimeoutMs, onEnd, keep),
 };
 
 function ignore(): void {}

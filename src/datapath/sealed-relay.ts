@@ -14,23 +14,25 @@ import type { PairCounters, PairEnd, SealedKeys } from './stream-datapath.js';
  *
  * Ownership: takes both sockets (made with allowHalfOpen). `onEnd` is called once, unless the
  * returned `stop` ended the relay first; `stop` returns the counters, closes `plain` and resets the
- * sealed side.
+ * sealed side. With `keep`, both directions ended cleanly leave `sealed` open instead: paused, the
+ * relay's listeners removed, bytes read past the END put back (unshift), and the end says `kept`.
  */
-export function relaySealed(plain: Socket, sealed: Socket, keys: SealedKeys, idleTimeoutMs: number, onEnd: (end: PairEnd) => void): () => PairCounters {
+export function relaySealed(plain: Socket, sealed: Socket, keys: SealedKeys, idleTimeoutMs: number, onEnd: (end: PairEnd) => void, keep = false): () => PairCounters {
   const sealer = new RecordSealer(keys.sealKey, keys.sealIv, keys.sealSeq);
-  const reader = new RecordReader(keys.openKey, keys.openIv, keys.openSeq);
+  const reader = new RecordReader(keys.openKey, keys.openIv, keys.openSeq, keep);
   let fromClient = 0;
   let toClient = 0;
   let plainEnded = false;
   let sealedEnded = false;
   let over = false;
+  let kept = false;
   let first: 'client' | 'upstream' | undefined;
   const counters = (): PairCounters => ({ bytesFromClient: fromClient, bytesToClient: toClient });
-  const finish = (reason: PairEnd['reason'], code?: string) => {
+  const finish = (reason: PairEnd['reason'], code?: string, kept?: true) => {
     if (over) return;
     over = true;
     plain.setTimeout(0);
-    onEnd({ reason, ...(code !== undefined ? { code } : {}), ...counters() });
+    onEnd({ reason, ...(code !== undefined ? { code } : {}), ...counters(), ...(kept ? { kept } : {}) });
   };
   /** Ends both with resets: the plain side gets an RST, the sealed side too (no END). */
   const abort = (reason: PairEnd['reason'], code?: string) => {
@@ -40,8 +42,16 @@ export function relaySealed(plain: Socket, sealed: Socket, keys: SealedKeys, idl
   };
   const bothDone = () => {
     if (!plainEnded || !sealedEnded) return;
-    sealed.end();
     plain.end();
+    if (keep && !sealed.readableEnded) {
+      sealed.pause();
+      sealed.off('data', onSealedData).off('drain', onSealedDrain).off('end', onSealedEnd).off('error', onSealedError).off('close', onSealedClose);
+      const rest = reader.takeRest();
+      if (rest) sealed.unshift(rest);
+      kept = true;
+      return finish(first === 'upstream' ? 'upstream-closed' : 'client-closed', undefined, true);
+    }
+    sealed.end();
     finish(first === 'upstream' ? 'upstream-closed' : 'client-closed');
   };
 
@@ -52,7 +62,8 @@ export function relaySealed(plain: Socket, sealed: Socket, keys: SealedKeys, idl
     for (const r of records) ok = sealed.write(r);
     if (!ok) plain.pause();
   });
-  sealed.on('drain', () => plain.resume());
+  const onSealedDrain = () => plain.resume();
+  sealed.on('drain', onSealedDrain);
   plain.on('end', () => {
     first ??= 'client';
     plainEnded = true;
@@ -60,7 +71,7 @@ export function relaySealed(plain: Socket, sealed: Socket, keys: SealedKeys, idl
     bothDone();
   });
   const events: RecordEvent[] = [];
-  sealed.on('data', (chunk: Buffer) => {
+  const onSealedData = (chunk: Buffer) => {
     events.length = 0;
     try {
       reader.push(chunk, events);
@@ -78,18 +89,22 @@ export function relaySealed(plain: Socket, sealed: Socket, keys: SealedKeys, idl
         plain.end();
       }
     }
-    if (!ok) sealed.pause();
+    if (!ok || (keep && sealedEnded)) sealed.pause(); // kept: nothing past END is read until the next owner
     if (sealedEnded) bothDone();
-  });
-  plain.on('drain', () => sealed.resume());
-  sealed.on('end', () => {
+  };
+  sealed.on('data', onSealedData);
+  plain.on('drain', () => (keep && sealedEnded) || sealed.resume());
+  const onSealedEnd = () => {
     if (!reader.ended) abort('upstream-error', 'ESEALED_TRUNCATED');
-  });
+  };
+  sealed.on('end', onSealedEnd);
   plain.on('error', (err: NodeJS.ErrnoException) => abort('client-error', err.code));
-  sealed.on('error', (err: NodeJS.ErrnoException) => abort('upstream-error', err.code));
+  const onSealedError = (err: NodeJS.ErrnoException) => abort('upstream-error', err.code);
+  sealed.on('error', onSealedError);
   // Closed without an end or error seen here (destroyed by someone else): as a reset.
   plain.on('close', () => over || abort(plainEnded ? 'upstream-error' : 'client-error'));
-  sealed.on('close', () => over || abort('upstream-error', 'ESEALED_TRUNCATED'));
+  const onSealedClose = () => over || abort('upstream-error', 'ESEALED_TRUNCATED');
+  sealed.on('close', onSealedClose);
   if (idleTimeoutMs > 0) {
     plain.setTimeout(idleTimeoutMs);
     plain.on('timeout', () => abort('idle-timeout'));
@@ -101,7 +116,7 @@ export function relaySealed(plain: Socket, sealed: Socket, keys: SealedKeys, idl
     over = true;
     plain.setTimeout(0);
     plain.destroy(); // as relayTcp's stop; a caller that wants an RST resets it first
-    sealed.resetAndDestroy();
+    if (!kept) sealed.resetAndDestroy(); // a kept connection is no longer this relay's
     return c;
   };
 }

@@ -35,9 +35,11 @@ export interface StreamDatapath {
    * FINs, resets both ways (docs/tunnel-protocol.md "Data connections"). Counters are `plain`'s:
    * bytesFromClient = plaintext read from `plain`, bytesToClient = plaintext written to it.
    * Reasons: client-* = `plain` ended first or failed, upstream-* = `sealed` did (codes ESEALED_AUTH,
-   * ESEALED_FORMAT, ESEALED_TRUNCATED, or the system's). Same contract as `pipe` otherwise.
+   * ESEALED_FORMAT, ESEALED_TRUNCATED, or the system's). Same contract as `pipe` otherwise. With
+   * `keep`, a pair whose directions both ended with END leaves `sealed` open with nothing past that
+   * END read from it: the end says `kept`, and `sealed` is the caller's again (for another stream).
    */
-  pipeSealed(plain: StreamConn, sealed: StreamConn, keys: SealedKeys, idleTimeoutMs: number, onEnd: (end: PairEnd) => void): (() => PairCounters) | undefined;
+  pipeSealed(plain: StreamConn, sealed: StreamConn, keys: SealedKeys, idleTimeoutMs: number, onEnd: (end: PairEnd) => void, keep?: boolean): (() => PairCounters) | undefined;
 }
 
 /** A sealed data connection's keys (docs/tunnel-protocol.md "Data connections"): AES-128-GCM, a key and IV per direction, and the next sequence number of each. */
@@ -134,6 +136,8 @@ export interface PairEnd extends PairCounters {
   readonly reason: 'client-closed' | 'upstream-closed' | 'idle-timeout' | 'client-error' | 'upstream-error';
   /** The system error code behind an error reason (ECONNRESET, EPIPE...). */
   readonly code?: string;
+  /** pipeSealed with `keep`: both directions ended with END and the sealed connection is open, the caller's again. */
+  readonly kept?: true;
 }
 
 export interface PairCounters {

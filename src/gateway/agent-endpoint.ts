@@ -7,7 +7,7 @@ import type { GatewayConfig } from '../config/expose-config.js';
 import { PendingSlots } from '../admission/pending-slots.js';
 import { RefusalHold } from '../admission/refusal-hold.js';
 import { sourceKey } from '../admission/source-key.js';
-import { DATA_HELLO_BYTES, DATA_HELLO_FIRST_BYTE, TUNNEL_ALPN, TUNNEL_ALPN_DATA } from '../protocol/tunnel/index.js';
+import { DATA_HELLO_BYTES, DATA_HELLO_FIRST_BYTE, TUNNEL_ALPN, dataConnAlpn } from '../protocol/tunnel/index.js';
 import type { StreamConn } from '../datapath/stream-datapath.js';
 import { readConnPrefix, socketWithPrefix } from './conn-prefix.js';
 import type { DataConnRefusal } from './data-conns.js';
@@ -198,7 +198,7 @@ export class AgentEndpoint {
     socket.once('close', () => this.#secure.delete(socket));
     const ip = canonicalIp(socket.remoteAddress ?? '');
     const remote: Endpoint = { address: ip?.address ?? '0.0.0.0', port: socket.remotePort ?? 0, family: ip?.family ?? 4 };
-    if (socket.alpnProtocol !== TUNNEL_ALPN && socket.alpnProtocol !== TUNNEL_ALPN_DATA) {
+    if (socket.alpnProtocol !== TUNNEL_ALPN && !dataConnAlpn(socket.alpnProtocol)) {
       this.deps.counters.tlsErrors++;
       socket.destroy();
       return;

@@ -22,6 +22,7 @@ import type { PeerRelay } from './peer-relay.js';
 import type { RelayedLink } from './peer-flows.js';
 import { AgentUdp, type KeySet } from './agent-udp.js';
 import { OffloadGroup, type TunnelEnd } from '../datapath/offload.js';
+import { returnDataConn } from './data-conn-return.js';
 import { DataConnStream } from '../upstream/agent/data-conn-stream.js';
 import type { LinkDataConns } from './data-conns.js';
 
@@ -262,11 +263,12 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
     const mux = this.#mux;
     if (!mux || this.#state !== 'attached') throw new SluiceError('SLUICE_ERR_DIAL_FAILED', `agent "${this.name}" is not connected`);
     // On an idle data connection when the caller joins one and the agent has one; else multiplexed.
-    const d = opts.connRelay && this.streams < this.host.maxStreams ? this.dataConns?.take() : undefined;
+    const conns = opts.connRelay && this.streams < this.host.maxStreams ? this.dataConns : undefined;
+    const d = conns?.take();
     if (!d) return mux.openEarly(serviceId, client, server, opts.timeoutMs, settled);
     this.#dataStreams++;
     this.host.counters.dataConnStreams++;
-    const stream = new DataConnStream(d.conn, d.keys, () => void this.#dataStreams--);
+    const stream = new DataConnStream(d.conn, d.keys, () => void this.#dataStreams--, conns!.reuse ? (conn) => returnDataConn(conn, conns!, this.host.clock, this.host.counters) : undefined);
     stream.cancel = mux.openOnData(serviceId, client, server, d.counter, opts.timeoutMs, (err) => stream.answered(err, settled));
     return stream;
   }

@@ -25,6 +25,8 @@ export interface GatewayCounters {
   dataConnRefused: Record<DataConnRefusal, number>;
   /** Exposed TCP streams carried on a data connection (the others ride the control connection). */
   dataConnStreams: number;
+  /** Data connections back from a clean stream whose next hello was admitted: kept idle again (data-conn-return.ts). */
+  dataConnReused: number;
   publishOk: number;
   publishRefused: Partial<Record<string, number>>;
   keepalives: number;
@@ -69,6 +71,7 @@ export function newGatewayCounters(): GatewayCounters {
     dataConnAccepted: 0,
     dataConnRefused: { 'bad-hello': 0, 'unknown-token': 0, replayed: 0, forged: 0, timeout: 0, 'pool-full': 0 },
     dataConnStreams: 0,
+    dataConnReused: 0,
     publishOk: 0,
     publishRefused: {},
     keepalives: 0,

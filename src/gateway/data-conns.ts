@@ -26,6 +26,10 @@ export class LinkDataConns {
   readonly #idle: IdleDataConn[] = [];
   readonly #window = new ReplayWindow();
   #closed = false;
+  /** The agent writes a next hello after a clean stream (TUNNEL_ALPN_DATA_REUSE agreed): keep its connections then. */
+  reuse = false;
+  /** Connections back from a clean stream, their next hello not read yet (data-conn-return.ts); closed with the rest. */
+  readonly returning = new Set<StreamConn>();
 
   constructor(
     readonly token: Buffer,
@@ -66,6 +70,8 @@ export class LinkDataConns {
   close(): void {
     this.#closed = true;
     for (const d of this.#idle.splice(0)) d.conn.destroy();
+    for (const conn of this.returning) conn.destroy();
+    this.returning.clear();
   }
 }
 

@@ -6,7 +6,7 @@ import type { Clock } from '../core/clock.js';
 import type { GatewayConfig } from '../config/expose-config.js';
 import type { EventStream } from '../observe/events.js';
 import {
-  computeGatewayProof, exportDatagramKeys, exportDataToken, readUnverifiedHeader, TUNNEL_ALPN_DATA,
+  computeGatewayProof, exportDatagramKeys, exportDataToken, readUnverifiedHeader, dataConnAlpn,
   type RefusalCode,
 } from '../protocol/tunnel/index.js';
 import type { ListenerReceiver, UdpDatapath } from '../datapath/udp-datapath.js';
@@ -347,9 +347,11 @@ export class Gateway {
       proof,
     });
     link.attach(channel, keys, o.hello, remote, resumed);
-    if (socket.alpnProtocol === TUNNEL_ALPN_DATA) {
+    const data = dataConnAlpn(socket.alpnProtocol);
+    if (data) {
       // Data connections of this control connection (docs/tunnel-protocol.md, "Data connections"): until it ends.
       const conns = new LinkDataConns(exportDataToken(socket), socket);
+      conns.reuse = data.reuse;
       this.#dataConns.add(conns);
       link.dataConns = conns;
       void channel.ended.then(() => {

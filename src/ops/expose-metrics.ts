@@ -56,6 +56,7 @@ export function registerExposeMetrics(registry: Registry, read: () => { gateway:
     const c = read().gateway?.counters;
     if (!c) return;
     inc({ result: 'accepted' }, c.dataConnAccepted);
+    inc({ result: 'reused' }, c.dataConnReused);
     for (const [reason, n] of Object.entries(c.dataConnRefused)) inc({ result: reason }, n);
   });
   counter('sluice_gateway_data_connection_streams_total', 'Exposed TCP streams carried on a data connection (the others ride the control connection)', [], (inc) => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { TestContext } from 'node:test';
 import type { AgentConfig, GatewayConfig } from '../../src/config/expose-config.js';
 import { systemClock } from '../../src/core/clock.js';
@@ -205,7 +205,7 @@ test('data connections: an agent with dataConnections 0 keeps the multiplexed st
   assert.equal(agent.homes[0]!.dataConns, undefined);
 });
 
-test('data connections: the pool refills as streams use it', async (t) => {
+test('data connections: the pool stays full as streams use it: each clean stream gives its connection back', async (t) => {
   const { gw, port, agent, link } = await expose(t, (s) => s.pipe(s), { agentExtra: '  dataConnections: 2\n' });
   for (let i = 0; i < 5; i++) {
     await waitFor(() => idleAtGateway(link) === 2 && agent.homes[0]!.dataConns?.idle === 2, `pool full before stream ${i}`);
@@ -213,8 +213,10 @@ test('data connections: the pool refills as streams use it', async (t) => {
     c.end(`n${i}`);
     assert.equal((await readAll(c)).toString(), `n${i}`);
   }
+  await waitFor(() => gw.gateway.counters.dataConnReused === 5, 'five connections back at the gateway');
   assert.equal(gw.gateway.counters.dataConnStreams, 5, 'every stream on a data connection');
-  assert.equal(gw.gateway.counters.dataConnAccepted >= 7, true, '2 first, then one new per stream');
+  assert.equal(gw.gateway.counters.dataConnAccepted, 2, 'no new data connection: the two first ones came back');
+  assert.equal(agent.homes[0]!.dataConns?.reused, 5);
 });
 
 test('data connections: one that sends "S" and nothing more is closed at the handshake timeout, counted, its pre-auth slot freed', async (t) => {
@@ -229,4 +231,140 @@ test('data connections: one that sends "S" and nothing more is closed at the han
   const c = await tcpConnect(t, port);
   c.end('after');
   assert.equal((await readAll(c)).toString(), 'after');
+});
+
+// ---- Reuse (docs/tunnel-protocol.md, "Reuse"): a data connection whose stream ended with END both
+// ways carries the next stream after a new hello.
+
+/**
+ * A TCP box in front of the gateway that follows each data connection's agent->gateway records: it
+ * counts them and passes every hello after a connection's first through `next` (given that
+ * hello and the connection's first), so a test can replay or forge them.
+ */
+async function helloBox(t: TestContext, next: (hello: Buffer, first: Buffer) => Buffer = (h) => h) {
+  /** connections: data connections seen; closed: those either end closed (or the gateway ended). */
+  const box = { connections: 0, closed: 0, nextHellos: 0 };
+  const via = async (gwPort: number) => {
+    const server = net.createServer({ allowHalfOpen: true }, (c) => {
+      let data: boolean | undefined; // a data connection (its first byte "S"), else the control connection, passed as is
+      const up = net.connect({ port: gwPort, host: '127.0.0.1', allowHalfOpen: true });
+      let buf = Buffer.alloc(0);
+      let first: Buffer | undefined;
+      c.on('data', (d: Buffer) => {
+        if (data === undefined && (data = d[0] === 0x53)) box.connections++;
+        if (!data) return void up.write(d);
+        buf = Buffer.concat([buf, d]);
+        const out: Buffer[] = [];
+        for (;;) {
+          if (buf[0] === 0x53 || !first) {
+            if (buf.length < DATA_HELLO_BYTES) break;
+            const hello = buf.subarray(0, DATA_HELLO_BYTES);
+            if (first) box.nextHellos++;
+            out.push(first ? next(Buffer.from(hello), first) : hello);
+            first ??= Buffer.from(hello);
+            buf = buf.subarray(DATA_HELLO_BYTES);
+            continue;
+          }
+          if (buf.length < 4) break;
+          const size = 4 + buf.readUIntBE(1, 3) + 16;
+          if (buf.length < size) break;
+          out.push(buf.subarray(0, size));
+          buf = buf.subarray(size);
+        }
+        if (out.length > 0) up.write(Buffer.concat(out));
+      });
+      c.on('end', () => up.end());
+      up.pipe(c);
+      let gone = false;
+      const kill = () => {
+        if (!gone && data) box.closed++;
+        gone = true;
+        c.destroy();
+        up.destroy();
+      };
+      c.on('error', kill).on('close', kill);
+      up.on('error', kill).on('close', kill).on('end', kill); // the gateway's FIN: it closed the connection
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    t.after(() => server.close());
+    return (server.address() as net.AddressInfo).port;
+  };
+  return { box, via };
+}
+
+const digest = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+test('data connections: streams one after another ride the same TCP connections, each after a new hello, bytes intact both ways', async (t) => {
+  const { box, via } = await helloBox(t);
+  const { gw, port, agent, link } = await expose(t, (s) => s.pipe(s), { via, agentExtra: '  dataConnections: 2\n' });
+  for (let i = 0; i < 4; i++) {
+    await waitFor(() => idleAtGateway(link) === 2 && agent.homes[0]!.dataConns?.idle === 2, `two idle before stream ${i}`);
+    const c = await tcpConnect(t, port);
+    const up = randomBytes(150_000 + i);
+    c.end(up);
+    assert.equal(digest(await readAll(c, 10_000)), digest(up), `stream ${i} echoed whole`);
+  }
+  await waitFor(() => gw.gateway.counters.dataConnReused === 4, 'four connections back');
+  assert.equal(box.connections, 2, 'two TCP connections for four streams');
+  assert.equal(box.nextHellos, 4, 'one new hello per reuse');
+  assert.equal(gw.gateway.counters.dataConnStreams, 4);
+  assert.equal(gw.gateway.counters.dataConnAccepted, 2);
+  assert.equal(agent.homes[0]!.dataConns?.reused, 4);
+});
+
+test('data connections: a stream the service resets does not give its connection back', async (t) => {
+  const { box, via } = await helloBox(t);
+  const { gw, port, agent, link } = await expose(
+    t,
+    (s) => {
+      s.on('error', () => {});
+      s.once('data', () => s.resetAndDestroy());
+    },
+    { via, agentExtra: '  dataConnections: 1\n' },
+  );
+  await waitFor(() => idleAtGateway(link) === 1, 'an idle data connection');
+  const c = await tcpConnect(t, port);
+  const saw = new Promise<string | undefined>((r) => c.once('error', (e: NodeJS.ErrnoException) => r(e.code)).once('end', () => r('end')));
+  c.write('reset me');
+  assert.equal(await saw, 'ECONNRESET');
+  await waitFor(() => box.closed === 1 && idleAtGateway(link) === 1, 'the reset connection closed, a new one in the pool');
+  assert.equal(box.connections, 2, 'a new TCP connection replaced it');
+  assert.equal(box.nextHellos, 0);
+  assert.equal(gw.gateway.counters.dataConnReused, 0);
+  assert.equal(agent.homes[0]!.dataConns?.reused, 0);
+});
+
+test('data connections: a replayed or forged next hello is refused, counted and its connection closed', async (t) => {
+  let mode: 'replay' | 'forge' = 'replay';
+  const { box, via } = await helloBox(t, (hello, first) => {
+    if (mode === 'replay') return first; // the connection's first hello again: its counter was seen
+    hello[DATA_HELLO_BYTES - 1]! ^= 1; // the HELLO record's tag
+    return hello;
+  });
+  const { gw, port, link } = await expose(t, (s) => s.pipe(s), { via, agentExtra: '  dataConnections: 2\n' });
+  const counters = gw.gateway.counters;
+  await waitFor(() => idleAtGateway(link) === 2, 'two idle data connections');
+  const echo = async (text: string) => {
+    const c = await tcpConnect(t, port);
+    c.end(text);
+    assert.equal((await readAll(c)).toString(), text);
+  };
+  await echo('one');
+  await waitFor(() => counters.dataConnRefused.replayed === 1 && box.closed === 1, 'the replayed hello refused, its connection closed');
+  mode = 'forge';
+  await echo('two');
+  await waitFor(() => counters.dataConnRefused.forged === 1 && box.closed === 2, 'the forged hello refused, its connection closed');
+  assert.equal(counters.dataConnReused, 0);
+  assert.equal(idleAtGateway(link), 0, 'neither was pooled again');
+  await echo('three'); // multiplexed now: nothing else changed
+  assert.equal(counters.dataConnStreams, 2);
+});
+
+test('data connections: a pool larger than the pre-auth cap per source fills whole (its dials are spread out)', async (t) => {
+  const { gw, link, agent } = await expose(t, (s) => s.pipe(s), { agentExtra: '  dataConnections: 40\n' });
+  await waitFor(() => idleAtGateway(link) === 40, 'forty idle data connections at the gateway', 10_000);
+  assert.equal(gw.gateway.counters.preAuthCapped, 0, 'none closed by the cap of 16 handshakes per source');
+  assert.equal(gw.gateway.counters.dataConnAccepted, 40);
+  assert.equal(agent.homes[0]!.dataConns?.idle, 40);
 });

@@ -133,7 +133,14 @@ export class NativeConn implements StreamConn {
 
   endedAsPair(end: PairEnd): void {
     const onEnd = this.#onEnd;
+    const kept = end.kept ? this.partner : undefined;
     this.closedAsPair(end);
+    if (kept) {
+      // A sealed pair's clean end kept its sealed side: held again, no longer this pair's.
+      kept.#destroyed = false;
+      kept.held = true;
+      kept.partner = this.partner = undefined;
+    }
     onEnd?.(end);
   }
 

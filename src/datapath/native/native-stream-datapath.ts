@@ -1,6 +1,6 @@
 import { canonicalIp, formatV6Groups, type Endpoint } from '../../core/address.js';
 import { failedDial, type DialInFlight, type DialJoin, type PairCounters, type PairEnd, type SealedKeys, type StreamConn, type StreamDatapath, type StreamListener } from '../stream-datapath.js';
-import { END_REASONS, EV_ACCEPT, EV_CONNECTED, EV_END, EV_READABLE, EV_RECORD, SEALED_END_CODES, type NativeStreamBinding, type StreamEngineHandle } from './stream-binding.js';
+import { END_REASONS, EV_ACCEPT, EV_CONNECTED, EV_END, EV_END_KEPT, EV_READABLE, EV_RECORD, SEALED_END_CODES, type NativeStreamBinding, type StreamEngineHandle } from './stream-binding.js';
 import { endCode, systemError } from './system-error.js';
 import { NativeConn, NO_COUNTERS, type ConnEngine } from './native-conn.js';
 
@@ -121,7 +121,7 @@ export class NativeStreamDatapath implements StreamDatapath, ConnEngine {
     };
   }
 
-  pipeSealed(plain: StreamConn, sealed: StreamConn, keys: SealedKeys, idleTimeoutMs: number, onEnd: (end: PairEnd) => void): (() => PairCounters) | undefined {
+  pipeSealed(plain: StreamConn, sealed: StreamConn, keys: SealedKeys, idleTimeoutMs: number, onEnd: (end: PairEnd) => void, keep = false): (() => PairCounters) | undefined {
     if (!(plain instanceof NativeConn) || !(sealed instanceof NativeConn) || plain.dp !== this || sealed.dp !== this || !plain.held || !sealed.held) return undefined;
     // Bytes read before the join (after a PROXY header, after the hello) go first, in the engine.
     if ((plain.unread?.length ?? 0) > 65536) return undefined;
@@ -135,7 +135,7 @@ export class NativeStreamDatapath implements StreamDatapath, ConnEngine {
     keys.openKey.copy(k, 28);
     keys.openIv.copy(k, 44);
     try {
-      this.#b.streamPipeSealed(this.#engine, plain.id, sealed.id, k, keys.sealSeq, keys.openSeq, Math.max(0, Math.floor(idleTimeoutMs)), plain.unread, sealed.unread);
+      this.#b.streamPipeSealed(this.#engine, plain.id, sealed.id, k, keys.sealSeq, keys.openSeq, Math.max(0, Math.floor(idleTimeoutMs)), plain.unread, sealed.unread, keep);
     } catch {
       return undefined; // not joined (no AES-GCM in this OpenSSL, epoll_ctl failed): the caller relays them as sockets
     } finally {
@@ -254,11 +254,15 @@ export class NativeStreamDatapath implements StreamDatapath, ConnEngine {
       if (ev[o + 3] === 1) conn.joinedTo = d.joinTo;
       this.#conns[id] = conn;
       d.done(undefined, conn);
-    } else if (type === EV_END) {
+    } else if (type === EV_END || type === EV_END_KEPT) {
       const conn = this.#conns[id];
       if (!conn) return;
       this.#forget(id);
       if (conn.partner) this.#forget(conn.partner.id);
+      if (type === EV_END_KEPT && conn.partner) {
+        this.#conns[conn.partner.id] = conn.partner; // held again (NativeConn.endedAsPair)
+        return conn.endedAsPair({ reason: END_REASONS[ev[o + 2]!] ?? 'client-closed', bytesFromClient: ev[o + 4]!, bytesToClient: ev[o + 5]!, kept: true });
+      }
       const reason = END_REASONS[ev[o + 2]!] ?? 'client-error';
       const errno = ev[o + 3]!;
       const bytesFromClient = ev[o + 4]!;

@@ -9,6 +9,8 @@ export const EV_ACCEPT = 1;
 export const EV_READABLE = 2;
 export const EV_CONNECTED = 3;
 export const EV_END = 4;
+/** A sealed pair's clean end that kept its sealed connection: [5, plain id, reason, 0, from client, to client, sealed id]. */
+export const EV_END_KEPT = 5;
 
 /** End codes of a sealed pair beyond any errno (native/src/stream-sealed.h must agree). */
 export const SEALED_END_CODES: ReadonlyMap<number, string> = new Map([
@@ -41,7 +43,8 @@ export interface NativeStreamBinding {
   /**
    * Joins two held connections as a sealed pair (native/src/stream-sealed.h). keys: seal key 16 |
    * seal iv 12 | open key 16 | open iv 12. plainFirst: plaintext already read from `plain` (at most
-   * 65536 bytes); sealedFirst: bytes already read from `sealed` (opened first).
+   * 65536 bytes); sealedFirst: bytes already read from `sealed` (opened first); keep: a clean end
+   * keeps `sealed` held (an EV_END_KEPT record; an addon built before it ignores the flag).
    */
   streamPipeSealed(
     engine: StreamEngineHandle,
@@ -53,6 +56,7 @@ export interface NativeStreamBinding {
     idleTimeoutMs: number,
     plainFirst?: Uint8Array,
     sealedFirst?: Uint8Array,
+    keep?: boolean,
   ): void;
   /** For tests: records and plaintext bytes a sealer sends under one key before its KEY_UPDATE. */
   streamSealedLimits(engine: StreamEngineHandle, maxRecords: number, maxBytes: number): void;

@@ -13,6 +13,21 @@ export const TUNNEL_ALPN = 'sluice-tunnel/1';
  * prefers it, an earlier one (and an agent with data connections off) keeps TUNNEL_ALPN.
  */
 export const TUNNEL_ALPN_DATA = 'sluice-tunnel/1+data';
+/**
+ * Data connections that carry another stream after a clean end (docs/tunnel-protocol.md, "Reuse").
+ * Its own id: an earlier gateway closes a data connection after END, so an agent may only write a
+ * next hello to one that agreed to this.
+ */
+export const TUNNEL_ALPN_DATA_REUSE = 'sluice-tunnel/1+data+reuse';
+
+/** What a gateway lists, its preference first (its order picks), and what an agent with data connections on offers. */
+export const GATEWAY_ALPNS: readonly string[] = [TUNNEL_ALPN_DATA_REUSE, TUNNEL_ALPN_DATA, TUNNEL_ALPN];
+export const AGENT_DATA_ALPNS: readonly string[] = GATEWAY_ALPNS;
+
+/** The ALPN ids with data connections (either); `reuse` when the agreed one reuses them. */
+export function dataConnAlpn(alpn: string | false | null | undefined): { reuse: boolean } | undefined {
+  return alpn === TUNNEL_ALPN_DATA_REUSE ? { reuse: true } : alpn === TUNNEL_ALPN_DATA ? { reuse: false } : undefined;
+}
 
 /**
  * TLS 1.3 suites of the control connection (the `ciphers` option of both ends), AES-128-GCM

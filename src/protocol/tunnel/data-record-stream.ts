@@ -75,11 +75,24 @@ export class RecordReader {
   /** Bytes the incomplete record needs in all, once its header is in (0 before). */
   #need = 0;
   #ended = false;
+  /** With `keepAfterEnd`: bytes pushed after END (the next hello on a reused connection), unread. */
+  readonly #rest: Buffer[] = [];
 
-  constructor(key: Buffer, iv: Buffer, seq: number) {
+  /**
+   * `keepAfterEnd`: bytes after END are not a format error but kept, unopened, for `takeRest` (a
+   * data connection that carries another stream after this one).
+   */
+  constructor(key: Buffer, iv: Buffer, seq: number, private readonly keepAfterEnd = false) {
     this.#key = key;
     this.#iv = iv;
     this.#seq = seq;
+  }
+
+  /** The bytes pushed after END (keepAfterEnd), and forgets them. */
+  takeRest(): Buffer | undefined {
+    if (this.#rest.length === 0) return undefined;
+    const rest = Buffer.concat(this.#rest.splice(0));
+    return rest;
   }
 
   /** END was read. */
@@ -94,6 +107,10 @@ export class RecordReader {
 
   /** The records completed by `chunk`, opened; throws SealedRecordError. Keeps views of `chunk` (never reused by sockets). */
   push(chunk: Buffer, out: RecordEvent[] = []): RecordEvent[] {
+    if (this.#ended && this.keepAfterEnd) {
+      if (chunk.length > 0) this.#rest.push(chunk);
+      return out;
+    }
     if (this.#have > 0) {
       this.#parts.push(chunk);
       this.#have += chunk.length;
@@ -109,6 +126,7 @@ export class RecordReader {
     }
     let at = 0;
     while (chunk.length - at >= DATA_RECORD_HEADER_BYTES) {
+      if (this.#ended && this.keepAfterEnd) break;
       if (this.#ended) throw new SealedRecordError('ESEALED_FORMAT', 'bytes after END');
       const h = readRecordHeader(chunk, at);
       const size = DATA_RECORD_OVERHEAD_BYTES + h.length;
@@ -131,7 +149,9 @@ export class RecordReader {
       }
       if (this.#seq > MAX_RECORDS_PER_KEY) throw new SealedRecordError('ESEALED_FORMAT', 'too many records under one key');
     }
-    if (at < chunk.length) {
+    if (at < chunk.length && this.#ended && this.keepAfterEnd) {
+      this.#rest.push(chunk.subarray(at));
+    } else if (at < chunk.length) {
       if (this.#ended) throw new SealedRecordError('ESEALED_FORMAT', 'bytes after END');
       this.#parts.push(chunk.subarray(at));
       this.#have = chunk.length - at;

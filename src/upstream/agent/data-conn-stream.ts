@@ -26,6 +26,8 @@ export class DataConnStream extends Duplex implements ConnRelaying {
     private readonly keys: SealedKeys,
     /** Called once when the stream is over (relay ended or destroyed unused). */
     private readonly finished: () => void,
+    /** Takes the data connection back when the pair ended with END both ways (docs/tunnel-protocol.md, "Reuse"). */
+    private readonly returned?: (conn: StreamConn) => void,
   ) {
     super();
   }
@@ -54,12 +56,14 @@ export class DataConnStream extends Duplex implements ConnRelaying {
       onDone(end);
     };
     this.#deliver = deliver;
+    const keep = this.returned !== undefined;
     const onEnd = (end: PairEnd) => {
+      if (end.kept) this.returned!(this.conn); // at once: the agent's next hello may be on its way
       if (this.#accepted === undefined) this.#held = end;
       else deliver(end);
     };
     const stopPair: () => PairCounters =
-      datapath.pipeSealed(down, this.conn, this.keys, idleTimeoutMs, onEnd) ?? relaySealed(down.socket(), this.conn.socket(), this.keys, idleTimeoutMs, onEnd);
+      datapath.pipeSealed(down, this.conn, this.keys, idleTimeoutMs, onEnd, keep) ?? relaySealed(down.socket(), this.conn.socket(), this.keys, idleTimeoutMs, onEnd, keep);
     return (reason) => {
       if (done) return;
       done = true;

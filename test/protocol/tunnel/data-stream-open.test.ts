@@ -2,7 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import tls from 'node:tls';
 import { once } from 'node:events';
-import { decodeControlFrame, encodeControlMessage, TUNNEL_ALPN, TUNNEL_ALPN_DATA, type StreamOpen } from '../../../src/protocol/tunnel/index.js';
+import {
+  AGENT_DATA_ALPNS, dataConnAlpn, decodeControlFrame, encodeControlMessage, GATEWAY_ALPNS, TUNNEL_ALPN, TUNNEL_ALPN_DATA, TUNNEL_ALPN_DATA_REUSE, type StreamOpen,
+} from '../../../src/protocol/tunnel/index.js';
 import { assertTunnelError } from './helpers.js';
 import { makeTestCertificate } from './tls-pair.js';
 
@@ -47,4 +49,13 @@ test('ALPN: data connections only when both ends offer them; an earlier end on e
   assert.equal(await negotiated([TUNNEL_ALPN_DATA, TUNNEL_ALPN], [TUNNEL_ALPN, TUNNEL_ALPN_DATA]), TUNNEL_ALPN_DATA, "the gateway's order wins");
   assert.equal(await negotiated([TUNNEL_ALPN_DATA, TUNNEL_ALPN], [TUNNEL_ALPN]), TUNNEL_ALPN, 'an earlier agent');
   assert.equal(await negotiated([TUNNEL_ALPN], [TUNNEL_ALPN_DATA, TUNNEL_ALPN]), TUNNEL_ALPN, 'an earlier gateway');
+});
+
+test('ALPN: data connections are reused only when both ends are of this version; with an earlier end on either side they carry one stream each', { skip: creds ? false : 'no openssl' }, async () => {
+  const earlier = [TUNNEL_ALPN_DATA, TUNNEL_ALPN];
+  assert.equal(await negotiated([...GATEWAY_ALPNS], [...AGENT_DATA_ALPNS]), TUNNEL_ALPN_DATA_REUSE);
+  assert.equal(await negotiated([...GATEWAY_ALPNS], earlier), TUNNEL_ALPN_DATA, 'an earlier agent');
+  assert.equal(await negotiated(earlier, [...AGENT_DATA_ALPNS]), TUNNEL_ALPN_DATA, 'an earlier gateway');
+  assert.equal(await negotiated([...GATEWAY_ALPNS], [TUNNEL_ALPN]), TUNNEL_ALPN, 'an agent with data connections off');
+  assert.deepEqual([dataConnAlpn(TUNNEL_ALPN_DATA_REUSE), dataConnAlpn(TUNNEL_ALPN_DATA), dataConnAlpn(TUNNEL_ALPN)], [{ reuse: true }, { reuse: false }, undefined]);
 });
