@@ -1,6 +1,7 @@
 import type { Endpoint } from '../core/address.js';
 import type { Clock, Timer } from '../core/clock.js';
 import type { DialInFlight, StreamConn, StreamDatapath } from '../datapath/stream-datapath.js';
+import { guardPooledConn, POOLED_MAX_IDLE_MS } from '../datapath/pooled-conn.js';
 import { encodeDataHello, exportDataKeys, exportDataToken, type DataKeys, type TlsSessionLike } from '../protocol/tunnel/index.js';
 
 /** A data connection that wrote its hello and waits for the gateway to name it in a STREAM_OPEN. */
@@ -28,11 +29,15 @@ const RETRY_MAX_MS = 30_000;
  * The agent's idle data connections to one gateway, for one control connection (docs/tunnel-protocol.md,
  * "Data connections"): dialed on the stream datapath to the address the control connection reached,
  * each with a new counter and its hello written first; refilled as the gateway uses them; a failed
- * dial waits (doubling from 0.5 s to 30 s) before the next. Closed with the control connection.
+ * dial waits (doubling from 0.5 s to 30 s) before the next. Idle ones keep TCP keepalive on and are
+ * replaced when they turn readable (dead) or reach their maximum idle age (pooled-conn.ts). Closed
+ * with the control connection.
  */
 export class DataConnPool {
   readonly #idle = new Map<number, AgentDataConn>();
   readonly #dials = new Set<DialInFlight>();
+  /** Each idle connection's guard (keepalive, dead-while-idle watch, maximum idle age). */
+  readonly #guards = new Map<number, () => void>();
   readonly #token: Buffer;
   #next = 1;
   #failures = 0;
@@ -52,6 +57,8 @@ export class DataConnPool {
   take(counter: number): AgentDataConn | undefined {
     const d = this.#idle.get(counter);
     this.#idle.delete(counter);
+    this.#guards.get(counter)?.();
+    this.#guards.delete(counter);
     this.fill();
     return d && !d.conn.destroyed ? d : undefined;
   }
@@ -78,6 +85,13 @@ export class DataConnPool {
       }
       this.#failures = 0;
       this.#idle.set(counter, { conn: conn!, keys });
+      // Dead while idle (the gateway closed it, a reset) or too old: closed and replaced.
+      this.#guards.set(counter, guardPooledConn(conn!, this.o.clock, () => {
+        this.#guards.delete(counter);
+        this.#idle.delete(counter);
+        conn!.destroy();
+        this.fill();
+      }, POOLED_MAX_IDLE_MS));
     });
     this.#dials.add(dialing);
   }
@@ -88,6 +102,8 @@ export class DataConnPool {
     this.#retry?.cancel();
     for (const d of this.#dials) d.cancel();
     this.#dials.clear();
+    for (const release of this.#guards.values()) release();
+    this.#guards.clear();
     for (const d of this.#idle.values()) d.conn.destroy();
     this.#idle.clear();
   }

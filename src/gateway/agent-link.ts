@@ -24,6 +24,7 @@ import { AgentUdp, type KeySet } from './agent-udp.js';
 import { OffloadGroup, type TunnelEnd } from '../datapath/offload.js';
 import { DataConnStream } from '../upstream/agent/data-conn-stream.js';
 import type { LinkDataConns } from './data-conns.js';
+import { dataConnStart } from './data-conn-ready.js';
 
 /** A public listener of one of the agent's services. */
 export interface PublishedService {
@@ -266,8 +267,8 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
     if (!d) return mux.openEarly(serviceId, client, server, opts.timeoutMs, settled);
     this.#dataStreams++;
     this.host.counters.dataConnStreams++;
-    const stream = new DataConnStream(d.conn, d.keys, () => void this.#dataStreams--);
-    stream.cancel = mux.openOnData(serviceId, client, server, d.counter, opts.timeoutMs, (err) => stream.answered(err, settled));
+    const stream = new DataConnStream(d.conn, d.keys, dataConnStart(this.host, (_why, done) => mux.openEarly(serviceId, client, server, opts.timeoutMs, done)), settled, () => void this.#dataStreams--);
+    stream.cancel = mux.openOnData(serviceId, client, server, d.counter, opts.timeoutMs, (err) => stream.answered(err));
     return stream;
   }
 

@@ -10,9 +10,11 @@ export const TUNNEL_ALPN = 'sluice-tunnel/1';
 /**
  * The same protocol, plus sealed data connections for TCP streams (docs/tunnel-protocol.md, "Data
  * connections"). An end that offers both lets the gateway's order pick: a gateway of this version
- * prefers it, an earlier one (and an agent with data connections off) keeps TUNNEL_ALPN.
+ * prefers it, an earlier one (and an agent with data connections off) keeps TUNNEL_ALPN. `+data2`:
+ * the agent writes READY before a stream's bytes (data-ready.ts); an end that only knows `+data`
+ * (no READY) agrees on plain TUNNEL_ALPN with this one.
  */
-export const TUNNEL_ALPN_DATA = 'sluice-tunnel/1+data';
+export const TUNNEL_ALPN_DATA = 'sluice-tunnel/1+data2';
 
 /**
  * TLS 1.3 suites of the control connection (the `ciphers` option of both ends), AES-128-GCM
