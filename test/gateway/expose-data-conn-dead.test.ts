@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -99,7 +100,7 @@ async function expose(t: TestContext) {
   await published(agent);
   const idle = () => gateway.agent('home')?.dataConns?.idle ?? 0;
   await waitFor(() => idle() === 1, 'the idle data connection at the gateway');
-  return { gateway, seen, port, middle, idle, agent, services };
+  return { gateway, seen, port, middle, idle, agent, services, gwPort: gateway.tcpAddress.port };
 }
 
 async function echo(t: TestContext, port: number, bytes: number): Promise<void> {
@@ -170,4 +171,19 @@ test('a data connection the agent no longer holds (its STREAM_RESET internal): t
   await echo(t, port, 20_000);
   assert.equal(gateway.counters.dataConnDead.closed, 1);
   assert.ok(!seen.some((e) => e.type === 'dial-error'), 'no failed dial');
+});
+
+/** Keepalive timers (seconds left) of the established sockets `filter` selects, from `ss -tno`. */
+function keepaliveTimers(filter: string): number[] {
+  const out = execFileSync('ss', ['-tnoH', 'state', 'established', filter], { encoding: 'utf8' });
+  return [...out.matchAll(/timer:\(keepalive,(?:(\d+)min)?(\d+(?:\.\d+)?)?(m?s)?ec/g)].map((m) => Number(m[1] ?? 0) * 60 + Number(m[2] ?? 0) / (m[3] === 'ms' ? 1000 : 1));
+}
+
+test('idle pooled data connections keep TCP keepalive on at both ends (30 s), the control connection as before', async (t) => {
+  const { gwPort, middle } = await expose(t);
+  const agentSide = keepaliveTimers(`( dport = :${middle.port} )`);
+  const gatewaySide = keepaliveTimers(`( sport = :${gwPort} )`);
+  assert.equal(agentSide.length, 1, `the agent's one idle data connection: ${agentSide}`);
+  assert.equal(gatewaySide.length, 1, `the gateway's one idle data connection: ${gatewaySide}`);
+  for (const left of [...agentSide, ...gatewaySide]) assert.ok(left > 0 && left <= 30, `first probe within 30 s (${left})`);
 });

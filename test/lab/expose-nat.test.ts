@@ -132,8 +132,13 @@ for (const [natA, dataConns, prefix] of [
     await agent.stop();
     await gw.stop();
     const stopped = gw.json.find(msg('gateway: stopped'));
-    const counters = stopped?.counters as { datagramRejected: Record<string, number>; authRefused: Record<string, number>; agentAddressMoves: number } | undefined;
+    const counters = stopped?.counters as
+      | { datagramRejected: Record<string, number>; authRefused: Record<string, number>; agentAddressMoves: number; dataConnStreams: number; dataConnDead: Record<string, number> }
+      | undefined;
     assert.ok(counters, 'gateway counters logged at stop');
+    if (dataConns > 0) assert.ok(counters.dataConnStreams >= 2, `the TCP echoes rode data connections (${counters.dataConnStreams})`);
+    else assert.equal(counters.dataConnStreams, 0);
+    t.diagnostic(`${natA}: ${counters.dataConnStreams} streams on data connections, found dead: ${JSON.stringify(counters.dataConnDead)}`);
     assert.ok(counters.datagramRejected['auth-failed']! >= 50, 'every forged keepalive was refused by the AEAD');
     assert.ok(counters.authRefused['wrong-token']! >= 1);
     t.diagnostic(`${natA}: agent address moves ${counters.agentAddressMoves}, forged keepalives refused ${counters.datagramRejected['auth-failed']}`);
