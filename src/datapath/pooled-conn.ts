@@ -24,7 +24,7 @@ export const POOLED_MAX_IDLE_MS = 120_000;
  * was taken, or the pool closes); `gone` is not called after it.
  */
 export function guardPooledConn(conn: StreamConn, clock: Clock, gone: () => void, maxIdleMs = 0): () => void {
-  conn.keepAlive(POOLED_KEEPALIVE.idleS, POOLED_KEEPALIVE.intervalS, POOLED_KEEPALIVE.count);
+  conn.keepAlive?.(POOLED_KEEPALIVE.idleS, POOLED_KEEPALIVE.intervalS, POOLED_KEEPALIVE.count);
   let on = true;
   const fire = () => {
     if (!on) return;

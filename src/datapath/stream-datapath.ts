@@ -131,7 +131,7 @@ export interface StreamConn {
    * TCP keepalive: probes after `idleS` quiet seconds, every `intervalS`, the connection ends after
    * `count` unanswered (a Node socket: the idle time only, the system's interval and count).
    */
-  keepAlive(idleS: number, intervalS: number, count: number): void;
+  keepAlive?(idleS: number, intervalS: number, count: number): void;
 }
 
 /** Why a joined pair ended, and its counters; the reasons are a subset of the route's EndReason. */
