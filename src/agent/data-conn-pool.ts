@@ -1,6 +1,7 @@
 import type { Endpoint } from '../core/address.js';
 import type { Clock, Timer } from '../core/clock.js';
 import type { DialInFlight, StreamConn, StreamDatapath } from '../datapath/stream-datapath.js';
+import { guardPooledConn, POOLED_MAX_IDLE_MS } from '../datapath/pooled-conn.js';
 import { encodeDataHello, exportDataKeys, exportDataToken, type DataKeys, type TlsSessionLike } from '../protocol/tunnel/index.js';
 
 /** A data connection that wrote its hello and waits for the gateway to name it in a STREAM_OPEN. */
@@ -13,8 +14,6 @@ export interface AgentDataConn {
    * (docs/tunnel-protocol.md, "Reuse"); otherwise it is closed.
    */
   readonly back?: (kept: boolean) => void;
-  /** Join it with `keep` (pipeSealed): the gateway agreed to reuse, so a clean end brings it back. */
-  readonly keep?: boolean;
 }
 
 export interface DataConnPoolOptions {
@@ -25,8 +24,6 @@ export interface DataConnPoolOptions {
   readonly tls: TlsSessionLike;
   /** Idle connections to keep (agent.dataConnections). */
   readonly size: number;
-  /** The gateway reads a next hello after a clean stream (TUNNEL_ALPN_DATA_REUSE): streams give their connections back. */
-  readonly reuse?: boolean;
   readonly clock: Clock;
   readonly dialTimeoutMs: number;
 }
@@ -44,11 +41,16 @@ const RETRY_MAX_MS = 30_000;
  * The agent's idle data connections to one gateway, for one control connection (docs/tunnel-protocol.md,
  * "Data connections"): dialed on the stream datapath to the address the control connection reached,
  * each with a new counter and its hello written first; refilled as the gateway uses them; a failed
- * dial waits (doubling from 0.5 s to 30 s) before the next. Closed with the control connection.
+ * dial waits (doubling from 0.5 s to 30 s) before the next. A stream that ended cleanly gives its
+ * connection back under a new counter and hello. Idle ones keep TCP keepalive on and are replaced
+ * when they turn readable (dead) or reach their maximum idle age (pooled-conn.ts). Closed with the
+ * control connection.
  */
 export class DataConnPool {
   readonly #idle = new Map<number, AgentDataConn>();
   readonly #dials = new Set<DialInFlight>();
+  /** Each idle connection's guard (keepalive, dead-while-idle watch, maximum idle age). */
+  readonly #guards = new Map<number, () => void>();
   readonly #token: Buffer;
   #next = 1;
   /** Connections given out whose streams run: they count toward the size while they may come back. */
@@ -72,7 +74,9 @@ export class DataConnPool {
   take(counter: number): AgentDataConn | undefined {
     const d = this.#idle.get(counter);
     this.#idle.delete(counter);
-    const given = d && !d.conn.destroyed ? givenOut(d, this.o.reuse === true, (kept) => this.#back(d.conn, kept)) : undefined;
+    this.#guards.get(counter)?.();
+    this.#guards.delete(counter);
+    const given = d && !d.conn.destroyed ? givenOut(d, (kept) => this.#back(d.conn, kept)) : undefined;
     if (given) this.#busy++;
     this.fill();
     return given;
@@ -84,7 +88,7 @@ export class DataConnPool {
    * not starve new ones), unless waiting after a failure.
    */
   fill(): void {
-    const want = Math.max(Math.ceil(this.o.size / 2), this.o.size - (this.o.reuse ? this.#busy : 0));
+    const want = Math.max(Math.ceil(this.o.size / 2), this.o.size - this.#busy);
     while (!this.#closed && this.#retry === undefined && this.#dials.size < MAX_DIALS && this.#idle.size + this.#dials.size < want) this.#dial();
   }
 
@@ -107,9 +111,18 @@ export class DataConnPool {
     }
     // Idle before the hello leaves: the gateway may name the counter as soon as it reads it.
     this.#idle.set(counter, { conn, keys });
-    if (conn.writeFirst(encodeDataHello(this.#token, counter, keys.sealKey, keys.sealIv))) return true;
-    this.#idle.delete(counter);
-    return false;
+    if (!conn.writeFirst(encodeDataHello(this.#token, counter, keys.sealKey, keys.sealIv))) {
+      this.#idle.delete(counter);
+      return false;
+    }
+    // Dead while idle (the gateway closed it, a reset) or too old: closed and replaced.
+    this.#guards.set(counter, guardPooledConn(conn, this.o.clock, () => {
+      this.#guards.delete(counter);
+      this.#idle.delete(counter);
+      conn.destroy();
+      this.fill();
+    }, POOLED_MAX_IDLE_MS));
+    return true;
   }
 
   #dial(): void {
@@ -137,18 +150,19 @@ export class DataConnPool {
     this.#retry?.cancel();
     for (const d of this.#dials) d.cancel();
     this.#dials.clear();
+    for (const release of this.#guards.values()) release();
+    this.#guards.clear();
     for (const d of this.#idle.values()) d.conn.destroy();
     this.#idle.clear();
   }
 }
 
 /** `d` as given out by `take`, with its once-only `back`. */
-function givenOut(d: AgentDataConn, keep: boolean, back: (kept: boolean) => void): AgentDataConn {
+function givenOut(d: AgentDataConn, back: (kept: boolean) => void): AgentDataConn {
   let over = false;
   return {
     conn: d.conn,
     keys: d.keys,
-    keep,
     back: (kept) => {
       if (over) return;
       over = true;

@@ -12,6 +12,7 @@ import { StreamMux } from '../upstream/agent/stream-mux.js';
 import type { AgentDatagramPath } from './datagram-path.js';
 import { nextAgentState, type AgentState } from './agent-state.js';
 import { connectToGateway, GatewayConnectError, type ConnectFailure } from './gateway-connection.js';
+import { DataStreamStops } from './data-stream-stops.js';
 import { DataConnPool } from './data-conn-pool.js';
 import type { StreamDatapath } from '../datapath/stream-datapath.js';
 import { jsStreamDatapath } from '../datapath/js-stream-datapath.js';
@@ -242,10 +243,8 @@ export class GatewayHome {
     );
     const pending = new Map<number, ExposedService>();
     // Data connections when the gateway agreed to them (docs/tunnel-protocol.md, "Data connections").
-    const data = dataConnAlpn(socket.alpnProtocol);
-    const dataConns = data
+    const dataConns = dataConnAlpn(socket.alpnProtocol)
       ? new DataConnPool({
-          reuse: data.reuse,
           datapath: this.host.streamDatapath ?? jsStreamDatapath,
           gateway: { address: gwIp, port: remote.port, family: canonicalIp(gwIp)?.family ?? 4 },
           tls: socket,
@@ -255,13 +254,16 @@ export class GatewayHome {
         })
       : undefined;
     this.dataConns = dataConns;
+    const dataStreams = new DataStreamStops();
     channel.onMessage((m: ControlMessage) => {
       if (m.type === 'stream-open' && m.dataConnection !== undefined) {
         const id = m.streamId;
         return this.local.onDataStreamOpen(m, dataConns?.take(m.dataConnection), (code) =>
           channel.send(code === undefined ? { type: 'stream-accept', streamId: id } : { type: 'stream-reset', streamId: id, code }),
-        );
+        dataStreams.track(id));
       }
+      // The gateway gave up on a stream's data connection (no READY) and went multiplexed.
+      if (m.type === 'stream-reset' && dataStreams.cancel(m.streamId)) return;
       if (mux.handle(m)) return;
       if (this.host.peerMessage(this, m)) return;
       switch (m.type) {

@@ -5,7 +5,7 @@ import type { ExposeConfig } from '../config/expose-config.js';
 import { relaySealed } from '../datapath/sealed-relay.js';
 import type { PairCounters, PairEnd, StreamConn, StreamDatapath } from '../datapath/stream-datapath.js';
 import { jsStreamConn } from '../datapath/js-stream-datapath.js';
-import type { StreamOpen, StreamResetCode } from '../protocol/tunnel/index.js';
+import { encodeDataReady, type StreamOpen, type StreamResetCode } from '../protocol/tunnel/index.js';
 import type { DialOptions, StreamDialer } from '../upstream/dialer.js';
 import { isSocketDialer } from '../upstream/direct/socket-dial.js';
 import type { AgentDataConn } from './data-conn-pool.js';
@@ -46,8 +46,9 @@ export function refuseDataStream(
 
 /**
  * One stream on a data connection at the agent (docs/tunnel-protocol.md, "Data connections"):
- * dials the local service on the stream datapath, writes the PROXY header when configured, joins
- * it to the data connection (pipeSealed, or the TypeScript relay), then answers STREAM_ACCEPT; a
+ * dials the local service on the stream datapath, writes the PROXY header when configured, writes
+ * READY on the data connection and joins the two (pipeSealed, or the TypeScript relay), then
+ * answers STREAM_ACCEPT; a
  * failed dial answers STREAM_RESET (refused, timeout, dial-failed) and closes the data connection.
  * `started` gets the pair's stop (for shutdown), `ended` when it is over.
  */
@@ -67,6 +68,9 @@ export function serveLocalDataStream(
   const join = (local: StreamConn) => {
     const header = proxyHeader(c.proxyProtocol, m.client, m.server);
     if (header) local.writeFirst(header);
+    // READY first (sequence 1): the gateway commits its client's bytes only once it has read it.
+    d.conn.writeFirst(encodeDataReady(d.keys.sealKey, d.keys.sealIv, d.keys.sealSeq));
+    const keys = { ...d.keys, sealSeq: d.keys.sealSeq + 1 };
     let stop: ((reason: 'shutdown') => void) | undefined;
     // A clean end (END both ways) keeps the data connection for the pool's next stream.
     const onEnd = (end: PairEnd) => {
@@ -74,7 +78,7 @@ export function serveLocalDataStream(
       if (stop) ended(stop);
     };
     const stopPair: () => PairCounters =
-      datapath.pipeSealed(local, d.conn, d.keys, c.idleTimeoutMs, onEnd, d.keep) ?? relaySealed(local.socket(), d.conn.socket(), d.keys, c.idleTimeoutMs, onEnd, d.keep);
+      datapath.pipeSealed(local, d.conn, keys, c.idleTimeoutMs, onEnd, true) ?? relaySealed(local.socket(), d.conn.socket(), keys, c.idleTimeoutMs, onEnd, true);
     stop = () => {
       stopPair();
       d.back?.(false);

@@ -14,6 +14,7 @@ import { AdmissionLimits } from '../admission/limits.js';
 import type { SessionBudget, TunnelEnd } from '../datapath/offload.js';
 import { serveLocalStream } from './local-stream.js';
 import { refuseDataStream, serveLocalDataStream } from './local-data-stream.js';
+import type { DataStreamStops } from './data-stream-stops.js';
 import type { AgentDataConn } from './data-conn-pool.js';
 import type { StreamDatapath } from '../datapath/stream-datapath.js';
 import { jsStreamDatapath } from '../datapath/js-stream-datapath.js';
@@ -311,14 +312,24 @@ export class LocalServices implements DatagramSink {
   /**
    * A public client whose stream rides data connection `d` (docs/tunnel-protocol.md, "Data
    * connections"): dial the local service, join it to `d`, then answer accept or reset. Without
-   * `d` (the gateway named a connection this end no longer has) the stream is reset.
+   * `d` (the gateway named a connection this end no longer has) the stream is reset. `hooks`
+   * (data-stream-stops.ts) hear its stop when it starts and its end.
    */
-  onDataStreamOpen(m: StreamOpen, d: AgentDataConn | undefined, answer: (reset?: StreamResetCode) => void): void {
+  onDataStreamOpen(m: StreamOpen, d: AgentDataConn | undefined, answer: (reset?: StreamResetCode) => void, hooks?: ReturnType<DataStreamStops['track']>): void {
     const svc = this.#byId.get(m.serviceId);
     const target = svc && svc.config.transport === 'tcp' ? svc.localFor(m.server.port) : undefined;
-    const started = (stop: (reason: 'shutdown') => void) => this.#stops.add(stop);
-    const ended = (stop: (reason: 'shutdown') => void) => this.#stops.delete(stop);
-    if (!d) return answer('internal');
+    const started = (stop: (reason: 'shutdown') => void) => {
+      this.#stops.add(stop);
+      hooks?.started(stop);
+    };
+    const ended = (stop: (reason: 'shutdown') => void) => {
+      this.#stops.delete(stop);
+      hooks?.ended();
+    };
+    if (!d) {
+      hooks?.ended();
+      return answer('internal');
+    }
     if (target === undefined) return refuseDataStream(this.deps.clock, d, 'unknown-service', answer, started, ended);
     serveLocalDataStream(this.deps.streamDialer, this.deps.streamDatapath ?? jsStreamDatapath, this.deps.clock, svc!.config, target, m, d, answer, started, ended);
   }

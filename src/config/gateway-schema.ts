@@ -167,7 +167,7 @@ export function exposeSchemas(parts: RouteParts) {
     expose: z.record(serviceName, expose).default({}),
     reconnect: z.strictObject({ initial: duration.prefault('500ms'), max: duration.prefault('30s') }).prefault({}),
     streamWindow: window,
-    dataConnections: z.number().int().min(0).max(64).default(0),
+    dataConnections: z.number().int().min(0).max(64).default(8),
     datagramBudget: datagramBudgetSchema,
     connect: z
       .record(

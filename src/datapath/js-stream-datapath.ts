@@ -119,4 +119,8 @@ class JsStreamConn implements StreamConn {
   reset(): void {
     this.sock.resetAndDestroy();
   }
+
+  keepAlive(idleS: number): void {
+    this.sock.setKeepAlive(true, idleS * 1000); // Node sets the idle time only: the system's interval and count
+  }
 }

@@ -129,6 +129,11 @@ export interface StreamConn {
    * then failed). One joined in the engine sends it when its pair is stopped: stop the pair next.
    */
   reset(): void;
+  /**
+   * TCP keepalive: probes after `idleS` quiet seconds, every `intervalS`, the connection ends after
+   * `count` unanswered (a Node socket: the idle time only, the system's interval and count).
+   */
+  keepAlive?(idleS: number, intervalS: number, count: number): void;
 }
 
 /** Why a joined pair ended, and its counters; the reasons are a subset of the route's EndReason. */

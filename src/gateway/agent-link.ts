@@ -25,6 +25,7 @@ import { OffloadGroup, type TunnelEnd } from '../datapath/offload.js';
 import { returnDataConn } from './data-conn-return.js';
 import { DataConnStream } from '../upstream/agent/data-conn-stream.js';
 import type { LinkDataConns } from './data-conns.js';
+import { dataConnStart } from './data-conn-ready.js';
 
 /** A public listener of one of the agent's services. */
 export interface PublishedService {
@@ -268,8 +269,8 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
     if (!d) return mux.openEarly(serviceId, client, server, opts.timeoutMs, settled);
     this.#dataStreams++;
     this.host.counters.dataConnStreams++;
-    const stream = new DataConnStream(d.conn, d.keys, () => void this.#dataStreams--, conns!.reuse ? (conn) => returnDataConn(conn, conns!, this.host.clock, this.host.counters) : undefined);
-    stream.cancel = mux.openOnData(serviceId, client, server, d.counter, opts.timeoutMs, (err) => stream.answered(err, settled));
+    const stream = new DataConnStream(d.conn, d.keys, dataConnStart(this.host, (_why, done) => mux.openEarly(serviceId, client, server, opts.timeoutMs, done)), settled, () => void this.#dataStreams--, (conn) => returnDataConn(conn, conns!, this.host.clock, this.host.counters));
+    stream.cancel = mux.openOnData(serviceId, client, server, d.counter, opts.timeoutMs, (err) => stream.answered(err));
     return stream;
   }
 

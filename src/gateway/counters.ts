@@ -2,6 +2,7 @@ import type { DatagramRejectReason, RefusalCode, ServiceTransport } from '../pro
 import type { HandshakeFailure } from './handshake.js';
 import type { FairDropReason } from '../core/fair-share.js';
 import type { DataConnRefusal } from './data-conns.js';
+import type { DataConnDeath } from '../upstream/agent/data-conn-stream.js';
 
 /**
  * What the gateway counts (cumulative). Read by whoever publishes metrics; the gateway never
@@ -27,6 +28,8 @@ export interface GatewayCounters {
   dataConnStreams: number;
   /** Data connections back from a clean stream whose next hello was admitted: kept idle again (data-conn-return.ts). */
   dataConnReused: number;
+  /** Data connections found dead when a stream was to start on them (no READY), by why; the stream went multiplexed. */
+  dataConnDead: Record<DataConnDeath, number>;
   publishOk: number;
   publishRefused: Partial<Record<string, number>>;
   keepalives: number;
@@ -72,6 +75,7 @@ export function newGatewayCounters(): GatewayCounters {
     dataConnRefused: { 'bad-hello': 0, 'unknown-token': 0, replayed: 0, forged: 0, timeout: 0, 'pool-full': 0 },
     dataConnStreams: 0,
     dataConnReused: 0,
+    dataConnDead: { closed: 0, forged: 0, 'no-ready': 0 },
     publishOk: 0,
     publishRefused: {},
     keepalives: 0,

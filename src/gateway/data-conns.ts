@@ -1,3 +1,5 @@
+import type { Clock } from '../core/clock.js';
+import { guardPooledConn } from '../datapath/pooled-conn.js';
 import type { StreamConn } from '../datapath/stream-datapath.js';
 import {
   exportDataKeys, readDataHello, ReplayWindow, verifyDataHello, type DataKeys, type TlsSessionLike,
@@ -25,9 +27,9 @@ export const MAX_IDLE_DATA_CONNS = 64;
 export class LinkDataConns {
   readonly #idle: IdleDataConn[] = [];
   readonly #window = new ReplayWindow();
+  /** Each idle connection's guard (keepalive, dead-while-idle watch). */
+  readonly #guards = new Map<IdleDataConn, () => void>();
   #closed = false;
-  /** The agent writes a next hello after a clean stream (TUNNEL_ALPN_DATA_REUSE agreed): keep its connections then. */
-  reuse = false;
   /** Connections back from a clean stream, their next hello not read yet (data-conn-return.ts); closed with the rest. */
   readonly returning = new Set<StreamConn>();
 
@@ -35,6 +37,7 @@ export class LinkDataConns {
     readonly token: Buffer,
     private readonly tls: TlsSessionLike,
     private readonly max = MAX_IDLE_DATA_CONNS,
+    private readonly clock?: Clock,
   ) {}
 
   get idle(): number {
@@ -54,14 +57,26 @@ export class LinkDataConns {
     if (!verifyDataHello(hello, keys.openKey, keys.openIv)) return 'forged';
     this.#window.accept(hello.counter);
     if (this.#idle.length >= this.max) return 'pool-full';
-    this.#idle.push({ counter: hello.counter, conn, keys });
+    const d: IdleDataConn = { counter: hello.counter, conn, keys };
+    this.#idle.push(d);
+    // A FIN, a reset or bytes while idle: dead (the agent replaced it); dropped, not handed to a stream.
+    if (this.clock) this.#guards.set(d, guardPooledConn(conn, this.clock, () => this.#drop(d)));
     return undefined;
+  }
+
+  #drop(d: IdleDataConn): void {
+    this.#guards.delete(d);
+    const i = this.#idle.indexOf(d);
+    if (i >= 0) this.#idle.splice(i, 1);
+    d.conn.destroy();
   }
 
   /** The oldest idle connection still open, or undefined. */
   take(): IdleDataConn | undefined {
     for (;;) {
       const d = this.#idle.shift();
+      if (d) this.#guards.get(d)?.();
+      if (d) this.#guards.delete(d);
       if (!d || !d.conn.destroyed) return d;
     }
   }
@@ -69,6 +84,8 @@ export class LinkDataConns {
   /** Closes the idle connections; later hellos are refused. Idempotent. */
   close(): void {
     this.#closed = true;
+    for (const release of this.#guards.values()) release();
+    this.#guards.clear();
     for (const d of this.#idle.splice(0)) d.conn.destroy();
     for (const conn of this.returning) conn.destroy();
     this.returning.clear();

@@ -13,7 +13,7 @@ import type { ListenerReceiver, UdpDatapath } from '../datapath/udp-datapath.js'
 import { jsDatapath } from '../datapath/js-datapath.js';
 import { jsStreamDatapath } from '../datapath/js-stream-datapath.js';
 import type { StreamDatapath } from '../datapath/stream-datapath.js';
-import { DataConnRegistry, LinkDataConns } from './data-conns.js';
+import { DataConnRegistry, LinkDataConns, MAX_IDLE_DATA_CONNS } from './data-conns.js';
 import type { ChannelEnd, ControlChannel } from '../upstream/agent/control-channel.js';
 import { AgentLink, type LinkHost } from './agent-link.js';
 import type { KeySet } from './agent-udp.js';
@@ -347,11 +347,9 @@ export class Gateway {
       proof,
     });
     link.attach(channel, keys, o.hello, remote, resumed);
-    const data = dataConnAlpn(socket.alpnProtocol);
-    if (data) {
+    if (dataConnAlpn(socket.alpnProtocol)) {
       // Data connections of this control connection (docs/tunnel-protocol.md, "Data connections"): until it ends.
-      const conns = new LinkDataConns(exportDataToken(socket), socket);
-      conns.reuse = data.reuse;
+      const conns = new LinkDataConns(exportDataToken(socket), socket, MAX_IDLE_DATA_CONNS, this.deps.clock);
       this.#dataConns.add(conns);
       link.dataConns = conns;
       void channel.ended.then(() => {

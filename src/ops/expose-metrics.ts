@@ -63,6 +63,11 @@ export function registerExposeMetrics(registry: Registry, read: () => { gateway:
     const c = read().gateway?.counters;
     if (c) inc({}, c.dataConnStreams);
   });
+  counter('sluice_gateway_data_connection_fallbacks_total', 'Exposed TCP streams that found their data connection dead (no READY) and went multiplexed, by why', ['reason'], (inc) => {
+    const c = read().gateway?.counters;
+    if (!c) return;
+    for (const [reason, n] of Object.entries(c.dataConnDead)) inc({ reason }, n);
+  });
   gauge('sluice_gateway_data_connections_idle', 'Idle data connections the agents hold open to this gateway now', [], (set) => {
     const g = read().gateway;
     if (g) set({}, g.agents().reduce((n, l) => n + (l.dataConns?.idle ?? 0), 0));

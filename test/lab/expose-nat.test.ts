@@ -27,13 +27,14 @@ accessLog: { output: "off" }
 lifecycle: { drainTimeout: 1s }
 `;
 
-const agentYaml = (fingerprint: string, token = TOKEN) => `
+const agentYaml = (fingerprint: string, dataConnections: number, token = TOKEN) => `
 agent:
   name: home
   gateway: ${PUB_IP}:7000
   token: "${token}"
   fingerprint: ${fingerprint}
   reconnect: { initial: 200ms, max: 2s }
+  dataConnections: ${dataConnections}
   expose:
     u: { local: 127.0.0.1:5000, remote: udp://0.0.0.0:20001 }
     t: { local: 127.0.0.1:5000, remote: tcp://0.0.0.0:20002 }
@@ -69,11 +70,14 @@ function longestGap(lost: number[]): number {
 const msg = (text: string) => (j: Record<string, unknown>) => j.msg === text;
 
 // The pid keeps two concurrent runs of this file (two developers' `npm test`) out of each other's labs.
-for (const [natA, prefix] of [
-  ['port-restricted', `sx${process.pid}a`],
-  ['symmetric', `sx${process.pid}b`],
+// Data connections on (8) and off (0): after the flush, the TCP echo must come back either way,
+// on a data connection that proved itself alive, or multiplexed when it did not.
+for (const [natA, dataConns, prefix] of [
+  ['port-restricted', 8, `sx${process.pid}a`],
+  ['symmetric', 8, `sx${process.pid}b`],
+  ['port-restricted', 0, `sx${process.pid}c`],
 ] as const) {
-  test(`exposure through a ${natA} NAT: UDP and TCP echo, NAT flush, forged keepalive, wrong token`, { timeout: 120_000 }, async (t) => {
+  test(`exposure through a ${natA} NAT (data connections ${dataConns}): UDP and TCP echo, NAT flush, forged keepalive, wrong token`, { timeout: 120_000 }, async (t) => {
     if (!labAvailable(t)) return;
     const lab = new Lab(prefix);
     t.after(() => lab.down());
@@ -84,7 +88,7 @@ for (const [natA, prefix] of [
     assert.match(String(started.msg), /generated a certificate; pin it on agents with fingerprint: sha256:[0-9a-f]{64}/);
     const echo = lab.start('host-a', ['node', '-e', ECHO_SERVICE, '5000']);
     await echo.waitJson((j) => j.ready === true, 'echo service');
-    const agent = lab.start('host-a', ['node', MAIN, 'run', '--config', lab.file('agent.yaml', agentYaml(String(started.fingerprint)))]);
+    const agent = lab.start('host-a', ['node', MAIN, 'run', '--config', lab.file('agent.yaml', agentYaml(String(started.fingerprint), dataConns))]);
     await agent.waitJson(msg('agent: datagrams go over UDP'), 'agent UDP path');
     await gw.waitJson((j) => gw.json.filter(msg('gateway: service published')).length >= 2, 'both services published');
 
@@ -115,7 +119,7 @@ for (const [natA, prefix] of [
     assert.equal(forged.received, 100, `lost ${forged.lost} while forged keepalives arrived`);
 
     // 4. A wrong token is refused, with a clear error on both sides.
-    const bad = lab.start('host-a', ['node', MAIN, 'run', '--config', lab.file('bad.yaml', agentYaml(String(started.fingerprint), 'wrong-token-0123456789abcdef'))]);
+    const bad = lab.start('host-a', ['node', MAIN, 'run', '--config', lab.file('bad.yaml', agentYaml(String(started.fingerprint), dataConns, 'wrong-token-0123456789abcdef'))]);
     await bad.waitJson((j) => j.reason === 'wrong-token', 'the bad agent hears wrong-token');
     await gw.waitJson((j) => j.reason === 'wrong-token' && j.msg === 'gateway: refused an agent connection: the token for agent "home" is wrong', 'the gateway logs wrong-token');
     await bad.stop();
@@ -128,8 +132,13 @@ for (const [natA, prefix] of [
     await agent.stop();
     await gw.stop();
     const stopped = gw.json.find(msg('gateway: stopped'));
-    const counters = stopped?.counters as { datagramRejected: Record<string, number>; authRefused: Record<string, number>; agentAddressMoves: number } | undefined;
+    const counters = stopped?.counters as
+      | { datagramRejected: Record<string, number>; authRefused: Record<string, number>; agentAddressMoves: number; dataConnStreams: number; dataConnDead: Record<string, number> }
+      | undefined;
     assert.ok(counters, 'gateway counters logged at stop');
+    if (dataConns > 0) assert.ok(counters.dataConnStreams >= 2, `the TCP echoes rode data connections (${counters.dataConnStreams})`);
+    else assert.equal(counters.dataConnStreams, 0);
+    t.diagnostic(`${natA}: ${counters.dataConnStreams} streams on data connections, found dead: ${JSON.stringify(counters.dataConnDead)}`);
     assert.ok(counters.datagramRejected['auth-failed']! >= 50, 'every forged keepalive was refused by the AEAD');
     assert.ok(counters.authRefused['wrong-token']! >= 1);
     t.diagnostic(`${natA}: agent address moves ${counters.agentAddressMoves}, forged keepalives refused ${counters.datagramRejected['auth-failed']}`);

@@ -15,6 +15,7 @@ export interface ConnEngine {
   watch(id: number): void;
   close(id: number): void;
   resetOnClose(id: number): void;
+  keepAlive(id: number, idleS: number, intervalS: number, count: number): boolean;
 }
 
 /** One connection of the engine: held (accepted or dialed, not joined), joined, or handed to Node. */
@@ -155,6 +156,11 @@ export class NativeConn implements StreamConn {
     this.#destroyed = true;
     this.dp.close(this.id);
     this.onReadable();
+  }
+
+  keepAlive(idleS: number, intervalS: number, count: number): void {
+    if (this.#sock) return void this.#sock.setKeepAlive(true, idleS * 1000);
+    if (!this.destroyed) this.dp.keepAlive(this.id, idleS, intervalS, count);
   }
 
   reset(): void {

@@ -189,6 +189,10 @@ export class NativeStreamDatapath implements StreamDatapath, ConnEngine {
     this.#b.streamWatch(this.#engine, id);
   }
 
+  keepAlive(id: number, idleS: number, intervalS: number, count: number): boolean {
+    return this.#b.streamKeepalive?.(this.#engine, id, idleS, intervalS, count) ?? false;
+  }
+
   localOf(id: number): Endpoint {
     const [family, address, port] = this.#b.streamLocal(this.#engine, id);
     return { address: family === 4 ? address : formatV6Text(address), port, family };

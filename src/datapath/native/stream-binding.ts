@@ -61,6 +61,8 @@ export interface NativeStreamBinding {
   /** For tests: records and plaintext bytes a sealer sends under one key before its KEY_UPDATE. */
   streamSealedLimits(engine: StreamEngineHandle, maxRecords: number, maxBytes: number): void;
   streamResetOnClose(engine: StreamEngineHandle, id: number): void;
+  /** TCP keepalive on connection `id` (native/src/sockopt.cc); false when it cannot. Optional: an addon built before it lacks it. */
+  streamKeepalive?(engine: StreamEngineHandle, id: number, idleS: number, intervalS: number, count: number): boolean;
   /** streamDial for a held client: the engine joins the two when the dial succeeds (the `connected` record's 4th number is 1). */
   streamDialJoin?(engine: StreamEngineHandle, host: string, port: number, timeoutMs: number, client: number, idleTimeoutMs: number): number;
 }

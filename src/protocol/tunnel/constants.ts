@@ -10,23 +10,20 @@ export const TUNNEL_ALPN = 'sluice-tunnel/1';
 /**
  * The same protocol, plus sealed data connections for TCP streams (docs/tunnel-protocol.md, "Data
  * connections"). An end that offers both lets the gateway's order pick: a gateway of this version
- * prefers it, an earlier one (and an agent with data connections off) keeps TUNNEL_ALPN.
+ * prefers it, an earlier one (and an agent with data connections off) keeps TUNNEL_ALPN. `+data2`:
+ * the agent writes READY before a stream's bytes (data-ready.ts), and a data connection whose
+ * stream ended with END both ways carries the next one after a new hello ("Reuse"); an end that
+ * only knows `+data` (neither) agrees on plain TUNNEL_ALPN with this one.
  */
-export const TUNNEL_ALPN_DATA = 'sluice-tunnel/1+data';
-/**
- * Data connections that carry another stream after a clean end (docs/tunnel-protocol.md, "Reuse").
- * Its own id: an earlier gateway closes a data connection after END, so an agent may only write a
- * next hello to one that agreed to this.
- */
-export const TUNNEL_ALPN_DATA_REUSE = 'sluice-tunnel/1+data+reuse';
+export const TUNNEL_ALPN_DATA = 'sluice-tunnel/1+data2';
 
 /** What a gateway lists, its preference first (its order picks), and what an agent with data connections on offers. */
-export const GATEWAY_ALPNS: readonly string[] = [TUNNEL_ALPN_DATA_REUSE, TUNNEL_ALPN_DATA, TUNNEL_ALPN];
+export const GATEWAY_ALPNS: readonly string[] = [TUNNEL_ALPN_DATA, TUNNEL_ALPN];
 export const AGENT_DATA_ALPNS: readonly string[] = GATEWAY_ALPNS;
 
-/** The ALPN ids with data connections (either); `reuse` when the agreed one reuses them. */
-export function dataConnAlpn(alpn: string | false | null | undefined): { reuse: boolean } | undefined {
-  return alpn === TUNNEL_ALPN_DATA_REUSE ? { reuse: true } : alpn === TUNNEL_ALPN_DATA ? { reuse: false } : undefined;
+/** Whether the agreed ALPN id carries data connections. */
+export function dataConnAlpn(alpn: string | false | null | undefined): boolean {
+  return alpn === TUNNEL_ALPN_DATA;
 }
 
 /**

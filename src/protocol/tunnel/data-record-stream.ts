@@ -135,6 +135,7 @@ export class RecordReader {
         break;
       }
       if (h.type === DataRecordType.hello) throw new SealedRecordError('ESEALED_FORMAT', 'HELLO after the hello');
+      if (h.type === DataRecordType.ready) throw new SealedRecordError('ESEALED_FORMAT', 'READY inside a stream');
       const plain = openRecord(this.#key, this.#iv, this.#seq++, chunk, at, h.length);
       at += size;
       if (h.type === DataRecordType.data) out.push({ kind: 'data', data: plain });

@@ -16,6 +16,7 @@ export const DataRecordType = {
   end: 2,
   hello: 3,
   keyUpdate: 4,
+  ready: 5,
 } as const;
 export type DataRecordTypeByte = (typeof DataRecordType)[keyof typeof DataRecordType];
 
@@ -79,7 +80,7 @@ export function sealRecord(key: Buffer, iv: Buffer, seq: number, type: DataRecor
 export function readRecordHeader(buf: Buffer, at: number): { readonly type: DataRecordTypeByte; readonly length: number } {
   const type = buf[at]!;
   const length = buf.readUIntBE(at + 1, 3);
-  if (type < DataRecordType.data || type > DataRecordType.keyUpdate) throw new SealedRecordError('ESEALED_FORMAT', `record type ${type} is not defined`);
+  if (type < DataRecordType.data || type > DataRecordType.ready) throw new SealedRecordError('ESEALED_FORMAT', `record type ${type} is not defined`);
   if (type === DataRecordType.data ? length < 1 || length > MAX_DATA_RECORD_BYTES : length !== 0) {
     throw new SealedRecordError('ESEALED_FORMAT', `a record of type ${type} cannot carry ${length} bytes`);
   }

@@ -19,3 +19,4 @@ export * from './data-record.js';
 export * from './data-record-stream.js';
 export * from './data-keys.js';
 export * from './data-hello.js';
+export * from './data-ready.js';

@@ -114,10 +114,11 @@ export class StreamMux implements StreamLink {
    * Opens a stream whose bytes travel on the agent's data connection `counter`, not in STREAM_DATA
    * (docs/tunnel-protocol.md, "Data connections"): STREAM_OPEN carries the counter; `settled` is
    * called once, never synchronously, as openEarly's: at STREAM_ACCEPT, with the reset's meaning,
-   * DIAL_TIMEOUT, or DIAL_FAILED when the channel ends first. Returns a cancel (no frame: the data
-   * connection's close tells the agent). Throws SluiceError DIAL_FAILED when the channel is gone.
+   * DIAL_TIMEOUT, or DIAL_FAILED when the channel ends first. Returns a cancel: no frame (the data
+   * connection's close tells the agent), or with `reset` a STREAM_RESET(cancel), for a data
+   * connection whose close cannot reach the agent. Throws SluiceError DIAL_FAILED when the channel is gone.
    */
-  openOnData(serviceId: number, client: Endpoint, server: Endpoint, counter: number, timeoutMs: number, settled: (err?: SluiceError) => void): () => void {
+  openOnData(serviceId: number, client: Endpoint, server: Endpoint, counter: number, timeoutMs: number, settled: (err?: SluiceError) => void): (reset?: boolean) => void {
     if (!this.channel.isOpen) throw new SluiceError('SLUICE_ERR_DIAL_FAILED', 'the agent is not connected');
     const id = this.#nextId;
     this.#nextId += 2;
@@ -128,9 +129,10 @@ export class StreamMux implements StreamLink {
     }, timeoutMs);
     this.#onData.set(id, { timer, settled });
     this.channel.send({ type: 'stream-open', streamId: id, serviceId, client, server, dataConnection: counter });
-    return () => {
+    return (reset = false) => {
       this.#onData.get(id)?.timer.cancel();
       this.#onData.delete(id);
+      if (reset && this.channel.isOpen) this.channel.send({ type: 'stream-reset', streamId: id, code: 'cancel' });
     };
   }
 

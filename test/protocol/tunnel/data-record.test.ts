@@ -48,7 +48,8 @@ test('open: the sealed plaintext comes back; a flipped bit, another sequence or 
 
 test('headers: unknown types, empty or oversized DATA and control records with a length are format errors', () => {
   sealedCode(() => readRecordHeader(Buffer.from([0, 0, 0, 1]), 0), 'ESEALED_FORMAT');
-  sealedCode(() => readRecordHeader(Buffer.from([5, 0, 0, 0]), 0), 'ESEALED_FORMAT');
+  sealedCode(() => readRecordHeader(Buffer.from([6, 0, 0, 0]), 0), 'ESEALED_FORMAT');
+  sealedCode(() => readRecordHeader(Buffer.from([5, 0, 0, 1]), 0), 'ESEALED_FORMAT'); // READY carries nothing
   sealedCode(() => readRecordHeader(Buffer.from([1, 0, 0, 0]), 0), 'ESEALED_FORMAT');
   sealedCode(() => readRecordHeader(Buffer.from([1, 0x01, 0x00, 0x01]), 0), 'ESEALED_FORMAT');
   assert.deepEqual(readRecordHeader(Buffer.from([1, 0x01, 0x00, 0x00]), 0), { type: 1, length: 65_536 });
