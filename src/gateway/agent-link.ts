@@ -3,15 +3,14 @@ import type { Duplex } from 'node:stream';
 import type { Endpoint } from '../core/address.js';
 import type { Clock, Timer } from '../core/clock.js';
 import { SluiceError } from '../core/errors.js';
-import type { RouteRuntime } from '../listen/route.js';
 import {
-  MAX_DATAGRAM_PAYLOAD_BYTES, PEER_TAG_BIT, type ControlMessage, type DatagramOrigin, type Hello, type Publish, type RefusalCode, type ServiceHealth,
+  PEER_TAG_BIT, type ControlMessage, type Hello, type Publish, type RefusalCode, type ServiceHealth,
 } from '../protocol/tunnel/index.js';
 import type { DatagramReceiver, DialOptions } from '../upstream/dialer.js';
 import type { AgentTunnel } from '../upstream/agent/agent-tunnel.js';
-import { CHANNEL_BACKLOG_BYTES, type ChannelEnd, type ControlChannel } from '../upstream/agent/control-channel.js';
+import type { ChannelEnd, ControlChannel } from '../upstream/agent/control-channel.js';
 import { StreamMux } from '../upstream/agent/stream-mux.js';
-import { Connectee, type ConnecteeUplink, type OffloadedTag } from './connectee.js';
+import type { Connectee, ConnecteeUplink, OffloadedTag } from './connectee.js';
 import { ConnecteeTable } from './connectee-table.js';
 import { nextAgentLinkState, type AgentLinkState } from './agent-link-state.js';
 import { SendBudget, type FairSlot } from '../upstream/agent/send-budget.js';
@@ -22,25 +21,14 @@ import type { PeerRelay } from './peer-relay.js';
 import type { RelayedLink } from './peer-flows.js';
 import { AgentUdp, type KeySet } from './agent-udp.js';
 import { OffloadGroup, type TunnelEnd } from '../datapath/offload.js';
-import { returnDataConn } from './data-conn-return.js';
-import { DataConnStream } from '../upstream/agent/data-conn-stream.js';
+import type { PublishedService } from './published-service.js';
+import { LinkServices } from './link-services.js';
+import { RetiringKeys } from './retiring-keys.js';
+import { deliverDatagram, noRoute, sendDatagram, tunnelEndOf, type TunnelSide } from './link-datagrams.js';
 import type { LinkDataConns } from './data-conns.js';
-import { dataConnStart } from './data-conn-ready.js';
+import { openOnDataConn } from './data-conn-open.js';
 
-/** A public listener of one of the agent's services. */
-export interface PublishedService {
-  readonly serviceId: number;
-  readonly name: string;
-  readonly transport: 'tcp' | 'udp';
-  readonly route: RouteRuntime;
-  /** A port range's size (absent = one port) or the name claimed on the shared port, as published. */
-  readonly ports?: number;
-  readonly serverName?: string;
-  /** True after a resume until the agent publishes it again; stale services are closed. */
-  stale: boolean;
-  /** A member of an agent pool: `route` is the pool's shared listener, and this leaves the pool instead of closing it. */
-  readonly leave?: () => Promise<void>;
-}
+export type { PublishedService } from './published-service.js';
 
 /** What a link needs from the gateway that owns it. */
 export interface LinkHost {
@@ -72,14 +60,6 @@ export interface LinkHost {
 }
 
 
-/** A connectee's origin as a DATAGRAM frame carries it (with the public port for a range service). */
-function originOf(c: Connectee): DatagramOrigin {
-  return c.port === undefined ? { serviceId: c.serviceId, client: c.client } : { serviceId: c.serviceId, client: c.client, port: c.port };
-}
-
-/** Peer flows have no public route to report budget drops on: they are counted per agent only. */
-const noRoute = { routeName: (): undefined => undefined };
-
 /**
  * One authenticated agent, kept across its control connections (docs/expose.md): its published
  * services, its UDP connectees, the datagram keys and the address its datagrams come from.
@@ -92,8 +72,9 @@ const noRoute = { routeName: (): undefined => undefined };
  */
 export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
   #state: AgentLinkState = 'detached';
-  readonly services = new Map<number, PublishedService>();
-  readonly #publishing = new Set<number>();
+  readonly #services: LinkServices;
+  /** The published services by id (link-services.ts); the gateway's publisher adds to it. */
+  readonly services: Map<number, PublishedService>;
   readonly #connectees = new ConnecteeTable();
   readonly #udp: AgentUdp;
   #channel: ControlChannel | null = null;
@@ -103,7 +84,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
   #grace: Timer | undefined;
   #republish: Timer | undefined;
   /** Key sets kept for the resume grace period; close forgets them at once. */
-  readonly #retiring = new Set<() => void>();
+  readonly #retiring: RetiringKeys;
   remote: Endpoint;
   /** The current control connection's TLS binding (exportAuthBinding): what pool key proofs are bound to. */
   authBinding: Buffer = Buffer.alloc(0);
@@ -116,6 +97,8 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
   dataConns: LinkDataConns | undefined;
   /** Streams on data connections now (counted with the multiplexed ones against `maxStreams`). */
   #dataStreams = 0;
+  /** What the native batch's tunnel sides read of this link (link-datagrams.ts). */
+  readonly #tunnelSide: TunnelSide;
 
   constructor(
     readonly name: string,
@@ -123,6 +106,9 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
     remote: Endpoint,
   ) {
     this.remote = remote;
+    this.#services = new LinkServices({ publish: (m) => host.publish(this, m), closed: (s) => host.serviceClosed(this, s) });
+    this.services = this.#services.byId;
+    this.#retiring = new RetiringKeys(host.clock, (keyId) => host.forgetKey(keyId));
     this.connectedAt = host.clock.wallNow();
     this.#udp = new AgentUdp({
       clock: host.clock,
@@ -134,6 +120,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
       changed: () => this.#offloads.closeAll(),
     });
     this.budget = new SendBudget(host.datagramBudget, host.clock, host.events, host.counters.datagramsToAgentShed);
+    this.#tunnelSide = { udp: this.#udp, budget: this.budget, counters: host.counters, offloads: this.#offloads, closed: () => this.#state === 'closed' };
   }
 
   /** See agent-link-state.ts; moved only through its transition table. */
@@ -199,14 +186,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
       this.#republish?.cancel();
       this.#republish = this.host.clock.setTimeout(() => this.#closeStale(), this.host.republishMs);
       // Old keys stay for the grace period: datagrams sealed before the agent switched still open.
-      const previous = this.#udp.keepNewest();
-      const retire = () => {
-        timer.cancel();
-        this.#retiring.delete(retire);
-        previous.forEach((k) => this.host.forgetKey(k.keyId));
-      };
-      const timer = this.host.clock.setTimeout(retire, this.host.resumeGraceMs);
-      this.#retiring.add(retire);
+      this.#retiring.retire(this.#udp.keepNewest(), this.host.resumeGraceMs);
     }
     channel.onMessage((m) => this.#onMessage(m));
     channel.startKeepalive(this.host.keepaliveIntervalMs);
@@ -223,10 +203,9 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
     this.#channel = null;
     this.#mux?.destroyAll(new SluiceError('SLUICE_ERR_CLOSED', `agent "${this.name}" is closed: ${message}`));
     for (const k of this.#udp.takeAll()) this.host.forgetKey(k.keyId);
-    for (const retire of [...this.#retiring]) retire();
+    this.#retiring.forgetAll();
     this.budget.close();
-    const routes = [...this.services.values()].map((s) => this.#closeService(s));
-    this.services.clear();
+    const routes = this.#services.closeAll();
     this.#connectees.closeAll();
     this.#offloads.closeAll();
     this.host.closed(this, message);
@@ -239,13 +218,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
     if (!s) return;
     this.services.delete(serviceId);
     this.#connectees.endService(serviceId);
-    await this.#closeService(s);
-  }
-
-  async #closeService(s: PublishedService): Promise<void> {
-    if (s.leave) return s.leave();
-    await s.route.close('upstream-closed');
-    this.host.serviceClosed(this, s);
+    await this.#services.close(s);
   }
 
   /** One control message to the agent, once it reads full-size frames; false when not sent. */
@@ -268,10 +241,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
     const d = conns?.take();
     if (!d) return mux.openEarly(serviceId, client, server, opts.timeoutMs, settled);
     this.#dataStreams++;
-    this.host.counters.dataConnStreams++;
-    const stream = new DataConnStream(d.conn, d.keys, dataConnStart(this.host, (_why, done) => mux.openEarly(serviceId, client, server, opts.timeoutMs, done)), settled, () => void this.#dataStreams--, (conn) => returnDataConn(conn, conns!, this.host.clock, this.host.counters));
-    stream.cancel = mux.openOnData(serviceId, client, server, d.counter, opts.timeoutMs, (err) => stream.answered(err));
-    return stream;
+    return openOnDataConn(this.host, mux, conns!, d, serviceId, client, server, opts, settled, () => void this.#dataStreams--);
   }
 
   openDatagram(serviceId: number, client: Endpoint, receiver: DatagramReceiver, retag = true, port?: number): Connectee {
@@ -304,26 +274,8 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
     return this.#sendDatagram(tag, payload, undefined);
   }
 
-  /** Sealed UDP while the agent's address is fresh, else a DATAGRAM frame unless the channel is backed up. */
   #sendDatagram(tag: number, payload: Buffer, origin: Connectee | undefined): boolean {
-    const counters = this.host.counters;
-    // A range service's origin names the port: 2 bytes more while it rides (origin-block.ts).
-    if (payload.length > MAX_DATAGRAM_PAYLOAD_BYTES - (origin?.port === undefined ? 0 : 2)) {
-      counters.datagramsToAgentDropped++;
-      return false;
-    }
-    if (this.#udp.send(tag, payload, origin?.originBlock)) {
-      counters.datagramsToAgent++;
-      return true;
-    }
-    const ch = this.#channel;
-    if (ch && this.#peerReady && ch.backlog < CHANNEL_BACKLOG_BYTES) {
-      ch.send({ type: 'datagram', tag, origin: origin && originOf(origin), payload });
-      counters.datagramsToAgentOverTls++;
-      return true;
-    }
-    counters.datagramsToAgentDropped++;
-    return false;
+    return sendDatagram(this.#udp, this.#peerReady ? this.#channel : null, this.host.counters, tag, payload, origin);
   }
 
   /** Called by a connectee whose public session ended. */
@@ -337,31 +289,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
    * agent's address, its freshness or the tag change (the table checks on its sweep).
    */
   offloadEnd(c: OffloadedTag): TunnelEnd | null {
-    if (c.closed || !c.answered || this.#state === 'closed') return null;
-    const now = this.#udp.current();
-    if (now === undefined) return null;
-    const { keys, address } = now;
-    const tag = c.tag;
-    const counters = this.host.counters;
-    return {
-      kind: 'tunnel',
-      sealer: keys.sealer,
-      opener: keys.opener,
-      tag,
-      peer: address,
-      pinPeer: true,
-      grant: (want) => this.budget.take(c.fair, want),
-      pools: this.budget.pools,
-      charge: (n) => this.budget.charge(c.fair, n),
-      // A relayed peer flow's drops are counted on the budget, not per route (as in sendTagged).
-      dropped: (b, s) => this.budget.countDrops(c.fair, b, s, c instanceof Connectee ? c : noRoute),
-      forwarded: (to, from) => {
-        counters.datagramsToAgent += to;
-        counters.datagramsFromAgent += from;
-      },
-      valid: () => !c.closed && c.tag === tag && this.#state !== 'closed' && this.#udp.isCurrent(keys, address),
-      groups: [this.#offloads, c.offloads],
-    };
+    return tunnelEndOf(this.#tunnelSide, c);
   }
 
   dropConnectee(c: Connectee): void {
@@ -370,16 +298,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
   }
 
   #deliver(tag: number, payload: Buffer): void {
-    if (tag >= PEER_TAG_BIT) return this.host.peers.fromOpener(this, tag, payload);
-    const c = this.#connectees.find(tag);
-    if (!c || c.closed) {
-      // The public session is gone; tell the agent to drop its side.
-      if (this.#peerReady) this.#channel?.send({ type: 'datagram-close', tag });
-      return;
-    }
-    // Only an answer on the current tag shows the agent knows it; one on an old alias does not.
-    if (c.tag === tag) c.answered = true;
-    c.receiver.onUpstreamDatagram(payload);
+    deliverDatagram(this.#connectees, this.host.peers, this, this.#peerReady ? this.#channel : null, tag, payload);
   }
 
   // ---- control messages ----
@@ -390,15 +309,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
     const ch = this.#channel;
     switch (m.type) {
       case 'publish':
-        if (this.#publishing.has(m.serviceId)) {
-          ch?.send({ type: 'publish-error', serviceId: m.serviceId, code: 'duplicate-service', message: `service id ${m.serviceId} is being published` });
-          return;
-        }
-        this.#publishing.add(m.serviceId);
-        void this.host.publish(this, m).then((answer) => {
-          this.#publishing.delete(m.serviceId);
-          if (this.#channel === ch) ch?.send(answer);
-        });
+        this.#services.publish(m, ch, () => this.#channel);
         return;
       case 'unpublish':
         this.host.peers.withdraw(this, m.serviceId);
