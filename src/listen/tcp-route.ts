@@ -1,27 +1,24 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { LRUCache } from 'lru-cache';
 import { formatListen, type Endpoint } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import { errnoCode, SluiceError } from '../core/errors.js';
-import type { RouteOrigin } from '../config/types.js';
-import { PendingSlots, type PendingSlotsOptions } from '../admission/pending-slots.js';
-import { RefusalHold } from '../admission/refusal-hold.js';
 import type { EndReason, EventStream, RejectReason } from '../observe/events.js';
 import { relayTcp } from '../session/tcp-relay.js';
 import { joinInDatapath } from '../session/stream-pair.js';
 import { jsStreamConn, jsStreamDatapath } from '../datapath/js-stream-datapath.js';
-import type { DialInFlight, DialJoin, StreamConn, StreamDatapath, StreamListener } from '../datapath/stream-datapath.js';
+import type { StreamConn, StreamDatapath, StreamListener } from '../datapath/stream-datapath.js';
 import { isSocketDialer } from '../upstream/direct/socket-dial.js';
 import type { BucketPair } from '../admission/bandwidth-limiter.js';
 import type { Admitter } from '../admission/admitter.js';
 import type { ReverdictCount } from '../admission/reverdict.js';
-import { SessionShell, type PooledLimits, type ShellFlow } from '../session/session-shell.js';
+import { SessionShell, type PooledLimits } from '../session/session-shell.js';
 import { FlowSlots } from '../session/flow-slots.js';
 import { tcpPolicyOf, type ListenerConfig, type TcpSessionPolicy } from '../session/session-policy.js';
-import { firstBytesAreClean, readProxyHeader, sniffFirstBytes } from './proxy-header-reader.js';
+import { firstBytesAreClean, sniffFirstBytes } from './proxy-header-reader.js';
 import { TcpProxyHeaders } from './tcp-proxy-header.js';
-import { isHeldConn, readHeldProxyHeader } from './held-proxy-header.js';
+import { PendingHeaders } from './pending-headers.js';
+import { sessionInfoOf, TcpConnection } from './tcp-connection.js';
 import type { ConnRelaying, SocketRelaying, StreamDialer } from '../upstream/dialer.js';
 import type { RouteRuntime, SessionInfo } from './route.js';
 
@@ -42,37 +39,6 @@ export interface TcpRouteDeps {
 /** `proxyProtocol.untrustedWait` when a route's settings do not say (the config default). */
 const DEFAULT_UNTRUSTED_WAIT_MS = 50;
 
-/** A connection is its own DialJoin (stream-datapath.ts): no object per dial to offer the join. */
-class TcpConnection implements ShellFlow, DialJoin {
-  readonly proto = 'tcp' as const;
-  state: 'dialing' | 'open' | 'closed' = 'dialing';
-  upstream: Endpoint | undefined;
-  stop: ((reason: EndReason) => void) | undefined;
-  /** A dial in the route's stream datapath, until it answers. */
-  dialing: DialInFlight | undefined;
-  origin: RouteOrigin | undefined;
-  listenPort: number | undefined;
-  /** The per-source key admission counted this connection under (AdmissionLimits.keyOf). */
-  source = '';
-  wouldEndNoted = false;
-  /** The rule that ended it, when a verdict did. */
-  endDetail: string | undefined;
-  /** Relayed to an upstream that has not accepted yet (StreamDialer.dialEarly); still 'dialing'. */
-  awaitingAccept = false;
-  /** The idle timeout its pair gets when the datapath joins it at connect (DialJoin). */
-  idleTimeoutMs = 0;
-  /** Its place in the route's live connections (FlowSlots). */
-  slot = -1;
-  constructor(
-    readonly id: number,
-    readonly route: string,
-    readonly client: Endpoint,
-    readonly down: StreamConn,
-    readonly startedAt: number,
-    readonly startedWall: number,
-  ) {}
-}
-
 /**
  * A TCP listener on the session shell (session/session-shell.ts): each connection is accepted
  * (`#accept`: PROXY header, admission), its upstream dialed (`#dial`), then the two relayed with
@@ -83,12 +49,8 @@ export class TcpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
   readonly #shell: SessionShell<TcpSessionPolicy, TcpConnection>;
   #route: C;
   #pp: TcpProxyHeaders | null;
-  /** Trusted senders whose PROXY header is not read yet (fair share per source, pending-slots.ts). */
-  readonly #pendingHeaders: PendingSlots;
-  /** Senders that gave a valid header before: their newcomers may evict others when full. */
-  readonly #goodSenders = new LRUCache<string, true>({ max: 1024 });
-  /** Senders refused for want of a pending slot, held unread so they cannot reconnect in a loop. */
-  readonly #refusedHeaders: RefusalHold;
+  /** Trusted senders' connections while their PROXY header is read (pending-headers.ts). */
+  readonly #pendingHeaders: PendingHeaders;
   #closed: Promise<void> | undefined;
   #serverClosed: Promise<void> | undefined;
 
@@ -114,8 +76,7 @@ export class TcpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
       },
     });
     this.#pp = route.proxyProtocol ? new TcpProxyHeaders(route.proxyProtocol) : null;
-    this.#pendingHeaders = new PendingSlots(pendingSettings(policy));
-    this.#refusedHeaders = new RefusalHold({ holdMs: route.proxyProtocol?.headerTimeoutMs ?? 5000, max: 16_384, maxPerSource: pendingSettings(policy).maxPerSource }, deps.clock);
+    this.#pendingHeaders = new PendingHeaders(policy, route.proxyProtocol?.headerTimeoutMs, deps.clock);
   }
 
   static async start<C extends ListenerConfig>(route: C, deps: TcpRouteDeps): Promise<TcpRoute<C>> {
@@ -167,7 +128,7 @@ export class TcpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
     const policy = tcpPolicyOf(route);
     this.#pp = route.proxyProtocol ? new TcpProxyHeaders(route.proxyProtocol) : null;
     this.#shell.update(policy, admit);
-    this.#pendingHeaders.update(pendingSettings(policy));
+    this.#pendingHeaders.update(policy);
   }
 
   /** Judges every live connection again; one still dialing was never started and is reported as refused. */
@@ -177,7 +138,7 @@ export class TcpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
 
   drain(): Promise<void> {
     if (this.#serverClosed === undefined) {
-      this.#refusedHeaders.close();
+      this.#pendingHeaders.close();
       this.#serverClosed = this.listener ? this.listener.close() : Promise.resolve();
     }
     return Promise.all([this.#shell.drain(), this.#serverClosed]).then(() => {});
@@ -195,20 +156,7 @@ export class TcpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
 
   /** Oldest first (flow ids grow with time): a page of them (admin views) shows the longest-lived. */
   sessions(): SessionInfo[] {
-    return [...this.#conns].sort((a, b) => a.id - b.id).map((c) => ({
-      id: c.id,
-      route: c.route,
-      proto: 'tcp',
-      client: c.client,
-      upstream: c.upstream,
-      state: c.state,
-      startedAt: c.startedWall,
-      origin: c.origin,
-      bytesFromClient: c.down.bytesRead,
-      packetsFromClient: 0,
-      bytesToClient: c.down.bytesWritten,
-      packetsToClient: 0,
-    }));
+    return [...this.#conns].sort((a, b) => a.id - b.id).map(sessionInfoOf);
   }
 
   /** The accept seam: one client connection, unread, from the listener's stream datapath. */
@@ -223,26 +171,14 @@ export class TcpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
       this.#admitAndDial(down, peer, undefined, pp !== null && !pp.trust.empty);
       return;
     }
-    let evicted = false;
-    const pending = this.#pendingHeaders.admit(peer.address, this.#goodSenders.has(peer.address), () => {
-      evicted = true;
-      down.destroy();
-    });
-    if (!pending.ok) {
-      this.#refusedHeaders.refuse(down.socket(), peer.address);
-      this.#shell.rejected(peer, 'limit-route-sessions', 'too many PROXY headers pending');
-      return;
-    }
-    const { clock } = this.deps;
     const { headerTimeoutMs, maxHeaderBytes } = pp.settings;
-    void (isHeldConn(down) ? readHeldProxyHeader(down, clock, headerTimeoutMs, maxHeaderBytes) : readProxyHeader(down.socket(), clock, headerTimeoutMs, maxHeaderBytes)).then((r) => {
-      pending.slot.release();
-      if (evicted) return this.#reject(down, peer, 'limit-route-sessions', 'evicted while its PROXY header was pending');
+    const reading = this.#pendingHeaders.read(down, peer, headerTimeoutMs, maxHeaderBytes, (r) => {
+      if (r === 'evicted') return this.#reject(down, peer, 'limit-route-sessions', 'evicted while its PROXY header was pending');
       if (!r.ok) return this.#reject(down, peer, r.reason);
-      this.#goodSenders.set(peer.address, true);
       const a = r.header.addresses;
       this.#admitAndDial(down, a ? a.source : peer, a?.destination, false);
     });
+    if (!reading) this.#shell.rejected(peer, 'limit-route-sessions', 'too many PROXY headers pending');
   }
 
   #reject(down: StreamConn, client: Endpoint, reason: RejectReason, detail?: string): void {
@@ -417,9 +353,4 @@ export class TcpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
     if (!this.#conns.delete(c)) return;
     this.#shell.released(c.source);
   }
-}
-
-function pendingSettings(policy: TcpSessionPolicy): PendingSlotsOptions {
-  const max = Math.max(1, policy.limits.maxPerRoute || 4096);
-  return { max, maxPerSource: Math.min(max, policy.limits.maxPerSource || max) };
 }
