@@ -275,7 +275,14 @@ async function runCell(l: ConnectLab, a: NatType, b: NatType): Promise<Cell> {
   } else {
     await new Promise((r) => setTimeout(r, RELAY_WATCH_MS));
   }
-  const snap = await l.snapshot(laptop, 'home');
+  // A direct path can be up (on peer-reflexive candidates, from the peer's first checks) before the
+  // peer's signalled candidates, relayed by the gateway, have arrived: the diagnosis names the peer's
+  // NAT from those, so it is read once they are there (bounded).
+  let snap = await l.snapshot(laptop, 'home');
+  for (const until = Date.now() + 3000; snap.link?.diagnosis.nat.remote === NO_CANDIDATES && Date.now() < until; ) {
+    await new Promise((r) => setTimeout(r, 50));
+    snap = await l.snapshot(laptop, 'home');
+  }
   const homeSnap = await l.snapshot(l.home!, 'laptop');
   const flow = snap.flows[0]?.counters ?? { direct: 0, relayed: 0 };
   return {
@@ -295,6 +302,8 @@ async function runCell(l: ConnectLab, a: NatType, b: NatType): Promise<Cell> {
     cellMs: Date.now() - started,
   };
 }
+
+const NO_CANDIDATES = 'unknown (no candidates yet)';
 
 function matrixTable(cells: Cell[]): string {
   const head = `| A (laptop) \\ B (home) | ${TYPES.join(' | ')} |\n|---|${TYPES.map(() => '---').join('|')}|`;
