@@ -128,15 +128,9 @@ int Harvest(Engine* e) {
   int used = CarryPending(e) ? DrainCarry(e, 0, Min(share, e->rx_slots)) : 0;
   int full[64];
   int nfull = 0;
-  int own[64];  // clients' own sockets (isolate.cc): read after the others, at most OwnSocketSlots together
-  int nown = 0;
   for (int k = 0; k < n && used < e->rx_slots; k++) {
     int id = static_cast<int>(evs[k].data.u32);
     if (id < 0 || id >= static_cast<int>(e->socks.size()) || e->socks[id].fd < 0) continue;
-    if (e->socks[id].beside >= 0) {
-      own[nown++] = id;
-      continue;
-    }
     if (e->socks[id].gro && CarryPending(e)) {
       full[nfull++] = id;
       continue;
@@ -149,28 +143,16 @@ int Harvest(Engine* e) {
     if (used < e->rx_slots && NoteSources(e, id, used - r, r, room)) PutHeavyRecord(e, id, used++);
   }
   if (CarryPending(e)) used += DrainCarry(e, used, e->rx_slots - used);
-  // Clients' own sockets (isolate.cc: a client over its rate) get at most OwnSocketSlots of the
-  // batch together, after everyone else's share; more of them in the next harvest of this
-  // callback (own_more), not in what is left of this one.
-  int cap = OwnSocketSlots(e);
-  e->own_more = false;
-  for (int k = 0; k < nown; k++) {
-    int room = Min(Min(Min(e->rx_slots - used, kMaxRecv), share), cap);
-    if (room <= 0) {
-      e->own_more = true;
-      break;
-    }
-    int r = RecvInto(e, own[k], used, room);
-    used += r;
-    cap -= r;
-    if (r >= room) e->own_more = true;
-  }
-  // What is left goes to the sockets that filled their share. A coalescing socket is not read
+  // A client's own socket (isolate.cc: a client over its rate) comes last to what is left: the
+  // path behind it (tunnel and session sockets) is drained first, and a flooder takes only the
+  // slots nobody else needs, its excess dropped in its own queue. A coalescing socket is not read
   // while its earlier runs wait in the carry (gro.cc: their order).
-  for (int k = 0; k < nfull && used < e->rx_slots; k++) {
-    const Sock& s = e->socks[full[k]];
-    if (s.fd < 0 || (s.gro && CarryPending(e))) continue;
-    used += RecvInto(e, full[k], used, Min(e->rx_slots - used, kMaxRecv));
+  for (int last = 0; last < 2; last++) {
+    for (int k = 0; k < nfull && used < e->rx_slots; k++) {
+      const Sock& s = e->socks[full[k]];
+      if (s.fd < 0 || (s.beside >= 0) != (last == 1) || (s.gro && CarryPending(e))) continue;
+      used += RecvInto(e, full[k], used, Min(e->rx_slots - used, kMaxRecv));
+    }
   }
   OpenHarvested(e, used);
   e->forwarded = ForwardHarvested(e, used);
@@ -226,7 +208,7 @@ void DrainReady(Engine* e) {
     if (n == 0) break;
     // A batch forwarded whole (forward.cc) needs no JavaScript call.
     if (e->forwarded < n) Deliver(e, n);
-    if (n < e->rx_slots && !CarryPending(e) && !e->own_more) break;
+    if (n < e->rx_slots && !CarryPending(e)) break;
   }
   HoldAfter(e, started, harvested, n == e->rx_slots);
 }

@@ -133,7 +133,6 @@ struct Engine {
   uint64_t hold_rate = 0;        // datagrams/s harvested over the last closed window
   uint64_t hold_engages = 0;     // times the delay went from off to on (the rate rose)
   uint64_t hold_disengages = 0;  // and back (the rate fell)
-  bool own_more = false;         // the last harvest left datagrams at clients' own sockets (engine.cc Harvest)
 };
 
 // engine.cc
@@ -213,7 +212,6 @@ void RegisterGro(napi_env env, napi_value exports);
 void RegisterSockopt(napi_env env, napi_value exports);
 // isolate.cc: a socket of its own for one client of a listener, and a socket's kernel drops.
 void RegisterIsolate(napi_env env, napi_value exports);
-int OwnSocketSlots(const Engine* e);  // slots of one harvest for all clients' own sockets together
 void RegisterHeapMemory(napi_env env, napi_value exports);  // heap-memory.cc
 
 // errors.cc

@@ -149,18 +149,6 @@ napi_value SocketDrops(napi_env env, napi_callback_info info) {
 
 }  // namespace
 
-// A client's own socket holds a client that sends more than the process reads. What one harvest
-// takes from it, the harvests after it carry through the tunnel and back (each stage a socket of
-// this engine, or the service's queue), and every other client's datagram waits behind all of
-// that at each stage. So these sockets get at most an eighth of a harvest's slots together, read
-// after everyone else's share and never from what is left: a flood moves in small steps, each
-// harvest short, and the callback harvests again while they have more (up to kMaxRounds), so the
-// flooder still gets its budget's worth as far as the CPU goes. At least kMinShare.
-int OwnSocketSlots(const Engine* e) {
-  int n = e->rx_slots / 8;
-  return n > kMinShare ? n : kMinShare;
-}
-
 void RegisterIsolate(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"isolate", nullptr, Isolate, nullptr, nullptr, nullptr, napi_default, nullptr},
