@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Endpoint } from '../core/address.js';
+import type { DataKeys } from '../protocol/tunnel/index.js';
 
 /**
  * The TCP stream datapath: how connections are accepted, dialed and joined. Decisions (admission,
@@ -43,14 +44,7 @@ export interface StreamDatapath {
 }
 
 /** A sealed data connection's keys (docs/tunnel-protocol.md "Data connections"): AES-128-GCM, a key and IV per direction, and the next sequence number of each. */
-export interface SealedKeys {
-  readonly sealKey: Buffer;
-  readonly sealIv: Buffer;
-  readonly sealSeq: number;
-  readonly openKey: Buffer;
-  readonly openIv: Buffer;
-  readonly openSeq: number;
-}
+export type SealedKeys = DataKeys;
 
 /**
  * A dial's offer to be joined to its client at connect: the datapath may start the pair the moment

@@ -21,7 +21,7 @@ export const DATA_KEY_MATERIAL_BYTES = 2 * (DATA_KEY_BYTES + DATA_IV_BYTES);
 /** Counters are u64 on the wire; this implementation uses those below 2^48 (the replay window's range). */
 export const MAX_DATA_COUNTER = 2 ** 48 - 1;
 
-/** One end's keys of one data connection (the shape of datapath's SealedKeys). */
+/** One end's keys of one data connection: AES-128-GCM, a key and IV per direction, and the next sequence number of each. */
 export interface DataKeys {
   readonly sealKey: Buffer;
   readonly sealIv: Buffer;
