@@ -17,7 +17,10 @@
 # A third line (sluice-counters.sh, from the relay's metrics on PORT_BASE+5) says what Sluice
 # counted meanwhile: its own drops by reason (send budget, isolated-kernel, ...) and isolations.
 # The loss udpload reports minus every drop counted is what no counter saw (replies still on their
-# way when udpload stopped listening: it waits 60 ms after the last one).
+# way when udpload stopped listening: it waits 60 ms after the last one). With one session (no
+# warm-up) drops and counters are read before udpload starts: its first datagram makes the session,
+# and what is dropped while the session is set up (a set-up queue that overflows at the agent, the
+# first milliseconds at 40k/s) belongs to the run; read after the start, as before, it was missed.
 set -u
 [ $# -gt 0 ] || set -- 5000 10000 20000 40000
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -48,10 +51,14 @@ HZ=$(getconf CLK_TCK)
 WARM=""; [ "$SESSIONS" -gt 1 ] && WARM="-W 2"
 for RATE in "$@"; do
   bg_busy
+  # Without a warm-up the first datagram makes the session: what is dropped while it is set up (the
+  # first milliseconds) belongs to the run, so drops are read before udpload starts, not after.
+  snap() { read -r -a d0 < <(drops "$SP" "$R" "$E"); read -r -a k0 < <(kstat); counters $((R + 5)) "$W/c0"; }
+  [ -z "$WARM" ] && snap
   # shellcheck disable=SC2086
   timeout $((DUR + 30)) taskset -c 0 "$W/udpload" -t "127.0.0.1:$R" -s 64 -d "$DUR" -n "$SESSIONS" $WARM ${RATE:+-r $RATE} > "$W/out" 2> "$W/err" & LP=$!
   if [ -n "$WARM" ]; then for _ in $(seq 1 600); do grep -q warmup: "$W/err" && break; kill -0 $LP 2>/dev/null || break; sleep 0.02; done; fi
-  read -r c0 u0 < <(ticks); t0=$(date +%s.%N); read -r -a d0 < <(drops "$SP" "$R" "$E"); read -r -a k0 < <(kstat); counters $((R + 5)) "$W/c0"
+  read -r c0 u0 < <(ticks); t0=$(date +%s.%N); [ -n "$WARM" ] && snap
   wait $LP
   read -r c1 u1 < <(ticks); t1=$(date +%s.%N); read -r -a d1 < <(drops "$SP" "$R" "$E"); read -r -a k1 < <(kstat)
   sleep 0.3; counters $((R + 5)) "$W/c1"
