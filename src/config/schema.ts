@@ -51,7 +51,7 @@ const udp = z
     rate: rate(50, 100),
     ratePerSource: rate(20, 40),
     onLimit: z.enum(['reject', 'evict-lru']).default('reject'),
-    setupQueue: count(4096).default(64),
+    setupQueue: count(4096).default(128),
     maxDatagramBytes: z.number().int().min(1).max(65535).default(65507),
     replyBudget,
     /** Datagrams/s from one client above which it gets a socket of its own (docs/expose.md); 0: never. */

@@ -33,7 +33,7 @@ routes:
     rate: { perSecond: 50, burst: 100 },
     ratePerSource: { perSecond: 20, burst: 40 },
     onLimit: 'reject',
-    setupQueue: 64,
+    setupQueue: 128,
     maxDatagramBytes: 65507,
     replyBudget: { ratio: 64, windowMs: 10_000 },
   });

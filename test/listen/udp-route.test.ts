@@ -197,6 +197,19 @@ test('udp route: datagrams that arrive while the session opens are queued and de
   assert.deepEqual(got, ['m0', 'm1', 'm2', 'm3', 'm4']);
 });
 
+test('udp route: by default a whole batch (128 datagrams) that arrives while the session opens is held and delivered', async (t) => {
+  const echo = await udpEcho(t);
+  const { dialer, release } = gatedDialer(t);
+  const n = await startNode(t, route(echo.port), { datagramDialer: dialer });
+  const c = await udpClient(t);
+  for (let i = 0; i < 128; i++) c.send(n.port('game'), `m${i}`);
+  await waitFor(() => n.node.route('game')!.sessions()[0]?.packetsFromClient === 128, '128 datagrams received');
+  release();
+  const got = new Set<string>();
+  for (let i = 0; i < 128; i++) got.add((await c.next()).toString());
+  assert.equal(got.size, 128, 'every datagram of the burst came back');
+});
+
 test('udp route: the set-up queue is bounded and overflow is counted', async (t) => {
   const echo = await udpEcho(t);
   const { dialer, release } = gatedDialer(t);
