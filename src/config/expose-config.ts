@@ -136,7 +136,7 @@ export interface AgentConfig {
   readonly expose: readonly ExposeConfig[];
   readonly reconnect: { readonly initialMs: number; readonly maxMs: number };
   readonly streamWindow: number;
-  /** `agent.dataConnections`: idle sealed data connections kept per gateway for TCP streams; 0 = streams ride the control connection. */
+  /** `agent.dataConnections`: sealed data connections per gateway for TCP streams, idle and carrying a stream together (they are reused); 0 = streams ride the control connection. */
   readonly dataConnections: number;
   readonly connect: readonly ConnectConfig[];
   /** A peer path with no traffic this long is torn down; its listeners go back to idle. */
