@@ -31,6 +31,8 @@ export interface OffloadOwner {
   readonly replyRatio: number;
   readonly replyWindow: number;
   readonly policy: UdpSessionPolicy;
+  /** Datagrams of an offloaded session the batch could not send, to the table's `send-error` drops. */
+  countSendError(n: number): void;
 }
 
 
@@ -85,7 +87,7 @@ export class SessionOffloads {
     if (n === null) return;
     s.offload = n;
     s.offloadClientPlain = clientPlain;
-    s.offloadSeen = [0, 0, 0, 0, 0, 0];
+    s.offloadSeen = [0, 0, 0, 0, 0, 0, 0];
     this.#live.add(s);
     if (t.replyRatio !== 0) n.allowance = budgetLeft(s, t.replyRatio, t.replyWindow);
   }
@@ -145,6 +147,13 @@ export class SessionOffloads {
   #fold(s: UdpSession, o: Offload): void {
     const seen = s.offloadSeen!;
     if (o.pooled) this.#foldDrops(s, seen, o);
+    // Lost in the batch's send (a full socket buffer, an ICMP error on the upstream's socket): not
+    // among the datagrams forwarded, so counted apart, before the early return below.
+    const lost = o.sendErrors - seen[6]!;
+    if (lost !== 0) {
+      seen[6]! += lost;
+      this.owner.countSendError(lost);
+    }
     const plain = s.offloadClientPlain;
     const pu = plain ? o.datagramsToTunnel : o.datagramsFromTunnel;
     const pd = plain ? o.datagramsFromTunnel : o.datagramsToTunnel;

@@ -236,9 +236,9 @@ export class UdpSessionTable implements UdpSessionOwner, SessionSide<UdpSession>
     return this.#t.budgetWindow;
   }
 
-  /** Counts a datagram the listener could not send back to a client. */
-  countSendError(): void {
-    this.#drops.sendError++;
+  /** Counts datagrams (one by default) that could not be sent: back to a client, or in the native batch. */
+  countSendError(n = 1): void {
+    this.#drops.sendError += n;
   }
 
   /** The listener's report of the same (ListenerReceiver): one datagram lost, never the listener. */
