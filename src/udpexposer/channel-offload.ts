@@ -14,6 +14,8 @@ export interface ChannelOffload {
   /** Framed -> plain (the tag stripped). */
   readonly datagramsToPlain: number;
   readonly bytesToPlain: number;
+  /** Datagrams the batch could not send, either way. */
+  readonly sendErrors: number;
   /** Payload bytes toward the plain side the batch may still forward (reply budget). */
   allowance: number;
   readonly live: boolean;
@@ -26,7 +28,7 @@ export type ChannelOffloader = (o: TagOffloadOptions) => ChannelOffload | null;
 /** What holds a channel's offload: a server's connectee, a client's worker. */
 export interface OffloadHolder {
   offload: ChannelOffload | null;
-  /** The counters as last folded: datagrams, bytes to framed; datagrams, bytes to plain. */
+  /** The counters as last folded: datagrams, bytes to framed; datagrams, bytes to plain; send errors. */
   offloadSeen: number[] | null;
 }
 
@@ -47,7 +49,8 @@ export const OFFLOAD_AFTER = 3;
 
 /**
  * What the batch moved for `h` since the last fold, into `d` ([datagrams, bytes] to framed, then
- * to plain); false when nothing. The holder's seen counters move on.
+ * to plain, then the datagrams it failed to send); false when nothing. The holder's seen counters
+ * move on.
  */
 export function foldDeltas(h: OffloadHolder, d: number[]): boolean {
   const o = h.offload;
@@ -57,10 +60,12 @@ export function foldDeltas(h: OffloadHolder, d: number[]): boolean {
   d[1] = o.bytesToFramed - seen[1]!;
   d[2] = o.datagramsToPlain - seen[2]!;
   d[3] = o.bytesToPlain - seen[3]!;
-  if (d[0] === 0 && d[2] === 0) return false;
+  d[4] = o.sendErrors - seen[4]!;
+  if (d[0] === 0 && d[2] === 0 && d[4] === 0) return false;
   seen[0]! += d[0]!;
   seen[1]! += d[1]!;
   seen[2]! += d[2]!;
   seen[3]! += d[3]!;
+  seen[4]! += d[4]!;
   return true;
 }

@@ -7,7 +7,7 @@ export interface ClientOffloadsDeps {
   /** Installs the entries between worker `w`'s socket and the server behind the main socket. */
   readonly offload: (w: Worker, o: TagOffloadOptions) => ChannelOffload | null;
   /** The client's counters (client.ts) the batch's counts are folded into. */
-  readonly counters: { fromServer: DatagramCount; toTarget: DatagramCount; fromTarget: DatagramCount; toServer: DatagramCount; forwardedInBatch: number };
+  readonly counters: { fromServer: DatagramCount; toTarget: DatagramCount; fromTarget: DatagramCount; toServer: DatagramCount; forwardedInBatch: number; sendErrors: number };
   /** Frames for `tag` came from the server: its worker moves up in the LRU (as a frame in JavaScript does). */
   readonly promote: (tag: number) => void;
   readonly maxPayload: number;
@@ -24,7 +24,7 @@ export interface ClientOffloadsDeps {
  */
 export class ClientOffloads {
   readonly #live = new Set<Worker>();
-  readonly #d = [0, 0, 0, 0];
+  readonly #d = [0, 0, 0, 0, 0];
   readonly #deps: ClientOffloadsDeps;
 
   constructor(deps: ClientOffloadsDeps) {
@@ -52,7 +52,7 @@ export class ClientOffloads {
     });
     if (o === null) return;
     w.offload = o;
-    w.offloadSeen = [0, 0, 0, 0];
+    w.offloadSeen = [0, 0, 0, 0, 0];
     this.#live.add(w);
   }
 
@@ -60,8 +60,9 @@ export class ClientOffloads {
   fold(w: Worker, promote = true): void {
     const x = this.#d;
     if (!foldDeltas(w, x)) return;
-    const [dUp, bUp, dDown, bDown] = x as [number, number, number, number];
+    const [dUp, bUp, dDown, bDown, lost] = x as [number, number, number, number, number];
     const k = this.#deps.counters;
+    k.sendErrors += lost;
     k.fromTarget.datagrams += dUp;
     k.fromTarget.bytes += bUp;
     k.toServer.datagrams += dUp;

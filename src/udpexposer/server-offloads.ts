@@ -34,12 +34,15 @@ export interface ServerOffloadsDeps {
  */
 export class ServerOffloads {
   readonly #live = new Set<Connectee>();
-  readonly #d = [0, 0, 0, 0];
+  readonly #d = [0, 0, 0, 0, 0];
   readonly #deps: ServerOffloadsDeps;
 
   constructor(deps: ServerOffloadsDeps) {
     this.#deps = deps;
   }
+
+  /** Datagrams the batch could not send (to connectees or to the client), as folded so far. */
+  sendErrors = 0;
 
   get size(): number {
     return this.#live.size;
@@ -63,7 +66,7 @@ export class ServerOffloads {
     });
     if (o === null) return;
     c.offload = o;
-    c.offloadSeen = [0, 0, 0, 0];
+    c.offloadSeen = [0, 0, 0, 0, 0];
     this.#live.add(c);
     if (d.budget !== undefined) o.allowance = budgetLeft(c, d.budget.ratio, this.#window(d.budget));
   }
@@ -73,7 +76,8 @@ export class ServerOffloads {
     const d = this.#deps;
     const x = this.#d;
     if (!foldDeltas(c, x)) return;
-    const [dIn, bIn, dOut, bOut] = x as [number, number, number, number];
+    const [dIn, bIn, dOut, bOut, lost] = x as [number, number, number, number, number];
+    this.sendErrors += lost;
     const k = d.counters;
     k.fromConnectees.datagrams += dIn;
     k.fromConnectees.bytes += bIn;

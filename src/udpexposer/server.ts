@@ -28,8 +28,7 @@ export class UdpexposerServer implements AsyncDisposable {
   readonly closed: Promise<void>;
   /** Which datapath moves this server's datagrams. */
   readonly datapath: 'js' | 'native';
-  /** Datagrams the socket failed to send (unreachable destinations, full buffers). */
-  sendErrors = 0;
+  #sendErrors = 0;
   readonly #core: UdpexposerServerCore;
   readonly #socket: UdpListener;
   #closing = false;
@@ -57,12 +56,12 @@ export class UdpexposerServer implements AsyncDisposable {
     const receiver: ListenerReceiver & { server?: UdpexposerServer } = {
       onDatagram: (buf, address, port) => core.handleDatagram(buf, address, port),
       onDatagramV4: (buf, ipv4, port) => core.handleDatagramV4(buf, ipv4, port),
-      onSendError: () => (receiver.server ? receiver.server.sendErrors++ : sendErrors++),
+      onSendError: () => (receiver.server ? receiver.server.#sendErrors++ : sendErrors++),
     };
     socket = await bindMain(datapath, config.listen.host, config.listen.port, receiver);
     const server = new UdpexposerServer(core, socket, datapath.kind, signal);
     if (core.offloads !== null) server.#sweep = deps.clock.setInterval(() => core.offloads!.sweep(), FOLD_EVERY_MS);
-    server.sendErrors = sendErrors;
+    server.#sendErrors = sendErrors;
     receiver.server = server;
     return server;
   }
@@ -78,6 +77,13 @@ export class UdpexposerServer implements AsyncDisposable {
     this.#parent = parent;
     if (parent.aborted) this.close();
     else parent.addEventListener('abort', this.#onAbort, { once: true });
+  }
+
+  /** Datagrams the socket failed to send (unreachable or forbidden destinations, full buffers), in JavaScript or in the native batch. */
+  get sendErrors(): number {
+    const o = this.#core.offloads;
+    o?.foldAll();
+    return this.#sendErrors + (o?.sendErrors ?? 0);
   }
 
   /** With the native batch's counts folded in. */

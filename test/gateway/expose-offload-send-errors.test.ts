@@ -1,13 +1,12 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { Registry } from 'prom-client';
 import { loadNativeBinding } from '../../src/datapath/native/binding.js';
 import { NativeDatapath } from '../../src/datapath/native/native-datapath.js';
 import { createMetrics } from '../../src/observe/metrics.js';
 import { forwarded } from '../datapath/forwarded.js';
 import { freePort, udpEcho, waitFor } from '../helpers/net.js';
-import { havePeer } from '../helpers/peers.js';
+import { forgeBroadcastSource, haveRawSockets } from '../helpers/forged-source.js';
 import { agentConfig, gatewayConfig, published, startAgent, startGateway } from './expose-helpers.js';
 
 // Datagrams of an offloaded exposed session that the native batch fails to send are counted as
@@ -18,27 +17,6 @@ import { agentConfig, gatewayConfig, published, startAgent, startGateway } from 
 
 const loaded = loadNativeBinding();
 const skip = loaded.ok ? false : `native datapath unavailable: ${loaded.reason}`;
-
-/** Sends `count` UDP datagrams from 127.255.255.255:`sport` to 127.0.0.1:`dport` on a raw socket (root). */
-const FORGE = `
-import socket, struct, sys
-dport, sport, count, first = (int(a) for a in sys.argv[1:5])
-r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-for i in range(first, first + count):
-    payload = (b'datagram %d ' % i).ljust(40 + i % 60, b'.')
-    udp = struct.pack('!HHHH', sport, dport, 8 + len(payload), 0) + payload
-    ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, socket.inet_aton('127.255.255.255'), socket.inet_aton('127.0.0.1'))
-    r.sendto(ip + udp, ('127.0.0.1', 0))
-`;
-
-function haveRawSockets(t: TestContext): boolean {
-  if (process.getuid?.() === 0) return havePeer(t, 'python3', 'python3-minimal');
-  const message = 'needs root for a raw socket (a forged broadcast source)';
-  if (process.env.CI === 'true') throw new Error(`${message}: under CI nothing may skip`);
-  console.warn(`\n*** SKIPPED: ${message} ***\n`);
-  t.skip(message);
-  return false;
-}
 
 function datapath(t: TestContext): NativeDatapath {
   if (!loaded.ok) throw new Error('unreachable');
@@ -65,7 +43,7 @@ test('replies the batch cannot send to the client count as send-error drops of t
   await published(agent);
   await waitFor(() => agent.datagramMode === 'udp', 'UDP path up');
   const sport = await freePort('udp');
-  const forge = (count: number, first: number) => execFileSync('python3', ['-c', FORGE, String(port), String(sport), String(count), String(first)], { timeout: 10_000 });
+  const forge = (count: number, first: number) => forgeBroadcastSource(port, sport, count, first);
 
   // Round trips one at a time (each answered by the service, each answer refused by the kernel at
   // the gateway) until the session is handed over to the batch at both ends.

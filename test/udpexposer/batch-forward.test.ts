@@ -3,49 +3,21 @@
 // relayed both ways without a JavaScript call (the roles' `forwardedInBatch`, read from the
 // engines' counters), every counter still adds up, and whatever JavaScript must decide (a new
 // connectee, a token in password mode, keepalives) still reaches it.
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadNativeBinding } from '../../src/datapath/native/binding.js';
 import { NativeDatapath } from '../../src/datapath/native/native-datapath.js';
 import { TOKEN_PREFIX_BYTES } from '../../src/protocol/udpexposer/constants.js';
-import type { UdpexposerKey } from '../../src/protocol/udpexposer/key.js';
 import { UdpexposerClient } from '../../src/udpexposer/client.js';
 import { UdpexposerServer } from '../../src/udpexposer/server.js';
-import type { UdpexposerServerOptions } from '../../src/udpexposer/server-core.js';
 import { peerPolicy } from '../../src/udpexposer/peer-policy.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { vectorKey } from '../protocol/udpexposer/helpers.js';
-import { echoServer, udpPeer, waitFor } from './net.js';
+import { udpPeer, waitFor } from './net.js';
+import { nativePair as pair } from './native-pair.js';
 
 const loaded = loadNativeBinding();
 const skip = loaded.ok ? false : `native datapath unavailable: ${loaded.reason}`;
-
-async function pair(t: TestContext, key?: UdpexposerKey, serverOpts: Partial<UdpexposerServerOptions> = {}, clientMax = 8) {
-  if (!loaded.ok) throw new Error('unreachable');
-  const serverDp = new NativeDatapath(loaded.binding, loaded.layout, {});
-  const clientDp = new NativeDatapath(loaded.binding, loaded.layout, {});
-  const echo = await echoServer(t);
-  const ac = new AbortController();
-  const clock = new ManualClock();
-  const server = await UdpexposerServer.listen(
-    { listen: { host: '127.0.0.1', port: 0 }, maxClients: 8, key, peerPolicy: peerPolicy({ allowPrivate: false, allowLoopback: true }), ...serverOpts },
-    { clock, datapath: serverDp },
-    ac.signal,
-  );
-  const client = await UdpexposerClient.start(
-    { listen: { host: '127.0.0.1', port: 0 }, server: { host: '127.0.0.1', port: server.local.port }, target: { host: '127.0.0.1', port: echo.port }, maxClients: clientMax, pingIntervalMs: 25_000, key },
-    { clock, datapath: clientDp },
-    ac.signal,
-  );
-  t.after(async () => {
-    ac.abort();
-    await Promise.all([server.closed, client.closed]);
-    serverDp.destroy();
-    clientDp.destroy();
-  });
-  await waitFor(() => server.client !== undefined && (key === undefined || client.authenticated));
-  return { server, client, echo, clock };
-}
 
 async function roundTrips(peer: Awaited<ReturnType<typeof udpPeer>>, port: number, n: number, tag: string): Promise<void> {
   for (let i = 0; i < n; i++) {
