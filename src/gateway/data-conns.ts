@@ -36,8 +36,9 @@ export class LinkDataConns {
   constructor(
     readonly token: Buffer,
     private readonly tls: TlsSessionLike,
-    private readonly max = MAX_IDLE_DATA_CONNS,
-    private readonly clock?: Clock,
+    private readonly max: number,
+    /** Times each idle connection's guard. */
+    private readonly clock: Clock,
   ) {}
 
   get idle(): number {
@@ -60,7 +61,7 @@ export class LinkDataConns {
     const d: IdleDataConn = { counter: hello.counter, conn, keys };
     this.#idle.push(d);
     // A FIN, a reset or bytes while idle: dead (the agent replaced it); dropped, not handed to a stream.
-    if (this.clock) this.#guards.set(d, guardPooledConn(conn, this.clock, () => this.#drop(d)));
+    this.#guards.set(d, guardPooledConn(conn, this.clock, () => this.#drop(d)));
     return undefined;
   }
 
