@@ -1,21 +1,12 @@
 import { z } from 'zod';
 import { canonicalIp } from '../core/address.js';
-import { parseDurationMs } from '../core/duration.js';
+import { duration } from './unit-schemas.js';
 
 /**
  * `docker:` (docs/containers.md): where the engine is and how its containers' labels become
  * routes. Spread into the top-level schema (config/schema.ts) and compiled by `compileDocker`.
  * Same rules as the rest of the config: strict objects, every default here.
  */
-const duration = z.string().transform((text, ctx) => {
-  const ms = parseDurationMs(text);
-  if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: `expected a duration such as 30s, 10m, 250ms; got "${text}"` });
-    return z.NEVER;
-  }
-  return ms;
-});
-
 const socket = z.string().superRefine((text, ctx) => {
   if (!/^unix:\/\/\/./.test(text)) ctx.addIssue({ code: 'custom', message: `expected unix:///path/to/engine.sock; got "${text}"` });
 });

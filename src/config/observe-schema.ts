@@ -1,34 +1,14 @@
 import { z } from 'zod';
 import { canonicalIp, parseHostPort } from '../core/address.js';
-import { parseDurationMs } from '../core/duration.js';
-import { parseSizeBytes } from '../core/size.js';
 import { parseCidr } from '../core/cidr.js';
 import { expecting } from './issue-text.js';
+import { duration, size } from './unit-schemas.js';
 
 /**
  * Config keys of the recording side (issue 4): `metrics`, `flowLog`, `conntrack`, `admin`. Spread
  * into the top-level schema (schema.ts) and compiled by `compileObserve` (load.ts). Same rules as
  * the rest of the config: strict objects, every default here, problems with their key path.
  */
-const duration = expecting(z.string(), 'a duration such as 30s, 10m or 250ms').transform((text, ctx) => {
-  const ms = parseDurationMs(text);
-  if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: `expected a duration such as 30s, 10m, 250ms; got "${text}"` });
-    return z.NEVER;
-  }
-  return ms;
-});
-
-/** A byte size (core/size.ts): `100MiB`, `500KB` or a whole number of bytes, above 0. */
-export const size = expecting(z.union([z.string(), z.number()]), 'a size such as 100MiB or a number of bytes').transform((input, ctx) => {
-  const bytes = parseSizeBytes(input);
-  if (bytes === undefined || bytes === 0) {
-    ctx.addIssue({ code: 'custom', message: `expected a size such as 100MiB, 512KiB or a whole number of bytes above 0; got "${input}"` });
-    return z.NEVER;
-  }
-  return bytes;
-});
-
 const uint32 = z.number().int().min(0).max(0xffffffff);
 
 const cidrText = z.string().superRefine((text, ctx) => {

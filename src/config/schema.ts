@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { parseDurationMs } from '../core/duration.js';
 import { DEFAULT_REPLY_BUDGET } from '../core/reply-budget.js';
 import { parseHostPort, parseListenUrl } from '../core/address.js';
 import { exposeSchemas } from './gateway-schema.js';
-import { observeShape, size } from './observe-schema.js';
+import { observeShape } from './observe-schema.js';
+import { duration, size } from './unit-schemas.js';
 import { lapiUrlIssue, MIN_INTERVAL_MS } from './crowdsec-settings.js';
 import { dockerSchema } from './docker-config.js';
 import { expecting } from './issue-text.js';
@@ -16,15 +16,6 @@ import { eitherBy, isPoolList, poolMembersSchema, poolShape, type RawUpstream } 
  * The config file's shape. Every object is strict (unknown keys are errors) and every default is
  * here, in one place; docs/configuration.md lists the same defaults.
  */
-const duration = expecting(z.string(), 'a duration such as 30s, 10m or 250ms').transform((text, ctx) => {
-  const ms = parseDurationMs(text);
-  if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: `expected a duration such as 30s, 10m, 250ms; got "${text}"` });
-    return z.NEVER;
-  }
-  return ms;
-});
-
 const count = (max = 10_000_000) => z.number().int().min(0).max(max);
 
 const rate = (perSecond: number, burst: number) =>
