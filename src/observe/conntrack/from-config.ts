@@ -9,20 +9,8 @@ import type { ConntrackStatus } from './source-contract.js';
  */
 export function conntrackSourceFrom(c: ConntrackConfig, deps: ConntrackSourceDeps & { readonly log: Logger }): ConntrackSource {
   const { log, ...rest } = deps;
-  return new ConntrackSource(
-    {
-      localNetworks: c.localNetworks,
-      marks: c.marks,
-      unknownDirection: c.unknownDirection,
-      accounting: c.accounting,
-      timestamps: c.timestamps,
-      command: c.command,
-      netlinkBufferBytes: c.netlinkBufferBytes,
-      maxTrackedFlows: c.maxTrackedFlows,
-      backoff: c.backoff,
-    },
-    { onStatus: (s) => logConntrack(log, s), ...rest },
-  );
+  // The compiled config is the source's options as they are (`enabled` was the caller's to check).
+  return new ConntrackSource(c, { onStatus: (s) => logConntrack(log, s), ...rest });
 }
 
 function logConntrack(log: Logger, s: ConntrackStatus): void {
