@@ -11,6 +11,7 @@ import { encodeRequestToken, verifyReplyToken } from '../protocol/udpexposer/tok
 import { bindMain } from './bind.js';
 import { FOLD_EVERY_MS } from './channel-offload.js';
 import { ClientOffloads } from './client-offloads.js';
+import { newClientCounters, type UdpexposerClientCounters } from './counters.js';
 import { peerKey } from './endpoint-key.js';
 import type { UdpexposerDeps } from './types.js';
 import { Worker, WorkerTable, type WorkerOwner } from './worker-table.js';
@@ -37,45 +38,6 @@ export interface UdpexposerClientConfig {
   readonly workerQueue?: number;
   /** Password mode: after this many keepalives in a row without a signed answer, a `registration-unanswered` event. Default 3. */
   readonly warnAfterUnanswered?: number;
-}
-
-export type ClientDropReason =
-  /** A datagram on the main socket from anyone but the server. udpexposer accepts these; Sluice does not. */
-  | 'foreign-source'
-  /** Two bytes or fewer from the server (udpexposer drops these too). */
-  | 'short'
-  /** A payload longer than maxPayloadBytes (udpexposer would cut it short). */
-  | 'too-big'
-  /** A worker's bind queue was full. */
-  | 'queue-full'
-  /**
-   * Password mode: a frame before the server ever answered with a signed token. A server only
-   * sends frames to a client it registered, so such a frame is this client's own keepalive
-   * coming back as data from a server with another password (udpexposer forwards those).
-   */
-  | 'unregistered'
-  /** Password mode: a token from the server signed with another key. */
-  | 'bad-signature';
-
-export interface UdpexposerClientCounters {
-  keepalivesSent: number;
-  retriesAnswered: number;
-  registeredReceived: number;
-  /**
-   * Token-looking datagrams that did not verify. A wrong signature is dropped (`dropped.bad-signature`);
-   * a malformed one is handled as data with tag 0x6579, as udpexposer does.
-   */
-  invalidTokens: number;
-  fromServer: { datagrams: number; bytes: number };
-  toTarget: { datagrams: number; bytes: number };
-  fromTarget: { datagrams: number; bytes: number };
-  toServer: { datagrams: number; bytes: number };
-  workersOpened: number;
-  workersClosed: number;
-  sendErrors: number;
-  dropped: Record<ClientDropReason, number>;
-  /** Of the datagrams above, those the native batch relayed without a JavaScript call (either way). */
-  forwardedInBatch: number;
 }
 
 /**
@@ -107,21 +69,7 @@ export class UdpexposerClient implements AsyncDisposable {
   readonly closed: Promise<void>;
   /** Which datapath moves this client's datagrams. */
   readonly datapath: 'js' | 'native';
-  readonly #counters: UdpexposerClientCounters = {
-    keepalivesSent: 0,
-    retriesAnswered: 0,
-    registeredReceived: 0,
-    invalidTokens: 0,
-    fromServer: { datagrams: 0, bytes: 0 },
-    toTarget: { datagrams: 0, bytes: 0 },
-    fromTarget: { datagrams: 0, bytes: 0 },
-    toServer: { datagrams: 0, bytes: 0 },
-    workersOpened: 0,
-    workersClosed: 0,
-    sendErrors: 0,
-    dropped: { 'foreign-source': 0, short: 0, 'too-big': 0, 'queue-full': 0, unregistered: 0, 'bad-signature': 0 },
-    forwardedInBatch: 0,
-  };
+  readonly #counters: UdpexposerClientCounters = newClientCounters();
   /** Workers whose channel the native batch carries; null on the js datapath. */
   readonly #offloads: ClientOffloads | null;
   readonly #sweep: Timer | null;

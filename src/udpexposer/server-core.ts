@@ -1,7 +1,7 @@
 import { canonicalIp } from '../core/address.js';
 import type { Clock } from '../core/clock.js';
 import { budgetAllows, budgetReceived, DEFAULT_REPLY_BUDGET, type ReplyBudget } from '../core/reply-budget.js';
-import { UnverifiedReplyGuard, type UnverifiedReplyCounters } from '../core/unverified-reply-guard.js';
+import { UnverifiedReplyGuard } from '../core/unverified-reply-guard.js';
 import { MAX_PAYLOAD_BYTES, STATS_NONCE, TAG_BYTES } from '../protocol/udpexposer/constants.js';
 import { hasTokenPrefix } from '../protocol/udpexposer/frame.js';
 import type { UdpexposerKey } from '../protocol/udpexposer/key.js';
@@ -10,7 +10,8 @@ import { encodeReplyToken, verifyRequestToken } from '../protocol/udpexposer/tok
 import { ConnecteeTable, type Connectee } from './connectee-table.js';
 import { ipv4Text, peerKey } from './endpoint-key.js';
 import { peerPolicy, type PeerPolicy } from './peer-policy.js';
-import { RetryCookies, type CookieCheck } from './retry-cookie.js';
+import { newServerCounters, type UdpexposerServerCounters } from './counters.js';
+import { RetryCookies } from './retry-cookie.js';
 import { ServerOffloads, type ConnecteeOffloader } from './server-offloads.js';
 import type { DatagramSender, PeerAddress, UdpexposerEvent } from './types.js';
 
@@ -56,76 +57,6 @@ export interface UdpexposerServerOptions {
   readonly maxPayloadBytes?: number;
   /** Which sources are served. Default: public only (peer-policy.ts). */
   readonly peerPolicy?: PeerPolicy;
-}
-
-export type ServerDropReason =
-  /** The source is not an IP, or the peer policy refuses it. */
-  | 'peer-denied'
-  /** A connectee datagram before any client registered: udpexposer drops it too. */
-  | 'no-client'
-  /** A datagram from the client shorter than a tag. */
-  | 'short-from-client'
-  /** A client frame naming a tag the table does not hold. */
-  | 'unknown-tag'
-  /** A new connectee while the table is full of connectees that are still talking. */
-  | 'table-full'
-  /** A payload longer than maxPayloadBytes. */
-  | 'too-big'
-  /** A reply the server made itself, withheld because it would exceed 3x the request. */
-  | 'amplification'
-  /** A relayed reply to a connectee over its reply budget. */
-  | 'reply-budget';
-
-export interface UdpexposerServerCounters {
-  /** Bare keepalives (no-password mode). */
-  keepalives: number;
-  clientAddressChanges: number;
-  /** Datagrams that started with the token prefix (password mode). */
-  tokens: number;
-  /**
-   * ... and did not verify. One with a wrong signature (a keepalive signed with another password)
-   * is dropped; a malformed one is handled as data, as udpexposer does (a payload may start so).
-   */
-  invalidTokens: number;
-  retriesSent: number;
-  registeredSent: number;
-  /** Echoes that failed the cookie check, by reason. */
-  echoesRefused: Record<Exclude<CookieCheck, 'ok'>, number>;
-  /** Signed stats requests; never answered. */
-  statsRequests: number;
-  connecteesAdded: number;
-  connecteesEvicted: number;
-  fromConnectees: { datagrams: number; bytes: number };
-  toClient: { datagrams: number; bytes: number };
-  fromClient: { datagrams: number; bytes: number };
-  toConnectees: { datagrams: number; bytes: number };
-  dropped: Record<ServerDropReason, number>;
-  /** Bytes in and out of the replies the server originated to unverified sources. */
-  unverifiedReplies: UnverifiedReplyCounters;
-  /** Of the datagrams above, those the native batch relayed without a JavaScript call (either way). */
-  forwardedInBatch: number;
-}
-
-export function newServerCounters(): UdpexposerServerCounters {
-  return {
-    keepalives: 0,
-    clientAddressChanges: 0,
-    tokens: 0,
-    invalidTokens: 0,
-    retriesSent: 0,
-    registeredSent: 0,
-    echoesRefused: { stale: 0, forged: 0, replayed: 0 },
-    statsRequests: 0,
-    connecteesAdded: 0,
-    connecteesEvicted: 0,
-    fromConnectees: { datagrams: 0, bytes: 0 },
-    toClient: { datagrams: 0, bytes: 0 },
-    fromClient: { datagrams: 0, bytes: 0 },
-    toConnectees: { datagrams: 0, bytes: 0 },
-    dropped: { 'peer-denied': 0, 'no-client': 0, 'short-from-client': 0, 'unknown-tag': 0, 'table-full': 0, 'too-big': 0, amplification: 0, 'reply-budget': 0 },
-    unverifiedReplies: { bytesIn: 0, bytesOut: 0, replies: 0, refused: 0 },
-    forwardedInBatch: 0,
-  };
 }
 
 interface ClientPeer extends PeerAddress {

@@ -5,7 +5,8 @@ import { tagOffload } from '../datapath/tag-offload.js';
 import type { ListenerReceiver, UdpListener } from '../datapath/udp-datapath.js';
 import { bindMain } from './bind.js';
 import { FOLD_EVERY_MS } from './channel-offload.js';
-import { UdpexposerServerCore, type UdpexposerServerCounters, type UdpexposerServerOptions } from './server-core.js';
+import type { UdpexposerServerCounters } from './counters.js';
+import { UdpexposerServerCore, type UdpexposerServerOptions } from './server-core.js';
 import type { PeerAddress, UdpexposerDeps } from './types.js';
 
 export interface UdpexposerServerConfig extends UdpexposerServerOptions {
