@@ -2,6 +2,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from 
 import type { Transport } from '../core/address.js';
 import type { FlowCounters, Sink } from './events.js';
 import type { LiveCounters } from './live-flows.js';
+import { FlowTally } from './flow-tally.js';
 
 export interface ActiveCount {
   readonly route: string;
@@ -53,25 +54,19 @@ const CODE_LABEL = /^[A-Z][A-Z0-9_]{0,47}$/;
 
 type Direction = 'from_client' | 'to_client';
 
-interface Counted extends FlowCounters {
-  /** The poll generation that last saw the flow alive. */
-  seen: number;
-}
-
 /**
  * Prometheus metrics fed by the event stream, into the registry the caller owns (never the global
  * one, so two nodes in one process, or two tests, do not share series). Label values are route
  * names from the config and closed sets of reasons, so cardinality is bounded by the config;
  * client addresses never become labels. Names, types and labels: docs/metrics.md.
  *
- * Bytes and packets of a flow are counted once: at each scrape the live flows' counters are
- * compared with what was already counted for that flow id, and the rest is counted from the
- * `session-ended` event.
+ * Bytes and packets of a flow are counted once (flow-tally.ts): at each scrape the live flows'
+ * counters are compared with what was already counted for that flow id, and the rest is counted
+ * from the `session-ended` event.
  */
 export function createMetrics(registry: Registry, opts: MetricsOptions = {}): SluiceMetrics {
   const registers = [registry];
-  const counted = new Map<number, Counted>();
-  let generation = 0;
+  const tally = new FlowTally();
   let polledThisTurn = false;
 
   // A scrape calls every metric's collect() in one synchronous run; poll once per run.
@@ -245,34 +240,7 @@ export function createMetrics(registry: Registry, opts: MetricsOptions = {}): Sl
   }
 
   function pollLive(): void {
-    if (!opts.liveCounters) return;
-    const gen = ++generation;
-    // Summed per series first: one label lookup per route, not four per flow.
-    const sums = new Map<string, { route: string; proto: Transport; d: FlowCounters }>();
-    for (const f of opts.liveCounters()) {
-      const prev = counted.get(f.id);
-      const d: FlowCounters = {
-        bytesFromClient: Math.max(0, f.bytesFromClient - (prev?.bytesFromClient ?? 0)),
-        packetsFromClient: Math.max(0, f.packetsFromClient - (prev?.packetsFromClient ?? 0)),
-        bytesToClient: Math.max(0, f.bytesToClient - (prev?.bytesToClient ?? 0)),
-        packetsToClient: Math.max(0, f.packetsToClient - (prev?.packetsToClient ?? 0)),
-      };
-      counted.set(f.id, {
-        bytesFromClient: f.bytesFromClient,
-        packetsFromClient: f.packetsFromClient,
-        bytesToClient: f.bytesToClient,
-        packetsToClient: f.packetsToClient,
-        seen: gen,
-      });
-      const k = `${f.route}\0${f.proto}`;
-      const s = sums.get(k);
-      if (s) accumulate(s.d, d);
-      else sums.set(k, { route: f.route, proto: f.proto, d });
-    }
-    for (const s of sums.values()) addTraffic(s.route, s.proto, s.d);
-    // A flow missing from two polls in a row has ended; if its end event never came (the sink was
-    // detached meanwhile), forget it so the table cannot grow without bound.
-    for (const [id, c] of counted) if (c.seen < gen - 1) counted.delete(id);
+    if (opts.liveCounters) tally.poll(opts.liveCounters(), addTraffic);
   }
 
   const sink: Sink = (e) => {
@@ -291,15 +259,7 @@ export function createMetrics(registry: Registry, opts: MetricsOptions = {}): Sl
         ended.inc({ route, proto, reason: e.reason });
         const a = activeFromEvents.get(`${route}\0${proto}`);
         if (a && a.n > 0) a.n--;
-        const prev = counted.get(id);
-        counted.delete(id);
-        const c = e.counters;
-        addTraffic(route, proto, {
-          bytesFromClient: Math.max(0, c.bytesFromClient - (prev?.bytesFromClient ?? 0)),
-          packetsFromClient: Math.max(0, c.packetsFromClient - (prev?.packetsFromClient ?? 0)),
-          bytesToClient: Math.max(0, c.bytesToClient - (prev?.bytesToClient ?? 0)),
-          packetsToClient: Math.max(0, c.packetsToClient - (prev?.packetsToClient ?? 0)),
-        });
+        addTraffic(route, proto, tally.ended(id, e.counters));
         return;
       }
       case 'session-rejected':
@@ -374,11 +334,4 @@ function add(c: Counter<'route' | 'proto' | 'direction'>, route: string, proto: 
 /** A sink that throws is detached from the stream, so a bad number is skipped rather than thrown on. */
 function observeDial(h: Histogram<'route' | 'proto' | 'result'>, route: string, proto: Transport, result: 'ok' | 'error', latencyMs: number): void {
   if (Number.isFinite(latencyMs) && latencyMs >= 0) h.observe({ route, proto, result }, latencyMs / 1000);
-}
-
-function accumulate(into: FlowCounters, d: FlowCounters): void {
-  into.bytesFromClient += d.bytesFromClient;
-  into.packetsFromClient += d.packetsFromClient;
-  into.bytesToClient += d.bytesToClient;
-  into.packetsToClient += d.packetsToClient;
 }
