@@ -47,16 +47,6 @@ export interface AgentDeps {
   readonly iceTiming?: Partial<IceTiming>;
 }
 
-/** The keys of `agent:` that a reload applies to a running agent (Agent.updateConnection). */
-const CONNECTION_KEYS = ['gateway', 'gateways', 'homes', 'token', 'fingerprint', 'fingerprints', 'ca', 'serverName', 'reconnect'] as const;
-
-/** 'none' when `next` equals `current`, 'connection' when only CONNECTION_KEYS differ, else 'restart'. */
-export function agentChange(current: AgentConfig, next: AgentConfig): 'none' | 'connection' | 'restart' {
-  if (isDeepStrictEqual(current, next)) return 'none';
-  const strip = (c: AgentConfig) => ({ ...c, ...Object.fromEntries(CONNECTION_KEYS.map((k) => [k, undefined])) });
-  return isDeepStrictEqual(strip(current), strip(next)) ? 'connection' : 'restart';
-}
-
 /**
  * Publishes local services on one gateway or several (docs/expose.md; docs/fleet.md, "Agents on a
  * fleet"). Each gateway is a GatewayHome: its own control connection, reconnected with its own

@@ -10,7 +10,8 @@ import type { DatagramDialer } from '../upstream/dialer.js';
 import type { UdpDatapath } from '../datapath/udp-datapath.js';
 import type { StreamDatapath } from '../datapath/stream-datapath.js';
 import { Gateway } from '../gateway/gateway.js';
-import { Agent, agentChange } from '../agent/agent.js';
+import { Agent } from '../agent/agent.js';
+import { agentChange } from '../agent/agent-change.js';
 import { registerExposeMetrics } from '../ops/expose-metrics.js';
 
 export interface ExposureDeps {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { agentChange } from '../../src/agent/agent.js';
+import { agentChange } from '../../src/agent/agent-change.js';
 import { agentConfig } from '../gateway/expose-helpers.js';
 
 const gw = { port: 7000, fingerprint: `sha256:${'ab'.repeat(32)}` };
