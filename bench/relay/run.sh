@@ -2,6 +2,7 @@
 # npm run bench: Sluice as the `subject` relay beside nginx and HAProxy, in one run of
 # ../shared/bench/run-peers.sh, then the per-core ratios to nginx/HAProxy.
 #   ROUNDS=1 DUR=1 SKIP_IDLE=1 npm run bench     # quick look
+#   BENCH_CPS_WARM=0 npm run bench               # the cps test from cold (default: every relay warmed 1 s first)
 #   SUBJECT2_CMD='...' ONLY="direct nginx haproxy subject subject2" npm run bench
 #   cost of recording (all sinks on vs off):
 #   ROUNDS=2 SKIP_IDLE=1 ONLY="subject subject2" SUBJECT2_CMD="SLUICE_BENCH_RECORD=all $PWD/bench/relay/subject.sh {RELAY_PORT} {ECHO_PORT} {IPERF_RELAY_PORT} {IPERF_PORT}" npm run bench
