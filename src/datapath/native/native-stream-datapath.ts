@@ -58,6 +58,7 @@ export class NativeStreamDatapath implements StreamDatapath, ConnEngine {
     const id = this.#b.streamListen(this.#engine, host, port, 4096);
     const [family, address, bound] = this.#b.streamLocal(this.#engine, id);
     this.#listeners.set(id, onConnection);
+    if (this.#lastListener === id) this.#lastOn = undefined; // an id taken again: not the closed listener's handler
     let closed: Promise<void> | undefined;
     return {
       local: { address: family === 4 ? address : formatV6Text(address), port: bound, family },
