@@ -31,6 +31,7 @@ export CPS_WARM=${BENCH_CPS_WARM:-1}
 if [ "$CPS_WARM" != 0 ]; then
   [[ "$CPS_WARM" =~ ^[0-9]+$ ]] || { echo "bench: BENCH_CPS_WARM must be whole seconds (0: no warm-up), not '$CPS_WARM'" >&2; exit 2; }
   COPY=$(mktemp -d /tmp/sluice-bench-peers.XXXXXX)
+  trap 'rm -rf "$COPY"' EXIT
   for f in "$(dirname "$PEERS")"/*; do [ "$f" != "$PEERS" ] && ln -s "$f" "$COPY/"; done
   WARM_STEP='  if [ "$test" = cps ]; then timeout $((CPS_WARM + 20)) $GEN "$BIN/tcpconn" -t 127.0.0.1:$TT -c 32 -d "$CPS_WARM" -s 32 > /dev/null 2>\&1; sleep 0.2; fi'
   sed "/^  : > \"\$W\/t.err\"\$/a\\
