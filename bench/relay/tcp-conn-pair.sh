@@ -11,13 +11,15 @@
 #   ROUNDS=10 DUR=4 PORT_BASE=28100 bench/relay/tcp-conn-pair.sh A_SUBJECT B_SUBJECT
 # Subjects are scripts taking RELAY_PORT ECHO_PORT IPERF_RELAY_PORT IPERF_PORT (bench/relay/subject.sh).
 # Placement as `npm run bench`: both relays on CPU 1, echod and the generators on CPU 0.
+# WARM=N loads both relays for N seconds before each counted window (default 1; WARM=0 counts from
+# cold, as `npm run bench` without BENCH_CPS_WARM does: a fresh Sluice compiles its connection path then).
 # PORT_BASE=N uses N..N+8 (echod N, relay A N+1..N+4, relay B N+5..N+8); default: ports asked of the kernel.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 SHARED="$HERE/../../../shared/bench"
 [ -f "$SHARED/tcpconn.c" ] || { echo "tcp-conn-pair: $SHARED/tcpconn.c not found (../shared must sit beside the repository)" >&2; exit 1; }
 [ $# -eq 2 ] || { echo "usage: $0 SUBJECT_A SUBJECT_B" >&2; exit 2; }
-ROUNDS=${ROUNDS:-8} DUR=${DUR:-4}
+ROUNDS=${ROUNDS:-8} DUR=${DUR:-4} WARM=${WARM:-1}
 W=$(mktemp -d /tmp/sluice-tcp-conn-pair.XXXXXX)
 for t in echod tcpconn; do gcc -O2 -Wall -o "$W/$t" "$SHARED/$t.c"; done
 if [ -n "${PORT_BASE:-}" ]; then PORTS=$(seq "$PORT_BASE" $((PORT_BASE + 8)) | tr '\n' ' '); else PORTS=$(node -e '
@@ -40,8 +42,10 @@ for round in $(seq 1 "$ROUNDS"); do
   up "$RA" || { echo "relay A did not listen; its log: $W/a.log" >&2; exit 1; }
   up "$RB" || { echo "relay B did not listen; its log: $W/b.log" >&2; exit 1; }
   # Warm-up (JIT, pools), both at once, then the counted window.
-  taskset -c 0 "$W/tcpconn" -t "127.0.0.1:$RA" -c 32 -d 1 -s 32 > /dev/null & w=$!
-  taskset -c 0 "$W/tcpconn" -t "127.0.0.1:$RB" -c 32 -d 1 -s 32 > /dev/null; wait "$w"
+  if [ "$WARM" != 0 ]; then
+    taskset -c 0 "$W/tcpconn" -t "127.0.0.1:$RA" -c 32 -d "$WARM" -s 32 > /dev/null & w=$!
+    taskset -c 0 "$W/tcpconn" -t "127.0.0.1:$RB" -c 32 -d "$WARM" -s 32 > /dev/null; wait "$w"
+  fi
   a0=$(node "$SHARED/benchlib.js" cpu "$PA"); b0=$(node "$SHARED/benchlib.js" cpu "$PB")
   timeout $((DUR + 20)) taskset -c 0 "$W/tcpconn" -t "127.0.0.1:$RA" -c 32 -d "$DUR" -s 32 > "$W/oa" & ta=$!
   timeout $((DUR + 20)) taskset -c 0 "$W/tcpconn" -t "127.0.0.1:$RB" -c 32 -d "$DUR" -s 32 > "$W/ob" & tb=$!

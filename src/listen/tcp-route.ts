@@ -345,7 +345,8 @@ export class TcpRoute<C extends ListenerConfig = ListenerConfig> implements Rout
     c.awaitingAccept = false;
     // An early relay that ended before its upstream accepted never started: no session record.
     if (!started) return this.#forget(c);
-    this.#shell.ended(c, reason, { bytesFromClient, packetsFromClient: 0, bytesToClient, packetsToClient: 0 }, c.endDetail);
+    // The counters are built only when a sink reads the end (no access log, flow records or metrics: none).
+    if (this.deps.events.wants('session-ended')) this.#shell.ended(c, reason, { bytesFromClient, packetsFromClient: 0, bytesToClient, packetsToClient: 0 }, c.endDetail);
     this.#forget(c);
   }
 

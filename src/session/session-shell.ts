@@ -146,8 +146,12 @@ export class SessionShell<P extends SessionPolicy, F extends ShellFlow> {
   started(flow: F, upstream: Endpoint, dialedAt: number): void {
     const { clock, events } = this.deps;
     // Per-session events are built only when a sink reads them (no access log, metrics or ban rule: none).
-    if (events.wants('session-started')) events.emit({ type: 'session-started', at: clock.wallNow(), flow, upstream, startedAt: flow.startedWall });
-    if (events.wants('dial-ok')) events.emit({ type: 'dial-ok', at: clock.wallNow(), flow, latencyMs: clock.now() - dialedAt });
+    const started = events.wants('session-started');
+    const dialOk = events.wants('dial-ok');
+    if (!started && !dialOk) return;
+    const at = clock.wallNow(); // one reading for both events: they happen at the same moment
+    if (started) events.emit({ type: 'session-started', at, flow, upstream, startedAt: flow.startedWall });
+    if (dialOk) events.emit({ type: 'dial-ok', at, flow, latencyMs: clock.now() - dialedAt });
   }
 
   /** The dial failed: reports `dial-error` and returns the reason the flow ends with. */

@@ -73,3 +73,18 @@ export function perConfigDatapath() {
     }
   };
 }
+
+/**
+ * For tests of the native stream datapath alone: `skip` (loud, from nativeStreamCase; never under
+ * CI=true) and the datapath, which throws under CI=true when the addon did not load.
+ */
+export function nativeOnly(): { skip: string | false; datapath: () => StreamDatapath } {
+  const c = nativeStreamCase();
+  return {
+    skip: c.skip ?? false,
+    datapath: () => {
+      if (!c.datapath) throw new Error('CI=true: the native stream datapath must load (node native/build.mjs)');
+      return c.datapath;
+    },
+  };
+}

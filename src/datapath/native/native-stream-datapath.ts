@@ -38,6 +38,8 @@ export class NativeStreamDatapath implements StreamDatapath, ConnEngine {
   /** By engine id: accepted and dialed connections this side still knows. */
   readonly #conns: (NativeConn | undefined)[] = [];
   readonly #listeners = new Map<number, (conn: StreamConn) => void>();
+  #lastListener = -1;
+  #lastOn: ((conn: StreamConn) => void) | undefined;
   /** By engine id: dials the engine has not answered. */
   readonly #dials: (PendingDial | undefined)[] = [];
   readonly #one = new Int32Array(1);
@@ -56,12 +58,14 @@ export class NativeStreamDatapath implements StreamDatapath, ConnEngine {
     const id = this.#b.streamListen(this.#engine, host, port, 4096);
     const [family, address, bound] = this.#b.streamLocal(this.#engine, id);
     this.#listeners.set(id, onConnection);
+    if (this.#lastListener === id) this.#lastOn = undefined; // an id taken again: not the closed listener's handler
     let closed: Promise<void> | undefined;
     return {
       local: { address: family === 4 ? address : formatV6Text(address), port: bound, family },
       close: () =>
         (closed ??= Promise.resolve().then(() => {
           this.#listeners.delete(id);
+          if (this.#lastListener === id) this.#lastOn = undefined;
           this.#b.streamClose(this.#engine, id);
         })),
     };
@@ -211,6 +215,15 @@ export class NativeStreamDatapath implements StreamDatapath, ConnEngine {
     return (this.#lastLocal = endpointAt(ev, o));
   }
 
+  /** The accept handler of listener `id`; the last one is kept (one listener takes most connections). */
+  #listenerOf(id: number): ((conn: StreamConn) => void) | undefined {
+    if (id === this.#lastListener && this.#lastOn !== undefined) return this.#lastOn;
+    const on = this.#listeners.get(id);
+    this.#lastListener = id;
+    this.#lastOn = on;
+    return on;
+  }
+
   #forget(id: number): void {
     this.#conns[id] = undefined;
   }
@@ -239,7 +252,7 @@ export class NativeStreamDatapath implements StreamDatapath, ConnEngine {
     const id = ev[o + (type === EV_ACCEPT ? 2 : 1)]!;
     if (type === EV_ACCEPT) {
       const conn = new NativeConn(this, id, endpointAt(ev, o + 3), this.#localAt(ev, o + 9));
-      const on = this.#listeners.get(ev[o + 1]!);
+      const on = this.#listenerOf(ev[o + 1]!);
       this.#conns[id] = conn;
       if (on) on(conn);
       else conn.destroy();
