@@ -21,8 +21,12 @@ static void Remember(FwdPool& p, int active) {
   p.history_at = (p.history_at + 1) % kPoolRecentRounds;
 }
 
+// Unused budget banked for later rounds, at most this many rounds' worth (fair-share.ts BANK_ROUNDS).
+constexpr double kPoolBankRounds = 4;
+
 static void NewRound(FwdPool& p, int64_t now) {
-  int64_t skipped = p.round_end == INT64_MIN ? 0 : (now - p.round_end) / p.round_ns;
+  bool first = p.round_end == INT64_MIN;
+  int64_t skipped = first ? 0 : (now - p.round_end) / p.round_ns;
   if (p.active > 0) p.last_busy = p.round;
   p.round += 1 + skipped;
   p.round_end = (p.round_end == INT64_MIN ? now : p.round_end + skipped * p.round_ns) + p.round_ns;
@@ -36,7 +40,10 @@ static void NewRound(FwdPool& p, int64_t now) {
   p.owed = 0;
   p.expected_last = skipped >= kPoolRecentRounds ? 0 : p.expected_now;
   p.expected_now = 0;
-  p.left = p.per_round;
+  // A token bucket, as in fair-share.ts: the previous round's unused budget and every skipped round's.
+  double unused = first ? 0 : p.left + static_cast<double>(skipped) * p.per_round;
+  double cap = kPoolBankRounds * p.per_round;
+  p.left = p.per_round + (unused < cap ? unused : cap);
   p.spare = p.per_round / 8 > 4 ? p.per_round / 8 : 4;
   p.quantum = p.per_round / recent;
 }

@@ -15,8 +15,17 @@
  * spent, every datagram is dropped as `agent-budget` until the next round, except that a session with its share unused
  * that did not send in the previous round or sends no more than expected of it (one that arrived
  * after a lone flooder took the round, or whose demand was underestimated) may draw on a spare of
- * 1/8 of the round's budget (at least 4 datagrams): a round carries at most 9/8 of its budget
- * (or 4 more), and a newcomer is not shut out by a flooder that was alone in the previous round.
+ * 1/8 of the round's budget (at least 4 datagrams), and a newcomer is not shut out by a flooder
+ * that was alone in the previous round.
+ *
+ * Budget a round leaves unused (and the whole budget of rounds in which nothing was sent) is
+ * banked for the next rounds, at most BANK_ROUNDS rounds' worth: a token bucket at the budget's
+ * rate. Datagrams are judged when the process reads them, not when they were sent: after a stall
+ * (a GC, a shared CPU, a client moved to a socket of its own) a paced client's backlog is read in
+ * one round, and without the bank a 40k/s client delayed 30 ms lost what exceeded one round's
+ * budget as `agent-budget`, though it never sent faster than the budget. A flood leaves nothing
+ * unused, so it banks nothing: over any time T, at most `perSecond * T` plus the bank (and the
+ * spares) is admitted.
  *
  * Deficits: a session that sent in the previous round carries at most one datagram's worth of
  * unused credit, so quanta under one datagram (many sessions, small budget) still add up, and at
@@ -48,6 +57,13 @@ const RECENT_ROUNDS = 10;
 /** The spare of a round as a part of its budget, and its least size (a newcomer's first round trips). */
 const SPARE = 1 / 8;
 const MIN_SPARE = 4;
+
+/**
+ * The most rounds' worth of unused budget a round can bank (40 ms at the budget's rate): more than
+ * a listener's receive queue holds at the default budget (2 MiB accounted, about 2,700 datagrams
+ * of 64 B), so a backlog the kernel kept is not dropped here for arriving late.
+ */
+const BANK_ROUNDS = 4;
 
 export interface FairShareSettings {
   /** Datagrams per second the whole path may carry; 0 disables the budget (every datagram admitted). */
@@ -210,6 +226,9 @@ export class FairShare {
     const n = this.#inThisRound(slot, now, forwarded);
     if (n <= 0) {
       slot.offeredAtCharge = slot.offered;
+      // All in earlier rounds: it spends what this round banked of them.
+      const banked = this.#left - this.perRound;
+      if (banked > 0) this.#left -= forwarded < banked ? forwarded : banked;
       return;
     }
     if (slot.round !== this.#round) this.#enter(slot);
@@ -217,8 +236,12 @@ export class FairShare {
     slot.offeredAtCharge = slot.offered;
     slot.deficit -= n;
     // Even this round's part can exceed what is left of its budget: it spends that (JavaScript
-    // then admits only from the spare), never the next round's.
-    this.#left = this.#left > n ? this.#left - n : 0;
+    // then admits only from the spare), never the next round's. The part in earlier rounds used
+    // their budget (under the pool's copy): it spends what this round banked of them.
+    const earlier = forwarded - n;
+    const banked = this.#left - this.perRound;
+    const spent = n + (earlier < banked ? earlier : banked > 0 ? banked : 0);
+    this.#left = this.#left > spent ? this.#left - spent : 0;
     const r = n < slot.reserved ? n : slot.reserved;
     slot.reserved -= r;
     this.#owed -= r;
@@ -270,7 +293,8 @@ export class FairShare {
   #newRound(now: number): void {
     // Rounds skipped while nothing was sent count as idle in the history of active sessions (a
     // backlog spans them, see `#lastBusy`: the process may just have stalled).
-    const skipped = this.#roundEnd === -Infinity ? 0 : Math.floor((now - this.#roundEnd) / this.roundMs);
+    const first = this.#roundEnd === -Infinity;
+    const skipped = first ? 0 : Math.floor((now - this.#roundEnd) / this.roundMs);
     if (this.#active > 0) this.#lastBusy = this.#round;
     this.#round += 1 + skipped;
     this.#roundEnd = (this.#roundEnd === -Infinity ? now : this.#roundEnd + skipped * this.roundMs) + this.roundMs;
@@ -283,7 +307,10 @@ export class FairShare {
     this.#owed = 0;
     this.#expectedLast = skipped >= RECENT_ROUNDS ? 0 : this.#expectedNow;
     this.#expectedNow = 0;
-    this.#left = this.perRound;
+    // Unused budget is banked (the previous round's, then every skipped round's), at most BANK_ROUNDS rounds' worth.
+    const unused = first ? 0 : this.#left + skipped * this.perRound;
+    const cap = BANK_ROUNDS * this.perRound;
+    this.#left = this.perRound + (unused < cap ? unused : cap);
     this.#spare = Math.max(this.perRound * SPARE, MIN_SPARE);
     this.#quantum = this.perRound / recent;
   }

@@ -126,8 +126,10 @@ test('rounds skipped while nothing was sent reset the active count', () => {
   const b = new FairSlot();
   offer(f, a, 10, 0);
   offer(f, b, 10, 0);
-  // A long pause: when traffic resumes, a alone gets the whole budget again.
-  assert.equal(offer(f, a, 500, 1000), 100);
+  // A long pause: when traffic resumes, a alone gets the whole budget again (its quantum is the
+  // round's), and the bank the idle rounds filled (4 rounds' worth).
+  assert.equal(offer(f, a, 500, 1000), 500);
+  assert.equal(f.quantum, 100);
 });
 
 test('reasons are named as metrics name them; bad settings are refused', () => {
@@ -175,7 +177,7 @@ test('take pre-admits up to `want` as that many admits would, stops at the first
   const f = new FairShare({ perSecond: 10_000, roundMs: 10 }); // 100 per round
   const flooder = new FairSlot();
   const light = new FairSlot();
-  assert.equal(offer(f, light, 1, 0), 1);
+  assert.equal(offer(f, light, 100, 0), 100, 'round 0 used whole: nothing banked');
   assert.equal(f.take(flooder, 10, 32), 32, 'a chunk within the budget');
   // The most sessions active in one recent round is 1, so the flooder's quantum is the round: it
   // takes the rest of it, as 68 more admits would, and the 69th asked is refused.
@@ -192,14 +194,15 @@ test('charge counts datagrams sent without asking (the batch\'s pool) as admitte
   const f = new FairShare({ perSecond: 10_000, roundMs: 10 }); // 100 per round
   const flooder = new FairSlot();
   const light = new FairSlot();
-  // Round 0: both active, the light one sends 30 (so 50, its share, is held back for it next round).
-  offer(f, flooder, 1, 0);
+  // Round 0: both active, the light one sends 30 (so 50, its share, is held back for it next
+  // round), the flooder the rest (nothing banked).
+  offer(f, flooder, 70, 0);
   offer(f, light, 30, 0);
   // Round 1: quanta of 50; the batch forwarded 60 of the flooder's.
   assert.equal(offer(f, light, 1, 10), 1);
   f.charge(flooder, 10, 60);
   assert.equal(f.quantum, 50);
-  assert.equal(f.admitted, 92);
+  assert.equal(f.admitted, 161);
   assert.equal(f.admit(flooder, 10), DROP_SESSION_SHARE, 'the flooder used its share in the batch: its next datagram is its own excess');
   assert.equal(flooder.droppedShare, 1);
   assert.equal(offer(f, light, 20, 10), 20, 'the light session is held its share');
