@@ -21,12 +21,20 @@ static void Remember(FwdPool& p, int active) {
   p.history_at = (p.history_at + 1) % kPoolRecentRounds;
 }
 
-// Unused budget banked for later rounds, at most this many rounds' worth (fair-share.ts BANK_ROUNDS).
+// The most shares a slot can bank (fair-share.ts BANK_ROUNDS).
 constexpr double kPoolBankRounds = 4;
 
+// fair-share.ts #bankUnused: what `s` left of its share (negative: took beyond it), and its whole
+// share of every round since its latest in which it was not asked for anything.
+static void BankUnused(const FwdPool& p, FwdPoolSlot& s, double unused) {
+  int64_t idle = p.round - s.round - 1;
+  double b = s.bank + unused + (idle > 0 ? static_cast<double>(idle) * p.quantum : 0);
+  double cap = kPoolBankRounds * p.quantum;
+  s.bank = b <= 0 ? 0 : b < cap ? b : cap;
+}
+
 static void NewRound(FwdPool& p, int64_t now) {
-  bool first = p.round_end == INT64_MIN;
-  int64_t skipped = first ? 0 : (now - p.round_end) / p.round_ns;
+  int64_t skipped = p.round_end == INT64_MIN ? 0 : (now - p.round_end) / p.round_ns;
   if (p.active > 0) p.last_busy = p.round;
   p.round += 1 + skipped;
   p.round_end = (p.round_end == INT64_MIN ? now : p.round_end + skipped * p.round_ns) + p.round_ns;
@@ -40,10 +48,7 @@ static void NewRound(FwdPool& p, int64_t now) {
   p.owed = 0;
   p.expected_last = skipped >= kPoolRecentRounds ? 0 : p.expected_now;
   p.expected_now = 0;
-  // A token bucket, as in fair-share.ts: the previous round's unused budget and every skipped round's.
-  double unused = first ? 0 : p.left + static_cast<double>(skipped) * p.per_round;
-  double cap = kPoolBankRounds * p.per_round;
-  p.left = p.per_round + (unused < cap ? unused : cap);
+  p.left = p.per_round;
   p.spare = p.per_round / 8 > 4 ? p.per_round / 8 : 4;
   p.quantum = p.per_round / recent;
 }
@@ -71,6 +76,8 @@ int PoolAdmit(FwdState* f, int id) {
     bool backlogged = s.round == p.last_busy;
     double d = s.deficit;
     double carry = backlogged ? (d > 1 ? 1 : d < -1 ? -1 : d) : 0;
+    if (s.round >= 0) BankUnused(p, s, s.refused && d > carry ? 0 : d - carry);
+    s.refused = false;
     s.deficit = carry + p.quantum;
     s.fresh = !backlogged;
     s.round = p.round;
@@ -91,6 +98,11 @@ int PoolAdmit(FwdState* f, int id) {
       p.spare -= 1;
       return kPoolForward;
     }
+    if (s.bank >= 1) {
+      s.bank -= 1;
+      return kPoolForward;
+    }
+    s.refused = true;
     return Refuse(ps, s, id, 0);
   }
   if (s.deficit >= 1) {
@@ -108,6 +120,11 @@ int PoolAdmit(FwdState* f, int id) {
     p.left -= 1;
     return kPoolForward;
   }
+  if (s.bank >= 1) {
+    s.bank -= 1;
+    return kPoolForward;
+  }
+  s.refused = true;
   return Refuse(ps, s, id, 1);
 }
 
@@ -202,10 +219,17 @@ napi_value PoolAttach(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// forwardPoolJoin(engine, sealEntry, pool) -> true when the entry now draws on the pool
+// forwardPoolJoin(engine, sealEntry, pool[, bank]) -> true when the entry now draws on the pool;
+// `bank`: what the session had banked in JavaScript's FairShare (its slot there), carried over.
 napi_value PoolJoin(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  if (!Args(env, info, 3, argv)) return nullptr;
+  napi_value argv[4];
+  size_t argc = 4;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < 3) {
+    napi_throw_type_error(env, nullptr, "forwardPoolJoin(engine, entry, pool[, bank])");
+    return nullptr;
+  }
+  double bank = 0;
+  if (argc > 3 && napi_get_value_double(env, argv[3], &bank) != napi_ok) bank = 0;
   FwdState* f = LiveFwd(env, argv[0]);
   int32_t entry = -1, pool = -1;
   if (f == nullptr || f->pools == nullptr || napi_get_value_int32(env, argv[1], &entry) != napi_ok || napi_get_value_int32(env, argv[2], &pool) != napi_ok)
@@ -216,6 +240,7 @@ napi_value PoolJoin(napi_env env, napi_callback_info info) {
   if (static_cast<int>(ps->slots.size()) <= entry) ps->slots.resize(f->entries.size());
   ps->slots[entry] = FwdPoolSlot();
   ps->slots[entry].pool = pool;
+  ps->slots[entry].bank = bank > 0 ? bank : 0;
   if (ps->drops != nullptr && entry < ps->drops_max) ps->drops[entry * 2] = ps->drops[entry * 2 + 1] = 0;
   return Bool(env, true);
 }

@@ -15,17 +15,20 @@
  * spent, every datagram is dropped as `agent-budget` until the next round, except that a session with its share unused
  * that did not send in the previous round or sends no more than expected of it (one that arrived
  * after a lone flooder took the round, or whose demand was underestimated) may draw on a spare of
- * 1/8 of the round's budget (at least 4 datagrams), and a newcomer is not shut out by a flooder
- * that was alone in the previous round.
+ * 1/8 of the round's budget (at least 4 datagrams): a newcomer is not shut out by a flooder that
+ * was alone in the previous round.
  *
- * Budget a round leaves unused (and the whole budget of rounds in which nothing was sent) is
- * banked for the next rounds, at most BANK_ROUNDS rounds' worth: a token bucket at the budget's
- * rate. Datagrams are judged when the process reads them, not when they were sent: after a stall
- * (a GC, a shared CPU, a client moved to a socket of its own) a paced client's backlog is read in
- * one round, and without the bank a 40k/s client delayed 30 ms lost what exceeded one round's
- * budget as `agent-budget`, though it never sent faster than the budget. A flood leaves nothing
- * unused, so it banks nothing: over any time T, at most `perSecond * T` plus the bank (and the
- * spares) is admitted.
+ * Banks: a session keeps what it leaves of its share, at most BANK_ROUNDS shares (a token bucket
+ * per session at its share's rate): what was left of its latest round, its whole share of every
+ * round since in which it sent nothing, less what it took beyond its share (a debt is paid from
+ * the bank first). A datagram that would be dropped is admitted from the session's bank instead,
+ * beyond the round's budget. Datagrams are judged when the process reads them, not when they
+ * were sent: after a stall (a GC, a shared CPU, a client moved to a socket of its own) a paced
+ * client's backlog is read in one round, and without banks a 40k/s client delayed 30 ms lost
+ * what exceeded one round's budget as `agent-budget`, though it never sent more than its share.
+ * A session over its share (a flooder) has nothing banked, so its excess is dropped as before. A
+ * round admits at most its budget, the spare, and what sessions had banked while within their
+ * share.
  *
  * Deficits: a session that sent in the previous round carries at most one datagram's worth of
  * unused credit, so quanta under one datagram (many sessions, small budget) still add up, and at
@@ -59,9 +62,9 @@ const SPARE = 1 / 8;
 const MIN_SPARE = 4;
 
 /**
- * The most rounds' worth of unused budget a round can bank (40 ms at the budget's rate): more than
- * a listener's receive queue holds at the default budget (2 MiB accounted, about 2,700 datagrams
- * of 64 B), so a backlog the kernel kept is not dropped here for arriving late.
+ * The most shares a session can bank (40 ms of its share): at the default budget more than a
+ * listener's receive queue holds (2 MiB accounted, about 2,700 datagrams of 64 B), so a backlog
+ * the kernel kept for a session within its share is not dropped here for being read late.
  */
 const BANK_ROUNDS = 4;
 
@@ -92,6 +95,10 @@ export class FairSlot {
   /** Datagrams this slot had dropped, by reason (cumulative). */
   droppedBudget = 0;
   droppedShare = 0;
+  /** Its share left unused, kept for a backlog read late (at most BANK_ROUNDS shares; see the class comment). */
+  bank = 0;
+  /** A datagram of it was dropped in its latest round: what it left of its share then was not unused, it was refused. */
+  refused = false;
 }
 
 export class FairShare {
@@ -156,6 +163,8 @@ export class FairShare {
         this.admitted++;
         return ADMIT;
       }
+      if (slot.bank >= 1) return this.#fromBank(slot);
+      slot.refused = true;
       slot.droppedBudget++;
       this.droppedBudget++;
       return DROP_AGENT_BUDGET;
@@ -182,9 +191,18 @@ export class FairShare {
       this.admitted++;
       return ADMIT;
     }
+    if (slot.bank >= 1) return this.#fromBank(slot);
+    slot.refused = true;
     slot.droppedShare++;
     this.droppedShare++;
     return DROP_SESSION_SHARE;
+  }
+
+  /** Admits a datagram of `slot` from its bank, beyond the round's budget. */
+  #fromBank(slot: FairSlot): typeof ADMIT {
+    slot.bank -= 1;
+    this.admitted++;
+    return ADMIT;
   }
 
   /** `slot`'s first datagram of this round: its share, carry and reservation (see the class comment). */
@@ -197,6 +215,8 @@ export class FairShare {
     const backlogged = slot.round === this.#lastBusy;
     const d = slot.deficit;
     const carry = backlogged ? (d > 1 ? 1 : d < -1 ? -1 : d) : 0;
+    if (slot.round >= 0) this.#bankUnused(slot, slot.refused && d > carry ? 0 : d - carry, q);
+    slot.refused = false;
     slot.deficit = carry + q;
     slot.fresh = !backlogged;
     slot.round = this.#round;
@@ -213,6 +233,21 @@ export class FairShare {
   }
 
   /**
+   * Banks what `slot` left of its share (`unused`, negative for what it took beyond it) and its
+   * whole share `q` of each round since its latest in which it sent nothing: neither through
+   * `admit` nor, as far as charges tell, in the batch (rounds up to its last charge are not idle).
+   */
+  #bankUnused(slot: FairSlot, unused: number, q: number): void {
+    const start = this.#roundEnd - this.roundMs;
+    const chargedRound = slot.chargedAt === -Infinity ? -1 : this.#round + Math.floor((slot.chargedAt - start) / this.roundMs);
+    const since = slot.round > chargedRound ? slot.round : chargedRound;
+    const idle = this.#round - since - 1;
+    const b = slot.bank + unused + (idle > 0 ? idle * q : 0);
+    const cap = BANK_ROUNDS * q;
+    slot.bank = b <= 0 ? 0 : b < cap ? b : cap;
+  }
+
+  /**
    * Counts `n` datagrams of `slot` that were sent without asking (the native batch's pool,
    * datapath/offload-pool.ts, admitted them under its own copy of this budget) as admitted now:
    * the budget and the session's share are charged with them, so what JavaScript admits after
@@ -226,22 +261,21 @@ export class FairShare {
     const n = this.#inThisRound(slot, now, forwarded);
     if (n <= 0) {
       slot.offeredAtCharge = slot.offered;
-      // All in earlier rounds: it spends what this round banked of them.
-      const banked = this.#left - this.perRound;
-      if (banked > 0) this.#left -= forwarded < banked ? forwarded : banked;
       return;
     }
     if (slot.round !== this.#round) this.#enter(slot);
     slot.offered += n;
     slot.offeredAtCharge = slot.offered;
     slot.deficit -= n;
+    // Beyond its share: paid from its bank first (what it banked was for this).
+    if (slot.deficit < 0 && slot.bank > 0) {
+      const pay = -slot.deficit < slot.bank ? -slot.deficit : slot.bank;
+      slot.bank -= pay;
+      slot.deficit += pay;
+    }
     // Even this round's part can exceed what is left of its budget: it spends that (JavaScript
-    // then admits only from the spare), never the next round's. The part in earlier rounds used
-    // their budget (under the pool's copy): it spends what this round banked of them.
-    const earlier = forwarded - n;
-    const banked = this.#left - this.perRound;
-    const spent = n + (earlier < banked ? earlier : banked > 0 ? banked : 0);
-    this.#left = this.#left > spent ? this.#left - spent : 0;
+    // then admits only from the spare), never the next round's.
+    this.#left = this.#left > n ? this.#left - n : 0;
     const r = n < slot.reserved ? n : slot.reserved;
     slot.reserved -= r;
     this.#owed -= r;
@@ -273,11 +307,14 @@ export class FairShare {
    * credit). The first refusal ends it and is not counted as a drop: nothing was offered yet.
    */
   take(slot: FairSlot, now: number, want: number): number {
+    const refused = slot.refused;
+    const round = slot.round;
     let n = 0;
     for (; n < want; n++) {
       const v = this.admit(slot, now);
       if (v === ADMIT) continue;
       slot.offered--;
+      slot.refused = slot.round === round ? refused : false;
       if (v === DROP_AGENT_BUDGET) {
         slot.droppedBudget--;
         this.droppedBudget--;
@@ -293,8 +330,7 @@ export class FairShare {
   #newRound(now: number): void {
     // Rounds skipped while nothing was sent count as idle in the history of active sessions (a
     // backlog spans them, see `#lastBusy`: the process may just have stalled).
-    const first = this.#roundEnd === -Infinity;
-    const skipped = first ? 0 : Math.floor((now - this.#roundEnd) / this.roundMs);
+    const skipped = this.#roundEnd === -Infinity ? 0 : Math.floor((now - this.#roundEnd) / this.roundMs);
     if (this.#active > 0) this.#lastBusy = this.#round;
     this.#round += 1 + skipped;
     this.#roundEnd = (this.#roundEnd === -Infinity ? now : this.#roundEnd + skipped * this.roundMs) + this.roundMs;
@@ -307,10 +343,7 @@ export class FairShare {
     this.#owed = 0;
     this.#expectedLast = skipped >= RECENT_ROUNDS ? 0 : this.#expectedNow;
     this.#expectedNow = 0;
-    // Unused budget is banked (the previous round's, then every skipped round's), at most BANK_ROUNDS rounds' worth.
-    const unused = first ? 0 : this.#left + skipped * this.perRound;
-    const cap = BANK_ROUNDS * this.perRound;
-    this.#left = this.perRound + (unused < cap ? unused : cap);
+    this.#left = this.perRound;
     this.#spare = Math.max(this.perRound * SPARE, MIN_SPARE);
     this.#quantum = this.perRound / recent;
   }

@@ -9,7 +9,7 @@ function paced(f: FairShare, slot: FairSlot, n: number, from: number, to: number
   return ok;
 }
 
-test('a paced client read late (the process stalled 36 ms) loses nothing: its backlog, read in one round, fits the budget the waiting rounds banked', () => {
+test('a paced client read late (the process stalled 36 ms) loses nothing: its backlog, read in one round, fits what it banked of its share', () => {
   const f = new FairShare({ perSecond: 100_000, roundMs: 10 }); // 1000 per round, the default
   const s = new FairSlot();
   // 40k/s, read as it comes: 400 a round.
@@ -33,23 +33,23 @@ test('a client read slower than it sends for a while (the process starved of CPU
   assert.equal(f.droppedBudget + f.droppedShare, 0);
 });
 
-test('a flood banks nothing: alone for 100 rounds it gets the budget of 100 rounds, and after an idle spell the bank (4 rounds\' worth) once', () => {
+test('a flood banks nothing: alone for 100 rounds it gets the budget of 100 rounds, and after an idle spell its bank (4 shares) once', () => {
   const f = new FairShare({ perSecond: 10_000, roundMs: 10 }); // 100 per round
   const s = new FairSlot();
   let ok = 0;
   for (let r = 0; r < 100; r++) ok += paced(f, s, 1000, r * 10, r * 10 + 1);
   assert.equal(ok, 100 * 100);
-  // Idle for a second: the next round carries its budget and the bank, at most 4 rounds' worth.
+  // Idle for a second: it banked its share of the idle rounds, at most 4 shares.
   assert.equal(paced(f, s, 1000, 2000, 2001), 500);
   // Then the budget a round (one datagram of debt carries over from the round it borrowed in).
   assert.equal(paced(f, s, 1000, 2010, 2011) + paced(f, s, 1000, 2020, 2021), 200, 'then the budget a round');
 });
 
-test('a flooder and a light session with a bank: the light one still loses nothing, the flooder still loses its excess', () => {
+test('a flooder and a light session: the flooder has nothing banked, the light one loses nothing', () => {
   const f = new FairShare({ perSecond: 10_000, roundMs: 10 }); // 100 per round
   const flood = new FairSlot();
   const light = new FairSlot();
-  // 10 a round for a while: the bank is full when the flood starts.
+  // 10 a round for a while: the light one has banked 4 shares when the flood starts.
   assert.equal(paced(f, light, 100, 0, 100), 100);
   let floodOk = 0;
   let lightLost = 0;
@@ -60,18 +60,20 @@ test('a flooder and a light session with a bank: the light one still loses nothi
     }
   }
   assert.equal(lightLost, 0);
-  // 50 rounds of 100, less the light one's 500, plus the bank it found (400) and its first round's spare at most.
-  assert.ok(floodOk <= 50 * 100 - 500 + 400 + 13, `flooder admitted ${floodOk}`);
+  // 50 rounds of 100, less the light one's 500, plus its first round's spare at most.
+  assert.ok(floodOk <= 50 * 100 - 500 + 13, `flooder admitted ${floodOk}`);
+  assert.equal(flood.bank, 0);
   assert.ok(flood.droppedShare + flood.droppedBudget >= 50 * 1000 - 50 * 100, 'its excess is dropped');
 });
 
-test('what the batch forwarded in earlier rounds spends the budget those rounds banked here: a session folded after a sweep in the batch at the budget\'s rate finds one round\'s budget, not the bank', () => {
+test('the rounds the batch carried a session in are not idle: a fold after a sweep in the batch at its whole share banks nothing for them', () => {
   const f = new FairShare({ perSecond: 100_000, roundMs: 10 }); // 1000 per round
   const s = new FairSlot();
-  assert.equal(paced(f, s, 10, 0, 1), 10);
+  assert.equal(paced(f, s, 1000, 0, 1), 1000, 'its whole share in round 0: nothing left to bank');
   // The batch's pool forwarded it at the whole budget for 250 ms; the fold at 255 ms charges it.
   f.charge(s, 255, 25_000);
-  // 5 ms of 255 are this round's (491 datagrams); the rest spent the bank the skipped rounds filled.
+  assert.equal(s.bank, 0);
+  // 5 ms of 255 are this round's (491 datagrams): what is left of the round, and the spare at most.
   const ok = paced(f, s, 2000, 255, 256);
-  assert.ok(ok <= 1000 - 491 + 125, `admitted ${ok} after the fold: the bank was spent twice`);
+  assert.ok(ok <= 1000 - 491 + 125, `admitted ${ok} after the fold: the rounds in the batch were banked as idle`);
 });

@@ -127,7 +127,7 @@ test('rounds skipped while nothing was sent reset the active count', () => {
   offer(f, a, 10, 0);
   offer(f, b, 10, 0);
   // A long pause: when traffic resumes, a alone gets the whole budget again (its quantum is the
-  // round's), and the bank the idle rounds filled (4 rounds' worth).
+  // round's), and what it banked of it while idle (4 rounds' worth: class comment, "Banks").
   assert.equal(offer(f, a, 500, 1000), 500);
   assert.equal(f.quantum, 100);
 });
@@ -177,7 +177,7 @@ test('take pre-admits up to `want` as that many admits would, stops at the first
   const f = new FairShare({ perSecond: 10_000, roundMs: 10 }); // 100 per round
   const flooder = new FairSlot();
   const light = new FairSlot();
-  assert.equal(offer(f, light, 100, 0), 100, 'round 0 used whole: nothing banked');
+  assert.equal(offer(f, light, 1, 0), 1);
   assert.equal(f.take(flooder, 10, 32), 32, 'a chunk within the budget');
   // The most sessions active in one recent round is 1, so the flooder's quantum is the round: it
   // takes the rest of it, as 68 more admits would, and the 69th asked is refused.
@@ -194,23 +194,28 @@ test('charge counts datagrams sent without asking (the batch\'s pool) as admitte
   const f = new FairShare({ perSecond: 10_000, roundMs: 10 }); // 100 per round
   const flooder = new FairSlot();
   const light = new FairSlot();
-  // Round 0: both active, the light one sends 30 (so 50, its share, is held back for it next
-  // round), the flooder the rest (nothing banked).
-  offer(f, flooder, 70, 0);
+  // Round 0: both active, the light one sends 30 (so 50, its share, is held back for it next round).
+  offer(f, flooder, 1, 0);
   offer(f, light, 30, 0);
-  // Round 1: quanta of 50; the batch forwarded 60 of the flooder's.
-  assert.equal(offer(f, light, 1, 10), 1);
-  f.charge(flooder, 10, 60);
+  // Round 1: the flooder floods, spending what it banked in round 0 (its share it left unused).
+  offer(f, light, 30, 10);
+  offer(f, flooder, 1000, 10);
+  assert.equal(flooder.bank, 0);
+  // Round 2: quanta of 50; the batch forwarded 60 of the flooder's.
+  assert.equal(offer(f, light, 1, 20), 1);
+  f.charge(flooder, 20, 60);
   assert.equal(f.quantum, 50);
-  assert.equal(f.admitted, 161);
-  assert.equal(f.admit(flooder, 10), DROP_SESSION_SHARE, 'the flooder used its share in the batch: its next datagram is its own excess');
-  assert.equal(flooder.droppedShare, 1);
-  assert.equal(offer(f, light, 20, 10), 20, 'the light session is held its share');
+  const admitted = f.admitted;
+  const shareDrops = flooder.droppedShare;
+  assert.equal(f.admit(flooder, 20), DROP_SESSION_SHARE, 'the flooder used its share in the batch: its next datagram is its own excess');
+  assert.equal(flooder.droppedShare, shareDrops + 1);
+  assert.equal(f.admitted, admitted);
+  assert.equal(offer(f, light, 20, 20), 20, 'the light session is held its share');
   // A fold that brings more than the round (what the batch forwarded over several rounds) spends this round only.
-  f.charge(flooder, 10, 10_000);
-  assert.equal(f.admit(flooder, 10), DROP_AGENT_BUDGET, 'this round is spent');
-  assert.equal(offer(f, light, 1, 10), 1, 'a light session within its expected demand still draws on the spare');
-  assert.equal(offer(f, flooder, 200, 20) > 0, true, 'the next round has its budget again');
+  f.charge(flooder, 20, 10_000);
+  assert.equal(f.admit(flooder, 20), DROP_AGENT_BUDGET, 'this round is spent');
+  assert.equal(offer(f, light, 1, 20), 1, 'a light session within its expected demand still draws on the spare');
+  assert.equal(offer(f, flooder, 200, 30) > 0, true, 'the next round has its budget again');
   // No budget: charging is a no-op.
   const off = new FairShare({ perSecond: 0 });
   off.charge(flooder, 0, 5);
