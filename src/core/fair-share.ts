@@ -238,13 +238,18 @@ export class FairShare {
    * `admit` nor, as far as charges tell, in the batch (rounds up to its last charge are not idle).
    */
   #bankUnused(slot: FairSlot, unused: number, q: number): void {
-    const start = this.#roundEnd - this.roundMs;
-    const chargedRound = slot.chargedAt === -Infinity ? -1 : this.#round + Math.floor((slot.chargedAt - start) / this.roundMs);
-    const since = slot.round > chargedRound ? slot.round : chargedRound;
-    const idle = this.#round - since - 1;
-    const b = slot.bank + unused + (idle > 0 ? idle * q : 0);
+    let idle = this.#round - slot.round - 1;
+    if (idle > 0 && slot.chargedAt !== -Infinity) {
+      const charged = this.#round + Math.floor((slot.chargedAt - (this.#roundEnd - this.roundMs)) / this.roundMs);
+      if (charged > slot.round) idle = this.#round - charged - 1;
+    }
+    const b = idle > 0 ? slot.bank + unused + idle * q : slot.bank + unused;
+    if (b <= 0) {
+      slot.bank = 0;
+      return;
+    }
     const cap = BANK_ROUNDS * q;
-    slot.bank = b <= 0 ? 0 : b < cap ? b : cap;
+    slot.bank = b < cap ? b : cap;
   }
 
   /**
