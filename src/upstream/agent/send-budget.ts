@@ -83,6 +83,11 @@ export class SendBudget {
    * counts its own drops: the budget's counters, the slot's (its flow record) and the route's events.
    */
   countDrops(slot: FairSlot, agentBudget: number, sessionShare: number, route: string | DropRoute): void {
+    // Refused in the batch: over its share (or past its bank there), so nothing banked here either.
+    if (agentBudget + sessionShare > 0) {
+      slot.bank = 0;
+      slot.refused = true;
+    }
     slot.droppedBudget += agentBudget;
     slot.droppedShare += sessionShare;
     this.share.droppedBudget += agentBudget;
