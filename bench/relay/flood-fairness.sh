@@ -68,6 +68,9 @@ read -r -a d1 < <(drops "$(pgrep -P "$SPID" -x node || echo "$SPID")" "$R" "$E")
 flood=$(cat "$BIN/flood.out")
 echo "flood:         $flood"
 drops_line d0 d1 k0 k1
-counters $((R + 5)) "$BIN/c1"; counters_line "$BIN/c0" "$BIN/c1"
+# Sluice's counters after the flood, once they are in: isolated-kernel is read on the sweep (250 ms),
+# and a build older than the scrape that reports the send budgets' pending drops reports
+# agent-budget/session-share once a second (docs/expose.md, "A paced client read late: banks").
+sleep 1.1; counters $((R + 5)) "$BIN/c1"; counters_line "$BIN/c0" "$BIN/c1"
 c=$(sed -E 's/.*delivered_pps=([0-9]+).*/\1/' <<<"$closed"); f=$(sed -E 's/.*delivered_pps=([0-9]+).*/\1/' <<<"$flood")
 awk -v f="$f" -v c="$c" 'BEGIN { printf "flood delivered / closed loop = %.2f\n", (c > 0 ? f / c : 0) }'

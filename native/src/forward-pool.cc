@@ -21,6 +21,18 @@ static void Remember(FwdPool& p, int active) {
   p.history_at = (p.history_at + 1) % kPoolRecentRounds;
 }
 
+// The most shares a slot can bank (fair-share.ts BANK_ROUNDS).
+constexpr double kPoolBankRounds = 4;
+
+// fair-share.ts #bankUnused: what `s` left of its share (negative: took beyond it), and its whole
+// share of every round since its latest in which it was not asked for anything.
+static void BankUnused(const FwdPool& p, FwdPoolSlot& s, double unused) {
+  int64_t idle = p.round - s.round - 1;
+  double b = s.bank + unused + (idle > 0 ? static_cast<double>(idle) * p.quantum : 0);
+  double cap = kPoolBankRounds * p.quantum;
+  s.bank = b <= 0 ? 0 : b < cap ? b : cap;
+}
+
 static void NewRound(FwdPool& p, int64_t now) {
   int64_t skipped = p.round_end == INT64_MIN ? 0 : (now - p.round_end) / p.round_ns;
   if (p.active > 0) p.last_busy = p.round;
@@ -64,6 +76,8 @@ int PoolAdmit(FwdState* f, int id) {
     bool backlogged = s.round == p.last_busy;
     double d = s.deficit;
     double carry = backlogged ? (d > 1 ? 1 : d < -1 ? -1 : d) : 0;
+    if (s.round >= 0) BankUnused(p, s, s.refused && d > carry ? 0 : d - carry);
+    s.refused = false;
     s.deficit = carry + p.quantum;
     s.fresh = !backlogged;
     s.round = p.round;
@@ -84,6 +98,11 @@ int PoolAdmit(FwdState* f, int id) {
       p.spare -= 1;
       return kPoolForward;
     }
+    if (s.bank >= 1) {
+      s.bank -= 1;
+      return kPoolForward;
+    }
+    s.refused = true;
     return Refuse(ps, s, id, 0);
   }
   if (s.deficit >= 1) {
@@ -101,6 +120,11 @@ int PoolAdmit(FwdState* f, int id) {
     p.left -= 1;
     return kPoolForward;
   }
+  if (s.bank >= 1) {
+    s.bank -= 1;
+    return kPoolForward;
+  }
+  s.refused = true;
   return Refuse(ps, s, id, 1);
 }
 
@@ -195,10 +219,17 @@ napi_value PoolAttach(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// forwardPoolJoin(engine, sealEntry, pool) -> true when the entry now draws on the pool
+// forwardPoolJoin(engine, sealEntry, pool[, bank]) -> true when the entry now draws on the pool;
+// `bank`: what the session had banked in JavaScript's FairShare (its slot there), carried over.
 napi_value PoolJoin(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  if (!Args(env, info, 3, argv)) return nullptr;
+  napi_value argv[4];
+  size_t argc = 4;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < 3) {
+    napi_throw_type_error(env, nullptr, "forwardPoolJoin(engine, entry, pool[, bank])");
+    return nullptr;
+  }
+  double bank = 0;
+  if (argc > 3 && napi_get_value_double(env, argv[3], &bank) != napi_ok) bank = 0;
   FwdState* f = LiveFwd(env, argv[0]);
   int32_t entry = -1, pool = -1;
   if (f == nullptr || f->pools == nullptr || napi_get_value_int32(env, argv[1], &entry) != napi_ok || napi_get_value_int32(env, argv[2], &pool) != napi_ok)
@@ -209,6 +240,7 @@ napi_value PoolJoin(napi_env env, napi_callback_info info) {
   if (static_cast<int>(ps->slots.size()) <= entry) ps->slots.resize(f->entries.size());
   ps->slots[entry] = FwdPoolSlot();
   ps->slots[entry].pool = pool;
+  ps->slots[entry].bank = bank > 0 ? bank : 0;
   if (ps->drops != nullptr && entry < ps->drops_max) ps->drops[entry * 2] = ps->drops[entry * 2 + 1] = 0;
   return Bool(env, true);
 }

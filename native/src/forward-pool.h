@@ -43,6 +43,10 @@ struct FwdPoolSlot {
   double offered = 0;
   double reserved = 0;
   double expected = 1;
+  // Its share left unused, at most kPoolBankRounds shares (fair-share.ts FairSlot.bank), and
+  // whether it was refused in its latest round (then what it left was not unused).
+  double bank = 0;
+  bool refused = false;
 };
 
 struct FwdPools {

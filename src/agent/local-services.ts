@@ -280,6 +280,7 @@ export class LocalServices implements DatagramSink {
           grant: (want) => budget.take(fair, want),
           pools: budget.pools,
           charge: (n) => budget.charge(fair, n),
+          bank: () => fair.bank,
           dropped: (b, sh) => budget.countDrops(fair, b, sh, policy.name),
         });
       },

@@ -15,8 +15,20 @@
  * spent, every datagram is dropped as `agent-budget` until the next round, except that a session with its share unused
  * that did not send in the previous round or sends no more than expected of it (one that arrived
  * after a lone flooder took the round, or whose demand was underestimated) may draw on a spare of
- * 1/8 of the round's budget (at least 4 datagrams): a round carries at most 9/8 of its budget
- * (or 4 more), and a newcomer is not shut out by a flooder that was alone in the previous round.
+ * 1/8 of the round's budget (at least 4 datagrams): a newcomer is not shut out by a flooder that
+ * was alone in the previous round.
+ *
+ * Banks: a session keeps what it leaves of its share, at most BANK_ROUNDS shares (a token bucket
+ * per session at its share's rate): what was left of its latest round, its whole share of every
+ * round since in which it sent nothing, less what it took beyond its share (a debt is paid from
+ * the bank first). A datagram that would be dropped is admitted from the session's bank instead,
+ * beyond the round's budget. Datagrams are judged when the process reads them, not when they
+ * were sent: after a stall (a GC, a shared CPU, a client moved to a socket of its own) a paced
+ * client's backlog is read in one round, and without banks a 40k/s client delayed 30 ms lost
+ * what exceeded one round's budget as `agent-budget`, though it never sent more than its share.
+ * A session over its share (a flooder) has nothing banked, so its excess is dropped as before. A
+ * round admits at most its budget, the spare, and what sessions had banked while within their
+ * share.
  *
  * Deficits: a session that sent in the previous round carries at most one datagram's worth of
  * unused credit, so quanta under one datagram (many sessions, small budget) still add up, and at
@@ -49,6 +61,13 @@ const RECENT_ROUNDS = 10;
 const SPARE = 1 / 8;
 const MIN_SPARE = 4;
 
+/**
+ * The most shares a session can bank (40 ms of its share): at the default budget more than a
+ * listener's receive queue holds (2 MiB accounted, about 2,700 datagrams of 64 B), so a backlog
+ * the kernel kept for a session within its share is not dropped here for being read late.
+ */
+const BANK_ROUNDS = 4;
+
 export interface FairShareSettings {
   /** Datagrams per second the whole path may carry; 0 disables the budget (every datagram admitted). */
   readonly perSecond: number;
@@ -76,6 +95,10 @@ export class FairSlot {
   /** Datagrams this slot had dropped, by reason (cumulative). */
   droppedBudget = 0;
   droppedShare = 0;
+  /** Its share left unused, kept for a backlog read late (at most BANK_ROUNDS shares; see the class comment). */
+  bank = 0;
+  /** A datagram of it was dropped in its latest round: what it left of its share then was not unused, it was refused. */
+  refused = false;
 }
 
 export class FairShare {
@@ -140,6 +163,8 @@ export class FairShare {
         this.admitted++;
         return ADMIT;
       }
+      if (slot.bank >= 1) return this.#fromBank(slot);
+      slot.refused = true;
       slot.droppedBudget++;
       this.droppedBudget++;
       return DROP_AGENT_BUDGET;
@@ -166,9 +191,18 @@ export class FairShare {
       this.admitted++;
       return ADMIT;
     }
+    if (slot.bank >= 1) return this.#fromBank(slot);
+    slot.refused = true;
     slot.droppedShare++;
     this.droppedShare++;
     return DROP_SESSION_SHARE;
+  }
+
+  /** Admits a datagram of `slot` from its bank, beyond the round's budget. */
+  #fromBank(slot: FairSlot): typeof ADMIT {
+    slot.bank -= 1;
+    this.admitted++;
+    return ADMIT;
   }
 
   /** `slot`'s first datagram of this round: its share, carry and reservation (see the class comment). */
@@ -181,6 +215,8 @@ export class FairShare {
     const backlogged = slot.round === this.#lastBusy;
     const d = slot.deficit;
     const carry = backlogged ? (d > 1 ? 1 : d < -1 ? -1 : d) : 0;
+    if (slot.round >= 0) this.#bankUnused(slot, slot.refused && d > carry ? 0 : d - carry, q);
+    slot.refused = false;
     slot.deficit = carry + q;
     slot.fresh = !backlogged;
     slot.round = this.#round;
@@ -194,6 +230,26 @@ export class FairShare {
     slot.offered = 0;
     this.#owed += slot.reserved;
     this.#expectedNow += slot.reserved;
+  }
+
+  /**
+   * Banks what `slot` left of its share (`unused`, negative for what it took beyond it) and its
+   * whole share `q` of each round since its latest in which it sent nothing: neither through
+   * `admit` nor, as far as charges tell, in the batch (rounds up to its last charge are not idle).
+   */
+  #bankUnused(slot: FairSlot, unused: number, q: number): void {
+    let idle = this.#round - slot.round - 1;
+    if (idle > 0 && slot.chargedAt !== -Infinity) {
+      const charged = this.#round + Math.floor((slot.chargedAt - (this.#roundEnd - this.roundMs)) / this.roundMs);
+      if (charged > slot.round) idle = this.#round - charged - 1;
+    }
+    const b = idle > 0 ? slot.bank + unused + idle * q : slot.bank + unused;
+    if (b <= 0) {
+      slot.bank = 0;
+      return;
+    }
+    const cap = BANK_ROUNDS * q;
+    slot.bank = b < cap ? b : cap;
   }
 
   /**
@@ -216,6 +272,12 @@ export class FairShare {
     slot.offered += n;
     slot.offeredAtCharge = slot.offered;
     slot.deficit -= n;
+    // Beyond its share: paid from its bank first (what it banked was for this).
+    if (slot.deficit < 0 && slot.bank > 0) {
+      const pay = -slot.deficit < slot.bank ? -slot.deficit : slot.bank;
+      slot.bank -= pay;
+      slot.deficit += pay;
+    }
     // Even this round's part can exceed what is left of its budget: it spends that (JavaScript
     // then admits only from the spare), never the next round's.
     this.#left = this.#left > n ? this.#left - n : 0;
@@ -250,11 +312,14 @@ export class FairShare {
    * credit). The first refusal ends it and is not counted as a drop: nothing was offered yet.
    */
   take(slot: FairSlot, now: number, want: number): number {
+    const refused = slot.refused;
+    const round = slot.round;
     let n = 0;
     for (; n < want; n++) {
       const v = this.admit(slot, now);
       if (v === ADMIT) continue;
       slot.offered--;
+      slot.refused = slot.round === round ? refused : false;
       if (v === DROP_AGENT_BUDGET) {
         slot.droppedBudget--;
         this.droppedBudget--;

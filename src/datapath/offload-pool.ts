@@ -6,8 +6,8 @@ export interface PoolBinding {
   /** A pool of `perSecond` datagrams in rounds of `roundMs`, or -1 (no forwarding table, or perSecond <= 0). */
   forwardPoolNew(engine: EngineHandle, perSecond: number, roundMs: number): number;
   forwardPoolFree(engine: EngineHandle, pool: number): void;
-  /** The seal entry draws on the pool once its credit is used up; false when it cannot. */
-  forwardPoolJoin(engine: EngineHandle, entry: number, pool: number): boolean;
+  /** The seal entry draws on the pool once its credit is used up, with `bank` (FairSlot.bank) carried over; false when it cannot. */
+  forwardPoolJoin(engine: EngineHandle, entry: number, pool: number, bank?: number): boolean;
   /** Per entry [agent-budget, session-share]: what its pool dropped in the batch (written there only). */
   forwardPoolAttach(engine: EngineHandle, drops: Float64Array): void;
 }
@@ -48,8 +48,12 @@ export class OffloadPools {
     readonly roundMs: number,
   ) {}
 
-  /** Entry `entry` of engine `e` draws on this budget's pool there; false where it cannot (older addon, budget off, closed). */
-  join(e: Engine, entry: number): boolean {
+  /**
+   * Entry `entry` of engine `e` draws on this budget's pool there, with what its session had banked
+   * in JavaScript (`bank`: a session handed over again, e.g. moved to a socket of its own, keeps it);
+   * false where it cannot (older addon, budget off, closed).
+   */
+  join(e: Engine, entry: number, bank = 0): boolean {
     if (this.#closed || !(this.perSecond > 0) || e.fwd === null) return false;
     const b = e.fwd.b as Partial<PoolBinding>;
     if (typeof b.forwardPoolJoin !== 'function' || typeof b.forwardPoolNew !== 'function') return false;
@@ -60,7 +64,7 @@ export class OffloadPools {
       if (id < 0) return false;
       this.#ids.set(e, id);
     }
-    return b.forwardPoolJoin(e.handle, entry, id);
+    return b.forwardPoolJoin(e.handle, entry, id, bank);
   }
 
   /** Frees the pools: their entries forward on their credit alone (none: JavaScript decides). Idempotent. */

@@ -46,6 +46,8 @@ export interface TunnelEnd {
    */
   readonly pools?: OffloadPools;
   charge?(toTunnel: number): void;
+  /** What the session has banked of its share (FairSlot.bank), carried into the pool when it joins. */
+  bank?(): number;
   /** Datagrams toward the tunnel the pool dropped in the batch since the last call, by reason. */
   dropped?(agentBudget: number, sessionShare: number): void;
   /** Counts datagrams the batch forwarded, for the tunnel's own counters. */
@@ -57,7 +59,7 @@ export interface TunnelEnd {
 }
 
 /** A session's send budget as its tunnel side passes it on (the agent's datagram path gets it from the session's table). */
-export type SessionBudget = Pick<TunnelEnd, 'grant' | 'pools' | 'charge' | 'dropped'>;
+export type SessionBudget = Pick<TunnelEnd, 'grant' | 'pools' | 'charge' | 'bank' | 'dropped'>;
 
 /**
  * Offloads that one change of the tunnel side ends at once (new keys, the peer's address moved,
@@ -265,6 +267,6 @@ export function offload(plain: PlainEnd, tunnel: TunnelEnd, maxBytes: number, re
   for (const g of tunnel.groups ?? []) g.add(o);
   // No credit yet under a budget (see CREDIT_CHUNK): the pool's share, or JavaScript's chunks; without one (grant -1) no limit.
   if (tunnel.grant(0) < 0) o.credit = -1;
-  else if (tunnel.pools?.join(e, toTunnel) === true) o.pooled = true;
+  else if (tunnel.pools?.join(e, toTunnel, tunnel.bank?.() ?? 0) === true) o.pooled = true;
   return o;
 }

@@ -77,6 +77,7 @@ export function tunnelEndOf(side: TunnelSide, c: OffloadedTag): TunnelEnd | null
     grant: (want) => budget.take(c.fair, want),
     pools: budget.pools,
     charge: (n) => budget.charge(c.fair, n),
+    bank: () => c.fair.bank,
     // A relayed peer flow's drops are counted on the budget, not per route (as in sendTagged).
     dropped: (b, s) => budget.countDrops(c.fair, b, s, c instanceof Connectee ? c : noRoute),
     forwarded: (to, from) => {

@@ -31,6 +31,8 @@ export interface MetricsOptions {
   readonly streamDatapath?: () => 'js' | 'native';
   /** Registers `sluice_peer_path_changes_total` (where an agent runs: only it reports peer paths). Default false. */
   readonly peerPaths?: boolean;
+  /** Emits the `datagrams-dropped` events still pending (batched by their sources), at every scrape after the live poll. */
+  readonly reportDrops?: () => void;
 }
 
 export interface SluiceMetrics {
@@ -166,6 +168,11 @@ export function createMetrics(registry: Registry, opts: MetricsOptions = {}): Sl
     help: 'Single datagrams dropped inside an admitted session, by reason.',
     labelNames: ['route', 'reason'] as const,
     registers,
+    // Current when read: the batch's drops folded in (the live poll), then what the send budgets hold for their next report.
+    collect() {
+      pollOncePerScrape();
+      opts.reportDrops?.();
+    },
   });
   const udpIsolations = new Counter({
     name: 'sluice_udp_isolations_total',

@@ -18,6 +18,7 @@ import type { LoginThrottle } from '../admin/login-throttle.js';
 import { registerPeerMetrics } from './peer-metrics.js';
 import { registerPoolMetrics, type PoolReading } from './pool-metrics.js';
 import { OFF, Rebuilt } from './rebuilt.js';
+import { reportPendingDrops } from '../upstream/agent/send-budget.js';
 
 export interface RecordSinksDeps {
   readonly clock: Clock;
@@ -180,6 +181,7 @@ export class RecordSinks {
       datapath: this.#deps.datapath,
       streamDatapath: this.#deps.streamDatapath,
       peerPaths: config.agent !== undefined,
+      reportDrops: reportPendingDrops,
     });
     // Peer families only where an agent runs (`agent:` needs a restart to come or go).
     const peerMetrics = config.agent ? registerPeerMetrics(registry, agent, this.#deps.peerFlow) : undefined;

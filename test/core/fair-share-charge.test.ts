@@ -20,9 +20,13 @@ test('a fold that brings a sweep\'s worth of a paced session is charged to the r
   // Its entries are closed (e.g. it got a socket of its own): the rest of the round goes through admit.
   assert.equal(paced(f, s, 50, 295, 300), 50, 'nothing of a paced session is dropped');
   assert.equal(s.droppedBudget + s.droppedShare, 0);
-  // The next fold, one round later, spans only that round: charged whole.
+  // The next fold, one round later, spans only that round: charged whole. Beyond it, only what the
+  // session banked while it sent under its share (class comment, "Banks") is admitted.
   f.charge(s, 305, 1000);
-  assert.equal(f.admit(s, 306), DROP_AGENT_BUDGET, 'a round\'s worth forwarded within the round still spends it');
+  const banked = Math.floor(s.bank);
+  assert.ok(banked > 0, 'a paced session under its share banked some');
+  assert.equal(paced(f, s, banked + 10, 306, 307), banked, 'a round\'s worth forwarded within the round still spends it');
+  assert.equal(f.admit(s, 307), DROP_AGENT_BUDGET);
 });
 
 test('a fold spread over the rounds since the last one still charges this round\'s part: a flooder over budget in the batch is cut off here too', () => {

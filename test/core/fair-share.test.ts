@@ -126,8 +126,10 @@ test('rounds skipped while nothing was sent reset the active count', () => {
   const b = new FairSlot();
   offer(f, a, 10, 0);
   offer(f, b, 10, 0);
-  // A long pause: when traffic resumes, a alone gets the whole budget again.
-  assert.equal(offer(f, a, 500, 1000), 100);
+  // A long pause: when traffic resumes, a alone gets the whole budget again (its quantum is the
+  // round's), and what it banked of it while idle (4 rounds' worth: class comment, "Banks").
+  assert.equal(offer(f, a, 500, 1000), 500);
+  assert.equal(f.quantum, 100);
 });
 
 test('reasons are named as metrics name them; bad settings are refused', () => {
@@ -195,19 +197,25 @@ test('charge counts datagrams sent without asking (the batch\'s pool) as admitte
   // Round 0: both active, the light one sends 30 (so 50, its share, is held back for it next round).
   offer(f, flooder, 1, 0);
   offer(f, light, 30, 0);
-  // Round 1: quanta of 50; the batch forwarded 60 of the flooder's.
-  assert.equal(offer(f, light, 1, 10), 1);
-  f.charge(flooder, 10, 60);
+  // Round 1: the flooder floods, spending what it banked in round 0 (its share it left unused).
+  offer(f, light, 30, 10);
+  offer(f, flooder, 1000, 10);
+  assert.equal(flooder.bank, 0);
+  // Round 2: quanta of 50; the batch forwarded 60 of the flooder's.
+  assert.equal(offer(f, light, 1, 20), 1);
+  f.charge(flooder, 20, 60);
   assert.equal(f.quantum, 50);
-  assert.equal(f.admitted, 92);
-  assert.equal(f.admit(flooder, 10), DROP_SESSION_SHARE, 'the flooder used its share in the batch: its next datagram is its own excess');
-  assert.equal(flooder.droppedShare, 1);
-  assert.equal(offer(f, light, 20, 10), 20, 'the light session is held its share');
+  const admitted = f.admitted;
+  const shareDrops = flooder.droppedShare;
+  assert.equal(f.admit(flooder, 20), DROP_SESSION_SHARE, 'the flooder used its share in the batch: its next datagram is its own excess');
+  assert.equal(flooder.droppedShare, shareDrops + 1);
+  assert.equal(f.admitted, admitted);
+  assert.equal(offer(f, light, 20, 20), 20, 'the light session is held its share');
   // A fold that brings more than the round (what the batch forwarded over several rounds) spends this round only.
-  f.charge(flooder, 10, 10_000);
-  assert.equal(f.admit(flooder, 10), DROP_AGENT_BUDGET, 'this round is spent');
-  assert.equal(offer(f, light, 1, 10), 1, 'a light session within its expected demand still draws on the spare');
-  assert.equal(offer(f, flooder, 200, 20) > 0, true, 'the next round has its budget again');
+  f.charge(flooder, 20, 10_000);
+  assert.equal(f.admit(flooder, 20), DROP_AGENT_BUDGET, 'this round is spent');
+  assert.equal(offer(f, light, 1, 20), 1, 'a light session within its expected demand still draws on the spare');
+  assert.equal(offer(f, flooder, 200, 30) > 0, true, 'the next round has its budget again');
   // No budget: charging is a no-op.
   const off = new FairShare({ perSecond: 0 });
   off.charge(flooder, 0, 5);

@@ -271,3 +271,20 @@ test('an entry with no budget (grant -1) never joins a pool', { skip }, async (t
   assert.equal(o.credit, -1);
   o.close();
 });
+
+test('a seal entry joins its pool with what its session had banked in JavaScript: a backlog beyond the round\'s budget is forwarded from the bank, not dropped', { skip }, async (t) => {
+  const r = await rig(t);
+  // 20 datagrams per round of 1 s, a spare of 4 for a fresh entry, and a bank of 40 carried over
+  // (a session handed over again, e.g. after its move to a socket of its own): 64 in its first round.
+  const pools = new OffloadPools(20, 1000);
+  t.after(() => pools.close());
+  const o = offload(r.clientEnd, { ...r.tunnelEnd((want) => want), pools, bank: () => 40 }, 1500, 0);
+  assert.ok(o);
+  assert.equal(o.pooled, true);
+  const n = 60;
+  for (let i = 0; i < n; i++) r.client.send(Buffer.from(`b${i}`), r.pub.local.port);
+  await waitFor(() => r.peer.inbox.length + o.droppedBudget + o.droppedShare === n, 'every datagram forwarded or dropped in the batch');
+  assert.equal(o.droppedBudget + o.droppedShare, 0, 'nothing dropped: the bank covered the backlog');
+  assert.equal(r.peer.inbox.length, n);
+  o.close();
+});
