@@ -215,7 +215,7 @@ export class GatewayHome {
       datagramKeyId: keyId,
       resumeKeyId: this.path.gatewayKeyId,
       streamWindow: cfg.streamWindow,
-      dataConnections: cfg.dataConnections > 0,
+      dataConnections: cfg.dataConnections > 0 || cfg.trunks > 0,
       timeoutMs: CONNECT_TIMEOUT_MS,
       clock,
       signal: this.host.signal,
