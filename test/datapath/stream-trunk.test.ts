@@ -199,3 +199,22 @@ test('trunk: a RESET for a stream only expected forgets it; a forged record fail
   assert.equal(await end, 'ESEALED_AUTH');
   assert.ok(tr.dead);
 });
+
+test('trunk: a stream idle past its timeout ends idle-timeout at that end and resets the far plain side', { skip }, async (t) => {
+  const ends = await trunkEnds(t, '127.0.0.1');
+  const [c] = await acceptMany(t, '127.0.0.1', 1);
+  const [s] = await acceptMany(t, '127.0.0.1', 1);
+  let gwEnd!: (e: PairEnd) => void;
+  const gwEnded = new Promise<PairEnd>((r) => (gwEnd = r));
+  assert.ok(ends.gw.expect(5));
+  assert.ok(ends.agent.attach(5, s!.conn, 0, false, () => {}));
+  assert.ok(ends.gw.attach(5, c!.conn, 300, true, gwEnd));
+  const serviceSaw = peerEnd(s!.peer);
+  s!.peer.resume();
+  c!.peer.resume();
+  c!.peer.write('a');
+  const e = await gwEnded;
+  assert.equal(e.reason, 'idle-timeout');
+  assert.equal(e.bytesFromClient, 1);
+  assert.equal(await serviceSaw, 'reset', 'the far side hears RESET');
+});
