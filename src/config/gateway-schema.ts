@@ -168,7 +168,7 @@ export function exposeSchemas(parts: RouteParts) {
     reconnect: z.strictObject({ initial: duration.prefault('500ms'), max: duration.prefault('30s') }).prefault({}),
     streamWindow: window,
     dataConnections: z.number().int().min(0).max(64).default(8),
-    trunks: z.number().int().min(0).max(16).default(0),
+    trunks: z.number().int().min(0).max(16).default(1),
     datagramBudget: datagramBudgetSchema,
     connect: z
       .record(

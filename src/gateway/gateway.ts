@@ -351,7 +351,8 @@ export class Gateway {
     if (dataConnAlpn(socket.alpnProtocol)) {
       // Data connections of this control connection (docs/tunnel-protocol.md, "Data connections"): until it ends.
       const conns = new LinkDataConns(exportDataToken(socket), socket, MAX_IDLE_DATA_CONNS, this.deps.clock);
-      if (trunkAlpn(socket.alpnProtocol)) conns.trunks = new LinkTrunks(this.deps.streamDatapath ?? jsStreamDatapath);
+      const streamDp = this.deps.streamDatapath ?? jsStreamDatapath;
+      if (trunkAlpn(socket.alpnProtocol) && streamDp.trunk) conns.trunks = new LinkTrunks(streamDp);
       this.#dataConns.add(conns);
       link.dataConns = conns;
       void channel.ended.then(() => {
