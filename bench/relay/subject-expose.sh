@@ -3,7 +3,7 @@
 # echo and iperf3 servers through the tunnel (contract of ../shared/bench/run-peers.sh, as
 # subject.sh): the public listeners on 127.0.0.1:RELAY_PORT (UDP + TCP) and IPERF_RELAY_PORT
 # (TCP) are the gateway's; the agent connects to it over TLS on RELAY_PORT+200 and reaches the
-# services on 127.0.0.1. UDP goes sealed over UDP, TCP on sealed data connections (multiplexed
+# services on 127.0.0.1. UDP goes sealed over UDP, TCP on a trunk or sealed data connections (multiplexed
 # streams when none is idle, or with an earlier build).
 #   subject-expose.sh RELAY_PORT ECHO_PORT IPERF_RELAY_PORT IPERF_PORT
 # UDP through the exposure vs the same route direct, in one run:
