@@ -5,6 +5,7 @@ import type { DialOptions } from '../upstream/dialer.js';
 import type { StreamMux } from '../upstream/agent/stream-mux.js';
 import { TrunkConnStream } from '../upstream/agent/trunk-conn-stream.js';
 import type { LinkTrunk } from './trunks.js';
+import type { GatewayCounters } from './counters.js';
 
 /**
  * Opens a public client's stream on trunk `t` (AgentLink.openStreamEarly): the stream id is
@@ -13,7 +14,7 @@ import type { LinkTrunk } from './trunks.js';
  * trunk is done with the stream (the link's count of streams off the control connection).
  */
 export function openOnTrunk(
-  mux: StreamMux, t: LinkTrunk,
+  counters: GatewayCounters, mux: StreamMux, t: LinkTrunk,
   serviceId: number, client: Endpoint, server: Endpoint, opts: DialOptions,
   settled: (err?: SluiceError) => void, ended: () => void,
 ): Duplex {
@@ -22,7 +23,7 @@ export function openOnTrunk(
   const cancel = mux.openOnData(serviceId, client, server, t.counter, opts.timeoutMs, (err) => stream!.answered(err), (id) => {
     // A trunk that died since it was picked refuses; the attach at the answer then falls back.
     t.trunk.expect(id);
-    stream = new TrunkConnStream(t.trunk, id, fallback, settled, ended);
+    stream = new TrunkConnStream(t.trunk, id, fallback, settled, ended, (how) => void (how === 'attached' ? counters.trunkStreams++ : counters.trunkFallbacks++));
   });
   stream!.cancel = cancel;
   return stream!;

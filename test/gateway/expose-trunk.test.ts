@@ -72,6 +72,8 @@ test('trunk: 20 clients at once, byte-exact both ways, each half-close on its ow
   );
   if (e.native) await waitFor(() => e.trunks()!.pick()!.trunk.stats()!.streams === 0, 'the streams forgotten');
   assert.equal(e.gateway.agent('home')!.streams, 0);
+  assert.equal(e.gateway.counters.trunkStreams, e.native ? 20 : 0);
+  assert.equal(e.gateway.counters.trunkFallbacks, 0);
 });
 
 test('trunk: killed mid-stream ends its streams with a reset; new clients still get through, and the agent dials a new trunk', async (t) => {
@@ -82,7 +84,7 @@ test('trunk: killed mid-stream ends its streams with a reset; new clients still 
   const c = await tcpConnect(t, e.port);
   c.write('one');
   await once(c, 'data');
-  if (!e.native) return; // no trunk to kill on the js datapath
+  if (!e.native) return t.skip('the js datapath has no trunks (its streams are multiplexed: checked above)');
   const first = e.trunks()!.pick()!;
   const saw = new Promise<string>((r) => c.once('error', (err: NodeJS.ErrnoException) => r(err.code ?? '')).once('end', () => r('end')));
   first.trunk.close();
@@ -101,7 +103,7 @@ test('trunk: killed mid-stream ends its streams with a reset; new clients still 
 
 test('trunk: a trunk that dies between the open and the answer loses no client byte (the same client goes multiplexed)', async (t) => {
   const e = await expose(t, answering((got) => got));
-  if (!e.native) return;
+  if (!e.native) return t.skip('the js datapath has no trunks');
   const trunks = e.trunks()!;
   const pick = trunks.pick.bind(trunks);
   let picked: ReturnType<typeof pick>;
@@ -115,4 +117,29 @@ test('trunk: a trunk that dies between the open and the answer loses no client b
   c.end(up);
   assert.deepEqual(await readAll(c, 10_000), up, 'every byte the client sent before and after');
   assert.ok(picked?.trunk.dead, 'the stream was opened on a trunk that then died');
+  assert.equal(e.gateway.counters.trunkFallbacks, 1, 'counted as a fallback');
+  assert.equal(e.gateway.counters.trunkStreams, 0);
+});
+
+test('trunk: a client reset reaches the service as a reset, a service reset reaches the client', async (t) => {
+  const services: net.Socket[] = [];
+  const e = await expose(t, (s) => {
+    s.on('error', () => {});
+    services.push(s);
+    s.on('data', () => s.write('seen'));
+  });
+  if (!e.native) return t.skip('the js datapath has no trunks (the multiplexed path has its own reset tests)');
+  const c1 = await tcpConnect(t, e.port);
+  c1.write('x');
+  await once(c1, 'data');
+  const serviceSaw = new Promise<string | undefined>((r) => services[0]!.once('error', (err: NodeJS.ErrnoException) => r(err.code)).once('end', () => r('end')));
+  c1.resetAndDestroy();
+  assert.equal(await serviceSaw, 'ECONNRESET');
+  const c2 = await tcpConnect(t, e.port);
+  c2.write('y');
+  await once(c2, 'data');
+  const clientSaw = new Promise<string | undefined>((r) => c2.once('error', (err: NodeJS.ErrnoException) => r(err.code)).once('end', () => r('end')));
+  services[1]!.resetAndDestroy();
+  assert.equal(await clientSaw, 'ECONNRESET');
+  assert.equal(e.gateway.counters.trunkStreams, 2);
 });

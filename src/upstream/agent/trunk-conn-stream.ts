@@ -35,6 +35,8 @@ export class TrunkConnStream extends Duplex implements ConnRelaying {
     private readonly settled: (err?: SluiceError) => void,
     /** Called once when the trunk is done with this stream (ended, stopped, failed, or fell back). */
     private readonly finished: () => void,
+    /** Counts the stream: attached to the trunk, or fallen back to a multiplexed stream. */
+    private readonly count: (how: 'attached' | 'fallback') => void = () => {},
   ) {
     super();
   }
@@ -88,12 +90,14 @@ export class TrunkConnStream extends Duplex implements ConnRelaying {
       return this.#fallBack();
     }
     this.#stopPair = stop;
+    this.count('attached');
     this.#settle();
   }
 
   #fallBack(): void {
     const r = this.#relay!;
     this.#finish();
+    this.count('fallback');
     let tunnel: Duplex & SocketRelaying;
     try {
       tunnel = this.fallback((err) => this.#settle(err));
