@@ -3,7 +3,7 @@
 # echo and iperf3 servers through the tunnel (contract of ../shared/bench/run-peers.sh, as
 # subject.sh): the public listeners on 127.0.0.1:RELAY_PORT (UDP + TCP) and IPERF_RELAY_PORT
 # (TCP) are the gateway's; the agent connects to it over TLS on RELAY_PORT+200 and reaches the
-# services on 127.0.0.1. UDP goes sealed over UDP, TCP on sealed data connections (multiplexed
+# services on 127.0.0.1. UDP goes sealed over UDP, TCP on a trunk or sealed data connections (multiplexed
 # streams when none is idle, or with an earlier build).
 #   subject-expose.sh RELAY_PORT ECHO_PORT IPERF_RELAY_PORT IPERF_PORT
 # UDP through the exposure vs the same route direct, in one run:
@@ -11,7 +11,8 @@
 #     ONLY="direct subject subject2" ROUNDS=1 npm run bench
 # DATAGRAM_BUDGET sets gateway.datagramBudget and agent.datagramBudget (perSecond; default: the
 # config's default); DATA_CONNECTIONS sets agent.dataConnections (idle sealed data connections for TCP
-# streams; 0: every stream multiplexed; default: the config's, 8); ISOLATE_ABOVE sets udp.isolateAbove of the public listeners (0: off); NODE_FLAGS is passed to node (e.g. --cpu-prof --cpu-prof-dir=DIR).
+# streams; 0: every stream multiplexed; default: the config's, 8); TRUNKS sets agent.trunks (sealed
+# trunks carrying many streams each in the native engine; default: the config's); ISOLATE_ABOVE sets udp.isolateAbove of the public listeners (0: off); NODE_FLAGS is passed to node (e.g. --cpu-prof --cpu-prof-dir=DIR).
 # ADMIN_PORT: an admin listener (metrics at /metrics) on 127.0.0.1:ADMIN_PORT (sluice-counters.sh).
 # Gateway and agent in two processes (expose-idle.sh SPLIT=1): ROLE=gateway, then ROLE=agent, with
 # the same SUBJECT_DIR (certificate and token made once there); SLUICE_ROOT runs another checkout.
@@ -51,6 +52,7 @@ agent:
   fingerprint: sha256:$FP
 ${DATAGRAM_BUDGET:+  datagramBudget: { perSecond: $DATAGRAM_BUDGET \}}
 ${DATA_CONNECTIONS:+  dataConnections: $DATA_CONNECTIONS}
+${TRUNKS:+  trunks: $TRUNKS}
   expose:
     echo-udp: { local: 127.0.0.1:$E, remote: udp://127.0.0.1:$R, udp: $UNLIMITED_UDP }
     echo-tcp: { local: 127.0.0.1:$E, remote: tcp://127.0.0.1:$R }

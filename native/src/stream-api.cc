@@ -3,6 +3,7 @@
 // throw Node-style system errors (code, errno, syscall) or return -errno where noted.
 #include "stream-internal.h"
 #include "stream-sealed.h"
+#include "stream-trunk.h"
 #include "napi-util.h"
 
 #include <arpa/inet.h>
@@ -295,7 +296,23 @@ napi_value Close(napi_env env, napi_callback_info info) {
   if (e == nullptr || id < 0 || id >= static_cast<int>(e->conns.size()) || e->conns[id].fd < 0) return nullptr;
   StreamConn& c = e->conns[id];
   if (c.kind == Kind::PipedUpstream) id = c.other;
+  if (c.kind == Kind::TrunkConn) {
+    // Its streams end (upstream-error) with end records, then the trunk's own.
+    TrunkFail(e, id, ECONNABORTED);
+    TrunkFlushDirty(e);
+    return nullptr;
+  }
   StreamConn& client = e->conns[id];
+  if (client.kind == Kind::TrunkPlain) {
+    // A stream of a trunk: RESET to the peer, no end record.
+    napi_value out;
+    napi_create_array_with_length(env, 2, &out);
+    napi_set_element(env, out, 0, Num(env, client.bytes_from_client));
+    napi_set_element(env, out, 1, Num(env, client.bytes_to_client));
+    StreamCloseConn(e, id);
+    TrunkFlushDirty(e);
+    return out;
+  }
   if (client.kind != Kind::PipedClient) {
     StreamCloseConn(e, id);
     return nullptr;
@@ -350,7 +367,7 @@ napi_value Counters(napi_env env, napi_callback_info info) {
   if (n * 2 > l2) n = l2 / 2;
   for (size_t i = 0; i < n; i++) {
     int id = ids[i];
-    bool live = id >= 0 && id < static_cast<int>(e->conns.size()) && e->conns[id].kind == Kind::PipedClient;
+    bool live = id >= 0 && id < static_cast<int>(e->conns.size()) && (e->conns[id].kind == Kind::PipedClient || e->conns[id].kind == Kind::TrunkPlain);
     out[2 * i] = live ? e->conns[id].bytes_from_client : -1;
     out[2 * i + 1] = live ? e->conns[id].bytes_to_client : -1;
   }
@@ -402,6 +419,7 @@ void RegisterStream(napi_env env, napi_value exports) {
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   RegisterStreamJoin(env, exports);
+  RegisterStreamTrunk(env, exports);
 }
 
 }  // namespace sluice

@@ -24,8 +24,15 @@ void StreamEndPair(StreamEngine* e, int id, int reason, int err);
 void StreamUnjoin(StreamEngine* e, int id);
 bool StreamJoinAtConnect(StreamEngine* e, int id);
 void RegisterStreamJoin(napi_env env, napi_value exports);
+// stream-trunk-api.cc: the trunk's calls (stream-trunk.h).
+void RegisterStreamTrunk(napi_env env, napi_value exports);
 // stream-api.cc: streamDial's N-API entry, which streamDialJoin extends.
 napi_value StreamDialCall(napi_env env, napi_callback_info info);
+
+// stream-sealed-api.cc: the engine of a call's first argument (throws when it is not a live one),
+// and optional bytes (undefined gives none; anything else must be a Uint8Array).
+StreamEngine* LiveStreamEngine(napi_env env, napi_value v);
+bool OptionalBytes(napi_env env, napi_value v, const uint8_t** data, size_t* len);
 
 // errors.cc
 napi_value ErrnoError(napi_env env, int err, const char* syscall, const char* detail);

@@ -7,9 +7,8 @@
 #include <string.h>
 
 namespace sluice {
-namespace {
 
-StreamEngine* LiveEngine(napi_env env, napi_value v) {
+StreamEngine* LiveStreamEngine(napi_env env, napi_value v) {
   void* p = nullptr;
   if (napi_get_value_external(env, v, &p) != napi_ok || p == nullptr) {
     napi_throw_type_error(env, nullptr, "not a stream engine");
@@ -22,6 +21,24 @@ StreamEngine* LiveEngine(napi_env env, napi_value v) {
   }
   return e;
 }
+
+// Optional bytes: undefined gives none; anything else must be a Uint8Array.
+bool OptionalBytes(napi_env env, napi_value v, const uint8_t** data, size_t* len) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  *data = nullptr;
+  *len = 0;
+  if (t == napi_undefined) return true;
+  napi_typedarray_type type;
+  napi_value ab;
+  size_t offset;
+  void* p;
+  if (napi_get_typedarray_info(env, v, &type, len, &p, &ab, &offset) != napi_ok || type != napi_uint8_array) return false;
+  *data = static_cast<const uint8_t*>(p);
+  return true;
+}
+
+namespace {
 
 // A held connection's id, else -1 after throwing.
 int HeldConn(napi_env env, StreamEngine* e, napi_value v) {
@@ -41,22 +58,6 @@ double Count(napi_env env, napi_value v) {
   return d;
 }
 
-// Optional bytes: undefined gives none; anything else must be a Uint8Array.
-bool OptionalBytes(napi_env env, napi_value v, const uint8_t** data, size_t* len) {
-  napi_valuetype t;
-  napi_typeof(env, v, &t);
-  *data = nullptr;
-  *len = 0;
-  if (t == napi_undefined) return true;
-  napi_typedarray_type type;
-  napi_value ab;
-  size_t offset;
-  void* p;
-  if (napi_get_typedarray_info(env, v, &type, len, &p, &ab, &offset) != napi_ok || type != napi_uint8_array) return false;
-  *data = static_cast<const uint8_t*>(p);
-  return true;
-}
-
 }  // namespace
 
 // streamPipeSealed(engine, plain, sealed, keys (56 bytes: seal key | seal iv | open key | open iv),
@@ -71,7 +72,7 @@ napi_value SealedPipeApi(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, nullptr, "missing arguments");
     return nullptr;
   }
-  StreamEngine* e = LiveEngine(env, argv[0]);
+  StreamEngine* e = LiveStreamEngine(env, argv[0]);
   if (e == nullptr) return nullptr;
   int plain = HeldConn(env, e, argv[1]);
   if (plain < 0) return nullptr;
@@ -110,7 +111,7 @@ napi_value SealedPipeApi(napi_env env, napi_callback_info info) {
 napi_value SealedLimitsApi(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   if (!Args(env, info, 3, argv)) return nullptr;
-  StreamEngine* e = LiveEngine(env, argv[0]);
+  StreamEngine* e = LiveStreamEngine(env, argv[0]);
   if (e == nullptr) return nullptr;
   double records = Count(env, argv[1]), bytes = Count(env, argv[2]);
   if (records < 3 || records > 16777216.0 || bytes < 1 || bytes > 68719476736.0) {

@@ -3,6 +3,7 @@
 #include "stream.h"
 #include "stream-internal.h"
 #include "stream-sealed.h"
+#include "stream-trunk.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -163,7 +164,8 @@ void StreamCloseConn(StreamEngine* e, int id) {
   // close() removes the descriptor from the epoll set: the engine never duplicates one (they are
   // CLOEXEC, and a released one leaves the set first), so no EPOLL_CTL_DEL is needed.
   close(c.fd);
-  if (c.kind == Kind::Dialing || (c.kind == Kind::PipedClient && c.idle_ms > 0) || c.paused) e->timed--;
+  if (c.kind == Kind::Dialing || ((c.kind == Kind::PipedClient || c.kind == Kind::TrunkPlain) && c.idle_ms > 0) || c.paused) e->timed--;
+  if (c.kind == Kind::TrunkConn || c.kind == Kind::TrunkPlain) TrunkOnClose(e, id);
   for (int d = 0; d < 2; d++) {
     if (c.pipe_r[d] < 0) continue;
     // An empty pipe is kept for the next pair (bounded); one holding bytes is closed with them.
@@ -480,6 +482,10 @@ static void Dispatch(StreamEngine* e, int id, uint32_t events) {
     case Kind::PipedUpstream:
       NoteReady(&e->conns[c.other], 1, events);
       return Pump(e, c.other);
+    case Kind::TrunkConn:
+    case Kind::TrunkPlain:
+      NoteReady(&c, 0, events);
+      return TrunkOnEvent(e, id);
     default:
       return;
   }
@@ -500,6 +506,7 @@ void StreamOnReadable(uv_poll_t* handle, int status, int events) {
       for (int k = 0; k < n && !e->destroyed; k++) Dispatch(e, static_cast<int>(evs[k].data.u32), evs[k].events);
       if (n < 256) break;
     }
+    TrunkFlushDirty(e);
     e->in_batch = false;
     StreamDeliver(e);
     if (!e->setup_started) break;
@@ -525,8 +532,11 @@ void StreamOnTick(uv_timer_t* handle) {
       Connected(e, id, ETIMEDOUT);
     } else if (c.kind == Kind::PipedClient && c.idle_ms > 0 && now >= c.deadline) {
       EndPair(e, id, kEndIdle, 0);
+    } else if (c.kind == Kind::TrunkPlain && c.idle_ms > 0 && now >= c.deadline) {
+      TrunkIdle(e, id);
     }
   }
+  TrunkFlushDirty(e);
   e->in_batch = false;
   StreamDeliver(e);
 }

@@ -68,7 +68,8 @@ constexpr size_t kCopyChunk = 4096;
 // its first bytes waiting, so accept, dial, join and the first bytes take one wake-up, not three.
 constexpr int kSetupPasses = 4;
 
-enum class Kind : uint8_t { Free, Listener, Held, Dialing, PipedClient, PipedUpstream };
+// TrunkConn, TrunkPlain: a trunk and a plain connection attached to one (stream-trunk.h).
+enum class Kind : uint8_t { Free, Listener, Held, Dialing, PipedClient, PipedUpstream, TrunkConn, TrunkPlain };
 
 struct StreamConn {
   int fd = -1;
@@ -97,6 +98,8 @@ struct StreamConn {
   // when its dial succeeds; on that client, the dial (so closing either one unlinks both).
   int join = -1;
   uint32_t join_idle_ms = 0;  // dialing upstream: the pair's idle timeout
+  struct Trunk* trunk = nullptr;          // TrunkConn: its frames and streams (stream-trunk.h)
+  struct TrunkStream* tstream = nullptr;  // TrunkPlain: the stream it is attached as
 };
 
 struct StreamEngine {
@@ -138,6 +141,7 @@ struct StreamEngine {
   uint64_t sealed_max_records = uint64_t(1) << 24;
   uint64_t sealed_max_bytes = uint64_t(1) << 36;
   std::vector<void*> sealed_ctx_pool;  // AES-128-GCM contexts (EVP_CIPHER_CTX) kept for the next pair
+  std::vector<int> trunk_dirty;        // trunks with frames to write at the end of this pass (stream-trunk.h)
 };
 
 // stream.cc

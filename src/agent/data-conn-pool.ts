@@ -26,6 +26,8 @@ export interface DataConnPoolOptions {
   readonly size: number;
   readonly clock: Clock;
   readonly dialTimeoutMs: number;
+  /** The control connection's counter sequence, shared with its trunks (trunk-pool.ts); the pool's own otherwise. */
+  readonly counter?: { next(): number };
 }
 
 const RETRY_FIRST_MS = 500;
@@ -102,7 +104,7 @@ export class DataConnPool {
 
   /** Writes a hello under the next counter on `conn` and keeps it idle; false when it could not. */
   #hello(conn: StreamConn): boolean {
-    const counter = this.#next++;
+    const counter = this.o.counter?.next() ?? this.#next++;
     let keys: DataKeys;
     try {
       keys = exportDataKeys(this.o.tls, counter, 'agent');

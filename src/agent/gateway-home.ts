@@ -5,7 +5,7 @@ import type { Clock, Timer } from '../core/clock.js';
 import type { AgentConfig } from '../config/expose-config.js';
 import type { EventStream } from '../observe/events.js';
 import { Backoff } from '../core/backoff.js';
-import { dataConnAlpn, type ControlMessage, type RefusalCode } from '../protocol/tunnel/index.js';
+import { dataConnAlpn, trunkAlpn, type ControlMessage, type RefusalCode } from '../protocol/tunnel/index.js';
 import { resolveDestination, systemResolver, type Resolver } from '../upstream/direct/resolve.js';
 import type { ControlChannel } from '../upstream/agent/control-channel.js';
 import { StreamMux } from '../upstream/agent/stream-mux.js';
@@ -14,6 +14,7 @@ import { nextAgentState, type AgentState } from './agent-state.js';
 import { connectToGateway, GatewayConnectError, type ConnectFailure } from './gateway-connection.js';
 import { DataStreamStops } from './data-stream-stops.js';
 import { DataConnPool } from './data-conn-pool.js';
+import { AgentTrunks, DataCounter } from './trunk-pool.js';
 import type { StreamDatapath } from '../datapath/stream-datapath.js';
 import { jsStreamDatapath } from '../datapath/js-stream-datapath.js';
 import type { ExposedService, LocalServices } from './local-services.js';
@@ -72,6 +73,8 @@ export class GatewayHome {
   connectedSince: number | undefined;
   /** The idle data connections of the current control connection, when the gateway agreed to them. */
   dataConns: DataConnPool | undefined;
+  /** The current control connection's trunks, when both ends have them (trunk-pool.ts). */
+  trunks: AgentTrunks | undefined;
   lastDisconnect: { readonly failure: ConnectFailure | 'lost'; readonly message: string; readonly at: number } | undefined;
   /** The gateway's address this home last connected to (after resolving), for the views. */
   address: string | undefined;
@@ -212,7 +215,7 @@ export class GatewayHome {
       datagramKeyId: keyId,
       resumeKeyId: this.path.gatewayKeyId,
       streamWindow: cfg.streamWindow,
-      dataConnections: cfg.dataConnections > 0,
+      dataConnections: cfg.dataConnections > 0 || cfg.trunks > 0,
       timeoutMs: CONNECT_TIMEOUT_MS,
       clock,
       signal: this.host.signal,
@@ -243,8 +246,10 @@ export class GatewayHome {
     );
     const pending = new Map<number, ExposedService>();
     // Data connections when the gateway agreed to them (docs/tunnel-protocol.md, "Data connections").
+    const counter = new DataCounter();
     const dataConns = dataConnAlpn(socket.alpnProtocol)
       ? new DataConnPool({
+          counter,
           datapath: this.host.streamDatapath ?? jsStreamDatapath,
           gateway: { address: gwIp, port: remote.port, family: canonicalIp(gwIp)?.family ?? 4 },
           tls: socket,
@@ -254,10 +259,22 @@ export class GatewayHome {
         })
       : undefined;
     this.dataConns = dataConns;
+    // Trunks when the gateway agreed to them and this datapath has them (docs/tunnel-protocol.md, "Trunks").
+    const streamDp = this.host.streamDatapath ?? jsStreamDatapath;
+    const trunks = trunkAlpn(socket.alpnProtocol) && cfg.trunks > 0 && streamDp.trunk
+      ? new AgentTrunks({ datapath: streamDp, gateway: { address: gwIp, port: remote.port, family: canonicalIp(gwIp)?.family ?? 4 }, tls: socket, count: cfg.trunks, clock, dialTimeoutMs: CONNECT_TIMEOUT_MS, counter })
+      : undefined;
+    this.trunks = trunks;
     const dataStreams = new DataStreamStops();
     channel.onMessage((m: ControlMessage) => {
       if (m.type === 'stream-open' && m.dataConnection !== undefined) {
         const id = m.streamId;
+        const trunk = trunks?.get(m.dataConnection);
+        if (trunk) {
+          return this.local.onTrunkStreamOpen(m, trunk, (code) =>
+            channel.send(code === undefined ? { type: 'stream-accept', streamId: id } : { type: 'stream-reset', streamId: id, code }),
+          dataStreams.track(id));
+        }
         return this.local.onDataStreamOpen(m, dataConns?.take(m.dataConnection), (code) =>
           channel.send(code === undefined ? { type: 'stream-accept', streamId: id } : { type: 'stream-reset', streamId: id, code }),
         dataStreams.track(id));
@@ -326,6 +343,8 @@ export class GatewayHome {
     const end = await channel.ended;
     dataConns?.close();
     this.dataConns = undefined;
+    trunks?.close();
+    this.trunks = undefined;
     this.host.down(this);
     this.#channel = null;
     mux.destroyAll();

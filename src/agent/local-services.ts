@@ -14,6 +14,8 @@ import { AdmissionLimits } from '../admission/limits.js';
 import type { SessionBudget, TunnelEnd } from '../datapath/offload.js';
 import { serveLocalStream } from './local-stream.js';
 import { refuseDataStream, serveLocalDataStream } from './local-data-stream.js';
+import { serveLocalTrunkStream } from './local-trunk-stream.js';
+import type { StreamTrunk } from '../datapath/stream-trunk.js';
 import type { DataStreamStops } from './data-stream-stops.js';
 import type { AgentDataConn } from './data-conn-pool.js';
 import type { StreamDatapath } from '../datapath/stream-datapath.js';
@@ -319,20 +321,39 @@ export class LocalServices implements DatagramSink {
   onDataStreamOpen(m: StreamOpen, d: AgentDataConn | undefined, answer: (reset?: StreamResetCode) => void, hooks?: ReturnType<DataStreamStops['track']>): void {
     const svc = this.#byId.get(m.serviceId);
     const target = svc && svc.config.transport === 'tcp' ? svc.localFor(m.server.port) : undefined;
-    const started = (stop: (reason: 'shutdown') => void) => {
-      this.#stops.add(stop);
-      hooks?.started(stop);
-    };
-    const ended = (stop: (reason: 'shutdown') => void) => {
-      this.#stops.delete(stop);
-      hooks?.ended();
-    };
+    const { started, ended } = this.#tracked(hooks);
     if (!d) {
       hooks?.ended();
       return answer('internal');
     }
     if (target === undefined) return refuseDataStream(this.deps.clock, d, 'unknown-service', answer, started, ended);
     serveLocalDataStream(this.deps.streamDialer, this.deps.streamDatapath ?? jsStreamDatapath, this.deps.clock, svc!.config, target, m, d, answer, started, ended);
+  }
+
+  /** A public client whose stream rides `trunk` (docs/tunnel-protocol.md, "Trunks"): as onDataStreamOpen. */
+  onTrunkStreamOpen(m: StreamOpen, trunk: StreamTrunk, answer: (reset?: StreamResetCode) => void, hooks?: ReturnType<DataStreamStops['track']>): void {
+    const svc = this.#byId.get(m.serviceId);
+    const target = svc && svc.config.transport === 'tcp' ? svc.localFor(m.server.port) : undefined;
+    if (target === undefined) {
+      hooks?.ended();
+      return answer('unknown-service');
+    }
+    const { started, ended } = this.#tracked(hooks);
+    serveLocalTrunkStream(this.deps.streamDialer, this.deps.streamDatapath ?? jsStreamDatapath, svc!.config, target, m, trunk, answer, started, ended);
+  }
+
+  /** A stream's stop kept for shutdown, and told to `hooks` (data-stream-stops.ts). */
+  #tracked(hooks?: ReturnType<DataStreamStops['track']>): { started: (stop: (reason: 'shutdown') => void) => void; ended: (stop: (reason: 'shutdown') => void) => void } {
+    return {
+      started: (stop) => {
+        this.#stops.add(stop);
+        hooks?.started(stop);
+      },
+      ended: (stop) => {
+        this.#stops.delete(stop);
+        hooks?.ended();
+      },
+    };
   }
 
   /** Ends every local connection and session. */

@@ -138,6 +138,8 @@ export interface AgentConfig {
   readonly streamWindow: number;
   /** `agent.dataConnections`: sealed data connections per gateway for TCP streams, idle and carrying a stream together (they are reused); 0 = streams ride the control connection. */
   readonly dataConnections: number;
+  /** `agent.trunks`: sealed trunk connections per gateway, each carrying many TCP streams in the native engine; 0 = none (docs/expose.md, "Trunks"). */
+  readonly trunks: number;
   readonly connect: readonly ConnectConfig[];
   /** A peer path with no traffic this long is torn down; its listeners go back to idle. */
   readonly peerIdleTimeoutMs: number;

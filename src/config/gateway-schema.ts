@@ -168,6 +168,7 @@ export function exposeSchemas(parts: RouteParts) {
     reconnect: z.strictObject({ initial: duration.prefault('500ms'), max: duration.prefault('30s') }).prefault({}),
     streamWindow: window,
     dataConnections: z.number().int().min(0).max(64).default(8),
+    trunks: z.number().int().min(0).max(16).default(1),
     datagramBudget: datagramBudgetSchema,
     connect: z
       .record(
@@ -350,6 +351,7 @@ export function compileAgent(a: RawAgent): AgentConfig {
     reconnect: { initialMs: a.reconnect.initial, maxMs: a.reconnect.max },
     streamWindow: a.streamWindow,
     dataConnections: a.dataConnections,
+    trunks: a.trunks,
     connect: Object.entries(a.connect).map(([name, c]) => ({
       name, peer: c.peer, service: c.service, listen: c.listen, path: c.path, udp: udpSettings(c.udp, DEFAULT_REPLY_BUDGET), tcp: tcpSettings(c.tcp),
     })),

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { Endpoint } from '../core/address.js';
 import type { DataKeys } from '../protocol/tunnel/index.js';
+import type { StreamTrunk } from './stream-trunk.js';
 
 /**
  * The TCP stream datapath: how connections are accepted, dialed and joined. Decisions (admission,
@@ -41,6 +42,11 @@ export interface StreamDatapath {
    * END read from it: the end says `kept`, and `sealed` is the caller's again (for another stream).
    */
   pipeSealed(plain: StreamConn, sealed: StreamConn, keys: SealedKeys, idleTimeoutMs: number, onEnd: (end: PairEnd) => void, keep?: boolean): (() => PairCounters) | undefined;
+  /**
+   * Makes `sealed` (a data connection after its hello) a trunk that carries many streams
+   * (stream-trunk.ts). Only the native datapath has trunks; undefined where there are none.
+   */
+  trunk?(sealed: StreamConn, keys: SealedKeys, onEnd: (code: string) => void): StreamTrunk | undefined;
 }
 
 /** A sealed data connection's keys (docs/tunnel-protocol.md "Data connections"): AES-128-GCM, a key and IV per direction, and the next sequence number of each. */

@@ -27,6 +27,7 @@ import { RetiringKeys } from './retiring-keys.js';
 import { deliverDatagram, noRoute, sendDatagram, tunnelEndOf, type TunnelSide } from './link-datagrams.js';
 import type { LinkDataConns } from './data-conns.js';
 import { openOnDataConn } from './data-conn-open.js';
+import { openOnTrunk } from './trunk-open.js';
 
 export type { PublishedService } from './published-service.js';
 
@@ -236,8 +237,13 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
   openStreamEarly(serviceId: number, client: Endpoint, server: Endpoint, opts: DialOptions, settled: (err?: SluiceError) => void): Duplex {
     const mux = this.#mux;
     if (!mux || this.#state !== 'attached') throw new SluiceError('SLUICE_ERR_DIAL_FAILED', `agent "${this.name}" is not connected`);
-    // On an idle data connection when the caller joins one and the agent has one; else multiplexed.
+    // On a trunk, else an idle data connection, when the caller joins one and the agent has one; else multiplexed.
     const conns = opts.connRelay && this.streams < this.host.maxStreams ? this.dataConns : undefined;
+    const trunk = conns?.trunks?.pick();
+    if (trunk) {
+      this.#dataStreams++;
+      return openOnTrunk(this.host.counters, mux, trunk, serviceId, client, server, opts, settled, () => void this.#dataStreams--);
+    }
     const d = conns?.take();
     if (!d) return mux.openEarly(serviceId, client, server, opts.timeoutMs, settled);
     this.#dataStreams++;

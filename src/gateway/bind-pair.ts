@@ -6,7 +6,7 @@ import type { GatewayConfig } from '../config/expose-config.js';
 import type { ListenerReceiver, UdpDatapath, UdpListener } from '../datapath/udp-datapath.js';
 import type { StreamConn, StreamDatapath, StreamListener } from '../datapath/stream-datapath.js';
 import { jsStreamDatapath } from '../datapath/js-stream-datapath.js';
-import { GATEWAY_ALPNS, TUNNEL_CIPHERSUITES } from '../protocol/tunnel/index.js';
+import { GATEWAY_ALPNS, TUNNEL_ALPN_TRUNK, TUNNEL_CIPHERSUITES } from '../protocol/tunnel/index.js';
 import type { GatewayCertificate } from './certificate.js';
 
 /**
@@ -43,7 +43,8 @@ export async function bindPair(
       ciphers: TUNNEL_CIPHERSUITES,
       honorCipherOrder: true,
       // The gateway's order wins: data connections with agents that offer them (constants.ts).
-      ALPNProtocols: [...GATEWAY_ALPNS],
+      // Trunks only where the tunnel port's stream datapath relays them (the native one).
+      ALPNProtocols: streams.trunk ? [...GATEWAY_ALPNS] : GATEWAY_ALPNS.filter((a) => a !== TUNNEL_ALPN_TRUNK),
       handshakeTimeout: config.handshakeTimeoutMs,
       allowHalfOpen: false,
     });

@@ -30,6 +30,10 @@ export interface GatewayCounters {
   dataConnReused: number;
   /** Data connections found dead when a stream was to start on them (no READY), by why; the stream went multiplexed. */
   dataConnDead: Record<DataConnDeath, number>;
+  /** Exposed TCP streams attached to a trunk (docs/tunnel-protocol.md, "Trunks"). */
+  trunkStreams: number;
+  /** Streams whose trunk was gone before their attach (here, or the agent's STREAM_RESET internal): they went multiplexed. */
+  trunkFallbacks: number;
   publishOk: number;
   publishRefused: Partial<Record<string, number>>;
   keepalives: number;
@@ -76,6 +80,8 @@ export function newGatewayCounters(): GatewayCounters {
     dataConnStreams: 0,
     dataConnReused: 0,
     dataConnDead: { closed: 0, forged: 0, 'no-ready': 0 },
+    trunkStreams: 0,
+    trunkFallbacks: 0,
     publishOk: 0,
     publishRefused: {},
     keepalives: 0,

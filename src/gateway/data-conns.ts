@@ -2,8 +2,9 @@ import type { Clock } from '../core/clock.js';
 import { guardPooledConn } from '../datapath/pooled-conn.js';
 import type { StreamConn } from '../datapath/stream-datapath.js';
 import {
-  exportDataKeys, readDataHello, ReplayWindow, verifyDataHello, type DataKeys, type TlsSessionLike,
+  exportDataKeys, isTrunkHello, readDataHello, readTrunkHello, ReplayWindow, verifyDataHello, type DataKeys, type TlsSessionLike,
 } from '../protocol/tunnel/index.js';
+import type { LinkTrunks } from './trunks.js';
 
 /** Why a data connection was not kept (counted by the gateway, docs/metrics.md). */
 export type DataConnRefusal = 'bad-hello' | 'unknown-token' | 'replayed' | 'forged' | 'timeout' | 'pool-full';
@@ -32,6 +33,8 @@ export class LinkDataConns {
   #closed = false;
   /** Connections back from a clean stream, their next hello not read yet (data-conn-return.ts); closed with the rest. */
   readonly returning = new Set<StreamConn>();
+  /** This control connection's trunks, when both ends have them (trunks.ts): a trunk hello goes there. */
+  trunks: LinkTrunks | undefined;
 
   constructor(
     readonly token: Buffer,
@@ -46,8 +49,8 @@ export class LinkDataConns {
   }
 
   /** Checks a hello for this token's connection and keeps `conn` idle; the refusal otherwise (the caller closes it). */
-  admit(hello: ReturnType<typeof readDataHello>, conn: StreamConn): DataConnRefusal | undefined {
-    if (this.#closed) return 'unknown-token';
+  admit(hello: ReturnType<typeof readDataHello>, conn: StreamConn, trunk = false): DataConnRefusal | undefined {
+    if (this.#closed || (trunk && !this.trunks)) return 'unknown-token';
     if (this.#window.check(hello.counter) !== 'ok') return 'replayed';
     let keys: DataKeys;
     try {
@@ -57,6 +60,7 @@ export class LinkDataConns {
     }
     if (!verifyDataHello(hello, keys.openKey, keys.openIv)) return 'forged';
     this.#window.accept(hello.counter);
+    if (trunk) return this.trunks!.add(hello.counter, conn, keys) ? undefined : 'pool-full';
     if (this.#idle.length >= this.max) return 'pool-full';
     const d: IdleDataConn = { counter: hello.counter, conn, keys };
     this.#idle.push(d);
@@ -85,6 +89,7 @@ export class LinkDataConns {
   /** Closes the idle connections; later hellos are refused. Idempotent. */
   close(): void {
     this.#closed = true;
+    this.trunks?.close();
     for (const release of this.#guards.values()) release();
     this.#guards.clear();
     for (const d of this.#idle.splice(0)) d.conn.destroy();
@@ -109,13 +114,14 @@ export class DataConnRegistry {
 
   /** A whole hello (48 bytes) and its connection: kept, or the refusal (the caller closes it). */
   admit(bytes: Buffer, conn: StreamConn): DataConnRefusal | undefined {
+    const trunk = isTrunkHello(bytes);
     let hello;
     try {
-      hello = readDataHello(bytes);
+      hello = trunk ? readTrunkHello(bytes) : readDataHello(bytes);
     } catch {
       return 'bad-hello';
     }
     const conns = this.#byToken.get(hello.token.toString('hex'));
-    return conns ? conns.admit(hello, conn) : 'unknown-token';
+    return conns ? conns.admit(hello, conn, trunk) : 'unknown-token';
   }
 }

@@ -6,7 +6,7 @@ import type { Clock } from '../core/clock.js';
 import type { GatewayConfig } from '../config/expose-config.js';
 import type { EventStream } from '../observe/events.js';
 import {
-  computeGatewayProof, exportDatagramKeys, exportDataToken, readUnverifiedHeader, dataConnAlpn,
+  computeGatewayProof, exportDatagramKeys, exportDataToken, readUnverifiedHeader, dataConnAlpn, trunkAlpn,
   type RefusalCode,
 } from '../protocol/tunnel/index.js';
 import type { ListenerReceiver, UdpDatapath } from '../datapath/udp-datapath.js';
@@ -14,6 +14,7 @@ import { jsDatapath } from '../datapath/js-datapath.js';
 import { jsStreamDatapath } from '../datapath/js-stream-datapath.js';
 import type { StreamDatapath } from '../datapath/stream-datapath.js';
 import { DataConnRegistry, LinkDataConns, MAX_IDLE_DATA_CONNS } from './data-conns.js';
+import { LinkTrunks } from './trunks.js';
 import type { ChannelEnd, ControlChannel } from '../upstream/agent/control-channel.js';
 import { AgentLink, type LinkHost } from './agent-link.js';
 import type { KeySet } from './agent-udp.js';
@@ -350,6 +351,8 @@ export class Gateway {
     if (dataConnAlpn(socket.alpnProtocol)) {
       // Data connections of this control connection (docs/tunnel-protocol.md, "Data connections"): until it ends.
       const conns = new LinkDataConns(exportDataToken(socket), socket, MAX_IDLE_DATA_CONNS, this.deps.clock);
+      const streamDp = this.deps.streamDatapath ?? jsStreamDatapath;
+      if (trunkAlpn(socket.alpnProtocol) && streamDp.trunk) conns.trunks = new LinkTrunks(streamDp);
       this.#dataConns.add(conns);
       link.dataConns = conns;
       void channel.ended.then(() => {

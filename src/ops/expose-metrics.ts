@@ -72,6 +72,16 @@ export function registerExposeMetrics(registry: Registry, read: () => { gateway:
     const g = read().gateway;
     if (g) set({}, g.agents().reduce((n, l) => n + (l.dataConns?.idle ?? 0), 0));
   });
+  counter('sluice_gateway_trunk_streams_total', 'Exposed TCP streams by how they rode a trunk: attached, or fell back to the control connection (the trunk was gone)', ['result'], (inc) => {
+    const c = read().gateway?.counters;
+    if (!c) return;
+    inc({ result: 'attached' }, c.trunkStreams);
+    inc({ result: 'fallback' }, c.trunkFallbacks);
+  });
+  gauge('sluice_gateway_trunks', 'Trunks the agents hold open to this gateway now', [], (set) => {
+    const g = read().gateway;
+    if (g) set({}, g.agents().reduce((n, l) => n + (l.dataConns?.trunks?.size ?? 0), 0));
+  });
   counter('sluice_gateway_publish_total', 'PUBLISH requests, by result (ok or the refusal code)', ['result'], (inc) => {
     const c = read().gateway?.counters;
     if (!c) return;

@@ -94,7 +94,7 @@ async function expose(t: TestContext) {
   const services: net.Socket[] = [];
   const local = (await tcpServer(t, (s) => (services.push(s), s.pipe(s)))).port;
   const port = await freePort();
-  const config = agentConfig({ port: middle.port, fingerprint: gateway.fingerprint }, `    svc: { local: 127.0.0.1:${local}, remote: tcp://127.0.0.1:${port} }`, '  dataConnections: 1\n');
+  const config = agentConfig({ port: middle.port, fingerprint: gateway.fingerprint }, `    svc: { local: 127.0.0.1:${local}, remote: tcp://127.0.0.1:${port} }`, '  dataConnections: 1\n  trunks: 0\n');
   const agent = await Agent.start(config, { clock: systemClock, events: new EventStream(() => {}), nextFlowId: () => ++flow, streamDatapath: dp });
   t.after(() => agent.close());
   await published(agent);

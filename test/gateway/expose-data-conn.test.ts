@@ -57,7 +57,7 @@ async function expose(t: TestContext, onSocket: (s: net.Socket) => void, opts: {
   const gw = await gatewayOn(t, gatewayConfig(opts.gatewayExtra ?? ''), dp);
   const port = await freePort();
   const reach = opts.via ? await opts.via(gw.port) : gw.port;
-  const agent = await agentOn(t, agentConfig({ port: reach, fingerprint: gw.fingerprint }, `    svc: { local: 127.0.0.1:${local}, remote: tcp://127.0.0.1:${port} }`, opts.agentExtra ?? '  dataConnections: 8\n'), dp);
+  const agent = await agentOn(t, agentConfig({ port: reach, fingerprint: gw.fingerprint }, `    svc: { local: 127.0.0.1:${local}, remote: tcp://127.0.0.1:${port} }`, (opts.agentExtra ?? '  dataConnections: 8\n') + '  trunks: 0\n'), dp);
   await published(agent);
   const link = () => gw.gateway.agent('home')!;
   return { gw, agent, port, link };

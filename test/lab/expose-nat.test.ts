@@ -35,6 +35,7 @@ agent:
   fingerprint: ${fingerprint}
   reconnect: { initial: 200ms, max: 2s }
   dataConnections: ${dataConnections}
+  trunks: 0
   expose:
     u: { local: 127.0.0.1:5000, remote: udp://0.0.0.0:20001 }
     t: { local: 127.0.0.1:5000, remote: tcp://0.0.0.0:20002 }

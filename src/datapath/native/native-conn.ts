@@ -125,6 +125,13 @@ export class NativeConn implements StreamConn {
     this.#onEnd = onEnd;
   }
 
+  /** Attached to a trunk as one of its streams (native-trunk.ts): the engine keeps its counters. */
+  attachedAsStream(onEnd: (end: PairEnd) => void): void {
+    this.held = false;
+    this.#client = true;
+    this.#onEnd = onEnd;
+  }
+
   closedAsPair(counters: PairCounters): void {
     this.finalCounters = counters;
     this.#destroyed = true;

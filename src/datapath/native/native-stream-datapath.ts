@@ -1,8 +1,10 @@
 import { canonicalIp, formatV6Groups, type Endpoint } from '../../core/address.js';
 import { failedDial, type DialInFlight, type DialJoin, type PairCounters, type PairEnd, type SealedKeys, type StreamConn, type StreamDatapath, type StreamListener } from '../stream-datapath.js';
-import { END_REASONS, EV_ACCEPT, EV_CONNECTED, EV_END, EV_END_KEPT, EV_READABLE, EV_RECORD, SEALED_END_CODES, type NativeStreamBinding, type StreamEngineHandle } from './stream-binding.js';
+import { END_REASONS, EV_ACCEPT, EV_CONNECTED, EV_END, EV_END_KEPT, EV_READABLE, EV_RECORD, EV_TRUNK_END, SEALED_END_CODES, type NativeStreamBinding, type StreamEngineHandle } from './stream-binding.js';
 import { endCode, systemError } from './system-error.js';
 import { NativeConn, NO_COUNTERS, type ConnEngine } from './native-conn.js';
+import { NativeTrunk, packKeys, type TrunkEngine } from './native-trunk.js';
+import type { StreamTrunk } from '../stream-trunk.js';
 
 /** Event records per delivery; the engine delivers early when they fill. */
 const EVENT_RECORDS = 512;
@@ -48,6 +50,8 @@ export class NativeStreamDatapath implements StreamDatapath, ConnEngine {
   readonly #counters = new Float64Array(2);
   /** The keys of the sealed pair being joined, as the engine takes them (copied there at once). */
   readonly #sealedKeys = Buffer.alloc(56);
+  /** By trunk id: what its end record calls (native-trunk.ts). */
+  readonly #trunkEnds = new Map<number, (code: string) => void>();
 
   constructor(binding: NativeStreamBinding) {
     this.#b = binding;
@@ -129,15 +133,8 @@ export class NativeStreamDatapath implements StreamDatapath, ConnEngine {
     if (!(plain instanceof NativeConn) || !(sealed instanceof NativeConn) || plain.dp !== this || sealed.dp !== this || !plain.held || !sealed.held) return undefined;
     // Bytes read before the join (after a PROXY header, after the hello) go first, in the engine.
     if ((plain.unread?.length ?? 0) > 65536) return undefined;
-    if (keys.sealKey.length !== 16 || keys.sealIv.length !== 12 || keys.openKey.length !== 16 || keys.openIv.length !== 12) {
-      throw new TypeError('sealed keys: a 16-byte key and a 12-byte IV per direction');
-    }
     if (!isSequence(keys.sealSeq) || !isSequence(keys.openSeq)) throw new RangeError(`sealed keys: sequence numbers must be integers >= 0 (${keys.sealSeq}, ${keys.openSeq})`);
-    const k = this.#sealedKeys;
-    keys.sealKey.copy(k, 0);
-    keys.sealIv.copy(k, 16);
-    keys.openKey.copy(k, 28);
-    keys.openIv.copy(k, 44);
+    const k = packKeys(keys, this.#sealedKeys);
     try {
       this.#b.streamPipeSealed(this.#engine, plain.id, sealed.id, k, keys.sealSeq, keys.openSeq, Math.max(0, Math.floor(idleTimeoutMs)), plain.unread, sealed.unread, keep);
     } catch {
@@ -148,6 +145,32 @@ export class NativeStreamDatapath implements StreamDatapath, ConnEngine {
     plain.unread = sealed.unread = undefined;
     plain.pairWith(sealed, onEnd);
     return this.#stopOf(plain, sealed);
+  }
+
+  /**
+   * Makes `sealed` (held, its hello done) a trunk (stream-trunk.ts); undefined when this engine
+   * has none (an addon built before trunks) or the engine refused. `onEnd` hears its end once.
+   */
+  trunk(sealed: StreamConn, keys: SealedKeys, onEnd: (code: string) => void): StreamTrunk | undefined {
+    if (!(sealed instanceof NativeConn) || sealed.dp !== this || !sealed.held || sealed.destroyed || !this.#b.streamTrunkStart) return undefined;
+    if (!isSequence(keys.sealSeq) || !isSequence(keys.openSeq)) throw new RangeError(`sealed keys: sequence numbers must be integers >= 0 (${keys.sealSeq}, ${keys.openSeq})`);
+    const k = packKeys(keys, this.#sealedKeys);
+    try {
+      this.#b.streamTrunkStart(this.#engine, sealed.id, k, keys.sealSeq, keys.openSeq, sealed.unread);
+    } catch {
+      return undefined;
+    } finally {
+      k.fill(0);
+    }
+    sealed.unread = undefined;
+    sealed.held = false;
+    const host: TrunkEngine = {
+      binding: this.#b,
+      engine: this.#engine,
+      forget: (id) => this.#forget(id),
+      onTrunkEnd: (id, on) => this.#trunkEnds.set(id, on),
+    };
+    return new NativeTrunk(host, sealed, onEnd);
   }
 
   /** For tests: a sealer sends KEY_UPDATE after `maxRecords` records or `maxBytes` plaintext bytes under one key. */
@@ -271,6 +294,11 @@ export class NativeStreamDatapath implements StreamDatapath, ConnEngine {
       if (ev[o + 3] === 1) conn.joinedTo = d.joinTo;
       this.#conns[id] = conn;
       d.done(undefined, conn);
+    } else if (type === EV_TRUNK_END) {
+      const on = this.#trunkEnds.get(id);
+      this.#trunkEnds.delete(id);
+      this.#forget(id);
+      on?.(endCode(ev[o + 3]!, SEALED_END_CODES));
     } else if (type === EV_END || type === EV_END_KEPT) {
       const conn = this.#conns[id];
       if (!conn) return;

@@ -11,6 +11,8 @@ export const EV_CONNECTED = 3;
 export const EV_END = 4;
 /** A sealed pair's clean end that kept its sealed connection: [5, plain id, reason, 0, from client, to client, sealed id]. */
 export const EV_END_KEPT = 5;
+/** A trunk's end (native/src/stream-trunk.h): [6, trunk id, reason, errno]. */
+export const EV_TRUNK_END = 6;
 
 /** End codes of a sealed pair beyond any errno (native/src/stream-sealed.h must agree). */
 export const SEALED_END_CODES: ReadonlyMap<number, string> = new Map([
@@ -65,6 +67,14 @@ export interface NativeStreamBinding {
   streamKeepalive?(engine: StreamEngineHandle, id: number, idleS: number, intervalS: number, count: number): boolean;
   /** streamDial for a held client: the engine joins the two when the dial succeeds (the `connected` record's 4th number is 1). */
   streamDialJoin?(engine: StreamEngineHandle, host: string, port: number, timeoutMs: number, client: number, idleTimeoutMs: number): number;
+  /** Makes held connection `conn` a trunk (native/src/stream-trunk.h); keys as streamPipeSealed's; pending: bytes read after its hello. */
+  streamTrunkStart?(engine: StreamEngineHandle, conn: number, keys: Uint8Array, sealSeq: number, openSeq: number, pending?: Uint8Array): void;
+  /** 0 or -errno (-ENOTCONN: the trunk is gone). */
+  streamTrunkExpect?(engine: StreamEngineHandle, trunk: number, sid: number): number;
+  /** 0 or -errno; on failure `plain` stays held. */
+  streamTrunkAttach?(engine: StreamEngineHandle, trunk: number, sid: number, plain: number, idleTimeoutMs: number, expected: boolean, first?: Uint8Array): number;
+  streamTrunkDrop?(engine: StreamEngineHandle, trunk: number, sid: number): number;
+  streamTrunkStats?(engine: StreamEngineHandle, trunk: number): [streams: number, received: number, queued: number];
 }
 
 /** The stream functions of a loaded addon, or why it has none (an addon built before them). */

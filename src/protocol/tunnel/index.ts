@@ -20,3 +20,4 @@ export * from './data-record-stream.js';
 export * from './data-keys.js';
 export * from './data-hello.js';
 export * from './data-ready.js';
+export * from './trunk-frame.js';

@@ -118,7 +118,11 @@ export class StreamMux implements StreamLink {
    * connection's close tells the agent), or with `reset` a STREAM_RESET(cancel), for a data
    * connection whose close cannot reach the agent. Throws SluiceError DIAL_FAILED when the channel is gone.
    */
-  openOnData(serviceId: number, client: Endpoint, server: Endpoint, counter: number, timeoutMs: number, settled: (err?: SluiceError) => void): (reset?: boolean) => void {
+  openOnData(
+    serviceId: number, client: Endpoint, server: Endpoint, counter: number, timeoutMs: number, settled: (err?: SluiceError) => void,
+    /** Called with the new stream id just before STREAM_OPEN is sent (a trunk expects the stream there). */
+    beforeOpen?: (streamId: number) => void,
+  ): (reset?: boolean) => void {
     if (!this.channel.isOpen) throw new SluiceError('SLUICE_ERR_DIAL_FAILED', 'the agent is not connected');
     const id = this.#nextId;
     this.#nextId += 2;
@@ -128,6 +132,7 @@ export class StreamMux implements StreamLink {
       settled(new SluiceError('SLUICE_ERR_DIAL_TIMEOUT', `the agent did not accept the stream within ${timeoutMs}ms`));
     }, timeoutMs);
     this.#onData.set(id, { timer, settled });
+    beforeOpen?.(id);
     this.channel.send({ type: 'stream-open', streamId: id, serviceId, client, server, dataConnection: counter });
     return (reset = false) => {
       this.#onData.get(id)?.timer.cancel();

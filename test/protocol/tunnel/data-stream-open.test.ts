@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import tls from 'node:tls';
 import { once } from 'node:events';
 import {
-  AGENT_DATA_ALPNS, dataConnAlpn, decodeControlFrame, encodeControlMessage, GATEWAY_ALPNS, TUNNEL_ALPN, TUNNEL_ALPN_DATA, type StreamOpen,
+  AGENT_DATA_ALPNS, dataConnAlpn, decodeControlFrame, encodeControlMessage, GATEWAY_ALPNS, TUNNEL_ALPN, TUNNEL_ALPN_DATA, TUNNEL_ALPN_TRUNK, trunkAlpn, type StreamOpen,
 } from '../../../src/protocol/tunnel/index.js';
 import { assertTunnelError } from './helpers.js';
 import { makeTestCertificate } from './tls-pair.js';
@@ -53,7 +53,11 @@ test('ALPN: data connections only when both ends offer them; an earlier end on e
 
 test("ALPN: this version's lists agree on data connections (READY and reuse); an end of the earlier data version (`+data`) or with them off agrees on the first protocol", { skip: creds ? false : 'no openssl' }, async () => {
   const earlier = ['sluice-tunnel/1+data', TUNNEL_ALPN];
-  assert.equal(await negotiated([...GATEWAY_ALPNS], [...AGENT_DATA_ALPNS]), TUNNEL_ALPN_DATA);
+  assert.equal(await negotiated([...GATEWAY_ALPNS], [...AGENT_DATA_ALPNS]), TUNNEL_ALPN_TRUNK, 'this version: trunks (and data connections)');
+  const previous = [TUNNEL_ALPN_DATA, TUNNEL_ALPN];
+  assert.equal(await negotiated([...GATEWAY_ALPNS], previous), TUNNEL_ALPN_DATA, 'an agent of the previous version: data connections');
+  assert.equal(await negotiated(previous, [...AGENT_DATA_ALPNS]), TUNNEL_ALPN_DATA, 'a gateway of the previous version: data connections');
+  assert.ok(dataConnAlpn(TUNNEL_ALPN_TRUNK) && trunkAlpn(TUNNEL_ALPN_TRUNK) && !trunkAlpn(TUNNEL_ALPN_DATA));
   assert.equal(await negotiated([...GATEWAY_ALPNS], earlier), TUNNEL_ALPN, 'an earlier agent');
   assert.equal(await negotiated(earlier, [...AGENT_DATA_ALPNS]), TUNNEL_ALPN, 'an earlier gateway');
   assert.equal(await negotiated([...GATEWAY_ALPNS], [TUNNEL_ALPN]), TUNNEL_ALPN, 'an agent with data connections off');
