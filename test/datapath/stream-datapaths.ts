@@ -43,8 +43,10 @@ export function streamDatapathCases(): StreamDatapathCase[] {
  */
 export function perStreamDatapath() {
   const current = new WeakMap<TestContext, StreamDatapath>();
-  const test = (name: string, fn: (t: TestContext) => Promise<void> | void) => {
+  /** `only`: a behaviour one datapath has and the other does not (registered for that one alone, never skipped). */
+  const test = (name: string, fn: (t: TestContext) => Promise<void> | void, only?: 'js' | 'native') => {
     for (const c of streamDatapathCases()) {
+      if (only && c.kind !== only) continue;
       nodeTest(`${name} [${c.kind}]`, { skip: c.skip ?? false }, (t) => {
         if (!c.datapath) throw new Error('CI=true: the native stream datapath must load (node native/build.mjs; see native/build.log)');
         current.set(t, c.datapath);

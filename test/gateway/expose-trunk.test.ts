@@ -84,7 +84,6 @@ test('trunk: killed mid-stream ends its streams with a reset; new clients still 
   const c = await tcpConnect(t, e.port);
   c.write('one');
   await once(c, 'data');
-  if (!e.native) return t.skip('the js datapath has no trunks (its streams are multiplexed: checked above)');
   const first = e.trunks()!.pick()!;
   const saw = new Promise<string>((r) => c.once('error', (err: NodeJS.ErrnoException) => r(err.code ?? '')).once('end', () => r('end')));
   first.trunk.close();
@@ -99,11 +98,10 @@ test('trunk: killed mid-stream ends its streams with a reset; new clients still 
   const [echo3] = await once(c3, 'data');
   assert.equal(String(echo3), 'three');
   assert.equal(e.trunks()!.pick()!.trunk.stats()!.streams, 1, 'the new client rides the new trunk');
-});
+}, 'native'); // the js datapath has no trunks: its streams stay multiplexed (the first test checks)
 
 test('trunk: a trunk that dies between the open and the answer loses no client byte (the same client goes multiplexed)', async (t) => {
   const e = await expose(t, answering((got) => got));
-  if (!e.native) return t.skip('the js datapath has no trunks');
   const trunks = e.trunks()!;
   const pick = trunks.pick.bind(trunks);
   let picked: ReturnType<typeof pick>;
@@ -119,7 +117,7 @@ test('trunk: a trunk that dies between the open and the answer loses no client b
   assert.ok(picked?.trunk.dead, 'the stream was opened on a trunk that then died');
   assert.equal(e.gateway.counters.trunkFallbacks, 1, 'counted as a fallback');
   assert.equal(e.gateway.counters.trunkStreams, 0);
-});
+}, 'native'); // the js datapath has no trunks: its streams stay multiplexed (the first test checks)
 
 test('trunk: a client reset reaches the service as a reset, a service reset reaches the client', async (t) => {
   const services: net.Socket[] = [];
@@ -128,7 +126,6 @@ test('trunk: a client reset reaches the service as a reset, a service reset reac
     services.push(s);
     s.on('data', () => s.write('seen'));
   });
-  if (!e.native) return t.skip('the js datapath has no trunks (the multiplexed path has its own reset tests)');
   const c1 = await tcpConnect(t, e.port);
   c1.write('x');
   await once(c1, 'data');
@@ -142,4 +139,4 @@ test('trunk: a client reset reaches the service as a reset, a service reset reac
   services[1]!.resetAndDestroy();
   assert.equal(await clientSaw, 'ECONNRESET');
   assert.equal(e.gateway.counters.trunkStreams, 2);
-});
+}, 'native'); // the js datapath has no trunks: its streams stay multiplexed (the first test checks)
