@@ -13,8 +13,8 @@ export const DEFAULT_SLICE_US = 0;
  */
 export const schedulerSchema = z
   .strictObject({
-    sliceUs: expecting(z.number().int(), `0 (the system's slice) or ${MIN_US}..${MAX_US} microseconds`)
-      .refine((us) => us === 0 || (us >= MIN_US && us <= MAX_US), {
+    sliceUs: expecting(z.number(), `0 (the system's slice) or ${MIN_US}..${MAX_US} microseconds`)
+      .refine((us) => us === 0 || (Number.isInteger(us) && us >= MIN_US && us <= MAX_US), {
         error: (issue) => `expected 0 (the system's slice) or ${MIN_US}..${MAX_US} microseconds; got ${String(issue.input)}`,
       })
       .default(DEFAULT_SLICE_US),
