@@ -13,6 +13,7 @@ import { addonSliceSyscalls, SchedulerSlice, startNodeSlice, type SliceSyscalls 
 import { startNode } from '../../src/root/start-node.js';
 import { systemClock } from '../../src/core/clock.js';
 import { ManualClock } from '../helpers/manual-clock.js';
+import { parseUdpexposerArgs, runUdpexposerCommand } from '../../src/cli/udpexposer.js';
 import { runSluice } from '../helpers/cli.js';
 import { config } from '../helpers/node.js';
 
@@ -150,4 +151,40 @@ test('scheduler slice: a node whose sched_setattr is refused starts, serves and 
   assert.equal(warned.length, 1);
   assert.match(String(warned[0]!.reason), /^EPERM/);
   assert.ok(slicesOf('self').every((ns) => ns !== 400_000), 'no thread has it');
+});
+
+test('scheduler slice: udpexposer takes --scheduler-slice-us, refuses values outside 0 or 100-100000, and warns once when refused', { skip }, async (t) => {
+  t.after(restore);
+  const parsed = parseUdpexposerArgs(['127.0.0.1:1', '-s', '--scheduler-slice-us', '173']);
+  assert.ok(parsed !== 'help' && parsed.schedulerSliceUs === 173);
+  assert.throws(() => parseUdpexposerArgs(['127.0.0.1:1', '-s', '--scheduler-slice-us', '50']), /--scheduler-slice-us: 50 is out of range \(0, or 100-100000\)/);
+  assert.throws(() => parseUdpexposerArgs(['127.0.0.1:1', '-s', '--scheduler-slice-us', '100001']), /--scheduler-slice-us: 100001 is out of range/);
+  const sink = () => ({ text: '', write(s: string) { this.text += s; } });
+  // Applied: this process's threads run with it while the server is up.
+  let seen: number[] = [];
+  const ac = new AbortController();
+  const code = await runUdpexposerCommand(['127.0.0.1:0', '-s', '--datapath', 'native', '--scheduler-slice-us', '173'], {
+    stdout: sink(), stderr: sink(), signal: ac.signal, clock: systemClock,
+    onReady: () => {
+      seen = slicesOf('self');
+      ac.abort();
+    },
+  });
+  assert.equal(code, 0);
+  assert.ok(seen.length >= 5 && seen.every((ns) => ns === 173_000), `every thread: ${seen.join(' ')}`);
+  restore();
+  // Refused: one warning, and the server runs.
+  const err = sink();
+  const ac2 = new AbortController();
+  let ready = false;
+  const code2 = await runUdpexposerCommand(['127.0.0.1:0', '-s', '--scheduler-slice-us', '173'], {
+    stdout: sink(), stderr: err, signal: ac2.signal, clock: systemClock, schedulerSlice: { get: (tid) => sys.get(tid), set: () => constants.errno.EPERM },
+    onReady: () => {
+      ready = true;
+      ac2.abort();
+    },
+  });
+  assert.equal(code2, 0);
+  assert.ok(ready, 'the server came up');
+  assert.equal(err.text.match(/scheduler\.sliceUs not applied.*EPERM/g)?.length, 1, err.text);
 });
