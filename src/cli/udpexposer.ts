@@ -14,7 +14,6 @@ import { DEFAULT_REPLY_BUDGET, type ReplyBudget } from '../core/reply-budget.js'
 import { UdpexposerServer } from '../udpexposer/server.js';
 import type { PeerAddress, UdpexposerEvent } from '../udpexposer/types.js';
 import { startNodeSlice, type SliceSyscalls } from '../ops/scheduler-slice.js';
-import { DEFAULT_SLICE_US } from '../config/scheduler-schema.js';
 import { EXIT } from './exit-codes.js';
 
 /**
@@ -59,8 +58,8 @@ export interface UdpexposerArgs {
   readonly datapath: DatapathChoice;
   /** Sluice extension: the native datapath's receive delay in microseconds (0: none), or 'auto': the adaptive one. */
   readonly batchDelayUs: number | 'auto';
-  /** Sluice extension: every thread's scheduler slice in µs (0: the system's); as `scheduler.sliceUs` of `sluice run`. */
-  readonly schedulerSliceUs: number;
+  /** Sluice extension: every thread's scheduler slice in µs (0: the system's; undefined: the default); as `scheduler.sliceUs` of `sluice run`. */
+  readonly schedulerSliceUs: number | undefined;
   /** Options given that the chosen role ignores (udpexposer ignores them silently). */
   readonly ignored: readonly string[];
 }
@@ -175,8 +174,8 @@ export function parseUdpexposerArgs(argv: readonly string[]): UdpexposerArgs | '
   if (!DATAPATHS.includes(datapath)) throw usage(`--datapath: "${datapath}" is not auto, native or js`);
   const delay = str('batch-delay');
   const batchDelayUs = delay === undefined || delay === 'auto' ? DEFAULT_BATCH_DELAY_US : integer(delay, '--batch-delay-us', 0, MAX_BATCH_DELAY_US);
-  const slice = str('slice') === undefined ? DEFAULT_SLICE_US : integer(str('slice')!, '--scheduler-slice-us', 0, 100_000);
-  if (slice > 0 && slice < 100) throw usage(`--scheduler-slice-us: ${slice} is out of range (0, or 100-100000)`);
+  const slice = str('slice') === undefined ? undefined : integer(str('slice')!, '--scheduler-slice-us', 0, 100_000);
+  if (slice !== undefined && slice > 0 && slice < 100) throw usage(`--scheduler-slice-us: ${slice} is out of range (0, or 100-100000)`);
   const ignored = server
     ? [...(localConnect ? ['-c'] : []), ...(serverAddr ? ['-a'] : []), ...(str('i') !== undefined ? ['-i'] : [])]
     : SERVER_ONLY.filter(([k]) => seen.has(k)).map(([, flag]) => flag);

@@ -5,7 +5,7 @@ import { expecting } from './issue-text.js';
 const MIN_US = 100;
 const MAX_US = 100_000;
 /** The slice when the config sets none (docs/configuration.md, "scheduler", says why). */
-export const DEFAULT_SLICE_US = 0;
+export const DEFAULT_SLICE_US = 100;
 
 /**
  * `scheduler:` (docs/configuration.md, "scheduler"): the scheduler slice of every thread of the
@@ -17,11 +17,11 @@ export const schedulerSchema = z
       .refine((us) => us === 0 || (Number.isInteger(us) && us >= MIN_US && us <= MAX_US), {
         error: (issue) => `expected 0 (the system's slice) or ${MIN_US}..${MAX_US} microseconds; got ${String(issue.input)}`,
       })
-      .default(DEFAULT_SLICE_US),
+      .optional(),
   })
   .prefault({});
 
 export interface SchedulerSettings {
-  /** Microseconds; 0 = the system's slice. */
-  readonly sliceUs: number;
+  /** Microseconds; 0 = the system's slice; absent = DEFAULT_SLICE_US (and no warning where it cannot be had). */
+  readonly sliceUs?: number;
 }

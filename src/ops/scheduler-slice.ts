@@ -2,6 +2,7 @@ import { readdirSync } from 'node:fs';
 import { constants } from 'node:os';
 import type { Clock, Timer } from '../core/clock.js';
 import { loadNativeBinding, type NativeBinding } from '../datapath/native/binding.js';
+import { DEFAULT_SLICE_US } from '../config/scheduler-schema.js';
 
 /**
  * The scheduler slice of every thread of this process (`scheduler.sliceUs`, docs/configuration.md):
@@ -35,6 +36,11 @@ export interface SchedulerSliceDeps {
   /** This process's thread ids; /proc/self/task by default. */
   readonly threads?: () => number[];
   readonly recheckMs?: number;
+  /**
+   * The slice was asked for (a config key, a flag): where it cannot be had, a warning. Not asked
+   * for (the default): the same line at info level, since nothing the operator set is ignored.
+   */
+  readonly explicit?: boolean;
 }
 
 const RECHECK_MS = 5_000;
@@ -116,7 +122,8 @@ export class SchedulerSlice {
   #unsupported(reason: string): void {
     this.#state = 'unsupported';
     this.close();
-    this.#deps.warn({ sliceUs: this.sliceUs, reason }, 'scheduler.sliceUs not applied; threads keep the system slice');
+    const say = this.#deps.explicit === false ? this.#deps.info : this.#deps.warn;
+    say({ sliceUs: this.sliceUs, reason }, 'scheduler.sliceUs not applied; threads keep the system slice');
   }
 }
 
@@ -146,7 +153,7 @@ export function addonSliceSyscalls(binding: Pick<NativeBinding, 'schedSlice' | '
  * keeps the process off it (`datapath: js`). `syscalls` replaces the addon's calls (tests).
  */
 export function startNodeSlice(
-  settings: { readonly sliceUs: number; readonly datapath: 'auto' | 'native' | 'js' },
+  settings: { readonly sliceUs: number | undefined; readonly datapath: 'auto' | 'native' | 'js' },
   deps: Omit<SchedulerSliceDeps, 'syscalls'> & { readonly syscalls?: SliceSyscalls | string },
 ): SchedulerSlice {
   const syscalls =
@@ -154,5 +161,5 @@ export function startNodeSlice(
     (settings.datapath === 'js'
       ? 'datapath: js keeps the process off the native addon, which sets it'
       : addonSliceSyscalls(((l) => (l.ok ? l.binding : `the native addon does not load: ${l.reason}`))(loadNativeBinding())));
-  return SchedulerSlice.start(settings.sliceUs, { ...deps, syscalls });
+  return SchedulerSlice.start(settings.sliceUs ?? DEFAULT_SLICE_US, { ...deps, syscalls, explicit: settings.sliceUs !== undefined });
 }

@@ -6,7 +6,6 @@ import { selectUdpDatapath } from '../datapath/native/select.js';
 import { youngGenerationHeap } from '../datapath/native/binding.js';
 import { YoungGenerationWatch } from '../core/young-generation.js';
 import { startNodeSlice } from '../ops/scheduler-slice.js';
-import { DEFAULT_SLICE_US } from '../config/scheduler-schema.js';
 import { selectStreamDatapath } from '../datapath/native/select-stream.js';
 import { GeoHolder } from '../admission/geo-holder.js';
 import { CrowdsecHolder } from '../admission/crowdsec/crowdsec-holder.js';
@@ -63,7 +62,7 @@ export async function startNode(config: SluiceConfig, deps: NodeDeps, signal?: A
     }
     // Every thread's scheduler slice (scheduler.sliceUs), checked again once the node is up and every few seconds.
     const slice = startNodeSlice(
-      { sliceUs: config.scheduler?.sliceUs ?? DEFAULT_SLICE_US, datapath: config.datapath ?? 'auto' },
+      { sliceUs: config.scheduler?.sliceUs, datapath: config.datapath ?? 'auto' },
       { clock, warn: (fields, message) => log.warn(fields, message), info: (fields, message) => log.info(fields, message), ...(deps.schedulerSlice !== undefined ? { syscalls: deps.schedulerSlice } : {}) },
     );
     stack.defer('scheduler slice', () => slice.close());

@@ -13,6 +13,7 @@ import { addonSliceSyscalls, SchedulerSlice, startNodeSlice, type SliceSyscalls 
 import { startNode } from '../../src/root/start-node.js';
 import { systemClock } from '../../src/core/clock.js';
 import { ManualClock } from '../helpers/manual-clock.js';
+import { DEFAULT_SLICE_US } from '../../src/config/scheduler-schema.js';
 import { parseUdpexposerArgs, runUdpexposerCommand } from '../../src/cli/udpexposer.js';
 import { runSluice } from '../helpers/cli.js';
 import { config } from '../helpers/node.js';
@@ -123,6 +124,13 @@ test('scheduler slice: 0 does nothing; without the addon (datapath: js) one warn
   assert.equal(log.warns.length, 1);
   assert.match(String(log.warns[0]!.reason), /datapath: js/);
   assert.deepEqual(addonSliceSyscalls({ schedSlice: undefined, schedSliceOf: undefined }), 'the native addon was built without it (rebuild it: node native/build.mjs)');
+  // Not asked for (the default): said at info level, no warning about a key nobody set.
+  const quiet = recorder();
+  const byDefault = startNodeSlice({ sliceUs: undefined, datapath: 'js' }, { clock: new ManualClock(), ...quiet });
+  assert.equal(byDefault.sliceUs, DEFAULT_SLICE_US);
+  assert.equal(byDefault.state, 'unsupported');
+  assert.equal(quiet.warns.length, 0);
+  assert.deepEqual(quiet.infos.map((f) => f.sliceUs), [DEFAULT_SLICE_US]);
 });
 
 test('scheduler slice: a node whose sched_setattr is refused starts, serves and warns once', { skip }, async (t) => {

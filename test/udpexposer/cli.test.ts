@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { isSluiceError } from '../../src/core/errors.js';
 import { systemClock } from '../../src/core/clock.js';
 import { parseUdpexposerArgs, runUdpexposerCommand, type UdpexposerReady } from '../../src/cli/udpexposer.js';
-import { DEFAULT_SLICE_US } from '../../src/config/scheduler-schema.js';
 import { echoServer, sleep, udpPeer, waitFor } from './net.js';
 
 function sink() {
@@ -25,7 +24,7 @@ test('udpexposer flags: defaults and both roles', () => {
     replyBudget: { ratio: 64, windowMs: 10_000 },
     datapath: 'auto',
     batchDelayUs: 'auto',
-    schedulerSliceUs: DEFAULT_SLICE_US,
+    schedulerSliceUs: undefined,
     ignored: [],
   });
   const budget = parseUdpexposerArgs(['0.0.0.0:1', '-s', '--reply-budget', '200/30s', '--allow-loopback-peers']);
