@@ -234,7 +234,7 @@ export async function runUdpexposerCommand(argv: string[], io: UdpexposerIo): Pr
   }
   // Every thread's scheduler slice (docs/configuration.md, "scheduler"), said the way the rest is.
   const say = (fields: Record<string, unknown>, message: string) => io.stderr.write(`sluice udpexposer: warning: ${message}: ${String(fields.reason)}\n`);
-  const slice = startNodeSlice({ sliceUs: args.schedulerSliceUs, datapath: datapath.kind === 'js' ? 'js' : 'native' }, { clock: io.clock, warn: say, info: () => {}, ...(io.schedulerSlice !== undefined ? { syscalls: io.schedulerSlice } : {}) });
+  const slice = startNodeSlice({ sliceUs: args.schedulerSliceUs, datapath: datapath.kind === 'js' ? 'js' : 'native' }, { clock: io.clock, warn: say, info: () => {}, setting: '--scheduler-slice-us', ...(io.schedulerSlice !== undefined ? { syscalls: io.schedulerSlice } : {}) });
   try {
     return await run(args, io, datapath);
   } finally {

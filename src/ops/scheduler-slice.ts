@@ -41,6 +41,8 @@ export interface SchedulerSliceDeps {
    * for (the default): the same line at info level, since nothing the operator set is ignored.
    */
   readonly explicit?: boolean;
+  /** What the operator calls the setting, in the warning: `scheduler.sliceUs` by default. */
+  readonly setting?: string;
 }
 
 const RECHECK_MS = 5_000;
@@ -123,7 +125,7 @@ export class SchedulerSlice {
     this.#state = 'unsupported';
     this.close();
     const say = this.#deps.explicit === false ? this.#deps.info : this.#deps.warn;
-    say({ sliceUs: this.sliceUs, reason }, 'scheduler.sliceUs not applied; threads keep the system slice');
+    say({ sliceUs: this.sliceUs, reason }, `${this.#deps.setting ?? 'scheduler.sliceUs'} not applied; threads keep the system slice`);
   }
 }
 
