@@ -105,7 +105,9 @@ export class SchedulerSlice {
       if (err === constants.errno.ESRCH) continue;
       if (err !== 0) return this.#unsupported(refusal(err));
       // A kernel before custom slices takes sched_runtime under SCHED_OTHER and ignores it.
-      if (sys.get(tid) !== this.#wantNs) return this.#unsupported('this kernel does not keep a custom slice (EEVDF, Linux 6.12 or later)');
+      const after = sys.get(tid);
+      if (after === -constants.errno.ESRCH) continue;
+      if (after !== this.#wantNs) return this.#unsupported('this kernel does not keep a custom slice (EEVDF, Linux 6.12 or later)');
       have++;
     }
     this.#threads = have;

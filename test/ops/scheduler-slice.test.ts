@@ -124,6 +124,10 @@ test('scheduler slice: a kernel that takes sched_runtime and ignores it is named
   const slice = SchedulerSlice.start(150, { clock: new ManualClock(), syscalls: ignored, ...log });
   assert.equal(slice.state, 'unsupported');
   assert.match(String(log.warns[0]!.reason), /does not keep a custom slice/);
+  const noProc = recorder();
+  const unlisted = SchedulerSlice.start(150, { clock: new ManualClock(), syscalls: sys, ...noProc, threads: () => { throw new Error("ENOENT: no such file or directory, scandir '/proc/self/task'"); } });
+  assert.equal(unlisted.state, 'unsupported');
+  assert.match(String(noProc.warns[0]!.reason), /^cannot list this process's threads: ENOENT/);
 });
 
 test('scheduler slice: 0 does nothing; without the addon (datapath: js) one warning', { skip }, () => {
