@@ -15,8 +15,9 @@
 # TRACE=1: the second client is rtt-trace (bench/relay/rtt-trace.c), started 0.2 s before the
 # flood and kept DUR s, printing its RTT per 100 ms of send time (is the tail at the flood's
 # start, before the flooder has its own socket, or steady?).
-# SLICE_US=100: the relay's threads get a scheduler slice of that many µs once it answers
-# (set-slice.c; EEVDF, Linux 6.12+, root), so tasks woken beside it preempt it sooner.
+# SLICE_US=100: the relay's scheduler.sliceUs (subject-expose.sh; 0: the system's slice; unset:
+# the config's default); a checkout without the key (SUBJECT_ROOT) ignores it. The slice the
+# relay's threads run with is printed.
 # Every load is bounded by DUR seconds and timeouts; everything runs on 127.0.0.1.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -45,8 +46,9 @@ for _ in $(seq 1 50); do
 done
 . "$HERE/kernel-drops.sh"
 bg_busy
-if [ -n "${SLICE_US:-}" ]; then
-  gcc -O2 -Wall -o "$BIN/set-slice" "$HERE/set-slice.c" && "$BIN/set-slice" "$(pgrep -P "$SPID" -x node || echo "$SPID")" "$SLICE_US"
+if [ -z "${DIRECT:-}" ]; then
+  # se.slice of every thread (ns): "threads x µs" for each value seen.
+  echo "relay's threads' slice: $(awk '/^se.slice/ { print $3 / 1000 }' /proc/"$(pgrep -P "$SPID" -x node || echo "$SPID")"/task/*/sched 2>/dev/null | sort | uniq -c | awk '{ printf "%s x %s us  ", $1, $2 }')"
 fi
 closed=$(timeout 30 "$BIN/udpload" -t "127.0.0.1:$R" -s 64 -d "$DUR" -w 64)
 echo "closed loop:   $closed"

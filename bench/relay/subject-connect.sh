@@ -23,7 +23,7 @@
 # (direct)"). With path relay the echo's answer is enough. Gives up after SLUICE_PEER_WAIT
 # seconds (default 20) and exits non-zero. run-peers.sh waits about 5 s per port; on a busy machine
 # the TCP port may open after that ("WARN: port tcp/... did not open" in its log): check for it.
-# Caps and rate limits are lifted as in subject.sh; access log off; SLUICE_DATAPATH as subject.sh.
+# Caps and rate limits are lifted as in subject.sh; access log off; SLUICE_DATAPATH and SLICE_US as subject.sh.
 # Plain route vs direct peer path vs relayed peer path: docs/benchmarks.md "Peer paths (connect)".
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -59,7 +59,8 @@ UDP='{ idleTimeout: 120s, maxSessions: 0, maxSessionsPerSource: 0, rate: { perSe
 TCP='{ idleTimeout: 120s, maxConnections: 0, maxConnectionsPerSource: 0 }'
 COMMON="accessLog: { output: \"off\" }
 lifecycle: { drainTimeout: 1s }
-datapath: ${SLUICE_DATAPATH:-auto}"
+datapath: ${SLUICE_DATAPATH:-auto}
+${SLICE_US:+scheduler: { sliceUs: $SLICE_US \}}"
 agent_head() { # NAME
   cat <<YAML
 agent:

@@ -28,6 +28,8 @@ case "${SLUICE_BENCH_RECORD:-0}" in
   all) ACCESS="${CFG%.yaml}.access.log" FLOW="${CFG%.yaml}.flow.log" ADMIN="admin: { listen: 127.0.0.1:0 }" ;;
 esac
 UP_E="127.0.0.1:$E" UP_I="127.0.0.1:$I" POOL_U= POOL_T= POOL_I=
+# SLICE_US sets scheduler.sliceUs (the threads' scheduler slice in µs; 0: the system's; default:
+# the config's), e.g. SUBJECT_CMD="SLICE_US=0 $0 ..." SUBJECT2_CMD="$0 ..." for off against the default.
 # SLUICE_BENCH_RANGE=N (subject-range.sh) makes the UDP echo route a range of N ports from
 # RELAY_PORT on, every port to the one echo port: the load goes through the range's first port,
 # to measure what a range costs per datagram against the single-port route (docs/ranges.md).
@@ -71,6 +73,7 @@ flowLog: { output: $FLOW }
 $ADMIN
 log: { level: warn }
 datapath: ${SLUICE_DATAPATH:-auto}
+${SLICE_US:+scheduler: { sliceUs: $SLICE_US \}}
 lifecycle: { drainTimeout: 1s }
 YAML
 exec node "$ROOT/dist/src/main.js" run --config "$CFG"

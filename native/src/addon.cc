@@ -408,6 +408,7 @@ napi_value Init(napi_env env, napi_value exports) {
   RegisterGro(env, exports);
   RegisterIsolate(env, exports);
   RegisterHeapMemory(env, exports);
+  RegisterSchedSlice(env, exports);
   return exports;
 }
 

@@ -213,6 +213,7 @@ void RegisterSockopt(napi_env env, napi_value exports);
 // isolate.cc: a socket of its own for one client of a listener, and a socket's kernel drops.
 void RegisterIsolate(napi_env env, napi_value exports);
 void RegisterHeapMemory(napi_env env, napi_value exports);  // heap-memory.cc
+void RegisterSchedSlice(napi_env env, napi_value exports);  // sched-slice.cc
 
 // errors.cc
 napi_value ErrnoError(napi_env env, int err, const char* syscall, const char* detail);

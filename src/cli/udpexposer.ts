@@ -13,6 +13,7 @@ import { parseDurationMs } from '../core/duration.js';
 import { DEFAULT_REPLY_BUDGET, type ReplyBudget } from '../core/reply-budget.js';
 import { UdpexposerServer } from '../udpexposer/server.js';
 import type { PeerAddress, UdpexposerEvent } from '../udpexposer/types.js';
+import { startNodeSlice, type SliceSyscalls } from '../ops/scheduler-slice.js';
 import { EXIT } from './exit-codes.js';
 
 /**
@@ -31,6 +32,8 @@ export interface UdpexposerIo {
   readonly onReady?: (ready: UdpexposerReady) => void;
   /** Knobs of the native datapath (tests, benchmarks); defaults suit production. */
   readonly udpNative?: NativeDatapathOptions;
+  /** The scheduler slice's system calls (ops/scheduler-slice.ts); the addon's by default. */
+  readonly schedulerSlice?: SliceSyscalls | string;
 }
 
 export type UdpexposerReady =
@@ -55,6 +58,8 @@ export interface UdpexposerArgs {
   readonly datapath: DatapathChoice;
   /** Sluice extension: the native datapath's receive delay in microseconds (0: none), or 'auto': the adaptive one. */
   readonly batchDelayUs: number | 'auto';
+  /** Sluice extension: every thread's scheduler slice in µs (0: the system's; undefined: the default); as `scheduler.sliceUs` of `sluice run`. */
+  readonly schedulerSliceUs: number | undefined;
   /** Options given that the chosen role ignores (udpexposer ignores them silently). */
   readonly ignored: readonly string[];
 }
@@ -83,12 +88,15 @@ Options:
                              up to this many microseconds for a batch to fill (0-10000; 0:
                              never wait, lowest latency); default auto: only while a process
                              receives 8000 datagrams/s or more, at most 500 µs per hop
+  --scheduler-slice-us       (Sluice) every thread's scheduler slice in µs (0: the system's,
+                             or 100-100000; Linux 6.12+, native addon); default as sluice run's
+                             scheduler.sliceUs
   -h, --help                 display usage information
 
 See docs/udpexposer.md.
 `;
 
-const OPTIONS: Record<string, 'c' | 'a' | 's' | 'n' | 'i' | 'P' | 'S' | 'h' | 'allow-private' | 'allow-loopback' | 'reply-budget' | 'datapath' | 'batch-delay'> = {
+const OPTIONS: Record<string, 'c' | 'a' | 's' | 'n' | 'i' | 'P' | 'S' | 'h' | 'allow-private' | 'allow-loopback' | 'reply-budget' | 'datapath' | 'batch-delay' | 'slice'> = {
   '-c': 'c', '--local-connect-addr': 'c',
   '-a': 'a', '--server-addr': 'a',
   '-s': 's', '--server-mode': 's',
@@ -102,6 +110,7 @@ const OPTIONS: Record<string, 'c' | 'a' | 's' | 'n' | 'i' | 'P' | 'S' | 'h' | 'a
   '--reply-budget': 'reply-budget',
   '--datapath': 'datapath',
   '--batch-delay-us': 'batch-delay',
+  '--scheduler-slice-us': 'slice',
 };
 /** `--batch-delay-us` (docs/udpexposer.md, "Batching at a paced rate"): adaptive unless told otherwise. */
 export const DEFAULT_BATCH_DELAY_US = 'auto';
@@ -165,6 +174,8 @@ export function parseUdpexposerArgs(argv: readonly string[]): UdpexposerArgs | '
   if (!DATAPATHS.includes(datapath)) throw usage(`--datapath: "${datapath}" is not auto, native or js`);
   const delay = str('batch-delay');
   const batchDelayUs = delay === undefined || delay === 'auto' ? DEFAULT_BATCH_DELAY_US : integer(delay, '--batch-delay-us', 0, MAX_BATCH_DELAY_US);
+  const slice = str('slice') === undefined ? undefined : integer(str('slice')!, '--scheduler-slice-us', 0, 100_000);
+  if (slice !== undefined && slice > 0 && slice < 100) throw usage(`--scheduler-slice-us: ${slice} is out of range (0, or 100-100000)`);
   const ignored = server
     ? [...(localConnect ? ['-c'] : []), ...(serverAddr ? ['-a'] : []), ...(str('i') !== undefined ? ['-i'] : [])]
     : SERVER_ONLY.filter(([k]) => seen.has(k)).map(([, flag]) => flag);
@@ -181,6 +192,7 @@ export function parseUdpexposerArgs(argv: readonly string[]): UdpexposerArgs | '
     replyBudget,
     datapath: datapath as DatapathChoice,
     batchDelayUs,
+    schedulerSliceUs: slice,
     ignored,
   };
 }
@@ -220,9 +232,13 @@ export async function runUdpexposerCommand(argv: string[], io: UdpexposerIo): Pr
     io.stderr.write(`sluice udpexposer: --datapath ${args.datapath}: ${(err as Error).message}\n`);
     return EXIT.startFailed;
   }
+  // Every thread's scheduler slice (docs/configuration.md, "scheduler"), said the way the rest is.
+  const say = (fields: Record<string, unknown>, message: string) => io.stderr.write(`sluice udpexposer: warning: ${message}: ${String(fields.reason)}\n`);
+  const slice = startNodeSlice({ sliceUs: args.schedulerSliceUs, datapath: datapath.kind === 'js' ? 'js' : 'native' }, { clock: io.clock, warn: say, info: () => {}, setting: '--scheduler-slice-us', ...(io.schedulerSlice !== undefined ? { syscalls: io.schedulerSlice } : {}) });
   try {
     return await run(args, io, datapath);
   } finally {
+    slice.close();
     if (datapath instanceof NativeDatapath) datapath.destroy();
   }
 }

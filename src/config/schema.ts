@@ -10,6 +10,7 @@ import { expecting } from './issue-text.js';
 import { bandwidthSchema } from './bandwidth-schema.js';
 import { routeMatchSchema } from './route-match.js';
 import { parseListenSpan, parseUpstreamSpan } from './port-span.js';
+import { schedulerSchema } from './scheduler-schema.js';
 import { eitherBy, isPoolList, poolMembersSchema, poolShape, type RawUpstream } from './pool-schema.js';
 
 /**
@@ -217,6 +218,8 @@ export const configSchema = z.strictObject({
   lifecycle: z.strictObject({ drainTimeout: duration.prefault('30s'), watch: z.boolean().default(false) }).prefault({}),
   /** How UDP datagrams move (docs/datapath.md): `auto` = native where the addon loads, else js. */
   datapath: z.enum(['auto', 'native', 'js']).default('auto'),
+  /** The scheduler slice of the process's threads (docs/configuration.md, "scheduler"). */
+  scheduler: schedulerSchema,
   gateway: expose.gateway.optional(),
   agent: expose.agent.optional(),
   /** Routes from container labels (docs/containers.md). */

@@ -9,6 +9,7 @@ import type { ObserveConfig } from './observe-schema.js';
 import type { DockerConfig } from './docker-config.js';
 import type { BansSettings } from './bans-settings.js';
 import type { PoolSpec } from './pool-schema.js';
+import type { SchedulerSettings } from './scheduler-schema.js';
 import type { BandwidthSettings, ProxyProtocolSettings, TcpSettings, UdpSettings } from './route-settings.js';
 
 export type { AclSpec, RouteOrigin, SourcePrefix };
@@ -62,6 +63,8 @@ export interface SluiceConfig extends ObserveConfig {
   readonly lifecycle: { readonly drainTimeoutMs: number; readonly watch: boolean };
   /** The UDP datapath (docs/datapath.md); read at start, a reload does not switch it. Absent = auto. */
   readonly datapath?: 'auto' | 'native' | 'js';
+  /** The scheduler slice of every thread (docs/configuration.md, "scheduler"); read at start. Absent = the default. */
+  readonly scheduler?: SchedulerSettings;
   /** The agent endpoint and public listeners of exposed services (docs/expose.md); absent = no gateway. */
   readonly gateway?: GatewayConfig;
   /** Publishes local services through a gateway (docs/expose.md); absent = no agent. */

@@ -1,5 +1,6 @@
 import type { Clock } from '../core/clock.js';
 import type { YoungGenerationHeap } from '../core/young-generation.js';
+import type { SliceSyscalls } from '../ops/scheduler-slice.js';
 import type { NativeDatapathOptions } from '../datapath/native/native-datapath.js';
 
 /** What a node takes from its process: the clock, where logs go, the config file, native knobs. */
@@ -13,4 +14,6 @@ export interface NodeDeps {
   readonly udpNative?: NativeDatapathOptions;
   /** The young generation's watch (core/young-generation.ts): the addon's by default, null for none. */
   readonly youngGeneration?: YoungGenerationHeap | null;
+  /** The scheduler slice's system calls (ops/scheduler-slice.ts), or why there are none: the addon's by default. */
+  readonly schedulerSlice?: SliceSyscalls | string;
 }

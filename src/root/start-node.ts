@@ -5,6 +5,7 @@ import { opsLogSink } from '../observe/ops-log.js';
 import { selectUdpDatapath } from '../datapath/native/select.js';
 import { youngGenerationHeap } from '../datapath/native/binding.js';
 import { YoungGenerationWatch } from '../core/young-generation.js';
+import { startNodeSlice } from '../ops/scheduler-slice.js';
 import { selectStreamDatapath } from '../datapath/native/select-stream.js';
 import { GeoHolder } from '../admission/geo-holder.js';
 import { CrowdsecHolder } from '../admission/crowdsec/crowdsec-holder.js';
@@ -59,6 +60,12 @@ export async function startNode(config: SluiceConfig, deps: NodeDeps, signal?: A
       const watch = new YoungGenerationWatch(heap, clock);
       stack.defer('young generation', () => watch.close());
     }
+    // Every thread's scheduler slice (scheduler.sliceUs), checked again once the node is up and every few seconds.
+    const slice = startNodeSlice(
+      { sliceUs: config.scheduler?.sliceUs, datapath: config.datapath ?? 'auto' },
+      { clock, warn: (fields, message) => log.warn(fields, message), info: (fields, message) => log.info(fields, message), ...(deps.schedulerSlice !== undefined ? { syscalls: deps.schedulerSlice } : {}) },
+    );
+    stack.defer('scheduler slice', () => slice.close());
     const status = new NodeStatus(udp.datapath?.kind ?? 'js', stream.datapath.kind);
     const shown = <K extends keyof ShownParts>(key: K, build: (signal: AbortSignal) => ShownParts[K] | Promise<ShownParts[K]>, close: (part: ShownParts[K]) => void | Promise<void>) =>
       status.startOn(stack, key, build, close);
@@ -171,6 +178,8 @@ export async function startNode(config: SluiceConfig, deps: NodeDeps, signal?: A
 
     // Ops: the admin listener binds last, once everything it shows runs.
     await ops.listen(config);
+    // The threads started while the node came up (the engines', libuv's pool) get the slice now.
+    slice.check();
     return RunningNode.started({ config, deps, log, events, stack, queue, geo, ops, crowdsec, bans, routes, exposure, containers, ...(fleet ? { fleet } : {}) });
   } catch (err) {
     await stack.stop('immediate').catch(() => {});

@@ -24,6 +24,7 @@ test('udpexposer flags: defaults and both roles', () => {
     replyBudget: { ratio: 64, windowMs: 10_000 },
     datapath: 'auto',
     batchDelayUs: 'auto',
+    schedulerSliceUs: undefined,
     ignored: [],
   });
   const budget = parseUdpexposerArgs(['0.0.0.0:1', '-s', '--reply-budget', '200/30s', '--allow-loopback-peers']);

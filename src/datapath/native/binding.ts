@@ -64,6 +64,10 @@ export interface NativeBinding {
   youngGeneration?(out: Float64Array): void;
   /** Asks V8 for a memory-reducing collection (moderate memory pressure). */
   reduceMemory?(): void;
+  /** Gives thread `tid` a scheduler slice of `microseconds` (0: the system's) (native/src/sched-slice.cc); 0 or an errno. */
+  schedSlice?(tid: number, microseconds: number): number;
+  /** Thread `tid`'s scheduler slice in nanoseconds, or -errno. */
+  schedSliceOf?(tid: number): number;
 }
 
 export type BindingLoad = { ok: true; binding: NativeBinding; layout: NativeLayout } | { ok: false; reason: string };
