@@ -3,6 +3,7 @@
 // throw Node-style system errors (code, errno, syscall) or return -errno where noted.
 #include "stream-internal.h"
 #include "stream-sealed.h"
+#include "stream-relayed.h"
 #include "napi-util.h"
 
 #include <arpa/inet.h>
@@ -402,6 +403,7 @@ void RegisterStream(napi_env env, napi_value exports) {
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   RegisterStreamJoin(env, exports);
+  RegisterStreamRelayed(env, exports);
 }
 
 }  // namespace sluice

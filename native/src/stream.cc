@@ -3,6 +3,7 @@
 #include "stream.h"
 #include "stream-internal.h"
 #include "stream-sealed.h"
+#include "stream-relayed.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -164,6 +165,8 @@ void StreamCloseConn(StreamEngine* e, int id) {
   // CLOEXEC, and a released one leaves the set first), so no EPOLL_CTL_DEL is needed.
   close(c.fd);
   if (c.kind == Kind::Dialing || (c.kind == Kind::PipedClient && c.idle_ms > 0) || c.paused) e->timed--;
+  if (c.kind == Kind::Relayed && c.idle_ms > 0) e->timed--;
+  if (c.relayed != nullptr) RelayedFree(e, &c);
   for (int d = 0; d < 2; d++) {
     if (c.pipe_r[d] < 0) continue;
     // An empty pipe is kept for the next pair (bounded); one holding bytes is closed with them.
@@ -480,6 +483,8 @@ static void Dispatch(StreamEngine* e, int id, uint32_t events) {
     case Kind::PipedUpstream:
       NoteReady(&e->conns[c.other], 1, events);
       return Pump(e, c.other);
+    case Kind::Relayed:
+      return RelayedDispatch(e, id, events);
     default:
       return;
   }
@@ -525,6 +530,8 @@ void StreamOnTick(uv_timer_t* handle) {
       Connected(e, id, ETIMEDOUT);
     } else if (c.kind == Kind::PipedClient && c.idle_ms > 0 && now >= c.deadline) {
       EndPair(e, id, kEndIdle, 0);
+    } else if (c.kind == Kind::Relayed) {
+      RelayedTick(e, id, now);
     }
   }
   e->in_batch = false;

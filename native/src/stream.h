@@ -68,7 +68,7 @@ constexpr size_t kCopyChunk = 4096;
 // its first bytes waiting, so accept, dial, join and the first bytes take one wake-up, not three.
 constexpr int kSetupPasses = 4;
 
-enum class Kind : uint8_t { Free, Listener, Held, Dialing, PipedClient, PipedUpstream };
+enum class Kind : uint8_t { Free, Listener, Held, Dialing, PipedClient, PipedUpstream, Relayed };
 
 struct StreamConn {
   int fd = -1;
@@ -97,6 +97,7 @@ struct StreamConn {
   // when its dial succeeds; on that client, the dial (so closing either one unlinks both).
   int join = -1;
   uint32_t join_idle_ms = 0;  // dialing upstream: the pair's idle timeout
+  struct RelayedConn* relayed = nullptr;  // Kind::Relayed: its held bytes and state (stream-relayed.h)
 };
 
 struct StreamEngine {
@@ -138,6 +139,10 @@ struct StreamEngine {
   uint64_t sealed_max_records = uint64_t(1) << 24;
   uint64_t sealed_max_bytes = uint64_t(1) << 36;
   std::vector<void*> sealed_ctx_pool;  // AES-128-GCM contexts (EVP_CIPHER_CTX) kept for the next pair
+  // Relayed connections (stream-relayed.h): the data area their reads land in (JavaScript's memory).
+  uint8_t* relayed_data = nullptr;
+  size_t relayed_cap = 0;
+  size_t relayed_off = 0;
 };
 
 // stream.cc

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { Endpoint } from '../core/address.js';
 import type { DataKeys } from '../protocol/tunnel/index.js';
+import type { RelayedConn, RelayedConnEvents } from './relayed-conn.js';
 
 /**
  * The TCP stream datapath: how connections are accepted, dialed and joined. Decisions (admission,
@@ -41,6 +42,12 @@ export interface StreamDatapath {
    * END read from it: the end says `kept`, and `sealed` is the caller's again (for another stream).
    */
   pipeSealed(plain: StreamConn, sealed: StreamConn, keys: SealedKeys, idleTimeoutMs: number, onEnd: (end: PairEnd) => void, keep?: boolean): (() => PairCounters) | undefined;
+  /**
+   * Optional: carries a held connection's bytes to and from JavaScript without a Node socket
+   * (relayed-conn.ts), `idleTimeoutMs` of no bytes either way (0: never) reported as `idle`.
+   * Undefined when this datapath cannot (the caller uses `socket()`).
+   */
+  relayed?(conn: StreamConn, idleTimeoutMs: number, events: RelayedConnEvents): RelayedConn | undefined;
 }
 
 /** A sealed data connection's keys (docs/tunnel-protocol.md "Data connections"): AES-128-GCM, a key and IV per direction, and the next sequence number of each. */
