@@ -188,6 +188,19 @@ bool GetRelayed(napi_env env, napi_value* argv, StreamEngine** e, int* id) {
   return true;
 }
 
+bool Bytes(napi_env env, napi_value v, uint8_t** data, size_t* len) {
+  napi_typedarray_type type;
+  napi_value ab;
+  size_t offset;
+  void* p;
+  if (napi_get_typedarray_info(env, v, &type, len, &p, &ab, &offset) != napi_ok || type != napi_uint8_array) {
+    napi_throw_type_error(env, nullptr, "expected a Uint8Array");
+    return false;
+  }
+  *data = static_cast<uint8_t*>(p);
+  return true;
+}
+
 napi_value Int(napi_env env, double v) {
   napi_value out;
   napi_create_double(env, v, &out);
@@ -205,15 +218,14 @@ napi_value Init(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   StreamEngine* e = static_cast<StreamEngine*>(p);
-  napi_typedarray_type type;
-  size_t len, offset;
-  void* data;
-  napi_value ab;
-  if (napi_get_typedarray_info(env, argv[1], &type, &len, &data, &ab, &offset) != napi_ok || type != napi_uint8_array || len < kRelayedRead) {
-    napi_throw_type_error(env, nullptr, "expected a Uint8Array of at least 65536 bytes");
+  uint8_t* data;
+  size_t len;
+  if (!Bytes(env, argv[1], &data, &len)) return nullptr;
+  if (len < kRelayedRead) {
+    napi_throw_range_error(env, nullptr, "the data area must hold at least 65536 bytes");
     return nullptr;
   }
-  e->relayed_data = static_cast<uint8_t*>(data);
+  e->relayed_data = data;
   e->relayed_cap = len;
   e->relayed_off = 0;
   return nullptr;
@@ -266,15 +278,7 @@ napi_value Write(napi_env env, napi_callback_info info) {
   if (!Args(env, info, 3, argv) || !GetRelayed(env, argv, &e, &id)) return nullptr;
   uint8_t* data;
   size_t len;
-  napi_typedarray_type type;
-  napi_value ab;
-  size_t offset;
-  void* p;
-  if (napi_get_typedarray_info(env, argv[2], &type, &len, &p, &ab, &offset) != napi_ok || type != napi_uint8_array) {
-    napi_throw_type_error(env, nullptr, "expected a Uint8Array");
-    return nullptr;
-  }
-  data = static_cast<uint8_t*>(p);
+  if (!Bytes(env, argv[2], &data, &len)) return nullptr;
   StreamConn& c = e->conns[id];
   RelayedConn* r = c.relayed;
   if (r->interest == ~0u && r->eof && !r->reading) return Int(env, -EPIPE);  // failed already

@@ -54,9 +54,10 @@ export function serveLocalStream(
   };
   const relayConn = (local: StreamConn) => {
     if (stream.destroyed) return void local.destroy();
+    if (!dp.relayed || !stream.idle) return relay(local.socket());
     let stop: ((reason: 'shutdown') => void) | undefined;
     const done = () => stop && ended(stop);
-    stop = stream.idle ? relayConnToStream(local, dp, stream, c.idleTimeoutMs, done, proxyHeader(c.proxyProtocol, m.client, m.server)) : undefined;
+    stop = relayConnToStream(local, dp, stream, c.idleTimeoutMs, done, proxyHeader(c.proxyProtocol, m.client, m.server));
     if (!stop) return relay(local.socket());
     accept(stream);
     started(stop);

@@ -36,11 +36,12 @@ function countRelayed(dp: StreamDatapath): { n: number } {
   return seen;
 }
 
-async function expose(t: TestContext, onSocket: (s: net.Socket) => void, svcExtra = '') {
+/** A gateway and an agent on the test's datapath exposing `service` (a handler, or a port that refuses). */
+async function expose(t: TestContext, service: ((s: net.Socket) => void) | number) {
   const dp = datapathOf(t)!;
   const relayed = countRelayed(dp);
   if (dp.relayed) t.after(() => delete (dp as { relayed?: unknown }).relayed);
-  const local = await tcpServer(t, onSocket);
+  const local = typeof service === 'number' ? { port: service } : await tcpServer(t, service);
   const seen: SluiceEvent[] = [];
   const events = new EventStream((err) => {
     throw err;
@@ -56,7 +57,7 @@ async function expose(t: TestContext, onSocket: (s: net.Socket) => void, svcExtr
   t.after(() => gateway.close());
   const gw = { port: gateway.tcpAddress.port, fingerprint: gateway.fingerprint };
   const port = await freePort();
-  const agent = await Agent.start(agentConfig(gw, `    svc: { local: 127.0.0.1:${local.port}, remote: tcp://127.0.0.1:${port}${svcExtra} }`, '  dataConnections: 0\n'), {
+  const agent = await Agent.start(agentConfig(gw, `    svc: { local: 127.0.0.1:${local.port}, remote: tcp://127.0.0.1:${port} }`, '  dataConnections: 0\n'), {
     clock: systemClock,
     events: new EventStream((err) => {
       throw err;
@@ -189,7 +190,7 @@ test('a reset from either end reaches the other: native as a reset, js as a clos
 });
 
 test('a refused local dial resets the stream with refused: the client is closed, no session', async (t) => {
-  const gwDead = await exposeDead(t, await freePort());
+  const gwDead = await expose(t, await freePort());
   const c = await tcpConnect(t, gwDead.port);
   c.resume();
   await once(c, 'end');
@@ -198,31 +199,6 @@ test('a refused local dial resets the stream with refused: the client is closed,
   assert.match(err.message, /refused/);
   assert.ok(!gwDead.seen.some((e) => e.type === 'session-started'), 'no session started');
 });
-
-async function exposeDead(t: TestContext, deadPort: number) {
-  const dp = datapathOf(t)!;
-  const seen: SluiceEvent[] = [];
-  const events = new EventStream((err) => {
-    throw err;
-  });
-  events.subscribe((e) => seen.push(e));
-  let flow = 0;
-  const gateway = await Gateway.start(gatewayConfig(), {
-    clock: systemClock,
-    events,
-    routeDeps: (route) => ({ admit: aclAdmitter(route.acl, undefined), nextFlowId: () => ++flow, streamDatapath: dp }),
-    streamDatapath: dp,
-  });
-  t.after(() => gateway.close());
-  const port = await freePort();
-  const agent = await Agent.start(
-    agentConfig({ port: gateway.tcpAddress.port, fingerprint: gateway.fingerprint }, `    svc: { local: 127.0.0.1:${deadPort}, remote: tcp://127.0.0.1:${port} }`, '  dataConnections: 0\n'),
-    { clock: systemClock, events: new EventStream(() => {}), nextFlowId: () => ++flow, streamDatapath: dp },
-  );
-  t.after(() => agent.close());
-  await published(agent);
-  return { port, seen };
-}
 
 test('2,000 churned streams leave no descriptor behind', async (t) => {
   const { port, gateway } = await expose(t, (s) => s.pipe(s));
