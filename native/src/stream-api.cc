@@ -382,6 +382,7 @@ napi_value Destroy(napi_env env, napi_callback_info info) {
 }  // namespace
 
 napi_value StreamDialCall(napi_env env, napi_callback_info info) { return Dial(env, info); }
+bool StreamBytes(napi_env env, napi_value v, uint8_t** data, size_t* len) { return Bytes(env, v, data, len); }
 
 void RegisterStream(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {

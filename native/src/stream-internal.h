@@ -26,6 +26,8 @@ bool StreamJoinAtConnect(StreamEngine* e, int id);
 void RegisterStreamJoin(napi_env env, napi_value exports);
 // stream-api.cc: streamDial's N-API entry, which streamDialJoin extends.
 napi_value StreamDialCall(napi_env env, napi_callback_info info);
+// stream-api.cc: a Uint8Array argument's bytes (throws a TypeError otherwise).
+bool StreamBytes(napi_env env, napi_value v, uint8_t** data, size_t* len);
 
 // errors.cc
 napi_value ErrnoError(napi_env env, int err, const char* syscall, const char* detail);

@@ -188,19 +188,6 @@ bool GetRelayed(napi_env env, napi_value* argv, StreamEngine** e, int* id) {
   return true;
 }
 
-bool Bytes(napi_env env, napi_value v, uint8_t** data, size_t* len) {
-  napi_typedarray_type type;
-  napi_value ab;
-  size_t offset;
-  void* p;
-  if (napi_get_typedarray_info(env, v, &type, len, &p, &ab, &offset) != napi_ok || type != napi_uint8_array) {
-    napi_throw_type_error(env, nullptr, "expected a Uint8Array");
-    return false;
-  }
-  *data = static_cast<uint8_t*>(p);
-  return true;
-}
-
 napi_value Int(napi_env env, double v) {
   napi_value out;
   napi_create_double(env, v, &out);
@@ -220,7 +207,7 @@ napi_value Init(napi_env env, napi_callback_info info) {
   StreamEngine* e = static_cast<StreamEngine*>(p);
   uint8_t* data;
   size_t len;
-  if (!Bytes(env, argv[1], &data, &len)) return nullptr;
+  if (!StreamBytes(env, argv[1], &data, &len)) return nullptr;
   if (len < kRelayedRead) {
     napi_throw_range_error(env, nullptr, "the data area must hold at least 65536 bytes");
     return nullptr;
@@ -278,7 +265,7 @@ napi_value Write(napi_env env, napi_callback_info info) {
   if (!Args(env, info, 3, argv) || !GetRelayed(env, argv, &e, &id)) return nullptr;
   uint8_t* data;
   size_t len;
-  if (!Bytes(env, argv[2], &data, &len)) return nullptr;
+  if (!StreamBytes(env, argv[2], &data, &len)) return nullptr;
   StreamConn& c = e->conns[id];
   RelayedConn* r = c.relayed;
   if (r->interest == ~0u && r->eof && !r->reading) return Int(env, -EPIPE);  // failed already

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync } from 'node:fs';
 import net from 'node:net';
@@ -37,7 +38,7 @@ function countRelayed(dp: StreamDatapath): { n: number } {
 }
 
 /** A gateway and an agent on the test's datapath exposing `service` (a handler, or a port that refuses). */
-async function expose(t: TestContext, service: ((s: net.Socket) => void) | number) {
+async function expose(t: TestContext, service: ((s: net.Socket) => void) | number, svcExtra = '') {
   const dp = datapathOf(t)!;
   const relayed = countRelayed(dp);
   if (dp.relayed) t.after(() => delete (dp as { relayed?: unknown }).relayed);
@@ -57,7 +58,7 @@ async function expose(t: TestContext, service: ((s: net.Socket) => void) | numbe
   t.after(() => gateway.close());
   const gw = { port: gateway.tcpAddress.port, fingerprint: gateway.fingerprint };
   const port = await freePort();
-  const agent = await Agent.start(agentConfig(gw, `    svc: { local: 127.0.0.1:${local.port}, remote: tcp://127.0.0.1:${port} }`, '  dataConnections: 0\n'), {
+  const agent = await Agent.start(agentConfig(gw, `    svc: { local: 127.0.0.1:${local.port}, remote: tcp://127.0.0.1:${port}${svcExtra} }`, '  dataConnections: 0\n'), {
     clock: systemClock,
     events: new EventStream((err) => {
       throw err;
@@ -198,6 +199,48 @@ test('a refused local dial resets the stream with refused: the client is closed,
   assert.ok(err && err.type === 'dial-error');
   assert.match(err.message, /refused/);
   assert.ok(!gwDead.seen.some((e) => e.type === 'session-started'), 'no session started');
+});
+
+test('a local dial that times out resets the stream with timeout', async (t) => {
+  // A listener that never accepts, its queue full: the next SYN goes unanswered.
+  const child = spawn('python3', ['-c', 'import socket,sys\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\nsys.stdin.read()'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.after(() => child.kill());
+  const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+  const full = Number(line.toString().trim());
+  for (let i = 0; i < 3; i++) {
+    const f = net.connect(full, '127.0.0.1');
+    f.on('error', () => {});
+    t.after(() => f.destroy());
+  }
+  const { port, seen } = await expose(t, full, ', tcp: { connectTimeout: 300ms }');
+  const c = await tcpConnect(t, port);
+  c.resume();
+  await once(c, 'end');
+  const err = seen.find((e) => e.type === 'dial-error');
+  assert.ok(err && err.type === 'dial-error');
+  assert.match(err.message, /timed out/);
+});
+
+test('the idle timeout of the local side ends both ends', async (t) => {
+  const services: net.Socket[] = [];
+  const { port, gateway, seen } = await expose(
+    t,
+    (s) => {
+      services.push(s);
+      s.resume();
+    },
+    ', tcp: { idleTimeout: 300ms }',
+  );
+  const c = await tcpConnect(t, port);
+  c.write('hello');
+  c.resume();
+  await waitFor(() => services.length === 1, 'service connected');
+  // Ended by a FIN (js) or an RST (native: the stream was reset by the agent's side).
+  const endOf = (x: net.Socket) => new Promise((r) => x.once('close', r).once('end', r));
+  await Promise.all([endOf(c), endOf(services[0]!)]);
+  await waitFor(() => streamsOf(gateway) === 0, 'stream gone');
+  await waitFor(() => seen.some((e) => e.type === 'session-ended'), 'session recorded');
+  assert.ok(services[0]!.bytesRead === 5, 'the service got the client bytes before the timeout');
 });
 
 test('2,000 churned streams leave no descriptor behind', async (t) => {
