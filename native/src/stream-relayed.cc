@@ -64,13 +64,14 @@ void EmitError(StreamEngine* e, int id, int err) {
   c.relayed->held_off = 0;
 }
 
-void ReadOnce(StreamEngine* e, int id) {
+// One read; returns the bytes read (0 at the FIN, an error or nothing to read).
+size_t ReadOnce(StreamEngine* e, int id) {
   // Records not yet delivered name the data area up to relayed_off; with none pending it is free.
   if (e->ev_count == 0) e->relayed_off = 0;
   if (e->relayed_off + kRelayedRead > e->relayed_cap) {
     StreamDeliver(e);
     e->relayed_off = 0;
-    if (e->conns[id].fd < 0 || e->conns[id].relayed == nullptr || !e->conns[id].relayed->reading) return;
+    if (e->conns[id].fd < 0 || e->conns[id].relayed == nullptr || !e->conns[id].relayed->reading) return 0;
   }
   StreamConn& c = e->conns[id];
   ssize_t n;
@@ -79,7 +80,7 @@ void ReadOnce(StreamEngine* e, int id) {
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
     if (errno != EAGAIN && errno != EWOULDBLOCK) EmitError(e, id, errno);
-    return;
+    return 0;
   }
   if (n == 0) {
     c.relayed->eof = true;
@@ -87,7 +88,7 @@ void ReadOnce(StreamEngine* e, int id) {
     double* rec = StreamEmit(e);
     rec[0] = kEvRelayedFin;
     rec[1] = id;
-    return;
+    return 0;
   }
   size_t off = e->relayed_off;
   e->relayed_off += static_cast<size_t>(n);
@@ -98,6 +99,7 @@ void ReadOnce(StreamEngine* e, int id) {
   rec[1] = id;
   rec[2] = static_cast<double>(off);
   rec[3] = static_cast<double>(n);
+  return static_cast<size_t>(n);
 }
 
 // Sends held bytes; returns how many left, or -errno.
@@ -147,7 +149,16 @@ void RelayedDispatch(StreamEngine* e, int id, uint32_t events) {
     if (e->conns[id].fd < 0 || e->conns[id].relayed != r) return;  // closed during a delivery
     if (r->held_off == 0 && r->held.empty()) Rearm(e, id);
   }
-  if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) && r->reading && !r->eof) return ReadOnce(e, id);
+  if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) && r->reading && !r->eof) {
+    // A full read suggests more waiting: a few more now (bulk costs fewer wake-ups and batches),
+    // never more than kRelayedReadsPerLook, so a busy connection cannot starve the others.
+    for (int k = 0; k < kRelayedReadsPerLook; k++) {
+      if (ReadOnce(e, id) < kRelayedRead) return;
+      StreamConn& again = e->conns[id];
+      if (again.fd < 0 || again.relayed != r || !r->reading || r->eof) return;
+    }
+    return;
+  }
   if ((events & EPOLLHUP) && (r->eof || !r->reading) && r->held.empty()) {
     // Both ways done (or paused) and nothing to send: quiet until JavaScript decides.
     StreamCtl(e, id, EPOLL_CTL_DEL, 0);
