@@ -18,6 +18,7 @@ namespace sluice {
 struct RelayedConn {
   bool reading = true;   // JavaScript wants bytes (not paused)
   bool eof = false;      // the FIN was read: no more reads
+  bool shut = false;     // our FIN was sent (streamRelayedShutdown)
   uint32_t interest = 0; // what the set holds for it now (EPOLLIN|EPOLLRDHUP, EPOLLOUT); ~0u: not in the set
   std::vector<uint8_t> held;  // bytes a write could not send yet, from held_off on
   size_t held_off = 0;
@@ -84,7 +85,8 @@ size_t ReadOnce(StreamEngine* e, int id) {
   }
   if (n == 0) {
     c.relayed->eof = true;
-    Rearm(e, id);
+    // Both FINs now: JavaScript closes it in this batch (close leaves the set), so no epoll_ctl.
+    if (!c.relayed->shut) Rearm(e, id);
     double* rec = StreamEmit(e);
     rec[0] = kEvRelayedFin;
     rec[1] = id;
@@ -309,6 +311,7 @@ napi_value Shutdown(napi_env env, napi_callback_info info) {
   int id;
   if (!Args(env, info, 2, argv) || !GetRelayed(env, argv, &e, &id)) return nullptr;
   shutdown(e->conns[id].fd, SHUT_WR);
+  e->conns[id].relayed->shut = true;
   return nullptr;
 }
 
