@@ -201,6 +201,21 @@ test('a refused local dial resets the stream with refused: the client is closed,
   assert.ok(!gwDead.seen.some((e) => e.type === 'session-started'), 'no session started');
 });
 
+test('a client whose first bytes left before the refused dial is reset, not closed', async (t) => {
+  const { port, seen } = await expose(t, await freePort());
+  const c = await tcpConnect(t, port);
+  let error: (Error & { code?: string }) | undefined;
+  c.on('error', (e) => (error = e));
+  let fin = false;
+  c.on('end', () => (fin = true));
+  c.write('request that reaches no service');
+  c.resume();
+  await new Promise((r) => c.once('close', r));
+  assert.equal(error?.code, 'ECONNRESET');
+  assert.equal(fin, false, 'a FIN would look like the service closing after the request');
+  assert.ok(seen.some((e) => e.type === 'dial-error'));
+});
+
 test('a local dial that times out resets the stream with timeout', async (t) => {
   // A listener that never accepts, its queue full: the next SYN goes unanswered.
   const child = spawn('python3', ['-c', 'import socket,sys\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\nsys.stdin.read()'], { stdio: ['pipe', 'pipe', 'inherit'] });

@@ -99,6 +99,7 @@ export class NativeRelays {
     }
     conn.held = false;
     const rc = new NativeRelayedConn(this, conn, events);
+    conn.relayed = rc;
     this.#byId[conn.id] = rc;
     return rc;
   }
