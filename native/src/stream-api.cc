@@ -4,6 +4,7 @@
 #include "stream-internal.h"
 #include "stream-sealed.h"
 #include "stream-trunk.h"
+#include "stream-relayed.h"
 #include "napi-util.h"
 
 #include <arpa/inet.h>
@@ -398,6 +399,7 @@ napi_value Destroy(napi_env env, napi_callback_info info) {
 }  // namespace
 
 napi_value StreamDialCall(napi_env env, napi_callback_info info) { return Dial(env, info); }
+bool StreamBytes(napi_env env, napi_value v, uint8_t** data, size_t* len) { return Bytes(env, v, data, len); }
 
 void RegisterStream(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
@@ -420,6 +422,7 @@ void RegisterStream(napi_env env, napi_value exports) {
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   RegisterStreamJoin(env, exports);
   RegisterStreamTrunk(env, exports);
+  RegisterStreamRelayed(env, exports);
 }
 
 }  // namespace sluice

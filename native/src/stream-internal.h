@@ -28,6 +28,8 @@ void RegisterStreamJoin(napi_env env, napi_value exports);
 void RegisterStreamTrunk(napi_env env, napi_value exports);
 // stream-api.cc: streamDial's N-API entry, which streamDialJoin extends.
 napi_value StreamDialCall(napi_env env, napi_callback_info info);
+// stream-api.cc: a Uint8Array argument's bytes (throws a TypeError otherwise).
+bool StreamBytes(napi_env env, napi_value v, uint8_t** data, size_t* len);
 
 // stream-sealed-api.cc: the engine of a call's first argument (throws when it is not a live one),
 // and optional bytes (undefined gives none; anything else must be a Uint8Array).

@@ -4,6 +4,7 @@
 #include "stream-internal.h"
 #include "stream-sealed.h"
 #include "stream-trunk.h"
+#include "stream-relayed.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -165,7 +166,9 @@ void StreamCloseConn(StreamEngine* e, int id) {
   // CLOEXEC, and a released one leaves the set first), so no EPOLL_CTL_DEL is needed.
   close(c.fd);
   if (c.kind == Kind::Dialing || ((c.kind == Kind::PipedClient || c.kind == Kind::TrunkPlain) && c.idle_ms > 0) || c.paused) e->timed--;
+  if (c.kind == Kind::Relayed && c.idle_ms > 0) e->timed--;
   if (c.kind == Kind::TrunkConn || c.kind == Kind::TrunkPlain) TrunkOnClose(e, id);
+  if (c.relayed != nullptr) RelayedFree(e, &c);
   for (int d = 0; d < 2; d++) {
     if (c.pipe_r[d] < 0) continue;
     // An empty pipe is kept for the next pair (bounded); one holding bytes is closed with them.
@@ -486,6 +489,8 @@ static void Dispatch(StreamEngine* e, int id, uint32_t events) {
     case Kind::TrunkPlain:
       NoteReady(&c, 0, events);
       return TrunkOnEvent(e, id);
+    case Kind::Relayed:
+      return RelayedDispatch(e, id, events);
     default:
       return;
   }
@@ -534,6 +539,8 @@ void StreamOnTick(uv_timer_t* handle) {
       EndPair(e, id, kEndIdle, 0);
     } else if (c.kind == Kind::TrunkPlain && c.idle_ms > 0 && now >= c.deadline) {
       TrunkIdle(e, id);
+    } else if (c.kind == Kind::Relayed) {
+      RelayedTick(e, id, now);
     }
   }
   TrunkFlushDirty(e);

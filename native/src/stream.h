@@ -69,7 +69,8 @@ constexpr size_t kCopyChunk = 4096;
 constexpr int kSetupPasses = 4;
 
 // TrunkConn, TrunkPlain: a trunk and a plain connection attached to one (stream-trunk.h).
-enum class Kind : uint8_t { Free, Listener, Held, Dialing, PipedClient, PipedUpstream, TrunkConn, TrunkPlain };
+// Relayed: a connection whose bytes JavaScript relays (stream-relayed.h).
+enum class Kind : uint8_t { Free, Listener, Held, Dialing, PipedClient, PipedUpstream, TrunkConn, TrunkPlain, Relayed };
 
 struct StreamConn {
   int fd = -1;
@@ -100,6 +101,7 @@ struct StreamConn {
   uint32_t join_idle_ms = 0;  // dialing upstream: the pair's idle timeout
   struct Trunk* trunk = nullptr;          // TrunkConn: its frames and streams (stream-trunk.h)
   struct TrunkStream* tstream = nullptr;  // TrunkPlain: the stream it is attached as
+  struct RelayedConn* relayed = nullptr;  // Kind::Relayed: its held bytes and state (stream-relayed.h)
 };
 
 struct StreamEngine {
@@ -142,6 +144,10 @@ struct StreamEngine {
   uint64_t sealed_max_bytes = uint64_t(1) << 36;
   std::vector<void*> sealed_ctx_pool;  // AES-128-GCM contexts (EVP_CIPHER_CTX) kept for the next pair
   std::vector<int> trunk_dirty;        // trunks with frames to write at the end of this pass (stream-trunk.h)
+  // Relayed connections (stream-relayed.h): the data area their reads land in (JavaScript's memory).
+  uint8_t* relayed_data = nullptr;
+  size_t relayed_cap = 0;
+  size_t relayed_off = 0;
 };
 
 // stream.cc

@@ -309,7 +309,7 @@ export class LocalServices implements DatagramSink {
     // In a range, the public port the client connected to (STREAM_OPEN's server) picks the local port.
     const target = svc.localFor(m.server.port);
     if (target === undefined) return stream.reset('unknown-service');
-    serveLocalStream(this.deps.streamDialer, svc.config, target, stream, m, accept, (stop) => this.#stops.add(stop), (stop) => this.#stops.delete(stop));
+    serveLocalStream(this.deps.streamDialer, svc.config, target, stream, m, accept, (stop) => this.#stops.add(stop), (stop) => this.#stops.delete(stop), this.deps.streamDatapath);
   }
 
   /**

@@ -3,6 +3,8 @@ import { canonicalIp, type Endpoint, type HostPort } from '../core/address.js';
 import { errnoCode, isSluiceError } from '../core/errors.js';
 import type { ExposeConfig } from '../config/expose-config.js';
 import { jsStreamDatapath } from '../datapath/js-stream-datapath.js';
+import type { StreamConn, StreamDatapath } from '../datapath/stream-datapath.js';
+import { relayConnToStream } from '../upstream/agent/conn-relay.js';
 import { encodeProxyV1, encodeProxyV2 } from '../protocol/proxy-protocol/index.js';
 import type { StreamOpen, StreamResetCode } from '../protocol/tunnel/index.js';
 import { relayTcp } from '../session/tcp-relay.js';
@@ -22,7 +24,8 @@ const NEVER = new AbortController().signal;
  * A dialer of plain sockets (the usual one) dials with a callback, without a promise, an abort
  * controller or a timer of its own per stream (a literal's connect deadline is the socket's); a
  * stream closed while dialing cancels the dial, which closes what it dialed. Other dialers (tests
- * inject some) are dialed through their promise.
+ * inject some) are dialed through their promise. With `datapath` native, the service is dialed
+ * there and relayed without a Node socket (conn-relay.ts).
  */
 export function serveLocalStream(
   dialer: StreamDialer,
@@ -33,8 +36,12 @@ export function serveLocalStream(
   accept: (s: TunnelStream) => void,
   started: (stop: (reason: 'shutdown') => void) => void,
   ended: (stop: (reason: 'shutdown') => void) => void,
+  datapath?: StreamDatapath,
 ): void {
   stream.on('error', () => {});
+  // A datapath that relays its own connections (native) dials the service and carries its bytes
+  // without a Node socket (conn-relay.ts); otherwise Node's net.
+  const dp = datapath?.relayed ? datapath : jsStreamDatapath;
   const relay = (local: Socket) => {
     if (stream.destroyed) return void local.destroy();
     accept(stream);
@@ -45,13 +52,23 @@ export function serveLocalStream(
     stop = stream.relaySocket(local, c.idleTimeoutMs, done) ?? relayTcp(local, stream, c.idleTimeoutMs, done);
     started(stop);
   };
+  const relayConn = (local: StreamConn) => {
+    if (stream.destroyed) return void local.destroy();
+    if (!dp.relayed || !stream.idle) return relay(local.socket());
+    let stop: ((reason: 'shutdown') => void) | undefined;
+    const done = () => stop && ended(stop);
+    stop = relayConnToStream(local, dp, stream, c.idleTimeoutMs, done, proxyHeader(c.proxyProtocol, m.client, m.server));
+    if (!stop) return relay(local.socket());
+    accept(stream);
+    started(stop);
+  };
   if (isSocketDialer(dialer)) {
     const opts: DialOptions = { signal: NEVER, timeoutMs: c.connectTimeoutMs, client: m.client, local: m.server };
     const onClose = () => dialing?.cancel();
-    const dialing = dialer.dialConn(target, opts, jsStreamDatapath, (err, dialed) => {
+    const dialing = dialer.dialConn(target, opts, dp, (err, dialed) => {
       stream.off('close', onClose);
       if (err) return stream.reset(resetCodeFor(err));
-      relay(dialed!.conn.socket());
+      relayConn(dialed!.conn);
     });
     if (dialing) {
       stream.once('close', onClose);

@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import type { Endpoint } from '../core/address.js';
 import type { DataKeys } from '../protocol/tunnel/index.js';
 import type { StreamTrunk } from './stream-trunk.js';
+import type { RelayedConn, RelayedConnEvents } from './relayed-conn.js';
 
 /**
  * The TCP stream datapath: how connections are accepted, dialed and joined. Decisions (admission,
@@ -47,6 +48,12 @@ export interface StreamDatapath {
    * (stream-trunk.ts). Only the native datapath has trunks; undefined where there are none.
    */
   trunk?(sealed: StreamConn, keys: SealedKeys, onEnd: (code: string) => void): StreamTrunk | undefined;
+  /**
+   * Optional: carries a held connection's bytes to and from JavaScript without a Node socket
+   * (relayed-conn.ts), `idleTimeoutMs` of no bytes either way (0: never) reported as `idle`.
+   * Undefined when this datapath cannot (the caller uses `socket()`).
+   */
+  relayed?(conn: StreamConn, idleTimeoutMs: number, events: RelayedConnEvents): RelayedConn | undefined;
 }
 
 /** A sealed data connection's keys (docs/tunnel-protocol.md "Data connections"): AES-128-GCM, a key and IV per direction, and the next sequence number of each. */

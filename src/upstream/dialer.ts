@@ -70,10 +70,11 @@ export interface SocketRelaying {
 /**
  * A dialed stream that joins the client connection itself in a stream datapath (an agent's stream
  * on a sealed data connection, StreamDatapath.pipeSealed), with joinInDatapath's contract: `onDone`
- * once, unless the returned `stop` ended it first (the outcome then follows the stop).
+ * once, unless the returned `stop` ended it first (the outcome then follows the stop). Undefined
+ * when it cannot join this one (relay it otherwise: SocketRelaying, relayTcp).
  */
 export interface ConnRelaying {
-  relayConn(down: StreamConn, datapath: StreamDatapath, idleTimeoutMs: number, onDone: (outcome: SocketRelayOutcome) => void): (reason: EndReason) => void;
+  relayConn(down: StreamConn, datapath: StreamDatapath, idleTimeoutMs: number, onDone: (outcome: SocketRelayOutcome) => void): ((reason: EndReason) => void) | undefined;
 }
 
 /** Opens a byte stream. Rejects with a SluiceError (SLUICE_ERR_DIAL_TIMEOUT, _DIAL_FAILED, _RESOLVE). */

@@ -34,6 +34,8 @@ export class NativeConn implements StreamConn {
   #client = false;
   /** A dialed connection the engine joined to this client at connect, until `pipe` takes note. */
   joinedTo: NativeConn | undefined;
+  /** A relayed connection's counters (native-relayed.ts): its bytes pass through JavaScript. */
+  relayed: { readonly bytesRead: number; readonly bytesWritten: number } | undefined;
 
   constructor(
     readonly dp: ConnEngine,
@@ -67,6 +69,7 @@ export class NativeConn implements StreamConn {
 
   #counter(which: 0 | 1): number {
     if (this.#sock) return which === 0 ? this.#sock.bytesRead : this.#sock.bytesWritten;
+    if (this.relayed) return which === 0 ? this.relayed.bytesRead : this.relayed.bytesWritten;
     if (!this.#client) return 0;
     if (this.destroyed) return which === 0 ? this.finalCounters.bytesFromClient : this.finalCounters.bytesToClient;
     return this.dp.counters(this.id)[which]!;

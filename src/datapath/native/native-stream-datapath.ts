@@ -5,6 +5,8 @@ import { endCode, systemError } from './system-error.js';
 import { NativeConn, NO_COUNTERS, type ConnEngine } from './native-conn.js';
 import { NativeTrunk, packKeys, type TrunkEngine } from './native-trunk.js';
 import type { StreamTrunk } from '../stream-trunk.js';
+import { NativeRelays, relayedBindingOf } from './native-relayed.js';
+import type { RelayedConn, RelayedConnEvents } from '../relayed-conn.js';
 
 /** Event records per delivery; the engine delivers early when they fill. */
 const EVENT_RECORDS = 512;
@@ -178,6 +180,23 @@ export class NativeStreamDatapath implements StreamDatapath, ConnEngine {
     this.#b.streamSealedLimits(this.#engine, maxRecords, maxBytes);
   }
 
+  /** Relayed connections (native-relayed.ts); made at the first, when the addon has them. */
+  #relays: NativeRelays | null | undefined;
+
+  relayed(conn: StreamConn, idleTimeoutMs: number, events: RelayedConnEvents): RelayedConn | undefined {
+    if (!(conn instanceof NativeConn) || conn.dp !== this) return undefined;
+    if (this.#relays === undefined) {
+      const b = relayedBindingOf(this.#b);
+      this.#relays = b ? new NativeRelays(b, this.#engine) : null;
+    }
+    return this.#relays?.start(conn, idleTimeoutMs, events);
+  }
+
+  /** Bytes written to relayed connections that the engine holds now (for tests and metrics). */
+  get relayedHeldBytes(): number {
+    return this.#relays?.held ?? 0;
+  }
+
   /** Ends the engine and everything in it. */
   destroy(): void {
     this.#b.streamDestroy(this.#engine);
@@ -279,6 +298,8 @@ export class NativeStreamDatapath implements StreamDatapath, ConnEngine {
       this.#conns[id] = conn;
       if (on) on(conn);
       else conn.destroy();
+    } else if (type! >= 21) {
+      this.#relays?.onRecord(ev, o, type!, id);
     } else if (type === EV_READABLE) {
       this.#conns[id]?.onReadable();
     } else if (type === EV_CONNECTED) {

@@ -3,6 +3,8 @@ import { Duplex } from 'node:stream';
 import type { EndReason } from '../../observe/events.js';
 import type { SocketRelayOutcome, SocketRelaying } from '../dialer.js';
 import { relaySocketToStream, type RelayedStream, type StreamSink } from './socket-relay.js';
+import { relayConnToStream } from './conn-relay.js';
+import type { StreamConn, StreamDatapath } from '../../datapath/stream-datapath.js';
 import { SluiceError } from '../../core/errors.js';
 import { MAX_STREAM_DATA_BYTES, ReceiveWindow, SendWindow, type StreamResetCode } from '../../protocol/tunnel/index.js';
 
@@ -165,6 +167,14 @@ export class TunnelStream extends Duplex implements SocketRelaying, RelayedStrea
   /** SocketRelaying: relays `sock` through socket-relay.ts; undefined while a write of the writable side is in flight. */
   relaySocket(sock: Socket, idleTimeoutMs: number, onDone: (outcome: SocketRelayOutcome) => void): ((reason: EndReason) => void) | undefined {
     return this.idle ? relaySocketToStream(sock, this, idleTimeoutMs, onDone) : undefined;
+  }
+
+  /**
+   * ConnRelaying: relays a plain connection of `datapath` without a Node socket (conn-relay.ts);
+   * undefined when that datapath cannot or a write is in flight (relaySocket or relayTcp then).
+   */
+  relayConn(down: StreamConn, datapath: StreamDatapath, idleTimeoutMs: number, onDone: (outcome: SocketRelayOutcome) => void): ((reason: EndReason) => void) | undefined {
+    return this.idle ? relayConnToStream(down, datapath, this, idleTimeoutMs, onDone) : undefined;
   }
 
   /** Both directions ended (FIN sent and received). */
