@@ -28,6 +28,7 @@ export class TrunkConnStream extends Duplex implements ConnRelaying {
   /** READY arrived (true), the trunk ended first (false), or not yet. */
   #ready: boolean | undefined;
   #silent = false;
+  #fellBack = false;
   #grace: Timer | undefined;
   #agentLost = false;
   #settledOnce = false;
@@ -55,6 +56,7 @@ export class TrunkConnStream extends Duplex implements ConnRelaying {
 
   /** The trunk's READY for this stream (`alive`), or its end before it (StreamTrunk.expect's `onReady`). */
   readied(alive: boolean): void {
+    if (this.#silent) return; // closed here for its silence: the fallback is under way
     this.#ready ??= alive;
     this.#grace?.cancel();
     if (this.#accepted && this.#relay && !this.#stopPair && !this.#done) this.#attach();
@@ -65,7 +67,8 @@ export class TrunkConnStream extends Duplex implements ConnRelaying {
     this.#grace = undefined;
     if (this.#ready !== undefined || this.#done) return;
     this.#silent = true;
-    this.trunk.close();
+    this.trunk.close(); // its other streams end too: it is dead
+    this.#ready = false;
     if (this.#relay) this.#fallBack();
   }
 
@@ -127,6 +130,8 @@ export class TrunkConnStream extends Duplex implements ConnRelaying {
   }
 
   #fallBack(): void {
+    if (this.#fellBack) return;
+    this.#fellBack = true;
     const r = this.#relay!;
     this.#finish();
     this.count(this.#silent ? 'no-ready' : 'fallback');
