@@ -2,9 +2,12 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import type { TestContext } from 'node:test';
+import { Registry } from 'prom-client';
 import { systemClock, type Clock } from '../../src/core/clock.js';
 import { EventStream, type SluiceEvent } from '../../src/observe/events.js';
 import { Agent } from '../../src/agent/agent.js';
+import type { Gateway } from '../../src/gateway/gateway.js';
+import { registerExposeMetrics } from '../../src/ops/expose-metrics.js';
 import { DATA_HELLO_BYTES, TRUNK_HELLO_MAGIC } from '../../src/protocol/tunnel/index.js';
 import { freePort, readAll, tcpConnect, tcpServer, waitFor } from '../helpers/net.js';
 import { perStreamDatapath } from '../datapath/stream-datapaths.js';
@@ -57,6 +60,13 @@ async function box(t: TestContext, gwPort: number) {
   };
 }
 
+/** The Prometheus text of both ends' counters. */
+async function scrape(gateway: Gateway, agent: Agent): Promise<string> {
+  const registry = new Registry();
+  registerExposeMetrics(registry, () => ({ gateway, agent }));
+  return registry.metrics();
+}
+
 async function expose(t: TestContext) {
   const dp = datapathOf(t)!;
   const { gateway, seen, nextFlowId } = await recordingGateway(t, dp);
@@ -102,6 +112,10 @@ test('a trunk silent since it went idle: the stream goes multiplexed after READY
   assert.equal(c.trunkFallbacks, 0);
   const ends = agent.counters.trunkEnds;
   assert.equal(Object.values(ends).reduce((a: number, b) => a + (b ?? 0), 0), 1, `the agent counted one trunk end: ${JSON.stringify(ends)}`);
+  const text = await scrape(gateway, agent);
+  assert.match(text, /sluice_gateway_trunk_streams_total\{result="no-ready"\} 1/);
+  assert.match(text, /sluice_gateway_trunk_streams_total\{result="attached"\} 1/);
+  assert.match(text, /sluice_agent_trunk_ends_total\{reason="E[A-Z_]+"\} 1/);
 }, 'native');
 
 test('a live trunk: READY comes with STREAM_ACCEPT, nothing waits for the grace, nothing falls back', async (t) => {
@@ -137,6 +151,7 @@ test('the agent replaces a trunk idle both ways past its maximum idle age (not o
   await echo(t, port, 50_000);
   assert.equal(gateway.counters.trunkStreams, 2);
   assert.equal(gateway.counters.trunkNoReady + gateway.counters.trunkFallbacks, 0);
+  assert.match(await scrape(gateway, agent), /sluice_agent_trunk_ends_total\{reason="idle"\} 1/);
 }, 'native');
 
 
