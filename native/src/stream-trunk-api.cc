@@ -110,18 +110,18 @@ napi_value Attach(napi_env env, napi_callback_info info) {
 }
 
 // streamTrunkStats(engine, trunk) -> [streams, bytes received not yet written to plain sides,
-// sealed bytes waiting for the trunk socket]; -1s for a trunk that is gone.
+// sealed bytes waiting for the trunk socket, frames sealed and opened]; -1s for a trunk that is gone.
 napi_value Stats(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (!Args(env, info, 2, argv)) return nullptr;
   StreamEngine* e = LiveStreamEngine(env, argv[0]);
   if (e == nullptr) return nullptr;
   int trunk = IdOf(env, e, argv[1]);
-  double out[3] = {-1, -1, -1};
+  double out[4] = {-1, -1, -1, -1};
   if (trunk >= 0) TrunkStats(e, trunk, out);
   napi_value arr;
-  napi_create_array_with_length(env, 3, &arr);
-  for (uint32_t i = 0; i < 3; i++) napi_set_element(env, arr, i, Int(env, out[i]));
+  napi_create_array_with_length(env, 4, &arr);
+  for (uint32_t i = 0; i < 4; i++) napi_set_element(env, arr, i, Int(env, out[i]));
   return arr;
 }
 

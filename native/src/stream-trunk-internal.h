@@ -24,6 +24,7 @@ struct TrunkStream {
   bool shut = false;       // ... and the plain side was shut down for writing after the last byte
   bool waiting = false;    // in the trunk's waiting list (output buffer full)
   int first_end = -1;      // 0: the plain side finished first, 1: the trunk side did
+  bool ready = false;      // READY arrived (an expected stream)
 };
 
 struct Trunk {
@@ -39,6 +40,7 @@ struct Trunk {
   bool closed = false;  // its connection closed: freed once no call is inside it
   bool failing = false;
   int busy = 0;
+  uint64_t frames = 0;  // frames sealed and opened: unchanged means idle both ways
 };
 
 namespace trunk_detail {

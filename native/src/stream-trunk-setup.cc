@@ -119,6 +119,8 @@ int TrunkAttach(StreamEngine* e, int tid, uint32_t sid, int plain, uint32_t idle
   c.watched = false;
   c.ready = kReadyInClient | kReadyOutClient | end_seen;
   ts->plain = plain;
+  // A new stream (the agent's end): READY first, the liveness proof the gateway waits for.
+  if (!expected && !AppendFrame(e, tid, t, sid, kFrameReady, nullptr, 0)) t->dead = true;  // failed at the next flush
   if (first_len > 0) {
     for (size_t off = 0; off < first_len; off += kTrunkChunk) {
       const size_t n = std::min(kTrunkChunk, first_len - off);
@@ -154,9 +156,10 @@ int TrunkDrop(StreamEngine* e, int tid, uint32_t sid) {
   return 0;
 }
 
-// [streams, bytes received and not yet written to plain sides, sealed bytes waiting to be written]
+// [streams, bytes received and not yet written to plain sides, sealed bytes waiting to be written,
+//  frames sealed and opened so far]
 void TrunkStats(StreamEngine* e, int tid, double* out) {
-  out[0] = out[1] = out[2] = -1;
+  out[0] = out[1] = out[2] = out[3] = -1;
   Trunk* t = LiveTrunk(e, tid);
   if (t == nullptr) return;
   double rx = 0;
@@ -164,6 +167,7 @@ void TrunkStats(StreamEngine* e, int tid, double* out) {
   out[0] = static_cast<double>(t->streams.size());
   out[1] = rx;
   out[2] = static_cast<double>(Pending(t));
+  out[3] = static_cast<double>(t->frames);
 }
 
 }  // namespace sluice

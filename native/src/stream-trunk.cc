@@ -80,6 +80,7 @@ bool SealFrame(StreamEngine* e, int tid, Trunk* t, uint32_t sid, uint8_t kind, s
   rec[kRecHeader + 4] = kind;
   if (!SealRecord(t->seal, kRecTrunk, rec, kFrameHeader + n)) return false;
   t->out_len += kRecHeader + kFrameHeader + n + kRecTag;
+  t->frames++;
   MarkDirty(e, tid, t);
   return true;
 }
@@ -220,6 +221,7 @@ bool OnFrame(StreamEngine* e, int tid, Trunk* t, const uint8_t* f, size_t len) {
   const size_t n = len - kFrameHeader;
   auto it = t->streams.find(sid);
   TrunkStream* ts = it == t->streams.end() ? nullptr : it->second;
+  t->frames++;
   switch (kind) {
     case kFrameData: {
       if (n == 0) break;
@@ -276,6 +278,18 @@ bool OnFrame(StreamEngine* e, int tid, Trunk* t, const uint8_t* f, size_t len) {
       ts->credit += inc;
       if (ts->credit > (uint64_t(1) << 32)) break;  // more than any window: a broken peer
       if (ts->plain >= 0) ReadPlain(e, ts->plain);
+      return true;
+    }
+    case kFrameReady: {
+      if (n != 0) break;
+      if (ts == nullptr) return true;  // not expected (dropped before it came)
+      if (ts->ready) break;            // once per stream
+      ts->ready = true;
+      if (ts->plain >= 0) return true;  // attached without waiting for it (tools, tests)
+      double* rec = StreamEmit(e);
+      rec[0] = kEvTrunkReady;
+      rec[1] = tid;
+      rec[2] = sid;
       return true;
     }
     default:

@@ -4,7 +4,8 @@
 // AES-128-GCM, KEY_UPDATE), whose type is kRecTrunk and whose plaintext is one frame:
 //
 //   u32 BE stream | u8 kind | body      kind: 1 DATA (1..65531 bytes), 2 END (empty),
-//                                             3 RESET (empty), 4 CREDIT (u32 BE increment)
+//                                             3 RESET (empty), 4 CREDIT (u32 BE increment),
+//                                             5 READY (empty)
 //
 // A plain connection attached as stream S (streamTrunkAttach) is a Kind::TrunkPlain connection:
 // what it reads leaves as DATA frames while S has credit, what arrives for S is written to it.
@@ -18,6 +19,11 @@
 // plain] (upstream-* when the trunk side ended first or failed); the trunk's own end (a FIN, a
 // reset, a record that fails, a format or flow-control error) is [6, trunk id, reason, errno],
 // after the end records of its streams (upstream-error with the trunk's code).
+//
+// READY proves the trunk alive for one stream: the agent's end writes it before anything else of
+// a stream it attaches (a new stream id); the gateway's end reports it for an expected stream as
+// [7, trunk id, stream id] and attaches the public client only after it (a trunk whose NAT mapping
+// died never delivers it, and the client, still unread, goes elsewhere).
 #pragma once
 
 #include "stream.h"
@@ -25,8 +31,9 @@
 namespace sluice {
 
 constexpr int kEvTrunkEnd = 6;
+constexpr int kEvTrunkReady = 7;
 constexpr uint8_t kRecTrunk = 6;
-constexpr uint8_t kFrameData = 1, kFrameEnd = 2, kFrameReset = 3, kFrameCredit = 4;
+constexpr uint8_t kFrameData = 1, kFrameEnd = 2, kFrameReset = 3, kFrameCredit = 4, kFrameReady = 5;
 constexpr size_t kFrameHeader = 5;
 // The credit window per stream and direction.
 constexpr uint64_t kTrunkWindow = 256 * 1024;

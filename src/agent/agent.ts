@@ -56,7 +56,7 @@ export interface AgentDeps {
  * connected one in list order.
  */
 export class Agent {
-  readonly counters: AgentCounters = { connects: 0, resumed: 0, refused: {}, publishRefused: {} };
+  readonly counters: AgentCounters = { connects: 0, resumed: 0, refused: {}, publishRefused: {}, trunkEnds: {} };
   readonly #abort = new AbortController();
   readonly peers: Peers;
   /** The `connect` listeners, bound before the agent first connects. */

@@ -26,6 +26,8 @@ export interface AgentCounters {
   resumed: number;
   refused: Partial<Record<ConnectFailure, number>>;
   publishRefused: Partial<Record<RefusalCode, number>>;
+  /** Trunks ended, by why (AgentTrunkOptions.ended). */
+  trunkEnds: Partial<Record<string, number>>;
 }
 
 /** Longest a connection attempt (TCP, TLS, authentication) may take. */
@@ -262,7 +264,7 @@ export class GatewayHome {
     // Trunks when the gateway agreed to them and this datapath has them (docs/tunnel-protocol.md, "Trunks").
     const streamDp = this.host.streamDatapath ?? jsStreamDatapath;
     const trunks = trunkAlpn(socket.alpnProtocol) && cfg.trunks > 0 && streamDp.trunk
-      ? new AgentTrunks({ datapath: streamDp, gateway: { address: gwIp, port: remote.port, family: canonicalIp(gwIp)?.family ?? 4 }, tls: socket, count: cfg.trunks, clock, dialTimeoutMs: CONNECT_TIMEOUT_MS, counter })
+      ? new AgentTrunks({ datapath: streamDp, gateway: { address: gwIp, port: remote.port, family: canonicalIp(gwIp)?.family ?? 4 }, tls: socket, count: cfg.trunks, clock, dialTimeoutMs: CONNECT_TIMEOUT_MS, counter, ended: (r) => void (this.host.counters.trunkEnds[r] = (this.host.counters.trunkEnds[r] ?? 0) + 1) })
       : undefined;
     this.trunks = trunks;
     const dataStreams = new DataStreamStops();

@@ -2,7 +2,7 @@ import type { Endpoint } from '../core/address.js';
 import type { Clock, Timer } from '../core/clock.js';
 import type { DialInFlight, StreamDatapath } from '../datapath/stream-datapath.js';
 import type { StreamTrunk } from '../datapath/stream-trunk.js';
-import { POOLED_KEEPALIVE } from '../datapath/pooled-conn.js';
+import { POOLED_KEEPALIVE, POOLED_MAX_IDLE_MS } from '../datapath/pooled-conn.js';
 import { encodeTrunkHello, exportDataKeys, exportDataToken, type TlsSessionLike } from '../protocol/tunnel/index.js';
 
 /**
@@ -27,6 +27,21 @@ export interface AgentTrunkOptions {
   readonly clock: Clock;
   readonly dialTimeoutMs: number;
   readonly counter: DataCounter;
+  /** Counts a trunk's end by why: the engine's code (a reset, a FIN, a failed record...), `idle` (replaced after an idle spell) or `closed` (with the control connection). */
+  readonly ended?: (reason: string) => void;
+  /** How long a trunk may stay idle both ways before it is replaced (times 0.75-1); default POOLED_MAX_IDLE_MS. */
+  readonly maxIdleMs?: number;
+}
+
+/** How often the trunks' frame counts are looked at for idleness. */
+const IDLE_CHECK_MS = 15_000;
+
+/** A live trunk and its idleness as last looked at. */
+interface LiveTrunk {
+  readonly trunk: StreamTrunk;
+  readonly maxIdleMs: number;
+  frames: number;
+  since: number;
 }
 
 const RETRY_FIRST_MS = 500;
@@ -42,22 +57,46 @@ const HEALTHY_MS = 10_000;
  * long life, else after a wait doubling from 0.5 s to 30 s. Closed with the control connection.
  */
 export class AgentTrunks {
-  readonly #live = new Map<number, StreamTrunk>();
+  readonly #live = new Map<number, LiveTrunk>();
   readonly #dials = new Set<DialInFlight>();
   readonly #token: Buffer;
   #failures = 0;
   #retry: Timer | undefined;
+  readonly #idleCheck: Timer;
   #closed = false;
 
   constructor(private readonly o: AgentTrunkOptions) {
     this.#token = exportDataToken(o.tls);
+    this.#idleCheck = o.clock.setInterval(() => this.replaceIdle(), Math.min(IDLE_CHECK_MS, (o.maxIdleMs ?? POOLED_MAX_IDLE_MS) / 4));
     this.fill();
   }
 
   /** The live trunk of `counter`, or undefined (not a trunk's counter, or ended). */
   get(counter: number): StreamTrunk | undefined {
-    const t = this.#live.get(counter);
+    const t = this.#live.get(counter)?.trunk;
     return t && !t.dead ? t : undefined;
+  }
+
+  /**
+   * Closes and replaces every trunk that carried no frame either way, and no stream, for its
+   * maximum idle age: a middlebox that does not count keepalive probes as activity may have dropped
+   * its mapping, and the gateway would otherwise find that out only by a stream's missing READY.
+   */
+  replaceIdle(): void {
+    const now = this.o.clock.now();
+    for (const [counter, l] of this.#live) {
+      const s = l.trunk.stats();
+      if (!s) continue;
+      if (s.streams > 0 || s.frames !== l.frames) {
+        l.frames = s.frames;
+        l.since = now;
+      } else if (now - l.since >= l.maxIdleMs) {
+        this.#live.delete(counter);
+        l.trunk.close();
+        this.o.ended?.('idle');
+      }
+    }
+    this.fill();
   }
 
   get size(): number {
@@ -88,7 +127,7 @@ export class AgentTrunks {
         if (conn.writeFirst(encodeTrunkHello(this.#token, counter, keys.sealKey, keys.sealIv))) {
           const born = this.o.clock.now();
           conn.keepAlive?.(POOLED_KEEPALIVE.idleS, POOLED_KEEPALIVE.intervalS, POOLED_KEEPALIVE.count);
-          trunk = this.o.datapath.trunk?.(conn, keys, () => this.#ended(counter, born));
+          trunk = this.o.datapath.trunk?.(conn, keys, (code) => this.#ended(counter, born, code));
         }
       } catch {
         trunk = undefined; // the control connection is closing
@@ -97,14 +136,16 @@ export class AgentTrunks {
         conn.destroy();
         return this.#failed();
       }
-      this.#live.set(counter, trunk);
+      const maxIdleMs = (this.o.maxIdleMs ?? POOLED_MAX_IDLE_MS) * (0.75 + Math.random() * 0.25);
+      this.#live.set(counter, { trunk, maxIdleMs, frames: trunk.stats()?.frames ?? 0, since: this.o.clock.now() });
     });
     this.#dials.add(dialing);
   }
 
-  #ended(counter: number, born: number): void {
+  #ended(counter: number, born: number, code: string): void {
     this.#live.delete(counter);
     if (this.#closed) return;
+    this.o.ended?.(code);
     if (this.o.clock.now() - born < HEALTHY_MS) return this.#failed();
     this.#failures = 0;
     this.fill();
@@ -114,9 +155,13 @@ export class AgentTrunks {
   close(): void {
     this.#closed = true;
     this.#retry?.cancel();
+    this.#idleCheck.cancel();
     for (const d of this.#dials) d.cancel();
     this.#dials.clear();
-    for (const t of this.#live.values()) t.close();
+    for (const l of this.#live.values()) {
+      l.trunk.close();
+      this.o.ended?.('closed');
+    }
     this.#live.clear();
   }
 }

@@ -11,9 +11,11 @@ export interface StreamTrunk {
   readonly dead: boolean;
   /**
    * The opening end (the gateway), before it sends STREAM_OPEN: stream `sid`'s frames are kept
-   * until `attach(sid, ..., expected = true)`. False when the trunk is gone.
+   * until `attach(sid, ..., expected = true)`. `onReady` is called once: true when the far end's
+   * READY for `sid` arrived (the trunk is alive for it; attach then), false when the trunk ended
+   * or was closed first; never after `attach` or `drop`. False when the trunk is gone.
    */
-  expect(sid: number): boolean;
+  expect(sid: number, onReady?: (alive: boolean) => void): boolean;
   /**
    * Attaches held connection `plain` as stream `sid`: from now on its bytes move in the engine.
    * `onEnd` is called once with the reason (client-* when `plain` ended first or failed,
@@ -35,6 +37,8 @@ export interface TrunkStats {
   readonly streams: number;
   readonly received: number;
   readonly queued: number;
+  /** Frames sealed and opened so far: unchanged between two looks means idle both ways. */
+  readonly frames: number;
 }
 
 /** The credit window per stream and direction (native/src/stream-trunk.h kTrunkWindow). */

@@ -242,7 +242,7 @@ export class AgentLink implements AgentTunnel, ConnecteeUplink, RelayedLink {
     const trunk = conns?.trunks?.pick();
     if (trunk) {
       this.#dataStreams++;
-      return openOnTrunk(this.host.counters, mux, trunk, serviceId, client, server, opts, settled, () => void this.#dataStreams--);
+      return openOnTrunk(this.host, mux, trunk, serviceId, client, server, opts, settled, () => void this.#dataStreams--);
     }
     const d = conns?.take();
     if (!d) return mux.openEarly(serviceId, client, server, opts.timeoutMs, settled);

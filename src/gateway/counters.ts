@@ -34,6 +34,8 @@ export interface GatewayCounters {
   trunkStreams: number;
   /** Streams whose trunk was gone before their attach (here, or the agent's STREAM_RESET internal): they went multiplexed. */
   trunkFallbacks: number;
+  /** Streams whose trunk sent no READY within the grace after STREAM_ACCEPT (dead while idle): the trunk was closed, they went multiplexed. */
+  trunkNoReady: number;
   publishOk: number;
   publishRefused: Partial<Record<string, number>>;
   keepalives: number;
@@ -82,6 +84,7 @@ export function newGatewayCounters(): GatewayCounters {
     dataConnDead: { closed: 0, forged: 0, 'no-ready': 0 },
     trunkStreams: 0,
     trunkFallbacks: 0,
+    trunkNoReady: 0,
     publishOk: 0,
     publishRefused: {},
     keepalives: 0,

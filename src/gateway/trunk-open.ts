@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type { Endpoint } from '../core/address.js';
+import type { Clock } from '../core/clock.js';
 import type { SluiceError } from '../core/errors.js';
 import type { DialOptions } from '../upstream/dialer.js';
 import type { StreamMux } from '../upstream/agent/stream-mux.js';
@@ -14,7 +15,7 @@ import type { GatewayCounters } from './counters.js';
  * trunk is done with the stream (the link's count of streams off the control connection).
  */
 export function openOnTrunk(
-  counters: GatewayCounters, mux: StreamMux, t: LinkTrunk,
+  host: { readonly clock: Clock; readonly counters: GatewayCounters }, mux: StreamMux, t: LinkTrunk,
   serviceId: number, client: Endpoint, server: Endpoint, opts: DialOptions,
   settled: (err?: SluiceError) => void, ended: () => void,
 ): Duplex {
@@ -22,8 +23,9 @@ export function openOnTrunk(
   const fallback = (done: (err?: SluiceError) => void) => mux.openEarly(serviceId, client, server, opts.timeoutMs, done);
   const cancel = mux.openOnData(serviceId, client, server, t.counter, opts.timeoutMs, (err) => stream!.answered(err), (id) => {
     // A trunk that died since it was picked refuses; the attach at the answer then falls back.
-    t.trunk.expect(id);
-    stream = new TrunkConnStream(t.trunk, id, fallback, settled, ended, (how) => void (how === 'attached' ? counters.trunkStreams++ : counters.trunkFallbacks++));
+    stream = new TrunkConnStream(host.clock, t.trunk, id, fallback, settled, ended, (how) => void (how === 'attached' ? host.counters.trunkStreams++ : how === 'fallback' ? host.counters.trunkFallbacks++ : host.counters.trunkNoReady++));
+    const s = stream;
+    if (!t.trunk.expect(id, (alive) => s.readied(alive))) s.readied(false);
   });
   stream!.cancel = cancel;
   return stream!;

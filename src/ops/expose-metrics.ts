@@ -72,11 +72,12 @@ export function registerExposeMetrics(registry: Registry, read: () => { gateway:
     const g = read().gateway;
     if (g) set({}, g.agents().reduce((n, l) => n + (l.dataConns?.idle ?? 0), 0));
   });
-  counter('sluice_gateway_trunk_streams_total', 'Exposed TCP streams by how they rode a trunk: attached, or fell back to the control connection (the trunk was gone)', ['result'], (inc) => {
+  counter('sluice_gateway_trunk_streams_total', 'Exposed TCP streams by how they rode a trunk: attached, or fell back to the control connection (the trunk was gone, or silent: no READY)', ['result'], (inc) => {
     const c = read().gateway?.counters;
     if (!c) return;
     inc({ result: 'attached' }, c.trunkStreams);
     inc({ result: 'fallback' }, c.trunkFallbacks);
+    inc({ result: 'no-ready' }, c.trunkNoReady);
   });
   gauge('sluice_gateway_trunks', 'Trunks the agents hold open to this gateway now', [], (set) => {
     const g = read().gateway;
@@ -178,6 +179,11 @@ export function registerExposeMetrics(registry: Registry, read: () => { gateway:
     inc({ result: 'ok' }, c.connects - c.resumed);
     inc({ result: 'resumed' }, c.resumed);
     for (const [reason, n] of Object.entries(c.refused)) inc({ result: reason }, n ?? 0);
+  });
+  counter('sluice_agent_trunk_ends_total', 'Trunks of the agent that ended, by why: the engine\'s code (ESEALED_TRUNCATED, ECONNRESET...), idle (replaced after an idle spell) or closed (with the control connection)', ['reason'], (inc) => {
+    const c = read().agent?.counters;
+    if (!c) return;
+    for (const [reason, n] of Object.entries(c.trunkEnds ?? {})) inc({ reason }, n ?? 0);
   });
   counter('sluice_agent_publish_refused_total', 'Services the gateway refused to publish, by refusal code', ['code'], (inc) => {
     const c = read().agent?.counters;

@@ -264,3 +264,49 @@ test('trunk: KEY_UPDATE both ways at the sealer limits, streams byte-exact acros
   );
   assert.equal(ends.gw.dead || ends.agent.dead, false, 'no record failed across the key updates');
 });
+
+test('trunk: a new stream\'s attach sends READY first (golden); the expecting end reports it once, false when the trunk ends first, a second READY fails the trunk', { skip }, async (t) => {
+  const dp = nativeDp();
+  // The agent's end: READY for stream 7 is its first record, before the service's bytes.
+  const agentSide = await acceptedConn(t, '127.0.0.1');
+  const service = await acceptedConn(t, '127.0.0.1');
+  const at = dp.trunk(agentSide.conn, { sealKey: KEY, sealIv: IV, sealSeq: 0, openKey: Buffer.alloc(16, 1), openIv: Buffer.alloc(12, 2), openSeq: 0 }, () => {});
+  assert.ok(at);
+  t.after(() => at.close());
+  const raw: Buffer[] = [];
+  agentSide.peer.on('data', (c: Buffer) => raw.push(c));
+  assert.ok(at.attach(7, service.conn, 0, false, () => {}));
+  await until(() => Buffer.concat(raw).length >= GOLDEN_TRUNK.ready0.length / 2, 'the READY record');
+  assert.equal(Buffer.concat(raw).toString('hex'), GOLDEN_TRUNK.ready0, 'READY for stream 7 at sequence 0, nothing before it');
+  assert.equal(at.stats()?.frames, 1, 'one frame sealed');
+
+  // The gateway's end: expect with onReady; READY for 7 reports true once; 8 never gets one.
+  const gwSide = await acceptedConn(t, '127.0.0.1');
+  const open = { key: Buffer.alloc(16, 0x42), iv: Buffer.alloc(12, 0x24), seq: 0n };
+  let ended!: (c: string) => void;
+  const end = new Promise<string>((r) => (ended = r));
+  const gt = dp.trunk(gwSide.conn, { sealKey: KEY, sealIv: IV, sealSeq: 0, openKey: open.key, openIv: open.iv, openSeq: 0 }, ended);
+  assert.ok(gt);
+  t.after(() => gt.close());
+  const readied: string[] = [];
+  assert.ok(gt.expect(7, (alive) => readied.push(`7:${alive}`)));
+  assert.ok(gt.expect(8, (alive) => readied.push(`8:${alive}`)));
+  gwSide.peer.write(seal(open, TRUNK, Buffer.from('0000000705', 'hex')));
+  await until(() => readied.length === 1, 'READY for 7 reported');
+  assert.deepEqual(readied, ['7:true']);
+  assert.equal(gt.stats()?.frames, 1, 'one frame opened');
+  // A READY for a stream id never expected is dropped; a second one for 7 is a format error.
+  gwSide.peer.write(seal(open, TRUNK, Buffer.from('0000006305', 'hex')));
+  gwSide.peer.write(seal(open, TRUNK, Buffer.from('0000000705', 'hex')));
+  assert.equal(await end, 'ESEALED_FORMAT');
+  assert.deepEqual(readied, ['7:true', '8:false'], 'the trunk ended before 8\'s READY: reported false');
+
+  // A trunk closed here reports false to what still waits.
+  const third = await acceptedConn(t, '127.0.0.1');
+  const tt = dp.trunk(third.conn, { sealKey: KEY, sealIv: IV, sealSeq: 0, openKey: open.key, openIv: open.iv, openSeq: 0 }, () => {});
+  assert.ok(tt);
+  let waited: boolean | undefined;
+  assert.ok(tt.expect(1, (alive) => (waited = alive)));
+  tt.close();
+  assert.equal(waited, false);
+});

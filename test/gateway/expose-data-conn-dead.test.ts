@@ -1,18 +1,15 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
-import { randomBytes } from 'node:crypto';
 import type { TestContext } from 'node:test';
 import { systemClock } from '../../src/core/clock.js';
 import { EventStream, type SluiceEvent } from '../../src/observe/events.js';
-import { Gateway } from '../../src/gateway/gateway.js';
 import { Agent } from '../../src/agent/agent.js';
-import { aclAdmitter } from '../../src/admission/acl-admitter.js';
 import { DATA_HELLO_BYTES, DATA_READY_BYTES } from '../../src/protocol/tunnel/index.js';
-import { freePort, readAll, tcpConnect, tcpServer, waitFor } from '../helpers/net.js';
+import { freePort, tcpServer, waitFor } from '../helpers/net.js';
 import { perStreamDatapath } from '../datapath/stream-datapaths.js';
-import { agentConfig, gatewayConfig, published } from './expose-helpers.js';
+import { agentConfig, published } from './expose-helpers.js';
+import { echo, keepaliveTimers, recordingGateway } from './dead-path.js';
 
 /**
  * A data connection that died while idle (docs/tunnel-protocol.md, "Data connections": READY):
@@ -77,25 +74,13 @@ async function box(t: TestContext, gwPort: number) {
 /** A gateway, an agent with one data connection reaching it through `box`, an echo service behind; the public port. */
 async function expose(t: TestContext) {
   const dp = datapathOf(t)!;
-  const events = new EventStream((err) => {
-    throw err;
-  });
-  const seen: SluiceEvent[] = [];
-  events.subscribe((e) => seen.push(e));
-  let flow = 0;
-  const gateway = await Gateway.start(gatewayConfig(), {
-    clock: systemClock,
-    events,
-    routeDeps: (route) => ({ admit: aclAdmitter(route.acl, undefined), nextFlowId: () => ++flow, streamDatapath: dp }),
-    streamDatapath: dp,
-  });
-  t.after(() => gateway.close());
+  const { gateway, seen, nextFlowId } = await recordingGateway(t, dp);
   const middle = await box(t, gateway.tcpAddress.port);
   const services: net.Socket[] = [];
   const local = (await tcpServer(t, (s) => (services.push(s), s.pipe(s)))).port;
   const port = await freePort();
   const config = agentConfig({ port: middle.port, fingerprint: gateway.fingerprint }, `    svc: { local: 127.0.0.1:${local}, remote: tcp://127.0.0.1:${port} }`, '  dataConnections: 1\n  trunks: 0\n');
-  const agent = await Agent.start(config, { clock: systemClock, events: new EventStream(() => {}), nextFlowId: () => ++flow, streamDatapath: dp });
+  const agent = await Agent.start(config, { clock: systemClock, events: new EventStream(() => {}), nextFlowId, streamDatapath: dp });
   t.after(() => agent.close());
   await published(agent);
   const idle = () => gateway.agent('home')?.dataConns?.idle ?? 0;
@@ -103,12 +88,6 @@ async function expose(t: TestContext) {
   return { gateway, seen, port, middle, idle, agent, services, gwPort: gateway.tcpAddress.port };
 }
 
-async function echo(t: TestContext, port: number, bytes: number): Promise<void> {
-  const sent = randomBytes(bytes);
-  const c = await tcpConnect(t, port);
-  c.end(sent);
-  assert.deepEqual(await readAll(c, 15_000), sent, 'the echo came back whole');
-}
 
 test('a data connection silent since it went idle: the stream goes multiplexed after READY_GRACE, bytes intact, counted; the next rides a new one', async (t) => {
   const { gateway, seen, port, middle, idle, services } = await expose(t);
@@ -173,11 +152,6 @@ test('a data connection the agent no longer holds (its STREAM_RESET internal): t
   assert.ok(!seen.some((e) => e.type === 'dial-error'), 'no failed dial');
 });
 
-/** Keepalive timers (seconds left) of the established sockets `filter` selects, from `ss -tno`. */
-function keepaliveTimers(filter: string): number[] {
-  const out = execFileSync('ss', ['-tnoH', 'state', 'established', filter], { encoding: 'utf8' });
-  return [...out.matchAll(/timer:\(keepalive,(?:(\d+)min)?(\d+(?:\.\d+)?)?(m?s)?ec/g)].map((m) => Number(m[1] ?? 0) * 60 + Number(m[2] ?? 0) / (m[3] === 'ms' ? 1000 : 1));
-}
 
 test('idle pooled data connections keep TCP keepalive on at both ends (30 s), the control connection as before', async (t) => {
   const { gwPort, middle } = await expose(t);

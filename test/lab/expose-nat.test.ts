@@ -27,7 +27,7 @@ accessLog: { output: "off" }
 lifecycle: { drainTimeout: 1s }
 `;
 
-const agentYaml = (fingerprint: string, dataConnections: number, token = TOKEN) => `
+const agentYaml = (fingerprint: string, dataConnections: number, trunks: number, token = TOKEN) => `
 agent:
   name: home
   gateway: ${PUB_IP}:7000
@@ -35,7 +35,7 @@ agent:
   fingerprint: ${fingerprint}
   reconnect: { initial: 200ms, max: 2s }
   dataConnections: ${dataConnections}
-  trunks: 0
+  trunks: ${trunks}
   expose:
     u: { local: 127.0.0.1:5000, remote: udp://0.0.0.0:20001 }
     t: { local: 127.0.0.1:5000, remote: tcp://0.0.0.0:20002 }
@@ -71,14 +71,17 @@ function longestGap(lost: number[]): number {
 const msg = (text: string) => (j: Record<string, unknown>) => j.msg === text;
 
 // The pid keeps two concurrent runs of this file (two developers' `npm test`) out of each other's labs.
-// Data connections on (8) and off (0): after the flush, the TCP echo must come back either way,
-// on a data connection that proved itself alive, or multiplexed when it did not.
-for (const [natA, dataConns, prefix] of [
-  ['port-restricted', 8, `sx${process.pid}a`],
-  ['symmetric', 8, `sx${process.pid}b`],
-  ['port-restricted', 0, `sx${process.pid}c`],
+// Trunks on (the default, with data connections 8 behind them), trunks off with data connections
+// on, and both off: after the flush (while the trunk or the data connections are idle), the TCP
+// echo must come back either way, on a trunk or data connection that proved itself alive (READY),
+// or multiplexed when it did not.
+for (const [natA, dataConns, trunks, prefix] of [
+  ['port-restricted', 8, 1, `sx${process.pid}a`],
+  ['symmetric', 8, 1, `sx${process.pid}b`],
+  ['port-restricted', 8, 0, `sx${process.pid}c`],
+  ['port-restricted', 0, 0, `sx${process.pid}d`],
 ] as const) {
-  test(`exposure through a ${natA} NAT (data connections ${dataConns}): UDP and TCP echo, NAT flush, forged keepalive, wrong token`, { timeout: 120_000 }, async (t) => {
+  test(`exposure through a ${natA} NAT (trunks ${trunks}, data connections ${dataConns}): UDP and TCP echo, NAT flush, forged keepalive, wrong token`, { timeout: 120_000 }, async (t) => {
     if (!labAvailable(t)) return;
     const lab = new Lab(prefix);
     t.after(() => lab.down());
@@ -89,7 +92,7 @@ for (const [natA, dataConns, prefix] of [
     assert.match(String(started.msg), /generated a certificate; pin it on agents with fingerprint: sha256:[0-9a-f]{64}/);
     const echo = lab.start('host-a', ['node', '-e', ECHO_SERVICE, '5000']);
     await echo.waitJson((j) => j.ready === true, 'echo service');
-    const agent = lab.start('host-a', ['node', MAIN, 'run', '--config', lab.file('agent.yaml', agentYaml(String(started.fingerprint), dataConns))]);
+    const agent = lab.start('host-a', ['node', MAIN, 'run', '--config', lab.file('agent.yaml', agentYaml(String(started.fingerprint), dataConns, trunks))]);
     await agent.waitJson(msg('agent: datagrams go over UDP'), 'agent UDP path');
     await gw.waitJson((j) => gw.json.filter(msg('gateway: service published')).length >= 2, 'both services published');
 
@@ -120,7 +123,7 @@ for (const [natA, dataConns, prefix] of [
     assert.equal(forged.received, 100, `lost ${forged.lost} while forged keepalives arrived`);
 
     // 4. A wrong token is refused, with a clear error on both sides.
-    const bad = lab.start('host-a', ['node', MAIN, 'run', '--config', lab.file('bad.yaml', agentYaml(String(started.fingerprint), dataConns, 'wrong-token-0123456789abcdef'))]);
+    const bad = lab.start('host-a', ['node', MAIN, 'run', '--config', lab.file('bad.yaml', agentYaml(String(started.fingerprint), dataConns, trunks, 'wrong-token-0123456789abcdef'))]);
     await bad.waitJson((j) => j.reason === 'wrong-token', 'the bad agent hears wrong-token');
     await gw.waitJson((j) => j.reason === 'wrong-token' && j.msg === 'gateway: refused an agent connection: the token for agent "home" is wrong', 'the gateway logs wrong-token');
     await bad.stop();
@@ -134,12 +137,20 @@ for (const [natA, dataConns, prefix] of [
     await gw.stop();
     const stopped = gw.json.find(msg('gateway: stopped'));
     const counters = stopped?.counters as
-      | { datagramRejected: Record<string, number>; authRefused: Record<string, number>; agentAddressMoves: number; dataConnStreams: number; dataConnDead: Record<string, number> }
+      | {
+          datagramRejected: Record<string, number>; authRefused: Record<string, number>; agentAddressMoves: number; dataConnStreams: number; dataConnDead: Record<string, number>;
+          trunkStreams: number; trunkFallbacks: number; trunkNoReady: number;
+        }
       | undefined;
     assert.ok(counters, 'gateway counters logged at stop');
-    if (dataConns > 0) assert.ok(counters.dataConnStreams >= 2, `the TCP echoes rode data connections (${counters.dataConnStreams})`);
-    else assert.equal(counters.dataConnStreams, 0);
-    t.diagnostic(`${natA}: ${counters.dataConnStreams} streams on data connections, found dead: ${JSON.stringify(counters.dataConnDead)}`);
+    if (trunks > 0) {
+      // The first echo rode the trunk; the last one too, or (the flush killed the idle trunk) fell back after its missing READY.
+      assert.ok(counters.trunkStreams >= 1, `the first TCP echo rode the trunk (${counters.trunkStreams})`);
+      assert.ok(counters.trunkStreams + counters.trunkNoReady + counters.trunkFallbacks >= 2, 'both TCP echoes were opened on a trunk');
+      assert.equal(counters.dataConnStreams, 0, 'no stream needed a data connection');
+    } else if (dataConns > 0) assert.ok(counters.dataConnStreams >= 2, `the TCP echoes rode data connections (${counters.dataConnStreams})`);
+    else assert.equal(counters.dataConnStreams + counters.trunkStreams, 0);
+    t.diagnostic(`${natA}: ${counters.trunkStreams} streams on trunks (fell back: ${counters.trunkFallbacks} gone, ${counters.trunkNoReady} no READY), ${counters.dataConnStreams} on data connections, found dead: ${JSON.stringify(counters.dataConnDead)}`);
     assert.ok(counters.datagramRejected['auth-failed']! >= 50, 'every forged keepalive was refused by the AEAD');
     assert.ok(counters.authRefused['wrong-token']! >= 1);
     t.diagnostic(`${natA}: agent address moves ${counters.agentAddressMoves}, forged keepalives refused ${counters.datagramRejected['auth-failed']}`);

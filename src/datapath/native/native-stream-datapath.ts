@@ -1,6 +1,6 @@
 import { canonicalIp, formatV6Groups, type Endpoint } from '../../core/address.js';
 import { failedDial, type DialInFlight, type DialJoin, type PairCounters, type PairEnd, type SealedKeys, type StreamConn, type StreamDatapath, type StreamListener } from '../stream-datapath.js';
-import { END_REASONS, EV_ACCEPT, EV_CONNECTED, EV_END, EV_END_KEPT, EV_READABLE, EV_RECORD, EV_TRUNK_END, SEALED_END_CODES, type NativeStreamBinding, type StreamEngineHandle } from './stream-binding.js';
+import { END_REASONS, EV_ACCEPT, EV_CONNECTED, EV_END, EV_END_KEPT, EV_READABLE, EV_RECORD, EV_TRUNK_END, EV_TRUNK_READY, SEALED_END_CODES, type NativeStreamBinding, type StreamEngineHandle } from './stream-binding.js';
 import { endCode, systemError } from './system-error.js';
 import { NativeConn, NO_COUNTERS, type ConnEngine } from './native-conn.js';
 import { NativeTrunk, packKeys, type TrunkEngine } from './native-trunk.js';
@@ -54,6 +54,7 @@ export class NativeStreamDatapath implements StreamDatapath, ConnEngine {
   readonly #sealedKeys = Buffer.alloc(56);
   /** By trunk id: what its end record calls (native-trunk.ts). */
   readonly #trunkEnds = new Map<number, (code: string) => void>();
+  readonly #trunkReady = new Map<number, (sid: number) => void>();
 
   constructor(binding: NativeStreamBinding) {
     this.#b = binding;
@@ -171,6 +172,7 @@ export class NativeStreamDatapath implements StreamDatapath, ConnEngine {
       engine: this.#engine,
       forget: (id) => this.#forget(id),
       onTrunkEnd: (id, on) => this.#trunkEnds.set(id, on),
+      onTrunkReady: (id, on) => this.#trunkReady.set(id, on),
     };
     return new NativeTrunk(host, sealed, onEnd);
   }
@@ -315,9 +317,12 @@ export class NativeStreamDatapath implements StreamDatapath, ConnEngine {
       if (ev[o + 3] === 1) conn.joinedTo = d.joinTo;
       this.#conns[id] = conn;
       d.done(undefined, conn);
+    } else if (type === EV_TRUNK_READY) {
+      this.#trunkReady.get(id)?.(ev[o + 2]!);
     } else if (type === EV_TRUNK_END) {
       const on = this.#trunkEnds.get(id);
       this.#trunkEnds.delete(id);
+      this.#trunkReady.delete(id);
       this.#forget(id);
       on?.(endCode(ev[o + 3]!, SEALED_END_CODES));
     } else if (type === EV_END || type === EV_END_KEPT) {

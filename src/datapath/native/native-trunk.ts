@@ -11,6 +11,8 @@ export interface TrunkEngine {
   forget(id: number): void;
   /** `id`'s trunk end record goes to `onEnd` (once). */
   onTrunkEnd(id: number, onEnd: (code: string) => void): void;
+  /** `id`'s READY records (a stream id each) go to `onReady`. */
+  onTrunkReady(id: number, onReady: (sid: number) => void): void;
 }
 
 /** The keys as the engine takes them: seal key | seal iv | open key | open iv (copied there at once). */
@@ -28,6 +30,8 @@ export function packKeys(keys: SealedKeys, into: Buffer): Buffer {
 /** One trunk in the native stream engine (native/src/stream-trunk.h); see StreamTrunk. */
 export class NativeTrunk implements StreamTrunk {
   #dead = false;
+  /** Expected streams whose READY is awaited. */
+  readonly #waiting = new Map<number, (alive: boolean) => void>();
 
   constructor(
     private readonly e: TrunkEngine,
@@ -36,16 +40,31 @@ export class NativeTrunk implements StreamTrunk {
   ) {
     e.onTrunkEnd(conn.id, (code) => {
       this.#dead = true;
+      this.#release();
       onEnd(code);
     });
+    e.onTrunkReady(conn.id, (sid) => {
+      const on = this.#waiting.get(sid);
+      this.#waiting.delete(sid);
+      on?.(true);
+    });
+  }
+
+  /** The trunk is gone: every READY still awaited never comes. */
+  #release(): void {
+    const waiting = [...this.#waiting.values()];
+    this.#waiting.clear();
+    for (const on of waiting) on(false);
   }
 
   get dead(): boolean {
     return this.#dead || this.conn.destroyed;
   }
 
-  expect(sid: number): boolean {
-    return !this.dead && this.e.binding.streamTrunkExpect!(this.e.engine, this.conn.id, sid) === 0;
+  expect(sid: number, onReady?: (alive: boolean) => void): boolean {
+    if (this.dead || this.e.binding.streamTrunkExpect!(this.e.engine, this.conn.id, sid) !== 0) return false;
+    if (onReady) this.#waiting.set(sid, onReady);
+    return true;
   }
 
   attach(sid: number, plain: StreamConn, idleTimeoutMs: number, expected: boolean, onEnd: (end: PairEnd) => void): (() => PairCounters) | undefined {
@@ -53,6 +72,7 @@ export class NativeTrunk implements StreamTrunk {
     if ((plain.unread?.length ?? 0) > 65536) return undefined;
     const r = this.e.binding.streamTrunkAttach!(this.e.engine, this.conn.id, sid, plain.id, Math.max(0, Math.floor(idleTimeoutMs)), expected, plain.unread);
     if (r !== 0) return undefined;
+    this.#waiting.delete(sid);
     plain.unread = undefined;
     plain.attachedAsStream(onEnd);
     return () => {
@@ -65,16 +85,19 @@ export class NativeTrunk implements StreamTrunk {
   }
 
   drop(sid: number): void {
+    this.#waiting.delete(sid);
     if (!this.dead) this.e.binding.streamTrunkDrop!(this.e.engine, this.conn.id, sid);
   }
 
   stats(): TrunkStats | undefined {
     if (this.dead) return undefined;
-    const [streams, received, queued] = this.e.binding.streamTrunkStats!(this.e.engine, this.conn.id);
-    return streams < 0 ? undefined : { streams, received, queued };
+    const [streams, received, queued, frames] = this.e.binding.streamTrunkStats!(this.e.engine, this.conn.id);
+    return streams < 0 ? undefined : { streams, received, queued, frames: frames ?? 0 };
   }
 
   close(): void {
+    this.#dead = true;
     this.conn.destroy();
+    this.#release();
   }
 }

@@ -13,6 +13,8 @@ export const EV_END = 4;
 export const EV_END_KEPT = 5;
 /** A trunk's end (native/src/stream-trunk.h): [6, trunk id, reason, errno]. */
 export const EV_TRUNK_END = 6;
+/** A trunk's READY for an expected stream (native/src/stream-trunk.h): [7, trunk id, stream id]. */
+export const EV_TRUNK_READY = 7;
 
 /** End codes of a sealed pair beyond any errno (native/src/stream-sealed.h must agree). */
 export const SEALED_END_CODES: ReadonlyMap<number, string> = new Map([
@@ -74,7 +76,7 @@ export interface NativeStreamBinding {
   /** 0 or -errno; on failure `plain` stays held. */
   streamTrunkAttach?(engine: StreamEngineHandle, trunk: number, sid: number, plain: number, idleTimeoutMs: number, expected: boolean, first?: Uint8Array): number;
   streamTrunkDrop?(engine: StreamEngineHandle, trunk: number, sid: number): number;
-  streamTrunkStats?(engine: StreamEngineHandle, trunk: number): [streams: number, received: number, queued: number];
+  streamTrunkStats?(engine: StreamEngineHandle, trunk: number): [streams: number, received: number, queued: number, frames?: number];
 }
 
 /** The stream functions of a loaded addon, or why it has none (an addon built before them). */

@@ -20,13 +20,13 @@ export const TUNNEL_ALPN_DATA = 'sluice-tunnel/1+data2';
  * `+data2` plus trunks (docs/tunnel-protocol.md, "Trunks"): sealed connections that carry many
  * streams at once. An end of the previous version agrees with this one on `+data2` (or plain).
  */
-export const TUNNEL_ALPN_TRUNK = 'sluice-tunnel/1+trunk1';
+export const TUNNEL_ALPN_TRUNK = 'sluice-tunnel/1+trunk2';
 
 /** What a gateway lists, its preference first (its order picks), and what an agent with data connections on offers. */
 export const GATEWAY_ALPNS: readonly string[] = [TUNNEL_ALPN_TRUNK, TUNNEL_ALPN_DATA, TUNNEL_ALPN];
 export const AGENT_DATA_ALPNS: readonly string[] = GATEWAY_ALPNS;
 
-/** Whether the agreed ALPN id carries data connections (`+trunk1` includes everything of `+data2`). */
+/** Whether the agreed ALPN id carries data connections (`+trunk2` includes everything of `+data2`). */
 export function dataConnAlpn(alpn: string | false | null | undefined): boolean {
   return alpn === TUNNEL_ALPN_DATA || alpn === TUNNEL_ALPN_TRUNK;
 }

@@ -8,13 +8,14 @@ import { encodeDataHello, readDataHello, DATA_HELLO_MAGIC, type DataHello } from
  *
  *   u32 BE stream id | u8 kind | body
  *   DATA 1: 1..65531 bytes   END 2: empty   RESET 3: empty   CREDIT 4: u32 BE increment (1..2^31-1)
+ *   READY 5: empty (agent to gateway, before anything else of a stream: the trunk is alive for it)
  *
  * The native engine reads and writes them (native/src/stream-trunk.cc); this codec is the format's
  * reference for tests and tools.
  */
 
 export const TRUNK_RECORD_TYPE = 6;
-export const TrunkFrameKind = { data: 1, end: 2, reset: 3, credit: 4 } as const;
+export const TrunkFrameKind = { data: 1, end: 2, reset: 3, credit: 4, ready: 5 } as const;
 export type TrunkFrameKindByte = (typeof TrunkFrameKind)[keyof typeof TrunkFrameKind];
 export const TRUNK_FRAME_HEADER_BYTES = 5;
 export const MAX_TRUNK_DATA_BYTES = 65_536 - TRUNK_FRAME_HEADER_BYTES;
@@ -22,7 +23,7 @@ const MAX_CREDIT = 0x7fff_ffff;
 
 export type TrunkFrame =
   | { readonly kind: 'data'; readonly stream: number; readonly data: Buffer }
-  | { readonly kind: 'end' | 'reset'; readonly stream: number }
+  | { readonly kind: 'end' | 'reset' | 'ready'; readonly stream: number }
   | { readonly kind: 'credit'; readonly stream: number; readonly increment: number };
 
 export function encodeTrunkFrame(f: TrunkFrame): Buffer {
@@ -49,8 +50,11 @@ export function decodeTrunkFrame(plain: Buffer): TrunkFrame {
       return { kind: 'data', stream, data: body };
     case TrunkFrameKind.end:
     case TrunkFrameKind.reset:
-      if (body.length !== 0) throw new TunnelError('malformed', `a trunk ${kind === 2 ? 'END' : 'RESET'} frame with ${body.length} body bytes`);
-      return { kind: kind === TrunkFrameKind.end ? 'end' : 'reset', stream };
+    case TrunkFrameKind.ready: {
+      const name = kind === TrunkFrameKind.end ? 'end' : kind === TrunkFrameKind.reset ? 'reset' : 'ready';
+      if (body.length !== 0) throw new TunnelError('malformed', `a trunk ${name.toUpperCase()} frame with ${body.length} body bytes`);
+      return { kind: name, stream };
+    }
     case TrunkFrameKind.credit: {
       const increment = body.length === 4 ? body.readUInt32BE(0) : 0;
       if (increment < 1 || increment > MAX_CREDIT) throw new TunnelError('malformed', 'a trunk CREDIT frame needs a u32 increment in 1..2^31-1');

@@ -33,6 +33,9 @@ test('golden: the frames of each kind, sealed as TRUNK records', () => {
   assert.equal(credit.toString('hex'), '000000070400010000');
   assert.equal(sealTrunk(2, credit).toString('hex'), GOLDEN_TRUNK.credit);
   assert.equal(sealTrunk(3, encodeTrunkFrame({ kind: 'reset', stream: 9 })).toString('hex'), GOLDEN_TRUNK.reset);
+  assert.equal(encodeTrunkFrame({ kind: 'ready', stream: 7 }).toString('hex'), '0000000705');
+  assert.equal(sealTrunk(4, encodeTrunkFrame({ kind: 'ready', stream: 7 })).toString('hex'), GOLDEN_TRUNK.ready);
+  assert.equal(sealTrunk(0, encodeTrunkFrame({ kind: 'ready', stream: 7 })).toString('hex'), GOLDEN_TRUNK.ready0);
 });
 
 test('decode: each kind back, and what is malformed is named', () => {
@@ -47,7 +50,9 @@ test('decode: each kind back, and what is malformed is named', () => {
   bad('000000070400000000', /CREDIT/);
   bad('000000070480000000', /CREDIT/);
   bad('0000000704000001', /CREDIT/);
-  bad('0000000705', /kind 5 is not defined/);
+  assert.deepEqual(decodeTrunkFrame(Buffer.from('0000000705', 'hex')), { kind: 'ready', stream: 7 });
+  bad('000000070500', /READY frame with 1 body bytes/);
+  bad('0000000706', /kind 6 is not defined/);
   assert.throws(() => encodeTrunkFrame({ kind: 'data', stream: 1, data: Buffer.alloc(65532) }), /1\.\.65531/);
   assert.throws(() => encodeTrunkFrame({ kind: 'credit', stream: 1, increment: 0 }), /CREDIT increment 0/);
   assert.throws(() => encodeTrunkFrame({ kind: 'end', stream: -1 }), /not a u32/);
