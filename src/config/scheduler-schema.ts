@@ -5,7 +5,7 @@ import { expecting } from './issue-text.js';
 const MIN_US = 100;
 const MAX_US = 100_000;
 /** The slice when the config sets none (docs/configuration.md, "scheduler", says why). */
-export const DEFAULT_SLICE_US = 100;
+export const DEFAULT_SLICE_US = 0;
 
 /**
  * `scheduler:` (docs/configuration.md, "scheduler"): the scheduler slice of every thread of the
