@@ -5,15 +5,10 @@
 #include "stream-trunk.h"
 #include "sealed-record.h"
 
-#include <sys/uio.h>
-
 #include <unordered_map>
 #include <vector>
 
 namespace sluice {
-
-// DATA bodies of one stream gathered per sendmsg at most (a trunk read of tiny frames holds thousands).
-constexpr size_t kTrunkSpans = 64;
 
 struct TrunkStream {
   uint32_t sid = 0;
@@ -23,7 +18,6 @@ struct TrunkStream {
   uint64_t allowed = kTrunkWindow;  // DATA bytes the peer may still send
   uint64_t ungranted = 0;           // written to the plain side, not granted back yet
   std::vector<uint8_t> rx;          // received, not yet written to the plain side
-  std::vector<iovec> spans;         // DATA bodies of this read of the trunk, in its read buffer, for one sendmsg; only while rx is empty
   size_t rx_off = 0;
   bool plain_eof = false;  // the plain side's FIN was read and END queued
   bool end_recv = false;   // END arrived
@@ -41,7 +35,6 @@ struct Trunk {
   size_t in_have = 0;
   std::unordered_map<uint32_t, TrunkStream*> streams;
   std::vector<uint32_t> waiting;
-  std::vector<uint32_t> spanned;  // streams given spans in this read of the trunk (repeats possible)
   bool dirty = false;
   bool dead = false;    // failed or closed: no frame in or out any more
   bool closed = false;  // its connection closed: freed once no call is inside it

@@ -213,42 +213,6 @@ void WritePlain(StreamEngine* e, int plain) {
   }
 }
 
-// Writes stream `ts`'s spans to its plain side with one sendmsg; what the socket does not take is
-// copied to rx (the read buffer is about to move). False when the trunk failed meanwhile.
-bool WriteSpans(StreamEngine* e, Trunk* t, TrunkStream* ts) {
-  StreamConn* c = &e->conns[ts->plain];
-  msghdr m = {};
-  m.msg_iov = ts->spans.data();
-  m.msg_iovlen = ts->spans.size();
-  ssize_t w;
-  do {
-    w = sendmsg(c->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
-  } while (w < 0 && errno == EINTR);
-  if (w < 0 && !WouldBlock(errno)) {
-    const int err = errno;
-    ts->spans.clear();
-    EndStream(e, ts->plain, kEndClientError, err, true, true);
-    return !t->dead;
-  }
-  size_t done = w > 0 ? static_cast<size_t>(w) : 0;
-  ts->ungranted += done;
-  c->bytes_to_client += static_cast<double>(done);
-  if (done > 0) Touch(e, *c);
-  bool short_write = false;
-  for (const iovec& v : ts->spans) {
-    const size_t skip = std::min(done, v.iov_len);
-    done -= skip;
-    if (skip == v.iov_len) continue;
-    short_write = true;
-    const uint8_t* p = static_cast<const uint8_t*>(v.iov_base);
-    ts->rx.insert(ts->rx.end(), p + skip, p + v.iov_len);
-  }
-  ts->spans.clear();
-  if (short_write) c->ready &= ~kReadyOutClient;
-  WritePlain(e, ts->plain);
-  return !t->dead;
-}
-
 // One opened frame; false when it failed the trunk.
 bool OnFrame(StreamEngine* e, int tid, Trunk* t, const uint8_t* f, size_t len) {
   const uint32_t sid = Be32(f);
@@ -258,27 +222,33 @@ bool OnFrame(StreamEngine* e, int tid, Trunk* t, const uint8_t* f, size_t len) {
   auto it = t->streams.find(sid);
   TrunkStream* ts = it == t->streams.end() ? nullptr : it->second;
   t->frames++;
-  // The stream's bytes before its END or RESET reach its plain side first.
-  if (ts != nullptr && !ts->spans.empty() && (kind == kFrameEnd || kind == kFrameReset)) {
-    if (!WriteSpans(e, t, ts)) return false;
-    it = t->streams.find(sid);
-    ts = it == t->streams.end() ? nullptr : it->second;
-  }
   switch (kind) {
     case kFrameData: {
       if (n == 0) break;
       if (ts == nullptr) return true;  // a stream this end already ended or reset: dropped
       if (ts->end_recv || n > ts->allowed) break;
       ts->allowed -= n;
+      size_t done = 0;
       StreamConn* c = ts->plain >= 0 ? &e->conns[ts->plain] : nullptr;
-      // Nothing waits before these bytes: written from the read buffer, with the stream's other
-      // DATA of this read, in one sendmsg (WriteSpans) before the buffer moves.
-      if (c != nullptr && ts->rx.empty() && (c->ready & kReadyOutClient)) {
-        if (ts->spans.empty()) t->spanned.push_back(sid);
-        ts->spans.push_back({const_cast<uint8_t*>(body), n});
-        return ts->spans.size() < kTrunkSpans || WriteSpans(e, t, ts);
+      // Straight to the plain side when nothing waits before these bytes.
+      while (c != nullptr && ts->rx.empty() && done < n && (c->ready & kReadyOutClient)) {
+        ssize_t w = send(c->fd, body + done, n - done, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w < 0) {
+          if (errno == EINTR) continue;
+          if (WouldBlock(errno)) {
+            c->ready &= ~kReadyOutClient;
+            break;
+          }
+          EndStream(e, ts->plain, kEndClientError, errno, true, true);
+          return !t->dead;
+        }
+        done += static_cast<size_t>(w);
+        ts->ungranted += static_cast<uint64_t>(w);
+        c->bytes_to_client += static_cast<double>(w);
+        Touch(e, *c);
+        if (done < n) c->ready &= ~kReadyOutClient;
       }
-      ts->rx.insert(ts->rx.end(), body, body + n);
+      if (done < n) ts->rx.insert(ts->rx.end(), body + done, body + n);
       if (c != nullptr) WritePlain(e, ts->plain);
       return true;
     }
@@ -355,17 +325,8 @@ bool ParseRecords(StreamEngine* e, int tid, Trunk* t) {
       }
       continue;
     }
-    if (!OnFrame(e, tid, t, rec + kRecHeader, n)) {
-      t->spanned.clear();
-      return false;
-    }
+    if (!OnFrame(e, tid, t, rec + kRecHeader, n)) return false;
   }
-  // The spans point into the read buffer: written before it moves.
-  for (size_t i = 0; i < t->spanned.size() && !t->dead; i++) {
-    auto it = t->streams.find(t->spanned[i]);
-    if (it != t->streams.end() && !it->second->spans.empty()) WriteSpans(e, t, it->second);
-  }
-  t->spanned.clear();
   if (t->dead) return false;
   if (pos > 0) {
     memmove(t->in, t->in + pos, t->in_have - pos);
