@@ -37,9 +37,8 @@ constexpr uint8_t kFrameData = 1, kFrameEnd = 2, kFrameReset = 3, kFrameCredit =
 constexpr size_t kFrameHeader = 5;
 // The credit window per stream and direction.
 constexpr uint64_t kTrunkWindow = 256 * 1024;
-// Plaintext read from a plain side per DATA frame: the largest body a record holds (65531 bytes),
-// so a byte costs the fewest reads, seals, opens and frames (each record's crypto set-up is ~1 us).
-constexpr size_t kTrunkChunk = (size_t(1) << 16) - kFrameHeader;
+// Plaintext read from a plain side per DATA frame.
+constexpr size_t kTrunkChunk = 32 * 1024;
 // Sealed bytes waiting for the trunk socket beyond which plain sides are not read.
 constexpr size_t kTrunkOutCap = 256 * 1024;
 // The trunk's read buffer: many records per read, at least one whole record.
