@@ -7,6 +7,9 @@
 #   IPERF_RATE=200M ...   # iperf3 paced (-b): the same offered load for every subject, steadier on a busy machine
 #   NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" TESTS=t1 bash bench/relay/expose-tcp.sh "$PWD"
 #   PERF_DIR=/tmp/perf TESTS="t1 cps" bash bench/relay/expose-tcp.sh "$PWD"   # perf record -g of the subject
+#   PERF_STAT="syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom" PERF_DIR=/tmp/perf ...   # perf stat -e instead: counts per test
+# Other tenants' TIME-WAITs can hold the ports (bind: Address already in use): a namespace of its own,
+#   unshare -n bash -c 'ip link set lo up; exec bash bench/relay/expose-tcp.sh "$@"' bash /path/to/base "$PWD"
 # Prints one line per root, round and test: rate, relay CPU % of one core, rate per CPU-second
 # (MB/s for iperf3, connections for tcpconn), and the other tenants' busy % before the block.
 set -uo pipefail
@@ -54,7 +57,10 @@ for round in $(seq 1 "$ROUNDS"); do
     for t in $TESTS; do
       c0=$(cpu_ms "$R"); s0=$(date +%s%N)
       if [ -n "${PERF_DIR:-}" ]; then # a perf profile of the subject during the load
-        mkdir -p "$PERF_DIR"; perf record -q -F 1999 -g -p "$(pgrep -g "$R" -x node | head -1)" -o "$PERF_DIR/$(basename "$root").$t.data" -- sleep "$DUR" 2>/dev/null &
+        mkdir -p "$PERF_DIR"; pid=$(pgrep -g "$R" -x node | head -1)
+        if [ -n "${PERF_STAT:-}" ]; then perf stat -e "$PERF_STAT" -p "$pid" -o "$PERF_DIR/$(basename "$root").$t.stat" -- sleep "$DUR" 2>/dev/null &
+        else perf record -q -F 1999 -g -p "$pid" -o "$PERF_DIR/$(basename "$root").$t.data" -- sleep "$DUR" 2>/dev/null &
+        fi
         PERF_PID=$!
       fi
       case $t in

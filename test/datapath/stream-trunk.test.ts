@@ -74,6 +74,58 @@ for (const host of ['127.0.0.1', '::1']) {
   });
 }
 
+test('trunk: 300 small DATA frames and a largest one (65531 bytes) of two streams, interleaved in one trunk write, reach each plain side byte-exact and in order, before its FIN', { skip }, async (t) => {
+  const dp = nativeDp();
+  const trunk = await acceptedConn(t, '127.0.0.1');
+  const [a, b] = await acceptMany(t, '127.0.0.1', 2);
+  const open = { key: Buffer.alloc(16, 0x42), iv: Buffer.alloc(12, 0x24), seq: 0n };
+  const tr = dp.trunk(trunk.conn, { sealKey: KEY, sealIv: IV, sealSeq: 0, openKey: open.key, openIv: open.iv, openSeq: 0 }, () => {});
+  assert.ok(tr);
+  t.after(() => tr.close());
+  const ended: Promise<PairEnd>[] = [];
+  for (const [sid, c] of [[7, a!], [9, b!]] as const) {
+    let done!: (e: PairEnd) => void;
+    ended.push(new Promise<PairEnd>((r) => (done = r)));
+    assert.ok(tr.expect(sid));
+    assert.ok(tr.attach(sid, c.conn, 0, true, done));
+  }
+  const frame = (sid: number, kind: number, body = Buffer.alloc(0)) => {
+    const head = Buffer.alloc(5);
+    head.writeUInt32BE(sid);
+    head[4] = kind;
+    return seal(open, TRUNK, Buffer.concat([head, body]));
+  };
+  // 300 small frames for stream 7, every third followed by one for
+  // stream 9, then a largest DATA frame for 9, then both ENDs: one write, within one window each.
+  const toA: Buffer[] = [];
+  const toB: Buffer[] = [];
+  const wire: Buffer[] = [];
+  for (let i = 0; i < 300; i++) {
+    const piece = randomBytes(1 + ((i * 37) % 700));
+    toA.push(piece);
+    wire.push(frame(7, 1, piece));
+    if (i % 3 === 0) {
+      const other = randomBytes(1 + ((i * 11) % 300));
+      toB.push(other);
+      wire.push(frame(9, 1, other));
+    }
+  }
+  const largest = randomBytes(65_531);
+  toB.push(largest);
+  wire.push(frame(9, 1, largest), frame(7, 2), frame(9, 2));
+  const atA = readAll(a!.peer);
+  const atB = readAll(b!.peer);
+  trunk.peer.write(Buffer.concat(wire));
+  assert.deepEqual(await atA, Buffer.concat(toA), 'stream 7: every byte in order, then the FIN');
+  assert.deepEqual(await atB, Buffer.concat(toB), 'stream 9: every byte in order, then the FIN');
+  a!.peer.end();
+  b!.peer.end();
+  const [ea, eb] = await Promise.all(ended);
+  assert.equal(ea!.bytesToClient, Buffer.concat(toA).length);
+  assert.equal(eb!.bytesToClient, Buffer.concat(toB).length);
+  assert.equal(tr.stats()?.streams, 0);
+});
+
 test('trunk: a reader stalled 2 s on a large transfer stalls only its own stream, and the engine buffers at most a window', { skip }, async (t) => {
   const ends = await trunkEnds(t, '127.0.0.1');
   const [bulk, echo] = await openStreams(t, '127.0.0.1', ends, 2);
