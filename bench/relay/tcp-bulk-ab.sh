@@ -31,7 +31,7 @@ taskset -c 0 timeout "$T" iperf3 -s -p "$I" > /dev/null 2>&1 & IP=$!
 SP=""
 cleanup() { [ -n "$SP" ] && kill -- "-$SP" 2> /dev/null; pkill -P "$IP" 2> /dev/null; kill "$IP" 2> /dev/null; true; }
 trap cleanup EXIT
-wait_port() { for _ in $(seq 1 150); do ss -Hlnt "( sport = :$1 )" | grep -q . && return 0; sleep 0.1; done; echo "tcp-bulk-ab: port $1 did not open" >&2; exit 1; }
+wait_port() { for _ in $(seq 1 300); do ss -Hlnt "( sport = :$1 )" | grep -q . && return 0; sleep 0.1; done; echo "tcp-bulk-ab: port $1 did not open" >&2; exit 1; }
 bg_busy() {
   local a b tot=0 idle i
   read -r -a a < <(head -1 /proc/stat); sleep 0.4; read -r -a b < <(head -1 /proc/stat)
@@ -59,7 +59,7 @@ one() { # ROUND INDEX SCRIPT
       setsid taskset -c 1 bash "$s" "$R" "$RE" "$RI" "$I" > "$W/relay$i.log" 2>&1 &
     fi
     SP=$!
-    for _ in $(seq 1 150); do ss -Hlnt "( sport = :$tport )" | grep -q . && break; kill -0 "$SP" 2> /dev/null || break; sleep 0.1; done
+    for _ in $(seq 1 300); do ss -Hlnt "( sport = :$tport )" | grep -q . && break; kill -0 "$SP" 2> /dev/null || break; sleep 0.1; done
     kill -0 "$SP" 2> /dev/null && break
     echo "r$round relay$i: start failed ($(head -c 200 "$W/relay$i.log")), again on the next ports" >&2
     SP=""
