@@ -41,8 +41,8 @@ constexpr int kEndUpstreamError = 5;
 constexpr int kAcceptBatch = 128;
 // Bytes asked for per splice read. A read moves at most what the pipe holds and takes place only
 // into an empty pipe, so a slow reader leaves data in the kernel's socket buffers and TCP's window
-// closes. 128 KiB (half a big pipe) halves the reads, the splices out and the ACKs they send
-// against 64 KiB (docs/datapath.md, "Bulk: fewer, larger splices"); asking for the whole 256 KiB
+// closes. 128 KiB (half a big pipe) halves the reads and the splices out of the pipe against
+// 64 KiB (docs/datapath.md, "Bulk: where a GB goes"); asking for the whole 256 KiB
 // saved a little more CPU per GB but let the receive window of a stalled pair autotune up to
 // tcp_rmem's maximum, so the sender could push 3-4 times as much into the kernel's buffers.
 constexpr size_t kSpliceChunk = 1 << 17;
