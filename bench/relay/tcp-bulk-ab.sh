@@ -10,7 +10,7 @@
 # start. Prints "bg busy_pct" (other tenants' load, both CPUs, while nothing of ours runs) before
 # every round, and medians with min-max at the end.
 # STAT=1 counts, with perf stat on the relay, task-clock (ms), context switches and system calls
-# (all, and splice, recvfrom, sendto, epoll_wait, epoll_pwait) per GB relayed.
+# (all, and splice, recvfrom, sendto, writev, epoll_wait, epoll_pwait) per GB relayed.
 # PERF=DIR records `perf record -e cpu-clock -g` of the relay for each P=1 step into DIR.
 set -euo pipefail
 W=$(mktemp -d /tmp/sluice-tcp-bulk-ab.XXXXXX)

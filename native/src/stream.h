@@ -44,7 +44,7 @@ constexpr int kAcceptBatch = 128;
 // closes. 128 KiB (half a big pipe) halves the reads and the splices out of the pipe against
 // 64 KiB (docs/datapath.md, "Bulk: where a GB goes"); asking for the whole 256 KiB
 // saved a little more CPU per GB but let the receive window of a stalled pair autotune up to
-// tcp_rmem's maximum, so the sender could push 3-4 times as much into the kernel's buffers.
+// tcp_rmem's maximum, so the sender could push up to 4 times as much into the kernel's buffers.
 constexpr size_t kSpliceChunk = 1 << 17;
 // Empty pipes kept for reuse: a direction takes one only while bytes are in flight.
 constexpr size_t kPipePool = 128;
