@@ -39,9 +39,13 @@ constexpr int kEndUpstreamError = 5;
 
 // Connections accepted per listener per readiness round: a flood cannot starve the pairs.
 constexpr int kAcceptBatch = 128;
-// Bytes moved per splice call; the pipe holds at most its capacity (64 KiB by default), so a
-// slow reader leaves data in the kernel's socket buffers and TCP's window closes.
-constexpr size_t kSpliceChunk = 1 << 16;
+// Bytes asked for per splice read. A read moves at most what the pipe holds and takes place only
+// into an empty pipe, so a slow reader leaves data in the kernel's socket buffers and TCP's window
+// closes. 128 KiB (half a big pipe) halves the reads and the splices out of the pipe against
+// 64 KiB (docs/datapath.md, "Bulk: where a GB goes"); asking for the whole 256 KiB
+// saved a little more CPU per GB but let the receive window of a stalled pair autotune up to
+// tcp_rmem's maximum, so the sender could push up to 4 times as much into the kernel's buffers.
+constexpr size_t kSpliceChunk = 1 << 17;
 // Empty pipes kept for reuse: a direction takes one only while bytes are in flight.
 constexpr size_t kPipePool = 128;
 
