@@ -199,6 +199,10 @@ void OpenHarvested(Engine* e, int used) {
   SealState* s = e->seal;
   if (s == nullptr || s->openm == nullptr) return;
   if (used > s->openm_max) used = s->openm_max;
+  // The last binding looked up: a socket's datagrams under one key come in runs (valid for this
+  // call only; bindings change between harvests, never during one).
+  uint64_t last_key = ~0ull;
+  int last_slot = -1;
   for (int i = 0; i < used; i++) {
     int32_t* o = s->openm + i * kOpenRec;
     o[0] = -1;
@@ -212,21 +216,26 @@ void OpenHarvested(Engine* e, int used) {
       len--;
     }
     if (!HeaderOk(d, len)) continue;
-    auto it = s->bound.find(BindKey(rec[0], Be32(d + 2)));
-    if (it == s->bound.end()) continue;
-    KeySlot& k = s->slots[it->second];
+    uint64_t key = BindKey(rec[0], Be32(d + 2));
+    if (key != last_key) {
+      auto it = s->bound.find(key);
+      last_key = key;
+      last_slot = it == s->bound.end() ? -1 : it->second;
+    }
+    if (last_slot < 0) continue;
+    KeySlot& k = s->slots[last_slot];
     if (k.ice != ice || (k.pin && memcmp(k.source, rec + 2, sizeof k.source) != 0)) continue;
     bool newest;
     int v = OpenInPlace(k, d, len, &newest);
-    if (k.drop && (v == kTooOld || v == kReplayed || v == kAuthFailed) && it->second < s->drops_max) {
+    if (k.drop && (v == kTooOld || v == kReplayed || v == kAuthFailed) && last_slot < s->drops_max) {
       s->drops[0]++;
-      s->drops[1 + it->second * 3 + (v - kTooOld)]++;
+      s->drops[1 + last_slot * 3 + (v - kTooOld)]++;
       e->rxm[i * kRxRec] = -1;
       continue;
     }
     o[1] = v;
     o[2] = newest ? 1 : 0;
-    o[0] = it->second;
+    o[0] = last_slot;
   }
 }
 
