@@ -10,7 +10,8 @@
 # WINDOW=64: the closed-loop row instead (udpload -w 64: at most 64 datagrams in flight).
 # LOAD: udpload's arguments instead of "-s 64" (e.g. "-s 1400", or "-s 64 -n 1000 -W 2": with -W the
 # relay's CPU is sampled once udpload says its warm-up is over, as run-peers.sh does). The
-# subject's environment passes through (e.g. DATAGRAM_BUDGET=0).
+# subject's environment passes through (e.g. DATAGRAM_BUDGET=0). SUBJECT=subject.sh: the plain
+# route instead of the exposure.
 set -u
 [ $# -eq 2 ] || { echo "usage: $0 ROOT_A ROOT_B" >&2; exit 2; }
 SHARED=${SHARED_BENCH:-$(cd "$(dirname "$0")/../../../shared/bench" && pwd)}
@@ -32,7 +33,7 @@ bg_busy() {
 run() {
   local bg; bg=$(bg_busy)
   local root=$1 R=$2 out np c0 c1 d lp
-  taskset -c 1 bash "$root/bench/relay/subject-expose.sh" "$R" "$E" $((R + 2)) $((E + 5)) > "$W/subject.log" 2>&1 & SP=$!
+  taskset -c 1 bash "$root/bench/relay/${SUBJECT:-subject-expose.sh}" "$R" "$E" $((R + 2)) $((E + 5)) > "$W/subject.log" 2>&1 & SP=$!
   for _ in $(seq 1 60); do
     sleep 0.3
     out=$(timeout 2 taskset -c 0 "$W/udpload" -t "127.0.0.1:$R" -s 64 -d 0.3 -w 1 2>/dev/null || true)
