@@ -22,16 +22,9 @@ taskset -c 0 "$W/echod" -p "$E" -u -T 3600 > /dev/null 2>&1 & EP=$!
 SP=
 cleanup() { [ -n "$SP" ] && kill -INT "$SP" 2>/dev/null; kill "$EP" 2>/dev/null; wait 2>/dev/null; rm -rf "$W"; }
 trap cleanup EXIT INT TERM
-# Both CPUs' busy share over 0.4 s between runs (other tenants: the load on record).
-bg_busy() {
-  local a b tot=0 idle
-  a=($(head -1 /proc/stat)); sleep 0.4; b=($(head -1 /proc/stat))
-  idle=$(((b[4] + b[5]) - (a[4] + a[5])))
-  for i in 1 2 3 4 5 6 7 8; do tot=$((tot + b[i] - a[i])); done
-  echo $((100 * (tot - idle) / (tot > 0 ? tot : 1)))
-}
+. "$(dirname "$0")/kernel-drops.sh"  # bg_busy: other tenants' load, on record with each run
 run() {
-  local bg; bg=$(bg_busy)
+  local bg; bg=$(bg_busy | awk '{ print $3 }')
   local root=$1 R=$2 out np c0 c1 d lp
   taskset -c 1 bash "$root/bench/relay/${SUBJECT:-subject-expose.sh}" "$R" "$E" $((R + 2)) $((E + 5)) > "$W/subject.log" 2>&1 & SP=$!
   for _ in $(seq 1 60); do

@@ -1,14 +1,12 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import dgram from 'node:dgram';
-import { once } from 'node:events';
 import { loadNativeBinding } from '../../src/datapath/native/binding.js';
 import { NativeDatapath } from '../../src/datapath/native/native-datapath.js';
 import { NativeSocketOpener, NativeSocketSealer } from '../../src/datapath/native/native-keys.js';
 import { tunnelOpener, tunnelSealer } from '../../src/datapath/tunnel-keys.js';
 import type { UdpListener } from '../../src/datapath/udp-datapath.js';
 import { DatagramSealer, encodeOriginBlock, type Direction } from '../../src/protocol/tunnel/index.js';
-import { waitFor } from '../helpers/net.js';
+import { udpClient, waitFor } from '../helpers/net.js';
 
 // The key slots reach OpenSSL's ChaCha20-Poly1305 through its provider's functions, or through EVP
 // (native/src/aead.h): both must give the bytes of the TypeScript codecs, seal and open alike.
@@ -33,16 +31,6 @@ function datapath(t: TestContext, direct: boolean): NativeDatapath {
   return dp;
 }
 
-async function udpSocket(t: TestContext) {
-  const s = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
-  const inbox: Buffer[] = [];
-  s.on('message', (m) => inbox.push(m));
-  s.bind(0, '127.0.0.1');
-  await once(s, 'listening');
-  t.after(() => s.close());
-  return { s, inbox, port: s.address().port };
-}
-
 /** Payload sizes around the cipher's 64-byte blocks and Poly1305's 16-byte blocks, and a 1400-byte run. */
 const SIZES = [0, 1, 15, 16, 17, 63, 64, 65, 500, 1400, 1400, 1400, 1400, 1399];
 
@@ -53,7 +41,7 @@ for (const direct of [true, false]) {
     const dp = datapath(t, direct);
     const sender = await dp.listen('127.0.0.1', 0, { onDatagram: () => {}, onSendError: () => {} });
     t.after(() => sender.close());
-    const client = await udpSocket(t);
+    const client = await udpClient(t);
     const sealer = tunnelSealer(dp, { key: KEY, direction: DIR, peerKeyId: 0x0102 }, () => sender);
     assert.ok(sealer instanceof NativeSocketSealer && sealer.slot >= 0);
     t.after(() => sealer.release());
@@ -82,11 +70,11 @@ for (const direct of [true, false]) {
       onSendError: () => {},
     });
     t.after(() => listener.close());
-    const client = await udpSocket(t);
+    const client = await udpClient(t);
     const sealer = new DatagramSealer({ key: KEY, direction: DIR, peerKeyId: 0x0102 });
     const payloads = SIZES.map((n, i) => Buffer.alloc(n, 0x40 + i));
     const sealed = payloads.map((p) => sealer.sealData(5, p));
-    const send = (b: Buffer) => client.s.send(b, listener.local.port, '127.0.0.1');
+    const send = (b: Buffer) => client.send(listener.local.port, b);
     // The first binds the key to the socket (one call); the rest open in the harvest.
     send(sealed[0]!);
     await waitFor(() => seen.length === 1, 'first');
