@@ -189,6 +189,11 @@ int ForwardHarvested(Engine* e, int used) {
   if (f == nullptr || (f->by_src.empty() && f->by_tag.empty() && f->by_lead.empty())) return 0;
   int m = 0, iovs = 0, forwarded = 0;
   int socks = static_cast<int>(e->socks.size());
+  // The last lookup of each map: a session's datagrams come in runs (a client's burst, a GRO run
+  // cut up), and with many sessions each map lookup is a likely cache miss. Valid for this call
+  // only: entries change between harvests, never during one.
+  uint64_t last_tag_key = ~0ull, last_src_key = ~0ull;
+  int last_tag_id = -1, last_src_id = -1;
   for (int i = 0; i < used; i++) {
     int32_t* rec = e->rxm + i * kRxRec;
     int sock = rec[0], len = rec[1];
@@ -201,16 +206,26 @@ int ForwardHarvested(Engine* e, int used) {
       // Opened in place: data (0x0c) without an origin block.
       skip = d[0] == kIcePrefix ? 1 : 0;
       if (d[skip] != 0x0c || d[skip + 1] != 0) continue;
-      auto it = f->by_tag.find(TagKey(open_slot, Be32(d + skip + 6)));
-      if (it == f->by_tag.end()) continue;
-      id = it->second;
+      uint64_t key = TagKey(open_slot, Be32(d + skip + 6));
+      if (key != last_tag_key) {
+        auto it = f->by_tag.find(key);
+        last_tag_key = key;
+        last_tag_id = it == f->by_tag.end() ? -1 : it->second;
+      }
+      if (last_tag_id < 0) continue;
+      id = last_tag_id;
     } else {
       const int32_t* src = rec + 2;
       int32_t none[6] = {};
       if (!e->socks[sock].listener) src = none;
-      auto it = f->by_src.find(SourceKey(sock, src));
-      if (it != f->by_src.end()) {
-        id = it->second;
+      uint64_t key = SourceKey(sock, src);
+      if (key != last_src_key) {
+        auto it = f->by_src.find(key);
+        last_src_key = key;
+        last_src_id = it == f->by_src.end() ? -1 : it->second;
+      }
+      if (last_src_id >= 0) {
+        id = last_src_id;
         if (!SameSource(f->entries[id].src, src) || f->entries[id].in_sock != sock) continue;
       } else if ((id = UntaggedMatch(f, sock, src, d, len)) < 0) {  // forward-tag.cc
         continue;

@@ -2,7 +2,8 @@
 // batch"): the wire format of src/protocol/tunnel/ (16-byte header as associated data,
 // ChaCha20-Poly1305 with the 12-byte nonce u32 direction | u16 0 | u48 sequence, 16-byte tag) and
 // its replay window (replay-window.ts, RFC 6479), byte for byte. The cipher is Node's own OpenSSL
-// (EVP_chacha20_poly1305, resolved from the node binary at load time): no crypto of our own.
+// (ChaCha20-Poly1305 through aead.cc, resolved from the node binary at load time): no crypto of
+// our own.
 //
 // Key slots belong to the engine. A sealing slot seals records staged with flag bit 1 when the
 // batch is flushed (the header, sequence included, is written by JavaScript, which owns the
@@ -16,7 +17,7 @@
 // Everything runs on the JavaScript thread, as the rest of the engine.
 #include "engine.h"
 
-#include <openssl/evp.h>
+#include "aead.h"
 #include <string.h>
 
 #include <unordered_map>
@@ -33,7 +34,7 @@ enum Verdict { kOk = 1, kTooOld = 2, kReplayed = 3, kAuthFailed = 4, kBadPlainte
 struct KeySlot {
   bool used = false;
   bool opener = false;
-  EVP_CIPHER_CTX* ctx = nullptr;
+  Aead aead;
   uint8_t nonce[12] = {};  // direction | 0 | sequence (set per datagram)
   uint32_t key_id = 0;
   int sock = -1;  // the socket this opener is bound to, -1 when none
@@ -62,6 +63,10 @@ struct SealState {
   int32_t* drops = nullptr;
   int drops_max = 0;  // slots that have drop counters
   napi_ref drops_ref = nullptr;
+  // OpenSSL's provider functions for new keys (aead.h), resolved at the first key; none: EVP.
+  AeadProvider* prov = nullptr;
+  bool prov_resolved = false;
+  bool evp_only = false;  // sealPath(engine, false): new keys use EVP (tests compare both ways)
 };
 
 static inline uint64_t BindKey(int sock, uint32_t key_id) { return (static_cast<uint64_t>(sock) << 32) | key_id; }
@@ -83,7 +88,7 @@ static void FreeSlot(SealState* s, int id) {
   KeySlot& k = s->slots[id];
   if (!k.used) return;
   Unbind(s, k);
-  EVP_CIPHER_CTX_free(k.ctx);
+  AeadFree(&k.aead);
   k = KeySlot();
   s->free_slots.push_back(id);
 }
@@ -103,6 +108,7 @@ void FreeSeal(Engine* e) {
   for (size_t i = 0; i < s->slots.size(); i++) FreeSlot(s, static_cast<int>(i));
   if (s->openm_ref != nullptr) napi_delete_reference(e->env, s->openm_ref);
   if (s->drops_ref != nullptr) napi_delete_reference(e->env, s->drops_ref);
+  AeadProviderFree(s->prov);
   delete s;
   e->seal = nullptr;
 }
@@ -170,14 +176,7 @@ static int OpenInPlace(KeySlot& k, uint8_t* d, int len, bool* newest) {
   if (v != kOk) return v;
   memcpy(k.nonce + 6, d + 10, 6);
   int plain = len - kHeader - kTag;
-  int outl = 0;
-  EVP_CIPHER_CTX* c = k.ctx;
-  bool ok = EVP_DecryptInit_ex(c, nullptr, nullptr, nullptr, k.nonce) == 1 &&
-            EVP_DecryptUpdate(c, nullptr, &outl, d, kHeader) == 1 &&
-            (plain == 0 || EVP_DecryptUpdate(c, d + kHeader, &outl, d + kHeader, plain) == 1) &&
-            EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, kTag, d + kHeader + plain) == 1 &&
-            EVP_DecryptFinal_ex(c, d + kHeader + plain, &outl) == 1;
-  if (!ok) {
+  if (!AeadOpen(&k.aead, k.nonce, d, d + kHeader, plain, d + kHeader + plain)) {
     k.auth_failures++;
     return kAuthFailed;
   }
@@ -191,13 +190,7 @@ static bool SealInPlace(KeySlot& k, uint8_t* d, int len) {
   if (len < kHeader + kTag) return false;
   memcpy(k.nonce + 6, d + 10, 6);
   int plain = len - kHeader - kTag;
-  int outl = 0;
-  EVP_CIPHER_CTX* c = k.ctx;
-  return EVP_EncryptInit_ex(c, nullptr, nullptr, nullptr, k.nonce) == 1 &&
-         EVP_EncryptUpdate(c, nullptr, &outl, d, kHeader) == 1 &&
-         (plain == 0 || EVP_EncryptUpdate(c, d + kHeader, &outl, d + kHeader, plain) == 1) &&
-         EVP_EncryptFinal_ex(c, d + kHeader + plain, &outl) == 1 &&
-         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, kTag, d + kHeader + plain) == 1;
+  return AeadSeal(&k.aead, k.nonce, d, d + kHeader, plain, d + kHeader + plain);
 }
 
 // ---- the batch hooks (engine.cc Harvest, tx.cc Flush) ----
@@ -206,6 +199,10 @@ void OpenHarvested(Engine* e, int used) {
   SealState* s = e->seal;
   if (s == nullptr || s->openm == nullptr) return;
   if (used > s->openm_max) used = s->openm_max;
+  // The last binding looked up: a socket's datagrams under one key come in runs (valid for this
+  // call only; bindings change between harvests, never during one).
+  uint64_t last_key = ~0ull;
+  int last_slot = -1;
   for (int i = 0; i < used; i++) {
     int32_t* o = s->openm + i * kOpenRec;
     o[0] = -1;
@@ -219,21 +216,26 @@ void OpenHarvested(Engine* e, int used) {
       len--;
     }
     if (!HeaderOk(d, len)) continue;
-    auto it = s->bound.find(BindKey(rec[0], Be32(d + 2)));
-    if (it == s->bound.end()) continue;
-    KeySlot& k = s->slots[it->second];
+    uint64_t key = BindKey(rec[0], Be32(d + 2));
+    if (key != last_key) {
+      auto it = s->bound.find(key);
+      last_key = key;
+      last_slot = it == s->bound.end() ? -1 : it->second;
+    }
+    if (last_slot < 0) continue;
+    KeySlot& k = s->slots[last_slot];
     if (k.ice != ice || (k.pin && memcmp(k.source, rec + 2, sizeof k.source) != 0)) continue;
     bool newest;
     int v = OpenInPlace(k, d, len, &newest);
-    if (k.drop && (v == kTooOld || v == kReplayed || v == kAuthFailed) && it->second < s->drops_max) {
+    if (k.drop && (v == kTooOld || v == kReplayed || v == kAuthFailed) && last_slot < s->drops_max) {
       s->drops[0]++;
-      s->drops[1 + it->second * 3 + (v - kTooOld)]++;
+      s->drops[1 + last_slot * 3 + (v - kTooOld)]++;
       e->rxm[i * kRxRec] = -1;
       continue;
     }
     o[1] = v;
     o[2] = newest ? 1 : 0;
-    o[0] = it->second;
+    o[0] = last_slot;
   }
 }
 
@@ -270,13 +272,7 @@ bool SealParts(Engine* e, int slot, const uint8_t* header, uint8_t* payload, int
   KeySlot* k = Slot(e, slot, false);
   if (k == nullptr) return false;
   memcpy(k->nonce + 6, header + 10, 6);
-  int outl = 0;
-  EVP_CIPHER_CTX* c = k->ctx;
-  return EVP_EncryptInit_ex(c, nullptr, nullptr, nullptr, k->nonce) == 1 &&
-         EVP_EncryptUpdate(c, nullptr, &outl, header, kHeader) == 1 &&
-         (len == 0 || EVP_EncryptUpdate(c, payload, &outl, payload, len) == 1) &&
-         EVP_EncryptFinal_ex(c, payload + len, &outl) == 1 &&
-         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, kTag, tag) == 1;
+  return AeadSeal(&k->aead, k->nonce, header, payload, len, tag);
 }
 
 // ---- N-API ----
@@ -356,17 +352,17 @@ napi_value KeyAdd(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, nullptr, "keyAdd(engine, key: 32-byte Buffer, direction, keyId, window, maxAuthFailures, pinSource, dropInBatch)");
     return nullptr;
   }
-  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  SealState* s = State(e);
   bool opener = key_id != 0;
-  int ok = ctx == nullptr ? 0
-           : opener      ? EVP_DecryptInit_ex(ctx, EVP_chacha20_poly1305(), nullptr, static_cast<uint8_t*>(key), nullptr)
-                         : EVP_EncryptInit_ex(ctx, EVP_chacha20_poly1305(), nullptr, static_cast<uint8_t*>(key), nullptr);
-  if (ok != 1) {
-    EVP_CIPHER_CTX_free(ctx);
+  if (!s->prov_resolved) {
+    s->prov = AeadProviderResolve();
+    s->prov_resolved = true;
+  }
+  Aead aead;
+  if (!AeadInit(&aead, s->evp_only ? nullptr : s->prov, static_cast<uint8_t*>(key), !opener)) {
     napi_throw_error(env, "SLUICE_NATIVE", "OpenSSL has no ChaCha20-Poly1305 here");
     return nullptr;
   }
-  SealState* s = State(e);
   int id;
   if (!s->free_slots.empty()) {
     id = s->free_slots.back();
@@ -378,7 +374,7 @@ napi_value KeyAdd(napi_env env, napi_callback_info info) {
   KeySlot& k = s->slots[id];
   k.used = true;
   k.opener = opener;
-  k.ctx = ctx;
+  k.aead = aead;
   k.key_id = key_id;
   k.nonce[0] = static_cast<uint8_t>(direction >> 24);
   k.nonce[1] = static_cast<uint8_t>(direction >> 16);
@@ -446,6 +442,28 @@ napi_value OpenOne(napi_env env, napi_callback_info info) {
   return Int(env, v | (newest ? 1 << 8 : 0));
 }
 
+// sealPath(engine[, direct]) -> whether keys added from now on reach OpenSSL's ChaCha20-Poly1305
+// through its provider's functions (aead.h; else through EVP). `direct` false makes them use EVP,
+// true goes back to the provider's functions where they can be reached: for tests, which compare
+// the bytes of both ways. Keys already added keep their way.
+napi_value SealPath(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  size_t argc = 2;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < 1) return nullptr;
+  Engine* e = LiveEngine(env, argv[0]);
+  if (e == nullptr) return Nothing(env);
+  SealState* s = State(e);
+  bool direct;
+  if (argc >= 2 && napi_get_value_bool(env, argv[1], &direct) == napi_ok) s->evp_only = !direct;
+  if (!s->prov_resolved) {
+    s->prov = AeadProviderResolve();
+    s->prov_resolved = true;
+  }
+  napi_value out;
+  napi_get_boolean(env, s->prov != nullptr && !s->evp_only, &out);
+  return out;
+}
+
 // keyState(engine, slot) -> [highest sequence or -1, authentication failures]
 napi_value KeyState(napi_env env, napi_callback_info info) {
   napi_value argv[2];
@@ -472,6 +490,7 @@ void RegisterSeal(napi_env env, napi_value exports) {
       {"keyRelease", nullptr, KeyRelease, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"openOne", nullptr, OpenOne, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"keyState", nullptr, KeyState, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sealPath", nullptr, SealPath, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }
