@@ -113,6 +113,8 @@ static int RecvInto(Engine* e, int id, int used, int room) {
 static inline int Min(int a, int b) { return a < b ? a : b; }
 
 int Harvest(Engine* e) {
+  // park.cc: a parked socket whose round has ended is back in the set before it is polled.
+  if (e->park_next != INT64_MAX && ParkNow() >= e->park_next) ServeParked(e, false);
   epoll_event evs[64];
   int n = epoll_wait(e->epfd, evs, 64, 0);
   e->hold_ready = n;
@@ -129,6 +131,10 @@ int Harvest(Engine* e) {
   int full[64];
   int nfull = 0;
   for (int k = 0; k < n && used < e->rx_slots; k++) {
+    if (evs[k].data.u32 == kParkTimerId) {
+      ServeParked(e, true);
+      continue;
+    }
     int id = static_cast<int>(evs[k].data.u32);
     if (id < 0 || id >= static_cast<int>(e->socks.size()) || e->socks[id].fd < 0) continue;
     if (e->socks[id].gro && CarryPending(e)) {
@@ -194,6 +200,7 @@ static bool Alive(Engine* e) {
 
 void DrainReady(Engine* e) {
   if (e->destroyed || !Alive(e)) return;
+  e->wakeups++;
   uint64_t started = HoldStart(e);
   int harvested = 0, n = 0;
   // Past kMaxRounds only while a coalesced run still waits in the carry (gro.cc): it drains, and

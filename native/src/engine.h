@@ -54,6 +54,9 @@ struct Sock {
   int heavy_streak = 0;
   int32_t heavy_src[6] = {};
   uint32_t heavy_noted = 0;
+  // park.cc: out of the epoll set until then (CLOCK_MONOTONIC_COARSE ns; 0: watched), a client's
+  // own socket whose session the send budget refused for the rest of its round.
+  int64_t parked_until = 0;
 };
 
 struct SealState;  // seal.cc
@@ -133,6 +136,13 @@ struct Engine {
   uint64_t hold_rate = 0;        // datagrams/s harvested over the last closed window
   uint64_t hold_engages = 0;     // times the delay went from off to on (the rate rose)
   uint64_t hold_disengages = 0;  // and back (the rate fell)
+  // park.cc: a timerfd in the epoll set (made on first use), armed for the earliest parked
+  // socket's end; that end (INT64_MAX: none parked); parks, unparks and readiness callbacks so far.
+  int park_fd = -1;
+  int64_t park_next = INT64_MAX;
+  uint64_t parks = 0;
+  uint64_t unparks = 0;
+  uint64_t wakeups = 0;
 };
 
 // engine.cc
@@ -149,6 +159,17 @@ constexpr int32_t kHeavySourceRecord = -65536;  // rxm length field of that reco
 bool NoteSources(Engine* e, int id, int first, int r, int room);
 void PutHeavyRecord(Engine* e, int id, int at);
 napi_value WatchSources(napi_env env, napi_callback_info info);
+
+// park.cc: a client's own socket left unread until its session's budget round ends
+// (docs/expose.md, "Excess left in the kernel"). ParkSocket takes socket `id` out of the epoll
+// set until `until` (CLOCK_MONOTONIC_COARSE ns); ServeParked puts back those whose time came
+// (`fired`: the timer's event was seen, its expiry is read); ParkNow is that clock.
+constexpr uint32_t kParkTimerId = 0xfffffffeu;  // the timer's epoll data: never a socket id
+int64_t ParkNow();
+void ParkSocket(Engine* e, int id, int64_t until);
+void ServeParked(Engine* e, bool fired);
+void FreePark(Engine* e);
+void RegisterPark(napi_env env, napi_value exports);
 
 // addon.cc
 void Teardown(Engine* e);

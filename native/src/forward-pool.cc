@@ -128,6 +128,12 @@ int PoolAdmit(FwdState* f, int id) {
   return Refuse(ps, s, id, 1);
 }
 
+int64_t PoolRoundEnd(FwdState* f, int id) {
+  FwdPools* ps = f->pools;
+  if (ps == nullptr || id >= static_cast<int>(ps->slots.size()) || ps->slots[id].pool < 0) return 0;
+  return ps->pools[ps->slots[id].pool].round_end;
+}
+
 void LeavePool(FwdState* f, int id) {
   FwdPools* ps = f->pools;
   if (ps != nullptr && id < static_cast<int>(ps->slots.size())) ps->slots[id] = FwdPoolSlot();

@@ -70,6 +70,8 @@ struct FwdState;
 // (counted against the budget), kPoolDropped (refused: counted by reason, as FairShare would drop
 // it), or kPoolToJs (no pool: the datagram goes to JavaScript).
 int PoolAdmit(FwdState* f, int id);
+// When the round in which entry `id`'s pool last judged it ends (CLOCK_MONOTONIC_COARSE ns).
+int64_t PoolRoundEnd(FwdState* f, int id);
 // Entry `id` leaves its pool (it is being removed).
 void LeavePool(FwdState* f, int id);
 

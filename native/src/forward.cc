@@ -225,6 +225,11 @@ int ForwardHarvested(Engine* e, int used) {
       if (v == kPoolDropped) {
         rec[0] = -1;
         forwarded++;
+        // A socket that carries this session alone (a client's own socket at the gateway, the
+        // agent's connected socket to the local service) is left unread until the round ends
+        // (park.cc): its excess waits or is dropped by the kernel there instead of read to be dropped.
+        const Sock& in = e->socks[sock];
+        if (in.beside >= 0 || !in.listener) ParkSocket(e, sock, PoolRoundEnd(f, id));
       }
       if (v != kPoolForward) continue;
     }

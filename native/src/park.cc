@@ -1,0 +1,157 @@
+// A client's own socket left unread while its session may send no more (docs/expose.md, "Excess
+// left in the kernel"). A socket of its own (isolate.cc) holds one client's datagrams only, so
+// once the send budget's pool refuses that session for the rest of a round (forward.cc), every
+// further datagram read from it would be refused too: reading it costs a receive slot, a copy
+// and a lookup for a drop. Instead the socket leaves the epoll set until the round ends; what the
+// client sends meanwhile queues there, and what its receive buffer cannot hold is dropped by the
+// kernel at that socket (counted as `isolated-kernel`), costing the process nothing. A client
+// that waits for its answers (a window) waits in its own queue instead of losing datagrams.
+//
+// The socket leaves the set (EPOLL_CTL_DEL) rather than staying with no events: epoll reports
+// EPOLLERR whatever is asked, and a pending ICMP error on a connected socket would then spin.
+// One timerfd in the set, armed for the earliest end, wakes the engine to put sockets back; its
+// event is the only wake-up a parked socket causes, at most a few per round (below).
+#include "engine.h"
+
+#include <errno.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+namespace sluice {
+
+// The budget's rounds run on CLOCK_MONOTONIC_COARSE (forward-pool.cc), which advances once per
+// scheduler tick (4 ms at HZ=250): a timer that fires at a round's end may find the coarse clock
+// still short of it, and then waits again at least this long, so the wait costs a few wake-ups
+// per round and never a spin.
+constexpr int64_t kMinWaitNs = 1000000;
+
+int64_t ParkNow() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+static void Arm(Engine* e, int64_t now) {
+  itimerspec t = {};
+  if (e->park_next != INT64_MAX) {
+    int64_t wait = e->park_next - now;
+    if (wait < kMinWaitNs) wait = kMinWaitNs;
+    t.it_value.tv_sec = wait / 1000000000;
+    t.it_value.tv_nsec = wait % 1000000000;
+  }
+  timerfd_settime(e->park_fd, 0, &t, nullptr);  // all zero: disarmed
+}
+
+static bool MakeTimer(Engine* e) {
+  if (e->park_fd >= 0) return true;
+  int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (fd < 0) return false;
+  epoll_event ev = {};
+  ev.events = EPOLLIN;
+  ev.data.u32 = kParkTimerId;
+  if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    close(fd);
+    return false;
+  }
+  e->park_fd = fd;
+  return true;
+}
+
+void ParkSocket(Engine* e, int id, int64_t until) {
+  Sock& s = e->socks[id];
+  if (s.fd < 0 || s.parked_until != 0 || !MakeTimer(e)) return;
+  int64_t now = ParkNow();
+  if (until <= now) return;
+  if (epoll_ctl(e->epfd, EPOLL_CTL_DEL, s.fd, nullptr) < 0) return;
+  s.parked_until = until;
+  e->parks++;
+  if (until < e->park_next) {
+    e->park_next = until;
+    Arm(e, now);
+  }
+}
+
+void ServeParked(Engine* e, bool fired) {
+  if (fired) {
+    uint64_t expirations;
+    (void)!read(e->park_fd, &expirations, sizeof expirations);
+  }
+  if (e->park_next == INT64_MAX) return;
+  int64_t now = ParkNow();
+  if (now >= e->park_next) {
+    int64_t next = INT64_MAX;
+    for (size_t i = 0; i < e->socks.size(); i++) {
+      Sock& s = e->socks[i];
+      if (s.parked_until == 0) continue;
+      if (s.fd < 0) {
+        s.parked_until = 0;
+        continue;
+      }
+      if (s.parked_until > now) {
+        if (s.parked_until < next) next = s.parked_until;
+        continue;
+      }
+      s.parked_until = 0;
+      e->unparks++;
+      epoll_event ev = {};
+      ev.events = EPOLLIN;
+      ev.data.u32 = static_cast<uint32_t>(i);
+      epoll_ctl(e->epfd, EPOLL_CTL_ADD, s.fd, &ev);  // readable already: the next epoll_wait reports it
+    }
+    e->park_next = next;
+  } else if (!fired) {
+    return;  // the timer is armed for park_next
+  }
+  Arm(e, now);
+}
+
+void FreePark(Engine* e) {
+  if (e->park_fd >= 0) close(e->park_fd);
+  e->park_fd = -1;
+  e->park_next = INT64_MAX;
+}
+
+namespace {
+
+Engine* Live(napi_env env, napi_value v) {
+  void* p = nullptr;
+  if (napi_get_value_external(env, v, &p) != napi_ok || p == nullptr) return nullptr;
+  Engine* e = static_cast<Engine*>(p);
+  return e->destroyed ? nullptr : e;
+}
+
+// parkState(engine) -> [parks, unparks, parked now, readiness callbacks]: what the tests and the
+// bench read to see that a parked socket is neither read nor spun on.
+napi_value ParkState(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!Args(env, info, 1, argv)) return nullptr;
+  Engine* e = Live(env, argv[0]);
+  double v[4] = {};
+  if (e != nullptr) {
+    v[0] = static_cast<double>(e->parks);
+    v[1] = static_cast<double>(e->unparks);
+    for (const Sock& s : e->socks) v[2] += s.parked_until != 0 && s.fd >= 0 ? 1 : 0;
+    v[3] = static_cast<double>(e->wakeups);
+  }
+  napi_value out;
+  napi_create_array_with_length(env, 4, &out);
+  for (uint32_t i = 0; i < 4; i++) {
+    napi_value n;
+    napi_create_double(env, v[i], &n);
+    napi_set_element(env, out, i, n);
+  }
+  return out;
+}
+
+}  // namespace
+
+void RegisterPark(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"parkState", nullptr, ParkState, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+}
+
+}  // namespace sluice
