@@ -142,7 +142,11 @@ int Harvest(Engine* e) {
       continue;
     }
     int room = Min(Min(e->rx_slots - used, kMaxRecv), share);
-    int r = RecvInto(e, id, used, room);
+    // park.cc: a socket of one session is read no further than its send budget allows now (none:
+    // parked until its round ends); what it may not send waits in its queue, not dropped here.
+    int allowed = e->socks[id].solo >= 0 ? SoloRoom(e, id, room) : room;
+    if (allowed == 0) continue;
+    int r = RecvInto(e, id, used, allowed);
     used += r;
     if (r >= room) full[nfull++] = id;
     // heavy.cc: one source that keeps filling a watched listener's share is named to JavaScript.

@@ -57,6 +57,9 @@ struct Sock {
   // park.cc: out of the epoll set until then (CLOCK_MONOTONIC_COARSE ns; 0: watched), a client's
   // own socket whose session the send budget refused for the rest of its round.
   int64_t parked_until = 0;
+  // park.cc: the pooled seal entry last seen forwarding this socket's session (a socket of one
+  // session), whose budget bounds how much of it a harvest reads; -1: none.
+  int solo = -1;
 };
 
 struct SealState;  // seal.cc
@@ -168,6 +171,10 @@ constexpr uint32_t kParkTimerId = 0xfffffffeu;  // the timer's epoll data: never
 int64_t ParkNow();
 void ParkSocket(Engine* e, int id, int64_t until);
 void ServeParked(Engine* e, bool fired);
+// How many datagrams a harvest should read from socket `id` now (`room` asked): all of them
+// unless the socket carries one session whose budget allows fewer; 0 when it allows none (the
+// socket is then parked until its round ends).
+int SoloRoom(Engine* e, int id, int room);
 void FreePark(Engine* e);
 void RegisterPark(napi_env env, napi_value exports);
 

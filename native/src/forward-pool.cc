@@ -64,12 +64,8 @@ static int Refuse(FwdPools* ps, FwdPoolSlot& s, int id, int reason) {
   return kPoolDropped;
 }
 
-int PoolAdmit(FwdState* f, int id) {
-  FwdPools* ps = f->pools;
-  if (ps == nullptr || id >= static_cast<int>(ps->slots.size())) return kPoolToJs;
-  FwdPoolSlot& s = ps->slots[id];
-  if (s.pool < 0) return kPoolToJs;
-  FwdPool& p = ps->pools[s.pool];
+// The round's start for pool `p` and its slot `s`, once per round each.
+static void Enter(FwdPool& p, FwdPoolSlot& s) {
   int64_t now = NowNs();
   if (now >= p.round_end) NewRound(p, now);
   if (s.round != p.round) {
@@ -91,6 +87,38 @@ int PoolAdmit(FwdState* f, int id) {
     p.owed += s.reserved;
     p.expected_now += s.reserved;
   }
+}
+
+int PoolRoom(FwdState* f, int id) {
+  FwdPools* ps = f->pools;
+  if (ps == nullptr || id >= static_cast<int>(ps->slots.size()) || ps->slots[id].pool < 0) return -1;
+  FwdPoolSlot& s = ps->slots[id];
+  FwdPool& p = ps->pools[s.pool];
+  Enter(p, s);
+  double room = 0;
+  if (p.left >= 1) {
+    double own = s.deficit >= 1 ? static_cast<double>(static_cast<int64_t>(s.deficit)) : 0;
+    if (own > p.left) own = static_cast<double>(static_cast<int64_t>(p.left));
+    room += own;
+    double unseen = p.expected_last > p.expected_now ? p.expected_last - p.expected_now : 0;
+    double borrow = p.left - own - (p.owed - (own < s.reserved ? own : s.reserved)) - unseen;
+    if (p.quantum >= 1 && borrow >= 1) room += static_cast<double>(static_cast<int64_t>(borrow));
+  } else if ((s.fresh || s.offered < s.expected) && s.deficit >= 1 && p.spare >= 1) {
+    double spare = p.spare < s.deficit ? p.spare : s.deficit;
+    if (!s.fresh && s.expected - s.offered < spare) spare = s.expected - s.offered;
+    room += static_cast<double>(static_cast<int64_t>(spare));
+  }
+  room += static_cast<double>(static_cast<int64_t>(s.bank));
+  return room > 1e9 ? 1000000000 : static_cast<int>(room);
+}
+
+int PoolAdmit(FwdState* f, int id) {
+  FwdPools* ps = f->pools;
+  if (ps == nullptr || id >= static_cast<int>(ps->slots.size())) return kPoolToJs;
+  FwdPoolSlot& s = ps->slots[id];
+  if (s.pool < 0) return kPoolToJs;
+  FwdPool& p = ps->pools[s.pool];
+  Enter(p, s);
   s.offered++;
   if (p.left < 1) {
     if ((s.fresh || s.offered <= s.expected) && s.deficit >= 1 && p.spare >= 1) {

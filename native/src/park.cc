@@ -12,6 +12,7 @@
 // One timerfd in the set, armed for the earliest end, wakes the engine to put sockets back; its
 // event is the only wake-up a parked socket causes, at most a few per round (below).
 #include "engine.h"
+#include "forward.h"
 
 #include <errno.h>
 #include <sys/epoll.h>
@@ -105,6 +106,27 @@ void ServeParked(Engine* e, bool fired) {
     return;  // the timer is armed for park_next
   }
   Arm(e, now);
+}
+
+int SoloRoom(Engine* e, int id, int room) {
+  Sock& s = e->socks[id];
+  FwdState* f = e->fwd;
+  if (s.solo < 0 || f == nullptr || f->pools == nullptr || f->pools->drops == nullptr) return room;
+  int entry = s.solo;
+  if (entry >= static_cast<int>(f->entries.size()) || !f->entries[entry].used || f->entries[entry].in_sock != id) {
+    s.solo = -1;
+    return room;
+  }
+  int32_t credit = f->credits[entry];
+  if (credit < 0) return room;
+  int pool = PoolRoom(f, entry);
+  if (pool < 0) return credit > 0 && credit < room ? credit : room;
+  int64_t allowed = static_cast<int64_t>(credit) + pool;
+  if (allowed == 0) {
+    ParkSocket(e, id, PoolRoundEnd(f, entry));
+    return 0;
+  }
+  return allowed < room ? static_cast<int>(allowed) : room;
 }
 
 void FreePark(Engine* e) {
