@@ -219,17 +219,18 @@ int ForwardHarvested(Engine* e, int used) {
     Fwd& x = f->entries[id];
     int32_t& credit = f->credits[id];
     if (x.out_sock >= socks || e->socks[x.out_sock].fd < 0) continue;
-    if (x.seal && x.tagging == 0 && e->socks[sock].solo != id && (e->socks[sock].beside >= 0 || !e->socks[sock].listener))
-      e->socks[sock].solo = id;  // park.cc: this socket carries this session alone
+    if (x.seal && x.tagging == 0 && e->socks[sock].solo != id && e->socks[sock].beside >= 0)
+      e->socks[sock].solo = id;  // park.cc: a client's own socket carries this session alone
     if (credit == 0) {
       // Beyond its credit: its send budget's pool forwards it, drops it (counted), or leaves it to JavaScript.
       int v = PoolAdmit(f, id);
       if (v == kPoolDropped) {
         rec[0] = -1;
         forwarded++;
-        // A socket that carries this session alone (a client's own socket at the gateway, the
-        // agent's connected socket to the local service) is left unread until the round ends
-        // (park.cc): its excess waits or is dropped by the kernel there instead of read to be dropped.
+        // A client's own socket carries this session alone: left unread until the round ends
+        // (park.cc), its excess waits or is dropped by the kernel there (counted as
+        // isolated-kernel) instead of read to be dropped. Not the agent's connected socket to its
+        // service: the kernel's drops there would not be counted by the budget's reasons.
         if (e->socks[sock].solo == id) ParkSocket(e, sock, PoolRoundEnd(f, id));
       }
       if (v != kPoolForward) continue;
