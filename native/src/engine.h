@@ -54,7 +54,7 @@ struct Sock {
   int heavy_streak = 0;
   int32_t heavy_src[6] = {};
   uint32_t heavy_noted = 0;
-  // park.cc: out of the epoll set until then (CLOCK_MONOTONIC_COARSE ns; 0: watched), a client's
+  // park.cc: out of the epoll set until then (CLOCK_MONOTONIC ns; 0: watched), a client's
   // own socket whose session the send budget refused for the rest of its round.
   int64_t parked_until = 0;
   // park.cc: the pooled seal entry last seen forwarding this socket's session (a socket of one
@@ -165,7 +165,7 @@ napi_value WatchSources(napi_env env, napi_callback_info info);
 
 // park.cc: a client's own socket left unread until its session's budget round ends
 // (docs/expose.md, "Excess left in the kernel"). ParkSocket takes socket `id` out of the epoll
-// set until `until` (CLOCK_MONOTONIC_COARSE ns); ServeParked puts back those whose time came
+// set until `until` (CLOCK_MONOTONIC ns); ServeParked puts back those whose time came
 // (`fired`: the timer's event was seen, its expiry is read); ParkNow is that clock.
 constexpr uint32_t kParkTimerId = 0xfffffffeu;  // the timer's epoll data: never a socket id
 int64_t ParkNow();

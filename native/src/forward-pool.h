@@ -73,7 +73,7 @@ int PoolAdmit(FwdState* f, int id);
 // About how many datagrams entry `id` may forward now under its pool (what PoolAdmit would admit
 // in a row, judged without asking), or -1 when it has no pool.
 int PoolRoom(FwdState* f, int id);
-// When the round in which entry `id`'s pool last judged it ends (CLOCK_MONOTONIC_COARSE ns).
+// When the round in which entry `id`'s pool last judged it ends (CLOCK_MONOTONIC ns).
 int64_t PoolRoundEnd(FwdState* f, int id);
 // Entry `id` leaves its pool (it is being removed).
 void LeavePool(FwdState* f, int id);

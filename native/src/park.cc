@@ -22,15 +22,13 @@
 
 namespace sluice {
 
-// The budget's rounds run on CLOCK_MONOTONIC_COARSE (forward-pool.cc), which advances once per
-// scheduler tick (4 ms at HZ=250): a timer that fires at a round's end may find the coarse clock
-// still short of it, and then waits again at least this long, so the wait costs a few wake-ups
-// per round and never a spin.
-constexpr int64_t kMinWaitNs = 1000000;
+// The budget's rounds run on CLOCK_MONOTONIC (forward-pool.cc), as this timer does; a timer that
+// fires early (it never should) waits again at least this long, so it can never spin.
+constexpr int64_t kMinWaitNs = 50000;
 
 int64_t ParkNow() {
   timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
