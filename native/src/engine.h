@@ -60,6 +60,13 @@ struct Sock {
   // park.cc: the pooled seal entry last seen forwarding this socket's session (a socket of one
   // session), whose budget bounds how much of it a harvest reads; -1: none.
   int solo = -1;
+  // park.cc: while parked, the entry whose budget parked it and the pool's reason (0 agent-budget,
+  // 1 session-share); the kernel's drops at this socket when last settled; and those of its
+  // drops that happened while parked, counted by the budget's reason instead of isolated-kernel.
+  int park_entry = -1;
+  int park_reason = 0;
+  double park_base = 0;
+  double budget_drops = 0;
 };
 
 struct SealState;  // seal.cc
@@ -165,17 +172,19 @@ napi_value WatchSources(napi_env env, napi_callback_info info);
 
 // park.cc: a client's own socket left unread until its session's budget round ends
 // (docs/expose.md, "Excess left in the kernel"). ParkSocket takes socket `id` out of the epoll
-// set until `until` (CLOCK_MONOTONIC ns); ServeParked puts back those whose time came
-// (`fired`: the timer's event was seen, its expiry is read); ParkNow is that clock.
+// set until the round of its pooled seal entry `entry` ends; ServeParked puts back those whose
+// time came (`fired`: the timer's event was seen, its expiry is read); ParkNow is that clock
+// (CLOCK_MONOTONIC ns). KernelDrops: the kernel's drops at a socket (SO_MEMINFO), -1 unknown.
 constexpr uint32_t kParkTimerId = 0xfffffffeu;  // the timer's epoll data: never a socket id
 int64_t ParkNow();
-void ParkSocket(Engine* e, int id, int64_t until);
+void ParkSocket(Engine* e, int id, int entry);
 void ServeParked(Engine* e, bool fired);
 // How many datagrams a harvest should read from socket `id` now (`room` asked): all of them
 // unless the socket carries one session whose budget allows fewer; 0 when it allows none (the
 // socket is then parked until its round ends).
 int SoloRoom(Engine* e, int id, int room);
 void FreePark(Engine* e);
+double KernelDrops(int fd);
 void RegisterPark(napi_env env, napi_value exports);
 
 // addon.cc

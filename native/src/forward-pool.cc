@@ -165,6 +165,21 @@ int64_t PoolRoundEnd(FwdState* f, int id) {
   return ps->pools[ps->slots[id].pool].round_end;
 }
 
+int PoolRefuseRound(FwdState* f, int id) {
+  FwdPools* ps = f->pools;
+  if (ps == nullptr || id >= static_cast<int>(ps->slots.size()) || ps->slots[id].pool < 0) return 0;
+  FwdPoolSlot& s = ps->slots[id];
+  s.refused = true;
+  return ps->pools[s.pool].left < 1 ? 0 : 1;
+}
+
+bool PoolCountDrops(FwdState* f, int id, int reason, double n) {
+  FwdPools* ps = f->pools;
+  if (ps == nullptr || ps->drops == nullptr || id < 0 || id >= ps->drops_max) return false;
+  ps->drops[id * 2 + reason] += n;
+  return true;
+}
+
 void LeavePool(FwdState* f, int id) {
   FwdPools* ps = f->pools;
   if (ps != nullptr && id < static_cast<int>(ps->slots.size())) ps->slots[id] = FwdPoolSlot();

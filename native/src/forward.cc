@@ -231,7 +231,7 @@ int ForwardHarvested(Engine* e, int used) {
         // (park.cc), its excess waits or is dropped by the kernel there (counted as
         // isolated-kernel) instead of read to be dropped. Not the agent's connected socket to its
         // service: the kernel's drops there would not be counted by the budget's reasons.
-        if (e->socks[sock].solo == id) ParkSocket(e, sock, PoolRoundEnd(f, id));
+        if (e->socks[sock].solo == id) ParkSocket(e, sock, id);
       }
       if (v != kPoolForward) continue;
     }

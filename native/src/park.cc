@@ -4,8 +4,11 @@
 // further datagram read from it would be refused too: reading it costs a receive slot, a copy
 // and a lookup for a drop. Instead the socket leaves the epoll set until the round ends; what the
 // client sends meanwhile queues there, and what its receive buffer cannot hold is dropped by the
-// kernel at that socket (counted as `isolated-kernel`), costing the process nothing. A client
-// that waits for its answers (a window) waits in its own queue instead of losing datagrams.
+// kernel at that socket, costing the process nothing. A client that waits for its answers (a
+// window) waits in its own queue instead of losing datagrams. What the kernel drops there while
+// the socket is parked is the budget's doing: it is counted with the pool's drops of that entry by
+// the pool's reason (JavaScript folds them into the session's record, the budget's counters and
+// the route's events, as the pool's own), and left out of the socket's `isolated-kernel` drops.
 //
 // The socket leaves the set (EPOLL_CTL_DEL) rather than staying with no events: epoll reports
 // EPOLLERR whatever is asked, and a pending ICMP error on a connected socket would then spin.
@@ -16,9 +19,14 @@
 
 #include <errno.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifndef SO_MEMINFO
+#define SO_MEMINFO 55
+#endif
 
 namespace sluice {
 
@@ -58,13 +66,37 @@ static bool MakeTimer(Engine* e) {
   return true;
 }
 
-void ParkSocket(Engine* e, int id, int64_t until) {
+double KernelDrops(int fd) {
+  uint32_t mem[16] = {};  // SK_MEMINFO_VARS is 10 today; the kernel copies at most what we ask
+  socklen_t len = sizeof mem;
+  if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) == 0 && len >= 9 * sizeof(uint32_t)) return mem[8];  // SK_MEMINFO_DROPS
+  return -1;
+}
+
+// The kernel's drops at parked socket `id` since its last settling go to its entry's pool drops.
+static void Settle(Engine* e, int id) {
   Sock& s = e->socks[id];
-  if (s.fd < 0 || s.parked_until != 0 || !MakeTimer(e)) return;
+  FwdState* f = e->fwd;
+  if (s.parked_until == 0 || s.park_entry < 0 || f == nullptr) return;
+  const Fwd& x = f->entries[s.park_entry];
+  double now = KernelDrops(s.fd);
+  if (now < 0 || !x.used || !x.seal || x.in_sock != id) return;
+  double n = now - s.park_base;
+  s.park_base = now;
+  if (n > 0 && PoolCountDrops(f, s.park_entry, s.park_reason, n)) s.budget_drops += n;
+}
+
+void ParkSocket(Engine* e, int id, int entry) {
+  Sock& s = e->socks[id];
+  if (s.fd < 0 || s.parked_until != 0 || e->fwd == nullptr || !MakeTimer(e)) return;
+  int64_t until = PoolRoundEnd(e->fwd, entry);
   int64_t now = ParkNow();
   if (until <= now) return;
   if (epoll_ctl(e->epfd, EPOLL_CTL_DEL, s.fd, nullptr) < 0) return;
   s.parked_until = until;
+  s.park_entry = entry;
+  s.park_reason = PoolRefuseRound(e->fwd, entry);
+  s.park_base = KernelDrops(s.fd);
   e->parks++;
   if (until < e->park_next) {
     e->park_next = until;
@@ -92,7 +124,9 @@ void ServeParked(Engine* e, bool fired) {
         if (s.parked_until < next) next = s.parked_until;
         continue;
       }
+      Settle(e, static_cast<int>(i));
       s.parked_until = 0;
+      s.park_entry = -1;
       e->unparks++;
       epoll_event ev = {};
       ev.events = EPOLLIN;
@@ -121,7 +155,7 @@ int SoloRoom(Engine* e, int id, int room) {
   if (pool < 0) return credit > 0 && credit < room ? credit : room;
   int64_t allowed = static_cast<int64_t>(credit) + pool;
   if (allowed == 0) {
-    ParkSocket(e, id, PoolRoundEnd(f, entry));
+    ParkSocket(e, id, entry);
     return 0;
   }
   return allowed < room ? static_cast<int>(allowed) : room;
@@ -140,6 +174,24 @@ Engine* Live(napi_env env, napi_value v) {
   if (napi_get_value_external(env, v, &p) != napi_ok || p == nullptr) return nullptr;
   Engine* e = static_cast<Engine*>(p);
   return e->destroyed ? nullptr : e;
+}
+
+// socketBudgetDrops(engine, id) -> the kernel's drops at socket `id` that happened while it was
+// parked for its budget (counted by the budget's reasons), settled up to now; 0 for any other.
+napi_value SocketBudgetDrops(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!Args(env, info, 2, argv)) return nullptr;
+  Engine* e = Live(env, argv[0]);
+  int32_t id = -1;
+  napi_get_value_int32(env, argv[1], &id);
+  double n = 0;
+  if (e != nullptr && id >= 0 && id < static_cast<int>(e->socks.size()) && e->socks[id].fd >= 0) {
+    Settle(e, id);
+    n = e->socks[id].budget_drops;
+  }
+  napi_value out;
+  napi_create_double(env, n, &out);
+  return out;
 }
 
 // parkState(engine) -> [parks, unparks, parked now, readiness callbacks]: what the tests and the
@@ -170,6 +222,7 @@ napi_value ParkState(napi_env env, napi_callback_info info) {
 void RegisterPark(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"parkState", nullptr, ParkState, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"socketBudgetDrops", nullptr, SocketBudgetDrops, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }
