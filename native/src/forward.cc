@@ -228,9 +228,9 @@ int ForwardHarvested(Engine* e, int used) {
         rec[0] = -1;
         forwarded++;
         // A client's own socket carries this session alone: left unread until the round ends
-        // (park.cc), its excess waits or is dropped by the kernel there (counted as
-        // isolated-kernel) instead of read to be dropped. Not the agent's connected socket to its
-        // service: the kernel's drops there would not be counted by the budget's reasons.
+        // (park.cc), its excess waits or is dropped by the kernel there (counted by this
+        // refusal's reason) instead of read to be dropped. Not the agent's connected socket to
+        // its service: the kernel's drops there cannot be told from a slow service's.
         if (e->socks[sock].solo == id) ParkSocket(e, sock, id);
       }
       if (v != kPoolForward) continue;
