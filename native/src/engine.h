@@ -183,6 +183,9 @@ void ServeParked(Engine* e, bool fired);
 // unless the socket carries one session whose budget allows fewer; 0 when it allows none (the
 // socket is then parked until its round ends).
 int SoloRoom(Engine* e, int id, int room);
+// Whether a seal entry's socket carries that one session only: a client's own socket beside a
+// listener (isolate.cc), or a connected socket (the agent's to its local service).
+inline bool OneSession(const Sock& s) { return s.beside >= 0 || !s.listener; }
 void FreePark(Engine* e);
 double KernelDrops(int fd);
 void RegisterPark(napi_env env, napi_value exports);

@@ -290,10 +290,10 @@ napi_value PoolJoin(napi_env env, napi_callback_info info) {
   if (entry < 0 || entry >= static_cast<int>(f->entries.size()) || !f->entries[entry].used || !f->entries[entry].seal) return Bool(env, false);
   if (pool < 0 || pool >= static_cast<int>(ps->pools.size()) || !ps->pools[pool].used) return Bool(env, false);
   if (static_cast<int>(ps->slots.size()) <= entry) ps->slots.resize(f->entries.size());
-  // park.cc: a client's own socket is read no further than the pool allows, from its first harvest on.
+  // park.cc: a socket of this session alone is read no further than the pool allows, from its first harvest on.
   Engine* e = LiveEngine(env, argv[0]);
   int in = f->entries[entry].in_sock;
-  if (e != nullptr && f->entries[entry].tagging == 0 && in >= 0 && in < static_cast<int>(e->socks.size()) && e->socks[in].beside >= 0)
+  if (e != nullptr && f->entries[entry].tagging == 0 && in >= 0 && in < static_cast<int>(e->socks.size()) && OneSession(e->socks[in]))
     e->socks[in].solo = entry;
   ps->slots[entry] = FwdPoolSlot();
   ps->slots[entry].pool = pool;

@@ -13,7 +13,8 @@
 // The socket leaves the set (EPOLL_CTL_DEL) rather than staying with no events: epoll reports
 // EPOLLERR whatever is asked, and a pending ICMP error on a connected socket would then spin.
 // One timerfd in the set, armed for the earliest end, wakes the engine to put sockets back; its
-// event is the only wake-up a parked socket causes, at most a few per round (below).
+// event is the only wake-up a parked socket causes, one per round. It exists only while a socket
+// is parked.
 #include "engine.h"
 #include "forward.h"
 
@@ -134,6 +135,11 @@ void ServeParked(Engine* e, bool fired) {
       epoll_ctl(e->epfd, EPOLL_CTL_ADD, s.fd, &ev);  // readable already: the next epoll_wait reports it
     }
     e->park_next = next;
+    if (next == INT64_MAX) {
+      // None parked: no descriptor kept for it (made again by the next park, a few calls a round).
+      FreePark(e);
+      return;
+    }
   } else if (!fired) {
     return;  // the timer is armed for park_next
   }
