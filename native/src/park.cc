@@ -98,6 +98,7 @@ void ParkSocket(Engine* e, int id, int entry) {
   s.park_entry = entry;
   s.park_reason = PoolRefuseRound(e->fwd, entry);
   s.park_base = KernelDrops(s.fd);
+  if (s.park_base < 0) s.park_entry = -1;  // its drops cannot be told: left to isolated-kernel
   e->parks++;
   if (until < e->park_next) {
     e->park_next = until;
@@ -162,7 +163,8 @@ int SoloRoom(Engine* e, int id, int room) {
   int64_t allowed = static_cast<int64_t>(credit) + pool;
   if (allowed == 0) {
     ParkSocket(e, id, entry);
-    return 0;
+    // Not parked (no timer could be made): read as before, or the readable socket would spin.
+    return s.parked_until != 0 ? 0 : room;
   }
   return allowed < room ? static_cast<int>(allowed) : room;
 }
