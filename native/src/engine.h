@@ -40,6 +40,8 @@ constexpr int kMaxGsoBytes = 65000;
 constexpr int kMaxRounds = 8;
 // Least receive slots a ready socket gets in one harvest (engine.cc Harvest).
 constexpr int kMinShare = 8;
+// No bound on what a harvest may read from a socket (engine.cc Harvest, park.cc SoloRoom).
+constexpr int kUnbounded = 1 << 30;
 
 struct Sock {
   int fd = -1;
