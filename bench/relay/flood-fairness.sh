@@ -18,6 +18,8 @@
 # SLICE_US=100: the relay's scheduler.sliceUs (subject-expose.sh; 0: the system's slice; unset:
 # the config's default); a checkout without the key (SUBJECT_ROOT) ignores it. The slice the
 # relay's threads run with is printed.
+# The relay's CPU during the flood is printed (its process's utime+stime), and the flood's delivered
+# datagrams per relay CPU-second.
 # Every load is bounded by DUR seconds and timeouts; everything runs on 127.0.0.1.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -58,6 +60,8 @@ if [ -n "${TRACE:-}" ]; then
   timeout 30 "$BIN/rtt-trace" -t "127.0.0.1:$R" -r 2000 -d "$DUR" > "$BIN/trace.out" & TP=$!
   sleep 0.2
 fi
+# The relay's CPU over the flood (utime+stime of its process, in clock ticks), for CPU per delivered datagram.
+RP=$(pgrep -P "$SPID" -x node || echo "$SPID"); cpu0=$(awk '{ print $14 + $15 }' /proc/"$RP"/stat 2>/dev/null || echo 0); t0=$(date +%s.%N)
 timeout 30 "$BIN/udpload" -t "127.0.0.1:$R" -s 64 -d "$DUR" > "$BIN/flood.out" & FP=$!
 if [ -n "${TRACE:-}" ]; then
   wait "$TP"; echo "second client (rtt-trace, the flood from about 200 ms):"; cat "$BIN/trace.out"
@@ -66,6 +70,7 @@ else
   echo "second client: $(timeout 30 "$BIN/udpload" -t "127.0.0.1:$R" -s 64 -d "$(awk -v d="$DUR" 'BEGIN{print d-1}')" -L -r 2000)"
 fi
 wait "$FP"
+cpu1=$(awk '{ print $14 + $15 }' /proc/"$RP"/stat 2>/dev/null || echo 0); t1=$(date +%s.%N)
 read -r -a d1 < <(drops "$(pgrep -P "$SPID" -x node || echo "$SPID")" "$R" "$E"); read -r -a k1 < <(kstat)
 flood=$(cat "$BIN/flood.out")
 echo "flood:         $flood"
@@ -76,3 +81,5 @@ drops_line d0 d1 k0 k1
 sleep 1.1; counters $((R + 5)) "$BIN/c1"; counters_line "$BIN/c0" "$BIN/c1"
 c=$(sed -E 's/.*delivered_pps=([0-9]+).*/\1/' <<<"$closed"); f=$(sed -E 's/.*delivered_pps=([0-9]+).*/\1/' <<<"$flood")
 awk -v f="$f" -v c="$c" 'BEGIN { printf "flood delivered / closed loop = %.2f\n", (c > 0 ? f / c : 0) }'
+# Ticks are 1/100 s (CLK_TCK); delivered per relay CPU-second is the per-core figure of the flood.
+awk -v a="$cpu0" -v b="$cpu1" -v s="$t0" -v e="$t1" -v f="$f" -v tck="$(getconf CLK_TCK)" 'BEGIN { cpu = (b - a) / tck; w = e - s; printf "relay cpu during the flood: %.0f %% of a core; delivered per relay CPU-second %.0f\n", 100 * cpu / w, (cpu > 0 ? f * w / cpu : 0) }'

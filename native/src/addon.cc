@@ -168,6 +168,7 @@ void Teardown(Engine* e) {
   FreeForwards(e);
   FreeSeal(e);
   FreeGro(e);
+  FreePark(e);
   StopThread(e);
   e->destroyed = true;
   e->polling = false;
@@ -407,6 +408,7 @@ napi_value Init(napi_env env, napi_value exports) {
   RegisterForwardFrame(env, exports);
   RegisterGro(env, exports);
   RegisterIsolate(env, exports);
+  RegisterPark(env, exports);
   RegisterHeapMemory(env, exports);
   RegisterSchedSlice(env, exports);
   return exports;

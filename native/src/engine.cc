@@ -113,6 +113,8 @@ static int RecvInto(Engine* e, int id, int used, int room) {
 static inline int Min(int a, int b) { return a < b ? a : b; }
 
 int Harvest(Engine* e) {
+  // park.cc: a parked socket whose round has ended is back in the set before it is polled.
+  if (e->park_next != INT64_MAX && ParkNow() >= e->park_next) ServeParked(e, false);
   epoll_event evs[64];
   int n = epoll_wait(e->epfd, evs, 64, 0);
   e->hold_ready = n;
@@ -127,18 +129,31 @@ int Harvest(Engine* e) {
   // first, a share of them, and no coalescing socket is read while any wait (its order).
   int used = CarryPending(e) ? DrainCarry(e, 0, Min(share, e->rx_slots)) : 0;
   int full[64];
+  int more[64];  // what each of those may still be read this harvest (park.cc: a budget's allowance)
   int nfull = 0;
   for (int k = 0; k < n && used < e->rx_slots; k++) {
+    if (evs[k].data.u32 == kParkTimerId) {
+      ServeParked(e, true);
+      continue;
+    }
     int id = static_cast<int>(evs[k].data.u32);
     if (id < 0 || id >= static_cast<int>(e->socks.size()) || e->socks[id].fd < 0) continue;
     if (e->socks[id].gro && CarryPending(e)) {
+      more[nfull] = kUnbounded;
       full[nfull++] = id;
       continue;
     }
     int room = Min(Min(e->rx_slots - used, kMaxRecv), share);
-    int r = RecvInto(e, id, used, room);
+    // park.cc: a socket of one session is read no further than its send budget allows now (none:
+    // parked until its round ends); what it may not send waits in its queue, not dropped here.
+    int allowed = e->socks[id].solo >= 0 ? SoloRoom(e, id, kUnbounded) : kUnbounded;
+    if (allowed == 0) continue;
+    int r = RecvInto(e, id, used, Min(room, allowed));
     used += r;
-    if (r >= room) full[nfull++] = id;
+    if (r >= room && allowed > r) {
+      more[nfull] = allowed - r;
+      full[nfull++] = id;
+    }
     // heavy.cc: one source that keeps filling a watched listener's share is named to JavaScript.
     if (used < e->rx_slots && NoteSources(e, id, used - r, r, room)) PutHeavyRecord(e, id, used++);
   }
@@ -151,7 +166,7 @@ int Harvest(Engine* e) {
     for (int k = 0; k < nfull && used < e->rx_slots; k++) {
       const Sock& s = e->socks[full[k]];
       if (s.fd < 0 || (s.beside >= 0) != (last == 1) || (s.gro && CarryPending(e))) continue;
-      used += RecvInto(e, full[k], used, Min(e->rx_slots - used, kMaxRecv));
+      used += RecvInto(e, full[k], used, Min(Min(e->rx_slots - used, kMaxRecv), more[k]));
     }
   }
   OpenHarvested(e, used);
@@ -194,6 +209,7 @@ static bool Alive(Engine* e) {
 
 void DrainReady(Engine* e) {
   if (e->destroyed || !Alive(e)) return;
+  e->wakeups++;
   uint64_t started = HoldStart(e);
   int harvested = 0, n = 0;
   // Past kMaxRounds only while a coalesced run still waits in the carry (gro.cc): it drains, and

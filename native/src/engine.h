@@ -40,6 +40,8 @@ constexpr int kMaxGsoBytes = 65000;
 constexpr int kMaxRounds = 8;
 // Least receive slots a ready socket gets in one harvest (engine.cc Harvest).
 constexpr int kMinShare = 8;
+// No bound on what a harvest may read from a socket (engine.cc Harvest, park.cc SoloRoom).
+constexpr int kUnbounded = 1 << 30;
 
 struct Sock {
   int fd = -1;
@@ -54,6 +56,19 @@ struct Sock {
   int heavy_streak = 0;
   int32_t heavy_src[6] = {};
   uint32_t heavy_noted = 0;
+  // park.cc: out of the epoll set until then (CLOCK_MONOTONIC ns; 0: watched), a client's
+  // own socket whose session the send budget refused for the rest of its round.
+  int64_t parked_until = 0;
+  // park.cc: the pooled seal entry last seen forwarding this socket's session (a socket of one
+  // session), whose budget bounds how much of it a harvest reads; -1: none.
+  int solo = -1;
+  // park.cc: while parked, the entry whose budget parked it and the pool's reason (0 agent-budget,
+  // 1 session-share); the kernel's drops at this socket when last settled; and those of its
+  // drops that happened while parked, counted by the budget's reason instead of isolated-kernel.
+  int park_entry = -1;
+  int park_reason = 0;
+  double park_base = 0;
+  double budget_drops = 0;
 };
 
 struct SealState;  // seal.cc
@@ -133,6 +148,13 @@ struct Engine {
   uint64_t hold_rate = 0;        // datagrams/s harvested over the last closed window
   uint64_t hold_engages = 0;     // times the delay went from off to on (the rate rose)
   uint64_t hold_disengages = 0;  // and back (the rate fell)
+  // park.cc: a timerfd in the epoll set (made on first use), armed for the earliest parked
+  // socket's end; that end (INT64_MAX: none parked); parks, unparks and readiness callbacks so far.
+  int park_fd = -1;
+  int64_t park_next = INT64_MAX;
+  uint64_t parks = 0;
+  uint64_t unparks = 0;
+  uint64_t wakeups = 0;
 };
 
 // engine.cc
@@ -149,6 +171,26 @@ constexpr int32_t kHeavySourceRecord = -65536;  // rxm length field of that reco
 bool NoteSources(Engine* e, int id, int first, int r, int room);
 void PutHeavyRecord(Engine* e, int id, int at);
 napi_value WatchSources(napi_env env, napi_callback_info info);
+
+// park.cc: a client's own socket left unread until its session's budget round ends
+// (docs/expose.md, "Excess left in the kernel"). ParkSocket takes socket `id` out of the epoll
+// set until the round of its pooled seal entry `entry` ends; ServeParked puts back those whose
+// time came (`fired`: the timer's event was seen, its expiry is read); ParkNow is that clock
+// (CLOCK_MONOTONIC ns). KernelDrops: the kernel's drops at a socket (SO_MEMINFO), -1 unknown.
+constexpr uint32_t kParkTimerId = 0xfffffffeu;  // the timer's epoll data: never a socket id
+int64_t ParkNow();
+void ParkSocket(Engine* e, int id, int entry);
+void ServeParked(Engine* e, bool fired);
+// How many datagrams a harvest should read from socket `id` now (`room` asked): all of them
+// unless the socket carries one session whose budget allows fewer; 0 when it allows none (the
+// socket is then parked until its round ends).
+int SoloRoom(Engine* e, int id, int room);
+// Whether a seal entry's socket carries that one session only: a client's own socket beside a
+// listener (isolate.cc), or a connected socket (the agent's to its local service).
+inline bool OneSession(const Sock& s) { return s.beside >= 0 || !s.listener; }
+void FreePark(Engine* e);
+double KernelDrops(int fd);
+void RegisterPark(napi_env env, napi_value exports);
 
 // addon.cc
 void Teardown(Engine* e);

@@ -10,9 +10,12 @@
 
 namespace sluice {
 
+// CLOCK_MONOTONIC, not the coarse clock (one scheduler tick, 4 ms at HZ=250): a client's own
+// socket parked until its round ends (park.cc) is put back by a timer on this clock, and must find
+// the new round begun then, not a tick later (that tick was up to 40 % of a 10 ms round unread).
 static int64_t NowNs() {
   timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
@@ -64,12 +67,8 @@ static int Refuse(FwdPools* ps, FwdPoolSlot& s, int id, int reason) {
   return kPoolDropped;
 }
 
-int PoolAdmit(FwdState* f, int id) {
-  FwdPools* ps = f->pools;
-  if (ps == nullptr || id >= static_cast<int>(ps->slots.size())) return kPoolToJs;
-  FwdPoolSlot& s = ps->slots[id];
-  if (s.pool < 0) return kPoolToJs;
-  FwdPool& p = ps->pools[s.pool];
+// The round's start for pool `p` and its slot `s`, once per round each.
+static void Enter(FwdPool& p, FwdPoolSlot& s) {
   int64_t now = NowNs();
   if (now >= p.round_end) NewRound(p, now);
   if (s.round != p.round) {
@@ -91,6 +90,38 @@ int PoolAdmit(FwdState* f, int id) {
     p.owed += s.reserved;
     p.expected_now += s.reserved;
   }
+}
+
+int PoolRoom(FwdState* f, int id) {
+  FwdPools* ps = f->pools;
+  if (ps == nullptr || id >= static_cast<int>(ps->slots.size()) || ps->slots[id].pool < 0) return -1;
+  FwdPoolSlot& s = ps->slots[id];
+  FwdPool& p = ps->pools[s.pool];
+  Enter(p, s);
+  double room = 0;
+  if (p.left >= 1) {
+    double own = s.deficit >= 1 ? static_cast<double>(static_cast<int64_t>(s.deficit)) : 0;
+    if (own > p.left) own = static_cast<double>(static_cast<int64_t>(p.left));
+    room += own;
+    double unseen = p.expected_last > p.expected_now ? p.expected_last - p.expected_now : 0;
+    double borrow = p.left - own - (p.owed - (own < s.reserved ? own : s.reserved)) - unseen;
+    if (p.quantum >= 1 && borrow >= 1) room += static_cast<double>(static_cast<int64_t>(borrow));
+  } else if ((s.fresh || s.offered < s.expected) && s.deficit >= 1 && p.spare >= 1) {
+    double spare = p.spare < s.deficit ? p.spare : s.deficit;
+    if (!s.fresh && s.expected - s.offered < spare) spare = s.expected - s.offered;
+    room += static_cast<double>(static_cast<int64_t>(spare));
+  }
+  room += static_cast<double>(static_cast<int64_t>(s.bank));
+  return room > 1e9 ? 1000000000 : static_cast<int>(room);
+}
+
+int PoolAdmit(FwdState* f, int id) {
+  FwdPools* ps = f->pools;
+  if (ps == nullptr || id >= static_cast<int>(ps->slots.size())) return kPoolToJs;
+  FwdPoolSlot& s = ps->slots[id];
+  if (s.pool < 0) return kPoolToJs;
+  FwdPool& p = ps->pools[s.pool];
+  Enter(p, s);
   s.offered++;
   if (p.left < 1) {
     if ((s.fresh || s.offered <= s.expected) && s.deficit >= 1 && p.spare >= 1) {
@@ -126,6 +157,27 @@ int PoolAdmit(FwdState* f, int id) {
   }
   s.refused = true;
   return Refuse(ps, s, id, 1);
+}
+
+int64_t PoolRoundEnd(FwdState* f, int id) {
+  FwdPools* ps = f->pools;
+  if (ps == nullptr || id >= static_cast<int>(ps->slots.size()) || ps->slots[id].pool < 0) return 0;
+  return ps->pools[ps->slots[id].pool].round_end;
+}
+
+int PoolRefuseRound(FwdState* f, int id) {
+  FwdPools* ps = f->pools;
+  if (ps == nullptr || id >= static_cast<int>(ps->slots.size()) || ps->slots[id].pool < 0) return 0;
+  FwdPoolSlot& s = ps->slots[id];
+  s.refused = true;
+  return ps->pools[s.pool].left < 1 ? 0 : 1;
+}
+
+bool PoolCountDrops(FwdState* f, int id, int reason, double n) {
+  FwdPools* ps = f->pools;
+  if (ps == nullptr || ps->drops == nullptr || id < 0 || id >= ps->drops_max) return false;
+  ps->drops[id * 2 + reason] += n;
+  return true;
 }
 
 void LeavePool(FwdState* f, int id) {
@@ -238,6 +290,11 @@ napi_value PoolJoin(napi_env env, napi_callback_info info) {
   if (entry < 0 || entry >= static_cast<int>(f->entries.size()) || !f->entries[entry].used || !f->entries[entry].seal) return Bool(env, false);
   if (pool < 0 || pool >= static_cast<int>(ps->pools.size()) || !ps->pools[pool].used) return Bool(env, false);
   if (static_cast<int>(ps->slots.size()) <= entry) ps->slots.resize(f->entries.size());
+  // park.cc: a socket of this session alone is read no further than the pool allows, from its first harvest on.
+  Engine* e = LiveEngine(env, argv[0]);
+  int in = f->entries[entry].in_sock;
+  if (e != nullptr && f->entries[entry].tagging == 0 && in >= 0 && in < static_cast<int>(e->socks.size()) && OneSession(e->socks[in]))
+    e->socks[in].solo = entry;
   ps->slots[entry] = FwdPoolSlot();
   ps->slots[entry].pool = pool;
   ps->slots[entry].bank = bank > 0 ? bank : 0;

@@ -70,6 +70,18 @@ struct FwdState;
 // (counted against the budget), kPoolDropped (refused: counted by reason, as FairShare would drop
 // it), or kPoolToJs (no pool: the datagram goes to JavaScript).
 int PoolAdmit(FwdState* f, int id);
+// About how many datagrams entry `id` may forward now under its pool (what PoolAdmit would admit
+// in a row, judged without asking), or -1 when it has no pool.
+int PoolRoom(FwdState* f, int id);
+// When the round in which entry `id`'s pool last judged it ends (CLOCK_MONOTONIC ns).
+int64_t PoolRoundEnd(FwdState* f, int id);
+// Entry `id` is refused for the rest of its round without a datagram read (its socket parked,
+// park.cc): marked refused as PoolAdmit would (nothing banked), and the reason a refusal now
+// has (0: agent-budget, 1: session-share).
+int PoolRefuseRound(FwdState* f, int id);
+// `n` datagrams of entry `id` dropped for its budget elsewhere (by the kernel at its parked
+// socket), counted with the pool's drops by `reason`; false when there are no such counters.
+bool PoolCountDrops(FwdState* f, int id, int reason, double n);
 // Entry `id` leaves its pool (it is being removed).
 void LeavePool(FwdState* f, int id);
 

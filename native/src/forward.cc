@@ -234,12 +234,18 @@ int ForwardHarvested(Engine* e, int used) {
     Fwd& x = f->entries[id];
     int32_t& credit = f->credits[id];
     if (x.out_sock >= socks || e->socks[x.out_sock].fd < 0) continue;
+    if (x.seal && x.tagging == 0 && e->socks[sock].solo != id && OneSession(e->socks[sock]))
+      e->socks[sock].solo = id;  // park.cc: this socket carries this session alone
     if (credit == 0) {
       // Beyond its credit: its send budget's pool forwards it, drops it (counted), or leaves it to JavaScript.
       int v = PoolAdmit(f, id);
       if (v == kPoolDropped) {
         rec[0] = -1;
         forwarded++;
+        // A socket of this session alone is left unread until the round ends (park.cc): its
+        // excess waits or is dropped by the kernel there (counted by this refusal's reason)
+        // instead of read to be dropped.
+        if (e->socks[sock].solo == id) ParkSocket(e, sock, id);
       }
       if (v != kPoolForward) continue;
     }

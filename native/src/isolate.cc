@@ -19,10 +19,6 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#ifndef SO_MEMINFO
-#define SO_MEMINFO 55
-#endif
-
 namespace sluice {
 
 Engine* LiveEngine(napi_env env, napi_value v);  // forward-api.cc
@@ -137,11 +133,7 @@ napi_value SocketDrops(napi_env env, napi_callback_info info) {
   int32_t id = -1;
   napi_get_value_int32(env, argv[1], &id);
   double drops = -1;
-  if (e != nullptr && id >= 0 && id < static_cast<int>(e->socks.size()) && e->socks[id].fd >= 0) {
-    uint32_t mem[16] = {};  // SK_MEMINFO_VARS is 10 today; the kernel copies at most what we ask
-    socklen_t len = sizeof mem;
-    if (getsockopt(e->socks[id].fd, SOL_SOCKET, SO_MEMINFO, mem, &len) == 0 && len >= 9 * sizeof(uint32_t)) drops = mem[8];  // SK_MEMINFO_DROPS
-  }
+  if (e != nullptr && id >= 0 && id < static_cast<int>(e->socks.size()) && e->socks[id].fd >= 0) drops = KernelDrops(e->socks[id].fd);
   napi_value out;
   napi_create_double(env, drops, &out);
   return out;

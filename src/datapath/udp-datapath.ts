@@ -39,6 +39,12 @@ export interface UdpDatapath {
 export interface IsolatedSocket extends UdpSender {
   /** Datagrams the kernel dropped at this socket since it opened (its queue was full); -1 when it cannot tell. */
   kernelDrops(): number;
+  /**
+   * Optional: how many of those the kernel dropped while the batch left the socket unread because
+   * the session's send budget refused it (native/src/park.cc); they are counted by the budget's
+   * reasons with the session's other budget drops, so not again as the socket's own.
+   */
+  budgetDrops?(): number;
   /** Optional: sets its receive buffer (SO_RCVBUF) to `bytes`; false when it cannot. */
   receiveBuffer?(bytes: number): boolean;
 }

@@ -53,8 +53,9 @@ interface Own {
   /** Its receive buffer is FLOOD_RCVBUF_BYTES (else ISOLATED_RCVBUF_BYTES). */
   flood: boolean;
   calm: number;
-  /** The socket's kernel drops when last read. */
+  /** The socket's kernel drops when last read, and how many of them were its send budget's. */
   drops: number;
+  budgetDrops: number;
 }
 
 /**
@@ -186,7 +187,7 @@ export class ClientIsolation {
       this.#event(s, 'failed', code);
       return;
     }
-    this.#own.set(s, { socket, flood: false, calm: 0, drops: 0 });
+    this.#own.set(s, { socket, flood: false, calm: 0, drops: 0, budgetDrops: 0 });
     // The batch's entries for it match on the listener's socket: handed over again, on the new one.
     s.offload?.close();
     this.#event(s, 'isolated', reason);
@@ -200,13 +201,19 @@ export class ClientIsolation {
     this.#event(s, 'released', reason);
   }
 
-  /** Kernel drops at `own`'s socket since the last read (added to the next report). */
+  /**
+   * Kernel drops at `own`'s socket since the last read. Those made while the batch left the socket
+   * unread for the session's send budget are counted by the budget's reasons (native/src/park.cc),
+   * the rest reported here as `isolated-kernel`; all of them tell a flood (the caller's shrink).
+   */
   #readDrops(own: Own): number {
+    const b = own.socket.budgetDrops?.() ?? 0;  // first: it settles up to now, the kernel's count below includes them
     const d = own.socket.kernelDrops();
     if (d < 0) return 0;
     const n = d - own.drops;
     own.drops = d;
-    this.#dropped += n;
+    this.#dropped += Math.max(0, n - (b - own.budgetDrops));
+    own.budgetDrops = b;
     return n;
   }
 

@@ -50,6 +50,10 @@ export interface NativeBinding {
   isolate?(engine: EngineHandle, listenerId: number, host: string, port: number, rcvbufBytes: number): number;
   /** Datagrams the kernel dropped at socket `id` (SO_MEMINFO), or -1. */
   socketDrops?(engine: EngineHandle, id: number): number;
+  /** park.cc: [parks, unparks, sockets parked now, readiness callbacks] (tests and benches read it). */
+  parkState?(engine: EngineHandle): [number, number, number, number];
+  /** park.cc: the kernel's drops at socket `id` while it was parked for its send budget (counted by the budget's reasons). */
+  socketBudgetDrops?(engine: EngineHandle, id: number): number;
   /** The adaptive receive delay (native/src/hold.cc): engaged at or above `minRate` datagrams/s, each sleep about `batch` datagrams' time. */
   receiveDelayAdaptive?(engine: EngineHandle, minRate: number, batch: number): void;
   /** [sleeps, engaged (0/1), times engaged, times disengaged, datagrams/s over the last window]. */

@@ -152,6 +152,7 @@ export class NativeDatapath implements UdpDatapath, NativeEngine {
       this, id, listener.local, listener.receiver,
       (i) => (this.#destroyed ? -1 : b.socketDrops!(this.#engine, i)),
       (i, bytes) => !this.#destroyed && (b.socketBuffers?.(this.#engine, i, bytes, 0) ?? false),
+      (i) => (this.#destroyed ? 0 : (b.socketBudgetDrops?.(this.#engine, i) ?? 0)),
     );
     this.#handlers[id] = s;
     return s;

@@ -22,6 +22,7 @@ export class NativeIsolatedSocket extends NativeListener implements IsolatedSock
     receiver: ListenerReceiver,
     private readonly drops: (id: number) => number,
     private readonly buffers: (id: number, rcvbufBytes: number) => boolean,
+    private readonly budget: (id: number) => number,
   ) {
     super(dp, id, local, local.family, receiver);
   }
@@ -29,6 +30,11 @@ export class NativeIsolatedSocket extends NativeListener implements IsolatedSock
   kernelDrops(): number {
     const id = this.socketId;
     return id < 0 ? -1 : this.drops(id);
+  }
+
+  budgetDrops(): number {
+    const id = this.socketId;
+    return id < 0 ? 0 : this.budget(id);
   }
 
   receiveBuffer(bytes: number): boolean {
