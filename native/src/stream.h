@@ -67,6 +67,8 @@ constexpr size_t kCopyChunk = 4096;
 // loopback dial has finished by the time connect() returns, and a new pair's client usually has
 // its first bytes waiting, so accept, dial, join and the first bytes take one wake-up, not three.
 constexpr int kSetupPasses = 4;
+// The data of libuv's set in the engine's when the engine's is on top (no connection has this id).
+constexpr uint32_t kLoopSetTag = 0xffffffffu;
 
 // TrunkConn, TrunkPlain: a trunk and a plain connection attached to one (stream-trunk.h).
 // Relayed: a connection whose bytes JavaScript relays (stream-relayed.h).
@@ -111,6 +113,12 @@ struct StreamEngine {
   uv_timer_t timer;
   int epfd = -1;
   bool polling = false;
+  // The engine's set on top (stream-wait.cc): libuv's set is a member of it and the thread blocks
+  // in it from `prepare`; `poll` is never started then. `idle_ns`: time blocked there.
+  bool top = false;
+  uv_prepare_t prepare;
+  uv_idle_t idle;
+  uint64_t idle_ns = 0;
   bool timing = false;
   bool destroyed = false;
   bool in_batch = false;
