@@ -1,16 +1,16 @@
-// The stream engine's set on top (stream.h, StreamEngine::top; docs/datapath.md "One epoll set on
-// top"). By default the engine's epoll set is a member of libuv's (one uv_poll), so every event
-// of an engine socket wakes two sets and every EPOLL_CTL_ADD into the engine's set runs the
-// kernel's loop and path checks (the set being added to is itself watched). On top, the nesting
-// is the other way round: libuv's set is a member of the engine's, and the JavaScript thread
-// blocks in the engine's set, from a prepare handle (after libuv has run its timers, pending and
-// idle callbacks and computed how long it may sleep). The engine's sockets then sit in a set no
-// other set watches: one wake-up per event, no checks at their EPOLL_CTL_ADD; Node's own sockets
-// (and the UDP engine's set) pay the nesting instead. When the wait returns, libuv's own look at
-// its set is made not to block again (an idle handle, started for one turn of the loop).
+// The stream engine's set on top (stream.h, StreamEngine::top; docs/datapath.md, "One epoll set
+// for the engine's sockets"). By default the engine's epoll set is a member of libuv's (one
+// uv_poll), so every event of an engine socket wakes two sets and every EPOLL_CTL_ADD into the
+// engine's set takes the kernel's nesting lock and path check (the set added to is itself
+// watched). On top, the nesting is the other way round: libuv's set is a member of the engine's,
+// and the JavaScript thread blocks in the engine's set, from a prepare handle (after libuv has run
+// its timers, pending and idle callbacks and computed how long it may sleep). The engine's sockets
+// then sit in a set no other set watches; Node's own sockets (and the UDP engine's set) pay the
+// nesting instead. When the wait returns, libuv's own look at its set is kept from blocking again
+// (an idle handle, started for that one turn of the loop).
 //
-// The time spent blocked here is idle time that libuv's loop metrics cannot see (its own look
-// then never waits); it is counted in `idle_ns` (streamWaitIdleMs) for event loop utilisation.
+// The time blocked here is idle time that libuv's loop metrics cannot see (its own look then
+// never waits); it is counted in `idle_ns` (streamWaitedMs) for the event loop's utilisation.
 #include "stream-internal.h"
 #include "napi-util.h"
 

@@ -1,6 +1,7 @@
 // The native TCP stream datapath (docs/datapath.md, "The TCP stream datapath"): listeners,
 // accepted and dialed connections in a private epoll set of their own, watched by one uv_poll on
-// the main loop, like the UDP engine's. TypeScript decides (admission, PROXY headers, where to
+// the main loop, like the UDP engine's (or, on top, the set the loop's thread waits in, libuv's set
+// a member of it: stream-wait.cc). TypeScript decides (admission, PROXY headers, where to
 // dial); this engine accepts in batches, dials, and moves the bytes of an established pair with
 // splice(2) through one pipe per direction, so bulk payload never enters user space (small reads
 // are copied through one engine buffer instead: cheaper for a few bytes, see kCopyChunk).
