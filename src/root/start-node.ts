@@ -53,7 +53,9 @@ export async function startNode(config: SluiceConfig, deps: NodeDeps, signal?: A
     if (udp.fallback !== undefined) log.warn({ reason: udp.fallback }, 'native UDP datapath unavailable; using the js datapath');
     // The engine's epoll set on top of libuv's where the process's TCP traffic is the engine's: not
     // with a gateway or an agent, whose streams run through Node's sockets (docs/datapath.md).
-    const stream = selectStreamDatapath(config.datapath ?? 'auto', { waitOnTop: config.gateway === undefined && config.agent === undefined });
+    const stream = selectStreamDatapath(config.datapath ?? 'auto', {
+      waitOnTop: deps.streamWaitOnTop ?? (config.gateway === undefined && config.agent === undefined),
+    });
     if (stream.fallback !== undefined) log.warn({ reason: stream.fallback }, 'native TCP stream datapath unavailable; using the js datapath');
     // The young generation V8 grew in a burst, given back once the process is quiet (core/young-generation.ts);
     // through the addon, so not where the config keeps the process off it (`datapath: js`).
