@@ -144,12 +144,6 @@ function benchKnobs() {
   return { gso: process.env.SLUICE_UDP_GSO !== '0', gro: process.env.SLUICE_UDP_GRO !== '0', readiness: process.env.SLUICE_UDP_READINESS === 'thread' ? ('thread' as const) : ('loop' as const) };
 }
 
-/** Benchmark knob of the native stream engine: SLUICE_STREAM_WAIT=top|nested overrides the root's choice. */
-function streamWaitKnob(): boolean | undefined {
-  const v = process.env.SLUICE_STREAM_WAIT;
-  return v === 'top' ? true : v === 'nested' ? false : undefined;
-}
-
 /**
  * Takes SIGHUP from the first moment of `run`: a reload asked for while the config loads or the
  * routes bind (a supervisor's reload) runs once started, instead of SIGHUP's default (exit).
@@ -169,7 +163,7 @@ function holdReloads(): { attach(node: RunningNode): void } {
 async function serve(config: SluiceConfig, path: string | undefined, reloads: { attach(node: RunningNode): void }, started?: (node: RunningNode) => void): Promise<number> {
   let node: RunningNode;
   try {
-    node = await startNode(config, { clock: systemClock, logDestination: process.stderr, configPath: path, udpNative: benchKnobs(), streamWaitOnTop: streamWaitKnob() });
+    node = await startNode(config, { clock: systemClock, logDestination: process.stderr, configPath: path, udpNative: benchKnobs() });
   } catch (err) {
     process.stderr.write(`sluice: ${isSluiceError(err) ? err.message : String(err)}\n`);
     if (isSluiceError(err, 'SLUICE_ERR_BIND') || isSluiceError(err, 'SLUICE_ERR_OUTPUT')) return EXIT.startFailed;

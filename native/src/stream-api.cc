@@ -99,11 +99,6 @@ void Teardown(StreamEngine* e) {
   e->destroyed = true;
   uv_close(reinterpret_cast<uv_handle_t*>(&e->poll), OnClosed);
   uv_close(reinterpret_cast<uv_handle_t*>(&e->timer), OnClosed);
-  if (e->top) {
-    StreamWaitRelease(e->loop);
-    uv_close(reinterpret_cast<uv_handle_t*>(&e->prepare), OnClosed);
-    uv_close(reinterpret_cast<uv_handle_t*>(&e->idle), OnClosed);
-  }
   close(e->epfd);
   e->epfd = -1;
   if (e->ev_ref != nullptr) napi_delete_reference(e->env, e->ev_ref);
@@ -426,7 +421,6 @@ void RegisterStream(napi_env env, napi_value exports) {
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   RegisterStreamJoin(env, exports);
-  RegisterStreamWait(env, exports);
   RegisterStreamTrunk(env, exports);
   RegisterStreamRelayed(env, exports);
 }

@@ -3,8 +3,6 @@
 
 #include "stream.h"
 
-#include <sys/epoll.h>
-
 namespace sluice {
 
 int StreamAllocId(StreamEngine* e);
@@ -18,12 +16,6 @@ double* StreamEmit(StreamEngine* e);
 void StreamDeliver(StreamEngine* e);
 void StreamOnReadable(uv_poll_t* handle, int status, int events);
 void StreamOnTick(uv_timer_t* handle);
-void StreamWake(StreamEngine* e, int timeout_ms);
-// stream-wait.cc: the engine's set on top (streamWaitOnTop, streamWaitedMs).
-void RegisterStreamWait(napi_env env, napi_value exports);
-void StreamWaitRelease(uv_loop_t* loop);  // Teardown of the engine on top: the loop is free again
-void StreamWaitWatch(StreamEngine* e, bool on);
-int StreamWaitFirst(StreamEngine* e, epoll_event* evs, int max, int timeout_ms);
 int StreamStartPair(StreamEngine* e, int client, int upstream, uint32_t idle_ms);
 void StreamClosePipe(StreamEngine* e, int r, int w, uint32_t slots);
 void StreamEndPair(StreamEngine* e, int id, int reason, int err);

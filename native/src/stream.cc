@@ -46,12 +46,10 @@ static void ReleaseId(StreamEngine* e, int id) {
 void StreamWatch(StreamEngine* e) {
   if (e->destroyed) return;
   if (e->active > 0 && !e->polling) {
-    if (e->top) StreamWaitWatch(e, true);
-    else uv_poll_start(&e->poll, UV_READABLE, StreamOnReadable);
+    uv_poll_start(&e->poll, UV_READABLE, StreamOnReadable);
     e->polling = true;
   } else if (e->active == 0 && e->polling) {
-    if (e->top) StreamWaitWatch(e, false);
-    else uv_poll_stop(&e->poll);
+    uv_poll_stop(&e->poll);
     e->polling = false;
   }
   if (e->timed > 0 && !e->timing) {
@@ -499,12 +497,7 @@ static void Dispatch(StreamEngine* e, int id, uint32_t events) {
 }
 
 void StreamOnReadable(uv_poll_t* handle, int status, int events) {
-  StreamWake(static_cast<StreamEngine*>(handle->data), 0);
-}
-
-// One wake-up: looks at the set (the first look may wait `timeout_ms`: on top, stream-wait.cc),
-// dispatches, delivers, and looks again while the delivery started dials or pairs.
-void StreamWake(StreamEngine* e, int timeout_ms) {
+  StreamEngine* e = static_cast<StreamEngine*>(handle->data);
   if (e->destroyed) return;
   for (int pass = 0; pass < kSetupPasses && !e->destroyed; pass++) {
     // Every connection is accepted and dialed while a batch is built or delivered, so ids would
@@ -514,7 +507,7 @@ void StreamWake(StreamEngine* e, int timeout_ms) {
     e->in_batch = true;
     for (int round = 0; round < 8 && !e->destroyed; round++) {
       epoll_event evs[256];
-      int n = pass == 0 && round == 0 ? StreamWaitFirst(e, evs, 256, timeout_ms) : epoll_wait(e->epfd, evs, 256, 0);
+      int n = epoll_wait(e->epfd, evs, 256, 0);
       for (int k = 0; k < n && !e->destroyed; k++) Dispatch(e, static_cast<int>(evs[k].data.u32), evs[k].events);
       if (n < 256) break;
     }

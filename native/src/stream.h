@@ -1,7 +1,6 @@
 // The native TCP stream datapath (docs/datapath.md, "The TCP stream datapath"): listeners,
 // accepted and dialed connections in a private epoll set of their own, watched by one uv_poll on
-// the main loop, like the UDP engine's (or, on top, the set the loop's thread waits in, libuv's set
-// a member of it: stream-wait.cc). TypeScript decides (admission, PROXY headers, where to
+// the main loop, like the UDP engine's. TypeScript decides (admission, PROXY headers, where to
 // dial); this engine accepts in batches, dials, and moves the bytes of an established pair with
 // splice(2) through one pipe per direction, so bulk payload never enters user space (small reads
 // are copied through one engine buffer instead: cheaper for a few bytes, see kCopyChunk).
@@ -72,8 +71,6 @@ constexpr size_t kCopyChunk = 4096;
 // loopback dial has finished by the time connect() returns, and a new pair's client usually has
 // its first bytes waiting, so accept, dial, join and the first bytes take one wake-up, not three.
 constexpr int kSetupPasses = 4;
-// The data of libuv's set in the engine's when the engine's is on top (no connection has this id).
-constexpr uint32_t kLoopSetTag = 0xffffffffu;
 
 // TrunkConn, TrunkPlain: a trunk and a plain connection attached to one (stream-trunk.h).
 // Relayed: a connection whose bytes JavaScript relays (stream-relayed.h).
@@ -118,12 +115,6 @@ struct StreamEngine {
   uv_timer_t timer;
   int epfd = -1;
   bool polling = false;
-  // The engine's set on top (stream-wait.cc): libuv's set is a member of it and the thread blocks
-  // in it from `prepare`; `poll` is never started then. `idle_ns`: time blocked there.
-  bool top = false;
-  uv_prepare_t prepare;
-  uv_idle_t idle;
-  uint64_t idle_ns = 0;
   bool timing = false;
   bool destroyed = false;
   bool in_batch = false;

@@ -12,11 +12,6 @@ export interface NodeDeps {
   readonly configPath?: string;
   /** Knobs of the native UDP datapath (UDP_SEGMENT, readiness); defaults suit production. */
   readonly udpNative?: NativeDatapathOptions;
-  /**
-   * Whether the native stream engine's epoll set goes on top of libuv's (docs/datapath.md, "One
-   * epoll set for the engine's sockets"); by default, where the node has no gateway and no agent.
-   */
-  readonly streamWaitOnTop?: boolean;
   /** The young generation's watch (core/young-generation.ts): the addon's by default, null for none. */
   readonly youngGeneration?: YoungGenerationHeap | null;
   /** The scheduler slice's system calls (ops/scheduler-slice.ts), or why there are none: the addon's by default. */

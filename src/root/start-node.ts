@@ -51,15 +51,11 @@ export async function startNode(config: SluiceConfig, deps: NodeDeps, signal?: A
     // Datapath: chosen once per process; `datapath: native` where the addon cannot load stops the start here.
     const udp = selectUdpDatapath(config.datapath ?? 'auto', deps.udpNative);
     if (udp.fallback !== undefined) log.warn({ reason: udp.fallback }, 'native UDP datapath unavailable; using the js datapath');
-    // The engine's epoll set on top of libuv's where the process's TCP traffic is the engine's: not
-    // with a gateway or an agent, whose streams run through Node's sockets (docs/datapath.md).
-    const stream = selectStreamDatapath(config.datapath ?? 'auto', {
-      waitOnTop: deps.streamWaitOnTop ?? (config.gateway === undefined && config.agent === undefined),
-    });
+    const stream = selectStreamDatapath(config.datapath ?? 'auto');
     if (stream.fallback !== undefined) log.warn({ reason: stream.fallback }, 'native TCP stream datapath unavailable; using the js datapath');
     // The young generation V8 grew in a burst, given back once the process is quiet (core/young-generation.ts);
     // through the addon, so not where the config keeps the process off it (`datapath: js`).
-    const heap = deps.youngGeneration !== undefined ? (deps.youngGeneration ?? undefined) : config.datapath === 'js' ? undefined : youngGenerationHeap(undefined, stream.waitedMs);
+    const heap = deps.youngGeneration !== undefined ? (deps.youngGeneration ?? undefined) : config.datapath === 'js' ? undefined : youngGenerationHeap();
     if (heap !== undefined) {
       const watch = new YoungGenerationWatch(heap, clock);
       stack.defer('young generation', () => watch.close());

@@ -129,29 +129,21 @@ function loadPackagedBinding(): BindingLoad {
 /**
  * The young generation's reading and reduction through the addon (core/young-generation.ts), or
  * undefined where the addon does not load or predates them (the watch is then not run).
- * `waitedMs`: the stream engine's time blocked in its set on top (select-stream.ts), idle time
- * the event loop's utilisation does not see.
  */
-export function youngGenerationHeap(load: () => BindingLoad = loadNativeBinding, waitedMs?: () => number): YoungGenerationHeap | undefined {
+export function youngGenerationHeap(load: () => BindingLoad = loadNativeBinding): YoungGenerationHeap | undefined {
   const loaded = load();
   if (!loaded.ok) return undefined;
   const { youngGeneration, reduceMemory } = loaded.binding;
   if (youngGeneration === undefined || reduceMemory === undefined) return undefined;
   let last = performance.eventLoopUtilization();
-  let lastWaited = waitedMs?.() ?? 0;
   return {
     read: (out) => youngGeneration(out),
     reduce: () => reduceMemory(),
     busy: () => {
       const now = performance.eventLoopUtilization();
-      const d = performance.eventLoopUtilization(now, last);
+      const share = performance.eventLoopUtilization(now, last).utilization;
       last = now;
-      // With the stream engine's set on top, the thread sleeps there and libuv counts that as active.
-      const waited = waitedMs?.() ?? 0;
-      const idle = d.idle + (waited - lastWaited);
-      lastWaited = waited;
-      const total = d.idle + d.active;
-      return total > 0 ? Math.min(1, Math.max(0, 1 - idle / total)) : 0;
+      return share;
     },
   };
 }

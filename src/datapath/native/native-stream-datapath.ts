@@ -56,26 +56,9 @@ export class NativeStreamDatapath implements StreamDatapath, ConnEngine {
   readonly #trunkEnds = new Map<number, (code: string) => void>();
   readonly #trunkReady = new Map<number, (sid: number) => void>();
 
-  /**
-   * Whether the thread blocks in the engine's epoll set, libuv's set nested in it (docs/datapath.md,
-   * "One epoll set for the engine's sockets"), instead of the other way round.
-   */
-  readonly waitsOnTop: boolean;
-
-  /**
-   * `waitOnTop`: ask for the engine's set on top. It saves the nesting on every engine socket and
-   * charges it to Node's own sockets instead, so it pays where the TCP traffic is the engine's
-   * (plain routes), not where it runs through Node sockets (a gateway's or an agent's streams).
-   */
-  constructor(binding: NativeStreamBinding, opts: { readonly waitOnTop?: boolean } = {}) {
+  constructor(binding: NativeStreamBinding) {
     this.#b = binding;
     this.#engine = binding.streamOpen(this.#ev, (n) => this.#onEvents(n));
-    this.waitsOnTop = opts.waitOnTop === true && binding.streamWaitOnTop !== undefined && binding.streamWaitOnTop(this.#engine);
-  }
-
-  /** Milliseconds the event loop's thread spent blocked in the engine's set (0 unless on top). */
-  waitedMs(): number {
-    return this.waitsOnTop && this.#b.streamWaitedMs !== undefined ? this.#b.streamWaitedMs(this.#engine) : 0;
   }
 
   async listen(host: string, port: number, onConnection: (conn: StreamConn) => void): Promise<StreamListener> {

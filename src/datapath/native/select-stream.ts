@@ -10,30 +10,18 @@ export interface StreamDatapathSelection {
   readonly datapath: StreamDatapath;
   /** Why `auto` fell back on js; the caller logs it once. */
   readonly fallback?: string;
-  /**
-   * Milliseconds the event loop's thread has spent blocked in the native engine's set on top
-   * (idle time that libuv's loop metrics do not count); absent where the engine is not on top.
-   */
-  readonly waitedMs?: () => number;
 }
 
 /**
  * Builds the stream datapath the `datapath` setting asks for, as selectUdpDatapath does for UDP:
  * `native` where the addon (with its stream engine) cannot load is a startup error, `auto`
- * downgrades and says why. `waitOnTop` asks for the native engine's epoll set on top of libuv's
- * (NativeStreamDatapath), where the process's TCP traffic is the engine's.
+ * downgrades and says why.
  */
-export function selectStreamDatapath(
-  choice: DatapathChoice,
-  opts: { load?: () => BindingLoad; readonly waitOnTop?: boolean } = {},
-): StreamDatapathSelection {
+export function selectStreamDatapath(choice: DatapathChoice, opts: { load?: () => BindingLoad } = {}): StreamDatapathSelection {
   if (choice === 'js') return { datapath: jsStreamDatapath };
   const loaded = (opts.load ?? loadNativeBinding)();
   const binding = loaded.ok ? streamBindingOf(loaded.binding) : loaded.reason;
-  if (typeof binding !== 'string') {
-    const datapath = new NativeStreamDatapath(binding, { waitOnTop: opts.waitOnTop });
-    return datapath.waitsOnTop ? { datapath, waitedMs: () => datapath.waitedMs() } : { datapath };
-  }
+  if (typeof binding !== 'string') return { datapath: new NativeStreamDatapath(binding) };
   if (choice === 'native') throw new SluiceError('SLUICE_ERR_CONFIG_INVALID', `datapath: native: the native TCP stream datapath is not available: ${binding}`);
   return { datapath: jsStreamDatapath, fallback: binding };
 }

@@ -45,14 +45,6 @@ export interface NativeStreamBinding {
   streamCounters(engine: StreamEngineHandle, ids: Int32Array, count: number, out: Float64Array): void;
   streamDestroy(engine: StreamEngineHandle): void;
   /**
-   * Puts the engine's epoll set on top of libuv's (native/src/stream-wait.cc): the thread blocks in
-   * it, with libuv's set as a member. Only before any listener or dial. False when another engine
-   * of this thread's loop is on top already (this one stays nested). Absent in older addons.
-   */
-  streamWaitOnTop?(engine: StreamEngineHandle): boolean;
-  /** Milliseconds the thread has spent blocked in the engine's set on top (idle time libuv does not see). */
-  streamWaitedMs?(engine: StreamEngineHandle): number;
-  /**
    * Joins two held connections as a sealed pair (native/src/stream-sealed.h). keys: seal key 16 |
    * seal iv 12 | open key 16 | open iv 12. plainFirst: plaintext already read from `plain` (at most
    * 65536 bytes); sealedFirst: bytes already read from `sealed` (opened first); keep: a clean end
