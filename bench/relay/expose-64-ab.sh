@@ -7,6 +7,8 @@
 # ../shared/bench) on CPU 0. Ports PORT_BASE (echo), +100 and +130 (the two relays, and +200 above
 # each for their tunnels).
 #   PORT_BASE=30400 ROUNDS=4 bash bench/relay/expose-64-ab.sh $BASE "$PWD"
+# WARM=0: no 1 s warm-up before the window (as run-peers.sh: a fresh relay's first session, its
+# hand-over and isolation inside the window).
 # WINDOW=64: the closed-loop row instead (udpload -w 64: at most 64 datagrams in flight).
 # LOAD: udpload's arguments instead of "-s 64" (e.g. "-s 1400", or "-s 64 -n 1000 -W 2": with -W the
 # relay's CPU is sampled once udpload says its warm-up is over, as run-peers.sh does). The
@@ -33,7 +35,7 @@ run() {
     case "$out" in *delivered_pps=0\ *|"") ;; *) break ;; esac
   done
   np=$(pgrep -P "$SP" node || echo "$SP")
-  case "$LOAD" in *-W*) ;; *) timeout 5 taskset -c 0 "$W/udpload" -t "127.0.0.1:$R" $LOAD -d 1 > /dev/null 2>&1 ;; esac
+  case "$LOAD" in *-W*) ;; *) [ "${WARM:-1}" = 0 ] || timeout 5 taskset -c 0 "$W/udpload" -t "127.0.0.1:$R" $LOAD -d 1 > /dev/null 2>&1 ;; esac
   c0=$(awk '{ print $14 + $15 }' "/proc/$np/stat")
   timeout $((DUR + 17)) taskset -c 0 "$W/udpload" -t "127.0.0.1:$R" $LOAD -d "$DUR" ${WINDOW:+-w "$WINDOW"} > "$W/load.out" 2> "$W/load.err" & lp=$!
   case "$LOAD" in *-W*)

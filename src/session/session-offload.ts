@@ -71,10 +71,15 @@ export class SessionOffloads {
       this.remove(s);
     }
     if (s.packetsFromClient + s.packetsToClient < OFFLOAD_AFTER) return;
-    const t = this.owner;
-    s.offloadTried = t.tick;
     // Unanswered: the table still has to see the first answer (it refunds admission, ends a PROXY `first` header).
+    // Not an attempt (field reads only): the next datagram asks again, so a session that starts
+    // with a burst is handed over at its first datagram after the answer, not at the next sweep
+    // (up to 250 ms of its burst read, judged and, beyond its send budget, dropped in JavaScript,
+    // its own socket not left unread: docs/expose.md, "Handed over at the first answer").
     if (s.state !== 'open' || s.unanswered || s.prefix !== null || s.bwUp !== null || s.bwDown !== null || s.channel === null) return;
+    const t = this.owner;
+    // An attempt asks both sides (keys, tags, sockets): at most once a sweep when it fails.
+    s.offloadTried = t.tick;
     const a = this.clients.offloadEnd?.(s);
     const b = a ? s.channel.offloadEnd?.() : null;
     if (!a || !b) return;

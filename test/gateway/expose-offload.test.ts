@@ -94,6 +94,39 @@ test('a session is handed over at its first datagram after an answered round tri
   }
 });
 
+test('a session whose first datagrams wait for their answer is handed over at its first datagram after it, not at the next sweep', { skip }, async (t) => {
+  const x = await exposure(t);
+  // The service holds the first four datagrams and answers them together: the session is open at
+  // both ends (the first one reached the service) but unanswered at its third datagram, which
+  // used to mark it as tried until the next sweep (up to 250 ms in JavaScript, whatever came).
+  const held: { msg: Buffer; port: number }[] = [];
+  const service = x.echo.socket;
+  service.removeAllListeners('message');
+  const arrived: (() => void)[] = [];
+  service.on('message', (msg, r) => {
+    if (held.length < 4) {
+      held.push({ msg, port: r.port });
+      arrived.splice(0).forEach((w) => w());
+      if (held.length === 4) for (const h of held) service.send(h.msg, h.port, '127.0.0.1');
+      return;
+    }
+    service.send(msg, r.port, r.address);
+  });
+  const client = await udpClient(t);
+  client.send(x.port, 'first');
+  await new Promise<void>((resolve) => arrived.push(resolve));
+  for (let i = 1; i < 4; i++) client.send(x.port, `early ${i}`);
+  for (let i = 0; i < 4; i++) await client.next(2000);
+  const before = forwarded(x.dp);
+  for (let i = 0; i < 5; i++) {
+    client.send(x.port, `next ${i}`);
+    assert.equal((await client.next(2000)).toString(), `next ${i}`);
+  }
+  // The first of them took JavaScript at the gateway (and handed the session over there); the rest
+  // took the batch on all four hops (before: all of them in JavaScript until the next sweep).
+  assert.ok(forwarded(x.dp) - before >= 4 * 4, `forwarded in the batch: ${forwarded(x.dp) - before} of 20 hops`);
+});
+
 test('a reverdict that bans the client ends the offloaded session and removes its entries', { skip }, async (t) => {
   const x = await exposure(t);
   const client = await udpClient(t);
