@@ -24,6 +24,7 @@
 # seconds (default 20) and exits non-zero. run-peers.sh waits about 5 s per port; on a busy machine
 # the TCP port may open after that ("WARN: port tcp/... did not open" in its log): check for it.
 # Caps and rate limits are lifted as in subject.sh; access log off; SLUICE_DATAPATH and SLICE_US as subject.sh.
+# DATAGRAM_BUDGET: every agent's datagramBudget.perSecond (0 = off), as subject-expose.sh.
 # Plain route vs direct peer path vs relayed peer path: docs/benchmarks.md "Peer paths (connect)".
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -72,6 +73,7 @@ agent:
   peerCandidates: [loopback]
   peerIdleTimeout: 1h
   directRetry: 2s
+${DATAGRAM_BUDGET:+  datagramBudget: { perSecond: $DATAGRAM_BUDGET \}}
 YAML
 }
 
