@@ -177,19 +177,12 @@ void FreePark(Engine* e) {
 
 namespace {
 
-Engine* Live(napi_env env, napi_value v) {
-  void* p = nullptr;
-  if (napi_get_value_external(env, v, &p) != napi_ok || p == nullptr) return nullptr;
-  Engine* e = static_cast<Engine*>(p);
-  return e->destroyed ? nullptr : e;
-}
-
 // socketBudgetDrops(engine, id) -> the kernel's drops at socket `id` that happened while it was
 // parked for its budget (counted by the budget's reasons), settled up to now; 0 for any other.
 napi_value SocketBudgetDrops(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (!Args(env, info, 2, argv)) return nullptr;
-  Engine* e = Live(env, argv[0]);
+  Engine* e = LiveEngine(env, argv[0]);
   int32_t id = -1;
   napi_get_value_int32(env, argv[1], &id);
   double n = 0;
@@ -207,7 +200,7 @@ napi_value SocketBudgetDrops(napi_env env, napi_callback_info info) {
 napi_value ParkState(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!Args(env, info, 1, argv)) return nullptr;
-  Engine* e = Live(env, argv[0]);
+  Engine* e = LiveEngine(env, argv[0]);
   double v[4] = {};
   if (e != nullptr) {
     v[0] = static_cast<double>(e->parks);
