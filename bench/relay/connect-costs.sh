@@ -7,6 +7,8 @@
 #   PORT_BASE=25400 DUR=3 bash bench/relay/connect-costs.sh "$PWD"
 #   unshare -n bash -c 'ip link set lo up; exec bash bench/relay/connect-costs.sh "$@"' bash "$PWD"
 # PERF_RECORD=1: also `perf record -e cpu-clock -g` of each process (files kept in the printed dir).
+# LOAD: udpload's arguments (default "-s 64"; "-s 64 -w 64" for the closed loop). SUBJECTS: which
+# to run (default "subject.sh subject-connect.sh").
 # The subjects' environment passes through (e.g. DATAGRAM_BUDGET=0).
 set -u
 [ $# -eq 1 ] || { echo "usage: $0 ROOT" >&2; exit 2; }
@@ -27,14 +29,14 @@ one() { # SUBJECT
   for _ in $(seq 1 100); do sleep 0.3; ss -Hlnt "( sport = :$R )" | grep -q . && break; done
   sleep 0.5
   local pids; pids=$(pgrep -s "$SP" -x node | tr '\n' ' ')
-  timeout 5 taskset -c 0 "$W/udpload" -t "127.0.0.1:$R" -s 64 -d 1 > /dev/null 2>&1 # warm-up: hand-over, isolation
+  timeout 5 taskset -c 0 "$W/udpload" -t "127.0.0.1:$R" ${LOAD:--s 64} -d 1 > /dev/null 2>&1 # warm-up: hand-over, isolation
   local p c0=() c1=() i=0
   for p in $pids; do c0+=("$(awk '{ print $14 + $15 }' "/proc/$p/stat")"); done
   for p in $pids; do
     perf stat -x, -e "$EV" -p "$p" -o "$W/stat-$p.txt" -- sleep "$DUR" > /dev/null 2>&1 &
     [ "${PERF_RECORD:-0}" = 1 ] && perf record -q -e cpu-clock -g -p "$p" -o "$W/$1-$p.data" -- sleep "$DUR" > /dev/null 2>&1 &
   done
-  timeout $((DUR + 10)) taskset -c 0 "$W/udpload" -t "127.0.0.1:$R" -s 64 -d "$DUR" > "$W/load.out" 2>&1
+  timeout $((DUR + 10)) taskset -c 0 "$W/udpload" -t "127.0.0.1:$R" ${LOAD:--s 64} -d "$DUR" > "$W/load.out" 2>&1
   wait $(jobs -p | grep -v "^$EP$" | grep -v "^$SP$") 2>/dev/null
   for p in $pids; do c1+=("$(awk '{ print $14 + $15 }' "/proc/$p/stat")"); done
   local rcvd; rcvd=$(sed -n 's/.* rcvd=\([0-9]*\).*/\1/p' "$W/load.out")
@@ -49,6 +51,5 @@ one() { # SUBJECT
   kill -TERM -- "-$SP" 2>/dev/null; wait "$SP" 2>/dev/null; SP=
   sleep 0.5
 }
-one subject.sh
-one subject-connect.sh
+for s in ${SUBJECTS:-subject.sh subject-connect.sh}; do one "$s"; done
 echo "files: $W"
