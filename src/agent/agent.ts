@@ -90,10 +90,11 @@ export class Agent {
       gatewayStun: () => carrierPath()?.gatewayStun(),
       opener: (opts) => carrierPath()!.opener(opts),
       sealer: (opts) => carrierPath()!.sealer(opts),
-      offloadEnd: (tag, grant) => carrierPath()?.offloadEnd(tag, { grant }) ?? null,
+      offloadEnd: (tag, budget) => carrierPath()?.offloadEnd(tag, budget) ?? null,
     };
     this.peers = new Peers(config, {
       clock,
+      events,
       path,
       deliverExposed: (tag, origin, payload) => (this.#carrier ?? this.homes[0])?.local.onGatewayDatagram(tag, origin, payload),
       changed: (link) => events.emit({ type: 'peer-path', at: clock.wallNow(), peer: link.peer, state: link.shownState, path: link.path, reason: link.diagnosis().reason }),

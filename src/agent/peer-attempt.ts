@@ -42,6 +42,8 @@ export interface DirectFlowEnd {
   /** The send budget's pools in the batch (datapath/offload-pool.ts), when the flow has a budget: no JavaScript call per credit chunk. */
   readonly pools?: TunnelEnd['pools'];
   charge?(toPeer: number): void;
+  /** What the flow has banked of its share (FairSlot.bank), carried into the pool when it joins. */
+  bank?(): number;
   dropped?(agentBudget: number, sessionShare: number): void;
   forwarded(toPeer: number, fromPeer: number): void;
   /** False once the flow's own side changed (re-tag, closed, another path chosen). */
@@ -193,7 +195,7 @@ export class PeerAttempt {
       peer: { address, port },
       pinPeer: true,
       grant: (want) => flow.grant(want),
-      ...(flow.pools ? { pools: flow.pools, charge: (n: number) => flow.charge?.(n), dropped: (b: number, s: number) => flow.dropped?.(b, s) } : {}),
+      ...(flow.pools ? { pools: flow.pools, charge: (n: number) => flow.charge?.(n), bank: () => flow.bank?.() ?? 0, dropped: (b: number, s: number) => flow.dropped?.(b, s) } : {}),
       forwarded: (to, from) => flow.forwarded(to, from),
       valid: () => {
         const p = this.connected ? this.ice.selectedPair : undefined;

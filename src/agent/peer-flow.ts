@@ -2,16 +2,18 @@ import type { Endpoint } from '../core/address.js';
 import type { DatagramChannel, DatagramReceiver } from '../upstream/dialer.js';
 import type { PeerTarget } from '../upstream/peer/peer-dialer.js';
 import type { PeerLink } from './peer-link.js';
-import { OffloadGroup, type TunnelEnd } from '../datapath/offload.js';
+import { OffloadGroup, type SessionBudget, type TunnelEnd } from '../datapath/offload.js';
 import { PEER_TAG_BIT } from '../protocol/tunnel/index.js';
+import type { DropReason } from '../observe/events.js';
+import { FairSlot, slotDrops, type SendBudget } from '../upstream/agent/send-budget.js';
 
 /** The agent's relay to a peer: its datagram path to the gateway, as flows use it. */
 export interface RelayPath {
   send(tag: number, payload: Buffer): void;
   /** As a DATAGRAM frame on the control channel, in order behind control messages; false when down. */
   sendOverChannel(tag: number, payload: Buffer): boolean;
-  /** The relay's tunnel side of `tag` for the native batch (sealed UDP to the gateway), or null. */
-  offloadEnd?(tag: number, grant: (want: number) => number): TunnelEnd | null;
+  /** The relay's tunnel side of `tag` for the native batch (sealed UDP to the gateway), under `budget`, or null. */
+  offloadEnd?(tag: number, budget: SessionBudget): TunnelEnd | null;
 }
 
 /** Datagrams a flow holds while it has no path yet (control channel down, or `path: direct` before ICE). */
@@ -26,6 +28,10 @@ export const FLOW_QUEUE_MAX = 256;
  * ok: PEER_OPEN_OK came; sealed UDP (or frames, when UDP to the gateway is blocked).
  * Direct: once the gateway told us the peer's connectee tag (`peerTag`), datagrams go over the
  * link's direct path whenever it is usable, else over the relay; the peer's local session is the same.
+ * Budget: every datagram toward the peer, by either path, is admitted first under the link's send
+ * budget (`budget`, one per peer link, shared fairly among its flows: docs/connect.md, "A flood
+ * through a connect listener"), before it is copied or sealed; in the native batch the same budget's
+ * pool decides, and a client's own socket is then left unread while its flow may send no more.
  */
 export class PeerFlow implements DatagramChannel {
   tag = 0;
@@ -36,6 +42,10 @@ export class PeerFlow implements DatagramChannel {
   readonly counters = { direct: 0, relayed: 0, duplicated: 0, received: 0, queuedDropped: 0 };
   /** This flow's session forwarded in the native batch: closed when its tags, its state or its link's path change. */
   readonly offloads = new OffloadGroup();
+  /** This flow's place in the link's send budget (its drops by reason go to the session's record). */
+  readonly fair = new FairSlot();
+  /** The connect route's name, where the budget's drops are reported. */
+  readonly #route: string;
 
   constructor(
     private readonly relay: RelayPath,
@@ -44,7 +54,10 @@ export class PeerFlow implements DatagramChannel {
     readonly target: PeerTarget,
     readonly receiver: DatagramReceiver,
     readonly remote: Endpoint,
-  ) {}
+    private readonly budget: SendBudget,
+  ) {
+    this.#route = `connect/${target.name}`;
+  }
 
   /**
    * Direct when the link's direct path takes it (and the relay too while that path is in doubt),
@@ -52,9 +65,11 @@ export class PeerFlow implements DatagramChannel {
    */
   send(buf: Buffer, prefix: Buffer | null): void {
     if (this.state === 'closed') return;
-    const payload = prefix === null ? buf : Buffer.concat([prefix, buf]);
     if (this.link.state === 'idle') this.link.connect();
     else this.link.touch();
+    // Before copying or sealing: a flooding client loses its own excess here, not at the peer after the trip.
+    if (!this.budget.admit(this.fair, this.#route)) return;
+    const payload = prefix === null ? buf : Buffer.concat([prefix, buf]);
     if (this.#direct(payload)) {
       // In doubt: a copy by the relay too, if it can take one now (never held: it went direct).
       if (this.link.directInDoubt && this.target.path !== 'direct' && this.#relay(payload)) this.counters.duplicated++;
@@ -83,11 +98,29 @@ export class PeerFlow implements DatagramChannel {
     this.onClose(this);
   }
 
+  /** What the link's send budget dropped of this flow, by reason (the session's record). */
+  drops(): Partial<Record<DropReason, number>> | undefined {
+    return slotDrops(this.fair);
+  }
+
+  /** This flow's send budget as the batch takes it (its pool refills the seal entry's credit). */
+  #sessionBudget(): SessionBudget {
+    const { budget, fair } = this;
+    const route = this.#route;
+    return {
+      grant: (want) => budget.take(fair, want),
+      pools: budget.pools,
+      charge: (n) => budget.charge(fair, n),
+      bank: () => fair.bank,
+      dropped: (b, sh) => budget.countDrops(fair, b, sh, route),
+    };
+  }
+
   /**
    * The flow's tunnel side for the native batch (datapath/offload.ts; the connect session's client
    * is the plain side): the link's direct path while it is usable and not in doubt, else the
    * relay's sealed UDP once PEER_OPEN_OK came and while the flow does not go direct. Never while
-   * datagrams are held. A connect listener has no send budget: no credit limit.
+   * datagrams are held. Credit comes from the link's send budget, as JavaScript's own sends.
    */
   offloadEnd(): TunnelEnd | null {
     if (this.state !== 'ok' || this.queue.length > 0) return null;
@@ -102,7 +135,7 @@ export class PeerFlow implements DatagramChannel {
       return link.offloadEnd({
         tag: peerTag,
         tagIn: (peerTag | PEER_TAG_BIT) >>> 0,
-        grant: () => -1,
+        ...this.#sessionBudget(),
         forwarded: (to, from) => count(to, from, true),
         valid: () => this.state === 'ok' && this.peerTag === peerTag,
         groups: [this.offloads],
@@ -111,7 +144,7 @@ export class PeerFlow implements DatagramChannel {
     // The relay: pinned to it, or (auto) while no direct path is usable.
     const relayOnly = () => this.target.path === 'relay' || !link.directUsable;
     if (this.target.path === 'direct' || !relayOnly()) return null;
-    const r = this.relay.offloadEnd?.(tag, () => -1);
+    const r = this.relay.offloadEnd?.(tag, this.#sessionBudget());
     if (!r) return null;
     return {
       ...r,

@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type { Clock } from '../core/clock.js';
+import type { EventStream } from '../observe/events.js';
 import type { IceTiming } from '../ice/agent.js';
 import type { IceSocket } from '../ice/bases.js';
 import type { StunPeer } from '../turn/stun-transaction.js';
@@ -34,6 +35,8 @@ export interface PeerDatagramPath extends RelayPath {
 
 export interface PeersDeps {
   readonly clock: Clock;
+  /** Where the links' send budgets report their drops (`datagrams-dropped` per connect route). */
+  readonly events?: EventStream;
   readonly path: PeerDatagramPath;
   /** A direct datagram for an exposed service's connectee tag (LocalServices.onGatewayDatagram). */
   readonly deliverExposed: (tag: number, origin: DatagramOrigin | undefined, payload: Buffer) => void;

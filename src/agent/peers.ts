@@ -14,6 +14,7 @@ import { PeerStreamOpens } from './peer-streams.js';
 import type { PeerControl, PeersDeps } from './peers-deps.js';
 import type { SessionBudget, TunnelEnd } from '../datapath/offload.js';
 import { PeerLink } from './peer-link.js';
+import { SendBudget } from '../upstream/agent/send-budget.js';
 import { decodePeerSignal } from './peer-signal.js';
 
 export type { PeerControl, PeerDatagramPath, PeersDeps } from './peers-deps.js';
@@ -36,6 +37,11 @@ export class Peers implements PeerFlows {
   readonly counters = { signalsIgnored: 0, signalErrors: 0, flowsOpened: 0, flowsRefused: 0, directRefused: 0 };
   /** The flow of each connect session (the session is the route's FlowRef): records and metrics ask. */
   readonly #bySession = new WeakMap<object, PeerFlow>();
+  /**
+   * The send budget of our flows toward each peer (`agent.datagramBudget`, per link: docs/connect.md,
+   * "A flood through a connect listener"). Made with the link's first flow, kept as long as the link.
+   */
+  readonly #budgets = new Map<string, SendBudget>();
   #control: PeerControl | undefined;
   readonly #sweep: Timer;
 
@@ -230,12 +236,19 @@ export class Peers implements PeerFlows {
   openFlow(target: PeerTarget, receiver: DatagramReceiver): DatagramChannel {
     const link = this.link(target.peer);
     // The remote a record shows: the peer's name, as the route's upstream is `peer/service`.
-    const f = new PeerFlow(this.deps.path, (flow) => this.#close(flow), link, target, receiver, { address: target.peer, port: 0, family: 4 } as Endpoint);
+    const f = new PeerFlow(this.deps.path, (flow) => this.#close(flow), link, target, receiver, { address: target.peer, port: 0, family: 4 } as Endpoint, this.budgetOf(target.peer));
     this.#bySession.set(receiver, f);
     this.counters.flowsOpened++;
     link.connect();
     this.#open(f);
     return f;
+  }
+
+  /** The send budget of our flows toward `peer` (made on first use). */
+  budgetOf(peer: string): SendBudget {
+    let b = this.#budgets.get(peer);
+    if (!b) this.#budgets.set(peer, (b = new SendBudget(this.config.datagramBudget, this.deps.clock, this.deps.events)));
+    return b;
   }
 
   async openStream(target: PeerTarget, opts: DialOptions): Promise<{ stream: Duplex; remote: Endpoint }> {
@@ -252,6 +265,8 @@ export class Peers implements PeerFlows {
     this.#sweep.cancel();
     for (const f of [...this.#flows.values()]) this.#close(f);
     for (const l of this.links.values()) l.idle();
+    for (const b of this.#budgets.values()) b.close();
+    this.#budgets.clear();
   }
 
   // ---- flows ----

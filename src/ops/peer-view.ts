@@ -58,8 +58,12 @@ export interface PeerFlowView {
   /** The flow's tag between this agent and the gateway (0 before PEER_OPEN was sent). */
   tag: number;
   state: 'pending' | 'sent' | 'ok' | 'closed';
-  /** Datagrams sent toward the peer's service directly and over the relay, datagrams received, and dropped while held. */
-  counters: { direct: number; relayed: number; received: number; queuedDropped: number };
+  /**
+   * Datagrams sent toward the peer's service directly and over the relay, datagrams received,
+   * dropped while held, and dropped by the link's send budget (both reasons; docs/connect.md, "A
+   * flood through a connect listener").
+   */
+  counters: { direct: number; relayed: number; received: number; queuedDropped: number; budgetDropped: number };
   /** What carried the datagrams sent so far: `direct`, `relayed`, `mixed`, or `none`. */
   pathKind: PeerPathKind;
 }
@@ -123,7 +127,7 @@ export function peerLinkView(l: PeerLink, now: number): PeerLinkView {
 }
 
 function flowView(f: PeerFlow): PeerFlowView {
-  return { tag: f.tag, state: f.state, counters: { ...f.counters }, pathKind: pathKindOf(f.counters) };
+  return { tag: f.tag, state: f.state, counters: { ...f.counters, budgetDropped: f.fair.droppedBudget + f.fair.droppedShare }, pathKind: pathKindOf(f.counters) };
 }
 
 /** `connect/<name>` route of a connect entry (connect-listeners.ts names them so). */
