@@ -14,13 +14,15 @@
 # Placement as `npm run bench`: both relays on CPU 1, echod and the generators on CPU 0.
 # WARM=N loads both relays for N seconds before each counted window (default 1; WARM=0 counts from
 # cold, as `npm run bench` without BENCH_CPS_WARM does: a fresh Sluice compiles its connection path then).
+# CONC=N connections in flight per generator in the counted window (default 32, the bench's; CONC=1:
+# the latency of one connection alone, the wake-ups and work on its path, without queueing).
 # PORT_BASE=N uses N..N+8 (echod N, relay A N+1..N+4, relay B N+5..N+8); default: ports asked of the kernel.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 SHARED="${SHARED_BENCH:-$HERE/../../../shared/bench}"
 [ -f "$SHARED/tcpconn.c" ] || { echo "tcp-conn-pair: $SHARED/tcpconn.c not found (../shared must sit beside the repository)" >&2; exit 1; }
 [ $# -eq 2 ] || { echo "usage: $0 SUBJECT_A SUBJECT_B" >&2; exit 2; }
-ROUNDS=${ROUNDS:-8} DUR=${DUR:-4} WARM=${WARM:-1}
+ROUNDS=${ROUNDS:-8} DUR=${DUR:-4} WARM=${WARM:-1} CONC=${CONC:-32}
 W=$(mktemp -d /tmp/sluice-tcp-conn-pair.XXXXXX)
 for t in echod tcpconn; do gcc -O2 -Wall -o "$W/$t" "$SHARED/$t.c"; done
 if [ -n "${PORT_BASE:-}" ]; then PORTS=$(seq "$PORT_BASE" $((PORT_BASE + 8)) | tr '\n' ' '); else PORTS=$(node -e '
@@ -50,7 +52,7 @@ for round in $(seq 1 "$ROUNDS"); do
   a0=$(node "$SHARED/benchlib.js" cpu "$PA"); b0=$(node "$SHARED/benchlib.js" cpu "$PB")
   # Each generator in a subshell that reports its children's CPU (gen_cpu, seconds): what a relay
   # costs the client side (its wake-ups and the loopback delivery of its sends to the client).
-  gen() { timeout $((DUR + 20)) taskset -c 0 "$W/tcpconn" -t "127.0.0.1:$1" -c 32 -d "$DUR" -s 32 > "$W/$2"
+  gen() { timeout $((DUR + 20)) taskset -c 0 "$W/tcpconn" -t "127.0.0.1:$1" -c "$CONC" -d "$DUR" -s 32 > "$W/$2"
     awk -v hz="$(getconf CLK_TCK)" '{ printf "gen_cpu=%.3f\n", ($16 + $17) / hz }' "/proc/$BASHPID/stat" >> "$W/$2"; }
   gen "$RA" oa & ta=$!
   gen "$RB" ob & tb=$!
