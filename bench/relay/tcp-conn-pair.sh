@@ -39,7 +39,16 @@ trap cleanup EXIT
 up() { for _ in $(seq 1 150); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 stop() { kill -- "-$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; for _ in $(seq 1 100); do kill -0 -- "-$1" 2>/dev/null || break; sleep 0.05; done; }
 : > "$W/rounds"
+# As run-peers.sh: % busy of both CPUs over 0.4 s while nothing of ours runs (the other tenants' load).
+bg_busy() {
+  local a b tot=0 idle i
+  a=($(head -1 /proc/stat)); sleep 0.4; b=($(head -1 /proc/stat))
+  idle=$(( (b[4] + b[5]) - (a[4] + a[5]) ))
+  for i in 1 2 3 4 5 6 7 8; do tot=$((tot + b[i] - a[i])); done
+  [ "$tot" -gt 0 ] && echo $(( 100 * (tot - idle) / tot )) || echo 0
+}
 for round in $(seq 1 "$ROUNDS"); do
+  bg=$(bg_busy)
   setsid taskset -c 1 bash "$1" "$RA" "$E" "$RIA" "$IA" > "$W/a.log" 2>&1 & PA=$!
   setsid taskset -c 1 bash "$2" "$RB" "$E" "$RIB" "$IB" > "$W/b.log" 2>&1 & PB=$!
   up "$RA" || { echo "relay A did not listen; its log: $W/a.log" >&2; exit 1; }
@@ -60,9 +69,9 @@ for round in $(seq 1 "$ROUNDS"); do
   a1=$(node "$SHARED/benchlib.js" cpu "$PA"); b1=$(node "$SHARED/benchlib.js" cpu "$PB")
   stop "$PA"; stop "$PB"; PA="" PB=""
   kv() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" "$W/$2"; }
-  awk -v r="$round" -v a="$(awk -v x="$a0" -v y="$a1" 'BEGIN { print y - x }')" -v b="$(awk -v x="$b0" -v y="$b1" 'BEGIN { print y - x }')" -v ca="$(kv conns oa)" -v cb="$(kv conns ob)" -v pa="$(kv p50_us oa)" -v pb="$(kv p50_us ob)" -v ea="$(kv errors oa)" -v eb="$(kv errors ob)" -v ga="$(kv gen_cpu oa)" -v gb="$(kv gen_cpu ob)" 'BEGIN {
+  awk -v r="$round" -v bg="$bg" -v a="$(awk -v x="$a0" -v y="$a1" 'BEGIN { print y - x }')" -v b="$(awk -v x="$b0" -v y="$b1" 'BEGIN { print y - x }')" -v ca="$(kv conns oa)" -v cb="$(kv conns ob)" -v pa="$(kv p50_us oa)" -v pb="$(kv p50_us ob)" -v ea="$(kv errors oa)" -v eb="$(kv errors ob)" -v ga="$(kv gen_cpu oa)" -v gb="$(kv gen_cpu ob)" 'BEGIN {
     ua = (ca > 0) ? a * 1000 / ca : 0; ub = (cb > 0) ? b * 1000 / cb : 0; q = (ua > 0) ? ub / ua : 0
-    printf "r%d A conns=%d errors=%d relay_us_per_conn=%.1f gen_us_per_conn=%.1f p50_ms=%.2f | B conns=%d errors=%d relay_us_per_conn=%.1f gen_us_per_conn=%.1f p50_ms=%.2f | B/A %.3f\n", r, ca, ea, ua, (ca > 0) ? ga * 1e6 / ca : 0, pa / 1000, cb, eb, ub, (cb > 0) ? gb * 1e6 / cb : 0, pb / 1000, q }' | tee -a "$W/rounds"
+    printf "r%d bg_busy_pct=%d A conns=%d errors=%d relay_us_per_conn=%.1f gen_us_per_conn=%.1f p50_ms=%.2f | B conns=%d errors=%d relay_us_per_conn=%.1f gen_us_per_conn=%.1f p50_ms=%.2f | B/A %.3f\n", r, bg, ca, ea, ua, (ca > 0) ? ga * 1e6 / ca : 0, pa / 1000, cb, eb, ub, (cb > 0) ? gb * 1e6 / cb : 0, pb / 1000, q }' | tee -a "$W/rounds"
   sleep 0.3
 done
 awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^p50_ms=/) { v[++n] = substr($i, 8) } if (v[1] > 0) print v[2] / v[1]; delete v; n = 0 }' "$W/rounds" | sort -n | awk '{ v[NR] = $1 } END { printf "median B/A connect+echo p50 over %d rounds: %.3f (lowest %.3f, highest %.3f)\n", NR, (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2, v[1], v[NR] }'
