@@ -451,9 +451,10 @@ static void Connected(StreamEngine* e, int id, int err) {
   if (!joined) return;
   // The client's first bytes usually wait already (sent while the upstream was dialed): they go
   // now, before this batch is delivered and before the next look at the set, so the upstream works
-  // on them while JavaScript takes the batch. The client was never in the set, so its readiness
-  // is unknown and counts as ready: one read tells (an empty queue costs one EAGAIN); the edges
-  // its registration reports follow as usual.
+  // on them while JavaScript takes the batch. No edge has told the client's readiness yet (it was
+  // not registered edge-triggered), and unknown counts as ready: one read tells (an empty queue
+  // costs one EAGAIN); the edges its registration reports follow as usual. The pair may end here
+  // (a client that reset): its end record then follows the connected one in this batch.
   int client = e->conns[id].other;
   e->conns[client].ready |= kReadyInClient | kReadyOutClient;
   Pump(e, client);
