@@ -18,7 +18,7 @@
 # nginx has nothing to warm, so WARM=1 compares the two at their steady state, as tcp-conn-pair.sh does.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
-SHARED="$HERE/../../../shared/bench"
+SHARED="${SHARED_BENCH:-$HERE/../../../shared/bench}"
 [ -f "$SHARED/tcpconn.c" ] || { echo "tcp-conn-ab: $SHARED/tcpconn.c not found (../shared must sit beside the repository)" >&2; exit 1; }
 [ $# -ge 1 ] || { echo "usage: $0 nginx|SUBJECT_SCRIPT ..." >&2; exit 2; }
 ROUNDS=${ROUNDS:-5} DUR=${DUR:-2}

@@ -444,9 +444,20 @@ static void Connected(StreamEngine* e, int id, int err) {
   rec[1] = id;
   rec[2] = err;
   // Asked for by streamDialJoin: the pair starts now, before JavaScript sees the record (1: joined).
-  rec[3] = err == 0 && StreamJoinAtConnect(e, id) ? 1 : 0;
-  if (err != 0) StreamCloseConn(e, id);
-  else StreamWatch(e);
+  const bool joined = err == 0 && StreamJoinAtConnect(e, id);
+  rec[3] = joined ? 1 : 0;
+  if (err != 0) return StreamCloseConn(e, id);
+  StreamWatch(e);
+  if (!joined) return;
+  // The client's first bytes usually wait already (sent while the upstream was dialed): they go
+  // now, before this batch is delivered and before the next look at the set, so the upstream works
+  // on them while JavaScript takes the batch. No edge has told the client's readiness yet (it was
+  // not registered edge-triggered), and unknown counts as ready: one read tells (an empty queue
+  // costs one EAGAIN); the edges its registration reports follow as usual. The pair may end here
+  // (a client that reset): its end record then follows the connected one in this batch.
+  int client = e->conns[id].other;
+  e->conns[client].ready |= kReadyInClient | kReadyOutClient;
+  Pump(e, client);
 }
 
 static void Dispatch(StreamEngine* e, int id, uint32_t events) {

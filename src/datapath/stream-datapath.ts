@@ -64,6 +64,8 @@ export type SealedKeys = DataKeys;
  * the dial succeeds (native: in the engine, before JavaScript sees the answer; `joined` is then
  * true on the dialed connection and `pipe` only takes note). Only offered where the route would
  * join the two anyway: no PROXY header to send, no bandwidth pacing, no client bytes to check.
+ * The pair's bytes may move, and the pair may even end, before the answer reaches `done`; `pipe`
+ * still reports that end once, to its `onEnd`.
  */
 export interface DialJoin {
   readonly down: StreamConn;

@@ -34,6 +34,10 @@ export class NativeConn implements StreamConn {
   #client = false;
   /** A dialed connection the engine joined to this client at connect, until `pipe` takes note. */
   joinedTo: NativeConn | undefined;
+  /** On the client: the dialed connection joined to it at connect, until `pipe` takes note. */
+  joinedFrom: NativeConn | undefined;
+  /** On the client: its pair's end, when the pair ended before `pipe` took note (given to `pipe`'s `onEnd`). */
+  lateEnd: PairEnd | undefined;
   /** A relayed connection's counters (native-relayed.ts): its bytes pass through JavaScript. */
   relayed: { readonly bytesRead: number; readonly bytesWritten: number } | undefined;
 

@@ -103,9 +103,17 @@ export class NativeStreamDatapath implements StreamDatapath, ConnEngine {
   }
 
   pipe(down: StreamConn, up: StreamConn, idleTimeoutMs: number, onEnd: (end: PairEnd) => void): (() => PairCounters) | undefined {
+    if (up instanceof NativeConn && down instanceof NativeConn && up.joinedTo === down && down.lateEnd) {
+      // Joined at connect and already over: its first bytes moved at the join, and the end was
+      // reported before the caller took note of the answer.
+      const end = down.lateEnd;
+      up.joinedTo = down.lateEnd = undefined;
+      queueMicrotask(() => onEnd(end));
+      return () => down.finalCounters;
+    }
     if (!(down instanceof NativeConn) || !(up instanceof NativeConn) || down.dp !== this || up.dp !== this || !down.held || !up.held) return undefined;
     if (up.joinedTo === down) {
-      up.joinedTo = undefined; // the engine joined them at connect (dial with DialJoin)
+      up.joinedTo = down.joinedFrom = undefined; // the engine joined them at connect (dial with DialJoin)
     } else {
       // Client bytes read with a PROXY header go first; the pipe starts after them.
       if (down.unread && !up.writeFirst(down.unread)) return undefined;
@@ -314,7 +322,10 @@ export class NativeStreamDatapath implements StreamDatapath, ConnEngine {
         return;
       }
       const conn = new NativeConn(this, id, d.remote, undefined);
-      if (ev[o + 3] === 1) conn.joinedTo = d.joinTo;
+      if (ev[o + 3] === 1 && d.joinTo) {
+        conn.joinedTo = d.joinTo;
+        d.joinTo.joinedFrom = conn;
+      }
       this.#conns[id] = conn;
       d.done(undefined, conn);
     } else if (type === EV_TRUNK_READY) {
@@ -329,6 +340,13 @@ export class NativeStreamDatapath implements StreamDatapath, ConnEngine {
       const conn = this.#conns[id];
       if (!conn) return;
       this.#forget(id);
+      const late = conn.joinedFrom;
+      if (late && !conn.partner) {
+        // A pair joined at connect moves its first bytes at once, so it can end in the batch of
+        // its dial's answer: its end waits for `pipe` if the answer's taker has not called it yet.
+        conn.joinedFrom = undefined;
+        conn.pairWith(late, (end) => (conn.lateEnd = end));
+      }
       if (conn.partner) this.#forget(conn.partner.id);
       if (type === EV_END_KEPT && conn.partner) {
         this.#conns[conn.partner.id] = conn.partner; // held again (NativeConn.endedAsPair)
