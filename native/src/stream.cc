@@ -295,11 +295,26 @@ static int CopyStep(StreamEngine* e, StreamConn* c, int d, int src, int dst) {
   return kStepMoved;
 }
 
+// Readability of a pair's source side `sid` is watched (EPOLLIN in its edge-triggered interest)
+// only while its direction could read: with bytes in the direction's pipe and a destination that
+// would block, every segment the source's peer sends would otherwise wake the engine for nothing
+// (under iperf3 through a paced upstream, more than half of all wake-ups). Turning it back on
+// re-polls the socket (EPOLL_CTL_MOD), so nothing that arrived meanwhile is lost; the caller counts
+// the side as readable then, since no edge was reported while it was off. 0 or -errno.
+static int WatchSource(StreamEngine* e, int sid, bool on) {
+  StreamConn& s = e->conns[sid];
+  if (s.in_off == !on) return 0;
+  if (StreamCtl(e, sid, EPOLL_CTL_MOD, (on ? EPOLLIN : 0) | EPOLLOUT | EPOLLRDHUP | EPOLLET) < 0) return -errno;
+  s.in_off = !on;
+  return 0;
+}
+
 // Moves what can move now in both directions of the pair whose client is `id`; returns after
 // every step would block (or its side is not ready, see kReady*), or the pair ended.
 static void Pump(StreamEngine* e, int id) {
   StreamConn* c = &e->conns[id];
   if (c->sealed != nullptr) return SealedPump(e, id);
+  const int sides[2] = {id, c->other};
   int fds[2] = {c->fd, e->conns[c->other].fd};
   // Side 0 is the client, side 1 the upstream; direction d reads side d and writes side 1 - d.
   const uint8_t in_bit[2] = {kReadyInClient, kReadyInUpstream};
@@ -331,6 +346,11 @@ static void Pump(StreamEngine* e, int id) {
         // (every byte of the other direction was read, so the close is a FIN, not a RST).
         if (!c->shut[d] && c->shut[1 - d]) return EndPair(e, id, c->first_eof == 1 ? kEndUpstreamClosed : kEndClientClosed, 0);
         break;  // the FIN is forwarded once both directions have run (below)
+      }
+      if (e->conns[sides[d]].in_off) {
+        int err = WatchSource(e, sides[d], true);
+        if (err < 0) return EndPair(e, id, d == 0 ? kEndClientError : kEndUpstreamError, -err);
+        c->ready |= in_bit[d];
       }
       if (!(c->ready & in_bit[d])) break;
       // A direction holds a pipe only while bytes are in flight: an idle pair costs its two sockets.
@@ -385,6 +405,10 @@ static void Pump(StreamEngine* e, int id) {
       shutdown(fds[1 - d], SHUT_WR);
       c->shut[d] = true;
     }
+  }
+  for (int d = 0; d < 2; d++) {
+    // A failure to stop watching only costs wake-ups: the source stays watched.
+    if (c->in_pipe[d] > 0 && !(c->ready & out_bit[1 - d]) && !c->eof[d]) WatchSource(e, sides[d], false);
   }
   if (moved && c->idle_ms > 0) c->deadline = uv_now(e->loop) + c->idle_ms;
 }

@@ -83,6 +83,9 @@ struct StreamConn {
   bool in_set = false;      // registered in the epoll set (close() alone removes it: the engine never dups an fd)
   bool watched = false;     // held: one `readable` event asked for (streamWatch)
   bool edge = false;        // registered edge-triggered for IN|OUT|RDHUP (a dial, a pair)
+  // Piped side whose direction waits on a blocked destination with its pipe full: EPOLLIN is left
+  // out of its interest until the pipe drains (stream.cc Pump, WatchSource).
+  bool in_off = false;
   uint8_t ready = 0;        // piped client: kReady* bits, which sides may not block; a dialed held one: its own edges (kReady*Client)
   int other = -1;           // piped: the partner's id
   uint64_t deadline = 0;    // dialing: connect deadline; piped client: idle deadline (uv_now ms)
