@@ -295,17 +295,23 @@ static int CopyStep(StreamEngine* e, StreamConn* c, int d, int src, int dst) {
   return kStepMoved;
 }
 
-// Readability of a pair's source side `sid` is watched (EPOLLIN in its edge-triggered interest)
-// only while its direction could read: with bytes in the direction's pipe and a destination that
-// would block, every segment the source's peer sends would otherwise wake the engine for nothing
-// (under iperf3 through a paced upstream, more than half of all wake-ups). Turning it back on
-// re-polls the socket (EPOLL_CTL_MOD), so nothing that arrived meanwhile is lost; the caller counts
-// the side as readable then, since no edge was reported while it was off. 0 or -errno.
-static int WatchSource(StreamEngine* e, int sid, bool on) {
+// A pair's side is registered edge-triggered for IN|OUT|RDHUP, less what cannot be acted on:
+// - EPOLLIN while its direction waits on a blocked destination with bytes in the pipe (in_off):
+//   every segment the source's peer sends would otherwise wake the engine for nothing (under
+//   iperf3 through a paced upstream, more than half of all wake-ups);
+// - EPOLLOUT on the source of a bulk direction (a splice read of 4 KiB or more, kCopyChunk) that
+//   nothing ever had to wait to write to (out_off): its writability never changes what a pump
+//   does, and with EPOLLOUT in the interest every segment that arrives while the engine reads
+//   reports the socket again after the read took it (an edge with nothing left to read).
+// Each change is an EPOLL_CTL_MOD, which re-polls the socket: nothing that arrived or freed up
+// meanwhile is lost. A short connection never changes its interest. 0 or -errno.
+static int SetInterest(StreamEngine* e, int sid, bool in_off, bool out_off) {
   StreamConn& s = e->conns[sid];
-  if (s.in_off == !on) return 0;
-  if (StreamCtl(e, sid, EPOLL_CTL_MOD, (on ? EPOLLIN : 0) | EPOLLOUT | EPOLLRDHUP | EPOLLET) < 0) return -errno;
-  s.in_off = !on;
+  if (s.in_off == in_off && s.out_off == out_off) return 0;
+  uint32_t ev = (in_off ? 0 : EPOLLIN) | (out_off ? 0 : EPOLLOUT) | EPOLLRDHUP | EPOLLET;
+  if (StreamCtl(e, sid, EPOLL_CTL_MOD, ev) < 0) return -errno;
+  s.in_off = in_off;
+  s.out_off = out_off;
   return 0;
 }
 
@@ -348,7 +354,8 @@ static void Pump(StreamEngine* e, int id) {
         break;  // the FIN is forwarded once both directions have run (below)
       }
       if (e->conns[sides[d]].in_off) {
-        int err = WatchSource(e, sides[d], true);
+        // No edge was reported while it was off: counted as readable.
+        int err = SetInterest(e, sides[d], false, e->conns[sides[d]].out_off);
         if (err < 0) return EndPair(e, id, d == 0 ? kEndClientError : kEndUpstreamError, -err);
         c->ready |= in_bit[d];
       }
@@ -406,9 +413,19 @@ static void Pump(StreamEngine* e, int id) {
       c->shut[d] = true;
     }
   }
-  for (int d = 0; d < 2; d++) {
-    // A failure to stop watching only costs wake-ups: the source stays watched.
-    if (c->in_pipe[d] > 0 && !(c->ready & out_bit[1 - d]) && !c->eof[d]) WatchSource(e, sides[d], false);
+  for (int k = 0; k < 2; k++) {
+    // Side k is read by direction k and written by direction 1 - k.
+    StreamConn& s = e->conns[sides[k]];
+    const bool in_off = c->in_pipe[k] > 0 && !(c->ready & out_bit[1 - k]) && !c->eof[k];
+    const bool write_waits = c->in_pipe[1 - k] > 0 && !(c->ready & out_bit[k]);
+    if (write_waits) s.out_kept = true;
+    const bool out_off = !s.out_kept && c->spliced[k];
+    int err = SetInterest(e, sides[k], in_off, out_off);
+    // Interest that had to come back and did not: an edge could be missed, so the pair ends. One
+    // that could not be dropped only costs wake-ups.
+    if (err < 0 && ((s.in_off && !in_off) || (s.out_off && !out_off))) {
+      return EndPair(e, id, k == 0 ? kEndClientError : kEndUpstreamError, -err);
+    }
   }
   if (moved && c->idle_ms > 0) c->deadline = uv_now(e->loop) + c->idle_ms;
 }
