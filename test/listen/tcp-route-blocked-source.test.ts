@@ -6,9 +6,10 @@ import { tcpConnect, tcpServer, waitFor } from '../helpers/net.js';
 import { perStreamDatapath } from '../datapath/stream-datapaths.js';
 
 // While a direction's destination would block with bytes in its pipe, the native engine stops
-// watching the source's readability and watches it again once the pipe drains (stream.cc
-// WatchSource). What the source sent meanwhile must arrive when the destination reads again, with
-// no later segment or FIN to wake the relay, and the other direction must keep flowing. Both datapaths.
+// watching the source's readability and watches it again once the pipe drains; a bulk source's
+// side is not watched for writability until a write to it would block (stream.cc SetInterest).
+// What the source sent meanwhile must arrive when the destination reads again, with no later
+// segment or FIN to wake the relay, and the other direction must keep flowing. Both datapaths.
 const { test, startNode } = perStreamDatapath();
 
 const route = (upstream: number) => `
@@ -68,8 +69,9 @@ test('blocked source: bytes sent while the destination was full arrive once it r
   await new Promise((r) => setTimeout(r, 300));
   const seen = checkPattern(u);
   u.resume();
-  await sending;
+  // The bytes first: a relay that lost its wake-up leaves the writer waiting for 'drain' forever.
   await waitFor(() => seen.got() >= total, `all ${total} bytes at the upstream (got ${seen.got()})`, 15_000);
+  await sending;
   assert.equal(seen.got(), total);
   assert.equal(seen.bad(), -1);
   // A small write after the bulk, still no FIN: it is relayed on its own.
@@ -115,4 +117,33 @@ test('blocked source: the upstream -> client direction too, then a FIN after the
   assert.equal(seen.got(), total);
   assert.equal(seen.bad(), -1);
   assert.equal(n.ofType('session-ended').length, 0, 'the client has not closed its direction');
+});
+
+test('blocked source: a side first read in bulk is written to later, through a reader that stalls and resumes', async (t) => {
+  const side: { sock?: net.Socket } = {};
+  const up = await tcpServer(t, (s) => {
+    side.sock = s;
+  });
+  const n = await startNode(t, route(up.port));
+  const c = await tcpConnect(t, n.port('app'));
+  await waitFor(() => side.sock !== undefined, 'upstream accepted');
+  const u = side.sock!;
+  // Bulk client -> upstream first: the client's side is read in bulk and nothing writes to it.
+  const atUpstream = checkPattern(u);
+  await writePattern(c, 8 * 1024 * 1024);
+  await waitFor(() => atUpstream.got() === 8 * 1024 * 1024, 'the client bulk at the upstream', 15_000);
+  // Now the other way into a client that reads nothing for a while: the relay's writes to the
+  // client block, and only the client's writability can tell it to go on.
+  c.pause();
+  const total = 16 * 1024 * 1024;
+  const sending = writePattern(u, total);
+  await new Promise((r) => setTimeout(r, 300));
+  const seen = checkPattern(c);
+  c.resume();
+  await waitFor(() => seen.got() >= total, `all ${total} bytes at the client (got ${seen.got()})`, 15_000);
+  await sending;
+  assert.equal(seen.got(), total);
+  assert.equal(seen.bad(), -1);
+  assert.equal(atUpstream.bad(), -1);
+  assert.equal(n.ofType('session-ended').length, 0, 'no FIN was sent either way');
 });
