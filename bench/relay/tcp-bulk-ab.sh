@@ -11,7 +11,7 @@
 # every round, and medians with min-max at the end.
 # STAT=1 counts, with perf stat on the relay, task-clock (ms), context switches and system calls
 # (all, and splice, recvfrom, sendto, writev, epoll_wait, epoll_pwait) per GB relayed.
-# PERF=DIR records `perf record -e cpu-clock -g` of the relay for each P=1 step into DIR.
+# PERF=DIR records `perf record -e cpu-clock -g` of the relay for each P=1 step (PERF_P=N: P=N) into DIR.
 set -euo pipefail
 W=$(mktemp -d /tmp/sluice-tcp-bulk-ab.XXXXXX)
 [ $# -ge 1 ] || { echo "usage: PORT_BASE=N $0 SUBJECT_SCRIPT ..." >&2; exit 2; }
@@ -70,7 +70,7 @@ one() { # ROUND INDEX SCRIPT
   taskset -c 0 timeout 20 iperf3 -c 127.0.0.1 -p "$tport" -t 1 -P 2 > /dev/null 2>&1 || true
   for p in $PS; do
     local pp=""
-    if [ -n "${PERF:-}" ] && [ "$p" = 1 ]; then
+    if [ -n "${PERF:-}" ] && [ "$p" = "${PERF_P:-1}" ]; then
       mkdir -p "$PERF"
       perf record -q -e cpu-clock -g -o "$PERF/r$round-relay$i.data" -p "$(pgrep -g "$SP" | paste -sd,)" > /dev/null 2>&1 & pp=$!
     fi

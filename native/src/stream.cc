@@ -295,11 +295,32 @@ static int CopyStep(StreamEngine* e, StreamConn* c, int d, int src, int dst) {
   return kStepMoved;
 }
 
+// A pair's side is registered edge-triggered for IN|OUT|RDHUP, less what cannot be acted on:
+// - EPOLLIN while its direction waits on a blocked destination with bytes in the pipe (in_off):
+//   every segment the source's peer sends would otherwise wake the engine for nothing (under
+//   iperf3 through a paced upstream, more than half of all wake-ups);
+// - EPOLLOUT on the source of a bulk direction (a splice read of 4 KiB or more, kCopyChunk) that
+//   nothing ever had to wait to write to (out_off): its writability never changes what a pump
+//   does, and with EPOLLOUT in the interest every segment that arrives while the engine reads
+//   reports the socket again after the read took it (an edge with nothing left to read).
+// Each change is an EPOLL_CTL_MOD, which re-polls the socket: nothing that arrived or freed up
+// meanwhile is lost. A short connection never changes its interest. 0 or -errno.
+static int SetInterest(StreamEngine* e, int sid, bool in_off, bool out_off) {
+  StreamConn& s = e->conns[sid];
+  if (s.in_off == in_off && s.out_off == out_off) return 0;
+  uint32_t ev = (in_off ? 0 : EPOLLIN) | (out_off ? 0 : EPOLLOUT) | EPOLLRDHUP | EPOLLET;
+  if (StreamCtl(e, sid, EPOLL_CTL_MOD, ev) < 0) return -errno;
+  s.in_off = in_off;
+  s.out_off = out_off;
+  return 0;
+}
+
 // Moves what can move now in both directions of the pair whose client is `id`; returns after
 // every step would block (or its side is not ready, see kReady*), or the pair ended.
 static void Pump(StreamEngine* e, int id) {
   StreamConn* c = &e->conns[id];
   if (c->sealed != nullptr) return SealedPump(e, id);
+  const int sides[2] = {id, c->other};
   int fds[2] = {c->fd, e->conns[c->other].fd};
   // Side 0 is the client, side 1 the upstream; direction d reads side d and writes side 1 - d.
   const uint8_t in_bit[2] = {kReadyInClient, kReadyInUpstream};
@@ -331,6 +352,12 @@ static void Pump(StreamEngine* e, int id) {
         // (every byte of the other direction was read, so the close is a FIN, not a RST).
         if (!c->shut[d] && c->shut[1 - d]) return EndPair(e, id, c->first_eof == 1 ? kEndUpstreamClosed : kEndClientClosed, 0);
         break;  // the FIN is forwarded once both directions have run (below)
+      }
+      if (e->conns[sides[d]].in_off) {
+        // No edge was reported while it was off: counted as readable.
+        int err = SetInterest(e, sides[d], false, e->conns[sides[d]].out_off);
+        if (err < 0) return EndPair(e, id, d == 0 ? kEndClientError : kEndUpstreamError, -err);
+        c->ready |= in_bit[d];
       }
       if (!(c->ready & in_bit[d])) break;
       // A direction holds a pipe only while bytes are in flight: an idle pair costs its two sockets.
@@ -384,6 +411,20 @@ static void Pump(StreamEngine* e, int id) {
     if ((d == 0 ? fin0 : fin1) && !c->shut[d]) {
       shutdown(fds[1 - d], SHUT_WR);
       c->shut[d] = true;
+    }
+  }
+  for (int k = 0; k < 2; k++) {
+    // Side k is read by direction k and written by direction 1 - k.
+    StreamConn& s = e->conns[sides[k]];
+    const bool in_off = c->in_pipe[k] > 0 && !(c->ready & out_bit[1 - k]) && !c->eof[k];
+    const bool write_waits = c->in_pipe[1 - k] > 0 && !(c->ready & out_bit[k]);
+    if (write_waits) s.out_kept = true;
+    const bool out_off = !s.out_kept && c->spliced[k];
+    int err = SetInterest(e, sides[k], in_off, out_off);
+    // Interest that had to come back and did not: an edge could be missed, so the pair ends. One
+    // that could not be dropped only costs wake-ups.
+    if (err < 0 && ((s.in_off && !in_off) || (s.out_off && !out_off))) {
+      return EndPair(e, id, k == 0 ? kEndClientError : kEndUpstreamError, -err);
     }
   }
   if (moved && c->idle_ms > 0) c->deadline = uv_now(e->loop) + c->idle_ms;

@@ -83,6 +83,13 @@ struct StreamConn {
   bool in_set = false;      // registered in the epoll set (close() alone removes it: the engine never dups an fd)
   bool watched = false;     // held: one `readable` event asked for (streamWatch)
   bool edge = false;        // registered edge-triggered for IN|OUT|RDHUP (a dial, a pair)
+  // Piped side whose direction waits on a blocked destination with its pipe full: EPOLLIN is left
+  // out of its interest until the pipe drains (stream.cc Pump, SetInterest).
+  bool in_off = false;
+  // Piped side that a bulk direction reads and whose writes never blocked: EPOLLOUT is left out of
+  // its interest (out_off) until a write to it would block; from then on it stays (out_kept).
+  bool out_off = false;
+  bool out_kept = false;
   uint8_t ready = 0;        // piped client: kReady* bits, which sides may not block; a dialed held one: its own edges (kReady*Client)
   int other = -1;           // piped: the partner's id
   uint64_t deadline = 0;    // dialing: connect deadline; piped client: idle deadline (uv_now ms)
