@@ -1,7 +1,8 @@
 // ipsec-mb through dlopen (ipsec-mb.h says why and when).
 #include "ipsec-mb.h"
 
-#if defined(__has_include)
+// SLUICE_NO_IPSEC_MB builds the OpenSSL-only addon where the header exists (to test that build).
+#if defined(__has_include) && !defined(SLUICE_NO_IPSEC_MB)
 #if __has_include(<intel-ipsec-mb.h>)
 #define SLUICE_IPSEC_MB 1
 #endif
