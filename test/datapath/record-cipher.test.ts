@@ -1,6 +1,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RecordCipherInfo, RecordCipherName } from '../../src/datapath/stream-datapath.js';
+import { startApp } from '../admin/app-helper.js';
 import { DATA, KEY_UPDATE, RecordReader, acceptedConn, farEnd, nativeDp, seal, skip, testKeys, type DirKey } from './sealed-harness.js';
 
 // The records of sealed pairs and trunks run AES-128-GCM in Intel's ipsec-mb where the addon loaded
@@ -117,4 +118,21 @@ test('record cipher: ipsec-mb is the one in use (required under CI=true, where .
     return t.skip(`ipsec-mb absent: ${info.missing}`);
   }
   assert.notEqual(info.arch, '');
+});
+
+test('record cipher: /api/health names it beside the native stream datapath, and not on the js one', { skip }, async (t) => {
+  const yaml = (datapath: string) => `
+datapath: ${datapath}
+routes:
+  web: { listen: tcp://127.0.0.1:0, upstream: 127.0.0.1:9 }
+accessLog: { output: off }
+`;
+  const native = await startApp(t, yaml('native'));
+  const status = native.app.ops.status();
+  assert.equal(status.streamDatapath, 'native');
+  assert.equal(status.recordCipher, cipherOf().info().cipher);
+  await native.stop();
+  const js = await startApp(t, yaml('js'));
+  assert.equal(js.app.ops.status().streamDatapath, 'js');
+  assert.equal(js.app.ops.status().recordCipher, undefined);
 });
