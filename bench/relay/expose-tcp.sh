@@ -10,11 +10,11 @@
 #   PERF_STAT="syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom" PERF_DIR=/tmp/perf ...   # perf stat -e instead: counts per test
 # Other tenants' TIME-WAITs can hold the ports (bind: Address already in use): a namespace of its own,
 #   unshare -n bash -c 'ip link set lo up; exec bash bench/relay/expose-tcp.sh "$@"' bash /path/to/base "$PWD"
-# Prints one line per root, round and test: rate, relay CPU % of one core, rate per CPU-second
+# Order reversed every other round. Prints one line per root, round and test: rate, relay CPU % of one core, rate per CPU-second
 # (MB/s for iperf3, connections for tcpconn), and the other tenants' busy % before the block.
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
-SHARED="$HERE/../../../shared/bench"
+SHARED="${SHARED_BENCH:-$HERE/../../../shared/bench}"
 [ -d "$SHARED" ] || { echo "expose-tcp: $SHARED not found (../shared must sit beside the repository)" >&2; exit 1; }
 DUR=${DUR:-4}
 ROUNDS=${ROUNDS:-1}
@@ -47,7 +47,11 @@ PGS+=("$UP")
 wait_tcp $P_ECHO && wait_tcp $P_IPERF || exit 1
 
 for round in $(seq 1 "$ROUNDS"); do
-  for root in "$@"; do
+  # Order reversed every other round: the second subject of a round runs in the first one's
+  # TIME-WAITs and warmth (cps measured 5 % apart by position alone).
+  roots=("$@")
+  if ((round % 2 == 0)); then roots=(); for ((i = $#; i >= 1; i--)); do roots+=("${!i}"); done; fi
+  for root in "${roots[@]}"; do
     b=$(bg_busy)
     R=$(spawn taskset -c 1 "$root/bench/relay/subject-expose.sh" $P_R $P_ECHO $P_RI $P_IPERF)
     PGS+=("$R")

@@ -14,7 +14,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-PEERS="$ROOT/../shared/bench/run-peers.sh"
+PEERS="${SHARED_BENCH:-$ROOT/../shared/bench}/run-peers.sh"
 [ -f "$PEERS" ] || { echo "bench: $PEERS not found (../shared must sit beside the repository)" >&2; exit 1; }
 export ONLY=${ONLY:-"direct nginx haproxy subject"}
 export SUBJECT_CMD=${SUBJECT_CMD:-"$HERE/subject.sh {RELAY_PORT} {ECHO_PORT} {IPERF_RELAY_PORT} {IPERF_PORT}"}

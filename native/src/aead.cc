@@ -1,5 +1,6 @@
-// ChaCha20-Poly1305 through OpenSSL's provider functions or EVP (aead.h says why both).
+// ChaCha20-Poly1305 through ipsec-mb, OpenSSL's provider functions or EVP (aead.h says why each).
 #include "aead.h"
+#include "ipsec-mb.h"
 
 #include <openssl/core_dispatch.h>
 #include <openssl/core_names.h>
@@ -84,6 +85,35 @@ void AeadProviderFree(AeadProvider* p) {
   delete p;
 }
 
+void AeadPathsResolve(AeadPaths& p) {
+  if (p.resolved) return;
+  p.resolved = true;
+  p.prov = AeadProviderResolve();
+  p.imb = ImbNew(&p.imb_missing);
+}
+
+void AeadPathsFree(AeadPaths& p) {
+  AeadProviderFree(p.prov);
+  ImbFree(p.imb);
+  p = AeadPaths();
+}
+
+AeadPath AeadPathNow(AeadPaths& p) {
+  AeadPathsResolve(p);
+  if (p.want == kAeadImb && p.imb != nullptr) return kAeadImb;
+  if (p.want != kAeadEvp && p.prov != nullptr) return kAeadProvider;
+  return kAeadEvp;
+}
+
+bool AeadInitFrom(AeadPaths& p, Aead* a, const uint8_t* key, bool encrypt) {
+  AeadPath way = AeadPathNow(p);
+  if (way != kAeadImb) return AeadInit(a, way == kAeadProvider ? p.prov : nullptr, key, encrypt);
+  AeadFree(a);
+  a->imb = p.imb;
+  memcpy(a->key, key, kKey);
+  return true;
+}
+
 bool AeadInit(Aead* a, const AeadProvider* prov, const uint8_t* key, bool encrypt) {
   AeadFree(a);
   if (prov != nullptr) {
@@ -109,6 +139,8 @@ bool AeadInit(Aead* a, const AeadProvider* prov, const uint8_t* key, bool encryp
 }
 
 void AeadFree(Aead* a) {
+  if (a->imb != nullptr) OPENSSL_cleanse(a->key, kKey);
+  a->imb = nullptr;
   if (a->ctx == nullptr) return;
   if (a->prov != nullptr)
     a->prov->freectx(a->ctx);
@@ -119,6 +151,7 @@ void AeadFree(Aead* a) {
 }
 
 bool AeadSeal(Aead* a, const uint8_t* nonce, const uint8_t* aad, uint8_t* data, int len, uint8_t* tag) {
+  if (a->imb != nullptr) return ImbChachaSeal(a->imb, a->key, nonce, aad, kAad, data, static_cast<size_t>(len), tag);
   if (a->prov != nullptr) {
     const AeadProvider* p = a->prov;
     size_t outl = 0;
@@ -135,6 +168,7 @@ bool AeadSeal(Aead* a, const uint8_t* nonce, const uint8_t* aad, uint8_t* data, 
 }
 
 bool AeadOpen(Aead* a, const uint8_t* nonce, const uint8_t* aad, uint8_t* data, int len, const uint8_t* tag) {
+  if (a->imb != nullptr) return ImbChachaOpen(a->imb, a->key, nonce, aad, kAad, data, static_cast<size_t>(len), tag);
   if (a->prov != nullptr) {
     const AeadProvider* p = a->prov;
     size_t outl = 0;

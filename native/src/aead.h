@@ -1,5 +1,8 @@
 // ChaCha20-Poly1305 (RFC 8439) for the tunnel datagrams' key slots (seal.cc), one key per context.
-// The cipher is always Node's own OpenSSL: no cryptography of our own. Two ways to reach it:
+// No cryptography of our own: the cipher is Intel's ipsec-mb where the engine could load it
+// (ipsec-mb.h; one call per datagram, 2-3x OpenSSL 3.0's speed at 64 and 1400 bytes on this
+// project's machines, docs/datapath.md "Sealed tunnel datagrams in the batch"), else Node's own
+// OpenSSL, reached one of two ways:
 //   direct: the functions of the provider that implements "ChaCha20-Poly1305" (OpenSSL's default
 //           provider), called through its dispatch table (OSSL_PROVIDER_query_operation, public
 //           in <openssl/core_dispatch.h>). Same implementation and bytes as EVP; it skips the EVP
@@ -16,6 +19,7 @@
 namespace sluice {
 
 struct AeadProvider;  // the resolved dispatch table and the fetched cipher that keeps it loaded
+struct Imb;
 
 // The provider's functions for ChaCha20-Poly1305, or nullptr when they cannot be reached (then
 // every key uses EVP). Free with AeadProviderFree once no key uses it.
@@ -25,7 +29,27 @@ void AeadProviderFree(AeadProvider* p);
 struct Aead {
   const AeadProvider* prov = nullptr;  // set: `ctx` is the provider's own context
   void* ctx = nullptr;                 // the provider's context, or an EVP_CIPHER_CTX
+  Imb* imb = nullptr;                  // set instead: ipsec-mb with `key` (wiped by AeadFree)
+  uint8_t key[32] = {};
 };
+
+// The ways an engine's new keys can take, resolved at its first key: ipsec-mb (kAeadImb), the
+// provider's functions (kAeadProvider) or EVP (kAeadEvp). `want` is the best one by default; a
+// test may ask for another (seal.cc's sealPath) and gets the best available at or below it.
+enum AeadPath { kAeadImb = 0, kAeadProvider = 1, kAeadEvp = 2 };
+struct AeadPaths {
+  bool resolved = false;
+  AeadProvider* prov = nullptr;
+  Imb* imb = nullptr;                 // this engine's manager (ipsec-mb is not thread-safe)
+  const char* imb_missing = nullptr;  // why there is none
+  AeadPath want = kAeadImb;
+};
+void AeadPathsResolve(AeadPaths& p);
+void AeadPathsFree(AeadPaths& p);
+// The way keys added now take (resolving first).
+AeadPath AeadPathNow(AeadPaths& p);
+// Keys `a` through the way AeadPathNow names; false when OpenSSL refuses (no ChaCha20-Poly1305 here).
+bool AeadInitFrom(AeadPaths& p, Aead* a, const uint8_t* key, bool encrypt);
 
 // Keys `a` with the 32-byte `key` for sealing (`encrypt`) or opening, through `prov` when given,
 // else EVP. False when OpenSSL refuses (no ChaCha20-Poly1305 here).

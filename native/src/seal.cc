@@ -18,6 +18,7 @@
 #include "engine.h"
 
 #include "aead.h"
+#include <openssl/crypto.h>
 #include <string.h>
 
 #include <unordered_map>
@@ -63,10 +64,8 @@ struct SealState {
   int32_t* drops = nullptr;
   int drops_max = 0;  // slots that have drop counters
   napi_ref drops_ref = nullptr;
-  // OpenSSL's provider functions for new keys (aead.h), resolved at the first key; none: EVP.
-  AeadProvider* prov = nullptr;
-  bool prov_resolved = false;
-  bool evp_only = false;  // sealPath(engine, false): new keys use EVP (tests compare both ways)
+  // ipsec-mb, OpenSSL's provider functions or EVP for new keys (aead.h), resolved at the first key.
+  AeadPaths paths;
 };
 
 static inline uint64_t BindKey(int sock, uint32_t key_id) { return (static_cast<uint64_t>(sock) << 32) | key_id; }
@@ -108,7 +107,7 @@ void FreeSeal(Engine* e) {
   for (size_t i = 0; i < s->slots.size(); i++) FreeSlot(s, static_cast<int>(i));
   if (s->openm_ref != nullptr) napi_delete_reference(e->env, s->openm_ref);
   if (s->drops_ref != nullptr) napi_delete_reference(e->env, s->drops_ref);
-  AeadProviderFree(s->prov);
+  AeadPathsFree(s->paths);
   delete s;
   e->seal = nullptr;
 }
@@ -354,12 +353,8 @@ napi_value KeyAdd(napi_env env, napi_callback_info info) {
   }
   SealState* s = State(e);
   bool opener = key_id != 0;
-  if (!s->prov_resolved) {
-    s->prov = AeadProviderResolve();
-    s->prov_resolved = true;
-  }
   Aead aead;
-  if (!AeadInit(&aead, s->evp_only ? nullptr : s->prov, static_cast<uint8_t*>(key), !opener)) {
+  if (!AeadInitFrom(s->paths, &aead, static_cast<uint8_t*>(key), !opener)) {
     napi_throw_error(env, "SLUICE_NATIVE", "OpenSSL has no ChaCha20-Poly1305 here");
     return nullptr;
   }
@@ -375,6 +370,7 @@ napi_value KeyAdd(napi_env env, napi_callback_info info) {
   k.used = true;
   k.opener = opener;
   k.aead = aead;
+  OPENSSL_cleanse(aead.key, sizeof aead.key);  // the slot holds the key now (ipsec-mb's way)
   k.key_id = key_id;
   k.nonce[0] = static_cast<uint8_t>(direction >> 24);
   k.nonce[1] = static_cast<uint8_t>(direction >> 16);
@@ -442,25 +438,36 @@ napi_value OpenOne(napi_env env, napi_callback_info info) {
   return Int(env, v | (newest ? 1 << 8 : 0));
 }
 
-// sealPath(engine[, direct]) -> whether keys added from now on reach OpenSSL's ChaCha20-Poly1305
-// through its provider's functions (aead.h; else through EVP). `direct` false makes them use EVP,
-// true goes back to the provider's functions where they can be reached: for tests, which compare
-// the bytes of both ways. Keys already added keep their way.
+// sealPath(engine[, want: 'ipsec-mb' | 'provider' | 'evp']) -> [path, why ipsec-mb is not loaded
+// or '']: the way keys added from now on reach ChaCha20-Poly1305 (aead.h): ipsec-mb, OpenSSL's
+// provider functions, or EVP. `want` picks the best available at or below it: for tests, which
+// compare the bytes of every way. Keys already added keep their way.
 napi_value SealPath(napi_env env, napi_callback_info info) {
+  static const char* const kNames[] = {"ipsec-mb", "provider", "evp"};
   napi_value argv[2];
   size_t argc = 2;
   if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < 1) return nullptr;
   Engine* e = LiveEngine(env, argv[0]);
   if (e == nullptr) return Nothing(env);
   SealState* s = State(e);
-  bool direct;
-  if (argc >= 2 && napi_get_value_bool(env, argv[1], &direct) == napi_ok) s->evp_only = !direct;
-  if (!s->prov_resolved) {
-    s->prov = AeadProviderResolve();
-    s->prov_resolved = true;
+  char want[16] = "";
+  size_t n = 0;
+  if (argc >= 2 && napi_get_value_string_utf8(env, argv[1], want, sizeof want, &n) == napi_ok) {
+    int i = 0;
+    while (i < 3 && strcmp(want, kNames[i]) != 0) i++;
+    if (i == 3) {
+      napi_throw_type_error(env, nullptr, "sealPath(engine[, 'ipsec-mb' | 'provider' | 'evp'])");
+      return nullptr;
+    }
+    s->paths.want = static_cast<AeadPath>(i);
   }
-  napi_value out;
-  napi_get_boolean(env, s->prov != nullptr && !s->evp_only, &out);
+  AeadPath now = AeadPathNow(s->paths);
+  napi_value out, path, why;
+  napi_create_array_with_length(env, 2, &out);
+  napi_create_string_utf8(env, kNames[now], NAPI_AUTO_LENGTH, &path);
+  napi_create_string_utf8(env, s->paths.imb_missing != nullptr ? s->paths.imb_missing : "", NAPI_AUTO_LENGTH, &why);
+  napi_set_element(env, out, 0, path);
+  napi_set_element(env, out, 1, why);
   return out;
 }
 

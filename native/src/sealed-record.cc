@@ -1,5 +1,6 @@
 // The record crypto of one direction of a sealed pair (sealed-record.h).
 #include "sealed-record.h"
+#include "ipsec-mb.h"
 #include "stream-sealed.h"
 
 #include <openssl/kdf.h>
@@ -19,29 +20,32 @@ bool SealRecord(SealDir& d, uint8_t type, uint8_t* rec, size_t n) {
   rec[3] = static_cast<uint8_t>(n);
   uint8_t nonce[12];
   Nonce(d, nonce);
-  int outl;
-  EVP_CIPHER_CTX* c = d.ctx;
-  bool ok = EVP_EncryptInit_ex(c, nullptr, nullptr, nullptr, nonce) == 1 && EVP_EncryptUpdate(c, nullptr, &outl, rec, kRecHeader) == 1 &&
-            (n == 0 || EVP_EncryptUpdate(c, rec + kRecHeader, &outl, rec + kRecHeader, static_cast<int>(n)) == 1) &&
-            EVP_EncryptFinal_ex(c, rec + kRecHeader + n, &outl) == 1 &&
-            EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, kRecTag, rec + kRecHeader + n) == 1;
   d.seq++;
   d.records++;
   d.bytes += n;
-  return ok;
+  if (d.imb != nullptr) {
+    ImbGcmSeal(d.imb, d.imb_key, nonce, rec, kRecHeader, rec + kRecHeader, n, rec + kRecHeader + n);
+    return true;
+  }
+  int outl;
+  EVP_CIPHER_CTX* c = d.ctx;
+  return EVP_EncryptInit_ex(c, nullptr, nullptr, nullptr, nonce) == 1 && EVP_EncryptUpdate(c, nullptr, &outl, rec, kRecHeader) == 1 &&
+         (n == 0 || EVP_EncryptUpdate(c, rec + kRecHeader, &outl, rec + kRecHeader, static_cast<int>(n)) == 1) &&
+         EVP_EncryptFinal_ex(c, rec + kRecHeader + n, &outl) == 1 &&
+         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, kRecTag, rec + kRecHeader + n) == 1;
 }
 
 bool OpenRecord(SealDir& d, uint8_t* rec, size_t n) {
   uint8_t nonce[12];
   Nonce(d, nonce);
+  d.seq++;
+  if (d.imb != nullptr) return ImbGcmOpen(d.imb, d.imb_key, nonce, rec, kRecHeader, rec + kRecHeader, n, rec + kRecHeader + n);
   int outl;
   EVP_CIPHER_CTX* c = d.ctx;
-  bool ok = EVP_DecryptInit_ex(c, nullptr, nullptr, nullptr, nonce) == 1 && EVP_DecryptUpdate(c, nullptr, &outl, rec, kRecHeader) == 1 &&
-            (n == 0 || EVP_DecryptUpdate(c, rec + kRecHeader, &outl, rec + kRecHeader, static_cast<int>(n)) == 1) &&
-            EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, kRecTag, rec + kRecHeader + n) == 1 &&
-            EVP_DecryptFinal_ex(c, rec + kRecHeader + n, &outl) == 1;
-  d.seq++;
-  return ok;
+  return EVP_DecryptInit_ex(c, nullptr, nullptr, nullptr, nonce) == 1 && EVP_DecryptUpdate(c, nullptr, &outl, rec, kRecHeader) == 1 &&
+         (n == 0 || EVP_DecryptUpdate(c, rec + kRecHeader, &outl, rec + kRecHeader, static_cast<int>(n)) == 1) &&
+         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, kRecTag, rec + kRecHeader + n) == 1 &&
+         EVP_DecryptFinal_ex(c, rec + kRecHeader + n, &outl) == 1;
 }
 
 bool NextKey(SealDir& d, int enc) {
@@ -59,7 +63,10 @@ bool NextKey(SealDir& d, int enc) {
   if (ok) {
     memcpy(d.key, out, 16);
     memcpy(d.iv, out + 16, 12);
-    ok = EVP_CipherInit_ex(d.ctx, nullptr, nullptr, d.key, nullptr, enc) == 1;
+    if (d.imb != nullptr)
+      ImbGcmKeySet(d.imb, d.imb_key, d.key);
+    else
+      ok = EVP_CipherInit_ex(d.ctx, nullptr, nullptr, d.key, nullptr, enc) == 1;
   }
   OPENSSL_cleanse(ikm, sizeof ikm);
   OPENSSL_cleanse(out, sizeof out);
@@ -67,7 +74,36 @@ bool NextKey(SealDir& d, int enc) {
   return ok;
 }
 
-bool KeyDir(SealDir& d, std::vector<void*>& pool, int enc) {
+void RecordCiphersInit(RecordCiphers& rc) { rc.imb = ImbNew(&rc.imb_missing); }
+
+void RecordCiphersFree(RecordCiphers& rc) {
+  for (void* c : rc.evp_pool) EVP_CIPHER_CTX_free(static_cast<EVP_CIPHER_CTX*>(c));
+  rc.evp_pool.clear();
+  for (void* k : rc.imb_pool) ImbGcmKeyFree(k);
+  rc.imb_pool.clear();
+  ImbFree(rc.imb);
+  rc.imb = nullptr;
+}
+
+const char* RecordCipherName(const RecordCiphers& rc) { return rc.imb != nullptr && !rc.openssl_only ? "ipsec-mb" : "openssl"; }
+
+const char* RecordCipherArch(const RecordCiphers& rc) { return ImbArch(rc.imb); }
+
+bool KeyDir(SealDir& d, RecordCiphers& rc, int enc) {
+  if (d.ctx == nullptr && d.imb_key == nullptr && rc.imb != nullptr && !rc.openssl_only) {
+    if (!rc.imb_pool.empty()) {
+      d.imb_key = rc.imb_pool.back();
+      rc.imb_pool.pop_back();
+    } else if ((d.imb_key = ImbGcmKeyNew()) == nullptr) {
+      return false;
+    }
+    d.imb = rc.imb;
+  }
+  if (d.imb != nullptr) {
+    ImbGcmKeySet(d.imb, d.imb_key, d.key);
+    return true;
+  }
+  std::vector<void*>& pool = rc.evp_pool;
   if (d.ctx == nullptr && !pool.empty()) {
     d.ctx = static_cast<EVP_CIPHER_CTX*>(pool.back());
     pool.pop_back();
@@ -78,15 +114,24 @@ bool KeyDir(SealDir& d, std::vector<void*>& pool, int enc) {
   return EVP_CipherInit_ex(d.ctx, nullptr, nullptr, d.key, nullptr, enc) == 1;
 }
 
-void WipeDir(SealDir& d, std::vector<void*>& pool) {
+void WipeDir(SealDir& d, RecordCiphers& rc) {
   static const uint8_t kZero[16] = {};
-  // Keyed with zeros before it waits in the pool: no key schedule of an ended pair stays behind.
+  std::vector<void*>& pool = rc.evp_pool;
+  // Keyed with zeros (or wiped) before it waits in the pool: no key schedule of an ended pair stays behind.
   if (d.ctx != nullptr && pool.size() < kCipherPoolMax && EVP_CipherInit_ex(d.ctx, nullptr, nullptr, kZero, nullptr, 1) == 1) {
     pool.push_back(d.ctx);
   } else {
     EVP_CIPHER_CTX_free(d.ctx);
   }
+  if (d.imb_key != nullptr && rc.imb_pool.size() < kCipherPoolMax) {
+    ImbGcmKeyWipe(d.imb_key);
+    rc.imb_pool.push_back(d.imb_key);
+  } else {
+    ImbGcmKeyFree(d.imb_key);
+  }
   d.ctx = nullptr;
+  d.imb_key = nullptr;
+  d.imb = nullptr;
   OPENSSL_cleanse(d.key, sizeof d.key);
   OPENSSL_cleanse(d.iv, sizeof d.iv);
 }

@@ -145,6 +145,7 @@ napi_value Open(napi_env env, napi_callback_info info) {
   }
   e->poll.data = e;
   e->timer.data = e;
+  RecordCiphersInit(e->ciphers);
   // Strong: the engine calls back into both for as long as it is open (destroy() drops them).
   napi_create_reference(env, argv[0], 1, &e->ev_ref);
   napi_create_reference(env, argv[1], 1, &e->on_events);
@@ -417,6 +418,7 @@ void RegisterStream(napi_env env, napi_value exports) {
       {"streamDestroy", nullptr, Destroy, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"streamPipeSealed", nullptr, SealedPipeApi, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"streamSealedLimits", nullptr, SealedLimitsApi, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"streamRecordCipher", nullptr, RecordCipherApi, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"streamResetOnClose", nullptr, ResetOnClose, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

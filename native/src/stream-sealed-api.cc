@@ -123,4 +123,36 @@ napi_value SealedLimitsApi(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// streamRecordCipher(engine[, use: 'openssl' | 'ipsec-mb']) -> { cipher, arch, missing }: which
+// AES-128-GCM the records of pairs and trunks keyed from now on use (sealed-record.h), the code path
+// ipsec-mb picked for this CPU ('' without it) and why it is not there ('' when it is). `use`
+// 'openssl' keeps new keys on OpenSSL, 'ipsec-mb' goes back to ipsec-mb where it loaded: for tests,
+// which compare the bytes of both. Keys already made keep theirs.
+napi_value RecordCipherApi(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  size_t argc = 2;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < 1) return nullptr;
+  StreamEngine* e = LiveStreamEngine(env, argv[0]);
+  if (e == nullptr) return nullptr;
+  char use[16] = "";
+  size_t n = 0;
+  if (argc >= 2 && napi_get_value_string_utf8(env, argv[1], use, sizeof use, &n) == napi_ok) {
+    if (strcmp(use, "openssl") != 0 && strcmp(use, "ipsec-mb") != 0) {
+      napi_throw_type_error(env, nullptr, "streamRecordCipher(engine[, 'openssl' | 'ipsec-mb'])");
+      return nullptr;
+    }
+    e->ciphers.openssl_only = strcmp(use, "openssl") == 0;
+  }
+  const RecordCiphers& rc = e->ciphers;
+  napi_value out, cipher, arch, missing;
+  napi_create_object(env, &out);
+  napi_create_string_utf8(env, RecordCipherName(rc), NAPI_AUTO_LENGTH, &cipher);
+  napi_create_string_utf8(env, rc.imb != nullptr ? RecordCipherArch(rc) : "", NAPI_AUTO_LENGTH, &arch);
+  napi_create_string_utf8(env, rc.imb_missing != nullptr ? rc.imb_missing : "", NAPI_AUTO_LENGTH, &missing);
+  napi_set_named_property(env, out, "cipher", cipher);
+  napi_set_named_property(env, out, "arch", arch);
+  napi_set_named_property(env, out, "missing", missing);
+  return out;
+}
+
 }  // namespace sluice

@@ -218,7 +218,7 @@ Step OpenSide(StreamEngine* e, int id, bool* moved) {
 
 void FreeDir(StreamEngine* e, SealDir& d) {
   PutBuffer(e, &d.buf);
-  WipeDir(d, e->sealed_ctx_pool);
+  WipeDir(d, e->ciphers);
 }
 
 }  // namespace
@@ -254,8 +254,7 @@ void SealedFree(StreamEngine* e, StreamConn* c) {
 void SealedPoolClear(StreamEngine* e) {
   for (uint8_t* b : e->sealed_pool) free(b);
   e->sealed_pool.clear();
-  for (void* c : e->sealed_ctx_pool) EVP_CIPHER_CTX_free(static_cast<EVP_CIPHER_CTX*>(c));
-  e->sealed_ctx_pool.clear();
+  RecordCiphersFree(e->ciphers);
 }
 
 int SealedStart(StreamEngine* e, int client, int upstream, const uint8_t* keys, uint64_t seal_seq, uint64_t open_seq, uint32_t idle_ms,
@@ -267,7 +266,7 @@ int SealedStart(StreamEngine* e, int client, int upstream, const uint8_t* keys, 
     memcpy(s.key, keys + 28 * d, 16);
     memcpy(s.iv, keys + 28 * d + 16, 12);
     s.seq = d == 0 ? seal_seq : open_seq;
-    if (!KeyDir(s, e->sealed_ctx_pool, d == 0 ? 1 : 0)) {
+    if (!KeyDir(s, e->ciphers, d == 0 ? 1 : 0)) {
       FreeDir(e, p->dir[0]);
       FreeDir(e, p->dir[1]);
       delete p;

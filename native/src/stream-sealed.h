@@ -53,5 +53,6 @@ void SealedEndKept(StreamEngine* e, int id, int reason);
 // stream-sealed-api.cc: streamPipeSealed and streamSealedLimits (stream-api.cc's table).
 napi_value SealedPipeApi(napi_env env, napi_callback_info info);
 napi_value SealedLimitsApi(napi_env env, napi_callback_info info);
+napi_value RecordCipherApi(napi_env env, napi_callback_info info);
 
 }  // namespace sluice

@@ -53,7 +53,7 @@ int TrunkStart(StreamEngine* e, int conn, const uint8_t* keys, uint64_t seal_seq
   t->in = static_cast<uint8_t*>(malloc(kTrunkIn));
   int err = 0;
   if (t->in == nullptr) err = -ENOMEM;
-  else if (!KeyDir(t->seal, e->sealed_ctx_pool, 1) || !KeyDir(t->open, e->sealed_ctx_pool, 0)) err = -ENOTSUP;
+  else if (!KeyDir(t->seal, e->ciphers, 1) || !KeyDir(t->open, e->ciphers, 0)) err = -ENOTSUP;
   else if (StreamCtlEdge(e, conn) < 0 || StreamCtl(e, conn, EPOLL_CTL_MOD, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) < 0) err = -errno;
   if (err < 0) {
     FreeTrunk(e, t);

@@ -338,8 +338,8 @@ bool ParseRecords(StreamEngine* e, int tid, Trunk* t) {
 void FreeTrunk(StreamEngine* e, Trunk* t) {
   free(t->out);
   free(t->in);
-  WipeDir(t->seal, e->sealed_ctx_pool);
-  WipeDir(t->open, e->sealed_ctx_pool);
+  WipeDir(t->seal, e->ciphers);
+  WipeDir(t->open, e->ciphers);
   delete t;
 }
 

@@ -15,6 +15,8 @@
 //   end:       [4, client id, reason, errno, bytes from client, bytes to client]
 #pragma once
 
+#include "sealed-record.h"
+
 #include <node_api.h>
 #include <uv.h>
 #include <sys/socket.h>
@@ -153,7 +155,7 @@ struct StreamEngine {
   std::vector<uint8_t*> sealed_pool;
   uint64_t sealed_max_records = uint64_t(1) << 24;
   uint64_t sealed_max_bytes = uint64_t(1) << 36;
-  std::vector<void*> sealed_ctx_pool;  // AES-128-GCM contexts (EVP_CIPHER_CTX) kept for the next pair
+  RecordCiphers ciphers;               // AES-128-GCM: ipsec-mb or OpenSSL, and contexts kept for the next pair (sealed-record.h)
   std::vector<int> trunk_dirty;        // trunks with frames to write at the end of this pass (stream-trunk.h)
   // Relayed connections (stream-relayed.h): the data area their reads land in (JavaScript's memory).
   uint8_t* relayed_data = nullptr;

@@ -54,6 +54,22 @@ export interface StreamDatapath {
    * Undefined when this datapath cannot (the caller uses `socket()`).
    */
   relayed?(conn: StreamConn, idleTimeoutMs: number, events: RelayedConnEvents): RelayedConn | undefined;
+  /**
+   * Optional: who seals and opens the records of sealed pairs and trunks (RecordCipherInfo). `use`
+   * is for tests: pairs and trunks started afterwards use that implementation where it is loaded.
+   * Absent on the js datapath (node:crypto, that is OpenSSL).
+   */
+  recordCipher?(use?: RecordCipherName): RecordCipherInfo;
+}
+
+/** Who runs AES-128-GCM for sealed records: Intel's ipsec-mb (VAES/AVX-512 where the CPU has them) or Node's OpenSSL. Same bytes. */
+export type RecordCipherName = 'ipsec-mb' | 'openssl';
+
+/** The record cipher in use, ipsec-mb's code path for this CPU ('' without it), and why ipsec-mb is not in use ('' when it is loaded). */
+export interface RecordCipherInfo {
+  readonly cipher: RecordCipherName;
+  readonly arch: string;
+  readonly missing: string;
 }
 
 /** A sealed data connection's keys (docs/tunnel-protocol.md "Data connections"): AES-128-GCM, a key and IV per direction, and the next sequence number of each. */

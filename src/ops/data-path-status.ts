@@ -45,6 +45,8 @@ export interface HealthStatus {
   readonly datapath: 'js' | 'native';
   /** Which stream datapath carries TCP routes: /api/health and `sluice_datapath_info{proto="tcp"}`. Default js. */
   readonly streamDatapath?: 'js' | 'native';
+  /** Who seals the records of sealed pairs and trunks (native stream datapath; RecordCipherInfo): /api/health. Absent on the js datapath. */
+  readonly recordCipher?: 'ipsec-mb' | 'openssl';
   /** Container discovery's state, label routes and label problems (absent without `docker:`). */
   readonly containers?: unknown;
   /** The gateway's fleet link (absent without `gateway.fleet`). */

@@ -186,7 +186,7 @@ export class Ops {
   status(): Record<string, unknown> {
     const routes = this.#served.all();
     const { agent } = this.#deps.status.peers();
-    const { datapath, streamDatapath = 'js', containers, fleet } = this.#deps.status.health();
+    const { datapath, streamDatapath = 'js', recordCipher, containers, fleet } = this.#deps.status.health();
     const gateway = this.#served.gatewaySummary();
     const peers = peerSummary(agent);
     const problems = this.#sinks.problems();
@@ -201,6 +201,7 @@ export class Ops {
       activeSessions: routes.reduce((n, r) => n + r.active, 0),
       datapath,
       streamDatapath,
+      ...(recordCipher !== undefined ? { recordCipher } : {}),
       ...(containers !== undefined ? { containers } : {}),
       ...(fleet !== undefined ? { fleet } : {}),
       ...this.#sinks.status(),

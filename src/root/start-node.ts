@@ -66,7 +66,9 @@ export async function startNode(config: SluiceConfig, deps: NodeDeps, signal?: A
       { clock, warn: (fields, message) => log.warn(fields, message), info: (fields, message) => log.info(fields, message), ...(deps.schedulerSlice !== undefined ? { syscalls: deps.schedulerSlice } : {}) },
     );
     stack.defer('scheduler slice', () => slice.close());
-    const status = new NodeStatus(udp.datapath?.kind ?? 'js', stream.datapath.kind);
+    const cipher = stream.datapath.recordCipher?.();
+    if (cipher !== undefined && cipher.cipher === 'openssl') log.info({ reason: cipher.missing }, 'sealed records use OpenSSL (ipsec-mb not loaded)');
+    const status = new NodeStatus(udp.datapath?.kind ?? 'js', stream.datapath.kind, cipher?.cipher);
     const shown = <K extends keyof ShownParts>(key: K, build: (signal: AbortSignal) => ShownParts[K] | Promise<ShownParts[K]>, close: (part: ShownParts[K]) => void | Promise<void>) =>
       status.startOn(stack, key, build, close);
     const geo = new GeoHolder();

@@ -1,5 +1,5 @@
 import { canonicalIp, formatV6Groups, type Endpoint } from '../../core/address.js';
-import { failedDial, type DialInFlight, type DialJoin, type PairCounters, type PairEnd, type SealedKeys, type StreamConn, type StreamDatapath, type StreamListener } from '../stream-datapath.js';
+import { failedDial, type DialInFlight, type DialJoin, type PairCounters, type RecordCipherInfo, type RecordCipherName, type PairEnd, type SealedKeys, type StreamConn, type StreamDatapath, type StreamListener } from '../stream-datapath.js';
 import { END_REASONS, EV_ACCEPT, EV_CONNECTED, EV_END, EV_END_KEPT, EV_READABLE, EV_RECORD, EV_TRUNK_END, EV_TRUNK_READY, SEALED_END_CODES, type NativeStreamBinding, type StreamEngineHandle } from './stream-binding.js';
 import { endCode, systemError } from './system-error.js';
 import { NativeConn, NO_COUNTERS, type ConnEngine } from './native-conn.js';
@@ -188,6 +188,10 @@ export class NativeStreamDatapath implements StreamDatapath, ConnEngine {
   /** For tests: a sealer sends KEY_UPDATE after `maxRecords` records or `maxBytes` plaintext bytes under one key. */
   setSealedLimits(maxRecords: number, maxBytes: number): void {
     this.#b.streamSealedLimits(this.#engine, maxRecords, maxBytes);
+  }
+
+  recordCipher(use?: RecordCipherName): RecordCipherInfo {
+    return this.#b.streamRecordCipher?.(this.#engine, use) ?? { cipher: 'openssl', arch: '', missing: 'addon without streamRecordCipher' };
   }
 
   /** Relayed connections (native-relayed.ts); made at the first, when the addon has them. */

@@ -1,4 +1,5 @@
 import type { NativeBinding } from './binding.js';
+import type { RecordCipherInfo, RecordCipherName } from '../stream-datapath.js';
 
 /** An opaque handle to one native stream engine (native/src/stream.h). */
 export type StreamEngineHandle = { readonly __streamEngine: unique symbol };
@@ -64,6 +65,12 @@ export interface NativeStreamBinding {
   ): void;
   /** For tests: records and plaintext bytes a sealer sends under one key before its KEY_UPDATE. */
   streamSealedLimits(engine: StreamEngineHandle, maxRecords: number, maxBytes: number): void;
+  /**
+   * Which AES-128-GCM the records of pairs and trunks keyed from now on use (native/src/sealed-record.h):
+   * Intel's ipsec-mb where the addon was built with its header and the library loaded, else Node's
+   * OpenSSL. `use` switches new keys (tests compare both). Optional: an addon built before it lacks it.
+   */
+  streamRecordCipher?(engine: StreamEngineHandle, use?: RecordCipherName): RecordCipherInfo;
   streamResetOnClose(engine: StreamEngineHandle, id: number): void;
   /** TCP keepalive on connection `id` (native/src/sockopt.cc); false when it cannot. Optional: an addon built before it lacks it. */
   streamKeepalive?(engine: StreamEngineHandle, id: number, idleS: number, intervalS: number, count: number): boolean;
