@@ -193,6 +193,7 @@ int ForwardHarvested(Engine* e, int used) {
   // cut up), and with many sessions each map lookup is a likely cache miss. Valid for this call
   // only: entries change between harvests, never during one.
   uint64_t last_tag_key = ~0ull, last_src_key = ~0ull;
+  int64_t now = 0;  // the pools' clock, read once for the batch (at its first pooled datagram)
   int last_tag_id = -1, last_src_id = -1;
   for (int i = 0; i < used; i++) {
     int32_t* rec = e->rxm + i * kRxRec;
@@ -238,7 +239,8 @@ int ForwardHarvested(Engine* e, int used) {
       e->socks[sock].solo = id;  // park.cc: this socket carries this session alone
     if (credit == 0) {
       // Beyond its credit: its send budget's pool forwards it, drops it (counted), or leaves it to JavaScript.
-      int v = PoolAdmit(f, id);
+      if (now == 0) now = PoolNow();
+      int v = PoolAdmit(f, id, now);
       if (v == kPoolDropped) {
         rec[0] = -1;
         forwarded++;
