@@ -64,6 +64,7 @@ void RemoveForward(FwdState* f, int id) {
   if (x.paired_by >= 0) f->entries[x.paired_by].pair = -1;
   x = Fwd();
   f->credits[id] = 0;
+  if (id < f->gens_max) f->gens[id]++;
   LeavePool(f, id);
   f->free_ids.push_back(id);
 }
@@ -82,6 +83,7 @@ void ForgetForwards(Engine* e, int sock, int slot) {
 void FreeForwards(Engine* e) {
   FwdState* f = e->fwd;
   if (f == nullptr) return;
+  for (int i = 0; i < f->gens_max; i++) f->gens[i]++;  // every entry gone with the table
   for (napi_ref r : f->refs)
     if (r != nullptr) napi_delete_reference(e->env, r);
   FreePools(e, f);
