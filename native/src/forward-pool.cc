@@ -137,6 +137,11 @@ int PoolRoom(FwdState* f, int id, int limit) {
   FwdPoolSlot& s = ps->slots[id];
   FwdPool& p = ps->pools[s.pool];
   Enter(p, s, NowNs());
+  // Where the pool has room for all of them beyond what it owes the others, each of the `limit`
+  // Takes admits (from the entry's share, or borrowed: left - k >= owed + unseen + 1 before take k),
+  // so the count needs no run (the usual case while the budget does not bind).
+  double unseen = p.expected_last > p.expected_now ? p.expected_last - p.expected_now : 0;
+  if (p.quantum >= 1 && p.left - limit >= p.owed + unseen) return limit;
   FwdPool q = p;
   FwdPoolSlot t = s;
   int room = 0;
