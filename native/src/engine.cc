@@ -146,7 +146,7 @@ int Harvest(Engine* e) {
     int room = Min(Min(e->rx_slots - used, kMaxRecv), share);
     // park.cc: a socket of one session is read no further than its send budget allows now (none:
     // parked until its round ends); what it may not send waits in its queue, not dropped here.
-    int allowed = e->socks[id].solo >= 0 ? SoloRoom(e, id, kUnbounded) : kUnbounded;
+    int allowed = e->socks[id].solo >= 0 ? SoloRoom(e, id, e->rx_slots - used) : kUnbounded;
     if (allowed == 0) continue;
     int r = RecvInto(e, id, used, Min(room, allowed));
     used += r;

@@ -46,17 +46,28 @@ bool LiveSock(Engine* e, int id) { return id >= 0 && id < static_cast<int>(e->so
 
 namespace {
 
-// forwardAttach(engine, counters: Float64Array, credits: Int32Array, seqs: Float64Array)
+// forwardAttach(engine, counters: Float64Array, credits: Int32Array, seqs: Float64Array[, gens: Int32Array])
+// -> true when it took `gens` (FwdState::gens)
 napi_value Attach(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
-  if (!Args(env, info, 4, argv)) return nullptr;
+  napi_value argv[5];
+  size_t argc = 5;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < 4) {
+    napi_throw_type_error(env, nullptr, "missing arguments");
+    return nullptr;
+  }
   Engine* e = LiveEngine(env, argv[0]);
   if (e == nullptr) return nullptr;
   void *c, *k, *s;
   size_t cn, kn, sn;
   if (!Typed(env, argv[1], napi_float64_array, &c, &cn) || !Typed(env, argv[2], napi_int32_array, &k, &kn) ||
       !Typed(env, argv[3], napi_float64_array, &s, &sn)) {
-    napi_throw_type_error(env, nullptr, "forwardAttach(engine, counters: Float64Array, credits: Int32Array, seqs: Float64Array)");
+    napi_throw_type_error(env, nullptr, "forwardAttach(engine, counters: Float64Array, credits: Int32Array, seqs: Float64Array[, gens: Int32Array])");
+    return nullptr;
+  }
+  void* g = nullptr;
+  size_t gn = 0;
+  if (argc >= 5 && !Typed(env, argv[4], napi_int32_array, &g, &gn)) {
+    napi_throw_type_error(env, nullptr, "forwardAttach: gens must be an Int32Array");
     return nullptr;
   }
   FreeForwards(e);
@@ -67,6 +78,11 @@ napi_value Attach(napi_env env, napi_callback_info info) {
   f->seqs = static_cast<double*>(s);
   f->seqs_max = static_cast<int>(sn);
   for (int i = 0; i < 3; i++) napi_create_reference(env, argv[i + 1], 1, &f->refs[i]);
+  if (g != nullptr) {
+    f->gens = static_cast<int32_t*>(g);
+    f->gens_max = static_cast<int>(gn);
+    napi_create_reference(env, argv[4], 1, &f->refs[3]);
+  }
   f->hdrs.resize(e->rx_slots);
   f->iovs.resize(3 * e->rx_slots);
   f->names.resize(e->rx_slots);
@@ -79,7 +95,9 @@ napi_value Attach(napi_env env, napi_callback_info info) {
   f->send_first.resize(e->rx_slots);
   f->send_count.resize(e->rx_slots);
   e->fwd = f;
-  return nullptr;
+  napi_value out;
+  napi_get_boolean(env, f->gens != nullptr, &out);
+  return out;
 }
 
 // forwardSeal(engine, inSock, src[6], outSock, dst[6], sealSlot, peerKeyId, tag, maxLen) -> entry or -1

@@ -67,9 +67,8 @@ static int Refuse(FwdPools* ps, FwdPoolSlot& s, int id, int reason) {
   return kPoolDropped;
 }
 
-// The round's start for pool `p` and its slot `s`, once per round each.
-static void Enter(FwdPool& p, FwdPoolSlot& s) {
-  int64_t now = NowNs();
+// The round's start for pool `p` and its slot `s`, once per round each (`now`: CLOCK_MONOTONIC ns).
+static void Enter(FwdPool& p, FwdPoolSlot& s, int64_t now) {
   if (now >= p.round_end) NewRound(p, now);
   if (s.round != p.round) {
     bool backlogged = s.round == p.last_busy;
@@ -92,49 +91,23 @@ static void Enter(FwdPool& p, FwdPoolSlot& s) {
   }
 }
 
-int PoolRoom(FwdState* f, int id) {
-  FwdPools* ps = f->pools;
-  if (ps == nullptr || id >= static_cast<int>(ps->slots.size()) || ps->slots[id].pool < 0) return -1;
-  FwdPoolSlot& s = ps->slots[id];
-  FwdPool& p = ps->pools[s.pool];
-  Enter(p, s);
-  double room = 0;
-  if (p.left >= 1) {
-    double own = s.deficit >= 1 ? static_cast<double>(static_cast<int64_t>(s.deficit)) : 0;
-    if (own > p.left) own = static_cast<double>(static_cast<int64_t>(p.left));
-    room += own;
-    double unseen = p.expected_last > p.expected_now ? p.expected_last - p.expected_now : 0;
-    double borrow = p.left - own - (p.owed - (own < s.reserved ? own : s.reserved)) - unseen;
-    if (p.quantum >= 1 && borrow >= 1) room += static_cast<double>(static_cast<int64_t>(borrow));
-  } else if ((s.fresh || s.offered < s.expected) && s.deficit >= 1 && p.spare >= 1) {
-    double spare = p.spare < s.deficit ? p.spare : s.deficit;
-    if (!s.fresh && s.expected - s.offered < spare) spare = s.expected - s.offered;
-    room += static_cast<double>(static_cast<int64_t>(spare));
-  }
-  room += static_cast<double>(static_cast<int64_t>(s.bank));
-  return room > 1e9 ? 1000000000 : static_cast<int>(room);
-}
-
-int PoolAdmit(FwdState* f, int id) {
-  FwdPools* ps = f->pools;
-  if (ps == nullptr || id >= static_cast<int>(ps->slots.size())) return kPoolToJs;
-  FwdPoolSlot& s = ps->slots[id];
-  if (s.pool < 0) return kPoolToJs;
-  FwdPool& p = ps->pools[s.pool];
-  Enter(p, s);
+// fair-share.ts admit, for a slot already entered into its round: whether `s` may send one more
+// datagram, taken from its share, from what the others leave, from the spare or from its bank;
+// -1 when admitted, else the refusal's reason (0: agent-budget, 1: session-share). PoolAdmit
+// applies it to the live state and PoolRoom to a copy, so the two cannot disagree.
+static int Take(FwdPool& p, FwdPoolSlot& s) {
   s.offered++;
   if (p.left < 1) {
     if ((s.fresh || s.offered <= s.expected) && s.deficit >= 1 && p.spare >= 1) {
       s.deficit -= 1;
       p.spare -= 1;
-      return kPoolForward;
+      return -1;
     }
     if (s.bank >= 1) {
       s.bank -= 1;
-      return kPoolForward;
+      return -1;
     }
-    s.refused = true;
-    return Refuse(ps, s, id, 0);
+    return 0;
   }
   if (s.deficit >= 1) {
     s.deficit -= 1;
@@ -143,21 +116,53 @@ int PoolAdmit(FwdState* f, int id) {
       s.reserved--;
       p.owed--;
     }
-    return kPoolForward;
+    return -1;
   }
   double unseen = p.expected_last > p.expected_now ? p.expected_last - p.expected_now : 0;
   if ((p.quantum >= 1 || s.deficit >= 0) && p.left - 1 >= p.owed + unseen) {
     s.deficit -= 1;
     p.left -= 1;
-    return kPoolForward;
+    return -1;
   }
   if (s.bank >= 1) {
     s.bank -= 1;
-    return kPoolForward;
+    return -1;
   }
-  s.refused = true;
-  return Refuse(ps, s, id, 1);
+  return 1;
 }
+
+int PoolRoom(FwdState* f, int id, int limit) {
+  FwdPools* ps = f->pools;
+  if (ps == nullptr || id >= static_cast<int>(ps->slots.size()) || ps->slots[id].pool < 0) return -1;
+  FwdPoolSlot& s = ps->slots[id];
+  FwdPool& p = ps->pools[s.pool];
+  Enter(p, s, NowNs());
+  // Where the pool has room for all of them beyond what it owes the others, each of the `limit`
+  // Takes admits (from the entry's share, or borrowed: left - k >= owed + unseen + 1 before take k),
+  // so the count needs no run (the usual case while the budget does not bind).
+  double unseen = p.expected_last > p.expected_now ? p.expected_last - p.expected_now : 0;
+  if (p.quantum >= 1 && p.left - limit >= p.owed + unseen) return limit;
+  FwdPool q = p;
+  FwdPoolSlot t = s;
+  int room = 0;
+  while (room < limit && Take(q, t) < 0) room++;
+  return room;
+}
+
+int PoolAdmit(FwdState* f, int id, int64_t now) {
+  FwdPools* ps = f->pools;
+  if (ps == nullptr || id >= static_cast<int>(ps->slots.size())) return kPoolToJs;
+  FwdPoolSlot& s = ps->slots[id];
+  if (s.pool < 0) return kPoolToJs;
+  FwdPool& p = ps->pools[s.pool];
+  Enter(p, s, now != 0 ? now : NowNs());
+  int reason = Take(p, s);
+  if (reason < 0) return kPoolForward;
+  s.refused = true;
+  return Refuse(ps, s, id, reason);
+}
+
+int64_t PoolNow() { return NowNs(); }
 
 int64_t PoolRoundEnd(FwdState* f, int id) {
   FwdPools* ps = f->pools;

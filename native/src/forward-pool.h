@@ -68,11 +68,15 @@ constexpr int kPoolDropped = 2;  // refused and counted by reason: the datagram 
 struct FwdState;
 // Whether entry `id` may forward one more datagram under its pool's budget now: kPoolForward
 // (counted against the budget), kPoolDropped (refused: counted by reason, as FairShare would drop
-// it), or kPoolToJs (no pool: the datagram goes to JavaScript).
-int PoolAdmit(FwdState* f, int id);
-// About how many datagrams entry `id` may forward now under its pool (what PoolAdmit would admit
-// in a row, judged without asking), or -1 when it has no pool.
-int PoolRoom(FwdState* f, int id);
+// it), or kPoolToJs (no pool: the datagram goes to JavaScript). `now`: PoolNow() taken once for a
+// batch (a batch lasts well under a round), or 0 to read the clock here.
+int PoolAdmit(FwdState* f, int id, int64_t now = 0);
+// How many datagrams entry `id` may forward now under its pool, up to `limit`: what PoolAdmit
+// would admit in a row (the same rule run on a copy of the pool and the entry's place in it), or
+// -1 when it has no pool.
+int PoolRoom(FwdState* f, int id, int limit);
+// The pools' clock (CLOCK_MONOTONIC ns).
+int64_t PoolNow();
 // When the round in which entry `id`'s pool last judged it ends (CLOCK_MONOTONIC ns).
 int64_t PoolRoundEnd(FwdState* f, int id);
 // Entry `id` is refused for the rest of its round without a datagram read (its socket parked,

@@ -64,6 +64,7 @@ void RemoveForward(FwdState* f, int id) {
   if (x.paired_by >= 0) f->entries[x.paired_by].pair = -1;
   x = Fwd();
   f->credits[id] = 0;
+  if (id < f->gens_max) f->gens[id]++;
   LeavePool(f, id);
   f->free_ids.push_back(id);
 }
@@ -82,6 +83,7 @@ void ForgetForwards(Engine* e, int sock, int slot) {
 void FreeForwards(Engine* e) {
   FwdState* f = e->fwd;
   if (f == nullptr) return;
+  for (int i = 0; i < f->gens_max; i++) f->gens[i]++;  // every entry gone with the table
   for (napi_ref r : f->refs)
     if (r != nullptr) napi_delete_reference(e->env, r);
   FreePools(e, f);
@@ -193,6 +195,7 @@ int ForwardHarvested(Engine* e, int used) {
   // cut up), and with many sessions each map lookup is a likely cache miss. Valid for this call
   // only: entries change between harvests, never during one.
   uint64_t last_tag_key = ~0ull, last_src_key = ~0ull;
+  int64_t now = 0;  // the pools' clock, read once for the batch (at its first pooled datagram)
   int last_tag_id = -1, last_src_id = -1;
   for (int i = 0; i < used; i++) {
     int32_t* rec = e->rxm + i * kRxRec;
@@ -238,7 +241,8 @@ int ForwardHarvested(Engine* e, int used) {
       e->socks[sock].solo = id;  // park.cc: this socket carries this session alone
     if (credit == 0) {
       // Beyond its credit: its send budget's pool forwards it, drops it (counted), or leaves it to JavaScript.
-      int v = PoolAdmit(f, id);
+      if (now == 0) now = PoolNow();
+      int v = PoolAdmit(f, id, now);
       if (v == kPoolDropped) {
         rec[0] = -1;
         forwarded++;

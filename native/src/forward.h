@@ -62,7 +62,13 @@ struct FwdState {
   int max = 0;
   double* seqs = nullptr;
   int seqs_max = 0;
-  napi_ref refs[3] = {};
+  // Shared with JavaScript (forwardAttach's fifth argument, absent with an older caller): per
+  // entry id, a generation bumped whenever the engine removes the entry (and for every id when the
+  // table is freed), so JavaScript tells whether its entry is still installed without a call, and
+  // never takes another session's entry that reused the id for its own.
+  int32_t* gens = nullptr;
+  int gens_max = 0;
+  napi_ref refs[4] = {};
   // Scratch of one harvest's sends.
   std::vector<mmsghdr> hdrs;
   std::vector<iovec> iovs;

@@ -158,8 +158,9 @@ int SoloRoom(Engine* e, int id, int room) {
   }
   int32_t credit = f->credits[entry];
   if (credit < 0) return room;
-  int pool = PoolRoom(f, entry);
-  if (pool < 0) return credit > 0 && credit < room ? credit : room;
+  if (credit >= room) return room;
+  int pool = PoolRoom(f, entry, room - credit);
+  if (pool < 0) return credit > 0 ? credit : room;
   int64_t allowed = static_cast<int64_t>(credit) + pool;
   if (allowed == 0) {
     ParkSocket(e, id, entry);

@@ -109,6 +109,9 @@ export class Offload {
   pooled = false;
   /** The last credit chunk: doubles on every refill (8 first), up to CREDIT_CHUNK. */
   #chunk = 4;
+  /** The entries' generations at install (Engine.fwd.gens), -1 without them. */
+  readonly #genTo: number;
+  readonly #genFrom: number;
 
   constructor(
     e: Engine,
@@ -119,6 +122,9 @@ export class Offload {
     readonly tunnel: TunnelEnd,
   ) {
     this.#e = e;
+    const gens = e.fwd!.gens;
+    this.#genTo = gens === null ? -1 : gens[toTunnel]!;
+    this.#genFrom = gens === null ? -1 : gens[fromTunnel]!;
   }
 
   #c(entry: number, i: number, at: number): number {
@@ -186,11 +192,20 @@ export class Offload {
     this.credit = this.tunnel.grant(this.#chunk);
   }
 
-  /** Both entries still installed (a socket close or a key release removes them) and the tunnel side unchanged. */
+  /**
+   * Both entries still installed (a socket close or a key release removes them) and the tunnel side
+   * unchanged. Read from the entries' generations without a call where the addon keeps them (the
+   * sweep asks this of every session): an id the engine freed and gave to another session's entry
+   * reads as gone, where `forwardLive` would see that entry installed.
+   */
   get live(): boolean {
     if (this.#closed) return false;
     const f = this.#e.fwd!;
-    return f.b.forwardLive(this.#e.handle, this.toTunnel) && f.b.forwardLive(this.#e.handle, this.fromTunnel) && this.tunnel.valid();
+    const gens = f.gens;
+    const installed = gens !== null
+      ? gens[this.toTunnel] === this.#genTo && gens[this.fromTunnel] === this.#genFrom
+      : f.b.forwardLive(this.#e.handle, this.toTunnel) && f.b.forwardLive(this.#e.handle, this.fromTunnel);
+    return installed && this.tunnel.valid();
   }
 
   /** Removes both entries; the counters keep their last values. Idempotent. */

@@ -220,6 +220,20 @@ test('closing a socket or releasing a key removes the entries that use it', { sk
   assert.equal(group.size, 0, 'a closed offload leaves its group');
 });
 
+test('an entry the engine removed reads as gone even when another session\'s entry takes its id; a destroyed engine leaves none live', { skip }, async (t) => {
+  const r = await rig(t);
+  const second = await r.dp.listen('127.0.0.1', 0, { onDatagram: () => {}, onSendError: () => {} });
+  const o = offload(r.clientEnd, r.tunnelEnd(), 1500, 0);
+  assert.ok(o?.live);
+  await r.pub.close(); // the engine removes both entries; their ids are free
+  const reused = offload({ ...r.clientEnd, listener: second }, r.tunnelEnd(), 1500, 0);
+  assert.ok(reused?.live);
+  assert.deepEqual([reused.toTunnel, reused.fromTunnel].sort(), [o.toTunnel, o.fromTunnel].sort(), 'the freed ids were given to the new entries');
+  assert.equal(o.live, false, 'the first session\'s entries are gone, whoever holds their ids now');
+  r.dp.destroy();
+  assert.equal(reused.live, false, 'the engine destroyed');
+});
+
 test('no offload on the js datapath', async (t) => {
   const { jsDatapath } = await import('../../src/datapath/js-datapath.js');
   const l = await jsDatapath.listen('127.0.0.1', 0, { onDatagram: () => {}, onSendError: () => {} });

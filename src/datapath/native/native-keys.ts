@@ -22,7 +22,8 @@ export interface SealBinding {
 
 /** The forwarding table of the addon (native/src/forward.cc); absent in older builds. */
 export interface ForwardBinding {
-  forwardAttach(engine: EngineHandle, counters: Float64Array, credits: Int32Array, seqs: Float64Array): void;
+  /** `gens`: per entry, bumped by the engine whenever it removes the entry; true when this addon took them (older ones ignore the argument). */
+  forwardAttach(engine: EngineHandle, counters: Float64Array, credits: Int32Array, seqs: Float64Array, gens?: Int32Array): boolean | undefined;
   /** src/dst: [port, family (0: connected / any), address x4]. An entry id, or -1 when it cannot be installed. */
   forwardSeal(engine: EngineHandle, inSock: number, src: readonly number[], outSock: number, dst: readonly number[], sealSlot: number, peerKeyId: number, tag: number, maxLen: number): number;
   forwardPlain(engine: EngineHandle, openSlot: number, tag: number, src: readonly number[], outSock: number, dst: readonly number[], maxLen: number): number;
@@ -60,7 +61,13 @@ export interface Engine {
   /** The next sequence of each sealing slot below DROP_SLOTS, shared with the batch's forwarding. */
   readonly seqs: Float64Array;
   /** The forwarding table, when this addon has one. */
-  readonly fwd: { readonly b: ForwardBinding; readonly counters: Float64Array; readonly credits: Int32Array } | null;
+  readonly fwd: {
+    readonly b: ForwardBinding;
+    readonly counters: Float64Array;
+    readonly credits: Int32Array;
+    /** Each entry's generation (ForwardBinding.forwardAttach), or null with an addon without them. */
+    readonly gens: Int32Array | null;
+  } | null;
   /** Openers whose drops are counted in the harvest. */
   readonly folding: Set<NativeSocketOpener>;
   foldedTotal: number;
@@ -92,8 +99,9 @@ function engineOf(dp: NativeDatapath): Engine | null {
     if (typeof fb.forwardAttach === 'function') {
       const counters = new Float64Array(FORWARD_ENTRIES * FORWARD_COUNTERS);
       const credits = new Int32Array(FORWARD_ENTRIES);
-      fb.forwardAttach(en.handle, counters, credits, seqs);
-      fwd = { b: fb as ForwardBinding, counters, credits };
+      const gens = new Int32Array(FORWARD_ENTRIES);
+      const tookGens = fb.forwardAttach(en.handle, counters, credits, seqs, gens) === true;
+      fwd = { b: fb as ForwardBinding, counters, credits, gens: tookGens ? gens : null };
     }
     const engine: Engine = { b: b as SealBinding, handle: en.handle, openm, drops, seqs, fwd, folding: new Set(), foldedTotal: 0 };
     dp.afterBatch = () => fold(engine);
