@@ -277,9 +277,10 @@ async function runCell(l: ConnectLab, a: NatType, b: NatType): Promise<Cell> {
   }
   // A direct path can be up (on peer-reflexive candidates, from the peer's first checks) before the
   // peer's signalled candidates, relayed by the gateway, have arrived: the diagnosis names the peer's
-  // NAT from those, so it is read once they are there (bounded).
+  // NAT from those, so it is read once they are there (bounded: 10 s; on a loaded machine the relay
+  // of the first cell's signals can take seconds).
   let snap = await l.snapshot(laptop, 'home');
-  for (const until = Date.now() + 3000; snap.link?.diagnosis.nat.remote === NO_CANDIDATES && Date.now() < until; ) {
+  for (const until = Date.now() + 10_000; snap.link?.diagnosis.nat.remote === NO_CANDIDATES && Date.now() < until; ) {
     await new Promise((r) => setTimeout(r, 50));
     snap = await l.snapshot(laptop, 'home');
   }
