@@ -1,9 +1,8 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { fork } from 'node:child_process';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NativeBinding } from '../../src/datapath/native/binding.js';
@@ -16,6 +15,7 @@ import type { SluiceEvent } from '../../src/observe/events.js';
 import { SendBudget } from '../../src/upstream/agent/send-budget.js';
 import { peerView } from '../../src/ops/peer-view.js';
 import { sleep, waitFor } from '../helpers/net.js';
+import { startPacedFlooder } from '../helpers/udp-paced-flooder.js';
 import { connected, peerAgentConfig, peerGatewayConfig, startAgent, startGateway } from './connect-helpers.js';
 
 // docs/connect.md, "A flood through a connect listener": the opener's side of a peer path (the
@@ -32,30 +32,6 @@ const BUDGET = 2000;
 const FLOOD_RATE = 10 * BUDGET;
 const FLOOD_MAX_MS = 6000;
 const ISOLATE_ABOVE = 500;
-
-/** Open loop at `FLOOD_RATE` (64 B) until told to stop or FLOOD_MAX_MS; reports what it sent and got. */
-const flooder = `
-const dgram = require('node:dgram');
-const port = Number(process.argv[2]);
-const s = dgram.createSocket('udp4');
-const payload = Buffer.alloc(64, 0x46);
-let sent = 0, got = 0, stop = false, inflight = 0;
-const started = Date.now();
-s.on('message', () => { got++; });
-process.on('message', (m) => { if (m === 'stop') stop = true; if (m === 'count') process.send({ type: 'count', sent, got }); });
-s.bind(0, '127.0.0.1', () => {
-  process.send({ type: 'bound', port: s.address().port });
-  const pump = () => {
-    if (stop || Date.now() - started > ${FLOOD_MAX_MS}) {
-      return setTimeout(() => { process.send({ type: 'done', sent, got }); s.close(); }, 200);
-    }
-    const due = Math.floor(((Date.now() - started) * ${FLOOD_RATE}) / 1000) - sent;
-    for (let i = 0; i < due && i < 256 && inflight < 4096; i++) { inflight++; sent++; s.send(payload, port, '127.0.0.1', () => { inflight--; }); }
-    setImmediate(pump);
-  };
-  pump();
-});
-`;
 
 /** A UDP echo that counts the flood's datagrams (0x46) apart from the rest. */
 async function countingEcho(t: TestContext) {
@@ -120,23 +96,7 @@ async function setup(t: TestContext, dp: UdpDatapath, path: 'direct' | 'relay' =
   assert.ok(first, 'the second client is answered before the flood');
   if (path === 'direct') await waitFor(() => laptop.agent.peers.links.get('home')?.path === 'direct', 'the direct path', 5000);
 
-  const dir = mkdtempSync(join(tmpdir(), 'sluice-peer-flood-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'flood.cjs'), flooder);
-  const child = fork(join(dir, 'flood.cjs'), [String(listen)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-  t.after(() => {
-    if (child.exitCode === null) child.kill();
-  });
-  const messages: { type: string; port?: number; sent?: number; got?: number }[] = [];
-  child.on('message', (m) => messages.push(m as never));
-  const count = async () => {
-    const n = messages.length;
-    child.send('count');
-    await waitFor(() => messages.length > n && messages[messages.length - 1]!.type !== 'bound', 'the flooder\'s count');
-    return messages[messages.length - 1]!;
-  };
-  await waitFor(() => messages.some((m) => m.type === 'bound'), 'flooder bound');
-  const floodPort = messages.find((m) => m.type === 'bound')!.port!;
+  const { child, messages, count, floodPort } = await startPacedFlooder(t, listen, FLOOD_RATE, FLOOD_MAX_MS);
   return { gw, home, laptop, echo, victim, roundTrip, child, messages, count, floodPort };
 }
 

@@ -1,11 +1,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { fork } from 'node:child_process';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { SluiceEvent } from '../../src/observe/events.js';
 import type { NativeBinding } from '../../src/datapath/native/binding.js';
 import type { NativeDatapath } from '../../src/datapath/native/native-datapath.js';
@@ -13,6 +9,7 @@ import { nativeKeys } from '../../src/datapath/native/native-keys.js';
 import { SendBudget } from '../../src/upstream/agent/send-budget.js';
 import { nativeCase } from '../datapath/datapaths.js';
 import { sleep, waitFor } from '../helpers/net.js';
+import { startPacedFlooder } from '../helpers/udp-paced-flooder.js';
 import { agentConfig, gatewayConfig, published, startAgent, startGateway } from './expose-helpers.js';
 
 // docs/expose.md, "Excess left in the kernel", through a real gateway and agent on loopback.
@@ -22,30 +19,6 @@ const BUDGET = 2000;
 const FLOOD_RATE = 10 * BUDGET;
 const FLOOD_MAX_MS = 6000;
 const ISOLATE_ABOVE = 500;
-
-/** Open loop at `FLOOD_RATE` (64 B) until told to stop or FLOOD_MAX_MS; reports what it sent and got. */
-const flooder = `
-const dgram = require('node:dgram');
-const port = Number(process.argv[2]);
-const s = dgram.createSocket('udp4');
-const payload = Buffer.alloc(64, 0x46);
-let sent = 0, got = 0, stop = false, inflight = 0;
-const started = Date.now();
-s.on('message', () => { got++; });
-process.on('message', (m) => { if (m === 'stop') stop = true; if (m === 'count') process.send({ type: 'count', sent, got }); });
-s.bind(0, '127.0.0.1', () => {
-  process.send({ type: 'bound', port: s.address().port });
-  const pump = () => {
-    if (stop || Date.now() - started > ${FLOOD_MAX_MS}) {
-      return setTimeout(() => { process.send({ type: 'done', sent, got }); s.close(); }, 200);
-    }
-    const due = Math.floor(((Date.now() - started) * ${FLOOD_RATE}) / 1000) - sent;
-    for (let i = 0; i < due && i < 256 && inflight < 4096; i++) { inflight++; sent++; s.send(payload, port, '127.0.0.1', () => { inflight--; }); }
-    setImmediate(pump);
-  };
-  pump();
-});
-`;
 
 async function echo(t: TestContext): Promise<number> {
   const s = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
@@ -107,23 +80,7 @@ test('exposure (native): a flooder over the budget on its own socket is parked, 
     });
   assert.ok(await roundTrip(0), 'the second client is answered before the flood');
 
-  const dir = mkdtempSync(join(tmpdir(), 'sluice-expose-park-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'flood.cjs'), flooder);
-  const child = fork(join(dir, 'flood.cjs'), [String(port)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-  t.after(() => {
-    if (child.exitCode === null) child.kill();
-  });
-  const messages: { type: string; port?: number; sent?: number; got?: number }[] = [];
-  child.on('message', (m) => messages.push(m as never));
-  const count = async () => {
-    const n = messages.length;
-    child.send('count');
-    await waitFor(() => messages.length > n && messages[messages.length - 1]!.type !== 'bound', 'the flooder\'s count');
-    return messages[messages.length - 1]!;
-  };
-  await waitFor(() => messages.some((m) => m.type === 'bound'), 'flooder bound');
-  const floodPort = messages.find((m) => m.type === 'bound')!.port!;
+  const { child, messages, count, floodPort } = await startPacedFlooder(t, port, FLOOD_RATE, FLOOD_MAX_MS);
   await waitFor(() => gw.seen.some((e) => e.type === 'udp-isolation' && e.change === 'isolated' && e.client.port === floodPort), 'the flooder isolated', 5000);
   await waitFor(() => parkState()[0] >= 10, 'its own socket parked, round after round', 5000);
 
