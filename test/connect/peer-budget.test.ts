@@ -15,7 +15,7 @@ import type { SluiceEvent } from '../../src/observe/events.js';
 import { SendBudget } from '../../src/upstream/agent/send-budget.js';
 import { peerView } from '../../src/ops/peer-view.js';
 import { sleep, waitFor } from '../helpers/net.js';
-import { startPacedFlooder } from '../helpers/udp-paced-flooder.js';
+import { startPacedFlooder, startRoundTripClient } from '../helpers/udp-paced-flooder.js';
 import { connected, peerAgentConfig, peerGatewayConfig, startAgent, startGateway } from './connect-helpers.js';
 
 // docs/connect.md, "A flood through a connect listener": the opener's side of a peer path (the
@@ -70,27 +70,7 @@ async function setup(t: TestContext, dp: UdpDatapath, path: 'direct' | 'relay' =
   const listen = laptop.agent.connectRoutes[0]!.local.port;
 
   // The second client: paced round trips through the same listener, one at a time.
-  const victim = dgram.createSocket('udp4');
-  victim.bind(0, '127.0.0.1');
-  await once(victim, 'listening');
-  t.after(() => victim.close());
-  const roundTrip = (seq: number, waitMs = 250) =>
-    new Promise<boolean>((resolve) => {
-      const buf = Buffer.alloc(64, 0x56);
-      buf.writeUInt32BE(seq, 0);
-      const onMessage = (m: Buffer) => {
-        if (m.readUInt32BE(0) !== seq) return;
-        clearTimeout(timer);
-        victim.off('message', onMessage);
-        resolve(true);
-      };
-      const timer = setTimeout(() => {
-        victim.off('message', onMessage);
-        resolve(false);
-      }, waitMs);
-      victim.on('message', onMessage);
-      victim.send(buf, listen, '127.0.0.1');
-    });
+  const { socket: victim, roundTrip } = await startRoundTripClient(t, listen);
   let first = false;
   for (let i = 0; i < 40 && !first; i++) first = await roundTrip(0, 500);
   assert.ok(first, 'the second client is answered before the flood');

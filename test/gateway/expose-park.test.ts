@@ -9,7 +9,7 @@ import { nativeKeys } from '../../src/datapath/native/native-keys.js';
 import { SendBudget } from '../../src/upstream/agent/send-budget.js';
 import { nativeCase } from '../datapath/datapaths.js';
 import { sleep, waitFor } from '../helpers/net.js';
-import { startPacedFlooder } from '../helpers/udp-paced-flooder.js';
+import { startPacedFlooder, startRoundTripClient } from '../helpers/udp-paced-flooder.js';
 import { agentConfig, gatewayConfig, published, startAgent, startGateway } from './expose-helpers.js';
 
 // docs/expose.md, "Excess left in the kernel", through a real gateway and agent on loopback.
@@ -57,27 +57,7 @@ test('exposure (native): a flooder over the budget on its own socket is parked, 
   });
 
   // The second client: paced round trips, one at a time.
-  const victim = dgram.createSocket('udp4');
-  victim.bind(0, '127.0.0.1');
-  await once(victim, 'listening');
-  t.after(() => victim.close());
-  const roundTrip = (seq: number) =>
-    new Promise<boolean>((resolve) => {
-      const buf = Buffer.alloc(64, 0x56);
-      buf.writeUInt32BE(seq, 0);
-      const onMessage = (m: Buffer) => {
-        if (m.readUInt32BE(0) !== seq) return;
-        clearTimeout(timer);
-        victim.off('message', onMessage);
-        resolve(true);
-      };
-      const timer = setTimeout(() => {
-        victim.off('message', onMessage);
-        resolve(false);
-      }, 250);
-      victim.on('message', onMessage);
-      victim.send(buf, port, '127.0.0.1');
-    });
+  const { socket: victim, roundTrip } = await startRoundTripClient(t, port);
   assert.ok(await roundTrip(0), 'the second client is answered before the flood');
 
   const { child, messages, count, floodPort } = await startPacedFlooder(t, port, FLOOD_RATE, FLOOD_MAX_MS);

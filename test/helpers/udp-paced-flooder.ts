@@ -1,4 +1,6 @@
 import { fork } from 'node:child_process';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,4 +60,33 @@ s.bind(0, '127.0.0.1', () => {
   await waitFor(() => messages.some((m) => m.type === 'bound'), 'flooder bound');
   const floodPort = messages.find((m) => m.type === 'bound')!.port!;
   return { child, messages, count, floodPort };
+}
+
+/**
+ * The second client beside a flood: a socket on 127.0.0.1 whose `roundTrip(seq, waitMs)` sends one
+ * 64 B datagram of 0x56 carrying `seq` to `port` and resolves whether its echo came back in time.
+ */
+export async function startRoundTripClient(t: TestContext, port: number) {
+  const socket = dgram.createSocket('udp4');
+  socket.bind(0, '127.0.0.1');
+  await once(socket, 'listening');
+  t.after(() => socket.close());
+  const roundTrip = (seq: number, waitMs = 250) =>
+    new Promise<boolean>((resolve) => {
+      const buf = Buffer.alloc(64, 0x56);
+      buf.writeUInt32BE(seq, 0);
+      const onMessage = (m: Buffer) => {
+        if (m.readUInt32BE(0) !== seq) return;
+        clearTimeout(timer);
+        socket.off('message', onMessage);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        socket.off('message', onMessage);
+        resolve(false);
+      }, waitMs);
+      socket.on('message', onMessage);
+      socket.send(buf, port, '127.0.0.1');
+    });
+  return { socket, roundTrip };
 }
