@@ -66,6 +66,12 @@ export interface GatewayCounters {
   /** Bytes of finished relayed TCP peer streams, each way. */
   peerStreamBytesToService: number;
   peerStreamBytesToOpener: number;
+  /**
+   * Datagrams the shared UDP port could not send (the kernel refused them: a full buffer, an
+   * unreachable address), from JavaScript or a relayed flow in the batch. Best effort: each is
+   * lost alone. The exposure's sessions in the batch count theirs with their session.
+   */
+  udpSendErrors: number;
 }
 
 export function newGatewayCounters(): GatewayCounters {
@@ -107,5 +113,6 @@ export function newGatewayCounters(): GatewayCounters {
     peerDatagramsDropped: 0,
     peerStreamBytesToService: 0,
     peerStreamBytesToOpener: 0,
+    udpSendErrors: 0,
   };
 }

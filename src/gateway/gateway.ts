@@ -207,7 +207,7 @@ export class Gateway {
     this.#receiver = {
       onDatagram: (buf, address, port) => demux.handle(buf, { address, port }),
       // Sends on the shared port are best effort: a failure drops that datagram only.
-      onSendError: () => {},
+      onSendError: () => void this.counters.udpSendErrors++,
     };
   }
 

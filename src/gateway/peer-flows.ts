@@ -74,7 +74,7 @@ export class DatagramPeerFlow implements PeerFlow, DatagramReceiver {
   closed = false;
   /** Forwarded in the native batch (peer-relay-offload.ts): the entries, their counts as last folded, when it was last tried. */
   offload: RelayOffload | null = null;
-  offloadSeen: number[] = [0, 0, 0, 0];
+  offloadSeen: number[] = [0, 0, 0, 0, 0];
   offloadTried = -1;
   /** Datagrams either way that took JavaScript (a flow is handed over after a few). */
   viaJs = 0;

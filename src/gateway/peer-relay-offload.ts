@@ -15,7 +15,7 @@ const SWEEP_MS = 250;
  * datagrams in JavaScript, once the target agent has answered on its connectee tag (no origin
  * block needed) and while both agents' UDP addresses are fresh with the current keys (each link's
  * `offloadEnd`). Both links' send budgets give the credit, chunk by chunk, as for an exposure.
- * Counts are folded into the peer counters and the links' datagram counters every SWEEP_MS and
+ * Counts (send errors too) are folded into the gateway's counters and the links' datagram counters every SWEEP_MS and
  * whenever one of the flow's datagrams takes JavaScript; a change of either side (keys, address,
  * the connectee closed) closes the entries at once through the sides' groups, and the flow's end
  * removes them.
@@ -56,7 +56,7 @@ export class RelayedFlowOffloads {
     const n = relayOffload({ ...opener, groups: [...(opener.groups ?? []), flow.offloads] }, target, MAX_DATAGRAM_PAYLOAD_BYTES);
     if (n === null) return;
     flow.offload = n;
-    flow.offloadSeen = [0, 0, 0, 0];
+    flow.offloadSeen = [0, 0, 0, 0, 0];
     this.#live.add(flow);
     this.#timer ??= this.clock.setInterval(() => this.#sweep(), SWEEP_MS);
   }
@@ -87,11 +87,13 @@ export class RelayedFlowOffloads {
     const seen = flow.offloadSeen;
     const dt = o.datagramsToTarget - seen[0]!;
     const dop = o.datagramsToOpener - seen[2]!;
-    if (dt === 0 && dop === 0) return;
+    const lost = o.sendErrors - seen[4]!;
+    if (dt === 0 && dop === 0 && lost === 0) return;
     const bt = o.bytesToTarget - seen[1]!;
     const bop = o.bytesToOpener - seen[3]!;
-    flow.offloadSeen = [o.datagramsToTarget, o.bytesToTarget, o.datagramsToOpener, o.bytesToOpener];
+    flow.offloadSeen = [o.datagramsToTarget, o.bytesToTarget, o.datagramsToOpener, o.bytesToOpener, o.sendErrors];
     const c = this.counters;
+    c.udpSendErrors += lost;
     c.peerDatagramsToService += dt;
     c.peerBytesToService += bt;
     c.peerDatagramsToOpener += dop;

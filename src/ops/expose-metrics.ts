@@ -100,6 +100,10 @@ export function registerExposeMetrics(registry: Registry, read: () => { gateway:
     inc({ direction: 'from-agent', path: 'udp' }, c.datagramsFromAgent);
     inc({ direction: 'from-agent', path: 'tls' }, c.datagramsFromAgentOverTls);
   });
+  counter('sluice_gateway_udp_send_errors_total', 'Datagrams the gateway\'s shared UDP port could not send (the kernel refused them), from JavaScript or a relayed peer flow in the batch', [], (inc) => {
+    const c = read().gateway?.counters;
+    if (c) inc({}, c.udpSendErrors);
+  });
   counter('sluice_gateway_datagrams_rejected_total', 'Tunnel datagrams refused before use, by reason (nothing is sent back for them)', ['reason'], (inc) => {
     const c = read().gateway?.counters;
     if (!c) return;

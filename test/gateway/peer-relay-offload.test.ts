@@ -56,3 +56,24 @@ test('a relayed flow is tried after 4 datagrams, then at most once per sweep per
   offloads.step(y.flow, 0);
   assert.equal(y.asked(), 1, 'a closed flow is never tried');
 });
+
+test("a relayed flow's last counts are folded in when it leaves the batch, send errors too", () => {
+  const counters = newGatewayCounters();
+  const offloads = new RelayedFlowOffloads(counters, new ManualClock());
+  const x = flowWith(() => true);
+  const forwarded: number[][] = [];
+  const end = { forwarded: (a: number, b: number) => void forwarded.push([a, b]) };
+  let closed = 0;
+  const o = { datagramsToTarget: 5, bytesToTarget: 500, datagramsToOpener: 2, bytesToOpener: 64, sendErrors: 3, target: end, opener: end, close: () => void closed++ };
+  x.flow.offload = o as unknown as typeof x.flow.offload;
+  x.flow.offloadSeen = [1, 100, 0, 0, 1];
+  offloads.remove(x.flow);
+  offloads.remove(x.flow);
+  assert.equal(closed, 1, 'closed once');
+  assert.equal(x.flow.offload, null);
+  assert.deepEqual(
+    [counters.peerDatagramsToService, counters.peerBytesToService, counters.peerDatagramsToOpener, counters.peerBytesToOpener, counters.udpSendErrors],
+    [4, 400, 2, 64, 2],
+  );
+  assert.deepEqual(forwarded, [[4, 2], [2, 4]], "each side's tunnel counts, once");
+});
