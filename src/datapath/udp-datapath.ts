@@ -33,6 +33,14 @@ export interface UdpDatapath {
    * or -1 when it cannot watch.
    */
   watchSources?(listener: UdpSender, datagrams: number): number;
+  /** Optional (native): who runs ChaCha20-Poly1305 for tunnel datagrams sealed and opened in the batch. */
+  datagramCipher?(): DatagramCipherInfo;
+}
+
+/** Intel's ipsec-mb or Node's OpenSSL (same bytes), and why ipsec-mb is not in use ('' when it is). */
+export interface DatagramCipherInfo {
+  readonly cipher: 'ipsec-mb' | 'openssl';
+  readonly missing: string;
 }
 
 /** A client's own socket (UdpDatapath.isolate): sends as its listener does, from the same address and port. */

@@ -47,6 +47,8 @@ export interface HealthStatus {
   readonly streamDatapath?: 'js' | 'native';
   /** Who seals the records of sealed pairs and trunks (native stream datapath; RecordCipherInfo): /api/health. Absent on the js datapath. */
   readonly recordCipher?: 'ipsec-mb' | 'openssl';
+  /** Who seals and opens tunnel datagrams in the native UDP batch (DatagramCipherInfo): /api/health. Absent on the js datapath. */
+  readonly datagramCipher?: 'ipsec-mb' | 'openssl';
   /** Container discovery's state, label routes and label problems (absent without `docker:`). */
   readonly containers?: unknown;
   /** The gateway's fleet link (absent without `gateway.fleet`). */

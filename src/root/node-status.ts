@@ -36,6 +36,7 @@ export class NodeStatus implements DataPathStatus {
     private readonly datapath: 'js' | 'native',
     private readonly streamDatapath: 'js' | 'native' = 'js',
     private readonly recordCipher?: 'ipsec-mb' | 'openssl',
+    private readonly datagramCipher?: 'ipsec-mb' | 'openssl',
   ) {}
 
   /** Shows `part` until the returned function takes it off. */
@@ -110,7 +111,7 @@ export class NodeStatus implements DataPathStatus {
 
   health(): HealthStatus {
     const fleet = this.#shown.fleet?.health();
-    return { datapath: this.datapath, streamDatapath: this.streamDatapath, ...(this.recordCipher ? { recordCipher: this.recordCipher } : {}), containers: this.#shown.containers?.status(), ...(fleet ? { fleet } : {}) };
+    return { datapath: this.datapath, streamDatapath: this.streamDatapath, ...(this.recordCipher ? { recordCipher: this.recordCipher } : {}), ...(this.datagramCipher ? { datagramCipher: this.datagramCipher } : {}), containers: this.#shown.containers?.status(), ...(fleet ? { fleet } : {}) };
   }
 
   fleet(): Promise<unknown> | undefined {

@@ -68,7 +68,9 @@ export async function startNode(config: SluiceConfig, deps: NodeDeps, signal?: A
     stack.defer('scheduler slice', () => slice.close());
     const cipher = stream.datapath.recordCipher?.();
     if (cipher !== undefined && cipher.cipher === 'openssl') log.info({ reason: cipher.missing }, 'sealed records use OpenSSL (ipsec-mb not loaded)');
-    const status = new NodeStatus(udp.datapath?.kind ?? 'js', stream.datapath.kind, cipher?.cipher);
+    const datagrams = udp.datapath?.datagramCipher?.();
+    if (datagrams !== undefined && datagrams.cipher === 'openssl') log.info({ reason: datagrams.missing }, 'tunnel datagrams use OpenSSL (ipsec-mb not loaded)');
+    const status = new NodeStatus(udp.datapath?.kind ?? 'js', stream.datapath.kind, cipher?.cipher, datagrams?.cipher);
     const shown = <K extends keyof ShownParts>(key: K, build: (signal: AbortSignal) => ShownParts[K] | Promise<ShownParts[K]>, close: (part: ShownParts[K]) => void | Promise<void>) =>
       status.startOn(stack, key, build, close);
     const geo = new GeoHolder();

@@ -7,6 +7,7 @@ import { tunnelOpener, tunnelSealer } from '../../src/datapath/tunnel-keys.js';
 import type { UdpListener } from '../../src/datapath/udp-datapath.js';
 import { DatagramSealer, encodeOriginBlock, type Direction } from '../../src/protocol/tunnel/index.js';
 import { udpClient, waitFor } from '../helpers/net.js';
+import { startApp } from '../admin/app-helper.js';
 
 // The key slots run ChaCha20-Poly1305 in Intel's ipsec-mb where the engine loaded it, else in
 // OpenSSL through its provider's functions or through EVP (native/src/aead.h): every way must give
@@ -97,3 +98,22 @@ for (const way of ['ipsec-mb', 'provider', 'evp'] as const) {
     assert.deepEqual(seen, want);
   });
 }
+
+test('datagram cipher: /api/health names it beside the native UDP datapath (ipsec-mb under CI), and not on the js one', { skip }, async (t) => {
+  const yaml = (datapath: string) => `
+datapath: ${datapath}
+routes:
+  dns: { listen: udp://127.0.0.1:0, upstream: 127.0.0.1:9 }
+accessLog: { output: off }
+`;
+  const native = await startApp(t, yaml('native'));
+  const cipher = native.app.ops.status().datagramCipher;
+  const dp = new NativeDatapath(loaded.ok ? loaded.binding : (undefined as never), loaded.ok ? loaded.layout : (undefined as never), {});
+  const info = dp.datagramCipher();
+  dp.destroy();
+  assert.equal(cipher, info.cipher);
+  if (process.env.CI === 'true') assert.equal(cipher, 'ipsec-mb', `ipsec-mb in use (.ci/run installs libipsec-mb-dev): ${info.missing}`);
+  await native.stop();
+  const js = await startApp(t, yaml('js'));
+  assert.equal(js.app.ops.status().datagramCipher, undefined);
+});

@@ -64,6 +64,12 @@ export interface NativeBinding {
    * asks); returns the sources named so far, or -1.
    */
   watchSources?(engine: EngineHandle, id: number, datagrams: number): number;
+  /**
+   * The way tunnel keys added from now on reach ChaCha20-Poly1305 (native/src/aead.h): Intel's
+   * ipsec-mb, OpenSSL's provider functions or EVP; `want` picks the best available at or below it
+   * (tests). Returns [way, why ipsec-mb is not loaded or ''].
+   */
+  sealPath?(engine: EngineHandle, want?: 'ipsec-mb' | 'provider' | 'evp'): [string, string];
   /** Writes [committed bytes, used bytes] of V8's young generation into `out` (native/src/heap-memory.cc). */
   youngGeneration?(out: Float64Array): void;
   /** Asks V8 for a memory-reducing collection (moderate memory pressure). */

@@ -1,6 +1,6 @@
 import { canonicalIp, type Endpoint } from '../../core/address.js';
 import type { DatagramChannel, DatagramReceiver } from '../datagram-channel.js';
-import type { IsolatedSocket, ListenerReceiver, ReceiverFactory, UdpDatapath, UdpListener, UdpSender } from '../udp-datapath.js';
+import type { DatagramCipherInfo, IsolatedSocket, ListenerReceiver, ReceiverFactory, UdpDatapath, UdpListener, UdpSender } from '../udp-datapath.js';
 import { AddressBook, type NativeAddress } from './address-book.js';
 import type { EngineHandle, NativeBinding, NativeLayout } from './binding.js';
 import { NativeChannel, NativeListener, type NativeEngine, type NativeSocket } from './native-sockets.js';
@@ -276,6 +276,13 @@ export class NativeDatapath implements UdpDatapath, NativeEngine {
   /** How many times the engine slept to let a batch fill (NativeDatapathOptions.receiveDelayUs). */
   get receiveDelays(): number {
     return this.#destroyed ? 0 : (this.#b.receiveDelays?.(this.#engine) ?? 0);
+  }
+
+  /** Who seals and opens tunnel datagrams in the batch (DatagramCipherInfo). */
+  datagramCipher(): DatagramCipherInfo {
+    const r = this.#destroyed ? undefined : this.#b.sealPath?.(this.#engine);
+    if (r === undefined) return { cipher: 'openssl', missing: this.#destroyed ? 'datapath closed' : 'addon without sealPath' };
+    return { cipher: r[0] === 'ipsec-mb' ? 'ipsec-mb' : 'openssl', missing: r[1] };
   }
 
   /** The engine and binding, for the tunnel key slots (tunnel-keys.ts); null once destroyed. */
