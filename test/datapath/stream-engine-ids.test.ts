@@ -2,20 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
-import { nativeStreamCase } from './stream-datapaths.js';
-import type { StreamConn, StreamDatapath } from '../../src/datapath/stream-datapath.js';
+import { nativeOnly } from './stream-datapaths.js';
+import type { StreamConn } from '../../src/datapath/stream-datapath.js';
 import { tcpServer } from '../helpers/net.js';
 
 // The native stream engine's connection table (docs/datapath.md, "Connection setup in one
 // wake-up"): ids of closed connections are taken again once the batch that reported them was
 // delivered. Every connection of a route is accepted and dialed inside a batch, so without that
 // the table grew by two entries per connection for as long as the process ran.
-const nativeCase = nativeStreamCase();
-const skip = nativeCase.skip ?? false;
-const nativeDp = (): StreamDatapath => {
-  if (!nativeCase.datapath) throw new Error('CI=true: the native stream datapath must load (node native/build.mjs)');
-  return nativeCase.datapath;
-};
+const { skip, datapath: nativeDp } = nativeOnly();
 
 test('native stream engine: 300 relayed connections one after another reuse the ids of the ended ones', { skip }, async (t) => {
   const dp = nativeDp();

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { nativeStreamCase } from './stream-datapaths.js';
+import { nativeOnly } from './stream-datapaths.js';
 import type { StreamConn, StreamDatapath } from '../../src/datapath/stream-datapath.js';
 import { freePort } from '../helpers/net.js';
 
@@ -39,12 +39,7 @@ function runChild(args: string[], opts: { ulimit?: number; onPort?: (port: numbe
   });
 }
 
-const nativeCase = nativeStreamCase();
-const skip = nativeCase.skip ?? false;
-const nativeDp = (): StreamDatapath => {
-  if (!nativeCase.datapath) throw new Error('CI=true: the native stream datapath must load (node native/build.mjs)');
-  return nativeCase.datapath;
-};
+const { skip, datapath: nativeDp } = nativeOnly();
 
 test('native stream engine: a connection handler that throws does not cost the other connections of its batch', { skip }, async () => {
   nativeDp();

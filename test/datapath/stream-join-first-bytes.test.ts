@@ -2,45 +2,23 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
-import { nativeStreamCase } from './stream-datapaths.js';
+import { nativeOnly } from './stream-datapaths.js';
+import { EAGAIN, heldFront } from './stream-front.js';
 import { isHeldConn } from '../../src/listen/held-proxy-header.js';
-import type { PairEnd, StreamConn, StreamDatapath } from '../../src/datapath/stream-datapath.js';
+import type { PairEnd, StreamConn } from '../../src/datapath/stream-datapath.js';
 import { waitFor } from '../helpers/net.js';
 
 // A pair joined at connect moves the client's waiting bytes at once (docs/datapath.md, "First
 // bytes at the join"): they are at the upstream before the batch that carries the dial's answer
 // reaches JavaScript, not one look at the set later.
-const nativeCase = nativeStreamCase();
-const skip = nativeCase.skip ?? false;
-const nativeDp = (): StreamDatapath => {
-  if (!nativeCase.datapath) throw new Error('CI=true: the native stream datapath must load (node native/build.mjs)');
-  return nativeCase.datapath;
-};
-
-const EAGAIN = -11;
+const { skip, datapath: nativeDp } = nativeOnly();
 
 test('native stream engine: a pair joined at connect has sent the client bytes before its dial answer is delivered', { skip }, async (t) => {
   const dp = nativeDp();
   // The upstream's end is accepted in the look at the set that also finds the dial connected (the
   // connect finished inside the dial call), and reported before it: it was ready first.
-  const upstreams: StreamConn[] = [];
-  const upstream = await dp.listen('127.0.0.1', 0, (c) => upstreams.push(c));
-  t.after(() => upstreams.forEach((c) => c.destroy()));
+  const { upstream, upstreams, front, client } = await heldFront(t, dp, 'hello');
   const ends: PairEnd[] = [];
-  let front: StreamConn | undefined;
-  let accepted!: () => void;
-  const frontAccepted = new Promise<void>((resolve) => (accepted = resolve));
-  const listener = await dp.listen('127.0.0.1', 0, (c) => {
-    front = c;
-    accepted();
-  });
-  t.after(() => Promise.all([listener.close(), upstream.close()]));
-
-  const client = net.connect(listener.local.port, '127.0.0.1');
-  t.after(() => client.destroy());
-  await once(client, 'connect');
-  await new Promise<void>((resolve, reject) => client.write('hello', (err) => (err ? reject(err) : resolve())));
-  await frontAccepted;
 
   // What the upstream's end holds when the dial's answer is delivered.
   const seen = await new Promise<{ n: number; bytes: string }>((resolve, reject) => {
@@ -50,14 +28,14 @@ test('native stream engine: a pair joined at connect has sent the client bytes b
       (err, up) => {
         if (err) return reject(err);
         if (up!.joined !== true) return reject(new Error('not joined at connect'));
-        if (!dp.pipe(front!, up!, 0, (e) => ends.push(e))) return reject(new Error('not joined in the datapath'));
+        if (!dp.pipe(front, up!, 0, (e) => ends.push(e))) return reject(new Error('not joined in the datapath'));
         const held = upstreams[0];
         if (!held || !isHeldConn(held)) return reject(new Error('the upstream was not accepted in the batch of the dial answer'));
         const buf = Buffer.alloc(64);
         const n = held.read(buf);
         resolve({ n, bytes: n > 0 ? buf.subarray(0, n).toString() : '' });
       },
-      { down: front!, idleTimeoutMs: 0 },
+      { down: front, idleTimeoutMs: 0 },
     );
   });
   assert.notEqual(seen.n, EAGAIN, 'the client bytes had not moved when the dial answer was delivered');
@@ -110,33 +88,19 @@ test('native stream engine: a client that has sent nothing at the join is read w
 // in the batch that carries the answer, right after it.
 async function resetBeforeAnswer(t: import('node:test').TestContext, deferPipe: boolean): Promise<PairEnd[]> {
   const dp = nativeDp();
-  const upstreams: StreamConn[] = [];
-  const upstream = await dp.listen('127.0.0.1', 0, (c) => upstreams.push(c));
-  t.after(() => upstreams.forEach((c) => c.destroy()));
-  let front: StreamConn | undefined;
-  let accepted!: () => void;
-  const frontAccepted = new Promise<void>((resolve) => (accepted = resolve));
-  const listener = await dp.listen('127.0.0.1', 0, (c) => {
-    front = c;
-    accepted();
-  });
-  t.after(() => Promise.all([listener.close(), upstream.close()]));
-  const client = net.connect(listener.local.port, '127.0.0.1');
-  client.on('error', () => {});
-  await once(client, 'connect');
-  await frontAccepted;
+  const { upstream, front, client } = await heldFront(t, dp);
   client.resetAndDestroy();
   await once(client, 'close');
   const ends: PairEnd[] = [];
   const take = (up: StreamConn) => {
-    if (!dp.pipe(front!, up, 0, (e) => ends.push(e))) throw new Error('not joined in the datapath');
+    if (!dp.pipe(front, up, 0, (e) => ends.push(e))) throw new Error('not joined in the datapath');
   };
   dp.dial(upstream.local, 2000, (err, up) => {
     if (err) throw err;
     assert.equal(up!.joined, true);
     if (deferPipe) setImmediate(() => take(up!));
     else take(up!);
-  }, { down: front!, idleTimeoutMs: 0 });
+  }, { down: front, idleTimeoutMs: 0 });
   await waitFor(() => ends.length === 1, 'the pair ended');
   await new Promise((resolve) => setImmediate(resolve));
   return ends;

@@ -1,50 +1,26 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import net from 'node:net';
-import { nativeStreamCase } from './stream-datapaths.js';
+import { nativeOnly } from './stream-datapaths.js';
+import { EAGAIN, heldFront } from './stream-front.js';
 import { isHeldConn } from '../../src/listen/held-proxy-header.js';
-import type { StreamConn, StreamDatapath } from '../../src/datapath/stream-datapath.js';
 
 // Connection setup in one wake-up of the native stream engine (docs/datapath.md, "Connection
 // setup in one wake-up"): when the batch it delivered started a dial or a pair, the engine looks
 // at its set again before returning to the event loop, so a loopback dial's outcome, the join and
 // the client's first bytes follow in the same wake-up instead of one loop iteration each.
-const nativeCase = nativeStreamCase();
-const skip = nativeCase.skip ?? false;
-const nativeDp = (): StreamDatapath => {
-  if (!nativeCase.datapath) throw new Error('CI=true: the native stream datapath must load (node native/build.mjs)');
-  return nativeCase.datapath;
-};
-
-const EAGAIN = -11;
+const { skip, datapath: nativeDp } = nativeOnly();
 
 test('native stream engine: a pair joined in a batch moves the client bytes waiting before the event loop turns', { skip }, async (t) => {
   const dp = nativeDp();
-  const upstreams: StreamConn[] = [];
-  const upstream = await dp.listen('127.0.0.1', 0, (c) => upstreams.push(c));
-  t.after(() => upstreams.forEach((c) => c.destroy()));
-  let front: StreamConn | undefined;
-  let accepted!: () => void;
-  const frontAccepted = new Promise<void>((resolve) => (accepted = resolve));
-  const listener = await dp.listen('127.0.0.1', 0, (c) => {
-    front = c;
-    accepted();
-  });
-  t.after(() => Promise.all([listener.close(), upstream.close()]));
-
-  const client = net.connect(listener.local.port, '127.0.0.1');
-  t.after(() => client.destroy());
-  await once(client, 'connect');
-  await new Promise<void>((resolve, reject) => client.write('hello', (err) => (err ? reject(err) : resolve())));
-  await frontAccepted;
+  const { upstream, upstreams, front, client } = await heldFront(t, dp, 'hello');
 
   // The dial is answered in a batch, the pair joined in its callback; what the upstream holds is
   // looked at from setImmediate, which runs before the event loop polls again.
   const seen = await new Promise<{ n: number; bytes: string }>((resolve, reject) => {
     dp.dial(upstream.local, 2000, (err, up) => {
       if (err) return reject(err);
-      const stop = dp.pipe(front!, up!, 0, () => {});
+      const stop = dp.pipe(front, up!, 0, () => {});
       if (!stop) return reject(new Error('the pair was not joined in the datapath'));
       t.after(() => void stop());
       setImmediate(() => {

@@ -4,6 +4,7 @@ import type net from 'node:net';
 import type { TestContext } from 'node:test';
 import { tcpConnect, tcpServer, waitFor } from '../helpers/net.js';
 import { perStreamDatapath } from '../datapath/stream-datapaths.js';
+import { appRoute as route, relayToPausedUpstream } from './paused-upstream.js';
 
 // While a direction's destination would block with bytes in its pipe, the native engine stops
 // watching the source's readability and watches it again once the pipe drains; a bulk source's
@@ -11,13 +12,6 @@ import { perStreamDatapath } from '../datapath/stream-datapaths.js';
 // What the source sent meanwhile must arrive when the destination reads again, with no later
 // segment or FIN to wake the relay, and the other direction must keep flowing. Both datapaths.
 const { test, startNode } = perStreamDatapath();
-
-const route = (upstream: number) => `
-routes:
-  app:
-    listen: tcp://127.0.0.1:0
-    upstream: 127.0.0.1:${upstream}
-`;
 
 /** Byte i of a stream is (i * 7 + i >> 13) & 255: a slip, loss or repeat anywhere changes the tail. */
 function pattern(from: number, len: number): Buffer {
@@ -47,18 +41,7 @@ function checkPattern(s: net.Socket): { got: () => number; bad: () => number } {
   return { got: () => got, bad: () => bad };
 }
 
-/** A relayed pair whose upstream socket reads nothing until resumed. */
-async function pairWithPausedUpstream(t: TestContext) {
-  const side: { sock?: net.Socket } = {};
-  const up = await tcpServer(t, (s) => {
-    side.sock = s;
-    s.pause();
-  });
-  const n = await startNode(t, route(up.port));
-  const c = await tcpConnect(t, n.port('app'));
-  await waitFor(() => side.sock !== undefined, 'upstream accepted');
-  return { n, c, u: side.sock! };
-}
+const pairWithPausedUpstream = (t: TestContext) => relayToPausedUpstream(t, startNode);
 
 test('blocked source: bytes sent while the destination was full arrive once it reads, with no FIN after them', async (t) => {
   const { c, u } = await pairWithPausedUpstream(t);

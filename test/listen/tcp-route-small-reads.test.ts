@@ -5,18 +5,13 @@ import { once } from 'node:events';
 import type net from 'node:net';
 import { readAll, tcpConnect, tcpServer, waitFor } from '../helpers/net.js';
 import { perStreamDatapath } from '../datapath/stream-datapaths.js';
+import { appRoute as route, relayToPausedUpstream } from './paused-upstream.js';
 
 // Small reads pass through the native engine's buffer (recv/send) and large ones are spliced;
 // a pair whose two FINs arrive together is closed without a shutdown. What the peers see must be
 // the same as on js: every byte in order, each FIN after the other side's bytes. Both datapaths.
 const { test, startNode } = perStreamDatapath();
 
-const route = (upstream: number) => `
-routes:
-  app:
-    listen: tcp://127.0.0.1:0
-    upstream: 127.0.0.1:${upstream}
-`;
 
 /** Writes `total` bytes of a counting pattern in chunks of 1..6000 bytes (small and large reads mixed), honouring backpressure. */
 async function writeMixed(s: net.Socket, total: number): Promise<string> {
@@ -39,18 +34,7 @@ async function writeMixed(s: net.Socket, total: number): Promise<string> {
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-/** A node relaying a client to an upstream socket that reads nothing until resumed. */
-async function throughPausedUpstream(t: TestContext) {
-  const upSide: { sock?: net.Socket } = {};
-  const up = await tcpServer(t, (s) => {
-    upSide.sock = s;
-    s.pause();
-  });
-  const n = await startNode(t, route(up.port));
-  const c = await tcpConnect(t, n.port('app'));
-  await waitFor(() => upSide.sock !== undefined, 'upstream accepted');
-  return { n, c, u: upSide.sock! };
-}
+const throughPausedUpstream = (t: TestContext) => relayToPausedUpstream(t, startNode);
 
 test('tcp small reads: small and large writes into a reader paused for a while arrive whole and in order, both ways', async (t) => {
   const { n, c, u } = await throughPausedUpstream(t);
