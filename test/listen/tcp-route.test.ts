@@ -196,15 +196,18 @@ test('tcp route: caps per route and per source refuse extra connections before d
 });
 
 test('tcp route: a slow reader holds bounded memory in the relay (backpressure)', async (t) => {
-  const total = 64 * 1024 * 1024;
+  const total = 128 * 1024 * 1024;
   const up = await pumpingUpstream(t, total, 64 * 1024);
   const n = await startNode(t, route(up.port));
   const c = await tcpConnect(t, n.port('ssh'));
   c.pause();
   await waitFor(() => up.sent() > 0, 'upstream started');
   await new Promise((r) => setTimeout(r, 300));
-  // With nobody reading, the upstream must be stopped by TCP flow control long before 64 MiB.
-  assert.ok(up.sent() < 16 * 1024 * 1024, `upstream managed to push ${up.sent()} bytes into a paused client`);
+  // With nobody reading, the upstream must be stopped by TCP flow control long before 128 MiB.
+  // What may be in flight is four sockets' buffers and the relay's pipe, which the kernel sizes
+  // (autotuning up to tcp_rmem's and tcp_wmem's maxima: 32 and 4 MiB here, 17-25 MiB seen under
+  // load), so the bound is the 5 s stall test's (tcp-route-streams.test.ts), not a tighter one.
+  assert.ok(up.sent() < 32 * 1024 * 1024, `upstream managed to push ${up.sent()} bytes into a paused client`);
   let got = 0;
   c.on('data', (d: Buffer) => (got += d.length));
   c.resume();
