@@ -99,7 +99,6 @@ void Teardown(StreamEngine* e) {
   e->destroyed = true;
   uv_close(reinterpret_cast<uv_handle_t*>(&e->poll), OnClosed);
   uv_close(reinterpret_cast<uv_handle_t*>(&e->timer), OnClosed);
-  LowatClose(e);
   close(e->epfd);
   e->epfd = -1;
   if (e->ev_ref != nullptr) napi_delete_reference(e->env, e->ev_ref);
@@ -146,7 +145,6 @@ napi_value Open(napi_env env, napi_callback_info info) {
   }
   e->poll.data = e;
   e->timer.data = e;
-  LowatOpen(e);  // without a timerfd, no low-water mark is ever raised
   RecordCiphersInit(e->ciphers);
   // Strong: the engine calls back into both for as long as it is open (destroy() drops them).
   napi_create_reference(env, argv[0], 1, &e->ev_ref);

@@ -20,12 +20,6 @@ int StreamStartPair(StreamEngine* e, int client, int upstream, uint32_t idle_ms)
 void StreamClosePipe(StreamEngine* e, int r, int w, uint32_t slots);
 void StreamEndPair(StreamEngine* e, int id, int reason, int err);
 
-// stream-lowat.cc: the low-water mark of long bulk reads (stream.h, kLowatBytes).
-int LowatOpen(StreamEngine* e);
-void LowatClose(StreamEngine* e);
-void LowatNoteRead(StreamEngine* e, int client, int d, int fd, size_t n);
-void LowatOnTimer(StreamEngine* e);
-
 // stream-join.cc: the join at connect (streamDialJoin).
 void StreamUnjoin(StreamEngine* e, int id);
 bool StreamJoinAtConnect(StreamEngine* e, int id);

@@ -386,7 +386,6 @@ static void Pump(StreamEngine* e, int id) {
         c->in_pipe[d] += static_cast<uint32_t>(n);
         if (d == 0) c->bytes_from_client += n;
         moved = true;
-        LowatNoteRead(e, id, d, src, static_cast<size_t>(n));
         // Fewer bytes than the pipe has slots: the pipe was not full (each slot holds at least a
         // byte), so the read stopped because the socket had nothing more; bytes arriving after
         // it are a new edge. No read to see EAGAIN. Not once the side's FIN or error was
@@ -566,13 +565,7 @@ void StreamOnReadable(uv_poll_t* handle, int status, int events) {
     for (int round = 0; round < 8 && !e->destroyed; round++) {
       epoll_event evs[256];
       int n = epoll_wait(e->epfd, evs, 256, 0);
-      for (int k = 0; k < n && !e->destroyed; k++) {
-        if (evs[k].data.u32 == kLowatTimerId) {
-          LowatOnTimer(e);
-          continue;
-        }
-        Dispatch(e, static_cast<int>(evs[k].data.u32), evs[k].events);
-      }
+      for (int k = 0; k < n && !e->destroyed; k++) Dispatch(e, static_cast<int>(evs[k].data.u32), evs[k].events);
       if (n < 256) break;
     }
     TrunkFlushDirty(e);

@@ -75,19 +75,6 @@ constexpr size_t kCopyChunk = 4096;
 // segment to the destination) and two epoll_ctl (the source's EPOLLOUT, see SetInterest) per
 // switch, back and forth (docs/datapath.md, "Several bulk streams").
 constexpr uint8_t kSmallReadsToCopy = 4;
-// Receive low-water mark of a long bulk direction (stream-lowat.cc, docs/datapath.md "A
-// low-water mark on long bulk reads"): once a direction has read kLowatStreakBytes by splice
-// with no pause of kLowatIdleNs between reads, its source socket gets SO_RCVLOWAT kLowatBytes, so
-// the engine wakes for it once that much waits instead of for every few segments. A raised socket
-// not read for kLowatIdleNs (with its pipe empty) gets its mark back to 1 by the engine's timerfd:
-// lowering it makes the kernel report bytes already waiting, so a tail shorter than the mark is
-// never left behind, and waits at most about kLowatIdleNs plus one timer step.
-constexpr int kLowatBytes = 64 * 1024;
-constexpr uint32_t kLowatStreakBytes = 1 << 20;
-constexpr uint64_t kLowatIdleNs = 1000 * 1000;
-// The timerfd's slot in the epoll set (not a connection id).
-constexpr uint32_t kLowatTimerId = 0xfffffffeu;
-
 // Looks at the set per wake-up while the previous look's delivery started dials or pairs: a
 // loopback dial has finished by the time connect() returns, and a new pair's client usually has
 // its first bytes waiting, so accept, dial, join and the first bytes take one wake-up, not three.
@@ -127,11 +114,6 @@ struct StreamConn {
   uint32_t pipe_slots[2] = {0, 0};  // page slots of each direction's pipe
   bool spliced[2] = {false, false};  // the direction reads with splice (a large read; kCopyChunk)
   uint8_t small_reads[2] = {0, 0};   // spliced: small reads in a row since the last large one (kSmallReadsToCopy)
-  // Low-water mark (stream-lowat.cc), per direction: raised on its source socket; the last
-  // splice read (CLOCK_MONOTONIC ns); bytes read since the last pause of kLowatIdleNs.
-  bool lowat[2] = {false, false};
-  uint64_t read_ns[2] = {0, 0};
-  uint32_t streak[2] = {0, 0};
   struct SealedPair* sealed = nullptr;  // piped client of a sealed pair: its records' state (stream-sealed.h)
   // Joined at connect (stream-join.cc): on a dialing upstream, the held client it is joined to
   // when its dial succeeds; on that client, the dial (so closing either one unlinks both).
@@ -181,10 +163,6 @@ struct StreamEngine {
   uint64_t sealed_max_records = uint64_t(1) << 24;
   uint64_t sealed_max_bytes = uint64_t(1) << 36;
   RecordCiphers ciphers;               // AES-128-GCM: ipsec-mb or OpenSSL, and contexts kept for the next pair (sealed-record.h)
-  // Pairs with a raised low-water mark, and the timerfd that lowers idle ones (stream-lowat.cc).
-  std::vector<int> lowat_ids;
-  int lowat_fd = -1;
-  bool lowat_armed = false;
   std::vector<int> trunk_dirty;        // trunks with frames to write at the end of this pass (stream-trunk.h)
   // Relayed connections (stream-relayed.h): the data area their reads land in (JavaScript's memory).
   uint8_t* relayed_data = nullptr;
