@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import type net from 'node:net';
 import type { TestContext } from 'node:test';
 import { tcpConnect, tcpServer, waitFor } from '../helpers/net.js';
+import { pattern } from '../helpers/stream-pattern.js';
 import { perStreamDatapath } from '../datapath/stream-datapaths.js';
 
 // While a direction's destination would block with bytes in its pipe, the native engine stops
@@ -18,16 +19,6 @@ routes:
     listen: tcp://127.0.0.1:0
     upstream: 127.0.0.1:${upstream}
 `;
-
-/** Byte i of a stream is (i * 7 + i >> 13) & 255: a slip, loss or repeat anywhere changes the tail. */
-function pattern(from: number, len: number): Buffer {
-  const b = Buffer.allocUnsafe(len);
-  for (let k = 0; k < len; k++) {
-    const i = from + k;
-    b[k] = (i * 7 + (i >>> 13)) & 255;
-  }
-  return b;
-}
 
 /** Writes `total` pattern bytes in 64 KiB chunks, honouring backpressure; never ends the socket. */
 async function writePattern(s: net.Socket, total: number): Promise<void> {

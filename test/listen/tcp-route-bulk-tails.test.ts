@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type net from 'node:net';
+import type { TestContext } from 'node:test';
 import { tcpConnect, tcpServer, waitFor } from '../helpers/net.js';
+import { pattern } from '../helpers/stream-pattern.js';
 import { perStreamDatapath } from '../datapath/stream-datapaths.js';
 
 // The tail of a long bulk run, with nothing after it (no FIN, no later bytes), and single bytes
@@ -18,16 +20,6 @@ routes:
     listen: tcp://127.0.0.1:0
     upstream: 127.0.0.1:${upstream}
 `;
-
-/** A position-dependent pattern: byte i of a stream is (i * 7 + (i >>> 13)) & 255. */
-function pattern(from: number, len: number): Buffer {
-  const b = Buffer.allocUnsafe(len);
-  for (let k = 0; k < len; k++) {
-    const i = from + k;
-    b[k] = (i * 7 + (i >>> 13)) & 255;
-  }
-  return b;
-}
 
 /** Writes `total` bytes of the pattern from `from` in 256 KiB chunks as fast as backpressure allows. */
 async function writeBulk(s: net.Socket, from: number, total: number): Promise<void> {
@@ -53,17 +45,22 @@ function collector(s: net.Socket) {
   };
 }
 
-const MiB = 1024 * 1024;
-
-test('tcp bulk tails: a long bulk run and its short tail with nothing after it arrive, both ways, then single bytes', async (t) => {
-  const upSide: { sock?: net.Socket } = {};
+/** A client relayed by a node to an upstream socket, both flowing. */
+async function relayedPair(t: TestContext) {
+  const side: { sock?: net.Socket } = {};
   const up = await tcpServer(t, (s) => {
-    upSide.sock = s;
+    side.sock = s;
   });
   const n = await startNode(t, route(up.port));
   const c = await tcpConnect(t, n.port('app'));
-  await waitFor(() => upSide.sock !== undefined, 'upstream accepted');
-  const u = upSide.sock!;
+  await waitFor(() => side.sock !== undefined, 'upstream accepted');
+  return { n, c, u: side.sock! };
+}
+
+const MiB = 1024 * 1024;
+
+test('tcp bulk tails: a long bulk run and its short tail with nothing after it arrive, both ways, then single bytes', async (t) => {
+  const { n, c, u } = await relayedPair(t);
   const atUp = collector(u);
   const atClient = collector(c);
 
@@ -102,14 +99,8 @@ test('tcp bulk tails: a long bulk run and its short tail with nothing after it a
 });
 
 test('tcp bulk tails: bursts with pauses between them, each ending in a short tail, arrive whole', async (t) => {
-  const upSide: { sock?: net.Socket } = {};
-  const up = await tcpServer(t, (s) => {
-    upSide.sock = s;
-  });
-  const n = await startNode(t, route(up.port));
-  const c = await tcpConnect(t, n.port('app'));
-  await waitFor(() => upSide.sock !== undefined, 'upstream accepted');
-  const atUp = collector(upSide.sock!);
+  const { n, c, u } = await relayedPair(t);
+  const atUp = collector(u);
   // Each burst must arrive whole before the next is sent: nothing pushes its tail but itself.
   let sent = 0;
   for (const size of [3 * MiB + 5, 2 * MiB + 60_000, 4 * MiB + 1, 1 * MiB + 3]) {
@@ -119,7 +110,7 @@ test('tcp bulk tails: bursts with pauses between them, each ending in a short ta
   }
   assert.ok(atUp.bytes().equals(pattern(0, sent)), 'bytes in order');
   c.end();
-  upSide.sock!.end();
+  u.end();
   await waitFor(() => n.ofType('session-ended').length === 1, 'end event');
   assert.equal(n.ofType('session-ended')[0]!.counters.bytesFromClient, sent);
 });
