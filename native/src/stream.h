@@ -63,11 +63,12 @@ constexpr uint8_t kEndSeenClient = 16, kEndSeenUpstream = 32;
 // 16 slots. Where the kernel refuses, a pipe keeps its size and its slots are what it has.
 constexpr int kPipeBytes = 256 * 1024;
 constexpr int kBigPipes = 128;
-// Reads of a direction that has not read in bulk, or has read small for a while, go through user space (recv into the engine's
-// buffer, send to the other side) instead of two splices: for a few bytes, a copy costs the kernel
-// less than moving pipe buffers. A read that fills the buffer switches the direction to splice
-// (bulk stays zero-copy); kSmallReadsToCopy splices in a row that move less switch it back. One page, so
-// what a send leaves behind always fits an empty pipe in one write (PIPE_BUF).
+// Reads of a direction that has not read in bulk, or has read small for a while, go through user
+// space (recv into the engine's buffer, send to the other side) instead of two splices: for a few
+// bytes, a copy costs the kernel less than moving pipe buffers. A read that fills the buffer
+// switches the direction to splice (bulk stays zero-copy); kSmallReadsToCopy splices in a row that
+// move less switch it back. One page, so what a send leaves behind always fits an empty pipe in
+// one write (PIPE_BUF).
 constexpr size_t kCopyChunk = 4096;
 // Small splice reads in a row before a bulk direction goes back to copying. Under several bulk
 // streams a wake-up often finds only a few KiB on one socket: one small read is the tail of a
