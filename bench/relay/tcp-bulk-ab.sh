@@ -10,8 +10,10 @@
 # start. Prints "bg busy_pct" (other tenants' load, both CPUs, while nothing of ours runs) before
 # every round, and medians with min-max at the end.
 # STAT=1 counts, with perf stat on the relay, task-clock (ms), context switches and system calls
-# (all, and splice, recvfrom, sendto, writev, epoll_wait, epoll_pwait) per GB relayed.
-# PERF=DIR records `perf record -e cpu-clock -g` of the relay for each P=1 step (PERF_P=N: P=N) into DIR.
+# (all, and splice, recvfrom, sendto, writev, epoll_wait, epoll_pwait) per GB relayed; STAT_EV=list
+# replaces those events (e.g. task-clock,timer:hrtimer_start,timer:hrtimer_expire_entry).
+# PERF=DIR records `perf record -e cpu-clock -g` of the relay for each P=1 step (PERF_P=N: P=N) into DIR
+# (PERF_EV=event records that event instead, e.g. timer:hrtimer_start).
 set -euo pipefail
 W=$(mktemp -d /tmp/sluice-tcp-bulk-ab.XXXXXX)
 [ $# -ge 1 ] || { echo "usage: PORT_BASE=N $0 SUBJECT_SCRIPT ..." >&2; exit 2; }
@@ -42,7 +44,7 @@ bg_busy() {
 # CPU ticks (utime+stime) of every process in group $1
 ticks() { local s=0 p; for p in $(pgrep -g "$1"); do s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat" 2> /dev/null || echo 0))); done; echo $s; }
 HZ=$(getconf CLK_TCK)
-STAT_EV=task-clock,context-switches,raw_syscalls:sys_enter,syscalls:sys_enter_splice,syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendto,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_writev
+STAT_EV=${STAT_EV:-task-clock,context-switches,raw_syscalls:sys_enter,syscalls:sys_enter_splice,syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendto,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_writev}
 : > "$W/results"
 one() { # ROUND INDEX SCRIPT
   local round=$1 i=$2 s=$3 tport="" a b gbit gbps cpu
@@ -72,7 +74,7 @@ one() { # ROUND INDEX SCRIPT
     local pp=""
     if [ -n "${PERF:-}" ] && [ "$p" = "${PERF_P:-1}" ]; then
       mkdir -p "$PERF"
-      perf record -q -e cpu-clock -g -o "$PERF/r$round-relay$i.data" -p "$(pgrep -g "$SP" | paste -sd,)" > /dev/null 2>&1 & pp=$!
+      perf record -q -e "${PERF_EV:-cpu-clock}" -g -o "$PERF/r$round-relay$i.data" -p "$(pgrep -g "$SP" | paste -sd,)" > /dev/null 2>&1 & pp=$!
     fi
     local ps=""
     if [ "${STAT:-0}" = 1 ]; then

@@ -377,7 +377,12 @@ static void Pump(StreamEngine* e, int id) {
       }
       ssize_t n = splice(src, nullptr, c->pipe_w[d], nullptr, kSpliceChunk, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (n > 0) {
-        c->spliced[d] = static_cast<size_t>(n) >= kCopyChunk;
+        if (static_cast<size_t>(n) >= kCopyChunk) {
+          c->small_reads[d] = 0;
+        } else if (++c->small_reads[d] >= kSmallReadsToCopy) {
+          c->small_reads[d] = 0;
+          c->spliced[d] = false;
+        }
         c->in_pipe[d] += static_cast<uint32_t>(n);
         if (d == 0) c->bytes_from_client += n;
         moved = true;

@@ -63,12 +63,19 @@ constexpr uint8_t kEndSeenClient = 16, kEndSeenUpstream = 32;
 // 16 slots. Where the kernel refuses, a pipe keeps its size and its slots are what it has.
 constexpr int kPipeBytes = 256 * 1024;
 constexpr int kBigPipes = 128;
-// Reads of a direction whose last read was small go through user space (recv into the engine's
-// buffer, send to the other side) instead of two splices: for a few bytes, a copy costs the kernel
-// less than moving pipe buffers. A read that fills the buffer switches the direction to splice
-// (bulk stays zero-copy); a splice that moves less than this switches it back. One page, so
-// what a send leaves behind always fits an empty pipe in one write (PIPE_BUF).
+// Reads of a direction that has not read in bulk, or has read small for a while, go through user
+// space (recv into the engine's buffer, send to the other side) instead of two splices: for a few
+// bytes, a copy costs the kernel less than moving pipe buffers. A read that fills the buffer
+// switches the direction to splice (bulk stays zero-copy); kSmallReadsToCopy splices in a row that
+// move less switch it back. One page, so what a send leaves behind always fits an empty pipe in
+// one write (PIPE_BUF).
 constexpr size_t kCopyChunk = 4096;
+// Small splice reads in a row before a bulk direction goes back to copying. Under several bulk
+// streams a wake-up often finds only a few KiB on one socket: one small read is the tail of a
+// burst, not a small-message connection, and switching on it cost a 4 KiB recv/send (a small
+// segment to the destination) and two epoll_ctl (the source's EPOLLOUT, see SetInterest) per
+// switch, back and forth (docs/datapath.md, "Several bulk streams").
+constexpr uint8_t kSmallReadsToCopy = 4;
 // Looks at the set per wake-up while the previous look's delivery started dials or pairs: a
 // loopback dial has finished by the time connect() returns, and a new pair's client usually has
 // its first bytes waiting, so accept, dial, join and the first bytes take one wake-up, not three.
@@ -106,7 +113,8 @@ struct StreamConn {
   double bytes_from_client = 0;
   double bytes_to_client = 0;
   uint32_t pipe_slots[2] = {0, 0};  // page slots of each direction's pipe
-  bool spliced[2] = {false, false};  // the direction's last read was large: splice it (kCopyChunk)
+  bool spliced[2] = {false, false};  // the direction reads with splice (a large read; kCopyChunk)
+  uint8_t small_reads[2] = {0, 0};   // spliced: small reads in a row since the last large one (kSmallReadsToCopy)
   struct SealedPair* sealed = nullptr;  // piped client of a sealed pair: its records' state (stream-sealed.h)
   // Joined at connect (stream-join.cc): on a dialing upstream, the held client it is joined to
   // when its dial succeeds; on that client, the dial (so closing either one unlinks both).

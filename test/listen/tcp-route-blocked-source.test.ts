@@ -3,8 +3,9 @@ import { once } from 'node:events';
 import type net from 'node:net';
 import type { TestContext } from 'node:test';
 import { tcpConnect, tcpServer, waitFor } from '../helpers/net.js';
+import { pattern } from '../helpers/stream-pattern.js';
 import { perStreamDatapath } from '../datapath/stream-datapaths.js';
-import { appRoute as route, relayToPausedUpstream } from './paused-upstream.js';
+import { appRoute as route, relayedPair } from './relayed-pair.js';
 
 // While a direction's destination would block with bytes in its pipe, the native engine stops
 // watching the source's readability and watches it again once the pipe drains; a bulk source's
@@ -12,16 +13,6 @@ import { appRoute as route, relayToPausedUpstream } from './paused-upstream.js';
 // What the source sent meanwhile must arrive when the destination reads again, with no later
 // segment or FIN to wake the relay, and the other direction must keep flowing. Both datapaths.
 const { test, startNode } = perStreamDatapath();
-
-/** Byte i of a stream is (i * 7 + i >> 13) & 255: a slip, loss or repeat anywhere changes the tail. */
-function pattern(from: number, len: number): Buffer {
-  const b = Buffer.allocUnsafe(len);
-  for (let k = 0; k < len; k++) {
-    const i = from + k;
-    b[k] = (i * 7 + (i >>> 13)) & 255;
-  }
-  return b;
-}
 
 /** Writes `total` pattern bytes in 64 KiB chunks, honouring backpressure; never ends the socket. */
 async function writePattern(s: net.Socket, total: number): Promise<void> {
@@ -41,7 +32,7 @@ function checkPattern(s: net.Socket): { got: () => number; bad: () => number } {
   return { got: () => got, bad: () => bad };
 }
 
-const pairWithPausedUpstream = (t: TestContext) => relayToPausedUpstream(t, startNode);
+const pairWithPausedUpstream = (t: TestContext) => relayedPair(t, startNode, true);
 
 test('blocked source: bytes sent while the destination was full arrive once it reads, with no FIN after them', async (t) => {
   const { c, u } = await pairWithPausedUpstream(t);

@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import type net from 'node:net';
 import { readAll, tcpConnect, tcpServer, waitFor } from '../helpers/net.js';
 import { perStreamDatapath } from '../datapath/stream-datapaths.js';
-import { appRoute as route, relayToPausedUpstream } from './paused-upstream.js';
+import { appRoute as route, relayedPair } from './relayed-pair.js';
 
 // Small reads pass through the native engine's buffer (recv/send) and large ones are spliced;
 // a pair whose two FINs arrive together is closed without a shutdown. What the peers see must be
@@ -34,7 +34,7 @@ async function writeMixed(s: net.Socket, total: number): Promise<string> {
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-const throughPausedUpstream = (t: TestContext) => relayToPausedUpstream(t, startNode);
+const throughPausedUpstream = (t: TestContext) => relayedPair(t, startNode, true);
 
 test('tcp small reads: small and large writes into a reader paused for a while arrive whole and in order, both ways', async (t) => {
   const { n, c, u } = await throughPausedUpstream(t);

@@ -13,13 +13,14 @@ routes:
 
 /**
  * A node (from `startNode`, whichever datapath it runs) relaying a client `c` to an upstream
- * socket `u` that reads nothing until resumed: the relay's writes to it block and its pipe fills.
+ * socket `u`. `paused`: `u` reads nothing until resumed, so the relay's writes to it block and its
+ * pipe fills.
  */
-export async function relayToPausedUpstream(t: TestContext, startNode: typeof startNodeOn) {
+export async function relayedPair(t: TestContext, startNode: typeof startNodeOn, paused = false) {
   const side: { sock?: net.Socket } = {};
   const up = await tcpServer(t, (s) => {
     side.sock = s;
-    s.pause();
+    if (paused) s.pause();
   });
   const n = await startNode(t, appRoute(up.port));
   const c = await tcpConnect(t, n.port('app'));
