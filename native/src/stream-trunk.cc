@@ -12,7 +12,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -130,20 +129,8 @@ void Touch(StreamEngine* e, StreamConn& c) {
   if (c.idle_ms > 0) c.deadline = uv_now(e->loop) + c.idle_ms;
 }
 
-// Records the sealer can still make under its key before MaybeRekey would ask for a KEY_UPDATE,
-// counting every one as a full chunk (so a read of `slots` chunks never straddles a key change).
-size_t SlotsUnderKey(const StreamEngine* e, const SealDir& s, size_t slots) {
-  size_t k = 1;  // MaybeRekey already made room for one
-  while (k < slots && s.records + k + 2 <= e->sealed_max_records && s.bytes + k * kTrunkChunk + kRecMaxPlain <= e->sealed_max_bytes) k++;
-  return k;
-}
-
-// Plain -> trunk: DATA frames while the stream has credit and the output buffer has room. One
-// read fills up to kTrunkReadSlots frames' bodies at once (a readv into the gaps the record and
-// frame headers and tags leave), so each record stays kTrunkChunk while the client's socket is
-// read, and its window opened, a quarter as often.
+// Plain -> trunk: DATA frames while the stream has credit and the output buffer has room.
 void ReadPlain(StreamEngine* e, int plain) {
-  constexpr size_t kSlot = kRecHeader + kFrameHeader + kTrunkChunk + kRecTag;
   for (;;) {
     StreamConn* c = &e->conns[plain];
     TrunkStream* ts = c->tstream;
@@ -156,18 +143,9 @@ void ReadPlain(StreamEngine* e, int plain) {
       ts->waiting = true;
       return;
     }
-    const size_t want = std::min<uint64_t>(ts->credit, kTrunkChunk * kTrunkReadSlots);
-    if (!MaybeRekey(e, t)) return TrunkFail(e, tid, ENOMEM);
-    const size_t slots = SlotsUnderKey(e, t->seal, (want + kTrunkChunk - 1) / kTrunkChunk);
-    const size_t asked = std::min(want, slots * kTrunkChunk);
-    if (!Reserve(t, slots * kSlot)) return TrunkFail(e, tid, ENOMEM);
-    iovec iov[kTrunkReadSlots];
-    uint8_t* slot = t->out + t->out_len;
-    for (size_t i = 0; i < slots; i++, slot += kSlot) {
-      iov[i].iov_base = slot + kRecHeader + kFrameHeader;
-      iov[i].iov_len = std::min(kTrunkChunk, asked - i * kTrunkChunk);
-    }
-    ssize_t n = slots == 1 ? recv(c->fd, iov[0].iov_base, iov[0].iov_len, MSG_DONTWAIT) : readv(c->fd, iov, static_cast<int>(slots));
+    const size_t want = std::min<uint64_t>(ts->credit, kTrunkChunk);
+    if (!MaybeRekey(e, t) || !Reserve(t, kRecHeader + kFrameHeader + want + kRecTag)) return TrunkFail(e, tid, ENOMEM);
+    ssize_t n = recv(c->fd, t->out + t->out_len + kRecHeader + kFrameHeader, want, MSG_DONTWAIT);
     if (n == 0) {
       ts->plain_eof = true;
       if (ts->first_end < 0) ts->first_end = 0;
@@ -182,17 +160,11 @@ void ReadPlain(StreamEngine* e, int plain) {
       }
       return EndStream(e, plain, kEndClientError, errno, true, true);
     }
-    // Each filled slot sealed where it lies: a full one ends exactly where the next begins, and
-    // only the last can be short.
-    for (size_t left = static_cast<size_t>(n); left > 0;) {
-      const size_t body = std::min(left, kTrunkChunk);
-      if (!SealFrame(e, tid, t, ts->sid, kFrameData, body)) return TrunkFail(e, tid, EIO);
-      left -= body;
-    }
+    if (!SealFrame(e, tid, t, ts->sid, kFrameData, static_cast<size_t>(n))) return TrunkFail(e, tid, EIO);
     ts->credit -= static_cast<uint64_t>(n);
     c->bytes_from_client += static_cast<double>(n);
     Touch(e, *c);
-    if (static_cast<size_t>(n) < asked && !(c->ready & kEndSeenClient)) c->ready &= ~kReadyInClient;
+    if (static_cast<size_t>(n) < want && !(c->ready & kEndSeenClient)) c->ready &= ~kReadyInClient;
   }
 }
 

@@ -39,8 +39,6 @@ constexpr size_t kFrameHeader = 5;
 constexpr uint64_t kTrunkWindow = 256 * 1024;
 // Plaintext read from a plain side per DATA frame.
 constexpr size_t kTrunkChunk = 32 * 1024;
-// DATA frames one read of a plain side fills at most (readv into their bodies).
-constexpr size_t kTrunkReadSlots = 4;
 // Sealed bytes waiting for the trunk socket beyond which plain sides are not read.
 constexpr size_t kTrunkOutCap = 256 * 1024;
 // The trunk's read buffer: many records per read, at least one whole record.
