@@ -43,3 +43,5 @@ export interface TrunkStats {
 
 /** The credit window per stream and direction (native/src/stream-trunk.h kTrunkWindow). */
 export const TRUNK_WINDOW_BYTES = 256 * 1024;
+/** The largest DATA body this end's engine sends: one read of a plain side (stream-trunk.h kTrunkChunk). */
+export const TRUNK_FRAME_BYTES = 48 * 1024;
