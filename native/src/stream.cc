@@ -164,7 +164,11 @@ void StreamCloseConn(StreamEngine* e, int id) {
   if (c.fd < 0) return;
   // close() removes the descriptor from the epoll set: the engine never duplicates one (they are
   // CLOEXEC, and a released one leaves the set first), so no EPOLL_CTL_DEL is needed.
-  close(c.fd);
+  if (e->close_later) {
+    e->closing.push_back(c.fd);
+  } else {
+    close(c.fd);
+  }
   if (c.kind == Kind::Dialing || ((c.kind == Kind::PipedClient || c.kind == Kind::TrunkPlain) && c.idle_ms > 0) || c.paused) e->timed--;
   if (c.kind == Kind::Relayed && c.idle_ms > 0) e->timed--;
   if (c.kind == Kind::TrunkConn || c.kind == Kind::TrunkPlain) TrunkOnClose(e, id);
@@ -553,6 +557,15 @@ static void Dispatch(StreamEngine* e, int id, uint32_t events) {
   }
 }
 
+// Closes what a pass ended (close_later). Runs before the next look at the set and before its
+// ids are free again (RecycleIds at the start of a pass), so no event of a descriptor still open
+// can reach an id taken by a new connection, and no descriptor number is reused while open.
+static void CloseEnded(StreamEngine* e) {
+  e->close_later = false;
+  for (int fd : e->closing) close(fd);
+  e->closing.clear();
+}
+
 void StreamOnReadable(uv_poll_t* handle, int status, int events) {
   StreamEngine* e = static_cast<StreamEngine*>(handle->data);
   if (e->destroyed) return;
@@ -565,12 +578,17 @@ void StreamOnReadable(uv_poll_t* handle, int status, int events) {
     for (int round = 0; round < 8 && !e->destroyed; round++) {
       epoll_event evs[256];
       int n = epoll_wait(e->epfd, evs, 256, 0);
+      // The replies and first bytes of this look, and the dials its delivery starts, go before
+      // the closes of the pairs it ended (a close with its FIN and TIME_WAIT is the dearest call).
+      e->close_later = true;
       for (int k = 0; k < n && !e->destroyed; k++) Dispatch(e, static_cast<int>(evs[k].data.u32), evs[k].events);
       if (n < 256) break;
+      CloseEnded(e);  // a full look: the next epoll_wait must not see them
     }
     TrunkFlushDirty(e);
     e->in_batch = false;
     StreamDeliver(e);
+    CloseEnded(e);
     if (!e->setup_started) break;
   }
 }

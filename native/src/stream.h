@@ -158,6 +158,11 @@ struct StreamEngine {
   // A dial or a pair was started since the last look at the set (StreamOnReadable): the wake-up
   // that delivered the batch looks again before returning to the loop.
   bool setup_started = false;
+  // While a look at the set is dispatched and its batch delivered, the descriptors of connections
+  // that end are kept here and closed after the delivery (CloseEnded in stream.cc): teardown waits
+  // behind the bytes and dials of the connections still in flight.
+  bool close_later = false;
+  std::vector<int> closing;
   // Sealed pairs (stream-sealed.h): record buffers kept for the next pair, and the key update
   // limits (records and plaintext bytes under one key; lowered by streamSealedLimits, for tests).
   std::vector<uint8_t*> sealed_pool;
