@@ -100,10 +100,13 @@ export type OffloadEnd = PlainEnd | TunnelEnd;
  */
 export const CREDIT_CHUNK = 128;
 
+const NO_FINAL: number[] = [];
+
 /** Both forwarding entries of one session. `close` removes them; counters stay readable. */
 export class Offload {
   readonly #e: Engine;
-  readonly #final = [0, 0, 0, 0, 0, 0, 0, 0];
+  /** The counters' last values, kept at `close` (none before: an idle session holds no copy). */
+  #final: number[] = NO_FINAL;
   #closed = false;
   /** The seal entry draws on its send budget's pool in the batch (no credit to grant from here). */
   pooled = false;
@@ -217,14 +220,10 @@ export class Offload {
   close(): void {
     if (this.#closed) return;
     for (const g of this.tunnel.groups ?? []) g.delete(this);
-    this.#final[0] = this.datagramsToTunnel;
-    this.#final[1] = this.bytesToTunnel;
-    this.#final[2] = this.datagramsFromTunnel;
-    this.#final[3] = this.bytesFromTunnel;
-    this.#final[4] = this.sendErrors;
-    this.#final[5] = this.droppedBudget;
-    this.#final[6] = this.droppedShare;
-    this.#final[7] = this.droppedStale;
+    this.#final = [
+      this.datagramsToTunnel, this.bytesToTunnel, this.datagramsFromTunnel, this.bytesFromTunnel,
+      this.sendErrors, this.droppedBudget, this.droppedShare, this.droppedStale,
+    ];
     this.#closed = true;
     const f = this.#e.fwd!;
     f.b.forwardRemove(this.#e.handle, this.toTunnel);
