@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NativeDatapath } from '../../src/datapath/native/native-datapath.js';
+import type { SluiceEvent } from '../../src/observe/events.js';
 import { nativeCase } from '../datapath/datapaths.js';
 import { forwarded } from '../datapath/forwarded.js';
 import { waitFor } from '../helpers/net.js';
@@ -85,7 +86,7 @@ process.on('message', (m) => {
 svc.bind(0, '127.0.0.1', () => process.send({ type: 'bound', svc: svc.address().port }));
 `;
 
-test('a backlog outlives its senders no longer (native): replies queued at the agent for sessions that went quiet are dropped as stale once they waited past the bound, counted by reason, and a new session\'s closed loop is answered whole', async (t) => {
+test('a backlog outlives its senders no longer (native): replies queued at the agent for sessions that went quiet are dropped as stale once they waited past the bound, counted by reason (counters, events, records), and a new session\'s closed loop is answered whole', async (t) => {
   const n = nativeCase();
   if (n.skip) return t.skip(n.skip);
   const datapath = n.datapath!;
@@ -101,7 +102,8 @@ test('a backlog outlives its senders no longer (native): replies queued at the a
   const gw = await startGateway(t, gatewayConfig(`  keepaliveInterval: 100ms\n${budget}  services:\n    udp: ${udp}\n`), undefined, datapath);
   const { agent, seen } = await startAgent(
     t,
-    agentConfig({ port: gw.port, fingerprint: gw.fingerprint }, `    svc: { local: 127.0.0.1:${svc}, remote: udp://127.0.0.1:0, udp: ${udp} }`, budget),
+    // The agent's sessions end 2 s after their last datagram, so their records are read below.
+    agentConfig({ port: gw.port, fingerprint: gw.fingerprint }, `    svc: { local: 127.0.0.1:${svc}, remote: udp://127.0.0.1:0, udp: ${udp.replace('30s', '2s')} }`, budget),
     undefined,
     datapath,
   );
@@ -137,4 +139,8 @@ test('a backlog outlives its senders no longer (native): replies queued at the a
   await waitFor(() => seen.some((e) => e.type === 'datagrams-dropped' && e.reason === 'stale'), 'the route\'s stale drop events', 3000);
   const events = seen.filter((e) => e.type === 'datagrams-dropped' && e.reason === 'stale').reduce((s, e) => s + (e as { count: number }).count, 0);
   assert.ok(events > 0 && events <= shed().stale, `stale drop events ${events} (counters ${shed().stale})`);
+  // And in the quiet sessions' records (their `end` lines), all of it once they ended.
+  type Ended = Extract<SluiceEvent, { type: 'session-ended' }>;
+  const recorded = () => seen.filter((e): e is Ended => e.type === 'session-ended').reduce((n, e) => n + (e.dropped?.stale ?? 0), 0);
+  await waitFor(() => recorded() === shed().stale && seen.filter((e) => e.type === 'session-ended').length >= SESSIONS, 'the quiet sessions\' records carry their stale drops', 10_000);
 });
