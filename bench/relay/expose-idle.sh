@@ -27,7 +27,7 @@ WAIT0=${WAIT0:-5}
 # MORE=M: then M more sessions, and their cost alone (`more:`): the young generation has already
 # grown for the first N, so this is what one more idle session adds.
 MORE=${MORE:-0}
-SHARED=$(cd "$HERE/../../../shared/bench" && pwd)
+SHARED=${SHARED_BENCH:-$(cd "$HERE/../../../shared/bench" && pwd)}
 W=$(mktemp -d /tmp/expose-idle.XXXXXX)
 for t in echod udpload; do gcc -O2 -Wall -o "$W/$t" "$SHARED/$t.c" || exit 1; done
 # Below the ephemeral range (32768+), so a port is not taken by some connection's local end meanwhile.

@@ -73,28 +73,51 @@ static void PutAddress(int32_t* rec, const sockaddr_in6* name) {
   memcpy(rec + 4, name->sin6_addr.s6_addr, 16);
 }
 
+static inline int Min(int a, int b) { return a < b ? a : b; }
+
 // Receives up to `room` datagrams of socket `id` into the slots from `used` on; returns the
-// records written (a pending socket error is one record with no slot data).
+// records written (a pending socket error is one record with no slot data). An aged queue's stale
+// head (age.cc) is dropped and the read goes on, each read twice the last up to the slots left,
+// until a fresh datagram or the queue's end: so it may return more than `room` (at most the
+// slots left), which the budget then judges as any datagram read beyond its allowance.
 static int RecvInto(Engine* e, int id, int used, int room) {
-  const Sock& s = e->socks[id];
+  Sock& s = e->socks[id];
   mmsghdr* h = e->rx_hdrs.data() + used;
-  for (int j = 0; j < room; j++) {
-    h[j].msg_hdr.msg_name = s.listener ? &e->rx_names[used + j] : nullptr;
-    h[j].msg_hdr.msg_namelen = s.listener ? sizeof(sockaddr_in6) : 0;
-    h[j].msg_hdr.msg_flags = 0;
-    h[j].msg_hdr.msg_control = nullptr;
-    h[j].msg_hdr.msg_controllen = 0;
-  }
-  if (s.gro) PrepareCoalesced(e, h, used, room);
-  int r = recvmmsg(s.fd, h, room, MSG_DONTWAIT, nullptr);
-  if (r < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return 0;
-    // A pending socket error (ICMP unreachable on a connected socket): one record, no slot data.
-    int32_t* rec = e->rxm + used * kRxRec;
-    rec[0] = id;
-    rec[1] = -errno;
-    rec[2] = rec[3] = 0;
-    return 1;
+  const int most = Min(e->rx_slots - used, kMaxRecv);
+  int want = room;
+  int r = 0;
+  for (int reads = 1;; reads++) {
+    const bool aged = s.aged;
+    for (int j = 0; j < want; j++) {
+      h[j].msg_hdr.msg_name = s.listener ? &e->rx_names[used + j] : nullptr;
+      h[j].msg_hdr.msg_namelen = s.listener ? sizeof(sockaddr_in6) : 0;
+      h[j].msg_hdr.msg_flags = 0;
+      h[j].msg_hdr.msg_control = nullptr;
+      h[j].msg_hdr.msg_controllen = 0;
+    }
+    if (s.gro) PrepareCoalesced(e, h, used, want);
+    else if (aged) PrepareStamps(e, h, used, want);
+    r = recvmmsg(s.fd, h, want, MSG_DONTWAIT, nullptr);
+    if (r < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+        if (errno != EINTR) s.aged = false;  // read to its end: fresh from here on
+        return 0;
+      }
+      // A pending socket error (ICMP unreachable on a connected socket): one record, no slot data.
+      int32_t* rec = e->rxm + used * kRxRec;
+      rec[0] = id;
+      rec[1] = -errno;
+      rec[2] = rec[3] = 0;
+      return 1;
+    }
+    if (!aged) break;
+    if (r < want) s.aged = false;
+    int kept = DropStale(e, id, used, r);
+    if (kept > 0 || r < want || reads == kMaxStaleReads || want == most) {
+      r = kept;
+      break;
+    }
+    want = Min(2 * want, most);
   }
   for (int j = 0; j < r; j++) {
     int32_t* rec = e->rxm + (used + j) * kRxRec;
@@ -109,8 +132,6 @@ static int RecvInto(Engine* e, int id, int used, int room) {
   }
   return s.gro ? SplitCoalesced(e, used, r, room) : r;
 }
-
-static inline int Min(int a, int b) { return a < b ? a : b; }
 
 int Harvest(Engine* e) {
   // park.cc: a parked socket whose round has ended is back in the set before it is polled.

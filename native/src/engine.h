@@ -69,6 +69,11 @@ struct Sock {
   int park_reason = 0;
   double park_base = 0;
   double budget_drops = 0;
+  // age.cc: parked since a read last found its queue empty (reads drop its stale head); whether
+  // the kernel stamps its datagrams (SO_TIMESTAMPNS, kept once set); the entry that parked it.
+  bool aged = false;
+  bool stamps = false;
+  int age_entry = -1;
 };
 
 struct SealState;  // seal.cc
@@ -128,6 +133,7 @@ struct Engine {
   std::vector<int> tx_first;       // first record of each message
   std::vector<int> tx_count;       // records (datagrams) in each message
   std::vector<int> tx_segment;     // UDP_SEGMENT size of each message, 0 when none
+  std::vector<uint64_t> rx_stamps; // age.cc: kStampWords per receive slot, made on first use
 
   SealState* seal = nullptr;       // tunnel key slots (seal.cc), made on first use
   FwdState* fwd = nullptr;         // established sessions forwarded in the batch (forward.cc)
@@ -190,6 +196,19 @@ int SoloRoom(Engine* e, int id, int room);
 inline bool OneSession(const Sock& s) { return s.beside >= 0 || !s.listener; }
 void FreePark(Engine* e);
 double KernelDrops(int fd);
+
+// age.cc: a parked socket's queue aged (docs/expose.md, "A backlog outlives its senders").
+// AgeQueue: socket `id` was parked for seal entry `entry`; its reads drop what waited in its queue
+// longer than kStaleNs until one finds the queue empty. PrepareStamps: control buffers for the
+// kernel's timestamps in receive headers [first, first + n). DropStale: of the `r` datagrams just
+// received into slots from `used` on, drops the stale prefix (counted for the entry as `stale`)
+// and moves the rest down; returns how many are kept.
+constexpr int64_t kStaleNs = 50000000;
+constexpr int kStampWords = 4;        // >= CMSG_SPACE(struct timespec)
+constexpr int kMaxStaleReads = 8;     // reads of one socket per harvest while its head is stale
+void AgeQueue(Engine* e, int id, int entry);
+void PrepareStamps(Engine* e, mmsghdr* h, int first, int n);
+int DropStale(Engine* e, int id, int used, int r);
 void RegisterPark(napi_env env, napi_value exports);
 
 // addon.cc

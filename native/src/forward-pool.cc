@@ -63,7 +63,7 @@ static int Refuse(FwdPools* ps, FwdPoolSlot& s, int id, int reason) {
     s.offered--;  // not offered here: JavaScript's FairShare counts it
     return kPoolToJs;
   }
-  ps->drops[id * 2 + reason] += 1;
+  ps->drops[id * kPoolDropReasons + reason] += 1;
   return kPoolDropped;
 }
 
@@ -181,7 +181,7 @@ int PoolRefuseRound(FwdState* f, int id) {
 bool PoolCountDrops(FwdState* f, int id, int reason, double n) {
   FwdPools* ps = f->pools;
   if (ps == nullptr || ps->drops == nullptr || id < 0 || id >= ps->drops_max) return false;
-  ps->drops[id * 2 + reason] += n;
+  ps->drops[id * kPoolDropReasons + reason] += n;
   return true;
 }
 
@@ -252,7 +252,7 @@ napi_value PoolFree(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// forwardPoolAttach(engine, drops: Float64Array of 2 per entry): refusals are dropped in the batch
+// forwardPoolAttach(engine, drops: Float64Array of kPoolDropReasons per entry): refusals are dropped in the batch
 // and counted there by reason; before it, they go to JavaScript.
 napi_value PoolAttach(napi_env env, napi_callback_info info) {
   napi_value argv[2];
@@ -272,7 +272,7 @@ napi_value PoolAttach(napi_env env, napi_callback_info info) {
   if (ps->drops_ref != nullptr) napi_delete_reference(env, ps->drops_ref);
   napi_create_reference(env, argv[1], 1, &ps->drops_ref);
   ps->drops = static_cast<double*>(data);
-  ps->drops_max = static_cast<int>(length / 2);
+  ps->drops_max = static_cast<int>(length / kPoolDropReasons);
   return nullptr;
 }
 
@@ -303,7 +303,8 @@ napi_value PoolJoin(napi_env env, napi_callback_info info) {
   ps->slots[entry] = FwdPoolSlot();
   ps->slots[entry].pool = pool;
   ps->slots[entry].bank = bank > 0 ? bank : 0;
-  if (ps->drops != nullptr && entry < ps->drops_max) ps->drops[entry * 2] = ps->drops[entry * 2 + 1] = 0;
+  if (ps->drops != nullptr && entry < ps->drops_max)
+    for (int r = 0; r < kPoolDropReasons; r++) ps->drops[entry * kPoolDropReasons + r] = 0;
   return Bool(env, true);
 }
 

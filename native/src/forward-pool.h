@@ -53,12 +53,16 @@ struct FwdPools {
   std::vector<FwdPool> pools;
   std::vector<int> free_ids;
   std::vector<FwdPoolSlot> slots;  // by entry id
-  // Shared with JavaScript (forwardPoolAttach): per entry, datagrams the pool dropped as
-  // [agent-budget, session-share]; without it a refusal goes to JavaScript instead.
+  // Shared with JavaScript (forwardPoolAttach): per entry, datagrams dropped for its budget as
+  // [agent-budget, session-share, stale] (stale: age.cc); without it a refusal goes to JavaScript.
   double* drops = nullptr;
   int drops_max = 0;
   napi_ref drops_ref = nullptr;
 };
+
+// The drop reasons counted per entry, in this order (src/datapath/offload-pool.ts agrees).
+constexpr int kPoolDropReasons = 3;
+constexpr int kPoolStale = 2;  // waited in a parked socket's queue past its bound (age.cc)
 
 // PoolAdmit's verdicts.
 constexpr int kPoolForward = 0;  // within the budget: forward it

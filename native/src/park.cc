@@ -99,6 +99,7 @@ void ParkSocket(Engine* e, int id, int entry) {
   s.park_reason = PoolRefuseRound(e->fwd, entry);
   s.park_base = KernelDrops(s.fd);
   if (s.park_base < 0) s.park_entry = -1;  // its drops cannot be told: left to isolated-kernel
+  AgeQueue(e, id, entry);  // age.cc: what it holds from now on may outlive its senders
   e->parks++;
   if (until < e->park_next) {
     e->park_next = until;

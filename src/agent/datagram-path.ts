@@ -59,7 +59,7 @@ export class AgentDatagramPath {
   readonly counters: AgentDatagramCounters = {
     toGateway: 0, toGatewayOverTls: 0, toGatewayDropped: 0, fromGateway: 0, fromGatewayOverTls: 0, keepalives: 0, acks: 0,
     rejected: { malformed: 0, 'unknown-key': 0, 'too-old': 0, replayed: 0, 'auth-failed': 0, 'bad-plaintext': 0, 'key-exhausted': 0 },
-    shed: { 'agent-budget': 0, 'session-share': 0 },
+    shed: { 'agent-budget': 0, 'session-share': 0, stale: 0 },
   };
   #mode: DatagramMode = 'tls';
   #sealer: SocketSealer | null = null;

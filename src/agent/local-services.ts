@@ -283,7 +283,7 @@ export class LocalServices implements DatagramSink {
           pools: budget.pools,
           charge: (n) => budget.charge(fair, n),
           bank: () => fair.bank,
-          dropped: (b, sh) => budget.countDrops(fair, b, sh, policy.name),
+          dropped: (b, sh, st) => budget.countDrops(fair, b, sh, policy.name, st),
         });
       },
       channelClosed: (s) => {

@@ -44,7 +44,7 @@ export interface DirectFlowEnd {
   charge?(toPeer: number): void;
   /** What the flow has banked of its share (FairSlot.bank), carried into the pool when it joins. */
   bank?(): number;
-  dropped?(agentBudget: number, sessionShare: number): void;
+  dropped?(agentBudget: number, sessionShare: number, stale: number): void;
   forwarded(toPeer: number, fromPeer: number): void;
   /** False once the flow's own side changed (re-tag, closed, another path chosen). */
   valid(): boolean;
@@ -195,7 +195,7 @@ export class PeerAttempt {
       peer: { address, port },
       pinPeer: true,
       grant: (want) => flow.grant(want),
-      ...(flow.pools ? { pools: flow.pools, charge: (n: number) => flow.charge?.(n), bank: () => flow.bank?.() ?? 0, dropped: (b: number, s: number) => flow.dropped?.(b, s) } : {}),
+      ...(flow.pools ? { pools: flow.pools, charge: (n: number) => flow.charge?.(n), bank: () => flow.bank?.() ?? 0, dropped: (b: number, s: number, st: number) => flow.dropped?.(b, s, st) } : {}),
       forwarded: (to, from) => flow.forwarded(to, from),
       valid: () => {
         const p = this.connected ? this.ice.selectedPair : undefined;

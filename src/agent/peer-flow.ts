@@ -112,7 +112,7 @@ export class PeerFlow implements DatagramChannel {
       pools: budget.pools,
       charge: (n) => budget.charge(fair, n),
       bank: () => fair.bank,
-      dropped: (b, sh) => budget.countDrops(fair, b, sh, route),
+      dropped: (b, sh, st) => budget.countDrops(fair, b, sh, route, st),
     };
   }
 

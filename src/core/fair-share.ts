@@ -43,8 +43,11 @@ export const DROP_AGENT_BUDGET = 1;
 export const DROP_SESSION_SHARE = 2;
 export type FairVerdict = typeof ADMIT | typeof DROP_AGENT_BUDGET | typeof DROP_SESSION_SHARE;
 
-/** The drop reasons as metrics and records name them. */
-export type FairDropReason = 'agent-budget' | 'session-share';
+/**
+ * The drop reasons as metrics and records name them. `stale` is never FairShare's verdict: the
+ * native batch drops what waited in a parked socket's queue past its bound (native/src/age.cc).
+ */
+export type FairDropReason = 'agent-budget' | 'session-share' | 'stale';
 
 export function fairDropReason(v: typeof DROP_AGENT_BUDGET | typeof DROP_SESSION_SHARE): FairDropReason {
   return v === DROP_AGENT_BUDGET ? 'agent-budget' : 'session-share';
@@ -95,6 +98,7 @@ export class FairSlot {
   /** Datagrams this slot had dropped, by reason (cumulative). */
   droppedBudget = 0;
   droppedShare = 0;
+  droppedStale = 0;
   /** Its share left unused, kept for a backlog read late (at most BANK_ROUNDS shares; see the class comment). */
   bank = 0;
   /** A datagram of it was dropped in its latest round: what it left of its share then was not unused, it was refused. */

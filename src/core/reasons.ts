@@ -74,4 +74,6 @@ export type DropReason =
   /** Over the session's fair share of that budget while others wanted theirs. */
   | 'session-share'
   /** Dropped by the kernel at a flooding client's own socket, its queue full (docs/expose.md, "A flooding client's own socket"). */
-  | 'isolated-kernel';
+  | 'isolated-kernel'
+  /** Waited in a parked socket's queue longer than its bound: a backlog outliving its senders (docs/expose.md, "A backlog outlives its senders"). */
+  | 'stale';

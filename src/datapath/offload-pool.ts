@@ -8,15 +8,19 @@ export interface PoolBinding {
   forwardPoolFree(engine: EngineHandle, pool: number): void;
   /** The seal entry draws on the pool once its credit is used up, with `bank` (FairSlot.bank) carried over; false when it cannot. */
   forwardPoolJoin(engine: EngineHandle, entry: number, pool: number, bank?: number): boolean;
-  /** Per entry [agent-budget, session-share]: what its pool dropped in the batch (written there only). */
+  /** Per entry [agent-budget, session-share, stale]: what was dropped for its budget in the batch (written there only). */
   forwardPoolAttach(engine: EngineHandle, drops: Float64Array): void;
 }
+
+/** Drop counters per entry in `poolDrops`: agent-budget, session-share, stale (native/src/forward-pool.h agrees). */
+export const POOL_DROP_REASONS = 3;
 
 const dropArrays = new WeakMap<Engine, Float64Array | null>();
 
 /**
  * The engine's pool drop counters, attached on first use (null with an addon that has no pools):
- * per forwarding entry, datagrams its pool dropped as agent-budget and as session-share.
+ * per forwarding entry, datagrams its pool dropped as agent-budget and as session-share, and those
+ * its parked socket's queue held past their bound (stale, native/src/age.cc).
  */
 export function poolDrops(e: Engine): Float64Array | null {
   let d = dropArrays.get(e);
@@ -24,7 +28,7 @@ export function poolDrops(e: Engine): Float64Array | null {
   const b = e.fwd?.b as Partial<PoolBinding> | undefined;
   d = null;
   if (e.fwd !== null && typeof b?.forwardPoolAttach === 'function') {
-    d = new Float64Array(FORWARD_ENTRIES * 2);
+    d = new Float64Array(FORWARD_ENTRIES * POOL_DROP_REASONS);
     b.forwardPoolAttach(e.handle, d);
   }
   dropArrays.set(e, d);

@@ -5,7 +5,7 @@ import type { UdpSender } from './udp-datapath.js';
 import { FORWARD_COUNTERS, NativeSocketOpener, NativeSocketSealer, type Engine } from './native/native-keys.js';
 import type { NativeAddress } from './native/address-book.js';
 import { NativeChannel, NativeListener } from './native/native-sockets.js';
-import { poolDrops, type OffloadPools } from './offload-pool.js';
+import { POOL_DROP_REASONS, poolDrops, type OffloadPools } from './offload-pool.js';
 
 /**
  * Established tunnel sessions forwarded inside the native batch (docs/datapath.md, "Established
@@ -48,8 +48,8 @@ export interface TunnelEnd {
   charge?(toTunnel: number): void;
   /** What the session has banked of its share (FairSlot.bank), carried into the pool when it joins. */
   bank?(): number;
-  /** Datagrams toward the tunnel the pool dropped in the batch since the last call, by reason. */
-  dropped?(agentBudget: number, sessionShare: number): void;
+  /** Datagrams toward the tunnel the pool dropped in the batch since the last call, by reason (stale: native/src/age.cc). */
+  dropped?(agentBudget: number, sessionShare: number, stale: number): void;
   /** Counts datagrams the batch forwarded, for the tunnel's own counters. */
   forwarded(toTunnel: number, fromTunnel: number): void;
   /** False once keys, tag, peer address or mode changed since this end was given. */
@@ -100,10 +100,13 @@ export type OffloadEnd = PlainEnd | TunnelEnd;
  */
 export const CREDIT_CHUNK = 128;
 
+const NO_FINAL: number[] = [];
+
 /** Both forwarding entries of one session. `close` removes them; counters stay readable. */
 export class Offload {
   readonly #e: Engine;
-  readonly #final = [0, 0, 0, 0, 0, 0, 0];
+  /** The counters' last values, kept at `close` (none before: an idle session holds no copy). */
+  #final: number[] = NO_FINAL;
   #closed = false;
   /** The seal entry draws on its send budget's pool in the batch (no credit to grant from here). */
   pooled = false;
@@ -161,10 +164,15 @@ export class Offload {
     return this.#drop(1, 6);
   }
 
+  /** Datagrams of the session's parked socket dropped as having waited past their bound (native/src/age.cc). */
+  get droppedStale(): number {
+    return this.#drop(2, 7);
+  }
+
   #drop(i: number, at: number): number {
     if (this.#closed) return this.#final[at]!;
     if (!this.pooled) return 0;
-    return poolDrops(this.#e)?.[this.toTunnel * 2 + i] ?? 0;
+    return poolDrops(this.#e)?.[this.toTunnel * POOL_DROP_REASONS + i] ?? 0;
   }
 
   /** Datagrams toward the tunnel the batch may still forward (< 0: no limit). */
@@ -212,13 +220,10 @@ export class Offload {
   close(): void {
     if (this.#closed) return;
     for (const g of this.tunnel.groups ?? []) g.delete(this);
-    this.#final[0] = this.datagramsToTunnel;
-    this.#final[1] = this.bytesToTunnel;
-    this.#final[2] = this.datagramsFromTunnel;
-    this.#final[3] = this.bytesFromTunnel;
-    this.#final[4] = this.sendErrors;
-    this.#final[5] = this.droppedBudget;
-    this.#final[6] = this.droppedShare;
+    this.#final = [
+      this.datagramsToTunnel, this.bytesToTunnel, this.datagramsFromTunnel, this.bytesFromTunnel,
+      this.sendErrors, this.droppedBudget, this.droppedShare, this.droppedStale,
+    ];
     this.#closed = true;
     const f = this.#e.fwd!;
     f.b.forwardRemove(this.#e.handle, this.toTunnel);

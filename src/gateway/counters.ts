@@ -100,7 +100,7 @@ export function newGatewayCounters(): GatewayCounters {
     datagramsToAgent: 0,
     datagramsToAgentOverTls: 0,
     datagramsToAgentDropped: 0,
-    datagramsToAgentShed: { 'agent-budget': 0, 'session-share': 0 },
+    datagramsToAgentShed: { 'agent-budget': 0, 'session-share': 0, stale: 0 },
     datagramUnknownKey: 0,
     datagramRejected: { malformed: 0, 'unknown-key': 0, 'too-old': 0, replayed: 0, 'auth-failed': 0, 'bad-plaintext': 0, 'key-exhausted': 0 },
     signalsForwarded: 0,

@@ -79,7 +79,7 @@ export function tunnelEndOf(side: TunnelSide, c: OffloadedTag): TunnelEnd | null
     charge: (n) => budget.charge(c.fair, n),
     bank: () => c.fair.bank,
     // A relayed peer flow's drops are counted on the budget, not per route (as in sendTagged).
-    dropped: (b, s) => budget.countDrops(c.fair, b, s, c instanceof Connectee ? c : noRoute),
+    dropped: (b, s, st) => budget.countDrops(c.fair, b, s, c instanceof Connectee ? c : noRoute, st),
     forwarded: (to, from) => {
       counters.datagramsToAgent += to;
       counters.datagramsFromAgent += from;

@@ -97,6 +97,7 @@ export function registerExposeMetrics(registry: Registry, read: () => { gateway:
     inc({ direction: 'to-agent', path: 'dropped' }, c.datagramsToAgentDropped);
     inc({ direction: 'to-agent', path: 'agent-budget' }, c.datagramsToAgentShed['agent-budget']);
     inc({ direction: 'to-agent', path: 'session-share' }, c.datagramsToAgentShed['session-share']);
+    inc({ direction: 'to-agent', path: 'stale' }, c.datagramsToAgentShed.stale);
     inc({ direction: 'from-agent', path: 'udp' }, c.datagramsFromAgent);
     inc({ direction: 'from-agent', path: 'tls' }, c.datagramsFromAgentOverTls);
   });
@@ -202,6 +203,7 @@ export function registerExposeMetrics(registry: Registry, read: () => { gateway:
     inc({ direction: 'to-gateway', path: 'dropped' }, d.toGatewayDropped);
     inc({ direction: 'to-gateway', path: 'agent-budget' }, d.shed['agent-budget']);
     inc({ direction: 'to-gateway', path: 'session-share' }, d.shed['session-share']);
+    inc({ direction: 'to-gateway', path: 'stale' }, d.shed.stale);
     inc({ direction: 'from-gateway', path: 'udp' }, d.fromGateway);
     inc({ direction: 'from-gateway', path: 'tls' }, d.fromGatewayOverTls);
   });

@@ -92,7 +92,7 @@ export class SessionOffloads {
     if (n === null) return;
     s.offload = n;
     s.offloadClientPlain = clientPlain;
-    s.offloadSeen = [0, 0, 0, 0, 0, 0, 0];
+    s.offloadSeen = [0, 0, 0, 0, 0, 0, 0, 0];
     this.#live.add(s);
     if (t.replyRatio !== 0) n.allowance = budgetLeft(s, t.replyRatio, t.replyWindow);
   }
@@ -193,10 +193,12 @@ export class SessionOffloads {
   #foldDrops(s: UdpSession, seen: number[], o: Offload): void {
     const b = o.droppedBudget - seen[4]!;
     const sh = o.droppedShare - seen[5]!;
-    if (b === 0 && sh === 0) return;
-    s.lastTick = this.owner.tick; // it sent: not idle, even with all of it dropped
+    const st = o.droppedStale - seen[7]!;
+    if (b === 0 && sh === 0 && st === 0) return;
+    if (b + sh > 0) s.lastTick = this.owner.tick; // it sent: not idle, even with all of it dropped
     seen[4]! += b;
     seen[5]! += sh;
-    o.tunnel.dropped?.(b, sh);
+    seen[7]! += st;
+    o.tunnel.dropped?.(b, sh, st);
   }
 }

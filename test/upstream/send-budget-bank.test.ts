@@ -16,7 +16,7 @@ test('drops the batch\'s pool counted for a session empty its bank: over its sha
   assert.ok(slot.bank > 0, `banked ${slot.bank}`);
   budget.countDrops(slot, 30, 5, 'r');
   assert.equal(slot.bank, 0);
-  assert.deepEqual(budget.dropped, { 'agent-budget': 30, 'session-share': 5 });
+  assert.deepEqual(budget.dropped, { 'agent-budget': 30, 'session-share': 5, stale: 0 });
   // The round it was refused in is not banked as unused.
   clock.advance(10);
   assert.equal(budget.admit(slot, 'r'), true);

@@ -15,10 +15,11 @@ export const DROP_REPORT_MS = 1000;
 
 /** The per-session drops a flow record carries, or undefined when there were none. */
 export function slotDrops(slot: FairSlot): Partial<Record<DropReason, number>> | undefined {
-  if (slot.droppedBudget === 0 && slot.droppedShare === 0) return undefined;
+  if (slot.droppedBudget === 0 && slot.droppedShare === 0 && slot.droppedStale === 0) return undefined;
   return {
     ...(slot.droppedBudget > 0 ? { 'agent-budget': slot.droppedBudget } : {}),
     ...(slot.droppedShare > 0 ? { 'session-share': slot.droppedShare } : {}),
+    ...(slot.droppedStale > 0 ? { stale: slot.droppedStale } : {}),
   };
 }
 
@@ -46,8 +47,8 @@ export class SendBudget {
   readonly share: FairShare;
   /** Drops since start, by reason (an owner's counters when given, e.g. summed over every agent). */
   readonly dropped: Record<FairDropReason, number>;
-  /** Per route since the last report: [agent-budget, session-share]. */
-  readonly #pending = new Map<string, [number, number]>();
+  /** Per route since the last report: [agent-budget, session-share, stale]. */
+  readonly #pending = new Map<string, [number, number, number]>();
   /** This budget in the native engines: the batch refills offloaded sessions' credit from it (datapath/offload-pool.ts). */
   readonly pools: OffloadPools;
   #timer: Timer | undefined;
@@ -61,7 +62,7 @@ export class SendBudget {
   ) {
     this.share = new FairShare(settings);
     this.pools = new OffloadPools(settings.perSecond, this.share.roundMs);
-    this.dropped = dropped ?? { 'agent-budget': 0, 'session-share': 0 };
+    this.dropped = dropped ?? { 'agent-budget': 0, 'session-share': 0, stale: 0 };
     if (events) open.add(this);
   }
 
@@ -73,16 +74,18 @@ export class SendBudget {
   admit(slot: FairSlot, route: string | DropRoute): boolean {
     const v = this.share.admit(slot, this.clock.now());
     if (v === ADMIT) return true;
-    if (v === DROP_AGENT_BUDGET) this.#count(1, 0, route);
-    else this.#count(0, 1, route);
+    if (v === DROP_AGENT_BUDGET) this.#count(1, 0, 0, route);
+    else this.#count(0, 1, 0, route);
     return false;
   }
 
   /**
    * Counts what the native batch's pool dropped for `slot` (datapath/offload-pool.ts) as `admit`
    * counts its own drops: the budget's counters, the slot's (its flow record) and the route's events.
+   * `stale`: what the batch dropped from the session's parked socket as having waited too long
+   * (native/src/age.cc); no refusal of the budget, so it leaves the slot's bank alone.
    */
-  countDrops(slot: FairSlot, agentBudget: number, sessionShare: number, route: string | DropRoute): void {
+  countDrops(slot: FairSlot, agentBudget: number, sessionShare: number, route: string | DropRoute, stale = 0): void {
     // Refused in the batch: over its share (or past its bank there), so nothing banked here either.
     if (agentBudget + sessionShare > 0) {
       slot.bank = 0;
@@ -92,18 +95,21 @@ export class SendBudget {
     slot.droppedShare += sessionShare;
     this.share.droppedBudget += agentBudget;
     this.share.droppedShare += sessionShare;
-    this.#count(agentBudget, sessionShare, route);
+    slot.droppedStale += stale;
+    this.#count(agentBudget, sessionShare, stale, route);
   }
 
-  #count(budget: number, share: number, route: string | DropRoute): void {
+  #count(budget: number, share: number, stale: number, route: string | DropRoute): void {
     this.dropped['agent-budget'] += budget;
     this.dropped['session-share'] += share;
+    this.dropped.stale += stale;
     const name = typeof route === 'string' ? route : route.routeName();
     if (name !== undefined && this.events && !this.#closed) {
       let p = this.#pending.get(name);
-      if (p === undefined) this.#pending.set(name, (p = [0, 0]));
+      if (p === undefined) this.#pending.set(name, (p = [0, 0, 0]));
       p[0] += budget;
       p[1] += share;
+      p[2] += stale;
       this.#timer ??= this.clock.setTimeout(() => this.#report(), DROP_REPORT_MS);
     }
   }
@@ -140,10 +146,11 @@ export class SendBudget {
     this.#timer = undefined;
     const events = this.events;
     if (!events) return;
-    for (const [route, [budget, share]] of this.#pending) {
+    for (const [route, [budget, share, stale]] of this.#pending) {
       const at = this.clock.wallNow();
       if (budget > 0) events.emit({ type: 'datagrams-dropped', at, route, reason: 'agent-budget', count: budget });
       if (share > 0) events.emit({ type: 'datagrams-dropped', at, route, reason: 'session-share', count: share });
+      if (stale > 0) events.emit({ type: 'datagrams-dropped', at, route, reason: 'stale', count: stale });
     }
     this.#pending.clear();
   }
