@@ -70,7 +70,9 @@ async function floodThroughExposure(t: TestContext, datapath: UdpDatapath) {
   } else {
     await new Promise((r) => setTimeout(r, 1000));
   }
-  await burstWhileBlocked(t, child, native, kernelDrops, datapath.kind);
+  const publicRoute = gw.gateway.published()[0]!.route;
+  const victimIn = () => publicRoute.sessions().find((x) => x.client.port === bound.victim)?.packetsFromClient ?? 0;
+  await burstWhileBlocked(t, child, native, kernelDrops, datapath.kind, victimIn);
   if (!native) {
     assert.equal(isolations().length, 0, 'the js datapath never isolates');
   }

@@ -76,24 +76,29 @@ export function nextMessage(child: ChildProcess, type: string): Promise<FloodMes
 /**
  * Sends `burst`, and once the child floods, blocks this process's loop for BLOCK_MS (the relay in
  * it reads nothing meanwhile: the kernel queues or drops); then checks its report: the flooder
- * still served; with `isolated` (its own socket), `kernelDrops()` reported and the second client
- * answered (>= 75 %), else no claim on the second client (the shared queue, as before). Sharing the
- * listener's queue it gets 7-10 % of its answers; on its own socket the flooder leaves the second
- * client 83-100 % (on a quiet machine, bursts of 80-115k). What is lost then is lost behind the
- * relay: these routes lift every rate limit, so the flood reaches the echo upstream (JavaScript,
- * in this process, one queue for both sessions) faster than it answers, and the kernel drops at
- * that queue take some of the second client's datagrams too.
+ * still served; with `isolated` (its own socket), `kernelDrops()` reported and the second client's
+ * datagrams taken in by the relay (`victimIn()`, its session's packetsFromClient: >= 75 % of what it
+ * sent), else no claim on the second client (the shared queue, as before). Sharing the listener's
+ * queue it gets 7-10 % of its answers; on its own socket the flooder leaves the second client
+ * 83-100 % of its answers on a quiet machine (bursts of 80-115k). The claim is on the relay's
+ * intake, not the answers: these routes lift every rate limit, so the flood reaches the echo
+ * upstream (JavaScript, in this process, one queue for both sessions) faster than it answers, and
+ * on a loaded machine the kernel drops at that queue take a share of the second client's
+ * datagrams too, behind the relay (167 of 233 answered, once, in a CI run beside other work).
  */
-export async function burstWhileBlocked(t: TestContext, child: ChildProcess, isolated: boolean, kernelDrops: () => number, kind: string): Promise<void> {
+export async function burstWhileBlocked(t: TestContext, child: ChildProcess, isolated: boolean, kernelDrops: () => number, kind: string, victimIn: () => number): Promise<void> {
+  const in0 = victimIn();
   child.send('burst');
   await nextMessage(child, 'bursting');
   const until = Date.now() + BLOCK_MS;
   while (Date.now() < until);
   const report = await nextMessage(child, 'report');
-  t.diagnostic(`${kind}: second client ${report.vGot}/${report.vSent}, flood sent ${report.sent} echoed ${report.got}, kernel drops at its own socket ${kernelDrops()}`);
+  const taken = victimIn() - in0;
+  t.diagnostic(`${kind}: second client ${report.vGot}/${report.vSent} answered, ${taken} taken in, flood sent ${report.sent} echoed ${report.got}, kernel drops at its own socket ${kernelDrops()}`);
   assert.ok((report.got as number) > 0, 'the flooder is still served');
   if (!isolated) return;
   await waitFor(() => kernelDrops() > 0, 'kernel drops at the flooder socket reported', 3000);
   assert.ok((report.vSent as number) >= 10, `the second client sent ${report.vSent}`);
-  assert.ok((report.vGot as number) >= (report.vSent as number) * 0.75, `the second client got ${report.vGot} of ${report.vSent} answers`);
+  assert.ok(taken >= (report.vSent as number) * 0.75, `the relay took in ${taken} of the second client's ${report.vSent} datagrams`);
+  assert.ok((report.vGot as number) > 0, 'the second client is answered');
 }

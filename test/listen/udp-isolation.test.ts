@@ -67,7 +67,8 @@ routes:
     }
 
     const kernelDrops = () => ofType('datagrams-dropped').filter((e) => e.reason === 'isolated-kernel').reduce((n, e) => n + e.count, 0);
-    await burstWhileBlocked(t, child, native, kernelDrops, datapathOf(t)?.kind ?? 'js');
+    const victimIn = () => route.sessions().find((x) => x.client.port === bound.victim)?.packetsFromClient ?? 0;
+    await burstWhileBlocked(t, child, native, kernelDrops, datapathOf(t)?.kind ?? 'js', victimIn);
     if (!native) {
       assert.equal(ofType('udp-isolation').length, 0, 'the js datapath never isolates');
     }
