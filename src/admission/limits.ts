@@ -34,11 +34,10 @@ const SOURCE_BUCKETS = 65_536;
 export class AdmissionLimits {
   #active = 0;
   /**
-   * Live sessions by source. A count is an object changed in place, so a session's `acquire` and
-   * `release` each make one lookup and no `set` (a `Map` set per change was two hash lookups a
-   * connection); the last source used is kept beside the map (most connections come from a source
-   * seen just before), so a run of them makes none. A count that drops to 0 leaves the map and
-   * the cache.
+   * Live sessions by source. A count is an object changed in place, so `acquire` and `release`
+   * make at most one lookup each and no `set`; the last source used is kept beside the map (most
+   * connections come from a source seen just before), so a run of them makes none. A count that
+   * drops to 0 leaves the map and the cache.
    */
   readonly #perSource = new Map<string, SourceCount>();
   #last: SourceCount | undefined;
