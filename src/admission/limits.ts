@@ -16,6 +16,12 @@ export interface LimitSettings {
   readonly sourcePrefix?: SourcePrefix;
 }
 
+/** The live sessions of one source (AdmissionLimits' per-source count). */
+interface SourceCount {
+  readonly source: string;
+  n: number;
+}
+
 /** How many per-source buckets are remembered; older ones are forgotten (a forgotten source starts full). */
 const SOURCE_BUCKETS = 65_536;
 
@@ -27,7 +33,14 @@ const SOURCE_BUCKETS = 65_536;
  */
 export class AdmissionLimits {
   #active = 0;
-  readonly #perSource = new Map<string, number>();
+  /**
+   * Live sessions by source. A count is an object changed in place, so `acquire` and `release`
+   * make at most one lookup each and no `set`; the last source used is kept beside the map (most
+   * connections come from a source seen just before), so a run of them makes none. A count that
+   * drops to 0 leaves the map and the cache.
+   */
+  readonly #perSource = new Map<string, SourceCount>();
+  #last: SourceCount | undefined;
   readonly #routeBucket: TokenBucket;
   readonly #sourceBuckets = new LRUCache<string, TokenBucket>({ max: SOURCE_BUCKETS });
 
@@ -48,7 +61,15 @@ export class AdmissionLimits {
   }
 
   activeFor(source: string): number {
-    return this.#perSource.get(source) ?? 0;
+    return this.#countOf(source)?.n ?? 0;
+  }
+
+  #countOf(source: string): SourceCount | undefined {
+    const last = this.#last;
+    if (last !== undefined && last.source === source) return last;
+    const c = this.#perSource.get(source);
+    if (c !== undefined) this.#last = c;
+    return c;
   }
 
   /**
@@ -57,7 +78,7 @@ export class AdmissionLimits {
    */
   admit(source: string, routeCapIsSoft = false): RejectReason | undefined {
     const s = this.settings;
-    if (s.maxPerSource > 0 && (this.#perSource.get(source) ?? 0) >= s.maxPerSource) return 'limit-source-sessions';
+    if (s.maxPerSource > 0 && (this.#countOf(source)?.n ?? 0) >= s.maxPerSource) return 'limit-source-sessions';
     if (!routeCapIsSoft && s.maxPerRoute > 0 && this.#active >= s.maxPerRoute) return 'limit-route-sessions';
     if (s.ratePerSource.perSecond > 0) {
       let b = this.#sourceBuckets.get(source);
@@ -87,14 +108,22 @@ export class AdmissionLimits {
 
   acquire(source: string): void {
     this.#active++;
-    this.#perSource.set(source, (this.#perSource.get(source) ?? 0) + 1);
+    const c = this.#countOf(source);
+    if (c !== undefined) {
+      c.n++;
+      return;
+    }
+    const added: SourceCount = { source, n: 1 };
+    this.#perSource.set(source, added);
+    this.#last = added;
   }
 
   release(source: string): void {
     this.#active--;
-    const n = (this.#perSource.get(source) ?? 1) - 1;
-    if (n <= 0) this.#perSource.delete(source);
-    else this.#perSource.set(source, n);
+    const c = this.#countOf(source);
+    if (c === undefined || --c.n > 0) return;
+    this.#perSource.delete(source);
+    if (this.#last === c) this.#last = undefined;
   }
 
   update(settings: LimitSettings): void {

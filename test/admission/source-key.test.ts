@@ -76,3 +76,25 @@ test('limits: ipv6 /128 restores per-address keys; a prefix change on reload kee
   assert.equal(limits.activeFor('2001:db8:1:2::9'), 0, 'the session released the key it was admitted under');
   assert.equal(limits.active, 4);
 });
+
+test('limits: per-source counts stay exact when sources interleave, drop to 0 and come back', () => {
+  const limits = new AdmissionLimits(settings({ maxPerSource: 2, ratePerSource: { perSecond: 0, burst: 0 } }), new ManualClock());
+  const a = open(limits, '198.51.100.1').key;
+  const b = open(limits, '198.51.100.2').key;
+  assert.equal(open(limits, '198.51.100.1').refused, undefined);
+  assert.equal(open(limits, '198.51.100.1').refused, 'limit-source-sessions', 'a counted twice, after b came between');
+  assert.deepEqual([limits.activeFor(a), limits.activeFor(b), limits.active], [2, 1, 3]);
+  limits.release(b);
+  assert.equal(limits.activeFor(b), 0, 'b at 0 has left the counts');
+  limits.release(a);
+  limits.release(a);
+  assert.deepEqual([limits.activeFor(a), limits.active], [0, 0]);
+  // Back from 0, a is counted afresh (not in a count that already left the map), and b too.
+  assert.equal(open(limits, '198.51.100.1').refused, undefined);
+  assert.equal(open(limits, '198.51.100.2').refused, undefined);
+  assert.equal(open(limits, '198.51.100.1').refused, undefined);
+  assert.equal(open(limits, '198.51.100.1').refused, 'limit-source-sessions');
+  assert.deepEqual([limits.activeFor(a), limits.activeFor(b)], [2, 1]);
+  limits.release('203.0.113.9'); // never acquired: counts of others unchanged
+  assert.deepEqual([limits.activeFor(a), limits.activeFor(b)], [2, 1]);
+});
