@@ -9,7 +9,6 @@ import { loadNativeBinding } from '../../src/datapath/native/binding.js';
 import { NativeStreamDatapath } from '../../src/datapath/native/native-stream-datapath.js';
 import { streamBindingOf } from '../../src/datapath/native/stream-binding.js';
 import { sleep, waitFor } from '../helpers/net.js';
-import { pattern } from '../helpers/stream-pattern.js';
 
 // Wake-up moderation (docs/datapath.md, "Wake-up moderation"): the engine waits after a wake-up
 // only while its read rate is a bulk one, and every byte still arrives. Judged by the engine's
@@ -42,23 +41,17 @@ async function pair(t: TestContext) {
     listener.close();
     upstream.close();
   });
-  return { dp, c, u, atUp: collector(u), atClient: collector(c) };
+  return { dp, c, u, atUp: counter(u), atClient: counter(c) };
 }
 
-function collector(s: net.Socket) {
-  const chunks: Buffer[] = [];
+/** Counts what `s` receives; `until(n)` resolves once n bytes in all have come. */
+function counter(s: net.Socket) {
   let got = 0;
-  s.on('data', (d: Buffer) => {
-    chunks.push(d);
-    got += d.length;
-  });
-  return {
-    bytes: () => Buffer.concat(chunks),
-    until: (n: number, what: string) => waitFor(() => got >= n, `${what}: ${n} bytes (got ${got})`, 20_000),
-  };
+  s.on('data', (d: Buffer) => void (got += d.length));
+  return { until: (n: number, what: string) => waitFor(() => got >= n, `${what}: ${n} bytes (got ${got})`, 20_000) };
 }
 
-/** `n` one-byte exchanges, each answered before the next is sent; returns the bytes seen so far. */
+/** `n` one-byte exchanges, each answered before the next is sent, after the bytes each side already had. */
 async function keystrokes(p: Awaited<ReturnType<typeof pair>>, n: number, upBefore: number, clientBefore: number): Promise<void> {
   for (let k = 0; k < n; k++) {
     p.c.write(Buffer.from([k & 255]));
