@@ -401,6 +401,7 @@ napi_value Init(napi_env env, napi_value exports) {
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   RegisterStream(env, exports);
+  RegisterStreamModerate(env, exports);
   RegisterSeal(env, exports);
   RegisterForward(env, exports);
   RegisterHold(env, exports);

@@ -16,6 +16,9 @@ double* StreamEmit(StreamEngine* e);
 void StreamDeliver(StreamEngine* e);
 void StreamOnReadable(uv_poll_t* handle, int status, int events);
 void StreamOnTick(uv_timer_t* handle);
+// stream-moderate.cc: a wake-up's start time (0 when moderation is off), and the wait after it.
+uint64_t StreamModerateStart(StreamEngine* e);
+void StreamModerateAfter(StreamEngine* e, uint64_t started, uint64_t read);
 int StreamStartPair(StreamEngine* e, int client, int upstream, uint32_t idle_ms);
 void StreamClosePipe(StreamEngine* e, int r, int w, uint32_t slots);
 void StreamEndPair(StreamEngine* e, int id, int reason, int err);

@@ -257,6 +257,7 @@ static int CopyStep(StreamEngine* e, StreamConn* c, int d, int src, int dst) {
     return kStepEnd;
   }
   if (d == 0) c->bytes_from_client += n;
+  e->read_bytes += static_cast<uint64_t>(n);
   if (static_cast<size_t>(n) >= kCopyChunk) {
     c->spliced[d] = true;
   } else if (!(c->ready & end_bit)) {
@@ -389,6 +390,7 @@ static void Pump(StreamEngine* e, int id) {
         }
         c->in_pipe[d] += static_cast<uint32_t>(n);
         if (d == 0) c->bytes_from_client += n;
+        e->read_bytes += static_cast<uint64_t>(n);
         moved = true;
         // Fewer bytes than the pipe has slots: the pipe was not full (each slot holds at least a
         // byte), so the read stopped because the socket had nothing more; bytes arriving after
@@ -569,6 +571,8 @@ static void CloseEnded(StreamEngine* e) {
 void StreamOnReadable(uv_poll_t* handle, int status, int events) {
   StreamEngine* e = static_cast<StreamEngine*>(handle->data);
   if (e->destroyed) return;
+  uint64_t started = StreamModerateStart(e);
+  uint64_t read0 = e->read_bytes;
   for (int pass = 0; pass < kSetupPasses && !e->destroyed; pass++) {
     // Every connection is accepted and dialed while a batch is built or delivered, so ids would
     // otherwise never come back: the table would grow by two per connection for good.
@@ -591,6 +595,7 @@ void StreamOnReadable(uv_poll_t* handle, int status, int events) {
     CloseEnded(e);
     if (!e->setup_started) break;
   }
+  StreamModerateAfter(e, started, e->read_bytes - read0);
 }
 
 void StreamOnTick(uv_timer_t* handle) {

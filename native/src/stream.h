@@ -174,9 +174,24 @@ struct StreamEngine {
   uint8_t* relayed_data = nullptr;
   size_t relayed_cap = 0;
   size_t relayed_off = 0;
+  // Wake-up moderation (stream-moderate.cc): bytes read by piped pairs, and the rule's state.
+  uint64_t read_bytes = 0;
+  struct Moderation {
+    int bound_us = 200;                 // 0: off
+    uint64_t min_rate = 300000000;      // bytes/s at which it engages (3/4 of it to disengage)
+    uint64_t batch = 512 * 1024;        // bytes a wait lets arrive at the window's rate
+    uint64_t window_ns = 0;     // start of the current rate window
+    uint64_t window_bytes = 0;  // bytes read in it
+    uint64_t last_ns = 0;       // when the last wake-up ended
+    uint64_t rate = 0;          // the last window's rate, bytes/s
+    bool on = false;
+    uint64_t waits = 0, engages = 0, disengages = 0;
+  } mod;
 };
 
 // stream.cc
 void RegisterStream(napi_env env, napi_value exports);
+// stream-moderate.cc
+void RegisterStreamModerate(napi_env env, napi_value exports);
 
 }  // namespace sluice

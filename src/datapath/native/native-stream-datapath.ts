@@ -190,6 +190,21 @@ export class NativeStreamDatapath implements StreamDatapath, ConnEngine {
     this.#b.streamSealedLimits(this.#engine, maxRecords, maxBytes);
   }
 
+  /**
+   * Wake-up moderation under bulk traffic (docs/datapath.md, "Wake-up moderation"): after a
+   * wake-up that read less than `batch` bytes while the last 10 ms read at least `minRate`
+   * bytes/s, the engine waits up to `boundUs` (0 turns it off). On by default; for tests.
+   */
+  setModeration(boundUs: number, minRate: number, batch: number): void {
+    this.#b.streamModeration?.(this.#engine, boundUs, minRate, batch);
+  }
+
+  /** The moderation's counters (all 0 on an addon without it). */
+  get moderationState(): { readonly waits: number; readonly engaged: boolean; readonly engages: number; readonly disengages: number; readonly rate: number; readonly readBytes: number } {
+    const [waits, engaged, engages, disengages, rate, readBytes] = this.#b.streamModerationState?.(this.#engine) ?? [0, 0, 0, 0, 0, 0];
+    return { waits, engaged: engaged === 1, engages, disengages, rate, readBytes };
+  }
+
   recordCipher(use?: RecordCipherName): RecordCipherInfo {
     return this.#b.streamRecordCipher?.(this.#engine, use) ?? { cipher: 'openssl', arch: '', missing: 'addon without streamRecordCipher' };
   }

@@ -65,6 +65,10 @@ export interface NativeStreamBinding {
   ): void;
   /** For tests: records and plaintext bytes a sealer sends under one key before its KEY_UPDATE. */
   streamSealedLimits(engine: StreamEngineHandle, maxRecords: number, maxBytes: number): void;
+  /** Wake-up moderation (native/src/stream-moderate.cc): bound 0-2000 us (0: off), floor in bytes/s, batch in bytes. Absent on an older addon. */
+  streamModeration?(engine: StreamEngineHandle, boundUs: number, minRate: number, batch: number): void;
+  /** [waits, engaged 0/1, engages, disengages, last window's rate in bytes/s, bytes read by piped pairs] */
+  streamModerationState?(engine: StreamEngineHandle): [number, number, number, number, number, number];
   /**
    * Which AES-128-GCM the records of pairs and trunks keyed from now on use (native/src/sealed-record.h):
    * Intel's ipsec-mb where the addon was built with its header and the library loaded, else Node's
