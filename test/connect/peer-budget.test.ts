@@ -12,7 +12,7 @@ import { nativeKeys } from '../../src/datapath/native/native-keys.js';
 import { jsDatapath } from '../../src/datapath/js-datapath.js';
 import type { UdpDatapath } from '../../src/datapath/udp-datapath.js';
 import type { SluiceEvent } from '../../src/observe/events.js';
-import { SendBudget } from '../../src/upstream/agent/send-budget.js';
+import { countBudgetCalls } from '../helpers/budget-calls.js';
 import { peerView } from '../../src/ops/peer-view.js';
 import { sleep, waitFor } from '../helpers/net.js';
 import { startPacedFlooder, startRoundTripClient } from '../helpers/udp-paced-flooder.js';
@@ -147,21 +147,13 @@ async function nativeFlood(t: TestContext, path: 'direct' | 'relay') {
   const keys = nativeKeys(dp)!;
   const parkState = () => (keys.b as unknown as NativeBinding).parkState!(keys.handle);
   // JavaScript's budget calls, counted: a refused datagram must not cost one.
-  let admits = 0;
-  const admit = SendBudget.prototype.admit;
-  SendBudget.prototype.admit = function (this: SendBudget, ...args: Parameters<SendBudget['admit']>) {
-    admits++;
-    return admit.apply(this, args);
-  };
-  t.after(() => {
-    SendBudget.prototype.admit = admit;
-  });
+  const admits = countBudgetCalls(t);
   const x = await setup(t, dp, path);
   await waitFor(() => x.laptop.seen.some((e) => e.type === 'udp-isolation' && e.change === 'isolated' && e.client.port === x.floodPort), 'the flooder isolated at the laptop', 5000);
   await waitFor(() => parkState()[0] >= 10, 'its own socket parked, round after round', 5000);
-  const admits0 = admits;
+  const admits0 = admits();
   await steadySecond(x, t);
-  const asked = admits - admits0;
+  const asked = admits() - admits0;
   t.diagnostic(`JavaScript admit calls in the steady second: ${asked}; park ${parkState().join(' ')}`);
   // The second client's datagrams and credit chunks may ask (at the laptop, the gateway's relay and
   // home, one process here); a refused flood datagram never does: about 18,000 were refused.

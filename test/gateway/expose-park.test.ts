@@ -6,7 +6,7 @@ import type { SluiceEvent } from '../../src/observe/events.js';
 import type { NativeBinding } from '../../src/datapath/native/binding.js';
 import type { NativeDatapath } from '../../src/datapath/native/native-datapath.js';
 import { nativeKeys } from '../../src/datapath/native/native-keys.js';
-import { SendBudget } from '../../src/upstream/agent/send-budget.js';
+import { countBudgetCalls } from '../helpers/budget-calls.js';
 import { nativeCase } from '../datapath/datapaths.js';
 import { sleep, waitFor } from '../helpers/net.js';
 import { startPacedFlooder, startRoundTripClient } from '../helpers/udp-paced-flooder.js';
@@ -46,15 +46,7 @@ test('exposure (native): a flooder over the budget on its own socket is parked, 
   const parkState = () => (keys.b as unknown as NativeBinding).parkState!(keys.handle);
 
   // JavaScript's budget calls, counted: a refused datagram must not cost one.
-  let admits = 0;
-  const admit = SendBudget.prototype.admit;
-  SendBudget.prototype.admit = function (this: SendBudget, ...args: Parameters<SendBudget['admit']>) {
-    admits++;
-    return admit.apply(this, args);
-  };
-  t.after(() => {
-    SendBudget.prototype.admit = admit;
-  });
+  const admits = countBudgetCalls(t);
 
   // The second client: paced round trips, one at a time.
   const { socket: victim, roundTrip } = await startRoundTripClient(t, port);
@@ -66,7 +58,7 @@ test('exposure (native): a flooder over the budget on its own socket is parked, 
 
   // A steady second of flood: what JavaScript is asked, against what the flooder sends.
   const before = await count();
-  const admits0 = admits;
+  const admits0 = admits();
   let answered = 0;
   let trips = 0;
   for (const end = Date.now() + 1000; Date.now() < end; trips++) {
@@ -75,7 +67,7 @@ test('exposure (native): a flooder over the budget on its own socket is parked, 
   }
   const after = await count();
   const sentInWindow = after.sent! - before.sent!;
-  const asked = admits - admits0;
+  const asked = admits() - admits0;
   t.diagnostic(`flood sent ${sentInWindow} in the window, JavaScript admit calls ${asked}, second client ${answered}/${trips}, park ${parkState().join(' ')}`);
   assert.ok(sentInWindow > 5 * BUDGET, `the flood ran over the budget (${sentInWindow} in about 1 s)`);
   // The second client's own datagrams (and a few of the flooder's at its hand-over) may ask; a
