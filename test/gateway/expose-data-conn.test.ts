@@ -11,7 +11,7 @@ import { Agent } from '../../src/agent/agent.js';
 import { aclAdmitter } from '../../src/admission/acl-admitter.js';
 import type { StreamDatapath } from '../../src/datapath/stream-datapath.js';
 import { DATA_HELLO_BYTES } from '../../src/protocol/tunnel/index.js';
-import { freePort, readAll, tcpConnect, tcpServer, waitFor } from '../helpers/net.js';
+import { freePort, readAll, refusedPort, tcpConnect, tcpServer, waitFor } from '../helpers/net.js';
 import { perStreamDatapath } from '../datapath/stream-datapaths.js';
 import { agentConfig, gatewayConfig, published } from './expose-helpers.js';
 
@@ -115,7 +115,7 @@ test('data connections: a client reset reaches the service as a reset, a service
 });
 
 test('data connections: a refused local dial is a failed dial: RST to a client that sent bytes, FIN to one that did not', async (t) => {
-  const dead = await freePort();
+  const dead = await refusedPort(t);
   const { gw, port, link } = await expose(t, () => {}, { local: dead });
   await waitFor(() => idleAtGateway(link) > 1, 'idle data connections at the gateway');
   const c1 = await tcpConnect(t, port);

@@ -13,7 +13,7 @@ import type { NativeStreamDatapath } from '../../src/datapath/native/native-stre
 import { Gateway } from '../../src/gateway/gateway.js';
 import { EventStream, type SluiceEvent } from '../../src/observe/events.js';
 import { DEFAULT_STREAM_WINDOW_BYTES } from '../../src/protocol/tunnel/constants.js';
-import { freePort, readAll, tcpConnect, tcpServer, waitFor } from '../helpers/net.js';
+import { freePort, readAll, refusedPort, tcpConnect, tcpServer, waitFor } from '../helpers/net.js';
 import { perStreamDatapath } from '../datapath/stream-datapaths.js';
 import { agentConfig, gatewayConfig, published } from './expose-helpers.js';
 
@@ -191,7 +191,7 @@ test('a reset from either end reaches the other: native as a reset, js as a clos
 });
 
 test('a refused local dial resets the stream with refused: the client is closed, no session', async (t) => {
-  const gwDead = await expose(t, await freePort());
+  const gwDead = await expose(t, await refusedPort(t));
   const c = await tcpConnect(t, gwDead.port);
   c.resume();
   await once(c, 'end');

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
 import { decodeProxyHeader } from '../../src/protocol/proxy-protocol/index.js';
-import { freePort, readAll, tcpConnect, tcpServer, waitFor } from '../helpers/net.js';
+import { freePort, readAll, refusedPort, tcpConnect, tcpServer, waitFor } from '../helpers/net.js';
 import { agentConfig, gatewayConfig, published, startAgent, startGateway } from './expose-helpers.js';
 
 async function exposeTcp(t: import('node:test').TestContext, onSocket: (s: net.Socket) => void, extra = '', gatewayExtra = '') {
@@ -17,7 +17,7 @@ async function exposeTcp(t: import('node:test').TestContext, onSocket: (s: net.S
 
 /** An exposed service whose local address refuses connections, and a client connected to it. */
 async function exposeUnreachable(t: import('node:test').TestContext) {
-  const dead = await freePort();
+  const dead = await refusedPort(t);
   const gw = await startGateway(t, gatewayConfig());
   const port = await freePort();
   const { agent } = await startAgent(t, agentConfig(gw, `    svc: { local: 127.0.0.1:${dead}, remote: tcp://127.0.0.1:${port} }`));

@@ -110,6 +110,27 @@ export function readAll(s: net.Socket, timeoutMs = 5000): Promise<Buffer> {
   });
 }
 
+/**
+ * A TCP port on 127.0.0.1 that refuses connections for the whole test: the local end of a
+ * connection to a throwaway listener holds it, so no other test can listen there meanwhile. (A
+ * port from freePort() can be taken again by a test running beside this one, which turns a
+ * refused dial into a live connection that never ends.)
+ */
+export async function refusedPort(t: TestContext): Promise<number> {
+  const accepted: net.Socket[] = [];
+  const srv = net.createServer((s) => accepted.push(s.on('error', () => {})));
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const holder = net.connect((srv.address() as net.AddressInfo).port, '127.0.0.1').on('error', () => {});
+  await once(holder, 'connect');
+  t.after(() => {
+    holder.destroy();
+    for (const s of accepted) s.destroy();
+    srv.close();
+  });
+  return holder.localPort!;
+}
+
 /** A port that was free a moment ago (for peers that need a number in their config). */
 export async function freePort(kind: 'tcp' | 'udp' = 'tcp'): Promise<number> {
   if (kind === 'udp') {

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { createHash } from 'node:crypto';
 import { perStreamDatapath } from '../datapath/stream-datapaths.js';
 import { pumpingUpstream } from './pumping-upstream.js';
-import { freePort, readAll, tcpConnect, tcpServer, waitFor } from '../helpers/net.js';
+import { readAll, refusedPort, tcpConnect, tcpServer, waitFor } from '../helpers/net.js';
 import { SluiceError } from '../../src/core/errors.js';
 import type { StreamDialer } from '../../src/upstream/dialer.js';
 
@@ -97,7 +97,7 @@ test('tcp route: an upstream FIN reaches the client while the client can still s
 });
 
 test('tcp route: a refused dial closes the client promptly and is counted', async (t) => {
-  const dead = await freePort();
+  const dead = await refusedPort(t);
   const n = await startNode(t, route(dead));
   const c = await tcpConnect(t, n.port('ssh'));
   const started = Date.now();

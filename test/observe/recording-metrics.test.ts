@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { freePort, readAll, tcpConnect, tcpServer, udpClient, udpEcho, waitFor } from '../helpers/net.js';
+import { readAll, refusedPort, tcpConnect, tcpServer, udpClient, udpEcho, waitFor } from '../helpers/net.js';
 import { request, startApp, tempDir } from '../admin/app-helper.js';
 import { parseExposition } from './prom-text.js';
 import { perConfigDatapath } from '../datapath/stream-datapaths.js';
@@ -38,7 +38,7 @@ async function scrape(base: string): Promise<{ text: string; samples: Map<string
 perConfigDatapath()('metrics: UDP and TCP traffic through routes, scraped from /metrics over HTTP', async (t, datapathLine) => {
   const echo = await udpEcho(t);
   const up = await tcpServer(t);
-  const deadPort = await freePort();
+  const deadPort = await refusedPort(t);
   const s = await startApp(t, routes(echo.port, up.port, deadPort) + 'admin: { listen: 127.0.0.1:0 }\n' + datapathLine);
   const base = s.admin();
 

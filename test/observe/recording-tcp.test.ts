@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { freePort, readAll, sleep, tcpConnect, tcpServer, waitFor } from '../helpers/net.js';
+import { readAll, refusedPort, sleep, tcpConnect, tcpServer, waitFor } from '../helpers/net.js';
 import { request, startApp, tempDir } from '../admin/app-helper.js';
 import { parseExposition } from './prom-text.js';
 import { perConfigDatapath } from '../datapath/stream-datapaths.js';
@@ -43,7 +43,7 @@ async function lines<T>(file: string): Promise<T[]> {
 test('TCP recording: live counters in flow-log updates and /metrics, then one end with the same counters in every sink', async (t, datapathLine) => {
   const dir = await tempDir(t);
   const up = await tcpServer(t);
-  const dead = await freePort();
+  const dead = await refusedPort(t);
   const s = await startApp(t, yaml(dir, up.port, dead, datapathLine));
   const base = s.admin();
   const kind = datapathLine.includes('native') ? 'native' : 'js';

@@ -7,7 +7,7 @@ import { DirectStreamDialer } from '../../src/upstream/direct/tcp-dialer.js';
 import type { DialedConn } from '../../src/upstream/direct/socket-dial.js';
 import type { StreamDatapath } from '../../src/datapath/stream-datapath.js';
 import { streamDatapathCases } from '../datapath/stream-datapaths.js';
-import { freePort, readAll, sleep, tcpServer } from '../helpers/net.js';
+import { readAll, refusedPort, sleep, tcpServer } from '../helpers/net.js';
 
 // The dial a route on the native stream datapath makes for an IP-literal upstream: pinned and
 // checked at once, no promise; `done` once and never before dialConn returns; cancel closes.
@@ -38,7 +38,7 @@ for (const c of streamDatapathCases()) {
   });
 
   run('a refused port fails with SLUICE_ERR_DIAL_FAILED naming ECONNREFUSED', async (t, dp) => {
-    const dead = await freePort();
+    const dead = await refusedPort(t);
     const err = await new Promise<SluiceError | undefined>((resolve) => new DirectStreamDialer().dialConn({ host: '127.0.0.1', port: dead }, opts(), dp, resolve));
     assert.ok(isSluiceError(err, 'SLUICE_ERR_DIAL_FAILED'), String(err));
     assert.match(err!.message, new RegExp(`127\\.0\\.0\\.1:${dead} failed: ECONNREFUSED`));
