@@ -40,6 +40,12 @@ $WARM_STEP" "$PEERS" > "$COPY/run-peers.sh"
   PEERS="$COPY/run-peers.sh"
   echo "bench: cps test warmed ${CPS_WARM}s per relay before its window (BENCH_CPS_WARM=0: from cold)" >&2
 fi
+# Latency rows depend on how an idle CPU sleeps: a guest whose idle vCPU halts at once (cpuidle
+# haltpoll with guest_halt_poll_ns=0) pays a wake-up through the hypervisor for every cross-CPU
+# wake-up that finds it idle (docs/benchmarks.md, "Idle vCPUs and the connection p50").
+POLL_NS=/sys/module/haltpoll/parameters/guest_halt_poll_ns
+IDLE_DRV=$(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo none)
+echo "bench: cpuidle driver $IDLE_DRV$([ -r $POLL_NS ] && echo ", guest_halt_poll_ns=$(cat $POLL_NS)")" >&2
 bash "$PEERS" 2>&1 | tee "$OUT"
 echo
 node "$HERE/ratios.mjs" "$OUT"
