@@ -40,9 +40,15 @@ $WARM_STEP" "$PEERS" > "$COPY/run-peers.sh"
   PEERS="$COPY/run-peers.sh"
   echo "bench: cps test warmed ${CPS_WARM}s per relay before its window (BENCH_CPS_WARM=0: from cold)" >&2
 fi
-# Latency rows depend on how an idle CPU sleeps: a guest whose idle vCPU halts at once (cpuidle
-# haltpoll with guest_halt_poll_ns=0) pays a wake-up through the hypervisor for every cross-CPU
-# wake-up that finds it idle (docs/benchmarks.md, "Idle vCPUs and the connection p50").
+# Two settings of the machine decide much of the cps row (docs/benchmarks.md, "The
+# connection-rate test: the port ceiling, idle vCPUs and the p50"), so they are printed with it:
+# - the generator closes first, so every connection leaves a TIME_WAIT on a port of the client's
+#   range, which connect() reuses only once it is a second old (tcp_tw_reuse): about half the
+#   range a second for any relay (the relays' dials to the echo server draw on it too);
+# - a guest whose idle vCPU halts at once (cpuidle haltpoll, guest_halt_poll_ns=0) pays a wake-up
+#   through the hypervisor each time a cross-CPU wake-up finds it idle: the latency rows carry it.
+read -r PLO PHI < /proc/sys/net/ipv4/ip_local_port_range
+echo "bench: ip_local_port_range $PLO-$PHI: the cps test tops out near $(( (PHI - PLO + 1) / 2 )) connections/s for any relay" >&2
 POLL_NS=/sys/module/haltpoll/parameters/guest_halt_poll_ns
 IDLE_DRV=$(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo none)
 echo "bench: cpuidle driver $IDLE_DRV$([ -r $POLL_NS ] && echo ", guest_halt_poll_ns=$(cat $POLL_NS)")" >&2
