@@ -11,7 +11,18 @@
 #   UDP over a peer path (agent.connect, laptop -> home, direct once ICE found it) vs the plain route
 #   (SLUICE_PEER_PATH=relay for the gateway-relayed path; docs/benchmarks.md "Peer paths (connect)"):
 #   ROUNDS=2 DUR=2 SKIP_IDLE=1 ONLY="subject subject2" SUBJECT2_CMD="$PWD/bench/relay/subject-connect.sh {RELAY_PORT} {ECHO_PORT} {IPERF_RELAY_PORT} {IPERF_PORT}" npm run bench
+#   BENCH_WIDE_PORTS=1 npm run bench             # (root) in a network namespace of its own whose
+#     ephemeral ports span 1024-65535 (the harness's own PORT_BASE..+999 reserved): the cps test then
+#     measures the relays instead of the client's port ceiling (see the two lines printed below)
 set -euo pipefail
+if [ "${BENCH_WIDE_PORTS:-}" = 1 ] && [ -z "${SLUICE_BENCH_NETNS:-}" ]; then
+  BASE_PORT=${PORT_BASE:-27000}
+  [[ "$BASE_PORT" =~ ^[0-9]+$ ]] || { echo "bench: PORT_BASE must be a port number, not '$BASE_PORT'" >&2; exit 2; }
+  [ "$(id -u)" = 0 ] || { echo "bench: BENCH_WIDE_PORTS=1 needs root (a network namespace of its own)" >&2; exit 1; }
+  exec unshare -n env SLUICE_BENCH_NETNS=1 BASE_PORT="$BASE_PORT" bash -c 'ip link set lo up &&
+    sysctl -qw net.ipv4.ip_local_port_range="1024 65535" net.ipv4.ip_local_reserved_ports="$BASE_PORT-$((BASE_PORT + 999))" &&
+    exec bash "$0" "$@"' "$0" "$@"
+fi
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 PEERS="${SHARED_BENCH:-$ROOT/../shared/bench}/run-peers.sh"
