@@ -1,4 +1,5 @@
-// Functions shared by stream.cc (the engine) and stream-api.cc (its N-API surface).
+// Functions shared by stream.cc (the engine), stream-pump.cc (a pair's pump) and stream-api.cc
+// (their N-API surface).
 #pragma once
 
 #include "stream.h"
@@ -19,7 +20,10 @@ void StreamOnTick(uv_timer_t* handle);
 // stream-moderate.cc: a wake-up's start time (0 when moderation is off), and the wait after it.
 uint64_t StreamModerateStart(StreamEngine* e);
 void StreamModerateAfter(StreamEngine* e, uint64_t started, uint64_t read);
+// stream-pump.cc: the pump of an established pair, its pipes and its end.
 int StreamStartPair(StreamEngine* e, int client, int upstream, uint32_t idle_ms);
+void StreamPump(StreamEngine* e, int id);
+void StreamPutPipe(StreamEngine* e, int* r, int* w, uint32_t slots);
 void StreamClosePipe(StreamEngine* e, int r, int w, uint32_t slots);
 void StreamEndPair(StreamEngine* e, int id, int reason, int err);
 

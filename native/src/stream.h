@@ -57,10 +57,10 @@ constexpr uint8_t kReadyInClient = 1, kReadyOutClient = 2, kReadyInUpstream = 4,
 // Sticky: that side's FIN, RST or error has been reported, so a short read no longer means drained.
 constexpr uint8_t kEndSeenClient = 16, kEndSeenUpstream = 32;
 // Pipes are asked for this size: 64 page slots, so a read shorter than 64 bytes cannot have
-// stopped on a full pipe and proves the socket drained (stream.cc Pump). At most kBigPipes of them
-// at a time, so the pages they are charged for stay far below fs.pipe-user-pages-soft (16384 by
-// default; an unprivileged user over it gets 2-slot pipes everywhere); others keep the default
-// 16 slots. Where the kernel refuses, a pipe keeps its size and its slots are what it has.
+// stopped on a full pipe and proves the socket drained (StreamPump, stream-pump.cc). At most
+// kBigPipes of them at a time, so the pages they are charged for stay far below
+// fs.pipe-user-pages-soft (16384 by default; an unprivileged user over it gets 2-slot pipes
+// everywhere); others keep the default 16 slots. Where the kernel refuses, a pipe keeps its size and its slots are what it has.
 constexpr int kPipeBytes = 256 * 1024;
 constexpr int kBigPipes = 128;
 // Reads of a direction that has not read in bulk, or has read small for a while, go through user
@@ -93,7 +93,7 @@ struct StreamConn {
   bool watched = false;     // held: one `readable` event asked for (streamWatch)
   bool edge = false;        // registered edge-triggered for IN|OUT|RDHUP (a dial, a pair)
   // Piped side whose direction waits on a blocked destination with its pipe full: EPOLLIN is left
-  // out of its interest until the pipe drains (stream.cc Pump, SetInterest).
+  // out of its interest until the pipe drains (stream-pump.cc: StreamPump, SetInterest).
   bool in_off = false;
   // Piped side that a bulk direction reads and whose writes never blocked: EPOLLOUT is left out of
   // its interest (out_off) until a write to it would block; from then on it stays (out_kept).
@@ -189,7 +189,7 @@ struct StreamEngine {
   } mod;
 };
 
-// stream.cc
+// stream-api.cc
 void RegisterStream(napi_env env, napi_value exports);
 // stream-moderate.cc
 void RegisterStreamModerate(napi_env env, napi_value exports);
