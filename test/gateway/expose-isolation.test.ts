@@ -43,7 +43,7 @@ async function floodThroughExposure(t: TestContext, datapath: UdpDatapath) {
   const echoPort = await echo(t);
   const udp = `{ idleTimeout: 2s, isolateAbove: ${ISOLATE_ABOVE}, rate: { perSecond: 0 }, ratePerSource: { perSecond: 0 } }`;
   const gw = await startGateway(t, gatewayConfig(`  keepaliveInterval: 100ms\n  services:\n    udp: ${udp}\n`), undefined, datapath);
-  const { agent } = await startAgent(t, agentConfig({ port: gw.port, fingerprint: gw.fingerprint }, `    echo: { local: 127.0.0.1:${echoPort}, remote: udp://127.0.0.1:0, udp: { rate: { perSecond: 0 }, ratePerSource: { perSecond: 0 } } }`), undefined, datapath);
+  const { agent } = await startAgent(t, agentConfig({ port: gw.port, fingerprint: gw.fingerprint }, `    echo: { local: 127.0.0.1:${echoPort}, remote: udp://127.0.0.1:0, udp: { idleTimeout: 2s, rate: { perSecond: 0 }, ratePerSource: { perSecond: 0 } } }`), undefined, datapath);
   const port = (await published(agent)).echo!;
   await waitFor(() => agent.datagramMode === 'udp', 'UDP path up');
   const route = gw.gateway.published()[0]!.route.name;
@@ -80,7 +80,12 @@ async function floodThroughExposure(t: TestContext, datapath: UdpDatapath) {
   await waitFor(() => gw.seen.filter((e) => e.type === 'session-ended' && e.flow.route === route).length === 2, 'both public sessions ended', 10_000);
   // (The second client may be isolated too once the relay reads its backlog at once: over the threshold for a sweep.)
   if (native) assert.deepEqual(isolations().filter((e) => e.client.port === bound.flood).map((e) => e.change), ['isolated', 'released']);
-  await waitFor(() => fds() <= baseline, `descriptors back to ${baseline} (now ${fds()})`, 3000);
+  // The agent's sessions toward the service end with the gateway's (its DATAGRAM_CLOSE) or, at
+  // the latest, by their own idle timeout, which is the gateway's here: only then is every
+  // descriptor of the test's traffic gone at both ends.
+  const agentSessions = () => [...agent.local.udpSessions()].length;
+  await waitFor(() => agentSessions() === 0, `the agent's sessions toward the service ended (${agentSessions()} open)`, 10_000);
+  await waitFor(() => fds() <= baseline, `descriptors back to ${baseline} (now ${fds()}; agent sessions ${agentSessions()})`, 3000);
 }
 
 test('exposure under a flood (native): the flooding public client gets its own socket at the gateway, its excess is dropped there, a second client is answered, the socket goes with the session', async (t) => {
