@@ -33,7 +33,28 @@ static void EndPair(StreamEngine* e, int id, int reason, int err) {
 
 void StreamEndPair(StreamEngine* e, int id, int reason, int err) { EndPair(e, id, reason, err); }
 
-static int TakePipe(StreamEngine* e, int* r, int* w, uint32_t* slots);
+// A pipe for one direction, from the pool when it has one.
+static int TakePipe(StreamEngine* e, int* r, int* w, uint32_t* slots) {
+  if (!e->pipe_pool.empty()) {
+    *slots = static_cast<uint32_t>(e->pipe_pool.back());
+    e->pipe_pool.pop_back();
+    *w = e->pipe_pool.back();
+    e->pipe_pool.pop_back();
+    *r = e->pipe_pool.back();
+    e->pipe_pool.pop_back();
+    return 0;
+  }
+  int p[2];
+  if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0) return -errno;
+  *r = p[0];
+  *w = p[1];
+  int bytes = e->big_pipes < kBigPipes ? fcntl(p[1], F_SETPIPE_SZ, kPipeBytes) : -1;
+  if (bytes >= kPipeBytes) e->big_pipes++;
+  if (bytes < 0) bytes = fcntl(p[1], F_GETPIPE_SZ);
+  // Unknown: 0 slots, so no read is taken as proof of a drained socket.
+  *slots = bytes > 0 ? static_cast<uint32_t>(bytes / getpagesize()) : 0;
+  return 0;
+}
 
 // An empty pipe goes back to the pool (bounded) or is closed.
 void StreamPutPipe(StreamEngine* e, int* r, int* w, uint32_t slots) {
@@ -57,9 +78,9 @@ enum { kStepMoved, kStepBlocked, kStepEof, kStepEnd, kStepAgain };
 
 // One read of direction `d` through the engine's buffer (kCopyChunk): recv what is waiting, send
 // it on, and put what the destination would not take into the direction's (empty) pipe, which
-// Pump drains before the next read, so the order of bytes is kept. The same readiness rules as
-// a splice: a short read proves the socket drained (unless its end was reported), EAGAIN clears
-// the bit, 0 is the FIN. A full buffer switches the direction to splice.
+// StreamPump drains before the next read, so the order of bytes is kept. The same readiness rules
+// as a splice: a short read proves the socket drained (unless its end was reported), EAGAIN
+// clears the bit, 0 is the FIN. A full buffer switches the direction to splice.
 static int CopyStep(StreamEngine* e, StreamConn* c, int d, int src, int dst) {
   const uint8_t in_bit = d == 0 ? kReadyInClient : kReadyInUpstream;
   const uint8_t out_bit = d == 0 ? kReadyOutUpstream : kReadyOutClient;
@@ -102,7 +123,7 @@ static int CopyStep(StreamEngine* e, StreamConn* c, int d, int src, int dst) {
     if (w < n) c->ready &= ~out_bit;
   }
   if (w < n) {
-    // What the destination did not take waits in the pipe, which Pump drains on its writability.
+    // What the destination did not take waits in the pipe, which StreamPump drains on its writability.
     if (c->pipe_r[d] < 0) {
       int err = TakePipe(e, &c->pipe_r[d], &c->pipe_w[d], &c->pipe_slots[d]);
       if (err < 0) {
@@ -265,29 +286,6 @@ void StreamPump(StreamEngine* e, int id) {
   if (moved && c->idle_ms > 0) c->deadline = uv_now(e->loop) + c->idle_ms;
 }
 
-// A pipe for one direction, from the pool when it has one.
-static int TakePipe(StreamEngine* e, int* r, int* w, uint32_t* slots) {
-  if (!e->pipe_pool.empty()) {
-    *slots = static_cast<uint32_t>(e->pipe_pool.back());
-    e->pipe_pool.pop_back();
-    *w = e->pipe_pool.back();
-    e->pipe_pool.pop_back();
-    *r = e->pipe_pool.back();
-    e->pipe_pool.pop_back();
-    return 0;
-  }
-  int p[2];
-  if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0) return -errno;
-  *r = p[0];
-  *w = p[1];
-  int bytes = e->big_pipes < kBigPipes ? fcntl(p[1], F_SETPIPE_SZ, kPipeBytes) : -1;
-  if (bytes >= kPipeBytes) e->big_pipes++;
-  if (bytes < 0) bytes = fcntl(p[1], F_GETPIPE_SZ);
-  // Unknown: 0 slots, so no read is taken as proof of a drained socket.
-  *slots = bytes > 0 ? static_cast<uint32_t>(bytes / getpagesize()) : 0;
-  return 0;
-}
-
 // Starts moving bytes between a held client and a connected upstream; 0 or -errno. Both are
 // registered before anything changes, so a failure (ENOMEM, ENOSPC from epoll_ctl) leaves two
 // held connections the caller can still hand to Node.
@@ -328,4 +326,5 @@ int StreamStartPair(StreamEngine* e, int client, int upstream, uint32_t idle_ms)
   StreamWatch(e);
   return 0;
 }
+
 }  // namespace sluice
