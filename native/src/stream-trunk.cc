@@ -129,6 +129,26 @@ void Touch(StreamEngine* e, StreamConn& c) {
   if (c.idle_ms > 0) c.deadline = uv_now(e->loop) + c.idle_ms;
 }
 
+// Writes what waits while the socket takes it; false when the trunk failed (and was ended).
+bool Send(StreamEngine* e, int tid, Trunk* t) {
+  StreamConn* c = &e->conns[tid];
+  while (Pending(t) > 0 && (c->ready & kReadyOutClient)) {
+    ssize_t n = send(c->fd, t->out + t->out_off, Pending(t), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (WouldBlock(errno)) {
+        c->ready &= ~kReadyOutClient;
+        break;
+      }
+      TrunkFail(e, tid, errno);
+      return false;
+    }
+    t->out_off += static_cast<size_t>(n);
+  }
+  if (Pending(t) == 0) t->out_off = t->out_len = 0;
+  return true;
+}
+
 // Plain -> trunk: DATA frames while the stream has credit and the output buffer has room.
 void ReadPlain(StreamEngine* e, int plain) {
   for (;;) {
@@ -165,6 +185,12 @@ void ReadPlain(StreamEngine* e, int plain) {
     c->bytes_from_client += static_cast<double>(n);
     Touch(e, *c);
     if (static_cast<size_t>(n) < want && !(c->ready & kEndSeenClient)) c->ready &= ~kReadyInClient;
+    // A chunk's worth waiting is written now, not gathered for the end of the pass: a sender
+    // whose congestion control paces (BBR without an fq qdisc) lets a large write out one
+    // segment per timer, and a write per chunk mostly leaves at once, the next chunk's read and
+    // seal taking about the pacing gap (docs/benchmarks.md, "Congestion control and the bulk TCP
+    // rows"). Small frames (a connection's first bytes, credit) still go together at the pass's end.
+    if (Pending(t) >= kTrunkChunk && (e->conns[tid].ready & kReadyOutClient) && !Send(e, tid, t)) return;
   }
 }
 
@@ -376,20 +402,7 @@ void Flush(StreamEngine* e, int tid) {
   Trunk* t = LiveTrunk(e, tid);
   if (t == nullptr) return;
   t->dirty = false;
-  StreamConn* c = &e->conns[tid];
-  while (Pending(t) > 0 && (c->ready & kReadyOutClient)) {
-    ssize_t n = send(c->fd, t->out + t->out_off, Pending(t), MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (WouldBlock(errno)) {
-        c->ready &= ~kReadyOutClient;
-        break;
-      }
-      return TrunkFail(e, tid, errno);
-    }
-    t->out_off += static_cast<size_t>(n);
-  }
-  if (Pending(t) == 0) t->out_off = t->out_len = 0;
+  if (!Send(e, tid, t)) return;
   if (Pending(t) >= kTrunkOutCap || t->waiting.empty()) return;
   std::vector<uint32_t> wake;
   wake.swap(t->waiting);
