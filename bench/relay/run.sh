@@ -51,13 +51,19 @@ $WARM_STEP" "$PEERS" > "$COPY/run-peers.sh"
   PEERS="$COPY/run-peers.sh"
   echo "bench: cps test warmed ${CPS_WARM}s per relay before its window (BENCH_CPS_WARM=0: from cold)" >&2
 fi
-# Two settings of the machine decide much of the cps row (docs/benchmarks.md, "The
-# connection-rate test: the port ceiling, idle vCPUs and the p50"), so they are printed with it:
+# Three settings of the machine decide much of the TCP rows, so they are printed with them:
+# - the congestion control (docs/benchmarks.md, "Congestion control and the bulk TCP rows"): with
+#   BBR and no fq qdisc (loopback has none) every sender paces its own segments with a timer, a cost
+#   per byte paid on the CPU that sends, which is the relay's for the relayed bytes; a relay that
+#   moves bytes cheaply (splice) or sends them twice (an exposure) is measured mostly by that cost.
+# The other two decide the cps row (docs/benchmarks.md, "The connection-rate test: the port
+# ceiling, idle vCPUs and the p50"):
 # - the generator closes first, so every connection leaves a TIME_WAIT on a port of the client's
 #   range, which connect() reuses only once it is a second old (tcp_tw_reuse): about half the
 #   range a second for any relay (the relays' dials to the echo server draw on it too);
 # - a guest whose idle vCPU halts at once (cpuidle haltpoll, guest_halt_poll_ns=0) pays a wake-up
 #   through the hypervisor each time a cross-CPU wake-up finds it idle: the latency rows carry it.
+echo "bench: tcp_congestion_control $(cat /proc/sys/net/ipv4/tcp_congestion_control), default_qdisc $(cat /proc/sys/net/core/default_qdisc 2>/dev/null || echo unknown): $(grep -q bbr /proc/sys/net/ipv4/tcp_congestion_control && echo "senders pace with timers (bulk TCP rows carry it)" || echo "no pacing on loopback")" >&2
 read -r PLO PHI < /proc/sys/net/ipv4/ip_local_port_range
 echo "bench: ip_local_port_range $PLO-$PHI: the cps test tops out near $(( (PHI - PLO + 1) / 2 )) connections/s for any relay" >&2
 POLL_NS=/sys/module/haltpoll/parameters/guest_halt_poll_ns

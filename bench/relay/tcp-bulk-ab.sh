@@ -12,6 +12,8 @@
 # STAT=1 counts, with perf stat on the relay, task-clock (ms), context switches and system calls
 # (all, and splice, recvfrom, sendto, writev, epoll_wait, epoll_pwait) per GB relayed; STAT_EV=list
 # replaces those events (e.g. task-clock,timer:hrtimer_start,timer:hrtimer_expire_entry).
+# CC_STATE=1 prints, half-way through each step, the congestion-control state of the relay's
+# socket that has sent the most (docs/benchmarks.md, "Congestion control and the bulk TCP rows").
 # PERF=DIR records `perf record -e cpu-clock -g` of the relay for each P=1 step (PERF_P=N: P=N) into DIR
 # (PERF_EV=event records that event instead, e.g. timer:hrtimer_start).
 set -euo pipefail
@@ -44,6 +46,18 @@ bg_busy() {
 # CPU ticks (utime+stime) of every process in group $1
 ticks() { local s=0 p; for p in $(pgrep -g "$1"); do s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat" 2> /dev/null || echo 0))); done; echo $s; }
 HZ=$(getconf CLK_TCK)
+# cc_state GROUP: the congestion control of the group's socket that has sent the most, as `ss -ti`
+# shows it mid-step (BBR's pacing_gain 2.88672 is its start-up, 1.25/0.75/1 its bandwidth probing).
+cc_state() {
+  local pids
+  pids=$(pgrep -g "$1" | paste -sd'|')
+  ss -tinp 2> /dev/null | awk -v pids="pid=($pids)," '
+    /^ESTAB/ { mine = ($0 ~ pids) }
+    mine && /bytes_acked:/ { b = 0; cc = "?"
+      for (i = 1; i <= NF; i++) { if ($i ~ /^bytes_acked:/) { split($i, a, ":"); b = a[2] + 0 } if ($i ~ /^(bbr|cubic|reno)/) cc = $i }
+      if (b > best) { best = b; state = cc } }
+    END { if (state != "") print "cc=" state }'
+}
 STAT_EV=${STAT_EV:-task-clock,context-switches,raw_syscalls:sys_enter,syscalls:sys_enter_splice,syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendto,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_writev}
 : > "$W/results"
 one() { # ROUND INDEX SCRIPT
@@ -81,7 +95,10 @@ one() { # ROUND INDEX SCRIPT
       perf stat -x, -e "$STAT_EV" -p "$(pgrep -g "$SP" | paste -sd,)" -o "$W/stat" > /dev/null 2>&1 & ps=$!
     fi
     a=$(ticks "$SP")
-    taskset -c 0 timeout $((DUR + 20)) iperf3 -c 127.0.0.1 -p "$tport" -t "$DUR" -P "$p" -J > "$W/iperf.json" 2> /dev/null || true
+    taskset -c 0 timeout $((DUR + 20)) iperf3 -c 127.0.0.1 -p "$tport" -t "$DUR" -P "$p" -J > "$W/iperf.json" 2> /dev/null &
+    local ip=$! cc=""
+    [ "${CC_STATE:-0}" = 1 ] && { sleep "$(awk -v d="$DUR" 'BEGIN { print d / 2 }')"; cc=" $(cc_state "$SP")"; }
+    wait "$ip" || true
     b=$(ticks "$SP")
     [ -n "$pp" ] && { kill -INT "$pp"; wait "$pp" || true; }
     read -r gbit gbps <<< "$(node -e 'let j = {}; try { j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); } catch {} const s = j.end && j.end.sum_received; console.log(s ? (s.bytes * 8 / 1e9).toFixed(3) : 0, s ? (s.bits_per_second / 1e9).toFixed(2) : 0)' "$W/iperf.json")"
@@ -92,7 +109,7 @@ one() { # ROUND INDEX SCRIPT
     fi
     cpu=$(awk -v t=$((b - a)) -v hz="$HZ" 'BEGIN { printf "%.3f", t / hz }')
     local per=$(awk -v g="$gbit" -v c="$cpu" 'BEGIN { printf "%.2f", (c > 0 ? g / c : 0) }')
-    echo "r$round relay$i P=$p: gbps=$gbps relay_cpu_s=$cpu gbit_per_cpu_s=$per$per_gb  ($s)"
+    echo "r$round relay$i P=$p: gbps=$gbps relay_cpu_s=$cpu gbit_per_cpu_s=$per$per_gb$cc  ($s)"
     echo "$i P$p $per" >> "$W/results"
   done
   kill -- "-$SP" 2> /dev/null || true; wait "$SP" 2> /dev/null || true
