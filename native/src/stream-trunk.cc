@@ -190,7 +190,7 @@ void ReadPlain(StreamEngine* e, int plain) {
     // segment per timer, and a write per chunk mostly leaves at once, the next chunk's read and
     // seal taking about the pacing gap (docs/benchmarks.md, "Congestion control and the bulk TCP
     // rows"). Small frames (a connection's first bytes, credit) still go together at the pass's end.
-    if (Pending(t) >= kTrunkChunk && (e->conns[tid].ready & kReadyOutClient) && !Send(e, tid, t)) return;
+    if (Pending(t) >= kTrunkChunk && !Send(e, tid, t)) return;
   }
 }
 
