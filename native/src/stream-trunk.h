@@ -12,8 +12,9 @@
 // Flow control per stream: a sender may have at most kTrunkWindow bytes of DATA not yet granted
 // back by CREDIT; the receiver grants what it wrote to its plain side. So a slow reader stalls only
 // its own stream, and the receiver never buffers more than one window per stream. Frames of all
-// streams are appended to one output buffer and written once per engine pass; the trunk stops
-// reading plain sides while that buffer holds kTrunkOutCap bytes.
+// streams are appended to one output buffer, written as soon as kTrunkChunk bytes wait and
+// otherwise once at the end of the engine pass; the trunk stops reading plain sides while that
+// buffer holds kTrunkOutCap bytes.
 //
 // Events: a stream's end is the pairs' end record [4, plain id, reason, errno, from plain, to
 // plain] (upstream-* when the trunk side ended first or failed); the trunk's own end (a FIN, a
