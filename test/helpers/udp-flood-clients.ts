@@ -61,15 +61,24 @@ flood.bind(0, host, ready); victim.bind(0, host, ready);
 export type FloodMessage = { type: string; [k: string]: number | string };
 
 /** The child's next message of `type`; rejects if it exits first. */
-export function nextMessage(child: ChildProcess, type: string): Promise<FloodMessage> {
+export function nextMessage(child: ChildProcess, type: string, timeoutMs = 60_000): Promise<FloodMessage> {
   return new Promise((resolve, reject) => {
     const on = (m: FloodMessage) => {
       if (m.type !== type) return;
       child.off('message', on);
+      clearTimeout(timer);
       resolve(m);
     };
+    // Bounded: a message that never comes fails the test instead of holding the suite.
+    const timer = setTimeout(() => {
+      child.off('message', on);
+      reject(new Error(`no "${type}" from the client process within ${timeoutMs} ms`));
+    }, timeoutMs);
     child.on('message', on);
-    child.once('exit', (code) => reject(new Error(`the client process exited (${code}) before "${type}"`)));
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the client process exited (${code}) before "${type}"`));
+    });
   });
 }
 
