@@ -14,6 +14,7 @@
 # streams; 0: every stream multiplexed; default: the config's, 8); TRUNKS sets agent.trunks (sealed
 # trunks carrying many streams each in the native engine; default: the config's); ISOLATE_ABOVE sets udp.isolateAbove of the public listeners (0: off); NODE_FLAGS is passed to node (e.g. --cpu-prof --cpu-prof-dir=DIR).
 # SLICE_US sets scheduler.sliceUs (the threads' scheduler slice in µs; 0: the system's; default: the config's).
+# SLUICE_CONGESTION sets `congestion` (auto, system, or an algorithm; default: the config's, auto).
 # ADMIN_PORT: an admin listener (metrics at /metrics) on 127.0.0.1:ADMIN_PORT (sluice-counters.sh).
 # Gateway and agent in two processes (expose-idle.sh SPLIT=1): ROLE=gateway, then ROLE=agent, with
 # the same SUBJECT_DIR (certificate and token made once there); SLUICE_ROOT runs another checkout.
@@ -62,6 +63,7 @@ YAML
 cat <<YAML
 ${ADMIN_PORT:+admin: { listen: 127.0.0.1:$ADMIN_PORT \}}
 ${SLICE_US:+scheduler: { sliceUs: $SLICE_US \}}
+${SLUICE_CONGESTION:+congestion: $SLUICE_CONGESTION}
 accessLog: { output: "off" }
 log: { level: warn }
 lifecycle: { drainTimeout: 1s }

@@ -13,7 +13,9 @@
 # that the load never reaches (perSource and perRoute of 100 Gbit/s) on the echo routes, to measure
 # the cost of a limit that is not reached (docs/bans.md). SLUICE_BENCH_POOL=1 (subject-pool.sh)
 # makes every route a pool (docs/pools.md) of its one upstream, with active health checks, to
-# measure what pooling costs against the same routes with one upstream.
+# measure what pooling costs against the same routes with one upstream. SLUICE_CONGESTION sets
+# `congestion` (auto, system, or an algorithm; default: the config's, auto; docs/datapath.md
+# "Congestion control of the engine's sockets"): system measures the sockets as the kernel makes them.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -73,6 +75,7 @@ flowLog: { output: $FLOW }
 $ADMIN
 log: { level: warn }
 datapath: ${SLUICE_DATAPATH:-auto}
+${SLUICE_CONGESTION:+congestion: $SLUICE_CONGESTION}
 ${SLICE_US:+scheduler: { sliceUs: $SLICE_US \}}
 lifecycle: { drainTimeout: 1s }
 YAML

@@ -170,6 +170,11 @@ napi_value Listen(napi_env env, napi_callback_info info) {
   // As Node's servers: a restarted process may bind while old connections sit in TIME_WAIT.
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (a.addr.sin6_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+  // Before listen(): accepted sockets take the listener's congestion control.
+  if (int err = StreamApplyCongestion(e, fd, a.addr); err != 0) {
+    close(fd);
+    return ThrowErrno(env, err, "setsockopt TCP_CONGESTION", a.text);
+  }
   if (bind(fd, reinterpret_cast<sockaddr*>(&a.addr), a.len) < 0 || listen(fd, Int32(env, argv[3])) < 0) {
     int err = errno;
     close(fd);
@@ -210,6 +215,9 @@ napi_value Dial(napi_env env, napi_callback_info info) {
   if (fd < 0) return nullptr;
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  // Before connect(), so the kernel's default never starts on it. A failure (the algorithm gone
+  // since start, where it was checked) leaves the default: a dial does not fail for it.
+  StreamApplyCongestion(e, fd, a.addr);
   if (connect(fd, reinterpret_cast<sockaddr*>(&a.addr), a.len) < 0 && errno != EINPROGRESS) {
     int err = errno;
     close(fd);
@@ -423,6 +431,7 @@ void RegisterStream(napi_env env, napi_value exports) {
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   RegisterStreamJoin(env, exports);
+  RegisterStreamCongestion(env, exports);
   RegisterStreamTrunk(env, exports);
   RegisterStreamRelayed(env, exports);
 }

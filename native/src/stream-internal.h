@@ -33,6 +33,10 @@ bool StreamJoinAtConnect(StreamEngine* e, int id);
 void RegisterStreamJoin(napi_env env, napi_value exports);
 // stream-trunk-api.cc: the trunk's calls (stream-trunk.h).
 void RegisterStreamTrunk(napi_env env, napi_value exports);
+// stream-congestion.cc: TCP_CONGESTION on a socket about to listen or connect, as the engine's
+// setting asks for `addr` (0, or the errno of setsockopt); the call that sets it.
+int StreamApplyCongestion(StreamEngine* e, int fd, const sockaddr_in6& addr);
+void RegisterStreamCongestion(napi_env env, napi_value exports);
 // stream-api.cc: streamDial's N-API entry, which streamDialJoin extends.
 napi_value StreamDialCall(napi_env env, napi_callback_info info);
 // stream-api.cc: a Uint8Array argument's bytes (throws a TypeError otherwise).

@@ -70,6 +70,8 @@ constexpr int kBigPipes = 128;
 // move less switch it back. One page, so what a send leaves behind always fits an empty pipe in
 // one write (PIPE_BUF).
 constexpr size_t kCopyChunk = 4096;
+// TCP_CONGESTION names: TCP_CA_NAME_MAX (16) with the terminating NUL.
+constexpr size_t kCongestionName = 16;
 // Small splice reads in a row before a bulk direction goes back to copying. Under several bulk
 // streams a wake-up often finds only a few KiB on one socket: one small read is the tail of a
 // burst, not a small-message connection, and switching on it cost a 4 KiB recv/send (a small
@@ -147,6 +149,10 @@ struct StreamEngine {
   int big_pipes = 0;             // open pipes enlarged to kPipeBytes
   // Listeners bound to one address: an accepted connection's local address is theirs (no getsockname).
   std::unordered_map<int, sockaddr_storage> bound;
+  // The congestion control of later listeners and dials (stream-congestion.cc): `cc_all` for
+  // every one, else `cc_local` for those whose peer is on this host; "" = the kernel's default.
+  char cc_local[kCongestionName] = "";
+  char cc_all[kCongestionName] = "";
 
   double* ev = nullptr;
   int ev_max = 0;

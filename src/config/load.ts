@@ -212,6 +212,7 @@ function compile(data: RawConfig): SluiceConfig {
     log: data.log,
     lifecycle: { drainTimeoutMs: data.lifecycle.drainTimeout, watch: data.lifecycle.watch },
     datapath: data.datapath,
+    congestion: data.congestion,
     scheduler: data.scheduler,
     ...(data.gateway ? { gateway: compileGateway(data.gateway as RawGateway, data.acl, data.sourcePrefix) } : {}),
     ...(data.agent ? { agent: compileAgent(data.agent as RawAgent) } : {}),

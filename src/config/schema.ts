@@ -218,6 +218,14 @@ export const configSchema = z.strictObject({
   lifecycle: z.strictObject({ drainTimeout: duration.prefault('30s'), watch: z.boolean().default(false) }).prefault({}),
   /** How UDP datagrams move (docs/datapath.md): `auto` = native where the addon loads, else js. */
   datapath: z.enum(['auto', 'native', 'js']).default('auto'),
+  /**
+   * The TCP congestion control of Sluice's own sockets on the native stream datapath
+   * (docs/datapath.md "Congestion control"): auto, system, or a kernel algorithm's name.
+   */
+  congestion: z
+    .string()
+    .regex(/^[a-z0-9_]{1,15}$/, 'auto, system, or the name of a TCP congestion control (cubic, bbr, reno, ...)')
+    .default('auto'),
   /** The scheduler slice of the process's threads (docs/configuration.md, "scheduler"). */
   scheduler: schedulerSchema,
   gateway: expose.gateway.optional(),

@@ -63,6 +63,8 @@ export interface SluiceConfig extends ObserveConfig {
   readonly lifecycle: { readonly drainTimeoutMs: number; readonly watch: boolean };
   /** The UDP datapath (docs/datapath.md); read at start, a reload does not switch it. Absent = auto. */
   readonly datapath?: 'auto' | 'native' | 'js';
+  /** The TCP congestion control of the native stream datapath's sockets (datapath/congestion.ts); read at start. Absent = auto. */
+  readonly congestion?: string;
   /** The scheduler slice of every thread (docs/configuration.md, "scheduler"); read at start. Absent = the default. */
   readonly scheduler?: SchedulerSettings;
   /** The agent endpoint and public listeners of exposed services (docs/expose.md); absent = no gateway. */

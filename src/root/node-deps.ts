@@ -1,6 +1,7 @@
 import type { Clock } from '../core/clock.js';
 import type { YoungGenerationHeap } from '../core/young-generation.js';
 import type { SliceSyscalls } from '../ops/scheduler-slice.js';
+import type { KernelCongestion } from '../datapath/congestion.js';
 import type { NativeDatapathOptions } from '../datapath/native/native-datapath.js';
 
 /** What a node takes from its process: the clock, where logs go, the config file, native knobs. */
@@ -16,4 +17,6 @@ export interface NodeDeps {
   readonly youngGeneration?: YoungGenerationHeap | null;
   /** The scheduler slice's system calls (ops/scheduler-slice.ts), or why there are none: the addon's by default. */
   readonly schedulerSlice?: SliceSyscalls | string;
+  /** The kernel's TCP congestion controls (datapath/congestion.ts): read from /proc by default, null for none shown. */
+  readonly kernelCongestion?: KernelCongestion | null;
 }

@@ -7,6 +7,7 @@ import { youngGenerationHeap } from '../datapath/native/binding.js';
 import { YoungGenerationWatch } from '../core/young-generation.js';
 import { startNodeSlice } from '../ops/scheduler-slice.js';
 import { selectStreamDatapath } from '../datapath/native/select-stream.js';
+import { congestionChoice, readKernelCongestion } from '../datapath/congestion.js';
 import { GeoHolder } from '../admission/geo-holder.js';
 import { CrowdsecHolder } from '../admission/crowdsec/crowdsec-holder.js';
 import { VerdictChanges } from '../admission/reverdict.js';
@@ -51,7 +52,9 @@ export async function startNode(config: SluiceConfig, deps: NodeDeps, signal?: A
     // Datapath: chosen once per process; `datapath: native` where the addon cannot load stops the start here.
     const udp = selectUdpDatapath(config.datapath ?? 'auto', deps.udpNative);
     if (udp.fallback !== undefined) log.warn({ reason: udp.fallback }, 'native UDP datapath unavailable; using the js datapath');
-    const stream = selectStreamDatapath(config.datapath ?? 'auto');
+    const congestion = congestionChoice(config.congestion ?? 'auto', deps.kernelCongestion !== undefined ? (deps.kernelCongestion ?? undefined) : readKernelCongestion());
+    const stream = selectStreamDatapath(config.datapath ?? 'auto', { congestion });
+    if (stream.datapath.kind === 'native' && (congestion.local !== '' || congestion.all !== '')) log.info({ congestion: config.congestion ?? 'auto', ...congestion }, 'TCP congestion control of the stream datapath\'s sockets');
     if (stream.fallback !== undefined) log.warn({ reason: stream.fallback }, 'native TCP stream datapath unavailable; using the js datapath');
     // The young generation V8 grew in a burst, given back once the process is quiet (core/young-generation.ts);
     // through the addon, so not where the config keeps the process off it (`datapath: js`).

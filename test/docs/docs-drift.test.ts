@@ -110,6 +110,7 @@ const SECTION_DOCS: Record<string, readonly string[]> = {
   log: ['docs/configuration.md'],
   lifecycle: ['docs/configuration.md'],
   datapath: ['docs/configuration.md'],
+  congestion: ['docs/configuration.md'],
   scheduler: ['docs/configuration.md'],
   gateway: ['docs/expose.md', 'docs/fleet.md', 'docs/pools.md'],
   agent: ['docs/expose.md', 'docs/connect.md', 'docs/pools.md', 'docs/fleet.md'],

@@ -7,6 +7,7 @@ import { NativeTrunk, packKeys, type TrunkEngine } from './native-trunk.js';
 import type { StreamTrunk } from '../stream-trunk.js';
 import { NativeRelays, relayedBindingOf } from './native-relayed.js';
 import type { RelayedConn, RelayedConnEvents } from '../relayed-conn.js';
+import type { CongestionChoice } from '../congestion.js';
 
 /** Event records per delivery; the engine delivers early when they fill. */
 const EVENT_RECORDS = 512;
@@ -56,9 +57,11 @@ export class NativeStreamDatapath implements StreamDatapath, ConnEngine {
   readonly #trunkEnds = new Map<number, (code: string) => void>();
   readonly #trunkReady = new Map<number, (sid: number) => void>();
 
-  constructor(binding: NativeStreamBinding) {
+  /** `congestion`: the TCP congestion control of its listeners and dials (datapath/congestion.ts); absent = the kernel's. */
+  constructor(binding: NativeStreamBinding, congestion?: CongestionChoice) {
     this.#b = binding;
     this.#engine = binding.streamOpen(this.#ev, (n) => this.#onEvents(n));
+    if (congestion !== undefined && (congestion.local !== '' || congestion.all !== '')) binding.streamCongestion(this.#engine, congestion.local, congestion.all);
   }
 
   async listen(host: string, port: number, onConnection: (conn: StreamConn) => void): Promise<StreamListener> {

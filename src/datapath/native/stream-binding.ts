@@ -37,6 +37,8 @@ export interface NativeStreamBinding {
   streamListen(engine: StreamEngineHandle, host: string, port: number, backlog: number): number;
   streamLocal(engine: StreamEngineHandle, id: number): [family: 4 | 6, address: string, port: number];
   streamDial(engine: StreamEngineHandle, host: string, port: number, timeoutMs: number): number;
+  /** TCP_CONGESTION for later listeners and dials: `all` for every one, else `local` where the peer is on this host ('' = the kernel's default). */
+  streamCongestion(engine: StreamEngineHandle, local: string, all: string): void;
   streamWatch(engine: StreamEngineHandle, id: number): void;
   streamRead(engine: StreamEngineHandle, id: number, buf: Uint8Array): number;
   streamWrite(engine: StreamEngineHandle, id: number, buf: Uint8Array): number;
