@@ -64,6 +64,13 @@ fi
 # - a guest whose idle vCPU halts at once (cpuidle haltpoll, guest_halt_poll_ns=0) pays a wake-up
 #   through the hypervisor each time a cross-CPU wake-up finds it idle: the latency rows carry it.
 echo "bench: tcp_congestion_control $(cat /proc/sys/net/ipv4/tcp_congestion_control), default_qdisc $(cat /proc/sys/net/core/default_qdisc 2>/dev/null || echo unknown): $(grep -q bbr /proc/sys/net/ipv4/tcp_congestion_control && echo "senders pace with timers (bulk TCP rows carry it)" || echo "no pacing on loopback")" >&2
+# Sluice's own sockets (its `congestion` setting, docs/datapath.md "Congestion control of the
+# engine's sockets"): under auto and a BBR default, those whose peer is on this host use cubic.
+# In the bench that is every socket of Sluice's (all of it is on loopback): the route's upstream
+# leg, and for subject-expose.sh also the trunk between gateway and agent, which a real exposure
+# has across a network. nginx and HAProxy pace theirs. SLUICE_CONGESTION=system measures Sluice
+# with the kernel's default on every socket, as before the setting.
+grep -q bbr /proc/sys/net/ipv4/tcp_congestion_control && echo "bench: Sluice's congestion ${SLUICE_CONGESTION:-auto}: $([ "${SLUICE_CONGESTION:-auto}" = auto ] && echo "its loopback sockets use cubic, nginx's and HAProxy's pace (SLUICE_CONGESTION=system: the kernel's default)" || echo "as set")" >&2
 read -r PLO PHI < /proc/sys/net/ipv4/ip_local_port_range
 echo "bench: ip_local_port_range $PLO-$PHI: the cps test tops out near $(( (PHI - PLO + 1) / 2 )) connections/s for any relay" >&2
 POLL_NS=/sys/module/haltpoll/parameters/guest_halt_poll_ns
