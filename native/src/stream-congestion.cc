@@ -1,8 +1,8 @@
-// The congestion control of the engine's own TCP sockets (docs/datapath.md "Congestion control"):
-// set with TCP_CONGESTION before listen() or connect(), so the kernel's default never starts on
-// them. Which algorithm, and for which sockets, is TypeScript's decision (datapath/congestion.ts);
-// the engine applies it: `all` to every listener and dial, else `local` to those whose peer is on
-// this host (a dial to a loopback address, a listener bound to one).
+// The congestion control of the engine's own TCP sockets (docs/datapath.md "Congestion control of
+// the engine's sockets"): set with TCP_CONGESTION before listen() or connect(), so the kernel's
+// default never starts on them. Which algorithm, and for which sockets, is TypeScript's decision
+// (datapath/congestion.ts); the engine applies it: `all` to every listener and dial, else `local`
+// to those whose peer is on this host (a dial to a loopback address, a listener bound to one).
 #include "stream-internal.h"
 #include "napi-util.h"
 

@@ -220,7 +220,7 @@ export const configSchema = z.strictObject({
   datapath: z.enum(['auto', 'native', 'js']).default('auto'),
   /**
    * The TCP congestion control of Sluice's own sockets on the native stream datapath
-   * (docs/datapath.md "Congestion control"): auto, system, or a kernel algorithm's name.
+   * (docs/datapath.md "Congestion control of the engine's sockets"): auto, system, or a kernel algorithm's name.
    */
   congestion: z
     .string()

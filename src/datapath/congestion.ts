@@ -1,15 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { SluiceError } from '../core/errors.js';
 
-/**
- * The `congestion` setting (docs/datapath.md "Congestion control"): which TCP congestion control
- * Sluice's own sockets on the native stream datapath use. `auto` (the default) keeps the kernel's
- * except where it paces by itself (BBR) and the peer is on this host: pacing exists to spare a
- * network's queues and loopback has none, while its timers cost the sending CPU about as much as
- * the bytes do. `system` never sets one. A name (`cubic`, `bbr`, ...) is set on every listener
- * and dial of the native stream datapath.
+/*
+ * The `congestion` setting (docs/datapath.md "Congestion control of the engine's sockets"): which
+ * TCP congestion control Sluice's own sockets on the native stream datapath use. `auto` (the
+ * default) keeps the kernel's except where it paces by itself (BBR) and the peer is on this host:
+ * pacing exists to spare a network's queues and loopback has none, while its timers, firing as
+ * the relay runs, cost a splicing relay more CPU than the bytes' own handling. `system` never sets
+ * one. A name (`cubic`, `bbr`, ...) is set on every listener and dial of the native stream datapath.
  */
-export type CongestionSetting = string;
 
 /** The kernel's congestion controls, as /proc/sys/net/ipv4 shows them to this network namespace. */
 export interface KernelCongestion {
@@ -40,8 +39,8 @@ const PACING = /^bbr/;
 /** For `auto`'s local sockets, in order: the kernel's usual default, then the one every kernel has. */
 const LOCAL = ['cubic', 'reno'];
 
-/** The choice for `setting`; throws SLUICE_ERR_CONFIG_INVALID for a name this kernel or this process cannot use. */
-export function congestionChoice(setting: CongestionSetting, kernel: KernelCongestion | undefined): CongestionChoice {
+/** The choice for `setting` (auto, system, or a name); throws SLUICE_ERR_CONFIG_INVALID for a name this kernel or this process cannot use. */
+export function congestionChoice(setting: string, kernel: KernelCongestion | undefined): CongestionChoice {
   if (setting === 'system') return NO_CONGESTION_CHOICE;
   if (setting === 'auto') {
     if (kernel === undefined || !PACING.test(kernel.default)) return NO_CONGESTION_CHOICE;
