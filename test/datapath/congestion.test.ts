@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import { congestionChoice, readKernelCongestion, type KernelCongestion, type CongestionChoice } from '../../src/datapath/congestion.js';
@@ -11,6 +10,7 @@ import { streamBindingOf } from '../../src/datapath/native/stream-binding.js';
 import { selectStreamDatapath } from '../../src/datapath/native/select-stream.js';
 import type { StreamConn } from '../../src/datapath/stream-datapath.js';
 import { nativeOnly } from './stream-datapaths.js';
+import { congestionOfSockets as socketsOf } from '../helpers/tcp-congestion.js';
 
 const kernel = (over: Partial<KernelCongestion> = {}): KernelCongestion => ({
   default: 'bbr',
@@ -66,26 +66,6 @@ test('congestion: a name needs the native stream datapath; auto on the js one is
   assert.throws(() => selectStreamDatapath('auto', { load: unavailable, congestion: { local: '', all: 'cubic' } }), invalid(/needs the native TCP stream datapath \(not available here: not built here\)/));
   assert.equal(selectStreamDatapath('auto', { load: unavailable, congestion: { local: 'cubic', all: '' } }).datapath.kind, 'js');
 });
-
-// The congestion control of each established socket with port `port` at either end, as `ss` shows
-// it: "local-port>peer-port" -> algorithm.
-function socketsOf(port: number, names: readonly string[]): Map<string, string> {
-  const out = execFileSync('ss', ['-tinH', 'state', 'established', `( sport = :${port} or dport = :${port} )`], { encoding: 'utf8' });
-  const found = new Map<string, string>();
-  let ends: string | undefined;
-  for (const line of out.split('\n')) {
-    if (line.trim() === '') continue;
-    if (!/^\s/.test(line)) {
-      const f = line.trim().split(/\s+/);
-      const portOf = (a: string) => a.slice(a.lastIndexOf(':') + 1);
-      ends = `${portOf(f[2])}>${portOf(f[3])}`;
-    } else if (ends !== undefined) {
-      found.set(ends, line.trim().split(/\s+/).find((w) => names.includes(w)) ?? '?');
-      ends = undefined;
-    }
-  }
-  return found;
-}
 
 const { skip } = nativeOnly();
 
