@@ -57,6 +57,12 @@ export function congestionChoice(setting: string, kernel: KernelCongestion | und
   return { local: '', all: setting };
 }
 
+/** The choice as /api/health shows it: `loopback` or `all`; undefined when nothing is set. */
+export function congestionView(choice: CongestionChoice): { loopback: string } | { all: string } | undefined {
+  if (choice.all !== '') return { all: choice.all };
+  return choice.local !== '' ? { loopback: choice.local } : undefined;
+}
+
 function usable(kernel: KernelCongestion, name: string): boolean {
   return kernel.available.includes(name) && (kernel.privileged || kernel.allowed.includes(name));
 }

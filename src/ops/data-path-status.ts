@@ -47,6 +47,11 @@ export interface HealthStatus {
   readonly streamDatapath?: 'js' | 'native';
   /** Who seals the records of sealed pairs and trunks (native stream datapath; RecordCipherInfo): /api/health. Absent on the js datapath. */
   readonly recordCipher?: 'ipsec-mb' | 'openssl';
+  /**
+   * The congestion control the stream engine sets on its sockets (`congestion`, datapath/congestion.ts):
+   * `loopback` for those whose peer is on this host, `all` for every one. Absent when it sets none.
+   */
+  readonly congestion?: { readonly loopback?: string; readonly all?: string };
   /** Who seals and opens tunnel datagrams in the native UDP batch (DatagramCipherInfo): /api/health. Absent on the js datapath. */
   readonly datagramCipher?: 'ipsec-mb' | 'openssl';
   /** Container discovery's state, label routes and label problems (absent without `docker:`). */

@@ -186,7 +186,7 @@ export class Ops {
   status(): Record<string, unknown> {
     const routes = this.#served.all();
     const { agent } = this.#deps.status.peers();
-    const { datapath, streamDatapath = 'js', recordCipher, datagramCipher, containers, fleet } = this.#deps.status.health();
+    const { datapath, streamDatapath = 'js', recordCipher, congestion, datagramCipher, containers, fleet } = this.#deps.status.health();
     const gateway = this.#served.gatewaySummary();
     const peers = peerSummary(agent);
     const problems = this.#sinks.problems();
@@ -202,6 +202,7 @@ export class Ops {
       datapath,
       streamDatapath,
       ...(recordCipher !== undefined ? { recordCipher } : {}),
+      ...(congestion !== undefined ? { congestion } : {}),
       ...(datagramCipher !== undefined ? { datagramCipher } : {}),
       ...(containers !== undefined ? { containers } : {}),
       ...(fleet !== undefined ? { fleet } : {}),

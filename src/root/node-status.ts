@@ -37,6 +37,7 @@ export class NodeStatus implements DataPathStatus {
     private readonly streamDatapath: 'js' | 'native' = 'js',
     private readonly recordCipher?: 'ipsec-mb' | 'openssl',
     private readonly datagramCipher?: 'ipsec-mb' | 'openssl',
+    private readonly congestion?: HealthStatus['congestion'],
   ) {}
 
   /** Shows `part` until the returned function takes it off. */
@@ -111,7 +112,7 @@ export class NodeStatus implements DataPathStatus {
 
   health(): HealthStatus {
     const fleet = this.#shown.fleet?.health();
-    return { datapath: this.datapath, streamDatapath: this.streamDatapath, ...(this.recordCipher ? { recordCipher: this.recordCipher } : {}), ...(this.datagramCipher ? { datagramCipher: this.datagramCipher } : {}), containers: this.#shown.containers?.status(), ...(fleet ? { fleet } : {}) };
+    return { datapath: this.datapath, streamDatapath: this.streamDatapath, ...(this.recordCipher ? { recordCipher: this.recordCipher } : {}), ...(this.datagramCipher ? { datagramCipher: this.datagramCipher } : {}), ...(this.congestion ? { congestion: this.congestion } : {}), containers: this.#shown.containers?.status(), ...(fleet ? { fleet } : {}) };
   }
 
   fleet(): Promise<unknown> | undefined {

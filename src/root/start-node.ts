@@ -7,7 +7,7 @@ import { youngGenerationHeap } from '../datapath/native/binding.js';
 import { YoungGenerationWatch } from '../core/young-generation.js';
 import { startNodeSlice } from '../ops/scheduler-slice.js';
 import { selectStreamDatapath } from '../datapath/native/select-stream.js';
-import { congestionChoice, readKernelCongestion } from '../datapath/congestion.js';
+import { congestionChoice, congestionView, readKernelCongestion } from '../datapath/congestion.js';
 import { GeoHolder } from '../admission/geo-holder.js';
 import { CrowdsecHolder } from '../admission/crowdsec/crowdsec-holder.js';
 import { VerdictChanges } from '../admission/reverdict.js';
@@ -54,7 +54,8 @@ export async function startNode(config: SluiceConfig, deps: NodeDeps, signal?: A
     if (udp.fallback !== undefined) log.warn({ reason: udp.fallback }, 'native UDP datapath unavailable; using the js datapath');
     const congestion = congestionChoice(config.congestion ?? 'auto', deps.kernelCongestion !== undefined ? (deps.kernelCongestion ?? undefined) : readKernelCongestion());
     const stream = selectStreamDatapath(config.datapath ?? 'auto', { congestion });
-    if (stream.datapath.kind === 'native' && (congestion.local !== '' || congestion.all !== '')) log.info({ congestion: config.congestion ?? 'auto', ...congestion }, 'TCP congestion control of the stream datapath\'s sockets');
+    const congestionShown = stream.datapath.kind === 'native' ? congestionView(congestion) : undefined;
+    if (congestionShown) log.info({ congestion: config.congestion ?? 'auto', ...congestionShown }, 'TCP congestion control of the stream datapath\'s sockets');
     if (stream.fallback !== undefined) log.warn({ reason: stream.fallback }, 'native TCP stream datapath unavailable; using the js datapath');
     // The young generation V8 grew in a burst, given back once the process is quiet (core/young-generation.ts);
     // through the addon, so not where the config keeps the process off it (`datapath: js`).
@@ -73,7 +74,7 @@ export async function startNode(config: SluiceConfig, deps: NodeDeps, signal?: A
     if (cipher !== undefined && cipher.cipher === 'openssl') log.info({ reason: cipher.missing }, 'sealed records use OpenSSL (ipsec-mb not loaded)');
     const datagrams = udp.datapath?.datagramCipher?.();
     if (datagrams !== undefined && datagrams.cipher === 'openssl') log.info({ reason: datagrams.missing }, 'tunnel datagrams use OpenSSL (ipsec-mb not loaded)');
-    const status = new NodeStatus(udp.datapath?.kind ?? 'js', stream.datapath.kind, cipher?.cipher, datagrams?.cipher);
+    const status = new NodeStatus(udp.datapath?.kind ?? 'js', stream.datapath.kind, cipher?.cipher, datagrams?.cipher, congestionShown);
     const shown = <K extends keyof ShownParts>(key: K, build: (signal: AbortSignal) => ShownParts[K] | Promise<ShownParts[K]>, close: (part: ShownParts[K]) => void | Promise<void>) =>
       status.startOn(stack, key, build, close);
     const geo = new GeoHolder();

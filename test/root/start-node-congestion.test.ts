@@ -37,10 +37,11 @@ async function relayed(yaml: (routePort: number, upstreamPort: number) => string
   const names = readKernelCongestion()!.available;
   const accepted = congestionOfSockets(port, names).get(`${port}>${client.localPort}`);
   const dialed = [...congestionOfSockets(up, names)].find(([ends]) => ends.endsWith(`>${up}`))?.[1];
+  const health = node.ops.status().congestion;
   client.destroy();
   await node.stop();
   upstream.close();
-  return { accepted, dialed };
+  return { accepted, dialed, health };
 }
 
 const route = (extra: string) => (port: number, up: number) => `
@@ -55,8 +56,8 @@ test('congestion: a name in the config is set on the route\'s listener and on it
   const k = readKernelCongestion()!;
   const other = ['reno', 'cubic'].find((n) => n !== k.default && k.available.includes(n))!;
   assert.ok(other, `reno or cubic besides the default ${k.default}`);
-  assert.deepEqual(await relayed(route(`congestion: ${other}`)), { accepted: other, dialed: other });
-  assert.deepEqual(await relayed(route('congestion: system')), { accepted: k.default, dialed: k.default });
+  assert.deepEqual(await relayed(route(`congestion: ${other}`)), { accepted: other, dialed: other, health: { all: other } });
+  assert.deepEqual(await relayed(route('congestion: system')), { accepted: k.default, dialed: k.default, health: undefined });
 });
 
 test('congestion auto: under a pacing default, the loopback listener and dial leave it', { skip }, async () => {
@@ -65,9 +66,9 @@ test('congestion auto: under a pacing default, the loopback listener and dial le
   // then picks reno, which differs from the real default whatever that is (bbr or cubic).
   const told: KernelCongestion = { ...k, default: 'bbr', available: k.available.filter((n) => n !== 'cubic') };
   assert.ok(k.default !== 'reno', 'the kernel default is not reno');
-  assert.deepEqual(await relayed(route(''), told), { accepted: 'reno', dialed: 'reno' });
+  assert.deepEqual(await relayed(route(''), told), { accepted: 'reno', dialed: 'reno', health: { loopback: 'reno' } });
   // The same kernel with a default that does not pace: nothing set.
-  assert.deepEqual(await relayed(route(''), { ...told, default: 'cubic' }), { accepted: k.default, dialed: k.default });
+  assert.deepEqual(await relayed(route(''), { ...told, default: 'cubic' }), { accepted: k.default, dialed: k.default, health: undefined });
 });
 
 test('congestion: a name the kernel does not offer stops the start with a config error, nothing left bound', async () => {
