@@ -92,8 +92,12 @@ export class FairSlot {
   reserved = 0;
   /** Its expected demand this round: twice what it offered in its latest round, plus one. */
   expected = 1;
-  /** When the batch's forwarded datagrams were last charged to it (`FairShare.charge`; ms, -Infinity: never), and its `offered` then. */
-  chargedAt = -Infinity;
+  /**
+   * When the batch's forwarded datagrams were last charged to it (`FairShare.charge`; ms, null:
+   * never), and its `offered` then. Null, not -Infinity: a field that starts as a double is a boxed
+   * number (16 bytes) in every slot, and most slots (idle sessions) are never charged.
+   */
+  chargedAt: number | null = null;
   offeredAtCharge = 0;
   /** Datagrams this slot had dropped, by reason (cumulative). */
   droppedBudget = 0;
@@ -243,7 +247,7 @@ export class FairShare {
    */
   #bankUnused(slot: FairSlot, unused: number, q: number): void {
     let idle = this.#round - slot.round - 1;
-    if (idle > 0 && slot.chargedAt !== -Infinity) {
+    if (idle > 0 && slot.chargedAt !== null) {
       const charged = this.#round + Math.floor((slot.chargedAt - (this.#roundEnd - this.roundMs)) / this.roundMs);
       if (charged > slot.round) idle = this.#round - charged - 1;
     }
@@ -303,8 +307,9 @@ export class FairShare {
     const start = this.#roundEnd - this.roundMs;
     const lastRoundEnd = slot.round < 0 ? -Infinity : this.#roundEnd - (this.#round - slot.round) * this.roundMs;
     // Its last charge, unless it sent through `admit` since (in a later round, or more offered in the same one).
-    const admittedSince = slot.chargedAt < lastRoundEnd - this.roundMs || slot.offered !== slot.offeredAtCharge;
-    const seen = admittedSince ? lastRoundEnd : slot.chargedAt;
+    const chargedAt = slot.chargedAt ?? -Infinity;
+    const admittedSince = chargedAt < lastRoundEnd - this.roundMs || slot.offered !== slot.offeredAtCharge;
+    const seen = admittedSince ? lastRoundEnd : chargedAt;
     slot.chargedAt = now;
     if (seen >= start || seen === -Infinity || now <= seen) return n;
     return Math.ceil((n * (now - start)) / (now - seen));
