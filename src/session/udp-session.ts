@@ -79,7 +79,8 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, Repl
   budgetOutPrev = 0;
   /**
    * The fields most sessions never set (UdpSessionExtras), made at their first write: an idle
-   * session costs one slot for them instead of fifteen.
+   * session costs one slot for them instead of fifteen. Each setter makes it in place (`??=`): the
+   * class has no private method, which would cost every instance a slot for the class's brand.
    */
   #x: UdpSessionExtras | null = null;
   /**
@@ -105,71 +106,67 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, Repl
     return this.channel === null ? undefined : this.channel.remote;
   }
 
-  #extras(): UdpSessionExtras {
-    return (this.#x ??= new UdpSessionExtras());
-  }
-
   /** An observe-only verdict on this live session was recorded (admission/reverdict.ts). */
   get wouldEndNoted(): boolean {
     return this.#x !== null && this.#x.wouldEndNoted;
   }
   set wouldEndNoted(v: boolean) {
-    if (v || this.#x !== null) this.#extras().wouldEndNoted = v;
+    if (v || this.#x !== null) (this.#x ??= new UdpSessionExtras()).wouldEndNoted = v;
   }
   /** The route's origin when it came from container labels (shared, not copied). */
   get origin(): RouteOrigin | undefined {
     return this.#x?.origin;
   }
   set origin(v: RouteOrigin | undefined) {
-    if (v !== undefined || this.#x !== null) this.#extras().origin = v;
+    if (v !== undefined || this.#x !== null) (this.#x ??= new UdpSessionExtras()).origin = v;
   }
   /** The listen port, on a route whose listen is a port range; undefined otherwise. */
   get listenPort(): number | undefined {
     return this.#x?.listenPort;
   }
   set listenPort(v: number | undefined) {
-    if (v !== undefined || this.#x !== null) this.#extras().listenPort = v;
+    if (v !== undefined || this.#x !== null) (this.#x ??= new UdpSessionExtras()).listenPort = v;
   }
   /** PROXY v2 header put in front of each datagram to the upstream; null when none (any more). */
   get prefix(): Buffer | null {
     return this.#x === null ? null : this.#x.prefix;
   }
   set prefix(v: Buffer | null) {
-    if (v !== null || this.#x !== null) this.#extras().prefix = v;
+    if (v !== null || this.#x !== null) (this.#x ??= new UdpSessionExtras()).prefix = v;
   }
   /** `first` mode: the header rides every datagram only until the upstream has answered once. */
   get prefixUntilReply(): boolean {
     return this.#x !== null && this.#x.prefixUntilReply;
   }
   set prefixUntilReply(v: boolean) {
-    if (v || this.#x !== null) this.#extras().prefixUntilReply = v;
+    if (v || this.#x !== null) (this.#x ??= new UdpSessionExtras()).prefixUntilReply = v;
   }
   /** Bandwidth gates of each direction (admission/bandwidth-limiter.ts); null where unlimited. */
   get bwUp(): BandwidthGate | null {
     return this.#x === null ? null : this.#x.bwUp;
   }
   set bwUp(v: BandwidthGate | null) {
-    if (v !== null || this.#x !== null) this.#extras().bwUp = v;
+    if (v !== null || this.#x !== null) (this.#x ??= new UdpSessionExtras()).bwUp = v;
   }
   get bwDown(): BandwidthGate | null {
     return this.#x === null ? null : this.#x.bwDown;
   }
   set bwDown(v: BandwidthGate | null) {
-    if (v !== null || this.#x !== null) this.#extras().bwDown = v;
+    if (v !== null || this.#x !== null) (this.#x ??= new UdpSessionExtras()).bwDown = v;
   }
   /** Its datagrams forwarded in the native batch (datapath/offload.ts), or null; the table folds its counters in. */
   get offload(): Offload | null {
     return this.#x === null ? null : this.#x.offload;
   }
   set offload(v: Offload | null) {
-    if (v !== null || this.#x !== null) this.#extras().offload = v;
+    if (v !== null || this.#x !== null) (this.#x ??= new UdpSessionExtras()).offload = v;
   }
   /** The client is the offload's plain side (the gateway); else its tunnel side (the agent). */
   get offloadClientPlain(): boolean {
     return this.#x !== null && this.#x.offloadClientPlain;
   }
   set offloadClientPlain(v: boolean) {
-    if (v || this.#x !== null) this.#extras().offloadClientPlain = v;
+    if (v || this.#x !== null) (this.#x ??= new UdpSessionExtras()).offloadClientPlain = v;
   }
   /** The offload's counters as last folded: datagrams and bytes from and to the client (made with the offload). */
   /** Sweep tick of the last attempt to offload it (one attempt per tick; -1: none yet). */
@@ -177,13 +174,13 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, Repl
     return this.#x === null ? -1 : this.#x.offloadTried;
   }
   set offloadTried(v: number) {
-    this.#extras().offloadTried = v;
+    (this.#x ??= new UdpSessionExtras()).offloadTried = v;
   }
   get offloadSeen(): number[] | null {
     return this.#x === null ? null : this.#x.offloadSeen;
   }
   set offloadSeen(v: number[] | null) {
-    if (v !== null || this.#x !== null) this.#extras().offloadSeen = v;
+    if (v !== null || this.#x !== null) (this.#x ??= new UdpSessionExtras()).offloadSeen = v;
   }
 
   constructor(
@@ -208,7 +205,7 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, Repl
     // `| 0` makes it a small integer to V8 too: a difference of two doubles stored as it is would
     // make the field a boxed double for every session of the table's shape.
     this.#wallOffset = offset >= -0x40000000 && offset < 0x40000000 ? offset | 0 : offset;
-    if (key !== clientKey(replyAddress, replyPort)) this.#extras().key = key;
+    if (key !== clientKey(replyAddress, replyPort)) (this.#x ??= new UdpSessionExtras()).key = key;
   }
 
   /** Wall-clock time it started (ms since the epoch). */
@@ -228,7 +225,7 @@ export class UdpSession implements DatagramReceiver, FlowCounters, FlowRef, Repl
 
   /** Keeps the key as it is now, whatever the reply address becomes (a session behind a PROXY sender). */
   pinKey(): void {
-    if (this.#x === null || this.#x.key === undefined) this.#extras().key = this.key;
+    if (this.#x === null || this.#x.key === undefined) (this.#x ??= new UdpSessionExtras()).key = this.key;
   }
 
   /** Where the session is in its life (udp-session-state.ts); changed only through `move`. */
