@@ -1,3 +1,7 @@
+import { FairSlot } from './fair-slot.js';
+
+export { FairSlot };
+
 /**
  * A send budget shared fairly among sessions, without queues: deficit round robin where a
  * datagram that would have to wait is dropped instead (the caller drops it BEFORE sealing or
@@ -76,37 +80,6 @@ export interface FairShareSettings {
   readonly perSecond: number;
   /** Length of a round in ms (the budget's granularity: also the largest burst). Default 10. */
   readonly roundMs?: number;
-}
-
-/** One session's state in a FairShare; the owner keeps it beside the session (one per session, not per datagram). */
-export class FairSlot {
-  /** The round this slot last sent in (-1: never). */
-  round = -1;
-  /** Datagrams this slot may still send within its share this round (may be fractional). */
-  deficit = 0;
-  /** It did not send in the previous round: it may draw on the spare. */
-  fresh = true;
-  /** Datagrams offered in its latest round (admitted or not): its demand. */
-  offered = 0;
-  /** What is still held back for it this round (its expected demand, at most its share). */
-  reserved = 0;
-  /** Its expected demand this round: twice what it offered in its latest round, plus one. */
-  expected = 1;
-  /**
-   * When the batch's forwarded datagrams were last charged to it (`FairShare.charge`; ms, null:
-   * never), and its `offered` then. Null, not -Infinity: a field that starts as a double is a boxed
-   * number (16 bytes) in every slot, and most slots (idle sessions) are never charged.
-   */
-  chargedAt: number | null = null;
-  offeredAtCharge = 0;
-  /** Datagrams this slot had dropped, by reason (cumulative). */
-  droppedBudget = 0;
-  droppedShare = 0;
-  droppedStale = 0;
-  /** Its share left unused, kept for a backlog read late (at most BANK_ROUNDS shares; see the class comment). */
-  bank = 0;
-  /** A datagram of it was dropped in its latest round: what it left of its share then was not unused, it was refused. */
-  refused = false;
 }
 
 export class FairShare {
