@@ -127,33 +127,36 @@ export class NativeListener<R extends ListenerReceiver = ListenerReceiver> imple
 
 /** One session's connected socket to its upstream. */
 export class NativeChannel implements DatagramChannel, NativeSocket {
-  #closed = false;
+  /** The engine's socket id, -1 once closed: one field for both (every agent session has a channel). */
+  #id: number;
 
   constructor(
     private readonly dp: NativeEngine,
-    private readonly id: number,
+    id: number,
     readonly remote: Endpoint,
     private readonly receiver: DatagramReceiver,
-  ) {}
+  ) {
+    this.#id = id;
+  }
 
   deliver(buf: Buffer): void {
     this.receiver.onUpstreamDatagram(buf);
   }
 
   failed(errno: number, syscall: 'recv' | 'send'): void {
-    if (this.#closed) return;
+    if (this.#id < 0) return;
     const err = systemError(errno, syscall);
     if (UNREACHABLE.has(err.code)) this.receiver.onUpstreamError(err);
     else if (this.receiver.onDatagramError !== undefined) this.receiver.onDatagramError(err);
   }
 
   send(buf: Buffer, prefix: Buffer | null): void {
-    if (!this.#closed) this.dp.stage(this.id, buf, prefix, 0, null);
+    if (this.#id >= 0) this.dp.stage(this.#id, buf, prefix, 0, null);
   }
 
   /** A connected socket is the plain side of a tunnel session (the agent's socket to its local service). */
   offloadEnd(): { readonly kind: 'channel'; readonly channel: NativeChannel } | null {
-    return this.#closed ? null : { kind: 'channel', channel: this };
+    return this.#id < 0 ? null : { kind: 'channel', channel: this };
   }
 
   /** The datapath this channel belongs to. */
@@ -163,12 +166,13 @@ export class NativeChannel implements DatagramChannel, NativeSocket {
 
   /** The engine's socket id; -1 once closed. */
   get socketId(): number {
-    return this.#closed ? -1 : this.id;
+    return this.#id;
   }
 
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.dp.release(this.id);
+    const id = this.#id;
+    if (id < 0) return;
+    this.#id = -1;
+    this.dp.release(id);
   }
 }
