@@ -25,6 +25,8 @@ import type { DropReason } from '../core/reasons.js';
 const ANSWERED = 1;
 const CLOSED = 2;
 const RETAG = 4;
+/** The service id (u16 on the wire) is kept above the three flags, in the same small integer. */
+const SERVICE_SHIFT = 3;
 
 /** What few connectees hold, or hold for a short while: made at its first use, let go when empty. */
 class ConnecteeExtras {
@@ -40,6 +42,7 @@ class ConnecteeExtras {
  * session holds its flags in one small integer and no buffer or group of its own.
  */
 export class Connectee extends FairSlot implements DatagramChannel {
+  /** ANSWERED, CLOSED, RETAG and the service id: one field for all (every exposed session has a connectee). */
   #flags: number;
   /** The public port (range services), the origin block until answered, the batch's group: null when none. */
   #x: ConnecteeExtras | null;
@@ -71,6 +74,11 @@ export class Connectee extends FairSlot implements DatagramChannel {
    */
   get retag(): boolean {
     return (this.#flags & RETAG) !== 0;
+  }
+
+  /** The agent's id of the service (its public listener) this session is for. */
+  get serviceId(): number {
+    return this.#flags >>> SERVICE_SHIFT;
   }
 
   /** For a range service: the public port the client sent to, told to the agent in the origin. */
@@ -105,14 +113,14 @@ export class Connectee extends FairSlot implements DatagramChannel {
   constructor(
     private readonly link: ConnecteeUplink,
     public tag: number,
-    readonly serviceId: number,
+    serviceId: number,
     readonly client: Endpoint,
     readonly receiver: DatagramReceiver,
     retag = true,
     port?: number,
   ) {
     super();
-    this.#flags = retag ? RETAG : 0;
+    this.#flags = (serviceId << SERVICE_SHIFT) | (retag ? RETAG : 0);
     this.#x = port === undefined ? null : new ConnecteeExtras(port);
   }
 
