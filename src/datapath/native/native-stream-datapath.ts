@@ -1,4 +1,5 @@
-import { canonicalIp, formatV6Groups, type Endpoint } from '../../core/address.js';
+import { canonicalIp, type Endpoint } from '../../core/address.js';
+import { endpointAt } from './event-endpoint.js';
 import { failedDial, type DialInFlight, type DialJoin, type PairCounters, type RecordCipherInfo, type RecordCipherName, type PairEnd, type SealedKeys, type StreamConn, type StreamDatapath, type StreamListener } from '../stream-datapath.js';
 import { END_REASONS, EV_ACCEPT, EV_CONNECTED, EV_END, EV_END_KEPT, EV_READABLE, EV_RECORD, EV_TRUNK_END, EV_TRUNK_READY, SEALED_END_CODES, type NativeStreamBinding, type StreamEngineHandle } from './stream-binding.js';
 import { endCode, systemError } from './system-error.js';
@@ -381,34 +382,6 @@ export class NativeStreamDatapath implements StreamDatapath, ConnEngine {
       conn.endedAsPair(errno !== 0 ? { reason, bytesFromClient, bytesToClient, code: endCode(errno, SEALED_END_CODES) } : { reason, bytesFromClient, bytesToClient });
     }
   }
-}
-
-/** The text of the last IPv4 address formatted: connections from one client share it. */
-let lastV4 = -1;
-let lastV4Text = '';
-
-/**
- * The endpoint at `o` of an event record. The port is read as an integer (`| 0`): a value read from
- * a Float64Array is a double to V8, and one double stored in `port` turns that field of every
- * `{ address, port, family }` in the process into a boxed number (16 bytes more per endpoint, two
- * per idle UDP session at gateway and agent).
- */
-function endpointAt(ev: Float64Array, o: number): Endpoint {
-  const port = ev[o + 1]! | 0;
-  if (ev[o] === 4) {
-    const a = ev[o + 2]!;
-    if (a !== lastV4) {
-      lastV4 = a;
-      lastV4Text = `${(a >>> 24) & 255}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
-    }
-    return { address: lastV4Text, port, family: 4 };
-  }
-  const g: number[] = [];
-  for (let i = 0; i < 4; i++) {
-    const w = ev[o + 2 + i]!;
-    g.push((w >>> 16) & 0xffff, w & 0xffff);
-  }
-  return { address: formatV6Groups(g), port, family: 6 };
 }
 
 function isSequence(n: number): boolean {
