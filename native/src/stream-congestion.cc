@@ -32,8 +32,10 @@ bool Name(napi_env env, napi_value v, char (&out)[kCongestionName]) {
   napi_typeof(env, v, &t);
   out[0] = '\0';
   if (t == napi_undefined) return true;
+  // The length first: a copy into `out` alone could not tell a 15-character name from a longer one cut.
   size_t n = 0;
-  if (t != napi_string || napi_get_value_string_utf8(env, v, out, sizeof out, &n) != napi_ok || n >= sizeof out - 1) {
+  if (t != napi_string || napi_get_value_string_utf8(env, v, nullptr, 0, &n) != napi_ok || n >= sizeof out ||
+      napi_get_value_string_utf8(env, v, out, sizeof out, &n) != napi_ok) {
     out[0] = '\0';
     napi_throw_type_error(env, nullptr, "a congestion control is a name of at most 15 characters");
     return false;
